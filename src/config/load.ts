@@ -1,0 +1,61 @@
+// Finding, reading and validating the configuration file.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { UserError } from '../errors.ts';
+import { configSchema, type Config } from './schema.ts';
+
+export const DEFAULT_CONFIG_PATH = 'config/dkim-relay.yaml';
+
+/** The embedded default: what `npm start` runs with no configuration of one's own. */
+export const EMBEDDED_DEFAULT = { demo: { domain: 'example.com' } };
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file read, or null for the embedded default. */
+  path: string | null;
+}
+
+/** --config, else $DKIM_RELAY_CONFIG, else config/dkim-relay.yaml, else the embedded default. */
+export function loadConfig(explicitPath?: string): LoadedConfig {
+  const path = explicitPath ?? process.env.DKIM_RELAY_CONFIG;
+  if (path) {
+    if (!existsSync(path)) {
+      throw new UserError(`configuration file ${path} does not exist`, 'check the --config path or DKIM_RELAY_CONFIG');
+    }
+    return { config: parseConfig(readFileSync(path, 'utf8'), path), path };
+  }
+  if (existsSync(DEFAULT_CONFIG_PATH)) {
+    return { config: parseConfig(readFileSync(DEFAULT_CONFIG_PATH, 'utf8'), DEFAULT_CONFIG_PATH), path: DEFAULT_CONFIG_PATH };
+  }
+  return { config: validate(EMBEDDED_DEFAULT, 'embedded default'), path: null };
+}
+
+/** Parses YAML text; an empty file means "all defaults". */
+export function parseConfig(text: string, source: string): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const problem = doc.errors[0];
+  if (problem) {
+    const where = problem.linePos?.[0] ? `line ${problem.linePos[0].line}, column ${problem.linePos[0].col}` : 'somewhere';
+    throw new UserError(
+      `${source}: YAML syntax error at ${where}: ${problem.message.split('\n')[0]}`,
+      'fix the YAML (indent with spaces, quote values containing ":" or "#")',
+    );
+  }
+  return validate(doc.toJS() ?? {}, source);
+}
+
+function validate(raw: unknown, source: string): Config {
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  throw new UserError(`${source}: ${describeIssue(result.error.issues[0]!)}`, 'see config/dkim-relay.example.yaml for every key');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.length ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = issue.path.length ? `${key}.` : '';
+    return `unknown key ${issue.keys.map((k) => prefix + k).join(', ')}`;
+  }
+  return `${key}: ${issue.message}`;
+}

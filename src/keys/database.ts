@@ -1,0 +1,53 @@
+// The key store's SQLite database: metadata only, never key material.
+import Database from 'better-sqlite3';
+import { UserError } from '../errors.ts';
+
+export type Db = Database.Database;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS keys (
+  id           INTEGER PRIMARY KEY,
+  domain       TEXT NOT NULL,
+  selector     TEXT NOT NULL,
+  algorithm    TEXT NOT NULL CHECK (algorithm IN ('rsa', 'ed25519')),
+  bits         INTEGER NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retiring', 'revoked')),
+  public_data  TEXT NOT NULL,
+  fingerprint  TEXT NOT NULL,
+  file         TEXT NOT NULL,
+  created_at   TEXT NOT NULL,
+  activated_at TEXT,
+  retired_at   TEXT,
+  revoked_at   TEXT,
+  UNIQUE (domain, selector)
+);
+CREATE INDEX IF NOT EXISTS keys_by_domain ON keys (domain, state);
+`;
+
+/** Opens (creating if need be) the database in WAL mode; a busy database waits up to `timeoutMs`. */
+export function openDatabase(file: string, timeoutMs = 5000): Db {
+  try {
+    const db = new Database(file, { timeout: timeoutMs });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(SCHEMA);
+    return db;
+  } catch (err) {
+    throw explainDatabaseError(err, file);
+  }
+}
+
+/** Turns SQLite's terse errors into what to do about them. */
+export function explainDatabaseError(err: unknown, file: string): Error {
+  const code = (err as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new UserError(`key store database ${file} is locked by another process`, 'wait a moment and retry; if it stays locked, look for a stuck dkim-relay process');
+  }
+  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM')) {
+    return new UserError(`cannot open key store database ${file} for writing`, 'check that the directory exists and belongs to the user running dkim-relay');
+  }
+  if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
+    return new UserError(`key store database ${file} is damaged`, 'restore it from backup');
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,46 @@
+// Domain and selector names: validated once, stored lower-case in ASCII (IDNA).
+import { domainToASCII } from 'node:url';
+import { UserError } from '../errors.ts';
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+export function normalizeDomain(input: string): string {
+  const ascii = domainToASCII(input.trim().replace(/\.$/, '').toLowerCase());
+  const labels = ascii.split('.');
+  if (!ascii || ascii.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
+    throw new UserError(`"${input}" is not a valid domain name`, 'give a domain such as example.com');
+  }
+  return ascii;
+}
+
+export function normalizeSelector(input: string): string {
+  const selector = input.trim().toLowerCase();
+  if (!selector || !selector.split('.').every((l) => LABEL.test(l))) {
+    throw new UserError(
+      `"${input}" is not a valid selector`,
+      'use letters, digits and hyphens, e.g. s202611a (RFC 6376 §3.1)',
+    );
+  }
+  return selector;
+}
+
+/** The DNS name a selector's record lives at. */
+export function recordName(selector: string, domain: string): string {
+  return `${selector}._domainkey.${domain}`;
+}
+
+/** s + year + month + a letter, the first one not taken: s202611a, s202611b, … */
+export function nextSelector(taken: Set<string>, now = new Date()): string {
+  const stem = `s${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+  for (let n = 0; ; n++) {
+    const candidate = stem + suffix(n);
+    if (!taken.has(candidate)) return candidate;
+  }
+}
+
+/** 0 → a, 25 → z, 26 → aa, … */
+function suffix(n: number): string {
+  let s = '';
+  for (let i = n + 1; i > 0; i = Math.floor((i - 1) / 26)) s = String.fromCharCode(97 + ((i - 1) % 26)) + s;
+  return s;
+}

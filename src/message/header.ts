@@ -1,0 +1,69 @@
+// The header block of a CRLF message, as a list of fields.
+// Field text is kept as a "binary" (latin1) string: one char per octet, so
+// 8-bit header bytes survive untouched into canonicalization and back.
+
+export interface HeaderField {
+  /** Field name as written, e.g. "Subject". */
+  name: string;
+  /** Lower-cased name, for comparisons. */
+  key: string;
+  /** The whole field, folded lines included, without its final CRLF. */
+  raw: string;
+}
+
+export interface SplitMessage {
+  /** Header block: every field with its CRLF, without the blank separator line. */
+  header: Buffer;
+  /** Everything after the blank line (empty when there is none). */
+  body: Buffer;
+  /** Whether the message had a blank line between header and body. */
+  hasSeparator: boolean;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/** Splits a CRLF message at its first empty line. */
+export function splitMessage(msg: Buffer): SplitMessage {
+  if (msg.length >= 2 && msg[0] === 0x0d && msg[1] === 0x0a) {
+    return { header: msg.subarray(0, 0), body: msg.subarray(2), hasSeparator: true };
+  }
+  const at = msg.indexOf(CRLFCRLF);
+  if (at < 0) return { header: msg, body: msg.subarray(msg.length), hasSeparator: false };
+  return { header: msg.subarray(0, at + 2), body: msg.subarray(at + 4), hasSeparator: true };
+}
+
+export class HeaderSyntaxError extends Error {}
+
+/** Parses a CRLF header block into fields; a continuation line joins the field above it. */
+export function parseHeader(header: Buffer): HeaderField[] {
+  const text = header.toString('latin1');
+  const fields: HeaderField[] = [];
+  const lines = text.split('\r\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  for (const line of lines) {
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      const last = fields[fields.length - 1];
+      if (!last) throw new HeaderSyntaxError('the header starts with a continuation line');
+      last.raw += '\r\n' + line;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon).replace(/[ \t]+$/, '') : '';
+    if (!/^[!-9;-~]+$/.test(name)) {
+      throw new HeaderSyntaxError(`header line is not "Name: value": ${JSON.stringify(line.slice(0, 60))}`);
+    }
+    fields.push({ name, key: name.toLowerCase(), raw: line });
+  }
+  return fields;
+}
+
+/** The unfolded value of a field (after the colon), as a binary string. */
+export function fieldValue(field: HeaderField): string {
+  return field.raw.slice(field.raw.indexOf(':') + 1).replace(/\r\n/g, '').trim();
+}
+
+/** All fields with this name, top to bottom. */
+export function fieldsNamed(fields: HeaderField[], name: string): HeaderField[] {
+  const key = name.toLowerCase();
+  return fields.filter((f) => f.key === key);
+}

@@ -1,0 +1,45 @@
+// Line endings. SMTP and DKIM both speak CRLF; senders do not always.
+// We sign exactly the bytes that go on the wire, and nodemailer rewrites
+// bare CR and bare LF to CRLF when it relays, so we do it first.
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** True when every line ends in CRLF and the message ends with one. */
+export function isCrlfClean(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === CR) {
+      if (buf[i + 1] !== LF) return false;
+      i++;
+    } else if (c === LF) {
+      return false;
+    }
+  }
+  return buf.length === 0 || (buf[buf.length - 2] === CR && buf[buf.length - 1] === LF);
+}
+
+/** Rewrites bare CR, bare LF and CRLF alike to CRLF and adds a final CRLF. */
+export function toCrlf(buf: Buffer): Buffer {
+  if (isCrlfClean(buf)) return buf;
+  const out = Buffer.allocUnsafe(buf.length * 2 + 2);
+  let o = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c === CR) {
+      if (buf[i + 1] === LF) i++;
+      out[o++] = CR;
+      out[o++] = LF;
+    } else if (c === LF) {
+      out[o++] = CR;
+      out[o++] = LF;
+    } else {
+      out[o++] = c;
+    }
+  }
+  if (o > 0 && !(out[o - 2] === CR && out[o - 1] === LF)) {
+    out[o++] = CR;
+    out[o++] = LF;
+  }
+  return out.subarray(0, o);
+}
