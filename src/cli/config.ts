@@ -1,0 +1,19 @@
+// `config check`: validate the configuration and print the effective one.
+import type { Argv } from 'yargs';
+import { stringify } from 'yaml';
+import { NetworkList } from '../relay/admission.ts';
+import { configFrom, print, printJson, type GlobalArgs } from './context.ts';
+
+export function configCommand(yargs: Argv<GlobalArgs>) {
+  return yargs.command('config', 'inspect the configuration', (y) =>
+    y
+      .command<GlobalArgs>('check', 'validate the configuration and print the effective one, defaults included', (c) => c, (args) => {
+        const { config, path } = configFrom(args);
+        new NetworkList(config.access.networks); // CIDR syntax is checked here too
+        const shown = { ...config, access: { ...config.access, users: config.access.users.map((u) => ({ name: u.name, password: '[hashed]' })) } };
+        if (args.json) return printJson(shown);
+        print(`# ${path ?? 'embedded default (no configuration file)'}: valid\n${stringify(shown)}`);
+      })
+      .demandCommand(1, 'name a config command: check'),
+  );
+}

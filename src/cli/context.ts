@@ -1,0 +1,46 @@
+// What every command needs: the configuration, and (for most) the key store.
+import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import { KeyStore } from '../keys/store.ts';
+
+export interface GlobalArgs {
+  config?: string;
+  json?: boolean;
+}
+
+export function configFrom(args: GlobalArgs): LoadedConfig {
+  return loadConfig(args.config);
+}
+
+/** Opens the store named by the configuration, runs `use`, and closes it again. */
+export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>): Promise<T> {
+  const loaded = configFrom(args);
+  const store = KeyStore.open(loaded.config.keys.dir);
+  try {
+    return await use(store, loaded);
+  } finally {
+    store.close();
+  }
+}
+
+/** A check failed (verification, self-check): exit 1, as SPEC §2 says. */
+export class CheckFailed extends Error {}
+
+export function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+export function printJson(value: unknown): void {
+  print(JSON.stringify(value, null, 2));
+}
+
+export async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Columns padded to the widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// dkim-relay's command line. Exit status: 0 success, 1 a check failed,
+// 2 a usage or configuration error — always one line saying how to mend it.
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UserError } from '../errors.ts';
+import { configCommand } from './config.ts';
+import { CheckFailed, type GlobalArgs } from './context.ts';
+import { keysCommand } from './keys.ts';
+import { signCommand, verifyCommand } from './message.ts';
+import { passwdCommand } from './passwd.ts';
+import { serveCommand } from './serve.ts';
+
+function fail(line: string, code: number): never {
+  if (line) process.stderr.write(`dkim-relay: ${line}\n`);
+  process.exit(code);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let cli = yargs(argv)
+    .scriptName('dkim-relay')
+    .usage('$0 <command> [options]\n\nSigns mail with DKIM for senders that cannot, checks its own signatures, and relays it.')
+    .option('config', { type: 'string', describe: 'configuration file (default config/dkim-relay.yaml, or $DKIM_RELAY_CONFIG)', global: true })
+    .option('json', { type: 'boolean', describe: 'machine-readable output', global: true }) as unknown as Argv<GlobalArgs>;
+  cli = serveCommand(cli);
+  cli = cli.command('keys', 'manage signing keys and their DNS records', keysCommand);
+  cli = signCommand(cli);
+  cli = verifyCommand(cli);
+  cli = configCommand(cli);
+  cli = passwdCommand(cli);
+  await cli
+    .example('$0 serve', 'run the relay (embedded default: 127.0.0.1:2525, demo key, delivery into outbox/)')
+    .example('$0 keys generate --domain example.com', 'a new key and the DNS record to publish')
+    .example('$0 sign < in.eml > out.eml', 'sign one message as the relay would')
+    .demandCommand(1, 'name a command; see --help')
+    .strict()
+    .recommendCommands()
+    .help()
+    .version()
+    .fail((message: string, err: Error | undefined) => {
+      if (err) throw err;
+      fail(`${message} (see --help)`, 2);
+    })
+    .parseAsync();
+}
+
+try {
+  await main(hideBin(process.argv));
+} catch (err) {
+  if (err instanceof UserError) fail(err.toLine(), 2);
+  if (err instanceof CheckFailed) fail(err.message, 1);
+  fail(`unexpected error: ${(err as Error).stack ?? String(err)}`, 70);
+}

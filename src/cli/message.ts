@@ -1,0 +1,58 @@
+// `sign` and `verify`: one message from stdin, through the same code as the relay.
+import type { Argv } from 'yargs';
+import { hostname } from 'node:os';
+import { storeResolver } from '../keys/resolver.ts';
+import { normalizeDomain } from '../keys/names.ts';
+import { processMessage } from '../pipeline/pipeline.ts';
+import { verifyMessage } from '../signing/verify.ts';
+import { CheckFailed, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
+
+export function signCommand(yargs: Argv<GlobalArgs>) {
+  return yargs.command<GlobalArgs & { domain?: string }>(
+    'sign',
+    'sign one message from stdin exactly as the relay would (self-check included) and write it to stdout',
+    (y) =>
+      y
+        .option('domain', { type: 'string', describe: 'sign as this domain instead of the From: domain' })
+        .example('$0 sign < in.eml > out.eml', 'sign by the From: domain'),
+    (args) =>
+      withStore(args, async (store, { config }) => {
+        const outcome = await processMessage(await readStdin(), {
+          store,
+          config,
+          upstream: config.delivery.upstream,
+          hostname: config.listen.hostname ?? hostname(),
+          domain: args.domain === undefined ? undefined : normalizeDomain(args.domain),
+        });
+        if (outcome.action === 'refuse') throw new CheckFailed(`not signed: ${outcome.code} ${outcome.text}`);
+        process.stdout.write(outcome.message);
+        process.stderr.write(`${outcome.signatures.length ? `signed ${outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`).join(', ')}; self-check ${outcome.selfCheck}` : outcome.detail}\n`);
+        if (outcome.selfCheck === 'fail') throw new CheckFailed(`self-check failed: ${outcome.detail}`);
+      }),
+  );
+}
+
+export function verifyCommand(yargs: Argv<GlobalArgs>) {
+  return yargs.command<GlobalArgs & { dns?: boolean }>(
+    'verify',
+    'verify every DKIM signature of a message from stdin and report alignment with From:',
+    (y) =>
+      y
+        .option('dns', { type: 'boolean', default: false, describe: 'fetch keys from DNS instead of the key store' })
+        .example('$0 verify < signed.eml', 'keys from the store')
+        .example('$0 verify --dns < received.eml', 'keys from DNS, as a receiver would'),
+    (args) =>
+      withStore(args, async (store, { config }) => {
+        const result = await verifyMessage(await readStdin(), args.dns ? undefined : storeResolver(store), config.selfCheck.alignment);
+        const failed = result.signatures.length === 0 || result.signatures.some((s) => s.result !== 'pass');
+        if (args.json) printJson(result);
+        else if (result.signatures.length === 0) print('none: the message carries no DKIM signature');
+        else {
+          for (const s of result.signatures) {
+            print(`${s.result} d=${s.domain} s=${s.selector} a=${s.algorithm} ${s.aligned ? 'aligned' : 'not-aligned'} with From: ${result.fromDomains.join(',') || '(none)'}${s.result === 'pass' ? '' : ` (${s.comment})`}`);
+          }
+        }
+        if (failed) throw new CheckFailed('');
+      }),
+  );
+}

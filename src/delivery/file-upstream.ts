@@ -1,0 +1,41 @@
+// The `file` upstream: each message lands in a folder as one .eml file,
+// written under a temporary name and renamed, so a reader never sees half.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { UpstreamConfig } from '../config/schema.ts';
+import type { Envelope, Upstream, UpstreamReply } from './upstream.ts';
+
+type FileConfig = Extract<UpstreamConfig, { type: 'file' }>;
+
+export class FileUpstream implements Upstream {
+  readonly traits;
+  readonly name;
+  private readonly dir: string;
+
+  constructor(config: FileConfig) {
+    this.dir = config.dir;
+    this.traits = { dualSign: config.dualSign, eightBitMime: config.eightBitMime };
+    this.name = `file ${config.dir}`;
+  }
+
+  async deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply> {
+    await mkdir(this.dir, { recursive: true });
+    const id = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(6).toString('hex')}`;
+    const tmp = join(this.dir, `.${id}.tmp`);
+    // The envelope is kept as Return-Path and Delivered-To lines, as a mail
+    // store would add them: above the signature, which they do not touch.
+    const envelopeLines = `Return-Path: <${envelope.from}>\r\n` + envelope.to.map((to) => `Delivered-To: <${to}>\r\n`).join('');
+    const file = await open(tmp, 'wx', 0o640);
+    try {
+      await file.writeFile(Buffer.concat([Buffer.from(envelopeLines, 'latin1'), message]));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, join(this.dir, `${id}.eml`));
+    return { code: 250, text: `2.0.0 Ok: written to ${join(this.dir, `${id}.eml`)}` };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,95 @@
+// One message's way from "received" to "ready to deliver":
+// normalize → choose the key → sign → self-check. The relay and the `sign`
+// command both call processMessage, so they cannot drift apart.
+import type { Config } from '../config/schema.ts';
+import type { ActiveKey, KeyStore } from '../keys/store.ts';
+import { HeaderSyntaxError, parseHeader, splitMessage } from '../message/header.ts';
+import { toCrlf } from '../message/lines.ts';
+import { signMessage } from '../signing/signer.ts';
+import { findAuthor } from './author.ts';
+import { selfCheck } from './self-check.ts';
+import { signOptionsFor } from './signing-policy.ts';
+
+/** What the next hop can take (SPEC §3). */
+export interface UpstreamTraits {
+  dualSign: boolean;
+  eightBitMime: boolean;
+}
+
+export interface PipelineContext {
+  store: KeyStore;
+  config: Pick<Config, 'signing' | 'selfCheck'>;
+  upstream: UpstreamTraits;
+  /** Name used in the optional trace header. */
+  hostname: string;
+  /** `sign --domain D`: sign as D whatever From: says. */
+  domain?: string;
+}
+
+export interface Report {
+  fromDomain?: string;
+  /** d=/s=/a= of each signature added. */
+  signatures: { domain: string; selector: string; algorithm: string }[];
+  selfCheck: 'pass' | 'fail' | 'unsigned';
+  detail: string;
+  /** Changes made to the message before signing. */
+  changes: string[];
+}
+
+export type Outcome =
+  | ({ action: 'deliver'; message: Buffer } & Report)
+  | ({ action: 'refuse'; code: number; text: string } & Report);
+
+export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise<Outcome> {
+  const changes: string[] = [];
+  const message = toCrlf(raw);
+  if (message !== raw) changes.push('line endings normalised to CRLF');
+  const report: Report = { signatures: [], selfCheck: 'unsigned', detail: '', changes };
+  const refuse = (code: number, text: string): Outcome => ({ action: 'refuse', code, text, ...report, detail: text });
+
+  let fields;
+  try {
+    fields = parseHeader(splitMessage(message).header);
+  } catch (err) {
+    if (err instanceof HeaderSyntaxError) return refuse(554, `5.6.0 Malformed header: ${err.message}`);
+    throw err;
+  }
+  const author = findAuthor(fields);
+  if (!author.ok) return refuse(550, `5.6.0 Cannot sign: ${author.problem}`);
+  report.fromDomain = author.domain;
+
+  const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);
+  const keys = domain ? chooseKeys(ctx.store.activeKeys(domain), ctx.upstream) : [];
+  if (keys.length === 0) {
+    const { unknownDomain } = ctx.config.signing;
+    const why = `no active DKIM key for ${ctx.domain ?? author.domain}`;
+    if (unknownDomain === 'reject') return refuse(550, `5.7.1 ${why}`);
+    if (unknownDomain === 'tempfail') return refuse(451, `4.7.1 ${why}, try again later`);
+    return { action: 'deliver', message, ...report, detail: `${why}: forwarded unsigned` };
+  }
+
+  const signatureFields = signMessage(message, keys, signOptionsFor(ctx.config.signing, keys[0]!.domain));
+  const signed = Buffer.concat([Buffer.from(signatureFields, 'latin1'), message]);
+  report.signatures = keys.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256' }));
+
+  const check = await selfCheck(signed, keys, ctx.store, ctx.config.selfCheck.alignment);
+  report.selfCheck = check.pass ? 'pass' : 'fail';
+  report.detail = check.detail;
+  if (!check.pass) {
+    const { onFailure } = ctx.config.selfCheck;
+    if (onFailure === 'tempfail') return refuse(451, `4.7.5 DKIM self-check failed (${check.detail}), try again later`);
+    if (onFailure === 'reject') return refuse(554, `5.7.5 DKIM self-check failed (${check.detail})`);
+  }
+  const trace = ctx.config.selfCheck.traceHeader
+    ? Buffer.from(`X-DKIM-Relay-Check: ${ctx.hostname}; ${check.pass ? 'pass' : 'fail'}; ${check.detail}\r\n`, 'latin1')
+    : null;
+  return { action: 'deliver', message: trace ? Buffer.concat([trace, signed]) : signed, ...report };
+}
+
+/** Newest active key per algorithm; RSA alone when the upstream takes only one signature. */
+function chooseKeys(active: ActiveKey[], upstream: UpstreamTraits): ActiveKey[] {
+  const rsa = active.find((k) => k.algorithm === 'rsa');
+  const ed25519 = active.find((k) => k.algorithm === 'ed25519');
+  if (!upstream.dualSign) return [rsa ?? ed25519].filter((k): k is ActiveKey => k !== undefined);
+  return [rsa, ed25519].filter((k): k is ActiveKey => k !== undefined);
+}

@@ -1,0 +1,30 @@
+// The self-check: before a signed message leaves, verify every signature we
+// added against the store's public key (no network) and check that d= aligns
+// with the From: domain. Nothing we cannot prove good goes out unnoticed.
+import type { ActiveKey, KeyStore } from '../keys/store.ts';
+import { storeResolver } from '../keys/resolver.ts';
+import type { AlignmentMode } from '../signing/alignment.ts';
+import { verifyMessage } from '../signing/verify.ts';
+
+export interface SelfCheck {
+  pass: boolean;
+  /** One line: what passed, or what failed and why. */
+  detail: string;
+}
+
+export async function selfCheck(signed: Buffer, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode): Promise<SelfCheck> {
+  const verification = await verifyMessage(signed, storeResolver(store), alignment);
+  if (verification.fromFields !== 1) {
+    return { pass: false, detail: `${verification.fromFields} From: headers` };
+  }
+  const problems: string[] = [];
+  for (const key of added) {
+    const found = verification.signatures.find((s) => s.domain === key.domain && s.selector === key.selector);
+    const name = `d=${key.domain} s=${key.selector}`;
+    if (!found) problems.push(`${name}: signature not found`);
+    else if (found.result !== 'pass') problems.push(`${name}: ${found.result} (${found.comment})`);
+    else if (!found.aligned) problems.push(`${name}: not aligned with From: ${verification.fromDomains.join(', ')} (${alignment})`);
+  }
+  if (problems.length) return { pass: false, detail: problems.join('; ') };
+  return { pass: true, detail: added.map((k) => `d=${k.domain} s=${k.selector} pass`).join('; ') };
+}

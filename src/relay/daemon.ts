@@ -1,0 +1,102 @@
+// `serve`: opens the key store, checks every active key can be read, starts
+// the listeners and the upstream, and stops them in order on request.
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import type { SMTPServer } from 'smtp-server';
+import type { LoadedConfig } from '../config/load.ts';
+import { createUpstream } from '../delivery/upstream.ts';
+import { UserError } from '../errors.ts';
+import { txtRecord, zoneLines } from '../keys/record.ts';
+import { KeyStore } from '../keys/store.ts';
+import type { Logger } from '../observability/logger.ts';
+import { createListener, type RelayDeps } from './listener.ts';
+
+export interface RunningRelay {
+  /** Where the listeners ended up (port 0 in config means "any free port"). */
+  ports: { plain: number; tls?: number };
+  store: KeyStore;
+  /** Stops accepting, lets sessions in flight finish, then closes everything. */
+  stop(): Promise<void>;
+}
+
+export async function startRelay({ config, path }: LoadedConfig, logger: Logger): Promise<RunningRelay> {
+  logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
+  const store = KeyStore.open(config.keys.dir);
+  try {
+    if (store.tightenedDir) logger.warn({ dir: config.keys.dir }, 'key store directory was readable by others; now 0700');
+    if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
+    const active = store.checkActiveKeys();
+    if (active.length === 0) logger.warn('no active keys: every message follows signing.unknownDomain');
+    for (const key of active) logger.info({ domain: key.domain, selector: key.selector, algorithm: key.algorithm }, 'signing key active');
+
+    const deps: RelayDeps = {
+      config,
+      store,
+      upstream: createUpstream(config.delivery.upstream, logger),
+      logger,
+      hostname: config.listen.hostname ?? osHostname(),
+      tls: config.listen.tls && readTls(config.listen.tls),
+    };
+    if (config.listen.tlsPort !== undefined && !deps.tls) {
+      throw new UserError('listen.tlsPort is set but listen.tls is not', 'add listen.tls.key and listen.tls.cert, or remove listen.tlsPort');
+    }
+    if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {
+      logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
+    }
+    const servers: SMTPServer[] = [];
+    const plain = createListener(deps, false);
+    servers.push(plain);
+    const ports: RunningRelay['ports'] = { plain: await listen(plain, config.listen.host, config.listen.port) };
+    if (config.listen.tlsPort !== undefined) {
+      const secure = createListener(deps, true);
+      servers.push(secure);
+      ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
+    }
+    logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name }, 'relay listening');
+
+    return {
+      ports,
+      store,
+      async stop() {
+        logger.info('stopping: no new connections, finishing sessions in flight');
+        await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+        await deps.upstream.close();
+        store.close();
+        logger.info('stopped');
+      },
+    };
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+}
+
+function createDemoKey(store: KeyStore, domain: string, logger: Logger): void {
+  const key = store.generate({ domain, algorithm: 'rsa', bits: 2048, activate: true });
+  logger.info({ domain, selector: key.selector }, 'demo key created and active');
+  process.stderr.write(`\nDemo key for ${domain}; its DNS record:\n${zoneLines(txtRecord(key))}\n\n`);
+}
+
+function readTls(files: { key: string; cert: string }): { key: Buffer; cert: Buffer } {
+  try {
+    return { key: readFileSync(files.key), cert: readFileSync(files.cert) };
+  } catch (err) {
+    throw new UserError(`cannot read the TLS key or certificate: ${(err as Error).message}`, 'check listen.tls.key and listen.tls.cert');
+  }
+}
+
+function listen(server: SMTPServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') reject(new UserError(`${host}:${port} is already in use`, 'stop the other process, or set listen.port'));
+      else if (err.code === 'EACCES') reject(new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)'));
+      else reject(err);
+    };
+    server.server.once('error', onError);
+    server.listen(port, host, () => {
+      server.server.off('error', onError);
+      resolve((server.server.address() as AddressInfo).port);
+    });
+  });
+}

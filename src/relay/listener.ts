@@ -1,0 +1,135 @@
+// The SMTP listener: smtp-server with admission (networks, AUTH), limits, and
+// a DATA handler that hands each message to the pipeline and then delivers it.
+import { randomBytes } from 'node:crypto';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { Config } from '../config/schema.ts';
+import type { Upstream, UpstreamReply } from '../delivery/upstream.ts';
+import type { KeyStore } from '../keys/store.ts';
+import type { Logger } from '../observability/logger.ts';
+import { processMessage } from '../pipeline/pipeline.ts';
+import { NetworkList } from './admission.ts';
+import { checkPassword } from './passwords.ts';
+
+export interface RelayDeps {
+  config: Config;
+  store: KeyStore;
+  upstream: Upstream;
+  logger: Logger;
+  hostname: string;
+  tls?: { key: Buffer; cert: Buffer };
+}
+
+/** An SMTP reply that smtp-server sends as "<code> <text>". */
+function reply(code: number, text: string): Error {
+  return Object.assign(new Error(text), { responseCode: code });
+}
+
+export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServer {
+  const { config, logger } = deps;
+  const networks = new NetworkList(config.access.networks);
+  const users = new Map(config.access.users.map((u) => [u.name, u.password]));
+  const disabled: string[] = [];
+  if (!deps.tls) disabled.push('STARTTLS'); // never fall back to smtp-server's public test certificate
+  if (users.size === 0) disabled.push('AUTH');
+
+  const options: SMTPServerOptions = {
+    name: deps.hostname,
+    banner: 'dkim-relay ESMTP',
+    secure: implicitTls,
+    key: deps.tls?.key,
+    cert: deps.tls?.cert,
+    size: config.listen.maxMessageSize,
+    maxClients: config.listen.maxClients,
+    maxRecipients: config.listen.maxRecipients,
+    socketTimeout: config.listen.socketTimeoutSeconds * 1000,
+    closeTimeout: 30_000,
+    authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: true,
+    allowInsecureAuth: config.access.allowInsecureAuth,
+    disabledCommands: disabled,
+    disableReverseLookup: true,
+    logger: false,
+
+    onConnect(session, callback) {
+      logger.debug({ client: session.remoteAddress, tls: implicitTls }, 'connect');
+      callback();
+    },
+
+    onAuth(auth, session, callback) {
+      const stored = users.get(auth.username ?? '');
+      const attempt = stored ? checkPassword(auth.password ?? '', stored) : Promise.resolve(false);
+      attempt.then(
+        (ok) => {
+          logger.info({ client: session.remoteAddress, user: auth.username, ok }, 'auth');
+          if (ok) callback(null, { user: auth.username });
+          else callback(reply(535, '5.7.8 Authentication credentials invalid'));
+        },
+        (err: Error) => callback(reply(454, `4.7.0 Temporary authentication failure: ${err.message}`)),
+      );
+    },
+
+    onMailFrom(address, session, callback) {
+      if (session.user || networks.includes(session.remoteAddress)) return callback();
+      logger.warn({ client: session.remoteAddress, from: address.address }, 'relay refused');
+      if (users.size > 0) return callback(reply(530, '5.7.0 Authentication required'));
+      callback(reply(550, `5.7.1 Relaying denied: ${session.remoteAddress} is not an allowed network`));
+    },
+
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('error', (err) => callback(reply(451, `4.3.0 Error reading message: ${err.message}`)));
+      stream.on('end', () => {
+        if ((stream as { sizeExceeded?: boolean }).sizeExceeded) {
+          return callback(reply(552, `5.3.4 Message exceeds the maximum size of ${config.listen.maxMessageSize} octets`));
+        }
+        handleMessage(deps, session, Buffer.concat(chunks)).then(
+          (answer) => (answer.code < 400 ? callback(null, answer.text) : callback(reply(answer.code, answer.text))),
+          (err: Error) => {
+            logger.error({ err: err.message, client: session.remoteAddress }, 'message handling failed');
+            callback(reply(451, '4.3.0 Local error while processing the message, try again later'));
+          },
+        );
+      });
+    },
+  };
+  const server = new SMTPServer(options);
+  server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
+  return server;
+}
+
+/** Sign, self-check and deliver one message; the answer goes back to the client as is. */
+async function handleMessage(deps: RelayDeps, session: SMTPServerSession, raw: Buffer): Promise<UpstreamReply> {
+  const started = performance.now();
+  const id = randomBytes(6).toString('hex');
+  const envelope = {
+    from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+    to: session.envelope.rcptTo.map((r) => r.address),
+  };
+  const outcome = await processMessage(raw, {
+    store: deps.store,
+    config: deps.config,
+    upstream: deps.upstream.traits,
+    hostname: deps.hostname,
+  });
+  const answer: UpstreamReply =
+    outcome.action === 'refuse' ? { code: outcome.code, text: outcome.text } : await deps.upstream.deliver(envelope, outcome.message);
+  const accepted = answer.code < 400;
+  deps.logger[accepted ? 'info' : 'warn']({
+    id,
+    client: session.remoteAddress,
+    user: session.user,
+    from: envelope.from,
+    to: envelope.to,
+    size: raw.length,
+    fromDomain: outcome.fromDomain,
+    signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`),
+    selfCheck: outcome.selfCheck,
+    detail: outcome.detail,
+    changes: outcome.changes.length ? outcome.changes : undefined,
+    upstream: outcome.action === 'deliver' ? deps.upstream.name : undefined,
+    reply: `${answer.code} ${answer.text}`,
+    ms: Math.round(performance.now() - started),
+  }, 'message');
+  return accepted ? { code: answer.code, text: `${answer.text} [${id}]` } : answer;
+}
