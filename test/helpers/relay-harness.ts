@@ -1,0 +1,163 @@
+// The pieces of an end-to-end test: a real upstream (an smtp-server sink on
+// loopback), the relay started in-process on a free port with its own key
+// store in a temp folder, and a real SMTP client (nodemailer).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
+import { configSchema } from '../../src/config/schema.ts';
+import { txtValue } from '../../src/keys/record.ts';
+import type { KeyStore } from '../../src/keys/store.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { startRelay, type RunningRelay } from '../../src/relay/daemon.ts';
+import type { TxtRecords } from './independent-verify.ts';
+
+export function tempDir(prefix = 'dkim-relay-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface Received {
+  from: string;
+  to: string[];
+  raw: Buffer;
+}
+
+export interface Sink {
+  port: number;
+  received: Received[];
+  close(): Promise<void>;
+}
+
+/** Answers for the sink to give: by recipient at RCPT, or for every DATA. */
+export interface SinkBehaviour {
+  rcpt?: Record<string, { code: number; text: string }>;
+  data?: { code: number; text: string };
+}
+
+const failure = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
+
+export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
+  const received: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    closeTimeout: 500, // the relay's pooled connection would hold close() for 30 s
+    logger: false,
+    onRcptTo(address: SMTPServerAddress, _session, callback) {
+      const answer = behaviour.rcpt?.[address.address];
+      callback(answer ? failure(answer.code, answer.text) : undefined);
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (behaviour.data) return callback(failure(behaviour.data.code, behaviour.data.text));
+        received.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks),
+        });
+        callback(null, 'Ok: queued as SINK1');
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as { port: number }).port;
+  return { port, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+export interface TestRelay {
+  relay: RunningRelay;
+  store: KeyStore;
+  port: number;
+  dir: string;
+  /** The TXT records the store would publish, for independent verifiers. */
+  records(): TxtRecords;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the relay with `config` (YAML-shaped, validated by the real schema)
+ * on a free port; `prepare` may add keys to the store before it starts.
+ */
+export async function startTestRelay(config: Record<string, unknown>, prepare?: (store: KeyStore) => void): Promise<TestRelay> {
+  const dir = tempDir();
+  const merged = configSchema.parse({
+    ...config,
+    keys: { dir: join(dir.path, 'keys') },
+    listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
+  });
+  if (prepare) {
+    const { KeyStore } = await import('../../src/keys/store.ts');
+    const store = KeyStore.open(merged.keys.dir);
+    try {
+      prepare(store);
+    } finally {
+      store.close();
+    }
+  }
+  const relay = await startRelay({ config: merged, path: 'test' }, silentLogger());
+  return {
+    relay,
+    store: relay.store,
+    port: relay.ports.plain,
+    dir: dir.path,
+    records: () => Object.fromEntries(relay.store.list().map((k) => [`${k.selector}._domainkey.${k.domain}`, txtValue(k)])),
+    close: async () => {
+      await relay.stop();
+      dir.remove();
+    },
+  };
+}
+
+export interface SendOptions {
+  port: number;
+  from: string;
+  to: string[];
+  raw: string | Buffer;
+  tls?: boolean;
+  auth?: { user: string; pass: string };
+}
+
+export type SendResult = { ok: true; response: string } | { ok: false; code: number | undefined; response: string };
+
+/** One message over a fresh SMTP connection; resolves with the final reply either way. */
+export async function send(options: SendOptions): Promise<SendResult> {
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: options.port,
+    secure: false,
+    ignoreTLS: !options.tls,
+    requireTLS: options.tls ?? false,
+    tls: { rejectUnauthorized: false },
+    auth: options.auth,
+    logger: false,
+  });
+  try {
+    const info = await transport.sendMail({ envelope: { from: options.from, to: options.to }, raw: options.raw });
+    return { ok: true, response: info.response };
+  } catch (err) {
+    const e = err as { responseCode?: number; response?: string; message: string };
+    return { ok: false, code: e.responseCode, response: e.response ?? e.message };
+  } finally {
+    transport.close();
+  }
+}
+
+/** A self-signed certificate for 127.0.0.1, made with openssl, in `dir`. */
+export function selfSignedCert(dir: string): { key: string; cert: string } {
+  const key = join(dir, 'tls.key');
+  const cert = join(dir, 'tls.crt');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=relay.test'], { stdio: 'ignore' });
+  readFileSync(cert); // throws if openssl made nothing
+  return { key, cert };
+}
+
+/** Splits a message into its DKIM-Signature fields and the rest. */
+export function dkimFields(raw: Buffer): string[] {
+  const header = raw.toString('latin1').split('\r\n\r\n')[0]!;
+  return header.split(/\r\n(?![ \t])/).filter((f) => /^dkim-signature:/i.test(f));
+}

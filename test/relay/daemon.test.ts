@@ -1,0 +1,77 @@
+// The daemon as a user runs it: `dkim-relay serve` with no configuration of
+// one's own (what `npm start` does), a message from swaks, then SIGTERM.
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
+import { tempDir } from '../helpers/relay-harness.ts';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const CLI = join(ROOT, 'bin', 'dkim-relay.js');
+
+/** Resolves when `text` appears on the child's output, or rejects after `ms`. */
+function waitFor(child: ChildProcess, text: string, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${text}"; output so far:\n${seen}`)), ms);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve(seen);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`exited ${code} before "${text}":\n${seen}`)));
+  });
+}
+
+describe('dkim-relay serve on the embedded default', () => {
+  const dir = tempDir();
+  let daemon: ChildProcess;
+  let startup = '';
+
+  before(async () => {
+    daemon = spawn(NODE, [CLI, 'serve'], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DKIM_RELAY_CONFIG: '' } });
+    startup = await waitFor(daemon, '"relay listening"', 20_000);
+  });
+  after(() => {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    dir.remove();
+  });
+
+  test('creates a demo key for example.com and prints its DNS record', () => {
+    assert.match(startup, /s\d{6}a\._domainkey\.example\.com\. 3600 IN TXT \( "v=DKIM1; k=rsa; "/);
+    assert.match(startup, /"port":2525|"plain":2525/);
+    assert.doesNotMatch(startup, /PRIVATE KEY/);
+  });
+
+  test('a message from swaks lands signed in outbox/ and passes verify and dkimpy', async () => {
+    const swaks = await run('swaks', ['--server', '127.0.0.1:2525', '--from', 'a@example.com', '--to', 'b@example.net', '--h-Subject', 'hello from swaks'], { timeout: 20_000 });
+    assert.match(swaks.stdout, /<[-~]\s+250 2\.0\.0 Ok: written to/);
+    const files = readdirSync(join(dir.path, 'outbox')).filter((f) => f.endsWith('.eml'));
+    assert.equal(files.length, 1);
+    const file = join(dir.path, 'outbox', files[0]!);
+    const message = readFileSync(file);
+    assert.match(message.toString('latin1'), /^Return-Path: <a@example\.com>\r\nDelivered-To: <b@example\.net>\r\nDKIM-Signature: v=1; a=rsa-sha256;/);
+
+    const piped = await run('sh', ['-c', `"${NODE}" "${CLI}" verify < "${file}"`], { cwd: dir.path, timeout: 20_000 });
+    assert.match(piped.stdout, /^pass d=example\.com s=s\d{6}a a=rsa-sha256 aligned/);
+
+    const dns = await run(NODE, [CLI, 'keys', 'dns', '--json'], { cwd: dir.path, timeout: 20_000 });
+    const records = Object.fromEntries((JSON.parse(dns.stdout) as { name: string; value: string }[]).map((r) => [r.name, r.value]));
+    assert.deepEqual(await verifyWithDkimpy(message, records), [true]);
+  });
+
+  test('SIGTERM stops it cleanly with exit status 0', async () => {
+    const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
+    daemon.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+});
