@@ -1,6 +1,7 @@
 // `keys …`: generate, list, publish, import, export and step keys through their lifecycle.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { checkPublished } from '../dns/published-key.ts';
 import { UserError } from '../errors.ts';
 import { publicPem, RSA_SIZES, type Algorithm } from '../keys/key-material.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
@@ -17,6 +18,8 @@ type Args = GlobalArgs & {
   file?: string;
   private?: boolean;
   out?: string;
+  force?: boolean;
+  nameserver?: string;
 };
 
 const DOMAIN = { type: 'string', describe: 'the signing domain (d=), e.g. example.com' } as const;
@@ -114,9 +117,24 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<Args>(
       'activate',
-      'start signing with a key; the domain\'s active key of the same algorithm retires',
-      (y) => y.option('domain', { ...DOMAIN, demandOption: true }).option('selector', { ...SELECTOR, demandOption: true }),
-      (args) => withStore(args, (store) => announce(store.activate(args.domain!, args.selector!), args)),
+      'start signing with a key once DNS serves its record; the domain\'s active key of the same algorithm retires',
+      (y) =>
+        y
+          .option('domain', { ...DOMAIN, demandOption: true })
+          .option('selector', { ...SELECTOR, demandOption: true })
+          .option('force', { type: 'boolean', default: false, describe: 'activate even though DNS does not serve the record (mail will fail DKIM until it does)' })
+          .option('nameserver', { type: 'string', describe: 'ask this resolver (IP or IP:PORT) instead of the system one' }),
+      (args) =>
+        withStore(args, async (store) => {
+          const key = store.get(args.domain!, args.selector!);
+          if (!args.force && key.state !== 'active') {
+            const check = await checkPublished(key, args.nameserver);
+            if (check.state !== 'match') {
+              throw new UserError(`not activated: ${check.detail}`, 'publish the record from `dkim-relay keys dns`, wait for it to appear, then retry (or --force)');
+            }
+          }
+          announce(store.activate(args.domain!, args.selector!), args);
+        }),
     )
     .command<Args>(
       'retire',
