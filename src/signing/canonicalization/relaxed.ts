@@ -1,0 +1,160 @@
+// "relaxed" canonicalization (RFC 6376 §3.4.2, §3.4.4): tolerates the
+// whitespace and case changes that MTAs commonly make in transit.
+
+import { CR, HTAB, LF, SP, type BodyCanonicalizer, type BodySink } from './types.ts';
+
+/**
+ * One header field (raw, folds included, no final CRLF) in relaxed form:
+ * name lower-cased, value unfolded, WSP runs as one SP, no WSP around the
+ * colon or at the end of the value.
+ */
+export function relaxedHeader(raw: string): string {
+  const colon = raw.indexOf(':');
+  if (colon < 0) throw new Error('header field has no colon');
+  const name = raw.slice(0, colon).replace(/[ \t]+$/, '').toLowerCase();
+  const value = raw
+    .slice(colon + 1)
+    .replace(/\r\n(?=[ \t])/g, '')
+    .replace(/[ \t]+/g, ' ')
+    .replace(/^ | $/g, '');
+  return `${name}:${value}\r\n`;
+}
+
+const OUT_SIZE = 64 * 1024;
+
+/**
+ * Streams a CRLF body byte by byte (whitespace handling must look at every
+ * byte anyway) into a fixed 64 KiB output buffer handed to the sink when
+ * full, so memory stays bounded whatever the body size.
+ *
+ * Deferred state: a WSP run becomes one SP only when content follows on the
+ * same line; line breaks after the last content are held as a count and
+ * emitted only when content follows; a CR at a chunk's end waits for the
+ * next chunk to tell whether it starts a CRLF.
+ */
+export class RelaxedBody implements BodyCanonicalizer {
+  #sink: BodySink;
+  #out = Buffer.allocUnsafe(OUT_SIZE);
+  #o = 0;
+  #heldCrlfs = 0;
+  #wsp = false;
+  #pendingCr = false;
+  #hasContent = false;
+
+  constructor(sink: BodySink) {
+    this.#sink = sink;
+  }
+
+  update(chunk: Buffer): void {
+    const n = chunk.length;
+    if (n === 0) return;
+    let i = 0;
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
+      if (chunk[0] === LF) {
+        this.#heldCrlfs++;
+        this.#wsp = false; // WSP at the end of a line is removed
+        i = 1;
+      } else {
+        this.#put(CR); // a bare CR is ordinary content
+      }
+    }
+    // State lives in locals in the loop: private field access per byte costs
+    // several times the work itself. Common cases are written inline; the
+    // rest goes through #put() with the fields synced around it.
+    const out = this.#out;
+    let o = this.#o;
+    let held = this.#heldCrlfs;
+    let wsp = this.#wsp;
+    let hasContent = false;
+    for (; i < n; i++) {
+      const c = chunk[i]!;
+      if (c === SP || c === HTAB) {
+        wsp = true;
+        continue;
+      }
+      if (c === CR) {
+        if (i + 1 === n) {
+          this.#pendingCr = true; // the next chunk tells whether a LF follows
+          break;
+        }
+        if (chunk[i + 1] === LF) {
+          held++;
+          wsp = false;
+          i++;
+          continue;
+        }
+        // else: a bare CR, content like any other byte
+      }
+      hasContent = true;
+      if (held === 0 && !wsp && o < OUT_SIZE) {
+        out[o++] = c;
+      } else if (held <= 1 && o + 4 <= OUT_SIZE) {
+        if (held === 1) {
+          out[o++] = CR;
+          out[o++] = LF;
+          held = 0;
+        }
+        if (wsp) {
+          out[o++] = SP;
+          wsp = false;
+        }
+        out[o++] = c;
+      } else {
+        this.#o = o;
+        this.#heldCrlfs = held;
+        this.#wsp = wsp;
+        this.#put(c);
+        o = this.#o;
+        held = 0;
+        wsp = false;
+      }
+    }
+    this.#o = o;
+    this.#heldCrlfs = held;
+    this.#wsp = wsp;
+    if (hasContent) this.#hasContent = true;
+  }
+
+  end(): void {
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
+      this.#put(CR);
+    }
+    // An empty body stays empty; otherwise exactly one CRLF ends the last line.
+    if (this.#hasContent) {
+      this.#heldCrlfs = 1;
+      this.#wsp = false;
+      this.#writeHeld();
+    }
+    this.#flush();
+  }
+
+  #put(c: number): void {
+    this.#writeHeld();
+    if (this.#wsp) {
+      this.#wsp = false;
+      this.#byte(SP);
+    }
+    this.#byte(c);
+    this.#hasContent = true;
+  }
+
+  #writeHeld(): void {
+    for (; this.#heldCrlfs > 0; this.#heldCrlfs--) {
+      this.#byte(CR);
+      this.#byte(LF);
+    }
+  }
+
+  #byte(c: number): void {
+    if (this.#o === OUT_SIZE) this.#flush();
+    this.#out[this.#o++] = c;
+  }
+
+  #flush(): void {
+    if (this.#o === 0) return;
+    this.#sink(this.#out.subarray(0, this.#o));
+    this.#o = 0;
+  }
+}
