@@ -1,4 +1,5 @@
 // The key store's SQLite database: metadata only, never key material.
+import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UserError } from '../errors.ts';
 
@@ -28,6 +29,7 @@ CREATE INDEX IF NOT EXISTS keys_by_domain ON keys (domain, state);
 export function openDatabase(file: string, timeoutMs = 5000): Db {
   try {
     const db = new Database(file, { timeout: timeoutMs });
+    chmodSync(file, 0o600); // SQLite gives its -wal and -shm files the same mode
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec(SCHEMA);

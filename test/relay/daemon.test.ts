@@ -75,3 +75,40 @@ describe('dkim-relay serve on the embedded default', () => {
     assert.equal(await exited, 0);
   });
 });
+
+describe('SIGTERM during a session', () => {
+  test('the session in flight finishes with 250, then the daemon exits 0', async () => {
+    const dir = tempDir();
+    const daemon = spawn(NODE, [CLI, 'serve'], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DKIM_RELAY_CONFIG: '' } });
+    try {
+      await waitFor(daemon, '"relay listening"', 20_000);
+      const { connect } = await import('node:net');
+      const socket = connect(2525, '127.0.0.1');
+      let transcript = '';
+      const replies: string[] = [];
+      socket.on('data', (chunk) => {
+        transcript += chunk.toString();
+        for (const line of chunk.toString().split('\r\n')) if (/^\d{3} /.test(line)) replies.push(line);
+      });
+      const reply = async (count: number) => {
+        for (let i = 0; i < 200 && replies.length < count; i++) await new Promise((r) => setTimeout(r, 25));
+        assert.ok(replies.length >= count, `no reply ${count}: ${transcript}`);
+        return replies[count - 1]!;
+      };
+      await reply(1);
+      socket.write('EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
+      assert.match(await reply(5), /^354/);
+      const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
+      daemon.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      socket.write('From: a@example.com\r\nTo: b@example.net\r\nSubject: in flight\r\n\r\nstill delivered\r\n.\r\n');
+      assert.match(await reply(6), /^250 2\.0\.0 Ok: written to/);
+      socket.end('QUIT\r\n');
+      assert.equal(await exited, 0);
+      assert.equal(readdirSync(join(dir.path, 'outbox')).filter((f) => f.endsWith('.eml')).length, 1);
+    } finally {
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      dir.remove();
+    }
+  });
+});
