@@ -62,6 +62,21 @@ const user = z.strictObject({
   password: z.string().regex(/^scrypt\$/, 'must be a hash made by `dkim-relay passwd` (starts with "scrypt$")'),
 });
 
+/** RFC 5322 §3.6: fields that may occur at most once; a second copy is a known DKIM replay trick. */
+export const DEFAULT_SINGLE_INSTANCE_HEADERS = [
+  'From', 'Sender', 'Reply-To', 'To', 'Cc', 'Bcc', 'Subject', 'Date', 'Message-ID', 'In-Reply-To', 'References',
+];
+
+/** Who may send as which From: domains (SPEC §6); a client matches by user or network. */
+const client = z
+  .strictObject({
+    user: z.string().min(1).optional(),
+    networks: z.array(z.string().min(1)).optional(),
+    /** From: domains this client may use (subdomains included). */
+    domains: z.array(z.string().min(1)).nonempty(),
+  })
+  .refine((c) => c.user !== undefined || c.networks !== undefined, 'name a user or networks');
+
 export const configSchema = z.strictObject({
   keys: z
     .strictObject({
@@ -82,7 +97,14 @@ export const configSchema = z.strictObject({
       maxMessageSize: z.number().int().min(1024).default(25 * 1024 * 1024),
       maxRecipients: z.number().int().min(1).default(1000),
       maxClients: z.number().int().min(1).default(200),
+      /** Concurrent sessions from one IP address. */
+      maxClientsPerIp: z.number().int().min(1).default(20),
+      /** Idle time allowed between commands (and between data chunks). */
       socketTimeoutSeconds: z.number().int().min(5).default(120),
+      /** Longest SMTP command line accepted. */
+      maxCommandLength: z.number().int().min(512).default(2048),
+      /** Commands allowed before authentication when AUTH is required. */
+      maxUnauthenticatedCommands: z.number().int().min(3).default(10),
     })
     .prefault({}),
 
@@ -112,6 +134,34 @@ export const configSchema = z.strictObject({
       domains: z.record(z.string(), signingPolicy).default({}),
     })
     .prefault({}),
+
+  /** Changes made before signing so the signature survives transit (SPEC §3). */
+  normalize: z
+    .strictObject({
+      /** Add Date: when missing. */
+      addDate: z.boolean().default(true),
+      /** Add Message-ID: (at the signing domain) when missing. */
+      addMessageId: z.boolean().default(true),
+      /** Body lines over 998 octets: re-encode their MIME part, or refuse the message (554). */
+      longLines: z.enum(['reencode', 'reject']).default('reencode'),
+      /** Header fields with a line over 998 octets are refolded at whitespace. */
+      refoldHeaders: z.boolean().default(true),
+    })
+    .prefault({}),
+
+  headers: z
+    .strictObject({
+      /** Refuse (550) mail with a second copy of a single-instance header. */
+      rejectDuplicates: z.boolean().default(true),
+      singleInstance: z.array(headerName).default(DEFAULT_SINGLE_INSTANCE_HEADERS),
+      /** At most this many header fields, and this many octets of header. */
+      maxCount: z.number().int().min(10).default(1000),
+      maxSize: z.number().int().min(1024).default(1024 * 1024),
+    })
+    .prefault({}),
+
+  /** Optional From: domain restrictions per user or network; clients not listed may send as any domain. */
+  clients: z.array(client).default([]),
 
   selfCheck: z
     .strictObject({

@@ -3,7 +3,7 @@
 // command both call processMessage, so they cannot drift apart.
 import type { Config } from '../config/schema.ts';
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
-import { HeaderSyntaxError, parseHeader, splitMessage } from '../message/header.ts';
+import { fieldsNamed, HeaderSyntaxError, parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
 import { toCrlf } from '../message/lines.ts';
 import { signMessage } from '../signing/signer.ts';
 import { findAuthor } from './author.ts';
@@ -18,12 +18,14 @@ export interface UpstreamTraits {
 
 export interface PipelineContext {
   store: KeyStore;
-  config: Pick<Config, 'signing' | 'selfCheck'>;
+  config: Pick<Config, 'signing' | 'selfCheck' | 'headers' | 'normalize'>;
   upstream: UpstreamTraits;
   /** Name used in the optional trace header. */
   hostname: string;
   /** `sign --domain D`: sign as D whatever From: says. */
   domain?: string;
+  /** Whether this client may send as this From: domain: null when it may, else why not. */
+  senderRefusal?: (fromDomain: string) => string | null;
 }
 
 export interface Report {
@@ -47,16 +49,26 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   const report: Report = { signatures: [], selfCheck: 'unsigned', detail: '', changes };
   const refuse = (code: number, text: string): Outcome => ({ action: 'refuse', code, text, ...report, detail: text });
 
+  const { header } = splitMessage(message);
+  const limits = ctx.config.headers;
+  if (header.length > limits.maxSize) return refuse(552, `5.3.4 Header too large: ${header.length} octets, at most ${limits.maxSize}`);
   let fields;
   try {
-    fields = parseHeader(splitMessage(message).header);
+    fields = parseHeader(header);
   } catch (err) {
     if (err instanceof HeaderSyntaxError) return refuse(554, `5.6.0 Malformed header: ${err.message}`);
     throw err;
   }
+  if (fields.length > limits.maxCount) return refuse(552, `5.3.4 Too many header fields: ${fields.length}, at most ${limits.maxCount}`);
   const author = findAuthor(fields);
   if (!author.ok) return refuse(550, `5.6.0 Cannot sign: ${author.problem}`);
   report.fromDomain = author.domain;
+  const duplicate = limits.rejectDuplicates ? findDuplicate(fields, limits.singleInstance) : null;
+  if (duplicate) {
+    return refuse(550, `5.6.0 The message has ${duplicate.count} ${duplicate.name}: headers; RFC 5322 allows one, and a second copy can forge a signed message`);
+  }
+  const senderRefusal = ctx.senderRefusal?.(author.domain);
+  if (senderRefusal) return refuse(550, `5.7.1 ${senderRefusal}`);
 
   const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);
   const keys = domain ? chooseKeys(ctx.store.activeKeys(domain), ctx.upstream) : [];
@@ -84,6 +96,14 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
     ? Buffer.from(`X-DKIM-Relay-Check: ${ctx.hostname}; ${check.pass ? 'pass' : 'fail'}; ${check.detail}\r\n`, 'latin1')
     : null;
   return { action: 'deliver', message: trace ? Buffer.concat([trace, signed]) : signed, ...report };
+}
+
+function findDuplicate(fields: HeaderField[], singleInstance: string[]): { name: string; count: number } | null {
+  for (const name of singleInstance) {
+    const count = fieldsNamed(fields, name).length;
+    if (count > 1) return { name, count };
+  }
+  return null;
 }
 
 /** Newest active key per algorithm; RSA alone when the upstream takes only one signature. */

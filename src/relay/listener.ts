@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
 import { NetworkList } from './admission.ts';
 import { checkPassword } from './passwords.ts';
+import { SenderAuthorization } from './sender-authorization.ts';
 
 export interface RelayDeps {
   config: Config;
@@ -17,6 +18,7 @@ export interface RelayDeps {
   logger: Logger;
   hostname: string;
   tls?: { key: Buffer; cert: Buffer };
+  senders: SenderAuthorization;
 }
 
 /** An SMTP reply that smtp-server sends as "<code> <text>". */
@@ -111,6 +113,7 @@ async function handleMessage(deps: RelayDeps, session: SMTPServerSession, raw: B
     config: deps.config,
     upstream: deps.upstream.traits,
     hostname: deps.hostname,
+    senderRefusal: (fromDomain) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, fromDomain),
   });
   const answer: UpstreamReply =
     outcome.action === 'refuse' ? { code: outcome.code, text: outcome.text } : await deps.upstream.deliver(envelope, outcome.message);

@@ -1,0 +1,33 @@
+// Which From: domains a client may send as (config `clients`). A client that
+// matches no entry is unrestricted; one that matches is held to the union
+// of its entries' domains (subdomains included).
+import type { Config } from '../config/schema.ts';
+import { normalizeDomain } from '../keys/names.ts';
+import { NetworkList } from './admission.ts';
+
+export interface Client {
+  address: string;
+  user?: string;
+}
+
+export class SenderAuthorization {
+  private readonly rules: { user?: string; networks?: NetworkList; domains: string[] }[];
+
+  constructor(clients: Config['clients']) {
+    this.rules = clients.map((c) => ({
+      user: c.user,
+      networks: c.networks ? new NetworkList(c.networks) : undefined,
+      domains: c.domains.map(normalizeDomain),
+    }));
+  }
+
+  /** null when allowed, else why not. */
+  refusal(client: Client, fromDomain: string): string | null {
+    const matching = this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
+    if (matching.length === 0) return null;
+    const allowed = matching.flatMap((r) => r.domains);
+    if (allowed.some((d) => fromDomain === d || fromDomain.endsWith(`.${d}`))) return null;
+    const who = client.user ? `user ${client.user}` : `client ${client.address}`;
+    return `${who} may not send as ${fromDomain} (allowed: ${allowed.join(', ')})`;
+  }
+}
