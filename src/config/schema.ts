@@ -100,7 +100,9 @@ export const configSchema = z.strictObject({
       /** Concurrent sessions from one IP address. */
       maxClientsPerIp: z.number().int().min(1).default(20),
       /** Idle time allowed between commands (and between data chunks). */
-      socketTimeoutSeconds: z.number().int().min(5).default(120),
+      socketTimeoutSeconds: z.number().int().min(1).default(120),
+      /** Time allowed for one message's DATA from start to final dot: slow senders are cut off. */
+      dataTimeoutSeconds: z.number().int().min(1).default(600),
       /** Longest SMTP command line accepted. */
       maxCommandLength: z.number().int().min(512).default(2048),
       /** Commands allowed before authentication when AUTH is required. */

@@ -21,6 +21,9 @@ export interface RelayDeps {
   senders: SenderAuthorization;
 }
 
+/** MAIL FROM parameters we honour; smtp-server passes unknown ones through silently. */
+const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+
 /** An SMTP reply that smtp-server sends as "<code> <text>". */
 function reply(code: number, text: string): Error {
   return Object.assign(new Error(text), { responseCode: code });
@@ -30,6 +33,8 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
   const { config, logger } = deps;
   const networks = new NetworkList(config.access.networks);
   const users = new Map(config.access.users.map((u) => [u.name, u.password]));
+  const perIp = new Map<string, number>();
+  const counted = new Set<string>();
   const disabled: string[] = [];
   if (!deps.tls) disabled.push('STARTTLS'); // never fall back to smtp-server's public test certificate
   if (users.size === 0) disabled.push('AUTH');
@@ -44,6 +49,9 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
     maxClients: config.listen.maxClients,
     maxRecipients: config.listen.maxRecipients,
     socketTimeout: config.listen.socketTimeoutSeconds * 1000,
+    maxCommandLength: config.listen.maxCommandLength,
+    maxAllowedUnauthenticatedCommands: users.size > 0 ? config.listen.maxUnauthenticatedCommands : false,
+    hideREQUIRETLS: true, // we cannot promise TLS on every hop after us
     closeTimeout: 30_000,
     authMethods: ['PLAIN', 'LOGIN'],
     authOptional: true,
@@ -53,8 +61,22 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
     logger: false,
 
     onConnect(session, callback) {
+      const open = perIp.get(session.remoteAddress) ?? 0;
+      if (open >= config.listen.maxClientsPerIp) {
+        logger.warn({ client: session.remoteAddress, open }, 'too many sessions from one address');
+        return callback(reply(421, `4.7.0 Too many connections from ${session.remoteAddress}, try again later`));
+      }
+      perIp.set(session.remoteAddress, open + 1);
+      counted.add(session.id);
       logger.debug({ client: session.remoteAddress, tls: implicitTls }, 'connect');
       callback();
+    },
+
+    onClose(session) {
+      if (!counted.delete(session.id)) return;
+      const open = (perIp.get(session.remoteAddress) ?? 1) - 1;
+      if (open > 0) perIp.set(session.remoteAddress, open);
+      else perIp.delete(session.remoteAddress);
     },
 
     onAuth(auth, session, callback) {
@@ -71,13 +93,29 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
     },
 
     onMailFrom(address, session, callback) {
+      const unknown = Object.keys(address.args || {}).find((name) => !MAIL_PARAMETERS.has(name.toUpperCase()));
+      if (unknown) return callback(reply(555, `5.5.4 MAIL FROM parameter ${unknown} is not supported`));
       if (session.user || networks.includes(session.remoteAddress)) return callback();
       logger.warn({ client: session.remoteAddress, from: address.address }, 'relay refused');
       if (users.size > 0) return callback(reply(530, '5.7.0 Authentication required'));
       callback(reply(550, `5.7.1 Relaying denied: ${session.remoteAddress} is not an allowed network`));
     },
 
+    onRcptTo(address, _session, callback) {
+      const unknown = Object.keys(address.args || {})[0];
+      if (unknown) return callback(reply(555, `5.5.4 RCPT TO parameter ${unknown} is not supported`));
+      callback();
+    },
+
     onData(stream, session, callback) {
+      // A sender that trickles its DATA is cut off, so it cannot hold a session forever.
+      const deadline = setTimeout(() => {
+        logger.warn({ client: session.remoteAddress }, 'DATA took too long; closing the connection');
+        for (const connection of server.connections) if (connection.session?.id === session.id) connection.close();
+      }, config.listen.dataTimeoutSeconds * 1000);
+      stream.once('end', () => clearTimeout(deadline));
+      stream.once('error', () => clearTimeout(deadline));
+      stream.once('close', () => clearTimeout(deadline));
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('error', (err) => callback(reply(451, `4.3.0 Error reading message: ${err.message}`)));
