@@ -154,3 +154,28 @@ describe('start-up refuses an unsafe or broken key store', () => {
     }
   });
 });
+
+describe('sender authorization (clients[].domains)', () => {
+  test('a network limited to example.com may send as it and its subdomains, not as another domain', async () => {
+    const sink = await startSink();
+    const relay = await startTestRelay({
+      clients: [{ networks: ['127.0.0.0/8'], domains: ['example.com'] }],
+      delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+    }, (store) => {
+      withKey(store);
+      store.generate({ domain: 'other.example', algorithm: 'rsa', activate: true });
+    });
+    try {
+      assert.equal((await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE })).ok, true);
+      const sub = MESSAGE.replace('app@example.com', 'scan@hq.example.com');
+      assert.equal((await send({ port: relay.port, from: 'scan@hq.example.com', to: ['b@example.net'], raw: sub })).ok, true);
+      const forged = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE.replace('app@example.com', 'ceo@other.example') });
+      assert.equal(!forged.ok && forged.code, 550);
+      assert.match(forged.response, /5\.7\.1 client 127\.0\.0\.1 may not send as other\.example \(allowed: example\.com\)/);
+      assert.equal(sink.received.length, 2);
+    } finally {
+      await relay.close();
+      await sink.close();
+    }
+  });
+});
