@@ -111,7 +111,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         withStore(args, (store) => {
           const key = store.get(args.domain!, args.selector!);
           const pem = args.private ? store.privatePem(key) : publicPem(key.algorithm, key.publicData);
-          if (args.out) writeFileSync(args.out, pem, { mode: 0o600, flag: 'wx' });
+          if (args.out) writeNewFile(args.out, pem);
           else process.stdout.write(pem);
         }),
     )
@@ -164,6 +164,16 @@ function announce(key: StoredKey, args: GlobalArgs): void {
 
 function withoutFile({ file: _file, ...key }: StoredKey) {
   return key;
+}
+
+/** Creates `file` 0600; never overwrites. */
+function writeNewFile(file: string, text: string): void {
+  try {
+    writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new UserError(`${file} already exists`, 'choose another --out, or remove the file first');
+    throw new UserError(`cannot write ${file}: ${(err as Error).message}`, 'check that the folder exists and is writable');
+  }
 }
 
 function day(iso: string | null): string {

@@ -38,7 +38,7 @@ export function parseConfig(text: string, source: string): Config {
   if (problem) {
     const where = problem.linePos?.[0] ? `line ${problem.linePos[0].line}, column ${problem.linePos[0].col}` : 'somewhere';
     throw new UserError(
-      `${source}: YAML syntax error at ${where}: ${problem.message.split('\n')[0]}`,
+      `${source}: YAML syntax error at ${where}: ${problem.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
       'fix the YAML (indent with spaces, quote values containing ":" or "#")',
     );
   }

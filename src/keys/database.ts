@@ -48,6 +48,9 @@ export function explainDatabaseError(err: unknown, file: string): Error {
   if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM')) {
     return new UserError(`cannot open key store database ${file} for writing`, 'check that the directory exists and belongs to the user running dkim-relay');
   }
+  if (code.startsWith('SQLITE_CONSTRAINT')) {
+    return new UserError('another process changed the key store at the same moment', 'run the command again');
+  }
   if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB')) {
     return new UserError(`key store database ${file} is damaged`, 'restore it from backup');
   }

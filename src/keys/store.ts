@@ -2,7 +2,7 @@
 // in one directory (0700). The daemon and the CLI share it; the daemon notices
 // the CLI's changes through SQLite's data_version, without a restart.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { explainDatabaseError, openDatabase, type Db } from './database.ts';
@@ -179,34 +179,45 @@ export class KeyStore {
     return key ? txtValue(key) : undefined;
   }
 
+  /**
+   * Chooses the selector and inserts the row in one IMMEDIATE transaction, so
+   * two writers (the CLI and the daemon) cannot pick the same one; the file is
+   * linked into place only if no file of that name exists.
+   */
   private add(options: NewKeyOptions, material: KeyMaterial): StoredKey {
     const domain = normalizeDomain(options.domain);
-    const taken = new Set(this.list(domain).map((k) => k.selector));
-    const selector = options.selector ? normalizeSelector(options.selector) : nextSelector(taken);
-    if (taken.has(selector)) {
-      throw new UserError(`${domain} already has a key with selector ${selector}`, 'choose another --selector, or leave it out for a fresh one');
-    }
-    if (options.activate && this.list(domain).some((k) => k.state === 'active' && k.algorithm === material.algorithm)) {
-      throw new UserError(
-        `${domain} already has an active ${material.algorithm} key`,
-        'generate without --activate, publish the record, then run `dkim-relay keys activate`',
-      );
-    }
-    const file = `${recordName(selector, domain)}.pem`;
-    writePrivateFile(join(this.dir, file), material.privatePem);
-    const now = new Date().toISOString();
-    try {
-      this.write(() =>
-        this.db
-          .prepare(`INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-          .run(domain, selector, material.algorithm, material.bits, options.activate ? 'active' : 'pending',
-            material.publicData, fingerprint(material.publicData), file, now, options.activate ? now : null),
-      );
-    } catch (err) {
-      rmSync(join(this.dir, file), { force: true });
-      throw err;
-    }
+    const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
+    const selector = this.query(() =>
+      this.db.transaction(() => {
+        const existing = this.db.prepare(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<StoredKey, 'selector' | 'algorithm' | 'state'>[];
+        const taken = new Set(existing.map((k) => k.selector));
+        const chosen = wanted ?? nextSelector(taken);
+        if (taken.has(chosen)) {
+          throw new UserError(`${domain} already has a key with selector ${chosen}`, 'choose another --selector, or leave it out for a fresh one');
+        }
+        if (options.activate && existing.some((k) => k.state === 'active' && k.algorithm === material.algorithm)) {
+          throw new UserError(
+            `${domain} already has an active ${material.algorithm} key`,
+            'generate without --activate, publish the record, then run `dkim-relay keys activate`',
+          );
+        }
+        const file = `${recordName(chosen, domain)}.pem`;
+        writePrivateFile(join(this.dir, file), material.privatePem);
+        const now = new Date().toISOString();
+        try {
+          this.db
+            .prepare(`INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+            .run(domain, chosen, material.algorithm, material.bits, options.activate ? 'active' : 'pending',
+              material.publicData, fingerprint(material.publicData), file, now, options.activate ? now : null);
+        } catch (err) {
+          rmSync(join(this.dir, file), { force: true }); // ours: writePrivateFile refused to replace any other
+          throw err;
+        }
+        return chosen;
+      }).immediate(),
+    );
+    this.activeByDomain.clear();
     return this.get(domain, selector);
   }
 
@@ -249,7 +260,10 @@ export class KeyStore {
   }
 }
 
-/** Written under a temporary name with mode 0600, flushed, then renamed: never half a key. */
+/**
+ * Written under a temporary name with mode 0600, flushed, then linked to its
+ * name: never half a key, and never over an existing key file.
+ */
 function writePrivateFile(file: string, pem: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'wx', 0o600);
@@ -259,5 +273,14 @@ function writePrivateFile(file: string, pem: string): void {
   } finally {
     closeSync(fd);
   }
-  renameSync(tmp, file);
+  try {
+    linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new UserError(`key file ${file} already exists but the key store does not know it`, 'move it away (or import it with `dkim-relay keys import`), then retry');
+    }
+    throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
 }
