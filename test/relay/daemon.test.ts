@@ -36,9 +36,12 @@ describe('dkim-relay serve on the embedded default', () => {
   const dir = tempDir();
   let daemon: ChildProcess;
   let startup = '';
+  let output = '';
 
   before(async () => {
     daemon = spawn(NODE, [CLI, 'serve'], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DKIM_RELAY_CONFIG: '' } });
+    daemon.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    daemon.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     startup = await waitFor(daemon, '"relay listening"', 20_000);
   });
   after(() => {
@@ -67,6 +70,26 @@ describe('dkim-relay serve on the embedded default', () => {
     const dns = await run(NODE, [CLI, 'keys', 'dns', '--json'], { cwd: dir.path, timeout: 20_000 });
     const records = Object.fromEntries((JSON.parse(dns.stdout) as { name: string; value: string }[]).map((r) => [r.name, r.value]));
     assert.deepEqual(await verifyWithDkimpy(message, records), [true]);
+  });
+
+  test('one JSON log line per message: client, envelope, From domain, d=, s=, self-check, reply, duration', () => {
+    const lines = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const messages = lines.filter((l) => l.msg === 'message');
+    assert.equal(messages.length, 1);
+    const m = messages[0]!;
+    assert.equal(m.client, '127.0.0.1');
+    assert.equal(m.from, 'a@example.com');
+    assert.deepEqual(m.to, ['b@example.net']);
+    assert.equal(m.fromDomain, 'example.com');
+    assert.match(String((m.signatures as string[])[0]), /^d=example\.com s=s\d{6}a a=rsa-sha256$/);
+    assert.equal(m.selfCheck, 'pass');
+    assert.match(String(m.reply), /^250 2\.0\.0 Ok: written to/);
+    assert.equal(typeof m.ms, 'number');
+    const pem = readdirSync(join(dir.path, 'keys')).find((f) => f.endsWith('.pem'))!;
+    const secret = readFileSync(join(dir.path, 'keys', pem), 'utf8').split('\n')[3]!; // a line from inside the key
+    assert.ok(secret.length > 40);
+    assert.equal(output.includes(secret), false, 'private key material in the output');
+    assert.doesNotMatch(output, /PRIVATE KEY/);
   });
 
   test('SIGTERM stops it cleanly with exit status 0', async () => {
