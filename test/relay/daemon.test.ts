@@ -135,3 +135,37 @@ describe('SIGTERM during a session', () => {
     }
   });
 });
+
+describe('SIGHUP', () => {
+  test('reloads a changed configuration, and keeps the running one when the new file is broken', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const dir = tempDir();
+    const config = join(dir.path, 'relay.yaml');
+    const write = (unknownDomain: string) =>
+      writeFileSync(config, `listen: {port: 2526}\ndelivery: {upstream: {type: file, dir: ${join(dir.path, 'out')}}}\nsigning: {unknownDomain: ${unknownDomain}}\n`);
+    write('forward');
+    const daemon = spawn(NODE, [CLI, 'serve', '--config', config], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'] });
+    const swaks = (from: string) => run('swaks', ['--server', '127.0.0.1:2526', '--from', from, '--to', 'b@example.net', '--h-From', from], { timeout: 20_000 }).then((r) => r.stdout, (e: { stdout: string }) => e.stdout);
+    try {
+      await waitFor(daemon, '"relay listening"', 20_000);
+      assert.match(await swaks('a@unknown.test'), /<-\s+250 /);
+
+      write('reject');
+      daemon.kill('SIGHUP');
+      await waitFor(daemon, 'configuration reloaded', 20_000);
+      assert.match(await swaks('a@unknown.test'), /<\*\*\s+550 5\.7\.1 no active DKIM key for unknown\.test/);
+
+      writeFileSync(config, 'listen: {port: [broken\n');
+      daemon.kill('SIGHUP');
+      await waitFor(daemon, 'reload refused', 20_000);
+      assert.match(await swaks('a@unknown.test'), /<\*\*\s+550 5\.7\.1/, 'still running on the last good configuration');
+
+      const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
+      daemon.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (daemon.exitCode === null) daemon.kill('SIGKILL');
+      dir.remove();
+    }
+  });
+});
