@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the CLI on the Node.js the project installs (node_modules/.bin/node,
 // Node 24), whatever `node` comes first on PATH.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,8 @@ if (major >= 24) {
     process.stderr.write(`dkim-relay: needs Node.js 24 or newer (this is ${process.version}) — run npm ci in ${root}\n`);
     process.exit(2);
   }
-  const child = spawnSync(node, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(child.status ?? 1);
+  // Signals go on to the child, so SIGTERM stops the relay, not just this wrapper.
+  const child = spawn(node, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }

@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { stringify } from 'yaml';
 import { NetworkList } from '../relay/admission.ts';
+import { SenderAuthorization } from '../relay/sender-authorization.ts';
 import { configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 export function configCommand(yargs: Argv<GlobalArgs>) {
@@ -9,8 +10,15 @@ export function configCommand(yargs: Argv<GlobalArgs>) {
     y
       .command<GlobalArgs>('check', 'validate the configuration and print the effective one, defaults included', (c) => c, (args) => {
         const { config, path } = configFrom(args);
-        new NetworkList(config.access.networks); // CIDR syntax is checked here too
-        const shown = { ...config, access: { ...config.access, users: config.access.users.map((u) => ({ name: u.name, password: '[hashed]' })) } };
+        // What the schema cannot see: CIDR syntax and domain names.
+        new NetworkList(config.access.networks);
+        new SenderAuthorization(config.clients);
+        const upstream = config.delivery.upstream;
+        const shown = {
+          ...config,
+          access: { ...config.access, users: config.access.users.map((u) => ({ name: u.name, password: '[hashed]' })) },
+          delivery: { ...config.delivery, upstream: upstream.type === 'smtp' && upstream.auth ? { ...upstream, auth: { ...upstream.auth, pass: '[hidden]' } } : upstream },
+        };
         if (args.json) return printJson(shown);
         print(`# ${path ?? 'embedded default (no configuration file)'}: valid\n${stringify(shown)}`);
       })

@@ -44,6 +44,12 @@ export async function main(argv: string[]): Promise<void> {
     .parseAsync();
 }
 
+// `dkim-relay keys list | head -1`: a reader that leaves early is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 try {
   await main(hideBin(process.argv));
 } catch (err) {

@@ -25,7 +25,7 @@ const signingPolicy = z.strictObject({
 
 const duration = z
   .string()
-  .regex(/^\d+[smhdw]$/, 'must be a duration such as "90s", "30m", "12h", "7d" or "2w"');
+  .regex(/^[1-9]\d*[smhdw]$/, 'must be a duration above zero such as "90s", "30m", "12h", "7d" or "2w"');
 
 const smtpUpstream = z.strictObject({
   type: z.literal('smtp'),

@@ -8,8 +8,9 @@ type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 export class NetworkList {
   private readonly ranges: Range[];
 
-  constructor(networks: string[]) {
-    this.ranges = networks.map(parseNetwork);
+  /** `key` names the configuration key the list comes from, for the error message. */
+  constructor(networks: string[], key = 'access.networks') {
+    this.ranges = networks.map((text) => parseNetwork(text, key));
   }
 
   includes(address: string): boolean {
@@ -23,12 +24,12 @@ export class NetworkList {
   }
 }
 
-function parseNetwork(text: string): Range {
+function parseNetwork(text: string, key: string): Range {
   try {
     if (text.includes('/')) return ipaddr.parseCIDR(text);
     const ip = ipaddr.parse(text);
     return [ip, ip.kind() === 'ipv4' ? 32 : 128];
   } catch {
-    throw new UserError(`access.networks: "${text}" is not an IP address or CIDR range`, 'write e.g. 192.0.2.10 or 10.1.0.0/16');
+    throw new UserError(`${key}: "${text}" is not an IP address or CIDR range`, 'write e.g. 192.0.2.10 or 10.1.0.0/16');
   }
 }

@@ -21,8 +21,8 @@ export interface RelayDeps {
   senders: SenderAuthorization;
 }
 
-/** MAIL FROM parameters we honour; smtp-server passes unknown ones through silently. */
-const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8']);
+/** MAIL FROM parameters we honour (AUTH=: RFC 4954 §5); smtp-server passes unknown ones through silently. */
+const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'AUTH']);
 
 /** An SMTP reply that smtp-server sends as "<code> <text>". */
 function reply(code: number, text: string): Error {

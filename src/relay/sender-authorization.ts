@@ -2,6 +2,7 @@
 // matches no entry is unrestricted; one that matches is held to the union
 // of its entries' domains (subdomains included).
 import type { Config } from '../config/schema.ts';
+import { UserError } from '../errors.ts';
 import { normalizeDomain } from '../keys/names.ts';
 import { NetworkList } from './admission.ts';
 
@@ -14,10 +15,16 @@ export class SenderAuthorization {
   private readonly rules: { user?: string; networks?: NetworkList; domains: string[] }[];
 
   constructor(clients: Config['clients']) {
-    this.rules = clients.map((c) => ({
+    this.rules = clients.map((c, i) => ({
       user: c.user,
-      networks: c.networks ? new NetworkList(c.networks) : undefined,
-      domains: c.domains.map(normalizeDomain),
+      networks: c.networks ? new NetworkList(c.networks, `clients.${i}.networks`) : undefined,
+      domains: c.domains.map((d) => {
+        try {
+          return normalizeDomain(d);
+        } catch (err) {
+          throw new UserError(`clients.${i}.domains: ${(err as UserError).message}`, 'give domains such as example.com');
+        }
+      }),
     }));
   }
 

@@ -34,7 +34,8 @@ export async function verifyMessage(message: Buffer, resolver: DNSResolver | und
         domain,
         selector: r.selector ?? '',
         algorithm: r.algo ?? '',
-        result: r.status?.result ?? 'none',
+        // mailauth says "neutral" for a body hash mismatch; to a person that is a failure.
+        result: r.status?.result === 'neutral' && /body hash/.test(r.status.comment ?? '') ? 'fail' : (r.status?.result ?? 'none'),
         comment: r.status?.comment ?? '',
         aligned: fromDomains.length > 0 && fromDomains.every((from) => isAligned(domain, from, alignment)),
       };
