@@ -7,6 +7,7 @@ import { fieldsNamed, HeaderSyntaxError, parseHeader, splitMessage, type HeaderF
 import { toCrlf } from '../message/lines.ts';
 import { signMessage } from '../signing/signer.ts';
 import { findAuthor } from './author.ts';
+import { normalize } from './normalize/index.ts';
 import { selfCheck } from './self-check.ts';
 import { signOptionsFor } from './signing-policy.ts';
 
@@ -72,16 +73,23 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
 
   const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);
   const keys = domain ? chooseKeys(ctx.store.activeKeys(domain), ctx.upstream) : [];
-  if (keys.length === 0) {
-    const { unknownDomain } = ctx.config.signing;
-    const why = `no active DKIM key for ${ctx.domain ?? author.domain}`;
-    if (unknownDomain === 'reject') return refuse(550, `5.7.1 ${why}`);
-    if (unknownDomain === 'tempfail') return refuse(451, `4.7.1 ${why}, try again later`);
-    return { action: 'deliver', message, ...report, detail: `${why}: forwarded unsigned` };
-  }
+  const why = `no active DKIM key for ${ctx.domain ?? author.domain}`;
+  if (keys.length === 0 && ctx.config.signing.unknownDomain === 'reject') return refuse(550, `5.7.1 ${why}`);
+  if (keys.length === 0 && ctx.config.signing.unknownDomain === 'tempfail') return refuse(451, `4.7.1 ${why}, try again later`);
 
-  const signatureFields = signMessage(message, keys, signOptionsFor(ctx.config.signing, keys[0]!.domain));
-  const signed = Buffer.concat([Buffer.from(signatureFields, 'latin1'), message]);
+  // SPEC §3: make the message survive transit first, then sign exactly that.
+  const normalized = normalize(message, {
+    ...ctx.config.normalize,
+    eightBitMime: ctx.upstream.eightBitMime,
+    messageIdDomain: keys[0]?.domain ?? author.domain,
+  });
+  if (!normalized.ok) return refuse(normalized.code, normalized.text);
+  report.changes.push(...normalized.changes);
+  const ready = normalized.message;
+  if (keys.length === 0) return { action: 'deliver', message: ready, ...report, detail: `${why}: forwarded unsigned` };
+
+  const signatureFields = signMessage(ready, keys, signOptionsFor(ctx.config.signing, keys[0]!.domain));
+  const signed = Buffer.concat([Buffer.from(signatureFields, 'latin1'), ready]);
   report.signatures = keys.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256' }));
 
   const check = await selfCheck(signed, keys, ctx.store, ctx.config.selfCheck.alignment);

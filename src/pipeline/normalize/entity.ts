@@ -1,0 +1,100 @@
+// The recursive walk over a message's MIME tree. Only what would not survive
+// transit is touched; every other part, delimiter, preamble and epilogue is
+// copied as the very same octets.
+import { contentInfo, isIdentityEncoding, type ContentInfo } from './content-type.ts';
+import { entityChunks, readEntity, setField, type Entity } from './header-block.ts';
+import { normalizeHeader } from './header-step.ts';
+import { describe, reencodeLeaf, reworkEncodedLeaf, type Trouble } from './leaf.ts';
+import { splitMultipart } from './multipart.ts';
+import { Refusal } from './refusal.ts';
+import { has8bit, overlongLine, unsafeForTransit } from './scan.ts';
+import type { Walk } from './walk.ts';
+
+/** Deeper nesting than any mailer produces; past it we refuse rather than recurse. */
+export const MAX_DEPTH = 20;
+
+/**
+ * Normalizes the entity's header in place and returns its new body as chunks,
+ * or null when the body stays as it is.
+ */
+export function normalizeEntity(entity: Entity, path: string, kind: 'message' | 'part', defaultType: string, depth: number, walk: Walk): Buffer[] | null {
+  normalizeHeader(entity.header, path, walk);
+  const { body } = entity;
+  const { eightBitMime } = walk.options;
+  const longest = overlongLine(body);
+  const eightBit = !eightBitMime && has8bit(body);
+  if (longest === 0 && !eightBit) return null;
+  const info = contentInfo(entity.header.fields, defaultType);
+  const trouble: Trouble = { longest, eightBit, label: `${info.type} part${path ? ` ${path}` : ''}` };
+  const cannot = (why: string): Refusal =>
+    new Refusal(554, `${trouble.eightBit ? '5.6.3' : '5.6.0'} The ${trouble.label} needs re-encoding (${describe(trouble)}) but ${why}`);
+
+  if (info.encoding === 'base64' || info.encoding === 'quoted-printable') return reworkEncodedLeaf(entity, info, trouble, walk);
+  if (!isIdentityEncoding(info.encoding)) throw cannot(`its Content-Transfer-Encoding "${info.encoding}" is unknown`);
+  if (info.type.startsWith('multipart/') || info.type === 'message/rfc822') {
+    if (depth >= MAX_DEPTH) throw cannot(`it is nested deeper than ${MAX_DEPTH} levels`);
+    const chunks = info.type === 'message/rfc822'
+      ? enclosedMessage(entity, path, depth, walk, cannot)
+      : multipart(entity, info, path, depth, walk, cannot);
+    settleCompositeEncoding(entity, info, chunks, trouble.label, walk);
+    return chunks;
+  }
+  // RFC 2046 §5.2.2-3: these must be 7bit, and nothing inside them can be re-encoded.
+  if (info.type === 'message/partial' || info.type === 'message/external-body') throw cannot('RFC 2046 forbids encoding it');
+  return reencodeLeaf(entity, info, kind, path, trouble, walk);
+}
+
+function multipart(entity: Entity, info: ContentInfo, path: string, depth: number, walk: Walk, cannot: (why: string) => Refusal): Buffer[] {
+  const boundary = info.params.boundary;
+  if (!boundary) throw cannot('it has no boundary parameter');
+  const { body } = entity;
+  const layout = splitMultipart(body, boundary);
+  if (!layout) throw cannot('no delimiter line for its boundary was found');
+  // RFC 2046 §5.1.5: in a digest, a part without Content-Type is a message.
+  const childDefault = info.type === 'multipart/digest' ? 'message/rfc822' : 'text/plain';
+  const { eightBitMime } = walk.options;
+  const chunks: Buffer[] = [];
+  let at = 0;
+  const between = (end: number): void => {
+    const octets = body.subarray(at, end);
+    // Preamble, delimiter lines and epilogue are kept byte for byte.
+    if (unsafeForTransit(octets, eightBitMime)) throw cannot('its preamble or epilogue would need changing');
+    chunks.push(octets);
+  };
+  layout.parts.forEach((span, i) => {
+    between(span.start);
+    const raw = body.subarray(span.start, span.end);
+    at = span.end;
+    if (!unsafeForTransit(raw, eightBitMime)) {
+      chunks.push(raw);
+      return;
+    }
+    const childPath = path ? `${path}.${i + 1}` : `${i + 1}`;
+    const child = readEntity(raw);
+    if (typeof child === 'string') throw cannot(`the header of its part ${childPath} is malformed (${child})`);
+    const out = normalizeEntity(child, childPath, 'part', childDefault, depth + 1, walk);
+    chunks.push(...entityChunks(child, out));
+  });
+  between(body.length);
+  return chunks;
+}
+
+function enclosedMessage(entity: Entity, path: string, depth: number, walk: Walk, cannot: (why: string) => Refusal): Buffer[] {
+  const inner = readEntity(entity.body);
+  if (typeof inner === 'string') throw cannot(`the header of the enclosed message is malformed (${inner})`);
+  return entityChunks(inner, normalizeEntity(inner, path, 'message', 'text/plain', depth + 1, walk));
+}
+
+/**
+ * A multipart or message/rfc822 may only be 7bit, 8bit or binary (RFC 2045
+ * §6.4). Once its content was made 7-bit (or its lines short), a declared
+ * 8bit/binary would be a lie to the next hop's 8BITMIME logic.
+ */
+function settleCompositeEncoding(entity: Entity, info: ContentInfo, chunks: Buffer[], label: string, walk: Walk): void {
+  if (info.encoding !== '8bit' && info.encoding !== 'binary') return;
+  // Every line is short by now (children were fixed or refused).
+  const encoding = chunks.some((c) => has8bit(c)) ? '8bit' : '7bit';
+  if (encoding === info.encoding) return;
+  setField(entity.header, 'Content-Transfer-Encoding', encoding);
+  walk.changes.push(`set Content-Transfer-Encoding: ${encoding} on the ${label}`);
+}

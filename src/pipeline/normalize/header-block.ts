@@ -1,0 +1,67 @@
+// An entity's header block that can be edited field by field and written back.
+// Fields nobody edits keep their exact bytes and their order.
+import { HeaderSyntaxError, parseHeader, splitMessage, type HeaderField } from '../../message/header.ts';
+
+export interface HeaderBlock {
+  fields: HeaderField[];
+  /** The original block, written back as is while nothing was edited. */
+  original: Buffer;
+  edited: boolean;
+}
+
+/** One MIME entity (a message, or a part of a multipart): header block and body. */
+export interface Entity {
+  header: HeaderBlock;
+  body: Buffer;
+  hasSeparator: boolean;
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** Splits and parses an entity; a header that does not parse gives its reason instead. */
+export function readEntity(raw: Buffer): Entity | string {
+  const { header, body, hasSeparator } = splitMessage(raw);
+  try {
+    return { header: { fields: parseHeader(header), original: header, edited: false }, body, hasSeparator };
+  } catch (err) {
+    if (err instanceof HeaderSyntaxError) return err.message;
+    throw err;
+  }
+}
+
+export function headerBytes(block: HeaderBlock): Buffer {
+  if (!block.edited) return block.original;
+  if (block.fields.length === 0) return block.original.subarray(0, 0);
+  return Buffer.from(block.fields.map((f) => f.raw + '\r\n').join(''), 'latin1');
+}
+
+/** The entity as chunks, with a new body when one is given. */
+export function entityChunks(entity: Entity, body: Buffer[] | null): Buffer[] {
+  const header = headerBytes(entity.header);
+  // A part that was all header and had no final CRLF (it went to the boundary
+  // delimiter) gets one only when its header was rewritten.
+  if (!entity.hasSeparator) return [header];
+  return [header, CRLF, ...(body ?? [entity.body])];
+}
+
+export function replaceRaw(block: HeaderBlock, field: HeaderField, raw: string): void {
+  field.raw = raw;
+  block.edited = true;
+}
+
+/** Gives every field of this name the value, or appends one (after the last field) when none exists. */
+export function setField(block: HeaderBlock, name: string, value: string): void {
+  const key = name.toLowerCase();
+  let found = false;
+  for (const f of block.fields) {
+    if (f.key !== key) continue;
+    replaceRaw(block, f, `${f.name}: ${value}`);
+    found = true;
+  }
+  if (!found) appendField(block, name, value);
+}
+
+export function appendField(block: HeaderBlock, name: string, value: string): void {
+  block.fields.push({ name, key: name.toLowerCase(), raw: `${name}: ${value}` });
+  block.edited = true;
+}

@@ -1,0 +1,80 @@
+// Re-encoding one leaf part whose body would not survive transit: lines over
+// 998 octets, or 8-bit data for a 7-bit upstream. Text stays readable as
+// quoted-printable; anything else becomes base64. Parts already encoded keep
+// their encoding and are only re-wrapped (base64) or re-encoded (QP).
+import { isUtf8 } from 'node:buffer';
+import { fieldsNamed } from '../../message/header.ts';
+import type { ContentInfo } from './content-type.ts';
+import { appendField, setField, type Entity } from './header-block.ts';
+import { MAX_LINE } from './scan.ts';
+import { inPart, Refusal } from './refusal.ts';
+import { fromQuotedPrintable, rewrapBase64, toBase64, toQuotedPrintable } from './transfer-encoding.ts';
+import type { Walk } from './walk.ts';
+
+/** Why a body needs work, e.g. "8-bit data, line of 1204 octets". */
+export interface Trouble {
+  longest: number;
+  eightBit: boolean;
+  label: string;
+}
+
+export function describe(trouble: Trouble): string {
+  const why: string[] = [];
+  if (trouble.eightBit) why.push('8-bit data');
+  if (trouble.longest > MAX_LINE) why.push(`line of ${trouble.longest} octets`);
+  return why.join(', ');
+}
+
+const CRLF = Buffer.from('\r\n');
+const endsWithCrlf = (b: Buffer): boolean => b.length >= 2 && b[b.length - 2] === 0x0d && b[b.length - 1] === 0x0a;
+const SOFT_BREAK = Buffer.from('=\r\n');
+
+function refuseLongLines(trouble: Trouble, walk: Walk): void {
+  if (trouble.longest > MAX_LINE && walk.options.longLines === 'reject') {
+    throw new Refusal(
+      554,
+      `5.6.0 Line of ${trouble.longest} octets in the body exceeds the 998 octets of RFC 5322; ` +
+        'the sending application must wrap it or send it quoted-printable or base64',
+    );
+  }
+}
+
+/** A 7bit/8bit/binary leaf: encode it and say so in its header. */
+export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' | 'part', path: string, trouble: Trouble, walk: Walk): Buffer[] {
+  refuseLongLines(trouble, walk);
+  const { body, header } = entity;
+  const qp = info.type.startsWith('text/') || info.type.startsWith('message/');
+  // base64 carries the octets, final CRLF included; the body must still end
+  // in a CRLF where it did (the end of the message, not before a delimiter).
+  const encoded = qp ? [toQuotedPrintable(body)] : [toBase64(body), ...(endsWithCrlf(body) ? [CRLF] : [])];
+  const name = qp ? 'quoted-printable' : 'base64';
+  walk.changes.push(`re-encoded ${trouble.label} as ${name} (${describe(trouble)})`);
+  // RFC 2045 §4: without MIME-Version the encoding header means nothing to a reader.
+  if (kind === 'message' && fieldsNamed(header.fields, 'MIME-Version').length === 0) {
+    appendField(header, 'MIME-Version', '1.0');
+    walk.changes.push(`added MIME-Version: 1.0${inPart(path)}`);
+  }
+  if (!info.declared) {
+    // The default (us-ascii) would be wrong for 8-bit text now made 7-bit.
+    const type = `text/plain; charset=${isUtf8(body) ? 'utf-8' : 'unknown-8bit'}`;
+    appendField(header, 'Content-Type', type);
+    walk.changes.push(`added Content-Type: ${type}${inPart(path)}`);
+  }
+  setField(header, 'Content-Transfer-Encoding', name);
+  return encoded;
+}
+
+/** A base64 or quoted-printable leaf with long lines or stray 8-bit octets. */
+export function reworkEncodedLeaf(entity: Entity, info: ContentInfo, trouble: Trouble, walk: Walk): Buffer[] {
+  refuseLongLines(trouble, walk);
+  const { body } = entity;
+  const tail = endsWithCrlf(body);
+  if (info.encoding === 'base64') {
+    walk.changes.push(`re-wrapped base64 ${trouble.label} at 76 octets (${describe(trouble)})`);
+    return [rewrapBase64(body), ...(tail ? [CRLF] : [])];
+  }
+  const out = toQuotedPrintable(fromQuotedPrintable(body));
+  walk.changes.push(`re-encoded quoted-printable ${trouble.label} (${describe(trouble)})`);
+  // a trailing soft break decodes to nothing and keeps the final CRLF
+  return [out, ...(tail && !endsWithCrlf(out) ? [SOFT_BREAK] : [])];
+}
