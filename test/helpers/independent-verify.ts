@@ -4,14 +4,11 @@
 // Both throw when the verifier cannot run or prints nothing parseable: a
 // missing verifier must fail the test, never pass it.
 
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseList, run, withTempDir } from './verifier-process.ts';
 
 const HERE = import.meta.dirname;
-const TIMEOUT_MS = 120_000;
-const MAX_OUTPUT = 1024 * 1024;
 
 /** DNS TXT records by name, e.g. "s1._domainkey.example.com" → "v=DKIM1; k=rsa; p=…". */
 export type TxtRecords = Record<string, string>;
@@ -41,36 +38,4 @@ export async function verifyWithMailDkim(message: Buffer, records: TxtRecords): 
     const out = await run('/usr/bin/perl', [join(HERE, 'maildkim_verify.pl'), recordsFile, messageFile]);
     return parseList(out, 'Mail::DKIM', (v): v is string => typeof v === 'string');
   });
-}
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'dkim-verify-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-function run(file: string, args: string[], stdin?: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { timeout: TIMEOUT_MS, maxBuffer: MAX_OUTPUT, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${file} ${args[0] ?? ''} failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-    // An early exit closes stdin; the callback above reports why.
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(stdin ?? Buffer.alloc(0));
-  });
-}
-
-function parseList<T>(out: string, who: string, isItem: (v: unknown) => v is T): T[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(out.trim().split('\n').pop() ?? '');
-  } catch {
-    throw new Error(`${who} printed no result: ${JSON.stringify(out.slice(0, 200))}`);
-  }
-  if (!Array.isArray(value) || !value.every(isItem)) throw new Error(`${who} printed an unexpected result: ${out}`);
-  return value;
 }

@@ -7,11 +7,13 @@
 // same Buffer comes back.
 import { fieldsNamed } from '../../message/header.ts';
 import { normalizeEntity } from './entity.ts';
-import { appendField, entityChunks, readEntity } from './header-block.ts';
+import { appendField, entityChunks, readEntity, replaceRaw } from './header-block.ts';
 import { newMessageId, rfc5322Date } from './missing-fields.ts';
 import { Refusal } from './refusal.ts';
 import { has8bit, overlongLine, unsafeForTransit } from './scan.ts';
 import type { Walk } from './walk.ts';
+
+const SPACE_BEFORE_COLON = /^([!-9;-~]+)[ \t]+:/;
 
 export interface NormalizeOptions {
   addDate: boolean;
@@ -52,8 +54,15 @@ function run(message: Buffer, options: NormalizeOptions): Normalized {
   const fields = top.header.fields;
   const needDate = options.addDate && fieldsNamed(fields, 'Date').length === 0;
   const needId = options.addMessageId && fieldsNamed(fields, 'Message-ID').length === 0;
+  // "To : x" is obsolete syntax (RFC 5322 §4.5) that some verifiers (dkimpy)
+  // refuse to parse at all; relaxed canonicalization reads both forms alike.
+  const spaced = fields.filter((f) => SPACE_BEFORE_COLON.test(f.raw));
   const unsafe = unsafeForTransit(message, options.eightBitMime);
-  if (!unsafe && !needDate && !needId) return { ok: true, message, changes };
+  if (!unsafe && !needDate && !needId && spaced.length === 0) return { ok: true, message, changes };
+  for (const field of spaced) {
+    replaceRaw(top.header, field, field.raw.replace(SPACE_BEFORE_COLON, '$1:'));
+    changes.push(`removed the space before the colon of ${field.name}:`);
+  }
 
   const walk: Walk = { options, changes };
   const body = unsafe ? normalizeEntity(top, '', 'message', 'text/plain', 0, walk) : null;

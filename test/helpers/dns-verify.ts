@@ -1,0 +1,54 @@
+// Third-party DKIM verifiers that fetch keys over real DNS (UDP) from a
+// nameserver given as "127.0.0.1:PORT" — e.g. the loopback server of
+// dns-server.ts loaded from the zone the CLI prints (zone.ts). This checks
+// what the records table of independent-verify.ts cannot: that the record
+// as published, split into character-strings, is the key receivers get.
+//
+// Both throw when the verifier cannot run or prints nothing parseable: a
+// missing verifier must fail the test, never pass it.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseList, run, withTempDir } from './verifier-process.ts';
+
+const HERE = import.meta.dirname;
+
+/** One DKIM-Signature as a verifier judged it. */
+export interface SignatureVerdict {
+  /** pass, fail, temperror, invalid, error (the verifier raised), … */
+  result: string;
+  detail: string;
+  /** d= and a= as the verifier read them ('' when it could not). */
+  domain: string;
+  algorithm: string;
+}
+
+/**
+ * dkimpy (Debian python3-dkim) with a dnsfunc that asks `nameserver` through
+ * dnspython: one verdict per DKIM-Signature, top to bottom. A message dkimpy
+ * cannot parse gives "error" for each signature in it.
+ */
+export async function verifyWithDkimpyDns(message: Buffer, nameserver: string): Promise<SignatureVerdict[]> {
+  // The message goes on stdin: argv cannot carry 25 MB.
+  const out = await run('/usr/bin/python3', [join(HERE, 'dkimpy_dns_verify.py'), nameserver], message);
+  return parseVerdicts(out, 'dkimpy');
+}
+
+/**
+ * Perl Mail::DKIM with Mail::DKIM::DNS::resolver set to a Net::DNS resolver
+ * for `nameserver`. Debian 12's Mail::DKIM cannot verify Ed25519 (those come
+ * out "invalid"): use it for RSA signatures.
+ */
+export async function verifyWithMailDkimDns(message: Buffer, nameserver: string): Promise<SignatureVerdict[]> {
+  return withTempDir(async (dir) => {
+    const file = join(dir, 'message.eml');
+    await writeFile(file, message);
+    const out = await run('/usr/bin/perl', [join(HERE, 'maildkim_dns_verify.pl'), nameserver, file]);
+    return parseVerdicts(out, 'Mail::DKIM');
+  });
+}
+
+function parseVerdicts(out: string, who: string): SignatureVerdict[] {
+  const isVerdict = (v: unknown): v is SignatureVerdict =>
+    typeof v === 'object' && v !== null && ['result', 'detail', 'domain', 'algorithm'].every((k) => typeof (v as Record<string, unknown>)[k] === 'string');
+  return parseList(out, who, isVerdict);
+}
