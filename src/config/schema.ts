@@ -159,6 +159,8 @@ export const configSchema = z.strictObject({
       /** At most this many header fields, and this many octets of header. */
       maxCount: z.number().int().min(10).default(1000),
       maxSize: z.number().int().min(1024).default(1024 * 1024),
+      /** At most this many physical header lines (folded lines included). */
+      maxLines: z.number().int().min(100).default(5000),
     })
     .prefault({}),
 

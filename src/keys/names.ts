@@ -4,10 +4,15 @@ import { UserError } from '../errors.ts';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
+/** An ASCII (IDNA) domain of at least two labels, within DNS limits. */
+export function isValidDomain(ascii: string): boolean {
+  const labels = ascii.split('.');
+  return ascii.length > 0 && ascii.length <= 253 && labels.length >= 2 && labels.every((l) => LABEL.test(l));
+}
+
 export function normalizeDomain(input: string): string {
   const ascii = domainToASCII(input.trim().replace(/\.$/, '').toLowerCase());
-  const labels = ascii.split('.');
-  if (!ascii || ascii.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
+  if (!isValidDomain(ascii)) {
     throw new UserError(`"${input}" is not a valid domain name`, 'give a domain such as example.com');
   }
   return ascii;

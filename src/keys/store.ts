@@ -53,7 +53,8 @@ export class KeyStore {
   readonly tightenedDir: boolean;
   private readonly db: Db;
   private dataVersion = -1;
-  private readonly activeByDomain = new Map<string, ActiveKey[]>();
+  /** Every active key by domain; null until needed again after a change. */
+  private activeByDomain: Map<string, ActiveKey[]> | null = null;
   private readonly parsed = new Map<number, KeyObject>();
 
   private constructor(dir: string, timeoutMs: number) {
@@ -144,24 +145,18 @@ export class KeyStore {
    * active key, else its nearest parent that has one (mail.example.com → example.com).
    */
   signingDomainFor(fromDomain: string): string | null {
-    const labels = fromDomain.toLowerCase().replace(/\.$/, '').split('.');
-    for (let i = 0; i < labels.length - 1; i++) {
-      const candidate = labels.slice(i).join('.');
-      if (this.activeKeys(candidate).length > 0) return candidate;
+    const active = this.activeMap();
+    let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
+    for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
+      if (active.has(candidate)) return candidate;
+      candidate = candidate.slice(dot + 1);
     }
     return null;
   }
 
-  /** The domain's active keys, parsed once and cached until the database changes. */
+  /** The domain's active keys, newest first. */
   activeKeys(domain: string): ActiveKey[] {
-    this.refreshIfChanged();
-    let keys = this.activeByDomain.get(domain);
-    if (!keys) {
-      const rows = this.query(() => this.db.prepare(`SELECT ${COLUMNS} FROM keys WHERE domain = ? AND state = 'active' ORDER BY activated_at DESC`).all(domain)) as StoredKey[];
-      keys = rows.map((row) => ({ domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.loadPrivate(row) }));
-      this.activeByDomain.set(domain, keys);
-    }
-    return keys;
+    return this.activeMap().get(domain) ?? [];
   }
 
   /** Loads every active key once, so a missing or world-readable file stops start-up, not a message. */
@@ -217,7 +212,7 @@ export class KeyStore {
         return chosen;
       }).immediate(),
     );
-    this.activeByDomain.clear();
+    this.activeByDomain = null;
     return this.get(domain, selector);
   }
 
@@ -237,18 +232,32 @@ export class KeyStore {
     return parsed;
   }
 
-  /** Another process (the CLI) committed: forget the cached active keys. */
-  private refreshIfChanged(): void {
+  /**
+   * All active keys, loaded in one query and kept until the database changes
+   * (our own writes, or another process's, seen through data_version): the
+   * per-message cost is one PRAGMA, whatever From: domains arrive.
+   */
+  private activeMap(): Map<string, ActiveKey[]> {
     const version = this.query(() => this.db.pragma('data_version', { simple: true })) as number;
     if (version !== this.dataVersion) {
       this.dataVersion = version;
-      this.activeByDomain.clear();
+      this.activeByDomain = null;
     }
+    if (!this.activeByDomain) {
+      const rows = this.query(() => this.db.prepare(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all()) as StoredKey[];
+      const map = new Map<string, ActiveKey[]>();
+      for (const row of rows) {
+        const key = { domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.loadPrivate(row) };
+        map.set(row.domain, [...(map.get(row.domain) ?? []), key]);
+      }
+      this.activeByDomain = map;
+    }
+    return this.activeByDomain;
   }
 
   private write(change: () => unknown): void {
     this.query(() => this.db.transaction(change).immediate());
-    this.activeByDomain.clear();
+    this.activeByDomain = null;
   }
 
   private query<T>(run: () => T): T {

@@ -50,11 +50,16 @@ export function parseHeader(header: Buffer): HeaderField[] {
     const colon = line.indexOf(':');
     const name = colon > 0 ? line.slice(0, colon).replace(/[ \t]+$/, '') : '';
     if (!/^[!-9;-~]+$/.test(name)) {
-      throw new HeaderSyntaxError(`header line is not "Name: value": ${JSON.stringify(line.slice(0, 60))}`);
+      throw new HeaderSyntaxError(`header line is not "Name: value": ${printable(line.slice(0, 60))}`);
     }
     fields.push({ name, key: name.toLowerCase(), raw: line });
   }
   return fields;
+}
+
+/** A binary string quoted for a message: octets outside printable ASCII as \xNN. */
+function printable(text: string): string {
+  return `"${text.replace(/[^\x20-\x7e]|["\\]/g, (c) => (c === '"' || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))}"`;
 }
 
 /** The unfolded value of a field (after the colon), as a binary string. */

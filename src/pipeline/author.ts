@@ -2,6 +2,7 @@
 // key and against which DMARC judges alignment.
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
+import { isValidDomain } from '../keys/names.ts';
 import { fieldValue, fieldsNamed, type HeaderField } from '../message/header.ts';
 
 export type Author =
@@ -16,8 +17,9 @@ export function findAuthor(fields: HeaderField[]): Author {
   const addresses = addressparser(value, { flatten: true }).map((a) => a.address ?? '').filter((a) => a.includes('@'));
   if (addresses.length === 0) return { ok: false, problem: 'the From: header holds no address' };
   const domains = new Set(addresses.map((a) => domainToASCII(a.slice(a.lastIndexOf('@') + 1).toLowerCase())));
-  if (domains.size > 1 || domains.has('')) {
-    return { ok: false, problem: 'the From: header names addresses in several domains; DMARC cannot align it' };
-  }
-  return { ok: true, domain: [...domains][0]!, address: addresses[0]! };
+  if (domains.size > 1) return { ok: false, problem: 'the From: header names addresses in several domains; DMARC cannot align it' };
+  const domain = [...domains][0]!;
+  // Checked before any lookup: a hostile "domain" of 100 000 dots must cost nothing.
+  if (!isValidDomain(domain)) return { ok: false, problem: 'the From: address has no valid domain name' };
+  return { ok: true, domain, address: addresses[0]! };
 }

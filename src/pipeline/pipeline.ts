@@ -53,6 +53,9 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   const { header } = splitMessage(message);
   const limits = ctx.config.headers;
   if (header.length > limits.maxSize) return refuse(552, `5.3.4 Header too large: ${header.length} octets, at most ${limits.maxSize}`);
+  // Checked before anything parses the header: mailauth's verifier joins folded lines in quadratic time.
+  const lines = countLines(header);
+  if (lines > limits.maxLines) return refuse(552, `5.3.4 Header too long: ${lines} lines, at most ${limits.maxLines}`);
   let fields;
   try {
     fields = parseHeader(header);
@@ -104,6 +107,12 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
     ? Buffer.from(`X-DKIM-Relay-Check: ${ctx.hostname}; ${check.pass ? 'pass' : 'fail'}; ${check.detail}\r\n`, 'latin1')
     : null;
   return { action: 'deliver', message: trace ? Buffer.concat([trace, signed]) : signed, ...report };
+}
+
+function countLines(header: Buffer): number {
+  let lines = 0;
+  for (let at = header.indexOf(0x0a); at >= 0; at = header.indexOf(0x0a, at + 1)) lines++;
+  return lines;
 }
 
 function findDuplicate(fields: HeaderField[], singleInstance: string[]): { name: string; count: number } | null {

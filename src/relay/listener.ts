@@ -26,8 +26,22 @@ const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'AUTH']);
 
 /** An SMTP reply that smtp-server sends as "<code> <text>". */
 function reply(code: number, text: string): Error {
-  return Object.assign(new Error(text), { responseCode: code });
+  // RFC 5321 §4.5.3.1.5: reply text is printable ASCII; whatever we quote from a message is made so.
+  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
+  return Object.assign(new Error(ascii.length > 450 ? `${ascii.slice(0, 447)}...` : ascii), { responseCode: code });
 }
+
+/**
+ * smtp-server loses a pipelined second transaction when a handler answers
+ * synchronously (SMTPStream.continue() clears the continuation after calling
+ * it); answering on the next turn of the event loop avoids that.
+ */
+function later(callback: (err?: Error | null) => void, err?: Error): void {
+  setImmediate(() => callback(err));
+}
+
+/** smtp-server decodes command lines as UTF-8; octets that are not UTF-8 become U+FFFD. */
+const UNDECODABLE = '\ufffd';
 
 export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServer {
   const { config, logger } = deps;
@@ -94,17 +108,19 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
 
     onMailFrom(address, session, callback) {
       const unknown = Object.keys(address.args || {}).find((name) => !MAIL_PARAMETERS.has(name.toUpperCase()));
-      if (unknown) return callback(reply(555, `5.5.4 MAIL FROM parameter ${unknown} is not supported`));
-      if (session.user || networks.includes(session.remoteAddress)) return callback();
+      if (unknown) return later(callback, reply(555, `5.5.4 MAIL FROM parameter ${unknown} is not supported`));
+      if (address.address.includes(UNDECODABLE)) return later(callback, reply(553, '5.1.7 The sender address is not valid UTF-8'));
+      if (session.user || networks.includes(session.remoteAddress)) return later(callback);
       logger.warn({ client: session.remoteAddress, from: address.address }, 'relay refused');
-      if (users.size > 0) return callback(reply(530, '5.7.0 Authentication required'));
-      callback(reply(550, `5.7.1 Relaying denied: ${session.remoteAddress} is not an allowed network`));
+      if (users.size > 0) return later(callback, reply(530, '5.7.0 Authentication required'));
+      later(callback, reply(550, `5.7.1 Relaying denied: ${session.remoteAddress} is not an allowed network`));
     },
 
     onRcptTo(address, _session, callback) {
       const unknown = Object.keys(address.args || {})[0];
-      if (unknown) return callback(reply(555, `5.5.4 RCPT TO parameter ${unknown} is not supported`));
-      callback();
+      if (unknown) return later(callback, reply(555, `5.5.4 RCPT TO parameter ${unknown} is not supported`));
+      if (address.address.includes(UNDECODABLE)) return later(callback, reply(553, '5.1.3 The recipient address is not valid UTF-8'));
+      later(callback);
     },
 
     onData(stream, session, callback) {
@@ -117,10 +133,15 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
       stream.once('error', () => clearTimeout(deadline));
       stream.once('close', () => clearTimeout(deadline));
       const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let size = 0;
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        // Past the limit the rest is read and dropped: the answer will be 552 anyway.
+        if (size <= config.listen.maxMessageSize) chunks.push(chunk);
+      });
       stream.on('error', (err) => callback(reply(451, `4.3.0 Error reading message: ${err.message}`)));
       stream.on('end', () => {
-        if ((stream as { sizeExceeded?: boolean }).sizeExceeded) {
+        if ((stream as { sizeExceeded?: boolean }).sizeExceeded || size > config.listen.maxMessageSize) {
           return callback(reply(552, `5.3.4 Message exceeds the maximum size of ${config.listen.maxMessageSize} octets`));
         }
         handleMessage(deps, session, Buffer.concat(chunks)).then(
