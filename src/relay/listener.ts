@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
-import type { Upstream, UpstreamReply } from '../delivery/upstream.ts';
+import type { Envelope, Upstream, UpstreamReply } from '../delivery/upstream.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
@@ -124,6 +124,12 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
     },
 
     onData(stream, session, callback) {
+      // Taken now, not at 'end': a client that pipelines the next transaction
+      // right after the final dot changes session.envelope before 'end' is seen.
+      const envelope: Envelope = {
+        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+        to: session.envelope.rcptTo.map((r) => r.address),
+      };
       // A sender that trickles its DATA is cut off, so it cannot hold a session forever.
       const deadline = setTimeout(() => {
         logger.warn({ client: session.remoteAddress }, 'DATA took too long; closing the connection');
@@ -144,7 +150,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
         if ((stream as { sizeExceeded?: boolean }).sizeExceeded || size > config.listen.maxMessageSize) {
           return callback(reply(552, `5.3.4 Message exceeds the maximum size of ${config.listen.maxMessageSize} octets`));
         }
-        handleMessage(deps, session, Buffer.concat(chunks)).then(
+        handleMessage(deps, session, envelope, Buffer.concat(chunks)).then(
           (answer) => (answer.code < 400 ? callback(null, answer.text) : callback(reply(answer.code, answer.text))),
           (err: Error) => {
             logger.error({ err: err.message, client: session.remoteAddress }, 'message handling failed');
@@ -160,13 +166,9 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
 }
 
 /** Sign, self-check and deliver one message; the answer goes back to the client as is. */
-async function handleMessage(deps: RelayDeps, session: SMTPServerSession, raw: Buffer): Promise<UpstreamReply> {
+async function handleMessage(deps: RelayDeps, session: SMTPServerSession, envelope: Envelope, raw: Buffer): Promise<UpstreamReply> {
   const started = performance.now();
   const id = randomBytes(6).toString('hex');
-  const envelope = {
-    from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-    to: session.envelope.rcptTo.map((r) => r.address),
-  };
   const outcome = await processMessage(raw, {
     store: deps.store,
     config: deps.config,

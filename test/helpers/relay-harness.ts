@@ -51,15 +51,14 @@ export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
       callback(answer ? failure(answer.code, answer.text) : undefined);
     },
     onData(stream, session, callback) {
+      // Taken now: by 'end' a pipelining client may have started the next transaction.
+      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      const to = session.envelope.rcptTo.map((r) => r.address);
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         if (behaviour.data) return callback(failure(behaviour.data.code, behaviour.data.text));
-        received.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks),
-        });
+        received.push({ from, to, raw: Buffer.concat(chunks) });
         callback(null, 'Ok: queued as SINK1');
       });
     },
