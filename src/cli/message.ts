@@ -25,9 +25,11 @@ export function signCommand(yargs: Argv<GlobalArgs>) {
           domain: args.domain === undefined ? undefined : normalizeDomain(args.domain),
         });
         if (outcome.action === 'refuse') throw new CheckFailed(`not signed: ${outcome.code} ${outcome.text}`);
+        // The message goes out as the relay would send it; the exit status says whether it is signed and proven good.
         process.stdout.write(outcome.message);
-        process.stderr.write(`${outcome.signatures.length ? `signed ${outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`).join(', ')}; self-check ${outcome.selfCheck}` : outcome.detail}\n`);
+        if (outcome.signatures.length === 0) throw new CheckFailed(`not signed: ${outcome.detail}`);
         if (outcome.selfCheck === 'fail') throw new CheckFailed(`self-check failed: ${outcome.detail}`);
+        process.stderr.write(`signed ${outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`).join(', ')}; self-check ${outcome.selfCheck}\n`);
       }),
   );
 }
