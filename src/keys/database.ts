@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { UserError } from '../errors.ts';
 
 export type Db = Database.Database;
+export type Statement = Database.Statement;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keys (

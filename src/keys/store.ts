@@ -5,7 +5,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
-import { explainDatabaseError, openDatabase, type Db } from './database.ts';
+import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { nextSelector, normalizeDomain, normalizeSelector, recordName } from './names.ts';
 import { assertPrivateFile, ensurePrivateDir } from './permissions.ts';
@@ -56,6 +56,7 @@ export class KeyStore {
   /** Every active key by domain; null until needed again after a change. */
   private activeByDomain: Map<string, ActiveKey[]> | null = null;
   private readonly parsed = new Map<number, KeyObject>();
+  private readonly statements = new Map<string, Statement>();
 
   private constructor(dir: string, timeoutMs: number) {
     this.dir = dir;
@@ -75,14 +76,14 @@ export class KeyStore {
   list(domain?: string): StoredKey[] {
     return this.query(() =>
       domain
-        ? this.db.prepare(`SELECT ${COLUMNS} FROM keys WHERE domain = ? ORDER BY domain, created_at, id`).all(normalizeDomain(domain))
-        : this.db.prepare(`SELECT ${COLUMNS} FROM keys ORDER BY domain, created_at, id`).all(),
+        ? this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ? ORDER BY domain, created_at, id`).all(normalizeDomain(domain))
+        : this.statement(`SELECT ${COLUMNS} FROM keys ORDER BY domain, created_at, id`).all(),
     ) as StoredKey[];
   }
 
   find(domain: string, selector: string): StoredKey | undefined {
     return this.query(() =>
-      this.db.prepare(`SELECT ${COLUMNS} FROM keys WHERE domain = ? AND selector = ?`).get(normalizeDomain(domain), normalizeSelector(selector)),
+      this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ? AND selector = ?`).get(normalizeDomain(domain), normalizeSelector(selector)),
     ) as StoredKey | undefined;
   }
 
@@ -109,8 +110,8 @@ export class KeyStore {
     this.loadPrivate(key);
     const now = new Date().toISOString();
     this.write(() => {
-      this.db.prepare(`UPDATE keys SET state = 'retiring', retired_at = ? WHERE domain = ? AND algorithm = ? AND state = 'active'`).run(now, key.domain, key.algorithm);
-      this.db.prepare(`UPDATE keys SET state = 'active', activated_at = ?, retired_at = NULL WHERE id = ?`).run(now, key.id);
+      this.statement(`UPDATE keys SET state = 'retiring', retired_at = ? WHERE domain = ? AND algorithm = ? AND state = 'active'`).run(now, key.domain, key.algorithm);
+      this.statement(`UPDATE keys SET state = 'active', activated_at = ?, retired_at = NULL WHERE id = ?`).run(now, key.id);
     });
     return this.get(domain, selector);
   }
@@ -119,7 +120,7 @@ export class KeyStore {
   retire(domain: string, selector: string): StoredKey {
     const key = this.get(domain, selector);
     if (key.state !== 'active') throw new UserError(`key ${selector} for ${domain} is ${key.state}, not active`, 'only an active key can retire');
-    this.write(() => this.db.prepare(`UPDATE keys SET state = 'retiring', retired_at = ? WHERE id = ?`).run(new Date().toISOString(), key.id));
+    this.write(() => this.statement(`UPDATE keys SET state = 'retiring', retired_at = ? WHERE id = ?`).run(new Date().toISOString(), key.id));
     return this.get(domain, selector);
   }
 
@@ -129,7 +130,7 @@ export class KeyStore {
     if (key.state === 'active') {
       throw new UserError(`key ${selector} for ${domain} is still signing`, `retire it first: dkim-relay keys retire --domain ${domain} --selector ${selector}`);
     }
-    this.write(() => this.db.prepare(`UPDATE keys SET state = 'revoked', revoked_at = ? WHERE id = ?`).run(new Date().toISOString(), key.id));
+    this.write(() => this.statement(`UPDATE keys SET state = 'revoked', revoked_at = ? WHERE id = ?`).run(new Date().toISOString(), key.id));
     return this.get(domain, selector);
   }
 
@@ -170,7 +171,7 @@ export class KeyStore {
   publishedValue(name: string): string | undefined {
     const match = /^(.+?)\._domainkey\.(.+?)\.?$/.exec(name.toLowerCase());
     if (!match) return undefined;
-    const key = this.query(() => this.db.prepare(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ?`).get(match[1], match[2])) as StoredKey | undefined;
+    const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ?`).get(match[1], match[2])) as StoredKey | undefined;
     return key ? txtValue(key) : undefined;
   }
 
@@ -184,7 +185,7 @@ export class KeyStore {
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
     const selector = this.query(() =>
       this.db.transaction(() => {
-        const existing = this.db.prepare(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<StoredKey, 'selector' | 'algorithm' | 'state'>[];
+        const existing = this.statement(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<StoredKey, 'selector' | 'algorithm' | 'state'>[];
         const taken = new Set(existing.map((k) => k.selector));
         const chosen = wanted ?? nextSelector(taken);
         if (taken.has(chosen)) {
@@ -244,7 +245,7 @@ export class KeyStore {
       this.activeByDomain = null;
     }
     if (!this.activeByDomain) {
-      const rows = this.query(() => this.db.prepare(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all()) as StoredKey[];
+      const rows = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all()) as StoredKey[];
       const map = new Map<string, ActiveKey[]>();
       for (const row of rows) {
         const key = { domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.loadPrivate(row) };
@@ -258,6 +259,13 @@ export class KeyStore {
   private write(change: () => unknown): void {
     this.query(() => this.db.transaction(change).immediate());
     this.activeByDomain = null;
+  }
+
+  /** Prepared once per SQL text: preparing costs more than most of our queries. */
+  private statement(sql: string): Statement {
+    let prepared = this.statements.get(sql);
+    if (!prepared) this.statements.set(sql, (prepared = this.db.prepare(sql)));
+    return prepared;
   }
 
   private query<T>(run: () => T): T {
