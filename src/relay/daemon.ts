@@ -12,6 +12,7 @@ import { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { createListener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
+import { SessionsPerIp } from './sessions-per-ip.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -39,6 +40,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
       hostname: config.listen.hostname ?? osHostname(),
       tls: config.listen.tls && readTls(config.listen.tls),
       senders: new SenderAuthorization(config.clients),
+      sessionsPerIp: new SessionsPerIp(config.listen.maxClientsPerIp),
     };
     if (config.listen.tlsPort !== undefined && !deps.tls) {
       throw new UserError('listen.tlsPort is set but listen.tls is not', 'add listen.tls.key and listen.tls.cert, or remove listen.tlsPort');

@@ -1,15 +1,15 @@
 // The SMTP listener: smtp-server with admission (networks, AUTH), limits, and
 // a DATA handler that hands each message to the pipeline and then delivers it.
-import { randomBytes } from 'node:crypto';
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
-import type { Envelope, Upstream, UpstreamReply } from '../delivery/upstream.ts';
+import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { processMessage } from '../pipeline/pipeline.ts';
 import { NetworkList } from './admission.ts';
 import { checkPassword } from './passwords.ts';
-import { SenderAuthorization } from './sender-authorization.ts';
+import { relayMessage } from './relay-message.ts';
+import type { SenderAuthorization } from './sender-authorization.ts';
+import type { SessionsPerIp } from './sessions-per-ip.ts';
 
 export interface RelayDeps {
   config: Config;
@@ -19,6 +19,7 @@ export interface RelayDeps {
   hostname: string;
   tls?: { key: Buffer; cert: Buffer };
   senders: SenderAuthorization;
+  sessionsPerIp: SessionsPerIp;
 }
 
 /** MAIL FROM parameters we honour (AUTH=: RFC 4954 §5); smtp-server passes unknown ones through silently. */
@@ -47,8 +48,6 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
   const { config, logger } = deps;
   const networks = new NetworkList(config.access.networks);
   const users = new Map(config.access.users.map((u) => [u.name, u.password]));
-  const perIp = new Map<string, number>();
-  const counted = new Set<string>();
   const disabled: string[] = [];
   if (!deps.tls) disabled.push('STARTTLS'); // never fall back to smtp-server's public test certificate
   if (users.size === 0) disabled.push('AUTH');
@@ -75,22 +74,16 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
     logger: false,
 
     onConnect(session, callback) {
-      const open = perIp.get(session.remoteAddress) ?? 0;
-      if (open >= config.listen.maxClientsPerIp) {
-        logger.warn({ client: session.remoteAddress, open }, 'too many sessions from one address');
+      if (!deps.sessionsPerIp.admit(session)) {
+        logger.warn({ client: session.remoteAddress }, 'too many sessions from one address');
         return callback(reply(421, `4.7.0 Too many connections from ${session.remoteAddress}, try again later`));
       }
-      perIp.set(session.remoteAddress, open + 1);
-      counted.add(session.id);
       logger.debug({ client: session.remoteAddress, tls: implicitTls }, 'connect');
       callback();
     },
 
     onClose(session) {
-      if (!counted.delete(session.id)) return;
-      const open = (perIp.get(session.remoteAddress) ?? 1) - 1;
-      if (open > 0) perIp.set(session.remoteAddress, open);
-      else perIp.delete(session.remoteAddress);
+      deps.sessionsPerIp.release(session);
     },
 
     onAuth(auth, session, callback) {
@@ -150,7 +143,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
         if ((stream as { sizeExceeded?: boolean }).sizeExceeded || size > config.listen.maxMessageSize) {
           return callback(reply(552, `5.3.4 Message exceeds the maximum size of ${config.listen.maxMessageSize} octets`));
         }
-        handleMessage(deps, session, envelope, Buffer.concat(chunks)).then(
+        relayMessage(deps, session, envelope, Buffer.concat(chunks)).then(
           (answer) => (answer.code < 400 ? callback(null, answer.text) : callback(reply(answer.code, answer.text))),
           (err: Error) => {
             logger.error({ err: err.message, client: session.remoteAddress }, 'message handling failed');
@@ -163,37 +156,4 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
   const server = new SMTPServer(options);
   server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
   return server;
-}
-
-/** Sign, self-check and deliver one message; the answer goes back to the client as is. */
-async function handleMessage(deps: RelayDeps, session: SMTPServerSession, envelope: Envelope, raw: Buffer): Promise<UpstreamReply> {
-  const started = performance.now();
-  const id = randomBytes(6).toString('hex');
-  const outcome = await processMessage(raw, {
-    store: deps.store,
-    config: deps.config,
-    upstream: deps.upstream.traits,
-    hostname: deps.hostname,
-    senderRefusal: (fromDomain) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, fromDomain),
-  });
-  const answer: UpstreamReply =
-    outcome.action === 'refuse' ? { code: outcome.code, text: outcome.text } : await deps.upstream.deliver(envelope, outcome.message);
-  const accepted = answer.code < 400;
-  deps.logger[accepted ? 'info' : 'warn']({
-    id,
-    client: session.remoteAddress,
-    user: session.user,
-    from: envelope.from,
-    to: envelope.to,
-    size: raw.length,
-    fromDomain: outcome.fromDomain,
-    signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`),
-    selfCheck: outcome.selfCheck,
-    detail: outcome.detail,
-    changes: outcome.changes.length ? outcome.changes : undefined,
-    upstream: outcome.action === 'deliver' ? deps.upstream.name : undefined,
-    reply: `${answer.code} ${answer.text}`,
-    ms: Math.round(performance.now() - started),
-  }, 'message');
-  return accepted ? { code: answer.code, text: `${answer.text} [${id}]` } : answer;
 }

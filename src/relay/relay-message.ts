@@ -1,0 +1,40 @@
+// One accepted DATA: the pipeline, then the upstream, then one log line.
+// Whatever the upstream answers goes back to the client as is (sync mode).
+import { randomBytes } from 'node:crypto';
+import type { SMTPServerSession } from 'smtp-server';
+import type { Envelope, UpstreamReply } from '../delivery/upstream.ts';
+import { processMessage } from '../pipeline/pipeline.ts';
+import type { RelayDeps } from './listener.ts';
+
+/** Sign, self-check and deliver one message; the answer goes back to the client as is. */
+export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, envelope: Envelope, raw: Buffer): Promise<UpstreamReply> {
+  const started = performance.now();
+  const id = randomBytes(6).toString('hex');
+  const outcome = await processMessage(raw, {
+    store: deps.store,
+    config: deps.config,
+    upstream: deps.upstream.traits,
+    hostname: deps.hostname,
+    senderRefusal: (fromDomain) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, fromDomain),
+  });
+  const answer: UpstreamReply =
+    outcome.action === 'refuse' ? { code: outcome.code, text: outcome.text } : await deps.upstream.deliver(envelope, outcome.message);
+  const accepted = answer.code < 400;
+  deps.logger[accepted ? 'info' : 'warn']({
+    id,
+    client: session.remoteAddress,
+    user: session.user,
+    from: envelope.from,
+    to: envelope.to,
+    size: raw.length,
+    fromDomain: outcome.fromDomain,
+    signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`),
+    selfCheck: outcome.selfCheck,
+    detail: outcome.detail,
+    changes: outcome.changes.length ? outcome.changes : undefined,
+    upstream: outcome.action === 'deliver' ? deps.upstream.name : undefined,
+    reply: `${answer.code} ${answer.text}`,
+    ms: Math.round(performance.now() - started),
+  }, 'message');
+  return accepted ? { code: answer.code, text: `${answer.text} [${id}]` } : answer;
+}
