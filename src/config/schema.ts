@@ -94,7 +94,8 @@ export const configSchema = z.strictObject({
       /** Name in the greeting and EHLO reply. */
       hostname: z.string().optional(),
       tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
-      maxMessageSize: z.number().int().min(1024).default(25 * 1024 * 1024),
+      /** Exchange's send connectors default to 35 MB: a 25 MB attachment, base64-encoded. */
+      maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024),
       maxRecipients: z.number().int().min(1).default(1000),
       maxClients: z.number().int().min(1).default(200),
       /** Concurrent sessions from one IP address. */
