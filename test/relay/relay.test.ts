@@ -176,3 +176,45 @@ describe('relay: upstream DATA refusal and an unreachable upstream', () => {
     }
   });
 });
+
+describe('relay: per-upstream dual signing and the implicit-TLS port', () => {
+  test('dualSign: false sends one signature (RSA) to an upstream that refuses two', async () => {
+    const sink = await startSink();
+    const relay = await startTestRelay({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port, dualSign: false } } }, (store) => {
+      store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
+      store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
+    });
+    try {
+      assert.equal((await send({ port: relay.port, from: 'payroll@example.com', to: ['alice@example.net'], raw: MESSAGE })).ok, true);
+      const fields = dkimFields(sink.received.at(-1)!.raw);
+      assert.equal(fields.length, 1);
+      assert.match(fields[0]!, /a=rsa-sha256/);
+      assert.deepEqual(await verifyWithDkimpy(sink.received.at(-1)!.raw, relay.records()), [true]);
+    } finally {
+      await relay.close();
+      await sink.close();
+    }
+  });
+
+  test('listen.tlsPort: a client speaking TLS from the first byte is relayed, signed', async () => {
+    const { selfSignedCert, tempDir } = await import('../helpers/relay-harness.ts');
+    const nodemailer = (await import('nodemailer')).default;
+    const dir = tempDir();
+    const sink = await startSink();
+    const relay = await startTestRelay({ listen: { tls: selfSignedCert(dir.path), tlsPort: 0 }, delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } }, (store) => {
+      store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
+    });
+    const client = nodemailer.createTransport({ host: '127.0.0.1', port: relay.relay.ports.tls!, secure: true, tls: { rejectUnauthorized: false } });
+    try {
+      assert.ok(relay.relay.ports.tls && relay.relay.ports.tls !== relay.port);
+      const info = await client.sendMail({ envelope: { from: 'payroll@example.com', to: ['alice@example.net'] }, raw: MESSAGE });
+      assert.match(info.response, /^250 /);
+      assert.deepEqual(await verifyWithDkimpy(sink.received.at(-1)!.raw, relay.records()), [true]);
+    } finally {
+      client.close();
+      await relay.close();
+      await sink.close();
+      dir.remove();
+    }
+  });
+});
