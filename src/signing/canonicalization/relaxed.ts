@@ -22,6 +22,50 @@ export function relaxedHeader(raw: string): string {
 
 const OUT_SIZE = 64 * 1024;
 
+/** Shorter runs are not worth leaving the byte loop for. */
+const MIN_RUN = 64;
+
+/** Where relaxed canonicalization may change the body: TAB, WSP runs, WSP before CR, empty lines. */
+const TRIGGERS = [Buffer.from('\t'), Buffer.from('  '), Buffer.from(' \r'), Buffer.from('\r\n\r\n')];
+
+/**
+ * Finds runs of a chunk that relaxed canonicalization leaves as they are,
+ * with native searches. Each trigger's next position is remembered until
+ * passed, so a chunk is searched once per trigger: linear, however many
+ * runs it holds.
+ */
+class VerbatimRuns {
+  readonly #chunk: Buffer;
+  readonly #next = TRIGGERS.map(() => -1);
+
+  constructor(chunk: Buffer) {
+    this.#chunk = chunk;
+  }
+
+  /**
+   * The end of the run starting at `from` (after content, nothing held). The
+   * run stops short of the chunk's last bytes and ends on a content octet:
+   * never on WSP, a CR or a CRLF, whose fate depends on what follows.
+   */
+  end(from: number): number {
+    const chunk = this.#chunk;
+    let end = chunk.length - 4;
+    for (let k = 0; k < TRIGGERS.length; k++) {
+      if (this.#next[k]! < from && this.#next[k] !== Infinity) {
+        const at = chunk.indexOf(TRIGGERS[k]!, from);
+        this.#next[k] = at < 0 ? Infinity : at;
+      }
+      end = Math.min(end, this.#next[k]!);
+    }
+    while (end > from) {
+      const c = chunk[end - 1];
+      if (c !== SP && c !== HTAB && c !== CR && c !== LF) break;
+      end--;
+    }
+    return end;
+  }
+}
+
 /**
  * Streams a CRLF body byte by byte (whitespace handling must look at every
  * byte anyway) into a fixed 64 KiB output buffer handed to the sink when
@@ -67,7 +111,23 @@ export class RelaxedBody implements BodyCanonicalizer {
     let held = this.#heldCrlfs;
     let wsp = this.#wsp;
     let hasContent = false;
+    const runs = new VerbatimRuns(chunk);
     for (; i < n; i++) {
+      // After content, with nothing held: skip to the next place where
+      // relaxed canonicalization could change anything, hashing what lies
+      // between straight from the input.
+      if (held === 0 && !wsp && n - i > MIN_RUN) {
+        const end = runs.end(i);
+        if (end - i >= MIN_RUN) {
+          this.#o = o;
+          this.#flush();
+          o = 0;
+          this.#sink(chunk.subarray(i, end));
+          hasContent = true;
+          i = end - 1;
+          continue;
+        }
+      }
       const c = chunk[i]!;
       if (c === SP || c === HTAB) {
         wsp = true;
