@@ -129,7 +129,10 @@ describe('what the SMTP fuzzer found', { timeout: 120_000 }, () => {
 
   test('a message far over listen.maxMessageSize is not buffered whole', async () => {
     // onData once kept every chunk and looked at the size only at 'end': a client could make the
-    // relay hold as much memory as it cared to send (here 32 MiB against a 256 KiB limit).
+    // relay hold as much memory as it cared to send (here 64 MiB against a 256 KiB limit). The client
+    // pauses after each MiB: on loopback an unpaced sender outruns the relay, and the data in flight
+    // inside smtp-server would blur what the handler keeps. Even so, freed buffers leave the count
+    // lazily (up to ~16 MiB seen after a forced GC), hence a bound of half the message.
     const client = await session(target);
     try {
       assert.equal((await client.command('MAIL FROM:<app@example.com>', 5000))?.code, 250);
@@ -148,14 +151,17 @@ describe('what the SMTP fuzzer found', { timeout: 120_000 }, () => {
       try {
         const chunk = Buffer.from(`${'x'.repeat(78)}\r\n`.repeat(800));
         await client.write('From: <app@example.com>\r\n\r\n');
-        for (let sent = 0; sent < 32 * 1048576; sent += chunk.length) await client.write(chunk);
+        for (let sent = 0; sent < 64 * 1048576; sent += chunk.length) {
+          await client.write(chunk);
+          if (sent % 1048576 < chunk.length) await new Promise((resolve) => setTimeout(resolve, 10));
+        }
         await client.write('.\r\n');
         const reply = await client.readReply(30_000);
         assert.equal(reply?.code, 552, reply?.raw);
       } finally {
         clearInterval(sampler);
       }
-      assert.ok(peak < 12 * 1048576, `memory in buffers grew by ${(peak / 1048576).toFixed(1)} MiB while a 32 MiB message was refused`);
+      assert.ok(peak < 32 * 1048576, `memory in buffers grew by ${(peak / 1048576).toFixed(1)} MiB while a 64 MiB message was refused`);
     } finally {
       await client.destroy();
     }
