@@ -8,19 +8,12 @@
 // missing verifier must fail the test, never pass it.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseList, run, withTempDir } from './verifier-process.ts';
+import { parseVerdicts, run, withTempDir, type SignatureVerdict } from './verifier-process.ts';
+
+export type { SignatureVerdict };
 
 const HERE = import.meta.dirname;
 
-/** One DKIM-Signature as a verifier judged it. */
-export interface SignatureVerdict {
-  /** pass, fail, temperror, invalid, error (the verifier raised), … */
-  result: string;
-  detail: string;
-  /** d= and a= as the verifier read them ('' when it could not). */
-  domain: string;
-  algorithm: string;
-}
 
 /**
  * dkimpy (Debian python3-dkim) with a dnsfunc that asks `nameserver` through
@@ -42,13 +35,7 @@ export async function verifyWithMailDkimDns(message: Buffer, nameserver: string)
   return withTempDir(async (dir) => {
     const file = join(dir, 'message.eml');
     await writeFile(file, message);
-    const out = await run('/usr/bin/perl', [join(HERE, 'maildkim_dns_verify.pl'), nameserver, file]);
+    const out = await run('/usr/bin/perl', [join(HERE, 'maildkim_verify.pl'), `dns:${nameserver}`, file]);
     return parseVerdicts(out, 'Mail::DKIM');
   });
-}
-
-function parseVerdicts(out: string, who: string): SignatureVerdict[] {
-  const isVerdict = (v: unknown): v is SignatureVerdict =>
-    typeof v === 'object' && v !== null && ['result', 'detail', 'domain', 'algorithm'].every((k) => typeof (v as Record<string, unknown>)[k] === 'string');
-  return parseList(out, who, isVerdict);
 }

@@ -6,7 +6,7 @@
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseList, run, withTempDir } from './verifier-process.ts';
+import { parseList, parseVerdicts, run, withTempDir } from './verifier-process.ts';
 
 const HERE = import.meta.dirname;
 
@@ -36,6 +36,6 @@ export async function verifyWithMailDkim(message: Buffer, records: TxtRecords): 
     await writeFile(recordsFile, JSON.stringify(records));
     await writeFile(messageFile, message);
     const out = await run('/usr/bin/perl', [join(HERE, 'maildkim_verify.pl'), recordsFile, messageFile]);
-    return parseList(out, 'Mail::DKIM', (v): v is string => typeof v === 'string');
+    return parseVerdicts(out, 'Mail::DKIM').map((v) => v.result);
   });
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/perl
 # Verifies every DKIM-Signature of a message with Perl's Mail::DKIM.
-# Usage: perl maildkim_verify.pl RECORDS_JSON MESSAGE_FILE
-# Prints a JSON list of result strings (pass, fail, invalid, ...), one per
-# signature, top to bottom; details go to stderr.
-# Debian 12's Mail::DKIM (1.20230212) has no Ed25519 support: its
-# ed25519-sha256 signatures come out "invalid" (unsupported algorithm).
+# Usage: perl maildkim_verify.pl KEYS MESSAGE_FILE
+#   KEYS is a JSON file of TXT records by name (answered locally, never from
+#   the network), or dns:HOST:PORT (fetched over UDP with Net::DNS from that
+#   server, no system resolver).
+# Prints a JSON list, one object per signature, top to bottom:
+# {"result", "detail", "domain", "algorithm"}; result is Mail::DKIM's (pass,
+# fail, invalid, temperror, none ...). Debian 12's Mail::DKIM (1.20230212)
+# has no Ed25519: those come out "invalid" (unsupported algorithm).
 use strict;
 use warnings;
 use JSON::PP;
@@ -12,20 +15,30 @@ use Mail::DKIM::Verifier;
 use Mail::DKIM::DNS;
 use Net::DNS;
 
-my ($records_file, $message_file) = @ARGV;
-die "usage: $0 RECORDS_JSON MESSAGE_FILE\n" unless defined $message_file;
+my ($keys, $message_file) = @ARGV;
+die "usage: $0 RECORDS_JSON|dns:HOST:PORT MESSAGE_FILE\n" unless defined $message_file;
 
-open(my $rf, '<:raw', $records_file) or die "$records_file: $!\n";
-my %records;
-{
-    local $/;
-    my $all = decode_json(<$rf>);
-    %records = map { ((lc $_) =~ s/\.$//r, $all->{$_}) } keys %$all;
-}
-close $rf;
-
-# Answer Mail::DKIM's DNS lookups from the records, never from the network.
-{
+if ($keys =~ /^dns:(.+):(\d+)$/) {
+    Mail::DKIM::DNS::resolver(Net::DNS::Resolver->new(
+        config_file => '/dev/null',
+        nameservers => [$1],
+        port        => $2,
+        recurse     => 1,
+        defnames    => 0,
+        dnsrch      => 0,
+        usevc       => 0,
+        udp_timeout => 3,
+        retry       => 2,
+    ));
+} else {
+    open(my $rf, '<:raw', $keys) or die "$keys: $!\n";
+    my %records;
+    {
+        local $/;
+        my $all = decode_json(<$rf>);
+        %records = map { ((lc $_) =~ s/\.$//r, $all->{$_}) } keys %$all;
+    }
+    close $rf;
     no warnings 'redefine';
     *Mail::DKIM::DNS::query = sub {
         my ($domain, $type) = @_;
@@ -51,8 +64,13 @@ $dkim->CLOSE();
 
 my @results;
 for my $sig ($dkim->signatures) {
-    my $detail = $sig->result_detail;
-    print STDERR "signature: $detail\n" unless $sig->result eq 'pass';
-    push @results, $sig->result;
+    my $detail = $sig->result_detail // '';
+    print STDERR "signature d=" . ($sig->domain // '?') . ": $detail\n" unless $sig->result eq 'pass';
+    push @results, {
+        result    => $sig->result,
+        detail    => $detail,
+        domain    => $sig->domain // '',
+        algorithm => $sig->algorithm // '',
+    };
 }
 print encode_json(\@results), "\n";

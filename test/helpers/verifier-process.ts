@@ -41,3 +41,20 @@ export function parseList<T>(out: string, who: string, isItem: (v: unknown) => v
   if (!Array.isArray(value) || !value.every(isItem)) throw new Error(`${who} printed an unexpected result: ${out}`);
   return value;
 }
+
+/** One DKIM-Signature as a verifier judged it. */
+export interface SignatureVerdict {
+  /** pass, fail, temperror, invalid, error (the verifier raised), … */
+  result: string;
+  detail: string;
+  /** d= and a= as the verifier read them ('' when it could not). */
+  domain: string;
+  algorithm: string;
+}
+
+/** A verifier's list of per-signature verdicts. */
+export function parseVerdicts(out: string, who: string): SignatureVerdict[] {
+  const isVerdict = (v: unknown): v is SignatureVerdict =>
+    typeof v === 'object' && v !== null && ['result', 'detail', 'domain', 'algorithm'].every((k) => typeof (v as Record<string, unknown>)[k] === 'string');
+  return parseList(out, who, isVerdict);
+}
