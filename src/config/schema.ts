@@ -147,6 +147,8 @@ export const configSchema = z.strictObject({
       addMessageId: z.boolean().default(true),
       /** Body lines over 998 octets: re-encode their MIME part, or refuse the message (554). */
       longLines: z.enum(['reencode', 'reject']).default('reencode'),
+      /** Body parts holding NUL octets (RFC 2045 §2.7-2.8 forbid them): re-encode as base64, or refuse the message (554). */
+      nul: z.enum(['reencode', 'reject']).default('reencode'),
       /** Header fields with a line over 998 octets are refolded at whitespace. */
       refoldHeaders: z.boolean().default(true),
     })

@@ -7,6 +7,7 @@ export const options = (over: Partial<NormalizeOptions> = {}): NormalizeOptions 
   addDate: false,
   addMessageId: false,
   longLines: 'reencode',
+  nul: 'reencode',
   refoldHeaders: true,
   eightBitMime: true,
   messageIdDomain: 'example.com',
