@@ -159,6 +159,8 @@ export const configSchema = z.strictObject({
       /** Refuse (550) mail with a second copy of a single-instance header. */
       rejectDuplicates: z.boolean().default(true),
       singleInstance: z.array(headerName).default(DEFAULT_SINGLE_INSTANCE_HEADERS),
+      /** Merge the copies of To, Cc, Bcc and Reply-To into one field each instead of refusing them. */
+      mergeDuplicates: z.boolean().default(true),
       /** At most this many header fields, and this many octets of header. */
       maxCount: z.number().int().min(10).default(1000),
       maxSize: z.number().int().min(1024).default(1024 * 1024),

@@ -9,6 +9,7 @@ export const options = (over: Partial<NormalizeOptions> = {}): NormalizeOptions 
   longLines: 'reencode',
   nul: 'reencode',
   refoldHeaders: true,
+  mergeDuplicates: false,
   eightBitMime: true,
   messageIdDomain: 'example.com',
   ...over,

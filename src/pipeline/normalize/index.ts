@@ -10,6 +10,7 @@
 import { fieldsNamed, splitMessage } from '../../message/header.ts';
 import { normalizeEntity } from './entity.ts';
 import { appendField, entityChunks, readEntity, replaceRaw } from './header-block.ts';
+import { duplicatedAddressFields, mergeDuplicates } from './merge-duplicates.ts';
 import { newMessageId, rfc5322Date } from './missing-fields.ts';
 import { Refusal } from './refusal.ts';
 import { has8bit, hasNul, overlongLine, unsafeForTransit } from './scan.ts';
@@ -24,6 +25,8 @@ export interface NormalizeOptions {
   /** Body parts holding NUL octets: re-encode them as base64, or refuse the message. */
   nul: 'reencode' | 'reject';
   refoldHeaders: boolean;
+  /** Merge the copies of To, Cc, Bcc and Reply-To into one field each. */
+  mergeDuplicates: boolean;
   /** The upstream takes 8-bit data; when false, 8-bit content is re-encoded to 7-bit. */
   eightBitMime: boolean;
   /** Domain for a new Message-ID (the signing domain, else the From: domain). */
@@ -61,14 +64,16 @@ function run(message: Buffer, options: NormalizeOptions): Normalized {
   // "To : x" is obsolete syntax (RFC 5322 §4.5) that some verifiers (dkimpy)
   // refuse to parse at all; relaxed canonicalization reads both forms alike.
   const spaced = fields.filter((f) => SPACE_BEFORE_COLON.test(f.raw));
+  const duplicated = options.mergeDuplicates ? duplicatedAddressFields(top.header) : [];
   const unsafe = unsafeForTransit(message, options.eightBitMime);
-  if (!unsafe && !needDate && !needId && spaced.length === 0) return { ok: true, message, changes };
+  if (!unsafe && !needDate && !needId && spaced.length === 0 && duplicated.length === 0) return { ok: true, message, changes };
   for (const field of spaced) {
     replaceRaw(top.header, field, field.raw.replace(SPACE_BEFORE_COLON, '$1:'));
     changes.push(`removed the space before the colon of ${field.name}:`);
   }
 
   const walk: Walk = { options, changes };
+  for (const name of duplicated) mergeDuplicates(top.header, name, walk);
   const body = unsafe ? normalizeEntity(top, '', 'message', 'text/plain', 0, walk) : null;
   // Appended after the last field, not prepended: the top of the header is
   // where trace fields (Received:, and our DKIM-Signature:) go, newest first
