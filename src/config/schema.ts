@@ -93,6 +93,8 @@ export const configSchema = z.strictObject({
       tlsPort: z.number().int().min(0).max(65535).optional(),
       /** Name in the greeting and EHLO reply. */
       hostname: z.string().optional(),
+      /** Add a Received: trace field (RFC 5321 §4.4) to every relayed message; off hides internal hosts. */
+      addReceived: z.boolean().default(true),
       tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
       /** Exchange's send connectors default to 35 MB: a 25 MB attachment, base64-encoded. */
       maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024),
