@@ -93,6 +93,8 @@ export const configSchema = z.strictObject({
       tlsPort: z.number().int().min(0).max(65535).optional(),
       /** Name in the greeting and EHLO reply. */
       hostname: z.string().optional(),
+      /** Add a Received: trace field (RFC 5321 §4.4) to every relayed message; off hides internal hosts. */
+      addReceived: z.boolean().default(true),
       tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
       /** Exchange's send connectors default to 35 MB: a 25 MB attachment, base64-encoded. */
       maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024),
@@ -147,6 +149,8 @@ export const configSchema = z.strictObject({
       addMessageId: z.boolean().default(true),
       /** Body lines over 998 octets: re-encode their MIME part, or refuse the message (554). */
       longLines: z.enum(['reencode', 'reject']).default('reencode'),
+      /** Body parts holding NUL octets (RFC 2045 §2.7-2.8 forbid them): re-encode as base64, or refuse the message (554). */
+      nul: z.enum(['reencode', 'reject']).default('reencode'),
       /** Header fields with a line over 998 octets are refolded at whitespace. */
       refoldHeaders: z.boolean().default(true),
     })
@@ -157,6 +161,8 @@ export const configSchema = z.strictObject({
       /** Refuse (550) mail with a second copy of a single-instance header. */
       rejectDuplicates: z.boolean().default(true),
       singleInstance: z.array(headerName).default(DEFAULT_SINGLE_INSTANCE_HEADERS),
+      /** Merge the copies of To, Cc, Bcc and Reply-To into one field each instead of refusing them. */
+      mergeDuplicates: z.boolean().default(true),
       /** At most this many header fields, and this many octets of header. */
       maxCount: z.number().int().min(10).default(1000),
       maxSize: z.number().int().min(1024).default(1024 * 1024),

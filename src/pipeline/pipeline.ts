@@ -8,6 +8,7 @@ import { toCrlf } from '../message/lines.ts';
 import { signMessage } from '../signing/signer.ts';
 import { findAuthor } from './author.ts';
 import { normalize } from './normalize/index.ts';
+import { MERGEABLE_FIELDS } from './normalize/merge-duplicates.ts';
 import { selfCheck } from './self-check.ts';
 import { signOptionsFor } from './signing-policy.ts';
 
@@ -67,7 +68,9 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   const author = findAuthor(fields);
   if (!author.ok) return refuse(550, `5.6.0 Cannot sign: ${author.problem}`);
   report.fromDomain = author.domain;
-  const duplicate = limits.rejectDuplicates ? findDuplicate(fields, limits.singleInstance) : null;
+  // Copies of the address lists are merged by normalize() instead (headers.mergeDuplicates).
+  const mergeable = limits.mergeDuplicates ? MERGEABLE_FIELDS.map((n) => n.toLowerCase()) : [];
+  const duplicate = limits.rejectDuplicates ? findDuplicate(fields, limits.singleInstance.filter((n) => !mergeable.includes(n.toLowerCase()))) : null;
   if (duplicate) {
     return refuse(550, `5.6.0 The message has ${duplicate.count} ${duplicate.name}: headers; RFC 5322 allows one, and a second copy can forge a signed message`);
   }
@@ -83,6 +86,7 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   // SPEC §3: make the message survive transit first, then sign exactly that.
   const normalized = normalize(message, {
     ...ctx.config.normalize,
+    mergeDuplicates: limits.mergeDuplicates,
     eightBitMime: ctx.upstream.eightBitMime,
     messageIdDomain: keys[0]?.domain ?? author.domain,
   });

@@ -26,7 +26,7 @@ test('an 8bit text part becomes quoted-printable; a binary part becomes base64',
   const { message, changes } = ok(normalize(msg, SEVEN));
   assert.deepEqual(changes, [
     're-encoded text/plain part 1 as quoted-printable (8-bit data)',
-    're-encoded application/octet-stream part 2 as base64 (8-bit data)',
+    're-encoded application/octet-stream part 2 as base64 (8-bit data, NUL octets)',
   ]);
   assertTransitSafe(message, true);
   const [text, binary, plain] = parts(split(message).body, 'b');

@@ -7,7 +7,7 @@ import { normalizeHeader } from './header-step.ts';
 import { describe, reencodeLeaf, reworkEncodedLeaf, type Trouble } from './leaf.ts';
 import { splitMultipart } from './multipart.ts';
 import { Refusal } from './refusal.ts';
-import { has8bit, overlongLine, unsafeForTransit } from './scan.ts';
+import { has8bit, hasNul, overlongLine, unsafeForTransit } from './scan.ts';
 import type { Walk } from './walk.ts';
 
 /** Deeper nesting than any mailer produces; past it we refuse rather than recurse. */
@@ -23,9 +23,10 @@ export function normalizeEntity(entity: Entity, path: string, kind: 'message' | 
   const { eightBitMime } = walk.options;
   const longest = overlongLine(body);
   const eightBit = !eightBitMime && has8bit(body);
-  if (longest === 0 && !eightBit) return null;
+  const nul = hasNul(body);
+  if (longest === 0 && !eightBit && !nul) return null;
   const info = contentInfo(entity.header.fields, defaultType);
-  const trouble: Trouble = { longest, eightBit, label: `${info.type} part${path ? ` ${path}` : ''}` };
+  const trouble: Trouble = { longest, eightBit, nul, label: `${info.type} part${path ? ` ${path}` : ''}` };
   const cannot = (why: string): Refusal =>
     new Refusal(554, `${trouble.eightBit ? '5.6.3' : '5.6.0'} The ${trouble.label} needs re-encoding (${describe(trouble)}) but ${why}`);
 

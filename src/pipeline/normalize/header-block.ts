@@ -65,3 +65,8 @@ export function appendField(block: HeaderBlock, name: string, value: string): vo
   block.fields.push({ name, key: name.toLowerCase(), raw: `${name}: ${value}` });
   block.edited = true;
 }
+
+export function removeField(block: HeaderBlock, field: HeaderField): void {
+  block.fields = block.fields.filter((f) => f !== field);
+  block.edited = true;
+}

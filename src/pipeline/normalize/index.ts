@@ -1,16 +1,19 @@
-// Pre-sign normalization (SPEC §3, pitfalls P4, P5, P14): make the message
-// survive every hop unchanged, so the DKIM signature made next stays valid.
+// Pre-sign normalization: make the message survive every hop unchanged, so
+// the DKIM signature made next stays valid (RFC 6376 §5.3).
 // A hop may break lines over 998 octets or downgrade 8-bit data to 7-bit
-// after we signed; we do it first, the same way, and sign the result.
+// after we signed; we do it first, the same way, and sign the result. NUL
+// octets, which RFC 2045 allows in no unencoded body, are read differently by
+// different verifiers, so the parts holding them are encoded too.
 //
 // The common case is a message that needs nothing: one scan, and the very
 // same Buffer comes back.
-import { fieldsNamed } from '../../message/header.ts';
+import { fieldsNamed, splitMessage } from '../../message/header.ts';
 import { normalizeEntity } from './entity.ts';
 import { appendField, entityChunks, readEntity, replaceRaw } from './header-block.ts';
+import { duplicatedAddressFields, mergeDuplicates } from './merge-duplicates.ts';
 import { newMessageId, rfc5322Date } from './missing-fields.ts';
 import { Refusal } from './refusal.ts';
-import { has8bit, overlongLine, unsafeForTransit } from './scan.ts';
+import { has8bit, hasNul, overlongLine, unsafeForTransit } from './scan.ts';
 import type { Walk } from './walk.ts';
 
 const SPACE_BEFORE_COLON = /^([!-9;-~]+)[ \t]+:/;
@@ -19,7 +22,11 @@ export interface NormalizeOptions {
   addDate: boolean;
   addMessageId: boolean;
   longLines: 'reencode' | 'reject';
+  /** Body parts holding NUL octets: re-encode them as base64, or refuse the message. */
+  nul: 'reencode' | 'reject';
   refoldHeaders: boolean;
+  /** Merge the copies of To, Cc, Bcc and Reply-To into one field each. */
+  mergeDuplicates: boolean;
   /** The upstream takes 8-bit data; when false, 8-bit content is re-encoded to 7-bit. */
   eightBitMime: boolean;
   /** Domain for a new Message-ID (the signing domain, else the From: domain). */
@@ -57,14 +64,16 @@ function run(message: Buffer, options: NormalizeOptions): Normalized {
   // "To : x" is obsolete syntax (RFC 5322 §4.5) that some verifiers (dkimpy)
   // refuse to parse at all; relaxed canonicalization reads both forms alike.
   const spaced = fields.filter((f) => SPACE_BEFORE_COLON.test(f.raw));
+  const duplicated = options.mergeDuplicates ? duplicatedAddressFields(top.header) : [];
   const unsafe = unsafeForTransit(message, options.eightBitMime);
-  if (!unsafe && !needDate && !needId && spaced.length === 0) return { ok: true, message, changes };
+  if (!unsafe && !needDate && !needId && spaced.length === 0 && duplicated.length === 0) return { ok: true, message, changes };
   for (const field of spaced) {
     replaceRaw(top.header, field, field.raw.replace(SPACE_BEFORE_COLON, '$1:'));
     changes.push(`removed the space before the colon of ${field.name}:`);
   }
 
   const walk: Walk = { options, changes };
+  for (const name of duplicated) mergeDuplicates(top.header, name, walk);
   const body = unsafe ? normalizeEntity(top, '', 'message', 'text/plain', 0, walk) : null;
   // Appended after the last field, not prepended: the top of the header is
   // where trace fields (Received:, and our DKIM-Signature:) go, newest first
@@ -82,8 +91,9 @@ function run(message: Buffer, options: NormalizeOptions): Normalized {
   const out = Buffer.concat(entityChunks(top, body));
   // Belt and braces: never sign something a hop would still have to change.
   const longest = overlongLine(out);
-  if (longest > 0 || (!options.eightBitMime && has8bit(out))) {
-    const why = longest > 0 ? `a line of ${longest} octets is left` : '8-bit data is left';
+  const nulLeft = hasNul(splitMessage(out).body);
+  if (longest > 0 || (!options.eightBitMime && has8bit(out)) || nulLeft) {
+    const why = longest > 0 ? `a line of ${longest} octets is left` : nulLeft ? 'a NUL octet is left' : '8-bit data is left';
     throw new Refusal(554, `5.6.0 The message could not be made safe for transit (${why})`);
   }
   return { ok: true, message: out, changes };

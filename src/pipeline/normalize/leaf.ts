@@ -1,7 +1,8 @@
 // Re-encoding one leaf part whose body would not survive transit: lines over
-// 998 octets, or 8-bit data for a 7-bit upstream. Text stays readable as
-// quoted-printable; anything else becomes base64. Parts already encoded keep
-// their encoding and are only re-wrapped (base64) or re-encoded (QP).
+// 998 octets, 8-bit data for a 7-bit upstream, or NUL octets. Text stays
+// readable as quoted-printable; anything else, and anything holding NUL (it is
+// not text), becomes base64. Parts already encoded keep their encoding and are
+// only re-wrapped (base64) or re-encoded (QP).
 import { isUtf8 } from 'node:buffer';
 import { fieldsNamed } from '../../message/header.ts';
 import type { ContentInfo } from './content-type.ts';
@@ -15,12 +16,15 @@ import type { Walk } from './walk.ts';
 export interface Trouble {
   longest: number;
   eightBit: boolean;
+  /** NUL octets, which RFC 2045 §2.7-2.8 allows in neither 7bit nor 8bit data. */
+  nul: boolean;
   label: string;
 }
 
 export function describe(trouble: Trouble): string {
   const why: string[] = [];
   if (trouble.eightBit) why.push('8-bit data');
+  if (trouble.nul) why.push('NUL octets');
   if (trouble.longest > MAX_LINE) why.push(`line of ${trouble.longest} octets`);
   return why.join(', ');
 }
@@ -29,7 +33,8 @@ const CRLF = Buffer.from('\r\n');
 const endsWithCrlf = (b: Buffer): boolean => b.length >= 2 && b[b.length - 2] === 0x0d && b[b.length - 1] === 0x0a;
 const SOFT_BREAK = Buffer.from('=\r\n');
 
-function refuseLongLines(trouble: Trouble, walk: Walk): void {
+/** The repairs a site switched off: the message is refused instead. */
+function refuseWhenAsked(trouble: Trouble, walk: Walk): void {
   if (trouble.longest > MAX_LINE && walk.options.longLines === 'reject') {
     throw new Refusal(
       554,
@@ -37,13 +42,20 @@ function refuseLongLines(trouble: Trouble, walk: Walk): void {
         'the sending application must wrap it or send it quoted-printable or base64',
     );
   }
+  if (trouble.nul && walk.options.nul === 'reject') {
+    throw new Refusal(
+      554,
+      `5.6.0 The ${trouble.label} holds NUL octets, which RFC 2045 forbids in 7bit and 8bit data; ` +
+        'the sending application must send it base64',
+    );
+  }
 }
 
 /** A 7bit/8bit/binary leaf: encode it and say so in its header. */
 export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' | 'part', path: string, trouble: Trouble, walk: Walk): Buffer[] {
-  refuseLongLines(trouble, walk);
+  refuseWhenAsked(trouble, walk);
   const { body, header } = entity;
-  const qp = info.type.startsWith('text/') || info.type.startsWith('message/');
+  const qp = !trouble.nul && (info.type.startsWith('text/') || info.type.startsWith('message/'));
   // base64 carries the octets, final CRLF included; the body must still end
   // in a CRLF where it did (the end of the message, not before a delimiter).
   const encoded = qp ? [toQuotedPrintable(body)] : [toBase64(body), ...(endsWithCrlf(body) ? [CRLF] : [])];
@@ -66,7 +78,7 @@ export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' 
 
 /** A base64 or quoted-printable leaf with long lines or stray 8-bit octets. */
 export function reworkEncodedLeaf(entity: Entity, info: ContentInfo, trouble: Trouble, walk: Walk): Buffer[] {
-  refuseLongLines(trouble, walk);
+  refuseWhenAsked(trouble, walk);
   const { body } = entity;
   const tail = endsWithCrlf(body);
   if (info.encoding === 'base64') {

@@ -39,7 +39,16 @@ export function has8bit(buf: Uint8Array): boolean {
   return buf.length > 0 && !isAscii(buf);
 }
 
-/** Whether these octets would be changed by a hop with line limits or without 8BITMIME. */
+/**
+ * RFC 2045 §2.7-2.8: neither 7bit nor 8bit data may hold NUL. Receivers
+ * disagree on what it means (OpenDKIM-based verifiers hash it differently
+ * from dkimpy), so a signature over it fails at some of them.
+ */
+export function hasNul(buf: Uint8Array): boolean {
+  return buf.indexOf(0) >= 0;
+}
+
+/** Whether these octets would be changed by a hop with line limits or without 8BITMIME, or read differently (NUL). */
 export function unsafeForTransit(buf: Uint8Array, eightBitMime: boolean): boolean {
-  return overlongLine(buf) > 0 || (!eightBitMime && has8bit(buf));
+  return overlongLine(buf) > 0 || (!eightBitMime && has8bit(buf)) || hasNul(buf);
 }

@@ -1,0 +1,36 @@
+// nodemailer's undocumented helpers are reached through one module of ours,
+// so a nodemailer upgrade that changes them breaks that module and this test.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import * as internals from '../../src/message/nodemailer-internals.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+test('the message path imports nodemailer internals only through src/message/nodemailer-internals.ts', () => {
+  const own = ['src/message', 'src/pipeline/normalize', 'src/signing', 'src/relay'].flatMap((d) => sources(join(ROOT, d)));
+  assert.ok(own.length > 20, 'the source files were found');
+  const offenders = own
+    .filter((file) => !file.endsWith('nodemailer-internals.ts'))
+    .filter((file) => /from ['"]nodemailer\/lib\//.test(readFileSync(file, 'utf8')))
+    .map((file) => relative(ROOT, file));
+  assert.deepEqual(offenders, []);
+});
+
+test('each re-exported helper still does what we rely on', () => {
+  assert.equal(internals.base64Encode(Buffer.from([0, 1, 2, 250])), 'AAEC+g==');
+  assert.equal(internals.base64Wrap('A'.repeat(100), 76), `${'A'.repeat(76)}\r\n${'A'.repeat(24)}`);
+  assert.equal(internals.qpEncode(Buffer.from('a=b\u00e9')), 'a=3Db=C3=A9');
+  assert.match(internals.qpWrap('x'.repeat(100), 76), /^x{75}=\r\nx{25}$/);
+  assert.equal(internals.encodeWord(Buffer.from('\u00e9t\u00e9'), 'B', 60), '=?UTF-8?B?w6l0w6k=?=');
+  const parsed = internals.parseHeaderValue('text/plain; charset="utf-8" (comment)', { stripComments: true });
+  assert.equal(parsed.value, 'text/plain');
+  assert.equal(parsed.params.charset, 'utf-8');
+});
