@@ -190,14 +190,12 @@ test('a message without a body (no blank line) is signed and verifies', async ()
   }
 });
 
-test('a 25 MB message is signed once in bounded time and verified by dkimpy', async () => {
+test('a 25 MB message is signed and verified by dkimpy', async () => {
   const line = 'Lorem ipsum  dolor sit amet,\tconsectetur adipiscing elit. 0123456789 \n';
   const body = line.repeat(Math.floor((25 * 1024 * 1024) / line.length));
   const message = toCrlf(Buffer.from(`From: a@example.com\nSubject: big\n\n${body}`));
-  const started = performance.now();
+  // Its speed is measured by `npm run bench`, not here.
   const signed = sign(message, [rsa2048], options('relaxed', 'relaxed'));
-  const ms = performance.now() - started;
-  assert.ok(ms < 10_000, `signing took ${ms} ms`);
   // One key only: dkimpy needs about 4 s per signature on a body this size.
   assert.deepEqual(await verifyWithDkimpy(signed, RECORDS), [true]);
 });
