@@ -1,6 +1,8 @@
 // The configuration schema: every key, its type and its default.
 // config/dkim-relay.example.yaml documents the same keys for people.
+import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
+import { durationSeconds } from './duration.ts';
 
 const canonicalization = z
   .string()
@@ -26,6 +28,39 @@ const signingPolicy = z.strictObject({
 const duration = z
   .string()
   .regex(/^[1-9]\d*[smhdw]$/, 'must be a duration above zero such as "90s", "30m", "12h", "7d" or "2w"');
+
+/** Waiting times of key rotation that a domain may override. */
+const rotationTimes = z.strictObject({
+  /** A new key's record must be served, matching, by every DNS server asked, this long before it signs. */
+  publishFor: duration.optional(),
+  /** A retired key's record stays this long (and while mail it signed is queued) before it is revoked. */
+  retireAfter: duration.optional(),
+  /** A revoked key is removed (record withdrawn, file deleted) this long after its revocation. */
+  removeAfter: duration.optional(),
+  /** A new key DNS has not served for this long, or a record that disappeared, is notified. */
+  stuckAfter: duration.optional(),
+});
+
+/**
+ * A signature with x= stays valid until it expires, so the record of its key
+ * must stay published as long: retireAfter must exceed signing.expireAfter.
+ */
+function retirementOutlastsSignatures(
+  config: { signing: { expireAfter?: string | undefined }; rotation: { retireAfter: string; domains: Record<string, { retireAfter?: string | undefined }> } },
+  ctx: z.core.$RefinementCtx,
+): void {
+  const expireAfter = config.signing.expireAfter;
+  if (expireAfter === undefined) return;
+  const check = (retireAfter: string, path: (string | number)[]) => {
+    if (durationSeconds(retireAfter) <= durationSeconds(expireAfter)) {
+      ctx.addIssue({ code: 'custom', path, message: `must be longer than signing.expireAfter (${expireAfter}), or mail still valid would fail DKIM` });
+    }
+  };
+  check(config.rotation.retireAfter, ['rotation', 'retireAfter']);
+  for (const [domain, times] of Object.entries(config.rotation.domains)) {
+    if (times.retireAfter !== undefined) check(times.retireAfter, ['rotation', 'domains', domain, 'retireAfter']);
+  }
+}
 
 const smtpUpstream = z.strictObject({
   type: z.literal('smtp'),
@@ -197,10 +232,31 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /** Unattended key rotation (src/rotation/): when to start one, and how long each step waits. */
+  rotation: z
+    .strictObject({
+      /** Start a rotation when the active key has signed this long; unset: never on its own. */
+      interval: duration.optional(),
+      /** Per signing domain: its own interval ("off" for none) and waiting times. */
+      domains: z.record(z.string(), rotationTimes.extend({ interval: z.union([duration, z.literal('off')]).optional() })).default({}),
+      /** When the scheduler looks at DNS and takes the steps that are due (cron, 5 or 6 fields). */
+      check: z.string().refine((e) => validCron(e), 'must be a cron expression such as "*/15 * * * *"').default('*/15 * * * *'),
+      publishFor: duration.default('48h'),
+      retireAfter: duration.default('7d'),
+      removeAfter: duration.default('30d'),
+      stuckAfter: duration.default('7d'),
+      /** Address told when a step needs a person. */
+      notify: z.email('must be a mail address such as postmaster@example.com').optional(),
+      /** Directory where the private keys of revoked keys are published; unset: never. */
+      revealPrivateKeys: z.string().min(1).optional(),
+    })
+    .prefault({}),
+
   /** Demo mode: generate and activate a key for this domain when the store is empty. */
   demo: z.strictObject({ domain: z.string().min(1) }).optional(),
-});
+}).superRefine(retirementOutlastsSignatures);
 
 export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];
 export type SigningConfig = Config['signing'];
+export type RotationConfig = Config['rotation'];
