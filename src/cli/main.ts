@@ -24,6 +24,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('json', { type: 'boolean', describe: 'machine-readable output', global: true }) as unknown as Argv<GlobalArgs>;
   cli = serveCommand(cli);
   cli = cli.command('keys', 'manage signing keys and their DNS records', keysCommand);
+  cli = cli.command('dns', 'check what DNS really serves: keys, SPF and DMARC', (await import('./dns.ts')).dnsCommand);
   cli = signCommand(cli);
   cli = verifyCommand(cli);
   cli = configCommand(cli);

@@ -1,6 +1,7 @@
 // The configuration schema: every key, its type and its default.
 // config/dkim-relay.example.yaml documents the same keys for people.
 import { z } from 'zod';
+import { isNameserver } from '../dns/nameserver.ts';
 
 const canonicalization = z
   .string()
@@ -182,6 +183,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       mode: z.enum(['sync']).default('sync'),
       upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream]).prefault({ type: 'file' }),
+    })
+    .prefault({}),
+
+  /** `dns check`: which servers to ask, and how long to wait. */
+  dns: z
+    .strictObject({
+      /** Servers asked by `dns check`, "IP[:PORT]"; empty: the system resolver's (/etc/resolv.conf). */
+      resolvers: z.array(z.string().refine(isNameserver, 'must be an IP address with an optional port, e.g. 192.0.2.53 or [2001:db8::53]:53')).default([]),
+      /** Wait for one answer at most this long (UDP is tried twice, then the server counts as not answering). */
+      timeoutSeconds: z.number().int().min(1).max(30).default(3),
     })
     .prefault({}),
 
