@@ -76,7 +76,7 @@ export async function startKnot(zones: Record<string, string>): Promise<Knot> {
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
-    const gone = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+    const gone = await Promise.race([exited.then(() => true), sleep(3000, false, { ref: false })]);
     if (!gone) {
       child.kill('SIGKILL');
       await exited;
