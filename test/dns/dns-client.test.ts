@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
+import packet from 'dns-packet';
 import { authoritativeServers } from '../../src/dns/authoritative.ts';
 import { DnsClient } from '../../src/dns/dns-client.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
@@ -104,6 +105,22 @@ describe('DnsClient against knotd', () => {
     const answer = await new DnsClient().query('example.org', 'TXT', knot);
     assert.ok(!answer.ok);
     assert.equal(answer.reason, `REFUSED from ${knot.address} for example.org TXT`);
+  });
+
+  test('SERVFAIL is a one-line failure, not an answer', async () => {
+    // knotd answers SERVFAIL only for a broken zone; a two-line responder stands in for a failing resolver.
+    const failing = createSocket('udp4');
+    failing.on('message', (query, peer) => {
+      const asked = packet.decode(query);
+      failing.send(packet.encode({ type: 'response', id: asked.id, flags: 2, questions: asked.questions }), peer.port, peer.address);
+    });
+    await new Promise<void>((resolve) => failing.bind(0, '127.0.0.1', resolve));
+    try {
+      const answer = await new DnsClient().query('small.client.test', 'TXT', { host: '127.0.0.1', port: failing.address().port });
+      assert.deepEqual(answer, { ok: false, server: `127.0.0.1:${failing.address().port}`, reason: `SERVFAIL from 127.0.0.1:${failing.address().port} for small.client.test TXT` });
+    } finally {
+      failing.close();
+    }
   });
 
   test('a server that does not answer: timeout after N s, and not waited for twice', async () => {
