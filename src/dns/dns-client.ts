@@ -5,8 +5,7 @@
 // is a one-line reason, never an exception: DNS trouble is a temperror for
 // the caller (RFC 6376 §6.1.2), not a crash.
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
-import { isIP } from 'node:net';
+import { connect, isIP } from 'node:net';
 import packet, { type Answer, type DecodedPacket, type RecordType } from 'dns-packet';
 import { formatNameserver, type Nameserver } from './nameserver.ts';
 
