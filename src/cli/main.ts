@@ -5,6 +5,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from '../errors.ts';
 import { configCommand } from './config.ts';
+import { dnsCommand } from './dns.ts';
 import { CheckFailed, type GlobalArgs } from './context.ts';
 import { keysCommand } from './keys.ts';
 import { signCommand, verifyCommand } from './message.ts';
@@ -24,6 +25,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('json', { type: 'boolean', describe: 'machine-readable output', global: true }) as unknown as Argv<GlobalArgs>;
   cli = serveCommand(cli);
   cli = cli.command('keys', 'manage signing keys and their DNS records', keysCommand);
+  cli = cli.command('dns', 'check what DNS really serves: keys, SPF and DMARC', dnsCommand);
   cli = signCommand(cli);
   cli = verifyCommand(cli);
   cli = configCommand(cli);

@@ -2,6 +2,7 @@
 // config/dkim-relay.example.yaml documents the same keys for people.
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
+import { isNameserver } from '../dns/nameserver.ts';
 import { durationSeconds } from './duration.ts';
 
 const canonicalization = z
@@ -223,6 +224,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       mode: z.enum(['sync']).default('sync'),
       upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream]).prefault({ type: 'file' }),
+    })
+    .prefault({}),
+
+  /** `dns check`: which servers to ask, and how long to wait. */
+  dns: z
+    .strictObject({
+      /** Servers asked by `dns check`, "IP[:PORT]"; empty: the system resolver's (/etc/resolv.conf). */
+      resolvers: z.array(z.string().refine(isNameserver, 'must be an IP address with an optional port, e.g. 192.0.2.53 or [2001:db8::53]:53')).default([]),
+      /** Wait for one answer at most this long (UDP is tried twice, then the server counts as not answering). */
+      timeoutSeconds: z.number().int().min(1).max(30).default(3),
     })
     .prefault({}),
 

@@ -1,0 +1,152 @@
+// `dns check`: every key that must be published, resolved at each server and
+// judged against the key store, plus each signing domain's DMARC readiness.
+import { getDomain } from 'tldts';
+import { recordName } from '../keys/names.ts';
+import type { StoredKey } from '../keys/store.ts';
+import { disagreement } from './disagreement.ts';
+import type { DnsAnswer, DnsClient, Transport } from './dns-client.ts';
+import { readiness, type Readiness } from './dmarc-readiness.ts';
+import type { Finding } from './finding.ts';
+import { FAILING, judgeKey, type KeyStatus } from './key-status.ts';
+import { formatNameserver, type Nameserver } from './nameserver.ts';
+import { isSpf, SPF_MAX_DEPTH, spfReferences } from './spf.ts';
+
+/** Lifecycle states whose record must be in DNS; a revoked key is published with an empty p=. */
+export const PUBLISHED_STATES: readonly string[] = ['pending', 'active', 'retiring', 'revoked'];
+
+export interface ServerResult {
+  server: string;
+  status: KeyStatus;
+  transport?: Transport;
+  ttl?: number;
+  /** The name asked, then each CNAME target. */
+  chain?: string[];
+  /** Each TXT record served, as its character-strings. */
+  records?: string[][];
+  findings: Finding[];
+}
+
+export interface KeyReport {
+  domain: string;
+  selector: string;
+  name: string;
+  state: string;
+  /** The worst status over all servers. */
+  status: KeyStatus;
+  servers: ServerResult[];
+  disagreement: string | null;
+}
+
+export interface DomainReport {
+  domain: string;
+  /** The servers asked for this domain. */
+  servers: string[];
+  keys: KeyReport[];
+  readiness: (Readiness & { server: string }) | { server: string; temperror: string };
+}
+
+export interface CheckReport {
+  /** false when a record that must be published is not (missing, mismatch, malformed, temperror). */
+  ok: boolean;
+  domains: DomainReport[];
+}
+
+/** Worst first: the status a key gets when servers differ. */
+const SEVERITY: readonly KeyStatus[] = ['malformed', 'mismatch', 'missing', 'temperror', 'stale', 'revoked', 'match'];
+
+/** SPF records fetched when following includes, at most. */
+const MAX_SPF_FETCHES = 30;
+
+export interface CheckOptions {
+  keys: StoredKey[];
+  client: DnsClient;
+  /** The servers to ask about a domain (fixed, or its authoritative servers). */
+  serversFor: (domain: string) => Promise<Nameserver[]>;
+}
+
+export async function checkDns({ keys, client, serversFor }: CheckOptions): Promise<CheckReport> {
+  const published = keys.filter((k) => PUBLISHED_STATES.includes(k.state));
+  const domains = [...new Set(published.map((k) => k.domain))];
+  const reports = await Promise.all(domains.map(async (domain): Promise<DomainReport> => {
+    const servers = await serversFor(domain);
+    const keyReports = await Promise.all(published.filter((k) => k.domain === domain).map((key) => checkKey(key, servers, client)));
+    return { domain, servers: servers.map(formatNameserver), keys: keyReports, readiness: await domainReadiness(domain, servers, client) };
+  }));
+  return { ok: reports.every((d) => d.keys.every((k) => !FAILING.includes(k.status))), domains: reports };
+}
+
+async function checkKey(key: StoredKey, servers: Nameserver[], client: DnsClient): Promise<KeyReport> {
+  const name = recordName(key.selector, key.domain);
+  const answers = await Promise.all(servers.map((server) => client.query(name, 'TXT', server)));
+  const results = answers.map((answer) => serverResult(answer, judgeKey(key, answer)));
+  const status = SEVERITY.find((s) => results.some((r) => r.status === s)) ?? 'temperror';
+  const views = results.map((r, i) => ({ server: r.server, status: r.status, values: answers[i]!.ok ? r.records!.map((strings) => strings.join('')) : null }));
+  return { domain: key.domain, selector: key.selector, name, state: key.state, status, servers: results, disagreement: disagreement(views) };
+}
+
+function serverResult(answer: DnsAnswer, judged: { status: KeyStatus; findings: Finding[] }): ServerResult {
+  if (!answer.ok) return { server: answer.server, ...judged };
+  return {
+    server: answer.server,
+    status: judged.status,
+    transport: answer.transport,
+    ...(answer.records.length > 0 ? { ttl: Math.min(...answer.records.map((r) => r.ttl)) } : {}),
+    chain: answer.chain,
+    records: answer.records.map((r) => r.strings),
+    findings: judged.findings,
+  };
+}
+
+/** SPF and DMARC as the first server that answers sees them. */
+async function domainReadiness(domain: string, servers: Nameserver[], client: DnsClient): Promise<DomainReport['readiness']> {
+  let reason = 'no server to ask';
+  for (const server of servers) {
+    const where = formatNameserver(server);
+    const txt = await client.query(domain, 'TXT', server);
+    if (!txt.ok) {
+      reason = txt.reason;
+      continue;
+    }
+    const domainTxt = txt.records.map((r) => r.strings.join(''));
+    let dmarc = await dmarcAt(`_dmarc.${domain}`, server, client);
+    const org = getDomain(domain);
+    // RFC 7489 §6.6.3: without a record at the domain, the organisational domain's applies.
+    if (dmarc.ok && dmarc.txt.length === 0 && org && org !== domain) {
+      const inherited = await dmarcAt(`_dmarc.${org}`, server, client);
+      if (!inherited.ok || inherited.txt.length > 0) dmarc = inherited;
+    }
+    if (!dmarc.ok) {
+      reason = dmarc.reason;
+      continue;
+    }
+    const spfIncludes = await fetchIncludes(domainTxt.filter(isSpf), server, client);
+    return { server: where, ...readiness({ domain, domainTxt, dmarc, spfIncludes }) };
+  }
+  return { server: servers[0] ? formatNameserver(servers[0]) : '', temperror: reason };
+}
+
+async function dmarcAt(name: string, server: Nameserver, client: DnsClient): Promise<{ ok: true; name: string; txt: string[] } | { ok: false; reason: string }> {
+  const answer = await client.query(name, 'TXT', server);
+  return answer.ok ? { ok: true, name, txt: answer.records.map((r) => r.strings.join('')) } : { ok: false, reason: answer.reason };
+}
+
+/** The SPF records of included and redirected domains, breadth first, bounded in depth and count. */
+async function fetchIncludes(records: string[], server: Nameserver, client: DnsClient): Promise<Map<string, string>> {
+  const fetched = new Map<string, string>();
+  const asked = new Set<string>();
+  let frontier = records.flatMap(spfReferences);
+  for (let depth = 0; depth < SPF_MAX_DEPTH && frontier.length > 0; depth++) {
+    const next: string[] = [];
+    for (const domain of frontier) {
+      if (asked.has(domain) || asked.size >= MAX_SPF_FETCHES) continue;
+      asked.add(domain);
+      const answer = await client.query(domain, 'TXT', server);
+      const spf = answer.ok ? answer.records.map((r) => r.strings.join('')).find(isSpf) : undefined;
+      if (spf === undefined) continue;
+      fetched.set(domain, spf);
+      next.push(...spfReferences(spf));
+    }
+    frontier = next;
+  }
+  return fetched;
+}
