@@ -65,12 +65,12 @@ export function failureReply(err: SendError, side: UpstreamSide): FailureReply {
   const command = err.command ?? '';
 
   if (MESSAGE_PHASES.has(command) && err.responseCode && err.responseCode >= 400) {
+    if (TLS_REQUIRED.test(answer)) return relay('4.7.0', `upstream ${upstream} requires TLS${quoted}: set delivery.upstream.requireTLS (or secure)`);
     if (AUTH_REQUIRED.test(answer) || err.responseCode === 530) {
       return side.user
         ? relay('4.7.0', `upstream ${upstream} does not accept delivery.upstream.auth for user ${side.user} as a login to send through it${quoted}`)
         : relay('4.7.0', `upstream ${upstream} requires a login${quoted}: set delivery.upstream.auth`);
     }
-    if (TLS_REQUIRED.test(answer)) return relay('4.7.0', `upstream ${upstream} requires TLS${quoted}: set delivery.upstream.requireTLS (or secure)`);
     if (RELAY_DENIED.test(answer)) {
       const login = side.user ? `user ${side.user} of delivery.upstream.auth may not relay there` : 'set delivery.upstream.auth, or have it admit this relay\'s address';
       return relay('4.7.1', `upstream ${upstream} refused to relay for us${quoted}: ${login}`);
@@ -86,7 +86,11 @@ export function failureReply(err: SendError, side: UpstreamSide): FailureReply {
     return { code: 552, text: `5.3.4 Message too large for upstream ${upstream}: ${err.message}`, relaySide: false, relearn: false };
   }
   if (command === 'STARTTLS' && err.responseCode) {
-    return relay('4.7.10', `delivery.upstream.requireTLS is set but ${upstream} offers no STARTTLS${quoted}: enable STARTTLS there, or unset delivery.upstream.requireTLS`);
+    // RFC 7372 §3: X.7.10, encryption needed.
+    if (side.requireTLS) {
+      return relay('4.7.10', `delivery.upstream.requireTLS is set but ${upstream} offers no STARTTLS${quoted}: enable STARTTLS there, or unset delivery.upstream.requireTLS`);
+    }
+    return relay('4.7.0', `upstream ${upstream} announced STARTTLS but refused it${quoted}: mend TLS on ${upstream}`);
   }
   if (err.code === 'ETLS' || (err.code === 'ESOCKET' && isTlsFailure(err.message))) {
     const why = (err.message ?? '').replace(/^Error initiating TLS - /, '');
