@@ -77,10 +77,12 @@ export class SmtpUpstream implements Upstream {
   get traits(): UpstreamTraits {
     const { eightBitMime, smtpUtf8 } = this.learned.extensions;
     const override = this.config.eightBitMime;
+    const eightBit = override === 'auto' ? eightBitMime : override;
     return {
       dualSign: this.config.dualSign,
-      eightBitMime: override === 'auto' ? eightBitMime : override,
-      smtpUtf8,
+      eightBitMime: eightBit,
+      // RFC 6531 §3.1: SMTPUTF8 builds on 8BITMIME; without it, header text is made 7-bit too.
+      smtpUtf8: smtpUtf8 && eightBit,
       provisional: !this.learned.known,
     };
   }
