@@ -77,8 +77,8 @@ const smtpUpstream = z.strictObject({
   maxConnections: z.number().int().min(1).max(100).default(5),
   /** Some smart hosts refuse mail with more than one DKIM-Signature. */
   dualSign: z.boolean().default(true),
-  /** Whether the upstream takes 8-bit data (8BITMIME). */
-  eightBitMime: z.boolean().default(true),
+  /** Whether the upstream takes 8-bit data (8BITMIME): `auto` learns it from its EHLO; true/false override. */
+  eightBitMime: z.union([z.literal('auto'), z.boolean()]).default('auto'),
   /** Name we give in EHLO. */
   name: z.string().optional(),
   timeoutSeconds: z.number().int().min(1).max(3600).default(60),

@@ -8,6 +8,8 @@ import type { Envelope, Upstream, UpstreamReply } from './upstream.ts';
 
 type FileConfig = Extract<UpstreamConfig, { type: 'file' }>;
 
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 export class FileUpstream implements Upstream {
   readonly traits;
   readonly name;
@@ -15,11 +17,17 @@ export class FileUpstream implements Upstream {
 
   constructor(config: FileConfig) {
     this.dir = config.dir;
-    this.traits = { dualSign: config.dualSign, eightBitMime: config.eightBitMime };
+    // A file takes 8-bit data and UTF-8 addresses as they are (RFC 6532).
+    this.traits = { dualSign: config.dualSign, eightBitMime: config.eightBitMime, smtpUtf8: config.eightBitMime };
     this.name = `file ${config.dir}`;
   }
 
+  async ready(): Promise<void> {}
+
   async deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply> {
+    // A line break in an address would start a header line of its own in the file.
+    const broken = [envelope.from, ...envelope.to].find((address) => CONTROL.test(address));
+    if (broken !== undefined) return { code: 553, text: `5.1.3 The address ${JSON.stringify(broken)} contains control characters` };
     await mkdir(this.dir, { recursive: true });
     const id = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(6).toString('hex')}`;
     const tmp = join(this.dir, `.${id}.tmp`);
@@ -28,7 +36,8 @@ export class FileUpstream implements Upstream {
     const envelopeLines = `Return-Path: <${envelope.from}>\r\n` + envelope.to.map((to) => `Delivered-To: <${to}>\r\n`).join('');
     const file = await open(tmp, 'wx', 0o640);
     try {
-      await file.writeFile(Buffer.concat([Buffer.from(envelopeLines, 'latin1'), message]));
+      // SMTPUTF8 addresses are UTF-8 (RFC 6531 §3.3); latin1 would cut U+010D to a bare CR.
+      await file.writeFile(Buffer.concat([Buffer.from(envelopeLines, 'utf8'), message]));
       await file.sync();
     } finally {
       await file.close();

@@ -1,89 +1,172 @@
 // The `smtp` upstream: a smart host reached through a pooled nodemailer
 // transport (smtp-server holds each new connection's greeting 100 ms, so
 // pooling is what makes throughput). The signed bytes go out unchanged.
+//
+// What the host takes (8BITMIME, SMTPUTF8) is learned from its EHLO: a probe
+// at start-up, again when the answer is older than REFRESH_MS (started by a
+// message, never waited for by it), from every new delivery connection, and
+// after a refusal that reads as a missing extension.
+import { isIP } from 'node:net';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { UpstreamTraits } from '../pipeline/pipeline.ts';
+import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
+import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
+import { LearnedExtensions } from './learned-extensions.ts';
+import { announcedExtensions, pooledConnections, type SMTPConnection } from './nodemailer-internals.ts';
 import type { Envelope, Upstream, UpstreamReply } from './upstream.ts';
 
 type SmtpConfig = Extract<UpstreamConfig, { type: 'smtp' }>;
 
-interface SendFailure {
-  code?: string;
-  responseCode?: number;
-  response?: string;
-  message?: string;
-  rejectedErrors?: { recipient?: string; responseCode?: number; response?: string }[];
-}
+/** How long an EHLO answer is trusted, and how soon a failed probe is tried again. */
+export const REFRESH_MS = 5 * 60_000;
+export const RETRY_MS = 30_000;
+/** Messages arriving before the first answer wait for it at most this long. */
+const FIRST_ANSWER_WAIT_MS = 10_000;
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 export class SmtpUpstream implements Upstream {
-  readonly traits;
   readonly name;
   private readonly transport: Transporter;
+  private readonly side: UpstreamSide;
+  private readonly probeTarget: ProbeTarget;
+  private readonly learned: LearnedExtensions;
+  private readonly seen = new WeakSet<SMTPConnection>();
+  private probing: Promise<void> | null = null;
+  private readonly firstAnswer: Promise<void>;
+  private closed = false;
+  private readonly config: SmtpConfig;
+  private readonly logger: Logger;
+  private readonly now: () => number;
 
-  constructor(config: SmtpConfig, logger: Logger) {
-    this.traits = { dualSign: config.dualSign, eightBitMime: config.eightBitMime };
+  constructor(config: SmtpConfig, logger: Logger, now: () => number = Date.now) {
+    this.config = config;
+    this.logger = logger;
+    this.now = now;
     this.name = `smtp ${config.host}:${config.port}`;
     const timeout = config.timeoutSeconds * 1000;
+    // RFC 6066 §3: SNI carries host names only; nodemailer leaves it out for an address.
+    const tls = { rejectUnauthorized: config.rejectUnauthorized, ...(isIP(config.host) ? {} : { servername: config.host }) };
+    this.side = { host: config.host, port: config.port, user: config.auth?.user, requireTLS: config.requireTLS, secure: config.secure, name: config.name ?? 'this host' };
+    this.probeTarget = { host: config.host, port: config.port, secure: config.secure, requireTLS: config.requireTLS, name: config.name, tls, timeoutMs: timeout };
     this.transport = nodemailer.createTransport({
       host: config.host,
       port: config.port,
       secure: config.secure,
       requireTLS: config.requireTLS,
       auth: config.auth,
+      // Without it nodemailer skips a login the host does not offer and sends unauthenticated.
+      forceAuth: config.auth !== undefined,
       name: config.name,
       pool: true,
       maxConnections: config.maxConnections,
-      tls: { rejectUnauthorized: config.rejectUnauthorized, servername: config.host },
+      tls,
       connectionTimeout: timeout,
       greetingTimeout: timeout,
       socketTimeout: timeout,
       logger: false,
     });
     this.transport.on('error', (err) => logger.warn({ err: err.message, upstream: this.name }, 'upstream pool error'));
+    this.learned = new LearnedExtensions(REFRESH_MS, RETRY_MS);
+    const first = this.probe();
+    this.firstAnswer = Promise.race([first, new Promise<void>((resolve) => setTimeout(resolve, FIRST_ANSWER_WAIT_MS).unref())]);
+  }
+
+  get traits(): UpstreamTraits {
+    const { eightBitMime, smtpUtf8 } = this.learned.extensions;
+    const override = this.config.eightBitMime;
+    const eightBit = override === 'auto' ? eightBitMime : override;
+    return {
+      dualSign: this.config.dualSign,
+      eightBitMime: eightBit,
+      // RFC 6531 §3.1: SMTPUTF8 builds on 8BITMIME; without it, header text is made 7-bit too.
+      smtpUtf8: smtpUtf8 && eightBit,
+      provisional: !this.learned.known,
+    };
+  }
+
+  /** Resolves once the upstream's extensions are known (or the first probe gave up, or waited long enough). */
+  ready(): Promise<void> {
+    return this.firstAnswer;
   }
 
   async deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply> {
+    this.probeIfDue();
+    const traits = this.traits;
+    const international = [envelope.from, ...envelope.to].find((address) => NON_ASCII.test(address));
+    if (international !== undefined && !traits.smtpUtf8) {
+      // RFC 6531 §3.4: without SMTPUTF8 such an address cannot be given to the host at all.
+      if (traits.provisional) return { code: 451, text: `4.4.3 Whether upstream ${this.config.host} takes SMTPUTF8 is not known yet, try again later` };
+      return { code: 553, text: `5.6.7 Upstream ${this.config.host} does not announce SMTPUTF8, so <${international}> cannot be delivered through it` };
+    }
     try {
       const info = await this.transport.sendMail({
-        envelope: { from: envelope.from, to: envelope.to, size: message.length, use8BitMime: this.traits.eightBitMime } as never,
+        envelope: { from: envelope.from, to: envelope.to, size: message.length, use8BitMime: traits.eightBitMime === true } as never,
         raw: message,
       });
-      const rejected = (info.rejectedErrors ?? []) as SendFailure[];
-      if (rejected.length > 0) return partialRefusal(rejected, info.accepted as string[]);
-      return split(info.response) ?? { code: 250, text: '2.0.0 Ok' };
-    } catch (err) {
-      return refusal(err as SendFailure);
+      this.learnFromConnections();
+      const rejected = (info.rejectedErrors ?? []) as SendError[];
+      if (rejected.length > 0) return this.failed(partialRefusal(rejected, info.accepted as string[], this.side), rejected[0]!);
+      return splitReply(info.response) ?? { code: 250, text: '2.0.0 Ok' };
+    } catch (caught) {
+      this.learnFromConnections();
+      const err = caught as SendError;
+      const reply = err.rejectedErrors?.length ? partialRefusal(err.rejectedErrors, [], this.side) : failureReply(err, this.side);
+      return this.failed(reply, err);
     }
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.transport.close();
   }
-}
 
-/** "250 2.0.0 Ok" → {250, "2.0.0 Ok"} */
-function split(response: string | undefined): UpstreamReply | null {
-  const match = /^(\d{3})[ -](.*)$/s.exec(response?.trim() ?? '');
-  return match ? { code: Number(match[1]), text: match[2]!.replace(/\r?\n\d{3}[ -]/g, ' ') } : null;
-}
+  private failed(reply: FailureReply, err: SendError): UpstreamReply {
+    if (reply.relearn) this.learned.relearn();
+    if (reply.relaySide) {
+      this.logger.error({ upstream: this.name, err: err.message, command: err.command, response: err.response, reply: `${reply.code} ${reply.text}` }, 'upstream delivery failed on the relay\'s side');
+    }
+    return { code: reply.code, text: reply.text };
+  }
 
-/** An upstream refusal as the client should see it; no reply at all is a temporary failure. */
-function refusal(err: SendFailure): UpstreamReply {
-  const reply = split(err.response);
-  if (reply && reply.code >= 400) return reply;
-  if (err.rejectedErrors?.length) return partialRefusal(err.rejectedErrors, []);
-  return { code: 451, text: `4.4.1 Upstream unavailable: ${err.message ?? err.code ?? 'unknown error'}` };
-}
+  private probeIfDue(): void {
+    if (!this.probing && !this.closed && this.learned.due(this.now())) void this.probe();
+  }
 
-/**
- * Plain SMTP has one reply after DATA. When the upstream refused some
- * recipients, answering 250 would drop them silently; so the worst refusal is
- * passed on (a retry may duplicate the copies already accepted: never lost).
- */
-function partialRefusal(rejected: SendFailure[], accepted: string[]): UpstreamReply {
-  const replies = rejected.map((r) => split(r.response) ?? { code: r.responseCode ?? 451, text: r.message ?? 'refused' });
-  const worst = replies.find((r) => r.code < 500) ?? replies[0]!;
-  const already = accepted.length ? ` (already accepted for ${accepted.join(', ')})` : '';
-  return { code: worst.code, text: worst.text + already };
+  /** One probe at a time; never throws. */
+  private probe(): Promise<void> {
+    this.probing ??= probeExtensions(this.probeTarget)
+      .then(
+        (extensions) => this.record(extensions, 'probe'),
+        (err: SendError) => {
+          this.learned.failure(this.now());
+          const why = failureReply(err, this.side);
+          this.logger.warn({ upstream: this.name, err: err.message, reason: why.text }, 'could not learn the upstream\'s extensions; assuming 7-bit and no SMTPUTF8 until it answers');
+        },
+      )
+      .finally(() => {
+        this.probing = null;
+      });
+    return this.probing;
+  }
+
+  /** A delivery connection opened since we last looked has a fresh EHLO answer. */
+  private learnFromConnections(): void {
+    for (const connection of pooledConnections(this.transport)) {
+      if (this.seen.has(connection)) continue;
+      this.seen.add(connection);
+      this.record(announcedExtensions(connection), 'delivery connection');
+    }
+  }
+
+  private record(extensions: string[], source: string): void {
+    const first = !this.learned.known;
+    const changed = this.learned.answer(extensions, this.now());
+    if (first || changed) {
+      const { eightBitMime, smtpUtf8 } = this.learned.extensions;
+      this.logger.info({ upstream: this.name, source, eightBitMime, smtpUtf8, override: this.config.eightBitMime === 'auto' ? undefined : this.config.eightBitMime }, changed ? 'upstream extensions changed' : 'upstream extensions learned');
+    }
+  }
 }

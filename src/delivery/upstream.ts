@@ -22,6 +22,8 @@ export interface Upstream {
   readonly traits: UpstreamTraits;
   /** Short description for logs: "smtp relay.example.net:587" or "file outbox". */
   readonly name: string;
+  /** Resolves once `traits` are worth reading: what the upstream announced is known, or waiting longer would not help. */
+  ready(): Promise<void>;
   deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply>;
   close(): Promise<void>;
 }

@@ -15,7 +15,12 @@ import { signOptionsFor } from './signing-policy.ts';
 /** What the next hop can take (SPEC §3). */
 export interface UpstreamTraits {
   dualSign: boolean;
-  eightBitMime: boolean;
+  /** 8BITMIME (RFC 6152). 'auto' where nothing could be learned (the `sign` command): taken as 7-bit, which every hop carries. */
+  eightBitMime: boolean | 'auto';
+  /** SMTPUTF8 (RFC 6531): 8-bit header text and addresses go as they are. Unset: as eightBitMime. */
+  smtpUtf8?: boolean;
+  /** The extensions are still a guess (the upstream has not answered yet): refuse nothing permanently on their account. */
+  provisional?: boolean;
 }
 
 export interface PipelineContext {
@@ -84,12 +89,17 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   if (keys.length === 0 && ctx.config.signing.unknownDomain === 'tempfail') return refuse(451, `4.7.1 ${why}, try again later`);
 
   // SPEC §3: make the message survive transit first, then sign exactly that.
+  const eightBitMime = ctx.upstream.eightBitMime === true;
   const normalized = normalize(message, {
     ...ctx.config.normalize,
     mergeDuplicates: limits.mergeDuplicates,
-    eightBitMime: ctx.upstream.eightBitMime,
+    eightBitMime,
+    smtpUtf8: ctx.upstream.smtpUtf8 ?? eightBitMime,
     messageIdDomain: keys[0]?.domain ?? author.domain,
   });
+  if (!normalized.ok && ctx.upstream.provisional && normalized.text.startsWith('5.6.7')) {
+    return refuse(451, '4.3.0 Whether the upstream takes SMTPUTF8 is not known yet, try again later');
+  }
   if (!normalized.ok) return refuse(normalized.code, normalized.text);
   report.changes.push(...normalized.changes);
   const ready = normalized.message;

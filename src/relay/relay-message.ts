@@ -12,6 +12,8 @@ import type { RelayDeps } from './listener.ts';
 export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, envelope: Envelope, raw: Buffer): Promise<UpstreamReply> {
   const started = performance.now();
   const id = randomBytes(6).toString('hex');
+  // Only the messages that arrive before the upstream's first EHLO answer wait here.
+  await deps.upstream.ready();
   const outcome = await processMessage(raw, {
     store: deps.store,
     config: deps.config,

@@ -24,7 +24,7 @@ export function normalizeHeader(block: HeaderBlock, path: string, walk: Walk): v
       replaceRaw(block, field, folded.raw);
       walk.changes.push(`refolded ${name}:${inPart(path)} (${longest} octets)`);
     }
-    if (!eightBitMime && has8bitText(field.raw)) {
+    if (!(walk.options.smtpUtf8 ?? eightBitMime) && has8bitText(field.raw)) {
       const { raw, what } = sevenBitField(field);
       const folded = foldField(raw, ENCODED_FOLD);
       if (folded.longest > MAX_LINE) {

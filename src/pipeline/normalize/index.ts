@@ -29,6 +29,8 @@ export interface NormalizeOptions {
   mergeDuplicates: boolean;
   /** The upstream takes 8-bit data; when false, 8-bit content is re-encoded to 7-bit. */
   eightBitMime: boolean;
+  /** The upstream takes 8-bit header text (SMTPUTF8, RFC 6532); when false it is encoded. Unset: as eightBitMime. */
+  smtpUtf8?: boolean;
   /** Domain for a new Message-ID (the signing domain, else the From: domain). */
   messageIdDomain: string;
   now?: Date;
@@ -65,7 +67,7 @@ function run(message: Buffer, options: NormalizeOptions): Normalized {
   // refuse to parse at all; relaxed canonicalization reads both forms alike.
   const spaced = fields.filter((f) => SPACE_BEFORE_COLON.test(f.raw));
   const duplicated = options.mergeDuplicates ? duplicatedAddressFields(top.header) : [];
-  const unsafe = unsafeForTransit(message, options.eightBitMime);
+  const unsafe = unsafeForTransit(message, options.eightBitMime) || (!(options.smtpUtf8 ?? options.eightBitMime) && has8bit(top.header.original));
   if (!unsafe && !needDate && !needId && spaced.length === 0 && duplicated.length === 0) return { ok: true, message, changes };
   for (const field of spaced) {
     replaceRaw(top.header, field, field.raw.replace(SPACE_BEFORE_COLON, '$1:'));

@@ -1,0 +1,41 @@
+// The file upstream records SMTPUTF8 envelopes as UTF-8 (RFC 6531 §3.3):
+// an address holding U+010D U+010A must not become CR LF and a header line.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FileUpstream } from '../../src/delivery/file-upstream.ts';
+import { send, startTestRelay, tempDir } from '../helpers/relay-harness.ts';
+import { MESSAGE, withKey } from './upstreams.ts';
+
+const INJECTING = 'x\u010d\u010aX-Injected\u010d\u010a@example.net';
+
+test('through the relay: a UTF-8 address round-trips and cannot inject a header line', async () => {
+  const dir = tempDir();
+  const relay = await startTestRelay({ delivery: { upstream: { type: 'file', dir: join(dir.path, 'out') } } }, withKey);
+  try {
+    const result = await send({ port: relay.port, from: 'jörg@example.com', to: [INJECTING, 'zoë@example.net'], raw: MESSAGE });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    const [file] = readdirSync(join(dir.path, 'out'));
+    const raw = readFileSync(join(dir.path, 'out', file!));
+    const header = raw.subarray(0, raw.indexOf('\r\n\r\n')).toString('utf8');
+    assert.equal(header.split('\r\n').filter((l) => /^x-injected/i.test(l)).length, 0, 'no line of its own may appear');
+    assert.equal(header.slice(0, 200).split('\r\nDKIM')[0] + '\r\n', `Return-Path: <jörg@example.com>\r\nDelivered-To: <${INJECTING}>\r\nDelivered-To: <zoë@example.net>\r\n`);
+  } finally {
+    await relay.close();
+    dir.remove();
+  }
+});
+
+test('an address with a control character is refused, and no file is written', async () => {
+  const dir = tempDir();
+  const upstream = new FileUpstream({ type: 'file', dir: dir.path, dualSign: true, eightBitMime: true });
+  try {
+    const answer = await upstream.deliver({ from: 'a@example.com', to: ['x\r\nBcc: v@example.org'] }, Buffer.from(MESSAGE));
+    assert.equal(answer.code, 553);
+    assert.match(answer.text, /^5\.1\.3 /);
+    assert.deepEqual(readdirSync(dir.path), []);
+  } finally {
+    dir.remove();
+  }
+});
