@@ -49,7 +49,7 @@ function checkLinkedDir(dir: string): PrivateDir {
   let mode: number;
   try {
     target = realpathSync(dir);
-    mode = statSync(target).mode & 0o777;
+    mode = statSync(target).mode & 0o7777;
   } catch {
     throw new UserError(`the key store directory ${dir} is a symbolic link that leads nowhere`, 'point keys.dir at an existing directory of mode 0700');
   }
