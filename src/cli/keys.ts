@@ -1,12 +1,15 @@
 // `keys …`: generate, list, publish, import, export and step keys through their lifecycle.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import type { Config } from '../config/schema.ts';
 import { checkPublished } from '../dns/published-key.ts';
+import { DnsLookupFailed, parseNameserver } from '../dns/resolver.ts';
 import { UserError } from '../errors.ts';
 import { publicPem, RSA_SIZES, type Algorithm } from '../keys/key-material.ts';
+import { normalizeDomain, recordName } from '../keys/names.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
-import type { StoredKey } from '../keys/store.ts';
-import { print, printJson, table, withStore, type GlobalArgs } from './context.ts';
+import type { KeyStore, StoredKey } from '../keys/store.ts';
+import { CheckFailed, print, printJson, table, withStore, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & {
   domain?: string;
@@ -35,13 +38,16 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('domain', { ...DOMAIN, demandOption: true })
           .option('selector', { ...SELECTOR, describe: 'default: s<year><month><letter>, unique per domain' })
           .option('algorithm', { choices: ['rsa', 'ed25519'] as const, default: 'rsa' as const })
-          .option('bits', { type: 'number', default: 2048, describe: `RSA modulus size: ${RSA_SIZES.join(', ')}` })
+          .option('bits', { type: 'number', describe: `RSA modulus size: ${RSA_SIZES.join(', ')} (default 2048)` })
           .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once (only while the domain has no active key of this algorithm)' })
           .example('$0 keys generate --domain example.com', 'RSA-2048, pending until activated')
           .example('$0 keys generate --domain example.com --algorithm ed25519 --activate', 'dual signing: add an Ed25519 key'),
       (args) =>
         withStore(args, (store) => {
-          const key = store.generate({ domain: args.domain!, selector: args.selector, algorithm: args.algorithm!, bits: args.bits, activate: args.activate });
+          if (args.algorithm === 'ed25519' && args.bits !== undefined) {
+            throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
+          }
+          const key = store.generate({ domain: args.domain!, selector: args.selector, algorithm: args.algorithm!, bits: args.bits ?? 2048, activate: args.activate });
           announce(key, args);
         }),
     )
@@ -53,6 +59,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         withStore(args, (store) => {
           const keys = store.list(args.domain);
           if (args.json) return printJson(keys.map(({ file: _file, ...k }) => k));
+          if (keys.length === 0 && args.domain !== undefined) return print(noKeysFor(args.domain));
           if (keys.length === 0) return print('no keys yet: dkim-relay keys generate --domain example.com');
           print(table(
             ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT'],
@@ -72,6 +79,8 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (args) =>
         withStore(args, (store) => {
           const records = store.list(args.domain).map((k) => txtRecord(k));
+          // Nothing to publish for a domain named on purpose is most likely a typo: a failed check.
+          if (records.length === 0 && args.domain !== undefined) throw new CheckFailed(noKeysFor(args.domain));
           if (args.json || args.format === 'json') return printJson(records);
           if (records.length === 0) return print('; no keys yet: dkim-relay keys generate --domain example.com');
           if (args.format === 'value') return print(records.map((r) => `${r.name}\t${r.value}`).join('\n'));
@@ -109,6 +118,9 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('out', { type: 'string', describe: 'write to this file (created 0600) instead of stdout' }),
       (args) =>
         withStore(args, (store) => {
+          if (args.json) {
+            throw new UserError('keys export prints PEM, not JSON', 'leave out --json; `dkim-relay keys list --json` gives the public key (publicData) and its metadata');
+          }
           const key = store.get(args.domain!, args.selector!);
           const pem = args.private ? store.privatePem(key) : publicPem(key.algorithm, key.publicData);
           if (args.out) writeNewFile(args.out, pem);
@@ -126,21 +138,41 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('nameserver', { type: 'string', describe: 'ask this resolver (IP or IP:PORT) instead of the system one' }),
       (args) =>
         withStore(args, async (store) => {
+          if (args.nameserver !== undefined) parseNameserver(args.nameserver);
           const key = store.get(args.domain!, args.selector!);
-          if (!args.force && key.state !== 'active') {
-            const check = await checkPublished(key, args.nameserver);
-            if (check.state !== 'match') {
-              throw new UserError(`not activated: ${check.detail}`, 'publish the record from `dkim-relay keys dns`, wait for it to appear, then retry (or --force)');
+          const replaced = store.list(key.domain).filter((k) => k.state === 'active' && k.algorithm === key.algorithm && k.id !== key.id);
+          // An active key needs no check, and a revoked one is refused by the store below.
+          const needsCheck = key.state === 'pending' || key.state === 'retiring';
+          let dnsCheck: 'match' | 'skipped' | 'not needed' = 'not needed';
+          if (needsCheck && args.force) {
+            dnsCheck = 'skipped';
+            warn(`DNS check skipped (--force): receivers fail DKIM on mail signed with ${key.selector} until ${recordName(key.selector, key.domain)} serves its record`);
+          } else if (needsCheck) {
+            await requirePublished(key, args.nameserver);
+            dnsCheck = 'match';
+          }
+          for (const old of needsCheck ? replaced : []) {
+            if (key.algorithm === 'rsa' && key.bits < old.bits) {
+              warn(`${key.selector} (rsa ${key.bits} bits) replaces ${old.selector} (rsa ${old.bits} bits), a stronger key; generate a key of ${old.bits} bits or more and activate that instead`);
             }
           }
-          announce(store.activate(args.domain!, args.selector!), args);
+          const activated = store.activate(args.domain!, args.selector!);
+          const retired = replaced.map((k) => store.get(k.domain, k.selector)).filter((k) => k.state === 'retiring');
+          if (args.json) return printJson({ ...withoutFile(activated), record: txtRecord(activated), dnsCheck, retired: retired.map(withoutFile) });
+          announce(activated, args);
+          for (const k of retired) print(`${k.selector} is now retiring: it no longer signs; keep its record published for mail in flight, then revoke it`);
         }),
     )
     .command<Args>(
       'retire',
       'stop signing with a key; its record stays published for mail in flight',
       (y) => y.option('domain', { ...DOMAIN, demandOption: true }).option('selector', { ...SELECTOR, demandOption: true }),
-      (args) => withStore(args, (store) => announce(store.retire(args.domain!, args.selector!), args)),
+      (args) =>
+        withStore(args, (store, { config }) => {
+          const key = store.retire(args.domain!, args.selector!);
+          announce(key, args);
+          warnAboutWhatSignsNow(store, key.domain, config);
+        }),
     )
     .command<Args>(
       'revoke',
@@ -154,12 +186,60 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
 /** After a change: the key's state and the record to publish. */
 function announce(key: StoredKey, args: GlobalArgs): void {
   const record = txtRecord(key);
+  if (key.algorithm === 'rsa' && key.bits > 2048 && (key.state === 'pending' || key.state === 'active')) {
+    warn('records of keys over 2048 bits may not fit a UDP DNS answer; some receivers then fail to fetch them');
+  }
   if (args.json) return printJson({ ...withoutFile(key), record });
   print(`${key.domain} ${key.selector}: ${key.algorithm} ${key.bits} bits, ${key.state}, ${key.fingerprint}`);
   print(`Publish this record:\n${zoneLines(record)}`);
-  if (key.algorithm === 'rsa' && key.bits > 2048) {
-    print('Note: records of keys over 2048 bits may not fit a UDP DNS answer; some receivers then fail to fetch them.');
+}
+
+/** Warnings go to stderr, so stdout stays the result (and valid JSON under --json). */
+function warn(text: string): void {
+  process.stderr.write(`warning: ${text}\n`);
+}
+
+function noKeysFor(domain: string): string {
+  const ascii = normalizeDomain(domain);
+  return `no keys for ${ascii} — generate one: dkim-relay keys generate --domain ${ascii}`;
+}
+
+/** Refuses unless DNS serves exactly this key; DNS that does not answer is a failed check (exit 1). */
+async function requirePublished(key: StoredKey, nameserver: string | undefined): Promise<void> {
+  let check;
+  try {
+    check = await checkPublished(key, nameserver);
+  } catch (err) {
+    if (err instanceof DnsLookupFailed) {
+      throw new CheckFailed(`not activated: ${err.message} — retry when DNS answers, ask another resolver with --nameserver, or skip the check with --force`);
+    }
+    throw err;
   }
+  if (check.state !== 'match') {
+    throw new UserError(`not activated: ${check.detail}`, 'publish the record from `dkim-relay keys dns`, wait for it to appear, then retry (or --force)');
+  }
+}
+
+/** After a retirement: a domain left without an active key, or with Ed25519 alone, no longer signs as before. */
+function warnAboutWhatSignsNow(store: KeyStore, domain: string, config: Config): void {
+  const active = store.list(domain).filter((k) => k.state === 'active');
+  if (active.length > 0) {
+    if (active.every((k) => k.algorithm === 'ed25519')) {
+      warn(`${domain} now signs with Ed25519 only; receivers that do not know Ed25519 see its mail as unsigned — activate an RSA key`);
+    }
+    return;
+  }
+  for (let parent = domain.slice(domain.indexOf('.') + 1); parent.includes('.'); parent = parent.slice(parent.indexOf('.') + 1)) {
+    if (store.list(parent).some((k) => k.state === 'active')) {
+      return warn(`${domain} has no active key left: its mail is now signed by ${parent}`);
+    }
+  }
+  const what = {
+    forward: 'its mail now leaves unsigned',
+    reject: 'its mail is now refused (550)',
+    tempfail: 'its mail is now deferred (451) until a key is active',
+  }[config.signing.unknownDomain];
+  warn(`${domain} has no active key left: ${what} (signing.unknownDomain: ${config.signing.unknownDomain}) — activate another key to sign it`);
 }
 
 function withoutFile({ file: _file, ...key }: StoredKey) {

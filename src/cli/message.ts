@@ -1,6 +1,7 @@
 // `sign` and `verify`: one message from stdin, through the same code as the relay.
 import type { Argv } from 'yargs';
 import { hostname } from 'node:os';
+import { mailauthResolver } from '../dns/resolver.ts';
 import { storeResolver } from '../keys/resolver.ts';
 import { normalizeDomain } from '../keys/names.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
@@ -35,17 +36,19 @@ export function signCommand(yargs: Argv<GlobalArgs>) {
 }
 
 export function verifyCommand(yargs: Argv<GlobalArgs>) {
-  return yargs.command<GlobalArgs & { dns?: boolean }>(
+  return yargs.command<GlobalArgs & { dns?: boolean; nameserver?: string }>(
     'verify',
     'verify every DKIM signature of a message from stdin and report alignment with From:',
     (y) =>
       y
         .option('dns', { type: 'boolean', default: false, describe: 'fetch keys from DNS instead of the key store' })
+        .option('nameserver', { type: 'string', implies: 'dns', describe: 'with --dns: ask this resolver (IP or IP:PORT) instead of the system one' })
         .example('$0 verify < signed.eml', 'keys from the store')
         .example('$0 verify --dns < received.eml', 'keys from DNS, as a receiver would'),
     (args) =>
       withStore(args, async (store, { config }) => {
-        const result = await verifyMessage(await readStdin(), args.dns ? undefined : storeResolver(store), config.selfCheck.alignment);
+        const resolver = !args.dns ? storeResolver(store) : args.nameserver !== undefined ? mailauthResolver(args.nameserver) : undefined;
+        const result = await verifyMessage(await readStdin(), resolver, config.selfCheck.alignment);
         const failed = result.signatures.length === 0 || result.signatures.some((s) => s.result !== 'pass');
         if (args.json) printJson(result);
         else if (result.signatures.length === 0) print('none: the message carries no DKIM signature');

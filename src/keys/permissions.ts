@@ -1,32 +1,75 @@
-// Private keys must be readable by us alone (SPEC §4). A key file that
-// others can read is refused, not "fixed": someone may already have it.
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+// The key store directory must be ours alone (0700). A directory that others
+// could enter is tightened; one reached through a symbolic link is never
+// changed, since the link may lead anywhere (imagine /tmp).
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 
-/** Creates the store directory 0700, or tightens one that is wider (a fresh checkout is 0755). */
-export function ensurePrivateDir(dir: string): { tightened: boolean } {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const mode = statSync(dir).mode & 0o777;
-  if ((mode & 0o077) === 0) return { tightened: false };
-  chmodSync(dir, 0o700);
-  return { tightened: true };
+export interface PrivateDir {
+  /** The directory was open to others and is now 0700. */
+  tightened: boolean;
+  /** Key files it held while it was open to others (0 for a fresh checkout's empty keys/). */
+  exposedKeyFiles: number;
 }
 
-/** Throws a UserError saying how to mend it when a key file is missing or too open. */
-export function assertPrivateFile(file: string, what: string): void {
+/** Creates the store directory 0700, or tightens one that is wider (a fresh checkout is 0755). */
+export function ensurePrivateDir(dir: string): PrivateDir {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code === 'EEXIST' || code === 'ENOENT') && isLink(dir)) return checkLinkedDir(dir);
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw notADirectory(dir);
+    throw new UserError(`cannot create the key store directory ${dir}: ${code ?? (err as Error).message}`, 'check keys.dir and the permissions of its parent directory');
+  }
+  let fd: number;
+  try {
+    // Opened without following a link, and tightened through the descriptor: no path swap in between.
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // With O_DIRECTORY, Linux reports a symbolic link as ENOTDIR rather than ELOOP.
+    if ((code === 'ELOOP' || code === 'ENOTDIR') && isLink(dir)) return checkLinkedDir(dir);
+    if (code === 'ENOTDIR') throw notADirectory(dir);
+    throw new UserError(`cannot open the key store directory ${dir}: ${code ?? (err as Error).message}`, 'check keys.dir and its permissions');
+  }
+  try {
+    const mode = fstatSync(fd).mode & 0o777;
+    if ((mode & 0o077) === 0) return { tightened: false, exposedKeyFiles: 0 };
+    const exposedKeyFiles = readdirSync(dir).filter((name) => name.endsWith('.pem')).length;
+    fchmodSync(fd, 0o700);
+    return { tightened: true, exposedKeyFiles };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A symbolic link is accepted when it leads to a private directory; it is never tightened. */
+function checkLinkedDir(dir: string): PrivateDir {
+  let target: string;
   let mode: number;
   try {
-    mode = statSync(file).mode & 0o777;
+    target = realpathSync(dir);
+    mode = statSync(target).mode & 0o7777;
   } catch {
-    throw new UserError(
-      `key file ${file} for ${what} is missing`,
-      'restore it from backup, or revoke this key and generate a new one',
-    );
+    throw new UserError(`the key store directory ${dir} is a symbolic link that leads nowhere`, 'point keys.dir at an existing directory of mode 0700');
   }
   if (mode & 0o077) {
     throw new UserError(
-      `key file ${file} for ${what} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`,
-      `run: chmod 600 ${file} — and consider the key compromised if others could read it`,
+      `the key store directory ${dir} is a symbolic link to ${target}, which others can read (mode ${mode.toString(8).padStart(4, '0')}), and is left as it is`,
+      `if ${target} is the key store's own directory, run: chmod 700 ${target}; otherwise set keys.dir to a directory of its own`,
     );
   }
+  return { tightened: false, exposedKeyFiles: 0 };
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function notADirectory(dir: string): UserError {
+  return new UserError(`the key store directory ${dir} is not a directory`, 'set keys.dir to a directory (it is created 0700 when missing)');
 }

@@ -2,13 +2,14 @@
 // in one directory (0700). The daemon and the CLI share it; the daemon notices
 // the CLI's changes through SQLite's data_version, without a restart.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { nextSelector, normalizeDomain, normalizeSelector, recordName } from './names.ts';
-import { assertPrivateFile, ensurePrivateDir } from './permissions.ts';
+import { KeyFileError, readKeyFile, type KeyFileProblem } from './key-file.ts';
+import { ensurePrivateDir } from './permissions.ts';
 import { txtValue } from './record.ts';
 
 export type KeyState = 'pending' | 'active' | 'retiring' | 'revoked';
@@ -37,6 +38,35 @@ export interface ActiveKey {
   privateKey: KeyObject;
 }
 
+/** An active key whose file cannot be used: its domain waits (4xx), the others sign on. */
+export interface KeyProblem {
+  domain: string;
+  selector: string;
+  problem: KeyFileProblem;
+  /** What is wrong and how to mend it, naming the file (for the log, never for SMTP replies). */
+  line: string;
+}
+
+export interface StoreOptions {
+  /** How long a busy database is waited for. */
+  timeoutMs?: number;
+  /** Told once per key and problem, when an active key cannot be loaded. */
+  onKeyProblem?: (problem: KeyProblem) => void;
+  /** Active key files are checked again (mode, owner, content) at least this often. */
+  recheckMs?: number;
+  /** Milliseconds now; tests pass a clock of their own. */
+  now?: () => number;
+}
+
+/** How often the active key files are checked again when nothing in the database changed. */
+export const KEY_RECHECK_MS = 30_000;
+
+/** A domain's active keys as last loaded: those that can sign, and why others cannot. */
+interface DomainKeys {
+  keys: ActiveKey[];
+  problems: KeyFileError[];
+}
+
 export interface NewKeyOptions {
   domain: string;
   selector?: string;
@@ -50,23 +80,37 @@ const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS pu
 export class KeyStore {
   readonly dir: string;
   readonly dbFile: string;
+  /** The directory was open to others and has been made 0700. */
   readonly tightenedDir: boolean;
+  /** Key files the directory held while it was open to others. */
+  readonly exposedKeyFiles: number;
   private readonly db: Db;
+  private readonly onKeyProblem: (problem: KeyProblem) => void;
+  private readonly recheckMs: number;
+  private readonly now: () => number;
   private dataVersion = -1;
   /** Every active key by domain; null until needed again after a change. */
-  private activeByDomain: Map<string, ActiveKey[]> | null = null;
-  private readonly parsed = new Map<number, KeyObject>();
+  private activeByDomain: Map<string, DomainKeys> | null = null;
+  private loadedAt = 0;
+  /** "key id:problem" already told to onKeyProblem, so a broken key is logged once, not per message. */
+  private reported = new Set<string>();
+  private readonly parsed = new Map<number, { stamp: string; key: KeyObject }>();
   private readonly statements = new Map<string, Statement>();
 
-  private constructor(dir: string, timeoutMs: number) {
+  private constructor(dir: string, options: StoreOptions) {
     this.dir = dir;
     this.dbFile = join(dir, 'keys.db');
-    this.tightenedDir = ensurePrivateDir(dir).tightened;
-    this.db = openDatabase(this.dbFile, timeoutMs);
+    const privateDir = ensurePrivateDir(dir);
+    this.tightenedDir = privateDir.tightened;
+    this.exposedKeyFiles = privateDir.exposedKeyFiles;
+    this.onKeyProblem = options.onKeyProblem ?? (() => {});
+    this.recheckMs = options.recheckMs ?? KEY_RECHECK_MS;
+    this.now = options.now ?? Date.now;
+    this.db = openDatabase(this.dbFile, options.timeoutMs ?? 5000);
   }
 
-  static open(dir: string, options: { timeoutMs?: number } = {}): KeyStore {
-    return new KeyStore(dir, options.timeoutMs ?? 5000);
+  static open(dir: string, options: StoreOptions = {}): KeyStore {
+    return new KeyStore(dir, options);
   }
 
   close(): void {
@@ -136,9 +180,7 @@ export class KeyStore {
 
   /** The PKCS#8 PEM of a key, after the permission check. Only `keys export --private` calls this. */
   privatePem(key: StoredKey): string {
-    const file = join(this.dir, key.file);
-    assertPrivateFile(file, `${key.selector}._domainkey.${key.domain}`);
-    return readFileSync(file, 'utf8');
+    return readKeyFile(join(this.dir, key.file), recordName(key.selector, key.domain)).text!;
   }
 
   /**
@@ -155,16 +197,29 @@ export class KeyStore {
     return null;
   }
 
-  /** The domain's active keys, newest first. */
+  /**
+   * The domain's active keys, newest first. Throws the KeyFileError of a key
+   * that cannot be loaded: that domain's mail waits, every other domain signs.
+   */
   activeKeys(domain: string): ActiveKey[] {
-    return this.activeMap().get(domain) ?? [];
+    const entry = this.activeMap().get(domain);
+    if (entry?.problems[0]) throw entry.problems[0];
+    return entry?.keys ?? [];
   }
 
-  /** Loads every active key once, so a missing or world-readable file stops start-up, not a message. */
+  /**
+   * Loads every active key, as the daemon does at start-up. A key file others
+   * can read stops start-up (someone may have the key); any other problem is
+   * told to onKeyProblem and holds back only its own domain. Returns the keys
+   * that can sign.
+   */
   checkActiveKeys(): StoredKey[] {
-    const active = this.list().filter((k) => k.state === 'active');
-    for (const key of active) this.loadPrivate(key);
-    return active;
+    this.activeByDomain = null;
+    const map = this.activeMap();
+    const open = [...map.values()].flatMap((d) => d.problems).find((p) => p.problem === 'readable by others');
+    if (open) throw open;
+    const usable = new Set([...map.values()].flatMap((d) => d.keys).map((k) => `${k.selector}._domainkey.${k.domain}`));
+    return this.list().filter((k) => k.state === 'active' && usable.has(`${k.selector}._domainkey.${k.domain}`));
   }
 
   /** The TXT value the store publishes at a DNS name (self-check resolves keys here, not in DNS). */
@@ -217,41 +272,62 @@ export class KeyStore {
     return this.get(domain, selector);
   }
 
+  /**
+   * The parsed key, checked through its file every time (mode, owner, link,
+   * type); the file is read and parsed again only when it changed.
+   */
   private loadPrivate(key: StoredKey): KeyObject {
-    let parsed = this.parsed.get(key.id);
-    if (!parsed) {
-      const file = join(this.dir, key.file);
-      const what = `${key.selector}._domainkey.${key.domain}`;
-      assertPrivateFile(file, what);
-      try {
-        parsed = createPrivateKey(readFileSync(file, 'utf8'));
-      } catch {
-        throw new UserError(`key file ${file} for ${what} is not a readable PEM private key`, 'restore it from backup, or revoke the key');
-      }
-      this.parsed.set(key.id, parsed);
+    const file = join(this.dir, key.file);
+    const what = recordName(key.selector, key.domain);
+    const cached = this.parsed.get(key.id);
+    const { stamp, text } = readKeyFile(file, what, cached?.stamp);
+    if (text === null && cached) return cached.key;
+    let parsed: KeyObject;
+    try {
+      parsed = createPrivateKey(text!);
+    } catch {
+      throw new KeyFileError('damaged', `key file ${file} for ${what} is not a readable PEM private key`, 'restore it from backup, or retire and revoke the key');
     }
+    this.parsed.set(key.id, { stamp, key: parsed });
     return parsed;
   }
 
   /**
    * All active keys, loaded in one query and kept until the database changes
-   * (our own writes, or another process's, seen through data_version): the
-   * per-message cost is one PRAGMA, whatever From: domains arrive.
+   * (our own writes, or another process's, seen through data_version) or
+   * recheckMs has passed: the per-message cost is one PRAGMA, whatever From:
+   * domains arrive, and a key file chmodded, chowned or replaced while the
+   * relay runs is seen at the next load.
    */
-  private activeMap(): Map<string, ActiveKey[]> {
+  private activeMap(): Map<string, DomainKeys> {
     const version = this.query(() => this.db.pragma('data_version', { simple: true })) as number;
-    if (version !== this.dataVersion) {
+    if (version !== this.dataVersion || this.now() - this.loadedAt >= this.recheckMs) {
       this.dataVersion = version;
       this.activeByDomain = null;
     }
     if (!this.activeByDomain) {
       const rows = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all()) as StoredKey[];
-      const map = new Map<string, ActiveKey[]>();
+      const map = new Map<string, DomainKeys>();
+      const problems = new Set<string>();
       for (const row of rows) {
-        const key = { domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.loadPrivate(row) };
-        map.set(row.domain, [...(map.get(row.domain) ?? []), key]);
+        let entry = map.get(row.domain);
+        if (!entry) map.set(row.domain, (entry = { keys: [], problems: [] }));
+        try {
+          entry.keys.push({ domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.loadPrivate(row) });
+        } catch (err) {
+          if (!(err instanceof KeyFileError)) throw err;
+          entry.problems.push(err);
+          const id = `${row.id}:${err.problem}`;
+          problems.add(id);
+          if (!this.reported.has(id)) this.onKeyProblem({ domain: row.domain, selector: row.selector, problem: err.problem, line: err.toLine() });
+        }
       }
+      // A key mended and broken again is told again; keys no longer active are forgotten.
+      this.reported = problems;
+      const active = new Set(rows.map((r) => r.id));
+      for (const id of this.parsed.keys()) if (!active.has(id)) this.parsed.delete(id);
       this.activeByDomain = map;
+      this.loadedAt = this.now();
     }
     return this.activeByDomain;
   }

@@ -2,6 +2,7 @@
 // normalize → choose the key → sign → self-check. The relay and the `sign`
 // command both call processMessage, so they cannot drift apart.
 import type { Config } from '../config/schema.ts';
+import { KeyFileError } from '../keys/key-file.ts';
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
 import { fieldsNamed, HeaderSyntaxError, parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
 import { toCrlf } from '../message/lines.ts';
@@ -83,7 +84,15 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   if (senderRefusal) return refuse(550, `5.7.1 ${senderRefusal}`);
 
   const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);
-  const keys = domain ? chooseKeys(ctx.store.activeKeys(domain), ctx.upstream) : [];
+  let active: ActiveKey[];
+  try {
+    active = domain ? ctx.store.activeKeys(domain) : [];
+  } catch (err) {
+    // The store has logged which file and how to mend it; the client only learns to retry.
+    if (err instanceof KeyFileError) return refuse(451, `4.3.0 The DKIM key of ${domain} is unavailable, try again later`);
+    throw err;
+  }
+  const keys = chooseKeys(active, ctx.upstream);
   const why = `no active DKIM key for ${ctx.domain ?? author.domain}`;
   if (keys.length === 0 && ctx.config.signing.unknownDomain === 'reject') return refuse(550, `5.7.1 ${why}`);
   if (keys.length === 0 && ctx.config.signing.unknownDomain === 'tempfail') return refuse(451, `4.7.1 ${why}, try again later`);

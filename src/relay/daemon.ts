@@ -24,12 +24,17 @@ export interface RunningRelay {
 
 export async function startRelay({ config, path }: LoadedConfig, logger: Logger): Promise<RunningRelay> {
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
-  const store = KeyStore.open(config.keys.dir);
+  const store = KeyStore.open(config.keys.dir, {
+    onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
+  });
   try {
-    if (store.tightenedDir) logger.warn({ dir: config.keys.dir }, 'key store directory was readable by others; now 0700');
+    // A fresh checkout's keys/ is 0755 but empty: tightening it is no news.
+    if (store.exposedKeyFiles > 0) {
+      logger.warn({ dir: config.keys.dir, keyFiles: store.exposedKeyFiles }, 'key store directory was readable by others while it held keys; now 0700');
+    }
     if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
-    if (active.length === 0) logger.warn('no active keys: every message follows signing.unknownDomain');
+    if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
     for (const key of active) logger.info({ domain: key.domain, selector: key.selector, algorithm: key.algorithm }, 'signing key active');
 
     const deps: RelayDeps = {

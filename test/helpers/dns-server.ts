@@ -1,27 +1,44 @@
 // A small authoritative DNS server on loopback UDP for tests: answers TXT
 // queries from a table (each record a list of character-strings), NXDOMAIN
 // for anything else. Enough for node:dns, dkimpy and Mail::DKIM lookups.
+// Its `mode` makes it misbehave as broken servers do: refuse every query,
+// answer SERVFAIL, or never answer (the client times out).
 import { createSocket } from 'node:dgram';
 
 export type TxtTable = Map<string, string[][]>;
+
+export type DnsMode = 'answer' | 'refuse' | 'servfail' | 'silent';
 
 export interface DnsServer {
   /** "127.0.0.1:PORT", for Resolver.setServers / --nameserver. */
   address: string;
   port: number;
   records: TxtTable;
+  /** How it treats the next queries; 'answer' unless changed. */
+  mode: DnsMode;
   close(): Promise<void>;
 }
 
 export async function startDnsServer(records: TxtTable = new Map()): Promise<DnsServer> {
   const socket = createSocket('udp4');
-  socket.on('message', (query, peer) => {
-    const answer = respond(query, records);
-    if (answer) socket.send(answer, peer.port, peer.address);
-  });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const port = socket.address().port;
-  return { address: `127.0.0.1:${port}`, port, records, close: () => new Promise((resolve) => socket.close(() => resolve())) };
+  const server: DnsServer = { address: `127.0.0.1:${port}`, port, records, mode: 'answer', close: () => new Promise((resolve) => socket.close(() => resolve())) };
+  socket.on('message', (query, peer) => {
+    if (server.mode === 'silent') return;
+    const answer = server.mode === 'answer' ? respond(query, records) : failure(query, server.mode === 'refuse' ? 5 : 2);
+    if (answer) socket.send(answer, peer.port, peer.address);
+  });
+  return server;
+}
+
+/** The query sent back with QR set and an error rcode (2 SERVFAIL, 5 REFUSED), no answers. */
+function failure(query: Buffer, rcode: number): Buffer | null {
+  if (query.length < 12) return null;
+  const reply = Buffer.from(query);
+  reply.writeUInt16BE(0x8000 | (query.readUInt16BE(2) & 0x0100) | rcode, 2);
+  reply.writeUInt16BE(0, 6);
+  return reply;
 }
 
 function respond(query: Buffer, records: TxtTable): Buffer | null {
