@@ -38,7 +38,7 @@ export class AuthLimiter {
   private readonly entries = new Map<string, Entry>();
 
   constructor(limits: AuthLimits) {
-    this.limits = { maxClients: 10_000, now: Date.now, ...limits };
+    this.limits = { ...limits, maxClients: limits.maxClients ?? 10_000, now: limits.now ?? Date.now };
   }
 
   /** How long (ms) this client is still refused, or 0 when it may try. */
