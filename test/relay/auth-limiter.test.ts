@@ -46,7 +46,7 @@ describe('AuthLimiter', () => {
 
   test('IPv6 clients are counted by their /64; IPv4-mapped addresses as IPv4', () => {
     const { l } = limiter();
-    for (const suffix of ['1', '2', 'ffff:1:2:3']) l.fail(`2001:db8:1:2::${suffix}`);
+    for (const address of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff:1:2:3']) l.fail(address);
     assert.ok(l.refusedFor('2001:db8:1:2:aaaa::1') > 0);
     assert.equal(l.refusedFor('2001:db8:1:3::1'), 0);
     assert.equal(clientKey('::ffff:192.0.2.7'), '192.0.2.7');
