@@ -9,6 +9,7 @@
 // the next command went out), the reply to the end of DATA is known exactly;
 // after a burst, an over-long line or a timeout the client can no longer tell
 // which reply answers what, and only session-wide counts are checked.
+import { TLSSocket } from 'node:tls';
 import { dotStuff, mutatedMessage, seedMessage, terminatorFor } from './messages.ts';
 import type { Rng } from './prng.ts';
 import { RawSmtpClient, type Reply } from './smtp-client.ts';
@@ -172,7 +173,7 @@ class Session {
 
   /** STARTTLS and the handshake (aligned sessions only: a late 220 could not be told apart). */
   async starttls(): Promise<void> {
-    if (!this.aligned || this.client.socket.constructor.name === 'TLSSocket') return;
+    if (!this.aligned || this.client.socket instanceof TLSSocket) return;
     const reply = await this.cmd('STARTTLS');
     if (!this.aligned || reply?.code !== 220) return;
     const ok = await this.client.startTls({}, 5000);
