@@ -131,7 +131,7 @@ export const configSchema = z.strictObject({
       hostname: z.string().optional(),
       /** Add a Received: trace field (RFC 5321 §4.4) to every relayed message; off hides internal hosts. */
       addReceived: z.boolean().default(true),
-      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1), ciphers: z.string().min(1).optional(), minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional() }).optional(),
       /** Exchange's send connectors default to 35 MB: a 25 MB attachment, base64-encoded. */
       maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024),
       maxRecipients: z.number().int().min(1).default(1000),
@@ -146,6 +146,16 @@ export const configSchema = z.strictObject({
       maxCommandLength: z.number().int().min(512).default(2048),
       /** Commands allowed before authentication when AUTH is required. */
       maxUnauthenticatedCommands: z.number().int().min(3).default(10),
+      /** Concurrent sessions from outside access.networks that may still AUTH; apart from maxClients. */
+      maxUnadmittedClients: z.number().int().min(1).default(20),
+      /** Time allowed for one command line, from its first byte to its end. */
+      commandTimeoutSeconds: z.number().int().min(1).default(30),
+      /** Time allowed for the TLS handshake on tlsPort. */
+      tlsHandshakeTimeoutSeconds: z.number().int().min(1).default(10),
+      /** Failed AUTH per client address before it is shut out for authPenaltySeconds. */
+      maxAuthFailures: z.number().int().min(1).default(3),
+      /** How long failed AUTH is remembered, and how long a client that used up maxAuthFailures is refused. */
+      authPenaltySeconds: z.number().int().min(1).default(300),
     })
     .prefault({}),
 

@@ -3,14 +3,14 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
-import type { SMTPServer } from 'smtp-server';
 import type { LoadedConfig } from '../config/load.ts';
 import { createUpstream } from '../delivery/upstream.ts';
 import { UserError } from '../errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { createListener, type RelayDeps } from './listener.ts';
+import { AuthLimiter } from './auth-limiter.ts';
+import { createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
 import { SessionsPerIp } from './sessions-per-ip.ts';
 
@@ -46,6 +46,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
       tls: config.listen.tls && readTls(config.listen.tls),
       senders: new SenderAuthorization(config.clients),
       sessionsPerIp: new SessionsPerIp(config.listen.maxClientsPerIp),
+      authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000 }),
     };
     if (config.listen.tlsPort !== undefined && !deps.tls) {
       throw new UserError('listen.tlsPort is set but listen.tls is not', 'add listen.tls.key and listen.tls.cert, or remove listen.tlsPort');
@@ -53,7 +54,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
     if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
-    const servers: SMTPServer[] = [];
+    const servers: Listener[] = [];
     const plain = createListener(deps, false);
     servers.push(plain);
     const ports: RunningRelay['ports'] = { plain: await listen(plain, config.listen.host, config.listen.port) };
@@ -95,17 +96,17 @@ function readTls(files: { key: string; cert: string }): { key: Buffer; cert: Buf
   }
 }
 
-function listen(server: SMTPServer, host: string, port: number): Promise<number> {
+function listen({ server }: Listener, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') reject(new UserError(`${host}:${port} is already in use`, 'stop the other process, or set listen.port'));
       else if (err.code === 'EACCES') reject(new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)'));
       else reject(err);
     };
-    server.server.once('error', onError);
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.server.off('error', onError);
-      resolve((server.server.address() as AddressInfo).port);
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
     });
   });
 }

@@ -1,15 +1,23 @@
-// The SMTP listener: smtp-server with admission (networks, AUTH), limits, and
-// a DATA handler that hands each message to the pipeline and then delivers it.
+// The SMTP listener: a front door (admission, slots, implicit TLS) and
+// smtp-server behind it with AUTH, limits, and a DATA handler that hands
+// each message to the pipeline and then delivers it.
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { NetworkList } from './admission.ts';
-import { checkPassword } from './passwords.ts';
+import type { AuthLimiter } from './auth-limiter.ts';
+import { CommandWatch } from './command-watch.ts';
+import { openFrontDoor, type Pool } from './front-door.ts';
+import { checkUser } from './passwords.ts';
 import { relayMessage } from './relay-message.ts';
 import type { SenderAuthorization } from './sender-authorization.ts';
 import type { SessionsPerIp } from './sessions-per-ip.ts';
+import { DEFAULT_CIPHERS, DEFAULT_MIN_VERSION } from './tls-policy.ts';
 
 export interface RelayDeps {
   config: Config;
@@ -20,6 +28,28 @@ export interface RelayDeps {
   tls?: { key: Buffer; cert: Buffer };
   senders: SenderAuthorization;
   sessionsPerIp: SessionsPerIp;
+  authLimiter: AuthLimiter;
+}
+
+/** One listening port: the front door and the smtp-server behind it. */
+export interface Listener {
+  server: Server;
+  /** Stops accepting; sessions in flight get closeTimeout to finish, then 421. */
+  close(callback: () => void): void;
+}
+
+/** What the listener keeps per session, by session id. */
+interface SessionState {
+  pool: Pool;
+  watch: CommandWatch;
+  release(): void;
+}
+
+const CLOSE_TIMEOUT_MS = 30_000;
+
+/** A session id as smtp-server makes them (16 base-32 characters). */
+function sessionId(): string {
+  return BigInt(`0x${randomBytes(10).toString('hex')}`).toString(32).padStart(16, '0');
 }
 
 /** MAIL FROM parameters we honour (AUTH=: RFC 4954 §5); smtp-server passes unknown ones through silently. */
@@ -44,28 +74,43 @@ function later(callback: (err?: Error | null) => void, err?: Error): void {
 /** smtp-server decodes command lines as UTF-8; octets that are not UTF-8 become U+FFFD. */
 const UNDECODABLE = '\ufffd';
 
-export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServer {
+export function createListener(deps: RelayDeps, implicitTls: boolean): Listener {
   const { config, logger } = deps;
   const networks = new NetworkList(config.access.networks);
   const users = new Map(config.access.users.map((u) => [u.name, u.password]));
   const disabled: string[] = [];
   if (!deps.tls) disabled.push('STARTTLS'); // never fall back to smtp-server's public test certificate
   if (users.size === 0) disabled.push('AUTH');
+  // As Postfix's smtpd_tls_auth_only: AUTH is neither offered nor taken before TLS, so no
+  // client sends its password in clear only to be told 538 afterwards. Per session, since
+  // smtp-server's option would also hide it after STARTTLS.
+  const beforeTls = config.access.allowInsecureAuth || disabled.includes('AUTH') ? disabled : [...disabled, 'AUTH'];
+  const canAuth = users.size > 0 && (!!deps.tls || config.access.allowInsecureAuth);
+  const tls = deps.tls && {
+    key: deps.tls.key,
+    cert: deps.tls.cert,
+    ciphers: config.listen.tls?.ciphers ?? DEFAULT_CIPHERS,
+    minVersion: config.listen.tls?.minVersion ?? DEFAULT_MIN_VERSION,
+    honorCipherOrder: true,
+  };
+  const sessions = new Map<string, SessionState>();
+  const connectionOf = (id: string) => [...server.connections].find((c) => c.id === id);
 
   const options: SMTPServerOptions = {
     name: deps.hostname,
     banner: 'dkim-relay ESMTP',
     secure: implicitTls,
-    key: deps.tls?.key,
-    cert: deps.tls?.cert,
+    secured: implicitTls, // the front door did the handshake
+    ...tls,
     size: config.listen.maxMessageSize,
-    maxClients: config.listen.maxClients,
+    // The front door keeps each pool to its own limit; this is only a backstop.
+    maxClients: config.listen.maxClients + config.listen.maxUnadmittedClients,
     maxRecipients: config.listen.maxRecipients,
     socketTimeout: config.listen.socketTimeoutSeconds * 1000,
     maxCommandLength: config.listen.maxCommandLength,
-    maxAllowedUnauthenticatedCommands: users.size > 0 ? config.listen.maxUnauthenticatedCommands : false,
+    maxAllowedUnauthenticatedCommands: false, // counted by CommandWatch (see there why)
     hideREQUIRETLS: true, // we cannot promise TLS on every hop after us
-    closeTimeout: 30_000,
+    closeTimeout: CLOSE_TIMEOUT_MS,
     authMethods: ['PLAIN', 'LOGIN'],
     authOptional: true,
     allowInsecureAuth: config.access.allowInsecureAuth,
@@ -74,26 +119,44 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
     logger: false,
 
     onConnect(session, callback) {
-      if (!deps.sessionsPerIp.admit(session)) {
-        logger.warn({ client: session.remoteAddress }, 'too many sessions from one address');
-        return callback(reply(421, `4.7.0 Too many connections from ${session.remoteAddress}, try again later`));
-      }
+      if (!implicitTls) session.disabledCommands = beforeTls;
       logger.debug({ client: session.remoteAddress, tls: implicitTls }, 'connect');
       callback();
     },
 
+    onSecure(socket, session, callback) {
+      session.disabledCommands = disabled;
+      sessions.get(session.id)?.watch.attach(socket);
+      callback();
+    },
+
     onClose(session) {
-      deps.sessionsPerIp.release(session);
+      const state = sessions.get(session.id);
+      sessions.delete(session.id);
+      state?.watch.stop();
+      state?.release();
     },
 
     onAuth(auth, session, callback) {
-      const stored = users.get(auth.username ?? '');
-      const attempt = stored ? checkPassword(auth.password ?? '', stored) : Promise.resolve(false);
-      attempt.then(
+      const client = session.remoteAddress;
+      const refusedFor = deps.authLimiter.refusedFor(client);
+      if (refusedFor > 0) {
+        return later(callback, reply(421, `4.7.0 Too many failed logins from ${client}, try again in ${Math.ceil(refusedFor / 1000)} s`));
+      }
+      checkUser(users, auth.username ?? '', auth.password ?? '').then(
         (ok) => {
-          logger.info({ client: session.remoteAddress, user: auth.username, ok }, 'auth');
-          if (ok) callback(null, { user: auth.username });
-          else callback(reply(535, '5.7.8 Authentication credentials invalid'));
+          if (ok) {
+            logger.info({ client, user: auth.username }, 'auth');
+            sessions.get(session.id)?.watch.authenticated();
+            return callback(null, { user: auth.username });
+          }
+          const failure = deps.authLimiter.fail(client);
+          // One warning per client and window: a password-guessing run must not flood the log.
+          if (failure.first) logger.warn({ client, user: auth.username }, 'AUTH failed; further failures from this client within listen.authPenaltySeconds are not logged');
+          if (failure.blocked) {
+            return callback(reply(421, `4.7.0 Too many failed logins from ${client}, try again later`));
+          }
+          setTimeout(() => callback(reply(535, '5.7.8 Authentication credentials invalid')), failure.delayMs);
         },
         (err: Error) => callback(reply(454, `4.7.0 Temporary authentication failure: ${err.message}`)),
       );
@@ -124,6 +187,9 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
         to: session.envelope.rcptTo.map((r) => r.address),
       };
       // A sender that trickles its DATA is cut off, so it cannot hold a session forever.
+      const watch = sessions.get(session.id)?.watch;
+      watch?.pause();
+      for (const event of ['end', 'close', 'error']) stream.once(event, () => watch?.resume());
       const deadline = setTimeout(() => {
         logger.warn({ client: session.remoteAddress }, 'DATA took too long; closing the connection');
         for (const connection of server.connections) if (connection.session?.id === session.id) connection.close();
@@ -155,5 +221,50 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
   };
   const server = new SMTPServer(options);
   server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
-  return server;
+
+  const door = openFrontDoor({
+    classify: (address) => (networks.includes(address) ? 'admitted' : canAuth ? 'stranger' : null),
+    refusal: (address) => `554 5.7.1 ${address} is not an allowed network and may not relay here`,
+    perIp: deps.sessionsPerIp,
+    limits: { admitted: config.listen.maxClients, stranger: config.listen.maxUnadmittedClients },
+    tls: implicitTls && tls ? { context: createSecureContext(tls), handshakeTimeoutMs: config.listen.tlsHandshakeTimeoutSeconds * 1000 } : undefined,
+    logger,
+    handOver(socket, pool, release) {
+      const id = sessionId();
+      const close = (code: number, text: string) => connectionOf(id)?.send(code, text); // 421 closes the connection
+      const watch = new CommandWatch({
+        timeoutMs: config.listen.commandTimeoutSeconds * 1000,
+        maxCommands: pool === 'stranger' ? config.listen.maxUnauthenticatedCommands : Infinity,
+        onTimeout() {
+          logger.warn({ client: socket.remoteAddress }, 'command line not completed in time; closing the connection');
+          close(421, `4.4.2 Command not completed within ${config.listen.commandTimeoutSeconds} s, closing connection`);
+        },
+        onTooMany() {
+          logger.warn({ client: socket.remoteAddress }, 'too many commands before AUTH; closing the connection');
+          close(421, '4.7.0 Too many commands without authentication, closing connection');
+        },
+      });
+      sessions.set(id, { pool, watch, release });
+      watch.attach(socket); // before smtp-server pipes the socket: the 421 then goes out ahead of its reply
+      server.connect(socket, { id });
+    },
+  });
+
+  return {
+    server: door,
+    close(callback) {
+      door.close(() => {
+        clearTimeout(force);
+        callback();
+      });
+      server.close(); // commands from now on are answered 421 (its own server never listened: returns at once)
+      const force = setTimeout(() => {
+        for (const connection of server.connections) {
+          connection.send(421, 'Server shutting down');
+          connection.close();
+        }
+      }, CLOSE_TIMEOUT_MS);
+      force.unref();
+    },
+  };
 }

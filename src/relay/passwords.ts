@@ -26,3 +26,17 @@ export async function checkPassword(password: string, stored: string): Promise<b
   const actual = await derive(password, Buffer.from(match[4]!, 'base64'), Number(match[1]), Number(match[2]), Number(match[3]));
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
+
+/**
+ * A hash no password matches (its salt and hash are zeros), made with the
+ * same parameters as ours: unknown user names cost the same scrypt work as
+ * known ones, so the time of an answer does not tell which names exist.
+ */
+const DUMMY = `scrypt$N=${N},r=${R},p=${P}$${Buffer.alloc(16).toString('base64')}$${Buffer.alloc(LENGTH).toString('base64')}`;
+
+/** Checks a user's password against `users` (name → stored hash); an unknown name is checked against the dummy. */
+export async function checkUser(users: ReadonlyMap<string, string>, name: string, password: string): Promise<boolean> {
+  const stored = users.get(name);
+  const ok = await checkPassword(password, stored ?? DUMMY);
+  return ok && stored !== undefined;
+}

@@ -5,17 +5,22 @@
 // socket or descriptor leaked and the heap did not keep growing.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { configSchema } from '../../src/config/schema.ts';
-import { send, startSink, startTestRelay, type Sink, type TestRelay } from '../helpers/relay-harness.ts';
+import { hashPassword } from '../../src/relay/passwords.ts';
+import { selfSignedCert, send, startSink, startTestRelay, tempDir, type Sink, type TestRelay } from '../helpers/relay-harness.ts';
 import { INVARIANT, Ledger, type Failure, type Stats } from './ledger.ts';
 import { caseSeed, Rng } from './prng.ts';
 import { heapAfterGc, settledCensus, StallWatch, type FdCensus } from './resources.ts';
-import { probeSession, runCase } from './sessions.ts';
+import { FUZZ_USER, probeSession, runCase } from './sessions.ts';
 
-/** The relay under test: small limits so the fuzzer reaches them. */
-export function fuzzConfig(sinkPort: number): Record<string, unknown> {
+/**
+ * The relay under test: small limits so the fuzzer reaches them. STARTTLS and one AUTH account, so
+ * 127.0.0.3 (outside access.networks) may log in; failed logins are forgotten after 1 s so that
+ * guessing sessions keep meeting both the delays and the 421 refusal without stalling the run.
+ */
+export function fuzzConfig(sinkPort: number, tls: { key: string; cert: string }, passwordHash: string): Record<string, unknown> {
   return {
-    listen: { maxMessageSize: 256 * 1024, maxRecipients: 20, socketTimeoutSeconds: 5, maxClients: 100 },
-    access: { networks: ['127.0.0.1/32', '127.0.0.2/32'] }, // 127.0.0.3 is refused at MAIL FROM
+    listen: { maxMessageSize: 256 * 1024, maxRecipients: 20, socketTimeoutSeconds: 5, maxClients: 100, tls, maxAuthFailures: 3, authPenaltySeconds: 1 },
+    access: { networks: ['127.0.0.1/32', '127.0.0.2/32'], users: [{ name: FUZZ_USER.name, password: passwordHash }] }, // 127.0.0.3 must log in
     clients: [{ networks: ['127.0.0.1/32'], domains: ['example.com', 'example.org'] }], // 127.0.0.2 is unrestricted
     delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sinkPort, maxConnections: 2, timeoutSeconds: 15 } },
   };
@@ -32,7 +37,8 @@ export interface Target {
 
 export async function startTarget(): Promise<Target> {
   const sink = await startSink();
-  const config = fuzzConfig(sink.port);
+  const certDir = tempDir();
+  const config = fuzzConfig(sink.port, selfSignedCert(certDir.path), await hashPassword(FUZZ_USER.password));
   const relay = await startTestRelay(config, (store) => {
     store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
     store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
@@ -46,6 +52,7 @@ export async function startTarget(): Promise<Target> {
     async close() {
       await relay.close();
       await sink.close();
+      certDir.remove();
     },
   };
 }

@@ -9,6 +9,7 @@
 // the next command went out), the reply to the end of DATA is known exactly;
 // after a burst, an over-long line or a timeout the client can no longer tell
 // which reply answers what, and only session-wide counts are checked.
+import { TLSSocket } from 'node:tls';
 import { dotStuff, mutatedMessage, seedMessage, terminatorFor } from './messages.ts';
 import type { Rng } from './prng.ts';
 import { RawSmtpClient, type Reply } from './smtp-client.ts';
@@ -87,8 +88,13 @@ export function tagOf(address: string): { index: number; txn: number; tag: strin
   return m ? { index: Number(m[1]), txn: Number(m[2]), tag: m[0] } : null;
 }
 
-/** 127.0.0.1 is held by a `clients` rule to example.com/example.org; .2 is free; .3 is outside access.networks. */
+/** 127.0.0.1 is held by a `clients` rule to example.com/example.org; .2 is free; .3 is outside access.networks (relays only after AUTH). */
 export const LOCAL_ADDRESSES = ['127.0.0.1', '127.0.0.2', '127.0.0.3'] as const;
+
+/** The one AUTH account of the relay under test. */
+export const FUZZ_USER = { name: 'fuzz', password: 'fuzz password' } as const;
+
+const base64 = (text: string) => Buffer.from(text, 'latin1').toString('base64');
 
 class Session {
   readonly ctx: SessionContext;
@@ -163,6 +169,40 @@ class Session {
   /** Reads what the relay says until it has been quiet for a while (after raw writes). */
   drain(maxMs: number): Promise<Reply[]> {
     return this.client.drain(QUIET_MS, maxMs);
+  }
+
+  /** STARTTLS and the handshake (aligned sessions only: a late 220 could not be told apart). */
+  async starttls(): Promise<void> {
+    if (!this.aligned || this.client.socket instanceof TLSSocket) return;
+    const reply = await this.cmd('STARTTLS');
+    if (!this.aligned || reply?.code !== 220) return;
+    const ok = await this.client.startTls({}, 5000);
+    this.log(ok ? '.. TLS up' : '.. TLS handshake failed');
+    if (!ok) {
+      this.record.problems.push(`STARTTLS handshake failed: ${this.client.error?.message ?? 'no answer'}`);
+      this.aligned = false;
+      this.record.aborted = true;
+      await this.client.destroy();
+    }
+  }
+
+  /** AUTH PLAIN or LOGIN with the right, a wrong or a malformed credential. */
+  async auth(right = false): Promise<void> {
+    const rng = this.rng;
+    const user = right ? FUZZ_USER.name : rng.weighted<string>([[4, FUZZ_USER.name], [1, 'nobody'], [1, utf8('bücher')], [1, '']]);
+    const pass = right ? FUZZ_USER.password : rng.weighted<string>([[3, FUZZ_USER.password], [3, 'wrong'], [1, ''], [1, 'x'.repeat(rng.range(100, 600))]]);
+    const form = right ? 'plain' : rng.weighted<string>([[5, 'plain'], [3, 'login'], [2, 'odd']]);
+    if (form === 'plain') {
+      await this.cmd(`AUTH PLAIN ${base64(`\0${user}\0${pass}`)}`);
+    } else if (form === 'login') {
+      if ((await this.cmd('AUTH LOGIN'))?.code !== 334) return;
+      if ((await this.cmd(base64(user)))?.code !== 334) return;
+      await this.cmd(base64(pass));
+    } else {
+      const line = rng.pick(['AUTH PLAIN', 'AUTH PLAIN =', 'AUTH PLAIN !!!', `AUTH LOGIN ${base64(user)}`, 'AUTH XOAUTH2 abc', 'AUTH CRAM-MD5', `AUTH PLAIN ${base64(`${user}\0${pass}`)}`]);
+      const reply = await this.cmd(line);
+      if (reply?.code === 334) await this.cmd(rng.pick(['*', '', '!!!', base64(`\0${user}\0${pass}`)]));
+    }
   }
 
   async sleep(ms: number): Promise<void> {
@@ -331,6 +371,12 @@ async function messageSession(ctx: SessionContext): Promise<SessionRecord> {
   const s = new Session(ctx, 'message', pickLocal(ctx.rng));
   if (await s.open()) {
     await s.ehlo();
+    if (ctx.rng.chance(s.record.localAddress === LOCAL_ADDRESSES[2] ? 0.8 : 0.1)) {
+      // Log in over STARTTLS, as a client from outside access.networks must.
+      await s.starttls();
+      await s.cmd('EHLO client.example');
+      await s.auth(true);
+    }
     const count = ctx.rng.weighted([[6, 1], [3, 2], [1, 4]]);
     for (let i = 0; i < count && s.aligned; i++) {
       await s.transaction({ odd: false, slow: ctx.rng.chance(0.03) });
@@ -416,6 +462,13 @@ const ACTIONS: [number, string, Action][] = [
     await s.drain(4000);
   }],
   [1, 'sleep', (s) => s.sleep(s.rng.range(5, 150))],
+  [2, 'starttls', (s) => s.starttls()],
+  [2, 'auth', (s) => s.auth()],
+  [1, 'starttls-auth', async (s) => {
+    await s.starttls();
+    await s.ehlo();
+    await s.auth(s.rng.chance(0.5));
+  }],
   [1, 'oversized-data', async (s) => {
     const txn: Txn = { tag: s.newTag(), accepted: [], tracked: false, terminatorSent: false };
     s.record.txns.push(txn);

@@ -3,6 +3,7 @@
 // server sends back into replies, checking each line's form as it goes.
 // Every wait has a timeout; nothing here can hang a test.
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 export interface Reply {
   code: number;
@@ -23,10 +24,13 @@ export interface ConnectOptions {
   localAddress?: string;
   /** Connection set-up limit. */
   timeoutMs?: number;
+  /** Implicit TLS: the handshake is done before the client is handed out. */
+  tls?: ConnectionOptions;
 }
 
 export class RawSmtpClient {
-  readonly socket: Socket;
+  /** The socket replies are read from and commands written to: a TLS one after startTls(). */
+  socket: Socket;
   /** Every complete reply, in order. */
   readonly replies: Reply[] = [];
   /** Lines that were not well-formed SMTP reply lines, with the reason. */
@@ -46,15 +50,7 @@ export class RawSmtpClient {
 
   private constructor(socket: Socket) {
     this.socket = socket;
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('end', () => {
-      this.serverEnded = true;
-      this.#wake();
-    });
-    socket.on('error', (err) => {
-      this.error = err;
-      this.#wake();
-    });
+    this.#listen(socket);
     this.#closedPromise = new Promise((resolve) =>
       socket.once('close', () => {
         this.closed = true;
@@ -65,7 +61,56 @@ export class RawSmtpClient {
     );
   }
 
-  static connect(options: ConnectOptions): Promise<RawSmtpClient> {
+  #listen(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => {
+      this.serverEnded = true;
+      this.#wake();
+    });
+    socket.on('error', (err) => {
+      this.error = err;
+      this.#wake();
+    });
+  }
+
+  static async connect(options: ConnectOptions): Promise<RawSmtpClient> {
+    const client = await RawSmtpClient.#connect(options);
+    if (options.tls && !(await client.startTls(options.tls, options.timeoutMs ?? 5000))) {
+      await client.destroy();
+      throw new Error(`TLS handshake with port ${options.port} failed: ${client.error?.message ?? 'no answer'}`);
+    }
+    return client;
+  }
+
+  /**
+   * Starts TLS on the connection (after "220" to STARTTLS, or at once for implicit TLS);
+   * resolves false when the handshake fails or takes longer than `timeoutMs`.
+   */
+  startTls(options: ConnectionOptions = {}, timeoutMs = 5000): Promise<boolean> {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('end');
+    const secure = tlsConnect({ socket: raw, rejectUnauthorized: false, ...options });
+    this.socket = secure;
+    this.#listen(secure);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      secure.once('secureConnect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      secure.once('error', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+      secure.once('close', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+  }
+
+  static #connect(options: ConnectOptions): Promise<RawSmtpClient> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port: options.port, host: options.host ?? '127.0.0.1', localAddress: options.localAddress });
       const timer = setTimeout(() => {

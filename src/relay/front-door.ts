@@ -1,0 +1,92 @@
+// The listening socket in front of smtp-server. It decides, before any SMTP
+// or TLS work is done, whether a connection may go on, and hands it over:
+// - an address at its listen.maxClientsPerIp limit is turned away;
+// - a client outside access.networks that cannot authenticate is refused
+//   with 554 5.7.1 at once;
+// - admitted clients and strangers that may still AUTH fill separate pools
+//   (listen.maxClients, listen.maxUnadmittedClients), so strangers can never
+//   take the slots of admitted clients;
+// - on the implicit-TLS port the handshake is done here, counted against the
+//   per-IP limit and the pool, and cut off after listen.tlsHandshakeTimeoutSeconds.
+// smtp-server cannot do this itself: its maxClients is one pool checked only
+// once a session starts (after the TLS handshake), sockets still in the
+// handshake are capped only by that global maxClients, and its handshake
+// deadline is socketTimeout, the idle timeout of whole sessions.
+import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Logger } from '../observability/logger.ts';
+import type { SessionsPerIp } from './sessions-per-ip.ts';
+
+export type Pool = 'admitted' | 'stranger';
+
+export interface FrontDoorOptions {
+  /** Where a client belongs, or null when it is refused outright. */
+  classify(address: string): Pool | null;
+  /** The reply line (without CRLF) for a client classify() refused. */
+  refusal(address: string): string;
+  perIp: SessionsPerIp;
+  limits: Record<Pool, number>;
+  /** Implicit TLS: the context and how long the handshake may take. */
+  tls?: { context: SecureContext; handshakeTimeoutMs: number };
+  logger: Logger;
+  /** Takes over a connection that passed; `release` frees its slots (call it once the session is gone). */
+  handOver(socket: Socket, pool: Pool, release: () => void): void;
+}
+
+/** How long a refused client gets to read the reply before the socket is destroyed. */
+const LINGER_MS = 1000;
+
+export function openFrontDoor(options: FrontDoorOptions): Server {
+  const open: Record<Pool, number> = { admitted: 0, stranger: 0 };
+  const { logger } = options;
+
+  const turnAway = (socket: Socket, line: string) => {
+    if (options.tls) return socket.destroy(); // nothing can be said before the handshake
+    socket.end(`${line}\r\n`);
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
+
+  return createServer((socket) => {
+    socket.on('error', () => {}); // a reset by the client is no concern of the listener
+    const address = socket.remoteAddress ?? '';
+    const pool = options.classify(address);
+    if (!pool) {
+      logger.warn({ client: address }, 'connection refused: not in access.networks and cannot authenticate');
+      return turnAway(socket, options.refusal(address));
+    }
+    const releaseIp = options.perIp.admit(address);
+    if (!releaseIp) {
+      logger.warn({ client: address }, 'too many sessions from one address');
+      return turnAway(socket, `421 4.7.0 Too many connections from ${address}, try again later`);
+    }
+    if (open[pool] >= options.limits[pool]) {
+      releaseIp();
+      logger.warn({ client: address, pool }, pool === 'admitted' ? 'listen.maxClients reached' : 'listen.maxUnadmittedClients reached');
+      return turnAway(socket, '421 4.7.0 Too many connected clients, try again in a moment');
+    }
+    open[pool]++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      open[pool]--;
+      releaseIp();
+    };
+    socket.once('close', release);
+    if (!options.tls) return options.handOver(socket, pool, release);
+
+    const secure = new TLSSocket(socket, { isServer: true, secureContext: options.tls.context });
+    secure.on('error', () => secure.destroy());
+    // new TLSSocket() does not honour handshakeTimeout (only tls.Server does): armed by hand, on the
+    // TLS socket, since tearing the raw socket down under a handshake in progress is not safe.
+    secure.setTimeout(options.tls.handshakeTimeoutMs, () => {
+      logger.debug({ client: address }, 'TLS handshake timed out');
+      secure.destroy();
+    });
+    secure.once('secure', () => {
+      secure.setTimeout(0);
+      secure.removeAllListeners('timeout');
+      options.handOver(secure, pool, release);
+    });
+  });
+}
