@@ -5,7 +5,8 @@
 //   with 554 5.7.1 at once;
 // - admitted clients and strangers that may still AUTH fill separate pools
 //   (listen.maxClients, listen.maxUnadmittedClients), so strangers can never
-//   take the slots of admitted clients;
+//   take the slots of admitted clients; a stranger that authenticates moves to
+//   the admitted pool, so logged-in clients do not crowd out the next login;
 // - on the implicit-TLS port the handshake is done here, counted against the
 //   per-IP limit and the pool, and cut off after listen.tlsHandshakeTimeoutSeconds.
 // smtp-server cannot do this itself: its maxClients is one pool checked only
@@ -29,8 +30,16 @@ export interface FrontDoorOptions {
   /** Implicit TLS: the context and how long the handshake may take. */
   tls?: { context: SecureContext; handshakeTimeoutMs: number };
   logger: Logger;
-  /** Takes over a connection that passed; `release` frees its slots (call it once the session is gone). */
-  handOver(socket: Socket, pool: Pool, release: () => void): void;
+  /** Takes over a connection that passed, with the slot it holds. */
+  handOver(socket: Socket, pool: Pool, slot: Slot): void;
+}
+
+/** A connection's place in its pool. */
+export interface Slot {
+  /** Frees the slot; call it once the session is gone. */
+  release(): void;
+  /** The client authenticated: it moves to the admitted pool while that has room (else it stays). */
+  promote(): void;
 }
 
 /** How long a refused client gets to read the reply before the socket is destroyed. */
@@ -65,15 +74,23 @@ export function openFrontDoor(options: FrontDoorOptions): Server {
       return turnAway(socket, '421 4.7.0 Too many connected clients, try again in a moment');
     }
     open[pool]++;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      open[pool]--;
-      releaseIp();
+    let held: Pool | null = pool;
+    const slot: Slot = {
+      release() {
+        if (!held) return;
+        open[held]--;
+        held = null;
+        releaseIp();
+      },
+      promote() {
+        if (held !== 'stranger' || open.admitted >= options.limits.admitted) return;
+        open.stranger--;
+        open.admitted++;
+        held = 'admitted';
+      },
     };
-    socket.once('close', release);
-    if (!options.tls) return options.handOver(socket, pool, release);
+    socket.once('close', () => slot.release());
+    if (!options.tls) return options.handOver(socket, pool, slot);
 
     const secure = new TLSSocket(socket, { isServer: true, secureContext: options.tls.context });
     secure.on('error', () => secure.destroy());
@@ -86,7 +103,7 @@ export function openFrontDoor(options: FrontDoorOptions): Server {
     secure.once('secure', () => {
       secure.setTimeout(0);
       secure.removeAllListeners('timeout');
-      options.handOver(secure, pool, release);
+      options.handOver(secure, pool, slot);
     });
   });
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../observability/logger.ts';
 import { NetworkList } from './admission.ts';
 import type { AuthLimiter } from './auth-limiter.ts';
 import { CommandWatch } from './command-watch.ts';
-import { openFrontDoor, type Pool } from './front-door.ts';
+import { openFrontDoor, type Pool, type Slot } from './front-door.ts';
 import { checkUser } from './passwords.ts';
 import { relayMessage } from './relay-message.ts';
 import type { SenderAuthorization } from './sender-authorization.ts';
@@ -42,7 +42,7 @@ export interface Listener {
 interface SessionState {
   pool: Pool;
   watch: CommandWatch;
-  release(): void;
+  slot: Slot;
 }
 
 const CLOSE_TIMEOUT_MS = 30_000;
@@ -134,7 +134,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       const state = sessions.get(session.id);
       sessions.delete(session.id);
       state?.watch.stop();
-      state?.release();
+      state?.slot.release();
     },
 
     onAuth(auth, session, callback) {
@@ -147,7 +147,9 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
         (ok) => {
           if (ok) {
             logger.info({ client, user: auth.username }, 'auth');
-            sessions.get(session.id)?.watch.authenticated();
+            const state = sessions.get(session.id);
+            state?.watch.authenticated();
+            state?.slot.promote();
             return callback(null, { user: auth.username });
           }
           const failure = deps.authLimiter.fail(client);
@@ -229,7 +231,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     limits: { admitted: config.listen.maxClients, stranger: config.listen.maxUnadmittedClients },
     tls: implicitTls && tls ? { context: createSecureContext(tls), handshakeTimeoutMs: config.listen.tlsHandshakeTimeoutSeconds * 1000 } : undefined,
     logger,
-    handOver(socket, pool, release) {
+    handOver(socket, pool, slot) {
       const id = sessionId();
       const close = (code: number, text: string) => connectionOf(id)?.send(code, text); // 421 closes the connection
       const watch = new CommandWatch({
@@ -244,7 +246,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
           close(421, '4.7.0 Too many commands without authentication, closing connection');
         },
       });
-      sessions.set(id, { pool, watch, release });
+      sessions.set(id, { pool, watch, slot });
       watch.attach(socket); // before smtp-server pipes the socket: the 421 then goes out ahead of its reply
       server.connect(socket, { id });
     },

@@ -98,6 +98,23 @@ describe('hardening against strangers', () => {
     }
   });
 
+  test('a client that logs in leaves the stranger slots to the next one (Exchange over AUTH does not crowd out logins)', async () => {
+    const relay = await start(withAuth({ maxClients: 5, maxUnadmittedClients: 2 }));
+    const held: RawSmtpClient[] = [];
+    try {
+      for (let i = 2; i <= 4; i++) {
+        const { c } = await startTlsSession(relay.port, `127.0.0.${i}`);
+        held.push(c);
+        assert.equal((await c.command(plainAuth('exchange', PASSWORD), 5000))?.code, 235, `login ${i - 1}`);
+      }
+      const waiting = await client(relay.port, '127.0.0.9');
+      held.push(waiting);
+      assert.equal((await waiting.readReply(3000))?.code, 220, 'three logged-in sessions hold no stranger slot');
+    } finally {
+      for (const s of held) await s.destroy();
+    }
+  });
+
   test('a stranger gets at most listen.maxUnauthenticatedCommands commands before AUTH, then 421; admitted clients are not counted', async () => {
     const relay = await start(withAuth({ maxUnauthenticatedCommands: 5 }));
     const s = await client(relay.port, '127.0.0.2');
