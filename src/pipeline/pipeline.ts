@@ -13,7 +13,7 @@ import { MERGEABLE_FIELDS } from './normalize/merge-duplicates.ts';
 import { selfCheck } from './self-check.ts';
 import { signOptionsFor } from './signing-policy.ts';
 
-/** What the next hop can take (SPEC §3). */
+/** What the next hop can take: a hop that must convert 8-bit data after signing breaks the signature (RFC 6376 §5.3). */
 export interface UpstreamTraits {
   dualSign: boolean;
   /** 8BITMIME (RFC 6152). 'auto' where nothing could be learned (the `sign` command): taken as 7-bit, which every hop carries. */
@@ -97,7 +97,7 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   if (keys.length === 0 && ctx.config.signing.unknownDomain === 'reject') return refuse(550, `5.7.1 ${why}`);
   if (keys.length === 0 && ctx.config.signing.unknownDomain === 'tempfail') return refuse(451, `4.7.1 ${why}, try again later`);
 
-  // SPEC §3: make the message survive transit first, then sign exactly that.
+  // Make the message survive transit first, then sign exactly that: the signature covers what leaves.
   const eightBitMime = ctx.upstream.eightBitMime === true;
   const normalized = normalize(message, {
     ...ctx.config.normalize,
