@@ -1,8 +1,11 @@
 // The daemon as a user runs it: `dkim-relay serve` with no configuration of
 // one's own (what `npm start` does), a message from swaks, then SIGTERM.
+// Tests never bind fixed ports: the embedded default's 127.0.0.1:2525 is
+// checked through `config check`, and the daemon runs on that same default
+// with only the port changed to 0 (any free one), read back from its log.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -32,17 +35,46 @@ function waitFor(child: ChildProcess, text: string, ms: number): Promise<string>
   });
 }
 
-describe('dkim-relay serve on the embedded default', () => {
+/** The port of the last "relay listening" line in the daemon's output. */
+function listeningPort(output: string): number {
+  const lines = output.split('\n').filter((l) => l.includes('"relay listening"'));
+  const port = Number(/"plain":(\d+)/.exec(lines.at(-1) ?? '')?.[1]);
+  assert.ok(port > 0, `no listening port in:\n${output}`);
+  return port;
+}
+
+/** `serve` on the embedded default, but on a free port: a config file that says only that. */
+function serveDefault(dir: string): ChildProcess {
+  writeFileSync(join(dir, 'port0.yaml'), 'demo: {domain: example.com}\nlisten: {port: 0}\n');
+  return spawn(NODE, [CLI, 'serve', '--config', 'port0.yaml'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+test('the embedded default (npm start) listens on 127.0.0.1:2525 and delivers into outbox/ with a demo key', async () => {
+  const dir = tempDir();
+  try {
+    const { stdout } = await run(NODE, [CLI, 'config', 'check'], { cwd: dir.path, env: { ...process.env, DKIM_RELAY_CONFIG: '' } });
+    assert.match(stdout, /^# embedded default/);
+    assert.match(stdout, /^listen:\n  host: 127\.0\.0\.1\n  port: 2525\n/m);
+    assert.match(stdout, /^delivery:\n(?:  .*\n)*?  upstream:\n    type: file\n(?:    .*\n)*?    dir: outbox\n/m);
+    assert.match(stdout, /^demo:\n  domain: example\.com\n/m);
+  } finally {
+    dir.remove();
+  }
+});
+
+describe('dkim-relay serve on the embedded default (on a free port)', () => {
   const dir = tempDir();
   let daemon: ChildProcess;
   let startup = '';
   let output = '';
+  let port = 0;
 
   before(async () => {
-    daemon = spawn(NODE, [CLI, 'serve'], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DKIM_RELAY_CONFIG: '' } });
+    daemon = serveDefault(dir.path);
     daemon.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     daemon.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     startup = await waitFor(daemon, '"relay listening"', 20_000);
+    port = listeningPort(startup);
   });
   after(() => {
     if (daemon.exitCode === null) daemon.kill('SIGKILL');
@@ -51,12 +83,11 @@ describe('dkim-relay serve on the embedded default', () => {
 
   test('creates a demo key for example.com and prints its DNS record', () => {
     assert.match(startup, /s\d{6}a\._domainkey\.example\.com\. 3600 IN TXT \( "v=DKIM1; k=rsa; "/);
-    assert.match(startup, /"port":2525|"plain":2525/);
     assert.doesNotMatch(startup, /PRIVATE KEY/);
   });
 
   test('a message from swaks lands signed in outbox/ and passes verify and dkimpy', async () => {
-    const swaks = await run('swaks', ['--server', '127.0.0.1:2525', '--from', 'a@example.com', '--to', 'b@example.net', '--h-Subject', 'hello from swaks'], { timeout: 20_000 });
+    const swaks = await run('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.net', '--h-Subject', 'hello from swaks'], { timeout: 20_000 });
     assert.match(swaks.stdout, /<[-~]\s+250 2\.0\.0 Ok: written to/);
     const files = readdirSync(join(dir.path, 'outbox')).filter((f) => f.endsWith('.eml'));
     assert.equal(files.length, 1);
@@ -102,11 +133,11 @@ describe('dkim-relay serve on the embedded default', () => {
 describe('SIGTERM during a session', () => {
   test('the session in flight finishes with 250, then the daemon exits 0', async () => {
     const dir = tempDir();
-    const daemon = spawn(NODE, [CLI, 'serve'], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DKIM_RELAY_CONFIG: '' } });
+    const daemon = serveDefault(dir.path);
     try {
-      await waitFor(daemon, '"relay listening"', 20_000);
+      const port = listeningPort(await waitFor(daemon, '"relay listening"', 20_000));
       const { connect } = await import('node:net');
-      const socket = connect(2525, '127.0.0.1');
+      const socket = connect(port, '127.0.0.1');
       let transcript = '';
       const replies: string[] = [];
       socket.on('data', (chunk) => {
@@ -138,14 +169,16 @@ describe('SIGTERM during a session', () => {
 
 describe('SIGHUP', () => {
   test('reloads a changed configuration, and keeps the running one when the new file is broken', async () => {
-    const { writeFileSync } = await import('node:fs');
     const dir = tempDir();
     const config = join(dir.path, 'relay.yaml');
     const write = (unknownDomain: string) =>
-      writeFileSync(config, `listen: {port: 2526}\ndelivery: {upstream: {type: file, dir: ${join(dir.path, 'out')}}}\nsigning: {unknownDomain: ${unknownDomain}}\n`);
+      writeFileSync(config, `listen: {port: 0}\ndelivery: {upstream: {type: file, dir: ${join(dir.path, 'out')}}}\nsigning: {unknownDomain: ${unknownDomain}}\n`);
     write('forward');
     const daemon = spawn(NODE, [CLI, 'serve', '--config', config], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'] });
-    const swaks = (from: string) => run('swaks', ['--server', '127.0.0.1:2526', '--from', from, '--to', 'b@example.net', '--h-From', from], { timeout: 20_000 }).then((r) => r.stdout, (e: { stdout: string }) => e.stdout);
+    let output = '';
+    daemon.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    // A reload opens new listeners: on port 0 each gets a new free port, read from the log.
+    const swaks = (from: string) => run('swaks', ['--server', `127.0.0.1:${listeningPort(output)}`, '--from', from, '--to', 'b@example.net', '--h-From', from], { timeout: 20_000 }).then((r) => r.stdout, (e: { stdout: string }) => e.stdout);
     try {
       await waitFor(daemon, '"relay listening"', 20_000);
       assert.match(await swaks('a@unknown.test'), /<-\s+250 /);
