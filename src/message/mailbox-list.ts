@@ -36,6 +36,10 @@ export function parseMailboxList(value: string): MailboxList {
     // A reader may stop at a NUL, or reorder text around a bidi control: it would not show what is signed.
     return { ok: false, problem: `a control character (U+${code}) at ${snippet(value, control.index)}` };
   }
+  const straddling = straddlingEncodedWord(value);
+  if (straddling !== null) {
+    return { ok: false, problem: `an encoded-word that spans spaces or specials: ${snippet(value, straddling)} (RFC 2047 §5: it must be one whole word)` };
+  }
   try {
     const parser = new Parser(value);
     return { ok: true, mailboxes: parser.list(), comments: parser.comments };
@@ -43,6 +47,25 @@ export function parseMailboxList(value: string): MailboxList {
     if (err instanceof Refusal) return { ok: false, problem: err.message };
     throw err;
   }
+}
+
+/**
+ * Where an RFC 2047 encoded-word (=?charset?X?text?=) holds a space or a
+ * special, or null. Python's email package and some readers decode such a
+ * span as one word, taking the "<", "@" or "," inside it for text; a
+ * grammar that stops at the special reads addresses out of the middle.
+ */
+function straddlingEncodedWord(value: string): number | null {
+  for (let at = value.indexOf('=?'); at >= 0; ) {
+    const charsetEnd = value.indexOf('?', at + 2);
+    const encodingEnd = charsetEnd < 0 ? -1 : value.indexOf('?', charsetEnd + 1);
+    const end = encodingEnd < 0 ? -1 : value.indexOf('?=', encodingEnd + 1);
+    if (end < 0) return null;
+    if (/[\s"<>(),;:@\\[\]]/.test(value.slice(at, end + 2))) return at;
+    // Spans never overlap, so the scan stays linear.
+    at = value.indexOf('=?', end + 2);
+  }
+  return null;
 }
 
 /** atext (RFC 5322 §3.2.3) with UTF8-non-ascii (RFC 6532 §3.2); controls are refused before parsing. */
@@ -109,8 +132,11 @@ class Parser {
       const c = this.peek();
       if (c === '"') name += space + this.quotedString();
       else if (isAtext(c)) name += space + this.atom();
-      else if (c === '.' && name !== '') name += space + this.text[this.pos++];
-      else return name;
+      else if (c === '.' && name !== '') {
+        name += space + this.text[this.pos++];
+        // Python's email package, for one, fails on an obsolete "." glued to the "<".
+        if (this.peek() === '<') this.refuse(`a "." right before "<" in the display name ${quote(name)} (quote the name)`);
+      } else return name;
     }
   }
 
