@@ -38,7 +38,7 @@ export function parseMailboxList(value: string): MailboxList {
   }
   const straddling = straddlingEncodedWord(value);
   if (straddling !== null) {
-    return { ok: false, problem: `an encoded-word that spans spaces or specials: ${snippet(value, straddling)} (RFC 2047 §5: it must be one whole word)` };
+    return { ok: false, problem: `an encoded-word that spans spaces or specials: ${snippet(value, straddling)} (RFC 2047: an encoded-word is one whole word)` };
   }
   try {
     const parser = new Parser(value);
@@ -100,7 +100,7 @@ class Parser {
       }
       if (c === '>') this.refuse(`a ">" with no "<" before it, after ${quote(mailbox.address)}`);
       if (c === ')') this.refuse(`a ")" with no "(" before it, after ${quote(mailbox.address)}`);
-      if (c === ':' || c === ';') this.refuse('a group ("name: …;") is not allowed here');
+      if (c === ':' || c === ';') this.refuse('a group ("name: ...;") is not allowed here');
       this.refuse(`text after the address ${quote(mailbox.address)}: ${snippet(this.text, this.pos)}`);
     }
   }
@@ -111,7 +111,7 @@ class Parser {
     const comments = this.comments.length;
     const displayName = this.phrase();
     if (this.peek() === '<') return { displayName, ...this.angleAddr() };
-    if (this.peek() === ':') this.refuse('a group ("name: …;") is not allowed here');
+    if (this.peek() === ':') this.refuse('a group ("name: ...;") is not allowed here');
     // Not name-addr: read the same text again as an addr-spec.
     this.pos = start;
     this.comments.length = comments;
@@ -149,7 +149,7 @@ class Parser {
     const spec = this.addrSpec();
     this.skipCFWS();
     if (this.peek() === '') this.refuse(`a "<" that is never closed: ${snippet(this.text, open)}`);
-    if (this.peek() !== '>') this.refuse(`text after the address ${quote(spec.address)} inside "<…>": ${snippet(this.text, this.pos)}`);
+    if (this.peek() !== '>') this.refuse(`text after the address ${quote(spec.address)} inside "<...>": ${snippet(this.text, this.pos)}`);
     this.pos++;
     this.skipCFWS();
     return spec;
@@ -252,7 +252,7 @@ class Parser {
 /** A piece of the field for an error message: printable ASCII, others as \u{…}, at most 40 characters. */
 function snippet(text: string, at: number): string {
   const piece = text.slice(at, at + 40);
-  return quote(piece) + (text.length > at + 40 ? '…' : '');
+  return quote(piece) + (text.length > at + 40 ? '...' : '');
 }
 
 function quote(text: string): string {
