@@ -71,7 +71,7 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
     throw err;
   }
   if (fields.length > limits.maxCount) return refuse(552, `5.3.4 Too many header fields: ${fields.length}, at most ${limits.maxCount}`);
-  const author = findAuthor(fields);
+  const author = findAuthor(fields, limits);
   if (!author.ok) return refuse(550, `5.6.0 Cannot sign: ${author.problem}`);
   report.fromDomain = author.domain;
   // Copies of the address lists are merged by normalize() instead (headers.mergeDuplicates).
