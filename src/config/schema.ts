@@ -1,6 +1,7 @@
 // The configuration schema: every key, its type and its default.
 // config/dkim-relay.example.yaml documents the same keys for people.
 import { z } from 'zod';
+import * as rules from './rules.ts';
 
 const canonicalization = z
   .string()
@@ -38,6 +39,8 @@ const smtpUpstream = z.strictObject({
   /** Check the upstream's certificate. */
   rejectUnauthorized: z.boolean().default(true),
   auth: z.strictObject({ user: z.string().min(1), pass: z.string() }).optional(),
+  /** Allow `auth` without secure or requireTLS: the password then goes in clear. */
+  allowInsecureAuth: z.boolean().default(false),
   maxConnections: z.number().int().min(1).max(100).default(5),
   /** Some smart hosts refuse mail with more than one DKIM-Signature. */
   dualSign: z.boolean().default(true),
@@ -59,7 +62,7 @@ const fileUpstream = z.strictObject({
 const user = z.strictObject({
   name: z.string().min(1),
   /** An scrypt hash made by `dkim-relay passwd`; never a clear-text password. */
-  password: z.string().regex(/^scrypt\$/, 'must be a hash made by `dkim-relay passwd` (starts with "scrypt$")'),
+  password: z.string().superRefine(rules.passwordHash),
 });
 
 /** RFC 5322 §3.6: fields that may occur at most once; a second copy is a known DKIM replay trick. */
@@ -71,9 +74,9 @@ export const DEFAULT_SINGLE_INSTANCE_HEADERS = [
 const client = z
   .strictObject({
     user: z.string().min(1).optional(),
-    networks: z.array(z.string().min(1)).optional(),
+    networks: z.array(z.string().superRefine(rules.network)).optional(),
     /** From: domains this client may use (subdomains included). */
-    domains: z.array(z.string().min(1)).nonempty(),
+    domains: z.array(z.string().superRefine(rules.domainName)).nonempty(),
   })
   .refine((c) => c.user !== undefined || c.networks !== undefined, 'name a user or networks');
 
@@ -93,7 +96,7 @@ export const configSchema = z.strictObject({
       tlsPort: z.number().int().min(0).max(65535).optional(),
       /** Name in the greeting and EHLO reply. */
       hostname: z.string().optional(),
-      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).superRefine(rules.tlsFiles).optional(),
       /** Exchange's send connectors default to 35 MB: a 25 MB attachment, base64-encoded. */
       maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024),
       maxRecipients: z.number().int().min(1).default(1000),
@@ -109,12 +112,13 @@ export const configSchema = z.strictObject({
       /** Commands allowed before authentication when AUTH is required. */
       maxUnauthenticatedCommands: z.number().int().min(3).default(10),
     })
+    .superRefine(rules.tlsPortNeedsTls)
     .prefault({}),
 
   access: z
     .strictObject({
       /** Clients admitted without AUTH, by IP or CIDR. */
-      networks: z.array(z.string().min(1)).default(['127.0.0.0/8', '::1/128']),
+      networks: z.array(z.string().superRefine(rules.network)).default(['127.0.0.0/8', '::1/128']),
       /** Accounts for SMTP AUTH (PLAIN, LOGIN). */
       users: z.array(user).default([]),
       /** Allow AUTH on a connection that is not encrypted. */
@@ -134,7 +138,7 @@ export const configSchema = z.strictObject({
       /** What to do with mail whose From: domain has no active key. */
       unknownDomain: z.enum(['forward', 'reject', 'tempfail']).default('forward'),
       /** Per-domain overrides of canonicalization, headers and oversign. */
-      domains: z.record(z.string(), signingPolicy).default({}),
+      domains: z.record(z.string(), signingPolicy).superRefine(rules.signingDomainKeys).default({}),
     })
     .prefault({}),
 
@@ -181,7 +185,7 @@ export const configSchema = z.strictObject({
   delivery: z
     .strictObject({
       mode: z.enum(['sync']).default('sync'),
-      upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream]).prefault({ type: 'file' }),
+      upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream]).superRefine(rules.upstreamAuthNeedsTls).prefault({ type: 'file' }),
     })
     .prefault({}),
 
@@ -192,7 +196,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
 
   /** Demo mode: generate and activate a key for this domain when the store is empty. */
-  demo: z.strictObject({ domain: z.string().min(1) }).optional(),
+  demo: z.strictObject({ domain: z.string().superRefine(rules.domainName) }).optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
