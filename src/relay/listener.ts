@@ -54,7 +54,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): SMTPServe
 
   const options: SMTPServerOptions = {
     name: deps.hostname,
-    banner: 'dkim-relay ESMTP',
+    banner: 'dkim-relay', // smtp-server puts "ESMTP" before it itself
     secure: implicitTls,
     key: deps.tls?.key,
     cert: deps.tls?.cert,
