@@ -2,7 +2,7 @@
 // signals while a session is in flight, through the real CLI and real signals.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -160,22 +160,24 @@ describe('SIGTERM and SIGINT while a session is in flight', () => {
     }
   });
 
-  const systemNode = execFileSync('node', ['--version'], { encoding: 'utf8' }).trim();
-  test(`Ctrl-C through bin/dkim-relay.js on the system's node ${systemNode}: SIGINT to the process group`, { skip: Number(systemNode.slice(1).split('.')[0]) >= 24 && 'node on PATH needs no wrapper child' }, async () => {
+  // The system's node, not the project's Node 24 that `npm test` puts first on PATH.
+  const systemNode = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).map((d) => join(d, 'node')).find((p) => existsSync(p));
+  const version = systemNode ? execFileSync(systemNode, ['--version'], { encoding: 'utf8' }).trim() : 'none';
+  test(`Ctrl-C through bin/dkim-relay.js on the system's node ${version}: SIGINT to the process group`, { skip: !(Number(version.slice(1).split('.')[0]) < 24) && 'no older node on PATH: bin/dkim-relay.js runs no child' }, async () => {
     const { dir, config } = setup('listen: {port: 0}\n');
-    const relay = await serve(['--config', config], dir, { node: 'node', detached: true });
+    const relay = await serve(['--config', config], dir, { node: systemNode!, detached: true });
     try {
       const session = await midData(relay.port());
       // As a terminal does: the wrapper and the relay both get it, and the wrapper passes its copy on.
       process.kill(-relay.child.pid!, 'SIGINT');
       await relay.waitFor('signal received');
-      await new Promise((r) => setTimeout(r, 300)); // the wrapper's copy arrives after the terminal's
+      // The wrapper's copy usually arrives after the terminal's (the kernel merges them when the relay has not yet taken the first).
+      await new Promise((r) => setTimeout(r, 300));
       session.write(MESSAGE);
       assert.match((await session.reply(6)) ?? '(none)', /^250 2\.0\.0 Ok: written to/);
       session.write('QUIT\r\n');
       assert.equal((await stopped(relay)).code, 0, relay.output());
       assert.equal(outboxCount(dir), 1);
-      assert.match(relay.output(), /already stopping/, 'the relay got the signal twice');
     } finally {
       relay.kill();
     }
