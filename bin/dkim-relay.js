@@ -3,6 +3,7 @@
 // Node 24), whatever `node` comes first on PATH.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,8 +19,9 @@ if (major >= 24) {
     process.stderr.write(`dkim-relay: needs Node.js 24 or newer (this is ${process.version}) — run npm ci in ${root}\n`);
     process.exit(2);
   }
-  // Signals go on to the child, so SIGTERM stops the relay, not just this wrapper.
+  // Signals go on to the child, so SIGTERM stops the relay, not just this wrapper. A terminal's
+  // Ctrl-C reaches the child a second time through the process group: `serve` takes that as one.
   const child = spawn(node, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
+  child.on('exit', (code, signal) => process.exit(code ?? 128 + (constants.signals[signal] ?? 0)));
 }

@@ -17,12 +17,35 @@ function fail(line: string, code: number): never {
   process.exit(code);
 }
 
+const COMMANDS = new Set(['serve', 'keys', 'sign', 'verify', 'config', 'passwd']);
+
+/** Commands whose output has no JSON form: `serve` logs JSON lines anyway, `sign` writes the message itself. */
+const WITHOUT_JSON = new Set(['serve', 'sign']);
+
+/**
+ * yargs' complaint as one line (its "Invalid values:" comes on two), pointing
+ * at the help of the command at hand: "what is wrong — how to mend it".
+ */
+export function usageLine(message: string, argv: string[]): string {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const command = COMMANDS.has(words[0] ?? '') ? words[0] : undefined;
+  let line = message.replace(/\s*\n\s*/g, ' ').replace(/[;,]?\s*\(?see --help\)?\.?$/, '').trim();
+  if (!command && words[0] !== undefined && (line === `Unknown argument: ${words[0]}` || line.startsWith('Did you mean'))) {
+    line = `unknown command ${words[0]}${line.startsWith('Did you mean') ? `; ${line.replace(/^Did/, 'did')}` : ''}`;
+  }
+  return `${line} — see dkim-relay ${command ? `${command} ` : ''}--help`;
+}
+
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
     .scriptName('dkim-relay')
     .usage('$0 <command> [options]\n\nSigns mail with DKIM for senders that cannot, checks its own signatures, and relays it.')
     .option('config', { type: 'string', describe: 'configuration file (default config/dkim-relay.yaml, or $DKIM_RELAY_CONFIG)', global: true })
-    .option('json', { type: 'boolean', describe: 'machine-readable output', global: true }) as unknown as Argv<GlobalArgs>;
+    .option('json', { type: 'boolean', describe: 'machine-readable output (keys, verify, config check, passwd)', global: true })
+    .check((args) => {
+      const command = String(args._[0]);
+      return args.json && WITHOUT_JSON.has(command) ? `${command} has no --json output` : true;
+    }) as unknown as Argv<GlobalArgs>;
   cli = serveCommand(cli);
   cli = cli.command('keys', 'manage signing keys and their DNS records', keysCommand);
   cli = cli.command('dns', 'check what DNS really serves: keys, SPF and DMARC', dnsCommand);
@@ -34,14 +57,15 @@ export async function main(argv: string[]): Promise<void> {
     .example('$0 serve', 'run the relay (embedded default: 127.0.0.1:2525, demo key, delivery into outbox/)')
     .example('$0 keys generate --domain example.com', 'a new key and the DNS record to publish')
     .example('$0 sign < in.eml > out.eml', 'sign one message as the relay would')
-    .demandCommand(1, 'name a command; see --help')
+    .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
     .help()
     .version()
     .fail((message: string, err: Error | undefined) => {
-      if (err) throw err;
-      fail(`${message} (see --help)`, 2);
+      // yargs' own complaints (YError, and what .check() returns) are usage errors; a command's errors go on to the catch below.
+      if (err instanceof Error && err.name !== 'YError') throw err;
+      fail(usageLine(message, argv), 2);
     })
     .parseAsync();
 }

@@ -1,4 +1,5 @@
 // `serve`: run the relay until SIGTERM/SIGINT; SIGHUP reloads the configuration.
+import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
@@ -10,32 +11,56 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
   return yargs.command<GlobalArgs>(
     'serve',
     'run the relay: listen, sign, self-check, deliver (SIGHUP reloads the configuration)',
-    (y) => y.example('$0 serve --config /etc/dkim-relay/dkim-relay.yaml', 'as the systemd unit runs it'),
+    (y) => y.option('json', { hidden: true }).example('$0 serve --config /etc/dkim-relay/dkim-relay.yaml', 'as the systemd unit runs it'),
     async (args) => {
       let loaded = configFrom(args);
       const logger = createLogger(loaded.config.log.level, 1);
       let relay = await startRelay(loaded, logger);
       let reloading = Promise.resolve();
 
-      process.on('SIGHUP', () => {
-        reloading = reloading.then(async () => {
-          const next = await reload(args, loaded, relay, logger);
-          loaded = next.loaded;
-          relay = next.relay;
-        });
-      });
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          logger.info({ signal }, 'signal received');
-          reloading
-            .then(() => relay.stop())
-            .then(resolve, (err: Error) => {
-              logger.error({ err: err.message }, 'error while stopping');
-              resolve();
+      await new Promise<void>((resolve, reject) => {
+        let stopping = false;
+        let signals = 0;
+
+        process.on('SIGHUP', () => {
+          if (stopping) return logger.warn('stopping: SIGHUP ignored');
+          reloading = reloading
+            .then(() => reload(args, loaded, relay, logger))
+            .then((next) => {
+              loaded = next.loaded;
+              relay = next.relay;
+            })
+            .catch((err: Error) => {
+              // Nothing listens any more: exit, so that the service manager sees it and an administrator is told.
+              stopping = true;
+              logger.fatal({ err: err instanceof UserError ? err.toLine() : err.message }, 'reload failed and the previous configuration could not start again: exiting');
+              reject(err);
             });
+        });
+
+        // A terminal's Ctrl-C reaches the whole process group, so through bin/dkim-relay.js the
+        // relay receives SIGINT twice: only a third signal cuts the sessions in flight off.
+        const stop = (signal: NodeJS.Signals) => {
+          signals += 1;
+          if (signals === 1) {
+            stopping = true;
+            logger.info({ signal }, 'signal received');
+            reloading
+              .then(() => relay.stop())
+              .then(resolve, (err: Error) => {
+                logger.error({ err: err.message }, 'error while stopping');
+                resolve();
+              });
+          } else if (signals === 2) {
+            logger.warn({ signal }, 'already stopping: sessions in flight are finishing; a third signal stops at once');
+          } else {
+            logger.warn({ signal }, 'stopping at once: sessions in flight are cut off');
+            logger.flush();
+            process.exit(128 + constants.signals[signal]);
+          }
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
       });
     },
   );
@@ -45,25 +70,38 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
  * A new configuration that does not validate is refused and the relay runs on
  * unchanged. Otherwise the old listeners stop accepting (their sessions in
  * flight finish) and new ones start; if they cannot, the old configuration
- * comes back.
+ * comes back, and if that cannot start either, the reload fails.
  */
 async function reload(args: GlobalArgs, current: LoadedConfig, relay: RunningRelay, logger: Logger): Promise<{ loaded: LoadedConfig; relay: RunningRelay }> {
   let loaded: LoadedConfig;
   try {
     loaded = configFrom(args);
   } catch (err) {
-    logger.error({ err: err instanceof UserError ? err.toLine() : (err as Error).message }, 'reload refused: configuration kept as it was');
+    logger.error({ err: describe(err) }, 'reload refused: configuration kept as it was');
     return { loaded: current, relay };
   }
   const draining = relay.stop();
+  logger.level = loaded.config.log.level;
   try {
     const next = await startRelay(loaded, logger);
     logger.info('configuration reloaded');
     await draining;
     return { loaded, relay: next };
   } catch (err) {
-    logger.error({ err: err instanceof UserError ? err.toLine() : (err as Error).message }, 'reload failed: restarting with the previous configuration');
+    logger.level = current.config.log.level;
+    logger.error({ err: describe(err) }, 'reload failed: restarting with the previous configuration');
     await draining;
-    return { loaded: current, relay: await startRelay(current, logger) };
+    try {
+      return { loaded: current, relay: await startRelay(current, logger) };
+    } catch (again) {
+      throw new UserError(
+        `reload failed (${describe(err)}) and the previous configuration could not start again (${describe(again)})`,
+        'the relay has stopped: mend the configuration (dkim-relay config check) and start it again',
+      );
+    }
   }
+}
+
+function describe(err: unknown): string {
+  return String((err as Error).message ?? err).split('\n')[0]!;
 }

@@ -4,12 +4,13 @@ import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
 import { isNameserver } from '../dns/nameserver.ts';
 import { durationSeconds } from './duration.ts';
+import * as rules from './rules.ts';
 
 const canonicalization = z
   .string()
   .regex(/^(relaxed|simple)(\/(relaxed|simple))?$/, 'must be relaxed/relaxed, simple/simple, relaxed/simple or simple/relaxed');
 
-/** What readers see and intermediaries should not change (SPEC §3). Never trace headers. */
+/** What readers see and intermediaries should not change. Never trace headers, which every hop may add (RFC 6376 §5.4). */
 export const DEFAULT_SIGNED_HEADERS = [
   'From', 'Reply-To', 'Subject', 'Date', 'To', 'Cc', 'Message-ID', 'In-Reply-To', 'References',
   'MIME-Version', 'Content-Type', 'Content-Transfer-Encoding', 'List-Id', 'List-Unsubscribe',
@@ -74,6 +75,8 @@ const smtpUpstream = z.strictObject({
   /** Check the upstream's certificate. */
   rejectUnauthorized: z.boolean().default(true),
   auth: z.strictObject({ user: z.string().min(1), pass: z.string() }).optional(),
+  /** Allow `auth` without secure or requireTLS: the password then goes in clear. */
+  allowInsecureAuth: z.boolean().default(false),
   maxConnections: z.number().int().min(1).max(100).default(5),
   /** Some smart hosts refuse mail with more than one DKIM-Signature. */
   dualSign: z.boolean().default(true),
@@ -95,7 +98,7 @@ const fileUpstream = z.strictObject({
 const user = z.strictObject({
   name: z.string().min(1),
   /** An scrypt hash made by `dkim-relay passwd`; never a clear-text password. */
-  password: z.string().regex(/^scrypt\$/, 'must be a hash made by `dkim-relay passwd` (starts with "scrypt$")'),
+  password: z.string().superRefine(rules.passwordHash),
 });
 
 /** RFC 5322 §3.6: fields that may occur at most once; a second copy is a known DKIM replay trick. */
@@ -103,13 +106,13 @@ export const DEFAULT_SINGLE_INSTANCE_HEADERS = [
   'From', 'Sender', 'Reply-To', 'To', 'Cc', 'Bcc', 'Subject', 'Date', 'Message-ID', 'In-Reply-To', 'References',
 ];
 
-/** Who may send as which From: domains (SPEC §6); a client matches by user or network. */
+/** Who may send as which From: domains; a client matches by user or network. */
 const client = z
   .strictObject({
     user: z.string().min(1).optional(),
-    networks: z.array(z.string().min(1)).optional(),
+    networks: z.array(z.string().superRefine(rules.network)).optional(),
     /** From: domains this client may use (subdomains included). */
-    domains: z.array(z.string().min(1)).nonempty(),
+    domains: z.array(z.string().superRefine(rules.domainName)).nonempty(),
   })
   .refine((c) => c.user !== undefined || c.networks !== undefined, 'name a user or networks');
 
@@ -131,7 +134,7 @@ export const configSchema = z.strictObject({
       hostname: z.string().optional(),
       /** Add a Received: trace field (RFC 5321 §4.4) to every relayed message; off hides internal hosts. */
       addReceived: z.boolean().default(true),
-      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1), ciphers: z.string().min(1).optional(), minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional() }).optional(),
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1), ciphers: z.string().min(1).optional(), minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional() }).superRefine(rules.tlsFiles).optional(),
       /** Exchange's send connectors default to 35 MB: a 25 MB attachment, base64-encoded. */
       maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024),
       maxRecipients: z.number().int().min(1).default(1000),
@@ -157,12 +160,13 @@ export const configSchema = z.strictObject({
       /** How long failed AUTH is remembered, and how long a client that used up maxAuthFailures is refused. */
       authPenaltySeconds: z.number().int().min(1).default(300),
     })
+    .superRefine(rules.tlsPortNeedsTls)
     .prefault({}),
 
   access: z
     .strictObject({
       /** Clients admitted without AUTH, by IP or CIDR. */
-      networks: z.array(z.string().min(1)).default(['127.0.0.0/8', '::1/128']),
+      networks: z.array(z.string().superRefine(rules.network)).default(['127.0.0.0/8', '::1/128']),
       /** Accounts for SMTP AUTH (PLAIN, LOGIN). */
       users: z.array(user).default([]),
       /** Allow AUTH on a connection that is not encrypted. */
@@ -182,11 +186,11 @@ export const configSchema = z.strictObject({
       /** What to do with mail whose From: domain has no active key. */
       unknownDomain: z.enum(['forward', 'reject', 'tempfail']).default('forward'),
       /** Per-domain overrides of canonicalization, headers and oversign. */
-      domains: z.record(z.string(), signingPolicy).default({}),
+      domains: z.record(z.string(), signingPolicy).superRefine(rules.signingDomainKeys).default({}),
     })
     .prefault({}),
 
-  /** Changes made before signing so the signature survives transit (SPEC §3). */
+  /** Changes made before signing so the signature survives transit (RFC 6376 §5.3). */
   normalize: z
     .strictObject({
       /** Add Date: when missing. */
@@ -235,7 +239,7 @@ export const configSchema = z.strictObject({
   delivery: z
     .strictObject({
       mode: z.enum(['sync']).default('sync'),
-      upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream]).prefault({ type: 'file' }),
+      upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream]).superRefine(rules.upstreamAuthNeedsTls).prefault({ type: 'file' }),
     })
     .prefault({}),
 
@@ -276,7 +280,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
 
   /** Demo mode: generate and activate a key for this domain when the store is empty. */
-  demo: z.strictObject({ domain: z.string().min(1) }).optional(),
+  demo: z.strictObject({ domain: z.string().superRefine(rules.domainName) }).optional(),
 }).superRefine(retirementOutlastsSignatures);
 
 export type Config = z.infer<typeof configSchema>;

@@ -24,7 +24,7 @@ export class NetworkList {
   }
 }
 
-function parseNetwork(text: string, key: string): Range {
+export function parseNetwork(text: string, key: string): Range {
   try {
     if (text.includes('/')) return ipaddr.parseCIDR(text);
     const ip = ipaddr.parse(text);

@@ -1,9 +1,9 @@
 // `serve`: opens the key store, checks every active key can be read, starts
 // the listeners and the upstream, and stops them in order on request.
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
+import { loadTls, TlsFileProblem } from '../config/tls-files.ts';
 import { createUpstream } from '../delivery/upstream.ts';
 import { UserError } from '../errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
@@ -48,9 +48,6 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
       sessionsPerIp: new SessionsPerIp(config.listen.maxClientsPerIp),
       authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000 }),
     };
-    if (config.listen.tlsPort !== undefined && !deps.tls) {
-      throw new UserError('listen.tlsPort is set but listen.tls is not', 'add listen.tls.key and listen.tls.cert, or remove listen.tlsPort');
-    }
     if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
@@ -88,11 +85,13 @@ function createDemoKey(store: KeyStore, domain: string, logger: Logger): void {
   process.stderr.write(`\nDemo key for ${domain}; its DNS record:\n${zoneLines(txtRecord(key))}\n\n`);
 }
 
+/** The schema checked the files already; they are checked again as read, since they may have changed since. */
 function readTls(files: { key: string; cert: string }): { key: Buffer; cert: Buffer } {
   try {
-    return { key: readFileSync(files.key), cert: readFileSync(files.cert) };
+    return loadTls(files);
   } catch (err) {
-    throw new UserError(`cannot read the TLS key or certificate: ${(err as Error).message}`, 'check listen.tls.key and listen.tls.cert');
+    if (err instanceof TlsFileProblem) throw new UserError(`listen.tls.${err.field}: ${err.message}`, err.hint);
+    throw err;
   }
 }
 

@@ -98,7 +98,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
 
   const options: SMTPServerOptions = {
     name: deps.hostname,
-    banner: 'dkim-relay ESMTP',
+    banner: 'dkim-relay', // smtp-server puts "ESMTP" before it itself
     secure: implicitTls,
     secured: implicitTls, // the front door did the handshake
     ...tls,

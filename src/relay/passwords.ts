@@ -7,6 +7,34 @@ const R = 8;
 const P = 1;
 const LENGTH = 32;
 
+const BASE64 = '((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)';
+const FORMAT = new RegExp(`^scrypt\\$N=(\\d{1,8}),r=(\\d{1,3}),p=(\\d{1,3})\\$${BASE64}\\$${BASE64}$`);
+
+export interface StoredHash {
+  n: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  hash: Buffer;
+}
+
+/**
+ * A stored hash as `checkPassword` uses it, or null when no password could
+ * ever match it: the configuration refuses those, since they would make
+ * every AUTH of that user fail without a word.
+ */
+export function parseHash(stored: string): StoredHash | null {
+  const match = FORMAT.exec(stored);
+  if (!match) return null;
+  const [n, r, p] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  const salt = Buffer.from(match[4]!, 'base64');
+  const hash = Buffer.from(match[5]!, 'base64');
+  // scrypt needs N a power of two above 1; larger costs than these would let one AUTH exhaust memory.
+  const costOk = n > 1 && n <= 1 << 20 && (n & (n - 1)) === 0 && r >= 1 && r <= 32 && p >= 1 && p <= 16;
+  if (!costOk || salt.length < 8 || hash.length !== LENGTH) return null;
+  return { n, r, p, salt, hash };
+}
+
 function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     scrypt(password, salt, LENGTH, { N: n, r, p, maxmem: 256 * n * r }, (err, key) => (err ? reject(err) : resolve(key))),
@@ -20,11 +48,10 @@ export async function hashPassword(password: string): Promise<string> {
 }
 
 export async function checkPassword(password: string, stored: string): Promise<boolean> {
-  const match = /^scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(stored);
-  if (!match) return false;
-  const expected = Buffer.from(match[5]!, 'base64');
-  const actual = await derive(password, Buffer.from(match[4]!, 'base64'), Number(match[1]), Number(match[2]), Number(match[3]));
-  return actual.length === expected.length && timingSafeEqual(actual, expected);
+  const parsed = parseHash(stored);
+  if (!parsed) return false;
+  const actual = await derive(password, parsed.salt, parsed.n, parsed.r, parsed.p);
+  return timingSafeEqual(actual, parsed.hash);
 }
 
 /**

@@ -48,6 +48,21 @@ describe('sign and verify from the command line', () => {
     for (const line of lines) assert.match(line, /^pass d=example\.com s=\w+ a=(rsa|ed25519)-sha256 aligned with From: example\.com$/);
   });
 
+  test('verify --json: the result as an object', async () => {
+    const run = await withStdin(['verify', '--json'], dir, signed);
+    assert.equal(run.code, 0, run.stderr);
+    const result = JSON.parse(run.stdout.toString()) as { fromDomains: string[]; signatures: { result: string; domain: string; aligned: boolean }[] };
+    assert.deepEqual(result.fromDomains, ['example.com']);
+    assert.deepEqual(result.signatures.map((s) => [s.result, s.domain, s.aligned]), [['pass', 'example.com', true], ['pass', 'example.com', true]]);
+  });
+
+  test('sign --json is refused with one usage line, the message untouched', async () => {
+    const run = await withStdin(['sign', '--json'], dir, MESSAGE);
+    assert.equal(run.code, 2);
+    assert.equal(run.stdout.length, 0);
+    assert.equal(run.stderr, 'dkim-relay: sign has no --json output — see dkim-relay sign --help\n');
+  });
+
   test('verify: a changed body fails with exit 1', async () => {
     const run = await withStdin(['verify'], dir, Buffer.from(signed.toString('latin1').replace('Hello', 'Jello'), 'latin1'));
     assert.equal(run.code, 1);

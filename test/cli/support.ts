@@ -1,5 +1,5 @@
 // Runs the real dkim-relay binary in a subprocess.
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../helpers/tmp.ts';
@@ -27,4 +27,84 @@ export function dkimRelay(args: string[], cwd: string): Promise<Run> {
     });
     child.stdin?.end();
   });
+}
+
+export interface Served {
+  child: ChildProcess;
+  /** Everything the relay wrote so far, stdout and stderr. */
+  output(): string;
+  /** The plain SMTP port from the latest "relay listening" line. */
+  port(): number;
+  /** Resolves once `text` appears after offset `since` of the output; rejects after `ms` or at exit. */
+  waitFor(text: string, ms?: number, since?: number): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL if still running. */
+  kill(): void;
+}
+
+/**
+ * `dkim-relay serve …args` in `cwd`, resolved once it listens. `node` picks the
+ * Node.js that runs bin/dkim-relay.js (the project's by default); `detached`
+ * gives it a process group of its own, as a terminal would.
+ */
+export async function serve(args: string[], cwd: string, options: { node?: string; detached?: boolean } = {}): Promise<Served> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: compileCache };
+  const child = spawn(options.node ?? NODE, [BIN, 'serve', ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+  let output = '';
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const w of waiters) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+    for (const w of waiters) w();
+  });
+  const served: Served = {
+    child,
+    output: () => output,
+    port() {
+      const lines = output.split('\n').filter((l) => l.includes('"relay listening"'));
+      return (JSON.parse(lines.at(-1)!) as { plain: number }).plain;
+    },
+    waitFor(text, ms = 20_000, since = 0) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => done(new Error(`timed out waiting for "${text}"; output:\n${output}`)), ms);
+        const check = () => {
+          if (output.indexOf(text, since) >= 0) done();
+          else if (gone) done(new Error(`exited before "${text}"; output:\n${output}`));
+        };
+        const done = (err?: Error) => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          if (err) reject(err);
+          else resolve();
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    exited,
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        try {
+          if (options.detached) process.kill(-child.pid!, 'SIGKILL');
+          else child.kill('SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+  try {
+    await served.waitFor('"relay listening"');
+  } catch (err) {
+    served.kill();
+    throw err;
+  }
+  return served;
 }

@@ -1,0 +1,185 @@
+// `dkim-relay serve` as a child process: its greeting, SIGHUP reloads, and
+// signals while a session is in flight, through the real CLI and real signals.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { rawSession, type RawSession } from '../helpers/raw-smtp.ts';
+import { selfSignedCert } from '../helpers/relay-harness.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { serve, type Served } from './support.ts';
+
+/** A folder with a configuration file `relay.yaml` written from `yaml` (its keys and outbox inside the folder). */
+function setup(yaml = ''): { dir: string; config: string; write(yaml: string): void } {
+  const dir = tempDir();
+  const config = join(dir, 'relay.yaml');
+  const write = (more: string) =>
+    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${more}`);
+  write(yaml);
+  return { dir, config, write };
+}
+
+const MESSAGE = 'From: a@example.com\r\nTo: b@example.net\r\nSubject: in flight\r\n\r\nstill delivered\r\n.\r\n';
+
+/** A session left mid-DATA: greeting, EHLO, MAIL, RCPT and DATA answered. */
+async function midData(port: number): Promise<RawSession> {
+  const session = await rawSession(port);
+  assert.match((await session.reply(1)) ?? '', /^220 /);
+  session.write('EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
+  assert.match((await session.reply(5)) ?? '', /^354 /, session.replies.join('\n'));
+  return session;
+}
+
+async function relayOne(port: number): Promise<string> {
+  const session = await midData(port);
+  session.write(MESSAGE);
+  const reply = (await session.reply(6)) ?? '(none)';
+  session.write('QUIT\r\n');
+  await session.closed;
+  return reply;
+}
+
+const outboxCount = (dir: string) => readdirSync(join(dir, 'outbox')).filter((f) => f.endsWith('.eml')).length;
+
+async function stopped(relay: Served): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit:\n${relay.output()}`)), 40_000).unref());
+  return Promise.race([relay.exited, timeout]);
+}
+
+test('the greeting says ESMTP once', async () => {
+  const { dir, config } = setup('listen: {port: 0, hostname: relay.test}\n');
+  const relay = await serve(['--config', config], dir);
+  try {
+    const session = await rawSession(relay.port());
+    assert.equal(await session.reply(1), '220 relay.test ESMTP dkim-relay');
+    session.write('QUIT\r\n');
+    await session.closed;
+  } finally {
+    relay.kill();
+  }
+});
+
+describe('SIGHUP', () => {
+  test('applies log.level, raised and lowered', async () => {
+    const { dir, config, write } = setup('listen: {port: 0}\nlog: {level: info}\n');
+    const relay = await serve(['--config', config], dir);
+    try {
+      const port = relay.port();
+      write(`listen: {port: ${port}}\nlog: {level: debug}\n`);
+      let mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor('configuration reloaded', 20_000, mark);
+      mark = relay.output().length;
+      assert.match(await relayOne(port), /^250 /);
+      await relay.waitFor('"msg":"message"', 10_000, mark);
+      assert.match(relay.output().slice(mark), /"level":20,.*"msg":"connect"/, 'debug lines after the reload to debug');
+
+      write(`listen: {port: ${port}}\nlog: {level: info}\n`);
+      mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor('configuration reloaded', 20_000, mark);
+      mark = relay.output().length;
+      assert.match(await relayOne(port), /^250 /);
+      await relay.waitFor('"msg":"message"', 10_000, mark);
+      assert.doesNotMatch(relay.output().slice(mark), /"msg":"connect"/, 'no debug lines after the reload to info');
+
+      relay.child.kill('SIGTERM');
+      assert.equal((await stopped(relay)).code, 0);
+    } finally {
+      relay.kill();
+    }
+  });
+
+  test('a reload whose fallback fails too exits 2 with one line, no unhandled rejection', async () => {
+    const { dir, config, write } = setup();
+    mkdirSync(join(dir, 'tls'));
+    const tls = selfSignedCert(join(dir, 'tls'));
+    write(`listen: {port: 0, tls: {key: ${tls.key}, cert: ${tls.cert}}}\n`);
+    const relay = await serve(['--config', config], dir);
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const busy = (taken.address() as AddressInfo).port;
+      // The new configuration cannot start (its port is taken), and the previous one
+      // cannot start again either (its certificate went away meanwhile).
+      write(`listen: {port: ${busy}}\n`);
+      rmSync(tls.cert);
+      relay.child.kill('SIGHUP');
+      const { code } = await stopped(relay);
+      assert.equal(code, 2, relay.output());
+      const stderrLines = relay.output().split('\n').filter((l) => l.startsWith('dkim-relay: '));
+      assert.equal(stderrLines.length, 1, relay.output());
+      assert.match(stderrLines[0]!, new RegExp(`reload failed \\(127\\.0\\.0\\.1:${busy} is already in use\\) and the previous configuration could not start again \\(listen\\.tls\\.cert: .*tls\\.crt does not exist\\) — `));
+      assert.match(relay.output(), /"level":60,.*reload failed and the previous configuration could not start again/);
+      assert.doesNotMatch(relay.output(), /^\s+at |Unhandled|unexpected error/m);
+    } finally {
+      relay.kill();
+      taken.close();
+    }
+  });
+});
+
+describe('SIGTERM and SIGINT while a session is in flight', () => {
+  test('a second signal is logged and the session still completes with 250', async () => {
+    const { dir, config } = setup('listen: {port: 0}\n');
+    const relay = await serve(['--config', config], dir);
+    try {
+      const session = await midData(relay.port());
+      relay.child.kill('SIGTERM');
+      relay.child.kill('SIGINT');
+      await relay.waitFor('already stopping');
+      session.write(MESSAGE);
+      assert.match((await session.reply(6)) ?? '(none)', /^250 2\.0\.0 Ok: written to/);
+      session.write('QUIT\r\n');
+      assert.equal((await stopped(relay)).code, 0, relay.output());
+      assert.equal(outboxCount(dir), 1);
+    } finally {
+      relay.kill();
+    }
+  });
+
+  test('a third signal stops at once (exit 128 + signal number)', async () => {
+    const { dir, config } = setup('listen: {port: 0}\n');
+    const relay = await serve(['--config', config], dir);
+    try {
+      const session = await midData(relay.port());
+      // One at a time: the kernel merges a signal into one still pending.
+      relay.child.kill('SIGTERM');
+      await relay.waitFor('signal received');
+      relay.child.kill('SIGTERM');
+      await relay.waitFor('already stopping');
+      relay.child.kill('SIGTERM');
+      assert.equal((await stopped(relay)).code, 143, relay.output());
+      assert.match(relay.output(), /stopping at once: sessions in flight are cut off/);
+      await session.closed;
+      assert.equal(session.replies.length, 5, 'the cut-off session got no reply to its DATA');
+    } finally {
+      relay.kill();
+    }
+  });
+
+  // The system's node, not the project's Node 24 that `npm test` puts first on PATH.
+  const systemNode = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).map((d) => join(d, 'node')).find((p) => existsSync(p));
+  const version = systemNode ? execFileSync(systemNode, ['--version'], { encoding: 'utf8' }).trim() : 'none';
+  test(`Ctrl-C through bin/dkim-relay.js on the system's node ${version}: SIGINT to the process group`, { skip: !(Number(version.slice(1).split('.')[0]) < 24) && 'no older node on PATH: bin/dkim-relay.js runs no child' }, async () => {
+    const { dir, config } = setup('listen: {port: 0}\n');
+    const relay = await serve(['--config', config], dir, { node: systemNode!, detached: true });
+    try {
+      const session = await midData(relay.port());
+      // As a terminal does: the wrapper and the relay both get it, and the wrapper passes its copy on.
+      process.kill(-relay.child.pid!, 'SIGINT');
+      await relay.waitFor('signal received');
+      // The wrapper's copy usually arrives after the terminal's (the kernel merges them when the relay has not yet taken the first).
+      await new Promise((r) => setTimeout(r, 300));
+      session.write(MESSAGE);
+      assert.match((await session.reply(6)) ?? '(none)', /^250 2\.0\.0 Ok: written to/);
+      session.write('QUIT\r\n');
+      assert.equal((await stopped(relay)).code, 0, relay.output());
+      assert.equal(outboxCount(dir), 1);
+    } finally {
+      relay.kill();
+    }
+  });
+});
