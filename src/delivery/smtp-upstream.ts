@@ -14,7 +14,7 @@ import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { LearnedExtensions } from './learned-extensions.ts';
-import { announcedExtensions, pooledConnections, type SMTPConnection } from './nodemailer-internals.ts';
+import { announcedExtensions, pooledConnections, type SMTPConnection } from '../nodemailer-internals.ts';
 import type { Envelope, Upstream, UpstreamReply } from './upstream.ts';
 
 type SmtpConfig = Extract<UpstreamConfig, { type: 'smtp' }>;

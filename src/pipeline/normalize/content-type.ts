@@ -1,6 +1,6 @@
 // What a MIME entity declares about its body: Content-Type (RFC 2045 §5) and
 // Content-Transfer-Encoding (§6). Malformed values read as the RFC defaults.
-import { parseHeaderValue } from '../../message/nodemailer-internals.ts';
+import { parseHeaderValue } from '../../nodemailer-internals.ts';
 import { fieldValue, fieldsNamed, type HeaderField } from '../../message/header.ts';
 
 export interface ContentInfo {

@@ -1,7 +1,7 @@
 // Quoted-printable and base64 bodies (RFC 2045 §6.7, §6.8). Encoding is
 // nodemailer's; decoding QP is ours, as nodemailer has no decoder. All output
 // lines are at most 76 octets and 7-bit.
-import { base64Encode, base64Wrap, qpEncode, qpWrap } from '../../message/nodemailer-internals.ts';
+import { base64Encode, base64Wrap, qpEncode, qpWrap } from '../../nodemailer-internals.ts';
 
 const LINE = 76;
 const LONE_CR_OR_LF = /\r(?!\n)|(?<!\r)\n/g;

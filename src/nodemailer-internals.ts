@@ -1,9 +1,16 @@
-// The one place that reaches into nodemailer beyond its documented transport
-// API: its SMTP client class, and the EHLO extensions it parsed (a private
-// field). An upgrade of nodemailer that moves these breaks only this file.
+// The one place that reaches into nodemailer beyond its documented API:
+// - its base64 and quoted-printable encoders and two MIME helpers, which
+//   normalization uses (exported by its package.json but undocumented);
+// - its SMTP client class, and the EHLO extensions a connection parsed (a
+//   private field), which delivery uses to learn what the upstream takes.
+// A nodemailer release may change any of these without notice; going through
+// this module, such an upgrade breaks here (and in its test), in one place.
 import type { Transporter } from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
+export { encode as base64Encode, wrap as base64Wrap } from 'nodemailer/lib/base64';
+export { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
+export { encodeWord, parseHeaderValue } from 'nodemailer/lib/mime-funcs';
 export { SMTPConnection };
 
 interface WithExtensions {
