@@ -6,12 +6,12 @@
 import type { NewMessage, QueueIndex } from './queue-index.ts';
 import type { Spool, StoredMessage } from './spool.ts';
 
-export type Envelope = Omit<NewMessage, 'id' | 'size'>;
+export type QueueEnvelope = Omit<NewMessage, 'id' | 'size'>;
 
 export async function acceptMessage(
   queue: { spool: Spool; index: QueueIndex },
   source: Uint8Array | AsyncIterable<Uint8Array>,
-  envelope: Envelope,
+  envelope: QueueEnvelope,
 ): Promise<StoredMessage> {
   const stored = await queue.spool.write(source);
   try {
