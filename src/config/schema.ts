@@ -243,6 +243,29 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /** The durable queue (src/queue/): where accepted mail waits, and how long it is retried. */
+  queue: z
+    .strictObject({
+      /** Spool directory: msg/ (one file per message), queue.db (the index), tmp/, corrupt/. */
+      dir: z.string().min(1).default('spool'),
+      /** First retry after a temporary failure; each later wait doubles, up to maxRetryInterval. */
+      retryAfter: duration.default('1m'),
+      maxRetryInterval: duration.default('1h'),
+      /** A recipient still undelivered this long after the message came in is bounced. */
+      maxAge: duration.default('5d'),
+      /** Tell the sender a message is delayed once it has waited this long; unset: never. */
+      delayWarning: duration.optional(),
+    })
+    .superRefine((queue, ctx) => {
+      if (durationSeconds(queue.maxRetryInterval) < durationSeconds(queue.retryAfter)) {
+        ctx.addIssue({ code: 'custom', path: ['maxRetryInterval'], message: `must be at least retryAfter (${queue.retryAfter})` });
+      }
+      if (queue.delayWarning !== undefined && durationSeconds(queue.delayWarning) >= durationSeconds(queue.maxAge)) {
+        ctx.addIssue({ code: 'custom', path: ['delayWarning'], message: `must be shorter than maxAge (${queue.maxAge}), or no warning would go out before the bounce` });
+      }
+    })
+    .prefault({}),
+
   /** `dns check`: which servers to ask, and how long to wait. */
   dns: z
     .strictObject({
@@ -287,3 +310,4 @@ export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];
 export type SigningConfig = Config['signing'];
 export type RotationConfig = Config['rotation'];
+export type QueueConfig = Config['queue'];

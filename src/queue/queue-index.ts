@@ -1,0 +1,413 @@
+// The queue index (queue.db in the spool directory): one row per accepted
+// message and one per recipient, the way ZoneMTA keeps one delivery record
+// per recipient beside a body stored once.
+//
+// Durability order on intake: the message file is fsynced and renamed into
+// msg/, msg/ is fsynced (Spool.write), then the rows are committed here, and
+// only then may the client be told 250. The database runs in WAL mode with
+// synchronous=FULL, so a commit has reached the disk when it returns; several
+// messages arriving together share one commit (GroupCommit).
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, openSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
+import { migrateQueue } from './queue-schema.ts';
+import { spoolError } from './spool.ts';
+
+export type RecipientState = 'queued' | 'delivering' | 'delivered' | 'deferred' | 'bounced';
+export const FINAL_STATES: readonly RecipientState[] = ['delivered', 'bounced'];
+
+/** An SMTP reply: 250 2.0.0 Ok. */
+export interface Reply {
+  code: number;
+  enhanced?: string | undefined;
+  text: string;
+}
+
+export interface NewRecipient {
+  address: string;
+  /** RFC 3461 ORCPT, as given ("rfc822;a@example.com"). */
+  orcpt?: string | undefined;
+  /** RFC 3461 NOTIFY: ['NEVER'] or some of SUCCESS, FAILURE, DELAY; undefined when not given. */
+  notify?: string[] | undefined;
+}
+
+export interface NewMessage {
+  /** The spool id the file was written under. */
+  id: string;
+  size: number;
+  /** Milliseconds since the epoch; default: the index's clock. */
+  receivedAt?: number;
+  /** Envelope sender; '' for <>. */
+  sender: string;
+  /** Who handed it over, e.g. "192.0.2.10" or "exchange@192.0.2.10". */
+  client: string;
+  /** The d= and s= of every signature the file carries. */
+  signatures: { domain: string; selector: string }[];
+  ret?: 'FULL' | 'HDRS' | undefined;
+  envid?: string | undefined;
+  recipients: NewRecipient[];
+}
+
+export interface QueuedMessage {
+  id: string;
+  receivedAt: number;
+  sender: string;
+  size: number;
+  client: string;
+  ret: 'FULL' | 'HDRS' | null;
+  envid: string | null;
+  /** null when not held, else why. */
+  hold: string | null;
+}
+
+export interface QueuedRecipient {
+  seq: number;
+  address: string;
+  orcpt: string | null;
+  notify: string[] | null;
+  state: RecipientState;
+  attempts: number;
+  /** When it is next due; while delivering, when the claim's lease ends. */
+  nextAttemptAt: number;
+  lastReply: Reply | null;
+  delayWarnedAt: number | null;
+  updatedAt: number;
+}
+
+export interface MessageDetail extends QueuedMessage {
+  signatures: { domain: string; selector: string }[];
+  recipients: QueuedRecipient[];
+}
+
+export interface MessageSummary extends QueuedMessage {
+  recipients: number;
+  /** Recipients not yet delivered or bounced. */
+  pending: number;
+  /** Earliest next attempt among the pending recipients. */
+  nextAttemptAt: number | null;
+}
+
+/** Recipients of one message taken for one delivery attempt. */
+export interface Claim {
+  token: string;
+  message: QueuedMessage;
+  recipients: QueuedRecipient[];
+  leaseUntil: number;
+}
+
+export type AttemptOutcome =
+  | { seq: number; result: 'delivered'; reply: Reply }
+  | { seq: number; result: 'deferred'; reply: Reply; nextAttemptAt: number }
+  | { seq: number; result: 'bounced'; reply: Reply };
+
+export interface QueueDepth {
+  messages: number;
+  /** Recipients not yet delivered or bounced. */
+  pending: number;
+  oldestReceivedAt: number | null;
+}
+
+export interface QueueIndexOptions {
+  /** Milliseconds since the epoch. */
+  now?: () => number;
+  groupCommit?: GroupCommitOptions;
+  /** Told after each intake transaction commits, with the ids it held. */
+  onCommit?: (ids: string[]) => void;
+  /** How long to wait for another process's write (the CLI's, the daemon's). Default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+interface MessageRow {
+  id: string;
+  received_at: number;
+  sender: string;
+  size: number;
+  client: string;
+  ret: 'FULL' | 'HDRS' | null;
+  envid: string | null;
+  hold: string | null;
+}
+
+interface RecipientRow {
+  seq: number;
+  address: string;
+  orcpt: string | null;
+  notify: string | null;
+  state: RecipientState;
+  attempts: number;
+  next_attempt_at: number;
+  last_code: number | null;
+  last_enhanced: string | null;
+  last_text: string | null;
+  delay_warned_at: number | null;
+  updated_at: number;
+}
+
+const PENDING = `state IN ('queued', 'deferred', 'delivering')`;
+
+export class QueueIndex {
+  readonly file: string;
+  readonly db: Database.Database;
+  readonly #now: () => number;
+  readonly #batcher: GroupCommit<NewMessage>;
+  readonly #onCommit: ((ids: string[]) => void) | undefined;
+
+  private constructor(file: string, db: Database.Database, options: QueueIndexOptions) {
+    this.file = file;
+    this.db = db;
+    this.#now = options.now ?? Date.now;
+    this.#onCommit = options.onCommit;
+    this.#batcher = new GroupCommit((messages) => this.enqueueMany(messages), options.groupCommit);
+  }
+
+  /** Opens (creating, mode 0600) the index file and brings its schema up to date. */
+  static open(file: string, options: QueueIndexOptions = {}): QueueIndex {
+    let db: Database.Database | undefined;
+    try {
+      closeSync(openSync(file, 'a', 0o600)); // created 0600 before SQLite opens it; -wal and -shm take its mode
+      chmodSync(file, 0o600);
+      db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
+      db.pragma('journal_mode = WAL');
+      // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a commit here stands for a 250 given.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrateQueue(db, file);
+      return new QueueIndex(file, db, options);
+    } catch (err) {
+      db?.close();
+      throw spoolError(err);
+    }
+  }
+
+  close(): void {
+    this.#batcher.flush();
+    this.db.close();
+  }
+
+  /**
+   * Records a message whose file is already durable in the spool. Resolves
+   * once its rows are committed (together with whatever else arrived within
+   * a few milliseconds): then, and not before, the client may be told 250.
+   * Rejects with SpoolUnavailableError when the disk is full or read-only.
+   */
+  enqueue(message: NewMessage): Promise<void> {
+    return this.#batcher.add(message);
+  }
+
+  /** Commits every commit waiting in the group now (before closing, in tests). */
+  flush(): void {
+    this.#batcher.flush();
+  }
+
+  /** Records several messages in one transaction, synchronously. */
+  enqueueMany(messages: NewMessage[]): void {
+    const now = this.#now();
+    const insertMessage = this.db.prepare(
+      `INSERT INTO messages (id, received_at, sender, size, client, ret, envid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertSignature = this.db.prepare(`INSERT OR IGNORE INTO message_signatures (message_id, domain, selector) VALUES (?, ?, ?)`);
+    const insertRecipient = this.db.prepare(
+      `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
+    );
+    try {
+      this.db.transaction(() => {
+        for (const m of messages) {
+          if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
+          const receivedAt = m.receivedAt ?? now;
+          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null);
+          for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
+          m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
+        }
+      }).immediate();
+    } catch (err) {
+      throw spoolError(err);
+    }
+    this.#onCommit?.(messages.map((m) => m.id));
+  }
+
+  /**
+   * Takes up to `limit` messages that have recipients due (next attempt
+   * reached, or a crashed attempt's lease run out), not held, and marks
+   * those recipients `delivering` until now + leaseMs. Oldest due first.
+   */
+  claimDue(options: { limit: number; leaseMs: number }): Claim[] {
+    const now = this.#now();
+    const leaseUntil = now + options.leaseMs;
+    const dueMessages = this.db.prepare(
+      `SELECT m.* FROM messages m JOIN (
+         SELECT message_id, MIN(next_attempt_at) AS due FROM recipients
+         WHERE ${PENDING} AND next_attempt_at <= ? GROUP BY message_id
+       ) d ON d.message_id = m.id
+       WHERE m.hold IS NULL ORDER BY d.due, m.id LIMIT ?`,
+    );
+    const take = this.db.prepare(
+      `UPDATE recipients SET state = 'delivering', claim = ?, next_attempt_at = ?, updated_at = ?
+       WHERE message_id = ? AND ${PENDING} AND next_attempt_at <= ? RETURNING *`,
+    );
+    return this.db.transaction(() =>
+      (dueMessages.all(now, options.limit) as MessageRow[]).map((row) => {
+        const token = randomBytes(8).toString('hex');
+        const recipients = (take.all(token, leaseUntil, now, row.id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
+        return { token, message: toMessage(row), recipients, leaseUntil };
+      }),
+    ).immediate();
+  }
+
+  /**
+   * Records the results of an attempt. Only recipients the claim still holds
+   * change (an administrator may have deleted the message meanwhile);
+   * returns how many did.
+   */
+  record(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): number {
+    const now = this.#now();
+    const update = this.db.prepare(
+      `UPDATE recipients SET state = ?, attempts = attempts + 1, next_attempt_at = ?, claim = NULL,
+         last_code = ?, last_enhanced = ?, last_text = ?, updated_at = ?
+       WHERE message_id = ? AND seq = ? AND claim = ? AND state = 'delivering'`,
+    );
+    return this.db.transaction(() => {
+      let changed = 0;
+      for (const o of outcomes) {
+        const next = o.result === 'deferred' ? o.nextAttemptAt : now;
+        changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
+      }
+      return changed;
+    }).immediate();
+  }
+
+  /** Gives back recipients claimed but not attempted (shutdown): due again at once, no attempt counted. */
+  releaseClaim(claim: Pick<Claim, 'token' | 'message'>): number {
+    const now = this.#now();
+    return this.db
+      .prepare(
+        `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
+         WHERE message_id = ? AND claim = ? AND state = 'delivering'`,
+      )
+      .run(now, now, claim.message.id, claim.token).changes;
+  }
+
+  /** Start-up: no attempt survives a restart, so every `delivering` recipient is due again now. */
+  resetDelivering(): number {
+    const now = this.#now();
+    return this.db
+      .prepare(
+        `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
+         WHERE state = 'delivering'`,
+      )
+      .run(now, now).changes;
+  }
+
+  /** Records that a delay warning (RFC 3464 action=delayed) went out for these recipients. */
+  markDelayWarned(messageId: string, seqs: number[]): void {
+    const now = this.#now();
+    const update = this.db.prepare(`UPDATE recipients SET delay_warned_at = ?, updated_at = ? WHERE message_id = ? AND seq = ?`);
+    this.db.transaction(() => {
+      for (const seq of seqs) update.run(now, now, messageId, seq);
+    }).immediate();
+  }
+
+  /** Messages whose every recipient is delivered or bounced: to report (DSN), then remove. */
+  finishedMessages(limit: number): MessageDetail[] {
+    const ids = this.db
+      .prepare(
+        `SELECT id FROM messages m WHERE NOT EXISTS (
+           SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.${PENDING}
+         ) ORDER BY id LIMIT ?`,
+      )
+      .pluck()
+      .all(limit) as string[];
+    return ids.map((id) => this.show(id)!);
+  }
+
+  /**
+   * Removes a message's rows; the caller removes its file afterwards (rows
+   * first: a file left by a crash is found and moved aside by recovery,
+   * whereas rows without a file would be a message that cannot be sent).
+   */
+  remove(id: string): boolean {
+    return this.db.prepare(`DELETE FROM messages WHERE id = ?`).run(id).changes > 0;
+  }
+
+  show(id: string): MessageDetail | undefined {
+    const row = this.db.prepare(`SELECT * FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
+    if (!row) return undefined;
+    const signatures = this.db.prepare(`SELECT domain, selector FROM message_signatures WHERE message_id = ? ORDER BY domain, selector`).all(id) as {
+      domain: string;
+      selector: string;
+    }[];
+    const recipients = (this.db.prepare(`SELECT * FROM recipients WHERE message_id = ? ORDER BY seq`).all(id) as RecipientRow[]).map(toRecipient);
+    return { ...toMessage(row), signatures, recipients };
+  }
+
+  /** Messages oldest first, with recipient counts; `held` filters on being held. */
+  list(options: { limit?: number; offset?: number; held?: boolean } = {}): MessageSummary[] {
+    const where = options.held === undefined ? '' : options.held ? 'WHERE m.hold IS NOT NULL' : 'WHERE m.hold IS NULL';
+    const rows = this.db
+      .prepare(
+        `SELECT m.*, COUNT(r.seq) AS recipients,
+           SUM(r.${PENDING}) AS pending,
+           MIN(CASE WHEN r.${PENDING} THEN r.next_attempt_at END) AS next_attempt_at
+         FROM messages m JOIN recipients r ON r.message_id = m.id ${where}
+         GROUP BY m.id ORDER BY m.id LIMIT ? OFFSET ?`,
+      )
+      .all(options.limit ?? -1, options.offset ?? 0) as (MessageRow & { recipients: number; pending: number; next_attempt_at: number | null })[];
+    return rows.map((r) => ({ ...toMessage(r), recipients: r.recipients, pending: r.pending, nextAttemptAt: r.next_attempt_at }));
+  }
+
+  /** Every message id with its size and hold, for recovery to compare with the files. */
+  allMessages(): Pick<QueuedMessage, 'id' | 'size' | 'hold'>[] {
+    return this.db.prepare(`SELECT id, size, hold FROM messages ORDER BY id`).all() as Pick<QueuedMessage, 'id' | 'size' | 'hold'>[];
+  }
+
+  /** Keeps a message from being attempted until released. */
+  hold(id: string, reason = 'held by administrator'): boolean {
+    return this.db.prepare(`UPDATE messages SET hold = ? WHERE id = ?`).run(reason, id).changes > 0;
+  }
+
+  release(id: string): boolean {
+    return this.db.prepare(`UPDATE messages SET hold = NULL WHERE id = ? AND hold IS NOT NULL`).run(id).changes > 0;
+  }
+
+  /** Makes the waiting recipients of one message (or of all, without an id) due now; returns how many. */
+  retry(id?: string): number {
+    const now = this.#now();
+    const sql = `UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE state IN ('queued', 'deferred')`;
+    return id === undefined ? this.db.prepare(sql).run(now, now).changes : this.db.prepare(`${sql} AND message_id = ?`).run(now, now, id).changes;
+  }
+
+  depth(): QueueDepth {
+    const row = this.db
+      .prepare(
+        `SELECT (SELECT COUNT(*) FROM messages) AS messages,
+                (SELECT COUNT(*) FROM recipients WHERE ${PENDING}) AS pending,
+                (SELECT MIN(received_at) FROM messages) AS oldest`,
+      )
+      .get() as { messages: number; pending: number; oldest: number | null };
+    return { messages: row.messages, pending: row.pending, oldestReceivedAt: row.oldest };
+  }
+
+  /** Whether any queued message carries a signature by this key (its record must stay published). */
+  isSignedWith(domain: string, selector: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM message_signatures WHERE domain = ? AND selector = ? LIMIT 1`).get(domain.toLowerCase(), selector) !== undefined;
+  }
+}
+
+function toMessage(row: MessageRow): QueuedMessage {
+  return { id: row.id, receivedAt: row.received_at, sender: row.sender, size: row.size, client: row.client, ret: row.ret, envid: row.envid, hold: row.hold };
+}
+
+function toRecipient(row: RecipientRow): QueuedRecipient {
+  return {
+    seq: row.seq,
+    address: row.address,
+    orcpt: row.orcpt,
+    notify: row.notify === null ? null : row.notify.split(','),
+    state: row.state,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastReply: row.last_code === null ? null : { code: row.last_code, enhanced: row.last_enhanced ?? undefined, text: row.last_text ?? '' },
+    delayWarnedAt: row.delay_warned_at,
+    updatedAt: row.updated_at,
+  };
+}

@@ -1,0 +1,272 @@
+// Message files of the queue, one per accepted message, laid out so an
+// administrator can read them:
+//
+//   <spool>/tmp/<id>.tmp     being written; never acknowledged to a client
+//   <spool>/msg/<id>.eml     complete and synced: the signed message as it will leave
+//   <spool>/corrupt/         what start-up recovery moved aside, for a person to look at
+//
+// A message is made durable the way Postfix's cleanup does it: written under a
+// temporary name, fsynced, renamed into msg/, and msg/ itself fsynced, so that
+// after a crash or power cut a name in msg/ always holds every byte
+// (rename(2) is atomic; the directory fsync makes the new name survive).
+import { randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
+import { open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** One write to disk; smaller chunks are gathered into a buffer of this size first. */
+const BUFFER_SIZE = 64 * 1024;
+
+/** What a disk full or an unwritable spool means; the listener answers 452 4.3.1 (RFC 3463: mail system full). */
+export class SpoolUnavailableError extends Error {
+  readonly reason: 'full' | 'unwritable';
+  /** The errno (ENOSPC, EROFS, …) or SQLite code that caused it. */
+  readonly code: string;
+  constructor(reason: 'full' | 'unwritable', code: string, detail: string) {
+    super(reason === 'full' ? `spool disk is full (${code}): ${detail}` : `spool is not writable (${code}): ${detail}`);
+    this.name = 'SpoolUnavailableError';
+    this.reason = reason;
+    this.code = code;
+  }
+}
+
+/** Which failures mean the spool cannot take mail now, rather than a bug. */
+function unavailability(code: string): 'full' | 'unwritable' | undefined {
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code.startsWith('SQLITE_FULL')) return 'full';
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM' || /^SQLITE_(READONLY|CANTOPEN|IOERR)/.test(code)) return 'unwritable';
+  return undefined;
+}
+
+/** Turns a disk-full or permission error into SpoolUnavailableError; other errors pass through. */
+export function spoolError(err: unknown): unknown {
+  if (err instanceof SpoolUnavailableError) return err;
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  const reason = unavailability(code);
+  return reason ? new SpoolUnavailableError(reason, code, err instanceof Error ? err.message : String(err)) : err;
+}
+
+let lastStamp = '';
+let sequence = 0;
+
+/**
+ * A new message id such as `20261122T101530123-0003-k3j9x2m4q8ab`: the UTC
+ * time to the millisecond (so `ls` and string order are time order), a
+ * counter within this process and millisecond, and 60 random bits so two
+ * processes never pick the same id.
+ */
+export function newMessageId(now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', '');
+  sequence = stamp === lastStamp ? sequence + 1 : 0;
+  lastStamp = stamp;
+  const random = randomBytes(8).readBigUInt64BE() >> 4n;
+  return `${stamp}-${sequence.toString(36).padStart(4, '0')}-${random.toString(32).padStart(12, '0')}`;
+}
+
+const ID = /^\d{8}T\d{9}-[0-9a-z]{4}-[0-9a-v]{12}$/;
+
+export function isMessageId(text: string): boolean {
+  return ID.test(text);
+}
+
+export interface StoredMessage {
+  id: string;
+  /** Octets written. */
+  size: number;
+}
+
+/** A message being written; `commit` makes it durable, `abort` leaves nothing behind. */
+export class SpoolWriter {
+  readonly id: string;
+  readonly #spool: Spool;
+  readonly #file: FileHandle;
+  readonly #buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  #filled = 0;
+  #size = 0;
+  #done = false;
+
+  constructor(spool: Spool, id: string, file: FileHandle) {
+    this.#spool = spool;
+    this.id = id;
+    this.#file = file;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Appends a chunk; the caller may reuse the chunk once the promise resolves. */
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#done) throw new Error(`message ${this.id} is already committed or aborted`);
+    try {
+      if (this.#filled + chunk.length <= BUFFER_SIZE) {
+        this.#buffer.set(chunk, this.#filled);
+        this.#filled += chunk.length;
+      } else {
+        await this.#flush();
+        if (chunk.length < BUFFER_SIZE) {
+          this.#buffer.set(chunk, 0);
+          this.#filled = chunk.length;
+        } else {
+          await writeAll(this.#file, chunk);
+        }
+      }
+      this.#size += chunk.length;
+    } catch (err) {
+      await this.abort();
+      throw spoolError(err);
+    }
+  }
+
+  /** Syncs the data, renames it into msg/ and syncs msg/: only then may a client be told 250. */
+  async commit(): Promise<StoredMessage> {
+    if (this.#done) throw new Error(`message ${this.id} is already committed or aborted`);
+    try {
+      await this.#flush();
+      await this.#file.sync();
+      await this.#file.close();
+      this.#done = true;
+      await rename(this.#spool.tempPath(this.id), this.#spool.path(this.id));
+      await this.#spool.syncDirectory('msg');
+      return { id: this.id, size: this.#size };
+    } catch (err) {
+      await this.abort();
+      await rm(this.#spool.path(this.id), { force: true }).catch(() => undefined);
+      throw spoolError(err);
+    }
+  }
+
+  /** Closes and removes the temporary file. Safe to call more than once. */
+  async abort(): Promise<void> {
+    if (!this.#done) {
+      this.#done = true;
+      await this.#file.close().catch(() => undefined);
+    }
+    await rm(this.#spool.tempPath(this.id), { force: true }).catch(() => undefined);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#filled === 0) return;
+    await writeAll(this.#file, this.#buffer.subarray(0, this.#filled));
+    this.#filled = 0;
+  }
+}
+
+async function writeAll(file: FileHandle, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await file.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+export class Spool {
+  readonly dir: string;
+
+  /** Creates `dir` and its msg/, tmp/ and corrupt/ folders (mode 0700) if need be. */
+  constructor(dir: string) {
+    this.dir = dir;
+    try {
+      for (const sub of ['', 'msg', 'tmp', 'corrupt']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw spoolError(err);
+    }
+  }
+
+  path(id: string): string {
+    return join(this.dir, 'msg', `${id}.eml`);
+  }
+
+  tempPath(id: string): string {
+    return join(this.dir, 'tmp', `${id}.tmp`);
+  }
+
+  /** Starts a new message under a fresh id, in tmp/. */
+  async begin(now?: Date): Promise<SpoolWriter> {
+    const id = newMessageId(now);
+    try {
+      // 'wx': a new file or an error, never someone else's file reused.
+      return new SpoolWriter(this, id, await open(this.tempPath(id), 'wx', 0o600));
+    } catch (err) {
+      throw spoolError(err);
+    }
+  }
+
+  /**
+   * Writes a whole message from a buffer or a stream of chunks (a Readable
+   * is one), holding only fixed-size buffers, and commits it. On any error
+   * nothing is left in tmp/ or msg/.
+   */
+  async write(source: Uint8Array | AsyncIterable<Uint8Array>, now?: Date): Promise<StoredMessage> {
+    const writer = await this.begin(now);
+    try {
+      if (source instanceof Uint8Array) await writer.write(source);
+      else for await (const chunk of source) await writer.write(chunk);
+    } catch (err) {
+      await writer.abort();
+      throw spoolError(err);
+    }
+    return writer.commit();
+  }
+
+  /** The message's bytes, 64 KiB at a time. */
+  read(id: string): ReadStream {
+    return createReadStream(this.path(id), { highWaterMark: BUFFER_SIZE });
+  }
+
+  /** Size of the message file, or undefined when there is none. */
+  async size(id: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.path(id))).size;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Removes a message file. Not synced: should the removal be lost in a
+   * crash, recovery finds a file without index rows and moves it aside.
+   */
+  async delete(id: string): Promise<void> {
+    await rm(this.path(id), { force: true });
+  }
+
+  /** Ids of the complete message files, oldest first; other names in msg/ are returned in `other`. */
+  async list(): Promise<{ ids: string[]; other: string[] }> {
+    const ids: string[] = [];
+    const other: string[] = [];
+    for (const name of (await readdir(join(this.dir, 'msg'))).sort()) {
+      const id = name.endsWith('.eml') ? name.slice(0, -4) : '';
+      (isMessageId(id) ? ids : other).push(name);
+    }
+    return { ids: ids.map((n) => n.slice(0, -4)), other };
+  }
+
+  /** Names in tmp/: writes a crash interrupted. */
+  async listTemp(): Promise<string[]> {
+    return (await readdir(join(this.dir, 'tmp'))).sort();
+  }
+
+  async removeTemp(name: string): Promise<void> {
+    await rm(join(this.dir, 'tmp', name), { force: true, recursive: true });
+  }
+
+  /** Moves a name of msg/ into corrupt/ (durably: both folders are synced). */
+  async moveToCorrupt(name: string): Promise<string> {
+    const target = join(this.dir, 'corrupt', name);
+    await rename(join(this.dir, 'msg', name), target);
+    await this.syncDirectory('corrupt');
+    await this.syncDirectory('msg');
+    return target;
+  }
+
+  /** fsync on a directory makes the names created or renamed in it durable. */
+  async syncDirectory(sub: 'msg' | 'tmp' | 'corrupt'): Promise<void> {
+    const handle = await open(join(this.dir, sub), 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}

@@ -1,0 +1,293 @@
+// The queue index on real SQLite files: schema, group commit, claims and
+// leases, results, administration, and a full disk.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openSync, readdirSync, statSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { UserError } from '../../src/errors.ts';
+import { acceptMessage } from '../../src/queue/accept.ts';
+import { QueueIndex } from '../../src/queue/queue-index.ts';
+import { LATEST_VERSION } from '../../src/queue/queue-schema.ts';
+import { newMessageId, Spool, SpoolUnavailableError } from '../../src/queue/spool.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { envelope, smallDisk } from './support.ts';
+
+const T0 = Date.UTC(2026, 10, 22, 10, 0, 0);
+const LEASE = 10 * 60_000;
+
+function clock(start = T0) {
+  const c = { now: start, tick: (ms: number) => (c.now += ms) };
+  return c;
+}
+
+function openIndex(dir = tempDir(), now = () => T0, extra = {}) {
+  return QueueIndex.open(join(dir, 'queue.db'), { now, ...extra });
+}
+
+function states(index: QueueIndex, id: string) {
+  return index.show(id)!.recipients.map((r) => r.state);
+}
+
+test('queue.db is created 0600 in WAL mode with synchronous=FULL and a numbered schema', () => {
+  const dir = tempDir();
+  const index = openIndex(dir);
+  assert.equal(statSync(join(dir, 'queue.db')).mode & 0o777, 0o600);
+  assert.equal(index.db.pragma('journal_mode', { simple: true }), 'wal');
+  assert.equal(index.db.pragma('synchronous', { simple: true }), 2);
+  assert.equal(index.db.pragma('user_version', { simple: true }), LATEST_VERSION);
+  index.close();
+
+  const again = openIndex(dir); // reopening an existing index changes nothing
+  assert.equal(again.db.pragma('user_version', { simple: true }), LATEST_VERSION);
+  again.close();
+});
+
+test('an index written by a newer release is refused with a one-line reason', () => {
+  const dir = tempDir();
+  const db = new Database(join(dir, 'queue.db'));
+  db.pragma(`user_version = ${LATEST_VERSION + 1}`);
+  db.close();
+  assert.throws(() => openIndex(dir), (err: unknown) => err instanceof UserError && /newer than this dkim-relay knows/.test(err.toLine()));
+});
+
+test('messages enqueued together share one transaction, and each resolves only after it committed', async () => {
+  const dir = tempDir();
+  const commits: string[][] = [];
+  const index = openIndex(dir, Date.now, { onCommit: (ids: string[]) => commits.push(ids), groupCommit: { maxDelayMs: 20 } });
+  const reader = new Database(join(dir, 'queue.db'), { readonly: true });
+  const visible = (id: string) => reader.prepare('SELECT COUNT(*) FROM recipients WHERE message_id = ?').pluck().get(id) as number;
+
+  const ids = Array.from({ length: 5 }, () => newMessageId());
+  const seenAtResolve: number[] = [];
+  await Promise.all(ids.map((id) => index.enqueue(envelope(id, 100, ['x@example.net', 'y@example.net'])).then(() => {
+    seenAtResolve.push(visible(id)); // read through another connection: committed, not merely written
+  })));
+
+  assert.deepEqual(commits, [ids]);
+  assert.deepEqual(seenAtResolve, [2, 2, 2, 2, 2]);
+
+  // One awaited at a time: a transaction each.
+  for (const id of [newMessageId(), newMessageId()]) await index.enqueue(envelope(id, 1));
+  assert.equal(commits.length, 3);
+  reader.close();
+  index.close();
+});
+
+test('a full batch commits at once, without waiting for the delay', async () => {
+  const commits: number[] = [];
+  const index = openIndex(tempDir(), Date.now, { onCommit: (ids: string[]) => commits.push(ids.length), groupCommit: { maxDelayMs: 60_000, maxBatch: 3 } });
+  await Promise.all([1, 2, 3].map(() => index.enqueue(envelope(newMessageId(), 1))));
+  assert.deepEqual(commits, [3]);
+  index.close();
+});
+
+test('one bad message in a group fails alone; the others are committed', async () => {
+  const index = openIndex(tempDir(), Date.now, { groupCommit: { maxDelayMs: 20 } });
+  const good = [newMessageId(), newMessageId()];
+  const results = await Promise.allSettled([
+    index.enqueue(envelope(good[0]!, 1)),
+    index.enqueue(envelope(newMessageId(), 1, [])),
+    index.enqueue(envelope(good[1]!, 1)),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.deepEqual(index.allMessages().map((m) => m.id), good);
+  index.close();
+});
+
+test('due recipients are claimed with a lease, results recorded per recipient, retries come due', () => {
+  const c = clock();
+  const index = openIndex(tempDir(), () => c.now);
+  const id = newMessageId();
+  index.enqueueMany([envelope(id, 42, ['a@x.example', 'b@x.example', 'c@x.example'], { ret: 'HDRS', envid: 'QQ314159' })]);
+
+  const [claim, ...more] = index.claimDue({ limit: 10, leaseMs: LEASE });
+  assert.equal(more.length, 0);
+  assert.equal(claim!.message.id, id);
+  assert.equal(claim!.message.ret, 'HDRS');
+  assert.equal(claim!.message.envid, 'QQ314159');
+  assert.equal(claim!.leaseUntil, T0 + LEASE);
+  assert.deepEqual(claim!.recipients.map((r) => r.address), ['a@x.example', 'b@x.example', 'c@x.example']);
+  assert.deepEqual(states(index, id), ['delivering', 'delivering', 'delivering']);
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), [], 'a claimed recipient is not claimed twice');
+
+  c.tick(2_000);
+  const changed = index.record(claim!, [
+    { seq: 0, result: 'delivered', reply: { code: 250, enhanced: '2.0.0', text: 'Ok' } },
+    { seq: 1, result: 'deferred', reply: { code: 451, enhanced: '4.3.0', text: 'try later' }, nextAttemptAt: c.now + 60_000 },
+    { seq: 2, result: 'bounced', reply: { code: 550, enhanced: '5.1.1', text: 'no such user' } },
+  ]);
+  assert.equal(changed, 3);
+  const shown = index.show(id)!;
+  assert.deepEqual(shown.recipients.map((r) => [r.state, r.attempts, r.lastReply?.code, r.lastReply?.enhanced]), [
+    ['delivered', 1, 250, '2.0.0'],
+    ['deferred', 1, 451, '4.3.0'],
+    ['bounced', 1, 550, '5.1.1'],
+  ]);
+  assert.equal(shown.recipients[1]!.nextAttemptAt, T0 + 62_000);
+
+  c.tick(30_000);
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), [], 'not due before its next attempt');
+  c.tick(30_000);
+  const [retry] = index.claimDue({ limit: 10, leaseMs: LEASE });
+  assert.deepEqual(retry!.recipients.map((r) => [r.seq, r.attempts]), [[1, 1]]);
+  index.close();
+});
+
+test('a claim whose lease ran out (a crashed attempt) is due again, and the stale claim can no longer record', () => {
+  const c = clock();
+  const index = openIndex(tempDir(), () => c.now);
+  const id = newMessageId();
+  index.enqueueMany([envelope(id, 1)]);
+  const [first] = index.claimDue({ limit: 10, leaseMs: LEASE });
+
+  c.tick(LEASE - 1);
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), []);
+  c.tick(1);
+  const [second] = index.claimDue({ limit: 10, leaseMs: LEASE });
+  assert.equal(second!.message.id, id);
+  assert.notEqual(second!.token, first!.token);
+
+  const ok = { seq: 0, result: 'delivered', reply: { code: 250, text: 'Ok' } } as const;
+  assert.equal(index.record(first!, [ok]), 0);
+  assert.equal(index.record(second!, [ok]), 1);
+  assert.deepEqual(states(index, id), ['delivered']);
+  index.close();
+});
+
+test('claims take the oldest due messages first, at most `limit` of them', () => {
+  const c = clock();
+  const index = openIndex(tempDir(), () => c.now);
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    ids.push(newMessageId());
+    index.enqueueMany([envelope(ids[i]!, 1)]);
+    c.tick(1000);
+  }
+  const claims = index.claimDue({ limit: 2, leaseMs: LEASE });
+  assert.deepEqual(claims.map((cl) => cl.message.id), ids.slice(0, 2));
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }).map((cl) => cl.message.id), ids.slice(2));
+  index.close();
+});
+
+test('held messages are never claimed until released; retry makes waiting recipients due now', () => {
+  const c = clock();
+  const index = openIndex(tempDir(), () => c.now);
+  const id = newMessageId();
+  index.enqueueMany([envelope(id, 1)]);
+  assert.equal(index.hold(id), true);
+  assert.equal(index.show(id)!.hold, 'held by administrator');
+  assert.deepEqual(index.list({ held: true }).map((m) => m.id), [id]);
+  assert.deepEqual(index.list({ held: false }), []);
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), []);
+
+  assert.equal(index.release(id), true);
+  assert.equal(index.release(id), false, 'releasing twice changes nothing');
+  const [claim] = index.claimDue({ limit: 10, leaseMs: LEASE });
+  index.record(claim!, [{ seq: 0, result: 'deferred', reply: { code: 421, text: 'busy' }, nextAttemptAt: c.now + 3_600_000 }]);
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), []);
+
+  assert.equal(index.retry(id), 1);
+  assert.equal(index.claimDue({ limit: 10, leaseMs: LEASE }).length, 1);
+  index.close();
+});
+
+test('a claim given back, or left by a crashed process, is due again at once without counting an attempt', () => {
+  const index = openIndex(tempDir());
+  const [a, b] = [newMessageId(), newMessageId()];
+  index.enqueueMany([envelope(a, 1), envelope(b, 1)]);
+  const claims = index.claimDue({ limit: 10, leaseMs: LEASE });
+  assert.equal(index.releaseClaim(claims[0]!), 1);
+  assert.deepEqual(states(index, a), ['queued']);
+  assert.deepEqual(states(index, b), ['delivering']);
+  assert.equal(index.resetDelivering(), 1);
+  assert.deepEqual(states(index, b), ['queued']);
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }).map((cl) => cl.recipients[0]!.attempts), [0, 0]);
+  index.close();
+});
+
+test('finished messages (every recipient delivered or bounced) are listed, then removed with all their rows', () => {
+  const index = openIndex(tempDir());
+  const [done, open] = [newMessageId(), newMessageId()];
+  index.enqueueMany([envelope(done, 1, ['a@x.example', 'b@x.example']), envelope(open, 1)]);
+  const claims = index.claimDue({ limit: 10, leaseMs: LEASE });
+  const mine = claims.find((cl) => cl.message.id === done)!;
+  index.record(mine, [
+    { seq: 0, result: 'delivered', reply: { code: 250, text: 'Ok' } },
+    { seq: 1, result: 'bounced', reply: { code: 550, text: 'unknown' } },
+  ]);
+  const finished = index.finishedMessages(10);
+  assert.deepEqual(finished.map((m) => m.id), [done]);
+  assert.deepEqual(finished[0]!.recipients.map((r) => r.state), ['delivered', 'bounced']);
+
+  assert.equal(index.remove(done), true);
+  assert.equal(index.show(done), undefined);
+  assert.equal(index.db.prepare('SELECT COUNT(*) FROM recipients WHERE message_id = ?').pluck().get(done), 0);
+  assert.equal(index.db.prepare('SELECT COUNT(*) FROM message_signatures WHERE message_id = ?').pluck().get(done), 0);
+  assert.deepEqual(index.finishedMessages(10), []);
+  index.close();
+});
+
+test('depth, oldest age, list counts and "is a key still needed" answer from the rows', () => {
+  const c = clock();
+  const index = openIndex(tempDir(), () => c.now);
+  assert.deepEqual(index.depth(), { messages: 0, pending: 0, oldestReceivedAt: null });
+  const [a, b] = [newMessageId(), newMessageId()];
+  index.enqueueMany([envelope(a, 10, ['x@y.example', 'z@y.example'], { signatures: [{ domain: 'Example.COM', selector: 's1' }, { domain: 'example.com', selector: 'ed1' }] })]);
+  c.tick(5000);
+  index.enqueueMany([envelope(b, 20, ['x@y.example'], { signatures: [{ domain: 'example.org', selector: 's9' }] })]);
+  const [claim] = index.claimDue({ limit: 1, leaseMs: LEASE });
+  index.record(claim!, [{ seq: 0, result: 'delivered', reply: { code: 250, text: 'Ok' } }]);
+
+  assert.deepEqual(index.depth(), { messages: 2, pending: 2, oldestReceivedAt: T0 });
+  assert.deepEqual(index.list().map((m) => [m.id, m.recipients, m.pending, m.size]), [[a, 2, 1, 10], [b, 1, 1, 20]]);
+  assert.deepEqual(index.list({ limit: 1, offset: 1 }).map((m) => m.id), [b]);
+  assert.equal(index.isSignedWith('example.com', 's1'), true);
+  assert.equal(index.isSignedWith('EXAMPLE.com', 'ed1'), true);
+  assert.equal(index.isSignedWith('example.com', 's2'), false);
+  assert.equal(index.isSignedWith('example.org', 's9'), true);
+  index.remove(b);
+  assert.equal(index.isSignedWith('example.org', 's9'), false);
+  index.close();
+});
+
+test('acceptMessage: file and rows together, or neither when the rows cannot be committed', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = openIndex(dir);
+  const stored = await acceptMessage({ spool, index }, Buffer.from('Subject: x\r\n\r\nhi\r\n'), { sender: '', client: '192.0.2.1', signatures: [], recipients: [{ address: 'a@b.example', notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;a@b.example' }] });
+  const shown = index.show(stored.id)!;
+  assert.equal(shown.size, 18);
+  assert.deepEqual(shown.recipients.map((r) => [r.notify, r.orcpt]), [[['FAILURE', 'DELAY'], 'rfc822;a@b.example']]);
+  assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`]);
+
+  await assert.rejects(acceptMessage({ spool, index }, Buffer.from('x'), { sender: '', client: 'c', signatures: [], recipients: [] }), /no recipients/);
+  assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`], 'the file of the refused message is gone');
+  index.close();
+});
+
+test('a disk too full for the index commit is SpoolUnavailableError(full), and nothing is recorded', async (t) => {
+  const disk = smallDisk(t, '1m');
+  if (!disk) return;
+  const spool = new Spool(disk);
+  const index = openIndex(disk, Date.now, { groupCommit: { maxDelayMs: 1 } });
+  const stored = await spool.write(Buffer.from('Subject: x\r\n\r\nhi\r\n'));
+  // The file is synced; now the disk fills up before the rows are committed.
+  const filler = openSync(join(disk, 'filler'), 'w');
+  const block = Buffer.alloc(4096, 0x2e);
+  try {
+    for (let i = 0; i < 1024; i++) writeSync(filler, block);
+    assert.fail('a 1 MB disk took 4 MB');
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    closeSync(filler);
+  }
+  const many = Array.from({ length: 400 }, (_, i) => `recipient-number-${i}-with-a-long-local-part@example.net`);
+  const err = await index.enqueue(envelope(stored.id, stored.size, many)).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof SpoolUnavailableError, `got ${String(err)}`);
+  assert.equal(err.reason, 'full');
+  assert.match(err.code, /^SQLITE_FULL/);
+  assert.deepEqual(index.allMessages(), []);
+  index.close();
+});
