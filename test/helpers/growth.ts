@@ -1,16 +1,21 @@
 // Complexity checks without wall-clock limits. Absolute speed belongs to
 // `npm run bench`; a test only checks how the work grows: the same input at
 // four times the size may take about four times as long (quadratic work would
-// take sixteen), which holds on a slow or busy machine too.
+// take sixteen). Time is the CPU time of this thread, not the clock on the
+// wall, so other processes on a busy machine do not count.
 
-/** Best of three runs, in milliseconds: the least disturbed by other processes. */
+/** CPU milliseconds this thread spent in `run`. */
+function cpuMs(run: () => void): number {
+  const before = process.threadCpuUsage();
+  run();
+  const after = process.threadCpuUsage(before);
+  return (after.user + after.system) / 1000;
+}
+
+/** Best of three runs, in CPU milliseconds: the least disturbed (by GC, caches). */
 export function fastest(run: () => void): number {
   let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    const started = performance.now();
-    run();
-    best = Math.min(best, performance.now() - started);
-  }
+  for (let round = 0; round < 3; round++) best = Math.min(best, cpuMs(run));
   return best;
 }
 
