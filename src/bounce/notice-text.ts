@@ -51,7 +51,7 @@ function wrap(text: string, indent = ''): string[] {
 
 /** What the sender can do, by the RFC 3463 subject and detail of the status. */
 export function advice(status: string, action: DsnAction): string {
-  if (action === 'delayed') return 'Nothing for now: you need not send the message again.';
+  if (action === 'delayed') return 'You need not send the message again.';
   const [, subject, detail] = status.split('.');
   const code = `${subject}.${detail}`;
   if (status === '4.4.7' || subject === '4') {
@@ -80,7 +80,7 @@ function recipientLines(r: NoticeRecipient, action: DsnAction): string[] {
   }
   if (r.expired && action === 'failed') lines.push(...wrap('The relay kept trying for as long as it keeps a message, and has now given up.', INDENT));
   const what = advice(recipientStatus(r, action), action);
-  lines.push(...wrap(`What you can do: ${what.charAt(0).toLowerCase()}${what.slice(1)}`, INDENT));
+  lines.push(...wrap(action === 'delayed' ? what : `What you can do: ${what.charAt(0).toLowerCase()}${what.slice(1)}`, INDENT));
   return lines;
 }
 

@@ -32,6 +32,13 @@ export function crlfEnded(data: Buffer): Buffer {
   return data.length === 0 || data.subarray(-2).equals(CRLF) ? data : Buffer.concat([data, CRLF]);
 }
 
+/**
+ * The part's content, then the CRLF that belongs to the next delimiter
+ * (RFC 2046 §5.1.1), so the returned octets keep their own final CRLF: the
+ * header block stays whole, and the original's DKIM body hash still holds.
+ */
+const content = (head: string, data: Buffer): Buffer => Buffer.concat([Buffer.from(head, 'latin1'), data, CRLF]);
+
 const unsafe = (data: Buffer): boolean => has8bit(data) || hasNul(data) || overlongLine(data) > 0;
 
 /**
@@ -50,16 +57,16 @@ export function returnedContent(original: Buffer, options: ReturnOptions): Retur
 
   if (reason === undefined) {
     const head = 'Content-Type: message/rfc822\r\nContent-Description: Undelivered Message\r\nContent-Transfer-Encoding: 7bit\r\n\r\n';
-    return { kind: 'message', part: Buffer.concat([Buffer.from(head, 'latin1'), full]) };
+    return { kind: 'message', part: content(head, full) };
   }
   const header = crlfEnded(splitMessage(original).header);
   const description = `Content-Description: ${options.action === 'delayed' ? 'Delayed' : 'Undelivered'} Message Headers\r\n`;
   if (!unsafe(header)) {
     const head = `Content-Type: text/rfc822-headers\r\n${description}Content-Transfer-Encoding: 7bit\r\n\r\n`;
-    return { kind: 'headers', reason, part: Buffer.concat([Buffer.from(head, 'latin1'), header]) };
+    return { kind: 'headers', reason, part: content(head, header) };
   }
   // RFC 6532 header text is UTF-8; anything else has no charset we could name (RFC 1428).
   const charset = isUtf8(header) ? 'utf-8' : 'unknown-8bit';
   const head = `Content-Type: text/rfc822-headers; charset=${charset}\r\n${description}Content-Transfer-Encoding: quoted-printable\r\n\r\n`;
-  return { kind: 'headers', reason, part: Buffer.concat([Buffer.from(head, 'latin1'), crlfEnded(toQuotedPrintable(header))]) };
+  return { kind: 'headers', reason, part: content(head, crlfEnded(toQuotedPrintable(header))) };
 }
