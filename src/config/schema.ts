@@ -266,6 +266,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /** Delivery status notifications (RFC 3464) to the sender of mail that fails or is delayed in the queue. */
+  bounce: z
+    .strictObject({
+      /** From: address of the notices; unset: mailer-daemon@<listen.hostname>. */
+      from: z.email('must be a mail address such as mailer-daemon@relay.example.com').optional(),
+      /** Originals larger than this many octets go back as their header only. */
+      returnContentLimit: z.number().int().min(0).default(100 * 1024),
+    })
+    .prefault({}),
+
   /** `dns check`: which servers to ask, and how long to wait. */
   dns: z
     .strictObject({
