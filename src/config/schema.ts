@@ -2,6 +2,8 @@
 // config/dkim-relay.example.yaml documents the same keys for people.
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
+import { isValidDomain } from '../keys/names.ts';
+import { parseServerAddress } from '../dns/publish/server-address.ts';
 import { durationSeconds } from './duration.ts';
 
 const canonicalization = z
@@ -111,6 +113,39 @@ const client = z
     domains: z.array(z.string().min(1)).nonempty(),
   })
   .refine((c) => c.user !== undefined || c.networks !== undefined, 'name a user or networks');
+
+/** A DNS zone or domain: lower case, without the final dot. */
+const dnsName = z
+  .string()
+  .transform((s) => s.trim().replace(/\.$/, '').toLowerCase())
+  .refine(isValidDomain, 'must be a domain name such as example.com');
+
+/** How the records of one zone are published (src/dns/publish/); a zone not listed is published by hand. */
+const publishZone = z.discriminatedUnion('method', [
+  z.strictObject({ zone: dnsName, method: z.literal('manual') }),
+  z.strictObject({
+    zone: dnsName,
+    /** RFC 2136 dynamic update, signed with TSIG, over TCP to the primary server. */
+    method: z.literal('rfc2136'),
+    server: z.string().refine((s) => parseServerAddress(s) !== undefined, 'must be the primary server as IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353'),
+    tsig: z.strictObject({
+      name: dnsName,
+      algorithm: z.enum(['hmac-sha256', 'hmac-sha512']).default('hmac-sha256'),
+      /** The base64 secret (or the key as keymgr -t / tsig-keygen write it); mode 0600. */
+      secretFile: z.string().min(1),
+    }),
+    timeoutSeconds: z.number().int().min(1).max(300).default(10),
+  }),
+  z.strictObject({
+    zone: dnsName,
+    /** A program (argv, no shell) that reads {zone, changes} as JSON on stdin and exits 0 once applied. */
+    method: z.literal('command'),
+    command: z.array(z.string().min(1)).nonempty(),
+    timeoutSeconds: z.number().int().min(1).max(3600).default(60),
+  }),
+]);
+
+const selectorLabel = z.string().regex(/^(?!-)[a-z0-9-]{1,63}(?<!-)$/, 'must be a selector of lower-case letters, digits and hyphens');
 
 export const configSchema = z.strictObject({
   keys: z
@@ -252,6 +287,27 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /** Publishing the keys' DNS records. */
+  dns: z
+    .strictObject({
+      /** Per zone: how its records are published; the longest zone containing a record's name applies. */
+      publish: z
+        .array(publishZone)
+        .default([])
+        .refine((zones) => new Set(zones.map((entry) => entry.zone)).size === zones.length, 'lists a zone twice'),
+      /** Delegated selectors: each domain's fixed selectors are CNAMEs into this zone, which the relay publishes to. */
+      delegation: z
+        .strictObject({
+          zone: dnsName,
+          /** Used in turn by rotation; two per algorithm a domain signs with. */
+          selectors: z.array(selectorLabel).min(2).default(['sel1', 'sel2']).refine((s) => new Set(s).size === s.length, 'lists a selector twice'),
+          /** Only these signing domains use delegated selectors; unset: all of them. */
+          domains: z.array(dnsName).optional(),
+        })
+        .optional(),
+    })
+    .prefault({}),
+
   /** Demo mode: generate and activate a key for this domain when the store is empty. */
   demo: z.strictObject({ domain: z.string().min(1) }).optional(),
 }).superRefine(retirementOutlastsSignatures);
@@ -260,3 +316,4 @@ export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];
 export type SigningConfig = Config['signing'];
 export type RotationConfig = Config['rotation'];
+export type DnsPublishConfig = Config['dns']['publish'][number];
