@@ -31,8 +31,15 @@ export interface KnotPrimary {
   stop(): Promise<void>;
 }
 
+export interface KnotOptions {
+  algorithm?: 'hmac-sha256' | 'hmac-sha512';
+  /** Zones the key may read (transfer) but not update. */
+  readOnly?: string[];
+}
+
 /** `zones`: zone name → extra zone-file lines (relative to the zone). */
-export async function startKnotPrimary(zones: Record<string, string[]>, algorithm: 'hmac-sha256' | 'hmac-sha512' = 'hmac-sha256'): Promise<KnotPrimary> {
+export async function startKnotPrimary(zones: Record<string, string[]>, options: KnotOptions = {}): Promise<KnotPrimary> {
+  const algorithm = options.algorithm ?? 'hmac-sha256';
   const dir = mkdtempSync(join(tmpdir(), 'dkim-knot-'));
   const tsig = { name: 'dkim-relay-test', algorithm, secret: randomBytes(32).toString('base64') };
   for (const [zone, lines] of Object.entries(zones)) {
@@ -42,7 +49,7 @@ export async function startKnotPrimary(zones: Record<string, string[]>, algorith
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    writeFileSync(join(dir, 'knot.conf'), config(dir, port, tsig, Object.keys(zones)));
+    writeFileSync(join(dir, 'knot.conf'), config(dir, port, tsig, Object.keys(zones), options.readOnly ?? []));
     const child = spawn(KNOTD, ['-c', join(dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr!.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
@@ -87,7 +94,7 @@ export async function startKnotPrimary(zones: Record<string, string[]>, algorith
   throw lastError!;
 }
 
-function config(dir: string, port: number, tsig: KnotPrimary['tsig'], zones: string[]): string {
+function config(dir: string, port: number, tsig: KnotPrimary['tsig'], zones: string[], readOnly: string[]): string {
   return `server:
   listen: 127.0.0.1@${port}
   rundir: "${dir}"
@@ -104,6 +111,9 @@ acl:
   - id: relay-update
     key: ${tsig.name}
     action: update
+  - id: relay-transfer
+    key: ${tsig.name}
+    action: transfer
 template:
   - id: default
     storage: "${dir}"
@@ -112,7 +122,7 @@ template:
     journal-content: changes
     acl: relay-update
 zone:
-${zones.map((z) => `  - domain: ${z}\n`).join('')}`;
+${zones.map((z) => `  - domain: ${z}\n${readOnly.includes(z) ? '    acl: relay-transfer\n' : ''}`).join('')}`;
 }
 
 /** A loopback port free for both UDP and TCP: bind UDP port 0, then TCP on the same port (a few tries). */

@@ -24,7 +24,7 @@ export interface Rfc2136Options {
   now?: () => Date;
 }
 
-const TSIG_REFUSED = 'TSIG key refused by the server: check dns.publish[].tsig (name, algorithm and secret must match the server\'s key)';
+const TSIG_REFUSED = 'TSIG key refused by the server: check dns.publish[].tsig (the server must know a key of this name, algorithm and secret, and let it update the zone)';
 
 /** RFC 2136 §2.2 and RFC 8945 §3: what each RCODE of an answer to an update means for us. */
 const RCODES: Record<number, string> = {
@@ -32,7 +32,8 @@ const RCODES: Record<number, string> = {
   2: 'the server failed to apply the update (SERVFAIL): look at its log',
   4: 'the server does not support dynamic updates (NOTIMP)',
   5: 'the server does not allow updates for this zone from us (REFUSED): allow the TSIG key to update the zone in its ACL',
-  9: TSIG_REFUSED,
+  // RFC 2136 §2.2: not authoritative for the zone; RFC 8945 §5.2: a TSIG failure, whose error the TSIG record tells.
+  9: 'the server is not authoritative for this zone or refused our TSIG key (NOTAUTH): check dns.publish[].zone, .server and .tsig',
   10: 'a record is outside the zone (NOTZONE): check dns.publish[].zone',
 };
 
