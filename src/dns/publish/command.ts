@@ -27,26 +27,36 @@ export function commandPublisher(options: CommandOptions): Publisher {
       if (!program) return Promise.resolve(fail('no program given — set dns.publish[].command'));
       return new Promise((resolve) => {
         let stderr = '';
-        let timedOut = false;
-        const child = spawn(program, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+        let done = false;
+        const finish = (result: PublishResult) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          resolve(result);
+        };
+        // Its own process group, so a timeout stops what it started too (a shell script's children
+        // would otherwise keep running and hold its stderr open).
+        const child = spawn(program, args, { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
         const timer = setTimeout(() => {
-          timedOut = true;
-          child.kill('SIGKILL');
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            child.kill('SIGKILL');
+          }
+          child.stderr.destroy();
+          finish(fail(`no result within ${options.timeoutMs / 1000}s (stopped) — raise dns.publish[].timeoutSeconds or look at the program`));
         }, options.timeoutMs);
         child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-KEEP_STDERR)));
         // A program that exits without reading its input closes the pipe: its exit status tells.
         child.stdin.on('error', () => {});
         child.stdin.end(input);
         child.on('error', (err: NodeJS.ErrnoException) => {
-          clearTimeout(timer);
-          resolve(fail(err.code === 'ENOENT' ? 'no such program — check dns.publish[].command' : (err.code ?? err.message)));
+          finish(fail(err.code === 'ENOENT' ? 'no such program — check dns.publish[].command' : (err.code ?? err.message)));
         });
         child.on('close', (code, signal) => {
-          clearTimeout(timer);
           const last = lastLine(stderr);
-          if (timedOut) resolve(fail(`no result within ${options.timeoutMs / 1000}s (stopped) — raise dns.publish[].timeoutSeconds or look at the program`));
-          else if (code === 0) resolve({ status: 'published' });
-          else resolve(fail(`${code === null ? `killed by ${signal}` : `exit status ${code}`}${last ? `: ${last}` : ''}`));
+          if (code === 0) finish({ status: 'published' });
+          else finish(fail(`${code === null ? `killed by ${signal}` : `exit status ${code}`}${last ? `: ${last}` : ''}`));
         });
       });
     },
