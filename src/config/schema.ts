@@ -120,6 +120,12 @@ const dnsName = z
   .transform((s) => s.trim().replace(/\.$/, '').toLowerCase())
   .refine(isValidDomain, 'must be a domain name such as example.com');
 
+/** A TSIG key's name as the server knows it: one or more labels, e.g. dkim-relay or dkim-relay.example.com. */
+const tsigKeyName = z
+  .string()
+  .transform((s) => s.trim().replace(/\.$/, '').toLowerCase())
+  .refine((s) => s.length <= 253 && /^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*$/.test(s), 'must be the key name as the server knows it, e.g. dkim-relay');
+
 /** How the records of one zone are published (src/dns/publish/); a zone not listed is published by hand. */
 const publishZone = z.discriminatedUnion('method', [
   z.strictObject({ zone: dnsName, method: z.literal('manual') }),
@@ -129,7 +135,7 @@ const publishZone = z.discriminatedUnion('method', [
     method: z.literal('rfc2136'),
     server: z.string().refine((s) => parseServerAddress(s) !== undefined, 'must be the primary server as IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353'),
     tsig: z.strictObject({
-      name: dnsName,
+      name: tsigKeyName,
       algorithm: z.enum(['hmac-sha256', 'hmac-sha512']).default('hmac-sha256'),
       /** The base64 secret (or the key as keymgr -t / tsig-keygen write it); mode 0600. */
       secretFile: z.string().min(1),
