@@ -3,6 +3,8 @@
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
 import { isNameserver } from '../dns/nameserver.ts';
+import { parseServerAddress } from '../dns/publish/server-address.ts';
+import { isValidDomain } from '../keys/names.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';
 
@@ -115,6 +117,45 @@ const client = z
     domains: z.array(z.string().superRefine(rules.domainName)).nonempty(),
   })
   .refine((c) => c.user !== undefined || c.networks !== undefined, 'name a user or networks');
+
+/** A DNS zone or domain: lower case, without the final dot. */
+const dnsName = z
+  .string()
+  .transform((s) => s.trim().replace(/\.$/, '').toLowerCase())
+  .refine(isValidDomain, 'must be a domain name such as example.com');
+
+/** A TSIG key's name as the server knows it: one or more labels, e.g. dkim-relay or dkim-relay.example.com. */
+const tsigKeyName = z
+  .string()
+  .transform((s) => s.trim().replace(/\.$/, '').toLowerCase())
+  .refine((s) => s.length <= 253 && /^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*$/.test(s), 'must be the key name as the server knows it, e.g. dkim-relay');
+
+/** How the records of one zone are published (src/dns/publish/); a zone not listed is published by hand. */
+const publishZone = z.discriminatedUnion('method', [
+  z.strictObject({ zone: dnsName, method: z.literal('manual') }),
+  z.strictObject({
+    zone: dnsName,
+    /** RFC 2136 dynamic update, signed with TSIG, over TCP to the primary server. */
+    method: z.literal('rfc2136'),
+    server: z.string().refine((s) => parseServerAddress(s) !== undefined, 'must be the primary server as IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353'),
+    tsig: z.strictObject({
+      name: tsigKeyName,
+      algorithm: z.enum(['hmac-sha256', 'hmac-sha512']).default('hmac-sha256'),
+      /** The base64 secret (or the key as keymgr -t / tsig-keygen write it); mode 0600. */
+      secretFile: z.string().min(1),
+    }),
+    timeoutSeconds: z.number().int().min(1).max(300).default(10),
+  }),
+  z.strictObject({
+    zone: dnsName,
+    /** A program (argv, no shell) that reads {zone, changes} as JSON on stdin and exits 0 once applied. */
+    method: z.literal('command'),
+    command: z.array(z.string().min(1)).nonempty(),
+    timeoutSeconds: z.number().int().min(1).max(3600).default(60),
+  }),
+]);
+
+const selectorLabel = z.string().regex(/^(?!-)[a-z0-9-]{1,63}(?<!-)$/, 'must be a selector of lower-case letters, digits and hyphens');
 
 export const configSchema = z.strictObject({
   keys: z
@@ -276,13 +317,28 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
-  /** `dns check`: which servers to ask, and how long to wait. */
+  /** DNS: which servers `dns check` asks, how long it waits, and how records are published. */
   dns: z
     .strictObject({
       /** Servers asked by `dns check`, "IP[:PORT]"; empty: the system resolver's (/etc/resolv.conf). */
       resolvers: z.array(z.string().refine(isNameserver, 'must be an IP address with an optional port, e.g. 192.0.2.53 or [2001:db8::53]:53')).default([]),
       /** Wait for one answer at most this long (UDP is tried twice, then the server counts as not answering). */
       timeoutSeconds: z.number().int().min(1).max(30).default(3),
+      /** Per zone: how its records are published; the longest zone containing a record's name applies. */
+      publish: z
+        .array(publishZone)
+        .default([])
+        .refine((zones) => new Set(zones.map((entry) => entry.zone)).size === zones.length, 'lists a zone twice'),
+      /** Delegated selectors: each domain's fixed selectors are CNAMEs into this zone, which the relay publishes to. */
+      delegation: z
+        .strictObject({
+          zone: dnsName,
+          /** Used in turn by rotation; two per algorithm a domain signs with. */
+          selectors: z.array(selectorLabel).min(2).default(['sel1', 'sel2']).refine((s) => new Set(s).size === s.length, 'lists a selector twice'),
+          /** Only these signing domains use delegated selectors; unset: all of them. */
+          domains: z.array(dnsName).optional(),
+        })
+        .optional(),
     })
     .prefault({}),
 
@@ -321,3 +377,4 @@ export type UpstreamConfig = Config['delivery']['upstream'];
 export type SigningConfig = Config['signing'];
 export type RotationConfig = Config['rotation'];
 export type QueueConfig = Config['queue'];
+export type DnsPublishConfig = Config['dns']['publish'][number];

@@ -10,12 +10,12 @@ import { UserError } from '../../src/errors.ts';
 const ROOT = join(import.meta.dirname, '..', '..');
 
 test('dns defaults: the system resolver, 3 s', () => {
-  assert.deepEqual(parseConfig('{}', 'test').dns, { resolvers: [], timeoutSeconds: 3 });
+  assert.deepEqual(parseConfig('{}', 'test').dns, { resolvers: [], timeoutSeconds: 3, publish: [] });
 });
 
 test('the example configuration documents the dns section with its defaults', () => {
   const config = parseConfig(readFileSync(join(ROOT, 'config', 'dkim-relay.example.yaml'), 'utf8'), 'example');
-  assert.deepEqual(config.dns, { resolvers: [], timeoutSeconds: 3 });
+  assert.deepEqual(config.dns, { resolvers: [], timeoutSeconds: 3, publish: [] });
 });
 
 test('dns.resolvers takes IP[:PORT] and refuses host names', () => {
