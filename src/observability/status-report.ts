@@ -60,7 +60,7 @@ export interface KeyStatus {
   dns: { lastChecked: string | null; servers: ServerObservation[] };
 }
 
-export type AttentionCode = 'stuck-pending' | 'record-lost' | 'key-unusable' | 'readiness-fail';
+export type AttentionCode = 'stuck-pending' | 'record-lost' | 'key-unusable';
 
 export interface Attention {
   code: AttentionCode;
@@ -109,7 +109,7 @@ export function statusReport(input: StatusInput): StatusReport {
       };
     });
     const readiness = input.readiness.get(domain) ?? { status: 'not-checked' };
-    return { domain, keys, readiness, attention: attentionFor(domain, actions, readiness, input.keyProblems ?? []) };
+    return { domain, keys, readiness, attention: attentionFor(domain, actions, input.keyProblems ?? []) };
   });
   return { generatedAt: input.now.toISOString(), ok: report.every((d) => d.attention.length === 0), domains: report };
 }
@@ -141,7 +141,13 @@ function dnsOf(keyId: number, observations: readonly DnsObservation[]): KeyStatu
   return { lastChecked, servers };
 }
 
-function attentionFor(domain: string, actions: readonly Action[], readiness: ReadinessResult, problems: readonly KeyFileProblem[]): Attention[] {
+/**
+ * What a person must mend: keys the relay cannot sign with, pending keys DNS
+ * has not served for stuckAfter, records DNS no longer serves. SPF and DMARC
+ * findings are advice, as in `dns check`: the relay's mail passes DMARC by its
+ * DKIM signature whatever SPF says.
+ */
+function attentionFor(domain: string, actions: readonly Action[], problems: readonly KeyFileProblem[]): Attention[] {
   const out: Attention[] = [];
   for (const p of problems.filter((p) => p.domain === domain)) {
     out.push({ code: 'key-unusable', domain, selector: p.selector, message: p.line });
@@ -150,11 +156,6 @@ function attentionFor(domain: string, actions: readonly Action[], readiness: Rea
     if (action.kind !== 'notify' || action.domain !== domain) continue;
     const code = action.notice.startsWith('stuck:') ? 'stuck-pending' : 'record-lost';
     out.push({ code, domain, selector: action.selector, message: action.why });
-  }
-  if (readiness.status === 'checked') {
-    for (const f of readiness.findings.filter((f) => f.level === 'fail')) {
-      out.push({ code: 'readiness-fail', domain, selector: null, message: `${f.code}: ${f.message}${f.fix ? ` — ${f.fix}` : ''}` });
-    }
   }
   return out;
 }
