@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { domainReadiness } from '../dns/dns-check.ts';
-import { DnsClient } from '../dns/dns-client.ts';
+import type { RecordType } from 'dns-packet';
+import { DnsClient, type DnsAnswer, type DnsClientOptions } from '../dns/dns-client.ts';
 import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
 import { explainDatabaseError } from '../keys/database.ts';
 import { KeyFileError } from '../keys/key-file.ts';
@@ -103,15 +104,15 @@ function readObservations(dbFile: string): DnsObservation[] {
 
 /** Each domain's SPF and DMARC, looked up side by side; a lookup that fails or takes too long is reported, not thrown. */
 async function lookUpReadiness(domains: string[], servers: Nameserver[], timeoutSeconds: number): Promise<Map<string, ReadinessResult>> {
-  const client = new DnsClient({ timeoutMs: timeoutSeconds * 1000 });
   const limitMs = READINESS_TIMEOUTS * timeoutSeconds * 1000;
+  const client = new BoundedClient({ timeoutMs: timeoutSeconds * 1000 }, Date.now() + limitMs);
   const first = servers[0] ? formatNameserver(servers[0]) : '';
   const results = await Promise.all(
     domains.map(async (domain): Promise<[string, ReadinessResult]> => {
       if (servers.length === 0) return [domain, { status: 'failed', server: '', reason: 'no DNS server to ask (set dns.resolvers or --nameserver)' }];
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<ReadinessResult>((resolve) => {
-        timer = setTimeout(() => resolve({ status: 'failed', server: first, reason: `no answer within ${limitMs / 1000} s` }), limitMs);
+        timer = setTimeout(() => resolve({ status: 'failed', server: first, reason: `no complete answer within ${limitMs / 1000} s` }), limitMs);
       });
       const lookup = domainReadiness(domain, servers, client).then(
         (r): ReadinessResult => ('temperror' in r ? { status: 'failed', server: r.server, reason: r.temperror } : { status: 'checked', server: r.server, spf: r.spf, dmarc: r.dmarc, findings: r.findings }),
@@ -125,4 +126,19 @@ async function lookUpReadiness(domains: string[], servers: Nameserver[], timeout
     }),
   );
   return new Map(results);
+}
+
+/** Sends no query after its deadline, so a lookup given up on ends soon and the command can exit. */
+class BoundedClient extends DnsClient {
+  private readonly deadline: number;
+
+  constructor(options: DnsClientOptions, deadline: number) {
+    super(options);
+    this.deadline = deadline;
+  }
+
+  override async query(name: string, type: RecordType, server: Nameserver): Promise<DnsAnswer> {
+    if (Date.now() >= this.deadline) return { ok: false, server: formatNameserver(server), reason: 'out of time' };
+    return super.query(name, type, server);
+  }
 }

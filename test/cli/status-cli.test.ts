@@ -3,6 +3,7 @@
 // loopback DNS server (or skipped with --no-dns, or failing), --json parsed,
 // and the exit status: 0, or 1 when something needs a person.
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -51,12 +52,49 @@ function withDatabase(keysDir: string, use: (db: ReturnType<typeof openDatabase>
   }
 }
 
+/**
+ * A DNS server that answers every query, but only after `delayMs`: it forwards
+ * to `upstream` late. Slow enough, over enough names, to outlast the lookup's bound.
+ */
+async function slowDns(upstream: DnsServer, delayMs: number): Promise<{ address: string; asked: () => number; close: () => Promise<void> }> {
+  const front = createSocket('udp4');
+  const back = createSocket('udp4');
+  await Promise.all([front, back].map((s) => new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve))));
+  const askers = new Map<number, { port: number; address: string }>();
+  const timers = new Set<NodeJS.Timeout>();
+  let asked = 0;
+  front.on('message', (query, peer) => {
+    asked++;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      askers.set(query.readUInt16BE(0), peer);
+      back.send(query, upstream.port, '127.0.0.1');
+    }, delayMs);
+    timers.add(timer);
+  });
+  back.on('message', (reply) => {
+    const peer = askers.get(reply.readUInt16BE(0));
+    if (peer) front.send(reply, peer.port, peer.address);
+  });
+  return {
+    address: `127.0.0.1:${front.address().port}`,
+    asked: () => asked,
+    close: async () => {
+      for (const t of timers) clearTimeout(t);
+      await Promise.all([front, back].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    },
+  };
+}
+
 const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 
 describe('dkim-relay status', { concurrency: 2 }, () => {
   let dns: DnsServer;
+  const includes = Array.from({ length: 20 }, (_, i) => `i${i}.slow.test`);
   before(async () => {
     dns = await startDnsServer(new Map([
+      ['slow.test', [[`v=spf1 ${includes.slice(0, 10).map((d) => `include:${d}`).join(' ')} `, `${includes.slice(10).map((d) => `include:${d}`).join(' ')} -all`]]],
+      ...includes.map((d): [string, string[][]] => [d, [['v=spf1 -all']]]),
       ['a.test', [['v=spf1 ip4:192.0.2.0/24 -all']]],
       ['_dmarc.a.test', [['v=DMARC1; p=reject; rua=mailto:dmarc@a.test']]],
       ['b.test', [['v=spf1 -all'], ['v=spf1 +all']]],
@@ -168,6 +206,26 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
       assert.deepEqual(downJson.domains[0]!.readiness, { status: 'failed', server: failing.address, reason: `SERVFAIL from ${failing.address} for a.test TXT` });
     } finally {
       await failing.close();
+    }
+  });
+
+  test('a DNS server too slow to answer every SPF include: the lookup gives up after 4 × dns.timeoutSeconds, and the command ends', async () => {
+    const { dir, keysDir, config } = setUp(dns.address);
+    const store = KeyStore.open(keysDir);
+    store.generate({ domain: 'slow.test', selector: 's1', algorithm: 'ed25519', activate: true });
+    store.close();
+    // 400 ms per answer, within the 1 s timeout, but the domain, its _dmarc and 20 includes one after the other take about 9 s.
+    const slow = await slowDns(dns, 400);
+    try {
+      const run = await dkimRelay(['status', '--config', config, '--nameserver', slow.address, '--json'], dir);
+      const report = json(run);
+      assert.equal(run.code, 0, shown(run));
+      assert.deepEqual(report.domains[0]!.readiness, { status: 'failed', server: slow.address, reason: 'no complete answer within 4 s' });
+      // Once given up on, the lookup sends nothing more: when the command has ended, not every include was asked.
+      const names = 2 + includes.length;
+      assert.ok(slow.asked() > 2 && slow.asked() < names, `${slow.asked()} of ${names} names asked`);
+    } finally {
+      await slow.close();
     }
   });
 
