@@ -11,6 +11,7 @@ import { keysCommand } from './keys.ts';
 import { signCommand, verifyCommand } from './message.ts';
 import { passwdCommand } from './passwd.ts';
 import { serveCommand } from './serve.ts';
+import { statusCommand } from './status.ts';
 
 function fail(line: string, code: number): never {
   if (line) process.stderr.write(`dkim-relay: ${line}\n`);
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<void> {
   cli = verifyCommand(cli);
   cli = configCommand(cli);
   cli = passwdCommand(cli);
+  cli = statusCommand(cli);
   await cli
     .example('$0 serve', 'run the relay (embedded default: 127.0.0.1:2525, demo key, delivery into outbox/)')
     .example('$0 keys generate --domain example.com', 'a new key and the DNS record to publish')

@@ -98,7 +98,7 @@ function serverResult(answer: DnsAnswer, judged: { status: KeyStatus; findings: 
 }
 
 /** SPF and DMARC as the first server that answers sees them. */
-async function domainReadiness(domain: string, servers: Nameserver[], client: DnsClient): Promise<DomainReport['readiness']> {
+export async function domainReadiness(domain: string, servers: Nameserver[], client: DnsClient): Promise<DomainReport['readiness']> {
   let reason = 'no server to ask';
   for (const server of servers) {
     const where = formatNameserver(server);

@@ -20,7 +20,9 @@ test('through the relay: a UTF-8 address round-trips and cannot inject a header 
     const raw = readFileSync(join(dir.path, 'out', file!));
     const header = raw.subarray(0, raw.indexOf('\r\n\r\n')).toString('utf8');
     assert.equal(header.split('\r\n').filter((l) => /^x-injected/i.test(l)).length, 0, 'no line of its own may appear');
-    assert.equal(header.slice(0, 200).split('\r\nDKIM')[0] + '\r\n', `Return-Path: <jörg@example.com>\r\nDelivered-To: <${INJECTING}>\r\nDelivered-To: <zoë@example.net>\r\n`);
+    const envelopeLines = `Return-Path: <jörg@example.com>\r\nDelivered-To: <${INJECTING}>\r\nDelivered-To: <zoë@example.net>\r\n`;
+    assert.equal(header.slice(0, envelopeLines.length), envelopeLines);
+    assert.match(header.slice(envelopeLines.length), /^Received: /, 'the relay\'s own trace field follows the envelope lines');
   } finally {
     await relay.close();
     dir.remove();

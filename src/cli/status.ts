@@ -1,0 +1,144 @@
+// `status`: what needs looking at this morning. Reads the key store (so it
+// works whether or not the relay runs), plans each key's next step, shows
+// what DNS served at the last check, and looks up each domain's SPF and
+// DMARC live unless --no-dns. Exit 1 when something needs a person.
+import Database from 'better-sqlite3';
+import type { Argv } from 'yargs';
+import type { LoadedConfig } from '../config/load.ts';
+import { domainReadiness } from '../dns/dns-check.ts';
+import type { RecordType } from 'dns-packet';
+import { DnsClient, type DnsAnswer, type DnsClientOptions } from '../dns/dns-client.ts';
+import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
+import { explainDatabaseError } from '../keys/database.ts';
+import { KeyFileError } from '../keys/key-file.ts';
+import { KeyStore, type KeyProblem } from '../keys/store.ts';
+import { renderStatus, statusReport, type KeyFileProblem, type ReadinessResult, type StatusReport } from '../observability/status-report.ts';
+import type { DnsObservation } from '../rotation/observation.ts';
+import type { PlanKey } from '../rotation/plan.ts';
+import { policyFor } from '../rotation/policy.ts';
+import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
+
+type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
+
+/** A domain's SPF and DMARC lookups (a few names, each tried twice) get this many dns.timeoutSeconds in all. */
+const READINESS_TIMEOUTS = 4;
+
+export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
+  return yargs.command<Args>(
+    'status',
+    'each domain: its keys and their next step, the last DNS check, DMARC readiness, and what needs a person (exit 1)',
+    (y) =>
+      y
+        .option('dns', { type: 'boolean', default: true, describe: 'look up SPF and DMARC live (--no-dns: only what the key store knows)' })
+        .option('nameserver', { type: 'string', array: true, describe: 'ask this server for SPF and DMARC, IP[:PORT] (default: dns.resolvers, else the system resolver)' })
+        .example('$0 status', 'the morning look')
+        .example('$0 status --json --no-dns', 'for monitoring, without touching DNS'),
+    async (args) => {
+      const named = (args.nameserver ?? []).map(parseNameserver); // a bogus address is a usage error before anything else
+      const loaded = configFrom(args);
+      const report = await gather(loaded, args.dns, named);
+      if (args.json) printJson(report);
+      else print(renderStatus(report));
+      const attention = report.domains.flatMap((d) => d.attention);
+      if (attention.length > 0) {
+        throw new CheckFailed(`${attention.length} thing(s) need a person: ${[...new Set(attention.map((a) => a.domain))].join(', ')} (see above)`);
+      }
+    },
+  );
+}
+
+async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): Promise<StatusReport> {
+  const { config } = loaded;
+  const problems: KeyFileProblem[] = [];
+  const onKeyProblem = (p: KeyProblem) => problems.push({ domain: p.domain, selector: p.selector, line: p.line });
+  const store = KeyStore.open(config.keys.dir, { onKeyProblem });
+  try {
+    const keys = store.list() as PlanKey[];
+    const observations = readObservations(store.dbFile);
+    const domains = [...new Set(keys.filter((k) => k.state !== 'removed').map((k) => k.domain))];
+    // Loading the active keys tells onKeyProblem of every key file the relay could not sign with.
+    for (const domain of domains) {
+      try {
+        store.activeKeys(domain);
+      } catch (err) {
+        if (!(err instanceof KeyFileError)) throw err;
+      }
+    }
+    // As `dns check`: dns.resolvers, else the system resolver's servers.
+    const configured = config.dns.resolvers.length > 0 ? config.dns.resolvers.map(parseNameserver) : systemNameservers();
+    const resolvers = configured.map(formatNameserver);
+    const servers = (domain: string) => {
+      const ids = new Set(keys.filter((k) => k.domain === domain).map((k) => k.id));
+      return [...new Set([...observations.filter((o) => ids.has(o.keyId)).map((o) => o.server), ...resolvers])];
+    };
+    const readiness = dns ? await lookUpReadiness(domains, named.length > 0 ? named : configured, config.dns.timeoutSeconds) : new Map();
+    return statusReport({
+      now: new Date(),
+      keys,
+      observations,
+      policy: (domain) => policyFor(config.rotation, domain),
+      servers,
+      readiness,
+      keyProblems: problems,
+    });
+  } finally {
+    store.close();
+  }
+}
+
+/** The dns_observations rows, read through a connection of its own; none while the store predates them. */
+function readObservations(dbFile: string): DnsObservation[] {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });
+    if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dns_observations'`).get()) return [];
+    return db
+      .prepare(`SELECT key_id AS keyId, server, first_seen_matching AS firstSeenMatching, last_checked AS lastChecked, last_state AS lastState, detail FROM dns_observations`)
+      .all() as DnsObservation[];
+  } catch (err) {
+    throw explainDatabaseError(err, dbFile);
+  } finally {
+    db?.close();
+  }
+}
+
+/** Each domain's SPF and DMARC, looked up side by side; a lookup that fails or takes too long is reported, not thrown. */
+async function lookUpReadiness(domains: string[], servers: Nameserver[], timeoutSeconds: number): Promise<Map<string, ReadinessResult>> {
+  const limitMs = READINESS_TIMEOUTS * timeoutSeconds * 1000;
+  const client = new BoundedClient({ timeoutMs: timeoutSeconds * 1000 }, Date.now() + limitMs);
+  const first = servers[0] ? formatNameserver(servers[0]) : '';
+  const results = await Promise.all(
+    domains.map(async (domain): Promise<[string, ReadinessResult]> => {
+      if (servers.length === 0) return [domain, { status: 'failed', server: '', reason: 'no DNS server to ask (set dns.resolvers or --nameserver)' }];
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<ReadinessResult>((resolve) => {
+        timer = setTimeout(() => resolve({ status: 'failed', server: first, reason: `no complete answer within ${limitMs / 1000} s` }), limitMs);
+      });
+      const lookup = domainReadiness(domain, servers, client).then(
+        (r): ReadinessResult => ('temperror' in r ? { status: 'failed', server: r.server, reason: r.temperror } : { status: 'checked', server: r.server, spf: r.spf, dmarc: r.dmarc, findings: r.findings }),
+        (err: unknown): ReadinessResult => ({ status: 'failed', server: first, reason: (err as Error).message }),
+      );
+      try {
+        return [domain, await Promise.race([lookup, late])];
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  return new Map(results);
+}
+
+/** Sends no query after its deadline, so a lookup given up on ends soon and the command can exit. */
+class BoundedClient extends DnsClient {
+  private readonly deadline: number;
+
+  constructor(options: DnsClientOptions, deadline: number) {
+    super(options);
+    this.deadline = deadline;
+  }
+
+  override async query(name: string, type: RecordType, server: Nameserver): Promise<DnsAnswer> {
+    if (Date.now() >= this.deadline) return { ok: false, server: formatNameserver(server), reason: 'out of time' };
+    return super.query(name, type, server);
+  }
+}
