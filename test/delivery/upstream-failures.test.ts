@@ -43,7 +43,7 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
   test('a wrong delivery.upstream.auth password: 451 4.7.8 naming the user, not 535', async () => {
     const up = await startUpstream({ disabledCommands: ['STARTTLS'], allowInsecureAuth: true, onAuth: (_a, _s, cb) => cb(authFailure(535, '5.7.8 bad creds')) });
     try {
-      const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'wrong' } });
+      const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'wrong' }, allowInsecureAuth: true });
       assert.equal(got.code, 451, got.response);
       assert.match(got.response, /^451 4\.7\.8 upstream 127\.0\.0\.1 refused delivery\.upstream\.auth for user relay-user: 535 5\.7\.8 bad creds/);
       assert.doesNotMatch(got.response, /wrong/, 'the password is never quoted');
@@ -55,7 +55,7 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
   test('AUTH answered 454: 451 4.7.0', async () => {
     const up = await startUpstream({ disabledCommands: ['STARTTLS'], allowInsecureAuth: true, onAuth: (_a, _s, cb) => cb(authFailure(454, '4.7.0 Temporary authentication failure')) });
     try {
-      const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'x' } });
+      const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'x' }, allowInsecureAuth: true });
       assert.match(got.response, /^451 4\.7\.0 upstream 127\.0\.0\.1 could not check delivery\.upstream\.auth for user relay-user now: 454/);
     } finally {
       await up.close();
@@ -65,7 +65,7 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
   test('AUTH not offered while delivery.upstream.auth is set: 451, and nothing is sent unauthenticated', async () => {
     const up = await startUpstream();
     try {
-      const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'x' } });
+      const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'x' }, allowInsecureAuth: true });
       assert.equal(got.code, 451, got.response);
       assert.match(got.response, /^451 4\.7\.0 upstream 127\.0\.0\.1 offers no AUTH, but delivery\.upstream\.auth for user relay-user is set/);
       assert.equal(up.received.length, 0, 'the message must not go out without the login');

@@ -37,9 +37,14 @@ function serveOnce(cwd: string, config: string): Promise<{ output: string; stder
       child.kill('SIGKILL');
       reject(new Error(`serve neither listened nor exited:\n${output}`));
     }, 20_000);
+    let stopping = false;
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('"relay listening"')) child.kill('SIGTERM');
+      // One SIGTERM: a second one is logged as a warning, which the tests look for.
+      if (!stopping && output.includes('"relay listening"')) {
+        stopping = true;
+        child.kill('SIGTERM');
+      }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', (chunk: Buffer) => {
