@@ -6,6 +6,7 @@ import { checkPublished } from '../dns/published-key.ts';
 import { DnsLookupFailed, parseNameserver } from '../dns/resolver.ts';
 import { UserError } from '../errors.ts';
 import { publicPem, RSA_SIZES, type Algorithm } from '../keys/key-material.ts';
+import { published } from '../keys/lifecycle.ts';
 import { normalizeDomain, recordName } from '../keys/names.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
@@ -78,7 +79,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .example('$0 keys dns --format value', 'one string per record, for web panels that split by themselves'),
       (args) =>
         withStore(args, (store) => {
-          const records = store.list(args.domain).map((k) => txtRecord(k));
+          const records = store.list(args.domain).filter((k) => published(k.state)).map((k) => txtRecord(k));
           // Nothing to publish for a domain named on purpose is most likely a typo: a failed check.
           if (records.length === 0 && args.domain !== undefined) throw new CheckFailed(noKeysFor(args.domain));
           if (args.json || args.format === 'json') return printJson(records);
