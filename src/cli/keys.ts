@@ -6,13 +6,19 @@ import { checkPublished } from '../dns/published-key.ts';
 import { DnsLookupFailed, parseNameserver } from '../dns/resolver.ts';
 import { UserError } from '../errors.ts';
 import { publicPem, RSA_SIZES, type Algorithm } from '../keys/key-material.ts';
+import { published } from '../keys/lifecycle.ts';
 import { normalizeDomain, recordName } from '../keys/names.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
+import { duration, when } from '../rotation/plan.ts';
+import { policyFor } from '../rotation/policy.ts';
 import { CheckFailed, print, printJson, table, withStore, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & {
   domain?: string;
+  /** `keys rotate` takes several. */
+  domains?: string[];
+  all?: boolean;
   selector?: string;
   algorithm?: Algorithm;
   bits?: number;
@@ -78,7 +84,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .example('$0 keys dns --format value', 'one string per record, for web panels that split by themselves'),
       (args) =>
         withStore(args, (store) => {
-          const records = store.list(args.domain).map((k) => txtRecord(k));
+          const records = store.list(args.domain).filter((k) => published(k.state)).map((k) => txtRecord(k));
           // Nothing to publish for a domain named on purpose is most likely a typo: a failed check.
           if (records.length === 0 && args.domain !== undefined) throw new CheckFailed(noKeysFor(args.domain));
           if (args.json || args.format === 'json') return printJson(records);
@@ -180,7 +186,117 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) => y.option('domain', { ...DOMAIN, demandOption: true }).option('selector', { ...SELECTOR, demandOption: true }),
       (args) => withStore(args, (store) => announce(store.revoke(args.domain!, args.selector!), args)),
     )
-    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire or revoke');
+    .command<Args>(
+      'rotate',
+      'start a rotation: a new pending key with a fresh selector, which `serve` activates once DNS has served it',
+      (y) =>
+        y
+          .option('domain', { ...DOMAIN, type: 'string', array: true, describe: 'the signing domain (d=); repeat for several' })
+          .option('all', { type: 'boolean', default: false, describe: 'every domain that has an active key' })
+          .option('algorithm', { choices: ['rsa', 'ed25519'] as const, describe: 'rotate only this algorithm, or switch to it (default: each active key, same algorithm)' })
+          .option('bits', { type: 'number', describe: `RSA modulus size: ${RSA_SIZES.join(', ')} (default: as the active key)` })
+          .example('$0 keys rotate --domain example.com', 'the next key, same algorithm and size as the active one')
+          .example('$0 keys rotate --all', 'every signing domain'),
+      (args) =>
+        withStore(args, (store, { config }) => {
+          const named = (args.domain as unknown as string[] | undefined) ?? [];
+          if (named.length > 0 === args.all) {
+            throw new UserError(args.all ? '--all and --domain exclude each other' : 'name the domains to rotate', 'give --domain D (repeat for several) or --all');
+          }
+          if (args.algorithm === 'ed25519' && args.bits !== undefined) {
+            throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
+          }
+          const domains = args.all ? [...new Set(store.list().filter((k) => k.state === 'active').map((k) => k.domain))] : named.map(normalizeDomain);
+          if (domains.length === 0) throw new UserError('no domain has an active key to rotate', 'generate and activate a key first: dkim-relay keys generate --domain example.com');
+          const made: { key: StoredKey; replaces: StoredKey }[] = [];
+          for (const domain of domains) {
+            for (const { replaces, algorithm, bits } of rotationsFor(store, domain, args, !args.all)) {
+              const key = store.generate({ domain, algorithm, bits, step: { by: 'cli', why: `keys rotate: replaces ${replaces.selector}` } });
+              made.push({ key, replaces });
+            }
+          }
+          if (args.json) return printJson(made.map(({ key, replaces }) => ({ ...withoutFile(key), record: txtRecord(key), replaces: replaces.selector })));
+          if (made.length === 0) return print('nothing rotated: each domain already has a rotation under way');
+          for (const { key, replaces } of made) {
+            announce(key, args);
+            const publishFor = duration(policyFor(config.rotation, key.domain).publishFor);
+            print(`${key.selector} replaces ${replaces.selector}. Once every DNS server asked has served this record for ${publishFor} (rotation.publishFor), the scheduler inside \`dkim-relay serve\` activates it and ${replaces.selector} retires.`);
+          }
+        }),
+    )
+    .command<Args>(
+      'remove',
+      'remove a revoked key: delete its private key file and withdraw its DNS record; its history stays',
+      (y) =>
+        y
+          .option('domain', { ...DOMAIN, demandOption: true })
+          .option('selector', { ...SELECTOR, demandOption: true })
+          .option('force', { type: 'boolean', default: false, describe: 'remove it before rotation.removeAfter has passed since its revocation' }),
+      (args) =>
+        withStore(args, (store, { config }) => {
+          const key = store.get(args.domain!, args.selector!);
+          const removeAfter = policyFor(config.rotation, key.domain).removeAfter;
+          if (key.state === 'revoked' && !args.force) {
+            const due = Date.parse(key.revokedAt!) + removeAfter;
+            if (due > Date.now()) {
+              throw new UserError(
+                `key ${key.selector} for ${key.domain} was revoked ${when(key.revokedAt!)}; it is kept for ${duration(removeAfter)} (rotation.removeAfter), until ${when(due)}`,
+                'wait until then (`serve` removes it by itself), or add --force',
+              );
+            }
+          }
+          const withdraw = txtRecord(key); // as DNS serves it now: the revoked record, empty p=
+          const removed = store.remove(key.domain, key.selector);
+          if (args.json) return printJson({ ...withoutFile(removed), withdraw });
+          print(`${removed.domain} ${removed.selector}: removed; its private key file is deleted`);
+          print(`Withdraw this record:\n${zoneLines(withdraw)}`);
+        }),
+    )
+    .command<Args>(
+      'history',
+      'every change of state of every key: when, from, to, by whom (cli, scheduler, dns) and why',
+      (y) => y.option('domain', DOMAIN),
+      (args) =>
+        withStore(args, (store) => {
+          const events = store.history(args.domain);
+          if (args.json) return printJson(events);
+          if (events.length === 0) return print(args.domain ? `no key events for ${normalizeDomain(args.domain)}` : 'no key events yet');
+          print(table(
+            ['AT', 'DOMAIN', 'SELECTOR', 'FROM', 'TO', 'BY', 'WHY'],
+            events.map((e) => [e.at.slice(0, 19).replace('T', ' '), e.domain, e.selector, e.from ?? '-', e.to, e.by, e.why]),
+          ));
+        }),
+    )
+    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire, revoke, rotate, remove or history');
+}
+
+/**
+ * The keys `keys rotate` makes for a domain: one per active key (or only
+ * --algorithm's), same algorithm and size unless told otherwise. A rotation
+ * already under way (a pending key newer than the active one) is refused
+ * for a domain named on purpose, and skipped with a note under --all.
+ */
+function rotationsFor(store: KeyStore, domain: string, args: Args, strict: boolean): { replaces: StoredKey; algorithm: Algorithm; bits: number }[] {
+  const keys = store.list(domain);
+  const active = keys.filter((k) => k.state === 'active');
+  if (active.length === 0) {
+    throw new UserError(`${domain} has no active key to rotate`, `generate one and activate it first: dkim-relay keys generate --domain ${domain}`);
+  }
+  const wanted = args.algorithm ? [active.find((k) => k.algorithm === args.algorithm) ?? active[0]!] : active;
+  const out: { replaces: StoredKey; algorithm: Algorithm; bits: number }[] = [];
+  for (const old of wanted) {
+    const algorithm = args.algorithm ?? old.algorithm;
+    const underway = keys.find((k) => k.state === 'pending' && k.algorithm === algorithm && k.createdAt >= old.createdAt && k.id !== old.id);
+    if (underway) {
+      const line = `${domain}: a rotation is already under way: ${underway.selector} (${algorithm}) is pending`;
+      if (strict) throw new UserError(line, `publish its record (dkim-relay keys dns --domain ${domain}); \`serve\` activates it once DNS serves it, or revoke it to start over`);
+      warn(`${line}; skipped`);
+      continue;
+    }
+    const bits = algorithm === 'ed25519' ? 256 : args.bits ?? (old.algorithm === 'rsa' ? old.bits : 2048);
+    out.push({ replaces: old, algorithm, bits });
+  }
+  return out;
 }
 
 /** After a change: the key's state and the record to publish. */

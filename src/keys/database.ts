@@ -2,38 +2,22 @@
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { UserError } from '../errors.ts';
+import { migrate } from './migrations.ts';
 
 export type Db = Database.Database;
 export type Statement = Database.Statement;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS keys (
-  id           INTEGER PRIMARY KEY,
-  domain       TEXT NOT NULL,
-  selector     TEXT NOT NULL,
-  algorithm    TEXT NOT NULL CHECK (algorithm IN ('rsa', 'ed25519')),
-  bits         INTEGER NOT NULL,
-  state        TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retiring', 'revoked')),
-  public_data  TEXT NOT NULL,
-  fingerprint  TEXT NOT NULL,
-  file         TEXT NOT NULL,
-  created_at   TEXT NOT NULL,
-  activated_at TEXT,
-  retired_at   TEXT,
-  revoked_at   TEXT,
-  UNIQUE (domain, selector)
-);
-CREATE INDEX IF NOT EXISTS keys_by_domain ON keys (domain, state);
-`;
-
-/** Opens (creating if need be) the database in WAL mode; a busy database waits up to `timeoutMs`. */
+/**
+ * Opens (creating if need be) the database in WAL mode at the current schema
+ * version; a busy database waits up to `timeoutMs`.
+ */
 export function openDatabase(file: string, timeoutMs = 5000): Db {
   try {
     const db = new Database(file, { timeout: timeoutMs });
     chmodSync(file, 0o600); // SQLite gives its -wal and -shm files the same mode
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.exec(SCHEMA);
+    migrate(db); // brings a store made by any earlier release to the current schema
     return db;
   } catch (err) {
     throw explainDatabaseError(err, file);

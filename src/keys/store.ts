@@ -1,18 +1,24 @@
 // The key store: PKCS#8 PEM files (0600) beside a SQLite database of metadata,
 // in one directory (0700). The daemon and the CLI share it; the daemon notices
 // the CLI's changes through SQLite's data_version, without a restart.
+//
+// Every change of state is decided by the lifecycle (src/keys/lifecycle.ts)
+// and written with its events (the audit trail: who, when, why) in one
+// IMMEDIATE transaction; each UPDATE names the state it leaves, so a change
+// someone else made first rolls the whole step back instead of repeating it.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { nextSelector, normalizeDomain, normalizeSelector, recordName } from './names.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblem } from './key-file.ts';
+import { creation, decide, type Actor, type KeyState, type Transition } from './lifecycle.ts';
 import { ensurePrivateDir } from './permissions.ts';
 import { txtValue } from './record.ts';
 
-export type KeyState = 'pending' | 'active' | 'retiring' | 'revoked';
+export type { KeyState };
 
 export interface StoredKey {
   id: number;
@@ -28,6 +34,19 @@ export interface StoredKey {
   activatedAt: string | null;
   retiredAt: string | null;
   revokedAt: string | null;
+  removedAt: string | null;
+}
+
+/** Who takes a step, when and why: written to the events table with it. Default: the CLI, now. */
+export interface Step {
+  by?: Actor;
+  why?: string;
+  at?: Date;
+}
+
+/** One row of the events table: a transition as it was applied. */
+export interface KeyEvent extends Transition {
+  id: number;
 }
 
 /** An active key ready to sign: the parsed KeyObject is cached, never re-read per message. */
@@ -72,10 +91,25 @@ export interface NewKeyOptions {
   selector?: string;
   /** Activate at once; allowed while the domain has no active key of this algorithm. */
   activate?: boolean;
+  step?: Step;
 }
 
+/** The columns set when a key enters a state (RFC-free bookkeeping: when it happened). */
+const STAMP_COLUMN: Record<Exclude<KeyState, 'pending'>, string> = {
+  active: 'activated_at',
+  retiring: 'retired_at',
+  revoked: 'revoked_at',
+  removed: 'removed_at',
+};
+
+/** Thrown inside a transaction when a key is no longer in the state a step leaves: the step is rolled back. */
+class StepRaced extends Error {}
+
 const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint, file,
-  created_at AS createdAt, activated_at AS activatedAt, retired_at AS retiredAt, revoked_at AS revokedAt`;
+  created_at AS createdAt, activated_at AS activatedAt, retired_at AS retiredAt, revoked_at AS revokedAt, removed_at AS removedAt`;
+
+/** A removed key keeps its row for history; its selector may be taken again by a new key. */
+const LIVE = `state <> 'removed'`;
 
 export class KeyStore {
   readonly dir: string;
@@ -127,7 +161,8 @@ export class KeyStore {
 
   find(domain: string, selector: string): StoredKey | undefined {
     return this.query(() =>
-      this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ? AND selector = ?`).get(normalizeDomain(domain), normalizeSelector(selector)),
+      // The live key holding the selector, else the last one removed (for its history and a clear refusal).
+      this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ? AND selector = ? ORDER BY state = 'removed', id DESC LIMIT 1`).get(normalizeDomain(domain), normalizeSelector(selector)),
     ) as StoredKey | undefined;
   }
 
@@ -147,35 +182,72 @@ export class KeyStore {
   }
 
   /** pending/retiring → active; the domain's other active key of the same algorithm retires. */
-  activate(domain: string, selector: string): StoredKey {
+  activate(domain: string, selector: string, step: Step = {}): StoredKey {
     const key = this.get(domain, selector);
-    if (key.state === 'active') return key;
-    if (key.state === 'revoked') throw new UserError(`key ${selector} for ${domain} is revoked`, 'generate a new key instead');
-    this.loadPrivate(key);
-    const now = new Date().toISOString();
-    this.write(() => {
-      this.statement(`UPDATE keys SET state = 'retiring', retired_at = ? WHERE domain = ? AND algorithm = ? AND state = 'active'`).run(now, key.domain, key.algorithm);
-      this.statement(`UPDATE keys SET state = 'active', activated_at = ?, retired_at = NULL WHERE id = ?`).run(now, key.id);
-    });
-    return this.get(domain, selector);
+    if (key.state !== 'active' && key.state !== 'revoked' && key.state !== 'removed') this.loadPrivate(key);
+    return this.change(key, 'active', step);
   }
 
   /** active → retiring: stops signing, the record stays published for mail in flight. */
-  retire(domain: string, selector: string): StoredKey {
-    const key = this.get(domain, selector);
-    if (key.state !== 'active') throw new UserError(`key ${selector} for ${domain} is ${key.state}, not active`, 'only an active key can retire');
-    this.write(() => this.statement(`UPDATE keys SET state = 'retiring', retired_at = ? WHERE id = ?`).run(new Date().toISOString(), key.id));
-    return this.get(domain, selector);
+  retire(domain: string, selector: string, step: Step = {}): StoredKey {
+    return this.change(this.get(domain, selector), 'retiring', step);
   }
 
   /** pending/retiring → revoked: the record is published with an empty p=. */
-  revoke(domain: string, selector: string): StoredKey {
-    const key = this.get(domain, selector);
-    if (key.state === 'active') {
-      throw new UserError(`key ${selector} for ${domain} is still signing`, `retire it first: dkim-relay keys retire --domain ${domain} --selector ${selector}`);
+  revoke(domain: string, selector: string, step: Step = {}): StoredKey {
+    return this.change(this.get(domain, selector), 'revoked', step);
+  }
+
+  /**
+   * revoked → removed: the row stays for history, the record is to be
+   * withdrawn, the private key file is deleted (after the commit: a crash in
+   * between leaves a file that deleteRemovedFiles() takes away later).
+   */
+  remove(domain: string, selector: string, step: Step = {}): StoredKey {
+    const key = this.change(this.get(domain, selector), 'removed', step);
+    this.deleteRemovedFiles();
+    return key;
+  }
+
+  /**
+   * Applies transitions decided earlier (the rotation planner's), all or
+   * none: false when a key is no longer in the state a transition leaves
+   * (someone else took the step first), and nothing is changed then.
+   */
+  applyTransitions(transitions: readonly Transition[]): boolean {
+    try {
+      this.write(() => this.writeTransitions(transitions));
+    } catch (err) {
+      if (err instanceof StepRaced) return false;
+      throw err;
     }
-    this.write(() => this.statement(`UPDATE keys SET state = 'revoked', revoked_at = ? WHERE id = ?`).run(new Date().toISOString(), key.id));
-    return this.get(domain, selector);
+    if (transitions.some((t) => t.to === 'removed')) this.deleteRemovedFiles();
+    return true;
+  }
+
+  /** Deletes the key files of removed keys that are still there; returns the files deleted. */
+  deleteRemovedFiles(): string[] {
+    const rows = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'removed'`).all()) as StoredKey[];
+    const live = new Set((this.query(() => this.statement(`SELECT file FROM keys WHERE ${LIVE}`).all()) as { file: string }[]).map((r) => r.file));
+    const deleted: string[] = [];
+    for (const row of rows) {
+      if (live.has(row.file)) continue; // a new key reusing the selector owns that file now
+      const file = join(this.dir, row.file);
+      if (!existsSync(file)) continue;
+      rmSync(file, { force: true });
+      deleted.push(file);
+    }
+    return deleted;
+  }
+
+  /** The audit trail, oldest first. */
+  history(domain?: string): KeyEvent[] {
+    const columns = `id, key_id AS keyId, domain, selector, from_state AS "from", to_state AS "to", at, by, why`;
+    return this.query(() =>
+      domain
+        ? this.statement(`SELECT ${columns} FROM events WHERE domain = ? ORDER BY at, id`).all(normalizeDomain(domain))
+        : this.statement(`SELECT ${columns} FROM events ORDER BY at, id`).all(),
+    ) as KeyEvent[];
   }
 
   /** The PKCS#8 PEM of a key, after the permission check. Only `keys export --private` calls this. */
@@ -226,7 +298,7 @@ export class KeyStore {
   publishedValue(name: string): string | undefined {
     const match = /^(.+?)\._domainkey\.(.+?)\.?$/.exec(name.toLowerCase());
     if (!match) return undefined;
-    const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ?`).get(match[1], match[2])) as StoredKey | undefined;
+    const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ? AND ${LIVE}`).get(match[1], match[2])) as StoredKey | undefined;
     return key ? txtValue(key) : undefined;
   }
 
@@ -238,12 +310,15 @@ export class KeyStore {
   private add(options: NewKeyOptions, material: KeyMaterial): StoredKey {
     const domain = normalizeDomain(options.domain);
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
+    const at = options.step?.at ?? new Date();
     const selector = this.query(() =>
       this.db.transaction(() => {
         const existing = this.statement(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<StoredKey, 'selector' | 'algorithm' | 'state'>[];
-        const taken = new Set(existing.map((k) => k.selector));
-        const chosen = wanted ?? nextSelector(taken);
-        if (taken.has(chosen)) {
+        // A fresh selector is never one used before (caches may still hold its old record);
+        // a selector named on purpose may be one whose key was removed (delegated selectors).
+        const held = new Set(existing.filter((k) => k.state !== 'removed').map((k) => k.selector));
+        const chosen = wanted ?? nextSelector(new Set(existing.map((k) => k.selector)), at);
+        if (held.has(chosen)) {
           throw new UserError(`${domain} already has a key with selector ${chosen}`, 'choose another --selector, or leave it out for a fresh one');
         }
         if (options.activate && existing.some((k) => k.state === 'active' && k.algorithm === material.algorithm)) {
@@ -254,13 +329,16 @@ export class KeyStore {
         }
         const file = `${recordName(chosen, domain)}.pem`;
         writePrivateFile(join(this.dir, file), material.privatePem);
-        const now = new Date().toISOString();
+        const now = at.toISOString();
+        const state = options.activate ? 'active' : 'pending';
         try {
-          this.db
+          const { lastInsertRowid } = this.db
             .prepare(`INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-            .run(domain, chosen, material.algorithm, material.bits, options.activate ? 'active' : 'pending',
+            .run(domain, chosen, material.algorithm, material.bits, state,
               material.publicData, fingerprint(material.publicData), file, now, options.activate ? now : null);
+          const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
+          this.insertEvent(creation({ id: Number(lastInsertRowid), domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
         } catch (err) {
           rmSync(join(this.dir, file), { force: true }); // ours: writePrivateFile refused to replace any other
           throw err;
@@ -270,6 +348,39 @@ export class KeyStore {
     );
     this.activeByDomain = null;
     return this.get(domain, selector);
+  }
+
+  /** One lifecycle step of `key`, decided on the domain's keys as they are inside the transaction. */
+  private change(key: StoredKey, to: KeyState, step: Step): StoredKey {
+    const context = { at: step.at ?? new Date(), by: step.by ?? 'cli' as const, why: step.why ?? `keys ${VERB[to]}` };
+    this.write(() => {
+      const keys = this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ?`).all(key.domain) as StoredKey[];
+      const decision = decide(keys, key.id, to, context);
+      if (!decision.ok) throw new UserError(decision.reason, decision.hint);
+      this.writeTransitions(decision.transitions);
+    });
+    return this.byId(key.id);
+  }
+
+  /** Inside a transaction: each UPDATE leaves the state the transition names, or the step raced and rolls back. */
+  private writeTransitions(transitions: readonly Transition[]): void {
+    for (const t of transitions) {
+      if (t.from === null) throw new Error(`a creation event is written by add(), not applied (key ${t.keyId})`);
+      if (t.to === 'pending') throw new Error(`no key goes back to pending (key ${t.keyId})`);
+      const reset = t.to === 'active' ? ', retired_at = NULL' : ''; // taken back: it retires anew when replaced again
+      const { changes } = this.statement(`UPDATE keys SET state = ?, ${STAMP_COLUMN[t.to]} = ?${reset} WHERE id = ? AND state = ?`).run(t.to, t.at, t.keyId, t.from);
+      if (changes === 0) throw new StepRaced(`key ${t.keyId} is no longer ${t.from}`);
+      this.insertEvent(t);
+    }
+  }
+
+  private insertEvent(t: Transition): void {
+    this.statement(`INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(t.keyId, t.domain, t.selector, t.from, t.to, t.at, t.by, t.why);
+  }
+
+  private byId(id: number): StoredKey {
+    return this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE id = ?`).get(id)) as StoredKey;
   }
 
   /**
@@ -352,6 +463,9 @@ export class KeyStore {
     }
   }
 }
+
+/** The command a person runs for each step, named in the events it writes. */
+const VERB: Record<KeyState, string> = { pending: 'generate', active: 'activate', retiring: 'retire', revoked: 'revoke', removed: 'remove' };
 
 /**
  * Written under a temporary name with mode 0600, flushed, then linked to its

@@ -9,6 +9,7 @@ import { UserError } from '../errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
+import { RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
 import { AuthLimiter } from './auth-limiter.ts';
 import { createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
@@ -18,11 +19,15 @@ export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
   ports: { plain: number; tls?: number };
   store: KeyStore;
+  rotation: RotationScheduler;
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
   stop(): Promise<void>;
 }
 
-export async function startRelay({ config, path }: LoadedConfig, logger: Logger): Promise<RunningRelay> {
+/** Tests give the rotation scheduler their own clock and DNS. */
+export type RelayOptions = { rotation?: Pick<SchedulerOptions, 'now' | 'observer' | 'publisher'> };
+
+export async function startRelay({ config, path }: LoadedConfig, logger: Logger, options: RelayOptions = {}): Promise<RunningRelay> {
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
   const store = KeyStore.open(config.keys.dir, {
     onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
@@ -61,13 +66,16 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
       ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
     }
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name }, 'relay listening');
+    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, ...options.rotation });
+    rotation.start();
 
     return {
       ports,
       store,
+      rotation,
       async stop() {
         logger.info('stopping: no new connections, finishing sessions in flight');
-        await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+        await Promise.all([rotation.stop(), ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))]);
         await deps.upstream.close();
         store.close();
         logger.info('stopped');

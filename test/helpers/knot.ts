@@ -2,7 +2,7 @@
 // the foreground as a child on a free loopback port, with its configuration
 // and zone files in a temporary directory. Stopped by SIGTERM (SIGKILL if it
 // lingers) when the test is done.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,12 +12,15 @@ import { DnsClient } from '../../src/dns/dns-client.ts';
 import { tempDir } from './tmp.ts';
 
 export const KNOTD = '/usr/sbin/knotd';
+export const KNOTC = '/usr/sbin/knotc';
 
 export interface Knot {
   host: string;
   port: number;
   /** "127.0.0.1:PORT", as --nameserver takes it. */
   address: string;
+  /** Replaces the zones' files and reloads them; each zone's SOA serial must have grown. */
+  update(zones: Record<string, string>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,16 +46,18 @@ export async function freeDnsPort(host = '127.0.0.1'): Promise<number> {
  * Starts knotd serving `zones` (origin → zone-file text) and waits until it
  * answers the first zone's SOA (at most about 5 s).
  */
-export async function startKnot(zones: Record<string, string>): Promise<Knot> {
+export async function startKnot(zones: Record<string, string>, where: { host?: string; port?: number } = {}): Promise<Knot> {
   const dir = tempDir('dkim-relay-knot-');
   mkdirSync(join(dir, 'db'));
   for (const [origin, text] of Object.entries(zones)) writeFileSync(join(dir, `${origin}.zone`), text);
-  const host = '127.0.0.1';
-  const port = await freeDnsPort(host);
+  const host = where.host ?? '127.0.0.1';
+  const port = where.port ?? await freeDnsPort(host);
   writeFileSync(join(dir, 'knot.conf'), [
     'server:',
     `    rundir: "${dir}"`,
     `    listen: ${host}@${port}`,
+    'control:',
+    `    listen: "${join(dir, 'knot.sock')}"`,
     'log:',
     '  - target: stderr',
     '    any: error',
@@ -83,11 +88,19 @@ export async function startKnot(zones: Record<string, string>): Promise<Knot> {
     }
   };
 
+  const update = async (next: Record<string, string>) => {
+    for (const [origin, text] of Object.entries(next)) writeFileSync(join(dir, `${origin}.zone`), text);
+    // -b: wait until knotd has loaded them.
+    await new Promise<void>((resolve, reject) =>
+      execFile(KNOTC, ['-c', join(dir, 'knot.conf'), '-b', 'zone-reload', ...Object.keys(next)], { timeout: 10_000 }, (err, _out, errText) =>
+        err ? reject(new Error(`knotc zone-reload failed: ${errText || err.message}`)) : resolve()));
+  };
+
   const first = Object.keys(zones)[0]!;
   for (let attempt = 0; attempt < 25; attempt++) {
     if (child.exitCode !== null) break;
     const answer = await new DnsClient({ timeoutMs: 200, tries: 1 }).query(first, 'SOA', { host, port });
-    if (answer.ok && answer.records.length > 0) return { host, port, address: `${host}:${port}`, stop };
+    if (answer.ok && answer.records.length > 0) return { host, port, address: `${host}:${port}`, update, stop };
     await sleep(100);
   }
   await stop();

@@ -1,9 +1,10 @@
 // Schema migrations of keys.db, on real SQLite files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { fingerprint, generateKey } from '../../src/keys/key-material.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { LATEST_VERSION, migrate, schemaVersion } from '../../src/keys/migrations.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -148,22 +149,49 @@ test('a store newer than this dkim-relay knows is refused with a clear message, 
   db.close();
 });
 
-test('the key store of today keeps working on a store migrated to version 2', () => {
+test('a store made by the first releases (version 0, real key files) opens at version 2 and its keys go through the whole lifecycle, audited', () => {
   const dir = join(tempDir(), 'keys');
-  const store = KeyStore.open(dir);
-  const old = store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
-  store.close();
+  mkdirSync(dir, { mode: 0o700 });
   const db = new Database(join(dir, 'keys.db'));
-  assert.deepEqual(migrate(db), { from: 0, to: 2 });
+  db.pragma('journal_mode = WAL');
+  db.exec(V0_SCHEMA);
+  const insert = db.prepare(`INSERT INTO keys (${COLUMNS}) VALUES (${COLUMNS.split(',').map(() => '?').join(', ')})`);
+  const material = generateKey('ed25519');
+  const file = 's202601a._domainkey.example.com.pem';
+  writeFileSync(join(dir, file), material.privatePem, { mode: 0o600 });
+  insert.run(1, 'example.com', 's202601a', 'ed25519', 256, 'active', material.publicData, fingerprint(material.publicData), file, '2026-01-03T10:00:00.000Z', '2026-01-03T10:00:00.000Z', null, null);
   db.close();
 
-  const reopened = KeyStore.open(dir);
+  const store = KeyStore.open(dir);
   try {
-    const next = reopened.generate({ domain: 'example.com', algorithm: 'ed25519' });
-    reopened.activate('example.com', next.selector);
-    assert.deepEqual(reopened.list('example.com').map((k) => [k.selector, k.state]), [[old.selector, 'retiring'], [next.selector, 'active']]);
-    assert.equal(reopened.activeKeys('example.com')[0]?.selector, next.selector);
+    const check = new Database(join(dir, 'keys.db'), { readonly: true });
+    assert.equal(schemaVersion(check), 2);
+    check.close();
+    assert.equal(store.activeKeys('example.com')[0]?.selector, 's202601a', 'the old active key still signs');
+
+    const next = store.generate({ domain: 'example.com', algorithm: 'ed25519' });
+    store.activate('example.com', next.selector);
+    store.revoke('example.com', 's202601a');
+    const removed = store.remove('example.com', 's202601a');
+    assert.equal(removed.state, 'removed');
+    assert.ok(removed.removedAt);
+    assert.ok(!existsSync(join(dir, file)), 'the removed key file is deleted');
+    assert.deepEqual(store.list('example.com').map((k) => [k.selector, k.state]), [['s202601a', 'removed'], [next.selector, 'active']]);
+    assert.deepEqual(
+      store.history('example.com').map((e) => [e.selector, e.from, e.to, e.by, e.why]),
+      [
+        [next.selector, null, 'pending', 'cli', 'created'],
+        ['s202601a', 'active', 'retiring', 'cli', `replaced by ${next.selector}`],
+        [next.selector, 'pending', 'active', 'cli', 'keys activate'],
+        ['s202601a', 'retiring', 'revoked', 'cli', 'keys revoke'],
+        ['s202601a', 'revoked', 'removed', 'cli', 'keys remove'],
+      ],
+    );
+    // The selector of a removed key is free again, when named on purpose (delegated selectors).
+    const reused = store.generate({ domain: 'example.com', selector: 's202601a', algorithm: 'ed25519' });
+    assert.equal(store.get('example.com', 's202601a').id, reused.id);
+    assert.equal(store.list('example.com').filter((k) => k.selector === 's202601a').length, 2);
   } finally {
-    reopened.close();
+    store.close();
   }
 });

@@ -390,3 +390,31 @@ test('two writers racing for the same default selector must not delete each othe
   assert.ok(existsSync(file), 'the losing writer deleted the winner\'s key file');
   assert.ok(readFileSync(file).equals(before), 'the losing writer replaced the winner\'s key file');
 });
+
+test('planned transitions apply all or nothing: a key no longer in the state they leave rolls the whole step back', async () => {
+  const { decide } = await import('../../src/keys/lifecycle.ts');
+  const store = openStore();
+  const old = store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
+  const next = store.generate({ domain: 'example.com', algorithm: 'ed25519', step: { by: 'scheduler', why: 'rotation due' } });
+  const at = new Date('2030-01-01T00:00:00.000Z');
+  const decision = decide(store.list('example.com'), next.id, 'active', { at, by: 'scheduler', why: 'DNS served it' });
+  assert.ok(decision.ok);
+  assert.equal(decision.transitions.length, 2, 'the old key retires with it');
+
+  // Someone retires the old key by hand first: the planned step no longer fits and changes nothing.
+  store.retire('example.com', old.selector);
+  const before = store.history().length;
+  assert.equal(store.applyTransitions(decision.transitions), false);
+  assert.equal(store.get('example.com', next.selector).state, 'pending', 'the new key was not activated alone');
+  assert.equal(store.history().length, before, 'no event was written');
+
+  // Planned again on the keys as they are, it applies once; a second time it is a no-op.
+  const again = decide(store.list('example.com'), next.id, 'active', { at, by: 'scheduler', why: 'DNS served it' });
+  assert.ok(again.ok);
+  assert.equal(store.applyTransitions(again.transitions), true);
+  assert.equal(store.applyTransitions(again.transitions), false);
+  const events = store.history('example.com');
+  assert.deepEqual(events.at(-1), { ...events.at(-1)!, selector: next.selector, from: 'pending', to: 'active', by: 'scheduler', why: 'DNS served it', at: at.toISOString() });
+  assert.equal(events.filter((e) => e.to === 'active' && e.selector === next.selector).length, 1);
+  assert.equal(store.get('example.com', next.selector).activatedAt, at.toISOString());
+});

@@ -1,0 +1,89 @@
+// What the rotation scheduler keeps beside the keys in keys.db: who holds the
+// lease (so when several relays share one store, one acts at a time), what
+// each DNS server served for each key, and which notices were sent.
+// Its own connection to the database: none of this shares a transaction
+// with a key's change of state.
+import { join } from 'node:path';
+import { explainDatabaseError, openDatabase, type Db } from '../keys/database.ts';
+import type { DnsObservation, ObservedState } from './observation.ts';
+
+export class RotationTables {
+  private readonly db: Db;
+  private readonly file: string;
+
+  constructor(keysDir: string, timeoutMs = 5000) {
+    this.file = join(keysDir, 'keys.db');
+    this.db = openDatabase(this.file, timeoutMs);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /**
+   * Takes or renews the lease `name` for `holder` until `until`; true when it
+   * holds it now. Another holder's lease is taken over only once it expired,
+   * so a relay that died frees the work after at most one lease time.
+   */
+  takeLease(name: string, holder: string, now: Date, until: Date): boolean {
+    return this.run(() => {
+      const { changes } = this.db
+        .prepare(`INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+                  ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                  WHERE leases.holder = excluded.holder OR leases.expires_at < ?`)
+        .run(name, holder, until.toISOString(), now.toISOString());
+      return changes === 1;
+    });
+  }
+
+  /** Gives the lease back, if `holder` still has it, so another relay need not wait for it to expire. */
+  releaseLease(name: string, holder: string): void {
+    this.run(() => this.db.prepare(`DELETE FROM leases WHERE name = ? AND holder = ?`).run(name, holder));
+  }
+
+  leaseHolder(name: string): { holder: string; expiresAt: string } | undefined {
+    return this.run(() => this.db.prepare(`SELECT holder, expires_at AS expiresAt FROM leases WHERE name = ?`).get(name)) as { holder: string; expiresAt: string } | undefined;
+  }
+
+  observations(): DnsObservation[] {
+    return this.run(() =>
+      this.db
+        .prepare(`SELECT key_id AS keyId, server, first_seen_matching AS firstSeenMatching, last_checked AS lastChecked, last_state AS lastState, detail
+                  FROM dns_observations ORDER BY key_id, server`)
+        .all(),
+    ) as DnsObservation[];
+  }
+
+  saveObservations(rows: readonly DnsObservation[]): void {
+    const insert = this.db.prepare(`INSERT OR REPLACE INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)`);
+    this.run(() => this.db.transaction(() => {
+      for (const o of rows) insert.run(o.keyId, o.server, o.firstSeenMatching, o.lastChecked, o.lastState satisfies ObservedState, o.detail);
+    }).immediate());
+  }
+
+  /** The notices already sent (their condition still holds). */
+  notified(): Set<string> {
+    return new Set(this.run(() => this.db.prepare(`SELECT key FROM notifications`).pluck().all()) as string[]);
+  }
+
+  /** Remembers a notice as sent; false when it already was (another pass sent it). */
+  recordNotification(notice: string, keyId: number, at: Date): boolean {
+    return this.run(() => this.db.prepare(`INSERT OR IGNORE INTO notifications (key, key_id, sent_at) VALUES (?, ?, ?)`).run(notice, keyId, at.toISOString()).changes === 1);
+  }
+
+  /** Forgets notices whose condition is over, so a new occurrence is told again. */
+  forgetNotifications(notices: readonly string[]): void {
+    const drop = this.db.prepare(`DELETE FROM notifications WHERE key = ?`);
+    this.run(() => this.db.transaction(() => {
+      for (const n of notices) drop.run(n);
+    }).immediate());
+  }
+
+  private run<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (err) {
+      throw explainDatabaseError(err, this.file);
+    }
+  }
+}

@@ -1,0 +1,286 @@
+// The rotation scheduler inside `serve`: at every `rotation.check` (cron) one
+// pass, by whichever relay holds the `rotation` lease when several share one
+// key store:
+//
+//   observe DNS  every key that must be published, at every server that must
+//                serve it (the zone's authoritative servers, dns.resolvers)
+//   plan         src/rotation/plan.ts: the steps due now
+//   apply        each step through the key store (idempotent: a step someone
+//                else took first changes nothing), publish or withdraw its
+//                record (by hand: a mail saying what to publish), and one
+//                JSON log line per step
+//   notify       mail rotation.notify through the relay's own signing path
+//
+// A pass that fails is logged and the next tick tries again; the daemon never
+// stops for it. A restart in the middle of a pass neither loses nor repeats a
+// step: each step is due because of a state that the step itself changes, in
+// one transaction, and the sweeps at the end of every pass (key files of
+// removed keys, revealed private keys) finish what a crash interrupted.
+import { randomBytes } from 'node:crypto';
+import { createTask, type ScheduledTask } from 'node-cron';
+import type { Config } from '../config/schema.ts';
+import type { Upstream } from '../delivery/upstream.ts';
+import { PUBLISHED_STATES } from '../dns/dns-check.ts';
+import { txtRecord, type TxtRecord } from '../keys/record.ts';
+import type { KeyStore, StoredKey } from '../keys/store.ts';
+import type { Logger } from '../observability/logger.ts';
+import { processMessage } from '../pipeline/pipeline.ts';
+import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
+import { noticeMessage, type Notice } from './notice.ts';
+import { observe, type DnsObservation } from './observation.ts';
+import { duration, plan, type Action } from './plan.ts';
+import { policyFor } from './policy.ts';
+import { revealPrivateKey } from './reveal.ts';
+import { RotationTables } from './rotation-tables.ts';
+
+export const LEASE = 'rotation';
+
+/** Makes DNS serve a record, or stop serving one; false when a person has to do it. */
+export interface RecordPublisher {
+  publish(record: TxtRecord): Promise<boolean>;
+  withdraw(record: TxtRecord): Promise<boolean>;
+}
+
+/** No publisher configured: every record is published by hand, told by mail and log. */
+export const manualPublisher: RecordPublisher = { publish: async () => false, withdraw: async () => false };
+
+export interface SchedulerOptions {
+  config: Config;
+  store: KeyStore;
+  /** The relay's upstream: notices leave signed, like any relayed message. */
+  upstream: Upstream;
+  hostname: string;
+  logger: Logger;
+  /** The clock; tests pass their own. */
+  now?: () => Date;
+  /** A fresh observer for each pass; default: real DNS as dns.resolvers and the zones' NS records say. */
+  observer?: () => DnsObserver;
+  publisher?: RecordPublisher;
+  /** How long the lease lasts unless renewed; it is renewed before every step. */
+  leaseMs?: number;
+  /** Who this scheduler is, in the leases table. */
+  holder?: string;
+}
+
+export interface PassResult {
+  /** False when another relay held the lease. */
+  ran: boolean;
+  /** The steps applied by this pass. */
+  applied: Action[];
+}
+
+export class LeaseLost extends Error {}
+
+export class RotationScheduler {
+  readonly holder: string;
+  private readonly options: SchedulerOptions;
+  private readonly now: () => Date;
+  private readonly leaseMs: number;
+  private readonly publisher: RecordPublisher;
+  private readonly tables: RotationTables;
+  private task: ScheduledTask | undefined;
+  private running: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+
+  constructor(options: SchedulerOptions) {
+    this.options = options;
+    this.now = options.now ?? (() => new Date());
+    this.leaseMs = options.leaseMs ?? 5 * 60_000;
+    this.publisher = options.publisher ?? manualPublisher;
+    this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
+    this.tables = new RotationTables(options.store.dir);
+  }
+
+  /** Runs a pass at every `rotation.check`; a pass still running when the next is due makes that one wait for the following tick. */
+  start(): void {
+    const { logger, config } = this.options;
+    const log = {
+      info: (m: string) => logger.debug({ cron: m }, 'rotation timer'),
+      debug: () => {},
+      warn: (m: string) => logger.warn({ cron: m }, 'rotation timer'),
+      error: (m: string | Error) => logger.error({ cron: String(m) }, 'rotation timer'),
+    };
+    this.task = createTask(config.rotation.check, () => this.tick(), { name: 'rotation', noOverlap: true, logger: log });
+    void this.task.start();
+    logger.info({ check: config.rotation.check, holder: this.holder }, 'rotation scheduler started');
+  }
+
+  /** One pass that never throws: a failure is logged and the next tick tries again. */
+  tick(): Promise<PassResult | undefined> {
+    const pass = this.runOnce().catch((err: Error) => {
+      this.options.logger.error({ rotation: 'pass', err: err.message }, 'rotation pass failed; retried at the next check');
+      return undefined;
+    });
+    this.running = pass;
+    return pass;
+  }
+
+  /** Stops the timer, waits for a pass in flight, gives the lease back. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.task) await this.task.destroy();
+    await this.running;
+    try {
+      this.tables.releaseLease(LEASE, this.holder);
+    } finally {
+      this.tables.close();
+    }
+  }
+
+  async runOnce(): Promise<PassResult> {
+    const { store, config, logger } = this.options;
+    const started = this.now();
+    if (!this.renew(started)) {
+      const lease = this.tables.leaseHolder(LEASE);
+      logger.debug({ rotation: 'pass', lease }, 'rotation pass skipped: another relay holds the lease');
+      return { ran: false, applied: [] };
+    }
+    const keys = store.list();
+    const servers = await this.observeDns(keys, started);
+    const now = this.now();
+    this.mustRenew(now);
+    const planned = plan({
+      now,
+      keys,
+      policy: (domain) => policyFor(config.rotation, domain),
+      servers: (domain) => servers.get(domain) ?? [],
+      observations: this.tables.observations(),
+      notified: this.tables.notified(),
+    });
+    const applied: Action[] = [];
+    for (const action of planned.actions) {
+      if (this.stopped) break;
+      this.mustRenew(this.now());
+      if (await this.apply(action, now)) applied.push(action);
+    }
+    this.tables.forgetNotifications(planned.resolved);
+    this.sweep();
+    return { ran: true, applied };
+  }
+
+  private renew(now: Date): boolean {
+    return this.tables.takeLease(LEASE, this.holder, now, new Date(now.getTime() + this.leaseMs));
+  }
+
+  private mustRenew(now: Date): void {
+    if (!this.renew(now)) throw new LeaseLost('the rotation lease passed to another relay during the pass; it carries on');
+  }
+
+  /** Asks every server of each domain about each key that must be published; returns the servers by domain. */
+  private async observeDns(keys: readonly StoredKey[], now: Date): Promise<Map<string, string[]>> {
+    const observer = this.options.observer?.() ?? new LiveDnsObserver({
+      resolvers: this.options.config.dns.resolvers,
+      timeoutMs: this.options.config.dns.timeoutSeconds * 1000,
+    });
+    const published = keys.filter((k) => PUBLISHED_STATES.includes(k.state));
+    const previous = new Map(this.tables.observations().map((o) => [`${o.keyId} ${o.server}`, o]));
+    const byDomain = new Map<string, string[]>();
+    const rows: DnsObservation[] = [];
+    for (const domain of new Set(published.map((k) => k.domain))) {
+      const servers = await observer.servers(domain);
+      byDomain.set(domain, servers);
+      for (const key of published.filter((k) => k.domain === domain)) {
+        const checks = await Promise.all(servers.map(async (server) => ({ server, ...(await observer.check(key, server)) })));
+        for (const check of checks) rows.push(observe(previous.get(`${key.id} ${check.server}`), { keyId: key.id, ...check }, now));
+      }
+    }
+    this.tables.saveObservations(rows);
+    return byDomain;
+  }
+
+  /** Applies one planned step; false when it was no longer due (someone else took it). */
+  private async apply(action: Action, now: Date): Promise<boolean> {
+    const { store, logger } = this.options;
+    const step = { by: 'scheduler' as const, why: action.why, at: now };
+    const line = { rotation: action.kind, domain: action.domain, selector: action.selector, why: action.why };
+    switch (action.kind) {
+      case 'create': {
+        const current = store.list(action.domain);
+        const replaced = current.find((k) => k.id === action.replaces);
+        const underway = current.some((k) => k.state === 'pending' && k.algorithm === action.algorithm && replaced && k.createdAt >= replaced.createdAt);
+        if (!replaced || replaced.state !== 'active' || underway) return this.skipped(line);
+        const key = store.generate({ domain: action.domain, selector: action.selector, algorithm: action.algorithm, bits: action.bits, step });
+        logger.info({ ...line, algorithm: key.algorithm, bits: key.bits }, 'rotation step: new key created, pending until DNS serves it');
+        await this.publish(key, 'publish', `A new DKIM key for ${key.domain} was created (${key.selector}, replacing ${replaced.selector}) and signs once every DNS server has served its record for ${duration(policyFor(this.options.config.rotation, key.domain).publishFor)} (rotation.publishFor).`);
+        return true;
+      }
+      case 'activate':
+      case 'revoke':
+      case 'remove': {
+        if (!store.applyTransitions(action.transitions)) return this.skipped(line);
+        const retired = action.transitions.filter((t) => t.keyId !== action.keyId).map((t) => t.selector);
+        logger.info({ ...line, ...(retired.length > 0 ? { retired } : {}) }, `rotation step: key ${action.kind === 'activate' ? 'activated' : action.kind === 'revoke' ? 'revoked' : 'removed'}`);
+        const key = store.list(action.domain).find((k) => k.id === action.keyId)!;
+        if (action.kind === 'revoke') {
+          this.reveal(key);
+          await this.publish(key, 'publish', `The DKIM key ${key.selector} of ${key.domain} was revoked: its record must now be published with an empty p= so old signatures no longer verify.`);
+        }
+        if (action.kind === 'remove') {
+          await this.publish(key, 'withdraw', `The DKIM key ${key.selector} of ${key.domain} was removed: its record can be deleted from DNS.`, action.record);
+        }
+        return true;
+      }
+      case 'notify': {
+        if (this.options.config.rotation.notify) {
+          await this.mail({ to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records });
+        } else {
+          logger.warn({ ...line, records: action.records.map((r) => r.name) }, 'rotation needs a person (set rotation.notify to be told by mail)');
+        }
+        this.tables.recordNotification(action.notice, action.keyId, now);
+        logger.info(line, 'rotation step: notice sent');
+        return true;
+      }
+    }
+  }
+
+  private skipped(line: object): false {
+    this.options.logger.info(line, 'rotation step skipped: already taken');
+    return false;
+  }
+
+  /** Through the publisher when it can; else a person is told what to publish or delete. */
+  private async publish(key: StoredKey, how: 'publish' | 'withdraw', text: string, record: TxtRecord = txtRecord(key)): Promise<void> {
+    const { logger, config } = this.options;
+    const line = { rotation: how, domain: key.domain, selector: key.selector, name: record.name };
+    try {
+      if (await this.publisher[how](record)) {
+        logger.info(line, how === 'publish' ? 'DNS record published' : 'DNS record withdrawn');
+        return;
+      }
+      logger.warn({ ...line, value: record.value }, how === 'publish' ? 'publish this DNS record by hand' : 'delete this DNS record by hand');
+      if (config.rotation.notify) await this.mail({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
+    } catch (err) {
+      // The step itself is done; the record is shown by `keys dns` and a stuck key is notified later.
+      logger.error({ ...line, err: (err as Error).message }, `could not ${how} the DNS record`);
+    }
+  }
+
+  /** A notice, signed and self-checked by the pipeline like any message, delivered by the relay's upstream. */
+  private async mail(notice: Notice): Promise<void> {
+    const { store, config, upstream, hostname, logger } = this.options;
+    await upstream.ready();
+    const outcome = await processMessage(noticeMessage(notice), { store, config, upstream: upstream.traits, hostname });
+    if (outcome.action === 'refuse') throw new Error(`notice to ${notice.to} not sent: ${outcome.code} ${outcome.text}`);
+    const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message);
+    if (reply.code >= 400) throw new Error(`notice to ${notice.to} not sent: the upstream answered ${reply.code} ${reply.text}`);
+    logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`), reply: `${reply.code} ${reply.text}` }, 'rotation notice mailed');
+  }
+
+  private reveal(key: StoredKey): void {
+    const dir = this.options.config.rotation.revealPrivateKeys;
+    if (!dir || key.state !== 'revoked') return;
+    try {
+      const file = revealPrivateKey(dir, key, () => this.options.store.privatePem(key));
+      if (file) this.options.logger.info({ rotation: 'reveal', domain: key.domain, selector: key.selector, file }, 'private key of a revoked key published');
+    } catch (err) {
+      this.options.logger.error({ rotation: 'reveal', domain: key.domain, selector: key.selector, err: (err as Error).message }, 'could not publish the private key of a revoked key');
+    }
+  }
+
+  /** Finishes what a crash may have interrupted: files of removed keys, private keys of revoked ones. */
+  private sweep(): void {
+    const { store, logger } = this.options;
+    for (const file of store.deleteRemovedFiles()) logger.info({ rotation: 'remove', file }, 'key file of a removed key deleted');
+    for (const key of store.list()) if (key.state === 'revoked') this.reveal(key);
+  }
+}

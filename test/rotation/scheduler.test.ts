@@ -1,0 +1,169 @@
+// The rotation scheduler on a real key store shared by several schedulers (as
+// by several relays), with an injected clock and an injected DNS observer:
+// the lease lets one act at a time, a restart in the middle of a step neither
+// loses nor repeats it, and a failing pass is logged, not fatal.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { configSchema } from '../../src/config/schema.ts';
+import { createUpstream } from '../../src/delivery/upstream.ts';
+import { KeyStore } from '../../src/keys/store.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import type { DnsObserver } from '../../src/rotation/dns-observer.ts';
+import { LeaseLost, RotationScheduler } from '../../src/rotation/scheduler.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const DAY = 86_400_000;
+const LEASE_MS = 60_000;
+
+/** DNS that serves every record as it must; `gate` holds servers() until released. */
+function servingDns(gate?: Promise<void>): () => DnsObserver {
+  return () => ({
+    servers: async () => {
+      await gate;
+      return ['192.0.2.53:53'];
+    },
+    check: async () => ({ state: 'match', detail: 'served' }),
+  });
+}
+
+function setUp() {
+  const dir = tempDir('dkim-relay-scheduler-');
+  const config = configSchema.parse({
+    keys: { dir: join(dir, 'keys') },
+    delivery: { upstream: { type: 'file', dir: join(dir, 'outbox') } },
+    rotation: { interval: '90d', publishFor: '48h', check: '0 0 1 1 *' },
+  });
+  const seed = KeyStore.open(config.keys.dir);
+  const first = seed.generate({ domain: 'example.com', selector: 'first', algorithm: 'ed25519', activate: true });
+  seed.close();
+  const clock = { now: Date.parse(first.createdAt) + 91 * DAY };
+  const stores: KeyStore[] = [];
+  const scheduler = (observer = servingDns(), logger = silentLogger()) => {
+    const store = KeyStore.open(config.keys.dir);
+    stores.push(store);
+    return new RotationScheduler({
+      config, store, upstream: createUpstream(config.delivery.upstream, logger), hostname: 'relay.test', logger,
+      now: () => new Date(clock.now), observer, leaseMs: LEASE_MS,
+    });
+  };
+  const events = () => {
+    const store = KeyStore.open(config.keys.dir);
+    try {
+      return store.history('example.com').map((e) => `${e.selector === 'first' ? 'first' : 'next'} ${e.from ?? '-'}→${e.to}`);
+    } finally {
+      store.close();
+    }
+  };
+  return { config, clock, scheduler, events, stores };
+}
+
+test('two schedulers sharing one store never both act: the lease holder does, the other skips until it is released or expires', async () => {
+  const { clock, scheduler, events } = setUp();
+  let release!: () => void;
+  const a = scheduler(servingDns(new Promise<void>((resolve) => (release = resolve))));
+  const b = scheduler();
+
+  const passA = a.runOnce(); // takes the lease, then waits for DNS
+  const passB = await b.runOnce();
+  assert.deepEqual(passB, { ran: false, applied: [] }, 'b skips while a holds the lease');
+  release();
+  assert.deepEqual((await passA).applied.map((x) => x.kind), ['create']);
+  assert.deepEqual(events(), ['first -→active', 'next -→pending']);
+
+  // a is gone without releasing (a crash): b waits for the lease to expire, then acts.
+  assert.equal((await b.runOnce()).ran, false);
+  clock.now += LEASE_MS + 1;
+  assert.equal((await b.runOnce()).ran, true);
+  assert.equal((await a.runOnce()).ran, false, 'now b holds it');
+  await b.stop(); // gives the lease back at once
+  assert.equal((await a.runOnce()).ran, true);
+  await a.stop();
+});
+
+test('a holder whose lease passed to another relay mid-pass stops before its next step', async () => {
+  const { clock, scheduler, events } = setUp();
+  let release!: () => void;
+  const a = scheduler(servingDns(new Promise<void>((resolve) => (release = resolve))));
+  const b = scheduler();
+  const passA = a.runOnce();
+  clock.now += LEASE_MS + 1; // a is stuck in DNS longer than its lease
+  assert.deepEqual((await b.runOnce()).applied.map((x) => x.kind), ['create']);
+  release();
+  await assert.rejects(passA, LeaseLost);
+  assert.deepEqual(events(), ['first -→active', 'next -→pending'], 'the rotation was started once');
+  await b.stop();
+  await a.stop();
+});
+
+test('a restart in the middle of a step neither loses nor repeats it', async () => {
+  const { clock, scheduler, events, config } = setUp();
+  const first = scheduler();
+  assert.deepEqual((await first.runOnce()).applied.map((x) => x.kind), ['create']);
+  clock.now += 3_600_000;
+  assert.deepEqual((await first.runOnce()).applied, [], 'DNS serves the new key from now on');
+  await first.stop();
+  clock.now += 3 * DAY; // served everywhere for publishFor since the last pass
+  // Crash while activating, before the transaction commits: nothing is lost.
+  const crashing = scheduler();
+  const store = (crashing as unknown as { options: { store: KeyStore } }).options.store;
+  store.applyTransitions = () => {
+    throw new Error('power cut');
+  };
+  await assert.rejects(crashing.runOnce(), /power cut/);
+  assert.deepEqual(events(), ['first -→active', 'next -→pending'], 'nothing half done');
+
+  // Restarted (the dead one's lease expires): activation happens once.
+  clock.now += LEASE_MS + 1;
+  const restarted = scheduler();
+  assert.deepEqual((await restarted.runOnce()).applied.map((x) => x.kind), ['activate']);
+  await restarted.stop();
+
+  // Crash while removing, after the commit and before the file is deleted: the next pass deletes it, no step twice.
+  clock.now += 8 * DAY; // first is revoked
+  const revoking = scheduler();
+  assert.deepEqual((await revoking.runOnce()).applied.map((x) => x.kind), ['revoke']);
+  await revoking.stop();
+  clock.now += 31 * DAY;
+  const removing = scheduler();
+  const removingStore = (removing as unknown as { options: { store: KeyStore } }).options.store;
+  const realDelete = removingStore.deleteRemovedFiles.bind(removingStore);
+  removingStore.deleteRemovedFiles = () => {
+    throw new Error('power cut');
+  };
+  await assert.rejects(removing.runOnce(), /power cut/);
+  const file = join(config.keys.dir, 'first._domainkey.example.com.pem');
+  assert.ok(existsSync(file), 'the crash left the file');
+  removingStore.deleteRemovedFiles = realDelete;
+  clock.now += LEASE_MS + 1;
+  const again = scheduler();
+  assert.deepEqual((await again.runOnce()).applied, [], 'the removal is not repeated');
+  assert.ok(!existsSync(file), 'the file is deleted by the next pass');
+  assert.deepEqual(events(), ['first -→active', 'next -→pending', 'first active→retiring', 'next pending→active', 'first retiring→revoked', 'first revoked→removed']);
+  await again.stop();
+});
+
+test('a failing pass is logged as one JSON line and retried at the next tick; the scheduler carries on', async () => {
+  const { scheduler } = setUp();
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(JSON.parse(String(chunk))); done(); } }));
+  let broken = true;
+  const s = scheduler(() => ({
+    servers: async () => {
+      if (broken) throw new Error('resolver exploded');
+      return ['192.0.2.53:53'];
+    },
+    check: async () => ({ state: 'match', detail: 'served' }),
+  }), logger);
+  assert.equal(await s.tick(), undefined);
+  const failure = lines.find((l) => l.msg === 'rotation pass failed; retried at the next check');
+  assert.ok(failure, JSON.stringify(lines));
+  assert.equal(failure.err, 'resolver exploded');
+  broken = false;
+  const result = await s.tick();
+  assert.deepEqual(result?.applied.map((a) => a.kind), ['create']);
+  await s.stop();
+});
