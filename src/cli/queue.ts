@@ -85,7 +85,7 @@ export function queueCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       )
       .command<Args>(
         'release [ids..]',
-        'let held messages be delivered again, due at once',
+        'let held messages be delivered again, at their next attempt as scheduled',
         (c) =>
           c
             .positional('ids', { type: 'string', array: true, describe: 'message ids' })

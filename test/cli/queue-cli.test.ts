@@ -242,6 +242,9 @@ test('hold --all and release --all act on every message; release leaves a messag
   assert.ok(q.read((i) => i.list().every((m) => m.hold !== null)));
 
   rmSync(join(q.spoolDir, 'msg', `${q.ids.partly}.eml`));
+  const show = await q.cli('show', q.ids.partly, '--message');
+  assert.equal(show.code, 1, shown(show));
+  oneLine(show, new RegExp(`${q.ids.partly}: its file .* is missing — restore it, or delete the message`));
   const one = await q.cli('release', q.ids.partly);
   assert.equal(one.code, 1, shown(one));
   oneLine(one, new RegExp(`${q.ids.partly} not released: its file .* is missing — restore the file, or delete the message: dkim-relay queue delete ${q.ids.partly} --yes`));
