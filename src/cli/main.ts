@@ -10,6 +10,7 @@ import { CheckFailed, type GlobalArgs } from './context.ts';
 import { keysCommand } from './keys.ts';
 import { signCommand, verifyCommand } from './message.ts';
 import { passwdCommand } from './passwd.ts';
+import { queueCommand } from './queue.ts';
 import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
 
@@ -55,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
   cli = configCommand(cli);
   cli = passwdCommand(cli);
   cli = statusCommand(cli);
+  cli = queueCommand(cli);
   await cli
     .example('$0 serve', 'run the relay (embedded default: 127.0.0.1:2525, demo key, delivery into outbox/)')
     .example('$0 keys generate --domain example.com', 'a new key and the DNS record to publish')
