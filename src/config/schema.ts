@@ -113,9 +113,9 @@ const mxUpstream = z.strictObject({
   maxConnections: z.number().int().min(1).max(1000).default(20),
   maxConnectionsPerDomain: z.number().int().min(1).max(100).default(3),
   dualSign: z.boolean().default(true),
-})
-  // Not a setting: the next hop is unknown when signing, so content is made 7-bit first (RFC 6376 §5.3).
-  .transform((mx) => ({ ...mx, eightBitMime: false as const }));
+  /** Always false: the next hop is unknown when signing, so 8-bit content is made 7-bit first (RFC 6376 §5.3). */
+  eightBitMime: z.literal(false, { error: 'must be false: with direct MX delivery the next hop is unknown when signing, so content is always made 7-bit' }).default(false),
+});
 
 const user = z.strictObject({
   name: z.string().min(1),
