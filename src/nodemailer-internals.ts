@@ -7,7 +7,8 @@
 //   delivery records.
 // A nodemailer release may change any of these without notice; going through
 // this module, such an upgrade breaks here (and in its test), in one place.
-import type { TLSSocket } from 'node:tls';
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Transporter } from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
@@ -37,8 +38,14 @@ export function pooledConnections(transport: Transporter): SMTPConnection[] {
   return (pool?._connections ?? []).filter((r) => r._connected && r.connection).map((r) => r.connection!);
 }
 
+/** A connection's socket: the TLS one after STARTTLS; null before it connects. */
+export function connectionSocket(connection: SMTPConnection): Socket | null {
+  const socket = (connection as unknown as { _socket?: unknown })._socket;
+  return socket instanceof Socket ? socket : null;
+}
+
 /** The TLS socket of a connection that started TLS; null while it is in plaintext. */
 export function tlsSocket(connection: SMTPConnection): TLSSocket | null {
-  const socket = (connection as unknown as { _socket?: unknown })._socket;
-  return connection.secure && socket && typeof (socket as TLSSocket).getProtocol === 'function' ? (socket as TLSSocket) : null;
+  const socket = connectionSocket(connection);
+  return connection.secure && socket instanceof TLSSocket ? socket : null;
 }

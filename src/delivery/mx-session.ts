@@ -3,7 +3,7 @@
 // is checked and the result recorded, but not required), one transaction,
 // QUIT. Nothing here decides which host comes next: it reports what happened.
 import { isIP } from 'node:net';
-import { announcedExtensions, SMTPConnection, tlsSocket } from '../nodemailer-internals.ts';
+import { announcedExtensions, connectionSocket, SMTPConnection, tlsSocket } from '../nodemailer-internals.ts';
 import type { SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
 import { parseReply, sessionFailure, status, transactionFailure, type Hop, type StatusReply } from './mx-reply.ts';
@@ -35,6 +35,8 @@ export type SessionResult =
   | { kind: 'answered'; tls: TlsState; replies: Map<string, StatusReply> };
 
 const NON_ASCII = /[^\x00-\x7f]/;
+/** How long a host may take to close the connection after QUIT before we cut it. */
+const CLOSE_WAIT_MS = 5000;
 
 export function runSession(target: SessionTarget, from: string, recipients: string[], message: Buffer): Promise<SessionResult> {
   return new Promise((resolve) => {
@@ -54,12 +56,22 @@ export function runSession(target: SessionTarget, from: string, recipients: stri
       logger: false,
     });
     let settled = false;
+    // Resolved once the socket is closed, so a connection slot is free only when the connection is gone.
     const finish = (result: SessionResult, quit: boolean): void => {
       if (settled) return;
       settled = true;
+      const socket = connectionSocket(connection);
       if (quit) connection.quit();
       else connection.close();
-      resolve(result);
+      if (!socket || socket.destroyed) return resolve(result);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve(result);
+      }, CLOSE_WAIT_MS);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(result);
+      });
     };
     const failed = (err: SendError): void => {
       const { reply, tlsFailed } = sessionFailure(err, target, target.requireTLS);
