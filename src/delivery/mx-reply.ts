@@ -33,14 +33,22 @@ export function status(code: number, enhanced: string, text: string): StatusRepl
 
 /** "550-5.1.1 No\r\n550 5.1.1 such user" → {550, "5.1.1", "No such user"}; null when it is no SMTP reply. */
 export function parseReply(response: string | undefined): StatusReply | null {
-  const match = /^([245]\d\d)[ -]?(.*)$/s.exec(oneLine(response));
-  if (!match) return null;
-  const code = Number(match[1]);
-  const rest = match[2]!.trim();
-  const enhanced = /^([245])\.\d{1,3}\.\d{1,3}(?=\s|$)/.exec(rest);
+  const lines = (response ?? '').trim().split(/\r?\n/);
+  const code = /^([245])\d\d/.exec(lines[0]!)?.[0];
+  if (!code) return null;
+  const enhanced = /^\d{3}[ -]?([245]\.\d{1,3}\.\d{1,3})(?=\s|$)/.exec(lines[0]!)?.[1];
   // RFC 3463 §2: the class of the enhanced code must agree with the reply's; when it does not, the reply code wins.
-  if (enhanced && enhanced[1] === match[1]![0]) return { code, enhanced: enhanced[0], text: rest.slice(enhanced[0].length).trim() };
-  return { code, enhanced: `${match[1]![0]}.0.0`, text: rest };
+  const agrees = enhanced !== undefined && enhanced[0] === code[0];
+  // RFC 2034 §4: every line of a multi-line reply repeats the enhanced code.
+  const text = lines
+    .map((line) => {
+      const rest = line.replace(/^\d{3}[ -]?/, '').trim();
+      return agrees && (rest === enhanced || rest.startsWith(`${enhanced} `)) ? rest.slice(enhanced.length).trim() : rest;
+    })
+    .filter(Boolean)
+    .join(' ')
+    .replace(/\s+/g, ' ');
+  return { code: Number(code), enhanced: agrees ? enhanced : `${code[0]}.0.0`, text };
 }
 
 export const isTemporary = (reply: StatusReply): boolean => reply.code >= 400 && reply.code < 500;
