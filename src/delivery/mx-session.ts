@@ -48,8 +48,8 @@ export function runSession(target: SessionTarget, from: string, recipients: stri
       ignoreTLS: target.plaintext && !target.requireTLS,
       // A STARTTLS the host refuses leaves the session in plaintext rather than ending it.
       opportunisticTLS: !target.requireTLS,
-      // RFC 6066 §3: SNI carries host names only; the certificate is checked against the MX name.
-      tls: { rejectUnauthorized: false, ...(isIP(target.host) ? {} : { servername: target.host }) },
+      // RFC 6066 §3: SNI carries host names only, never an address literal; the certificate is checked against the MX name.
+      tls: { rejectUnauthorized: false, ...(isIP(target.host) || target.host.startsWith('[') ? {} : { servername: target.host }) },
       connectionTimeout: target.timeoutMs,
       greetingTimeout: target.timeoutMs,
       socketTimeout: target.timeoutMs,
