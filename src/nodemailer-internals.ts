@@ -2,9 +2,13 @@
 // - its base64 and quoted-printable encoders and two MIME helpers, which
 //   normalization uses (exported by its package.json but undocumented);
 // - its SMTP client class, and the EHLO extensions a connection parsed (a
-//   private field), which delivery uses to learn what the upstream takes.
+//   private field), which delivery uses to learn what the upstream takes;
+// - a connection's socket (a private field), whose TLS state direct
+//   delivery records.
 // A nodemailer release may change any of these without notice; going through
 // this module, such an upgrade breaks here (and in its test), in one place.
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Transporter } from 'nodemailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
@@ -32,4 +36,16 @@ export function announcedExtensions(connection: SMTPConnection): string[] {
 export function pooledConnections(transport: Transporter): SMTPConnection[] {
   const pool = (transport as unknown as { transporter?: { _connections?: PoolResource[] } }).transporter;
   return (pool?._connections ?? []).filter((r) => r._connected && r.connection).map((r) => r.connection!);
+}
+
+/** A connection's socket: the TLS one after STARTTLS; null before it connects. */
+export function connectionSocket(connection: SMTPConnection): Socket | null {
+  const socket = (connection as unknown as { _socket?: unknown })._socket;
+  return socket instanceof Socket ? socket : null;
+}
+
+/** The TLS socket of a connection that started TLS; null while it is in plaintext. */
+export function tlsSocket(connection: SMTPConnection): TLSSocket | null {
+  const socket = connectionSocket(connection);
+  return connection.secure && socket instanceof TLSSocket ? socket : null;
 }

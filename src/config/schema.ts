@@ -97,6 +97,26 @@ const fileUpstream = z.strictObject({
   eightBitMime: z.boolean().default(true),
 });
 
+/** Direct delivery to each recipient domain's MX hosts, for sites without a smart host. */
+const mxUpstream = z.strictObject({
+  type: z.literal('mx'),
+  /** Port of the receiving hosts; 25 everywhere but in tests. */
+  port: z.number().int().min(1).max(65535).default(25),
+  /** Nameservers asked for MX and address records, IP[:PORT] each; unset: the system's. */
+  resolver: z.array(z.string().refine(isNameserver, 'must be an IP address with an optional port, e.g. 192.0.2.53 or [2001:db8::53]:53')).nonempty().optional(),
+  /** Name we give in EHLO, and by which a loop back to this relay is recognised; unset: the machine's host name. */
+  heloName: z.string().superRefine(rules.domainName).optional(),
+  timeoutSeconds: z.number().int().min(1).max(3600).default(60),
+  /** Deliver only over STARTTLS (the certificate is still not required to verify). */
+  requireTLS: z.boolean().default(false),
+  /** Connections open at once, in all and to one recipient domain. */
+  maxConnections: z.number().int().min(1).max(1000).default(20),
+  maxConnectionsPerDomain: z.number().int().min(1).max(100).default(3),
+  dualSign: z.boolean().default(true),
+  /** Always false: the next hop is unknown when signing, so 8-bit content is made 7-bit first (RFC 6376 §5.3). */
+  eightBitMime: z.literal(false, { error: 'must be false: with direct MX delivery the next hop is unknown when signing, so content is always made 7-bit' }).default(false),
+});
+
 const user = z.strictObject({
   name: z.string().min(1),
   /** An scrypt hash made by `dkim-relay passwd`; never a clear-text password. */
@@ -280,7 +300,7 @@ export const configSchema = z.strictObject({
   delivery: z
     .strictObject({
       mode: z.enum(['sync']).default('sync'),
-      upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream]).superRefine(rules.upstreamAuthNeedsTls).prefault({ type: 'file' }),
+      upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream, mxUpstream]).superRefine(rules.upstreamAuthNeedsTls).prefault({ type: 'file' }),
     })
     .prefault({}),
 

@@ -4,6 +4,7 @@ import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { FileUpstream } from './file-upstream.ts';
+import { MxUpstream } from './mx-upstream.ts';
 import { SmtpUpstream } from './smtp-upstream.ts';
 
 export interface Envelope {
@@ -29,5 +30,6 @@ export interface Upstream {
 }
 
 export function createUpstream(config: UpstreamConfig, logger: Logger): Upstream {
+  if (config.type === 'mx') return new MxUpstream(config, logger);
   return config.type === 'smtp' ? new SmtpUpstream(config, logger) : new FileUpstream(config);
 }

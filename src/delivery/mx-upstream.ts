@@ -1,0 +1,176 @@
+// The `mx` upstream: delivery straight to each recipient domain's mail
+// exchangers, for sites without a smart host (RFC 5321 §5.1).
+//
+// Per domain: look up MX (no MX: the domain's own addresses, the implicit
+// MX; a null MX: refused at once, RFC 7505), try the hosts by preference and
+// each host's addresses in turn. A recipient answered temporarily is tried
+// again on the next host; an acceptance or a permanent refusal is final.
+//
+// The next hop is unknown when the message is signed, so the traits say
+// 7-bit: the pipeline encodes 8-bit content before signing and no hop has a
+// reason to change it afterwards (RFC 6376 §5.3).
+import { hostname as osHostname } from 'node:os';
+import type { UpstreamConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { UpstreamTraits } from '../pipeline/pipeline.ts';
+import { DestinationLimits } from './destination-limits.ts';
+import { MxLookup } from './mx-lookup.ts';
+import { isTemporary, overallReply, status, type DeliveryReport, type RecipientReply, type StatusReply } from './mx-reply.ts';
+import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
+import { runSession, type SessionTarget } from './mx-session.ts';
+import type { Envelope, Upstream } from './upstream.ts';
+
+export type MxConfig = Extract<UpstreamConfig, { type: 'mx' }>;
+
+/** Connections tried for one domain of one message, over all its hosts and addresses. */
+export const MAX_ATTEMPTS_PER_DOMAIN = 10;
+
+export interface MxOptions {
+  /** Shuffles MX records of equal preference. */
+  random?: () => number;
+}
+
+/** The hosts (or a literal address) to try for one domain, or the reply every recipient gets. */
+type Route = { ok: true; hosts: { name: string; address?: string }[] } | { ok: false; reply: StatusReply };
+
+export class MxUpstream implements Upstream {
+  readonly name: string;
+  readonly traits: UpstreamTraits;
+  private readonly config: MxConfig;
+  private readonly logger: Logger;
+  private readonly lookup: MxLookup;
+  private readonly limits: DestinationLimits;
+  private readonly heloName: string;
+  private readonly random: () => number;
+  private closed = false;
+
+  constructor(config: MxConfig, logger: Logger, options: MxOptions = {}) {
+    this.config = config;
+    this.logger = logger;
+    this.random = options.random ?? Math.random;
+    this.heloName = config.heloName ?? osHostname();
+    this.lookup = new MxLookup(config.resolver);
+    this.limits = new DestinationLimits(config.maxConnections, config.maxConnectionsPerDomain);
+    this.name = `mx port ${config.port}`;
+    this.traits = { dualSign: config.dualSign, eightBitMime: false, smtpUtf8: false };
+  }
+
+  async ready(): Promise<void> {}
+
+  async deliver(envelope: Envelope, message: Buffer): Promise<DeliveryReport> {
+    const byDomain = groupByDomain(envelope.to);
+    const answered = new Map<string, RecipientReply>();
+    await Promise.all(
+      [...byDomain].map(async ([domain, recipients]) => {
+        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message)) answered.set(reply.recipient, reply);
+      }),
+    );
+    const recipients = envelope.to.map((recipient) => answered.get(recipient)!);
+    return { ...overallReply(recipients), recipients };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private async deliverDomain(domain: string, recipients: string[], from: string, message: Buffer): Promise<RecipientReply[]> {
+    const route = await this.route(recipients[0]!);
+    if (!route.ok) {
+      this.logger.warn({ upstream: 'mx', domain, recipients, reply: `${route.reply.code} ${route.reply.enhanced} ${route.reply.text}` }, 'mx delivery not attempted');
+      return recipients.map((recipient) => refused(recipient, route.reply));
+    }
+    const final = new Map<string, RecipientReply>();
+    let pending = recipients;
+    /** The reply pending recipients get when no host answers for them. */
+    let last: StatusReply | null = null;
+    let permanentMiss: StatusReply | null = null;
+    let attempts = 0;
+    hosts: for (const host of route.hosts) {
+      if (pending.length === 0) break;
+      const found = host.address ? { ok: true as const, addresses: [host.address] } : await this.lookup.addresses(host.name);
+      if (!found.ok) {
+        const reply = status(found.temporary ? 451 : 550, found.temporary ? '4.4.3' : '5.4.4', `Cannot reach ${domain}: ${found.reason}`);
+        if (found.temporary) last = reply;
+        else permanentMiss = reply;
+        this.logger.warn({ upstream: 'mx', domain, host: host.name, reason: found.reason }, 'mx host skipped');
+        continue;
+      }
+      for (const address of found.addresses) {
+        let plaintext = false;
+        for (;;) {
+          if (attempts++ >= MAX_ATTEMPTS_PER_DOMAIN || this.closed) break hosts;
+          const target: SessionTarget = {
+            domain, host: host.name, address, port: this.config.port, heloName: this.heloName, ownNames: [this.heloName],
+            requireTLS: this.config.requireTLS, plaintext, timeoutMs: this.config.timeoutSeconds * 1000,
+          };
+          const release = await this.limits.acquire(domain, this.config.timeoutSeconds * 1000);
+          if (!release) {
+            last = status(451, '4.4.5', `Too many connections to ${domain} already (delivery.upstream.maxConnectionsPerDomain ${this.config.maxConnectionsPerDomain}, maxConnections ${this.config.maxConnections}), try again later`);
+            break hosts;
+          }
+          const result = await runSession(target, from, pending, message).finally(release);
+          if (result.kind === 'failed') {
+            this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: `${result.reply.code} ${result.reply.enhanced} ${result.reply.text}` }, 'mx session failed');
+            last = result.reply;
+            if (result.loop) break hosts;
+            // RFC 7435 §3: a host whose TLS fails still gets the mail, in plaintext, unless TLS is required.
+            if (result.tlsFailed && !plaintext && !this.config.requireTLS) {
+              plaintext = true;
+              continue;
+            }
+            break;
+          }
+          const stillPending: string[] = [];
+          for (const recipient of pending) {
+            const reply = result.replies.get(recipient)!;
+            if (isTemporary(reply)) {
+              stillPending.push(recipient);
+              last = reply;
+            } else final.set(recipient, { recipient, status: reply.code < 400 ? 'accepted' : 'refused', reply });
+          }
+          this.logger.info({
+            upstream: 'mx', domain, host: host.name, address, port: this.config.port,
+            tls: result.tls.protocol, cipher: result.tls.cipher,
+            certificate: result.tls.verified === null ? undefined : result.tls.verified ? 'verified' : `not verified (${result.tls.verifyError})`,
+            replies: Object.fromEntries(pending.map((r) => [r, `${result.replies.get(r)!.code} ${result.replies.get(r)!.enhanced} ${result.replies.get(r)!.text}`])),
+          }, 'mx delivery');
+          pending = stillPending;
+          // The host answered: its other addresses would answer alike, so the next host is tried.
+          continue hosts;
+        }
+      }
+    }
+    const leftover = last ?? permanentMiss ?? status(451, '4.4.4', `No host of ${domain} could be tried`);
+    for (const recipient of pending) final.set(recipient, refused(recipient, leftover));
+    return recipients.map((recipient) => final.get(recipient)!);
+  }
+
+  /** Where one recipient's domain leads: MX hosts, the implicit MX, or a literal address. */
+  private async route(recipient: string): Promise<Route> {
+    const where = destination(recipient);
+    if (where.kind === 'invalid') return { ok: false, reply: status(550, '5.1.2', `The domain of <${recipient}> is not a domain mail can be routed to`) };
+    if (where.kind === 'literal') return { ok: true, hosts: [{ name: `[${where.address}]`, address: where.address }] };
+    const mx = await this.lookup.mx(where.ascii);
+    if (!mx.ok && mx.outcome === 'nxdomain') return { ok: false, reply: status(550, '5.1.2', `The domain ${where.domain} does not exist (${mx.reason})`) };
+    if (!mx.ok && mx.outcome === 'temporary') return { ok: false, reply: status(451, '4.4.3', `Cannot route mail for ${where.domain} now: ${mx.reason}`) };
+    // RFC 5321 §5.1: no MX records, the domain itself is the implicit MX, preference 0.
+    const records = mx.ok && mx.records.length > 0 ? mx.records : [{ exchange: where.ascii, priority: 0 }];
+    const exchanges = orderExchanges(records, [this.heloName], this.random);
+    switch (exchanges.kind) {
+      case 'null':
+        return { ok: false, reply: status(556, '5.1.10', `The domain ${where.domain} accepts no mail (null MX, RFC 7505)`) };
+      case 'unusable':
+        return { ok: false, reply: status(550, '5.4.4', `The MX records of ${where.domain} name no usable host: ${exchanges.skipped.join('; ')}`) };
+      case 'loop':
+        // Our own settings make this relay an MX for the domain: ours to mend, so temporary.
+        return { ok: false, reply: status(451, '4.4.6', `Mail for ${where.domain} loops back to this relay: its best MX ${exchanges.host} is delivery.upstream.heloName`) };
+      case 'hosts':
+        if (exchanges.skipped.length > 0) this.logger.warn({ upstream: 'mx', domain: where.domain, skipped: exchanges.skipped }, 'unusable MX records ignored');
+        return { ok: true, hosts: exchanges.hosts.map((name) => ({ name })) };
+    }
+  }
+}
+
+function refused(recipient: string, reply: StatusReply): RecipientReply {
+  return { recipient, status: 'refused', reply };
+}

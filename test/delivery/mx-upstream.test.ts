@@ -1,0 +1,245 @@
+// The `mx` upstream against a DNS server and receiving hosts on loopback:
+// routing by MX preference, fallbacks, DNS failures, per-recipient replies.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { a, mx, PLAIN_MESSAGE, withMxWorld } from './mx-world.ts';
+
+const FROM = 'payroll@example.com';
+
+const replies = (report: { recipients: { recipient: string; status: string; reply: { code: number; enhanced: string } }[] }) =>
+  report.recipients.map((r) => `${r.recipient} ${r.status} ${r.reply.code} ${r.reply.enhanced}`);
+
+describe('routing by MX', () => {
+  test('the most preferred MX gets the mail; the less preferred is not contacted', () =>
+    withMxWorld(
+      { 'a.test': [mx(20, 'mx2.a.test'), mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
+        assert.equal(report.code, 250);
+        assert.match(report.text, /^2\.0\.0 Delivered to mx1\.a\.test \[127\.0\.0\.2\]: Ok: queued at 127\.0\.0\.2/);
+        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test']]);
+        assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
+        assert.ok(sinks.sinks.get('127.0.0.2')!.received[0]!.raw.equals(PLAIN_MESSAGE), 'the bytes arrive unchanged');
+      },
+    ));
+
+  test('a primary that is down: the secondary gets the mail', () =>
+    withMxWorld(
+      // Nothing listens on 127.0.0.9: the connection is refused.
+      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.9')], 'mx2.a.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.3' }],
+      async ({ upstream, sinks, lines }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
+        assert.equal(sinks.sinks.get('127.0.0.3')!.received.length, 1);
+        assert.ok(lines.some((l) => l.msg === 'mx session failed' && l.host === 'mx1.a.test' && /refused the connection/.test(String(l.reason))), JSON.stringify(lines));
+      },
+    ));
+
+  test('each address of a host is tried in turn', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.9'), a('127.0.0.2')] },
+      [{ address: '127.0.0.2' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
+      },
+    ));
+
+  test('every host down: a temporary 451 4.4.1 naming the last one tried', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.8')], 'mx2.a.test': [a('127.0.0.9')] },
+      [{ address: '127.0.0.2' }],
+      async ({ upstream }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        assert.equal(report.code, 451);
+        assert.match(report.text, /^4\.4\.1 mx2\.a\.test \[127\.0\.0\.9\]:\d+ refused the connection$/);
+      },
+    ));
+
+  test('equal preferences are shuffled: the random source decides which is first', async () => {
+    const records = { 'a.test': [mx(10, 'mx1.a.test'), mx(10, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] };
+    const sinks = [{ address: '127.0.0.2' }, { address: '127.0.0.3' }];
+    const firstOf = async (values: number[]): Promise<string> => {
+      let got = '';
+      await withMxWorld(records, sinks, async ({ upstream, sinks: started }) => {
+        await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        got = [...started.sinks.values()].filter((s) => s.received.length > 0).map((s) => s.address).join();
+      }, {}, { random: () => values.shift() ?? 0.5 });
+      return got;
+    };
+    assert.equal(await firstOf([0.1, 0.9]), '127.0.0.2');
+    assert.equal(await firstOf([0.9, 0.1]), '127.0.0.3');
+  });
+
+  test('no MX record: the domain\'s own address is the implicit MX', () =>
+    withMxWorld({ 'a.test': [a('127.0.0.4')] }, [{ address: '127.0.0.4' }], async ({ upstream, sinks }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
+      assert.equal(sinks.sinks.get('127.0.0.4')!.received.length, 1);
+    }));
+
+  test('an MX naming a CNAME is followed to its address', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'alias.a.test')], 'alias.a.test': [{ type: 'CNAME', data: 'real.a.test' }], 'real.a.test': [a('127.0.0.2')] },
+      [{ address: '127.0.0.2' }],
+      async ({ upstream, sinks }) => {
+        assert.deepEqual(replies(await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE)), ['alice@a.test accepted 250 2.0.0']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
+      },
+    ));
+
+  test('an MX holding an address instead of a name is skipped; with nothing else: 550 5.4.4', () =>
+    withMxWorld(
+      { 'a.test': [mx(5, '127.0.0.3'), mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'b.test': [mx(10, '127.0.0.3')] },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@b.test refused 550 5.4.4']);
+        assert.match(report.recipients[1]!.reply.text, /127\.0\.0\.3 \(an address, where RFC 5321 §5\.1 wants a host name\)/);
+        assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
+      },
+    ));
+
+  test('a recipient at an address literal goes to that address, without DNS', () =>
+    withMxWorld({}, [{ address: '127.0.0.5' }], async ({ upstream, sinks, dns }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@[127.0.0.5]'] }, PLAIN_MESSAGE);
+      assert.deepEqual(replies(report), ['alice@[127.0.0.5] accepted 250 2.0.0']);
+      assert.equal(sinks.sinks.get('127.0.0.5')!.received.length, 1);
+      assert.deepEqual(dns.queries, []);
+    }));
+
+  test('two domains in one message: each to its own MX, with its own recipients', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')], 'b.test': [mx(10, 'mx.b.test')], 'mx.b.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test', 'carol@A.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@b.test accepted 250 2.0.0', 'carol@A.test accepted 250 2.0.0']);
+        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test', 'carol@A.test']]);
+        assert.deepEqual(sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to), [['bob@b.test']]);
+      },
+    ));
+});
+
+describe('DNS answers that stop delivery', () => {
+  test('a null MX (RFC 7505): 556 5.1.10 at once, no host contacted', () =>
+    withMxWorld({ 'a.test': [mx(0, '')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks, dns }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      assert.equal(report.code, 556);
+      assert.equal(report.text, '5.1.10 The domain a.test accepts no mail (null MX, RFC 7505)');
+      assert.deepEqual(replies(report), ['alice@a.test refused 556 5.1.10']);
+      assert.deepEqual(dns.queries, ['a.test MX'], 'not even an address lookup');
+      assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
+    }));
+
+  test('a domain that does not exist (NXDOMAIN): permanent 550 5.1.2', () =>
+    withMxWorld({}, [{ address: '127.0.0.2' }], async ({ upstream }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@nowhere.test'] }, PLAIN_MESSAGE);
+      assert.equal(report.code, 550);
+      assert.match(report.text, /^5\.1\.2 The domain nowhere\.test does not exist \(MX lookup of nowhere\.test: no such domain \(NXDOMAIN\)/);
+    }));
+
+  test('a DNS server failure (SERVFAIL): temporary 451 4.4.3, and the other domain is still delivered', () =>
+    withMxWorld({ 'b.test': [a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, dns, sinks }) => {
+      dns.failures.set('a.test', 'servfail');
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, PLAIN_MESSAGE);
+      assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.3', 'bob@b.test accepted 250 2.0.0']);
+      assert.match(report.recipients[0]!.reply.text, /server failure \(SERVFAIL\)/);
+      assert.equal(report.code, 451);
+      assert.match(report.text, /\(for <alice@a\.test>\) \(already accepted for bob@b\.test\)$/);
+      assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
+    }));
+
+  test('an MX host whose address lookup fails temporarily: 451 4.4.3', () =>
+    withMxWorld({ 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, dns }) => {
+      dns.failures.set('mx1.a.test', 'servfail');
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.3']);
+    }));
+
+  test('MX hosts that do not exist: permanent 550 5.4.4', () =>
+    withMxWorld({ 'a.test': [mx(10, 'gone.a.test')] }, [{ address: '127.0.0.2' }], async ({ upstream }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.4']);
+      assert.match(report.text, /no such host \(NXDOMAIN\)/);
+    }));
+});
+
+describe('replies of the receiving host', () => {
+  test('a permanent refusal of one recipient is kept as the host gave it, and not tried elsewhere', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2', rcpt: { 'nobody@a.test': { code: 550, text: '5.1.1 No such user here' } } }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'nobody@a.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(report.recipients[1], { recipient: 'nobody@a.test', status: 'refused', reply: { code: 550, enhanced: '5.1.1', text: 'No such user here' } });
+        assert.deepEqual([report.code, report.text], [550, '5.1.1 No such user here (for <nobody@a.test>) (already accepted for alice@a.test)']);
+        assert.deepEqual(sinks.sinks.get('127.0.0.3')!.offered, []);
+      },
+    ));
+
+  test('a temporary refusal on the primary: that recipient is tried on the secondary', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2', rcpt: { 'bob@a.test': { code: 451, text: '4.7.1 Greylisted, try later' } } }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@a.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@a.test accepted 250 2.0.0']);
+        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test']]);
+        assert.deepEqual(sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to), [['bob@a.test']]);
+      },
+    ));
+
+  test('an 8-bit address to a host without SMTPUTF8: 553 5.6.7 for that recipient, the others delivered', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] },
+      [{ address: '127.0.0.2', options: { hideSMTPUTF8: true } }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['jörg@a.test', 'bob@a.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['jörg@a.test refused 553 5.6.7', 'bob@a.test accepted 250 2.0.0']);
+        assert.equal(report.recipients[0]!.reply.text, 'mx1.a.test does not announce SMTPUTF8, so <jörg@a.test> cannot be delivered to it');
+        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, ['bob@a.test']);
+      },
+    ));
+
+  test('an 8-bit address to a host with SMTPUTF8 goes through with SMTPUTF8', () =>
+    withMxWorld({ 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['jörg@a.test'] }, PLAIN_MESSAGE);
+      assert.deepEqual(replies(report), ['jörg@a.test accepted 250 2.0.0']);
+      assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => [r.to, r.smtpUtf8]), [[['jörg@a.test'], true]]);
+    }));
+});
+
+describe('loops back to this relay', () => {
+  test('a host that greets with our own name gets nothing: 451 4.4.6, no other host tried', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2', options: { name: 'relay.test' } }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.6']);
+        assert.match(report.text, /loops back to this relay: mx1\.a\.test \[127\.0\.0\.2\]:\d+ greets as relay\.test/);
+        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
+        assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
+      },
+    ));
+
+  test('our own name as the best MX: 451 4.4.6 without a connection; as a lesser MX it and those after it are dropped', () =>
+    withMxWorld(
+      {
+        'a.test': [mx(10, 'relay.test'), mx(20, 'mx2.a.test')],
+        'b.test': [mx(10, 'mx2.a.test'), mx(20, 'relay.test'), mx(30, 'mx3.a.test')],
+        'relay.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.9')], 'mx3.a.test': [a('127.0.0.3')],
+      },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, PLAIN_MESSAGE);
+        assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.6', 'bob@b.test refused 451 4.4.1']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.3')!.connections, 0);
+      },
+    ));
+});
