@@ -19,7 +19,7 @@ function fail(line: string, code: number): never {
   process.exit(code);
 }
 
-const COMMANDS = new Set(['serve', 'keys', 'sign', 'verify', 'config', 'passwd']);
+const COMMANDS = new Set(['serve', 'keys', 'dns', 'sign', 'verify', 'config', 'passwd', 'status', 'queue']);
 
 /** Commands whose output has no JSON form: `serve` logs JSON lines anyway, `sign` writes the message itself. */
 const WITHOUT_JSON = new Set(['serve', 'sign']);
@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('dkim-relay')
     .usage('$0 <command> [options]\n\nSigns mail with DKIM for senders that cannot, checks its own signatures, and relays it.')
     .option('config', { type: 'string', describe: 'configuration file (default config/dkim-relay.yaml, or $DKIM_RELAY_CONFIG)', global: true })
-    .option('json', { type: 'boolean', describe: 'machine-readable output (keys, verify, config check, passwd)', global: true })
+    .option('json', { type: 'boolean', describe: 'machine-readable output (every command that lists or reports; not serve or sign)', global: true })
     .check((args) => {
       const command = String(args._[0]);
       return args.json && WITHOUT_JSON.has(command) ? `${command} has no --json output` : true;
