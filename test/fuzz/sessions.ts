@@ -323,6 +323,8 @@ class Session {
 
   async quit(): Promise<void> {
     if (this.aligned) {
+      // After a 334 the server reads the next line as AUTH data, QUIT included: cancel first (RFC 4954 §4).
+      if (this.client.replies.at(-1)?.code === 334) await this.cmd('*');
       const reply = await this.cmd('QUIT');
       const closed = await this.client.waitClosed(3000);
       this.record.complete = !!reply && reply.code === 221 && closed && !this.record.aborted;
