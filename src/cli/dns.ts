@@ -4,6 +4,7 @@
 import type { Argv } from 'yargs';
 import { authoritativeServers } from '../dns/authoritative.ts';
 import { DnsClient } from '../dns/dns-client.ts';
+import { delegationFor } from '../dns/delegation.ts';
 import { checkDns, type CheckReport, type DomainReport, type KeyReport } from '../dns/dns-check.ts';
 import type { Finding } from '../dns/finding.ts';
 import { FAILING } from '../dns/key-status.ts';
@@ -35,7 +36,12 @@ export function dnsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const keys = store.list(args.domain);
           if (args.domain && keys.length === 0) throw new UserError(`no keys for ${args.domain}`, 'see `dkim-relay keys list`');
           const client = new DnsClient({ timeoutMs: settings.timeoutSeconds * 1000 });
-          const report = await checkDns({ keys, client, serversFor: args.authoritative ? authoritativeFinder(resolvers[0]!, client) : async () => resolvers });
+          const report = await checkDns({
+            keys,
+            client,
+            serversFor: args.authoritative ? authoritativeFinder(resolvers[0]!, client) : async () => resolvers,
+            delegation: (domain) => delegationFor(settings.delegation, domain),
+          });
           if (args.json) printJson(report);
           else print(render(report));
           if (!report.ok) {

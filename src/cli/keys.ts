@@ -2,6 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import type { Config } from '../config/schema.ts';
+import { delegatedCnames, delegationFor, formatCnames, type CnameFormat } from '../dns/delegation.ts';
 import { checkPublished } from '../dns/published-key.ts';
 import { DnsLookupFailed, parseNameserver } from '../dns/resolver.ts';
 import { UserError } from '../errors.ts';
@@ -12,6 +13,7 @@ import { txtRecord, zoneLines } from '../keys/record.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
 import { duration, when } from '../rotation/plan.ts';
 import { policyFor } from '../rotation/policy.ts';
+import { keyRecord } from '../rotation/publication.ts';
 import { CheckFailed, print, printJson, table, withStore, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & {
@@ -23,7 +25,8 @@ type Args = GlobalArgs & {
   algorithm?: Algorithm;
   bits?: number;
   activate?: boolean;
-  format?: 'zone' | 'json' | 'value';
+  format?: 'zone' | 'json' | 'value' | 'cname';
+  as?: CnameFormat;
   file?: string;
   private?: boolean;
   out?: string;
@@ -79,12 +82,17 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) =>
         y
           .option('domain', DOMAIN)
-          .option('format', { choices: ['zone', 'json', 'value'] as const, default: 'zone' as const, describe: 'zone: zone-file lines; value: one unsplit string; json: for provider APIs' })
+          .option('format', { choices: ['zone', 'json', 'value', 'cname'] as const, default: 'zone' as const, describe: 'zone: zone-file lines; value: one unsplit string; json: for provider APIs; cname: the CNAMEs of delegated selectors' })
+          .option('as', { choices: ['zone', 'value', 'json'] as const, describe: 'with --format cname: zone-file lines (default), name and target, or JSON' })
           .example('$0 keys dns --domain example.com', 'zone-file lines, strings of at most 255 octets')
-          .example('$0 keys dns --format value', 'one string per record, for web panels that split by themselves'),
+          .example('$0 keys dns --format value', 'one string per record, for web panels that split by themselves')
+          .example('$0 keys dns --format cname --domain example.com', 'the CNAMEs the owner of example.com publishes once (dns.delegation)'),
       (args) =>
-        withStore(args, (store) => {
-          const records = store.list(args.domain).filter((k) => published(k.state)).map((k) => txtRecord(k));
+        withStore(args, (store, { config }) => {
+          if (args.format === 'cname') return printCnames(store, config, args);
+          if (args.as !== undefined) throw new UserError('--as applies to --format cname only', 'leave out --as, or add --format cname');
+          // In delegated mode a record lives at the CNAME's target, in the relay's zone.
+          const records = store.list(args.domain).filter((k) => published(k.state)).map((k) => keyRecord(k, delegationFor(config.dns.delegation, k.domain)));
           // Nothing to publish for a domain named on purpose is most likely a typo: a failed check.
           if (records.length === 0 && args.domain !== undefined) throw new CheckFailed(noKeysFor(args.domain));
           if (args.json || args.format === 'json') return printJson(records);
@@ -297,6 +305,28 @@ function rotationsFor(store: KeyStore, domain: string, args: Args, strict: boole
     out.push({ replaces: old, algorithm, bits });
   }
   return out;
+}
+
+/**
+ * `keys dns --format cname`: the CNAMEs each delegated domain's owner
+ * publishes once, for the named domain or every delegated domain the store
+ * has keys for (or dns.delegation.domains lists).
+ */
+function printCnames(store: KeyStore, config: Config, args: Args): void {
+  const settings = config.dns.delegation;
+  if (!settings) throw new UserError('--format cname needs delegated selectors, and dns.delegation is not set', 'set dns.delegation.zone (see README, "Delegated selectors"), or use --format zone');
+  let domains: string[];
+  if (args.domain !== undefined) {
+    const domain = normalizeDomain(args.domain);
+    if (!delegationFor(settings, domain)) throw new UserError(`${domain} does not use delegated selectors (it is not in dns.delegation.domains)`, 'add it to dns.delegation.domains, or use --format zone');
+    domains = [domain];
+  } else {
+    domains = [...new Set([...(settings.domains ?? []), ...store.list().filter((k) => k.state !== 'removed').map((k) => k.domain)])].filter((d) => delegationFor(settings, d)).sort();
+  }
+  const records = domains.flatMap((d) => delegatedCnames(d, delegationFor(settings, d)!));
+  const format = args.json ? 'json' : args.as ?? 'zone';
+  if (records.length === 0 && format !== 'json') return print('; no domain uses delegated selectors yet: dkim-relay keys generate --domain example.com');
+  print(formatCnames(records, format));
 }
 
 /** After a change: the key's state and the record to publish. */

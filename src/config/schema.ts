@@ -375,8 +375,8 @@ export const configSchema = z.strictObject({
       interval: duration.optional(),
       /** Per signing domain: its own interval ("off" for none) and waiting times. */
       domains: z.record(z.string(), rotationTimes.extend({ interval: z.union([duration, z.literal('off')]).optional() })).default({}),
-      /** When the scheduler looks at DNS and takes the steps that are due (cron, 5 or 6 fields). */
-      check: z.string().refine((e) => validCron(e), 'must be a cron expression such as "*/15 * * * *"').default('*/15 * * * *'),
+      /** When the scheduler looks at DNS and takes the steps that are due (cron, 5 or 6 fields); "off": never, on this relay. */
+      check: z.string().refine((e) => e === 'off' || validCron(e), 'must be a cron expression such as "*/15 * * * *", or "off"').default('*/15 * * * *'),
       publishFor: duration.default('48h'),
       retireAfter: duration.default('7d'),
       removeAfter: duration.default('30d'),

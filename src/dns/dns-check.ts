@@ -3,10 +3,12 @@
 import { getDomain } from 'tldts';
 import { recordName } from '../keys/names.ts';
 import type { StoredKey } from '../keys/store.ts';
+import type { Delegation } from '../rotation/policy.ts';
+import { delegatedName } from './delegation.ts';
 import { disagreement } from './disagreement.ts';
 import type { DnsAnswer, DnsClient, Transport } from './dns-client.ts';
 import { readiness, type Readiness } from './dmarc-readiness.ts';
-import type { Finding } from './finding.ts';
+import { finding, type Finding } from './finding.ts';
 import { FAILING, judgeKey, type KeyStatus } from './key-status.ts';
 import { formatNameserver, type Nameserver } from './nameserver.ts';
 import { isSpf, SPF_MAX_DEPTH, spfReferences } from './spf.ts';
@@ -62,26 +64,44 @@ export interface CheckOptions {
   client: DnsClient;
   /** The servers to ask about a domain (fixed, or its authoritative servers). */
   serversFor: (domain: string) => Promise<Nameserver[]>;
+  /** The delegated selectors a domain uses (dns.delegation): its names must then be CNAMEs into the relay's zone. */
+  delegation?: (domain: string) => Delegation | undefined;
 }
 
-export async function checkDns({ keys, client, serversFor }: CheckOptions): Promise<CheckReport> {
+export async function checkDns({ keys, client, serversFor, delegation = () => undefined }: CheckOptions): Promise<CheckReport> {
   const published = keys.filter((k) => PUBLISHED_STATES.includes(k.state));
   const domains = [...new Set(published.map((k) => k.domain))];
   const reports = await Promise.all(domains.map(async (domain): Promise<DomainReport> => {
     const servers = await serversFor(domain);
-    const keyReports = await Promise.all(published.filter((k) => k.domain === domain).map((key) => checkKey(key, servers, client)));
+    const delegated = delegation(domain);
+    const keyReports = await Promise.all(published.filter((k) => k.domain === domain).map((key) => checkKey(key, servers, client, delegated)));
     return { domain, servers: servers.map(formatNameserver), keys: keyReports, readiness: await domainReadiness(domain, servers, client) };
   }));
   return { ok: reports.every((d) => d.keys.every((k) => !FAILING.includes(k.status))), domains: reports };
 }
 
-async function checkKey(key: StoredKey, servers: Nameserver[], client: DnsClient): Promise<KeyReport> {
+async function checkKey(key: StoredKey, servers: Nameserver[], client: DnsClient, delegation: Delegation | undefined): Promise<KeyReport> {
   const name = recordName(key.selector, key.domain);
   const answers = await Promise.all(servers.map((server) => client.query(name, 'TXT', server)));
-  const results = answers.map((answer) => serverResult(answer, judgeKey(key, answer)));
+  const target = delegation && delegatedName(key.selector, key.domain, delegation.zone);
+  const results = answers.map((answer) => serverResult(answer, target ? judgeDelegated(key, answer, target) : judgeKey(key, answer)));
   const status = SEVERITY.find((s) => results.some((r) => r.status === s)) ?? 'temperror';
   const views = results.map((r, i) => ({ server: r.server, status: r.status, values: answers[i]!.ok ? r.records!.map((strings) => strings.join('')) : null }));
   return { domain: key.domain, selector: key.selector, name, state: key.state, status, servers: results, disagreement: disagreement(views) };
+}
+
+/**
+ * Delegated selectors: receivers look up the owner's name, which must be the
+ * CNAME to the relay's zone (RFC 1034 §3.6.2), or rotation, which changes
+ * only the target, would never reach them. Without it the record is missing.
+ */
+function judgeDelegated(key: StoredKey, answer: DnsAnswer, target: string): { status: KeyStatus; findings: Finding[] } {
+  if (!answer.ok) return judgeKey(key, answer);
+  const via = answer.chain[1];
+  const fix = 'the domain\'s owner publishes the CNAMEs `dkim-relay keys dns --format cname` prints';
+  if (via === undefined) return { status: 'missing', findings: [finding('fail', 'no-cname', `${answer.chain[0]} is no CNAME to ${target}`, fix)] };
+  if (via !== target) return { status: 'mismatch', findings: [finding('fail', 'cname-elsewhere', `${answer.chain[0]} is a CNAME to ${via}, not to ${target}`, fix)] };
+  return judgeKey(key, answer);
 }
 
 function serverResult(answer: DnsAnswer, judged: { status: KeyStatus; findings: Finding[] }): ServerResult {

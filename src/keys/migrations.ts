@@ -7,6 +7,8 @@
 //      events (the audit trail of every transition), dns_observations (what
 //      each DNS server served, for DNS-gated activation), leases (one
 //      scheduler acts at a time) and notifications (each notice sent once)
+//   3  dns_unpublished: keys whose record the configured DNS publisher has not
+//      yet made DNS serve as their state says (the scheduler retries them)
 //
 // `migrate(db)` brings a database to LATEST_VERSION, each step in its own
 // IMMEDIATE transaction that first reads the version again, so two processes
@@ -28,7 +30,7 @@
 import { UserError } from '../errors.ts';
 import type { Db } from './database.ts';
 
-export const LATEST_VERSION = 2;
+export const LATEST_VERSION = 3;
 
 /** The keys table as the first releases created it; version 1 is exactly this. */
 const V1 = `
@@ -120,6 +122,15 @@ CREATE TABLE notifications (
 );
 `;
 
+/** A row per key whose DNS change is still to be applied, written before each try and deleted once it succeeded. */
+const V3 = `
+CREATE TABLE dns_unpublished (
+  key_id INTEGER PRIMARY KEY REFERENCES keys (id),
+  since  TEXT NOT NULL,
+  reason TEXT NOT NULL
+);
+`;
+
 /** Step n brings a database from version n - 1 to n. */
 const STEPS: Record<number, (db: Db) => void> = {
   1: (db) => db.exec(V1),
@@ -128,6 +139,7 @@ const STEPS: Record<number, (db: Db) => void> = {
     const broken = db.pragma('foreign_key_check') as unknown[];
     if (broken.length > 0) throw new Error(`keys.db: ${broken.length} rows refer to keys that do not exist after the rebuild`);
   },
+  3: (db) => db.exec(V3),
 };
 
 export function schemaVersion(db: Db): number {

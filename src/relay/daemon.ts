@@ -5,11 +5,12 @@ import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
 import { loadTls, TlsFileProblem } from '../config/tls-files.ts';
 import { createUpstream } from '../delivery/upstream.ts';
+import { createPublishers } from '../dns/publish/factory.ts';
 import { UserError } from '../errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
+import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
 import { AuthLimiter } from './auth-limiter.ts';
 import { createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
@@ -37,6 +38,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (store.exposedKeyFiles > 0) {
       logger.warn({ dir: config.keys.dir, keyFiles: store.exposedKeyFiles }, 'key store directory was readable by others while it held keys; now 0700');
     }
+    // Once, before anything listens: a TSIG secret file that is missing or open to others stops the start with its one line.
+    const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
     if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
@@ -66,7 +69,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
     }
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name }, 'relay listening');
-    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, ...options.rotation });
+    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, ...options.rotation, publisher });
     rotation.start();
 
     return {

@@ -53,8 +53,12 @@ export function policyFor(rotation: RotationConfig, domain: string, delegation?:
  * "90s"), but a new key then waits for the next check all the same.
  */
 export function rotationAdvice(rotation: RotationConfig): string[] {
-  const gap = longestGap(rotation.check);
   const advice: string[] = [];
+  if (rotation.check === 'off') {
+    if (rotation.interval !== undefined) advice.push(`rotation.interval (${rotation.interval}) is set but rotation.check is "off": this relay starts no rotation; another relay sharing the key store must run the scheduler`);
+    return advice;
+  }
+  const gap = longestGap(rotation.check);
   const times = [['rotation', rotation.publishFor] as const, ...Object.entries(rotation.domains).map(([d, t]) => [`rotation.domains.${d}`, t.publishFor] as const)];
   for (const [where, publishFor] of times) {
     if (publishFor !== undefined && ms(publishFor) < gap) {

@@ -1,6 +1,7 @@
 // What the rotation scheduler keeps beside the keys in keys.db: who holds the
 // lease (so when several relays share one store, one acts at a time), what
-// each DNS server served for each key, and which notices were sent.
+// each DNS server served for each key, which notices were sent, and which
+// keys' DNS changes the publisher has still to apply.
 // Its own connection to the database: none of this shares a transaction
 // with a key's change of state.
 import { join } from 'node:path';
@@ -77,6 +78,22 @@ export class RotationTables {
     this.run(() => this.db.transaction(() => {
       for (const n of notices) drop.run(n);
     }).immediate());
+  }
+
+  /** Keys whose DNS change is still to be applied, oldest first. */
+  unpublished(): { keyId: number; since: string; reason: string }[] {
+    return this.run(() => this.db.prepare(`SELECT key_id AS keyId, since, reason FROM dns_unpublished ORDER BY since, key_id`).all()) as { keyId: number; since: string; reason: string }[];
+  }
+
+  /** Remembers that a key's DNS change is to be applied (again); `since` stays that of the first try. */
+  markUnpublished(keyId: number, at: Date, reason: string): void {
+    this.run(() => this.db
+      .prepare(`INSERT INTO dns_unpublished (key_id, since, reason) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET reason = excluded.reason`)
+      .run(keyId, at.toISOString(), reason));
+  }
+
+  clearUnpublished(keyId: number): void {
+    this.run(() => this.db.prepare(`DELETE FROM dns_unpublished WHERE key_id = ?`).run(keyId));
   }
 
   private run<T>(work: () => T): T {

@@ -7,8 +7,9 @@
 //   plan         src/rotation/plan.ts: the steps due now
 //   apply        each step through the key store (idempotent: a step someone
 //                else took first changes nothing), publish or withdraw its
-//                record (by hand: a mail saying what to publish), and one
-//                JSON log line per step
+//                record through dns.publish (by hand: a mail saying what to
+//                publish; failed: tried again at every pass until it works),
+//                and one JSON log line per step
 //   notify       mail rotation.notify through the relay's own signing path
 //
 // A pass that fails is logged and the next tick tries again; the daemon never
@@ -20,8 +21,10 @@ import { randomBytes } from 'node:crypto';
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/schema.ts';
 import type { Upstream } from '../delivery/upstream.ts';
+import { delegationFor } from '../dns/delegation.ts';
 import { PUBLISHED_STATES } from '../dns/dns-check.ts';
-import { txtRecord, type TxtRecord } from '../keys/record.ts';
+import type { RecordChange } from '../dns/publish/change.ts';
+import type { Publishers } from '../dns/publish/factory.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
@@ -29,20 +32,35 @@ import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
 import { noticeMessage, type Notice } from './notice.ts';
 import { observe, type DnsObservation } from './observation.ts';
 import { duration, plan, type Action } from './plan.ts';
-import { policyFor } from './policy.ts';
+import { policyFor, type Delegation, type RotationPolicy } from './policy.ts';
+import { changesFor, keyRecord } from './publication.ts';
 import { revealPrivateKey } from './reveal.ts';
 import { RotationTables } from './rotation-tables.ts';
 
 export const LEASE = 'rotation';
 
-/** Makes DNS serve a record, or stop serving one; false when a person has to do it. */
+/**
+ * Applies the DNS changes of one key's step: 'published' once DNS has them,
+ * 'manual' when a person has to make them; throws (one line) when they could
+ * not be applied, and the scheduler tries again at the next pass.
+ */
 export interface RecordPublisher {
-  publish(record: TxtRecord): Promise<boolean>;
-  withdraw(record: TxtRecord): Promise<boolean>;
+  apply(changes: readonly RecordChange[]): Promise<'published' | 'manual'>;
 }
 
 /** No publisher configured: every record is published by hand, told by mail and log. */
-export const manualPublisher: RecordPublisher = { publish: async () => false, withdraw: async () => false };
+export const manualPublisher: RecordPublisher = { apply: async () => 'manual' };
+
+/** The zones of dns.publish as the scheduler's publisher (one key's changes share one name, so one zone). */
+export function publisherFrom(publishers: Publishers): RecordPublisher {
+  return {
+    async apply(changes) {
+      const results = await publishers.publish(changes);
+      for (const { result } of results) if (result.status === 'failed') throw new Error(result.reason);
+      return results.some(({ result }) => result.status === 'manual') ? 'manual' : 'published';
+    },
+  };
+}
 
 export interface SchedulerOptions {
   config: Config;
@@ -91,9 +109,17 @@ export class RotationScheduler {
     this.tables = new RotationTables(options.store.dir);
   }
 
-  /** Runs a pass at every `rotation.check`; a pass still running when the next is due makes that one wait for the following tick. */
+  /**
+   * Runs a pass at every `rotation.check`; a pass still running when the next is due makes that one wait for the following tick.
+   * `rotation.check: off`: no pass ever runs here (the keys are managed by another relay, or there are none to manage), so
+   * this relay never asks DNS nor changes a key by itself.
+   */
   start(): void {
     const { logger, config } = this.options;
+    if (config.rotation.check === 'off') {
+      logger.info({ check: 'off' }, 'rotation scheduler off (rotation.check: off)');
+      return;
+    }
     const log = {
       info: (m: string) => logger.debug({ cron: m }, 'rotation timer'),
       debug: () => {},
@@ -135,6 +161,7 @@ export class RotationScheduler {
       logger.debug({ rotation: 'pass', lease }, 'rotation pass skipped: another relay holds the lease');
       return { ran: false, applied: [] };
     }
+    await this.retryUnpublished();
     const keys = store.list();
     const servers = await this.observeDns(keys, started);
     const now = this.now();
@@ -142,7 +169,7 @@ export class RotationScheduler {
     const planned = plan({
       now,
       keys,
-      policy: (domain) => policyFor(config.rotation, domain),
+      policy: (domain) => this.policy(domain),
       servers: (domain) => servers.get(domain) ?? [],
       observations: this.tables.observations(),
       notified: this.tables.notified(),
@@ -158,6 +185,14 @@ export class RotationScheduler {
     return { ran: true, applied };
   }
 
+  private delegation(domain: string): Delegation | undefined {
+    return delegationFor(this.options.config.dns.delegation, domain);
+  }
+
+  private policy(domain: string): RotationPolicy {
+    return policyFor(this.options.config.rotation, domain, this.delegation(domain));
+  }
+
   private renew(now: Date): boolean {
     return this.tables.takeLease(LEASE, this.holder, now, new Date(now.getTime() + this.leaseMs));
   }
@@ -171,6 +206,7 @@ export class RotationScheduler {
     const observer = this.options.observer?.() ?? new LiveDnsObserver({
       resolvers: this.options.config.dns.resolvers,
       timeoutMs: this.options.config.dns.timeoutSeconds * 1000,
+      delegation: (domain) => this.delegation(domain),
     });
     const published = keys.filter((k) => PUBLISHED_STATES.includes(k.state));
     const previous = new Map(this.tables.observations().map((o) => [`${o.keyId} ${o.server}`, o]));
@@ -201,7 +237,7 @@ export class RotationScheduler {
         if (!replaced || replaced.state !== 'active' || underway) return this.skipped(line);
         const key = store.generate({ domain: action.domain, selector: action.selector, algorithm: action.algorithm, bits: action.bits, step });
         logger.info({ ...line, algorithm: key.algorithm, bits: key.bits }, 'rotation step: new key created, pending until DNS serves it');
-        await this.publish(key, 'publish', `A new DKIM key for ${key.domain} was created (${key.selector}, replacing ${replaced.selector}) and signs once every DNS server has served its record for ${duration(policyFor(this.options.config.rotation, key.domain).publishFor)} (rotation.publishFor).`);
+        await this.publish(key, `A new DKIM key for ${key.domain} was created (${key.selector}, replacing ${replaced.selector}) and signs once every DNS server has served its record for ${duration(this.policy(key.domain).publishFor)} (rotation.publishFor).`);
         return true;
       }
       case 'activate':
@@ -213,10 +249,10 @@ export class RotationScheduler {
         const key = store.list(action.domain).find((k) => k.id === action.keyId)!;
         if (action.kind === 'revoke') {
           this.reveal(key);
-          await this.publish(key, 'publish', `The DKIM key ${key.selector} of ${key.domain} was revoked: its record must now be published with an empty p= so old signatures no longer verify.`);
+          await this.publish(key, `The DKIM key ${key.selector} of ${key.domain} was revoked: its record must now be published with an empty p= so old signatures no longer verify.`);
         }
         if (action.kind === 'remove') {
-          await this.publish(key, 'withdraw', `The DKIM key ${key.selector} of ${key.domain} was removed: its record can be deleted from DNS.`, action.record);
+          await this.publish(key, `The DKIM key ${key.selector} of ${key.domain} was removed: its record can be deleted from DNS.`);
         }
         return true;
       }
@@ -238,20 +274,61 @@ export class RotationScheduler {
     return false;
   }
 
-  /** Through the publisher when it can; else a person is told what to publish or delete. */
-  private async publish(key: StoredKey, how: 'publish' | 'withdraw', text: string, record: TxtRecord = txtRecord(key)): Promise<void> {
+  /**
+   * Makes DNS serve what the key's new state says: through the publisher of
+   * its zone when dns.publish lists one; else a person is told what to
+   * publish or delete.
+   */
+  private async publish(key: StoredKey, text: string): Promise<void> {
     const { logger, config } = this.options;
+    const how = key.state === 'removed' ? 'withdraw' : 'publish';
+    // A removed key's record to delete is the one it had last: the revoked one.
+    const record = keyRecord(how === 'withdraw' ? { ...key, state: 'revoked' } : key, this.delegation(key.domain));
     const line = { rotation: how, domain: key.domain, selector: key.selector, name: record.name };
+    const outcome = await this.change(key, this.now());
+    if (outcome === 'published') return logger.info(line, how === 'publish' ? 'DNS record published' : 'DNS record withdrawn');
+    if (outcome === 'failed') return;
+    logger.warn({ ...line, value: record.value }, how === 'publish' ? 'publish this DNS record by hand' : 'delete this DNS record by hand');
     try {
-      if (await this.publisher[how](record)) {
-        logger.info(line, how === 'publish' ? 'DNS record published' : 'DNS record withdrawn');
-        return;
-      }
-      logger.warn({ ...line, value: record.value }, how === 'publish' ? 'publish this DNS record by hand' : 'delete this DNS record by hand');
       if (config.rotation.notify) await this.mail({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
     } catch (err) {
       // The step itself is done; the record is shown by `keys dns` and a stuck key is notified later.
-      logger.error({ ...line, err: (err as Error).message }, `could not ${how} the DNS record`);
+      logger.error({ ...line, err: (err as Error).message }, 'could not mail the record to publish by hand');
+    }
+  }
+
+  /**
+   * Applies the key's DNS changes. The row in dns_unpublished is written
+   * before the try, so neither a failure nor a stop in the middle loses the
+   * change: the next pass applies it again (the changes are safe to repeat).
+   */
+  private async change(key: StoredKey, at: Date): Promise<'published' | 'manual' | 'failed'> {
+    this.tables.markUnpublished(key.id, at, 'not applied yet');
+    try {
+      const outcome = await this.publisher.apply(changesFor(key, this.delegation(key.domain)));
+      this.tables.clearUnpublished(key.id);
+      return outcome;
+    } catch (err) {
+      const reason = String((err as Error).message ?? err).split('\n')[0]!;
+      this.tables.markUnpublished(key.id, at, reason);
+      this.options.logger.error({ rotation: 'publish', domain: key.domain, selector: key.selector, state: key.state, err: reason }, 'could not change DNS; tried again at the next check');
+      return 'failed';
+    }
+  }
+
+  /** The changes a former pass could not apply, tried again as the keys' states now say. */
+  private async retryUnpublished(): Promise<void> {
+    const keys = new Map(this.options.store.list().map((k) => [k.id, k]));
+    for (const row of this.tables.unpublished()) {
+      if (this.stopped) return;
+      const key = keys.get(row.keyId);
+      if (!key) {
+        this.tables.clearUnpublished(row.keyId);
+        continue;
+      }
+      if ((await this.change(key, new Date(row.since))) === 'published') {
+        this.options.logger.info({ rotation: 'publish', domain: key.domain, selector: key.selector, state: key.state, since: row.since }, 'DNS change applied at a later try');
+      }
     }
   }
 

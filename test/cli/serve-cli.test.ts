@@ -9,14 +9,17 @@ import { describe, test } from 'node:test';
 import { rawSession, type RawSession } from '../helpers/raw-smtp.ts';
 import { selfSignedCert } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { serve, type Served } from './support.ts';
+import { dkimRelay, serve, type Served } from './support.ts';
+
+/** None of these tests is about the rotation scheduler: it stays off, so no pass ever asks DNS. */
+const ROTATION_OFF = 'rotation: {check: "off"}\n';
 
 /** A folder with a configuration file `relay.yaml` written from `yaml` (its keys and outbox inside the folder). */
 function setup(yaml = ''): { dir: string; config: string; write(yaml: string): void } {
   const dir = tempDir();
   const config = join(dir, 'relay.yaml');
   const write = (more: string) =>
-    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${more}`);
+    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${ROTATION_OFF}${more}`);
   write(yaml);
   return { dir, config, write };
 }
@@ -59,6 +62,19 @@ test('the greeting says ESMTP once', async () => {
   } finally {
     relay.kill();
   }
+});
+
+test('a TSIG secret file others can read stops the start with one line, exit 2', async () => {
+  const { dir, config, write } = setup();
+  const secret = join(dir, 'tsig.key');
+  writeFileSync(secret, Buffer.alloc(32, 1).toString('base64'), { mode: 0o644 });
+  write(`listen: {port: 0}\ndns:\n  publish:\n    - {zone: example.com, method: rfc2136, server: "127.0.0.1:1", tsig: {name: k, secretFile: ${secret}}}\n`);
+  const run = await dkimRelay(['serve', '--config', config], dir);
+  assert.equal(run.code, 2, run.stderr);
+  const lines = run.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, run.stderr);
+  assert.match(lines[0]!, /TSIG secret file .* is readable by others \(mode 0644\).*chmod 600/);
+  assert.doesNotMatch(run.stdout, /relay listening/, 'nothing listened');
 });
 
 describe('SIGHUP', () => {

@@ -33,14 +33,21 @@ def main():
     def dnsfunc(name, timeout=5):
         qname = name.decode("ascii") if isinstance(name, bytes) else name
         lookups.append(qname)
-        try:
-            answer = resolver.resolve(qname, "TXT", raise_on_no_answer=False, search=False)
-        except dns.resolver.NXDOMAIN:
-            return None
-        except dns.exception.Timeout as e:
-            timeouts.append(qname)
-            raise dkim.DnsTimeoutError("dns timeout: %s" % e)
-        records = [rr for rrset in answer.response.answer if rrset.rdtype == dns.rdatatype.TXT for rr in rrset]
+        # An authoritative server answers a CNAME into another zone with the CNAME
+        # alone; follow it as a recursive resolver would (at most 8 hops).
+        for _ in range(8):
+            try:
+                answer = resolver.resolve(qname, "TXT", raise_on_no_answer=False, search=False)
+            except dns.resolver.NXDOMAIN:
+                return None
+            except dns.exception.Timeout as e:
+                timeouts.append(qname)
+                raise dkim.DnsTimeoutError("dns timeout: %s" % e)
+            records = [rr for rrset in answer.response.answer if rrset.rdtype == dns.rdatatype.TXT for rr in rrset]
+            cnames = [rr for rrset in answer.response.answer if rrset.rdtype == dns.rdatatype.CNAME for rr in rrset]
+            if records or not cnames:
+                break
+            qname = cnames[-1].target.to_text()
         if not records:
             return None
         if len(records) > 1:

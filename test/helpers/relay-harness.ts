@@ -80,12 +80,15 @@ export interface TestRelay {
 
 /**
  * Starts the relay with `config` (YAML-shaped, validated by the real schema)
- * on a free port; `prepare` may add keys to the store before it starts.
+ * on a free port; `prepare` may add keys to the store before it starts. Its
+ * rotation scheduler is off (`rotation.check: off`) unless `config.rotation`
+ * says otherwise, so a test never asks the machine's resolver about DNS.
  */
 export async function startTestRelay(config: Record<string, unknown>, prepare?: (store: KeyStore) => void): Promise<TestRelay> {
   const dir = tempDir();
   const merged = configSchema.parse({
     ...config,
+    rotation: { check: 'off', ...(config.rotation as object) },
     keys: { dir: join(dir.path, 'keys') },
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
   });

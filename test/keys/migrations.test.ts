@@ -53,17 +53,17 @@ function tables(db: Database.Database): string[] {
   return (db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
 }
 
-test('a store made by the first releases (user_version 0) is migrated to version 2 with every key kept', () => {
+test('a store made by the first releases (user_version 0) is migrated to the latest version with every key kept', () => {
   const db = v0Store();
   assert.equal(schemaVersion(db), 0);
 
-  assert.deepEqual(migrate(db), { from: 0, to: 2 });
-  assert.equal(LATEST_VERSION, 2);
-  assert.equal(schemaVersion(db), 2);
+  assert.deepEqual(migrate(db), { from: 0, to: 3 });
+  assert.equal(LATEST_VERSION, 3);
+  assert.equal(schemaVersion(db), 3);
 
   const rows = db.prepare(`SELECT ${COLUMNS}, removed_at FROM keys ORDER BY id`).raw().all();
   assert.deepEqual(rows, ROWS.map((r) => [...r, null]));
-  assert.deepEqual(tables(db), ['dns_observations', 'events', 'keys', 'leases', 'notifications']);
+  assert.deepEqual(tables(db), ['dns_observations', 'dns_unpublished', 'events', 'keys', 'leases', 'notifications']);
   assert.deepEqual(db.pragma('integrity_check', { simple: true }), 'ok');
   db.close();
 });
@@ -96,17 +96,17 @@ test('migrate is idempotent: a second run changes nothing', () => {
   const before = db.prepare(`SELECT sql FROM sqlite_schema ORDER BY name`).raw().all();
   const keys = db.prepare(`SELECT * FROM keys ORDER BY id`).raw().all();
 
-  assert.deepEqual(migrate(db), { from: 2, to: 2 });
+  assert.deepEqual(migrate(db), { from: 3, to: 3 });
   assert.deepEqual(db.prepare(`SELECT sql FROM sqlite_schema ORDER BY name`).raw().all(), before);
   assert.deepEqual(db.prepare(`SELECT * FROM keys ORDER BY id`).raw().all(), keys);
   assert.equal(db.prepare(`SELECT count(*) FROM events`).pluck().get(), 1);
   db.close();
 });
 
-test('an empty database is created at version 2', () => {
+test('an empty database is created at the latest version', () => {
   const db = new Database(join(tempDir(), 'keys.db'));
-  assert.deepEqual(migrate(db), { from: 0, to: 2 });
-  assert.deepEqual(tables(db), ['dns_observations', 'events', 'keys', 'leases', 'notifications']);
+  assert.deepEqual(migrate(db), { from: 0, to: 3 });
+  assert.deepEqual(tables(db), ['dns_observations', 'dns_unpublished', 'events', 'keys', 'leases', 'notifications']);
   db.close();
 });
 
@@ -117,13 +117,13 @@ test('a store migrated by one process is not migrated again by another that open
   const second = new Database(file);
   assert.equal(schemaVersion(second), 0);
   migrate(first);
-  assert.deepEqual(migrate(second), { from: 2, to: 2 });
-  assert.equal(schemaVersion(second), 2);
+  assert.deepEqual(migrate(second), { from: 3, to: 3 });
+  assert.equal(schemaVersion(second), 3);
   first.close();
   second.close();
 });
 
-test('a store at version 2 is left untouched, file and all', () => {
+test('a store at the latest version is left untouched, file and all', () => {
   const file = join(tempDir(), 'keys.db');
   const db = new Database(file);
   migrate(db);
@@ -131,7 +131,7 @@ test('a store at version 2 is left untouched, file and all', () => {
   db.close();
   const bytes = readFileSync(file);
   const reopened = new Database(file);
-  assert.deepEqual(migrate(reopened), { from: 2, to: 2 });
+  assert.deepEqual(migrate(reopened), { from: 3, to: 3 });
   assert.equal(reopened.prepare('SELECT total_changes()').pluck().get(), 0);
   reopened.close();
   assert.ok(readFileSync(file).equals(bytes), 'the database file changed');
@@ -142,14 +142,14 @@ test('a store at version 2 is left untouched, file and all', () => {
 
 test('a store newer than this dkim-relay knows is refused with a clear message, and left as it is', () => {
   const db = v0Store();
-  db.pragma('user_version = 3');
-  expectUserError(() => migrate(db), /schema version 3, but this dkim-relay knows versions up to 2/, /newer dkim-relay|backup/);
-  assert.equal(schemaVersion(db), 3);
+  db.pragma('user_version = 4');
+  expectUserError(() => migrate(db), /schema version 4, but this dkim-relay knows versions up to 3/, /newer dkim-relay|backup/);
+  assert.equal(schemaVersion(db), 4);
   assert.equal(db.prepare(`SELECT count(*) FROM keys`).pluck().get(), ROWS.length);
   db.close();
 });
 
-test('a store made by the first releases (version 0, real key files) opens at version 2 and its keys go through the whole lifecycle, audited', () => {
+test('a store made by the first releases (version 0, real key files) opens at the latest version and its keys go through the whole lifecycle, audited', () => {
   const dir = join(tempDir(), 'keys');
   mkdirSync(dir, { mode: 0o700 });
   const db = new Database(join(dir, 'keys.db'));
@@ -165,7 +165,7 @@ test('a store made by the first releases (version 0, real key files) opens at ve
   const store = KeyStore.open(dir);
   try {
     const check = new Database(join(dir, 'keys.db'), { readonly: true });
-    assert.equal(schemaVersion(check), 2);
+    assert.equal(schemaVersion(check), LATEST_VERSION);
     check.close();
     assert.equal(store.activeKeys('example.com')[0]?.selector, 's202601a', 'the old active key still signs');
 

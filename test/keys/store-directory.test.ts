@@ -23,7 +23,7 @@ function checkout(): { cwd: string; keys: string; config: string } {
   chmodSync(keys, 0o755);
   writeFileSync(join(keys, '.gitignore'), '*\n!.gitignore\n');
   const config = join(cwd, 'relay.yaml');
-  writeFileSync(config, `listen:\n  port: 0\ndelivery:\n  upstream:\n    type: file\n    dir: ${join(cwd, 'outbox')}\ndemo:\n  domain: example.com\n`);
+  writeFileSync(config, `listen:\n  port: 0\ndelivery:\n  upstream:\n    type: file\n    dir: ${join(cwd, 'outbox')}\ndemo:\n  domain: example.com\nrotation:\n  check: "off"\n`);
   return { cwd, keys, config };
 }
 

@@ -26,6 +26,7 @@ export async function startLoggedRelay(config: Record<string, unknown>): Promise
   const dir = tempDir();
   const merged = configSchema.parse({
     ...config,
+    rotation: { check: 'off', ...(config.rotation as object) }, // no scheduler pass asks the machine's resolver
     keys: { dir: join(dir.path, 'keys') },
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
   });

@@ -63,3 +63,13 @@ test('a publishFor shorter than the time between two checks is advice, not an er
   ]);
   assert.deepEqual(rotationAdvice(parseConfig('', 'empty.yaml').rotation), []);
 });
+
+test('rotation.check: off turns the scheduler off; an interval then is advice that another relay must run it', () => {
+  const off = parseConfig('rotation: { check: off }', 'off.yaml').rotation;
+  assert.equal(off.check, 'off');
+  assert.deepEqual(rotationAdvice(off), []);
+  assert.deepEqual(rotationAdvice(parseConfig('rotation: { check: "off", interval: 90d }', 'off.yaml').rotation), [
+    'rotation.interval (90d) is set but rotation.check is "off": this relay starts no rotation; another relay sharing the key store must run the scheduler',
+  ]);
+  expectUserError(() => parseConfig('rotation: { check: never }', 'bad.yaml'), /rotation\.check: must be a cron expression such as "\*\/15 \* \* \* \*", or "off"/);
+});

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configSchema } from '../../src/config/schema.ts';
 import { nextSelector } from '../../src/keys/names.ts';
-import { plan } from '../../src/rotation/plan.ts';
+import { delegatedName, plan } from '../../src/rotation/plan.ts';
 import { policyFor } from '../../src/rotation/policy.ts';
 import { DAY, HOUR, MINUTE, POLICY, Simulation, summary } from './simulation.ts';
 
@@ -282,4 +282,41 @@ test('the same inputs give the same plan', () => {
   const one = plan(input);
   assert.deepEqual(summary(one.actions), ['revoke:b', 'notify:stuck:c', 'create:s202608a']);
   assert.deepEqual(plan({ ...input, keys: [...sim.keys].reverse() }), one, 'the order of the keys does not matter');
+});
+
+test('delegatedName gives distinct domains distinct names, each label a valid one of at most 63 octets', () => {
+  const zone = 'dkim.relay.example.net';
+  assert.equal(delegatedName('sel1', 'example.com', zone), 'sel1.example-com.dkim.relay.example.net');
+  assert.equal(delegatedName('sel1', 'a-b.com', zone), 'sel1.a--b-com.dkim.relay.example.net');
+  assert.equal(delegatedName('sel1', 'a.b.com', zone), 'sel1.a-b-com.dkim.relay.example.net');
+  assert.equal(delegatedName('sel1', 'example.com', `${zone}.`), delegatedName('sel1', 'example.com', zone), 'a final dot on the zone changes nothing');
+
+  // Every domain built from these labels, two to four deep, and long ones that need the digest.
+  const labels = ['a', 'b', 'a-b', 'a--b', 'b-a', 'xn--bcher-kva', 'ab', 'a-b-c'];
+  const domains = new Set<string>();
+  for (const x of labels) for (const y of labels) {
+    domains.add(`${x}.${y}`);
+    for (const z of ['com', 'co-uk', 'c']) {
+      domains.add(`${x}.${y}.${z}`);
+      domains.add(`${x}.${y}.b.${z}`);
+    }
+  }
+  const long = 'k'.repeat(55);
+  for (const tail of ['example.com', 'example-com', 'example.org', 'exa.mple.com']) {
+    domains.add(`${long}.${tail}`);
+    domains.add(`${long}-${tail}`);
+    domains.add(`${'x'.repeat(63)}.${'y'.repeat(63)}.${tail}`);
+  }
+  const byName = new Map<string, string>();
+  for (const domain of domains) {
+    const name = delegatedName('sel1', domain, zone);
+    const label = name.split('.')[1]!;
+    assert.ok(label.length <= 63, `${domain}: label of ${label.length} octets`);
+    assert.match(label, /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/, `${domain}: ${label} is no valid label`);
+    assert.equal(byName.get(name), undefined, `${domain} and ${byName.get(name)} share ${name}`);
+    byName.set(name, domain);
+  }
+  assert.equal(byName.size, domains.size);
+  const hashed = delegatedName('sel1', `${long}.example.com`, zone).split('.')[1]!;
+  assert.match(hashed, /^k+---[0-9a-f]{32}$/, 'a long domain keeps a readable prefix and a digest');
 });

@@ -13,6 +13,7 @@ import { createUpstream } from '../../src/delivery/upstream.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import type { DnsObserver } from '../../src/rotation/dns-observer.ts';
+import { getTasks } from 'node-cron';
 import { LeaseLost, RotationScheduler } from '../../src/rotation/scheduler.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -166,4 +167,25 @@ test('a failing pass is logged as one JSON line and retried at the next tick; th
   const result = await s.tick();
   assert.deepEqual(result?.applied.map((a) => a.kind), ['create']);
   await s.stop();
+});
+
+test('rotation.check: off: start() schedules nothing, so no pass ever runs by itself', async () => {
+  const dir = tempDir('dkim-relay-scheduler-off-');
+  const config = configSchema.parse({ keys: { dir: join(dir, 'keys') }, delivery: { upstream: { type: 'file', dir: join(dir, 'outbox') } }, rotation: { check: 'off', interval: '1s' } });
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done(); } }));
+  const store = KeyStore.open(config.keys.dir);
+  let asked = 0;
+  const observer = (): DnsObserver => ({ servers: async () => { asked++; return []; }, check: async () => ({ state: 'match', detail: '' }) });
+  const before = getTasks().size;
+  const scheduler = new RotationScheduler({ config, store, upstream: createUpstream(config.delivery.upstream, logger), hostname: 'relay.test', logger, observer });
+  scheduler.start();
+  try {
+    assert.equal(getTasks().size, before, 'no cron task');
+    assert.ok(lines.some((l) => l.msg === 'rotation scheduler off (rotation.check: off)'));
+    assert.equal(asked, 0);
+  } finally {
+    await scheduler.stop();
+    store.close();
+  }
 });
