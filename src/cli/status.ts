@@ -15,6 +15,7 @@ import { KeyStore, type KeyProblem } from '../keys/store.ts';
 import { renderStatus, statusReport, type KeyFileProblem, type ReadinessResult, type StatusReport } from '../observability/status-report.ts';
 import type { DnsObservation } from '../rotation/observation.ts';
 import type { PlanKey } from '../rotation/plan.ts';
+import { delegationFor } from '../dns/delegation.ts';
 import { policyFor } from '../rotation/policy.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
@@ -76,7 +77,7 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
       now: new Date(),
       keys,
       observations,
-      policy: (domain) => policyFor(config.rotation, domain),
+      policy: (domain) => policyFor(config.rotation, domain, delegationFor(config.dns.delegation, domain)),
       servers,
       readiness,
       keyProblems: problems,
