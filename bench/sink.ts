@@ -9,6 +9,8 @@ import { now } from './stats.ts';
 export class CountingSink {
   count = 0;
   lastAt = NaN;
+  /** Messages whose DATA began: the sample is chosen on arrival, while several are in flight. */
+  private arrived = 0;
   /** Arrival time of each probe by its number. */
   readonly probes = new Map<number, number>();
   samples: Buffer[] = [];
@@ -59,6 +61,7 @@ export class CountingSink {
   /** Starts a new count; keeps every `every`-th message, at most `atMost` of them, for the spot-check. */
   reset(every = 0, atMost = 0): void {
     this.count = 0;
+    this.arrived = 0;
     this.lastAt = NaN;
     this.probes.clear();
     this.samples = [];
@@ -67,7 +70,8 @@ export class CountingSink {
   }
 
   private wantsSample(): boolean {
-    return this.keepEvery > 0 && this.samples.length < this.keepAtMost && (this.count + 1) % this.keepEvery === 0;
+    this.arrived++;
+    return this.keepEvery > 0 && this.arrived % this.keepEvery === 0 && this.arrived / this.keepEvery <= this.keepAtMost;
   }
 
   close(): Promise<void> {

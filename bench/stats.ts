@@ -13,4 +13,4 @@ export function percentile(values: number[], p: number): number {
 /** Milliseconds on a clock shared by every process of the machine (epoch based, sub-millisecond). */
 export const now = (): number => performance.timeOrigin + performance.now();
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
