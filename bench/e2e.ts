@@ -101,6 +101,7 @@ export class EndToEnd {
   private async once(system: SystemUnderTest, size: number, round: number): Promise<Run> {
     const count = this.settings.count.get(size)!;
     // The spot-check: two messages from the middle of the first round.
+    await this.sink.drain();
     this.sink.reset(round === 1 ? Math.max(1, Math.floor(count / 3)) : 0, 2);
     const memory = samplePeak(system.pids);
     const load = await runLoad({ port: system.port, sessions: this.settings.sessions, count, message: benchMessage(size), dir: this.dir, seconds: this.settings.seconds, tool: this.settings.tool });
@@ -154,6 +155,7 @@ export class EndToEnd {
     const half = max / 2;
     const { probeRate, latencySeconds } = this.settings;
     const loadRate = Math.max(1, half - probeRate);
+    await this.sink.drain();
     this.sink.reset();
     const [, run] = await Promise.all([
       runLoad({ port: system.port, sessions: this.settings.sessions, count: Math.ceil(loadRate * latencySeconds), message: benchMessage(size), dir: this.dir, seconds: latencySeconds + 10, rate: loadRate }),
@@ -171,6 +173,7 @@ export class EndToEnd {
   /** Four messages of `size` at once, each on its own connection: time and peak PSS. */
   async concurrentBig(system: SystemUnderTest, size: number): Promise<{ seconds: number; peakPss: number; received: number; verified?: { passed: number; checked: number } }> {
     const message = benchMessage(size);
+    await this.sink.drain();
     this.sink.reset(1, 1);
     const memory = samplePeak(system.pids);
     const start = now();

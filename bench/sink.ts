@@ -4,11 +4,13 @@
 // drained, not kept, so the sink stays cheap beside the signers it measures.
 import { SMTPServer } from 'smtp-server';
 import { PROBE_HEADER, PROBE_SENDER } from './probe.ts';
-import { now } from './stats.ts';
+import { now, sleep } from './stats.ts';
 
 export class CountingSink {
   count = 0;
   lastAt = NaN;
+  /** The latest arrival of anything, never reset: a queueing peer may still deliver the previous run's mail. */
+  lastAnyAt = NaN;
   /** Messages whose DATA began: the sample is chosen on arrival, while several are in flight. */
   private arrived = 0;
   /** Arrival time of each probe by its number. */
@@ -41,6 +43,7 @@ export class CountingSink {
         else stream.resume();
         stream.on('end', () => {
           const at = now();
+          sink.lastAnyAt = at;
           if (probe) {
             const id = new RegExp(`^${PROBE_HEADER}: (\\d+)`, 'mi').exec(Buffer.concat(chunks).toString('latin1'));
             if (id) sink.probes.set(Number(id[1]), at);
@@ -56,6 +59,12 @@ export class CountingSink {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     sink = new CountingSink(server, (server.server.address() as { port: number }).port);
     return sink;
+  }
+
+  /** Resolves once nothing has arrived for `quietMs` (at most `maxMs`), so that a new count starts clean. */
+  async drain(quietMs = 1000, maxMs = 60_000): Promise<void> {
+    const until = now() + maxMs;
+    while (now() - this.lastAnyAt < quietMs && now() < until) await sleep(100);
   }
 
   /** Starts a new count; keeps every `every`-th message, at most `atMost` of them, for the spot-check. */
