@@ -1,111 +1,195 @@
-// npm run bench: signing and relay throughput, each beside the physical limit
-// measured in the same run (raw node:crypto signing, raw SHA-256 hashing).
-// The machine is shared, so each figure and its limit are measured in
-// alternation, round after round, and the medians are reported: both saw the
-// same neighbours. Every loop is bounded in time; the relay part talks only
-// to 127.0.0.1. BENCH_SECONDS and BENCH_ROUNDS set the length.
-import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { cpus } from 'node:os';
-import nodemailer from 'nodemailer';
-import { configSchema } from '../src/config/schema.ts';
-import { signOptionsFor } from '../src/pipeline/signing-policy.ts';
-import { BodyHasher } from '../src/signing/body-hash.ts';
-import { signMessage, type SigningKey } from '../src/signing/signer.ts';
-import { startSink, startTestRelay } from '../test/helpers/relay-harness.ts';
+// npm run bench: dkim-relay end to end against real peers, and the signer
+// alone, each beside the limits measured on the same machine in the same run.
+//
+// The real daemon (src/cli/main.ts serve) runs as a child process in each
+// delivery mode and with each algorithm; Postfix + OpenDKIM run privately on
+// loopback as the peer; Postfix's smtp-source (or bench/load-node.ts) sends the
+// load; one counting sink receives everything and python3-dkim checks a
+// sample. Everything talks to 127.0.0.1 only, every load is bounded in count
+// and time, and every process started is stopped by its PID. The results go
+// to stdout and into BENCHMARKS.md (BENCH_WRITE=0: stdout only).
+//
+// Settings (environment): BENCH_ROUNDS (3), BENCH_SESSIONS (20),
+// BENCH_SMALL_MESSAGES (1200), BENCH_LARGE_MESSAGES (300), BENCH_LOAD_SECONDS
+// (40, the most one load may run), BENCH_LATENCY_SECONDS (8), BENCH_LOAD
+// (smtp-source or node), BENCH_SIGNER_ROUNDS (5) and BENCH_SECONDS (0.5) for
+// the in-process signer, BENCH_PEERS=0 to leave the peers out, BENCH_BIG=0 to
+// leave the 25 MB messages out.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EndToEnd, type SystemUnderTest } from './e2e.ts';
+import { defaultTool, type LoadTool } from './load.ts';
+import { load1, machine } from './machine.ts';
+import { family } from './memory.ts';
+import { ensurePackages } from './peers/install.ts';
+import { startPostfixOpenDkim, type RunningPeer } from './peers/postfix-opendkim.ts';
+import { modeSupported, startRelayProcess, type Algorithm, type DeliveryMode, type RunningRelayProcess } from './relay.ts';
+import { render, writeSection, type Results } from './report.ts';
+import { signerRows } from './signer.ts';
+import { CountingSink } from './sink.ts';
+import { median, now } from './stats.ts';
+import { LARGE, SMALL, verdicts } from './targets.ts';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 0.5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const SESSIONS = env('BENCH_SESSIONS', 20);
+const COUNT = new Map([[SMALL, env('BENCH_SMALL_MESSAGES', 1200)], [LARGE, env('BENCH_LARGE_MESSAGES', 300)]]);
+const LOAD_SECONDS = env('BENCH_LOAD_SECONDS', 40);
+const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 8);
+const PROBE_RATE = 20;
+const BIG = 25 * 1000 * 1000;
+const say = (line: string) => console.log(line);
 
-type Work = () => unknown | Promise<unknown>;
+const startedAt = new Date();
+const t0 = now();
+const loads = [load1()];
+const host = machine();
+const tool: LoadTool = process.env.BENCH_LOAD === 'node' ? 'node' : defaultTool();
+say(`dkim-relay benchmark, ${startedAt.toISOString()}: ${host.cores} × ${host.cpu}, ${host.memoryGiB.toFixed(1)} GiB, Node ${host.node}; load average ${loads[0]!.toFixed(2)}`);
 
-/** Operations per second of `fn` over SECONDS. */
-async function rateOnce(fn: Work): Promise<number> {
-  const start = performance.now();
-  const end = start + SECONDS * 1000;
-  let n = 0;
-  while (performance.now() < end) {
-    await fn();
-    n++;
-  }
-  return n / ((performance.now() - start) / 1000);
+// Everything started is stopped on the way out, by PID, whatever happens meanwhile.
+const stops: (() => Promise<void>)[] = [];
+const scratch = mkdtempSync(join(tmpdir(), 'dkim-relay-bench-relays-'));
+async function cleanUp(): Promise<void> {
+  for (const stop of stops.splice(0).reverse()) await stop().catch((err: Error) => say(`  stopping: ${err.message}`));
+  rmSync(scratch, { recursive: true, force: true });
 }
+process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
+process.once('SIGTERM', () => void cleanUp().then(() => process.exit(143)));
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-/** `fn` and the `limit` it is compared with, measured in alternation: median rates and median ratio. */
-async function against(fn: Work, limit: Work): Promise<{ rate: number; limit: number; ratio: number }> {
-  const rates: number[] = [];
-  const limits: number[] = [];
-  const ratios: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    const l = await rateOnce(limit);
-    const r = await rateOnce(fn);
-    limits.push(l);
-    rates.push(r);
-    ratios.push(r / l);
-  }
-  return { rate: median(rates), limit: median(limits), ratio: median(ratios) };
-}
-
-function message(bodyBytes: number): Buffer {
-  const line = 'The quick brown fox jumps over the lazy dog, again and again and again.\r\n';
-  const body = line.repeat(Math.ceil(bodyBytes / line.length)).slice(0, bodyBytes);
-  return Buffer.from(
-    'From: Payroll <payroll@example.com>\r\nTo: alice@example.net\r\nSubject: Payslip\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n' +
-      'Message-ID: <bench@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n' + body,
+const skipped: string[] = [];
+try {
+  say(`\nThe signer alone, in-process (${env('BENCH_SIGNER_ROUNDS', 5)} alternating rounds of ${env('BENCH_SECONDS', 0.5)} s, medians):`);
+  const signer = signerRows(env('BENCH_SIGNER_ROUNDS', 5), env('BENCH_SECONDS', 0.5), (row) =>
+    say(`  ${row.what.padEnd(44)} ${row.result.padStart(12)}   ${row.limit.padEnd(34)} ${(row.ratio * 100).toFixed(0).padStart(4)} %`),
   );
+  loads.push(load1());
+
+  const sink = await CountingSink.start();
+  stops.push(() => sink.close());
+
+  say('\nStarting the systems under test:');
+  const systems: SystemUnderTest[] = [];
+  const name = (mode: DeliveryMode, algorithm: Algorithm) => `dkim-relay ${mode} ${algorithm === 'rsa' ? 'RSA-2048' : 'Ed25519'}`;
+  let queueMissing = '';
+  for (const mode of ['sync', 'queue'] as const) {
+    if (mode === 'queue') {
+      const supported = modeSupported({ dir: scratch, mode, algorithm: 'rsa', sinkPort: sink.port });
+      if (!supported.ok) {
+        // The relay's line reads "dkim-relay: FILE: PROBLEM — HINT": the problem is what matters here.
+        const problem = supported.reason.replace(/^dkim-relay: [^:]*: /, '').replace(/ — .*$/, '');
+        queueMissing = 'queue mode is not in this build yet';
+        skipped.push(`dkim-relay in queue mode: \`config check\` refuses \`delivery.mode: queue\` (${problem})`);
+        say(`  dkim-relay queue: skipped, config check refuses delivery.mode: queue (${problem})`);
+        continue;
+      }
+    }
+    for (const algorithm of ['rsa', 'ed25519'] as const) {
+      const dir = mkdtempSync(join(scratch, `${mode}-${algorithm}-`));
+      const relay: RunningRelayProcess = await startRelayProcess({ dir, mode, algorithm, sinkPort: sink.port });
+      stops.push(() => relay.stop());
+      systems.push({ name: name(mode, algorithm), port: relay.port, pids: () => [relay.pid], records: relay.records });
+      say(`  ${name(mode, algorithm)}: PID ${relay.pid}, port ${relay.port}`);
+    }
+  }
+  let peer: RunningPeer | undefined;
+  if (process.env.BENCH_PEERS === '0') {
+    skipped.push('Postfix + OpenDKIM: left out (BENCH_PEERS=0)');
+  } else {
+    const problem = ensurePackages(say);
+    if (problem) {
+      skipped.push(`Postfix + OpenDKIM: ${problem}`);
+      say(`  Postfix + OpenDKIM: not measured, ${problem}`);
+    } else {
+      try {
+        peer = await startPostfixOpenDkim(sink.port);
+        const running = peer;
+        stops.push(() => running.stop());
+        systems.push({ name: 'Postfix + OpenDKIM RSA-2048', port: peer.port, pids: peer.pids, records: peer.records, peer: true });
+        say(`  Postfix + OpenDKIM: port ${peer.port}, ${family(peer.pids()).length} processes`);
+      } catch (err) {
+        const reason = `could not start: ${(err as Error).message.split('\n')[0]}`;
+        skipped.push(`Postfix + OpenDKIM: ${reason}`);
+        say(`  Postfix + OpenDKIM: not measured, ${reason}`);
+      }
+    }
+  }
+
+  const e2e = new EndToEnd(sink, { sessions: SESSIONS, rounds: ROUNDS, count: COUNT, seconds: LOAD_SECONDS, latencySeconds: LATENCY_SECONDS, probeRate: PROBE_RATE, tool }, say);
+  stops.push(async () => e2e.close());
+  for (const size of [SMALL, LARGE]) {
+    say(`\nThroughput, ${size / 1024} KiB messages, ${SESSIONS} sessions (${tool}), ${COUNT.get(size)} messages a run, ${ROUNDS} rounds in alternation:`);
+    await e2e.throughput(systems, size);
+    loads.push(load1());
+  }
+  say(`\nAdded latency at half the maximum rate (probe: ${PROBE_RATE} messages/s on its own connection, ${LATENCY_SECONDS} s):`);
+  for (const size of [SMALL, LARGE]) for (const system of systems) await e2e.latency(system, size);
+  loads.push(load1());
+  const big: Results['big'] = [];
+  if (process.env.BENCH_BIG !== '0') {
+    say('\nFour concurrent 25 MB messages:');
+    for (const system of systems.filter((s) => s.name.includes('RSA'))) big.push({ system: system.name, ...(await e2e.concurrentBig(system, BIG)) });
+  }
+  loads.push(load1());
+
+  const peerName = systems.find((s) => s.peer)?.name;
+  const vsPeer = (system: string, size: number): number | undefined => {
+    if (!peerName || system === peerName) return undefined;
+    const ratios = e2e.runs
+      .filter((r) => r.system === system && r.size === size)
+      .flatMap((r) => e2e.runs.filter((p) => p.system === peerName && p.size === size && p.round === r.round).map((p) => r.rate / p.rate));
+    return ratios.length > 0 ? median(ratios) : undefined;
+  };
+  const queueRsa = systems.find((s) => s.name === name('queue', 'rsa'))?.name;
+  const syncRsa = name('sync', 'rsa');
+  const oneCore = median(e2e.raw.map((r) => r.oneCore));
+  const peakPss = (system: string, size: number) => {
+    const runs = e2e.runs.filter((r) => r.system === system && r.size === size);
+    return runs.length > 0 ? Math.max(...runs.map((r) => r.peakPss)) : undefined;
+  };
+  const relayForTargets = queueRsa ?? syncRsa;
+  const results = {
+    date: startedAt,
+    command: 'npm run bench',
+    minutes: (now() - t0) / 60000,
+    machine: host,
+    loads,
+    loadTool: tool === 'smtp-source' ? 'Postfix smtp-source (no command pipelining, as its manual says), `-s 20 -d`; the half-rate load of the latency runs is bench/load-node.ts, which paces and pipelines' : 'bench/load-node.ts (pipelining), smtp-source not installed',
+    settings: `${COUNT.get(SMALL)} messages of 4 KiB and ${COUNT.get(LARGE)} of 100 KiB a run; the relay with its default settings but for maxConnections: 20 upstream and maxClientsPerIp: 50; Postfix + OpenDKIM with their defaults but for loopback ports, relaxed/relaxed and no chroot.`,
+    signer,
+    systems: systems.map((s) => s.name),
+    peer: peerName,
+    sizes: [SMALL, LARGE],
+    runs: e2e.runs,
+    latencies: e2e.latencies,
+    raw: e2e.raw,
+    big,
+    skipped,
+    vsPeer,
+    verdicts: verdicts(
+      {
+        rate: (s, size) => e2e.medianRate(s, size),
+        vsPeer,
+        peakPss,
+        p99: (s, size) => e2e.latencies.find((l) => l.system === s && l.size === size)?.p99,
+        bigPss: big.find((b) => b.system === relayForTargets)?.peakPss,
+        ofRawRsa: (e2e.medianRate(relayForTargets, SMALL) ?? NaN) / oneCore,
+      },
+      { queue: queueRsa, sync: syncRsa, queueMissing: queueMissing || 'queue mode did not run' },
+    ),
+  };
+  say('\nTargets:');
+  for (const v of results.verdicts) say(`  ${v.met === undefined ? 'not measured' : v.met ? 'met    ' : 'NOT met'}  ${v.target}: ${v.measured}`);
+  await cleanUp();
+  results.minutes = (now() - t0) / 60000;
+  const section = render(results);
+  if (process.env.BENCH_WRITE !== '0') {
+    writeSection(join(import.meta.dirname, '..', 'BENCHMARKS.md'), section);
+    say(`\nWritten to BENCHMARKS.md (${results.minutes.toFixed(1)} min in all; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}).`);
+  } else {
+    say(`\n${section}`);
+  }
+} finally {
+  await cleanUp();
 }
-
-const fmt = (n: number, unit: string) => `${n.toFixed(n < 100 ? 1 : 0)} ${unit}`;
-const pct = (ratio: number) => `${(ratio * 100).toFixed(0)} %`;
-function row(what: string, value: string, limit: string, ratio: string): void {
-  console.log(`${what.padEnd(46)} ${value.padStart(12)}   ${limit.padEnd(36)} ${ratio.padStart(6)}`);
-}
-
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-const ed = generateKeyPairSync('ed25519').privateKey;
-const key = (algorithm: 'rsa' | 'ed25519', privateKey: KeyObject): SigningKey => ({ domain: 'example.com', selector: 's1', algorithm, privateKey });
-const options = signOptionsFor(configSchema.parse({}).signing, 'example.com');
-const small = message(4000);
-const big = message(10 * 1024 * 1024);
-const digest = createHash('sha256').update('x').digest();
-const rawRsa = () => sign('sha256', digest, rsa);
-const rawEd = () => sign(null, digest, ed);
-// In 64 KiB pieces, as the body hasher feeds it (one 10 MB update is slower: cache misses).
-const rawSha = () => {
-  const hash = createHash('sha256');
-  for (let at = 0; at < big.length; at += 65536) hash.update(big.subarray(at, at + 65536));
-  return hash.digest();
-};
-
-console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}; ${ROUNDS} alternating rounds of ${SECONDS} s, medians\n`);
-row('measurement', 'result', 'limit (same rounds)', 'ratio');
-
-let m = await against(() => signMessage(small, [key('rsa', rsa)], options), rawRsa);
-row('signMessage 4 KB, RSA-2048', fmt(m.rate, 'msg/s'), `raw RSA-2048 sign ${fmt(m.limit, '/s')}`, pct(m.ratio));
-m = await against(() => signMessage(small, [key('ed25519', ed)], options), rawEd);
-row('signMessage 4 KB, Ed25519', fmt(m.rate, 'msg/s'), `raw Ed25519 sign ${fmt(m.limit, '/s')}`, pct(m.ratio));
-m = await against(() => signMessage(small, [key('rsa', rsa), key('ed25519', ed)], options), () => (rawRsa(), rawEd()));
-row('signMessage 4 KB, dual RSA + Ed25519', fmt(m.rate, 'msg/s'), `raw RSA + Ed25519 sign ${fmt(m.limit, '/s')}`, pct(m.ratio));
-for (const mode of ['relaxed', 'simple'] as const) {
-  m = await against(() => new BodyHasher(mode).update(big).digest(), rawSha);
-  row(`body hash 10 MB, ${mode}`, fmt((m.rate * big.length) / 1e6, 'MB/s'), `raw SHA-256 ${fmt((m.limit * big.length) / 1e6, 'MB/s')}`, pct(m.ratio));
-}
-const rssBefore = process.memoryUsage().rss;
-m = await against(() => signMessage(big, [key('rsa', rsa)], options), rawSha);
-row('signMessage 10 MB, RSA-2048', fmt((m.rate * big.length) / 1e6, 'MB/s'), `raw SHA-256 ${fmt((m.limit * big.length) / 1e6, 'MB/s')}`, pct(m.ratio));
-console.log(`${''.padEnd(46)} RSS grew by ${((process.memoryUsage().rss - rssBefore) / 1e6).toFixed(0)} MB while signing 10 MB messages`);
-
-// The relay end to end over loopback: 4 pooled clients → relay (normalize, sign, self-check) → sink.
-const sink = await startSink();
-const relay = await startTestRelay({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port, maxConnections: 4 } } }, (store) => {
-  store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
-});
-const client = nodemailer.createTransport({ host: '127.0.0.1', port: relay.port, pool: true, maxConnections: 4, maxMessages: Infinity, ignoreTLS: true });
-const sendFour = () => Promise.all([1, 2, 3, 4].map(() => client.sendMail({ envelope: { from: 'payroll@example.com', to: ['alice@example.net'] }, raw: small })));
-await sendFour(); // warm the pools
-m = await against(sendFour, rawRsa);
-row('relay end to end, 4 KB, RSA-2048', fmt(m.rate * 4, 'msg/s'), `raw RSA-2048 sign ${fmt(m.limit, '/s')}`, pct((m.rate * 4) / m.limit));
-client.close();
-await relay.close();
-await sink.close();

@@ -1,0 +1,98 @@
+// dkim-relay under test: the real daemon (`src/cli/main.ts serve`) as a child
+// process, with a generated configuration on loopback (port 0, the port read
+// from its "relay listening" log line), its own key store holding one active
+// key, delivering to the sink.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { txtValue } from '../src/keys/record.ts';
+import { KeyStore } from '../src/keys/store.ts';
+import { DOMAIN } from './message.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+
+export type DeliveryMode = 'sync' | 'queue';
+export type Algorithm = 'rsa' | 'ed25519';
+
+export interface RelaySetup {
+  dir: string;
+  mode: DeliveryMode;
+  algorithm: Algorithm;
+  sinkPort: number;
+}
+
+function configFor({ dir, mode, sinkPort }: RelaySetup): object {
+  return {
+    keys: { dir: join(dir, 'keys') },
+    // 20 load sessions and the probe come from one address.
+    listen: { host: '127.0.0.1', port: 0, hostname: 'relay.bench', maxClientsPerIp: 50 },
+    delivery: { mode, upstream: { type: 'smtp', host: '127.0.0.1', port: sinkPort, maxConnections: 20 } },
+    queue: { dir: join(dir, 'spool') },
+    log: { level: 'info' },
+  };
+}
+
+/** Writes the configuration (JSON is YAML) and returns its path. */
+function writeConfig(setup: RelaySetup): string {
+  const path = join(setup.dir, `dkim-relay.${setup.mode}.yaml`);
+  writeFileSync(path, JSON.stringify(configFor(setup), null, 2));
+  return path;
+}
+
+/** Whether `config check` accepts the mode; otherwise the relay's own one-line reason. */
+export function modeSupported(setup: RelaySetup): { ok: true } | { ok: false; reason: string } {
+  const check = spawnSync(process.execPath, [MAIN, 'config', 'check', '--config', writeConfig(setup)], { encoding: 'utf8', timeout: 30_000 });
+  if (check.status === 0) return { ok: true };
+  return { ok: false, reason: (check.stderr || check.stdout).trim().split('\n')[0] ?? `config check exited ${check.status}` };
+}
+
+export interface RunningRelayProcess {
+  pid: number;
+  port: number;
+  /** TXT records by name, for the independent verifier. */
+  records: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startRelayProcess(setup: RelaySetup): Promise<RunningRelayProcess> {
+  const config = writeConfig(setup);
+  const store = KeyStore.open(join(setup.dir, 'keys'));
+  const key = store.generate({ domain: DOMAIN, algorithm: setup.algorithm, activate: true });
+  store.close();
+  const records = { [`${key.selector}._domainkey.${key.domain}`]: txtValue(key) };
+
+  const child = spawn(process.execPath, [MAIN, 'serve', '--config', config], { cwd: setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('did not log "relay listening" within 30 s')), 30_000);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`dkim-relay ${setup.mode} ${setup.algorithm}: ${err.message}; its output: ${log.slice(-1500)}`));
+    };
+    const onData = (chunk: Buffer) => {
+      // Only the start is kept; the rest is drained, so a busy log costs no memory here.
+      if (log.length < 20_000) log += chunk.toString();
+      const line = log.split('\n').find((l) => l.includes('"relay listening"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { plain: number }).plain);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => fail(new Error(`exited with ${code}`)));
+  });
+  return { pid: child.pid!, port, records, stop: () => stopChild(child) };
+}
+
+/** SIGTERM, and SIGKILL after 15 s: the relay finishes sessions in flight first. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}

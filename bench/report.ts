@@ -1,0 +1,131 @@
+// The results as Markdown for BENCHMARKS.md: the generated section between
+// two markers is replaced by each run; what is written around it stays.
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Latency, RawRsa, Run } from './e2e.ts';
+import type { Machine } from './machine.ts';
+import type { SignerRow } from './signer.ts';
+import { median } from './stats.ts';
+import type { Verdict } from './targets.ts';
+
+export const BEGIN = '<!-- npm run bench: results begin -->';
+export const END = '<!-- npm run bench: results end -->';
+
+export interface Results {
+  date: Date;
+  command: string;
+  minutes: number;
+  machine: Machine;
+  loads: number[];
+  loadTool: string;
+  settings: string;
+  signer: SignerRow[];
+  systems: string[];
+  peer?: string;
+  sizes: number[];
+  runs: Run[];
+  latencies: Latency[];
+  raw: RawRsa[];
+  big: { system: string; seconds: number; peakPss: number; received: number; verified?: { passed: number; checked: number } }[];
+  verdicts: Verdict[];
+  skipped: string[];
+  vsPeer(system: string, size: number): number | undefined;
+}
+
+const MiB = 1024 * 1024;
+const kib = (size: number) => `${size / 1024} KiB`;
+
+export function render(r: Results): string {
+  const out: string[] = [];
+  const line = (s = '') => out.push(s);
+  line(`## ${r.date.toISOString().slice(0, 10)} — \`${r.command}\``);
+  line();
+  line(`Machine: ${r.machine.cores} × ${r.machine.cpu}, ${r.machine.memoryGiB.toFixed(1)} GiB, Node ${r.machine.node}. ` +
+    `Load average (1 min) during the run: ${Math.min(...r.loads).toFixed(1)}–${Math.max(...r.loads).toFixed(1)} on ${r.machine.cores} cores, so others were using the machine: read absolute rates as those of a busy host, and compare ratios. ` +
+    `The run took ${r.minutes.toFixed(1)} min. ${r.settings} Load generator: ${r.loadTool}.`);
+  line();
+  if (r.skipped.length > 0) {
+    line('Not measured in this run:');
+    for (const s of r.skipped) line(`- ${s}`);
+    line();
+  }
+  line('### Targets');
+  line();
+  line('| target | this run | met |');
+  line('|---|---|---|');
+  for (const v of r.verdicts) line(`| ${v.target} | ${v.measured} | ${v.met === undefined ? 'not measured' : v.met ? 'yes' : '**no**'} |`);
+  line();
+  line('### End to end: 20 sessions → signer → sink');
+  line();
+  line(`Median of ${Math.max(...r.runs.map((x) => x.round))} rounds (lowest–highest in brackets); the systems took turns within each round. "× peer" is the median over the rounds of the ratio to ${r.peer ?? 'the peer'} in the same round. Latency: a probe connection sending one message at a time while the load runs at half the system's median rate; from the probe's final "." to the sink having the message.`);
+  line();
+  line('| system | size | msg/s | × peer | added latency p50 / p99 | peak PSS | dkimpy spot-check |');
+  line('|---|---|---|---|---|---|---|');
+  for (const size of r.sizes) {
+    for (const system of r.systems) {
+      const runs = r.runs.filter((x) => x.system === system && x.size === size);
+      if (runs.length === 0) continue;
+      const rates = runs.map((x) => x.rate);
+      const vs = r.vsPeer(system, size);
+      const lat = r.latencies.find((x) => x.system === system && x.size === size);
+      const checked = runs.flatMap((x) => (x.verified ? [x.verified] : []));
+      const passed = checked.reduce((s, v) => s + v.passed, 0);
+      const total = checked.reduce((s, v) => s + v.checked, 0);
+      const lost = runs.reduce((s, x) => s + (x.sent - x.received), 0);
+      line(
+        `| ${system} | ${kib(size)} | ${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${lost > 0 ? `, ${lost} missing` : ''} | ` +
+          `${vs === undefined ? '' : `${vs.toFixed(2)}×`} | ${lat ? `${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} ms at ${lat.rate.toFixed(0)} msg/s` : ''} | ` +
+          `${(Math.max(...runs.map((x) => x.peakPss)) / MiB).toFixed(0)} MiB | ${total > 0 ? `${passed}/${total} pass` : ''} |`,
+      );
+    }
+  }
+  line();
+  const one = median(r.raw.map((x) => x.oneCore));
+  const all = median(r.raw.map((x) => x.allCores));
+  const cores = r.raw[0]?.cores ?? r.machine.cores;
+  line(`Raw node:crypto RSA-2048 on this machine, measured between the rounds: ${one.toFixed(0)} signatures/s on one core, ${all.toFixed(0)}/s on ${cores} cores (worker threads), medians.`);
+  line();
+  const rsa = r.systems.filter((s) => s.startsWith('dkim-relay') && s.includes('RSA'));
+  if (rsa.length > 0) {
+    line('| dkim-relay, RSA-2048 | size | msg/s | of raw RSA, one core | of raw RSA, all cores |');
+    line('|---|---|---|---|---|');
+    for (const system of rsa) {
+      for (const size of r.sizes) {
+        const rates = r.runs.filter((x) => x.system === system && x.size === size).map((x) => x.rate);
+        if (rates.length === 0) continue;
+        const m = median(rates);
+        line(`| ${system} | ${kib(size)} | ${m.toFixed(0)} | ${((m / one) * 100).toFixed(0)} % | ${((m / all) * 100).toFixed(0)} % |`);
+      }
+    }
+    line();
+  }
+  if (r.big.length > 0) {
+    line('### Four concurrent 25 MB messages');
+    line();
+    line('| system | at the sink | time | peak PSS | dkimpy |');
+    line('|---|---|---|---|---|');
+    for (const b of r.big) line(`| ${b.system} | ${b.received}/4 | ${b.seconds.toFixed(1)} s | ${(b.peakPss / 1e6).toFixed(0)} MB | ${b.verified ? `${b.verified.passed}/${b.verified.checked} pass` : ''} |`);
+    line();
+  }
+  const notes = r.runs.filter((x) => x.note);
+  if (notes.length > 0) {
+    line('Runs that did not go cleanly:');
+    for (const x of notes) line(`- ${x.system}, ${kib(x.size)}, round ${x.round}: ${x.note}`);
+    line();
+  }
+  line('### The signer alone, in-process');
+  line();
+  line('| measurement | result | limit, same rounds | ratio |');
+  line('|---|---|---|---|');
+  for (const row of r.signer) line(`| ${row.what} | ${row.result} | ${row.limit} | ${(row.ratio * 100).toFixed(0)} % |`);
+  return out.join('\n');
+}
+
+/** Puts `section` between the markers of `path`, or after its first paragraph block when it has none yet. */
+export function writeSection(path: string, section: string): void {
+  const text = readFileSync(path, 'utf8');
+  const block = `${BEGIN}\n${section}\n${END}`;
+  const begin = text.indexOf(BEGIN);
+  const end = text.indexOf(END);
+  const next = begin >= 0 && end > begin ? text.slice(0, begin) + block + text.slice(end + END.length) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(path, next);
+}

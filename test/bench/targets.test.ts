@@ -1,0 +1,46 @@
+// The benchmark's verdicts on its targets: pure decisions on measured figures.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LARGE, SMALL, verdicts, type Figures } from '../../bench/targets.ts';
+
+const MiB = 1024 * 1024;
+
+function figures(over: Partial<Figures> & { rates?: Record<string, number>; ratios?: Record<string, number> } = {}): Figures {
+  const key = (system: string, size: number) => `${system}/${size}`;
+  return {
+    rate: (s, size) => over.rates?.[key(s, size)],
+    vsPeer: (s, size) => over.ratios?.[key(s, size)],
+    peakPss: over.peakPss ?? (() => 100 * MiB),
+    p99: over.p99 ?? (() => 12),
+    bigPss: 'bigPss' in over ? over.bigPss : 150e6,
+    ofRawRsa: 'ofRawRsa' in over ? over.ofRawRsa : 0.7,
+  };
+}
+
+test('queue-mode targets are judged on the queue-mode figures when queue mode ran', () => {
+  const f = figures({
+    rates: { [`q/${SMALL}`]: 1200, [`q/${LARGE}`]: 500 },
+    ratios: { [`q/${SMALL}`]: 5.5, [`q/${LARGE}`]: 2.9 },
+  });
+  const v = verdicts(f, { queue: 'q', sync: 's', queueMissing: 'absent' });
+  assert.deepEqual(v.slice(0, 4).map((x) => x.met), [true, true, false, false]);
+  assert.deepEqual(v.slice(0, 4).map((x) => x.measured), ['1200 msg/s', '5.50×', '500 msg/s', '2.90×']);
+});
+
+test('without queue mode its targets are not measured, and the sync figures are shown for reference', () => {
+  const f = figures({ rates: { [`s/${SMALL}`]: 124 }, ratios: { [`s/${SMALL}`]: 1.5 } });
+  const v = verdicts(f, { sync: 's', queueMissing: 'queue mode is not in this build yet' });
+  assert.equal(v[0]!.met, undefined);
+  assert.equal(v[0]!.measured, 'not measured, queue mode is not in this build yet (sync mode: 124 msg/s)');
+  assert.equal(v[1]!.measured, 'not measured, queue mode is not in this build yet (sync mode: 1.50×)');
+  assert.equal(v[2]!.measured, 'not measured, queue mode is not in this build yet (sync mode: not measured)');
+});
+
+test('memory, latency and the share of raw RSA have their bounds', () => {
+  const within = verdicts(figures({ peakPss: () => 150 * MiB, p99: () => 19.9, bigPss: 200e6, ofRawRsa: 0.6 }), { sync: 's', queueMissing: '' });
+  assert.deepEqual(within.slice(4).map((x) => x.met), [true, true, true, true]);
+  const over = verdicts(figures({ peakPss: () => 150 * MiB + 1, p99: () => 20, bigPss: 200e6 + 1, ofRawRsa: 0.59 }), { sync: 's', queueMissing: '' });
+  assert.deepEqual(over.slice(4).map((x) => x.met), [false, false, false, false]);
+  const missing = verdicts(figures({ bigPss: undefined, ofRawRsa: NaN }), { sync: 's', queueMissing: '' });
+  assert.deepEqual(missing.slice(5, 6).concat(missing.slice(7)).map((x) => [x.met, x.measured]), [[undefined, 'not measured'], [undefined, 'not measured']]);
+});
