@@ -216,6 +216,7 @@ export class CryptoPool implements DigestCrypto {
     else if (++this.#startFailures >= MAX_START_FAILURES) this.#startFailed(`signing threads do not start (${why})`);
     if (!this.#inThread) this.#spawn();
     for (const job of thread.jobs.values()) {
+      if (!thread.ready) job.attempts--; // a thread that never started ran none of its jobs
       if (!this.#inThread && job.attempts >= MAX_ATTEMPTS) {
         job.reject(new CryptoUnavailable(`the signing thread stopped twice during this job (${why})`));
       } else {

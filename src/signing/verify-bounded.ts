@@ -7,10 +7,10 @@
 // store publishes; the key operation runs in the crypto pool.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { dkimVerify, type DNSResolver } from 'mailauth';
+import type { DKIMResult, DNSResolver } from 'mailauth';
 import { isAligned, type AlignmentMode } from './alignment.ts';
 import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
-import { mailauthBodyHash, mailauthPublicKey } from './mailauth-internals.ts';
+import { mailauthBodyHash, mailauthPublicKey, mailauthVerifyHeader } from './mailauth-internals.ts';
 import type { SignatureResult, Verification } from './verify.ts';
 
 const MIN_BITS = 1024;
@@ -30,7 +30,7 @@ export async function verifyBounded(message: Buffer, resolver: DNSResolver, alig
   const body = message.subarray(split);
   // The header block and an empty body: mailauth checks everything but the body hash,
   // and reports a body hash mismatch unless the body is empty too.
-  const outcome = await dkimVerify(message.subarray(0, split), { resolver, minBitLength: MIN_BITS });
+  const outcome = await mailauthVerifyHeader(message.subarray(0, split), resolver, MIN_BITS);
   const fromDomains = outcome.headerFrom.map((address) => address.slice(address.lastIndexOf('@') + 1).toLowerCase());
   const bodyHashes = new Map<string, Promise<string>>();
   const signatures: SignatureResult[] = [];
@@ -58,7 +58,7 @@ export async function verifyBounded(message: Buffer, resolver: DNSResolver, alig
   return { fromDomains, fromFields: outcome.fromFields, signatures };
 }
 
-type MailauthResult = Awaited<ReturnType<typeof dkimVerify>>['results'][number];
+type MailauthResult = DKIMResult;
 
 async function hashBody(body: Buffer, canonicalization: 'relaxed' | 'simple', limit: number | undefined): Promise<string> {
   const hash = mailauthBodyHash(canonicalization, limit);
