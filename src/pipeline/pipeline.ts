@@ -6,7 +6,8 @@ import { KeyFileError } from '../keys/key-file.ts';
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
 import { fieldsNamed, HeaderSyntaxError, parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
 import { toCrlf } from '../message/lines.ts';
-import { signMessage } from '../signing/signer.ts';
+import { CryptoUnavailable } from '../signing/crypto-pool.ts';
+import { signMessageAsync } from '../signing/signer.ts';
 import { findAuthor } from './author.ts';
 import { normalize } from './normalize/index.ts';
 import { MERGEABLE_FIELDS } from './normalize/merge-duplicates.ts';
@@ -114,11 +115,18 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   const ready = normalized.message;
   if (keys.length === 0) return { action: 'deliver', message: ready, ...report, detail: `${why}: forwarded unsigned` };
 
-  const signatureFields = signMessage(ready, keys, signOptionsFor(ctx.config.signing, keys[0]!.domain));
-  const signed = Buffer.concat([Buffer.from(signatureFields, 'latin1'), ready]);
-  report.signatures = keys.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256' }));
-
-  const check = await selfCheck(signed, keys, ctx.store, ctx.config.selfCheck.alignment);
+  let signed: Buffer;
+  let check;
+  try {
+    // The fields parsed above still describe the header when normalize() changed nothing.
+    const signatureFields = await signMessageAsync(ready, keys, signOptionsFor(ctx.config.signing, keys[0]!.domain), { fields: ready === message ? fields : undefined });
+    signed = Buffer.concat([Buffer.from(signatureFields, 'latin1'), ready]);
+    report.signatures = keys.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256' }));
+    check = await selfCheck(signed, keys, ctx.store, ctx.config.selfCheck.alignment);
+  } catch (err) {
+    if (err instanceof CryptoUnavailable) return refuse(451, '4.3.0 Signing is unavailable for a moment, try again later');
+    throw err;
+  }
   report.selfCheck = check.pass ? 'pass' : 'fail';
   report.detail = check.detail;
   if (!check.pass) {

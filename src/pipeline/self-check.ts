@@ -1,10 +1,12 @@
 // The self-check: before a signed message leaves, verify every signature we
 // added against the store's public key (no network) and check that d= aligns
 // with the From: domain. Nothing we cannot prove good goes out unnoticed.
+// The verifier shares no code with the signer (see verify-bounded.ts).
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
 import { storeResolver } from '../keys/resolver.ts';
 import type { AlignmentMode } from '../signing/alignment.ts';
-import { verifyMessage } from '../signing/verify.ts';
+import type { DigestCrypto } from '../signing/crypto-pool.ts';
+import { verifyBounded } from '../signing/verify-bounded.ts';
 
 export interface SelfCheck {
   pass: boolean;
@@ -12,8 +14,9 @@ export interface SelfCheck {
   detail: string;
 }
 
-export async function selfCheck(signed: Buffer, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode): Promise<SelfCheck> {
-  const verification = await verifyMessage(signed, storeResolver(store), alignment);
+/** Throws CryptoUnavailable when the key operation cannot be done just now. */
+export async function selfCheck(signed: Buffer, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode, crypto?: DigestCrypto): Promise<SelfCheck> {
+  const verification = await verifyBounded(signed, storeResolver(store), alignment, crypto);
   if (verification.fromFields !== 1) {
     return { pass: false, detail: `${verification.fromFields} From: headers` };
   }

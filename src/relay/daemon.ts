@@ -11,6 +11,7 @@ import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
+import { acquireCryptoPool } from '../signing/crypto-pool.ts';
 import { AuthLimiter } from './auth-limiter.ts';
 import { createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
@@ -33,6 +34,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   const store = KeyStore.open(config.keys.dir, {
     onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
   });
+  // Signing and self-check crypto on one thread per core, off the event loop.
+  const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
   try {
     // A fresh checkout's keys/ is 0755 but empty: tightening it is no news.
     if (store.exposedKeyFiles > 0) {
@@ -80,11 +83,13 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         logger.info('stopping: no new connections, finishing sessions in flight');
         await Promise.all([rotation.stop(), ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))]);
         await deps.upstream.close();
+        await crypto.release();
         store.close();
         logger.info('stopped');
       },
     };
   } catch (err) {
+    await crypto.release();
     store.close();
     throw err;
   }

@@ -1,13 +1,16 @@
 // DKIM signing (RFC 6376 §5) with rsa-sha256 and ed25519-sha256 (RFC 8463).
 // rsa-sha1 is deliberately absent (RFC 8301).
 
-import { createHash, sign, type KeyObject } from 'node:crypto';
-import { parseHeader, splitMessage } from '../message/header.ts';
+import { createHash, type KeyObject } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
 import { BodyHasher } from './body-hash.ts';
 import { relaxedHeader } from './canonicalization/relaxed.ts';
 import { simpleHeader } from './canonicalization/simple.ts';
 import type { Canonicalization } from './canonicalization/types.ts';
 import { selectHeaders } from './header-selection.ts';
+import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
+import { signDigest } from './digest-signature.ts';
 import { completeSignatureField, signatureFieldPrefix } from './signature-header.ts';
 
 export type { Canonicalization } from './canonicalization/types.ts';
@@ -41,16 +44,78 @@ const ALGORITHM = { rsa: 'rsa-sha256', ed25519: 'ed25519-sha256' } as const;
 const MIN_RSA_BITS = 1024;
 
 /**
- * Signs a CRLF message with every key. Returns one "DKIM-Signature: ...\r\n"
- * field per key, first key's field first, to be prepended to the message
- * unchanged. All keys share t=, h= and bh=, so both are computed once.
+ * Signs a CRLF message with every key, in this thread. Returns one
+ * "DKIM-Signature: ...\r\n" field per key, first key's field first, to be
+ * prepended to the message unchanged. All keys share t=, h= and bh=, so both
+ * are computed once.
  */
 export function signMessage(message: Buffer, keys: SigningKey[], options: SignOptions): string {
+  const { header, body } = splitMessage(message);
+  const hasher = new BodyHasher(options.bodyCanonicalization);
+  hasher.update(body);
+  const plans = planSignatures({ fields: parseHeader(header), bodyHash: hasher.digest(), bodyLength: hasher.canonicalLength }, keys, options);
+  return plans.map((p) => completeField(p, signDigest(p.key.algorithm, p.digest, p.key.privateKey))).join('');
+}
+
+export interface SignAsyncOptions {
+  /** The message's header fields, when the caller parsed them already (parse once). */
+  fields?: HeaderField[];
+  /** Where the key operations run: default the process's crypto pool, if any. */
+  crypto?: DigestCrypto;
+}
+
+/**
+ * As signMessage, without holding up the event loop: the body is hashed in
+ * slices between which other work runs, and the key operations go to the
+ * crypto pool. Throws CryptoUnavailable when crypto cannot be done just now.
+ */
+export async function signMessageAsync(message: Buffer, keys: SigningKey[], options: SignOptions, more: SignAsyncOptions = {}): Promise<string> {
+  const { header, body } = splitMessage(message);
+  const fields = more.fields ?? parseHeader(header);
+  const hasher = await hashBody(body, options.bodyCanonicalization);
+  return signHashed({ fields, bodyHash: hasher.digest(), bodyLength: hasher.canonicalLength }, keys, options, more.crypto);
+}
+
+/** What a signature covers: the header fields, and the body by its hash. */
+export interface HashedMessage {
+  fields: HeaderField[];
+  /** bh=, base64 SHA-256 of the canonical body. */
+  bodyHash: string;
+  /** Canonical body octets, for l=. */
+  bodyLength: number;
+}
+
+/** Signs a message given as its fields and body hash (the body hashed already, once). */
+export async function signHashed(message: HashedMessage, keys: SigningKey[], options: SignOptions, crypto: DigestCrypto = sharedCrypto()): Promise<string> {
+  const plans = planSignatures(message, keys, options);
+  const signatures = await Promise.all(plans.map((p) => crypto.sign(p.key.algorithm, p.digest, p.key.privateKey)));
+  return plans.map((p, i) => completeField(p, signatures[i]!)).join('');
+}
+
+/** Bodies above this are hashed in slices of it, letting other sessions run in between. */
+const SLICE = 512 * 1024;
+
+async function hashBody(body: Buffer, canonicalization: Canonicalization): Promise<BodyHasher> {
+  const hasher = new BodyHasher(canonicalization);
+  for (let at = 0; at < body.length; at += SLICE) {
+    if (at > 0) await yieldToEventLoop();
+    hasher.update(body.subarray(at, at + SLICE));
+  }
+  return hasher;
+}
+
+interface Plan {
+  key: SigningKey;
+  /** The field up to "b=". */
+  prefix: string;
+  /** SHA-256 of the signed header data (RFC 6376 §3.7). */
+  digest: Buffer;
+}
+
+function planSignatures(message: HashedMessage, keys: SigningKey[], options: SignOptions): Plan[] {
   if (keys.length === 0) throw new Error('DKIM signing needs at least one key');
   keys.forEach(checkKey);
-
-  const { header, body } = splitMessage(message);
-  const fields = parseHeader(header);
+  const { fields, bodyHash } = message;
   if (!fields.some((f) => f.key === 'from')) throw new Error('cannot DKIM-sign a message without a From header');
 
   // One timestamp for every signature and for x= (computing it twice once made t= and x= disagree).
@@ -63,39 +128,31 @@ export function signMessage(message: Buffer, keys: SigningKey[], options: SignOp
     expiration = timestamp + n;
   }
 
-  // The body is already in memory; the canonicalizer walks it without copying it.
-  const hasher = new BodyHasher(options.bodyCanonicalization);
-  hasher.update(body);
-  const bodyHash = hasher.digest();
-
   const canonHeader = options.headerCanonicalization === 'relaxed' ? relaxedHeader : simpleHeader;
   const selection = selectHeaders(fields, options.headers, options.oversign);
   const signedFields = Buffer.from(selection.fields.map((f) => canonHeader(f.raw)).join(''), 'latin1');
 
-  return keys
-    .map((key) => {
-      const prefix = signatureFieldPrefix({
-        algorithm: ALGORITHM[key.algorithm],
-        canonicalization: `${options.headerCanonicalization}/${options.bodyCanonicalization}`,
-        domain: key.domain,
-        selector: key.selector,
-        timestamp,
-        expiration,
-        bodyLength: options.bodyLength ? hasher.canonicalLength : undefined,
-        headers: selection.names,
-        bodyHash,
-      });
-      // Our own field, b= empty, canonicalized but without its final CRLF (RFC 6376 §3.7).
-      const ownField = canonHeader(prefix).slice(0, -2);
-      const data = Buffer.concat([signedFields, Buffer.from(ownField, 'latin1')]);
-      const signature =
-        key.algorithm === 'rsa'
-          ? sign('sha256', data, key.privateKey)
-          : // RFC 8463 §3: PureEdDSA over the SHA-256 of the data, not over the data.
-            sign(null, createHash('sha256').update(data).digest(), key.privateKey);
-      return completeSignatureField(prefix, signature.toString('base64')) + '\r\n';
-    })
-    .join('');
+  return keys.map((key) => {
+    const prefix = signatureFieldPrefix({
+      algorithm: ALGORITHM[key.algorithm],
+      canonicalization: `${options.headerCanonicalization}/${options.bodyCanonicalization}`,
+      domain: key.domain,
+      selector: key.selector,
+      timestamp,
+      expiration,
+      bodyLength: options.bodyLength ? message.bodyLength : undefined,
+      headers: selection.names,
+      bodyHash,
+    });
+    // Our own field, b= empty, canonicalized but without its final CRLF (RFC 6376 §3.7).
+    const ownField = canonHeader(prefix).slice(0, -2);
+    const digest = createHash('sha256').update(signedFields).update(ownField, 'latin1').digest();
+    return { key, prefix, digest };
+  });
+}
+
+function completeField(plan: Plan, signature: Buffer): string {
+  return completeSignatureField(plan.prefix, signature.toString('base64')) + '\r\n';
 }
 
 function checkKey(key: SigningKey): void {

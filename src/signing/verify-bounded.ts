@@ -1,0 +1,106 @@
+// Verification of our own signatures without re-reading the whole message:
+// mailauth's verifier sees only the header block (the signature fields it
+// parses, the h= fields it selects and canonicalizes), and the body is
+// hashed by mailauth's own body canonicalizer, in slices. Nothing here uses
+// our signer's canonicalization or body hash, so a bug there cannot vouch
+// for itself. The public key is mailauth's reading of the record the key
+// store publishes; the key operation runs in the crypto pool.
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { DKIMResult, DNSResolver } from 'mailauth';
+import { isAligned, type AlignmentMode } from './alignment.ts';
+import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
+import { mailauthBodyHash, mailauthPublicKey, mailauthVerifyHeader } from './mailauth-internals.ts';
+import type { SignatureResult, Verification } from './verify.ts';
+
+const MIN_BITS = 1024;
+/** The body is hashed in slices of this size, letting other sessions run in between. */
+const SLICE = 512 * 1024;
+const BODY_HASH_MISMATCH = 'body hash did not verify';
+
+/** Where the header block ends: after the first empty line (RFC 5322 §2.1), or the whole message. */
+function headerLength(message: Buffer): number {
+  if (message[0] === 0x0d && message[1] === 0x0a) return 2;
+  const blank = message.indexOf('\r\n\r\n');
+  return blank < 0 ? message.length : blank + 4;
+}
+
+export async function verifyBounded(message: Buffer, resolver: DNSResolver, alignment: AlignmentMode, crypto: DigestCrypto = sharedCrypto()): Promise<Verification> {
+  const split = headerLength(message);
+  const body = message.subarray(split);
+  // The header block and an empty body: mailauth checks everything but the body hash,
+  // and reports a body hash mismatch unless the body is empty too.
+  const outcome = await mailauthVerifyHeader(message.subarray(0, split), resolver, MIN_BITS);
+  const fromDomains = outcome.headerFrom.map((address) => address.slice(address.lastIndexOf('@') + 1).toLowerCase());
+  const bodyHashes = new Map<string, Promise<string>>();
+  const signatures: SignatureResult[] = [];
+  for (const r of outcome.results) {
+    if (r.status?.result === 'none') continue;
+    const domain = (r.signingDomain ?? '').toLowerCase();
+    let result: string = r.status?.result ?? 'none';
+    let comment = r.status?.comment ?? '';
+    if (result !== 'pass' && comment === BODY_HASH_MISMATCH) {
+      const canonicalization = (r.format ?? '').split('/')[1]?.trim().toLowerCase() === 'relaxed' ? 'relaxed' : 'simple';
+      const limit = r.canonBodyLengthLimited ? r.canonBodyLengthLimit : undefined;
+      const key = `${canonicalization}:${limit ?? ''}`;
+      if (!bodyHashes.has(key)) bodyHashes.set(key, hashBody(body, canonicalization, limit));
+      ({ result, comment } = (await bodyHashes.get(key)) === r.bodyHashExpecting ? await checkHeaderSignature(r, resolver, crypto) : { result: 'fail', comment: BODY_HASH_MISMATCH });
+    }
+    signatures.push({
+      domain,
+      selector: r.selector ?? '',
+      algorithm: r.algo ?? '',
+      result,
+      comment,
+      aligned: fromDomains.length > 0 && fromDomains.every((from) => isAligned(domain, from, alignment)),
+    });
+  }
+  return { fromDomains, fromFields: outcome.fromFields, signatures };
+}
+
+type MailauthResult = DKIMResult;
+
+async function hashBody(body: Buffer, canonicalization: 'relaxed' | 'simple', limit: number | undefined): Promise<string> {
+  const hash = mailauthBodyHash(canonicalization, limit);
+  for (let at = 0; at < body.length; at += SLICE) {
+    if (at > 0) await yieldToEventLoop();
+    hash.update(body.subarray(at, at + SLICE));
+  }
+  return hash.digest('base64');
+}
+
+/** The b= signature over mailauth's canonicalized header, checked with the published key. */
+async function checkHeaderSignature(r: MailauthResult, resolver: DNSResolver, crypto: DigestCrypto): Promise<{ result: string; comment: string }> {
+  const algorithm = r.algo === 'rsa-sha256' ? 'rsa' : r.algo === 'ed25519-sha256' ? 'ed25519' : null;
+  if (!algorithm) return { result: 'neutral', comment: `unsupported algorithm ${r.algo ?? '(none)'}` };
+  const canonical = r.signingHeaders?.canonicalizedHeader;
+  if (canonical === undefined || !r.signature) return { result: 'neutral', comment: 'signature not readable' };
+  let key: KeyObject;
+  try {
+    key = await publicKey(`${r.selector}._domainkey.${r.signingDomain}`, resolver);
+  } catch (err) {
+    return { result: 'neutral', comment: `no usable key (${err instanceof Error ? err.message : String(err)})` };
+  }
+  if (key.asymmetricKeyType !== algorithm) return { result: 'neutral', comment: `the key is ${key.asymmetricKeyType}, the signature ${r.algo}` };
+  // rsa-sha256 and ed25519-sha256 both sign the SHA-256 of the header data (RFC 6376 §3.7, RFC 8463 §3).
+  const digest = createHash('sha256').update(Buffer.from(canonical, 'base64')).digest();
+  const valid = await crypto.verify(algorithm, digest, key, Buffer.from(String(r.signature), 'base64'));
+  return valid ? { result: 'pass', comment: '' } : { result: 'fail', comment: 'bad signature' };
+}
+
+// Parsed public keys by record text: a record read from the store again
+// costs a lookup, not a key parse. Bounded: records change only on rotation.
+const keyCache = new Map<string, KeyObject>();
+const KEY_CACHE_SIZE = 64;
+
+async function publicKey(name: string, resolver: DNSResolver): Promise<KeyObject> {
+  const answer = await resolver(name, 'TXT');
+  const record = ([] as string[]).concat(answer[0] ?? []).join('');
+  const cached = keyCache.get(record);
+  if (cached) return cached;
+  const parsed = await mailauthPublicKey(name, async () => answer, MIN_BITS);
+  const key = createPublicKey(parsed.publicKey);
+  if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(record, key);
+  return key;
+}

@@ -1,0 +1,107 @@
+// The self-check must catch a broken signer: these tests make signatures as
+// a signer with a header-hash bug or a body-hash bug would, and expect the
+// self-check to refuse them. It must not share code with the signer, or one
+// bug could vouch for itself.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { parseHeader, splitMessage } from '../../src/message/header.ts';
+import { selfCheck } from '../../src/pipeline/self-check.ts';
+import { KeyStore, type ActiveKey } from '../../src/keys/store.ts';
+import { BodyHasher } from '../../src/signing/body-hash.ts';
+import { CryptoPool, inThreadCrypto } from '../../src/signing/crypto-pool.ts';
+import { signHashed, signMessageAsync, type SignOptions } from '../../src/signing/signer.ts';
+import { tempDir } from '../helpers/relay-harness.ts';
+
+const OPTIONS: SignOptions = { headerCanonicalization: 'relaxed', bodyCanonicalization: 'relaxed', headers: ['From', 'To', 'Subject', 'Date'], oversign: ['From'] };
+const MESSAGE = Buffer.from(
+  'From: Payroll <payroll@example.com>\r\nTo: alice@example.net\r\nSubject:  Payslip   for\r\n\tMarch\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\n' +
+    'Dear Alice,  \r\n\r\nyour payslip\t is attached.\r\n\r\n\r\n',
+);
+
+function withStore(fn: (store: KeyStore, keys: ActiveKey[]) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const dir = tempDir();
+    const store = KeyStore.open(dir.path);
+    try {
+      store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
+      store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
+      await fn(store, store.activeKeys('example.com'));
+    } finally {
+      store.close();
+      dir.remove();
+    }
+  };
+}
+
+const prepend = (fields: string, message: Buffer) => Buffer.concat([Buffer.from(fields, 'latin1'), message]);
+
+function hashed(message: Buffer) {
+  const { header, body } = splitMessage(message);
+  const hasher = new BodyHasher('relaxed').update(body);
+  return { fields: parseHeader(header), bodyHash: hasher.digest(), bodyLength: hasher.canonicalLength };
+}
+
+describe('self-check', () => {
+  test(
+    'a correct signature passes, RSA and Ed25519, with the verification in the crypto pool',
+    withStore(async (store, keys) => {
+      const pool = new CryptoPool({ size: 2 });
+      try {
+        const signed = prepend(await signMessageAsync(MESSAGE, keys, OPTIONS, { crypto: pool }), MESSAGE);
+        const check = await selfCheck(signed, keys, store, 'relaxed', pool);
+        assert.equal(check.pass, true, check.detail);
+        assert.equal(check.detail.match(/pass/g)?.length, 2);
+      } finally {
+        await pool.close();
+      }
+    }),
+  );
+
+  test(
+    'a signer that hashes the wrong header bytes: the self-check fails with a bad signature',
+    withStore(async (store, keys) => {
+      // The header the signer hashed differs from the one sent (as a wrong header
+      // canonicalization makes it): here, the Subject as the signer saw it.
+      const seen = hashed(Buffer.from(MESSAGE.toString('latin1').replace('Payslip   for', 'Payslip for you'), 'latin1'));
+      const signed = prepend(await signHashed({ ...seen, bodyHash: hashed(MESSAGE).bodyHash }, keys, OPTIONS, inThreadCrypto), MESSAGE);
+      const check = await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto);
+      assert.equal(check.pass, false);
+      assert.match(check.detail, /s=\w+: fail \(bad signature\).*s=\w+: fail \(bad signature\)/);
+    }),
+  );
+
+  test(
+    'a signer with a wrong body hash: the self-check fails on the body hash',
+    withStore(async (store, keys) => {
+      // bh= of the body with "simple" canonicalization while c= says relaxed: a body-hash bug.
+      const wrong = new BodyHasher('simple').update(splitMessage(MESSAGE).body).digest();
+      assert.notEqual(wrong, hashed(MESSAGE).bodyHash);
+      const signed = prepend(await signHashed({ ...hashed(MESSAGE), bodyHash: wrong }, keys, OPTIONS, inThreadCrypto), MESSAGE);
+      const check = await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto);
+      assert.equal(check.pass, false);
+      assert.match(check.detail, /fail \(body hash did not verify\)/);
+    }),
+  );
+
+  test(
+    'a body changed after signing fails, however large (hashed in slices)',
+    withStore(async (store, keys) => {
+      const big = Buffer.concat([MESSAGE, Buffer.alloc(3 * 1024 * 1024, 'y\r\n')]);
+      const signed = prepend(await signMessageAsync(big, keys, OPTIONS, { crypto: inThreadCrypto }), big);
+      assert.equal((await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto)).pass, true);
+      signed[signed.length - 100] = 0x7a;
+      const check = await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto);
+      assert.equal(check.pass, false);
+      assert.match(check.detail, /body hash did not verify/);
+    }),
+  );
+
+  test('the verifier shares no code with the signer', () => {
+    const source = readFileSync(new URL('../../src/signing/verify-bounded.ts', import.meta.url), 'utf8');
+    const imports = [...source.matchAll(/from '([^']+)'/g)].map((m) => m[1]);
+    for (const own of ['./canonicalization', './body-hash', './signer', './header-selection', './signature-header', '../message/']) {
+      assert.ok(!imports.some((i) => i!.startsWith(own)), `verify-bounded.ts imports ${own}`);
+    }
+  });
+});
