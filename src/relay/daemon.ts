@@ -8,7 +8,10 @@ import { createUpstream } from '../delivery/upstream.ts';
 import { UserError } from '../errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
+import { startHttp, type HttpListener } from '../observability/http.ts';
 import type { Logger } from '../observability/logger.ts';
+import { metrics } from '../observability/metrics.ts';
+import { RelayView } from '../observability/relay-view.ts';
 import { AuthLimiter } from './auth-limiter.ts';
 import { createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
@@ -16,7 +19,7 @@ import { SessionsPerIp } from './sessions-per-ip.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
-  ports: { plain: number; tls?: number };
+  ports: { plain: number; tls?: number; metrics?: number };
   store: KeyStore;
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
   stop(): Promise<void>;
@@ -27,6 +30,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
   const store = KeyStore.open(config.keys.dir, {
     onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
   });
+  let http: HttpListener | undefined;
   try {
     // A fresh checkout's keys/ is 0755 but empty: tightening it is no news.
     if (store.exposedKeyFiles > 0) {
@@ -52,6 +56,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
     const servers: Listener[] = [];
+    const view = new RelayView({ config, store, metrics, listening: () => servers.every((s) => s.server.listening) });
+    if (config.metrics.enabled) http = await startHttp(config.metrics, view, logger);
     const plain = createListener(deps, false);
     servers.push(plain);
     const ports: RunningRelay['ports'] = { plain: await listen(plain, config.listen.host, config.listen.port) };
@@ -60,6 +66,9 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
       servers.push(secure);
       ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
     }
+    if (http) ports.metrics = http.port;
+    const unwatchKeys = metrics.watchKeys(() => view.snapshot().report);
+    view.started();
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name }, 'relay listening');
 
     return {
@@ -67,13 +76,17 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger)
       store,
       async stop() {
         logger.info('stopping: no new connections, finishing sessions in flight');
+        view.draining();
         await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
         await deps.upstream.close();
+        unwatchKeys();
+        await http?.close();
         store.close();
         logger.info('stopped');
       },
     };
   } catch (err) {
+    await http?.close();
     store.close();
     throw err;
   }
