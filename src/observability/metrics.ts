@@ -144,22 +144,18 @@ export class RelayMetrics {
 
     new Gauge({
       name: 'dkim_relay_queue_messages',
-      help: 'Messages waiting in the queue for delivery.',
+      help: 'Messages waiting in the queue for delivery (0 also while no queue reports: delivery while the client waits).',
       registers,
       collect() {
-        const depth = self.queueDepth();
-        if (depth) this.set(depth.messages);
-        else this.reset();
+        this.set(self.queueDepth()?.messages ?? 0);
       },
     });
     new Gauge({
       name: 'dkim_relay_queue_oldest_message_age_seconds',
-      help: 'Age of the oldest message waiting in the queue (0 when it is empty).',
+      help: 'Age of the oldest message waiting in the queue (0 when it is empty, or no queue reports).',
       registers,
       collect() {
-        const depth = self.queueDepth();
-        if (depth) this.set(depth.oldestAgeSeconds);
-        else this.reset();
+        this.set(self.queueDepth()?.oldestAgeSeconds ?? 0);
       },
     });
 
