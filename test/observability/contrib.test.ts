@@ -34,7 +34,7 @@ function registered(): Set<string> {
   const names = new Set<string>(PROMETHEUS_OWN);
   for (const metric of metrics.registry.getMetricsAsArray()) {
     names.add(metric.name);
-    if (metric.type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
+    if (String(metric.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
   }
   return names;
 }
