@@ -28,8 +28,9 @@ describe('a relay with metrics.auth', () => {
       assert.equal(none.status, 401, path);
       assert.match(String(none.headers['www-authenticate']), /^Basic realm="dkim-relay"/);
       assert.ok(!none.body.includes('example.com'));
-      assert.equal((await get(port, path, { auth: 'prometheus:wrong password' })).status, 401, `${path}: wrong password`);
-      assert.equal((await get(port, path, { auth: 'grafana:correct horse battery' })).status, 401, `${path}: wrong user`);
+      // Each failed login slows the next answer to this client (1 s, 2 s, …): one of each kind per path.
+      const wrong = path === '/' ? 'prometheus:wrong password' : 'grafana:correct horse battery';
+      assert.equal((await get(port, path, { auth: wrong })).status, 401, `${path}: ${wrong}`);
       const right = await get(port, path, { auth: 'prometheus:correct horse battery' });
       assert.equal(right.status, 200, path);
       assert.match(right.body, path === '/' ? /example\.com/ : /dkim_relay_messages_received_total/);
@@ -65,5 +66,31 @@ describe('metrics configuration', () => {
   test('listen must be IP:PORT, and the password a passwd hash', () => {
     assert.throws(() => parseConfig('metrics: {listen: "localhost:9125"}\n', 'relay.yaml'), /metrics\.listen: must be IP:PORT/);
     assert.throws(() => parseConfig('metrics: {auth: {user: p, passwordHash: secret}}\n', 'relay.yaml'), /metrics\.auth\.passwordHash: not a complete hash/);
+  });
+});
+
+describe('a reload on a fixed metrics.listen', () => {
+  test('the new relay takes the open listener over; the old one stopping leaves it open', async () => {
+    // A port that was free a moment ago: the takeover only applies to a fixed port.
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+
+    const listen = `127.0.0.1:${port}`;
+    const old = await startTestRelay({ metrics: { listen } }, (store) => store.generate({ domain: 'old.example', algorithm: 'ed25519', activate: true }));
+    const fresh = await startTestRelay({ metrics: { listen } }, (store) => store.generate({ domain: 'new.example', algorithm: 'ed25519', activate: true }));
+    try {
+      assert.equal(fresh.relay.ports.metrics, port);
+      await old.close();
+      const page = await get(port, '/');
+      assert.equal(page.status, 200);
+      assert.match(page.body, /new\.example/);
+      assert.doesNotMatch(page.body, /old\.example/);
+    } finally {
+      await fresh.close();
+    }
+    await assert.rejects(get(port, '/readyz'), 'closed with the relay that owned it last');
   });
 });
