@@ -88,7 +88,7 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
 }
 
 /** The dns_observations rows, read through a connection of its own; none while the store predates them. */
-function readObservations(dbFile: string): DnsObservation[] {
+export function readObservations(dbFile: string): DnsObservation[] {
   let db: Database.Database | undefined;
   try {
     db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });

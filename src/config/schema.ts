@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isNameserver } from '../dns/nameserver.ts';
 import { parseServerAddress } from '../dns/publish/server-address.ts';
 import { isValidDomain } from '../keys/names.ts';
+import { isLoopback, parseListenAddress } from '../observability/listen-address.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';
 
@@ -368,6 +369,24 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /** Prometheus metrics, /healthz, /readyz and the status page (src/observability/http.ts), off the SMTP port. */
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** IP:PORT; port 0 takes any free port. */
+      listen: z.string().refine((s) => parseListenAddress(s) !== undefined, 'must be IP:PORT such as 127.0.0.1:9125 or [::1]:9125').default('127.0.0.1:9125'),
+      /** HTTP basic auth for / and /metrics; the hash comes from `dkim-relay passwd`. */
+      auth: z.strictObject({ user: z.string().min(1), passwordHash: z.string().superRefine(rules.passwordHash) }).optional(),
+    })
+    .superRefine((metrics, ctx) => {
+      // The page names every signing domain and key, and the metrics the mail flow: not for the whole network to read.
+      const address = parseListenAddress(metrics.listen);
+      if (metrics.enabled && address && !isLoopback(address.host) && !metrics.auth) {
+        ctx.addIssue({ code: 'custom', path: ['auth'], message: `is needed to listen on ${metrics.listen}, which is not a loopback address`, params: { hint: 'set metrics.auth (user, and a passwordHash from `dkim-relay passwd`), or listen on 127.0.0.1' } });
+      }
+    })
+    .prefault({}),
+
   /** Unattended key rotation (src/rotation/): when to start one, and how long each step waits. */
   rotation: z
     .strictObject({
@@ -398,3 +417,4 @@ export type SigningConfig = Config['signing'];
 export type RotationConfig = Config['rotation'];
 export type QueueConfig = Config['queue'];
 export type DnsPublishConfig = Config['dns']['publish'][number];
+export type MetricsConfig = Config['metrics'];

@@ -203,7 +203,7 @@ function readinessLines(r: ReadinessResult): string[] {
 }
 
 /** 90061 → "1d 1h"; under a minute → "0m". */
-function age(seconds: number): string {
+export function age(seconds: number): string {
   const d = Math.floor(seconds / 86_400);
   const h = Math.floor((seconds % 86_400) / 3600);
   const m = Math.floor((seconds % 3600) / 60);

@@ -9,9 +9,12 @@ import { createPublishers } from '../dns/publish/factory.ts';
 import { UserError } from '../errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
+import { startHttp, type HttpListener } from '../observability/http.ts';
 import type { Logger } from '../observability/logger.ts';
 import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
 import { acquireCryptoPool } from '../signing/crypto-pool.ts';
+import { metrics } from '../observability/metrics.ts';
+import { RelayView } from '../observability/relay-view.ts';
 import { AuthLimiter } from './auth-limiter.ts';
 import { createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
@@ -19,7 +22,7 @@ import { SessionsPerIp } from './sessions-per-ip.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
-  ports: { plain: number; tls?: number };
+  ports: { plain: number; tls?: number; metrics?: number };
   store: KeyStore;
   rotation: RotationScheduler;
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
@@ -36,6 +39,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   });
   // Signing and self-check crypto on one thread per core, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
+  let http: HttpListener | undefined;
   try {
     // A fresh checkout's keys/ is 0755 but empty: tightening it is no news.
     if (store.exposedKeyFiles > 0) {
@@ -63,6 +67,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
     const servers: Listener[] = [];
+    const view = new RelayView({ config, store, metrics, listening: () => servers.every((s) => s.server.listening) });
+    if (config.metrics.enabled) http = await startHttp(config.metrics, view, logger);
     const plain = createListener(deps, false);
     servers.push(plain);
     const ports: RunningRelay['ports'] = { plain: await listen(plain, config.listen.host, config.listen.port) };
@@ -71,6 +77,9 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       servers.push(secure);
       ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
     }
+    if (http) ports.metrics = http.port;
+    const unwatchKeys = metrics.watchKeys(() => view.snapshot().report);
+    view.started();
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name }, 'relay listening');
     const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, ...options.rotation, publisher });
     rotation.start();
@@ -81,15 +90,19 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       rotation,
       async stop() {
         logger.info('stopping: no new connections, finishing sessions in flight');
+        view.draining();
         await Promise.all([rotation.stop(), ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))]);
         await deps.upstream.close();
         await crypto.release();
+        unwatchKeys();
+        await http?.close();
         store.close();
         logger.info('stopped');
       },
     };
   } catch (err) {
     await crypto.release();
+    await http?.close();
     store.close();
     throw err;
   }

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { SMTPServerSession } from 'smtp-server';
 import type { Envelope, UpstreamReply } from '../delivery/upstream.ts';
 import { receivedField } from '../message/received.ts';
+import { metrics } from '../observability/metrics.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
 import type { RelayDeps } from './listener.ts';
 
@@ -26,6 +27,8 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
       ? { code: outcome.code, text: outcome.text }
       : await deps.upstream.deliver(envelope, withTrace(deps, session, envelope, id, outcome.message));
   const accepted = answer.code < 400;
+  metrics.handled(outcome);
+  if (outcome.action === 'deliver') metrics.deliveryAnswered(outcome.signatures[0]?.domain ?? null, answer.code, (performance.now() - started) / 1000);
   deps.logger[accepted ? 'info' : 'warn']({
     id,
     client: session.remoteAddress,

@@ -90,7 +90,7 @@ test('passwd output pasted into YAML reads back whatever the name, and logs in o
   const outputs = runs.map((r) => r.stdout);
   const tls = selfSignedCert(dir);
   const config = join(dir, 'relay.yaml');
-  writeFileSync(config, pasted(outputs, `listen: {port: 0, tls: {key: ${tls.key}, cert: ${tls.cert}}}\nkeys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\nrotation: {check: "off"}\n`));
+  writeFileSync(config, pasted(outputs, `listen: {port: 0, tls: {key: ${tls.key}, cert: ${tls.cert}}}\nmetrics: {listen: "127.0.0.1:0"}\nkeys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\nrotation: {check: "off"}\n`));
   const check = await dkimRelay(['config', 'check', '--json', '--config', config], dir);
   assert.equal(check.code, 0, check.stderr);
   assert.deepEqual((JSON.parse(check.stdout) as { access: { users: { name: string }[] } }).access.users.map((u) => u.name), NAMES);

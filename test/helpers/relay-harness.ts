@@ -91,6 +91,7 @@ export async function startTestRelay(config: Record<string, unknown>, prepare?: 
     rotation: { check: 'off', ...(config.rotation as object) },
     keys: { dir: join(dir.path, 'keys') },
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
+    metrics: { listen: '127.0.0.1:0', ...(config.metrics as object) },
   });
   if (prepare) {
     const { KeyStore } = await import('../../src/keys/store.ts');

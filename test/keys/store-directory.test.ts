@@ -23,7 +23,7 @@ function checkout(): { cwd: string; keys: string; config: string } {
   chmodSync(keys, 0o755);
   writeFileSync(join(keys, '.gitignore'), '*\n!.gitignore\n');
   const config = join(cwd, 'relay.yaml');
-  writeFileSync(config, `listen:\n  port: 0\ndelivery:\n  upstream:\n    type: file\n    dir: ${join(cwd, 'outbox')}\ndemo:\n  domain: example.com\nrotation:\n  check: "off"\n`);
+  writeFileSync(config, `listen:\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\ndelivery:\n  upstream:\n    type: file\n    dir: ${join(cwd, 'outbox')}\ndemo:\n  domain: example.com\nrotation:\n  check: "off"\n`);
   return { cwd, keys, config };
 }
 
@@ -86,7 +86,7 @@ test('keys.dir a symbolic link to a directory others can read: serve and keys re
   chmodSync(shared, 0o1777); // as /tmp
   const link = join(cwd, 'linked-keys');
   symlinkSync(shared, link);
-  writeFileSync(config, `keys:\n  dir: ${link}\nlisten:\n  port: 0\n`);
+  writeFileSync(config, `keys:\n  dir: ${link}\nlisten:\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\n`);
   const [served, listed] = await Promise.all([serveOnce(cwd, config), dkimRelay(['--config', config, 'keys', 'list'], cwd)]);
   for (const run of [served, listed]) {
     assert.equal(run.code, 2, run.stderr);

@@ -29,6 +29,7 @@ export async function startLoggedRelay(config: Record<string, unknown>): Promise
     rotation: { check: 'off', ...(config.rotation as object) }, // no scheduler pass asks the machine's resolver
     keys: { dir: join(dir.path, 'keys') },
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
+    metrics: { listen: '127.0.0.1:0' },
   });
   const setup = KeyStore.open(merged.keys.dir);
   try {

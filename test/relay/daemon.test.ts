@@ -45,7 +45,7 @@ function listeningPort(output: string): number {
 
 /** `serve` on the embedded default, but on a free port: a config file that says only that. */
 function serveDefault(dir: string): ChildProcess {
-  writeFileSync(join(dir, 'port0.yaml'), 'demo: {domain: example.com}\nlisten: {port: 0}\nrotation: {check: "off"}\n');
+  writeFileSync(join(dir, 'port0.yaml'), 'demo: {domain: example.com}\nlisten: {port: 0}\nmetrics: {listen: "127.0.0.1:0"}\nrotation: {check: "off"}\n');
   return spawn(NODE, [CLI, 'serve', '--config', 'port0.yaml'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -172,7 +172,7 @@ describe('SIGHUP', () => {
     const dir = tempDir();
     const config = join(dir.path, 'relay.yaml');
     const write = (unknownDomain: string) =>
-      writeFileSync(config, `listen: {port: 0}\ndelivery: {upstream: {type: file, dir: ${join(dir.path, 'out')}}}\nsigning: {unknownDomain: ${unknownDomain}}\nrotation: {check: "off"}\n`);
+      writeFileSync(config, `listen: {port: 0}\nmetrics: {listen: "127.0.0.1:0"}\ndelivery: {upstream: {type: file, dir: ${join(dir.path, 'out')}}}\nsigning: {unknownDomain: ${unknownDomain}}\nrotation: {check: "off"}\n`);
     write('forward');
     const daemon = spawn(NODE, [CLI, 'serve', '--config', config], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -1,0 +1,389 @@
+// Every Prometheus metric of the relay, named and explained in one place.
+// contrib/grafana/dkim-relay.json and contrib/prometheus/alerts.yml use these
+// names (a test checks that each name they use is registered here).
+//
+// Labels come from bounded sets only: the signing domain and selector (keys of
+// the key store), a fixed refusal reason, a key or DNS state, a DNS server of
+// the configuration. Never a sender, recipient or From: domain, which anyone
+// who can send mail chooses.
+//
+// Wiring, one line each:
+//   metrics.handled(outcome)                  relay-message.ts, per message
+//   metrics.delivered(domain, latencySeconds) the upstream took a message
+//   metrics.deferred(domain)                  a delivery attempt failed for now
+//   metrics.bounced(domain)                   a message was given up (5xx, or too old)
+//   metrics.watchQueue(() => ({ messages, oldestAgeSeconds }))
+//   metrics.watchKeys(() => statusReport)     key states, DNS, DMARC readiness
+//   metrics.readinessChecked(domain, result)  after a DMARC/SPF lookup
+// where `domain` is the d= of the message's signature, or null for mail sent unsigned.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ObservedState } from '../rotation/observation.ts';
+import type { StepName } from '../rotation/plan.ts';
+import { RecentCounts } from './recent-counts.ts';
+import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
+import type { ReadinessResult, StatusReport } from './status-report.ts';
+
+export interface QueueDepth {
+  messages: number;
+  oldestAgeSeconds: number;
+}
+
+/** What processMessage decided for one message (its Outcome fits). */
+export interface HandledMessage {
+  action: 'deliver' | 'refuse';
+  code?: number;
+  text?: string;
+  fromDomain?: string;
+  signatures: readonly { domain: string; selector: string }[];
+  selfCheck: 'pass' | 'fail' | 'unsigned';
+}
+
+/** A refusal as the status page lists it; the reply quotes the message, so it is shown escaped. */
+export interface RecentRefusal {
+  at: string;
+  fromDomain: string | null;
+  reason: RefusalReason;
+  reply: string;
+}
+
+export type DmarcState = 'enforced' | 'partial' | 'none' | 'missing' | 'invalid' | 'lookup-failed';
+export const DMARC_STATES: readonly DmarcState[] = ['enforced', 'partial', 'none', 'missing', 'invalid', 'lookup-failed'];
+const KEY_STATES = ['pending', 'active', 'retiring', 'revoked'] as const;
+const DNS_STATES: readonly ObservedState[] = ['match', 'missing', 'mismatch', 'malformed', 'unreachable'];
+
+/** The label of mail sent without a signature; parentheses cannot occur in a domain name. */
+export const UNSIGNED = '(none)';
+/** Past this many distinct domains, further ones are counted under OTHER: a wrong caller cannot explode the series. */
+const MAX_DOMAINS = 1000;
+const OTHER = '(other)';
+const RECENT_REFUSALS = 20;
+/** One status report serves every key gauge of a scrape. */
+const REPORT_CACHE_MS = 1000;
+
+export interface MetricsOptions {
+  now?: () => number;
+  /** prom-client's process and Node.js metrics (CPU, memory, event loop, handles). */
+  processMetrics?: boolean;
+}
+
+export class RelayMetrics {
+  readonly registry = new Registry();
+  /** Per-minute counts of the last day, for the status page. */
+  readonly recent: RecentCounts;
+  private readonly now: () => number;
+  private readonly domains = new Set<string>();
+  private readonly refusals: RecentRefusal[] = [];
+  private readonly readiness = new Map<string, { result: ReadinessResult; at: number }>();
+  private queueSource: (() => QueueDepth) | undefined;
+  private keySource: (() => StatusReport) | undefined;
+  private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
+
+  private readonly receivedTotal: Counter;
+  private readonly signedTotal: Counter<'domain' | 'selector'>;
+  private readonly selfCheckFailuresTotal: Counter<'domain'>;
+  private readonly refusedTotal: Counter<'reason'>;
+  private readonly deliveredTotal: Counter<'domain'>;
+  private readonly deferredTotal: Counter<'domain'>;
+  private readonly bouncedTotal: Counter<'domain'>;
+  private readonly deliverySeconds: Histogram;
+
+  constructor(options: MetricsOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.recent = new RecentCounts(this.now);
+    const registers = [this.registry];
+    const self = this;
+
+    this.receivedTotal = new Counter({
+      name: 'dkim_relay_messages_received_total',
+      help: 'Messages received over SMTP (DATA completed) and handed to the pipeline.',
+      registers,
+    });
+    this.signedTotal = new Counter({
+      name: 'dkim_relay_messages_signed_total',
+      help: 'Messages signed, by signing domain and selector; a dual-signed message counts once for each key.',
+      labelNames: ['domain', 'selector'],
+      registers,
+    });
+    this.selfCheckFailuresTotal = new Counter({
+      name: 'dkim_relay_self_check_failures_total',
+      help: "Messages whose signature failed the relay's own verification or DMARC alignment, by signing domain.",
+      labelNames: ['domain'],
+      registers,
+    });
+    this.refusedTotal = new Counter({
+      name: 'dkim_relay_messages_refused_total',
+      help: `Messages the relay refused after DATA, by reason: ${REFUSAL_REASONS.join(', ')}.`,
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of REFUSAL_REASONS) this.refusedTotal.inc({ reason }, 0);
+    this.deliveredTotal = new Counter({
+      name: 'dkim_relay_messages_delivered_total',
+      help: `Messages the upstream accepted, by signing domain ("${UNSIGNED}": sent unsigned).`,
+      labelNames: ['domain'],
+      registers,
+    });
+    this.deferredTotal = new Counter({
+      name: 'dkim_relay_messages_deferred_total',
+      help: 'Delivery attempts that failed temporarily (4xx or no connection), by signing domain.',
+      labelNames: ['domain'],
+      registers,
+    });
+    this.bouncedTotal = new Counter({
+      name: 'dkim_relay_messages_bounced_total',
+      help: 'Messages given up: refused for good by the upstream, or too old to retry, by signing domain.',
+      labelNames: ['domain'],
+      registers,
+    });
+    this.deliverySeconds = new Histogram({
+      name: 'dkim_relay_delivery_seconds',
+      help: 'Time from receiving a message to the upstream accepting it.',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14_400, 86_400],
+      registers,
+    });
+
+    new Gauge({
+      name: 'dkim_relay_queue_messages',
+      help: 'Messages waiting in the queue for delivery (0 also while no queue reports: delivery while the client waits).',
+      registers,
+      collect() {
+        this.set(self.queueDepth()?.messages ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_queue_oldest_message_age_seconds',
+      help: 'Age of the oldest message waiting in the queue (0 when it is empty, or no queue reports).',
+      registers,
+      collect() {
+        this.set(self.queueDepth()?.oldestAgeSeconds ?? 0);
+      },
+    });
+
+    new Gauge({
+      name: 'dkim_relay_key_state',
+      help: 'Each key of the store: 1 for its lifecycle state (pending, active, retiring, revoked), 0 for the others.',
+      labelNames: ['domain', 'selector', 'algorithm', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { domain, keys } of self.report()?.domains ?? []) {
+          for (const key of keys) {
+            for (const state of KEY_STATES) this.set({ domain, selector: key.selector, algorithm: key.algorithm, state }, key.state === state ? 1 : 0);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_key_age_seconds',
+      help: 'Seconds since each key entered its state (created, activated, retired or revoked).',
+      labelNames: ['domain', 'selector', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { domain, keys } of self.report()?.domains ?? []) {
+          for (const key of keys) this.set({ domain, selector: key.selector, state: key.state }, key.ageSeconds);
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_key_next_step_seconds',
+      help: 'Seconds until the next lifecycle step of each key (rotate, activate, revoke, remove); 0 while it is due. Absent when the step waits for something other than time (DNS, queued mail).',
+      labelNames: ['domain', 'selector', 'step'],
+      registers,
+      collect() {
+        this.reset();
+        const now = self.now();
+        for (const { domain, keys } of self.report()?.domains ?? []) {
+          for (const key of keys) {
+            if (!key.next || key.next.at === null) continue;
+            const step: StepName = key.next.step;
+            this.set({ domain, selector: key.selector, step }, key.next.due ? 0 : Math.max(0, (Date.parse(key.next.at) - now) / 1000));
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_attention',
+      help: 'Things that need a person, as `dkim-relay status` lists them, by domain and code (stuck-pending, record-lost, key-unusable).',
+      labelNames: ['domain', 'code'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { domain, attention } of self.report()?.domains ?? []) {
+          for (const code of ['stuck-pending', 'record-lost', 'key-unusable'] as const) {
+            this.set({ domain, code }, attention.filter((a) => a.code === code).length);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_dns_state',
+      help: "What each DNS server served for each key's record at the last check: 1 for that state (match, missing, mismatch, malformed, unreachable), 0 for the others.",
+      labelNames: ['domain', 'selector', 'server', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { domain, keys } of self.report()?.domains ?? []) {
+          for (const key of keys) {
+            for (const seen of key.dns.servers) {
+              for (const state of DNS_STATES) this.set({ domain, selector: key.selector, server: seen.server, state }, seen.state === state ? 1 : 0);
+            }
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_dns_last_check_timestamp_seconds',
+      help: "When each DNS server was last asked for each key's record (Unix time).",
+      labelNames: ['domain', 'selector', 'server'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { domain, keys } of self.report()?.domains ?? []) {
+          for (const key of keys) {
+            for (const seen of key.dns.servers) this.set({ domain, selector: key.selector, server: seen.server }, Date.parse(seen.lastChecked) / 1000);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_dmarc_state',
+      help: `Each signing domain's DMARC policy at the last lookup: 1 for its state (${DMARC_STATES.join(', ')}), 0 for the others. Absent until looked up.`,
+      labelNames: ['domain', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [domain, { result }] of self.readiness) {
+          const current = dmarcState(result);
+          if (current === undefined) continue;
+          for (const state of DMARC_STATES) this.set({ domain, state }, state === current ? 1 : 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_dmarc_last_check_timestamp_seconds',
+      help: "When each signing domain's SPF and DMARC were last looked up (Unix time).",
+      labelNames: ['domain'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [domain, { at }] of self.readiness) this.set({ domain }, at / 1000);
+      },
+    });
+
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One message through the pipeline: received, its signatures, its self-check, and why it was refused. */
+  handled(message: HandledMessage): void {
+    this.receivedTotal.inc();
+    this.recent.add('received');
+    for (const s of message.signatures) this.signedTotal.inc({ domain: this.domain(s.domain), selector: s.selector });
+    if (message.signatures.length > 0) this.recent.add('signed');
+    if (message.selfCheck === 'pass') this.recent.add('selfCheckPassed');
+    if (message.selfCheck === 'fail') {
+      this.selfCheckFailuresTotal.inc({ domain: this.domain(message.signatures[0]?.domain ?? null) });
+      this.recent.add('selfCheckFailed');
+    }
+    if (message.action === 'refuse') {
+      const reason = refusalReason(message.code ?? 0, message.text ?? '');
+      this.refusedTotal.inc({ reason });
+      this.recent.add('refused');
+      this.refusals.unshift({ at: new Date(this.now()).toISOString(), fromDomain: message.fromDomain ?? null, reason, reply: `${message.code} ${message.text}` });
+      this.refusals.length = Math.min(this.refusals.length, RECENT_REFUSALS);
+    }
+  }
+
+  delivered(domain: string | null, latencySeconds?: number): void {
+    this.deliveredTotal.inc({ domain: this.domain(domain) });
+    if (latencySeconds !== undefined) this.deliverySeconds.observe(latencySeconds);
+    this.recent.add('delivered');
+  }
+
+  deferred(domain: string | null): void {
+    this.deferredTotal.inc({ domain: this.domain(domain) });
+    this.recent.add('deferred');
+  }
+
+  bounced(domain: string | null): void {
+    this.bouncedTotal.inc({ domain: this.domain(domain) });
+    this.recent.add('bounced');
+  }
+
+  /** The upstream's answer to a delivery made while the client waits: 2xx delivered, 4xx deferred, 5xx bounced. */
+  deliveryAnswered(domain: string | null, code: number, latencySeconds: number): void {
+    if (code < 400) this.delivered(domain, latencySeconds);
+    else if (code < 500) this.deferred(domain);
+    else this.bounced(domain);
+  }
+
+  /** The queue's depth, asked at each scrape; the returned function stops asking (only if still the current source). */
+  watchQueue(source: () => QueueDepth): () => void {
+    this.queueSource = source;
+    return () => {
+      if (this.queueSource === source) this.queueSource = undefined;
+    };
+  }
+
+  /** The status report (keys, DNS, DMARC readiness), built at most once a second while scraped. */
+  watchKeys(source: () => StatusReport): () => void {
+    this.keySource = source;
+    this.cachedReport = undefined;
+    return () => {
+      if (this.keySource === source) this.keySource = undefined;
+    };
+  }
+
+  /** The result of a domain's SPF/DMARC lookup, kept until the next one: scrapes never query DNS. */
+  readinessChecked(domain: string, result: ReadinessResult): void {
+    this.readiness.set(domain, { result, at: this.now() });
+    this.cachedReport = undefined;
+  }
+
+  /** The last lookup of each domain, for the status report. */
+  lastReadiness(): Map<string, ReadinessResult> {
+    return new Map([...this.readiness].map(([domain, { result }]) => [domain, result]));
+  }
+
+  queueDepth(): QueueDepth | undefined {
+    return this.queueSource?.();
+  }
+
+  recentRefusals(): readonly RecentRefusal[] {
+    return this.refusals;
+  }
+
+  /** The exposition text of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  private report(): StatusReport | undefined {
+    const now = this.now();
+    if (!this.cachedReport || now - this.cachedReport.at >= REPORT_CACHE_MS) this.cachedReport = { at: now, report: this.keySource?.() };
+    return this.cachedReport.report;
+  }
+
+  private domain(domain: string | null): string {
+    if (domain === null) return UNSIGNED;
+    if (this.domains.has(domain)) return domain;
+    if (this.domains.size >= MAX_DOMAINS) return OTHER;
+    this.domains.add(domain);
+    return domain;
+  }
+}
+
+/** The DMARC state behind a lookup's findings; undefined when the domain was not looked up. */
+export function dmarcState(result: ReadinessResult): DmarcState | undefined {
+  if (result.status === 'not-checked') return undefined;
+  if (result.status === 'failed') return 'lookup-failed';
+  const codes = new Set(result.findings.map((f) => f.code));
+  if (codes.has('dmarc-enforced')) return 'enforced';
+  if (codes.has('dmarc-pct')) return 'partial';
+  if (codes.has('dmarc-none')) return 'none';
+  if (codes.has('dmarc-missing')) return 'missing';
+  return 'invalid';
+}
+
+/** The relay's metrics: one set per process, so counters go on across a configuration reload. */
+export const metrics = new RelayMetrics({ processMetrics: true });

@@ -1,0 +1,144 @@
+// What the HTTP listener shows of a running relay, read when asked: the facts
+// behind /healthz, whether it is ready, and the status report of its key store
+// (the same report as `dkim-relay status`, with DMARC readiness as last
+// looked up instead of live).
+import Database from 'better-sqlite3';
+import { closeSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { readObservations } from '../cli/status.ts';
+import type { Config } from '../config/schema.ts';
+import { formatNameserver, parseNameserver, systemNameservers } from '../dns/nameserver.ts';
+import { KeyFileError } from '../keys/key-file.ts';
+import type { KeyStore, StoredKey } from '../keys/store.ts';
+import type { PlanKey } from '../rotation/plan.ts';
+import { policyFor } from '../rotation/policy.ts';
+import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from './health.ts';
+import type { RelayMetrics } from './metrics.ts';
+import { statusReport, type KeyFileProblem, type StatusReport } from './status-report.ts';
+
+export interface ViewDeps {
+  config: Config;
+  store: KeyStore;
+  metrics: RelayMetrics;
+  /** Whether every SMTP listener accepts connections. */
+  listening: () => boolean;
+  now?: () => Date;
+}
+
+export interface StatusSnapshot {
+  report: StatusReport;
+  /** The store's rows, for the dates of each key's past steps. */
+  keys: StoredKey[];
+}
+
+export class RelayView {
+  readonly metrics: RelayMetrics;
+  private readonly deps: ViewDeps;
+  private state: Readiness = 'starting';
+
+  constructor(deps: ViewDeps) {
+    this.deps = deps;
+    this.metrics = deps.metrics;
+  }
+
+  started(): void {
+    this.state = 'ready';
+  }
+
+  draining(): void {
+    this.state = 'draining';
+  }
+
+  readiness(): Readiness {
+    return this.state;
+  }
+
+  health(): Health {
+    const { config, store } = this.deps;
+    const keyStore = storeOpens(store.dbFile);
+    let domains: HealthFacts['domains'] = [];
+    if (keyStore.ok) {
+      // A fresh look at every active key file, not the copy cached for signing.
+      try {
+        store.checkActiveKeys();
+      } catch (err) {
+        if (!(err instanceof KeyFileError)) throw err; // a key file open to others: told per domain below
+      }
+      const configured = [...Object.keys(config.signing.domains), ...Object.keys(config.rotation.domains), ...(config.demo ? [config.demo.domain] : [])];
+      domains = signingDomains(configured, store.list()).map((domain) => {
+        try {
+          return { domain, usableKeys: store.activeKeys(domain).length };
+        } catch (err) {
+          if (!(err instanceof KeyFileError)) throw err;
+          return { domain, usableKeys: 0, problem: err.toLine() };
+        }
+      });
+    }
+    return decideHealth({ listening: this.deps.listening(), spool: spoolWritable(config.queue.dir), keyStore, domains });
+  }
+
+  /** The status report, as `dkim-relay status --no-dns` builds it, with the DMARC readiness last looked up. */
+  snapshot(): StatusSnapshot {
+    const { config, store } = this.deps;
+    const keys = store.list();
+    const observations = readObservations(store.dbFile);
+    const problems: KeyFileProblem[] = [];
+    for (const domain of new Set(keys.map((k) => k.domain))) {
+      try {
+        store.activeKeys(domain);
+      } catch (err) {
+        if (!(err instanceof KeyFileError)) throw err;
+        // Its message names the key as "<selector>._domainkey.<domain>".
+        const selector = /\b([^\s.]+)\._domainkey\./.exec(err.message)?.[1] ?? '';
+        problems.push({ domain, selector, line: err.toLine() });
+      }
+    }
+    const configured = config.dns.resolvers.length > 0 ? config.dns.resolvers.map(parseNameserver) : systemNameservers();
+    const resolvers = configured.map(formatNameserver);
+    const servers = (domain: string) => {
+      const ids = new Set(keys.filter((k) => k.domain === domain).map((k) => k.id));
+      return [...new Set([...observations.filter((o) => ids.has(o.keyId)).map((o) => o.server), ...resolvers])];
+    };
+    const report = statusReport({
+      now: this.deps.now?.() ?? new Date(),
+      keys: keys as PlanKey[],
+      observations,
+      policy: (domain) => policyFor(config.rotation, domain),
+      servers,
+      readiness: this.metrics.lastReadiness(),
+      keyProblems: problems,
+    });
+    return { report, keys };
+  }
+}
+
+/** The key store's database opens, as a new connection would open it, and can be read. */
+function storeOpens(dbFile: string): HealthFacts['keyStore'] {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 2000 });
+    db.prepare('SELECT count(*) FROM keys').get();
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: `key store ${dbFile} does not open: ${(err as Error).message}` };
+  } finally {
+    db?.close();
+  }
+}
+
+/** Creates and removes a file in the spool: the only sure test, since root may write where the mode says no. */
+function spoolWritable(dir: string): HealthFacts['spool'] {
+  try {
+    statSync(dir);
+  } catch {
+    return { exists: false };
+  }
+  const probe = join(dir, `.healthz-${process.pid}`);
+  try {
+    closeSync(openSync(probe, 'w', 0o600));
+    unlinkSync(probe);
+    return { exists: true, writable: true };
+  } catch (err) {
+    return { exists: true, writable: false, error: `spool ${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+}

@@ -1,0 +1,166 @@
+// The read-only status page at `/`: plain HTML with inline CSS, rendered on
+// the server, readable without JavaScript. Pure: the status report (from
+// status-report.ts, as `dkim-relay status` shows it), health and counts are
+// passed in.
+//
+// Every value is escaped by the `html` template: refusal replies quote From:
+// fields, which anyone who can send mail writes.
+import type { StoredKey } from '../keys/store.ts';
+import { when } from '../rotation/plan.ts';
+import type { Health } from './health.ts';
+import { dmarcState, type QueueDepth, type RecentRefusal } from './metrics.ts';
+import type { RecentTotals } from './recent-counts.ts';
+import { age, type DomainStatus, type KeyStatus, type ReadinessResult, type StatusReport } from './status-report.ts';
+
+export interface PageInput {
+  report: StatusReport;
+  keys: readonly StoredKey[];
+  health: Health;
+  lastHour: RecentTotals;
+  lastDay: RecentTotals;
+  /** undefined: no queue reports its depth (delivery while the client waits). */
+  queue: QueueDepth | undefined;
+  refusals: readonly RecentRefusal[];
+}
+
+/** Text made safe for HTML; only `html` makes it, so nothing unescaped slips in by accident. */
+class Safe {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
+type Value = Safe | string | number | null | undefined | readonly Value[];
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function render(value: Value): string {
+  if (value instanceof Safe) return value.text;
+  if (Array.isArray(value)) return value.map(render).join('');
+  if (value === null || value === undefined) return '';
+  return escapeHtml(String(value));
+}
+
+function html(strings: TemplateStringsArray, ...values: Value[]): Safe {
+  return new Safe(strings.reduce((out, s, i) => out + s + (i < values.length ? render(values[i]!) : ''), ''));
+}
+
+const STAGES = ['pending', 'active', 'retiring', 'revoked'] as const;
+/** The state each step leads to; `rotate` makes a new key, and `remove` ends the timeline. */
+const STEP_TO: Record<string, string | undefined> = { activate: 'active', revoke: 'revoked' };
+
+const STYLE = `
+body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 72rem; padding: 0 1rem; color: #1d2430; background: #fbfbfc; }
+h1 { font-size: 1.5rem; margin: 0 0 .25rem; } h2 { font-size: 1.2rem; margin: 1.75rem 0 .5rem; border-bottom: 1px solid #d6dae1; }
+h3 { font-size: 1rem; margin: 1rem 0 .35rem; } .muted { color: #5d6673; }
+table { border-collapse: collapse; margin: .25rem 0 .75rem; } th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #e4e7ec; vertical-align: top; }
+th { font-weight: 600; background: #f0f2f5; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; padding: .05rem .5rem; border-radius: .7rem; font-size: .85em; font-weight: 600; }
+.ok { background: #dff3e4; color: #17602c; } .bad { background: #fbe0df; color: #8f1d17; } .warn { background: #fdf0d5; color: #7a4d00; } .idle { background: #eceef1; color: #4b5563; }
+.timeline { display: grid; grid-template-columns: repeat(4, minmax(9rem, 1fr)); gap: 0; margin: .2rem 0; }
+.stage { padding: .35rem .5rem; border: 1px solid #d6dae1; border-left-width: 0; font-size: .88em; background: #fff; }
+.stage:first-child { border-left-width: 1px; border-radius: .4rem 0 0 .4rem; } .stage:last-child { border-radius: 0 .4rem .4rem 0; }
+.stage b { display: block; text-transform: uppercase; font-size: .75em; letter-spacing: .04em; color: #5d6673; }
+.stage.done { background: #f3f5f8; } .stage.current { background: #1f6feb; color: #fff; border-color: #1f6feb; } .stage.current b { color: #dbe8ff; }
+.stage.planned { border-style: dashed; }
+.key { margin: .6rem 0 1rem; } .key .name { font-weight: 600; } .attention { color: #8f1d17; font-weight: 600; }
+code { font-size: .92em; }`;
+
+export function statusPage(input: PageInput): string {
+  const { report, health } = input;
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="60"><title>dkim-relay status</title><style>${new Safe(STYLE)}</style></head>
+<body>
+<h1>dkim-relay status</h1>
+<p class="muted">as of ${when(report.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/healthz">healthz</a></p>
+${healthSection(health)}
+<h2>Mail</h2>
+${countsTable(input.lastHour, input.lastDay)}
+${queueLine(input.queue)}
+${report.domains.length === 0 ? html`<h2>Keys</h2><p>No keys yet: <code>dkim-relay keys generate --domain example.com</code></p>` : report.domains.map((d) => domainSection(d, input.keys))}
+${refusalsSection(input.refusals)}
+</body></html>
+`.text;
+}
+
+function healthSection(health: Health): Safe {
+  const failed = health.checks.filter((c) => !c.ok);
+  if (failed.length === 0) return html`<p><span class="badge ok">healthy</span> <span class="muted">${health.checks.map((c) => `${c.name}: ${c.detail}`).join(' · ')}</span></p>`;
+  return html`<p><span class="badge bad">unhealthy</span></p><ul>${failed.map((c) => html`<li class="attention">${c.name}: ${c.detail}</li>`)}</ul>`;
+}
+
+function countsTable(hour: RecentTotals, day: RecentTotals): Safe {
+  const rows: [string, keyof RecentTotals][] = [
+    ['received', 'received'], ['signed', 'signed'], ['self-check passed', 'selfCheckPassed'], ['self-check failed', 'selfCheckFailed'],
+    ['refused', 'refused'], ['delivered', 'delivered'], ['deferred', 'deferred'], ['bounced', 'bounced'],
+  ];
+  return html`<table id="counts"><thead><tr><th>messages</th><th>last hour</th><th>last day</th></tr></thead><tbody>
+${rows.map(([label, key]) => html`<tr data-count="${key}"><td>${label}</td><td class="n">${hour[key]}</td><td class="n">${day[key]}</td></tr>
+`)}</tbody></table>
+<p class="muted">Counted since the relay started, at most the last day.</p>`;
+}
+
+function queueLine(queue: QueueDepth | undefined): Safe {
+  if (!queue) return html`<p id="queue">Queue: <span class="badge idle">none</span> <span class="muted">messages are delivered while the client waits</span></p>`;
+  const badge = queue.messages === 0 ? 'ok' : 'warn';
+  return html`<p id="queue">Queue: <span class="badge ${badge}">${queue.messages} message${queue.messages === 1 ? '' : 's'}</span>${queue.messages > 0 ? html` <span class="muted">oldest waiting ${age(Math.round(queue.oldestAgeSeconds))}</span>` : ''}</p>`;
+}
+
+function domainSection(domain: DomainStatus, keys: readonly StoredKey[]): Safe {
+  const rows = keys.filter((k) => k.domain === domain.domain);
+  return html`<section class="domain" data-domain="${domain.domain}">
+<h2>${domain.domain}</h2>
+${domain.keys.some((k) => k.state === 'active') ? '' : html`<p class="attention">No active key: nothing signs for this domain yet.</p>`}
+${domain.attention.map((a) => html`<p class="attention">! ${a.message}</p>`)}
+${domain.keys.map((k) => keyBlock(k, rows.find((r) => r.selector === k.selector)))}
+<h3>DMARC readiness</h3>
+${readinessBlock(domain.readiness)}
+</section>
+`;
+}
+
+function keyBlock(key: KeyStatus, row: StoredKey | undefined): Safe {
+  const dates: Record<string, string | null | undefined> = { pending: row?.createdAt, active: row?.activatedAt, retiring: row?.retiredAt, revoked: row?.revokedAt };
+  const current = STAGES.indexOf(key.state);
+  const plannedStage = key.next ? STEP_TO[key.next.step] : undefined;
+  const stages = STAGES.map((stage, i) => {
+    if (i === current) return html`<div class="stage current"><b>${stage}</b>since ${when(key.since)}<br>${age(key.ageSeconds)}</div>`;
+    const at = dates[stage];
+    if (i < current || (at && i > current)) return html`<div class="stage done"><b>${stage}</b>${at ? when(at) : 'skipped'}</div>`;
+    if (stage === plannedStage) return html`<div class="stage planned"><b>${stage}</b>${key.next!.at ? when(key.next!.at) : 'when DNS allows'}</div>`;
+    return html`<div class="stage"><b>${stage}</b>&nbsp;</div>`;
+  });
+  return html`<div class="key" data-selector="${key.selector}" data-state="${key.state}">
+<span class="name">${key.selector}</span> <span class="muted">${key.algorithm}${key.algorithm === 'rsa' ? ` ${key.bits}` : ''}</span> <span class="badge ${key.state === 'active' ? 'ok' : 'idle'}">${key.state}</span>
+<div class="timeline">${stages}</div>
+${key.next ? html`<div>next: ${key.next.text}${key.next.due ? html` <span class="badge warn">due</span>` : ''}</div>` : ''}
+<div>DNS: ${dnsLine(key)}</div>
+</div>
+`;
+}
+
+function dnsLine(key: KeyStatus): Safe {
+  if (key.dns.lastChecked === null) return html`<span class="badge idle">never checked</span>`;
+  return html`${key.dns.servers.map((s) => html`<span class="badge ${s.state === 'match' ? 'ok' : s.state === 'unreachable' ? 'warn' : 'bad'}">${s.server} ${s.state}</span>${s.detail ? html` <span class="muted">${s.detail}</span>` : ''} `)}<span class="muted">last checked ${when(key.dns.lastChecked)}</span>`;
+}
+
+function readinessBlock(result: ReadinessResult): Safe {
+  if (result.status === 'not-checked') return html`<p><span class="badge idle">not looked up yet</span> <span class="muted">see <code>dkim-relay status</code></span></p>`;
+  if (result.status === 'failed') return html`<p><span class="badge warn">lookup failed</span> ${result.reason}</p>`;
+  const state = dmarcState(result)!;
+  const badge = state === 'enforced' ? 'ok' : state === 'partial' || state === 'none' ? 'warn' : 'bad';
+  return html`<p><span class="badge ${badge}">DMARC ${state}</span> <span class="muted">as ${result.server} sees it</span></p>
+<ul>${result.findings.map((f) => html`<li>${f.level} ${f.code}: ${f.message}</li>`)}</ul>`;
+}
+
+function refusalsSection(refusals: readonly RecentRefusal[]): Safe {
+  if (refusals.length === 0) return html`<h2>Recent refusals</h2><p class="muted">None since the relay started.</p>`;
+  return html`<h2>Recent refusals</h2>
+<table id="refusals"><thead><tr><th>when</th><th>From: domain</th><th>reason</th><th>reply</th></tr></thead><tbody>
+${refusals.map((r) => html`<tr><td>${when(r.at)}</td><td>${r.fromDomain ?? '(none)'}</td><td>${r.reason}</td><td><code>${r.reply}</code></td></tr>
+`)}</tbody></table>`;
+}

@@ -1,0 +1,49 @@
+// /healthz and /readyz decisions from their facts, and which domains must sign.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decideHealth, readyAnswer, signingDomains, type HealthFacts } from '../../src/observability/health.ts';
+
+const HEALTHY: HealthFacts = {
+  listening: true,
+  spool: { exists: true, writable: true },
+  keyStore: { ok: true },
+  domains: [{ domain: 'example.com', usableKeys: 1 }],
+};
+
+test('healthy when every check passes; a missing spool directory is no failure', () => {
+  assert.deepEqual(decideHealth(HEALTHY).failed, []);
+  assert.equal(decideHealth({ ...HEALTHY, spool: { exists: false } }).ok, true);
+});
+
+test('each failing check is named, with its reason', () => {
+  const cases: [Partial<HealthFacts>, string, RegExp][] = [
+    [{ listening: false }, 'listener', /not accepting/],
+    [{ spool: { exists: true, writable: false, error: 'spool /var/spool/dkim-relay is not writable (EROFS)' } }, 'spool', /EROFS/],
+    [{ domains: [{ domain: 'example.com', usableKeys: 0, problem: 'key file k.pem for s1._domainkey.example.com is missing' }] }, 'signing-keys', /k\.pem .* is missing/],
+    [{ domains: [{ domain: 'example.com', usableKeys: 1 }, { domain: 'example.org', usableKeys: 0 }] }, 'signing-keys', /example\.org has no active key/],
+  ];
+  for (const [facts, name, detail] of cases) {
+    const health = decideHealth({ ...HEALTHY, ...facts });
+    assert.equal(health.ok, false, name);
+    assert.deepEqual(health.failed, [name]);
+    assert.match(health.checks.find((c) => c.name === name)!.detail, detail);
+  }
+  const noStore = decideHealth({ ...HEALTHY, keyStore: { ok: false, error: 'key store keys/keys.db does not open: unable to open database file' } });
+  assert.deepEqual(noStore.failed, ['key-store', 'signing-keys']);
+});
+
+test('signing domains: named in the configuration, or with an active or retiring key; not pending-only or revoked-only ones', () => {
+  const keys = [
+    { domain: 'active.example', state: 'active' },
+    { domain: 'retiring.example', state: 'retiring' },
+    { domain: 'new.example', state: 'pending' },
+    { domain: 'gone.example', state: 'revoked' },
+  ];
+  assert.deepEqual(signingDomains(['Configured.example.'], keys), ['active.example', 'configured.example', 'retiring.example']);
+});
+
+test('ready only once started and until the relay stops', () => {
+  assert.deepEqual(readyAnswer('starting'), { status: 503, body: 'starting\n' });
+  assert.deepEqual(readyAnswer('ready'), { status: 200, body: 'ready\n' });
+  assert.deepEqual(readyAnswer('draining'), { status: 503, body: 'draining\n' });
+});
