@@ -55,6 +55,7 @@ describe('key rotation, unattended, against knotd', () => {
     const config = configSchema.parse({
       keys: { dir: join(dir, 'keys') },
       listen: { port: 0, hostname: 'relay.test' },
+      metrics: { listen: '127.0.0.1:0' },
       delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
       dns: { resolvers: [resolver.address], timeoutSeconds: 1 },
       rotation: {
