@@ -51,7 +51,7 @@ interface SessionState {
   slot: Slot;
 }
 
-const CLOSE_TIMEOUT_MS = 30_000;
+export const CLOSE_TIMEOUT_MS = 30_000;
 
 /** A session id as smtp-server makes them (16 base-32 characters). */
 function sessionId(): string {
