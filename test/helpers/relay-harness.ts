@@ -70,6 +70,8 @@ export async function startSink(behaviour: SinkBehaviour = {}, port = 0): Promis
       });
     },
   });
+  // A client killed mid-session (the crash tests) resets its connection: no reason to stop the sink.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const bound = (server.server.address() as { port: number }).port;
   return { port: bound, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
