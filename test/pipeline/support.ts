@@ -26,6 +26,8 @@ export async function startLoggedRelay(config: Record<string, unknown>): Promise
   const dir = tempDir();
   const merged = configSchema.parse({
     ...config,
+    // Sync: these tests read the pipeline's reply and its 'message' log line per DATA.
+    delivery: { mode: 'sync', ...(config.delivery as object) },
     keys: { dir: join(dir.path, 'keys') },
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
   });

@@ -244,7 +244,7 @@ describe('hardening against strangers', () => {
       },
     });
     const keys = tempDir();
-    const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 5 }), keys: { dir: join(keys.path, 'keys') } });
+    const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 5 }), keys: { dir: join(keys.path, 'keys') }, delivery: { mode: 'sync' } });
     const running = await startRelay({ config, path: 'test' }, pino({ level: 'debug' }, sink));
     try {
       for (let round = 0; round < 2; round++) {
