@@ -16,7 +16,7 @@ function setup(yaml = ''): { dir: string; config: string; write(yaml: string): v
   const dir = tempDir();
   const config = join(dir, 'relay.yaml');
   const write = (more: string) =>
-    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${more}`);
+    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${more}`);
   write(yaml);
   return { dir, config, write };
 }

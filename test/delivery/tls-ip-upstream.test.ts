@@ -17,7 +17,7 @@ test('serve delivers over TLS to 127.0.0.1 and stderr has no DeprecationWarning'
   writeFileSync(config, [
     `keys: {dir: ${join(dir.path, 'keys')}}`,
     'listen: {port: 0, hostname: relay.test}',
-    `delivery: {upstream: {type: smtp, host: 127.0.0.1, port: ${up.port}, secure: true, rejectUnauthorized: false, timeoutSeconds: 5}}`,
+    `delivery: {mode: sync, upstream: {type: smtp, host: 127.0.0.1, port: ${up.port}, secure: true, rejectUnauthorized: false, timeoutSeconds: 5}}`,
     '',
   ].join('\n'));
   const child = spawn(NODE, [BIN, 'serve', '--config', config], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
