@@ -5,7 +5,7 @@
 import { rfc5322Date } from '../message/date.ts';
 import { foldField } from '../pipeline/normalize/fold.ts';
 import { originalRecipientValue, typedAddress } from './address-type.ts';
-import { replyLine, type SmtpReply } from './reply.ts';
+import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { recipientStatus, type DsnAction } from './status.ts';
 
 export interface StatusRecipient {

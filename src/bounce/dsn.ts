@@ -10,12 +10,12 @@ import { overlongLine } from '../pipeline/normalize/scan.ts';
 import { toQuotedPrintable } from '../pipeline/normalize/transfer-encoding.ts';
 import { deliveryStatusBody } from './delivery-status.ts';
 import { noticeText } from './notice-text.ts';
-import type { SmtpReply } from './reply.ts';
+import type { SmtpReply } from '../smtp/reply.ts';
 import { crlfEnded, returnedContent } from './returned-content.ts';
 import type { DsnAction } from './status.ts';
 
 export type { DsnAction } from './status.ts';
-export type { SmtpReply } from './reply.ts';
+export type { SmtpReply } from '../smtp/reply.ts';
 
 export interface DsnRecipient {
   /** The RCPT TO address. */

@@ -2,7 +2,7 @@
 // recipients it is about, what their servers answered, and what the sender
 // can do about it, in plain words.
 import { rfc5322Date } from '../message/date.ts';
-import { type SmtpReply } from './reply.ts';
+import { type SmtpReply } from '../smtp/reply.ts';
 import type { ReturnedContent } from './returned-content.ts';
 import { recipientStatus, type DsnAction } from './status.ts';
 

@@ -1,5 +1,5 @@
 // The Status field of one recipient (RFC 3464 §2.3.4): an RFC 3463 code.
-import { isEnhancedStatus, type SmtpReply } from './reply.ts';
+import { isEnhancedStatus, type SmtpReply } from '../smtp/reply.ts';
 
 export type DsnAction = 'failed' | 'delayed';
 

@@ -80,10 +80,12 @@ async function reload(args: GlobalArgs, current: LoadedConfig, relay: RunningRel
     logger.error({ err: describe(err) }, 'reload refused: configuration kept as it was');
     return { loaded: current, relay };
   }
+  const kept = keepQueue(current, loaded, logger);
   const draining = relay.stop();
   logger.level = loaded.config.log.level;
   try {
-    const next = await startRelay(loaded, logger);
+    // The queue is the same one: its messages and attempts in flight are no crash's leftovers.
+    const next = await startRelay(kept, logger, { recover: false });
     logger.info('configuration reloaded');
     await draining;
     return { loaded, relay: next };
@@ -92,7 +94,7 @@ async function reload(args: GlobalArgs, current: LoadedConfig, relay: RunningRel
     logger.error({ err: describe(err) }, 'reload failed: restarting with the previous configuration');
     await draining;
     try {
-      return { loaded: current, relay: await startRelay(current, logger) };
+      return { loaded: current, relay: await startRelay(current, logger, { recover: false }) };
     } catch (again) {
       throw new UserError(
         `reload failed (${describe(err)}) and the previous configuration could not start again (${describe(again)})`,
@@ -100,6 +102,26 @@ async function reload(args: GlobalArgs, current: LoadedConfig, relay: RunningRel
       );
     }
   }
+}
+
+/**
+ * The queue's place and the delivery mode cannot change while the relay
+ * runs: accepted messages would be left behind in the old spool. They are
+ * kept, and the log says so; a restart applies them.
+ */
+function keepQueue(current: LoadedConfig, next: LoadedConfig, logger: Logger): LoadedConfig {
+  const kept: string[] = [];
+  const config = { ...next.config, queue: { ...next.config.queue }, delivery: { ...next.config.delivery } };
+  if (config.queue.dir !== current.config.queue.dir) {
+    kept.push(`queue.dir (${current.config.queue.dir})`);
+    config.queue.dir = current.config.queue.dir;
+  }
+  if (config.delivery.mode !== current.config.delivery.mode) {
+    kept.push(`delivery.mode (${current.config.delivery.mode})`);
+    config.delivery.mode = current.config.delivery.mode;
+  }
+  if (kept.length > 0) logger.warn({ kept }, 'reload: these settings take effect only at a restart; their running values are kept');
+  return { ...next, config };
 }
 
 function describe(err: unknown): string {

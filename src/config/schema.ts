@@ -47,6 +47,17 @@ const rotationTimes = z.strictObject({
 });
 
 /**
+ * A message may wait in the queue up to queue.maxAge before it leaves; a
+ * signature that expires (x=, RFC 6376 §3.5) before then would arrive dead.
+ */
+function signaturesOutlastQueue(config: { signing: { expireAfter?: string | undefined }; queue: { maxAge: string } }, ctx: z.core.$RefinementCtx): void {
+  const expireAfter = config.signing.expireAfter;
+  if (expireAfter !== undefined && durationSeconds(expireAfter) <= durationSeconds(config.queue.maxAge)) {
+    ctx.addIssue({ code: 'custom', path: ['signing', 'expireAfter'], message: `must be longer than queue.maxAge (${config.queue.maxAge}), or mail delivered late from the queue would carry an expired signature` });
+  }
+}
+
+/**
  * A signature with x= stays valid until it expires, so the record of its key
  * must stay published as long: retireAfter must exceed signing.expireAfter.
  */
@@ -300,7 +311,8 @@ export const configSchema = z.strictObject({
 
   delivery: z
     .strictObject({
-      mode: z.enum(['sync']).default('sync'),
+      /** queue: 250 once the message is in the spool, then delivered with retries; sync: the upstream's own reply is the client's. */
+      mode: z.enum(['queue', 'sync']).default('queue'),
       upstream: z.discriminatedUnion('type', [smtpUpstream, fileUpstream, mxUpstream]).superRefine(rules.upstreamAuthNeedsTls).prefault({ type: 'file' }),
     })
     .prefault({}),
@@ -409,7 +421,7 @@ export const configSchema = z.strictObject({
 
   /** Demo mode: generate and activate a key for this domain when the store is empty. */
   demo: z.strictObject({ domain: z.string().superRefine(rules.domainName) }).optional(),
-}).superRefine(retirementOutlastsSignatures);
+}).superRefine(retirementOutlastsSignatures).superRefine(signaturesOutlastQueue);
 
 export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];

@@ -5,7 +5,12 @@
 // login that does not let us relay) is a temporary 451 naming the setting to
 // mend, so the sender's queue keeps the mail until it is fixed instead of
 // bouncing it (RFC 5321 §4.2.5: 4yz means "try again").
-import type { UpstreamReply } from './upstream.ts';
+
+/** A reply as this module builds it: the enhanced code leads the text ("4.4.1 …"). */
+export interface CodeAndText {
+  code: number;
+  text: string;
+}
 
 /** The fields of a nodemailer error that matter here. */
 export interface SendError {
@@ -31,7 +36,7 @@ export interface UpstreamSide {
   name: string;
 }
 
-export interface FailureReply extends UpstreamReply {
+export interface FailureReply extends CodeAndText {
   /** The relay's side is at fault (its settings, the connection): logged at error level. */
   relaySide: boolean;
   /** The upstream's extensions (8BITMIME, SMTPUTF8) seem to have changed: learn them again. */
@@ -44,7 +49,7 @@ export function oneLine(response: string | undefined): string {
 }
 
 /** "250 2.0.0 Ok" → {250, "2.0.0 Ok"}; null when it is no SMTP reply. */
-export function splitReply(response: string | undefined): UpstreamReply | null {
+export function splitReply(response: string | undefined): CodeAndText | null {
   const match = /^(\d{3})[ -]?(.*)$/s.exec(oneLine(response));
   return match ? { code: Number(match[1]), text: match[2]! } : null;
 }

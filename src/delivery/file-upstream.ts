@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
-import type { Envelope, Upstream, UpstreamReply } from './upstream.ts';
+import { smtpReply } from '../smtp/reply.ts';
+import { forAll, type Envelope, type Upstream, type UpstreamReply } from './upstream.ts';
 
 type FileConfig = Extract<UpstreamConfig, { type: 'file' }>;
 
@@ -27,7 +28,7 @@ export class FileUpstream implements Upstream {
   async deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply> {
     // A line break in an address would start a header line of its own in the file.
     const broken = [envelope.from, ...envelope.to].find((address) => CONTROL.test(address));
-    if (broken !== undefined) return { code: 553, text: `5.1.3 The address ${JSON.stringify(broken)} contains control characters` };
+    if (broken !== undefined) return forAll(envelope, smtpReply(553, `5.1.3 The address ${JSON.stringify(broken)} contains control characters`));
     await mkdir(this.dir, { recursive: true });
     const id = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(6).toString('hex')}`;
     const tmp = join(this.dir, `.${id}.tmp`);
@@ -43,7 +44,7 @@ export class FileUpstream implements Upstream {
       await file.close();
     }
     await rename(tmp, join(this.dir, `${id}.eml`));
-    return { code: 250, text: `2.0.0 Ok: written to ${join(this.dir, `${id}.eml`)}` };
+    return forAll(envelope, smtpReply(250, `2.0.0 Ok: written to ${join(this.dir, `${id}.eml`)}`));
   }
 
   async close(): Promise<void> {}

@@ -3,6 +3,7 @@
 // RCPT TO or DATA) is kept as it gave it; trouble on the way there (DNS, the
 // connection, TLS, the greeting) is a temporary 451 saying what went wrong,
 // since the next try may well succeed (RFC 5321 §4.2.5, §5.1).
+import { smtpReply } from '../smtp/reply.ts';
 import { oneLine, type SendError } from './failure-reply.ts';
 import type { UpstreamReply } from './upstream.ts';
 
@@ -21,9 +22,9 @@ export interface RecipientReply {
   reply: StatusReply;
 }
 
-/** What `deliver` answers: one reply for the whole message, and each recipient's own. */
+/** What `deliver` answers: one reply for the whole message, and each recipient's own (`address` as the queue reads it). */
 export interface DeliveryReport extends UpstreamReply {
-  recipients: RecipientReply[];
+  recipients: (RecipientReply & { address: string })[];
 }
 
 /** A reply of ours, e.g. status(451, '4.4.1', 'No answer from mx.example.net'). */
@@ -111,15 +112,16 @@ export const replyText = (reply: StatusReply): string => `${reply.enhanced} ${re
  * the worst refusal is passed on, a temporary one first (a retry may
  * duplicate the copies already accepted: never lost).
  */
-export function overallReply(recipients: RecipientReply[]): UpstreamReply {
+export function overallReply(recipients: RecipientReply[]): DeliveryReport {
+  const each = recipients.map((r) => ({ ...r, address: r.recipient }));
   const refused = recipients.filter((r) => r.status === 'refused');
   if (refused.length === 0) {
     const texts = [...new Set(recipients.map((r) => r.reply.text))];
-    return { code: 250, text: `2.0.0 ${texts.join('; ')}` };
+    return { code: 250, enhanced: '2.0.0', text: texts.join('; '), recipients: each };
   }
   const worst = refused.find((r) => isTemporary(r.reply)) ?? refused[0]!;
   const accepted = recipients.filter((r) => r.status === 'accepted').map((r) => r.recipient);
   const already = accepted.length ? ` (already accepted for ${accepted.join(', ')})` : '';
   const forWhom = recipients.length > 1 ? ` (for <${worst.recipient}>)` : '';
-  return { code: worst.reply.code, text: `${replyText(worst.reply)}${forWhom}${already}` };
+  return { ...smtpReply(worst.reply.code, `${replyText(worst.reply)}${forWhom}${already}`), recipients: each };
 }

@@ -66,7 +66,7 @@ export class MxUpstream implements Upstream {
       }),
     );
     const recipients = envelope.to.map((recipient) => answered.get(recipient)!);
-    return { ...overallReply(recipients), recipients };
+    return overallReply(recipients);
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,8 @@ import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { LearnedExtensions } from './learned-extensions.ts';
 import { announcedExtensions, pooledConnections, type SMTPConnection } from '../nodemailer-internals.ts';
-import type { Envelope, Upstream, UpstreamReply } from './upstream.ts';
+import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
+import { forAll, type Envelope, type Upstream, type UpstreamReply } from './upstream.ts';
 
 type SmtpConfig = Extract<UpstreamConfig, { type: 'smtp' }>;
 
@@ -98,24 +99,44 @@ export class SmtpUpstream implements Upstream {
     const international = [envelope.from, ...envelope.to].find((address) => NON_ASCII.test(address));
     if (international !== undefined && !traits.smtpUtf8) {
       // RFC 6531 §3.4: without SMTPUTF8 such an address cannot be given to the host at all.
-      if (traits.provisional) return { code: 451, text: `4.4.3 Whether upstream ${this.config.host} takes SMTPUTF8 is not known yet, try again later` };
-      return { code: 553, text: `5.6.7 Upstream ${this.config.host} does not announce SMTPUTF8, so <${international}> cannot be delivered through it` };
+      if (traits.provisional) return forAll(envelope, smtpReply(451, `4.4.3 Whether upstream ${this.config.host} takes SMTPUTF8 is not known yet, try again later`));
+      return forAll(envelope, smtpReply(553, `5.6.7 Upstream ${this.config.host} does not announce SMTPUTF8, so <${international}> cannot be delivered through it`));
     }
     try {
       const info = await this.transport.sendMail({
         envelope: { from: envelope.from, to: envelope.to, size: message.length, use8BitMime: traits.eightBitMime === true } as never,
         raw: message,
+        // nodemailer sends these only when the host announces DSN (RFC 3461 §4).
+        ...(envelope.dsn ? { dsn: envelope.dsn } : {}),
       });
       this.learnFromConnections();
       const rejected = (info.rejectedErrors ?? []) as SendError[];
-      if (rejected.length > 0) return this.failed(partialRefusal(rejected, info.accepted as string[], this.side), rejected[0]!);
-      return splitReply(info.response) ?? { code: 250, text: '2.0.0 Ok' };
+      const ok = replyOf(splitReply(info.response) ?? { code: 250, text: '2.0.0 Ok' });
+      const overall = rejected.length > 0 ? this.failed(partialRefusal(rejected, info.accepted as string[], this.side), rejected[0]!) : ok;
+      return { ...overall, recipients: this.perRecipient(envelope, rejected, ok) };
     } catch (caught) {
       this.learnFromConnections();
       const err = caught as SendError;
-      const reply = err.rejectedErrors?.length ? partialRefusal(err.rejectedErrors, [], this.side) : failureReply(err, this.side);
-      return this.failed(reply, err);
+      if (err.rejectedErrors?.length) {
+        const overall = this.failed(partialRefusal(err.rejectedErrors, [], this.side), err);
+        return { ...overall, recipients: this.perRecipient(envelope, err.rejectedErrors, overall) };
+      }
+      return forAll(envelope, this.failed(failureReply(err, this.side), err));
     }
+  }
+
+  /** Each recipient's own reply: its refusal at RCPT TO, else what the transaction got. */
+  private perRecipient(envelope: Envelope, rejected: SendError[], otherwise: SmtpReply): UpstreamReply['recipients'] {
+    const refusals = new Map<string, SmtpReply>();
+    for (const r of rejected) {
+      const address = (r as { recipient?: string }).recipient;
+      if (address === undefined) continue;
+      const reply = r.response
+        ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? splitReply(r.response)?.code }, this.side)
+        : failureReply(r, this.side);
+      refusals.set(address, replyOf(reply));
+    }
+    return envelope.to.map((address) => ({ address, reply: refusals.get(address) ?? otherwise }));
   }
 
   async close(): Promise<void> {
@@ -123,12 +144,12 @@ export class SmtpUpstream implements Upstream {
     this.transport.close();
   }
 
-  private failed(reply: FailureReply, err: SendError): UpstreamReply {
+  private failed(reply: FailureReply, err: SendError): SmtpReply {
     if (reply.relearn) this.learned.relearn();
     if (reply.relaySide) {
       this.logger.error({ upstream: this.name, err: err.message, command: err.command, response: err.response, reply: `${reply.code} ${reply.text}` }, 'upstream delivery failed on the relay\'s side');
     }
-    return { code: reply.code, text: reply.text };
+    return replyOf(reply);
   }
 
   private probeIfDue(): void {
@@ -169,4 +190,8 @@ export class SmtpUpstream implements Upstream {
       this.logger.info({ upstream: this.name, source, eightBitMime, smtpUtf8, override: this.config.eightBitMime === 'auto' ? undefined : this.config.eightBitMime }, changed ? 'upstream extensions changed' : 'upstream extensions learned');
     }
   }
+}
+
+function replyOf(reply: { code: number; text: string }): SmtpReply {
+  return smtpReply(reply.code, reply.text);
 }

@@ -1,8 +1,10 @@
 // Where signed mail goes next. Every upstream answers like an SMTP server:
-// a code and a text, which sync mode hands back to the client unchanged.
+// one reply for the transaction, which sync mode hands back to the client
+// unchanged, and one per recipient, which the queue records.
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
+import type { SmtpReply } from '../smtp/reply.ts';
 import { FileUpstream } from './file-upstream.ts';
 import { MxUpstream } from './mx-upstream.ts';
 import { SmtpUpstream } from './smtp-upstream.ts';
@@ -11,12 +13,25 @@ export interface Envelope {
   /** Envelope sender; '' for the null sender (bounces, auto-replies). */
   from: string;
   to: string[];
+  /** RFC 3461 parameters, passed on when the upstream announces DSN; NOTIFY and ORCPT apply to every recipient of `to`. */
+  dsn?: EnvelopeDsn | undefined;
 }
 
-export interface UpstreamReply {
-  code: number;
-  /** Reply text without the code, e.g. "2.0.0 Ok: queued as 4Xyz". */
-  text: string;
+export interface EnvelopeDsn {
+  ret?: 'FULL' | 'HDRS' | undefined;
+  envid?: string | undefined;
+  notify?: string[] | undefined;
+  orcpt?: string | undefined;
+}
+
+/** The transaction's reply, and each recipient's own (in the order of `to`). */
+export interface UpstreamReply extends SmtpReply {
+  recipients: { address: string; reply: SmtpReply }[];
+}
+
+/** The same reply for every recipient: the transaction failed or succeeded as a whole. */
+export function forAll(envelope: Envelope, reply: SmtpReply): UpstreamReply {
+  return { ...reply, recipients: envelope.to.map((address) => ({ address, reply })) };
 }
 
 export interface Upstream {

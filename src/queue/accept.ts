@@ -8,12 +8,16 @@ import type { Spool, StoredMessage } from './spool.ts';
 
 export type QueueEnvelope = Omit<NewMessage, 'id' | 'size'>;
 
+/**
+ * `source` may be a function of the new message's id, for content that names
+ * it (the Received: field's "id" clause, RFC 5321 §4.4).
+ */
 export async function acceptMessage(
   queue: { spool: Spool; index: QueueIndex },
-  source: Uint8Array | AsyncIterable<Uint8Array>,
+  source: Uint8Array | AsyncIterable<Uint8Array> | ((id: string) => Uint8Array),
   envelope: QueueEnvelope,
 ): Promise<StoredMessage> {
-  const stored = await queue.spool.write(source);
+  const stored = typeof source === 'function' ? await writeNamed(queue.spool, source) : await queue.spool.write(source);
   try {
     await queue.index.enqueue({ ...envelope, id: stored.id, size: stored.size });
   } catch (err) {
@@ -22,4 +26,15 @@ export async function acceptMessage(
     throw err;
   }
   return stored;
+}
+
+async function writeNamed(spool: Spool, content: (id: string) => Uint8Array): Promise<StoredMessage> {
+  const writer = await spool.begin();
+  try {
+    await writer.write(content(writer.id));
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return writer.commit();
 }

@@ -387,9 +387,25 @@ export class QueueIndex {
     return { messages: row.messages, pending: row.pending, oldestReceivedAt: row.oldest };
   }
 
+  /** When the next recipient not held falls due (or a crashed attempt's lease runs out); null when none waits. */
+  nextDueAt(): number | null {
+    const row = this.db
+      .prepare(`SELECT MIN(r.next_attempt_at) AS due FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.${PENDING} AND m.hold IS NULL`)
+      .get() as { due: number | null };
+    return row.due;
+  }
+
   /** Whether any queued message carries a signature by this key (its record must stay published). */
   isSignedWith(domain: string, selector: string): boolean {
     return this.db.prepare(`SELECT 1 FROM message_signatures WHERE domain = ? AND selector = ? LIMIT 1`).get(domain.toLowerCase(), selector) !== undefined;
+  }
+
+  /** When the oldest queued message signed d=domain s=selector came in (ms), or null: a key is not revoked while such mail waits. */
+  oldestSignedWith(domain: string, selector: string): number | null {
+    const row = this.db
+      .prepare(`SELECT MIN(m.received_at) AS oldest FROM message_signatures s JOIN messages m ON m.id = s.message_id WHERE s.domain = ? AND s.selector = ?`)
+      .get(domain.toLowerCase(), selector) as { oldest: number | null };
+    return row.oldest;
   }
 }
 

@@ -1,5 +1,6 @@
-// `serve`: opens the key store, checks every active key can be read, starts
-// the listeners and the upstream, and stops them in order on request.
+// `serve`: opens the key store, checks every active key can be read, opens
+// and recovers the queue (queue mode) before the listeners accept, starts
+// the queue manager and the listeners, and stops them in order on request.
 import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
@@ -15,8 +16,13 @@ import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rota
 import { acquireCryptoPool } from '../signing/crypto-pool.ts';
 import { metrics } from '../observability/metrics.ts';
 import { RelayView } from '../observability/relay-view.ts';
+import { retryPolicy } from '../queue/backoff.ts';
+import { QueueManager } from '../queue/manager.ts';
+import { QueueIndex } from '../queue/queue-index.ts';
+import { recoverQueue } from '../queue/recovery.ts';
+import { Spool } from '../queue/spool.ts';
 import { AuthLimiter } from './auth-limiter.ts';
-import { createListener, type Listener, type RelayDeps } from './listener.ts';
+import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
 import { SessionsPerIp } from './sessions-per-ip.ts';
 
@@ -25,14 +31,26 @@ export interface RunningRelay {
   ports: { plain: number; tls?: number; metrics?: number };
   store: KeyStore;
   rotation: RotationScheduler;
+  /** Queue mode: the spool, its index and the manager. */
+  queue?: { spool: Spool; index: QueueIndex; manager: QueueManager };
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
   stop(): Promise<void>;
 }
 
-/** Tests give the rotation scheduler their own clock and DNS. */
-export type RelayOptions = { rotation?: Pick<SchedulerOptions, 'now' | 'observer' | 'publisher'> };
+export interface StartOptions {
+  /**
+   * Run start-up recovery of the queue (default true). A reload in the same
+   * process skips it: the previous relay's writes and attempts are still
+   * running, and are not the leftovers of a crash.
+   */
+  recover?: boolean;
+  /** How long sessions and delivery attempts in flight may take to finish on stop, in ms. */
+  closeTimeoutMs?: number;
+  /** Tests give the rotation scheduler their own clock and DNS. */
+  rotation?: Pick<SchedulerOptions, 'now' | 'observer' | 'publisher'>;
+}
 
-export async function startRelay({ config, path }: LoadedConfig, logger: Logger, options: RelayOptions = {}): Promise<RunningRelay> {
+export async function startRelay({ config, path }: LoadedConfig, logger: Logger, options: StartOptions = {}): Promise<RunningRelay> {
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
   const store = KeyStore.open(config.keys.dir, {
     onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
@@ -40,6 +58,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   // Signing and self-check crypto on one thread per core, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
   let http: HttpListener | undefined;
+  let index: QueueIndex | undefined;
   try {
     // A fresh checkout's keys/ is 0755 but empty: tightening it is no news.
     if (store.exposedKeyFiles > 0) {
@@ -52,16 +71,37 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
     for (const key of active) logger.info({ domain: key.domain, selector: key.selector, algorithm: key.algorithm }, 'signing key active');
 
+    const upstream = createUpstream(config.delivery.upstream, logger);
+    const hostname = config.listen.hostname ?? osHostname();
+    let queue: RunningRelay['queue'];
+    if (config.delivery.mode === 'queue') {
+      const spool = new Spool(config.queue.dir);
+      // onCommit: fresh mail is delivered at once, not at the next timer.
+      index = QueueIndex.open(`${config.queue.dir}/queue.db`, { onCommit: () => queue?.manager.wake() });
+      if (options.recover !== false) await recoverQueue(spool, index, logger);
+      const policy = retryPolicy(config.queue);
+      const manager = new QueueManager({
+        spool,
+        index,
+        upstream,
+        logger,
+        policy,
+        workers: config.delivery.upstream.type === 'file' ? 2 : config.delivery.upstream.maxConnections,
+        notices: { config, store, traits: () => upstream.traits, hostname },
+      });
+      queue = { spool, index, manager };
+    }
     const deps: RelayDeps = {
       config,
       store,
-      upstream: createUpstream(config.delivery.upstream, logger),
+      upstream,
       logger,
-      hostname: config.listen.hostname ?? osHostname(),
+      hostname,
       tls: config.listen.tls && readTls(config.listen.tls),
       senders: new SenderAuthorization(config.clients),
       sessionsPerIp: new SessionsPerIp(config.listen.maxClientsPerIp),
       authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000 }),
+      queue,
     };
     if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
@@ -79,23 +119,39 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     }
     if (http) ports.metrics = http.port;
     const unwatchKeys = metrics.watchKeys(() => view.snapshot().report);
+    const unwatchQueue = queue
+      ? metrics.watchQueue(() => {
+          const depth = queue.index.depth();
+          return { messages: depth.messages, oldestAgeSeconds: depth.oldestReceivedAt === null ? 0 : Math.max(0, (Date.now() - depth.oldestReceivedAt) / 1000) };
+        })
+      : () => {};
     view.started();
-    logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name }, 'relay listening');
-    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, ...options.rotation, publisher });
+    queue?.manager.start();
+    logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined }, 'relay listening');
+    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, ...options.rotation, publisher });
     rotation.start();
 
+    const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
     return {
       ports,
       store,
       rotation,
+      queue,
       async stop() {
-        logger.info('stopping: no new connections, finishing sessions in flight');
+        logger.info('stopping: no new connections, finishing sessions and delivery attempts in flight');
         view.draining();
-        await Promise.all([rotation.stop(), ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))]);
+        // Both within closeTimeout; what has not been delivered by then stays in the spool.
+        await Promise.all([
+          rotation.stop(),
+          ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+          queue?.manager.stop(closeTimeoutMs),
+        ]);
         await deps.upstream.close();
         await crypto.release();
         unwatchKeys();
+        unwatchQueue();
         await http?.close();
+        queue?.index.close();
         store.close();
         logger.info('stopped');
       },
@@ -103,6 +159,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   } catch (err) {
     await crypto.release();
     await http?.close();
+    index?.close();
     store.close();
     throw err;
   }

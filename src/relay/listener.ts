@@ -6,7 +6,7 @@ import type { Server } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
-import type { Envelope, Upstream } from '../delivery/upstream.ts';
+import type { Upstream } from '../delivery/upstream.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { NetworkList } from './admission.ts';
@@ -14,7 +14,11 @@ import type { AuthLimiter } from './auth-limiter.ts';
 import { CommandWatch } from './command-watch.ts';
 import { openFrontDoor, type Pool, type Slot } from './front-door.ts';
 import { checkUser } from './passwords.ts';
-import { relayMessage } from './relay-message.ts';
+import type { QueueIndex } from '../queue/queue-index.ts';
+import type { Spool } from '../queue/spool.ts';
+import { replyError, replyText, smtpReply } from '../smtp/reply.ts';
+import { dsnProblem } from './dsn-parameters.ts';
+import { relayMessage, type IntakeEnvelope } from './relay-message.ts';
 import type { SenderAuthorization } from './sender-authorization.ts';
 import type { SessionsPerIp } from './sessions-per-ip.ts';
 import { DEFAULT_CIPHERS, DEFAULT_MIN_VERSION } from './tls-policy.ts';
@@ -29,6 +33,8 @@ export interface RelayDeps {
   senders: SenderAuthorization;
   sessionsPerIp: SessionsPerIp;
   authLimiter: AuthLimiter;
+  /** Queue mode: where accepted messages go before 250. Absent: sync mode. */
+  queue?: { spool: Spool; index: QueueIndex } | undefined;
 }
 
 /** One listening port: the front door and the smtp-server behind it. */
@@ -45,7 +51,7 @@ interface SessionState {
   slot: Slot;
 }
 
-const CLOSE_TIMEOUT_MS = 30_000;
+export const CLOSE_TIMEOUT_MS = 30_000;
 
 /** A session id as smtp-server makes them (16 base-32 characters). */
 function sessionId(): string {
@@ -54,12 +60,13 @@ function sessionId(): string {
 
 /** MAIL FROM parameters we honour (AUTH=: RFC 4954 §5); smtp-server passes unknown ones through silently. */
 const MAIL_PARAMETERS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'AUTH']);
+/** RFC 3461 parameters, honoured in queue mode, where the relay itself may have to report on delivery. */
+const DSN_MAIL_PARAMETERS = ['RET', 'ENVID'];
+const DSN_RCPT_PARAMETERS = new Set(['NOTIFY', 'ORCPT']);
 
-/** An SMTP reply that smtp-server sends as "<code> <text>". */
+/** An SMTP reply that smtp-server sends as "<code> <text>"; `text` may begin with the enhanced code. */
 function reply(code: number, text: string): Error {
-  // RFC 5321 §4.5.3.1.5: reply text is printable ASCII; whatever we quote from a message is made so.
-  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
-  return Object.assign(new Error(ascii.length > 450 ? `${ascii.slice(0, 447)}...` : ascii), { responseCode: code });
+  return replyError(smtpReply(code, text));
 }
 
 /**
@@ -94,6 +101,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     honorCipherOrder: true,
   };
   const sessions = new Map<string, SessionState>();
+  const mailParameters = deps.queue ? new Set([...MAIL_PARAMETERS, ...DSN_MAIL_PARAMETERS]) : MAIL_PARAMETERS;
   const connectionOf = (id: string) => [...server.connections].find((c) => c.id === id);
 
   const options: SMTPServerOptions = {
@@ -110,6 +118,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     maxCommandLength: config.listen.maxCommandLength,
     maxAllowedUnauthenticatedCommands: false, // counted by CommandWatch (see there why)
     hideREQUIRETLS: true, // we cannot promise TLS on every hop after us
+    hideDSN: !deps.queue, // only the queue can honour NOTIFY and RET (RFC 3461 §4); sync mode passes the upstream's reply on
     closeTimeout: CLOSE_TIMEOUT_MS,
     authMethods: ['PLAIN', 'LOGIN'],
     authOptional: true,
@@ -165,8 +174,10 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     },
 
     onMailFrom(address, session, callback) {
-      const unknown = Object.keys(address.args || {}).find((name) => !MAIL_PARAMETERS.has(name.toUpperCase()));
+      const unknown = Object.keys(address.args || {}).find((name) => !mailParameters.has(name.toUpperCase()));
       if (unknown) return later(callback, reply(555, `5.5.4 MAIL FROM parameter ${unknown} is not supported`));
+      const badDsn = deps.queue && dsnProblem(address.args || {});
+      if (badDsn) return later(callback, reply(501, `5.5.4 ${badDsn}`));
       if (address.address.includes(UNDECODABLE)) return later(callback, reply(553, '5.1.7 The sender address is not valid UTF-8'));
       if (session.user || networks.includes(session.remoteAddress)) return later(callback);
       logger.warn({ client: session.remoteAddress, from: address.address }, 'relay refused');
@@ -175,8 +186,10 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     },
 
     onRcptTo(address, _session, callback) {
-      const unknown = Object.keys(address.args || {})[0];
+      const unknown = Object.keys(address.args || {}).find((name) => !(deps.queue && DSN_RCPT_PARAMETERS.has(name.toUpperCase())));
       if (unknown) return later(callback, reply(555, `5.5.4 RCPT TO parameter ${unknown} is not supported`));
+      const badDsn = deps.queue && dsnProblem(address.args || {});
+      if (badDsn) return later(callback, reply(501, `5.5.4 ${badDsn}`));
       if (address.address.includes(UNDECODABLE)) return later(callback, reply(553, '5.1.3 The recipient address is not valid UTF-8'));
       later(callback);
     },
@@ -184,9 +197,16 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     onData(stream, session, callback) {
       // Taken now, not at 'end': a client that pipelines the next transaction
       // right after the final dot changes session.envelope before 'end' is seen.
-      const envelope: Envelope = {
+      const dsn = (session.envelope as { dsn?: { ret?: string | null; envid?: string | null } }).dsn;
+      const envelope: IntakeEnvelope = {
         from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
         to: session.envelope.rcptTo.map((r) => r.address),
+        ret: dsn?.ret === 'FULL' || dsn?.ret === 'HDRS' ? dsn.ret : undefined,
+        envid: dsn?.envid ?? undefined,
+        recipients: session.envelope.rcptTo.map((r) => {
+          const given = (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+          return { address: r.address, notify: given?.notify, orcpt: given?.orcpt };
+        }),
       };
       // A sender that trickles its DATA is cut off, so it cannot hold a session forever.
       const watch = sessions.get(session.id)?.watch;
@@ -212,7 +232,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
           return callback(reply(552, `5.3.4 Message exceeds the maximum size of ${config.listen.maxMessageSize} octets`));
         }
         relayMessage(deps, session, envelope, Buffer.concat(chunks)).then(
-          (answer) => (answer.code < 400 ? callback(null, answer.text) : callback(reply(answer.code, answer.text))),
+          (answer) => (answer.code < 400 ? callback(null, replyText(answer)) : callback(replyError(answer))),
           (err: Error) => {
             logger.error({ err: err.message, client: session.remoteAddress }, 'message handling failed');
             callback(reply(451, '4.3.0 Local error while processing the message, try again later'));

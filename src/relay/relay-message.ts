@@ -1,18 +1,29 @@
-// One accepted DATA: the pipeline, then our Received: field, then the
-// upstream, then one log line. Whatever the upstream answers goes back to the
-// client as is (sync mode).
+// One accepted DATA: the pipeline, then our Received: field, then either the
+// queue (queue mode: 250 once the message is durable) or the upstream (sync
+// mode: its answer goes back to the client as is), then one log line.
 import { randomBytes } from 'node:crypto';
 import type { SMTPServerSession } from 'smtp-server';
-import type { Envelope, UpstreamReply } from '../delivery/upstream.ts';
+import type { Envelope } from '../delivery/upstream.ts';
 import { receivedField } from '../message/received.ts';
 import { metrics } from '../observability/metrics.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
+import { acceptMessage } from '../queue/accept.ts';
+import type { NewRecipient } from '../queue/queue-index.ts';
+import { SpoolUnavailableError } from '../queue/spool.ts';
+import { smtpReply, replyLine, type SmtpReply } from '../smtp/reply.ts';
 import type { RelayDeps } from './listener.ts';
 
-/** Sign, self-check and deliver one message; the answer goes back to the client as is. */
-export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, envelope: Envelope, raw: Buffer): Promise<UpstreamReply> {
+/** The envelope as the client gave it, with its RFC 3461 parameters. */
+export interface IntakeEnvelope extends Envelope {
+  ret?: 'FULL' | 'HDRS' | undefined;
+  envid?: string | undefined;
+  /** One per address of `to`, with NOTIFY and ORCPT. */
+  recipients: NewRecipient[];
+}
+
+/** Sign and self-check one message, then queue or deliver it; the reply goes back to the client. */
+export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, envelope: IntakeEnvelope, raw: Buffer): Promise<SmtpReply> {
   const started = performance.now();
-  const id = randomBytes(6).toString('hex');
   // Only the messages that arrive before the upstream's first EHLO answer wait here.
   await deps.upstream.ready();
   const outcome = await processMessage(raw, {
@@ -22,10 +33,15 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
     hostname: deps.hostname,
     senderRefusal: (fromDomain) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, fromDomain),
   });
-  const answer: UpstreamReply =
-    outcome.action === 'refuse'
-      ? { code: outcome.code, text: outcome.text }
-      : await deps.upstream.deliver(envelope, withTrace(deps, session, envelope, id, outcome.message));
+  let id = deps.queue ? undefined : randomBytes(6).toString('hex');
+  let answer: SmtpReply;
+  if (outcome.action === 'refuse') {
+    answer = smtpReply(outcome.code, outcome.text);
+  } else if (deps.queue) {
+    answer = await enqueue(deps, session, envelope, outcome.message, outcome.signatures, (queued) => (id = queued));
+  } else {
+    answer = await deps.upstream.deliver(envelope, withTrace(deps, session, envelope, id!, outcome.message));
+  }
   const accepted = answer.code < 400;
   metrics.handled(outcome);
   if (outcome.action === 'deliver') metrics.deliveryAnswered(outcome.signatures[0]?.domain ?? null, answer.code, (performance.now() - started) / 1000);
@@ -41,11 +57,48 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
     selfCheck: outcome.selfCheck,
     detail: outcome.detail,
     changes: outcome.changes.length ? outcome.changes : undefined,
-    upstream: outcome.action === 'deliver' ? deps.upstream.name : undefined,
-    reply: `${answer.code} ${answer.text}`,
+    upstream: outcome.action === 'deliver' && !deps.queue ? deps.upstream.name : undefined,
+    reply: replyLine(answer),
     ms: Math.round(performance.now() - started),
-  }, 'message');
-  return accepted ? { code: answer.code, text: `${answer.text} [${id}]` } : answer;
+  }, deps.queue && accepted ? 'message queued' : 'message');
+  if (!accepted || deps.queue) return answer;
+  return { code: answer.code, enhanced: answer.enhanced, text: `${answer.text} [${id}]` };
+}
+
+/**
+ * Queue mode: the signed message, under our Received: field naming its
+ * queue id, is made durable; only then is the answer 250. A full or
+ * unwritable spool is 452 4.3.1 (RFC 3463: mail system full), any other
+ * problem 451: the client keeps the message and tries again.
+ */
+async function enqueue(
+  deps: RelayDeps,
+  session: SMTPServerSession,
+  envelope: IntakeEnvelope,
+  message: Buffer,
+  signatures: { domain: string; selector: string }[],
+  named: (id: string) => void,
+): Promise<SmtpReply> {
+  const queue = deps.queue!;
+  try {
+    const stored = await acceptMessage(queue, (id) => withTrace(deps, session, envelope, id, message), {
+      sender: envelope.from,
+      client: session.user ? `${String(session.user)}@${session.remoteAddress}` : session.remoteAddress,
+      signatures: signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
+      ret: envelope.ret,
+      envid: envelope.envid,
+      recipients: envelope.recipients,
+    });
+    named(stored.id);
+    return { code: 250, enhanced: '2.0.0', text: `Ok: queued as ${stored.id}` };
+  } catch (err) {
+    if (err instanceof SpoolUnavailableError) {
+      deps.logger.error({ err: err.message, dir: deps.config.queue.dir }, 'spool unavailable: messages are refused with 452 until it takes writes again');
+      return { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage, try again later' };
+    }
+    deps.logger.error({ err: (err as Error).message }, 'queueing the message failed');
+    return { code: 451, enhanced: '4.3.0', text: 'Local error while queueing the message, try again later' };
+  }
 }
 
 /**

@@ -74,6 +74,8 @@ export interface SchedulerOptions {
   /** A fresh observer for each pass; default: real DNS as dns.resolvers and the zones' NS records say. */
   observer?: () => DnsObserver;
   publisher?: RecordPublisher;
+  /** This relay's queue: a key is not revoked while mail it signed still waits there. */
+  queue?: { oldestSignedWith(domain: string, selector: string): number | null };
   /** How long the lease lasts unless renewed; it is renewed before every step. */
   leaseMs?: number;
   /** Who this scheduler is, in the leases table. */
@@ -173,6 +175,11 @@ export class RotationScheduler {
       servers: (domain) => servers.get(domain) ?? [],
       observations: this.tables.observations(),
       notified: this.tables.notified(),
+      oldestQueued: (keyId) => {
+        const key = keys.find((k) => k.id === keyId);
+        const oldest = key && this.options.queue?.oldestSignedWith(key.domain, key.selector);
+        return oldest ? new Date(oldest) : undefined;
+      },
     });
     const applied: Action[] = [];
     for (const action of planned.actions) {

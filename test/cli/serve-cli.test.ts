@@ -19,7 +19,7 @@ function setup(yaml = ''): { dir: string; config: string; write(yaml: string): v
   const dir = tempDir();
   const config = join(dir, 'relay.yaml');
   const write = (more: string) =>
-    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${ROTATION_OFF}${more}`);
+    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${ROTATION_OFF}${more}`);
   write(yaml);
   return { dir, config, write };
 }

@@ -132,8 +132,10 @@ describe('replies', () => {
 
   const r = (recipient: string, status: 'accepted' | 'refused', code: number, enhanced: string, text: string): RecipientReply => ({ recipient, status, reply: { code, enhanced, text } });
   test('overallReply: 250 when all were accepted; else the first temporary refusal, naming who was accepted', () => {
-    assert.deepEqual(overallReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok')]), { code: 250, text: '2.0.0 Ok' });
-    assert.deepEqual(overallReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok'), r('b@y', 'refused', 550, '5.1.1', 'No'), r('c@z', 'refused', 451, '4.4.1', 'Down')]),
-      { code: 451, text: '4.4.1 Down (for <c@z>) (already accepted for a@x)' });
+    const whole = (reply: { code: number; enhanced?: string; text: string }) => ({ code: reply.code, enhanced: reply.enhanced, text: reply.text });
+    assert.deepEqual(whole(overallReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok')])), { code: 250, enhanced: '2.0.0', text: 'Ok' });
+    const mixed = overallReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok'), r('b@y', 'refused', 550, '5.1.1', 'No'), r('c@z', 'refused', 451, '4.4.1', 'Down')]);
+    assert.deepEqual(whole(mixed), { code: 451, enhanced: '4.4.1', text: 'Down (for <c@z>) (already accepted for a@x)' });
+    assert.deepEqual(mixed.recipients.map((x) => [x.address, x.reply.code]), [['a@x', 250], ['b@y', 550], ['c@z', 451]]);
   });
 });

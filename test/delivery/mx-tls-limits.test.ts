@@ -1,6 +1,7 @@
 // Direct delivery: opportunistic STARTTLS (RFC 7435), requireTLS, and the
 // connection limits per destination domain and in all.
 import assert from 'node:assert/strict';
+import { replyText } from '../../src/smtp/reply.ts';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { selfSignedCert, tempDir } from '../helpers/relay-harness.ts';
@@ -39,7 +40,7 @@ describe('STARTTLS', () => {
     withMxWorld(ROUTES, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
       const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
       assert.equal(report.code, 451);
-      assert.match(report.text, /^4\.7\.10 mx1\.a\.test \[127\.0\.0\.2\]:\d+ refused STARTTLS: "500 .*", and delivery\.upstream\.requireTLS is set$/);
+      assert.match(replyText(report), /^4\.7\.10 mx1\.a\.test \[127\.0\.0\.2\]:\d+ refused STARTTLS: "500 .*", and delivery\.upstream\.requireTLS is set$/);
       assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
     }, { requireTLS: true }));
 

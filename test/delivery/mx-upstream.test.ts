@@ -1,6 +1,7 @@
 // The `mx` upstream against a DNS server and receiving hosts on loopback:
 // routing by MX preference, fallbacks, DNS failures, per-recipient replies.
 import assert from 'node:assert/strict';
+import { replyText } from '../../src/smtp/reply.ts';
 import { describe, test } from 'node:test';
 import { a, mx, PLAIN_MESSAGE, withMxWorld } from './mx-world.ts';
 
@@ -18,7 +19,7 @@ describe('routing by MX', () => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
         assert.equal(report.code, 250);
-        assert.match(report.text, /^2\.0\.0 Delivered to mx1\.a\.test \[127\.0\.0\.2\]: Ok: queued at 127\.0\.0\.2/);
+        assert.match(replyText(report), /^2\.0\.0 Delivered to mx1\.a\.test \[127\.0\.0\.2\]: Ok: queued at 127\.0\.0\.2/);
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test']]);
         assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
         assert.ok(sinks.sinks.get('127.0.0.2')!.received[0]!.raw.equals(PLAIN_MESSAGE), 'the bytes arrive unchanged');
@@ -56,7 +57,7 @@ describe('routing by MX', () => {
       async ({ upstream }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
         assert.equal(report.code, 451);
-        assert.match(report.text, /^4\.4\.1 mx2\.a\.test \[127\.0\.0\.9\]:\d+ refused the connection$/);
+        assert.match(replyText(report), /^4\.4\.1 mx2\.a\.test \[127\.0\.0\.9\]:\d+ refused the connection$/);
       },
     ));
 
@@ -130,7 +131,7 @@ describe('DNS answers that stop delivery', () => {
     withMxWorld({ 'a.test': [mx(0, '')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks, dns }) => {
       const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
       assert.equal(report.code, 556);
-      assert.equal(report.text, '5.1.10 The domain a.test accepts no mail (null MX, RFC 7505)');
+      assert.equal(replyText(report), '5.1.10 The domain a.test accepts no mail (null MX, RFC 7505)');
       assert.deepEqual(replies(report), ['alice@a.test refused 556 5.1.10']);
       assert.deepEqual(dns.queries, ['a.test MX'], 'not even an address lookup');
       assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
@@ -140,7 +141,7 @@ describe('DNS answers that stop delivery', () => {
     withMxWorld({}, [{ address: '127.0.0.2' }], async ({ upstream }) => {
       const report = await upstream.deliver({ from: FROM, to: ['alice@nowhere.test'] }, PLAIN_MESSAGE);
       assert.equal(report.code, 550);
-      assert.match(report.text, /^5\.1\.2 The domain nowhere\.test does not exist \(MX lookup of nowhere\.test: no such domain \(NXDOMAIN\)/);
+      assert.match(replyText(report), /^5\.1\.2 The domain nowhere\.test does not exist \(MX lookup of nowhere\.test: no such domain \(NXDOMAIN\)/);
     }));
 
   test('a DNS server failure (SERVFAIL): temporary 451 4.4.3, and the other domain is still delivered', () =>
@@ -150,7 +151,7 @@ describe('DNS answers that stop delivery', () => {
       assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.3', 'bob@b.test accepted 250 2.0.0']);
       assert.match(report.recipients[0]!.reply.text, /server failure \(SERVFAIL\)/);
       assert.equal(report.code, 451);
-      assert.match(report.text, /\(for <alice@a\.test>\) \(already accepted for bob@b\.test\)$/);
+      assert.match(replyText(report), /\(for <alice@a\.test>\) \(already accepted for bob@b\.test\)$/);
       assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
     }));
 
@@ -176,8 +177,8 @@ describe('replies of the receiving host', () => {
       [{ address: '127.0.0.2', rcpt: { 'nobody@a.test': { code: 550, text: '5.1.1 No such user here' } } }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'nobody@a.test'] }, PLAIN_MESSAGE);
-        assert.deepEqual(report.recipients[1], { recipient: 'nobody@a.test', status: 'refused', reply: { code: 550, enhanced: '5.1.1', text: 'No such user here' } });
-        assert.deepEqual([report.code, report.text], [550, '5.1.1 No such user here (for <nobody@a.test>) (already accepted for alice@a.test)']);
+        assert.deepEqual(report.recipients[1], { recipient: 'nobody@a.test', address: 'nobody@a.test', status: 'refused', reply: { code: 550, enhanced: '5.1.1', text: 'No such user here' } });
+        assert.deepEqual([report.code, replyText(report)], [550, '5.1.1 No such user here (for <nobody@a.test>) (already accepted for alice@a.test)']);
         assert.deepEqual(sinks.sinks.get('127.0.0.3')!.offered, []);
       },
     ));

@@ -18,7 +18,7 @@ test('serve delivers over TLS to 127.0.0.1 and stderr has no DeprecationWarning'
     `keys: {dir: ${join(dir.path, 'keys')}}`,
     'listen: {port: 0, hostname: relay.test}',
     'metrics: {listen: "127.0.0.1:0"}',
-    `delivery: {upstream: {type: smtp, host: 127.0.0.1, port: ${up.port}, secure: true, rejectUnauthorized: false, timeoutSeconds: 5}}`,
+    `delivery: {mode: sync, upstream: {type: smtp, host: 127.0.0.1, port: ${up.port}, secure: true, rejectUnauthorized: false, timeoutSeconds: 5}}`,
     'rotation: {check: "off"}',
     '',
   ].join('\n'));

@@ -11,7 +11,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { txtValue } from '../../src/keys/record.ts';
 import type { KeyStore } from '../../src/keys/store.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { startRelay, type RunningRelay } from '../../src/relay/daemon.ts';
+import { startRelay, type RunningRelay, type StartOptions } from '../../src/relay/daemon.ts';
 import type { TxtRecords } from './independent-verify.ts';
 
 export function tempDir(prefix = 'dkim-relay-test-'): { path: string; remove(): void } {
@@ -23,6 +23,9 @@ export interface Received {
   from: string;
   to: string[];
   raw: Buffer;
+  /** MAIL FROM parameters (RET, ENVID …) and each recipient's (NOTIFY, ORCPT …), as the sink got them. */
+  mailArgs?: Record<string, unknown>;
+  rcptArgs?: Record<string, unknown>[];
 }
 
 export interface Sink {
@@ -39,12 +42,14 @@ export interface SinkBehaviour {
 
 const failure = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
 
-export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
+/** `port`: 0 for a free one; a sink stopped and started again on its old port is an upstream that was down. */
+export async function startSink(behaviour: SinkBehaviour = {}, port = 0): Promise<Sink> {
   const received: Received[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
     closeTimeout: 500, // the relay's pooled connection would hold close() for 30 s
+    hideDSN: false, // announces DSN, so a relay passes RET, ENVID, NOTIFY and ORCPT on
     logger: false,
     onRcptTo(address: SMTPServerAddress, _session, callback) {
       const answer = behaviour.rcpt?.[address.address];
@@ -54,18 +59,22 @@ export async function startSink(behaviour: SinkBehaviour = {}): Promise<Sink> {
       // Taken now: by 'end' a pipelining client may have started the next transaction.
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       const to = session.envelope.rcptTo.map((r) => r.address);
+      const mailArgs = (session.envelope.mailFrom && session.envelope.mailFrom.args) || {};
+      const rcptArgs = session.envelope.rcptTo.map((r) => r.args || {});
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         if (behaviour.data) return callback(failure(behaviour.data.code, behaviour.data.text));
-        received.push({ from, to, raw: Buffer.concat(chunks) });
+        received.push({ from, to, raw: Buffer.concat(chunks), mailArgs, rcptArgs });
         callback(null, 'Ok: queued as SINK1');
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.server.address() as { port: number }).port;
-  return { port, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  // A client killed mid-session (the crash tests) resets its connection: no reason to stop the sink.
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.server.address() as { port: number }).port;
+  return { port: bound, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
 export interface TestRelay {
@@ -84,11 +93,14 @@ export interface TestRelay {
  * rotation scheduler is off (`rotation.check: off`) unless `config.rotation`
  * says otherwise, so a test never asks the machine's resolver about DNS.
  */
-export async function startTestRelay(config: Record<string, unknown>, prepare?: (store: KeyStore) => void): Promise<TestRelay> {
+export async function startTestRelay(config: Record<string, unknown>, prepare?: (store: KeyStore) => void, options: StartOptions = {}): Promise<TestRelay> {
   const dir = tempDir();
   const merged = configSchema.parse({
     ...config,
     rotation: { check: 'off', ...(config.rotation as object) },
+    // Sync unless a test asks for the queue: most tests read the upstream's answer in the client's reply.
+    delivery: { mode: 'sync', ...(config.delivery as object) },
+    queue: { dir: join(dir.path, 'spool'), ...(config.queue as object) },
     keys: { dir: join(dir.path, 'keys') },
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
     metrics: { listen: '127.0.0.1:0', ...(config.metrics as object) },
@@ -102,7 +114,7 @@ export async function startTestRelay(config: Record<string, unknown>, prepare?: 
       store.close();
     }
   }
-  const relay = await startRelay({ config: merged, path: 'test' }, silentLogger());
+  const relay = await startRelay({ config: merged, path: 'test' }, silentLogger(), options);
   return {
     relay,
     store: relay.store,

@@ -88,7 +88,7 @@ describe('key files going bad under a running relay', { skip: isRoot && !setpriv
     const store = KeyStore.open(dir);
     for (const domain of domains) files.set(domain, join(dir, store.generate({ domain, selector: 's1', algorithm: 'rsa', bits: 1024, activate: true }).file));
     store.close();
-    writeFileSync(config, `keys:\n  dir: ${dir}\nlisten:\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\ndelivery:\n  upstream:\n    type: file\n    dir: ${join(base, 'outbox')}\nrotation:\n  check: "off"\n`);
+    writeFileSync(config, `keys:\n  dir: ${dir}\nlisten:\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\ndelivery:\n  mode: sync\n  upstream:\n    type: file\n    dir: ${join(base, 'outbox')}\nrotation:\n  check: "off"\n`);
     if (setprivWorks) spawnSync('chown', ['-R', `${NOBODY}:${NOBODY}`, base]);
     const dns = cli(['keys', 'dns', '--json']);
     records = Object.fromEntries((JSON.parse(dns.stdout) as { name: string; value: string }[]).map((r) => [r.name, r.value]));

@@ -33,6 +33,7 @@ function serveOnce(cwd: string, config: string): Promise<{ output: string; stder
     const child = spawn(NODE, [BIN, 'serve', '--config', config], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
     let output = '';
     let stderr = '';
+    let stopped = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`serve neither listened nor exited:\n${output}`));

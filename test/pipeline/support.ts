@@ -27,6 +27,8 @@ export async function startLoggedRelay(config: Record<string, unknown>): Promise
   const merged = configSchema.parse({
     ...config,
     rotation: { check: 'off', ...(config.rotation as object) }, // no scheduler pass asks the machine's resolver
+    // Sync: these tests read the pipeline's reply and its 'message' log line per DATA.
+    delivery: { mode: 'sync', ...(config.delivery as object) },
     keys: { dir: join(dir.path, 'keys') },
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
     metrics: { listen: '127.0.0.1:0' },

@@ -246,8 +246,12 @@ test('depth, oldest age, list counts and "is a key still needed" answer from the
   assert.equal(index.isSignedWith('EXAMPLE.com', 'ed1'), true);
   assert.equal(index.isSignedWith('example.com', 's2'), false);
   assert.equal(index.isSignedWith('example.org', 's9'), true);
+  assert.equal(index.oldestSignedWith('example.com', 's1'), T0);
+  assert.equal(index.oldestSignedWith('example.org', 's9'), T0 + 5000);
+  assert.equal(index.oldestSignedWith('example.com', 's2'), null);
   index.remove(b);
   assert.equal(index.isSignedWith('example.org', 's9'), false);
+  assert.equal(index.oldestSignedWith('example.org', 's9'), null);
   index.close();
 });
 

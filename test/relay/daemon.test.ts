@@ -5,7 +5,7 @@
 // with only the port changed to 0 (any free one), read back from its log.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -88,8 +88,12 @@ describe('dkim-relay serve on the embedded default (on a free port)', () => {
 
   test('a message from swaks lands signed in outbox/ and passes verify and dkimpy', async () => {
     const swaks = await run('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.net', '--h-Subject', 'hello from swaks'], { timeout: 20_000 });
-    assert.match(swaks.stdout, /<[-~]\s+250 2\.0\.0 Ok: written to/);
-    const files = readdirSync(join(dir.path, 'outbox')).filter((f) => f.endsWith('.eml'));
+    // Queue mode, the default: 250 once it is in spool/, then delivered into outbox/ at once.
+    assert.match(swaks.stdout, /<[-~]\s+250 2\.0\.0 Ok: queued as \S+/);
+    const outbox = join(dir.path, 'outbox');
+    const delivered = () => (existsSync(outbox) ? readdirSync(outbox).filter((f) => f.endsWith('.eml')) : []);
+    for (let i = 0; i < 200 && delivered().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    const files = delivered();
     assert.equal(files.length, 1);
     const file = join(dir.path, 'outbox', files[0]!);
     const message = readFileSync(file);
@@ -105,7 +109,7 @@ describe('dkim-relay serve on the embedded default (on a free port)', () => {
 
   test('one JSON log line per message: client, envelope, From domain, d=, s=, self-check, reply, duration', () => {
     const lines = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const messages = lines.filter((l) => l.msg === 'message');
+    const messages = lines.filter((l) => l.msg === 'message queued');
     assert.equal(messages.length, 1);
     const m = messages[0]!;
     assert.equal(m.client, '127.0.0.1');
@@ -114,8 +118,10 @@ describe('dkim-relay serve on the embedded default (on a free port)', () => {
     assert.equal(m.fromDomain, 'example.com');
     assert.match(String((m.signatures as string[])[0]), /^d=example\.com s=s\d{6}a a=rsa-sha256$/);
     assert.equal(m.selfCheck, 'pass');
-    assert.match(String(m.reply), /^250 2\.0\.0 Ok: written to/);
+    assert.match(String(m.reply), /^250 2\.0\.0 Ok: queued as \S+$/);
     assert.equal(typeof m.ms, 'number');
+    const id = String(m.id);
+    assert.ok(lines.some((l) => l.msg === 'recipient delivered' && l.id === id && /^250 2\.0\.0 Ok: written to/.test(String(l.reply))), 'the delivery is logged under the same id');
     const pem = readdirSync(join(dir.path, 'keys')).find((f) => f.endsWith('.pem'))!;
     const secret = readFileSync(join(dir.path, 'keys', pem), 'utf8').split('\n')[3]!; // a line from inside the key
     assert.ok(secret.length > 40);
@@ -156,10 +162,14 @@ describe('SIGTERM during a session', () => {
       daemon.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 300));
       socket.write('From: a@example.com\r\nTo: b@example.net\r\nSubject: in flight\r\n\r\nstill delivered\r\n.\r\n');
-      assert.match(await reply(6), /^250 2\.0\.0 Ok: written to/);
+      // Accepted after SIGTERM: queued, and left in the spool for the next start (the manager takes no new work).
+      const queued = /^250 2\.0\.0 Ok: queued as (\S+)/.exec(await reply(6));
+      assert.ok(queued, transcript);
       socket.end('QUIT\r\n');
       assert.equal(await exited, 0);
-      assert.equal(readdirSync(join(dir.path, 'outbox')).filter((f) => f.endsWith('.eml')).length, 1);
+      const delivered = existsSync(join(dir.path, 'outbox')) ? readdirSync(join(dir.path, 'outbox')).filter((f) => f.endsWith('.eml')).length : 0;
+      const spooled = readdirSync(join(dir.path, 'spool', 'msg')).filter((f) => f === `${queued[1]}.eml`).length;
+      assert.equal(delivered + spooled, 1, 'delivered, or kept in the spool: never lost');
     } finally {
       if (daemon.exitCode === null) daemon.kill('SIGKILL');
       dir.remove();

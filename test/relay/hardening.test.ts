@@ -244,7 +244,7 @@ describe('hardening against strangers', () => {
       },
     });
     const keys = tempDir();
-    const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 5 }), keys: { dir: join(keys.path, 'keys') }, metrics: { listen: '127.0.0.1:0' }, rotation: { check: 'off' } });
+    const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 5 }), keys: { dir: join(keys.path, 'keys') }, metrics: { listen: '127.0.0.1:0' }, rotation: { check: 'off' }, delivery: { mode: 'sync' } });
     const running = await startRelay({ config, path: 'test' }, pino({ level: 'debug' }, sink));
     try {
       for (let round = 0; round < 2; round++) {

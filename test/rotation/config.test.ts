@@ -51,7 +51,7 @@ test('wrong rotation settings are refused with one line saying which key and why
   ];
   for (const [yaml, what] of cases) expectUserError(() => parseConfig(yaml, 'test.yaml'), what, /dkim-relay\.example\.yaml/);
   // Longer than x= is fine.
-  assert.equal(parseConfig('signing: { expireAfter: 3d }', 'ok.yaml').rotation.retireAfter, '7d');
+  assert.equal(parseConfig('signing: { expireAfter: 3d }\nqueue: { maxAge: 2d }', 'ok.yaml').rotation.retireAfter, '7d');
   assert.equal(parseConfig('rotation: { check: "*/10 * * * * *" }', 'ok.yaml').rotation.check, '*/10 * * * * *');
 });
 

@@ -43,12 +43,12 @@ function setUp() {
   seed.close();
   const clock = { now: Date.parse(first.createdAt) + 91 * DAY };
   const stores: KeyStore[] = [];
-  const scheduler = (observer = servingDns(), logger = silentLogger()) => {
+  const scheduler = (observer = servingDns(), logger = silentLogger(), queue?: { oldestSignedWith(domain: string, selector: string): number | null }) => {
     const store = KeyStore.open(config.keys.dir);
     stores.push(store);
     return new RotationScheduler({
       config, store, upstream: createUpstream(config.delivery.upstream, logger), hostname: 'relay.test', logger,
-      now: () => new Date(clock.now), observer, leaseMs: LEASE_MS,
+      now: () => new Date(clock.now), observer, leaseMs: LEASE_MS, queue,
     });
   };
   const events = () => {
@@ -145,6 +145,25 @@ test('a restart in the middle of a step neither loses nor repeats it', async () 
   assert.ok(!existsSync(file), 'the file is deleted by the next pass');
   assert.deepEqual(events(), ['first -→active', 'next -→pending', 'first active→retiring', 'next pending→active', 'first retiring→revoked', 'first revoked→removed']);
   await again.stop();
+});
+
+test('a retiring key is not revoked while this relay\'s queue holds mail it signed', async () => {
+  const { clock, scheduler, events } = setUp();
+  let queued: number | null = null;
+  const queue = { oldestSignedWith: (domain: string, selector: string) => (domain === 'example.com' && selector === 'first' ? queued : null) };
+  const relay = scheduler(servingDns(), silentLogger(), queue);
+  assert.deepEqual((await relay.runOnce()).applied.map((x) => x.kind), ['create']);
+  clock.now += 3_600_000;
+  assert.deepEqual((await relay.runOnce()).applied, [], 'DNS serves the new key from now on');
+  clock.now += 3 * DAY;
+  assert.deepEqual((await relay.runOnce()).applied.map((x) => x.kind), ['activate']);
+  queued = clock.now; // a message signed by the old key is still waiting for its upstream
+  clock.now += 8 * DAY; // past retireAfter (7d)
+  assert.deepEqual((await relay.runOnce()).applied, [], 'held while the queued mail waits');
+  queued = null; // delivered
+  assert.deepEqual((await relay.runOnce()).applied.map((x) => x.kind), ['revoke']);
+  assert.deepEqual(events(), ['first -→active', 'next -→pending', 'first active→retiring', 'next pending→active', 'first retiring→revoked']);
+  await relay.stop();
 });
 
 test('a failing pass is logged as one JSON line and retried at the next tick; the scheduler carries on', async () => {

@@ -1,0 +1,215 @@
+// The queue manager (Postfix's qmgr and smtp in one loop): takes the
+// messages that are due, at most `workers` at a time, delivers each once to
+// the upstream for all its due recipients, and records every recipient's own
+// result. Failures notify the sender (DSN), finished messages leave the
+// spool: rows first, then the file (see QueueIndex.remove).
+//
+// It wakes when a message is committed (fresh mail goes out at once) and on
+// a timer for the next retry. What to do with each reply is decided apart,
+// in outcomes.ts.
+import { readFile } from 'node:fs/promises';
+import type { Envelope, Upstream } from '../delivery/upstream.ts';
+import type { Logger } from '../observability/logger.ts';
+import { replyLine, type SmtpReply } from '../smtp/reply.ts';
+import type { RetryPolicy } from './backoff.ts';
+import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
+import { decideOutcomes, transactionGroups } from './outcomes.ts';
+import type { Claim, QueueIndex } from './queue-index.ts';
+import { HOLD_FILE_MISSING } from './recovery.ts';
+import type { Spool } from './spool.ts';
+
+export interface ManagerOptions {
+  spool: Spool;
+  index: QueueIndex;
+  upstream: Upstream;
+  logger: Logger;
+  policy: RetryPolicy;
+  notices: Omit<NoticeDeps, 'queue' | 'logger' | 'now' | 'maxAgeMs'>;
+  /** Attempts at once. */
+  workers: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** How long a claim holds its recipients: far beyond one attempt; a crashed process's claims are also freed at start-up. */
+const LEASE_MS = 15 * 60_000;
+/** Longest sleep between looks at the queue: also catches rows changed by the `queue` command. */
+const MAX_SLEEP_MS = 60_000;
+/** After an unexpected error of the loop itself, wait this long before looking again. */
+const ERROR_PAUSE_MS = 5_000;
+
+export class QueueManager {
+  readonly #o: ManagerOptions;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #inFlight = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #pumping = false;
+  #again = false;
+
+  constructor(options: ManagerOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+  }
+
+  start(): void {
+    this.#running = true;
+    this.wake();
+  }
+
+  /** Look at the queue now (a message was accepted, or an administrator asked). */
+  wake(): void {
+    if (!this.#running) return;
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    setImmediate(() => this.#pump());
+  }
+
+  /**
+   * Takes no more work; attempts in flight get `timeoutMs` to finish. What
+   * is still running then is left to its lease: the next start makes those
+   * recipients due again (RFC 5321 §6.1 prefers a duplicate to a loss).
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    if (this.#inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    const done = await Promise.race([Promise.allSettled([...this.#inFlight]).then(() => 'done' as const), deadline]);
+    clearTimeout(timer);
+    if (done === 'timeout') this.#o.logger.warn({ attempts: this.#inFlight.size }, 'stopping: delivery attempts still running are left for the next start');
+  }
+
+  #pump(): void {
+    this.#again = false;
+    try {
+      const free = this.#o.workers - this.#inFlight.size;
+      if (this.#running && free > 0) {
+        for (const claim of this.#o.index.claimDue({ limit: free, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim));
+      }
+      this.#removeFinished();
+      this.#schedule();
+    } catch (err) {
+      this.#o.logger.error({ err: (err as Error).message }, 'queue manager: looking at the queue failed; trying again shortly');
+      this.#sleep(ERROR_PAUSE_MS);
+    } finally {
+      this.#pumping = false;
+      if (this.#again) this.wake();
+    }
+  }
+
+  #track(attempt: Promise<void>): void {
+    const tracked = attempt
+      .catch((err: Error) => this.#o.logger.error({ err: err.message }, 'queue manager: delivery attempt failed unexpectedly'))
+      .finally(() => {
+        this.#inFlight.delete(tracked);
+        this.wake();
+      });
+    this.#inFlight.add(tracked);
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    if (this.#inFlight.size >= this.#o.workers) return; // the end of an attempt wakes the loop
+    const due = this.#o.index.nextDueAt();
+    this.#sleep(due === null ? MAX_SLEEP_MS : Math.max(0, Math.min(due - this.#now(), MAX_SLEEP_MS)));
+  }
+
+  #sleep(ms: number): void {
+    clearTimeout(this.#timer);
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => this.wake(), ms);
+    this.#timer.unref();
+  }
+
+  /** One message, all its claimed recipients: one transaction per group of equal DSN parameters. */
+  async #attempt(claim: Claim): Promise<void> {
+    const { index, spool, upstream, logger } = this.#o;
+    const { message } = claim;
+    let original: Buffer;
+    try {
+      original = await readFile(spool.path(message.id));
+    } catch (err) {
+      index.releaseClaim(claim);
+      index.hold(message.id, HOLD_FILE_MISSING);
+      logger.error({ id: message.id, err: (err as Error).message }, 'message file unreadable: message held; restore the file and release it, or delete it');
+      return;
+    }
+    const replies = new Map<number, SmtpReply>();
+    for (const group of transactionGroups(claim.recipients)) {
+      const envelope: Envelope = {
+        from: message.sender,
+        to: group.map((r) => r.address),
+        dsn: dsnOf(message, group[0]!),
+      };
+      let answer: Awaited<ReturnType<Upstream['deliver']>>;
+      try {
+        answer = await upstream.deliver(envelope, original);
+      } catch (err) {
+        logger.error({ id: message.id, err: (err as Error).message }, 'upstream delivery threw; the recipients are deferred');
+        answer = { code: 451, enhanced: '4.3.0', text: 'Local error while delivering', recipients: [] };
+      }
+      group.forEach((r, i) => replies.set(r.seq, answer.recipients[i]?.reply ?? answer));
+    }
+
+    const now = this.#now();
+    const results = decideOutcomes({ receivedAt: message.receivedAt, now, recipients: claim.recipients, replies }, this.#o.policy, this.#random);
+    const items: NoticeItem[] = [];
+    for (const r of results) {
+      if (r.outcome.result === 'bounced') items.push({ recipient: r.recipient, action: 'failed', reply: r.outcome.reply, expired: r.expired });
+      else if (r.warnDelay) items.push({ recipient: r.recipient, action: 'delayed', reply: r.outcome.reply, expired: false });
+    }
+    if (items.length > 0) {
+      try {
+        // Before the results are recorded: a crash in between sends a notice twice, never not at all.
+        await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs }, message, original, items);
+      } catch (err) {
+        // The notice could not be queued (spool full): leave these recipients for a later attempt.
+        logger.error({ id: message.id, err: (err as Error).message }, 'delivery status notification could not be queued; the attempt is repeated later');
+        index.releaseClaim(claim);
+        return;
+      }
+    }
+    index.record(claim, results.map((r) => r.outcome));
+    const warned = results.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
+    if (warned.length > 0) index.markDelayWarned(message.id, warned);
+    for (const r of results) {
+      const o = r.outcome;
+      logger[o.result === 'delivered' ? 'info' : 'warn']({
+        id: message.id,
+        to: r.recipient.address,
+        result: o.result,
+        attempts: r.recipient.attempts + 1,
+        reply: replyLine(o.reply),
+        next: o.result === 'deferred' ? new Date(o.nextAttemptAt).toISOString() : undefined,
+        expired: r.expired || undefined,
+        upstream: upstream.name,
+      }, `recipient ${o.result}`);
+    }
+  }
+
+  /** Messages with every recipient delivered or bounced: rows removed, then the file. */
+  #removeFinished(): void {
+    for (const finished of this.#o.index.finishedMessages(100)) {
+      if (!this.#o.index.remove(finished.id)) continue;
+      this.#o.spool.delete(finished.id).catch((err: Error) => this.#o.logger.warn({ id: finished.id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
+      this.#o.logger.info({ id: finished.id, delivered: finished.recipients.filter((r) => r.state === 'delivered').length, bounced: finished.recipients.filter((r) => r.state === 'bounced').length }, 'message removed from the queue');
+    }
+  }
+}
+
+function dsnOf(message: Claim['message'], recipient: Claim['recipients'][number]): Envelope['dsn'] {
+  const dsn = {
+    ret: message.ret ?? undefined,
+    envid: message.envid ?? undefined,
+    notify: recipient.notify ?? undefined,
+    orcpt: recipient.orcpt ?? undefined,
+  };
+  return Object.values(dsn).some((v) => v !== undefined) ? dsn : undefined;
+}

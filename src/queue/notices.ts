@@ -1,0 +1,78 @@
+// Sending a delivery status notification: built (RFC 3464), signed through
+// the same pipeline as any message, and taken into the same queue with the
+// null sender (RFC 5321 §4.5.5), so it is retried, logged and never lost
+// like the mail it reports on.
+import { buildDsn, type DsnAction, type DsnRecipient } from '../bounce/dsn.ts';
+import { bounceFromAddress } from '../bounce/settings.ts';
+import { planNotices } from '../bounce/suppression.ts';
+import type { Config } from '../config/schema.ts';
+import type { KeyStore } from '../keys/store.ts';
+import type { Logger } from '../observability/logger.ts';
+import { processMessage, type UpstreamTraits } from '../pipeline/pipeline.ts';
+import { acceptMessage } from './accept.ts';
+import type { QueuedMessage, QueuedRecipient, QueueIndex } from './queue-index.ts';
+import type { Spool } from './spool.ts';
+import type { SmtpReply } from '../smtp/reply.ts';
+
+export interface NoticeDeps {
+  config: Pick<Config, 'signing' | 'selfCheck' | 'headers' | 'normalize' | 'bounce' | 'queue'>;
+  store: KeyStore;
+  traits: () => UpstreamTraits;
+  hostname: string;
+  queue: { spool: Spool; index: QueueIndex };
+  logger: Logger;
+  maxAgeMs: number;
+  now: () => number;
+}
+
+export interface NoticeItem {
+  recipient: QueuedRecipient;
+  action: DsnAction;
+  reply: SmtpReply;
+  expired: boolean;
+}
+
+/** Sends what planNotices allows; returns the queue ids of the notices. Throws when one cannot be queued (the caller retries later). */
+export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, original: Buffer, items: readonly NoticeItem[]): Promise<string[]> {
+  const plan = planNotices(message.sender, original, items.map((item) => ({ recipient: item, action: item.action, notify: item.recipient.notify ?? undefined })));
+  for (const s of plan.suppressed) {
+    deps.logger.info({ id: message.id, to: s.recipient.recipient.address, action: s.action, reason: s.reason }, 'no delivery status notification');
+  }
+  const ids: string[] = [];
+  for (const notice of plan.notices) {
+    const now = new Date(deps.now());
+    const recipients: DsnRecipient[] = notice.recipients.map((item) => ({
+      address: item.recipient.address,
+      originalRecipient: item.recipient.orcpt ?? undefined,
+      reply: item.reply,
+      expired: item.expired,
+      lastAttempt: now,
+    }));
+    const dsn = buildDsn({
+      action: notice.action,
+      recipients,
+      original,
+      envelope: { sender: message.sender, envid: message.envid, ret: message.ret, arrival: new Date(message.receivedAt) },
+      reportingMta: deps.hostname,
+      from: bounceFromAddress(deps.config.bounce, deps.hostname),
+      returnContentLimit: deps.config.bounce.returnContentLimit,
+      date: now,
+      willRetryUntil: notice.action === 'delayed' ? new Date(message.receivedAt + deps.maxAgeMs) : undefined,
+    });
+    const outcome = await processMessage(dsn.message, { store: deps.store, config: deps.config, upstream: deps.traits(), hostname: deps.hostname });
+    if (outcome.action === 'refuse') {
+      // Nothing the sender could mend: the notice itself cannot be signed as configured (bounce.from's domain, its key).
+      deps.logger.error({ id: message.id, to: dsn.rcptTo, reply: `${outcome.code} ${outcome.text}` }, 'delivery status notification not sent: the pipeline refused it; check bounce.from and its domain\'s key');
+      continue;
+    }
+    const stored = await acceptMessage(deps.queue, outcome.message, {
+      sender: '',
+      client: 'dkim-relay',
+      signatures: outcome.signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
+      recipients: [{ address: dsn.rcptTo }],
+    });
+    ids.push(stored.id);
+    deps.logger.info({ id: stored.id, about: message.id, action: notice.action, to: dsn.rcptTo, recipients: recipients.map((r) => r.address), signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`) }, 'delivery status notification queued');
+  }
+  return ids;
+}

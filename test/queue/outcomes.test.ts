@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RetryPolicy } from '../../src/queue/backoff.ts';
+import { decideOutcomes, transactionGroups } from '../../src/queue/outcomes.ts';
+import type { QueuedRecipient } from '../../src/queue/queue-index.ts';
+import { smtpReply } from '../../src/smtp/reply.ts';
+
+const policy: RetryPolicy = { firstRetryMs: 60_000, maxRetryMs: 3_600_000, maxAgeMs: 86_400_000, delayWarningMs: 3_600_000, jitter: 0 };
+const recipient = (seq: number, extra: Partial<QueuedRecipient> = {}): QueuedRecipient => ({
+  seq, address: `r${seq}@example.net`, orcpt: null, notify: null, state: 'delivering', attempts: 0, nextAttemptAt: 0, lastReply: null, delayWarnedAt: null, updatedAt: 0, ...extra,
+});
+
+test('each recipient gets its own result: delivered, bounced, deferred with back-off', () => {
+  const results = decideOutcomes({
+    receivedAt: 0,
+    now: 1000,
+    recipients: [recipient(0), recipient(1), recipient(2)],
+    replies: new Map([[0, smtpReply(250, '2.0.0 Ok')], [1, smtpReply(550, '5.1.1 User unknown')], [2, smtpReply(451, '4.3.0 later')]]),
+  }, policy, () => 0);
+  assert.deepEqual(results.map((r) => r.outcome.result), ['delivered', 'bounced', 'deferred']);
+  assert.equal((results[2]!.outcome as { nextAttemptAt: number }).nextAttemptAt, 61_000);
+  assert.equal(results[1]!.expired, false);
+});
+
+test('a temporary failure past maxAge bounces as expired; a missing reply is temporary', () => {
+  const [late] = decideOutcomes({ receivedAt: 0, now: 86_400_000, recipients: [recipient(0, { attempts: 9 })], replies: new Map([[0, smtpReply(451, 'later')]]) }, policy, () => 0);
+  assert.equal(late!.outcome.result, 'bounced');
+  assert.equal(late!.expired, true);
+  const [none] = decideOutcomes({ receivedAt: 0, now: 1, recipients: [recipient(0)], replies: new Map() }, policy, () => 0);
+  assert.equal(none!.outcome.result, 'deferred');
+});
+
+test('a delay warning is due once, after delayWarning, unless NOTIFY leaves DELAY out', () => {
+  const replies = new Map([[0, smtpReply(451, 'later')]]);
+  const at = (r: QueuedRecipient, now: number) => decideOutcomes({ receivedAt: 0, now, recipients: [r], replies }, policy, () => 0)[0]!.warnDelay;
+  assert.equal(at(recipient(0), 1000), false);
+  assert.equal(at(recipient(0), 3_600_000), true);
+  assert.equal(at(recipient(0, { delayWarnedAt: 5 }), 3_600_000), false);
+  assert.equal(at(recipient(0, { notify: ['FAILURE'] }), 3_600_000), false);
+});
+
+test('recipients with differing NOTIFY or ORCPT go in separate transactions', () => {
+  const groups = transactionGroups([
+    recipient(0), recipient(1), recipient(2, { notify: ['NEVER'] }), recipient(3, { orcpt: 'rfc822;x@example.net' }), recipient(4, { notify: ['NEVER'] }),
+  ]);
+  assert.deepEqual(groups.map((g) => g.map((r) => r.seq)), [[0, 1], [2, 4], [3]]);
+});
