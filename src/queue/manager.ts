@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import type { Logger } from '../observability/logger.ts';
+import { metrics } from '../observability/metrics.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
@@ -177,6 +178,11 @@ export class QueueManager {
       }
     }
     index.record(claim, results.map((r) => r.outcome));
+    const domain = index.signingDomain(message.id);
+    for (const { outcome } of results) {
+      if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);
+      else metrics[outcome.result](domain);
+    }
     const warned = results.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
     if (warned.length > 0) index.markDelayWarned(message.id, warned);
     for (const r of results) {

@@ -400,6 +400,12 @@ export class QueueIndex {
     return this.db.prepare(`SELECT 1 FROM message_signatures WHERE domain = ? AND selector = ? LIMIT 1`).get(domain.toLowerCase(), selector) !== undefined;
   }
 
+  /** The d= of a queued message's first signature (its signing domain), or null when it went unsigned: for the metrics. */
+  signingDomain(id: string): string | null {
+    const row = this.db.prepare(`SELECT domain FROM message_signatures WHERE message_id = ? ORDER BY domain LIMIT 1`).get(id) as { domain: string } | undefined;
+    return row?.domain ?? null;
+  }
+
   /** When the oldest queued message signed d=domain s=selector came in (ms), or null: a key is not revoked while such mail waits. */
   oldestSignedWith(domain: string, selector: string): number | null {
     const row = this.db

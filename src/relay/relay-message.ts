@@ -44,7 +44,8 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
   }
   const accepted = answer.code < 400;
   metrics.handled(outcome);
-  if (outcome.action === 'deliver') metrics.deliveryAnswered(outcome.signatures[0]?.domain ?? null, answer.code, (performance.now() - started) / 1000);
+  // Sync mode: the upstream's answer is the delivery; in queue mode the queue manager counts each recipient's.
+  if (outcome.action === 'deliver' && !deps.queue) metrics.deliveryAnswered(outcome.signatures[0]?.domain ?? null, answer.code, (performance.now() - started) / 1000);
   deps.logger[accepted ? 'info' : 'warn']({
     id,
     client: session.remoteAddress,
