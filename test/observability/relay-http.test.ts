@@ -73,35 +73,6 @@ describe('a running relay, watched', () => {
     assert.ok(!answer.body.includes('other.example') && !answer.body.includes('example.net'), 'no From: domain or recipient appears as a label');
   });
 
-  test('queue mode: a queued message counts as deferred while the upstream is down, and as delivered once when it takes it', async () => {
-    const down = await startSink();
-    const upstreamPort = down.port;
-    await down.close(); // the upstream is down until it is started again on this port
-    const queued = await startTestRelay(
-      { delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: upstreamPort, timeoutSeconds: 2 } }, queue: { retryAfter: '1s', maxRetryInterval: '1s' } },
-      (store) => void store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true }),
-    );
-    let upstream: Sink | undefined;
-    try {
-      const metricsPort = queued.relay.ports.metrics!;
-      const before = await parseExposition((await get(metricsPort, '/metrics')).body);
-      const grew = async (name: string) => (value(await parseExposition((await get(metricsPort, '/metrics')).body), name, { domain: 'example.com' }) ?? 0) - (value(before, name, { domain: 'example.com' }) ?? 0);
-      const sent = await send({ port: queued.port, from: 'a@example.com', to: ['b@example.net'], raw: message('a@example.com') });
-      assert.ok(sent.ok && /queued as/.test(sent.response), JSON.stringify(sent));
-      for (let i = 0; i < 100 && (await grew('dkim_relay_messages_deferred_total')) === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.ok((await grew('dkim_relay_messages_deferred_total')) >= 1, 'a failed attempt counts as deferred');
-      assert.equal(await grew('dkim_relay_messages_delivered_total'), 0, 'a 250 to the client is not a delivery');
-      upstream = await startSink({}, upstreamPort);
-      for (let i = 0; i < 100 && upstream.received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(upstream.received.length, 1, 'the queue delivered it once the upstream was back');
-      for (let i = 0; i < 40 && (await grew('dkim_relay_messages_delivered_total')) === 0; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(await grew('dkim_relay_messages_delivered_total'), 1);
-    } finally {
-      await queued.close();
-      await upstream?.close();
-    }
-  });
-
   test('/healthz is 200 with every check passing', async () => {
     const answer = await get(port, '/healthz');
     assert.equal(answer.status, 200, answer.body);
@@ -190,5 +161,34 @@ describe('a running relay, watched', () => {
     await stopping;
     await assert.rejects(get(port, '/readyz'), 'the listener is closed once the relay has stopped');
     stopped = true;
+  });
+
+  test('queue mode: a queued message counts as deferred while the upstream is down, and as delivered once when it takes it', async () => {
+    const down = await startSink();
+    const upstreamPort = down.port;
+    await down.close(); // the upstream is down until it is started again on this port
+    const queued = await startTestRelay(
+      { delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: upstreamPort, timeoutSeconds: 2 } }, queue: { retryAfter: '1s', maxRetryInterval: '1s' } },
+      (store) => void store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true }),
+    );
+    let upstream: Sink | undefined;
+    try {
+      const metricsPort = queued.relay.ports.metrics!;
+      const before = await parseExposition((await get(metricsPort, '/metrics')).body);
+      const grew = async (name: string) => (value(await parseExposition((await get(metricsPort, '/metrics')).body), name, { domain: 'example.com' }) ?? 0) - (value(before, name, { domain: 'example.com' }) ?? 0);
+      const sent = await send({ port: queued.port, from: 'a@example.com', to: ['b@example.net'], raw: message('a@example.com') });
+      assert.ok(sent.ok && /queued as/.test(sent.response), JSON.stringify(sent));
+      for (let i = 0; i < 100 && (await grew('dkim_relay_messages_deferred_total')) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok((await grew('dkim_relay_messages_deferred_total')) >= 1, 'a failed attempt counts as deferred');
+      assert.equal(await grew('dkim_relay_messages_delivered_total'), 0, 'a 250 to the client is not a delivery');
+      upstream = await startSink({}, upstreamPort);
+      for (let i = 0; i < 100 && upstream.received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(upstream.received.length, 1, 'the queue delivered it once the upstream was back');
+      for (let i = 0; i < 40 && (await grew('dkim_relay_messages_delivered_total')) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await grew('dkim_relay_messages_delivered_total'), 1);
+    } finally {
+      await queued.close();
+      await upstream?.close();
+    }
   });
 });
