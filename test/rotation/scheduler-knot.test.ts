@@ -56,7 +56,7 @@ describe('key rotation, unattended, against knotd', () => {
       keys: { dir: join(dir, 'keys') },
       listen: { port: 0, hostname: 'relay.test' },
       metrics: { listen: '127.0.0.1:0' },
-      delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+      delivery: { mode: 'sync', upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
       dns: { resolvers: [resolver.address], timeoutSeconds: 1 },
       rotation: {
         interval: '90d', publishFor: '48h', retireAfter: '7d', removeAfter: '30d', stuckAfter: '3d',

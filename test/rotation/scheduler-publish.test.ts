@@ -46,7 +46,7 @@ async function setUp(knot: KnotPrimary, domain: string, publish: string[], extra
     keys: { dir: join(dir, 'keys') },
     listen: { port: 0, hostname: 'relay.test' },
     metrics: { listen: '127.0.0.1:0' },
-    delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+    delivery: { mode: 'sync', upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
     dns: {
       resolvers: [knot.address],
       timeoutSeconds: 1,
