@@ -29,6 +29,10 @@ function configFor({ dir, mode, sinkPort }: RelaySetup): object {
     listen: { host: '127.0.0.1', port: 0, hostname: 'relay.bench', maxClientsPerIp: 50 },
     delivery: { mode, upstream: { type: 'smtp', host: '127.0.0.1', port: sinkPort, maxConnections: 20 } },
     queue: { dir: join(dir, 'spool') },
+    // Several relays run at once here; each gets a free port for its metrics.
+    metrics: { listen: '127.0.0.1:0' },
+    // Nothing to rotate, and no DNS query to the machine's resolver.
+    rotation: { check: 'off' },
     log: { level: 'info' },
   };
 }
