@@ -226,9 +226,23 @@ export class Ledger {
       if (summary.complete && delivered > summary.accept250) {
         this.fail({ invariant: INVARIANT.refusedNotDelivered, index, detail: `every reply was read and there were ${summary.accept250} × 250 after DATA, but ${delivered} message(s) at the sink`, log });
       }
+      // A transaction whose own MAIL and RCPTs were refused can still have its DATA
+      // accepted, for the transaction an earlier step left open (a MAIL, then RCPTs
+      // sent as steps of their own): that message carries only earlier tags, and
+      // belongs to this DATA.
+      const acceptedTxns = new Set(summary.txns.filter((t) => t.tracked && t.final && isAcceptAfterData({ code: t.final.code, lines: [], raw: t.final.text })).map((t) => t.txn));
+      // Only tags of no transaction of their own (RCPTs sent as steps): a refused transaction's message stays a failure.
+      const ownTxns = new Set(summary.txns.map((t) => t.txn));
+      const borrowed = new Set<number>();
+      const unclaimed = (before: number) => [...byTxn.keys()].filter((k) => k < before && !ownTxns.has(k) && !borrowed.has(k)).sort((a, b) => b - a)[0];
       for (const t of summary.txns) {
         if (!t.tracked || !t.final) continue;
-        const got = byTxn.get(t.txn) ?? [];
+        let got = byTxn.get(t.txn) ?? [];
+        const earlier = got.length === 0 && acceptedTxns.has(t.txn) ? unclaimed(t.txn) : undefined;
+        if (earlier !== undefined) {
+          got = byTxn.get(earlier)!;
+          borrowed.add(earlier);
+        }
         const what = `t${t.txn} (${t.steps?.join('+') ?? ''}), answered "${t.final.text}"`;
         if (isAcceptAfterData({ code: t.final.code, lines: [], raw: t.final.text })) {
           if (got.length !== 1) this.fail({ invariant: INVARIANT.accepted250, index, detail: `${what}: ${got.length} message(s) at the sink`, log });

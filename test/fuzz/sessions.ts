@@ -415,7 +415,11 @@ const ACTIONS: [number, string, Action][] = [
   [3, 'ehlo', (s) => s.ehlo()],
   [3, 'mail', (s) => s.cmd(s.mailLine(true)).then(() => undefined)],
   [3, 'rcpt', (s) => s.cmd(s.rcptLine(s.newTag(), 0, true).line).then(() => undefined)],
-  [4, 'misc', (s) => s.cmd(s.rng.pick(MISC_COMMANDS)).then(() => undefined)],
+  [4, 'misc', (s) => {
+    const command = s.rng.pick(MISC_COMMANDS);
+    // A 220 to STARTTLS starts a TLS handshake (RFC 3207): only an aligned session can tell it came, and shake hands.
+    return command === 'STARTTLS' ? s.starttls() : s.cmd(command).then(() => undefined);
+  }],
   [4, 'garbage', (s) => s.cmd(garbageLine(s.rng)).then(() => undefined)],
   [1, 'data-without-rcpt', async (s) => {
     await s.cmd('RSET');
