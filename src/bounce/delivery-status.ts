@@ -11,12 +11,15 @@ import { recipientStatus, type DsnAction } from './status.ts';
 export interface StatusRecipient {
   /** The RCPT TO address. */
   address: string;
-  /** ORCPT as received, "addr-type;address" with its xtext decoded. */
+  /** ORCPT as smtp-server gives it: "addr-type;address", xtext decoded, e.g. "rfc822;bob@example.net". */
   originalRecipient?: string | undefined;
+  /** The receiving server's last reply, when one answered. */
   reply?: SmtpReply | undefined;
-  /** Host name of the server that answered. */
+  /** Host name of the server that gave the reply. */
   remoteMta?: string | undefined;
+  /** RFC 3463 status when the caller knows better than the reply (see recipientStatus). */
   status?: string | undefined;
+  /** Given up after temporary failures because the message reached queue.maxAge. */
   expired?: boolean | undefined;
   lastAttempt: Date;
 }

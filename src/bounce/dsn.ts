@@ -8,7 +8,7 @@ import { rfc5322Date } from '../message/date.ts';
 import { newMessageId } from '../pipeline/normalize/missing-fields.ts';
 import { overlongLine } from '../pipeline/normalize/scan.ts';
 import { toQuotedPrintable } from '../pipeline/normalize/transfer-encoding.ts';
-import { deliveryStatusBody } from './delivery-status.ts';
+import { deliveryStatusBody, type StatusRecipient } from './delivery-status.ts';
 import { noticeText } from './notice-text.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
 import { crlfEnded, returnedContent } from './returned-content.ts';
@@ -17,22 +17,9 @@ import type { DsnAction } from './status.ts';
 export type { DsnAction } from './status.ts';
 export type { SmtpReply } from '../smtp/reply.ts';
 
-export interface DsnRecipient {
-  /** The RCPT TO address. */
-  address: string;
-  /** ORCPT as smtp-server gives it: "addr-type;address", xtext decoded, e.g. "rfc822;bob@example.net". */
-  originalRecipient?: string | undefined;
-  /** The receiving server's last reply, when one answered. */
-  reply?: SmtpReply | undefined;
-  /** Host name of the server that gave the reply. */
-  remoteMta?: string | undefined;
-  /** RFC 3463 status when the caller knows better than the reply (see recipientStatus). */
-  status?: string | undefined;
-  /** Given up after temporary failures because the message reached queue.maxAge. */
-  expired?: boolean | undefined;
-  /** What went wrong, in words, when no server answered. */
+/** A recipient the notice is about: its delivery-status fields, and the problem in words when no server answered. */
+export interface DsnRecipient extends StatusRecipient {
   problem?: string | undefined;
-  lastAttempt: Date;
 }
 
 export interface DsnRequest {
