@@ -27,8 +27,10 @@ export interface DsnRequest {
   action: DsnAction;
   /** The recipients this notice is about, all with the same action; at least one. */
   recipients: readonly DsnRecipient[];
-  /** The message as the relay accepted it, CRLF lines. */
+  /** The message as the relay accepted it, CRLF lines; or only its header block, when it is larger than returnContentLimit. */
   original: Buffer;
+  /** The size of the whole original, when `original` is its header block only. */
+  originalSize?: number | undefined;
   envelope: {
     /** MAIL FROM of the original: the DSN goes to it. Never empty (see suppression.ts). */
     sender: string;
@@ -102,7 +104,7 @@ export function buildDsn(req: DsnRequest): Dsn {
   if (sender === '') throw new Error('a DSN is never sent to the null sender');
   if (req.action === 'delayed' && !req.willRetryUntil) throw new Error('a delay DSN needs willRetryUntil');
 
-  const returned = returnedContent(req.original, { ret: req.envelope.ret, action: req.action, limit: req.returnContentLimit });
+  const returned = returnedContent(req.original, { ret: req.envelope.ret, action: req.action, limit: req.returnContentLimit, size: req.originalSize });
   const notice = noticeText({
     action: req.action,
     reportingMta: req.reportingMta,

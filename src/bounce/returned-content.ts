@@ -23,6 +23,8 @@ export interface ReturnOptions {
   action: DsnAction;
   /** Originals larger than this many octets go back as their header only. */
   limit: number;
+  /** The original's size, when only its header block was read (it is larger than `limit`). */
+  size?: number | undefined;
 }
 
 const CRLF = Buffer.from('\r\n');
@@ -52,7 +54,7 @@ export function returnedContent(original: Buffer, options: ReturnOptions): Retur
   let reason: HeadersOnlyReason | undefined;
   if (options.action === 'delayed') reason = 'delay';
   else if (options.ret?.toUpperCase() === 'HDRS') reason = 'requested';
-  else if (full.length > options.limit) reason = 'size';
+  else if (Math.max(full.length, options.size ?? 0) > options.limit) reason = 'size';
   else if (unsafe(full)) reason = '8bit';
 
   if (reason === undefined) {

@@ -1,10 +1,13 @@
 // `sign` and `verify`: one message from stdin, through the same code as the relay.
 import type { Argv } from 'yargs';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { pipeline } from 'node:stream/promises';
 import { mailauthResolver } from '../dns/resolver.ts';
 import { storeResolver } from '../keys/resolver.ts';
 import { normalizeDomain } from '../keys/names.ts';
-import { processMessage } from '../pipeline/pipeline.ts';
+import { octetStream } from '../message/octets.ts';
+import { processMessage, type Report } from '../pipeline/pipeline.ts';
+import { receiveMessage } from '../relay/intake.ts';
 import { verifyMessage } from '../signing/verify.ts';
 import { CheckFailed, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
 
@@ -18,21 +21,33 @@ export function signCommand(yargs: Argv<GlobalArgs>) {
         .example('$0 sign < in.eml > out.eml', 'sign by the From: domain'),
     (args) =>
       withStore(args, async (store, { config }) => {
-        const outcome = await processMessage(await readStdin(), {
-          store,
-          config,
-          upstream: config.delivery.upstream,
-          hostname: config.listen.hostname ?? hostname(),
-          domain: args.domain === undefined ? undefined : normalizeDomain(args.domain),
-        });
-        if (outcome.action === 'refuse') throw new CheckFailed(`not signed: ${outcome.code} ${outcome.text}`);
-        // The message goes out as the relay would send it; the exit status says whether it is signed and proven good.
-        process.stdout.write(outcome.message);
-        if (outcome.signatures.length === 0) throw new CheckFailed(`not signed: ${outcome.detail}`);
-        if (outcome.selfCheck === 'fail') throw new CheckFailed(`self-check failed: ${outcome.detail}`);
-        process.stderr.write(`signed ${outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`).join(', ')}; self-check ${outcome.selfCheck}\n`);
+        // Read as the relay reads DATA: a large message goes to a temporary file, not into memory.
+        const received = await receiveMessage(process.stdin, { maxSize: config.listen.maxMessageSize, maxHeader: config.headers.maxSize, dir: tmpdir() });
+        if (!received.ok) throw new CheckFailed(`not signed: the message exceeds listen.maxMessageSize (${config.listen.maxMessageSize} octets)`);
+        try {
+          const outcome = await processMessage(received.message, {
+            store,
+            config,
+            upstream: config.delivery.upstream,
+            hostname: config.listen.hostname ?? hostname(),
+            domain: args.domain === undefined ? undefined : normalizeDomain(args.domain),
+          });
+          if (outcome.action === 'refuse') throw new CheckFailed(`not signed: ${outcome.code} ${outcome.text}`);
+          // The message goes out as the relay would send it; the exit status says whether it is signed and proven good.
+          await pipeline(octetStream(outcome.message), process.stdout, { end: false });
+          report(outcome);
+        } finally {
+          await received.message.discard();
+        }
       }),
   );
+}
+
+/** The exit status says whether the message is signed and proven good. */
+function report(outcome: Report): void {
+  if (outcome.signatures.length === 0) throw new CheckFailed(`not signed: ${outcome.detail}`);
+  if (outcome.selfCheck === 'fail') throw new CheckFailed(`self-check failed: ${outcome.detail}`);
+  process.stderr.write(`signed ${outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`).join(', ')}; self-check ${outcome.selfCheck}\n`);
 }
 
 export function verifyCommand(yargs: Argv<GlobalArgs>) {

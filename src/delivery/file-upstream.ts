@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
+import type { Octets } from '../message/octets.ts';
 import { smtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type Upstream, type UpstreamReply } from './upstream.ts';
 
@@ -25,7 +26,7 @@ export class FileUpstream implements Upstream {
 
   async ready(): Promise<void> {}
 
-  async deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply> {
+  async deliver(envelope: Envelope, message: Octets): Promise<UpstreamReply> {
     // A line break in an address would start a header line of its own in the file.
     const broken = [envelope.from, ...envelope.to].find((address) => CONTROL.test(address));
     if (broken !== undefined) return forAll(envelope, smtpReply(553, `5.1.3 The address ${JSON.stringify(broken)} contains control characters`));
@@ -38,7 +39,8 @@ export class FileUpstream implements Upstream {
     const file = await open(tmp, 'wx', 0o640);
     try {
       // SMTPUTF8 addresses are UTF-8 (RFC 6531 §3.3); latin1 would cut U+010D to a bare CR.
-      await file.writeFile(Buffer.concat([Buffer.from(envelopeLines, 'utf8'), message]));
+      await file.write(Buffer.from(envelopeLines, 'utf8'));
+      for await (const chunk of message.chunks()) await file.write(chunk);
       await file.sync();
     } finally {
       await file.close();

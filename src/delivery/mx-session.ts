@@ -3,10 +3,17 @@
 // is checked and the result recorded, but not required), one transaction,
 // QUIT. Nothing here decides which host comes next: it reports what happened.
 import { isIP } from 'node:net';
+import { octetStream, type Octets } from '../message/octets.ts';
 import { announcedExtensions, connectionSocket, SMTPConnection, tlsSocket } from '../nodemailer-internals.ts';
 import type { SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
 import { parseReply, sessionFailure, status, transactionFailure, type Hop, type StatusReply } from './mx-reply.ts';
+
+/** The message, and whether it holds 8-bit octets (looked at once, not per host). */
+export interface SessionMessage {
+  octets: Octets;
+  eightBit: boolean;
+}
 
 export interface SessionTarget extends Hop {
   /** Name we give in EHLO; a host that greets with one of `ownNames` is this relay. */
@@ -38,7 +45,7 @@ const NON_ASCII = /[^\x00-\x7f]/;
 /** How long a host may take to close the connection after QUIT before we cut it. */
 const CLOSE_WAIT_MS = 5000;
 
-export function runSession(target: SessionTarget, from: string, recipients: string[], message: Buffer): Promise<SessionResult> {
+export function runSession(target: SessionTarget, from: string, recipients: string[], message: SessionMessage): Promise<SessionResult> {
   return new Promise((resolve) => {
     const connection = new SMTPConnection({
       host: target.address,
@@ -102,15 +109,15 @@ export function runSession(target: SessionTarget, from: string, recipients: stri
         replies.set(recipient, refuseUtf8(recipient));
         return false;
       });
-      const eightBit = message.some((octet) => octet >= 0x80);
+      const { eightBit } = message;
       if (sendable.length === 0 || (eightBit && !extensions.has('8BITMIME'))) {
         // The message is made 7-bit before signing; an 8-bit one here is our mistake, not the host's (RFC 6152 §3).
         const own = status(451, '4.6.3', `the message has 8-bit content but ${target.host} does not announce 8BITMIME`);
         for (const recipient of sendable) replies.set(recipient, own);
         return finish({ kind: 'answered', tls, replies }, true);
       }
-      const envelope = { from, to: sendable, size: message.length, use8BitMime: eightBit };
-      connection.send(envelope as never, message, (sendErr, info) => {
+      const envelope = { from, to: sendable, size: message.octets.size, use8BitMime: eightBit };
+      connection.send(envelope as never, octetStream(message.octets), (sendErr, info) => {
         if (sendErr) {
           const err = sendErr as SendError;
           for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));

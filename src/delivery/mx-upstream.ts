@@ -11,13 +11,14 @@
 // reason to change it afterwards (RFC 6376 §5.3).
 import { hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { hasEightBit, type Octets } from '../message/octets.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { DestinationLimits } from './destination-limits.ts';
 import { MxLookup } from './mx-lookup.ts';
 import { isTemporary, overallReply, status, type DeliveryReport, type RecipientReply, type StatusReply } from './mx-reply.ts';
 import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
-import { runSession, type SessionTarget } from './mx-session.ts';
+import { runSession, type SessionMessage, type SessionTarget } from './mx-session.ts';
 import type { Envelope, Upstream } from './upstream.ts';
 
 export type MxConfig = Extract<UpstreamConfig, { type: 'mx' }>;
@@ -57,7 +58,8 @@ export class MxUpstream implements Upstream {
 
   async ready(): Promise<void> {}
 
-  async deliver(envelope: Envelope, message: Buffer): Promise<DeliveryReport> {
+  async deliver(envelope: Envelope, octets: Octets): Promise<DeliveryReport> {
+    const message: SessionMessage = { octets, eightBit: await hasEightBit(octets) };
     const byDomain = groupByDomain(envelope.to);
     const answered = new Map<string, RecipientReply>();
     await Promise.all(
@@ -73,7 +75,7 @@ export class MxUpstream implements Upstream {
     this.closed = true;
   }
 
-  private async deliverDomain(domain: string, recipients: string[], from: string, message: Buffer): Promise<RecipientReply[]> {
+  private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage): Promise<RecipientReply[]> {
     const route = await this.route(recipients[0]!);
     if (!route.ok) {
       this.logger.warn({ upstream: 'mx', domain, recipients, reply: `${route.reply.code} ${route.reply.enhanced} ${route.reply.text}` }, 'mx delivery not attempted');

@@ -9,6 +9,7 @@
 import { isIP } from 'node:net';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { octetStream, type Octets } from '../message/octets.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
@@ -93,7 +94,7 @@ export class SmtpUpstream implements Upstream {
     return this.firstAnswer;
   }
 
-  async deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply> {
+  async deliver(envelope: Envelope, message: Octets): Promise<UpstreamReply> {
     this.probeIfDue();
     const traits = this.traits;
     const international = [envelope.from, ...envelope.to].find((address) => NON_ASCII.test(address));
@@ -104,8 +105,8 @@ export class SmtpUpstream implements Upstream {
     }
     try {
       const info = await this.transport.sendMail({
-        envelope: { from: envelope.from, to: envelope.to, size: message.length, use8BitMime: traits.eightBitMime === true } as never,
-        raw: message,
+        envelope: { from: envelope.from, to: envelope.to, size: message.size, use8BitMime: traits.eightBitMime === true } as never,
+        raw: octetStream(message),
         // nodemailer sends these only when the host announces DSN (RFC 3461 §4).
         ...(envelope.dsn ? { dsn: envelope.dsn } : {}),
       });

@@ -3,6 +3,7 @@
 // unchanged, and one per recipient, which the queue records.
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Octets } from '../message/octets.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
 import { FileUpstream } from './file-upstream.ts';
@@ -40,7 +41,8 @@ export interface Upstream {
   readonly name: string;
   /** Resolves once `traits` are worth reading: what the upstream announced is known, or waiting longer would not help. */
   ready(): Promise<void>;
-  deliver(envelope: Envelope, message: Buffer): Promise<UpstreamReply>;
+  /** `message` may be read more than once (a retry, another host), each time afresh. */
+  deliver(envelope: Envelope, message: Octets): Promise<UpstreamReply>;
   close(): Promise<void>;
 }
 

@@ -4,12 +4,13 @@
 import type { Config } from '../config/schema.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
-import { fieldsNamed, HeaderSyntaxError, parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
-import { toCrlf } from '../message/lines.ts';
+import { fieldsNamed, HeaderSyntaxError, parseHeader, type HeaderField } from '../message/header.ts';
+import { headerFields, messageFromBuffer, type IncomingMessage } from '../message/incoming.ts';
+import { bufferOctets, joinOctets, type Octets } from '../message/octets.ts';
 import { CryptoUnavailable } from '../signing/crypto-pool.ts';
-import { signMessageAsync } from '../signing/signer.ts';
+import { hashOctets, signHashed } from '../signing/signer.ts';
 import { findAuthor } from './author.ts';
-import { normalize } from './normalize/index.ts';
+import { normalizeIncoming } from './normalize-incoming.ts';
 import { MERGEABLE_FIELDS } from './normalize/merge-duplicates.ts';
 import { selfCheck } from './self-check.ts';
 import { signOptionsFor } from './signing-policy.ts';
@@ -48,18 +49,24 @@ export interface Report {
 }
 
 export type Outcome =
-  | ({ action: 'deliver'; message: Buffer } & Report)
+  | ({ action: 'deliver'; message: Octets } & Report)
   | ({ action: 'refuse'; code: number; text: string } & Report);
 
-export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise<Outcome> {
+/**
+ * A Buffer is a whole message in memory; an IncomingMessage may have its
+ * body in a file. The outcome's message may read from that file: discard
+ * the incoming message only once the outcome's octets are spooled or sent.
+ */
+export async function processMessage(input: Buffer | IncomingMessage, ctx: PipelineContext): Promise<Outcome> {
+  const incoming = Buffer.isBuffer(input) ? messageFromBuffer(input) : input;
   const changes: string[] = [];
-  const message = toCrlf(raw);
-  if (message !== raw) changes.push('line endings normalised to CRLF');
+  if (incoming.crlfFixed) changes.push('line endings normalised to CRLF');
   const report: Report = { signatures: [], selfCheck: 'unsigned', detail: '', changes };
   const refuse = (code: number, text: string): Outcome => ({ action: 'refuse', code, text, ...report, detail: text });
 
-  const { header } = splitMessage(message);
+  const header = headerFields(incoming.header);
   const limits = ctx.config.headers;
+  if (incoming.headerCut) return refuse(552, `5.3.4 Header too large: more than ${limits.maxSize} octets`);
   if (header.length > limits.maxSize) return refuse(552, `5.3.4 Header too large: ${header.length} octets, at most ${limits.maxSize}`);
   // Checked before anything parses the header: mailauth's verifier joins folded lines in quadratic time.
   const lines = countLines(header);
@@ -100,7 +107,7 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
 
   // Make the message survive transit first, then sign exactly that: the signature covers what leaves.
   const eightBitMime = ctx.upstream.eightBitMime === true;
-  const normalized = normalize(message, {
+  const normalized = await normalizeIncoming(incoming, {
     ...ctx.config.normalize,
     mergeDuplicates: limits.mergeDuplicates,
     eightBitMime,
@@ -112,17 +119,20 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   }
   if (!normalized.ok) return refuse(normalized.code, normalized.text);
   report.changes.push(...normalized.changes);
-  const ready = normalized.message;
-  if (keys.length === 0) return { action: 'deliver', message: ready, ...report, detail: `${why}: forwarded unsigned` };
+  const { body } = normalized;
+  if (keys.length === 0) return { action: 'deliver', message: joinOctets(bufferOctets(normalized.header), body), ...report, detail: `${why}: forwarded unsigned` };
 
-  let signed: Buffer;
+  let signedHeader: Buffer;
   let check;
   try {
-    // The fields parsed above still describe the header when normalize() changed nothing.
-    const signatureFields = await signMessageAsync(ready, keys, signOptionsFor(ctx.config.signing, keys[0]!.domain), { fields: ready === message ? fields : undefined });
-    signed = Buffer.concat([Buffer.from(signatureFields, 'latin1'), ready]);
+    // The fields parsed above still describe the header when normalize() left it as it was.
+    const finalFields = normalized.header === incoming.header ? fields : parseHeader(headerFields(normalized.header));
+    const options = signOptionsFor(ctx.config.signing, keys[0]!.domain);
+    const hashed = await hashOctets(body, options.bodyCanonicalization);
+    const signatureFields = await signHashed({ fields: finalFields, ...hashed }, keys, options);
+    signedHeader = Buffer.concat([Buffer.from(signatureFields, 'latin1'), normalized.header]);
     report.signatures = keys.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256' }));
-    check = await selfCheck(signed, keys, ctx.store, ctx.config.selfCheck.alignment);
+    check = await selfCheck({ header: signedHeader, body }, keys, ctx.store, ctx.config.selfCheck.alignment);
   } catch (err) {
     if (err instanceof CryptoUnavailable) return refuse(451, '4.3.0 Signing is unavailable for a moment, try again later');
     throw err;
@@ -137,7 +147,7 @@ export async function processMessage(raw: Buffer, ctx: PipelineContext): Promise
   const trace = ctx.config.selfCheck.traceHeader
     ? Buffer.from(`X-DKIM-Relay-Check: ${ctx.hostname}; ${check.pass ? 'pass' : 'fail'}; ${check.detail}\r\n`, 'latin1')
     : null;
-  return { action: 'deliver', message: trace ? Buffer.concat([trace, signed]) : signed, ...report };
+  return { action: 'deliver', message: joinOctets(bufferOctets(trace ? Buffer.concat([trace, signedHeader]) : signedHeader), body), ...report };
 }
 
 function countLines(header: Buffer): number {

@@ -3,10 +3,18 @@
 // with the From: domain. Nothing we cannot prove good goes out unnoticed.
 // The verifier shares no code with the signer (see verify-bounded.ts).
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
+import { messageFromBuffer } from '../message/incoming.ts';
+import type { Octets } from '../message/octets.ts';
 import { storeResolver } from '../keys/resolver.ts';
 import type { AlignmentMode } from '../signing/alignment.ts';
 import type { DigestCrypto } from '../signing/crypto-pool.ts';
 import { verifyBounded } from '../signing/verify-bounded.ts';
+
+/** A signed message: its header block and its body. */
+export interface SplitMessage {
+  header: Buffer;
+  body: Octets;
+}
 
 export interface SelfCheck {
   pass: boolean;
@@ -15,8 +23,9 @@ export interface SelfCheck {
 }
 
 /** Throws CryptoUnavailable when the key operation cannot be done just now. */
-export async function selfCheck(signed: Buffer, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode, crypto?: DigestCrypto): Promise<SelfCheck> {
-  const verification = await verifyBounded(signed, storeResolver(store), alignment, crypto);
+export async function selfCheck(signed: Buffer | SplitMessage, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode, crypto?: DigestCrypto): Promise<SelfCheck> {
+  const { header, body } = Buffer.isBuffer(signed) ? messageFromBuffer(signed) : signed;
+  const verification = await verifyBounded(header, body, storeResolver(store), alignment, crypto);
   if (verification.fromFields !== 1) {
     return { pass: false, detail: `${verification.fromFields} From: headers` };
   }

@@ -4,7 +4,8 @@
 // be told 4xx (452 4.3.1 for SpoolUnavailableError), and nothing is left
 // behind that could be delivered.
 import type { NewMessage, QueueIndex } from './queue-index.ts';
-import type { Spool, StoredMessage } from './spool.ts';
+import type { Octets } from '../message/octets.ts';
+import { spoolError, type Spool, type StoredMessage } from './spool.ts';
 
 export type QueueEnvelope = Omit<NewMessage, 'id' | 'size'>;
 
@@ -14,10 +15,10 @@ export type QueueEnvelope = Omit<NewMessage, 'id' | 'size'>;
  */
 export async function acceptMessage(
   queue: { spool: Spool; index: QueueIndex },
-  source: Uint8Array | AsyncIterable<Uint8Array> | ((id: string) => Uint8Array),
+  source: Octets | ((id: string) => Octets),
   envelope: QueueEnvelope,
 ): Promise<StoredMessage> {
-  const stored = typeof source === 'function' ? await writeNamed(queue.spool, source) : await queue.spool.write(source);
+  const stored = await writeNamed(queue.spool, typeof source === 'function' ? source : () => source);
   try {
     await queue.index.enqueue({ ...envelope, id: stored.id, size: stored.size });
   } catch (err) {
@@ -28,13 +29,13 @@ export async function acceptMessage(
   return stored;
 }
 
-async function writeNamed(spool: Spool, content: (id: string) => Uint8Array): Promise<StoredMessage> {
+async function writeNamed(spool: Spool, content: (id: string) => Octets): Promise<StoredMessage> {
   const writer = await spool.begin();
   try {
-    await writer.write(content(writer.id));
+    for await (const chunk of content(writer.id).chunks()) await writer.write(chunk);
   } catch (err) {
     await writer.abort();
-    throw err;
+    throw spoolError(err);
   }
   return writer.commit();
 }

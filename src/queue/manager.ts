@@ -7,8 +7,9 @@
 // It wakes when a message is committed (fresh mail goes out at once) and on
 // a timer for the next retry. What to do with each reply is decided apart,
 // in outcomes.ts.
-import { readFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
+import { fileOctets, type Octets } from '../message/octets.ts';
 import type { Logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
@@ -133,9 +134,10 @@ export class QueueManager {
   async #attempt(claim: Claim): Promise<void> {
     const { index, spool, upstream, logger } = this.#o;
     const { message } = claim;
-    let original: Buffer;
+    let original: Octets;
     try {
-      original = await readFile(spool.path(message.id));
+      // Read afresh, chunk by chunk, by each transaction: a large message is never held whole.
+      original = fileOctets(spool.path(message.id), 0, (await stat(spool.path(message.id))).size);
     } catch (err) {
       index.releaseClaim(claim);
       index.hold(message.id, HOLD_FILE_MISSING);

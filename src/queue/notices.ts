@@ -8,6 +8,8 @@ import { planNotices } from '../bounce/suppression.ts';
 import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../observability/logger.ts';
+import { readHeaderBlock } from '../message/incoming.ts';
+import { readOctets, type Octets } from '../message/octets.ts';
 import { processMessage, type UpstreamTraits } from '../pipeline/pipeline.ts';
 import { acceptMessage } from './accept.ts';
 import type { QueuedMessage, QueuedRecipient, QueueIndex } from './queue-index.ts';
@@ -33,7 +35,10 @@ export interface NoticeItem {
 }
 
 /** Sends what planNotices allows; returns the queue ids of the notices. Throws when one cannot be queued (the caller retries later). */
-export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, original: Buffer, items: readonly NoticeItem[]): Promise<string[]> {
+export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octets: Octets, items: readonly NoticeItem[]): Promise<string[]> {
+  // Only an original that may go back whole is read whole; of a larger one, its header block.
+  const limit = deps.config.bounce.returnContentLimit;
+  const original = octets.size <= limit ? await readOctets(octets) : await readHeaderBlock(octets, deps.config.headers.maxSize + 4);
   const plan = planNotices(message.sender, original, items.map((item) => ({ recipient: item, action: item.action, notify: item.recipient.notify ?? undefined })));
   for (const s of plan.suppressed) {
     deps.logger.info({ id: message.id, to: s.recipient.recipient.address, action: s.action, reason: s.reason }, 'no delivery status notification');
@@ -52,6 +57,7 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, orig
       action: notice.action,
       recipients,
       original,
+      originalSize: octets.size,
       envelope: { sender: message.sender, envid: message.envid, ret: message.ret, arrival: new Date(message.receivedAt) },
       reportingMta: deps.hostname,
       from: bounceFromAddress(deps.config.bounce, deps.hostname),

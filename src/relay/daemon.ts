@@ -21,6 +21,7 @@ import { QueueManager } from '../queue/manager.ts';
 import { QueueIndex } from '../queue/queue-index.ts';
 import { recoverQueue } from '../queue/recovery.ts';
 import { Spool } from '../queue/spool.ts';
+import { intakeDir, removeStaleIntakeFiles } from './intake.ts';
 import { AuthLimiter } from './auth-limiter.ts';
 import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
@@ -90,6 +91,10 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         notices: { config, store, traits: () => upstream.traits, hostname },
       });
       queue = { spool, index, manager };
+    } else {
+      // Sync mode has no recovery; what a crash left behind while receiving goes here. (Queue mode's recovery empties tmp/.)
+      const stale = removeStaleIntakeFiles(intakeDir(config.queue.dir));
+      if (stale > 0) logger.info({ removed: stale, dir: intakeDir(config.queue.dir) }, 'removed messages a stopped relay was still receiving (no client was told 250)');
     }
     const deps: RelayDeps = {
       config,

@@ -18,7 +18,7 @@ import type { QueueIndex } from '../queue/queue-index.ts';
 import type { Spool } from '../queue/spool.ts';
 import { replyError, replyText, smtpReply } from '../smtp/reply.ts';
 import { dsnProblem } from './dsn-parameters.ts';
-import { relayMessage, type IntakeEnvelope } from './relay-message.ts';
+import { receiveAndRelay, type IntakeEnvelope } from './relay-message.ts';
 import type { SenderAuthorization } from './sender-authorization.ts';
 import type { SessionsPerIp } from './sessions-per-ip.ts';
 import { DEFAULT_CIPHERS, DEFAULT_MIN_VERSION } from './tls-policy.ts';
@@ -219,26 +219,14 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       stream.once('end', () => clearTimeout(deadline));
       stream.once('error', () => clearTimeout(deadline));
       stream.once('close', () => clearTimeout(deadline));
-      const chunks: Buffer[] = [];
-      let size = 0;
-      stream.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        // Past the limit the rest is read and dropped: the answer will be 552 anyway.
-        if (size <= config.listen.maxMessageSize) chunks.push(chunk);
-      });
-      stream.on('error', (err) => callback(reply(451, `4.3.0 Error reading message: ${err.message}`)));
-      stream.on('end', () => {
-        if ((stream as { sizeExceeded?: boolean }).sizeExceeded || size > config.listen.maxMessageSize) {
-          return callback(reply(552, `5.3.4 Message exceeds the maximum size of ${config.listen.maxMessageSize} octets`));
-        }
-        relayMessage(deps, session, envelope, Buffer.concat(chunks)).then(
-          (answer) => (answer.code < 400 ? callback(null, replyText(answer)) : callback(replyError(answer))),
-          (err: Error) => {
-            logger.error({ err: err.message, client: session.remoteAddress }, 'message handling failed');
-            callback(reply(451, '4.3.0 Local error while processing the message, try again later'));
-          },
-        );
-      });
+      stream.on('error', (err) => logger.warn({ err: err.message, client: session.remoteAddress }, 'error reading DATA'));
+      receiveAndRelay(deps, session, envelope, stream).then(
+        (answer) => (answer.code < 400 ? callback(null, replyText(answer)) : callback(replyError(answer))),
+        (err: Error) => {
+          logger.error({ err: err.message, client: session.remoteAddress }, 'message handling failed');
+          callback(reply(451, '4.3.0 Local error while processing the message, try again later'));
+        },
+      );
     },
   };
   const server = new SMTPServer(options);

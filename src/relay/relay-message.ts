@@ -2,8 +2,11 @@
 // queue (queue mode: 250 once the message is durable) or the upstream (sync
 // mode: its answer goes back to the client as is), then one log line.
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
 import type { Envelope } from '../delivery/upstream.ts';
+import type { IncomingMessage } from '../message/incoming.ts';
+import { bufferOctets, joinOctets, type Octets } from '../message/octets.ts';
 import { receivedField } from '../message/received.ts';
 import { metrics } from '../observability/metrics.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
@@ -11,6 +14,7 @@ import { acceptMessage } from '../queue/accept.ts';
 import type { NewRecipient } from '../queue/queue-index.ts';
 import { SpoolUnavailableError } from '../queue/spool.ts';
 import { smtpReply, replyLine, type SmtpReply } from '../smtp/reply.ts';
+import { intakeDir, receiveMessage } from './intake.ts';
 import type { RelayDeps } from './listener.ts';
 
 /** The envelope as the client gave it, with its RFC 3461 parameters. */
@@ -21,12 +25,34 @@ export interface IntakeEnvelope extends Envelope {
   recipients: NewRecipient[];
 }
 
+/** Reads one DATA, then relays it; its intake file, if any, is gone when the reply is. */
+export async function receiveAndRelay(deps: RelayDeps, session: SMTPServerSession, envelope: IntakeEnvelope, data: Readable & { sizeExceeded?: boolean }): Promise<SmtpReply> {
+  const { listen, headers, queue } = deps.config;
+  let received;
+  try {
+    received = await receiveMessage(data, { maxSize: listen.maxMessageSize, maxHeader: headers.maxSize, dir: intakeDir(queue.dir) });
+  } catch (err) {
+    if (!(err instanceof SpoolUnavailableError)) throw err;
+    deps.logger.error({ err: err.message, dir: intakeDir(queue.dir) }, 'cannot write a message being received: messages are refused with 452 until the disk takes writes again');
+    return STORAGE_FULL;
+  }
+  if (!received.ok || data.sizeExceeded) return smtpReply(552, `5.3.4 Message exceeds the maximum size of ${listen.maxMessageSize} octets`);
+  try {
+    return await relayMessage(deps, session, envelope, received.message, received.size);
+  } finally {
+    await received.message.discard().catch((err: Error) => deps.logger.warn({ err: err.message }, 'intake file not removed; it goes at the next start'));
+  }
+}
+
+/** RFC 3463 4.3.1: mail system full. */
+const STORAGE_FULL: SmtpReply = { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage, try again later' };
+
 /** Sign and self-check one message, then queue or deliver it; the reply goes back to the client. */
-export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, envelope: IntakeEnvelope, raw: Buffer): Promise<SmtpReply> {
+export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, envelope: IntakeEnvelope, incoming: IncomingMessage, size: number): Promise<SmtpReply> {
   const started = performance.now();
   // Only the messages that arrive before the upstream's first EHLO answer wait here.
   await deps.upstream.ready();
-  const outcome = await processMessage(raw, {
+  const outcome = await processMessage(incoming, {
     store: deps.store,
     config: deps.config,
     upstream: deps.upstream.traits,
@@ -52,7 +78,7 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
     user: session.user,
     from: envelope.from,
     to: envelope.to,
-    size: raw.length,
+    size,
     fromDomain: outcome.fromDomain,
     signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`),
     selfCheck: outcome.selfCheck,
@@ -76,7 +102,7 @@ async function enqueue(
   deps: RelayDeps,
   session: SMTPServerSession,
   envelope: IntakeEnvelope,
-  message: Buffer,
+  message: Octets,
   signatures: { domain: string; selector: string }[],
   named: (id: string) => void,
 ): Promise<SmtpReply> {
@@ -95,7 +121,7 @@ async function enqueue(
   } catch (err) {
     if (err instanceof SpoolUnavailableError) {
       deps.logger.error({ err: err.message, dir: deps.config.queue.dir }, 'spool unavailable: messages are refused with 452 until it takes writes again');
-      return { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage, try again later' };
+      return STORAGE_FULL;
     }
     deps.logger.error({ err: (err as Error).message }, 'queueing the message failed');
     return { code: 451, enhanced: '4.3.0', text: 'Local error while queueing the message, try again later' };
@@ -108,7 +134,7 @@ async function enqueue(
  * signing.headers lists: later hops may add their own above it, and mailbox
  * providers read it as trace, never as content.
  */
-function withTrace(deps: RelayDeps, session: SMTPServerSession, envelope: Envelope, id: string, message: Buffer): Buffer {
+function withTrace(deps: RelayDeps, session: SMTPServerSession, envelope: Envelope, id: string, message: Octets): Octets {
   if (!deps.config.listen.addReceived) return message;
   const field = receivedField({
     ehlo: session.hostNameAppearsAs,
@@ -121,5 +147,5 @@ function withTrace(deps: RelayDeps, session: SMTPServerSession, envelope: Envelo
     recipients: envelope.to,
     date: new Date(),
   });
-  return Buffer.concat([Buffer.from(field, 'latin1'), message]);
+  return joinOctets(bufferOctets(Buffer.from(field, 'latin1')), message);
 }

@@ -4,6 +4,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
+import { CHUNK, type Octets } from '../message/octets.ts';
 import { BodyHasher } from './body-hash.ts';
 import { relaxedHeader } from './canonicalization/relaxed.ts';
 import { simpleHeader } from './canonicalization/simple.ts';
@@ -74,6 +75,17 @@ export async function signMessageAsync(message: Buffer, keys: SigningKey[], opti
   const fields = more.fields ?? parseHeader(header);
   const hasher = await hashBody(body, options.bodyCanonicalization);
   return signHashed({ fields, bodyHash: hasher.digest(), bodyLength: hasher.canonicalLength }, keys, options, more.crypto);
+}
+
+/** The canonical body's hash and length, read chunk by chunk: the body is never held whole. */
+export async function hashOctets(body: Octets, canonicalization: Canonicalization): Promise<{ bodyHash: string; bodyLength: number }> {
+  const hasher = new BodyHasher(canonicalization);
+  for await (const chunk of body.chunks()) {
+    hasher.update(chunk);
+    // Between chunks of a body in memory too, other sessions get their turn.
+    if (chunk.length === CHUNK) await yieldToEventLoop();
+  }
+  return { bodyHash: hasher.digest(), bodyLength: hasher.canonicalLength };
 }
 
 /** What a signature covers: the header fields, and the body by its hash. */

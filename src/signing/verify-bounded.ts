@@ -8,29 +8,20 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { DKIMResult, DNSResolver } from 'mailauth';
+import { CHUNK, type Octets } from '../message/octets.ts';
 import { isAligned, type AlignmentMode } from './alignment.ts';
 import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
 import { mailauthBodyHash, mailauthPublicKey, mailauthVerifyHeader } from './mailauth-internals.ts';
 import type { SignatureResult, Verification } from './verify.ts';
 
 const MIN_BITS = 1024;
-/** The body is hashed in slices of this size, letting other sessions run in between. */
-const SLICE = 512 * 1024;
 const BODY_HASH_MISMATCH = 'body hash did not verify';
 
-/** Where the header block ends: after the first empty line (RFC 5322 §2.1), or the whole message. */
-function headerLength(message: Buffer): number {
-  if (message[0] === 0x0d && message[1] === 0x0a) return 2;
-  const blank = message.indexOf('\r\n\r\n');
-  return blank < 0 ? message.length : blank + 4;
-}
-
-export async function verifyBounded(message: Buffer, resolver: DNSResolver, alignment: AlignmentMode, crypto: DigestCrypto = sharedCrypto()): Promise<Verification> {
-  const split = headerLength(message);
-  const body = message.subarray(split);
+/** `header` is the header block (fields, then the empty line); the body is read only to hash it. */
+export async function verifyBounded(header: Buffer, body: Octets, resolver: DNSResolver, alignment: AlignmentMode, crypto: DigestCrypto = sharedCrypto()): Promise<Verification> {
   // The header block and an empty body: mailauth checks everything but the body hash,
   // and reports a body hash mismatch unless the body is empty too.
-  const outcome = await mailauthVerifyHeader(message.subarray(0, split), resolver, MIN_BITS);
+  const outcome = await mailauthVerifyHeader(header, resolver, MIN_BITS);
   const fromDomains = outcome.headerFrom.map((address) => address.slice(address.lastIndexOf('@') + 1).toLowerCase());
   const bodyHashes = new Map<string, Promise<string>>();
   const signatures: SignatureResult[] = [];
@@ -60,11 +51,12 @@ export async function verifyBounded(message: Buffer, resolver: DNSResolver, alig
 
 type MailauthResult = DKIMResult;
 
-async function hashBody(body: Buffer, canonicalization: 'relaxed' | 'simple', limit: number | undefined): Promise<string> {
+async function hashBody(body: Octets, canonicalization: 'relaxed' | 'simple', limit: number | undefined): Promise<string> {
   const hash = mailauthBodyHash(canonicalization, limit);
-  for (let at = 0; at < body.length; at += SLICE) {
-    if (at > 0) await yieldToEventLoop();
-    hash.update(body.subarray(at, at + SLICE));
+  for await (const chunk of body.chunks()) {
+    hash.update(chunk);
+    // Between chunks of a body in memory too, other sessions get their turn.
+    if (chunk.length === CHUNK) await yieldToEventLoop();
   }
   return hash.digest('base64');
 }

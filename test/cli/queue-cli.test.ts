@@ -4,6 +4,7 @@
 // partly delivered; text and --json output; hold, release, retry, flush and
 // delete read back through QueueIndex; and a command run while another
 // connection holds the write lock.
+import { bufferOctets } from '../../src/message/octets.ts';
 import assert from 'node:assert/strict';
 import { chownSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -68,7 +69,7 @@ async function setUp(): Promise<Queue> {
   const base = { client: '192.0.2.10', signatures: [{ domain: 'example.com', selector: 's1' }] };
 
   // Deferred: one attempt, a temporary failure, next attempt in 30 minutes.
-  const deferred = await acceptMessage({ spool, index }, message('deferred'), {
+  const deferred = await acceptMessage({ spool, index }, bufferOctets(message('deferred')), {
     ...base,
     sender: 'a@example.com',
     receivedAt: now - 2 * HOUR,
@@ -80,7 +81,7 @@ async function setUp(): Promise<Queue> {
   index.record(d!, [{ seq: 0, result: 'deferred', reply: { code: 451, enhanced: '4.4.1', text: LONG_REPLY }, nextAttemptAt: now + 30 * MINUTE }]);
 
   // Partly delivered: the first recipient taken, the second deferred.
-  const partly = await acceptMessage({ spool, index }, message('partly'), {
+  const partly = await acceptMessage({ spool, index }, bufferOctets(message('partly')), {
     ...base,
     sender: '',
     receivedAt: now - 20 * MINUTE,
@@ -93,9 +94,9 @@ async function setUp(): Promise<Queue> {
     { seq: 1, result: 'deferred', reply: { code: 452, enhanced: '4.2.2', text: 'Mailbox full' }, nextAttemptAt: now + 10 * MINUTE },
   ]);
 
-  const held = await acceptMessage({ spool, index }, message('held'), { ...base, sender: 'printer@example.com', receivedAt: now - 10 * MINUTE, recipients: [{ address: 'e@example.net' }] });
+  const held = await acceptMessage({ spool, index }, bufferOctets(message('held')), { ...base, sender: 'printer@example.com', receivedAt: now - 10 * MINUTE, recipients: [{ address: 'e@example.net' }] });
   index.hold(held.id);
-  const queued = await acceptMessage({ spool, index }, message('queued'), { ...base, sender: 'erp@example.com', receivedAt: now - 5 * MINUTE, recipients: [{ address: 'f@example.net' }] });
+  const queued = await acceptMessage({ spool, index }, bufferOctets(message('queued')), { ...base, sender: 'erp@example.com', receivedAt: now - 5 * MINUTE, recipients: [{ address: 'f@example.net' }] });
   index.close();
 
   return {

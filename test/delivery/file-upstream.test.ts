@@ -1,5 +1,6 @@
 // The file upstream records SMTPUTF8 envelopes as UTF-8 (RFC 6531 §3.3):
 // an address holding U+010D U+010A must not become CR LF and a header line.
+import { bufferOctets } from '../../src/message/octets.ts';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ test('an address with a control character is refused, and no file is written', a
   const dir = tempDir();
   const upstream = new FileUpstream({ type: 'file', dir: dir.path, dualSign: true, eightBitMime: true });
   try {
-    const answer = await upstream.deliver({ from: 'a@example.com', to: ['x\r\nBcc: v@example.org'] }, Buffer.from(MESSAGE));
+    const answer = await upstream.deliver({ from: 'a@example.com', to: ['x\r\nBcc: v@example.org'] }, bufferOctets(Buffer.from(MESSAGE)));
     assert.equal(answer.code, 553);
     assert.equal(answer.enhanced, '5.1.3');
     assert.deepEqual(answer.recipients.map((r) => r.reply.code), [553]);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { selfSignedCert, tempDir } from '../helpers/relay-harness.ts';
 import { a, mx, PLAIN_MESSAGE, withMxWorld } from './mx-world.ts';
+import { bufferOctets } from '../../src/message/octets.ts';
 
 const FROM = 'payroll@example.com';
 const ROUTES = { 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] };
@@ -21,7 +22,7 @@ describe('STARTTLS', () => {
 
   test('used when offered, with a certificate that does not verify, and recorded in the log line', () =>
     withMxWorld(ROUTES, [{ address: '127.0.0.2', options: tls }], async ({ upstream, sinks, lines }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.equal(report.code, 250, report.text);
       assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [true]);
       const line = lines.find((l) => l.msg === 'mx delivery')!;
@@ -31,14 +32,14 @@ describe('STARTTLS', () => {
 
   test('not offered: plaintext, recorded as tls "none"', () =>
     withMxWorld(ROUTES, [{ address: '127.0.0.2' }], async ({ upstream, sinks, lines }) => {
-      assert.equal((await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE)).code, 250);
+      assert.equal((await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))).code, 250);
       assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [false]);
       assert.equal(lines.find((l) => l.msg === 'mx delivery')!.tls, 'none');
     }));
 
   test('requireTLS and a host without STARTTLS: 451 4.7.10, nothing sent in the clear', () =>
     withMxWorld(ROUTES, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.equal(report.code, 451);
       assert.match(replyText(report), /^4\.7\.10 mx1\.a\.test \[127\.0\.0\.2\]:\d+ refused STARTTLS: "500 .*", and delivery\.upstream\.requireTLS is set$/);
       assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
@@ -46,7 +47,7 @@ describe('STARTTLS', () => {
 
   test('requireTLS and a host with STARTTLS: delivered encrypted', () =>
     withMxWorld(ROUTES, [{ address: '127.0.0.2', options: tls }], async ({ upstream, sinks }) => {
-      assert.equal((await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE)).code, 250);
+      assert.equal((await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))).code, 250);
       assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [true]);
     }, { requireTLS: true }));
 
@@ -56,7 +57,7 @@ describe('STARTTLS', () => {
       // The host speaks TLS 1.1 at most, and we 1.2 at least, so the handshake fails.
       [{ address: '127.0.0.2', options: { ...tls, maxVersion: 'TLSv1.1' } }],
       async ({ upstream, sinks, lines }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.equal(report.code, 250, report.text);
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [false]);
         assert.ok(lines.some((l) => l.msg === 'mx session failed' && /^451 4\.4\.2 TLS with mx1\.a\.test/.test(String(l.reason))), JSON.stringify(lines));
@@ -71,7 +72,7 @@ describe('connection limits', () => {
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
         const reports = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => upstream.deliver({ from: FROM, to: [`user${i}@a.test`, `user${i}@b.test`] }, PLAIN_MESSAGE)),
+          Array.from({ length: 10 }, (_, i) => upstream.deliver({ from: FROM, to: [`user${i}@a.test`, `user${i}@b.test`] }, bufferOctets(PLAIN_MESSAGE))),
         );
         assert.deepEqual(reports.map((r) => r.code), Array(10).fill(250));
         for (const address of ['127.0.0.2', '127.0.0.3']) {
@@ -89,7 +90,7 @@ describe('connection limits', () => {
       [{ address: '127.0.0.2' }],
       async ({ upstream, sinks }) => {
         const reports = await Promise.all(
-          Array.from({ length: 6 }, (_, i) => upstream.deliver({ from: FROM, to: [`user${i}@a.test`, `user${i}@b.test`] }, PLAIN_MESSAGE)),
+          Array.from({ length: 6 }, (_, i) => upstream.deliver({ from: FROM, to: [`user${i}@a.test`, `user${i}@b.test`] }, bufferOctets(PLAIN_MESSAGE))),
         );
         assert.deepEqual(reports.map((r) => r.code), Array(6).fill(250));
         const sink = sinks.sinks.get('127.0.0.2')!;

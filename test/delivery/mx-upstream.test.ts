@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { replyText } from '../../src/smtp/reply.ts';
 import { describe, test } from 'node:test';
 import { a, mx, PLAIN_MESSAGE, withMxWorld } from './mx-world.ts';
+import { bufferOctets } from '../../src/message/octets.ts';
 
 const FROM = 'payroll@example.com';
 
@@ -16,7 +17,7 @@ describe('routing by MX', () => {
       { 'a.test': [mx(20, 'mx2.a.test'), mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
         assert.equal(report.code, 250);
         assert.match(replyText(report), /^2\.0\.0 Delivered to mx1\.a\.test \[127\.0\.0\.2\]: Ok: queued at 127\.0\.0\.2/);
@@ -32,7 +33,7 @@ describe('routing by MX', () => {
       { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.9')], 'mx2.a.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.3' }],
       async ({ upstream, sinks, lines }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
         assert.equal(sinks.sinks.get('127.0.0.3')!.received.length, 1);
         assert.ok(lines.some((l) => l.msg === 'mx session failed' && l.host === 'mx1.a.test' && /refused the connection/.test(String(l.reason))), JSON.stringify(lines));
@@ -44,7 +45,7 @@ describe('routing by MX', () => {
       { 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.9'), a('127.0.0.2')] },
       [{ address: '127.0.0.2' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
         assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
       },
@@ -55,7 +56,7 @@ describe('routing by MX', () => {
       { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.8')], 'mx2.a.test': [a('127.0.0.9')] },
       [{ address: '127.0.0.2' }],
       async ({ upstream }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.equal(report.code, 451);
         assert.match(replyText(report), /^4\.4\.1 mx2\.a\.test \[127\.0\.0\.9\]:\d+ refused the connection$/);
       },
@@ -67,7 +68,7 @@ describe('routing by MX', () => {
     const firstOf = async (values: number[]): Promise<string> => {
       let got = '';
       await withMxWorld(records, sinks, async ({ upstream, sinks: started }) => {
-        await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         got = [...started.sinks.values()].filter((s) => s.received.length > 0).map((s) => s.address).join();
       }, {}, { random: () => values.shift() ?? 0.5 });
       return got;
@@ -78,7 +79,7 @@ describe('routing by MX', () => {
 
   test('no MX record: the domain\'s own address is the implicit MX', () =>
     withMxWorld({ 'a.test': [a('127.0.0.4')] }, [{ address: '127.0.0.4' }], async ({ upstream, sinks }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
       assert.equal(sinks.sinks.get('127.0.0.4')!.received.length, 1);
     }));
@@ -88,7 +89,7 @@ describe('routing by MX', () => {
       { 'a.test': [mx(10, 'alias.a.test')], 'alias.a.test': [{ type: 'CNAME', data: 'real.a.test' }], 'real.a.test': [a('127.0.0.2')] },
       [{ address: '127.0.0.2' }],
       async ({ upstream, sinks }) => {
-        assert.deepEqual(replies(await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE)), ['alice@a.test accepted 250 2.0.0']);
+        assert.deepEqual(replies(await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))), ['alice@a.test accepted 250 2.0.0']);
         assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
       },
     ));
@@ -98,7 +99,7 @@ describe('routing by MX', () => {
       { 'a.test': [mx(5, '127.0.0.3'), mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'b.test': [mx(10, '127.0.0.3')] },
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@b.test refused 550 5.4.4']);
         assert.match(report.recipients[1]!.reply.text, /127\.0\.0\.3 \(an address, where RFC 5321 §5\.1 wants a host name\)/);
         assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
@@ -107,7 +108,7 @@ describe('routing by MX', () => {
 
   test('a recipient at an address literal goes to that address, without DNS', () =>
     withMxWorld({}, [{ address: '127.0.0.5' }], async ({ upstream, sinks, dns }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@[127.0.0.5]'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@[127.0.0.5]'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['alice@[127.0.0.5] accepted 250 2.0.0']);
       assert.equal(sinks.sinks.get('127.0.0.5')!.received.length, 1);
       assert.deepEqual(dns.queries, []);
@@ -118,7 +119,7 @@ describe('routing by MX', () => {
       { 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')], 'b.test': [mx(10, 'mx.b.test')], 'mx.b.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test', 'carol@A.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test', 'carol@A.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@b.test accepted 250 2.0.0', 'carol@A.test accepted 250 2.0.0']);
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test', 'carol@A.test']]);
         assert.deepEqual(sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to), [['bob@b.test']]);
@@ -129,7 +130,7 @@ describe('routing by MX', () => {
 describe('DNS answers that stop delivery', () => {
   test('a null MX (RFC 7505): 556 5.1.10 at once, no host contacted', () =>
     withMxWorld({ 'a.test': [mx(0, '')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks, dns }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.equal(report.code, 556);
       assert.equal(replyText(report), '5.1.10 The domain a.test accepts no mail (null MX, RFC 7505)');
       assert.deepEqual(replies(report), ['alice@a.test refused 556 5.1.10']);
@@ -139,7 +140,7 @@ describe('DNS answers that stop delivery', () => {
 
   test('a domain that does not exist (NXDOMAIN): permanent 550 5.1.2', () =>
     withMxWorld({}, [{ address: '127.0.0.2' }], async ({ upstream }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@nowhere.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@nowhere.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.equal(report.code, 550);
       assert.match(replyText(report), /^5\.1\.2 The domain nowhere\.test does not exist \(MX lookup of nowhere\.test: no such domain \(NXDOMAIN\)/);
     }));
@@ -147,7 +148,7 @@ describe('DNS answers that stop delivery', () => {
   test('a DNS server failure (SERVFAIL): temporary 451 4.4.3, and the other domain is still delivered', () =>
     withMxWorld({ 'b.test': [a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, dns, sinks }) => {
       dns.failures.set('a.test', 'servfail');
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.3', 'bob@b.test accepted 250 2.0.0']);
       assert.match(report.recipients[0]!.reply.text, /server failure \(SERVFAIL\)/);
       assert.equal(report.code, 451);
@@ -158,13 +159,13 @@ describe('DNS answers that stop delivery', () => {
   test('an MX host whose address lookup fails temporarily: 451 4.4.3', () =>
     withMxWorld({ 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, dns }) => {
       dns.failures.set('mx1.a.test', 'servfail');
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.3']);
     }));
 
   test('MX hosts that do not exist: permanent 550 5.4.4', () =>
     withMxWorld({ 'a.test': [mx(10, 'gone.a.test')] }, [{ address: '127.0.0.2' }], async ({ upstream }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.4']);
       assert.match(report.text, /no such host \(NXDOMAIN\)/);
     }));
@@ -176,7 +177,7 @@ describe('replies of the receiving host', () => {
       { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.2', rcpt: { 'nobody@a.test': { code: 550, text: '5.1.1 No such user here' } } }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'nobody@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'nobody@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(report.recipients[1], { recipient: 'nobody@a.test', address: 'nobody@a.test', status: 'refused', reply: { code: 550, enhanced: '5.1.1', text: 'No such user here' } });
         assert.deepEqual([report.code, replyText(report)], [550, '5.1.1 No such user here (for <nobody@a.test>) (already accepted for alice@a.test)']);
         assert.deepEqual(sinks.sinks.get('127.0.0.3')!.offered, []);
@@ -188,7 +189,7 @@ describe('replies of the receiving host', () => {
       { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.2', rcpt: { 'bob@a.test': { code: 451, text: '4.7.1 Greylisted, try later' } } }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@a.test accepted 250 2.0.0']);
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test']]);
         assert.deepEqual(sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to), [['bob@a.test']]);
@@ -200,7 +201,7 @@ describe('replies of the receiving host', () => {
       { 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] },
       [{ address: '127.0.0.2', options: { hideSMTPUTF8: true } }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['jörg@a.test', 'bob@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['jörg@a.test', 'bob@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['jörg@a.test refused 553 5.6.7', 'bob@a.test accepted 250 2.0.0']);
         assert.equal(report.recipients[0]!.reply.text, 'mx1.a.test does not announce SMTPUTF8, so <jörg@a.test> cannot be delivered to it');
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, ['bob@a.test']);
@@ -209,7 +210,7 @@ describe('replies of the receiving host', () => {
 
   test('an 8-bit address to a host with SMTPUTF8 goes through with SMTPUTF8', () =>
     withMxWorld({ 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['jörg@a.test'] }, PLAIN_MESSAGE);
+      const report = await upstream.deliver({ from: FROM, to: ['jörg@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['jörg@a.test accepted 250 2.0.0']);
       assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => [r.to, r.smtpUtf8]), [[['jörg@a.test'], true]]);
     }));
@@ -221,7 +222,7 @@ describe('loops back to this relay', () => {
       { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.2', options: { name: 'relay.test' } }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.6']);
         assert.match(report.text, /loops back to this relay: mx1\.a\.test \[127\.0\.0\.2\]:\d+ greets as relay\.test/);
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
@@ -238,7 +239,7 @@ describe('loops back to this relay', () => {
       },
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, PLAIN_MESSAGE);
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.6', 'bob@b.test refused 451 4.4.1']);
         assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.3')!.connections, 0);
       },

@@ -1,6 +1,7 @@
 // Every way the smart host can fail on the relay's side of the connection,
 // end to end: client → relay → a misbehaving upstream on loopback. None may
 // reach the client as a 5xx (it would bounce the mail); each names the setting.
+import { bufferOctets } from '../../src/message/octets.ts';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
@@ -185,7 +186,7 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
     const upstream = new SmtpUpstream(config as Extract<typeof config, { type: 'smtp' }>, logger);
     try {
       await upstream.ready();
-      const answer = await upstream.deliver({ from: FROM, to: TO }, Buffer.from(MESSAGE.replace('Grüße', 'Hello')));
+      const answer = await upstream.deliver({ from: FROM, to: TO }, bufferOctets(Buffer.from(MESSAGE.replace('Grüße', 'Hello'))));
       assert.equal(answer.code, 451);
       const logged = lines.find((l) => l.level === 50);
       assert.ok(logged, JSON.stringify(lines));

@@ -1,5 +1,6 @@
 // The queue index on real SQLite files: schema, group commit, claims and
 // leases, results, administration, and a full disk.
+import { bufferOctets } from '../../src/message/octets.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSync, readdirSync, statSync, writeSync, closeSync } from 'node:fs';
@@ -259,13 +260,13 @@ test('acceptMessage: file and rows together, or neither when the rows cannot be 
   const dir = tempDir();
   const spool = new Spool(dir);
   const index = openIndex(dir);
-  const stored = await acceptMessage({ spool, index }, Buffer.from('Subject: x\r\n\r\nhi\r\n'), { sender: '', client: '192.0.2.1', signatures: [], recipients: [{ address: 'a@b.example', notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;a@b.example' }] });
+  const stored = await acceptMessage({ spool, index }, bufferOctets(Buffer.from('Subject: x\r\n\r\nhi\r\n')), { sender: '', client: '192.0.2.1', signatures: [], recipients: [{ address: 'a@b.example', notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;a@b.example' }] });
   const shown = index.show(stored.id)!;
   assert.equal(shown.size, 18);
   assert.deepEqual(shown.recipients.map((r) => [r.notify, r.orcpt]), [[['FAILURE', 'DELAY'], 'rfc822;a@b.example']]);
   assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`]);
 
-  await assert.rejects(acceptMessage({ spool, index }, Buffer.from('x'), { sender: '', client: 'c', signatures: [], recipients: [] }), /no recipients/);
+  await assert.rejects(acceptMessage({ spool, index }, bufferOctets(Buffer.from('x')), { sender: '', client: 'c', signatures: [], recipients: [] }), /no recipients/);
   assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`], 'the file of the refused message is gone');
   index.close();
 });

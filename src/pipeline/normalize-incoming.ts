@@ -1,0 +1,30 @@
+// Normalization of a message that may be too large to hold: a body that
+// needs nothing (the common case, told by the scan made as it arrived) stays
+// where it is, and only the header block is normalized, in memory. A body
+// that must be rewritten is rewritten file to file, in a worker thread, so
+// re-encoding a large part never holds up other sessions.
+import { MAX_LINE } from './normalize/scan.ts';
+import { normalize, type NormalizeOptions } from './normalize/index.ts';
+import { headerBlockLength, type IncomingMessage } from '../message/incoming.ts';
+import { bufferOctets, readOctets, type Octets } from '../message/octets.ts';
+
+export type NormalizedMessage =
+  | { ok: true; header: Buffer; body: Octets; changes: string[] }
+  | { ok: false; code: number; text: string };
+
+export async function normalizeIncoming(message: IncomingMessage, options: NormalizeOptions): Promise<NormalizedMessage> {
+  const facts = message.bodyFacts;
+  const bodySafe = facts.longest <= MAX_LINE && !facts.nul && (options.eightBitMime || !facts.eightBit);
+  if (bodySafe) {
+    // The header block alone is a message with an empty body: what normalize() does to it is all it would do to the whole.
+    const result = normalize(message.header, options);
+    if (!result.ok) return result;
+    return { ok: true, header: result.message, body: message.body, changes: result.changes };
+  }
+  const whole = Buffer.concat([message.header, await readOctets(message.body)]);
+  const result = normalize(whole, options);
+  if (!result.ok) return result;
+  if (result.message === whole) return { ok: true, header: message.header, body: message.body, changes: result.changes };
+  const split = headerBlockLength(result.message);
+  return { ok: true, header: result.message.subarray(0, split), body: bufferOctets(result.message.subarray(split)), changes: result.changes };
+}

@@ -1,0 +1,196 @@
+// Receiving DATA: the octets are made CRLF as they arrive, the header block
+// is kept apart (it is parsed, checked and rewritten), the body is scanned
+// for what normalization would have to fix, and a message too large to keep
+// in memory goes to a file as it arrives. Memory per session is the header
+// block plus SPILL_AT octets at most, whatever the message size.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BodyScanner } from '../message/body-scan.ts';
+import { CrlfStream } from '../message/crlf-stream.ts';
+import type { IncomingMessage } from '../message/incoming.ts';
+import { bufferOctets, fileOctets } from '../message/octets.ts';
+import { spoolError } from '../queue/spool.ts';
+
+/**
+ * Messages up to this size stay in memory: 200 sessions (listen.maxClients'
+ * default) at once then hold 25 MiB at most; larger ones are written out.
+ */
+export const SPILL_AT = 128 * 1024;
+/** Intake files in <queue.dir>/tmp/: removed when done, and at start-up after a crash. */
+const PREFIX = 'intake-';
+
+/** `size`: the octets as received. */
+export type Received = { ok: true; message: IncomingMessage; size: number } | { ok: false; size: number };
+
+export interface IntakeLimits {
+  /** listen.maxMessageSize, counted on the octets as received. */
+  maxSize: number;
+  /** headers.maxSize: longer header blocks are kept only in part. */
+  maxHeader: number;
+  /** Where large messages are written: <queue.dir>/tmp. */
+  dir: string;
+}
+
+/** Where the relay writes messages too large for memory while they are received: beside the spool's own temporary files. */
+export function intakeDir(queueDir: string): string {
+  return join(queueDir, 'tmp');
+}
+
+/**
+ * Reads DATA to its end, even past the size limit (the client is owed a
+ * reply after its final dot). When the file cannot be written (disk full)
+ * the source is still read to its end, then SpoolUnavailableError is thrown.
+ */
+export async function receiveMessage(source: AsyncIterable<Buffer>, limits: IntakeLimits): Promise<Received> {
+  const crlf = new CrlfStream();
+  const header = new HeaderCut(limits.maxHeader);
+  const scanner = new BodyScanner();
+  const memory: Buffer[] = [];
+  let kept = 0;
+  let received = 0;
+  let file: { path: string; handle: FileHandle } | null = null;
+  let failed: Error | null = null;
+
+  const take = async (out: Buffer): Promise<void> => {
+    if (out.length === 0) return;
+    const body = header.push(out);
+    if (body) scanner.push(body);
+    kept += out.length;
+    if (failed) return;
+    try {
+      if (!file && kept > SPILL_AT) {
+        file = await openIntakeFile(limits.dir);
+        for (const part of memory.splice(0)) await file.handle.write(part);
+      }
+      if (file) await file.handle.write(out);
+      else memory.push(out);
+    } catch (err) {
+      failed = err as Error;
+      memory.length = 0;
+    }
+  };
+
+  try {
+    for await (const chunk of source) {
+      received += chunk.length;
+      // Past the limit the rest is read and dropped: the answer is 552 anyway.
+      if (received > limits.maxSize) continue;
+      await take(crlf.push(chunk));
+    }
+    if (received > limits.maxSize) {
+      await discardFile(file);
+      return { ok: false, size: received };
+    }
+    await take(crlf.end());
+    if (failed) throw spoolError(failed);
+  } catch (err) {
+    await discardFile(file);
+    throw err;
+  }
+
+  const opened = file as { path: string; handle: FileHandle } | null;
+  if (opened) await opened.handle.close();
+  const whole = opened ? null : Buffer.concat(memory);
+  const headerBlock = header.block(whole);
+  const bodyStart = headerBlock.length;
+  const bodySize = header.cut ? 0 : kept - bodyStart;
+  const path = opened?.path;
+  return {
+    ok: true,
+    size: received,
+    message: {
+      header: headerBlock,
+      headerCut: header.cut,
+      body: path ? fileOctets(path, bodyStart, bodySize) : bufferOctets(whole!.subarray(bodyStart, bodyStart + bodySize)),
+      bodyFacts: scanner.facts(),
+      file: path,
+      crlfFixed: crlf.changed,
+      discard: () => (path ? removeIntakeFiles(path) : Promise.resolve()),
+    },
+  };
+}
+
+/** Removes what a crashed process left in `dir`: no client was told 250 for any of it. */
+export function removeStaleIntakeFiles(dir: string): number {
+  let removed = 0;
+  try {
+    for (const name of readdirSync(dir)) {
+      if (!name.startsWith(PREFIX)) continue;
+      rmSync(join(dir, name), { force: true });
+      removed++;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  return removed;
+}
+
+/** Collects the header block from CRLF chunks; hands back the part of each chunk past it. */
+class HeaderCut {
+  cut = false;
+  #parts: Buffer[] = [];
+  #length = 0;
+  #done = false;
+  #limit: number;
+
+  constructor(limit: number) {
+    // Room for the limit itself and the empty line, so "too large" is told apart from "just fits".
+    this.#limit = limit + 4;
+  }
+
+  /** The part of `chunk` that is body, or null while the header goes on. */
+  push(chunk: Buffer): Buffer | null {
+    if (this.#done) return chunk;
+    const before = this.#length;
+    let joined = this.#parts.length ? Buffer.concat([...this.#parts, chunk]) : chunk;
+    if (joined.length > this.#limit) joined = joined.subarray(0, this.#limit + 1);
+    const end = joined[0] === 0x0d && joined[1] === 0x0a ? 2 : endOfHeader(joined, before);
+    if (end >= 0) {
+      this.#done = true;
+      this.#parts = [Buffer.from(joined.subarray(0, end))];
+      this.#length = end;
+      return chunk.subarray(end - before);
+    }
+    if (joined.length > this.#limit) {
+      this.#done = true;
+      this.cut = true;
+      this.#parts = [Buffer.from(joined)];
+      this.#length = joined.length;
+      return null;
+    }
+    // Copied: the chunk may be a slice of a larger buffer that would stay alive with it.
+    this.#parts = [Buffer.from(joined)];
+    this.#length = joined.length;
+    return null;
+  }
+
+  /** The header block; without an empty line, the whole message is header. */
+  block(whole: Buffer | null): Buffer {
+    if (this.#done) return this.#parts[0] ?? Buffer.alloc(0);
+    return whole ?? Buffer.concat(this.#parts);
+  }
+}
+
+function endOfHeader(data: Buffer, from: number): number {
+  const at = data.indexOf('\r\n\r\n', Math.max(0, from - 3));
+  return at < 0 ? -1 : at + 4;
+}
+
+async function openIntakeFile(dir: string): Promise<{ path: string; handle: FileHandle }> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, `${PREFIX}${randomBytes(8).toString('hex')}.eml`);
+  // 'wx': a new file or an error, never someone else's file reused.
+  return { path, handle: await open(path, 'wx', 0o600) };
+}
+
+async function discardFile(file: { path: string; handle: FileHandle } | null): Promise<void> {
+  if (!file) return;
+  await file.handle.close().catch(() => undefined);
+  await removeIntakeFiles(file.path);
+}
+
+async function removeIntakeFiles(path: string): Promise<void> {
+  await Promise.all([rm(path, { force: true }), rm(`${path}.normalized`, { force: true })]);
+}
