@@ -48,7 +48,7 @@ export async function readHeaderBlock(message: Octets, max: number): Promise<Buf
   const parts: Buffer[] = [];
   let length = 0;
   for await (const chunk of message.chunks()) {
-    parts.push(chunk);
+    parts.push(Buffer.from(chunk));
     length += chunk.length;
     const seen = Buffer.concat(parts);
     const end = headerBlockLength(seen);

@@ -62,9 +62,9 @@ export async function receiveMessage(source: AsyncIterable<Buffer>, limits: Inta
     try {
       if (!file && kept > SPILL_AT) {
         file = await openIntakeFile(limits.dir);
-        for (const part of memory.splice(0)) await file.handle.write(part);
+        for (const part of memory.splice(0)) await writeAll(file.handle, part);
       }
-      if (file) await file.handle.write(out);
+      if (file) await writeAll(file.handle, out);
       else memory.push(out);
     } catch (err) {
       failed = err as Error;
@@ -183,6 +183,10 @@ async function openIntakeFile(dir: string): Promise<{ path: string; handle: File
   const path = join(dir, `${PREFIX}${randomBytes(8).toString('hex')}.eml`);
   // 'wx': a new file or an error, never someone else's file reused.
   return { path, handle: await open(path, 'wx', 0o600) };
+}
+
+async function writeAll(file: FileHandle, data: Buffer): Promise<void> {
+  for (let at = 0; at < data.length; ) at += (await file.write(data, at, data.length - at)).bytesWritten;
 }
 
 async function discardFile(file: { path: string; handle: FileHandle } | null): Promise<void> {

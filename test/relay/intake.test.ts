@@ -1,0 +1,105 @@
+// Receiving DATA: header block kept apart, body scanned, large messages
+// written to disk as they arrive, a full disk reported as such.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { readOctets } from '../../src/message/octets.ts';
+import { intakeDir, receiveMessage, removeStaleIntakeFiles, SPILL_AT } from '../../src/relay/intake.ts';
+import { SpoolUnavailableError } from '../../src/queue/spool.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { smallDisk } from '../queue/support.ts';
+
+const LIMITS = { maxSize: 64 * 1024 * 1024, maxHeader: 1024 * 1024 };
+
+async function* cut(data: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+
+const HEADER = 'From: a@example.com\r\nTo: b@example.net\r\nSubject: intake\r\n\r\n';
+
+test('a small message stays in memory; header block and body come apart where the empty line is', async () => {
+  const dir = tempDir();
+  for (const size of [1, 7, 64, 4096]) {
+    const got = await receiveMessage(cut(Buffer.from(`${HEADER}line one\r\nline two\r\n`), size), { ...LIMITS, dir: dir });
+    assert.ok(got.ok);
+    assert.equal(got.message.file, undefined);
+    assert.equal(got.message.header.toString(), HEADER);
+    assert.equal((await readOctets(got.message.body)).toString(), 'line one\r\nline two\r\n');
+    assert.deepEqual(got.message.bodyFacts, { longest: 8, eightBit: false, nul: false });
+  }
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('a large message goes to a file as it arrives, and the file goes with discard()', async () => {
+  const dir = tempDir();
+  const body = Buffer.alloc(3 * SPILL_AT, 'abcdefghij\r\n');
+  const got = await receiveMessage(cut(Buffer.concat([Buffer.from(HEADER), body, Buffer.from('ü\u0000\r\n')]), 10_000), { ...LIMITS, dir: intakeDir(dir) });
+  assert.ok(got.ok);
+  const file = got.message.file!;
+  assert.ok(existsSync(file), 'written to disk');
+  assert.equal(got.message.header.toString(), HEADER);
+  assert.deepEqual(await readOctets(got.message.body), Buffer.concat([body, Buffer.from('ü\u0000\r\n')]));
+  assert.deepEqual(got.message.bodyFacts, { longest: 10, eightBit: true, nul: true });
+  await got.message.discard();
+  assert.equal(existsSync(file), false);
+});
+
+test('bare LF and CR become CRLF, also across chunk borders, and the header is found after the fix', async () => {
+  const dir = tempDir();
+  const raw = Buffer.from('From: a@example.com\nSubject: lf\n\nbody\rmore\n');
+  for (const size of [1, 2, 3, 100]) {
+    const got = await receiveMessage(cut(raw, size), { ...LIMITS, dir: dir });
+    assert.ok(got.ok);
+    assert.equal(got.message.crlfFixed, true);
+    assert.equal(got.message.header.toString(), 'From: a@example.com\r\nSubject: lf\r\n\r\n');
+    assert.equal((await readOctets(got.message.body)).toString(), 'body\r\nmore\r\n');
+  }
+});
+
+test('a header block longer than the limit is cut and flagged; a message without an empty line is all header', async () => {
+  const dir = tempDir();
+  const long = Buffer.from(`${'X-Filler: 0123456789012345678901234567890123456789\r\n'.repeat(100)}\r\nbody\r\n`);
+  const cutHeader = await receiveMessage(cut(long, 100), { ...LIMITS, maxHeader: 1024, dir: dir });
+  assert.ok(cutHeader.ok);
+  assert.equal(cutHeader.message.headerCut, true);
+  assert.ok(cutHeader.message.header.length <= 1024 + 5);
+
+  const noBody = await receiveMessage(cut(Buffer.from('From: a@example.com\r\nSubject: x\r\n'), 5), { ...LIMITS, dir: dir });
+  assert.ok(noBody.ok);
+  assert.equal(noBody.message.header.toString(), 'From: a@example.com\r\nSubject: x\r\n');
+  assert.equal(noBody.message.body.size, 0);
+});
+
+test('past maxSize the rest is read and dropped, nothing is left on disk', async () => {
+  const dir = tempDir();
+  const raw = Buffer.concat([Buffer.from(HEADER), Buffer.alloc(1024 * 1024, 'x\r\n')]);
+  const got = await receiveMessage(cut(raw, 64 * 1024), { ...LIMITS, maxSize: 512 * 1024, dir: dir });
+  assert.equal(got.ok, false);
+  assert.equal(got.size, raw.length, 'read to the end');
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('a full disk is SpoolUnavailableError once DATA has been read to its end, and no file is left', async (t) => {
+  const disk = smallDisk(t, '1m');
+  if (!disk) return;
+  let read = 0;
+  async function* source(): AsyncGenerator<Buffer> {
+    for (let i = 0; i < 64; i++) {
+      read++;
+      yield i === 0 ? Buffer.from(HEADER) : Buffer.alloc(64 * 1024, 'y\r\n');
+    }
+  }
+  await assert.rejects(receiveMessage(source(), { ...LIMITS, dir: disk }), (err) => err instanceof SpoolUnavailableError && err.reason === 'full');
+  assert.equal(read, 64, 'the client was read to its final dot');
+  assert.deepEqual(readdirSync(disk), []);
+});
+
+test('files a stopped relay was receiving are removed at start, and only those', async () => {
+  const dir = tempDir();
+  const got = await receiveMessage(cut(Buffer.concat([Buffer.from(HEADER), Buffer.alloc(2 * SPILL_AT, 'z\r\n')]), 8192), { ...LIMITS, dir: dir });
+  assert.ok(got.ok && got.message.file);
+  writeFileSync(`${dir}/20261126T000000000-0000-abcdefabcdef.tmp`, 'a spool write');
+  assert.equal(removeStaleIntakeFiles(dir), 1);
+  assert.deepEqual(readdirSync(dir), ['20261126T000000000-0000-abcdefabcdef.tmp']);
+  assert.equal(removeStaleIntakeFiles(`${dir}/missing`), 0);
+});
