@@ -5,14 +5,12 @@
 import Database from 'better-sqlite3';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
-import { domainReadiness } from '../dns/dns-check.ts';
-import type { RecordType } from 'dns-packet';
-import { DnsClient, type DnsAnswer, type DnsClientOptions } from '../dns/dns-client.ts';
 import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
+import { lookUpReadiness } from '../dns/readiness-lookup.ts';
 import { explainDatabaseError } from '../keys/database.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import { KeyStore, type KeyProblem } from '../keys/store.ts';
-import { renderStatus, statusReport, type KeyFileProblem, type ReadinessResult, type StatusReport } from '../observability/status-report.ts';
+import { renderStatus, statusReport, type KeyFileProblem, type StatusReport } from '../observability/status-report.ts';
 import type { DnsObservation } from '../rotation/observation.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { delegationFor } from '../dns/delegation.ts';
@@ -20,9 +18,6 @@ import { policyFor } from '../rotation/policy.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
-
-/** A domain's SPF and DMARC lookups (a few names, each tried twice) get this many dns.timeoutSeconds in all. */
-const READINESS_TIMEOUTS = 4;
 
 export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return yargs.command<Args>(
@@ -100,46 +95,5 @@ export function readObservations(dbFile: string): DnsObservation[] {
     throw explainDatabaseError(err, dbFile);
   } finally {
     db?.close();
-  }
-}
-
-/** Each domain's SPF and DMARC, looked up side by side; a lookup that fails or takes too long is reported, not thrown. */
-async function lookUpReadiness(domains: string[], servers: Nameserver[], timeoutSeconds: number): Promise<Map<string, ReadinessResult>> {
-  const limitMs = READINESS_TIMEOUTS * timeoutSeconds * 1000;
-  const client = new BoundedClient({ timeoutMs: timeoutSeconds * 1000 }, Date.now() + limitMs);
-  const first = servers[0] ? formatNameserver(servers[0]) : '';
-  const results = await Promise.all(
-    domains.map(async (domain): Promise<[string, ReadinessResult]> => {
-      if (servers.length === 0) return [domain, { status: 'failed', server: '', reason: 'no DNS server to ask (set dns.resolvers or --nameserver)' }];
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<ReadinessResult>((resolve) => {
-        timer = setTimeout(() => resolve({ status: 'failed', server: first, reason: `no complete answer within ${limitMs / 1000} s` }), limitMs);
-      });
-      const lookup = domainReadiness(domain, servers, client).then(
-        (r): ReadinessResult => ('temperror' in r ? { status: 'failed', server: r.server, reason: r.temperror } : { status: 'checked', server: r.server, spf: r.spf, dmarc: r.dmarc, findings: r.findings }),
-        (err: unknown): ReadinessResult => ({ status: 'failed', server: first, reason: (err as Error).message }),
-      );
-      try {
-        return [domain, await Promise.race([lookup, late])];
-      } finally {
-        clearTimeout(timer);
-      }
-    }),
-  );
-  return new Map(results);
-}
-
-/** Sends no query after its deadline, so a lookup given up on ends soon and the command can exit. */
-class BoundedClient extends DnsClient {
-  private readonly deadline: number;
-
-  constructor(options: DnsClientOptions, deadline: number) {
-    super(options);
-    this.deadline = deadline;
-  }
-
-  override async query(name: string, type: RecordType, server: Nameserver): Promise<DnsAnswer> {
-    if (Date.now() >= this.deadline) return { ok: false, server: formatNameserver(server), reason: 'out of time' };
-    return super.query(name, type, server);
   }
 }

@@ -226,7 +226,7 @@ export const configSchema = z.strictObject({
       maxUnadmittedClients: z.number().int().min(1).default(20),
       /** Time allowed for one command line, from its first byte to its end. */
       commandTimeoutSeconds: z.number().int().min(1).default(30),
-      /** Time allowed for the TLS handshake on tlsPort. */
+      /** Time allowed for the TLS handshake on tlsPort, and for the one after STARTTLS. */
       tlsHandshakeTimeoutSeconds: z.number().int().min(1).default(10),
       /** Failed AUTH per client address before it is shut out for authPenaltySeconds. */
       maxAuthFailures: z.number().int().min(1).default(3),

@@ -14,7 +14,7 @@
 //   metrics.bounced(domain)                   a message was given up (5xx, or too old)
 //   metrics.watchQueue(() => ({ messages, oldestAgeSeconds }))
 //   metrics.watchKeys(() => statusReport)     key states, DNS, DMARC readiness
-//   metrics.readinessChecked(domain, result)  after a DMARC/SPF lookup
+//   metrics.readinessChecked(domain, result)  readiness-watch.ts, after each SPF/DMARC lookup
 // where `domain` is the d= of the message's signature, or null for mail sent unsigned.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ObservedState } from '../rotation/observation.ts';

@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger.ts';
 import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
 import { acquireCryptoPool } from '../signing/crypto-pool.ts';
 import { metrics } from '../observability/metrics.ts';
+import { ReadinessWatch } from '../observability/readiness-watch.ts';
 import { RelayView } from '../observability/relay-view.ts';
 import { retryPolicy } from '../queue/backoff.ts';
 import { QueueManager } from '../queue/manager.ts';
@@ -32,6 +33,8 @@ export interface RunningRelay {
   ports: { plain: number; tls?: number; metrics?: number };
   store: KeyStore;
   rotation: RotationScheduler;
+  /** Each signing domain's SPF and DMARC, looked up at start and at every rotation.check, for the DMARC gauge and the status page. */
+  readiness: ReadinessWatch;
   /** Queue mode: the spool, its index and the manager. */
   queue?: { spool: Spool; index: QueueIndex; manager: QueueManager };
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
@@ -135,12 +138,15 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined }, 'relay listening');
     const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, ...options.rotation, publisher });
     rotation.start();
+    const readiness = new ReadinessWatch({ config, store, metrics, logger });
+    readiness.start();
 
     const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
     return {
       ports,
       store,
       rotation,
+      readiness,
       queue,
       async stop() {
         logger.info('stopping: no new connections, finishing sessions and delivery attempts in flight');
@@ -148,6 +154,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         // Both within closeTimeout; what has not been delivered by then stays in the spool.
         await Promise.all([
           rotation.stop(),
+          readiness.stop(),
           ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
           queue?.manager.stop(closeTimeoutMs),
         ]);

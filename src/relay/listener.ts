@@ -14,6 +14,7 @@ import type { AuthLimiter } from './auth-limiter.ts';
 import { CommandWatch } from './command-watch.ts';
 import { openFrontDoor, type Pool, type Slot } from './front-door.ts';
 import { checkUser } from './passwords.ts';
+import { limitStartTlsHandshake } from './starttls-deadline.ts';
 import type { QueueIndex } from '../queue/queue-index.ts';
 import type { Spool } from '../queue/spool.ts';
 import { replyError, replyText, smtpReply } from '../smtp/reply.ts';
@@ -257,6 +258,12 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       sessions.set(id, { pool, watch, slot });
       watch.attach(socket); // before smtp-server pipes the socket: the 421 then goes out ahead of its reply
       server.connect(socket, { id });
+      const connection = !implicitTls && tls ? connectionOf(id) : undefined;
+      if (connection) {
+        limitStartTlsHandshake(connection, config.listen.tlsHandshakeTimeoutSeconds * 1000, () =>
+          logger.warn({ client: socket.remoteAddress }, 'TLS handshake after STARTTLS not completed in time; closing the connection'),
+        );
+      }
     },
   });
 

@@ -7,7 +7,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { rawSession, type RawSession } from '../helpers/raw-smtp.ts';
-import { selfSignedCert } from '../helpers/relay-harness.ts';
+import { selfSignedCert, startSink, type SinkBehaviour } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { dkimRelay, serve, type Served } from './support.ts';
 
@@ -105,6 +105,75 @@ describe('SIGHUP', () => {
       assert.equal((await stopped(relay)).code, 0);
     } finally {
       relay.kill();
+    }
+  });
+
+  test('queue.dir cannot change live: the reload says a restart is needed, and mail is queued and delivered from the old spool', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'relay.yaml');
+    const oldSpool = join(dir, 'spool-old');
+    const newSpool = join(dir, 'spool-new');
+    // The upstream holds wait@ back (451), so a message stays in the spool long enough to be seen there.
+    const behaviour: SinkBehaviour = { rcpt: { 'wait@example.net': { code: 451, text: '4.2.0 try again later' } } };
+    const sink = await startSink(behaviour);
+    const write = (port: number, spool: string) =>
+      writeFileSync(
+        config,
+        `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\n${ROTATION_OFF}listen: {port: ${port}}\n` +
+          `delivery: {mode: queue, upstream: {type: smtp, host: 127.0.0.1, port: ${sink.port}}}\n` +
+          `queue: {dir: ${spool}, retryAfter: 1s, maxRetryInterval: 1s}\n`,
+      );
+    write(0, oldSpool);
+    const relay = await serve(['--config', config], dir);
+    const queuedFiles = (spool: string) => readdirSync(join(spool, 'msg')).filter((f) => f.endsWith('.eml'));
+    const queueOne = async (port: number, to: string): Promise<string> => {
+      const session = await rawSession(port);
+      assert.match((await session.reply(1)) ?? '', /^220 /);
+      session.write(`EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<${to}>\r\nDATA\r\n`);
+      assert.match((await session.reply(5)) ?? '', /^354 /, session.replies.join('\n'));
+      session.write(MESSAGE);
+      const reply = (await session.reply(6)) ?? '(none)';
+      session.write('QUIT\r\n');
+      await session.closed;
+      const id = /^250 2\.0\.0 Ok: queued as (\S+)$/.exec(reply)?.[1];
+      assert.ok(id, reply);
+      return id;
+    };
+    try {
+      const port = relay.port();
+      const before = await queueOne(port, 'wait@example.net');
+      assert.deepEqual(queuedFiles(oldSpool), [`${before}.eml`]);
+
+      write(port, newSpool);
+      const mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor('configuration reloaded', 20_000, mark);
+      const warning = relay
+        .output()
+        .slice(mark)
+        .split('\n')
+        .find((l) => l.includes('take effect only at a restart'));
+      assert.ok(warning, relay.output().slice(mark));
+      assert.deepEqual((JSON.parse(warning) as { kept: string[] }).kept, [`queue.dir (${oldSpool})`]);
+
+      // After the reload: queued in the old spool, next to the message from before it.
+      const after = await queueOne(port, 'wait@example.net');
+      assert.deepEqual(queuedFiles(oldSpool).sort(), [`${before}.eml`, `${after}.eml`].sort());
+      await queueOne(port, 'now@example.net');
+      for (let i = 0; i < 200 && !sink.received.some((r) => r.to.includes('now@example.net')); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(sink.received.some((r) => r.to.includes('now@example.net')), 'delivered after the reload');
+
+      behaviour.rcpt = {};
+      for (let i = 0; i < 300 && queuedFiles(oldSpool).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(queuedFiles(oldSpool), [], 'both held messages delivered from the old spool');
+      assert.equal(sink.received.filter((r) => r.to.includes('wait@example.net')).length, 2);
+      assert.equal(existsSync(newSpool), false, 'the new spool directory was never made');
+
+      relay.child.kill('SIGTERM');
+      assert.equal((await stopped(relay)).code, 0, relay.output());
+    } finally {
+      relay.kill();
+      await sink.close();
     }
   });
 

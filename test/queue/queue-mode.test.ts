@@ -158,6 +158,51 @@ describe('queue mode', () => {
     });
   });
 
+  test('queue.delayWarning: one signed "delayed" notice to the sender while the message stays queued, then delivered once the upstream takes it', async () => {
+    const behaviour: SinkBehaviour = { rcpt: { 'slow@example.net': { code: 451, text: '4.2.0 greylisted, come back' } } };
+    // Retries every second, so attempts at about 0 s, 1 s, 2 s, 3 s …: the warning falls due at the attempt after 2 s.
+    await withRelay(behaviour, { delayWarning: '2s', maxAge: '1h' }, async (sink, relay) => {
+      const index = relay.relay.queue!.index;
+      assert.ok((await submit(relay.port, 'payroll@example.com', ['slow@example.net'], message('delayed'))).ok);
+      await waitFor('the delay notice', () => notices(sink).length === 1);
+      const [notice] = notices(sink);
+      assert.deepEqual(notice!.to, ['payroll@example.com']);
+      const parsed = await parseWithPython(notice!.raw);
+      assert.equal(parsed.type, 'multipart/report');
+      assert.equal(parsed.params['report-type'], 'delivery-status');
+      assert.equal(only(parsed.fields, 'Subject'), 'Delivery Status Notification (Delay)');
+      const block = parsed.parts[1]!.blocks![1]!;
+      assert.equal(only(block, 'Final-Recipient'), 'rfc822; slow@example.net');
+      assert.equal(only(block, 'Action'), 'delayed');
+      assert.equal(only(block, 'Status'), '4.2.0');
+      assert.match(only(block, 'Will-Retry-Until'), /\d{4} \d\d:\d\d:\d\d [+-]\d{4}$/);
+      assert.deepEqual(await verifyWithDkimpy(notice!.raw, relay.records()), [true]);
+
+      // Still queued, and marked as warned.
+      const [row] = index.list();
+      assert.ok(row, 'the message is still in the queue');
+      const waiting = index.show(row.id)!.recipients[0]!;
+      assert.equal(waiting.state, 'deferred');
+      assert.notEqual(waiting.delayWarnedAt, null);
+      assert.equal(spoolFiles(relay).length, 1);
+
+      // Two more failed attempts bring no second warning.
+      const attempts = waiting.attempts;
+      await waitFor('two more attempts', () => (index.show(row.id)?.recipients[0]?.attempts ?? 0) >= attempts + 2);
+      assert.equal(notices(sink).length, 1);
+
+      behaviour.rcpt = {};
+      await waitFor('the delivery', () => sink.received.some((r) => r.from === 'payroll@example.com') && index.depth().messages === 0);
+      const delivered = sink.received.filter((r) => r.from === 'payroll@example.com');
+      assert.equal(delivered.length, 1);
+      assert.deepEqual(delivered[0]!.to, ['slow@example.net']);
+      assert.equal(subjectOf(delivered[0]!), 'delayed');
+      assert.deepEqual(await verifyWithDkimpy(delivered[0]!.raw, relay.records()), [true]);
+      assert.equal(notices(sink).length, 1, 'exactly one notice in all');
+      await waitFor('the spool to empty', () => spoolFiles(relay).length === 0);
+    });
+  });
+
   test('still refused temporarily at maxAge: bounced as expired, with a notice', async () => {
     await withRelay({ rcpt: { 'full@example.net': { code: 452, text: '4.2.2 mailbox full' } } }, { maxAge: '2s' }, async (sink, relay) => {
       assert.ok((await submit(relay.port, 'payroll@example.com', ['full@example.net'], message('expire'))).ok);
