@@ -191,6 +191,40 @@ export class EndToEnd {
     return { seconds, peakPss, received: this.sink.count, verified };
   }
 
+  /**
+   * Whether large messages hold up small ones: six concurrent 30 MB messages
+   * of 8-bit text in 1 MB lines (re-encoded before signing when the next hop
+   * is 7-bit), while a 4 KiB message is sent every 100 ms on a session of its
+   * own. Reports how long the small ones waited for their 250.
+   */
+  async stall(system: SystemUnderTest): Promise<{ probes: number; p50Ms: number; maxMs: number; peakPss: number; received: number }> {
+    const head = benchMessage(0);
+    const line = Buffer.concat([Buffer.alloc(1024 * 1024 - 2, 'Größe '), Buffer.from('\r\n')]);
+    const big = Buffer.concat([head.subarray(0, head.indexOf('\r\n\r\n') + 4), ...Array.from({ length: 30 }, () => line)]);
+    const small = benchMessage(4096);
+    await this.sink.drain();
+    this.sink.reset(1, 1);
+    const memory = samplePeak(system.pids);
+    const probe = await SmtpSession.open(system.port);
+    const sessions = await Promise.all(Array.from({ length: 6 }, () => SmtpSession.open(system.port)));
+    let sending = true;
+    const bigDone = Promise.all(sessions.map((s) => s.send(SENDER, RECIPIENT, big))).finally(() => (sending = false));
+    const waits: number[] = [];
+    for (const until = now() + 120_000; (sending || waits.length < 5) && now() < until; ) {
+      const sent = await probe.send(SENDER, RECIPIENT, small);
+      if (sent.code === 250) waits.push(now() - sent.lastByteAt);
+      await sleep(100);
+    }
+    await bigDone;
+    await Promise.all([probe, ...sessions].map((s) => s.close()));
+    for (const until = now() + 60_000; this.sink.count < 6 + waits.length && now() < until; ) await sleep(100);
+    const peakPss = memory.stop();
+    waits.sort((a, b) => a - b);
+    const result = { probes: waits.length, p50Ms: waits[Math.floor(waits.length / 2)] ?? NaN, maxMs: waits.at(-1) ?? NaN, peakPss, received: this.sink.count };
+    this.say(`  ${system.name}: six 30 MB 8-bit messages with 1 MB lines; ${result.probes} small messages meanwhile waited p50 ${result.p50Ms.toFixed(0)} ms, at most ${result.maxMs.toFixed(0)} ms; peak PSS ${(peakPss / 1e6).toFixed(0)} MB; ${result.received} at the sink`);
+    return result;
+  }
+
   close(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }

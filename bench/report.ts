@@ -26,6 +26,7 @@ export interface Results {
   latencies: Latency[];
   raw: RawRsa[];
   big: { system: string; seconds: number; peakPss: number; received: number; verified?: { passed: number; checked: number } }[];
+  stalls?: { system: string; probes: number; p50Ms: number; maxMs: number; peakPss: number; received: number }[];
   verdicts: Verdict[];
   skipped: string[];
   vsPeer(system: string, size: number): number | undefined;
@@ -104,6 +105,16 @@ export function render(r: Results): string {
     line('| system | at the sink | time | peak PSS | dkimpy |');
     line('|---|---|---|---|---|');
     for (const b of r.big) line(`| ${b.system} | ${b.received}/4 | ${b.seconds.toFixed(1)} s | ${(b.peakPss / 1e6).toFixed(0)} MB | ${b.verified ? `${b.verified.passed}/${b.verified.checked} pass` : ''} |`);
+    line();
+  }
+  if (r.stalls && r.stalls.length > 0) {
+    line('### Small messages during six concurrent 30 MB ones');
+    line();
+    line('Six sessions each send a 30 MB message of 8-bit text in 1 MB lines (re-encoded to quoted-printable before signing); meanwhile a 4 KiB message goes every 100 ms on a session of its own. The wait is from its final dot to its 250.');
+    line();
+    line('| system | small messages | wait p50 | wait max | peak PSS | at the sink |');
+    line('|---|---|---|---|---|---|');
+    for (const s of r.stalls) line(`| ${s.system} | ${s.probes} | ${s.p50Ms.toFixed(0)} ms | ${s.maxMs.toFixed(0)} ms | ${(s.peakPss / 1e6).toFixed(0)} MB | ${s.received} |`);
     line();
   }
   const notes = r.runs.filter((x) => x.note);

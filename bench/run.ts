@@ -131,6 +131,11 @@ try {
     say('\nFour concurrent 25 MB messages:');
     for (const system of systems.filter((s) => s.name.includes('RSA'))) big.push({ system: system.name, ...(await e2e.concurrentBig(system, BIG)) });
   }
+  const stalls: Results['stalls'] = [];
+  if (process.env.BENCH_BIG !== '0') {
+    say('\nSmall messages during six concurrent 30 MB ones:');
+    for (const system of systems.filter((s) => s.name.includes('RSA') && !s.peer)) stalls.push({ system: system.name, ...(await e2e.stall(system)) });
+  }
   loads.push(load1());
 
   const peerName = systems.find((s) => s.peer)?.name;
@@ -165,6 +170,7 @@ try {
     latencies: e2e.latencies,
     raw: e2e.raw,
     big,
+    stalls,
     skipped,
     vsPeer,
     verdicts: verdicts(
