@@ -183,7 +183,7 @@ class FileWriter {
   }
 
   write(octets: Buffer): void {
-    if (this.n + octets.length > this.buf.length) this.flush();
+    if (this.n + octets.length > this.buf.length || octets.length >= this.buf.length / 2) this.flush();
     if (octets.length >= this.buf.length / 2) {
       writeAll(this.fd, octets);
       return;
