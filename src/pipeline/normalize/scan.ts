@@ -158,8 +158,3 @@ export function has8bit(buf: Uint8Array): boolean {
 export function hasNul(buf: Uint8Array): boolean {
   return buf.indexOf(0) >= 0;
 }
-
-/** Whether these octets would be changed by a hop with line limits or without 8BITMIME, or read differently (NUL). */
-export function unsafeForTransit(buf: Uint8Array, eightBitMime: boolean): boolean {
-  return overlongLine(buf) > 0 || (!eightBitMime && has8bit(buf)) || hasNul(buf);
-}
