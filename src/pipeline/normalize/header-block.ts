@@ -1,6 +1,8 @@
 // An entity's header block that can be edited field by field and written back.
 // Fields nobody edits keep their exact bytes and their order.
-import { HeaderSyntaxError, parseHeader, splitMessage, type HeaderField } from '../../message/header.ts';
+import { HeaderSyntaxError, parseHeader, type HeaderField } from '../../message/header.ts';
+import type { Piece } from './pieces.ts';
+import { indexOf, octetAt, type ByteSource, type Span } from './source.ts';
 
 export interface HeaderBlock {
   fields: HeaderField[];
@@ -9,20 +11,36 @@ export interface HeaderBlock {
   edited: boolean;
 }
 
-/** One MIME entity (a message, or a part of a multipart): header block and body. */
+/** One MIME entity (a message, or a part of a multipart): header block and where its body is. */
 export interface Entity {
   header: HeaderBlock;
-  body: Buffer;
+  body: Span;
   hasSeparator: boolean;
 }
 
 const CRLF = Buffer.from('\r\n');
+const CRLFCRLF = Buffer.from('\r\n\r\n');
 
-/** Splits and parses an entity; a header that does not parse gives its reason instead. */
-export function readEntity(raw: Buffer): Entity | string {
-  const { header, body, hasSeparator } = splitMessage(raw);
+/**
+ * Splits the entity in [span.start, span.end) at its first empty line, as
+ * splitMessage does, and parses its header; a header that does not parse
+ * gives its reason instead. Only the header block is read.
+ */
+export function readEntity(src: ByteSource, span: Span): Entity | string {
+  const { start, end } = span;
+  let headerEnd: number;
+  let body: Span;
+  if (end - start >= 2 && octetAt(src, start) === 0x0d && octetAt(src, start + 1) === 0x0a) {
+    headerEnd = start;
+    body = { start: start + 2, end };
+  } else {
+    const at = indexOf(src, CRLFCRLF, start, end);
+    headerEnd = at < 0 ? end : at + 2;
+    body = at < 0 ? { start: end, end } : { start: at + 4, end };
+  }
+  const header = src.read(start, headerEnd);
   try {
-    return { header: { fields: parseHeader(header), original: header, edited: false }, body, hasSeparator };
+    return { header: { fields: parseHeader(header), original: header, edited: false }, body, hasSeparator: body.start > headerEnd };
   } catch (err) {
     if (err instanceof HeaderSyntaxError) return err.message;
     throw err;
@@ -35,8 +53,8 @@ export function headerBytes(block: HeaderBlock): Buffer {
   return Buffer.from(block.fields.map((f) => f.raw + '\r\n').join(''), 'latin1');
 }
 
-/** The entity as chunks, with a new body when one is given. */
-export function entityChunks(entity: Entity, body: Buffer[] | null): Buffer[] {
+/** The entity as pieces, with a new body when one is given. */
+export function entityPieces(entity: Entity, body: Piece[] | null): Piece[] {
   const header = headerBytes(entity.header);
   // A part that was all header and had no final CRLF (it went to the boundary
   // delimiter) gets one only when its header was rewritten.

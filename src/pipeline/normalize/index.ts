@@ -6,14 +6,23 @@
 // different verifiers, so the parts holding them are encoded too.
 //
 // The common case is a message that needs nothing: one scan, and the very
-// same Buffer comes back.
-import { fieldsNamed, splitMessage } from '../../message/header.ts';
+// same Buffer comes back (or, for a file, no new file is written).
+//
+// The message is walked as a source read at any offset (a Buffer, or a file a
+// window at a time); bodies are stretches of it and are encoded only as the
+// result is written, so a file of any size is normalized in fixed memory.
+import { closeSync, fstatSync, openSync, rmSync, writeSync } from 'node:fs';
+import { fieldsNamed } from '../../message/header.ts';
 import { normalizeEntity } from './entity.ts';
-import { appendField, entityChunks, readEntity, replaceRaw } from './header-block.ts';
+import { appendField, entityPieces, readEntity, replaceRaw } from './header-block.ts';
 import { duplicatedAddressFields, mergeDuplicates } from './merge-duplicates.ts';
 import { newMessageId, rfc5322Date } from './missing-fields.ts';
+import { OutputCheck } from './output-check.ts';
+import { writePieces, type Piece } from './pieces.ts';
 import { Refusal } from './refusal.ts';
-import { has8bit, hasNul, overlongLine, unsafeForTransit } from './scan.ts';
+import { has8bit, spanUnsafe } from './scan.ts';
+import { bufferSource, fileSource, WINDOW, type ByteSource } from './source.ts';
+import type { Output } from './transfer-encoding.ts';
 import type { Walk } from './walk.ts';
 
 const SPACE_BEFORE_COLON = /^([!-9;-~]+)[ \t]+:/;
@@ -38,16 +47,65 @@ export interface NormalizeOptions {
 
 export type Normalized = { ok: true; message: Buffer; changes: string[] } | { ok: false; code: number; text: string };
 
+export type NormalizedFile =
+  | { ok: true; changed: false; changes: string[] }
+  | { ok: true; changed: true; changes: string[]; header: Buffer; size: number }
+  | { ok: false; code: number; text: string };
+
 /** `message` is CRLF (see toCrlf). Never throws: a problem comes back as an SMTP reply. */
 export function normalize(message: Buffer, options: NormalizeOptions): Normalized {
   try {
-    return run(message, options);
+    const source = bufferSource(message);
+    const planned = plan(source, options);
+    if (!planned.changed) return { ok: true, message, changes: planned.changes };
+    const out: Buffer[] = [];
+    write(source, planned, options, (octets) => out.push(octets));
+    return { ok: true, message: Buffer.concat(out), changes: planned.changes };
   } catch (err) {
-    if (err instanceof Refusal) return { ok: false, code: err.code, text: replyText(err.message) };
-    // A bug here must not lose mail: the client keeps the message and retries.
-    const why = err instanceof Error ? err.message : String(err);
-    return { ok: false, code: 451, text: replyText(`4.3.0 Could not prepare the message for signing (${why}), try again later`) };
+    return failure(err);
   }
+}
+
+/**
+ * normalize() for a message in a file, written to another file: reads
+ * `inPath` (a CRLF message) at most 64 KiB at a time and writes the result to
+ * `outPath` (created, mode 0600), holding only header blocks and fixed-size
+ * buffers, never a whole body. The output is the same as normalize() gives
+ * for the file's content. When nothing changes, no output file is written;
+ * when the message is refused, none is left behind. Synchronous, for a worker
+ * thread. Never throws.
+ */
+export function normalizeFile(inPath: string, outPath: string, options: NormalizeOptions): NormalizedFile {
+  let input: number | undefined;
+  let output: number | undefined;
+  try {
+    input = openSync(inPath, 'r');
+    const source = fileSource(input, fstatSync(input).size);
+    const planned = plan(source, options);
+    if (!planned.changed) return { ok: true, changed: false, changes: planned.changes };
+    output = openSync(outPath, 'w', 0o600);
+    const file = new FileWriter(output);
+    const size = write(source, planned, options, (octets) => file.write(octets));
+    file.flush();
+    return { ok: true, changed: true, changes: planned.changes, header: planned.header, size };
+  } catch (err) {
+    if (output !== undefined) {
+      closeSync(output);
+      output = undefined;
+      rmSync(outPath, { force: true });
+    }
+    return failure(err);
+  } finally {
+    if (input !== undefined) closeSync(input);
+    if (output !== undefined) closeSync(output);
+  }
+}
+
+function failure(err: unknown): { ok: false; code: number; text: string } {
+  if (err instanceof Refusal) return { ok: false, code: err.code, text: replyText(err.message) };
+  // A bug here must not lose mail: the client keeps the message and retries.
+  const why = err instanceof Error ? err.message : String(err);
+  return { ok: false, code: 451, text: replyText(`4.3.0 Could not prepare the message for signing (${why}), try again later`) };
 }
 
 /** SMTP reply text quotes the message: printable ASCII only, and short (RFC 5321 §4.5.3.1.5). */
@@ -56,9 +114,12 @@ function replyText(text: string): string {
   return ascii.length > 400 ? `${ascii.slice(0, 397)}...` : ascii;
 }
 
-function run(message: Buffer, options: NormalizeOptions): Normalized {
+type Plan = { changed: false; changes: string[] } | { changed: true; changes: string[]; header: Buffer; body: Piece[] };
+
+/** What to write: decided from the header blocks and scans of the message, nothing encoded yet. */
+function plan(source: ByteSource, options: NormalizeOptions): Plan {
   const changes: string[] = [];
-  const top = readEntity(message);
+  const top = readEntity(source, { start: 0, end: source.length });
   if (typeof top === 'string') throw new Refusal(554, `5.6.0 Malformed header: ${top}`);
   const fields = top.header.fields;
   const needDate = options.addDate && fieldsNamed(fields, 'Date').length === 0;
@@ -67,14 +128,16 @@ function run(message: Buffer, options: NormalizeOptions): Normalized {
   // refuse to parse at all; relaxed canonicalization reads both forms alike.
   const spaced = fields.filter((f) => SPACE_BEFORE_COLON.test(f.raw));
   const duplicated = options.mergeDuplicates ? duplicatedAddressFields(top.header) : [];
-  const unsafe = unsafeForTransit(message, options.eightBitMime) || (!(options.smtpUtf8 ?? options.eightBitMime) && has8bit(top.header.original));
-  if (!unsafe && !needDate && !needId && spaced.length === 0 && duplicated.length === 0) return { ok: true, message, changes };
+  const unsafe =
+    spanUnsafe(source, { start: 0, end: source.length }, options.eightBitMime) ||
+    (!(options.smtpUtf8 ?? options.eightBitMime) && has8bit(top.header.original));
+  if (!unsafe && !needDate && !needId && spaced.length === 0 && duplicated.length === 0) return { changed: false, changes };
   for (const field of spaced) {
     replaceRaw(top.header, field, field.raw.replace(SPACE_BEFORE_COLON, '$1:'));
     changes.push(`removed the space before the colon of ${field.name}:`);
   }
 
-  const walk: Walk = { options, changes };
+  const walk: Walk = { options, changes, source };
   for (const name of duplicated) mergeDuplicates(top.header, name, walk);
   const body = unsafe ? normalizeEntity(top, '', 'message', 'text/plain', 0, walk) : null;
   // Appended after the last field, not prepended: the top of the header is
@@ -89,14 +152,52 @@ function run(message: Buffer, options: NormalizeOptions): Normalized {
     appendField(top.header, 'Message-ID', newMessageId(options.messageIdDomain));
     changes.push('added Message-ID:');
   }
-  if (changes.length === 0) return { ok: true, message, changes };
-  const out = Buffer.concat(entityChunks(top, body));
+  if (changes.length === 0) return { changed: false, changes };
+  const [header, ...rest] = entityPieces(top, body);
+  const separator = rest[0];
+  return {
+    changed: true,
+    changes,
+    header: Buffer.isBuffer(separator) ? Buffer.concat([header as Buffer, separator]) : (header as Buffer),
+    body: rest.slice(Buffer.isBuffer(separator) ? 1 : 0),
+  };
+}
+
+/** Writes the planned message; returns its size. */
+function write(source: ByteSource, planned: Plan & { changed: true }, options: NormalizeOptions, out: Output): number {
   // Belt and braces: never sign something a hop would still have to change.
-  const longest = overlongLine(out);
-  const nulLeft = hasNul(splitMessage(out).body);
-  if (longest > 0 || (!options.eightBitMime && has8bit(out)) || nulLeft) {
-    const why = longest > 0 ? `a line of ${longest} octets is left` : nulLeft ? 'a NUL octet is left' : '8-bit data is left';
-    throw new Refusal(554, `5.6.0 The message could not be made safe for transit (${why})`);
+  const check = new OutputCheck(options.eightBitMime);
+  const checked = check.passTo(out);
+  writePieces(source, [planned.header, ...planned.body], checked);
+  check.end();
+  return check.size;
+}
+
+/** Small writes are gathered into one buffer, so a header or a CRLF is not a system call of its own. */
+class FileWriter {
+  private readonly buf = Buffer.allocUnsafe(WINDOW);
+  private n = 0;
+  private readonly fd: number;
+  constructor(fd: number) {
+    this.fd = fd;
   }
-  return { ok: true, message: out, changes };
+
+  write(octets: Buffer): void {
+    if (this.n + octets.length > this.buf.length || octets.length >= this.buf.length / 2) this.flush();
+    if (octets.length >= this.buf.length / 2) {
+      writeAll(this.fd, octets);
+      return;
+    }
+    octets.copy(this.buf, this.n);
+    this.n += octets.length;
+  }
+
+  flush(): void {
+    writeAll(this.fd, this.buf.subarray(0, this.n));
+    this.n = 0;
+  }
+}
+
+function writeAll(fd: number, octets: Buffer): void {
+  for (let at = 0; at < octets.length; ) at += writeSync(fd, octets, at, octets.length - at);
 }

@@ -3,13 +3,13 @@
 // readable as quoted-printable; anything else, and anything holding NUL (it is
 // not text), becomes base64. Parts already encoded keep their encoding and are
 // only re-wrapped (base64) or re-encoded (QP).
-import { isUtf8 } from 'node:buffer';
 import { fieldsNamed } from '../../message/header.ts';
 import type { ContentInfo } from './content-type.ts';
 import { appendField, setField, type Entity } from './header-block.ts';
-import { MAX_LINE } from './scan.ts';
+import type { Piece } from './pieces.ts';
+import { MAX_LINE, spanIsUtf8 } from './scan.ts';
 import { inPart, Refusal } from './refusal.ts';
-import { fromQuotedPrintable, rewrapBase64, toBase64, toQuotedPrintable } from './transfer-encoding.ts';
+import { endsWithCrlf } from './source.ts';
 import type { Walk } from './walk.ts';
 
 /** Why a body needs work, e.g. "8-bit data, line of 1204 octets". */
@@ -30,8 +30,6 @@ export function describe(trouble: Trouble): string {
 }
 
 const CRLF = Buffer.from('\r\n');
-const endsWithCrlf = (b: Buffer): boolean => b.length >= 2 && b[b.length - 2] === 0x0d && b[b.length - 1] === 0x0a;
-const SOFT_BREAK = Buffer.from('=\r\n');
 
 /** The repairs a site switched off: the message is refused instead. */
 function refuseWhenAsked(trouble: Trouble, walk: Walk): void {
@@ -52,13 +50,15 @@ function refuseWhenAsked(trouble: Trouble, walk: Walk): void {
 }
 
 /** A 7bit/8bit/binary leaf: encode it and say so in its header. */
-export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' | 'part', path: string, trouble: Trouble, walk: Walk): Buffer[] {
+export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' | 'part', path: string, trouble: Trouble, walk: Walk): Piece[] {
   refuseWhenAsked(trouble, walk);
   const { body, header } = entity;
   const qp = !trouble.nul && (info.type.startsWith('text/') || info.type.startsWith('message/'));
   // base64 carries the octets, final CRLF included; the body must still end
   // in a CRLF where it did (the end of the message, not before a delimiter).
-  const encoded = qp ? [toQuotedPrintable(body)] : [toBase64(body), ...(endsWithCrlf(body) ? [CRLF] : [])];
+  const encoded: Piece[] = qp
+    ? [{ coding: 'quoted-printable', span: body }]
+    : [{ coding: 'base64', span: body }, ...(endsWithCrlf(walk.source, body) ? [CRLF] : [])];
   const name = qp ? 'quoted-printable' : 'base64';
   walk.changes.push(`re-encoded ${trouble.label} as ${name} (${describe(trouble)})`);
   // RFC 2045 §4: without MIME-Version the encoding header means nothing to a reader.
@@ -68,7 +68,7 @@ export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' 
   }
   if (!info.declared) {
     // The default (us-ascii) would be wrong for 8-bit text now made 7-bit.
-    const type = `text/plain; charset=${isUtf8(body) ? 'utf-8' : 'unknown-8bit'}`;
+    const type = `text/plain; charset=${spanIsUtf8(walk.source, body) ? 'utf-8' : 'unknown-8bit'}`;
     appendField(header, 'Content-Type', type);
     walk.changes.push(`added Content-Type: ${type}${inPart(path)}`);
   }
@@ -77,16 +77,15 @@ export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' 
 }
 
 /** A base64 or quoted-printable leaf with long lines or stray 8-bit octets. */
-export function reworkEncodedLeaf(entity: Entity, info: ContentInfo, trouble: Trouble, walk: Walk): Buffer[] {
+export function reworkEncodedLeaf(entity: Entity, info: ContentInfo, trouble: Trouble, walk: Walk): Piece[] {
   refuseWhenAsked(trouble, walk);
   const { body } = entity;
-  const tail = endsWithCrlf(body);
+  const tail = endsWithCrlf(walk.source, body);
   if (info.encoding === 'base64') {
     walk.changes.push(`re-wrapped base64 ${trouble.label} at 76 octets (${describe(trouble)})`);
-    return [rewrapBase64(body), ...(tail ? [CRLF] : [])];
+    return [{ coding: 'rewrap-base64', span: body }, ...(tail ? [CRLF] : [])];
   }
-  const out = toQuotedPrintable(fromQuotedPrintable(body));
   walk.changes.push(`re-encoded quoted-printable ${trouble.label} (${describe(trouble)})`);
   // a trailing soft break decodes to nothing and keeps the final CRLF
-  return [out, ...(tail && !endsWithCrlf(out) ? [SOFT_BREAK] : [])];
+  return [{ coding: 'requote', span: body, softBreakAtEnd: tail }];
 }

@@ -1,6 +1,9 @@
 // The cheap checks that decide whether anything needs doing at all. They run
-// over every message, so they are native searches, no per-octet JavaScript.
-import { isAscii } from 'node:buffer';
+// over every message, so they are native searches, no per-octet JavaScript,
+// and they take their input a chunk at a time, so a message need not be in
+// memory as a whole.
+import { isAscii, isUtf8 } from 'node:buffer';
+import { chunks, type ByteSource, type Span } from './source.ts';
 
 /** RFC 5322 §2.1.1: a line holds at most 998 octets, CRLF not counted. */
 export const MAX_LINE = 998;
@@ -9,30 +12,138 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 /**
+ * Length of the longest line over 998 octets (its CRLF not counted), fed a
+ * chunk at a time. A line ends at LF; a CR just before it is not counted, a
+ * lone CR is. The last line needs no LF.
+ */
+export class LineScanner {
+  private longest = 0;
+  /** Octets of the line still open at the end of the last chunk. */
+  private open = 0;
+  private lastWasCr = false;
+
+  push(data: Uint8Array): void {
+    const n = data.length;
+    if (n === 0) return;
+    const buf = Buffer.from(data.buffer, data.byteOffset, n);
+    const first = buf.indexOf(LF);
+    if (first < 0) {
+      this.open += n;
+      this.lastWasCr = buf[n - 1] === CR;
+      return;
+    }
+    const cr = first > 0 ? buf[first - 1] === CR : this.lastWasCr;
+    this.line(this.open + first - (cr ? 1 : 0));
+    let s = first + 1;
+    // Looks for the last LF within reach of each line start, so short lines
+    // are skipped a kilobyte at a time.
+    while (n - s > MAX_LINE) {
+      const reach = s + MAX_LINE + 1; // a line of 998 octets has its LF here
+      const last = buf.lastIndexOf(LF, reach);
+      if (last >= s) {
+        // every line up to `last` fits, except a 999-octet one ended by a bare LF
+        if (last === reach && buf[last - 1] !== CR && buf.indexOf(LF, s) === last) this.line(MAX_LINE + 1);
+        s = last + 1;
+        continue;
+      }
+      const lf = buf.indexOf(LF, reach);
+      if (lf < 0) break;
+      this.line(lf - s - (buf[lf - 1] === CR ? 1 : 0));
+      s = lf + 1;
+    }
+    // what is left either is open or holds only short lines before the open one
+    if (n - s <= MAX_LINE) {
+      const last = buf.lastIndexOf(LF, n - 1);
+      if (last >= s) s = last + 1;
+    }
+    this.open = n - s;
+    this.lastWasCr = buf[n - 1] === CR;
+  }
+
+  /** The longest line over 998 octets, or 0. */
+  end(): number {
+    this.line(this.open);
+    this.open = 0;
+    return this.longest;
+  }
+
+  private line(length: number): void {
+    if (length > MAX_LINE && length > this.longest) this.longest = length;
+  }
+}
+
+/**
+ * Whether a text is UTF-8, fed a chunk at a time: each piece is checked up to
+ * the last octet that starts a character, the rest waits for the next chunk.
+ */
+export class Utf8Check {
+  private valid = true;
+  private held: Buffer = Buffer.alloc(0);
+
+  push(data: Buffer): void {
+    if (!this.valid || data.length === 0) return;
+    const buf = this.held.length > 0 ? Buffer.concat([this.held, data]) : data;
+    let cut = buf.length;
+    // a character is at most 4 octets: its first one is within the last 4
+    for (let i = buf.length - 1; i >= Math.max(0, buf.length - 4); i--) {
+      if ((buf[i]! & 0xc0) !== 0x80) {
+        cut = i;
+        break;
+      }
+    }
+    this.held = Buffer.from(buf.subarray(cut));
+    if (!isUtf8(buf.subarray(0, cut))) this.valid = false;
+  }
+
+  end(): boolean {
+    return this.valid && isUtf8(this.held);
+  }
+}
+
+/** Overlong lines, 8-bit octets and NUL octets in a stretch of the source, in one pass. */
+export interface Findings {
+  longest: number;
+  eightBit: boolean;
+  nul: boolean;
+}
+
+export function scanSpan(src: ByteSource, span: Span): Findings {
+  const lines = new LineScanner();
+  let eightBit = false;
+  let nul = false;
+  for (const c of chunks(src, span.start, span.end)) {
+    lines.push(c);
+    if (!eightBit && !isAscii(c)) eightBit = true;
+    if (!nul && c.indexOf(0) >= 0) nul = true;
+  }
+  return { longest: lines.end(), eightBit, nul };
+}
+
+/** Whether this stretch would be changed by a hop with line limits or without 8BITMIME, or read differently (NUL). */
+export function spanUnsafe(src: ByteSource, span: Span, eightBitMime: boolean): boolean {
+  const found = scanSpan(src, span);
+  return found.longest > 0 || (!eightBitMime && found.eightBit) || found.nul;
+}
+
+export function spanHas8bit(src: ByteSource, span: Span): boolean {
+  for (const c of chunks(src, span.start, span.end)) if (!isAscii(c)) return true;
+  return false;
+}
+
+export function spanIsUtf8(src: ByteSource, span: Span): boolean {
+  const check = new Utf8Check();
+  for (const c of chunks(src, span.start, span.end)) check.push(c);
+  return check.end();
+}
+
+/**
  * Length of the longest line over 998 octets (its CRLF not counted), or 0 when
- * there is none. Looks for the last LF within reach of each line start, so
- * short lines are skipped a kilobyte at a time.
+ * there is none.
  */
 export function overlongLine(buf: Uint8Array): number {
-  const data = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const n = data.length;
-  let longest = 0;
-  let s = 0;
-  while (n - s > MAX_LINE) {
-    const reach = s + MAX_LINE + 1; // a line of 998 octets has its LF here
-    const last = data.lastIndexOf(LF, reach);
-    if (last >= s) {
-      // every line up to `last` fits, except a 999-octet one ended by a bare LF
-      if (last === reach && data[last - 1] !== CR && data.indexOf(LF, s) === last) longest = Math.max(longest, MAX_LINE + 1);
-      s = last + 1;
-      continue;
-    }
-    const lf = data.indexOf(LF, reach);
-    const end = lf < 0 ? n : lf;
-    longest = Math.max(longest, end - s - (lf > 0 && data[lf - 1] === CR ? 1 : 0));
-    s = lf < 0 ? n : lf + 1;
-  }
-  return longest;
+  const lines = new LineScanner();
+  lines.push(buf);
+  return lines.end();
 }
 
 export function has8bit(buf: Uint8Array): boolean {
@@ -46,9 +157,4 @@ export function has8bit(buf: Uint8Array): boolean {
  */
 export function hasNul(buf: Uint8Array): boolean {
   return buf.indexOf(0) >= 0;
-}
-
-/** Whether these octets would be changed by a hop with line limits or without 8BITMIME, or read differently (NUL). */
-export function unsafeForTransit(buf: Uint8Array, eightBitMime: boolean): boolean {
-  return overlongLine(buf) > 0 || (!eightBitMime && has8bit(buf)) || hasNul(buf);
 }
