@@ -6,7 +6,8 @@
 import { MAX_LINE } from './normalize/scan.ts';
 import { normalize, type NormalizeOptions } from './normalize/index.ts';
 import { headerBlockLength, type IncomingMessage } from '../message/incoming.ts';
-import { bufferOctets, readOctets, type Octets } from '../message/octets.ts';
+import { bufferOctets, fileOctets, readOctets, type Octets } from '../message/octets.ts';
+import { normalizeFileInThread } from './normalize-thread.ts';
 
 export type NormalizedMessage =
   | { ok: true; header: Buffer; body: Octets; changes: string[] }
@@ -20,6 +21,20 @@ export async function normalizeIncoming(message: IncomingMessage, options: Norma
     const result = normalize(message.header, options);
     if (!result.ok) return result;
     return { ok: true, header: result.message, body: message.body, changes: result.changes };
+  }
+  if (message.file) {
+    const out = `${message.file}.normalized`;
+    let result;
+    try {
+      result = await normalizeFileInThread(message.file, out, options);
+    } catch (err) {
+      return { ok: false, code: 451, text: `4.3.0 Could not prepare the message for signing (${(err as Error).message}), try again later` };
+    }
+    if (!result.ok) return result;
+    if (!result.changed) return { ok: true, header: message.header, body: message.body, changes: result.changes };
+    // A Buffer crosses from the thread as a plain Uint8Array.
+    const header = Buffer.from(result.header.buffer, result.header.byteOffset, result.header.byteLength);
+    return { ok: true, header, body: fileOctets(out, header.length, result.size - header.length), changes: result.changes };
   }
   const whole = Buffer.concat([message.header, await readOctets(message.body)]);
   const result = normalize(whole, options);
