@@ -2,6 +2,7 @@
 // written to disk as they arrive, a full disk reported as such.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { readOctets } from '../../src/message/octets.ts';
 import { intakeDir, receiveMessage, removeStaleIntakeFiles, SPILL_AT } from '../../src/relay/intake.ts';
@@ -102,4 +103,39 @@ test('files a stopped relay was receiving are removed at start, and only those',
   assert.equal(removeStaleIntakeFiles(dir), 1);
   assert.deepEqual(readdirSync(dir), ['20261126T000000000-0000-abcdefabcdef.tmp']);
   assert.equal(removeStaleIntakeFiles(`${dir}/missing`), 0);
+});
+
+test('a client that drops the connection mid-DATA leaves no intake file and no open descriptor behind', async () => {
+  const { startTestRelay } = await import('../helpers/relay-harness.ts');
+  const { rawSession } = await import('../helpers/raw-smtp.ts');
+  const { readlinkSync } = await import('node:fs');
+  const relay = await startTestRelay({ delivery: { upstream: { type: 'file', dir: join(tempDir(), 'outbox') } } });
+  const intake = join(relay.dir, 'spool', 'tmp');
+  const openIntakeFiles = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(intake);
+      } catch {
+        return false;
+      }
+    });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const session = await rawSession(relay.port);
+      await session.reply(1);
+      session.write('EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
+      await session.reply(4);
+      session.write(HEADER + 'x\r\n'.repeat(SPILL_AT));
+      // Until the relay has written past SPILL_AT, the intake file exists.
+      for (let n = 0; n < 100 && !(existsSync(intake) && readdirSync(intake).some((f) => f.startsWith('intake-'))); n++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(readdirSync(intake).some((f) => f.startsWith('intake-')), 'the message went to disk');
+      session.socket.destroy();
+      await session.closed;
+    }
+    for (let n = 0; n < 100 && (readdirSync(intake).some((f) => f.startsWith('intake-')) || openIntakeFiles().length > 0); n++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(readdirSync(intake).filter((f) => f.startsWith('intake-')), [], 'intake files removed');
+    assert.deepEqual(openIntakeFiles(), [], 'no descriptor left open on them');
+  } finally {
+    await relay.close();
+  }
 });
