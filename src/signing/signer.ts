@@ -4,7 +4,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
-import { CHUNK, type Octets } from '../message/octets.ts';
+import { bufferOctets, CHUNK, type Octets } from '../message/octets.ts';
 import { BodyHasher } from './body-hash.ts';
 import { relaxedHeader } from './canonicalization/relaxed.ts';
 import { simpleHeader } from './canonicalization/simple.ts';
@@ -73,8 +73,7 @@ export interface SignAsyncOptions {
 export async function signMessageAsync(message: Buffer, keys: SigningKey[], options: SignOptions, more: SignAsyncOptions = {}): Promise<string> {
   const { header, body } = splitMessage(message);
   const fields = more.fields ?? parseHeader(header);
-  const hasher = await hashBody(body, options.bodyCanonicalization);
-  return signHashed({ fields, bodyHash: hasher.digest(), bodyLength: hasher.canonicalLength }, keys, options, more.crypto);
+  return signHashed({ fields, ...(await hashOctets(bufferOctets(body), options.bodyCanonicalization)) }, keys, options, more.crypto);
 }
 
 /** The canonical body's hash and length, read chunk by chunk: the body is never held whole. */
@@ -102,18 +101,6 @@ export async function signHashed(message: HashedMessage, keys: SigningKey[], opt
   const plans = planSignatures(message, keys, options);
   const signatures = await Promise.all(plans.map((p) => crypto.sign(p.key.algorithm, p.digest, p.key.privateKey)));
   return plans.map((p, i) => completeField(p, signatures[i]!)).join('');
-}
-
-/** Bodies above this are hashed in slices of it, letting other sessions run in between. */
-const SLICE = 512 * 1024;
-
-async function hashBody(body: Buffer, canonicalization: Canonicalization): Promise<BodyHasher> {
-  const hasher = new BodyHasher(canonicalization);
-  for (let at = 0; at < body.length; at += SLICE) {
-    if (at > 0) await yieldToEventLoop();
-    hasher.update(body.subarray(at, at + SLICE));
-  }
-  return hasher;
 }
 
 interface Plan {
