@@ -261,10 +261,11 @@ export class QueueIndex {
    * Runs a write whose loss in a power cut does no harm without waiting for
    * the disk: its WAL frames reach the operating system (so a crash of this
    * process keeps them), and the next synchronous commit's fsync of the WAL
-   * makes them durable too.
+   * makes them durable too. NORMAL rather than OFF: a checkpoint this commit
+   * may run still syncs the database file before the WAL is reused.
    */
   #withoutFsync<T>(write: () => T): T {
-    this.db.pragma('synchronous = OFF');
+    this.db.pragma('synchronous = NORMAL');
     try {
       return write();
     } finally {
