@@ -3,7 +3,8 @@
 // The relay (queue mode, its own process) is flooded over SMTP and killed
 // with SIGKILL at a random moment of each round, then started again on the
 // same spool. Prints the messages acknowledged (250), delivered, lost and
-// duplicated; exits 1 on any loss.
+// duplicated, and how close to its kill each duplicate's first copy came;
+// exits 1 on any loss.
 import { parseArgs } from 'node:util';
 import { mulberry32, runCrashRounds } from '../test/queue/crash-harness.ts';
 
@@ -28,6 +29,11 @@ const result = await runCrashRounds({
 });
 console.log(
   `rounds ${result.rounds}, ${Math.round((Date.now() - started) / 1000)} s: acknowledged ${result.acknowledged}, delivered ${result.delivered}, ` +
-    `lost ${result.lost.length}${result.lost.length ? ` (${result.lost.slice(0, 20).join(', ')})` : ''}, duplicates ${result.duplicates}`,
+    `lost ${result.lost.length}${result.lost.length ? ` (${result.lost.slice(0, 20).join(', ')})` : ''}, duplicates ${result.duplicates}` +
+    ` (${((result.duplicates / Math.max(1, result.acknowledged)) * 100).toFixed(2)} % of acknowledged)`,
 );
+for (const [same, what] of [[true, 'one queued message sent twice'], [false, 'a client\'s message queued twice']] as const) {
+  const leads = result.duplicateCopies.filter((d) => d.sameQueueId === same).map((d) => d.leadMs).sort((a, b) => a - b);
+  if (leads.length > 0) console.log(`${what}: ${leads.length}; first copy at the sink this many ms before the kill: ${leads.map((ms) => ms.toFixed(1)).join(', ')}`);
+}
 process.exit(result.lost.length > 0 ? 1 : 0);

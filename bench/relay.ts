@@ -1,7 +1,9 @@
-// dkim-relay under test: the real daemon (`src/cli/main.ts serve`) as a child
-// process, with a generated configuration on loopback (port 0, the port read
-// from its "relay listening" log line), its own key store holding one active
-// key, delivering to the sink.
+// dkim-relay under test: the real daemon as a child process, started the way
+// systemd starts it (`bin/dkim-relay.js serve`, so with the launcher's memory
+// settings; the launcher replaces itself with the relay, keeping its PID),
+// with a generated configuration on loopback (port 0, the port read from its
+// "relay listening" log line), its own key store holding one active key,
+// delivering to the sink.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +13,7 @@ import { DOMAIN } from './message.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
+const LAUNCHER = join(ROOT, 'bin', 'dkim-relay.js');
 
 export type DeliveryMode = 'sync' | 'queue';
 export type Algorithm = 'rsa' | 'ed25519';
@@ -20,6 +23,10 @@ export interface RelaySetup {
   mode: DeliveryMode;
   algorithm: Algorithm;
   sinkPort: number;
+  /** Options for the Node.js that runs the relay (before the script), e.g. V8 flags to try. */
+  nodeArgs?: string[];
+  /** Added to the relay's environment, e.g. MALLOC_ARENA_MAX to try. */
+  env?: Record<string, string>;
 }
 
 function configFor({ dir, mode, sinkPort }: RelaySetup): object {
@@ -54,6 +61,8 @@ export function modeSupported(setup: RelaySetup): { ok: true } | { ok: false; re
 export interface RunningRelayProcess {
   pid: number;
   port: number;
+  /** The metrics and status listener (Prometheus text at /metrics). */
+  metricsPort: number;
   /** TXT records by name, for the independent verifier. */
   records: Record<string, string>;
   stop(): Promise<void>;
@@ -66,9 +75,13 @@ export async function startRelayProcess(setup: RelaySetup): Promise<RunningRelay
   store.close();
   const records = { [`${key.selector}._domainkey.${key.domain}`]: txtValue(key) };
 
-  const child = spawn(process.execPath, [MAIN, 'serve', '--config', config], { cwd: setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(setup.nodeArgs ?? []), LAUNCHER, 'serve', '--config', config], {
+    cwd: setup.dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...setup.env },
+  });
   let log = '';
-  const port = await new Promise<number>((resolve, reject) => {
+  const ports = await new Promise<{ plain: number; metrics: number }>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error('did not log "relay listening" within 30 s')), 30_000);
     const fail = (err: Error) => {
       clearTimeout(timer);
@@ -81,14 +94,14 @@ export async function startRelayProcess(setup: RelaySetup): Promise<RunningRelay
       const line = log.split('\n').find((l) => l.includes('"relay listening"'));
       if (line) {
         clearTimeout(timer);
-        resolve((JSON.parse(line) as { plain: number }).plain);
+        resolve(JSON.parse(line) as { plain: number; metrics: number });
       }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     child.once('exit', (code) => fail(new Error(`exited with ${code}`)));
   });
-  return { pid: child.pid!, port, records, stop: () => stopChild(child) };
+  return { pid: child.pid!, port: ports.plain, metricsPort: ports.metrics, records, stop: () => stopChild(child) };
 }
 
 /** SIGTERM, and SIGKILL after 15 s: the relay finishes sessions in flight first. */

@@ -15,7 +15,7 @@ import { metrics } from '../observability/metrics.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
-import { decideOutcomes, transactionGroups } from './outcomes.ts';
+import { decideOutcomes, transactionGroups, type RecipientResult } from './outcomes.ts';
 import type { Claim, QueueIndex } from './queue-index.ts';
 import { HOLD_FILE_MISSING } from './recovery.ts';
 import type { Spool } from './spool.ts';
@@ -144,7 +144,10 @@ export class QueueManager {
       logger.error({ id: message.id, err: (err as Error).message }, 'message file unreadable: message held; restore the file and release it, or delete it');
       return;
     }
-    const replies = new Map<number, SmtpReply>();
+    // Delivered recipients are recorded as soon as their group's 250 is in: until that commit, a
+    // crash sends them again (RFC 5321 §6.1), so that time is kept to one commit. The others wait
+    // for the end of the attempt, so that one notice covers all of them.
+    const pending: RecipientResult[] = [];
     for (const group of transactionGroups(claim.recipients)) {
       const envelope: Envelope = {
         from: message.sender,
@@ -158,13 +161,16 @@ export class QueueManager {
         logger.error({ id: message.id, err: (err as Error).message }, 'upstream delivery threw; the recipients are deferred');
         answer = { code: 451, enhanced: '4.3.0', text: 'Local error while delivering', recipients: [] };
       }
-      group.forEach((r, i) => replies.set(r.seq, answer.recipients[i]?.reply ?? answer));
+      const replies = new Map<number, SmtpReply>(group.map((r, i) => [r.seq, answer.recipients[i]?.reply ?? answer]));
+      const results = decideOutcomes({ receivedAt: message.receivedAt, now: this.#now(), recipients: group, replies }, this.#o.policy, this.#random);
+      const delivered = results.filter((r) => r.outcome.result === 'delivered');
+      if (delivered.length > 0) this.#record(claim, delivered);
+      pending.push(...results.filter((r) => r.outcome.result !== 'delivered'));
     }
+    if (pending.length === 0) return;
 
-    const now = this.#now();
-    const results = decideOutcomes({ receivedAt: message.receivedAt, now, recipients: claim.recipients, replies }, this.#o.policy, this.#random);
     const items: NoticeItem[] = [];
-    for (const r of results) {
+    for (const r of pending) {
       if (r.outcome.result === 'bounced') items.push({ recipient: r.recipient, action: 'failed', reply: r.outcome.reply, expired: r.expired });
       else if (r.warnDelay) items.push({ recipient: r.recipient, action: 'delayed', reply: r.outcome.reply, expired: false });
     }
@@ -179,14 +185,21 @@ export class QueueManager {
         return;
       }
     }
+    this.#record(claim, pending);
+    const warned = pending.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
+    if (warned.length > 0) index.markDelayWarned(message.id, warned);
+  }
+
+  /** Commits these recipients' results (one transaction), then counts and logs them. */
+  #record(claim: Claim, results: RecipientResult[]): void {
+    const { index, upstream, logger } = this.#o;
+    const { message } = claim;
     index.record(claim, results.map((r) => r.outcome));
     const domain = index.signingDomain(message.id);
     for (const { outcome } of results) {
       if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);
       else metrics[outcome.result](domain);
     }
-    const warned = results.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
-    if (warned.length > 0) index.markDelayWarned(message.id, warned);
     for (const r of results) {
       const o = r.outcome;
       logger[o.result === 'delivered' ? 'info' : 'warn']({

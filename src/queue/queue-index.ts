@@ -245,13 +245,32 @@ export class QueueIndex {
       `UPDATE recipients SET state = 'delivering', claim = ?, next_attempt_at = ?, updated_at = ?
        WHERE message_id = ? AND ${PENDING} AND next_attempt_at <= ? RETURNING *`,
     );
-    return this.db.transaction(() =>
-      (dueMessages.all(now, options.limit) as MessageRow[]).map((row) => {
-        const token = randomBytes(8).toString('hex');
-        const recipients = (take.all(token, leaseUntil, now, row.id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
-        return { token, message: toMessage(row), recipients, leaseUntil };
-      }),
-    ).immediate();
+    // A claim need not survive a crash: start-up makes every `delivering` recipient due again.
+    return this.#withoutFsync(() =>
+      this.db.transaction(() =>
+        (dueMessages.all(now, options.limit) as MessageRow[]).map((row) => {
+          const token = randomBytes(8).toString('hex');
+          const recipients = (take.all(token, leaseUntil, now, row.id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
+          return { token, message: toMessage(row), recipients, leaseUntil };
+        }),
+      ).immediate(),
+    );
+  }
+
+  /**
+   * Runs a write whose loss in a power cut does no harm without waiting for
+   * the disk: its WAL frames reach the operating system (so a crash of this
+   * process keeps them), and the next synchronous commit's fsync of the WAL
+   * makes them durable too. NORMAL rather than OFF: a checkpoint this commit
+   * may run still syncs the database file before the WAL is reused.
+   */
+  #withoutFsync<T>(write: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return write();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   /**

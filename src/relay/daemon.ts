@@ -59,7 +59,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   const store = KeyStore.open(config.keys.dir, {
     onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
   });
-  // Signing and self-check crypto on one thread per core, off the event loop.
+  // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;

@@ -1,7 +1,7 @@
-// Signing and verification off the event loop: one worker thread per core
-// does the RSA/Ed25519 key operations on SHA-256 digests, so SMTP sessions
-// never wait on crypto and every core signs. Only the 32-octet digest (and a
-// key, once per key and thread) crosses to a thread, never a message.
+// Signing and verification off the event loop: worker threads do the
+// RSA/Ed25519 key operations on SHA-256 digests, so SMTP sessions never wait
+// on crypto. Only the 32-octet digest (and a key, once per key and thread)
+// crosses to a thread, never a message.
 //
 // A thread that dies takes no job with it: its jobs go to another thread,
 // once; a job that loses its thread twice fails with CryptoUnavailable (the
@@ -29,7 +29,7 @@ export const inThreadCrypto: DigestCrypto = {
 };
 
 export interface PoolOptions {
-  /** Threads; default one per core. */
+  /** Threads; default defaultPoolSize(). */
   size?: number;
   /** Jobs waiting or running at once; beyond it a job fails with CryptoUnavailable. */
   maxQueue?: number;
@@ -63,6 +63,18 @@ const MAX_START_FAILURES = 3;
 /** Keys a thread keeps; rotation makes new KeyObjects, the oldest are forgotten. */
 const KEYS_PER_THREAD = 256;
 
+/**
+ * One thread fewer than there are cores, and at most two. The event loop
+ * keeps a core busy with everything else a message costs (SMTP, hashing,
+ * the pipeline, the queue); a thread's key operation is a small part of
+ * that (an RSA-2048 signature about 0.3 ms), so one thread keeps up with
+ * one event loop and a second leaves room for larger keys. Each thread is a
+ * V8 isolate of its own, about 20 MiB.
+ */
+export function defaultPoolSize(cores = availableParallelism()): number {
+  return Math.min(2, Math.max(1, cores - 1));
+}
+
 const keyIds = new WeakMap<KeyObject, number>();
 let nextKeyId = 1;
 function keyId(key: KeyObject): number {
@@ -86,7 +98,7 @@ export class CryptoPool implements DigestCrypto {
   retried = 0;
 
   constructor(options: PoolOptions = {}) {
-    this.size = Math.max(1, options.size ?? availableParallelism());
+    this.size = Math.max(1, options.size ?? defaultPoolSize());
     this.#maxQueue = options.maxQueue ?? 1024 * this.size;
     this.#workerUrl = options.workerUrl ?? new URL('./crypto-worker.ts', import.meta.url);
     this.#onProblem = options.onProblem ?? (() => {});

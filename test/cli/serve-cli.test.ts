@@ -2,7 +2,7 @@
 // signals while a session is in flight, through the real CLI and real signals.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -75,6 +75,26 @@ test('a TSIG secret file others can read stops the start with one line, exit 2',
   assert.equal(lines.length, 1, run.stderr);
   assert.match(lines[0]!, /TSIG secret file .* is readable by others \(mode 0644\).*chmod 600/);
   assert.doesNotMatch(run.stdout, /relay listening/, 'nothing listened');
+});
+
+test('serve runs in the process of bin/dkim-relay.js with the memory settings, and values an operator gives win', async () => {
+  const { dir, config } = setup('listen: {port: 0, hostname: relay.test}\n');
+  const settings = (pid: number) => ({
+    argv: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-')),
+    arenas: readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((v) => v.startsWith('MALLOC_ARENA_MAX=')),
+  });
+  const relay = await serve(['--config', config], dir);
+  try {
+    assert.deepEqual(settings(relay.child.pid!), { argv: ['--max-semi-space-size=8', '--max-old-space-size=1024'], arenas: 'MALLOC_ARENA_MAX=2' });
+  } finally {
+    relay.kill();
+  }
+  const own = await serve(['--config', config], dir, { env: { NODE_OPTIONS: '--max-old-space-size=2048', MALLOC_ARENA_MAX: '4' } });
+  try {
+    assert.deepEqual(settings(own.child.pid!), { argv: ['--max-semi-space-size=8'], arenas: 'MALLOC_ARENA_MAX=4' });
+  } finally {
+    own.kill();
+  }
 });
 
 describe('SIGHUP', () => {

@@ -45,10 +45,11 @@ export interface Served {
 /**
  * `dkim-relay serve …args` in `cwd`, resolved once it listens. `node` picks the
  * Node.js that runs bin/dkim-relay.js (the project's by default); `detached`
- * gives it a process group of its own, as a terminal would.
+ * gives it a process group of its own, as a terminal would; `env` is added to
+ * its environment.
  */
-export async function serve(args: string[], cwd: string, options: { node?: string; detached?: boolean } = {}): Promise<Served> {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: compileCache };
+export async function serve(args: string[], cwd: string, options: { node?: string; detached?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<Served> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: compileCache, ...options.env };
   const child = spawn(options.node ?? NODE, [BIN, 'serve', ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   let output = '';
   const waiters = new Set<() => void>();

@@ -22,6 +22,20 @@ export interface CrashResult {
   delivered: number;
   lost: string[];
   duplicates: number;
+  /** Each duplicate: see DuplicateCopy. */
+  duplicateCopies: DuplicateCopy[];
+}
+
+export interface DuplicateCopy {
+  /**
+   * How long before the kill nearest to it the first copy reached the sink,
+   * in ms (negative: the sink read it just after the kill; the relay had
+   * written it just before). A few ms: the crash fell between the upstream's
+   * 250 and the relay's record of it (RFC 5321 §6.1).
+   */
+  leadMs: number;
+  /** Both copies name the same queue id: one queued message sent twice, rather than a client's message queued twice. */
+  sameQueueId: boolean;
 }
 
 export interface CrashOptions {
@@ -82,6 +96,8 @@ function kill(child: ChildProcess): Promise<void> {
 }
 
 const subjectOf = (r: Received) => /^Subject: (.*)$/m.exec(r.raw.toString('latin1'))?.[1] ?? '';
+const nearest = (times: number[], t: number) => times.reduce((best, k) => (Math.abs(k - t) < Math.abs(best - t) ? k : best), Infinity);
+const queueIdOf = (r: Received) => /\(dkim-relay\) with \S+ id (\S+)/.exec(r.raw.toString('latin1'))?.[1];
 
 export async function runCrashRounds(options: CrashOptions): Promise<CrashResult> {
   const random = options.random ?? Math.random;
@@ -103,6 +119,14 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
 
   const acknowledged = new Set<string>();
   let counter = 0;
+  // When each message reached the sink (same order as sink.received), and when each kill came.
+  const arrivedAt: number[] = [];
+  const keep = sink.received.push.bind(sink.received);
+  sink.received.push = (...items: Received[]) => {
+    for (let i = 0; i < items.length; i++) arrivedAt.push(performance.now());
+    return keep(...items);
+  };
+  const killedAt: number[] = [];
   try {
     for (let round = 1; round <= options.rounds; round++) {
       const { child, port } = await startChild(configFile);
@@ -122,6 +146,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
       };
       const senders = Array.from({ length: clients }, flood);
       await new Promise((r) => setTimeout(r, Math.floor(random() * options.roundMs) + 50));
+      killedAt.push(performance.now());
       await kill(child);
       flooding = false;
       transport.close();
@@ -144,13 +169,22 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
       await kill(child);
     }
     const counts = new Map<string, number>();
-    for (const r of sink.received) counts.set(subjectOf(r), (counts.get(subjectOf(r)) ?? 0) + 1);
+    const firstCopy = new Map<string, number>();
+    const duplicateCopies: DuplicateCopy[] = [];
+    sink.received.forEach((r, i) => {
+      const subject = subjectOf(r);
+      counts.set(subject, (counts.get(subject) ?? 0) + 1);
+      const first = firstCopy.get(subject);
+      if (first === undefined) firstCopy.set(subject, i);
+      else duplicateCopies.push({ leadMs: nearest(killedAt, arrivedAt[first]!) - arrivedAt[first]!, sameQueueId: queueIdOf(r) === queueIdOf(sink.received[first]!) });
+    });
     return {
       rounds: options.rounds,
       acknowledged: acknowledged.size,
       delivered: counts.size,
       lost: [...acknowledged].filter((s) => !counts.has(s)),
       duplicates: [...counts.values()].reduce((sum, n) => sum + n - 1, 0),
+      duplicateCopies,
     };
   } finally {
     await sink.close();

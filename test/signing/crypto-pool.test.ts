@@ -5,7 +5,7 @@ import { dkimVerify } from 'mailauth';
 import { configSchema } from '../../src/config/schema.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { processMessage } from '../../src/pipeline/pipeline.ts';
-import { acquireCryptoPool, CryptoPool, CryptoUnavailable } from '../../src/signing/crypto-pool.ts';
+import { acquireCryptoPool, CryptoPool, CryptoUnavailable, defaultPoolSize } from '../../src/signing/crypto-pool.ts';
 import { signDigest, verifyDigest } from '../../src/signing/digest-signature.ts';
 import { signMessageAsync, type SignOptions } from '../../src/signing/signer.ts';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
@@ -31,6 +31,10 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describe('crypto pool', () => {
+  test('by default one thread fewer than the cores, at least one and at most two', () => {
+    assert.deepEqual([1, 2, 3, 4, 64].map((cores) => defaultPoolSize(cores)), [1, 1, 2, 2, 2]);
+  });
+
   test('messages signed through the pool verify with python3-dkim and mailauth, RSA and Ed25519', async () => {
     const pool = new CryptoPool({ size: 2 });
     try {

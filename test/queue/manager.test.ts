@@ -1,0 +1,60 @@
+// The queue manager records what the upstream accepted before it sends
+// anything else: a crash after a 250 then repeats only that one transaction.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { Envelope, Upstream, UpstreamReply } from '../../src/delivery/upstream.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { retryPolicy } from '../../src/queue/backoff.ts';
+import { QueueManager, type ManagerOptions } from '../../src/queue/manager.ts';
+import { QueueIndex } from '../../src/queue/queue-index.ts';
+import { Spool } from '../../src/queue/spool.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { envelope } from './support.ts';
+
+const OK = { code: 250, enhanced: '2.0.0', text: 'Ok' };
+
+test('a group the upstream accepted is recorded delivered before the next group of the message goes out', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = QueueIndex.open(join(dir, 'queue.db'));
+  const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
+  // Different NOTIFY: two transactions (RFC 3461 §4.1).
+  await index.enqueue(envelope(stored.id, stored.size, [], {
+    recipients: [{ address: 'one@example.net', notify: ['FAILURE'] }, { address: 'two@example.net', notify: ['NEVER'] }],
+  }));
+
+  const seen: { to: string[]; states: string[] }[] = [];
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const upstream: Upstream = {
+    name: 'recording upstream',
+    traits: { dualSign: false, eightBitMime: true, smtpUtf8: true, provisional: false },
+    ready: async () => {},
+    close: async () => {},
+    async deliver(env: Envelope): Promise<UpstreamReply> {
+      seen.push({ to: env.to, states: index.show(stored.id)!.recipients.map((r) => r.state) });
+      if (seen.length === 2) setImmediate(finished);
+      return { ...OK, recipients: env.to.map((address) => ({ address, reply: OK })) };
+    },
+  };
+  const manager = new QueueManager({
+    spool,
+    index,
+    upstream,
+    logger: silentLogger(),
+    policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
+    notices: {} as ManagerOptions['notices'],
+    workers: 1,
+  });
+  manager.start();
+  await done;
+  await manager.stop(5000);
+
+  assert.deepEqual(seen, [
+    { to: ['one@example.net'], states: ['delivering', 'delivering'] },
+    { to: ['two@example.net'], states: ['delivered', 'delivering'] },
+  ]);
+  assert.equal(index.show(stored.id)?.recipients.every((r) => r.state === 'delivered') ?? true, true);
+  index.close();
+});
