@@ -145,8 +145,8 @@ export class QueueManager {
       return;
     }
     // Delivered recipients are recorded as soon as their group's 250 is in: until that commit, a
-    // crash sends them again (RFC 5321 §6.1), so that time is kept to one commit. The others wait
-    // for the end of the attempt, so that one notice covers all of them.
+    // crash sends them again (RFC 5321 §6.1), so that time is kept to one group commit (a few ms).
+    // The others wait for the end of the attempt, so that one notice covers all of them.
     const pending: RecipientResult[] = [];
     for (const group of transactionGroups(claim.recipients)) {
       const envelope: Envelope = {
@@ -164,7 +164,7 @@ export class QueueManager {
       const replies = new Map<number, SmtpReply>(group.map((r, i) => [r.seq, answer.recipients[i]?.reply ?? answer]));
       const results = decideOutcomes({ receivedAt: message.receivedAt, now: this.#now(), recipients: group, replies }, this.#o.policy, this.#random);
       const delivered = results.filter((r) => r.outcome.result === 'delivered');
-      if (delivered.length > 0) this.#record(claim, delivered);
+      if (delivered.length > 0) await this.#record(claim, delivered);
       pending.push(...results.filter((r) => r.outcome.result !== 'delivered'));
     }
     if (pending.length === 0) return;
@@ -185,16 +185,16 @@ export class QueueManager {
         return;
       }
     }
-    this.#record(claim, pending);
+    await this.#record(claim, pending);
     const warned = pending.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
     if (warned.length > 0) index.markDelayWarned(message.id, warned);
   }
 
-  /** Commits these recipients' results (one transaction), then counts and logs them. */
-  #record(claim: Claim, results: RecipientResult[]): void {
+  /** Commits these recipients' results (with other writes of the moment: one fsync), then counts and logs them. */
+  async #record(claim: Claim, results: RecipientResult[]): Promise<void> {
     const { index, upstream, logger } = this.#o;
     const { message } = claim;
-    index.record(claim, results.map((r) => r.outcome));
+    await index.recordSoon(claim, results.map((r) => r.outcome));
     const domain = index.signingDomain(message.id);
     for (const { outcome } of results) {
       if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);
@@ -218,7 +218,7 @@ export class QueueManager {
   /** Messages with every recipient delivered or bounced: rows removed, then the file. */
   #removeFinished(): void {
     for (const finished of this.#o.index.finishedMessages(100)) {
-      if (!this.#o.index.remove(finished.id)) continue;
+      if (!this.#o.index.removeFinished(finished.id)) continue;
       this.#o.spool.delete(finished.id).catch((err: Error) => this.#o.logger.warn({ id: finished.id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
       this.#o.logger.info({ id: finished.id, delivered: finished.recipients.filter((r) => r.state === 'delivered').length, bounced: finished.recipients.filter((r) => r.state === 'bounced').length }, 'message removed from the queue');
     }

@@ -101,6 +101,10 @@ export type AttemptOutcome =
   | { seq: number; result: 'deferred'; reply: Reply; nextAttemptAt: number }
   | { seq: number; result: 'bounced'; reply: Reply };
 
+type DurableWrite =
+  | { kind: 'enqueue'; message: NewMessage }
+  | { kind: 'record'; claim: Pick<Claim, 'token' | 'message'>; outcomes: AttemptOutcome[] };
+
 export interface QueueDepth {
   messages: number;
   /** Recipients not yet delivered or bounced. */
@@ -150,15 +154,17 @@ export class QueueIndex {
   readonly file: string;
   readonly db: Database.Database;
   readonly #now: () => number;
-  readonly #batcher: GroupCommit<NewMessage>;
+  /** Writes that stand for a promise (a 250 given to a client, an upstream's 250 recorded), committed in groups. */
+  readonly #batcher: GroupCommit<DurableWrite>;
   readonly #onCommit: ((ids: string[]) => void) | undefined;
+  readonly #statements = new Map<string, Database.Statement>();
 
   private constructor(file: string, db: Database.Database, options: QueueIndexOptions) {
     this.file = file;
     this.db = db;
     this.#now = options.now ?? Date.now;
     this.#onCommit = options.onCommit;
-    this.#batcher = new GroupCommit((messages) => this.enqueueMany(messages), options.groupCommit);
+    this.#batcher = new GroupCommit((writes) => this.#commitDurable(writes), options.groupCommit);
   }
 
   /** Opens (creating, mode 0600) the index file and brings its schema up to date. */
@@ -192,7 +198,29 @@ export class QueueIndex {
    * Rejects with SpoolUnavailableError when the disk is full or read-only.
    */
   enqueue(message: NewMessage): Promise<void> {
-    return this.#batcher.add(message);
+    return this.#batcher.add({ kind: 'enqueue', message });
+  }
+
+  /**
+   * record(), committed together with the other writes of the same few
+   * milliseconds (new messages, other attempts' results): one fsync for them
+   * all. Resolves once durable.
+   */
+  recordSoon(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): Promise<void> {
+    return this.#batcher.add({ kind: 'record', claim, outcomes });
+  }
+
+  #commitDurable(writes: DurableWrite[]): void {
+    const messages = writes.flatMap((w) => (w.kind === 'enqueue' ? [w.message] : []));
+    try {
+      this.db.transaction(() => {
+        if (messages.length > 0) this.#insert(messages);
+        for (const w of writes) if (w.kind === 'record') this.record(w.claim, w.outcomes);
+      }).immediate();
+    } catch (err) {
+      throw spoolError(err);
+    }
+    if (messages.length > 0) this.#onCommit?.(messages.map((m) => m.id));
   }
 
   /** Commits every commit waiting in the group now (before closing, in tests). */
@@ -202,28 +230,34 @@ export class QueueIndex {
 
   /** Records several messages in one transaction, synchronously. */
   enqueueMany(messages: NewMessage[]): void {
-    const now = this.#now();
-    const insertMessage = this.db.prepare(
-      `INSERT INTO messages (id, received_at, sender, size, client, ret, envid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const insertSignature = this.db.prepare(`INSERT OR IGNORE INTO message_signatures (message_id, domain, selector) VALUES (?, ?, ?)`);
-    const insertRecipient = this.db.prepare(
-      `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
-    );
     try {
-      this.db.transaction(() => {
-        for (const m of messages) {
-          if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
-          const receivedAt = m.receivedAt ?? now;
-          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null);
-          for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
-          m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
-        }
-      }).immediate();
+      this.db.transaction(() => this.#insert(messages)).immediate();
     } catch (err) {
       throw spoolError(err);
     }
     this.#onCommit?.(messages.map((m) => m.id));
+  }
+
+  #insert(messages: NewMessage[]): void {
+    const now = this.#now();
+    const insertMessage = this.#stmt(
+      `INSERT INTO messages (id, received_at, sender, size, client, ret, envid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertSignature = this.#stmt(`INSERT OR IGNORE INTO message_signatures (message_id, domain, selector) VALUES (?, ?, ?)`);
+    const insertRecipient = this.#stmt(
+      `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
+    );
+    try {
+      for (const m of messages) {
+        if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
+        const receivedAt = m.receivedAt ?? now;
+        insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null);
+        for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
+        m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
+      }
+    } catch (err) {
+      throw spoolError(err);
+    }
   }
 
   /**
@@ -234,14 +268,14 @@ export class QueueIndex {
   claimDue(options: { limit: number; leaseMs: number }): Claim[] {
     const now = this.#now();
     const leaseUntil = now + options.leaseMs;
-    const dueMessages = this.db.prepare(
+    const dueMessages = this.#stmt(
       `SELECT m.* FROM messages m JOIN (
          SELECT message_id, MIN(next_attempt_at) AS due FROM recipients
          WHERE ${PENDING} AND next_attempt_at <= ? GROUP BY message_id
        ) d ON d.message_id = m.id
        WHERE m.hold IS NULL ORDER BY d.due, m.id LIMIT ?`,
     );
-    const take = this.db.prepare(
+    const take = this.#stmt(
       `UPDATE recipients SET state = 'delivering', claim = ?, next_attempt_at = ?, updated_at = ?
        WHERE message_id = ? AND ${PENDING} AND next_attempt_at <= ? RETURNING *`,
     );
@@ -264,6 +298,16 @@ export class QueueIndex {
    * makes them durable too. NORMAL rather than OFF: a checkpoint this commit
    * may run still syncs the database file before the WAL is reused.
    */
+  /** A prepared statement, prepared once per SQL text: preparing costs more than running most of these. */
+  #stmt(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   #withoutFsync<T>(write: () => T): T {
     this.db.pragma('synchronous = NORMAL');
     try {
@@ -280,7 +324,7 @@ export class QueueIndex {
    */
   record(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): number {
     const now = this.#now();
-    const update = this.db.prepare(
+    const update = this.#stmt(
       `UPDATE recipients SET state = ?, attempts = attempts + 1, next_attempt_at = ?, claim = NULL,
          last_code = ?, last_enhanced = ?, last_text = ?, updated_at = ?
        WHERE message_id = ? AND seq = ? AND claim = ? AND state = 'delivering'`,
@@ -298,8 +342,8 @@ export class QueueIndex {
   /** Gives back recipients claimed but not attempted (shutdown): due again at once, no attempt counted. */
   releaseClaim(claim: Pick<Claim, 'token' | 'message'>): number {
     const now = this.#now();
-    return this.db
-      .prepare(
+    return this
+      .#stmt(
         `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
          WHERE message_id = ? AND claim = ? AND state = 'delivering'`,
       )
@@ -309,8 +353,8 @@ export class QueueIndex {
   /** Start-up: no attempt survives a restart, so every `delivering` recipient is due again now. */
   resetDelivering(): number {
     const now = this.#now();
-    return this.db
-      .prepare(
+    return this
+      .#stmt(
         `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
          WHERE state = 'delivering'`,
       )
@@ -320,16 +364,21 @@ export class QueueIndex {
   /** Records that a delay warning (RFC 3464 action=delayed) went out for these recipients. */
   markDelayWarned(messageId: string, seqs: number[]): void {
     const now = this.#now();
-    const update = this.db.prepare(`UPDATE recipients SET delay_warned_at = ?, updated_at = ? WHERE message_id = ? AND seq = ?`);
+    const update = this.#stmt(`UPDATE recipients SET delay_warned_at = ?, updated_at = ? WHERE message_id = ? AND seq = ?`);
     this.db.transaction(() => {
       for (const seq of seqs) update.run(now, now, messageId, seq);
     }).immediate();
   }
 
+  /** Whether every recipient of the message is delivered or bounced. */
+  isFinished(id: string): boolean {
+    return this.#stmt(`SELECT 1 FROM recipients WHERE message_id = ? AND ${PENDING} LIMIT 1`).get(id) === undefined;
+  }
+
   /** Messages whose every recipient is delivered or bounced: to report (DSN), then remove. */
   finishedMessages(limit: number): MessageDetail[] {
-    const ids = this.db
-      .prepare(
+    const ids = this
+      .#stmt(
         `SELECT id FROM messages m WHERE NOT EXISTS (
            SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.${PENDING}
          ) ORDER BY id LIMIT ?`,
@@ -345,25 +394,35 @@ export class QueueIndex {
    * whereas rows without a file would be a message that cannot be sent).
    */
   remove(id: string): boolean {
-    return this.db.prepare(`DELETE FROM messages WHERE id = ?`).run(id).changes > 0;
+    return this.#stmt(`DELETE FROM messages WHERE id = ?`).run(id).changes > 0;
+  }
+
+  /**
+   * remove() for a message whose recipients are all delivered or bounced,
+   * without waiting for the disk: those states were committed durably by
+   * record(), so a removal a power cut loses costs nothing but a message
+   * start-up recovery finds finished and removes again.
+   */
+  removeFinished(id: string): boolean {
+    return this.#withoutFsync(() => this.remove(id));
   }
 
   show(id: string): MessageDetail | undefined {
-    const row = this.db.prepare(`SELECT * FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
+    const row = this.#stmt(`SELECT * FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
     if (!row) return undefined;
-    const signatures = this.db.prepare(`SELECT domain, selector FROM message_signatures WHERE message_id = ? ORDER BY domain, selector`).all(id) as {
+    const signatures = this.#stmt(`SELECT domain, selector FROM message_signatures WHERE message_id = ? ORDER BY domain, selector`).all(id) as {
       domain: string;
       selector: string;
     }[];
-    const recipients = (this.db.prepare(`SELECT * FROM recipients WHERE message_id = ? ORDER BY seq`).all(id) as RecipientRow[]).map(toRecipient);
+    const recipients = (this.#stmt(`SELECT * FROM recipients WHERE message_id = ? ORDER BY seq`).all(id) as RecipientRow[]).map(toRecipient);
     return { ...toMessage(row), signatures, recipients };
   }
 
   /** Messages oldest first, with recipient counts; `held` filters on being held. */
   list(options: { limit?: number; offset?: number; held?: boolean } = {}): MessageSummary[] {
     const where = options.held === undefined ? '' : options.held ? 'WHERE m.hold IS NOT NULL' : 'WHERE m.hold IS NULL';
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .#stmt(
         `SELECT m.*, COUNT(r.seq) AS recipients,
            SUM(r.${PENDING}) AS pending,
            MIN(CASE WHEN r.${PENDING} THEN r.next_attempt_at END) AS next_attempt_at
@@ -376,28 +435,28 @@ export class QueueIndex {
 
   /** Every message id with its size and hold, for recovery to compare with the files. */
   allMessages(): Pick<QueuedMessage, 'id' | 'size' | 'hold'>[] {
-    return this.db.prepare(`SELECT id, size, hold FROM messages ORDER BY id`).all() as Pick<QueuedMessage, 'id' | 'size' | 'hold'>[];
+    return this.#stmt(`SELECT id, size, hold FROM messages ORDER BY id`).all() as Pick<QueuedMessage, 'id' | 'size' | 'hold'>[];
   }
 
   /** Keeps a message from being attempted until released. */
   hold(id: string, reason = 'held by administrator'): boolean {
-    return this.db.prepare(`UPDATE messages SET hold = ? WHERE id = ?`).run(reason, id).changes > 0;
+    return this.#stmt(`UPDATE messages SET hold = ? WHERE id = ?`).run(reason, id).changes > 0;
   }
 
   release(id: string): boolean {
-    return this.db.prepare(`UPDATE messages SET hold = NULL WHERE id = ? AND hold IS NOT NULL`).run(id).changes > 0;
+    return this.#stmt(`UPDATE messages SET hold = NULL WHERE id = ? AND hold IS NOT NULL`).run(id).changes > 0;
   }
 
   /** Makes the waiting recipients of one message (or of all, without an id) due now; returns how many. */
   retry(id?: string): number {
     const now = this.#now();
     const sql = `UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE state IN ('queued', 'deferred')`;
-    return id === undefined ? this.db.prepare(sql).run(now, now).changes : this.db.prepare(`${sql} AND message_id = ?`).run(now, now, id).changes;
+    return id === undefined ? this.#stmt(sql).run(now, now).changes : this.#stmt(`${sql} AND message_id = ?`).run(now, now, id).changes;
   }
 
   depth(): QueueDepth {
-    const row = this.db
-      .prepare(
+    const row = this
+      .#stmt(
         `SELECT (SELECT COUNT(*) FROM messages) AS messages,
                 (SELECT COUNT(*) FROM recipients WHERE ${PENDING}) AS pending,
                 (SELECT MIN(received_at) FROM messages) AS oldest`,
@@ -408,27 +467,27 @@ export class QueueIndex {
 
   /** When the next recipient not held falls due (or a crashed attempt's lease runs out); null when none waits. */
   nextDueAt(): number | null {
-    const row = this.db
-      .prepare(`SELECT MIN(r.next_attempt_at) AS due FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.${PENDING} AND m.hold IS NULL`)
+    const row = this
+      .#stmt(`SELECT MIN(r.next_attempt_at) AS due FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.${PENDING} AND m.hold IS NULL`)
       .get() as { due: number | null };
     return row.due;
   }
 
   /** Whether any queued message carries a signature by this key (its record must stay published). */
   isSignedWith(domain: string, selector: string): boolean {
-    return this.db.prepare(`SELECT 1 FROM message_signatures WHERE domain = ? AND selector = ? LIMIT 1`).get(domain.toLowerCase(), selector) !== undefined;
+    return this.#stmt(`SELECT 1 FROM message_signatures WHERE domain = ? AND selector = ? LIMIT 1`).get(domain.toLowerCase(), selector) !== undefined;
   }
 
   /** The d= of a queued message's first signature (its signing domain), or null when it went unsigned: for the metrics. */
   signingDomain(id: string): string | null {
-    const row = this.db.prepare(`SELECT domain FROM message_signatures WHERE message_id = ? ORDER BY domain LIMIT 1`).get(id) as { domain: string } | undefined;
+    const row = this.#stmt(`SELECT domain FROM message_signatures WHERE message_id = ? ORDER BY domain LIMIT 1`).get(id) as { domain: string } | undefined;
     return row?.domain ?? null;
   }
 
   /** When the oldest queued message signed d=domain s=selector came in (ms), or null: a key is not revoked while such mail waits. */
   oldestSignedWith(domain: string, selector: string): number | null {
-    const row = this.db
-      .prepare(`SELECT MIN(m.received_at) AS oldest FROM message_signatures s JOIN messages m ON m.id = s.message_id WHERE s.domain = ? AND s.selector = ?`)
+    const row = this
+      .#stmt(`SELECT MIN(m.received_at) AS oldest FROM message_signatures s JOIN messages m ON m.id = s.message_id WHERE s.domain = ? AND s.selector = ?`)
       .get(domain.toLowerCase(), selector) as { oldest: number | null };
     return row.oldest;
   }

@@ -17,6 +17,8 @@
 //   held (never sent empty or cut), named in the log, and released by itself
 //   at a later start once the file is back (a spool disk mounted late, a
 //   restore from backup); `queue delete` drops it for good.
+// - rows whose recipients are all delivered or bounced: their removal (not
+//   synced) was lost; removed again, with the file if it is still there.
 // - recipients left `delivering` by the crashed process: due again now.
 //   (An attempt the upstream accepted just before the crash is attempted
 //   again: SMTP cannot tell, RFC 5321 §6.1 prefers a duplicate to a loss.)
@@ -38,6 +40,8 @@ export interface RecoveryReport {
   heldWrongSize: number;
   /** Messages held by an earlier recovery whose file is back: released. */
   released: number;
+  /** Messages whose recipients were all done, found again after a lost removal: removed. */
+  finishedRemoved: number;
   /** Recipients of crashed attempts made due again. */
   reclaimed: number;
   /** Ids of the messages held by this recovery (for the log and the administrator). */
@@ -52,7 +56,7 @@ const IDS_IN_LOG = 50;
 
 export async function recoverQueue(spool: Spool, index: QueueIndex, logger: Logger): Promise<RecoveryReport> {
   const report: RecoveryReport = {
-    tempRemoved: 0, movedToCorrupt: 0, heldMissing: 0, heldWrongSize: 0, released: 0, reclaimed: 0, heldIds: [], messages: 0, pending: 0,
+    tempRemoved: 0, finishedRemoved: 0, movedToCorrupt: 0, heldMissing: 0, heldWrongSize: 0, released: 0, reclaimed: 0, heldIds: [], messages: 0, pending: 0,
   };
 
   for (const name of await spool.listTemp()) {
@@ -69,6 +73,13 @@ export async function recoverQueue(spool: Spool, index: QueueIndex, logger: Logg
   }
 
   for (const row of rows) {
+    if (index.isFinished(row.id)) {
+      // Every recipient was delivered or bounced; only its removal was lost (it is not synced).
+      index.remove(row.id);
+      await spool.delete(row.id);
+      report.finishedRemoved++;
+      continue;
+    }
     const size = await spool.size(row.id);
     const problem = size === undefined ? HOLD_FILE_MISSING : size !== row.size ? HOLD_FILE_SIZE : undefined;
     if (problem !== undefined) {

@@ -69,6 +69,33 @@ test('recipients a crashed process was delivering are due again; delivered ones 
   after.index.close();
 });
 
+test('a finished message whose removal was lost is removed again, file or not, never held', async () => {
+  const q = queueAt();
+  const unlinked = await q.spool.write(BODY);
+  const kept = await q.spool.write(BODY);
+  for (const stored of [unlinked, kept]) {
+    await q.index.enqueue(envelope(stored.id, stored.size, ['a@x.example', 'b@x.example']));
+  }
+  for (const claim of q.index.claimDue({ limit: 10, leaseMs: LEASE })) {
+    q.index.record(claim, [
+      { seq: 0, result: 'delivered', reply: { code: 250, text: 'Ok' } },
+      { seq: 1, result: 'bounced', reply: { code: 550, text: 'No such user' } },
+    ]);
+  }
+  await q.spool.delete(unlinked.id); // the unlink reached the disk, the removal of the rows did not
+  q.index.close();
+
+  const after = queueAt(q.dir);
+  const report = await recoverQueue(after.spool, after.index, after.logger);
+  assert.equal(report.finishedRemoved, 2);
+  assert.equal(report.heldMissing, 0, 'a finished message is not held for its missing file');
+  assert.equal(after.index.show(unlinked.id), undefined);
+  assert.equal(after.index.show(kept.id), undefined);
+  assert.deepEqual(files(q.dir, 'msg'), []);
+  assert.equal(after.lines.at(-1)!.level, 30, 'info, not error: nothing is wrong');
+  after.index.close();
+});
+
 test('a message whose file is missing is held and named, never delivered empty; it is released once the file is back', async () => {
   const q = queueAt();
   const stored = await q.spool.write(BODY);
@@ -140,7 +167,7 @@ test('a clean spool gives one info line with the counts and the depth', async ()
   }
   const report = await recoverQueue(q.spool, q.index, q.logger);
   assert.deepEqual({ ...report, heldIds: undefined }, {
-    tempRemoved: 0, movedToCorrupt: 0, heldMissing: 0, heldWrongSize: 0, released: 0, reclaimed: 0, heldIds: undefined, messages: 3, pending: 6,
+    tempRemoved: 0, finishedRemoved: 0, movedToCorrupt: 0, heldMissing: 0, heldWrongSize: 0, released: 0, reclaimed: 0, heldIds: undefined, messages: 3, pending: 6,
   });
   assert.equal(q.lines.length, 1);
   assert.equal(q.lines[0]!.level, 30);
