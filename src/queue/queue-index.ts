@@ -101,10 +101,6 @@ export type AttemptOutcome =
   | { seq: number; result: 'deferred'; reply: Reply; nextAttemptAt: number }
   | { seq: number; result: 'bounced'; reply: Reply };
 
-type DurableWrite =
-  | { kind: 'enqueue'; message: NewMessage }
-  | { kind: 'record'; claim: Pick<Claim, 'token' | 'message'>; outcomes: AttemptOutcome[] };
-
 export interface QueueDepth {
   messages: number;
   /** Recipients not yet delivered or bounced. */
@@ -154,8 +150,7 @@ export class QueueIndex {
   readonly file: string;
   readonly db: Database.Database;
   readonly #now: () => number;
-  /** Writes that stand for a promise (a 250 given to a client, an upstream's 250 recorded), committed in groups. */
-  readonly #batcher: GroupCommit<DurableWrite>;
+  readonly #batcher: GroupCommit<NewMessage>;
   readonly #onCommit: ((ids: string[]) => void) | undefined;
   readonly #statements = new Map<string, Database.Statement>();
 
@@ -164,7 +159,7 @@ export class QueueIndex {
     this.db = db;
     this.#now = options.now ?? Date.now;
     this.#onCommit = options.onCommit;
-    this.#batcher = new GroupCommit((writes) => this.#commitDurable(writes), options.groupCommit);
+    this.#batcher = new GroupCommit((messages) => this.enqueueMany(messages), options.groupCommit);
   }
 
   /** Opens (creating, mode 0600) the index file and brings its schema up to date. */
@@ -198,29 +193,7 @@ export class QueueIndex {
    * Rejects with SpoolUnavailableError when the disk is full or read-only.
    */
   enqueue(message: NewMessage): Promise<void> {
-    return this.#batcher.add({ kind: 'enqueue', message });
-  }
-
-  /**
-   * record(), committed together with the other writes of the same few
-   * milliseconds (new messages, other attempts' results): one fsync for them
-   * all. Resolves once durable.
-   */
-  recordSoon(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): Promise<void> {
-    return this.#batcher.add({ kind: 'record', claim, outcomes });
-  }
-
-  #commitDurable(writes: DurableWrite[]): void {
-    const messages = writes.flatMap((w) => (w.kind === 'enqueue' ? [w.message] : []));
-    try {
-      this.db.transaction(() => {
-        if (messages.length > 0) this.#insert(messages);
-        for (const w of writes) if (w.kind === 'record') this.record(w.claim, w.outcomes);
-      }).immediate();
-    } catch (err) {
-      throw spoolError(err);
-    }
-    if (messages.length > 0) this.#onCommit?.(messages.map((m) => m.id));
+    return this.#batcher.add(message);
   }
 
   /** Commits every commit waiting in the group now (before closing, in tests). */
