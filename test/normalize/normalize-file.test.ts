@@ -151,3 +151,17 @@ test('a file that cannot be read is a temporary failure, not a throw', () => {
   assert.equal(got.ok, false);
   assert.ok(!got.ok && got.code === 451 && /^4\.3\.0 /.test(got.text), JSON.stringify(got));
 });
+
+test('a part with no empty line is not read whole as its header: past 1 MiB it is refused, in memory and from a file alike', () => {
+  const headerless = Buffer.alloc(3 * 1024 * 1024, 'X-Line: grüße aus dem Anhang\r\n');
+  const message = Buffer.concat([
+    crlf(['From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '', '--b']),
+    headerless,
+    crlf(['--b--']),
+  ]);
+  assert.equal(compare('headerless part', message, { eightBitMime: false }), 'refused');
+  const refused = normalize(message, options({ eightBitMime: false }));
+  assert.ok(!refused.ok);
+  assert.equal(refused.code, 554);
+  assert.match(refused.text, /part 1 .*header block is over 1048576 octets/);
+});

@@ -22,6 +22,13 @@ const CRLF = Buffer.from('\r\n');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 /**
+ * The most a part's header block may take. The message's own header is held
+ * to headers.maxSize before normalization starts; a part's is read here, and
+ * a part with no empty line would otherwise be read whole as its header.
+ */
+export const MAX_ENTITY_HEADER = 1024 * 1024;
+
+/**
  * Splits the entity in [span.start, span.end) at its first empty line, as
  * splitMessage does, and parses its header; a header that does not parse
  * gives its reason instead. Only the header block is read.
@@ -34,10 +41,11 @@ export function readEntity(src: ByteSource, span: Span): Entity | string {
     headerEnd = start;
     body = { start: start + 2, end };
   } else {
-    const at = indexOf(src, CRLFCRLF, start, end);
+    const at = indexOf(src, CRLFCRLF, start, Math.min(end, start + MAX_ENTITY_HEADER + 4));
     headerEnd = at < 0 ? end : at + 2;
     body = at < 0 ? { start: end, end } : { start: at + 4, end };
   }
+  if (headerEnd - start > MAX_ENTITY_HEADER) return `its header block is over ${MAX_ENTITY_HEADER} octets (no empty line ends it)`;
   const header = src.read(start, headerEnd);
   try {
     return { header: { fields: parseHeader(header), original: header, edited: false }, body, hasSeparator: body.start > headerEnd };
