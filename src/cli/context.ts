@@ -1,5 +1,6 @@
 // What every command needs: the configuration, and (for most) the key store.
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import { withoutListenerFiles } from '../config/rules.ts';
 import { KeyStore } from '../keys/store.ts';
 
 export interface GlobalArgs {
@@ -7,13 +8,19 @@ export interface GlobalArgs {
   json?: boolean;
 }
 
+/** The configuration, its listen.tls files checked: for `serve` and `config check`. */
 export function configFrom(args: GlobalArgs): LoadedConfig {
   return loadConfig(args.config);
 }
 
+/** The configuration for a command that never listens: listen.tls's files are not read. */
+export function configWithoutListener(args: GlobalArgs): LoadedConfig {
+  return withoutListenerFiles(() => loadConfig(args.config));
+}
+
 /** Opens the store named by the configuration, runs `use`, and closes it again. */
 export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>): Promise<T> {
-  const loaded = configFrom(args);
+  const loaded = configWithoutListener(args);
   const store = KeyStore.open(loaded.config.keys.dir);
   try {
     return await use(store, loaded);

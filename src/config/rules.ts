@@ -55,7 +55,27 @@ export function passwordHash(value: string, ctx: Ctx): void {
   problem(ctx, 'not a complete hash made by `dkim-relay passwd`, so no password can match it', "paste the output of: printf '%s' 'the password' | dkim-relay passwd NAME");
 }
 
+/** Whether parsing reads listen.tls's files: off for commands that never listen (see withoutListenerFiles). */
+let readingListenerFiles = true;
+
+/**
+ * Parses with the listener's TLS files left unread: `keys`, `dns`, `queue`,
+ * `sign` and the like never listen, and a broken certificate must not stop
+ * an administrator from looking at keys or the queue. `serve`, SIGHUP
+ * reload and `config check` read them. Parsing is synchronous, so the
+ * switch covers exactly this one parse.
+ */
+export function withoutListenerFiles<T>(parse: () => T): T {
+  readingListenerFiles = false;
+  try {
+    return parse();
+  } finally {
+    readingListenerFiles = true;
+  }
+}
+
 export function tlsFiles(files: TlsFiles, ctx: Ctx): void {
+  if (!readingListenerFiles) return;
   try {
     loadTls(files);
   } catch (err) {
