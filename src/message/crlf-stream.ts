@@ -1,6 +1,8 @@
 // CRLF line ends, chunk by chunk: the streaming form of toCrlf (lines.ts),
 // for a message that is never held whole. A CR at the end of a chunk waits
 // for the next one, which tells whether it was half of a CRLF.
+import { rewriteLineEnds } from './lines.ts';
+
 const CR = 0x0d;
 const LF = 0x0a;
 const CRLF = Buffer.from('\r\n');
@@ -57,23 +59,10 @@ export class CrlfStream {
   #slow(body: Buffer, paired: boolean): Buffer {
     this.changed = true;
     const out = Buffer.allocUnsafe(body.length * 2);
-    let o = 0;
-    let i = 0;
-    if (paired) out[o++] = body[i++]!;
-    for (; i < body.length; i++) {
-      const c = body[i]!;
-      if (c === CR) {
-        if (body[i + 1] === LF) i++;
-        out[o++] = CR;
-        out[o++] = LF;
-      } else if (c === LF) {
-        out[o++] = CR;
-        out[o++] = LF;
-      } else {
-        out[o++] = c;
-      }
-    }
-    return out.subarray(0, o);
+    // A leading LF that completes the CR already written is copied as it is.
+    const start = paired ? 1 : 0;
+    if (paired) out[0] = LF;
+    return out.subarray(0, rewriteLineEnds(body, start, out, start));
   }
 }
 

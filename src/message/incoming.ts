@@ -2,6 +2,7 @@
 // parsed, checked and rewritten), the body as octets that may live in a file
 // (it is only scanned, hashed and copied), and what a scan of the body found.
 import { scanBody, type BodyFacts } from './body-scan.ts';
+import { splitMessage } from './header.ts';
 import { toCrlf } from './lines.ts';
 import { bufferOctets, type Octets } from './octets.ts';
 
@@ -38,9 +39,7 @@ export function messageFromBuffer(raw: Buffer): IncomingMessage {
 
 /** Where the header block ends: after the first empty line (RFC 5322 §2.1), or at the end of the message. */
 export function headerBlockLength(message: Buffer): number {
-  if (message[0] === 0x0d && message[1] === 0x0a) return 2;
-  const blank = message.indexOf('\r\n\r\n');
-  return blank < 0 ? message.length : blank + 4;
+  return message.length - splitMessage(message).body.length;
 }
 
 /** The header block at the start of `message`, reading no further than it (or `max` octets). */

@@ -23,8 +23,20 @@ export function isCrlfClean(buf: Buffer): boolean {
 export function toCrlf(buf: Buffer): Buffer {
   if (isCrlfClean(buf)) return buf;
   const out = Buffer.allocUnsafe(buf.length * 2 + 2);
-  let o = 0;
-  for (let i = 0; i < buf.length; i++) {
+  let o = rewriteLineEnds(buf, 0, out, 0);
+  if (o > 0 && !(out[o - 2] === CR && out[o - 1] === LF)) {
+    out[o++] = CR;
+    out[o++] = LF;
+  }
+  return out.subarray(0, o);
+}
+
+/**
+ * Copies buf[from..] to out[o..] with bare CR, bare LF and CRLF alike written
+ * as CRLF; returns where the output ends. `out` needs twice the room.
+ */
+export function rewriteLineEnds(buf: Buffer, from: number, out: Buffer, o: number): number {
+  for (let i = from; i < buf.length; i++) {
     const c = buf[i]!;
     if (c === CR) {
       if (buf[i + 1] === LF) i++;
@@ -37,9 +49,5 @@ export function toCrlf(buf: Buffer): Buffer {
       out[o++] = c;
     }
   }
-  if (o > 0 && !(out[o - 2] === CR && out[o - 1] === LF)) {
-    out[o++] = CR;
-    out[o++] = LF;
-  }
-  return out.subarray(0, o);
+  return o;
 }

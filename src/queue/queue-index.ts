@@ -203,15 +203,6 @@ export class QueueIndex {
 
   /** Records several messages in one transaction, synchronously. */
   enqueueMany(messages: NewMessage[]): void {
-    try {
-      this.db.transaction(() => this.#insert(messages)).immediate();
-    } catch (err) {
-      throw spoolError(err);
-    }
-    this.#onCommit?.(messages.map((m) => m.id));
-  }
-
-  #insert(messages: NewMessage[]): void {
     const now = this.#now();
     const insertMessage = this.#stmt(
       `INSERT INTO messages (id, received_at, sender, size, client, ret, envid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -221,16 +212,19 @@ export class QueueIndex {
       `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
     );
     try {
-      for (const m of messages) {
-        if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
-        const receivedAt = m.receivedAt ?? now;
-        insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null);
-        for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
-        m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
-      }
+      this.db.transaction(() => {
+        for (const m of messages) {
+          if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
+          const receivedAt = m.receivedAt ?? now;
+          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null);
+          for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
+          m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
+        }
+      }).immediate();
     } catch (err) {
       throw spoolError(err);
     }
+    this.#onCommit?.(messages.map((m) => m.id));
   }
 
   /**
@@ -264,13 +258,6 @@ export class QueueIndex {
     );
   }
 
-  /**
-   * Runs a write whose loss in a power cut does no harm without waiting for
-   * the disk: its WAL frames reach the operating system (so a crash of this
-   * process keeps them), and the next synchronous commit's fsync of the WAL
-   * makes them durable too. NORMAL rather than OFF: a checkpoint this commit
-   * may run still syncs the database file before the WAL is reused.
-   */
   /** A prepared statement, prepared once per SQL text: preparing costs more than running most of these. */
   #stmt(sql: string): Database.Statement {
     let statement = this.#statements.get(sql);
@@ -281,6 +268,13 @@ export class QueueIndex {
     return statement;
   }
 
+  /**
+   * Runs a write whose loss in a power cut does no harm without waiting for
+   * the disk: its WAL frames reach the operating system (so a crash of this
+   * process keeps them), and the next synchronous commit's fsync of the WAL
+   * makes them durable too. NORMAL rather than OFF: a checkpoint this commit
+   * may run still syncs the database file before the WAL is reused.
+   */
   #withoutFsync<T>(write: () => T): T {
     this.db.pragma('synchronous = NORMAL');
     try {

@@ -130,8 +130,8 @@ export function removeStaleIntakeFiles(dir: string): number {
 /** Collects the header block from CRLF chunks; hands back the part of each chunk past it. */
 class HeaderCut {
   cut = false;
-  #parts: Buffer[] = [];
-  #length = 0;
+  /** The header seen so far (a copy: a chunk may be a slice of a larger buffer that would stay alive with it). */
+  #seen = Buffer.alloc(0);
   #done = false;
   #limit: number;
 
@@ -143,33 +143,19 @@ class HeaderCut {
   /** The part of `chunk` that is body, or null while the header goes on. */
   push(chunk: Buffer): Buffer | null {
     if (this.#done) return chunk;
-    const before = this.#length;
-    let joined = this.#parts.length ? Buffer.concat([...this.#parts, chunk]) : chunk;
+    const before = this.#seen.length;
+    let joined = before ? Buffer.concat([this.#seen, chunk]) : chunk;
     if (joined.length > this.#limit) joined = joined.subarray(0, this.#limit + 1);
     const end = joined[0] === 0x0d && joined[1] === 0x0a ? 2 : endOfHeader(joined, before);
-    if (end >= 0) {
-      this.#done = true;
-      this.#parts = [Buffer.from(joined.subarray(0, end))];
-      this.#length = end;
-      return chunk.subarray(end - before);
-    }
-    if (joined.length > this.#limit) {
-      this.#done = true;
-      this.cut = true;
-      this.#parts = [Buffer.from(joined)];
-      this.#length = joined.length;
-      return null;
-    }
-    // Copied: the chunk may be a slice of a larger buffer that would stay alive with it.
-    this.#parts = [Buffer.from(joined)];
-    this.#length = joined.length;
-    return null;
+    this.#done = end >= 0 || joined.length > this.#limit;
+    this.cut = end < 0 && this.#done;
+    this.#seen = Buffer.from(end >= 0 ? joined.subarray(0, end) : joined);
+    return end >= 0 ? chunk.subarray(end - before) : null;
   }
 
   /** The header block; without an empty line, the whole message is header. */
   block(whole: Buffer | null): Buffer {
-    if (this.#done) return this.#parts[0] ?? Buffer.alloc(0);
-    return whole ?? Buffer.concat(this.#parts);
+    return this.#done ? this.#seen : (whole ?? this.#seen);
   }
 }
 

@@ -13,22 +13,11 @@ import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { recoverQueue } from '../../src/queue/recovery.ts';
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { mulberry32 } from './crash-harness.ts';
 
 const CHILD = fileURLToPath(new URL('./fixtures/enqueue-child.ts', import.meta.url));
 const ROUNDS = 20;
 const IN_FLIGHT = 4; // as in the child
-
-/** Small deterministic PRNG, so a failing run can be repeated from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs the child until `killAfterMs` after it is ready, kills it, and returns the lines it printed. */
 function runAndKill(dir: string, killAfterMs: number): Promise<string[]> {
