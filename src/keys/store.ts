@@ -411,7 +411,7 @@ export class KeyStore {
    * relay runs is seen at the next load.
    */
   private activeMap(): Map<string, DomainKeys> {
-    const version = this.query(() => this.db.pragma('data_version', { simple: true })) as number;
+    const version = this.query(() => this.statement('PRAGMA data_version').pluck().get()) as number;
     if (version !== this.dataVersion || this.now() - this.loadedAt >= this.recheckMs) {
       this.dataVersion = version;
       this.activeByDomain = null;

@@ -39,6 +39,12 @@ const LEASE_MS = 15 * 60_000;
 const MAX_SLEEP_MS = 60_000;
 /** After an unexpected error of the loop itself, wait this long before looking again. */
 const ERROR_PAUSE_MS = 5_000;
+/**
+ * How often the whole queue is searched for finished messages left behind
+ * (an attempt removes its own message when it finishes it): the search reads
+ * every message, too much to do after every attempt.
+ */
+const SWEEP_MS = 60_000;
 
 export class QueueManager {
   readonly #o: ManagerOptions;
@@ -49,6 +55,7 @@ export class QueueManager {
   #running = false;
   #pumping = false;
   #again = false;
+  #sweptAt = -Infinity;
 
   constructor(options: ManagerOptions) {
     this.#o = options;
@@ -95,7 +102,7 @@ export class QueueManager {
       if (this.#running && free > 0) {
         for (const claim of this.#o.index.claimDue({ limit: free, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim));
       }
-      this.#removeFinished();
+      if (this.#now() - this.#sweptAt >= SWEEP_MS) this.#sweep();
       this.#schedule();
     } catch (err) {
       this.#o.logger.error({ err: (err as Error).message }, 'queue manager: looking at the queue failed; trying again shortly');
@@ -169,7 +176,14 @@ export class QueueManager {
       if (delivered.length > 0) this.#record(claim, delivered);
       pending.push(...results.filter((r) => r.outcome.result !== 'delivered'));
     }
-    if (pending.length === 0) return;
+    if (pending.length > 0) await this.#recordPending(claim, original, pending);
+    this.#removeIfFinished(message.id);
+  }
+
+  /** Notices first (bounces, delay warnings), then the results of the recipients not delivered. */
+  async #recordPending(claim: Claim, original: Octets, pending: RecipientResult[]): Promise<void> {
+    const { index, spool, logger } = this.#o;
+    const { message } = claim;
 
     const items: NoticeItem[] = [];
     for (const r of pending) {
@@ -197,7 +211,7 @@ export class QueueManager {
     const { index, upstream, logger } = this.#o;
     const { message } = claim;
     index.record(claim, results.map((r) => r.outcome));
-    const domain = index.signingDomain(message.id);
+    const domain = claim.signingDomain;
     for (const { outcome } of results) {
       if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);
       else metrics[outcome.result](domain);
@@ -217,13 +231,19 @@ export class QueueManager {
     }
   }
 
-  /** Messages with every recipient delivered or bounced: rows removed, then the file. */
-  #removeFinished(): void {
-    for (const finished of this.#o.index.finishedMessages(100)) {
-      if (!this.#o.index.removeFinished(finished.id)) continue;
-      this.#o.spool.delete(finished.id).catch((err: Error) => this.#o.logger.warn({ id: finished.id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
-      this.#o.logger.info({ id: finished.id, delivered: finished.recipients.filter((r) => r.state === 'delivered').length, bounced: finished.recipients.filter((r) => r.state === 'bounced').length }, 'message removed from the queue');
-    }
+  /** Rows removed, then the file, once every recipient is delivered or bounced. */
+  #removeIfFinished(id: string): void {
+    const { index, spool, logger } = this.#o;
+    const finished = index.finishedCounts(id);
+    if (!finished || !index.removeFinished(id)) return;
+    spool.delete(id).catch((err: Error) => logger.warn({ id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
+    logger.info({ id, ...finished }, 'message removed from the queue');
+  }
+
+  /** Finished messages no attempt removed (its process stopped in between). */
+  #sweep(): void {
+    this.#sweptAt = this.#now();
+    for (const id of this.#o.index.finishedMessages(100)) this.#removeIfFinished(id);
   }
 }
 

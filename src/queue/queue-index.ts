@@ -94,6 +94,8 @@ export interface Claim {
   message: QueuedMessage;
   recipients: QueuedRecipient[];
   leaseUntil: number;
+  /** The d= of the message's first signature, or null when it went unsigned: for the metrics. */
+  signingDomain: string | null;
 }
 
 export type AttemptOutcome =
@@ -146,6 +148,15 @@ interface RecipientRow {
 
 const PENDING = `state IN ('queued', 'deferred', 'delivering')`;
 
+/**
+ * The message of each due recipient, earliest due first, read from the
+ * recipients_due index: a claim reads the due rows until it has found
+ * enough messages, whatever the size of the queue (a day's backlog behind
+ * a down upstream, or delivered recipients not yet removed).
+ */
+export const DUE_RECIPIENTS = `SELECT r.message_id FROM recipients r JOIN messages m ON m.id = r.message_id
+  WHERE r.${PENDING} AND r.next_attempt_at <= ? AND m.hold IS NULL ORDER BY r.next_attempt_at`;
+
 export class QueueIndex {
   readonly file: string;
   readonly db: Database.Database;
@@ -153,6 +164,8 @@ export class QueueIndex {
   readonly #batcher: GroupCommit<NewMessage>;
   readonly #onCommit: ((ids: string[]) => void) | undefined;
   readonly #statements = new Map<string, Database.Statement>();
+  /** The connection's `synchronous` setting, switched only when a write needs the other one. */
+  #synchronous: 'FULL' | 'NORMAL' = 'FULL';
 
   private constructor(file: string, db: Database.Database, options: QueueIndexOptions) {
     this.file = file;
@@ -212,6 +225,7 @@ export class QueueIndex {
       `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
     );
     try {
+      this.#setSynchronous('FULL');
       this.db.transaction(() => {
         for (const m of messages) {
           if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
@@ -235,12 +249,10 @@ export class QueueIndex {
   claimDue(options: { limit: number; leaseMs: number }): Claim[] {
     const now = this.#now();
     const leaseUntil = now + options.leaseMs;
-    const dueMessages = this.#stmt(
-      `SELECT m.* FROM messages m JOIN (
-         SELECT message_id, MIN(next_attempt_at) AS due FROM recipients
-         WHERE ${PENDING} AND next_attempt_at <= ? GROUP BY message_id
-       ) d ON d.message_id = m.id
-       WHERE m.hold IS NULL ORDER BY d.due, m.id LIMIT ?`,
+    const dueRecipients = this.#stmt(DUE_RECIPIENTS).pluck();
+    const message = this.#stmt(
+      `SELECT m.*, (SELECT domain FROM message_signatures WHERE message_id = m.id ORDER BY domain LIMIT 1) AS signing_domain
+       FROM messages m WHERE m.id = ?`,
     );
     const take = this.#stmt(
       `UPDATE recipients SET state = 'delivering', claim = ?, next_attempt_at = ?, updated_at = ?
@@ -248,13 +260,19 @@ export class QueueIndex {
     );
     // A claim need not survive a crash: start-up makes every `delivering` recipient due again.
     return this.#withoutFsync(() =>
-      this.db.transaction(() =>
-        (dueMessages.all(now, options.limit) as MessageRow[]).map((row) => {
+      this.db.transaction(() => {
+        const ids = new Set<string>();
+        for (const id of dueRecipients.iterate(now) as IterableIterator<string>) {
+          ids.add(id);
+          if (ids.size >= options.limit) break;
+        }
+        return [...ids].map((id) => {
+          const row = message.get(id) as MessageRow & { signing_domain: string | null };
           const token = randomBytes(8).toString('hex');
-          const recipients = (take.all(token, leaseUntil, now, row.id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
-          return { token, message: toMessage(row), recipients, leaseUntil };
-        }),
-      ).immediate(),
+          const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
+          return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain };
+        });
+      }).immediate(),
     );
   }
 
@@ -276,18 +294,33 @@ export class QueueIndex {
    * may run still syncs the database file before the WAL is reused.
    */
   #withoutFsync<T>(write: () => T): T {
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      return write();
-    } finally {
-      this.db.pragma('synchronous = FULL');
-    }
+    this.#setSynchronous('NORMAL');
+    return write();
+  }
+
+  /**
+   * The setting stays as the last write left it: the writes that follow a
+   * delivery in the daemon (hold, release, delay-warned marks) cost at worst
+   * a repeated step if a power cut loses them, and enqueueMany, whose commit
+   * stands for a 250, asks for FULL itself. Switching costs a statement, so
+   * it is done only on a change.
+   */
+  #setSynchronous(mode: 'FULL' | 'NORMAL'): void {
+    if (this.#synchronous === mode) return;
+    this.#stmt(`PRAGMA synchronous = ${mode}`).run();
+    this.#synchronous = mode;
   }
 
   /**
    * Records the results of an attempt. Only recipients the claim still holds
    * change (an administrator may have deleted the message meanwhile);
    * returns how many did.
+   *
+   * Without waiting for the disk (see #withoutFsync): a crash of the process
+   * keeps the result, and a power cut that loses it makes those recipients
+   * due again, so it can cost a duplicate, never a message; the next intake
+   * commit's fsync makes it durable anyway. Waiting for the disk here stalled
+   * every session once per delivery.
    */
   record(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): number {
     const now = this.#now();
@@ -296,14 +329,16 @@ export class QueueIndex {
          last_code = ?, last_enhanced = ?, last_text = ?, updated_at = ?
        WHERE message_id = ? AND seq = ? AND claim = ? AND state = 'delivering'`,
     );
-    return this.db.transaction(() => {
-      let changed = 0;
-      for (const o of outcomes) {
-        const next = o.result === 'deferred' ? o.nextAttemptAt : now;
-        changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
-      }
-      return changed;
-    }).immediate();
+    return this.#withoutFsync(() =>
+      this.db.transaction(() => {
+        let changed = 0;
+        for (const o of outcomes) {
+          const next = o.result === 'deferred' ? o.nextAttemptAt : now;
+          changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
+        }
+        return changed;
+      }).immediate(),
+    );
   }
 
   /** Gives back recipients claimed but not attempted (shutdown): due again at once, no attempt counted. */
@@ -342,9 +377,9 @@ export class QueueIndex {
     return this.#stmt(`SELECT 1 FROM recipients WHERE message_id = ? AND ${PENDING} LIMIT 1`).get(id) === undefined;
   }
 
-  /** Messages whose every recipient is delivered or bounced: to report (DSN), then remove. */
-  finishedMessages(limit: number): MessageDetail[] {
-    const ids = this
+  /** Ids of messages whose every recipient is delivered or bounced, oldest first. */
+  finishedMessages(limit: number): string[] {
+    return this
       .#stmt(
         `SELECT id FROM messages m WHERE NOT EXISTS (
            SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.${PENDING}
@@ -352,7 +387,17 @@ export class QueueIndex {
       )
       .pluck()
       .all(limit) as string[];
-    return ids.map((id) => this.show(id)!);
+  }
+
+  /** How many recipients were delivered and bounced, once none waits; null while some do. */
+  finishedCounts(id: string): { delivered: number; bounced: number } | null {
+    const row = this
+      .#stmt(
+        `SELECT TOTAL(state = 'delivered') AS delivered, TOTAL(state = 'bounced') AS bounced, TOTAL(${PENDING}) AS pending
+         FROM recipients WHERE message_id = ?`,
+      )
+      .get(id) as { delivered: number; bounced: number; pending: number };
+    return row.pending > 0 ? null : { delivered: row.delivered, bounced: row.bounced };
   }
 
   /**
@@ -443,12 +488,6 @@ export class QueueIndex {
   /** Whether any queued message carries a signature by this key (its record must stay published). */
   isSignedWith(domain: string, selector: string): boolean {
     return this.#stmt(`SELECT 1 FROM message_signatures WHERE domain = ? AND selector = ? LIMIT 1`).get(domain.toLowerCase(), selector) !== undefined;
-  }
-
-  /** The d= of a queued message's first signature (its signing domain), or null when it went unsigned: for the metrics. */
-  signingDomain(id: string): string | null {
-    const row = this.#stmt(`SELECT domain FROM message_signatures WHERE message_id = ? ORDER BY domain LIMIT 1`).get(id) as { domain: string } | undefined;
-    return row?.domain ?? null;
   }
 
   /** When the oldest queued message signed d=domain s=selector came in (ms), or null: a key is not revoked while such mail waits. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../../src/errors.ts';
 import { acceptMessage } from '../../src/queue/accept.ts';
-import { QueueIndex } from '../../src/queue/queue-index.ts';
+import { DUE_RECIPIENTS, QueueIndex } from '../../src/queue/queue-index.ts';
 import { LATEST_VERSION } from '../../src/queue/queue-schema.ts';
 import { newMessageId, Spool, SpoolUnavailableError } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -171,6 +171,32 @@ test('claims take the oldest due messages first, at most `limit` of them', () =>
   index.close();
 });
 
+test('a message with several due recipients is one claim; held messages due earlier do not use up the limit', () => {
+  const c = clock();
+  const index = openIndex(tempDir(), () => c.now);
+  const held = [newMessageId(), newMessageId(), newMessageId()];
+  for (const id of held) {
+    index.enqueueMany([envelope(id, 1)]);
+    index.hold(id);
+  }
+  c.tick(1000);
+  const [wide, narrow] = [newMessageId(), newMessageId()];
+  index.enqueueMany([envelope(wide, 1, ['a@example.net', 'b@example.net', 'c@example.net'])]);
+  c.tick(1000);
+  index.enqueueMany([envelope(narrow, 1)]);
+  const claims = index.claimDue({ limit: 2, leaseMs: LEASE });
+  assert.deepEqual(claims.map((cl) => [cl.message.id, cl.recipients.length, cl.signingDomain]), [[wide, 3, 'example.com'], [narrow, 1, 'example.com']]);
+  index.close();
+});
+
+test('the due search reads the due recipients in order from their index, never the whole queue', () => {
+  const index = openIndex();
+  const plan = (index.db.prepare(`EXPLAIN QUERY PLAN ${DUE_RECIPIENTS}`).all(T0) as { detail: string }[]).map((row) => row.detail);
+  assert.ok(plan.some((d) => d.includes('USING INDEX recipients_due')), plan.join('; '));
+  assert.ok(!plan.some((d) => /TEMP B-TREE|^SCAN/.test(d)), plan.join('; '));
+  index.close();
+});
+
 test('held messages are never claimed until released; retry makes waiting recipients due now', () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
@@ -217,9 +243,9 @@ test('finished messages (every recipient delivered or bounced) are listed, then 
     { seq: 0, result: 'delivered', reply: { code: 250, text: 'Ok' } },
     { seq: 1, result: 'bounced', reply: { code: 550, text: 'unknown' } },
   ]);
-  const finished = index.finishedMessages(10);
-  assert.deepEqual(finished.map((m) => m.id), [done]);
-  assert.deepEqual(finished[0]!.recipients.map((r) => r.state), ['delivered', 'bounced']);
+  assert.deepEqual(index.finishedMessages(10), [done]);
+  assert.deepEqual(index.finishedCounts(done), { delivered: 1, bounced: 1 });
+  assert.equal(index.finishedCounts(open), null, 'a recipient still waits');
 
   assert.equal(index.remove(done), true);
   assert.equal(index.show(done), undefined);
