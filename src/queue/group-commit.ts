@@ -1,7 +1,8 @@
 // Group commit: items that arrive within a few milliseconds of each other are
 // committed in one transaction, so the cost of its fsync is shared instead of
 // paid once per message. Each item's promise settles only after the
-// transaction that holds it has committed (or failed).
+// transaction that holds it has committed (or failed), and when the commit
+// hands back a promise (its fsync, still running), only after that too.
 
 export interface GroupCommitOptions {
   /** Longest an item waits for others to join its transaction. Default 2 ms. */
@@ -12,19 +13,19 @@ export interface GroupCommitOptions {
 
 interface Waiting<T> {
   item: T;
-  resolve: () => void;
+  resolve: (done: void | Promise<void>) => void;
   reject: (err: unknown) => void;
 }
 
 export class GroupCommit<T> {
-  readonly #commit: (items: T[]) => void;
+  readonly #commit: (items: T[]) => void | Promise<void>;
   readonly #maxDelayMs: number;
   readonly #maxBatch: number;
   #waiting: Waiting<T>[] = [];
   #timer: NodeJS.Timeout | undefined;
 
   /** `commit` runs one synchronous transaction over the items; it throws to roll back. */
-  constructor(commit: (items: T[]) => void, options: GroupCommitOptions = {}) {
+  constructor(commit: (items: T[]) => void | Promise<void>, options: GroupCommitOptions = {}) {
     this.#commit = commit;
     this.#maxDelayMs = options.maxDelayMs ?? 2;
     this.#maxBatch = options.maxBatch ?? 64;
@@ -47,8 +48,8 @@ export class GroupCommit<T> {
     this.#waiting = [];
     if (batch.length === 0) return;
     try {
-      this.#commit(batch.map((w) => w.item));
-      for (const w of batch) w.resolve();
+      const done = this.#commit(batch.map((w) => w.item));
+      for (const w of batch) w.resolve(done);
     } catch (err) {
       if (batch.length === 1) {
         batch[0]!.reject(err);
@@ -57,8 +58,7 @@ export class GroupCommit<T> {
       // One bad item must not fail the others: each is tried in its own transaction.
       for (const w of batch) {
         try {
-          this.#commit([w.item]);
-          w.resolve();
+          w.resolve(this.#commit([w.item]));
         } catch (own) {
           w.reject(own);
         }

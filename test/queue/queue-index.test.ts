@@ -75,6 +75,32 @@ test('messages enqueued together share one transaction, and each resolves only a
   index.close();
 });
 
+test('an intake group is answered only once one fsync of the WAL, in the thread pool, has finished', async () => {
+  const dir = tempDir();
+  const fsyncs: { path: string; finish: (err?: Error) => void }[] = [];
+  const fsync = (path: string) => new Promise<void>((resolve, reject) => fsyncs.push({ path, finish: (err) => (err ? reject(err) : resolve()) }));
+  const index = openIndex(dir, Date.now, { fsync, groupCommit: { maxDelayMs: 5 } });
+  const reader = new Database(join(dir, 'queue.db'), { readonly: true });
+  const answered: string[] = [];
+  const ids = [newMessageId(), newMessageId(), newMessageId()];
+  const all = Promise.all(ids.map((id) => index.enqueue(envelope(id, 1)).then(() => answered.push(id))));
+  for (let i = 0; i < 100 && fsyncs.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(fsyncs.map((f) => f.path), [join(dir, 'queue.db-wal')], 'one fsync for the group');
+  assert.equal(reader.prepare('SELECT COUNT(*) FROM messages').pluck().get(), 3, 'committed');
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(answered, [], 'no 250 before the disk has it');
+  fsyncs[0]!.finish();
+  await all;
+  assert.deepEqual(answered, ids);
+
+  const failing = index.enqueue(envelope(newMessageId(), 1));
+  for (let i = 0; i < 100 && fsyncs.length === 1; i++) await new Promise((r) => setTimeout(r, 5));
+  fsyncs[1]!.finish(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+  await assert.rejects(failing, (err: Error) => err instanceof SpoolUnavailableError, 'a failed fsync is a spool problem: 452, never 250');
+  reader.close();
+  index.close();
+});
+
 test('a full batch commits at once, without waiting for the delay', async () => {
   const commits: number[] = [];
   const index = openIndex(tempDir(), Date.now, { onCommit: (ids: string[]) => commits.push(ids.length), groupCommit: { maxDelayMs: 60_000, maxBatch: 3 } });

@@ -1,0 +1,56 @@
+// fsync of one file, run in libuv's thread pool and shared by every caller
+// that asks while one is under way: a caller is answered by the first fsync
+// that starts after it asked, so whatever it wrote before asking is on disk.
+import { open } from 'node:fs/promises';
+
+export class FileSync {
+  readonly path: string;
+  readonly #fsync: (path: string) => Promise<void>;
+  #running: Promise<void> | null = null;
+  #next: Promise<void> | null = null;
+
+  constructor(path: string, fsync: (path: string) => Promise<void> = fsyncPath) {
+    this.path = path;
+    this.#fsync = fsync;
+  }
+
+  sync(): Promise<void> {
+    if (!this.#running) return this.#start();
+    // The fsync under way may have started before this caller's write: wait for the one after it.
+    this.#next ??= this.#running.then(
+      () => this.#start(),
+      () => this.#start(),
+    );
+    return this.#next;
+  }
+
+  #start(): Promise<void> {
+    this.#next = null;
+    const run = this.#fsync(this.path).finally(() => {
+      if (this.#running === run) this.#running = null;
+    });
+    this.#running = run;
+    return run;
+  }
+}
+
+/**
+ * Opened afresh each time, so the file now at `path` is the one synced
+ * (fsync acts on the file, whichever descriptor is used). A file that is
+ * gone has nothing left to sync: SQLite removes its WAL only after copying
+ * it into the database and syncing that.
+ */
+export async function fsyncPath(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
