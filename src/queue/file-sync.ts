@@ -36,21 +36,26 @@ export class FileSync {
 
 /**
  * Opened afresh each time, so the file now at `path` is the one synced
- * (fsync acts on the file, whichever descriptor is used). A file that is
- * gone has nothing left to sync: SQLite removes its WAL only after copying
- * it into the database and syncing that.
+ * (fsync acts on the file, whichever descriptor is used); a directory too.
  */
 export async function fsyncPath(path: string): Promise<void> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
+  const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * fsyncPath for SQLite's WAL file: one that is gone has nothing left to
+ * sync, since SQLite removes it only after copying it into the database and
+ * syncing that.
+ */
+export async function fsyncWal(path: string): Promise<void> {
+  try {
+    await fsyncPath(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }

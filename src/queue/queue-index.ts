@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { FileSync } from './file-sync.ts';
+import { FileSync, fsyncWal } from './file-sync.ts';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import { migrateQueue } from './queue-schema.ts';
 import { spoolError } from './spool.ts';
@@ -182,7 +182,7 @@ export class QueueIndex {
         throw spoolError(err);
       });
     }, options.groupCommit);
-    this.#walSync = new FileSync(`${file}-wal`, options.fsync);
+    this.#walSync = new FileSync(`${file}-wal`, options.fsync ?? fsyncWal);
   }
 
   /** Opens (creating, mode 0600) the index file and brings its schema up to date. */

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
 import { open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileSync } from './file-sync.ts';
 
 /** One write to disk; smaller chunks are gathered into a buffer of this size first. */
 const BUFFER_SIZE = 64 * 1024;
@@ -161,10 +162,13 @@ async function writeAll(file: FileHandle, data: Uint8Array): Promise<void> {
 
 export class Spool {
   readonly dir: string;
+  /** One fsync per folder shared by the renames made while none ran: sessions committing together share it. */
+  readonly #folderSyncs: Record<'msg' | 'tmp' | 'corrupt', FileSync>;
 
   /** Creates `dir` and its msg/, tmp/ and corrupt/ folders (mode 0700) if need be. */
   constructor(dir: string) {
     this.dir = dir;
+    this.#folderSyncs = { msg: new FileSync(join(dir, 'msg')), tmp: new FileSync(join(dir, 'tmp')), corrupt: new FileSync(join(dir, 'corrupt')) };
     try {
       for (const sub of ['', 'msg', 'tmp', 'corrupt']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -261,12 +265,7 @@ export class Spool {
   }
 
   /** fsync on a directory makes the names created or renamed in it durable. */
-  async syncDirectory(sub: 'msg' | 'tmp' | 'corrupt'): Promise<void> {
-    const handle = await open(join(this.dir, sub), 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+  syncDirectory(sub: 'msg' | 'tmp' | 'corrupt'): Promise<void> {
+    return this.#folderSyncs[sub].sync();
   }
 }

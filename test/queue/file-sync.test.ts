@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FileSync, fsyncPath } from '../../src/queue/file-sync.ts';
+import { FileSync, fsyncPath, fsyncWal } from '../../src/queue/file-sync.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 /** An fsync that finishes when told to, recording when each one started. */
@@ -50,10 +50,12 @@ test('a failed fsync fails its callers, and the next caller gets a fresh one', a
   await next;
 });
 
-test('fsyncPath syncs a real file; a file that is gone has nothing to sync; other errors are told', async () => {
+test('fsyncPath syncs a real file or folder and fails on one that is gone; a WAL that is gone has nothing to sync', async () => {
   const dir = tempDir();
   writeFileSync(join(dir, 'queue.db-wal'), 'frames');
   await fsyncPath(join(dir, 'queue.db-wal'));
-  await fsyncPath(join(dir, 'absent-wal'));
-  await assert.rejects(fsyncPath(join(dir, 'queue.db-wal', 'not-a-dir')), /ENOTDIR/, 'other errors are not swallowed');
+  await fsyncPath(dir);
+  await assert.rejects(fsyncPath(join(dir, 'absent')), /ENOENT/, 'a spool folder that vanished is an error');
+  await fsyncWal(join(dir, 'absent-wal'));
+  await assert.rejects(fsyncWal(join(dir, 'queue.db-wal', 'not-a-dir')), /ENOTDIR/, 'other errors are not swallowed');
 });
