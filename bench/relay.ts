@@ -5,7 +5,7 @@
 // "relay listening" log line), its own key store holding one active key,
 // delivering to the sink.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { txtValue } from '../src/keys/record.ts';
 import { KeyStore } from '../src/keys/store.ts';
@@ -81,6 +81,11 @@ export async function startRelayProcess(setup: RelaySetup): Promise<RunningRelay
     env: { ...process.env, ...setup.env },
   });
   let log = '';
+  // BENCH_RELAY_LOG=<file>: the relay's whole log, for tracing where a slow message waited.
+  if (process.env.BENCH_RELAY_LOG) {
+    const file = createWriteStream(process.env.BENCH_RELAY_LOG);
+    child.stdout!.pipe(file);
+  }
   const ports = await new Promise<{ plain: number; metrics: number }>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error('did not log "relay listening" within 30 s')), 30_000);
     const fail = (err: Error) => {

@@ -64,6 +64,11 @@ export class SmtpUpstream implements Upstream {
       name: config.name,
       pool: true,
       maxConnections: config.maxConnections,
+      // nodemailer closes a pooled connection after 100 messages by default; the message that
+      // meets the new one waits for its greeting (smtp-server holds it 100 ms, Postfix's
+      // postscreen longer). Connections are kept instead, as Postfix's smtp reuses its own;
+      // one the host closes is opened again when needed.
+      maxMessages: Infinity,
       tls,
       connectionTimeout: timeout,
       greetingTimeout: timeout,
