@@ -123,7 +123,7 @@ const pem = keys[0]!.privateKey.export({ type: 'pkcs8', format: 'pem' }).toStrin
 const options = signOptionsFor(config.signing, 'example.com');
 const small = smallMessage();
 
-const crypto = acquireCryptoPool();
+const crypto = acquireCryptoPool(process.env.BENCH_THREADS ? { size: Number(process.env.BENCH_THREADS) } : {});
 console.log(`crypto pool: ${crypto.pool.inThread ? 'in-thread fallback' : `${crypto.pool.size} threads`}`);
 const signAndCheck = async () => {
   const signed = Buffer.concat([Buffer.from(await signMessageAsync(small, keys, options), 'latin1'), small]);

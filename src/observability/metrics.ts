@@ -14,7 +14,7 @@
 //   metrics.bounced(domain)                   a message was given up (5xx, or too old)
 //   metrics.watchQueue(() => ({ messages, oldestAgeSeconds }))
 //   metrics.watchKeys(() => statusReport)     key states, DNS, DMARC readiness
-//   metrics.readinessChecked(domain, result)  readiness-watch.ts, after each SPF/DMARC lookup
+//   metrics.readinessChecked(results)         readiness-watch.ts, after each round of SPF/DMARC lookups
 // where `domain` is the d= of the message's signature, or null for mail sent unsigned.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ObservedState } from '../rotation/observation.ts';
@@ -334,9 +334,16 @@ export class RelayMetrics {
     };
   }
 
-  /** The result of a domain's SPF/DMARC lookup, kept until the next one: scrapes never query DNS. */
-  readinessChecked(domain: string, result: ReadinessResult): void {
-    this.readiness.set(domain, { result, at: this.now() });
+  /**
+   * The results of one round of SPF/DMARC lookups, one per signing domain,
+   * kept until the next round (scrapes never query DNS). They replace the
+   * last round's: a domain whose keys were all removed since drops out,
+   * rather than being reported as it was forever.
+   */
+  readinessChecked(results: ReadonlyMap<string, ReadinessResult>): void {
+    const at = this.now();
+    this.readiness.clear();
+    for (const [domain, result] of results) this.readiness.set(domain, { result, at });
     this.cachedReport = undefined;
   }
 

@@ -70,7 +70,7 @@ export class ReadinessWatch {
     const servers = config.dns.resolvers.length > 0 ? config.dns.resolvers.map(parseNameserver) : systemNameservers();
     const results = await lookUpReadiness(domains, servers, config.dns.timeoutSeconds);
     if (this.stopped) return results;
-    for (const [domain, result] of results) metrics.readinessChecked(domain, result);
+    metrics.readinessChecked(results);
     logger.debug({ dmarc: Object.fromEntries([...results].map(([domain, r]) => [domain, dmarcState(r)])) }, 'DMARC readiness looked up');
     return results;
   }

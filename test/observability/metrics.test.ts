@@ -129,9 +129,11 @@ test('watchKeys(): key states, ages, next steps, DNS states and attention from t
 test('readinessChecked(): the DMARC state of the last lookup, with its time; no lookup, no series', async () => {
   const m = new RelayMetrics({ now: () => NOW });
   assert.equal((await samples(m)).filter((x) => x.name === 'dkim_relay_dmarc_state').length, 0);
-  m.readinessChecked('example.com', { status: 'checked', server: 'ns', spf: null, dmarc: 'v=DMARC1; p=reject', findings: [finding('info', 'dmarc-enforced', 'p=reject')] });
-  m.readinessChecked('example.org', { status: 'checked', server: 'ns', spf: null, dmarc: null, findings: [finding('warn', 'dmarc-missing', 'none')] });
-  m.readinessChecked('example.net', { status: 'failed', server: 'ns', reason: 'timed out' });
+  m.readinessChecked(new Map([
+    ['example.com', { status: 'checked', server: 'ns', spf: null, dmarc: 'v=DMARC1; p=reject', findings: [finding('info', 'dmarc-enforced', 'p=reject')] }],
+    ['example.org', { status: 'checked', server: 'ns', spf: null, dmarc: null, findings: [finding('warn', 'dmarc-missing', 'none')] }],
+    ['example.net', { status: 'failed', server: 'ns', reason: 'timed out' }],
+  ]));
   const s = await samples(m);
   assert.equal(value(s, 'dkim_relay_dmarc_state', { domain: 'example.com', state: 'enforced' }), 1);
   assert.equal(value(s, 'dkim_relay_dmarc_state', { domain: 'example.com', state: 'none' }), 0);
@@ -139,6 +141,13 @@ test('readinessChecked(): the DMARC state of the last lookup, with its time; no 
   assert.equal(value(s, 'dkim_relay_dmarc_state', { domain: 'example.net', state: 'lookup-failed' }), 1);
   assert.equal(value(s, 'dkim_relay_dmarc_last_check_timestamp_seconds', { domain: 'example.com' }), NOW / 1000);
   assert.equal(m.lastReadiness().get('example.org')?.status, 'checked');
+
+  // The next round no longer has example.org (its keys were removed): its series go, not stay as they were.
+  m.readinessChecked(new Map([['example.com', { status: 'checked', server: 'ns', spf: null, dmarc: 'v=DMARC1; p=none', findings: [finding('info', 'dmarc-none', 'p=none')] }]]));
+  const next = await samples(m);
+  assert.equal(value(next, 'dkim_relay_dmarc_state', { domain: 'example.com', state: 'none' }), 1);
+  assert.deepEqual([...new Set(next.filter((x) => x.name.startsWith('dkim_relay_dmarc')).map((x) => x.labels.domain))], ['example.com']);
+  assert.equal(m.lastReadiness().has('example.org'), false);
 });
 
 test('refusal reasons: each refusal the pipeline makes has its word; an unknown text is "other"', () => {

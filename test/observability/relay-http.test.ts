@@ -89,7 +89,7 @@ describe('a running relay, watched', () => {
     const now = new Date().toISOString();
     db.prepare('INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)').run(pending.id, '192.0.2.53:53', now, now, 'match', 'serves this key');
     db.close();
-    metrics.readinessChecked('example.com', { status: 'checked', server: '192.0.2.53:53', spf: 'v=spf1 mx -all', dmarc: 'v=DMARC1; p=none; rua=mailto:d@example.com', findings: [finding('info', 'dmarc-none', 'p=none: reports only, receivers do not act on failing mail')] });
+    metrics.readinessChecked(new Map([['example.com', { status: 'checked', server: '192.0.2.53:53', spf: 'v=spf1 mx -all', dmarc: 'v=DMARC1; p=none; rua=mailto:d@example.com', findings: [finding('info', 'dmarc-none', 'p=none: reports only, receivers do not act on failing mail')] }]]));
     const hostile = await send({ port: relay.port, from: 'a@example.com', to: ['b@example.net'], raw: message(HOSTILE) });
     assert.equal(hostile.ok, false);
 
