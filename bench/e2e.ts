@@ -8,6 +8,7 @@ import { verifyWithDkimpy } from '../test/helpers/independent-verify.ts';
 import { runLoad, type LoadTool } from './load.ts';
 import { benchMessage, RECIPIENT, SENDER } from './message.ts';
 import { samplePeak } from './memory.ts';
+import { diskProbe } from './disk-probe.ts';
 import { latencies, probe } from './probe.ts';
 import { rawRsaAllCores, rawRsaOneCore } from './raw-rsa.ts';
 import type { CountingSink } from './sink.ts';
@@ -44,6 +45,8 @@ export interface Latency {
   probes: number;
   p50: number;
   p99: number;
+  /** The same moments' durable 4 KiB writes (bench/disk-probe.ts): the floor under queue mode's latency. */
+  disk: { p50: number; p99: number };
 }
 
 export interface RawRsa {
@@ -157,15 +160,24 @@ export class EndToEnd {
     const loadRate = Math.max(1, half - probeRate);
     await this.sink.drain();
     this.sink.reset();
-    const [, run] = await Promise.all([
+    const [, run, disk] = await Promise.all([
       runLoad({ port: system.port, sessions: this.settings.sessions, count: Math.ceil(loadRate * latencySeconds), message: benchMessage(size), dir: this.dir, seconds: latencySeconds + 10, rate: loadRate }),
       probe(system.port, size, 1000 / probeRate, latencySeconds),
+      diskProbe(this.dir, 1000 / probeRate, latencySeconds),
     ]);
     const added = await latencies(run, this.sink.probes);
-    const result: Latency = { system: system.name, size, rate: half, probes: added.length, p50: percentile(added, 50), p99: percentile(added, 99) };
+    const result: Latency = {
+      system: system.name,
+      size,
+      rate: half,
+      probes: added.length,
+      p50: percentile(added, 50),
+      p99: percentile(added, 99),
+      disk: { p50: percentile(disk, 50), p99: percentile(disk, 99) },
+    };
     this.latencies.push(result);
     this.say(
-      `  ${system.name.padEnd(34)} ${String(size / 1024).padStart(4)} KiB  at ${half.toFixed(0)} msg/s: added latency p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms over ${added.length} probes` +
+      `  ${system.name.padEnd(34)} ${String(size / 1024).padStart(4)} KiB  at ${half.toFixed(0)} msg/s: added latency p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms over ${added.length} probes; a durable 4 KiB write meanwhile p50 ${result.disk.p50.toFixed(1)} ms, p99 ${result.disk.p99.toFixed(1)} ms` +
         (run.refused > 0 ? ` (${run.refused} probes refused)` : ''),
     );
   }

@@ -26,6 +26,7 @@ import { ensurePackages } from './peers/install.ts';
 import { startPostfixOpenDkim, type RunningPeer } from './peers/postfix-opendkim.ts';
 import { modeSupported, startRelayProcess, type Algorithm, type DeliveryMode, type RunningRelayProcess } from './relay.ts';
 import { render, writeSection, type Results } from './report.ts';
+import { signCheckRows } from './sign-check.ts';
 import { signerRows } from './signer.ts';
 import { CountingSink } from './sink.ts';
 import { median, now } from './stats.ts';
@@ -64,6 +65,11 @@ try {
   const signer = signerRows(env('BENCH_SIGNER_ROUNDS', 5), env('BENCH_SECONDS', 0.5), (row) =>
     say(`  ${row.what.padEnd(44)} ${row.result.padStart(12)}   ${row.limit.padEnd(34)} ${(row.ratio * 100).toFixed(0).padStart(4)} %`),
   );
+  say(`\nSigning + self-check as the relay does them, through the crypto pool (${env('BENCH_SIGNER_ROUNDS', 5)} alternating rounds of ${env('BENCH_SECONDS', 0.5)} s, medians):`);
+  const signCheck = await signCheckRows(env('BENCH_SIGNER_ROUNDS', 5), env('BENCH_SECONDS', 0.5), (row) =>
+    say(`  ${row.what.padEnd(52)} ${row.result.padStart(12)}   ${row.limit.padEnd(34)} ${(row.ratio * 100).toFixed(0).padStart(4)} %`),
+  );
+  signer.push(...signCheck);
   loads.push(load1());
 
   const sink = await CountingSink.start();
@@ -148,7 +154,6 @@ try {
   };
   const queueRsa = systems.find((s) => s.name === name('queue', 'rsa'))?.name;
   const syncRsa = name('sync', 'rsa');
-  const oneCore = median(e2e.raw.map((r) => r.oneCore));
   const peakPss = (system: string, size: number) => {
     const runs = e2e.runs.filter((r) => r.system === system && r.size === size);
     return runs.length > 0 ? Math.max(...runs.map((r) => r.peakPss)) : undefined;
@@ -180,7 +185,7 @@ try {
         peakPss,
         p99: (s, size) => e2e.latencies.find((l) => l.system === s && l.size === size)?.p99,
         bigPss: big.find((b) => b.system === relayForTargets)?.peakPss,
-        ofRawRsa: (e2e.medianRate(relayForTargets, SMALL) ?? NaN) / oneCore,
+        signCheck: signCheck[0]?.ratio,
       },
       { queue: queueRsa, sync: syncRsa, queueMissing: queueMissing || 'queue mode did not run' },
     ),

@@ -12,8 +12,8 @@ export interface Figures {
   p99(system: string, size: number): number | undefined;
   /** Peak PSS with four concurrent 25 MB messages, in bytes. */
   bigPss: number | undefined;
-  /** The relay's 4 KiB RSA-2048 msg/s over the raw RSA-2048 sign rate on as many cores as the relay signs on (one). */
-  ofRawRsa: number | undefined;
+  /** Signing + self-check of a 4 KB message through the crypto pool, over the raw RSA-2048 sign rate of every core. */
+  signCheck: number | undefined;
 }
 
 export interface Verdict {
@@ -34,6 +34,7 @@ export function verdicts(f: Figures, systems: { queue?: string; sync: string; qu
   const q = systems.queue;
   const inQueue = (fn: (system: string) => number | undefined) => (q === undefined ? undefined : fn(q));
   const missing = (size: number, what: 'rate' | 'vsPeer') => {
+    if (q !== undefined) return 'not measured: Postfix + OpenDKIM did not run';
     const sync = f[what](systems.sync, size);
     const shown = sync === undefined ? 'not measured' : what === 'rate' ? `${sync.toFixed(0)} msg/s` : `${sync.toFixed(2)}×`;
     return `not measured, ${systems.queueMissing} (sync mode: ${shown})`;
@@ -47,7 +48,9 @@ export function verdicts(f: Figures, systems: { queue?: string; sync: string; qu
     check('100 KiB RSA-2048, queue mode: ≥ 3× Postfix + OpenDKIM', inQueue((s) => f.vsPeer(s, LARGE)), (v) => v >= 3, times, missing(LARGE, 'vsPeer')),
     check('PSS ≤ 150 MiB during the 20-session 4 KiB run', f.peakPss(q ?? systems.sync, SMALL), (v) => v <= 150 * MiB, (v) => `${(v / MiB).toFixed(0)} MiB`, 'not measured'),
     check('four concurrent 25 MB messages: PSS ≤ 200 MB', f.bigPss, (v) => v <= 200e6, (v) => `${(v / 1e6).toFixed(0)} MB`, 'not measured'),
-    check('p99 added latency at half the maximum rate, 4 KiB: < 20 ms', f.p99(q ?? systems.sync, SMALL), (v) => v < 20, (v) => `${v.toFixed(1)} ms`, 'not measured'),
-    check('signing + self-check ≥ 60 % of raw RSA-2048 on the same core count (one)', f.ofRawRsa, (v) => v >= 0.6, (v) => `${(v * 100).toFixed(0)} %`, 'not measured'),
+    // The target names no mode: both are shown, each judged on its own.
+    ...(q === undefined ? [] : [check('p99 added latency at half the maximum rate, 4 KiB, queue mode: < 20 ms', f.p99(q, SMALL), (v) => v < 20, (v) => `${v.toFixed(1)} ms`, 'not measured')]),
+    check('p99 added latency at half the maximum rate, 4 KiB, sync mode: < 20 ms', f.p99(systems.sync, SMALL), (v) => v < 20, (v) => `${v.toFixed(1)} ms`, 'not measured'),
+    check('signing + self-check ≥ 60 % of raw RSA-2048 on all cores', f.signCheck, (v) => v >= 0.6, (v) => `${(v * 100).toFixed(0)} %`, 'not measured'),
   ];
 }
