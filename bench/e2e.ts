@@ -8,6 +8,7 @@ import { verifyWithDkimpy } from '../test/helpers/independent-verify.ts';
 import { runLoad, type LoadTool } from './load.ts';
 import { benchMessage, RECIPIENT, SENDER } from './message.ts';
 import { samplePeak } from './memory.ts';
+import { familyCpuMs, machineCpuMs } from './cpu.ts';
 import { diskProbe } from './disk-probe.ts';
 import { latencies, probe } from './probe.ts';
 import { rawRsaAllCores, rawRsaOneCore } from './raw-rsa.ts';
@@ -33,6 +34,12 @@ export interface Run {
   seconds: number;
   rate: number;
   peakPss: number;
+  /**
+   * CPU time per message received, in µs: the system's processes (exact for
+   * one process; for Postfix, whose processes come and go, approximate) and
+   * the whole machine (load generator and sink included).
+   */
+  cpu: { system: number; machine: number };
   /** Independent verification of the sampled messages: passed / checked. */
   verified?: { passed: number; checked: number };
   note?: string;
@@ -107,6 +114,7 @@ export class EndToEnd {
     await this.sink.drain();
     this.sink.reset(round === 1 ? Math.max(1, Math.floor(count / 3)) : 0, 2);
     const memory = samplePeak(system.pids);
+    const cpuBefore = { system: familyCpuMs(system.pids()), machine: machineCpuMs() };
     const load = await runLoad({ port: system.port, sessions: this.settings.sessions, count, message: benchMessage(size), dir: this.dir, seconds: this.settings.seconds, tool: this.settings.tool });
     // A queueing system may still be delivering when its clients are done.
     let seen = -1;
@@ -116,8 +124,10 @@ export class EndToEnd {
       await sleep(100);
     }
     const peakPss = memory.stop();
+    const perMessage = (ms: number) => (ms * 1000) / Math.max(1, this.sink.count);
+    const cpu = { system: perMessage(familyCpuMs(system.pids()) - cpuBefore.system), machine: perMessage(machineCpuMs() - cpuBefore.machine) };
     const seconds = (this.sink.lastAt - load.startedAt) / 1000;
-    const run: Run = { system: system.name, size, round, sent: count, received: this.sink.count, seconds, rate: this.sink.count / seconds, peakPss };
+    const run: Run = { system: system.name, size, round, sent: count, received: this.sink.count, seconds, rate: this.sink.count / seconds, peakPss, cpu };
     const notes = [];
     if (load.stopped) notes.push(`load stopped after ${this.settings.seconds} s`);
     if (run.received < count) notes.push(`${count - run.received} of ${count} never reached the sink`);
@@ -126,7 +136,7 @@ export class EndToEnd {
     if (this.sink.samples.length > 0) run.verified = await this.verify(this.sink.samples, system.records);
     this.say(
       `  ${system.name.padEnd(34)} ${String(size / 1024).padStart(4)} KiB  round ${round}: ${run.received}/${count} in ${seconds.toFixed(1)} s = ${run.rate.toFixed(0)} msg/s, ` +
-        `peak PSS ${(peakPss / 1048576).toFixed(0)} MiB${run.verified ? `, dkimpy ${run.verified.passed}/${run.verified.checked} pass` : ''}${run.note ? ` (${run.note})` : ''}`,
+        `peak PSS ${(peakPss / 1048576).toFixed(0)} MiB, CPU ${cpu.system.toFixed(0)} µs/msg (machine ${cpu.machine.toFixed(0)})${run.verified ? `, dkimpy ${run.verified.passed}/${run.verified.checked} pass` : ''}${run.note ? ` (${run.note})` : ''}`,
     );
     return run;
   }

@@ -42,7 +42,7 @@ export function render(r: Results): string {
   line();
   line(`Machine: ${r.machine.cores} × ${r.machine.cpu}, ${r.machine.memoryGiB.toFixed(1)} GiB, Node ${r.machine.node}. ` +
     `Load average (1 min): ${r.loads[0]!.toFixed(1)} before the run, ${Math.min(...r.loads.slice(1)).toFixed(1)}–${Math.max(...r.loads.slice(1)).toFixed(1)} during it (its own load included) on ${r.machine.cores} cores. ` +
-    (r.loads[0]! >= 1 ? 'Others were using the machine: read absolute rates as those of a busy host, and compare ratios. ' : '') +
+    (r.loads[0]! >= 1 ? 'The machine was not idle when the run began: read absolute rates as those of a busy host, and compare ratios. ' : '') +
     `The run took ${r.minutes.toFixed(1)} min. ${r.settings} Load generator: ${r.loadTool}.`);
   line();
   if (r.skipped.length > 0) {
@@ -58,10 +58,10 @@ export function render(r: Results): string {
   line();
   line('### End to end: 20 sessions → signer → sink');
   line();
-  line(`Median of ${Math.max(...r.runs.map((x) => x.round))} rounds (lowest–highest in brackets); the systems took turns within each round. "× peer" is the median over the rounds of the ratio to ${r.peer ?? 'the peer'} in the same round. Latency: a probe connection sending one message at a time while the load runs at half the system's median rate; from the probe's final "." to the sink having the message. "disk": in the same seconds, a 4 KiB file written, fsynced, renamed and its folder fsynced every 50 ms beside the spools (bench/disk-probe.ts), p50 / p99 in ms: what making one message durable costs at that moment, the floor under queue mode's latency.`);
+  line(`Median of ${Math.max(...r.runs.map((x) => x.round))} rounds (lowest–highest in brackets); the systems took turns within each round. "× peer" is the median over the rounds of the ratio to ${r.peer ?? 'the peer'} in the same round. Latency: a probe connection sending one message at a time while the load runs at half the system's median rate; from the probe's final "." to the sink having the message. "disk": in the same seconds, a 4 KiB file written, fsynced, renamed and its folder fsynced every 50 ms beside the spools (bench/disk-probe.ts), p50 / p99 in ms: what making one message durable costs at that moment, the floor under queue mode's latency. "CPU per message": CPU time over the messages received, of the system's processes and of the whole machine (load generator, sink and kernel included), medians over the rounds; with ${r.machine.cores} cores the machine spends at most ${r.machine.cores} s of CPU a second, so ${r.machine.cores} × 10⁶ / (machine µs) is the highest rate any system with that cost could reach here.`);
   line();
-  line('| system | size | msg/s | × peer | added latency p50 / p99 | peak PSS | dkimpy spot-check |');
-  line('|---|---|---|---|---|---|---|');
+  line('| system | size | msg/s | × peer | CPU per message: system / machine | added latency p50 / p99 | peak PSS | dkimpy spot-check |');
+  line('|---|---|---|---|---|---|---|---|');
   for (const size of r.sizes) {
     for (const system of r.systems) {
       const runs = r.runs.filter((x) => x.system === system && x.size === size);
@@ -75,7 +75,7 @@ export function render(r: Results): string {
       const lost = runs.reduce((s, x) => s + (x.sent - x.received), 0);
       line(
         `| ${system} | ${kib(size)} | ${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${lost > 0 ? `, ${lost} missing` : ''} | ` +
-          `${vs === undefined ? '' : `${vs.toFixed(2)}×`} | ${lat ? `${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} ms at ${lat.rate.toFixed(0)} msg/s (disk ${lat.disk.p50.toFixed(1)} / ${lat.disk.p99.toFixed(1)})` : ''} | ` +
+          `${vs === undefined ? '' : `${vs.toFixed(2)}×`} | ${median(runs.map((x) => x.cpu.system)).toFixed(0)} / ${median(runs.map((x) => x.cpu.machine)).toFixed(0)} µs | ${lat ? `${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} ms at ${lat.rate.toFixed(0)} msg/s (disk ${lat.disk.p50.toFixed(1)} / ${lat.disk.p99.toFixed(1)})` : ''} | ` +
           `${(Math.max(...runs.map((x) => x.peakPss)) / MiB).toFixed(0)} MiB | ${total > 0 ? `${passed}/${total} pass` : ''} |`,
       );
     }
