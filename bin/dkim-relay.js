@@ -17,9 +17,15 @@
 // - MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool,
 //   the signing threads, V8's GC helpers) an arena of its own, each keeping
 //   freed memory apart.
+// - NODE_COMPILE_CACHE: Node.js strips the types from our TypeScript with a
+//   WebAssembly compiler that, once loaded, stays in each thread that used
+//   it (17 MiB of PSS in the main thread, 12 MiB in a worker). With the
+//   compile cache, the stripped code is kept on disk and the next start loads
+//   it without the compiler (see compileCacheDir).
 // An operator's own value (NODE_OPTIONS, node's options, the environment) wins.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants as fs, existsSync, mkdirSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +38,25 @@ const args = process.argv.slice(2);
 const SERVE_NODE_OPTIONS = ['--max-semi-space-size=8', '--max-old-space-size=1024'];
 const SERVE_ENV = { MALLOC_ARENA_MAX: '2' };
 
+/**
+ * Where the compile cache lives: systemd's CacheDirectory= for the service
+ * (CACHE_DIRECTORY, the service user's own), else node_modules/.cache in
+ * this installation when it can be written. Never a shared folder such as
+ * /tmp: another user could plant code there. Undefined: no cache.
+ */
+function compileCacheDir() {
+  if (process.env.NODE_COMPILE_CACHE) return process.env.NODE_COMPILE_CACHE;
+  const systemd = process.env.CACHE_DIRECTORY?.split(':')[0];
+  const dir = systemd ? join(systemd, 'compile') : join(root, 'node_modules', '.cache', 'dkim-relay');
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, fs.W_OK);
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The command word: the first argument that is neither an option nor the value of --config. */
 function command(list) {
   for (let i = 0; i < list.length; i++) {
@@ -43,10 +68,12 @@ function command(list) {
 
 /** Node options and environment for the process that runs `args`. */
 function runtime(execArgv) {
-  if (command(args) !== 'serve') return { nodeOptions: [], env: process.env };
+  const env = { ...process.env };
+  const cache = compileCacheDir();
+  if (cache) env.NODE_COMPILE_CACHE = cache;
+  if (command(args) !== 'serve') return { nodeOptions: [], env };
   const given = [...execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((o) => o.split('=')[0].replaceAll('_', '-'));
   const nodeOptions = SERVE_NODE_OPTIONS.filter((o) => !given.includes(o.split('=')[0]));
-  const env = { ...process.env };
   for (const [name, value] of Object.entries(SERVE_ENV)) env[name] ??= value;
   return { nodeOptions, env };
 }
@@ -58,6 +85,8 @@ if (major >= 24) {
     // The same process, started again with the settings: systemd's main PID and signals stay as they are.
     process.execve(process.execPath, [process.execPath, ...process.execArgv, ...nodeOptions, main, ...args], env);
   }
+  // Set in the environment too, for the threads and processes the CLI starts.
+  if (env.NODE_COMPILE_CACHE && enableCompileCache(env.NODE_COMPILE_CACHE).directory) process.env.NODE_COMPILE_CACHE = env.NODE_COMPILE_CACHE;
   process.argv.splice(1, 1, main);
   await import(main);
 } else {

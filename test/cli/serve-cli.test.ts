@@ -1,15 +1,15 @@
 // `dkim-relay serve` as a child process: its greeting, SIGHUP reloads, and
 // signals while a session is in flight, through the real CLI and real signals.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { rawSession, type RawSession } from '../helpers/raw-smtp.ts';
 import { selfSignedCert, startSink, type SinkBehaviour } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { dkimRelay, serve, type Served } from './support.ts';
+import { BIN, dkimRelay, NODE, serve, type Served } from './support.ts';
 
 /** None of these tests is about the rotation scheduler: it stays off, so no pass ever asks DNS. */
 const ROTATION_OFF = 'rotation: {check: "off"}\n';
@@ -95,6 +95,26 @@ test('serve runs in the process of bin/dkim-relay.js with the memory settings, a
   } finally {
     own.kill();
   }
+});
+
+test('the stripped TypeScript is kept in systemd\'s CacheDirectory (or node_modules/.cache), never in a shared folder', async () => {
+  const cache = tempDir('dkim-relay-cachedir-');
+  const run = (env: NodeJS.ProcessEnv) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(NODE, [BIN, '--version'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+      );
+    });
+  const first = await run({ CACHE_DIRECTORY: cache });
+  assert.equal(first.code, 0, first.stderr);
+  const versions = readdirSync(join(cache, 'compile'));
+  assert.equal(versions.length, 1, 'one folder for this Node.js version');
+  assert.ok(readdirSync(join(cache, 'compile', versions[0]!)).length > 10, 'the modules the CLI loaded are in the cache');
+  assert.equal(statSync(join(cache, 'compile')).mode & 0o077, 0, 'only the service user may write code there');
+  // An operator's NODE_COMPILE_CACHE wins.
+  const own = tempDir('dkim-relay-owncache-');
+  assert.equal((await run({ CACHE_DIRECTORY: cache, NODE_COMPILE_CACHE: own })).code, 0);
+  assert.ok(readdirSync(own).length > 0);
 });
 
 describe('SIGHUP', () => {
