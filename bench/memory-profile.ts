@@ -16,7 +16,7 @@ import { runLoad } from './load.ts';
 import { load1 } from './machine.ts';
 import { benchMessage } from './message.ts';
 import { familyPss } from './memory.ts';
-import { startRelayProcess } from './relay.ts';
+import { startRelayProcess, warmCompileCache } from './relay.ts';
 import { CountingSink } from './sink.ts';
 import { now, sleep } from './stats.ts';
 
@@ -91,6 +91,7 @@ async function heapMetrics(port: number): Promise<Record<string, number>> {
 const env = Object.fromEntries(values.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 const dir = mkdtempSync(join(tmpdir(), 'dkim-relay-memory-'));
 const sink = await CountingSink.start();
+await warmCompileCache({ mode: 'queue', algorithm: 'rsa', sinkPort: sink.port, nodeArgs: values['node-arg'], env }, dir);
 const relay = await startRelayProcess({ dir, mode: 'queue', algorithm: 'rsa', sinkPort: sink.port, nodeArgs: values['node-arg'], env });
 try {
   await sleep(3000);

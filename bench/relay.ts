@@ -5,7 +5,7 @@
 // "relay listening" log line), its own key store holding one active key,
 // delivering to the sink.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { txtValue } from '../src/keys/record.ts';
 import { KeyStore } from '../src/keys/store.ts';
@@ -117,4 +117,14 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * Starts a relay once and stops it, so that the launcher's compile cache
+ * holds the relay's modules: every relay measured then starts as a deployed
+ * one does after its first start, without the TypeScript compiler in memory.
+ */
+export async function warmCompileCache(setup: Omit<RelaySetup, 'dir'>, parent: string): Promise<void> {
+  const relay = await startRelayProcess({ ...setup, dir: mkdtempSync(join(parent, 'warm-')) });
+  await relay.stop();
 }

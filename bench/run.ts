@@ -24,7 +24,7 @@ import { load1, machine } from './machine.ts';
 import { family } from './memory.ts';
 import { ensurePackages } from './peers/install.ts';
 import { startPostfixOpenDkim, type RunningPeer } from './peers/postfix-opendkim.ts';
-import { modeSupported, startRelayProcess, type Algorithm, type DeliveryMode, type RunningRelayProcess } from './relay.ts';
+import { modeSupported, startRelayProcess, warmCompileCache, type Algorithm, type DeliveryMode, type RunningRelayProcess } from './relay.ts';
 import { render, writeSection, type Results } from './report.ts';
 import { signCheckRows } from './sign-check.ts';
 import { signerRows } from './signer.ts';
@@ -75,6 +75,7 @@ try {
   const sink = await CountingSink.start();
   stops.push(() => sink.close());
 
+  await warmCompileCache({ mode: 'sync', algorithm: 'rsa', sinkPort: sink.port }, scratch);
   say('\nStarting the systems under test:');
   const systems: SystemUnderTest[] = [];
   const name = (mode: DeliveryMode, algorithm: Algorithm) => `dkim-relay ${mode} ${algorithm === 'rsa' ? 'RSA-2048' : 'Ed25519'}`;
