@@ -25,7 +25,8 @@
 // An operator's own value (NODE_OPTIONS, node's options, the environment) wins.
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fs, existsSync, mkdirSync } from 'node:fs';
-import { enableCompileCache } from 'node:module';
+// A namespace: the Node.js 20 this may start on has no enableCompileCache, and a named import would not load.
+import * as nodeModule from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,7 +87,7 @@ if (major >= 24) {
     process.execve(process.execPath, [process.execPath, ...process.execArgv, ...nodeOptions, main, ...args], env);
   }
   // Set in the environment too, for the threads and processes the CLI starts.
-  if (env.NODE_COMPILE_CACHE && enableCompileCache(env.NODE_COMPILE_CACHE).directory) process.env.NODE_COMPILE_CACHE = env.NODE_COMPILE_CACHE;
+  if (env.NODE_COMPILE_CACHE && nodeModule.enableCompileCache(env.NODE_COMPILE_CACHE).directory) process.env.NODE_COMPILE_CACHE = env.NODE_COMPILE_CACHE;
   process.argv.splice(1, 1, main);
   await import(main);
 } else {
