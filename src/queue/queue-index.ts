@@ -219,9 +219,8 @@ export class QueueIndex {
    * The group is committed with synchronous=NORMAL, which writes its WAL
    * frames but does not wait for them to reach the disk; the WAL file is then
    * fsynced once for the group in the thread pool, as FULL would have done in
-   * this thread. The
-   * effect is FULL's, while the sessions go on meanwhile: that fsync was the
-   * largest single cost of the main thread under load.
+   * this thread. The effect is FULL's, while the sessions go on meanwhile:
+   * that fsync was the largest single cost of the event loop under load.
    */
   enqueue(message: NewMessage): Promise<void> {
     return this.#batcher.add(message);
