@@ -5,16 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fsyncPath } from '../src/queue/file-sync.ts';
 import { now, sleep } from './stats.ts';
-
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Milliseconds each durable write took, one every `intervalMs` for `seconds`. */
 export async function diskProbe(parent: string, intervalMs: number, seconds: number): Promise<number[]> {
