@@ -23,6 +23,8 @@ export const REFUSAL_REASONS = [
   'self-check',
   /** The content cannot be made to survive transit (normalize refuses, or must wait for the upstream's extensions). */
   'content',
+  /** More Received: fields than headers.maxHops: the message is looping (5.4.6). */
+  'mail-loop',
   /** Anything else; a new reply text that lands here needs a reason of its own. */
   'other',
 ] as const;
@@ -34,6 +36,7 @@ export function refusalReason(code: number, text: string): RefusalReason {
   const status = /^([245]\.\d{1,3}\.\d{1,3})\s/.exec(text)?.[1]?.slice(2);
   const words = text.slice(text.indexOf(' ') + 1);
   if (status === '3.4') return 'too-large';
+  if (status === '4.6') return 'mail-loop';
   if (status === '7.5') return 'self-check';
   if (status === '6.0' && words.startsWith('Malformed header')) return 'malformed-header';
   if (status === '6.0' && words.startsWith('Cannot sign:')) return 'unusable-from';

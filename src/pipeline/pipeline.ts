@@ -79,6 +79,10 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
     throw err;
   }
   if (fields.length > limits.maxCount) return refuse(552, `5.3.4 Too many header fields: ${fields.length}, at most ${limits.maxCount}`);
+  // RFC 5321 §6.3: counting Received: fields finds loops between mail systems (a smart host that
+  // routes the domain back here); each pass would sign and queue the message again, for ever.
+  const hops = fieldsNamed(fields, 'Received').length;
+  if (hops > limits.maxHops) return refuse(554, `5.4.6 Mail loop: the message has passed ${hops} mail systems (Received: fields), at most ${limits.maxHops}`);
   const author = findAuthor(fields, limits);
   if (!author.ok) return refuse(550, `5.6.0 Cannot sign: ${author.problem}`);
   report.fromDomain = author.domain;

@@ -111,10 +111,11 @@ function manyHeadersMessage(): Buffer {
     'MIME-Version: 1.0',
     'Content-Type: text/plain; charset=us-ascii',
   ];
-  // Trace fields as a long chain of hops would leave them, then X- fields.
+  // Trace fields as a long chain of hops would leave them (fewer than headers.maxHops, 100: more
+  // would be refused as a mail loop), then X- fields.
   for (let i = 0; fields.length < 500; i++) {
     fields.push(
-      i < 150
+      i < 90
         ? `Received: from hop${i}.internal.example.com (hop${i}.internal.example.com [10.0.${i >> 8}.${i & 255}])\r\n\tby hop${i + 1}.internal.example.com with ESMTP id H${i}; Mon, 23 Nov 2026 09:29:${String(i % 60).padStart(2, '0')} +0100`
         : `X-Scanner-Tag-${i}: value ${i} from the content filter`,
     );

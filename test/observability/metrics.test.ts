@@ -154,6 +154,7 @@ test('refusal reasons: each refusal the pipeline makes has its word; an unknown 
   const cases: [number, string, string][] = [
     [552, '5.3.4 Header too large: 2000000 octets, at most 1048576', 'too-large'],
     [552, '5.3.4 Too many header fields: 2000, at most 1000', 'too-large'],
+    [554, '5.4.6 Mail loop: the message has passed 101 mail systems (Received: fields), at most 100', 'mail-loop'],
     [554, '5.6.0 Malformed header: line 3 has no colon', 'malformed-header'],
     [550, '5.6.0 Cannot sign: the message has no From: header', 'unusable-from'],
     [550, '5.6.0 The message has 2 Subject: headers; RFC 5322 allows one, and a second copy can forge a signed message', 'duplicate-header'],

@@ -12,7 +12,7 @@ describe('listener limits', () => {
     sink = await startSink();
     relay = await startTestRelay({
       listen: { maxClientsPerIp: 3, maxRecipients: 2, maxCommandLength: 600, dataTimeoutSeconds: 1, socketTimeoutSeconds: 2 },
-      headers: { maxCount: 50 },
+      headers: { maxCount: 50, maxHops: 12 },
       delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
     }, (store) => {
       store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
@@ -86,5 +86,18 @@ describe('listener limits', () => {
     const result = await send({ port: relay.port, from: 'a@example.com', to: ['b@example.net'], raw });
     assert.equal(!result.ok && result.code, 552);
     assert.match(result.response, /Too many header fields: 62/);
+  });
+
+  test('a message that has passed more mail systems than headers.maxHops is a loop: 554 5.4.6, and nothing goes on', async () => {
+    const received = (n: number) => Array.from({ length: n }, (_, i) => `Received: from hop${i}.example.net by hop${i + 1}.example.net; Thu, 26 Nov 2026 10:00:0${i % 10} +0000\r\n`).join('');
+    const message = (n: number, subject: string) => `${received(n)}From: a@example.com\r\nTo: b@example.net\r\nSubject: ${subject}\r\n\r\nbody\r\n`;
+    const before = sink.received.length;
+    const looping = await send({ port: relay.port, from: 'a@example.com', to: ['b@example.net'], raw: message(13, 'looping') });
+    assert.equal(!looping.ok && looping.code, 554, looping.response);
+    assert.match(looping.response, /^554 5\.4\.6 Mail loop: the message has passed 13 mail systems \(Received: fields\), at most 12/);
+    const atLimit = await send({ port: relay.port, from: 'a@example.com', to: ['b@example.net'], raw: message(12, 'at the limit') });
+    assert.equal(atLimit.ok, true, atLimit.response);
+    assert.equal(sink.received.length, before + 1, 'only the message at the limit went on');
+    assert.match(sink.received.at(-1)!.raw.toString('latin1'), /Subject: at the limit/);
   });
 });
