@@ -19,13 +19,22 @@ export function fastest(run: () => void): number {
   return best;
 }
 
-/** How much longer `run` takes on `make(factor)` than on `make(1)`. */
-export function growth<T>(make: (scale: number) => T, run: (input: T) => void, factor = 8): number {
-  const small = make(1);
-  const large = make(factor);
-  run(small); // warm the code paths first
-  return fastest(() => run(large)) / Math.max(fastest(() => run(small)), 0.05);
-}
-
 /** Linear work stays well under 64×, what quadratic work would take at 8×. */
 export const LINEAR_AT_8X = 24;
+
+/**
+ * How much longer `run` takes on `make(8)` than on `make(1)`. Measured up to
+ * three times, the lowest kept: quadratic work is slow every time, whereas a
+ * collection of the larger input's garbage or a busy neighbour lands in one
+ * measurement and not the next.
+ */
+export function growth<T>(make: (scale: number) => T, run: (input: T) => void): number {
+  const small = make(1);
+  const large = make(8);
+  run(small); // warm the code paths first
+  let lowest = Infinity;
+  for (let attempt = 0; attempt < 3 && lowest >= LINEAR_AT_8X; attempt++) {
+    lowest = Math.min(lowest, fastest(() => run(large)) / Math.max(fastest(() => run(small)), 0.05));
+  }
+  return lowest;
+}
