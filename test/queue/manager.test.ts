@@ -58,3 +58,49 @@ test('a group the upstream accepted is recorded delivered before the next group 
   assert.equal(index.show(stored.id)?.recipients.every((r) => r.state === 'delivered') ?? true, true);
   index.close();
 });
+
+test('an attempt that finishes its message removes it at once; one a stopped process finished goes at the first look', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = QueueIndex.open(join(dir, 'queue.db'));
+  const raw = Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n');
+  // Finished by a process that stopped before removing it: its result is recorded, its rows and file remain.
+  const left = await spool.write(raw);
+  index.enqueueMany([envelope(left.id, left.size)]);
+  const [claim] = index.claimDue({ limit: 1, leaseMs: 60_000 });
+  index.record(claim!, [{ seq: 0, result: 'delivered', reply: OK }]);
+  const fresh = await spool.write(raw);
+  await index.enqueue(envelope(fresh.id, fresh.size));
+
+  let delivered!: () => void;
+  const done = new Promise<void>((resolve) => (delivered = resolve));
+  const upstream: Upstream = {
+    name: 'accepting upstream',
+    traits: { dualSign: false, eightBitMime: true, smtpUtf8: true, provisional: false },
+    ready: async () => {},
+    close: async () => {},
+    async deliver(env: Envelope): Promise<UpstreamReply> {
+      setImmediate(delivered);
+      return { ...OK, recipients: env.to.map((address) => ({ address, reply: OK })) };
+    },
+  };
+  const manager = new QueueManager({
+    spool,
+    index,
+    upstream,
+    logger: silentLogger(),
+    policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
+    notices: {} as ManagerOptions['notices'],
+    workers: 1,
+  });
+  manager.start();
+  await done;
+  for (let i = 0; i < 100 && (index.show(fresh.id) || (await spool.size(fresh.id)) !== undefined); i++) await new Promise((r) => setTimeout(r, 10));
+  await manager.stop(5000);
+
+  assert.equal(index.show(fresh.id), undefined, 'the delivered message\'s rows are gone');
+  assert.equal(await spool.size(fresh.id), undefined, 'and its file');
+  assert.equal(index.show(left.id), undefined, 'the one left behind was removed by the first look at the queue');
+  assert.equal(await spool.size(left.id), undefined);
+  index.close();
+});
