@@ -393,11 +393,6 @@ export class QueueIndex {
     }).immediate();
   }
 
-  /** Whether every recipient of the message is delivered or bounced. */
-  isFinished(id: string): boolean {
-    return this.#stmt(`SELECT 1 FROM recipients WHERE message_id = ? AND ${PENDING} LIMIT 1`).get(id) === undefined;
-  }
-
   /** Ids of messages whose every recipient is delivered or bounced, oldest first. */
   finishedMessages(limit: number): string[] {
     return this

@@ -73,8 +73,8 @@ export async function recoverQueue(spool: Spool, index: QueueIndex, logger: Logg
   }
 
   for (const row of rows) {
-    if (index.isFinished(row.id)) {
-      // Every recipient was delivered or bounced; only its removal was lost (it is not synced).
+    if (index.finishedCounts(row.id)) {
+      // Every recipient was delivered or bounced; only its removal was lost (the process stopped first, or a power cut undid it).
       index.remove(row.id);
       await spool.delete(row.id);
       report.finishedRemoved++;

@@ -163,12 +163,12 @@ async function writeAll(file: FileHandle, data: Uint8Array): Promise<void> {
 export class Spool {
   readonly dir: string;
   /** One fsync per folder shared by the renames made while none ran: sessions committing together share it. */
-  readonly #folderSyncs: Record<'msg' | 'tmp' | 'corrupt', FileSync>;
+  readonly #folderSyncs: Record<'msg' | 'corrupt', FileSync>;
 
   /** Creates `dir` and its msg/, tmp/ and corrupt/ folders (mode 0700) if need be. */
   constructor(dir: string) {
     this.dir = dir;
-    this.#folderSyncs = { msg: new FileSync(join(dir, 'msg')), tmp: new FileSync(join(dir, 'tmp')), corrupt: new FileSync(join(dir, 'corrupt')) };
+    this.#folderSyncs = { msg: new FileSync(join(dir, 'msg')), corrupt: new FileSync(join(dir, 'corrupt')) };
     try {
       for (const sub of ['', 'msg', 'tmp', 'corrupt']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
     } catch (err) {
@@ -265,7 +265,7 @@ export class Spool {
   }
 
   /** fsync on a directory makes the names created or renamed in it durable. */
-  syncDirectory(sub: 'msg' | 'tmp' | 'corrupt'): Promise<void> {
+  syncDirectory(sub: 'msg' | 'corrupt'): Promise<void> {
     return this.#folderSyncs[sub].sync();
   }
 }

@@ -14,6 +14,34 @@ import { envelope } from './support.ts';
 
 const OK = { code: 250, enhanced: '2.0.0', text: 'Ok' };
 
+/** An upstream that accepts every recipient, after telling `onDeliver` of each transaction. */
+function acceptingUpstream(onDeliver: (env: Envelope) => void): Upstream {
+  return {
+    name: 'accepting upstream',
+    traits: { dualSign: false, eightBitMime: true, smtpUtf8: true, provisional: false },
+    ready: async () => {},
+    close: async () => {},
+    async deliver(env: Envelope): Promise<UpstreamReply> {
+      onDeliver(env);
+      return { ...OK, recipients: env.to.map((address) => ({ address, reply: OK })) };
+    },
+  };
+}
+
+function startManager(spool: Spool, index: QueueIndex, upstream: Upstream): QueueManager {
+  const manager = new QueueManager({
+    spool,
+    index,
+    upstream,
+    logger: silentLogger(),
+    policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
+    notices: {} as ManagerOptions['notices'],
+    workers: 1,
+  });
+  manager.start();
+  return manager;
+}
+
 test('a group the upstream accepted is recorded delivered before the next group of the message goes out', async () => {
   const dir = tempDir();
   const spool = new Spool(dir);
@@ -27,27 +55,10 @@ test('a group the upstream accepted is recorded delivered before the next group 
   const seen: { to: string[]; states: string[] }[] = [];
   let finished!: () => void;
   const done = new Promise<void>((resolve) => (finished = resolve));
-  const upstream: Upstream = {
-    name: 'recording upstream',
-    traits: { dualSign: false, eightBitMime: true, smtpUtf8: true, provisional: false },
-    ready: async () => {},
-    close: async () => {},
-    async deliver(env: Envelope): Promise<UpstreamReply> {
-      seen.push({ to: env.to, states: index.show(stored.id)!.recipients.map((r) => r.state) });
-      if (seen.length === 2) setImmediate(finished);
-      return { ...OK, recipients: env.to.map((address) => ({ address, reply: OK })) };
-    },
-  };
-  const manager = new QueueManager({
-    spool,
-    index,
-    upstream,
-    logger: silentLogger(),
-    policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
-    notices: {} as ManagerOptions['notices'],
-    workers: 1,
-  });
-  manager.start();
+  const manager = startManager(spool, index, acceptingUpstream((env) => {
+    seen.push({ to: env.to, states: index.show(stored.id)!.recipients.map((r) => r.state) });
+    if (seen.length === 2) setImmediate(finished);
+  }));
   await done;
   await manager.stop(5000);
 
@@ -74,26 +85,7 @@ test('an attempt that finishes its message removes it at once; one a stopped pro
 
   let delivered!: () => void;
   const done = new Promise<void>((resolve) => (delivered = resolve));
-  const upstream: Upstream = {
-    name: 'accepting upstream',
-    traits: { dualSign: false, eightBitMime: true, smtpUtf8: true, provisional: false },
-    ready: async () => {},
-    close: async () => {},
-    async deliver(env: Envelope): Promise<UpstreamReply> {
-      setImmediate(delivered);
-      return { ...OK, recipients: env.to.map((address) => ({ address, reply: OK })) };
-    },
-  };
-  const manager = new QueueManager({
-    spool,
-    index,
-    upstream,
-    logger: silentLogger(),
-    policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
-    notices: {} as ManagerOptions['notices'],
-    workers: 1,
-  });
-  manager.start();
+  const manager = startManager(spool, index, acceptingUpstream(() => setImmediate(delivered)));
   await done;
   for (let i = 0; i < 100 && (index.show(fresh.id) || (await spool.size(fresh.id)) !== undefined); i++) await new Promise((r) => setTimeout(r, 10));
   await manager.stop(5000);
