@@ -15,7 +15,7 @@ import { metrics } from '../observability/metrics.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
-import { decideOutcomes, transactionGroups, type RecipientResult } from './outcomes.ts';
+import { decideOutcomes, postponedForNotices, transactionGroups, type RecipientResult } from './outcomes.ts';
 import type { Claim, QueueIndex } from './queue-index.ts';
 import { HOLD_FILE_MISSING } from './recovery.ts';
 import type { Spool } from './spool.ts';
@@ -195,9 +195,13 @@ export class QueueManager {
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
         await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs }, message, original, items);
       } catch (err) {
-        // The notice could not be queued (spool full): leave these recipients for a later attempt.
-        logger.error({ id: message.id, err: (err as Error).message }, 'delivery status notification could not be queued; the attempt is repeated later');
-        index.releaseClaim(claim);
+        // Made due again at once, such a message would be attempted in a tight loop for as long as
+        // the spool stays full: it waits by the back-off instead, with one line for the cause.
+        const why = (err as Error).message;
+        const outcomes = postponedForNotices(pending, why, this.#now(), this.#o.policy, this.#random);
+        index.record(claim, outcomes);
+        const next = Math.min(...outcomes.map((o) => o.nextAttemptAt));
+        logger.error({ id: message.id, err: why, recipients: outcomes.length, next: new Date(next).toISOString() }, 'delivery status notification could not be queued; the recipients wait for their next attempt');
         return;
       }
     }

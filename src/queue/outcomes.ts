@@ -3,8 +3,8 @@
 // deferred to a later attempt; and who is owed a notice. Pure: the clock and
 // the random source are given.
 import { classifyReply } from '../delivery/reply-class.ts';
-import type { SmtpReply } from '../smtp/reply.ts';
-import { afterTemporaryFailure, delayWarningDue, type RetryPolicy } from './backoff.ts';
+import { replyLine, type SmtpReply } from '../smtp/reply.ts';
+import { afterTemporaryFailure, delayWarningDue, retryDelay, type RetryPolicy } from './backoff.ts';
 import type { AttemptOutcome, QueuedRecipient } from './queue-index.ts';
 
 export interface RecipientResult {
@@ -31,6 +31,28 @@ export function decideOutcomes(
     if (next.action === 'bounce') return { recipient, outcome: { seq, result: 'bounced', reply }, expired: true, warnDelay: false };
     const warnDelay = delayWarningDue({ receivedAt: input.receivedAt, now: input.now, warnedAt: recipient.delayWarnedAt, notify: recipient.notify }, policy);
     return { recipient, outcome: { seq, result: 'deferred', reply, nextAttemptAt: next.at }, expired: false, warnDelay };
+  });
+}
+
+/**
+ * What is recorded when the notices an attempt owes cannot be queued (the
+ * spool is full). A bounce is not recorded without its notice, which would
+ * lose the mail silently: the recipient waits as after a temporary failure of
+ * ours (451 4.3.1, RFC 3463: mail system full), by the same back-off, and is
+ * tried again then; past maxAge too, for the same reason. Deferred
+ * recipients keep their own next attempt.
+ */
+export function postponedForNotices(
+  results: readonly RecipientResult[],
+  why: string,
+  now: number,
+  policy: RetryPolicy,
+  random: () => number,
+): (AttemptOutcome & { result: 'deferred' })[] {
+  return results.map(({ recipient, outcome }) => {
+    if (outcome.result === 'deferred') return outcome;
+    const text = `A delivery status notification could not be queued (${why}); last reply: ${replyLine(outcome.reply)}`;
+    return { seq: outcome.seq, result: 'deferred', reply: { code: 451, enhanced: '4.3.1', text }, nextAttemptAt: now + retryDelay(recipient.attempts + 1, policy, random) };
   });
 }
 
