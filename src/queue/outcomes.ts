@@ -56,18 +56,3 @@ export function postponedForNotices(
   });
 }
 
-/**
- * Recipients that can share one SMTP transaction: a transaction carries one
- * NOTIFY and one ORCPT for all its recipients, so recipients whose differ go
- * in transactions of their own (RFC 3461 §4.1, §4.2).
- */
-export function transactionGroups<R extends { notify: string[] | null; orcpt: string | null }>(recipients: readonly R[]): R[][] {
-  const groups = new Map<string, R[]>();
-  for (const r of recipients) {
-    const key = `${r.notify?.join(',') ?? ''}\n${r.orcpt ?? ''}`;
-    const group = groups.get(key);
-    if (group) group.push(r);
-    else groups.set(key, [r]);
-  }
-  return [...groups.values()];
-}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RetryPolicy } from '../../src/queue/backoff.ts';
-import { decideOutcomes, postponedForNotices, transactionGroups } from '../../src/queue/outcomes.ts';
+import { decideOutcomes, postponedForNotices } from '../../src/queue/outcomes.ts';
 import type { QueuedRecipient } from '../../src/queue/queue-index.ts';
 import { smtpReply } from '../../src/smtp/reply.ts';
 
@@ -37,13 +37,6 @@ test('a delay warning is due once, after delayWarning, unless NOTIFY leaves DELA
   assert.equal(at(recipient(0), 3_600_000), true);
   assert.equal(at(recipient(0, { delayWarnedAt: 5 }), 3_600_000), false);
   assert.equal(at(recipient(0, { notify: ['FAILURE'] }), 3_600_000), false);
-});
-
-test('recipients with differing NOTIFY or ORCPT go in separate transactions', () => {
-  const groups = transactionGroups([
-    recipient(0), recipient(1), recipient(2, { notify: ['NEVER'] }), recipient(3, { orcpt: 'rfc822;x@example.net' }), recipient(4, { notify: ['NEVER'] }),
-  ]);
-  assert.deepEqual(groups.map((g) => g.map((r) => r.seq)), [[0, 1], [2, 4], [3]]);
 });
 
 test('a notice that cannot be queued: the bounce waits by the back-off of its attempt, a deferral keeps its own time', () => {
