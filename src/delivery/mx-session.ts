@@ -91,7 +91,7 @@ export function runSession(target: SessionTarget, from: string, recipients: stri
       // RFC 5321 §4.1.1.1: the EHLO reply starts with the server's name; ours means the mail came back to us.
       const greeting = /^\d{3}[ -](\S+)/.exec(String(connection.lastServerResponse || ''))?.[1];
       if (greeting && target.ownNames.some((own) => hostName(own) === hostName(greeting))) {
-        const reply = status(451, '4.4.6', `Mail for ${target.domain} loops back to this relay: ${target.host} [${target.address}]:${target.port} greets as ${greeting}, this relay's own name`);
+        const reply = status(550, '5.4.6', `Mail for ${target.domain} loops back to this relay: ${target.host} [${target.address}]:${target.port} greets as ${greeting}, this relay's own name`);
         return finish({ kind: 'failed', reply, tlsFailed: false, loop: true }, true);
       }
       const tls = tlsState(connection);

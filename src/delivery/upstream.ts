@@ -8,7 +8,7 @@ import type { RcptDsn } from '../nodemailer-internals.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
 import { FileUpstream } from './file-upstream.ts';
-import { MxUpstream } from './mx-upstream.ts';
+import { MxUpstream, type MxOptions } from './mx-upstream.ts';
 import { SmtpUpstream } from './smtp-upstream.ts';
 
 export interface Envelope {
@@ -51,7 +51,8 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export function createUpstream(config: UpstreamConfig, logger: Logger): Upstream {
-  if (config.type === 'mx') return new MxUpstream(config, logger);
+/** `mx`: how the relay itself is reached, so that no MX leads back to it. */
+export function createUpstream(config: UpstreamConfig, logger: Logger, mx: MxOptions = {}): Upstream {
+  if (config.type === 'mx') return new MxUpstream(config, logger, mx);
   return config.type === 'smtp' ? new SmtpUpstream(config, logger) : new FileUpstream(config);
 }

@@ -87,6 +87,8 @@ function createSink(spec: SinkSpec, sink: MxSink): { server: SMTPServer; sockets
     disabledCommands: spec.options?.key ? ['AUTH'] : ['STARTTLS', 'AUTH'],
     closeTimeout: 200,
     logger: false,
+    // Its own name: smtp-server's default, the machine's host name, is one of the relay's own names (a loop).
+    name: `mx-${spec.address.replace(/\W/g, '-')}.test`,
     onRcptTo(address: SMTPServerAddress, _session, callback) {
       sink.offered.push(address.address);
       const answer = spec.rcpt?.[address.address];
