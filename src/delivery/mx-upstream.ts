@@ -130,14 +130,21 @@ export class MxUpstream implements Upstream {
       }
       const self = this.self();
       const refused: string[] = [];
+      let itself: string | null = null;
       const addresses = found.addresses.filter((address) => {
         const verdict = targetVerdict(address, this.config.port, self, this.allowed);
         if (verdict.ok) return true;
-        if (verdict.kind === 'loop') loop ??= status(550, '5.4.6', `Mail for ${domain} loops back to this relay: ${host.name} [${address}]: ${verdict.reason}`);
+        if (verdict.kind === 'loop') itself ??= `${host.name} [${address}]: ${verdict.reason}`;
         refused.push(verdict.reason);
         return false;
       });
-      if (loop) break hosts;
+      if (itself) {
+        // RFC 5321 §5.1: this relay and every less preferred host are dropped. As the best
+        // host it is a loop; behind better ones it only ends the list, and their replies stand.
+        if (host === route.hosts[0]) loop = status(550, '5.4.6', `Mail for ${domain} loops back to this relay: ${itself}`);
+        else this.logger.warn({ upstream: 'mx', domain, host: host.name, reason: itself }, 'mx host is this relay: it and the hosts after it are not tried');
+        break hosts;
+      }
       if (addresses.length === 0) {
         // RFC 3463 X.4.4: no route the relay may take; a policy of ours, so said as such.
         permanentMiss = status(550, '5.4.4', `Not delivering to ${domain}: its host ${host.name} leads only inward (${refused.join('; ')}); delivery.upstream.allowNetworks can permit it`);

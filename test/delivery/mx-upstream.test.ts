@@ -311,6 +311,19 @@ describe('an MX that is this relay', () => {
       assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.3')!.connections, 0);
     }, {}, (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '127.0.0.2', port: sinks.port }] }) })));
 
+  test('the relay as a less preferred MX (by address): it and those after it are dropped, the better host\'s reply stands', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test'), mx(30, 'mx3.a.test')], 'mx1.a.test': [a('127.0.0.3')], 'mx2.a.test': [a('127.0.0.2')], 'mx3.a.test': [a('127.0.0.4')] },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.4' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.1']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.4')!.connections, 0);
+      },
+      {},
+      (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '127.0.0.2', port: sinks.port }] }) }),
+    ));
+
   test('a relay listening on 0.0.0.0: any address of this host on its port is a loop', () =>
     withMxWorld(records, [{ address: '127.0.0.2' }, { address: '127.0.0.3' }], async ({ upstream, sinks }) => {
       const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
