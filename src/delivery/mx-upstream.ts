@@ -21,7 +21,7 @@ import { isTemporary, overallReply, status, type DeliveryReport, type RecipientR
 import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
 import { runSession, type SessionMessage, type SessionTarget } from './mx-session.ts';
 import { targetVerdict, type RelaySelf } from './mx-targets.ts';
-import type { Envelope, Upstream } from './upstream.ts';
+import type { Envelope, EnvelopeDsn, Upstream } from './upstream.ts';
 
 export type MxConfig = Extract<UpstreamConfig, { type: 'mx' }>;
 
@@ -84,7 +84,7 @@ export class MxUpstream implements Upstream {
     const answered = new Map<string, RecipientReply>();
     await Promise.all(
       [...byDomain].map(async ([domain, recipients]) => {
-        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message)) answered.set(reply.recipient, reply);
+        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message, envelope.dsn)) answered.set(reply.recipient, reply);
       }),
     );
     const recipients = envelope.to.map((recipient) => answered.get(recipient)!);
@@ -104,7 +104,7 @@ export class MxUpstream implements Upstream {
     return { listeners: this.relay().listeners, localAddresses: this.localAddresses() };
   }
 
-  private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage): Promise<RecipientReply[]> {
+  private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage, dsn: EnvelopeDsn | undefined): Promise<RecipientReply[]> {
     const route = await this.route(recipients[0]!);
     if (!route.ok) {
       this.logger.warn({ upstream: 'mx', domain, recipients, reply: `${route.reply.code} ${route.reply.enhanced} ${route.reply.text}` }, 'mx delivery not attempted');
@@ -165,7 +165,7 @@ export class MxUpstream implements Upstream {
             last = status(451, '4.4.5', `Too many connections to ${domain} already (delivery.upstream.maxConnectionsPerDomain ${this.config.maxConnectionsPerDomain}, maxConnections ${this.config.maxConnections}), try again later`);
             break hosts;
           }
-          const result = await runSession(target, from, pending, message).finally(release);
+          const result = await runSession(target, { from, to: pending, dsn }, message).finally(release);
           if (result.kind === 'failed') {
             this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: `${result.reply.code} ${result.reply.enhanced} ${result.reply.text}` }, 'mx session failed');
             last = result.reply;

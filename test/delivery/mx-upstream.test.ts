@@ -127,6 +127,31 @@ describe('routing by MX', () => {
     ));
 });
 
+describe('DSN parameters', () => {
+  test('one transaction per domain; RET and ENVID on MAIL FROM, each recipient\'s own NOTIFY and ORCPT on its RCPT TO', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')], 'b.test': [mx(10, 'mx.b.test')], 'mx.b.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const recipients = new Map([
+          ['alice@a.test', { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;alice@example.org' }],
+          ['carol@a.test', { notify: ['NEVER'] }],
+          ['bob@b.test', { orcpt: 'rfc822;bob+x@example.org' }],
+        ]);
+        const to = ['alice@a.test', 'bob@b.test', 'carol@a.test', 'dave@a.test'];
+        const report = await upstream.deliver({ from: FROM, to, dsn: { ret: 'HDRS', envid: 'E-1', recipients } }, bufferOctets(PLAIN_MESSAGE));
+        assert.equal(report.code, 250, report.text);
+        const [atA] = sinks.sinks.get('127.0.0.2')!.received;
+        const [atB] = sinks.sinks.get('127.0.0.3')!.received;
+        assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
+        assert.deepEqual([atA!.mailArgs.RET, atA!.mailArgs.ENVID, atB!.mailArgs.RET], ['HDRS', 'E-1', 'HDRS']);
+        assert.deepEqual(atA!.to, ['alice@a.test', 'carol@a.test', 'dave@a.test']);
+        assert.deepEqual(atA!.rcptArgs, [{ NOTIFY: 'SUCCESS,FAILURE', ORCPT: 'rfc822;alice@example.org' }, { NOTIFY: 'NEVER' }, {}]);
+        assert.deepEqual(atB!.rcptArgs, [{ ORCPT: 'rfc822;bob+x@example.org' }]);
+      },
+    ));
+});
+
 describe('DNS answers that stop delivery', () => {
   test('a null MX (RFC 7505): 556 5.1.10 at once, no host contacted', () =>
     withMxWorld({ 'a.test': [mx(0, '')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks, dns }) => {
