@@ -87,9 +87,11 @@ test('a bounce the full spool cannot take: one upstream session, then the back-o
     assert.equal(waiting.state, 'deferred');
     assert.deepEqual([waiting.lastReply?.code, waiting.lastReply?.enhanced], [451, '4.3.1']);
     assert.match(waiting.lastReply!.text, /could not be queued \(spool disk is full \(ENOSPC\).*last reply: 550 5\.1\.1 no such user/);
-    // The first retry's wait: retryAfter, less up to the jitter.
-    const wait = waiting.nextAttemptAt - waiting.updatedAt;
-    assert.ok(wait >= RETRY_MS * (1 - DEFAULT_RETRY_POLICY.jitter) - 1 && wait <= RETRY_MS, `next attempt ${wait} ms after the failed one`);
+    // The first retry's wait, retryAfter less up to the jitter, counted from the moment the attempt is recorded
+    // (no later than the row's updatedAt) and so no sooner than the refusal.
+    const sinceRefusal = waiting.nextAttemptAt - sink.refusals[0]!;
+    const sinceRecord = waiting.nextAttemptAt - waiting.updatedAt;
+    assert.ok(sinceRefusal >= RETRY_MS * (1 - DEFAULT_RETRY_POLICY.jitter) && sinceRecord <= RETRY_MS, `next attempt ${sinceRefusal} ms after the refusal, ${sinceRecord} ms after the record`);
 
     // Space returns: the next attempt, not before its time, is refused again and the bounce goes out.
     spoolFull = false;
