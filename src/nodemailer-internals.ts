@@ -4,12 +4,18 @@
 // - its SMTP client class, and the EHLO extensions a connection parsed (a
 //   private field), which delivery uses to learn what the upstream takes;
 // - a connection's socket (a private field), whose TLS state direct
-//   delivery records.
+//   delivery records;
+// - the method that writes RCPT TO's DSN parameters (private), which takes
+//   one NOTIFY and ORCPT for the whole envelope: it is wrapped so that each
+//   recipient gets its own (RFC 3461 §4.1, §4.2), and one transaction serves
+//   recipients whose parameters differ.
 // A nodemailer release may change any of these without notice; going through
 // this module, such an upgrade breaks here (and in its test), in one place.
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Transporter } from 'nodemailer';
+import MimeNode from 'nodemailer/lib/mime-node';
+import { encodeXText } from 'nodemailer/lib/shared';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 export { encode as base64Encode, wrap as base64Wrap } from 'nodemailer/lib/base64';
@@ -48,4 +54,45 @@ export function connectionSocket(connection: SMTPConnection): Socket | null {
 export function tlsSocket(connection: SMTPConnection): TLSSocket | null {
   const socket = connectionSocket(connection);
   return connection.secure && socket instanceof TLSSocket ? socket : null;
+}
+
+/** NOTIFY and ORCPT of one recipient (ORCPT as "addr-type;address", xtext decoded). */
+export interface RcptDsn {
+  notify?: readonly string[] | undefined;
+  orcpt?: string | undefined;
+}
+
+/** The envelope field, carried along by nodemailer, that holds each recipient's RcptDsn by the address its RCPT TO names. */
+export const RCPT_DSN = 'rcptDsn';
+
+interface RcptArgsInternals {
+  _envelope?: { [RCPT_DSN]?: ReadonlyMap<string, RcptDsn> };
+  /** Recipients whose RCPT TO awaits its reply; the one being written is the last. */
+  _recipientQueue: string[];
+  _supportedExtensions: string[];
+  _getDsnRcptToArgs(): string;
+}
+
+const rcptArgs = SMTPConnection.prototype as unknown as RcptArgsInternals;
+const sharedRcptArgs = rcptArgs._getDsnRcptToArgs;
+rcptArgs._getDsnRcptToArgs = function (this: RcptArgsInternals): string {
+  const perRecipient = this._envelope?.[RCPT_DSN];
+  if (!perRecipient) return sharedRcptArgs.call(this);
+  // RFC 3461 §4: the parameters go only to a host that announces DSN.
+  if (!this._supportedExtensions.includes('DSN')) return '';
+  const own = perRecipient.get(this._recipientQueue.at(-1) ?? '');
+  const args = [
+    own?.notify?.length ? `NOTIFY=${encodeXText(own.notify.join(','))}` : '',
+    own?.orcpt ? `ORCPT=${encodeXText(own.orcpt)}` : '',
+  ].filter(Boolean);
+  return args.length ? ` ${args.join(' ')}` : '';
+};
+
+/**
+ * The address as a message sent with sendMail names it in RCPT TO: nodemailer
+ * normalises envelope addresses (an internationalized domain after an ASCII
+ * local part becomes its A-labels).
+ */
+export function envelopeAddress(address: string): string {
+  return new MimeNode().setEnvelope({ to: [address] }).getEnvelope().to[0] ?? address;
 }

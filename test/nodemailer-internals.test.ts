@@ -36,3 +36,16 @@ test('each re-exported helper still does what we rely on', () => {
   assert.equal(typeof internals.SMTPConnection, 'function');
   assert.deepEqual(internals.announcedExtensions(Object.assign(Object.create(internals.SMTPConnection.prototype), { _supportedExtensions: ['8BITMIME'] })), ['8BITMIME']);
 });
+
+test('RCPT TO gets each recipient\'s own NOTIFY and ORCPT, and only from a host that announces DSN', () => {
+  const own = new Map([['a@example.net', { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;o+x@example.org' }], ['b@example.net', { notify: ['NEVER'] }]]);
+  const connection = (to: string, extensions: string[]) => Object.assign(Object.create(internals.SMTPConnection.prototype), {
+    _envelope: { [internals.RCPT_DSN]: own }, _recipientQueue: ['earlier@example.net', to], _supportedExtensions: extensions,
+  }) as { _getDsnRcptToArgs(): string };
+  assert.equal(connection('a@example.net', ['DSN'])._getDsnRcptToArgs(), ' NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;o+2Bx@example.org');
+  assert.equal(connection('b@example.net', ['DSN'])._getDsnRcptToArgs(), ' NOTIFY=NEVER');
+  assert.equal(connection('c@example.net', ['DSN'])._getDsnRcptToArgs(), '');
+  assert.equal(connection('a@example.net', [])._getDsnRcptToArgs(), '');
+  assert.equal(internals.envelopeAddress('safe@jõgeva.ee'), 'safe@xn--jgeva-dua.ee');
+  assert.equal(internals.envelopeAddress('plain@example.net'), 'plain@example.net');
+});

@@ -118,6 +118,8 @@ const mxUpstream = z.strictObject({
   resolver: z.array(z.string().refine(isNameserver, 'must be an IP address with an optional port, e.g. 192.0.2.53 or [2001:db8::53]:53')).nonempty().optional(),
   /** Name we give in EHLO, and by which a loop back to this relay is recognised; unset: the machine's host name. */
   heloName: z.string().superRefine(rules.domainName).optional(),
+  /** Inward addresses (loopback, link-local, private, this host's) that MX answers and address literals may still lead to. */
+  allowNetworks: z.array(z.string().superRefine(rules.network)).default([]),
   timeoutSeconds: z.number().int().min(1).max(3600).default(60),
   /** Deliver only over STARTTLS (the certificate is still not required to verify). */
   requireTLS: z.boolean().default(false),

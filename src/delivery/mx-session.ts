@@ -4,10 +4,11 @@
 // QUIT. Nothing here decides which host comes next: it reports what happened.
 import { isIP } from 'node:net';
 import { octetStream, type Octets } from '../message/octets.ts';
-import { announcedExtensions, connectionSocket, SMTPConnection, tlsSocket } from '../nodemailer-internals.ts';
+import { announcedExtensions, connectionSocket, RCPT_DSN, SMTPConnection, tlsSocket } from '../nodemailer-internals.ts';
 import type { SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
 import { parseReply, sessionFailure, status, transactionFailure, type Hop, type StatusReply } from './mx-reply.ts';
+import type { Envelope } from './upstream.ts';
 
 /** The message, and whether it holds 8-bit octets (looked at once, not per host). */
 export interface SessionMessage {
@@ -45,7 +46,9 @@ const NON_ASCII = /[^\x00-\x7f]/;
 /** How long a host may take to close the connection after QUIT before we cut it. */
 const CLOSE_WAIT_MS = 5000;
 
-export function runSession(target: SessionTarget, from: string, recipients: string[], message: SessionMessage): Promise<SessionResult> {
+/** `envelope.to`: the recipients for this host; their DSN parameters go to a host announcing DSN (RFC 3461 §4). */
+export function runSession(target: SessionTarget, envelope: Envelope, message: SessionMessage): Promise<SessionResult> {
+  const { from, to: recipients, dsn } = envelope;
   return new Promise((resolve) => {
     const connection = new SMTPConnection({
       host: target.address,
@@ -91,7 +94,7 @@ export function runSession(target: SessionTarget, from: string, recipients: stri
       // RFC 5321 §4.1.1.1: the EHLO reply starts with the server's name; ours means the mail came back to us.
       const greeting = /^\d{3}[ -](\S+)/.exec(String(connection.lastServerResponse || ''))?.[1];
       if (greeting && target.ownNames.some((own) => hostName(own) === hostName(greeting))) {
-        const reply = status(451, '4.4.6', `Mail for ${target.domain} loops back to this relay: ${target.host} [${target.address}]:${target.port} greets as ${greeting}, this relay's own name`);
+        const reply = status(550, '5.4.6', `Mail for ${target.domain} loops back to this relay: ${target.host} [${target.address}]:${target.port} greets as ${greeting}, this relay's own name`);
         return finish({ kind: 'failed', reply, tlsFailed: false, loop: true }, true);
       }
       const tls = tlsState(connection);
@@ -116,8 +119,8 @@ export function runSession(target: SessionTarget, from: string, recipients: stri
         for (const recipient of sendable) replies.set(recipient, own);
         return finish({ kind: 'answered', tls, replies }, true);
       }
-      const envelope = { from, to: sendable, size: message.octets.size, use8BitMime: eightBit };
-      connection.send(envelope as never, octetStream(message.octets), (sendErr, info) => {
+      const params = dsn ? { dsn: { ret: dsn.ret, envid: dsn.envid }, [RCPT_DSN]: dsn.recipients } : {};
+      connection.send({ from, to: sendable, size: message.octets.size, use8BitMime: eightBit, ...params } as never, octetStream(message.octets), (sendErr, info) => {
         if (sendErr) {
           const err = sendErr as SendError;
           for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));

@@ -9,17 +9,19 @@
 // The next hop is unknown when the message is signed, so the traits say
 // 7-bit: the pipeline encodes 8-bit content before signing and no hop has a
 // reason to change it afterwards (RFC 6376 §5.3).
-import { hostname as osHostname } from 'node:os';
+import { networkInterfaces, hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { hasEightBit, type Octets } from '../message/octets.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
+import { NetworkList } from '../relay/admission.ts';
 import { DestinationLimits } from './destination-limits.ts';
 import { MxLookup } from './mx-lookup.ts';
 import { isTemporary, overallReply, status, type DeliveryReport, type RecipientReply, type StatusReply } from './mx-reply.ts';
 import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
 import { runSession, type SessionMessage, type SessionTarget } from './mx-session.ts';
-import type { Envelope, Upstream } from './upstream.ts';
+import { targetVerdict, type RelaySelf } from './mx-targets.ts';
+import type { Envelope, EnvelopeDsn, Upstream } from './upstream.ts';
 
 export type MxConfig = Extract<UpstreamConfig, { type: 'mx' }>;
 
@@ -29,6 +31,18 @@ export const MAX_ATTEMPTS_PER_DOMAIN = 10;
 export interface MxOptions {
   /** Shuffles MX records of equal preference. */
   random?: () => number;
+  /**
+   * The relay's own names (listen.hostname) and listeners, read at each
+   * delivery (a port 0 is known once listening): an MX among them is a loop.
+   */
+  relay?: () => { names: string[]; listeners: RelaySelf['listeners'] };
+  /** This host's interface addresses; the machine's by default. */
+  localAddresses?: () => string[];
+}
+
+/** The addresses of this machine's network interfaces. */
+function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.replace(/%.*$/, '')));
 }
 
 /** The hosts (or a literal address) to try for one domain, or the reply every recipient gets. */
@@ -43,6 +57,9 @@ export class MxUpstream implements Upstream {
   private readonly limits: DestinationLimits;
   private readonly heloName: string;
   private readonly random: () => number;
+  private readonly allowed: NetworkList;
+  private readonly relay: NonNullable<MxOptions['relay']>;
+  private readonly localAddresses: () => string[];
   private closed = false;
 
   constructor(config: MxConfig, logger: Logger, options: MxOptions = {}) {
@@ -50,6 +67,9 @@ export class MxUpstream implements Upstream {
     this.logger = logger;
     this.random = options.random ?? Math.random;
     this.heloName = config.heloName ?? osHostname();
+    this.allowed = new NetworkList(config.allowNetworks, 'delivery.upstream.allowNetworks');
+    this.relay = options.relay ?? (() => ({ names: [], listeners: [] }));
+    this.localAddresses = options.localAddresses ?? interfaceAddresses;
     this.lookup = new MxLookup(config.resolver);
     this.limits = new DestinationLimits(config.maxConnections, config.maxConnectionsPerDomain);
     this.name = `mx port ${config.port}`;
@@ -64,7 +84,7 @@ export class MxUpstream implements Upstream {
     const answered = new Map<string, RecipientReply>();
     await Promise.all(
       [...byDomain].map(async ([domain, recipients]) => {
-        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message)) answered.set(reply.recipient, reply);
+        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message, envelope.dsn)) answered.set(reply.recipient, reply);
       }),
     );
     const recipients = envelope.to.map((recipient) => answered.get(recipient)!);
@@ -75,7 +95,16 @@ export class MxUpstream implements Upstream {
     this.closed = true;
   }
 
-  private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage): Promise<RecipientReply[]> {
+  /** Every name this relay goes by: an MX or a greeting with one of them is the relay itself. */
+  private ownNames(): string[] {
+    return [...new Set([this.heloName, osHostname(), ...this.relay().names])];
+  }
+
+  private self(): RelaySelf {
+    return { listeners: this.relay().listeners, localAddresses: this.localAddresses() };
+  }
+
+  private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage, dsn: EnvelopeDsn | undefined): Promise<RecipientReply[]> {
     const route = await this.route(recipients[0]!);
     if (!route.ok) {
       this.logger.warn({ upstream: 'mx', domain, recipients, reply: `${route.reply.code} ${route.reply.enhanced} ${route.reply.text}` }, 'mx delivery not attempted');
@@ -86,6 +115,8 @@ export class MxUpstream implements Upstream {
     /** The reply pending recipients get when no host answers for them. */
     let last: StatusReply | null = null;
     let permanentMiss: StatusReply | null = null;
+    /** Set when a host leads back to this relay: nothing more is tried (RFC 5321 §5.1). */
+    let loop: StatusReply | null = null;
     let attempts = 0;
     hosts: for (const host of route.hosts) {
       if (pending.length === 0) break;
@@ -97,12 +128,36 @@ export class MxUpstream implements Upstream {
         this.logger.warn({ upstream: 'mx', domain, host: host.name, reason: found.reason }, 'mx host skipped');
         continue;
       }
-      for (const address of found.addresses) {
+      const self = this.self();
+      const refused: string[] = [];
+      let itself: string | null = null;
+      const addresses = found.addresses.filter((address) => {
+        const verdict = targetVerdict(address, this.config.port, self, this.allowed);
+        if (verdict.ok) return true;
+        if (verdict.kind === 'loop') itself ??= `${host.name} [${address}]: ${verdict.reason}`;
+        refused.push(verdict.reason);
+        return false;
+      });
+      if (itself) {
+        // RFC 5321 §5.1: this relay and every less preferred host are dropped. As the best
+        // host it is a loop; behind better ones it only ends the list, and their replies stand.
+        if (host === route.hosts[0]) loop = status(550, '5.4.6', `Mail for ${domain} loops back to this relay: ${itself}`);
+        else this.logger.warn({ upstream: 'mx', domain, host: host.name, reason: itself }, 'mx host is this relay: it and the hosts after it are not tried');
+        break hosts;
+      }
+      if (addresses.length === 0) {
+        // RFC 3463 X.4.4: no route the relay may take; a policy of ours, so said as such.
+        permanentMiss = status(550, '5.4.4', `Not delivering to ${domain}: its host ${host.name} leads only inward (${refused.join('; ')}); delivery.upstream.allowNetworks can permit it`);
+        this.logger.warn({ upstream: 'mx', domain, host: host.name, refused }, 'mx host skipped: it leads inward');
+        continue;
+      }
+      if (refused.length > 0) this.logger.warn({ upstream: 'mx', domain, host: host.name, refused }, 'mx host addresses skipped: they lead inward');
+      for (const address of addresses) {
         let plaintext = false;
         for (;;) {
           if (attempts++ >= MAX_ATTEMPTS_PER_DOMAIN || this.closed) break hosts;
           const target: SessionTarget = {
-            domain, host: host.name, address, port: this.config.port, heloName: this.heloName, ownNames: [this.heloName],
+            domain, host: host.name, address, port: this.config.port, heloName: this.heloName, ownNames: this.ownNames(),
             requireTLS: this.config.requireTLS, plaintext, timeoutMs: this.config.timeoutSeconds * 1000,
           };
           const release = await this.limits.acquire(domain, this.config.timeoutSeconds * 1000);
@@ -110,7 +165,7 @@ export class MxUpstream implements Upstream {
             last = status(451, '4.4.5', `Too many connections to ${domain} already (delivery.upstream.maxConnectionsPerDomain ${this.config.maxConnectionsPerDomain}, maxConnections ${this.config.maxConnections}), try again later`);
             break hosts;
           }
-          const result = await runSession(target, from, pending, message).finally(release);
+          const result = await runSession(target, { from, to: pending, dsn }, message).finally(release);
           if (result.kind === 'failed') {
             this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: `${result.reply.code} ${result.reply.enhanced} ${result.reply.text}` }, 'mx session failed');
             last = result.reply;
@@ -142,7 +197,7 @@ export class MxUpstream implements Upstream {
         }
       }
     }
-    const leftover = last ?? permanentMiss ?? status(451, '4.4.4', `No host of ${domain} could be tried`);
+    const leftover = loop ?? last ?? permanentMiss ?? status(451, '4.4.4', `No host of ${domain} could be tried`);
     for (const recipient of pending) final.set(recipient, refused(recipient, leftover));
     return recipients.map((recipient) => final.get(recipient)!);
   }
@@ -151,21 +206,27 @@ export class MxUpstream implements Upstream {
   private async route(recipient: string): Promise<Route> {
     const where = destination(recipient);
     if (where.kind === 'invalid') return { ok: false, reply: status(550, '5.1.2', `The domain of <${recipient}> is not a domain mail can be routed to`) };
-    if (where.kind === 'literal') return { ok: true, hosts: [{ name: `[${where.address}]`, address: where.address }] };
+    if (where.kind === 'literal') {
+      const verdict = targetVerdict(where.address, this.config.port, this.self(), this.allowed);
+      if (verdict.ok) return { ok: true, hosts: [{ name: `[${where.address}]`, address: where.address }] };
+      if (verdict.kind === 'loop') return { ok: false, reply: status(550, '5.4.6', `Mail for ${where.domain} loops back to this relay: ${verdict.reason}`) };
+      // RFC 3463 X.7.1: delivery not authorized; the sender chose the address, the relay's policy refuses it.
+      return { ok: false, reply: status(550, '5.7.1', `Not delivering to ${where.domain}: ${verdict.reason}; delivery.upstream.allowNetworks can permit it`) };
+    }
     const mx = await this.lookup.mx(where.ascii);
     if (!mx.ok && mx.outcome === 'nxdomain') return { ok: false, reply: status(550, '5.1.2', `The domain ${where.domain} does not exist (${mx.reason})`) };
     if (!mx.ok && mx.outcome === 'temporary') return { ok: false, reply: status(451, '4.4.3', `Cannot route mail for ${where.domain} now: ${mx.reason}`) };
     // RFC 5321 §5.1: no MX records, the domain itself is the implicit MX, preference 0.
     const records = mx.ok && mx.records.length > 0 ? mx.records : [{ exchange: where.ascii, priority: 0 }];
-    const exchanges = orderExchanges(records, [this.heloName], this.random);
+    const exchanges = orderExchanges(records, this.ownNames(), this.random);
     switch (exchanges.kind) {
       case 'null':
         return { ok: false, reply: status(556, '5.1.10', `The domain ${where.domain} accepts no mail (null MX, RFC 7505)`) };
       case 'unusable':
         return { ok: false, reply: status(550, '5.4.4', `The MX records of ${where.domain} name no usable host: ${exchanges.skipped.join('; ')}`) };
       case 'loop':
-        // Our own settings make this relay an MX for the domain: ours to mend, so temporary.
-        return { ok: false, reply: status(451, '4.4.6', `Mail for ${where.domain} loops back to this relay: its best MX ${exchanges.host} is delivery.upstream.heloName`) };
+        // RFC 3463 X.4.6 routing loop, as Postfix's "mail for X loops back to myself": retrying would only loop again.
+        return { ok: false, reply: status(550, '5.4.6', `Mail for ${where.domain} loops back to this relay: its best MX ${exchanges.host} is one of this relay's names`) };
       case 'hosts':
         if (exchanges.skipped.length > 0) this.logger.warn({ upstream: 'mx', domain: where.domain, skipped: exchanges.skipped }, 'unusable MX records ignored');
         return { ok: true, hosts: exchanges.hosts.map((name) => ({ name })) };

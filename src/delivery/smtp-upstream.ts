@@ -15,7 +15,7 @@ import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { LearnedExtensions } from './learned-extensions.ts';
-import { announcedExtensions, pooledConnections, type SMTPConnection } from '../nodemailer-internals.ts';
+import { announcedExtensions, envelopeAddress, pooledConnections, RCPT_DSN, type RcptDsn, type SMTPConnection } from '../nodemailer-internals.ts';
 import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type Upstream, type UpstreamReply } from './upstream.ts';
 
@@ -110,10 +110,10 @@ export class SmtpUpstream implements Upstream {
     }
     try {
       const info = await this.transport.sendMail({
-        envelope: { from: envelope.from, to: envelope.to, size: message.size, use8BitMime: traits.eightBitMime === true } as never,
+        envelope: { from: envelope.from, to: envelope.to, size: message.size, use8BitMime: traits.eightBitMime === true, ...rcptDsn(envelope) } as never,
         raw: octetStream(message),
         // nodemailer sends these only when the host announces DSN (RFC 3461 §4).
-        ...(envelope.dsn ? { dsn: envelope.dsn } : {}),
+        ...(envelope.dsn ? { dsn: { ret: envelope.dsn.ret, envid: envelope.dsn.envid } } : {}),
       });
       this.learnFromConnections();
       const rejected = (info.rejectedErrors ?? []) as SendError[];
@@ -196,6 +196,13 @@ export class SmtpUpstream implements Upstream {
       this.logger.info({ upstream: this.name, source, eightBitMime, smtpUtf8, override: this.config.eightBitMime === 'auto' ? undefined : this.config.eightBitMime }, changed ? 'upstream extensions changed' : 'upstream extensions learned');
     }
   }
+}
+
+/** Each recipient's NOTIFY and ORCPT, by the address its RCPT TO will name. */
+function rcptDsn(envelope: Envelope): { [RCPT_DSN]?: Map<string, RcptDsn> } {
+  const own = envelope.dsn?.recipients;
+  if (!own) return {};
+  return { [RCPT_DSN]: new Map([...own].map(([address, dsn]) => [envelopeAddress(address), dsn])) };
 }
 
 function replyOf(reply: { code: number; text: string }): SmtpReply {

@@ -4,25 +4,30 @@
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Octets } from '../message/octets.ts';
+import type { RcptDsn } from '../nodemailer-internals.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
 import { FileUpstream } from './file-upstream.ts';
-import { MxUpstream } from './mx-upstream.ts';
+import { MxUpstream, type MxOptions } from './mx-upstream.ts';
 import { SmtpUpstream } from './smtp-upstream.ts';
 
 export interface Envelope {
   /** Envelope sender; '' for the null sender (bounces, auto-replies). */
   from: string;
   to: string[];
-  /** RFC 3461 parameters, passed on when the upstream announces DSN; NOTIFY and ORCPT apply to every recipient of `to`. */
+  /** RFC 3461 parameters, passed on when the upstream announces DSN. */
   dsn?: EnvelopeDsn | undefined;
 }
 
 export interface EnvelopeDsn {
   ret?: 'FULL' | 'HDRS' | undefined;
   envid?: string | undefined;
-  notify?: string[] | undefined;
-  orcpt?: string | undefined;
+  /**
+   * NOTIFY and ORCPT of the recipients that have them, by their address in
+   * `to`: each RCPT TO carries its own (RFC 3461 §4.1, §4.2), so recipients
+   * whose parameters differ still share one transaction.
+   */
+  recipients?: ReadonlyMap<string, RcptDsn> | undefined;
 }
 
 /** The transaction's reply, and each recipient's own (in the order of `to`). */
@@ -46,7 +51,8 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export function createUpstream(config: UpstreamConfig, logger: Logger): Upstream {
-  if (config.type === 'mx') return new MxUpstream(config, logger);
+/** `mx`: how the relay itself is reached, so that no MX leads back to it. */
+export function createUpstream(config: UpstreamConfig, logger: Logger, mx: MxOptions = {}): Upstream {
+  if (config.type === 'mx') return new MxUpstream(config, logger, mx);
   return config.type === 'smtp' ? new SmtpUpstream(config, logger) : new FileUpstream(config);
 }

@@ -10,12 +10,13 @@
 import { stat } from 'node:fs/promises';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import { fileOctets, type Octets } from '../message/octets.ts';
+import type { RcptDsn } from '../nodemailer-internals.ts';
 import type { Logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
-import { decideOutcomes, transactionGroups, type RecipientResult } from './outcomes.ts';
+import { decideOutcomes, postponedForNotices, type RecipientResult } from './outcomes.ts';
 import type { Claim, QueueIndex } from './queue-index.ts';
 import { HOLD_FILE_MISSING } from './recovery.ts';
 import type { Spool } from './spool.ts';
@@ -137,7 +138,7 @@ export class QueueManager {
     this.#timer.unref();
   }
 
-  /** One message, all its claimed recipients: one transaction per group of equal DSN parameters. */
+  /** One message, all its claimed recipients, in one transaction: each RCPT TO carries its own DSN parameters. */
   async #attempt(claim: Claim): Promise<void> {
     const { index, spool, upstream, logger } = this.#o;
     const { message } = claim;
@@ -151,31 +152,24 @@ export class QueueManager {
       logger.error({ id: message.id, err: (err as Error).message }, 'message file unreadable: message held; restore the file and release it, or delete it');
       return;
     }
-    // Delivered recipients are recorded as soon as their group's 250 is in: until that commit, a
-    // crash sends them again (RFC 5321 §6.1), so that time is kept to one commit, made at once: sharing
-    // the intake's group commit tripled the duplicates of bench/crash.ts (0.10 % → 0.25-0.29 %) for
-    // no throughput that could be told from noise. The others wait for the end of the attempt, so
-    // that one notice covers all of them.
-    const pending: RecipientResult[] = [];
-    for (const group of transactionGroups(claim.recipients)) {
-      const envelope: Envelope = {
-        from: message.sender,
-        to: group.map((r) => r.address),
-        dsn: dsnOf(message, group[0]!),
-      };
-      let answer: Awaited<ReturnType<Upstream['deliver']>>;
-      try {
-        answer = await upstream.deliver(envelope, original);
-      } catch (err) {
-        logger.error({ id: message.id, err: (err as Error).message }, 'upstream delivery threw; the recipients are deferred');
-        answer = { code: 451, enhanced: '4.3.0', text: 'Local error while delivering', recipients: [] };
-      }
-      const replies = new Map<number, SmtpReply>(group.map((r, i) => [r.seq, answer.recipients[i]?.reply ?? answer]));
-      const results = decideOutcomes({ receivedAt: message.receivedAt, now: this.#now(), recipients: group, replies }, this.#o.policy, this.#random);
-      const delivered = results.filter((r) => r.outcome.result === 'delivered');
-      if (delivered.length > 0) this.#record(claim, delivered);
-      pending.push(...results.filter((r) => r.outcome.result !== 'delivered'));
+    const recipients = claim.recipients;
+    const envelope: Envelope = { from: message.sender, to: recipients.map((r) => r.address), dsn: dsnOf(message, recipients) };
+    let answer: Awaited<ReturnType<Upstream['deliver']>>;
+    try {
+      answer = await upstream.deliver(envelope, original);
+    } catch (err) {
+      logger.error({ id: message.id, err: (err as Error).message }, 'upstream delivery threw; the recipients are deferred');
+      answer = { code: 451, enhanced: '4.3.0', text: 'Local error while delivering', recipients: [] };
     }
+    const replies = new Map<number, SmtpReply>(recipients.map((r, i) => [r.seq, answer.recipients[i]?.reply ?? answer]));
+    const results = decideOutcomes({ receivedAt: message.receivedAt, now: this.#now(), recipients, replies }, this.#o.policy, this.#random);
+    // Delivered recipients are recorded as soon as the 250 is in, before any notice is built: until
+    // that commit, a crash sends them again (RFC 5321 §6.1), so that time is kept to one commit, made
+    // at once: sharing the intake's group commit tripled the duplicates of bench/crash.ts (0.10 % →
+    // 0.25-0.29 %) for no throughput that could be told from noise.
+    const delivered = results.filter((r) => r.outcome.result === 'delivered');
+    if (delivered.length > 0) this.#record(claim, delivered);
+    const pending = results.filter((r) => r.outcome.result !== 'delivered');
     if (pending.length > 0) await this.#recordPending(claim, original, pending);
     this.#removeIfFinished(message.id);
   }
@@ -195,9 +189,13 @@ export class QueueManager {
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
         await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs }, message, original, items);
       } catch (err) {
-        // The notice could not be queued (spool full): leave these recipients for a later attempt.
-        logger.error({ id: message.id, err: (err as Error).message }, 'delivery status notification could not be queued; the attempt is repeated later');
-        index.releaseClaim(claim);
+        // Made due again at once, such a message would be attempted in a tight loop for as long as
+        // the spool stays full: it waits by the back-off instead, with one line for the cause.
+        const why = (err as Error).message;
+        const outcomes = postponedForNotices(pending, why, this.#now(), this.#o.policy, this.#random);
+        index.record(claim, outcomes);
+        const next = Math.min(...outcomes.map((o) => o.nextAttemptAt));
+        logger.error({ id: message.id, err: why, recipients: outcomes.length, next: new Date(next).toISOString() }, 'delivery status notification could not be queued; the recipients wait for their next attempt');
         return;
       }
     }
@@ -247,12 +245,9 @@ export class QueueManager {
   }
 }
 
-function dsnOf(message: Claim['message'], recipient: Claim['recipients'][number]): Envelope['dsn'] {
-  const dsn = {
-    ret: message.ret ?? undefined,
-    envid: message.envid ?? undefined,
-    notify: recipient.notify ?? undefined,
-    orcpt: recipient.orcpt ?? undefined,
-  };
+function dsnOf(message: Claim['message'], recipients: Claim['recipients']): Envelope['dsn'] {
+  const own = new Map<string, RcptDsn>();
+  for (const r of recipients) if (r.notify || r.orcpt) own.set(r.address, { notify: r.notify ?? undefined, orcpt: r.orcpt ?? undefined });
+  const dsn = { ret: message.ret ?? undefined, envid: message.envid ?? undefined, recipients: own.size > 0 ? own : undefined };
   return Object.values(dsn).some((v) => v !== undefined) ? dsn : undefined;
 }

@@ -3,8 +3,8 @@
 // deferred to a later attempt; and who is owed a notice. Pure: the clock and
 // the random source are given.
 import { classifyReply } from '../delivery/reply-class.ts';
-import type { SmtpReply } from '../smtp/reply.ts';
-import { afterTemporaryFailure, delayWarningDue, type RetryPolicy } from './backoff.ts';
+import { replyLine, type SmtpReply } from '../smtp/reply.ts';
+import { afterTemporaryFailure, delayWarningDue, retryDelay, type RetryPolicy } from './backoff.ts';
 import type { AttemptOutcome, QueuedRecipient } from './queue-index.ts';
 
 export interface RecipientResult {
@@ -35,17 +35,24 @@ export function decideOutcomes(
 }
 
 /**
- * Recipients that can share one SMTP transaction: a transaction carries one
- * NOTIFY and one ORCPT for all its recipients, so recipients whose differ go
- * in transactions of their own (RFC 3461 §4.1, §4.2).
+ * What is recorded when the notices an attempt owes cannot be queued (the
+ * spool is full). A bounce is not recorded without its notice, which would
+ * lose the mail silently: the recipient waits as after a temporary failure of
+ * ours (451 4.3.1, RFC 3463: mail system full), by the same back-off, and is
+ * tried again then; past maxAge too, for the same reason. Deferred
+ * recipients keep their own next attempt.
  */
-export function transactionGroups<R extends { notify: string[] | null; orcpt: string | null }>(recipients: readonly R[]): R[][] {
-  const groups = new Map<string, R[]>();
-  for (const r of recipients) {
-    const key = `${r.notify?.join(',') ?? ''}\n${r.orcpt ?? ''}`;
-    const group = groups.get(key);
-    if (group) group.push(r);
-    else groups.set(key, [r]);
-  }
-  return [...groups.values()];
+export function postponedForNotices(
+  results: readonly RecipientResult[],
+  why: string,
+  now: number,
+  policy: RetryPolicy,
+  random: () => number,
+): (AttemptOutcome & { result: 'deferred' })[] {
+  return results.map(({ recipient, outcome }) => {
+    if (outcome.result === 'deferred') return outcome;
+    const text = `A delivery status notification could not be queued (${why}); last reply: ${replyLine(outcome.reply)}`;
+    return { seq: outcome.seq, result: 'deferred', reply: { code: 451, enhanced: '4.3.1', text }, nextAttemptAt: now + retryDelay(recipient.attempts + 1, policy, random) };
+  });
 }
+

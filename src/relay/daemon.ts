@@ -75,8 +75,11 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
     for (const key of active) logger.info({ domain: key.domain, selector: key.selector, algorithm: key.algorithm }, 'signing key active');
 
-    const upstream = createUpstream(config.delivery.upstream, logger);
     const hostname = config.listen.hostname ?? osHostname();
+    // Where the listeners are bound; a port 0 of the configuration is replaced once it is known.
+    const listeners = [{ host: config.listen.host, port: config.listen.port }];
+    if (config.listen.tlsPort !== undefined) listeners.push({ host: config.listen.host, port: config.listen.tlsPort });
+    const upstream = createUpstream(config.delivery.upstream, logger, { relay: () => ({ names: [hostname], listeners }) });
     let queue: RunningRelay['queue'];
     if (config.delivery.mode === 'queue') {
       const spool = new Spool(config.queue.dir);
@@ -126,6 +129,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
     }
     if (http) ports.metrics = http.port;
+    listeners.splice(0, listeners.length, ...[ports.plain, ports.tls].filter((p) => p !== undefined).map((port) => ({ host: config.listen.host, port })));
     const unwatchKeys = metrics.watchKeys(() => view.snapshot().report);
     const unwatchQueue = queue
       ? metrics.watchQueue(() => {

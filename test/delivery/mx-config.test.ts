@@ -10,7 +10,7 @@ import { expectUserError } from '../keys/support.ts';
 test('the defaults: port 25, no TLS required, 20 connections, 3 per domain, always 7-bit', () => {
   const { delivery } = parseConfig('delivery: {upstream: {type: mx}}', 'mx.yaml');
   assert.deepEqual(delivery.upstream, {
-    type: 'mx', port: 25, timeoutSeconds: 60, requireTLS: false, maxConnections: 20, maxConnectionsPerDomain: 3, dualSign: true, eightBitMime: false,
+    type: 'mx', port: 25, allowNetworks: [], timeoutSeconds: 60, requireTLS: false, maxConnections: 20, maxConnectionsPerDomain: 3, dualSign: true, eightBitMime: false,
   });
   const upstream = createUpstream(delivery.upstream, silentLogger());
   assert.deepEqual([upstream.name, upstream.traits], ['mx port 25', { dualSign: true, eightBitMime: false, smtpUtf8: false }]);
@@ -34,6 +34,7 @@ test('wrong mx settings are refused with one line naming the key', () => {
     ['delivery: {upstream: {type: mx, eightBitMime: true}}', /delivery\.upstream\.eightBitMime: must be false: with direct MX delivery the next hop is unknown/],
     ['delivery: {upstream: {type: mx, maxConnectionsPerDomain: 0}}', /delivery\.upstream\.maxConnectionsPerDomain/],
     ['delivery: {upstream: {type: mx, host: mx.example}}', /unknown key delivery\.upstream\.host/],
+    ['delivery: {upstream: {type: mx, allowNetworks: ["10.1"]}}', /delivery\.upstream\.allowNetworks\.0: "10\.1" is not an IP address or CIDR range/],
   ];
   for (const [yaml, what] of cases) expectUserError(() => parseConfig(yaml, 'test.yaml'), what);
 });

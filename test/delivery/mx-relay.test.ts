@@ -2,6 +2,7 @@
 // 8-bit message for two domains; each domain's MX receives it 7-bit, and the
 // signature verifies with dkimpy and with our own verifier.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { storeResolver } from '../../src/keys/resolver.ts';
 import { verifyMessage } from '../../src/signing/verify.ts';
@@ -19,7 +20,7 @@ test('an 8-bit message to two domains: each MX gets it 7-bit, signed, and the si
   });
   // Both announce 8BITMIME (smtp-server's default): the message is 7-bit all the same, since it was signed before the hop was known.
   const sinks = await startMxSinks([{ address: '127.0.0.2' }, { address: '127.0.0.3' }]);
-  const relay = await startTestRelay({ delivery: { upstream: { type: 'mx', port: sinks.port, resolver: [dns.address], heloName: 'out.relay.test', timeoutSeconds: 5 } } }, withKey);
+  const relay = await startTestRelay({ delivery: { upstream: { type: 'mx', port: sinks.port, resolver: [dns.address], heloName: 'out.relay.test', timeoutSeconds: 5, allowNetworks: ['127.0.0.0/8'] } } }, withKey);
   try {
     assert.ok(Buffer.from(MESSAGE).some((octet) => octet >= 0x80), 'the message sent is 8-bit');
     const result = await send({ port: relay.port, from: 'payroll@example.com', to: ['alice@a.test', 'bob@b.test'], raw: MESSAGE });
@@ -47,6 +48,32 @@ test('a null-MX domain through the relay: the client hears 556 5.1.10', async ()
   try {
     const result = await send({ port: relay.port, from: 'payroll@example.com', to: ['alice@a.test'], raw: MESSAGE });
     assert.deepEqual(result.ok ? null : [result.code, result.response], [556, '556 5.1.10 The domain a.test accepts no mail (null MX, RFC 7505)']);
+  } finally {
+    await relay.close();
+    await dns.close();
+  }
+});
+
+/** A port free a moment ago on 127.0.0.1: the relay must listen where its MX will point. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test('an MX pointing at the relay\'s own listen address and port, heloName unlike listen.hostname: 550 5.4.6, no copy made', async () => {
+  const port = await freePort();
+  const dns = await startMxDnsServer({ 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.1')] });
+  const relay = await startTestRelay({
+    listen: { port, hostname: 'relay.test' },
+    delivery: { upstream: { type: 'mx', port, resolver: [dns.address], heloName: 'out.relay.test', timeoutSeconds: 5, allowNetworks: ['127.0.0.0/8'] } },
+  }, withKey);
+  try {
+    const result = await send({ port: relay.port, from: 'payroll@example.com', to: ['alice@a.test'], raw: MESSAGE });
+    assert.deepEqual(result.ok ? null : [result.code, result.response],
+      [550, `550 5.4.6 Mail for a.test loops back to this relay: mx.a.test [127.0.0.1]: 127.0.0.1 port ${port} is this relay's own listener`]);
   } finally {
     await relay.close();
     await dns.close();

@@ -127,6 +127,31 @@ describe('routing by MX', () => {
     ));
 });
 
+describe('DSN parameters', () => {
+  test('one transaction per domain; RET and ENVID on MAIL FROM, each recipient\'s own NOTIFY and ORCPT on its RCPT TO', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')], 'b.test': [mx(10, 'mx.b.test')], 'mx.b.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const recipients = new Map([
+          ['alice@a.test', { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;alice@example.org' }],
+          ['carol@a.test', { notify: ['NEVER'] }],
+          ['bob@b.test', { orcpt: 'rfc822;bob+x@example.org' }],
+        ]);
+        const to = ['alice@a.test', 'bob@b.test', 'carol@a.test', 'dave@a.test'];
+        const report = await upstream.deliver({ from: FROM, to, dsn: { ret: 'HDRS', envid: 'E-1', recipients } }, bufferOctets(PLAIN_MESSAGE));
+        assert.equal(report.code, 250, report.text);
+        const [atA] = sinks.sinks.get('127.0.0.2')!.received;
+        const [atB] = sinks.sinks.get('127.0.0.3')!.received;
+        assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
+        assert.deepEqual([atA!.mailArgs.RET, atA!.mailArgs.ENVID, atB!.mailArgs.RET], ['HDRS', 'E-1', 'HDRS']);
+        assert.deepEqual(atA!.to, ['alice@a.test', 'carol@a.test', 'dave@a.test']);
+        assert.deepEqual(atA!.rcptArgs, [{ NOTIFY: 'SUCCESS,FAILURE', ORCPT: 'rfc822;alice@example.org' }, { NOTIFY: 'NEVER' }, {}]);
+        assert.deepEqual(atB!.rcptArgs, [{ ORCPT: 'rfc822;bob+x@example.org' }]);
+      },
+    ));
+});
+
 describe('DNS answers that stop delivery', () => {
   test('a null MX (RFC 7505): 556 5.1.10 at once, no host contacted', () =>
     withMxWorld({ 'a.test': [mx(0, '')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks, dns }) => {
@@ -217,20 +242,20 @@ describe('replies of the receiving host', () => {
 });
 
 describe('loops back to this relay', () => {
-  test('a host that greets with our own name gets nothing: 451 4.4.6, no other host tried', () =>
+  test('a host that greets with our own name gets nothing: 550 5.4.6, no other host tried', () =>
     withMxWorld(
       { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test')], 'mx1.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.2', options: { name: 'relay.test' } }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
-        assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.6']);
+        assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6']);
         assert.match(report.text, /loops back to this relay: mx1\.a\.test \[127\.0\.0\.2\]:\d+ greets as relay\.test/);
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
         assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
       },
     ));
 
-  test('our own name as the best MX: 451 4.4.6 without a connection; as a lesser MX it and those after it are dropped', () =>
+  test('our own name as the best MX: 550 5.4.6 without a connection; as a lesser MX it and those after it are dropped', () =>
     withMxWorld(
       {
         'a.test': [mx(10, 'relay.test'), mx(20, 'mx2.a.test')],
@@ -240,8 +265,110 @@ describe('loops back to this relay', () => {
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, bufferOctets(PLAIN_MESSAGE));
-        assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.6', 'bob@b.test refused 451 4.4.1']);
+        assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6', 'bob@b.test refused 451 4.4.1']);
         assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.3')!.connections, 0);
       },
+    ));
+});
+
+describe('targets inside the network', () => {
+  test('address literals pointing inward: 550 5.7.1 saying why, no connection; allowNetworks lets them through', () =>
+    withMxWorld({}, [{ address: '127.0.0.5' }], async ({ upstream, sinks }) => {
+      const to = ['a@[10.9.9.9]', 'b@[169.254.169.254]', 'c@[127.0.0.5]', 'd@[IPv6:::ffff:127.0.0.5]', 'e@[IPv6:fe80::1]'];
+      const report = await upstream.deliver({ from: FROM, to }, bufferOctets(PLAIN_MESSAGE));
+      assert.deepEqual(replies(report), to.map((r) => `${r} refused 550 5.7.1`));
+      assert.deepEqual(report.recipients.map((r) => r.reply.text), [
+        'Not delivering to [10.9.9.9]: 10.9.9.9 is a private address (RFC 1918); delivery.upstream.allowNetworks can permit it',
+        'Not delivering to [169.254.169.254]: 169.254.169.254 is a link-local address; delivery.upstream.allowNetworks can permit it',
+        'Not delivering to [127.0.0.5]: 127.0.0.5 is a loopback address; delivery.upstream.allowNetworks can permit it',
+        'Not delivering to [ipv6:::ffff:127.0.0.5]: 127.0.0.5 is a loopback address; delivery.upstream.allowNetworks can permit it',
+        'Not delivering to [ipv6:fe80::1]: fe80::1 is a link-local address; delivery.upstream.allowNetworks can permit it',
+      ]);
+      assert.equal(sinks.sinks.get('127.0.0.5')!.connections, 0);
+    }, { allowNetworks: [] }).then(() =>
+      withMxWorld({}, [{ address: '127.0.0.5' }], async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['c@[127.0.0.5]'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['c@[127.0.0.5] accepted 250 2.0.0']);
+        assert.equal(sinks.sinks.get('127.0.0.5')!.received.length, 1);
+      }, { allowNetworks: ['127.0.0.5/32'] })));
+
+  test('MX and A answers pointing inward: 550 5.4.4 saying why, no connection; allowNetworks lets them through', () => {
+    const records = {
+      'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')],
+      'b.test': [mx(10, 'mx.b.test')], 'mx.b.test': [a('10.9.9.9'), a('169.254.169.254')],
+      'c.test': [a('127.0.0.2')], // no MX: the implicit MX, its own address
+    };
+    return withMxWorld(records, [{ address: '127.0.0.2' }], async ({ upstream, sinks, lines }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test', 'carol@c.test'] }, bufferOctets(PLAIN_MESSAGE));
+      assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.4', 'bob@b.test refused 550 5.4.4', 'carol@c.test refused 550 5.4.4']);
+      assert.deepEqual(report.recipients.map((r) => r.reply.text), [
+        'Not delivering to a.test: its host mx.a.test leads only inward (127.0.0.2 is a loopback address); delivery.upstream.allowNetworks can permit it',
+        'Not delivering to b.test: its host mx.b.test leads only inward (10.9.9.9 is a private address (RFC 1918); 169.254.169.254 is a link-local address); delivery.upstream.allowNetworks can permit it',
+        'Not delivering to c.test: its host c.test leads only inward (127.0.0.2 is a loopback address); delivery.upstream.allowNetworks can permit it',
+      ]);
+      assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
+      assert.ok(lines.some((l) => l.msg === 'mx host skipped: it leads inward' && l.host === 'mx.b.test'));
+    }, { allowNetworks: [] }).then(() =>
+      withMxWorld(records, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'carol@c.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'carol@c.test accepted 250 2.0.0']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 2);
+      }, { allowNetworks: ['127.0.0.2'] }));
+  });
+
+  test('a host with inward and allowed addresses: only the allowed are tried', () =>
+    withMxWorld({ 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.9'), a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks, lines }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+      assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
+      assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
+      assert.deepEqual(lines.find((l) => l.msg === 'mx host addresses skipped: they lead inward')?.refused, ['127.0.0.9 is a loopback address']);
+    }, { allowNetworks: ['127.0.0.2/32'] }));
+});
+
+describe('an MX that is this relay', () => {
+  const records = { 'a.test': [mx(10, 'mx.a.test'), mx(20, 'mx2.a.test')], 'mx.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] };
+
+  test('an MX address that is the relay\'s own listener (address and port): 550 5.4.6, nothing sent, no other host tried', () =>
+    withMxWorld(records, [{ address: '127.0.0.2' }, { address: '127.0.0.3' }], async ({ upstream, sinks }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+      assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6']);
+      assert.match(report.recipients[0]!.reply.text, /^Mail for a\.test loops back to this relay: mx\.a\.test \[127\.0\.0\.2\]: 127\.0\.0\.2 port \d+ is this relay's own listener$/);
+      assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.3')!.connections, 0);
+    }, {}, (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '127.0.0.2', port: sinks.port }] }) })));
+
+  test('the relay as a less preferred MX (by address): it and those after it are dropped, the better host\'s reply stands', () =>
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test'), mx(30, 'mx3.a.test')], 'mx1.a.test': [a('127.0.0.3')], 'mx2.a.test': [a('127.0.0.2')], 'mx3.a.test': [a('127.0.0.4')] },
+      [{ address: '127.0.0.2' }, { address: '127.0.0.4' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test refused 451 4.4.1']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.4')!.connections, 0);
+      },
+      {},
+      (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '127.0.0.2', port: sinks.port }] }) }),
+    ));
+
+  test('a relay listening on 0.0.0.0: any address of this host on its port is a loop', () =>
+    withMxWorld(records, [{ address: '127.0.0.2' }, { address: '127.0.0.3' }], async ({ upstream, sinks }) => {
+      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+      assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6']);
+      assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
+    }, {}, (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '0.0.0.0', port: sinks.port }] }) })));
+
+  test('listen.hostname, not heloName, as the MX or in the greeting: 550 5.4.6', () =>
+    withMxWorld(
+      { ...records, 'b.test': [mx(10, 'in.relay.test')], 'in.relay.test': [a('127.0.0.3')] },
+      [{ address: '127.0.0.2', options: { name: 'in.relay.test' } }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6', 'bob@b.test refused 550 5.4.6']);
+        assert.match(report.recipients[0]!.reply.text, /mx\.a\.test \[127\.0\.0\.2\]:\d+ greets as in\.relay\.test, this relay's own name/);
+        assert.equal(report.recipients[1]!.reply.text, 'Mail for b.test loops back to this relay: its best MX in.relay.test is one of this relay\'s names');
+        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
+        assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
+      },
+      {},
+      { relay: () => ({ names: ['in.relay.test'], listeners: [] }) },
     ));
 });

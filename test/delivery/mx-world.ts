@@ -18,8 +18,11 @@ export interface MxWorld {
 
 export const MX_HELO = 'relay.test';
 
+/** The receiving hosts are on loopback, where the relay delivers only when allowNetworks says so. */
+export const LOOPBACK_ALLOWED = ['127.0.0.0/8'];
+
 export function mxConfig(overrides: Record<string, unknown>): MxConfig {
-  return configSchema.parse({ delivery: { upstream: { type: 'mx', heloName: MX_HELO, timeoutSeconds: 5, ...overrides } } }).delivery.upstream as MxConfig;
+  return configSchema.parse({ delivery: { upstream: { type: 'mx', heloName: MX_HELO, timeoutSeconds: 5, allowNetworks: LOOPBACK_ALLOWED, ...overrides } } }).delivery.upstream as MxConfig;
 }
 
 export async function withMxWorld(
@@ -27,13 +30,14 @@ export async function withMxWorld(
   sinks: SinkSpec[],
   run: (world: MxWorld) => Promise<void>,
   settings: Record<string, unknown> = {},
-  options: MxOptions = {},
+  /** Or a function of the receiving hosts, e.g. to make one of them the relay's own listener. */
+  options: MxOptions | ((sinks: MxSinks) => MxOptions) = {},
 ): Promise<void> {
   const dns = await startMxDnsServer(records);
   const started = await startMxSinks(sinks);
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }));
-  const upstream = new MxUpstream(mxConfig({ port: started.port, resolver: [dns.address], ...settings }), logger, options);
+  const upstream = new MxUpstream(mxConfig({ port: started.port, resolver: [dns.address], ...settings }), logger, typeof options === 'function' ? options(started) : options);
   try {
     await run({ dns, sinks: started, upstream, lines });
   } finally {

@@ -15,6 +15,9 @@ export interface MxReceived {
   secure: boolean;
   /** Whether MAIL FROM carried SMTPUTF8. */
   smtpUtf8: boolean;
+  /** Parameters of MAIL FROM and of each RCPT TO (RET, ENVID; NOTIFY, ORCPT). */
+  mailArgs: Record<string, unknown>;
+  rcptArgs: Record<string, unknown>[];
 }
 
 export interface SinkSpec {
@@ -87,6 +90,9 @@ function createSink(spec: SinkSpec, sink: MxSink): { server: SMTPServer; sockets
     disabledCommands: spec.options?.key ? ['AUTH'] : ['STARTTLS', 'AUTH'],
     closeTimeout: 200,
     logger: false,
+    // Its own name: smtp-server's default, the machine's host name, is one of the relay's own names (a loop).
+    name: `mx-${spec.address.replace(/\W/g, '-')}.test`,
+    hideDSN: false, // announces DSN, so the relay passes RET, ENVID, NOTIFY and ORCPT on
     onRcptTo(address: SMTPServerAddress, _session, callback) {
       sink.offered.push(address.address);
       const answer = spec.rcpt?.[address.address];
@@ -96,10 +102,12 @@ function createSink(spec: SinkSpec, sink: MxSink): { server: SMTPServer; sockets
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       const to = session.envelope.rcptTo.map((r) => r.address);
       const smtpUtf8 = Boolean((session.envelope as { smtpUtf8?: boolean }).smtpUtf8);
+      const mailArgs = (session.envelope.mailFrom && session.envelope.mailFrom.args) || {};
+      const rcptArgs = session.envelope.rcptTo.map((r) => r.args || {});
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
-        sink.received.push({ from, to, raw: Buffer.concat(chunks), secure: session.secure, smtpUtf8 });
+        sink.received.push({ from, to, raw: Buffer.concat(chunks), secure: session.secure, smtpUtf8, mailArgs, rcptArgs });
         callback(null, `Ok: queued at ${spec.address}`);
       });
     },

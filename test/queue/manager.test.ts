@@ -42,31 +42,39 @@ function startManager(spool: Spool, index: QueueIndex, upstream: Upstream): Queu
   return manager;
 }
 
-test('a group the upstream accepted is recorded delivered before the next group of the message goes out', async () => {
+test('recipients whose NOTIFY and ORCPT differ share one transaction, each with its own parameters', async () => {
   const dir = tempDir();
   const spool = new Spool(dir);
   const index = QueueIndex.open(join(dir, 'queue.db'));
   const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
-  // Different NOTIFY: two transactions (RFC 3461 §4.1).
   await index.enqueue(envelope(stored.id, stored.size, [], {
-    recipients: [{ address: 'one@example.net', notify: ['FAILURE'] }, { address: 'two@example.net', notify: ['NEVER'] }],
+    ret: 'HDRS',
+    recipients: [
+      { address: 'one@example.net', notify: ['FAILURE'], orcpt: 'rfc822;first@example.org' },
+      { address: 'two@example.net', notify: ['NEVER'] },
+      { address: 'three@example.net' },
+    ],
   }));
 
-  const seen: { to: string[]; states: string[] }[] = [];
-  let finished!: () => void;
-  const done = new Promise<void>((resolve) => (finished = resolve));
+  const seen: Envelope[] = [];
+  let delivered!: () => void;
+  const done = new Promise<void>((resolve) => (delivered = resolve));
   const manager = startManager(spool, index, acceptingUpstream((env) => {
-    seen.push({ to: env.to, states: index.show(stored.id)!.recipients.map((r) => r.state) });
-    if (seen.length === 2) setImmediate(finished);
+    seen.push(env);
+    setImmediate(delivered);
   }));
   await done;
+  for (let i = 0; i < 100 && index.show(stored.id); i++) await new Promise((r) => setTimeout(r, 10));
   await manager.stop(5000);
 
-  assert.deepEqual(seen, [
-    { to: ['one@example.net'], states: ['delivering', 'delivering'] },
-    { to: ['two@example.net'], states: ['delivered', 'delivering'] },
+  assert.equal(seen.length, 1, 'one transaction');
+  assert.deepEqual(seen[0]!.to, ['one@example.net', 'two@example.net', 'three@example.net']);
+  assert.equal(seen[0]!.dsn?.ret, 'HDRS');
+  assert.deepEqual([...seen[0]!.dsn!.recipients!], [
+    ['one@example.net', { notify: ['FAILURE'], orcpt: 'rfc822;first@example.org' }],
+    ['two@example.net', { notify: ['NEVER'], orcpt: undefined }],
   ]);
-  assert.equal(index.show(stored.id)?.recipients.every((r) => r.state === 'delivered') ?? true, true);
+  assert.equal(index.show(stored.id), undefined, 'all three delivered, the message removed');
   index.close();
 });
 

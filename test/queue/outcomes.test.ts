@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RetryPolicy } from '../../src/queue/backoff.ts';
-import { decideOutcomes, transactionGroups } from '../../src/queue/outcomes.ts';
+import { decideOutcomes, postponedForNotices } from '../../src/queue/outcomes.ts';
 import type { QueuedRecipient } from '../../src/queue/queue-index.ts';
 import { smtpReply } from '../../src/smtp/reply.ts';
 
@@ -39,9 +39,18 @@ test('a delay warning is due once, after delayWarning, unless NOTIFY leaves DELA
   assert.equal(at(recipient(0, { notify: ['FAILURE'] }), 3_600_000), false);
 });
 
-test('recipients with differing NOTIFY or ORCPT go in separate transactions', () => {
-  const groups = transactionGroups([
-    recipient(0), recipient(1), recipient(2, { notify: ['NEVER'] }), recipient(3, { orcpt: 'rfc822;x@example.net' }), recipient(4, { notify: ['NEVER'] }),
-  ]);
-  assert.deepEqual(groups.map((g) => g.map((r) => r.seq)), [[0, 1], [2, 4], [3]]);
+test('a notice that cannot be queued: the bounce waits by the back-off of its attempt, a deferral keeps its own time', () => {
+  const results = decideOutcomes({
+    receivedAt: 0,
+    now: 1000,
+    recipients: [recipient(0, { attempts: 2 }), recipient(1)],
+    replies: new Map([[0, smtpReply(550, '5.1.1 User unknown')], [1, smtpReply(451, '4.3.0 later')]]),
+  }, policy, () => 0);
+  const [bounced, deferred] = postponedForNotices(results, 'spool disk is full (ENOSPC)', 1000, policy, () => 0);
+  // The third attempt failed: firstRetry × 2².
+  assert.deepEqual(bounced, { seq: 0, result: 'deferred', nextAttemptAt: 1000 + 4 * 60_000, reply: { code: 451, enhanced: '4.3.1', text: 'A delivery status notification could not be queued (spool disk is full (ENOSPC)); last reply: 550 5.1.1 User unknown' } });
+  assert.equal(deferred, results[1]!.outcome);
+  // Past maxAge too: a bounce without its notice would lose the mail.
+  const [late] = postponedForNotices(decideOutcomes({ receivedAt: 0, now: 2 * 86_400_000, recipients: [recipient(0, { attempts: 30 })], replies: new Map([[0, smtpReply(451, 'later')]]) }, policy, () => 0), 'full', 2 * 86_400_000, policy, () => 0);
+  assert.deepEqual([late!.result, late!.nextAttemptAt], ['deferred', 2 * 86_400_000 + 3_600_000]);
 });
