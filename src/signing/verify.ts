@@ -5,8 +5,7 @@
 // store (self-check) or from DNS.
 import { dkimVerify, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
 import { parseTagList, type TagList } from '../dns/tag-list.ts';
-import { fieldsNamed, fieldValue, parseHeader, type HeaderField } from '../message/header.ts';
-import { headerBlockLength } from '../message/incoming.ts';
+import { fieldsNamed, fieldValue, parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
 import { toCrlf } from '../message/lines.ts';
 import { isAligned, type AlignmentMode } from './alignment.ts';
 import { judgeSignature, type Verdict } from './verdict.ts';
@@ -46,14 +45,13 @@ export const MIN_BITS = 1024;
 
 export async function verifyMessage(message: Buffer, resolver: DNSResolver | undefined, alignment: AlignmentMode = 'relaxed'): Promise<Verification> {
   const outcome = await dkimVerify(message, { resolver, minBitLength: MIN_BITS, strict: true });
-  const crlf = toCrlf(message);
-  return describe(crlf.subarray(0, headerBlockLength(crlf)), outcome, alignment);
+  return describe(toCrlf(message), outcome, alignment);
 }
 
-/** mailauth's results for a message whose header block is `header`, judged and described. */
+/** mailauth's results for a message that starts with `header` (CRLF lines), judged and described. */
 export function describe(header: Buffer, outcome: VerifierResults, alignment: AlignmentMode): Verification {
   const fromDomains = outcome.headerFrom.map((address) => address.slice(address.lastIndexOf('@') + 1).toLowerCase());
-  const fields = headerFields(header);
+  const fields = headerFields(splitMessage(header).header);
   const signatureFields = fieldsNamed(fields, 'dkim-signature');
   const from = fieldsNamed(fields, 'from').map(fieldValue);
   const results = outcome.results.filter((r) => r.status?.result !== 'none');
