@@ -8,7 +8,7 @@ import { normalizeDomain } from '../keys/names.ts';
 import { octetStream } from '../message/octets.ts';
 import { processMessage, type Report } from '../pipeline/pipeline.ts';
 import { receiveMessage } from '../relay/intake.ts';
-import { verifyMessage } from '../signing/verify.ts';
+import { messageProblem, verifyMessage } from '../signing/verify.ts';
 import { CheckFailed, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
 
 export function signCommand(yargs: Argv<GlobalArgs>) {
@@ -64,13 +64,16 @@ export function verifyCommand(yargs: Argv<GlobalArgs>) {
       withStore(args, async (store, { config }) => {
         const resolver = !args.dns ? storeResolver(store) : args.nameserver !== undefined ? mailauthResolver(args.nameserver) : undefined;
         const result = await verifyMessage(await readStdin(), resolver, config.selfCheck.alignment);
-        const failed = result.signatures.length === 0 || result.signatures.some((s) => s.result !== 'pass');
-        if (args.json) printJson(result);
-        else if (result.signatures.length === 0) print('none: the message carries no DKIM signature');
+        const problem = messageProblem(result);
+        const failed = problem !== undefined || result.signatures.length === 0 || result.signatures.some((s) => s.result !== 'pass');
+        if (args.json) printJson({ verdict: failed ? 'fail' : 'pass', problem: problem ?? null, ...result });
         else {
+          if (result.signatures.length === 0) print('none: the message carries no DKIM signature');
           for (const s of result.signatures) {
-            print(`${s.result} d=${s.domain} s=${s.selector} a=${s.algorithm} ${s.aligned ? 'aligned' : 'not-aligned'} with From: ${result.fromDomains.join(',') || '(none)'}${s.result === 'pass' ? '' : ` (${s.comment})`}`);
+            const alignment = `${s.aligned ? 'aligned' : 'not-aligned'} with From: ${result.fromDomains.join(',') || '(none)'}`;
+            print(`${s.result} d=${s.domain || '(none)'} s=${s.selector || '(none)'} a=${s.algorithm || '(none)'} ${alignment}${s.result === 'pass' ? '' : `: ${s.comment}`}`);
           }
+          if (problem) print(`fail: ${problem}`);
         }
         if (failed) throw new CheckFailed('');
       }),

@@ -28,7 +28,7 @@ const body = require('mailauth/lib/dkim/body') as {
   dkimBody(canonicalization: string, algorithm: string, maxBodyLength?: number): MailauthBodyHash;
 };
 const { DkimVerifier } = require('mailauth/lib/dkim/dkim-verifier') as {
-  DkimVerifier: new (options: { resolver: DNSResolver; minBitLength: number }) => {
+  DkimVerifier: new (options: { resolver: DNSResolver; minBitLength: number; strict: boolean }) => {
     messageHeaders(headers: unknown): Promise<void>;
     finalChunk(): Promise<void>;
     results: DKIMVerifyResult['results'];
@@ -52,12 +52,12 @@ export function mailauthPublicKey(name: string, resolver: DNSResolver, minBitLen
 }
 
 /**
- * mailauth's DKIM verification of a header block (every field with its CRLF,
+ * mailauth's DKIM verification, in its strict mode, of a header block (every field with its CRLF,
  * then the empty line) as the header of a message with an empty body: the
  * results of dkimVerify() for that message, without its stream parser.
  */
 export async function mailauthVerifyHeader(header: Buffer, resolver: DNSResolver, minBitLength: number): Promise<Pick<DKIMVerifyResult, 'results' | 'headerFrom' | 'fromFields'>> {
-  const verifier = new DkimVerifier({ resolver, minBitLength });
+  const verifier = new DkimVerifier({ resolver, minBitLength, strict: true });
   await verifier.messageHeaders(tools.parseHeaders(header));
   await verifier.finalChunk();
   return { results: verifier.results, headerFrom: verifier.headerFrom, fromFields: verifier.fromFields };

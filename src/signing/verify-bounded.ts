@@ -9,12 +9,11 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { DKIMResult, DNSResolver } from 'mailauth';
 import { CHUNK, type Octets } from '../message/octets.ts';
-import { isAligned, type AlignmentMode } from './alignment.ts';
+import type { AlignmentMode } from './alignment.ts';
 import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
 import { mailauthBodyHash, mailauthPublicKey, mailauthVerifyHeader } from './mailauth-internals.ts';
-import type { SignatureResult, Verification } from './verify.ts';
+import { describe, MIN_BITS, type Verification } from './verify.ts';
 
-const MIN_BITS = 1024;
 const BODY_HASH_MISMATCH = 'body hash did not verify';
 
 /** `header` is the header block (fields, then the empty line); the body is read only to hash it. */
@@ -22,31 +21,16 @@ export async function verifyBounded(header: Buffer, body: Octets, resolver: DNSR
   // The header block and an empty body: mailauth checks everything but the body hash,
   // and reports a body hash mismatch unless the body is empty too.
   const outcome = await mailauthVerifyHeader(header, resolver, MIN_BITS);
-  const fromDomains = outcome.headerFrom.map((address) => address.slice(address.lastIndexOf('@') + 1).toLowerCase());
   const bodyHashes = new Map<string, Promise<string>>();
-  const signatures: SignatureResult[] = [];
   for (const r of outcome.results) {
-    if (r.status?.result === 'none') continue;
-    const domain = (r.signingDomain ?? '').toLowerCase();
-    let result: string = r.status?.result ?? 'none';
-    let comment = r.status?.comment ?? '';
-    if (result !== 'pass' && comment === BODY_HASH_MISMATCH) {
-      const canonicalization = (r.format ?? '').split('/')[1]?.trim().toLowerCase() === 'relaxed' ? 'relaxed' : 'simple';
-      const limit = r.canonBodyLengthLimited ? r.canonBodyLengthLimit : undefined;
-      const key = `${canonicalization}:${limit ?? ''}`;
-      if (!bodyHashes.has(key)) bodyHashes.set(key, hashBody(body, canonicalization, limit));
-      ({ result, comment } = (await bodyHashes.get(key)) === r.bodyHashExpecting ? await checkHeaderSignature(r, resolver, crypto) : { result: 'fail', comment: BODY_HASH_MISMATCH });
-    }
-    signatures.push({
-      domain,
-      selector: r.selector ?? '',
-      algorithm: r.algo ?? '',
-      result,
-      comment,
-      aligned: fromDomains.length > 0 && fromDomains.every((from) => isAligned(domain, from, alignment)),
-    });
+    if (r.status?.result === 'pass' || r.status?.comment !== BODY_HASH_MISMATCH) continue;
+    const canonicalization = (r.format ?? '').split('/')[1]?.trim().toLowerCase() === 'relaxed' ? 'relaxed' : 'simple';
+    const limit = r.canonBodyLengthLimited ? r.canonBodyLengthLimit : undefined;
+    const key = `${canonicalization}:${limit ?? ''}`;
+    if (!bodyHashes.has(key)) bodyHashes.set(key, hashBody(body, canonicalization, limit));
+    if ((await bodyHashes.get(key)) === r.bodyHashExpecting) Object.assign(r.status, await checkHeaderSignature(r, resolver, crypto));
   }
-  return { fromDomains, fromFields: outcome.fromFields, signatures };
+  return describe(header, outcome, alignment);
 }
 
 type MailauthResult = DKIMResult;
@@ -62,19 +46,29 @@ async function hashBody(body: Octets, canonicalization: 'relaxed' | 'simple', li
   return hash.digest('base64');
 }
 
-/** The b= signature over mailauth's canonicalized header, checked with the published key. */
-async function checkHeaderSignature(r: MailauthResult, resolver: DNSResolver, crypto: DigestCrypto): Promise<{ result: string; comment: string }> {
+type Status = { result: string; comment: string; policy?: Record<string, string | undefined> };
+
+/**
+ * The b= signature over mailauth's canonicalized header, checked with the
+ * published key; the status is worded as mailauth's own, so the same
+ * judgement reads both.
+ */
+async function checkHeaderSignature(r: MailauthResult, resolver: DNSResolver, crypto: DigestCrypto): Promise<Status> {
+  if (r.algo === 'rsa-sha1') return { result: 'policy', comment: 'weak algorithm', policy: { 'dkim-rules': 'weak-algorithm' } };
   const algorithm = r.algo === 'rsa-sha256' ? 'rsa' : r.algo === 'ed25519-sha256' ? 'ed25519' : null;
-  if (!algorithm) return { result: 'neutral', comment: `unsupported algorithm ${r.algo ?? '(none)'}` };
+  if (!algorithm) return { result: 'neutral', comment: 'unknown algorithm' };
   const canonical = r.signingHeaders?.canonicalizedHeader;
-  if (canonical === undefined || !r.signature) return { result: 'neutral', comment: 'signature not readable' };
+  if (canonical === undefined || !r.signature) return { result: 'neutral', comment: 'signature syntax error' };
   let key: KeyObject;
   try {
     key = await publicKey(`${r.selector}._domainkey.${r.signingDomain}`, resolver);
   } catch (err) {
-    return { result: 'neutral', comment: `no usable key (${err instanceof Error ? err.message : String(err)})` };
+    const code = (err as { code?: string }).code;
+    if (code === 'ESHORTKEY') return { result: 'policy', comment: 'weak key', policy: { 'dkim-rules': 'weak-key' } };
+    if (code === 'ENOTFOUND' || code === 'ENODATA') return { result: 'neutral', comment: 'no key' };
+    return { result: 'neutral', comment: 'invalid public key' };
   }
-  if (key.asymmetricKeyType !== algorithm) return { result: 'neutral', comment: `the key is ${key.asymmetricKeyType}, the signature ${r.algo}` };
+  if (key.asymmetricKeyType !== algorithm) return { result: 'neutral', comment: 'inappropriate key algorithm' };
   // rsa-sha256 and ed25519-sha256 both sign the SHA-256 of the header data (RFC 6376 §3.7, RFC 8463 §3).
   const digest = createHash('sha256').update(Buffer.from(canonical, 'base64')).digest();
   const valid = await crypto.verify(algorithm, digest, key, Buffer.from(String(r.signature), 'base64'));
