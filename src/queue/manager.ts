@@ -8,6 +8,8 @@
 // a timer for the next retry. What to do with each reply is decided apart,
 // in outcomes.ts.
 import { stat } from 'node:fs/promises';
+import { NoticeRate } from '../bounce/notice-rate.ts';
+import { durationSeconds } from '../config/duration.ts';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import { fileOctets, type Octets } from '../message/octets.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -26,7 +28,7 @@ export interface ManagerOptions {
   upstream: Upstream;
   logger: Logger;
   policy: RetryPolicy;
-  notices: Omit<NoticeDeps, 'queue' | 'logger' | 'now' | 'maxAgeMs'>;
+  notices: Omit<NoticeDeps, 'queue' | 'logger' | 'now' | 'maxAgeMs' | 'rate'>;
   /** Attempts at once. */
   workers: number;
   now?: () => number;
@@ -51,6 +53,8 @@ export class QueueManager {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Notices per address, over every attempt of this process (made at the first notice). */
+  #noticeRate: NoticeRate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #pumping = false;
@@ -193,7 +197,7 @@ export class QueueManager {
     if (items.length > 0) {
       try {
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
-        await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs }, message, original, items);
+        await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs, rate: this.#rate() }, message, original, items);
       } catch (err) {
         // The notice could not be queued (spool full): leave these recipients for a later attempt.
         logger.error({ id: message.id, err: (err as Error).message }, 'delivery status notification could not be queued; the attempt is repeated later');
@@ -204,6 +208,11 @@ export class QueueManager {
     this.#record(claim, pending);
     const warned = pending.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
     if (warned.length > 0) index.markDelayWarned(message.id, warned);
+  }
+
+  #rate(): NoticeRate {
+    const { maxPerAddress, addressWindow } = this.#o.notices.config.bounce;
+    return (this.#noticeRate ??= new NoticeRate({ max: maxPerAddress, windowMs: durationSeconds(addressWindow) * 1000 }));
   }
 
   /** Commits these recipients' results (one transaction, at once), then counts and logs them. */
