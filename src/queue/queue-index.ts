@@ -8,8 +8,8 @@
 // synchronous=FULL, so a commit has reached the disk when it returns; several
 // messages arriving together share one commit (GroupCommit).
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { prepareKeptFile, SQLITE_SIBLINGS } from '../file-create.ts';
 import { FileSync, fsyncWal } from './file-sync.ts';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import { migrateQueue } from './queue-schema.ts';
@@ -198,8 +198,8 @@ export class QueueIndex {
   static open(file: string, options: QueueIndexOptions = {}): QueueIndex {
     let db: Database.Database | undefined;
     try {
-      closeSync(openSync(file, 'a', 0o600)); // created 0600 before SQLite opens it; -wal and -shm take its mode
-      chmodSync(file, 0o600);
+      // Created 0600 before SQLite opens it (-wal and -shm take its mode); none of them may be a link.
+      prepareKeptFile(file, 0o600, SQLITE_SIBLINGS);
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
       db.pragma('journal_mode = WAL');
       // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a commit here stands for a 250 given.

@@ -9,10 +9,14 @@
 // temporary name, fsynced, renamed into msg/, and msg/ itself fsynced, so that
 // after a crash or power cut a name in msg/ always holds every byte
 // (rename(2) is atomic; the directory fsync makes the new name survive).
+// Files are created without following a link, folders must not be links
+// (src/file-create.ts): a link planted in the spool is refused, never
+// written through.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
-import { open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createFile, refuseLinkedDirectory } from '../file-create.ts';
 import { FileSync } from './file-sync.ts';
 
 /** One write to disk; smaller chunks are gathered into a buffer of this size first. */
@@ -165,12 +169,14 @@ export class Spool {
   /** One fsync per folder shared by the renames made while none ran: sessions committing together share it. */
   readonly #folderSyncs: Record<'msg' | 'corrupt', FileSync>;
 
-  /** Creates `dir` and its msg/, tmp/ and corrupt/ folders (mode 0700) if need be. */
+  /** Creates `dir` and its msg/, tmp/ and corrupt/ folders (mode 0700) if need be; a folder that is a link is refused. */
   constructor(dir: string) {
     this.dir = dir;
     this.#folderSyncs = { msg: new FileSync(join(dir, 'msg')), corrupt: new FileSync(join(dir, 'corrupt')) };
     try {
       for (const sub of ['', 'msg', 'tmp', 'corrupt']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+      // queue.dir itself may be a link an administrator made; its folders are the relay's own.
+      for (const sub of ['msg', 'tmp', 'corrupt']) refuseLinkedDirectory(join(dir, sub));
     } catch (err) {
       throw spoolError(err);
     }
@@ -188,8 +194,8 @@ export class Spool {
   async begin(now?: Date): Promise<SpoolWriter> {
     const id = newMessageId(now);
     try {
-      // 'wx': a new file or an error, never someone else's file reused.
-      return new SpoolWriter(this, id, await open(this.tempPath(id), 'wx', 0o600));
+      // A new file or an error, never someone else's file reused.
+      return new SpoolWriter(this, id, await createFile(this.tempPath(id), 0o600));
     } catch (err) {
       throw spoolError(err);
     }
