@@ -331,6 +331,8 @@ export const configSchema = z.strictObject({
       maxAge: duration.default('5d'),
       /** Tell the sender a message is delayed once it has waited this long; unset: never. */
       delayWarning: duration.optional(),
+      /** Files start-up recovery set aside in corrupt/ are removed this long after. */
+      corruptRetention: duration.default('30d'),
     })
     .superRefine((queue, ctx) => {
       if (durationSeconds(queue.maxRetryInterval) < durationSeconds(queue.retryAfter)) {

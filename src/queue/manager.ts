@@ -31,6 +31,8 @@ export interface ManagerOptions {
   notices: Omit<NoticeDeps, 'queue' | 'logger' | 'now' | 'maxAgeMs' | 'rate'>;
   /** Attempts at once. */
   workers: number;
+  /** How long files stay in corrupt/ (queue.corruptRetention); default: kept for ever. */
+  corruptRetentionMs?: number;
   now?: () => number;
   random?: () => number;
 }
@@ -47,6 +49,8 @@ const ERROR_PAUSE_MS = 5_000;
  * every message, too much to do after every attempt.
  */
 const SWEEP_MS = 60_000;
+/** How often corrupt/ is looked at for files past queue.corruptRetention. */
+const CORRUPT_SWEEP_MS = 60 * 60_000;
 
 export class QueueManager {
   readonly #o: ManagerOptions;
@@ -60,6 +64,7 @@ export class QueueManager {
   #pumping = false;
   #again = false;
   #sweptAt = -Infinity;
+  #corruptSweptAt = -Infinity;
 
   constructor(options: ManagerOptions) {
     this.#o = options;
@@ -107,6 +112,7 @@ export class QueueManager {
         for (const claim of this.#o.index.claimDue({ limit: free, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim));
       }
       if (this.#now() - this.#sweptAt >= SWEEP_MS) this.#sweep();
+      if (this.#now() - this.#corruptSweptAt >= CORRUPT_SWEEP_MS) this.#sweepCorrupt();
       this.#schedule();
     } catch (err) {
       this.#o.logger.error({ err: (err as Error).message }, 'queue manager: looking at the queue failed; trying again shortly');
@@ -247,6 +253,20 @@ export class QueueManager {
     if (!finished || !index.removeFinished(id)) return;
     spool.delete(id).catch((err: Error) => logger.warn({ id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
     logger.info({ id, ...finished }, 'message removed from the queue');
+  }
+
+  /** Files in corrupt/ past queue.corruptRetention: removed, with one log line per look that removed any. */
+  #sweepCorrupt(): void {
+    this.#corruptSweptAt = this.#now();
+    const retentionMs = this.#o.corruptRetentionMs;
+    if (retentionMs === undefined) return;
+    const { spool, logger } = this.#o;
+    spool.removeOldCorrupt(this.#now(), retentionMs).then(
+      (removed) => {
+        if (removed.length > 0) logger.info({ dir: `${spool.dir}/corrupt`, removed: removed.length, files: removed.slice(0, 20), retentionHours: retentionMs / 3_600_000 }, 'corrupt/ files older than queue.corruptRetention removed');
+      },
+      (err: Error) => logger.warn({ dir: `${spool.dir}/corrupt`, err: err.message }, 'could not remove old files from corrupt/; tried again in an hour'),
+    );
   }
 
   /** Finished messages no attempt removed (its process stopped in between). */

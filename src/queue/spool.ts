@@ -3,7 +3,8 @@
 //
 //   <spool>/tmp/<id>.tmp     being written; never acknowledged to a client
 //   <spool>/msg/<id>.eml     complete and synced: the signed message as it will leave
-//   <spool>/corrupt/         what start-up recovery moved aside, for a person to look at
+//   <spool>/corrupt/         what start-up recovery moved aside, for a person to look at;
+//                            removed queue.corruptRetention after it was moved there
 //
 // A message is made durable the way Postfix's cleanup does it: written under a
 // temporary name, fsynced, renamed into msg/, and msg/ itself fsynced, so that
@@ -14,7 +15,7 @@
 // written through.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
-import { readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createFile, refuseLinkedDirectory } from '../file-create.ts';
 import { FileSync } from './file-sync.ts';
@@ -270,8 +271,31 @@ export class Spool {
     return target;
   }
 
+  /**
+   * Removes what has been in corrupt/ for `retentionMs` or longer at `now`,
+   * counted from when it was moved there (its ctime: rename(2) sets it).
+   * Returns the names removed.
+   */
+  async removeOldCorrupt(now: number, retentionMs: number): Promise<string[]> {
+    const dir = join(this.dir, 'corrupt');
+    const removed: string[] = [];
+    for (const name of (await readdir(dir)).sort()) {
+      const path = join(dir, name);
+      const info = await lstat(path).catch(() => undefined);
+      if (!info || !corruptExpired(info.ctimeMs, now, retentionMs)) continue;
+      await rm(path, { force: true, recursive: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
   /** fsync on a directory makes the names created or renamed in it durable. */
   syncDirectory(sub: 'msg' | 'corrupt'): Promise<void> {
     return this.#folderSyncs[sub].sync();
   }
+}
+
+/** Whether something set aside at `since` (ms) is past its retention at `now`. */
+export function corruptExpired(since: number, now: number, retentionMs: number): boolean {
+  return now - since >= retentionMs;
 }

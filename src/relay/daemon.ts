@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
+import { durationSeconds } from '../config/duration.ts';
 import { loadTls, TlsFileProblem } from '../config/tls-files.ts';
 import { createUpstream } from '../delivery/upstream.ts';
 import { createPublishers } from '../dns/publish/factory.ts';
@@ -91,6 +92,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         logger,
         policy,
         workers: config.delivery.upstream.type === 'file' ? 2 : config.delivery.upstream.maxConnections,
+        corruptRetentionMs: durationSeconds(config.queue.corruptRetention) * 1000,
         notices: { config, store, traits: () => upstream.traits, hostname },
       });
       queue = { spool, index, manager };
