@@ -79,20 +79,34 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
       date: now,
       willRetryUntil: notice.action === 'delayed' ? new Date(message.receivedAt + deps.maxAgeMs) : undefined,
     });
-    const outcome = await processMessage(dsn.message, { store: deps.store, config: deps.config, upstream: deps.traits(), hostname: deps.hostname });
-    if (outcome.action === 'refuse') {
+    const queued = await queueOwnMessage(deps, dsn.message, dsn.rcptTo);
+    if ('refused' in queued) {
       // Nothing the sender could mend: the notice itself cannot be signed as configured (bounce.from's domain, its key).
-      deps.logger.error({ id: message.id, to: dsn.rcptTo, reply: `${outcome.code} ${outcome.text}` }, 'delivery status notification not sent: the pipeline refused it; check bounce.from and its domain\'s key');
+      deps.logger.error({ id: message.id, to: dsn.rcptTo, reply: queued.refused }, 'delivery status notification not sent: the pipeline refused it; check bounce.from and its domain\'s key');
       continue;
     }
-    const stored = await acceptMessage(deps.queue, outcome.message, {
-      sender: '',
-      client: 'dkim-relay',
-      signatures: outcome.signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
-      recipients: [{ address: dsn.rcptTo }],
-    });
-    ids.push(stored.id);
-    deps.logger.info({ id: stored.id, about: message.id, action: notice.action, to: dsn.rcptTo, recipients: recipients.map((r) => r.address), signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`) }, 'delivery status notification queued');
+    ids.push(queued.id);
+    deps.logger.info({ id: queued.id, about: message.id, action: notice.action, to: dsn.rcptTo, recipients: recipients.map((r) => r.address), signatures: queued.signatures }, 'delivery status notification queued');
   }
   return ids;
+}
+
+export type OwnMessageDeps = Pick<NoticeDeps, 'config' | 'store' | 'traits' | 'hostname' | 'queue'>;
+
+/**
+ * One of the relay's own messages (a notice) to `to`: signed and
+ * self-checked by the pipeline like any message, then queued with the null
+ * sender, so it is retried like the mail it reports on. Throws when it
+ * cannot be queued (spool full); `refused` when the pipeline refuses it.
+ */
+export async function queueOwnMessage(deps: OwnMessageDeps, message: Buffer, to: string): Promise<{ id: string; signatures: string[] } | { refused: string }> {
+  const outcome = await processMessage(message, { store: deps.store, config: deps.config, upstream: deps.traits(), hostname: deps.hostname });
+  if (outcome.action === 'refuse') return { refused: `${outcome.code} ${outcome.text}` };
+  const stored = await acceptMessage(deps.queue, outcome.message, {
+    sender: '',
+    client: 'dkim-relay',
+    signatures: outcome.signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
+    recipients: [{ address: to }],
+  });
+  return { id: stored.id, signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`) };
 }
