@@ -60,6 +60,15 @@ export class NoticeRate {
     return 'first-excess';
   }
 
+  /**
+   * Gives back a 'send' whose notice could not be queued after all (spool
+   * full): the attempt is repeated later, and must not count twice.
+   */
+  refund(address: string, now: number): void {
+    const window = this.#windows.get(address.toLowerCase());
+    if (window && now - window.start < this.#windowMs && window.sent > 0) window.sent--;
+  }
+
   /** Drops windows that have ended, and the oldest ones past maxAddresses. */
   #forgetOld(now: number): void {
     for (const [key, window] of this.#windows) {

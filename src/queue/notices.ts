@@ -79,7 +79,13 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
       date: now,
       willRetryUntil: notice.action === 'delayed' ? new Date(message.receivedAt + deps.maxAgeMs) : undefined,
     });
-    const queued = await queueOwnMessage(deps, dsn.message, dsn.rcptTo);
+    let queued: Awaited<ReturnType<typeof queueOwnMessage>>;
+    try {
+      queued = await queueOwnMessage(deps, dsn.message, dsn.rcptTo);
+    } catch (err) {
+      deps.rate.refund(message.sender, now.getTime());
+      throw err;
+    }
     if ('refused' in queued) {
       // Nothing the sender could mend: the notice itself cannot be signed as configured (bounce.from's domain, its key).
       deps.logger.error({ id: message.id, to: dsn.rcptTo, reply: queued.refused }, 'delivery status notification not sent: the pipeline refused it; check bounce.from and its domain\'s key');

@@ -104,6 +104,8 @@ test('NoticeRate: at most max per address and window, the first excess told once
   assert.equal(rate.take('other@example.org', t0 + 5000), 'send', 'per address');
   assert.equal(rate.take('victim@example.org', t0 + 3_599_999), 'excess');
   assert.deepEqual([0, 1, 2].map((i) => rate.take('victim@example.org', t0 + 3_600_000 + i)), ['send', 'send', 'first-excess']);
+  rate.refund('victim@example.org', t0 + 3_600_003);
+  assert.equal(rate.take('victim@example.org', t0 + 3_600_004), 'send', 'a notice that could not be queued does not count');
   const small = new NoticeRate({ max: 1, windowMs: 1000, maxAddresses: 3 });
   for (let i = 0; i < 10; i++) assert.equal(small.take(`a${i}@example.org`, t0), 'send', 'a full table forgets its oldest windows');
 });
