@@ -11,6 +11,7 @@ import { toQuotedPrintable } from '../pipeline/normalize/transfer-encoding.ts';
 import { deliveryStatusBody, type StatusRecipient } from './delivery-status.ts';
 import { noticeText } from './notice-text.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
+import { quoteReplies } from './reply-quote.ts';
 import { crlfEnded, returnedContent } from './returned-content.ts';
 import type { DsnAction } from './status.ts';
 
@@ -104,12 +105,14 @@ export function buildDsn(req: DsnRequest): Dsn {
   if (sender === '') throw new Error('a DSN is never sent to the null sender');
   if (req.action === 'delayed' && !req.willRetryUntil) throw new Error('a delay DSN needs willRetryUntil');
 
+  // The servers' words are a stranger's data in a signed message: inert and bounded first.
+  const recipients = quoteReplies(req.recipients);
   const returned = returnedContent(req.original, { ret: req.envelope.ret, action: req.action, limit: req.returnContentLimit, size: req.originalSize });
   const notice = noticeText({
     action: req.action,
     reportingMta: req.reportingMta,
     arrival: req.envelope.arrival,
-    recipients: req.recipients,
+    recipients,
     willRetryUntil: req.willRetryUntil,
     returned,
     limit: req.returnContentLimit,
@@ -119,7 +122,7 @@ export function buildDsn(req: DsnRequest): Dsn {
     reportingMta: req.reportingMta,
     envid: req.envelope.envid,
     arrival: req.envelope.arrival,
-    recipients: req.recipients,
+    recipients,
     willRetryUntil: req.willRetryUntil,
   });
   const parts = [

@@ -12,13 +12,21 @@
 // mailing list or bulk sender sets its envelope sender precisely to collect
 // bounces and unsubscribe dead addresses; silencing them would keep the
 // failures hidden from the only one who acts on them.
+//
+// Never to a sender the submitting client could not use: a client held to
+// some domains (clients[].domains) gets notices only at addresses of those
+// domains, so no one can aim a signed notice carrying their message at a
+// third party (backscatter) by naming it as the envelope sender.
 import { fieldValue, fieldsNamed, parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
+import { inDomains, normalizeDomain } from '../keys/names.ts';
 import { contentInfo } from '../pipeline/normalize/content-type.ts';
 import type { DsnAction } from './status.ts';
 
 export type SuppressionReason =
   /** The envelope sender of the original is <>. */
   | 'null-sender'
+  /** The client that submitted the original was held to domains (clients[].domains) the envelope sender is not in. */
+  | 'sender-not-allowed'
   /** The original is a report itself (Content-Type: multipart/report). */
   | 'report'
   /** The original carries Auto-Submitted: with a value other than "no". */
@@ -54,9 +62,25 @@ function autoSubmittedKeyword(field: HeaderField): string {
   return (value.split(';')[0] ?? '').trim().toLowerCase();
 }
 
-/** Why no notice at all may be sent about this message, or undefined when notices may be sent. */
-export function messageSuppression(sender: string, original: Buffer): SuppressionReason | undefined {
+/** Whether the envelope sender is in the domains the client was held to; null: it was held to none. */
+export function senderAllowed(sender: string, senderDomains: readonly string[] | null | undefined): boolean {
+  if (senderDomains === null || senderDomains === undefined) return true;
+  const address = sender.replace(/^<|>$/g, '');
+  try {
+    return inDomains(normalizeDomain(address.slice(address.lastIndexOf('@') + 1)), senderDomains);
+  } catch {
+    return false; // no domain we could read: not one of the allowed ones
+  }
+}
+
+/**
+ * Why no notice at all may be sent about this message, or undefined when
+ * notices may be sent. `senderDomains`: the domains the submitting client
+ * was held to, null or undefined when none.
+ */
+export function messageSuppression(sender: string, original: Buffer, senderDomains?: readonly string[] | null): SuppressionReason | undefined {
   if (isNullSender(sender)) return 'null-sender';
+  if (!senderAllowed(sender, senderDomains)) return 'sender-not-allowed';
   const fields = headerFields(original);
   if (contentInfo(fields, 'text/plain').type === 'multipart/report') return 'report';
   if (fieldsNamed(fields, 'Auto-Submitted').some((f) => !['', 'no'].includes(autoSubmittedKeyword(f)))) return 'auto-submitted';
@@ -88,10 +112,10 @@ export interface NoticePlan<R> {
  * failed (or were delayed) in the same pass share one notice, so a message
  * to fifty dead addresses brings its sender one notice, not fifty.
  */
-export function planNotices<R>(sender: string, original: Buffer, outcomes: readonly Outcome<R>[]): NoticePlan<R> {
+export function planNotices<R>(sender: string, original: Buffer, outcomes: readonly Outcome<R>[], senderDomains?: readonly string[] | null): NoticePlan<R> {
   const plan: NoticePlan<R> = { notices: [], suppressed: [] };
   if (outcomes.length === 0) return plan;
-  const whole = messageSuppression(sender, original);
+  const whole = messageSuppression(sender, original, senderDomains);
   for (const action of ['failed', 'delayed'] as const) {
     const recipients: R[] = [];
     for (const o of outcomes) {

@@ -333,6 +333,8 @@ export const configSchema = z.strictObject({
       maxAge: duration.default('5d'),
       /** Tell the sender a message is delayed once it has waited this long; unset: never. */
       delayWarning: duration.optional(),
+      /** Files start-up recovery set aside in corrupt/ are removed this long after. */
+      corruptRetention: duration.default('30d'),
     })
     .superRefine((queue, ctx) => {
       if (durationSeconds(queue.maxRetryInterval) < durationSeconds(queue.retryAfter)) {
@@ -351,6 +353,9 @@ export const configSchema = z.strictObject({
       from: z.email('must be a mail address such as mailer-daemon@relay.example.com').optional(),
       /** Originals larger than this many octets go back as their header only. */
       returnContentLimit: z.number().int().min(0).default(100 * 1024),
+      /** Notices to one address at most this many times per addressWindow; the rest are dropped with one log line. */
+      maxPerAddress: z.number().int().min(1).default(20),
+      addressWindow: duration.default('1h'),
     })
     .prefault({}),
 

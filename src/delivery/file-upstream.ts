@@ -1,7 +1,11 @@
 // The `file` upstream: each message lands in a folder as one .eml file,
 // written under a temporary name and renamed, so a reader never sees half.
+// The folder is made 0700 and each file 0600, whatever the umask: the
+// messages are the organisation's mail. Files are created without following
+// a link (src/file-create.ts).
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
+import { createFile, makeDirectory } from '../file-create.ts';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Octets } from '../message/octets.ts';
@@ -30,13 +34,13 @@ export class FileUpstream implements Upstream {
     // A line break in an address would start a header line of its own in the file.
     const broken = [envelope.from, ...envelope.to].find((address) => CONTROL.test(address));
     if (broken !== undefined) return forAll(envelope, smtpReply(553, `5.1.3 The address ${JSON.stringify(broken)} contains control characters`));
-    await mkdir(this.dir, { recursive: true });
+    makeDirectory(this.dir, 0o700);
     const id = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(6).toString('hex')}`;
     const tmp = join(this.dir, `.${id}.tmp`);
     // The envelope is kept as Return-Path and Delivered-To lines, as a mail
     // store would add them: above the signature, which they do not touch.
     const envelopeLines = `Return-Path: <${envelope.from}>\r\n` + envelope.to.map((to) => `Delivered-To: <${to}>\r\n`).join('');
-    const file = await open(tmp, 'wx', 0o640);
+    const file = await createFile(tmp, 0o600);
     try {
       // SMTPUTF8 addresses are UTF-8 (RFC 6531 §3.3); latin1 would cut U+010D to a bare CR.
       await file.write(Buffer.from(envelopeLines, 'utf8'));

@@ -1,6 +1,6 @@
 // The key store's SQLite database: metadata only, never key material.
-import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { prepareKeptFile, SQLITE_SIBLINGS } from '../file-create.ts';
 import { UserError } from '../errors.ts';
 import { migrate } from './migrations.ts';
 
@@ -13,8 +13,8 @@ export type Statement = Database.Statement;
  */
 export function openDatabase(file: string, timeoutMs = 5000): Db {
   try {
+    prepareKeptFile(file, 0o600, SQLITE_SIBLINGS); // SQLite gives its -wal and -shm files the same mode; no link is followed
     const db = new Database(file, { timeout: timeoutMs });
-    chmodSync(file, 0o600); // SQLite gives its -wal and -shm files the same mode
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     migrate(db); // brings a store made by any earlier release to the current schema

@@ -49,3 +49,8 @@ function suffix(n: number): string {
   for (let i = n + 1; i > 0; i = Math.floor((i - 1) / 26)) s = String.fromCharCode(97 + ((i - 1) % 26)) + s;
   return s;
 }
+
+/** The domain is one of `domains` or a subdomain of one (all lower case). */
+export function inDomains(domain: string, domains: readonly string[]): boolean {
+  return domains.some((d) => domain === d || domain.endsWith(`.${d}`));
+}

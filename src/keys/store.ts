@@ -7,9 +7,10 @@
 // IMMEDIATE transaction; each UPDATE names the state it leaves, so a change
 // someone else made first rolls the whole step back instead of repeating it.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, linkSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
+import { createFileSync } from '../file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { nextSelector, normalizeDomain, normalizeSelector, recordName } from './names.ts';
@@ -473,7 +474,7 @@ const VERB: Record<KeyState, string> = { pending: 'generate', active: 'activate'
  */
 function writePrivateFile(file: string, pem: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'wx', 0o600);
+  const fd = createFileSync(tmp, 0o600);
   try {
     writeSync(fd, pem);
     fsyncSync(fd);

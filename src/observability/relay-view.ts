@@ -3,10 +3,12 @@
 // (the same report as `dkim-relay status`, with DMARC readiness as last
 // looked up instead of live).
 import Database from 'better-sqlite3';
-import { closeSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { readObservations } from '../cli/status.ts';
 import type { Config } from '../config/schema.ts';
+import { createFileSync } from '../file-create.ts';
 import { formatNameserver, parseNameserver, systemNameservers } from '../dns/nameserver.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
@@ -133,9 +135,9 @@ function spoolWritable(dir: string): HealthFacts['spool'] {
   } catch {
     return { exists: false };
   }
-  const probe = join(dir, `.healthz-${process.pid}`);
+  const probe = join(dir, `.healthz-${randomBytes(6).toString('hex')}`);
   try {
-    closeSync(openSync(probe, 'w', 0o600));
+    closeSync(createFileSync(probe, 0o600));
     unlinkSync(probe);
     return { exists: true, writable: true };
   } catch (err) {

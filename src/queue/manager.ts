@@ -8,6 +8,8 @@
 // a timer for the next retry. What to do with each reply is decided apart,
 // in outcomes.ts.
 import { stat } from 'node:fs/promises';
+import { NoticeRate } from '../bounce/notice-rate.ts';
+import { durationSeconds } from '../config/duration.ts';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import { fileOctets, type Octets } from '../message/octets.ts';
 import type { RcptDsn } from '../nodemailer-internals.ts';
@@ -27,9 +29,11 @@ export interface ManagerOptions {
   upstream: Upstream;
   logger: Logger;
   policy: RetryPolicy;
-  notices: Omit<NoticeDeps, 'queue' | 'logger' | 'now' | 'maxAgeMs'>;
+  notices: Omit<NoticeDeps, 'queue' | 'logger' | 'now' | 'maxAgeMs' | 'rate'>;
   /** Attempts at once. */
   workers: number;
+  /** How long files stay in corrupt/ (queue.corruptRetention); default: kept for ever. */
+  corruptRetentionMs?: number;
   now?: () => number;
   random?: () => number;
 }
@@ -46,17 +50,22 @@ const ERROR_PAUSE_MS = 5_000;
  * every message, too much to do after every attempt.
  */
 const SWEEP_MS = 60_000;
+/** How often corrupt/ is looked at for files past queue.corruptRetention. */
+const CORRUPT_SWEEP_MS = 60 * 60_000;
 
 export class QueueManager {
   readonly #o: ManagerOptions;
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Notices per address, over every attempt of this process (made at the first notice). */
+  #noticeRate: NoticeRate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #pumping = false;
   #again = false;
   #sweptAt = -Infinity;
+  #corruptSweptAt = -Infinity;
 
   constructor(options: ManagerOptions) {
     this.#o = options;
@@ -104,6 +113,7 @@ export class QueueManager {
         for (const claim of this.#o.index.claimDue({ limit: free, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim));
       }
       if (this.#now() - this.#sweptAt >= SWEEP_MS) this.#sweep();
+      if (this.#now() - this.#corruptSweptAt >= CORRUPT_SWEEP_MS) this.#sweepCorrupt();
       this.#schedule();
     } catch (err) {
       this.#o.logger.error({ err: (err as Error).message }, 'queue manager: looking at the queue failed; trying again shortly');
@@ -187,7 +197,7 @@ export class QueueManager {
     if (items.length > 0) {
       try {
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
-        await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs }, message, original, items);
+        await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs, rate: this.#rate() }, message, original, items);
       } catch (err) {
         // Made due again at once, such a message would be attempted in a tight loop for as long as
         // the spool stays full: it waits by the back-off instead, with one line for the cause.
@@ -202,6 +212,11 @@ export class QueueManager {
     this.#record(claim, pending);
     const warned = pending.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
     if (warned.length > 0) index.markDelayWarned(message.id, warned);
+  }
+
+  #rate(): NoticeRate {
+    const { maxPerAddress, addressWindow } = this.#o.notices.config.bounce;
+    return (this.#noticeRate ??= new NoticeRate({ max: maxPerAddress, windowMs: durationSeconds(addressWindow) * 1000 }));
   }
 
   /** Commits these recipients' results (one transaction, at once), then counts and logs them. */
@@ -236,6 +251,20 @@ export class QueueManager {
     if (!finished || !index.removeFinished(id)) return;
     spool.delete(id).catch((err: Error) => logger.warn({ id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
     logger.info({ id, ...finished }, 'message removed from the queue');
+  }
+
+  /** Files in corrupt/ past queue.corruptRetention: removed, with one log line per look that removed any. */
+  #sweepCorrupt(): void {
+    this.#corruptSweptAt = this.#now();
+    const retentionMs = this.#o.corruptRetentionMs;
+    if (retentionMs === undefined) return;
+    const { spool, logger } = this.#o;
+    spool.removeOldCorrupt(this.#now(), retentionMs).then(
+      (removed) => {
+        if (removed.length > 0) logger.info({ dir: `${spool.dir}/corrupt`, removed: removed.length, files: removed.slice(0, 20), retentionHours: retentionMs / 3_600_000 }, 'corrupt/ files older than queue.corruptRetention removed');
+      },
+      (err: Error) => logger.warn({ dir: `${spool.dir}/corrupt`, err: err.message }, 'could not remove old files from corrupt/; tried again in an hour'),
+    );
   }
 
   /** Finished messages no attempt removed (its process stopped in between). */

@@ -1,9 +1,12 @@
 // Sending a delivery status notification: built (RFC 3464), signed through
 // the same pipeline as any message, and taken into the same queue with the
 // null sender (RFC 5321 §4.5.5), so it is retried, logged and never lost
-// like the mail it reports on.
+// like the mail it reports on. Not to a sender the submitting client could
+// not use, and not more often to one address than bounce.maxPerAddress per
+// bounce.addressWindow (see suppression.ts and notice-rate.ts).
 import { buildDsn, type DsnAction, type DsnRecipient } from '../bounce/dsn.ts';
 import { bounceFromAddress } from '../bounce/settings.ts';
+import type { NoticeRate } from '../bounce/notice-rate.ts';
 import { planNotices } from '../bounce/suppression.ts';
 import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/store.ts';
@@ -25,6 +28,8 @@ export interface NoticeDeps {
   logger: Logger;
   maxAgeMs: number;
   now: () => number;
+  /** Notices per address: kept by the caller from one attempt to the next. */
+  rate: NoticeRate;
 }
 
 export interface NoticeItem {
@@ -39,13 +44,22 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
   // Only an original that may go back whole is read whole; of a larger one, its header block.
   const limit = deps.config.bounce.returnContentLimit;
   const original = octets.size <= limit ? await readOctets(octets) : await readHeaderBlock(octets, deps.config.headers.maxSize + 4);
-  const plan = planNotices(message.sender, original, items.map((item) => ({ recipient: item, action: item.action, notify: item.recipient.notify ?? undefined })));
+  const outcomes = items.map((item) => ({ recipient: item, action: item.action, notify: item.recipient.notify ?? undefined }));
+  const plan = planNotices(message.sender, original, outcomes, message.senderDomains);
   for (const s of plan.suppressed) {
-    deps.logger.info({ id: message.id, to: s.recipient.recipient.address, action: s.action, reason: s.reason }, 'no delivery status notification');
+    const allowed = s.reason === 'sender-not-allowed' ? { sender: message.sender, allowed: message.senderDomains } : {};
+    deps.logger.info({ id: message.id, to: s.recipient.recipient.address, action: s.action, reason: s.reason, ...allowed }, 'no delivery status notification');
   }
   const ids: string[] = [];
   for (const notice of plan.notices) {
     const now = new Date(deps.now());
+    const rate = deps.rate.take(message.sender, now.getTime());
+    if (rate !== 'send') {
+      const { maxPerAddress, addressWindow } = deps.config.bounce;
+      // One line per address and window; the recipients' own results are logged as bounced or deferred anyway.
+      if (rate === 'first-excess') deps.logger.warn({ id: message.id, to: message.sender, max: maxPerAddress, window: addressWindow }, 'delivery status notifications to this address suppressed for the rest of the window (bounce.maxPerAddress)');
+      continue;
+    }
     const recipients: DsnRecipient[] = notice.recipients.map((item) => ({
       address: item.recipient.address,
       originalRecipient: item.recipient.orcpt ?? undefined,
@@ -65,20 +79,40 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
       date: now,
       willRetryUntil: notice.action === 'delayed' ? new Date(message.receivedAt + deps.maxAgeMs) : undefined,
     });
-    const outcome = await processMessage(dsn.message, { store: deps.store, config: deps.config, upstream: deps.traits(), hostname: deps.hostname });
-    if (outcome.action === 'refuse') {
+    let queued: Awaited<ReturnType<typeof queueOwnMessage>>;
+    try {
+      queued = await queueOwnMessage(deps, dsn.message, dsn.rcptTo);
+    } catch (err) {
+      deps.rate.refund(message.sender, now.getTime());
+      throw err;
+    }
+    if ('refused' in queued) {
       // Nothing the sender could mend: the notice itself cannot be signed as configured (bounce.from's domain, its key).
-      deps.logger.error({ id: message.id, to: dsn.rcptTo, reply: `${outcome.code} ${outcome.text}` }, 'delivery status notification not sent: the pipeline refused it; check bounce.from and its domain\'s key');
+      deps.logger.error({ id: message.id, to: dsn.rcptTo, reply: queued.refused }, 'delivery status notification not sent: the pipeline refused it; check bounce.from and its domain\'s key');
       continue;
     }
-    const stored = await acceptMessage(deps.queue, outcome.message, {
-      sender: '',
-      client: 'dkim-relay',
-      signatures: outcome.signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
-      recipients: [{ address: dsn.rcptTo }],
-    });
-    ids.push(stored.id);
-    deps.logger.info({ id: stored.id, about: message.id, action: notice.action, to: dsn.rcptTo, recipients: recipients.map((r) => r.address), signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`) }, 'delivery status notification queued');
+    ids.push(queued.id);
+    deps.logger.info({ id: queued.id, about: message.id, action: notice.action, to: dsn.rcptTo, recipients: recipients.map((r) => r.address), signatures: queued.signatures }, 'delivery status notification queued');
   }
   return ids;
+}
+
+export type OwnMessageDeps = Pick<NoticeDeps, 'config' | 'store' | 'traits' | 'hostname' | 'queue'>;
+
+/**
+ * One of the relay's own messages (a notice) to `to`: signed and
+ * self-checked by the pipeline like any message, then queued with the null
+ * sender, so it is retried like the mail it reports on. Throws when it
+ * cannot be queued (spool full); `refused` when the pipeline refuses it.
+ */
+export async function queueOwnMessage(deps: OwnMessageDeps, message: Buffer, to: string): Promise<{ id: string; signatures: string[] } | { refused: string }> {
+  const outcome = await processMessage(message, { store: deps.store, config: deps.config, upstream: deps.traits(), hostname: deps.hostname });
+  if (outcome.action === 'refuse') return { refused: `${outcome.code} ${outcome.text}` };
+  const stored = await acceptMessage(deps.queue, outcome.message, {
+    sender: '',
+    client: 'dkim-relay',
+    signatures: outcome.signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
+    recipients: [{ address: to }],
+  });
+  return { id: stored.id, signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`) };
 }

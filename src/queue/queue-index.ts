@@ -8,8 +8,8 @@
 // synchronous=FULL, so a commit has reached the disk when it returns; several
 // messages arriving together share one commit (GroupCommit).
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { prepareKeptFile, SQLITE_SIBLINGS } from '../file-create.ts';
 import { FileSync, fsyncWal } from './file-sync.ts';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import { migrateQueue } from './queue-schema.ts';
@@ -47,6 +47,12 @@ export interface NewMessage {
   signatures: { domain: string; selector: string }[];
   ret?: 'FULL' | 'HDRS' | undefined;
   envid?: string | undefined;
+  /**
+   * The domains the client was held to (clients[].domains) at intake: a
+   * notice goes only to an envelope sender in one of them. Undefined or
+   * null: the client could use any sender.
+   */
+  senderDomains?: readonly string[] | null | undefined;
   recipients: NewRecipient[];
 }
 
@@ -60,6 +66,8 @@ export interface QueuedMessage {
   envid: string | null;
   /** null when not held, else why. */
   hold: string | null;
+  /** The domains a notice may go to (see NewMessage.senderDomains); null: any. */
+  senderDomains: string[] | null;
 }
 
 export interface QueuedRecipient {
@@ -132,6 +140,7 @@ interface MessageRow {
   ret: 'FULL' | 'HDRS' | null;
   envid: string | null;
   hold: string | null;
+  sender_domains: string | null;
 }
 
 interface RecipientRow {
@@ -189,8 +198,8 @@ export class QueueIndex {
   static open(file: string, options: QueueIndexOptions = {}): QueueIndex {
     let db: Database.Database | undefined;
     try {
-      closeSync(openSync(file, 'a', 0o600)); // created 0600 before SQLite opens it; -wal and -shm take its mode
-      chmodSync(file, 0o600);
+      // Created 0600 before SQLite opens it (-wal and -shm take its mode); none of them may be a link.
+      prepareKeptFile(file, 0o600, SQLITE_SIBLINGS);
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
       db.pragma('journal_mode = WAL');
       // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a commit here stands for a 250 given.
@@ -239,7 +248,7 @@ export class QueueIndex {
   #insert(messages: NewMessage[], synchronous: 'FULL' | 'NORMAL'): void {
     const now = this.#now();
     const insertMessage = this.#stmt(
-      `INSERT INTO messages (id, received_at, sender, size, client, ret, envid) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO messages (id, received_at, sender, size, client, ret, envid, sender_domains) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertSignature = this.#stmt(`INSERT OR IGNORE INTO message_signatures (message_id, domain, selector) VALUES (?, ?, ?)`);
     const insertRecipient = this.#stmt(
@@ -251,7 +260,7 @@ export class QueueIndex {
         for (const m of messages) {
           if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
           const receivedAt = m.receivedAt ?? now;
-          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null);
+          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
           for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
           m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
         }
@@ -516,7 +525,17 @@ export class QueueIndex {
 }
 
 function toMessage(row: MessageRow): QueuedMessage {
-  return { id: row.id, receivedAt: row.received_at, sender: row.sender, size: row.size, client: row.client, ret: row.ret, envid: row.envid, hold: row.hold };
+  return {
+    id: row.id,
+    receivedAt: row.received_at,
+    sender: row.sender,
+    size: row.size,
+    client: row.client,
+    ret: row.ret,
+    envid: row.envid,
+    hold: row.hold,
+    senderDomains: row.sender_domains === null ? null : row.sender_domains.split(' ').filter(Boolean),
+  };
 }
 
 function toRecipient(row: RecipientRow): QueuedRecipient {

@@ -3,6 +3,9 @@
 //   1  messages (one row per accepted message, its file is msg/<id>.eml),
 //      message_signatures (the d=/s= of every signature it carries),
 //      recipients (one row per envelope recipient, with its delivery state)
+//   2  messages.sender_domains: the domains the submitting client was held
+//      to (clients[].domains) when the message came in; a notice goes only
+//      to an envelope sender in them. NULL: any sender (the rows of 1 too).
 //
 // Times are milliseconds since the epoch (INTEGER), so "due" is one
 // comparison. A recipient in `delivering` has next_attempt_at set to the end
@@ -10,7 +13,7 @@
 import type Database from 'better-sqlite3';
 import { UserError } from '../errors.ts';
 
-export const LATEST_VERSION = 1;
+export const LATEST_VERSION = 2;
 
 const V1 = `
 CREATE TABLE messages (
@@ -53,7 +56,10 @@ CREATE INDEX recipients_due ON recipients (next_attempt_at) WHERE state IN ('que
 CREATE INDEX recipients_by_state ON recipients (message_id, state);
 `;
 
-const STEPS: Record<number, string> = { 1: V1 };
+// Space-separated domain names, lower case.
+const V2 = `ALTER TABLE messages ADD COLUMN sender_domains TEXT;`;
+
+const STEPS: Record<number, string> = { 1: V1, 2: V2 };
 
 /** Brings the database to LATEST_VERSION, each step in its own IMMEDIATE transaction. */
 export function migrateQueue(db: Database.Database, file: string): void {

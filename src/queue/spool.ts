@@ -3,16 +3,21 @@
 //
 //   <spool>/tmp/<id>.tmp     being written; never acknowledged to a client
 //   <spool>/msg/<id>.eml     complete and synced: the signed message as it will leave
-//   <spool>/corrupt/         what start-up recovery moved aside, for a person to look at
+//   <spool>/corrupt/         what start-up recovery moved aside, for a person to look at;
+//                            removed queue.corruptRetention after it was moved there
 //
 // A message is made durable the way Postfix's cleanup does it: written under a
 // temporary name, fsynced, renamed into msg/, and msg/ itself fsynced, so that
 // after a crash or power cut a name in msg/ always holds every byte
 // (rename(2) is atomic; the directory fsync makes the new name survive).
+// Files are created without following a link, folders must not be links
+// (src/file-create.ts): a link planted in the spool is refused, never
+// written through.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
-import { open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createFile, refuseLinkedDirectory } from '../file-create.ts';
 import { FileSync } from './file-sync.ts';
 
 /** One write to disk; smaller chunks are gathered into a buffer of this size first. */
@@ -165,12 +170,14 @@ export class Spool {
   /** One fsync per folder shared by the renames made while none ran: sessions committing together share it. */
   readonly #folderSyncs: Record<'msg' | 'corrupt', FileSync>;
 
-  /** Creates `dir` and its msg/, tmp/ and corrupt/ folders (mode 0700) if need be. */
+  /** Creates `dir` and its msg/, tmp/ and corrupt/ folders (mode 0700) if need be; a folder that is a link is refused. */
   constructor(dir: string) {
     this.dir = dir;
     this.#folderSyncs = { msg: new FileSync(join(dir, 'msg')), corrupt: new FileSync(join(dir, 'corrupt')) };
     try {
       for (const sub of ['', 'msg', 'tmp', 'corrupt']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+      // queue.dir itself may be a link an administrator made; its folders are the relay's own.
+      for (const sub of ['msg', 'tmp', 'corrupt']) refuseLinkedDirectory(join(dir, sub));
     } catch (err) {
       throw spoolError(err);
     }
@@ -188,8 +195,8 @@ export class Spool {
   async begin(now?: Date): Promise<SpoolWriter> {
     const id = newMessageId(now);
     try {
-      // 'wx': a new file or an error, never someone else's file reused.
-      return new SpoolWriter(this, id, await open(this.tempPath(id), 'wx', 0o600));
+      // A new file or an error, never someone else's file reused.
+      return new SpoolWriter(this, id, await createFile(this.tempPath(id), 0o600));
     } catch (err) {
       throw spoolError(err);
     }
@@ -264,8 +271,31 @@ export class Spool {
     return target;
   }
 
+  /**
+   * Removes what has been in corrupt/ for `retentionMs` or longer at `now`,
+   * counted from when it was moved there (its ctime: rename(2) sets it).
+   * Returns the names removed.
+   */
+  async removeOldCorrupt(now: number, retentionMs: number): Promise<string[]> {
+    const dir = join(this.dir, 'corrupt');
+    const removed: string[] = [];
+    for (const name of (await readdir(dir)).sort()) {
+      const path = join(dir, name);
+      const info = await lstat(path).catch(() => undefined);
+      if (!info || !corruptExpired(info.ctimeMs, now, retentionMs)) continue;
+      await rm(path, { force: true, recursive: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
   /** fsync on a directory makes the names created or renamed in it durable. */
   syncDirectory(sub: 'msg' | 'corrupt'): Promise<void> {
     return this.#folderSyncs[sub].sync();
   }
+}
+
+/** Whether something set aside at `since` (ms) is past its retention at `now`. */
+export function corruptExpired(since: number, now: number, retentionMs: number): boolean {
+  return now - since >= retentionMs;
 }

@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
+import { durationSeconds } from '../config/duration.ts';
 import { loadTls, TlsFileProblem } from '../config/tls-files.ts';
 import { createUpstream } from '../delivery/upstream.ts';
 import { createPublishers } from '../dns/publish/factory.ts';
@@ -19,6 +20,7 @@ import { ReadinessWatch } from '../observability/readiness-watch.ts';
 import { RelayView } from '../observability/relay-view.ts';
 import { retryPolicy } from '../queue/backoff.ts';
 import { QueueManager } from '../queue/manager.ts';
+import { queueOwnMessage } from '../queue/notices.ts';
 import { QueueIndex } from '../queue/queue-index.ts';
 import { recoverQueue } from '../queue/recovery.ts';
 import { Spool } from '../queue/spool.ts';
@@ -94,6 +96,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         logger,
         policy,
         workers: config.delivery.upstream.type === 'file' ? 2 : config.delivery.upstream.maxConnections,
+        corruptRetentionMs: durationSeconds(config.queue.corruptRetention) * 1000,
         notices: { config, store, traits: () => upstream.traits, hostname },
       });
       queue = { spool, index, manager };
@@ -140,7 +143,10 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     view.started();
     queue?.manager.start();
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined }, 'relay listening');
-    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, ...options.rotation, publisher });
+    // Queue mode: rotation notices are queued like delivery status notifications.
+    const spooled = queue && { spool: queue.spool, index: queue.index };
+    const queueNotice = spooled && ((message: Buffer, to: string) => queueOwnMessage({ config, store, traits: () => upstream.traits, hostname, queue: spooled }, message, to));
+    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, queueNotice, ...options.rotation, publisher });
     rotation.start();
     const readiness = new ReadinessWatch({ config, store, metrics, logger });
     readiness.start();

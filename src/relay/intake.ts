@@ -5,8 +5,9 @@
 // block plus SPILL_AT octets at most, whatever the message size.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createFile } from '../file-create.ts';
 import { BodyScanner } from '../message/body-scan.ts';
 import { CrlfStream } from '../message/crlf-stream.ts';
 import type { IncomingMessage } from '../message/incoming.ts';
@@ -167,8 +168,8 @@ function endOfHeader(data: Buffer, from: number): number {
 async function openIntakeFile(dir: string): Promise<{ path: string; handle: FileHandle }> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, `${PREFIX}${randomBytes(8).toString('hex')}.eml`);
-  // 'wx': a new file or an error, never someone else's file reused.
-  return { path, handle: await open(path, 'wx', 0o600) };
+  // A new file or an error, never someone else's file reused.
+  return { path, handle: await createFile(path, 0o600) };
 }
 
 async function writeAll(file: FileHandle, data: Buffer): Promise<void> {

@@ -114,6 +114,8 @@ async function enqueue(
       signatures: signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
       ret: envelope.ret,
       envid: envelope.envid,
+      // What the client was allowed now decides later where a notice about this message may go.
+      senderDomains: deps.senders.allowedDomains({ address: session.remoteAddress, user: session.user as string | undefined }),
       recipients: envelope.recipients,
     });
     named(stored.id);

@@ -3,7 +3,7 @@
 // of its entries' domains (subdomains included).
 import type { Config } from '../config/schema.ts';
 import { UserError } from '../errors.ts';
-import { normalizeDomain } from '../keys/names.ts';
+import { inDomains, normalizeDomain } from '../keys/names.ts';
 import { NetworkList } from './admission.ts';
 
 export interface Client {
@@ -28,12 +28,16 @@ export class SenderAuthorization {
     }));
   }
 
+  /** The domains the client is held to, or null when no entry matches it (any domain). */
+  allowedDomains(client: Client): string[] | null {
+    const matching = this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
+    return matching.length === 0 ? null : [...new Set(matching.flatMap((r) => r.domains))];
+  }
+
   /** null when allowed, else why not. */
   refusal(client: Client, fromDomain: string): string | null {
-    const matching = this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
-    if (matching.length === 0) return null;
-    const allowed = matching.flatMap((r) => r.domains);
-    if (allowed.some((d) => fromDomain === d || fromDomain.endsWith(`.${d}`))) return null;
+    const allowed = this.allowedDomains(client);
+    if (allowed === null || inDomains(fromDomain, allowed)) return null;
     const who = client.user ? `user ${client.user}` : `client ${client.address}`;
     return `${who} may not send as ${fromDomain} (allowed: ${allowed.join(', ')})`;
   }

@@ -4,8 +4,15 @@
 // proves who wrote it (the repudiation argument of dkim-rotate). The file is
 // 0644 on purpose: it is for everyone to read. The price: DKIM no longer
 // vouches for any message signed with that key, however old.
-import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+//
+// That directory may be writable by others (a web server's account): the
+// file is written under a fresh random name that no link can be waiting at
+// (src/file-create.ts), then renamed into place, which replaces a link at
+// the final name instead of writing where it points.
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { createFileSync } from '../file-create.ts';
 import { recordName } from '../keys/names.ts';
 import type { StoredKey } from '../keys/store.ts';
 
@@ -13,11 +20,30 @@ import type { StoredKey } from '../keys/store.ts';
 export function revealPrivateKey(dir: string, key: StoredKey, pem: () => string): string | null {
   if (key.state !== 'revoked') throw new Error(`only a revoked key is revealed, not a ${key.state} one`);
   const file = join(dir, `${recordName(key.selector, key.domain)}.pem`);
-  if (existsSync(file)) return null;
+  if (isFile(file)) return null;
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, pem(), { mode: 0o644 });
-  chmodSync(tmp, 0o644); // whatever the umask: it is for publication
-  renameSync(tmp, file);
+  const tmp = join(dir, `.${recordName(key.selector, key.domain)}.pem.${randomBytes(8).toString('hex')}.tmp`);
+  const fd = createFileSync(tmp, 0o644); // whatever the umask: it is for publication
+  try {
+    try {
+      writeSync(fd, pem());
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
   return file;
+}
+
+/** A regular file of its own at `path` (a link, even to a file, is not one). */
+function isFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
 }

@@ -10,7 +10,11 @@
 //                record through dns.publish (by hand: a mail saying what to
 //                publish; failed: tried again at every pass until it works),
 //                and one JSON log line per step
-//   notify       mail rotation.notify through the relay's own signing path
+//   notify       mail rotation.notify through the relay's own signing path:
+//                queued like a delivery status notification in queue mode
+//                (retried by the queue until the upstream takes it), sent
+//                straight to the upstream in sync mode; a notice that cannot
+//                be handed over is logged and never fails the step or the pass
 //
 // A pass that fails is logged and the next tick tries again; the daemon never
 // stops for it. A restart in the middle of a pass neither loses nor repeats a
@@ -65,8 +69,14 @@ export function publisherFrom(publishers: Publishers): RecordPublisher {
 export interface SchedulerOptions {
   config: Config;
   store: KeyStore;
-  /** The relay's upstream: notices leave signed, like any relayed message. */
+  /** The relay's upstream: notices leave signed, like any relayed message (sync mode: straight to it). */
   upstream: Upstream;
+  /**
+   * Queue mode: hands a notice to the relay's queue, signed, with the null
+   * sender (see queueOwnMessage); throws when the spool cannot take it.
+   * Unset: notices go straight to `upstream`.
+   */
+  queueNotice?: (message: Buffer, to: string) => Promise<{ id: string; signatures: string[] } | { refused: string }>;
   hostname: string;
   logger: Logger;
   /** The clock; tests pass their own. */
@@ -265,7 +275,9 @@ export class RotationScheduler {
       }
       case 'notify': {
         if (this.options.config.rotation.notify) {
-          await this.mail({ to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records });
+          // Not handed over (sync mode: the upstream refused or is down; queue mode: the spool is full): not
+          // recorded either, so the next pass plans it again. Nothing else in the pass waits for it.
+          if (!(await this.mail({ to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records }))) return false;
         } else {
           logger.warn({ ...line, records: action.records.map((r) => r.name) }, 'rotation needs a person (set rotation.notify to be told by mail)');
         }
@@ -296,12 +308,9 @@ export class RotationScheduler {
     if (outcome === 'published') return logger.info(line, how === 'publish' ? 'DNS record published' : 'DNS record withdrawn');
     if (outcome === 'failed') return;
     logger.warn({ ...line, value: record.value }, how === 'publish' ? 'publish this DNS record by hand' : 'delete this DNS record by hand');
-    try {
-      if (config.rotation.notify) await this.mail({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
-    } catch (err) {
-      // The step itself is done; the record is shown by `keys dns` and a stuck key is notified later.
-      logger.error({ ...line, err: (err as Error).message }, 'could not mail the record to publish by hand');
-    }
+    // Whether or not it is handed over, the step is done: the record is shown by `keys dns`, and a key
+    // that stays unpublished is notified again later (rotation.stuckAfter).
+    if (config.rotation.notify) await this.mail({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
   }
 
   /**
@@ -339,15 +348,38 @@ export class RotationScheduler {
     }
   }
 
-  /** A notice, signed and self-checked by the pipeline like any message, delivered by the relay's upstream. */
-  private async mail(notice: Notice): Promise<void> {
-    const { store, config, upstream, hostname, logger } = this.options;
+  /**
+   * A notice, signed and self-checked by the pipeline like any message:
+   * queued (queue mode) or delivered by the relay's upstream (sync mode).
+   * Never throws: false, with one log line, when it was not handed over.
+   */
+  private async mail(notice: Notice): Promise<boolean> {
+    const { logger } = this.options;
+    const line = { rotation: 'mail', to: notice.to, subject: notice.subject };
+    try {
+      const done = this.options.queueNotice ? await this.queueMail(notice) : await this.sendMail(notice);
+      logger.info({ ...line, ...done }, this.options.queueNotice ? 'rotation notice queued' : 'rotation notice mailed');
+      return true;
+    } catch (err) {
+      logger.error({ ...line, err: (err as Error).message }, 'rotation notice not sent; the rotation goes on, and a notice still due is tried again at the next check');
+      return false;
+    }
+  }
+
+  private async queueMail(notice: Notice): Promise<object> {
+    const queued = await this.options.queueNotice!(noticeMessage(notice), notice.to);
+    if ('refused' in queued) throw new Error(`the pipeline refused it: ${queued.refused}`);
+    return queued;
+  }
+
+  private async sendMail(notice: Notice): Promise<object> {
+    const { store, config, upstream, hostname } = this.options;
     await upstream.ready();
     const outcome = await processMessage(noticeMessage(notice), { store, config, upstream: upstream.traits, hostname });
-    if (outcome.action === 'refuse') throw new Error(`notice to ${notice.to} not sent: ${outcome.code} ${outcome.text}`);
+    if (outcome.action === 'refuse') throw new Error(`the pipeline refused it: ${outcome.code} ${outcome.text}`);
     const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message);
-    if (reply.code >= 400) throw new Error(`notice to ${notice.to} not sent: the upstream answered ${reply.code} ${reply.text}`);
-    logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`), reply: `${reply.code} ${reply.text}` }, 'rotation notice mailed');
+    if (reply.code >= 400) throw new Error(`the upstream answered ${reply.code} ${reply.text}`);
+    return { signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`), reply: `${reply.code} ${reply.text}` };
   }
 
   private reveal(key: StoredKey): void {

@@ -2,7 +2,7 @@
 // an address holding U+010D U+010A must not become CR LF and a header line.
 import { bufferOctets } from '../../src/message/octets.ts';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FileUpstream } from '../../src/delivery/file-upstream.ts';
@@ -40,6 +40,24 @@ test('an address with a control character is refused, and no file is written', a
     assert.deepEqual(answer.recipients.map((r) => r.reply.code), [553]);
     assert.deepEqual(readdirSync(dir.path), []);
   } finally {
+    dir.remove();
+  }
+});
+
+test('outbox/ is made 0700 and each message 0600, whatever the umask', async () => {
+  const dir = tempDir();
+  const outbox = join(dir.path, 'outbox');
+  const old = process.umask(0o022);
+  try {
+    const upstream = new FileUpstream({ type: 'file', dir: outbox, dualSign: true, eightBitMime: true });
+    const answer = await upstream.deliver({ from: 'a@example.com', to: ['b@example.net'] }, bufferOctets(Buffer.from(MESSAGE)));
+    assert.equal(answer.code, 250);
+    assert.equal(statSync(outbox).mode & 0o777, 0o700);
+    const files = readdirSync(outbox);
+    assert.equal(files.length, 1);
+    assert.equal(statSync(join(outbox, files[0]!)).mode & 0o777, 0o600);
+  } finally {
+    process.umask(old);
     dir.remove();
   }
 });

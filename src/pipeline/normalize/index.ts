@@ -12,6 +12,7 @@
 // window at a time); bodies are stretches of it and are encoded only as the
 // result is written, so a file of any size is normalized in fixed memory.
 import { closeSync, fstatSync, openSync, rmSync, writeSync } from 'node:fs';
+import { createFileSync } from '../../file-create.ts';
 import { fieldsNamed } from '../../message/header.ts';
 import { normalizeEntity } from './entity.ts';
 import { appendField, entityPieces, readEntity, replaceRaw } from './header-block.ts';
@@ -83,7 +84,7 @@ export function normalizeFile(inPath: string, outPath: string, options: Normaliz
     const source = fileSource(input, fstatSync(input).size);
     const planned = plan(source, options);
     if (!planned.changed) return { ok: true, changed: false, changes: planned.changes };
-    output = openSync(outPath, 'w', 0o600);
+    output = createFileSync(outPath, 0o600);
     const file = new FileWriter(output);
     const size = write(source, planned, options, (octets) => file.write(octets));
     file.flush();
