@@ -157,6 +157,8 @@ export class QueueManager {
     // no throughput that could be told from noise. The others wait for the end of the attempt, so
     // that one notice covers all of them.
     const pending: RecipientResult[] = [];
+    // What the upstream replaces should a connection need the message signed again.
+    const signedBy = index.signaturesOf(message.id);
     for (const group of transactionGroups(claim.recipients)) {
       const envelope: Envelope = {
         from: message.sender,
@@ -165,7 +167,7 @@ export class QueueManager {
       };
       let answer: Awaited<ReturnType<Upstream['deliver']>>;
       try {
-        answer = await upstream.deliver(envelope, original);
+        answer = await upstream.deliver(envelope, original, signedBy);
       } catch (err) {
         logger.error({ id: message.id, err: (err as Error).message }, 'upstream delivery threw; the recipients are deferred');
         answer = { code: 451, enhanced: '4.3.0', text: 'Local error while delivering', recipients: [] };

@@ -75,8 +75,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
     for (const key of active) logger.info({ domain: key.domain, selector: key.selector, algorithm: key.algorithm }, 'signing key active');
 
-    const upstream = createUpstream(config.delivery.upstream, logger);
     const hostname = config.listen.hostname ?? osHostname();
+    const upstream = createUpstream(config.delivery.upstream, logger, { store, config, hostname });
     let queue: RunningRelay['queue'];
     if (config.delivery.mode === 'queue') {
       const spool = new Spool(config.queue.dir);
