@@ -53,7 +53,7 @@ async function startHost(options: Partial<SMTPServerOptions>, spoolOf: () => str
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address),
           raw: Buffer.concat(chunks),
-          bodyType: session.envelope.bodyType,
+          bodyType: session.envelope.bodyType ?? '',
           spool: path && existsSync(path) ? readFileSync(path) : null,
         });
         callback(null, 'Ok: queued');
