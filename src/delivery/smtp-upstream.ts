@@ -21,7 +21,7 @@ import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import type { HopExtensions } from './hop-form.ts';
 import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
-import { LearnedExtensions } from './learned-extensions.ts';
+import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
 import { announcedExtensions, choosePerConnection, pooledConnections, type ConnectionMessage, type SMTPConnection } from '../nodemailer-internals.ts';
 import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type OwnSignature, type Upstream, type UpstreamReply } from './upstream.ts';
@@ -100,16 +100,7 @@ export class SmtpUpstream implements Upstream {
   }
 
   get traits(): UpstreamTraits {
-    const { eightBitMime, smtpUtf8 } = this.learned.extensions;
-    const override = this.config.eightBitMime;
-    const eightBit = override === 'auto' ? eightBitMime : override;
-    return {
-      dualSign: this.config.dualSign,
-      eightBitMime: eightBit,
-      // RFC 6531 §3.1: SMTPUTF8 builds on 8BITMIME; without it, header text is made 7-bit too.
-      smtpUtf8: smtpUtf8 && eightBit,
-      provisional: !this.learned.known,
-    };
+    return { dualSign: this.config.dualSign, ...this.withOverride(this.learned.extensions), provisional: !this.learned.known };
   }
 
   /** Resolves once the upstream's extensions are known (or the first probe gave up, or waited long enough). */
@@ -150,7 +141,7 @@ export class SmtpUpstream implements Upstream {
   /** What goes out on this connection, decided from its own EHLO answer, before MAIL FROM. */
   private async forConnection(connection: SMTPConnection, forms: MessageForms): Promise<ConnectionMessage | Error> {
     this.learnFrom(connection);
-    const hop = this.hopOf(announcedExtensions(connection));
+    const hop = this.withOverride(extensionsOf(announcedExtensions(connection)));
     const prepared = await forms.form(hop, `Upstream ${this.config.host}`);
     if (!prepared.ok) {
       this.logger.warn({ upstream: this.name, ...hop, reply: `${prepared.reply.code} ${prepared.reply.enhanced} ${prepared.reply.text}` }, 'message deferred: it does not fit what this upstream connection announced');
@@ -162,11 +153,12 @@ export class SmtpUpstream implements Upstream {
     return { raw: octetStream(prepared.octets), size: prepared.octets.size, use8BitMime: prepared.eightBit };
   }
 
-  /** What a connection announced, with delivery.upstream.eightBitMime's override. */
-  private hopOf(announced: string[]): HopExtensions {
-    const names = new Set(announced.map((e) => e.toUpperCase()));
+  /** What the host takes: as announced, with delivery.upstream.eightBitMime's override. */
+  private withOverride(announced: Extensions): HopExtensions {
     const override = this.config.eightBitMime;
-    return { eightBitMime: override === 'auto' ? names.has('8BITMIME') : override, smtpUtf8: names.has('SMTPUTF8') };
+    const eightBitMime = override === 'auto' ? announced.eightBitMime : override;
+    // RFC 6531 §3.1: SMTPUTF8 builds on 8BITMIME; without it, header text is made 7-bit too.
+    return { eightBitMime, smtpUtf8: announced.smtpUtf8 && eightBitMime };
   }
 
   /** Each recipient's own reply: its refusal at RCPT TO, else what the transaction got. */
