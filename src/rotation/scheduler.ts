@@ -345,7 +345,7 @@ export class RotationScheduler {
     await upstream.ready();
     const outcome = await processMessage(noticeMessage(notice), { store, config, upstream: upstream.traits, hostname });
     if (outcome.action === 'refuse') throw new Error(`notice to ${notice.to} not sent: ${outcome.code} ${outcome.text}`);
-    const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message);
+    const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message, outcome.signatures);
     if (reply.code >= 400) throw new Error(`notice to ${notice.to} not sent: the upstream answered ${reply.code} ${reply.text}`);
     logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`), reply: `${reply.code} ${reply.text}` }, 'rotation notice mailed');
   }
