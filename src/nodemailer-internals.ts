@@ -9,9 +9,12 @@
 //   one NOTIFY and ORCPT for the whole envelope: it is wrapped so that each
 //   recipient gets its own (RFC 3461 §4.1, §4.2), and one transaction serves
 //   recipients whose parameters differ.
+// - the pool's resources (private), so that what a message becomes can be
+//   chosen on the connection that carries it, before MAIL FROM.
 // A nodemailer release may change any of these without notice; going through
 // this module, such an upgrade breaks here (and in its test), in one place.
 import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Transporter } from 'nodemailer';
 import MimeNode from 'nodemailer/lib/mime-node';
@@ -95,4 +98,77 @@ rcptArgs._getDsnRcptToArgs = function (this: RcptArgsInternals): string {
  */
 export function envelopeAddress(address: string): string {
   return new MimeNode().setEnvelope({ to: [address] }).getEnvelope().to[0] ?? address;
+}
+
+/** What goes out on one connection: chosen once it is open and its EHLO answer known. */
+export interface ConnectionMessage {
+  raw: Readable;
+  size: number;
+  /** Ask for BODY=8BITMIME (sent only when the connection announced it). */
+  use8BitMime: boolean;
+}
+
+/**
+ * Given to sendMail as `forConnection`: the message for this connection, or
+ * the Error the send fails with before anything of it is sent.
+ */
+export type ForConnection = (connection: SMTPConnection) => Promise<ConnectionMessage | Error>;
+
+interface PooledMail {
+  data: { forConnection?: ForConnection };
+  message: { setRaw(raw: Readable): unknown; getEnvelope(): Record<string, unknown> };
+}
+
+interface SendingResource {
+  connection?: SMTPConnection;
+  _connected?: boolean;
+  _closed?: boolean;
+  send(mail: PooledMail, callback: (err: Error | null, info?: unknown) => void): void;
+  /** Hands the resource back to the pool for its next message. */
+  _release(): void;
+}
+
+interface Pool {
+  _createConnection(): SendingResource;
+}
+
+/**
+ * Makes a pooled transport ask each message's `forConnection` what to send,
+ * once the pool has given it a connection and that connection has greeted
+ * and answered EHLO, but before MAIL FROM: the extensions that count are
+ * those of the session that carries the message. A message moved to another
+ * connection (the first one closed before it was sent) is asked again.
+ */
+export function choosePerConnection(transport: Transporter): void {
+  const pool = (transport as unknown as { transporter?: Pool }).transporter;
+  if (!pool || typeof pool._createConnection !== 'function') throw new Error('nodemailer: this transport is not pooled; choosePerConnection needs its pool');
+  const create = pool._createConnection.bind(pool);
+  pool._createConnection = () => {
+    const resource = create();
+    const send = resource.send.bind(resource);
+    resource.send = (mail, callback) => {
+      const choose = mail.data.forConnection;
+      // Not connected yet: the pool connects, then calls send() again, which comes back here.
+      if (!choose || !resource._connected || resource._closed || !resource.connection) return send(mail, callback);
+      choose(resource.connection).then(
+        (chosen) => {
+          if (chosen instanceof Error) {
+            // Nothing was sent on the connection: it goes back to the pool as it is.
+            callback(chosen);
+            if (!resource._closed) resource._release();
+            return;
+          }
+          mail.message.setRaw(chosen.raw);
+          Object.assign(mail.message.getEnvelope(), { size: chosen.size, use8BitMime: chosen.use8BitMime });
+          // A resource closed meanwhile does nothing here; the pool has given the message to another.
+          send(mail, callback);
+        },
+        (err: unknown) => {
+          callback(err instanceof Error ? err : new Error(String(err)));
+          if (!resource._closed) resource._release();
+        },
+      );
+    };
+    return resource;
+  };
 }

@@ -49,3 +49,61 @@ test('RCPT TO gets each recipient\'s own NOTIFY and ORCPT, and only from a host 
   assert.equal(internals.envelopeAddress('safe@jõgeva.ee'), 'safe@xn--jgeva-dua.ee');
   assert.equal(internals.envelopeAddress('plain@example.net'), 'plain@example.net');
 });
+
+test('choosePerConnection: the message is chosen on the pooled connection after its EHLO, before MAIL FROM; an Error sends nothing and frees the connection', async () => {
+  const { SMTPServer } = await import('smtp-server');
+  const nodemailer = (await import('nodemailer')).default;
+  const { Readable } = await import('node:stream');
+  const commands: string[] = [];
+  const bodies: string[] = [];
+  let connections = 0;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    size: 1_000_000, // announces SIZE, so MAIL FROM carries the chosen message's size
+    onConnect(_session, callback) {
+      connections++;
+      callback();
+    },
+    onMailFrom(address, _session, callback) {
+      commands.push(`MAIL ${address.address} ${JSON.stringify(address.args)}`);
+      callback();
+    },
+    onData(stream, _session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        bodies.push(Buffer.concat(chunks).toString());
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as { port: number }).port;
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, pool: true, maxConnections: 1, logger: false });
+  internals.choosePerConnection(transport);
+  try {
+    const seen: string[][] = [];
+    const message = 'Subject: chosen\r\n\r\nbody\r\n';
+    const forConnection: internals.ForConnection = async (connection) => {
+      seen.push(internals.announcedExtensions(connection));
+      return { raw: Readable.from([Buffer.from(message)]), size: message.length, use8BitMime: true };
+    };
+    await transport.sendMail({ envelope: { from: 'a@example.com', to: ['b@example.net'] }, raw: 'never sent\r\n', forConnection } as never);
+    assert.ok(seen[0]!.includes('8BITMIME'), 'the connection had answered EHLO');
+    assert.deepEqual(bodies, [message]);
+    assert.match(commands[0]!, /"BODY":"8BITMIME"/);
+    assert.match(commands[0]!, new RegExp(`"SIZE":"${message.length}"`));
+
+    const refusal = new Error('not for this connection');
+    await assert.rejects(transport.sendMail({ envelope: { from: 'c@example.com', to: ['d@example.net'] }, raw: 'x\r\n', forConnection: async () => refusal } as never), (err) => err === refusal);
+    assert.equal(commands.length, 1, 'no MAIL FROM for the refused message');
+
+    await transport.sendMail({ envelope: { from: 'e@example.com', to: ['f@example.net'] }, raw: 'x\r\n', forConnection } as never);
+    assert.deepEqual([bodies.length, connections], [2, 1], 'the same connection carries the next message');
+  } finally {
+    transport.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});

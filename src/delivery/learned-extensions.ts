@@ -12,6 +12,12 @@ export interface Extensions {
   smtpUtf8: boolean;
 }
 
+/** The extensions that matter here, from the EHLO keywords a host announced. */
+export function extensionsOf(announced: Iterable<string>): Extensions {
+  const names = new Set([...announced].map((e) => e.toUpperCase()));
+  return { eightBitMime: names.has('8BITMIME'), smtpUtf8: names.has('SMTPUTF8') };
+}
+
 export class LearnedExtensions {
   private current: Extensions = { eightBitMime: false, smtpUtf8: false };
   private answeredAt: number | null = null;
@@ -44,8 +50,7 @@ export class LearnedExtensions {
 
   /** Records an EHLO answer; returns true when it changed what we believed. */
   answer(announced: Iterable<string>, now: number): boolean {
-    const names = new Set([...announced].map((e) => e.toUpperCase()));
-    const next = { eightBitMime: names.has('8BITMIME'), smtpUtf8: names.has('SMTPUTF8') };
+    const next = extensionsOf(announced);
     const changed = this.answeredAt !== null && (next.eightBitMime !== this.current.eightBitMime || next.smtpUtf8 !== this.current.smtpUtf8);
     this.current = next;
     this.answeredAt = now;

@@ -1,23 +1,30 @@
 // The `smtp` upstream: a smart host reached through a pooled nodemailer
 // transport (smtp-server holds each new connection's greeting 100 ms, so
-// pooling is what makes throughput). The signed bytes go out unchanged.
+// pooling is what makes throughput).
 //
 // What the host takes (8BITMIME, SMTPUTF8) is learned from its EHLO: a probe
 // at start-up, again when the answer is older than REFRESH_MS (started by a
 // message, never waited for by it), from every new delivery connection, and
-// after a refusal that reads as a missing extension.
+// after a refusal that reads as a missing extension. Messages are signed for
+// what was learned; what a message is sent as is decided again on the very
+// connection that carries it, before MAIL FROM: the signed octets as they
+// are when that connection takes them, else re-encoded and signed again for
+// it, else deferred (see hop-form.ts).
 import { isIP } from 'node:net';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { UpstreamConfig } from '../config/schema.ts';
+import { Readable } from 'node:stream';
 import { octetStream, type Octets } from '../message/octets.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
+import type { HopExtensions } from './hop-form.ts';
+import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
-import { LearnedExtensions } from './learned-extensions.ts';
-import { announcedExtensions, envelopeAddress, pooledConnections, RCPT_DSN, type RcptDsn, type SMTPConnection } from '../nodemailer-internals.ts';
+import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
+import { announcedExtensions, choosePerConnection, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../nodemailer-internals.ts';
 import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
-import { forAll, type Envelope, type Upstream, type UpstreamReply } from './upstream.ts';
+import { forAll, type Envelope, type OwnSignature, type Upstream, type UpstreamReply } from './upstream.ts';
 
 type SmtpConfig = Extract<UpstreamConfig, { type: 'smtp' }>;
 
@@ -27,7 +34,14 @@ export const RETRY_MS = 30_000;
 /** Messages arriving before the first answer wait for it at most this long. */
 const FIRST_ANSWER_WAIT_MS = 10_000;
 
-const NON_ASCII = /[^\x00-\x7f]/;
+/** Why a send failed before anything of it reached the host: the message does not fit this connection now. */
+class NotForThisConnection extends Error {
+  readonly reply: SmtpReply;
+  constructor(reply: SmtpReply) {
+    super(reply.text);
+    this.reply = reply;
+  }
+}
 
 export class SmtpUpstream implements Upstream {
   readonly name;
@@ -42,11 +56,14 @@ export class SmtpUpstream implements Upstream {
   private readonly config: SmtpConfig;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private readonly preparation: PreparationDeps | null;
 
-  constructor(config: SmtpConfig, logger: Logger, now: () => number = Date.now) {
+  /** `preparation`: what signing a message again takes; without it a message that needs it is deferred. */
+  constructor(config: SmtpConfig, logger: Logger, options: { preparation?: PreparationDeps | undefined; now?: () => number } = {}) {
     this.config = config;
     this.logger = logger;
-    this.now = now;
+    this.now = options.now ?? Date.now;
+    this.preparation = options.preparation ?? null;
     this.name = `smtp ${config.host}:${config.port}`;
     const timeout = config.timeoutSeconds * 1000;
     // RFC 6066 §3: SNI carries host names only; nodemailer leaves it out for an address.
@@ -75,6 +92,7 @@ export class SmtpUpstream implements Upstream {
       socketTimeout: timeout,
       logger: false,
     });
+    choosePerConnection(this.transport);
     this.transport.on('error', (err) => logger.warn({ err: err.message, upstream: this.name }, 'upstream pool error'));
     this.learned = new LearnedExtensions(REFRESH_MS, RETRY_MS);
     const first = this.probe();
@@ -82,16 +100,7 @@ export class SmtpUpstream implements Upstream {
   }
 
   get traits(): UpstreamTraits {
-    const { eightBitMime, smtpUtf8 } = this.learned.extensions;
-    const override = this.config.eightBitMime;
-    const eightBit = override === 'auto' ? eightBitMime : override;
-    return {
-      dualSign: this.config.dualSign,
-      eightBitMime: eightBit,
-      // RFC 6531 §3.1: SMTPUTF8 builds on 8BITMIME; without it, header text is made 7-bit too.
-      smtpUtf8: smtpUtf8 && eightBit,
-      provisional: !this.learned.known,
-    };
+    return { dualSign: this.config.dualSign, ...this.withOverride(this.learned.extensions), provisional: !this.learned.known };
   }
 
   /** Resolves once the upstream's extensions are known (or the first probe gave up, or waited long enough). */
@@ -99,22 +108,17 @@ export class SmtpUpstream implements Upstream {
     return this.firstAnswer;
   }
 
-  async deliver(envelope: Envelope, message: Octets): Promise<UpstreamReply> {
+  async deliver(envelope: Envelope, message: Octets, signedBy?: readonly OwnSignature[]): Promise<UpstreamReply> {
     this.probeIfDue();
-    const traits = this.traits;
-    const international = [envelope.from, ...envelope.to].find((address) => NON_ASCII.test(address));
-    if (international !== undefined && !traits.smtpUtf8) {
-      // RFC 6531 §3.4: without SMTPUTF8 such an address cannot be given to the host at all.
-      if (traits.provisional) return forAll(envelope, smtpReply(451, `4.4.3 Whether upstream ${this.config.host} takes SMTPUTF8 is not known yet, try again later`));
-      return forAll(envelope, smtpReply(553, `5.6.7 Upstream ${this.config.host} does not announce SMTPUTF8, so <${international}> cannot be delivered through it`));
-    }
+    const forms = new MessageForms(this.preparation, { envelope, octets: message, signedBy, dualSign: this.config.dualSign });
     try {
       const info = await this.transport.sendMail({
-        envelope: { from: envelope.from, to: envelope.to, size: message.size, use8BitMime: traits.eightBitMime === true, ...rcptDsn(envelope) } as never,
-        raw: octetStream(message),
+        envelope: { from: envelope.from, to: envelope.to, ...rcptDsn(envelope) },
+        raw: UNPREPARED(),
+        forConnection: (connection: SMTPConnection) => this.forConnection(connection, forms),
         // nodemailer sends these only when the host announces DSN (RFC 3461 §4).
         ...(envelope.dsn ? { dsn: { ret: envelope.dsn.ret, envid: envelope.dsn.envid } } : {}),
-      });
+      } as never);
       this.learnFromConnections();
       const rejected = (info.rejectedErrors ?? []) as SendError[];
       const ok = replyOf(splitReply(info.response) ?? { code: 250, text: '2.0.0 Ok' });
@@ -122,13 +126,39 @@ export class SmtpUpstream implements Upstream {
       return { ...overall, recipients: this.perRecipient(envelope, rejected, ok) };
     } catch (caught) {
       this.learnFromConnections();
+      if (caught instanceof NotForThisConnection) return forAll(envelope, caught.reply);
       const err = caught as SendError;
       if (err.rejectedErrors?.length) {
         const overall = this.failed(partialRefusal(err.rejectedErrors, [], this.side), err);
         return { ...overall, recipients: this.perRecipient(envelope, err.rejectedErrors, overall) };
       }
       return forAll(envelope, this.failed(failureReply(err, this.side), err));
+    } finally {
+      await forms.release();
     }
+  }
+
+  /** What goes out on this connection, decided from its own EHLO answer, before MAIL FROM. */
+  private async forConnection(connection: SMTPConnection, forms: MessageForms): Promise<ConnectionMessage | Error> {
+    this.learnFrom(connection);
+    const hop = this.withOverride(extensionsOf(announcedExtensions(connection)));
+    const prepared = await forms.form(hop, `Upstream ${this.config.host}`);
+    if (!prepared.ok) {
+      this.logger.warn({ upstream: this.name, ...hop, reply: `${prepared.reply.code} ${prepared.reply.enhanced} ${prepared.reply.text}` }, 'message deferred: it does not fit what this upstream connection announced');
+      return new NotForThisConnection(prepared.reply);
+    }
+    if (prepared.reencoded) {
+      this.logger.info({ upstream: this.name, ...hop, signatures: prepared.signatures, changes: prepared.changes }, 're-encoded and signed again for this upstream connection');
+    }
+    return { raw: octetStream(prepared.octets), size: prepared.octets.size, use8BitMime: prepared.eightBit };
+  }
+
+  /** What the host takes: as announced, with delivery.upstream.eightBitMime's override. */
+  private withOverride(announced: Extensions): HopExtensions {
+    const override = this.config.eightBitMime;
+    const eightBitMime = override === 'auto' ? announced.eightBitMime : override;
+    // RFC 6531 §3.1: SMTPUTF8 builds on 8BITMIME; without it, header text is made 7-bit too.
+    return { eightBitMime, smtpUtf8: announced.smtpUtf8 && eightBitMime };
   }
 
   /** Each recipient's own reply: its refusal at RCPT TO, else what the transaction got. */
@@ -181,11 +211,13 @@ export class SmtpUpstream implements Upstream {
 
   /** A delivery connection opened since we last looked has a fresh EHLO answer. */
   private learnFromConnections(): void {
-    for (const connection of pooledConnections(this.transport)) {
-      if (this.seen.has(connection)) continue;
-      this.seen.add(connection);
-      this.record(announcedExtensions(connection), 'delivery connection');
-    }
+    for (const connection of pooledConnections(this.transport)) this.learnFrom(connection);
+  }
+
+  private learnFrom(connection: SMTPConnection): void {
+    if (this.seen.has(connection)) return;
+    this.seen.add(connection);
+    this.record(announcedExtensions(connection), 'delivery connection');
   }
 
   private record(extensions: string[], source: string): void {
@@ -204,6 +236,14 @@ function rcptDsn(envelope: Envelope): { [RCPT_DSN]?: Map<string, RcptDsn> } {
   if (!own) return {};
   return { [RCPT_DSN]: new Map([...own].map(([address, dsn]) => [envelopeAddress(address), dsn])) };
 }
+
+/** What nodemailer is given to send until the connection's own form replaces it: read without that, it fails the send. */
+const UNPREPARED = (): Readable =>
+  new Readable({
+    read() {
+      this.destroy(new Error('the message was not prepared for the upstream connection'));
+    },
+  });
 
 function replyOf(reply: { code: number; text: string }): SmtpReply {
   return smtpReply(reply.code, reply.text);

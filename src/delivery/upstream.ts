@@ -3,6 +3,7 @@
 // unchanged, and one per recipient, which the queue records.
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { PreparationDeps } from './hop-preparation.ts';
 import type { Octets } from '../message/octets.ts';
 import type { RcptDsn } from '../nodemailer-internals.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
@@ -40,19 +41,33 @@ export function forAll(envelope: Envelope, reply: SmtpReply): UpstreamReply {
   return { ...reply, recipients: envelope.to.map((address) => ({ address, reply })) };
 }
 
+/** A DKIM signature the relay added (d=, s=): what is replaced when the message is signed again for a hop. */
+export interface OwnSignature {
+  domain: string;
+  selector: string;
+}
+
 export interface Upstream {
   readonly traits: UpstreamTraits;
   /** Short description for logs: "smtp relay.example.net:587" or "file outbox". */
   readonly name: string;
   /** Resolves once `traits` are worth reading: what the upstream announced is known, or waiting longer would not help. */
   ready(): Promise<void>;
-  /** `message` may be read more than once (a retry, another host), each time afresh. */
-  deliver(envelope: Envelope, message: Octets): Promise<UpstreamReply>;
+  /**
+   * `message` may be read more than once (a retry, another host), each time afresh.
+   * `signedBy`: the relay's own signatures on it ([] when it went unsigned), for a hop
+   * it must be re-encoded for; not given, such a hop gets it later (deferred).
+   */
+  deliver(envelope: Envelope, message: Octets, signedBy?: readonly OwnSignature[]): Promise<UpstreamReply>;
   close(): Promise<void>;
 }
 
-/** `mx`: how the relay itself is reached, so that no MX leads back to it. */
-export function createUpstream(config: UpstreamConfig, logger: Logger, mx: MxOptions = {}): Upstream {
-  if (config.type === 'mx') return new MxUpstream(config, logger, mx);
-  return config.type === 'smtp' ? new SmtpUpstream(config, logger) : new FileUpstream(config);
+/**
+ * `mx`: how the relay itself is reached, so that no MX leads back to it.
+ * `preparation`: what the smart host needs to sign a message again when its
+ * connection takes less than it was signed for.
+ */
+export function createUpstream(config: UpstreamConfig, logger: Logger, options: { mx?: MxOptions; preparation?: PreparationDeps } = {}): Upstream {
+  if (config.type === 'mx') return new MxUpstream(config, logger, options.mx ?? {});
+  return config.type === 'smtp' ? new SmtpUpstream(config, logger, { preparation: options.preparation }) : new FileUpstream(config);
 }

@@ -163,10 +163,12 @@ export class QueueManager {
       return;
     }
     const recipients = claim.recipients;
+    // What the upstream replaces should a connection need the message signed again.
+    const signedBy = index.signaturesOf(message.id);
     const envelope: Envelope = { from: message.sender, to: recipients.map((r) => r.address), dsn: dsnOf(message, recipients) };
     let answer: Awaited<ReturnType<Upstream['deliver']>>;
     try {
-      answer = await upstream.deliver(envelope, original);
+      answer = await upstream.deliver(envelope, original, signedBy);
     } catch (err) {
       logger.error({ id: message.id, err: (err as Error).message }, 'upstream delivery threw; the recipients are deferred');
       answer = { code: 451, enhanced: '4.3.0', text: 'Local error while delivering', recipients: [] };

@@ -28,10 +28,20 @@ export function decideOutcomes(
     if (verdict === 'success') return { recipient, outcome: { seq, result: 'delivered', reply }, expired: false, warnDelay: false };
     if (verdict === 'permanent') return { recipient, outcome: { seq, result: 'bounced', reply }, expired: false, warnDelay: false };
     const next = afterTemporaryFailure({ receivedAt: input.receivedAt, attempts: recipient.attempts + 1, now: input.now }, policy, random);
-    if (next.action === 'bounce') return { recipient, outcome: { seq, result: 'bounced', reply }, expired: true, warnDelay: false };
+    if (next.action === 'bounce') return { recipient, outcome: { seq, result: 'bounced', reply: givenUp(reply) }, expired: true, warnDelay: false };
     const warnDelay = delayWarningDue({ receivedAt: input.receivedAt, now: input.now, warnedAt: recipient.delayWarnedAt, notify: recipient.notify }, policy);
     return { recipient, outcome: { seq, result: 'deferred', reply, nextAttemptAt: next.at }, expired: false, warnDelay };
   });
+}
+
+/**
+ * The reply a recipient is returned with at queue.maxAge. Mail that needs
+ * SMTPUTF8 from a next hop that does not announce it is deferred (4.6.7) in
+ * case the hop comes to announce it; given up, it is returned with 5.6.7
+ * (RFC 6531 §3.5). Other temporary replies stay as they were: the failures were temporary.
+ */
+function givenUp(reply: SmtpReply): SmtpReply {
+  return reply.enhanced === '4.6.7' ? { code: 553, enhanced: '5.6.7', text: reply.text } : reply;
 }
 
 /**

@@ -444,13 +444,15 @@ export class QueueIndex {
     return this.#withoutFsync(() => this.remove(id));
   }
 
+  /** The signatures the relay added to a message: d= and s= of each. */
+  signaturesOf(id: string): { domain: string; selector: string }[] {
+    return this.#stmt(`SELECT domain, selector FROM message_signatures WHERE message_id = ? ORDER BY domain, selector`).all(id) as { domain: string; selector: string }[];
+  }
+
   show(id: string): MessageDetail | undefined {
     const row = this.#stmt(`SELECT * FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
     if (!row) return undefined;
-    const signatures = this.#stmt(`SELECT domain, selector FROM message_signatures WHERE message_id = ? ORDER BY domain, selector`).all(id) as {
-      domain: string;
-      selector: string;
-    }[];
+    const signatures = this.signaturesOf(id);
     const recipients = (this.#stmt(`SELECT * FROM recipients WHERE message_id = ? ORDER BY seq`).all(id) as RecipientRow[]).map(toRecipient);
     return { ...toMessage(row), signatures, recipients };
   }

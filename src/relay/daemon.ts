@@ -81,7 +81,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     // Where the listeners are bound; a port 0 of the configuration is replaced once it is known.
     const listeners = [{ host: config.listen.host, port: config.listen.port }];
     if (config.listen.tlsPort !== undefined) listeners.push({ host: config.listen.host, port: config.listen.tlsPort });
-    const upstream = createUpstream(config.delivery.upstream, logger, { relay: () => ({ names: [hostname], listeners }) });
+    const upstream = createUpstream(config.delivery.upstream, logger, { mx: { relay: () => ({ names: [hostname], listeners }) }, preparation: { store, config, hostname } });
     let queue: RunningRelay['queue'];
     if (config.delivery.mode === 'queue') {
       const spool = new Spool(config.queue.dir);

@@ -66,7 +66,7 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
   } else if (deps.queue) {
     answer = await enqueue(deps, session, envelope, outcome.message, outcome.signatures, (queued) => (id = queued));
   } else {
-    answer = await deps.upstream.deliver(envelope, withTrace(deps, session, envelope, id!, outcome.message));
+    answer = await deps.upstream.deliver(envelope, withTrace(deps, session, envelope, id!, outcome.message), outcome.signatures);
   }
   const accepted = answer.code < 400;
   metrics.handled(outcome);

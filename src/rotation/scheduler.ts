@@ -377,7 +377,7 @@ export class RotationScheduler {
     await upstream.ready();
     const outcome = await processMessage(noticeMessage(notice), { store, config, upstream: upstream.traits, hostname });
     if (outcome.action === 'refuse') throw new Error(`the pipeline refused it: ${outcome.code} ${outcome.text}`);
-    const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message);
+    const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message, outcome.signatures);
     if (reply.code >= 400) throw new Error(`the upstream answered ${reply.code} ${reply.text}`);
     return { signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`), reply: `${reply.code} ${reply.text}` };
   }

@@ -54,3 +54,14 @@ test('a notice that cannot be queued: the bounce waits by the back-off of its at
   const [late] = postponedForNotices(decideOutcomes({ receivedAt: 0, now: 2 * 86_400_000, recipients: [recipient(0, { attempts: 30 })], replies: new Map([[0, smtpReply(451, 'later')]]) }, policy, () => 0), 'full', 2 * 86_400_000, policy, () => 0);
   assert.deepEqual([late!.result, late!.nextAttemptAt], ['deferred', 2 * 86_400_000 + 3_600_000]);
 });
+
+test('mail that needs SMTPUTF8 is deferred (4.6.7) before maxAge and returned with 5.6.7 at it (RFC 6531 §3.5)', () => {
+  const replies = new Map([[0, smtpReply(451, '4.6.7 Upstream h does not announce SMTPUTF8, which <j\u00f6rg@example.net> needs (RFC 6531)')]]);
+  const [early] = decideOutcomes({ receivedAt: 0, now: 1000, recipients: [recipient(0)], replies }, policy, () => 0);
+  assert.deepEqual([early!.outcome.result, early!.outcome.reply.code, early!.outcome.reply.enhanced], ['deferred', 451, '4.6.7']);
+  const [late] = decideOutcomes({ receivedAt: 0, now: 86_400_000, recipients: [recipient(0, { attempts: 9 })], replies }, policy, () => 0);
+  assert.deepEqual([late!.outcome.result, late!.expired, late!.outcome.reply.code, late!.outcome.reply.enhanced], ['bounced', true, 553, '5.6.7']);
+  assert.match(late!.outcome.reply.text, /does not announce SMTPUTF8/);
+  const [other] = decideOutcomes({ receivedAt: 0, now: 86_400_000, recipients: [recipient(0)], replies: new Map([[0, smtpReply(451, '4.4.1 down')]]) }, policy, () => 0);
+  assert.deepEqual([other!.outcome.reply.code, other!.outcome.reply.enhanced], [451, '4.4.1'], 'other temporary replies stay as they were');
+});
