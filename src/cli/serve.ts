@@ -6,6 +6,7 @@ import { UserError } from '../errors.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { SpoolLock } from '../queue/spool-lock.ts';
 import { startRelay, type RunningRelay } from '../relay/daemon.ts';
+import { stopOnUnexpected, Supervisor } from '../relay/supervisor.ts';
 import { configFrom, type GlobalArgs } from './context.ts';
 
 export function serveCommand(yargs: Argv<GlobalArgs>) {
@@ -17,9 +18,11 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
       // What runs: the configuration the relay was last started with, settings kept at a reload included.
       let running = configFrom(args);
       const logger = createLogger(running.config.log.level, 1);
+      stopOnUnexpected(logger);
       // Before anything in queue.dir is read or changed; held until the process ends, across reloads (queue.dir never changes live).
       const lock = SpoolLock.acquire(running.config.queue.dir);
-      let relay = await startRelay(running, logger);
+      const supervisor = new Supervisor({ logger, dir: running.config.queue.dir });
+      let relay = await startRelay(running, logger, { supervisor });
       let reloading = Promise.resolve();
 
       await new Promise<void>((resolve, reject) => {
@@ -29,7 +32,7 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
         process.on('SIGHUP', () => {
           if (stopping) return logger.warn('stopping: SIGHUP ignored');
           reloading = reloading
-            .then(() => reload(args, running, relay, logger))
+            .then(() => reload(args, running, relay, logger, supervisor))
             .then((next) => {
               running = next.running;
               relay = next.relay;
@@ -82,7 +85,7 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
  * flight finish) and new ones start; if they cannot, what was running starts
  * again, and if that cannot start either, the reload fails.
  */
-async function reload(args: GlobalArgs, running: LoadedConfig, relay: RunningRelay, logger: Logger): Promise<{ running: LoadedConfig; relay: RunningRelay }> {
+async function reload(args: GlobalArgs, running: LoadedConfig, relay: RunningRelay, logger: Logger, supervisor: Supervisor): Promise<{ running: LoadedConfig; relay: RunningRelay }> {
   let loaded: LoadedConfig;
   try {
     loaded = configFrom(args);
@@ -95,7 +98,7 @@ async function reload(args: GlobalArgs, running: LoadedConfig, relay: RunningRel
   logger.level = next.config.log.level;
   try {
     // The queue is the same one: its messages and attempts in flight are no crash's leftovers.
-    const started = await startRelay(next, logger, { recover: false });
+    const started = await startRelay(next, logger, { recover: false, supervisor });
     logger.info('configuration reloaded');
     await draining;
     return { running: next, relay: started };
@@ -104,7 +107,7 @@ async function reload(args: GlobalArgs, running: LoadedConfig, relay: RunningRel
     logger.error({ err: describe(err) }, 'reload failed: restarting with the previous configuration');
     await draining;
     try {
-      return { running, relay: await startRelay(running, logger, { recover: false }) };
+      return { running, relay: await startRelay(running, logger, { recover: false, supervisor }) };
     } catch (again) {
       throw new UserError(
         `reload failed (${describe(err)}) and the previous configuration could not start again (${describe(again)})`,

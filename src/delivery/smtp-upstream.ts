@@ -16,6 +16,7 @@ import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { LearnedExtensions } from './learned-extensions.ts';
 import { announcedExtensions, pooledConnections, type SMTPConnection } from '../nodemailer-internals.ts';
+import { Supervisor } from '../relay/supervisor.ts';
 import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type Upstream, type UpstreamReply } from './upstream.ts';
 
@@ -42,11 +43,13 @@ export class SmtpUpstream implements Upstream {
   private readonly config: SmtpConfig;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private readonly supervisor: Supervisor;
 
-  constructor(config: SmtpConfig, logger: Logger, now: () => number = Date.now) {
+  constructor(config: SmtpConfig, logger: Logger, now: () => number = Date.now, supervisor = new Supervisor({ logger })) {
     this.config = config;
     this.logger = logger;
     this.now = now;
+    this.supervisor = supervisor;
     this.name = `smtp ${config.host}:${config.port}`;
     const timeout = config.timeoutSeconds * 1000;
     // RFC 6066 §3: SNI carries host names only; nodemailer leaves it out for an address.
@@ -162,17 +165,21 @@ export class SmtpUpstream implements Upstream {
     if (!this.probing && !this.closed && this.learned.due(this.now())) void this.probe();
   }
 
-  /** One probe at a time; never throws. */
+  /** One probe at a time; never throws: a failure goes to the supervisor, once per cause. */
   private probe(): Promise<void> {
-    this.probing ??= probeExtensions(this.probeTarget)
-      .then(
-        (extensions) => this.record(extensions, 'probe'),
-        (err: SendError) => {
+    this.probing ??= this.supervisor
+      .run('extension-probe', async () => {
+        let extensions: string[];
+        try {
+          extensions = await probeExtensions(this.probeTarget);
+        } catch (err) {
           this.learned.failure(this.now());
-          const why = failureReply(err, this.side);
-          this.logger.warn({ upstream: this.name, err: err.message, reason: why.text }, 'could not learn the upstream\'s extensions; assuming 7-bit and no SMTPUTF8 until it answers');
-        },
-      )
+          const why = failureReply(err as SendError, this.side);
+          throw new Error(`could not learn the extensions of ${this.name} (${why.text}); assuming 7-bit and no SMTPUTF8 until it answers`);
+        }
+        this.record(extensions, 'probe');
+      })
+      .then(() => undefined)
       .finally(() => {
         this.probing = null;
       });

@@ -9,6 +9,7 @@ import type { SmtpReply } from '../smtp/reply.ts';
 import { FileUpstream } from './file-upstream.ts';
 import { MxUpstream } from './mx-upstream.ts';
 import { SmtpUpstream } from './smtp-upstream.ts';
+import type { Supervisor } from '../relay/supervisor.ts';
 
 export interface Envelope {
   /** Envelope sender; '' for the null sender (bounces, auto-replies). */
@@ -46,7 +47,8 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export function createUpstream(config: UpstreamConfig, logger: Logger): Upstream {
+/** `supervisor`: where the smtp upstream's extension probe reports its failures. */
+export function createUpstream(config: UpstreamConfig, logger: Logger, supervisor?: Supervisor): Upstream {
   if (config.type === 'mx') return new MxUpstream(config, logger);
-  return config.type === 'smtp' ? new SmtpUpstream(config, logger) : new FileUpstream(config);
+  return config.type === 'smtp' ? new SmtpUpstream(config, logger, Date.now, supervisor) : new FileUpstream(config);
 }

@@ -12,6 +12,7 @@ import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import { fileOctets, type Octets } from '../message/octets.ts';
 import type { Logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
+import { Supervisor } from '../relay/supervisor.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
@@ -31,6 +32,8 @@ export interface ManagerOptions {
   workers: number;
   now?: () => number;
   random?: () => number;
+  /** Where the loop's own failures (queue-maintenance) and notices that could not be queued (notice-mail) are reported. */
+  supervisor?: Supervisor;
 }
 
 /** How long a claim holds its recipients: far beyond one attempt; a crashed process's claims are also freed at start-up. */
@@ -50,6 +53,9 @@ export class QueueManager {
   readonly #o: ManagerOptions;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #supervisor: Supervisor;
+  /** An attempt failed unexpectedly since the loop last looked: a look that works is not yet a recovery. */
+  #attemptFailed = false;
   readonly #inFlight = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #running = false;
@@ -61,6 +67,7 @@ export class QueueManager {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    this.#supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
   }
 
   start(): void {
@@ -104,8 +111,11 @@ export class QueueManager {
       }
       if (this.#now() - this.#sweptAt >= SWEEP_MS) this.#sweep();
       this.#schedule();
+      if (!this.#attemptFailed) this.#supervisor.succeeded('queue-maintenance');
+      this.#attemptFailed = false;
     } catch (err) {
-      this.#o.logger.error({ err: (err as Error).message }, 'queue manager: looking at the queue failed; trying again shortly');
+      // Looked at again shortly.
+      this.#supervisor.failed('queue-maintenance', err);
       this.#sleep(ERROR_PAUSE_MS);
     } finally {
       this.#pumping = false;
@@ -115,7 +125,11 @@ export class QueueManager {
 
   #track(attempt: Promise<void>): void {
     const tracked = attempt
-      .catch((err: Error) => this.#o.logger.error({ err: err.message }, 'queue manager: delivery attempt failed unexpectedly'))
+      .catch((err: unknown) => {
+        // Its recipients stay claimed until the lease ends, then are tried again.
+        this.#attemptFailed = true;
+        this.#supervisor.failed('queue-maintenance', err);
+      })
       .finally(() => {
         this.#inFlight.delete(tracked);
         this.wake();
@@ -194,9 +208,10 @@ export class QueueManager {
       try {
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
         await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs }, message, original, items);
+        this.#supervisor.succeeded('notice-mail');
       } catch (err) {
         // The notice could not be queued (spool full): leave these recipients for a later attempt.
-        logger.error({ id: message.id, err: (err as Error).message }, 'delivery status notification could not be queued; the attempt is repeated later');
+        this.#supervisor.failed('notice-mail', err);
         index.releaseClaim(claim);
         return;
       }

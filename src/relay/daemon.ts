@@ -27,6 +27,7 @@ import { AuthLimiter } from './auth-limiter.ts';
 import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
 import { SessionsPerIp } from './sessions-per-ip.ts';
+import { Supervisor } from './supervisor.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -37,6 +38,8 @@ export interface RunningRelay {
   readiness: ReadinessWatch;
   /** Queue mode: the spool, its index and the manager. */
   queue?: { spool: Spool; index: QueueIndex; manager: QueueManager };
+  /** Where every background task reports its failures. */
+  supervisor: Supervisor;
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
   stop(): Promise<void>;
 }
@@ -52,6 +55,12 @@ export interface StartOptions {
   closeTimeoutMs?: number;
   /** Tests give the rotation scheduler their own clock and DNS. */
   rotation?: Pick<SchedulerOptions, 'now' | 'observer' | 'publisher'>;
+  /**
+   * The background tasks' supervisor: `serve` keeps one for the life of the
+   * process, across reloads, recording in queue.dir for `status`. Default: a
+   * new one that logs and counts.
+   */
+  supervisor?: Supervisor;
 }
 
 export async function startRelay({ config, path }: LoadedConfig, logger: Logger, options: StartOptions = {}): Promise<RunningRelay> {
@@ -61,6 +70,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   });
   // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
+  const supervisor = options.supervisor ?? new Supervisor({ logger });
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;
   try {
@@ -75,7 +85,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
     for (const key of active) logger.info({ domain: key.domain, selector: key.selector, algorithm: key.algorithm }, 'signing key active');
 
-    const upstream = createUpstream(config.delivery.upstream, logger);
+    const upstream = createUpstream(config.delivery.upstream, logger, supervisor);
     const hostname = config.listen.hostname ?? osHostname();
     let queue: RunningRelay['queue'];
     if (config.delivery.mode === 'queue') {
@@ -92,6 +102,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         policy,
         workers: config.delivery.upstream.type === 'file' ? 2 : config.delivery.upstream.maxConnections,
         notices: { config, store, traits: () => upstream.traits, hostname },
+        supervisor,
       });
       queue = { spool, index, manager };
     } else {
@@ -115,7 +126,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
     const servers: Listener[] = [];
-    const view = new RelayView({ config, store, metrics, listening: () => servers.every((s) => s.server.listening) });
+    const view = new RelayView({ config, store, metrics, listening: () => servers.every((s) => s.server.listening), background: () => supervisor.health() });
     if (config.metrics.enabled) http = await startHttp(config.metrics, view, logger);
     const plain = createListener(deps, false);
     servers.push(plain);
@@ -126,6 +137,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
     }
     if (http) ports.metrics = http.port;
+    const unsupervise = metrics.superviseCollection((work) => supervisor.runSync('metrics', work));
     const unwatchKeys = metrics.watchKeys(() => view.snapshot().report);
     const unwatchQueue = queue
       ? metrics.watchQueue(() => {
@@ -136,9 +148,9 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     view.started();
     queue?.manager.start();
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined }, 'relay listening');
-    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, ...options.rotation, publisher });
+    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, ...options.rotation, publisher, supervisor });
     rotation.start();
-    const readiness = new ReadinessWatch({ config, store, metrics, logger });
+    const readiness = new ReadinessWatch({ config, store, metrics, logger, supervisor });
     readiness.start();
 
     const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
@@ -148,6 +160,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       rotation,
       readiness,
       queue,
+      supervisor,
       async stop() {
         logger.info('stopping: no new connections, finishing sessions and delivery attempts in flight');
         view.draining();
@@ -162,6 +175,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         await crypto.release();
         unwatchKeys();
         unwatchQueue();
+        unsupervise();
         await http?.close();
         queue?.index.close();
         store.close();

@@ -12,8 +12,12 @@
 //                and one JSON log line per step
 //   notify       mail rotation.notify through the relay's own signing path
 //
-// A pass that fails is logged and the next tick tries again; the daemon never
-// stops for it. A restart in the middle of a pass neither loses nor repeats a
+// A pass that fails is reported to the supervisor (logged once per cause,
+// counted) and the next tick tries again; the daemon never stops for it. So
+// are the DNS observation (a domain whose servers could not be asked has none
+// this pass, so none of its keys moves on DNS's word) and a notice that could
+// not be mailed (its step is tried again at the next pass; the other steps go
+// on). A restart in the middle of a pass neither loses nor repeats a
 // step: each step is due because of a state that the step itself changes, in
 // one transaction, and the sweeps at the end of every pass (key files of
 // removed keys, revealed private keys) finish what a crash interrupted.
@@ -26,8 +30,10 @@ import { PUBLISHED_STATES } from '../dns/dns-check.ts';
 import type { RecordChange } from '../dns/publish/change.ts';
 import type { Publishers } from '../dns/publish/factory.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
+import { causeOf } from '../observability/background-tasks.ts';
 import type { Logger } from '../observability/logger.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
+import { Supervisor } from '../relay/supervisor.ts';
 import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
 import { noticeMessage, type Notice } from './notice.ts';
 import { observe, type DnsObservation } from './observation.ts';
@@ -80,6 +86,8 @@ export interface SchedulerOptions {
   leaseMs?: number;
   /** Who this scheduler is, in the leases table. */
   holder?: string;
+  /** Where failed passes, observations and notices are reported (default: logged only). */
+  supervisor?: Supervisor;
 }
 
 export interface PassResult {
@@ -98,6 +106,7 @@ export class RotationScheduler {
   private readonly leaseMs: number;
   private readonly publisher: RecordPublisher;
   private readonly tables: RotationTables;
+  private readonly supervisor: Supervisor;
   private task: ScheduledTask | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -109,6 +118,7 @@ export class RotationScheduler {
     this.publisher = options.publisher ?? manualPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
     this.tables = new RotationTables(options.store.dir);
+    this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
   }
 
   /**
@@ -133,12 +143,9 @@ export class RotationScheduler {
     logger.info({ check: config.rotation.check, holder: this.holder }, 'rotation scheduler started');
   }
 
-  /** One pass that never throws: a failure is logged and the next tick tries again. */
+  /** One pass that never throws: a failure goes to the supervisor and the next tick tries again. */
   tick(): Promise<PassResult | undefined> {
-    const pass = this.runOnce().catch((err: Error) => {
-      this.options.logger.error({ rotation: 'pass', err: err.message }, 'rotation pass failed; retried at the next check');
-      return undefined;
-    });
+    const pass = this.supervisor.run('rotation', () => this.runOnce());
     this.running = pass;
     return pass;
   }
@@ -219,15 +226,25 @@ export class RotationScheduler {
     const previous = new Map(this.tables.observations().map((o) => [`${o.keyId} ${o.server}`, o]));
     const byDomain = new Map<string, string[]>();
     const rows: DnsObservation[] = [];
+    const failures: string[] = [];
     for (const domain of new Set(published.map((k) => k.domain))) {
-      const servers = await observer.servers(domain);
-      byDomain.set(domain, servers);
-      for (const key of published.filter((k) => k.domain === domain)) {
-        const checks = await Promise.all(servers.map(async (server) => ({ server, ...(await observer.check(key, server)) })));
-        for (const check of checks) rows.push(observe(previous.get(`${key.id} ${check.server}`), { keyId: key.id, ...check }, now));
+      try {
+        const servers = await observer.servers(domain);
+        const domainRows: DnsObservation[] = [];
+        for (const key of published.filter((k) => k.domain === domain)) {
+          const checks = await Promise.all(servers.map(async (server) => ({ server, ...(await observer.check(key, server)) })));
+          for (const check of checks) domainRows.push(observe(previous.get(`${key.id} ${check.server}`), { keyId: key.id, ...check }, now));
+        }
+        byDomain.set(domain, servers);
+        rows.push(...domainRows);
+      } catch (err) {
+        // No servers for this domain this pass: its keys wait, as when DNS does not answer.
+        failures.push(`${domain}: ${causeOf(err)}`);
       }
     }
     this.tables.saveObservations(rows);
+    if (failures.length > 0) this.supervisor.failed('dns-observation', new Error(failures.join('; ')));
+    else this.supervisor.succeeded('dns-observation');
     return byDomain;
   }
 
@@ -265,7 +282,9 @@ export class RotationScheduler {
       }
       case 'notify': {
         if (this.options.config.rotation.notify) {
-          await this.mail({ to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records });
+          const notice = { to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records };
+          // Not recorded as sent: the next pass tries again.
+          if (!(await this.notify(notice))) return false;
         } else {
           logger.warn({ ...line, records: action.records.map((r) => r.name) }, 'rotation needs a person (set rotation.notify to be told by mail)');
         }
@@ -296,12 +315,16 @@ export class RotationScheduler {
     if (outcome === 'published') return logger.info(line, how === 'publish' ? 'DNS record published' : 'DNS record withdrawn');
     if (outcome === 'failed') return;
     logger.warn({ ...line, value: record.value }, how === 'publish' ? 'publish this DNS record by hand' : 'delete this DNS record by hand');
-    try {
-      if (config.rotation.notify) await this.mail({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
-    } catch (err) {
-      // The step itself is done; the record is shown by `keys dns` and a stuck key is notified later.
-      logger.error({ ...line, err: (err as Error).message }, 'could not mail the record to publish by hand');
-    }
+    // The step itself is done, mailed or not: the record is shown by `keys dns`, and a stuck key is notified later.
+    if (config.rotation.notify) await this.notify({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
+  }
+
+  /** Mails a notice; false when it could not be sent (the supervisor reports why). */
+  private async notify(notice: Notice): Promise<boolean> {
+    return (await this.supervisor.run('notice-mail', async () => {
+      await this.mail(notice);
+      return true;
+    })) === true;
   }
 
   /**

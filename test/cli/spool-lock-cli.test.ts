@@ -83,6 +83,11 @@ async function openSession(port: number, to: string): Promise<RawSession> {
 
 const BODY = (n: string) => `From: a@example.com\r\nTo: ${n}\r\nSubject: ${n}\r\n\r\nbody of ${n}\r\n`;
 
+/** Past the size that goes to an intake file while it is received. */
+const PADDING = `${'x'.repeat(76)}\r\n`.repeat(3000);
+
+const intakeSizes = (spool: string) => readdirSync(join(spool, 'tmp')).map((name) => statSync(join(spool, 'tmp', name)).size);
+
 async function finish(session: RawSession): Promise<string> {
   session.write('.\r\n');
   const reply = (await session.reply(6)) ?? '(none)';
@@ -91,8 +96,16 @@ async function finish(session: RawSession): Promise<string> {
   return reply;
 }
 
+/** Waits for `ok`; one that throws (a folder not made yet) counts as not yet. */
 async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  for (const end = Date.now() + ms; !ok(); ) {
+  const holds = () => {
+    try {
+      return ok();
+    } catch {
+      return false;
+    }
+  };
+  for (const end = Date.now() + ms; !holds(); ) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -118,10 +131,10 @@ test('a second serve on the same queue.dir exits 2 naming the first, and changes
     const receiving: RawSession[] = [];
     for (let i = 0; i < 4; i++) {
       const session = await openSession(port, `r${i}@example.net`);
-      session.write(BODY(`r${i}@example.net`) + `${'x'.repeat(76)}\r\n`.repeat(3000));
+      session.write(BODY(`r${i}@example.net`) + PADDING);
       receiving.push(session);
     }
-    await until('four intake files', () => readdirSync(join(spool, 'tmp')).length === 4);
+    await until('four intake files, written as far as sent', () => intakeSizes(spool).filter((n) => n >= PADDING.length).length === 4);
 
     const before = listing(spool);
     const second = await dkimRelay(['serve', '--config', config], dir);
@@ -167,5 +180,27 @@ test('after SIGKILL of the relay that held the spool, a new one starts at once',
   } finally {
     relay.kill();
     await sink.close();
+  }
+});
+
+test('sync mode too: a second serve leaves the first one\'s intake file alone, and its client gets 250', async () => {
+  const dir = tempDir();
+  const config = join(dir, 'relay.yaml');
+  const spool = join(dir, 'spool');
+  writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {enabled: false}\nrotation: {check: "off"}\nlisten: {port: 0}\nqueue: {dir: ${spool}}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n`);
+  const first = await serve(['--config', config], dir);
+  try {
+    const session = await openSession(first.port(), 'big@example.net');
+    session.write(BODY('big@example.net') + PADDING);
+    await until('the intake file, written as far as sent', () => intakeSizes(spool).filter((n) => n >= PADDING.length).length === 1);
+    const before = listing(spool);
+    const second = await dkimRelay(['serve', '--config', config], dir);
+    assert.equal(second.code, 2, second.stdout + second.stderr);
+    assert.match(second.stderr, new RegExp(`^dkim-relay: queue\\.dir ${spool} is in use by pid ${first.child.pid} — [^\\n]+\\n$`));
+    assert.deepEqual(listing(spool), before);
+    assert.match(await finish(session), /^250 /);
+    assert.equal(readdirSync(join(dir, 'outbox')).filter((f) => f.endsWith('.eml')).length, 1);
+  } finally {
+    first.kill();
   }
 });
