@@ -4,6 +4,7 @@
 // Written whole and renamed into place, so a reader never sees half of it.
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { UserError } from '../errors.ts';
 import type { TaskHealth } from './background-tasks.ts';
 
 export const TASK_HEALTH_FILE = 'background.json';
@@ -28,12 +29,13 @@ export function clearTaskHealth(queueDir: string): void {
 
 /** The health `serve` last recorded; undefined when nothing failed since it started (or it never ran). */
 export function readTaskHealth(queueDir: string): TaskHealthFile | undefined {
-  let text: string;
+  const file = join(queueDir, TASK_HEALTH_FILE);
   try {
-    text = readFileSync(join(queueDir, TASK_HEALTH_FILE), 'utf8');
+    return JSON.parse(readFileSync(file, 'utf8')) as TaskHealthFile;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (err instanceof SyntaxError) throw new UserError(`${file} is not the JSON the relay writes`, 'remove it: the running relay writes it again at the next failure of a background task');
+    throw new UserError(`cannot read ${file} (${code ?? (err as Error).message})`, 'run dkim-relay status as the user the relay runs as');
   }
-  return JSON.parse(text) as TaskHealthFile;
 }

@@ -88,6 +88,7 @@ test('serve runs in the process of bin/dkim-relay.js with the memory settings, a
     assert.deepEqual(settings(relay.child.pid!), { argv: ['--max-semi-space-size=8', '--max-old-space-size=1024'], arenas: 'MALLOC_ARENA_MAX=2' });
   } finally {
     relay.kill();
+    await relay.exited; // its lock on the spool goes with the process
   }
   const own = await serve(['--config', config], dir, { env: { NODE_OPTIONS: '--max-old-space-size=2048', MALLOC_ARENA_MAX: '4' } });
   try {

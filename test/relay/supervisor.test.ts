@@ -5,6 +5,7 @@
 // next time. An exception outside every task ends `serve` with one fatal line.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
@@ -125,6 +126,57 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
   } finally {
     await relay.stop();
     await dns.close();
+  }
+});
+
+test('queue maintenance and the extension probe fail without stopping the relay, once per cause, and run again', async () => {
+  const dir = tempDir();
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const deadPort = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const file = join(dir, 'relay.yaml');
+  writeFileSync(
+    file,
+    `keys: {dir: ${join(dir, 'keys')}}\nqueue: {dir: ${join(dir, 'spool')}}\nlisten: {port: 0}\nmetrics: {listen: "127.0.0.1:0"}\nrotation: {check: "off"}\n` +
+      // Nothing listens there: the probe of its extensions fails.
+      `delivery: {mode: queue, upstream: {type: smtp, host: 127.0.0.1, port: ${deadPort}, timeoutSeconds: 2}}\n`,
+  );
+  const lines: Line[] = [];
+  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(JSON.parse(String(chunk)) as Line); done(); } }));
+  const supervisor = new Supervisor({ logger });
+  const relay = await startRelay(loadConfig(file), logger, { supervisor });
+  const counted = async (task: string) => value(await parseExposition((await get(relay.ports.metrics!, '/metrics')).body), 'dkim_relay_background_failures_total', { task });
+  try {
+    await until('the probe failed', () => supervisor.health().some((t) => t.task === 'extension-probe'));
+    const probe = lines.filter((l) => l.task === 'extension-probe');
+    assert.equal(probe.length, 1, JSON.stringify(probe));
+    assert.match(String(probe[0]!.err), new RegExp(`^could not learn the extensions of smtp 127\\.0\\.0\\.1:${deadPort} \\(.*\\); assuming 7-bit and no SMTPUTF8 until it answers$`));
+    assert.ok((await counted('extension-probe'))! >= 1);
+
+    // The queue's database fails under the manager's loop: it looks again shortly, and says so once.
+    const { index, manager } = relay.queue!;
+    const claimDue = index.claimDue.bind(index);
+    let looks = 0;
+    index.claimDue = () => {
+      looks++;
+      throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+    };
+    for (let i = 0; i < 5; i++) {
+      manager.wake();
+      await until(`look ${i + 1}`, () => looks > i);
+    }
+    const maintenance = lines.filter((l) => l.task === 'queue-maintenance');
+    assert.equal(maintenance.length, 1, JSON.stringify(maintenance));
+    assert.equal(maintenance[0]!.err, 'disk I/O error');
+    assert.ok((await counted('queue-maintenance'))! >= 5);
+    assert.ok(await greets(relay.ports.plain), 'the relay still takes connections');
+
+    index.claimDue = claimDue;
+    manager.wake();
+    await until('the loop works again', () => lines.some((l) => l.msg === 'background task queue-maintenance works again'));
+  } finally {
+    await relay.stop();
   }
 });
 
