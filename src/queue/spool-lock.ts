@@ -41,6 +41,8 @@ export class SpoolLock {
       // timeout 0: a held lock is an answer at once, not a wait.
       db = new Database(file, { timeout: 0 });
       db.pragma('journal_mode = WAL');
+      // The row only says who holds the lock now: it need not survive a power cut, so no fsync is waited for.
+      db.pragma('synchronous = OFF');
       db.exec('CREATE TABLE IF NOT EXISTS owner (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, since TEXT NOT NULL)');
       // Who we are, committed so that others can read it; then the transaction that is the lock.
       // Should another process slip in between, it holds the lock and its own row says so.
