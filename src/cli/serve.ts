@@ -4,7 +4,9 @@ import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
+import { SpoolLock } from '../queue/spool-lock.ts';
 import { startRelay, type RunningRelay } from '../relay/daemon.ts';
+import { stopOnUnexpected, Supervisor } from '../relay/supervisor.ts';
 import { configFrom, type GlobalArgs } from './context.ts';
 
 export function serveCommand(yargs: Argv<GlobalArgs>) {
@@ -13,9 +15,14 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
     'run the relay: listen, sign, self-check, deliver (SIGHUP reloads the configuration)',
     (y) => y.option('json', { hidden: true }).example('$0 serve --config /etc/dkim-relay/dkim-relay.yaml', 'as the systemd unit runs it'),
     async (args) => {
-      let loaded = configFrom(args);
-      const logger = createLogger(loaded.config.log.level, 1);
-      let relay = await startRelay(loaded, logger);
+      // What runs: the configuration the relay was last started with, settings kept at a reload included.
+      let running = configFrom(args);
+      const logger = createLogger(running.config.log.level, 1);
+      stopOnUnexpected(logger);
+      // Before anything in queue.dir is read or changed; held until the process ends, across reloads (queue.dir never changes live).
+      const lock = SpoolLock.acquire(running.config.queue.dir);
+      const supervisor = new Supervisor({ logger, dir: running.config.queue.dir });
+      let relay = await startRelay(running, logger, { supervisor });
       let reloading = Promise.resolve();
 
       await new Promise<void>((resolve, reject) => {
@@ -25,9 +32,9 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
         process.on('SIGHUP', () => {
           if (stopping) return logger.warn('stopping: SIGHUP ignored');
           reloading = reloading
-            .then(() => reload(args, loaded, relay, logger))
+            .then(() => reload(args, running, relay, logger, supervisor))
             .then((next) => {
-              loaded = next.loaded;
+              running = next.running;
               relay = next.relay;
             })
             .catch((err: Error) => {
@@ -47,10 +54,16 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
             logger.info({ signal }, 'signal received');
             reloading
               .then(() => relay.stop())
-              .then(resolve, (err: Error) => {
-                logger.error({ err: err.message }, 'error while stopping');
-                resolve();
-              });
+              .then(
+                () => {
+                  lock.release();
+                  resolve();
+                },
+                (err: Error) => {
+                  logger.error({ err: err.message }, 'error while stopping');
+                  resolve();
+                },
+              );
           } else if (signals === 2) {
             logger.warn({ signal }, 'already stopping: sessions in flight are finishing; a third signal stops at once');
           } else {
@@ -69,32 +82,32 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
 /**
  * A new configuration that does not validate is refused and the relay runs on
  * unchanged. Otherwise the old listeners stop accepting (their sessions in
- * flight finish) and new ones start; if they cannot, the old configuration
- * comes back, and if that cannot start either, the reload fails.
+ * flight finish) and new ones start; if they cannot, what was running starts
+ * again, and if that cannot start either, the reload fails.
  */
-async function reload(args: GlobalArgs, current: LoadedConfig, relay: RunningRelay, logger: Logger): Promise<{ loaded: LoadedConfig; relay: RunningRelay }> {
+async function reload(args: GlobalArgs, running: LoadedConfig, relay: RunningRelay, logger: Logger, supervisor: Supervisor): Promise<{ running: LoadedConfig; relay: RunningRelay }> {
   let loaded: LoadedConfig;
   try {
     loaded = configFrom(args);
   } catch (err) {
     logger.error({ err: describe(err) }, 'reload refused: configuration kept as it was');
-    return { loaded: current, relay };
+    return { running, relay };
   }
-  const kept = keepQueue(current, loaded, logger);
+  const next = keepRestartOnly(running, loaded, logger);
   const draining = relay.stop();
-  logger.level = loaded.config.log.level;
+  logger.level = next.config.log.level;
   try {
     // The queue is the same one: its messages and attempts in flight are no crash's leftovers.
-    const next = await startRelay(kept, logger, { recover: false });
+    const started = await startRelay(next, logger, { recover: false, supervisor });
     logger.info('configuration reloaded');
     await draining;
-    return { loaded, relay: next };
+    return { running: next, relay: started };
   } catch (err) {
-    logger.level = current.config.log.level;
+    logger.level = running.config.log.level;
     logger.error({ err: describe(err) }, 'reload failed: restarting with the previous configuration');
     await draining;
     try {
-      return { loaded: current, relay: await startRelay(current, logger, { recover: false }) };
+      return { running, relay: await startRelay(running, logger, { recover: false, supervisor }) };
     } catch (again) {
       throw new UserError(
         `reload failed (${describe(err)}) and the previous configuration could not start again (${describe(again)})`,
@@ -105,20 +118,28 @@ async function reload(args: GlobalArgs, current: LoadedConfig, relay: RunningRel
 }
 
 /**
- * The queue's place and the delivery mode cannot change while the relay
- * runs: accepted messages would be left behind in the old spool. They are
- * kept, and the log says so; a restart applies them.
+ * Settings that hold state the running relay owns cannot change live: the
+ * spool (accepted mail would be left behind in the old one, and the lock on it
+ * is the process's), the delivery mode (queue mode's spool against sync
+ * mode's intake files), and the key store (the keys queued mail was signed
+ * with, and the rotation state). Their running values are kept, and the log
+ * says so; a restart applies them.
  */
-function keepQueue(current: LoadedConfig, next: LoadedConfig, logger: Logger): LoadedConfig {
+function keepRestartOnly(running: LoadedConfig, next: LoadedConfig, logger: Logger): LoadedConfig {
+  const now = running.config;
+  const config = { ...next.config, queue: { ...next.config.queue }, delivery: { ...next.config.delivery }, keys: { ...next.config.keys } };
   const kept: string[] = [];
-  const config = { ...next.config, queue: { ...next.config.queue }, delivery: { ...next.config.delivery } };
-  if (config.queue.dir !== current.config.queue.dir) {
-    kept.push(`queue.dir (${current.config.queue.dir})`);
-    config.queue.dir = current.config.queue.dir;
+  if (config.queue.dir !== now.queue.dir) {
+    kept.push(`queue.dir (${now.queue.dir})`);
+    config.queue.dir = now.queue.dir;
   }
-  if (config.delivery.mode !== current.config.delivery.mode) {
-    kept.push(`delivery.mode (${current.config.delivery.mode})`);
-    config.delivery.mode = current.config.delivery.mode;
+  if (config.delivery.mode !== now.delivery.mode) {
+    kept.push(`delivery.mode (${now.delivery.mode})`);
+    config.delivery.mode = now.delivery.mode;
+  }
+  if (config.keys.dir !== now.keys.dir) {
+    kept.push(`keys.dir (${now.keys.dir})`);
+    config.keys.dir = now.keys.dir;
   }
   if (kept.length > 0) logger.warn({ kept }, 'reload: these settings take effect only at a restart; their running values are kept');
   return { ...next, config };

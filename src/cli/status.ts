@@ -1,7 +1,9 @@
 // `status`: what needs looking at this morning. Reads the key store (so it
 // works whether or not the relay runs), plans each key's next step, shows
-// what DNS served at the last check, and looks up each domain's SPF and
-// DMARC live unless --no-dns. Exit 1 when something needs a person.
+// what DNS served at the last check, looks up each domain's SPF and DMARC
+// live unless --no-dns, and shows the relay's background tasks that failed
+// since it started, as it recorded them in queue.dir. Exit 1 when something
+// needs a person.
 import Database from 'better-sqlite3';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
@@ -15,6 +17,7 @@ import type { DnsObservation } from '../rotation/observation.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { delegationFor } from '../dns/delegation.ts';
 import { policyFor } from '../rotation/policy.ts';
+import { readTaskHealth } from '../observability/task-health-file.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
@@ -36,8 +39,10 @@ export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       if (args.json) printJson(report);
       else print(renderStatus(report));
       const attention = report.domains.flatMap((d) => d.attention);
-      if (attention.length > 0) {
-        throw new CheckFailed(`${attention.length} thing(s) need a person: ${[...new Set(attention.map((a) => a.domain))].join(', ')} (see above)`);
+      const failing = (report.background ?? []).filter((t) => t.state === 'failing').map((t) => t.task);
+      if (attention.length + failing.length > 0) {
+        const what = [...new Set(attention.map((a) => a.domain)), ...failing.map((task) => `background task ${task}`)];
+        throw new CheckFailed(`${attention.length + failing.length} thing(s) need a person: ${what.join(', ')} (see above)`);
       }
     },
   );
@@ -76,6 +81,7 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
       servers,
       readiness,
       keyProblems: problems,
+      background: readTaskHealth(config.queue.dir)?.tasks ?? [],
     });
   } finally {
     store.close();

@@ -23,6 +23,7 @@ import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
 import { announcedExtensions, choosePerConnection, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../nodemailer-internals.ts';
+import { Supervisor } from '../relay/supervisor.ts';
 import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type OwnSignature, type Upstream, type UpstreamReply } from './upstream.ts';
 
@@ -57,13 +58,18 @@ export class SmtpUpstream implements Upstream {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly preparation: PreparationDeps | null;
+  private readonly supervisor: Supervisor;
 
-  /** `preparation`: what signing a message again takes; without it a message that needs it is deferred. */
-  constructor(config: SmtpConfig, logger: Logger, options: { preparation?: PreparationDeps | undefined; now?: () => number } = {}) {
+  /**
+   * `preparation`: what signing a message again takes; without it a message that needs it is deferred.
+   * `supervisor`: where the extension probe reports its failures.
+   */
+  constructor(config: SmtpConfig, logger: Logger, options: { preparation?: PreparationDeps | undefined; now?: () => number; supervisor?: Supervisor | undefined } = {}) {
     this.config = config;
     this.logger = logger;
     this.now = options.now ?? Date.now;
     this.preparation = options.preparation ?? null;
+    this.supervisor = options.supervisor ?? new Supervisor({ logger });
     this.name = `smtp ${config.host}:${config.port}`;
     const timeout = config.timeoutSeconds * 1000;
     // RFC 6066 §3: SNI carries host names only; nodemailer leaves it out for an address.
@@ -192,17 +198,21 @@ export class SmtpUpstream implements Upstream {
     if (!this.probing && !this.closed && this.learned.due(this.now())) void this.probe();
   }
 
-  /** One probe at a time; never throws. */
+  /** One probe at a time; never throws: a failure goes to the supervisor, once per cause. */
   private probe(): Promise<void> {
-    this.probing ??= probeExtensions(this.probeTarget)
-      .then(
-        (extensions) => this.record(extensions, 'probe'),
-        (err: SendError) => {
+    this.probing ??= this.supervisor
+      .run('extension-probe', async () => {
+        let extensions: string[];
+        try {
+          extensions = await probeExtensions(this.probeTarget);
+        } catch (err) {
           this.learned.failure(this.now());
-          const why = failureReply(err, this.side);
-          this.logger.warn({ upstream: this.name, err: err.message, reason: why.text }, 'could not learn the upstream\'s extensions; assuming 7-bit and no SMTPUTF8 until it answers');
-        },
-      )
+          const why = failureReply(err as SendError, this.side);
+          throw new Error(`could not learn the extensions of ${this.name} (${why.text}); assuming 7-bit and no SMTPUTF8 until it answers`);
+        }
+        this.record(extensions, 'probe');
+      })
+      .then(() => undefined)
       .finally(() => {
         this.probing = null;
       });

@@ -11,6 +11,7 @@ import type { SmtpReply } from '../smtp/reply.ts';
 import { FileUpstream } from './file-upstream.ts';
 import { MxUpstream, type MxOptions } from './mx-upstream.ts';
 import { SmtpUpstream } from './smtp-upstream.ts';
+import type { Supervisor } from '../relay/supervisor.ts';
 
 export interface Envelope {
   /** Envelope sender; '' for the null sender (bounces, auto-replies). */
@@ -66,8 +67,9 @@ export interface Upstream {
  * `mx`: how the relay itself is reached, so that no MX leads back to it.
  * `preparation`: what the smart host needs to sign a message again when its
  * connection takes less than it was signed for.
+ * `supervisor`: where the smtp upstream's extension probe reports its failures.
  */
-export function createUpstream(config: UpstreamConfig, logger: Logger, options: { mx?: MxOptions; preparation?: PreparationDeps } = {}): Upstream {
+export function createUpstream(config: UpstreamConfig, logger: Logger, options: { mx?: MxOptions; preparation?: PreparationDeps; supervisor?: Supervisor } = {}): Upstream {
   if (config.type === 'mx') return new MxUpstream(config, logger, options.mx ?? {});
-  return config.type === 'smtp' ? new SmtpUpstream(config, logger, { preparation: options.preparation }) : new FileUpstream(config);
+  return config.type === 'smtp' ? new SmtpUpstream(config, logger, { preparation: options.preparation, supervisor: options.supervisor }) : new FileUpstream(config);
 }

@@ -114,6 +114,7 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
     lastDay: view.metrics.recent.totals(24 * 60),
     queue: view.metrics.queueDepth(),
     refusals: view.metrics.recentRefusals(),
+    background: view.background(),
   });
   // Nothing on the page needs a script; if an escaping bug ever let one in, the browser still refuses to run it.
   res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'");

@@ -15,10 +15,13 @@
 //   metrics.watchQueue(() => ({ messages, oldestAgeSeconds }))
 //   metrics.watchKeys(() => statusReport)     key states, DNS, DMARC readiness
 //   metrics.readinessChecked(results)         readiness-watch.ts, after each round of SPF/DMARC lookups
+//   metrics.backgroundFailed(task)            the supervisor (src/relay/supervisor.ts), per failed run of a task
+//   metrics.superviseCollection(run)          the supervisor runs the collection of each scrape's queue and key gauges
 // where `domain` is the d= of the message's signature, or null for mail sent unsigned.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ObservedState } from '../rotation/observation.ts';
 import type { StepName } from '../rotation/plan.ts';
+import { BACKGROUND_TASKS, type BackgroundTask } from './background-tasks.ts';
 import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
 import type { ReadinessResult, StatusReport } from './status-report.ts';
@@ -77,6 +80,8 @@ export class RelayMetrics {
   private queueSource: (() => QueueDepth) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
+  /** Runs a scrape's reading of the queue and the key store; a failure leaves those gauges empty, never the whole scrape. */
+  private collecting: <T>(work: () => T) => T | undefined = (work) => work();
 
   private readonly receivedTotal: Counter;
   private readonly signedTotal: Counter<'domain' | 'selector'>;
@@ -86,6 +91,7 @@ export class RelayMetrics {
   private readonly deferredTotal: Counter<'domain'>;
   private readonly bouncedTotal: Counter<'domain'>;
   private readonly deliverySeconds: Histogram;
+  private readonly backgroundFailuresTotal: Counter<'task'>;
 
   constructor(options: MetricsOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -142,12 +148,20 @@ export class RelayMetrics {
       registers,
     });
 
+    this.backgroundFailuresTotal = new Counter({
+      name: 'dkim_relay_background_failures_total',
+      help: `Failed runs of the relay's background work, by task: ${BACKGROUND_TASKS.join(', ')}. Each runs again at its next time.`,
+      labelNames: ['task'],
+      registers,
+    });
+    for (const task of BACKGROUND_TASKS) this.backgroundFailuresTotal.inc({ task }, 0);
+
     new Gauge({
       name: 'dkim_relay_queue_messages',
       help: 'Messages waiting in the queue for delivery (0 also while no queue reports: delivery while the client waits).',
       registers,
       collect() {
-        this.set(self.queueDepth()?.messages ?? 0);
+        this.set(self.collecting(() => self.queueDepth())?.messages ?? 0);
       },
     });
     new Gauge({
@@ -155,7 +169,7 @@ export class RelayMetrics {
       help: 'Age of the oldest message waiting in the queue (0 when it is empty, or no queue reports).',
       registers,
       collect() {
-        this.set(self.queueDepth()?.oldestAgeSeconds ?? 0);
+        this.set(self.collecting(() => self.queueDepth())?.oldestAgeSeconds ?? 0);
       },
     });
 
@@ -347,6 +361,18 @@ export class RelayMetrics {
     this.cachedReport = undefined;
   }
 
+  backgroundFailed(task: BackgroundTask): void {
+    this.backgroundFailuresTotal.inc({ task });
+  }
+
+  /** How each scrape's collection runs from now on; the returned function goes back to running it bare (only if still the current one). */
+  superviseCollection(run: <T>(work: () => T) => T | undefined): () => void {
+    this.collecting = run;
+    return () => {
+      if (this.collecting === run) this.collecting = (work) => work();
+    };
+  }
+
   /** The last lookup of each domain, for the status report. */
   lastReadiness(): Map<string, ReadinessResult> {
     return new Map([...this.readiness].map(([domain, { result }]) => [domain, result]));
@@ -367,7 +393,8 @@ export class RelayMetrics {
 
   private report(): StatusReport | undefined {
     const now = this.now();
-    if (!this.cachedReport || now - this.cachedReport.at >= REPORT_CACHE_MS) this.cachedReport = { at: now, report: this.keySource?.() };
+    const source = this.keySource;
+    if (!this.cachedReport || now - this.cachedReport.at >= REPORT_CACHE_MS) this.cachedReport = { at: now, report: source && this.collecting(source) };
     return this.cachedReport.report;
   }
 

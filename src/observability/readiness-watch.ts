@@ -10,6 +10,7 @@ import { lookUpReadiness } from '../dns/readiness-lookup.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from './logger.ts';
 import { dmarcState, type RelayMetrics } from './metrics.ts';
+import { Supervisor } from '../relay/supervisor.ts';
 import type { ReadinessResult } from './status-report.ts';
 
 export interface ReadinessWatchOptions {
@@ -17,6 +18,8 @@ export interface ReadinessWatchOptions {
   store: KeyStore;
   metrics: RelayMetrics;
   logger: Logger;
+  /** Where a failed round is reported (default: logged only). */
+  supervisor?: Supervisor;
 }
 
 export class ReadinessWatch {
@@ -24,9 +27,11 @@ export class ReadinessWatch {
   private task: ScheduledTask | undefined;
   private running: Promise<Map<string, ReadinessResult>> | undefined;
   private stopped = false;
+  private readonly supervisor: Supervisor;
 
   constructor(options: ReadinessWatchOptions) {
     this.options = options;
+    this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger, metrics: options.metrics });
   }
 
   /** One lookup now, then one at every rotation.check. */
@@ -50,11 +55,16 @@ export class ReadinessWatch {
    * Looks up every domain of the key store (removed keys aside) at
    * dns.resolvers, else the system resolver's servers, and records each
    * result; a lookup already running is shared rather than started twice.
+   * A round that fails (the key store unreadable) is the supervisor's to
+   * report, and resolves to no results; the next round runs at its time.
    */
   checkNow(): Promise<Map<string, ReadinessResult>> {
-    this.running ??= this.lookUp().finally(() => {
-      this.running = undefined;
-    });
+    this.running ??= this.supervisor
+      .run('dmarc-readiness', () => this.lookUp())
+      .then((results) => results ?? new Map<string, ReadinessResult>())
+      .finally(() => {
+        this.running = undefined;
+      });
     return this.running;
   }
 

@@ -15,6 +15,7 @@ import type { KeyStore, StoredKey } from '../keys/store.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { policyFor } from '../rotation/policy.ts';
 import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from './health.ts';
+import type { TaskHealth } from './background-tasks.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { statusReport, type KeyFileProblem, type StatusReport } from './status-report.ts';
 
@@ -24,6 +25,8 @@ export interface ViewDeps {
   metrics: RelayMetrics;
   /** Whether every SMTP listener accepts connections. */
   listening: () => boolean;
+  /** The background tasks that failed since the relay started. */
+  background?: () => TaskHealth[];
   now?: () => Date;
 }
 
@@ -53,6 +56,10 @@ export class RelayView {
 
   readiness(): Readiness {
     return this.state;
+  }
+
+  background(): TaskHealth[] {
+    return this.deps.background?.() ?? [];
   }
 
   health(): Health {

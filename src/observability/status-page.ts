@@ -10,7 +10,8 @@ import { when } from '../rotation/plan.ts';
 import type { Health } from './health.ts';
 import { dmarcState, type QueueDepth, type RecentRefusal } from './metrics.ts';
 import type { RecentTotals } from './recent-counts.ts';
-import { age, type DomainStatus, type KeyStatus, type ReadinessResult, type StatusReport } from './status-report.ts';
+import type { TaskHealth } from './background-tasks.ts';
+import { age, taskLine, type DomainStatus, type KeyStatus, type ReadinessResult, type StatusReport } from './status-report.ts';
 
 export interface PageInput {
   report: StatusReport;
@@ -21,6 +22,8 @@ export interface PageInput {
   /** undefined: no queue reports its depth (delivery while the client waits). */
   queue: QueueDepth | undefined;
   refusals: readonly RecentRefusal[];
+  /** Background tasks that failed since the relay started. */
+  background?: readonly TaskHealth[];
 }
 
 /** Text made safe for HTML; only `html` makes it, so nothing unescaped slips in by accident. */
@@ -78,6 +81,7 @@ export function statusPage(input: PageInput): string {
 <h1>dkim-relay status</h1>
 <p class="muted">as of ${when(report.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/healthz">healthz</a></p>
 ${healthSection(health)}
+${backgroundSection(input.background ?? [])}
 <h2>Mail</h2>
 ${countsTable(input.lastHour, input.lastDay)}
 ${queueLine(input.queue)}
@@ -91,6 +95,12 @@ function healthSection(health: Health): Safe {
   const failed = health.checks.filter((c) => !c.ok);
   if (failed.length === 0) return html`<p><span class="badge ok">healthy</span> <span class="muted">${health.checks.map((c) => `${c.name}: ${c.detail}`).join(' · ')}</span></p>`;
   return html`<p><span class="badge bad">unhealthy</span></p><ul>${failed.map((c) => html`<li class="attention">${c.name}: ${c.detail}</li>`)}</ul>`;
+}
+
+function backgroundSection(tasks: readonly TaskHealth[]): Safe {
+  if (tasks.length === 0) return html`<p id="background" class="muted">Background tasks: none failed since the relay started.</p>`;
+  return html`<h2>Background tasks</h2>
+<ul id="background">${tasks.map((t) => html`<li data-task="${t.task}" data-state="${t.state}"${t.state === 'failing' ? html` class="attention"` : ''}>${taskLine(t)}</li>`)}</ul>`;
 }
 
 function countsTable(hour: RecentTotals, day: RecentTotals): Safe {

@@ -7,6 +7,7 @@
 // The report is also the `--json` shape, kept stable for monitoring: fields
 // are only ever added.
 import type { Finding } from '../dns/finding.ts';
+import type { TaskHealth } from './background-tasks.ts';
 import type { KeyState } from '../keys/lifecycle.ts';
 import type { DnsObservation } from '../rotation/observation.ts';
 import { plan, when, type Action, type PlanKey, type StepName } from '../rotation/plan.ts';
@@ -36,6 +37,8 @@ export interface StatusInput {
   /** Per domain; a domain not in the map was not checked. */
   readiness: ReadonlyMap<string, ReadinessResult>;
   keyProblems?: readonly KeyFileProblem[];
+  /** The running relay's background tasks that failed since it started; a failing one needs a person. */
+  background?: readonly TaskHealth[];
 }
 
 export interface ServerObservation {
@@ -82,6 +85,8 @@ export interface StatusReport {
   /** false when something needs a person (the command then exits 1). */
   ok: boolean;
   domains: DomainStatus[];
+  /** Given by `status` and the status page: each background task that failed since the relay started. */
+  background?: TaskHealth[];
 }
 
 const SHOWN_ORDER: Record<string, number> = { active: 0, pending: 1, retiring: 2, revoked: 3 };
@@ -111,7 +116,9 @@ export function statusReport(input: StatusInput): StatusReport {
     const readiness = input.readiness.get(domain) ?? { status: 'not-checked' };
     return { domain, keys, readiness, attention: attentionFor(domain, actions, input.keyProblems ?? []) };
   });
-  return { generatedAt: input.now.toISOString(), ok: report.every((d) => d.attention.length === 0), domains: report };
+  const background = input.background ? [...input.background] : undefined;
+  const ok = report.every((d) => d.attention.length === 0) && !background?.some((t) => t.state === 'failing');
+  return { generatedAt: input.now.toISOString(), ok, domains: report, ...(background ? { background } : {}) };
 }
 
 function sinceOf(key: PlanKey): string {
@@ -163,9 +170,11 @@ function attentionFor(domain: string, actions: readonly Action[], problems: read
 // ---- Human output ---------------------------------------------------------
 
 export function renderStatus(report: StatusReport): string {
-  if (report.domains.length === 0) return 'no keys yet: dkim-relay keys generate --domain example.com';
-  const blocks = report.domains.map(renderDomain);
-  const count = report.domains.reduce((n, d) => n + d.attention.length, 0);
+  const failing = (report.background ?? []).filter((t) => t.state === 'failing').length;
+  const tasks = report.background?.length ? [renderBackground(report.background)] : [];
+  if (report.domains.length === 0) return ['no keys yet: dkim-relay keys generate --domain example.com', ...tasks].join('\n\n');
+  const blocks = [...report.domains.map(renderDomain), ...tasks];
+  const count = report.domains.reduce((n, d) => n + d.attention.length, 0) + failing;
   blocks.push(count === 0 ? 'nothing needs attention' : `${count} thing${count === 1 ? '' : 's'} need${count === 1 ? 's' : ''} attention (marked !)`);
   return blocks.join('\n\n');
 }
@@ -185,6 +194,19 @@ function renderDomain(domain: DomainStatus): string {
   lines.push(`  DMARC  ${readinessLines(domain.readiness).join(`\n         `)}`);
   for (const a of domain.attention) lines.push(`  ! ${a.message}`);
   return lines.join('\n');
+}
+
+function renderBackground(tasks: readonly TaskHealth[]): string {
+  const lines = ['background tasks (failed since the relay started)'];
+  for (const t of tasks) lines.push(`${t.state === 'failing' ? '! ' : '  '}${taskLine(t)}`);
+  return lines.join('\n');
+}
+
+/** "rotation failing since …, 3 times: cause" — the status page shows the same words. */
+export function taskLine(t: TaskHealth): string {
+  const times = `${t.repeats} time${t.repeats === 1 ? '' : 's'}`;
+  if (t.state === 'failing') return `${t.task} failing since ${when(t.since)}, ${times}: ${t.cause}`;
+  return `${t.task} works again since ${when(t.recoveredAt!)}; it had failed ${times}: ${t.cause}`;
 }
 
 function dnsLine(dns: KeyStatus['dns']): string {

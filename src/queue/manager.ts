@@ -15,6 +15,7 @@ import { fileOctets, type Octets } from '../message/octets.ts';
 import type { RcptDsn } from '../nodemailer-internals.ts';
 import type { Logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
+import { Supervisor } from '../relay/supervisor.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import type { RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
@@ -36,6 +37,8 @@ export interface ManagerOptions {
   corruptRetentionMs?: number;
   now?: () => number;
   random?: () => number;
+  /** Where the loop's own failures (queue-maintenance) and notices that could not be queued (notice-mail) are reported. */
+  supervisor?: Supervisor;
 }
 
 /** How long a claim holds its recipients: far beyond one attempt; a crashed process's claims are also freed at start-up. */
@@ -57,6 +60,9 @@ export class QueueManager {
   readonly #o: ManagerOptions;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #supervisor: Supervisor;
+  /** An attempt failed unexpectedly since the loop last looked: a look that works is not yet a recovery. */
+  #attemptFailed = false;
   readonly #inFlight = new Set<Promise<void>>();
   /** Notices per address, over every attempt of this process (made at the first notice). */
   #noticeRate: NoticeRate | undefined;
@@ -71,6 +77,7 @@ export class QueueManager {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    this.#supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
   }
 
   start(): void {
@@ -115,8 +122,11 @@ export class QueueManager {
       if (this.#now() - this.#sweptAt >= SWEEP_MS) this.#sweep();
       if (this.#now() - this.#corruptSweptAt >= CORRUPT_SWEEP_MS) this.#sweepCorrupt();
       this.#schedule();
+      if (!this.#attemptFailed) this.#supervisor.succeeded('queue-maintenance');
+      this.#attemptFailed = false;
     } catch (err) {
-      this.#o.logger.error({ err: (err as Error).message }, 'queue manager: looking at the queue failed; trying again shortly');
+      // Looked at again shortly.
+      this.#supervisor.failed('queue-maintenance', err);
       this.#sleep(ERROR_PAUSE_MS);
     } finally {
       this.#pumping = false;
@@ -126,7 +136,11 @@ export class QueueManager {
 
   #track(attempt: Promise<void>): void {
     const tracked = attempt
-      .catch((err: Error) => this.#o.logger.error({ err: err.message }, 'queue manager: delivery attempt failed unexpectedly'))
+      .catch((err: unknown) => {
+        // Its recipients stay claimed until the lease ends, then are tried again.
+        this.#attemptFailed = true;
+        this.#supervisor.failed('queue-maintenance', err);
+      })
       .finally(() => {
         this.#inFlight.delete(tracked);
         this.wake();
@@ -200,7 +214,9 @@ export class QueueManager {
       try {
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
         await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs, rate: this.#rate() }, message, original, items);
+        this.#supervisor.succeeded('notice-mail');
       } catch (err) {
+        this.#supervisor.failed('notice-mail', err);
         // Made due again at once, such a message would be attempted in a tight loop for as long as
         // the spool stays full: it waits by the back-off instead, with one line for the cause.
         const why = (err as Error).message;

@@ -29,6 +29,7 @@ import { AuthLimiter } from './auth-limiter.ts';
 import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
 import { SessionsPerIp } from './sessions-per-ip.ts';
+import { Supervisor } from './supervisor.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -39,6 +40,8 @@ export interface RunningRelay {
   readiness: ReadinessWatch;
   /** Queue mode: the spool, its index and the manager. */
   queue?: { spool: Spool; index: QueueIndex; manager: QueueManager };
+  /** Where every background task reports its failures. */
+  supervisor: Supervisor;
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
   stop(): Promise<void>;
 }
@@ -54,6 +57,12 @@ export interface StartOptions {
   closeTimeoutMs?: number;
   /** Tests give the rotation scheduler their own clock and DNS. */
   rotation?: Pick<SchedulerOptions, 'now' | 'observer' | 'publisher'>;
+  /**
+   * The background tasks' supervisor: `serve` keeps one for the life of the
+   * process, across reloads, recording in queue.dir for `status`. Default: a
+   * new one that logs and counts.
+   */
+  supervisor?: Supervisor;
 }
 
 export async function startRelay({ config, path }: LoadedConfig, logger: Logger, options: StartOptions = {}): Promise<RunningRelay> {
@@ -63,6 +72,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   });
   // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
+  const supervisor = options.supervisor ?? new Supervisor({ logger });
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;
   try {
@@ -81,7 +91,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     // Where the listeners are bound; a port 0 of the configuration is replaced once it is known.
     const listeners = [{ host: config.listen.host, port: config.listen.port }];
     if (config.listen.tlsPort !== undefined) listeners.push({ host: config.listen.host, port: config.listen.tlsPort });
-    const upstream = createUpstream(config.delivery.upstream, logger, { mx: { relay: () => ({ names: [hostname], listeners }) }, preparation: { store, config, hostname } });
+    const upstream = createUpstream(config.delivery.upstream, logger, { mx: { relay: () => ({ names: [hostname], listeners }) }, preparation: { store, config, hostname }, supervisor });
     let queue: RunningRelay['queue'];
     if (config.delivery.mode === 'queue') {
       const spool = new Spool(config.queue.dir);
@@ -98,6 +108,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         workers: config.delivery.upstream.type === 'file' ? 2 : config.delivery.upstream.maxConnections,
         corruptRetentionMs: durationSeconds(config.queue.corruptRetention) * 1000,
         notices: { config, store, traits: () => upstream.traits, hostname },
+        supervisor,
       });
       queue = { spool, index, manager };
     } else {
@@ -121,7 +132,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
     const servers: Listener[] = [];
-    const view = new RelayView({ config, store, metrics, listening: () => servers.every((s) => s.server.listening) });
+    const view = new RelayView({ config, store, metrics, listening: () => servers.every((s) => s.server.listening), background: () => supervisor.health() });
     if (config.metrics.enabled) http = await startHttp(config.metrics, view, logger);
     const plain = createListener(deps, false);
     servers.push(plain);
@@ -133,6 +144,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     }
     if (http) ports.metrics = http.port;
     listeners.splice(0, listeners.length, ...[ports.plain, ports.tls].filter((p) => p !== undefined).map((port) => ({ host: config.listen.host, port })));
+    const unsupervise = metrics.superviseCollection((work) => supervisor.runSync('metrics', work));
     const unwatchKeys = metrics.watchKeys(() => view.snapshot().report);
     const unwatchQueue = queue
       ? metrics.watchQueue(() => {
@@ -146,9 +158,9 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     // Queue mode: rotation notices are queued like delivery status notifications.
     const spooled = queue && { spool: queue.spool, index: queue.index };
     const queueNotice = spooled && ((message: Buffer, to: string) => queueOwnMessage({ config, store, traits: () => upstream.traits, hostname, queue: spooled }, message, to));
-    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, queueNotice, ...options.rotation, publisher });
+    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, queueNotice, ...options.rotation, publisher, supervisor });
     rotation.start();
-    const readiness = new ReadinessWatch({ config, store, metrics, logger });
+    const readiness = new ReadinessWatch({ config, store, metrics, logger, supervisor });
     readiness.start();
 
     const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
@@ -158,6 +170,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       rotation,
       readiness,
       queue,
+      supervisor,
       async stop() {
         logger.info('stopping: no new connections, finishing sessions and delivery attempts in flight');
         view.draining();
@@ -172,6 +185,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         await crypto.release();
         unwatchKeys();
         unwatchQueue();
+        unsupervise();
         await http?.close();
         queue?.index.close();
         store.close();

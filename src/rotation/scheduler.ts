@@ -16,8 +16,12 @@
 //                straight to the upstream in sync mode; a notice that cannot
 //                be handed over is logged and never fails the step or the pass
 //
-// A pass that fails is logged and the next tick tries again; the daemon never
-// stops for it. A restart in the middle of a pass neither loses nor repeats a
+// A pass that fails is reported to the supervisor (logged once per cause,
+// counted) and the next tick tries again; the daemon never stops for it. So
+// are the DNS observation (a domain whose servers could not be asked has none
+// this pass, so none of its keys moves on DNS's word) and a notice that could
+// not be mailed (its step is tried again at the next pass; the other steps go
+// on). A restart in the middle of a pass neither loses nor repeats a
 // step: each step is due because of a state that the step itself changes, in
 // one transaction, and the sweeps at the end of every pass (key files of
 // removed keys, revealed private keys) finish what a crash interrupted.
@@ -30,8 +34,10 @@ import { PUBLISHED_STATES } from '../dns/dns-check.ts';
 import type { RecordChange } from '../dns/publish/change.ts';
 import type { Publishers } from '../dns/publish/factory.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
+import { causeOf } from '../observability/background-tasks.ts';
 import type { Logger } from '../observability/logger.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
+import { Supervisor } from '../relay/supervisor.ts';
 import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
 import { noticeMessage, type Notice } from './notice.ts';
 import { observe, type DnsObservation } from './observation.ts';
@@ -90,6 +96,8 @@ export interface SchedulerOptions {
   leaseMs?: number;
   /** Who this scheduler is, in the leases table. */
   holder?: string;
+  /** Where failed passes, observations and notices are reported (default: logged only). */
+  supervisor?: Supervisor;
 }
 
 export interface PassResult {
@@ -108,6 +116,7 @@ export class RotationScheduler {
   private readonly leaseMs: number;
   private readonly publisher: RecordPublisher;
   private readonly tables: RotationTables;
+  private readonly supervisor: Supervisor;
   private task: ScheduledTask | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -119,6 +128,7 @@ export class RotationScheduler {
     this.publisher = options.publisher ?? manualPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
     this.tables = new RotationTables(options.store.dir);
+    this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
   }
 
   /**
@@ -143,12 +153,9 @@ export class RotationScheduler {
     logger.info({ check: config.rotation.check, holder: this.holder }, 'rotation scheduler started');
   }
 
-  /** One pass that never throws: a failure is logged and the next tick tries again. */
+  /** One pass that never throws: a failure goes to the supervisor and the next tick tries again. */
   tick(): Promise<PassResult | undefined> {
-    const pass = this.runOnce().catch((err: Error) => {
-      this.options.logger.error({ rotation: 'pass', err: err.message }, 'rotation pass failed; retried at the next check');
-      return undefined;
-    });
+    const pass = this.supervisor.run('rotation', () => this.runOnce());
     this.running = pass;
     return pass;
   }
@@ -229,15 +236,25 @@ export class RotationScheduler {
     const previous = new Map(this.tables.observations().map((o) => [`${o.keyId} ${o.server}`, o]));
     const byDomain = new Map<string, string[]>();
     const rows: DnsObservation[] = [];
+    const failures: string[] = [];
     for (const domain of new Set(published.map((k) => k.domain))) {
-      const servers = await observer.servers(domain);
-      byDomain.set(domain, servers);
-      for (const key of published.filter((k) => k.domain === domain)) {
-        const checks = await Promise.all(servers.map(async (server) => ({ server, ...(await observer.check(key, server)) })));
-        for (const check of checks) rows.push(observe(previous.get(`${key.id} ${check.server}`), { keyId: key.id, ...check }, now));
+      try {
+        const servers = await observer.servers(domain);
+        const domainRows: DnsObservation[] = [];
+        for (const key of published.filter((k) => k.domain === domain)) {
+          const checks = await Promise.all(servers.map(async (server) => ({ server, ...(await observer.check(key, server)) })));
+          for (const check of checks) domainRows.push(observe(previous.get(`${key.id} ${check.server}`), { keyId: key.id, ...check }, now));
+        }
+        byDomain.set(domain, servers);
+        rows.push(...domainRows);
+      } catch (err) {
+        // No servers for this domain this pass: its keys wait, as when DNS does not answer.
+        failures.push(`${domain}: ${causeOf(err)}`);
       }
     }
     this.tables.saveObservations(rows);
+    if (failures.length > 0) this.supervisor.failed('dns-observation', new Error(failures.join('; ')));
+    else this.supervisor.succeeded('dns-observation');
     return byDomain;
   }
 
@@ -277,7 +294,7 @@ export class RotationScheduler {
         if (this.options.config.rotation.notify) {
           // Not handed over (sync mode: the upstream refused or is down; queue mode: the spool is full): not
           // recorded either, so the next pass plans it again. Nothing else in the pass waits for it.
-          if (!(await this.mail({ to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records }))) return false;
+          if (!(await this.notify({ to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records }))) return false;
         } else {
           logger.warn({ ...line, records: action.records.map((r) => r.name) }, 'rotation needs a person (set rotation.notify to be told by mail)');
         }
@@ -310,7 +327,7 @@ export class RotationScheduler {
     logger.warn({ ...line, value: record.value }, how === 'publish' ? 'publish this DNS record by hand' : 'delete this DNS record by hand');
     // Whether or not it is handed over, the step is done: the record is shown by `keys dns`, and a key
     // that stays unpublished is notified again later (rotation.stuckAfter).
-    if (config.rotation.notify) await this.mail({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
+    if (config.rotation.notify) await this.notify({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
   }
 
   /**
@@ -349,21 +366,24 @@ export class RotationScheduler {
   }
 
   /**
+   * Hands a notice over; false when it was not (the supervisor logs why, as
+   * notice-mail). Never throws: a notice never stops a rotation pass.
+   */
+  private async notify(notice: Notice): Promise<boolean> {
+    return (await this.supervisor.run('notice-mail', async () => {
+      await this.mail(notice);
+      return true;
+    })) === true;
+  }
+
+  /**
    * A notice, signed and self-checked by the pipeline like any message:
    * queued (queue mode) or delivered by the relay's upstream (sync mode).
-   * Never throws: false, with one log line, when it was not handed over.
+   * Throws when it was not handed over.
    */
-  private async mail(notice: Notice): Promise<boolean> {
-    const { logger } = this.options;
-    const line = { rotation: 'mail', to: notice.to, subject: notice.subject };
-    try {
-      const done = this.options.queueNotice ? await this.queueMail(notice) : await this.sendMail(notice);
-      logger.info({ ...line, ...done }, this.options.queueNotice ? 'rotation notice queued' : 'rotation notice mailed');
-      return true;
-    } catch (err) {
-      logger.error({ ...line, err: (err as Error).message }, 'rotation notice not sent; the rotation goes on, and a notice still due is tried again at the next check');
-      return false;
-    }
+  private async mail(notice: Notice): Promise<void> {
+    const done = this.options.queueNotice ? await this.queueMail(notice) : await this.sendMail(notice);
+    this.options.logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, ...done }, this.options.queueNotice ? 'rotation notice queued' : 'rotation notice mailed');
   }
 
   private async queueMail(notice: Notice): Promise<object> {

@@ -88,6 +88,7 @@ test('serve runs in the process of bin/dkim-relay.js with the memory settings, a
     assert.deepEqual(settings(relay.child.pid!), { argv: ['--max-semi-space-size=8', '--max-old-space-size=1024'], arenas: 'MALLOC_ARENA_MAX=2' });
   } finally {
     relay.kill();
+    await relay.exited; // its lock on the spool goes with the process
   }
   const own = await serve(['--config', config], dir, { env: { NODE_OPTIONS: '--max-old-space-size=2048', MALLOC_ARENA_MAX: '4' } });
   try {
@@ -213,6 +214,70 @@ describe('SIGHUP', () => {
       assert.equal((await stopped(relay)).code, 0, relay.output());
     } finally {
       relay.kill();
+      await sink.close();
+    }
+  });
+
+  test('a failed reload after a kept queue.dir change restarts what runs: mail stays in the original spool', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'relay.yaml');
+    const spool = join(dir, 'spool');
+    const spool2 = join(dir, 'spool2');
+    // The upstream holds wait@ back (451), so the message stays where the relay queued it.
+    const sink = await startSink({ rcpt: { 'wait@example.net': { code: 451, text: '4.2.0 try again later' } } });
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const write = (port: number, queueDir: string) =>
+      writeFileSync(
+        config,
+        `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\n${ROTATION_OFF}listen: {port: ${port}}\n` +
+          `delivery: {mode: queue, upstream: {type: smtp, host: 127.0.0.1, port: ${sink.port}}}\n` +
+          `queue: {dir: ${queueDir}, retryAfter: 1h}\n`,
+      );
+    write(0, spool);
+    const relay = await serve(['--config', config], dir);
+    const reload = async (expect: string): Promise<string> => {
+      const mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor(expect, 20_000, mark);
+      await relay.waitFor('"relay listening"', 20_000, mark);
+      return relay.output().slice(mark);
+    };
+    try {
+      const port = relay.port();
+      const busy = (taken.address() as AddressInfo).port;
+      write(port, spool2);
+      const kept = (await reload('configuration reloaded')).split('\n').find((l) => l.includes('take effect only at a restart'));
+      assert.ok(kept, relay.output());
+      assert.deepEqual((JSON.parse(kept) as { kept: string[] }).kept, [`queue.dir (${spool})`]);
+
+      write(busy, spool2);
+      await reload('reload failed: restarting with the previous configuration');
+      write(port, spool);
+      const third = await reload('configuration reloaded');
+      assert.doesNotMatch(third, /take effect only at a restart/, 'the restored file asks for what runs: nothing is kept');
+
+      const session = await rawSession(relay.port());
+      assert.match((await session.reply(1)) ?? '', /^220 /);
+      session.write(`EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<wait@example.net>\r\nDATA\r\n`);
+      assert.match((await session.reply(5)) ?? '', /^354 /, session.replies.join('\n'));
+      session.write(MESSAGE);
+      const reply = (await session.reply(6)) ?? '(none)';
+      session.write('QUIT\r\n');
+      await session.closed;
+      const id = /^250 2\.0\.0 Ok: queued as (\S+)$/.exec(reply)?.[1];
+      assert.ok(id, reply);
+      assert.ok(existsSync(join(spool, 'msg', `${id}.eml`)), `queued in ${spool}`);
+      assert.equal(existsSync(spool2), false, 'spool2 was never created');
+      const listed = await dkimRelay(['queue', 'list', '--config', config], dir);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, new RegExp(id), '`queue list` reads the spool the relay writes');
+
+      relay.child.kill('SIGTERM');
+      assert.equal((await stopped(relay)).code, 0, relay.output());
+    } finally {
+      relay.kill();
+      taken.close();
       await sink.close();
     }
   });
