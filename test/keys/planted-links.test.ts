@@ -2,25 +2,14 @@
 // link points to keeps its content and mode, and the store says which path
 // is a link.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { LinkRefusedError } from '../../src/file-create.ts';
 import { recordName } from '../../src/keys/names.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { tempDir } from '../helpers/tmp.ts';
-
-function victim(): { path: string; unchanged(): void } {
-  const path = join(tempDir('victim-'), 'secret');
-  writeFileSync(path, 'do not touch\n', { mode: 0o600 });
-  return {
-    path,
-    unchanged() {
-      assert.equal(readFileSync(path, 'utf8'), 'do not touch\n', 'the target keeps its content');
-      assert.equal(statSync(path).mode & 0o777, 0o600, 'the target keeps its mode');
-    },
-  };
-}
+import { victim } from '../helpers/victim.ts';
 
 test('keys.db as a link: refused, the target untouched', () => {
   const dir = join(tempDir(), 'keys');

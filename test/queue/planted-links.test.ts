@@ -2,7 +2,7 @@
 // to (here one of the relay user's, mode 0600) keeps its content and mode,
 // and the write fails with one line naming the link.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createFile, LinkRefusedError } from '../../src/file-create.ts';
@@ -10,19 +10,7 @@ import { normalizeFile } from '../../src/pipeline/normalize/index.ts';
 import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
-
-/** A file of the relay user's elsewhere, 0600, that a link will point at. */
-function victim(): { path: string; unchanged(): void } {
-  const path = join(tempDir('victim-'), 'secret');
-  writeFileSync(path, 'do not touch\n', { mode: 0o600 });
-  return {
-    path,
-    unchanged() {
-      assert.equal(readFileSync(path, 'utf8'), 'do not touch\n', 'the target keeps its content');
-      assert.equal(statSync(path).mode & 0o777, 0o600, 'the target keeps its mode');
-    },
-  };
-}
+import { victim } from '../helpers/victim.ts';
 
 test('queue.db, or its -wal, as a link: refused, the target untouched', () => {
   for (const name of ['queue.db', 'queue.db-wal']) {

@@ -2,32 +2,21 @@
 // web server's): a link planted there, at the temporary name the relay used
 // to write through or at the final name, is never followed.
 import assert from 'node:assert/strict';
-import { lstatSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { recordName } from '../../src/keys/names.ts';
 import type { StoredKey } from '../../src/keys/store.ts';
 import { revealPrivateKey } from '../../src/rotation/reveal.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { victim } from '../helpers/victim.ts';
 
 const KEY = { domain: 'example.com', selector: 'old', state: 'revoked' } as StoredKey;
 const PEM = '-----BEGIN PRIVATE KEY-----\nrevealed\n-----END PRIVATE KEY-----\n';
 
-function victim(): { path: string; unchanged(): void } {
-  const path = join(tempDir('victim-'), 'relay-user-file');
-  writeFileSync(path, 'the relay user\'s own\n', { mode: 0o600 });
-  return {
-    path,
-    unchanged() {
-      assert.equal(readFileSync(path, 'utf8'), 'the relay user\'s own\n', 'the target keeps its content');
-      assert.equal(statSync(path).mode & 0o777, 0o600, 'the target keeps its mode');
-    },
-  };
-}
-
 test('a link at the old temporary name is not written through; the key is published 0644', () => {
   const dir = tempDir('reveal-');
-  const target = victim();
+  const target = victim('the relay user\'s own\n');
   const file = join(dir, `${recordName(KEY.selector, KEY.domain)}.pem`);
   symlinkSync(target.path, `${file}.tmp-${process.pid}`);
   const old = process.umask(0o077);
@@ -44,7 +33,7 @@ test('a link at the old temporary name is not written through; the key is publis
 
 test('a link at the final name is replaced by the key, not followed', () => {
   const dir = tempDir('reveal-');
-  const target = victim();
+  const target = victim('the relay user\'s own\n');
   const file = join(dir, `${recordName(KEY.selector, KEY.domain)}.pem`);
   symlinkSync(target.path, file);
   assert.equal(revealPrivateKey(dir, KEY, () => PEM), file);
