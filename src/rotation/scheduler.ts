@@ -135,10 +135,16 @@ export class RotationScheduler {
 
   /** One pass that never throws: a failure is logged and the next tick tries again. */
   tick(): Promise<PassResult | undefined> {
-    const pass = this.runOnce().catch((err: Error) => {
-      this.options.logger.error({ rotation: 'pass', err: err.message }, 'rotation pass failed; retried at the next check');
-      return undefined;
-    });
+    const pass = this.runOnce().then(
+      (result) => {
+        this.options.logger.debug({ rotation: 'pass', ran: result.ran, applied: result.applied.length }, 'rotation pass done');
+        return result;
+      },
+      (err: Error) => {
+        this.options.logger.error({ rotation: 'pass', err: err.message }, 'rotation pass failed; retried at the next check');
+        return undefined;
+      },
+    );
     this.running = pass;
     return pass;
   }
