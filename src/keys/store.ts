@@ -7,7 +7,7 @@
 // IMMEDIATE transaction; each UPDATE names the state it leaves, so a change
 // someone else made first rolls the whole step back instead of repeating it.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, fchownSync, fsyncSync, linkSync, openSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchownSync, fsyncSync, linkSync, lstatSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
@@ -142,8 +142,10 @@ export class KeyStore {
   private constructor(dir: string, options: StoreOptions) {
     this.dir = dir;
     this.dbFile = join(dir, 'keys.db');
-    if (options.create === false) requireStore(dir, this.dbFile);
+    // A read-only command checks the directory as serve would (symbolic links, mode), but makes nothing.
+    if (options.create === false) requireStore(dir, dir);
     const privateDir = ensurePrivateDir(dir);
+    if (options.create === false) requireStore(dir, this.dbFile);
     this.tightenedDir = privateDir.tightened;
     this.exposedKeyFiles = privateDir.exposedKeyFiles;
     this.owner = ownerToKeep(dir);
@@ -517,10 +519,10 @@ function createOwnedFile(file: string, owner: Owner): number {
   return fd;
 }
 
-/** For commands that only read: the store must be there already, and this user able to see it. */
-function requireStore(dir: string, dbFile: string): void {
+/** For commands that only read: the store (`path`: its directory, or its database) must be there already, and this user able to see it. */
+function requireStore(dir: string, path: string): void {
   try {
-    statSync(dbFile);
+    lstatSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const where = isAbsolute(dir) ? dir : `${resolve(dir)} (keys.dir ${dir}, relative to the current directory)`;
