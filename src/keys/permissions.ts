@@ -3,10 +3,10 @@
 // changed, since the link may lead anywhere (imagine /tmp).
 //
 // root may run the key commands in a store that belongs to the relay's own
-// user: everything created there then gets that user as owner, as it would
-// have had the user made it, since the relay refuses key files it does not own.
+// user: everything created there gets that user as owner, as if the user had
+// made it, since the relay refuses key files it does not own.
 import { chownSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../errors.ts';
 
 export interface Owner {
@@ -67,7 +67,7 @@ function keepParentOwner(first: string, dir: string): void {
   if (!owner) return;
   let path = resolve(first);
   chownSync(path, owner.uid, owner.gid);
-  for (const part of relative(path, resolve(dir)).split('/').filter(Boolean)) {
+  for (const part of relative(path, resolve(dir)).split(sep).filter(Boolean)) {
     path = join(path, part);
     chownSync(path, owner.uid, owner.gid);
   }
