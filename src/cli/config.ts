@@ -1,6 +1,7 @@
 // `config check`: validate the configuration and print the effective one.
 import type { Argv } from 'yargs';
 import { stringify } from 'yaml';
+import { createPublishers } from '../dns/publish/factory.ts';
 import { configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 export function configCommand(yargs: Argv<GlobalArgs>) {
@@ -8,6 +9,8 @@ export function configCommand(yargs: Argv<GlobalArgs>) {
     y
       .command<GlobalArgs>('check', 'validate the configuration and print the effective one, defaults included', (c) => c, (args) => {
         const { config, path } = configFrom(args);
+        // As `serve` does before it listens: a TSIG secret file that is missing, unreadable or open to others.
+        createPublishers(config.dns.publish);
         const upstream = config.delivery.upstream;
         const shown = {
           ...config,

@@ -18,10 +18,14 @@ export function configWithoutListener(args: GlobalArgs): LoadedConfig {
   return withoutListenerFiles(() => loadConfig(args.config));
 }
 
-/** Opens the store named by the configuration, runs `use`, and closes it again. */
-export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>): Promise<T> {
+/**
+ * Opens the store named by the configuration, runs `use`, and closes it again.
+ * Only commands that add keys pass `create`: any other, run from the wrong
+ * directory, would otherwise start an empty store where the relay never looks.
+ */
+export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>, options: { create?: boolean } = {}): Promise<T> {
   const loaded = configWithoutListener(args);
-  const store = KeyStore.open(loaded.config.keys.dir);
+  const store = KeyStore.open(loaded.config.keys.dir, { create: options.create ?? false });
   try {
     return await use(store, loaded);
   } finally {

@@ -58,7 +58,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           }
           const key = store.generate({ domain: args.domain!, selector: args.selector, algorithm: args.algorithm!, bits: args.bits ?? 2048, activate: args.activate });
           announce(key, args);
-        }),
+        }, { create: true }),
     )
     .command<Args>(
       'list',
@@ -119,7 +119,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             throw new UserError(`cannot read ${args.file}`, 'check the --file path');
           }
           announce(store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate }), args);
-        }),
+        }, { create: true }),
     )
     .command<Args>(
       'export',

@@ -1,5 +1,7 @@
 // `sign` and `verify`: one message from stdin, through the same code as the relay.
+import type { DNSResolver } from 'mailauth';
 import type { Argv } from 'yargs';
+import type { Config } from '../config/schema.ts';
 import { hostname, tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { mailauthResolver } from '../dns/resolver.ts';
@@ -9,7 +11,7 @@ import { octetStream } from '../message/octets.ts';
 import { processMessage, type Report } from '../pipeline/pipeline.ts';
 import { receiveMessage } from '../relay/intake.ts';
 import { messageProblem, verifyMessage } from '../signing/verify.ts';
-import { CheckFailed, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
+import { CheckFailed, configWithoutListener, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
 
 export function signCommand(yargs: Argv<GlobalArgs>) {
   return yargs.command<GlobalArgs & { domain?: string }>(
@@ -60,22 +62,27 @@ export function verifyCommand(yargs: Argv<GlobalArgs>) {
         .option('nameserver', { type: 'string', implies: 'dns', describe: 'with --dns: ask this resolver (IP or IP:PORT) instead of the system one' })
         .example('$0 verify < signed.eml', 'keys from the store')
         .example('$0 verify --dns < received.eml', 'keys from DNS, as a receiver would'),
-    (args) =>
-      withStore(args, async (store, { config }) => {
-        const resolver = !args.dns ? storeResolver(store) : args.nameserver !== undefined ? mailauthResolver(args.nameserver) : undefined;
-        const result = await verifyMessage(await readStdin(), resolver, config.selfCheck.alignment);
-        const problem = messageProblem(result);
-        const failed = problem !== undefined || result.signatures.length === 0 || result.signatures.some((s) => s.result !== 'pass');
-        if (args.json) printJson({ verdict: failed ? 'fail' : 'pass', problem: problem ?? null, ...result });
-        else {
-          if (result.signatures.length === 0) print('none: the message carries no DKIM signature');
-          for (const s of result.signatures) {
-            const alignment = `${s.aligned ? 'aligned' : 'not-aligned'} with From: ${result.fromDomains.join(',') || '(none)'}`;
-            print(`${s.result} d=${s.domain || '(none)'} s=${s.selector || '(none)'} a=${s.algorithm || '(none)'} ${alignment}${s.result === 'pass' ? '' : `: ${s.comment}`}`);
-          }
-          if (problem) print(`fail: ${problem}`);
-        }
-        if (failed) throw new CheckFailed('');
-      }),
+    async (args) => {
+      // With --dns the key store is not needed: a host without one verifies too.
+      if (args.dns) return verifyWith(args, args.nameserver !== undefined ? mailauthResolver(args.nameserver) : undefined, configWithoutListener(args).config);
+      await withStore(args, (store, { config }) => verifyWith(args, storeResolver(store), config));
+    },
   );
+}
+
+/** Verifies the signatures of the message on stdin with keys from `resolver` (DNS, through mailauth, when undefined); exit 1 unless all pass and the message has one From:. */
+async function verifyWith(args: GlobalArgs, resolver: DNSResolver | undefined, config: Config): Promise<void> {
+  const result = await verifyMessage(await readStdin(), resolver, config.selfCheck.alignment);
+  const problem = messageProblem(result);
+  const failed = problem !== undefined || result.signatures.length === 0 || result.signatures.some((s) => s.result !== 'pass');
+  if (args.json) printJson({ verdict: failed ? 'fail' : 'pass', problem: problem ?? null, ...result });
+  else {
+    if (result.signatures.length === 0) print('none: the message carries no DKIM signature');
+    for (const s of result.signatures) {
+      const alignment = `${s.aligned ? 'aligned' : 'not-aligned'} with From: ${result.fromDomains.join(',') || '(none)'}`;
+      print(`${s.result} d=${s.domain || '(none)'} s=${s.selector || '(none)'} a=${s.algorithm || '(none)'} ${alignment}${s.result === 'pass' ? '' : `: ${s.comment}`}`);
+    }
+    if (problem) print(`fail: ${problem}`);
+  }
+  if (failed) throw new CheckFailed('');
 }

@@ -52,7 +52,7 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
   const { config } = loaded;
   const problems: KeyFileProblem[] = [];
   const onKeyProblem = (p: KeyProblem) => problems.push({ domain: p.domain, selector: p.selector, line: p.line });
-  const store = KeyStore.open(config.keys.dir, { onKeyProblem });
+  const store = KeyStore.open(config.keys.dir, { onKeyProblem, create: false });
   try {
     const keys = store.list() as PlanKey[];
     const observations = readObservations(store.dbFile);

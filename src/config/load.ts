@@ -1,5 +1,6 @@
 // Finding, reading and validating the configuration file.
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { UserError } from '../errors.ts';
@@ -19,16 +20,33 @@ export interface LoadedConfig {
 /** --config, else $DKIM_RELAY_CONFIG, else config/dkim-relay.yaml, else the embedded default. */
 export function loadConfig(explicitPath?: string): LoadedConfig {
   const path = explicitPath ?? process.env.DKIM_RELAY_CONFIG;
-  if (path) {
-    if (!existsSync(path)) {
-      throw new UserError(`configuration file ${path} does not exist`, 'check the --config path or DKIM_RELAY_CONFIG');
-    }
-    return { config: parseConfig(readFileSync(path, 'utf8'), path), path };
-  }
+  if (path) return { config: parseConfig(readConfigFile(path), path), path };
   if (existsSync(DEFAULT_CONFIG_PATH)) {
-    return { config: parseConfig(readFileSync(DEFAULT_CONFIG_PATH, 'utf8'), DEFAULT_CONFIG_PATH), path: DEFAULT_CONFIG_PATH };
+    return { config: parseConfig(readConfigFile(DEFAULT_CONFIG_PATH), DEFAULT_CONFIG_PATH), path: DEFAULT_CONFIG_PATH };
   }
   return { config: validate(EMBEDDED_DEFAULT, 'embedded default'), path: null };
+}
+
+/** The file's text, or one line saying why it cannot be had. */
+function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const fix = 'check the --config path or DKIM_RELAY_CONFIG';
+    switch (code) {
+      case 'ENOENT':
+      case 'ENOTDIR':
+        throw new UserError(`configuration file ${path} does not exist`, fix);
+      case 'EISDIR':
+        throw new UserError(`configuration file ${path} is a directory`, `${fix}: name the file itself, e.g. ${join(path, 'dkim-relay.yaml')}`);
+      case 'EACCES':
+      case 'EPERM':
+        throw new UserError(`configuration file ${path} cannot be read: permission denied`, 'run as a user that may read it (and every directory above it), or change its mode');
+      default:
+        throw new UserError(`configuration file ${path} cannot be read: ${code ?? (err as Error).message}`, fix);
+    }
+  }
 }
 
 /** Parses YAML text; an empty file means "all defaults". */

@@ -30,9 +30,21 @@ const signingPolicy = z.strictObject({
   oversign: z.array(headerName).optional(),
 });
 
-const duration = z
-  .string()
-  .regex(/^[1-9]\d*[smhdw]$/, 'must be a duration above zero such as "90s", "30m", "12h", "7d" or "2w"');
+const DURATION = /^[1-9]\d*[smhdw]$/;
+
+const duration = z.string().regex(DURATION, 'must be a duration above zero such as "90s", "30m", "12h", "7d" or "2w"');
+
+/**
+ * Comparisons of two durations for the rules between fields. zod runs those
+ * rules even when a field failed its own format check, which names its key
+ * itself: a value that is unset or no duration makes the comparison false.
+ */
+function compared(a: string | undefined, b: string | undefined, holds: (a: number, b: number) => boolean): boolean {
+  return a !== undefined && b !== undefined && DURATION.test(a) && DURATION.test(b) && holds(durationSeconds(a), durationSeconds(b));
+}
+
+const atMost = (a: string | undefined, b: string | undefined) => compared(a, b, (x, y) => x <= y);
+const below = (a: string | undefined, b: string | undefined) => compared(a, b, (x, y) => x < y);
 
 /** Waiting times of key rotation that a domain may override. */
 const rotationTimes = z.strictObject({
@@ -52,7 +64,7 @@ const rotationTimes = z.strictObject({
  */
 function signaturesOutlastQueue(config: { signing: { expireAfter?: string | undefined }; queue: { maxAge: string } }, ctx: z.core.$RefinementCtx): void {
   const expireAfter = config.signing.expireAfter;
-  if (expireAfter !== undefined && durationSeconds(expireAfter) <= durationSeconds(config.queue.maxAge)) {
+  if (atMost(expireAfter, config.queue.maxAge)) {
     ctx.addIssue({ code: 'custom', path: ['signing', 'expireAfter'], message: `must be longer than queue.maxAge (${config.queue.maxAge}), or mail delivered late from the queue would carry an expired signature` });
   }
 }
@@ -68,7 +80,7 @@ function retirementOutlastsSignatures(
   const expireAfter = config.signing.expireAfter;
   if (expireAfter === undefined) return;
   const check = (retireAfter: string, path: (string | number)[]) => {
-    if (durationSeconds(retireAfter) <= durationSeconds(expireAfter)) {
+    if (atMost(retireAfter, expireAfter)) {
       ctx.addIssue({ code: 'custom', path, message: `must be longer than signing.expireAfter (${expireAfter}), or mail still valid would fail DKIM` });
     }
   };
@@ -337,10 +349,10 @@ export const configSchema = z.strictObject({
       corruptRetention: duration.default('30d'),
     })
     .superRefine((queue, ctx) => {
-      if (durationSeconds(queue.maxRetryInterval) < durationSeconds(queue.retryAfter)) {
+      if (below(queue.maxRetryInterval, queue.retryAfter)) {
         ctx.addIssue({ code: 'custom', path: ['maxRetryInterval'], message: `must be at least retryAfter (${queue.retryAfter})` });
       }
-      if (queue.delayWarning !== undefined && durationSeconds(queue.delayWarning) >= durationSeconds(queue.maxAge)) {
+      if (atMost(queue.maxAge, queue.delayWarning)) {
         ctx.addIssue({ code: 'custom', path: ['delayWarning'], message: `must be shorter than maxAge (${queue.maxAge}), or no warning would go out before the bounce` });
       }
     })

@@ -8,6 +8,7 @@ import { createSocket } from 'node:dgram';
 import { connect, isIP } from 'node:net';
 import packet, { type Answer, type DecodedPacket, type RecordType } from 'dns-packet';
 import { formatNameserver, type Nameserver } from './nameserver.ts';
+import { socketProblem } from './socket-problem.ts';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -133,26 +134,42 @@ export class DnsClient {
 
   private udpOnce(query: Buffer, id: number, server: Nameserver): Promise<DecodedPacket> {
     const where = formatNameserver(server);
-    const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
     return new Promise<DecodedPacket>((resolve, reject) => {
-      const timer = setTimeout(() => finish(new TimeoutError(`timeout after ${this.timeoutMs / 1000} s at ${where}`)), this.timeoutMs);
+      const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
+      /** Datagrams that were no answer to this query (unreadable, another id): dropped, as RFC 5452 §9.1 asks. */
+      let ignored = 0;
+      let settled = false;
+      const timer = setTimeout(() => {
+        const heard = ignored > 0 ? ` (${ignored} reply(s) that were no answer to the query ignored)` : '';
+        finish(new TimeoutError(`timeout after ${this.timeoutMs / 1000} s at ${where}${heard}`));
+      }, this.timeoutMs);
       const finish = (result: Error | DecodedPacket) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         socket.close();
         if (result instanceof Error) reject(result);
         else resolve(result);
       };
-      socket.on('error', (err: NodeJS.ErrnoException) =>
-        finish(new DnsFailure(err.code === 'ECONNREFUSED' ? `no DNS server at ${where} (connection refused)` : `${err.message} (${where})`)));
+      const failed = (err: Error | null) => {
+        if (err) finish(socketFailure(err, where, 'UDP'));
+      };
+      socket.on('error', failed);
       socket.on('message', (message) => {
         try {
           const response = packet.decode(message);
-          if (response.id === id && response.flag_qr) finish(response);
+          if (response.id === id && response.flag_qr) return finish(response);
         } catch {
-          // not a DNS answer to us: keep waiting until the deadline
+          // unreadable: counted below
         }
+        ignored++;
       });
-      socket.connect(server.port, server.host, () => socket.send(query));
+      try {
+        // dgram reports a failed connect (no route, no address) only to this callback; send() on that socket would throw.
+        socket.connect(server.port, server.host, (err?: Error) => (err ? failed(err) : socket.send(query, failed)));
+      } catch (err) {
+        failed(err as Error);
+      }
     });
   }
 
@@ -162,7 +179,10 @@ export class DnsClient {
       const socket = connect({ host: server.host, port: server.port });
       const timer = setTimeout(() => finish(new DnsFailure(`timeout over TCP after ${this.timeoutMs / 1000} s at ${where}`)), this.timeoutMs);
       let received = Buffer.alloc(0);
+      let settled = false;
       const finish = (result: Error | DecodedPacket) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         socket.destroy();
         if (result instanceof Error) reject(result);
@@ -185,13 +205,17 @@ export class DnsClient {
         }
       });
       socket.on('error', (err: NodeJS.ErrnoException) =>
-        finish(new DnsFailure(err.code === 'ECONNREFUSED' ? `answer truncated over UDP and TCP refused at ${where}` : `${err.message} over TCP (${where})`)));
+        finish(err.code === 'ECONNREFUSED' ? new DnsFailure(`answer truncated over UDP and TCP refused at ${where}`) : socketFailure(err, where, 'TCP')));
       socket.on('end', () => finish(new DnsFailure(`${where} closed the TCP connection before answering`)));
     });
   }
 }
 
 class TimeoutError extends DnsFailure {}
+
+function socketFailure(err: Error, where: string, transport: 'UDP' | 'TCP'): DnsFailure {
+  return new DnsFailure(`cannot reach ${where} over ${transport}: ${socketProblem(err)}`);
+}
 
 function lower(name: string): string {
   return name.toLowerCase().replace(/\.$/, '');

@@ -1,8 +1,25 @@
 // The key store directory must be ours alone (0700). A directory that others
 // could enter is tightened; one reached through a symbolic link is never
 // changed, since the link may lead anywhere (imagine /tmp).
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
+//
+// root may run the key commands in a store that belongs to the relay's own
+// user: everything created there gets that user as owner, as if the user had
+// made it, since the relay refuses key files it does not own.
+import { chownSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../errors.ts';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** The owner to give what root creates in `dir`: the directory's, unless that is root or this is not root. */
+export function ownerToKeep(dir: string): Owner | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const { uid, gid } = statSync(dir);
+  return uid === 0 ? undefined : { uid, gid };
+}
 
 export interface PrivateDir {
   /** The directory was open to others and is now 0700. */
@@ -14,7 +31,8 @@ export interface PrivateDir {
 /** Creates the store directory 0700, or tightens one that is wider (a fresh checkout is 0755). */
 export function ensurePrivateDir(dir: string): PrivateDir {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) keepParentOwner(created, dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'EEXIST' || code === 'ENOENT') && isLink(dir)) return checkLinkedDir(dir);
@@ -40,6 +58,18 @@ export function ensurePrivateDir(dir: string): PrivateDir {
     return { tightened: true, exposedKeyFiles };
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Directories root just made, from `first` down to `dir`, take the owner of the directory they were made in. */
+function keepParentOwner(first: string, dir: string): void {
+  const owner = ownerToKeep(dirname(resolve(first)));
+  if (!owner) return;
+  let path = resolve(first);
+  chownSync(path, owner.uid, owner.gid);
+  for (const part of relative(path, resolve(dir)).split(sep).filter(Boolean)) {
+    path = join(path, part);
+    chownSync(path, owner.uid, owner.gid);
   }
 }
 

@@ -7,8 +7,8 @@
 // IMMEDIATE transaction; each UPDATE names the state it leaves, so a change
 // someone else made first rolls the whole step back instead of repeating it.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, linkSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fchownSync, fsyncSync, linkSync, lstatSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { createFileSync } from '../file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
@@ -16,7 +16,7 @@ import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial }
 import { nextSelector, normalizeDomain, normalizeSelector, recordName } from './names.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblem } from './key-file.ts';
 import { creation, decide, type Actor, type KeyState, type Transition } from './lifecycle.ts';
-import { ensurePrivateDir } from './permissions.ts';
+import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';
 import { txtValue } from './record.ts';
 
 export type { KeyState };
@@ -76,6 +76,12 @@ export interface StoreOptions {
   recheckMs?: number;
   /** Milliseconds now; tests pass a clock of their own. */
   now?: () => number;
+  /**
+   * Create the store when there is none (the default: serve, and the commands
+   * that add keys). false: a missing store is a UserError naming where it was
+   * looked for, and nothing is created.
+   */
+  create?: boolean;
 }
 
 /** How often the active key files are checked again when nothing in the database changed. */
@@ -119,6 +125,8 @@ export class KeyStore {
   readonly tightenedDir: boolean;
   /** Key files the directory held while it was open to others. */
   readonly exposedKeyFiles: number;
+  /** Run as root in another user's store: the owner every file created here gets. */
+  private readonly owner: Owner | undefined;
   private readonly db: Db;
   private readonly onKeyProblem: (problem: KeyProblem) => void;
   private readonly recheckMs: number;
@@ -135,12 +143,18 @@ export class KeyStore {
   private constructor(dir: string, options: StoreOptions) {
     this.dir = dir;
     this.dbFile = join(dir, 'keys.db');
+    // A read-only command checks the directory as serve would (symbolic links, mode), but makes nothing.
+    if (options.create === false) requireStore(dir, dir);
     const privateDir = ensurePrivateDir(dir);
+    if (options.create === false) requireStore(dir, this.dbFile);
     this.tightenedDir = privateDir.tightened;
     this.exposedKeyFiles = privateDir.exposedKeyFiles;
+    this.owner = ownerToKeep(dir);
     this.onKeyProblem = options.onKeyProblem ?? (() => {});
     this.recheckMs = options.recheckMs ?? KEY_RECHECK_MS;
     this.now = options.now ?? Date.now;
+    // A new database made by root is made the owner's first: SQLite then gives its -wal and -shm files the same owner.
+    if (this.owner && !existsSync(this.dbFile)) closeSync(createOwnedFile(this.dbFile, this.owner));
     this.db = openDatabase(this.dbFile, options.timeoutMs ?? 5000);
   }
 
@@ -329,7 +343,7 @@ export class KeyStore {
           );
         }
         const file = `${recordName(chosen, domain)}.pem`;
-        writePrivateFile(join(this.dir, file), material.privatePem);
+        writePrivateFile(join(this.dir, file), material.privatePem, this.owner);
         const now = at.toISOString();
         const state = options.activate ? 'active' : 'pending';
         try {
@@ -472,9 +486,9 @@ const VERB: Record<KeyState, string> = { pending: 'generate', active: 'activate'
  * Written under a temporary name with mode 0600, flushed, then linked to its
  * name: never half a key, and never over an existing key file.
  */
-function writePrivateFile(file: string, pem: string): void {
+function writePrivateFile(file: string, pem: string, owner: Owner | undefined): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = createFileSync(tmp, 0o600);
+  const fd = owner ? createOwnedFile(tmp, owner) : createFileSync(tmp, 0o600);
   try {
     writeSync(fd, pem);
     fsyncSync(fd);
@@ -490,5 +504,35 @@ function writePrivateFile(file: string, pem: string): void {
     throw err;
   } finally {
     unlinkSync(tmp);
+  }
+}
+
+/** A new file of mode 0600 owned by `owner` from its first octet; its descriptor. */
+function createOwnedFile(file: string, owner: Owner): number {
+  const fd = createFileSync(file, 0o600);
+  try {
+    fchownSync(fd, owner.uid, owner.gid);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(file);
+    throw err;
+  }
+  return fd;
+}
+
+/** For commands that only read: the store (`path`: its directory, or its database) must be there already, and this user able to see it. */
+function requireStore(dir: string, path: string): void {
+  try {
+    lstatSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = isAbsolute(dir) ? dir : `${resolve(dir)} (keys.dir ${dir}, relative to the current directory)`;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new UserError(
+        `no key store at ${where}`,
+        'run the command from the directory the relay runs in, or set keys.dir to the store\'s absolute path; `dkim-relay keys generate` creates a new store',
+      );
+    }
+    throw new UserError(`the key store ${where} cannot be read (${code ?? (err as Error).message})`, 'run the command as the user the relay runs as, or as root');
   }
 }

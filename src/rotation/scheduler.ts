@@ -155,7 +155,10 @@ export class RotationScheduler {
 
   /** One pass that never throws: a failure goes to the supervisor and the next tick tries again. */
   tick(): Promise<PassResult | undefined> {
-    const pass = this.supervisor.run('rotation', () => this.runOnce());
+    const pass = this.supervisor.run('rotation', () => this.runOnce()).then((result) => {
+      if (result) this.options.logger.debug({ rotation: 'pass', ran: result.ran, applied: result.applied.length }, 'rotation pass done');
+      return result;
+    });
     this.running = pass;
     return pass;
   }

@@ -103,7 +103,8 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
   after(() => dns.close());
 
   test('an empty store: says how to begin, exit 0, and --json has no domains', async () => {
-    const { dir, config } = setUp(dns.address);
+    const { dir, keysDir, config } = setUp(dns.address);
+    KeyStore.open(keysDir).close(); // a store without keys (one that does not exist is a configuration error)
     const run = await dkimRelay(['status', '--config', config, '--no-dns'], dir);
     assert.equal(run.code, 0, shown(run));
     assert.equal(run.stdout, 'no keys yet: dkim-relay keys generate --domain example.com\n');

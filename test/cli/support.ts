@@ -17,15 +17,18 @@ export interface Run {
   stderr: string;
 }
 
-/** `node bin/dkim-relay.js …args` in `cwd`, with no configuration leaking in from the environment. */
-export function dkimRelay(args: string[], cwd: string): Promise<Run> {
+/**
+ * `node bin/dkim-relay.js …args` in `cwd`, with no configuration leaking in from the environment.
+ * `node` picks the program that runs bin/dkim-relay.js (the project's Node.js by default); `input` is its stdin.
+ */
+export function dkimRelay(args: string[], cwd: string, options: { node?: string; input?: string } = {}): Promise<Run> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: compileCache };
   return new Promise((resolve, reject) => {
-    const child = execFile(NODE, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(options.node ?? NODE, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: child.exitCode, stdout, stderr });
     });
-    child.stdin?.end();
+    child.stdin?.end(options.input ?? '');
   });
 }
 

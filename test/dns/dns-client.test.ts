@@ -1,12 +1,15 @@
 // The resolver against a real authoritative server (Knot DNS on loopback):
 // UDP, TCP after truncation, CNAMEs, negative answers, refusals, silence,
-// and finding a zone's authoritative servers.
+// and finding a zone's authoritative servers; then servers that misbehave,
+// and addresses that cannot be reached: each a one-line failure naming the
+// server, never an exception.
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import packet from 'dns-packet';
 import { authoritativeServers } from '../../src/dns/authoritative.ts';
 import { DnsClient } from '../../src/dns/dns-client.ts';
+import { startBadDnsServer, type Misbehaviour } from '../helpers/bad-dns-server.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
 
 const chunk = 'A'.repeat(250);
@@ -144,5 +147,67 @@ describe('DnsClient against knotd', () => {
     const none = await authoritativeServers('example.org', knot, new DnsClient());
     assert.ok(!none.ok);
     assert.match(none.reason, /REFUSED/);
+  });
+});
+
+describe('DnsClient: every socket fault is a failure naming the server', () => {
+  /** The failure `query` resolves to; it must resolve (not throw) and say where. */
+  async function failure(client: DnsClient, host: string, port: number): Promise<string> {
+    const answer = await client.query('small.client.test', 'TXT', { host, port });
+    assert.ok(!answer.ok, `an answer from ${host}:${port}?`);
+    assert.equal(answer.server, host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+    assert.ok(answer.reason.includes(answer.server), answer.reason);
+    return answer.reason;
+  }
+
+  async function withServer(how: Misbehaviour, use: (server: Awaited<ReturnType<typeof startBadDnsServer>>) => Promise<void>): Promise<void> {
+    const server = await startBadDnsServer(how);
+    try {
+      await use(server);
+    } finally {
+      await server.close();
+    }
+  }
+
+  test('sending refused by the system (a broadcast address, EACCES): at once, not after a timeout', async () => {
+    const started = performance.now();
+    const reason = await failure(new DnsClient({ timeoutMs: 5000 }), '255.255.255.255', 53);
+    assert.equal(reason, 'cannot reach 255.255.255.255:53 over UDP: not permitted: a firewall, or a broadcast address (EACCES)');
+    assert.ok(performance.now() - started < 4000, 'waited for the timeout');
+  });
+
+  test('nothing listens on the port: connection refused', async () => {
+    const probe = createSocket('udp4');
+    await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve));
+    const port = probe.address().port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    assert.equal(await failure(new DnsClient({ timeoutMs: 5000 }), '127.0.0.1', port), `cannot reach 127.0.0.1:${port} over UDP: connection refused`);
+  });
+
+  test('a server that answers garbage: dropped, and the timeout says so', async () => {
+    await withServer('garbage', async (server) => {
+      const reason = await failure(new DnsClient({ timeoutMs: 300, tries: 1 }), server.host, server.port);
+      assert.equal(reason, `timeout after 0.3 s at ${server.address} (1 reply(s) that were no answer to the query ignored)`);
+    });
+  });
+
+  test('a server that answers with another id: dropped (RFC 5452 §9.1), and the timeout says so', async () => {
+    await withServer('wrong-id', async (server) => {
+      const reason = await failure(new DnsClient({ timeoutMs: 300, tries: 2 }), server.host, server.port);
+      assert.equal(reason, `timeout after 0.3 s at ${server.address} (1 reply(s) that were no answer to the query ignored)`);
+      assert.equal(server.heard(), 2);
+    });
+  });
+
+  test('a truncated answer whose TCP retry is refused', async () => {
+    await withServer('truncated', async (server) => {
+      assert.equal(await failure(new DnsClient({ timeoutMs: 2000 }), server.host, server.port), `answer truncated over UDP and TCP refused at ${server.address}`);
+    });
+  });
+
+  test('a truncated answer, then garbage over TCP', async () => {
+    await withServer('truncated-garbage-tcp', async (server) => {
+      assert.equal(await failure(new DnsClient({ timeoutMs: 2000 }), server.host, server.port), `unreadable answer over TCP from ${server.address}`);
+    });
   });
 });

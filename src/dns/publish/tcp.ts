@@ -2,6 +2,7 @@
 // preceded by its length in two octets. Updates go over TCP because a 2048-bit
 // key's record with its TSIG does not fit the 512 octets of plain UDP.
 import { connect } from 'node:net';
+import { socketProblem } from '../socket-problem.ts';
 import type { ServerAddress } from './server-address.ts';
 
 /** The answer to `message`; rejects with a short reason on a connection error or after `timeoutMs`. */
@@ -26,7 +27,7 @@ export function exchangeTcp(server: ServerAddress, message: Buffer, timeoutMs: n
       received = Buffer.concat([received, chunk]);
       if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) finish(null, received.subarray(2, 2 + received.readUInt16BE(0)));
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(new Error(err.code === 'ECONNREFUSED' ? 'connection refused' : err.code ?? err.message)));
+    socket.on('error', (err) => finish(new Error(socketProblem(err))));
     socket.on('end', () => finish(new Error('the server closed the connection without an answer')));
   });
 }
