@@ -108,7 +108,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       tls: config.listen.tls && readTls(config.listen.tls),
       senders: new SenderAuthorization(config.clients),
       sessionsPerIp: new SessionsPerIp(config.listen.maxClientsPerIp),
-      authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000 }),
+      authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000, maxFailuresPerMinute: config.listen.maxAuthFailuresPerMinute }),
       queue,
     };
     if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {

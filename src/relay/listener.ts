@@ -149,20 +149,27 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
 
     onAuth(auth, session, callback) {
       const client = session.remoteAddress;
-      const refusedFor = deps.authLimiter.refusedFor(client);
-      if (refusedFor > 0) {
-        return later(callback, reply(421, `4.7.0 Too many failed logins from ${client}, try again in ${Math.ceil(refusedFor / 1000)} s`));
+      // Reserved before scrypt runs, so parallel tries from one client gain nothing (RFC 4954 §6: 454 is temporary).
+      const reservation = deps.authLimiter.reserve(client);
+      if (!reservation.ok) {
+        const seconds = Math.ceil(reservation.retryMs / 1000);
+        if (reservation.why === 'blocked') return later(callback, reply(421, `4.7.0 Too many failed logins from ${client}, try again in ${seconds} s`));
+        if (reservation.why === 'busy') return later(callback, reply(454, `4.7.0 A login from ${client} is still being checked, try again in ${seconds} s`));
+        logger.warn({ client }, 'AUTH refused: listen.maxAuthFailuresPerMinute used up by all clients together');
+        return later(callback, reply(454, `4.7.0 Too many failed logins on this relay, try again in ${seconds} s`));
       }
+      const { attempt } = reservation;
       checkUser(users, auth.username ?? '', auth.password ?? '').then(
         (ok) => {
           if (ok) {
+            attempt.succeeded();
             logger.info({ client, user: auth.username }, 'auth');
             const state = sessions.get(session.id);
             state?.watch.authenticated();
             state?.slot.promote();
             return callback(null, { user: auth.username });
           }
-          const failure = deps.authLimiter.fail(client);
+          const failure = attempt.failed();
           // One warning per client and window: a password-guessing run must not flood the log.
           if (failure.first) logger.warn({ client, user: auth.username }, 'AUTH failed; further failures from this client within listen.authPenaltySeconds are not logged');
           if (failure.blocked) {
@@ -170,7 +177,10 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
           }
           setTimeout(() => callback(reply(535, '5.7.8 Authentication credentials invalid')), failure.delayMs);
         },
-        (err: Error) => callback(reply(454, `4.7.0 Temporary authentication failure: ${err.message}`)),
+        (err: Error) => {
+          attempt.succeeded(); // nothing was checked: the reserved failure goes back
+          callback(reply(454, `4.7.0 Temporary authentication failure: ${err.message}`));
+        },
       );
     },
 
