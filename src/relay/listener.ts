@@ -12,7 +12,8 @@ import type { Logger } from '../observability/logger.ts';
 import { NetworkList } from './admission.ts';
 import type { AuthLimiter } from './auth-limiter.ts';
 import { CommandWatch } from './command-watch.ts';
-import { openFrontDoor, type Pool, type Slot } from './front-door.ts';
+import type { ConnectionPools, Pool, Slot } from './connection-pools.ts';
+import { openFrontDoor } from './front-door.ts';
 import { checkUser } from './passwords.ts';
 import { limitStartTlsHandshake } from './starttls-deadline.ts';
 import type { QueueIndex } from '../queue/queue-index.ts';
@@ -33,6 +34,7 @@ export interface RelayDeps {
   tls?: { key: Buffer; cert: Buffer };
   senders: SenderAuthorization;
   sessionsPerIp: SessionsPerIp;
+  pools: ConnectionPools;
   authLimiter: AuthLimiter;
   /** Queue mode: where accepted messages go before 250. Absent: sync mode. */
   queue?: { spool: Spool; index: QueueIndex } | undefined;
@@ -50,6 +52,8 @@ interface SessionState {
   pool: Pool;
   watch: CommandWatch;
   slot: Slot;
+  /** A stranger's time to authenticate. */
+  deadline?: NodeJS.Timeout | undefined;
 }
 
 export const CLOSE_TIMEOUT_MS = 30_000;
@@ -144,6 +148,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       const state = sessions.get(session.id);
       sessions.delete(session.id);
       state?.watch.stop();
+      clearTimeout(state?.deadline);
       state?.slot.release();
     },
 
@@ -166,6 +171,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
             logger.info({ client, user: auth.username }, 'auth');
             const state = sessions.get(session.id);
             state?.watch.authenticated();
+            clearTimeout(state?.deadline);
             state?.slot.promote();
             return callback(null, { user: auth.username });
           }
@@ -247,7 +253,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     classify: (address) => (networks.includes(address) ? 'admitted' : canAuth ? 'stranger' : null),
     refusal: (address) => `554 5.7.1 ${address} is not an allowed network and may not relay here`,
     perIp: deps.sessionsPerIp,
-    limits: { admitted: config.listen.maxClients, stranger: config.listen.maxUnadmittedClients },
+    pools: deps.pools,
     tls: implicitTls && tls ? { context: createSecureContext(tls), handshakeTimeoutMs: config.listen.tlsHandshakeTimeoutSeconds * 1000 } : undefined,
     logger,
     handOver(socket, pool, slot) {
@@ -265,7 +271,13 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
           close(421, '4.7.0 Too many commands without authentication, closing connection');
         },
       });
-      sessions.set(id, { pool, watch, slot });
+      // A stranger has a total time to log in, which no NOOP or RSET extends (the idle timer is reset by every command).
+      const deadline = pool === 'stranger' ? setTimeout(() => {
+        logger.warn({ client: socket.remoteAddress }, 'not authenticated within listen.unadmittedTimeoutSeconds; closing the connection');
+        if (connectionOf(id)) close(421, `4.7.0 Not authenticated within ${config.listen.unadmittedTimeoutSeconds} s, closing connection`);
+        else socket.destroy();
+      }, config.listen.unadmittedTimeoutSeconds * 1000) : undefined;
+      sessions.set(id, { pool, watch, slot, deadline });
       watch.attach(socket); // before smtp-server pipes the socket: the 421 then goes out ahead of its reply
       server.connect(socket, { id });
       const connection = !implicitTls && tls ? connectionOf(id) : undefined;
