@@ -196,7 +196,11 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       const badDsn = deps.queue && dsnProblem(address.args || {});
       if (badDsn) return later(callback, reply(501, `5.5.4 ${badDsn}`));
       if (address.address.includes(UNDECODABLE)) return later(callback, reply(553, '5.1.7 The sender address is not valid UTF-8'));
-      if (session.user || networks.includes(session.remoteAddress)) return later(callback);
+      if (session.user || networks.includes(session.remoteAddress)) {
+        const refusal = deps.senders.envelopeRefusal({ address: session.remoteAddress, user: session.user as string | undefined }, address.address);
+        if (refusal) logger.warn({ client: session.remoteAddress, user: session.user, from: address.address }, 'envelope sender refused: not in the client\'s clients[].domains');
+        return later(callback, refusal ? reply(550, `5.7.1 ${refusal}`) : undefined);
+      }
       logger.warn({ client: session.remoteAddress, from: address.address }, 'relay refused');
       if (users.size > 0) return later(callback, reply(530, '5.7.0 Authentication required'));
       later(callback, reply(550, `5.7.1 Relaying denied: ${session.remoteAddress} is not an allowed network`));
