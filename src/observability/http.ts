@@ -7,7 +7,8 @@
 //   GET /readyz   200 once started and until it begins to stop, else 503
 //
 // /healthz and /readyz never ask for a password: load balancers and service
-// managers probe them without one.
+// managers probe them without one. Without it, /healthz gives each check's
+// short reason only; with it (or when metrics.auth is not set) the details.
 //
 // A configuration reload starts a new relay while the old one drains: a new
 // listener on the same fixed address takes the open socket over (binding it
@@ -20,7 +21,7 @@ import { UserError } from '../errors.ts';
 import { AuthLimiter } from '../relay/auth-limiter.ts';
 import { checkPassword } from '../relay/passwords.ts';
 import { SessionsPerIp } from '../relay/sessions-per-ip.ts';
-import { readyAnswer } from './health.ts';
+import { publicHealth, readyAnswer } from './health.ts';
 import { parseListenAddress } from './listen-address.ts';
 import type { Logger } from './logger.ts';
 import type { RelayView } from './relay-view.ts';
@@ -113,8 +114,13 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
     return send(res, status, 'text/plain; charset=utf-8', body);
   }
   if (path === '/healthz') {
+    // Probes ask without a password and get the short reasons; paths, domains and selectors only
+    // to those who may see the status page (the password, when metrics.auth is set).
+    const full = !current.auth || (req.headers.authorization !== undefined && (await authorized(req, res, current.auth, remembered, limiter)));
+    if (res.headersSent) return; // refused with 401 or 429
     const health = view.health();
-    return send(res, health.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: health.ok ? 'ok' : 'fail', ...health })}\n`);
+    const shown = full ? health : publicHealth(health);
+    return send(res, health.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: health.ok ? 'ok' : 'fail', ...shown })}\n`);
   }
   if (path !== '/' && path !== '/metrics') return send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /metrics, /healthz or /readyz\n');
 
