@@ -106,6 +106,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     honorCipherOrder: true,
   };
   const sessions = new Map<string, SessionState>();
+  let overallWarnedAt = 0;
   const mailParameters = deps.queue ? new Set([...MAIL_PARAMETERS, ...DSN_MAIL_PARAMETERS]) : MAIL_PARAMETERS;
   const connectionOf = (id: string) => [...server.connections].find((c) => c.id === id);
 
@@ -160,7 +161,11 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
         const seconds = Math.ceil(reservation.retryMs / 1000);
         if (reservation.why === 'blocked') return later(callback, reply(421, `4.7.0 Too many failed logins from ${client}, try again in ${seconds} s`));
         if (reservation.why === 'busy') return later(callback, reply(454, `4.7.0 A login from ${client} is still being checked, try again in ${seconds} s`));
-        logger.warn({ client }, 'AUTH refused: listen.maxAuthFailuresPerMinute used up by all clients together');
+        // At most one warning a minute: it is the sign of a distributed guessing run, which must not flood the log.
+        if (Date.now() - overallWarnedAt >= 60_000) {
+          overallWarnedAt = Date.now();
+          logger.warn({ client }, 'AUTH refused with 454: listen.maxAuthFailuresPerMinute used up by all clients together (logged once a minute)');
+        }
         return later(callback, reply(454, `4.7.0 Too many failed logins on this relay, try again in ${seconds} s`));
       }
       const { attempt } = reservation;
