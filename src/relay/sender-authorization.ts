@@ -31,7 +31,7 @@ export class SenderAuthorization {
 
   /** null when allowed to use `domain` in From: (or in `field`), else why not. */
   refusal(client: Client, domain: string, field?: string): string | null {
-    const allowed = this.allowed(client);
+    const allowed = this.allowedDomains(client);
     if (!allowed || allowed.some((d) => domain === d || domain.endsWith(`.${d}`))) return null;
     return `${who(client)} may not send as ${domain}${field ? ` in ${field}` : ''} (allowed: ${allowed.join(', ')})`;
   }
@@ -42,7 +42,7 @@ export class SenderAuthorization {
    * cannot be aimed at anyone else. null when allowed, else why not.
    */
   envelopeRefusal(client: Client, address: string): string | null {
-    const allowed = this.allowed(client);
+    const allowed = this.allowedDomains(client);
     if (!allowed || address === '') return null;
     const at = address.lastIndexOf('@');
     const domain = at > 0 ? domainToASCII(address.slice(at + 1).toLowerCase()).replace(/\.$/, '') : '';
@@ -50,10 +50,10 @@ export class SenderAuthorization {
     return `${who(client)} may not use the envelope sender <${address}> (allowed: <> or an address at ${allowed.join(', ')})`;
   }
 
-  /** The domains a client is held to, or null when no entry names it (it is unrestricted). */
-  private allowed(client: Client): string[] | null {
+  /** The domains the client is held to, or null when no entry matches it (any domain). */
+  allowedDomains(client: Client): string[] | null {
     const matching = this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
-    return matching.length === 0 ? null : matching.flatMap((r) => r.domains);
+    return matching.length === 0 ? null : [...new Set(matching.flatMap((r) => r.domains))];
   }
 }
 
