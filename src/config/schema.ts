@@ -238,6 +238,10 @@ export const configSchema = z.strictObject({
       maxUnauthenticatedCommands: z.number().int().min(3).default(10),
       /** Concurrent sessions from outside access.networks that may still AUTH; apart from maxClients. */
       maxUnadmittedClients: z.number().int().min(1).default(20),
+      /** Of those, held by one client address at most (IPv6: one /64), so one address cannot lock out every login. */
+      maxUnadmittedClientsPerIp: z.number().int().min(1).default(4),
+      /** Time a client outside access.networks has, from connecting, to authenticate; no command extends it. */
+      unadmittedTimeoutSeconds: z.number().int().min(1).default(30),
       /** Time allowed for one command line, from its first byte to its end. */
       commandTimeoutSeconds: z.number().int().min(1).default(30),
       /** Time allowed for the TLS handshake on tlsPort, and for the one after STARTTLS. */
@@ -246,6 +250,8 @@ export const configSchema = z.strictObject({
       maxAuthFailures: z.number().int().min(1).default(3),
       /** How long failed AUTH is remembered, and how long a client that used up maxAuthFailures is refused. */
       authPenaltySeconds: z.number().int().min(1).default(300),
+      /** Failed AUTH per minute from all client addresses together; past it every AUTH is answered 454 until the minute refills. */
+      maxAuthFailuresPerMinute: z.number().int().min(1).default(30),
     })
     .superRefine(rules.tlsPortNeedsTls)
     .prefault({}),
@@ -410,6 +416,11 @@ export const configSchema = z.strictObject({
       listen: z.string().refine((s) => parseListenAddress(s) !== undefined, 'must be IP:PORT such as 127.0.0.1:9125 or [::1]:9125').default('127.0.0.1:9125'),
       /** HTTP basic auth for / and /metrics; the hash comes from `dkim-relay passwd`. */
       auth: z.strictObject({ user: z.string().min(1), passwordHash: z.string().superRefine(rules.passwordHash) }).optional(),
+      /** Open HTTP connections in all, and from one client address; past either a connection is answered 503. */
+      maxConnections: z.number().int().min(1).default(32),
+      maxConnectionsPerIp: z.number().int().min(1).default(8),
+      /** Time a client has to send a whole request, headers included. */
+      requestTimeoutSeconds: z.number().int().min(1).max(300).default(10),
     })
     .superRefine((metrics, ctx) => {
       // The page names every signing domain and key, and the metrics the mail flow: not for the whole network to read.

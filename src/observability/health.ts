@@ -11,8 +11,15 @@ export type CheckName = 'listener' | 'spool' | 'key-store' | 'signing-keys';
 export interface HealthFacts {
   /** Every SMTP listener is accepting connections. */
   listening: boolean;
-  /** queue.dir: absent (no queue yet), or whether a file could be created in it. */
-  spool: { exists: false } | { exists: true; writable: true } | { exists: true; writable: false; error: string };
+  /**
+   * queue.dir: absent (no queue yet), or whether data could be written to a
+   * file in it, and the space left on its file system against the space one
+   * message may need.
+   */
+  spool:
+    | { exists: false }
+    | { exists: true; writable: true; freeBytes: number; neededBytes: number }
+    | { exists: true; writable: false; code: string; error: string };
   keyStore: { ok: true } | { ok: false; error: string };
   /** Each signing domain: its active keys that load, and the problem of one that does not. */
   domains: readonly { domain: string; usableKeys: number; problem?: string }[];
@@ -21,6 +28,9 @@ export interface HealthFacts {
 export interface Check {
   name: CheckName;
   ok: boolean;
+  /** A short reason for anyone who may ask: no file path, domain or selector. */
+  reason: string;
+  /** The full account (paths, domains, selectors), for those allowed to see the status page. */
   detail: string;
 }
 
@@ -32,10 +42,11 @@ export interface Health {
 }
 
 export function decideHealth(facts: HealthFacts): Health {
+  const listening = facts.listening ? 'accepting SMTP connections' : 'the SMTP listener is not accepting connections';
   const checks: Check[] = [
-    { name: 'listener', ok: facts.listening, detail: facts.listening ? 'accepting SMTP connections' : 'the SMTP listener is not accepting connections' },
+    { name: 'listener', ok: facts.listening, reason: listening, detail: listening },
     spoolCheck(facts.spool),
-    { name: 'key-store', ok: facts.keyStore.ok, detail: facts.keyStore.ok ? 'opens' : facts.keyStore.error },
+    facts.keyStore.ok ? { name: 'key-store', ok: true, reason: 'opens', detail: 'opens' } : { name: 'key-store', ok: false, reason: 'does not open', detail: facts.keyStore.error },
     keysCheck(facts),
   ];
   const failed = checks.filter((c) => !c.ok).map((c) => c.name);
@@ -43,19 +54,34 @@ export function decideHealth(facts: HealthFacts): Health {
 }
 
 function spoolCheck(spool: HealthFacts['spool']): Check {
-  if (!spool.exists) return { name: 'spool', ok: true, detail: 'no spool directory (nothing is queued)' };
-  return spool.writable ? { name: 'spool', ok: true, detail: 'writable' } : { name: 'spool', ok: false, detail: spool.error };
+  if (!spool.exists) return { name: 'spool', ok: true, reason: 'no spool directory (nothing is queued)', detail: 'no spool directory (nothing is queued)' };
+  if (!spool.writable) return { name: 'spool', ok: false, reason: `not writable (${spool.code})`, detail: spool.error };
+  // A spool that cannot take one message of the largest size is as good as full: such a message is refused 452.
+  if (spool.freeBytes < spool.neededBytes) {
+    const reason = `its disk is full: ${mebibytes(spool.freeBytes)} free, less than one message of listen.maxMessageSize (${mebibytes(spool.neededBytes)})`;
+    return { name: 'spool', ok: false, reason, detail: reason };
+  }
+  return { name: 'spool', ok: true, reason: 'writable', detail: `writable, ${mebibytes(spool.freeBytes)} free` };
 }
+
+const mebibytes = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 
 function keysCheck(facts: HealthFacts): Check {
   // Without a key store, the keys cannot be judged: the key-store check says why.
-  if (!facts.keyStore.ok) return { name: 'signing-keys', ok: false, detail: 'unknown: the key store does not open' };
+  if (!facts.keyStore.ok) return { name: 'signing-keys', ok: false, reason: 'unknown: the key store does not open', detail: 'unknown: the key store does not open' };
   const problems = facts.domains.flatMap((d) => {
     if (d.problem !== undefined) return [d.problem];
     return d.usableKeys === 0 ? [`${d.domain} has no active key`] : [];
   });
-  if (problems.length > 0) return { name: 'signing-keys', ok: false, detail: problems.join('; ') };
-  return { name: 'signing-keys', ok: true, detail: `${facts.domains.length} signing domain${facts.domains.length === 1 ? '' : 's'}, each with an active key that loads` };
+  const domains = (n: number) => `${n} signing domain${n === 1 ? '' : 's'}`;
+  if (problems.length > 0) return { name: 'signing-keys', ok: false, reason: `${domains(problems.length)} of ${facts.domains.length} cannot sign`, detail: problems.join('; ') };
+  const fine = `${domains(facts.domains.length)}, each with an active key that loads`;
+  return { name: 'signing-keys', ok: true, reason: fine, detail: fine };
+}
+
+/** What /healthz shows to a client without the password: each check's name, result and short reason. */
+export function publicHealth(health: Health): { ok: boolean; failed: CheckName[]; checks: Omit<Check, 'detail'>[] } {
+  return { ok: health.ok, failed: health.failed, checks: health.checks.map(({ name, ok, reason }) => ({ name, ok, reason })) };
 }
 
 /**

@@ -7,19 +7,21 @@
 //   GET /readyz   200 once started and until it begins to stop, else 503
 //
 // /healthz and /readyz never ask for a password: load balancers and service
-// managers probe them without one.
+// managers probe them without one. Without it, /healthz gives each check's
+// short reason only; with it (or when metrics.auth is not set) the details.
 //
 // A configuration reload starts a new relay while the old one drains: a new
 // listener on the same fixed address takes the open socket over (binding it
 // twice would fail), and the old relay's close() then leaves it alone.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { UserError } from '../errors.ts';
 import { AuthLimiter } from '../relay/auth-limiter.ts';
 import { checkPassword } from '../relay/passwords.ts';
-import { readyAnswer } from './health.ts';
+import { SessionsPerIp } from '../relay/sessions-per-ip.ts';
+import { publicHealth, readyAnswer } from './health.ts';
 import { parseListenAddress } from './listen-address.ts';
 import type { Logger } from './logger.ts';
 import type { RelayView } from './relay-view.ts';
@@ -48,6 +50,10 @@ const byAddress = new Map<string, Open>();
 
 /** Credentials that passed scrypt once, by SHA-256 of the header: a scrape every few seconds should not cost 50 ms each. */
 const MAX_REMEMBERED = 8;
+/** Failed logins per client address, how long they count, and from all addresses together per minute. */
+const MAX_AUTH_FAILURES = 10;
+const AUTH_PENALTY_MS = 300_000;
+const MAX_AUTH_FAILURES_PER_MINUTE = 30;
 const REALM = 'Basic realm="dkim-relay", charset="UTF-8"';
 
 export async function startHttp(settings: Config['metrics'], view: RelayView, logger: Logger): Promise<HttpListener> {
@@ -61,9 +67,19 @@ export async function startHttp(settings: Config['metrics'], view: RelayView, lo
     return { port, close: () => closeIfOwner(taken, owner) };
   }
 
-  const open: Open = { server: createServer(), current, address };
+  const timeoutMs = settings.requestTimeoutSeconds * 1000;
+  const server = createServer({
+    // Slow clients are cut off: the whole request (headers included) within the timeout, checked every second
+    // (Node checks every 30 s by default, so a slow connection would otherwise be held up to 90 s).
+    headersTimeout: timeoutMs,
+    requestTimeout: timeoutMs,
+    connectionsCheckingInterval: 1000,
+    keepAliveTimeout: Math.min(5000, timeoutMs),
+  });
+  capConnections(server, settings, logger);
+  const open: Open = { server, current, address };
   const remembered = new Set<string>();
-  const limiter = new AuthLimiter({ maxFailures: 10, penaltyMs: 300_000 });
+  const limiter = new AuthLimiter({ maxFailures: MAX_AUTH_FAILURES, penaltyMs: AUTH_PENALTY_MS, maxFailuresPerMinute: MAX_AUTH_FAILURES_PER_MINUTE });
   open.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     respond(req, res, open.current, remembered, limiter).catch((err: Error) => {
       logger.error({ err: err.message, path: req.url }, 'metrics listener: request failed');
@@ -98,8 +114,13 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
     return send(res, status, 'text/plain; charset=utf-8', body);
   }
   if (path === '/healthz') {
+    // Probes ask without a password and get the short reasons; paths, domains and selectors only
+    // to those who may see the status page (the password, when metrics.auth is set).
+    const full = !current.auth || (req.headers.authorization !== undefined && (await authorized(req, res, current.auth, remembered, limiter)));
+    if (res.headersSent) return; // refused with 401 or 429
     const health = view.health();
-    return send(res, health.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: health.ok ? 'ok' : 'fail', ...health })}\n`);
+    const shown = full ? health : publicHealth(health);
+    return send(res, health.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: health.ok ? 'ok' : 'fail', ...shown })}\n`);
   }
   if (path !== '/' && path !== '/metrics') return send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /metrics, /healthz or /readyz\n');
 
@@ -121,36 +142,78 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
   return send(res, 200, 'text/html; charset=utf-8', page);
 }
 
-/** HTTP basic auth (RFC 7617) against the scrypt hash of `dkim-relay passwd`; answers 401 or 429 itself. */
+/**
+ * HTTP basic auth (RFC 7617) against the scrypt hash of `dkim-relay passwd`; answers 401 or 429 itself.
+ * The check is reserved with the limiter before scrypt runs: one check per client address at a time,
+ * and none once its failures (or those of all clients) are used up.
+ */
 async function authorized(req: IncomingMessage, res: ServerResponse, auth: NonNullable<Current['auth']>, remembered: Set<string>, limiter: AuthLimiter): Promise<boolean> {
-  const client = req.socket.remoteAddress ?? '';
-  const refusedFor = limiter.refusedFor(client);
-  if (refusedFor > 0) {
-    res.setHeader('Retry-After', String(Math.ceil(refusedFor / 1000)));
-    send(res, 429, 'text/plain; charset=utf-8', 'too many failed logins, try again later\n');
-    return false;
-  }
   const header = req.headers.authorization ?? '';
   const digest = createHash('sha256').update(`${auth.user}\0${auth.passwordHash}\0${header}`).digest('hex');
   if (remembered.has(digest)) return true;
   const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
+  if (!match) {
+    // Nothing to check (a browser's first request): no scrypt, nothing counted.
+    res.setHeader('WWW-Authenticate', REALM);
+    send(res, 401, 'text/plain; charset=utf-8', 'authentication required\n');
+    return false;
+  }
+  const reservation = limiter.reserve(req.socket.remoteAddress ?? '');
+  if (!reservation.ok) {
+    res.setHeader('Retry-After', String(Math.ceil(reservation.retryMs / 1000)));
+    const why = reservation.why === 'busy' ? 'a login from this address is still being checked' : 'too many failed logins';
+    send(res, 429, 'text/plain; charset=utf-8', `${why}, try again later\n`);
+    return false;
+  }
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   const user = colon >= 0 ? decoded.slice(0, colon) : '';
   const password = colon >= 0 ? decoded.slice(colon + 1) : '';
   const userOk = sameText(user, auth.user);
-  // scrypt runs for a wrong user too, so the answer's time does not tell which part was wrong.
-  const passwordOk = match !== null && (await checkPassword(password, auth.passwordHash));
-  if (match && userOk && passwordOk) {
+  let passwordOk: boolean;
+  try {
+    // scrypt runs for a wrong user too, so the answer's time does not tell which part was wrong.
+    passwordOk = await checkPassword(password, auth.passwordHash);
+  } catch (err) {
+    reservation.attempt.succeeded(); // nothing was checked: the reserved failure goes back
+    throw err;
+  }
+  if (userOk && passwordOk) {
+    reservation.attempt.succeeded();
     if (remembered.size >= MAX_REMEMBERED) remembered.clear();
     remembered.add(digest);
     return true;
   }
-  const delayMs = match ? limiter.fail(client).delayMs : 0;
+  const { delayMs } = reservation.attempt.failed();
   await new Promise((resolve) => setTimeout(resolve, delayMs));
   res.setHeader('WWW-Authenticate', REALM);
   send(res, 401, 'text/plain; charset=utf-8', 'authentication required\n');
   return false;
+}
+
+/**
+ * metrics.maxConnections in all and metrics.maxConnectionsPerIp from one
+ * address: a connection past either is answered 503 and closed before a byte
+ * of its request is read.
+ */
+function capConnections(server: Server, settings: Config['metrics'], logger: Logger): void {
+  const perIp = new SessionsPerIp(settings.maxConnectionsPerIp);
+  let open = 0;
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const release = open < settings.maxConnections ? perIp.admit(address) : null;
+    if (!release) {
+      logger.warn({ client: address }, open < settings.maxConnections ? 'metrics listener: metrics.maxConnectionsPerIp reached' : 'metrics listener: metrics.maxConnections reached');
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    open++;
+    socket.once('close', () => {
+      open--;
+      release();
+    });
+  });
 }
 
 function sameText(a: string, b: string): boolean {

@@ -4,7 +4,7 @@
 // looked up instead of live).
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { closeSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { readObservations } from '../cli/status.ts';
 import type { Config } from '../config/schema.ts';
@@ -83,7 +83,7 @@ export class RelayView {
         }
       });
     }
-    return decideHealth({ listening: this.deps.listening(), spool: spoolWritable(config.queue.dir), keyStore, domains });
+    return decideHealth({ listening: this.deps.listening(), spool: spoolWritable(config.queue.dir, config.listen.maxMessageSize), keyStore, domains });
   }
 
   /** The status report, as `dkim-relay status --no-dns` builds it, with the DMARC readiness last looked up. */
@@ -135,8 +135,16 @@ function storeOpens(dbFile: string): HealthFacts['keyStore'] {
   }
 }
 
-/** Creates and removes a file in the spool: the only sure test, since root may write where the mode says no. */
-function spoolWritable(dir: string): HealthFacts['spool'] {
+/** Probe data written to the spool: a file system with no room for it is full, though it may still create empty files. */
+const PROBE = Buffer.alloc(4096, 0x2e);
+
+/**
+ * Writes and removes a file with data in the spool: the only sure test, since
+ * root may write where the mode says no, and a full disk still creates empty
+ * files. Then the space left, for a disk that is not full yet but cannot take
+ * one message of the largest size.
+ */
+function spoolWritable(dir: string, neededBytes: number): HealthFacts['spool'] {
   try {
     statSync(dir);
   } catch {
@@ -144,10 +152,17 @@ function spoolWritable(dir: string): HealthFacts['spool'] {
   }
   const probe = join(dir, `.healthz-${randomBytes(6).toString('hex')}`);
   try {
-    closeSync(createFileSync(probe, 0o600));
-    unlinkSync(probe);
-    return { exists: true, writable: true };
+    const fd = createFileSync(probe, 0o600);
+    try {
+      writeSync(fd, PROBE);
+    } finally {
+      closeSync(fd);
+      rmSync(probe, { force: true });
+    }
+    const fs = statfsSync(dir);
+    return { exists: true, writable: true, freeBytes: fs.bavail * fs.bsize, neededBytes };
   } catch (err) {
-    return { exists: true, writable: false, error: `spool ${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return { exists: true, writable: false, code, error: `spool ${dir} is not writable (${code === 'error' ? (err as Error).message : code})` };
   }
 }

@@ -9,7 +9,8 @@ import { fieldValue, fieldsNamed, type HeaderField } from '../message/header.ts'
 import { parseMailboxList, type Mailbox } from '../message/mailbox-list.ts';
 
 export type Author =
-  | { ok: true; domain: string; address: string }
+  /** senderDomains: the domain of each Sender: mailbox, which readers show as "on behalf of"; absent without Sender:. */
+  | { ok: true; domain: string; address: string; senderDomains?: string[] }
   | { ok: false; problem: string };
 
 export interface AuthorOptions {
@@ -32,12 +33,14 @@ export function findAuthor(fields: HeaderField[], options: AuthorOptions = {}): 
   // Checked before any lookup: a hostile "domain" of 100 000 dots must cost nothing.
   if (!isValidDomain(domain)) return { ok: false, problem: 'the From: address has no valid domain name' };
   // Readers show Sender: too ("on behalf of"); it is held to the same grammar, and holds one mailbox (RFC 5322 §3.6.2).
+  const senderDomains: string[] = [];
   for (const sender of fieldsNamed(fields, 'Sender')) {
     const mailbox = readMailboxes(sender, options);
     if (!mailbox.ok) return mailbox;
     if (mailbox.mailboxes.length !== 1) return { ok: false, problem: `the Sender: header holds ${mailbox.mailboxes.length} addresses (RFC 5322 allows one)` };
+    senderDomains.push(asciiDomain(mailbox.mailboxes[0]!.domain));
   }
-  return { ok: true, domain, address: read.mailboxes[0]!.address };
+  return { ok: true, domain, address: read.mailboxes[0]!.address, ...(senderDomains.length > 0 ? { senderDomains } : {}) };
 }
 
 function readMailboxes(field: HeaderField, options: AuthorOptions): Read {

@@ -34,8 +34,8 @@ export interface PipelineContext {
   hostname: string;
   /** `sign --domain D`: sign as D whatever From: says. */
   domain?: string;
-  /** Whether this client may send as this From: domain: null when it may, else why not. */
-  senderRefusal?: (fromDomain: string) => string | null;
+  /** Whether this client may send as this From: (or, with `field`, Sender:) domain: null when it may, else why not. */
+  senderRefusal?: (domain: string, field?: 'Sender:') => string | null;
 }
 
 export interface Report {
@@ -92,7 +92,8 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   if (duplicate) {
     return refuse(550, `5.6.0 The message has ${duplicate.count} ${duplicate.name}: headers; RFC 5322 allows one, and a second copy can forge a signed message`);
   }
-  const senderRefusal = ctx.senderRefusal?.(author.domain);
+  // Sender: is shown to readers as who sent the mail on the author's behalf: held to the same domains as From:.
+  const senderRefusal = ctx.senderRefusal?.(author.domain) ?? (author.senderDomains ?? []).map((d) => ctx.senderRefusal?.(d, 'Sender:')).find((r) => r);
   if (senderRefusal) return refuse(550, `5.7.1 ${senderRefusal}`);
 
   const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);

@@ -26,6 +26,7 @@ import { recoverQueue } from '../queue/recovery.ts';
 import { Spool } from '../queue/spool.ts';
 import { intakeDir, removeStaleIntakeFiles } from './intake.ts';
 import { AuthLimiter } from './auth-limiter.ts';
+import { ConnectionPools } from './connection-pools.ts';
 import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from './listener.ts';
 import { SenderAuthorization } from './sender-authorization.ts';
 import { SessionsPerIp } from './sessions-per-ip.ts';
@@ -125,7 +126,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       tls: config.listen.tls && readTls(config.listen.tls),
       senders: new SenderAuthorization(config.clients),
       sessionsPerIp: new SessionsPerIp(config.listen.maxClientsPerIp),
-      authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000 }),
+      pools: new ConnectionPools({ admitted: config.listen.maxClients, stranger: config.listen.maxUnadmittedClients, strangerPerIp: config.listen.maxUnadmittedClientsPerIp }),
+      authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000, maxFailuresPerMinute: config.listen.maxAuthFailuresPerMinute }),
       queue,
     };
     if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {

@@ -4,9 +4,8 @@
 // - a client outside access.networks that cannot authenticate is refused
 //   with 554 5.7.1 at once;
 // - admitted clients and strangers that may still AUTH fill separate pools
-//   (listen.maxClients, listen.maxUnadmittedClients), so strangers can never
-//   take the slots of admitted clients; a stranger that authenticates moves to
-//   the admitted pool, so logged-in clients do not crowd out the next login;
+//   (connection-pools.ts), shared by every listener, so strangers can never
+//   take the slots of admitted clients, nor one stranger address all of theirs;
 // - on the implicit-TLS port the handshake is done here, counted against the
 //   per-IP limit and the pool, and cut off after listen.tlsHandshakeTimeoutSeconds.
 // smtp-server cannot do this itself: its maxClients is one pool checked only
@@ -16,9 +15,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../observability/logger.ts';
+import type { ConnectionPools, Pool, Slot } from './connection-pools.ts';
 import type { SessionsPerIp } from './sessions-per-ip.ts';
-
-export type Pool = 'admitted' | 'stranger';
 
 export interface FrontDoorOptions {
   /** Where a client belongs, or null when it is refused outright. */
@@ -26,7 +24,7 @@ export interface FrontDoorOptions {
   /** The reply line (without CRLF) for a client classify() refused. */
   refusal(address: string): string;
   perIp: SessionsPerIp;
-  limits: Record<Pool, number>;
+  pools: ConnectionPools;
   /** Implicit TLS: the context and how long the handshake may take. */
   tls?: { context: SecureContext; handshakeTimeoutMs: number };
   logger: Logger;
@@ -34,19 +32,10 @@ export interface FrontDoorOptions {
   handOver(socket: Socket, pool: Pool, slot: Slot): void;
 }
 
-/** A connection's place in its pool. */
-export interface Slot {
-  /** Frees the slot; call it once the session is gone. */
-  release(): void;
-  /** The client authenticated: it moves to the admitted pool while that has room (else it stays). */
-  promote(): void;
-}
-
 /** How long a refused client gets to read the reply before the socket is destroyed. */
 const LINGER_MS = 1000;
 
 export function openFrontDoor(options: FrontDoorOptions): Server {
-  const open: Record<Pool, number> = { admitted: 0, stranger: 0 };
   const { logger } = options;
 
   const turnAway = (socket: Socket, line: string) => {
@@ -68,26 +57,22 @@ export function openFrontDoor(options: FrontDoorOptions): Server {
       logger.warn({ client: address }, 'too many sessions from one address');
       return turnAway(socket, `421 4.7.0 Too many connections from ${address}, try again later`);
     }
-    if (open[pool] >= options.limits[pool]) {
+    const taken = options.pools.take(address, pool);
+    if (!taken.ok) {
       releaseIp();
+      if (taken.why === 'address') {
+        logger.warn({ client: address }, 'listen.maxUnadmittedClientsPerIp reached');
+        return turnAway(socket, `421 4.7.0 Too many unauthenticated connections from ${address}, try again later`);
+      }
       logger.warn({ client: address, pool }, pool === 'admitted' ? 'listen.maxClients reached' : 'listen.maxUnadmittedClients reached');
       return turnAway(socket, '421 4.7.0 Too many connected clients, try again in a moment');
     }
-    open[pool]++;
-    let held: Pool | null = pool;
     const slot: Slot = {
       release() {
-        if (!held) return;
-        open[held]--;
-        held = null;
+        taken.slot.release();
         releaseIp();
       },
-      promote() {
-        if (held !== 'stranger' || open.admitted >= options.limits.admitted) return;
-        open.stranger--;
-        open.admitted++;
-        held = 'admitted';
-      },
+      promote: () => taken.slot.promote(),
     };
     socket.once('close', () => slot.release());
     if (!options.tls) return options.handOver(socket, pool, slot);

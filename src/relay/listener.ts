@@ -12,7 +12,8 @@ import type { Logger } from '../observability/logger.ts';
 import { NetworkList } from './admission.ts';
 import type { AuthLimiter } from './auth-limiter.ts';
 import { CommandWatch } from './command-watch.ts';
-import { openFrontDoor, type Pool, type Slot } from './front-door.ts';
+import type { ConnectionPools, Pool, Slot } from './connection-pools.ts';
+import { openFrontDoor } from './front-door.ts';
 import { checkUser } from './passwords.ts';
 import { limitStartTlsHandshake } from './starttls-deadline.ts';
 import type { QueueIndex } from '../queue/queue-index.ts';
@@ -33,6 +34,7 @@ export interface RelayDeps {
   tls?: { key: Buffer; cert: Buffer };
   senders: SenderAuthorization;
   sessionsPerIp: SessionsPerIp;
+  pools: ConnectionPools;
   authLimiter: AuthLimiter;
   /** Queue mode: where accepted messages go before 250. Absent: sync mode. */
   queue?: { spool: Spool; index: QueueIndex } | undefined;
@@ -50,6 +52,8 @@ interface SessionState {
   pool: Pool;
   watch: CommandWatch;
   slot: Slot;
+  /** A stranger's time to authenticate. */
+  deadline?: NodeJS.Timeout | undefined;
 }
 
 export const CLOSE_TIMEOUT_MS = 30_000;
@@ -102,6 +106,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     honorCipherOrder: true,
   };
   const sessions = new Map<string, SessionState>();
+  let overallWarnedAt = 0;
   const mailParameters = deps.queue ? new Set([...MAIL_PARAMETERS, ...DSN_MAIL_PARAMETERS]) : MAIL_PARAMETERS;
   const connectionOf = (id: string) => [...server.connections].find((c) => c.id === id);
 
@@ -144,25 +149,38 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       const state = sessions.get(session.id);
       sessions.delete(session.id);
       state?.watch.stop();
+      clearTimeout(state?.deadline);
       state?.slot.release();
     },
 
     onAuth(auth, session, callback) {
       const client = session.remoteAddress;
-      const refusedFor = deps.authLimiter.refusedFor(client);
-      if (refusedFor > 0) {
-        return later(callback, reply(421, `4.7.0 Too many failed logins from ${client}, try again in ${Math.ceil(refusedFor / 1000)} s`));
+      // Reserved before scrypt runs, so parallel tries from one client gain nothing (RFC 4954 §6: 454 is temporary).
+      const reservation = deps.authLimiter.reserve(client);
+      if (!reservation.ok) {
+        const seconds = Math.ceil(reservation.retryMs / 1000);
+        if (reservation.why === 'blocked') return later(callback, reply(421, `4.7.0 Too many failed logins from ${client}, try again in ${seconds} s`));
+        if (reservation.why === 'busy') return later(callback, reply(454, `4.7.0 A login from ${client} is still being checked, try again in ${seconds} s`));
+        // At most one warning a minute: it is the sign of a distributed guessing run, which must not flood the log.
+        if (Date.now() - overallWarnedAt >= 60_000) {
+          overallWarnedAt = Date.now();
+          logger.warn({ client }, 'AUTH refused with 454: listen.maxAuthFailuresPerMinute used up by all clients together (logged once a minute)');
+        }
+        return later(callback, reply(454, `4.7.0 Too many failed logins on this relay, try again in ${seconds} s`));
       }
+      const { attempt } = reservation;
       checkUser(users, auth.username ?? '', auth.password ?? '').then(
         (ok) => {
           if (ok) {
+            attempt.succeeded();
             logger.info({ client, user: auth.username }, 'auth');
             const state = sessions.get(session.id);
             state?.watch.authenticated();
+            clearTimeout(state?.deadline);
             state?.slot.promote();
             return callback(null, { user: auth.username });
           }
-          const failure = deps.authLimiter.fail(client);
+          const failure = attempt.failed();
           // One warning per client and window: a password-guessing run must not flood the log.
           if (failure.first) logger.warn({ client, user: auth.username }, 'AUTH failed; further failures from this client within listen.authPenaltySeconds are not logged');
           if (failure.blocked) {
@@ -170,7 +188,10 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
           }
           setTimeout(() => callback(reply(535, '5.7.8 Authentication credentials invalid')), failure.delayMs);
         },
-        (err: Error) => callback(reply(454, `4.7.0 Temporary authentication failure: ${err.message}`)),
+        (err: Error) => {
+          attempt.succeeded(); // nothing was checked: the reserved failure goes back
+          callback(reply(454, `4.7.0 Temporary authentication failure: ${err.message}`));
+        },
       );
     },
 
@@ -180,7 +201,11 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       const badDsn = deps.queue && dsnProblem(address.args || {});
       if (badDsn) return later(callback, reply(501, `5.5.4 ${badDsn}`));
       if (address.address.includes(UNDECODABLE)) return later(callback, reply(553, '5.1.7 The sender address is not valid UTF-8'));
-      if (session.user || networks.includes(session.remoteAddress)) return later(callback);
+      if (session.user || networks.includes(session.remoteAddress)) {
+        const refusal = deps.senders.envelopeRefusal({ address: session.remoteAddress, user: session.user as string | undefined }, address.address);
+        if (refusal) logger.warn({ client: session.remoteAddress, user: session.user, from: address.address }, 'envelope sender refused: not in the client\'s clients[].domains');
+        return later(callback, refusal ? reply(550, `5.7.1 ${refusal}`) : undefined);
+      }
       logger.warn({ client: session.remoteAddress, from: address.address }, 'relay refused');
       if (users.size > 0) return later(callback, reply(530, '5.7.0 Authentication required'));
       later(callback, reply(550, `5.7.1 Relaying denied: ${session.remoteAddress} is not an allowed network`));
@@ -237,7 +262,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     classify: (address) => (networks.includes(address) ? 'admitted' : canAuth ? 'stranger' : null),
     refusal: (address) => `554 5.7.1 ${address} is not an allowed network and may not relay here`,
     perIp: deps.sessionsPerIp,
-    limits: { admitted: config.listen.maxClients, stranger: config.listen.maxUnadmittedClients },
+    pools: deps.pools,
     tls: implicitTls && tls ? { context: createSecureContext(tls), handshakeTimeoutMs: config.listen.tlsHandshakeTimeoutSeconds * 1000 } : undefined,
     logger,
     handOver(socket, pool, slot) {
@@ -255,7 +280,13 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
           close(421, '4.7.0 Too many commands without authentication, closing connection');
         },
       });
-      sessions.set(id, { pool, watch, slot });
+      // A stranger has a total time to log in, which no NOOP or RSET extends (the idle timer is reset by every command).
+      const deadline = pool === 'stranger' ? setTimeout(() => {
+        logger.warn({ client: socket.remoteAddress }, 'not authenticated within listen.unadmittedTimeoutSeconds; closing the connection');
+        if (connectionOf(id)) close(421, `4.7.0 Not authenticated within ${config.listen.unadmittedTimeoutSeconds} s, closing connection`);
+        else socket.destroy();
+      }, config.listen.unadmittedTimeoutSeconds * 1000) : undefined;
+      sessions.set(id, { pool, watch, slot, deadline });
       watch.attach(socket); // before smtp-server pipes the socket: the 421 then goes out ahead of its reply
       server.connect(socket, { id });
       const connection = !implicitTls && tls ? connectionOf(id) : undefined;

@@ -57,7 +57,7 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
     config: deps.config,
     upstream: deps.upstream.traits,
     hostname: deps.hostname,
-    senderRefusal: (fromDomain) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, fromDomain),
+    senderRefusal: (domain, field) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, domain, field),
   });
   let id = deps.queue ? undefined : randomBytes(6).toString('hex');
   let answer: SmtpReply;

@@ -1,6 +1,7 @@
-// Which From: domains a client may send as (config `clients`). A client that
-// matches no entry is unrestricted; one that matches is held to the union
-// of its entries' domains (subdomains included).
+// Which domains a client may send as (config `clients`), in From:, Sender:
+// and MAIL FROM. A client that matches no entry is unrestricted; one that
+// matches is held to the union of its entries' domains (subdomains included).
+import { domainToASCII } from 'node:url';
 import type { Config } from '../config/schema.ts';
 import { UserError } from '../errors.ts';
 import { inDomains, normalizeDomain } from '../keys/names.ts';
@@ -28,17 +29,32 @@ export class SenderAuthorization {
     }));
   }
 
+  /** null when allowed to use `domain` in From: (or in `field`), else why not. */
+  refusal(client: Client, domain: string, field?: string): string | null {
+    const allowed = this.allowedDomains(client);
+    if (!allowed || inDomains(domain, allowed)) return null;
+    return `${who(client)} may not send as ${domain}${field ? ` in ${field}` : ''} (allowed: ${allowed.join(', ')})`;
+  }
+
+  /**
+   * The envelope sender (MAIL FROM): a restricted client may use only the
+   * null sender <> or an address in its domains, so bounces of its mail
+   * cannot be aimed at anyone else. null when allowed, else why not.
+   */
+  envelopeRefusal(client: Client, address: string): string | null {
+    const allowed = this.allowedDomains(client);
+    if (!allowed || address === '') return null;
+    const at = address.lastIndexOf('@');
+    const domain = at > 0 ? domainToASCII(address.slice(at + 1).toLowerCase()).replace(/\.$/, '') : '';
+    if (domain !== '' && inDomains(domain, allowed)) return null;
+    return `${who(client)} may not use the envelope sender <${address}> (allowed: <> or an address at ${allowed.join(', ')})`;
+  }
+
   /** The domains the client is held to, or null when no entry matches it (any domain). */
   allowedDomains(client: Client): string[] | null {
     const matching = this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
     return matching.length === 0 ? null : [...new Set(matching.flatMap((r) => r.domains))];
   }
-
-  /** null when allowed, else why not. */
-  refusal(client: Client, fromDomain: string): string | null {
-    const allowed = this.allowedDomains(client);
-    if (allowed === null || inDomains(fromDomain, allowed)) return null;
-    const who = client.user ? `user ${client.user}` : `client ${client.address}`;
-    return `${who} may not send as ${fromDomain} (allowed: ${allowed.join(', ')})`;
-  }
 }
+
+const who = (client: Client) => (client.user ? `user ${client.user}` : `client ${client.address}`);

@@ -49,9 +49,9 @@ describe('a relay with metrics.auth', () => {
 });
 
 describe('metrics configuration', () => {
-  test('defaults: enabled, 127.0.0.1:9125, no auth', () => {
+  test('defaults: enabled, 127.0.0.1:9125, no auth, bounded connections', () => {
     const { metrics } = configSchema.parse({});
-    assert.deepEqual(metrics, { enabled: true, listen: '127.0.0.1:9125' });
+    assert.deepEqual(metrics, { enabled: true, listen: '127.0.0.1:9125', maxConnections: 32, maxConnectionsPerIp: 8, requestTimeoutSeconds: 10 });
   });
 
   test('a listener other machines can reach needs metrics.auth', () => {

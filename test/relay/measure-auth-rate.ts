@@ -9,7 +9,7 @@ import { startTestRelay } from '../helpers/relay-harness.ts';
 
 const seconds = Number(process.argv[2] ?? 10);
 const relay = await startTestRelay({
-  listen: { maxClientsPerIp: 50, maxUnadmittedClients: 50, maxClients: 50 },
+  listen: { maxClientsPerIp: 50, maxUnadmittedClients: 50, maxUnadmittedClientsPerIp: 50, maxClients: 50 },
   access: { networks: ['127.0.0.1/32'], users: [{ name: 'exchange', password: await hashPassword('secret') }], allowInsecureAuth: true },
 });
 const guess = (n: number) => `AUTH PLAIN ${Buffer.from(`\0exchange\0guess${n}`).toString('base64')}`;
