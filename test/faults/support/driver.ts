@@ -42,6 +42,7 @@ writeRow({
 console.log(JSON.stringify({ case: entry.id, ...ctx.row, seconds: (Date.now() - started) / 1000 }));
 if (error) {
   console.error(error.stack ?? error.message);
+  if (process.env.FAULTS_DEBUG) console.error((globalThis as { relayOutput?: () => string }).relayOutput?.() ?? '');
   process.exit(1);
 }
 process.exit(0);

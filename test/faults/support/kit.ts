@@ -28,6 +28,7 @@ export async function relayAndHost(ctx: CaseContext, extra: RelaySetup['extra'] 
   writeConfig(config, { dir: ctx.dir, upstreamPort: host.port, extra });
   const relay = await startRelay(config, ctx.dir);
   ctx.cleanup.push(() => relay.kill());
+  (globalThis as { relayOutput?: () => string }).relayOutput = () => relay.output();
   return { relay, host, config };
 }
 

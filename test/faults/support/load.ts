@@ -21,6 +21,8 @@ export interface LoadOptions {
   eightBit?: boolean;
   /** Longest wait for one reply. */
   replyMs?: number;
+  /** Called at each final reply, with the number of final replies so far. */
+  onReply?: (replies: number) => void;
 }
 
 const RECONNECTS = 3;
@@ -71,6 +73,7 @@ export async function runLoad(options: LoadOptions): Promise<Outcome[]> {
             while (id !== undefined && ehlo.startsWith('250') && !client.closed) {
               const reply = await client.transaction(id, options.eightBit ?? false);
               outcomes.set(id, reply);
+              options.onReply?.(outcomes.size);
               if (reply === '' || reply.startsWith('421')) break;
               id = take();
             }

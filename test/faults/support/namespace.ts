@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { NODE, ROOT } from '../../cli/support.ts';
 import { CASES } from '../cases.ts';
+import { COMPILE_CACHE } from './relay.ts';
 
 const DRIVER = join(ROOT, 'test', 'faults', 'support', 'driver.ts');
 /** Every case ends well before this; it only stops a hung one. */
@@ -22,7 +23,7 @@ export function casesOf(group: string) {
 export async function runCase(id: string, t?: TestContext): Promise<void> {
   const child = spawn('unshare', ['--net', '--mount', '--propagation', 'private', '--', NODE, DRIVER, id], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: COMPILE_CACHE },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,6 +1,7 @@
 // The relay under test: its configuration, the real `serve`, and what it
 // says about itself (metrics, /healthz, `status`).
 import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimRelay, serve, type Run, type Served } from '../../cli/support.ts';
 import type { SmartHost } from './smart-host.ts';
@@ -32,8 +33,11 @@ export function writeConfig(file: string, setup: RelaySetup): void {
   writeFileSync(file, Object.entries(sections).map(([k, v]) => `${k}: ${v}\n`).join(''));
 }
 
+/** One compile cache for every `serve` of the suite: each case runs in a process of its own, and a cold start costs seconds. */
+export const COMPILE_CACHE = join(tmpdir(), 'dkim-relay-faults-compile-cache');
+
 export async function startRelay(config: string, dir: string, options: { node?: string } = {}): Promise<Served> {
-  return serve(['--config', config], dir, options);
+  return serve(['--config', config], dir, { ...options, env: { NODE_COMPILE_CACHE: COMPILE_CACHE } });
 }
 
 export function ports(relay: Served): { plain: number; metrics: number } {
