@@ -85,6 +85,6 @@ export async function fullAtDelivery(ctx: CaseContext): Promise<void> {
   await everyAcceptedDelivered(ctx, host, outcomes);
   await eventually('an empty queue', 30_000, async () => metricValue(await metricsText(relay), 'dkim_relay_queue_messages') === 0, relay);
   stillUp(relay);
-  ctx.row.does = `${complaints} log lines name the full disk; once there is space every message is delivered and the queue empties`;
+  ctx.row.does = `the log names the full disk (${complaints} line${complaints === 1 ? '' : 's'}); once there is space every message is delivered and the queue empties`;
   ctx.row.sees = describeReplies(outcomes);
 }

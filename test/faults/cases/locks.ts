@@ -53,7 +53,7 @@ export async function queueDbLocked(ctx: CaseContext): Promise<void> {
   await everyAcceptedDelivered(ctx, host, outcomes);
   stillUp(relay);
   const named = relay.output().split('\n').filter((l) => /is locked|SQLITE_BUSY/i.test(l)).length;
-  ctx.row.does = `waits for the lock (the load took ${loadSeconds} s)${named > 0 ? `; ${named} log lines name the locked database` : ''}; delivers everything after`;
+  ctx.row.does = `waits for the lock (the load took ${loadSeconds} s)${named > 0 ? `; the log names the locked database (${named} line${named === 1 ? '' : 's'})` : ''}; delivers everything after`;
   ctx.row.sees = describeReplies(outcomes);
 }
 

@@ -9,28 +9,46 @@ import { join } from 'node:path';
 import { BIN, NODE } from '../../cli/support.ts';
 import { runLoad, type Outcome } from '../support/load.ts';
 import { describeReplies, everyAcceptedDelivered, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
-import { cli, ports, startRelay, writeConfig } from '../support/relay.ts';
+import { cli, COMPILE_CACHE, eventually, ports, startRelay, writeConfig } from '../support/relay.ts';
+import { connect } from 'node:net';
 
 const LOAD = { count: 50, sessions: 5 };
 
-/** `serve` that should not start: its exit code and output, or 'listening' (then it is killed). */
-function serveThatShouldNotStart(config: string, dir: string): Promise<{ code: number | null; output: string } | 'listening'> {
+/** Whether a connection to `port` is greeted with 220. */
+function greets(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, [BIN, 'serve', '--config', config], { cwd: dir, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
+    const socket = connect(port, '127.0.0.1');
+    socket.setEncoding('latin1');
+    socket.once('data', (d: string) => {
+      socket.end('QUIT\r\n');
+      resolve(d.startsWith('220'));
+    });
+    socket.once('error', () => resolve(false));
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** `serve` that should not start: its exit code, standard output and error, or 'listening' (then it is killed). */
+function serveThatShouldNotStart(config: string, dir: string): Promise<{ code: number | null; stdout: string; stderr: string } | 'listening'> {
+  return new Promise((resolve) => {
+    const child = spawn(NODE, [BIN, 'serve', '--config', config], { cwd: dir, env: { PATH: process.env.PATH, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: COMPILE_CACHE }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    const onData = (c: Buffer) => {
-      output += c.toString();
-      if (output.includes('"relay listening"')) {
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      if (stdout.includes('"relay listening"')) {
         child.kill('SIGKILL');
         resolve('listening');
       }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
+    });
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, output });
+      resolve({ code, stdout, stderr });
     });
   });
 }
@@ -42,9 +60,9 @@ export async function secondServe(ctx: CaseContext): Promise<void> {
   await host.until(() => host.counts.connections >= 2, 30_000, 'a delivery attempt');
   const [during, second] = await Promise.all([runLoad({ port: relay.port(), tag: 'during', ...LOAD }), serveThatShouldNotStart(config, ctx.dir)]);
   if (second === 'listening') assert.fail('a second serve started on the spool of a running one');
-  assert.equal(second.code, 2, second.output);
-  const lines = second.output.trim().split('\n');
-  assert.equal(lines.length, 1, `one line:\n${second.output}`);
+  assert.equal(second.code, 2, second.stderr + second.stdout);
+  const lines = second.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on standard error:\n${second.stderr}`);
   assert.match(lines[0]!, new RegExp(`queue\\.dir .*spool is in use by pid ${relay.child.pid}`));
   stillUp(relay);
   assert.deepEqual(during.filter((o) => !o.reply.startsWith('250')), [], `the running relay takes every message meanwhile: ${describeReplies(during)}`);
@@ -68,10 +86,10 @@ export async function killDuringReload(ctx: CaseContext): Promise<void> {
       const mark = relay.output().length;
       relay.child.kill('SIGHUP');
       // The new configuration's relay is starting while the old one drains: kill it there.
-      void relay.waitFor('"configuration loaded"', 20_000, mark).then(() => {
-        killed = true;
-        relay.kill();
-      });
+      void relay
+        .waitFor('"configuration loaded"', 20_000, mark)
+        .then(() => (killed = true), () => undefined)
+        .finally(() => relay.kill());
     },
   });
   const before = await first;
@@ -83,7 +101,7 @@ export async function killDuringReload(ctx: CaseContext): Promise<void> {
   const after = await runLoad({ port: again.port(), tag: 'restarted', ...LOAD });
   await everyAcceptedDelivered(ctx, host, [...before, ...after]);
   stillUp(again);
-  ctx.row.does = 'the next start finds its spool as it was: every message told 250 is delivered (at most twice)';
+  ctx.row.does = 'the next start finds its spool intact: every message told 250 is delivered';
   ctx.row.sees = `while killed: ${describeReplies(before)}; after the restart: ${describeReplies(after)}`;
 }
 
@@ -98,21 +116,22 @@ export async function reloadSequence(ctx: CaseContext): Promise<void> {
     const mark = relay.output().length;
     relay.child.kill('SIGHUP');
     await relay.waitFor(expect, 20_000, mark);
-    await relay.waitFor('"relay listening"', 20_000, mark);
+    await eventually(`a greeting on port ${plain} after the reload`, 20_000, () => greets(plain), relay);
     return relay.output().slice(mark);
   };
 
   // 1. queue.dir changed: kept until a restart.
   write({ queue: `{dir: ${spool2}, retryAfter: 1s, maxRetryInterval: 2s}` });
   const kept = await reload('take effect only at a restart');
-  assert.match(kept, new RegExp(`"kept":\\["queue\\.dir \\(${spool}\\)"\\]`), 'the warning names the running spool');
+  const warning = kept.split('\n').find((l) => l.includes('take effect only at a restart'))!;
+  assert.ok(warning.includes(`queue.dir (${spool})`), `the warning names the running spool: ${warning}`);
   // 2. and a port in use: the reload fails and falls back.
   const busy = createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   ctx.cleanup.push(() => busy.close());
   const busyPort = (busy.address() as { port: number }).port;
   write({ queue: `{dir: ${spool2}, retryAfter: 1s, maxRetryInterval: 2s}`, listen: `{host: 127.0.0.1, port: ${busyPort}, hostname: relay.test}` });
-  await reload('reload failed: restarting with the previous configuration');
+  await reload('reload failed');
   // 3. the file as it was.
   write({});
   await reload('configuration reloaded');

@@ -1,7 +1,7 @@
-// Starts a fault case in network and mount namespaces of its own (root
-// only, as in CI): loopback is the only network, so a resolver has no route,
-// ports are the case's alone, and a tmpfs or bind mount it makes vanishes
-// with it.
+// Starts a fault case in namespaces of its own (root only, as in CI):
+// loopback is the only network, so a resolver has no route, ports are the
+// case's alone, a tmpfs or bind mount it makes vanishes with it, and so does
+// every process it started.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,6 +11,12 @@ import { CASES } from '../cases.ts';
 import { COMPILE_CACHE } from './relay.ts';
 
 const DRIVER = join(ROOT, 'test', 'faults', 'support', 'driver.ts');
+/**
+ * Network and mount namespaces, and a PID namespace whose first process is
+ * the driver: when it ends, or unshare is killed, every process of the case
+ * (relays included) ends with it.
+ */
+const NAMESPACES = ['--net', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--mount-proc'];
 /** Every case ends well before this; it only stops a hung one. */
 const CASE_LIMIT_MS = 120_000;
 
@@ -21,7 +27,7 @@ export function casesOf(group: string) {
 }
 
 export async function runCase(id: string, t?: TestContext): Promise<void> {
-  const child = spawn('unshare', ['--net', '--mount', '--propagation', 'private', '--', NODE, DRIVER, id], {
+  const child = spawn('unshare', [...NAMESPACES, '--', NODE, DRIVER, id], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: COMPILE_CACHE },
     stdio: ['ignore', 'pipe', 'pipe'],
