@@ -5,6 +5,7 @@ import { createSocket } from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import { startDnsServer } from '../../helpers/dns-server.ts';
 import { runLoad } from '../support/load.ts';
 import { describeReplies, everyAcceptedDelivered, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
@@ -27,8 +28,10 @@ async function underLoad(ctx: CaseContext, extra: Record<string, string>, server
   await everyAcceptedDelivered(ctx, host, outcomes);
   stillUp(relay);
   ctx.row.sees = describeReplies(outcomes);
+  assert.ok(series.startsWith('dkim_relay_dns_state{'));
   const status = await statusDetail(relay, server);
-  return { relay, detail: `${series.split(' ')[0]}${status ? `; status: ${status}` : ''}` };
+  const detail = `\`unreachable\` in \`dkim_relay_dns_state\`${status ? ` and on the status page: "${status.replaceAll(server, 'the server').replace(/^the server unreachable /, '')}"` : ''}`;
+  return { relay, detail };
 }
 
 /** What the status page says about the server: its state and why. */
@@ -45,7 +48,7 @@ export async function noRoute(ctx: CaseContext): Promise<void> {
   execFileSync('mount', ['--bind', resolvConf, '/etc/resolv.conf']);
   ctx.cleanup.push(() => execFileSync('umount', ['/etc/resolv.conf']));
   const { detail } = await underLoad(ctx, {}, '192.0.2.53:53');
-  ctx.row.does = `keeps running; the resolver is a temporary error (${detail})`;
+  ctx.row.does = `keeps running; the resolver is ${detail}`;
 }
 
 export async function silent(ctx: CaseContext): Promise<void> {
@@ -53,7 +56,7 @@ export async function silent(ctx: CaseContext): Promise<void> {
   dns.mode = 'silent';
   ctx.cleanup.push(() => dns.close());
   const { detail } = await underLoad(ctx, { dns: `{timeoutSeconds: 1, resolvers: ["${dns.address}"]}` }, dns.address);
-  ctx.row.does = `keeps running; after \`dns.timeoutSeconds\` the server is unreachable (${detail})`;
+  ctx.row.does = `keeps running; after \`dns.timeoutSeconds\` the resolver is ${detail}`;
 }
 
 /** A UDP server that answers every query with `answer(query)`; nothing listens on its TCP port. */
@@ -69,7 +72,7 @@ export async function garbage(ctx: CaseContext): Promise<void> {
   // The query's id, then bytes that are no DNS message.
   const server = await udpServer(ctx, (query) => Buffer.concat([query.subarray(0, 2), Buffer.from([0x81, 0x80, 0xff, 0xff, 0, 9]), Buffer.from('garbage, not a DNS answer')]));
   const { detail } = await underLoad(ctx, { dns: `{timeoutSeconds: 1, resolvers: ["${server}"]}` }, server);
-  ctx.row.does = `keeps running; the answer is a temporary error (${detail})`;
+  ctx.row.does = `keeps running; the resolver is ${detail}`;
 }
 
 export async function truncated(ctx: CaseContext): Promise<void> {
@@ -80,5 +83,5 @@ export async function truncated(ctx: CaseContext): Promise<void> {
     return reply;
   });
   const { detail } = await underLoad(ctx, { dns: `{timeoutSeconds: 1, resolvers: ["${server}"]}` }, server);
-  ctx.row.does = `keeps running; TCP refused after TC is a temporary error (${detail})`;
+  ctx.row.does = `keeps running; the resolver is ${detail}`;
 }

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { BIN, NODE } from '../../cli/support.ts';
 import { runLoad, type Outcome } from '../support/load.ts';
-import { describeReplies, everyAcceptedDelivered, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
+import { describeReplies, everyAcceptedDelivered, logLines, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
 import { cli, COMPILE_CACHE, eventually, ports, startRelay, writeConfig } from '../support/relay.ts';
 import { connect } from 'node:net';
 
@@ -98,10 +98,14 @@ export async function killDuringReload(ctx: CaseContext): Promise<void> {
   assert.equal(exit.signal, 'SIGKILL');
   const again = await startRelay(config, ctx.dir);
   ctx.cleanup.push(() => again.kill());
+  // The start after the kill says what it found in the spool.
+  const recovery = logLines(again, '"queue-recovery"')[0];
+  assert.ok(recovery, 'the start-up recovery is logged');
+  const found = Object.entries(recovery).filter(([k, v]) => typeof v === 'number' && v > 0 && !['level', 'time', 'pid'].includes(k)).map(([k, v]) => `${k} ${String(v)}`);
   const after = await runLoad({ port: again.port(), tag: 'restarted', ...LOAD });
   await everyAcceptedDelivered(ctx, host, [...before, ...after]);
   stillUp(again);
-  ctx.row.does = 'the next start finds its spool intact: every message told 250 is delivered';
+  ctx.row.does = `the next start recovers the spool (logged: ${found.length > 0 ? found.join(', ') : 'nothing to mend'}); every message told 250 is delivered`;
   ctx.row.sees = `while killed: ${describeReplies(before)}; after the restart: ${describeReplies(after)}`;
 }
 

@@ -35,7 +35,7 @@ writeRow({
   fault: entry.fault,
   ...ctx.row,
   passed: error === undefined,
-  ...(error ? { error: String(error.message).split('\n')[0] } : {}),
+  ...(error ? { error: String(error.message).split('\n')[0]!.replaceAll(ctx.dir, '<dir>').replace(/:$/, '') } : {}),
   seconds: Math.round((Date.now() - started) / 100) / 10,
   recordedAt: new Date().toISOString(),
 });
