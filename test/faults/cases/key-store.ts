@@ -22,6 +22,7 @@ export async function unreadable(ctx: CaseContext): Promise<void> {
   const config = join(ctx.dir, 'relay.yaml');
   writeConfig(config, { dir: ctx.dir, upstreamPort: host.port });
   const relay = await startRelay(config, ctx.dir, { node });
+  ctx.relays.push(relay);
   ctx.cleanup.push(() => relay.kill());
   const keys = join(ctx.dir, 'keys');
   ctx.cleanup.push(() => chmodSync(keys, 0o700));

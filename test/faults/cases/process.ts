@@ -97,6 +97,7 @@ export async function killDuringReload(ctx: CaseContext): Promise<void> {
   assert.ok(killed, 'killed during the reload');
   assert.equal(exit.signal, 'SIGKILL');
   const again = await startRelay(config, ctx.dir);
+  ctx.relays.push(again);
   ctx.cleanup.push(() => again.kill());
   // The start after the kill says what it found in the spool.
   const recovery = logLines(again, '"queue-recovery"')[0];

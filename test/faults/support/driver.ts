@@ -42,7 +42,11 @@ writeRow({
 console.log(JSON.stringify({ case: entry.id, ...ctx.row, seconds: (Date.now() - started) / 1000 }));
 if (error) {
   console.error(error.stack ?? error.message);
-  if (process.env.FAULTS_DEBUG) console.error((globalThis as { relayOutput?: () => string }).relayOutput?.() ?? '');
+  // What the relays said beyond info: enough to tell why, without every message's line.
+  for (const relay of ctx.relays) {
+    const notable = relay.output().split('\n').filter((l) => !l.startsWith('{"level":30') && l.trim() !== '');
+    console.error(`--- relay pid ${relay.child.pid}, last ${Math.min(40, notable.length)} lines beyond info:\n${notable.slice(-40).join('\n')}`);
+  }
   process.exit(1);
 }
 process.exit(0);

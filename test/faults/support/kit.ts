@@ -14,10 +14,12 @@ export interface CaseContext {
   row: Pick<FaultRow, 'does' | 'sees' | 'accepted' | 'lost' | 'duplicates'>;
   /** Things to stop at the end, last first. */
   cleanup: (() => unknown)[];
+  /** Every relay the case started, for the report of a failure. */
+  relays: Served[];
 }
 
 export function newContext(): CaseContext {
-  return { dir: tempDir('dkim-relay-fault-'), row: { does: '', sees: '', accepted: null, lost: null, duplicates: null }, cleanup: [] };
+  return { dir: tempDir('dkim-relay-fault-'), row: { does: '', sees: '', accepted: null, lost: null, duplicates: null }, cleanup: [], relays: [] };
 }
 
 /** A smart host and the relay in front of it, both stopped at the end of the case. */
@@ -27,8 +29,8 @@ export async function relayAndHost(ctx: CaseContext, extra: RelaySetup['extra'] 
   const config = join(ctx.dir, 'relay.yaml');
   writeConfig(config, { dir: ctx.dir, upstreamPort: host.port, extra });
   const relay = await startRelay(config, ctx.dir);
+  ctx.relays.push(relay);
   ctx.cleanup.push(() => relay.kill());
-  (globalThis as { relayOutput?: () => string }).relayOutput = () => relay.output();
   return { relay, host, config };
 }
 

@@ -177,7 +177,8 @@ class SmtpClient {
   }
 
   quit(): void {
-    if (!this.closed) this.socket.end('QUIT\r\n');
-    this.socket.destroy();
+    if (this.closed) return;
+    this.socket.end('QUIT\r\n');
+    setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 }
