@@ -41,12 +41,12 @@ writeRow({
 });
 console.log(JSON.stringify({ case: entry.id, ...ctx.row, seconds: (Date.now() - started) / 1000 }));
 if (error) {
-  console.error(error.stack ?? error.message);
-  // What the relays said beyond info: enough to tell why, without every message's line.
+  // What the relays said beyond info and routine deferrals, then the failure itself, last, where a reader of the tail finds it.
   for (const relay of ctx.relays) {
-    const notable = relay.output().split('\n').filter((l) => !l.startsWith('{"level":30') && l.trim() !== '');
+    const notable = relay.output().split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{"level":30') && !l.includes('"recipient deferred"'));
     console.error(`--- relay pid ${relay.child.pid}, last ${Math.min(40, notable.length)} lines beyond info:\n${notable.slice(-40).join('\n')}`);
   }
+  console.error(error.stack ?? error.message);
   process.exit(1);
 }
 process.exit(0);
