@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startDnsServer } from '../../helpers/dns-server.ts';
 import { runLoad } from '../support/load.ts';
-import { describeReplies, everyAcceptedDelivered, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
+import { describeReplies, everyAcceptedDelivered, relayAndHost, stillUp, unsigned, type CaseContext } from '../support/kit.ts';
 import { eventually, metricLines, metricsText } from '../support/relay.ts';
 
 const LOAD = { count: 50, sessions: 5 };
@@ -53,6 +53,7 @@ export async function queueDbLocked(ctx: CaseContext): Promise<void> {
   await everyAcceptedDelivered(ctx, host, outcomes);
   stillUp(relay);
   const named = relay.output().split('\n').filter((l) => /is locked|SQLITE_BUSY/i.test(l)).length;
+  if (outcomes.some((o) => !o.reply.startsWith('250'))) assert.ok(named > 0, 'a message refused for the lock: the log says why');
   ctx.row.does = `waits for the lock (the load took ${loadSeconds} s)${named > 0 ? `; the log names the locked database (${named} line${named === 1 ? '' : 's'})` : ''}; delivers everything after`;
   ctx.row.sees = describeReplies(outcomes);
 }
@@ -75,6 +76,7 @@ export async function keysDbLocked(ctx: CaseContext): Promise<void> {
   relay);
   await lock.released;
   await everyAcceptedDelivered(ctx, host, outcomes);
+  assert.deepEqual(unsigned(host), [], 'every message delivered is signed');
   stillUp(relay);
   ctx.row.does = `signs on with the keys it has (the load took ${loadSeconds} s); the background task that could not write is logged and counted (\`${failures.split(' ')[0]}\`), and runs again`;
   ctx.row.sees = describeReplies(outcomes);

@@ -58,6 +58,12 @@ export async function everyAcceptedDelivered(ctx: CaseContext, host: SmartHost, 
   assert.deepEqual(tally.lost, [], `${tally.lost.length} of ${tally.accepted} messages answered 250 never reached the smart host`);
 }
 
+/** Messages the host received without a DKIM-Signature of example.com (the demo domain every load writes as). */
+export function unsigned(host: SmartHost): string[] {
+  const header = (raw: Buffer) => raw.toString('latin1').split('\r\n\r\n')[0]!;
+  return host.received.filter((m) => !/^DKIM-Signature:[^]*?\bd=example\.com;/im.test(header(m.raw))).map((m) => m.messageId);
+}
+
 /** The process is still running. */
 export function stillUp(relay: Served): void {
   assert.equal(relay.child.exitCode, null, `the relay exited (${relay.child.exitCode}):\n${relay.output().slice(-3000)}`);
