@@ -17,7 +17,7 @@ import type { Logger } from '../observability/logger.ts';
 import { metrics } from '../observability/metrics.ts';
 import { Supervisor } from '../relay/supervisor.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
-import type { RetryPolicy } from './backoff.ts';
+import { retryDelay, type RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
 import { decideOutcomes, postponedForNotices, type RecipientResult } from './outcomes.ts';
 import type { Claim, QueueIndex } from './queue-index.ts';
@@ -60,6 +60,8 @@ export class QueueManager {
   readonly #o: ManagerOptions;
   readonly #now: () => number;
   readonly #random: () => number;
+  /** Claims of attempts that failed on the relay's side (a full disk, say), handed back once the index takes writes again. */
+  readonly #failedClaims: Claim[] = [];
   readonly #supervisor: Supervisor;
   /** An attempt failed unexpectedly since the loop last looked: a look that works is not yet a recovery. */
   #attemptFailed = false;
@@ -116,8 +118,9 @@ export class QueueManager {
     this.#again = false;
     try {
       const free = this.#o.workers - this.#inFlight.size;
+      this.#releaseFailedClaims();
       if (this.#running && free > 0) {
-        for (const claim of this.#o.index.claimDue({ limit: free, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim));
+        for (const claim of this.#o.index.claimDue({ limit: free, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim), claim);
       }
       if (this.#now() - this.#sweptAt >= SWEEP_MS) this.#sweep();
       if (this.#now() - this.#corruptSweptAt >= CORRUPT_SWEEP_MS) this.#sweepCorrupt();
@@ -134,10 +137,11 @@ export class QueueManager {
     }
   }
 
-  #track(attempt: Promise<void>): void {
+  #track(attempt: Promise<void>, claim: Claim): void {
     const tracked = attempt
       .catch((err: unknown) => {
-        // Its recipients stay claimed until the lease ends, then are tried again.
+        // Its recipients are handed back by the back-off, not left to the lease (a quarter of an hour).
+        this.#failedClaims.push(claim);
         this.#attemptFailed = true;
         this.#supervisor.failed('queue-maintenance', err);
       })
@@ -147,6 +151,20 @@ export class QueueManager {
       });
     this.#inFlight.add(tracked);
   }
+
+  /**
+   * The recipients of a failed attempt wait for the first retry interval, as
+   * after a temporary failure: some may have been delivered without the
+   * result being recorded, and sooner would send them again and again for as
+   * long as the disk stays full. A release that fails is tried at the next pump.
+   */
+  #releaseFailedClaims(): void {
+    while (this.#failedClaims.length > 0) {
+      this.#o.index.releaseClaim(this.#failedClaims[0]!, this.#now() + retryDelay(1, this.#o.policy, this.#random));
+      this.#failedClaims.shift();
+    }
+  }
+
 
   #schedule(): void {
     if (!this.#running) return;

@@ -371,15 +371,15 @@ export class QueueIndex {
     );
   }
 
-  /** Gives back recipients claimed but not attempted (shutdown): due again at once, no attempt counted. */
-  releaseClaim(claim: Pick<Claim, 'token' | 'message'>): number {
+  /** Gives back recipients claimed and not finished (shutdown, an attempt that failed on the relay's side): due again at `nextAttemptAt`, at once by default; no attempt counted. */
+  releaseClaim(claim: Pick<Claim, 'token' | 'message'>, nextAttemptAt = this.#now()): number {
     const now = this.#now();
     return this
       .#stmt(
         `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
          WHERE message_id = ? AND claim = ? AND state = 'delivering'`,
       )
-      .run(now, now, claim.message.id, claim.token).changes;
+      .run(nextAttemptAt, now, claim.message.id, claim.token).changes;
   }
 
   /** Start-up: no attempt survives a restart, so every `delivering` recipient is due again now. */

@@ -104,3 +104,32 @@ test('an attempt that finishes its message removes it at once; one a stopped pro
   assert.equal(await spool.size(left.id), undefined);
   index.close();
 });
+
+test('an attempt whose result cannot be recorded (a full disk) hands its recipients back by the first retry interval, not the lease', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = QueueIndex.open(join(dir, 'queue.db'));
+  const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
+  await index.enqueue(envelope(stored.id, stored.size));
+  const record = index.record.bind(index);
+  let failed!: () => void;
+  const recordFailed = new Promise<void>((resolve) => (failed = resolve));
+  index.record = () => {
+    setImmediate(failed);
+    throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  };
+  const manager = startManager(spool, index, acceptingUpstream(() => {}));
+  await recordFailed;
+  const start = Date.now();
+  let recipient = index.show(stored.id)!.recipients[0]!;
+  for (let i = 0; i < 200 && recipient.state === 'delivering'; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    recipient = index.show(stored.id)!.recipients[0]!;
+  }
+  await manager.stop(5000);
+  index.record = record;
+  assert.equal(recipient.state, 'queued', 'given back, not left claimed');
+  // retryAfter is 1m (with jitter below it); the claim's lease would have been a quarter of an hour.
+  assert.ok(recipient.nextAttemptAt - start <= 60_000 && recipient.nextAttemptAt - start > 30_000, `next attempt in ${recipient.nextAttemptAt - start} ms`);
+  index.close();
+});
