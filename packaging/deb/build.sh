@@ -59,9 +59,11 @@ rm -rf "$sqlite/deps" "$sqlite/src" "$sqlite/build" "$sqlite/binding.gyp"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$sqlite/prebuilds/linux-x64.node"
 # Headers for compiling addons, not used at run time.
 rm -rf "$lib/node_modules/node-addon-api"
-# Files only npm, a repository or a web page needs (pino's index.html loads scripts from CDNs).
+# Files only npm, a repository, its developers or a web page need (pino's
+# index.html loads scripts from CDNs).
 find "$lib/node_modules" \( -name '.npmignore' -o -name '.gitignore' -o -name '.gitattributes' -o -name '.eslintrc*' \
-  -o -name '.editorconfig' -o -name '.travis.yml' -o -name '.github' -o -name '.cache' -o -name '*.html' \) -prune -exec rm -rf {} +
+  -o -name '.editorconfig' -o -name '.travis.yml' -o -name '.github' -o -name '.husky' -o -name '.cache' -o -name '*.html' \
+  -o -name '*.sh' \) -prune -exec rm -rf {} +
 find "$lib/node_modules" -depth -type d -empty -delete
 
 # --- Configuration, service, users, directories ---------------------------------
