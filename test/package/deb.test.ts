@@ -50,8 +50,8 @@ async function userExists(): Promise<boolean> {
 /** Why this machine cannot run the test, or undefined. */
 function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root: it installs the package into this system (CI runs it as root)';
-  for (const tool of ['/usr/bin/dpkg-deb', '/usr/bin/apt-get', '/usr/bin/lintian', '/usr/bin/man', '/usr/bin/swaks']) {
-    if (!existsSync(tool)) return `${tool} is missing (.ci/run installs it)`;
+  for (const tool of ['/usr/bin/dpkg-deb', '/usr/bin/dpkg-shlibdeps', '/usr/bin/apt-get', '/usr/bin/lintian', '/usr/bin/man', '/usr/bin/swaks']) {
+    if (!existsSync(tool)) return `${tool} is missing (.ci/run installs it: apt-get install lintian man-db dpkg-dev swaks)`;
   }
   const present = PATHS.find((p) => existsSync(p));
   if (present) return `${present} exists: dkim-relay is installed here, and the test would remove it`;
