@@ -28,8 +28,8 @@ import { accessSync, constants as fs, existsSync, mkdirSync } from 'node:fs';
 // A namespace: the Node.js 20 this may start on has no enableCompileCache, and a named import would not load.
 import * as nodeModule from 'node:module';
 import { constants } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const main = join(root, 'src', 'cli', 'main.ts');
@@ -38,6 +38,12 @@ const args = process.argv.slice(2);
 
 const SERVE_NODE_OPTIONS = ['--max-semi-space-size=8', '--max-old-space-size=1024'];
 const SERVE_ENV = { MALLOC_ARENA_MAX: '2' };
+// Installed under node_modules (npm install -g), where Node.js refuses to
+// strip types itself: bin/strip-types.js does it (its ExperimentalWarning
+// is noise to an operator).
+const TYPE_STRIPPING = root.split(sep).includes('node_modules')
+  ? ['--disable-warning=ExperimentalWarning', `--import=${pathToFileURL(join(root, 'bin', 'strip-types.js')).href}`]
+  : [];
 
 /**
  * Where the compile cache lives: systemd's CacheDirectory= for the service
@@ -72,9 +78,10 @@ function runtime(execArgv) {
   const env = { ...process.env };
   const cache = compileCacheDir();
   if (cache) env.NODE_COMPILE_CACHE = cache;
-  if (command(args) !== 'serve') return { nodeOptions: [], env };
+  const nodeOptions = TYPE_STRIPPING.filter((o) => !execArgv.includes(o));
+  if (command(args) !== 'serve') return { nodeOptions, env };
   const given = [...execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].map((o) => o.split('=')[0].replaceAll('_', '-'));
-  const nodeOptions = SERVE_NODE_OPTIONS.filter((o) => !given.includes(o.split('=')[0]));
+  nodeOptions.push(...SERVE_NODE_OPTIONS.filter((o) => !given.includes(o.split('=')[0])));
   for (const [name, value] of Object.entries(SERVE_ENV)) env[name] ??= value;
   return { nodeOptions, env };
 }
