@@ -1,6 +1,7 @@
 // Where signed mail goes next. Every upstream answers like an SMTP server:
 // one reply for the transaction, which sync mode hands back to the client
 // unchanged, and one per recipient, which the queue records.
+import { hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Octets } from '../message/octets.ts';
@@ -54,5 +55,8 @@ export interface Upstream {
 /** `mx`: how the relay itself is reached, so that no MX leads back to it. */
 export function createUpstream(config: UpstreamConfig, logger: Logger, mx: MxOptions = {}): Upstream {
   if (config.type === 'mx') return new MxUpstream(config, logger, mx);
-  return config.type === 'smtp' ? new SmtpUpstream(config, logger) : new FileUpstream(config);
+  if (config.type === 'file') return new FileUpstream(config);
+  // Unset, EHLO gives the relay's own name (listen.hostname, else the machine's), never nodemailer's
+  // "[127.0.0.1]" that it falls back to for a host name without a dot.
+  return new SmtpUpstream({ ...config, name: config.name ?? mx.relay?.().names[0] ?? osHostname() }, logger);
 }
