@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
-import { createLogger, type Logger } from '../observability/logger.ts';
+import { createLogger, routeConsoleTo, type Logger } from '../observability/logger.ts';
 import { startRelay, type RunningRelay } from '../relay/daemon.ts';
 import { configFrom, type GlobalArgs } from './context.ts';
 
@@ -14,7 +14,8 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
     (y) => y.option('json', { hidden: true }).example('$0 serve --config /etc/dkim-relay/dkim-relay.yaml', 'as the systemd unit runs it'),
     async (args) => {
       let loaded = configFrom(args);
-      const logger = createLogger(loaded.config.log.level, 1);
+      const logger = createLogger(loaded.config.log.level, 1, loaded.config.log.format);
+      routeConsoleTo(logger);
       let relay = await startRelay(loaded, logger);
       let reloading = Promise.resolve();
 
@@ -119,6 +120,11 @@ function keepQueue(current: LoadedConfig, next: LoadedConfig, logger: Logger): L
   if (config.delivery.mode !== current.config.delivery.mode) {
     kept.push(`delivery.mode (${current.config.delivery.mode})`);
     config.delivery.mode = current.config.delivery.mode;
+  }
+  if (next.config.log.format !== current.config.log.format) {
+    // The logger, and with it the format of its lines, lives as long as the process.
+    kept.push(`log.format (${current.config.log.format ?? 'unset'})`);
+    config.log = { ...config.log, format: current.config.log.format };
   }
   if (kept.length > 0) logger.warn({ kept }, 'reload: these settings take effect only at a restart; their running values are kept');
   return { ...next, config };

@@ -162,9 +162,14 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
             state?.slot.promote();
             return callback(null, { user: auth.username });
           }
+          // Read in the same tick as fail(): only the failure that shuts the client out finds it not yet refused.
+          const alreadyRefused = deps.authLimiter.refusedFor(client) > 0;
           const failure = deps.authLimiter.fail(client);
           // One warning per client and window: a password-guessing run must not flood the log.
           if (failure.first) logger.warn({ client, user: auth.username }, 'AUTH failed; further failures from this client within listen.authPenaltySeconds are not logged');
+          if (failure.blocked && !alreadyRefused) {
+            logger.warn({ client, seconds: Math.ceil(deps.authLimiter.refusedFor(client) / 1000) }, 'AUTH: client shut out after listen.maxAuthFailures failed logins; its logins are refused until the window ends');
+          }
           if (failure.blocked) {
             return callback(reply(421, `4.7.0 Too many failed logins from ${client}, try again later`));
           }

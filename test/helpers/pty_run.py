@@ -2,8 +2,8 @@
 """Runs a command on a pseudo-terminal, as a person at a terminal would.
 
 Usage: pty_run.py SCRIPT_JSON COMMAND ARGS...
-SCRIPT_JSON is a list of [prompt, reply] pairs: once the output so far ends
-with `prompt`, `reply` is typed. Prints JSON {"output", "code", "timedOut"}:
+SCRIPT_JSON is a list of [prompt, reply] pairs: once `prompt` shows in the
+output after the previous reply, `reply` is typed. Prints JSON {"output", "code", "timedOut"}:
 everything the terminal showed (the terminal's own echo included) and the
 exit status. Every wait is bounded (10 s a prompt, 30 s in all).
 """
@@ -18,6 +18,7 @@ output = b''
 deadline = time.monotonic() + 30
 timed_out = False
 step = 0
+seen_upto = 0
 prompt_deadline = time.monotonic() + 10
 
 def read_some(timeout):
@@ -36,7 +37,8 @@ def read_some(timeout):
 
 alive = True
 while alive and time.monotonic() < deadline:
-    if step < len(script) and output.decode('utf8', 'replace').endswith(script[step][0]):
+    if step < len(script) and script[step][0] in output[seen_upto:].decode('utf8', 'replace'):
+        seen_upto = len(output)
         os.write(fd, script[step][1].encode('utf8'))
         step += 1
         prompt_deadline = time.monotonic() + 10
