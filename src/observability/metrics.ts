@@ -16,6 +16,7 @@
 //   metrics.watchKeys(() => statusReport)     key states, DNS, DMARC readiness
 //   metrics.readinessChecked(results)         readiness-watch.ts, after each round of SPF/DMARC lookups
 // where `domain` is the d= of the message's signature, or null for mail sent unsigned.
+import type { UpstreamState } from '../delivery/upstream-health.ts';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ObservedState } from '../rotation/observation.ts';
 import type { StepName } from '../rotation/plan.ts';
@@ -75,6 +76,7 @@ export class RelayMetrics {
   private readonly refusals: RecentRefusal[] = [];
   private readonly readiness = new Map<string, { result: ReadinessResult; at: number }>();
   private queueSource: (() => QueueDepth) | undefined;
+  private upstreamSource: (() => UpstreamState) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
 
@@ -148,6 +150,15 @@ export class RelayMetrics {
       registers,
       collect() {
         this.set(self.queueDepth()?.messages ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_upstream_failing_seconds',
+      help: 'How long every delivery attempt to the smart host has failed (no connection, session or login refused); 0 while it answers, or without a smart host.',
+      registers,
+      collect() {
+        const state = self.upstreamSource?.();
+        this.set(state?.failingSince == null ? 0 : Math.max(0, (state.now - state.failingSince) / 1000));
       },
     });
     new Gauge({
@@ -323,6 +334,18 @@ export class RelayMetrics {
     return () => {
       if (this.queueSource === source) this.queueSource = undefined;
     };
+  }
+
+  /** The smart host's state, asked at each scrape and page; the returned function stops asking. */
+  watchUpstream(source: () => UpstreamState): () => void {
+    this.upstreamSource = source;
+    return () => {
+      if (this.upstreamSource === source) this.upstreamSource = undefined;
+    };
+  }
+
+  upstreamState(): UpstreamState | undefined {
+    return this.upstreamSource?.();
   }
 
   /** The status report (keys, DNS, DMARC readiness), built at most once a second while scraped. */

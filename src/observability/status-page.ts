@@ -7,7 +7,8 @@
 // fields, which anyone who can send mail writes.
 import type { StoredKey } from '../keys/store.ts';
 import { when } from '../rotation/plan.ts';
-import type { Health } from './health.ts';
+import type { UpstreamState } from '../delivery/upstream-health.ts';
+import { upstreamProblem, type Health } from './health.ts';
 import { dmarcState, type QueueDepth, type RecentRefusal } from './metrics.ts';
 import type { RecentTotals } from './recent-counts.ts';
 import { age, type DomainStatus, type KeyStatus, type ReadinessResult, type StatusReport } from './status-report.ts';
@@ -20,6 +21,8 @@ export interface PageInput {
   lastDay: RecentTotals;
   /** undefined: no queue reports its depth (delivery while the client waits). */
   queue: QueueDepth | undefined;
+  /** undefined: no smart host (file or mx delivery). */
+  upstream?: UpstreamState | undefined;
   refusals: readonly RecentRefusal[];
 }
 
@@ -81,6 +84,7 @@ ${healthSection(health)}
 <h2>Mail</h2>
 ${countsTable(input.lastHour, input.lastDay)}
 ${queueLine(input.queue)}
+${upstreamLine(input.upstream)}
 ${report.domains.length === 0 ? html`<h2>Keys</h2><p>No keys yet: <code>dkim-relay keys generate --domain example.com</code></p>` : report.domains.map((d) => domainSection(d, input.keys))}
 ${refusalsSection(input.refusals)}
 </body></html>
@@ -102,6 +106,13 @@ function countsTable(hour: RecentTotals, day: RecentTotals): Safe {
 ${rows.map(([label, key]) => html`<tr data-count="${key}"><td>${label}</td><td class="n">${hour[key]}</td><td class="n">${day[key]}</td></tr>
 `)}</tbody></table>
 <p class="muted">Counted since the relay started, at most the last day.</p>`;
+}
+
+function upstreamLine(upstream: UpstreamState | undefined): Safe | string {
+  if (!upstream) return '';
+  const problem = upstreamProblem(upstream);
+  if (problem) return html`<p id="upstream">Upstream: <span class="badge bad">failing</span> ${problem}</p>`;
+  return html`<p id="upstream">Upstream: <span class="badge ok">answering</span> <span class="muted">${upstream.name}</span></p>`;
 }
 
 function queueLine(queue: QueueDepth | undefined): Safe {
