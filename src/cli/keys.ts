@@ -173,7 +173,8 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const activated = store.activate(args.domain!, args.selector!);
           const retired = replaced.map((k) => store.get(k.domain, k.selector)).filter((k) => k.state === 'retiring');
           if (args.json) return printJson({ ...withoutFile(activated), record: txtRecord(activated), dnsCheck, retired: retired.map(withoutFile) });
-          announce(activated, args);
+          // Checked just now: nothing is left to publish.
+          announce(activated, args, dnsCheck === 'match');
           for (const k of retired) print(`${k.selector} is now retiring: it no longer signs; keep its record published for mail in flight, then revoke it`);
         }),
     )
@@ -234,7 +235,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<Args>(
       'remove',
-      'remove a revoked key: delete its private key file and withdraw its DNS record; its history stays',
+      'remove a revoked key, or a pending one that never signed: delete its private key file and withdraw its DNS record; its history stays',
       (y) =>
         y
           .option('domain', { ...DOMAIN, demandOption: true })
@@ -253,11 +254,16 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
               );
             }
           }
-          const withdraw = txtRecord(key); // as DNS serves it now: the revoked record, empty p=
+          const withdraw = txtRecord(key); // as DNS serves it now (revoked: the record with an empty p=)
           const removed = store.remove(key.domain, key.selector);
           if (args.json) return printJson({ ...withoutFile(removed), withdraw });
-          print(`${removed.domain} ${removed.selector}: removed; its private key file is deleted`);
-          print(`Withdraw this record:\n${zoneLines(withdraw)}`);
+          if (key.state === 'pending') {
+            print(`${removed.domain} ${removed.selector}: removed (it never signed); its private key file is deleted`);
+            print(`If you published its record, withdraw it:\n${zoneLines(withdraw)}`);
+          } else {
+            print(`${removed.domain} ${removed.selector}: removed; its private key file is deleted`);
+            print(`Withdraw this record:\n${zoneLines(withdraw)}`);
+          }
         }),
     )
     .command<Args>(
@@ -329,15 +335,15 @@ function printCnames(store: KeyStore, config: Config, args: Args): void {
   print(formatCnames(records, format));
 }
 
-/** After a change: the key's state and the record to publish. */
-function announce(key: StoredKey, args: GlobalArgs): void {
+/** After a change: the key's state and the record to publish (or that DNS serves it, when just checked). */
+function announce(key: StoredKey, args: GlobalArgs, served = false): void {
   const record = txtRecord(key);
   if (key.algorithm === 'rsa' && key.bits > 2048 && (key.state === 'pending' || key.state === 'active')) {
     warn('records of keys over 2048 bits may not fit a UDP DNS answer; some receivers then fail to fetch them');
   }
   if (args.json) return printJson({ ...withoutFile(key), record });
   print(`${key.domain} ${key.selector}: ${key.algorithm} ${key.bits} bits, ${key.state}, ${key.fingerprint}`);
-  print(`Publish this record:\n${zoneLines(record)}`);
+  print(served ? `DNS serves its record ${record.name}` : `Publish this record:\n${zoneLines(record)}`);
 }
 
 /** Warnings go to stderr, so stdout stays the result (and valid JSON under --json). */

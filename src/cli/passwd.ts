@@ -4,11 +4,12 @@ import { stringify } from 'yaml';
 import { UserError } from '../errors.ts';
 import { hashPassword } from '../relay/passwords.ts';
 import { print, printJson, readStdin, type GlobalArgs } from './context.ts';
+import { InputAborted, readHiddenLine } from './hidden-input.ts';
 
 export function passwdCommand(yargs: Argv<GlobalArgs>) {
   return yargs.command<GlobalArgs & { user?: string }>(
     'passwd [user]',
-    'hash a password read from stdin for an SMTP AUTH account, printed as a config snippet (--json: as an object)',
+    'hash a password for an SMTP AUTH account (asked twice without echo on a terminal, else read from stdin), printed as a config snippet (--json: as an object)',
     (y) =>
       y
         .positional('user', { type: 'string', describe: 'the account name the client logs in with (after --, when it starts with -)' })
@@ -20,7 +21,7 @@ export function passwdCommand(yargs: Argv<GlobalArgs>) {
         throw new UserError('name one user', 'dkim-relay passwd NAME (or passwd -- NAME when it starts with "-")');
       }
       if (user === '') throw new UserError('the user name is empty', 'give the name the client logs in with');
-      const password = (await readStdin()).toString('utf8').replace(/\r?\n$/, '');
+      const password = process.stdin.isTTY ? await askTwice(user) : (await readStdin()).toString('utf8').replace(/\r?\n$/, '');
       if (password.length < 8) throw new UserError('the password is shorter than 8 characters', 'choose a longer one');
       const entry = { name: user, password: await hashPassword(password) };
       if (args.json) return printJson(entry);
@@ -28,4 +29,18 @@ export function passwdCommand(yargs: Argv<GlobalArgs>) {
       print(`# paste under access.users in the configuration\n${stringify([entry], { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN', lineWidth: 0 })}`);
     },
   );
+}
+
+/** On a terminal: typed without echo, and twice, so a typo is not what gets hashed. */
+async function askTwice(user: string): Promise<string> {
+  try {
+    const first = await readHiddenLine(`Password for ${user}: `);
+    if (first.length < 8) return first; // refused below with its own line, before a second prompt
+    const second = await readHiddenLine('Again: ');
+    if (first !== second) throw new UserError('the two passwords differ', 'run dkim-relay passwd again and type the same password twice');
+    return first;
+  } catch (err) {
+    if (err instanceof InputAborted) throw new UserError('no password given (interrupted)', 'run dkim-relay passwd again, or pipe the password in');
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@
 // the daemon (SQLite in WAL mode: it reads beside the daemon, and a change
 // waits up to the busy timeout for the daemon's write to finish) and the
 // same msg/ files. It never delivers: it changes rows, and the running
-// relay acts on them at its next queue pass.
+// relay, which watches queue.db for other writers, acts on them at once.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -242,13 +242,14 @@ function report(action: 'retry' | 'hold' | 'release', changes: Change[], broken:
       print(
         c.held
           ? `${c.id}: ${c.changed} recipient(s) due now, but the message is held — release it to deliver: dkim-relay queue release ${c.id}`
-          : `${c.id}: ${c.changed} recipient(s) due now; the running relay delivers them at its next queue pass`,
+          : `${c.id}: will be tried now (${c.changed} recipient(s))`,
       );
     } else if (action === 'hold') {
       print(`${c.id}: ${c.changed ? 'held' : 'was already held'}; nothing more is attempted until dkim-relay queue release ${c.id}`);
       if (c.delivering > 0) print(`${c.id}: the attempt under way for ${c.delivering} recipient(s) still finishes`);
     } else {
-      print(c.changed ? `${c.id}: released; next attempt ${c.next} (dkim-relay queue retry ${c.id} makes it due now)` : `${c.id}: was not held; nothing to do`);
+      const when = c.next === 'now' ? 'will be tried now' : `next attempt ${c.next} (dkim-relay queue retry ${c.id} makes it due now)`;
+      print(c.changed ? `${c.id}: released; ${when}` : `${c.id}: was not held; nothing to do`);
     }
   }
   for (const b of broken) print(`${b.id}: not released: ${b.why}`);
@@ -257,10 +258,20 @@ function report(action: 'retry' | 'hold' | 'release', changes: Change[], broken:
 /** Every waiting recipient due now: `flush` and `retry --all`. */
 function flush(args: GlobalArgs): Promise<void> {
   return withQueue(args, (queue) => {
-    const result = queue ? queue.index.db.transaction(() => ({ due: queue.index.retry(), held: queue.index.list({ held: true }).length })).immediate() : { due: 0, held: 0 };
+    const result = queue
+      ? queue.index.db
+          .transaction(() => {
+            const due = queue.index.retry();
+            const waiting = queue.index.list().map((m) => queue.index.show(m.id)!).filter((m) => waitingOf(m) > 0);
+            const free = waiting.filter((m) => m.hold === null);
+            return { due, messages: free.length, recipients: free.reduce((n, m) => n + waitingOf(m), 0), held: waiting.length - free.length };
+          })
+          .immediate()
+      : { due: 0, messages: 0, recipients: 0, held: 0 };
     if (args.json) return printJson({ action: 'flush', ...result });
     const held = result.held > 0 ? `; ${result.held} held message(s) stay held (dkim-relay queue release --all)` : '';
-    print(result.due === 0 ? `nothing is waiting${held}` : `${result.due} recipient(s) due now; the running relay delivers them at its next queue pass${held}`);
+    const tried = result.messages === 0 ? 'nothing is waiting' : `${result.messages} message(s) will be tried now (${result.recipients} recipient(s))`;
+    print(`${tried}${held}`);
   });
 }
 
@@ -290,6 +301,11 @@ function remove(args: Args): Promise<void> {
       if (r.delivering > 0) print(`${r.id}: the attempt under way for ${r.delivering} recipient(s) may still reach the upstream`);
     }
   });
+}
+
+/** Recipients still to be delivered at a next attempt (not under way, not finished). */
+function waitingOf(m: MessageDetail): number {
+  return m.recipients.filter((r) => r.state === 'queued' || r.state === 'deferred').length;
 }
 
 function describeBriefly(m: MessageDetail): string {

@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { UserError } from '../errors.ts';
-import { createLogger, type Logger } from '../observability/logger.ts';
+import { createLogger, routeConsoleTo, type Logger } from '../observability/logger.ts';
 import { SpoolLock } from '../queue/spool-lock.ts';
 import { startRelay, type RunningRelay } from '../relay/daemon.ts';
 import { stopOnUnexpected, Supervisor } from '../relay/supervisor.ts';
@@ -17,7 +17,8 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
     async (args) => {
       // What runs: the configuration the relay was last started with, settings kept at a reload included.
       let running = configFrom(args);
-      const logger = createLogger(running.config.log.level, 1);
+      const logger = createLogger(running.config.log.level, 1, running.config.log.format);
+      routeConsoleTo(logger);
       stopOnUnexpected(logger);
       // Before anything in queue.dir is read or changed; held until the process ends, across reloads (queue.dir never changes live).
       const lock = SpoolLock.acquire(running.config.queue.dir);
@@ -140,6 +141,11 @@ function keepRestartOnly(running: LoadedConfig, next: LoadedConfig, logger: Logg
   if (config.keys.dir !== now.keys.dir) {
     kept.push(`keys.dir (${now.keys.dir})`);
     config.keys.dir = now.keys.dir;
+  }
+  if (config.log.format !== now.log.format) {
+    // The logger, and with it the format of its lines, lives as long as the process.
+    kept.push(`log.format (${now.log.format ?? 'unset'})`);
+    config.log = { ...config.log, format: now.log.format };
   }
   if (kept.length > 0) logger.warn({ kept }, 'reload: these settings take effect only at a restart; their running values are kept');
   return { ...next, config };

@@ -405,6 +405,8 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** json: one JSON object a line; text: one human line. Unset: text on a terminal, else json. */
+      format: z.enum(['json', 'text']).optional(),
     })
     .prefault({}),
 

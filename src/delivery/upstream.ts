@@ -1,6 +1,7 @@
 // Where signed mail goes next. Every upstream answers like an SMTP server:
 // one reply for the transaction, which sync mode hands back to the client
 // unchanged, and one per recipient, which the queue records.
+import { hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PreparationDeps } from './hop-preparation.ts';
@@ -71,5 +72,9 @@ export interface Upstream {
  */
 export function createUpstream(config: UpstreamConfig, logger: Logger, options: { mx?: MxOptions; preparation?: PreparationDeps; supervisor?: Supervisor } = {}): Upstream {
   if (config.type === 'mx') return new MxUpstream(config, logger, options.mx ?? {});
-  return config.type === 'smtp' ? new SmtpUpstream(config, logger, { preparation: options.preparation, supervisor: options.supervisor }) : new FileUpstream(config);
+  if (config.type === 'file') return new FileUpstream(config);
+  // Unset, EHLO gives the relay's own name (listen.hostname, else the machine's), never nodemailer's
+  // "[127.0.0.1]" that it falls back to for a host name without a dot.
+  const name = config.name ?? options.mx?.relay?.().names[0] ?? osHostname();
+  return new SmtpUpstream({ ...config, name }, logger, { preparation: options.preparation, supervisor: options.supervisor });
 }

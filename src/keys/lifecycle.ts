@@ -8,8 +8,9 @@
 // revoked   its record is published with an empty p= (RFC 6376 §3.6.1)
 // removed   record withdrawn, private key file deleted; final
 //
-// Also allowed: pending → revoked (a key abandoned before it signed) and
-// retiring → active (taking back a key that was replaced too early; it never
+// Also allowed: pending → revoked (a key abandoned before it signed),
+// pending → removed (one made by mistake: it never signed, so no mail
+// depends on its record), and retiring → active (taking back a key that was replaced too early; it never
 // left DNS). A revoked key never signs again and a removed key never changes.
 //
 // Nothing here reads or writes anything. `decide` answers "may this key move
@@ -78,7 +79,7 @@ export interface StepContext {
 
 /** The states each state may move to. */
 const NEXT: Record<KeyState, readonly KeyState[]> = {
-  pending: ['active', 'revoked'],
+  pending: ['active', 'revoked', 'removed'],
   active: ['retiring'],
   retiring: ['active', 'revoked'],
   revoked: ['removed'],

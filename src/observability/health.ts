@@ -6,6 +6,8 @@
 // every signing domain has an active key whose file loads. Ready means a load
 // balancer may send it new connections: started, and not stopping.
 
+import { failingFor, type UpstreamState } from '../delivery/upstream-health.ts';
+
 export type CheckName = 'listener' | 'spool' | 'key-store' | 'signing-keys';
 
 export interface HealthFacts {
@@ -98,6 +100,26 @@ export function signingDomains(configured: Iterable<string>, keys: readonly { do
 
 export type Readiness = 'starting' | 'ready' | 'draining';
 
-export function readyAnswer(state: Readiness): { status: 200 | 503; body: string } {
-  return state === 'ready' ? { status: 200, body: 'ready\n' } : { status: 503, body: `${state}\n` };
+/**
+ * Ready or not; a smart host failing for longer than queue.retryAfter is
+ * named on a second line, still with 200: the relay accepts and queues, but
+ * the operator must know.
+ */
+export function readyAnswer(state: Readiness, upstream?: UpstreamState): { status: 200 | 503; body: string } {
+  if (state !== 'ready') return { status: 503, body: `${state}\n` };
+  const problem = upstream && upstreamProblem(upstream);
+  return { status: 200, body: problem ? `ready\n${problem}\n` : 'ready\n' };
+}
+
+/** "upstream smtp host:587 failing for 12m: 451 4.4.1 …", or null while it answers (or not for long). */
+export function upstreamProblem(upstream: UpstreamState): string | null {
+  const seconds = failingFor(upstream);
+  if (seconds === null) return null;
+  return `upstream ${upstream.name} failing for ${duration(seconds)} (longer than queue.retryAfter; mail is queued meanwhile): ${upstream.lastReply ?? 'no reply'}`;
+}
+
+function duration(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)}m`;
+  return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
 }

@@ -110,7 +110,7 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
   const path = new URL(req.url ?? '/', 'http://relay').pathname;
   const { view } = current;
   if (path === '/readyz') {
-    const { status, body } = readyAnswer(view.readiness());
+    const { status, body } = readyAnswer(view.readiness(), view.metrics.upstreamState());
     return send(res, status, 'text/plain; charset=utf-8', body);
   }
   if (path === '/healthz') {
@@ -134,6 +134,7 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
     lastHour: view.metrics.recent.totals(60),
     lastDay: view.metrics.recent.totals(24 * 60),
     queue: view.metrics.queueDepth(),
+    upstream: view.metrics.upstreamState(),
     refusals: view.metrics.recentRefusals(),
     background: view.background(),
   });

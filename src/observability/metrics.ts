@@ -18,6 +18,7 @@
 //   metrics.backgroundFailed(task)            the supervisor (src/relay/supervisor.ts), per failed run of a task
 //   metrics.superviseCollection(run)          the supervisor runs the collection of each scrape's queue and key gauges
 // where `domain` is the d= of the message's signature, or null for mail sent unsigned.
+import type { UpstreamState } from '../delivery/upstream-health.ts';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ObservedState } from '../rotation/observation.ts';
 import type { StepName } from '../rotation/plan.ts';
@@ -78,6 +79,7 @@ export class RelayMetrics {
   private readonly refusals: RecentRefusal[] = [];
   private readonly readiness = new Map<string, { result: ReadinessResult; at: number }>();
   private queueSource: (() => QueueDepth) | undefined;
+  private upstreamSource: (() => UpstreamState) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
   /** Runs a scrape's reading of the queue and the key store; a failure leaves those gauges empty, never the whole scrape. */
@@ -162,6 +164,15 @@ export class RelayMetrics {
       registers,
       collect() {
         this.set(self.collecting(() => self.queueDepth())?.messages ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_upstream_failing_seconds',
+      help: 'How long every delivery attempt to the smart host has failed (no connection, session or login refused); 0 while it answers, or without a smart host.',
+      registers,
+      collect() {
+        const state = self.upstreamSource?.();
+        this.set(state?.failingSince == null ? 0 : Math.max(0, (state.now - state.failingSince) / 1000));
       },
     });
     new Gauge({
@@ -337,6 +348,18 @@ export class RelayMetrics {
     return () => {
       if (this.queueSource === source) this.queueSource = undefined;
     };
+  }
+
+  /** The smart host's state, asked at each scrape and page; the returned function stops asking. */
+  watchUpstream(source: () => UpstreamState): () => void {
+    this.upstreamSource = source;
+    return () => {
+      if (this.upstreamSource === source) this.upstreamSource = undefined;
+    };
+  }
+
+  upstreamState(): UpstreamState | undefined {
+    return this.upstreamSource?.();
   }
 
   /** The status report (keys, DNS, DMARC readiness), built at most once a second while scraped. */

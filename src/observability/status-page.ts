@@ -7,7 +7,8 @@
 // fields, which anyone who can send mail writes.
 import type { StoredKey } from '../keys/store.ts';
 import { when } from '../rotation/plan.ts';
-import type { Health } from './health.ts';
+import type { UpstreamState } from '../delivery/upstream-health.ts';
+import { upstreamProblem, type Health } from './health.ts';
 import { dmarcState, type QueueDepth, type RecentRefusal } from './metrics.ts';
 import type { RecentTotals } from './recent-counts.ts';
 import type { TaskHealth } from './background-tasks.ts';
@@ -21,6 +22,8 @@ export interface PageInput {
   lastDay: RecentTotals;
   /** undefined: no queue reports its depth (delivery while the client waits). */
   queue: QueueDepth | undefined;
+  /** undefined: no smart host (file or mx delivery). */
+  upstream?: UpstreamState | undefined;
   refusals: readonly RecentRefusal[];
   /** Background tasks that failed since the relay started. */
   background?: readonly TaskHealth[];
@@ -85,6 +88,7 @@ ${backgroundSection(input.background ?? [])}
 <h2>Mail</h2>
 ${countsTable(input.lastHour, input.lastDay)}
 ${queueLine(input.queue)}
+${upstreamLine(input.upstream)}
 ${report.domains.length === 0 ? html`<h2>Keys</h2><p>No keys yet: <code>dkim-relay keys generate --domain example.com</code></p>` : report.domains.map((d) => domainSection(d, input.keys))}
 ${refusalsSection(input.refusals)}
 </body></html>
@@ -112,6 +116,13 @@ function countsTable(hour: RecentTotals, day: RecentTotals): Safe {
 ${rows.map(([label, key]) => html`<tr data-count="${key}"><td>${label}</td><td class="n">${hour[key]}</td><td class="n">${day[key]}</td></tr>
 `)}</tbody></table>
 <p class="muted">Counted since the relay started, at most the last day.</p>`;
+}
+
+function upstreamLine(upstream: UpstreamState | undefined): Safe | string {
+  if (!upstream) return '';
+  const problem = upstreamProblem(upstream);
+  if (problem) return html`<p id="upstream">Upstream: <span class="badge bad">failing</span> ${problem}</p>`;
+  return html`<p id="upstream">Upstream: <span class="badge ok">answering</span> <span class="muted">${upstream.name}</span></p>`;
 }
 
 function queueLine(queue: QueueDepth | undefined): Safe {

@@ -4,8 +4,9 @@
 // result. Failures notify the sender (DSN), finished messages leave the
 // spool: rows first, then the file (see QueueIndex.remove).
 //
-// It wakes when a message is committed (fresh mail goes out at once) and on
-// a timer for the next retry. What to do with each reply is decided apart,
+// It wakes when a message is committed (fresh mail goes out at once), when
+// another process changed the queue (`queue flush`, `release`: at once, as
+// postqueue -f) and on a timer for the next retry. What to do with each reply is decided apart,
 // in outcomes.ts.
 import { stat } from 'node:fs/promises';
 import { NoticeRate } from '../bounce/notice-rate.ts';
@@ -43,8 +44,15 @@ export interface ManagerOptions {
 
 /** How long a claim holds its recipients: far beyond one attempt; a crashed process's claims are also freed at start-up. */
 const LEASE_MS = 15 * 60_000;
-/** Longest sleep between looks at the queue: also catches rows changed by the `queue` command. */
+/** Longest sleep between looks at the queue. */
 const MAX_SLEEP_MS = 60_000;
+/**
+ * How often queue.db is asked whether another process committed. Chosen over
+ * a signal (needs the relay's pid, and the right to signal it) and a watched
+ * file (inotify misses changes on some file systems): it sees every writer,
+ * whoever runs it, and costs one read of SQLite's shared-memory header.
+ */
+const WATCH_MS = 250;
 /** After an unexpected error of the loop itself, wait this long before looking again. */
 const ERROR_PAUSE_MS = 5_000;
 /**
@@ -69,6 +77,7 @@ export class QueueManager {
   /** Notices per address, over every attempt of this process (made at the first notice). */
   #noticeRate: NoticeRate | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #watch: NodeJS.Timeout | undefined;
   #running = false;
   #pumping = false;
   #again = false;
@@ -84,7 +93,20 @@ export class QueueManager {
 
   start(): void {
     this.#running = true;
+    this.#o.index.changedElsewhere();
+    this.#watch = setInterval(() => this.#wakeOnOtherWriters(), WATCH_MS);
+    this.#watch.unref();
     this.wake();
+  }
+
+  #wakeOnOtherWriters(): void {
+    try {
+      if (this.#o.index.changedElsewhere()) this.wake();
+    } catch (err) {
+      // The 60 s timer still looks; one line, not one per tick.
+      clearInterval(this.#watch);
+      this.#o.logger.warn({ err: (err as Error).message }, 'queue manager: cannot watch queue.db for changes by the queue command; they take effect within a minute');
+    }
   }
 
   /** Look at the queue now (a message was accepted, or an administrator asked). */
@@ -106,6 +128,7 @@ export class QueueManager {
   async stop(timeoutMs: number): Promise<void> {
     this.#running = false;
     clearTimeout(this.#timer);
+    clearInterval(this.#watch);
     if (this.#inFlight.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));

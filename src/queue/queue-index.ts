@@ -179,6 +179,7 @@ export class QueueIndex {
   readonly #statements = new Map<string, Database.Statement>();
   /** The connection's `synchronous` setting, switched only when a write needs the other one. */
   #synchronous: 'FULL' | 'NORMAL' = 'FULL';
+  #dataVersion: number | undefined;
 
   private constructor(file: string, db: Database.Database, options: QueueIndexOptions) {
     this.file = file;
@@ -484,6 +485,19 @@ export class QueueIndex {
 
   release(id: string): boolean {
     return this.#stmt(`UPDATE messages SET hold = NULL WHERE id = ? AND hold IS NOT NULL`).run(id).changes > 0;
+  }
+
+  /**
+   * Whether another connection (the `queue` command, another process)
+   * committed since the last call. SQLite's data_version moves only for other
+   * connections' commits, and reading it touches no table: cheap enough to
+   * ask several times a second.
+   */
+  changedElsewhere(): boolean {
+    const version = this.#stmt('PRAGMA data_version').pluck().get() as number;
+    const changed = this.#dataVersion !== undefined && version !== this.#dataVersion;
+    this.#dataVersion = version;
+    return changed;
   }
 
   /** Makes the waiting recipients of one message (or of all, without an id) due now; returns how many. */

@@ -7,6 +7,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { durationSeconds } from '../config/duration.ts';
 import { loadTls, TlsFileProblem } from '../config/tls-files.ts';
 import { createUpstream } from '../delivery/upstream.ts';
+import { UpstreamHealth, watchedUpstream } from '../delivery/upstream-health.ts';
 import { createPublishers } from '../dns/publish/factory.ts';
 import { UserError } from '../errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
@@ -92,7 +93,10 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     // Where the listeners are bound; a port 0 of the configuration is replaced once it is known.
     const listeners = [{ host: config.listen.host, port: config.listen.port }];
     if (config.listen.tlsPort !== undefined) listeners.push({ host: config.listen.host, port: config.listen.tlsPort });
-    const upstream = createUpstream(config.delivery.upstream, logger, { mx: { relay: () => ({ names: [hostname], listeners }) }, preparation: { store, config, hostname }, supervisor });
+    const direct = createUpstream(config.delivery.upstream, logger, { mx: { relay: () => ({ names: [hostname], listeners }) }, preparation: { store, config, hostname }, supervisor });
+    // A smart host down for longer than the first retry is worth telling the operator (/readyz, the status page, a metric).
+    const upstreamHealth = config.delivery.upstream.type === 'smtp' ? new UpstreamHealth(direct.name, durationSeconds(config.queue.retryAfter) * 1000) : undefined;
+    const upstream = upstreamHealth ? watchedUpstream(direct, upstreamHealth) : direct;
     let queue: RunningRelay['queue'];
     if (config.delivery.mode === 'queue') {
       const spool = new Spool(config.queue.dir);
@@ -154,6 +158,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
           return { messages: depth.messages, oldestAgeSeconds: depth.oldestReceivedAt === null ? 0 : Math.max(0, (Date.now() - depth.oldestReceivedAt) / 1000) };
         })
       : () => {};
+    const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
     view.started();
     queue?.manager.start();
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined }, 'relay listening');
@@ -188,6 +193,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         unwatchKeys();
         unwatchQueue();
         unsupervise();
+        unwatchUpstream();
         await http?.close();
         queue?.index.close();
         store.close();

@@ -173,7 +173,9 @@ export function plan(input: PlanInput): Plan {
         } else {
           next.push({ ...ref(key), step: 'activate', at: g.at === null ? null : iso(g.at), text: g.text });
         }
-        if (now - Date.parse(key.createdAt) >= policy.stuckAfter) {
+        // Served by every server and only waiting out publishFor, it activates by itself: nothing for a person to do.
+        const waitsOnItsOwn = g !== undefined && g.at !== null && g.at > now;
+        if (now - Date.parse(key.createdAt) >= policy.stuckAfter && !waitsOnItsOwn) {
           notify(key, `stuck:${key.id}`, `${key.selector}._domainkey.${domain} has waited for DNS since ${when(key.createdAt)}: ${g?.text ?? 'it is older than the active key'}`, [record(key, policy.delegation)]);
         }
       }

@@ -178,6 +178,20 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
     assert.deepEqual(out.retired.map((k) => [k.selector, k.state]), [['new', 'retiring']]);
   });
 
+  test('keys activate after its DNS check says DNS serves the record instead of asking to publish it; --force still shows the record', async () => {
+    const cwd = tempDir();
+    const key = await pendingKey(cwd, 'example.com', 'checked', '--bits', '1024');
+    dns.records.set(key.record.name, [key.record.strings]);
+    const run = await dkimRelay(['keys', 'activate', '--domain', 'example.com', '--selector', 'checked', '--nameserver', dns.address], cwd);
+    assertOk(run);
+    assert.doesNotMatch(run.stdout, /Publish this record/, shown(run));
+    assert.match(run.stdout, /^example\.com checked: rsa 1024 bits, active, \S+\nDNS serves its record checked\._domainkey\.example\.com\n$/);
+
+    await pendingKey(cwd, 'example.com', 'forced', '--bits', '1024');
+    const forced = await dkimRelay(['keys', 'activate', '--domain', 'example.com', '--selector', 'forced', '--force'], cwd);
+    assert.match(forced.stdout, /^Publish this record:\nforced\._domainkey\.example\.com\. /m, shown(forced));
+  });
+
   test('keys activate --force says on stderr that the DNS check was skipped; --json keeps stdout pure JSON', async () => {
     const cwd = tempDir();
     await pendingKey(cwd, 'example.com', 'e1', '--algorithm', 'ed25519', '--activate');

@@ -91,7 +91,19 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     assertOneLine(await run('keys', 'rotate', '--domain', 'a.test', '--algorithm', 'ed25519', '--bits', '2048'), 2, /--bits applies to RSA keys only/);
   });
 
-  test('remove takes only a revoked key, only after rotation.removeAfter unless --force, and prints the record to withdraw', async () => {
+  test('remove of a pending key made by mistake is one command: no revoke, its file deleted, its history kept', async () => {
+    const { keysDir, run } = setUp();
+    ok(await run('keys', 'generate', '--domain', 'a.test', '--selector', 'typo', '--bits', '1024'));
+    const file = join(keysDir, 'typo._domainkey.a.test.pem');
+    assert.ok(existsSync(file));
+    const out = ok(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'typo'));
+    assert.match(out.stdout, /^a\.test typo: removed \(it never signed\); its private key file is deleted\nIf you published its record, withdraw it:\ntypo\._domainkey\.a\.test\. 3600 IN TXT /);
+    assert.ok(!existsSync(file), 'the key file is gone');
+    const history = ok(await run('keys', 'history', '--domain', 'a.test', '--json'));
+    assert.deepEqual((JSON.parse(history.stdout) as { selector: string; from: string | null; to: string }[]).filter((e) => e.selector === 'typo').map((e) => [e.from, e.to]), [[null, 'pending'], ['pending', 'removed']]);
+  });
+
+  test('remove refuses a key that signs or may still verify mail; a revoked one only after rotation.removeAfter unless --force; it prints the record to withdraw', async () => {
     const { keysDir, run } = setUp();
     const store = KeyStore.open(keysDir);
     const next = store.generate({ domain: 'a.test', selector: 'new', algorithm: 'rsa', bits: 1024 });

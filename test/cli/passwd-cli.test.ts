@@ -108,3 +108,37 @@ test('passwd output pasted into YAML reads back whatever the name, and logs in o
     relay.kill();
   }
 });
+
+/** `passwd USER` on a pseudo-terminal, typing `replies` at its prompts. */
+function passwdOnTerminal(user: string, script: [string, string][]): Promise<{ output: string; code: number; timedOut: boolean }> {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
+  return new Promise((resolve, reject) => {
+    execFile('python3', [join(ROOT, 'test', 'helpers', 'pty_run.py'), JSON.stringify(script), NODE, BIN, 'passwd', user], { cwd: tempDir(), env, encoding: 'utf8', timeout: 45_000 }, (err, stdout) => {
+      if (err) return reject(err);
+      resolve(JSON.parse(stdout) as { output: string; code: number; timedOut: boolean });
+    });
+  });
+}
+
+test('passwd on a terminal asks twice without echo, and the entry it prints takes that password', async () => {
+  const run = await passwdOnTerminal('exchange', [
+    ['Password for exchange: ', 'correct horse battery\r'],
+    ['Again: ', 'correct horse battery\r'],
+  ]);
+  assert.equal(run.timedOut, false, run.output);
+  assert.equal(run.code, 0, run.output);
+  assert.doesNotMatch(run.output, /correct horse/, `the password was echoed:\n${run.output}`);
+  const hash = /password: "([^"]+)"/.exec(run.output)?.[1] ?? assert.fail(run.output);
+  assert.equal(await checkPassword('correct horse battery', hash), true);
+});
+
+test('passwd on a terminal refuses two different passwords with exit 2 and one line, printing no entry', async () => {
+  const run = await passwdOnTerminal('exchange', [
+    ['Password for exchange: ', 'correct horse battery\r'],
+    ['Again: ', 'correct horse batterz\r'],
+  ]);
+  assert.equal(run.timedOut, false, run.output);
+  assert.equal(run.code, 2, run.output);
+  assert.match(run.output, /dkim-relay: the two passwords differ — run dkim-relay passwd again and type the same password twice\r?\n$/);
+  assert.doesNotMatch(run.output, /password: "/);
+});

@@ -256,12 +256,12 @@ test('hold --all and release --all act on every message; release leaves a messag
   assert.deepEqual(q.read((i) => i.list({ held: true }).map((m) => m.id)), [q.ids.partly]);
 });
 
-test('retry makes a deferred message due now and says the running relay picks it up; a held one is named as held', async () => {
+test('retry makes a deferred message due now and says it will be tried now; a held one is named as held', async () => {
   const q = await setUp();
   const before = Date.now();
   const run = await q.cli('retry', q.ids.deferred);
   assert.equal(run.code, 0, shown(run));
-  assert.equal(run.stdout, `${q.ids.deferred}: 1 recipient(s) due now; the running relay delivers them at its next queue pass\n`);
+  assert.equal(run.stdout, `${q.ids.deferred}: will be tried now (1 recipient(s))\n`);
   const next = q.read((i) => i.show(q.ids.deferred)!.recipients[0]!.nextAttemptAt);
   assert.ok(next >= before && next <= Date.now(), `next attempt ${next} is not now`);
   assert.deepEqual(q.read((i) => i.claimDue({ limit: 10, leaseMs: MINUTE }).map((c) => c.message.id).sort()), [q.ids.deferred, q.ids.queued]);
@@ -274,13 +274,13 @@ test('flush and retry --all make every waiting recipient due; held messages stay
   const q = await setUp();
   const run = await q.cli('flush');
   assert.equal(run.code, 0, shown(run));
-  // deferred (1), partly (1 of 2 waiting), held (1), queued (1)
-  assert.equal(run.stdout, '4 recipient(s) due now; the running relay delivers them at its next queue pass; 1 held message(s) stay held (dkim-relay queue release --all)\n');
+  // deferred (1), partly (1 of 2 waiting), queued (1); held (1) stays
+  assert.equal(run.stdout, '3 message(s) will be tried now (3 recipient(s)); 1 held message(s) stay held (dkim-relay queue release --all)\n');
   const due = q.read((i) => i.claimDue({ limit: 10, leaseMs: MINUTE }).map((c) => c.message.id).sort());
   assert.deepEqual(due, [q.ids.deferred, q.ids.partly, q.ids.queued]);
 
   const again = json(await q.cli('retry', '--all', '--json'));
-  assert.deepEqual(again, { action: 'flush', due: 1, held: 1 }); // the claimed ones are being delivered: only the held one's recipient waits
+  assert.deepEqual(again, { action: 'flush', due: 1, messages: 0, recipients: 0, held: 1 }); // the claimed ones are being delivered: only the held one's recipient waits
 });
 
 test('delete without --yes says what it would delete and exits 2; with --yes rows then file are gone', async () => {
@@ -344,7 +344,7 @@ test('a change while another connection holds the write lock waits for it, then 
   const run = await running;
   assert.equal(run.code, 0, shown(run));
   // It saw the other writer's hold: it waited for that commit rather than reading around it.
-  assert.match(run.stdout, new RegExp(`^${q.ids.queued}: released; next attempt now`));
+  assert.match(run.stdout, new RegExp(`^${q.ids.queued}: released; will be tried now`));
   assert.equal(q.read((i) => i.show(q.ids.queued)!.hold), null);
 });
 

@@ -131,7 +131,7 @@ describe('SIGHUP', () => {
       mark = relay.output().length;
       assert.match(await relayOne(port), /^250 /);
       await relay.waitFor('"msg":"message"', 10_000, mark);
-      assert.match(relay.output().slice(mark), /"level":20,.*"msg":"connect"/, 'debug lines after the reload to debug');
+      assert.match(relay.output().slice(mark), /"level":"debug",.*"msg":"connect"/, 'debug lines after the reload to debug');
 
       write(`listen: {port: ${port}}\nlog: {level: info}\n`);
       mark = relay.output().length;
@@ -302,7 +302,7 @@ describe('SIGHUP', () => {
       const stderrLines = relay.output().split('\n').filter((l) => l.startsWith('dkim-relay: '));
       assert.equal(stderrLines.length, 1, relay.output());
       assert.match(stderrLines[0]!, new RegExp(`reload failed \\(127\\.0\\.0\\.1:${busy} is already in use\\) and the previous configuration could not start again \\(listen\\.tls\\.cert: .*tls\\.crt does not exist\\) — `));
-      assert.match(relay.output(), /"level":60,.*reload failed and the previous configuration could not start again/);
+      assert.match(relay.output(), /"level":"fatal",.*reload failed and the previous configuration could not start again/);
       assert.doesNotMatch(relay.output(), /^\s+at |Unhandled|unexpected error/m);
     } finally {
       relay.kill();

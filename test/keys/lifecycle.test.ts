@@ -64,7 +64,6 @@ test('refused steps come back as a reason and a hint, never an exception', () =>
     ['removed', 'revoked', /was removed/, /gone for good/],
     ['active', 'revoked', /is still signing/, /keys retire --domain example\.com --selector s1/],
     ['active', 'removed', /is still signing/, /retire and revoke/],
-    ['pending', 'removed', /is pending, not revoked/, /keys revoke --domain example\.com --selector s1/],
     ['retiring', 'removed', /is retiring, not revoked/, /revoke it first/],
     ['pending', 'retiring', /is pending, not active/, /only an active key can retire/],
     ['retiring', 'pending', /cannot go from retiring to pending/, /pending → active → retiring → revoked → removed/],

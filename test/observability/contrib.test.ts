@@ -71,7 +71,7 @@ test('every metric the alert rules use is registered, and each rule says what to
   const rules = parse(readFileSync(join(ROOT, 'contrib', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[] };
   const known = registered();
   const alerts = rules.groups.flatMap((g) => g.rules);
-  assert.deepEqual(alerts.map((r) => r.alert).sort(), ['DkimRelayBackgroundTaskFailing', 'DkimRelayDnsMismatch', 'DkimRelayDown', 'DkimRelayKeyStuckPending', 'DkimRelayKeyUnusable', 'DkimRelayQueueOld', 'DkimRelayRotationOverdue', 'DkimRelaySelfCheckFailures']);
+  assert.deepEqual(alerts.map((r) => r.alert).sort(), ['DkimRelayBackgroundTaskFailing', 'DkimRelayDnsMismatch', 'DkimRelayDown', 'DkimRelayKeyStuckPending', 'DkimRelayKeyUnusable', 'DkimRelayQueueOld', 'DkimRelayRotationOverdue', 'DkimRelaySelfCheckFailures', 'DkimRelayUpstreamFailing']);
   for (const rule of alerts) {
     const names = metricNames(rule.expr);
     assert.ok(names.length > 0, `${rule.alert} uses no metric`);

@@ -261,6 +261,36 @@ describe('hardening against strangers', () => {
       keys.remove();
     }
   });
+
+  test('a client shut out after failed logins is logged once per address and window, however many logins race', async () => {
+    const lines: { level: number; msg: string; client?: string; seconds?: number }[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const keys = tempDir();
+    const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 2, authPenaltySeconds: 60 }), keys: { dir: join(keys.path, 'keys') }, metrics: { listen: '127.0.0.1:0' }, rotation: { check: 'off' }, delivery: { mode: 'sync' } });
+    const running = await startRelay({ config, path: 'test' }, pino({ level: 'debug' }, sink));
+    try {
+      // Four sessions guess at once: the second failure shuts the address out, the others land after it.
+      const sessions = await Promise.all([0, 1, 2, 3].map(() => startTlsSession(running.ports.plain, '127.0.0.2')));
+      const codes = await Promise.all(sessions.map(({ c }) => c.command(plainAuth('exchange', 'wrong'), 15_000).then((r) => r?.code)));
+      assert.ok(codes.filter((code) => code === 421).length >= 2, String(codes));
+      // Later logins from the same address are refused, and not logged again.
+      const later = await startTlsSession(running.ports.plain, '127.0.0.2');
+      assert.equal((await later.c.command(plainAuth('exchange', PASSWORD), 5000))?.code, 421);
+      for (const { c } of [...sessions, later]) await c.destroy();
+      const shutOut = lines.filter((l) => /shut out/.test(l.msg));
+      assert.equal(shutOut.length, 1, JSON.stringify(lines));
+      assert.equal(shutOut[0]!.client, '127.0.0.2');
+      assert.ok(shutOut[0]!.seconds! > 50 && shutOut[0]!.seconds! <= 60, JSON.stringify(shutOut));
+    } finally {
+      await running.stop();
+      keys.remove();
+    }
+  });
 });
 
 describe('TLS policy', () => {

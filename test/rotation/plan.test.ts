@@ -52,9 +52,10 @@ test('a whole rotation: create, wait for DNS everywhere, activate, hold revocati
   assert.match(sim.plan().next.find((n) => n.selector === 's202608a')!.text, /served by 2 of 3 servers \(resolver: mismatch\)/);
   assert.ok(Date.parse(sim.observations.get(`${fresh.id}@ns1`)!.firstSeenMatching!) === servedFrom.getTime());
 
-  // Served everywhere: activates publishFor after the last server began serving it.
+  // Served everywhere: activates publishFor after the last server began serving it, by itself, so the stuck notice is over.
   const everywhere = sim.advance(HOUR).now.getTime();
   sim.dnsEverywhere(fresh, 'match');
+  assert.deepEqual(sim.plan().resolved, ['stuck:2'], 'the stuck notice is over');
   assert.deepEqual(sim.step(), []);
   const waiting = sim.plan().next.find((n) => n.selector === 's202608a')!;
   assert.equal(waiting.at, new Date(everywhere + 48 * HOUR).toISOString());
@@ -64,7 +65,6 @@ test('a whole rotation: create, wait for DNS everywhere, activate, hold revocati
   sim.advance(HOUR).dnsEverywhere(fresh, 'match');
   const activation = sim.plan();
   assert.deepEqual(summary(activation.actions), ['activate:s202608a']);
-  assert.deepEqual(activation.resolved, ['stuck:2'], 'the stuck notice is over');
   const act = activation.actions[0]!;
   assert.ok(act.kind === 'activate');
   assert.deepEqual(act.transitions.map((t) => [t.selector, t.from, t.to, t.by]), [['s202605a', 'active', 'retiring', 'scheduler'], ['s202608a', 'pending', 'active', 'scheduler']]);
@@ -127,6 +127,16 @@ test('a server that stops serving the record starts its clock again', () => {
   sim.advance(MINUTE).dnsEverywhere(key, 'match');
   assert.deepEqual(summary(sim.step()), ['activate:new']);
   assert.equal(sim.now.getTime(), again + 48 * HOUR);
+});
+
+test('a pending key past stuckAfter that every server now serves needs nobody: it waits out publishFor and activates', () => {
+  const sim = new Simulation(START);
+  const key = sim.addKey('example.com', 'rsa', 'pending', 10 * DAY, 'late');
+  sim.dnsEverywhere(key, 'match');
+  assert.deepEqual(sim.step(), [], 'no stuck notice');
+  assert.match(sim.plan().next[0]!.text, /^activates 2026-08-03 03:15 UTC if DNS keeps serving it$/);
+  sim.advance(48 * HOUR).dnsEverywhere(key, 'match');
+  assert.deepEqual(summary(sim.step()), ['activate:late']);
 });
 
 test('a record DNS served long ago counts only up to its last check', () => {
