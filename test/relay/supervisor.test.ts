@@ -200,7 +200,7 @@ test('an exception no task caught ends serve: one fatal line, exit 70', async ()
       const after = relay.output().slice(mark).trim().split('\n');
       assert.equal(after.length, 1, `one line: ${relay.output().slice(mark)}`);
       const line = JSON.parse(after[0]!) as Line;
-      assert.equal(line.level, 60);
+      assert.equal(line.level, 'fatal');
       assert.equal(line.msg, `unexpected ${what}: stopping (a bug; please report it)`);
       assert.equal(line.err, message);
       assert.match(String(line.stack), /bug\.mjs/, 'the stack is in the line, for the bug report');
