@@ -160,7 +160,7 @@ const dnsName = z
 const tsigKeyName = z
   .string()
   .transform((s) => s.trim().replace(/\.$/, '').toLowerCase())
-  .refine((s) => s.length <= 253 && /^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*$/.test(s), 'must be the key name as the server knows it, e.g. dkim-relay');
+  .refine((s) => s.length <= 253 && s.split('.').every((label) => /^[a-z0-9_-]{1,63}$/.test(label)), 'must be the key name as the server knows it, e.g. dkim-relay');
 
 /** How the records of one zone are published (src/dns/publish/); a zone not listed is published by hand. */
 const publishZone = z.discriminatedUnion('method', [

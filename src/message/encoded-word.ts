@@ -10,7 +10,7 @@ export function decodeEncodedWords(text: string): Decoded {
   let problem: string | null = null;
   const decoded = text.replace(ENCODED_WORD, (word, charsetAndLanguage: string, encoding: string, encoded: string) => {
     // RFC 2231 §5: =?charset*language?…?=
-    const charset = charsetAndLanguage.replace(/\*.*$/, '');
+    const charset = charsetAndLanguage.split('*', 1)[0]!;
     const bytes = encoding.toUpperCase() === 'B' ? Buffer.from(encoded, 'base64') : qBytes(encoded);
     try {
       return new TextDecoder(charset).decode(bytes);

@@ -2,6 +2,8 @@
 // Field text is kept as a "binary" (latin1) string: one char per octet, so
 // 8-bit header bytes survive untouched into canonicalization and back.
 
+import { trimEndOf } from './trim.ts';
+
 export interface HeaderField {
   /** Field name as written, e.g. "Subject". */
   name: string;
@@ -48,7 +50,7 @@ export function parseHeader(header: Buffer): HeaderField[] {
       continue;
     }
     const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon).replace(/[ \t]+$/, '') : '';
+    const name = colon > 0 ? trimEndOf(line.slice(0, colon), ' \t') : '';
     if (!/^[!-9;-~]+$/.test(name)) {
       throw new HeaderSyntaxError(`header line is not "Name: value": ${printable(line.slice(0, 60))}`);
     }
