@@ -291,6 +291,8 @@ export const configSchema = z.strictObject({
       maxSize: z.number().int().min(1024).default(1024 * 1024),
       /** At most this many physical header lines (folded lines included). */
       maxLines: z.number().int().min(100).default(5000),
+      /** At most this many octets in one header field, its folded lines included (RFC 5322 §2.1.1 allows 998 per line). */
+      maxFieldSize: z.number().int().min(1024).default(64 * 1024),
       /** More Received: fields than this means the mail is looping (RFC 5321 §6.3: normally at least 100). */
       maxHops: z.number().int().min(10).default(100),
       /** An address of another domain in the From: display name ("ceo@example.com" <p@other.example>): refuse (550) or allow. */

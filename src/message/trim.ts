@@ -7,18 +7,24 @@
 /** `text` without the characters of `set` at its end. */
 export function trimEndOf(text: string, set: string): string {
   let end = text.length;
-  while (end > 0 && set.includes(text[end - 1]!)) end--;
+  while (end > 0 && holds(set, text.charCodeAt(end - 1))) end--;
   return end === text.length ? text : text.slice(0, end);
 }
 
 /** `text` without the characters of `set` at its start. */
 export function trimStartOf(text: string, set: string): string {
   let start = 0;
-  while (start < text.length && set.includes(text[start]!)) start++;
+  while (start < text.length && holds(set, text.charCodeAt(start))) start++;
   return start === 0 ? text : text.slice(start);
 }
 
 /** `text` without the characters of `set` at either end. */
 export function trimOf(text: string, set: string): string {
   return trimStartOf(trimEndOf(text, set), set);
+}
+
+/** Whether `set` holds the UTF-16 unit `code`: compared as numbers, a string per character would cost more than the scan. */
+function holds(set: string, code: number): boolean {
+  for (let i = 0; i < set.length; i++) if (set.charCodeAt(i) === code) return true;
+  return false;
 }

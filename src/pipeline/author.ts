@@ -32,7 +32,9 @@ export function findAuthor(fields: HeaderField[], options: AuthorOptions = {}): 
   // Checked before any lookup: a hostile "domain" of 100 000 dots must cost nothing.
   if (!isValidDomain(domain)) return { ok: false, problem: 'the From: address has no valid domain name' };
   // Readers show Sender: too ("on behalf of"); it is held to the same grammar, and holds one mailbox (RFC 5322 §3.6.2).
-  for (const sender of fieldsNamed(fields, 'Sender')) {
+  const senders = fieldsNamed(fields, 'Sender');
+  if (senders.length > 1) return { ok: false, problem: `the message has ${senders.length} Sender: headers (RFC 5322 allows one)` };
+  for (const sender of senders) {
     const mailbox = readMailboxes(sender, options);
     if (!mailbox.ok) return mailbox;
     if (mailbox.mailboxes.length !== 1) return { ok: false, problem: `the Sender: header holds ${mailbox.mailboxes.length} addresses (RFC 5322 allows one)` };

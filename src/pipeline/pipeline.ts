@@ -1,10 +1,11 @@
 // One message's way from "received" to "ready to deliver":
 // normalize → choose the key → sign → self-check. The relay and the `sign`
 // command both call processMessage, so they cannot drift apart.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
-import { fieldsNamed, HeaderSyntaxError, parseHeader, type HeaderField } from '../message/header.ts';
+import { fieldsNamed, HeaderSyntaxError, oversizedField, parseHeader, type HeaderField } from '../message/header.ts';
 import { headerFields, messageFromBuffer, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, joinOctets, type Octets } from '../message/octets.ts';
 import { CryptoUnavailable } from '../signing/crypto-pool.ts';
@@ -71,6 +72,8 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   // Checked before anything parses the header: mailauth's verifier joins folded lines in quadratic time.
   const lines = countLines(header);
   if (lines > limits.maxLines) return refuse(552, `5.3.4 Header too long: ${lines} lines, at most ${limits.maxLines}`);
+  const oversized = oversizedField(header, limits.maxFieldSize);
+  if (oversized) return refuse(552, `5.3.4 Header field too large: ${oversized.name} is ${oversized.size} octets, at most ${limits.maxFieldSize}`);
   let fields;
   try {
     fields = parseHeader(header);
@@ -95,6 +98,8 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   const senderRefusal = ctx.senderRefusal?.(author.domain);
   if (senderRefusal) return refuse(550, `5.7.1 ${senderRefusal}`);
 
+  // Each step below may read up to headers.maxSize of header text: other sessions get their turn between them.
+  await yieldToEventLoop();
   const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);
   let active: ActiveKey[];
   try {
@@ -124,6 +129,7 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   if (!normalized.ok) return refuse(normalized.code, normalized.text);
   report.changes.push(...normalized.changes);
   const { body } = normalized;
+  await yieldToEventLoop();
   if (keys.length === 0) return { action: 'deliver', message: joinOctets(bufferOctets(normalized.header), body), ...report, detail: `${why}: forwarded unsigned` };
 
   let signedHeader: Buffer;
@@ -136,6 +142,7 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
     const signatureFields = await signHashed({ fields: finalFields, ...hashed }, keys, options);
     signedHeader = Buffer.concat([Buffer.from(signatureFields, 'latin1'), normalized.header]);
     report.signatures = keys.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256' }));
+    await yieldToEventLoop();
     check = await selfCheck({ header: signedHeader, body }, keys, ctx.store, ctx.config.selfCheck.alignment);
   } catch (err) {
     if (err instanceof CryptoUnavailable) return refuse(451, '4.3.0 Signing is unavailable for a moment, try again later');
