@@ -11,6 +11,8 @@
 // domain literals, empty list entries, CFWS inside an addr-spec, and
 // control characters anywhere.
 
+import { LOOK_ALIKE_DOT } from './display-address.ts';
+
 export interface Mailbox {
   /** The display name's words, single spaces where CFWS was; quotes and quoted-pairs undone, encoded-words left as written. */
   displayName: string;
@@ -172,6 +174,12 @@ class Parser {
     this.pos++;
     if (this.peek() === '[') this.refuse(`a domain literal names no domain to sign for: ${snippet(this.text, this.pos)}`);
     const domain = this.dotAtomText('domain');
+    // search() ignores the pattern's g flag and lastIndex.
+    const lookAlike = domain.search(LOOK_ALIKE_DOT);
+    if (lookAlike >= 0) {
+      const code = domain.codePointAt(lookAlike)!.toString(16).toUpperCase().padStart(4, '0');
+      this.refuse(`a character that looks like "." (U+${code}) in the domain ${quote(domain.slice(0, 60))}; write the domain with "."`);
+    }
     return { localPart, domain, address: this.text.slice(start, this.pos) };
   }
 
