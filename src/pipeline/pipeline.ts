@@ -35,6 +35,8 @@ export interface PipelineContext {
   hostname: string;
   /** `sign --domain D`: sign as D whatever From: says. */
   domain?: string;
+  /** listen.maxMessageSize: a message re-encoded past it is refused. Unset: no limit (the `sign` command, the relay's own notices). */
+  maxMessageSize?: number;
   /** Whether this client may send as this From: domain: null when it may, else why not. */
   senderRefusal?: (fromDomain: string) => string | null;
 }
@@ -129,6 +131,12 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   if (!normalized.ok) return refuse(normalized.code, normalized.text);
   report.changes.push(...normalized.changes);
   const { body } = normalized;
+  // Re-encoding for a 7-bit upstream makes a message larger: it must still be a size the relay takes, and hands on.
+  const size = normalized.header.length + body.size;
+  const { maxMessageSize } = ctx;
+  if (maxMessageSize !== undefined && body !== incoming.body && size > maxMessageSize) {
+    return refuse(552, `5.3.4 Message exceeds the maximum size of ${maxMessageSize} octets once re-encoded for the upstream (${size} octets): send large attachments 8-bit-free (base64) or smaller`);
+  }
   await yieldToEventLoop();
   if (keys.length === 0) return { action: 'deliver', message: joinOctets(bufferOctets(normalized.header), body), ...report, detail: `${why}: forwarded unsigned` };
 

@@ -57,6 +57,7 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
     config: deps.config,
     upstream: deps.upstream.traits,
     hostname: deps.hostname,
+    maxMessageSize: deps.config.listen.maxMessageSize,
     senderRefusal: (fromDomain) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, fromDomain),
   });
   let id = deps.queue ? undefined : randomBytes(6).toString('hex');
