@@ -131,6 +131,10 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   if (!normalized.ok) return refuse(normalized.code, normalized.text);
   report.changes.push(...normalized.changes);
   const { body } = normalized;
+  // Encoding 8-bit header text and refolding long lines add lines, and the self-check's
+  // verifier (mailauth) joins folded lines in quadratic time: the input's bound holds for the output.
+  const linesOut = normalized.header === incoming.header ? lines : countLines(normalized.header);
+  if (linesOut > limits.maxLines) return refuse(552, `5.3.4 Header too long once refolded or encoded for the upstream: ${linesOut} lines, at most ${limits.maxLines}`);
   // Re-encoding for a 7-bit upstream makes a message larger: it must still be a size the relay takes, and hands on.
   const size = normalized.header.length + body.size;
   const { maxMessageSize } = ctx;

@@ -130,4 +130,12 @@ describe('header parsing is linear in the size of what a client sends', () => {
     assert.equal(refolded.action, 'deliver', refolded.detail);
     assert.ok(refolded.changes.some((c) => /refolded/.test(c)), refolded.changes.join('; '));
   });
+
+  test('a header that refolding takes past headers.maxLines is refused, not handed to the verifier', async () => {
+    // 16 fields of 60 KB, each one line: 17 lines in, 12 000 once folded at 78 columns, where the
+    // self-check's verifier (mailauth) joins folded lines in quadratic time.
+    const fields = Array.from({ length: 16 }, (_, i) => `X-Words-${i}: ${'w '.repeat(30_000)}`).join('\r\n');
+    const outcome = await processMessage(message(fields), { ...ctx, config: configSchema.parse({ keys: { dir: join(dir.path, 'keys') } }) });
+    assert.match(outcome.action === 'refuse' ? `${outcome.code} ${outcome.text}` : outcome.action, /^552 5\.3\.4 Header too long once refolded or encoded for the upstream: \d{5} lines, at most 5000$/);
+  });
 });
