@@ -46,11 +46,13 @@ const CLASSES: [string, string][] = [
 
 /** Where the run goes: each yields the header field(s) holding it. */
 const PLACES: [string, (run: string) => string][] = [
-  ['after a field name', (run) => `X-Attack${run}: v`],
+  // A run with something after it: a backtracking trim walks it again from each of its positions.
+  ['after a field name', (run) => `X-Attack${run}x: v`],
+  ['at the end of a field name', (run) => `X-Attack${run}: v`],
   ['in a value', (run) => `Subject: a${run}b`],
   ['between words', (run) => `Subject: ${run.slice(0, (run.length * 4) / 5).replace(/(.{16})/gs, '$1 w ')}`],
   ['as a display name', (run) => `From: ${run}<a@example.com>`],
-  ['in a quoted display name after "@"', (run) => `From: "x@${run}a" <a@example.com>`],
+  ['in a quoted display name after "@"', (run) => `From: "x@a${run}a" <a@example.com>`],
   ['in a comment', (run) => `From: a@example.com (${run})`],
   ['in an encoded-word', (run) => `From: =?utf-8?q?${run}?= <a@example.com>`],
   ['in a Subject: encoded-word', (run) => `Subject: =?utf-8*en?b?${run}?=`],
