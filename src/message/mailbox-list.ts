@@ -228,23 +228,33 @@ class Parser {
     }
   }
 
-  /** A comment, nested ones included; iterative, so deep nesting costs no stack. */
+  /**
+   * A comment, nested ones included; iterative, so deep nesting costs no
+   * stack. Its text is gathered a run at a time (slices between the
+   * characters that change it), not a character at a time.
+   */
   private comment(): string {
     const open = this.pos;
+    const unclosed = (): never => this.refuse(`a "(" that is never closed: ${snippet(this.text, open)}`);
     let depth = 0;
     let text = '';
+    let run = this.pos;
     for (;;) {
-      const c = this.text[this.pos++];
-      if (c === undefined) this.refuse(`a "(" that is never closed: ${snippet(this.text, open)}`);
+      const c = this.text[this.pos];
+      if (c === undefined) unclosed();
       if (c === '\\') {
-        const next = this.text[this.pos++];
-        if (next === undefined) this.refuse(`a "(" that is never closed: ${snippet(this.text, open)}`);
-        text += next;
+        text += this.text.slice(run, this.pos);
+        if (this.pos + 1 >= this.text.length) unclosed();
+        run = this.pos + 1; // the quoted character starts the next run
+        this.pos += 2;
         continue;
       }
-      if (c === '(' && ++depth === 1) continue;
-      if (c === ')' && --depth === 0) return text;
-      text += c;
+      if (c === '(' && ++depth === 1) {
+        run = ++this.pos;
+        continue;
+      }
+      if (c === ')' && --depth === 0) return text + this.text.slice(run, this.pos++);
+      this.pos++;
     }
   }
 
