@@ -51,16 +51,17 @@ function refuseWhenAsked(trouble: Trouble, walk: Walk): void {
 
 /**
  * Quoted-printable writes an escaped octet as three, base64 every three as
- * four: text with more than one escaped octet in six (most non-Latin scripts
- * in UTF-8) is smaller as base64, and a message that grew threefold could
- * outgrow the size it was accepted at. Below a kilobyte of difference,
- * quoted-printable stays: it keeps text readable.
+ * four: text that is mostly escaped octets (Cyrillic, Greek, CJK in UTF-8)
+ * nearly triples as quoted-printable, and a message that grew so could
+ * outgrow the size it was accepted at. Such text goes base64 when that is a
+ * quarter smaller and a kilobyte at least; short text and Latin text with
+ * accents stay quoted-printable, which keeps them readable.
  */
 function qpOutgrowsBase64(walk: Walk, body: Span): boolean {
   const octets = body.end - body.start;
   const qp = octets + 2 * spanEscapes(walk.source, body);
   const base64 = Math.ceil(octets / 3) * 4;
-  return qp - base64 > 1024;
+  return qp > base64 * 1.25 && qp - base64 > 1024;
 }
 
 /** A 7bit/8bit/binary leaf: encode it and say so in its header. */
