@@ -58,8 +58,24 @@ function headerFields(original: Buffer): HeaderField[] {
 
 /** RFC 3834 §5: the keyword before any parameter or comment, e.g. "auto-generated". */
 function autoSubmittedKeyword(field: HeaderField): string {
-  const value = fieldValue(field).replace(/\([^)]*\)/g, ' ');
-  return (value.split(';')[0] ?? '').trim().toLowerCase();
+  return (withoutComments(fieldValue(field)).split(';')[0] ?? '').trim().toLowerCase();
+}
+
+/**
+ * The value with each "(...)" a space, in one pass; an unclosed "(" runs to
+ * the end. (/\([^)]*\)/g would walk to the end again from every "(" of a
+ * long unclosed run.)
+ */
+function withoutComments(value: string): string {
+  let out = '';
+  let from = 0;
+  for (let open = value.indexOf('('); open >= 0; open = value.indexOf('(', from)) {
+    const close = value.indexOf(')', open + 1);
+    if (close < 0) break;
+    out += value.slice(from, open) + ' ';
+    from = close + 1;
+  }
+  return out + value.slice(from);
 }
 
 /** Whether the envelope sender is in the domains the client was held to; null: it was held to none. */

@@ -24,6 +24,18 @@ const COMMANDS = new Set(['serve', 'keys', 'dns', 'sign', 'verify', 'config', 'p
 /** Commands whose output has no JSON form: `serve` logs JSON lines anyway, `sign` writes the message itself. */
 const WITHOUT_JSON = new Set(['serve', 'sign']);
 
+/** The line without a closing "(see --help)." of its own: the caller points at the help itself. */
+function withoutHelpHint(line: string): string {
+  let end = line.length;
+  if (line[end - 1] === '.') end--;
+  if (line[end - 1] === ')') end--;
+  if (!line.slice(0, end).endsWith('see --help')) return line.trim();
+  end -= 'see --help'.length;
+  if (line[end - 1] === '(') end--;
+  const kept = line.slice(0, end).trimEnd();
+  return (kept.endsWith(';') || kept.endsWith(',') ? kept.slice(0, -1) : kept).trim();
+}
+
 /**
  * yargs' complaint as one line (its "Invalid values:" comes on two), pointing
  * at the help of the command at hand: "what is wrong — how to mend it".
@@ -31,7 +43,7 @@ const WITHOUT_JSON = new Set(['serve', 'sign']);
 export function usageLine(message: string, argv: string[]): string {
   const words = argv.filter((a) => !a.startsWith('-'));
   const command = COMMANDS.has(words[0] ?? '') ? words[0] : undefined;
-  let line = message.replace(/\s*\n\s*/g, ' ').replace(/[;,]?\s*\(?see --help\)?\.?$/, '').trim();
+  let line = withoutHelpHint(message.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' '));
   if (!command && words[0] !== undefined && (line === `Unknown argument: ${words[0]}` || line.startsWith('Did you mean'))) {
     line = `unknown command ${words[0]}${line.startsWith('Did you mean') ? `; ${line.replace(/^Did/, 'did')}` : ''}`;
   }

@@ -174,7 +174,7 @@ const dnsName = z
 const tsigKeyName = z
   .string()
   .transform((s) => s.trim().replace(/\.$/, '').toLowerCase())
-  .refine((s) => s.length <= 253 && /^[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*$/.test(s), 'must be the key name as the server knows it, e.g. dkim-relay');
+  .refine((s) => s.length <= 253 && s.split('.').every((label) => /^[a-z0-9_-]{1,63}$/.test(label)), 'must be the key name as the server knows it, e.g. dkim-relay');
 
 /** How the records of one zone are published (src/dns/publish/); a zone not listed is published by hand. */
 const publishZone = z.discriminatedUnion('method', [
@@ -311,6 +311,8 @@ export const configSchema = z.strictObject({
       maxSize: z.number().int().min(1024).default(1024 * 1024),
       /** At most this many physical header lines (folded lines included). */
       maxLines: z.number().int().min(100).default(5000),
+      /** At most this many octets in one header field, its folded lines included (RFC 5322 §2.1.1 allows 998 per line). */
+      maxFieldSize: z.number().int().min(1024).default(64 * 1024),
       /** More Received: fields than this means the mail is looping (RFC 5321 §6.3: normally at least 100). */
       maxHops: z.number().int().min(10).default(100),
       /** An address of another domain in the From: display name ("ceo@example.com" <p@other.example>): refuse (550) or allow. */

@@ -56,7 +56,7 @@ export function splitReply(response: string | undefined): CodeAndText | null {
 
 const MESSAGE_PHASES = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
 
-const AUTH_REQUIRED = /authenticat\w* (is )?required|must authenticate|not authenticated|not logged in|login required|AuthRequired/i;
+const AUTH_REQUIRED = /authenticat\w{0,6} (is )?required|must authenticate|not authenticated|not logged in|login required|AuthRequired/i;
 const TLS_REQUIRED = /starttls|(encryption|tls) (is )?required/i;
 const RELAY_DENIED = /relay(ing)? (access )?(is )?(denied|not permitted|prohibited|not allowed)|(unable|not permitted|not allowed) to relay|we do not relay|client host rejected/i;
 /** A refusal that reads as a missing SMTPUTF8 or 8BITMIME (RFC 6531 §3.7.4.1 gives 553 5.6.7 for the former). */

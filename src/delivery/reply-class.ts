@@ -19,7 +19,7 @@ interface Rule {
   why: string;
 }
 
-const FULL = /over ?quota|quota (exceeded|full)|exceed\w* (the )?(storage|quota)|mailbox (is )?full|insufficient (system )?storage|mailbox size limit/i;
+const FULL = /over ?quota|quota (exceeded|full)|exceed\w{0,3} (the )?(storage|quota)|mailbox (is )?full|insufficient (system )?storage|mailbox size limit/i;
 
 export const REPLY_RULES: readonly Rule[] = [
   { code: /^2\d\d$/, class: 'success', why: 'accepted' },

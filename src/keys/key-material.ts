@@ -1,6 +1,7 @@
 // Generating, importing and describing key pairs. Private keys are PKCS#8 PEM.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
+import { trimEndOf } from '../message/trim.ts';
 
 export type Algorithm = 'rsa' | 'ed25519';
 export const RSA_SIZES = [1024, 2048, 3072, 4096] as const;
@@ -57,7 +58,7 @@ function publicData(publicKey: KeyObject): string {
 
 /** A short, stable name for a public key: SHA256 of the p= bytes, as ssh prints it. */
 export function fingerprint(publicData: string): string {
-  return 'SHA256:' + createHash('sha256').update(Buffer.from(publicData, 'base64')).digest('base64').replace(/=+$/, '');
+  return 'SHA256:' + trimEndOf(createHash('sha256').update(Buffer.from(publicData, 'base64')).digest('base64'), '=');
 }
 
 /** A PEM public key (SPKI) from the p= value, for `keys export`. */

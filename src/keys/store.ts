@@ -311,9 +311,12 @@ export class KeyStore {
 
   /** The TXT value the store publishes at a DNS name (self-check resolves keys here, not in DNS). */
   publishedValue(name: string): string | undefined {
-    const match = /^(.+?)\._domainkey\.(.+?)\.?$/.exec(name.toLowerCase());
-    if (!match) return undefined;
-    const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ? AND ${LIVE}`).get(match[1], match[2])) as StoredKey | undefined;
+    const lower = name.toLowerCase();
+    const at = lower.indexOf('._domainkey.');
+    const selector = lower.slice(0, at);
+    const domain = lower.slice(at + '._domainkey.'.length).replace(/\.$/, '');
+    if (at <= 0 || domain === '') return undefined;
+    const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ? AND ${LIVE}`).get(selector, domain)) as StoredKey | undefined;
     return key ? txtValue(key) : undefined;
   }
 

@@ -10,7 +10,7 @@ export function decodeEncodedWords(text: string): Decoded {
   let problem: string | null = null;
   const decoded = text.replace(ENCODED_WORD, (word, charsetAndLanguage: string, encoding: string, encoded: string) => {
     // RFC 2231 §5: =?charset*language?…?=
-    const charset = charsetAndLanguage.replace(/\*.*$/, '');
+    const charset = charsetAndLanguage.split('*', 1)[0]!;
     const bytes = encoding.toUpperCase() === 'B' ? Buffer.from(encoded, 'base64') : qBytes(encoded);
     try {
       return new TextDecoder(charset).decode(bytes);
@@ -22,17 +22,27 @@ export function decodeEncodedWords(text: string): Decoded {
   return problem === null ? { ok: true, text: decoded } : { ok: false, problem };
 }
 
-/** The "Q" encoding (RFC 2047 §4.2): "_" is a space, =XX an octet. */
+/** The "Q" encoding (RFC 2047 §4.2): "_" is a space, =XX an octet; other text stands for its UTF-8 octets. */
 function qBytes(encoded: string): Buffer {
-  const bytes: number[] = [];
-  for (let i = 0; i < encoded.length; i++) {
-    const c = encoded[i]!;
-    const hex = c === '=' ? encoded.slice(i + 1, i + 3) : '';
-    if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
-      bytes.push(Number.parseInt(hex, 16));
+  const text = Buffer.from(encoded, 'utf8');
+  const bytes = Buffer.allocUnsafe(text.length);
+  let o = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    const high = c === 0x3d ? hexValue(text[i + 1]) : -1;
+    const low = high < 0 ? -1 : hexValue(text[i + 2]);
+    if (low >= 0) {
+      bytes[o++] = high * 16 + low;
       i += 2;
-    } else if (c === '_') bytes.push(0x20);
-    else bytes.push(...Buffer.from(c, 'utf8'));
+    } else bytes[o++] = c === 0x5f ? 0x20 : c;
   }
-  return Buffer.from(bytes);
+  return bytes.subarray(0, o);
+}
+
+/** The value of an ASCII hex digit, or -1. */
+function hexValue(c: number | undefined): number {
+  if (c === undefined) return -1;
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
 }

@@ -2,6 +2,8 @@
 // Field text is kept as a "binary" (latin1) string: one char per octet, so
 // 8-bit header bytes survive untouched into canonicalization and back.
 
+import { trimEndOf } from './trim.ts';
+
 export interface HeaderField {
   /** Field name as written, e.g. "Subject". */
   name: string;
@@ -21,6 +23,7 @@ export interface SplitMessage {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const CRLF = Buffer.from('\r\n');
 
 /** Splits a CRLF message at its first empty line. */
 export function splitMessage(msg: Buffer): SplitMessage {
@@ -33,6 +36,35 @@ export function splitMessage(msg: Buffer): SplitMessage {
 }
 
 export class HeaderSyntaxError extends Error {}
+
+/**
+ * The first field longer than `max` octets (all its lines, without the final
+ * CRLF), or null: one pass over the octets, made before anything parses them.
+ * The name is as written (its first 60 octets, quoted), for the reply.
+ */
+export function oversizedField(header: Buffer, max: number): { name: string; size: number } | null {
+  let start = 0;
+  let end = 0;
+  const check = (): { name: string; size: number } | null => {
+    if (end - start <= max) return null;
+    const colon = header.indexOf(0x3a, start);
+    const name = header.subarray(start, Math.min(colon < start || colon > end ? end : colon, start + 60)).toString('latin1');
+    return { name: printable(name), size: end - start };
+  };
+  for (let at = 0; at < header.length; ) {
+    const eol = header.indexOf(CRLF, at);
+    const lineEnd = eol < 0 ? header.length : eol;
+    const continuation = header[at] === 0x20 || header[at] === 0x09;
+    if (!continuation) {
+      const found = at > 0 ? check() : null;
+      if (found) return found;
+      start = at;
+    }
+    end = lineEnd;
+    at = lineEnd + 2;
+  }
+  return header.length > 0 ? check() : null;
+}
 
 /** Parses a CRLF header block into fields; a continuation line joins the field above it. */
 export function parseHeader(header: Buffer): HeaderField[] {
@@ -48,7 +80,7 @@ export function parseHeader(header: Buffer): HeaderField[] {
       continue;
     }
     const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon).replace(/[ \t]+$/, '') : '';
+    const name = colon > 0 ? trimEndOf(line.slice(0, colon), ' \t') : '';
     if (!/^[!-9;-~]+$/.test(name)) {
       throw new HeaderSyntaxError(`header line is not "Name: value": ${printable(line.slice(0, 60))}`);
     }

@@ -11,6 +11,8 @@
 // domain literals, empty list entries, CFWS inside an addr-spec, and
 // control characters anywhere.
 
+import { LOOK_ALIKE_DOT } from './display-address.ts';
+
 export interface Mailbox {
   /** The display name's words, single spaces where CFWS was; quotes and quoted-pairs undone, encoded-words left as written. */
   displayName: string;
@@ -172,6 +174,12 @@ class Parser {
     this.pos++;
     if (this.peek() === '[') this.refuse(`a domain literal names no domain to sign for: ${snippet(this.text, this.pos)}`);
     const domain = this.dotAtomText('domain');
+    // search() ignores the pattern's g flag and lastIndex.
+    const lookAlike = domain.search(LOOK_ALIKE_DOT);
+    if (lookAlike >= 0) {
+      const code = domain.codePointAt(lookAlike)!.toString(16).toUpperCase().padStart(4, '0');
+      this.refuse(`a character that looks like "." (U+${code}) in the domain ${quote(domain.slice(0, 60))}; write the domain with "."`);
+    }
     return { localPart, domain, address: this.text.slice(start, this.pos) };
   }
 
@@ -220,23 +228,33 @@ class Parser {
     }
   }
 
-  /** A comment, nested ones included; iterative, so deep nesting costs no stack. */
+  /**
+   * A comment, nested ones included; iterative, so deep nesting costs no
+   * stack. Its text is gathered a run at a time (slices between the
+   * characters that change it), not a character at a time.
+   */
   private comment(): string {
     const open = this.pos;
+    const unclosed = (): never => this.refuse(`a "(" that is never closed: ${snippet(this.text, open)}`);
     let depth = 0;
     let text = '';
+    let run = this.pos;
     for (;;) {
-      const c = this.text[this.pos++];
-      if (c === undefined) this.refuse(`a "(" that is never closed: ${snippet(this.text, open)}`);
+      const c = this.text[this.pos];
+      if (c === undefined) unclosed();
       if (c === '\\') {
-        const next = this.text[this.pos++];
-        if (next === undefined) this.refuse(`a "(" that is never closed: ${snippet(this.text, open)}`);
-        text += next;
+        text += this.text.slice(run, this.pos);
+        if (this.pos + 1 >= this.text.length) unclosed();
+        run = this.pos + 1; // the quoted character starts the next run
+        this.pos += 2;
         continue;
       }
-      if (c === '(' && ++depth === 1) continue;
-      if (c === ')' && --depth === 0) return text;
-      text += c;
+      if (c === '(' && ++depth === 1) {
+        run = ++this.pos;
+        continue;
+      }
+      if (c === ')' && --depth === 0) return text + this.text.slice(run, this.pos++);
+      this.pos++;
     }
   }
 

@@ -98,7 +98,7 @@ export class RelayView {
       } catch (err) {
         if (!(err instanceof KeyFileError)) throw err;
         // Its message names the key as "<selector>._domainkey.<domain>".
-        const selector = /\b([^\s.]+)\._domainkey\./.exec(err.message)?.[1] ?? '';
+        const selector = selectorIn(err.message);
         problems.push({ domain, selector, line: err.toLine() });
       }
     }
@@ -165,4 +165,12 @@ function spoolWritable(dir: string, neededBytes: number): HealthFacts['spool'] {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     return { exists: true, writable: false, code, error: `spool ${dir} is not writable (${code === 'error' ? (err as Error).message : code})` };
   }
+}
+
+/** The selector of the first "<selector>._domainkey." in a text, or ''. */
+function selectorIn(text: string): string {
+  const at = text.indexOf('._domainkey.');
+  let start = at;
+  while (start > 0 && !/[\s.]/.test(text[start - 1]!)) start--;
+  return at < 0 ? '' : text.slice(start, at);
 }

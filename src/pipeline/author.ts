@@ -1,6 +1,7 @@
 // The author of a message: the From: header, whose domain picks the signing
 // key and against which DMARC judges alignment. It is read strictly (RFC 5322
 // §3.4), so the From: that is signed is the From: a reader is shown.
+import { isUtf8 } from 'node:buffer';
 import { domainToASCII } from 'node:url';
 import { isValidDomain } from '../keys/names.ts';
 import { shownAddressDomains } from '../message/display-address.ts';
@@ -34,7 +35,9 @@ export function findAuthor(fields: HeaderField[], options: AuthorOptions = {}): 
   if (!isValidDomain(domain)) return { ok: false, problem: 'the From: address has no valid domain name' };
   // Readers show Sender: too ("on behalf of"); it is held to the same grammar, and holds one mailbox (RFC 5322 §3.6.2).
   const senderDomains: string[] = [];
-  for (const sender of fieldsNamed(fields, 'Sender')) {
+  const senders = fieldsNamed(fields, 'Sender');
+  if (senders.length > 1) return { ok: false, problem: `the message has ${senders.length} Sender: headers (RFC 5322 allows one)` };
+  for (const sender of senders) {
     const mailbox = readMailboxes(sender, options);
     if (!mailbox.ok) return mailbox;
     if (mailbox.mailboxes.length !== 1) return { ok: false, problem: `the Sender: header holds ${mailbox.mailboxes.length} addresses (RFC 5322 allows one)` };
@@ -45,7 +48,13 @@ export function findAuthor(fields: HeaderField[], options: AuthorOptions = {}): 
 
 function readMailboxes(field: HeaderField, options: AuthorOptions): Read {
   const name = `${field.name}:`;
-  const value = Buffer.from(fieldValue(field), 'latin1').toString('utf8');
+  const octets = Buffer.from(fieldValue(field), 'latin1');
+  // RFC 6532 allows UTF-8 in a header and nothing else: raw Shift_JIS or Latin-1 shows as
+  // whatever charset a reader guesses, so the text that is signed is not the text that is read.
+  if (!isUtf8(octets)) {
+    return { ok: false, problem: `the ${name} header holds 8-bit octets that are not UTF-8 (RFC 6532); send the display name as an RFC 2047 encoded-word` };
+  }
+  const value = octets.toString('utf8');
   const parsed = parseMailboxList(value);
   if (!parsed.ok) return { ok: false, problem: `the ${name} header is ambiguous: ${parsed.problem}` };
   const own = new Set(parsed.mailboxes.map((m) => asciiDomain(m.domain)));

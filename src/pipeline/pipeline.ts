@@ -1,10 +1,11 @@
 // One message's way from "received" to "ready to deliver":
 // normalize → choose the key → sign → self-check. The relay and the `sign`
 // command both call processMessage, so they cannot drift apart.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { ActiveKey, KeyStore } from '../keys/store.ts';
-import { fieldsNamed, HeaderSyntaxError, parseHeader, type HeaderField } from '../message/header.ts';
+import { fieldsNamed, HeaderSyntaxError, oversizedField, parseHeader, type HeaderField } from '../message/header.ts';
 import { headerFields, messageFromBuffer, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, joinOctets, type Octets } from '../message/octets.ts';
 import { CryptoUnavailable } from '../signing/crypto-pool.ts';
@@ -34,6 +35,8 @@ export interface PipelineContext {
   hostname: string;
   /** `sign --domain D`: sign as D whatever From: says. */
   domain?: string;
+  /** listen.maxMessageSize: a message re-encoded past it is refused. Unset: no limit (the `sign` command, the relay's own notices). */
+  maxMessageSize?: number;
   /** Whether this client may send as this From: (or, with `field`, Sender:) domain: null when it may, else why not. */
   senderRefusal?: (domain: string, field?: 'Sender:') => string | null;
 }
@@ -71,6 +74,8 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   // Checked before anything parses the header: mailauth's verifier joins folded lines in quadratic time.
   const lines = countLines(header);
   if (lines > limits.maxLines) return refuse(552, `5.3.4 Header too long: ${lines} lines, at most ${limits.maxLines}`);
+  const oversized = oversizedField(header, limits.maxFieldSize);
+  if (oversized) return refuse(552, `5.3.4 Header field too large: ${oversized.name} is ${oversized.size} octets, at most ${limits.maxFieldSize}`);
   let fields;
   try {
     fields = parseHeader(header);
@@ -96,6 +101,8 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   const senderRefusal = ctx.senderRefusal?.(author.domain) ?? (author.senderDomains ?? []).map((d) => ctx.senderRefusal?.(d, 'Sender:')).find((r) => r);
   if (senderRefusal) return refuse(550, `5.7.1 ${senderRefusal}`);
 
+  // Each step below may read up to headers.maxSize of header text: other sessions get their turn between them.
+  await yieldToEventLoop();
   const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);
   let active: ActiveKey[];
   try {
@@ -125,6 +132,17 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   if (!normalized.ok) return refuse(normalized.code, normalized.text);
   report.changes.push(...normalized.changes);
   const { body } = normalized;
+  // Encoding 8-bit header text and refolding long lines add lines, and the self-check's
+  // verifier (mailauth) joins folded lines in quadratic time: the input's bound holds for the output.
+  const linesOut = normalized.header === incoming.header ? lines : countLines(normalized.header);
+  if (linesOut > limits.maxLines) return refuse(552, `5.3.4 Header too long once refolded or encoded for the upstream: ${linesOut} lines, at most ${limits.maxLines}`);
+  // Re-encoding for a 7-bit upstream makes a message larger: it must still be a size the relay takes, and hands on.
+  const size = normalized.header.length + body.size;
+  const { maxMessageSize } = ctx;
+  if (maxMessageSize !== undefined && body !== incoming.body && size > maxMessageSize) {
+    return refuse(552, `5.3.4 Message exceeds the maximum size of ${maxMessageSize} octets once re-encoded for the upstream (${size} octets): send large attachments 8-bit-free (base64) or smaller`);
+  }
+  await yieldToEventLoop();
   if (keys.length === 0) return { action: 'deliver', message: joinOctets(bufferOctets(normalized.header), body), ...report, detail: `${why}: forwarded unsigned` };
 
   let signedHeader: Buffer;
@@ -137,6 +155,7 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
     const signatureFields = await signHashed({ fields: finalFields, ...hashed }, keys, options);
     signedHeader = Buffer.concat([Buffer.from(signatureFields, 'latin1'), normalized.header]);
     report.signatures = keys.map((k) => ({ domain: k.domain, selector: k.selector, algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256' }));
+    await yieldToEventLoop();
     check = await selfCheck({ header: signedHeader, body }, keys, ctx.store, ctx.config.selfCheck.alignment);
   } catch (err) {
     if (err instanceof CryptoUnavailable) return refuse(451, '4.3.0 Signing is unavailable for a moment, try again later');

@@ -7,8 +7,8 @@ const R = 8;
 const P = 1;
 const LENGTH = 32;
 
-const BASE64 = '((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)';
-const FORMAT = new RegExp(`^scrypt\\$N=(\\d{1,8}),r=(\\d{1,3}),p=(\\d{1,3})\\$${BASE64}\\$${BASE64}$`);
+const COSTS = /^N=(\d{1,8}),r=(\d{1,3}),p=(\d{1,3})$/;
+const isBase64 = (text: string): boolean => text.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(text);
 
 export interface StoredHash {
   n: number;
@@ -24,11 +24,12 @@ export interface StoredHash {
  * every AUTH of that user fail without a word.
  */
 export function parseHash(stored: string): StoredHash | null {
-  const match = FORMAT.exec(stored);
-  if (!match) return null;
+  const [scheme, costs, salt64, hash64, ...rest] = stored.split('$');
+  const match = COSTS.exec(costs ?? '');
+  if (scheme !== 'scrypt' || hash64 === undefined || !match || !isBase64(salt64 ?? '') || !isBase64(hash64 ?? '') || rest.length > 0) return null;
   const [n, r, p] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  const salt = Buffer.from(match[4]!, 'base64');
-  const hash = Buffer.from(match[5]!, 'base64');
+  const salt = Buffer.from(salt64!, 'base64');
+  const hash = Buffer.from(hash64!, 'base64');
   // scrypt needs N a power of two above 1; larger costs than these would let one AUTH exhaust memory.
   const costOk = n > 1 && n <= 1 << 20 && (n & (n - 1)) === 0 && r >= 1 && r <= 32 && p >= 1 && p <= 16;
   if (!costOk || salt.length < 8 || hash.length !== LENGTH) return null;

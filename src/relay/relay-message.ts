@@ -57,6 +57,7 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
     config: deps.config,
     upstream: deps.upstream.traits,
     hostname: deps.hostname,
+    maxMessageSize: deps.config.listen.maxMessageSize,
     senderRefusal: (domain, field) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, domain, field),
   });
   let id = deps.queue ? undefined : randomBytes(6).toString('hex');

@@ -46,6 +46,7 @@ import type { Algorithm } from '../keys/key-material.ts';
 import { decide, type LifecycleKey, type Transition } from '../keys/lifecycle.ts';
 import { nextSelector } from '../keys/names.ts';
 import { txtRecord, type TxtRecord } from '../keys/record.ts';
+import { trimEndOf } from '../message/trim.ts';
 import type { DnsObservation } from './observation.ts';
 import type { Delegation, RotationPolicy } from './policy.ts';
 
@@ -275,7 +276,7 @@ function domainLabel(domain: string): string {
   const label = bare.replaceAll('-', '--').replaceAll('.', '-');
   if (label.length <= MAX_LABEL) return label;
   const digest = createHash('sha256').update(bare).digest('hex').slice(0, DIGEST_CHARS);
-  const prefix = label.slice(0, MAX_LABEL - 3 - DIGEST_CHARS).replace(/-+$/, '');
+  const prefix = trimEndOf(label.slice(0, MAX_LABEL - 3 - DIGEST_CHARS), '-');
   return `${prefix}---${digest}`;
 }
 

@@ -38,3 +38,33 @@ export function growth<T>(make: (scale: number) => T, run: (input: T) => void): 
   }
   return lowest;
 }
+
+/** CPU milliseconds this thread spent in `run`, awaited: the work of other threads and processes does not count. */
+async function cpuMsAsync(run: () => Promise<void>): Promise<number> {
+  const before = process.threadCpuUsage();
+  await run();
+  const after = process.threadCpuUsage(before);
+  return (after.user + after.system) / 1000;
+}
+
+/**
+ * growth() for asynchronous work: the CPU time of this thread between start
+ * and end, best of three. `floorMs`: the least time the small input is taken
+ * to need, so that work too quick to time (a refusal at the first line) does
+ * not turn a garbage collection of the large input into a large ratio.
+ */
+export async function growthAsync<T>(make: (scale: number) => T, run: (input: T) => Promise<void>, floorMs = 0.05): Promise<number> {
+  const fastestAsync = async (input: T): Promise<number> => {
+    let best = Infinity;
+    for (let round = 0; round < 3; round++) best = Math.min(best, await cpuMsAsync(() => run(input)));
+    return best;
+  };
+  const small = make(1);
+  const large = make(8);
+  await run(small);
+  let lowest = Infinity;
+  for (let attempt = 0; attempt < 3 && lowest >= LINEAR_AT_8X; attempt++) {
+    lowest = Math.min(lowest, (await fastestAsync(large)) / Math.max(await fastestAsync(small), floorMs));
+  }
+  return lowest;
+}

@@ -45,12 +45,14 @@ export function readTsigKey(config: { name: string; algorithm: TsigAlgorithm; se
       `run: chmod 600 ${file} — and replace the key on the server too if others could read it`,
     );
   }
-  const declared = /^\s*algorithm\s*:?\s*"?([a-z0-9-]+)/im.exec(text)?.[1]?.toLowerCase();
+  // Line by line: a pattern anchored at every line start (m flag) with \s* runs backtracks quadratically.
+  const lines = text.split('\n').map((l) => l.trim());
+  const declared = firstMatch(lines, /^algorithm\s*(?::\s*)?"?([a-z0-9-]+)/i)?.toLowerCase();
   if (declared !== undefined && declared !== config.algorithm) {
     throw new UserError(`${where} is a ${declared} key, the configuration says ${config.algorithm}`, `set dns.publish[].tsig.algorithm: ${declared}`);
   }
-  const quoted = /^\s*secret\s*:?\s*"?([A-Za-z0-9+/]+={0,2})"?\s*;?\s*$/im.exec(text)?.[1];
-  const bare = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const quoted = firstMatch(lines, /^secret\s*(?::\s*)?"?([A-Za-z0-9+/]+={0,2})"?\s*;?$/i);
+  const bare = lines.filter((l) => l && !l.startsWith('#'));
   const encoded = quoted ?? (bare.length === 1 ? bare[0] : undefined);
   if (encoded === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
     throw new UserError(`${where} holds no base64 secret`, `write the key as keymgr -t ${config.name} ${config.algorithm} prints it, or the base64 secret alone`);
@@ -192,4 +194,13 @@ function parseTsig(keyName: string, rdata: Buffer): TsigFields {
 function writeTime(buf: Buffer, at: number, seconds: number): void {
   buf.writeUInt16BE(Math.floor(seconds / 2 ** 32), at);
   buf.writeUInt32BE(seconds % 2 ** 32, at + 2);
+}
+
+/** The first group of the first line that matches. */
+function firstMatch(lines: string[], pattern: RegExp): string | undefined {
+  for (const line of lines) {
+    const match = pattern.exec(line);
+    if (match) return match[1];
+  }
+  return undefined;
 }

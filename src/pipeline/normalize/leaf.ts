@@ -7,9 +7,9 @@ import { fieldsNamed } from '../../message/header.ts';
 import type { ContentInfo } from './content-type.ts';
 import { appendField, setField, type Entity } from './header-block.ts';
 import type { Piece } from './pieces.ts';
-import { MAX_LINE, spanIsUtf8 } from './scan.ts';
+import { MAX_LINE, spanEscapes, spanIsUtf8 } from './scan.ts';
 import { inPart, Refusal } from './refusal.ts';
-import { endsWithCrlf } from './source.ts';
+import { endsWithCrlf, type Span } from './source.ts';
 import type { Walk } from './walk.ts';
 
 /** Why a body needs work, e.g. "8-bit data, line of 1204 octets". */
@@ -49,11 +49,26 @@ function refuseWhenAsked(trouble: Trouble, walk: Walk): void {
   }
 }
 
+/**
+ * Quoted-printable writes an escaped octet as three, base64 every three as
+ * four: text that is mostly escaped octets (Cyrillic, Greek, CJK in UTF-8)
+ * nearly triples as quoted-printable, and a message that grew so could
+ * outgrow the size it was accepted at. Such text goes base64 when that is a
+ * quarter smaller and a kilobyte at least; short text and Latin text with
+ * accents stay quoted-printable, which keeps them readable.
+ */
+function qpOutgrowsBase64(walk: Walk, body: Span): boolean {
+  const octets = body.end - body.start;
+  const qp = octets + 2 * spanEscapes(walk.source, body);
+  const base64 = Math.ceil(octets / 3) * 4;
+  return qp > base64 * 1.25 && qp - base64 > 1024;
+}
+
 /** A 7bit/8bit/binary leaf: encode it and say so in its header. */
 export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' | 'part', path: string, trouble: Trouble, walk: Walk): Piece[] {
   refuseWhenAsked(trouble, walk);
   const { body, header } = entity;
-  const qp = !trouble.nul && (info.type.startsWith('text/') || info.type.startsWith('message/'));
+  const qp = !trouble.nul && (info.type.startsWith('message/') || (info.type.startsWith('text/') && !qpOutgrowsBase64(walk, body)));
   // base64 carries the octets, final CRLF included; the body must still end
   // in a CRLF where it did (the end of the message, not before a delimiter).
   const encoded: Piece[] = qp

@@ -130,6 +130,18 @@ export function spanHas8bit(src: ByteSource, span: Span): boolean {
   return false;
 }
 
+/** Octets quoted-printable writes as "=XX" (RFC 2045 §6.7): 8-bit ones, "=", and controls other than CR, LF and TAB. */
+export function spanEscapes(src: ByteSource, span: Span): number {
+  let escapes = 0;
+  for (const c of chunks(src, span.start, span.end)) {
+    for (let i = 0; i < c.length; i++) {
+      const o = c[i]!;
+      if (o >= 0x7f || o === 0x3d || (o < 0x20 && o !== 0x0d && o !== 0x0a && o !== 0x09)) escapes++;
+    }
+  }
+  return escapes;
+}
+
 export function spanIsUtf8(src: ByteSource, span: Span): boolean {
   const check = new Utf8Check();
   for (const c of chunks(src, span.start, span.end)) check.push(c);

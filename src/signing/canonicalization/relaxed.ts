@@ -1,6 +1,7 @@
 // "relaxed" canonicalization (RFC 6376 §3.4.2, §3.4.4): tolerates the
 // whitespace and case changes that MTAs commonly make in transit.
 
+import { trimEndOf } from '../../message/trim.ts';
 import { CR, HTAB, LF, SP, type BodyCanonicalizer, type BodySink } from './types.ts';
 
 /**
@@ -11,7 +12,7 @@ import { CR, HTAB, LF, SP, type BodyCanonicalizer, type BodySink } from './types
 export function relaxedHeader(raw: string): string {
   const colon = raw.indexOf(':');
   if (colon < 0) throw new Error('header field has no colon');
-  const name = raw.slice(0, colon).replace(/[ \t]+$/, '').toLowerCase();
+  const name = trimEndOf(raw.slice(0, colon), ' \t').toLowerCase();
   const value = raw
     .slice(colon + 1)
     .replace(/\r\n(?=[ \t])/g, '')
