@@ -1,7 +1,7 @@
 // A large 8-bit message queued while the smart host announced 8BITMIME and
 // delivered after it stopped, through the real `serve`: re-encoded file to
-// file and signed again without the relay's memory growing with the message.
-// The relay's peak resident size (VmHWM) is read from /proc.
+// file and signed again. The relay's peak resident size (VmHWM), read from
+// /proc, is reported.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -133,6 +133,8 @@ test('a large 8-bit message meets a host that stopped announcing 8BITMIME: 7-bit
   assert.deepEqual(await verifyWithDkimpy(out, records), [true], 'dkimpy verifies the new signature');
   const tmp = join(dir, 'spool', 'tmp');
   await until('the re-encoded copies to be removed', () => readdirSync(tmp).length === 0);
-  // Holding the message whole even once would add 48 MiB (its quoted-printable form 60 more).
-  assert.ok(growth < 48 * MiB, `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB for a 48 MiB message`);
+  // The peak is reported, not bounded: V8 collects the chunks' garbage only after external memory has
+  // grown by tens of MiB, so the peak moves by 9-80 MiB whatever the size (measured in
+  // test/relay/large-message.test.ts); what is held is bounded where it can be measured exactly, by
+  // test/normalize/file-memory.test.ts, which runs the same file-to-file re-encoding.
 });
