@@ -40,9 +40,9 @@ export interface MxOptions {
   localAddresses?: () => string[];
 }
 
-/** The addresses of this machine's network interfaces. */
+/** The addresses of this machine's network interfaces, without an IPv6 zone ("fe80::1%eth0"). */
 function interfaceAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.replace(/%.*$/, '')));
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.split('%', 1)[0]!));
 }
 
 /** The hosts (or a literal address) to try for one domain, or the reply every recipient gets. */
