@@ -274,14 +274,20 @@ describe('hardening against strangers', () => {
     const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 2, authPenaltySeconds: 60 }), keys: { dir: join(keys.path, 'keys') }, metrics: { listen: '127.0.0.1:0' }, rotation: { check: 'off' }, delivery: { mode: 'sync' } });
     const running = await startRelay({ config, path: 'test' }, pino({ level: 'debug' }, sink));
     try {
-      // Four sessions guess at once: the second failure shuts the address out, the others land after it.
-      const sessions = await Promise.all([0, 1, 2, 3].map(() => startTlsSession(running.ports.plain, '127.0.0.2')));
-      const codes = await Promise.all(sessions.map(({ c }) => c.command(plainAuth('exchange', 'wrong'), 15_000).then((r) => r?.code)));
-      assert.ok(codes.filter((code) => code === 421).length >= 2, String(codes));
+      // Four sessions guess at once, round after round: one password is checked at a time (the
+      // others get 454), and the second failure shuts the address out.
+      const codes: (number | undefined)[] = [];
+      for (let round = 0; round < 4 && !codes.includes(421); round++) {
+        const sessions = await Promise.all([0, 1, 2, 3].map(() => startTlsSession(running.ports.plain, '127.0.0.2')));
+        codes.push(...(await Promise.all(sessions.map(({ c }) => c.command(plainAuth('exchange', 'wrong'), 15_000).then((r) => r?.code)))));
+        for (const { c } of sessions) await c.destroy();
+      }
+      assert.ok(codes.includes(421), String(codes));
+      assert.equal(codes.filter((code) => code === 535).length, 1, String(codes));
       // Later logins from the same address are refused, and not logged again.
       const later = await startTlsSession(running.ports.plain, '127.0.0.2');
       assert.equal((await later.c.command(plainAuth('exchange', PASSWORD), 5000))?.code, 421);
-      for (const { c } of [...sessions, later]) await c.destroy();
+      await later.c.destroy();
       const shutOut = lines.filter((l) => /shut out/.test(l.msg));
       assert.equal(shutOut.length, 1, JSON.stringify(lines));
       assert.equal(shutOut[0]!.client, '127.0.0.2');
