@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { stringify } from 'yaml';
 import { createPublishers } from '../dns/publish/factory.ts';
+import { rotationAdvice } from '../rotation/policy.ts';
 import { configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 export function configCommand(yargs: Argv<GlobalArgs>) {
@@ -11,6 +12,8 @@ export function configCommand(yargs: Argv<GlobalArgs>) {
         const { config, path } = configFrom(args);
         // As `serve` does before it listens: a TSIG secret file that is missing, unreadable or open to others.
         createPublishers(config.dns.publish);
+        // Valid but probably not meant: said on standard error, so the printed configuration stays clean.
+        for (const advice of rotationAdvice(config.rotation)) process.stderr.write(`dkim-relay: note: ${advice}\n`);
         const upstream = config.delivery.upstream;
         const shown = {
           ...config,

@@ -463,6 +463,4 @@ export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];
 export type SigningConfig = Config['signing'];
 export type RotationConfig = Config['rotation'];
-export type QueueConfig = Config['queue'];
 export type DnsPublishConfig = Config['dns']['publish'][number];
-export type MetricsConfig = Config['metrics'];

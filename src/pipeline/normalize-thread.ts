@@ -52,10 +52,3 @@ export function normalizeFileInThread(inPath: string, outPath: string, options: 
     running.postMessage(job);
   });
 }
-
-/** Stops the thread (tests, shutdown); a later job starts a new one. */
-export async function stopNormalizeThread(): Promise<void> {
-  const running = worker;
-  worker = null;
-  if (running) await running.terminate();
-}

@@ -14,6 +14,7 @@ import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
 import { startHttp, type HttpListener } from '../observability/http.ts';
 import type { Logger } from '../observability/logger.ts';
+import { rotationAdvice } from '../rotation/policy.ts';
 import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
 import { acquireCryptoPool } from '../signing/crypto-pool.ts';
 import { metrics } from '../observability/metrics.ts';
@@ -69,6 +70,8 @@ export interface StartOptions {
 
 export async function startRelay({ config, path }: LoadedConfig, logger: Logger, options: StartOptions = {}): Promise<RunningRelay> {
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
+  // The same notes `config check` prints: settings that work, but probably not as meant.
+  for (const advice of rotationAdvice(config.rotation)) logger.warn({ advice }, 'configuration note');
   const store = KeyStore.open(config.keys.dir, {
     onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
   });

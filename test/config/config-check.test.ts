@@ -131,3 +131,12 @@ test('the example configuration as shipped is valid', async () => {
   const run = await dkimRelay(['config', 'check', '--config', 'example.yaml'], dir);
   assert.equal(run.code, 0, run.stderr);
 });
+
+test('settings that work but probably not as meant: config check notes them on stderr and exits 0', async () => {
+  const run = await check('rotation: {check: "0 3 * * *", publishFor: 1h}\n');
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /^dkim-relay: note: rotation\.publishFor \(1h\) is shorter than the time between two checks of rotation\.check "0 3 \* \* \*" \(86400s\): new keys will wait for the next check$/m);
+  assert.match(run.stdout, /: valid\n/, 'the configuration is printed as before');
+  const quiet = await check('rotation: {check: "*/5 * * * *", publishFor: 1h}\n');
+  assert.equal(quiet.stderr, '', 'nothing to note');
+});

@@ -351,19 +351,3 @@ export function toQuotedPrintable(data: Buffer): Buffer {
     encoder.end();
   });
 }
-
-export function toBase64(data: Buffer): Buffer {
-  return collectAll((out) => {
-    const encoder = new Base64Encoder(out);
-    encoder.push(data);
-    encoder.end();
-  });
-}
-
-export function rewrapBase64(data: Buffer): Buffer {
-  return collectAll((out) => {
-    const encoder = new Base64Rewrapper(out);
-    encoder.push(data);
-    encoder.end();
-  });
-}
