@@ -112,6 +112,8 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
   writeFileSync(configFile, JSON.stringify({
     keys: { dir: keysDir },
     listen: { host: '127.0.0.1', port: 0, hostname: 'relay.test' },
+    // A port of its own: the default 9125 may be taken by a relay already running on this host.
+    metrics: { listen: '127.0.0.1:0' },
     delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port, maxConnections: 2 } },
     queue: { dir: join(dir, 'spool'), retryAfter: '1s', maxRetryInterval: '2s' },
     log: { level: 'silent' },
