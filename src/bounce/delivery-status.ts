@@ -3,7 +3,7 @@
 // separated by an empty line. Every line is 7-bit and at most 78 octets where
 // whitespace allows (never over 998), so the part passes any hop.
 import { rfc5322Date } from '../message/date.ts';
-import { foldField } from '../pipeline/normalize/fold.ts';
+import { foldField } from '../message/mime/fold.ts';
 import { originalRecipientValue, typedAddress } from './address-type.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { recipientStatus, type DsnAction } from './status.ts';

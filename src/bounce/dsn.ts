@@ -5,9 +5,9 @@
 // CRLF lines of at most 998 octets, signed like any other before it leaves.
 import { randomUUID } from 'node:crypto';
 import { rfc5322Date } from '../message/date.ts';
-import { newMessageId } from '../pipeline/normalize/missing-fields.ts';
-import { overlongLine } from '../pipeline/normalize/scan.ts';
-import { toQuotedPrintable } from '../pipeline/normalize/transfer-encoding.ts';
+import { newMessageId } from '../message/mime/missing-fields.ts';
+import { overlongLine } from '../message/mime/scan.ts';
+import { toQuotedPrintable } from '../message/mime/transfer-encoding.ts';
 import { deliveryStatusBody, type StatusRecipient } from './delivery-status.ts';
 import { noticeText } from './notice-text.ts';
 import type { SmtpReply } from '../smtp/reply.ts';

@@ -6,8 +6,8 @@
 // allows it "if the headers are broken and require encoding").
 import { isUtf8 } from 'node:buffer';
 import { splitMessage } from '../message/header.ts';
-import { has8bit, hasNul, overlongLine } from '../pipeline/normalize/scan.ts';
-import { toQuotedPrintable } from '../pipeline/normalize/transfer-encoding.ts';
+import { has8bit, hasNul, overlongLine } from '../message/mime/scan.ts';
+import { toQuotedPrintable } from '../message/mime/transfer-encoding.ts';
 import type { DsnAction } from './status.ts';
 
 /** Why only the header went back. */

@@ -18,8 +18,8 @@
 // domains, so no one can aim a signed notice carrying their message at a
 // third party (backscatter) by naming it as the envelope sender.
 import { fieldValue, fieldsNamed, parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
-import { inDomains, normalizeDomain } from '../keys/names.ts';
-import { contentInfo } from '../pipeline/normalize/content-type.ts';
+import { inDomains, normalizeDomain } from '../common/names.ts';
+import { contentInfo } from '../message/mime/content-type.ts';
 import type { DsnAction } from './status.ts';
 
 export type SuppressionReason =

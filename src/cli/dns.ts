@@ -9,7 +9,7 @@ import { checkDns, type CheckReport, type DomainReport, type KeyReport } from '.
 import type { Finding } from '../dns/finding.ts';
 import { FAILING } from '../dns/key-status.ts';
 import { parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { CheckFailed, print, printJson, withStore, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { domain?: string; nameserver?: string[]; authoritative?: boolean };

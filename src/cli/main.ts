@@ -3,7 +3,7 @@
 // 2 a usage or configuration error — always one line saying how to mend it.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { configCommand } from './config.ts';
 import { dnsCommand } from './dns.ts';
 import { CheckFailed, type GlobalArgs } from './context.ts';

@@ -6,10 +6,10 @@ import { hostname, tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { mailauthResolver } from '../dns/resolver.ts';
 import { storeResolver } from '../keys/resolver.ts';
-import { normalizeDomain } from '../keys/names.ts';
+import { normalizeDomain } from '../common/names.ts';
 import { octetStream } from '../message/octets.ts';
 import { processMessage, type Report } from '../pipeline/pipeline.ts';
-import { receiveMessage } from '../relay/intake.ts';
+import { receiveMessage } from '../message/intake.ts';
 import { messageProblem, verifyMessage } from '../signing/verify.ts';
 import { CheckFailed, configWithoutListener, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
 

@@ -1,8 +1,8 @@
 // `passwd`: turn a password into the scrypt hash that access.users takes.
 import type { Argv } from 'yargs';
 import { stringify } from 'yaml';
-import { UserError } from '../errors.ts';
-import { hashPassword } from '../relay/passwords.ts';
+import { UserError } from '../common/errors.ts';
+import { hashPassword } from '../access/passwords.ts';
 import { print, printJson, readStdin, type GlobalArgs } from './context.ts';
 import { InputAborted, readHiddenLine } from './hidden-input.ts';
 

@@ -8,9 +8,10 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Argv } from 'yargs';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { FINAL_STATES, QueueIndex, type MessageDetail, type QueueDepth, type QueuedRecipient, type Reply } from '../queue/queue-index.ts';
-import { Spool, SpoolUnavailableError } from '../queue/spool.ts';
+import { Spool } from '../queue/spool.ts';
+import { SpoolUnavailableError } from '../common/spool-error.ts';
 import { CheckFailed, configWithoutListener, print, printJson, table, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { ids?: string[]; id?: string; all?: boolean; held?: boolean; yes?: boolean; message?: boolean };

@@ -2,11 +2,12 @@
 import { constants } from 'node:os';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
-import { UserError } from '../errors.ts';
-import { createLogger, routeConsoleTo, type Logger } from '../observability/logger.ts';
+import { UserError } from '../common/errors.ts';
+import { createLogger, routeConsoleTo, type Logger } from '../common/logger.ts';
+import { metrics } from '../observability/metrics.ts';
 import { SpoolLock } from '../queue/spool-lock.ts';
-import { startRelay, type RunningRelay } from '../relay/daemon.ts';
-import { stopOnUnexpected, Supervisor } from '../relay/supervisor.ts';
+import { startRelay, type RunningRelay } from '../daemon/daemon.ts';
+import { stopOnUnexpected, Supervisor } from '../common/supervisor.ts';
 import { configFrom, type GlobalArgs } from './context.ts';
 
 export function serveCommand(yargs: Argv<GlobalArgs>) {
@@ -22,7 +23,7 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
       stopOnUnexpected(logger);
       // Before anything in queue.dir is read or changed; held until the process ends, across reloads (queue.dir never changes live).
       const lock = SpoolLock.acquire(running.config.queue.dir);
-      const supervisor = new Supervisor({ logger, dir: running.config.queue.dir });
+      const supervisor = new Supervisor({ logger, dir: running.config.queue.dir, metrics });
       let relay = await startRelay(running, logger, { supervisor });
       let reloading = Promise.resolve();
 

@@ -4,20 +4,18 @@
 // live unless --no-dns, and shows the relay's background tasks that failed
 // since it started, as it recorded them in queue.dir. Exit 1 when something
 // needs a person.
-import Database from 'better-sqlite3';
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
-import { explainDatabaseError } from '../keys/database.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import { KeyStore, type KeyProblem } from '../keys/store.ts';
 import { renderStatus, statusReport, type KeyFileProblem, type StatusReport } from '../observability/status-report.ts';
-import type { DnsObservation } from '../rotation/observation.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { delegationFor } from '../dns/delegation.ts';
 import { policyFor } from '../rotation/policy.ts';
-import { readTaskHealth } from '../observability/task-health-file.ts';
+import { readObservations } from '../rotation/rotation-tables.ts';
+import { readTaskHealth } from '../common/task-health-file.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
@@ -88,18 +86,3 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
   }
 }
 
-/** The dns_observations rows, read through a connection of its own; none while the store predates them. */
-export function readObservations(dbFile: string): DnsObservation[] {
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });
-    if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dns_observations'`).get()) return [];
-    return db
-      .prepare(`SELECT key_id AS keyId, server, first_seen_matching AS firstSeenMatching, last_checked AS lastChecked, last_state AS lastState, detail FROM dns_observations`)
-      .all() as DnsObservation[];
-  } catch (err) {
-    throw explainDatabaseError(err, dbFile);
-  } finally {
-    db?.close();
-  }
-}

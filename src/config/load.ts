@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { configSchema, type Config } from './schema.ts';
 
 export const DEFAULT_CONFIG_PATH = 'config/dkim-relay.yaml';

@@ -3,9 +3,9 @@
 // `serve`, a SIGHUP reload and `config check` refuse the same files.
 import ipaddr from 'ipaddr.js';
 import type { z } from 'zod';
-import { normalizeDomain } from '../keys/names.ts';
-import { parseNetwork } from '../relay/admission.ts';
-import { parseHash } from '../relay/passwords.ts';
+import { normalizeDomain } from '../common/names.ts';
+import { parseNetwork } from '../common/networks.ts';
+import { parseHash } from '../common/password-hash.ts';
 import { loadTls, TlsFileProblem, type TlsFiles } from './tls-files.ts';
 
 type Ctx = z.core.$RefinementCtx;

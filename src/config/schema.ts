@@ -4,8 +4,8 @@ import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
 import { isNameserver } from '../dns/nameserver.ts';
 import { parseServerAddress } from '../dns/publish/server-address.ts';
-import { isValidDomain } from '../keys/names.ts';
-import { isLoopback, parseListenAddress } from '../observability/listen-address.ts';
+import { isValidDomain } from '../common/names.ts';
+import { isLoopback, parseListenAddress } from '../common/listen-address.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';
 
@@ -412,7 +412,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
-  /** Prometheus metrics, /healthz, /readyz and the status page (src/observability/http.ts), off the SMTP port. */
+  /** Prometheus metrics, /healthz, /readyz and the status page (src/daemon/http.ts), off the SMTP port. */
   metrics: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -463,4 +463,3 @@ export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];
 export type SigningConfig = Config['signing'];
 export type RotationConfig = Config['rotation'];
-export type DnsPublishConfig = Config['dns']['publish'][number];

@@ -3,7 +3,7 @@
 // validated (serve, SIGHUP reload, config check) and read again at start-up.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 export interface TlsFiles {
   key: string;

@@ -2,7 +2,7 @@
 // required (the EHLO after STARTTLS is the one that counts, RFC 3207 §4.2),
 // read the extensions, QUIT. No login, no mail.
 import type { ConnectionOptions } from 'node:tls';
-import { announcedExtensions, SMTPConnection } from '../nodemailer-internals.ts';
+import { announcedExtensions, SMTPConnection } from '../smtp/nodemailer-internals.ts';
 
 export interface ProbeTarget {
   host: string;

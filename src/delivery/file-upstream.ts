@@ -2,10 +2,10 @@
 // written under a temporary name and renamed, so a reader never sees half.
 // The folder is made 0700 and each file 0600, whatever the umask: the
 // messages are the organisation's mail. Files are created without following
-// a link (src/file-create.ts).
+// a link (src/common/file-create.ts).
 import { randomBytes } from 'node:crypto';
 import { rename } from 'node:fs/promises';
-import { createFile, makeDirectory } from '../file-create.ts';
+import { createFile, makeDirectory } from '../common/file-create.ts';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Octets } from '../message/octets.ts';

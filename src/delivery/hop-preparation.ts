@@ -18,7 +18,7 @@ import { fieldValue, HeaderSyntaxError, parseHeader, type HeaderField } from '..
 import { headerFields, readHeaderBlock, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, hasEightBit, joinOctets, type Octets } from '../message/octets.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
-import { intakeDir, receiveMessage } from '../relay/intake.ts';
+import { intakeDir, receiveMessage } from '../message/intake.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
 import { cannotPrepare, formForHop, needsSmtpUtf8, type HopExtensions, type MessageFacts } from './hop-form.ts';
 import type { Envelope, OwnSignature } from './upstream.ts';

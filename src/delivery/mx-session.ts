@@ -4,7 +4,7 @@
 // QUIT. Nothing here decides which host comes next: it reports what happened.
 import { isIP } from 'node:net';
 import { octetStream, type Octets } from '../message/octets.ts';
-import { announcedExtensions, connectionSocket, RCPT_DSN, SMTPConnection, tlsSocket } from '../nodemailer-internals.ts';
+import { announcedExtensions, connectionSocket, RCPT_DSN, SMTPConnection, tlsSocket } from '../smtp/nodemailer-internals.ts';
 import type { SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
 import { parseReply, sessionFailure, status, transactionFailure, type Hop, type StatusReply } from './mx-reply.ts';

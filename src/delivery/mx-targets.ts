@@ -4,7 +4,7 @@
 // MX, A and AAAA records (or an address literal) could otherwise aim the
 // relay at services inside its own network, or at the relay itself.
 import ipaddr from 'ipaddr.js';
-import type { NetworkList } from '../relay/admission.ts';
+import type { NetworkList } from '../common/networks.ts';
 
 /** How this relay can be reached: a target among these is the relay itself. */
 export interface RelaySelf {

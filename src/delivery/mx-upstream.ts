@@ -12,9 +12,9 @@
 import { networkInterfaces, hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { hasEightBit, type Octets } from '../message/octets.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../common/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
-import { NetworkList } from '../relay/admission.ts';
+import { NetworkList } from '../common/networks.ts';
 import { DestinationLimits } from './destination-limits.ts';
 import { MxLookup } from './mx-lookup.ts';
 import { isTemporary, overallReply, status, type DeliveryReport, type RecipientReply, type StatusReply } from './mx-reply.ts';

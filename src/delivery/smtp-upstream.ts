@@ -15,15 +15,15 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import type { UpstreamConfig } from '../config/schema.ts';
 import { Readable } from 'node:stream';
 import { octetStream, type Octets } from '../message/octets.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../common/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import type { HopExtensions } from './hop-form.ts';
 import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
 import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
-import { announcedExtensions, choosePerConnection, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../nodemailer-internals.ts';
-import { Supervisor } from '../relay/supervisor.ts';
+import { announcedExtensions, choosePerConnection, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../smtp/nodemailer-internals.ts';
+import { Supervisor } from '../common/supervisor.ts';
 import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type OwnSignature, type Upstream, type UpstreamReply } from './upstream.ts';
 

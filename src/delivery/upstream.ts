@@ -3,16 +3,16 @@
 // unchanged, and one per recipient, which the queue records.
 import { hostname as osHostname } from 'node:os';
 import type { UpstreamConfig } from '../config/schema.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../common/logger.ts';
 import type { PreparationDeps } from './hop-preparation.ts';
 import type { Octets } from '../message/octets.ts';
-import type { RcptDsn } from '../nodemailer-internals.ts';
+import type { RcptDsn } from '../smtp/nodemailer-internals.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
 import { FileUpstream } from './file-upstream.ts';
 import { MxUpstream, type MxOptions } from './mx-upstream.ts';
 import { SmtpUpstream } from './smtp-upstream.ts';
-import type { Supervisor } from '../relay/supervisor.ts';
+import type { Supervisor } from '../common/supervisor.ts';
 
 export interface Envelope {
   /** Envelope sender; '' for the null sender (bounces, auto-replies). */

@@ -1,10 +1,9 @@
 // `dns check`: every key that must be published, resolved at each server and
 // judged against the key store, plus each signing domain's DMARC readiness.
 import { getDomain } from 'tldts';
-import { recordName } from '../keys/names.ts';
+import { recordName } from '../common/names.ts';
 import type { StoredKey } from '../keys/store.ts';
-import type { Delegation } from '../rotation/policy.ts';
-import { delegatedName } from './delegation.ts';
+import { delegatedName, type Delegation } from './delegation.ts';
 import { disagreement } from './disagreement.ts';
 import type { DnsAnswer, DnsClient, Transport } from './dns-client.ts';
 import { readiness, type Readiness } from './dmarc-readiness.ts';

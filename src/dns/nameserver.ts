@@ -2,7 +2,7 @@
 // system resolver's servers (/etc/resolv.conf) when none is named.
 import { getServers } from 'node:dns';
 import { isIP } from 'node:net';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 export interface Nameserver {
   host: string;

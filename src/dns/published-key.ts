@@ -1,6 +1,6 @@
 // Does DNS serve the record a key needs? match / missing / mismatch / malformed.
 import type { RecordSource } from '../keys/record.ts';
-import { recordName } from '../keys/names.ts';
+import { recordName } from '../common/names.ts';
 import { lookupTxt } from './txt.ts';
 
 export type PublishedState = 'match' | 'missing' | 'mismatch' | 'malformed';

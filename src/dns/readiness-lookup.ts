@@ -2,10 +2,16 @@
 // bounded time: what `dkim-relay status` shows live, and what the running
 // relay keeps for its status page and DMARC gauge.
 import type { RecordType } from 'dns-packet';
-import type { ReadinessResult } from '../observability/status-report.ts';
 import { domainReadiness } from './dns-check.ts';
 import { DnsClient, type DnsAnswer, type DnsClientOptions } from './dns-client.ts';
+import type { Finding } from './finding.ts';
 import { formatNameserver, type Nameserver } from './nameserver.ts';
+
+/** The domain's SPF and DMARC as one DNS server saw them, or why that is not known. */
+export type ReadinessResult =
+  | { status: 'not-checked' }
+  | { status: 'failed'; server: string; reason: string }
+  | { status: 'checked'; server: string; spf: string | null; dmarc: string | null; findings: Finding[] };
 
 /** A domain's SPF and DMARC lookups (a few names, each tried twice) get this many dns.timeoutSeconds in all. */
 export const READINESS_TIMEOUTS = 4;

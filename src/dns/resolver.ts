@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { Resolver } from 'node:dns/promises';
 import type { DNSResolver } from 'mailauth';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 /** Per try; c-ares doubles it on the second try, so a silent server costs about 6 s. */
 const TIMEOUT_MS = 2000;

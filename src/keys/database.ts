@@ -1,7 +1,7 @@
 // The key store's SQLite database: metadata only, never key material.
 import Database from 'better-sqlite3';
-import { prepareKeptFile, SQLITE_SIBLINGS } from '../file-create.ts';
-import { UserError } from '../errors.ts';
+import { prepareKeptFile, SQLITE_SIBLINGS } from '../common/file-create.ts';
+import { UserError } from '../common/errors.ts';
 import { migrate } from './migrations.ts';
 
 export type Db = Database.Database;

@@ -5,7 +5,7 @@
 // have it.
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 export type KeyFileProblem = 'missing' | 'unreadable' | 'symlink' | 'not a file' | 'readable by others' | 'damaged';
 

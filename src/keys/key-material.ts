@@ -1,6 +1,6 @@
 // Generating, importing and describing key pairs. Private keys are PKCS#8 PEM.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { trimEndOf } from '../message/trim.ts';
 
 export type Algorithm = 'rsa' | 'ed25519';

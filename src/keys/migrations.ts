@@ -27,7 +27,7 @@
 //     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 //     WHERE leases.holder = excluded.holder OR leases.expires_at < :now
 //   and holds it when one row changed.
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import type { Db } from './database.ts';
 
 export const LATEST_VERSION = 3;

@@ -7,7 +7,7 @@
 // made it, since the relay refuses key files it does not own.
 import { chownSync, closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 export interface Owner {
   uid: number;

@@ -2,7 +2,7 @@
 // zone-file lines (strings of at most 255 octets, RFC 6376 §3.6.2.2), one
 // unsplit value for web panels that split by themselves, and JSON for APIs.
 import type { Algorithm } from './key-material.ts';
-import { recordName } from './names.ts';
+import { recordName } from '../common/names.ts';
 
 export const DEFAULT_TTL = 3600;
 const MAX_STRING = 255;

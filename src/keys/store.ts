@@ -9,11 +9,11 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { closeSync, existsSync, fchownSync, fsyncSync, linkSync, lstatSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { UserError } from '../errors.ts';
-import { createFileSync } from '../file-create.ts';
+import { UserError } from '../common/errors.ts';
+import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
-import { nextSelector, normalizeDomain, normalizeSelector, recordName } from './names.ts';
+import { nextSelector, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblem } from './key-file.ts';
 import { creation, decide, type Actor, type KeyState, type Transition } from './lifecycle.ts';
 import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';

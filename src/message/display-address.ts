@@ -1,7 +1,7 @@
 // Addresses a reader would see in a display name or comment: the text that
 // makes "ceo@example.com" <p@other.example> look like mail from example.com.
 import { domainToASCII } from 'node:url';
-import { isValidDomain } from '../keys/names.ts';
+import { isValidDomain } from '../common/names.ts';
 import { trimOf } from './trim.ts';
 
 /**

@@ -15,17 +15,18 @@
 //   metrics.watchQueue(() => ({ messages, oldestAgeSeconds }))
 //   metrics.watchKeys(() => statusReport)     key states, DNS, DMARC readiness
 //   metrics.readinessChecked(results)         readiness-watch.ts, after each round of SPF/DMARC lookups
-//   metrics.backgroundFailed(task)            the supervisor (src/relay/supervisor.ts), per failed run of a task
+//   metrics.backgroundFailed(task)            the supervisor (src/common/supervisor.ts), per failed run of a task
 //   metrics.superviseCollection(run)          the supervisor runs the collection of each scrape's queue and key gauges
 // where `domain` is the d= of the message's signature, or null for mail sent unsigned.
 import type { UpstreamState } from '../delivery/upstream-health.ts';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ObservedState } from '../rotation/observation.ts';
 import type { StepName } from '../rotation/plan.ts';
-import { BACKGROUND_TASKS, type BackgroundTask } from './background-tasks.ts';
+import { BACKGROUND_TASKS, type BackgroundTask } from '../common/background-tasks.ts';
 import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
-import type { ReadinessResult, StatusReport } from './status-report.ts';
+import type { ReadinessResult } from '../dns/readiness-lookup.ts';
+import type { StatusReport } from './status-report.ts';
 
 export interface QueueDepth {
   messages: number;

@@ -8,10 +8,10 @@ import type { Config } from '../config/schema.ts';
 import { parseNameserver, systemNameservers } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
 import type { KeyStore } from '../keys/store.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../common/logger.ts';
 import { dmarcState, type RelayMetrics } from './metrics.ts';
-import { Supervisor } from '../relay/supervisor.ts';
-import type { ReadinessResult } from './status-report.ts';
+import { Supervisor } from '../common/supervisor.ts';
+import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 
 export interface ReadinessWatchOptions {
   config: Config;

@@ -11,8 +11,9 @@ import type { UpstreamState } from '../delivery/upstream-health.ts';
 import { upstreamProblem, type Health } from './health.ts';
 import { dmarcState, type QueueDepth, type RecentRefusal } from './metrics.ts';
 import type { RecentTotals } from './recent-counts.ts';
-import type { TaskHealth } from './background-tasks.ts';
-import { age, taskLine, type DomainStatus, type KeyStatus, type ReadinessResult, type StatusReport } from './status-report.ts';
+import type { TaskHealth } from '../common/background-tasks.ts';
+import type { ReadinessResult } from '../dns/readiness-lookup.ts';
+import { age, taskLine, type DomainStatus, type KeyStatus, type StatusReport } from './status-report.ts';
 
 export interface PageInput {
   report: StatusReport;

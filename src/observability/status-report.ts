@@ -7,17 +7,13 @@
 // The report is also the `--json` shape, kept stable for monitoring: fields
 // are only ever added.
 import type { Finding } from '../dns/finding.ts';
-import type { TaskHealth } from './background-tasks.ts';
+import type { ReadinessResult } from '../dns/readiness-lookup.ts';
+import type { TaskHealth } from '../common/background-tasks.ts';
 import type { KeyState } from '../keys/lifecycle.ts';
 import type { DnsObservation } from '../rotation/observation.ts';
 import { plan, when, type Action, type PlanKey, type StepName } from '../rotation/plan.ts';
 import type { RotationPolicy } from '../rotation/policy.ts';
 
-/** The domain's SPF and DMARC as one DNS server saw them, or why that is not known. */
-export type ReadinessResult =
-  | { status: 'not-checked' }
-  | { status: 'failed'; server: string; reason: string }
-  | { status: 'checked'; server: string; spf: string | null; dmarc: string | null; findings: Finding[] };
 
 /** An active key whose private key file cannot be used (its domain's mail waits). */
 export interface KeyFileProblem {

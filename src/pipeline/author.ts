@@ -3,7 +3,7 @@
 // §3.4), so the From: that is signed is the From: a reader is shown.
 import { isUtf8 } from 'node:buffer';
 import { domainToASCII } from 'node:url';
-import { isValidDomain } from '../keys/names.ts';
+import { isValidDomain } from '../common/names.ts';
 import { shownAddressDomains } from '../message/display-address.ts';
 import { decodeEncodedWords } from '../message/encoded-word.ts';
 import { fieldValue, fieldsNamed, type HeaderField } from '../message/header.ts';

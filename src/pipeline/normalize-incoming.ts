@@ -3,7 +3,7 @@
 // where it is, and only the header block is normalized, in memory. A body
 // that must be rewritten is rewritten file to file, in a worker thread, so
 // re-encoding a large part never holds up other sessions.
-import { MAX_LINE } from './normalize/scan.ts';
+import { MAX_LINE } from '../message/mime/scan.ts';
 import { normalize, type NormalizeOptions } from './normalize/index.ts';
 import { headerBlockLength, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, fileOctets, readOctets, type Octets } from '../message/octets.ts';

@@ -5,7 +5,8 @@
 // behind that could be delivered.
 import type { NewMessage, QueueIndex } from './queue-index.ts';
 import type { Octets } from '../message/octets.ts';
-import { spoolError, type Spool, type StoredMessage } from './spool.ts';
+import { type Spool, type StoredMessage } from './spool.ts';
+import { spoolError } from '../common/spool-error.ts';
 
 export type QueueEnvelope = Omit<NewMessage, 'id' | 'size'>;
 

@@ -10,7 +10,7 @@ import type { NoticeRate } from '../bounce/notice-rate.ts';
 import { planNotices } from '../bounce/suppression.ts';
 import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/store.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../common/logger.ts';
 import { readHeaderBlock } from '../message/incoming.ts';
 import { readOctets, type Octets } from '../message/octets.ts';
 import { processMessage, type UpstreamTraits } from '../pipeline/pipeline.ts';

@@ -9,11 +9,11 @@
 // messages arriving together share one commit (GroupCommit).
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { prepareKeptFile, SQLITE_SIBLINGS } from '../file-create.ts';
+import { prepareKeptFile, SQLITE_SIBLINGS } from '../common/file-create.ts';
 import { FileSync, fsyncWal } from './file-sync.ts';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import { migrateQueue } from './queue-schema.ts';
-import { spoolError } from './spool.ts';
+import { spoolError } from '../common/spool-error.ts';
 
 export type RecipientState = 'queued' | 'delivering' | 'delivered' | 'deferred' | 'bounced';
 export const FINAL_STATES: readonly RecipientState[] = ['delivered', 'bounced'];

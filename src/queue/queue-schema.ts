@@ -11,7 +11,7 @@
 // comparison. A recipient in `delivering` has next_attempt_at set to the end
 // of its lease: should the process that claimed it die, it is simply due again.
 import type Database from 'better-sqlite3';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 export const LATEST_VERSION = 2;
 

@@ -22,7 +22,7 @@
 // - recipients left `delivering` by the crashed process: due again now.
 //   (An attempt the upstream accepted just before the crash is attempted
 //   again: SMTP cannot tell, RFC 5321 §6.1 prefers a duplicate to a loss.)
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../common/logger.ts';
 import type { QueueIndex } from './queue-index.ts';
 import type { Spool } from './spool.ts';
 

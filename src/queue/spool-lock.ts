@@ -16,7 +16,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 export const LOCK_FILE = 'serve.lock';
 

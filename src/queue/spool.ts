@@ -11,45 +11,18 @@
 // after a crash or power cut a name in msg/ always holds every byte
 // (rename(2) is atomic; the directory fsync makes the new name survive).
 // Files are created without following a link, folders must not be links
-// (src/file-create.ts): a link planted in the spool is refused, never
+// (src/common/file-create.ts): a link planted in the spool is refused, never
 // written through.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
 import { lstat, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createFile, refuseLinkedDirectory } from '../file-create.ts';
+import { createFile, refuseLinkedDirectory } from '../common/file-create.ts';
+import { spoolError } from '../common/spool-error.ts';
 import { FileSync } from './file-sync.ts';
 
 /** One write to disk; smaller chunks are gathered into a buffer of this size first. */
 const BUFFER_SIZE = 64 * 1024;
-
-/** What a disk full or an unwritable spool means; the listener answers 452 4.3.1 (RFC 3463: mail system full). */
-export class SpoolUnavailableError extends Error {
-  readonly reason: 'full' | 'unwritable';
-  /** The errno (ENOSPC, EROFS, …) or SQLite code that caused it. */
-  readonly code: string;
-  constructor(reason: 'full' | 'unwritable', code: string, detail: string) {
-    super(reason === 'full' ? `spool disk is full (${code}): ${detail}` : `spool is not writable (${code}): ${detail}`);
-    this.name = 'SpoolUnavailableError';
-    this.reason = reason;
-    this.code = code;
-  }
-}
-
-/** Which failures mean the spool cannot take mail now, rather than a bug. */
-function unavailability(code: string): 'full' | 'unwritable' | undefined {
-  if (code === 'ENOSPC' || code === 'EDQUOT' || code.startsWith('SQLITE_FULL')) return 'full';
-  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM' || /^SQLITE_(READONLY|CANTOPEN|IOERR)/.test(code)) return 'unwritable';
-  return undefined;
-}
-
-/** Turns a disk-full or permission error into SpoolUnavailableError; other errors pass through. */
-export function spoolError(err: unknown): unknown {
-  if (err instanceof SpoolUnavailableError) return err;
-  const code = String((err as { code?: unknown } | null)?.code ?? '');
-  const reason = unavailability(code);
-  return reason ? new SpoolUnavailableError(reason, code, err instanceof Error ? err.message : String(err)) : err;
-}
 
 let lastStamp = '';
 let sequence = 0;

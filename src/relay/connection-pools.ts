@@ -7,7 +7,7 @@
 //   log in from outside;
 // - a stranger that authenticates moves to the admitted pool while that has
 //   room, so logged-in clients do not crowd out the next login.
-import { clientKey } from './auth-limiter.ts';
+import { clientKey } from '../access/auth-limiter.ts';
 
 export type Pool = 'admitted' | 'stranger';
 

@@ -14,9 +14,9 @@
 // deadline is socketTimeout, the idle timeout of whole sessions.
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
-import type { Logger } from '../observability/logger.ts';
+import type { Logger } from '../common/logger.ts';
 import type { ConnectionPools, Pool, Slot } from './connection-pools.ts';
-import type { SessionsPerIp } from './sessions-per-ip.ts';
+import type { SessionsPerIp } from '../access/sessions-per-ip.ts';
 
 export interface FrontDoorOptions {
   /** Where a client belongs, or null when it is refused outright. */

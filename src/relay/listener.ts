@@ -8,21 +8,21 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Upstream } from '../delivery/upstream.ts';
 import type { KeyStore } from '../keys/store.ts';
-import type { Logger } from '../observability/logger.ts';
-import { NetworkList } from './admission.ts';
-import type { AuthLimiter } from './auth-limiter.ts';
+import type { Logger } from '../common/logger.ts';
+import { NetworkList } from '../common/networks.ts';
+import type { AuthLimiter } from '../access/auth-limiter.ts';
 import { CommandWatch } from './command-watch.ts';
 import type { ConnectionPools, Pool, Slot } from './connection-pools.ts';
 import { openFrontDoor } from './front-door.ts';
-import { checkUser } from './passwords.ts';
+import { checkUser } from '../access/passwords.ts';
 import { limitStartTlsHandshake } from './starttls-deadline.ts';
 import type { QueueIndex } from '../queue/queue-index.ts';
 import type { Spool } from '../queue/spool.ts';
 import { replyError, replyText, smtpReply } from '../smtp/reply.ts';
 import { dsnProblem } from './dsn-parameters.ts';
 import { receiveAndRelay, type IntakeEnvelope } from './relay-message.ts';
-import type { SenderAuthorization } from './sender-authorization.ts';
-import type { SessionsPerIp } from './sessions-per-ip.ts';
+import type { SenderAuthorization } from '../access/sender-authorization.ts';
+import type { SessionsPerIp } from '../access/sessions-per-ip.ts';
 import { DEFAULT_CIPHERS, DEFAULT_MIN_VERSION } from './tls-policy.ts';
 
 export interface RelayDeps {

@@ -12,9 +12,9 @@ import { metrics } from '../observability/metrics.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
 import { acceptMessage } from '../queue/accept.ts';
 import type { NewRecipient } from '../queue/queue-index.ts';
-import { SpoolUnavailableError } from '../queue/spool.ts';
+import { SpoolUnavailableError } from '../common/spool-error.ts';
 import { smtpReply, replyLine, type SmtpReply } from '../smtp/reply.ts';
-import { intakeDir, receiveMessage } from './intake.ts';
+import { intakeDir, receiveMessage } from '../message/intake.ts';
 import type { RelayDeps } from './listener.ts';
 
 /** The envelope as the client gave it, with its RFC 3461 parameters. */

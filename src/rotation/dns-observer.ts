@@ -9,14 +9,13 @@
 // servers must serve the CNAME, and the relay's zone's servers the TXT record
 // at its target. A key whose CNAME the owner never published stays pending.
 import { authoritativeServers } from '../dns/authoritative.ts';
-import { delegatedName } from '../dns/delegation.ts';
+import { delegatedName, type Delegation } from '../dns/delegation.ts';
 import { DnsClient, type DnsAnswer } from '../dns/dns-client.ts';
 import { judgeKey, type KeyStatus } from '../dns/key-status.ts';
 import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
-import { recordName } from '../keys/names.ts';
+import { recordName } from '../common/names.ts';
 import type { StoredKey } from '../keys/store.ts';
 import type { ObservedState } from './observation.ts';
-import type { Delegation } from './policy.ts';
 
 export interface DnsObserver {
   /** The servers that must serve the domain's records, as "IP:PORT" (or a name standing for servers not found). */

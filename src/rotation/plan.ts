@@ -41,14 +41,13 @@
 // - a revoked key is removed `removeAfter` after its revocation;
 // - a pending key older than `stuckAfter`, and an active or retiring key
 //   whose record a server no longer serves, are notified.
-import { createHash } from 'node:crypto';
 import type { Algorithm } from '../keys/key-material.ts';
 import { decide, type LifecycleKey, type Transition } from '../keys/lifecycle.ts';
-import { nextSelector } from '../keys/names.ts';
+import { nextSelector } from '../common/names.ts';
 import { txtRecord, type TxtRecord } from '../keys/record.ts';
-import { trimEndOf } from '../message/trim.ts';
 import type { DnsObservation } from './observation.ts';
-import type { Delegation, RotationPolicy } from './policy.ts';
+import type { RotationPolicy } from './policy.ts';
+import { delegatedName, type Delegation } from '../dns/delegation.ts';
 
 export interface PlanKey extends LifecycleKey {
   bits: number;
@@ -255,30 +254,6 @@ function record(key: PlanKey, delegation: Delegation | undefined): TxtRecord {
   return delegation ? { ...plain, name: delegatedName(key.selector, key.domain, delegation.zone) } : plain;
 }
 
-/**
- * sel1._domainkey.example.com CNAME sel1.example-com.<zone>: the domain as one
- * label of the relay's zone, distinct for distinct domains. '-' is doubled
- * before '.' becomes '-' (a-b.com → a--b-com, a.b.com → a-b-com); since no
- * label starts or ends with '-', a single '-' is always a dot and a run of
- * them always even. A domain whose label would exceed 63 octets (RFC 1035
- * §2.3.4) keeps a readable prefix and ends in '---' and a SHA-256 digest:
- * a run of three '-' never occurs in the short form, so the two never meet.
- */
-export function delegatedName(selector: string, domain: string, zone: string): string {
-  return `${selector}.${domainLabel(domain)}.${zone.replace(/\.$/, '')}`;
-}
-
-const MAX_LABEL = 63;
-const DIGEST_CHARS = 32; // 128 bits
-
-function domainLabel(domain: string): string {
-  const bare = domain.replace(/\.$/, '').toLowerCase();
-  const label = bare.replaceAll('-', '--').replaceAll('.', '-');
-  if (label.length <= MAX_LABEL) return label;
-  const digest = createHash('sha256').update(bare).digest('hex').slice(0, DIGEST_CHARS);
-  const prefix = trimEndOf(label.slice(0, MAX_LABEL - 3 - DIGEST_CHARS), '-');
-  return `${prefix}---${digest}`;
-}
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();

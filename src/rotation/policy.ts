@@ -10,13 +10,8 @@
 import { createTask } from 'node-cron';
 import { durationSeconds } from '../config/duration.ts';
 import type { RotationConfig } from '../config/schema.ts';
+import type { Delegation } from '../dns/delegation.ts';
 
-export interface Delegation {
-  /** The zone the relay controls, where sel1.example-com.<zone> lives. */
-  zone: string;
-  /** The fixed selectors, in the order they are used (two per algorithm the domain signs with). */
-  selectors: readonly string[];
-}
 
 export interface RotationPolicy {
   /** How long an active key signs before a rotation starts; null: never on its own. */

@@ -7,7 +7,7 @@
 //   pending, active, retiring   add the record with the public key
 //   revoked                     replace it by its empty-p= form, in one update
 //   removed                     delete both forms
-import type { Delegation } from './policy.ts';
+import type { Delegation } from '../dns/delegation.ts';
 import { delegatedTxtRecord } from '../dns/delegation.ts';
 import { addRecord, deleteRecord, replaceRecord, type RecordChange } from '../dns/publish/change.ts';
 import { txtRecord, type RecordSource, type TxtRecord } from '../keys/record.ts';

@@ -7,13 +7,13 @@
 //
 // That directory may be writable by others (a web server's account): the
 // file is written under a fresh random name that no link can be waiting at
-// (src/file-create.ts), then renamed into place, which replaces a link at
+// (src/common/file-create.ts), then renamed into place, which replaces a link at
 // the final name instead of writing where it points.
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, mkdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { createFileSync } from '../file-create.ts';
-import { recordName } from '../keys/names.ts';
+import { createFileSync } from '../common/file-create.ts';
+import { recordName } from '../common/names.ts';
 import type { StoredKey } from '../keys/store.ts';
 
 /** Writes the key's PEM to `dir` unless it is there already; returns the file written, or null. */

@@ -4,9 +4,13 @@
 // keys' DNS changes the publisher has still to apply.
 // Its own connection to the database: none of this shares a transaction
 // with a key's change of state.
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { explainDatabaseError, openDatabase, type Db } from '../keys/database.ts';
 import type { DnsObservation, ObservedState } from './observation.ts';
+
+const OBSERVATIONS = `SELECT key_id AS keyId, server, first_seen_matching AS firstSeenMatching, last_checked AS lastChecked, last_state AS lastState, detail
+                      FROM dns_observations ORDER BY key_id, server`;
 
 export class RotationTables {
   private readonly db: Db;
@@ -47,12 +51,7 @@ export class RotationTables {
   }
 
   observations(): DnsObservation[] {
-    return this.run(() =>
-      this.db
-        .prepare(`SELECT key_id AS keyId, server, first_seen_matching AS firstSeenMatching, last_checked AS lastChecked, last_state AS lastState, detail
-                  FROM dns_observations ORDER BY key_id, server`)
-        .all(),
-    ) as DnsObservation[];
+    return this.run(() => this.db.prepare(OBSERVATIONS).all()) as DnsObservation[];
   }
 
   saveObservations(rows: readonly DnsObservation[]): void {
@@ -102,5 +101,21 @@ export class RotationTables {
     } catch (err) {
       throw explainDatabaseError(err, this.file);
     }
+  }
+}
+
+/** The dns_observations rows for `status` and the status page, read through a read-only connection of its own; none while the store predates them. */
+export function readObservations(dbFile: string): DnsObservation[] {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });
+    if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dns_observations'`).get()) return [];
+    return db
+      .prepare(OBSERVATIONS)
+      .all() as DnsObservation[];
+  } catch (err) {
+    throw explainDatabaseError(err, dbFile);
+  } finally {
+    db?.close();
   }
 }

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
-import { checkPassword } from '../../src/relay/passwords.ts';
+import { checkPassword } from '../../src/access/passwords.ts';
 import { selfSignedCert, send } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { BIN, dkimRelay, NODE, ROOT, serve } from './support.ts';

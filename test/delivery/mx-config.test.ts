@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import { createUpstream } from '../../src/delivery/upstream.ts';
-import { silentLogger } from '../../src/observability/logger.ts';
+import { silentLogger } from '../../src/common/logger.ts';
 import { expectUserError } from '../keys/support.ts';
 
 test('the defaults: port 25, no TLS required, 20 connections, 3 per domain, always 7-bit', () => {

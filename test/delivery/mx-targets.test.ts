@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isRelayItself, targetVerdict, type RelaySelf } from '../../src/delivery/mx-targets.ts';
-import { NetworkList } from '../../src/relay/admission.ts';
+import { NetworkList } from '../../src/common/networks.ts';
 
 const self: RelaySelf = { listeners: [{ host: '192.0.2.10', port: 25 }], localAddresses: ['192.0.2.10', '198.51.100.7', '2001:db8::7', 'fe80::1'] };
 const none = new NetworkList([]);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { disagreement } from '../../src/dns/disagreement.ts';
 import { parseNameserver, formatNameserver } from '../../src/dns/nameserver.ts';
-import { UserError } from '../../src/errors.ts';
+import { UserError } from '../../src/common/errors.ts';
 
 test('servers that serve the same records agree, whatever the order', () => {
   assert.equal(disagreement([

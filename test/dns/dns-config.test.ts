@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
-import { UserError } from '../../src/errors.ts';
+import { UserError } from '../../src/common/errors.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { configSchema } from '../../src/config/schema.ts';
 import { normalizeFileInThread } from '../../src/pipeline/normalize-thread.ts';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { selfSignedCert, send, startSink, startTestRelay, tempDir, type Sink, type TestRelay } from '../helpers/relay-harness.ts';
 import { INVARIANT, Ledger, type Failure, type Stats } from './ledger.ts';
 import { caseSeed, Rng } from './prng.ts';

@@ -10,8 +10,8 @@ import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { configSchema } from '../../src/config/schema.ts';
 import { txtValue } from '../../src/keys/record.ts';
 import type { KeyStore } from '../../src/keys/store.ts';
-import { silentLogger } from '../../src/observability/logger.ts';
-import { startRelay, type RunningRelay, type StartOptions } from '../../src/relay/daemon.ts';
+import { silentLogger } from '../../src/common/logger.ts';
+import { startRelay, type RunningRelay, type StartOptions } from '../../src/daemon/daemon.ts';
 import type { TxtRecords } from './independent-verify.ts';
 
 export function tempDir(prefix = 'dkim-relay-test-'): { path: string; remove(): void } {

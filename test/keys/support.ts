@@ -1,6 +1,6 @@
 // Shared helpers for the key store tests.
 import assert from 'node:assert/strict';
-import { UserError } from '../../src/errors.ts';
+import { UserError } from '../../src/common/errors.ts';
 
 /** The PEM armour of private keys; spelt in two parts so no output of ours ever holds it whole. */
 export const PRIVATE_ARMOUR = ['PRIVATE', 'KEY'].join(' ');

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { UserError } from '../../src/errors.ts';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { UserError } from '../../src/common/errors.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay-harness.ts';
 import { get } from './support.ts';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { countScrypt } from '../helpers/scrypt-count.ts';
 import { send, startTestRelay, type TestRelay } from '../helpers/relay-harness.ts';
 

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { finding } from '../../src/dns/finding.ts';
-import { renderStatus, statusReport, type ReadinessResult, type StatusInput } from '../../src/observability/status-report.ts';
+import type { ReadinessResult } from '../../src/dns/readiness-lookup.ts';
+import { renderStatus, statusReport, type StatusInput } from '../../src/observability/status-report.ts';
 import type { DnsObservation } from '../../src/rotation/observation.ts';
 import type { PlanKey } from '../../src/rotation/plan.ts';
 import type { RotationPolicy } from '../../src/rotation/policy.ts';

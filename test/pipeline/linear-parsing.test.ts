@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { processMessage, type Outcome, type PipelineContext } from '../../src/pipeline/pipeline.ts';
-import { receiveMessage } from '../../src/relay/intake.ts';
+import { receiveMessage } from '../../src/message/intake.ts';
 import { growthAsync, LINEAR_AT_8X } from '../helpers/growth.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 

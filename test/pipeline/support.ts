@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { txtValue } from '../../src/keys/record.ts';
 import { KeyStore } from '../../src/keys/store.ts';
-import { startRelay } from '../../src/relay/daemon.ts';
+import { startRelay } from '../../src/daemon/daemon.ts';
 import type { TxtRecords } from '../helpers/independent-verify.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { silentLogger } from '../../src/observability/logger.ts';
+import { silentLogger } from '../../src/common/logger.ts';
 import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { recoverQueue } from '../../src/queue/recovery.ts';
 import { Spool } from '../../src/queue/spool.ts';

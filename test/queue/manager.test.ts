@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { Envelope, Upstream, UpstreamReply } from '../../src/delivery/upstream.ts';
-import { silentLogger } from '../../src/observability/logger.ts';
+import { silentLogger } from '../../src/common/logger.ts';
 import { retryPolicy } from '../../src/queue/backoff.ts';
 import { QueueManager, type ManagerOptions } from '../../src/queue/manager.ts';
 import { QueueIndex } from '../../src/queue/queue-index.ts';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { DEFAULT_RETRY_POLICY } from '../../src/queue/backoff.ts';
-import { SpoolUnavailableError } from '../../src/queue/spool.ts';
+import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { startTestRelay } from '../helpers/relay-harness.ts';
 
 const RAW = ['From: Payroll <payroll@example.com>', 'To: <gone@example.net>', 'Subject: refused', 'Date: Sun, 22 Nov 2026 10:00:00 +0000', 'Message-ID: <refused@example.com>', '', 'Body', ''].join('\r\n');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createFile, LinkRefusedError } from '../../src/file-create.ts';
+import { createFile, LinkRefusedError } from '../../src/common/file-create.ts';
 import { normalizeFile } from '../../src/pipeline/normalize/index.ts';
 import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { Spool } from '../../src/queue/spool.ts';

@@ -6,11 +6,12 @@ import assert from 'node:assert/strict';
 import { openSync, readdirSync, statSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { UserError } from '../../src/errors.ts';
+import { UserError } from '../../src/common/errors.ts';
 import { acceptMessage } from '../../src/queue/accept.ts';
 import { DUE_RECIPIENTS, QueueIndex } from '../../src/queue/queue-index.ts';
 import { LATEST_VERSION } from '../../src/queue/queue-schema.ts';
-import { newMessageId, Spool, SpoolUnavailableError } from '../../src/queue/spool.ts';
+import { newMessageId, Spool } from '../../src/queue/spool.ts';
+import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { envelope, smallDisk } from './support.ts';
 

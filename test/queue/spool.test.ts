@@ -6,7 +6,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { isMessageId, newMessageId, Spool, SpoolUnavailableError } from '../../src/queue/spool.ts';
+import { isMessageId, newMessageId, Spool } from '../../src/queue/spool.ts';
+import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { chunks, makeReadOnly, smallDisk } from './support.ts';
 

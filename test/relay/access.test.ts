@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { UserError } from '../../src/errors.ts';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { UserError } from '../../src/common/errors.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { send, selfSignedCert, startSink, startTestRelay, tempDir, type Sink } from '../helpers/relay-harness.ts';
 
 const MESSAGE = 'From: <app@example.com>\r\nTo: <b@example.net>\r\nSubject: test\r\n\r\nbody\r\n';

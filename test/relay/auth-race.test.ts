@@ -5,7 +5,7 @@
 // counted where they happen, in crypto.scrypt, not by timing.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { RawSmtpClient } from '../fuzz/smtp-client.ts';
 import { countScrypt } from '../helpers/scrypt-count.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay-harness.ts';

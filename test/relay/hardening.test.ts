@@ -10,8 +10,8 @@ import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
-import { hashPassword } from '../../src/relay/passwords.ts';
-import { startRelay } from '../../src/relay/daemon.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
+import { startRelay } from '../../src/daemon/daemon.ts';
 import { RawSmtpClient, type Reply } from '../fuzz/smtp-client.ts';
 import { selfSignedCert, startTestRelay, tempDir, type TestRelay } from '../helpers/relay-harness.ts';
 

@@ -3,7 +3,7 @@
 // It starts the relay in-process (AUTH allowed in clear, so the figure is AUTH
 // alone, not TLS), then for each scenario counts the passwords the relay
 // actually checked (535 replies) per second.
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { RawSmtpClient } from '../fuzz/smtp-client.ts';
 import { startTestRelay } from '../helpers/relay-harness.ts';
 

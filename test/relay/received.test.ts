@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { verifyWithDkimpy, verifyWithMailDkim } from '../helpers/independent-verify.ts';
 import { rawSession } from '../helpers/raw-smtp.ts';
 import { BIN, dkimRelay, NODE } from '../cli/support.ts';

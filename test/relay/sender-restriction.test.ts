@@ -3,7 +3,7 @@
 // be aimed at anyone else), and Sender: follows the same rule as From:.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { RawSmtpClient } from '../fuzz/smtp-client.ts';
 import { send, startSink, startTestRelay, type Sink, type TestRelay } from '../helpers/relay-harness.ts';
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { hashPassword } from '../../src/relay/passwords.ts';
+import { hashPassword } from '../../src/access/passwords.ts';
 import { RawSmtpClient } from '../fuzz/smtp-client.ts';
 import { selfSignedCert, startTestRelay, tempDir, type TestRelay } from '../helpers/relay-harness.ts';
 

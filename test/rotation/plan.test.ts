@@ -2,8 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configSchema } from '../../src/config/schema.ts';
-import { nextSelector } from '../../src/keys/names.ts';
-import { delegatedName, plan } from '../../src/rotation/plan.ts';
+import { nextSelector } from '../../src/common/names.ts';
+import { delegatedName } from '../../src/dns/delegation.ts';
+import { plan } from '../../src/rotation/plan.ts';
 import { policyFor } from '../../src/rotation/policy.ts';
 import { DAY, HOUR, MINUTE, POLICY, Simulation, summary } from './simulation.ts';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { lstatSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { recordName } from '../../src/keys/names.ts';
+import { recordName } from '../../src/common/names.ts';
 import type { StoredKey } from '../../src/keys/store.ts';
 import { revealPrivateKey } from '../../src/rotation/reveal.ts';
 import { tempDir } from '../helpers/tmp.ts';

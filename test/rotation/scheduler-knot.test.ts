@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { txtRecord } from '../../src/keys/record.ts';
 import type { StoredKey } from '../../src/keys/store.ts';
-import { startRelay, type RunningRelay } from '../../src/relay/daemon.ts';
+import { startRelay, type RunningRelay } from '../../src/daemon/daemon.ts';
 import { LiveDnsObserver } from '../../src/rotation/dns-observer.ts';
 import { dkimFields, send, startSink, type Sink } from '../helpers/relay-harness.ts';
 import { verifyWithDkimpyDns } from '../helpers/dns-verify.ts';

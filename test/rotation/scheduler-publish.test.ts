@@ -16,7 +16,7 @@ import { addRecord } from '../../src/dns/publish/change.ts';
 import { createPublishers } from '../../src/dns/publish/factory.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { txtRecord } from '../../src/keys/record.ts';
-import { startRelay, type RunningRelay } from '../../src/relay/daemon.ts';
+import { startRelay, type RunningRelay } from '../../src/daemon/daemon.ts';
 import { LiveDnsObserver } from '../../src/rotation/dns-observer.ts';
 import { verifyWithDkimpyDns } from '../helpers/dns-verify.ts';
 import { startKnotPrimary, type KnotPrimary } from '../helpers/knot-primary.ts';

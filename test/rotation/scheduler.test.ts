@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { createUpstream } from '../../src/delivery/upstream.ts';
 import { KeyStore } from '../../src/keys/store.ts';
-import { silentLogger } from '../../src/observability/logger.ts';
+import { silentLogger } from '../../src/common/logger.ts';
 import type { DnsObserver } from '../../src/rotation/dns-observer.ts';
 import { getTasks } from 'node-cron';
 import { LeaseLost, RotationScheduler } from '../../src/rotation/scheduler.ts';

@@ -4,12 +4,18 @@
 //
 //   const publishers = createPublishers(config.dns.publish);   // throws a UserError on a bad TSIG secret file
 //   for (const { zone, changes, result } of await publishers.publish(changes)) …
-import type { DnsPublishConfig } from '../../config/schema.ts';
 import type { Publisher, PublishResult, RecordChange } from './change.ts';
 import { commandPublisher } from './command.ts';
 import { manualPublisher } from './manual.ts';
 import { rfc2136Publisher } from './rfc2136.ts';
 import { parseServerAddress } from './server-address.ts';
+import type { TsigAlgorithm } from './tsig.ts';
+
+/** One zone of the dns.publish setting, as the configuration's schema checks it. */
+export type PublishSetting =
+  | { zone: string; method: 'manual' }
+  | { zone: string; method: 'rfc2136'; server: string; tsig: { name: string; algorithm: TsigAlgorithm; secretFile: string }; timeoutSeconds: number }
+  | { zone: string; method: 'command'; command: readonly string[]; timeoutSeconds: number };
 import { readTsigKey } from './tsig.ts';
 import { byZone, zoneOf } from './zones.ts';
 
@@ -27,7 +33,7 @@ export interface Publishers {
   publish(changes: readonly RecordChange[]): Promise<ZoneResult[]>;
 }
 
-export function createPublishers(config: readonly DnsPublishConfig[], options: { now?: () => Date } = {}): Publishers {
+export function createPublishers(config: readonly PublishSetting[], options: { now?: () => Date } = {}): Publishers {
   const zones = config.map((c) => c.zone);
   const byName = new Map(config.map((c) => [c.zone, publisherOf(c, options.now)]));
   const publisherFor = (zone: string | undefined) => (zone === undefined ? manualPublisher : byName.get(zone)!);
@@ -47,7 +53,7 @@ export function createPublishers(config: readonly DnsPublishConfig[], options: {
   };
 }
 
-function publisherOf(config: DnsPublishConfig, now: (() => Date) | undefined): Publisher {
+function publisherOf(config: PublishSetting, now: (() => Date) | undefined): Publisher {
   switch (config.method) {
     case 'manual':
       return manualPublisher;

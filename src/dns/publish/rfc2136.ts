@@ -8,7 +8,7 @@
 // node:crypto, tells the exact RCODE and TSIG error apart, and checks the
 // server's signed answer, so a forged "NOERROR" is never taken for success.
 import { randomInt } from 'node:crypto';
-import { UserError } from '../../errors.ts';
+import { UserError } from '../../common/errors.ts';
 import type { Publisher, PublishResult, RecordChange } from './change.ts';
 import { zoneOf } from './zones.ts';
 import type { ServerAddress } from './server-address.ts';

@@ -4,7 +4,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
-import { UserError } from '../../errors.ts';
+import { UserError } from '../../common/errors.ts';
 import { encodeName, lastRecordStart, readName } from './wire.ts';
 
 export type TsigAlgorithm = 'hmac-sha256' | 'hmac-sha512';

@@ -3,7 +3,7 @@
 // has no charset we could name, so it is labelled unknown-8bit (RFC 1428)
 // rather than guessed.
 import { isUtf8 } from 'node:buffer';
-import { encodeWord } from '../../nodemailer-internals.ts';
+import { encodeWord } from '../../smtp/nodemailer-internals.ts';
 
 /** Keeps each encoded-word within RFC 2047's 75 characters with room to spare. */
 const WORD = 60;

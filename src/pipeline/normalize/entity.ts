@@ -1,14 +1,14 @@
 // The recursive walk over a message's MIME tree. Only what would not survive
 // transit is touched; every other part, delimiter, preamble and epilogue is
 // copied as the very same octets.
-import { contentInfo, isIdentityEncoding, type ContentInfo } from './content-type.ts';
+import { contentInfo, isIdentityEncoding, type ContentInfo } from '../../message/mime/content-type.ts';
 import { entityPieces, readEntity, setField, type Entity } from './header-block.ts';
 import { normalizeHeader } from './header-step.ts';
 import { describe, reencodeLeaf, reworkEncodedLeaf, type Trouble } from './leaf.ts';
 import { findParts } from './multipart.ts';
 import { pieceHas8bit, type Piece } from './pieces.ts';
 import { Refusal } from './refusal.ts';
-import { scanSpan, spanUnsafe } from './scan.ts';
+import { scanSpan, spanUnsafe } from '../../message/mime/scan.ts';
 import type { Walk } from './walk.ts';
 
 /** Deeper nesting than any mailer produces; past it we refuse rather than recurse. */

@@ -2,7 +2,7 @@
 // Fields nobody edits keep their exact bytes and their order.
 import { HeaderSyntaxError, parseHeader, type HeaderField } from '../../message/header.ts';
 import type { Piece } from './pieces.ts';
-import { indexOf, octetAt, type ByteSource, type Span } from './source.ts';
+import { indexOf, octetAt, type ByteSource, type Span } from '../../message/mime/source.ts';
 
 export interface HeaderBlock {
   fields: HeaderField[];

@@ -1,10 +1,10 @@
 // Steps 2 and 4 for one header block: lines over 998 octets are refolded (or
 // refused), and 8-bit text is encoded when the upstream is 7-bit only.
-import { foldField, longestFieldLine } from './fold.ts';
+import { foldField, longestFieldLine } from '../../message/mime/fold.ts';
 import { replaceRaw, type HeaderBlock } from './header-block.ts';
 import { has8bitText } from './header-tokens.ts';
 import { fieldLabel, inPart, Refusal } from './refusal.ts';
-import { MAX_LINE } from './scan.ts';
+import { MAX_LINE } from '../../message/mime/scan.ts';
 import { sevenBitField } from './seven-bit-header.ts';
 import type { Walk } from './walk.ts';
 

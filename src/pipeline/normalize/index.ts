@@ -12,18 +12,18 @@
 // window at a time); bodies are stretches of it and are encoded only as the
 // result is written, so a file of any size is normalized in fixed memory.
 import { closeSync, fstatSync, openSync, rmSync, writeSync } from 'node:fs';
-import { createFileSync } from '../../file-create.ts';
+import { createFileSync } from '../../common/file-create.ts';
 import { fieldsNamed } from '../../message/header.ts';
 import { normalizeEntity } from './entity.ts';
 import { appendField, entityPieces, readEntity, replaceRaw } from './header-block.ts';
 import { duplicatedAddressFields, mergeDuplicates } from './merge-duplicates.ts';
-import { newMessageId, rfc5322Date } from './missing-fields.ts';
+import { newMessageId, rfc5322Date } from '../../message/mime/missing-fields.ts';
 import { OutputCheck } from './output-check.ts';
 import { writePieces, type Piece } from './pieces.ts';
 import { Refusal } from './refusal.ts';
-import { has8bit, spanUnsafe } from './scan.ts';
-import { bufferSource, fileSource, WINDOW, type ByteSource } from './source.ts';
-import type { Output } from './transfer-encoding.ts';
+import { has8bit, spanUnsafe } from '../../message/mime/scan.ts';
+import { bufferSource, fileSource, WINDOW, type ByteSource } from '../../message/mime/source.ts';
+import type { Output } from '../../message/mime/transfer-encoding.ts';
 import type { Walk } from './walk.ts';
 
 const SPACE_BEFORE_COLON = /^([!-9;-~]+)[ \t]+:/;

@@ -4,12 +4,12 @@
 // not text), becomes base64. Parts already encoded keep their encoding and are
 // only re-wrapped (base64) or re-encoded (QP).
 import { fieldsNamed } from '../../message/header.ts';
-import type { ContentInfo } from './content-type.ts';
+import type { ContentInfo } from '../../message/mime/content-type.ts';
 import { appendField, setField, type Entity } from './header-block.ts';
 import type { Piece } from './pieces.ts';
-import { MAX_LINE, spanEscapes, spanIsUtf8 } from './scan.ts';
+import { MAX_LINE, spanEscapes, spanIsUtf8 } from '../../message/mime/scan.ts';
 import { inPart, Refusal } from './refusal.ts';
-import { endsWithCrlf, type Span } from './source.ts';
+import { endsWithCrlf, type Span } from '../../message/mime/source.ts';
 import type { Walk } from './walk.ts';
 
 /** Why a body needs work, e.g. "8-bit data, line of 1204 octets". */

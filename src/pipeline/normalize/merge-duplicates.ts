@@ -4,10 +4,10 @@
 // before (compared case-insensitively) is dropped.
 import { fieldsNamed } from '../../message/header.ts';
 import { parseAddressList, type AddressItem, type Group, type Mailbox } from './address-list.ts';
-import { foldField, longestFieldLine } from './fold.ts';
+import { foldField, longestFieldLine } from '../../message/mime/fold.ts';
 import { removeField, replaceRaw, type HeaderBlock } from './header-block.ts';
 import { fieldLabel, Refusal } from './refusal.ts';
-import { MAX_LINE } from './scan.ts';
+import { MAX_LINE } from '../../message/mime/scan.ts';
 import type { Walk } from './walk.ts';
 
 /** The address-list fields whose copies can be merged without changing who the message is for. */

@@ -2,7 +2,7 @@
 // contents are located; preamble, delimiter lines and epilogue are the octets
 // between them and are copied untouched. One forward pass, no regexes, so
 // hostile input costs time in proportion to its size.
-import { bufferSource, indexOf, octetAt, skipWhile, type ByteSource, type Span } from './source.ts';
+import { bufferSource, indexOf, octetAt, skipWhile, type ByteSource, type Span } from '../../message/mime/source.ts';
 
 export interface PartSpan {
   /** First octet of the part (its header), just after the delimiter line. */

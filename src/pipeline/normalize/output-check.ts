@@ -2,8 +2,8 @@
 // over 998 octets, no 8-bit octet for a 7-bit upstream, no NUL in the body.
 import { isAscii } from 'node:buffer';
 import { Refusal } from './refusal.ts';
-import { LineScanner } from './scan.ts';
-import type { Output } from './transfer-encoding.ts';
+import { LineScanner } from '../../message/mime/scan.ts';
+import type { Output } from '../../message/mime/transfer-encoding.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 

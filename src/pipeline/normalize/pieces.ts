@@ -3,9 +3,9 @@
 // way out. Nothing is encoded before it is written, so the plan for a huge
 // message is as small as its MIME structure.
 import { isAscii } from 'node:buffer';
-import { chunks, type ByteSource, type Span } from './source.ts';
-import { spanHas8bit } from './scan.ts';
-import { Base64Encoder, Base64Rewrapper, decodeQuotedPrintable, encodeSpan, QpEncoder, type Output } from './transfer-encoding.ts';
+import { chunks, type ByteSource, type Span } from '../../message/mime/source.ts';
+import { spanHas8bit } from '../../message/mime/scan.ts';
+import { Base64Encoder, Base64Rewrapper, decodeQuotedPrintable, encodeSpan, QpEncoder, type Output } from '../../message/mime/transfer-encoding.ts';
 
 export type Coding =
   /** 7bit/8bit/binary content encoded as base64 */

@@ -1,6 +1,6 @@
 // What every step of one normalize() call shares.
 import type { NormalizeOptions } from './index.ts';
-import type { ByteSource } from './source.ts';
+import type { ByteSource } from '../../message/mime/source.ts';
 
 export interface Walk {
   options: NormalizeOptions;

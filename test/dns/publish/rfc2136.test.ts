@@ -6,7 +6,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { UserError } from '../../../src/errors.ts';
+import { UserError } from '../../../src/common/errors.ts';
 import { generateKey } from '../../../src/keys/key-material.ts';
 import { txtRecord } from '../../../src/keys/record.ts';
 import { addRecord, deleteRecord, replaceRecord, type RecordChange } from '../../../src/dns/publish/change.ts';

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
 import { describe, test } from 'node:test';
-import { AuthLimiter, clientKey } from '../../src/relay/auth-limiter.ts';
-import { CHECKS_AT_ONCE, checkUser, hashPassword } from '../../src/relay/passwords.ts';
+import { AuthLimiter, clientKey } from '../../src/access/auth-limiter.ts';
+import { CHECKS_AT_ONCE, checkUser, hashPassword } from '../../src/access/passwords.ts';
 
 function limiter(options: { maxClients?: number; maxFailuresPerMinute?: number } = {}) {
   let now = 1_000_000;

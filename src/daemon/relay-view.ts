@@ -6,18 +6,18 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { closeSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readObservations } from '../cli/status.ts';
+import { readObservations } from '../rotation/rotation-tables.ts';
 import type { Config } from '../config/schema.ts';
-import { createFileSync } from '../file-create.ts';
+import { createFileSync } from '../common/file-create.ts';
 import { formatNameserver, parseNameserver, systemNameservers } from '../dns/nameserver.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { policyFor } from '../rotation/policy.ts';
-import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from './health.ts';
-import type { TaskHealth } from './background-tasks.ts';
-import type { RelayMetrics } from './metrics.ts';
-import { statusReport, type KeyFileProblem, type StatusReport } from './status-report.ts';
+import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from '../observability/health.ts';
+import type { TaskHealth } from '../common/background-tasks.ts';
+import type { RelayMetrics } from '../observability/metrics.ts';
+import { statusReport, type KeyFileProblem, type StatusReport } from '../observability/status-report.ts';
 
 export interface ViewDeps {
   config: Config;

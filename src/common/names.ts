@@ -1,6 +1,6 @@
 // Domain and selector names: validated once, stored lower-case in ASCII (IDNA).
 import { domainToASCII } from 'node:url';
-import { UserError } from '../errors.ts';
+import { UserError } from './errors.ts';
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 

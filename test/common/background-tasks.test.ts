@@ -2,7 +2,7 @@
 // when the cause changes, after a recovery, and as an hourly reminder.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { afterFailure, afterSuccess, causeOf, REMIND_AFTER_MS, type LogLine, type TaskHealth } from '../../src/observability/background-tasks.ts';
+import { afterFailure, afterSuccess, causeOf, REMIND_AFTER_MS, type LogLine, type TaskHealth } from '../../src/common/background-tasks.ts';
 
 const T0 = Date.parse('2026-12-06T00:00:00Z');
 

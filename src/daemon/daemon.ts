@@ -9,30 +9,30 @@ import { loadTls, TlsFileProblem } from '../config/tls-files.ts';
 import { createUpstream } from '../delivery/upstream.ts';
 import { UpstreamHealth, watchedUpstream } from '../delivery/upstream-health.ts';
 import { createPublishers } from '../dns/publish/factory.ts';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { KeyStore } from '../keys/store.ts';
-import { startHttp, type HttpListener } from '../observability/http.ts';
-import type { Logger } from '../observability/logger.ts';
+import { startHttp, type HttpListener } from './http.ts';
+import type { Logger } from '../common/logger.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
 import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
 import { acquireCryptoPool } from '../signing/crypto-pool.ts';
 import { metrics } from '../observability/metrics.ts';
 import { ReadinessWatch } from '../observability/readiness-watch.ts';
-import { RelayView } from '../observability/relay-view.ts';
+import { RelayView } from './relay-view.ts';
 import { retryPolicy } from '../queue/backoff.ts';
 import { QueueManager } from '../queue/manager.ts';
 import { queueOwnMessage } from '../queue/notices.ts';
 import { QueueIndex } from '../queue/queue-index.ts';
 import { recoverQueue } from '../queue/recovery.ts';
 import { Spool } from '../queue/spool.ts';
-import { intakeDir, removeStaleIntakeFiles } from './intake.ts';
-import { AuthLimiter } from './auth-limiter.ts';
-import { ConnectionPools } from './connection-pools.ts';
-import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from './listener.ts';
-import { SenderAuthorization } from './sender-authorization.ts';
-import { SessionsPerIp } from './sessions-per-ip.ts';
-import { Supervisor } from './supervisor.ts';
+import { intakeDir, removeStaleIntakeFiles } from '../message/intake.ts';
+import { AuthLimiter } from '../access/auth-limiter.ts';
+import { ConnectionPools } from '../relay/connection-pools.ts';
+import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from '../relay/listener.ts';
+import { SenderAuthorization } from '../access/sender-authorization.ts';
+import { SessionsPerIp } from '../access/sessions-per-ip.ts';
+import { Supervisor } from '../common/supervisor.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -77,7 +77,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   });
   // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
-  const supervisor = options.supervisor ?? new Supervisor({ logger });
+  const supervisor = options.supervisor ?? new Supervisor({ logger, metrics });
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;
   try {

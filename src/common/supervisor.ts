@@ -9,14 +9,19 @@
 //
 // What fails outside every task is a bug: stopOnUnexpected ends the process
 // with one fatal line, and the service manager starts it again.
-import { afterFailure, afterSuccess, BACKGROUND_TASKS, causeOf, type BackgroundTask, type Decision, type TaskHealth } from '../observability/background-tasks.ts';
-import type { Logger } from '../observability/logger.ts';
-import { metrics as processMetrics, type RelayMetrics } from '../observability/metrics.ts';
-import { clearTaskHealth, writeTaskHealth } from '../observability/task-health-file.ts';
+import { afterFailure, afterSuccess, BACKGROUND_TASKS, causeOf, type BackgroundTask, type Decision, type TaskHealth } from './background-tasks.ts';
+import type { Logger } from './logger.ts';
+import { clearTaskHealth, writeTaskHealth } from './task-health-file.ts';
+
+/** What the supervisor counts failures in; the relay's metrics registry is one. */
+export interface FailureCounter {
+  backgroundFailed(task: BackgroundTask): void;
+}
 
 export interface SupervisorOptions {
   logger: Logger;
-  metrics?: RelayMetrics;
+  /** Counts each failed run (dkim_relay_background_failures_total); none: not counted. */
+  metrics?: FailureCounter;
   /** queue.dir: where `status` finds the tasks' health; none: kept in memory only. */
   dir?: string;
   now?: () => number;
@@ -24,14 +29,14 @@ export interface SupervisorOptions {
 
 export class Supervisor {
   readonly #o: SupervisorOptions;
-  readonly #metrics: RelayMetrics;
+  readonly #metrics: FailureCounter | undefined;
   readonly #now: () => number;
   readonly #health = new Map<BackgroundTask, TaskHealth>();
   #persistFailed = false;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
-    this.#metrics = options.metrics ?? processMetrics;
+    this.#metrics = options.metrics;
     this.#now = options.now ?? Date.now;
     if (options.dir) clearTaskHealth(options.dir);
   }
@@ -61,7 +66,7 @@ export class Supervisor {
   }
 
   failed(task: BackgroundTask, err: unknown): void {
-    this.#metrics.backgroundFailed(task);
+    this.#metrics?.backgroundFailed(task);
     this.#apply(afterFailure(this.#health.get(task), task, causeOf(err), this.#now()));
   }
 

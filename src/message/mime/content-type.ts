@@ -1,7 +1,7 @@
 // What a MIME entity declares about its body: Content-Type (RFC 2045 §5) and
 // Content-Transfer-Encoding (§6). Malformed values read as the RFC defaults.
-import { parseHeaderValue } from '../../nodemailer-internals.ts';
-import { fieldValue, fieldsNamed, type HeaderField } from '../../message/header.ts';
+import { parseHeaderValue } from '../../smtp/nodemailer-internals.ts';
+import { fieldValue, fieldsNamed, type HeaderField } from '../header.ts';
 
 export interface ContentInfo {
   /** Lower-case "type/subtype". */

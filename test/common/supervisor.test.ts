@@ -12,8 +12,9 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { KeyStore } from '../../src/keys/store.ts';
-import { startRelay } from '../../src/relay/daemon.ts';
-import { Supervisor } from '../../src/relay/supervisor.ts';
+import { startRelay } from '../../src/daemon/daemon.ts';
+import { metrics } from '../../src/observability/metrics.ts';
+import { Supervisor } from '../../src/common/supervisor.ts';
 import type { DnsObserver } from '../../src/rotation/dns-observer.ts';
 import { dkimRelay, serve } from '../cli/support.ts';
 import { startDnsServer } from '../helpers/dns-server.ts';
@@ -64,7 +65,7 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
     },
     check: async () => ({ state: 'match', detail: 'served' }),
   });
-  const supervisor = new Supervisor({ logger, dir: queueDir });
+  const supervisor = new Supervisor({ logger, dir: queueDir, metrics });
   const relay = await startRelay(loadConfig(file), logger, { supervisor, rotation: { observer: () => observer() } });
   const metricsPort = relay.ports.metrics!;
   const failed = (task: string) => lines.filter((l) => l.task === task && l.level === 50);

@@ -6,7 +6,7 @@
 // carry between pieces, so a body of any size, even a single line of many
 // megabytes, is coded in fixed memory. The output does not depend on how the
 // input was cut into pieces.
-import { base64Encode, base64Wrap, qpEncode, qpWrap } from '../../nodemailer-internals.ts';
+import { base64Encode, base64Wrap, qpEncode, qpWrap } from '../../smtp/nodemailer-internals.ts';
 import { chunks, indexOf, octetAt, WINDOW, type ByteSource, type Span } from './source.ts';
 
 const LINE = 76;

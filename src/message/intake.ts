@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createFile } from '../file-create.ts';
-import { BodyScanner } from '../message/body-scan.ts';
-import { CrlfStream } from '../message/crlf-stream.ts';
-import type { IncomingMessage } from '../message/incoming.ts';
-import { bufferOctets, fileOctets } from '../message/octets.ts';
-import { spoolError } from '../queue/spool.ts';
+import { createFile } from '../common/file-create.ts';
+import { BodyScanner } from './body-scan.ts';
+import { CrlfStream } from './crlf-stream.ts';
+import type { IncomingMessage } from './incoming.ts';
+import { bufferOctets, fileOctets } from './octets.ts';
+import { spoolError } from '../common/spool-error.ts';
 
 /**
  * Messages up to this size stay in memory: 200 sessions (listen.maxClients'

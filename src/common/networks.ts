@@ -1,7 +1,7 @@
 // Who may relay: clients from listed networks, or clients that authenticated.
 // Everyone else is refused at MAIL FROM — never an open relay.
 import ipaddr from 'ipaddr.js';
-import { UserError } from '../errors.ts';
+import { UserError } from './errors.ts';
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 

@@ -4,7 +4,7 @@
 // Written whole and renamed into place, so a reader never sees half of it.
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError } from './errors.ts';
 import type { TaskHealth } from './background-tasks.ts';
 
 export const TASK_HEALTH_FILE = 'background.json';

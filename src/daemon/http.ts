@@ -17,15 +17,15 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Config } from '../config/schema.ts';
-import { UserError } from '../errors.ts';
-import { AuthLimiter } from '../relay/auth-limiter.ts';
-import { checkPassword } from '../relay/passwords.ts';
-import { SessionsPerIp } from '../relay/sessions-per-ip.ts';
-import { publicHealth, readyAnswer } from './health.ts';
-import { parseListenAddress } from './listen-address.ts';
-import type { Logger } from './logger.ts';
+import { UserError } from '../common/errors.ts';
+import { AuthLimiter } from '../access/auth-limiter.ts';
+import { checkPassword } from '../access/passwords.ts';
+import { SessionsPerIp } from '../access/sessions-per-ip.ts';
+import { publicHealth, readyAnswer } from '../observability/health.ts';
+import { parseListenAddress } from '../common/listen-address.ts';
+import type { Logger } from '../common/logger.ts';
 import type { RelayView } from './relay-view.ts';
-import { statusPage } from './status-page.ts';
+import { statusPage } from '../observability/status-page.ts';
 
 export interface HttpListener {
   port: number;

@@ -3,9 +3,9 @@
 // matches is held to the union of its entries' domains (subdomains included).
 import { domainToASCII } from 'node:url';
 import type { Config } from '../config/schema.ts';
-import { UserError } from '../errors.ts';
-import { inDomains, normalizeDomain } from '../keys/names.ts';
-import { NetworkList } from './admission.ts';
+import { UserError } from '../common/errors.ts';
+import { inDomains, normalizeDomain } from '../common/names.ts';
+import { NetworkList } from '../common/networks.ts';
 
 export interface Client {
   address: string;

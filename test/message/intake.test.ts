@@ -5,8 +5,8 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readOctets } from '../../src/message/octets.ts';
-import { intakeDir, receiveMessage, removeStaleIntakeFiles, SPILL_AT } from '../../src/relay/intake.ts';
-import { SpoolUnavailableError } from '../../src/queue/spool.ts';
+import { intakeDir, receiveMessage, removeStaleIntakeFiles, SPILL_AT } from '../../src/message/intake.ts';
+import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { smallDisk } from '../queue/support.ts';
 

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 
-export { rfc5322Date } from '../../message/date.ts';
+export { rfc5322Date } from '../date.ts';
 
 /** A fresh msg-id at the given domain (A-labels, so the header stays 7-bit). */
 export function newMessageId(domain: string): string {
