@@ -148,7 +148,7 @@ test('queue maintenance and the extension probe fail without stopping the relay,
   );
   const lines: Line[] = [];
   const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(JSON.parse(String(chunk)) as Line); done(); } }));
-  const supervisor = new Supervisor({ logger });
+  const supervisor = new Supervisor({ logger, metrics });
   const relay = await startRelay(loadConfig(file), logger, { supervisor });
   const counted = async (task: string) => value(await parseExposition((await get(relay.ports.metrics!, '/metrics')).body), 'dkim_relay_background_failures_total', { task });
   try {
