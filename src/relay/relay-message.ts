@@ -15,7 +15,7 @@ import type { NewRecipient } from '../queue/queue-index.ts';
 import { SpoolUnavailableError } from '../common/spool-error.ts';
 import { smtpReply, replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { intakeDir, receiveMessage } from '../message/intake.ts';
-import type { RelayDeps } from './listener.ts';
+import type { RelayDeps } from './relay-deps.ts';
 
 /** The envelope as the client gave it, with its RFC 3461 parameters. */
 export interface IntakeEnvelope extends Envelope {

@@ -1,6 +1,11 @@
 // The one place that reaches into nodemailer beyond its documented API:
-// - its base64 and quoted-printable encoders and two MIME helpers, which
-//   normalization uses (exported by its package.json but undocumented);
+// - its quoted-printable encoder and two MIME helpers (exported by its
+//   package.json but undocumented), which normalization uses. Their own
+//   packages write other octets: libqp and libmime's encodeWord escape a
+//   hyphen that starts a line or word ("=2D"), and libmime's
+//   parseHeaderValue decodes RFC 2231 continuations and drops a backslash
+//   outside quotes, where nodemailer's copies do not. Taking them would
+//   change the messages we sign (base64 is libbase64's: its output is the same);
 // - its SMTP client class, and the EHLO extensions a connection parsed (a
 //   private field), which delivery uses to learn what the upstream takes;
 // - a connection's socket (a private field), whose TLS state direct
@@ -21,7 +26,6 @@ import MimeNode from 'nodemailer/lib/mime-node';
 import { encodeXText } from 'nodemailer/lib/shared';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
-export { encode as base64Encode, wrap as base64Wrap } from 'nodemailer/lib/base64';
 export { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 export { encodeWord, parseHeaderValue } from 'nodemailer/lib/mime-funcs';
 export { SMTPConnection };

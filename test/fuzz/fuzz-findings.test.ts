@@ -43,7 +43,7 @@ describe('what the SMTP fuzzer found', { timeout: 120_000 }, () => {
   test('two whole transactions in one TCP write: the relay still answers the next command', async () => {
     // smtp-server's SMTPStream.continue() runs the saved continuation and then clears it; when the
     // continuation itself parses the second transaction to its final dot (every handler answers
-    // synchronously, as onMailFrom/onRcptTo in src/relay/listener.ts do), the second message's
+    // synchronously, as onMailFrom/onRcptTo in src/relay/envelope-policy.ts do), the second message's
     // continuation is saved and then wiped, and the session reads nothing more until the idle timeout.
     const client = await session(target);
     try {

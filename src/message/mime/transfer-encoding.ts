@@ -1,12 +1,14 @@
-// Quoted-printable and base64 bodies (RFC 2045 §6.7, §6.8). Encoding is
-// nodemailer's; decoding QP is ours, as nodemailer has no decoder. All output
-// lines are at most 76 octets and 7-bit.
+// Quoted-printable and base64 bodies (RFC 2045 §6.7, §6.8). Base64 is
+// libbase64's; QP encoding is nodemailer's (see nodemailer-internals.ts why
+// not libqp's); decoding QP is ours. All output lines are at most 76
+// octets and 7-bit.
 //
 // Every coder takes its input a piece at a time and keeps only a bounded
 // carry between pieces, so a body of any size, even a single line of many
 // megabytes, is coded in fixed memory. The output does not depend on how the
 // input was cut into pieces.
-import { base64Encode, base64Wrap, qpEncode, qpWrap } from '../../smtp/nodemailer-internals.ts';
+import { encode as base64Encode, wrap as base64Wrap } from 'libbase64';
+import { qpEncode, qpWrap } from '../../smtp/nodemailer-internals.ts';
 import { chunks, indexOf, octetAt, WINDOW, type ByteSource, type Span } from './source.ts';
 
 const LINE = 76;
@@ -165,7 +167,7 @@ function encodeText(data: Buffer, next: number | undefined): string {
   return text;
 }
 
-/** Lines of 76 base64 characters with a CRLF between them (none after the last), as nodemailer wraps them. */
+/** Lines of 76 base64 characters with a CRLF between them (none after the last), as libbase64 wraps them. */
 class Base64Lines {
   private started = false;
   private readonly out: Output;
