@@ -95,6 +95,7 @@ install -D -m 0644 "$top/man/dkim-relay.1" "$root/usr/share/man/man1/dkim-relay.
 gzip -9n "$root/usr/share/man/man1/dkim-relay.1"
 install -m 0644 "$here/copyright" "$doc/copyright"
 cp "$top/README.md" "$doc/README.md" && gzip -9n "$doc/README.md"
+mkdir -p "$doc/docs" && cp "$top/docs"/*.md "$top/docs"/*.png "$doc/docs/" && gzip -9n "$doc/docs"/*.md
 mkdir -p "$doc/examples" && cp -r "$top/contrib"/* "$top/config/dkim-relay.example.yaml" "$doc/examples/"
 date=$(date -R -u -d "@$SOURCE_DATE_EPOCH")
 maintainer=$(sed -n 's/^Maintainer: //p' "$here/control")

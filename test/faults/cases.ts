@@ -1,4 +1,5 @@
-// Every fault case, in the order of the README's "Faults survived" table.
+// Every fault case, in the order of the "Faults survived" table
+// (docs/testing-and-benchmarks.md).
 // Each runs in a network and mount namespace of its own (support/driver.ts),
 // where loopback is the only network.
 import type { CaseContext } from './support/kit.ts';

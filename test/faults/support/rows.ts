@@ -1,4 +1,4 @@
-// What one fault case measured: a row of the README's "Faults survived"
+// What one fault case measured: a row of the "Faults survived"
 // table. The driver writes it whether the case passed or not; the table
 // script renders the rows of the last run.
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
