@@ -33,7 +33,7 @@ export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, load
   }
 }
 
-/** A check failed (verification, self-check): exit 1, as the exit-status table in README says. */
+/** A check failed (verification, self-check): exit 1, as the exit-status table in docs/operations-and-monitoring.md says. */
 export class CheckFailed extends Error {}
 
 export function print(text: string): void {

@@ -320,7 +320,7 @@ function rotationsFor(store: KeyStore, domain: string, args: Args, strict: boole
  */
 function printCnames(store: KeyStore, config: Config, args: Args): void {
   const settings = config.dns.delegation;
-  if (!settings) throw new UserError('--format cname needs delegated selectors, and dns.delegation is not set', 'set dns.delegation.zone (see README, "Delegated selectors"), or use --format zone');
+  if (!settings) throw new UserError('--format cname needs delegated selectors, and dns.delegation is not set', 'set dns.delegation.zone (see docs/dns-and-publishing.md, "Delegated selectors"), or use --format zone');
   let domains: string[];
   if (args.domain !== undefined) {
     const domain = normalizeDomain(args.domain);

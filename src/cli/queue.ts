@@ -150,7 +150,7 @@ function refuseOtherOwner(dir: string): void {
   const uid = process.getuid?.();
   const owner = statSync(dir).uid;
   if (uid !== undefined && uid !== owner) {
-    throw new UserError(`${dir} belongs to uid ${owner}, and this is uid ${uid}`, 'run dkim-relay queue as the user the relay runs as (see "Running under systemd" in README)');
+    throw new UserError(`${dir} belongs to uid ${owner}, and this is uid ${uid}`, 'run dkim-relay queue as the user the relay runs as (see docs/install-and-systemd.md)');
   }
 }
 

@@ -1,4 +1,4 @@
-// Usage errors are one line on stderr with exit 2, as README's exit-status
+// Usage errors are one line on stderr with exit 2, as the exit-status
 // table promises; --json is taken where there is JSON to give, refused elsewhere.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
