@@ -221,7 +221,7 @@ export const configSchema = z.strictObject({
       hostname: z.string().optional(),
       /** Add a Received: trace field (RFC 5321 §4.4) to every relayed message; off hides internal hosts. */
       addReceived: z.boolean().default(true),
-      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1), ciphers: z.string().min(1).optional(), minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional() }).superRefine(rules.tlsFiles).optional(),
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1), ciphers: z.string().min(1).optional(), minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional() }).optional(),
       /** Exchange's send connectors default to 35 MB: a 25 MB attachment, base64-encoded. */
       maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024),
       maxRecipients: z.number().int().min(1).default(1000),
