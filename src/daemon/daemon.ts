@@ -85,7 +85,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (store.exposedKeyFiles > 0) {
       logger.warn({ dir: config.keys.dir, keyFiles: store.exposedKeyFiles }, 'key store directory was readable by others while it held keys; now 0700');
     }
-    // Once, before anything listens: a TSIG secret file that is missing or open to others stops the start with its one line.
+    // `serve` checked the TSIG secret files with the configuration (config/file-check.ts); read again here, before anything listens, as they may have changed since.
     const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
     if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
