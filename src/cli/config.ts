@@ -1,17 +1,15 @@
 // `config check`: validate the configuration and print the effective one.
 import type { Argv } from 'yargs';
 import { stringify } from 'yaml';
-import { createPublishers } from '../dns/publish/factory.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
-import { configFrom, print, printJson, type GlobalArgs } from './context.ts';
+import { checkedConfig, print, printJson, type GlobalArgs } from './context.ts';
 
 export function configCommand(yargs: Argv<GlobalArgs>) {
   return yargs.command('config', 'inspect the configuration', (y) =>
     y
       .command<GlobalArgs>('check', 'validate the configuration and print the effective one, defaults included', (c) => c, (args) => {
-        const { config, path } = configFrom(args);
-        // As `serve` does before it listens: a TSIG secret file that is missing, unreadable or open to others.
-        createPublishers(config.dns.publish);
+        // The files it names too, as `serve` and a reload check them.
+        const { config, path } = checkedConfig(args);
         // Valid but probably not meant: said on standard error, so the printed configuration stays clean.
         for (const advice of rotationAdvice(config.rotation)) process.stderr.write(`dkim-relay: note: ${advice}\n`);
         const upstream = config.delivery.upstream;

@@ -1,6 +1,6 @@
 // What every command needs: the configuration, and (for most) the key store.
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
-import { withoutListenerFiles } from '../config/rules.ts';
+import { requireUsableFiles } from '../config/file-check.ts';
 import { KeyStore } from '../keys/store.ts';
 
 export interface GlobalArgs {
@@ -8,14 +8,16 @@ export interface GlobalArgs {
   json?: boolean;
 }
 
-/** The configuration, its listen.tls files checked: for `serve` and `config check`. */
+/** The configuration, validated; the files it names are not read (see checkedConfig). */
 export function configFrom(args: GlobalArgs): LoadedConfig {
   return loadConfig(args.config);
 }
 
-/** The configuration for a command that never listens: listen.tls's files are not read. */
-export function configWithoutListener(args: GlobalArgs): LoadedConfig {
-  return withoutListenerFiles(() => loadConfig(args.config));
+/** The configuration and every file it names, checked: for `serve`, its reload and `config check`. */
+export function checkedConfig(args: GlobalArgs): LoadedConfig {
+  const loaded = loadConfig(args.config);
+  requireUsableFiles(loaded);
+  return loaded;
 }
 
 /**
@@ -24,7 +26,7 @@ export function configWithoutListener(args: GlobalArgs): LoadedConfig {
  * directory, would otherwise start an empty store where the relay never looks.
  */
 export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>, options: { create?: boolean } = {}): Promise<T> {
-  const loaded = configWithoutListener(args);
+  const loaded = configFrom(args);
   const store = KeyStore.open(loaded.config.keys.dir, { create: options.create ?? false });
   try {
     return await use(store, loaded);

@@ -11,7 +11,7 @@ import { octetStream } from '../message/octets.ts';
 import { processMessage, type Report } from '../pipeline/pipeline.ts';
 import { receiveMessage } from '../message/intake.ts';
 import { messageProblem, verifyMessage } from '../signing/verify.ts';
-import { CheckFailed, configWithoutListener, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
+import { CheckFailed, configFrom, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
 
 export function signCommand(yargs: Argv<GlobalArgs>) {
   return yargs.command<GlobalArgs & { domain?: string }>(
@@ -64,7 +64,7 @@ export function verifyCommand(yargs: Argv<GlobalArgs>) {
         .example('$0 verify --dns < received.eml', 'keys from DNS, as a receiver would'),
     async (args) => {
       // With --dns the key store is not needed: a host without one verifies too.
-      if (args.dns) return verifyWith(args, args.nameserver !== undefined ? mailauthResolver(args.nameserver) : undefined, configWithoutListener(args).config);
+      if (args.dns) return verifyWith(args, args.nameserver !== undefined ? mailauthResolver(args.nameserver) : undefined, configFrom(args).config);
       await withStore(args, (store, { config }) => verifyWith(args, storeResolver(store), config));
     },
   );

@@ -12,7 +12,7 @@ import { UserError } from '../common/errors.ts';
 import { FINAL_STATES, QueueIndex, type MessageDetail, type QueueDepth, type QueuedRecipient, type Reply } from '../queue/queue-index.ts';
 import { Spool } from '../queue/spool.ts';
 import { SpoolUnavailableError } from '../common/spool-error.ts';
-import { CheckFailed, configWithoutListener, print, printJson, table, type GlobalArgs } from './context.ts';
+import { CheckFailed, configFrom, print, printJson, table, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { ids?: string[]; id?: string; all?: boolean; held?: boolean; yes?: boolean; message?: boolean };
 
@@ -127,7 +127,7 @@ function oneSelection(args: { ids?: string[]; all?: boolean; held?: boolean }, f
  * the wrong directory must not start a spool of its own).
  */
 async function withQueue<T>(args: GlobalArgs, use: (queue: OpenQueue | undefined, dir: string) => T | Promise<T>): Promise<T> {
-  const dir = configWithoutListener(args).config.queue.dir;
+  const dir = configFrom(args).config.queue.dir;
   const file = join(dir, 'queue.db');
   if (!existsSync(file)) return use(undefined, dir);
   refuseOtherOwner(dir);

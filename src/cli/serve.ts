@@ -8,7 +8,7 @@ import { metrics } from '../observability/metrics.ts';
 import { SpoolLock } from '../queue/spool-lock.ts';
 import { startRelay, type RunningRelay } from '../daemon/daemon.ts';
 import { stopOnUnexpected, Supervisor } from '../common/supervisor.ts';
-import { configFrom, type GlobalArgs } from './context.ts';
+import { checkedConfig, type GlobalArgs } from './context.ts';
 
 export function serveCommand(yargs: Argv<GlobalArgs>) {
   return yargs.command<GlobalArgs>(
@@ -17,7 +17,7 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
     (y) => y.option('json', { hidden: true }).example('$0 serve --config /etc/dkim-relay/dkim-relay.yaml', 'as the systemd unit runs it'),
     async (args) => {
       // What runs: the configuration the relay was last started with, settings kept at a reload included.
-      let running = configFrom(args);
+      let running = checkedConfig(args);
       const logger = createLogger(running.config.log.level, 1, running.config.log.format);
       routeConsoleTo(logger);
       stopOnUnexpected(logger);
@@ -82,17 +82,17 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
 }
 
 /**
- * A new configuration that does not validate is refused and the relay runs on
- * unchanged. Otherwise the old listeners stop accepting (their sessions in
+ * A new configuration that does not validate, or names a file the relay
+ * could not use, is refused and the relay runs on unchanged. Otherwise the old listeners stop accepting (their sessions in
  * flight finish) and new ones start; if they cannot, what was running starts
  * again, and if that cannot start either, the reload fails.
  */
 async function reload(args: GlobalArgs, running: LoadedConfig, relay: RunningRelay, logger: Logger, supervisor: Supervisor): Promise<{ running: LoadedConfig; relay: RunningRelay }> {
   let loaded: LoadedConfig;
   try {
-    loaded = configFrom(args);
+    loaded = checkedConfig(args);
   } catch (err) {
-    logger.error({ err: describe(err) }, 'reload refused: configuration kept as it was');
+    logger.error({ err: err instanceof UserError ? err.toLine() : describe(err) }, 'reload refused: configuration kept as it was');
     return { running, relay };
   }
   const next = keepRestartOnly(running, loaded, logger);

@@ -6,15 +6,11 @@
 // needs a person.
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
-import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
+import { parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
-import { KeyFileError } from '../keys/key-file.ts';
-import { KeyStore, type KeyProblem } from '../keys/store.ts';
-import { renderStatus, statusReport, type KeyFileProblem, type StatusReport } from '../observability/status-report.ts';
-import type { PlanKey } from '../rotation/plan.ts';
-import { delegationFor } from '../dns/delegation.ts';
-import { policyFor } from '../rotation/policy.ts';
-import { readObservations } from '../rotation/rotation-tables.ts';
+import { KeyStore } from '../keys/store.ts';
+import { renderStatus, type StatusReport } from '../observability/status-report.ts';
+import { configuredResolvers, gatherStatus, reportedDomains } from '../observability/status-sources.ts';
 import { readTaskHealth } from '../common/task-health-file.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
@@ -48,41 +44,12 @@ export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
 
 async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): Promise<StatusReport> {
   const { config } = loaded;
-  const problems: KeyFileProblem[] = [];
-  const onKeyProblem = (p: KeyProblem) => problems.push({ domain: p.domain, selector: p.selector, line: p.line });
-  const store = KeyStore.open(config.keys.dir, { onKeyProblem, create: false });
+  const store = KeyStore.open(config.keys.dir, { create: false });
   try {
-    const keys = store.list() as PlanKey[];
-    const observations = readObservations(store.dbFile);
-    const domains = [...new Set(keys.filter((k) => k.state !== 'removed').map((k) => k.domain))];
-    // Loading the active keys tells onKeyProblem of every key file the relay could not sign with.
-    for (const domain of domains) {
-      try {
-        store.activeKeys(domain);
-      } catch (err) {
-        if (!(err instanceof KeyFileError)) throw err;
-      }
-    }
-    // As `dns check`: dns.resolvers, else the system resolver's servers.
-    const configured = config.dns.resolvers.length > 0 ? config.dns.resolvers.map(parseNameserver) : systemNameservers();
-    const resolvers = configured.map(formatNameserver);
-    const servers = (domain: string) => {
-      const ids = new Set(keys.filter((k) => k.domain === domain).map((k) => k.id));
-      return [...new Set([...observations.filter((o) => ids.has(o.keyId)).map((o) => o.server), ...resolvers])];
-    };
-    const readiness = dns ? await lookUpReadiness(domains, named.length > 0 ? named : configured, config.dns.timeoutSeconds) : new Map();
-    return statusReport({
-      now: new Date(),
-      keys,
-      observations,
-      policy: (domain) => policyFor(config.rotation, domain, delegationFor(config.dns.delegation, domain)),
-      servers,
-      readiness,
-      keyProblems: problems,
-      background: readTaskHealth(config.queue.dir)?.tasks ?? [],
-    });
+    const domains = reportedDomains(store.list());
+    const readiness = dns ? await lookUpReadiness(domains, named.length > 0 ? named : configuredResolvers(config), config.dns.timeoutSeconds) : new Map();
+    return gatherStatus({ config, store, now: new Date(), readiness, background: readTaskHealth(config.queue.dir)?.tasks ?? [] }).report;
   } finally {
     store.close();
   }
 }
-

@@ -1,12 +1,12 @@
-// What a value must be beyond its type: names, networks, password hashes and
-// TLS files that the relay could not use. The schema applies these rules, so
-// `serve`, a SIGHUP reload and `config check` refuse the same files.
+// What a value must be beyond its type: names, networks and password hashes
+// that the relay could not use. The schema applies these rules; the files a
+// configuration names are checked apart (file-check.ts).
 import ipaddr from 'ipaddr.js';
 import type { z } from 'zod';
 import { normalizeDomain } from '../common/names.ts';
 import { parseNetwork } from '../common/networks.ts';
 import { parseHash } from '../common/password-hash.ts';
-import { loadTls, TlsFileProblem, type TlsFiles } from './tls-files.ts';
+import type { TlsFiles } from './tls-files.ts';
 
 type Ctx = z.core.$RefinementCtx;
 
@@ -53,35 +53,6 @@ export function network(value: string, ctx: Ctx): void {
 export function passwordHash(value: string, ctx: Ctx): void {
   if (parseHash(value)) return;
   problem(ctx, 'not a complete hash made by `dkim-relay passwd`, so no password can match it', "paste the output of: printf '%s' 'the password' | dkim-relay passwd NAME");
-}
-
-/** Whether parsing reads listen.tls's files: off for commands that never listen (see withoutListenerFiles). */
-let readingListenerFiles = true;
-
-/**
- * Parses with the listener's TLS files left unread: `keys`, `dns`, `queue`,
- * `sign` and the like never listen, and a broken certificate must not stop
- * an administrator from looking at keys or the queue. `serve`, SIGHUP
- * reload and `config check` read them. Parsing is synchronous, so the
- * switch covers exactly this one parse.
- */
-export function withoutListenerFiles<T>(parse: () => T): T {
-  readingListenerFiles = false;
-  try {
-    return parse();
-  } finally {
-    readingListenerFiles = true;
-  }
-}
-
-export function tlsFiles(files: TlsFiles, ctx: Ctx): void {
-  if (!readingListenerFiles) return;
-  try {
-    loadTls(files);
-  } catch (err) {
-    if (!(err instanceof TlsFileProblem)) throw err;
-    problem(ctx, err.message, err.hint ?? '', [err.field]);
-  }
 }
 
 export function tlsPortNeedsTls(listen: { tlsPort?: number; tls?: TlsFiles }, ctx: Ctx): void {

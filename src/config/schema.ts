@@ -202,8 +202,7 @@ export const configSchema = z.strictObject({
           ciphers: z.string().min(1).optional().describe('TLS 1.2 suites as an OpenSSL cipher list (TLS 1.3 suites stay OpenSSL\'s); unset: ECDHE with AES-GCM or ChaCha20-Poly1305 only; a weakening applies to every client (see docs/security.md)'),
           minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).optional().describe('oldest TLS version accepted; unset: `TLSv1.2`'),
         })
-        .superRefine(rules.tlsFiles)
-        .optional().describe('key and certificate for STARTTLS and `tlsPort`; without them no STARTTLS and no AUTH. `serve`, a reload and `config check` check that both are readable and match; the commands that never listen (`keys`, `dns`, `queue`, `sign`, `verify`) do not read them, so a broken certificate does not lock an administrator out of them'),
+        .optional().describe('key and certificate for STARTTLS and `tlsPort`; without them no STARTTLS and no AUTH. `serve`, a reload and `config check` check that both are readable and match; the commands that never listen (`keys`, `dns`, `queue`, `status`, `sign`, `verify`) do not read them, so a broken certificate does not lock an administrator out of them'),
       maxMessageSize: z.number().int().min(1024).default(35 * 1024 * 1024).describe('larger messages get `552 5.3.4`; the default, 35 MiB, is that of Exchange\'s send connectors (a 25 MB attachment, base64-encoded)'),
       maxRecipients: z.number().int().min(1).default(1000).describe('recipients per message'),
       maxClients: z.number().int().min(1).default(200).describe('simultaneous connections from `access.networks` (and clients that logged in)'),

@@ -1,6 +1,7 @@
 // listen.tls: the key and certificate files must be readable PEM, hold what
-// their names say, and belong together. Checked when the configuration is
-// validated (serve, SIGHUP reload, config check) and read again at start-up.
+// their names say, and belong together. Checked with the configuration's other
+// files (file-check.ts: serve, SIGHUP reload, config check) and read again at
+// start-up.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../common/errors.ts';

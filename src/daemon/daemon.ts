@@ -19,10 +19,10 @@ import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rota
 import { acquireCryptoPool } from '../signing/crypto-pool.ts';
 import { metrics } from '../observability/metrics.ts';
 import { ReadinessWatch } from '../observability/readiness-watch.ts';
+import { ownMailOf } from './own-mail.ts';
 import { RelayView } from './relay-view.ts';
 import { retryPolicy } from '../queue/backoff.ts';
 import { QueueManager } from '../queue/manager.ts';
-import { queueOwnMessage } from '../queue/notices.ts';
 import { QueueIndex } from '../queue/queue-index.ts';
 import { recoverQueue } from '../queue/recovery.ts';
 import { Spool } from '../queue/spool.ts';
@@ -86,7 +86,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (store.exposedKeyFiles > 0) {
       logger.warn({ dir: config.keys.dir, keyFiles: store.exposedKeyFiles }, 'key store directory was readable by others while it held keys; now 0700');
     }
-    // Once, before anything listens: a TSIG secret file that is missing or open to others stops the start with its one line.
+    // `serve` checked the TSIG secret files with the configuration (config/file-check.ts); read again here, before anything listens, as they may have changed since.
     const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
     if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
@@ -166,10 +166,9 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     view.started();
     queue?.manager.start();
     logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined }, 'relay listening');
-    // Queue mode: rotation notices are queued like delivery status notifications.
-    const spooled = queue && { spool: queue.spool, index: queue.index };
-    const queueNotice = spooled && ((message: Buffer, to: string) => queueOwnMessage({ config, store, traits: () => upstream.traits, hostname, queue: spooled }, message, to));
-    const rotation = new RotationScheduler({ config, store, upstream: deps.upstream, hostname: deps.hostname, logger, queue: queue?.index, queueNotice, ...options.rotation, publisher, supervisor });
+    // Rotation notices go the way of delivery status notifications: the queue in queue mode.
+    const mail = ownMailOf({ config, store, hostname }, upstream, queue && { spool: queue.spool, index: queue.index });
+    const rotation = new RotationScheduler({ config, store, mail, hostname: deps.hostname, logger, queue: queue?.index, ...options.rotation, publisher, supervisor });
     rotation.start();
     const readiness = new ReadinessWatch({ config, store, metrics, logger, supervisor });
     readiness.start();

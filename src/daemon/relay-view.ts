@@ -6,18 +6,14 @@ import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { closeSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readObservations } from '../rotation/rotation-tables.ts';
 import type { Config } from '../config/schema.ts';
 import { createFileSync } from '../common/file-create.ts';
-import { formatNameserver, parseNameserver, systemNameservers } from '../dns/nameserver.ts';
 import { KeyFileError } from '../keys/key-file.ts';
-import type { KeyStore, StoredKey } from '../keys/store.ts';
-import type { PlanKey } from '../rotation/plan.ts';
-import { policyFor } from '../rotation/policy.ts';
+import type { KeyStore } from '../keys/store.ts';
 import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from '../observability/health.ts';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { RelayMetrics } from '../observability/metrics.ts';
-import { statusReport, type KeyFileProblem, type StatusReport } from '../observability/status-report.ts';
+import { gatherStatus, type GatheredStatus } from '../observability/status-sources.ts';
 
 export interface ViewDeps {
   config: Config;
@@ -28,12 +24,6 @@ export interface ViewDeps {
   /** The background tasks that failed since the relay started. */
   background?: () => TaskHealth[];
   now?: () => Date;
-}
-
-export interface StatusSnapshot {
-  report: StatusReport;
-  /** The store's rows, for the dates of each key's past steps. */
-  keys: StoredKey[];
 }
 
 export class RelayView {
@@ -87,37 +77,9 @@ export class RelayView {
   }
 
   /** The status report, as `dkim-relay status --no-dns` builds it, with the DMARC readiness last looked up. */
-  snapshot(): StatusSnapshot {
+  snapshot(): GatheredStatus {
     const { config, store } = this.deps;
-    const keys = store.list();
-    const observations = readObservations(store.dbFile);
-    const problems: KeyFileProblem[] = [];
-    for (const domain of new Set(keys.map((k) => k.domain))) {
-      try {
-        store.activeKeys(domain);
-      } catch (err) {
-        if (!(err instanceof KeyFileError)) throw err;
-        // Its message names the key as "<selector>._domainkey.<domain>".
-        const selector = selectorIn(err.message);
-        problems.push({ domain, selector, line: err.toLine() });
-      }
-    }
-    const configured = config.dns.resolvers.length > 0 ? config.dns.resolvers.map(parseNameserver) : systemNameservers();
-    const resolvers = configured.map(formatNameserver);
-    const servers = (domain: string) => {
-      const ids = new Set(keys.filter((k) => k.domain === domain).map((k) => k.id));
-      return [...new Set([...observations.filter((o) => ids.has(o.keyId)).map((o) => o.server), ...resolvers])];
-    };
-    const report = statusReport({
-      now: this.deps.now?.() ?? new Date(),
-      keys: keys as PlanKey[],
-      observations,
-      policy: (domain) => policyFor(config.rotation, domain),
-      servers,
-      readiness: this.metrics.lastReadiness(),
-      keyProblems: problems,
-    });
-    return { report, keys };
+    return gatherStatus({ config, store, now: this.deps.now?.() ?? new Date(), readiness: this.metrics.lastReadiness(), background: this.background() });
   }
 }
 
@@ -165,12 +127,4 @@ function spoolWritable(dir: string, neededBytes: number): HealthFacts['spool'] {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     return { exists: true, writable: false, code, error: `spool ${dir} is not writable (${code === 'error' ? (err as Error).message : code})` };
   }
-}
-
-/** The selector of the first "<selector>._domainkey." in a text, or ''. */
-function selectorIn(text: string): string {
-  const at = text.indexOf('._domainkey.');
-  let start = at;
-  while (start > 0 && !/[\s.]/.test(text[start - 1]!)) start--;
-  return at < 0 ? '' : text.slice(start, at);
 }

@@ -1,8 +1,8 @@
 // What `dkim-relay status` reports: per signing domain, its keys with their
 // age and next lifecycle step, what DNS served at the last check of each
 // selector, the domain's DMARC readiness, and what needs a person. Pure: the
-// keys, observations and DNS answers are read elsewhere and passed in, and the
-// clock is injected.
+// keys, observations and DNS answers are read elsewhere (status-sources.ts)
+// and passed in, and the clock is injected.
 //
 // The report is also the `--json` shape, kept stable for monitoring: fields
 // are only ever added.

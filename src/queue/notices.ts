@@ -13,7 +13,8 @@ import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../common/logger.ts';
 import { readHeaderBlock } from '../message/incoming.ts';
 import { readOctets, type Octets } from '../message/octets.ts';
-import { processMessage, type UpstreamTraits } from '../pipeline/pipeline.ts';
+import { ownMail, type OwnMail } from '../pipeline/own-mail.ts';
+import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { acceptMessage } from './accept.ts';
 import type { QueuedMessage, QueuedRecipient, QueueIndex } from './queue-index.ts';
 import type { Spool } from './spool.ts';
@@ -79,9 +80,9 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
       date: now,
       willRetryUntil: notice.action === 'delayed' ? new Date(message.receivedAt + deps.maxAgeMs) : undefined,
     });
-    let queued: Awaited<ReturnType<typeof queueOwnMessage>>;
+    let queued: Awaited<ReturnType<OwnMail['send']>>;
     try {
-      queued = await queueOwnMessage(deps, dsn.message, dsn.rcptTo);
+      queued = await queuedOwnMail(deps).send(dsn.message, dsn.rcptTo);
     } catch (err) {
       deps.rate.refund(message.sender, now.getTime());
       throw err;
@@ -100,19 +101,19 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
 export type OwnMessageDeps = Pick<NoticeDeps, 'config' | 'store' | 'traits' | 'hostname' | 'queue'>;
 
 /**
- * One of the relay's own messages (a notice) to `to`: signed and
- * self-checked by the pipeline like any message, then queued with the null
- * sender, so it is retried like the mail it reports on. Throws when it
- * cannot be queued (spool full); `refused` when the pipeline refuses it.
+ * The relay's own mail (notices) through its queue: signed and self-checked
+ * by the pipeline like any message, then queued with the null sender, so it
+ * is retried like the mail it reports on. send() throws when it cannot be
+ * queued (spool full); `refused` when the pipeline refuses it.
  */
-export async function queueOwnMessage(deps: OwnMessageDeps, message: Buffer, to: string): Promise<{ id: string; signatures: string[] } | { refused: string }> {
-  const outcome = await processMessage(message, { store: deps.store, config: deps.config, upstream: deps.traits(), hostname: deps.hostname });
-  if (outcome.action === 'refuse') return { refused: `${outcome.code} ${outcome.text}` };
-  const stored = await acceptMessage(deps.queue, outcome.message, {
-    sender: '',
-    client: 'dkim-relay',
-    signatures: outcome.signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
-    recipients: [{ address: to }],
+export function queuedOwnMail(deps: OwnMessageDeps): OwnMail {
+  return ownMail(deps, async (message, to, signatures) => {
+    const stored = await acceptMessage(deps.queue, message, {
+      sender: '',
+      client: 'dkim-relay',
+      signatures: signatures.map((s) => ({ domain: s.domain, selector: s.selector })),
+      recipients: [{ address: to }],
+    });
+    return stored.id;
   });
-  return { id: stored.id, signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`) };
 }

@@ -10,11 +10,11 @@
 //                record through dns.publish (by hand: a mail saying what to
 //                publish; failed: tried again at every pass until it works),
 //                and one JSON log line per step
-//   notify       mail rotation.notify through the relay's own signing path:
-//                queued like a delivery status notification in queue mode
-//                (retried by the queue until the upstream takes it), sent
-//                straight to the upstream in sync mode; a notice that cannot
-//                be handed over is logged and never fails the step or the pass
+//   notify       mail rotation.notify as the relay's own mail (OwnMail: the
+//                way delivery status notifications go too; queued in queue
+//                mode, straight to the upstream in sync mode); a notice that
+//                cannot be handed over is logged and never fails the step or
+//                the pass
 //
 // A pass that fails is reported to the supervisor (logged once per cause,
 // counted) and the next tick tries again; the daemon never stops for it. So
@@ -28,7 +28,6 @@
 import { randomBytes } from 'node:crypto';
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/schema.ts';
-import type { Upstream } from '../delivery/upstream.ts';
 import { delegationFor } from '../dns/delegation.ts';
 import { PUBLISHED_STATES } from '../dns/dns-check.ts';
 import type { RecordChange } from '../dns/publish/change.ts';
@@ -36,7 +35,7 @@ import type { Publishers } from '../dns/publish/factory.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
 import { causeOf } from '../common/background-tasks.ts';
 import type { Logger } from '../common/logger.ts';
-import { processMessage } from '../pipeline/pipeline.ts';
+import type { OwnMail } from '../pipeline/own-mail.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
 import { noticeMessage, type Notice } from './notice.ts';
@@ -76,14 +75,8 @@ export function publisherFrom(publishers: Publishers): RecordPublisher {
 export interface SchedulerOptions {
   config: Config;
   store: KeyStore;
-  /** The relay's upstream: notices leave signed, like any relayed message (sync mode: straight to it). */
-  upstream: Upstream;
-  /**
-   * Queue mode: hands a notice to the relay's queue, signed, with the null
-   * sender (see queueOwnMessage); throws when the spool cannot take it.
-   * Unset: notices go straight to `upstream`.
-   */
-  queueNotice?: (message: Buffer, to: string) => Promise<{ id: string; signatures: string[] } | { refused: string }>;
+  /** How notices leave: signed like any relayed message, with the null sender. */
+  mail: OwnMail;
   hostname: string;
   logger: Logger;
   /** The clock; tests pass their own. */
@@ -380,30 +373,11 @@ export class RotationScheduler {
     })) === true;
   }
 
-  /**
-   * A notice, signed and self-checked by the pipeline like any message:
-   * queued (queue mode) or delivered by the relay's upstream (sync mode).
-   * Throws when it was not handed over.
-   */
+  /** A notice, signed and self-checked by the pipeline like any message, handed over as the relay's own mail. Throws when it was not. */
   private async mail(notice: Notice): Promise<void> {
-    const done = this.options.queueNotice ? await this.queueMail(notice) : await this.sendMail(notice);
-    this.options.logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, ...done }, this.options.queueNotice ? 'rotation notice queued' : 'rotation notice mailed');
-  }
-
-  private async queueMail(notice: Notice): Promise<object> {
-    const queued = await this.options.queueNotice!(noticeMessage(notice), notice.to);
-    if ('refused' in queued) throw new Error(`the pipeline refused it: ${queued.refused}`);
-    return queued;
-  }
-
-  private async sendMail(notice: Notice): Promise<object> {
-    const { store, config, upstream, hostname } = this.options;
-    await upstream.ready();
-    const outcome = await processMessage(noticeMessage(notice), { store, config, upstream: upstream.traits, hostname });
-    if (outcome.action === 'refuse') throw new Error(`the pipeline refused it: ${outcome.code} ${outcome.text}`);
-    const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message, outcome.signatures);
-    if (reply.code >= 400) throw new Error(`the upstream answered ${reply.code} ${reply.text}`);
-    return { signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`), reply: `${reply.code} ${reply.text}` };
+    const sent = await this.options.mail.send(noticeMessage(notice), notice.to);
+    if ('refused' in sent) throw new Error(`the pipeline refused it: ${sent.refused}`);
+    this.options.logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, ...sent }, 'rotation notice handed over');
   }
 
   private reveal(key: StoredKey): void {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
+import { directOwnMail } from '../../src/daemon/own-mail.ts';
 import { createUpstream } from '../../src/delivery/upstream.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { silentLogger } from '../../src/common/logger.ts';
@@ -48,7 +49,7 @@ function setUp() {
     const store = KeyStore.open(config.keys.dir);
     stores.push(store);
     return new RotationScheduler({
-      config, store, upstream: createUpstream(config.delivery.upstream, logger), hostname: 'relay.test', logger,
+      config, store, mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)), hostname: 'relay.test', logger,
       now: () => new Date(clock.now), observer, leaseMs: LEASE_MS, queue,
     });
   };
@@ -225,7 +226,7 @@ test('rotation.check: off: start() schedules nothing, so no pass ever runs by it
   let asked = 0;
   const observer = (): DnsObserver => ({ servers: async () => { asked++; return []; }, check: async () => ({ state: 'match', detail: '' }) });
   const before = getTasks().size;
-  const scheduler = new RotationScheduler({ config, store, upstream: createUpstream(config.delivery.upstream, logger), hostname: 'relay.test', logger, observer });
+  const scheduler = new RotationScheduler({ config, store, mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)), hostname: 'relay.test', logger, observer });
   scheduler.start();
   try {
     assert.equal(getTasks().size, before, 'no cron task');
