@@ -33,6 +33,7 @@ import { CLOSE_TIMEOUT_MS, createListener, type Listener, type RelayDeps } from 
 import { SenderAuthorization } from '../access/sender-authorization.ts';
 import { SessionsPerIp } from '../access/sessions-per-ip.ts';
 import { Supervisor } from '../common/supervisor.ts';
+import { ReportPoller } from '../reports/poller.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -172,6 +173,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     rotation.start();
     const readiness = new ReadinessWatch({ config, store, metrics, logger, supervisor });
     readiness.start();
+    const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor });
+    reportPoller.start();
 
     const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
     return {
@@ -188,6 +191,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         await Promise.all([
           rotation.stop(),
           readiness.stop(),
+          reportPoller.stop(),
           ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
           queue?.manager.stop(closeTimeoutMs),
         ]);
