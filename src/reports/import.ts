@@ -4,6 +4,8 @@
 // refusal with its reason, never an exception; only the database failing
 // throws (that is the relay's problem, and the report is tried again).
 import { openSync, closeSync, fstatSync, readSync } from 'node:fs';
+import type { Config } from '../config/schema.ts';
+import type { KeyStore } from '../keys/store.ts';
 import type { ReportStore } from './report-store.ts';
 import { parseReportXml } from './report-xml.ts';
 import { unpackReport } from './unpack.ts';
@@ -27,6 +29,17 @@ export type ImportResult =
   | { status: 'imported' | 'duplicate'; domain: string; orgName: string; reportId: string; records: number; messages: number }
   | { status: 'ignored'; domain: string; orgName: string; reportId: string; reason: string }
   | { status: 'refused'; reason: string };
+
+/** The context the CLI and the relay import with: reports.* settings, and the key store's domains (removed keys aside). */
+export function importContext(reports: ReportStore, store: Pick<KeyStore, 'list'>, settings: Config['reports'], now?: () => number): ImportContext {
+  return {
+    reports,
+    maxBytes: settings.maxBytes,
+    keepDays: settings.keepDays,
+    signingDomains: () => new Set(store.list().filter((k) => k.state !== 'removed').map((k) => k.domain)),
+    ...(now ? { now } : {}),
+  };
+}
 
 export async function importReport(data: Buffer, ctx: ImportContext, declaredType?: string): Promise<ImportResult> {
   const now = (ctx.now ?? Date.now)();

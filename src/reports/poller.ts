@@ -7,7 +7,7 @@ import type { Supervisor } from '../common/supervisor.ts';
 import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/store.ts';
 import { pollMailbox } from './imap-source.ts';
-import { importReport, resultLine, type ImportContext } from './import.ts';
+import { importContext, importReport, resultLine } from './import.ts';
 import { ReportStore } from './report-store.ts';
 
 export interface ReportPollerOptions {
@@ -57,13 +57,7 @@ export class ReportPoller {
     const imap = config.imap!;
     const reports = ReportStore.open(store.dbFile);
     try {
-      const ctx: ImportContext = {
-        reports,
-        maxBytes: config.maxBytes,
-        keepDays: config.keepDays,
-        signingDomains: () => new Set(store.list().filter((k) => k.state !== 'removed').map((k) => k.domain)),
-        ...(this.#o.now ? { now: this.#o.now } : {}),
-      };
+      const ctx = importContext(reports, store, config, this.#o.now);
       const polled = await pollMailbox(imap, config.maxBytes, (data) => importReport(data, ctx));
       const counts = { messages: polled.length, imported: 0, duplicate: 0, ignored: 0, refused: 0 };
       for (const { uid, result } of polled) {

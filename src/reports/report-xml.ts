@@ -34,7 +34,7 @@ export function parseReportXml(xml: string): Outcome<AggregateReport> {
   try {
     tree = parser.parse(xml, true) as Node;
   } catch (err) {
-    return refused(`not well-formed XML: ${(err as Error).message.split('\n')[0]}`);
+    return refused(`not well-formed XML: ${(err as Error).message.split('\n')[0]!.replace(/:(\d+|undefined):(\d+|undefined)$/, ' (line $1)').replace(' (line undefined)', '')}`);
   }
   const feedback = child(tree, 'feedback');
   if (!isNode(feedback)) return refused('not a DMARC aggregate report: the XML has no <feedback> root element');
