@@ -47,7 +47,6 @@ test('a DMARCbis report: its namespace, generator, np, testing, discovery_method
   assert.equal(r.format, 'dmarcbis');
   assert.equal(r.generator, 'Example Reporter 3.1');
   assert.deepEqual(r.policy, { domain: 'example.com', p: 'none', adkim: 'r', aspf: 'r', sp: 'none', np: 'reject', fo: '1', testing: 'n', discoveryMethod: 'treewalk' });
-  assert.equal(r.policy.pct, undefined);
   assert.equal(r.records[0]!.sourceIp, '2001:db8::25');
   assert.equal(r.records[0]!.envelopeFrom, 'example.com');
   assert.deepEqual(r.records[0]!.spf, [{ domain: 'example.com', scope: 'mfrom', result: 'pass' }]);
