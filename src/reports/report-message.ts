@@ -13,8 +13,21 @@ import { parseHeaderValue } from '../smtp/nodemailer-internals.ts';
 import type { Outcome } from './report-model.ts';
 import { refused } from './report-model.ts';
 
-/** The media types receivers give report attachments; octet-stream is common, so the content decides. */
-export const REPORT_TYPES = new Set(['application/gzip', 'application/x-gzip', 'application/zip', 'application/x-zip-compressed', 'application/x-zip', 'application/xml', 'text/xml', 'application/octet-stream']);
+/**
+ * The media types receivers give report attachments, and what each declares
+ * the content to be; octet-stream is common and declares nothing, so the
+ * content decides.
+ */
+export const REPORT_TYPES: Readonly<Record<string, 'gzip' | 'zip' | 'xml' | undefined>> = {
+  'application/gzip': 'gzip',
+  'application/x-gzip': 'gzip',
+  'application/zip': 'zip',
+  'application/x-zip-compressed': 'zip',
+  'application/x-zip': 'zip',
+  'application/xml': 'xml',
+  'text/xml': 'xml',
+  'application/octet-stream': undefined,
+};
 
 /** Nesting followed into multiparts and attached messages. */
 const MAX_DEPTH = 8;
@@ -53,7 +66,7 @@ function walk(entity: Buffer, depth: number, found: Attachment[], seen: string[]
   }
   if (info.type === 'message/rfc822') return walk(body, depth + 1, found, seen);
   const filename = filenameOf(fields, info.params);
-  if (!REPORT_TYPES.has(info.type) && !/\.(xml|gz|zip)$/i.test(filename)) {
+  if (!Object.hasOwn(REPORT_TYPES, info.type) && !/\.(xml|gz|zip)$/i.test(filename)) {
     seen.push(info.type);
     return;
   }

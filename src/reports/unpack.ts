@@ -5,22 +5,11 @@
 // octets contradict is refused, as is anything past `limit` octets, counted
 // before parsing and while inflating.
 import { gunzipBounded, tooLarge, unzipBounded } from './bounded-inflate.ts';
-import { reportAttachment } from './report-message.ts';
+import { REPORT_TYPES, reportAttachment } from './report-message.ts';
 import type { Outcome } from './report-model.ts';
 import { refused } from './report-model.ts';
 
 export type Kind = 'gzip' | 'zip' | 'xml' | 'message';
-
-/** Types a declared Content-Type stands for; octet-stream says nothing. */
-const DECLARED: Record<string, Kind> = {
-  'application/gzip': 'gzip',
-  'application/x-gzip': 'gzip',
-  'application/zip': 'zip',
-  'application/x-zip-compressed': 'zip',
-  'application/x-zip': 'zip',
-  'application/xml': 'xml',
-  'text/xml': 'xml',
-};
 
 /** What the octets are, by their first ones. */
 export function sniff(data: Buffer): Kind | undefined {
@@ -38,7 +27,7 @@ export async function unpackReport(data: Buffer, limit: number, declared?: strin
   if (data.length > limit) return refused(`${data.length} octets, more than ${limit} (reports.maxBytes); refused before parsing`);
   const kind = sniff(data);
   if (!kind) return refused('neither XML, gzip, zip nor a mail message');
-  const expected = declared ? DECLARED[declared] : undefined;
+  const expected = declared && Object.hasOwn(REPORT_TYPES, declared) ? REPORT_TYPES[declared] : undefined;
   if (expected && expected !== kind) return refused(`declared ${declared} but the content is ${kind}`);
   switch (kind) {
     case 'xml':
