@@ -16,7 +16,10 @@ export function reportsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       .command<Args>(
         'import <files..>',
         'add report files (.xml, .xml.gz, .zip) or saved messages (.eml) that carry one; the same report twice is kept once',
-        (c) => c.positional('files', { type: 'string', array: true, describe: 'report files or saved messages' }).example('$0 reports import google.com!example.com!1700000000!1700086400.xml.gz', 'one report'),
+        (c) =>
+          c
+            .positional('files', { type: 'string', array: true, describe: 'report files or saved messages' })
+            .example('$0 reports import google.com!example.com!1700000000!1700086400.xml.gz', 'one report'),
         (args) =>
           withStore(args, async (store, { config }) => {
             const reports = ReportStore.open(store.dbFile);

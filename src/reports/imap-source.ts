@@ -29,9 +29,16 @@ export function readPasswordFile(file: string): string {
     mode = statSync(file).mode & 0o777;
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UserError(`${where} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, `write the IMAP password into it and run: chmod 600 ${file}`);
+    throw new UserError(
+      `${where} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      `write the IMAP password into it and run: chmod 600 ${file}`,
+    );
   }
-  if (mode & 0o077) throw new UserError(`${where} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`, `run: chmod 600 ${file} — and change the IMAP password if others could read it`);
+  if (mode & 0o077)
+    throw new UserError(
+      `${where} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`,
+      `run: chmod 600 ${file} — and change the IMAP password if others could read it`,
+    );
   const password = text.split('\n')[0]!.replace(/\r$/, '');
   if (password === '') throw new UserError(`${where} is empty`, 'write the IMAP password on its first line');
   return password;

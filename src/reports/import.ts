@@ -36,7 +36,13 @@ export function importContext(reports: ReportStore, store: Pick<KeyStore, 'list'
     reports,
     maxBytes: settings.maxBytes,
     keepDays: settings.keepDays,
-    signingDomains: () => new Set(store.list().filter((k) => k.state !== 'removed').map((k) => k.domain)),
+    signingDomains: () =>
+      new Set(
+        store
+          .list()
+          .filter((k) => k.state !== 'removed')
+          .map((k) => k.domain),
+      ),
     ...(now ? { now } : {}),
   };
 }

@@ -50,14 +50,38 @@ export class ReportStore {
             `INSERT INTO dmarc_reports (org_name, report_id, domain, format, email, generator, begin_at, end_at, policy, errors, imported_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org_name, report_id) DO NOTHING`,
           )
-          .run(report.orgName, report.reportId, report.policy.domain, report.format, report.email, report.generator ?? null, report.begin, report.end, JSON.stringify(report.policy), JSON.stringify(report.errors), Math.floor(nowMs / 1000));
+          .run(
+            report.orgName,
+            report.reportId,
+            report.policy.domain,
+            report.format,
+            report.email,
+            report.generator ?? null,
+            report.begin,
+            report.end,
+            JSON.stringify(report.policy),
+            JSON.stringify(report.errors),
+            Math.floor(nowMs / 1000),
+          );
         if (inserted.changes === 0) return 'duplicate' as const;
         const row = this.#db.prepare(
           `INSERT INTO dmarc_records (report, source_ip, count, disposition, dkim_aligned, spf_aligned, header_from, envelope_from, dkim, spf, reasons)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         );
         for (const r of report.records) {
-          row.run(inserted.lastInsertRowid, r.sourceIp, r.count, r.disposition, r.dkimAligned, r.spfAligned, r.headerFrom, r.envelopeFrom ?? null, JSON.stringify(r.dkim), JSON.stringify(r.spf), JSON.stringify(r.reasons));
+          row.run(
+            inserted.lastInsertRowid,
+            r.sourceIp,
+            r.count,
+            r.disposition,
+            r.dkimAligned,
+            r.spfAligned,
+            r.headerFrom,
+            r.envelopeFrom ?? null,
+            JSON.stringify(r.dkim),
+            JSON.stringify(r.spf),
+            JSON.stringify(r.reasons),
+          );
         }
         return 'imported' as const;
       })

@@ -34,7 +34,12 @@ export function parseReportXml(xml: string): Outcome<AggregateReport> {
   try {
     tree = parser.parse(xml, true) as Node;
   } catch (err) {
-    return refused(`not well-formed XML: ${(err as Error).message.split('\n')[0]!.replace(/:(\d+|undefined):(\d+|undefined)$/, ' (line $1)').replace(' (line undefined)', '')}`);
+    return refused(
+      `not well-formed XML: ${(err as Error).message
+        .split('\n')[0]!
+        .replace(/:(\d+|undefined):(\d+|undefined)$/, ' (line $1)')
+        .replace(' (line undefined)', '')}`,
+    );
   }
   const feedback = child(tree, 'feedback');
   if (!isNode(feedback)) return refused('not a DMARC aggregate report: the XML has no <feedback> root element');
@@ -42,7 +47,9 @@ export function parseReportXml(xml: string): Outcome<AggregateReport> {
 }
 
 function formatOf(feedback: Node): ReportFormat {
-  const declared = Object.entries(feedback).filter(([k]) => k.startsWith('@xmlns')).map(([, v]) => String(v));
+  const declared = Object.entries(feedback)
+    .filter(([k]) => k.startsWith('@xmlns'))
+    .map(([, v]) => String(v));
   return declared.includes(DMARCBIS_NAMESPACE) ? 'dmarcbis' : 'rfc7489';
 }
 
@@ -93,8 +100,16 @@ function toRecord(record: Node): ReportRecord {
     headerFrom: text(ids, 'header_from').toLowerCase(),
     ...optional('envelopeFrom', text(ids, 'envelope_from').toLowerCase()),
     ...optional('envelopeTo', text(ids, 'envelope_to').toLowerCase()),
-    dkim: all(auth, 'dkim').map((d): DkimResult => ({ domain: text(node(d), 'domain').toLowerCase(), ...optional('selector', text(node(d), 'selector').toLowerCase()), result: text(node(d), 'result').toLowerCase() })),
-    spf: all(auth, 'spf').map((s): SpfResult => ({ domain: text(node(s), 'domain').toLowerCase(), ...optional('scope', text(node(s), 'scope').toLowerCase()), result: text(node(s), 'result').toLowerCase() })),
+    dkim: all(auth, 'dkim').map((d): DkimResult => ({
+      domain: text(node(d), 'domain').toLowerCase(),
+      ...optional('selector', text(node(d), 'selector').toLowerCase()),
+      result: text(node(d), 'result').toLowerCase(),
+    })),
+    spf: all(auth, 'spf').map((s): SpfResult => ({
+      domain: text(node(s), 'domain').toLowerCase(),
+      ...optional('scope', text(node(s), 'scope').toLowerCase()),
+      result: text(node(s), 'result').toLowerCase(),
+    })),
   };
 }
 
@@ -139,9 +154,12 @@ const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '
 /** XML 1.0 §4.6 predefined entities and §4.1 character references; anything else stays as written. */
 function decodeEntities(s: string): string {
   if (!s.includes('&')) return s;
-  return s.replace(/&(?:#x([0-9a-f]{1,6})|#(\d{1,7})|(lt|gt|amp|quot|apos));/gi, (whole, hex: string | undefined, dec: string | undefined, name: string | undefined) => {
-    if (name) return PREDEFINED[name.toLowerCase()] ?? whole;
-    const code = hex ? parseInt(hex, 16) : Number(dec);
-    return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-  });
+  return s.replace(
+    /&(?:#x([0-9a-f]{1,6})|#(\d{1,7})|(lt|gt|amp|quot|apos));/gi,
+    (whole, hex: string | undefined, dec: string | undefined, name: string | undefined) => {
+      if (name) return PREDEFINED[name.toLowerCase()] ?? whole;
+      const code = hex ? parseInt(hex, 16) : Number(dec);
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+    },
+  );
 }

@@ -5,7 +5,8 @@ import type { DomainSummary, SourceSummary } from './summary.ts';
 const SHOWN = 20;
 
 export function renderSummary(domains: readonly DomainSummary[], days: number): string {
-  if (domains.length === 0) return `no DMARC aggregate reports for the last ${days} days (add some with: dkim-relay reports import FILE..., or set reports.imap)`;
+  if (domains.length === 0)
+    return `no DMARC aggregate reports for the last ${days} days (add some with: dkim-relay reports import FILE..., or set reports.imap)`;
   return domains.map((d) => renderDomain(d, days)).join('\n\n');
 }
 

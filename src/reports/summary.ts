@@ -48,7 +48,9 @@ export function summarise(records: readonly StoredRecord[], reportCounts: Readon
   return [...byDomain.keys()].sort().map((domain) => {
     const mine = byDomain.get(domain)!;
     const relaySigned = (r: StoredRecord) => r.dkim.some((d) => d.selector !== undefined && relayKeys.has(keyName(d.domain, d.selector)));
-    const failing = mine.filter((r) => relaySigned(r) && !r.dkim.some((d) => d.selector !== undefined && relayKeys.has(keyName(d.domain, d.selector)) && d.result === 'pass'));
+    const failing = mine.filter(
+      (r) => relaySigned(r) && !r.dkim.some((d) => d.selector !== undefined && relayKeys.has(keyName(d.domain, d.selector)) && d.result === 'pass'),
+    );
     const unsigned = mine.filter((r) => !relaySigned(r));
     const messages = total(mine);
     const pass = total(mine.filter(dmarcPassed));
@@ -87,6 +89,9 @@ function bySource(records: readonly StoredRecord[]): SourceSummary[] {
     }
   }
   return [...sources.values()]
-    .map(({ summary, signatures }) => ({ ...summary, signatures: [...signatures.values()].sort((a, b) => b.messages - a.messages || a.domain.localeCompare(b.domain)) }))
+    .map(({ summary, signatures }) => ({
+      ...summary,
+      signatures: [...signatures.values()].sort((a, b) => b.messages - a.messages || a.domain.localeCompare(b.domain)),
+    }))
     .sort((a, b) => b.messages - a.messages || a.sourceIp.localeCompare(b.sourceIp));
 }

@@ -15,7 +15,11 @@ export type Kind = 'gzip' | 'zip' | 'xml' | 'message';
 export function sniff(data: Buffer): Kind | undefined {
   if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) return 'gzip';
   if (data.length >= 4 && data.readUInt32LE(0) === 0x04034b50) return 'zip';
-  const start = data.subarray(0, 512).toString('latin1').replace(/^\uFEFF|^\xEF\xBB\xBF/, '').trimStart();
+  const start = data
+    .subarray(0, 512)
+    .toString('latin1')
+    .replace(/^\uFEFF|^\xEF\xBB\xBF/, '')
+    .trimStart();
   if (start.startsWith('<')) return 'xml';
   // A header field (RFC 5322 §2.2): a name of printable ASCII but colon, then a colon.
   if (/^[!-9;-~]+:/.test(start)) return 'message';

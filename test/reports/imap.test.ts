@@ -64,7 +64,16 @@ describe('IMAP report mailbox', { skip: missing }, () => {
   });
 
   function settings(extra: Partial<ImapSettings> = {}): ImapSettings {
-    return { host: '127.0.0.1', port: dovecot.port, tls: 'none', user: dovecot.user, passwordFile: passwordFile(dovecot.password), folder: 'INBOX', intervalSeconds: 300, ...extra };
+    return {
+      host: '127.0.0.1',
+      port: dovecot.port,
+      tls: 'none',
+      user: dovecot.user,
+      passwordFile: passwordFile(dovecot.password),
+      folder: 'INBOX',
+      intervalSeconds: 300,
+      ...extra,
+    };
   }
 
   test('without doneFolder: every unseen message is imported and flagged \\Seen; the next poll reads nothing', async () => {
@@ -72,15 +81,28 @@ describe('IMAP report mailbox', { skip: missing }, () => {
     const c = await client(dovecot);
     await c.mailboxCreate(box);
     for (const { message } of await receiverMessages()) await c.append(box, message);
-    await c.append(box, await reportMessage('noreply-dmarc-support@google.com', 'Report domain: other.example', { filename: 'other.xml', content: reportXml(FOREIGN), contentType: 'text/xml' }));
+    await c.append(
+      box,
+      await reportMessage('noreply-dmarc-support@google.com', 'Report domain: other.example', {
+        filename: 'other.xml',
+        content: reportXml(FOREIGN),
+        contentType: 'text/xml',
+      }),
+    );
     await c.append(box, 'From: someone@example.net\r\nSubject: hello\r\n\r\nNot a report.\r\n');
     await c.logout();
 
     const reports = ReportStore.open(join(tempDir(), 'keys.db'));
     const ctx = { reports, maxBytes: REPORTS.maxBytes, keepDays: 180, signingDomains: () => new Set(['example.com']) };
     const first = await pollMailbox(settings({ folder: box }), REPORTS.maxBytes, (data) => importReport(data, ctx));
-    assert.deepEqual(first.map((p) => p.result.status), ['imported', 'imported', 'imported', 'imported', 'ignored', 'refused']);
-    assert.deepEqual((await folder(dovecot, box)).map((m) => m.seen), [true, true, true, true, true, true]);
+    assert.deepEqual(
+      first.map((p) => p.result.status),
+      ['imported', 'imported', 'imported', 'imported', 'ignored', 'refused'],
+    );
+    assert.deepEqual(
+      (await folder(dovecot, box)).map((m) => m.seen),
+      [true, true, true, true, true, true],
+    );
     const second = await pollMailbox(settings({ folder: box }), REPORTS.maxBytes, (data) => importReport(data, ctx));
     assert.deepEqual(second, []);
     reports.close();
@@ -98,7 +120,10 @@ describe('IMAP report mailbox', { skip: missing }, () => {
     const ctx = { reports, maxBytes: 4000, keepDays: 180, signingDomains: () => new Set(['example.com']) };
     const polled = await pollMailbox(settings({ folder: box, doneFolder: 'Moving/Done' }), 4000, (data) => importReport(data, ctx));
     assert.equal(polled[0]!.result.status, 'imported');
-    assert.match(polled[1]!.result.status === 'refused' ? polled[1]!.result.reason : '', /message of \d+ octets, more than 4000 \(reports\.maxBytes\); not fetched/);
+    assert.match(
+      polled[1]!.result.status === 'refused' ? polled[1]!.result.reason : '',
+      /message of \d+ octets, more than 4000 \(reports\.maxBytes\); not fetched/,
+    );
     assert.deepEqual(await folder(dovecot, box), []);
     assert.equal((await folder(dovecot, 'Moving/Done')).length, 2);
     reports.close();
@@ -107,11 +132,14 @@ describe('IMAP report mailbox', { skip: missing }, () => {
   test('a wrong password is one line naming the server and the user, never the password', async () => {
     const reports = ReportStore.open(join(tempDir(), 'keys.db'));
     const ctx = { reports, maxBytes: REPORTS.maxBytes, keepDays: 180, signingDomains: () => new Set(['example.com']) };
-    await assert.rejects(pollMailbox(settings({ passwordFile: passwordFile('wrong-secret') }), REPORTS.maxBytes, (data) => importReport(data, ctx)), (err: Error) => {
-      assert.equal(err.message, `IMAP 127.0.0.1:${dovecot.port} folder INBOX: login as ${dovecot.user} refused`);
-      assert.ok(!err.message.includes('wrong-secret'));
-      return true;
-    });
+    await assert.rejects(
+      pollMailbox(settings({ passwordFile: passwordFile('wrong-secret') }), REPORTS.maxBytes, (data) => importReport(data, ctx)),
+      (err: Error) => {
+        assert.equal(err.message, `IMAP 127.0.0.1:${dovecot.port} folder INBOX: login as ${dovecot.user} refused`);
+        assert.ok(!err.message.includes('wrong-secret'));
+        return true;
+      },
+    );
     reports.close();
   });
 });
@@ -122,7 +150,15 @@ test('an IMAP server that cannot be reached is a logged, counted failure of dmar
   const store = KeyStore.open(keysDir);
   const counted: BackgroundTask[] = [];
   const lines: string[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(String(chunk)); cb(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  );
   const supervisor = new Supervisor({ logger, metrics: { backgroundFailed: (task) => counted.push(task) } });
   const imap: ImapSettings = { host: '127.0.0.1', port, tls: 'none', user: 'u', passwordFile: passwordFile('p'), folder: 'INBOX', intervalSeconds: 300 };
   const poller = new ReportPoller({ config: { ...REPORTS, imap }, store, logger, supervisor });
@@ -139,11 +175,14 @@ test('an IMAP server that cannot be reached is a logged, counted failure of dmar
 
 test('a password file others can read is refused, naming the mend', () => {
   const file = passwordFile('secret', 0o644);
-  assert.throws(() => readPasswordFile(file), (err: Error) => {
-    assert.match(err.message, /reports\.imap\.passwordFile .* is readable by others \(mode 0644\)/);
-    assert.ok(!err.message.includes('secret'));
-    return true;
-  });
+  assert.throws(
+    () => readPasswordFile(file),
+    (err: Error) => {
+      assert.match(err.message, /reports\.imap\.passwordFile .* is readable by others \(mode 0644\)/);
+      assert.ok(!err.message.includes('secret'));
+      return true;
+    },
+  );
   assert.equal(readPasswordFile(passwordFile('secret')), 'secret');
 });
 
@@ -154,5 +193,8 @@ test('tls: none is accepted only towards a loopback address', () => {
   assert.match(JSON.stringify(refused.error?.issues), /clear text/);
   for (const host of ['127.0.0.1', '::1', 'localhost']) assert.ok(configSchema.safeParse({ reports: { imap: { ...imap, host } } }).success, host);
   const parsed = configSchema.parse({ reports: { imap: { ...imap, tls: 'implicit' } } }).reports;
-  assert.deepEqual({ keepDays: parsed.keepDays, folder: parsed.imap!.folder, interval: parsed.imap!.intervalSeconds }, { keepDays: 180, folder: 'INBOX', interval: 300 });
+  assert.deepEqual(
+    { keepDays: parsed.keepDays, folder: parsed.imap!.folder, interval: parsed.imap!.intervalSeconds },
+    { keepDays: 180, folder: 'INBOX', interval: 300 },
+  );
 });

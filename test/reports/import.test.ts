@@ -19,7 +19,7 @@ function summary(reports: ReportStore) {
   return summarise(reports.records(0), reports.reportCounts(0), RELAY_KEYS);
 }
 
-test('the four receivers\' messages are imported, and the summary adds them up exactly; a second import changes nothing', async () => {
+test("the four receivers' messages are imported, and the summary adds them up exactly; a second import changes nothing", async () => {
   const file = join(tempDir(), 'keys.db');
   const ctx = context(file);
   const messages = await receiverMessages();
@@ -47,24 +47,45 @@ test('the four receivers\' messages are imported, and the summary adds them up e
       { domain: 'example.com', selector: 'relay1', result: 'fail', messages: 5 },
     ],
   });
-  assert.deepEqual(domain!.relaySignedFailing.sources.map((s) => [s.sourceIp, s.messages]), [['192.0.2.10', 5]]);
-  assert.deepEqual(domain!.notRelaySigned.sources.map((s) => [s.sourceIp, s.messages, s.dmarcPass]), [['198.51.100.7', 25, 20], ['203.0.113.5', 7, 0]]);
+  assert.deepEqual(
+    domain!.relaySignedFailing.sources.map((s) => [s.sourceIp, s.messages]),
+    [['192.0.2.10', 5]],
+  );
+  assert.deepEqual(
+    domain!.notRelaySigned.sources.map((s) => [s.sourceIp, s.messages, s.dmarcPass]),
+    [
+      ['198.51.100.7', 25, 20],
+      ['203.0.113.5', 7, 0],
+    ],
+  );
   // The DMARCbis report's source signed by the relay and by an ESP.
-  assert.deepEqual(domain!.sources.find((s) => s.sourceIp === '2001:db8::25')!.signatures.map((s) => `${s.domain}/${s.selector}`), ['esp.example/k1', 'example.com/relay1']);
+  assert.deepEqual(
+    domain!.sources.find((s) => s.sourceIp === '2001:db8::25')!.signatures.map((s) => `${s.domain}/${s.selector}`),
+    ['esp.example/k1', 'example.com/relay1'],
+  );
 
   const before = JSON.stringify(summary(ctx.reports));
   for (const { message } of messages) assert.equal((await importReport(message, ctx)).status, 'duplicate');
   assert.equal(JSON.stringify(summary(ctx.reports)), before);
   ctx.reports.close();
   const db = new Database(file, { readonly: true });
-  assert.deepEqual(db.prepare('SELECT (SELECT COUNT(*) FROM dmarc_reports) AS reports, (SELECT COUNT(*) FROM dmarc_records) AS records').get(), { reports: 4, records: 9 });
+  assert.deepEqual(db.prepare('SELECT (SELECT COUNT(*) FROM dmarc_reports) AS reports, (SELECT COUNT(*) FROM dmarc_records) AS records').get(), {
+    reports: 4,
+    records: 9,
+  });
   db.close();
 });
 
 test('a report for a domain the relay does not sign is ignored with its reason and not stored', async () => {
   const ctx = context(join(tempDir(), 'keys.db'));
   const r = await importReport(Buffer.from(reportXml(FOREIGN)), ctx);
-  assert.deepEqual(r, { status: 'ignored', domain: 'other.example', orgName: 'google.com', reportId: '999', reason: 'the relay holds no key for other.example' });
+  assert.deepEqual(r, {
+    status: 'ignored',
+    domain: 'other.example',
+    orgName: 'google.com',
+    reportId: '999',
+    reason: 'the relay holds no key for other.example',
+  });
   assert.deepEqual(summary(ctx.reports), []);
   ctx.reports.close();
 });

@@ -65,7 +65,10 @@ test('a zip bomb is refused by what it inflates to, whether its header is honest
     const { result, grewBy } = await measured(() => unpackReport(zip, LIMIT));
     assert.equal(result.ok, false);
     // Honest: our count stops it at the limit. Lying: yauzl stops it when it passes the declared size.
-    assert.match(result.ok ? '' : result.reason, declaredSize === GiB ? /zip member report\.xml expands past 20971520 octets/ : /zip member report\.xml.*too many bytes/);
+    assert.match(
+      result.ok ? '' : result.reason,
+      declaredSize === GiB ? /zip member report\.xml expands past 20971520 octets/ : /zip member report\.xml.*too many bytes/,
+    );
     console.log(`zip bomb declaring ${declaredSize} octets: ${zip.length} octets compressed; RSS grew by ${(grewBy / MiB).toFixed(1)} MiB`);
     assert.ok(grewBy < 4 * LIMIT, `RSS grew by ${grewBy}`);
   }
@@ -99,9 +102,18 @@ test('a 100 MB XML file is refused by its size before it is read', async () => {
 test('content that is not what it is declared to be, or no report at all, is refused with its reason', async () => {
   const xml = reportXml(GOOGLE);
   const cases: [Buffer, RegExp][] = [
-    [await reportMessage('a@example.net', 'Report', { filename: 'report.xml.gz', content: xml, contentType: 'application/gzip' }), /declared application\/gzip but the content is xml/],
-    [await reportMessage('a@example.net', 'Report', { filename: 'report.zip', content: gzip(xml), contentType: 'application/zip' }), /declared application\/zip but the content is gzip/],
-    [await reportMessage('a@example.net', 'Picture', { filename: 'logo.png', content: Buffer.from('89504e470d0a1a0a', 'hex'), contentType: 'image/png' }), /no report attachment \(found text\/plain, image\/png/],
+    [
+      await reportMessage('a@example.net', 'Report', { filename: 'report.xml.gz', content: xml, contentType: 'application/gzip' }),
+      /declared application\/gzip but the content is xml/,
+    ],
+    [
+      await reportMessage('a@example.net', 'Report', { filename: 'report.zip', content: gzip(xml), contentType: 'application/zip' }),
+      /declared application\/zip but the content is gzip/,
+    ],
+    [
+      await reportMessage('a@example.net', 'Picture', { filename: 'logo.png', content: Buffer.from('89504e470d0a1a0a', 'hex'), contentType: 'image/png' }),
+      /no report attachment \(found text\/plain, image\/png/,
+    ],
     [Buffer.from('\x89PNG\r\n\x1a\n'), /neither XML, gzip, zip nor a mail message/],
     [zipFile([{ name: 'readme.txt', data: Buffer.from('no report here') }]), /holds no \.xml report/],
     [gzip('just some text'), /does not hold XML/],

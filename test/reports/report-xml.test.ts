@@ -46,7 +46,17 @@ test('a DMARCbis report: its namespace, generator, np, testing, discovery_method
   const r = parsed(reportXml(BIS));
   assert.equal(r.format, 'dmarcbis');
   assert.equal(r.generator, 'Example Reporter 3.1');
-  assert.deepEqual(r.policy, { domain: 'example.com', p: 'none', adkim: 'r', aspf: 'r', sp: 'none', np: 'reject', fo: '1', testing: 'n', discoveryMethod: 'treewalk' });
+  assert.deepEqual(r.policy, {
+    domain: 'example.com',
+    p: 'none',
+    adkim: 'r',
+    aspf: 'r',
+    sp: 'none',
+    np: 'reject',
+    fo: '1',
+    testing: 'n',
+    discoveryMethod: 'treewalk',
+  });
   assert.equal(r.records[0]!.sourceIp, '2001:db8::25');
   assert.equal(r.records[0]!.envelopeFrom, 'example.com');
   assert.deepEqual(r.records[0]!.spf, [{ domain: 'example.com', scope: 'mfrom', result: 'pass' }]);
@@ -54,7 +64,9 @@ test('a DMARCbis report: its namespace, generator, np, testing, discovery_method
 });
 
 test('a namespace prefix on every element is read the same', () => {
-  const xml = reportXml(BIS).replace(/<(\/?)([a-z_]+)>/g, '<$1d:$2>').replace('<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0">', '<d:feedback xmlns:d="urn:ietf:params:xml:ns:dmarc-2.0">');
+  const xml = reportXml(BIS)
+    .replace(/<(\/?)([a-z_]+)>/g, '<$1d:$2>')
+    .replace('<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0">', '<d:feedback xmlns:d="urn:ietf:params:xml:ns:dmarc-2.0">');
   const r = parsed(xml);
   assert.equal(r.format, 'dmarcbis');
   assert.equal(r.records.length, 2);
@@ -63,7 +75,9 @@ test('a namespace prefix on every element is read the same', () => {
 
 test('billion laughs: a DOCTYPE with entities is refused, nothing expanded', () => {
   const entities = ['<!ENTITY lol0 "lol">', ...Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i};`.repeat(10)}">`)].join('');
-  const xml = reportXml(GOOGLE).replace('<feedback>', `<!DOCTYPE feedback [${entities}]><feedback>`).replace('<org_name>google.com</org_name>', '<org_name>&lol9;</org_name>');
+  const xml = reportXml(GOOGLE)
+    .replace('<feedback>', `<!DOCTYPE feedback [${entities}]><feedback>`)
+    .replace('<org_name>google.com</org_name>', '<org_name>&lol9;</org_name>');
   const before = process.memoryUsage().rss;
   const r = parseReportXml(xml);
   assert.equal(r.ok, false);

@@ -25,7 +25,10 @@ function relayDir(extra = ''): { dir: string; config: string } {
   store.generate({ domain: 'example.com', selector: 'relay1', algorithm: 'ed25519', activate: true });
   store.close();
   const config = join(dir, 'dkim-relay.yaml');
-  writeFileSync(config, `keys:\n  dir: ${join(dir, 'keys')}\nlisten:\n  host: 127.0.0.1\n  port: 0\nmetrics:\n  enabled: false\nlog:\n  format: json\n${extra}`);
+  writeFileSync(
+    config,
+    `keys:\n  dir: ${join(dir, 'keys')}\nlisten:\n  host: 127.0.0.1\n  port: 0\nmetrics:\n  enabled: false\nlog:\n  format: json\n${extra}`,
+  );
   return { dir, config };
 }
 
@@ -38,7 +41,14 @@ function assertExpected(domains: DomainSummary[]): void {
   assert.equal(domains.length, 1);
   const [d] = domains;
   assert.deepEqual(
-    { domain: d!.domain, reports: d!.reports, messages: d!.messages, dmarcPass: d!.dmarcPass, relaySignedFailing: d!.relaySignedFailing.messages, notRelaySigned: d!.notRelaySigned.messages },
+    {
+      domain: d!.domain,
+      reports: d!.reports,
+      messages: d!.messages,
+      dmarcPass: d!.dmarcPass,
+      relaySignedFailing: d!.relaySignedFailing.messages,
+      notRelaySigned: d!.notRelaySigned.messages,
+    },
     { domain: 'example.com', ...EXPECTED },
   );
 }
@@ -68,10 +78,21 @@ describe('serve reads the report mailbox', { skip: missing }, () => {
     await dovecot?.stop();
   });
 
-  test('the receivers\' reports are imported, counted exactly, kept once, and moved to the done folder', async () => {
+  test("the receivers' reports are imported, counted exactly, kept once, and moved to the done folder", async () => {
     const messages = await receiverMessages();
-    const foreign = await reportMessage('noreply-dmarc-support@google.com', 'Report domain: other.example', { filename: 'other.xml.gz', content: gzip(reportXml(FOREIGN)), contentType: 'application/gzip' });
-    const c = new ImapFlow({ host: '127.0.0.1', port: dovecot.port, secure: false, doSTARTTLS: false, auth: { user: dovecot.user, pass: dovecot.password }, logger: false });
+    const foreign = await reportMessage('noreply-dmarc-support@google.com', 'Report domain: other.example', {
+      filename: 'other.xml.gz',
+      content: gzip(reportXml(FOREIGN)),
+      contentType: 'application/gzip',
+    });
+    const c = new ImapFlow({
+      host: '127.0.0.1',
+      port: dovecot.port,
+      secure: false,
+      doSTARTTLS: false,
+      auth: { user: dovecot.user, pass: dovecot.password },
+      logger: false,
+    });
     await c.connect();
     for (const { message } of messages) await c.append('INBOX', message);
     await c.append('INBOX', foreign);
@@ -84,9 +105,18 @@ describe('serve reads the report mailbox', { skip: missing }, () => {
     const relay = await serve(['--config', config], dir);
     try {
       await relay.waitFor('"DMARC report mailbox polled"');
-      const polled = relay.output().split('\n').filter((l) => l.includes('"DMARC report mailbox polled"'));
+      const polled = relay
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"DMARC report mailbox polled"'));
       assert.deepEqual(JSON.parse(polled[0]!), { ...JSON.parse(polled[0]!), messages: 5, imported: 4, duplicate: 0, ignored: 1, refused: 0 });
-      assert.equal(relay.output().split('\n').filter((l) => l.includes('ignored: the relay holds no key for other.example')).length, 1);
+      assert.equal(
+        relay
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('ignored: the relay holds no key for other.example')).length,
+        1,
+      );
       assert.deepEqual(await subjects(dovecot, 'INBOX'), []);
       assert.equal((await subjects(dovecot, 'Processed')).length, 5);
 
@@ -103,7 +133,10 @@ describe('serve reads the report mailbox', { skip: missing }, () => {
       const text = await dkimRelay(['reports', '--config', config, '--domain', 'example.com'], dir);
       assert.equal(text.code, 0, text.stderr);
       assert.match(text.stdout, /^example\.com: 227 messages in 4 report\(s\) of the last 30 days; 210 \(92\.5%\) passed DMARC$/m);
-      assert.match(text.stdout, /broken in transit\): 5 messages\n {4}192\.0\.2\.10 {2}5 messages, 0 passed DMARC, 0 DKIM aligned; d=example\.com s=relay1 fail ×5$/m);
+      assert.match(
+        text.stdout,
+        /broken in transit\): 5 messages\n {4}192\.0\.2\.10 {2}5 messages, 0 passed DMARC, 0 DKIM aligned; d=example\.com s=relay1 fail ×5$/m,
+      );
       assert.match(text.stdout, /sources still to bring in\): 32 messages\n {4}198\.51\.100\.7 {2}25 messages, 20 passed DMARC/m);
     } finally {
       await c.logout();
@@ -117,7 +150,11 @@ test('reports import: files and saved messages, each with one line; a refused on
   const { dir, config } = relayDir();
   const files: Record<string, Buffer | string> = {
     'google.xml.gz': gzip(reportXml(GOOGLE)),
-    'microsoft.eml': await reportMessage('dmarcreport@microsoft.com', 'Report', { filename: 'ms.xml.gz', content: gzip(reportXml(MICROSOFT)), contentType: 'application/gzip' }),
+    'microsoft.eml': await reportMessage('dmarcreport@microsoft.com', 'Report', {
+      filename: 'ms.xml.gz',
+      content: gzip(reportXml(MICROSOFT)),
+      contentType: 'application/gzip',
+    }),
     'yahoo.zip': zipFile([{ name: 'yahoo.xml', data: Buffer.from(reportXml(YAHOO)) }]),
     'bis.xml': reportXml(BIS),
     'other.xml': reportXml(FOREIGN),

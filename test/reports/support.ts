@@ -135,7 +135,11 @@ export function zipFile(members: ZipMember[]): Buffer {
 export const gzip = (xml: string): Buffer => gzipSync(Buffer.from(xml));
 
 /** The report as the attachment of a message, as receivers mail it to the rua= address. */
-export async function reportMessage(from: string, subject: string, attachment: { filename: string; content: Buffer | string; contentType: string }): Promise<Buffer> {
+export async function reportMessage(
+  from: string,
+  subject: string,
+  attachment: { filename: string; content: Buffer | string; contentType: string },
+): Promise<Buffer> {
   const composer = new MailComposer({
     from,
     to: 'dmarc-reports@example.com',
@@ -200,13 +204,27 @@ export const BIS: ReportSpec = {
   end: now - 120,
   bis: true,
   rows: [
-    { ip: '2001:db8::25', count: 10, dkim: 'pass', spf: 'pass', signatures: [{ d: 'example.com', s: 'relay1', result: 'pass' }, { d: 'esp.example', s: 'k1', result: 'pass' }] },
+    {
+      ip: '2001:db8::25',
+      count: 10,
+      dkim: 'pass',
+      spf: 'pass',
+      signatures: [
+        { d: 'example.com', s: 'relay1', result: 'pass' },
+        { d: 'esp.example', s: 'k1', result: 'pass' },
+      ],
+    },
     { ip: '198.51.100.7', count: 5, dkim: 'fail', spf: 'fail', signatures: [] },
   ],
 };
 
 /** A report about a domain the relay holds no key for. */
-export const FOREIGN: ReportSpec = { ...GOOGLE, reportId: '999', domain: 'other.example', rows: [{ ip: '192.0.2.99', count: 4, dkim: 'pass', spf: 'pass', headerFrom: 'other.example', signatures: [{ d: 'other.example', s: 'x', result: 'pass' }] }] };
+export const FOREIGN: ReportSpec = {
+  ...GOOGLE,
+  reportId: '999',
+  domain: 'other.example',
+  rows: [{ ip: '192.0.2.99', count: 4, dkim: 'pass', spf: 'pass', headerFrom: 'other.example', signatures: [{ d: 'other.example', s: 'x', result: 'pass' }] }],
+};
 
 /** What every report above adds up to, as `reports --json` must show it for example.com. */
 export const EXPECTED = {
@@ -230,11 +248,15 @@ export async function receiverMessages(): Promise<{ name: string; message: Buffe
     },
     {
       name: 'microsoft',
-      message: await reportMessage('dmarcreport@microsoft.com', `Report Domain: example.com Submitter: enterprise.protection.outlook.com Report-ID: <${MICROSOFT.reportId}>`, {
-        filename: `enterprise.protection.outlook.com!example.com!${MICROSOFT.begin}!${MICROSOFT.end}.xml.gz`,
-        content: gzip(reportXml(MICROSOFT)),
-        contentType: 'application/gzip',
-      }),
+      message: await reportMessage(
+        'dmarcreport@microsoft.com',
+        `Report Domain: example.com Submitter: enterprise.protection.outlook.com Report-ID: <${MICROSOFT.reportId}>`,
+        {
+          filename: `enterprise.protection.outlook.com!example.com!${MICROSOFT.begin}!${MICROSOFT.end}.xml.gz`,
+          content: gzip(reportXml(MICROSOFT)),
+          contentType: 'application/gzip',
+        },
+      ),
     },
     {
       name: 'yahoo',
