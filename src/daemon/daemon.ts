@@ -88,6 +88,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     }
     // Once, before anything listens: a TSIG secret file that is missing or open to others stops the start with its one line.
     const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
+    const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor }); // so is an IMAP password file
     if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
@@ -173,7 +174,6 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     rotation.start();
     const readiness = new ReadinessWatch({ config, store, metrics, logger, supervisor });
     readiness.start();
-    const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor });
     reportPoller.start();
 
     const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;

@@ -6,7 +6,7 @@ import type { Logger } from '../common/logger.ts';
 import type { Supervisor } from '../common/supervisor.ts';
 import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/store.ts';
-import { pollMailbox } from './imap-source.ts';
+import { pollMailbox, readPasswordFile } from './imap-source.ts';
 import { importContext, importReport, resultLine } from './import.ts';
 import { ReportStore } from './report-store.ts';
 
@@ -24,8 +24,10 @@ export class ReportPoller {
   #running: Promise<unknown> | undefined;
   #stopped = false;
 
+  /** The password file is checked here, when the relay starts (a UserError), and read again at every look, as it may change. */
   constructor(options: ReportPollerOptions) {
     this.#o = options;
+    if (options.config.imap) readPasswordFile(options.config.imap.passwordFile);
   }
 
   /** A look now, then one every intervalSeconds after the last ended; nothing without reports.imap. */

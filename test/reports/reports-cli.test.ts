@@ -184,3 +184,17 @@ test('reports import: files and saved messages, each with one line; a refused on
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--days must be a whole number above 0/);
 });
+
+test('serve refuses to start while the IMAP password file is readable by others, with one line and exit 2', async () => {
+  const password = join(tempDir(), 'imap-password');
+  writeFileSync(password, 'secret-imap-password\n', { mode: 0o644 });
+  const { dir, config } = relayDir(`reports:\n  imap:\n    host: imap.example.net\n    user: reports\n    passwordFile: ${password}\n`);
+  const run = await dkimRelay(['serve', '--config', config], dir);
+  assert.equal(run.code, 2, run.stdout + run.stderr);
+  assert.equal(
+    run.stderr.trim().split('\n').at(-1),
+    `dkim-relay: reports.imap.passwordFile ${password} is readable by others (mode 0644) — run: chmod 600 ${password} — and change the IMAP password if others could read it`,
+  );
+  assert.doesNotMatch(run.stdout + run.stderr, /secret-imap-password/);
+  assert.doesNotMatch(run.stdout, /relay listening/);
+});
