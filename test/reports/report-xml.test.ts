@@ -118,3 +118,9 @@ test('validation names the first field that is missing or wrong', () => {
     assert.match(r.ok ? '' : r.reason, reason);
   }
 });
+
+test('the dmarc.org draft namespace many receivers still declare reads as RFC 7489', () => {
+  const r = parsed(reportXml(GOOGLE).replace('<feedback>', '<feedback xmlns="http://dmarc.org/dmarc-xml/0.1">'));
+  assert.equal(r.format, 'rfc7489');
+  assert.equal(r.records.length, 3);
+});

@@ -23,7 +23,7 @@ export interface ReportSpec {
   begin: number;
   end: number;
   rows: RowSpec[];
-  /** DMARCbis: the 2.0 namespace, generator, np, testing, discovery_method, no pct. */
+  /** DMARCbis (RFC 9990): the dmarc-2.0 namespace, generator, np, testing, discovery_method; no pct and no version. */
   bis?: boolean;
   /** Microsoft writes xsd/xsi declarations and envelope_to. */
   microsoft?: boolean;
@@ -61,12 +61,11 @@ ${row.signatures.map((s) => `      <dkim>\n        <domain>${s.d}</domain>\n${s.
     )
     .join('\n');
   const policy = r.bis
-    ? `<domain>${r.domain}</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><sp>none</sp><np>reject</np><fo>1</fo><testing>n</testing><discovery_method>treewalk</discovery_method>`
+    ? `<domain>${r.domain}</domain><discovery_method>treewalk</discovery_method><p>none</p><sp>none</sp><np>reject</np><fo>1</fo><adkim>r</adkim><aspf>r</aspf><testing>n</testing>`
     : `<domain>${r.domain}</domain><adkim>r</adkim><aspf>r</aspf><p>none</p><sp>none</sp><pct>100</pct>`;
   return `<?xml version="1.0" encoding="UTF-8" ?>
 ${root}
-  <version>${r.bis ? '2.0' : '1.0'}</version>
-  <report_metadata>
+${r.bis ? '' : '  <version>1.0</version>\n'}  <report_metadata>
     <org_name>${r.org}</org_name>
     <email>${r.email}</email>
 ${r.bis ? '    <generator>Example Reporter 3.1</generator>\n' : ''}    <report_id>${r.reportId}</report_id>
