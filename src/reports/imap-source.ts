@@ -64,7 +64,12 @@ export function imapClient(settings: ImapSettings, password: string): ImapFlow {
  * larger than `maxBytes` are refused by their size, unread), imported, and
  * marked processed.
  */
-export async function pollMailbox(settings: ImapSettings, maxBytes: number, importMessage: (data: Buffer) => Promise<ImportResult>): Promise<Polled[]> {
+export async function pollMailbox(
+  settings: ImapSettings,
+  maxBytes: number,
+  importMessage: (data: Buffer) => Promise<ImportResult>,
+  signal?: AbortSignal,
+): Promise<Polled[]> {
   const client = imapClient(settings, readPasswordFile(settings.passwordFile));
   // A dropped connection is also an 'error' event; unhandled, it would end the process.
   let lost: Error | undefined;
@@ -72,6 +77,10 @@ export async function pollMailbox(settings: ImapSettings, maxBytes: number, impo
     lost = err;
   });
   const polled: Polled[] = [];
+  // Stopping the relay closes the connection: a server that stalls does not hold the stop up.
+  const abort = () => client.close();
+  if (signal?.aborted) return polled;
+  signal?.addEventListener('abort', abort, { once: true });
   try {
     await client.connect();
     if (settings.doneFolder) await ensureFolder(client, settings.doneFolder);
@@ -92,6 +101,8 @@ export async function pollMailbox(settings: ImapSettings, maxBytes: number, impo
     client.close();
     if (err instanceof StoreFailed) throw err.reason;
     throw imapProblem(settings, lost ?? err);
+  } finally {
+    signal?.removeEventListener('abort', abort);
   }
   return polled;
 }

@@ -23,6 +23,7 @@ export class ReportPoller {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<unknown> | undefined;
   #stopped = false;
+  readonly #abort = new AbortController();
 
   /** The password file is checked here, when the relay starts (a UserError), and read again at every look, as it may change. */
   constructor(options: ReportPollerOptions) {
@@ -36,9 +37,11 @@ export class ReportPoller {
     this.#turn();
   }
 
+  /** Ends a look under way by closing its connection; what it already imported stays. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    this.#abort.abort();
     await this.#running;
   }
 
@@ -60,7 +63,13 @@ export class ReportPoller {
     const reports = ReportStore.open(store.dbFile);
     try {
       const ctx = importContext(reports, store, config, this.#o.now);
-      const polled = await pollMailbox(imap, config.maxBytes, (data) => importReport(data, ctx));
+      let polled;
+      try {
+        polled = await pollMailbox(imap, config.maxBytes, (data) => importReport(data, ctx), this.#abort.signal);
+      } catch (err) {
+        if (this.#stopped) return; // the connection closed by stop(), not a failure
+        throw err;
+      }
       const counts = { messages: polled.length, imported: 0, duplicate: 0, ignored: 0, refused: 0 };
       for (const { uid, result } of polled) {
         counts[result.status]++;

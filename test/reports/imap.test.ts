@@ -3,6 +3,7 @@
 // cannot be reached is a counted background failure, never an exception.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Writable } from 'node:stream';
@@ -171,6 +172,35 @@ test('an IMAP server that cannot be reached is a logged, counted failure of dmar
   assert.equal(health!.task, 'dmarc-reports');
   assert.match(health!.cause, new RegExp(`^IMAP 127\\.0\\.0\\.1:${port} folder INBOX: .*ECONNREFUSED`));
   assert.equal(lines.filter((l) => l.includes('background task dmarc-reports failed')).length, 1, lines.join(''));
+});
+
+test('stopping the relay ends a look at a server that stalls, at once and without counting a failure', async () => {
+  // A server that accepts the connection and never greets: the client would wait for its greeting timeout.
+  const sockets: Socket[] = [];
+  const silent = createServer();
+  const connected = new Promise<void>((resolve) => {
+    silent.on('connection', (socket) => {
+      sockets.push(socket);
+      resolve();
+    });
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as AddressInfo).port;
+  const store = KeyStore.open(join(tempDir(), 'keys'));
+  const counted: BackgroundTask[] = [];
+  const supervisor = new Supervisor({ logger: pino({ level: 'silent' }), metrics: { backgroundFailed: (task) => counted.push(task) } });
+  const imap: ImapSettings = { host: '127.0.0.1', port, tls: 'none', user: 'u', passwordFile: passwordFile('p'), folder: 'INBOX', intervalSeconds: 300 };
+  const poller = new ReportPoller({ config: { ...REPORTS, imap }, store, logger: pino({ level: 'silent' }), supervisor });
+  poller.start();
+  await connected;
+  const started = Date.now();
+  await poller.stop();
+  const took = Date.now() - started;
+  store.close();
+  for (const s of sockets) s.destroy();
+  silent.close();
+  assert.ok(took < 5000, `stop took ${took} ms`);
+  assert.deepEqual(counted, []);
 });
 
 test('a password file others can read is refused, naming the mend', () => {
