@@ -11,6 +11,7 @@ import { keysCommand } from './keys.ts';
 import { signCommand, verifyCommand } from './message.ts';
 import { passwdCommand } from './passwd.ts';
 import { queueCommand } from './queue.ts';
+import { reportsCommand } from './reports.ts';
 import { serveCommand } from './serve.ts';
 import { statusCommand } from './status.ts';
 
@@ -19,7 +20,7 @@ function fail(line: string, code: number): never {
   process.exit(code);
 }
 
-const COMMANDS = new Set(['serve', 'keys', 'dns', 'sign', 'verify', 'config', 'passwd', 'status', 'queue']);
+const COMMANDS = new Set(['serve', 'keys', 'dns', 'sign', 'verify', 'config', 'passwd', 'status', 'queue', 'reports']);
 
 /** Commands whose output has no JSON form: `serve` logs JSON lines anyway, `sign` writes the message itself. */
 const WITHOUT_JSON = new Set(['serve', 'sign']);
@@ -69,6 +70,7 @@ export async function main(argv: string[]): Promise<void> {
   cli = passwdCommand(cli);
   cli = statusCommand(cli);
   cli = queueCommand(cli);
+  cli = reportsCommand(cli);
   await cli
     .example('$0 serve', 'run the relay (embedded default: 127.0.0.1:2525, demo key, delivery into outbox/)')
     .example('$0 keys generate --domain example.com', 'a new key and the DNS record to publish')

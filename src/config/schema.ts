@@ -1,6 +1,7 @@
 // The configuration schema: every key, its type and its default.
 // Each key carries its description: npm run docs:config renders them into
 // docs/configuration.md (src/config/reference.ts).
+import { isIP } from 'node:net';
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
 import { isNameserver } from '../dns/nameserver.ts';
@@ -382,6 +383,33 @@ export const configSchema = z.strictObject({
     })
     .prefault({})
     .describe('unattended key rotation: when to start one, and how long each step waits'),
+
+  reports: z
+    .strictObject({
+      keepDays: z.number().int().min(1).default(180).describe('days a report is kept after the end of the period it covers; older ones are removed at each import'),
+      maxBytes: z.number().int().min(1024).default(20 * 1024 * 1024).describe('the most octets one report may take: as received, and again as inflated from gzip or zip'),
+      imap: z
+        .strictObject({
+          host: z.string().min(1).describe('IMAP server of the mailbox the rua= address delivers to'),
+          port: z.number().int().min(1).max(65535).optional().describe('default 993 with tls implicit, else 143'),
+          tls: z.enum(['implicit', 'starttls', 'none']).default('implicit').describe('implicit: TLS from the start (port 993); starttls: upgraded before login; none: only to a loopback address'),
+          user: z.string().min(1).describe('IMAP login name'),
+          passwordFile: z.string().min(1).describe('file holding the IMAP password (one line), mode 0600 or stricter'),
+          folder: z.string().min(1).default('INBOX').describe('folder the reports arrive in'),
+          doneFolder: z.string().min(1).optional().describe('folder processed messages are moved to; unset: they are flagged \\Seen and stay'),
+          intervalSeconds: z.number().int().min(1).default(300).describe('seconds between two looks at the folder'),
+        })
+        .superRefine((imap, ctx) => {
+          // A password in clear text is only ever sent to this machine.
+          if (imap.tls === 'none' && !(isIP(imap.host) ? isLoopback(imap.host) : imap.host === 'localhost')) {
+            ctx.addIssue({ code: 'custom', path: ['tls'], message: `none sends the password in clear text, and ${imap.host} is not a loopback address`, params: { hint: 'use tls: implicit or starttls' } });
+          }
+        })
+        .optional()
+        .describe('a mailbox polled for reports by the running relay; unset: only `dkim-relay reports import`'),
+    })
+    .prefault({})
+    .describe('DMARC aggregate reports (RFC 7489 §7.2), read back into the key store\'s database to show what receivers saw'),
 
   demo: z.strictObject({ domain: z.string().superRefine(rules.domainName).describe('with an empty key store, `serve` creates and activates a key for this domain') }).optional().describe('demo mode; the embedded default, used when there is no configuration file, sets `demo.domain: example.com`'),
 }).superRefine(retirementOutlastsSignatures).superRefine(signaturesOutlastQueue);

@@ -34,6 +34,7 @@ import type { RelayDeps } from '../relay/relay-deps.ts';
 import { SenderAuthorization } from '../access/sender-authorization.ts';
 import { SessionsPerIp } from '../access/sessions-per-ip.ts';
 import { Supervisor } from '../common/supervisor.ts';
+import { ReportPoller } from '../reports/poller.ts';
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -88,6 +89,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     }
     // `serve` checked the TSIG secret files with the configuration (config/file-check.ts); read again here, before anything listens, as they may have changed since.
     const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
+    const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor }); // so is an IMAP password file
     if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
@@ -172,6 +174,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     rotation.start();
     const readiness = new ReadinessWatch({ config, store, metrics, logger, supervisor });
     readiness.start();
+    reportPoller.start();
 
     const closeTimeoutMs = options.closeTimeoutMs ?? CLOSE_TIMEOUT_MS;
     return {
@@ -188,6 +191,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         await Promise.all([
           rotation.stop(),
           readiness.stop(),
+          reportPoller.stop(),
           ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
           queue?.manager.stop(closeTimeoutMs),
         ]);

@@ -28,5 +28,5 @@ async function listed(group: string | undefined, cwd: string): Promise<string[]>
 test('bash completion names every command and sub-command', async () => {
   const cwd = tempDir();
   assert.deepEqual(completed('""').sort(), (await listed(undefined, cwd)).sort());
-  for (const group of ['keys', 'dns', 'config', 'queue']) assert.deepEqual(completed(group).sort(), (await listed(group, cwd)).sort(), group);
+  for (const group of ['keys', 'dns', 'config', 'queue', 'reports']) assert.deepEqual(completed(group).sort(), (await listed(group, cwd)).sort(), group);
 });

@@ -1,0 +1,142 @@
+// The mailbox a domain's rua= address delivers to, read over IMAP (RFC 9051).
+// Each message is imported and then marked processed: moved to doneFolder, or
+// flagged \Seen when there is none (then only unseen messages are read). A
+// message is marked only after its import ended, refused or not, so a relay
+// that stops half-way reads it again and the (org, report id) key makes that
+// harmless; a database failure leaves it unmarked for the next poll.
+import { statSync, readFileSync } from 'node:fs';
+import { ImapFlow } from 'imapflow';
+import { UserError } from '../common/errors.ts';
+import type { Config } from '../config/schema.ts';
+import type { ImportResult } from './import.ts';
+
+export type ImapSettings = NonNullable<Config['reports']['imap']>;
+
+/** Bounds on each step, so a server that stops answering ends the poll, not the relay. */
+const TIMEOUTS = { connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 60_000 };
+
+export interface Polled {
+  uid: number;
+  result: ImportResult;
+}
+
+/** The password from reports.imap.passwordFile, which no one but its owner may read. */
+export function readPasswordFile(file: string): string {
+  const where = `reports.imap.passwordFile ${file}`;
+  let mode: number;
+  let text: string;
+  try {
+    mode = statSync(file).mode & 0o777;
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(
+      `${where} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      `write the IMAP password into it and run: chmod 600 ${file}`,
+    );
+  }
+  if (mode & 0o077)
+    throw new UserError(
+      `${where} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`,
+      `run: chmod 600 ${file} — and change the IMAP password if others could read it`,
+    );
+  const password = text.split('\n')[0]!.replace(/\r$/, '');
+  if (password === '') throw new UserError(`${where} is empty`, 'write the IMAP password on its first line');
+  return password;
+}
+
+export function imapClient(settings: ImapSettings, password: string): ImapFlow {
+  const implicit = settings.tls === 'implicit';
+  return new ImapFlow({
+    host: settings.host,
+    port: settings.port ?? (implicit ? 993 : 143),
+    secure: implicit,
+    // starttls: the password never crosses without TLS; none: never upgraded (loopback only, the schema checks).
+    doSTARTTLS: settings.tls === 'starttls' ? true : settings.tls === 'none' ? false : undefined,
+    auth: { user: settings.user, pass: password },
+    logger: false,
+    disableAutoIdle: true,
+    ...TIMEOUTS,
+  });
+}
+
+/**
+ * One look at the folder: every message not yet processed is fetched (those
+ * larger than `maxBytes` are refused by their size, unread), imported, and
+ * marked processed.
+ */
+export async function pollMailbox(
+  settings: ImapSettings,
+  maxBytes: number,
+  importMessage: (data: Buffer) => Promise<ImportResult>,
+  signal?: AbortSignal,
+): Promise<Polled[]> {
+  const client = imapClient(settings, readPasswordFile(settings.passwordFile));
+  // A dropped connection is also an 'error' event; unhandled, it would end the process.
+  let lost: Error | undefined;
+  client.on('error', (err: Error) => {
+    lost = err;
+  });
+  const polled: Polled[] = [];
+  // Stopping the relay closes the connection: a server that stalls does not hold the stop up.
+  const abort = () => client.close();
+  if (signal?.aborted) return polled;
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    await client.connect();
+    if (settings.doneFolder) await ensureFolder(client, settings.doneFolder);
+    const lock = await client.getMailboxLock(settings.folder);
+    try {
+      const uids = (await client.search(settings.doneFolder ? { all: true } : { seen: false }, { uid: true })) || [];
+      for (const uid of uids) {
+        const result = await fetchAndImport(client, uid, maxBytes, importMessage);
+        polled.push({ uid, result });
+        if (settings.doneFolder) await client.messageMove(String(uid), settings.doneFolder, { uid: true });
+        else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+      }
+    } finally {
+      lock.release();
+    }
+    await client.logout();
+  } catch (err) {
+    client.close();
+    if (err instanceof StoreFailed) throw err.reason;
+    throw imapProblem(settings, lost ?? err);
+  } finally {
+    signal?.removeEventListener('abort', abort);
+  }
+  return polled;
+}
+
+async function fetchAndImport(client: ImapFlow, uid: number, maxBytes: number, importMessage: (data: Buffer) => Promise<ImportResult>): Promise<ImportResult> {
+  const head = await client.fetchOne(String(uid), { size: true }, { uid: true });
+  const size = head ? (head.size ?? 0) : 0;
+  if (size > maxBytes) return { status: 'refused', reason: `message of ${size} octets, more than ${maxBytes} (reports.maxBytes); not fetched` };
+  const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
+  if (!message || !message.source) return { status: 'refused', reason: 'the server sent no message text' };
+  try {
+    return await importMessage(message.source);
+  } catch (err) {
+    throw new StoreFailed(err);
+  }
+}
+
+/** The import's own failure (the database), told apart from the server's. */
+class StoreFailed extends Error {
+  readonly reason: unknown;
+  constructor(reason: unknown) {
+    super('storing a report failed');
+    this.reason = reason;
+  }
+}
+
+async function ensureFolder(client: ImapFlow, folder: string): Promise<void> {
+  const existing = await client.list();
+  if (!existing.some((m) => m.path === folder)) await client.mailboxCreate(folder);
+}
+
+/** One line naming the server and what went wrong; never the password. */
+function imapProblem(settings: ImapSettings, err: unknown): Error {
+  const e = err as { message?: string; code?: string; responseText?: string; authenticationFailed?: boolean };
+  const what = e.authenticationFailed ? `login as ${settings.user} refused` : (e.responseText ?? e.code ?? e.message ?? String(err));
+  return new Error(`IMAP ${settings.host}:${settings.port ?? (settings.tls === 'implicit' ? 993 : 143)} folder ${settings.folder}: ${what}`);
+}
