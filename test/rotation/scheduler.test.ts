@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
-import { createUpstream } from '../../src/delivery/upstream.ts';
+import { createUpstream } from '../../src/delivery/create-upstream.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import type { DnsObserver } from '../../src/rotation/dns-observer.ts';
