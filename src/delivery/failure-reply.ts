@@ -5,12 +5,7 @@
 // login that does not let us relay) is a temporary 451 naming the setting to
 // mend, so the sender's queue keeps the mail until it is fixed instead of
 // bouncing it (RFC 5321 §4.2.5: 4yz means "try again").
-
-/** A reply as this module builds it: the enhanced code leads the text ("4.4.1 …"). */
-export interface CodeAndText {
-  code: number;
-  text: string;
-}
+import { parseReply, type RemoteHost, type SmtpReply } from '../smtp/reply.ts';
 
 /** The fields of a nodemailer error that matter here. */
 export interface SendError {
@@ -36,7 +31,7 @@ export interface UpstreamSide {
   name: string;
 }
 
-export interface FailureReply extends CodeAndText {
+export interface FailureReply extends SmtpReply {
   /** The relay's side is at fault (its settings, the connection): logged at error level. */
   relaySide: boolean;
   /** The upstream's extensions (8BITMIME, SMTPUTF8) seem to have changed: learn them again. */
@@ -48,12 +43,6 @@ export function oneLine(response: string | undefined): string {
   return (response ?? '').trim().replace(/\r?\n\d{3}[ -]/g, ' ').replace(/\s+/g, ' ');
 }
 
-/** "250 2.0.0 Ok" → {250, "2.0.0 Ok"}; null when it is no SMTP reply. */
-export function splitReply(response: string | undefined): CodeAndText | null {
-  const match = /^(\d{3})[ -]?(.*)$/s.exec(oneLine(response));
-  return match ? { code: Number(match[1]), text: match[2]! } : null;
-}
-
 const MESSAGE_PHASES = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
 
 const AUTH_REQUIRED = /authenticat\w{0,6} (is )?required|must authenticate|not authenticated|not logged in|login required|AuthRequired/i;
@@ -62,11 +51,12 @@ const RELAY_DENIED = /relay(ing)? (access )?(is )?(denied|not permitted|prohibit
 /** A refusal that reads as a missing SMTPUTF8 or 8BITMIME (RFC 6531 §3.7.4.1 gives 553 5.6.7 for the former). */
 const EXTENSION_MISSING = /\b[45]\.6\.7\b|SMTPUTF8|8BITMIME|8-?bit (data|characters|octets)|non-?ASCII|UTF-?8 (address|mailbox)/i;
 
-export function failureReply(err: SendError, side: UpstreamSide): FailureReply {
+/** `remote`: the host's address, when a connection reached it; a reply of its own is marked as coming from there. */
+export function failureReply(err: SendError, side: UpstreamSide, remote?: RemoteHost): FailureReply {
   const upstream = side.host;
   const answer = oneLine(err.response);
   const quoted = answer ? ` (it answered "${answer}")` : '';
-  const relay = (code: string, text: string, relearn = false): FailureReply => ({ code: 451, text: `${code} ${text}`, relaySide: true, relearn });
+  const relay = (enhanced: string, text: string, relearn = false): FailureReply => ({ code: 451, enhanced, text, relaySide: true, relearn });
   const command = err.command ?? '';
 
   if (MESSAGE_PHASES.has(command) && err.responseCode && err.responseCode >= 400) {
@@ -83,12 +73,12 @@ export function failureReply(err: SendError, side: UpstreamSide): FailureReply {
     if (EXTENSION_MISSING.test(answer)) {
       return relay('4.3.0', `upstream ${upstream} refused what its announced extensions allowed${quoted}; they are being learned again, try again later`, true);
     }
-    const own = splitReply(err.response)!;
+    const own = parseReply(err.response, { remote, command }) ?? { code: err.responseCode, text: oneLine(err.response), command };
     return { ...own, relaySide: false, relearn: false };
   }
   // nodemailer's own check against the SIZE the upstream announced: about the message.
   if (err.code === 'EMESSAGE' && /size larger than allowed/i.test(err.message ?? '')) {
-    return { code: 552, text: `5.3.4 Message too large for upstream ${upstream}: ${err.message}`, relaySide: false, relearn: false };
+    return { code: 552, enhanced: '5.3.4', text: `Message too large for upstream ${upstream}: ${err.message}`, relaySide: false, relearn: false };
   }
   if (command === 'STARTTLS' && err.responseCode) {
     // RFC 7372 §3: X.7.10, encryption needed.
@@ -118,7 +108,7 @@ export function failureReply(err: SendError, side: UpstreamSide): FailureReply {
 
 function authFailure(err: SendError, side: UpstreamSide, answer: string, quoted: string): FailureReply {
   const who = `delivery.upstream.auth for user ${side.user ?? '?'}`;
-  const relay = (code: string, text: string): FailureReply => ({ code: 451, text: `${code} ${text}`, relaySide: true, relearn: false });
+  const relay = (enhanced: string, text: string): FailureReply => ({ code: 451, enhanced, text, relaySide: true, relearn: false });
   const code = err.responseCode;
   if (code === 535 || /\b5\.7\.8\b/.test(answer)) return relay('4.7.8', `upstream ${side.host} refused ${who}: ${answer}`);
   if (code === 454) return relay('4.7.0', `upstream ${side.host} could not check ${who} now: ${answer}`);
@@ -141,18 +131,4 @@ function unreachable(err: SendError): string {
   if (system === 'ENOTFOUND' || err.code === 'EDNS') return 'its name does not resolve';
   if (err.code === 'ETIMEDOUT') return `timed out (${err.message ?? 'no answer'})`;
   return err.message ?? err.code ?? 'unknown error';
-}
-
-/**
- * Plain SMTP has one reply after DATA. When the upstream refused some
- * recipients, answering 250 would drop them silently; so the worst refusal is
- * passed on, a temporary one first (a retry may duplicate the copies already
- * accepted: never lost).
- */
-export function partialRefusal(rejected: SendError[], accepted: string[], side: UpstreamSide): FailureReply {
-  const replies = rejected.map((r) =>
-    r.response ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? splitReply(r.response)?.code }, side) : failureReply(r, side));
-  const worst = replies.find((r) => r.code < 500) ?? replies[0]!;
-  const already = accepted.length ? ` (already accepted for ${accepted.join(', ')})` : '';
-  return { ...worst, text: worst.text + already };
 }

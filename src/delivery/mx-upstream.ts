@@ -17,11 +17,12 @@ import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { NetworkList } from '../common/networks.ts';
 import { DestinationLimits } from './destination-limits.ts';
 import { MxLookup } from './mx-lookup.ts';
-import { isTemporary, overallReply, status, type DeliveryReport, type RecipientReply, type StatusReply } from './mx-reply.ts';
+import { status } from './mx-reply.ts';
+import { combinedReply, type RecipientReply, type SmtpReply } from '../smtp/reply.ts';
 import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
 import { runSession, type SessionMessage, type SessionTarget } from './mx-session.ts';
 import { targetVerdict, type RelaySelf } from './mx-targets.ts';
-import type { Envelope, EnvelopeDsn, Upstream } from './upstream.ts';
+import type { Envelope, EnvelopeDsn, Upstream, UpstreamReply } from './upstream.ts';
 
 export type MxConfig = Extract<UpstreamConfig, { type: 'mx' }>;
 
@@ -46,7 +47,7 @@ function interfaceAddresses(): string[] {
 }
 
 /** The hosts (or a literal address) to try for one domain, or the reply every recipient gets. */
-type Route = { ok: true; hosts: { name: string; address?: string }[] } | { ok: false; reply: StatusReply };
+type Route = { ok: true; hosts: { name: string; address?: string }[] } | { ok: false; reply: SmtpReply };
 
 export class MxUpstream implements Upstream {
   readonly name: string;
@@ -78,17 +79,17 @@ export class MxUpstream implements Upstream {
 
   async ready(): Promise<void> {}
 
-  async deliver(envelope: Envelope, octets: Octets): Promise<DeliveryReport> {
+  async deliver(envelope: Envelope, octets: Octets): Promise<UpstreamReply> {
     const message: SessionMessage = { octets, eightBit: await hasEightBit(octets) };
     const byDomain = groupByDomain(envelope.to);
     const answered = new Map<string, RecipientReply>();
     await Promise.all(
       [...byDomain].map(async ([domain, recipients]) => {
-        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message, envelope.dsn)) answered.set(reply.recipient, reply);
+        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message, envelope.dsn)) answered.set(reply.address, reply);
       }),
     );
     const recipients = envelope.to.map((recipient) => answered.get(recipient)!);
-    return overallReply(recipients);
+    return { ...combinedReply(recipients), recipients };
   }
 
   async close(): Promise<void> {
@@ -113,10 +114,10 @@ export class MxUpstream implements Upstream {
     const final = new Map<string, RecipientReply>();
     let pending = recipients;
     /** The reply pending recipients get when no host answers for them. */
-    let last: StatusReply | null = null;
-    let permanentMiss: StatusReply | null = null;
+    let last: SmtpReply | null = null;
+    let permanentMiss: SmtpReply | null = null;
     /** Set when a host leads back to this relay: nothing more is tried (RFC 5321 §5.1). */
-    let loop: StatusReply | null = null;
+    let loop: SmtpReply | null = null;
     let attempts = 0;
     hosts: for (const host of route.hosts) {
       if (pending.length === 0) break;
@@ -180,10 +181,10 @@ export class MxUpstream implements Upstream {
           const stillPending: string[] = [];
           for (const recipient of pending) {
             const reply = result.replies.get(recipient)!;
-            if (isTemporary(reply)) {
+            if (reply.code >= 400 && reply.code < 500) {
               stillPending.push(recipient);
               last = reply;
-            } else final.set(recipient, { recipient, status: reply.code < 400 ? 'accepted' : 'refused', reply });
+            } else final.set(recipient, { address: recipient, reply });
           }
           this.logger.info({
             upstream: 'mx', domain, host: host.name, address, port: this.config.port,
@@ -234,6 +235,6 @@ export class MxUpstream implements Upstream {
   }
 }
 
-function refused(recipient: string, reply: StatusReply): RecipientReply {
-  return { recipient, status: 'refused', reply };
+function refused(recipient: string, reply: SmtpReply): RecipientReply {
+  return { address: recipient, reply };
 }

@@ -17,7 +17,7 @@ import { processMessage, type UpstreamTraits } from '../pipeline/pipeline.ts';
 import { acceptMessage } from './accept.ts';
 import type { QueuedMessage, QueuedRecipient, QueueIndex } from './queue-index.ts';
 import type { Spool } from './spool.ts';
-import type { SmtpReply } from '../smtp/reply.ts';
+import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 
 export interface NoticeDeps {
   config: Pick<Config, 'signing' | 'selfCheck' | 'headers' | 'normalize' | 'bounce' | 'queue'>;
@@ -64,6 +64,8 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
       address: item.recipient.address,
       originalRecipient: item.recipient.orcpt ?? undefined,
       reply: item.reply,
+      // RFC 3464 §2.3.5: the server whose reply this is, when one answered.
+      remoteMta: item.reply.remote?.host,
       expired: item.expired,
       lastAttempt: now,
     }));
@@ -107,7 +109,7 @@ export type OwnMessageDeps = Pick<NoticeDeps, 'config' | 'store' | 'traits' | 'h
  */
 export async function queueOwnMessage(deps: OwnMessageDeps, message: Buffer, to: string): Promise<{ id: string; signatures: string[] } | { refused: string }> {
   const outcome = await processMessage(message, { store: deps.store, config: deps.config, upstream: deps.traits(), hostname: deps.hostname });
-  if (outcome.action === 'refuse') return { refused: `${outcome.code} ${outcome.text}` };
+  if (outcome.action === 'refuse') return { refused: replyLine(outcome.reply) };
   const stored = await acceptMessage(deps.queue, outcome.message, {
     sender: '',
     client: 'dkim-relay',

@@ -25,6 +25,7 @@
 // step: each step is due because of a state that the step itself changes, in
 // one transaction, and the sweeps at the end of every pass (key files of
 // removed keys, revealed private keys) finish what a crash interrupted.
+import { replyLine } from '../smtp/reply.ts';
 import { randomBytes } from 'node:crypto';
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/schema.ts';
@@ -400,7 +401,7 @@ export class RotationScheduler {
     const { store, config, upstream, hostname } = this.options;
     await upstream.ready();
     const outcome = await processMessage(noticeMessage(notice), { store, config, upstream: upstream.traits, hostname });
-    if (outcome.action === 'refuse') throw new Error(`the pipeline refused it: ${outcome.code} ${outcome.text}`);
+    if (outcome.action === 'refuse') throw new Error(`the pipeline refused it: ${replyLine(outcome.reply)}`);
     const reply = await upstream.deliver({ from: '', to: [notice.to] }, outcome.message, outcome.signatures);
     if (reply.code >= 400) throw new Error(`the upstream answered ${reply.code} ${reply.text}`);
     return { signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`), reply: `${reply.code} ${reply.text}` };
