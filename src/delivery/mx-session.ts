@@ -5,9 +5,9 @@
 import { isIP } from 'node:net';
 import { octetStream, type Octets } from '../message/octets.ts';
 import { announcedExtensions, connectionSocket, RCPT_DSN, SMTPConnection, tlsSocket } from '../smtp/nodemailer-internals.ts';
-import type { SendError } from './failure-reply.ts';
+import { failureReply, plainReply, type SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
-import { hostReply, sessionFailure, status, transactionFailure, type Hop } from './mx-reply.ts';
+import { hostReply, status, type Hop } from './mx-reply.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
 import type { Envelope } from './upstream.ts';
 
@@ -85,8 +85,8 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
       });
     };
     const failed = (err: SendError): void => {
-      const { reply, tlsFailed } = sessionFailure(err, target, target.requireTLS);
-      finish({ kind: 'failed', reply, tlsFailed, loop: false }, false);
+      const failure = failureReply(err, { kind: 'mx', hop: target, requireTLS: target.requireTLS, transaction: false });
+      finish({ kind: 'failed', reply: plainReply(failure), tlsFailed: failure.tlsFailed, loop: false }, false);
     };
     connection.on('error', (err: SendError) => failed(err));
     connection.connect((err) => {
@@ -146,6 +146,11 @@ function rejectedRecipient(err: SendError): string {
 
 function recipientReply(err: SendError, target: SessionTarget): SmtpReply {
   return hostReply(err.response, target, 'RCPT TO') ?? transactionFailure({ ...err, command: 'RCPT TO' }, target);
+}
+
+/** The reply of one recipient after a transaction that failed as a whole (MAIL FROM, DATA, or the connection mid-way). */
+function transactionFailure(err: SendError, target: SessionTarget): SmtpReply {
+  return plainReply(failureReply(err, { kind: 'mx', hop: target, requireTLS: target.requireTLS, transaction: true }));
 }
 
 function tlsState(connection: SMTPConnection): TlsState {

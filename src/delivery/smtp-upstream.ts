@@ -20,7 +20,7 @@ import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import type { HopExtensions } from './hop-form.ts';
 import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
-import { failureReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
+import { failureReply, plainReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
 import { announcedExtensions, choosePerConnection, connectionSocket, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../smtp/nodemailer-internals.ts';
 import { Supervisor } from '../common/supervisor.ts';
@@ -141,7 +141,7 @@ export class SmtpUpstream implements Upstream {
       if (caught instanceof NotForThisConnection) return forAll(envelope, caught.reply);
       const err = caught as SendError;
       if (err.rejectedErrors?.length) return this.refused(envelope, err.rejectedErrors, null, remote);
-      return forAll(envelope, this.failed([failureReply(err, this.side, remote)], err));
+      return forAll(envelope, this.failed([failureReply(err, { kind: 'smart-host', side: this.side, remote })], err));
     } finally {
       await forms.release();
     }
@@ -154,15 +154,16 @@ export class SmtpUpstream implements Upstream {
   private refused(envelope: Envelope, rejected: SendError[], accepted: SmtpReply | null, remote: RemoteHost | undefined): UpstreamReply {
     const refusals = new Map<string, FailureReply>();
     for (const r of rejected) {
-      const reply = r.response ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? parseReply(r.response)?.code }, this.side, remote) : failureReply(r, this.side, remote);
+      const via = { kind: 'smart-host' as const, side: this.side, remote };
+      const reply = r.response ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? parseReply(r.response)?.code }, via) : failureReply(r, via);
       refusals.set((r as { recipient?: string }).recipient ?? '', reply);
     }
     this.failed([...refusals.values()], rejected[0]!);
     const own = (address: string): SmtpReply | undefined => {
       const reply = refusals.get(address);
-      return reply && withoutFlags(reply);
+      return reply && plainReply(reply);
     };
-    const fallback = accepted ?? combinedReply([...refusals].map(([address, reply]) => ({ address, reply: withoutFlags(reply) })));
+    const fallback = accepted ?? combinedReply([...refusals].map(([address, reply]) => ({ address, reply: plainReply(reply) })));
     const recipients = envelope.to.map((address) => ({ address, reply: own(address) ?? fallback }));
     return { ...combinedReply(recipients), recipients };
   }
@@ -202,7 +203,7 @@ export class SmtpUpstream implements Upstream {
     if (relaySide) {
       this.logger.error({ upstream: this.name, err: err.message, command: err.command, response: err.response, reply: replyLine(relaySide) }, 'upstream delivery failed on the relay\'s side');
     }
-    return withoutFlags(replies[0]!);
+    return plainReply(replies[0]!);
   }
 
   private probeIfDue(): void {
@@ -218,7 +219,7 @@ export class SmtpUpstream implements Upstream {
           extensions = await probeExtensions(this.probeTarget);
         } catch (err) {
           this.learned.failure(this.now());
-          const why = failureReply(err as SendError, this.side);
+          const why = failureReply(err as SendError, { kind: 'smart-host', side: this.side });
           throw new Error(`could not learn the extensions of ${this.name} (${replyText(why)}); assuming 7-bit and no SMTPUTF8 until it answers`);
         }
         this.record(extensions, 'probe');
@@ -265,7 +266,3 @@ const UNPREPARED = (): Readable =>
       this.destroy(new Error('the message was not prepared for the upstream connection'));
     },
   });
-
-function withoutFlags({ relaySide: _relaySide, relearn: _relearn, ...reply }: FailureReply): SmtpReply {
-  return reply;
-}

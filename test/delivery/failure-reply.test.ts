@@ -7,7 +7,7 @@ import { combinedReply, replyText } from '../../src/smtp/reply.ts';
 const SIDE: UpstreamSide = { host: 'relay.example.net', port: 587, user: 'relay@example.com', requireTLS: true, secure: false, name: 'dkim.example.com' };
 /** The reply as the client reads it: code, text after the code, and the flags. */
 const reply = (err: SendError, side: UpstreamSide = SIDE) => {
-  const got = failureReply(err, side);
+  const got = failureReply(err, { kind: 'smart-host', side });
   return { code: got.code, text: replyText(got), relaySide: got.relaySide, relearn: got.relearn };
 };
 const error = (code: string, command: string, response?: string, extra: Partial<SendError> = {}): SendError => ({
@@ -82,8 +82,8 @@ test('nodemailer\'s own size check against the announced SIZE is about the messa
 test('a partial refusal passes on the temporary one first, and a relay-denied recipient is 451', () => {
   const rcpt = (response: string): SendError => ({ code: 'EENVELOPE', command: 'RCPT TO', response, responseCode: Number(response.slice(0, 3)) });
   const ok = { address: 'ok@example.net', reply: { code: 250, text: 'Ok' } };
-  const mixed = combinedReply([ok, { address: 'gone@example.net', reply: failureReply(rcpt('550 5.1.1 no such user'), SIDE) }, { address: 'later@example.net', reply: failureReply(rcpt('451 4.2.0 try later'), SIDE) }]);
+  const mixed = combinedReply([ok, { address: 'gone@example.net', reply: failureReply(rcpt('550 5.1.1 no such user'), { kind: 'smart-host', side: SIDE }) }, { address: 'later@example.net', reply: failureReply(rcpt('451 4.2.0 try later'), { kind: 'smart-host', side: SIDE }) }]);
   assert.deepEqual([mixed.code, replyText(mixed)], [451, '4.2.0 try later (for <later@example.net>) (already accepted for ok@example.net)']);
-  const denied = combinedReply([{ address: 'a@example.org', reply: failureReply(rcpt('554 5.7.1 Relay access denied'), SIDE) }]);
+  const denied = combinedReply([{ address: 'a@example.org', reply: failureReply(rcpt('554 5.7.1 Relay access denied'), { kind: 'smart-host', side: SIDE }) }]);
   assert.equal(denied.code, 451);
 });

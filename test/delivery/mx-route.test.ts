@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DestinationLimits } from '../../src/delivery/destination-limits.ts';
 import { dnsFailure } from '../../src/delivery/mx-lookup.ts';
-import { hostReply, sessionFailure } from '../../src/delivery/mx-reply.ts';
+import { hostReply, type Hop } from '../../src/delivery/mx-reply.ts';
+import { failureReply, plainReply, type SendError } from '../../src/delivery/failure-reply.ts';
 import { combinedReply, parseReply, type RecipientReply } from '../../src/smtp/reply.ts';
 import { destination, groupByDomain, orderExchanges } from '../../src/delivery/mx-route.ts';
 
@@ -123,6 +124,11 @@ describe('replies', () => {
   });
 
   const hop = { domain: 'a.example', host: 'mx.a.example', address: '192.0.2.1', port: 25 };
+  /** A failure before any recipient was answered, as a session reports it. */
+  const sessionFailure = (err: SendError, at: Hop, requireTLS: boolean) => {
+    const failure = failureReply(err, { kind: 'mx', hop: at, requireTLS, transaction: false });
+    return { reply: plainReply(failure), tlsFailed: failure.tlsFailed };
+  };
   test('hostReply: the class alone when the host gave no enhanced code that agrees, and where the reply came from', () => {
     const from = { remote: { host: 'mx.a.example', address: '192.0.2.1' }, command: 'RCPT TO' };
     assert.deepEqual(hostReply('451 Greylisted', hop, 'RCPT TO'), { code: 451, enhanced: '4.0.0', text: 'Greylisted', ...from });
