@@ -149,8 +149,8 @@ describe('queue mode', () => {
       const parsed = await parseWithPython(notices(sink)[0]!.raw);
       const status = parsed.parts[1]!.blocks!;
       assert.equal(only(status[1]!, 'Final-Recipient'), 'rfc822; gone@example.net');
-      // RFC 3464 §2.3.5: the upstream as configured (delivery.upstream.host), which answered the RCPT TO.
-      assert.equal(only(status[1]!, 'Remote-MTA'), 'dns; 127.0.0.1');
+      // RFC 3464 §2.3.5: the upstream as configured (delivery.upstream.host), which answered the RCPT TO; an address as a literal.
+      assert.equal(only(status[1]!, 'Remote-MTA'), 'dns; [127.0.0.1]');
       assert.equal(flat(only(status[1]!, 'Diagnostic-Code')), 'smtp; 550 5.1.1 <gone@example.net>: no such user');
       assert.match(flat(parsed.parts[0]!.text ?? ''), /The receiving server 127\.0\.0\.1 answered: 550 5\.1\.1 <gone@example\.net>: no such user/);
     });
