@@ -18,7 +18,7 @@ import { NetworkList } from '../common/networks.ts';
 import { DestinationLimits } from './destination-limits.ts';
 import { MxLookup } from './mx-lookup.ts';
 import { status } from './mx-reply.ts';
-import { combinedReply, type RecipientReply, type SmtpReply } from '../smtp/reply.ts';
+import { combinedReply, replyLine, type RecipientReply, type SmtpReply } from '../smtp/reply.ts';
 import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
 import { runSession, type SessionMessage, type SessionTarget } from './mx-session.ts';
 import { targetVerdict, type RelaySelf } from './mx-targets.ts';
@@ -108,7 +108,7 @@ export class MxUpstream implements Upstream {
   private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage, dsn: EnvelopeDsn | undefined): Promise<RecipientReply[]> {
     const route = await this.route(recipients[0]!);
     if (!route.ok) {
-      this.logger.warn({ upstream: 'mx', domain, recipients, reply: `${route.reply.code} ${route.reply.enhanced} ${route.reply.text}` }, 'mx delivery not attempted');
+      this.logger.warn({ upstream: 'mx', domain, recipients, reply: replyLine(route.reply) }, 'mx delivery not attempted');
       return recipients.map((recipient) => refused(recipient, route.reply));
     }
     const final = new Map<string, RecipientReply>();
@@ -168,7 +168,7 @@ export class MxUpstream implements Upstream {
           }
           const result = await runSession(target, { from, to: pending, dsn }, message).finally(release);
           if (result.kind === 'failed') {
-            this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: `${result.reply.code} ${result.reply.enhanced} ${result.reply.text}` }, 'mx session failed');
+            this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: replyLine(result.reply) }, 'mx session failed');
             last = result.reply;
             if (result.loop) break hosts;
             // RFC 7435 §3: a host whose TLS fails still gets the mail, in plaintext, unless TLS is required.
@@ -190,7 +190,7 @@ export class MxUpstream implements Upstream {
             upstream: 'mx', domain, host: host.name, address, port: this.config.port,
             tls: result.tls.protocol, cipher: result.tls.cipher,
             certificate: result.tls.verified === null ? undefined : result.tls.verified ? 'verified' : `not verified (${result.tls.verifyError})`,
-            replies: Object.fromEntries(pending.map((r) => [r, `${result.replies.get(r)!.code} ${result.replies.get(r)!.enhanced} ${result.replies.get(r)!.text}`])),
+            replies: Object.fromEntries(pending.map((r) => [r, replyLine(result.replies.get(r)!)])),
           }, 'mx delivery');
           pending = stillPending;
           // The host answered: its other addresses would answer alike, so the next host is tried.
