@@ -2,6 +2,7 @@
 // one block of per-message fields, then one block per recipient, blocks
 // separated by an empty line. Every line is 7-bit and at most 78 octets where
 // whitespace allows (never over 998), so the part passes any hop.
+import { isIPv4, isIPv6 } from 'node:net';
 import { rfc5322Date } from '../message/date.ts';
 import { foldField } from '../message/mime/fold.ts';
 import { originalRecipientValue, typedAddress } from './address-type.ts';
@@ -57,11 +58,15 @@ function envelopeId(envid: string): string {
   return out.slice(0, MAX_TEXT);
 }
 
-/** RFC 3464 §2.3.5 Remote-MTA: "dns; host" when it is a host name or an address literal. */
+/**
+ * RFC 3464 §2.3.5 Remote-MTA: "dns; host" when it is a host name or an
+ * address; an address (a smart host given as one) as an RFC 5321 §4.1.3
+ * address literal, "[192.0.2.1]" or "[IPv6:2001:db8::1]".
+ */
 function remoteMta(host: string | undefined): string | undefined {
   if (!host) return undefined;
-  const name = host.replace(/\.$/, '');
-  return /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*|\[[0-9A-Fa-f.:Iv]+\])$/.test(name) && name.length <= 255 ? `dns; ${name}` : undefined;
+  const name = isIPv4(host) ? `[${host}]` : isIPv6(host) ? `[IPv6:${host}]` : host.replace(/\.$/, '');
+  return /^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*|\[(?:IPv6:)?[0-9A-Fa-f.:]+\])$/.test(name) && name.length <= 255 ? `dns; ${name}` : undefined;
 }
 
 function field(name: string, value: string): string {

@@ -1,4 +1,5 @@
 // `sign` and `verify`: one message from stdin, through the same code as the relay.
+import { replyLine } from '../smtp/reply.ts';
 import type { DNSResolver } from 'mailauth';
 import type { Argv } from 'yargs';
 import type { Config } from '../config/schema.ts';
@@ -34,7 +35,7 @@ export function signCommand(yargs: Argv<GlobalArgs>) {
             hostname: config.listen.hostname ?? hostname(),
             domain: args.domain === undefined ? undefined : normalizeDomain(args.domain),
           });
-          if (outcome.action === 'refuse') throw new CheckFailed(`not signed: ${outcome.code} ${outcome.text}`);
+          if (outcome.action === 'refuse') throw new CheckFailed(`not signed: ${replyLine(outcome.reply)}`);
           // The message goes out as the relay would send it; the exit status says whether it is signed and proven good.
           await pipeline(octetStream(outcome.message), process.stdout, { end: false });
           report(outcome);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Argv } from 'yargs';
 import { UserError } from '../common/errors.ts';
-import { FINAL_STATES, QueueIndex, type MessageDetail, type QueueDepth, type QueuedRecipient, type Reply } from '../queue/queue-index.ts';
+import { FINAL_STATES, QueueIndex, type MessageDetail, type QueueDepth, type QueuedRecipient } from '../queue/queue-index.ts';
+import { replyLine } from '../smtp/reply.ts';
 import { Spool } from '../queue/spool.ts';
 import { SpoolUnavailableError } from '../common/spool-error.ts';
 import { CheckFailed, configFrom, print, printJson, table, type GlobalArgs } from './context.ts';
@@ -385,7 +386,7 @@ export function renderShow(m: MessageDetail, file: string, now: number): string 
     lines.push(`  <${r.address}>  ${r.state}, ${r.attempts} attempt(s)${when}`);
     const params = [r.notify ? `NOTIFY=${r.notify.join(',')}` : '', r.orcpt ? `ORCPT=${r.orcpt}` : ''].filter(Boolean).join(' ');
     if (params) lines.push(`    ${params}`);
-    if (r.lastReply) lines.push(`    last reply: ${replyText(r.lastReply)}`);
+    if (r.lastReply) lines.push(`    last reply: ${replyLine(r.lastReply)}`);
     if (r.delayWarnedAt !== null) lines.push(`    delay warning sent ${iso(r.delayWarnedAt)}`);
   }
   return lines.join('\n');
@@ -408,11 +409,7 @@ function next(recipients: QueuedRecipient[], now: number): string {
 function lastReplyOf(recipients: QueuedRecipient[]): string {
   const replied = recipients.filter((r) => r.lastReply !== null).sort((a, b) => b.updatedAt - a.updatedAt);
   const pick = replied.find((r) => r.state !== 'delivered') ?? replied[0];
-  return pick ? replyText(pick.lastReply!) : '-';
-}
-
-function replyText(r: Reply): string {
-  return [String(r.code), r.enhanced, r.text].filter(Boolean).join(' ').replace(/\s+/g, ' ');
+  return pick ? replyLine(pick.lastReply!) : '-';
 }
 
 function shorten(text: string, width: number): string {

@@ -6,7 +6,7 @@ import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
 import { durationSeconds } from '../config/duration.ts';
 import { loadTls, TlsFileProblem } from '../config/tls-files.ts';
-import { createUpstream } from '../delivery/upstream.ts';
+import { createUpstream } from '../delivery/create-upstream.ts';
 import { UpstreamHealth, watchedUpstream } from '../delivery/upstream-health.ts';
 import { createPublishers } from '../dns/publish/factory.ts';
 import { UserError } from '../common/errors.ts';

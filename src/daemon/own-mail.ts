@@ -11,6 +11,7 @@
 import type { Upstream } from '../delivery/upstream.ts';
 import { ownMail, type OwnMail, type OwnMailDeps } from '../pipeline/own-mail.ts';
 import { queuedOwnMail, type OwnMessageDeps } from '../queue/notices.ts';
+import { replyLine } from '../smtp/reply.ts';
 
 /** queue: the relay's spool and index (queue mode); unset in sync mode. */
 export function ownMailOf(deps: Pick<OwnMessageDeps, 'config' | 'store' | 'hostname'>, upstream: Upstream, queue: OwnMessageDeps['queue'] | undefined): OwnMail {
@@ -26,7 +27,7 @@ export function directOwnMail(deps: Omit<OwnMailDeps, 'traits'>, upstream: Upstr
   };
   return ownMail({ ...deps, traits }, async (message, to, signatures) => {
     const reply = await upstream.deliver({ from: '', to: [to] }, message, signatures);
-    if (reply.code >= 400) throw new Error(`the upstream answered ${reply.code} ${reply.text}`);
-    return `${reply.code} ${reply.text}`;
+    if (reply.code >= 400) throw new Error(`the upstream answered ${replyLine(reply)}`);
+    return replyLine(reply);
   });
 }

@@ -19,7 +19,7 @@ import { headerFields, readHeaderBlock, type IncomingMessage } from '../message/
 import { bufferOctets, hasEightBit, joinOctets, type Octets } from '../message/octets.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
 import { intakeDir, receiveMessage } from '../message/intake.ts';
-import type { SmtpReply } from '../smtp/reply.ts';
+import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { cannotPrepare, formForHop, needsSmtpUtf8, type HopExtensions, type MessageFacts } from './hop-form.ts';
 import type { Envelope, OwnSignature } from './upstream.ts';
 
@@ -140,8 +140,8 @@ export class MessageForms {
     });
     if (outcome.action === 'refuse') {
       // An address in the header cannot be made 7-bit: the hop must announce SMTPUTF8 (RFC 6531 §3.5).
-      if (outcome.text.startsWith('5.6.7')) return { ok: false, reply: needsSmtpUtf8(host, 'an address in its header') };
-      return fail(`${outcome.code} ${outcome.text}`);
+      if (outcome.reply.enhanced === '5.6.7') return { ok: false, reply: needsSmtpUtf8(host, 'an address in its header') };
+      return fail(replyLine(outcome.reply));
     }
     // Never unsigned: a message the relay signed goes out signed, or not at all.
     if (domain !== undefined && outcome.signatures.length === 0) return fail(`no active DKIM key for ${domain} any more`);

@@ -5,9 +5,10 @@
 import { isIP } from 'node:net';
 import { octetStream, type Octets } from '../message/octets.ts';
 import { announcedExtensions, connectionSocket, RCPT_DSN, SMTPConnection, tlsSocket } from '../smtp/nodemailer-internals.ts';
-import type { SendError } from './failure-reply.ts';
+import { failureReply, plainReply, type SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
-import { parseReply, sessionFailure, status, transactionFailure, type Hop, type StatusReply } from './mx-reply.ts';
+import { hostReply, status, type Hop } from './mx-reply.ts';
+import type { SmtpReply } from '../smtp/reply.ts';
 import type { Envelope } from './upstream.ts';
 
 /** The message, and whether it holds 8-bit octets (looked at once, not per host). */
@@ -38,9 +39,9 @@ export interface TlsState {
 
 export type SessionResult =
   /** No recipient was answered: try the next address or host. */
-  | { kind: 'failed'; reply: StatusReply; tlsFailed: boolean; loop: boolean }
+  | { kind: 'failed'; reply: SmtpReply; tlsFailed: boolean; loop: boolean }
   /** The host answered for each recipient given. */
-  | { kind: 'answered'; tls: TlsState; replies: Map<string, StatusReply> };
+  | { kind: 'answered'; tls: TlsState; replies: Map<string, SmtpReply> };
 
 const NON_ASCII = /[^\x00-\x7f]/;
 /** How long a host may take to close the connection after QUIT before we cut it. */
@@ -84,8 +85,8 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
       });
     };
     const failed = (err: SendError): void => {
-      const { reply, tlsFailed } = sessionFailure(err, target, target.requireTLS);
-      finish({ kind: 'failed', reply, tlsFailed, loop: false }, false);
+      const failure = failureReply(err, { kind: 'mx', hop: target, requireTLS: target.requireTLS, transaction: false });
+      finish({ kind: 'failed', reply: plainReply(failure), tlsFailed: failure.tlsFailed, loop: false }, false);
     };
     connection.on('error', (err: SendError) => failed(err));
     connection.connect((err) => {
@@ -99,9 +100,9 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
       }
       const tls = tlsState(connection);
       const extensions = new Set(announcedExtensions(connection).map((e) => e.toUpperCase()));
-      const replies = new Map<string, StatusReply>();
+      const replies = new Map<string, SmtpReply>();
       // RFC 6531 §3.4: without SMTPUTF8 an 8-bit address cannot be given to the host at all.
-      const refuseUtf8 = (address: string): StatusReply =>
+      const refuseUtf8 = (address: string): SmtpReply =>
         status(553, '5.6.7', `${target.host} does not announce SMTPUTF8, so <${address}> cannot be delivered to it`);
       if (!extensions.has('SMTPUTF8') && NON_ASCII.test(from)) {
         for (const recipient of recipients) replies.set(recipient, refuseUtf8(from));
@@ -128,7 +129,7 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
           for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, all);
         } else {
           for (const rejected of (info.rejectedErrors ?? []) as SendError[]) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
-          const accepted = parseReply(info.response) ?? status(250, '2.0.0', 'Ok');
+          const accepted = hostReply(info.response, target, 'DATA') ?? { ...status(250, '2.0.0', 'Ok'), remote: { host: target.host, address: target.address }, command: 'DATA' };
           const text = `Delivered to ${target.host} [${target.address}]: ${accepted.text}`.trim();
           for (const recipient of info.accepted as string[]) replies.set(recipient, { ...accepted, text });
           for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, transactionFailure({ message: 'no reply for this recipient' }, target));
@@ -143,8 +144,13 @@ function rejectedRecipient(err: SendError): string {
   return (err as SendError & { recipient?: string }).recipient ?? '';
 }
 
-function recipientReply(err: SendError, target: SessionTarget): StatusReply {
-  return parseReply(err.response) ?? transactionFailure({ ...err, command: 'RCPT TO' }, target);
+function recipientReply(err: SendError, target: SessionTarget): SmtpReply {
+  return hostReply(err.response, target, 'RCPT TO') ?? transactionFailure({ ...err, command: 'RCPT TO' }, target);
+}
+
+/** The reply of one recipient after a transaction that failed as a whole (MAIL FROM, DATA, or the connection mid-way). */
+function transactionFailure(err: SendError, target: SessionTarget): SmtpReply {
+  return plainReply(failureReply(err, { kind: 'mx', hop: target, requireTLS: target.requireTLS, transaction: true }));
 }
 
 function tlsState(connection: SMTPConnection): TlsState {

@@ -17,11 +17,12 @@ import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { NetworkList } from '../common/networks.ts';
 import { DestinationLimits } from './destination-limits.ts';
 import { MxLookup } from './mx-lookup.ts';
-import { isTemporary, overallReply, status, type DeliveryReport, type RecipientReply, type StatusReply } from './mx-reply.ts';
+import { status } from './mx-reply.ts';
+import { combinedReply, replyLine, type RecipientReply, type SmtpReply } from '../smtp/reply.ts';
 import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
 import { runSession, type SessionMessage, type SessionTarget } from './mx-session.ts';
 import { targetVerdict, type RelaySelf } from './mx-targets.ts';
-import type { Envelope, EnvelopeDsn, Upstream } from './upstream.ts';
+import type { Envelope, EnvelopeDsn, Upstream, UpstreamReply } from './upstream.ts';
 
 export type MxConfig = Extract<UpstreamConfig, { type: 'mx' }>;
 
@@ -46,7 +47,7 @@ function interfaceAddresses(): string[] {
 }
 
 /** The hosts (or a literal address) to try for one domain, or the reply every recipient gets. */
-type Route = { ok: true; hosts: { name: string; address?: string }[] } | { ok: false; reply: StatusReply };
+type Route = { ok: true; hosts: { name: string; address?: string }[] } | { ok: false; reply: SmtpReply };
 
 export class MxUpstream implements Upstream {
   readonly name: string;
@@ -78,17 +79,17 @@ export class MxUpstream implements Upstream {
 
   async ready(): Promise<void> {}
 
-  async deliver(envelope: Envelope, octets: Octets): Promise<DeliveryReport> {
+  async deliver(envelope: Envelope, octets: Octets): Promise<UpstreamReply> {
     const message: SessionMessage = { octets, eightBit: await hasEightBit(octets) };
     const byDomain = groupByDomain(envelope.to);
     const answered = new Map<string, RecipientReply>();
     await Promise.all(
       [...byDomain].map(async ([domain, recipients]) => {
-        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message, envelope.dsn)) answered.set(reply.recipient, reply);
+        for (const reply of await this.deliverDomain(domain, recipients, envelope.from, message, envelope.dsn)) answered.set(reply.address, reply);
       }),
     );
     const recipients = envelope.to.map((recipient) => answered.get(recipient)!);
-    return overallReply(recipients);
+    return { ...combinedReply(recipients), recipients };
   }
 
   async close(): Promise<void> {
@@ -107,16 +108,16 @@ export class MxUpstream implements Upstream {
   private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage, dsn: EnvelopeDsn | undefined): Promise<RecipientReply[]> {
     const route = await this.route(recipients[0]!);
     if (!route.ok) {
-      this.logger.warn({ upstream: 'mx', domain, recipients, reply: `${route.reply.code} ${route.reply.enhanced} ${route.reply.text}` }, 'mx delivery not attempted');
+      this.logger.warn({ upstream: 'mx', domain, recipients, reply: replyLine(route.reply) }, 'mx delivery not attempted');
       return recipients.map((recipient) => refused(recipient, route.reply));
     }
     const final = new Map<string, RecipientReply>();
     let pending = recipients;
     /** The reply pending recipients get when no host answers for them. */
-    let last: StatusReply | null = null;
-    let permanentMiss: StatusReply | null = null;
+    let last: SmtpReply | null = null;
+    let permanentMiss: SmtpReply | null = null;
     /** Set when a host leads back to this relay: nothing more is tried (RFC 5321 §5.1). */
-    let loop: StatusReply | null = null;
+    let loop: SmtpReply | null = null;
     let attempts = 0;
     hosts: for (const host of route.hosts) {
       if (pending.length === 0) break;
@@ -167,7 +168,7 @@ export class MxUpstream implements Upstream {
           }
           const result = await runSession(target, { from, to: pending, dsn }, message).finally(release);
           if (result.kind === 'failed') {
-            this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: `${result.reply.code} ${result.reply.enhanced} ${result.reply.text}` }, 'mx session failed');
+            this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: replyLine(result.reply) }, 'mx session failed');
             last = result.reply;
             if (result.loop) break hosts;
             // RFC 7435 §3: a host whose TLS fails still gets the mail, in plaintext, unless TLS is required.
@@ -180,16 +181,16 @@ export class MxUpstream implements Upstream {
           const stillPending: string[] = [];
           for (const recipient of pending) {
             const reply = result.replies.get(recipient)!;
-            if (isTemporary(reply)) {
+            if (reply.code >= 400 && reply.code < 500) {
               stillPending.push(recipient);
               last = reply;
-            } else final.set(recipient, { recipient, status: reply.code < 400 ? 'accepted' : 'refused', reply });
+            } else final.set(recipient, { address: recipient, reply });
           }
           this.logger.info({
             upstream: 'mx', domain, host: host.name, address, port: this.config.port,
             tls: result.tls.protocol, cipher: result.tls.cipher,
             certificate: result.tls.verified === null ? undefined : result.tls.verified ? 'verified' : `not verified (${result.tls.verifyError})`,
-            replies: Object.fromEntries(pending.map((r) => [r, `${result.replies.get(r)!.code} ${result.replies.get(r)!.enhanced} ${result.replies.get(r)!.text}`])),
+            replies: Object.fromEntries(pending.map((r) => [r, replyLine(result.replies.get(r)!)])),
           }, 'mx delivery');
           pending = stillPending;
           // The host answered: its other addresses would answer alike, so the next host is tried.
@@ -234,6 +235,6 @@ export class MxUpstream implements Upstream {
   }
 }
 
-function refused(recipient: string, reply: StatusReply): RecipientReply {
-  return { recipient, status: 'refused', reply };
+function refused(recipient: string, reply: SmtpReply): RecipientReply {
+  return { address: recipient, reply };
 }

@@ -20,11 +20,11 @@ import type { UpstreamTraits } from '../pipeline/pipeline.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import type { HopExtensions } from './hop-form.ts';
 import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
-import { failureReply, partialRefusal, splitReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
+import { failureReply, plainReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
-import { announcedExtensions, choosePerConnection, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../smtp/nodemailer-internals.ts';
+import { announcedExtensions, choosePerConnection, connectionSocket, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../smtp/nodemailer-internals.ts';
 import { Supervisor } from '../common/supervisor.ts';
-import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
+import { combinedReply, parseReply, replyLine, replyText, type RemoteHost, type SmtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type OwnSignature, type Upstream, type UpstreamReply } from './upstream.ts';
 
 type SmtpConfig = Extract<UpstreamConfig, { type: 'smtp' }>;
@@ -117,31 +117,55 @@ export class SmtpUpstream implements Upstream {
   async deliver(envelope: Envelope, message: Octets, signedBy?: readonly OwnSignature[]): Promise<UpstreamReply> {
     this.probeIfDue();
     const forms = new MessageForms(this.preparation, { envelope, octets: message, signedBy, dualSign: this.config.dualSign });
+    /** The host as the connection that carries the message reached it: where its replies come from. */
+    let remote: RemoteHost | undefined;
     try {
       const info = await this.transport.sendMail({
         envelope: { from: envelope.from, to: envelope.to, ...rcptDsn(envelope) },
         raw: UNPREPARED(),
-        forConnection: (connection: SMTPConnection) => this.forConnection(connection, forms),
+        forConnection: (connection: SMTPConnection) => {
+          const address = connectionSocket(connection)?.remoteAddress;
+          remote = address ? { host: this.config.host, address } : undefined;
+          return this.forConnection(connection, forms);
+        },
         // nodemailer sends these only when the host announces DSN (RFC 3461 §4).
         ...(envelope.dsn ? { dsn: { ret: envelope.dsn.ret, envid: envelope.dsn.envid } } : {}),
       } as never);
       this.learnFromConnections();
+      const ok = parseReply(info.response, { remote, command: 'DATA' }) ?? { code: 250, enhanced: '2.0.0', text: 'Ok' };
       const rejected = (info.rejectedErrors ?? []) as SendError[];
-      const ok = replyOf(splitReply(info.response) ?? { code: 250, text: '2.0.0 Ok' });
-      const overall = rejected.length > 0 ? this.failed(partialRefusal(rejected, info.accepted as string[], this.side), rejected[0]!) : ok;
-      return { ...overall, recipients: this.perRecipient(envelope, rejected, ok) };
+      if (rejected.length === 0) return { ...ok, recipients: envelope.to.map((address) => ({ address, reply: ok })) };
+      return this.refused(envelope, rejected, ok, remote);
     } catch (caught) {
       this.learnFromConnections();
       if (caught instanceof NotForThisConnection) return forAll(envelope, caught.reply);
       const err = caught as SendError;
-      if (err.rejectedErrors?.length) {
-        const overall = this.failed(partialRefusal(err.rejectedErrors, [], this.side), err);
-        return { ...overall, recipients: this.perRecipient(envelope, err.rejectedErrors, overall) };
-      }
-      return forAll(envelope, this.failed(failureReply(err, this.side), err));
+      if (err.rejectedErrors?.length) return this.refused(envelope, err.rejectedErrors, null, remote);
+      return forAll(envelope, this.failed([failureReply(err, { kind: 'smart-host', side: this.side, remote })], err));
     } finally {
       await forms.release();
     }
+  }
+
+  /**
+   * Some recipients refused at RCPT TO (all of them when `accepted` is null):
+   * each keeps its own refusal, the others what the transaction got.
+   */
+  private refused(envelope: Envelope, rejected: SendError[], accepted: SmtpReply | null, remote: RemoteHost | undefined): UpstreamReply {
+    const refusals = new Map<string, FailureReply>();
+    for (const r of rejected) {
+      const via = { kind: 'smart-host' as const, side: this.side, remote };
+      const reply = r.response ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? parseReply(r.response)?.code }, via) : failureReply(r, via);
+      refusals.set((r as { recipient?: string }).recipient ?? '', reply);
+    }
+    this.failed([...refusals.values()], rejected[0]!);
+    const own = (address: string): SmtpReply | undefined => {
+      const reply = refusals.get(address);
+      return reply && plainReply(reply);
+    };
+    const fallback = accepted ?? combinedReply([...refusals].map(([address, reply]) => ({ address, reply: plainReply(reply) })));
+    const recipients = envelope.to.map((address) => ({ address, reply: own(address) ?? fallback }));
+    return { ...combinedReply(recipients), recipients };
   }
 
   /** What goes out on this connection, decided from its own EHLO answer, before MAIL FROM. */
@@ -150,7 +174,7 @@ export class SmtpUpstream implements Upstream {
     const hop = this.withOverride(extensionsOf(announcedExtensions(connection)));
     const prepared = await forms.form(hop, `Upstream ${this.config.host}`);
     if (!prepared.ok) {
-      this.logger.warn({ upstream: this.name, ...hop, reply: `${prepared.reply.code} ${prepared.reply.enhanced} ${prepared.reply.text}` }, 'message deferred: it does not fit what this upstream connection announced');
+      this.logger.warn({ upstream: this.name, ...hop, reply: replyLine(prepared.reply) }, 'message deferred: it does not fit what this upstream connection announced');
       return new NotForThisConnection(prepared.reply);
     }
     if (prepared.reencoded) {
@@ -167,31 +191,19 @@ export class SmtpUpstream implements Upstream {
     return { eightBitMime, smtpUtf8: announced.smtpUtf8 && eightBitMime };
   }
 
-  /** Each recipient's own reply: its refusal at RCPT TO, else what the transaction got. */
-  private perRecipient(envelope: Envelope, rejected: SendError[], otherwise: SmtpReply): UpstreamReply['recipients'] {
-    const refusals = new Map<string, SmtpReply>();
-    for (const r of rejected) {
-      const address = (r as { recipient?: string }).recipient;
-      if (address === undefined) continue;
-      const reply = r.response
-        ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? splitReply(r.response)?.code }, this.side)
-        : failureReply(r, this.side);
-      refusals.set(address, replyOf(reply));
-    }
-    return envelope.to.map((address) => ({ address, reply: refusals.get(address) ?? otherwise }));
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     this.transport.close();
   }
 
-  private failed(reply: FailureReply, err: SendError): SmtpReply {
-    if (reply.relearn) this.learned.relearn();
-    if (reply.relaySide) {
-      this.logger.error({ upstream: this.name, err: err.message, command: err.command, response: err.response, reply: `${reply.code} ${reply.text}` }, 'upstream delivery failed on the relay\'s side');
+  /** Learns the extensions again when a refusal asks for it; logs a failure on the relay's side once. */
+  private failed(replies: FailureReply[], err: SendError): SmtpReply {
+    if (replies.some((r) => r.relearn)) this.learned.relearn();
+    const relaySide = replies.find((r) => r.relaySide);
+    if (relaySide) {
+      this.logger.error({ upstream: this.name, err: err.message, command: err.command, response: err.response, reply: replyLine(relaySide) }, 'upstream delivery failed on the relay\'s side');
     }
-    return replyOf(reply);
+    return plainReply(replies[0]!);
   }
 
   private probeIfDue(): void {
@@ -207,8 +219,8 @@ export class SmtpUpstream implements Upstream {
           extensions = await probeExtensions(this.probeTarget);
         } catch (err) {
           this.learned.failure(this.now());
-          const why = failureReply(err as SendError, this.side);
-          throw new Error(`could not learn the extensions of ${this.name} (${why.text}); assuming 7-bit and no SMTPUTF8 until it answers`);
+          const why = failureReply(err as SendError, { kind: 'smart-host', side: this.side });
+          throw new Error(`could not learn the extensions of ${this.name} (${replyText(why)}); assuming 7-bit and no SMTPUTF8 until it answers`);
         }
         this.record(extensions, 'probe');
       })
@@ -254,7 +266,3 @@ const UNPREPARED = (): Readable =>
       this.destroy(new Error('the message was not prepared for the upstream connection'));
     },
   });
-
-function replyOf(reply: { code: number; text: string }): SmtpReply {
-  return smtpReply(reply.code, reply.text);
-}

@@ -27,6 +27,7 @@ import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import type { StatusReport } from './status-report.ts';
+import { replyLine, replyText, type SmtpReply } from '../smtp/reply.ts';
 
 export interface QueueDepth {
   messages: number;
@@ -36,8 +37,7 @@ export interface QueueDepth {
 /** What processMessage decided for one message (its Outcome fits). */
 export interface HandledMessage {
   action: 'deliver' | 'refuse';
-  code?: number;
-  text?: string;
+  reply?: SmtpReply;
   fromDomain?: string;
   signatures: readonly { domain: string; selector: string }[];
   selfCheck: 'pass' | 'fail' | 'unsigned';
@@ -312,10 +312,11 @@ export class RelayMetrics {
       this.recent.add('selfCheckFailed');
     }
     if (message.action === 'refuse') {
-      const reason = refusalReason(message.code ?? 0, message.text ?? '');
+      const reply = message.reply ?? { code: 0, text: '' };
+      const reason = refusalReason(reply.code, replyText(reply));
       this.refusedTotal.inc({ reason });
       this.recent.add('refused');
-      this.refusals.unshift({ at: new Date(this.now()).toISOString(), fromDomain: message.fromDomain ?? null, reason, reply: `${message.code} ${message.text}` });
+      this.refusals.unshift({ at: new Date(this.now()).toISOString(), fromDomain: message.fromDomain ?? null, reason, reply: replyLine(reply) });
       this.refusals.length = Math.min(this.refusals.length, RECENT_REFUSALS);
     }
   }

@@ -8,10 +8,11 @@ import { normalize, type NormalizeOptions } from './normalize/index.ts';
 import { headerBlockLength, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, fileOctets, readOctets, type Octets } from '../message/octets.ts';
 import { normalizeFileInThread } from './normalize-thread.ts';
+import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
 
 export type NormalizedMessage =
   | { ok: true; header: Buffer; body: Octets; changes: string[] }
-  | { ok: false; code: number; text: string };
+  | { ok: false; reply: SmtpReply };
 
 export async function normalizeIncoming(message: IncomingMessage, options: NormalizeOptions): Promise<NormalizedMessage> {
   const facts = message.bodyFacts;
@@ -28,7 +29,7 @@ export async function normalizeIncoming(message: IncomingMessage, options: Norma
     try {
       result = await normalizeFileInThread(message.file, out, options);
     } catch (err) {
-      return { ok: false, code: 451, text: `4.3.0 Could not prepare the message for signing (${(err as Error).message}), try again later` };
+      return { ok: false, reply: smtpReply(451, `4.3.0 Could not prepare the message for signing (${(err as Error).message}), try again later`) };
     }
     if (!result.ok) return result;
     if (!result.changed) return { ok: true, header: message.header, body: message.body, changes: result.changes };

@@ -10,6 +10,7 @@
 // root (daemon.ts) picks it once: the queue in queue mode, so it is retried,
 // logged and never lost like the mail it reports on (queue/notices.ts).
 import type { Octets } from '../message/octets.ts';
+import { replyLine } from '../smtp/reply.ts';
 import { processMessage, type PipelineContext, type UpstreamTraits } from './pipeline.ts';
 
 export type OwnMailResult = { id: string; signatures: string[] } | { refused: string };
@@ -38,7 +39,7 @@ export function ownMail(deps: OwnMailDeps, handOver: HandOver): OwnMail {
   return {
     async send(message, to) {
       const outcome = await processMessage(message, { store: deps.store, config: deps.config, upstream: await deps.traits(), hostname: deps.hostname });
-      if (outcome.action === 'refuse') return { refused: `${outcome.code} ${outcome.text}` };
+      if (outcome.action === 'refuse') return { refused: replyLine(outcome.reply) };
       const id = await handOver(outcome.message, to, outcome.signatures);
       return { id, signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector}`) };
     },

@@ -1,6 +1,7 @@
 // One message's way from "received" to "ready to deliver":
 // normalize → choose the key → sign → self-check. The relay and the `sign`
 // command both call processMessage, so they cannot drift apart.
+import { replyText, smtpReply, type SmtpReply } from '../smtp/reply.ts';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Config } from '../config/schema.ts';
 import { KeyFileError } from '../keys/key-file.ts';
@@ -53,7 +54,7 @@ export interface Report {
 
 export type Outcome =
   | ({ action: 'deliver'; message: Octets } & Report)
-  | ({ action: 'refuse'; code: number; text: string } & Report);
+  | ({ action: 'refuse'; reply: SmtpReply } & Report);
 
 /**
  * A Buffer is a whole message in memory; an IncomingMessage may have its
@@ -65,7 +66,7 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   const changes: string[] = [];
   if (incoming.crlfFixed) changes.push('line endings normalised to CRLF');
   const report: Report = { signatures: [], selfCheck: 'unsigned', detail: '', changes };
-  const refuse = (code: number, text: string): Outcome => ({ action: 'refuse', code, text, ...report, detail: text });
+  const refuse = (code: number, text: string): Outcome => ({ action: 'refuse', reply: smtpReply(code, text), ...report, detail: text });
 
   const header = headerFields(incoming.header);
   const limits = ctx.config.headers;
@@ -126,10 +127,10 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
     smtpUtf8: ctx.upstream.smtpUtf8 ?? eightBitMime,
     messageIdDomain: keys[0]?.domain ?? author.domain,
   });
-  if (!normalized.ok && ctx.upstream.provisional && normalized.text.startsWith('5.6.7')) {
+  if (!normalized.ok && ctx.upstream.provisional && normalized.reply.enhanced === '5.6.7') {
     return refuse(451, '4.3.0 Whether the upstream takes SMTPUTF8 is not known yet, try again later');
   }
-  if (!normalized.ok) return refuse(normalized.code, normalized.text);
+  if (!normalized.ok) return { action: 'refuse', reply: normalized.reply, ...report, detail: replyText(normalized.reply) };
   report.changes.push(...normalized.changes);
   const { body } = normalized;
   // Encoding 8-bit header text and refolding long lines add lines, and the self-check's

@@ -65,6 +65,8 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
       address: item.recipient.address,
       originalRecipient: item.recipient.orcpt ?? undefined,
       reply: item.reply,
+      // RFC 3464 §2.3.5: the server whose reply this is, when one answered.
+      remoteMta: item.reply.remote?.host,
       expired: item.expired,
       lastAttempt: now,
     }));

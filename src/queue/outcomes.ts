@@ -41,7 +41,7 @@ export function decideOutcomes(
  * (RFC 6531 §3.5). Other temporary replies stay as they were: the failures were temporary.
  */
 function givenUp(reply: SmtpReply): SmtpReply {
-  return reply.enhanced === '4.6.7' ? { code: 553, enhanced: '5.6.7', text: reply.text } : reply;
+  return reply.enhanced === '4.6.7' ? { ...reply, code: 553, enhanced: '5.6.7' } : reply;
 }
 
 /**

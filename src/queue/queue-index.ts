@@ -14,16 +14,10 @@ import { FileSync, fsyncWal } from './file-sync.ts';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import { migrateQueue } from './queue-schema.ts';
 import { spoolError } from '../common/spool-error.ts';
+import type { SmtpReply } from '../smtp/reply.ts';
 
 export type RecipientState = 'queued' | 'delivering' | 'delivered' | 'deferred' | 'bounced';
 export const FINAL_STATES: readonly RecipientState[] = ['delivered', 'bounced'];
-
-/** An SMTP reply: 250 2.0.0 Ok. */
-export interface Reply {
-  code: number;
-  enhanced?: string | undefined;
-  text: string;
-}
 
 export interface NewRecipient {
   address: string;
@@ -79,7 +73,7 @@ export interface QueuedRecipient {
   attempts: number;
   /** When it is next due; while delivering, when the claim's lease ends. */
   nextAttemptAt: number;
-  lastReply: Reply | null;
+  lastReply: SmtpReply | null;
   delayWarnedAt: number | null;
   updatedAt: number;
 }
@@ -108,9 +102,9 @@ export interface Claim {
 }
 
 export type AttemptOutcome =
-  | { seq: number; result: 'delivered'; reply: Reply }
-  | { seq: number; result: 'deferred'; reply: Reply; nextAttemptAt: number }
-  | { seq: number; result: 'bounced'; reply: Reply };
+  | { seq: number; result: 'delivered'; reply: SmtpReply }
+  | { seq: number; result: 'deferred'; reply: SmtpReply; nextAttemptAt: number }
+  | { seq: number; result: 'bounced'; reply: SmtpReply };
 
 export interface QueueDepth {
   messages: number;

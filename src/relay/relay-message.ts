@@ -63,7 +63,7 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
   let id = deps.queue ? undefined : randomBytes(6).toString('hex');
   let answer: SmtpReply;
   if (outcome.action === 'refuse') {
-    answer = smtpReply(outcome.code, outcome.text);
+    answer = outcome.reply;
   } else if (deps.queue) {
     answer = await enqueue(deps, session, envelope, outcome.message, outcome.signatures, (queued) => (id = queued));
   } else {

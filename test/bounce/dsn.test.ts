@@ -194,6 +194,16 @@ test('a message given up after temporary failures is failed with status 4.4.7 wh
   assert.match(flat(m.parts[0]!.text!), /has now given up/);
 });
 
+test('Remote-MTA of a server known by its address is an address literal (RFC 5321 §4.1.3)', async () => {
+  const reply = { code: 550, enhanced: '5.1.1', text: 'No such user' };
+  const byAddress: DsnRecipient[] = [
+    { address: 'a@example.org', reply, remoteMta: '192.0.2.25', lastAttempt: NOW },
+    { address: 'b@example.org', reply, remoteMta: '2001:db8::25', lastAttempt: NOW },
+  ];
+  const m = await parseWithPython(buildDsn(request({ recipients: byAddress })).message);
+  assert.deepEqual(m.parts[1]!.blocks!.slice(1).map((block) => only(block, 'Remote-MTA')), ['dns; [192.0.2.25]', 'dns; [IPv6:2001:db8::25]']);
+});
+
 test('internationalized addresses stay 7-bit in the report (RFC 6533 utf-8-addr-xtext) and readable in the notice', async () => {
   const jorg: DsnRecipient = {
     address: 'jörg+tag@bücher.example',

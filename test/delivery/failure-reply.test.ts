@@ -1,10 +1,15 @@
 // The pure decision: nodemailer's error → what the client hears.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { failureReply, partialRefusal, type SendError, type UpstreamSide } from '../../src/delivery/failure-reply.ts';
+import { failureReply, type SendError, type UpstreamSide } from '../../src/delivery/failure-reply.ts';
+import { combinedReply, replyText } from '../../src/smtp/reply.ts';
 
 const SIDE: UpstreamSide = { host: 'relay.example.net', port: 587, user: 'relay@example.com', requireTLS: true, secure: false, name: 'dkim.example.com' };
-const reply = (err: SendError, side: UpstreamSide = SIDE) => failureReply(err, side);
+/** The reply as the client reads it: code, text after the code, and the flags. */
+const reply = (err: SendError, side: UpstreamSide = SIDE) => {
+  const got = failureReply(err, { kind: 'smart-host', side });
+  return { code: got.code, text: replyText(got), relaySide: got.relaySide, relearn: got.relearn };
+};
 const error = (code: string, command: string, response?: string, extra: Partial<SendError> = {}): SendError => ({
   code, command, response, responseCode: response ? Number(response.slice(0, 3)) : undefined, message: 'failed', ...extra,
 });
@@ -14,7 +19,8 @@ test('a refusal of the message or a recipient is the upstream\'s own reply', () 
   assert.deepEqual(reply(error('EENVELOPE', 'RCPT TO', '550 5.1.1 <x@example.net>: no such user')), { code: 550, text: '5.1.1 <x@example.net>: no such user', relaySide: false, relearn: false });
   assert.deepEqual(reply(error('EENVELOPE', 'MAIL FROM', '452 4.3.1 Insufficient system storage')).code, 452);
   const multi = reply(error('EMESSAGE', 'DATA', '552-5.3.4 Message too big\r\n552 5.3.4 for this host'));
-  assert.deepEqual([multi.code, multi.text], [552, '5.3.4 Message too big 5.3.4 for this host']);
+  // RFC 2034 §4: the enhanced code each line repeats is said once.
+  assert.deepEqual([multi.code, multi.text], [552, '5.3.4 Message too big for this host']);
 });
 
 test('an authentication-required or relay-denied refusal is the relay\'s configuration: 451', () => {
@@ -75,8 +81,9 @@ test('nodemailer\'s own size check against the announced SIZE is about the messa
 
 test('a partial refusal passes on the temporary one first, and a relay-denied recipient is 451', () => {
   const rcpt = (response: string): SendError => ({ code: 'EENVELOPE', command: 'RCPT TO', response, responseCode: Number(response.slice(0, 3)) });
-  const mixed = partialRefusal([rcpt('550 5.1.1 no such user'), rcpt('451 4.2.0 try later')], ['ok@example.net'], SIDE);
-  assert.deepEqual([mixed.code, mixed.text], [451, '4.2.0 try later (already accepted for ok@example.net)']);
-  const denied = partialRefusal([rcpt('554 5.7.1 Relay access denied')], [], SIDE);
+  const ok = { address: 'ok@example.net', reply: { code: 250, text: 'Ok' } };
+  const mixed = combinedReply([ok, { address: 'gone@example.net', reply: failureReply(rcpt('550 5.1.1 no such user'), { kind: 'smart-host', side: SIDE }) }, { address: 'later@example.net', reply: failureReply(rcpt('451 4.2.0 try later'), { kind: 'smart-host', side: SIDE }) }]);
+  assert.deepEqual([mixed.code, replyText(mixed)], [451, '4.2.0 try later (for <later@example.net>) (already accepted for ok@example.net)']);
+  const denied = combinedReply([{ address: 'a@example.org', reply: failureReply(rcpt('554 5.7.1 Relay access denied'), { kind: 'smart-host', side: SIDE }) }]);
   assert.equal(denied.code, 451);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
-import { createUpstream } from '../../src/delivery/upstream.ts';
+import { createUpstream } from '../../src/delivery/create-upstream.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { expectUserError } from '../keys/support.ts';
 

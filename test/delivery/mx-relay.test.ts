@@ -11,6 +11,7 @@ import { startMxSinks } from '../helpers/mx-sinks.ts';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
 import { send, startTestRelay } from '../helpers/relay-harness.ts';
 import { a, mx } from './mx-world.ts';
+import { flat, only, parseWithPython } from '../bounce/support.ts';
 import { MESSAGE, withKey } from './upstreams.ts';
 
 test('an 8-bit message to two domains: each MX gets it 7-bit, signed, and the signature verifies', async () => {
@@ -35,6 +36,38 @@ test('an 8-bit message to two domains: each MX gets it 7-bit, signed, and the si
       assert.deepEqual(await verifyWithDkimpy(raw, relay.records()), [true]);
       assert.deepEqual((await verifyMessage(raw, storeResolver(relay.store))).signatures.map((s) => s.result), ['pass']);
     }
+  } finally {
+    await relay.close();
+    await sinks.close();
+    await dns.close();
+  }
+});
+
+test('queue mode: a receiving host refuses a recipient at RCPT TO; the notice names that host (Remote-MTA) and quotes its reply (Diagnostic-Code)', async () => {
+  const dns = await startMxDnsServer({
+    'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')],
+    // Where the notice to the sender goes.
+    'example.com': [mx(10, 'mx.example.com')], 'mx.example.com': [a('127.0.0.3')],
+  });
+  const sinks = await startMxSinks([
+    { address: '127.0.0.2', rcpt: { 'nobody@a.test': { code: 550, text: '5.1.1 No such user here' } } },
+    { address: '127.0.0.3' },
+  ]);
+  const relay = await startTestRelay({
+    delivery: { mode: 'queue', upstream: { type: 'mx', port: sinks.port, resolver: [dns.address], heloName: 'out.relay.test', timeoutSeconds: 5, allowNetworks: ['127.0.0.0/8'] } },
+    bounce: { from: 'mailer-daemon@example.com' },
+  }, withKey, { closeTimeoutMs: 2000 });
+  try {
+    const result = await send({ port: relay.port, from: 'payroll@example.com', to: ['nobody@a.test'], raw: MESSAGE });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    const notices = sinks.sinks.get('127.0.0.3')!.received;
+    for (let i = 0; i < 300 && notices.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(notices.length, 1, 'one notice reached the sender\'s MX');
+    const parsed = await parseWithPython(notices[0]!.raw);
+    const recipient = parsed.parts[1]!.blocks![1]!;
+    assert.equal(only(recipient, 'Final-Recipient'), 'rfc822; nobody@a.test');
+    assert.equal(only(recipient, 'Remote-MTA'), 'dns; mx.a.test');
+    assert.equal(flat(only(recipient, 'Diagnostic-Code')), 'smtp; 550 5.1.1 No such user here');
   } finally {
     await relay.close();
     await sinks.close();

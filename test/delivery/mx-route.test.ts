@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DestinationLimits } from '../../src/delivery/destination-limits.ts';
 import { dnsFailure } from '../../src/delivery/mx-lookup.ts';
-import { overallReply, parseReply, sessionFailure, type RecipientReply } from '../../src/delivery/mx-reply.ts';
+import { hostReply, type Hop } from '../../src/delivery/mx-reply.ts';
+import { failureReply, plainReply, type SendError } from '../../src/delivery/failure-reply.ts';
+import { combinedReply, parseReply, type RecipientReply } from '../../src/smtp/reply.ts';
 import { destination, groupByDomain, orderExchanges } from '../../src/delivery/mx-route.ts';
 
 const rec = (priority: number, exchange: string) => ({ priority, exchange });
@@ -114,14 +116,24 @@ describe('DestinationLimits', () => {
 });
 
 describe('replies', () => {
-  test('parseReply keeps the host\'s enhanced code when its class agrees, else the class alone', () => {
+  test('parseReply keeps the host\'s enhanced code when its class agrees, else none', () => {
     assert.deepEqual(parseReply('550-5.1.1 No such\r\n550 5.1.1 user'), { code: 550, enhanced: '5.1.1', text: 'No such user' });
-    assert.deepEqual(parseReply('451 Greylisted'), { code: 451, enhanced: '4.0.0', text: 'Greylisted' });
-    assert.deepEqual(parseReply('550 4.1.1 contradiction'), { code: 550, enhanced: '5.0.0', text: '4.1.1 contradiction' });
+    assert.deepEqual(parseReply('451 Greylisted'), { code: 451, text: 'Greylisted' });
+    assert.deepEqual(parseReply('550 4.1.1 contradiction'), { code: 550, text: '4.1.1 contradiction' });
     assert.equal(parseReply('garbage'), null);
   });
 
   const hop = { domain: 'a.example', host: 'mx.a.example', address: '192.0.2.1', port: 25 };
+  /** A failure before any recipient was answered, as a session reports it. */
+  const sessionFailure = (err: SendError, at: Hop, requireTLS: boolean) => {
+    const failure = failureReply(err, { kind: 'mx', hop: at, requireTLS, transaction: false });
+    return { reply: plainReply(failure), tlsFailed: failure.tlsFailed };
+  };
+  test('hostReply: the class alone when the host gave no enhanced code that agrees, and where the reply came from', () => {
+    const from = { remote: { host: 'mx.a.example', address: '192.0.2.1' }, command: 'RCPT TO' };
+    assert.deepEqual(hostReply('451 Greylisted', hop, 'RCPT TO'), { code: 451, enhanced: '4.0.0', text: 'Greylisted', ...from });
+    assert.deepEqual(hostReply('550 4.1.1 contradiction', hop, 'RCPT TO'), { code: 550, enhanced: '5.0.0', text: '4.1.1 contradiction', ...from });
+  });
   test('connection trouble is a temporary 451 with the reason', () => {
     assert.deepEqual(sessionFailure({ code: 'ESOCKET', command: 'CONN', originalCode: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, hop, false),
       { reply: { code: 451, enhanced: '4.4.1', text: 'mx.a.example [192.0.2.1]:25 refused the connection' }, tlsFailed: false });
@@ -130,12 +142,12 @@ describe('replies', () => {
     assert.equal(sessionFailure({ code: 'ETLS', command: 'STARTTLS', message: 'Error initiating TLS - wrong version number' }, hop, false).tlsFailed, true);
   });
 
-  const r = (recipient: string, status: 'accepted' | 'refused', code: number, enhanced: string, text: string): RecipientReply => ({ recipient, status, reply: { code, enhanced, text } });
-  test('overallReply: 250 when all were accepted; else the first temporary refusal, naming who was accepted', () => {
+  const r = (address: string, _status: 'accepted' | 'refused', code: number, enhanced: string, text: string): RecipientReply => ({ address, reply: { code, enhanced, text } });
+  test('combinedReply: 250 when all were accepted; else the first temporary refusal, naming who was accepted', () => {
     const whole = (reply: { code: number; enhanced?: string; text: string }) => ({ code: reply.code, enhanced: reply.enhanced, text: reply.text });
-    assert.deepEqual(whole(overallReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok')])), { code: 250, enhanced: '2.0.0', text: 'Ok' });
-    const mixed = overallReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok'), r('b@y', 'refused', 550, '5.1.1', 'No'), r('c@z', 'refused', 451, '4.4.1', 'Down')]);
+    assert.deepEqual(whole(combinedReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok')])), { code: 250, enhanced: '2.0.0', text: 'Ok' });
+    const recipients = [r('a@x', 'accepted', 250, '2.0.0', 'Ok'), r('b@y', 'refused', 550, '5.1.1', 'No'), r('c@z', 'refused', 451, '4.4.1', 'Down')];
+    const mixed = combinedReply(recipients);
     assert.deepEqual(whole(mixed), { code: 451, enhanced: '4.4.1', text: 'Down (for <c@z>) (already accepted for a@x)' });
-    assert.deepEqual(mixed.recipients.map((x) => [x.address, x.reply.code]), [['a@x', 250], ['b@y', 550], ['c@z', 451]]);
-  });
+      });
 });

@@ -8,8 +8,8 @@ import { bufferOctets } from '../../src/message/octets.ts';
 
 const FROM = 'payroll@example.com';
 
-const replies = (report: { recipients: { recipient: string; status: string; reply: { code: number; enhanced: string } }[] }) =>
-  report.recipients.map((r) => `${r.recipient} ${r.status} ${r.reply.code} ${r.reply.enhanced}`);
+const replies = (report: { recipients: { address: string; reply: { code: number; enhanced?: string | undefined } }[] }) =>
+  report.recipients.map((r) => `${r.address} ${r.reply.code < 400 ? 'accepted' : 'refused'} ${r.reply.code} ${r.reply.enhanced}`);
 
 describe('routing by MX', () => {
   test('the most preferred MX gets the mail; the less preferred is not contacted', () =>
@@ -203,7 +203,10 @@ describe('replies of the receiving host', () => {
       [{ address: '127.0.0.2', rcpt: { 'nobody@a.test': { code: 550, text: '5.1.1 No such user here' } } }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'nobody@a.test'] }, bufferOctets(PLAIN_MESSAGE));
-        assert.deepEqual(report.recipients[1], { recipient: 'nobody@a.test', address: 'nobody@a.test', status: 'refused', reply: { code: 550, enhanced: '5.1.1', text: 'No such user here' } });
+        assert.deepEqual(report.recipients[1], {
+          address: 'nobody@a.test',
+          reply: { code: 550, enhanced: '5.1.1', text: 'No such user here', remote: { host: 'mx1.a.test', address: '127.0.0.2' }, command: 'RCPT TO' },
+        });
         assert.deepEqual([report.code, replyText(report)], [550, '5.1.1 No such user here (for <nobody@a.test>) (already accepted for alice@a.test)']);
         assert.deepEqual(sinks.sinks.get('127.0.0.3')!.offered, []);
       },

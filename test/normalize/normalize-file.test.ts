@@ -2,6 +2,7 @@
 // the result to another file; it must write exactly what normalize returns
 // for the same octets, refuse exactly when it refuses, and write nothing when
 // nothing changes.
+import { replyText } from '../../src/smtp/reply.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -149,7 +150,7 @@ test('a message larger than a window that needs nothing writes no file', () => {
 test('a file that cannot be read is a temporary failure, not a throw', () => {
   const got = normalizeFile(join(dir, 'missing.eml'), outPath, options());
   assert.equal(got.ok, false);
-  assert.ok(!got.ok && got.code === 451 && /^4\.3\.0 /.test(got.text), JSON.stringify(got));
+  assert.ok(!got.ok && got.reply.code === 451 && /^4\.3\.0 /.test(replyText(got.reply)), JSON.stringify(got));
 });
 
 test('a part with no empty line is not read whole as its header: past 1 MiB it is refused, in memory and from a file alike', () => {
@@ -162,6 +163,6 @@ test('a part with no empty line is not read whole as its header: past 1 MiB it i
   assert.equal(compare('headerless part', message, { eightBitMime: false }), 'refused');
   const refused = normalize(message, options({ eightBitMime: false }));
   assert.ok(!refused.ok);
-  assert.equal(refused.code, 554);
-  assert.match(refused.text, /part 1 .*header block is over 1048576 octets/);
+  assert.equal(refused.reply.code, 554);
+  assert.match(replyText(refused.reply), /part 1 .*header block is over 1048576 octets/);
 });

@@ -1,5 +1,6 @@
 // Fixtures and independent decoders for the normalization tests. The decoders
 // are deliberately naive and separate from src/, so a bug cannot hide on both sides.
+import { replyLine, replyText } from '../../src/smtp/reply.ts';
 import assert from 'node:assert/strict';
 import type { NormalizeOptions, Normalized } from '../../src/pipeline/normalize/index.ts';
 
@@ -19,13 +20,14 @@ export const options = (over: Partial<NormalizeOptions> = {}): NormalizeOptions 
 export const crlf = (lines: string[], encoding: BufferEncoding = 'utf8'): Buffer => Buffer.from(lines.join('\r\n') + '\r\n', encoding);
 
 export function ok(result: Normalized): { message: Buffer; changes: string[] } {
-  if (!result.ok) assert.fail(`expected ok, got ${result.code} ${result.text}`);
+  if (!result.ok) assert.fail(`expected ok, got ${replyLine(result.reply)}`);
   return result;
 }
 
+/** The refusal, its text with the enhanced code as on the wire. */
 export function refused(result: Normalized): { code: number; text: string } {
   if (result.ok) assert.fail(`expected a refusal, got changes ${JSON.stringify(result.changes)}`);
-  return result;
+  return { code: result.reply.code, text: replyText(result.reply) };
 }
 
 /** The transit invariants: lines of at most 998 octets, and 7-bit when asked. */

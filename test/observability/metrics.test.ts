@@ -1,5 +1,6 @@
 // The metric functions the relay, the queue and the rotation call, on a
 // registry of their own, read back through the exposition text.
+import { smtpReply } from '../../src/smtp/reply.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { finding } from '../../src/dns/finding.ts';
@@ -23,8 +24,8 @@ test('handled(): received, signatures by domain and selector, self-check failure
   const m = new RelayMetrics({ now: () => NOW });
   const signatures = [{ domain: 'example.com', selector: 's1' }, { domain: 'example.com', selector: 's2' }];
   m.handled({ action: 'deliver', signatures, selfCheck: 'pass', fromDomain: 'example.com' });
-  m.handled({ action: 'refuse', code: 451, text: '4.7.5 DKIM self-check failed (body hash), try again later', signatures, selfCheck: 'fail', fromDomain: 'example.com' });
-  m.handled({ action: 'refuse', code: 550, text: '5.7.1 no active DKIM key for spam.example', signatures: [], selfCheck: 'unsigned', fromDomain: 'spam.example' });
+  m.handled({ action: 'refuse', reply: smtpReply(451, '4.7.5 DKIM self-check failed (body hash), try again later'), signatures, selfCheck: 'fail', fromDomain: 'example.com' });
+  m.handled({ action: 'refuse', reply: smtpReply(550, '5.7.1 no active DKIM key for spam.example'), signatures: [], selfCheck: 'unsigned', fromDomain: 'spam.example' });
   const s = await samples(m);
   assert.equal(value(s, 'dkim_relay_messages_received_total'), 3);
   assert.equal(value(s, 'dkim_relay_messages_signed_total', { domain: 'example.com', selector: 's1' }), 2);

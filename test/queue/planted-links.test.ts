@@ -1,6 +1,7 @@
 // A symbolic link planted in the spool is never followed: the file it points
 // to (here one of the relay user's, mode 0600) keeps its content and mode,
 // and the write fails with one line naming the link.
+import { replyText } from '../../src/smtp/reply.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -77,6 +78,6 @@ test('the normalized copy of a large message being received is not written throu
     addDate: false, addMessageId: false, longLines: 'reencode', nul: 'reencode', refoldHeaders: false, mergeDuplicates: false, eightBitMime: true, messageIdDomain: 'example.com',
   });
   assert.equal(result.ok, false);
-  assert.match(!result.ok ? result.text : '', /intake-0123456789abcdef\.eml\.normalized is a symbolic link/);
+  assert.match(!result.ok ? replyText(result.reply) : '', /intake-0123456789abcdef\.eml\.normalized is a symbolic link/);
   target.unchanged();
 });

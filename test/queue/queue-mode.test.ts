@@ -141,6 +141,21 @@ describe('queue mode', () => {
     });
   });
 
+  test('a refusal at RCPT TO over a real session: the notice names the server that gave it (Remote-MTA) and quotes its reply (Diagnostic-Code)', async () => {
+    await withRelay({ rcpt: { 'gone@example.net': { code: 550, text: '5.1.1 <gone@example.net>: no such user' } } }, {}, async (sink, relay) => {
+      const reply = await submit(relay.port, 'payroll@example.com', ['gone@example.net'], message('remote'));
+      assert.ok(reply.ok, reply.response);
+      await waitFor('the notice', () => notices(sink).length === 1);
+      const parsed = await parseWithPython(notices(sink)[0]!.raw);
+      const status = parsed.parts[1]!.blocks!;
+      assert.equal(only(status[1]!, 'Final-Recipient'), 'rfc822; gone@example.net');
+      // RFC 3464 §2.3.5: the upstream as configured (delivery.upstream.host), which answered the RCPT TO; an address as a literal.
+      assert.equal(only(status[1]!, 'Remote-MTA'), 'dns; [127.0.0.1]');
+      assert.equal(flat(only(status[1]!, 'Diagnostic-Code')), 'smtp; 550 5.1.1 <gone@example.net>: no such user');
+      assert.match(flat(parsed.parts[0]!.text ?? ''), /The receiving server 127\.0\.0\.1 answered: 550 5\.1\.1 <gone@example\.net>: no such user/);
+    });
+  });
+
   test('a recipient answered 4xx is deferred, then delivered once the upstream takes it; no notice', async () => {
     const behaviour: SinkBehaviour = { rcpt: { 'later@example.net': { code: 451, text: '4.2.0 greylisted, come back' } } };
     await withRelay(behaviour, {}, async (sink, relay) => {

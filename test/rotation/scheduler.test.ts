@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { directOwnMail } from '../../src/daemon/own-mail.ts';
-import { createUpstream } from '../../src/delivery/upstream.ts';
+import { createUpstream } from '../../src/delivery/create-upstream.ts';
 import { KeyStore } from '../../src/keys/store.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import type { DnsObserver } from '../../src/rotation/dns-observer.ts';

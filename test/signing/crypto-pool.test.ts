@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { replyText } from '../../src/smtp/reply.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { dkimVerify } from 'mailauth';
@@ -107,7 +108,7 @@ describe('crypto pool', () => {
       const ctx = { store, config: configSchema.parse({}), upstream: { dualSign: false, eightBitMime: true }, hostname: 'relay.test' };
       const outcome = await within(processMessage(message(1), ctx), 30_000, 'the pipeline');
       assert.equal(outcome.action, 'refuse');
-      assert.equal(outcome.action === 'refuse' && outcome.code, 451);
+      assert.equal(outcome.action === 'refuse' && outcome.reply.code, 451);
       assert.deepEqual(outcome.signatures, []);
     } finally {
       await shared.release();

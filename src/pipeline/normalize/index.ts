@@ -21,6 +21,7 @@ import { newMessageId, rfc5322Date } from '../../message/mime/missing-fields.ts'
 import { OutputCheck } from './output-check.ts';
 import { writePieces, type Piece } from './pieces.ts';
 import { Refusal } from './refusal.ts';
+import type { SmtpReply } from '../../smtp/reply.ts';
 import { has8bit, spanUnsafe } from '../../message/mime/scan.ts';
 import { bufferSource, fileSource, WINDOW, type ByteSource } from '../../message/mime/source.ts';
 import type { Output } from '../../message/mime/transfer-encoding.ts';
@@ -46,12 +47,12 @@ export interface NormalizeOptions {
   now?: Date;
 }
 
-export type Normalized = { ok: true; message: Buffer; changes: string[] } | { ok: false; code: number; text: string };
+export type Normalized = { ok: true; message: Buffer; changes: string[] } | { ok: false; reply: SmtpReply };
 
 export type NormalizedFile =
   | { ok: true; changed: false; changes: string[] }
   | { ok: true; changed: true; changes: string[]; header: Buffer; size: number }
-  | { ok: false; code: number; text: string };
+  | { ok: false; reply: SmtpReply };
 
 /** `message` is CRLF (see toCrlf). Never throws: a problem comes back as an SMTP reply. */
 export function normalize(message: Buffer, options: NormalizeOptions): Normalized {
@@ -102,17 +103,11 @@ export function normalizeFile(inPath: string, outPath: string, options: Normaliz
   }
 }
 
-function failure(err: unknown): { ok: false; code: number; text: string } {
-  if (err instanceof Refusal) return { ok: false, code: err.code, text: replyText(err.message) };
+function failure(err: unknown): { ok: false; reply: SmtpReply } {
+  if (err instanceof Refusal) return { ok: false, reply: err.reply };
   // A bug here must not lose mail: the client keeps the message and retries.
   const why = err instanceof Error ? err.message : String(err);
-  return { ok: false, code: 451, text: replyText(`4.3.0 Could not prepare the message for signing (${why}), try again later`) };
-}
-
-/** SMTP reply text quotes the message: printable ASCII only, and short (RFC 5321 §4.5.3.1.5). */
-function replyText(text: string): string {
-  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
-  return ascii.length > 400 ? `${ascii.slice(0, 397)}...` : ascii;
+  return { ok: false, reply: new Refusal(451, `4.3.0 Could not prepare the message for signing (${why}), try again later`).reply };
 }
 
 type Plan = { changed: false; changes: string[] } | { changed: true; changes: string[]; header: Buffer; body: Piece[] };

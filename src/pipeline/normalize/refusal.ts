@@ -1,13 +1,21 @@
 // A message that cannot be made safe for transit. Thrown deep in the MIME walk
-// and turned into an SMTP reply by normalize(); never leaves this folder.
+// with the reply normalize() answers; never leaves this folder.
+import { smtpReply, type SmtpReply } from '../../smtp/reply.ts';
 
 export class Refusal extends Error {
-  readonly code: number;
+  readonly reply: SmtpReply;
+  /** `text` may begin with the enhanced code: (554, "5.6.0 …"). */
   constructor(code: number, text: string) {
     super(text);
     this.name = 'Refusal';
-    this.code = code;
+    this.reply = smtpReply(code, quotable(text));
   }
+}
+
+/** Reply text quotes the message: printable ASCII only, and short (RFC 5321 §4.5.3.1.5). */
+function quotable(text: string): string {
+  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
+  return ascii.length > 400 ? `${ascii.slice(0, 397)}...` : ascii;
 }
 
 /** "part 1.2", or "" for the message itself: where a change or a problem is. */
