@@ -2,10 +2,9 @@
 // config/dkim-relay.example.yaml documents the same keys for people.
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
-import { isNameserver } from '../dns/nameserver.ts';
-import { parseServerAddress } from '../dns/publish/server-address.ts';
+import { DNS_SERVER_ADDRESS, isNameserver } from '../dns/nameserver.ts';
 import { isValidDomain } from '../common/names.ts';
-import { isLoopback, parseListenAddress } from '../common/listen-address.ts';
+import { isLoopback, LISTEN_ADDRESS, parseHostPort } from '../common/host-port.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';
 
@@ -183,7 +182,7 @@ const publishZone = z.discriminatedUnion('method', [
     zone: dnsName,
     /** RFC 2136 dynamic update, signed with TSIG, over TCP to the primary server. */
     method: z.literal('rfc2136'),
-    server: z.string().refine((s) => parseServerAddress(s) !== undefined, 'must be the primary server as IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353'),
+    server: z.string().refine((s) => parseHostPort(s, DNS_SERVER_ADDRESS) !== undefined, 'must be the primary server as IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353'),
     tsig: z.strictObject({
       name: tsigKeyName,
       algorithm: z.enum(['hmac-sha256', 'hmac-sha512']).default('hmac-sha256'),
@@ -417,7 +416,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       /** IP:PORT; port 0 takes any free port. */
-      listen: z.string().refine((s) => parseListenAddress(s) !== undefined, 'must be IP:PORT such as 127.0.0.1:9125 or [::1]:9125').default('127.0.0.1:9125'),
+      listen: z.string().refine((s) => parseHostPort(s, LISTEN_ADDRESS) !== undefined, 'must be IP:PORT such as 127.0.0.1:9125 or [::1]:9125').default('127.0.0.1:9125'),
       /** HTTP basic auth for / and /metrics; the hash comes from `dkim-relay passwd`. */
       auth: z.strictObject({ user: z.string().min(1), passwordHash: z.string().superRefine(rules.passwordHash) }).optional(),
       /** Open HTTP connections in all, and from one client address; past either a connection is answered 503. */
@@ -428,7 +427,7 @@ export const configSchema = z.strictObject({
     })
     .superRefine((metrics, ctx) => {
       // The page names every signing domain and key, and the metrics the mail flow: not for the whole network to read.
-      const address = parseListenAddress(metrics.listen);
+      const address = parseHostPort(metrics.listen, LISTEN_ADDRESS);
       if (metrics.enabled && address && !isLoopback(address.host) && !metrics.auth) {
         ctx.addIssue({ code: 'custom', path: ['auth'], message: `is needed to listen on ${metrics.listen}, which is not a loopback address`, params: { hint: 'set metrics.auth (user, and a passwordHash from `dkim-relay passwd`), or listen on 127.0.0.1' } });
       }

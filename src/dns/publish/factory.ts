@@ -8,7 +8,8 @@ import type { Publisher, PublishResult, RecordChange } from './change.ts';
 import { commandPublisher } from './command.ts';
 import { manualPublisher } from './manual.ts';
 import { rfc2136Publisher } from './rfc2136.ts';
-import { parseServerAddress } from './server-address.ts';
+import { parseHostPort } from '../../common/host-port.ts';
+import { DNS_SERVER_ADDRESS } from '../nameserver.ts';
 import type { TsigAlgorithm } from './tsig.ts';
 
 /** One zone of the dns.publish setting, as the configuration's schema checks it. */
@@ -61,7 +62,7 @@ function publisherOf(config: PublishSetting, now: (() => Date) | undefined): Pub
       // Read once now so a missing or too open secret file stops the start with one line;
       // the publisher reads it again on every update, so a new secret needs no restart.
       readTsigKey(config.tsig);
-      return rfc2136Publisher({ server: parseServerAddress(config.server)!, tsig: config.tsig, timeoutMs: config.timeoutSeconds * 1000, ...(now ? { now } : {}) });
+      return rfc2136Publisher({ server: parseHostPort(config.server, DNS_SERVER_ADDRESS)!, tsig: config.tsig, timeoutMs: config.timeoutSeconds * 1000, ...(now ? { now } : {}) });
     case 'command':
       return commandPublisher({ argv: config.command, timeoutMs: config.timeoutSeconds * 1000 });
   }

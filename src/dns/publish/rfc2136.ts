@@ -11,13 +11,13 @@ import { randomInt } from 'node:crypto';
 import { UserError } from '../../common/errors.ts';
 import type { Publisher, PublishResult, RecordChange } from './change.ts';
 import { zoneOf } from './zones.ts';
-import type { ServerAddress } from './server-address.ts';
+import type { HostPort } from '../../common/host-port.ts';
 import { exchangeTcp } from './tcp.ts';
 import { checkResponse, readTsigKey, signRequest, tsigErrorName, type TsigAlgorithm } from './tsig.ts';
 import { updateMessage } from './update-message.ts';
 
 export interface Rfc2136Options {
-  server: ServerAddress;
+  server: HostPort;
   tsig: { name: string; algorithm: TsigAlgorithm; secretFile: string };
   timeoutMs: number;
   /** The clock TSIG signs with; tests move it. */

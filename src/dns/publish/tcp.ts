@@ -3,10 +3,10 @@
 // key's record with its TSIG does not fit the 512 octets of plain UDP.
 import { connect } from 'node:net';
 import { socketProblem } from '../socket-problem.ts';
-import type { ServerAddress } from './server-address.ts';
+import type { HostPort } from '../../common/host-port.ts';
 
 /** The answer to `message`; rejects with a short reason on a connection error or after `timeoutMs`. */
-export function exchangeTcp(server: ServerAddress, message: Buffer, timeoutMs: number): Promise<Buffer> {
+export function exchangeTcp(server: HostPort, message: Buffer, timeoutMs: number): Promise<Buffer> {
   if (message.length > 0xffff) return Promise.reject(new Error(`a message of ${message.length} octets does not fit DNS over TCP`));
   return new Promise((resolve, reject) => {
     const socket = connect({ host: server.host, port: server.port });
