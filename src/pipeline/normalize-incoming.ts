@@ -4,7 +4,8 @@
 // that must be rewritten is rewritten file to file, in a worker thread, so
 // re-encoding a large part never holds up other sessions.
 import { MAX_LINE } from '../message/mime/scan.ts';
-import { normalize, type NormalizeOptions } from './normalize/index.ts';
+import { normalize } from './normalize/index.ts';
+import type { NormalizeOptions } from './normalize/options.ts';
 import { headerBlockLength, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, fileOctets, readOctets, type Octets } from '../message/octets.ts';
 import { normalizeFileInThread } from './normalize-thread.ts';

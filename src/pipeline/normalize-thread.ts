@@ -3,7 +3,7 @@
 // only, and a burst of large messages waits its turn instead of taking
 // every core from the SMTP sessions.
 import { Worker } from 'node:worker_threads';
-import type { NormalizedFile, NormalizeOptions } from './normalize/index.ts';
+import type { NormalizedFile, NormalizeOptions } from './normalize/options.ts';
 import type { NormalizeJob, NormalizeJobReply } from './normalize-worker.ts';
 
 const WORKER = new URL('./normalize-worker.ts', import.meta.url);

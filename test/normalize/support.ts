@@ -1,7 +1,7 @@
 // Fixtures and independent decoders for the normalization tests. The decoders
 // are deliberately naive and separate from src/, so a bug cannot hide on both sides.
 import assert from 'node:assert/strict';
-import type { NormalizeOptions, Normalized } from '../../src/pipeline/normalize/index.ts';
+import type { NormalizeOptions, Normalized } from '../../src/pipeline/normalize/options.ts';
 
 export const options = (over: Partial<NormalizeOptions> = {}): NormalizeOptions => ({
   addDate: false,
