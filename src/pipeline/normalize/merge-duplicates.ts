@@ -3,7 +3,7 @@
 // Gmail refuses mail with more. Addresses keep their order; an address seen
 // before (compared case-insensitively) is dropped.
 import { fieldsNamed } from '../../message/header.ts';
-import { parseAddressList, type AddressItem, type Group, type Mailbox } from './address-list.ts';
+import { parseAddressList, type AddressItem, type WrittenGroup, type WrittenMailbox } from './address-list.ts';
 import { foldField, longestFieldLine } from '../../message/mime/fold.ts';
 import { removeField, replaceRaw, type HeaderBlock } from './header-block.ts';
 import { fieldLabel, Refusal } from './refusal.ts';
@@ -42,10 +42,10 @@ export function mergeDuplicates(block: HeaderBlock, name: string, walk: Walk): v
 
 function merge(all: AddressItem[]): { items: AddressItem[]; dropped: number } {
   const seen = new Set<string>();
-  const groups = new Map<string, Group>();
+  const groups = new Map<string, WrittenGroup>();
   const items: AddressItem[] = [];
   let dropped = 0;
-  const keep = (m: Mailbox): boolean => {
+  const keep = (m: WrittenMailbox): boolean => {
     if (seen.has(m.key)) {
       dropped++;
       return false;
