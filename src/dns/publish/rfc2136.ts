@@ -12,7 +12,7 @@ import { UserError } from '../../common/errors.ts';
 import type { Publisher, PublishResult, RecordChange } from './change.ts';
 import { zoneOf } from './zones.ts';
 import type { HostPort } from '../../common/host-port.ts';
-import { exchangeTcp } from './tcp.ts';
+import { exchangeTcp } from '../tcp-exchange.ts';
 import { checkResponse, readTsigKey, signRequest, tsigErrorName, type TsigAlgorithm } from './tsig.ts';
 import { updateMessage } from './update-message.ts';
 
