@@ -32,3 +32,8 @@ export function formatNameserver(server: Nameserver): string {
 export function systemNameservers(): Nameserver[] {
   return getServers().map(parseNameserver);
 }
+
+/** The servers to ask: dns.resolvers when it names any, else the system resolver's. */
+export function configuredNameservers(resolvers: readonly string[]): Nameserver[] {
+  return resolvers.length > 0 ? resolvers.map(parseNameserver) : systemNameservers();
+}

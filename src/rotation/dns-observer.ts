@@ -12,7 +12,7 @@ import { authoritativeServers } from '../dns/authoritative.ts';
 import { delegatedName, type Delegation } from '../dns/delegation.ts';
 import { DnsClient, type DnsAnswer } from '../dns/dns-client.ts';
 import { judgeKey, type KeyStatus } from '../dns/key-status.ts';
-import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
+import { configuredNameservers, formatNameserver, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { recordName } from '../common/names.ts';
 import type { StoredKey } from '../keys/store.ts';
 import type { ObservedState } from './observation.ts';
@@ -54,7 +54,7 @@ export class LiveDnsObserver implements DnsObserver {
 
   constructor(options: DnsObserverOptions) {
     this.client = new DnsClient({ timeoutMs: options.timeoutMs });
-    this.resolvers = options.resolvers.length > 0 ? options.resolvers.map(parseNameserver) : systemNameservers();
+    this.resolvers = configuredNameservers(options.resolvers);
     this.port = options.authoritativePort ?? 53;
     this.delegation = options.delegation ?? (() => undefined);
   }
