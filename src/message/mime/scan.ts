@@ -100,23 +100,35 @@ export class Utf8Check {
   }
 }
 
-/** Overlong lines, 8-bit octets and NUL octets in a stretch of the source, in one pass. */
+/** What a hop would change or read differently: overlong lines, 8-bit octets, NUL octets. */
 export interface Findings {
+  /** The longest line over 998 octets (its CRLF not counted), or 0. */
   longest: number;
   eightBit: boolean;
   nul: boolean;
 }
 
-export function scanSpan(src: ByteSource, span: Span): Findings {
-  const lines = new LineScanner();
-  let eightBit = false;
-  let nul = false;
-  for (const c of chunks(src, span.start, span.end)) {
-    lines.push(c);
-    if (!eightBit && !isAscii(c)) eightBit = true;
-    if (!nul && c.indexOf(0) >= 0) nul = true;
+/** Findings, fed a chunk at a time in one pass (as a body streams in, or a stretch of a source is read). */
+export class FindingsScanner {
+  private readonly lines = new LineScanner();
+  private eightBit = false;
+  private nul = false;
+
+  push(chunk: Uint8Array): void {
+    this.lines.push(chunk);
+    if (!this.eightBit && !isAscii(chunk)) this.eightBit = true;
+    if (!this.nul && chunk.indexOf(0) >= 0) this.nul = true;
   }
-  return { longest: lines.end(), eightBit, nul };
+
+  end(): Findings {
+    return { longest: this.lines.end(), eightBit: this.eightBit, nul: this.nul };
+  }
+}
+
+export function scanSpan(src: ByteSource, span: Span): Findings {
+  const scanner = new FindingsScanner();
+  for (const c of chunks(src, span.start, span.end)) scanner.push(c);
+  return scanner.end();
 }
 
 /** Whether this stretch would be changed by a hop with line limits or without 8BITMIME, or read differently (NUL). */
