@@ -28,7 +28,7 @@ import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-re
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import type { StatusReport } from './status-report.ts';
 
-export interface QueueDepth {
+export interface QueueDepthSample {
   messages: number;
   oldestAgeSeconds: number;
 }
@@ -79,7 +79,7 @@ export class RelayMetrics {
   private readonly domains = new Set<string>();
   private readonly refusals: RecentRefusal[] = [];
   private readonly readiness = new Map<string, { result: ReadinessResult; at: number }>();
-  private queueSource: (() => QueueDepth) | undefined;
+  private queueSource: (() => QueueDepthSample) | undefined;
   private upstreamSource: (() => UpstreamState) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
@@ -344,7 +344,7 @@ export class RelayMetrics {
   }
 
   /** The queue's depth, asked at each scrape; the returned function stops asking (only if still the current source). */
-  watchQueue(source: () => QueueDepth): () => void {
+  watchQueue(source: () => QueueDepthSample): () => void {
     this.queueSource = source;
     return () => {
       if (this.queueSource === source) this.queueSource = undefined;
@@ -402,7 +402,7 @@ export class RelayMetrics {
     return new Map([...this.readiness].map(([domain, { result }]) => [domain, result]));
   }
 
-  queueDepth(): QueueDepth | undefined {
+  queueDepth(): QueueDepthSample | undefined {
     return this.queueSource?.();
   }
 

@@ -11,7 +11,7 @@
 import { authoritativeServers } from '../dns/authoritative.ts';
 import { delegatedName, type Delegation } from '../dns/delegation.ts';
 import { DnsClient, type DnsAnswer } from '../dns/dns-client.ts';
-import { judgeKey, type KeyStatus } from '../dns/key-status.ts';
+import { judgeKey, type RecordStatus } from '../dns/key-status.ts';
 import { configuredNameservers, formatNameserver, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { recordName } from '../common/names.ts';
 import type { StoredKey } from '../keys/store.ts';
@@ -34,7 +34,7 @@ export interface DnsObserverOptions {
 }
 
 /** For the gate, a correctly revoked record is as good as a match; a stale one is not what must be served. */
-const OBSERVED: Record<KeyStatus, ObservedState> = {
+const OBSERVED: Record<RecordStatus, ObservedState> = {
   match: 'match', revoked: 'match', stale: 'mismatch', missing: 'missing', mismatch: 'mismatch', malformed: 'malformed', temperror: 'unreachable',
 };
 

@@ -39,7 +39,7 @@ import type { Logger } from '../common/logger.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
-import { noticeMessage, type Notice } from './notice.ts';
+import { noticeMessage, type RotationNotice } from './notice.ts';
 import { observe, type DnsObservation } from './observation.ts';
 import { duration, plan, type Action } from './plan.ts';
 import { policyFor, type RotationPolicy } from './policy.ts';
@@ -60,7 +60,7 @@ export interface RecordPublisher {
 }
 
 /** No publisher configured: every record is published by hand, told by mail and log. */
-export const manualPublisher: RecordPublisher = { apply: async () => 'manual' };
+export const manualRecordPublisher: RecordPublisher = { apply: async () => 'manual' };
 
 /** The zones of dns.publish as the scheduler's publisher (one key's changes share one name, so one zone). */
 export function publisherFrom(publishers: Publishers): RecordPublisher {
@@ -126,7 +126,7 @@ export class RotationScheduler {
     this.options = options;
     this.now = options.now ?? (() => new Date());
     this.leaseMs = options.leaseMs ?? 5 * 60_000;
-    this.publisher = options.publisher ?? manualPublisher;
+    this.publisher = options.publisher ?? manualRecordPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
     this.tables = new RotationTables(options.store.dir);
     this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
@@ -373,7 +373,7 @@ export class RotationScheduler {
    * Hands a notice over; false when it was not (the supervisor logs why, as
    * notice-mail). Never throws: a notice never stops a rotation pass.
    */
-  private async notify(notice: Notice): Promise<boolean> {
+  private async notify(notice: RotationNotice): Promise<boolean> {
     return (await this.supervisor.run('notice-mail', async () => {
       await this.mail(notice);
       return true;
@@ -385,18 +385,18 @@ export class RotationScheduler {
    * queued (queue mode) or delivered by the relay's upstream (sync mode).
    * Throws when it was not handed over.
    */
-  private async mail(notice: Notice): Promise<void> {
+  private async mail(notice: RotationNotice): Promise<void> {
     const done = this.options.queueNotice ? await this.queueMail(notice) : await this.sendMail(notice);
     this.options.logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, ...done }, this.options.queueNotice ? 'rotation notice queued' : 'rotation notice mailed');
   }
 
-  private async queueMail(notice: Notice): Promise<object> {
+  private async queueMail(notice: RotationNotice): Promise<object> {
     const queued = await this.options.queueNotice!(noticeMessage(notice), notice.to);
     if ('refused' in queued) throw new Error(`the pipeline refused it: ${queued.refused}`);
     return queued;
   }
 
-  private async sendMail(notice: Notice): Promise<object> {
+  private async sendMail(notice: RotationNotice): Promise<object> {
     const { store, config, upstream, hostname } = this.options;
     await upstream.ready();
     const outcome = await processMessage(noticeMessage(notice), { store, config, upstream: upstream.traits, hostname });
