@@ -86,8 +86,8 @@ export interface SchedulerOptions {
   queueNotice?: (message: Buffer, to: string) => Promise<{ id: string; signatures: string[] } | { refused: string }>;
   hostname: string;
   logger: Logger;
-  /** The clock; tests pass their own. */
-  now?: () => Date;
+  /** The clock in milliseconds since the epoch, like Date.now; tests pass their own. */
+  now?: () => number;
   /** A fresh observer for each pass; default: real DNS as dns.resolvers and the zones' NS records say. */
   observer?: () => DnsObserver;
   publisher?: RecordPublisher;
@@ -113,7 +113,7 @@ export class LeaseLost extends Error {}
 export class RotationScheduler {
   readonly holder: string;
   private readonly options: SchedulerOptions;
-  private readonly now: () => Date;
+  private readonly clock: () => number;
   private readonly leaseMs: number;
   private readonly publisher: RecordPublisher;
   private readonly tables: RotationTables;
@@ -124,7 +124,7 @@ export class RotationScheduler {
 
   constructor(options: SchedulerOptions) {
     this.options = options;
-    this.now = options.now ?? (() => new Date());
+    this.clock = options.now ?? Date.now;
     this.leaseMs = options.leaseMs ?? 5 * 60_000;
     this.publisher = options.publisher ?? manualRecordPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
@@ -174,6 +174,10 @@ export class RotationScheduler {
     } finally {
       this.tables.close();
     }
+  }
+
+  private now(): Date {
+    return new Date(this.clock());
   }
 
   async runOnce(): Promise<PassResult> {

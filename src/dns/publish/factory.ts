@@ -34,7 +34,7 @@ export interface Publishers {
   publish(changes: readonly RecordChange[]): Promise<ZoneResult[]>;
 }
 
-export function createPublishers(config: readonly PublishSetting[], options: { now?: () => Date } = {}): Publishers {
+export function createPublishers(config: readonly PublishSetting[], options: { now?: () => number } = {}): Publishers {
   const zones = config.map((c) => c.zone);
   const byName = new Map(config.map((c) => [c.zone, publisherOf(c, options.now)]));
   const publisherFor = (zone: string | undefined) => (zone === undefined ? manualPublisher : byName.get(zone)!);
@@ -54,7 +54,7 @@ export function createPublishers(config: readonly PublishSetting[], options: { n
   };
 }
 
-function publisherOf(config: PublishSetting, now: (() => Date) | undefined): Publisher {
+function publisherOf(config: PublishSetting, now: (() => number) | undefined): Publisher {
   switch (config.method) {
     case 'manual':
       return manualPublisher;
