@@ -4,7 +4,7 @@
 // whitespace allows (never over 998), so the part passes any hop.
 import { isIPv4, isIPv6 } from 'node:net';
 import { rfc5322Date } from '../message/date.ts';
-import { foldField } from '../message/mime/fold.ts';
+import { FOLD_AT, foldField } from '../message/mime/fold.ts';
 import { originalRecipientValue, typedAddress } from './address-type.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { recipientStatus, type DsnAction } from './status.ts';
@@ -25,7 +25,7 @@ export interface StatusRecipient {
   lastAttempt: Date;
 }
 
-export interface StatusReport {
+export interface DeliveryStatusReport {
   action: DsnAction;
   /** Our host name (listen.hostname). */
   reportingMta: string;
@@ -39,7 +39,6 @@ export interface StatusReport {
 
 /** Longest value kept: RFC 3461 allows 100 characters of ENVID and 500 of ORCPT; replies run to 512 a line. */
 const MAX_TEXT = 900;
-const FOLD_AT = 78;
 
 /** Printable ASCII and spaces only: control and 8-bit characters cannot start a field or break 7-bit. */
 function text7bit(value: string): string {
@@ -74,7 +73,7 @@ function field(name: string, value: string): string {
 }
 
 /** The body of the message/delivery-status part. */
-export function deliveryStatusBody(report: StatusReport): string {
+export function deliveryStatusBody(report: DeliveryStatusReport): string {
   let out = field('Reporting-MTA', `dns; ${text7bit(report.reportingMta)}`);
   if (report.envid) out += field('Original-Envelope-Id', envelopeId(report.envid));
   out += field('Arrival-Date', rfc5322Date(report.arrival));

@@ -8,7 +8,7 @@ import { delegationFor } from '../dns/delegation.ts';
 import { checkDns, type CheckReport, type DomainReport, type KeyReport } from '../dns/dns-check.ts';
 import type { Finding } from '../dns/finding.ts';
 import { FAILING } from '../dns/key-status.ts';
-import { parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
+import { configuredNameservers, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { UserError } from '../common/errors.ts';
 import { CheckFailed, print, printJson, withStore, type GlobalArgs } from './context.ts';
 
@@ -31,7 +31,7 @@ export function dnsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         const named = (args.nameserver ?? []).map(parseNameserver); // a bogus address is a usage error before anything else
         await withStore(args, async (store, loaded) => {
           const settings = loaded.config.dns;
-          const resolvers = named.length > 0 ? named : settings.resolvers.length > 0 ? settings.resolvers.map(parseNameserver) : systemNameservers();
+          const resolvers = named.length > 0 ? named : configuredNameservers(settings.resolvers);
           if (resolvers.length === 0) throw new UserError('no DNS server to ask', 'name one with --nameserver IP[:PORT] or dns.resolvers');
           const keys = store.list(args.domain);
           if (args.domain && keys.length === 0) throw new UserError(`no keys for ${args.domain}`, 'see `dkim-relay keys list`');

@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import type { Config } from '../config/schema.ts';
 import { delegatedCnames, delegationFor, formatCnames, type CnameFormat } from '../dns/delegation.ts';
 import { checkPublished } from '../dns/published-key.ts';
-import { DnsLookupFailed, parseNameserver } from '../dns/resolver.ts';
+import { DnsLookupFailed, parseNameserverOption } from '../dns/resolver.ts';
 import { UserError } from '../common/errors.ts';
 import { publicPem, RSA_SIZES, type Algorithm } from '../keys/key-material.ts';
 import { published } from '../keys/lifecycle.ts';
@@ -152,7 +152,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('nameserver', { type: 'string', describe: 'ask this resolver (IP or IP:PORT) instead of the system one' }),
       (args) =>
         withStore(args, async (store) => {
-          if (args.nameserver !== undefined) parseNameserver(args.nameserver);
+          if (args.nameserver !== undefined) parseNameserverOption(args.nameserver);
           const key = store.get(args.domain!, args.selector!);
           const replaced = store.list(key.domain).filter((k) => k.state === 'active' && k.algorithm === key.algorithm && k.id !== key.id);
           // An active key needs no check, and a revoked one is refused by the store below.

@@ -354,7 +354,7 @@ export function renderList(messages: MessageDetail[], depth: QueueDepth, now: nu
   if (messages.length === 0) return 'queue is empty';
   const rows = messages.map((m) => [
     m.id,
-    age(now - m.receivedAt),
+    ageOfMs(now - m.receivedAt),
     String(m.size),
     m.sender ? m.sender : '<>',
     m.recipients.map((r) => `${r.address} ${r.state}`).join(', '),
@@ -362,7 +362,7 @@ export function renderList(messages: MessageDetail[], depth: QueueDepth, now: nu
     m.hold !== null ? 'held' : next(m.recipients, now),
     shorten(lastReplyOf(m.recipients), REPLY_WIDTH),
   ]);
-  const oldest = depth.oldestReceivedAt === null ? '' : `, oldest ${age(now - depth.oldestReceivedAt)}`;
+  const oldest = depth.oldestReceivedAt === null ? '' : `, oldest ${ageOfMs(now - depth.oldestReceivedAt)}`;
   const summary = `${depth.messages} message(s), ${depth.pending} recipient(s) pending${oldest}`;
   return `${table(['ID', 'AGE', 'SIZE', 'SENDER', 'RECIPIENTS', 'ATTEMPTS', 'NEXT', 'LAST REPLY'], rows)}\n${summary}`;
 }
@@ -371,7 +371,7 @@ export function renderShow(m: MessageDetail, file: string, now: number): string 
   const dsn = [m.ret ? `RET=${m.ret}` : '', m.envid ? `ENVID=${m.envid}` : ''].filter(Boolean).join(' ');
   const lines = [
     `id:          ${m.id}`,
-    `received:    ${iso(m.receivedAt)} (${age(now - m.receivedAt)} ago)`,
+    `received:    ${iso(m.receivedAt)} (${ageOfMs(now - m.receivedAt)} ago)`,
     `size:        ${m.size} octets`,
     `sender:      <${m.sender}>`,
     `client:      ${m.client}`,
@@ -402,7 +402,7 @@ function next(recipients: QueuedRecipient[], now: number): string {
   if (recipients.some((r) => r.state === 'delivering')) return 'delivering';
   const at = nextAttempt(recipients);
   if (at === null) return '-';
-  return at <= now ? 'now' : `in ${age(at - now)}`;
+  return at <= now ? 'now' : `in ${ageOfMs(at - now)}`;
 }
 
 /** The latest reply of a recipient not yet delivered, else the latest of all. */
@@ -421,7 +421,7 @@ function iso(ms: number): string {
 }
 
 /** Milliseconds as "45s", "12m", "3h 5m", "2d 4h". */
-export function age(ms: number): string {
+export function ageOfMs(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
   const d = Math.floor(s / 86_400);
   const h = Math.floor((s % 86_400) / 3600);

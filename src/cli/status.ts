@@ -6,11 +6,11 @@
 // needs a person.
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
-import { parseNameserver, type Nameserver } from '../dns/nameserver.ts';
+import { configuredNameservers, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
 import { KeyStore } from '../keys/store.ts';
 import { renderStatus, type StatusReport } from '../observability/status-report.ts';
-import { configuredResolvers, gatherStatus, reportedDomains } from '../observability/status-sources.ts';
+import { gatherStatus, reportedDomains } from '../observability/status-sources.ts';
 import { readTaskHealth } from '../common/task-health-file.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
@@ -47,7 +47,7 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
   const store = KeyStore.open(config.keys.dir, { create: false });
   try {
     const domains = reportedDomains(store.list());
-    const readiness = dns ? await lookUpReadiness(domains, named.length > 0 ? named : configuredResolvers(config), config.dns.timeoutSeconds) : new Map();
+    const readiness = dns ? await lookUpReadiness(domains, named.length > 0 ? named : configuredNameservers(config.dns.resolvers), config.dns.timeoutSeconds) : new Map();
     return gatherStatus({ config, store, now: new Date(), readiness, background: readTaskHealth(config.queue.dir)?.tasks ?? [] }).report;
   } finally {
     store.close();

@@ -34,13 +34,13 @@ export interface TaskHealth {
 
 export type LogLine = 'failed' | 'still-failing' | 'recovered';
 
-export interface Decision {
+export interface HealthDecision {
   health: TaskHealth;
   /** Which line to log now, if any. */
   log: LogLine | undefined;
 }
 
-export function afterFailure(previous: TaskHealth | undefined, task: BackgroundTask, cause: string, now: number): Decision {
+export function afterFailure(previous: TaskHealth | undefined, task: BackgroundTask, cause: string, now: number): HealthDecision {
   const at = new Date(now).toISOString();
   const total = (previous?.total ?? 0) + 1;
   if (!previous || previous.state === 'recovered' || previous.cause !== cause) {
@@ -54,7 +54,7 @@ export function afterFailure(previous: TaskHealth | undefined, task: BackgroundT
 }
 
 /** A run that worked: news only when the task was failing. */
-export function afterSuccess(previous: TaskHealth | undefined, now: number): Decision | undefined {
+export function afterSuccess(previous: TaskHealth | undefined, now: number): HealthDecision | undefined {
   if (!previous || previous.state !== 'failing') return undefined;
   const at = new Date(now).toISOString();
   return { health: { ...previous, state: 'recovered', recoveredAt: at, loggedAt: at }, log: 'recovered' };

@@ -9,7 +9,7 @@
 //
 // What fails outside every task is a bug: stopOnUnexpected ends the process
 // with one fatal line, and the service manager starts it again.
-import { afterFailure, afterSuccess, BACKGROUND_TASKS, causeOf, type BackgroundTask, type Decision, type TaskHealth } from './background-tasks.ts';
+import { afterFailure, afterSuccess, BACKGROUND_TASKS, causeOf, type BackgroundTask, type HealthDecision, type TaskHealth } from './background-tasks.ts';
 import type { Logger } from './logger.ts';
 import { clearTaskHealth, writeTaskHealth } from './task-health-file.ts';
 
@@ -80,7 +80,7 @@ export class Supervisor {
     return BACKGROUND_TASKS.flatMap((task) => this.#health.get(task) ?? []);
   }
 
-  #apply({ health, log }: Decision): void {
+  #apply({ health, log }: HealthDecision): void {
     this.#health.set(health.task, health);
     const { logger } = this.#o;
     const line = { task: health.task, err: health.cause };

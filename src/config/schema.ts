@@ -4,10 +4,9 @@
 import { isIP } from 'node:net';
 import { validate as validCron } from 'node-cron';
 import { z } from 'zod';
-import { isNameserver } from '../dns/nameserver.ts';
-import { parseServerAddress } from '../dns/publish/server-address.ts';
+import { DNS_SERVER_ADDRESS, isNameserver } from '../dns/nameserver.ts';
 import { isValidDomain } from '../common/names.ts';
-import { isLoopback, parseListenAddress } from '../common/listen-address.ts';
+import { isLoopback, LISTEN_ADDRESS, parseHostPort } from '../common/host-port.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';
 
@@ -163,7 +162,7 @@ const publishZone = z.discriminatedUnion('method', [
   z.strictObject({
     zone: dnsName.describe('the zone; a record belongs to the longest listed zone containing its name'),
     method: z.literal('rfc2136').describe('RFC 2136 dynamic update, signed with TSIG, over TCP to the primary server'),
-    server: z.string().refine((s) => parseServerAddress(s) !== undefined, 'must be the primary server as IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353').describe('the zone\'s primary server, `IP[:PORT]` (port 53 unless given; `[IPv6]:PORT`)'),
+    server: z.string().refine((s) => parseHostPort(s, DNS_SERVER_ADDRESS) !== undefined, 'must be the primary server as IP or IP:PORT, e.g. 192.0.2.53 or [2001:db8::53]:5353').describe('the zone\'s primary server, `IP[:PORT]` (port 53 unless given; `[IPv6]:PORT`)'),
     tsig: z.strictObject({
       name: tsigKeyName.describe('the TSIG key\'s name as the server knows it'),
       algorithm: z.enum(['hmac-sha256', 'hmac-sha512']).default('hmac-sha256').describe('the TSIG algorithm'),
@@ -353,7 +352,7 @@ export const configSchema = z.strictObject({
   metrics: z
     .strictObject({
       enabled: z.boolean().default(true).describe('open the metrics, health and status-page listener'),
-      listen: z.string().refine((s) => parseListenAddress(s) !== undefined, 'must be IP:PORT such as 127.0.0.1:9125 or [::1]:9125').default('127.0.0.1:9125').describe('its address, `IP:PORT`; port 0 takes any free port; an address that is not loopback needs `metrics.auth`'),
+      listen: z.string().refine((s) => parseHostPort(s, LISTEN_ADDRESS) !== undefined, 'must be IP:PORT such as 127.0.0.1:9125 or [::1]:9125').default('127.0.0.1:9125').describe('its address, `IP:PORT`; port 0 takes any free port; an address that is not loopback needs `metrics.auth`'),
       auth: z.strictObject({ user: z.string().min(1).describe('the user name asked'), passwordHash: z.string().superRefine(rules.passwordHash).describe('an scrypt hash made by `dkim-relay passwd`') }).optional().describe('HTTP basic auth for `/` and `/metrics` (and the details of `/healthz`), `{user, passwordHash}`; the hash comes from `dkim-relay passwd`'),
       maxConnections: z.number().int().min(1).default(32).describe('open HTTP connections in all; past it a connection is answered `503` and closed'),
       maxConnectionsPerIp: z.number().int().min(1).default(8).describe('open HTTP connections from one address; past it `503`'),
@@ -361,7 +360,7 @@ export const configSchema = z.strictObject({
     })
     .superRefine((metrics, ctx) => {
       // The page names every signing domain and key, and the metrics the mail flow: not for the whole network to read.
-      const address = parseListenAddress(metrics.listen);
+      const address = parseHostPort(metrics.listen, LISTEN_ADDRESS);
       if (metrics.enabled && address && !isLoopback(address.host) && !metrics.auth) {
         ctx.addIssue({ code: 'custom', path: ['auth'], message: `is needed to listen on ${metrics.listen}, which is not a loopback address`, params: { hint: 'set metrics.auth (user, and a passwordHash from `dkim-relay passwd`), or listen on 127.0.0.1' } });
       }

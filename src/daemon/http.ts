@@ -22,7 +22,7 @@ import { AuthLimiter } from '../access/auth-limiter.ts';
 import { checkPassword } from '../access/passwords.ts';
 import { SessionsPerIp } from '../access/sessions-per-ip.ts';
 import { publicHealth, readyAnswer } from '../observability/health.ts';
-import { parseListenAddress } from '../common/listen-address.ts';
+import { LISTEN_ADDRESS, parseHostPort } from '../common/host-port.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RelayView } from './relay-view.ts';
 import { statusPage } from '../observability/status-page.ts';
@@ -57,7 +57,7 @@ const MAX_AUTH_FAILURES_PER_MINUTE = 30;
 const REALM = 'Basic realm="dkim-relay", charset="UTF-8"';
 
 export async function startHttp(settings: Config['metrics'], view: RelayView, logger: Logger): Promise<HttpListener> {
-  const { host, port } = parseListenAddress(settings.listen)!;
+  const { host, port } = parseHostPort(settings.listen, LISTEN_ADDRESS)!;
   const owner = {};
   const current: Current = { view, auth: settings.auth, owner };
   const address = `${host}:${port}`;

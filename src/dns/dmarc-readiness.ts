@@ -15,7 +15,7 @@ export interface ReadinessInput {
   spfIncludes: ReadonlyMap<string, string>;
 }
 
-export interface Readiness {
+export interface DomainReadiness {
   spf: string | null;
   dmarc: string | null;
   findings: Finding[];
@@ -25,7 +25,7 @@ export function isDmarc(txt: string): boolean {
   return /^v\s*=\s*DMARC1\s*(;|$)/i.test(txt.trim());
 }
 
-export function readiness(input: ReadinessInput): Readiness {
+export function readiness(input: ReadinessInput): DomainReadiness {
   const spfRecords = input.domainTxt.filter(isSpf);
   const dmarcRecords = (input.dmarc?.txt ?? []).filter(isDmarc);
   return {

@@ -6,9 +6,9 @@ import type { StoredKey } from '../keys/store.ts';
 import { delegatedName, type Delegation } from './delegation.ts';
 import { disagreement } from './disagreement.ts';
 import type { DnsAnswer, DnsClient, Transport } from './dns-client.ts';
-import { readiness, type Readiness } from './dmarc-readiness.ts';
+import { readiness, type DomainReadiness } from './dmarc-readiness.ts';
 import { finding, type Finding } from './finding.ts';
-import { FAILING, judgeKey, type KeyStatus } from './key-status.ts';
+import { FAILING, judgeKey, type RecordStatus } from './key-status.ts';
 import { formatNameserver, type Nameserver } from './nameserver.ts';
 import { isSpf, SPF_MAX_DEPTH, spfReferences } from './spf.ts';
 
@@ -17,7 +17,7 @@ export const PUBLISHED_STATES: readonly string[] = ['pending', 'active', 'retiri
 
 export interface ServerResult {
   server: string;
-  status: KeyStatus;
+  status: RecordStatus;
   transport?: Transport;
   ttl?: number;
   /** The name asked, then each CNAME target. */
@@ -33,7 +33,7 @@ export interface KeyReport {
   name: string;
   state: string;
   /** The worst status over all servers. */
-  status: KeyStatus;
+  status: RecordStatus;
   servers: ServerResult[];
   disagreement: string | null;
 }
@@ -43,7 +43,7 @@ export interface DomainReport {
   /** The servers asked for this domain. */
   servers: string[];
   keys: KeyReport[];
-  readiness: (Readiness & { server: string }) | { server: string; temperror: string };
+  readiness: (DomainReadiness & { server: string }) | { server: string; temperror: string };
 }
 
 export interface CheckReport {
@@ -53,7 +53,7 @@ export interface CheckReport {
 }
 
 /** Worst first: the status a key gets when servers differ. */
-const SEVERITY: readonly KeyStatus[] = ['malformed', 'mismatch', 'missing', 'temperror', 'stale', 'revoked', 'match'];
+const SEVERITY: readonly RecordStatus[] = ['malformed', 'mismatch', 'missing', 'temperror', 'stale', 'revoked', 'match'];
 
 /** SPF records fetched when following includes, at most. */
 const MAX_SPF_FETCHES = 30;
@@ -94,7 +94,7 @@ async function checkKey(key: StoredKey, servers: Nameserver[], client: DnsClient
  * CNAME to the relay's zone (RFC 1034 §3.6.2), or rotation, which changes
  * only the target, would never reach them. Without it the record is missing.
  */
-function judgeDelegated(key: StoredKey, answer: DnsAnswer, target: string): { status: KeyStatus; findings: Finding[] } {
+function judgeDelegated(key: StoredKey, answer: DnsAnswer, target: string): { status: RecordStatus; findings: Finding[] } {
   if (!answer.ok) return judgeKey(key, answer);
   const via = answer.chain[1];
   const fix = 'the domain\'s owner publishes the CNAMEs `dkim-relay keys dns --format cname` prints';
@@ -103,7 +103,7 @@ function judgeDelegated(key: StoredKey, answer: DnsAnswer, target: string): { st
   return judgeKey(key, answer);
 }
 
-function serverResult(answer: DnsAnswer, judged: { status: KeyStatus; findings: Finding[] }): ServerResult {
+function serverResult(answer: DnsAnswer, judged: { status: RecordStatus; findings: Finding[] }): ServerResult {
   if (!answer.ok) return { server: answer.server, ...judged };
   return {
     server: answer.server,

@@ -5,10 +5,11 @@
 // is a one-line reason, never an exception: DNS trouble is a temperror for
 // the caller (RFC 6376 §6.1.2), not a crash.
 import { createSocket } from 'node:dgram';
-import { connect, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import packet, { type Answer, type DecodedPacket, type RecordType } from 'dns-packet';
 import { formatNameserver, type Nameserver } from './nameserver.ts';
 import { socketProblem } from './socket-problem.ts';
+import { exchangeTcp, TcpExchangeError } from './tcp-exchange.ts';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -173,41 +174,26 @@ export class DnsClient {
     });
   }
 
-  private tcp(query: Buffer, id: number, server: Nameserver): Promise<DecodedPacket> {
+  private async tcp(query: Buffer, id: number, server: Nameserver): Promise<DecodedPacket> {
     const where = formatNameserver(server);
-    return new Promise<DecodedPacket>((resolve, reject) => {
-      const socket = connect({ host: server.host, port: server.port });
-      const timer = setTimeout(() => finish(new DnsFailure(`timeout over TCP after ${this.timeoutMs / 1000} s at ${where}`)), this.timeoutMs);
-      let received = Buffer.alloc(0);
-      let settled = false;
-      const finish = (result: Error | DecodedPacket) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.destroy();
-        if (result instanceof Error) reject(result);
-        else resolve(result);
-      };
-      socket.on('connect', () => {
-        const length = Buffer.alloc(2);
-        length.writeUInt16BE(query.length);
-        socket.write(Buffer.concat([length, query]));
-      });
-      socket.on('data', (chunk) => {
-        received = Buffer.concat([received, chunk]);
-        if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) {
-          try {
-            const response = packet.decode(received.subarray(2, 2 + received.readUInt16BE(0)));
-            finish(response.id === id ? response : new DnsFailure(`answer over TCP from ${where} does not match the query`));
-          } catch {
-            finish(new DnsFailure(`unreadable answer over TCP from ${where}`));
-          }
-        }
-      });
-      socket.on('error', (err: NodeJS.ErrnoException) =>
-        finish(err.code === 'ECONNREFUSED' ? new DnsFailure(`answer truncated over UDP and TCP refused at ${where}`) : socketFailure(err, where, 'TCP')));
-      socket.on('end', () => finish(new DnsFailure(`${where} closed the TCP connection before answering`)));
-    });
+    let answer: Buffer;
+    try {
+      answer = await exchangeTcp(server, query, this.timeoutMs);
+    } catch (err) {
+      if (!(err instanceof TcpExchangeError)) throw err;
+      if (err.kind === 'timeout') throw new DnsFailure(`timeout over TCP after ${this.timeoutMs / 1000} s at ${where}`);
+      if (err.kind === 'closed') throw new DnsFailure(`${where} closed the TCP connection before answering`);
+      if (err.socketError?.code === 'ECONNREFUSED') throw new DnsFailure(`answer truncated over UDP and TCP refused at ${where}`);
+      throw socketFailure(err.socketError!, where, 'TCP');
+    }
+    let response: DecodedPacket;
+    try {
+      response = packet.decode(answer);
+    } catch {
+      throw new DnsFailure(`unreadable answer over TCP from ${where}`);
+    }
+    if (response.id !== id) throw new DnsFailure(`answer over TCP from ${where} does not match the query`);
+    return response;
   }
 }
 

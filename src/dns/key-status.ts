@@ -7,10 +7,10 @@ import type { DnsAnswer } from './dns-client.ts';
 import { finding, type Finding } from './finding.ts';
 import { parseTagList } from './tag-list.ts';
 
-export type KeyStatus = 'match' | 'missing' | 'mismatch' | 'malformed' | 'revoked' | 'stale' | 'temperror';
+export type RecordStatus = 'match' | 'missing' | 'mismatch' | 'malformed' | 'revoked' | 'stale' | 'temperror';
 
 /** Statuses that mean a record that must be published is not (exit 1). */
-export const FAILING: readonly KeyStatus[] = ['missing', 'mismatch', 'malformed', 'temperror'];
+export const FAILING: readonly RecordStatus[] = ['missing', 'mismatch', 'malformed', 'temperror'];
 
 export interface ExpectedKey {
   algorithm: Algorithm;
@@ -21,7 +21,7 @@ export interface ExpectedKey {
 }
 
 export interface KeyJudgement {
-  status: KeyStatus;
+  status: RecordStatus;
   findings: Finding[];
 }
 

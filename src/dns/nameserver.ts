@@ -3,32 +3,25 @@
 import { getServers } from 'node:dns';
 import { isIP } from 'node:net';
 import { UserError } from '../common/errors.ts';
+import { parseHostPort, type HostPort, type HostPortRules } from '../common/host-port.ts';
 
-export interface Nameserver {
-  host: string;
-  port: number;
-}
+/** A name server to ask; the address as any listener or server has it. */
+export type Nameserver = HostPort;
+
+/** A DNS server (to ask, or to send updates to) answers on port 53 unless told otherwise; [192.0.2.53] is accepted too. */
+export const DNS_SERVER_ADDRESS: HostPortRules = { defaultPort: 53, bracketedIPv4: true };
 
 /** 192.0.2.1, 192.0.2.1:5353, 2001:db8::1, [2001:db8::1]:5353. */
 export function parseNameserver(text: string): Nameserver {
-  const input = text.trim();
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(input);
-  const v4 = /^([0-9.]+)(?::(\d+))?$/.exec(input);
-  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : v4 ? [v4[1]!, v4[2]] : [input, undefined];
-  const portNumber = port === undefined ? 53 : Number(port);
-  if (!isIP(host) || !Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) {
+  const address = parseHostPort(text.trim(), DNS_SERVER_ADDRESS);
+  if (!address) {
     throw new UserError(`"${text}" is not a name server address`, 'give an IP address with an optional port, e.g. 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53');
   }
-  return { host, port: portNumber };
+  return address;
 }
 
 export function isNameserver(text: string): boolean {
-  try {
-    parseNameserver(text);
-    return true;
-  } catch {
-    return false;
-  }
+  return parseHostPort(text.trim(), DNS_SERVER_ADDRESS) !== undefined;
 }
 
 export function formatNameserver(server: Nameserver): string {
@@ -38,4 +31,9 @@ export function formatNameserver(server: Nameserver): string {
 /** The servers node's own resolver uses (from /etc/resolv.conf). */
 export function systemNameservers(): Nameserver[] {
   return getServers().map(parseNameserver);
+}
+
+/** The servers to ask: dns.resolvers when it names any, else the system resolver's. */
+export function configuredNameservers(resolvers: readonly string[]): Nameserver[] {
+  return resolvers.length > 0 ? resolvers.map(parseNameserver) : systemNameservers();
 }

@@ -1,10 +1,10 @@
 // The resolver every DNS lookup of ours goes through: the system's, or one
 // nameserver named on the command line, with a bounded wait. A lookup that
 // gets no usable answer becomes one sentence saying what happened where.
-import { isIP } from 'node:net';
 import { Resolver } from 'node:dns/promises';
 import type { DNSResolver } from 'mailauth';
 import { UserError } from '../common/errors.ts';
+import { parseHostPort } from '../common/host-port.ts';
 
 /** Per try; c-ares doubles it on the second try, so a silent server costs about 6 s. */
 const TIMEOUT_MS = 2000;
@@ -22,13 +22,9 @@ export class DnsLookupFailed extends Error {
  * `--nameserver`: an IP address with an optional port (192.0.2.53, 192.0.2.53:5353,
  * 2001:db8::53, [2001:db8::53]:5353), checked before any query is sent.
  */
-export function parseNameserver(input: string): string {
+export function parseNameserverOption(input: string): string {
   const text = input.trim();
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  const withPort = /^([^:]+):(\d+)$/.exec(text);
-  const [host, port] = bracketed ? [bracketed[1]!, bracketed[2]] : withPort ? [withPort[1]!, withPort[2]] : [text, undefined];
-  const portOk = port === undefined || (Number(port) >= 1 && Number(port) <= 65535);
-  if (!isIP(host) || !portOk || (bracketed && isIP(host) !== 6)) {
+  if (!parseHostPort(text, { defaultPort: 53 })) {
     throw new UserError(`--nameserver ${JSON.stringify(input)} is not an IP address with an optional port`, 'give e.g. --nameserver 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:5353');
   }
   return text;
@@ -36,7 +32,7 @@ export function parseNameserver(input: string): string {
 
 export function newResolver(nameserver?: string): Resolver {
   const resolver = new Resolver({ timeout: TIMEOUT_MS, tries: TRIES });
-  if (nameserver) resolver.setServers([parseNameserver(nameserver)]);
+  if (nameserver) resolver.setServers([parseNameserverOption(nameserver)]);
   return resolver;
 }
 

@@ -7,12 +7,12 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs
 import { userInfo } from 'node:os';
 import { UserError } from '../common/errors.ts';
 
-export type KeyFileProblem = 'missing' | 'unreadable' | 'symlink' | 'not a file' | 'readable by others' | 'damaged';
+export type KeyFileProblemKind = 'missing' | 'unreadable' | 'symlink' | 'not a file' | 'readable by others' | 'damaged';
 
 /** A key file that cannot be used; the message names the file, the hint says how to mend it. */
 export class KeyFileError extends UserError {
-  readonly problem: KeyFileProblem;
-  constructor(problem: KeyFileProblem, message: string, hint: string) {
+  readonly problem: KeyFileProblemKind;
+  constructor(problem: KeyFileProblemKind, message: string, hint: string) {
     super(message, hint);
     this.name = 'KeyFileError';
     this.problem = problem;

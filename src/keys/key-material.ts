@@ -16,14 +16,14 @@ export interface KeyMaterial {
 }
 
 export function generateKey(algorithm: Algorithm, bits = 2048): KeyMaterial {
-  if (algorithm === 'ed25519') return describe(generateKeyPairSync('ed25519').privateKey);
+  if (algorithm === 'ed25519') return describeKey(generateKeyPairSync('ed25519').privateKey);
   if (!(RSA_SIZES as readonly number[]).includes(bits)) {
     throw new UserError(
       `RSA keys of ${bits} bits are not offered`,
       `use --bits ${RSA_SIZES.join(', ')} (receivers ignore keys under 1024 bits, RFC 8301; 2048 is the usual choice)`,
     );
   }
-  return describe(generateKeyPairSync('rsa', { modulusLength: bits }).privateKey);
+  return describeKey(generateKeyPairSync('rsa', { modulusLength: bits }).privateKey);
 }
 
 /** Reads a PEM private key (PKCS#1 or PKCS#8, RSA or Ed25519). */
@@ -34,14 +34,14 @@ export function importKey(pem: string, source: string): KeyMaterial {
   } catch {
     throw new UserError(`${source} is not a readable PEM private key`, 'give an unencrypted RSA or Ed25519 key in PEM form');
   }
-  const material = describe(key);
+  const material = describeKey(key);
   if (material.algorithm === 'rsa' && material.bits < 1024) {
     throw new UserError(`${source} holds a ${material.bits}-bit RSA key`, 'receivers ignore keys under 1024 bits (RFC 8301): generate a new one');
   }
   return material;
 }
 
-export function describe(privateKey: KeyObject): KeyMaterial {
+export function describeKey(privateKey: KeyObject): KeyMaterial {
   const type = privateKey.asymmetricKeyType;
   if (type !== 'rsa' && type !== 'ed25519') {
     throw new UserError(`unsupported key type ${type}`, 'DKIM keys are RSA (rsa-sha256) or Ed25519 (ed25519-sha256)');

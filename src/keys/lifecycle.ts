@@ -66,7 +66,7 @@ export interface Transition {
   why: string;
 }
 
-export type Decision =
+export type LifecycleDecision =
   | { ok: true; transitions: Transition[] }
   /** One line for people: what is wrong (`reason`) — how to mend it (`hint`). */
   | { ok: false; reason: string; hint: string };
@@ -98,7 +98,7 @@ export const STATE_TIMESTAMP: Record<Exclude<KeyState, 'pending'>, 'activatedAt'
  * May key `keyId` (one of `keys`, the domain's keys or all of them) move to `to`?
  * A key already in `to` gives ok with no transitions, so asking twice is harmless.
  */
-export function decide(keys: readonly LifecycleKey[], keyId: number, to: KeyState, step: StepContext): Decision {
+export function decide(keys: readonly LifecycleKey[], keyId: number, to: KeyState, step: StepContext): LifecycleDecision {
   const key = keys.find((k) => k.id === keyId);
   if (!key) return refuse(`no key with id ${keyId}`, 'see `dkim-relay keys list`');
   const name = `key ${key.selector} for ${key.domain}`;
@@ -148,7 +148,7 @@ export function published(state: KeyState): boolean {
   return state !== 'removed';
 }
 
-function refuse(reason: string, hint: string): Decision {
+function refuse(reason: string, hint: string): LifecycleDecision {
   return { ok: false, reason, hint };
 }
 

@@ -14,7 +14,7 @@ import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { nextSelector, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
-import { KeyFileError, readKeyFile, type KeyFileProblem } from './key-file.ts';
+import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
 import { creation, decide, type Actor, type KeyState, type Transition } from './lifecycle.ts';
 import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';
 import { txtValue } from './record.ts';
@@ -62,7 +62,7 @@ export interface ActiveKey {
 export interface KeyProblem {
   domain: string;
   selector: string;
-  problem: KeyFileProblem;
+  problem: KeyFileProblemKind;
   /** What is wrong and how to mend it, naming the file (for the log, never for SMTP replies). */
   line: string;
 }

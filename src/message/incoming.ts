@@ -1,7 +1,8 @@
 // A message as the pipeline takes it: the header block in memory (it is
 // parsed, checked and rewritten), the body as octets that may live in a file
 // (it is only scanned, hashed and copied), and what a scan of the body found.
-import { scanBody, type BodyFacts } from './body-scan.ts';
+import { scanSpan, type Findings } from './mime/scan.ts';
+import { bufferSource } from './mime/source.ts';
 import { splitMessage } from './header.ts';
 import { toCrlf } from './lines.ts';
 import { bufferOctets, type Octets } from './octets.ts';
@@ -13,7 +14,8 @@ export interface IncomingMessage {
   headerCut: boolean;
   /** Everything after the header block. */
   body: Octets;
-  bodyFacts: BodyFacts;
+  /** What a hop would change in the body: decides whether it needs normalizing at all. */
+  bodyFacts: Findings;
   /** The whole message in one file, when it was too large for memory: normalization then works file to file. */
   file?: string | undefined;
   /** Bare CR or LF were made CRLF. */
@@ -31,7 +33,7 @@ export function messageFromBuffer(raw: Buffer): IncomingMessage {
     header: message.subarray(0, length),
     headerCut: false,
     body: bufferOctets(body),
-    bodyFacts: scanBody(body),
+    bodyFacts: scanSpan(bufferSource(body), { start: 0, end: body.length }),
     crlfFixed: message !== raw,
     discard: () => Promise.resolve(),
   };

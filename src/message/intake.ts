@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createFile } from '../common/file-create.ts';
-import { BodyScanner } from './body-scan.ts';
+import { FindingsScanner } from './mime/scan.ts';
 import { CrlfStream } from './crlf-stream.ts';
 import type { IncomingMessage } from './incoming.ts';
 import { bufferOctets, fileOctets } from './octets.ts';
@@ -47,7 +47,7 @@ export function intakeDir(queueDir: string): string {
 export async function receiveMessage(source: AsyncIterable<Buffer>, limits: IntakeLimits): Promise<Received> {
   const crlf = new CrlfStream();
   const header = new HeaderCut(limits.maxHeader);
-  const scanner = new BodyScanner();
+  const scanner = new FindingsScanner();
   const memory: Buffer[] = [];
   let kept = 0;
   let received = 0;
@@ -105,7 +105,7 @@ export async function receiveMessage(source: AsyncIterable<Buffer>, limits: Inta
       header: headerBlock,
       headerCut: header.cut,
       body: path ? fileOctets(path, bodyStart, bodySize) : bufferOctets(whole!.subarray(bodyStart, bodyStart + bodySize)),
-      bodyFacts: scanner.facts(),
+      bodyFacts: scanner.end(),
       file: path,
       crlfFixed: crlf.changed,
       discard: () => (path ? removeIntakeFiles(path) : Promise.resolve()),

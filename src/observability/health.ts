@@ -27,7 +27,7 @@ export interface HealthFacts {
   domains: readonly { domain: string; usableKeys: number; problem?: string }[];
 }
 
-export interface Check {
+export interface HealthCheck {
   name: CheckName;
   ok: boolean;
   /** A short reason for anyone who may ask: no file path, domain or selector. */
@@ -40,12 +40,12 @@ export interface Health {
   ok: boolean;
   /** The names of the checks that failed, for a quick look. */
   failed: CheckName[];
-  checks: Check[];
+  checks: HealthCheck[];
 }
 
 export function decideHealth(facts: HealthFacts): Health {
   const listening = facts.listening ? 'accepting SMTP connections' : 'the SMTP listener is not accepting connections';
-  const checks: Check[] = [
+  const checks: HealthCheck[] = [
     { name: 'listener', ok: facts.listening, reason: listening, detail: listening },
     spoolCheck(facts.spool),
     facts.keyStore.ok ? { name: 'key-store', ok: true, reason: 'opens', detail: 'opens' } : { name: 'key-store', ok: false, reason: 'does not open', detail: facts.keyStore.error },
@@ -55,7 +55,7 @@ export function decideHealth(facts: HealthFacts): Health {
   return { ok: failed.length === 0, failed, checks };
 }
 
-function spoolCheck(spool: HealthFacts['spool']): Check {
+function spoolCheck(spool: HealthFacts['spool']): HealthCheck {
   if (!spool.exists) return { name: 'spool', ok: true, reason: 'no spool directory (nothing is queued)', detail: 'no spool directory (nothing is queued)' };
   if (!spool.writable) return { name: 'spool', ok: false, reason: `not writable (${spool.code})`, detail: spool.error };
   // A spool that cannot take one message of the largest size is as good as full: such a message is refused 452.
@@ -68,7 +68,7 @@ function spoolCheck(spool: HealthFacts['spool']): Check {
 
 const mebibytes = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 
-function keysCheck(facts: HealthFacts): Check {
+function keysCheck(facts: HealthFacts): HealthCheck {
   // Without a key store, the keys cannot be judged: the key-store check says why.
   if (!facts.keyStore.ok) return { name: 'signing-keys', ok: false, reason: 'unknown: the key store does not open', detail: 'unknown: the key store does not open' };
   const problems = facts.domains.flatMap((d) => {
@@ -82,7 +82,7 @@ function keysCheck(facts: HealthFacts): Check {
 }
 
 /** What /healthz shows to a client without the password: each check's name, result and short reason. */
-export function publicHealth(health: Health): { ok: boolean; failed: CheckName[]; checks: Omit<Check, 'detail'>[] } {
+export function publicHealth(health: Health): { ok: boolean; failed: CheckName[]; checks: Omit<HealthCheck, 'detail'>[] } {
   return { ok: health.ok, failed: health.failed, checks: health.checks.map(({ name, ok, reason }) => ({ name, ok, reason })) };
 }
 

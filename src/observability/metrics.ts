@@ -29,7 +29,7 @@ import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import type { StatusReport } from './status-report.ts';
 import { replyLine, replyText, type SmtpReply } from '../smtp/reply.ts';
 
-export interface QueueDepth {
+export interface QueueDepthSample {
   messages: number;
   oldestAgeSeconds: number;
 }
@@ -79,7 +79,7 @@ export class RelayMetrics {
   private readonly domains = new Set<string>();
   private readonly refusals: RecentRefusal[] = [];
   private readonly readiness = new Map<string, { result: ReadinessResult; at: number }>();
-  private queueSource: (() => QueueDepth) | undefined;
+  private queueSource: (() => QueueDepthSample) | undefined;
   private upstreamSource: (() => UpstreamState) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
@@ -345,7 +345,7 @@ export class RelayMetrics {
   }
 
   /** The queue's depth, asked at each scrape; the returned function stops asking (only if still the current source). */
-  watchQueue(source: () => QueueDepth): () => void {
+  watchQueue(source: () => QueueDepthSample): () => void {
     this.queueSource = source;
     return () => {
       if (this.queueSource === source) this.queueSource = undefined;
@@ -403,7 +403,7 @@ export class RelayMetrics {
     return new Map([...this.readiness].map(([domain, { result }]) => [domain, result]));
   }
 
-  queueDepth(): QueueDepth | undefined {
+  queueDepth(): QueueDepthSample | undefined {
     return this.queueSource?.();
   }
 

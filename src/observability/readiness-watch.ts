@@ -5,7 +5,7 @@
 // means this relay asks DNS nothing by itself, so it looks nothing up either.
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/schema.ts';
-import { parseNameserver, systemNameservers } from '../dns/nameserver.ts';
+import { configuredNameservers } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
 import type { KeyStore } from '../keys/store.ts';
 import type { Logger } from '../common/logger.ts';
@@ -77,7 +77,7 @@ export class ReadinessWatch {
   private async lookUp(): Promise<Map<string, ReadinessResult>> {
     const { config, store, metrics, logger } = this.options;
     const domains = [...new Set(store.list().filter((k) => k.state !== 'removed').map((k) => k.domain))].sort();
-    const servers = config.dns.resolvers.length > 0 ? config.dns.resolvers.map(parseNameserver) : systemNameservers();
+    const servers = configuredNameservers(config.dns.resolvers);
     const results = await lookUpReadiness(domains, servers, config.dns.timeoutSeconds);
     if (this.stopped) return results;
     metrics.readinessChecked(results);

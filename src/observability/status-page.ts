@@ -9,7 +9,7 @@ import type { StoredKey } from '../keys/store.ts';
 import { when } from '../rotation/plan.ts';
 import type { UpstreamState } from '../delivery/upstream-health.ts';
 import { upstreamProblem, type Health } from './health.ts';
-import { dmarcState, type QueueDepth, type RecentRefusal } from './metrics.ts';
+import { dmarcState, type QueueDepthSample, type RecentRefusal } from './metrics.ts';
 import type { RecentTotals } from './recent-counts.ts';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
@@ -22,7 +22,7 @@ export interface PageInput {
   lastHour: RecentTotals;
   lastDay: RecentTotals;
   /** undefined: no queue reports its depth (delivery while the client waits). */
-  queue: QueueDepth | undefined;
+  queue: QueueDepthSample | undefined;
   /** undefined: no smart host (file or mx delivery). */
   upstream?: UpstreamState | undefined;
   refusals: readonly RecentRefusal[];
@@ -126,7 +126,7 @@ function upstreamLine(upstream: UpstreamState | undefined): Safe | string {
   return html`<p id="upstream">Upstream: <span class="badge ok">answering</span> <span class="muted">${upstream.name}</span></p>`;
 }
 
-function queueLine(queue: QueueDepth | undefined): Safe {
+function queueLine(queue: QueueDepthSample | undefined): Safe {
   if (!queue) return html`<p id="queue">Queue: <span class="badge idle">none</span> <span class="muted">messages are delivered while the client waits</span></p>`;
   const badge = queue.messages === 0 ? 'ok' : 'warn';
   return html`<p id="queue">Queue: <span class="badge ${badge}">${queue.messages} message${queue.messages === 1 ? '' : 's'}</span>${queue.messages > 0 ? html` <span class="muted">oldest waiting ${age(Math.round(queue.oldestAgeSeconds))}</span>` : ''}</p>`;

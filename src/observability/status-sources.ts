@@ -11,7 +11,7 @@ import type { TaskHealth } from '../common/background-tasks.ts';
 import { recordName } from '../common/names.ts';
 import type { Config } from '../config/schema.ts';
 import { delegationFor } from '../dns/delegation.ts';
-import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
+import { configuredNameservers, formatNameserver } from '../dns/nameserver.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { KeyStore, StoredKey } from '../keys/store.ts';
@@ -38,7 +38,7 @@ export interface GatheredStatus {
 export function gatherStatus({ config, store, now, readiness, background }: StatusSources): GatheredStatus {
   const keys = store.list();
   const observations = readObservations(store.dbFile);
-  const resolvers = configuredResolvers(config).map(formatNameserver);
+  const resolvers = configuredNameservers(config.dns.resolvers).map(formatNameserver);
   const servers = (domain: string) => {
     const ids = new Set(keys.filter((k) => k.domain === domain).map((k) => k.id));
     return [...new Set([...observations.filter((o) => ids.has(o.keyId)).map((o) => o.server), ...resolvers])];
@@ -59,11 +59,6 @@ export function gatherStatus({ config, store, now, readiness, background }: Stat
 /** The domains the report shows: those with a key not yet removed. */
 export function reportedDomains(keys: readonly StoredKey[]): string[] {
   return [...new Set(keys.filter((k) => k.state !== 'removed').map((k) => k.domain))];
-}
-
-/** As `dns check` asks: dns.resolvers, else the system resolver's servers. */
-export function configuredResolvers(config: Pick<Config, 'dns'>): Nameserver[] {
-  return config.dns.resolvers.length > 0 ? config.dns.resolvers.map(parseNameserver) : systemNameservers();
 }
 
 /** A domain's policy as the rotation scheduler plans with it, delegated selectors included. */

@@ -3,8 +3,9 @@
 // where it is, and only the header block is normalized, in memory. A body
 // that must be rewritten is rewritten file to file, in a worker thread, so
 // re-encoding a large part never holds up other sessions.
-import { MAX_LINE } from '../message/mime/scan.ts';
-import { normalize, type NormalizeOptions } from './normalize/index.ts';
+import { MAX_LINE_OCTETS } from '../message/mime/scan.ts';
+import { normalize } from './normalize/index.ts';
+import type { NormalizeOptions } from './normalize/options.ts';
 import { headerBlockLength, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, fileOctets, readOctets, type Octets } from '../message/octets.ts';
 import { normalizeFileInThread } from './normalize-thread.ts';
@@ -16,7 +17,7 @@ export type NormalizedMessage =
 
 export async function normalizeIncoming(message: IncomingMessage, options: NormalizeOptions): Promise<NormalizedMessage> {
   const facts = message.bodyFacts;
-  const bodySafe = facts.longest <= MAX_LINE && !facts.nul && (options.eightBitMime || !facts.eightBit);
+  const bodySafe = facts.longest <= MAX_LINE_OCTETS && !facts.nul && (options.eightBitMime || !facts.eightBit);
   if (bodySafe) {
     // The header block alone is a message with an empty body: what normalize() does to it is all it would do to the whole.
     const result = normalize(message.header, options);

@@ -2,8 +2,8 @@
 // first needed. Jobs run one after another: each holds fixed-size buffers
 // only, and a burst of large messages waits its turn instead of taking
 // every core from the SMTP sessions.
-import { Worker } from 'node:worker_threads';
-import type { NormalizedFile, NormalizeOptions } from './normalize/index.ts';
+import { JobThread, type ThreadJob } from '../common/job-thread.ts';
+import type { NormalizedFile, NormalizeOptions } from './normalize/options.ts';
 import type { NormalizeJob, NormalizeJobReply } from './normalize-worker.ts';
 
 const WORKER = new URL('./normalize-worker.ts', import.meta.url);
@@ -14,30 +14,24 @@ const WORKER = new URL('./normalize-worker.ts', import.meta.url);
  */
 const HEAP_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 };
 
-let worker: Worker | null = null;
-let nextId = 1;
-const pending = new Map<number, { resolve(result: NormalizedFile): void; reject(err: Error): void }>();
+type Waiting = ThreadJob<Extract<NormalizeJobReply, { ok: true }>>;
 
-function thread(): Worker {
-  if (worker) return worker;
-  const started = new Worker(WORKER, { resourceLimits: HEAP_LIMITS });
-  started.on('message', (reply: NormalizeJobReply) => {
-    const job = pending.get(reply.id);
-    if (!job) return;
-    pending.delete(reply.id);
-    if (reply.ok) job.resolve(reply.result);
-    else job.reject(new Error(reply.error));
-    if (pending.size === 0) started.unref();
-  });
+let current: JobThread<NormalizeJobReply, Waiting> | null = null;
+let nextId = 1;
+
+function thread(): JobThread<NormalizeJobReply, Waiting> {
+  if (current) return current;
   const fail = (err: Error): void => {
     // A thread that died takes its jobs with it; the next job starts a new one.
-    if (worker === started) worker = null;
-    for (const job of pending.values()) job.reject(err);
-    pending.clear();
+    if (current === started) current = null;
+    for (const job of started.jobs.values()) job.reject(err);
+    started.jobs.clear();
   };
-  started.on('error', fail);
-  started.on('exit', (code) => fail(new Error(`the normalization thread exited (code ${code})`)));
-  worker = started;
+  const started: JobThread<NormalizeJobReply, Waiting> = new JobThread(WORKER, { resourceLimits: HEAP_LIMITS }, {
+    error: fail,
+    exit: (code) => fail(new Error(`the normalization thread exited (code ${code})`)),
+  });
+  current = started;
   return started;
 }
 
@@ -46,9 +40,6 @@ export function normalizeFileInThread(inPath: string, outPath: string, options: 
   const id = nextId++;
   const job: NormalizeJob = { id, inPath, outPath, options: { ...options, now: options.now ?? new Date() } };
   return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    const running = thread();
-    running.ref();
-    running.postMessage(job);
+    thread().post(id, { resolve: (reply) => resolve(reply.result), reject }, job);
   });
 }

@@ -2,7 +2,8 @@
 // normalize-thread.ts). Its work is synchronous file to file, so while it
 // re-encodes a large part the main thread goes on serving sessions.
 import { parentPort } from 'node:worker_threads';
-import { normalizeFile, type NormalizedFile, type NormalizeOptions } from './normalize/index.ts';
+import { normalizeFile } from './normalize/index.ts';
+import type { NormalizedFile, NormalizeOptions } from './normalize/options.ts';
 
 export interface NormalizeJob {
   id: number;

@@ -52,7 +52,7 @@ export interface Report {
   changes: string[];
 }
 
-export type Outcome =
+export type PipelineOutcome =
   | ({ action: 'deliver'; message: Octets } & Report)
   | ({ action: 'refuse'; reply: SmtpReply } & Report);
 
@@ -61,12 +61,12 @@ export type Outcome =
  * body in a file. The outcome's message may read from that file: discard
  * the incoming message only once the outcome's octets are spooled or sent.
  */
-export async function processMessage(input: Buffer | IncomingMessage, ctx: PipelineContext): Promise<Outcome> {
+export async function processMessage(input: Buffer | IncomingMessage, ctx: PipelineContext): Promise<PipelineOutcome> {
   const incoming = Buffer.isBuffer(input) ? messageFromBuffer(input) : input;
   const changes: string[] = [];
   if (incoming.crlfFixed) changes.push('line endings normalised to CRLF');
   const report: Report = { signatures: [], selfCheck: 'unsigned', detail: '', changes };
-  const refuse = (code: number, text: string): Outcome => ({ action: 'refuse', reply: smtpReply(code, text), ...report, detail: text });
+  const refuse = (code: number, text: string): PipelineOutcome => ({ action: 'refuse', reply: smtpReply(code, text), ...report, detail: text });
 
   const header = headerFields(incoming.header);
   const limits = ctx.config.headers;

@@ -11,7 +11,7 @@ import type { DigestCrypto } from '../signing/crypto-pool.ts';
 import { verifyBounded } from '../signing/verify-bounded.ts';
 
 /** A signed message: its header block and its body. */
-export interface SplitMessage {
+export interface SignedMessage {
   header: Buffer;
   body: Octets;
 }
@@ -23,7 +23,7 @@ export interface SelfCheck {
 }
 
 /** Throws CryptoUnavailable when the key operation cannot be done just now. */
-export async function selfCheck(signed: Buffer | SplitMessage, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode, crypto?: DigestCrypto): Promise<SelfCheck> {
+export async function selfCheck(signed: Buffer | SignedMessage, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode, crypto?: DigestCrypto): Promise<SelfCheck> {
   const { header, body } = Buffer.isBuffer(signed) ? messageFromBuffer(signed) : signed;
   const verification = await verifyBounded(header, body, storeResolver(store), alignment, crypto);
   if (verification.fromFields !== 1) {

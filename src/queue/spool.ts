@@ -33,7 +33,7 @@ let sequence = 0;
  * counter within this process and millisecond, and 60 random bits so two
  * processes never pick the same id.
  */
-export function newMessageId(now: Date = new Date()): string {
+export function newSpoolId(now: Date = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', '');
   sequence = stamp === lastStamp ? sequence + 1 : 0;
   lastStamp = stamp;
@@ -166,7 +166,7 @@ export class Spool {
 
   /** Starts a new message under a fresh id, in tmp/. */
   async begin(now?: Date): Promise<SpoolWriter> {
-    const id = newMessageId(now);
+    const id = newSpoolId(now);
     try {
       // A new file or an error, never someone else's file reused.
       return new SpoolWriter(this, id, await createFile(this.tempPath(id), 0o600));

@@ -16,7 +16,7 @@ import { openFrontDoor } from './front-door.ts';
 import { reply } from './handler-reply.ts';
 import type { RelayDeps } from './relay-deps.ts';
 import { receiveAndRelay } from './relay-message.ts';
-import { closeAllSessions, closeSession, connectionOf, runSession, sendReply } from './smtp-server-internals.ts';
+import { closeAllSessions, closeSession, connectionOf, serveSocket, sendReply } from './smtp-server-internals.ts';
 import { limitStartTlsHandshake } from './starttls-deadline.ts';
 import { replyError, replyText } from '../smtp/reply.ts';
 import { DEFAULT_CIPHERS, DEFAULT_MIN_VERSION } from './tls-policy.ts';
@@ -175,7 +175,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
       }, config.listen.unadmittedTimeoutSeconds * 1000) : undefined;
       sessions.set(id, { pool, watch, slot, deadline });
       watch.attach(socket); // before smtp-server pipes the socket: the 421 then goes out ahead of its reply
-      runSession(server, socket, id);
+      serveSocket(server, socket, id);
       const connection = !implicitTls && tls ? connectionOf(server, id) : undefined;
       if (connection) {
         limitStartTlsHandshake(connection, config.listen.tlsHandshakeTimeoutSeconds * 1000, () =>

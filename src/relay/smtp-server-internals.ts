@@ -22,7 +22,7 @@ import type { SMTPServer } from 'smtp-server';
 export type SmtpConnection = SMTPServer['connections'] extends Set<infer C> ? C : never;
 
 /** Runs the SMTP session of a socket accepted elsewhere; its session.id is `id`. */
-export function runSession(server: SMTPServer, socket: Socket, id: string): void {
+export function serveSocket(server: SMTPServer, socket: Socket, id: string): void {
   server.connect(socket, { id });
 }
 

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
-import type { Outcome } from './report-model.ts';
+import type { Checked } from './report-model.ts';
 import { refused } from './report-model.ts';
 
 export function tooLarge(what: string, limit: number): string {
@@ -13,12 +13,12 @@ export function tooLarge(what: string, limit: number): string {
 }
 
 /** Collects a stream's octets until it ends, or refuses as soon as they pass `limit`. */
-export function collectBounded(stream: Readable, limit: number, what: string): Promise<Outcome<Buffer>> {
+export function collectBounded(stream: Readable, limit: number, what: string): Promise<Checked<Buffer>> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const settle = (outcome: Outcome<Buffer>) => {
+    const settle = (outcome: Checked<Buffer>) => {
       if (settled) return;
       settled = true;
       stream.removeAllListeners('data');
@@ -36,7 +36,7 @@ export function collectBounded(stream: Readable, limit: number, what: string): P
 }
 
 /** A gzip file (RFC 1952), every member of it. */
-export function gunzipBounded(data: Buffer, limit: number): Promise<Outcome<Buffer>> {
+export function gunzipBounded(data: Buffer, limit: number): Promise<Checked<Buffer>> {
   // Small output chunks: the count is checked after each, so the overshoot is at most one chunk.
   const gunzip = createGunzip({ chunkSize: 64 * 1024 });
   const result = collectBounded(gunzip, limit, 'the gzip file');
@@ -45,13 +45,13 @@ export function gunzipBounded(data: Buffer, limit: number): Promise<Outcome<Buff
 }
 
 /** The first .xml member of a zip file (Yahoo and others send the report so). */
-export function unzipBounded(data: Buffer, limit: number): Promise<Outcome<Buffer>> {
+export function unzipBounded(data: Buffer, limit: number): Promise<Checked<Buffer>> {
   return new Promise((resolve) => {
     // validateEntrySizes: a member that inflates to more than its declared size is an error, not more data.
     yauzl.fromBuffer(data, { lazyEntries: true, validateEntrySizes: true, decodeStrings: true }, (err, zip) => {
       if (err || !zip) return resolve(refused(`not a readable zip file: ${err?.message ?? 'no archive'}`));
       let done = false;
-      const finish = (outcome: Outcome<Buffer>) => {
+      const finish = (outcome: Checked<Buffer>) => {
         if (done) return;
         done = true;
         try {

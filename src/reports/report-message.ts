@@ -10,7 +10,7 @@ import { bufferSource } from '../message/mime/source.ts';
 import { decodeQuotedPrintable } from '../message/mime/transfer-encoding.ts';
 import { findParts } from '../pipeline/normalize/multipart.ts';
 import { parseHeaderValue } from '../smtp/nodemailer-internals.ts';
-import type { Outcome } from './report-model.ts';
+import type { Checked } from './report-model.ts';
 import { refused } from './report-model.ts';
 
 /**
@@ -38,7 +38,7 @@ export interface Attachment {
   data: Buffer;
 }
 
-export function reportAttachment(message: Buffer): Outcome<Attachment> {
+export function reportAttachment(message: Buffer): Checked<Attachment> {
   const found: Attachment[] = [];
   const seen: string[] = [];
   walk(toCrlf(message), 0, found, seen);

@@ -73,6 +73,6 @@ export function dmarcPassed(record: Pick<ReportRecord, 'dkimAligned' | 'spfAlign
 }
 
 /** A step that either gives its value or refuses, with one line saying why. */
-export type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
+export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 export const refused = (reason: string): { ok: false; reason: string } => ({ ok: false, reason });

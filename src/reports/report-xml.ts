@@ -6,7 +6,7 @@
 // laughs" works), and the parser's entity processing is off, so only the five
 // predefined entities and character references are decoded, by us, once.
 import { XMLParser } from 'fast-xml-parser';
-import type { AggregateReport, DkimResult, Outcome, PolicyPublished, ReportFormat, ReportRecord, SpfResult } from './report-model.ts';
+import type { AggregateReport, DkimResult, Checked, PolicyPublished, ReportFormat, ReportRecord, SpfResult } from './report-model.ts';
 import { refused } from './report-model.ts';
 
 export const DMARCBIS_NAMESPACE = 'urn:ietf:params:xml:ns:dmarc-2.0';
@@ -28,7 +28,7 @@ const parser = new XMLParser({
 
 const DOCTYPE = /<!DOCTYPE|<!ENTITY/i;
 
-export function parseReportXml(xml: string): Outcome<AggregateReport> {
+export function parseReportXml(xml: string): Checked<AggregateReport> {
   if (DOCTYPE.test(xml)) return refused('the XML declares a DOCTYPE or entities, which no aggregate report has (entity expansion is never done)');
   let tree: Node;
   try {

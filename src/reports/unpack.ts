@@ -6,7 +6,7 @@
 // before parsing and while inflating.
 import { gunzipBounded, tooLarge, unzipBounded } from './bounded-inflate.ts';
 import { REPORT_TYPES, reportAttachment } from './report-message.ts';
-import type { Outcome } from './report-model.ts';
+import type { Checked } from './report-model.ts';
 import { refused } from './report-model.ts';
 
 export type Kind = 'gzip' | 'zip' | 'xml' | 'message';
@@ -27,7 +27,7 @@ export function sniff(data: Buffer): Kind | undefined {
 }
 
 /** The XML of the report in `data`; `declared` is the Content-Type an attachment came with. */
-export async function unpackReport(data: Buffer, limit: number, declared?: string, depth = 0): Promise<Outcome<string>> {
+export async function unpackReport(data: Buffer, limit: number, declared?: string, depth = 0): Promise<Checked<string>> {
   if (data.length > limit) return refused(`${data.length} octets, more than ${limit} (reports.maxBytes); refused before parsing`);
   const kind = sniff(data);
   if (!kind) return refused('neither XML, gzip, zip nor a mail message');

@@ -4,7 +4,7 @@
 // The first problem found is the reason the report is refused.
 import { isIP } from 'node:net';
 import { isValidDomain } from '../common/names.ts';
-import type { AggregateReport, Outcome } from './report-model.ts';
+import type { AggregateReport, Checked } from './report-model.ts';
 import { refused } from './report-model.ts';
 
 /** More records than any receiver sends for one domain and day; a bound on what one report may store. */
@@ -15,7 +15,7 @@ const MAX_ID = 512;
 
 const RESULTS = new Set(['pass', 'fail']);
 
-export function validateReport(report: AggregateReport): Outcome<AggregateReport> {
+export function validateReport(report: AggregateReport): Checked<AggregateReport> {
   if (report.orgName === '' || report.orgName.length > MAX_ID) return refused('report_metadata/org_name is missing or too long');
   if (report.reportId === '' || report.reportId.length > MAX_ID) return refused('report_metadata/report_id is missing or too long');
   if (!Number.isSafeInteger(report.begin) || !Number.isSafeInteger(report.end) || report.begin > report.end) {

@@ -11,8 +11,8 @@
 import { authoritativeServers } from '../dns/authoritative.ts';
 import { delegatedName, type Delegation } from '../dns/delegation.ts';
 import { DnsClient, type DnsAnswer } from '../dns/dns-client.ts';
-import { judgeKey, type KeyStatus } from '../dns/key-status.ts';
-import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
+import { judgeKey, type RecordStatus } from '../dns/key-status.ts';
+import { configuredNameservers, formatNameserver, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { recordName } from '../common/names.ts';
 import type { StoredKey } from '../keys/store.ts';
 import type { ObservedState } from './observation.ts';
@@ -34,7 +34,7 @@ export interface DnsObserverOptions {
 }
 
 /** For the gate, a correctly revoked record is as good as a match; a stale one is not what must be served. */
-const OBSERVED: Record<KeyStatus, ObservedState> = {
+const OBSERVED: Record<RecordStatus, ObservedState> = {
   match: 'match', revoked: 'match', stale: 'mismatch', missing: 'missing', mismatch: 'mismatch', malformed: 'malformed', temperror: 'unreachable',
 };
 
@@ -54,7 +54,7 @@ export class LiveDnsObserver implements DnsObserver {
 
   constructor(options: DnsObserverOptions) {
     this.client = new DnsClient({ timeoutMs: options.timeoutMs });
-    this.resolvers = options.resolvers.length > 0 ? options.resolvers.map(parseNameserver) : systemNameservers();
+    this.resolvers = configuredNameservers(options.resolvers);
     this.port = options.authoritativePort ?? 53;
     this.delegation = options.delegation ?? (() => undefined);
   }

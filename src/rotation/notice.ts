@@ -3,7 +3,7 @@
 // the three forms people paste (zone-file lines, one value, JSON).
 import { zoneLines, type TxtRecord } from '../keys/record.ts';
 
-export interface Notice {
+export interface RotationNotice {
   /** rotation.notify */
   to: string;
   /** One line: what happened or what is wrong. */
@@ -20,7 +20,7 @@ export interface Notice {
  * Date and Message-ID, signs it and self-checks it like any other. From: is
  * the notify address itself, a domain the relay signs for in a normal set-up.
  */
-export function noticeMessage(notice: Notice): Buffer {
+export function noticeMessage(notice: RotationNotice): Buffer {
   const lines = [notice.text, ''];
   if (notice.records.length > 0) {
     lines.push(notice.withdraw ? 'Delete these records from DNS:' : 'These records must be in DNS:', '');

@@ -24,7 +24,7 @@ export interface DnsObservation {
   detail: string;
 }
 
-export interface Check {
+export interface ServerCheck {
   keyId: number;
   server: string;
   state: ObservedState;
@@ -36,7 +36,7 @@ export interface Check {
  * is older than this, nobody saw the server in between, so a match starts a
  * new clock instead of continuing the old one.
  */
-export function observe(previous: DnsObservation | undefined, check: Check, now: Date, maxGapMs = Infinity): DnsObservation {
+export function observe(previous: DnsObservation | undefined, check: ServerCheck, now: Date, maxGapMs = Infinity): DnsObservation {
   const at = now.toISOString();
   const continuous =
     previous !== undefined &&

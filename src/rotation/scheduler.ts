@@ -38,7 +38,7 @@ import type { Logger } from '../common/logger.ts';
 import type { OwnMail } from '../pipeline/own-mail.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
-import { noticeMessage, type Notice } from './notice.ts';
+import { noticeMessage, type RotationNotice } from './notice.ts';
 import { observe, type DnsObservation } from './observation.ts';
 import { duration, plan, type Action } from './plan.ts';
 import { policyFor, type RotationPolicy } from './policy.ts';
@@ -59,7 +59,7 @@ export interface RecordPublisher {
 }
 
 /** No publisher configured: every record is published by hand, told by mail and log. */
-export const manualPublisher: RecordPublisher = { apply: async () => 'manual' };
+export const manualRecordPublisher: RecordPublisher = { apply: async () => 'manual' };
 
 /** The zones of dns.publish as the scheduler's publisher (one key's changes share one name, so one zone). */
 export function publisherFrom(publishers: Publishers): RecordPublisher {
@@ -79,8 +79,8 @@ export interface SchedulerOptions {
   mail: OwnMail;
   hostname: string;
   logger: Logger;
-  /** The clock; tests pass their own. */
-  now?: () => Date;
+  /** The clock in milliseconds since the epoch, like Date.now; tests pass their own. */
+  now?: () => number;
   /** A fresh observer for each pass; default: real DNS as dns.resolvers and the zones' NS records say. */
   observer?: () => DnsObserver;
   publisher?: RecordPublisher;
@@ -106,7 +106,7 @@ export class LeaseLost extends Error {}
 export class RotationScheduler {
   readonly holder: string;
   private readonly options: SchedulerOptions;
-  private readonly now: () => Date;
+  private readonly clock: () => number;
   private readonly leaseMs: number;
   private readonly publisher: RecordPublisher;
   private readonly tables: RotationTables;
@@ -117,9 +117,9 @@ export class RotationScheduler {
 
   constructor(options: SchedulerOptions) {
     this.options = options;
-    this.now = options.now ?? (() => new Date());
+    this.clock = options.now ?? Date.now;
     this.leaseMs = options.leaseMs ?? 5 * 60_000;
-    this.publisher = options.publisher ?? manualPublisher;
+    this.publisher = options.publisher ?? manualRecordPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
     this.tables = new RotationTables(options.store.dir);
     this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
@@ -167,6 +167,10 @@ export class RotationScheduler {
     } finally {
       this.tables.close();
     }
+  }
+
+  private now(): Date {
+    return new Date(this.clock());
   }
 
   async runOnce(): Promise<PassResult> {
@@ -366,7 +370,7 @@ export class RotationScheduler {
    * Hands a notice over; false when it was not (the supervisor logs why, as
    * notice-mail). Never throws: a notice never stops a rotation pass.
    */
-  private async notify(notice: Notice): Promise<boolean> {
+  private async notify(notice: RotationNotice): Promise<boolean> {
     return (await this.supervisor.run('notice-mail', async () => {
       await this.mail(notice);
       return true;
@@ -374,7 +378,7 @@ export class RotationScheduler {
   }
 
   /** A notice, signed and self-checked by the pipeline like any message, handed over as the relay's own mail. Throws when it was not. */
-  private async mail(notice: Notice): Promise<void> {
+  private async mail(notice: RotationNotice): Promise<void> {
     const sent = await this.options.mail.send(noticeMessage(notice), notice.to);
     if ('refused' in sent) throw new Error(`the pipeline refused it: ${sent.refused}`);
     this.options.logger.info({ rotation: 'mail', to: notice.to, subject: notice.subject, ...sent }, 'rotation notice handed over');

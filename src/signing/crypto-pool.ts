@@ -9,7 +9,8 @@
 // cannot start at all, the pool works in this thread instead.
 import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { JobThread } from '../common/job-thread.ts';
 import type { WorkerReply, WorkerRequest } from './crypto-protocol.ts';
 import { signDigest, verifyDigest, type KeyAlgorithm } from './digest-signature.ts';
 
@@ -40,6 +41,7 @@ export interface PoolOptions {
 }
 
 type Request = Extract<WorkerRequest, { type: 'sign' | 'verify' }>;
+type JobAnswer = Exclude<WorkerReply, { ready: true }>;
 interface Pending {
   request: Request;
   key: KeyObject;
@@ -49,6 +51,7 @@ interface Pending {
 }
 
 interface Thread {
+  jobThread: JobThread<JobAnswer, Pending>;
   worker: Worker;
   ready: boolean;
   jobs: Map<number, Pending>;
@@ -162,8 +165,6 @@ export class CryptoPool implements DigestCrypto {
     if (this.#inThread) return this.#runHere(job);
     const thread = this.#threads.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
     job.attempts++;
-    if (thread.jobs.size === 0) thread.worker.ref(); // an idle thread must not keep the process alive
-    thread.jobs.set(job.request.id, job);
     const id = job.request.keyId;
     if (!thread.keys.has(id)) {
       thread.keys.add(id);
@@ -172,9 +173,9 @@ export class CryptoPool implements DigestCrypto {
         thread.keys.delete(oldest);
         thread.worker.postMessage({ type: 'forget', keyId: oldest } satisfies WorkerRequest);
       }
-      thread.worker.postMessage({ ...job.request, key: job.key } satisfies WorkerRequest);
+      thread.jobThread.post(job.request.id, job, { ...job.request, key: job.key } satisfies WorkerRequest);
     } else {
-      thread.worker.postMessage(job.request satisfies WorkerRequest);
+      thread.jobThread.post(job.request.id, job, job.request satisfies WorkerRequest);
     }
   }
 
@@ -192,32 +193,23 @@ export class CryptoPool implements DigestCrypto {
   }
 
   #spawn(): void {
-    let worker: Worker;
+    let why = 'exited';
+    let jobThread: JobThread<JobAnswer, Pending>;
     try {
-      worker = new Worker(this.#workerUrl);
+      jobThread = new JobThread(this.#workerUrl, {}, {
+        message: () => {
+          thread.ready = true; // the thread's only message that answers no job
+          this.#startFailures = 0;
+        },
+        error: (err) => (why = err.message),
+        exit: (code) => this.#lost(thread, `${why} (exit code ${code})`),
+      });
     } catch (err) {
       this.#startFailed(`cannot start a signing thread: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    worker.unref();
-    const thread: Thread = { worker, ready: false, jobs: new Map(), keys: new Set() };
+    const thread: Thread = { jobThread, worker: jobThread.worker, ready: false, jobs: jobThread.jobs, keys: new Set() };
     this.#threads.push(thread);
-    worker.on('message', (reply: WorkerReply) => {
-      if ('ready' in reply) {
-        thread.ready = true;
-        this.#startFailures = 0;
-        return;
-      }
-      const job = thread.jobs.get(reply.id);
-      if (!job) return;
-      thread.jobs.delete(reply.id);
-      if (thread.jobs.size === 0) worker.unref();
-      if (reply.ok) job.resolve(reply);
-      else job.reject(new Error(reply.error));
-    });
-    let why = 'exited';
-    worker.on('error', (err) => (why = err.message));
-    worker.on('exit', (code) => this.#lost(thread, `${why} (exit code ${code})`));
   }
 
   /** A thread ended: replace it, and give its jobs to another thread once. */

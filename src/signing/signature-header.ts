@@ -10,8 +10,7 @@
 // the signature exists cannot change once it is appended. This is what makes
 // "simple" header canonicalization of our own field work.
 
-/** RFC 5322 §2.1.1: lines SHOULD be no more than 78 characters, excluding CRLF. */
-export const MAX_LINE = 78;
+import { FOLD_AT } from '../message/mime/fold.ts';
 
 export interface SignatureTags {
   algorithm: 'rsa-sha256' | 'ed25519-sha256';
@@ -48,7 +47,7 @@ class Folder {
 
   /** Appends an unbreakable atom after `sep`, or on a new line if it would not fit. */
   atom(atom: string, sep: ' ' | ''): void {
-    if (this.col + sep.length + atom.length <= MAX_LINE || this.col <= 1) {
+    if (this.col + sep.length + atom.length <= FOLD_AT || this.col <= 1) {
       this.text += sep + atom;
       this.col += sep.length + atom.length;
     } else {
@@ -62,8 +61,8 @@ class Folder {
   base64(value: string, suffix: '' | ';'): void {
     const body = value.slice(0, -1);
     for (let i = 0; i < body.length; ) {
-      if (this.col >= MAX_LINE) this.fold();
-      const take = Math.min(MAX_LINE - this.col, body.length - i);
+      if (this.col >= FOLD_AT) this.fold();
+      const take = Math.min(FOLD_AT - this.col, body.length - i);
       this.text += body.slice(i, i + take);
       this.col += take;
       i += take;
@@ -73,7 +72,7 @@ class Folder {
 
   /** Starts a tag whose value is base64, where at least one value character still fits after it. */
   base64Tag(name: string): void {
-    if (this.col + 1 + name.length + 1 > MAX_LINE) this.fold();
+    if (this.col + 1 + name.length + 1 > FOLD_AT) this.fold();
     else {
       this.text += ' ';
       this.col++;
@@ -113,7 +112,7 @@ export function signatureFieldPrefix(tags: SignatureTags): string {
   });
   // A SHA-256 bh= fits on one line: keep it whole (a tag boundary is the tamest fold).
   const bh = `bh=${tags.bodyHash};`;
-  if (1 + bh.length <= MAX_LINE) f.atom(bh, ' ');
+  if (1 + bh.length <= FOLD_AT) f.atom(bh, ' ');
   else {
     f.base64Tag('bh=');
     f.base64(tags.bodyHash, ';');

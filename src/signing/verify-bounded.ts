@@ -12,7 +12,7 @@ import { CHUNK, type Octets } from '../message/octets.ts';
 import type { AlignmentMode } from './alignment.ts';
 import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
 import { mailauthBodyHash, mailauthPublicKey, mailauthVerifyHeader } from './mailauth-internals.ts';
-import { describe, MIN_BITS, type Verification } from './verify.ts';
+import { describeVerification, MIN_BITS, type Verification } from './verify.ts';
 
 const BODY_HASH_MISMATCH = 'body hash did not verify';
 
@@ -30,7 +30,7 @@ export async function verifyBounded(header: Buffer, body: Octets, resolver: DNSR
     if (!bodyHashes.has(key)) bodyHashes.set(key, hashBody(body, canonicalization, limit));
     if ((await bodyHashes.get(key)) === r.bodyHashExpecting) Object.assign(r.status, await checkHeaderSignature(r, resolver, crypto));
   }
-  return describe(header, outcome, alignment);
+  return describeVerification(header, outcome, alignment);
 }
 
 type MailauthResult = DKIMResult;

@@ -45,11 +45,11 @@ export const MIN_BITS = 1024;
 
 export async function verifyMessage(message: Buffer, resolver: DNSResolver | undefined, alignment: AlignmentMode = 'relaxed'): Promise<Verification> {
   const outcome = await dkimVerify(message, { resolver, minBitLength: MIN_BITS, strict: true });
-  return describe(toCrlf(message), outcome, alignment);
+  return describeVerification(toCrlf(message), outcome, alignment);
 }
 
 /** mailauth's results for a message that starts with `header` (CRLF lines), judged and described. */
-export function describe(header: Buffer, outcome: VerifierResults, alignment: AlignmentMode): Verification {
+export function describeVerification(header: Buffer, outcome: VerifierResults, alignment: AlignmentMode): Verification {
   const fromDomains = outcome.headerFrom.map((address) => address.slice(address.lastIndexOf('@') + 1).toLowerCase());
   const fields = headerFields(splitMessage(header).header);
   const signatureFields = fieldsNamed(fields, 'dkim-signature');

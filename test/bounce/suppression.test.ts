@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildDsn } from '../../src/bounce/dsn.ts';
-import { DEFAULT_NOTIFY, messageSuppression, planNotices, recipientSuppression, type Outcome } from '../../src/bounce/suppression.ts';
+import { DEFAULT_NOTIFY, messageSuppression, planNotices, recipientSuppression, type RecipientOutcome } from '../../src/bounce/suppression.ts';
 import { only, parseWithPython } from './support.ts';
 
 const message = (...header: string[]): Buffer => Buffer.from([...header, 'From: alice@example.com', 'Subject: Hi', '', 'Hello', ''].join('\r\n'));
@@ -51,7 +51,7 @@ test('NOTIFY decides per recipient and action; without NOTIFY both failures and 
 });
 
 test('one notice per action for the recipients of one pass; NOTIFY leaves some out', () => {
-  const outcomes: Outcome<string>[] = [
+  const outcomes: RecipientOutcome<string>[] = [
     { recipient: 'a@example.net', action: 'failed' },
     { recipient: 'b@example.net', action: 'delayed' },
     { recipient: 'c@example.net', action: 'failed', notify: ['FAILURE'] },
@@ -72,7 +72,7 @@ test('one notice per action for the recipients of one pass; NOTIFY leaves some o
 });
 
 test('a message-wide reason suppresses the notice of every recipient', () => {
-  const outcomes: Outcome<string>[] = [
+  const outcomes: RecipientOutcome<string>[] = [
     { recipient: 'a@example.net', action: 'failed', notify: ['FAILURE'] },
     { recipient: 'b@example.net', action: 'delayed' },
   ];

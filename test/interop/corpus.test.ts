@@ -16,9 +16,9 @@ import { dkimFields, send, startSink, startTestRelay, type SendResult, type Sink
 import { zoneTable } from '../helpers/zone.ts';
 import { ADDED_TRACE_FIELDS, fieldsAndBody, hostileIntermediary, relaxedBody, relaxedField } from './intermediary.ts';
 import { crlfOnly, mimeLeaves } from './mime-leaves.ts';
+import { MAX_LINE_OCTETS } from '../../src/message/mime/scan.ts';
 import { sendRaw } from './raw-smtp.ts';
 
-const MAX_LINE = 998;
 /** Each case gets its own intermediary choices, the same on every run. */
 const seedOf = (name: string): number => Number.parseInt(name, 10) * 7919 + name.length;
 const started = performance.now();
@@ -87,7 +87,7 @@ function checkLines(raw: Buffer): string[] {
     if (raw[i] === 0x0a) {
       if (raw[i - 1] !== 0x0d) problems.push(`bare LF at line ${line}`);
       const length = i - start - 1;
-      if (length > MAX_LINE) problems.push(`line ${line} is ${length} octets`);
+      if (length > MAX_LINE_OCTETS) problems.push(`line ${line} is ${length} octets`);
       start = i + 1;
       line++;
     } else if (raw[i] === 0x0d && raw[i + 1] !== 0x0a) {

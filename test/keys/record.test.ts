@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { generateKeyPair } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe as describeKey, generateKey, type KeyMaterial } from '../../src/keys/key-material.ts';
+import { describeKey as describeKey, generateKey, type KeyMaterial } from '../../src/keys/key-material.ts';
 import { DEFAULT_TTL, splitValue, txtRecord, txtValue, zoneLines, type RecordSource, type TxtRecord } from '../../src/keys/record.ts';
 import { tempDir } from '../helpers/tmp.ts';
 

@@ -26,9 +26,19 @@ test('a small message stays in memory; header block and body come apart where th
     assert.equal(got.message.file, undefined);
     assert.equal(got.message.header.toString(), HEADER);
     assert.equal((await readOctets(got.message.body)).toString(), 'line one\r\nline two\r\n');
-    assert.deepEqual(got.message.bodyFacts, { longest: 8, eightBit: false, nul: false });
+    assert.deepEqual(got.message.bodyFacts, { longest: 0, eightBit: false, nul: false });
   }
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test('a body line over 998 octets is measured whole, however the body is cut into chunks', async () => {
+  const dir = tempDir();
+  const long = 'x'.repeat(1200);
+  for (const size of [1, 7, 64, 998, 4096]) {
+    const got = await receiveMessage(cut(Buffer.from(`${HEADER}short\r\n${long}\r\nshort\r\n`), size), { ...LIMITS, dir: dir });
+    assert.ok(got.ok);
+    assert.deepEqual(got.message.bodyFacts, { longest: long.length, eightBit: false, nul: false }, `chunks of ${size}`);
+  }
 });
 
 test('a large message goes to a file as it arrives, and the file goes with discard()', async () => {
@@ -40,7 +50,7 @@ test('a large message goes to a file as it arrives, and the file goes with disca
   assert.ok(existsSync(file), 'written to disk');
   assert.equal(got.message.header.toString(), HEADER);
   assert.deepEqual(await readOctets(got.message.body), Buffer.concat([body, Buffer.from('ü\u0000\r\n')]));
-  assert.deepEqual(got.message.bodyFacts, { longest: 10, eightBit: true, nul: true });
+  assert.deepEqual(got.message.bodyFacts, { longest: 0, eightBit: true, nul: true });
   await got.message.discard();
   assert.equal(existsSync(file), false);
 });

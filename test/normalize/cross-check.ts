@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as real from '../../src/pipeline/normalize/index.ts';
+import type { Normalized, NormalizeOptions } from '../../src/pipeline/normalize/options.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 export * from '../../src/pipeline/normalize/index.ts';
@@ -14,7 +15,7 @@ const NOW = new Date('2026-11-22T09:00:00Z');
 // a new Message-ID is random: compare the rest
 const maskId = (text: string): string => text.replace(/^Message-ID: <[^>\r\n]*>\r\n/gim, 'Message-ID: <masked>\r\n');
 
-export function normalize(message: Buffer, options: real.NormalizeOptions): real.Normalized {
+export function normalize(message: Buffer, options: NormalizeOptions): Normalized {
   const result = real.normalize(message, options);
   dir ??= tempDir('normalize-cross-');
   const inPath = join(dir, 'in.eml');

@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { NormalizeOptions } from '../../src/pipeline/normalize/index.ts';
+import type { NormalizeOptions } from '../../src/pipeline/normalize/options.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { options } from './support.ts';
 

@@ -2,7 +2,7 @@
 // are deliberately naive and separate from src/, so a bug cannot hide on both sides.
 import { replyLine, replyText } from '../../src/smtp/reply.ts';
 import assert from 'node:assert/strict';
-import type { NormalizeOptions, Normalized } from '../../src/pipeline/normalize/index.ts';
+import type { NormalizeOptions, Normalized } from '../../src/pipeline/normalize/options.ts';
 
 export const options = (over: Partial<NormalizeOptions> = {}): NormalizeOptions => ({
   addDate: false,

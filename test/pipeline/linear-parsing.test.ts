@@ -15,7 +15,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
 import { KeyStore } from '../../src/keys/store.ts';
-import { processMessage, type Outcome, type PipelineContext } from '../../src/pipeline/pipeline.ts';
+import { processMessage, type PipelineOutcome, type PipelineContext } from '../../src/pipeline/pipeline.ts';
 import { receiveMessage } from '../../src/message/intake.ts';
 import { growthAsync, LINEAR_AT_8X } from '../helpers/growth.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
@@ -93,7 +93,7 @@ describe('header parsing is linear in the size of what a client sends', () => {
   });
 
   /** The intake as a session feeds it (64 KiB chunks), then the pipeline. */
-  async function relay(msg: Buffer): Promise<Outcome> {
+  async function relay(msg: Buffer): Promise<PipelineOutcome> {
     const chunks = Array.from({ length: Math.ceil(msg.length / 65536) }, (_, i) => msg.subarray(i * 65536, (i + 1) * 65536));
     const received = await receiveMessage(Readable.from(chunks), { maxSize: 35 * MIB, maxHeader: MIB, dir: intake });
     assert.ok(received.ok);

@@ -10,7 +10,7 @@ import { UserError } from '../../src/common/errors.ts';
 import { acceptMessage } from '../../src/queue/accept.ts';
 import { DUE_RECIPIENTS, QueueIndex } from '../../src/queue/queue-index.ts';
 import { LATEST_VERSION } from '../../src/queue/queue-schema.ts';
-import { newMessageId, Spool } from '../../src/queue/spool.ts';
+import { newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { envelope, smallDisk } from './support.ts';
@@ -60,7 +60,7 @@ test('messages enqueued together share one transaction, and each resolves only a
   const reader = new Database(join(dir, 'queue.db'), { readonly: true });
   const visible = (id: string) => reader.prepare('SELECT COUNT(*) FROM recipients WHERE message_id = ?').pluck().get(id) as number;
 
-  const ids = Array.from({ length: 5 }, () => newMessageId());
+  const ids = Array.from({ length: 5 }, () => newSpoolId());
   const seenAtResolve: number[] = [];
   await Promise.all(ids.map((id) => index.enqueue(envelope(id, 100, ['x@example.net', 'y@example.net'])).then(() => {
     seenAtResolve.push(visible(id)); // read through another connection: committed, not merely written
@@ -70,7 +70,7 @@ test('messages enqueued together share one transaction, and each resolves only a
   assert.deepEqual(seenAtResolve, [2, 2, 2, 2, 2]);
 
   // One awaited at a time: a transaction each.
-  for (const id of [newMessageId(), newMessageId()]) await index.enqueue(envelope(id, 1));
+  for (const id of [newSpoolId(), newSpoolId()]) await index.enqueue(envelope(id, 1));
   assert.equal(commits.length, 3);
   reader.close();
   index.close();
@@ -83,7 +83,7 @@ test('an intake group is answered only once one fsync of the WAL, in the thread 
   const index = openIndex(dir, Date.now, { fsync, groupCommit: { maxDelayMs: 5 } });
   const reader = new Database(join(dir, 'queue.db'), { readonly: true });
   const answered: string[] = [];
-  const ids = [newMessageId(), newMessageId(), newMessageId()];
+  const ids = [newSpoolId(), newSpoolId(), newSpoolId()];
   const all = Promise.all(ids.map((id) => index.enqueue(envelope(id, 1)).then(() => answered.push(id))));
   for (let i = 0; i < 100 && fsyncs.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(fsyncs.map((f) => f.path), [join(dir, 'queue.db-wal')], 'one fsync for the group');
@@ -94,7 +94,7 @@ test('an intake group is answered only once one fsync of the WAL, in the thread 
   await all;
   assert.deepEqual(answered, ids);
 
-  const failing = index.enqueue(envelope(newMessageId(), 1));
+  const failing = index.enqueue(envelope(newSpoolId(), 1));
   for (let i = 0; i < 100 && fsyncs.length === 1; i++) await new Promise((r) => setTimeout(r, 5));
   fsyncs[1]!.finish(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
   await assert.rejects(failing, (err: Error) => err instanceof SpoolUnavailableError, 'a failed fsync is a spool problem: 452, never 250');
@@ -105,17 +105,17 @@ test('an intake group is answered only once one fsync of the WAL, in the thread 
 test('a full batch commits at once, without waiting for the delay', async () => {
   const commits: number[] = [];
   const index = openIndex(tempDir(), Date.now, { onCommit: (ids: string[]) => commits.push(ids.length), groupCommit: { maxDelayMs: 60_000, maxBatch: 3 } });
-  await Promise.all([1, 2, 3].map(() => index.enqueue(envelope(newMessageId(), 1))));
+  await Promise.all([1, 2, 3].map(() => index.enqueue(envelope(newSpoolId(), 1))));
   assert.deepEqual(commits, [3]);
   index.close();
 });
 
 test('one bad message in a group fails alone; the others are committed', async () => {
   const index = openIndex(tempDir(), Date.now, { groupCommit: { maxDelayMs: 20 } });
-  const good = [newMessageId(), newMessageId()];
+  const good = [newSpoolId(), newSpoolId()];
   const results = await Promise.allSettled([
     index.enqueue(envelope(good[0]!, 1)),
-    index.enqueue(envelope(newMessageId(), 1, [])),
+    index.enqueue(envelope(newSpoolId(), 1, [])),
     index.enqueue(envelope(good[1]!, 1)),
   ]);
   assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
@@ -126,7 +126,7 @@ test('one bad message in a group fails alone; the others are committed', async (
 test('due recipients are claimed with a lease, results recorded per recipient, retries come due', () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
-  const id = newMessageId();
+  const id = newSpoolId();
   index.enqueueMany([envelope(id, 42, ['a@x.example', 'b@x.example', 'c@x.example'], { ret: 'HDRS', envid: 'QQ314159' })]);
 
   const [claim, ...more] = index.claimDue({ limit: 10, leaseMs: LEASE });
@@ -165,7 +165,7 @@ test('due recipients are claimed with a lease, results recorded per recipient, r
 test('a claim whose lease ran out (a crashed attempt) is due again, and the stale claim can no longer record', () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
-  const id = newMessageId();
+  const id = newSpoolId();
   index.enqueueMany([envelope(id, 1)]);
   const [first] = index.claimDue({ limit: 10, leaseMs: LEASE });
 
@@ -188,7 +188,7 @@ test('claims take the oldest due messages first, at most `limit` of them', () =>
   const index = openIndex(tempDir(), () => c.now);
   const ids: string[] = [];
   for (let i = 0; i < 5; i++) {
-    ids.push(newMessageId());
+    ids.push(newSpoolId());
     index.enqueueMany([envelope(ids[i]!, 1)]);
     c.tick(1000);
   }
@@ -201,13 +201,13 @@ test('claims take the oldest due messages first, at most `limit` of them', () =>
 test('a message with several due recipients is one claim; held messages due earlier do not use up the limit', () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
-  const held = [newMessageId(), newMessageId(), newMessageId()];
+  const held = [newSpoolId(), newSpoolId(), newSpoolId()];
   for (const id of held) {
     index.enqueueMany([envelope(id, 1)]);
     index.hold(id);
   }
   c.tick(1000);
-  const [wide, narrow] = [newMessageId(), newMessageId()];
+  const [wide, narrow] = [newSpoolId(), newSpoolId()];
   index.enqueueMany([envelope(wide, 1, ['a@example.net', 'b@example.net', 'c@example.net'])]);
   c.tick(1000);
   index.enqueueMany([envelope(narrow, 1)]);
@@ -227,7 +227,7 @@ test('the due search reads the due recipients in order from their index, never t
 test('held messages are never claimed until released; retry makes waiting recipients due now', () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
-  const id = newMessageId();
+  const id = newSpoolId();
   index.enqueueMany([envelope(id, 1)]);
   assert.equal(index.hold(id), true);
   assert.equal(index.show(id)!.hold, 'held by administrator');
@@ -248,7 +248,7 @@ test('held messages are never claimed until released; retry makes waiting recipi
 
 test('a claim given back, or left by a crashed process, is due again at once without counting an attempt', () => {
   const index = openIndex(tempDir());
-  const [a, b] = [newMessageId(), newMessageId()];
+  const [a, b] = [newSpoolId(), newSpoolId()];
   index.enqueueMany([envelope(a, 1), envelope(b, 1)]);
   const claims = index.claimDue({ limit: 10, leaseMs: LEASE });
   assert.equal(index.releaseClaim(claims[0]!), 1);
@@ -262,7 +262,7 @@ test('a claim given back, or left by a crashed process, is due again at once wit
 
 test('finished messages (every recipient delivered or bounced) are listed, then removed with all their rows', () => {
   const index = openIndex(tempDir());
-  const [done, open] = [newMessageId(), newMessageId()];
+  const [done, open] = [newSpoolId(), newSpoolId()];
   index.enqueueMany([envelope(done, 1, ['a@x.example', 'b@x.example']), envelope(open, 1)]);
   const claims = index.claimDue({ limit: 10, leaseMs: LEASE });
   const mine = claims.find((cl) => cl.message.id === done)!;
@@ -286,7 +286,7 @@ test('depth, oldest age, list counts and "is a key still needed" answer from the
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
   assert.deepEqual(index.depth(), { messages: 0, pending: 0, oldestReceivedAt: null });
-  const [a, b] = [newMessageId(), newMessageId()];
+  const [a, b] = [newSpoolId(), newSpoolId()];
   index.enqueueMany([envelope(a, 10, ['x@y.example', 'z@y.example'], { signatures: [{ domain: 'Example.COM', selector: 's1' }, { domain: 'example.com', selector: 'ed1' }] })]);
   c.tick(5000);
   index.enqueueMany([envelope(b, 20, ['x@y.example'], { signatures: [{ domain: 'example.org', selector: 's9' }] })]);

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { isMessageId, newMessageId, Spool } from '../../src/queue/spool.ts';
+import { isMessageId, newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { chunks, makeReadOnly, smallDisk } from './support.ts';
@@ -59,11 +59,11 @@ test('a message being written is only in tmp/; it appears in msg/ whole, at comm
 
 test('ids sort in time order, also within one millisecond, and never repeat', () => {
   const at = new Date(Date.UTC(2026, 10, 22, 10, 15, 30, 123));
-  const first = newMessageId(at);
+  const first = newSpoolId(at);
   assert.match(first, /^20261122T101530123-0000-[0-9a-v]{12}$/);
-  const sameMs = Array.from({ length: 50 }, () => newMessageId(at));
+  const sameMs = Array.from({ length: 50 }, () => newSpoolId(at));
   assert.deepEqual([...sameMs].sort(), sameMs);
-  const later = Array.from({ length: 1000 }, (_, i) => newMessageId(new Date(at.getTime() + 1 + i * 997)));
+  const later = Array.from({ length: 1000 }, (_, i) => newSpoolId(new Date(at.getTime() + 1 + i * 997)));
   assert.deepEqual([...later].sort(), later);
   assert.ok(later[0]! > sameMs.at(-1)!);
   assert.equal(new Set([first, ...sameMs, ...later]).size, 1051);

@@ -103,7 +103,7 @@ describe('what the listener relies on in smtp-server', () => {
   const secured = new Map<string, TLSSocket>();
   const closed = new Map<string, () => void>();
 
-  /** A session run by runSession under an id of ours; resolves once its 220 greeting arrived. */
+  /** A session run by serveSocket under an id of ours; resolves once its 220 greeting arrived. */
   async function session(): Promise<{ id: string; client: Client; closedOnServer: Promise<void> }> {
     const id = `test-session-${++next}`;
     const closedOnServer = new Promise<void>((resolve) => closed.set(id, resolve));
@@ -133,7 +133,7 @@ describe('what the listener relies on in smtp-server', () => {
         closed.get(s.id)?.();
       },
     });
-    door = createServer((socket) => internals.runSession(smtp, socket, `test-session-${next}`));
+    door = createServer((socket) => internals.serveSocket(smtp, socket, `test-session-${next}`));
     door.listen(0, '127.0.0.1');
     await once(door, 'listening');
     port = (door.address() as AddressInfo).port;
@@ -145,7 +145,7 @@ describe('what the listener relies on in smtp-server', () => {
     dir.remove();
   });
 
-  test('runSession: the session runs under our id; connectionOf finds it; sendReply(421) writes the line and closes it', async () => {
+  test('serveSocket: the session runs under our id; connectionOf finds it; sendReply(421) writes the line and closes it', async () => {
     const { id, client: c, closedOnServer } = await session();
     assert.ok(connected.includes(id), `onConnect saw ${connected.join(', ')}`);
     const connection = internals.connectionOf(smtp, id);

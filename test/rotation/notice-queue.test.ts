@@ -33,7 +33,7 @@ async function relayWith(mode: 'queue' | 'sync', port: number, observer: () => D
       rotation: { check: 'off', interval: '90d', publishFor: '48h', notify: NOTIFY },
     },
     (store) => store.generate({ domain: 'example.com', selector: 'first', algorithm: 'rsa', bits: 2048, activate: true }),
-    { closeTimeoutMs: 2000, rotation: { now: () => new Date(clock.now), observer } },
+    { closeTimeoutMs: 2000, rotation: { now: () => clock.now, observer } },
   );
 }
 

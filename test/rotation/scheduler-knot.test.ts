@@ -71,7 +71,7 @@ describe('key rotation, unattended, against knotd', () => {
     const lines = new Writable({ write(chunk, _enc, done) { logs.push(JSON.parse(String(chunk))); done(); } });
     relay = await startRelay({ config, path: 'test' }, pino({ level: 'info' }, lines), {
       rotation: {
-        now: () => new Date(now),
+        now: () => now,
         // Real DNS: the zone's authoritative server is asked on its test port instead of 53.
         observer: () => new LiveDnsObserver({ resolvers: [resolver.address], timeoutMs: 1000, authoritativePort: port }),
       },

@@ -64,7 +64,7 @@ async function setUp(knot: KnotPrimary, domain: string, publish: string[], extra
   // No publisher is injected: the relay builds it from dns.publish, as `serve` does.
   const relay = await startRelay({ config, path: 'test' }, pino({ level: 'info' }, lines), {
     rotation: {
-      now: () => new Date(clock.now),
+      now: () => clock.now,
       // Real DNS: the zones' authoritative server (ns.<zone> is 127.0.0.1) is asked on knotd's port instead of 53.
       observer: () => new LiveDnsObserver({ resolvers: [knot.address], timeoutMs: 1000, authoritativePort: knot.port, delegation: (d) => delegationFor(config.dns.delegation, d) }),
     },

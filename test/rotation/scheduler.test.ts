@@ -50,7 +50,7 @@ function setUp() {
     stores.push(store);
     return new RotationScheduler({
       config, store, mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)), hostname: 'relay.test', logger,
-      now: () => new Date(clock.now), observer, leaseMs: LEASE_MS, queue,
+      now: () => clock.now, observer, leaseMs: LEASE_MS, queue,
     });
   };
   const events = () => {

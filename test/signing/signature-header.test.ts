@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_LINE, completeSignatureField, signatureFieldPrefix, type SignatureTags } from '../../src/signing/signature-header.ts';
+import { FOLD_AT } from '../../src/message/mime/fold.ts';
+import { completeSignatureField, signatureFieldPrefix, type SignatureTags } from '../../src/signing/signature-header.ts';
 
 const BASE: SignatureTags = {
   algorithm: 'rsa-sha256',
@@ -37,7 +38,7 @@ test('no line exceeds 78 octets and folds sit only at safe places', () => {
     for (const tags of [BASE, { ...BASE, expiration: undefined, bodyLength: undefined, domain: 'example.com', headers: ['From'] }]) {
       const field = completeSignatureField(signatureFieldPrefix(tags), sig);
       const lines = field.split('\r\n');
-      for (const line of lines) assert.ok(line.length <= MAX_LINE, `line of ${line.length}: ${line}`);
+      for (const line of lines) assert.ok(line.length <= FOLD_AT, `line of ${line.length}: ${line}`);
       for (let i = 0; i < lines.length - 1; i++) {
         const before = lines[i]!;
         const after = lines[i + 1]!;

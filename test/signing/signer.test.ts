@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { dkimVerify } from 'mailauth';
 import { toCrlf } from '../../src/message/lines.ts';
 import { signMessage, type Canonicalization, type SignOptions, type SigningKey } from '../../src/signing/signer.ts';
-import { MAX_LINE } from '../../src/signing/signature-header.ts';
+import { FOLD_AT } from '../../src/message/mime/fold.ts';
 import { verifyWithDkimpy, verifyWithMailDkim } from '../helpers/independent-verify.ts';
 import { ed25519Key, linesOf, recordsOf, resolverFor, rsaKey, type TestKey } from './support.ts';
 
@@ -88,7 +88,7 @@ for (const [name, keys] of KEYSETS) {
       fields.forEach((f, i) => {
         assert.match(f, new RegExp(`a=${keys[i]!.key.algorithm}-sha256;`));
         assert.match(f, new RegExp(`c=${h}/${b};`));
-        for (const line of linesOf(f)) assert.ok(line.length <= MAX_LINE, `line of ${line.length} octets`);
+        for (const line of linesOf(f)) assert.ok(line.length <= FOLD_AT, `line of ${line.length} octets`);
       });
 
       const [dkimpy, mailauth, perl] = await Promise.all([

@@ -8,7 +8,8 @@ import type { Publisher, PublishResult, RecordChange } from './change.ts';
 import { commandPublisher } from './command.ts';
 import { manualPublisher } from './manual.ts';
 import { rfc2136Publisher } from './rfc2136.ts';
-import { parseServerAddress } from './server-address.ts';
+import { parseHostPort } from '../../common/host-port.ts';
+import { DNS_SERVER_ADDRESS } from '../nameserver.ts';
 import type { TsigAlgorithm } from './tsig.ts';
 
 /** One zone of the dns.publish setting, as the configuration's schema checks it. */
@@ -33,7 +34,7 @@ export interface Publishers {
   publish(changes: readonly RecordChange[]): Promise<ZoneResult[]>;
 }
 
-export function createPublishers(config: readonly PublishSetting[], options: { now?: () => Date } = {}): Publishers {
+export function createPublishers(config: readonly PublishSetting[], options: { now?: () => number } = {}): Publishers {
   const zones = config.map((c) => c.zone);
   const byName = new Map(config.map((c) => [c.zone, publisherOf(c, options.now)]));
   const publisherFor = (zone: string | undefined) => (zone === undefined ? manualPublisher : byName.get(zone)!);
@@ -53,7 +54,7 @@ export function createPublishers(config: readonly PublishSetting[], options: { n
   };
 }
 
-function publisherOf(config: PublishSetting, now: (() => Date) | undefined): Publisher {
+function publisherOf(config: PublishSetting, now: (() => number) | undefined): Publisher {
   switch (config.method) {
     case 'manual':
       return manualPublisher;
@@ -61,7 +62,7 @@ function publisherOf(config: PublishSetting, now: (() => Date) | undefined): Pub
       // Read once now so a missing or too open secret file stops the start with one line;
       // the publisher reads it again on every update, so a new secret needs no restart.
       readTsigKey(config.tsig);
-      return rfc2136Publisher({ server: parseServerAddress(config.server)!, tsig: config.tsig, timeoutMs: config.timeoutSeconds * 1000, ...(now ? { now } : {}) });
+      return rfc2136Publisher({ server: parseHostPort(config.server, DNS_SERVER_ADDRESS)!, tsig: config.tsig, timeoutMs: config.timeoutSeconds * 1000, ...(now ? { now } : {}) });
     case 'command':
       return commandPublisher({ argv: config.command, timeoutMs: config.timeoutSeconds * 1000 });
   }

@@ -11,17 +11,17 @@ import { randomInt } from 'node:crypto';
 import { UserError } from '../../common/errors.ts';
 import type { Publisher, PublishResult, RecordChange } from './change.ts';
 import { zoneOf } from './zones.ts';
-import type { ServerAddress } from './server-address.ts';
-import { exchangeTcp } from './tcp.ts';
+import type { HostPort } from '../../common/host-port.ts';
+import { exchangeTcp } from '../tcp-exchange.ts';
 import { checkResponse, readTsigKey, signRequest, tsigErrorName, type TsigAlgorithm } from './tsig.ts';
 import { updateMessage } from './update-message.ts';
 
 export interface Rfc2136Options {
-  server: ServerAddress;
+  server: HostPort;
   tsig: { name: string; algorithm: TsigAlgorithm; secretFile: string };
   timeoutMs: number;
-  /** The clock TSIG signs with; tests move it. */
-  now?: () => Date;
+  /** The clock TSIG signs with, in milliseconds since the epoch like Date.now; tests move it. */
+  now?: () => number;
 }
 
 const TSIG_REFUSED = 'TSIG key refused by the server: check dns.publish[].tsig (the server must know a key of this name, algorithm and secret, and let it update the zone)';
@@ -38,7 +38,7 @@ const RCODES: Record<number, string> = {
 };
 
 export function rfc2136Publisher(options: Rfc2136Options): Publisher {
-  const now = options.now ?? (() => new Date());
+  const now = (): Date => new Date((options.now ?? Date.now)());
   const where = `${options.server.host}:${options.server.port}`;
   return {
     method: 'rfc2136',

@@ -1,9 +1,9 @@
 // Header folding (RFC 5322 §2.2.3). A fold is a CRLF inserted before existing
 // whitespace, so unfolding gives back the very same value; nothing is added.
-import { MAX_LINE } from './scan.ts';
+import { MAX_LINE_OCTETS } from './scan.ts';
 
-/** Where lines are folded when whitespace allows (RFC 5322 §2.1.1 "SHOULD"). */
-const PREFERRED = 78;
+/** Where lines are folded when whitespace allows: RFC 5322 §2.1.1, lines SHOULD be no more than 78 characters, CRLF not counted. */
+export const FOLD_AT = 78;
 
 const isWsp = (c: number): boolean => c === 0x20 || c === 0x09;
 
@@ -46,20 +46,20 @@ function foldLine(line: string, first: boolean): string[] {
 
   const pieces: string[] = [];
   let s = 0;
-  while (line.length - s > PREFERRED) {
+  while (line.length - s > FOLD_AT) {
     let min = first && s === 0 ? line.indexOf(':') + 1 : s;
     while (min < line.length && isWsp(line.charCodeAt(min))) min++;
     min++; // after the first visible octet
     let cut = -1;
-    for (let p = Math.min(s + PREFERRED, tail - 1); p >= min; p--) {
+    for (let p = Math.min(s + FOLD_AT, tail - 1); p >= min; p--) {
       if (runStart(p)) {
         cut = p;
         break;
       }
     }
     if (cut < 0) {
-      const limit = Math.min(s + MAX_LINE, tail - 1);
-      for (let p = Math.max(min, s + PREFERRED + 1); p <= limit; p++) {
+      const limit = Math.min(s + MAX_LINE_OCTETS, tail - 1);
+      for (let p = Math.max(min, s + FOLD_AT + 1); p <= limit; p++) {
         if (runStart(p)) {
           cut = p;
           break;

@@ -6,7 +6,7 @@ import { isAscii, isUtf8 } from 'node:buffer';
 import { chunks, type ByteSource, type Span } from './source.ts';
 
 /** RFC 5322 §2.1.1: a line holds at most 998 octets, CRLF not counted. */
-export const MAX_LINE = 998;
+export const MAX_LINE_OCTETS = 998;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -37,12 +37,12 @@ export class LineScanner {
     let s = first + 1;
     // Looks for the last LF within reach of each line start, so short lines
     // are skipped a kilobyte at a time.
-    while (n - s > MAX_LINE) {
-      const reach = s + MAX_LINE + 1; // a line of 998 octets has its LF here
+    while (n - s > MAX_LINE_OCTETS) {
+      const reach = s + MAX_LINE_OCTETS + 1; // a line of 998 octets has its LF here
       const last = buf.lastIndexOf(LF, reach);
       if (last >= s) {
         // every line up to `last` fits, except a 999-octet one ended by a bare LF
-        if (last === reach && buf[last - 1] !== CR && buf.indexOf(LF, s) === last) this.line(MAX_LINE + 1);
+        if (last === reach && buf[last - 1] !== CR && buf.indexOf(LF, s) === last) this.line(MAX_LINE_OCTETS + 1);
         s = last + 1;
         continue;
       }
@@ -52,7 +52,7 @@ export class LineScanner {
       s = lf + 1;
     }
     // what is left either is open or holds only short lines before the open one
-    if (n - s <= MAX_LINE) {
+    if (n - s <= MAX_LINE_OCTETS) {
       const last = buf.lastIndexOf(LF, n - 1);
       if (last >= s) s = last + 1;
     }
@@ -68,7 +68,7 @@ export class LineScanner {
   }
 
   private line(length: number): void {
-    if (length > MAX_LINE && length > this.longest) this.longest = length;
+    if (length > MAX_LINE_OCTETS && length > this.longest) this.longest = length;
   }
 }
 
@@ -100,23 +100,35 @@ export class Utf8Check {
   }
 }
 
-/** Overlong lines, 8-bit octets and NUL octets in a stretch of the source, in one pass. */
+/** What a hop would change or read differently: overlong lines, 8-bit octets, NUL octets. */
 export interface Findings {
+  /** The longest line over 998 octets (its CRLF not counted), or 0. */
   longest: number;
   eightBit: boolean;
   nul: boolean;
 }
 
-export function scanSpan(src: ByteSource, span: Span): Findings {
-  const lines = new LineScanner();
-  let eightBit = false;
-  let nul = false;
-  for (const c of chunks(src, span.start, span.end)) {
-    lines.push(c);
-    if (!eightBit && !isAscii(c)) eightBit = true;
-    if (!nul && c.indexOf(0) >= 0) nul = true;
+/** Findings, fed a chunk at a time in one pass (as a body streams in, or a stretch of a source is read). */
+export class FindingsScanner {
+  private readonly lines = new LineScanner();
+  private eightBit = false;
+  private nul = false;
+
+  push(chunk: Uint8Array): void {
+    this.lines.push(chunk);
+    if (!this.eightBit && !isAscii(chunk)) this.eightBit = true;
+    if (!this.nul && chunk.indexOf(0) >= 0) this.nul = true;
   }
-  return { longest: lines.end(), eightBit, nul };
+
+  end(): Findings {
+    return { longest: this.lines.end(), eightBit: this.eightBit, nul: this.nul };
+  }
+}
+
+export function scanSpan(src: ByteSource, span: Span): Findings {
+  const scanner = new FindingsScanner();
+  for (const c of chunks(src, span.start, span.end)) scanner.push(c);
+  return scanner.end();
 }
 
 /** Whether this stretch would be changed by a hop with line limits or without 8BITMIME, or read differently (NUL). */

@@ -1,10 +1,14 @@
 // An address-list header value (RFC 5322 §3.4) cut into its mailboxes and
 // groups. Each mailbox keeps its own text (display name, comments, encoded
 // words, 8-bit octets) as written; only folding whitespace is unfolded.
+// Lenient on purpose, unlike message/mailbox-list.ts (which decides whose
+// domain a From: names and so refuses anything readers disagree on): this
+// one only has to find the same address written twice, and must leave every
+// mailbox it does not drop exactly as the sender wrote it.
 
 import { tokenize, type Token } from './header-tokens.ts';
 
-export interface Mailbox {
+export interface WrittenMailbox {
   kind: 'mailbox';
   /** As written, unfolded and trimmed. */
   text: string;
@@ -12,14 +16,14 @@ export interface Mailbox {
   key: string;
 }
 
-export interface Group {
+export interface WrittenGroup {
   kind: 'group';
   /** The display name before the colon, unfolded and trimmed. */
   name: string;
-  members: Mailbox[];
+  members: WrittenMailbox[];
 }
 
-export type AddressItem = Mailbox | Group;
+export type AddressItem = WrittenMailbox | WrittenGroup;
 
 const CLOSERS: Partial<Record<Token['kind'], string>> = { quoted: '"', comment: ')', angle: '>', literal: ']' };
 const unfold = (text: string): string => text.replace(/\r\n/g, '').trim();
@@ -27,7 +31,7 @@ const unfold = (text: string): string => text.replace(/\r\n/g, '').trim();
 /** The items of the list in order, or a reason when the value is not one. */
 export function parseAddressList(value: string): AddressItem[] | string {
   const items: AddressItem[] = [];
-  let group: Group | null = null;
+  let group: WrittenGroup | null = null;
   let current: Token[] = [];
   const endMailbox = (): void => {
     if (current.length === 0) return; // empty list elements are allowed (RFC 5322 §4.4)
@@ -61,7 +65,7 @@ export function parseAddressList(value: string): AddressItem[] | string {
   return items;
 }
 
-function toMailbox(value: string, tokens: Token[]): Mailbox {
+function toMailbox(value: string, tokens: Token[]): WrittenMailbox {
   const text = unfold(value.slice(tokens[0]!.start, tokens.at(-1)!.end));
   const angle = tokens.find((t) => t.kind === 'angle');
   // name-addr: the address is inside <>, after an obsolete route "@a,@b:" if any;

@@ -4,7 +4,7 @@
 import { contentInfo, isIdentityEncoding, type ContentInfo } from '../../message/mime/content-type.ts';
 import { entityPieces, readEntity, setField, type Entity } from './header-block.ts';
 import { normalizeHeader } from './header-step.ts';
-import { describe, reencodeLeaf, reworkEncodedLeaf, type Trouble } from './leaf.ts';
+import { describeTrouble, reencodeLeaf, reworkEncodedLeaf, type Trouble } from './leaf.ts';
 import { findParts } from './multipart.ts';
 import { pieceHas8bit, type Piece } from './pieces.ts';
 import { Refusal } from './refusal.ts';
@@ -29,7 +29,7 @@ export function normalizeEntity(entity: Entity, path: string, kind: 'message' | 
   const info = contentInfo(entity.header.fields, defaultType);
   const trouble: Trouble = { longest, eightBit, nul, label: `${info.type} part${path ? ` ${path}` : ''}` };
   const cannot = (why: string): Refusal =>
-    new Refusal(554, `${trouble.eightBit ? '5.6.3' : '5.6.0'} The ${trouble.label} needs re-encoding (${describe(trouble)}) but ${why}`);
+    new Refusal(554, `${trouble.eightBit ? '5.6.3' : '5.6.0'} The ${trouble.label} needs re-encoding (${describeTrouble(trouble)}) but ${why}`);
 
   if (info.encoding === 'base64' || info.encoding === 'quoted-printable') return reworkEncodedLeaf(entity, info, trouble, walk);
   if (!isIdentityEncoding(info.encoding)) throw cannot(`its Content-Transfer-Encoding "${info.encoding}" is unknown`);

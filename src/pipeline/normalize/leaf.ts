@@ -7,7 +7,7 @@ import { fieldsNamed } from '../../message/header.ts';
 import type { ContentInfo } from '../../message/mime/content-type.ts';
 import { appendField, setField, type Entity } from './header-block.ts';
 import type { Piece } from './pieces.ts';
-import { MAX_LINE, spanEscapes, spanIsUtf8 } from '../../message/mime/scan.ts';
+import { MAX_LINE_OCTETS, spanEscapes, spanIsUtf8 } from '../../message/mime/scan.ts';
 import { inPart, Refusal } from './refusal.ts';
 import { endsWithCrlf, type Span } from '../../message/mime/source.ts';
 import type { Walk } from './walk.ts';
@@ -21,11 +21,11 @@ export interface Trouble {
   label: string;
 }
 
-export function describe(trouble: Trouble): string {
+export function describeTrouble(trouble: Trouble): string {
   const why: string[] = [];
   if (trouble.eightBit) why.push('8-bit data');
   if (trouble.nul) why.push('NUL octets');
-  if (trouble.longest > MAX_LINE) why.push(`line of ${trouble.longest} octets`);
+  if (trouble.longest > MAX_LINE_OCTETS) why.push(`line of ${trouble.longest} octets`);
   return why.join(', ');
 }
 
@@ -33,7 +33,7 @@ const CRLF = Buffer.from('\r\n');
 
 /** The repairs a site switched off: the message is refused instead. */
 function refuseWhenAsked(trouble: Trouble, walk: Walk): void {
-  if (trouble.longest > MAX_LINE && walk.options.longLines === 'reject') {
+  if (trouble.longest > MAX_LINE_OCTETS && walk.options.longLines === 'reject') {
     throw new Refusal(
       554,
       `5.6.0 Line of ${trouble.longest} octets in the body exceeds the 998 octets of RFC 5322; ` +
@@ -75,7 +75,7 @@ export function reencodeLeaf(entity: Entity, info: ContentInfo, kind: 'message' 
     ? [{ coding: 'quoted-printable', span: body }]
     : [{ coding: 'base64', span: body }, ...(endsWithCrlf(walk.source, body) ? [CRLF] : [])];
   const name = qp ? 'quoted-printable' : 'base64';
-  walk.changes.push(`re-encoded ${trouble.label} as ${name} (${describe(trouble)})`);
+  walk.changes.push(`re-encoded ${trouble.label} as ${name} (${describeTrouble(trouble)})`);
   // RFC 2045 §4: without MIME-Version the encoding header means nothing to a reader.
   if (kind === 'message' && fieldsNamed(header.fields, 'MIME-Version').length === 0) {
     appendField(header, 'MIME-Version', '1.0');
@@ -97,10 +97,10 @@ export function reworkEncodedLeaf(entity: Entity, info: ContentInfo, trouble: Tr
   const { body } = entity;
   const tail = endsWithCrlf(walk.source, body);
   if (info.encoding === 'base64') {
-    walk.changes.push(`re-wrapped base64 ${trouble.label} at 76 octets (${describe(trouble)})`);
+    walk.changes.push(`re-wrapped base64 ${trouble.label} at 76 octets (${describeTrouble(trouble)})`);
     return [{ coding: 'rewrap-base64', span: body }, ...(tail ? [CRLF] : [])];
   }
-  walk.changes.push(`re-encoded quoted-printable ${trouble.label} (${describe(trouble)})`);
+  walk.changes.push(`re-encoded quoted-printable ${trouble.label} (${describeTrouble(trouble)})`);
   // a trailing soft break decodes to nothing and keeps the final CRLF
   return [{ coding: 'requote', span: body, softBreakAtEnd: tail }];
 }

@@ -3,18 +3,15 @@
 // Gmail refuses mail with more. Addresses keep their order; an address seen
 // before (compared case-insensitively) is dropped.
 import { fieldsNamed } from '../../message/header.ts';
-import { parseAddressList, type AddressItem, type Group, type Mailbox } from './address-list.ts';
-import { foldField, longestFieldLine } from '../../message/mime/fold.ts';
+import { parseAddressList, type AddressItem, type WrittenGroup, type WrittenMailbox } from './address-list.ts';
+import { FOLD_AT, foldField, longestFieldLine } from '../../message/mime/fold.ts';
 import { removeField, replaceRaw, type HeaderBlock } from './header-block.ts';
 import { fieldLabel, Refusal } from './refusal.ts';
-import { MAX_LINE } from '../../message/mime/scan.ts';
+import { MAX_LINE_OCTETS } from '../../message/mime/scan.ts';
 import type { Walk } from './walk.ts';
 
 /** The address-list fields whose copies can be merged without changing who the message is for. */
 export const MERGEABLE_FIELDS = ['To', 'Cc', 'Bcc', 'Reply-To'];
-
-/** RFC 5322 §2.1.1: lines SHOULD stay within 78 characters. */
-const FOLD_AT = 78;
 
 /** Names of mergeable fields the block holds more than once. */
 export function duplicatedAddressFields(block: HeaderBlock): string[] {
@@ -42,10 +39,10 @@ export function mergeDuplicates(block: HeaderBlock, name: string, walk: Walk): v
 
 function merge(all: AddressItem[]): { items: AddressItem[]; dropped: number } {
   const seen = new Set<string>();
-  const groups = new Map<string, Group>();
+  const groups = new Map<string, WrittenGroup>();
   const items: AddressItem[] = [];
   let dropped = 0;
-  const keep = (m: Mailbox): boolean => {
+  const keep = (m: WrittenMailbox): boolean => {
     if (seen.has(m.key)) {
       dropped++;
       return false;
@@ -106,6 +103,6 @@ function fold(name: string, items: AddressItem[]): string {
   let raw = lines.join('\r\n');
   // One long display name may still need folding within itself.
   if (longestFieldLine(raw) > FOLD_AT) raw = foldField(raw, FOLD_AT).raw;
-  if (longestFieldLine(raw) > MAX_LINE) throw new Refusal(554, `5.6.0 The merged ${fieldLabel(name)}: header has a line over 998 octets and no whitespace to fold it at`);
+  if (longestFieldLine(raw) > MAX_LINE_OCTETS) throw new Refusal(554, `5.6.0 The merged ${fieldLabel(name)}: header has a line over 998 octets and no whitespace to fold it at`);
   return raw;
 }

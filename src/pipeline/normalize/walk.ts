@@ -1,5 +1,5 @@
 // What every step of one normalize() call shares.
-import type { NormalizeOptions } from './index.ts';
+import type { NormalizeOptions } from './options.ts';
 import type { ByteSource } from '../../message/mime/source.ts';
 
 export interface Walk {

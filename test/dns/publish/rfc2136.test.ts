@@ -32,7 +32,7 @@ describe('rfc2136 publisher against Knot DNS', () => {
   const dir = tempDir();
   let knot: KnotPrimary;
   let publisher: ReturnType<typeof rfc2136Publisher>;
-  const publisherWith = (secret: string, extra: { now?: () => Date; name?: string } = {}) =>
+  const publisherWith = (secret: string, extra: { now?: () => number; name?: string } = {}) =>
     rfc2136Publisher({
       server: { host: '127.0.0.1', port: knot.port },
       tsig: { name: extra.name ?? knot.tsig.name, algorithm: 'hmac-sha256', secretFile: secret },
@@ -89,12 +89,12 @@ describe('rfc2136 publisher against Knot DNS', () => {
   });
 
   test('a clock an hour off is refused (BADTIME): time signed with a fudge of 300 s', async () => {
-    const late = publisherWith(join(dir, 'tsig.key'), { now: () => new Date(Date.now() + 3600_000) });
+    const late = publisherWith(join(dir, 'tsig.key'), { now: () => Date.now() + 3600_000 });
     const result = await late.publish(ZONE, [addRecord({ ...pending, type: 'TXT' })]);
     assert.ok(result.status === 'failed');
     assert.match(result.reason, /\[BADTIME\]$/);
     // Within the fudge it passes.
-    const skewed = publisherWith(join(dir, 'tsig.key'), { now: () => new Date(Date.now() + 120_000) });
+    const skewed = publisherWith(join(dir, 'tsig.key'), { now: () => Date.now() + 120_000 });
     assert.deepEqual(await skewed.publish(ZONE, [addRecord({ ...pending, type: 'TXT' })]), { status: 'published' });
     assert.equal((await publisher.publish(ZONE, [deleteRecord({ ...pending, type: 'TXT' })])).status, 'published');
   });
