@@ -9,16 +9,16 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
-/** A command looked up on PATH (and the sbin folders root has), or a probe that must exit 0. */
+/** A command looked up on PATH (and the sbin folders root has), or a probe that must exit 0 (the system interpreters the tests run, not a PATH one such as pyenv's). */
 type Probe = { command: string } | { argv: string[] };
 
 /** Each tool the tests use, with the Debian package that provides it. */
 const TOOLS = {
   knotd: { pkg: 'knot', probe: { command: 'knotd' } },
   knotc: { pkg: 'knot', probe: { command: 'knotc' } },
-  dkimpy: { pkg: 'python3-dkim', probe: { argv: ['python3', '-c', 'import dkim'] } },
-  'Mail::DKIM': { pkg: 'libmail-dkim-perl', probe: { argv: ['perl', '-MMail::DKIM::Verifier', '-e', '1'] } },
-  'prometheus-client': { pkg: 'python3-prometheus-client', probe: { argv: ['python3', '-c', 'import prometheus_client'] } },
+  dkimpy: { pkg: 'python3-dkim', probe: { argv: ['/usr/bin/python3', '-c', 'import dkim'] } },
+  'Mail::DKIM': { pkg: 'libmail-dkim-perl', probe: { argv: ['/usr/bin/perl', '-MMail::DKIM::Verifier', '-e', '1'] } },
+  'prometheus-client': { pkg: 'python3-prometheus-client', probe: { argv: ['/usr/bin/python3', '-c', 'import prometheus_client'] } },
   python3: { pkg: 'python3', probe: { command: 'python3' } },
   swaks: { pkg: 'swaks', probe: { command: 'swaks' } },
   openssl: { pkg: 'openssl', probe: { command: 'openssl' } },
