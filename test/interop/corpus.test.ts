@@ -17,6 +17,7 @@ import { zoneTable } from '../helpers/zone.ts';
 import { ADDED_TRACE_FIELDS, fieldsAndBody, hostileIntermediary, relaxedBody, relaxedField } from './intermediary.ts';
 import { crlfOnly, mimeLeaves } from './mime-leaves.ts';
 import { sendRaw } from './raw-smtp.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 const MAX_LINE = 998;
 /** Each case gets its own intermediary choices, the same on every run. */
@@ -142,7 +143,7 @@ async function judge(t: TestContext, stage: string, c: CorpusCase, message: Buff
   assert.deepEqual(problems, [], `${stage || 'relayed'} ${c.name}`);
 }
 
-describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over DNS', { concurrency: 2 }, () => {
+describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over DNS', { concurrency: 2, skip: skipWithout('dkimpy', 'Mail::DKIM') }, () => {
   let sink: Sink;
   let sink7: Sink;
   let relay: TestRelay;
