@@ -3,6 +3,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Latency, RawRsa, Run } from './e2e.ts';
 import type { Machine } from './machine.ts';
+import { LINEAR_AT_8X } from './cpu-growth.ts';
+import type { GrowthRow } from './growth.ts';
 import type { SignerRow } from './signer.ts';
 import { median } from './stats.ts';
 import type { Verdict } from './targets.ts';
@@ -19,6 +21,8 @@ export interface Results {
   loadTool: string;
   settings: string;
   signer: SignerRow[];
+  /** CPU time at 8× the input over 1×, case by case (bench/growth.ts); absent when left out. */
+  growth?: GrowthRow[];
   systems: string[];
   peer?: string;
   sizes: number[];
@@ -129,6 +133,14 @@ export function render(r: Results): string {
   line('| measurement | result | limit, same rounds | ratio |');
   line('|---|---|---|---|');
   for (const row of r.signer) line(`| ${row.what} | ${row.result} | ${row.limit} | ${(row.ratio * 100).toFixed(0)} % |`);
+  if (r.growth && r.growth.length > 0) {
+    line();
+    line(`### Work at 8× the input (CPU time of one thread; linear stays under ${LINEAR_AT_8X}×, quadratic takes 64×)`);
+    line();
+    line('| input | 8× over 1× | |');
+    line('|---|---|---|');
+    for (const row of r.growth) line(`| ${row.what} | ${row.ratio.toFixed(1)}× | ${row.ratio < LINEAR_AT_8X ? 'linear' : '**not linear**'} |`);
+  }
   return out.join('\n');
 }
 

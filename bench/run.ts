@@ -14,11 +14,13 @@
 // (40, the most one load may run), BENCH_LATENCY_SECONDS (8), BENCH_LOAD
 // (smtp-source or node), BENCH_SIGNER_ROUNDS (5) and BENCH_SECONDS (0.5) for
 // the in-process signer, BENCH_PEERS=0 to leave the peers out, BENCH_BIG=0 to
-// leave the 25 MB messages out.
+// leave the 25 MB messages out, BENCH_GROWTH=0 to leave out how CPU time grows
+// with hostile input (bench/growth.ts, also `npm run bench:growth` alone).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EndToEnd, type SystemUnderTest } from './e2e.ts';
+import { formatRow, growthRows, LINEAR_AT_8X, type GrowthRow } from './growth.ts';
 import { defaultTool, type LoadTool } from './load.ts';
 import { load1, machine } from './machine.ts';
 import { family } from './memory.ts';
@@ -71,6 +73,14 @@ try {
   );
   signer.push(...signCheck);
   loads.push(load1());
+  let growth: GrowthRow[] | undefined;
+  if (process.env.BENCH_GROWTH === '0') {
+    skipped.push('how CPU time grows with hostile input: left out (BENCH_GROWTH=0)');
+  } else {
+    say(`\nWork at 8× the input, CPU time of this thread (linear: under ${LINEAR_AT_8X}×; quadratic: 64×):`);
+    growth = await growthRows((row) => say(formatRow(row)));
+    loads.push(load1());
+  }
 
   const sink = await CountingSink.start();
   stops.push(() => sink.close());
@@ -169,6 +179,7 @@ try {
     loadTool: tool === 'smtp-source' ? 'Postfix smtp-source (no command pipelining, as its manual says), `-s 20 -d`; the half-rate load of the latency runs is bench/load-node.ts, which paces and pipelines' : 'bench/load-node.ts (pipelining), smtp-source not installed',
     settings: `${COUNT.get(SMALL)} messages of 4 KiB and ${COUNT.get(LARGE)} of 100 KiB a run; the relay with its default settings but for maxConnections: 20 upstream and maxClientsPerIp: 50; Postfix + OpenDKIM with their defaults but for loopback ports, relaxed/relaxed and no chroot.`,
     signer,
+    growth,
     systems: systems.map((s) => s.name),
     peer: peerName,
     sizes: [SMALL, LARGE],

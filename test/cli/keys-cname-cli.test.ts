@@ -12,6 +12,7 @@ import { KeyStore } from '../../src/keys/store.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { dkimRelay, type Run } from './support.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 const ZONE = 'dkim.relay.test';
 
@@ -86,7 +87,7 @@ describe('keys dns --format cname', () => {
   });
 });
 
-describe('dns check with delegated selectors, against knotd', () => {
+describe('dns check with delegated selectors, against knotd', { skip: skipWithout('knotd', 'knotc') }, () => {
   let knot: Knot;
   let dir: string;
   let config: string;

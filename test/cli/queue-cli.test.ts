@@ -14,6 +14,7 @@ import { acceptMessage } from '../../src/queue/accept.ts';
 import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 import { dkimRelay, type Run } from './support.ts';
 
 const MINUTE = 60_000;
@@ -338,7 +339,7 @@ test('a change while another connection holds the write lock waits for it, then 
   const running = q.cli('release', q.ids.queued);
   const child = await waitForChild(q.dir);
   await untilOpened(child, dbFile);
-  await new Promise((r) => setTimeout(r, 300));
+  await untilWaitingForLock(child);
   holder.exec('COMMIT');
   holder.close();
   const run = await running;
@@ -371,6 +372,22 @@ test('run by another user than the spool\'s owner (root, say), it refuses rather
   assert.equal(run.code, 2, shown(run));
   oneLine(run, /belongs to uid 65534, and this is uid 0 — run dkim-relay queue as the user the relay runs as/);
 });
+
+/**
+ * Resolves once process `pid`'s main thread sleeps in SQLite's busy handler:
+ * nanosleep or clock_nanosleep (x86-64 system calls 35 and 230), which an
+ * idle Node.js thread never is in (it waits in epoll_wait). Bounded: 400 looks, 25 ms apart.
+ */
+async function untilWaitingForLock(pid: number): Promise<void> {
+  const sleeping = () => {
+    try {
+      return ['35', '230'].includes(readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0]!);
+    } catch {
+      return false; // gone; the assertions after say why
+    }
+  };
+  await until(`process ${pid} waiting for the write lock`, sleeping, { timeoutMs: 10_000 });
+}
 
 /** The pid of the dkim-relay process started in `cwd` (bounded: 200 looks, 25 ms apart). */
 async function waitForChild(cwd: string): Promise<number> {

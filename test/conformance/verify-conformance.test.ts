@@ -15,6 +15,7 @@ import { BIN, NODE } from '../cli/support.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { DKIMPY, HERE, MAIL_DKIM, readCase, suiteRecords, type Expected } from './suite.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 // Where this verifier knowingly differs from an older suite, and why. Each reason once.
 const PRE_STANDARD = 'RFC 6376 §3.5: v=1 is required and anything else is PERMFAIL (incompatible version); these signatures follow pre-standard drafts (no v=, or v=0.5)';
@@ -58,7 +59,7 @@ function zones(): Record<string, string> {
   return out;
 }
 
-describe('verify against published suites, keys served by Knot', () => {
+describe('verify against published suites, keys served by Knot', { skip: skipWithout('knotd', 'knotc') }, () => {
   let knot: Knot;
   before(async () => {
     knot = await startKnot(zones());
@@ -109,7 +110,7 @@ describe('verify against published suites, keys served by Knot', () => {
 });
 
 /** dkimpy signs here: a fresh RSA-2048 key, our own zone, the cases the old suites lack. */
-describe('strictness cases signed by dkimpy, keys served by Knot', () => {
+describe('strictness cases signed by dkimpy, keys served by Knot', { skip: skipWithout('knotd', 'knotc', 'dkimpy') }, () => {
   const dir = tempDir('dkim-relay-conformance-');
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const ed = generateKeyPairSync('ed25519');

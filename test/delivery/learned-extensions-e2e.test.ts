@@ -7,6 +7,8 @@ import { storeResolver } from '../../src/keys/resolver.ts';
 import { verifyMessage } from '../../src/signing/verify.ts';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
 import { send, startTestRelay, type TestRelay } from '../helpers/relay-harness.ts';
+import { heldConnections } from '../helpers/tcp-state.ts';
+import { until } from '../helpers/until.ts';
 import { MESSAGE, startUpstream, withKey, type TestUpstream } from './upstreams.ts';
 
 const FROM = 'payroll@example.com';
@@ -95,7 +97,7 @@ describe('eightBitMime: auto (the default)', () => {
 
       options.hide8BITMIME = true;
       up.dropConnections();
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await until("the relay's side of the dropped connection closed", () => heldConnections({ to: up.port }) === 0);
       // Signed for the old EHLO; the new connection's EHLO lacks 8BITMIME, so it is re-encoded and signed again for it.
       const first = await send({ port: relay.port, from: FROM, to: TO, raw: MESSAGE });
       assert.equal(first.ok, true, JSON.stringify(first));
@@ -108,7 +110,7 @@ describe('eightBitMime: auto (the default)', () => {
 
       options.hide8BITMIME = false;
       up.dropConnections();
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await until("the relay's side of the dropped connection closed", () => heldConnections({ to: up.port }) === 0);
       assert.equal((await send({ port: relay.port, from: FROM, to: TO, raw: MESSAGE })).ok, true);
       assert.equal((await send({ port: relay.port, from: FROM, to: TO, raw: MESSAGE })).ok, true);
       assert.equal(has8bit(received.at(-1)!), true, 'once the new EHLO shows 8BITMIME again, 8-bit goes as it is');

@@ -13,6 +13,7 @@ import { KeyStore, type StoredKey } from '../../src/keys/store.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { dkimRelay, type Run } from '../cli/support.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 interface JsonReport {
   ok: boolean;
@@ -31,7 +32,7 @@ function shown(run: Run): string {
   return `exit ${run.code}\n--- stdout\n${run.stdout.slice(0, 6000)}\n--- stderr\n${run.stderr.slice(0, 2000)}`;
 }
 
-describe('dkim-relay dns check against knotd', () => {
+describe('dkim-relay dns check against knotd', { skip: skipWithout('knotd', 'knotc') }, () => {
   const dir = tempDir('dkim-relay-dnscheck-');
   const keysDir = join(dir, 'keys');
   const config = join(dir, 'dkim-relay.yaml');

@@ -11,6 +11,7 @@ import { authoritativeServers } from '../../src/dns/authoritative.ts';
 import { DnsClient } from '../../src/dns/dns-client.ts';
 import { startBadDnsServer, type Misbehaviour } from '../helpers/bad-dns-server.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 const chunk = 'A'.repeat(250);
 const ZONE = `$ORIGIN client.test.
@@ -36,7 +37,7 @@ $TTL 600
 target TXT "from the other zone"
 `;
 
-describe('DnsClient against knotd', () => {
+describe('DnsClient against knotd', { skip: skipWithout('knotd', 'knotc') }, () => {
   let knot: Knot;
   let silent: Socket;
   let silentPort: number;

@@ -91,8 +91,9 @@ export async function settledCensus(relayPort: number, sinkPort: number, maxMs: 
     await new Promise((resolve) => setTimeout(resolve, 50));
     census = fdCensus(relayPort, sinkPort);
   }
-  // One more short pause: handles closed in the same tick as the last socket.
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  // Handles closed in the same tick as the last socket are released in the event loop's close phase:
+  // a few turns of the loop, not a pause, let them go.
+  for (let turn = 0; turn < 3; turn++) await new Promise(setImmediate);
   return fdCensus(relayPort, sinkPort);
 }
 

@@ -5,12 +5,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import nodemailer from 'nodemailer';
+import { pino } from 'pino';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { configSchema } from '../../src/config/schema.ts';
 import { txtValue } from '../../src/keys/record.ts';
 import type { KeyStore } from '../../src/keys/store.ts';
-import { silentLogger } from '../../src/common/logger.ts';
 import { startRelay, type RunningRelay, type StartOptions } from '../../src/daemon/daemon.ts';
 import type { TxtRecords } from './independent-verify.ts';
 
@@ -82,6 +83,8 @@ export interface TestRelay {
   store: KeyStore;
   port: number;
   dir: string;
+  /** The relay's log lines (level info and up), parsed, as they come: what a test waits for instead of time. */
+  logs: Record<string, unknown>[];
   /** The TXT records the store would publish, for independent verifiers. */
   records(): TxtRecords;
   close(): Promise<void>;
@@ -114,9 +117,17 @@ export async function startTestRelay(config: Record<string, unknown>, prepare?: 
       store.close();
     }
   }
-  const relay = await startRelay({ config: merged, path: 'test' }, silentLogger(), options);
+  const logs: Record<string, unknown>[] = [];
+  const lines = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line.startsWith('{')) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const relay = await startRelay({ config: merged, path: 'test' }, pino({ level: 'info' }, lines), options);
   return {
     relay,
+    logs,
     store: relay.store,
     port: relay.ports.plain,
     dir: dir.path,

@@ -18,6 +18,7 @@ import { ADDED_TRACE_FIELDS, fieldsAndBody, hostileIntermediary, relaxedBody, re
 import { crlfOnly, mimeLeaves } from './mime-leaves.ts';
 import { MAX_LINE_OCTETS } from '../../src/message/mime/scan.ts';
 import { sendRaw } from './raw-smtp.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 /** Each case gets its own intermediary choices, the same on every run. */
 const seedOf = (name: string): number => Number.parseInt(name, 10) * 7919 + name.length;
@@ -142,7 +143,7 @@ async function judge(t: TestContext, stage: string, c: CorpusCase, message: Buff
   assert.deepEqual(problems, [], `${stage || 'relayed'} ${c.name}`);
 }
 
-describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over DNS', { concurrency: 2 }, () => {
+describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over DNS', { concurrency: 2, skip: skipWithout('dkimpy', 'Mail::DKIM') }, () => {
   let sink: Sink;
   let sink7: Sink;
   let relay: TestRelay;

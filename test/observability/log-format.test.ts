@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/tmp.ts';
 import { BIN, NODE, ROOT } from '../cli/support.ts';
+import { requireTool } from '../helpers/tools.ts';
 
 const ENV = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
 
@@ -64,7 +65,8 @@ test('log.format: text gives one human line per event', async () => {
   assert.doesNotMatch(stdout, /^\{/m, 'no JSON line');
 });
 
-test('serve at a terminal writes text by default', async () => {
+test('serve at a terminal writes text by default', async (t) => {
+  if (!requireTool(t, 'python3')) return; // its pty module plays the terminal
   const { file } = config();
   const run = await new Promise<{ output: string; code: number; timedOut: boolean }>((resolve, reject) => {
     // Ctrl-C once it listens: the terminal sends SIGINT, and serve stops.
@@ -78,7 +80,8 @@ test('serve at a terminal writes text by default', async () => {
   assert.doesNotMatch(run.output, /^\{"level"/m);
 });
 
-test("nodemailer's console warning is a JSON log line, not a stray line", async () => {
+test("nodemailer's console warning is a JSON log line, not a stray line", async (t) => {
+  if (!requireTool(t, 'unshare', 'ip')) return;
   // In a namespace with only loopback, nodemailer finds "localhost" but no IPv4 network, and warns through console.warn.
   const { file } = config('type: smtp, host: localhost, port: 2');
   const { stdout, stderr } = await runUntil(

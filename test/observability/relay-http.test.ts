@@ -15,6 +15,7 @@ import { metrics } from '../../src/observability/metrics.ts';
 import { rawSession } from '../helpers/raw-smtp.ts';
 import { send, startSink, startTestRelay, type Sink, type TestRelay } from '../helpers/relay-harness.ts';
 import { get, parseExposition, value } from './support.ts';
+import { requireTool } from '../helpers/tools.ts';
 
 const message = (from: string) => `From: ${from}\r\nTo: b@example.net\r\nSubject: watching\r\nDate: Sat, 28 Nov 2026 03:15:00 +0000\r\nMessage-ID: <w1@example.com>\r\n\r\nHello.\r\n`;
 const HOSTILE = 'a@<script>alert(1)</script>.example';
@@ -81,7 +82,8 @@ describe('a running relay, watched', () => {
     assert.deepEqual(body.checks.map((c) => [c.name, c.ok]), [['listener', true], ['spool', true], ['key-store', true], ['signing-keys', true]]);
   });
 
-  test('the status page in Chromium: the domain, its keys on a timeline, DNS, DMARC readiness, counts, and a hostile From: as text', async () => {
+  test('the status page in Chromium: the domain, its keys on a timeline, DNS, DMARC readiness, counts, and a hostile From: as text', async (t) => {
+    if (!requireTool(t, 'chromium')) return;
     // What the rotation scheduler's DNS check and a DMARC lookup would have left behind.
     const pending = relay.store.list('example.com').find((k) => k.state === 'pending')!;
     const db = new Database(relay.store.dbFile);

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { ROOT } from '../cli/support.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 const PATHS = ['/usr/lib/dkim-relay', '/etc/dkim-relay', '/var/lib/dkim-relay', '/var/spool/dkim-relay', '/var/cache/dkim-relay'];
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -50,9 +51,8 @@ async function userExists(): Promise<boolean> {
 /** Why this machine cannot run the test, or undefined. */
 function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root: it installs the package into this system (CI runs it as root)';
-  for (const tool of ['/usr/bin/dpkg-deb', '/usr/bin/dpkg-shlibdeps', '/usr/bin/apt-get', '/usr/bin/lintian', '/usr/bin/man', '/usr/bin/swaks']) {
-    if (!existsSync(tool)) return `${tool} is missing (.ci/run installs it: apt-get install lintian man-db dpkg-dev swaks)`;
-  }
+  const tools = skipWithout('dpkg-deb', 'dpkg-shlibdeps', 'lintian', 'man', 'swaks', 'dkimpy');
+  if (tools) return tools;
   const present = PATHS.find((p) => existsSync(p));
   if (present) return `${present} exists: dkim-relay is installed here, and the test would remove it`;
   return undefined;

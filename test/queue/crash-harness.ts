@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
 import { KeyStore } from '../../src/keys/store.ts';
 import { startSink, type Received } from '../helpers/relay-harness.ts';
@@ -95,6 +96,25 @@ function kill(child: ChildProcess): Promise<void> {
   });
 }
 
+const LATER = 'after the last kill';
+
+/** Messages in the spool's index, read as the queue command reads it. */
+function queuedCount(file: string): () => number {
+  return () => {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      return db.prepare('SELECT COUNT(*) FROM messages').pluck().get() as number;
+    } finally {
+      db.close();
+    }
+  };
+}
+
+/** Polls `done` every 100 ms, at most `ms`; returns either way (the caller compares what arrived). */
+async function until(done: () => boolean, ms: number): Promise<void> {
+  for (const end = Date.now() + ms; !done() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+}
+
 const subjectOf = (r: Received) => /^Subject: (.*)$/m.exec(r.raw.toString('latin1'))?.[1] ?? '';
 const nearest = (times: number[], t: number) => times.reduce((best, k) => (Math.abs(k - t) < Math.abs(best - t) ? k : best), Infinity);
 const queueIdOf = (r: Received) => /\(dkim-relay\) with \S+ id (\S+)/.exec(r.raw.toString('latin1'))?.[1];
@@ -157,16 +177,16 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
     }
 
     // A last start: recovery, then everything acknowledged must come out.
-    const { child } = await startChild(configFile);
+    const { child, port } = await startChild(configFile);
     try {
       const settleMs = options.settleMs ?? 60_000;
       const deliveredSubjects = () => new Set(sink.received.map(subjectOf));
-      for (let waited = 0; waited < settleMs; waited += 100) {
-        const got = deliveredSubjects();
-        if ([...acknowledged].every((s) => got.has(s))) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await new Promise((r) => setTimeout(r, 1500)); // room for a duplicate to arrive
+      const queued = queuedCount(join(dir, 'spool', 'queue.db'));
+      // Everything out and no row left to retry; then a later message delivered shows the relay has passed any attempt of the earlier ones.
+      await until(() => [...acknowledged].every((s) => deliveredSubjects().has(s)) && queued() === 0, settleMs);
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port, ignoreTLS: true, logger: false, connectionTimeout: 2000, socketTimeout: 5000 });
+      await transport.sendMail({ envelope: { from: 'a@example.com', to: ['b@example.net'] }, raw: `From: a@example.com\r\nTo: b@example.net\r\nSubject: ${LATER}\r\n\r\nafter the last kill\r\n` }).finally(() => transport.close());
+      await until(() => deliveredSubjects().has(LATER) && queued() === 0, settleMs);
     } finally {
       await kill(child);
     }
@@ -175,6 +195,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
     const duplicateCopies: DuplicateCopy[] = [];
     sink.received.forEach((r, i) => {
       const subject = subjectOf(r);
+      if (subject === LATER) return;
       counts.set(subject, (counts.get(subject) ?? 0) + 1);
       const first = firstCopy.get(subject);
       if (first === undefined) firstCopy.set(subject, i);

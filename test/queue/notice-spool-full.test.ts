@@ -9,6 +9,7 @@ import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { DEFAULT_RETRY_POLICY } from '../../src/queue/backoff.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { startTestRelay } from '../helpers/relay-harness.ts';
+import { until } from '../helpers/until.ts';
 
 const RAW = ['From: Payroll <payroll@example.com>', 'To: <gone@example.net>', 'Subject: refused', 'Date: Sun, 22 Nov 2026 10:00:00 +0000', 'Message-ID: <refused@example.com>', '', 'Body', ''].join('\r\n');
 const RETRY_MS = 1000;
@@ -42,14 +43,6 @@ async function refusingSink(onRefusal: () => void) {
   return { port, refusals, notices, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
-async function waitFor(what: string, done: () => boolean, ms = 15_000): Promise<void> {
-  for (let i = 0; i < ms / 20; i++) {
-    if (done()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
 test('a bounce the full spool cannot take: one upstream session, then the back-off; the notice goes once space returns', async () => {
   // Full from the first refusal until the test frees the space.
   let spoolFull = false;
@@ -81,7 +74,7 @@ test('a bounce the full spool cannot take: one upstream session, then the back-o
     const row = () => queue.index.show(id)?.recipients[0];
 
     // Until the attempt is recorded, or the upstream has seen more sessions than a back-off allows.
-    await waitFor('the attempt to be recorded', () => (row()?.attempts ?? 0) >= 1 || sink.refusals.length > 3);
+    await until('the attempt to be recorded', () => (row()?.attempts ?? 0) >= 1 || sink.refusals.length > 3);
     assert.equal(sink.refusals.length, 1, `upstream sessions for the one message before its next scheduled attempt: ${sink.refusals.length}`);
     const waiting = row()!;
     assert.equal(waiting.state, 'deferred');
@@ -95,7 +88,7 @@ test('a bounce the full spool cannot take: one upstream session, then the back-o
 
     // Space returns: the next attempt, not before its time, is refused again and the bounce goes out.
     spoolFull = false;
-    await waitFor('the notice', () => sink.notices.length === 1 && queue.index.depth().messages === 0);
+    await until('the notice', () => sink.notices.length === 1 && queue.index.depth().messages === 0);
     assert.equal(sink.refusals.length, 2, 'one more session, at the scheduled time');
     assert.ok(sink.refusals[1]! >= waiting.nextAttemptAt, `retried ${waiting.nextAttemptAt - sink.refusals[1]!} ms early`);
     assert.deepEqual(sink.notices, ['payroll@example.com']);

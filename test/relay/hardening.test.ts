@@ -14,6 +14,7 @@ import { hashPassword } from '../../src/access/passwords.ts';
 import { startRelay } from '../../src/daemon/daemon.ts';
 import { RawSmtpClient, type Reply } from '../fuzz/smtp-client.ts';
 import { selfSignedCert, startTestRelay, tempDir, type TestRelay } from '../helpers/relay-harness.ts';
+import { until } from '../helpers/until.ts';
 
 const PASSWORD = 'correct horse';
 const plainAuth = (user: string, pass: string) => `AUTH PLAIN ${Buffer.from(`\0${user}\0${pass}`).toString('base64')}`;
@@ -159,7 +160,13 @@ describe('hardening against strangers', () => {
     await s.command('RCPT TO:<b@example.net>', 3000);
     assert.equal((await s.command('DATA', 3000))?.code, 354);
     await s.write('From: a@example.com\r\nSubject: slow');
-    await new Promise((r) => setTimeout(r, 1800)); // longer than commandTimeoutSeconds, inside one line of DATA
+    // A witness session on the same relay leaves a command line unfinished after ours began its line of DATA:
+    // once commandTimeoutSeconds has cut the witness off, it has passed for our line too.
+    const witness = await client(relay.port, '127.0.0.1');
+    assert.equal((await witness.readReply(3000))?.code, 220);
+    await witness.write('NOOP');
+    assert.ok(await witness.waitClosed(6000), 'the witness was cut off at commandTimeoutSeconds');
+    assert.match(witness.replies.at(-1)?.raw ?? '(none)', /^421 4\.4\.2 /);
     await s.write('\r\n\r\nbody\r\n.\r\n');
     assert.equal((await s.readReply(10_000))?.code, 250);
     await s.destroy();
@@ -175,7 +182,8 @@ describe('hardening against strangers', () => {
     });
     const started = Date.now();
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // The relay has judged all twelve once it has turned eight away: four hold their slots.
+      await until('eight of the silent connections turned away', () => relay.logs.filter((l) => l.client === '127.0.0.2' && l.level === 40).length >= 8, { timeoutMs: 3000 });
       // An admitted TLS client still gets in while the stranger's handshakes are pending.
       const ok = await client(tlsPort, '127.0.0.1', {});
       assert.equal((await ok.readReply(3000))?.code, 220);

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { rawSession } from '../helpers/raw-smtp.ts';
 import { send, startSink, startTestRelay, type Sink, type TestRelay } from '../helpers/relay-harness.ts';
+import { heldConnections } from '../helpers/tcp-state.ts';
+import { until } from '../helpers/until.ts';
 
 describe('listener limits', () => {
   let sink: Sink;
@@ -30,7 +32,8 @@ describe('listener limits', () => {
     assert.match((await fourth.reply(1))!, /^421 4\.7\.0 Too many connections/);
     for (const s of sessions) s.socket.destroy();
     await Promise.all(sessions.map((s) => s.closed));
-    await new Promise((r) => setTimeout(r, 100));
+    fourth.socket.destroy();
+    await until('the relay closed its side of every session', () => heldConnections({ on: relay.port }) === 0);
     const again = await rawSession(relay.port);
     assert.match((await again.reply(1))!, /^220 /, 'a slot is free again once sessions close');
     again.socket.destroy();

@@ -95,6 +95,9 @@ describe('the STARTTLS handshake deadline', () => {
   });
 
   test('a handshake that completes is not cut off: the session goes on past the deadline', async () => {
+    // A second relay in this process, with the same deadline: its cutting off a client that stalls
+    // after ours has shaken hands shows that our deadline, armed earlier on the same timers, is past.
+    const witness = await startTestRelay({ listen: { tls: selfSignedCert(dir.path), tlsHandshakeTimeoutSeconds: HANDSHAKE_SECONDS, socketTimeoutSeconds: SOCKET_TIMEOUT_SECONDS } });
     let c = await RawSmtpClient.connect({ port: relay.port });
     // Until the relay has seen the previous test's client leave the only slot.
     for (let i = 0; i < 20 && (await c.readReply(5000))?.code !== 220; i++) {
@@ -107,11 +110,14 @@ describe('the STARTTLS handshake deadline', () => {
       assert.equal((await c.command('EHLO client.test', 5000))?.code, 250);
       assert.equal((await c.command('STARTTLS', 5000))?.code, 220);
       assert.ok(await c.startTls());
-      await new Promise((r) => setTimeout(r, (HANDSHAKE_SECONDS + 1) * 1000));
+      const stalled = await startTlsThenStall(witness.port);
+      assert.ok(await closedWithin(stalled.socket, stalled.closed, WAIT_MS), 'the witness relay cut off its stalled client');
+      assert.equal(c.closed, false, 'still connected once the deadline has passed');
       assert.equal((await c.command('EHLO client.test', 5000))?.code, 250);
       assert.equal((await c.command('NOOP', 5000))?.code, 250);
     } finally {
       await c.destroy();
+      await witness.close();
     }
   });
 });

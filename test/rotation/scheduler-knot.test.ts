@@ -20,6 +20,7 @@ import { verifyWithDkimpyDns } from '../helpers/dns-verify.ts';
 import { freeDnsPort, startKnot, type Knot } from '../helpers/knot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { PRIVATE_ARMOUR } from '../keys/support.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -36,7 +37,7 @@ function zone(serial: number, keys: StoredKey[]): Record<string, string> {
 
 const MESSAGE = (subject: string) => `From: Alice <alice@${ZONE}>\r\nTo: bob@example.net\r\nSubject: ${subject}\r\n\r\nHello through the rotation.\r\n`;
 
-describe('key rotation, unattended, against knotd', () => {
+describe('key rotation, unattended, against knotd', { skip: skipWithout('knotd', 'knotc') }, () => {
   const dir = tempDir('dkim-relay-rotation-');
   const reveal = join(dir, 'revealed');
   let authoritative: Knot;

@@ -22,6 +22,7 @@ import { verifyWithDkimpyDns } from '../helpers/dns-verify.ts';
 import { startKnotPrimary, type KnotPrimary } from '../helpers/knot-primary.ts';
 import { dkimFields, send, startSink, type Sink } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { skipWithout } from '../helpers/tools.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -96,7 +97,7 @@ function askedForAPerson(s: Setup, domain: string): string[] {
   return [...mails, ...lines];
 }
 
-describe('unattended rotation, published by RFC 2136 to knotd', () => {
+describe('unattended rotation, published by RFC 2136 to knotd', { skip: skipWithout('knotd', 'knotc') }, () => {
   const DOMAIN = 'pub.test';
   let s: Setup;
 
@@ -172,7 +173,7 @@ describe('unattended rotation, published by RFC 2136 to knotd', () => {
   });
 });
 
-describe('unattended rotation with delegated selectors, CNAMEs served by knotd', () => {
+describe('unattended rotation with delegated selectors, CNAMEs served by knotd', { skip: skipWithout('knotd', 'knotc') }, () => {
   const DOMAIN = 'cust.test';
   const ZONE = 'dkim.relay.test';
   let s: Setup;

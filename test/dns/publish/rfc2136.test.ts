@@ -14,6 +14,7 @@ import { rfc2136Publisher } from '../../../src/dns/publish/rfc2136.ts';
 import { readTsigKey } from '../../../src/dns/publish/tsig.ts';
 import { startKnotPrimary, type KnotPrimary } from '../../helpers/knot-primary.ts';
 import { tempDir } from '../../helpers/tmp.ts';
+import { skipWithout } from '../../helpers/tools.ts';
 
 const ZONE = 'example.com';
 const rsa = generateKey('rsa', 2048);
@@ -28,7 +29,7 @@ function secretFile(dir: string, name: string, secret: string, mode = 0o600): st
   return file;
 }
 
-describe('rfc2136 publisher against Knot DNS', () => {
+describe('rfc2136 publisher against Knot DNS', { skip: skipWithout('knotd', 'knotc') }, () => {
   const dir = tempDir();
   let knot: KnotPrimary;
   let publisher: ReturnType<typeof rfc2136Publisher>;
@@ -141,7 +142,7 @@ describe('rfc2136 publisher against Knot DNS', () => {
   });
 });
 
-describe('rfc2136 publisher with hmac-sha512', () => {
+describe('rfc2136 publisher with hmac-sha512', { skip: skipWithout('knotd', 'knotc') }, () => {
   test('Knot accepts an update signed with hmac-sha512', async () => {
     const dir = tempDir();
     const knot = await startKnotPrimary({ [ZONE]: [] }, { algorithm: 'hmac-sha512' });

@@ -9,6 +9,7 @@ import type { TestContext } from 'node:test';
 import { NODE, ROOT } from '../../cli/support.ts';
 import { CASES } from '../cases.ts';
 import { COMPILE_CACHE } from './relay.ts';
+import { skipWithout } from '../../helpers/tools.ts';
 
 const DRIVER = join(ROOT, 'test', 'faults', 'support', 'driver.ts');
 /**
@@ -20,7 +21,7 @@ const NAMESPACES = ['--net', '--mount', '--propagation', 'private', '--pid', '--
 /** Every case ends well before this; it only stops a hung one. */
 const CASE_LIMIT_MS = 120_000;
 
-export const canRun = process.getuid?.() === 0 ? true : 'fault cases need root (network namespaces, tmpfs)';
+export const canRun = process.getuid?.() === 0 ? skipWithout('unshare', 'ip', 'python3') || true : 'fault cases need root (network namespaces, tmpfs)';
 
 export function casesOf(group: string) {
   return CASES.filter((c) => c.group === group);
