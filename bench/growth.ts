@@ -23,7 +23,6 @@ import { MAX_ENTITY_HEADER } from '../src/pipeline/normalize/header-block.ts';
 import { normalize } from '../src/pipeline/normalize/index.ts';
 import { splitMultipart } from '../src/pipeline/normalize/multipart.ts';
 import { processMessage, type PipelineOutcome, type PipelineContext } from '../src/pipeline/pipeline.ts';
-import { replyText } from '../src/smtp/reply.ts';
 import { assertTransitSafe, ok, options } from '../test/normalize/support.ts';
 import { growth, growthAsync, LINEAR_AT_8X } from './cpu-growth.ts';
 
