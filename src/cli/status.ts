@@ -9,7 +9,8 @@ import type { LoadedConfig } from '../config/load.ts';
 import { formatNameserver, parseNameserver, systemNameservers, type Nameserver } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
 import { KeyFileError } from '../keys/key-file.ts';
-import { KeyStore, type KeyProblem } from '../keys/store.ts';
+import { openKeyStore } from '../keys/open-store.ts';
+import type { KeyProblem } from '../keys/store.ts';
 import { renderStatus, statusReport, type KeyFileProblem, type StatusReport } from '../observability/status-report.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { delegationFor } from '../dns/delegation.ts';
@@ -50,7 +51,7 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
   const { config } = loaded;
   const problems: KeyFileProblem[] = [];
   const onKeyProblem = (p: KeyProblem) => problems.push({ domain: p.domain, selector: p.selector, line: p.line });
-  const store = KeyStore.open(config.keys.dir, { onKeyProblem, create: false });
+  const store = await openKeyStore(config.keys, { onKeyProblem, create: false, refreshMs: 0 });
   try {
     const keys = store.list() as PlanKey[];
     const observations = readObservations(store.dbFile);
@@ -82,7 +83,7 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
       background: readTaskHealth(config.queue.dir)?.tasks ?? [],
     });
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

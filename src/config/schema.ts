@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { isNameserver } from '../dns/nameserver.ts';
 import { parseServerAddress } from '../dns/publish/server-address.ts';
 import { isValidDomain } from '../common/names.ts';
+import { isPostgresUrl } from '../keys/pg-connection.ts';
 import { isLoopback, parseListenAddress } from '../common/listen-address.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';
@@ -87,6 +88,30 @@ function retirementOutlastsSignatures(
   check(config.rotation.retireAfter, ['rotation', 'retireAfter']);
   for (const [domain, times] of Object.entries(config.rotation.domains)) {
     if (times.retireAfter !== undefined) check(times.retireAfter, ['rotation', 'domains', domain, 'retireAfter']);
+  }
+}
+
+/** keys.database needs its key-encryption key, holds no password, and the secrets files mean nothing without it. */
+function sharedStoreSettings(keys: { database?: string | undefined; passwordFile?: string | undefined; encryptionKeyFile?: string | undefined }, ctx: z.core.$RefinementCtx): void {
+  if (keys.database === undefined) {
+    for (const field of ['passwordFile', 'encryptionKeyFile'] as const) {
+      if (keys[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'applies only with keys.database (a PostgreSQL key store)' });
+    }
+    return;
+  }
+  if (!isPostgresUrl(keys.database)) return;
+  if (keys.encryptionKeyFile === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['encryptionKeyFile'], message: 'is required with keys.database: make one with (umask 077; openssl rand -base64 32 > /etc/dkim-relay/kek)' });
+  }
+  if (new URL(keys.database).password !== '') {
+    ctx.addIssue({ code: 'custom', path: ['database'], message: 'must not hold a password: put it in a file of mode 0600 named by keys.passwordFile' });
+  }
+}
+
+/** Until one relay of a fleet is chosen to rotate (with fencing), rotation runs only on a single relay's own store. */
+function rotationOffWithSharedStore(config: { keys: { database?: string | undefined }; rotation: { check: string } }, ctx: z.core.$RefinementCtx): void {
+  if (config.keys.database !== undefined && config.rotation.check !== 'off') {
+    ctx.addIssue({ code: 'custom', path: ['rotation', 'check'], message: 'must be "off" with keys.database in this release: rotate with `dkim-relay keys rotate` and `keys activate`' });
   }
 }
 
@@ -208,7 +233,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Key store: SQLite metadata and PKCS#8 PEM files. */
       dir: z.string().min(1).default('keys'),
+      /** A key store shared by several relays: postgres://user@host/db (no password in it); unset: SQLite in dir. */
+      database: z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL').optional(),
+      /** File holding the database password (mode 0600). */
+      passwordFile: z.string().min(1).optional(),
+      /** File holding the key-encryption key of the private keys in the database (32 bytes, base64; mode 0600). */
+      encryptionKeyFile: z.string().min(1).optional(),
     })
+    .superRefine(sharedStoreSettings)
     .prefault({}),
 
   listen: z
@@ -457,7 +489,7 @@ export const configSchema = z.strictObject({
 
   /** Demo mode: generate and activate a key for this domain when the store is empty. */
   demo: z.strictObject({ domain: z.string().superRefine(rules.domainName) }).optional(),
-}).superRefine(retirementOutlastsSignatures).superRefine(signaturesOutlastQueue);
+}).superRefine(retirementOutlastsSignatures).superRefine(signaturesOutlastQueue).superRefine(rotationOffWithSharedStore);
 
 export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];
