@@ -14,6 +14,7 @@ import type { KeyStore, StoredKey } from '../keys/store.ts';
 import { duration, when } from '../rotation/plan.ts';
 import { policyFor } from '../rotation/policy.ts';
 import { keyRecord } from '../rotation/publication.ts';
+import { migrateCommand, rewrapCommand } from './keys-fleet.ts';
 import { CheckFailed, print, printJson, table, withStore, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & {
@@ -281,7 +282,9 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           ));
         }),
     )
-    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire, revoke, rotate, remove or history');
+    .command(migrateCommand)
+    .command(rewrapCommand)
+    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire, revoke, rotate, remove, history, migrate or rewrap');
 }
 
 /**
