@@ -81,10 +81,10 @@ CREATE TABLE dns_unpublished (
 );
 
 CREATE TABLE store_generation (
-  only       BOOLEAN PRIMARY KEY DEFAULT true CHECK (only),
+  singleton  BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
   generation BIGINT NOT NULL
 );
-INSERT INTO store_generation (only, generation) VALUES (true, 0);
+INSERT INTO store_generation (singleton, generation) VALUES (true, 0);
 `;
 
 export function pgKeySchema(location: string): Schema<string> {
