@@ -3,7 +3,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../common/errors.ts';
 import { openPgStore } from '../keys/open-store.ts';
-import { isPostgresUrl, redactUrl } from '../keys/pg-connection.ts';
+import { isPostgresUrl, redactUrl } from '../keys/pg-url.ts';
 import type { PgKeyStore } from '../keys/pg-store.ts';
 import { readEncryptionKey } from '../keys/sealing.ts';
 import { COPIED_TABLES, copySqliteStore } from '../keys/store-copy.ts';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { isNameserver } from '../dns/nameserver.ts';
 import { parseServerAddress } from '../dns/publish/server-address.ts';
 import { isValidDomain } from '../common/names.ts';
-import { isPostgresUrl } from '../keys/pg-connection.ts';
+import { isPostgresUrl } from '../keys/pg-url.ts';
 import { isLoopback, parseListenAddress } from '../common/listen-address.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';

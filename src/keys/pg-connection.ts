@@ -1,6 +1,6 @@
 // Connecting to the fleet's PostgreSQL key store. The password comes from
 // keys.passwordFile, never from the URL in the configuration, and no message
-// shows it: `location` is the URL as configured, which holds none.
+// shows it: `location` is the URL as configured, which holds none (see pg-url.ts).
 import pg from 'pg';
 import { UserError } from '../common/errors.ts';
 
@@ -9,22 +9,6 @@ export interface PgTarget {
   url: string;
   /** The password, read from keys.passwordFile. */
   password?: string | undefined;
-}
-
-/** True for a URL that names PostgreSQL. */
-export function isPostgresUrl(value: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(value);
-}
-
-/** The URL with any password taken out, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '';
-    return parsed.toString();
-  } catch {
-    return 'the configured PostgreSQL URL';
-  }
 }
 
 export function createPool(target: PgTarget, max = 4): pg.Pool {
