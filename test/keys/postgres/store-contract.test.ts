@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createPublicKey, sign, verify } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { KeyFileError } from '../../../src/keys/key-file.ts';
 import { publicPem } from '../../../src/keys/key-material.ts';
 import type { KeyStore } from '../../../src/keys/key-store.ts';
@@ -174,6 +175,23 @@ describe('PostgreSQL engine only', { skip: pgSkip.skip }, () => {
       signsAndVerifies(store, 'b.example');
     } finally {
       await store.close();
+    }
+  });
+
+  test('a running relay picks up a key another relay activated, by itself, within a few looks', async () => {
+    const settings = await engines[1]!.fresh();
+    const errors: Error[] = [];
+    const relay = await openKeyStore(settings, { refreshMs: 50, onRefreshError: (err) => errors.push(err) });
+    const operator = await openKeyStore(settings, { refreshMs: 0 });
+    try {
+      await operator.generate({ domain: 'later.example', algorithm: 'ed25519', activate: true });
+      // Bounded: 200 looks of 50 ms; no relay-side call prompts it.
+      for (let i = 0; i < 200 && relay.signingDomainFor('later.example') === null; i++) await delay(50);
+      signsAndVerifies(relay, 'later.example');
+      assert.deepEqual(errors, []);
+    } finally {
+      await relay.close();
+      await operator.close();
     }
   });
 });
