@@ -160,8 +160,12 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
     for (const n of nodes) writeFileSync(n.config, readFileSync(n.config, 'utf8').replace('KEYS', join(n.dir, 'keys')));
     const runs = await Promise.all(nodes.map((n) => dkimRelay(['--config', n.config, 'keys', 'list'], n.dir)));
     for (const run of runs) ok(run);
+    // `status` on a relay of the fleet that has never served: its keys from the shared store.
+    ok(await dkimRelay(['--config', nodes[0]!.config, 'keys', 'generate', '--domain', 'example.com', '--algorithm', 'ed25519', '--activate'], nodes[0]!.dir));
+    const status = ok(await dkimRelay(['--config', nodes[1]!.config, 'status', '--no-dns'], nodes[1]!.dir)).stdout;
+    assert.match(status, /example\.com/);
     assert.equal((await cluster.psql('together', `SELECT name, version FROM schema_versions`)).trim(), 'keys|1');
-    assert.equal((await cluster.psql('together', `SELECT generation FROM store_generation`)).trim(), '0');
+    assert.equal((await cluster.psql('together', `SELECT generation FROM store_generation`)).trim(), '1');
   });
 
   test('settings refused in one line, never showing a password', async () => {
