@@ -1,7 +1,8 @@
 // What every command needs: the configuration, and (for most) the key store.
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
 import { requireUsableFiles } from '../config/file-check.ts';
-import { KeyStore } from '../keys/store.ts';
+import { openKeyStore } from '../keys/open-store.ts';
+import type { KeyStore } from '../keys/store.ts';
 
 export interface GlobalArgs {
   config?: string;
@@ -27,11 +28,12 @@ export function checkedConfig(args: GlobalArgs): LoadedConfig {
  */
 export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>, options: { create?: boolean } = {}): Promise<T> {
   const loaded = configFrom(args);
-  const store = KeyStore.open(loaded.config.keys.dir, { create: options.create ?? false });
+  // A command runs once: it never needs to look for other relays' changes.
+  const store = await openKeyStore(loaded.config.keys, { create: options.create ?? false, refreshMs: 0 });
   try {
     return await use(store, loaded);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

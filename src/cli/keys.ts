@@ -14,6 +14,7 @@ import type { KeyStore, StoredKey } from '../keys/store.ts';
 import { duration, when } from '../rotation/plan.ts';
 import { policyFor } from '../rotation/policy.ts';
 import { keyRecord } from '../rotation/publication.ts';
+import { migrateCommand, rewrapCommand } from './keys-fleet.ts';
 import { CheckFailed, print, printJson, table, withStore, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & {
@@ -52,11 +53,11 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .example('$0 keys generate --domain example.com', 'RSA-2048, pending until activated')
           .example('$0 keys generate --domain example.com --algorithm ed25519 --activate', 'dual signing: add an Ed25519 key'),
       (args) =>
-        withStore(args, (store) => {
+        withStore(args, async (store) => {
           if (args.algorithm === 'ed25519' && args.bits !== undefined) {
             throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
           }
-          const key = store.generate({ domain: args.domain!, selector: args.selector, algorithm: args.algorithm!, bits: args.bits ?? 2048, activate: args.activate });
+          const key = await store.generate({ domain: args.domain!, selector: args.selector, algorithm: args.algorithm!, bits: args.bits ?? 2048, activate: args.activate });
           announce(key, args);
         }, { create: true }),
     )
@@ -111,14 +112,14 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('file', { type: 'string', demandOption: true, describe: 'PEM file holding the private key' })
           .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once' }),
       (args) =>
-        withStore(args, (store) => {
+        withStore(args, async (store) => {
           let pem: string;
           try {
             pem = readFileSync(args.file!, 'utf8');
           } catch {
             throw new UserError(`cannot read ${args.file}`, 'check the --file path');
           }
-          announce(store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate }), args);
+          announce(await store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate }), args);
         }, { create: true }),
     )
     .command<Args>(
@@ -170,7 +171,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
               warn(`${key.selector} (rsa ${key.bits} bits) replaces ${old.selector} (rsa ${old.bits} bits), a stronger key; generate a key of ${old.bits} bits or more and activate that instead`);
             }
           }
-          const activated = store.activate(args.domain!, args.selector!);
+          const activated = await store.activate(args.domain!, args.selector!);
           const retired = replaced.map((k) => store.get(k.domain, k.selector)).filter((k) => k.state === 'retiring');
           if (args.json) return printJson({ ...withoutFile(activated), record: txtRecord(activated), dnsCheck, retired: retired.map(withoutFile) });
           // Checked just now: nothing is left to publish.
@@ -183,8 +184,8 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       'stop signing with a key; its record stays published for mail in flight',
       (y) => y.option('domain', { ...DOMAIN, demandOption: true }).option('selector', { ...SELECTOR, demandOption: true }),
       (args) =>
-        withStore(args, (store, { config }) => {
-          const key = store.retire(args.domain!, args.selector!);
+        withStore(args, async (store, { config }) => {
+          const key = await store.retire(args.domain!, args.selector!);
           announce(key, args);
           warnAboutWhatSignsNow(store, key.domain, config);
         }),
@@ -193,7 +194,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       'revoke',
       'revoke a key that no longer signs: its record is then published with an empty p=',
       (y) => y.option('domain', { ...DOMAIN, demandOption: true }).option('selector', { ...SELECTOR, demandOption: true }),
-      (args) => withStore(args, (store) => announce(store.revoke(args.domain!, args.selector!), args)),
+      (args) => withStore(args, async (store) => announce(await store.revoke(args.domain!, args.selector!), args)),
     )
     .command<Args>(
       'rotate',
@@ -207,7 +208,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .example('$0 keys rotate --domain example.com', 'the next key, same algorithm and size as the active one')
           .example('$0 keys rotate --all', 'every signing domain'),
       (args) =>
-        withStore(args, (store, { config }) => {
+        withStore(args, async (store, { config }) => {
           const named = (args.domain as unknown as string[] | undefined) ?? [];
           if (named.length > 0 === args.all) {
             throw new UserError(args.all ? '--all and --domain exclude each other' : 'name the domains to rotate', 'give --domain D (repeat for several) or --all');
@@ -220,7 +221,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const made: { key: StoredKey; replaces: StoredKey }[] = [];
           for (const domain of domains) {
             for (const { replaces, algorithm, bits } of rotationsFor(store, domain, args, !args.all)) {
-              const key = store.generate({ domain, algorithm, bits, step: { by: 'cli', why: `keys rotate: replaces ${replaces.selector}` } });
+              const key = await store.generate({ domain, algorithm, bits, step: { by: 'cli', why: `keys rotate: replaces ${replaces.selector}` } });
               made.push({ key, replaces });
             }
           }
@@ -242,7 +243,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('selector', { ...SELECTOR, demandOption: true })
           .option('force', { type: 'boolean', default: false, describe: 'remove it before rotation.removeAfter has passed since its revocation' }),
       (args) =>
-        withStore(args, (store, { config }) => {
+        withStore(args, async (store, { config }) => {
           const key = store.get(args.domain!, args.selector!);
           const removeAfter = policyFor(config.rotation, key.domain).removeAfter;
           if (key.state === 'revoked' && !args.force) {
@@ -255,7 +256,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             }
           }
           const withdraw = txtRecord(key); // as DNS serves it now (revoked: the record with an empty p=)
-          const removed = store.remove(key.domain, key.selector);
+          const removed = await store.remove(key.domain, key.selector);
           if (args.json) return printJson({ ...withoutFile(removed), withdraw });
           if (key.state === 'pending') {
             print(`${removed.domain} ${removed.selector}: removed (it never signed); its private key file is deleted`);
@@ -281,7 +282,9 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           ));
         }),
     )
-    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire, revoke, rotate, remove or history');
+    .command(migrateCommand)
+    .command(rewrapCommand)
+    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire, revoke, rotate, remove, history, migrate or rewrap');
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { configuredNameservers, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
-import { KeyStore } from '../keys/store.ts';
+import { openKeyStore } from '../keys/open-store.ts';
 import { renderStatus, type StatusReport } from '../observability/status-report.ts';
 import { gatherStatus, reportedDomains } from '../observability/status-sources.ts';
 import { readTaskHealth } from '../common/task-health-file.ts';
@@ -44,12 +44,12 @@ export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
 
 async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): Promise<StatusReport> {
   const { config } = loaded;
-  const store = KeyStore.open(config.keys.dir, { create: false });
+  const store = await openKeyStore(config.keys, { create: false, refreshMs: 0 });
   try {
     const domains = reportedDomains(store.list());
     const readiness = dns ? await lookUpReadiness(domains, named.length > 0 ? named : configuredNameservers(config.dns.resolvers), config.dns.timeoutSeconds) : new Map();
     return gatherStatus({ config, store, now: new Date(), readiness, background: readTaskHealth(config.queue.dir)?.tasks ?? [] }).report;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DNS_SERVER_ADDRESS, isNameserver } from '../dns/nameserver.ts';
 import { isValidDomain } from '../common/names.ts';
 import { isLoopback, LISTEN_ADDRESS, parseHostPort } from '../common/host-port.ts';
+import { isPostgresUrl } from '../keys/pg-url.ts';
 import { durationSeconds } from './duration.ts';
 import * as rules from './rules.ts';
 
@@ -84,6 +85,30 @@ function retirementOutlastsSignatures(
   check(config.rotation.retireAfter, ['rotation', 'retireAfter']);
   for (const [domain, times] of Object.entries(config.rotation.domains)) {
     if (times.retireAfter !== undefined) check(times.retireAfter, ['rotation', 'domains', domain, 'retireAfter']);
+  }
+}
+
+/** keys.database needs its key-encryption key, holds no password, and the secrets files mean nothing without it. */
+function sharedStoreSettings(keys: { database?: string | undefined; passwordFile?: string | undefined; encryptionKeyFile?: string | undefined }, ctx: z.core.$RefinementCtx): void {
+  if (keys.database === undefined) {
+    for (const field of ['passwordFile', 'encryptionKeyFile'] as const) {
+      if (keys[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'applies only with keys.database (a PostgreSQL key store)' });
+    }
+    return;
+  }
+  if (!isPostgresUrl(keys.database)) return;
+  if (keys.encryptionKeyFile === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['encryptionKeyFile'], message: 'is required with keys.database: make one with (umask 077; openssl rand -base64 32 > /etc/dkim-relay/kek)' });
+  }
+  if (new URL(keys.database).password !== '') {
+    ctx.addIssue({ code: 'custom', path: ['database'], message: 'must not hold a password: put it in a file of mode 0600 named by keys.passwordFile' });
+  }
+}
+
+/** Until one relay of a fleet is chosen to rotate (with fencing), rotation runs only on a single relay's own store. */
+function rotationOffWithSharedStore(config: { keys: { database?: string | undefined }; rotation: { check: string } }, ctx: z.core.$RefinementCtx): void {
+  if (config.keys.database !== undefined && config.rotation.check !== 'off') {
+    ctx.addIssue({ code: 'custom', path: ['rotation', 'check'], message: 'must be "off" with keys.database in this release: rotate with `dkim-relay keys rotate` and `keys activate`' });
   }
 }
 
@@ -183,8 +208,12 @@ const selectorLabel = z.string().regex(/^(?!-)[a-z0-9-]{1,63}(?<!-)$/, 'must be 
 export const configSchema = z.strictObject({
   keys: z
     .strictObject({
-      dir: z.string().min(1).default('keys').describe('key store: PKCS#8 PEM files and their metadata in `keys.db` (SQLite); give an absolute path in production'),
+      dir: z.string().min(1).default('keys').describe('key store: PKCS#8 PEM files and their metadata in `keys.db` (SQLite); give an absolute path in production; with `keys.database`, still where each relay keeps its local files'),
+      database: z.string().refine(isPostgresUrl, 'must be a postgres:// or postgresql:// URL').optional().describe('a key store shared by several relays: `postgresql://user@host/db` (`?sslmode=` as libpq reads it; no password in it); unset: SQLite in `keys.dir`'),
+      passwordFile: z.string().min(1).optional().describe('file holding the database password, mode 0600; only with `keys.database`'),
+      encryptionKeyFile: z.string().min(1).optional().describe('file holding the key-encryption key of the private keys in the database: 32 random bytes in base64 (`openssl rand -base64 32`), mode 0600, the same on every relay; required with `keys.database`'),
     })
+    .superRefine(sharedStoreSettings)
     .prefault({})
     .describe('the key store'),
 
@@ -411,7 +440,7 @@ export const configSchema = z.strictObject({
     .describe('DMARC aggregate reports (RFC 7489 §7.2), read back into the key store\'s database to show what receivers saw'),
 
   demo: z.strictObject({ domain: z.string().superRefine(rules.domainName).describe('with an empty key store, `serve` creates and activates a key for this domain') }).optional().describe('demo mode; the embedded default, used when there is no configuration file, sets `demo.domain: example.com`'),
-}).superRefine(retirementOutlastsSignatures).superRefine(signaturesOutlastQueue);
+}).superRefine(retirementOutlastsSignatures).superRefine(signaturesOutlastQueue).superRefine(rotationOffWithSharedStore);
 
 export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];

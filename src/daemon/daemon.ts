@@ -11,7 +11,8 @@ import { UpstreamHealth, watchedUpstream } from '../delivery/upstream-health.ts'
 import { createPublishers } from '../dns/publish/factory.ts';
 import { UserError } from '../common/errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
-import { KeyStore } from '../keys/store.ts';
+import { openKeyStore } from '../keys/open-store.ts';
+import type { KeyStore } from '../keys/store.ts';
 import { startHttp, type HttpListener } from './http.ts';
 import type { Logger } from '../common/logger.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
@@ -74,8 +75,10 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
   // The same notes `config check` prints: settings that work, but probably not as meant.
   for (const advice of rotationAdvice(config.rotation)) logger.warn({ advice }, 'configuration note');
-  const store = KeyStore.open(config.keys.dir, {
+  const store = await openKeyStore(config.keys, {
     onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
+    // The relay signs on with the keys it holds; the next look tries again.
+    onRefreshError: (err) => logger.warn({ keyStore: store.location }, `key store not reachable, signing with the keys loaded before: ${err.message}`),
   });
   // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
@@ -90,7 +93,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     // `serve` checked the TSIG secret files with the configuration (config/file-check.ts); read again here, before anything listens, as they may have changed since.
     const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
     const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor }); // so is an IMAP password file
-    if (config.demo && store.list().length === 0) createDemoKey(store, config.demo.domain, logger);
+    if (config.demo && store.list().length === 0) await createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
     for (const key of active) logger.info({ domain: key.domain, selector: key.selector, algorithm: key.algorithm }, 'signing key active');
@@ -203,7 +206,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         unwatchUpstream();
         await http?.close();
         queue?.index.close();
-        store.close();
+        await store.close();
         logger.info('stopped');
       },
     };
@@ -211,13 +214,13 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     await crypto.release();
     await http?.close();
     index?.close();
-    store.close();
+    await store.close();
     throw err;
   }
 }
 
-function createDemoKey(store: KeyStore, domain: string, logger: Logger): void {
-  const key = store.generate({ domain, algorithm: 'rsa', bits: 2048, activate: true });
+async function createDemoKey(store: KeyStore, domain: string, logger: Logger): Promise<void> {
+  const key = await store.generate({ domain, algorithm: 'rsa', bits: 2048, activate: true });
   logger.info({ domain, selector: key.selector }, 'demo key created and active');
   process.stderr.write(`\nDemo key for ${domain}; its DNS record:\n${zoneLines(txtRecord(key))}\n\n`);
 }

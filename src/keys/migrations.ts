@@ -27,8 +27,11 @@
 //     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 //     WHERE leases.holder = excluded.holder OR leases.expires_at < :now
 //   and holds it when one row changed.
+import type Database from 'better-sqlite3';
 import { UserError } from '../common/errors.ts';
-import type { Db } from './database.ts';
+import { migrateSqlite, sqliteVersion, type Migrated, type Schema, type SqliteStep } from '../common/schema-migrations.ts';
+
+type Db = Database.Database;
 
 export const LATEST_VERSION = 3;
 
@@ -132,41 +135,34 @@ CREATE TABLE dns_unpublished (
 `;
 
 /** Step n brings a database from version n - 1 to n. */
-const STEPS: Record<number, (db: Db) => void> = {
-  1: (db) => db.exec(V1),
+const STEPS: Record<number, SqliteStep> = {
+  1: V1,
   2: (db) => {
     db.exec(V2);
     const broken = db.pragma('foreign_key_check') as unknown[];
     if (broken.length > 0) throw new Error(`keys.db: ${broken.length} rows refer to keys that do not exist after the rebuild`);
   },
-  3: (db) => db.exec(V3),
+  3: V3,
 };
 
 export function schemaVersion(db: Db): number {
-  return db.pragma('user_version', { simple: true }) as number;
+  return sqliteVersion(db);
 }
 
 /** Brings the database to LATEST_VERSION; returns the versions before and after. */
-export function migrate(db: Db): { from: number; to: number } {
-  const from = schemaVersion(db);
-  refuseNewer(db, from);
-  for (let target = from + 1; target <= LATEST_VERSION; target++) {
-    db.transaction(() => {
-      const current = schemaVersion(db); // another process may have migrated meanwhile
-      refuseNewer(db, current);
-      if (current >= target) return;
-      STEPS[target]!(db);
-      db.pragma(`user_version = ${target}`);
-    }).immediate();
-  }
-  return { from, to: schemaVersion(db) };
+export function migrate(db: Db): Migrated {
+  return migrateSqlite(db, schemaOf(db));
 }
 
-function refuseNewer(db: Db, version: number): void {
-  if (version > LATEST_VERSION) {
-    throw new UserError(
-      `key store database ${db.name} has schema version ${version}, but this dkim-relay knows versions up to ${LATEST_VERSION}`,
-      'run the newer dkim-relay that last used it, or restore a backup of keys.db made with this version',
-    );
-  }
+function schemaOf(db: Db): Schema<SqliteStep> {
+  return {
+    name: 'keys',
+    latest: LATEST_VERSION,
+    steps: STEPS,
+    tooNew: (version) =>
+      new UserError(
+        `key store database ${db.name} has schema version ${version}, but this dkim-relay knows versions up to ${LATEST_VERSION}`,
+        'run the newer dkim-relay that last used it, or restore a backup of keys.db made with this version',
+      ),
+  };
 }

@@ -13,59 +13,15 @@ import { UserError } from '../common/errors.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
-import { nextSelector, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
+import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
+import { chooseSelector, STAMP_COLUMN, StepRaced, VERB } from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
-import { creation, decide, type Actor, type KeyState, type Transition } from './lifecycle.ts';
+import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
+import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';
 import { txtValue } from './record.ts';
 
-export type { KeyState };
-
-export interface StoredKey {
-  id: number;
-  domain: string;
-  selector: string;
-  algorithm: Algorithm;
-  bits: number;
-  state: KeyState;
-  publicData: string;
-  fingerprint: string;
-  file: string;
-  createdAt: string;
-  activatedAt: string | null;
-  retiredAt: string | null;
-  revokedAt: string | null;
-  removedAt: string | null;
-}
-
-/** Who takes a step, when and why: written to the events table with it. Default: the CLI, now. */
-export interface Step {
-  by?: Actor;
-  why?: string;
-  at?: Date;
-}
-
-/** One row of the events table: a transition as it was applied. */
-export interface KeyEvent extends Transition {
-  id: number;
-}
-
-/** An active key ready to sign: the parsed KeyObject is cached, never re-read per message. */
-export interface ActiveKey {
-  domain: string;
-  selector: string;
-  algorithm: Algorithm;
-  privateKey: KeyObject;
-}
-
-/** An active key whose file cannot be used: its domain waits (4xx), the others sign on. */
-export interface KeyProblem {
-  domain: string;
-  selector: string;
-  problem: KeyFileProblemKind;
-  /** What is wrong and how to mend it, naming the file (for the log, never for SMTP replies). */
-  line: string;
-}
+export type { ActiveKey, KeyEvent, KeyProblem, KeyState, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 
 export interface StoreOptions {
   /** How long a busy database is waited for. */
@@ -93,33 +49,16 @@ interface DomainKeys {
   problems: KeyFileError[];
 }
 
-export interface NewKeyOptions {
-  domain: string;
-  selector?: string;
-  /** Activate at once; allowed while the domain has no active key of this algorithm. */
-  activate?: boolean;
-  step?: Step;
-}
-
-/** The columns set when a key enters a state (RFC-free bookkeeping: when it happened). */
-const STAMP_COLUMN: Record<Exclude<KeyState, 'pending'>, string> = {
-  active: 'activated_at',
-  retiring: 'retired_at',
-  revoked: 'revoked_at',
-  removed: 'removed_at',
-};
-
-/** Thrown inside a transaction when a key is no longer in the state a step leaves: the step is rolled back. */
-class StepRaced extends Error {}
-
-const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint, file,
+const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint, 'file' AS material, file,
   created_at AS createdAt, activated_at AS activatedAt, retired_at AS retiredAt, revoked_at AS revokedAt, removed_at AS removedAt`;
 
 /** A removed key keeps its row for history; its selector may be taken again by a new key. */
 const LIVE = `state <> 'removed'`;
 
-export class KeyStore {
+export class SqliteKeyStore implements KeyStoreApi {
+  readonly engine = 'sqlite' as const;
   readonly dir: string;
+  readonly location: string;
   readonly dbFile: string;
   /** The directory was open to others and has been made 0700. */
   readonly tightenedDir: boolean;
@@ -143,6 +82,7 @@ export class KeyStore {
   private constructor(dir: string, options: StoreOptions) {
     this.dir = dir;
     this.dbFile = join(dir, 'keys.db');
+    this.location = dir;
     // A read-only command checks the directory as serve would (symbolic links, mode), but makes nothing.
     if (options.create === false) requireStore(dir, dir);
     const privateDir = ensurePrivateDir(dir);
@@ -158,8 +98,8 @@ export class KeyStore {
     this.db = openDatabase(this.dbFile, options.timeoutMs ?? 5000);
   }
 
-  static open(dir: string, options: StoreOptions = {}): KeyStore {
-    return new KeyStore(dir, options);
+  static open(dir: string, options: StoreOptions = {}): SqliteKeyStore {
+    return new SqliteKeyStore(dir, options);
   }
 
   close(): void {
@@ -332,19 +272,7 @@ export class KeyStore {
     const selector = this.query(() =>
       this.db.transaction(() => {
         const existing = this.statement(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<StoredKey, 'selector' | 'algorithm' | 'state'>[];
-        // A fresh selector is never one used before (caches may still hold its old record);
-        // a selector named on purpose may be one whose key was removed (delegated selectors).
-        const held = new Set(existing.filter((k) => k.state !== 'removed').map((k) => k.selector));
-        const chosen = wanted ?? nextSelector(new Set(existing.map((k) => k.selector)), at);
-        if (held.has(chosen)) {
-          throw new UserError(`${domain} already has a key with selector ${chosen}`, 'choose another --selector, or leave it out for a fresh one');
-        }
-        if (options.activate && existing.some((k) => k.state === 'active' && k.algorithm === material.algorithm)) {
-          throw new UserError(
-            `${domain} already has an active ${material.algorithm} key`,
-            'generate without --activate, publish the record, then run `dkim-relay keys activate`',
-          );
-        }
+        const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
         const file = `${recordName(chosen, domain)}.pem`;
         writePrivateFile(join(this.dir, file), material.privatePem, this.owner);
         const now = at.toISOString();
@@ -482,9 +410,6 @@ export class KeyStore {
   }
 }
 
-/** The command a person runs for each step, named in the events it writes. */
-const VERB: Record<KeyState, string> = { pending: 'generate', active: 'activate', retiring: 'retire', revoked: 'revoke', removed: 'remove' };
-
 /**
  * Written under a temporary name with mode 0600, flushed, then linked to its
  * name: never half a key, and never over an existing key file.
@@ -539,3 +464,7 @@ function requireStore(dir: string, path: string): void {
     throw new UserError(`the key store ${where} cannot be read (${code ?? (err as Error).message})`, 'run the command as the user the relay runs as, or as root');
   }
 }
+
+/** The type: any engine; the value: the SQLite engine, opened as the embedded store always was (`KeyStore.open(dir)`). */
+export type KeyStore = KeyStoreApi;
+export const KeyStore = SqliteKeyStore;

@@ -12,6 +12,7 @@
 // of its lease: should the process that claimed it die, it is simply due again.
 import type Database from 'better-sqlite3';
 import { UserError } from '../common/errors.ts';
+import { migrateSqlite } from '../common/schema-migrations.ts';
 
 export const LATEST_VERSION = 2;
 
@@ -63,17 +64,10 @@ const STEPS: Record<number, string> = { 1: V1, 2: V2 };
 
 /** Brings the database to LATEST_VERSION, each step in its own IMMEDIATE transaction. */
 export function migrateQueue(db: Database.Database, file: string): void {
-  for (;;) {
-    const done = db.transaction(() => {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version > LATEST_VERSION) {
-        throw new UserError(`${file} has queue schema version ${version}, newer than this dkim-relay knows (${LATEST_VERSION})`, 'run the release that wrote it until its queue is empty');
-      }
-      if (version === LATEST_VERSION) return true;
-      db.exec(STEPS[version + 1]!);
-      db.pragma(`user_version = ${version + 1}`);
-      return false;
-    }).immediate();
-    if (done) return;
-  }
+  migrateSqlite(db, {
+    name: 'queue',
+    latest: LATEST_VERSION,
+    steps: STEPS,
+    tooNew: (version) => new UserError(`${file} has queue schema version ${version}, newer than this dkim-relay knows (${LATEST_VERSION})`, 'run the release that wrote it until its queue is empty'),
+  });
 }

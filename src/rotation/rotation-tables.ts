@@ -5,6 +5,7 @@
 // Its own connection to the database: none of this shares a transaction
 // with a key's change of state.
 import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { explainDatabaseError, openDatabase, type Db } from '../keys/database.ts';
 import type { DnsObservation, ObservedState } from './observation.ts';
@@ -106,6 +107,8 @@ export class RotationTables {
 
 /** The dns_observations rows for `status` and the status page, read through a read-only connection of its own; none while the store predates them. */
 export function readObservations(dbFile: string): DnsObservation[] {
+  // A relay on a shared PostgreSQL store that never ran `serve` has no local tables yet.
+  if (!existsSync(dbFile)) return [];
   let db: Database.Database | undefined;
   try {
     db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });

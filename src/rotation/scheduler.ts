@@ -270,7 +270,7 @@ export class RotationScheduler {
         const replaced = current.find((k) => k.id === action.replaces);
         const underway = current.some((k) => k.state === 'pending' && k.algorithm === action.algorithm && replaced && k.createdAt >= replaced.createdAt);
         if (!replaced || replaced.state !== 'active' || underway) return this.skipped(line);
-        const key = store.generate({ domain: action.domain, selector: action.selector, algorithm: action.algorithm, bits: action.bits, step });
+        const key = await store.generate({ domain: action.domain, selector: action.selector, algorithm: action.algorithm, bits: action.bits, step });
         logger.info({ ...line, algorithm: key.algorithm, bits: key.bits }, 'rotation step: new key created, pending until DNS serves it');
         await this.publish(key, `A new DKIM key for ${key.domain} was created (${key.selector}, replacing ${replaced.selector}) and signs once every DNS server has served its record for ${duration(this.policy(key.domain).publishFor)} (rotation.publishFor).`);
         return true;
@@ -278,7 +278,7 @@ export class RotationScheduler {
       case 'activate':
       case 'revoke':
       case 'remove': {
-        if (!store.applyTransitions(action.transitions)) return this.skipped(line);
+        if (!(await store.applyTransitions(action.transitions))) return this.skipped(line);
         const retired = action.transitions.filter((t) => t.keyId !== action.keyId).map((t) => t.selector);
         logger.info({ ...line, ...(retired.length > 0 ? { retired } : {}) }, `rotation step: key ${action.kind === 'activate' ? 'activated' : action.kind === 'revoke' ? 'revoked' : 'removed'}`);
         const key = store.list(action.domain).find((k) => k.id === action.keyId)!;

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { checkPublished } from '../../src/dns/published-key.ts';
 import { txtRecord } from '../../src/keys/record.ts';
-import { KeyStore, type StoredKey } from '../../src/keys/store.ts';
+import { KeyStore, type SqliteKeyStore, type StoredKey } from '../../src/keys/store.ts';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 
@@ -17,7 +17,7 @@ const ROOT = join(import.meta.dirname, '..', '..');
 describe('checkPublished', () => {
   const dir = tempDir();
   let dns: DnsServer;
-  let store: KeyStore;
+  let store: SqliteKeyStore;
   let key: StoredKey;
 
   before(async () => {

@@ -5,14 +5,14 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { KeyStore, type StoredKey } from '../../src/keys/store.ts';
+import { KeyStore, type SqliteKeyStore, type StoredKey } from '../../src/keys/store.ts';
 import { txtRecord } from '../../src/keys/record.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { expectUserError, PRIVATE_ARMOUR } from './support.ts';
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
-const opened: KeyStore[] = [];
+const opened: SqliteKeyStore[] = [];
 after(() => {
   for (const store of opened) {
     try {
@@ -23,7 +23,7 @@ after(() => {
   }
 });
 
-function openStore(dir = join(tempDir(), 'keys'), options?: { timeoutMs?: number }): KeyStore {
+function openStore(dir = join(tempDir(), 'keys'), options?: { timeoutMs?: number }): SqliteKeyStore {
   const store = KeyStore.open(dir, options);
   opened.push(store);
   return store;

@@ -14,7 +14,7 @@ import { configSchema, type Config } from '../../src/config/schema.ts';
 import { delegatedCnames, delegatedName, delegationFor } from '../../src/dns/delegation.ts';
 import { addRecord } from '../../src/dns/publish/change.ts';
 import { createPublishers } from '../../src/dns/publish/factory.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { KeyStore, type SqliteKeyStore } from '../../src/keys/store.ts';
 import { txtRecord } from '../../src/keys/record.ts';
 import { startRelay, type RunningRelay } from '../../src/daemon/daemon.ts';
 import { LiveDnsObserver } from '../../src/rotation/dns-observer.ts';
@@ -38,7 +38,7 @@ interface Setup {
 }
 
 /** A relay whose zones in `publish` are updated by RFC 2136 at `knot`, asking `knot` as its only DNS server. */
-async function setUp(knot: KnotPrimary, domain: string, publish: string[], extra: Record<string, unknown>, seed: (store: KeyStore) => void): Promise<Setup> {
+async function setUp(knot: KnotPrimary, domain: string, publish: string[], extra: Record<string, unknown>, seed: (store: SqliteKeyStore) => void): Promise<Setup> {
   const dir = tempDir('dkim-relay-publish-');
   const secretFile = join(dir, 'tsig.key');
   writeFileSync(secretFile, knot.tsig.secret, { mode: 0o600 });

@@ -1,0 +1,41 @@
+// Opens the key store the configuration names: PostgreSQL when keys.database
+// is set (a fleet sharing one store), else SQLite in keys.dir.
+import type { KeyStore } from './key-store.ts';
+import type { PgKeyStore, PgStoreOptions } from './pg-store.ts';
+import { readEncryptionKey, readSecretFile } from './sealing.ts';
+import { SqliteKeyStore, type StoreOptions } from './store.ts';
+
+/** The keys: section of the configuration. */
+export interface KeysSettings {
+  dir: string;
+  database?: string | undefined;
+  passwordFile?: string | undefined;
+  encryptionKeyFile?: string | undefined;
+}
+
+export type OpenOptions = StoreOptions & Pick<PgStoreOptions, 'onRefreshError' | 'refreshMs'>;
+
+export async function openKeyStore(keys: KeysSettings, options: OpenOptions = {}): Promise<KeyStore> {
+  if (keys.database === undefined) return SqliteKeyStore.open(keys.dir, options);
+  return openPgStore(keys, keys.database, options);
+}
+
+/** The PostgreSQL store at `url`, with the secrets keys.passwordFile and keys.encryptionKeyFile name. */
+export async function openPgStore(keys: KeysSettings, url: string, options: OpenOptions = {}): Promise<PgKeyStore> {
+  if (keys.encryptionKeyFile === undefined) {
+    throw new Error('keys.encryptionKeyFile is required with a PostgreSQL key store'); // the configuration schema refuses it first
+  }
+  const password = keys.passwordFile === undefined ? undefined : readSecretFile(keys.passwordFile, 'keys.passwordFile');
+  const encryptionKey = readEncryptionKey(keys.encryptionKeyFile);
+  // Loaded only here: a relay on its own SQLite store never loads the PostgreSQL client.
+  const { PgKeyStore } = await import('./pg-store.ts');
+  return PgKeyStore.open({
+    url,
+    password,
+    encryptionKey,
+    dir: keys.dir,
+    onKeyProblem: options.onKeyProblem,
+    onRefreshError: options.onRefreshError,
+    refreshMs: options.refreshMs,
+  });
+}

@@ -1,0 +1,431 @@
+// The key store in PostgreSQL, shared by a fleet of relays. Signing never
+// waits on the database: every key row is held in memory, loaded at start and
+// again after each change (this relay's own writes at once; other relays'
+// when the periodic look at store_generation sees it moved), and every read
+// is answered from that copy. Writes are transactions that serialise per
+// domain with an advisory lock and, like the SQLite engine's, name the state
+// each UPDATE leaves, so a step another relay took first rolls back.
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import type pg from 'pg';
+import { UserError } from '../common/errors.ts';
+import { migratePostgres } from '../common/schema-migrations.ts';
+import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
+import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
+import { KeyFileError } from './key-file.ts';
+import type { ActiveKey, KeyEvent, KeyProblem, KeyStore, NewKeyOptions, Step, StoredKey } from './key-store.ts';
+import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
+import { ensurePrivateDir } from './permissions.ts';
+import { createPool, explainPgError, type PgTarget } from './pg-connection.ts';
+import { redactUrl } from './pg-url.ts';
+import { pgKeySchema } from './pg-schema.ts';
+import { txtValue } from './record.ts';
+import { SealError, seal, unseal } from './sealing.ts';
+import { chooseSelector, STAMP_COLUMN, StepRaced, VERB } from './store-rules.ts';
+
+export interface PgStoreOptions extends PgTarget {
+  /** The key-encryption key (keys.encryptionKeyFile). */
+  encryptionKey: Buffer;
+  /** keys.dir: local files (the rotation scheduler's tables in this release). */
+  dir: string;
+  /** Told once per key and problem, when an active key cannot be unsealed. */
+  onKeyProblem?: (problem: KeyProblem) => void;
+  /** Told when a background look at the store fails; the relay signs on with the keys it holds. */
+  onRefreshError?: (err: Error) => void;
+  /** How often other relays' changes are looked for (ms); 0: never (commands that run once). */
+  refreshMs?: number;
+}
+
+/** How often a relay looks whether another one changed the shared key set. */
+export const PG_REFRESH_MS = 5_000;
+
+interface KeyRow extends StoredKey {
+  sealed: Buffer | null;
+}
+
+const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS "publicData", fingerprint, material, sealed, file,
+  created_at AS "createdAt", activated_at AS "activatedAt", retired_at AS "retiredAt", revoked_at AS "revokedAt", removed_at AS "removedAt"`;
+const EVENT_COLUMNS = `id, key_id AS "keyId", domain, selector, from_state AS "from", to_state AS "to", "at", "by", why`;
+
+export class PgKeyStore implements KeyStore {
+  readonly engine = 'postgres' as const;
+  readonly location: string;
+  readonly dir: string;
+  readonly dbFile: string;
+  readonly exposedKeyFiles = 0;
+  private readonly pool: pg.Pool;
+  private readonly kek: Buffer;
+  private readonly password: string | undefined;
+  private readonly onKeyProblem: (problem: KeyProblem) => void;
+  private rows: KeyRow[] = [];
+  private events: KeyEvent[] = [];
+  private generation = -1;
+  private active = new Map<string, { keys: ActiveKey[]; problems: KeyFileError[] }>();
+  /** Parsed private keys by id, with the sealed bytes they came from: a reload parses only what changed. */
+  private readonly parsed = new Map<number, { sealed: Buffer; key: KeyObject }>();
+  private reported = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private loading: Promise<void> | undefined;
+
+  private constructor(options: PgStoreOptions) {
+    this.location = redactUrl(options.url);
+    this.dir = options.dir;
+    this.dbFile = `${options.dir}/keys.db`;
+    this.kek = options.encryptionKey;
+    this.password = options.password;
+    this.onKeyProblem = options.onKeyProblem ?? (() => {});
+    this.pool = createPool(options);
+    ensurePrivateDir(options.dir);
+  }
+
+  /** Connects, migrates the schema (once, whoever starts first) and loads the key set. */
+  static async open(options: PgStoreOptions): Promise<PgKeyStore> {
+    const store = new PgKeyStore(options);
+    try {
+      await store.withClient((client) => migratePostgres(client, pgKeySchema(store.location)));
+      await store.reload();
+    } catch (err) {
+      await store.pool.end().catch(() => {});
+      throw store.explain(err);
+    }
+    const every = options.refreshMs ?? PG_REFRESH_MS;
+    if (every > 0) {
+      store.timer = setInterval(() => {
+        store.refresh().catch((err: unknown) => options.onRefreshError?.(store.explain(err)));
+      }, every);
+      store.timer.unref();
+    }
+    return store;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.loading?.catch(() => {});
+    await this.pool.end();
+  }
+
+  /** Loads the key set again if another relay changed it since the last load. */
+  async refresh(): Promise<void> {
+    const { rows } = await this.pool.query<{ generation: string }>(`SELECT generation FROM store_generation`);
+    if (Number(rows[0]!.generation) !== this.generation) await this.reload();
+  }
+
+  list(domain?: string): StoredKey[] {
+    const wanted = domain === undefined ? undefined : normalizeDomain(domain);
+    return this.rows.filter((k) => wanted === undefined || k.domain === wanted).map(publicRow);
+  }
+
+  find(domain: string, selector: string): StoredKey | undefined {
+    const d = normalizeDomain(domain);
+    const s = normalizeSelector(selector);
+    const matching = this.rows.filter((k) => k.domain === d && k.selector === s);
+    // The live key holding the selector, else the last one removed.
+    const found = matching.find((k) => k.state !== 'removed') ?? matching.sort((a, b) => b.id - a.id)[0];
+    return found && publicRow(found);
+  }
+
+  get(domain: string, selector: string): StoredKey {
+    const key = this.find(domain, selector);
+    if (!key) throw new UserError(`no key ${selector} for ${domain}`, 'see `dkim-relay keys list`');
+    return key;
+  }
+
+  history(domain?: string): KeyEvent[] {
+    const wanted = domain === undefined ? undefined : normalizeDomain(domain);
+    return this.events.filter((e) => wanted === undefined || e.domain === wanted);
+  }
+
+  privatePem(key: StoredKey): string {
+    const row = this.rows.find((r) => r.id === key.id);
+    if (!row?.sealed) throw new UserError(`key ${key.selector} for ${key.domain} has no private key any more (removed)`, 'see `dkim-relay keys history`');
+    return this.unsealRow(row);
+  }
+
+  signingDomainFor(fromDomain: string): string | null {
+    let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
+    for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
+      if (this.active.has(candidate)) return candidate;
+      candidate = candidate.slice(dot + 1);
+    }
+    return null;
+  }
+
+  activeKeys(domain: string): ActiveKey[] {
+    const entry = this.active.get(domain);
+    if (entry?.problems[0]) throw entry.problems[0];
+    return entry?.keys ?? [];
+  }
+
+  checkActiveKeys(): StoredKey[] {
+    const usable = new Set([...this.active.values()].flatMap((d) => d.keys).map((k) => `${k.selector}._domainkey.${k.domain}`));
+    return this.list().filter((k) => k.state === 'active' && usable.has(`${k.selector}._domainkey.${k.domain}`));
+  }
+
+  publishedValue(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    const at = lower.indexOf('._domainkey.');
+    const selector = lower.slice(0, at);
+    const domain = lower.slice(at + '._domainkey.'.length).replace(/\.$/, '');
+    if (at <= 0 || domain === '') return undefined;
+    const key = this.rows.find((k) => k.selector === selector && k.domain === domain && k.state !== 'removed');
+    return key ? txtValue(key) : undefined;
+  }
+
+  /** A removed key's sealed half is cleared in the transaction that removes it: nothing is left to delete. */
+  deleteRemovedFiles(): string[] {
+    return [];
+  }
+
+  generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): Promise<StoredKey> {
+    return this.add(options, generateKey(options.algorithm, options.bits));
+  }
+
+  import(options: NewKeyOptions & { pem: string; source: string }): Promise<StoredKey> {
+    return this.add(options, importKey(options.pem, options.source));
+  }
+
+  async activate(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
+    const key = this.get(domain, selector);
+    if (key.state !== 'active' && key.state !== 'revoked' && key.state !== 'removed') this.privatePem(key); // it must open before it signs
+    return this.change(key, 'active', step);
+  }
+
+  retire(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
+    return this.change(this.get(domain, selector), 'retiring', step);
+  }
+
+  revoke(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
+    return this.change(this.get(domain, selector), 'revoked', step);
+  }
+
+  remove(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
+    return this.change(this.get(domain, selector), 'removed', step);
+  }
+
+  async applyTransitions(transitions: readonly Transition[]): Promise<boolean> {
+    try {
+      await this.write(async (client) => {
+        for (const t of transitions) await writeTransition(client, t);
+      });
+      return true;
+    } catch (err) {
+      if (err instanceof StepRaced) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Seals every private key again under `newKek`, in one transaction: either
+   * every key opens with the new key-encryption key afterwards, or nothing changed.
+   * Returns how many keys were sealed again.
+   */
+  async rewrap(newKek: Buffer): Promise<number> {
+    let count = 0;
+    await this.write(async (client) => {
+      const { rows } = await client.query<{ id: number; sealed: Buffer; domain: string; selector: string }>(
+        `SELECT id, sealed, domain, selector FROM keys WHERE sealed IS NOT NULL ORDER BY id FOR UPDATE`,
+      );
+      for (const row of rows) {
+        let pem: string;
+        try {
+          pem = unseal(this.kek, row.id, row.sealed);
+        } catch {
+          throw new UserError(`the key ${recordName(row.selector, row.domain)} does not open with the current keys.encryptionKeyFile`, 'run keys rewrap with the key-encryption key the store was sealed with in keys.encryptionKeyFile');
+        }
+        await client.query(`UPDATE keys SET sealed = $1 WHERE id = $2`, [seal(newKek, row.id, pem), row.id]);
+        count++;
+      }
+    });
+    return count;
+  }
+
+  /** For `keys migrate`: runs `work` in one write transaction (its client), then reloads. */
+  async transaction<T>(work: (client: pg.ClientBase, kek: Buffer) => Promise<T>): Promise<T> {
+    let result!: T;
+    await this.write(async (client) => {
+      result = await work(client, this.kek);
+    });
+    return result;
+  }
+
+  private async add(options: NewKeyOptions, material: KeyMaterial): Promise<StoredKey> {
+    const domain = normalizeDomain(options.domain);
+    const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
+    const at = options.step?.at ?? new Date();
+    let id = 0;
+    await this.write(async (client) => {
+      await lockDomain(client, domain);
+      const { rows: existing } = await client.query<Pick<StoredKey, 'selector' | 'algorithm' | 'state'>>(`SELECT selector, algorithm, state FROM keys WHERE domain = $1`, [domain]);
+      const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
+      // The id is known before the row is written: it is the sealed key's associated data.
+      const next = await client.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('keys', 'id')) AS id`);
+      id = Number(next.rows[0]!.id);
+      const now = at.toISOString();
+      const state: KeyState = options.activate ? 'active' : 'pending';
+      await client.query(
+        `INSERT INTO keys (id, domain, selector, algorithm, bits, state, public_data, fingerprint, material, sealed, file, created_at, activated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sealed', $9, $10, $11, $12)`,
+        [id, domain, chosen, material.algorithm, material.bits, state, material.publicData, fingerprint(material.publicData),
+          seal(this.kek, id, material.privatePem), `${recordName(chosen, domain)}.pem`, now, options.activate ? now : null],
+      );
+      const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
+      await insertEvent(client, creation({ id, domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
+    });
+    return publicRow(this.rows.find((r) => r.id === id)!);
+  }
+
+  private async change(key: StoredKey, to: KeyState, step: Step): Promise<StoredKey> {
+    const context = { at: step.at ?? new Date(), by: step.by ?? ('cli' as const), why: step.why ?? `keys ${VERB[to]}` };
+    await this.write(async (client) => {
+      await lockDomain(client, key.domain);
+      const { rows } = await client.query<KeyRow>(`SELECT ${COLUMNS} FROM keys WHERE domain = $1`, [key.domain]);
+      const decision = decide(rows, key.id, to, context);
+      if (!decision.ok) throw new UserError(decision.reason, decision.hint);
+      for (const t of decision.transitions) await writeTransition(client, t);
+    });
+    return publicRow(this.rows.find((r) => r.id === key.id)!);
+  }
+
+  /** One transaction that also moves store_generation on, then the key set reloaded. */
+  private async write(work: (client: pg.ClientBase) => Promise<void>): Promise<void> {
+    try {
+      await this.withClient(async (client) => {
+        await client.query('BEGIN');
+        try {
+          await work(client);
+          await client.query(`UPDATE store_generation SET generation = generation + 1`);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (err instanceof StepRaced || err instanceof UserError) throw err;
+      throw this.explain(err);
+    }
+    await this.reload();
+  }
+
+  private async withClient<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      return await work(client);
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Reads every key and event in one snapshot, then swaps the in-memory copy at once. */
+  private reload(): Promise<void> {
+    const load = (async () => {
+      const snapshot = await this.withClient(async (client) => {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        try {
+          const generation = await client.query<{ generation: string }>(`SELECT generation FROM store_generation`);
+          const keys = await client.query<KeyRow>(`SELECT ${COLUMNS} FROM keys ORDER BY domain, created_at, id`);
+          const events = await client.query<KeyEvent>(`SELECT ${EVENT_COLUMNS} FROM events ORDER BY "at", id`);
+          return { generation: Number(generation.rows[0]!.generation), keys: keys.rows, events: events.rows };
+        } finally {
+          await client.query('COMMIT').catch(() => {});
+        }
+      });
+      this.rows = snapshot.keys;
+      this.events = snapshot.events;
+      this.generation = snapshot.generation;
+      this.active = this.activeMap();
+    })();
+    this.loading = load;
+    return load;
+  }
+
+  private activeMap(): Map<string, { keys: ActiveKey[]; problems: KeyFileError[] }> {
+    const rows = this.rows.filter((r) => r.state === 'active').sort((a, b) => (b.activatedAt ?? '').localeCompare(a.activatedAt ?? '') || b.id - a.id);
+    const map = new Map<string, { keys: ActiveKey[]; problems: KeyFileError[] }>();
+    const problems = new Set<string>();
+    for (const row of rows) {
+      let entry = map.get(row.domain);
+      if (!entry) map.set(row.domain, (entry = { keys: [], problems: [] }));
+      try {
+        entry.keys.push({ domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.parsedKey(row) });
+      } catch (err) {
+        if (!(err instanceof KeyFileError)) throw err;
+        entry.problems.push(err);
+        const id = `${row.id}:${err.problem}`;
+        problems.add(id);
+        if (!this.reported.has(id)) this.onKeyProblem({ domain: row.domain, selector: row.selector, problem: err.problem, line: err.toLine() });
+      }
+    }
+    this.reported = problems;
+    const active = new Set(rows.map((r) => r.id));
+    for (const id of this.parsed.keys()) if (!active.has(id)) this.parsed.delete(id);
+    return map;
+  }
+
+  /**
+   * The parsed key of an active row. Sealed bytes that changed (keys rewrap)
+   * but no longer open here keep the key parsed before: it is the same key,
+   * and this relay's keys.encryptionKeyFile is replaced after the rewrap.
+   */
+  private parsedKey(row: KeyRow): KeyObject {
+    const cached = this.parsed.get(row.id);
+    if (cached && row.sealed && cached.sealed.equals(row.sealed)) return cached.key;
+    let pem: string;
+    try {
+      pem = this.unsealRow(row);
+    } catch (err) {
+      if (cached) return cached.key;
+      throw err;
+    }
+    let key: KeyObject;
+    try {
+      key = createPrivateKey(pem);
+    } catch {
+      throw new KeyFileError('damaged', `the sealed key ${recordName(row.selector, row.domain)} in ${this.location} is not a readable private key`, 'retire and revoke the key, and generate a new one');
+    }
+    this.parsed.set(row.id, { sealed: row.sealed!, key });
+    return key;
+  }
+
+  private unsealRow(row: KeyRow): string {
+    try {
+      return unseal(this.kek, row.id, row.sealed ?? Buffer.alloc(0));
+    } catch (err) {
+      if (!(err instanceof SealError)) throw err;
+      throw new KeyFileError(
+        'damaged',
+        `the sealed key ${recordName(row.selector, row.domain)} in ${this.location} ${err.message}`,
+        'set keys.encryptionKeyFile to the key-encryption key the fleet uses (after `keys rewrap`, the new one)',
+      );
+    }
+  }
+
+  private explain(err: unknown): Error {
+    return explainPgError(err, this.location, this.password);
+  }
+}
+
+function publicRow({ sealed: _sealed, ...key }: KeyRow): StoredKey {
+  return key;
+}
+
+/** Serialises the writers of one domain (selector choice, lifecycle decisions) across every relay. */
+async function lockDomain(client: pg.ClientBase, domain: string): Promise<void> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`dkim-relay domain ${domain}`]);
+}
+
+/** Each UPDATE leaves the state the transition names, or the step raced and rolls back. A removed key loses its sealed half. */
+async function writeTransition(client: pg.ClientBase, t: Transition): Promise<void> {
+  if (t.from === null) throw new Error(`a creation event is written by add(), not applied (key ${t.keyId})`);
+  if (t.to === 'pending') throw new Error(`no key goes back to pending (key ${t.keyId})`);
+  const reset = t.to === 'active' ? ', retired_at = NULL' : '';
+  const erase = t.to === 'removed' ? ', sealed = NULL' : '';
+  const { rowCount } = await client.query(`UPDATE keys SET state = $1, ${STAMP_COLUMN[t.to]} = $2${reset}${erase} WHERE id = $3 AND state = $4`, [t.to, t.at, t.keyId, t.from]);
+  if (rowCount === 0) throw new StepRaced(`key ${t.keyId} is no longer ${t.from}`);
+  await insertEvent(client, t);
+}
+
+async function insertEvent(client: pg.ClientBase, t: Transition): Promise<void> {
+  await client.query(`INSERT INTO events (key_id, domain, selector, from_state, to_state, "at", "by", why) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+    t.keyId, t.domain, t.selector, t.from, t.to, t.at, t.by, t.why,
+  ]);
+}
