@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { configSchema } from '../src/config/schema.ts';
-import { KeyStore } from '../src/keys/store.ts';
+import { SqliteKeyStore } from '../src/keys/store.ts';
 import { receiveMessage } from '../src/message/intake.ts';
 import { MAX_ENTITY_HEADER } from '../src/pipeline/normalize/header-block.ts';
 import { normalize } from '../src/pipeline/normalize/index.ts';
@@ -120,7 +120,7 @@ function message(field: string): Buffer {
 /** The worst class of each place, and whether any run reached the signer (not only the first refusal). */
 async function headerRows(): Promise<GrowthRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'dkim-relay-bench-growth-'));
-  const store = KeyStore.open(join(dir, 'keys'));
+  const store = SqliteKeyStore.open(join(dir, 'keys'));
   try {
     store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
     const intake = join(dir, 'tmp');

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { txtValue } from '../src/keys/record.ts';
-import { KeyStore } from '../src/keys/store.ts';
+import { SqliteKeyStore } from '../src/keys/store.ts';
 import { DOMAIN } from './message.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -70,7 +70,7 @@ export interface RunningRelayProcess {
 
 export async function startRelayProcess(setup: RelaySetup): Promise<RunningRelayProcess> {
   const config = writeConfig(setup);
-  const store = KeyStore.open(join(setup.dir, 'keys'));
+  const store = SqliteKeyStore.open(join(setup.dir, 'keys'));
   const key = store.generate({ domain: DOMAIN, algorithm: setup.algorithm, activate: true });
   store.close();
   const records = { [`${key.selector}._domainkey.${key.domain}`]: txtValue(key) };

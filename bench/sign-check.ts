@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema } from '../src/config/schema.ts';
-import { KeyStore } from '../src/keys/store.ts';
+import { SqliteKeyStore } from '../src/keys/store.ts';
 import { processMessage, type PipelineContext } from '../src/pipeline/pipeline.ts';
 import { selfCheck } from '../src/pipeline/self-check.ts';
 import { signOptionsFor } from '../src/pipeline/signing-policy.ts';
@@ -56,7 +56,7 @@ async function againstAllCores(fn: () => Promise<unknown>, rounds: number, secon
 /** Sign + self-check, and the whole pipeline, of a 4 KB message with RSA-2048; the first row is the target's figure. */
 export async function signCheckRows(rounds: number, seconds: number, say: (row: SignerRow) => void): Promise<SignerRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'dkim-relay-bench-sign-'));
-  const store = KeyStore.open(dir);
+  const store = SqliteKeyStore.open(dir);
   const crypto = acquireCryptoPool();
   try {
     store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true });

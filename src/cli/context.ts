@@ -2,7 +2,7 @@
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
 import { requireUsableFiles } from '../config/file-check.ts';
 import { openKeyStore } from '../keys/open-store.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 
 export interface GlobalArgs {
   config?: string;

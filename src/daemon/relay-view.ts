@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { KeyFileError } from '../keys/key-file.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from '../observability/health.ts';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { RelayMetrics } from '../observability/metrics.ts';

@@ -13,7 +13,7 @@
 import { isAscii } from 'node:buffer';
 import type { Config } from '../config/schema.ts';
 import { parseTagList } from '../dns/tag-list.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import { fieldValue, HeaderSyntaxError, parseHeader, type HeaderField } from '../message/header.ts';
 import { headerFields, readHeaderBlock, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, hasEightBit, joinOctets, type Octets } from '../message/octets.ts';

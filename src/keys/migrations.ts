@@ -10,7 +10,7 @@
 //   3  dns_unpublished: keys whose record the configured DNS publisher has not
 //      yet made DNS serve as their state says (the scheduler retries them)
 //
-// `migrate(db)` brings a database to LATEST_VERSION, each step in its own
+// `migrate(db)` brings a database to KEY_STORE_SCHEMA_VERSION, each step in its own
 // IMMEDIATE transaction that first reads the version again, so two processes
 // starting at once migrate it once, and a crash leaves it at a whole version.
 // It is meant to run right after opening (in openDatabase, after the WAL
@@ -33,7 +33,7 @@ import { migrateSqlite, sqliteVersion, type Migrated, type Schema, type SqliteSt
 
 type Db = Database.Database;
 
-export const LATEST_VERSION = 3;
+export const KEY_STORE_SCHEMA_VERSION = 3;
 
 /** The keys table as the first releases created it; version 1 is exactly this. */
 const V1 = `
@@ -149,7 +149,7 @@ export function schemaVersion(db: Db): number {
   return sqliteVersion(db);
 }
 
-/** Brings the database to LATEST_VERSION; returns the versions before and after. */
+/** Brings the database to KEY_STORE_SCHEMA_VERSION; returns the versions before and after. */
 export function migrate(db: Db): Migrated {
   return migrateSqlite(db, schemaOf(db));
 }
@@ -157,11 +157,11 @@ export function migrate(db: Db): Migrated {
 function schemaOf(db: Db): Schema<SqliteStep> {
   return {
     name: 'keys',
-    latest: LATEST_VERSION,
+    latest: KEY_STORE_SCHEMA_VERSION,
     steps: STEPS,
     tooNew: (version) =>
       new UserError(
-        `key store database ${db.name} has schema version ${version}, but this dkim-relay knows versions up to ${LATEST_VERSION}`,
+        `key store database ${db.name} has schema version ${version}, but this dkim-relay knows versions up to ${KEY_STORE_SCHEMA_VERSION}`,
         'run the newer dkim-relay that last used it, or restore a backup of keys.db made with this version',
       ),
   };

@@ -465,6 +465,3 @@ function requireStore(dir: string, path: string): void {
   }
 }
 
-/** The type: any engine; the value: the SQLite engine, opened as the embedded store always was (`KeyStore.open(dir)`). */
-export type KeyStore = KeyStoreApi;
-export const KeyStore = SqliteKeyStore;

@@ -7,7 +7,7 @@ import { createTask, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/schema.ts';
 import { configuredNameservers } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import type { Logger } from '../common/logger.ts';
 import { dmarcState, type RelayMetrics } from './metrics.ts';
 import { Supervisor } from '../common/supervisor.ts';

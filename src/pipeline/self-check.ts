@@ -2,7 +2,8 @@
 // added against the store's public key (no network) and check that d= aligns
 // with the From: domain. Nothing we cannot prove good goes out unnoticed.
 // The verifier shares no code with the signer (see verify-bounded.ts).
-import type { ActiveKey, KeyStore } from '../keys/store.ts';
+import type { ActiveKey } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import { messageFromBuffer } from '../message/incoming.ts';
 import type { Octets } from '../message/octets.ts';
 import { storeResolver } from '../keys/resolver.ts';

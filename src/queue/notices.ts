@@ -9,7 +9,7 @@ import { bounceFromAddress } from '../bounce/settings.ts';
 import type { NoticeRate } from '../bounce/notice-rate.ts';
 import { planNotices } from '../bounce/suppression.ts';
 import type { Config } from '../config/schema.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import type { Logger } from '../common/logger.ts';
 import { readHeaderBlock } from '../message/incoming.ts';
 import { readOctets, type Octets } from '../message/octets.ts';

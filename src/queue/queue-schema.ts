@@ -14,7 +14,7 @@ import type Database from 'better-sqlite3';
 import { UserError } from '../common/errors.ts';
 import { migrateSqlite } from '../common/schema-migrations.ts';
 
-export const LATEST_VERSION = 2;
+export const QUEUE_SCHEMA_VERSION = 2;
 
 const V1 = `
 CREATE TABLE messages (
@@ -62,12 +62,12 @@ const V2 = `ALTER TABLE messages ADD COLUMN sender_domains TEXT;`;
 
 const STEPS: Record<number, string> = { 1: V1, 2: V2 };
 
-/** Brings the database to LATEST_VERSION, each step in its own IMMEDIATE transaction. */
+/** Brings the database to QUEUE_SCHEMA_VERSION, each step in its own IMMEDIATE transaction. */
 export function migrateQueue(db: Database.Database, file: string): void {
   migrateSqlite(db, {
     name: 'queue',
-    latest: LATEST_VERSION,
+    latest: QUEUE_SCHEMA_VERSION,
     steps: STEPS,
-    tooNew: (version) => new UserError(`${file} has queue schema version ${version}, newer than this dkim-relay knows (${LATEST_VERSION})`, 'run the release that wrote it until its queue is empty'),
+    tooNew: (version) => new UserError(`${file} has queue schema version ${version}, newer than this dkim-relay knows (${QUEUE_SCHEMA_VERSION})`, 'run the release that wrote it until its queue is empty'),
   });
 }

@@ -1,7 +1,7 @@
 // What a listener and the messages it relays work with, built by the daemon.
 import type { Config } from '../config/schema.ts';
 import type { Upstream } from '../delivery/upstream.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import type { Logger } from '../common/logger.ts';
 import type { AuthLimiter } from '../access/auth-limiter.ts';
 import type { ConnectionPools } from './connection-pools.ts';

@@ -5,7 +5,7 @@
 // throws (that is the relay's problem, and the report is tried again).
 import { openSync, closeSync, fstatSync, readSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import type { ReportStore } from './report-store.ts';
 import { parseReportXml } from './report-xml.ts';
 import { unpackReport } from './unpack.ts';

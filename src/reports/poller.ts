@@ -5,7 +5,7 @@
 import type { Logger } from '../common/logger.ts';
 import type { Supervisor } from '../common/supervisor.ts';
 import type { Config } from '../config/schema.ts';
-import type { KeyStore } from '../keys/store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
 import { pollMailbox, readPasswordFile } from './imap-source.ts';
 import { importContext, importReport, resultLine } from './import.ts';
 import { ReportStore } from './report-store.ts';

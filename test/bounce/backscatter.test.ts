@@ -15,7 +15,7 @@ import { planNotices } from '../../src/bounce/suppression.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import type { Envelope, Upstream, UpstreamReply } from '../../src/delivery/upstream.ts';
 import { txtValue } from '../../src/keys/record.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { retryPolicy } from '../../src/queue/backoff.ts';
 import { QueueManager } from '../../src/queue/manager.ts';
 import { QueueIndex } from '../../src/queue/queue-index.ts';
@@ -142,7 +142,7 @@ async function waitFor(what: string, done: () => boolean, ms = 15_000): Promise<
 test('the queue sends no notice to a sender the client could not use, and at most maxPerAddress to one address, with one log line', async () => {
   const dir = tempDir();
   const config = configSchema.parse({ bounce: { from: 'mailer-daemon@example.com', maxPerAddress: 2, addressWindow: '1h' }, keys: { dir: join(dir, 'keys') } });
-  const store = KeyStore.open(join(dir, 'keys'));
+  const store = SqliteKeyStore.open(join(dir, 'keys'));
   store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
   const spool = new Spool(join(dir, 'spool'));
   const index = QueueIndex.open(join(dir, 'spool', 'queue.db'));

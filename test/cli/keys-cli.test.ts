@@ -7,7 +7,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:cry
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { PRIVATE_ARMOUR, redact } from '../keys/support.ts';
 import { dkimRelay, type Run } from './support.ts';
@@ -277,7 +277,7 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
 
   test('an open store (the daemon) sees a key activated by the CLI, without reopening', async () => {
     const cwd = tempDir();
-    const daemon = KeyStore.open(join(cwd, 'keys'));
+    const daemon = SqliteKeyStore.open(join(cwd, 'keys'));
     try {
       daemon.generate({ domain: 'example.com', selector: 'old', algorithm: 'ed25519', activate: true });
       daemon.generate({ domain: 'example.com', selector: 'new', algorithm: 'ed25519' });

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { delegatedName } from '../../src/dns/delegation.ts';
 import { txtRecord } from '../../src/keys/record.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { dkimRelay, type Run } from './support.ts';
@@ -25,7 +26,7 @@ function setup(yaml: string, domains: string[]): { dir: string; config: string; 
   const dir = tempDir('dkim-relay-cname-');
   const config = join(dir, 'dkim-relay.yaml');
   writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\n${yaml}`);
-  const store = KeyStore.open(join(dir, 'keys'));
+  const store = SqliteKeyStore.open(join(dir, 'keys'));
   for (const domain of domains) store.generate({ domain, selector: 'sel1', algorithm: 'ed25519', activate: true });
   return { dir, config, store };
 }

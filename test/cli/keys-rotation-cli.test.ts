@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { PRIVATE_ARMOUR, redact } from '../keys/support.ts';
 import { dkimRelay, type Run } from './support.ts';
@@ -35,7 +35,7 @@ function setUp(removeAfter = '30d') {
   const dir = tempDir('dkim-relay-rotate-cli-');
   const keysDir = join(dir, 'keys');
   writeFileSync(join(dir, 'dkim-relay.yaml'), `keys:\n  dir: ${JSON.stringify(keysDir)}\nrotation:\n  publishFor: 36h\n  removeAfter: ${removeAfter}\n`);
-  const store = KeyStore.open(keysDir);
+  const store = SqliteKeyStore.open(keysDir);
   store.generate({ domain: 'a.test', selector: 'old', algorithm: 'rsa', bits: 1024, activate: true });
   store.generate({ domain: 'b.test', selector: 'r1', algorithm: 'rsa', bits: 2048, activate: true });
   store.generate({ domain: 'b.test', selector: 'e1', algorithm: 'ed25519', activate: true });
@@ -51,7 +51,7 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     assert.match(out.stdout, /^a\.test s\d{6}a: rsa 1024 bits, pending, SHA256:/m);
     assert.match(out.stdout, /Publish this record:\ns\d{6}a\._domainkey\.a\.test\. 3600 IN TXT \( "v=DKIM1; k=rsa; "/);
     assert.match(out.stdout, /replaces old\. Once every DNS server asked has served this record for 36h \(rotation\.publishFor\), the scheduler inside `dkim-relay serve` activates it and old retires\./);
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     try {
       assert.deepEqual(store.list('a.test').map((k) => [k.selector === 'old' ? 'old' : 'new', k.state, k.bits]), [['old', 'active', 1024], ['new', 'pending', 1024]]);
       assert.match(store.history('a.test').at(-1)!.why, /^keys rotate: replaces old$/);
@@ -105,7 +105,7 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
 
   test('remove refuses a key that signs or may still verify mail; a revoked one only after rotation.removeAfter unless --force; it prints the record to withdraw', async () => {
     const { keysDir, run } = setUp();
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     const next = store.generate({ domain: 'a.test', selector: 'new', algorithm: 'rsa', bits: 1024 });
     store.activate('a.test', next.selector);
     const file = join(keysDir, 'old._domainkey.a.test.pem');
@@ -127,7 +127,7 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
 
   test('remove without --force once removeAfter has passed; --json names the record to withdraw', async () => {
     const { keysDir, run } = setUp('1h');
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     store.generate({ domain: 'a.test', selector: 'new', algorithm: 'rsa', bits: 1024 });
     store.activate('a.test', 'new');
     store.revoke('a.test', 'old', { at: new Date(Date.now() - 2 * 3600_000) });

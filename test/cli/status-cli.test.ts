@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openDatabase } from '../../src/keys/database.ts';
 import { migrate } from '../../src/keys/migrations.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import type { StatusReport } from '../../src/observability/status-report.ts';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -104,7 +104,7 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
 
   test('an empty store: says how to begin, exit 0, and --json has no domains', async () => {
     const { dir, keysDir, config } = setUp(dns.address);
-    KeyStore.open(keysDir).close(); // a store without keys (one that does not exist is a configuration error)
+    SqliteKeyStore.open(keysDir).close(); // a store without keys (one that does not exist is a configuration error)
     const run = await dkimRelay(['status', '--config', config, '--no-dns'], dir);
     assert.equal(run.code, 0, shown(run));
     assert.equal(run.stdout, 'no keys yet: dkim-relay keys generate --domain example.com\n');
@@ -116,7 +116,7 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
 
   test('keys in several states with their DNS observations: next steps, last checks, and what needs a person (exit 1)', async () => {
     const { dir, keysDir, config } = setUp(dns.address);
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     store.generate({ domain: 'a.test', selector: 'old', algorithm: 'ed25519', activate: true });
     store.generate({ domain: 'a.test', selector: 'cur', algorithm: 'ed25519' });
     store.activate('a.test', 'cur'); // old retires
@@ -180,7 +180,7 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
 
   test('DMARC readiness from DNS: explained when served, a DNS failure reported without a crash', async () => {
     const { dir, keysDir, config } = setUp(dns.address);
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     store.generate({ domain: 'a.test', selector: 's1', algorithm: 'ed25519', activate: true });
     store.close();
 
@@ -212,7 +212,7 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
 
   test('a DNS server too slow to answer every SPF include: the lookup gives up after 4 × dns.timeoutSeconds, and the command ends', async () => {
     const { dir, keysDir, config } = setUp(dns.address);
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     store.generate({ domain: 'slow.test', selector: 's1', algorithm: 'ed25519', activate: true });
     store.close();
     // 400 ms per answer, within the 1 s timeout, but the domain, its _dmarc and 20 includes one after the other take about 9 s.
@@ -232,7 +232,7 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
 
   test('a key file others can read needs a person; a broken SPF record is shown but needs none', async () => {
     const { dir, keysDir, config } = setUp(dns.address);
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     const key = store.generate({ domain: 'b.test', selector: 's1', algorithm: 'ed25519', activate: true });
     store.close();
 

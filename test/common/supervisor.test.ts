@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { startRelay } from '../../src/daemon/daemon.ts';
 import { metrics } from '../../src/observability/metrics.ts';
 import { Supervisor } from '../../src/common/supervisor.ts';
@@ -51,7 +51,7 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
       // Every second: the rotation pass, its DNS observation and the DMARC readiness lookup.
       `rotation: {check: "* * * * * *"}\ndns: {resolvers: ["${dns.address}"], timeoutSeconds: 1}\n`,
   );
-  const seed = KeyStore.open(join(dir, 'keys'));
+  const seed = SqliteKeyStore.open(join(dir, 'keys'));
   seed.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
   seed.close();
 

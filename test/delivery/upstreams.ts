@@ -2,7 +2,7 @@
 // a raw node:net server for replies smtp-server cannot be made to give.
 import { createServer, type Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import type { KeyStore } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import type { Received } from '../helpers/relay-harness.ts';
 
 export interface TestUpstream {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateKey } from '../../src/keys/key-material.ts';
 import { splitValue, txtValue } from '../../src/keys/record.ts';
-import { KeyStore, type StoredKey } from '../../src/keys/store.ts';
+import { SqliteKeyStore, type StoredKey } from '../../src/keys/store.ts';
 import { startKnot, type Knot } from '../helpers/knot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { dkimRelay, type Run } from '../cli/support.ts';
@@ -43,7 +43,7 @@ describe('dkim-relay dns check against knotd', { skip: skipWithout('knotd', 'kno
   const keys = new Map<string, StoredKey>();
 
   before(async () => {
-    const store = KeyStore.open(keysDir);
+    const store = SqliteKeyStore.open(keysDir);
     const add = (domain: string, selector: string, algorithm: 'rsa' | 'ed25519', bits?: number) => {
       const key = store.generate({ domain, selector, algorithm, bits });
       keys.set(`${selector}.${domain}`, key);

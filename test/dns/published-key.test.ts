@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { checkPublished } from '../../src/dns/published-key.ts';
 import { txtRecord } from '../../src/keys/record.ts';
-import { KeyStore, type SqliteKeyStore, type StoredKey } from '../../src/keys/store.ts';
+import { SqliteKeyStore, type StoredKey } from '../../src/keys/store.ts';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 
@@ -22,7 +22,7 @@ describe('checkPublished', () => {
 
   before(async () => {
     dns = await startDnsServer();
-    store = KeyStore.open(join(dir.path, 'keys'));
+    store = SqliteKeyStore.open(join(dir.path, 'keys'));
     key = store.generate({ domain: 'example.com', algorithm: 'rsa' });
   });
   after(async () => {

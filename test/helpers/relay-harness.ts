@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
 import { configSchema } from '../../src/config/schema.ts';
 import { txtValue } from '../../src/keys/record.ts';
-import type { KeyStore } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import { startRelay, type RunningRelay, type StartOptions } from '../../src/daemon/daemon.ts';
 import type { TxtRecords } from './independent-verify.ts';
 
@@ -109,8 +109,8 @@ export async function startTestRelay(config: Record<string, unknown>, prepare?: 
     metrics: { listen: '127.0.0.1:0', ...(config.metrics as object) },
   });
   if (prepare) {
-    const { KeyStore } = await import('../../src/keys/store.ts');
-    const store = KeyStore.open(merged.keys.dir);
+    const { SqliteKeyStore } = await import('../../src/keys/store.ts');
+    const store = SqliteKeyStore.open(merged.keys.dir);
     try {
       prepare(store);
     } finally {

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyFileError } from '../../src/keys/key-file.ts';
-import { KeyStore, type KeyProblem, type StoreOptions } from '../../src/keys/store.ts';
+import { SqliteKeyStore, type KeyProblem, type StoreOptions } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { expectUserError, PRIVATE_ARMOUR } from './support.ts';
 
@@ -18,17 +19,17 @@ function octal(path: string): string {
 /** A store with an active Ed25519 key for each domain, reopened as the daemon would open it. */
 function storeWith(domains: string[], options: StoreOptions = {}): { dir: string; store: KeyStore; problems: KeyProblem[]; file(domain: string): string } {
   const dir = join(tempDir(), 'keys');
-  const writer = KeyStore.open(dir);
+  const writer = SqliteKeyStore.open(dir);
   const files = new Map(domains.map((d) => [d, join(dir, writer.generate({ domain: d, selector: 's1', algorithm: 'ed25519', activate: true }).file)]));
   writer.close();
   const problems: KeyProblem[] = [];
-  const store = KeyStore.open(dir, { ...options, onKeyProblem: (p) => problems.push(p) });
+  const store = SqliteKeyStore.open(dir, { ...options, onKeyProblem: (p) => problems.push(p) });
   return { dir, store, problems, file: (d) => files.get(d)! };
 }
 
 /** Any change to the database from another connection, as `keys generate` from the CLI makes. */
 function touchDatabase(dir: string, selector: string): void {
-  const cli = KeyStore.open(dir);
+  const cli = SqliteKeyStore.open(dir);
   cli.generate({ domain: 'elsewhere.example', selector, algorithm: 'ed25519' });
   cli.close();
 }
@@ -128,7 +129,7 @@ test('a key file replaced by another key while the relay runs is read again at t
   let now = 0;
   const { dir, store, file } = storeWith(['example.com'], { now: () => now });
   const before = store.activeKeys('example.com')[0]!.privateKey;
-  const other = KeyStore.open(join(tempDir(), 'keys'));
+  const other = SqliteKeyStore.open(join(tempDir(), 'keys'));
   const replacement = readFileSync(join(other.dir, other.generate({ domain: 'example.com', selector: 's1', algorithm: 'ed25519' }).file));
   other.close();
   writeFileSync(file('example.com'), replacement);
@@ -167,7 +168,7 @@ test('an empty store directory open to others is tightened quietly; one holding 
   mkdirSync(fresh, { mode: 0o755 });
   chmodSync(fresh, 0o755);
   writeFileSync(join(fresh, '.gitignore'), '*\n!.gitignore\n'); // as a fresh checkout's keys/
-  const a = KeyStore.open(fresh);
+  const a = SqliteKeyStore.open(fresh);
   assert.equal(octal(fresh), '0700');
   assert.equal(a.tightenedDir, true);
   assert.equal(a.exposedKeyFiles, 0);
@@ -175,7 +176,7 @@ test('an empty store directory open to others is tightened quietly; one holding 
   a.close();
 
   chmodSync(fresh, 0o750);
-  const b = KeyStore.open(fresh);
+  const b = SqliteKeyStore.open(fresh);
   assert.equal(octal(fresh), '0700');
   assert.equal(b.exposedKeyFiles, 1);
   b.close();
@@ -188,7 +189,7 @@ test('a keys.dir that is a symbolic link to a directory others can read is refus
   chmodSync(shared, 0o1777); // as /tmp
   const link = join(base, 'keys');
   symlinkSync(shared, link);
-  const err = expectUserError(() => KeyStore.open(link), /symbolic link to \S*shared, which others can read/, /chmod 700/);
+  const err = expectUserError(() => SqliteKeyStore.open(link), /symbolic link to \S*shared, which others can read/, /chmod 700/);
   assert.match(err.toLine(), new RegExp(`chmod 700 ${shared.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   assert.equal((statSync(shared).mode & 0o7777).toString(8), '1777', 'the link target was chmodded');
 
@@ -197,7 +198,7 @@ test('a keys.dir that is a symbolic link to a directory others can read is refus
   mkdirSync(own, { mode: 0o700 });
   const ownLink = join(base, 'own-link');
   symlinkSync(own, ownLink);
-  const store = KeyStore.open(ownLink);
+  const store = SqliteKeyStore.open(ownLink);
   store.generate({ domain: 'example.com', selector: 'l1', algorithm: 'ed25519', activate: true });
   assert.equal(store.activeKeys('example.com').length, 1);
   store.close();
@@ -205,5 +206,5 @@ test('a keys.dir that is a symbolic link to a directory others can read is refus
 
   const dangling = join(base, 'dangling');
   symlinkSync(join(base, 'nowhere'), dangling);
-  expectUserError(() => KeyStore.open(dangling), /leads nowhere/);
+  expectUserError(() => SqliteKeyStore.open(dangling), /leads nowhere/);
 });

@@ -5,8 +5,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fingerprint, generateKey } from '../../src/keys/key-material.ts';
-import { KeyStore } from '../../src/keys/store.ts';
-import { LATEST_VERSION, migrate, schemaVersion } from '../../src/keys/migrations.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
+import { KEY_STORE_SCHEMA_VERSION, migrate, schemaVersion } from '../../src/keys/migrations.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { expectUserError } from './support.ts';
 
@@ -58,7 +58,7 @@ test('a store made by the first releases (user_version 0) is migrated to the lat
   assert.equal(schemaVersion(db), 0);
 
   assert.deepEqual(migrate(db), { from: 0, to: 3 });
-  assert.equal(LATEST_VERSION, 3);
+  assert.equal(KEY_STORE_SCHEMA_VERSION, 3);
   assert.equal(schemaVersion(db), 3);
 
   const rows = db.prepare(`SELECT ${COLUMNS}, removed_at FROM keys ORDER BY id`).raw().all();
@@ -162,10 +162,10 @@ test('a store made by the first releases (version 0, real key files) opens at th
   insert.run(1, 'example.com', 's202601a', 'ed25519', 256, 'active', material.publicData, fingerprint(material.publicData), file, '2026-01-03T10:00:00.000Z', '2026-01-03T10:00:00.000Z', null, null);
   db.close();
 
-  const store = KeyStore.open(dir);
+  const store = SqliteKeyStore.open(dir);
   try {
     const check = new Database(join(dir, 'keys.db'), { readonly: true });
-    assert.equal(schemaVersion(check), LATEST_VERSION);
+    assert.equal(schemaVersion(check), KEY_STORE_SCHEMA_VERSION);
     check.close();
     assert.equal(store.activeKeys('example.com')[0]?.selector, 's202601a', 'the old active key still signs');
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { LinkRefusedError } from '../../src/common/file-create.ts';
 import { recordName } from '../../src/common/names.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { victim } from '../helpers/victim.ts';
 
@@ -16,13 +16,13 @@ test('keys.db as a link: refused, the target untouched', () => {
   mkdirSync(dir, { mode: 0o700 });
   const target = victim();
   symlinkSync(target.path, join(dir, 'keys.db'));
-  assert.throws(() => KeyStore.open(dir), (err: Error) => err instanceof LinkRefusedError && /keys\.db is a symbolic link/.test(err.message));
+  assert.throws(() => SqliteKeyStore.open(dir), (err: Error) => err instanceof LinkRefusedError && /keys\.db is a symbolic link/.test(err.message));
   target.unchanged();
 });
 
 test('a link at the temporary name of a new key file: refused, the target untouched, no key written', () => {
   const dir = join(tempDir(), 'keys');
-  const store = KeyStore.open(dir);
+  const store = SqliteKeyStore.open(dir);
   try {
     const target = victim();
     const file = join(dir, `${recordName('s1', 'example.com')}.pem`);
@@ -39,7 +39,7 @@ test('keys.db and key files are 0600 whatever the umask', () => {
   const dir = join(tempDir(), 'keys');
   const old = process.umask(0o000);
   try {
-    const store = KeyStore.open(dir);
+    const store = SqliteKeyStore.open(dir);
     store.generate({ domain: 'example.com', selector: 's1', algorithm: 'ed25519' });
     store.close();
   } finally {

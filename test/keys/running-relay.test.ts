@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
 import { dkimFields, send } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { BIN, NODE } from '../cli/support.ts';
 
 const NOBODY = 65534;
@@ -86,7 +86,7 @@ describe('key files going bad under a running relay', { skip: isRoot && !setpriv
   let records: Record<string, string> = {};
 
   before(async () => {
-    const store = KeyStore.open(dir);
+    const store = SqliteKeyStore.open(dir);
     for (const domain of domains) files.set(domain, join(dir, store.generate({ domain, selector: 's1', algorithm: 'rsa', bits: 1024, activate: true }).file));
     store.close();
     writeFileSync(config, `keys:\n  dir: ${dir}\nlisten:\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\ndelivery:\n  mode: sync\n  upstream:\n    type: file\n    dir: ${join(base, 'outbox')}\nrotation:\n  check: "off"\n`);

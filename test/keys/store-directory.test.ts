@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { BIN, dkimRelay, NODE } from '../cli/support.ts';
 
@@ -70,7 +70,7 @@ test('serve on a fresh checkout: the empty keys/ becomes 0700 without a warning'
 
 test('serve on a keys/ open to others that holds keys: tightened, with a warning', async () => {
   const { cwd, keys, config } = checkout();
-  const store = KeyStore.open(keys);
+  const store = SqliteKeyStore.open(keys);
   store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
   store.close();
   chmodSync(keys, 0o755);

@@ -5,7 +5,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { KeyStore, type SqliteKeyStore, type StoredKey } from '../../src/keys/store.ts';
+import { SqliteKeyStore, type StoredKey } from '../../src/keys/store.ts';
 import { txtRecord } from '../../src/keys/record.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { expectUserError, PRIVATE_ARMOUR } from './support.ts';
@@ -24,7 +24,7 @@ after(() => {
 });
 
 function openStore(dir = join(tempDir(), 'keys'), options?: { timeoutMs?: number }): SqliteKeyStore {
-  const store = KeyStore.open(dir, options);
+  const store = SqliteKeyStore.open(dir, options);
   opened.push(store);
   return store;
 }

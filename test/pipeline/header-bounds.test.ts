@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import { processMessage, type PipelineContext } from '../../src/pipeline/pipeline.ts';
 import { replyLine } from '../../src/smtp/reply.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
@@ -24,7 +25,7 @@ describe('header bounds, before any parser', () => {
 
   before(() => {
     dir = tempDir();
-    store = KeyStore.open(join(dir.path, 'keys'));
+    store = SqliteKeyStore.open(join(dir.path, 'keys'));
     store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
     const config = configSchema.parse({ keys: { dir: join(dir.path, 'keys') } });
     // A 7-bit upstream: 8-bit header text is encoded, the most work normalization does.

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { txtValue } from '../../src/keys/record.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import { startRelay } from '../../src/daemon/daemon.ts';
 import type { TxtRecords } from '../helpers/independent-verify.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
@@ -33,7 +34,7 @@ export async function startLoggedRelay(config: Record<string, unknown>): Promise
     listen: { port: 0, hostname: 'relay.test', ...(config.listen as object) },
     metrics: { listen: '127.0.0.1:0' },
   });
-  const setup = KeyStore.open(merged.keys.dir);
+  const setup = SqliteKeyStore.open(merged.keys.dir);
   try {
     setup.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true });
   } finally {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { startSink, type Received } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -125,7 +125,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
   const dir = tempDir('dkim-relay-crash-');
   const sink = await startSink();
   const keysDir = join(dir, 'keys');
-  const store = KeyStore.open(keysDir);
+  const store = SqliteKeyStore.open(keysDir);
   store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true });
   store.close();
   const configFile = join(dir, 'config.json');

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { UserError } from '../../src/common/errors.ts';
 import { acceptMessage } from '../../src/queue/accept.ts';
 import { DUE_RECIPIENTS, QueueIndex } from '../../src/queue/queue-index.ts';
-import { LATEST_VERSION } from '../../src/queue/queue-schema.ts';
+import { QUEUE_SCHEMA_VERSION } from '../../src/queue/queue-schema.ts';
 import { newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -37,18 +37,18 @@ test('queue.db is created 0600 in WAL mode with synchronous=FULL and a numbered 
   assert.equal(statSync(join(dir, 'queue.db')).mode & 0o777, 0o600);
   assert.equal(index.db.pragma('journal_mode', { simple: true }), 'wal');
   assert.equal(index.db.pragma('synchronous', { simple: true }), 2);
-  assert.equal(index.db.pragma('user_version', { simple: true }), LATEST_VERSION);
+  assert.equal(index.db.pragma('user_version', { simple: true }), QUEUE_SCHEMA_VERSION);
   index.close();
 
   const again = openIndex(dir); // reopening an existing index changes nothing
-  assert.equal(again.db.pragma('user_version', { simple: true }), LATEST_VERSION);
+  assert.equal(again.db.pragma('user_version', { simple: true }), QUEUE_SCHEMA_VERSION);
   again.close();
 });
 
 test('an index written by a newer release is refused with a one-line reason', () => {
   const dir = tempDir();
   const db = new Database(join(dir, 'queue.db'));
-  db.pragma(`user_version = ${LATEST_VERSION + 1}`);
+  db.pragma(`user_version = ${QUEUE_SCHEMA_VERSION + 1}`);
   db.close();
   assert.throws(() => openIndex(dir), (err: unknown) => err instanceof UserError && /newer than this dkim-relay knows/.test(err.toLine()));
 });

@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writeFileSync } from 'node:fs';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { serve, type Served } from '../cli/support.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -140,7 +140,7 @@ describe('one message cannot hold the relay', () => {
   before(async () => {
     dir = tempDir();
     const keys = join(dir, 'keys');
-    const store = KeyStore.open(keys);
+    const store = SqliteKeyStore.open(keys);
     store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
     store.close();
     const config = join(dir, 'relay.yaml');

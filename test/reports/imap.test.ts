@@ -12,7 +12,7 @@ import pino from 'pino';
 import type { BackgroundTask } from '../../src/common/background-tasks.ts';
 import { Supervisor } from '../../src/common/supervisor.ts';
 import { configSchema } from '../../src/config/schema.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { pollMailbox, readPasswordFile, type ImapSettings } from '../../src/reports/imap-source.ts';
 import { importReport } from '../../src/reports/import.ts';
 import { ReportPoller } from '../../src/reports/poller.ts';
@@ -148,7 +148,7 @@ describe('IMAP report mailbox', { skip: missing }, () => {
 test('an IMAP server that cannot be reached is a logged, counted failure of dmarc-reports, and the poll ends', async () => {
   const port = await freePort();
   const keysDir = join(tempDir(), 'keys');
-  const store = KeyStore.open(keysDir);
+  const store = SqliteKeyStore.open(keysDir);
   const counted: BackgroundTask[] = [];
   const lines: string[] = [];
   const logger = pino(
@@ -186,7 +186,7 @@ test('stopping the relay ends a look at a server that stalls, at once and withou
   });
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const port = (silent.address() as AddressInfo).port;
-  const store = KeyStore.open(join(tempDir(), 'keys'));
+  const store = SqliteKeyStore.open(join(tempDir(), 'keys'));
   const counted: BackgroundTask[] = [];
   const supervisor = new Supervisor({ logger: pino({ level: 'silent' }), metrics: { backgroundFailed: (task) => counted.push(task) } });
   const imap: ImapSettings = { host: '127.0.0.1', port, tls: 'none', user: 'u', passwordFile: passwordFile('p'), folder: 'INBOX', intervalSeconds: 300 };

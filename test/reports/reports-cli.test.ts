@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import type { DomainSummary } from '../../src/reports/summary.ts';
 import { dkimRelay, serve, type Run } from '../cli/support.ts';
 import { dovecotMissing, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
@@ -21,7 +21,7 @@ if (missing) console.log(`skipping the relay's IMAP test: ${missing}`);
 /** A relay directory whose key store holds example.com's key with selector relay1. */
 function relayDir(extra = ''): { dir: string; config: string } {
   const dir = tempDir('dkim-relay-reports-');
-  const store = KeyStore.open(join(dir, 'keys'));
+  const store = SqliteKeyStore.open(join(dir, 'keys'));
   store.generate({ domain: 'example.com', selector: 'relay1', algorithm: 'ed25519', activate: true });
   store.close();
   const config = join(dir, 'dkim-relay.yaml');

@@ -64,8 +64,8 @@ describe('key rotation, unattended, against knotd', { skip: skipWithout('knotd',
         check: '0 0 1 1 *', notify: `postmaster@${ZONE}`, revealPrivateKeys: reveal,
       },
     });
-    const { KeyStore } = await import('../../src/keys/store.ts');
-    const store = KeyStore.open(config.keys.dir);
+    const { SqliteKeyStore } = await import('../../src/keys/store.ts');
+    const store = SqliteKeyStore.open(config.keys.dir);
     const first = store.generate({ domain: ZONE, selector: 'first', algorithm: 'rsa', bits: 2048, activate: true });
     store.close();
     await publish([first]);

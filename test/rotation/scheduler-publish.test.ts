@@ -14,7 +14,7 @@ import { configSchema, type Config } from '../../src/config/schema.ts';
 import { delegatedCnames, delegatedName, delegationFor } from '../../src/dns/delegation.ts';
 import { addRecord } from '../../src/dns/publish/change.ts';
 import { createPublishers } from '../../src/dns/publish/factory.ts';
-import { KeyStore, type SqliteKeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { txtRecord } from '../../src/keys/record.ts';
 import { startRelay, type RunningRelay } from '../../src/daemon/daemon.ts';
 import { LiveDnsObserver } from '../../src/rotation/dns-observer.ts';
@@ -56,7 +56,7 @@ async function setUp(knot: KnotPrimary, domain: string, publish: string[], extra
     },
     rotation: { interval: '90d', publishFor: '48h', retireAfter: '7d', removeAfter: '30d', stuckAfter: '30d', check: 'off', notify: `postmaster@${domain}` },
   });
-  const store = KeyStore.open(config.keys.dir);
+  const store = SqliteKeyStore.open(config.keys.dir);
   seed(store);
   store.close();
   const logs: Record<string, unknown>[] = [];

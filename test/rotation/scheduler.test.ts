@@ -12,7 +12,8 @@ import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { directOwnMail } from '../../src/daemon/own-mail.ts';
 import { createUpstream } from '../../src/delivery/create-upstream.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import type { DnsObserver } from '../../src/rotation/dns-observer.ts';
 import { getTasks } from 'node-cron';
@@ -40,13 +41,13 @@ function setUp() {
     delivery: { upstream: { type: 'file', dir: join(dir, 'outbox') } },
     rotation: { interval: '90d', publishFor: '48h', check: '0 0 1 1 *' },
   });
-  const seed = KeyStore.open(config.keys.dir);
+  const seed = SqliteKeyStore.open(config.keys.dir);
   const first = seed.generate({ domain: 'example.com', selector: 'first', algorithm: 'ed25519', activate: true });
   seed.close();
   const clock = { now: Date.parse(first.createdAt) + 91 * DAY };
   const stores: KeyStore[] = [];
   const scheduler = (observer = servingDns(), logger = silentLogger(), queue?: { oldestSignedWith(domain: string, selector: string): number | null }) => {
-    const store = KeyStore.open(config.keys.dir);
+    const store = SqliteKeyStore.open(config.keys.dir);
     stores.push(store);
     return new RotationScheduler({
       config, store, mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)), hostname: 'relay.test', logger,
@@ -54,7 +55,7 @@ function setUp() {
     });
   };
   const events = () => {
-    const store = KeyStore.open(config.keys.dir);
+    const store = SqliteKeyStore.open(config.keys.dir);
     try {
       return store.history('example.com').map((e) => `${e.selector === 'first' ? 'first' : 'next'} ${e.from ?? '-'}→${e.to}`);
     } finally {
@@ -222,7 +223,7 @@ test('rotation.check: off: start() schedules nothing, so no pass ever runs by it
   const config = configSchema.parse({ keys: { dir: join(dir, 'keys') }, delivery: { upstream: { type: 'file', dir: join(dir, 'outbox') } }, rotation: { check: 'off', interval: '1s' } });
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done(); } }));
-  const store = KeyStore.open(config.keys.dir);
+  const store = SqliteKeyStore.open(config.keys.dir);
   let asked = 0;
   const observer = (): DnsObserver => ({ servers: async () => { asked++; return []; }, check: async () => ({ state: 'match', detail: '' }) });
   const before = getTasks().size;

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { dkimVerify } from 'mailauth';
 import { configSchema } from '../../src/config/schema.ts';
-import { KeyStore } from '../../src/keys/store.ts';
+import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { processMessage } from '../../src/pipeline/pipeline.ts';
 import { acquireCryptoPool, CryptoPool, CryptoUnavailable, defaultPoolSize } from '../../src/signing/crypto-pool.ts';
 import { signDigest, verifyDigest } from '../../src/signing/digest-signature.ts';
@@ -101,7 +101,7 @@ describe('crypto pool', () => {
     }
 
     const dir = tempDir();
-    const store = KeyStore.open(dir.path);
+    const store = SqliteKeyStore.open(dir.path);
     const shared = acquireCryptoPool({ size: 1, workerUrl: fixture('dying-crypto-worker.ts') });
     try {
       store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });

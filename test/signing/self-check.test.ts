@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { parseHeader, splitMessage } from '../../src/message/header.ts';
 import { selfCheck } from '../../src/pipeline/self-check.ts';
-import { KeyStore, type ActiveKey } from '../../src/keys/store.ts';
+import { SqliteKeyStore, type ActiveKey } from '../../src/keys/store.ts';
+import type { KeyStore } from '../../src/keys/key-store.ts';
 import { BodyHasher } from '../../src/signing/body-hash.ts';
 import { CryptoPool, inThreadCrypto } from '../../src/signing/crypto-pool.ts';
 import { signHashed, signMessageAsync, type SignOptions } from '../../src/signing/signer.ts';
@@ -22,7 +23,7 @@ const MESSAGE = Buffer.from(
 function withStore(fn: (store: KeyStore, keys: ActiveKey[]) => Promise<void>): () => Promise<void> {
   return async () => {
     const dir = tempDir();
-    const store = KeyStore.open(dir.path);
+    const store = SqliteKeyStore.open(dir.path);
     try {
       store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
       store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
