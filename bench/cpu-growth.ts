@@ -35,7 +35,14 @@ export function growth<T>(make: (scale: number) => T, run: (input: T) => void, f
   run(small); // warm the code paths first
   let lowest = Infinity;
   for (let attempt = 0; attempt < 3 && lowest >= LINEAR_AT_8X; attempt++) {
-    lowest = Math.min(lowest, fastest(() => run(large)) / Math.max(fastest(() => run(small)), floorMs));
+    lowest = Math.min(
+      lowest,
+      fastest(() => run(large)) /
+        Math.max(
+          fastest(() => run(small)),
+          floorMs,
+        ),
+    );
   }
   return lowest;
 }

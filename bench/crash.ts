@@ -32,8 +32,15 @@ console.log(
     `lost ${result.lost.length}${result.lost.length ? ` (${result.lost.slice(0, 20).join(', ')})` : ''}, duplicates ${result.duplicates}` +
     ` (${((result.duplicates / Math.max(1, result.acknowledged)) * 100).toFixed(2)} % of acknowledged)`,
 );
-for (const [same, what] of [[true, 'one queued message sent twice'], [false, 'a client\'s message queued twice']] as const) {
-  const leads = result.duplicateCopies.filter((d) => d.sameQueueId === same).map((d) => d.leadMs).sort((a, b) => a - b);
-  if (leads.length > 0) console.log(`${what}: ${leads.length}; first copy at the sink this many ms before the kill: ${leads.map((ms) => ms.toFixed(1)).join(', ')}`);
+for (const [same, what] of [
+  [true, 'one queued message sent twice'],
+  [false, "a client's message queued twice"],
+] as const) {
+  const leads = result.duplicateCopies
+    .filter((d) => d.sameQueueId === same)
+    .map((d) => d.leadMs)
+    .sort((a, b) => a - b);
+  if (leads.length > 0)
+    console.log(`${what}: ${leads.length}; first copy at the sink this many ms before the kill: ${leads.map((ms) => ms.toFixed(1)).join(', ')}`);
 }
 process.exit(result.lost.length > 0 ? 1 : 0);

@@ -115,10 +115,18 @@ export class EndToEnd {
     this.sink.reset(round === 1 ? Math.max(1, Math.floor(count / 3)) : 0, 2);
     const memory = samplePeak(system.pids);
     const cpuBefore = { system: familyCpuMs(system.pids()), machine: machineCpuMs() };
-    const load = await runLoad({ port: system.port, sessions: this.settings.sessions, count, message: benchMessage(size), dir: this.dir, seconds: this.settings.seconds, tool: this.settings.tool });
+    const load = await runLoad({
+      port: system.port,
+      sessions: this.settings.sessions,
+      count,
+      message: benchMessage(size),
+      dir: this.dir,
+      seconds: this.settings.seconds,
+      tool: this.settings.tool,
+    });
     // A queueing system may still be delivering when its clients are done.
     let seen = -1;
-    for (let quiet = 0, until = now() + 60_000; this.sink.count < count && quiet < 30 && now() < until; ) {
+    for (let quiet = 0, until = now() + 60_000; this.sink.count < count && quiet < 30 && now() < until;) {
       quiet = this.sink.count === seen ? quiet + 1 : 0;
       seen = this.sink.count;
       await sleep(100);
@@ -171,7 +179,15 @@ export class EndToEnd {
     await this.sink.drain();
     this.sink.reset();
     const [, run, disk] = await Promise.all([
-      runLoad({ port: system.port, sessions: this.settings.sessions, count: Math.ceil(loadRate * latencySeconds), message: benchMessage(size), dir: this.dir, seconds: latencySeconds + 10, rate: loadRate }),
+      runLoad({
+        port: system.port,
+        sessions: this.settings.sessions,
+        count: Math.ceil(loadRate * latencySeconds),
+        message: benchMessage(size),
+        dir: this.dir,
+        seconds: latencySeconds + 10,
+        rate: loadRate,
+      }),
       probe(system.port, size, 1000 / probeRate, latencySeconds),
       diskProbe(this.dir, 1000 / probeRate, latencySeconds),
     ]);
@@ -193,7 +209,10 @@ export class EndToEnd {
   }
 
   /** Four messages of `size` at once, each on its own connection: time and peak PSS. */
-  async concurrentBig(system: SystemUnderTest, size: number): Promise<{ seconds: number; peakPss: number; received: number; verified?: { passed: number; checked: number } }> {
+  async concurrentBig(
+    system: SystemUnderTest,
+    size: number,
+  ): Promise<{ seconds: number; peakPss: number; received: number; verified?: { passed: number; checked: number } }> {
     const message = benchMessage(size);
     await this.sink.drain();
     this.sink.reset(1, 1);
@@ -202,7 +221,7 @@ export class EndToEnd {
     const sessions = await Promise.all([1, 2, 3, 4].map(() => SmtpSession.open(system.port)));
     const codes = await Promise.all(sessions.map((s) => s.send(SENDER, RECIPIENT, message).then((r) => r.code)));
     await Promise.all(sessions.map((s) => s.close()));
-    for (const until = now() + 60_000; this.sink.count < 4 && now() < until; ) await sleep(100);
+    for (const until = now() + 60_000; this.sink.count < 4 && now() < until;) await sleep(100);
     const peakPss = memory.stop();
     const seconds = (this.sink.lastAt - start) / 1000;
     const verified = await this.verify(this.sink.samples, system.records);
@@ -232,18 +251,20 @@ export class EndToEnd {
     let sending = true;
     const bigDone = Promise.all(sessions.map((s) => s.send(SENDER, RECIPIENT, big))).finally(() => (sending = false));
     const waits: number[] = [];
-    for (const until = now() + 120_000; (sending || waits.length < 5) && now() < until; ) {
+    for (const until = now() + 120_000; (sending || waits.length < 5) && now() < until;) {
       const sent = await probe.send(SENDER, RECIPIENT, small);
       if (sent.code === 250) waits.push(now() - sent.lastByteAt);
       await sleep(100);
     }
     await bigDone;
     await Promise.all([probe, ...sessions].map((s) => s.close()));
-    for (const until = now() + 60_000; this.sink.count < 6 + waits.length && now() < until; ) await sleep(100);
+    for (const until = now() + 60_000; this.sink.count < 6 + waits.length && now() < until;) await sleep(100);
     const peakPss = memory.stop();
     waits.sort((a, b) => a - b);
     const result = { probes: waits.length, p50Ms: waits[Math.floor(waits.length / 2)] ?? NaN, maxMs: waits.at(-1) ?? NaN, peakPss, received: this.sink.count };
-    this.say(`  ${system.name}: six 30 MB 8-bit messages with 1 MB lines; ${result.probes} small messages meanwhile waited p50 ${result.p50Ms.toFixed(0)} ms, at most ${result.maxMs.toFixed(0)} ms; peak PSS ${(peakPss / 1e6).toFixed(0)} MB; ${result.received} at the sink`);
+    this.say(
+      `  ${system.name}: six 30 MB 8-bit messages with 1 MB lines; ${result.probes} small messages meanwhile waited p50 ${result.p50Ms.toFixed(0)} ms, at most ${result.maxMs.toFixed(0)} ms; peak PSS ${(peakPss / 1e6).toFixed(0)} MB; ${result.received} at the sink`,
+    );
     return result;
   }
 

@@ -38,7 +38,9 @@ const only = values.only?.split(',').map((s) => whole('only', s.trim())!);
 const cases = whole('cases', values.cases)!;
 const minutes = whole('minutes', values.minutes);
 
-process.stdout.write(`dkim-relay SMTP fuzz: seed ${seed}, ${only ? `cases ${only.join(',')}` : `${cases} cases`} (replay: node bench/fuzz.ts --seed ${seed} --only <case>)\n`);
+process.stdout.write(
+  `dkim-relay SMTP fuzz: seed ${seed}, ${only ? `cases ${only.join(',')}` : `${cases} cases`} (replay: node bench/fuzz.ts --seed ${seed} --only <case>)\n`,
+);
 const target = await startTarget();
 let summary;
 try {
@@ -53,7 +55,9 @@ try {
     heapSlackBytes: 64 * 1048576,
     progress: (p) => {
       const rate = p.done / (p.ms / 1000);
-      process.stdout.write(`  ${p.done}/${p.total} cases, ${(p.ms / 1000).toFixed(0)} s, ${rate.toFixed(0)}/s, failures ${p.failures}, findings ${p.findings}${p.heapMiB !== undefined ? `, heap ${p.heapMiB} MiB` : ''}\n`);
+      process.stdout.write(
+        `  ${p.done}/${p.total} cases, ${(p.ms / 1000).toFixed(0)} s, ${rate.toFixed(0)}/s, failures ${p.failures}, findings ${p.findings}${p.heapMiB !== undefined ? `, heap ${p.heapMiB} MiB` : ''}\n`,
+      );
     },
   });
 } finally {

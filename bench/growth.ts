@@ -37,7 +37,8 @@ export { LINEAR_AT_8X };
 const MIB = 1024 * 1024;
 /** A refusal at the first line takes a fraction of a millisecond at either size: compared with this instead. */
 const FLOOR_MS = 1;
-const HEAD = 'From: a@example.com\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\nMessage-ID: <p@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n';
+const HEAD =
+  'From: a@example.com\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\nMessage-ID: <p@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n';
 
 function normalizeRows(): GrowthRow[] {
   const rows: GrowthRow[] = [];
@@ -86,9 +87,22 @@ function normalizeRows(): GrowthRow[] {
 const RUN = 125_000;
 
 const CLASSES: [string, string][] = [
-  ['spaces', ' '], ['tabs', '\t'], ['dots', '.'], ['hyphens', '-'], ['dots and hyphens', '.-'], ['quotes', '"'],
-  ['square brackets', '[]'], ['angle brackets', '<'], ['"=?"', '=?'], ['backslashes', '\\'], ['NUL', '\0'],
-  ['8-bit octets', '\xe9'], ['at signs', '@'], ['commas', ','], ['open parentheses', '('], ['comments', '()'],
+  ['spaces', ' '],
+  ['tabs', '\t'],
+  ['dots', '.'],
+  ['hyphens', '-'],
+  ['dots and hyphens', '.-'],
+  ['quotes', '"'],
+  ['square brackets', '[]'],
+  ['angle brackets', '<'],
+  ['"=?"', '=?'],
+  ['backslashes', '\\'],
+  ['NUL', '\0'],
+  ['8-bit octets', '\xe9'],
+  ['at signs', '@'],
+  ['commas', ','],
+  ['open parentheses', '('],
+  ['comments', '()'],
 ];
 
 /** Where the run goes: each yields the header field(s) holding it. */
@@ -114,7 +128,10 @@ const BODY = 'An ordinary body line.\r\n'.repeat(10_000);
 
 function message(field: string): Buffer {
   const from = field.startsWith('From:') ? '' : 'From: a@example.com\r\n';
-  return Buffer.from(`${from}${field}\r\nTo: b@example.net\r\nDate: Mon, 23 Nov 2026 09:28:00 +0100\r\nMessage-ID: <linear@example.com>\r\n\r\n${BODY}`, 'latin1');
+  return Buffer.from(
+    `${from}${field}\r\nTo: b@example.net\r\nDate: Mon, 23 Nov 2026 09:28:00 +0100\r\nMessage-ID: <linear@example.com>\r\n\r\n${BODY}`,
+    'latin1',
+  );
 }
 
 /** The worst class of each place, and whether any run reached the signer (not only the first refusal). */
@@ -162,8 +179,8 @@ async function headerRows(): Promise<GrowthRow[]> {
 /** Every case, in this thread; `say` gets each row as it is measured. */
 export async function growthRows(say: (row: GrowthRow) => void = () => {}): Promise<GrowthRow[]> {
   const rows: GrowthRow[] = [];
-  for (const row of normalizeRows()) rows.push(row), say(row);
-  for (const row of await headerRows()) rows.push(row), say(row);
+  for (const row of normalizeRows()) (rows.push(row), say(row));
+  for (const row of await headerRows()) (rows.push(row), say(row));
   return rows;
 }
 

@@ -50,7 +50,22 @@ export async function runLoad(request: LoadRequest): Promise<LoadResult> {
     // smtp-source appends CRLF to each line of the file itself.
     writeFileSync(file, request.message.toString('latin1').replaceAll('\r\n', '\n'), 'latin1');
     command = SMTP_SOURCE;
-    args = ['-s', String(request.sessions), '-m', String(request.count), '-d', '-f', SENDER, '-t', RECIPIENT, '-M', 'load.bench', '-F', file, `127.0.0.1:${request.port}`];
+    args = [
+      '-s',
+      String(request.sessions),
+      '-m',
+      String(request.count),
+      '-d',
+      '-f',
+      SENDER,
+      '-t',
+      RECIPIENT,
+      '-M',
+      'load.bench',
+      '-F',
+      file,
+      `127.0.0.1:${request.port}`,
+    ];
   } else {
     writeFileSync(file, request.message);
     command = NODE;
@@ -64,10 +79,13 @@ export async function runLoad(request: LoadRequest): Promise<LoadResult> {
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   let stopped = false;
-  const timer = setTimeout(() => {
-    stopped = true;
-    child.kill('SIGTERM');
-  }, request.seconds * 1000 + 5000);
+  const timer = setTimeout(
+    () => {
+      stopped = true;
+      child.kill('SIGTERM');
+    },
+    request.seconds * 1000 + 5000,
+  );
   await new Promise<void>((resolve) => child.once('close', () => resolve()));
   clearTimeout(timer);
   return { tool, startedAt, endedAt: now(), stopped, output: output.trim() };

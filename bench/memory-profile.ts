@@ -43,7 +43,13 @@ export function pssByKind(pid: number): Record<string, number> {
   } catch {
     return kinds;
   }
-  interface Mapping { start: number; end: number; perms: string; path: string; pss: number }
+  interface Mapping {
+    start: number;
+    end: number;
+    perms: string;
+    path: string;
+    pss: number;
+  }
   const maps: Mapping[] = [];
   for (const line of text.split('\n')) {
     const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
@@ -66,9 +72,12 @@ export function pssByKind(pid: number): Record<string, number> {
       const next = maps[i + 1];
       const previous = maps[i - 1];
       // glibc's non-main arenas: 64 MiB reserved and aligned, the used part rw, the rest PROT_NONE.
-      const arena = m.start % ARENA === 0 && (m.end - m.start === ARENA || (next && next.start === m.end && next.perms === '---p' && next.path === '' && next.end - m.start === ARENA));
+      const arena =
+        m.start % ARENA === 0 &&
+        (m.end - m.start === ARENA || (next && next.start === m.end && next.perms === '---p' && next.path === '' && next.end - m.start === ARENA));
       if (arena) kind = 'malloc thread arenas';
-      else if (previous && previous.end === m.start && previous.perms === '---p' && previous.end - previous.start <= 64 * 1024 && m.perms === 'rw-p') kind = 'stacks';
+      else if (previous && previous.end === m.start && previous.perms === '---p' && previous.end - previous.start <= 64 * 1024 && m.perms === 'rw-p')
+        kind = 'stacks';
       else kind = 'anonymous (V8 heaps, large buffers)';
     }
     kinds[kind] = (kinds[kind] ?? 0) + m.pss;
@@ -82,7 +91,10 @@ async function heapMetrics(port: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    const m = /^(nodejs_heap_size_total_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_total_bytes\{space="(\w+)"\}|process_resident_memory_bytes) (\S+)$/.exec(line);
+    const m =
+      /^(nodejs_heap_size_total_bytes|nodejs_heap_size_used_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_total_bytes\{space="(\w+)"\}|process_resident_memory_bytes) (\S+)$/.exec(
+        line,
+      );
     if (m) out[m[2] ? `space ${m[2]} total` : m[1]!] = mib(Number(m[3]));
   }
   return out;
@@ -95,7 +107,12 @@ await warmCompileCache({ mode: 'queue', algorithm: 'rsa', sinkPort: sink.port, n
 const relay = await startRelayProcess({ dir, mode: 'queue', algorithm: 'rsa', sinkPort: sink.port, nodeArgs: values['node-arg'], env });
 try {
   await sleep(3000);
-  const idle = { pss: mib(familyPss([relay.pid])), kinds: Object.fromEntries(Object.entries(pssByKind(relay.pid)).map(([k, v]) => [k, mib(v)])), threads: threadsOf(relay.pid), heap: await heapMetrics(relay.metricsPort) };
+  const idle = {
+    pss: mib(familyPss([relay.pid])),
+    kinds: Object.fromEntries(Object.entries(pssByKind(relay.pid)).map(([k, v]) => [k, mib(v)])),
+    threads: threadsOf(relay.pid),
+    heap: await heapMetrics(relay.metricsPort),
+  };
   const count = Number(values.messages);
   sink.reset();
   let peak = 0;
@@ -116,8 +133,15 @@ try {
     }
   })();
   const loadBefore = load1();
-  const load = await runLoad({ port: relay.port, sessions: Number(values.sessions), count, message: benchMessage(Number(values.size)), dir, seconds: Number(values.seconds) });
-  for (let quiet = 0, seen = -1, until = now() + 30_000; sink.count < count && quiet < 20 && now() < until; ) {
+  const load = await runLoad({
+    port: relay.port,
+    sessions: Number(values.sessions),
+    count,
+    message: benchMessage(Number(values.size)),
+    dir,
+    seconds: Number(values.seconds),
+  });
+  for (let quiet = 0, seen = -1, until = now() + 30_000; sink.count < count && quiet < 20 && now() < until;) {
     quiet = sink.count === seen ? quiet + 1 : 0;
     seen = sink.count;
     await sleep(100);
@@ -125,13 +149,23 @@ try {
   sampling = false;
   await sampler;
   const seconds = (sink.lastAt - load.startedAt) / 1000;
-  console.log(JSON.stringify({
-    nodeArgs: values['node-arg'],
-    env,
-    load: [loadBefore, load1()].map((l) => Math.round(l * 100) / 100),
-    idle,
-    loaded: { received: sink.count, seconds: Math.round(seconds * 10) / 10, rate: Math.round(sink.count / seconds), peakPss: mib(peak), peakKinds: Object.fromEntries(Object.entries(peakKinds).map(([k, v]) => [k, mib(v)])), heapAtPeak, stopped: load.stopped },
-  }));
+  console.log(
+    JSON.stringify({
+      nodeArgs: values['node-arg'],
+      env,
+      load: [loadBefore, load1()].map((l) => Math.round(l * 100) / 100),
+      idle,
+      loaded: {
+        received: sink.count,
+        seconds: Math.round(seconds * 10) / 10,
+        rate: Math.round(sink.count / seconds),
+        peakPss: mib(peak),
+        peakKinds: Object.fromEntries(Object.entries(peakKinds).map(([k, v]) => [k, mib(v)])),
+        heapAtPeak,
+        stopped: load.stopped,
+      },
+    }),
+  );
 } finally {
   await relay.stop();
   await sink.close();

@@ -25,7 +25,8 @@ function smallMessage(n = 0): Buffer {
   const line = 'The quick brown fox jumps over the lazy dog, again and again and again.\r\n';
   return Buffer.from(
     'From: Payroll <payroll@example.com>\r\nTo: alice@example.net\r\nSubject: Payslip\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n' +
-      `Message-ID: <bench-${n}@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n` + line.repeat(55),
+      `Message-ID: <bench-${n}@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n` +
+      line.repeat(55),
   );
 }
 
@@ -48,7 +49,9 @@ const pct = (ratio: number) => `${(ratio * 100).toFixed(0)} %`;
 const row = (what: string, value: string, limit: string, ratio: string) =>
   console.log(`${what.padEnd(52)} ${value.padStart(12)}   ${limit.padEnd(36)} ${ratio.padStart(6)}`);
 
-console.log(`node ${process.version}, ${availableParallelism()} × ${cpus()[0]?.model}; ${ROUNDS} alternating rounds of ${SECONDS} s, 32 messages in flight, medians\n`);
+console.log(
+  `node ${process.version}, ${availableParallelism()} × ${cpus()[0]?.model}; ${ROUNDS} alternating rounds of ${SECONDS} s, 32 messages in flight, medians\n`,
+);
 
 // --- 1. Throughput ---------------------------------------------------------
 row('measurement', 'result', 'limit, same rounds', 'ratio');
@@ -76,7 +79,8 @@ async function smallLatencies(until: Promise<unknown>, max: number): Promise<num
   return latencies;
 }
 
-const summary = (l: number[]) => `median ${median(l).toFixed(1)} ms, p90 ${quantile(l, 0.9).toFixed(1)} ms, max ${Math.max(...l).toFixed(1)} ms (${l.length} messages)`;
+const summary = (l: number[]) =>
+  `median ${median(l).toFixed(1)} ms, p90 ${quantile(l, 0.9).toFixed(1)} ms, max ${Math.max(...l).toFixed(1)} ms (${l.length} messages)`;
 await smallLatencies(Promise.resolve(), 3); // warm up
 const idle = await smallLatencies(new Promise((resolve) => setTimeout(resolve, 2000)), 40);
 console.log(`\nsmall message through the relay, idle:             ${summary(idle)}`);

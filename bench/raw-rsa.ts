@@ -28,11 +28,15 @@ export const rawRsaOneCore = (seconds = 1): number => signFor(seconds);
 export async function rawRsaAllCores(seconds = 1): Promise<{ cores: number; rate: number }> {
   const cores = availableParallelism();
   const rates = await Promise.all(
-    Array.from({ length: cores }, () => new Promise<number>((resolve, reject) => {
-      const worker = new Worker(new URL(import.meta.url), { workerData: seconds });
-      worker.once('message', (rate: number) => (resolve(rate), void worker.terminate()));
-      worker.once('error', reject);
-    })),
+    Array.from(
+      { length: cores },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const worker = new Worker(new URL(import.meta.url), { workerData: seconds });
+          worker.once('message', (rate: number) => (resolve(rate), void worker.terminate()));
+          worker.once('error', reject);
+        }),
+    ),
   );
   return { cores, rate: rates.reduce((a, b) => a + b, 0) };
 }

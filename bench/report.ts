@@ -44,10 +44,12 @@ export function render(r: Results): string {
   const line = (s = '') => out.push(s);
   line(`## ${r.date.toISOString().slice(0, 10)} — \`${r.command}\``);
   line();
-  line(`Machine: ${r.machine.cores} × ${r.machine.cpu}, ${r.machine.memoryGiB.toFixed(1)} GiB, Node ${r.machine.node}. ` +
-    `Load average (1 min): ${r.loads[0]!.toFixed(1)} before the run, ${Math.min(...r.loads.slice(1)).toFixed(1)}–${Math.max(...r.loads.slice(1)).toFixed(1)} during it (its own load included) on ${r.machine.cores} cores. ` +
-    (r.loads[0]! >= 1 ? 'The machine was not idle when the run began: read absolute rates as those of a busy host, and compare ratios. ' : '') +
-    `The run took ${r.minutes.toFixed(1)} min. ${r.settings} Load generator: ${r.loadTool}.`);
+  line(
+    `Machine: ${r.machine.cores} × ${r.machine.cpu}, ${r.machine.memoryGiB.toFixed(1)} GiB, Node ${r.machine.node}. ` +
+      `Load average (1 min): ${r.loads[0]!.toFixed(1)} before the run, ${Math.min(...r.loads.slice(1)).toFixed(1)}–${Math.max(...r.loads.slice(1)).toFixed(1)} during it (its own load included) on ${r.machine.cores} cores. ` +
+      (r.loads[0]! >= 1 ? 'The machine was not idle when the run began: read absolute rates as those of a busy host, and compare ratios. ' : '') +
+      `The run took ${r.minutes.toFixed(1)} min. ${r.settings} Load generator: ${r.loadTool}.`,
+  );
   line();
   if (r.skipped.length > 0) {
     line('Not measured in this run:');
@@ -62,7 +64,9 @@ export function render(r: Results): string {
   line();
   line('### End to end: 20 sessions → signer → sink');
   line();
-  line(`Median of ${Math.max(...r.runs.map((x) => x.round))} rounds (lowest–highest in brackets); the systems took turns within each round. "× peer" is the median over the rounds of the ratio to ${r.peer ?? 'the peer'} in the same round. Latency: a probe connection sending one message at a time while the load runs at half the system's median rate; from the probe's final "." to the sink having the message. "disk": in the same seconds, a 4 KiB file written, fsynced, renamed and its folder fsynced every 50 ms beside the spools (bench/disk-probe.ts), p50 / p99 in ms: what making one message durable costs at that moment, the floor under queue mode's latency. "CPU per message": CPU time over the messages received, of the system's processes and of the whole machine (load generator, sink and kernel included), medians over the rounds; with ${r.machine.cores} cores the machine spends at most ${r.machine.cores} s of CPU a second, so ${r.machine.cores} × 10⁶ / (machine µs) is the highest rate any system with that cost could reach here.`);
+  line(
+    `Median of ${Math.max(...r.runs.map((x) => x.round))} rounds (lowest–highest in brackets); the systems took turns within each round. "× peer" is the median over the rounds of the ratio to ${r.peer ?? 'the peer'} in the same round. Latency: a probe connection sending one message at a time while the load runs at half the system's median rate; from the probe's final "." to the sink having the message. "disk": in the same seconds, a 4 KiB file written, fsynced, renamed and its folder fsynced every 50 ms beside the spools (bench/disk-probe.ts), p50 / p99 in ms: what making one message durable costs at that moment, the floor under queue mode's latency. "CPU per message": CPU time over the messages received, of the system's processes and of the whole machine (load generator, sink and kernel included), medians over the rounds; with ${r.machine.cores} cores the machine spends at most ${r.machine.cores} s of CPU a second, so ${r.machine.cores} × 10⁶ / (machine µs) is the highest rate any system with that cost could reach here.`,
+  );
   line();
   line('| system | size | msg/s | × peer | CPU per message: system / machine | added latency p50 / p99 | peak PSS | dkimpy spot-check |');
   line('|---|---|---|---|---|---|---|---|');
@@ -88,7 +92,9 @@ export function render(r: Results): string {
   const one = median(r.raw.map((x) => x.oneCore));
   const all = median(r.raw.map((x) => x.allCores));
   const cores = r.raw[0]?.cores ?? r.machine.cores;
-  line(`Raw node:crypto RSA-2048 on this machine, measured between the rounds: ${one.toFixed(0)} signatures/s on one core, ${all.toFixed(0)}/s on ${cores} cores (worker threads), medians.`);
+  line(
+    `Raw node:crypto RSA-2048 on this machine, measured between the rounds: ${one.toFixed(0)} signatures/s on one core, ${all.toFixed(0)}/s on ${cores} cores (worker threads), medians.`,
+  );
   line();
   const rsa = r.systems.filter((s) => s.startsWith('dkim-relay') && s.includes('RSA'));
   if (rsa.length > 0) {
@@ -109,17 +115,23 @@ export function render(r: Results): string {
     line();
     line('| system | at the sink | time | peak PSS | dkimpy |');
     line('|---|---|---|---|---|');
-    for (const b of r.big) line(`| ${b.system} | ${b.received}/4 | ${b.seconds.toFixed(1)} s | ${(b.peakPss / 1e6).toFixed(0)} MB | ${b.verified ? `${b.verified.passed}/${b.verified.checked} pass` : ''} |`);
+    for (const b of r.big)
+      line(
+        `| ${b.system} | ${b.received}/4 | ${b.seconds.toFixed(1)} s | ${(b.peakPss / 1e6).toFixed(0)} MB | ${b.verified ? `${b.verified.passed}/${b.verified.checked} pass` : ''} |`,
+      );
     line();
   }
   if (r.stalls && r.stalls.length > 0) {
     line('### Small messages during six concurrent 30 MB ones');
     line();
-    line('Six sessions each send a 30 MB message of 8-bit text in 1 MB lines (re-encoded to quoted-printable before signing); meanwhile a 4 KiB message goes every 100 ms on a session of its own. The wait is from its final dot to its 250.');
+    line(
+      'Six sessions each send a 30 MB message of 8-bit text in 1 MB lines (re-encoded to quoted-printable before signing); meanwhile a 4 KiB message goes every 100 ms on a session of its own. The wait is from its final dot to its 250.',
+    );
     line();
     line('| system | small messages | wait p50 | wait max | peak PSS | at the sink |');
     line('|---|---|---|---|---|---|');
-    for (const s of r.stalls) line(`| ${s.system} | ${s.probes} | ${s.p50Ms.toFixed(0)} ms | ${s.maxMs.toFixed(0)} ms | ${(s.peakPss / 1e6).toFixed(0)} MB | ${s.received} |`);
+    for (const s of r.stalls)
+      line(`| ${s.system} | ${s.probes} | ${s.p50Ms.toFixed(0)} ms | ${s.maxMs.toFixed(0)} ms | ${(s.peakPss / 1e6).toFixed(0)} MB | ${s.received} |`);
     line();
   }
   const notes = r.runs.filter((x) => x.note);

@@ -37,7 +37,10 @@ import { LARGE, SMALL, verdicts } from './targets.ts';
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const ROUNDS = env('BENCH_ROUNDS', 3);
 const SESSIONS = env('BENCH_SESSIONS', 20);
-const COUNT = new Map([[SMALL, env('BENCH_SMALL_MESSAGES', 1200)], [LARGE, env('BENCH_LARGE_MESSAGES', 300)]]);
+const COUNT = new Map([
+  [SMALL, env('BENCH_SMALL_MESSAGES', 1200)],
+  [LARGE, env('BENCH_LARGE_MESSAGES', 300)],
+]);
 const LOAD_SECONDS = env('BENCH_LOAD_SECONDS', 40);
 const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 8);
 const PROBE_RATE = 20;
@@ -49,7 +52,9 @@ const t0 = now();
 const loads = [load1()];
 const host = machine();
 const tool: LoadTool = process.env.BENCH_LOAD === 'node' ? 'node' : defaultTool();
-say(`dkim-relay benchmark, ${startedAt.toISOString()}: ${host.cores} × ${host.cpu}, ${host.memoryGiB.toFixed(1)} GiB, Node ${host.node}; load average ${loads[0]!.toFixed(2)}`);
+say(
+  `dkim-relay benchmark, ${startedAt.toISOString()}: ${host.cores} × ${host.cpu}, ${host.memoryGiB.toFixed(1)} GiB, Node ${host.node}; load average ${loads[0]!.toFixed(2)}`,
+);
 
 // Everything started is stopped on the way out, by PID, whatever happens meanwhile.
 const stops: (() => Promise<void>)[] = [];
@@ -67,7 +72,9 @@ try {
   const signer = signerRows(env('BENCH_SIGNER_ROUNDS', 5), env('BENCH_SECONDS', 0.5), (row) =>
     say(`  ${row.what.padEnd(44)} ${row.result.padStart(12)}   ${row.limit.padEnd(34)} ${(row.ratio * 100).toFixed(0).padStart(4)} %`),
   );
-  say(`\nSigning + self-check as the relay does them, through the crypto pool (${env('BENCH_SIGNER_ROUNDS', 5)} alternating rounds of ${env('BENCH_SECONDS', 0.5)} s, medians):`);
+  say(
+    `\nSigning + self-check as the relay does them, through the crypto pool (${env('BENCH_SIGNER_ROUNDS', 5)} alternating rounds of ${env('BENCH_SECONDS', 0.5)} s, medians):`,
+  );
   const signCheck = await signCheckRows(env('BENCH_SIGNER_ROUNDS', 5), env('BENCH_SECONDS', 0.5), (row) =>
     say(`  ${row.what.padEnd(52)} ${row.result.padStart(12)}   ${row.limit.padEnd(34)} ${(row.ratio * 100).toFixed(0).padStart(4)} %`),
   );
@@ -133,7 +140,11 @@ try {
     }
   }
 
-  const e2e = new EndToEnd(sink, { sessions: SESSIONS, rounds: ROUNDS, count: COUNT, seconds: LOAD_SECONDS, latencySeconds: LATENCY_SECONDS, probeRate: PROBE_RATE, tool }, say);
+  const e2e = new EndToEnd(
+    sink,
+    { sessions: SESSIONS, rounds: ROUNDS, count: COUNT, seconds: LOAD_SECONDS, latencySeconds: LATENCY_SECONDS, probeRate: PROBE_RATE, tool },
+    say,
+  );
   stops.push(async () => e2e.close());
   for (const size of [SMALL, LARGE]) {
     say(`\nThroughput, ${size / 1024} KiB messages, ${SESSIONS} sessions (${tool}), ${COUNT.get(size)} messages a run, ${ROUNDS} rounds in alternation:`);
@@ -176,7 +187,10 @@ try {
     minutes: (now() - t0) / 60000,
     machine: host,
     loads,
-    loadTool: tool === 'smtp-source' ? 'Postfix smtp-source (no command pipelining, as its manual says), `-s 20 -d`; the half-rate load of the latency runs is bench/load-node.ts, which paces and pipelines' : 'bench/load-node.ts (pipelining), smtp-source not installed',
+    loadTool:
+      tool === 'smtp-source'
+        ? 'Postfix smtp-source (no command pipelining, as its manual says), `-s 20 -d`; the half-rate load of the latency runs is bench/load-node.ts, which paces and pipelines'
+        : 'bench/load-node.ts (pipelining), smtp-source not installed',
     settings: `${COUNT.get(SMALL)} messages of 4 KiB and ${COUNT.get(LARGE)} of 100 KiB a run; the relay with its default settings but for maxConnections: 20 upstream and maxClientsPerIp: 50; Postfix + OpenDKIM with their defaults but for loopback ports, relaxed/relaxed and no chroot.`,
     signer,
     growth,
@@ -209,7 +223,9 @@ try {
   const section = render(results);
   if (process.env.BENCH_WRITE !== '0') {
     writeSection(join(import.meta.dirname, '..', 'BENCHMARKS.md'), section);
-    say(`\nWritten to BENCHMARKS.md (${results.minutes.toFixed(1)} min in all; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}).`);
+    say(
+      `\nWritten to BENCHMARKS.md (${results.minutes.toFixed(1)} min in all; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}).`,
+    );
   } else {
     say(`\n${section}`);
   }

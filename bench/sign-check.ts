@@ -37,7 +37,11 @@ async function concurrentRate(fn: () => Promise<unknown>, seconds: number): Prom
   return n / ((performance.now() - start) / 1000);
 }
 
-async function againstAllCores(fn: () => Promise<unknown>, rounds: number, seconds: number): Promise<{ rate: number; limit: number; ratio: number; cores: number }> {
+async function againstAllCores(
+  fn: () => Promise<unknown>,
+  rounds: number,
+  seconds: number,
+): Promise<{ rate: number; limit: number; ratio: number; cores: number }> {
   const rates: number[] = [];
   const limits: number[] = [];
   const ratios: number[] = [];
@@ -75,18 +79,26 @@ export async function signCheckRows(rounds: number, seconds: number, say: (row: 
     };
     add(
       `sign + self-check 4 KB, RSA-2048 (${threads})`,
-      await againstAllCores(async () => {
-        const signed = Buffer.concat([Buffer.from(await signMessageAsync(message, keys, options), 'latin1'), message]);
-        const check = await selfCheck(signed, keys, store, 'relaxed');
-        if (!check.pass) throw new Error(`self-check failed: ${check.detail}`);
-      }, rounds, seconds),
+      await againstAllCores(
+        async () => {
+          const signed = Buffer.concat([Buffer.from(await signMessageAsync(message, keys, options), 'latin1'), message]);
+          const check = await selfCheck(signed, keys, store, 'relaxed');
+          if (!check.pass) throw new Error(`self-check failed: ${check.detail}`);
+        },
+        rounds,
+        seconds,
+      ),
     );
     add(
       `pipeline 4 KB: normalize, sign, self-check (${threads})`,
-      await againstAllCores(async () => {
-        const outcome = await processMessage(message, ctx);
-        if (outcome.action !== 'deliver' || outcome.selfCheck !== 'pass') throw new Error(`pipeline: ${outcome.detail}`);
-      }, rounds, seconds),
+      await againstAllCores(
+        async () => {
+          const outcome = await processMessage(message, ctx);
+          if (outcome.action !== 'deliver' || outcome.selfCheck !== 'pass') throw new Error(`pipeline: ${outcome.detail}`);
+        },
+        rounds,
+        seconds,
+      ),
     );
     return rows;
   } finally {

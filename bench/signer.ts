@@ -73,8 +73,18 @@ export function signerRows(rounds: number, seconds: number, say: (row: SignerRow
   add({ what: 'signMessage 4 KB, RSA-2048', result: fmt(m.rate, 'msg/s'), limit: `raw RSA-2048 sign ${fmt(m.limit, '/s')}`, ratio: m.ratio });
   m = against(() => signMessage(small, [key('ed25519', ed)], options), rawEd, rounds, seconds);
   add({ what: 'signMessage 4 KB, Ed25519', result: fmt(m.rate, 'msg/s'), limit: `raw Ed25519 sign ${fmt(m.limit, '/s')}`, ratio: m.ratio });
-  m = against(() => signMessage(small, [key('rsa', rsa), key('ed25519', ed)], options), () => (rawRsa(), rawEd()), rounds, seconds);
-  add({ what: 'signMessage 4 KB, dual RSA-2048 + Ed25519', result: fmt(m.rate, 'msg/s'), limit: `raw RSA + Ed25519 sign ${fmt(m.limit, '/s')}`, ratio: m.ratio });
+  m = against(
+    () => signMessage(small, [key('rsa', rsa), key('ed25519', ed)], options),
+    () => (rawRsa(), rawEd()),
+    rounds,
+    seconds,
+  );
+  add({
+    what: 'signMessage 4 KB, dual RSA-2048 + Ed25519',
+    result: fmt(m.rate, 'msg/s'),
+    limit: `raw RSA + Ed25519 sign ${fmt(m.limit, '/s')}`,
+    ratio: m.ratio,
+  });
   for (const mode of ['relaxed', 'simple'] as const) {
     m = against(() => new BodyHasher(mode).update(big).digest(), rawSha, rounds, seconds);
     add({ what: `body hash 10 MB, ${mode}`, result: mb(m.rate), limit: `raw SHA-256 ${mb(m.limit)}`, ratio: m.ratio });

@@ -31,7 +31,9 @@ const SLOW = new Set([
 ]);
 
 const importsOf = (file: string, text: string): string[] =>
-  [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) => resolve(dirname(file), m[1]!)).filter((p) => FOLLOWED.some((dir) => p.startsWith(dir)) && p.endsWith('.ts'));
+  [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)]
+    .map((m) => resolve(dirname(file), m[1]!))
+    .filter((p) => FOLLOWED.some((dir) => p.startsWith(dir)) && p.endsWith('.ts'));
 
 const verdicts = new Map<string, boolean>();
 
@@ -53,10 +55,15 @@ function pure(file: string, seen = new Set<string>()): boolean {
 }
 
 function testFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? testFiles(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? testFiles(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
-const unit = testFiles(TEST).filter((f) => pure(f) && !SLOW.has(relative(ROOT, f))).map((f) => relative(ROOT, f)).sort();
+const unit = testFiles(TEST)
+  .filter((f) => pure(f) && !SLOW.has(relative(ROOT, f)))
+  .map((f) => relative(ROOT, f))
+  .sort();
 
 if (process.argv.includes('--list')) {
   console.log(unit.join('\n'));

@@ -12,7 +12,8 @@ export const OPENDKIM = '/usr/sbin/opendkim';
 /** Installs postfix and opendkim when missing; returns why not when it cannot. */
 export function ensurePackages(say: (line: string) => void): string | undefined {
   if (existsSync(POSTFIX) && existsSync(OPENDKIM)) return undefined;
-  if (process.getuid?.() !== 0) return 'postfix/opendkim are not installed and this is not root: run `apt-get install postfix opendkim` (Postfix with "No configuration") and rerun';
+  if (process.getuid?.() !== 0)
+    return 'postfix/opendkim are not installed and this is not root: run `apt-get install postfix opendkim` (Postfix with "No configuration") and rerun';
   if (!existsSync('/usr/bin/apt-get')) return 'postfix/opendkim are not installed and there is no apt-get';
   say('Installing the Debian packages postfix (with "No configuration": no system-wide Postfix is set up) and opendkim, for the peers and smtp-source…');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

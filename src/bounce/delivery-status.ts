@@ -42,7 +42,11 @@ const MAX_TEXT = 900;
 
 /** Printable ASCII and spaces only: control and 8-bit characters cannot start a field or break 7-bit. */
 function text7bit(value: string): string {
-  return value.replace(/[\t\r\n]+/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim().slice(0, MAX_TEXT);
+  return value
+    .replace(/[\t\r\n]+/g, ' ')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .trim()
+    .slice(0, MAX_TEXT);
 }
 
 /**
@@ -52,7 +56,8 @@ function text7bit(value: string): string {
 function envelopeId(envid: string): string {
   let out = '';
   for (const octet of Buffer.from(envid, 'utf8')) {
-    out += octet > 0x20 && octet < 0x7f && octet !== 0x2b && octet !== 0x3d ? String.fromCharCode(octet) : `+${octet.toString(16).toUpperCase().padStart(2, '0')}`;
+    out +=
+      octet > 0x20 && octet < 0x7f && octet !== 0x2b && octet !== 0x3d ? String.fromCharCode(octet) : `+${octet.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out.slice(0, MAX_TEXT);
 }

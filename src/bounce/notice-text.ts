@@ -60,7 +60,8 @@ export function advice(status: string, action: DsnAction): string {
   if (code === '1.2') return 'The domain of the address does not receive mail: check the part after the "@" for typing mistakes.';
   if (subject === '1') return 'Check the address for typing mistakes, or ask the recipient for the right one.';
   if (code === '2.2') return "The recipient's mailbox is full: send the message again later, or reach the recipient another way.";
-  if (code === '3.4' || code === '2.3') return 'The message is too large for the receiving system: send it smaller, for example with a link instead of an attachment.';
+  if (code === '3.4' || code === '2.3')
+    return 'The message is too large for the receiving system: send it smaller, for example with a link instead of an attachment.';
   if (subject === '2') return "The recipient's mailbox does not take mail at present: reach the recipient another way.";
   if (subject === '7') {
     return "The receiving system refused the message by its policy (spam filtering, sender authentication or access rules). Ask the recipient's mail administrator about it, quoting the reply above.";
@@ -72,7 +73,9 @@ function recipientLines(r: NoticeRecipient, action: DsnAction): string[] {
   const lines = [`<${clean(r.address)}>`];
   if (r.reply) {
     lines.push(...wrap(r.remoteMta ? `The receiving server ${clean(r.remoteMta)} answered:` : 'The receiving server answered:', INDENT));
-    const replyLines = clean(r.reply.text).split(/\r?\n/).map((l) => l.trim());
+    const replyLines = clean(r.reply.text)
+      .split(/\r?\n/)
+      .map((l) => l.trim());
     const code = `${r.reply.code}${r.reply.enhanced ? ` ${clean(r.reply.enhanced)}` : ''}`;
     replyLines.forEach((l, i) => lines.push(`${INDENT}${INDENT}${code}${i < replyLines.length - 1 ? '-' : ' '}${l}`));
   } else if (r.problem) {
@@ -104,10 +107,18 @@ export function noticeText(notice: Notice): string {
   const arrival = rfc5322Date(notice.arrival);
   const lines = [`This is the mail system at ${clean(notice.reportingMta)}.`, ''];
   if (notice.action === 'failed') {
-    lines.push(...wrap(`Your message of ${arrival} could not be delivered to the recipients below. The relay has given up on them; the other recipients, if any, are not affected.`));
+    lines.push(
+      ...wrap(
+        `Your message of ${arrival} could not be delivered to the recipients below. The relay has given up on them; the other recipients, if any, are not affected.`,
+      ),
+    );
   } else {
     const until = notice.willRetryUntil ? rfc5322Date(notice.willRetryUntil) : 'it expires';
-    lines.push(...wrap(`Your message of ${arrival} has not yet been delivered to the recipients below. The relay keeps trying until ${until}. You will be told again only if it cannot be delivered by then.`));
+    lines.push(
+      ...wrap(
+        `Your message of ${arrival} has not yet been delivered to the recipients below. The relay keeps trying until ${until}. You will be told again only if it cannot be delivered by then.`,
+      ),
+    );
   }
   for (const r of notice.recipients) lines.push('', ...recipientLines(r, notice.action));
   lines.push('', ...wrap(`The same report follows in machine-readable form. ${returnedLine(notice)}`));

@@ -28,7 +28,12 @@ const UNSAFE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\p{Cf}\u2028\u2029]/gu;
 export function inertText(text: string): string {
   return text
     .split(/\r\n?|\n/)
-    .map((line) => line.replace(UNSAFE, (c) => (c === '\t' ? ' ' : '')).replaceAll('=?', '= ?').trim())
+    .map((line) =>
+      line
+        .replace(UNSAFE, (c) => (c === '\t' ? ' ' : ''))
+        .replaceAll('=?', '= ?')
+        .trim(),
+    )
     .filter(Boolean)
     .join('\n');
 }

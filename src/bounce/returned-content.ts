@@ -13,9 +13,7 @@ import type { DsnAction } from './status.ts';
 /** Why only the header went back. */
 export type HeadersOnlyReason = 'requested' | 'delay' | 'size' | '8bit';
 
-export type ReturnedContent =
-  | { kind: 'message'; part: Buffer }
-  | { kind: 'headers'; reason: HeadersOnlyReason; part: Buffer };
+export type ReturnedContent = { kind: 'message'; part: Buffer } | { kind: 'headers'; reason: HeadersOnlyReason; part: Buffer };
 
 export interface ReturnOptions {
   /** MAIL FROM's RET parameter: FULL, HDRS, or none. */

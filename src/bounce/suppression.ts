@@ -128,7 +128,12 @@ export interface NoticePlan<R> {
  * failed (or were delayed) in the same pass share one notice, so a message
  * to fifty dead addresses brings its sender one notice, not fifty.
  */
-export function planNotices<R>(sender: string, original: Buffer, outcomes: readonly RecipientOutcome<R>[], senderDomains?: readonly string[] | null): NoticePlan<R> {
+export function planNotices<R>(
+  sender: string,
+  original: Buffer,
+  outcomes: readonly RecipientOutcome<R>[],
+  senderDomains?: readonly string[] | null,
+): NoticePlan<R> {
   const plan: NoticePlan<R> = { notices: [], suppressed: [] };
   if (outcomes.length === 0) return plan;
   const whole = messageSuppression(sender, original, senderDomains);

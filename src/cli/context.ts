@@ -26,7 +26,11 @@ export function checkedConfig(args: GlobalArgs): LoadedConfig {
  * Only commands that add keys pass `create`: any other, run from the wrong
  * directory, would otherwise start an empty store where the relay never looks.
  */
-export async function withStore<T>(args: GlobalArgs, use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>, options: { create?: boolean } = {}): Promise<T> {
+export async function withStore<T>(
+  args: GlobalArgs,
+  use: (store: KeyStore, loaded: LoadedConfig) => T | Promise<T>,
+  options: { create?: boolean } = {},
+): Promise<T> {
   const loaded = configFrom(args);
   // A command runs once: it never needs to look for other relays' changes.
   const store = await openKeyStore(loaded.config.keys, { create: options.create ?? false, refreshMs: 0 });
@@ -57,5 +61,12 @@ export async function readStdin(): Promise<Buffer> {
 /** Columns padded to the widest cell. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -22,7 +22,11 @@ export function dnsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) =>
         y
           .option('domain', { type: 'string', describe: 'check only this signing domain' })
-          .option('nameserver', { type: 'string', array: true, describe: 'ask this server, IP[:PORT]; repeat to compare several (default: dns.resolvers, else the system resolver)' })
+          .option('nameserver', {
+            type: 'string',
+            array: true,
+            describe: 'ask this server, IP[:PORT]; repeat to compare several (default: dns.resolvers, else the system resolver)',
+          })
           .option('authoritative', { type: 'boolean', default: false, describe: "ask each domain's own authoritative servers (found through the resolver)" })
           .example('$0 dns check', 'through the system resolver')
           .example('$0 dns check --nameserver 192.0.2.53 --nameserver 198.51.100.53', 'compare two servers')
@@ -102,4 +106,3 @@ function how(result: KeyReport['servers'][number]): string {
 function findingLine(f: Finding, indent: string): string {
   return `${indent}${f.level.padEnd(7)} ${f.code}: ${f.message}${f.fix ? ` — ${f.fix}` : ''}`;
 }
-

@@ -26,7 +26,11 @@ export function applyKey(line: string, key: string): string | 'done' | 'abort' {
   return line + key;
 }
 
-export function readHiddenLine(prompt: string, input: ReadStream = process.stdin as ReadStream, output: NodeJS.WritableStream = process.stderr): Promise<string> {
+export function readHiddenLine(
+  prompt: string,
+  input: ReadStream = process.stdin as ReadStream,
+  output: NodeJS.WritableStream = process.stderr,
+): Promise<string> {
   // Raw before the prompt shows: a reply typed at once is not echoed either.
   input.setRawMode(true);
   output.write(prompt);

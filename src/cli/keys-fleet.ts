@@ -29,19 +29,31 @@ export const migrateCommand: CommandModule<GlobalArgs, MigrateArgs> = {
       .option('to', { type: 'string', demandOption: true, describe: 'the PostgreSQL store: postgres://user@host/db (the password in --password-file)' })
       .option('encryption-key-file', { type: 'string', describe: 'the key-encryption key to seal the private keys with (default: keys.encryptionKeyFile)' })
       .option('password-file', { type: 'string', describe: 'the database password (default: keys.passwordFile)' })
-      .example('$0 keys migrate --to postgresql://dkim@db.example.com/dkim?sslmode=verify-full --encryption-key-file /etc/dkim-relay/kek', '') as Argv<MigrateArgs>,
+      .example(
+        '$0 keys migrate --to postgresql://dkim@db.example.com/dkim?sslmode=verify-full --encryption-key-file /etc/dkim-relay/kek',
+        '',
+      ) as Argv<MigrateArgs>,
   handler: async (args) => {
     const { config } = configFrom(args);
     if (!isPostgresUrl(args.to)) throw new UserError('--to must be a postgres:// or postgresql:// URL', 'e.g. --to postgresql://dkim@db.example.com/dkim');
     if (new URL(args.to).password !== '') throw new UserError('--to must not hold a password', 'put it in a file of mode 0600 and give --password-file');
     if (config.keys.database !== undefined) {
-      throw new UserError('this configuration already uses keys.database', 'keys migrate copies the SQLite store of keys.dir: run it with the configuration of the relay whose store it is');
+      throw new UserError(
+        'this configuration already uses keys.database',
+        'keys migrate copies the SQLite store of keys.dir: run it with the configuration of the relay whose store it is',
+      );
     }
     const encryptionKeyFile = args['encryption-key-file'] ?? config.keys.encryptionKeyFile;
-    if (encryptionKeyFile === undefined) throw new UserError('no key-encryption key to seal the private keys with', 'give --encryption-key-file F; make F with: (umask 077; openssl rand -base64 32 > F)');
+    if (encryptionKeyFile === undefined)
+      throw new UserError(
+        'no key-encryption key to seal the private keys with',
+        'give --encryption-key-file F; make F with: (umask 077; openssl rand -base64 32 > F)',
+      );
     const source = SqliteKeyStore.open(config.keys.dir, { create: false });
     try {
-      const target = await openPgStore({ dir: config.keys.dir, encryptionKeyFile, passwordFile: args['password-file'] ?? config.keys.passwordFile }, args.to, { refreshMs: 0 });
+      const target = await openPgStore({ dir: config.keys.dir, encryptionKeyFile, passwordFile: args['password-file'] ?? config.keys.passwordFile }, args.to, {
+        refreshMs: 0,
+      });
       try {
         const result = await copySqliteStore(source, target);
         if (args.json) return printJson({ from: source.location, to: target.location, ...result });
@@ -67,11 +79,17 @@ export const rewrapCommand: CommandModule<GlobalArgs, RewrapArgs> = {
   builder: (y: Argv<GlobalArgs>) =>
     y
       .option('new-key-file', { type: 'string', demandOption: true, describe: 'the new key-encryption key: 32 bytes in base64, mode 0600' })
-      .example('(umask 077; openssl rand -base64 32 > /etc/dkim-relay/kek.new) && $0 keys rewrap --new-key-file /etc/dkim-relay/kek.new', '') as Argv<RewrapArgs>,
+      .example(
+        '(umask 077; openssl rand -base64 32 > /etc/dkim-relay/kek.new) && $0 keys rewrap --new-key-file /etc/dkim-relay/kek.new',
+        '',
+      ) as Argv<RewrapArgs>,
   handler: (args) =>
     withStore(args, async (store) => {
       if (store.engine !== 'postgres') {
-        throw new UserError('keys rewrap applies to a PostgreSQL key store (keys.database)', 'the SQLite store keeps private keys in files of mode 0600, which are not sealed');
+        throw new UserError(
+          'keys rewrap applies to a PostgreSQL key store (keys.database)',
+          'the SQLite store keeps private keys in files of mode 0600, which are not sealed',
+        );
       }
       const newKey = readEncryptionKey(args['new-key-file'], '--new-key-file');
       const count = await (store as PgKeyStore).rewrap(newKey);

@@ -54,13 +54,23 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .example('$0 keys generate --domain example.com', 'RSA-2048, pending until activated')
           .example('$0 keys generate --domain example.com --algorithm ed25519 --activate', 'dual signing: add an Ed25519 key'),
       (args) =>
-        withStore(args, async (store) => {
-          if (args.algorithm === 'ed25519' && args.bits !== undefined) {
-            throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
-          }
-          const key = await store.generate({ domain: args.domain!, selector: args.selector, algorithm: args.algorithm!, bits: args.bits ?? 2048, activate: args.activate });
-          announce(key, args);
-        }, { create: true }),
+        withStore(
+          args,
+          async (store) => {
+            if (args.algorithm === 'ed25519' && args.bits !== undefined) {
+              throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
+            }
+            const key = await store.generate({
+              domain: args.domain!,
+              selector: args.selector,
+              algorithm: args.algorithm!,
+              bits: args.bits ?? 2048,
+              activate: args.activate,
+            });
+            announce(key, args);
+          },
+          { create: true },
+        ),
     )
     .command<Args>(
       'list',
@@ -72,10 +82,22 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (args.json) return printJson(keys.map(({ file: _file, ...k }) => k));
           if (keys.length === 0 && args.domain !== undefined) return print(noKeysFor(args.domain));
           if (keys.length === 0) return print('no keys yet: dkim-relay keys generate --domain example.com');
-          print(table(
-            ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT'],
-            keys.map((k) => [k.domain, k.selector, k.algorithm, String(k.bits), k.state, day(k.createdAt), day(k.activatedAt), day(k.retiredAt), k.fingerprint]),
-          ));
+          print(
+            table(
+              ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT'],
+              keys.map((k) => [
+                k.domain,
+                k.selector,
+                k.algorithm,
+                String(k.bits),
+                k.state,
+                day(k.createdAt),
+                day(k.activatedAt),
+                day(k.retiredAt),
+                k.fingerprint,
+              ]),
+            ),
+          );
         }),
     )
     .command<Args>(
@@ -84,7 +106,11 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) =>
         y
           .option('domain', DOMAIN)
-          .option('format', { choices: ['zone', 'json', 'value', 'cname'] as const, default: 'zone' as const, describe: 'zone: zone-file lines; value: one unsplit string; json: for provider APIs; cname: the CNAMEs of delegated selectors' })
+          .option('format', {
+            choices: ['zone', 'json', 'value', 'cname'] as const,
+            default: 'zone' as const,
+            describe: 'zone: zone-file lines; value: one unsplit string; json: for provider APIs; cname: the CNAMEs of delegated selectors',
+          })
           .option('as', { choices: ['zone', 'value', 'json'] as const, describe: 'with --format cname: zone-file lines (default), name and target, or JSON' })
           .example('$0 keys dns --domain example.com', 'zone-file lines, strings of at most 255 octets')
           .example('$0 keys dns --format value', 'one string per record, for web panels that split by themselves')
@@ -94,7 +120,10 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (args.format === 'cname') return printCnames(store, config, args);
           if (args.as !== undefined) throw new UserError('--as applies to --format cname only', 'leave out --as, or add --format cname');
           // In delegated mode a record lives at the CNAME's target, in the relay's zone.
-          const records = store.list(args.domain).filter((k) => published(k.state)).map((k) => keyRecord(k, delegationFor(config.dns.delegation, k.domain)));
+          const records = store
+            .list(args.domain)
+            .filter((k) => published(k.state))
+            .map((k) => keyRecord(k, delegationFor(config.dns.delegation, k.domain)));
           // Nothing to publish for a domain named on purpose is most likely a typo: a failed check.
           if (records.length === 0 && args.domain !== undefined) throw new CheckFailed(noKeysFor(args.domain));
           if (args.json || args.format === 'json') return printJson(records);
@@ -113,15 +142,19 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('file', { type: 'string', demandOption: true, describe: 'PEM file holding the private key' })
           .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once' }),
       (args) =>
-        withStore(args, async (store) => {
-          let pem: string;
-          try {
-            pem = readFileSync(args.file!, 'utf8');
-          } catch {
-            throw new UserError(`cannot read ${args.file}`, 'check the --file path');
-          }
-          announce(await store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate }), args);
-        }, { create: true }),
+        withStore(
+          args,
+          async (store) => {
+            let pem: string;
+            try {
+              pem = readFileSync(args.file!, 'utf8');
+            } catch {
+              throw new UserError(`cannot read ${args.file}`, 'check the --file path');
+            }
+            announce(await store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate }), args);
+          },
+          { create: true },
+        ),
     )
     .command<Args>(
       'export',
@@ -135,7 +168,10 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (args) =>
         withStore(args, (store) => {
           if (args.json) {
-            throw new UserError('keys export prints PEM, not JSON', 'leave out --json; `dkim-relay keys list --json` gives the public key (publicData) and its metadata');
+            throw new UserError(
+              'keys export prints PEM, not JSON',
+              'leave out --json; `dkim-relay keys list --json` gives the public key (publicData) and its metadata',
+            );
           }
           const key = store.get(args.domain!, args.selector!);
           const pem = args.private ? store.privatePem(key) : publicPem(key.algorithm, key.publicData);
@@ -145,12 +181,16 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<Args>(
       'activate',
-      'start signing with a key once DNS serves its record; the domain\'s active key of the same algorithm retires',
+      "start signing with a key once DNS serves its record; the domain's active key of the same algorithm retires",
       (y) =>
         y
           .option('domain', { ...DOMAIN, demandOption: true })
           .option('selector', { ...SELECTOR, demandOption: true })
-          .option('force', { type: 'boolean', default: false, describe: 'activate even though DNS does not serve the record (mail will fail DKIM until it does)' })
+          .option('force', {
+            type: 'boolean',
+            default: false,
+            describe: 'activate even though DNS does not serve the record (mail will fail DKIM until it does)',
+          })
           .option('nameserver', { type: 'string', describe: 'ask this resolver (IP or IP:PORT) instead of the system one' }),
       (args) =>
         withStore(args, async (store) => {
@@ -162,14 +202,18 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           let dnsCheck: 'match' | 'skipped' | 'not needed' = 'not needed';
           if (needsCheck && args.force) {
             dnsCheck = 'skipped';
-            warn(`DNS check skipped (--force): receivers fail DKIM on mail signed with ${key.selector} until ${recordName(key.selector, key.domain)} serves its record`);
+            warn(
+              `DNS check skipped (--force): receivers fail DKIM on mail signed with ${key.selector} until ${recordName(key.selector, key.domain)} serves its record`,
+            );
           } else if (needsCheck) {
             await requirePublished(key, args.nameserver);
             dnsCheck = 'match';
           }
           for (const old of needsCheck ? replaced : []) {
             if (key.algorithm === 'rsa' && key.bits < old.bits) {
-              warn(`${key.selector} (rsa ${key.bits} bits) replaces ${old.selector} (rsa ${old.bits} bits), a stronger key; generate a key of ${old.bits} bits or more and activate that instead`);
+              warn(
+                `${key.selector} (rsa ${key.bits} bits) replaces ${old.selector} (rsa ${old.bits} bits), a stronger key; generate a key of ${old.bits} bits or more and activate that instead`,
+              );
             }
           }
           const activated = await store.activate(args.domain!, args.selector!);
@@ -204,7 +248,10 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         y
           .option('domain', { ...DOMAIN, type: 'string', array: true, describe: 'the signing domain (d=); repeat for several' })
           .option('all', { type: 'boolean', default: false, describe: 'every domain that has an active key' })
-          .option('algorithm', { choices: ['rsa', 'ed25519'] as const, describe: 'rotate only this algorithm, or switch to it (default: each active key, same algorithm)' })
+          .option('algorithm', {
+            choices: ['rsa', 'ed25519'] as const,
+            describe: 'rotate only this algorithm, or switch to it (default: each active key, same algorithm)',
+          })
           .option('bits', { type: 'number', describe: `RSA modulus size: ${RSA_SIZES.join(', ')} (default: as the active key)` })
           .example('$0 keys rotate --domain example.com', 'the next key, same algorithm and size as the active one')
           .example('$0 keys rotate --all', 'every signing domain'),
@@ -212,13 +259,26 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         withStore(args, async (store, { config }) => {
           const named = (args.domain as unknown as string[] | undefined) ?? [];
           if (named.length > 0 === args.all) {
-            throw new UserError(args.all ? '--all and --domain exclude each other' : 'name the domains to rotate', 'give --domain D (repeat for several) or --all');
+            throw new UserError(
+              args.all ? '--all and --domain exclude each other' : 'name the domains to rotate',
+              'give --domain D (repeat for several) or --all',
+            );
           }
           if (args.algorithm === 'ed25519' && args.bits !== undefined) {
             throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
           }
-          const domains = args.all ? [...new Set(store.list().filter((k) => k.state === 'active').map((k) => k.domain))] : named.map(normalizeDomain);
-          if (domains.length === 0) throw new UserError('no domain has an active key to rotate', 'generate and activate a key first: dkim-relay keys generate --domain example.com');
+          const domains = args.all
+            ? [
+                ...new Set(
+                  store
+                    .list()
+                    .filter((k) => k.state === 'active')
+                    .map((k) => k.domain),
+                ),
+              ]
+            : named.map(normalizeDomain);
+          if (domains.length === 0)
+            throw new UserError('no domain has an active key to rotate', 'generate and activate a key first: dkim-relay keys generate --domain example.com');
           const made: { key: StoredKey; replaces: StoredKey }[] = [];
           for (const domain of domains) {
             for (const { replaces, algorithm, bits } of rotationsFor(store, domain, args, !args.all)) {
@@ -231,7 +291,9 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           for (const { key, replaces } of made) {
             announce(key, args);
             const publishFor = duration(policyFor(config.rotation, key.domain).publishFor);
-            print(`${key.selector} replaces ${replaces.selector}. Once every DNS server asked has served this record for ${publishFor} (rotation.publishFor), the scheduler inside \`dkim-relay serve\` activates it and ${replaces.selector} retires.`);
+            print(
+              `${key.selector} replaces ${replaces.selector}. Once every DNS server asked has served this record for ${publishFor} (rotation.publishFor), the scheduler inside \`dkim-relay serve\` activates it and ${replaces.selector} retires.`,
+            );
           }
         }),
     )
@@ -277,10 +339,12 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const events = store.history(args.domain);
           if (args.json) return printJson(events);
           if (events.length === 0) return print(args.domain ? `no key events for ${normalizeDomain(args.domain)}` : 'no key events yet');
-          print(table(
-            ['AT', 'DOMAIN', 'SELECTOR', 'FROM', 'TO', 'BY', 'WHY'],
-            events.map((e) => [e.at.slice(0, 19).replace('T', ' '), e.domain, e.selector, e.from ?? '-', e.to, e.by, e.why]),
-          ));
+          print(
+            table(
+              ['AT', 'DOMAIN', 'SELECTOR', 'FROM', 'TO', 'BY', 'WHY'],
+              events.map((e) => [e.at.slice(0, 19).replace('T', ' '), e.domain, e.selector, e.from ?? '-', e.to, e.by, e.why]),
+            ),
+          );
         }),
     )
     .command(migrateCommand)
@@ -307,11 +371,15 @@ function rotationsFor(store: KeyStore, domain: string, args: Args, strict: boole
     const underway = keys.find((k) => k.state === 'pending' && k.algorithm === algorithm && k.createdAt >= old.createdAt && k.id !== old.id);
     if (underway) {
       const line = `${domain}: a rotation is already under way: ${underway.selector} (${algorithm}) is pending`;
-      if (strict) throw new UserError(line, `publish its record (dkim-relay keys dns --domain ${domain}); \`serve\` activates it once DNS serves it, or revoke it to start over`);
+      if (strict)
+        throw new UserError(
+          line,
+          `publish its record (dkim-relay keys dns --domain ${domain}); \`serve\` activates it once DNS serves it, or revoke it to start over`,
+        );
       warn(`${line}; skipped`);
       continue;
     }
-    const bits = algorithm === 'ed25519' ? 256 : args.bits ?? (old.algorithm === 'rsa' ? old.bits : 2048);
+    const bits = algorithm === 'ed25519' ? 256 : (args.bits ?? (old.algorithm === 'rsa' ? old.bits : 2048));
     out.push({ replaces: old, algorithm, bits });
   }
   return out;
@@ -324,17 +392,35 @@ function rotationsFor(store: KeyStore, domain: string, args: Args, strict: boole
  */
 function printCnames(store: KeyStore, config: Config, args: Args): void {
   const settings = config.dns.delegation;
-  if (!settings) throw new UserError('--format cname needs delegated selectors, and dns.delegation is not set', 'set dns.delegation.zone (see docs/dns-and-publishing.md, "Delegated selectors"), or use --format zone');
+  if (!settings)
+    throw new UserError(
+      '--format cname needs delegated selectors, and dns.delegation is not set',
+      'set dns.delegation.zone (see docs/dns-and-publishing.md, "Delegated selectors"), or use --format zone',
+    );
   let domains: string[];
   if (args.domain !== undefined) {
     const domain = normalizeDomain(args.domain);
-    if (!delegationFor(settings, domain)) throw new UserError(`${domain} does not use delegated selectors (it is not in dns.delegation.domains)`, 'add it to dns.delegation.domains, or use --format zone');
+    if (!delegationFor(settings, domain))
+      throw new UserError(
+        `${domain} does not use delegated selectors (it is not in dns.delegation.domains)`,
+        'add it to dns.delegation.domains, or use --format zone',
+      );
     domains = [domain];
   } else {
-    domains = [...new Set([...(settings.domains ?? []), ...store.list().filter((k) => k.state !== 'removed').map((k) => k.domain)])].filter((d) => delegationFor(settings, d)).sort();
+    domains = [
+      ...new Set([
+        ...(settings.domains ?? []),
+        ...store
+          .list()
+          .filter((k) => k.state !== 'removed')
+          .map((k) => k.domain),
+      ]),
+    ]
+      .filter((d) => delegationFor(settings, d))
+      .sort();
   }
   const records = domains.flatMap((d) => delegatedCnames(d, delegationFor(settings, d)!));
-  const format = args.json ? 'json' : args.as ?? 'zone';
+  const format = args.json ? 'json' : (args.as ?? 'zone');
   if (records.length === 0 && format !== 'json') return print('; no domain uses delegated selectors yet: dkim-relay keys generate --domain example.com');
   print(formatCnames(records, format));
 }

@@ -44,7 +44,13 @@ function withoutHelpHint(line: string): string {
 export function usageLine(message: string, argv: string[]): string {
   const words = argv.filter((a) => !a.startsWith('-'));
   const command = COMMANDS.has(words[0] ?? '') ? words[0] : undefined;
-  let line = withoutHelpHint(message.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' '));
+  let line = withoutHelpHint(
+    message
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '')
+      .join(' '),
+  );
   if (!command && words[0] !== undefined && (line === `Unknown argument: ${words[0]}` || line.startsWith('Did you mean'))) {
     line = `unknown command ${words[0]}${line.startsWith('Did you mean') ? `; ${line.replace(/^Did/, 'did')}` : ''}`;
   }

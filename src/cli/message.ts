@@ -50,7 +50,9 @@ export function signCommand(yargs: Argv<GlobalArgs>) {
 function report(outcome: Report): void {
   if (outcome.signatures.length === 0) throw new CheckFailed(`not signed: ${outcome.detail}`);
   if (outcome.selfCheck === 'fail') throw new CheckFailed(`self-check failed: ${outcome.detail}`);
-  process.stderr.write(`signed ${outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`).join(', ')}; self-check ${outcome.selfCheck}\n`);
+  process.stderr.write(
+    `signed ${outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`).join(', ')}; self-check ${outcome.selfCheck}\n`,
+  );
 }
 
 export function verifyCommand(yargs: Argv<GlobalArgs>) {
@@ -81,7 +83,9 @@ async function verifyWith(args: GlobalArgs, resolver: DNSResolver | undefined, c
     if (result.signatures.length === 0) print('none: the message carries no DKIM signature');
     for (const s of result.signatures) {
       const alignment = `${s.aligned ? 'aligned' : 'not-aligned'} with From: ${result.fromDomains.join(',') || '(none)'}`;
-      print(`${s.result} d=${s.domain || '(none)'} s=${s.selector || '(none)'} a=${s.algorithm || '(none)'} ${alignment}${s.result === 'pass' ? '' : `: ${s.comment}`}`);
+      print(
+        `${s.result} d=${s.domain || '(none)'} s=${s.selector || '(none)'} a=${s.algorithm || '(none)'} ${alignment}${s.result === 'pass' ? '' : `: ${s.comment}`}`,
+      );
     }
     if (problem) print(`fail: ${problem}`);
   }

@@ -26,7 +26,9 @@ export function passwdCommand(yargs: Argv<GlobalArgs>) {
       const entry = { name: user, password: await hashPassword(password) };
       if (args.json) return printJson(entry);
       // Quoted whatever the name holds ("scan: printer", "#x", "yes"), so the pasted entry reads back as written.
-      print(`# paste under access.users in the configuration\n${stringify([entry], { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN', lineWidth: 0 })}`);
+      print(
+        `# paste under access.users in the configuration\n${stringify([entry], { defaultStringType: 'QUOTE_DOUBLE', defaultKeyType: 'PLAIN', lineWidth: 0 })}`,
+      );
     },
   );
 }

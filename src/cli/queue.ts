@@ -35,7 +35,10 @@ export function queueCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         (args) =>
           withQueue(args, (queue, dir) => {
             const now = Date.now();
-            if (!queue) return args.json ? printJson({ messages: [], summary: summaryJson({ messages: 0, pending: 0, oldestReceivedAt: null }) }) : print(`queue is empty (${join(dir, 'queue.db')} does not exist yet)`);
+            if (!queue)
+              return args.json
+                ? printJson({ messages: [], summary: summaryJson({ messages: 0, pending: 0, oldestReceivedAt: null }) })
+                : print(`queue is empty (${join(dir, 'queue.db')} does not exist yet)`);
             // One read transaction: a consistent picture while the relay writes.
             const { messages, depth } = queue.index.db.transaction(() => ({
               messages: queue.index.list().map((m) => queue.index.show(m.id)!),
@@ -58,7 +61,10 @@ export function queueCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             const message = find(queue, args.id!);
             const file = queue!.spool.path(message.id);
             if (args.message) {
-              if ((await queue!.spool.size(message.id)) === undefined) throw new CheckFailed(`${message.id}: its file ${file} is missing — restore it, or delete the message: dkim-relay queue delete ${message.id} --yes`);
+              if ((await queue!.spool.size(message.id)) === undefined)
+                throw new CheckFailed(
+                  `${message.id}: its file ${file} is missing — restore it, or delete the message: dkim-relay queue delete ${message.id} --yes`,
+                );
               return pipeline(queue!.spool.read(message.id), process.stdout, { end: false });
             }
             if (args.json) return printJson({ ...messageJson(message, Date.now()), file });
@@ -108,7 +114,12 @@ export function queueCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .example('$0 queue hold --all && $0 queue release ID && $0 queue delete --held --yes', 'drop a flood, keeping what is wanted'),
         (args) => remove(args),
       )
-      .command<Args>('flush', 'make every waiting recipient due now (as postqueue -f)', (c) => c, (args) => flush(args))
+      .command<Args>(
+        'flush',
+        'make every waiting recipient due now (as postqueue -f)',
+        (c) => c,
+        (args) => flush(args),
+      )
       .demandCommand(1, 'name a queue command: list, show, retry, hold, release, delete or flush'),
   );
 }
@@ -151,7 +162,10 @@ function refuseOtherOwner(dir: string): void {
   const uid = process.getuid?.();
   const owner = statSync(dir).uid;
   if (uid !== undefined && uid !== owner) {
-    throw new UserError(`${dir} belongs to uid ${owner}, and this is uid ${uid}`, 'run dkim-relay queue as the user the relay runs as (see docs/install-and-systemd.md)');
+    throw new UserError(
+      `${dir} belongs to uid ${owner}, and this is uid ${uid}`,
+      'run dkim-relay queue as the user the relay runs as (see docs/install-and-systemd.md)',
+    );
   }
 }
 
@@ -159,7 +173,10 @@ function refuseOtherOwner(dir: string): void {
 function explainQueueError(err: unknown, file: string): unknown {
   const code = String((err as { code?: unknown } | null)?.code ?? '');
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new UserError(`queue database ${file} is locked by another process`, 'wait a moment and retry; if it stays locked, look for a stuck dkim-relay process');
+    return new UserError(
+      `queue database ${file} is locked by another process`,
+      'wait a moment and retry; if it stays locked, look for a stuck dkim-relay process',
+    );
   }
   if (err instanceof SpoolUnavailableError && err.reason === 'full') return new UserError(err.message, 'free space on the spool disk');
   if (err instanceof SpoolUnavailableError || code.startsWith('SQLITE_PERM')) {
@@ -200,7 +217,8 @@ function changeEach(args: Args, action: 'retry' | 'hold' | 'release'): Promise<v
       throw unknownId(args.ids![0]!);
     }
     const { index } = queue;
-    const select = () => (args.all ? index.list(action === 'release' ? { held: true } : {}).map((m) => index.show(m.id)!) : args.ids!.map((id) => find(queue, id)));
+    const select = () =>
+      args.all ? index.list(action === 'release' ? { held: true } : {}).map((m) => index.show(m.id)!) : args.ids!.map((id) => find(queue, id));
     // A message recovery held because its file is gone or cut must not go back to delivery.
     const broken = action === 'release' ? await brokenFiles(queue, select()) : [];
     if (broken.length > 0 && !args.all) throw new CheckFailed(`${broken[0]!.id} not released: ${broken[0]!.why}`);
@@ -211,7 +229,13 @@ function changeEach(args: Args, action: 'retry' | 'hold' | 'release'): Promise<v
           .map((m): Change => {
             const changed = action === 'retry' ? index.retry(m.id) : action === 'hold' ? m.hold === null && index.hold(m.id) : index.release(m.id);
             const after = index.show(m.id)!;
-            return { id: m.id, changed, held: after.hold !== null, delivering: m.recipients.filter((r) => r.state === 'delivering').length, next: next(after.recipients, Date.now()) };
+            return {
+              id: m.id,
+              changed,
+              held: after.hold !== null,
+              delivering: m.recipients.filter((r) => r.state === 'delivering').length,
+              next: next(after.recipients, Date.now()),
+            };
           }),
       )
       .immediate();
@@ -231,7 +255,10 @@ async function brokenFiles(queue: OpenQueue, messages: MessageDetail[]): Promise
     const size = await queue.spool.size(m.id);
     if (size === m.size) continue;
     const what = size === undefined ? 'is missing' : `has ${size} octets, not the ${m.size} accepted`;
-    broken.push({ id: m.id, why: `its file ${queue.spool.path(m.id)} ${what} — restore the file, or delete the message: dkim-relay queue delete ${m.id} --yes` });
+    broken.push({
+      id: m.id,
+      why: `its file ${queue.spool.path(m.id)} ${what} — restore the file, or delete the message: dkim-relay queue delete ${m.id} --yes`,
+    });
   }
   return broken;
 }
@@ -264,7 +291,10 @@ function flush(args: GlobalArgs): Promise<void> {
       ? queue.index.db
           .transaction(() => {
             const due = queue.index.retry();
-            const waiting = queue.index.list().map((m) => queue.index.show(m.id)!).filter((m) => waitingOf(m) > 0);
+            const waiting = queue.index
+              .list()
+              .map((m) => queue.index.show(m.id)!)
+              .filter((m) => waitingOf(m) > 0);
             const free = waiting.filter((m) => m.hold === null);
             return { due, messages: free.length, recipients: free.reduce((n, m) => n + waitingOf(m), 0), held: waiting.length - free.length };
           })
@@ -285,12 +315,19 @@ function flush(args: GlobalArgs): Promise<void> {
 function remove(args: Args): Promise<void> {
   return withQueue(args, async (queue) => {
     if (!queue && !args.held) throw unknownId(args.ids![0]!);
-    const select = () => (!queue ? [] : args.held ? queue.index.list({ held: true }).map((m) => queue.index.show(m.id)!) : args.ids!.map((id) => find(queue, id)));
+    const select = () =>
+      !queue ? [] : args.held ? queue.index.list({ held: true }).map((m) => queue.index.show(m.id)!) : args.ids!.map((id) => find(queue, id));
     const targets = select();
     if (targets.length === 0) return args.json ? printJson({ action: 'delete', deleted: [] }) : print('no held messages: nothing to delete');
     if (!args.yes) {
-      const what = targets.length === 1 ? describeBriefly(targets[0]!) : `${targets.length} ${args.held ? 'held ' : ''}messages (${pendingOf(targets)} recipient(s) undelivered)`;
-      throw new UserError(`would delete ${what}, without delivery or bounce`, `add --yes to delete: dkim-relay queue delete ${args.held ? '--held' : targets.map((t) => t.id).join(' ')} --yes`);
+      const what =
+        targets.length === 1
+          ? describeBriefly(targets[0]!)
+          : `${targets.length} ${args.held ? 'held ' : ''}messages (${pendingOf(targets)} recipient(s) undelivered)`;
+      throw new UserError(
+        `would delete ${what}, without delivery or bounce`,
+        `add --yes to delete: dkim-relay queue delete ${args.held ? '--held' : targets.map((t) => t.id).join(' ')} --yes`,
+      );
     }
     const { index, spool } = queue!;
     // Selected again inside the transaction: what is held now, not a moment ago.

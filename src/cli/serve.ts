@@ -42,7 +42,10 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
             .catch((err: Error) => {
               // Nothing listens any more: exit, so that the service manager sees it and an administrator is told.
               stopping = true;
-              logger.fatal({ err: err instanceof UserError ? err.toLine() : err.message }, 'reload failed and the previous configuration could not start again: exiting');
+              logger.fatal(
+                { err: err instanceof UserError ? err.toLine() : err.message },
+                'reload failed and the previous configuration could not start again: exiting',
+              );
               reject(err);
             });
         });
@@ -87,7 +90,13 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
  * flight finish) and new ones start; if they cannot, what was running starts
  * again, and if that cannot start either, the reload fails.
  */
-async function reload(args: GlobalArgs, running: LoadedConfig, relay: RunningRelay, logger: Logger, supervisor: Supervisor): Promise<{ running: LoadedConfig; relay: RunningRelay }> {
+async function reload(
+  args: GlobalArgs,
+  running: LoadedConfig,
+  relay: RunningRelay,
+  logger: Logger,
+  supervisor: Supervisor,
+): Promise<{ running: LoadedConfig; relay: RunningRelay }> {
   let loaded: LoadedConfig;
   try {
     loaded = checkedConfig(args);

@@ -23,7 +23,11 @@ export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     (y) =>
       y
         .option('dns', { type: 'boolean', default: true, describe: 'look up SPF and DMARC live (--no-dns: only what the key store knows)' })
-        .option('nameserver', { type: 'string', array: true, describe: 'ask this server for SPF and DMARC, IP[:PORT] (default: dns.resolvers, else the system resolver)' })
+        .option('nameserver', {
+          type: 'string',
+          array: true,
+          describe: 'ask this server for SPF and DMARC, IP[:PORT] (default: dns.resolvers, else the system resolver)',
+        })
         .example('$0 status', 'the morning look')
         .example('$0 status --json --no-dns', 'for monitoring, without touching DNS'),
     async (args) => {
@@ -47,7 +51,9 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
   const store = await openKeyStore(config.keys, { create: false, refreshMs: 0 });
   try {
     const domains = reportedDomains(store.list());
-    const readiness = dns ? await lookUpReadiness(domains, named.length > 0 ? named : configuredNameservers(config.dns.resolvers), config.dns.timeoutSeconds) : new Map();
+    const readiness = dns
+      ? await lookUpReadiness(domains, named.length > 0 ? named : configuredNameservers(config.dns.resolvers), config.dns.timeoutSeconds)
+      : new Map();
     return gatherStatus({ config, store, now: new Date(), readiness, background: readTaskHealth(config.queue.dir)?.tasks ?? [] }).report;
   } finally {
     await store.close();

@@ -7,7 +7,16 @@
 // cause changes, when it comes back after a run that worked, or as a reminder
 // once an hour while it lasts. Every failure is counted all the same.
 
-export const BACKGROUND_TASKS = ['rotation', 'dns-observation', 'dmarc-readiness', 'extension-probe', 'notice-mail', 'queue-maintenance', 'metrics', 'dmarc-reports'] as const;
+export const BACKGROUND_TASKS = [
+  'rotation',
+  'dns-observation',
+  'dmarc-readiness',
+  'extension-probe',
+  'notice-mail',
+  'queue-maintenance',
+  'metrics',
+  'dmarc-reports',
+] as const;
 export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];
 
 /** How long a failure that goes on with the same cause stays quiet before a reminder. */

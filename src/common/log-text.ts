@@ -13,7 +13,9 @@ export function textLine(json: string): string {
   } catch {
     return json.endsWith('\n') ? json : `${json}\n`;
   }
-  const level = String(entry.level ?? '').toUpperCase().padEnd(5);
+  const level = String(entry.level ?? '')
+    .toUpperCase()
+    .padEnd(5);
   const fields = Object.entries(entry)
     .filter(([key, value]) => !PLACED.has(key) && value !== undefined)
     .map(([key, value]) => `${key}=${fieldValue(value)}`);

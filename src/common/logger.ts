@@ -47,7 +47,10 @@ function asText(destination: ReturnType<typeof pino.destination>): DestinationSt
  * log line of its own, so the output holds nothing but log lines.
  */
 export function routeConsoleTo(logger: Logger): void {
-  const to = (level: 'debug' | 'info' | 'warn' | 'error') => (...args: unknown[]) => logger[level]({ source: 'console' }, format(...args));
+  const to =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (...args: unknown[]) =>
+      logger[level]({ source: 'console' }, format(...args));
   console.log = to('info');
   console.info = to('info');
   console.debug = to('debug');

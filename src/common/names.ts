@@ -21,10 +21,7 @@ export function normalizeDomain(input: string): string {
 export function normalizeSelector(input: string): string {
   const selector = input.trim().toLowerCase();
   if (!selector || !selector.split('.').every((l) => LABEL.test(l))) {
-    throw new UserError(
-      `"${input}" is not a valid selector`,
-      'use letters, digits and hyphens, e.g. s202611a (RFC 6376 §3.1)',
-    );
+    throw new UserError(`"${input}" is not a valid selector`, 'use letters, digits and hyphens, e.g. s202611a (RFC 6376 §3.1)');
   }
   return selector;
 }

@@ -35,4 +35,3 @@ export function parseHash(stored: string): StoredHash | null {
   if (!costOk || salt.length < 8 || hash.length !== LENGTH) return null;
   return { n, r, p, salt, hash };
 }
-

@@ -43,15 +43,17 @@ export function migrateSqlite(db: Database.Database, schema: Schema<SqliteStep>)
   const from = sqliteVersion(db);
   nextStep(schema, from);
   for (;;) {
-    const applied = db.transaction(() => {
-      const step = nextStep(schema, sqliteVersion(db)); // another process may have migrated meanwhile
-      if (step === null) return false;
-      const work = schema.steps[step]!;
-      if (typeof work === 'string') db.exec(work);
-      else work(db);
-      db.pragma(`user_version = ${step}`);
-      return true;
-    }).immediate();
+    const applied = db
+      .transaction(() => {
+        const step = nextStep(schema, sqliteVersion(db)); // another process may have migrated meanwhile
+        if (step === null) return false;
+        const work = schema.steps[step]!;
+        if (typeof work === 'string') db.exec(work);
+        else work(db);
+        db.pragma(`user_version = ${step}`);
+        return true;
+      })
+      .immediate();
     if (!applied) return { from, to: sqliteVersion(db) };
   }
 }
@@ -77,10 +79,10 @@ export async function migratePostgres(client: pg.ClientBase, schema: Schema<stri
       await client.query(schema.steps[step]!);
       version = step;
     }
-    await client.query(
-      `INSERT INTO schema_versions (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version`,
-      [schema.name, version],
-    );
+    await client.query(`INSERT INTO schema_versions (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version`, [
+      schema.name,
+      version,
+    ]);
     await client.query('COMMIT');
     return { from, to: version };
   } catch (err) {

@@ -98,7 +98,7 @@ export class Supervisor {
       this.#persistFailed = false;
     } catch (err) {
       // Once until it works again: a full disk would otherwise add a line to every failure it causes.
-      if (!this.#persistFailed) logger.warn({ dir, err: causeOf(err) }, 'could not record the background tasks\' health for `dkim-relay status`');
+      if (!this.#persistFailed) logger.warn({ dir, err: causeOf(err) }, "could not record the background tasks' health for `dkim-relay status`");
       this.#persistFailed = true;
     }
   }

@@ -35,7 +35,8 @@ export function readTaskHealth(queueDir: string): TaskHealthFile | undefined {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    if (err instanceof SyntaxError) throw new UserError(`${file} is not the JSON the relay writes`, 'remove it: the running relay writes it again at the next failure of a background task');
+    if (err instanceof SyntaxError)
+      throw new UserError(`${file} is not the JSON the relay writes`, 'remove it: the running relay writes it again at the next failure of a background task');
     throw new UserError(`cannot read ${file} (${code ?? (err as Error).message})`, 'run dkim-relay status as the user the relay runs as');
   }
 }

@@ -42,7 +42,10 @@ function readConfigFile(path: string): string {
         throw new UserError(`configuration file ${path} is a directory`, `${fix}: name the file itself, e.g. ${join(path, 'dkim-relay.yaml')}`);
       case 'EACCES':
       case 'EPERM':
-        throw new UserError(`configuration file ${path} cannot be read: permission denied`, 'run as a user that may read it (and every directory above it), or change its mode');
+        throw new UserError(
+          `configuration file ${path} cannot be read: permission denied`,
+          'run as a user that may read it (and every directory above it), or change its mode',
+        );
       default:
         throw new UserError(`configuration file ${path} cannot be read: ${code ?? (err as Error).message}`, fix);
     }

@@ -157,7 +157,8 @@ function keyRows(s: Schema, key: string, required: boolean): Row[] {
   const row: Row = { path: key, type: typeOf(s), default: defaultOf(s, required), description: s.description ?? '' };
   if (s.type === 'array' && s.items && isUnion(s.items)) return [row, ...unionRows(s.items, `${key}[]`, true)];
   if (s.type === 'array' && s.items?.properties) return [row, ...rowsOf(s.items, `${key}[]`)];
-  if (s.type === 'object' && typeof s.additionalProperties === 'object' && s.additionalProperties.properties) return [row, ...rowsOf(s.additionalProperties, `${key}.*`)];
+  if (s.type === 'object' && typeof s.additionalProperties === 'object' && s.additionalProperties.properties)
+    return [row, ...rowsOf(s.additionalProperties, `${key}.*`)];
   if (s.type === 'object' && s.properties) return [row, ...rowsOf(s, key)];
   return [row];
 }
@@ -189,7 +190,9 @@ const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, '
 export function renderReference(sections: Section[] = referenceSections()): string {
   return sections
     .map((section) => {
-      const table = section.rows.map((r) => `| ${cell(`\`${r.path}\`${r.variants ? ` (${r.variants.join(', ')})` : ''}`)} | ${cell(r.type)} | ${cell(r.default)} | ${cell(r.description)} |`);
+      const table = section.rows.map(
+        (r) => `| ${cell(`\`${r.path}\`${r.variants ? ` (${r.variants.join(', ')})` : ''}`)} | ${cell(r.type)} | ${cell(r.default)} | ${cell(r.description)} |`,
+      );
       const intro = section.description ? `${section.description[0]!.toUpperCase()}${section.description.slice(1)}.\n\n` : '';
       return `### \`${section.key}\`\n\n${intro}| key | type | default | description |\n|---|---|---|---|\n${table.join('\n')}`;
     })

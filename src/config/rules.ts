@@ -52,7 +52,11 @@ export function network(value: string, ctx: Ctx): void {
 
 export function passwordHash(value: string, ctx: Ctx): void {
   if (parseHash(value)) return;
-  problem(ctx, 'not a complete hash made by `dkim-relay passwd`, so no password can match it', "paste the output of: printf '%s' 'the password' | dkim-relay passwd NAME");
+  problem(
+    ctx,
+    'not a complete hash made by `dkim-relay passwd`, so no password can match it',
+    "paste the output of: printf '%s' 'the password' | dkim-relay passwd NAME",
+  );
 }
 
 export function tlsPortNeedsTls(listen: { tlsPort?: number; tls?: TlsFiles }, ctx: Ctx): void {
@@ -62,7 +66,15 @@ export function tlsPortNeedsTls(listen: { tlsPort?: number; tls?: TlsFiles }, ct
 }
 
 /** A smart-host password goes in clear unless the connection is encrypted first. */
-export function upstreamAuthNeedsTls(upstream: { type: string; auth?: unknown; secure?: boolean; requireTLS?: boolean; allowInsecureAuth?: boolean }, ctx: Ctx): void {
+export function upstreamAuthNeedsTls(
+  upstream: { type: string; auth?: unknown; secure?: boolean; requireTLS?: boolean; allowInsecureAuth?: boolean },
+  ctx: Ctx,
+): void {
   if (upstream.type !== 'smtp' || !upstream.auth || upstream.secure || upstream.requireTLS || upstream.allowInsecureAuth) return;
-  problem(ctx, 'the smart-host password would go out without TLS', 'set requireTLS: true (STARTTLS) or secure: true (port 465), or allowInsecureAuth: true on this upstream', ['auth']);
+  problem(
+    ctx,
+    'the smart-host password would go out without TLS',
+    'set requireTLS: true (STARTTLS) or secure: true (port 465), or allowInsecureAuth: true on this upstream',
+    ['auth'],
+  );
 }

@@ -32,7 +32,11 @@ export function loadTls(files: TlsFiles): { key: Buffer; cert: Buffer } {
   }
   // A private key inside the certificate file leaks wherever certificates are copied; it is usually a swap of the two.
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(cert.toString('latin1'))) {
-    throw new TlsFileProblem('cert', `${files.cert} holds a private key`, 'give the certificate file here (-----BEGIN CERTIFICATE-----) and the key in listen.tls.key');
+    throw new TlsFileProblem(
+      'cert',
+      `${files.cert} holds a private key`,
+      'give the certificate file here (-----BEGIN CERTIFICATE-----) and the key in listen.tls.key',
+    );
   }
   let certificate: X509Certificate;
   try {
@@ -41,7 +45,11 @@ export function loadTls(files: TlsFiles): { key: Buffer; cert: Buffer } {
     throw new TlsFileProblem('cert', `${files.cert} holds no PEM certificate`, 'give the certificate file (-----BEGIN CERTIFICATE-----), chain after it');
   }
   if (!certificate.checkPrivateKey(privateKey)) {
-    throw new TlsFileProblem('cert', `${files.cert} does not match the key ${files.key}`, 'give the certificate issued for this key, or the key it was issued for');
+    throw new TlsFileProblem(
+      'cert',
+      `${files.cert} does not match the key ${files.key}`,
+      'give the certificate issued for this key, or the key it was issued for',
+    );
   }
   return { key, cert };
 }
@@ -52,7 +60,8 @@ function read(files: TlsFiles, field: keyof TlsFiles): Buffer {
     return readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new TlsFileProblem(field, `${path} does not exist`, 'check the path (relative paths start from the directory the relay runs in)');
+    if (code === 'ENOENT')
+      throw new TlsFileProblem(field, `${path} does not exist`, 'check the path (relative paths start from the directory the relay runs in)');
     if (code === 'EISDIR') throw new TlsFileProblem(field, `${path} is a directory`, 'give the PEM file itself');
     throw new TlsFileProblem(field, `cannot read ${path} (${code ?? (err as Error).message})`, 'make it readable by the user the relay runs as');
   }

@@ -76,7 +76,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   // The same notes `config check` prints: settings that work, but probably not as meant.
   for (const advice of rotationAdvice(config.rotation)) logger.warn({ advice }, 'configuration note');
   const store = await openKeyStore(config.keys, {
-    onKeyProblem: ({ domain, selector, problem, line }) => logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
+    onKeyProblem: ({ domain, selector, problem, line }) =>
+      logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
     // The relay signs on with the keys it holds; the next look tries again.
     onRefreshError: (err) => logger.warn({ keyStore: store.location }, `key store not reachable, signing with the keys loaded before: ${err.message}`),
   });
@@ -102,9 +103,14 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     // Where the listeners are bound; a port 0 of the configuration is replaced once it is known.
     const listeners = [{ host: config.listen.host, port: config.listen.port }];
     if (config.listen.tlsPort !== undefined) listeners.push({ host: config.listen.host, port: config.listen.tlsPort });
-    const direct = createUpstream(config.delivery.upstream, logger, { mx: { relay: () => ({ names: [hostname], listeners }) }, preparation: { store, config, hostname }, supervisor });
+    const direct = createUpstream(config.delivery.upstream, logger, {
+      mx: { relay: () => ({ names: [hostname], listeners }) },
+      preparation: { store, config, hostname },
+      supervisor,
+    });
     // A smart host down for longer than the first retry is worth telling the operator (/readyz, the status page, a metric).
-    const upstreamHealth = config.delivery.upstream.type === 'smtp' ? new UpstreamHealth(direct.name, durationSeconds(config.queue.retryAfter) * 1000) : undefined;
+    const upstreamHealth =
+      config.delivery.upstream.type === 'smtp' ? new UpstreamHealth(direct.name, durationSeconds(config.queue.retryAfter) * 1000) : undefined;
     const upstream = upstreamHealth ? watchedUpstream(direct, upstreamHealth) : direct;
     let queue: RunningRelay['queue'];
     if (config.delivery.mode === 'queue') {
@@ -128,7 +134,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     } else {
       // Sync mode has no recovery; what a crash left behind while receiving goes here. (Queue mode's recovery empties tmp/.)
       const stale = removeStaleIntakeFiles(intakeDir(config.queue.dir));
-      if (stale > 0) logger.info({ removed: stale, dir: intakeDir(config.queue.dir) }, 'removed messages a stopped relay was still receiving (no client was told 250)');
+      if (stale > 0)
+        logger.info({ removed: stale, dir: intakeDir(config.queue.dir) }, 'removed messages a stopped relay was still receiving (no client was told 250)');
     }
     const deps: RelayDeps = {
       config,
@@ -139,8 +146,16 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       tls: config.listen.tls && readTls(config.listen.tls),
       senders: new SenderAuthorization(config.clients),
       sessionsPerIp: new SessionsPerIp(config.listen.maxClientsPerIp),
-      pools: new ConnectionPools({ admitted: config.listen.maxClients, stranger: config.listen.maxUnadmittedClients, strangerPerIp: config.listen.maxUnadmittedClientsPerIp }),
-      authLimiter: new AuthLimiter({ maxFailures: config.listen.maxAuthFailures, penaltyMs: config.listen.authPenaltySeconds * 1000, maxFailuresPerMinute: config.listen.maxAuthFailuresPerMinute }),
+      pools: new ConnectionPools({
+        admitted: config.listen.maxClients,
+        stranger: config.listen.maxUnadmittedClients,
+        strangerPerIp: config.listen.maxUnadmittedClientsPerIp,
+      }),
+      authLimiter: new AuthLimiter({
+        maxFailures: config.listen.maxAuthFailures,
+        penaltyMs: config.listen.authPenaltySeconds * 1000,
+        maxFailuresPerMinute: config.listen.maxAuthFailuresPerMinute,
+      }),
       queue,
     };
     if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {
@@ -164,16 +179,32 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     const unwatchQueue = queue
       ? metrics.watchQueue(() => {
           const depth = queue.index.depth();
-          return { messages: depth.messages, oldestAgeSeconds: depth.oldestReceivedAt === null ? 0 : Math.max(0, (Date.now() - depth.oldestReceivedAt) / 1000) };
+          return {
+            messages: depth.messages,
+            oldestAgeSeconds: depth.oldestReceivedAt === null ? 0 : Math.max(0, (Date.now() - depth.oldestReceivedAt) / 1000),
+          };
         })
       : () => {};
     const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
     view.started();
     queue?.manager.start();
-    logger.info({ host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined }, 'relay listening');
+    logger.info(
+      { host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined },
+      'relay listening',
+    );
     // Rotation notices go the way of delivery status notifications: the queue in queue mode.
     const mail = ownMailOf({ config, store, hostname }, upstream, queue && { spool: queue.spool, index: queue.index });
-    const rotation = new RotationScheduler({ config, store, mail, hostname: deps.hostname, logger, queue: queue?.index, ...options.rotation, publisher, supervisor });
+    const rotation = new RotationScheduler({
+      config,
+      store,
+      mail,
+      hostname: deps.hostname,
+      logger,
+      queue: queue?.index,
+      ...options.rotation,
+      publisher,
+      supervisor,
+    });
     rotation.start();
     const readiness = new ReadinessWatch({ config, store, metrics, logger, supervisor });
     readiness.start();
@@ -239,7 +270,8 @@ function listen({ server }: Listener, host: string, port: number): Promise<numbe
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') reject(new UserError(`${host}:${port} is already in use`, 'stop the other process, or set listen.port'));
-      else if (err.code === 'EACCES') reject(new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)'));
+      else if (err.code === 'EACCES')
+        reject(new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)'));
       else reject(err);
     };
     server.once('error', onError);

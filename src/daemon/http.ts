@@ -148,7 +148,13 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
  * The check is reserved with the limiter before scrypt runs: one check per client address at a time,
  * and none once its failures (or those of all clients) are used up.
  */
-async function authorized(req: IncomingMessage, res: ServerResponse, auth: NonNullable<Current['auth']>, remembered: Set<string>, limiter: AuthLimiter): Promise<boolean> {
+async function authorized(
+  req: IncomingMessage,
+  res: ServerResponse,
+  auth: NonNullable<Current['auth']>,
+  remembered: Set<string>,
+  limiter: AuthLimiter,
+): Promise<boolean> {
   const header = req.headers.authorization ?? '';
   const digest = createHash('sha256').update(`${auth.user}\0${auth.passwordHash}\0${header}`).digest('hex');
   if (remembered.has(digest)) return true;
@@ -204,7 +210,10 @@ function capConnections(server: Server, settings: Config['metrics'], logger: Log
     const address = socket.remoteAddress ?? '';
     const release = open < settings.maxConnections ? perIp.admit(address) : null;
     if (!release) {
-      logger.warn({ client: address }, open < settings.maxConnections ? 'metrics listener: metrics.maxConnectionsPerIp reached' : 'metrics listener: metrics.maxConnections reached');
+      logger.warn(
+        { client: address },
+        open < settings.maxConnections ? 'metrics listener: metrics.maxConnectionsPerIp reached' : 'metrics listener: metrics.maxConnections reached',
+      );
       socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
@@ -230,9 +239,11 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
 function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new UserError(`metrics.listen ${host}:${port} is already in use`, 'stop the other process, or set metrics.listen (or metrics.enabled: false)'));
+      if (err.code === 'EADDRINUSE')
+        reject(new UserError(`metrics.listen ${host}:${port} is already in use`, 'stop the other process, or set metrics.listen (or metrics.enabled: false)'));
       else if (err.code === 'EACCES') reject(new UserError(`no permission to listen on ${host}:${port} (metrics.listen)`, 'choose a port above 1024'));
-      else if (err.code === 'EADDRNOTAVAIL') reject(new UserError(`metrics.listen ${host}:${port}: no such address on this machine`, 'listen on 127.0.0.1, or an address of this machine'));
+      else if (err.code === 'EADDRNOTAVAIL')
+        reject(new UserError(`metrics.listen ${host}:${port}: no such address on this machine`, 'listen on 127.0.0.1, or an address of this machine'));
       else reject(err);
     };
     server.once('error', onError);

@@ -14,7 +14,11 @@ import { queuedOwnMail, type OwnMessageDeps } from '../queue/notices.ts';
 import { replyLine } from '../smtp/reply.ts';
 
 /** queue: the relay's spool and index (queue mode); unset in sync mode. */
-export function ownMailOf(deps: Pick<OwnMessageDeps, 'config' | 'store' | 'hostname'>, upstream: Upstream, queue: OwnMessageDeps['queue'] | undefined): OwnMail {
+export function ownMailOf(
+  deps: Pick<OwnMessageDeps, 'config' | 'store' | 'hostname'>,
+  upstream: Upstream,
+  queue: OwnMessageDeps['queue'] | undefined,
+): OwnMail {
   if (queue) return queuedOwnMail({ ...deps, traits: () => upstream.traits, queue });
   return directOwnMail(deps, upstream);
 }

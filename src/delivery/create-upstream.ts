@@ -15,7 +15,11 @@ import type { Upstream } from './upstream.ts';
  * connection takes less than it was signed for.
  * `supervisor`: where the smtp upstream's extension probe reports its failures.
  */
-export function createUpstream(config: UpstreamConfig, logger: Logger, options: { mx?: MxOptions; preparation?: PreparationDeps; supervisor?: Supervisor } = {}): Upstream {
+export function createUpstream(
+  config: UpstreamConfig,
+  logger: Logger,
+  options: { mx?: MxOptions; preparation?: PreparationDeps; supervisor?: Supervisor } = {},
+): Upstream {
   if (config.type === 'mx') return new MxUpstream(config, logger, options.mx ?? {});
   if (config.type === 'file') return new FileUpstream(config);
   // Unset, EHLO gives the relay's own name (listen.hostname, else the machine's), never nodemailer's

@@ -67,7 +67,7 @@ export class DestinationLimits {
   }
 
   private wake(): void {
-    for (let i = 0; i < this.waiting.length && this.total < this.maxTotal; ) {
+    for (let i = 0; i < this.waiting.length && this.total < this.maxTotal;) {
       const waiter = this.waiting[i]!;
       const release = this.tryAcquire(waiter.domain);
       if (!release) {

@@ -55,7 +55,10 @@ export interface FailureReply extends SmtpReply {
 
 /** "535 5.7.8 bad\r\n535 creds" → "535 5.7.8 bad creds" */
 export function oneLine(response: string | undefined): string {
-  return (response ?? '').trim().replace(/\r?\n\d{3}[ -]/g, ' ').replace(/\s+/g, ' ');
+  return (response ?? '')
+    .trim()
+    .replace(/\r?\n\d{3}[ -]/g, ' ')
+    .replace(/\s+/g, ' ');
 }
 
 const MESSAGE_PHASES = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
@@ -107,12 +110,19 @@ export function failureReply(err: SendError, via: Via): FailureReply {
 
 const AUTH_REQUIRED = /authenticat\w{0,6} (is )?required|must authenticate|not authenticated|not logged in|login required|AuthRequired/i;
 const TLS_REQUIRED = /starttls|(encryption|tls) (is )?required/i;
-const RELAY_DENIED = /relay(ing)? (access )?(is )?(denied|not permitted|prohibited|not allowed)|(unable|not permitted|not allowed) to relay|we do not relay|client host rejected/i;
+const RELAY_DENIED =
+  /relay(ing)? (access )?(is )?(denied|not permitted|prohibited|not allowed)|(unable|not permitted|not allowed) to relay|we do not relay|client host rejected/i;
 /** A refusal that reads as a missing SMTPUTF8 or 8BITMIME (RFC 6531 §3.7.4.1 gives 553 5.6.7 for the former). */
 const EXTENSION_MISSING = /\b[45]\.6\.7\b|SMTPUTF8|8BITMIME|8-?bit (data|characters|octets)|non-?ASCII|UTF-?8 (address|mailbox)/i;
 
-const ours = (code: number, enhanced: string, text: string, flags: Partial<Pick<FailureReply, 'relearn' | 'tlsFailed'>> = {}): FailureReply =>
-  ({ code, enhanced, text, relaySide: code === 451, relearn: flags.relearn ?? false, tlsFailed: flags.tlsFailed ?? false });
+const ours = (code: number, enhanced: string, text: string, flags: Partial<Pick<FailureReply, 'relearn' | 'tlsFailed'>> = {}): FailureReply => ({
+  code,
+  enhanced,
+  text,
+  relaySide: code === 451,
+  relearn: flags.relearn ?? false,
+  tlsFailed: flags.tlsFailed ?? false,
+});
 const theirs = (reply: SmtpReply): FailureReply => ({ ...reply, relaySide: false, relearn: false, tlsFailed: false });
 
 function smartHostFailure(err: SendError, cause: Cause, side: UpstreamSide, remote: RemoteHost | undefined): FailureReply {
@@ -130,11 +140,17 @@ function smartHostFailure(err: SendError, cause: Cause, side: UpstreamSide, remo
           : relay('4.7.0', `upstream ${upstream} requires a login${quoted}: set delivery.upstream.auth`);
       }
       if (RELAY_DENIED.test(answer)) {
-        const login = side.user ? `user ${side.user} of delivery.upstream.auth may not relay there` : 'set delivery.upstream.auth, or have it admit this relay\'s address';
+        const login = side.user
+          ? `user ${side.user} of delivery.upstream.auth may not relay there`
+          : "set delivery.upstream.auth, or have it admit this relay's address";
         return relay('4.7.1', `upstream ${upstream} refused to relay for us${quoted}: ${login}`);
       }
       if (EXTENSION_MISSING.test(answer)) {
-        return relay('4.3.0', `upstream ${upstream} refused what its announced extensions allowed${quoted}; they are being learned again, try again later`, true);
+        return relay(
+          '4.3.0',
+          `upstream ${upstream} refused what its announced extensions allowed${quoted}; they are being learned again, try again later`,
+          true,
+        );
       }
       return theirs(parseReply(err.response, { remote, command }) ?? { code: err.responseCode!, text: answer, command });
     }
@@ -144,13 +160,19 @@ function smartHostFailure(err: SendError, cause: Cause, side: UpstreamSide, remo
     case 'no-starttls':
       // RFC 7372 §3: X.7.10, encryption needed.
       if (side.requireTLS) {
-        return relay('4.7.10', `delivery.upstream.requireTLS is set but ${upstream} offers no STARTTLS${quoted}: enable STARTTLS there, or unset delivery.upstream.requireTLS`);
+        return relay(
+          '4.7.10',
+          `delivery.upstream.requireTLS is set but ${upstream} offers no STARTTLS${quoted}: enable STARTTLS there, or unset delivery.upstream.requireTLS`,
+        );
       }
       return relay('4.7.0', `upstream ${upstream} announced STARTTLS but refused it${quoted}: mend TLS on ${upstream}`);
     case 'tls': {
       const why = tlsWhy(err);
       if (/certificate|self[- ]signed|altnames|CERT_|unable to verify|unable to get (local )?issuer/i.test(why)) {
-        return relay('4.7.5', `the TLS certificate of upstream ${upstream} was not accepted (${why}): give ${upstream} a certificate valid for that name, or set delivery.upstream.rejectUnauthorized: false`);
+        return relay(
+          '4.7.5',
+          `the TLS certificate of upstream ${upstream} was not accepted (${why}): give ${upstream} a certificate valid for that name, or set delivery.upstream.rejectUnauthorized: false`,
+        );
       }
       const mode = side.secure ? 'delivery.upstream.secure is set (implicit TLS)' : 'STARTTLS';
       return relay('4.7.5', `TLS with upstream ${upstream}:${side.port} failed (${why}); ${mode}: check delivery.upstream.port and secure`);
@@ -217,7 +239,10 @@ function authFailure(err: SendError, side: UpstreamSide, answer: string, quoted:
     return relay('4.7.0', `upstream ${side.host} wants TLS before ${who}${quoted}: set delivery.upstream.requireTLS or secure`);
   }
   if (code === 500 || code === 502 || code === 503 || code === 504) {
-    return relay('4.7.0', `upstream ${side.host} offers no AUTH, but ${who} is set${quoted}: check delivery.upstream.port, or use TLS (many servers offer AUTH only after STARTTLS)`);
+    return relay(
+      '4.7.0',
+      `upstream ${side.host} offers no AUTH, but ${who} is set${quoted}: check delivery.upstream.port, or use TLS (many servers offer AUTH only after STARTTLS)`,
+    );
   }
   return relay('4.7.0', `upstream ${side.host} did not accept ${who}${quoted || `: ${err.message ?? 'unknown error'}`}`);
 }

@@ -52,5 +52,9 @@ export function needsSmtpUtf8(host: string, what: string): SmtpReply {
 /** The deferral of mail that could not be made fit for the hop: `why` says what stood in the way. */
 export function cannotPrepare(host: string, hop: HopExtensions, why: string): SmtpReply {
   const lacking = [hop.eightBitMime ? null : '8BITMIME', hop.smtpUtf8 ? null : 'SMTPUTF8'].filter(Boolean).join(' or ');
-  return { code: 451, enhanced: '4.3.0', text: `${host} does not announce ${lacking}, and the message could not be re-encoded and signed again for it: ${why}` };
+  return {
+    code: 451,
+    enhanced: '4.3.0',
+    text: `${host} does not announce ${lacking}, and the message could not be re-encoded and signed again for it: ${why}`,
+  };
 }

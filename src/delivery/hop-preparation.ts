@@ -184,7 +184,10 @@ export function ownFields(fields: readonly HeaderField[], signedBy: readonly Own
   // Without a signature of ours there is nothing of ours to take off (the message went unsigned).
   const top = signatures > 0 ? fields.slice(0, end) : [];
   const length = top.reduce((sum, f) => sum + f.raw.length + 2, 0);
-  const trace = top.filter((f) => f.key === 'received').map((f) => `${f.raw}\r\n`).join('');
+  const trace = top
+    .filter((f) => f.key === 'received')
+    .map((f) => `${f.raw}\r\n`)
+    .join('');
   return { length, trace: Buffer.from(trace, 'latin1'), signatures };
 }
 

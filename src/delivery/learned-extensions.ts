@@ -68,4 +68,3 @@ export class LearnedExtensions {
     this.stale = true;
   }
 }
-

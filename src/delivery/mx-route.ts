@@ -36,7 +36,8 @@ export function orderExchanges(records: MxRecord[], ownNames: string[], random: 
     const name = hostName(record.exchange);
     if (name === '') skipped.push(`MX ${record.priority} "." (a null MX among other MX records, RFC 7505 §3)`);
     // RFC 5321 §5.1: the MX data MUST be a domain name, never an address.
-    else if (isIP(name) || isIP(name.replace(/^\[(ipv6:)?|\]$/g, ''))) skipped.push(`MX ${record.priority} ${name} (an address, where RFC 5321 §5.1 wants a host name)`);
+    else if (isIP(name) || isIP(name.replace(/^\[(ipv6:)?|\]$/g, '')))
+      skipped.push(`MX ${record.priority} ${name} (an address, where RFC 5321 §5.1 wants a host name)`);
     else return true;
     return false;
   });

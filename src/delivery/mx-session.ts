@@ -95,7 +95,11 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
       // RFC 5321 §4.1.1.1: the EHLO reply starts with the server's name; ours means the mail came back to us.
       const greeting = /^\d{3}[ -](\S+)/.exec(String(connection.lastServerResponse || ''))?.[1];
       if (greeting && target.ownNames.some((own) => hostName(own) === hostName(greeting))) {
-        const reply = status(550, '5.4.6', `Mail for ${target.domain} loops back to this relay: ${target.host} [${target.address}]:${target.port} greets as ${greeting}, this relay's own name`);
+        const reply = status(
+          550,
+          '5.4.6',
+          `Mail for ${target.domain} loops back to this relay: ${target.host} [${target.address}]:${target.port} greets as ${greeting}, this relay's own name`,
+        );
         return finish({ kind: 'failed', reply, tlsFailed: false, loop: true }, true);
       }
       const tls = tlsState(connection);
@@ -121,21 +125,30 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
         return finish({ kind: 'answered', tls, replies }, true);
       }
       const params = dsn ? { dsn: { ret: dsn.ret, envid: dsn.envid }, [RCPT_DSN]: dsn.recipients } : {};
-      connection.send({ from, to: sendable, size: message.octets.size, use8BitMime: eightBit, ...params } as never, octetStream(message.octets), (sendErr, info) => {
-        if (sendErr) {
-          const err = sendErr as SendError;
-          for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
-          const all = transactionFailure(err, target);
-          for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, all);
-        } else {
-          for (const rejected of (info.rejectedErrors ?? []) as SendError[]) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
-          const accepted = hostReply(info.response, target, 'DATA') ?? { ...status(250, '2.0.0', 'Ok'), remote: { host: target.host, address: target.address }, command: 'DATA' };
-          const text = `Delivered to ${target.host} [${target.address}]: ${accepted.text}`.trim();
-          for (const recipient of info.accepted as string[]) replies.set(recipient, { ...accepted, text });
-          for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, transactionFailure({ message: 'no reply for this recipient' }, target));
-        }
-        finish({ kind: 'answered', tls, replies }, true);
-      });
+      connection.send(
+        { from, to: sendable, size: message.octets.size, use8BitMime: eightBit, ...params } as never,
+        octetStream(message.octets),
+        (sendErr, info) => {
+          if (sendErr) {
+            const err = sendErr as SendError;
+            for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
+            const all = transactionFailure(err, target);
+            for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, all);
+          } else {
+            for (const rejected of (info.rejectedErrors ?? []) as SendError[]) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
+            const accepted = hostReply(info.response, target, 'DATA') ?? {
+              ...status(250, '2.0.0', 'Ok'),
+              remote: { host: target.host, address: target.address },
+              command: 'DATA',
+            };
+            const text = `Delivered to ${target.host} [${target.address}]: ${accepted.text}`.trim();
+            for (const recipient of info.accepted as string[]) replies.set(recipient, { ...accepted, text });
+            for (const recipient of sendable)
+              if (!replies.has(recipient)) replies.set(recipient, transactionFailure({ message: 'no reply for this recipient' }, target));
+          }
+          finish({ kind: 'answered', tls, replies }, true);
+        },
+      );
     });
   });
 }

@@ -105,7 +105,13 @@ export class MxUpstream implements Upstream {
     return { listeners: this.relay().listeners, localAddresses: this.localAddresses() };
   }
 
-  private async deliverDomain(domain: string, recipients: string[], from: string, message: SessionMessage, dsn: EnvelopeDsn | undefined): Promise<RecipientReply[]> {
+  private async deliverDomain(
+    domain: string,
+    recipients: string[],
+    from: string,
+    message: SessionMessage,
+    dsn: EnvelopeDsn | undefined,
+  ): Promise<RecipientReply[]> {
     const route = await this.route(recipients[0]!);
     if (!route.ok) {
       this.logger.warn({ upstream: 'mx', domain, recipients, reply: replyLine(route.reply) }, 'mx delivery not attempted');
@@ -148,7 +154,11 @@ export class MxUpstream implements Upstream {
       }
       if (addresses.length === 0) {
         // RFC 3463 X.4.4: no route the relay may take; a policy of ours, so said as such.
-        permanentMiss = status(550, '5.4.4', `Not delivering to ${domain}: its host ${host.name} leads only inward (${refused.join('; ')}); delivery.upstream.allowNetworks can permit it`);
+        permanentMiss = status(
+          550,
+          '5.4.4',
+          `Not delivering to ${domain}: its host ${host.name} leads only inward (${refused.join('; ')}); delivery.upstream.allowNetworks can permit it`,
+        );
         this.logger.warn({ upstream: 'mx', domain, host: host.name, refused }, 'mx host skipped: it leads inward');
         continue;
       }
@@ -158,17 +168,31 @@ export class MxUpstream implements Upstream {
         for (;;) {
           if (attempts++ >= MAX_ATTEMPTS_PER_DOMAIN || this.closed) break hosts;
           const target: SessionTarget = {
-            domain, host: host.name, address, port: this.config.port, heloName: this.heloName, ownNames: this.ownNames(),
-            requireTLS: this.config.requireTLS, plaintext, timeoutMs: this.config.timeoutSeconds * 1000,
+            domain,
+            host: host.name,
+            address,
+            port: this.config.port,
+            heloName: this.heloName,
+            ownNames: this.ownNames(),
+            requireTLS: this.config.requireTLS,
+            plaintext,
+            timeoutMs: this.config.timeoutSeconds * 1000,
           };
           const release = await this.limits.acquire(domain, this.config.timeoutSeconds * 1000);
           if (!release) {
-            last = status(451, '4.4.5', `Too many connections to ${domain} already (delivery.upstream.maxConnectionsPerDomain ${this.config.maxConnectionsPerDomain}, maxConnections ${this.config.maxConnections}), try again later`);
+            last = status(
+              451,
+              '4.4.5',
+              `Too many connections to ${domain} already (delivery.upstream.maxConnectionsPerDomain ${this.config.maxConnectionsPerDomain}, maxConnections ${this.config.maxConnections}), try again later`,
+            );
             break hosts;
           }
           const result = await runSession(target, { from, to: pending, dsn }, message).finally(release);
           if (result.kind === 'failed') {
-            this.logger.warn({ upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: replyLine(result.reply) }, 'mx session failed');
+            this.logger.warn(
+              { upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: replyLine(result.reply) },
+              'mx session failed',
+            );
             last = result.reply;
             if (result.loop) break hosts;
             // RFC 7435 §3: a host whose TLS fails still gets the mail, in plaintext, unless TLS is required.
@@ -186,12 +210,20 @@ export class MxUpstream implements Upstream {
               last = reply;
             } else final.set(recipient, { address: recipient, reply });
           }
-          this.logger.info({
-            upstream: 'mx', domain, host: host.name, address, port: this.config.port,
-            tls: result.tls.protocol, cipher: result.tls.cipher,
-            certificate: result.tls.verified === null ? undefined : result.tls.verified ? 'verified' : `not verified (${result.tls.verifyError})`,
-            replies: Object.fromEntries(pending.map((r) => [r, replyLine(result.replies.get(r)!)])),
-          }, 'mx delivery');
+          this.logger.info(
+            {
+              upstream: 'mx',
+              domain,
+              host: host.name,
+              address,
+              port: this.config.port,
+              tls: result.tls.protocol,
+              cipher: result.tls.cipher,
+              certificate: result.tls.verified === null ? undefined : result.tls.verified ? 'verified' : `not verified (${result.tls.verifyError})`,
+              replies: Object.fromEntries(pending.map((r) => [r, replyLine(result.replies.get(r)!)])),
+            },
+            'mx delivery',
+          );
           pending = stillPending;
           // The host answered: its other addresses would answer alike, so the next host is tried.
           continue hosts;
@@ -227,7 +259,10 @@ export class MxUpstream implements Upstream {
         return { ok: false, reply: status(550, '5.4.4', `The MX records of ${where.domain} name no usable host: ${exchanges.skipped.join('; ')}`) };
       case 'loop':
         // RFC 3463 X.4.6 routing loop, as Postfix's "mail for X loops back to myself": retrying would only loop again.
-        return { ok: false, reply: status(550, '5.4.6', `Mail for ${where.domain} loops back to this relay: its best MX ${exchanges.host} is one of this relay's names`) };
+        return {
+          ok: false,
+          reply: status(550, '5.4.6', `Mail for ${where.domain} loops back to this relay: its best MX ${exchanges.host} is one of this relay's names`),
+        };
       case 'hosts':
         if (exchanges.skipped.length > 0) this.logger.warn({ upstream: 'mx', domain: where.domain, skipped: exchanges.skipped }, 'unusable MX records ignored');
         return { ok: true, hosts: exchanges.hosts.map((name) => ({ name })) };

@@ -22,7 +22,17 @@ import type { HopExtensions } from './hop-form.ts';
 import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
 import { failureReply, plainReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
-import { announcedExtensions, choosePerConnection, connectionSocket, envelopeAddress, pooledConnections, RCPT_DSN, type ConnectionMessage, type RcptDsn, type SMTPConnection } from '../smtp/nodemailer-internals.ts';
+import {
+  announcedExtensions,
+  choosePerConnection,
+  connectionSocket,
+  envelopeAddress,
+  pooledConnections,
+  RCPT_DSN,
+  type ConnectionMessage,
+  type RcptDsn,
+  type SMTPConnection,
+} from '../smtp/nodemailer-internals.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { combinedReply, parseReply, replyLine, replyText, type RemoteHost, type SmtpReply } from '../smtp/reply.ts';
 import { forAll, type Envelope, type OwnSignature, type Upstream, type UpstreamReply } from './upstream.ts';
@@ -64,7 +74,11 @@ export class SmtpUpstream implements Upstream {
    * `preparation`: what signing a message again takes; without it a message that needs it is deferred.
    * `supervisor`: where the extension probe reports its failures.
    */
-  constructor(config: SmtpConfig, logger: Logger, options: { preparation?: PreparationDeps | undefined; now?: () => number; supervisor?: Supervisor | undefined } = {}) {
+  constructor(
+    config: SmtpConfig,
+    logger: Logger,
+    options: { preparation?: PreparationDeps | undefined; now?: () => number; supervisor?: Supervisor | undefined } = {},
+  ) {
     this.config = config;
     this.logger = logger;
     this.now = options.now ?? Date.now;
@@ -74,8 +88,23 @@ export class SmtpUpstream implements Upstream {
     const timeout = config.timeoutSeconds * 1000;
     // RFC 6066 §3: SNI carries host names only; nodemailer leaves it out for an address.
     const tls = { rejectUnauthorized: config.rejectUnauthorized, ...(isIP(config.host) ? {} : { servername: config.host }) };
-    this.side = { host: config.host, port: config.port, user: config.auth?.user, requireTLS: config.requireTLS, secure: config.secure, name: config.name ?? 'this host' };
-    this.probeTarget = { host: config.host, port: config.port, secure: config.secure, requireTLS: config.requireTLS, name: config.name, tls, timeoutMs: timeout };
+    this.side = {
+      host: config.host,
+      port: config.port,
+      user: config.auth?.user,
+      requireTLS: config.requireTLS,
+      secure: config.secure,
+      name: config.name ?? 'this host',
+    };
+    this.probeTarget = {
+      host: config.host,
+      port: config.port,
+      secure: config.secure,
+      requireTLS: config.requireTLS,
+      name: config.name,
+      tls,
+      timeoutMs: timeout,
+    };
     this.transport = nodemailer.createTransport({
       host: config.host,
       port: config.port,
@@ -155,7 +184,9 @@ export class SmtpUpstream implements Upstream {
     const refusals = new Map<string, FailureReply>();
     for (const r of rejected) {
       const via = { kind: 'smart-host' as const, side: this.side, remote };
-      const reply = r.response ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? parseReply(r.response)?.code }, via) : failureReply(r, via);
+      const reply = r.response
+        ? failureReply({ ...r, command: r.command ?? 'RCPT TO', responseCode: r.responseCode ?? parseReply(r.response)?.code }, via)
+        : failureReply(r, via);
       refusals.set((r as { recipient?: string }).recipient ?? '', reply);
     }
     this.failed([...refusals.values()], rejected[0]!);
@@ -174,11 +205,17 @@ export class SmtpUpstream implements Upstream {
     const hop = this.withOverride(extensionsOf(announcedExtensions(connection)));
     const prepared = await forms.form(hop, `Upstream ${this.config.host}`);
     if (!prepared.ok) {
-      this.logger.warn({ upstream: this.name, ...hop, reply: replyLine(prepared.reply) }, 'message deferred: it does not fit what this upstream connection announced');
+      this.logger.warn(
+        { upstream: this.name, ...hop, reply: replyLine(prepared.reply) },
+        'message deferred: it does not fit what this upstream connection announced',
+      );
       return new NotForThisConnection(prepared.reply);
     }
     if (prepared.reencoded) {
-      this.logger.info({ upstream: this.name, ...hop, signatures: prepared.signatures, changes: prepared.changes }, 're-encoded and signed again for this upstream connection');
+      this.logger.info(
+        { upstream: this.name, ...hop, signatures: prepared.signatures, changes: prepared.changes },
+        're-encoded and signed again for this upstream connection',
+      );
     }
     return { raw: octetStream(prepared.octets), size: prepared.octets.size, use8BitMime: prepared.eightBit };
   }
@@ -201,7 +238,10 @@ export class SmtpUpstream implements Upstream {
     if (replies.some((r) => r.relearn)) this.learned.relearn();
     const relaySide = replies.find((r) => r.relaySide);
     if (relaySide) {
-      this.logger.error({ upstream: this.name, err: err.message, command: err.command, response: err.response, reply: replyLine(relaySide) }, 'upstream delivery failed on the relay\'s side');
+      this.logger.error(
+        { upstream: this.name, err: err.message, command: err.command, response: err.response, reply: replyLine(relaySide) },
+        "upstream delivery failed on the relay's side",
+      );
     }
     return plainReply(replies[0]!);
   }
@@ -247,7 +287,10 @@ export class SmtpUpstream implements Upstream {
     const changed = this.learned.answer(extensions, this.now());
     if (first || changed) {
       const { eightBitMime, smtpUtf8 } = this.learned.extensions;
-      this.logger.info({ upstream: this.name, source, eightBitMime, smtpUtf8, override: this.config.eightBitMime === 'auto' ? undefined : this.config.eightBitMime }, changed ? 'upstream extensions changed' : 'upstream extensions learned');
+      this.logger.info(
+        { upstream: this.name, source, eightBitMime, smtpUtf8, override: this.config.eightBitMime === 'auto' ? undefined : this.config.eightBitMime },
+        changed ? 'upstream extensions changed' : 'upstream extensions learned',
+      );
     }
   }
 }

@@ -18,9 +18,11 @@ export function disagreement(views: ServerView[]): string | null {
 
 function summary(values: string[]): string {
   if (values.length === 0) return 'no record';
-  return values.map((v) => {
-    const p = /(?:^|;)\s*p\s*=\s*([^;]*)/.exec(v)?.[1]?.replace(/\s+/g, '');
-    if (p === undefined) return v.length > 40 ? `${v.slice(0, 37)}...` : v;
-    return p === '' ? 'p= empty' : `p=...${p.slice(-12)}`;
-  }).join(' + ');
+  return values
+    .map((v) => {
+      const p = /(?:^|;)\s*p\s*=\s*([^;]*)/.exec(v)?.[1]?.replace(/\s+/g, '');
+      if (p === undefined) return v.length > 40 ? `${v.slice(0, 37)}...` : v;
+      return p === '' ? 'p= empty' : `p=...${p.slice(-12)}`;
+    })
+    .join(' + ');
 }

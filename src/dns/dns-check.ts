@@ -70,12 +70,14 @@ export interface CheckOptions {
 export async function checkDns({ keys, client, serversFor, delegation = () => undefined }: CheckOptions): Promise<CheckReport> {
   const published = keys.filter((k) => PUBLISHED_STATES.includes(k.state));
   const domains = [...new Set(published.map((k) => k.domain))];
-  const reports = await Promise.all(domains.map(async (domain): Promise<DomainReport> => {
-    const servers = await serversFor(domain);
-    const delegated = delegation(domain);
-    const keyReports = await Promise.all(published.filter((k) => k.domain === domain).map((key) => checkKey(key, servers, client, delegated)));
-    return { domain, servers: servers.map(formatNameserver), keys: keyReports, readiness: await domainReadiness(domain, servers, client) };
-  }));
+  const reports = await Promise.all(
+    domains.map(async (domain): Promise<DomainReport> => {
+      const servers = await serversFor(domain);
+      const delegated = delegation(domain);
+      const keyReports = await Promise.all(published.filter((k) => k.domain === domain).map((key) => checkKey(key, servers, client, delegated)));
+      return { domain, servers: servers.map(formatNameserver), keys: keyReports, readiness: await domainReadiness(domain, servers, client) };
+    }),
+  );
   return { ok: reports.every((d) => d.keys.every((k) => !FAILING.includes(k.status))), domains: reports };
 }
 
@@ -97,9 +99,10 @@ async function checkKey(key: StoredKey, servers: Nameserver[], client: DnsClient
 function judgeDelegated(key: StoredKey, answer: DnsAnswer, target: string): { status: RecordStatus; findings: Finding[] } {
   if (!answer.ok) return judgeKey(key, answer);
   const via = answer.chain[1];
-  const fix = 'the domain\'s owner publishes the CNAMEs `dkim-relay keys dns --format cname` prints';
+  const fix = "the domain's owner publishes the CNAMEs `dkim-relay keys dns --format cname` prints";
   if (via === undefined) return { status: 'missing', findings: [finding('fail', 'no-cname', `${answer.chain[0]} is no CNAME to ${target}`, fix)] };
-  if (via !== target) return { status: 'mismatch', findings: [finding('fail', 'cname-elsewhere', `${answer.chain[0]} is a CNAME to ${via}, not to ${target}`, fix)] };
+  if (via !== target)
+    return { status: 'mismatch', findings: [finding('fail', 'cname-elsewhere', `${answer.chain[0]} is a CNAME to ${via}, not to ${target}`, fix)] };
   return judgeKey(key, answer);
 }
 
@@ -144,7 +147,11 @@ export async function domainReadiness(domain: string, servers: Nameserver[], cli
   return { server: servers[0] ? formatNameserver(servers[0]) : '', temperror: reason };
 }
 
-async function dmarcAt(name: string, server: Nameserver, client: DnsClient): Promise<{ ok: true; name: string; txt: string[] } | { ok: false; reason: string }> {
+async function dmarcAt(
+  name: string,
+  server: Nameserver,
+  client: DnsClient,
+): Promise<{ ok: true; name: string; txt: string[] } | { ok: false; reason: string }> {
   const answer = await client.query(name, 'TXT', server);
   return answer.ok ? { ok: true, name, txt: answer.records.map((r) => r.strings.join('')) } : { ok: false, reason: answer.reason };
 }

@@ -31,7 +31,13 @@ export const MAX_TTL = 86400;
 const DKIM_RECORD = /^\s*v\s*=\s*DKIM1\b|(^|;)\s*p\s*=/i;
 
 export function judgeKey(key: ExpectedKey, answer: DnsAnswer): KeyJudgement {
-  if (!answer.ok) return { status: 'temperror', findings: [finding('fail', 'temperror', answer.reason, 'check that the server answers (or name another with --nameserver); receivers see a temporary error too')] };
+  if (!answer.ok)
+    return {
+      status: 'temperror',
+      findings: [
+        finding('fail', 'temperror', answer.reason, 'check that the server answers (or name another with --nameserver); receivers see a temporary error too'),
+      ],
+    };
   const findings: Finding[] = [];
   const records = answer.records.filter((r) => r.type === 'TXT');
   const dkim = records.filter((r) => DKIM_RECORD.test(r.strings.join('')));
@@ -42,10 +48,20 @@ export function judgeKey(key: ExpectedKey, answer: DnsAnswer): KeyJudgement {
     return { status: 'stale', findings: [finding('warn', 'stale', 'DNS still serves a record for a key the store has removed', 'delete the TXT record')] };
   }
   if (records.length > 1) {
-    findings.push(finding('fail', 'two-records', `${records.length} TXT records at one name: verifiers need exactly one and may pick either`, 'delete all but the record `dkim-relay keys dns` prints'));
+    findings.push(
+      finding(
+        'fail',
+        'two-records',
+        `${records.length} TXT records at one name: verifiers need exactly one and may pick either`,
+        'delete all but the record `dkim-relay keys dns` prints',
+      ),
+    );
   }
   if (dkim.length === 0) {
-    return { status: 'missing', findings: [...findings, finding('fail', 'missing', 'DNS serves no DKIM record here', 'publish the record `dkim-relay keys dns` prints')] };
+    return {
+      status: 'missing',
+      findings: [...findings, finding('fail', 'missing', 'DNS serves no DKIM record here', 'publish the record `dkim-relay keys dns` prints')],
+    };
   }
   if (dkim.length > 1) return { status: 'malformed', findings };
 
@@ -56,30 +72,83 @@ export function judgeKey(key: ExpectedKey, answer: DnsAnswer): KeyJudgement {
   if (whitespace) findings.push(whitespace);
 
   const parsed = parseTagList(value);
-  if (!parsed.ok) return { status: 'malformed', findings: [...findings, finding('fail', 'syntax', `the record does not parse: ${parsed.problem}`, 'publish the record `dkim-relay keys dns` prints')] };
+  if (!parsed.ok)
+    return {
+      status: 'malformed',
+      findings: [...findings, finding('fail', 'syntax', `the record does not parse: ${parsed.problem}`, 'publish the record `dkim-relay keys dns` prints')],
+    };
   const tags = parsed.tags;
   if (tags.has('v') && (parsed.order[0] !== 'v' || tags.get('v') !== 'DKIM1')) {
-    return { status: 'malformed', findings: [...findings, finding('fail', 'version', 'v= must come first and be DKIM1 (RFC 6376 §3.6.1)', 'start the record with "v=DKIM1;"')] };
+    return {
+      status: 'malformed',
+      findings: [...findings, finding('fail', 'version', 'v= must come first and be DKIM1 (RFC 6376 §3.6.1)', 'start the record with "v=DKIM1;"')],
+    };
   }
   const p = tags.get('p');
-  if (p === undefined) return { status: 'malformed', findings: [...findings, finding('fail', 'no-p', 'the record has no p= tag', 'publish the record `dkim-relay keys dns` prints')] };
+  if (p === undefined)
+    return {
+      status: 'malformed',
+      findings: [...findings, finding('fail', 'no-p', 'the record has no p= tag', 'publish the record `dkim-relay keys dns` prints')],
+    };
 
   const flags = (tags.get('t') ?? '').split(':').map((f) => f.trim());
-  if (flags.includes('y')) findings.push(finding('warn', 't-y', 't=y (testing mode) is still on: receivers may treat failing mail as if unsigned', 'remove t=y from the record once mail verifies'));
-  const hashes = tags.has('h') ? tags.get('h')!.split(':').map((h) => h.trim().toLowerCase()) : undefined;
-  if (hashes?.includes('sha1')) findings.push(finding('warn', 'h-sha1', 'h= allows sha1, which receivers no longer accept (RFC 8301)', 'remove h= from the record, or make it h=sha256'));
+  if (flags.includes('y'))
+    findings.push(
+      finding(
+        'warn',
+        't-y',
+        't=y (testing mode) is still on: receivers may treat failing mail as if unsigned',
+        'remove t=y from the record once mail verifies',
+      ),
+    );
+  const hashes = tags.has('h')
+    ? tags
+        .get('h')!
+        .split(':')
+        .map((h) => h.trim().toLowerCase())
+    : undefined;
+  if (hashes?.includes('sha1'))
+    findings.push(finding('warn', 'h-sha1', 'h= allows sha1, which receivers no longer accept (RFC 8301)', 'remove h= from the record, or make it h=sha256'));
 
   const k = (tags.get('k') ?? 'rsa').toLowerCase();
   if (k !== key.algorithm) {
-    return { status: 'mismatch', findings: [...findings, finding('fail', 'k-mismatch', `k=${k} but the key is ${key.algorithm}`, `set k=${key.algorithm}, as \`dkim-relay keys dns\` prints`)] };
+    return {
+      status: 'mismatch',
+      findings: [
+        ...findings,
+        finding('fail', 'k-mismatch', `k=${k} but the key is ${key.algorithm}`, `set k=${key.algorithm}, as \`dkim-relay keys dns\` prints`),
+      ],
+    };
   }
   const published = p.replace(/\s+/g, ''); // FWS inside p= is allowed (RFC 6376 §3.6.1)
   if (published === '') {
     if (key.state === 'revoked') return { status: 'revoked', findings };
-    return { status: 'mismatch', findings: [...findings, finding('fail', 'revoked-in-dns', `DNS publishes the key as revoked (empty p=) but it is ${key.state}`, 'publish the record `dkim-relay keys dns` prints')] };
+    return {
+      status: 'mismatch',
+      findings: [
+        ...findings,
+        finding(
+          'fail',
+          'revoked-in-dns',
+          `DNS publishes the key as revoked (empty p=) but it is ${key.state}`,
+          'publish the record `dkim-relay keys dns` prints',
+        ),
+      ],
+    };
   }
   if (key.state === 'revoked') {
-    return { status: 'stale', findings: [...findings, finding('warn', 'stale', 'DNS still serves a public key for a revoked key, so old signatures still verify', 'publish the record with an empty p=, as `dkim-relay keys dns` prints')] };
+    return {
+      status: 'stale',
+      findings: [
+        ...findings,
+        finding(
+          'warn',
+          'stale',
+          'DNS still serves a public key for a revoked key, so old signatures still verify',
+          'publish the record with an empty p=, as `dkim-relay keys dns` prints',
+        ),
+      ],
+    };
   }
 
   const bits = keyBits(k, published);
@@ -90,19 +159,40 @@ export function judgeKey(key: ExpectedKey, answer: DnsAnswer): KeyJudgement {
       findings: [
         ...findings,
         truncated
-          ? finding('fail', 'p-truncated', `p= is cut off after ${published.length} of ${key.publicData.length} characters (a DNS panel that stops at 255?)`, 'publish the whole value, as several strings of at most 255 characters (`keys dns --format zone`)')
+          ? finding(
+              'fail',
+              'p-truncated',
+              `p= is cut off after ${published.length} of ${key.publicData.length} characters (a DNS panel that stops at 255?)`,
+              'publish the whole value, as several strings of at most 255 characters (`keys dns --format zone`)',
+            )
           : finding('fail', 'p-invalid', `p= is not a valid ${k} public key`, 'publish the record `dkim-relay keys dns` prints'),
       ],
     };
   }
-  if (k === 'rsa' && bits < 1024) findings.push(finding('fail', 'rsa-weak', `RSA key of ${bits} bits: receivers ignore keys under 1024 bits (RFC 8301)`, 'generate a 2048-bit key and rotate to it'));
-  else if (k === 'rsa' && bits < 2048) findings.push(finding('advice', 'rsa-short', `RSA key of ${bits} bits: 2048 is the usual size now`, 'generate a 2048-bit key and rotate to it'));
+  if (k === 'rsa' && bits < 1024)
+    findings.push(
+      finding('fail', 'rsa-weak', `RSA key of ${bits} bits: receivers ignore keys under 1024 bits (RFC 8301)`, 'generate a 2048-bit key and rotate to it'),
+    );
+  else if (k === 'rsa' && bits < 2048)
+    findings.push(finding('advice', 'rsa-short', `RSA key of ${bits} bits: 2048 is the usual size now`, 'generate a 2048-bit key and rotate to it'));
 
   if (published !== key.publicData) {
-    return { status: 'mismatch', findings: [...findings, finding('fail', 'p-differs', 'p= is a different key from the one in the key store', 'publish the record `dkim-relay keys dns` prints')] };
+    return {
+      status: 'mismatch',
+      findings: [
+        ...findings,
+        finding('fail', 'p-differs', 'p= is a different key from the one in the key store', 'publish the record `dkim-relay keys dns` prints'),
+      ],
+    };
   }
   if (hashes && !hashes.includes('sha256')) {
-    return { status: 'mismatch', findings: [...findings.filter((f) => f.code !== 'h-sha1'), finding('fail', 'h-sha1', `h=${hashes.join(':')} refuses the sha256 signatures the relay makes`, 'remove h= from the record, or make it h=sha256')] };
+    return {
+      status: 'mismatch',
+      findings: [
+        ...findings.filter((f) => f.code !== 'h-sha1'),
+        finding('fail', 'h-sha1', `h=${hashes.join(':')} refuses the sha256 signatures the relay makes`, 'remove h= from the record, or make it h=sha256'),
+      ],
+    };
   }
   return { status: 'match', findings };
 }
@@ -110,10 +200,24 @@ export function judgeKey(key: ExpectedKey, answer: DnsAnswer): KeyJudgement {
 function transportFindings(transport: 'udp' | 'tcp', ttl: number): Finding[] {
   const out: Finding[] = [];
   if (transport === 'tcp') {
-    out.push(finding('warn', 'tcp-only', 'the answer is too large for UDP and arrives only over TCP; verifiers that do not retry over TCP give a temporary error', 'use a 2048-bit RSA key, or make sure the servers support EDNS'));
+    out.push(
+      finding(
+        'warn',
+        'tcp-only',
+        'the answer is too large for UDP and arrives only over TCP; verifiers that do not retry over TCP give a temporary error',
+        'use a 2048-bit RSA key, or make sure the servers support EDNS',
+      ),
+    );
   }
   if (ttl > MAX_TTL) {
-    out.push(finding('advice', 'long-ttl', `TTL ${ttl} s: a rotation has to wait that long for caches to see a change`, `lower the TTL to ${MAX_TTL} s (one day) or less`));
+    out.push(
+      finding(
+        'advice',
+        'long-ttl',
+        `TTL ${ttl} s: a rotation has to wait that long for caches to see a change`,
+        `lower the TTL to ${MAX_TTL} s (one day) or less`,
+      ),
+    );
   }
   return out;
 }
@@ -134,7 +238,12 @@ function joinWhitespace(strings: string[]): Finding | null {
     while (end < joined.length && /\s/.test(joined[end]!)) end++;
     if (start === end || start === 0 || end === joined.length) continue;
     if (joined[start - 1] === ';' || joined[end] === ';') continue;
-    return finding('warn', 'join-whitespace', `whitespace where strings ${i + 1} and ${i + 2} meet, inside a tag value; strings are joined with nothing between them (RFC 6376 §3.6.2.2)`, 'remove the space at the split, or paste the value as separate quoted strings');
+    return finding(
+      'warn',
+      'join-whitespace',
+      `whitespace where strings ${i + 1} and ${i + 2} meet, inside a tag value; strings are joined with nothing between them (RFC 6376 §3.6.2.2)`,
+      'remove the space at the split, or paste the value as separate quoted strings',
+    );
   }
   return null;
 }

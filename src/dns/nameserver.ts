@@ -15,7 +15,10 @@ export const DNS_SERVER_ADDRESS: HostPortRules = { defaultPort: 53, bracketedIPv
 export function parseNameserver(text: string): Nameserver {
   const address = parseHostPort(text.trim(), DNS_SERVER_ADDRESS);
   if (!address) {
-    throw new UserError(`"${text}" is not a name server address`, 'give an IP address with an optional port, e.g. 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53');
+    throw new UserError(
+      `"${text}" is not a name server address`,
+      'give an IP address with an optional port, e.g. 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53',
+    );
   }
   return address;
 }

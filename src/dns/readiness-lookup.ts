@@ -17,7 +17,11 @@ export type ReadinessResult =
 export const READINESS_TIMEOUTS = 4;
 
 /** A lookup that fails or takes too long is reported in the result, never thrown. */
-export async function lookUpReadiness(domains: readonly string[], servers: readonly Nameserver[], timeoutSeconds: number): Promise<Map<string, ReadinessResult>> {
+export async function lookUpReadiness(
+  domains: readonly string[],
+  servers: readonly Nameserver[],
+  timeoutSeconds: number,
+): Promise<Map<string, ReadinessResult>> {
   const limitMs = READINESS_TIMEOUTS * timeoutSeconds * 1000;
   const client = new BoundedClient({ timeoutMs: timeoutSeconds * 1000 }, Date.now() + limitMs);
   const first = servers[0] ? formatNameserver(servers[0]) : '';
@@ -29,7 +33,10 @@ export async function lookUpReadiness(domains: readonly string[], servers: reado
         timer = setTimeout(() => resolve({ status: 'failed', server: first, reason: `no complete answer within ${limitMs / 1000} s` }), limitMs);
       });
       const lookup = domainReadiness(domain, [...servers], client).then(
-        (r): ReadinessResult => ('temperror' in r ? { status: 'failed', server: r.server, reason: r.temperror } : { status: 'checked', server: r.server, spf: r.spf, dmarc: r.dmarc, findings: r.findings }),
+        (r): ReadinessResult =>
+          'temperror' in r
+            ? { status: 'failed', server: r.server, reason: r.temperror }
+            : { status: 'checked', server: r.server, spf: r.spf, dmarc: r.dmarc, findings: r.findings },
         (err: unknown): ReadinessResult => ({ status: 'failed', server: first, reason: (err as Error).message }),
       );
       try {

@@ -25,7 +25,10 @@ export class DnsLookupFailed extends Error {
 export function parseNameserverOption(input: string): string {
   const text = input.trim();
   if (!parseHostPort(text, { defaultPort: 53 })) {
-    throw new UserError(`--nameserver ${JSON.stringify(input)} is not an IP address with an optional port`, 'give e.g. --nameserver 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:5353');
+    throw new UserError(
+      `--nameserver ${JSON.stringify(input)} is not an IP address with an optional port`,
+      'give e.g. --nameserver 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:5353',
+    );
   }
   return text;
 }

@@ -28,7 +28,10 @@ export function openDatabase(file: string, timeoutMs = 5000): Db {
 export function explainDatabaseError(err: unknown, file: string): Error {
   const code = (err as { code?: string }).code ?? '';
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new UserError(`key store database ${file} is locked by another process`, 'wait a moment and retry; if it stays locked, look for a stuck dkim-relay process');
+    return new UserError(
+      `key store database ${file} is locked by another process`,
+      'wait a moment and retry; if it stays locked, look for a stuck dkim-relay process',
+    );
   }
   if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM')) {
     return new UserError(`cannot open key store database ${file} for writing`, 'check that the directory exists and belongs to the user running dkim-relay');

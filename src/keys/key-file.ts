@@ -88,7 +88,11 @@ function openError(err: NodeJS.ErrnoException, file: string, what: string): Erro
     case 'EISDIR':
       return new KeyFileError('not a file', `key file ${file} for ${what} is not a regular file`, `remove what is there and ${RESTORE}`);
     default:
-      return new KeyFileError('unreadable', `key file ${file} for ${what} cannot be read (${err.code ?? err.message})`, `check the disk and the file, or ${RESTORE}`);
+      return new KeyFileError(
+        'unreadable',
+        `key file ${file} for ${what} cannot be read (${err.code ?? err.message})`,
+        `check the disk and the file, or ${RESTORE}`,
+      );
   }
 }
 

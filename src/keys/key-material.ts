@@ -47,7 +47,12 @@ export function describeKey(privateKey: KeyObject): KeyMaterial {
     throw new UserError(`unsupported key type ${type}`, 'DKIM keys are RSA (rsa-sha256) or Ed25519 (ed25519-sha256)');
   }
   const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return { algorithm: type, bits: type === 'rsa' ? privateKey.asymmetricKeyDetails!.modulusLength! : 256, privatePem, publicData: publicData(createPublicKey(privateKey)) };
+  return {
+    algorithm: type,
+    bits: type === 'rsa' ? privateKey.asymmetricKeyDetails!.modulusLength! : 256,
+    privatePem,
+    publicData: publicData(createPublicKey(privateKey)),
+  };
 }
 
 function publicData(publicKey: KeyObject): string {

@@ -112,7 +112,13 @@ export function decide(keys: readonly LifecycleKey[], keyId: number, to: KeyStat
   // At most one active key per domain and algorithm: the one it replaces retires first.
   const replaced = keys.filter((k) => k.id !== key.id && k.domain === key.domain && k.algorithm === key.algorithm && k.state === 'active');
   const retiring: Transition[] = replaced.map((old) => ({
-    keyId: old.id, domain: old.domain, selector: old.selector, from: 'active', to: 'retiring', at, by: step.by,
+    keyId: old.id,
+    domain: old.domain,
+    selector: old.selector,
+    from: 'active',
+    to: 'retiring',
+    at,
+    by: step.by,
     why: `replaced by ${key.selector}`,
   }));
   return { ok: true, transitions: [...retiring, own] };

@@ -37,7 +37,10 @@ export function ensurePrivateDir(dir: string): PrivateDir {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'EEXIST' || code === 'ENOENT') && isLink(dir)) return checkLinkedDir(dir);
     if (code === 'EEXIST' || code === 'ENOTDIR') throw notADirectory(dir);
-    throw new UserError(`cannot create the key store directory ${dir}: ${code ?? (err as Error).message}`, 'check keys.dir and the permissions of its parent directory');
+    throw new UserError(
+      `cannot create the key store directory ${dir}: ${code ?? (err as Error).message}`,
+      'check keys.dir and the permissions of its parent directory',
+    );
   }
   let fd: number;
   try {

@@ -229,7 +229,10 @@ export class PgKeyStore implements KeyStore {
         try {
           pem = unseal(this.kek, row.id, row.sealed);
         } catch {
-          throw new UserError(`the key ${recordName(row.selector, row.domain)} does not open with the current keys.encryptionKeyFile`, 'run keys rewrap with the key-encryption key the store was sealed with in keys.encryptionKeyFile');
+          throw new UserError(
+            `the key ${recordName(row.selector, row.domain)} does not open with the current keys.encryptionKeyFile`,
+            'run keys rewrap with the key-encryption key the store was sealed with in keys.encryptionKeyFile',
+          );
         }
         await client.query(`UPDATE keys SET sealed = $1 WHERE id = $2`, [seal(newKek, row.id, pem), row.id]);
         count++;
@@ -254,7 +257,10 @@ export class PgKeyStore implements KeyStore {
     let id = 0;
     await this.write(async (client) => {
       await lockDomain(client, domain);
-      const { rows: existing } = await client.query<Pick<StoredKey, 'selector' | 'algorithm' | 'state'>>(`SELECT selector, algorithm, state FROM keys WHERE domain = $1`, [domain]);
+      const { rows: existing } = await client.query<Pick<StoredKey, 'selector' | 'algorithm' | 'state'>>(
+        `SELECT selector, algorithm, state FROM keys WHERE domain = $1`,
+        [domain],
+      );
       const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
       // The id is known before the row is written: it is the sealed key's associated data.
       const next = await client.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('keys', 'id')) AS id`);
@@ -264,8 +270,20 @@ export class PgKeyStore implements KeyStore {
       await client.query(
         `INSERT INTO keys (id, domain, selector, algorithm, bits, state, public_data, fingerprint, material, sealed, file, created_at, activated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sealed', $9, $10, $11, $12)`,
-        [id, domain, chosen, material.algorithm, material.bits, state, material.publicData, fingerprint(material.publicData),
-          seal(this.kek, id, material.privatePem), `${recordName(chosen, domain)}.pem`, now, options.activate ? now : null],
+        [
+          id,
+          domain,
+          chosen,
+          material.algorithm,
+          material.bits,
+          state,
+          material.publicData,
+          fingerprint(material.publicData),
+          seal(this.kek, id, material.privatePem),
+          `${recordName(chosen, domain)}.pem`,
+          now,
+          options.activate ? now : null,
+        ],
       );
       const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
       await insertEvent(client, creation({ id, domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
@@ -380,7 +398,11 @@ export class PgKeyStore implements KeyStore {
     try {
       key = createPrivateKey(pem);
     } catch {
-      throw new KeyFileError('damaged', `the sealed key ${recordName(row.selector, row.domain)} in ${this.location} is not a readable private key`, 'retire and revoke the key, and generate a new one');
+      throw new KeyFileError(
+        'damaged',
+        `the sealed key ${recordName(row.selector, row.domain)} in ${this.location} is not a readable private key`,
+        'retire and revoke the key, and generate a new one',
+      );
     }
     this.parsed.set(row.id, { sealed: row.sealed!, key });
     return key;
@@ -419,13 +441,25 @@ async function writeTransition(client: pg.ClientBase, t: Transition): Promise<vo
   if (t.to === 'pending') throw new Error(`no key goes back to pending (key ${t.keyId})`);
   const reset = t.to === 'active' ? ', retired_at = NULL' : '';
   const erase = t.to === 'removed' ? ', sealed = NULL' : '';
-  const { rowCount } = await client.query(`UPDATE keys SET state = $1, ${STAMP_COLUMN[t.to]} = $2${reset}${erase} WHERE id = $3 AND state = $4`, [t.to, t.at, t.keyId, t.from]);
+  const { rowCount } = await client.query(`UPDATE keys SET state = $1, ${STAMP_COLUMN[t.to]} = $2${reset}${erase} WHERE id = $3 AND state = $4`, [
+    t.to,
+    t.at,
+    t.keyId,
+    t.from,
+  ]);
   if (rowCount === 0) throw new StepRaced(`key ${t.keyId} is no longer ${t.from}`);
   await insertEvent(client, t);
 }
 
 async function insertEvent(client: pg.ClientBase, t: Transition): Promise<void> {
   await client.query(`INSERT INTO events (key_id, domain, selector, from_state, to_state, "at", "by", why) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
-    t.keyId, t.domain, t.selector, t.from, t.to, t.at, t.by, t.why,
+    t.keyId,
+    t.domain,
+    t.selector,
+    t.from,
+    t.to,
+    t.at,
+    t.by,
+    t.why,
   ]);
 }

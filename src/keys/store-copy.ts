@@ -33,7 +33,22 @@ const INSERTS: Record<Exclude<CopiedTable, 'keys'>, { columns: string[]; conflic
   dns_unpublished: { columns: ['key_id', 'since', 'reason'], conflict: 'key_id' },
 };
 
-const KEY_COLUMNS = ['id', 'domain', 'selector', 'algorithm', 'bits', 'state', 'public_data', 'fingerprint', 'file', 'created_at', 'activated_at', 'retired_at', 'revoked_at', 'removed_at'];
+const KEY_COLUMNS = [
+  'id',
+  'domain',
+  'selector',
+  'algorithm',
+  'bits',
+  'state',
+  'public_data',
+  'fingerprint',
+  'file',
+  'created_at',
+  'activated_at',
+  'retired_at',
+  'revoked_at',
+  'removed_at',
+];
 
 export async function copySqliteStore(source: SqliteKeyStore, target: PgKeyStore): Promise<CopyResult> {
   const rows = readTables(source.dbFile);
@@ -86,7 +101,10 @@ export function verifyKeys(store: KeyStore): number {
     const digest = key.algorithm === 'rsa' ? 'sha256' : null;
     const signature = sign(digest, message, store.privatePem(key));
     if (!verify(digest, message, createPublicKey(publicPem(key.algorithm, key.publicData)), signature)) {
-      throw new UserError(`the key ${recordName(key.selector, key.domain)} in ${store.location} does not match its public key`, 'restore the store from backup and run keys migrate again');
+      throw new UserError(
+        `the key ${recordName(key.selector, key.domain)} in ${store.location} does not match its public key`,
+        'restore the store from backup and run keys migrate again',
+      );
     }
     verified++;
   }
@@ -95,7 +113,9 @@ export function verifyKeys(store: KeyStore): number {
 
 /** A row already there under a copied key's id must be that key, not another store's. */
 async function requireSameKey(client: pg.ClientBase, row: Row): Promise<void> {
-  const { rows } = await client.query<Pick<StoredKey, 'domain' | 'selector' | 'fingerprint'>>(`SELECT domain, selector, fingerprint FROM keys WHERE id = $1`, [row.id]);
+  const { rows } = await client.query<Pick<StoredKey, 'domain' | 'selector' | 'fingerprint'>>(`SELECT domain, selector, fingerprint FROM keys WHERE id = $1`, [
+    row.id,
+  ]);
   const there = rows[0]!;
   if (there.domain !== row.domain || there.selector !== row.selector || there.fingerprint !== row.fingerprint) {
     throw new UserError(

@@ -117,7 +117,10 @@ export class SqliteKeyStore implements KeyStoreApi {
   find(domain: string, selector: string): StoredKey | undefined {
     return this.query(() =>
       // The live key holding the selector, else the last one removed (for its history and a clear refusal).
-      this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ? AND selector = ? ORDER BY state = 'removed', id DESC LIMIT 1`).get(normalizeDomain(domain), normalizeSelector(selector)),
+      this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ? AND selector = ? ORDER BY state = 'removed', id DESC LIMIT 1`).get(
+        normalizeDomain(domain),
+        normalizeSelector(selector),
+      ),
     ) as StoredKey | undefined;
   }
 
@@ -256,7 +259,8 @@ export class SqliteKeyStore implements KeyStoreApi {
     const selector = lower.slice(0, at);
     const domain = lower.slice(at + '._domainkey.'.length).replace(/\.$/, '');
     if (at <= 0 || domain === '') return undefined;
-    const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ? AND ${LIVE}`).get(selector, domain)) as StoredKey | undefined;
+    const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ? AND ${LIVE}`).get(selector, domain)) as
+      StoredKey | undefined;
     return key ? txtValue(key) : undefined;
   }
 
@@ -270,27 +274,44 @@ export class SqliteKeyStore implements KeyStoreApi {
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
     const at = options.step?.at ?? new Date();
     const selector = this.query(() =>
-      this.db.transaction(() => {
-        const existing = this.statement(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<StoredKey, 'selector' | 'algorithm' | 'state'>[];
-        const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
-        const file = `${recordName(chosen, domain)}.pem`;
-        writePrivateFile(join(this.dir, file), material.privatePem, this.owner);
-        const now = at.toISOString();
-        const state = options.activate ? 'active' : 'pending';
-        try {
-          const { lastInsertRowid } = this.db
-            .prepare(`INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-            .run(domain, chosen, material.algorithm, material.bits, state,
-              material.publicData, fingerprint(material.publicData), file, now, options.activate ? now : null);
-          const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
-          this.insertEvent(creation({ id: Number(lastInsertRowid), domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
-        } catch (err) {
-          rmSync(join(this.dir, file), { force: true }); // ours: writePrivateFile refused to replace any other
-          throw err;
-        }
-        return chosen;
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          const existing = this.statement(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<
+            StoredKey,
+            'selector' | 'algorithm' | 'state'
+          >[];
+          const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
+          const file = `${recordName(chosen, domain)}.pem`;
+          writePrivateFile(join(this.dir, file), material.privatePem, this.owner);
+          const now = at.toISOString();
+          const state = options.activate ? 'active' : 'pending';
+          try {
+            const { lastInsertRowid } = this.db
+              .prepare(
+                `INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+              )
+              .run(
+                domain,
+                chosen,
+                material.algorithm,
+                material.bits,
+                state,
+                material.publicData,
+                fingerprint(material.publicData),
+                file,
+                now,
+                options.activate ? now : null,
+              );
+            const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
+            this.insertEvent(creation({ id: Number(lastInsertRowid), domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
+          } catch (err) {
+            rmSync(join(this.dir, file), { force: true }); // ours: writePrivateFile refused to replace any other
+            throw err;
+          }
+          return chosen;
+        })
+        .immediate(),
     );
     this.activeByDomain = null;
     return this.get(domain, selector);
@@ -298,7 +319,7 @@ export class SqliteKeyStore implements KeyStoreApi {
 
   /** One lifecycle step of `key`, decided on the domain's keys as they are inside the transaction. */
   private change(key: StoredKey, to: KeyState, step: Step): StoredKey {
-    const context = { at: step.at ?? new Date(), by: step.by ?? 'cli' as const, why: step.why ?? `keys ${VERB[to]}` };
+    const context = { at: step.at ?? new Date(), by: step.by ?? ('cli' as const), why: step.why ?? `keys ${VERB[to]}` };
     this.write(() => {
       const keys = this.statement(`SELECT ${COLUMNS} FROM keys WHERE domain = ?`).all(key.domain) as StoredKey[];
       const decision = decide(keys, key.id, to, context);
@@ -314,15 +335,28 @@ export class SqliteKeyStore implements KeyStoreApi {
       if (t.from === null) throw new Error(`a creation event is written by add(), not applied (key ${t.keyId})`);
       if (t.to === 'pending') throw new Error(`no key goes back to pending (key ${t.keyId})`);
       const reset = t.to === 'active' ? ', retired_at = NULL' : ''; // taken back: it retires anew when replaced again
-      const { changes } = this.statement(`UPDATE keys SET state = ?, ${STAMP_COLUMN[t.to]} = ?${reset} WHERE id = ? AND state = ?`).run(t.to, t.at, t.keyId, t.from);
+      const { changes } = this.statement(`UPDATE keys SET state = ?, ${STAMP_COLUMN[t.to]} = ?${reset} WHERE id = ? AND state = ?`).run(
+        t.to,
+        t.at,
+        t.keyId,
+        t.from,
+      );
       if (changes === 0) throw new StepRaced(`key ${t.keyId} is no longer ${t.from}`);
       this.insertEvent(t);
     }
   }
 
   private insertEvent(t: Transition): void {
-    this.statement(`INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(t.keyId, t.domain, t.selector, t.from, t.to, t.at, t.by, t.why);
+    this.statement(`INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      t.keyId,
+      t.domain,
+      t.selector,
+      t.from,
+      t.to,
+      t.at,
+      t.by,
+      t.why,
+    );
   }
 
   private byId(id: number): StoredKey {
@@ -343,7 +377,11 @@ export class SqliteKeyStore implements KeyStoreApi {
     try {
       parsed = createPrivateKey(text!);
     } catch {
-      throw new KeyFileError('damaged', `key file ${file} for ${what} is not a readable PEM private key`, 'restore it from backup, or retire and revoke the key');
+      throw new KeyFileError(
+        'damaged',
+        `key file ${file} for ${what} is not a readable PEM private key`,
+        'restore it from backup, or retire and revoke the key',
+      );
     }
     this.parsed.set(key.id, { stamp, key: parsed });
     return parsed;
@@ -363,7 +401,9 @@ export class SqliteKeyStore implements KeyStoreApi {
       this.activeByDomain = null;
     }
     if (!this.activeByDomain) {
-      const rows = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all()) as StoredKey[];
+      const rows = this.query(() =>
+        this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all(),
+      ) as StoredKey[];
       const map = new Map<string, DomainKeys>();
       const problems = new Set<string>();
       for (const row of rows) {
@@ -427,7 +467,10 @@ function writePrivateFile(file: string, pem: string, owner: Owner | undefined): 
     linkSync(tmp, file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new UserError(`key file ${file} already exists but the key store does not know it`, 'move it away (or import it with `dkim-relay keys import`), then retry');
+      throw new UserError(
+        `key file ${file} already exists but the key store does not know it`,
+        'move it away (or import it with `dkim-relay keys import`), then retry',
+      );
     }
     throw err;
   } finally {
@@ -458,10 +501,12 @@ function requireStore(dir: string, path: string): void {
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new UserError(
         `no key store at ${where}`,
-        'run the command from the directory the relay runs in, or set keys.dir to the store\'s absolute path; `dkim-relay keys generate` creates a new store',
+        "run the command from the directory the relay runs in, or set keys.dir to the store's absolute path; `dkim-relay keys generate` creates a new store",
       );
     }
-    throw new UserError(`the key store ${where} cannot be read (${code ?? (err as Error).message})`, 'run the command as the user the relay runs as, or as root');
+    throw new UserError(
+      `the key store ${where} cannot be read (${code ?? (err as Error).message})`,
+      'run the command as the user the relay runs as, or as root',
+    );
   }
 }
-

@@ -19,7 +19,10 @@ export const LOOK_ALIKE_DOT = /[\u00b7\u0387\u0589\u06d4\u0701\u0702\u2022\u2027
  * invisible characters are ignored, since a reader's eye skips them.
  */
 export function shownAddressDomains(text: string): string[] {
-  const squeezed = text.normalize('NFKC').replace(/[\p{White_Space}\p{Cf}]/gu, '').replace(LOOK_ALIKE_DOT, '.');
+  const squeezed = text
+    .normalize('NFKC')
+    .replace(/[\p{White_Space}\p{Cf}]/gu, '')
+    .replace(LOOK_ALIKE_DOT, '.');
   const domains: string[] = [];
   for (const match of squeezed.matchAll(/@([\p{L}\p{M}\p{N}.\u3002\uff0e\uff61-]+)/gu)) {
     const name = trimOf(match[1]!.replace(/[\u3002\uff0e\uff61]/g, '.'), '.-').toLowerCase();

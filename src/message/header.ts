@@ -51,7 +51,7 @@ export function oversizedField(header: Buffer, max: number): { name: string; siz
     const name = header.subarray(start, Math.min(colon < start || colon > end ? end : colon, start + 60)).toString('latin1');
     return { name: printable(name), size: end - start };
   };
-  for (let at = 0; at < header.length; ) {
+  for (let at = 0; at < header.length;) {
     const eol = header.indexOf(CRLF, at);
     const lineEnd = eol < 0 ? header.length : eol;
     const continuation = header[at] === 0x20 || header[at] === 0x09;
@@ -96,7 +96,10 @@ function printable(text: string): string {
 
 /** The unfolded value of a field (after the colon), as a binary string. */
 export function fieldValue(field: HeaderField): string {
-  return field.raw.slice(field.raw.indexOf(':') + 1).replace(/\r\n/g, '').trim();
+  return field.raw
+    .slice(field.raw.indexOf(':') + 1)
+    .replace(/\r\n/g, '')
+    .trim();
 }
 
 /** All fields with this name, top to bottom. */

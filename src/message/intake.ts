@@ -173,7 +173,7 @@ async function openIntakeFile(dir: string): Promise<{ path: string; handle: File
 }
 
 async function writeAll(file: FileHandle, data: Buffer): Promise<void> {
-  for (let at = 0; at < data.length; ) at += (await file.write(data, at, data.length - at)).bytesWritten;
+  for (let at = 0; at < data.length;) at += (await file.write(data, at, data.length - at)).bytesWritten;
 }
 
 async function discardFile(file: { path: string; handle: FileHandle } | null): Promise<void> {

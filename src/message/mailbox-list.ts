@@ -24,9 +24,7 @@ export interface Mailbox {
   address: string;
 }
 
-export type MailboxList =
-  | { ok: true; mailboxes: Mailbox[]; comments: string[] }
-  | { ok: false; problem: string };
+export type MailboxList = { ok: true; mailboxes: Mailbox[]; comments: string[] } | { ok: false; problem: string };
 
 class Refusal extends Error {}
 
@@ -58,7 +56,7 @@ export function parseMailboxList(value: string): MailboxList {
  * grammar that stops at the special reads addresses out of the middle.
  */
 function straddlingEncodedWord(value: string): number | null {
-  for (let at = value.indexOf('=?'); at >= 0; ) {
+  for (let at = value.indexOf('=?'); at >= 0;) {
     const charsetEnd = value.indexOf('?', at + 2);
     const encodingEnd = charsetEnd < 0 ? -1 : value.indexOf('?', charsetEnd + 1);
     const end = encodingEnd < 0 ? -1 : value.indexOf('?=', encodingEnd + 1);

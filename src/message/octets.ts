@@ -41,7 +41,7 @@ export function fileOctets(path: string, start: number, size: number): Octets {
       const file = await open(path, 'r');
       try {
         const buffer = Buffer.allocUnsafe(Math.min(CHUNK, size));
-        for (let at = 0; at < size; ) {
+        for (let at = 0; at < size;) {
           const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - at), start + at);
           // A file cut short under us must not pass for the whole message.
           if (bytesRead === 0) throw new Error(`${path}: expected ${size} octets from ${start}, the file ends after ${at}`);

@@ -48,7 +48,9 @@ export function decideHealth(facts: HealthFacts): Health {
   const checks: HealthCheck[] = [
     { name: 'listener', ok: facts.listening, reason: listening, detail: listening },
     spoolCheck(facts.spool),
-    facts.keyStore.ok ? { name: 'key-store', ok: true, reason: 'opens', detail: 'opens' } : { name: 'key-store', ok: false, reason: 'does not open', detail: facts.keyStore.error },
+    facts.keyStore.ok
+      ? { name: 'key-store', ok: true, reason: 'opens', detail: 'opens' }
+      : { name: 'key-store', ok: false, reason: 'does not open', detail: facts.keyStore.error },
     keysCheck(facts),
   ];
   const failed = checks.filter((c) => !c.ok).map((c) => c.name);
@@ -70,13 +72,15 @@ const mebibytes = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 
 function keysCheck(facts: HealthFacts): HealthCheck {
   // Without a key store, the keys cannot be judged: the key-store check says why.
-  if (!facts.keyStore.ok) return { name: 'signing-keys', ok: false, reason: 'unknown: the key store does not open', detail: 'unknown: the key store does not open' };
+  if (!facts.keyStore.ok)
+    return { name: 'signing-keys', ok: false, reason: 'unknown: the key store does not open', detail: 'unknown: the key store does not open' };
   const problems = facts.domains.flatMap((d) => {
     if (d.problem !== undefined) return [d.problem];
     return d.usableKeys === 0 ? [`${d.domain} has no active key`] : [];
   });
   const domains = (n: number) => `${n} signing domain${n === 1 ? '' : 's'}`;
-  if (problems.length > 0) return { name: 'signing-keys', ok: false, reason: `${domains(problems.length)} of ${facts.domains.length} cannot sign`, detail: problems.join('; ') };
+  if (problems.length > 0)
+    return { name: 'signing-keys', ok: false, reason: `${domains(problems.length)} of ${facts.domains.length} cannot sign`, detail: problems.join('; ') };
   const fine = `${domains(facts.domains.length)}, each with an active key that loads`;
   return { name: 'signing-keys', ok: true, reason: fine, detail: fine };
 }

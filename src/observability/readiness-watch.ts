@@ -76,7 +76,14 @@ export class ReadinessWatch {
 
   private async lookUp(): Promise<Map<string, ReadinessResult>> {
     const { config, store, metrics, logger } = this.options;
-    const domains = [...new Set(store.list().filter((k) => k.state !== 'removed').map((k) => k.domain))].sort();
+    const domains = [
+      ...new Set(
+        store
+          .list()
+          .filter((k) => k.state !== 'removed')
+          .map((k) => k.domain),
+      ),
+    ].sort();
     const servers = configuredNameservers(config.dns.resolvers);
     const results = await lookUpReadiness(domains, servers, config.dns.timeoutSeconds);
     if (this.stopped) return results;

@@ -14,7 +14,6 @@ import type { DnsObservation } from '../rotation/observation.ts';
 import { plan, when, type Action, type PlanKey, type StepName } from '../rotation/plan.ts';
 import type { RotationPolicy } from '../rotation/policy.ts';
 
-
 /** An active key whose private key file cannot be used (its domain's mail waits). */
 export interface KeyFileProblem {
   domain: string;
@@ -140,7 +139,10 @@ function dnsOf(keyId: number, observations: readonly DnsObservation[]): KeyStatu
     .filter((o) => o.keyId === keyId)
     .sort((a, b) => (a.server < b.server ? -1 : a.server > b.server ? 1 : 0))
     .map((o) => ({ server: o.server, state: o.lastState, detail: o.detail, lastChecked: o.lastChecked, firstSeenMatching: o.firstSeenMatching }));
-  const lastChecked = servers.reduce<string | null>((latest, s) => (latest === null || Date.parse(s.lastChecked) > Date.parse(latest) ? s.lastChecked : latest), null);
+  const lastChecked = servers.reduce<string | null>(
+    (latest, s) => (latest === null || Date.parse(s.lastChecked) > Date.parse(latest) ? s.lastChecked : latest),
+    null,
+  );
   return { lastChecked, servers };
 }
 
@@ -176,7 +178,12 @@ export function renderStatus(report: StatusReport): string {
 }
 
 function renderDomain(domain: DomainStatus): string {
-  const rows = domain.keys.map((k) => [k.state, k.selector, `${k.algorithm}${k.algorithm === 'rsa' ? ` ${k.bits}` : ''}`, `since ${when(k.since)} (${age(k.ageSeconds)})`]);
+  const rows = domain.keys.map((k) => [
+    k.state,
+    k.selector,
+    `${k.algorithm}${k.algorithm === 'rsa' ? ` ${k.bits}` : ''}`,
+    `since ${when(k.since)} (${age(k.ageSeconds)})`,
+  ]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
   const pad = (r: string[]) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ');
   const indent = ' '.repeat(2 + widths[0]! + 2);

@@ -11,8 +11,7 @@ import { parseMailboxList, type Mailbox } from '../message/mailbox-list.ts';
 
 export type Author =
   /** senderDomains: the domain of each Sender: mailbox, which readers show as "on behalf of"; absent without Sender:. */
-  | { ok: true; domain: string; address: string; senderDomains?: string[] }
-  | { ok: false; problem: string };
+  { ok: true; domain: string; address: string; senderDomains?: string[] } | { ok: false; problem: string };
 
 export interface AuthorOptions {
   /** An address of another domain in a display name or comment: refused (default) or allowed. */

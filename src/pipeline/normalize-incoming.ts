@@ -11,9 +11,7 @@ import { bufferOctets, fileOctets, readOctets, type Octets } from '../message/oc
 import { normalizeFileInThread } from './normalize-thread.ts';
 import { smtpReply, type SmtpReply } from '../smtp/reply.ts';
 
-export type NormalizedMessage =
-  | { ok: true; header: Buffer; body: Octets; changes: string[] }
-  | { ok: false; reply: SmtpReply };
+export type NormalizedMessage = { ok: true; header: Buffer; body: Octets; changes: string[] } | { ok: false; reply: SmtpReply };
 
 export async function normalizeIncoming(message: IncomingMessage, options: NormalizeOptions): Promise<NormalizedMessage> {
   const facts = message.bodyFacts;

@@ -27,10 +27,14 @@ function thread(): JobThread<NormalizeJobReply, Waiting> {
     for (const job of started.jobs.values()) job.reject(err);
     started.jobs.clear();
   };
-  const started: JobThread<NormalizeJobReply, Waiting> = new JobThread(WORKER, { resourceLimits: HEAP_LIMITS }, {
-    error: fail,
-    exit: (code) => fail(new Error(`the normalization thread exited (code ${code})`)),
-  });
+  const started: JobThread<NormalizeJobReply, Waiting> = new JobThread(
+    WORKER,
+    { resourceLimits: HEAP_LIMITS },
+    {
+      error: fail,
+      exit: (code) => fail(new Error(`the normalization thread exited (code ${code})`)),
+    },
+  );
   current = started;
   return started;
 }

@@ -53,9 +53,7 @@ export interface Report {
   changes: string[];
 }
 
-export type PipelineOutcome =
-  | ({ action: 'deliver'; message: Octets } & Report)
-  | ({ action: 'refuse'; reply: SmtpReply } & Report);
+export type PipelineOutcome = ({ action: 'deliver'; message: Octets } & Report) | ({ action: 'refuse'; reply: SmtpReply } & Report);
 
 /**
  * A Buffer is a whole message in memory; an IncomingMessage may have its
@@ -95,9 +93,17 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   report.fromDomain = author.domain;
   // Copies of the address lists are merged by normalize() instead (headers.mergeDuplicates).
   const mergeable = limits.mergeDuplicates ? MERGEABLE_FIELDS.map((n) => n.toLowerCase()) : [];
-  const duplicate = limits.rejectDuplicates ? findDuplicate(fields, limits.singleInstance.filter((n) => !mergeable.includes(n.toLowerCase()))) : null;
+  const duplicate = limits.rejectDuplicates
+    ? findDuplicate(
+        fields,
+        limits.singleInstance.filter((n) => !mergeable.includes(n.toLowerCase())),
+      )
+    : null;
   if (duplicate) {
-    return refuse(550, `5.6.0 The message has ${duplicate.count} ${duplicate.name}: headers; RFC 5322 allows one, and a second copy can forge a signed message`);
+    return refuse(
+      550,
+      `5.6.0 The message has ${duplicate.count} ${duplicate.name}: headers; RFC 5322 allows one, and a second copy can forge a signed message`,
+    );
   }
   // Sender: is shown to readers as who sent the mail on the author's behalf: held to the same domains as From:.
   const senderRefusal = ctx.senderRefusal?.(author.domain) ?? (author.senderDomains ?? []).map((d) => ctx.senderRefusal?.(d, 'Sender:')).find((r) => r);
@@ -137,15 +143,20 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
   // Encoding 8-bit header text and refolding long lines add lines, and the self-check's
   // verifier (mailauth) joins folded lines in quadratic time: the input's bound holds for the output.
   const linesOut = normalized.header === incoming.header ? lines : countLines(normalized.header);
-  if (linesOut > limits.maxLines) return refuse(552, `5.3.4 Header too long once refolded or encoded for the upstream: ${linesOut} lines, at most ${limits.maxLines}`);
+  if (linesOut > limits.maxLines)
+    return refuse(552, `5.3.4 Header too long once refolded or encoded for the upstream: ${linesOut} lines, at most ${limits.maxLines}`);
   // Re-encoding for a 7-bit upstream makes a message larger: it must still be a size the relay takes, and hands on.
   const size = normalized.header.length + body.size;
   const { maxMessageSize } = ctx;
   if (maxMessageSize !== undefined && body !== incoming.body && size > maxMessageSize) {
-    return refuse(552, `5.3.4 Message exceeds the maximum size of ${maxMessageSize} octets once re-encoded for the upstream (${size} octets): send large attachments 8-bit-free (base64) or smaller`);
+    return refuse(
+      552,
+      `5.3.4 Message exceeds the maximum size of ${maxMessageSize} octets once re-encoded for the upstream (${size} octets): send large attachments 8-bit-free (base64) or smaller`,
+    );
   }
   await yieldToEventLoop();
-  if (keys.length === 0) return { action: 'deliver', message: joinOctets(bufferOctets(normalized.header), body), ...report, detail: `${why}: forwarded unsigned` };
+  if (keys.length === 0)
+    return { action: 'deliver', message: joinOctets(bufferOctets(normalized.header), body), ...report, detail: `${why}: forwarded unsigned` };
 
   let signedHeader: Buffer;
   let check;

@@ -24,7 +24,13 @@ export interface SelfCheck {
 }
 
 /** Throws CryptoUnavailable when the key operation cannot be done just now. */
-export async function selfCheck(signed: Buffer | SignedMessage, added: ActiveKey[], store: KeyStore, alignment: AlignmentMode, crypto?: DigestCrypto): Promise<SelfCheck> {
+export async function selfCheck(
+  signed: Buffer | SignedMessage,
+  added: ActiveKey[],
+  store: KeyStore,
+  alignment: AlignmentMode,
+  crypto?: DigestCrypto,
+): Promise<SelfCheck> {
   const { header, body } = Buffer.isBuffer(signed) ? messageFromBuffer(signed) : signed;
   const verification = await verifyBounded(header, body, storeResolver(store), alignment, crypto);
   if (verification.fromFields !== 1) {

@@ -52,11 +52,7 @@ export type AfterFailure = { action: 'retry'; at: number } | { action: 'bounce';
  * After a temporary failure at `now` of a recipient that has now failed
  * `attempts` times, of a message received at `receivedAt`.
  */
-export function afterTemporaryFailure(
-  input: { receivedAt: number; attempts: number; now: number },
-  policy: RetryPolicy,
-  random: () => number,
-): AfterFailure {
+export function afterTemporaryFailure(input: { receivedAt: number; attempts: number; now: number }, policy: RetryPolicy, random: () => number): AfterFailure {
   const deadline = input.receivedAt + policy.maxAgeMs;
   if (input.now >= deadline) return { action: 'bounce', reason: 'expired' };
   return { action: 'retry', at: Math.min(input.now + retryDelay(input.attempts, policy, random), deadline) };
@@ -68,10 +64,7 @@ export function afterTemporaryFailure(
  * asked for delay notices (RFC 3461 §4.1: NOTIFY=DELAY; with no NOTIFY the
  * choice is the relay's, and it warns).
  */
-export function delayWarningDue(
-  input: { receivedAt: number; now: number; warnedAt: number | null; notify: string[] | null },
-  policy: RetryPolicy,
-): boolean {
+export function delayWarningDue(input: { receivedAt: number; now: number; warnedAt: number | null; notify: string[] | null }, policy: RetryPolicy): boolean {
   if (policy.delayWarningMs === null || input.warnedAt !== null) return false;
   if (input.notify !== null && !input.notify.includes('DELAY')) return false;
   return input.now - input.receivedAt >= policy.delayWarningMs;

@@ -105,7 +105,10 @@ export class QueueManager {
     } catch (err) {
       // The 60 s timer still looks; one line, not one per tick.
       clearInterval(this.#watch);
-      this.#o.logger.warn({ err: (err as Error).message }, 'queue manager: cannot watch queue.db for changes by the queue command; they take effect within a minute');
+      this.#o.logger.warn(
+        { err: (err as Error).message },
+        'queue manager: cannot watch queue.db for changes by the queue command; they take effect within a minute',
+      );
     }
   }
 
@@ -188,7 +191,6 @@ export class QueueManager {
     }
   }
 
-
   #schedule(): void {
     if (!this.#running) return;
     if (this.#inFlight.size >= this.#o.workers) return; // the end of an attempt wakes the loop
@@ -254,7 +256,12 @@ export class QueueManager {
     if (items.length > 0) {
       try {
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
-        await sendNotices({ ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs, rate: this.#rate() }, message, original, items);
+        await sendNotices(
+          { ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs, rate: this.#rate() },
+          message,
+          original,
+          items,
+        );
         this.#supervisor.succeeded('notice-mail');
       } catch (err) {
         this.#supervisor.failed('notice-mail', err);
@@ -264,7 +271,10 @@ export class QueueManager {
         const outcomes = postponedForNotices(pending, why, this.#now(), this.#o.policy, this.#random);
         index.record(claim, outcomes);
         const next = Math.min(...outcomes.map((o) => o.nextAttemptAt));
-        logger.error({ id: message.id, err: why, recipients: outcomes.length, next: new Date(next).toISOString() }, 'delivery status notification could not be queued; the recipients wait for their next attempt');
+        logger.error(
+          { id: message.id, err: why, recipients: outcomes.length, next: new Date(next).toISOString() },
+          'delivery status notification could not be queued; the recipients wait for their next attempt',
+        );
         return;
       }
     }
@@ -282,7 +292,10 @@ export class QueueManager {
   #record(claim: Claim, results: RecipientResult[]): void {
     const { index, upstream, logger } = this.#o;
     const { message } = claim;
-    index.record(claim, results.map((r) => r.outcome));
+    index.record(
+      claim,
+      results.map((r) => r.outcome),
+    );
     const domain = claim.signingDomain;
     for (const { outcome } of results) {
       if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);
@@ -290,16 +303,19 @@ export class QueueManager {
     }
     for (const r of results) {
       const o = r.outcome;
-      logger[o.result === 'delivered' ? 'info' : 'warn']({
-        id: message.id,
-        to: r.recipient.address,
-        result: o.result,
-        attempts: r.recipient.attempts + 1,
-        reply: replyLine(o.reply),
-        next: o.result === 'deferred' ? new Date(o.nextAttemptAt).toISOString() : undefined,
-        expired: r.expired || undefined,
-        upstream: upstream.name,
-      }, `recipient ${o.result}`);
+      logger[o.result === 'delivered' ? 'info' : 'warn'](
+        {
+          id: message.id,
+          to: r.recipient.address,
+          result: o.result,
+          attempts: r.recipient.attempts + 1,
+          reply: replyLine(o.reply),
+          next: o.result === 'deferred' ? new Date(o.nextAttemptAt).toISOString() : undefined,
+          expired: r.expired || undefined,
+          upstream: upstream.name,
+        },
+        `recipient ${o.result}`,
+      );
     }
   }
 
@@ -320,7 +336,11 @@ export class QueueManager {
     const { spool, logger } = this.#o;
     spool.removeOldCorrupt(this.#now(), retentionMs).then(
       (removed) => {
-        if (removed.length > 0) logger.info({ dir: `${spool.dir}/corrupt`, removed: removed.length, files: removed.slice(0, 20), retentionHours: retentionMs / 3_600_000 }, 'corrupt/ files older than queue.corruptRetention removed');
+        if (removed.length > 0)
+          logger.info(
+            { dir: `${spool.dir}/corrupt`, removed: removed.length, files: removed.slice(0, 20), retentionHours: retentionMs / 3_600_000 },
+            'corrupt/ files older than queue.corruptRetention removed',
+          );
       },
       (err: Error) => logger.warn({ dir: `${spool.dir}/corrupt`, err: err.message }, 'could not remove old files from corrupt/; tried again in an hour'),
     );

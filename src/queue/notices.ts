@@ -58,7 +58,11 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
     if (rate !== 'send') {
       const { maxPerAddress, addressWindow } = deps.config.bounce;
       // One line per address and window; the recipients' own results are logged as bounced or deferred anyway.
-      if (rate === 'first-excess') deps.logger.warn({ id: message.id, to: message.sender, max: maxPerAddress, window: addressWindow }, 'delivery status notifications to this address suppressed for the rest of the window (bounce.maxPerAddress)');
+      if (rate === 'first-excess')
+        deps.logger.warn(
+          { id: message.id, to: message.sender, max: maxPerAddress, window: addressWindow },
+          'delivery status notifications to this address suppressed for the rest of the window (bounce.maxPerAddress)',
+        );
       continue;
     }
     const recipients: DsnRecipient[] = notice.recipients.map((item) => ({
@@ -91,11 +95,17 @@ export async function sendNotices(deps: NoticeDeps, message: QueuedMessage, octe
     }
     if ('refused' in queued) {
       // Nothing the sender could mend: the notice itself cannot be signed as configured (bounce.from's domain, its key).
-      deps.logger.error({ id: message.id, to: dsn.rcptTo, reply: queued.refused }, 'delivery status notification not sent: the pipeline refused it; check bounce.from and its domain\'s key');
+      deps.logger.error(
+        { id: message.id, to: dsn.rcptTo, reply: queued.refused },
+        "delivery status notification not sent: the pipeline refused it; check bounce.from and its domain's key",
+      );
       continue;
     }
     ids.push(queued.id);
-    deps.logger.info({ id: queued.id, about: message.id, action: notice.action, to: dsn.rcptTo, recipients: recipients.map((r) => r.address), signatures: queued.signatures }, 'delivery status notification queued');
+    deps.logger.info(
+      { id: queued.id, about: message.id, action: notice.action, to: dsn.rcptTo, recipients: recipients.map((r) => r.address), signatures: queued.signatures },
+      'delivery status notification queued',
+    );
   }
   return ids;
 }

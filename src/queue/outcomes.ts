@@ -62,7 +62,11 @@ export function postponedForNotices(
   return results.map(({ recipient, outcome }) => {
     if (outcome.result === 'deferred') return outcome;
     const text = `A delivery status notification could not be queued (${why}); last reply: ${replyLine(outcome.reply)}`;
-    return { seq: outcome.seq, result: 'deferred', reply: { code: 451, enhanced: '4.3.1', text }, nextAttemptAt: now + retryDelay(recipient.attempts + 1, policy, random) };
+    return {
+      seq: outcome.seq,
+      result: 'deferred',
+      reply: { code: 451, enhanced: '4.3.1', text },
+      nextAttemptAt: now + retryDelay(recipient.attempts + 1, policy, random),
+    };
   });
 }
-

@@ -251,15 +251,17 @@ export class QueueIndex {
     );
     try {
       this.#setSynchronous(synchronous);
-      this.db.transaction(() => {
-        for (const m of messages) {
-          if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
-          const receivedAt = m.receivedAt ?? now;
-          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
-          for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
-          m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
-        }
-      }).immediate();
+      this.db
+        .transaction(() => {
+          for (const m of messages) {
+            if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
+            const receivedAt = m.receivedAt ?? now;
+            insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
+            for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
+            m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
+          }
+        })
+        .immediate();
     } catch (err) {
       throw spoolError(err);
     }
@@ -285,19 +287,21 @@ export class QueueIndex {
     );
     // A claim need not survive a crash: start-up makes every `delivering` recipient due again.
     return this.#withoutFsync(() =>
-      this.db.transaction(() => {
-        const ids = new Set<string>();
-        for (const id of dueRecipients.iterate(now) as IterableIterator<string>) {
-          ids.add(id);
-          if (ids.size >= options.limit) break;
-        }
-        return [...ids].map((id) => {
-          const row = message.get(id) as MessageRow & { signing_domain: string | null };
-          const token = randomBytes(8).toString('hex');
-          const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
-          return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain };
-        });
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          const ids = new Set<string>();
+          for (const id of dueRecipients.iterate(now) as IterableIterator<string>) {
+            ids.add(id);
+            if (ids.size >= options.limit) break;
+          }
+          return [...ids].map((id) => {
+            const row = message.get(id) as MessageRow & { signing_domain: string | null };
+            const token = randomBytes(8).toString('hex');
+            const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
+            return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain };
+          });
+        })
+        .immediate(),
     );
   }
 
@@ -355,68 +359,65 @@ export class QueueIndex {
        WHERE message_id = ? AND seq = ? AND claim = ? AND state = 'delivering'`,
     );
     return this.#withoutFsync(() =>
-      this.db.transaction(() => {
-        let changed = 0;
-        for (const o of outcomes) {
-          const next = o.result === 'deferred' ? o.nextAttemptAt : now;
-          changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
-        }
-        return changed;
-      }).immediate(),
+      this.db
+        .transaction(() => {
+          let changed = 0;
+          for (const o of outcomes) {
+            const next = o.result === 'deferred' ? o.nextAttemptAt : now;
+            changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
+          }
+          return changed;
+        })
+        .immediate(),
     );
   }
 
   /** Gives back recipients claimed and not finished (shutdown, an attempt that failed on the relay's side): due again at `nextAttemptAt`, at once by default; no attempt counted. */
   releaseClaim(claim: Pick<Claim, 'token' | 'message'>, nextAttemptAt = this.#now()): number {
     const now = this.#now();
-    return this
-      .#stmt(
-        `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
+    return this.#stmt(
+      `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
          WHERE message_id = ? AND claim = ? AND state = 'delivering'`,
-      )
-      .run(nextAttemptAt, now, claim.message.id, claim.token).changes;
+    ).run(nextAttemptAt, now, claim.message.id, claim.token).changes;
   }
 
   /** Start-up: no attempt survives a restart, so every `delivering` recipient is due again now. */
   resetDelivering(): number {
     const now = this.#now();
-    return this
-      .#stmt(
-        `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
+    return this.#stmt(
+      `UPDATE recipients SET state = CASE WHEN attempts = 0 THEN 'queued' ELSE 'deferred' END, claim = NULL, next_attempt_at = ?, updated_at = ?
          WHERE state = 'delivering'`,
-      )
-      .run(now, now).changes;
+    ).run(now, now).changes;
   }
 
   /** Records that a delay warning (RFC 3464 action=delayed) went out for these recipients. */
   markDelayWarned(messageId: string, seqs: number[]): void {
     const now = this.#now();
     const update = this.#stmt(`UPDATE recipients SET delay_warned_at = ?, updated_at = ? WHERE message_id = ? AND seq = ?`);
-    this.db.transaction(() => {
-      for (const seq of seqs) update.run(now, now, messageId, seq);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        for (const seq of seqs) update.run(now, now, messageId, seq);
+      })
+      .immediate();
   }
 
   /** Ids of messages whose every recipient is delivered or bounced, oldest first. */
   finishedMessages(limit: number): string[] {
-    return this
-      .#stmt(
-        `SELECT id FROM messages m WHERE NOT EXISTS (
+    return this.#stmt(
+      `SELECT id FROM messages m WHERE NOT EXISTS (
            SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.${PENDING}
          ) ORDER BY id LIMIT ?`,
-      )
+    )
       .pluck()
       .all(limit) as string[];
   }
 
   /** How many recipients were delivered and bounced, once none waits; null while some do. */
   finishedCounts(id: string): { delivered: number; bounced: number } | null {
-    const row = this
-      .#stmt(
-        `SELECT TOTAL(state = 'delivered') AS delivered, TOTAL(state = 'bounced') AS bounced, TOTAL(${PENDING}) AS pending
+    const row = this.#stmt(
+      `SELECT TOTAL(state = 'delivered') AS delivered, TOTAL(state = 'bounced') AS bounced, TOTAL(${PENDING}) AS pending
          FROM recipients WHERE message_id = ?`,
-      )
-      .get(id) as { delivered: number; bounced: number; pending: number };
+    ).get(id) as { delivered: number; bounced: number; pending: number };
     return row.pending > 0 ? null : { delivered: row.delivered, bounced: row.bounced };
   }
 
@@ -441,7 +442,10 @@ export class QueueIndex {
 
   /** The signatures the relay added to a message: d= and s= of each. */
   signaturesOf(id: string): { domain: string; selector: string }[] {
-    return this.#stmt(`SELECT domain, selector FROM message_signatures WHERE message_id = ? ORDER BY domain, selector`).all(id) as { domain: string; selector: string }[];
+    return this.#stmt(`SELECT domain, selector FROM message_signatures WHERE message_id = ? ORDER BY domain, selector`).all(id) as {
+      domain: string;
+      selector: string;
+    }[];
   }
 
   show(id: string): MessageDetail | undefined {
@@ -455,15 +459,13 @@ export class QueueIndex {
   /** Messages oldest first, with recipient counts; `held` filters on being held. */
   list(options: { limit?: number; offset?: number; held?: boolean } = {}): MessageSummary[] {
     const where = options.held === undefined ? '' : options.held ? 'WHERE m.hold IS NOT NULL' : 'WHERE m.hold IS NULL';
-    const rows = this
-      .#stmt(
-        `SELECT m.*, COUNT(r.seq) AS recipients,
+    const rows = this.#stmt(
+      `SELECT m.*, COUNT(r.seq) AS recipients,
            SUM(r.${PENDING}) AS pending,
            MIN(CASE WHEN r.${PENDING} THEN r.next_attempt_at END) AS next_attempt_at
          FROM messages m JOIN recipients r ON r.message_id = m.id ${where}
          GROUP BY m.id ORDER BY m.id LIMIT ? OFFSET ?`,
-      )
-      .all(options.limit ?? -1, options.offset ?? 0) as (MessageRow & { recipients: number; pending: number; next_attempt_at: number | null })[];
+    ).all(options.limit ?? -1, options.offset ?? 0) as (MessageRow & { recipients: number; pending: number; next_attempt_at: number | null })[];
     return rows.map((r) => ({ ...toMessage(r), recipients: r.recipients, pending: r.pending, nextAttemptAt: r.next_attempt_at }));
   }
 
@@ -502,21 +504,19 @@ export class QueueIndex {
   }
 
   depth(): QueueDepth {
-    const row = this
-      .#stmt(
-        `SELECT (SELECT COUNT(*) FROM messages) AS messages,
+    const row = this.#stmt(
+      `SELECT (SELECT COUNT(*) FROM messages) AS messages,
                 (SELECT COUNT(*) FROM recipients WHERE ${PENDING}) AS pending,
                 (SELECT MIN(received_at) FROM messages) AS oldest`,
-      )
-      .get() as { messages: number; pending: number; oldest: number | null };
+    ).get() as { messages: number; pending: number; oldest: number | null };
     return { messages: row.messages, pending: row.pending, oldestReceivedAt: row.oldest };
   }
 
   /** When the next recipient not held falls due (or a crashed attempt's lease runs out); null when none waits. */
   nextDueAt(): number | null {
-    const row = this
-      .#stmt(`SELECT MIN(r.next_attempt_at) AS due FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.${PENDING} AND m.hold IS NULL`)
-      .get() as { due: number | null };
+    const row = this.#stmt(
+      `SELECT MIN(r.next_attempt_at) AS due FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.${PENDING} AND m.hold IS NULL`,
+    ).get() as { due: number | null };
     return row.due;
   }
 
@@ -527,9 +527,9 @@ export class QueueIndex {
 
   /** When the oldest queued message signed d=domain s=selector came in (ms), or null: a key is not revoked while such mail waits. */
   oldestSignedWith(domain: string, selector: string): number | null {
-    const row = this
-      .#stmt(`SELECT MIN(m.received_at) AS oldest FROM message_signatures s JOIN messages m ON m.id = s.message_id WHERE s.domain = ? AND s.selector = ?`)
-      .get(domain.toLowerCase(), selector) as { oldest: number | null };
+    const row = this.#stmt(
+      `SELECT MIN(m.received_at) AS oldest FROM message_signatures s JOIN messages m ON m.id = s.message_id WHERE s.domain = ? AND s.selector = ?`,
+    ).get(domain.toLowerCase(), selector) as { oldest: number | null };
     return row.oldest;
   }
 }

@@ -68,6 +68,10 @@ export function migrateQueue(db: Database.Database, file: string): void {
     name: 'queue',
     latest: QUEUE_SCHEMA_VERSION,
     steps: STEPS,
-    tooNew: (version) => new UserError(`${file} has queue schema version ${version}, newer than this dkim-relay knows (${QUEUE_SCHEMA_VERSION})`, 'run the release that wrote it until its queue is empty'),
+    tooNew: (version) =>
+      new UserError(
+        `${file} has queue schema version ${version}, newer than this dkim-relay knows (${QUEUE_SCHEMA_VERSION})`,
+        'run the release that wrote it until its queue is empty',
+      ),
   });
 }

@@ -56,7 +56,16 @@ const IDS_IN_LOG = 50;
 
 export async function recoverQueue(spool: Spool, index: QueueIndex, logger: Logger): Promise<RecoveryReport> {
   const report: RecoveryReport = {
-    tempRemoved: 0, finishedRemoved: 0, movedToCorrupt: 0, heldMissing: 0, heldWrongSize: 0, released: 0, reclaimed: 0, heldIds: [], messages: 0, pending: 0,
+    tempRemoved: 0,
+    finishedRemoved: 0,
+    movedToCorrupt: 0,
+    heldMissing: 0,
+    heldWrongSize: 0,
+    released: 0,
+    reclaimed: 0,
+    heldIds: [],
+    messages: 0,
+    pending: 0,
   };
 
   for (const name of await spool.listTemp()) {

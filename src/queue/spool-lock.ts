@@ -55,10 +55,16 @@ export class SpoolLock {
       const holder = db && isBusy(err) ? ownerPid(db) : undefined;
       db?.close();
       if (isBusy(err)) {
-        throw new UserError(`queue.dir ${dir} is in use by pid ${holder ?? 'unknown'}`, 'one relay per spool: stop that one, or give this one a queue.dir of its own');
+        throw new UserError(
+          `queue.dir ${dir} is in use by pid ${holder ?? 'unknown'}`,
+          'one relay per spool: stop that one, or give this one a queue.dir of its own',
+        );
       }
       const code = (err as NodeJS.ErrnoException).code ?? '';
-      throw new UserError(`cannot lock queue.dir ${dir} (${code || (err as Error).message})`, 'check that the directory exists and belongs to the user running dkim-relay');
+      throw new UserError(
+        `cannot lock queue.dir ${dir} (${code || (err as Error).message})`,
+        'check that the directory exists and belongs to the user running dkim-relay',
+      );
     }
   }
 

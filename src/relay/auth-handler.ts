@@ -46,10 +46,14 @@ export function authHandler(options: AuthHandlerOptions): NonNullable<SMTPServer
         }
         const failure = attempt.failed();
         // One warning per client and window: a password-guessing run must not flood the log.
-        if (failure.first) logger.warn({ client, user: auth.username }, 'AUTH failed; further failures from this client within listen.authPenaltySeconds are not logged');
+        if (failure.first)
+          logger.warn({ client, user: auth.username }, 'AUTH failed; further failures from this client within listen.authPenaltySeconds are not logged');
         if (failure.blocked) {
           // Once per client and window: until the window ends its logins are refused before any check.
-          logger.warn({ client, seconds: options.penaltySeconds }, 'AUTH: client shut out after listen.maxAuthFailures failed logins; its logins are refused until the window ends');
+          logger.warn(
+            { client, seconds: options.penaltySeconds },
+            'AUTH: client shut out after listen.maxAuthFailures failed logins; its logins are refused until the window ends',
+          );
           return callback(reply(421, `4.7.0 Too many failed logins from ${client}, try again later`));
         }
         setTimeout(() => callback(reply(535, '5.7.8 Authentication credentials invalid')), failure.delayMs);

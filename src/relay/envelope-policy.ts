@@ -42,7 +42,11 @@ export function envelopePolicy(options: EnvelopePolicyOptions): Required<Pick<SM
       if (address.address.includes(UNDECODABLE)) return later(callback, reply(553, '5.1.7 The sender address is not valid UTF-8'));
       if (session.user || networks.includes(session.remoteAddress)) {
         const refusal = options.senders.envelopeRefusal({ address: session.remoteAddress, user: session.user as string | undefined }, address.address);
-        if (refusal) logger.warn({ client: session.remoteAddress, user: session.user, from: address.address }, 'envelope sender refused: not in the client\'s clients[].domains');
+        if (refusal)
+          logger.warn(
+            { client: session.remoteAddress, user: session.user, from: address.address },
+            "envelope sender refused: not in the client's clients[].domains",
+          );
         return later(callback, refusal ? reply(550, `5.7.1 ${refusal}`) : undefined);
       }
       logger.warn({ client: session.remoteAddress, from: address.address }, 'relay refused');

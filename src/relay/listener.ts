@@ -41,7 +41,9 @@ export const CLOSE_TIMEOUT_MS = 30_000;
 
 /** A session id as smtp-server makes them (16 base-32 characters). */
 function sessionId(): string {
-  return BigInt(`0x${randomBytes(10).toString('hex')}`).toString(32).padStart(16, '0');
+  return BigInt(`0x${randomBytes(10).toString('hex')}`)
+    .toString(32)
+    .padStart(16, '0');
 }
 
 export function createListener(deps: RelayDeps, implicitTls: boolean): Listener {
@@ -168,11 +170,14 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
         },
       });
       // A stranger has a total time to log in, which no NOOP or RSET extends (the idle timer is reset by every command).
-      const deadline = pool === 'stranger' ? setTimeout(() => {
-        logger.warn({ client: socket.remoteAddress }, 'not authenticated within listen.unadmittedTimeoutSeconds; closing the connection');
-        if (connectionOf(server, id)) close(421, `4.7.0 Not authenticated within ${config.listen.unadmittedTimeoutSeconds} s, closing connection`);
-        else socket.destroy();
-      }, config.listen.unadmittedTimeoutSeconds * 1000) : undefined;
+      const deadline =
+        pool === 'stranger'
+          ? setTimeout(() => {
+              logger.warn({ client: socket.remoteAddress }, 'not authenticated within listen.unadmittedTimeoutSeconds; closing the connection');
+              if (connectionOf(server, id)) close(421, `4.7.0 Not authenticated within ${config.listen.unadmittedTimeoutSeconds} s, closing connection`);
+              else socket.destroy();
+            }, config.listen.unadmittedTimeoutSeconds * 1000)
+          : undefined;
       sessions.set(id, { pool, watch, slot, deadline });
       watch.attach(socket); // before smtp-server pipes the socket: the 421 then goes out ahead of its reply
       serveSocket(server, socket, id);

@@ -26,14 +26,22 @@ export interface IntakeEnvelope extends Envelope {
 }
 
 /** Reads one DATA, then relays it; its intake file, if any, is gone when the reply is. */
-export async function receiveAndRelay(deps: RelayDeps, session: SMTPServerSession, envelope: IntakeEnvelope, data: Readable & { sizeExceeded?: boolean }): Promise<SmtpReply> {
+export async function receiveAndRelay(
+  deps: RelayDeps,
+  session: SMTPServerSession,
+  envelope: IntakeEnvelope,
+  data: Readable & { sizeExceeded?: boolean },
+): Promise<SmtpReply> {
   const { listen, headers, queue } = deps.config;
   let received;
   try {
     received = await receiveMessage(data, { maxSize: listen.maxMessageSize, maxHeader: headers.maxSize, dir: intakeDir(queue.dir) });
   } catch (err) {
     if (!(err instanceof SpoolUnavailableError)) throw err;
-    deps.logger.error({ err: err.message, dir: intakeDir(queue.dir) }, 'cannot write a message being received: messages are refused with 452 until the disk takes writes again');
+    deps.logger.error(
+      { err: err.message, dir: intakeDir(queue.dir) },
+      'cannot write a message being received: messages are refused with 452 until the disk takes writes again',
+    );
     return STORAGE_FULL;
   }
   if (!received.ok || data.sizeExceeded) return smtpReply(552, `5.3.4 Message exceeds the maximum size of ${listen.maxMessageSize} octets`);
@@ -48,7 +56,13 @@ export async function receiveAndRelay(deps: RelayDeps, session: SMTPServerSessio
 const STORAGE_FULL: SmtpReply = { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage, try again later' };
 
 /** Sign and self-check one message, then queue or deliver it; the reply goes back to the client. */
-export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, envelope: IntakeEnvelope, incoming: IncomingMessage, size: number): Promise<SmtpReply> {
+export async function relayMessage(
+  deps: RelayDeps,
+  session: SMTPServerSession,
+  envelope: IntakeEnvelope,
+  incoming: IncomingMessage,
+  size: number,
+): Promise<SmtpReply> {
   const started = performance.now();
   // Only the messages that arrive before the upstream's first EHLO answer wait here.
   await deps.upstream.ready();
@@ -72,23 +86,27 @@ export async function relayMessage(deps: RelayDeps, session: SMTPServerSession, 
   const accepted = answer.code < 400;
   metrics.handled(outcome);
   // Sync mode: the upstream's answer is the delivery; in queue mode the queue manager counts each recipient's.
-  if (outcome.action === 'deliver' && !deps.queue) metrics.deliveryAnswered(outcome.signatures[0]?.domain ?? null, answer.code, (performance.now() - started) / 1000);
-  deps.logger[accepted ? 'info' : 'warn']({
-    id,
-    client: session.remoteAddress,
-    user: session.user,
-    from: envelope.from,
-    to: envelope.to,
-    size,
-    fromDomain: outcome.fromDomain,
-    signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`),
-    selfCheck: outcome.selfCheck,
-    detail: outcome.detail,
-    changes: outcome.changes.length ? outcome.changes : undefined,
-    upstream: outcome.action === 'deliver' && !deps.queue ? deps.upstream.name : undefined,
-    reply: replyLine(answer),
-    ms: Math.round(performance.now() - started),
-  }, deps.queue && accepted ? 'message queued' : 'message');
+  if (outcome.action === 'deliver' && !deps.queue)
+    metrics.deliveryAnswered(outcome.signatures[0]?.domain ?? null, answer.code, (performance.now() - started) / 1000);
+  deps.logger[accepted ? 'info' : 'warn'](
+    {
+      id,
+      client: session.remoteAddress,
+      user: session.user,
+      from: envelope.from,
+      to: envelope.to,
+      size,
+      fromDomain: outcome.fromDomain,
+      signatures: outcome.signatures.map((s) => `d=${s.domain} s=${s.selector} a=${s.algorithm}`),
+      selfCheck: outcome.selfCheck,
+      detail: outcome.detail,
+      changes: outcome.changes.length ? outcome.changes : undefined,
+      upstream: outcome.action === 'deliver' && !deps.queue ? deps.upstream.name : undefined,
+      reply: replyLine(answer),
+      ms: Math.round(performance.now() - started),
+    },
+    deps.queue && accepted ? 'message queued' : 'message',
+  );
   if (!accepted || deps.queue) return answer;
   return { code: answer.code, enhanced: answer.enhanced, text: `${answer.text} [${id}]` };
 }

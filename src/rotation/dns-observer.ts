@@ -35,7 +35,13 @@ export interface DnsObserverOptions {
 
 /** For the gate, a correctly revoked record is as good as a match; a stale one is not what must be served. */
 const OBSERVED: Record<RecordStatus, ObservedState> = {
-  match: 'match', revoked: 'match', stale: 'mismatch', missing: 'missing', mismatch: 'mismatch', malformed: 'malformed', temperror: 'unreachable',
+  match: 'match',
+  revoked: 'match',
+  stale: 'mismatch',
+  missing: 'missing',
+  mismatch: 'mismatch',
+  malformed: 'malformed',
+  temperror: 'unreachable',
 };
 
 /** What a server is asked in delegated mode: the owner's zone serves the CNAME, the relay's the TXT, a resolver both. */
@@ -65,7 +71,11 @@ export class LiveDnsObserver implements DnsObserver {
     const delegation = this.delegation(domain);
     if (!delegation) return [...new Set([...owner, ...resolvers])];
     const relay = await this.authoritative(delegation.zone);
-    const groups: [Role, string[]][] = [['owner', owner], ['relay', relay], ['resolver', resolvers]];
+    const groups: [Role, string[]][] = [
+      ['owner', owner],
+      ['relay', relay],
+      ['resolver', resolvers],
+    ];
     for (const [role, servers] of groups) {
       for (const server of servers) this.roles.set(`${domain} ${server}`, new Set([...(this.roles.get(`${domain} ${server}`) ?? []), role]));
     }
@@ -104,7 +114,8 @@ export class LiveDnsObserver implements DnsObserver {
     if (!answer.ok) return { state: 'unreachable', detail: answer.reason };
     const served = answer.records[0]?.strings[0];
     if (served === target) return { state: 'match', detail: `${owner} is a CNAME to ${target}` };
-    if (served === undefined) return { state: 'missing', detail: `${owner} is no CNAME to ${target}: the domain's owner publishes it (dkim-relay keys dns --format cname)` };
+    if (served === undefined)
+      return { state: 'missing', detail: `${owner} is no CNAME to ${target}: the domain's owner publishes it (dkim-relay keys dns --format cname)` };
     return { state: 'mismatch', detail: `${owner} is a CNAME to ${served}, not to ${target}` };
   }
 }

@@ -26,7 +26,16 @@ export function noticeMessage(notice: RotationNotice): Buffer {
     lines.push(notice.withdraw ? 'Delete these records from DNS:' : 'These records must be in DNS:', '');
     lines.push('Zone-file lines (BIND, Knot, most DNS hosting):', '', ...notice.records.map(zoneLines), '');
     lines.push('Name and value (web panels that split long values themselves):', '', ...notice.records.map((r) => `${r.name}\n${r.value}`), '');
-    lines.push('JSON (provider APIs):', '', JSON.stringify(notice.records.map(({ name, type, ttl, value, strings }) => ({ name, type, ttl, value, strings })), null, 2), '');
+    lines.push(
+      'JSON (provider APIs):',
+      '',
+      JSON.stringify(
+        notice.records.map(({ name, type, ttl, value, strings }) => ({ name, type, ttl, value, strings })),
+        null,
+        2,
+      ),
+      '',
+    );
   }
   lines.push('-- ', 'dkim-relay key rotation (rotation.notify)');
   const body = lines.join('\n').split('\n').flatMap(wrapLong).join('\r\n');

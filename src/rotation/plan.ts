@@ -176,7 +176,12 @@ export function plan(input: PlanInput): Plan {
         // Served by every server and only waiting out publishFor, it activates by itself: nothing for a person to do.
         const waitsOnItsOwn = g !== undefined && g.at !== null && g.at > now;
         if (now - Date.parse(key.createdAt) >= policy.stuckAfter && !waitsOnItsOwn) {
-          notify(key, `stuck:${key.id}`, `${key.selector}._domainkey.${domain} has waited for DNS since ${when(key.createdAt)}: ${g?.text ?? 'it is older than the active key'}`, [record(key, policy.delegation)]);
+          notify(
+            key,
+            `stuck:${key.id}`,
+            `${key.selector}._domainkey.${domain} has waited for DNS since ${when(key.createdAt)}: ${g?.text ?? 'it is older than the active key'}`,
+            [record(key, policy.delegation)],
+          );
         }
       }
 
@@ -189,7 +194,12 @@ export function plan(input: PlanInput): Plan {
           const selector = policy.delegation ? policy.delegation.selectors.find((s) => !held.has(s)) : nextSelector(taken, input.now);
           if (selector === undefined) {
             const holders = keys.filter((k) => policy.delegation!.selectors.includes(k.selector) && k.state !== 'removed' && held.has(k.selector));
-            next.push({ ...ref(active), step: 'rotate', at: null, text: `rotation due: waits until a delegated selector is free (${holders.map((k) => `${k.selector} is ${k.state}`).join(', ')})` });
+            next.push({
+              ...ref(active),
+              step: 'rotate',
+              at: null,
+              text: `rotation due: waits until a delegated selector is free (${holders.map((k) => `${k.selector} is ${k.state}`).join(', ')})`,
+            });
           } else {
             taken.add(selector);
             held.add(selector);
@@ -254,19 +264,26 @@ function record(key: PlanKey, delegation: Delegation | undefined): TxtRecord {
   return delegation ? { ...plain, name: delegatedName(key.selector, key.domain, delegation.zone) } : plain;
 }
 
-
 function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
 /** "2026-11-28 03:15 UTC" */
 export function when(time: number | string): string {
-  return `${iso(typeof time === 'number' ? time : Date.parse(time)).slice(0, 16).replace('T', ' ')} UTC`;
+  return `${iso(typeof time === 'number' ? time : Date.parse(time))
+    .slice(0, 16)
+    .replace('T', ' ')} UTC`;
 }
 
 /** 172800000 → "2d": the largest unit that divides it. */
 export function duration(ms: number): string {
-  const units: [string, number][] = [['w', 604_800_000], ['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+  const units: [string, number][] = [
+    ['w', 604_800_000],
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ];
   for (const [unit, size] of units) if (ms % size === 0) return `${ms / size}${unit}`;
   return `${ms}ms`;
 }

@@ -12,7 +12,6 @@ import { durationSeconds } from '../config/duration.ts';
 import type { RotationConfig } from '../config/schema.ts';
 import type { Delegation } from '../dns/delegation.ts';
 
-
 export interface RotationPolicy {
   /** How long an active key signs before a rotation starts; null: never on its own. */
   interval: number | null;
@@ -50,14 +49,22 @@ export function policyFor(rotation: RotationConfig, domain: string, delegation?:
 export function rotationAdvice(rotation: RotationConfig): string[] {
   const advice: string[] = [];
   if (rotation.check === 'off') {
-    if (rotation.interval !== undefined) advice.push(`rotation.interval (${rotation.interval}) is set but rotation.check is "off": this relay starts no rotation; another relay sharing the key store must run the scheduler`);
+    if (rotation.interval !== undefined)
+      advice.push(
+        `rotation.interval (${rotation.interval}) is set but rotation.check is "off": this relay starts no rotation; another relay sharing the key store must run the scheduler`,
+      );
     return advice;
   }
   const gap = longestGap(rotation.check);
-  const times = [['rotation', rotation.publishFor] as const, ...Object.entries(rotation.domains).map(([d, t]) => [`rotation.domains.${d}`, t.publishFor] as const)];
+  const times = [
+    ['rotation', rotation.publishFor] as const,
+    ...Object.entries(rotation.domains).map(([d, t]) => [`rotation.domains.${d}`, t.publishFor] as const),
+  ];
   for (const [where, publishFor] of times) {
     if (publishFor !== undefined && ms(publishFor) < gap) {
-      advice.push(`${where}.publishFor (${publishFor}) is shorter than the time between two checks of rotation.check "${rotation.check}" (${gap / 1000}s): new keys will wait for the next check`);
+      advice.push(
+        `${where}.publishFor (${publishFor}) is shorter than the time between two checks of rotation.check "${rotation.check}" (${gap / 1000}s): new keys will wait for the next check`,
+      );
     }
   }
   return advice;

@@ -34,9 +34,11 @@ export class RotationTables {
   takeLease(name: string, holder: string, now: Date, until: Date): boolean {
     return this.run(() => {
       const { changes } = this.db
-        .prepare(`INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+        .prepare(
+          `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
                   ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-                  WHERE leases.holder = excluded.holder OR leases.expires_at < ?`)
+                  WHERE leases.holder = excluded.holder OR leases.expires_at < ?`,
+        )
         .run(name, holder, until.toISOString(), now.toISOString());
       return changes === 1;
     });
@@ -48,7 +50,8 @@ export class RotationTables {
   }
 
   leaseHolder(name: string): { holder: string; expiresAt: string } | undefined {
-    return this.run(() => this.db.prepare(`SELECT holder, expires_at AS expiresAt FROM leases WHERE name = ?`).get(name)) as { holder: string; expiresAt: string } | undefined;
+    return this.run(() => this.db.prepare(`SELECT holder, expires_at AS expiresAt FROM leases WHERE name = ?`).get(name)) as
+      { holder: string; expiresAt: string } | undefined;
   }
 
   observations(): DnsObservation[] {
@@ -56,10 +59,16 @@ export class RotationTables {
   }
 
   saveObservations(rows: readonly DnsObservation[]): void {
-    const insert = this.db.prepare(`INSERT OR REPLACE INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)`);
-    this.run(() => this.db.transaction(() => {
-      for (const o of rows) insert.run(o.keyId, o.server, o.firstSeenMatching, o.lastChecked, o.lastState satisfies ObservedState, o.detail);
-    }).immediate());
+    const insert = this.db.prepare(
+      `INSERT OR REPLACE INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    this.run(() =>
+      this.db
+        .transaction(() => {
+          for (const o of rows) insert.run(o.keyId, o.server, o.firstSeenMatching, o.lastChecked, o.lastState satisfies ObservedState, o.detail);
+        })
+        .immediate(),
+    );
   }
 
   /** The notices already sent (their condition still holds). */
@@ -69,27 +78,39 @@ export class RotationTables {
 
   /** Remembers a notice as sent; false when it already was (another pass sent it). */
   recordNotification(notice: string, keyId: number, at: Date): boolean {
-    return this.run(() => this.db.prepare(`INSERT OR IGNORE INTO notifications (key, key_id, sent_at) VALUES (?, ?, ?)`).run(notice, keyId, at.toISOString()).changes === 1);
+    return this.run(
+      () => this.db.prepare(`INSERT OR IGNORE INTO notifications (key, key_id, sent_at) VALUES (?, ?, ?)`).run(notice, keyId, at.toISOString()).changes === 1,
+    );
   }
 
   /** Forgets notices whose condition is over, so a new occurrence is told again. */
   forgetNotifications(notices: readonly string[]): void {
     const drop = this.db.prepare(`DELETE FROM notifications WHERE key = ?`);
-    this.run(() => this.db.transaction(() => {
-      for (const n of notices) drop.run(n);
-    }).immediate());
+    this.run(() =>
+      this.db
+        .transaction(() => {
+          for (const n of notices) drop.run(n);
+        })
+        .immediate(),
+    );
   }
 
   /** Keys whose DNS change is still to be applied, oldest first. */
   unpublished(): { keyId: number; since: string; reason: string }[] {
-    return this.run(() => this.db.prepare(`SELECT key_id AS keyId, since, reason FROM dns_unpublished ORDER BY since, key_id`).all()) as { keyId: number; since: string; reason: string }[];
+    return this.run(() => this.db.prepare(`SELECT key_id AS keyId, since, reason FROM dns_unpublished ORDER BY since, key_id`).all()) as {
+      keyId: number;
+      since: string;
+      reason: string;
+    }[];
   }
 
   /** Remembers that a key's DNS change is to be applied (again); `since` stays that of the first try. */
   markUnpublished(keyId: number, at: Date, reason: string): void {
-    this.run(() => this.db
-      .prepare(`INSERT INTO dns_unpublished (key_id, since, reason) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET reason = excluded.reason`)
-      .run(keyId, at.toISOString(), reason));
+    this.run(() =>
+      this.db
+        .prepare(`INSERT INTO dns_unpublished (key_id, since, reason) VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET reason = excluded.reason`)
+        .run(keyId, at.toISOString(), reason),
+    );
   }
 
   clearUnpublished(keyId: number): void {
@@ -113,9 +134,7 @@ export function readObservations(dbFile: string): DnsObservation[] {
   try {
     db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });
     if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dns_observations'`).get()) return [];
-    return db
-      .prepare(OBSERVATIONS)
-      .all() as DnsObservation[];
+    return db.prepare(OBSERVATIONS).all() as DnsObservation[];
   } catch (err) {
     throw explainDatabaseError(err, dbFile);
   } finally {

@@ -150,10 +150,12 @@ export class RotationScheduler {
 
   /** One pass that never throws: a failure goes to the supervisor and the next tick tries again. */
   tick(): Promise<PassResult | undefined> {
-    const pass = this.supervisor.run('rotation', () => this.runOnce()).then((result) => {
-      if (result) this.options.logger.debug({ rotation: 'pass', ran: result.ran, applied: result.applied.length }, 'rotation pass done');
-      return result;
-    });
+    const pass = this.supervisor
+      .run('rotation', () => this.runOnce())
+      .then((result) => {
+        if (result) this.options.logger.debug({ rotation: 'pass', ran: result.ran, applied: result.applied.length }, 'rotation pass done');
+        return result;
+      });
     this.running = pass;
     return pass;
   }
@@ -229,11 +231,13 @@ export class RotationScheduler {
 
   /** Asks every server of each domain about each key that must be published; returns the servers by domain. */
   private async observeDns(keys: readonly StoredKey[], now: Date): Promise<Map<string, string[]>> {
-    const observer = this.options.observer?.() ?? new LiveDnsObserver({
-      resolvers: this.options.config.dns.resolvers,
-      timeoutMs: this.options.config.dns.timeoutSeconds * 1000,
-      delegation: (domain) => this.delegation(domain),
-    });
+    const observer =
+      this.options.observer?.() ??
+      new LiveDnsObserver({
+        resolvers: this.options.config.dns.resolvers,
+        timeoutMs: this.options.config.dns.timeoutSeconds * 1000,
+        delegation: (domain) => this.delegation(domain),
+      });
     const published = keys.filter((k) => PUBLISHED_STATES.includes(k.state));
     const previous = new Map(this.tables.observations().map((o) => [`${o.keyId} ${o.server}`, o]));
     const byDomain = new Map<string, string[]>();
@@ -273,7 +277,10 @@ export class RotationScheduler {
         if (!replaced || replaced.state !== 'active' || underway) return this.skipped(line);
         const key = await store.generate({ domain: action.domain, selector: action.selector, algorithm: action.algorithm, bits: action.bits, step });
         logger.info({ ...line, algorithm: key.algorithm, bits: key.bits }, 'rotation step: new key created, pending until DNS serves it');
-        await this.publish(key, `A new DKIM key for ${key.domain} was created (${key.selector}, replacing ${replaced.selector}) and signs once every DNS server has served its record for ${duration(this.policy(key.domain).publishFor)} (rotation.publishFor).`);
+        await this.publish(
+          key,
+          `A new DKIM key for ${key.domain} was created (${key.selector}, replacing ${replaced.selector}) and signs once every DNS server has served its record for ${duration(this.policy(key.domain).publishFor)} (rotation.publishFor).`,
+        );
         return true;
       }
       case 'activate':
@@ -281,11 +288,17 @@ export class RotationScheduler {
       case 'remove': {
         if (!(await store.applyTransitions(action.transitions))) return this.skipped(line);
         const retired = action.transitions.filter((t) => t.keyId !== action.keyId).map((t) => t.selector);
-        logger.info({ ...line, ...(retired.length > 0 ? { retired } : {}) }, `rotation step: key ${action.kind === 'activate' ? 'activated' : action.kind === 'revoke' ? 'revoked' : 'removed'}`);
+        logger.info(
+          { ...line, ...(retired.length > 0 ? { retired } : {}) },
+          `rotation step: key ${action.kind === 'activate' ? 'activated' : action.kind === 'revoke' ? 'revoked' : 'removed'}`,
+        );
         const key = store.list(action.domain).find((k) => k.id === action.keyId)!;
         if (action.kind === 'revoke') {
           this.reveal(key);
-          await this.publish(key, `The DKIM key ${key.selector} of ${key.domain} was revoked: its record must now be published with an empty p= so old signatures no longer verify.`);
+          await this.publish(
+            key,
+            `The DKIM key ${key.selector} of ${key.domain} was revoked: its record must now be published with an empty p= so old signatures no longer verify.`,
+          );
         }
         if (action.kind === 'remove') {
           await this.publish(key, `The DKIM key ${key.selector} of ${key.domain} was removed: its record can be deleted from DNS.`);
@@ -296,7 +309,15 @@ export class RotationScheduler {
         if (this.options.config.rotation.notify) {
           // Not handed over (sync mode: the upstream refused or is down; queue mode: the spool is full): not
           // recorded either, so the next pass plans it again. Nothing else in the pass waits for it.
-          if (!(await this.notify({ to: this.options.config.rotation.notify, subject: `${action.domain} ${action.selector}: needs attention`, text: action.why, records: action.records }))) return false;
+          if (
+            !(await this.notify({
+              to: this.options.config.rotation.notify,
+              subject: `${action.domain} ${action.selector}: needs attention`,
+              text: action.why,
+              records: action.records,
+            }))
+          )
+            return false;
         } else {
           logger.warn({ ...line, records: action.records.map((r) => r.name) }, 'rotation needs a person (set rotation.notify to be told by mail)');
         }
@@ -329,7 +350,14 @@ export class RotationScheduler {
     logger.warn({ ...line, value: record.value }, how === 'publish' ? 'publish this DNS record by hand' : 'delete this DNS record by hand');
     // Whether or not it is handed over, the step is done: the record is shown by `keys dns`, and a key
     // that stays unpublished is notified again later (rotation.stuckAfter).
-    if (config.rotation.notify) await this.notify({ to: config.rotation.notify, subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`, text, records: [record], withdraw: how === 'withdraw' });
+    if (config.rotation.notify)
+      await this.notify({
+        to: config.rotation.notify,
+        subject: `${how === 'publish' ? 'publish' : 'delete'} ${record.name}`,
+        text,
+        records: [record],
+        withdraw: how === 'withdraw',
+      });
   }
 
   /**
@@ -346,7 +374,10 @@ export class RotationScheduler {
     } catch (err) {
       const reason = String((err as Error).message ?? err).split('\n')[0]!;
       this.tables.markUnpublished(key.id, at, reason);
-      this.options.logger.error({ rotation: 'publish', domain: key.domain, selector: key.selector, state: key.state, err: reason }, 'could not change DNS; tried again at the next check');
+      this.options.logger.error(
+        { rotation: 'publish', domain: key.domain, selector: key.selector, state: key.state, err: reason },
+        'could not change DNS; tried again at the next check',
+      );
       return 'failed';
     }
   }
@@ -362,7 +393,10 @@ export class RotationScheduler {
         continue;
       }
       if ((await this.change(key, new Date(row.since))) === 'published') {
-        this.options.logger.info({ rotation: 'publish', domain: key.domain, selector: key.selector, state: key.state, since: row.since }, 'DNS change applied at a later try');
+        this.options.logger.info(
+          { rotation: 'publish', domain: key.domain, selector: key.selector, state: key.state, since: row.since },
+          'DNS change applied at a later try',
+        );
       }
     }
   }
@@ -372,10 +406,12 @@ export class RotationScheduler {
    * notice-mail). Never throws: a notice never stops a rotation pass.
    */
   private async notify(notice: RotationNotice): Promise<boolean> {
-    return (await this.supervisor.run('notice-mail', async () => {
-      await this.mail(notice);
-      return true;
-    })) === true;
+    return (
+      (await this.supervisor.run('notice-mail', async () => {
+        await this.mail(notice);
+        return true;
+      })) === true
+    );
   }
 
   /** A notice, signed and self-checked by the pipeline like any message, handed over as the relay's own mail. Throws when it was not. */
@@ -392,7 +428,10 @@ export class RotationScheduler {
       const file = revealPrivateKey(dir, key, () => this.options.store.privatePem(key));
       if (file) this.options.logger.info({ rotation: 'reveal', domain: key.domain, selector: key.selector, file }, 'private key of a revoked key published');
     } catch (err) {
-      this.options.logger.error({ rotation: 'reveal', domain: key.domain, selector: key.selector, err: (err as Error).message }, 'could not publish the private key of a revoked key');
+      this.options.logger.error(
+        { rotation: 'reveal', domain: key.domain, selector: key.selector, err: (err as Error).message },
+        'could not publish the private key of a revoked key',
+      );
     }
   }
 

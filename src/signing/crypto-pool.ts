@@ -196,14 +196,18 @@ export class CryptoPool implements DigestCrypto {
     let why = 'exited';
     let jobThread: JobThread<JobAnswer, Pending>;
     try {
-      jobThread = new JobThread(this.#workerUrl, {}, {
-        message: () => {
-          thread.ready = true; // the thread's only message that answers no job
-          this.#startFailures = 0;
+      jobThread = new JobThread(
+        this.#workerUrl,
+        {},
+        {
+          message: () => {
+            thread.ready = true; // the thread's only message that answers no job
+            this.#startFailures = 0;
+          },
+          error: (err) => (why = err.message),
+          exit: (code) => this.#lost(thread, `${why} (exit code ${code})`),
         },
-        error: (err) => (why = err.message),
-        exit: (code) => this.#lost(thread, `${why} (exit code ${code})`),
-      });
+      );
     } catch (err) {
       this.#startFailed(`cannot start a signing thread: ${err instanceof Error ? err.message : String(err)}`);
       return;

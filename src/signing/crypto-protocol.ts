@@ -13,13 +13,7 @@ interface Job {
   key?: KeyObject;
 }
 
-export type WorkerRequest =
-  | (Job & { type: 'sign' })
-  | (Job & { type: 'verify'; signature: Uint8Array })
-  | { type: 'forget'; keyId: number };
+export type WorkerRequest = (Job & { type: 'sign' }) | (Job & { type: 'verify'; signature: Uint8Array }) | { type: 'forget'; keyId: number };
 
 export type WorkerReply =
-  | { ready: true }
-  | { id: number; ok: true; signature: Uint8Array }
-  | { id: number; ok: true; valid: boolean }
-  | { id: number; ok: false; error: string };
+  { ready: true } | { id: number; ok: true; signature: Uint8Array } | { id: number; ok: true; valid: boolean } | { id: number; ok: false; error: string };

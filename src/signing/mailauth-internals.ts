@@ -56,7 +56,11 @@ export function mailauthPublicKey(name: string, resolver: DNSResolver, minBitLen
  * then the empty line) as the header of a message with an empty body: the
  * results of dkimVerify() for that message, without its stream parser.
  */
-export async function mailauthVerifyHeader(header: Buffer, resolver: DNSResolver, minBitLength: number): Promise<Pick<DKIMVerifyResult, 'results' | 'headerFrom' | 'fromFields'>> {
+export async function mailauthVerifyHeader(
+  header: Buffer,
+  resolver: DNSResolver,
+  minBitLength: number,
+): Promise<Pick<DKIMVerifyResult, 'results' | 'headerFrom' | 'fromFields'>> {
   const verifier = new DkimVerifier({ resolver, minBitLength, strict: true });
   await verifier.messageHeaders(tools.parseHeaders(header));
   await verifier.finalChunk();

@@ -60,7 +60,7 @@ class Folder {
   /** Appends base64 (plus an optional ";"), breaking at line width; a ";" never starts a line alone. */
   base64(value: string, suffix: '' | ';'): void {
     const body = value.slice(0, -1);
-    for (let i = 0; i < body.length; ) {
+    for (let i = 0; i < body.length;) {
       if (this.col >= FOLD_AT) this.fold();
       const take = Math.min(FOLD_AT - this.col, body.length - i);
       this.text += body.slice(i, i + take);

@@ -33,7 +33,12 @@ export function judgeSignature(outcome: VerifierOutcome, tags: TagList): Judgeme
   const keyName = `${outcome.selector ?? ''}._domainkey.${outcome.signingDomain ?? ''}`;
   const tag = (name: string) => (tags.ok ? tags.tags.get(name) : undefined);
   if (result === 'pass') return { result: 'pass', reason: 'pass', comment: '' };
-  if (result === 'temperror') return { result: 'temperror', reason: 'dns', comment: `the key record ${keyName} could not be looked up just now (${comment.replace(/^DNS failure: /, '')}); try again later` };
+  if (result === 'temperror')
+    return {
+      result: 'temperror',
+      reason: 'dns',
+      comment: `the key record ${keyName} could not be looked up just now (${comment.replace(/^DNS failure: /, '')}); try again later`,
+    };
   if (result === 'policy') {
     if (outcome.status?.policy?.['dkim-rules'] === 'weak-algorithm') {
       return { result: 'fail', reason: 'rsa-sha1', comment: 'rsa-sha1 signatures are not valid: verifiers must not accept them (RFC 8301 §3.1)' };
@@ -44,26 +49,52 @@ export function judgeSignature(outcome: VerifierOutcome, tags: TagList): Judgeme
     case 'body hash did not verify':
       return { result: 'fail', reason: 'body-hash', comment: 'the body hash does not match: the body was changed after signing' };
     case 'bad signature':
-      return { result: 'fail', reason: 'signature', comment: 'the signature does not verify: a signed header field was changed after signing, or the key does not match' };
+      return {
+        result: 'fail',
+        reason: 'signature',
+        comment: 'the signature does not verify: a signed header field was changed after signing, or the key does not match',
+      };
     case 'expired':
       return { result: 'fail', reason: 'expired', comment: `the signature expired at x=${tag('x') ?? '?'} (${expiry(tag('x'))}) (RFC 6376 §3.5)` };
     case 'unknown algorithm':
       return { result: 'neutral', reason: 'algorithm', comment: `unsupported a=${tag('a') || '(none)'}: only rsa-sha256 and ed25519-sha256 are verified` };
     case 'unknown canonicalization':
-      return { result: 'permerror', reason: 'canonicalization', comment: `c=${tag('c') ?? ''} is not a canonicalization: "simple" or "relaxed" (RFC 6376 §3.4)` };
+      return {
+        result: 'permerror',
+        reason: 'canonicalization',
+        comment: `c=${tag('c') ?? ''} is not a canonicalization: "simple" or "relaxed" (RFC 6376 §3.4)`,
+      };
     case 'signature missing required tag': {
       const missing = REQUIRED.filter((name) => tag(name) === undefined);
-      return { result: 'permerror', reason: 'missing-tag', comment: `the signature has no ${missing.map((m) => `${m}=`).join(', ') || 'required'} tag, which RFC 6376 §3.5 requires` };
+      return {
+        result: 'permerror',
+        reason: 'missing-tag',
+        comment: `the signature has no ${missing.map((m) => `${m}=`).join(', ') || 'required'} tag, which RFC 6376 §3.5 requires`,
+      };
     }
     case 'incompatible version':
       return { result: 'permerror', reason: 'version', comment: `v=${tag('v') ?? ''}: the only DKIM version is v=1 (RFC 6376 §3.5)` };
     case 'signature syntax error':
-      return { result: 'permerror', reason: 'syntax', comment: tags.ok ? 'a tag of the signature is malformed (RFC 6376 §3.5)' : `the signature is not a tag list: ${tags.problem} (RFC 6376 §3.2)` };
+      return {
+        result: 'permerror',
+        reason: 'syntax',
+        comment: tags.ok ? 'a tag of the signature is malformed (RFC 6376 §3.5)' : `the signature is not a tag list: ${tags.problem} (RFC 6376 §3.2)`,
+      };
     case 'unsupported query method':
-      return { result: 'permerror', reason: 'query-method', comment: `q=${tag('q') ?? ''} names no method this verifier knows; only dns/txt exists (RFC 6376 §3.5)` };
+      return {
+        result: 'permerror',
+        reason: 'query-method',
+        comment: `q=${tag('q') ?? ''} names no method this verifier knows; only dns/txt exists (RFC 6376 §3.5)`,
+      };
     case 'domain mismatch':
-      return tag('i') !== undefined && identityDomain(tag('i')!) !== (outcome.signingDomain ?? '').toLowerCase() && isSubdomain(identityDomain(tag('i')!), outcome.signingDomain ?? '')
-        ? { result: 'fail', reason: 'key-strict', comment: `the key has t=s, so i= must be in d=${outcome.signingDomain} itself, not in a subdomain (RFC 6376 §3.6.1)` }
+      return tag('i') !== undefined &&
+        identityDomain(tag('i')!) !== (outcome.signingDomain ?? '').toLowerCase() &&
+        isSubdomain(identityDomain(tag('i')!), outcome.signingDomain ?? '')
+        ? {
+            result: 'fail',
+            reason: 'key-strict',
+            comment: `the key has t=s, so i= must be in d=${outcome.signingDomain} itself, not in a subdomain (RFC 6376 §3.6.1)`,
+          }
         : { result: 'permerror', reason: 'identity', comment: `i=${tag('i') ?? ''} is not in d=${outcome.signingDomain} or a subdomain of it (RFC 6376 §3.5)` };
     case 'invalid expiration':
       return { result: 'permerror', reason: 'expiration', comment: `x=${tag('x') ?? ''} is not after t=${tag('t') ?? ''} (RFC 6376 §3.5)` };
@@ -80,7 +111,11 @@ export function judgeSignature(outcome: VerifierOutcome, tags: TagList): Judgeme
         ? { result: 'permerror', reason: 'revoked', comment: `the key at ${keyName} is revoked (empty p=) (RFC 6376 §3.6.1)` }
         : { result: 'permerror', reason: 'key-record', comment: `the key record at ${keyName} does not hold a usable public key` };
     case 'inappropriate hash algorithm':
-      return { result: 'permerror', reason: 'key-record', comment: `the key record at ${keyName} does not allow this hash algorithm (its h= tag, RFC 6376 §3.6.1)` };
+      return {
+        result: 'permerror',
+        reason: 'key-record',
+        comment: `the key record at ${keyName} does not allow this hash algorithm (its h= tag, RFC 6376 §3.6.1)`,
+      };
     case 'key not for email':
       return { result: 'permerror', reason: 'key-record', comment: `the key record at ${keyName} is not for email (its s= tag, RFC 6376 §3.6.1)` };
     case 'inappropriate key algorithm':

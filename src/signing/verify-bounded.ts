@@ -17,7 +17,13 @@ import { describeVerification, MIN_BITS, type Verification } from './verify.ts';
 const BODY_HASH_MISMATCH = 'body hash did not verify';
 
 /** `header` is the header block (fields, then the empty line); the body is read only to hash it. */
-export async function verifyBounded(header: Buffer, body: Octets, resolver: DNSResolver, alignment: AlignmentMode, crypto: DigestCrypto = sharedCrypto()): Promise<Verification> {
+export async function verifyBounded(
+  header: Buffer,
+  body: Octets,
+  resolver: DNSResolver,
+  alignment: AlignmentMode,
+  crypto: DigestCrypto = sharedCrypto(),
+): Promise<Verification> {
   // The header block and an empty body: mailauth checks everything but the body hash,
   // and reports a body hash mismatch unless the body is empty too.
   const outcome = await mailauthVerifyHeader(header, resolver, MIN_BITS);

@@ -59,7 +59,12 @@ export function describeVerification(header: Buffer, outcome: VerifierResults, a
     // In the strict mode every DKIM-Signature field has a result, in the order of the fields.
     const field = results.length === signatureFields.length ? signatureFields[i] : undefined;
     const tags: TagList = field ? parseTagList(fieldValue(field)) : { ok: false, problem: 'not read' };
-    const signedHeaders = tags.ok ? (tags.tags.get('h') ?? '').split(':').map((h) => h.trim().toLowerCase()).filter(Boolean) : [];
+    const signedHeaders = tags.ok
+      ? (tags.tags.get('h') ?? '')
+          .split(':')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean)
+      : [];
     const signedFroms = signedHeaders.filter((h) => h === 'from').length;
     const domain = (r.signingDomain ?? '').toLowerCase();
     return {

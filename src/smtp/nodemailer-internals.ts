@@ -88,10 +88,7 @@ rcptArgs._getDsnRcptToArgs = function (this: RcptArgsInternals): string {
   // RFC 3461 §4: the parameters go only to a host that announces DSN.
   if (!this._supportedExtensions.includes('DSN')) return '';
   const own = perRecipient.get(this._recipientQueue.at(-1) ?? '');
-  const args = [
-    own?.notify?.length ? `NOTIFY=${encodeXText(own.notify.join(','))}` : '',
-    own?.orcpt ? `ORCPT=${encodeXText(own.orcpt)}` : '',
-  ].filter(Boolean);
+  const args = [own?.notify?.length ? `NOTIFY=${encodeXText(own.notify.join(','))}` : '', own?.orcpt ? `ORCPT=${encodeXText(own.orcpt)}` : ''].filter(Boolean);
   return args.length ? ` ${args.join(' ')}` : '';
 };
 

@@ -69,7 +69,11 @@ export function replyText(reply: SmtpReply): string {
 
 /** The reply on one line, as the server wrote it: "550 5.1.1 User unknown". */
 export function replyLine(reply: SmtpReply): string {
-  const text = reply.text.split(/\r?\n/).map((line) => line.trim()).filter(Boolean).join(' ');
+  const text = reply.text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .join(' ');
   return [String(reply.code), isEnhancedStatus(reply.enhanced) ? reply.enhanced : '', text].filter(Boolean).join(' ');
 }
 

@@ -96,7 +96,7 @@ describe('AuthLimiter', () => {
     assert.match(refusal(l, '198.51.100.9'), /^overall /);
     advance(60_000);
     for (let i = 10; i < 16; i++) fail(l, `198.51.100.${i}`);
-    assert.match(refusal(l, '198.51.100.16'), /^overall /, 'never more than a minute\'s worth at once');
+    assert.match(refusal(l, '198.51.100.16'), /^overall /, "never more than a minute's worth at once");
   });
 
   test('memory stays bounded however many addresses fail', () => {

@@ -39,7 +39,8 @@ function sources(dir: string): string[] {
 }
 
 // Static imports and re-exports (`import x from`, `import type`, `export … from`, bare `import '…'`) and import().
-const SPECIFIER = /(?:^|\n)\s*(?:import|export)\b[^'";]*?['"](\.{1,2}\/[^'"]+)['"]|\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)|new URL\(\s*['"](\.{1,2}\/[^'"]+)['"]/g;
+const SPECIFIER =
+  /(?:^|\n)\s*(?:import|export)\b[^'";]*?['"](\.{1,2}\/[^'"]+)['"]|\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)|new URL\(\s*['"](\.{1,2}\/[^'"]+)['"]/g;
 
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');

@@ -23,8 +23,14 @@ test('queue-mode targets are judged on the queue-mode figures when queue mode ra
     ratios: { [`q/${SMALL}`]: 5.5, [`q/${LARGE}`]: 2.9 },
   });
   const v = verdicts(f, { queue: 'q', sync: 's', queueMissing: 'absent' });
-  assert.deepEqual(v.slice(0, 4).map((x) => x.met), [true, true, false, false]);
-  assert.deepEqual(v.slice(0, 4).map((x) => x.measured), ['1200 msg/s', '5.50×', '500 msg/s', '2.90×']);
+  assert.deepEqual(
+    v.slice(0, 4).map((x) => x.met),
+    [true, true, false, false],
+  );
+  assert.deepEqual(
+    v.slice(0, 4).map((x) => x.measured),
+    ['1200 msg/s', '5.50×', '500 msg/s', '2.90×'],
+  );
 
   const withoutPeer = verdicts(figures({ rates: { [`q/${SMALL}`]: 1200 } }), { queue: 'q', sync: 's', queueMissing: 'absent' });
   assert.deepEqual([withoutPeer[1]!.met, withoutPeer[1]!.measured], [undefined, 'not measured: Postfix + OpenDKIM did not run']);
@@ -41,16 +47,37 @@ test('without queue mode its targets are not measured, and the sync figures are 
 
 test('memory, latency and the share of raw RSA have their bounds', () => {
   const within = verdicts(figures({ peakPss: () => 150 * MiB, p99: () => 19.9, bigPss: 200e6, signCheck: 0.6 }), { sync: 's', queueMissing: '' });
-  assert.deepEqual(within.slice(4).map((x) => x.met), [true, true, true, true]);
+  assert.deepEqual(
+    within.slice(4).map((x) => x.met),
+    [true, true, true, true],
+  );
   const over = verdicts(figures({ peakPss: () => 150 * MiB + 1, p99: () => 20, bigPss: 200e6 + 1, signCheck: 0.59 }), { sync: 's', queueMissing: '' });
-  assert.deepEqual(over.slice(4).map((x) => x.met), [false, false, false, false]);
+  assert.deepEqual(
+    over.slice(4).map((x) => x.met),
+    [false, false, false, false],
+  );
   const missing = verdicts(figures({ bigPss: undefined, signCheck: NaN }), { sync: 's', queueMissing: '' });
-  assert.deepEqual(missing.slice(5, 6).concat(missing.slice(7)).map((x) => [x.met, x.measured]), [[undefined, 'not measured'], [undefined, 'not measured']]);
+  assert.deepEqual(
+    missing
+      .slice(5, 6)
+      .concat(missing.slice(7))
+      .map((x) => [x.met, x.measured]),
+    [
+      [undefined, 'not measured'],
+      [undefined, 'not measured'],
+    ],
+  );
 });
 
 test('latency is judged in each mode that ran: the target names no mode', () => {
   const p99 = (system: string) => (system === 'q' ? 45 : 12);
   const v = verdicts(figures({ p99 }), { queue: 'q', sync: 's', queueMissing: '' });
   const latency = v.filter((x) => x.target.startsWith('p99'));
-  assert.deepEqual(latency.map((x) => [x.target.includes('queue mode'), x.measured, x.met]), [[true, '45.0 ms', false], [false, '12.0 ms', true]]);
+  assert.deepEqual(
+    latency.map((x) => [x.target.includes('queue mode'), x.measured, x.met]),
+    [
+      [true, '45.0 ms', false],
+      [false, '12.0 ms', true],
+    ],
+  );
 });

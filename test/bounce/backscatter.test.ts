@@ -56,7 +56,10 @@ test('a hostile server reply is quoted inert: no field, part or encoded word of 
   const parsed = await parseWithPython(dsn.message);
   assert.equal(parsed.parts.length, 3, 'still three parts');
   assert.deepEqual(parsed.defects, []);
-  assert.deepEqual(parsed.fields.map(([k]) => k), ['From', 'To', 'Subject', 'Date', 'Message-ID', 'MIME-Version', 'Auto-Submitted', 'Content-Type', 'Content-Transfer-Encoding']);
+  assert.deepEqual(
+    parsed.fields.map(([k]) => k),
+    ['From', 'To', 'Subject', 'Date', 'Message-ID', 'MIME-Version', 'Auto-Submitted', 'Content-Type', 'Content-Transfer-Encoding'],
+  );
   const human = parsed.parts[0]!.text!;
   const status = JSON.stringify(parsed.parts[1]!.blocks);
   for (const text of [human, status]) {
@@ -67,10 +70,13 @@ test('a hostile server reply is quoted inert: no field, part or encoded word of 
   // Each reply line is indented under its code: none starts a line of its own.
   assert.doesNotMatch(human, /^(Bcc|From|Content-Type):/m);
   assert.equal(parsed.parts[1]!.blocks!.length, 2, 'one per-message block and one recipient block');
-  assert.deepEqual(parsed.parts[1]!.blocks![1]!.map(([k]) => k), ['Final-Recipient', 'Action', 'Status', 'Diagnostic-Code', 'Last-Attempt-Date']);
+  assert.deepEqual(
+    parsed.parts[1]!.blocks![1]!.map(([k]) => k),
+    ['Final-Recipient', 'Action', 'Status', 'Diagnostic-Code', 'Last-Attempt-Date'],
+  );
 });
 
-test('each reply is quoted up to 512 octets, all of a notice\'s replies up to 8 KiB', async () => {
+test("each reply is quoted up to 512 octets, all of a notice's replies up to 8 KiB", async () => {
   const long = { code: 550, enhanced: '5.7.1', text: `policy ${'x'.repeat(100_000)}` };
   const one = buildDsn(request([{ address: 'b@example.net', reply: long, lastAttempt: new Date() }]));
   assert.ok(one.message.length < 6000, `a notice quoting a 100 KB reply is ${one.message.length} octets`);
@@ -78,7 +84,11 @@ test('each reply is quoted up to 512 octets, all of a notice\'s replies up to 8 
   const quoted = /policy x+ \[\.\.\.\]/.exec(parsed.parts[0]!.text!.replace(/\s*\n\s*550 5\.7\.1 /g, ''))?.[0] ?? '';
   assert.ok(quoted.length > 400 && quoted.length <= REPLY_OCTETS, `quoted ${quoted.length} octets`);
 
-  const many: DsnRecipient[] = Array.from({ length: 200 }, (_, i) => ({ address: `r${i}@example.net`, reply: { code: 550, text: `${i} ${'#'.repeat(600)}` }, lastAttempt: new Date() }));
+  const many: DsnRecipient[] = Array.from({ length: 200 }, (_, i) => ({
+    address: `r${i}@example.net`,
+    reply: { code: 550, text: `${i} ${'#'.repeat(600)}` },
+    lastAttempt: new Date(),
+  }));
   const big = buildDsn(request(many));
   const ys = (big.message.toString('latin1').match(/#/g) ?? []).length;
   // Both parts quote the replies: within twice the total.
@@ -100,10 +110,16 @@ test('no notice to an envelope sender outside the domains the client was held to
 test('NoticeRate: at most max per address and window, the first excess told once, a new window starts afresh', () => {
   const rate = new NoticeRate({ max: 2, windowMs: 3_600_000 });
   const t0 = Date.UTC(2026, 10, 22);
-  assert.deepEqual([0, 1, 2, 3].map((i) => rate.take('Victim@Example.org', t0 + i * 1000)), ['send', 'send', 'first-excess', 'excess']);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((i) => rate.take('Victim@Example.org', t0 + i * 1000)),
+    ['send', 'send', 'first-excess', 'excess'],
+  );
   assert.equal(rate.take('other@example.org', t0 + 5000), 'send', 'per address');
   assert.equal(rate.take('victim@example.org', t0 + 3_599_999), 'excess');
-  assert.deepEqual([0, 1, 2].map((i) => rate.take('victim@example.org', t0 + 3_600_000 + i)), ['send', 'send', 'first-excess']);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => rate.take('victim@example.org', t0 + 3_600_000 + i)),
+    ['send', 'send', 'first-excess'],
+  );
   rate.refund('victim@example.org', t0 + 3_600_003);
   assert.equal(rate.take('victim@example.org', t0 + 3_600_004), 'send', 'a notice that could not be queued does not count');
   const small = new NoticeRate({ max: 1, windowMs: 1000, maxAddresses: 3 });
@@ -147,7 +163,15 @@ test('the queue sends no notice to a sender the client could not use, and at mos
   const spool = new Spool(join(dir, 'spool'));
   const index = QueueIndex.open(join(dir, 'spool', 'queue.db'));
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, cb) {
+        lines.push(JSON.parse(String(chunk)));
+        cb();
+      },
+    }),
+  );
   const notices: { env: Envelope; raw: Buffer }[] = [];
   const upstream = refusingUpstream(notices);
 
@@ -177,7 +201,10 @@ test('the queue sends no notice to a sender the client could not use, and at mos
   }
   const records = Object.fromEntries(store.list().map((k) => [`${k.selector}._domainkey.${k.domain}`, txtValue(k)]));
   store.close();
-  assert.deepEqual(notices.map((n) => n.env.to), [['flooded@example.org'], ['flooded@example.org']]);
+  assert.deepEqual(
+    notices.map((n) => n.env.to),
+    [['flooded@example.org'], ['flooded@example.org']],
+  );
   assert.deepEqual(await verifyWithDkimpy(notices[0]!.raw, records), [true], 'the notices that do go out are signed');
   const refused = lines.filter((l) => l.reason === 'sender-not-allowed');
   assert.equal(refused.length, 1);
@@ -211,7 +238,10 @@ test('the relay records at intake which senders the client was held to', async (
     }
     const index = relay.relay.queue!.index;
     const rows = index.list().map((m) => index.show(m.id)!);
-    assert.deepEqual(rows.map((m) => [m.client, m.senderDomains]).sort(), [['127.0.0.1', null], ['127.0.0.2', ['example.com']]]);
+    assert.deepEqual(rows.map((m) => [m.client, m.senderDomains]).sort(), [
+      ['127.0.0.1', null],
+      ['127.0.0.2', ['example.com']],
+    ]);
   } finally {
     await relay.close();
     await sink.close();

@@ -19,7 +19,8 @@ test('notices come from mailer-daemon at listen.hostname unless bounce.from says
 test('the example configuration documents every bounce key at its default', () => {
   const text = readFileSync(new URL('../../config/dkim-relay.example.yaml', import.meta.url), 'utf8');
   assert.deepEqual(parseConfig(text, 'example').bounce, parseConfig('', 'empty').bounce);
-  for (const key of ['from', 'returnContentLimit', 'maxPerAddress', 'addressWindow']) assert.match(text, new RegExp(`^  #? ?${key}:`, 'm'), `bounce.${key} is not in the example`);
+  for (const key of ['from', 'returnContentLimit', 'maxPerAddress', 'addressWindow'])
+    assert.match(text, new RegExp(`^  #? ?${key}:`, 'm'), `bounce.${key} is not in the example`);
 });
 
 test('wrong bounce settings are refused with one line saying which key and why', () => {

@@ -67,7 +67,10 @@ test('a failure notice is a multipart/report of three parts with every RFC 3464 
   assert.deepEqual(m.defects, []);
   assert.equal(m.type, 'multipart/report');
   assert.equal(m.params['report-type'], 'delivery-status');
-  assert.deepEqual(m.parts.map((p) => p.type), ['text/plain', 'message/delivery-status', 'message/rfc822']);
+  assert.deepEqual(
+    m.parts.map((p) => p.type),
+    ['text/plain', 'message/delivery-status', 'message/rfc822'],
+  );
   for (const p of m.parts) assert.deepEqual(p.defects, [], `${p.type} parsed without defects`);
 
   assert.equal(only(m.fields, 'From'), 'Mail Delivery System <mailer-daemon@relay.example.net>');
@@ -80,7 +83,7 @@ test('a failure notice is a multipart/report of three parts with every RFC 3464 
 
   const blocks = m.parts[1]!.blocks!;
   assert.equal(blocks.length, 3, 'one per-message block and one block per recipient');
-  const [perMessage, bob, carol] = blocks as [typeof blocks[0], typeof blocks[0], typeof blocks[0]];
+  const [perMessage, bob, carol] = blocks as [(typeof blocks)[0], (typeof blocks)[0], (typeof blocks)[0]];
   assert.deepEqual(perMessage, [
     ['Reporting-MTA', 'dns; relay.example.net'],
     ['Original-Envelope-Id', 'QQ314159'],
@@ -102,7 +105,10 @@ test('a failure notice is a multipart/report of three parts with every RFC 3464 
 
   const text = flat(m.parts[0]!.text!);
   assert.match(text, /could not be delivered/);
-  assert.match(text, /<bob@example\.net> The receiving server mx1\.example\.net answered: 550 5\.1\.1 <bob@example\.net>: Recipient address rejected: User unknown/);
+  assert.match(
+    text,
+    /<bob@example\.net> The receiving server mx1\.example\.net answered: 550 5\.1\.1 <bob@example\.net>: Recipient address rejected: User unknown/,
+  );
   assert.match(text, /What you can do: check the address for typing mistakes/);
   assert.match(text, /552 5\.2\.2-Mailbox full 552 5\.2\.2 Try again later/, 'a multi-line reply keeps its lines');
   assert.match(text, /mailbox is full/);
@@ -201,7 +207,10 @@ test('Remote-MTA of a server known by its address is an address literal (RFC 532
     { address: 'b@example.org', reply, remoteMta: '2001:db8::25', lastAttempt: NOW },
   ];
   const m = await parseWithPython(buildDsn(request({ recipients: byAddress })).message);
-  assert.deepEqual(m.parts[1]!.blocks!.slice(1).map((block) => only(block, 'Remote-MTA')), ['dns; [192.0.2.25]', 'dns; [IPv6:2001:db8::25]']);
+  assert.deepEqual(
+    m.parts[1]!.blocks!.slice(1).map((block) => only(block, 'Remote-MTA')),
+    ['dns; [192.0.2.25]', 'dns; [IPv6:2001:db8::25]'],
+  );
 });
 
 test('internationalized addresses stay 7-bit in the report (RFC 6533 utf-8-addr-xtext) and readable in the notice', async () => {

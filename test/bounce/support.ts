@@ -56,7 +56,10 @@ export function assertWireSafe(message: Buffer, allow8bitLines: RegExp[] = []): 
     assert.ok(line.length <= 998, `a line of ${line.length} octets: ${line.slice(0, 60)}…`);
     if (/[^\x00-\x7f]/.test(line)) {
       const utf8 = Buffer.from(line, 'latin1').toString('utf8');
-      assert.ok(allow8bitLines.some((re) => re.test(utf8)), `8-bit line: ${utf8.slice(0, 60)}`);
+      assert.ok(
+        allow8bitLines.some((re) => re.test(utf8)),
+        `8-bit line: ${utf8.slice(0, 60)}`,
+      );
     }
   }
 }

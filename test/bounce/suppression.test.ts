@@ -78,13 +78,23 @@ test('a message-wide reason suppresses the notice of every recipient', () => {
   ];
   const plan = planNotices('alice@example.com', message('Auto-Submitted: auto-generated'), outcomes);
   assert.deepEqual(plan.notices, []);
-  assert.deepEqual(plan.suppressed.map((s) => s.reason), ['auto-submitted', 'auto-submitted']);
-  assert.deepEqual(planNotices('', PLAIN, outcomes).suppressed.map((s) => s.reason), ['null-sender', 'null-sender']);
+  assert.deepEqual(
+    plan.suppressed.map((s) => s.reason),
+    ['auto-submitted', 'auto-submitted'],
+  );
+  assert.deepEqual(
+    planNotices('', PLAIN, outcomes).suppressed.map((s) => s.reason),
+    ['null-sender', 'null-sender'],
+  );
 });
 
 test('the planned notice names every recipient that failed in the pass', async () => {
   const failed = ['a@example.net', 'b@example.org', 'c@example.com'];
-  const plan = planNotices('alice@example.com', PLAIN, failed.map((recipient) => ({ recipient, action: 'failed' as const })));
+  const plan = planNotices(
+    'alice@example.com',
+    PLAIN,
+    failed.map((recipient) => ({ recipient, action: 'failed' as const })),
+  );
   assert.equal(plan.notices.length, 1);
   const now = new Date('2026-11-23T10:00:00Z');
   const dsn = buildDsn({
@@ -98,5 +108,8 @@ test('the planned notice names every recipient that failed in the pass', async (
     date: now,
   });
   const blocks = (await parseWithPython(dsn.message)).parts[1]!.blocks!;
-  assert.deepEqual(blocks.slice(1).map((b) => only(b, 'Final-Recipient')), failed.map((a) => `rfc822; ${a}`));
+  assert.deepEqual(
+    blocks.slice(1).map((b) => only(b, 'Final-Recipient')),
+    failed.map((a) => `rfc822; ${a}`),
+  );
 });

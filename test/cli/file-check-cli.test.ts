@@ -19,7 +19,8 @@ interface Case {
   breakIt: (dir: string, write: (yaml: string) => void) => RegExp;
 }
 
-const tsig = (dir: string) => `dns: {publish: [{zone: example.com, method: rfc2136, server: "127.0.0.1:53", tsig: {name: dkim-relay, secretFile: ${join(dir, 'tsig.key')}}}]}\n`;
+const tsig = (dir: string) =>
+  `dns: {publish: [{zone: example.com, method: rfc2136, server: "127.0.0.1:53", tsig: {name: dkim-relay, secretFile: ${join(dir, 'tsig.key')}}}]}\n`;
 const writeSecret = (dir: string) => {
   const file = join(dir, 'tsig.key');
   writeFileSync(file, `${Buffer.alloc(32, 7).toString('base64')}\n`);
@@ -62,7 +63,10 @@ describe('a file the configuration names, unusable', () => {
       const dir = tempDir();
       const config = join(dir, 'relay.yaml');
       const write = (more: string) =>
-        writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\nrotation: {check: "off"}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${more}`);
+        writeFileSync(
+          config,
+          `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\nrotation: {check: "off"}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${more}`,
+        );
       write(c.good(dir));
       const relay = await serve(['--config', config], dir);
       try {
@@ -71,7 +75,10 @@ describe('a file the configuration names, unusable', () => {
 
         const checked = await dkimRelay(['config', 'check', '--config', config], dir);
         const served = await dkimRelay(['serve', '--config', config], dir);
-        for (const [command, run] of [['config check', checked], ['serve', served]] as const) {
+        for (const [command, run] of [
+          ['config check', checked],
+          ['serve', served],
+        ] as const) {
           assert.equal(run.code, 2, `${command}: ${run.stdout}${run.stderr}`);
           assert.equal(run.stderr.split('\n').length, 2, `${command}: one line:\n${run.stderr}`);
           assert.match(run.stderr, what, command);

@@ -146,10 +146,13 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
       const run = await dkimRelay(['keys', 'list', '--json'], cwd);
       assertSucceeded(run);
       const keys = JSON.parse(run.stdout) as ListedKey[];
-      assert.deepEqual(keys.map((k) => [k.domain, k.algorithm, k.bits, k.state]), [
-        ['example.com', 'rsa', 2048, 'pending'],
-        ['example.com', 'ed25519', 256, 'active'],
-      ]);
+      assert.deepEqual(
+        keys.map((k) => [k.domain, k.algorithm, k.bits, k.state]),
+        [
+          ['example.com', 'rsa', 2048, 'pending'],
+          ['example.com', 'ed25519', 256, 'active'],
+        ],
+      );
       const [rsa, ed] = keys as [ListedKey, ListedKey];
       assert.match(rsa.selector, /^s\d{6}a$/);
       assert.match(ed.selector, /^s\d{6}b$/);
@@ -189,14 +192,17 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
       assert.match(zone.stdout, /^; pending\n/m);
       assert.match(zone.stdout, /^; active\n/m);
       const zoneFile = join(tempDir(), 'example.com.zone');
-      writeFileSync(zoneFile, [
-        '$ORIGIN example.com.',
-        '$TTL 3600',
-        '@ IN SOA ns1.example.com. hostmaster.example.com. ( 1 7200 3600 1209600 3600 )',
-        '@ IN NS ns1.example.com.',
-        'ns1 IN A 192.0.2.1',
-        zone.stdout,
-      ].join('\n'));
+      writeFileSync(
+        zoneFile,
+        [
+          '$ORIGIN example.com.',
+          '$TTL 3600',
+          '@ IN SOA ns1.example.com. hostmaster.example.com. ( 1 7200 3600 1209600 3600 )',
+          '@ IN NS ns1.example.com.',
+          'ns1 IN A 192.0.2.1',
+          zone.stdout,
+        ].join('\n'),
+      );
       const check = spawnSync('named-checkzone', ['-D', '-o', '-', 'example.com', zoneFile], { encoding: 'utf8' });
       if (check.error) assert.fail(`named-checkzone could not run: ${check.error.message}`);
       assert.equal(check.status, 0, `named-checkzone refused \`keys dns\`:\n${check.stdout}${check.stderr}`);
@@ -212,11 +218,18 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
         dkimRelay(['keys', 'export', '--domain', 'example.com', '--selector', rsaSelector], cwd),
         dkimRelay(['keys', 'export', '--domain', 'example.com', '--selector', edSelector], cwd),
       ]);
-      for (const [run, selector] of [[rsa, rsaSelector], [ed, edSelector]] as const) {
+      for (const [run, selector] of [
+        [rsa, rsaSelector],
+        [ed, edSelector],
+      ] as const) {
         assertSucceeded(run);
         assert.match(run.stdout, /^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n$/);
         assert.ok(!run.stdout.includes('PRIVATE'), 'key material in a public export');
-        assert.equal(spkiBase64(run.stdout), spkiBase64(readFileSync(join(store, `${selector}._domainkey.example.com.pem`), 'utf8')), `${selector}: not the public half of the key file`);
+        assert.equal(
+          spkiBase64(run.stdout),
+          spkiBase64(readFileSync(join(store, `${selector}._domainkey.example.com.pem`), 'utf8')),
+          `${selector}: not the public half of the key file`,
+        );
       }
     });
 
@@ -229,7 +242,10 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
       assert.ok(run.stdout === readFileSync(join(store, `${selector}._domainkey.example.com.pem`), 'utf8'), 'the export differs from the key file');
       const key = createPrivateKey(run.stdout);
       assert.equal(key.asymmetricKeyDetails?.modulusLength, 2048);
-      assert.ok(createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('base64') === printedP(rsaRun), 'the exported key is not the one `keys generate` published');
+      assert.ok(
+        createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('base64') === printedP(rsaRun),
+        'the exported key is not the one `keys generate` published',
+      );
     });
 
     test('keys export of a key that does not exist: exit 2, one line naming it and `keys list`', async () => {
@@ -271,7 +287,9 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
     const exported = await dkimRelay(['keys', 'export', '--domain', 'example.org', '--selector', 'legacy', '--private'], cwd);
     assert.equal(exported.code, 0, `expected success:\n${shown(exported)}`);
     assert.ok(exported.stdout.startsWith(PKCS8_HEAD), 'the export is not PKCS#8 PEM');
-    const same = createPrivateKey(exported.stdout).export({ type: 'pkcs8', format: 'der' }).equals(original.export({ type: 'pkcs8', format: 'der' }));
+    const same = createPrivateKey(exported.stdout)
+      .export({ type: 'pkcs8', format: 'der' })
+      .equals(original.export({ type: 'pkcs8', format: 'der' }));
     assert.ok(same, 'the exported key is not the imported one');
   });
 
@@ -281,12 +299,19 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
     try {
       daemon.generate({ domain: 'example.com', selector: 'old', algorithm: 'ed25519', activate: true });
       daemon.generate({ domain: 'example.com', selector: 'new', algorithm: 'ed25519' });
-      assert.deepEqual(daemon.activeKeys('example.com').map((k) => k.selector), ['old']);
+      assert.deepEqual(
+        daemon.activeKeys('example.com').map((k) => k.selector),
+        ['old'],
+      );
       const run = await dkimRelay(['keys', 'activate', '--domain', 'example.com', '--selector', 'new', '--force'], cwd);
       assert.equal(run.code, 0, `expected success:\n${shown(run)}`);
       assert.match(run.stderr, /^warning: DNS check skipped \(--force\)[^\n]*\n$/);
       assert.match(run.stdout, /^example\.com new: ed25519 256 bits, active, /);
-      assert.deepEqual(daemon.activeKeys('example.com').map((k) => k.selector), ['new'], 'the open store still signs with the old key');
+      assert.deepEqual(
+        daemon.activeKeys('example.com').map((k) => k.selector),
+        ['new'],
+        'the open store still signs with the old key',
+      );
       assert.equal(daemon.get('example.com', 'old').state, 'retiring');
     } finally {
       daemon.close();
@@ -297,17 +322,20 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
     const cwd = tempDir();
     const storeDir = join(tempDir(), 'store');
     const config = join(cwd, 'relay.yaml');
-    writeFileSync(config, [
-      'keys:',
-      `  dir: ${JSON.stringify(storeDir)}`,
-      'listen:',
-      '  port: 2587',
-      'access:',
-      '  users:',
-      '    - name: exchange',
-      '      password: "scrypt$N=16384,r=8,p=1$notToBePrinted+A$Ing03femZvdnqTpF7iiNrZQ+SV4neJ7/fkHx34G/c74="',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'keys:',
+        `  dir: ${JSON.stringify(storeDir)}`,
+        'listen:',
+        '  port: 2587',
+        'access:',
+        '  users:',
+        '    - name: exchange',
+        '      password: "scrypt$N=16384,r=8,p=1$notToBePrinted+A$Ing03femZvdnqTpF7iiNrZQ+SV4neJ7/fkHx34G/c74="',
+        '',
+      ].join('\n'),
+    );
 
     test('keys generate --config puts the key in keys.dir, not in ./keys', async () => {
       const run = await dkimRelay(['--config', config, 'keys', 'generate', '--domain', 'example.net', '--selector', 'cfg', '--algorithm', 'ed25519'], cwd);
@@ -325,7 +353,10 @@ describe('dkim-relay CLI', { concurrency: 4 }, () => {
       assertSucceeded(yaml);
       assertSucceeded(json);
       assert.equal(yaml.stdout.split('\n')[0], `# ${config}: valid`);
-      for (const [form, effective] of [['yaml', parseYaml(yaml.stdout)], ['json', JSON.parse(json.stdout)]] as const) {
+      for (const [form, effective] of [
+        ['yaml', parseYaml(yaml.stdout)],
+        ['json', JSON.parse(json.stdout)],
+      ] as const) {
         assert.equal(effective.keys.dir, storeDir, `${form}: keys.dir`);
         assert.equal(effective.listen.port, 2587, `${form}: listen.port as given`);
         assert.equal(effective.listen.host, '127.0.0.1', `${form}: default listen.host`);

@@ -42,7 +42,10 @@ describe('keys dns --format cname', () => {
   test('without dns.delegation: a one-line usage error', async () => {
     const { dir, config, store } = setup('', ['example.com']);
     store.close();
-    oneLineError(await dkimRelay(['keys', 'dns', '--format', 'cname', '--config', config], dir), /--format cname needs delegated selectors, and dns.delegation is not set — set dns.delegation.zone/);
+    oneLineError(
+      await dkimRelay(['keys', 'dns', '--format', 'cname', '--config', config], dir),
+      /--format cname needs delegated selectors, and dns.delegation is not set — set dns.delegation.zone/,
+    );
     oneLineError(await dkimRelay(['keys', 'dns', '--as', 'value', '--config', config], dir), /--as applies to --format cname only/);
   });
 
@@ -51,18 +54,23 @@ describe('keys dns --format cname', () => {
     store.close();
     const one = await dkimRelay(['keys', 'dns', '--format', 'cname', '--domain', 'a-b.test', '--config', config], dir);
     assert.equal(one.code, 0, shown(one));
-    assert.equal(one.stdout,
-      `sel1._domainkey.a-b.test. 3600 IN CNAME sel1.a--b-test.${ZONE}.\n` +
-      `sel2._domainkey.a-b.test. 3600 IN CNAME sel2.a--b-test.${ZONE}.\n`);
+    assert.equal(
+      one.stdout,
+      `sel1._domainkey.a-b.test. 3600 IN CNAME sel1.a--b-test.${ZONE}.\n` + `sel2._domainkey.a-b.test. 3600 IN CNAME sel2.a--b-test.${ZONE}.\n`,
+    );
 
     const all = await dkimRelay(['keys', 'dns', '--format', 'cname', '--as', 'value', '--config', config], dir);
     assert.equal(all.code, 0, shown(all));
-    assert.deepEqual(all.stdout.trim().split('\n'), [
-      `sel1._domainkey.a-b.test\tsel1.a--b-test.${ZONE}`,
-      `sel2._domainkey.a-b.test\tsel2.a--b-test.${ZONE}`,
-      `sel1._domainkey.a.b.test\tsel1.a-b-test.${ZONE}`,
-      `sel2._domainkey.a.b.test\tsel2.a-b-test.${ZONE}`,
-    ], 'two domains, two distinct targets');
+    assert.deepEqual(
+      all.stdout.trim().split('\n'),
+      [
+        `sel1._domainkey.a-b.test\tsel1.a--b-test.${ZONE}`,
+        `sel2._domainkey.a-b.test\tsel2.a--b-test.${ZONE}`,
+        `sel1._domainkey.a.b.test\tsel1.a-b-test.${ZONE}`,
+        `sel2._domainkey.a.b.test\tsel2.a-b-test.${ZONE}`,
+      ],
+      'two domains, two distinct targets',
+    );
 
     const json = await dkimRelay(['keys', 'dns', '--format', 'cname', '--domain', 'a.b.test', '--json', '--config', config], dir);
     assert.equal(json.code, 0, shown(json));
@@ -80,7 +88,10 @@ describe('keys dns --format cname', () => {
   test('a domain left out of dns.delegation.domains: a one-line usage error', async () => {
     const { dir, config, store } = setup(`dns: {delegation: {zone: ${ZONE}, domains: [a.test]}}\n`, ['a.test', 'b.test']);
     store.close();
-    oneLineError(await dkimRelay(['keys', 'dns', '--format', 'cname', '--domain', 'b.test', '--config', config], dir), /b\.test does not use delegated selectors/);
+    oneLineError(
+      await dkimRelay(['keys', 'dns', '--format', 'cname', '--domain', 'b.test', '--config', config], dir),
+      /b\.test does not use delegated selectors/,
+    );
     const all = await dkimRelay(['keys', 'dns', '--format', 'cname', '--config', config], dir);
     assert.equal(all.code, 0, shown(all));
     assert.doesNotMatch(all.stdout, /b\.test/, 'only the delegated domain');
@@ -102,7 +113,13 @@ describe('dns check with delegated selectors, against knotd', { skip: skipWithou
       const r = txtRecord(s.store.get(domain, 'sel1'));
       return `${name}. 300 IN TXT ${r.strings.map((x) => `"${x}"`).join(' ')}`;
     };
-    const head = (origin: string) => [`$ORIGIN ${origin}.`, '$TTL 300', `@ SOA ns1.${origin}. hostmaster.${origin}. 1 3600 600 86400 300`, `@ NS ns1.${origin}.`, 'ns1 A 127.0.0.1'];
+    const head = (origin: string) => [
+      `$ORIGIN ${origin}.`,
+      '$TTL 300',
+      `@ SOA ns1.${origin}. hostmaster.${origin}. 1 3600 600 86400 300`,
+      `@ NS ns1.${origin}.`,
+      'ns1 A 127.0.0.1',
+    ];
     const zones = {
       [ZONE]: [...head(ZONE), ...['good.test', 'lazy.test', 'plain.test'].map((d) => rr(delegatedName('sel1', d, ZONE), d)), ''].join('\n'),
       'good.test': [...head('good.test'), `sel1._domainkey CNAME ${delegatedName('sel1', 'good.test', ZONE)}.`, ''].join('\n'),
@@ -120,7 +137,9 @@ describe('dns check with delegated selectors, against knotd', { skip: skipWithou
   test('the CNAME is followed where it exists; a missing CNAME is a missing record; exit 1', async () => {
     const run = await dkimRelay(['dns', 'check', '--nameserver', knot.address, '--json', '--config', config], dir);
     assert.equal(run.code, 1, shown(run));
-    const report = JSON.parse(run.stdout) as { domains: { domain: string; keys: { status: string; servers: { chain?: string[]; findings: { code: string; message: string; fix?: string }[] }[] }[] }[] };
+    const report = JSON.parse(run.stdout) as {
+      domains: { domain: string; keys: { status: string; servers: { chain?: string[]; findings: { code: string; message: string; fix?: string }[] }[] }[] }[];
+    };
     const key = (domain: string) => report.domains.find((d) => d.domain === domain)!.keys[0]!;
     assert.equal(key('good.test').status, 'match', shown(run));
     assert.deepEqual(key('good.test').servers[0]!.chain, ['sel1._domainkey.good.test', delegatedName('sel1', 'good.test', ZONE)]);

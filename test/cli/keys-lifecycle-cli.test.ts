@@ -55,10 +55,15 @@ function json<T = Record<string, unknown>>(run: Run): T {
 /** The CLI with `input` on stdin (sign, verify). */
 function withInput(args: string[], cwd: string, input: string | Buffer): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(NODE, [BIN, ...args], { cwd, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' }, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(err);
-      resolve({ code: child.exitCode, stdout, stderr });
-    });
+    const child = execFile(
+      NODE,
+      [BIN, ...args],
+      { cwd, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' }, encoding: 'utf8', timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(err);
+        resolve({ code: child.exitCode, stdout, stderr });
+      },
+    );
     child.stdin!.end(input);
   });
 }
@@ -104,7 +109,11 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
       try {
         await pendingKey(cwd, 'example.org', 'sel1', '--algorithm', 'ed25519');
         const run = await dkimRelay(['keys', 'activate', '--domain', 'example.org', '--selector', 'sel1', '--nameserver', server.address], cwd);
-        const line = assertOneLine(run, 1, new RegExp(`DNS lookup of sel1\\._domainkey\\.example\\.org failed: ${why.source} at ${server.address.replace(/\./g, '\\.')} — `));
+        const line = assertOneLine(
+          run,
+          1,
+          new RegExp(`DNS lookup of sel1\\._domainkey\\.example\\.org failed: ${why.source} at ${server.address.replace(/\./g, '\\.')} — `),
+        );
         assert.match(line, /--force/);
       } finally {
         await server.close();
@@ -134,8 +143,16 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
       withInput(['verify', '--dns', '--nameserver', 'bogus'], cwd, 'From: a@example.org\r\n\r\nx\r\n'),
       dkimRelay(['keys', 'activate', '--domain', 'example.org', '--selector', 'sel1', '--force', '--nameserver', '127.0.0.1:99999'], cwd),
     ]);
-    for (const [run, input] of [[activate, 'bogus'], [verify, 'bogus'], [port, '127.0.0.1:99999']] as const) {
-      assertOneLine(run, 2, new RegExp(`--nameserver "${input.replace(/\./g, '\\.')}" is not an IP address with an optional port — give e\\.g\\. --nameserver 192\\.0\\.2\\.53`));
+    for (const [run, input] of [
+      [activate, 'bogus'],
+      [verify, 'bogus'],
+      [port, '127.0.0.1:99999'],
+    ] as const) {
+      assertOneLine(
+        run,
+        2,
+        new RegExp(`--nameserver "${input.replace(/\./g, '\\.')}" is not an IP address with an optional port — give e\\.g\\. --nameserver 192\\.0\\.2\\.53`),
+      );
     }
     assert.equal(json<Key[]>(await dkimRelay(['keys', 'list', '--json'], cwd))[0]!.state, 'pending', '--force with a bad --nameserver activated the key');
   });
@@ -172,10 +189,15 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
 
     const third = await pendingKey(cwd, 'example.com', 'third', '--bits', '1024');
     dns.records.set(third.record.name, [third.record.strings]);
-    const out = json<Key & { dnsCheck: string; retired: Key[] }>(await dkimRelay(['keys', 'activate', '--domain', 'example.com', '--selector', 'third', '--nameserver', dns.address, '--json'], cwd));
+    const out = json<Key & { dnsCheck: string; retired: Key[] }>(
+      await dkimRelay(['keys', 'activate', '--domain', 'example.com', '--selector', 'third', '--nameserver', dns.address, '--json'], cwd),
+    );
     assert.equal(out.state, 'active');
     assert.equal(out.dnsCheck, 'match');
-    assert.deepEqual(out.retired.map((k) => [k.selector, k.state]), [['new', 'retiring']]);
+    assert.deepEqual(
+      out.retired.map((k) => [k.selector, k.state]),
+      [['new', 'retiring']],
+    );
   });
 
   test('keys activate after its DNS check says DNS serves the record instead of asking to publish it; --force still shows the record', async () => {
@@ -199,8 +221,14 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
     const run = await dkimRelay(['keys', 'activate', '--domain', 'example.com', '--selector', 'e2', '--force', '--json'], cwd);
     const out = json<Key & { dnsCheck: string; retired: Key[] }>(run);
     assert.equal(out.dnsCheck, 'skipped');
-    assert.deepEqual(out.retired.map((k) => k.selector), ['e1']);
-    assertWarnings(run, /^warning: DNS check skipped \(--force\): receivers fail DKIM on mail signed with e2 until e2\._domainkey\.example\.com serves its record$/);
+    assert.deepEqual(
+      out.retired.map((k) => k.selector),
+      ['e1'],
+    );
+    assertWarnings(
+      run,
+      /^warning: DNS check skipped \(--force\): receivers fail DKIM on mail signed with e2 until e2\._domainkey\.example\.com serves its record$/,
+    );
   });
 
   test('activating an RSA-1024 key over an RSA-2048 one warns that the new key is weaker', async () => {
@@ -213,7 +241,7 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
     assert.match(run.stdout, /^strong is now retiring/m);
   });
 
-  test('keys retire of the last active key says what now happens to the domain\'s mail, as configured', async () => {
+  test("keys retire of the last active key says what now happens to the domain's mail, as configured", async () => {
     const cwd = tempDir();
     const config = join(cwd, 'tempfail.yaml');
     writeFileSync(config, 'signing:\n  unknownDomain: tempfail\n');
@@ -224,16 +252,25 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
 
     const rsaGone = await dkimRelay(['keys', 'retire', '--domain', 'example.com', '--selector', 'r1'], cwd);
     assertOk(rsaGone);
-    assertWarnings(rsaGone, /^warning: example\.com now signs with Ed25519 only; receivers that do not know Ed25519 see its mail as unsigned — activate an RSA key$/);
+    assertWarnings(
+      rsaGone,
+      /^warning: example\.com now signs with Ed25519 only; receivers that do not know Ed25519 see its mail as unsigned — activate an RSA key$/,
+    );
     const sub = await dkimRelay(['keys', 'retire', '--domain', 'mail.example.com', '--selector', 'm1'], cwd);
     assertWarnings(sub, /^warning: mail\.example\.com has no active key left: its mail is now signed by example\.com$/);
     const last = await dkimRelay(['keys', 'retire', '--domain', 'example.com', '--selector', 'e1', '--json'], cwd);
     assert.equal(json<Key>(last).state, 'retiring');
-    assertWarnings(last, /^warning: example\.com has no active key left: its mail now leaves unsigned \(signing\.unknownDomain: forward\) — activate another key/);
+    assertWarnings(
+      last,
+      /^warning: example\.com has no active key left: its mail now leaves unsigned \(signing\.unknownDomain: forward\) — activate another key/,
+    );
     const deferred = await dkimRelay(['--config', config, 'keys', 'retire', '--domain', 'example.net', '--selector', 'n1'], cwd);
     assertOk(deferred);
     assert.match(deferred.stdout, /^example\.net n1: ed25519 256 bits, retiring, /);
-    assertWarnings(deferred, /^warning: example\.net has no active key left: its mail is now deferred \(451\) until a key is active \(signing\.unknownDomain: tempfail\)/);
+    assertWarnings(
+      deferred,
+      /^warning: example\.net has no active key left: its mail is now deferred \(451\) until a key is active \(signing\.unknownDomain: tempfail\)/,
+    );
   });
 
   test('keys list and keys dns for a domain without keys say so; dns fails with exit 1', async () => {
@@ -249,7 +286,8 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
     assert.equal(list.stdout, 'no keys for unknown.example — generate one: dkim-relay keys generate --domain unknown.example\n');
     assert.equal(list.stderr, '');
     assert.deepEqual(json(listJson), []);
-    for (const run of [dnsZone, dnsJson]) assertOneLine(run, 1, /^dkim-relay: no keys for unknown\.example — generate one: dkim-relay keys generate --domain unknown\.example$/);
+    for (const run of [dnsZone, dnsJson])
+      assertOneLine(run, 1, /^dkim-relay: no keys for unknown\.example — generate one: dkim-relay keys generate --domain unknown\.example$/);
   });
 
   test('keys generate --algorithm ed25519 --bits N is a usage error, and stores nothing', async () => {
@@ -269,7 +307,9 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
     const exported = await dkimRelay(['keys', 'export', '--domain', 'example.com', '--selector', 'j1', '--private', '--out', join(cwd, 'k.pem')], cwd);
     assertOk(exported);
 
-    const imported = json<Key>(await dkimRelay(['keys', 'import', '--domain', 'example.net', '--selector', 'imp', '--file', join(cwd, 'k.pem'), '--json'], cwd));
+    const imported = json<Key>(
+      await dkimRelay(['keys', 'import', '--domain', 'example.net', '--selector', 'imp', '--file', join(cwd, 'k.pem'), '--json'], cwd),
+    );
     assert.deepEqual([imported.domain, imported.selector, imported.state], ['example.net', 'imp', 'pending']);
     const activated = json<Key>(await dkimRelay(['keys', 'activate', '--domain', 'example.com', '--selector', 'j1', '--force', '--json'], cwd));
     assert.equal(activated.state, 'active');

@@ -50,10 +50,19 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     const out = ok(await run('keys', 'rotate', '--domain', 'a.test'));
     assert.match(out.stdout, /^a\.test s\d{6}a: rsa 1024 bits, pending, SHA256:/m);
     assert.match(out.stdout, /Publish this record:\ns\d{6}a\._domainkey\.a\.test\. 3600 IN TXT \( "v=DKIM1; k=rsa; "/);
-    assert.match(out.stdout, /replaces old\. Once every DNS server asked has served this record for 36h \(rotation\.publishFor\), the scheduler inside `dkim-relay serve` activates it and old retires\./);
+    assert.match(
+      out.stdout,
+      /replaces old\. Once every DNS server asked has served this record for 36h \(rotation\.publishFor\), the scheduler inside `dkim-relay serve` activates it and old retires\./,
+    );
     const store = SqliteKeyStore.open(keysDir);
     try {
-      assert.deepEqual(store.list('a.test').map((k) => [k.selector === 'old' ? 'old' : 'new', k.state, k.bits]), [['old', 'active', 1024], ['new', 'pending', 1024]]);
+      assert.deepEqual(
+        store.list('a.test').map((k) => [k.selector === 'old' ? 'old' : 'new', k.state, k.bits]),
+        [
+          ['old', 'active', 1024],
+          ['new', 'pending', 1024],
+        ],
+      );
       assert.match(store.history('a.test').at(-1)!.why, /^keys rotate: replaces old$/);
     } finally {
       store.close();
@@ -64,12 +73,22 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
 
   test('rotate --all rotates each active key of each domain; --json lists them; --algorithm and --bits switch', async () => {
     const { run } = setUp();
-    const made = JSON.parse(ok(await run('keys', 'rotate', '--all', '--json')).stdout) as { domain: string; algorithm: string; bits: number; state: string; replaces: string; record: { name: string } }[];
-    assert.deepEqual(made.map((k) => [k.domain, k.algorithm, k.bits, k.state, k.replaces]), [
-      ['a.test', 'rsa', 1024, 'pending', 'old'],
-      ['b.test', 'rsa', 2048, 'pending', 'r1'],
-      ['b.test', 'ed25519', 256, 'pending', 'e1'],
-    ]);
+    const made = JSON.parse(ok(await run('keys', 'rotate', '--all', '--json')).stdout) as {
+      domain: string;
+      algorithm: string;
+      bits: number;
+      state: string;
+      replaces: string;
+      record: { name: string };
+    }[];
+    assert.deepEqual(
+      made.map((k) => [k.domain, k.algorithm, k.bits, k.state, k.replaces]),
+      [
+        ['a.test', 'rsa', 1024, 'pending', 'old'],
+        ['b.test', 'rsa', 2048, 'pending', 'r1'],
+        ['b.test', 'ed25519', 256, 'pending', 'e1'],
+      ],
+    );
     // Under --all a domain already rotating is skipped with a warning, not refused.
     const again = ok(await run('keys', 'rotate', '--all'));
     assert.equal(again.stdout, 'nothing rotated: each domain already has a rotation under way\n');
@@ -79,8 +98,14 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     const { run: run2 } = setUp();
     const bigger = JSON.parse(ok(await run2('keys', 'rotate', '--domain', 'a.test', '--bits', '2048', '--json')).stdout) as { bits: number }[];
     assert.equal(bigger[0]!.bits, 2048);
-    const switched = JSON.parse(ok(await run2('keys', 'rotate', '--domain', 'b.test', '--algorithm', 'ed25519', '--json')).stdout) as { algorithm: string; replaces: string }[];
-    assert.deepEqual(switched.map((k) => [k.algorithm, k.replaces]), [['ed25519', 'e1']]);
+    const switched = JSON.parse(ok(await run2('keys', 'rotate', '--domain', 'b.test', '--algorithm', 'ed25519', '--json')).stdout) as {
+      algorithm: string;
+      replaces: string;
+    }[];
+    assert.deepEqual(
+      switched.map((k) => [k.algorithm, k.replaces]),
+      [['ed25519', 'e1']],
+    );
   });
 
   test('rotate refuses what it cannot do with one line and exit 2', async () => {
@@ -97,10 +122,19 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     const file = join(keysDir, 'typo._domainkey.a.test.pem');
     assert.ok(existsSync(file));
     const out = ok(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'typo'));
-    assert.match(out.stdout, /^a\.test typo: removed \(it never signed\); its private key file is deleted\nIf you published its record, withdraw it:\ntypo\._domainkey\.a\.test\. 3600 IN TXT /);
+    assert.match(
+      out.stdout,
+      /^a\.test typo: removed \(it never signed\); its private key file is deleted\nIf you published its record, withdraw it:\ntypo\._domainkey\.a\.test\. 3600 IN TXT /,
+    );
     assert.ok(!existsSync(file), 'the key file is gone');
     const history = ok(await run('keys', 'history', '--domain', 'a.test', '--json'));
-    assert.deepEqual((JSON.parse(history.stdout) as { selector: string; from: string | null; to: string }[]).filter((e) => e.selector === 'typo').map((e) => [e.from, e.to]), [[null, 'pending'], ['pending', 'removed']]);
+    assert.deepEqual(
+      (JSON.parse(history.stdout) as { selector: string; from: string | null; to: string }[]).filter((e) => e.selector === 'typo').map((e) => [e.from, e.to]),
+      [
+        [null, 'pending'],
+        ['pending', 'removed'],
+      ],
+    );
   });
 
   test('remove refuses a key that signs or may still verify mail; a revoked one only after rotation.removeAfter unless --force; it prints the record to withdraw', async () => {
@@ -111,18 +145,33 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     const file = join(keysDir, 'old._domainkey.a.test.pem');
     store.close();
 
-    assertOneLine(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old'), 2, /key old for a\.test is retiring, not revoked — revoke it first: dkim-relay keys revoke --domain a\.test --selector old/);
+    assertOneLine(
+      await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old'),
+      2,
+      /key old for a\.test is retiring, not revoked — revoke it first: dkim-relay keys revoke --domain a\.test --selector old/,
+    );
     assertOneLine(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'new'), 2, /key new for a\.test is still signing/);
     ok(await run('keys', 'revoke', '--domain', 'a.test', '--selector', 'old'));
-    assertOneLine(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old'), 2, /was revoked .* UTC; it is kept for 30d \(rotation\.removeAfter\), until .* — wait until then .*or add --force/);
+    assertOneLine(
+      await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old'),
+      2,
+      /was revoked .* UTC; it is kept for 30d \(rotation\.removeAfter\), until .* — wait until then .*or add --force/,
+    );
     assert.ok(existsSync(file));
 
     const out = ok(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old', '--force'));
-    assert.match(out.stdout, /^a\.test old: removed; its private key file is deleted\nWithdraw this record:\nold\._domainkey\.a\.test\. 3600 IN TXT \( "v=DKIM1; k=rsa; "\n\t"p=" \)\n$/);
+    assert.match(
+      out.stdout,
+      /^a\.test old: removed; its private key file is deleted\nWithdraw this record:\nold\._domainkey\.a\.test\. 3600 IN TXT \( "v=DKIM1; k=rsa; "\n\t"p=" \)\n$/,
+    );
     assert.ok(!existsSync(file), 'the key file is gone');
     const dns = ok(await run('keys', 'dns', '--domain', 'a.test', '--format', 'value'));
     assert.doesNotMatch(dns.stdout, /^old\._domainkey/m, 'a removed key has nothing to publish');
-    assertOneLine(await run('keys', 'activate', '--domain', 'a.test', '--selector', 'old', '--force'), 2, /key old for a\.test was removed — a removed key is gone for good/);
+    assertOneLine(
+      await run('keys', 'activate', '--domain', 'a.test', '--selector', 'old', '--force'),
+      2,
+      /key old for a\.test was removed — a removed key is gone for good/,
+    );
   });
 
   test('remove without --force once removeAfter has passed; --json names the record to withdraw', async () => {
@@ -132,7 +181,10 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     store.activate('a.test', 'new');
     store.revoke('a.test', 'old', { at: new Date(Date.now() - 2 * 3600_000) });
     store.close();
-    const removed = JSON.parse(ok(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old', '--json')).stdout) as { state: string; withdraw: { name: string; value: string } };
+    const removed = JSON.parse(ok(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old', '--json')).stdout) as {
+      state: string;
+      withdraw: { name: string; value: string };
+    };
     assert.equal(removed.state, 'removed');
     assert.deepEqual([removed.withdraw.name, removed.withdraw.value], ['old._domainkey.a.test', 'v=DKIM1; k=rsa; p=']);
   });
@@ -140,7 +192,9 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
   test('history prints the audit table, by domain, as a table or JSON', async () => {
     const { keysDir, run } = setUp();
     ok(await run('keys', 'rotate', '--domain', 'a.test'));
-    const table = ok(await run('keys', 'history', '--domain', 'a.test')).stdout.trimEnd().split('\n');
+    const table = ok(await run('keys', 'history', '--domain', 'a.test'))
+      .stdout.trimEnd()
+      .split('\n');
     assert.match(table[0]!, /^AT\s+DOMAIN\s+SELECTOR\s+FROM\s+TO\s+BY\s+WHY$/);
     assert.match(table[1]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+a\.test\s+old\s+-\s+active\s+cli\s+created and activated$/);
     assert.match(table[2]!, /^\S+ \S+\s+a\.test\s+s\d{6}a\s+-\s+pending\s+cli\s+keys rotate: replaces old$/);

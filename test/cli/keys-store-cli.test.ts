@@ -76,7 +76,7 @@ describe('a store that does not exist', () => {
   });
 });
 
-describe('key commands run as root in a store owned by the relay\'s user', { skip: process.getuid?.() === 0 ? false : 'needs root' }, () => {
+describe("key commands run as root in a store owned by the relay's user", { skip: process.getuid?.() === 0 ? false : 'needs root' }, () => {
   /** A folder the relay's user (here nobody) owns, with a configuration naming keys/ inside it. */
   function setup(): { dir: string; config: string[]; asRelayUser: string } {
     const dir = tempDir('dkim-relay-owner-');

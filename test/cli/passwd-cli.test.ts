@@ -28,7 +28,14 @@ test('passwd prints an access.users entry whose scrypt hash accepts only that pa
   assert.doesNotMatch(run.stdout, /correct horse/, 'the password itself is never printed');
   const entry = (parse(run.stdout) as { name: string; password: string }[])[0]!;
   assert.equal(entry.name, 'exchange');
-  const config = parseConfig(`access:\n  users:\n${run.stdout.split('\n').filter((l) => !l.startsWith('#')).map((l) => `    ${l}`).join('\n')}\n`, 'snippet');
+  const config = parseConfig(
+    `access:\n  users:\n${run.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .map((l) => `    ${l}`)
+      .join('\n')}\n`,
+    'snippet',
+  );
   assert.equal(config.access.users[0]!.password, entry.password);
   assert.equal(await checkPassword('correct horse battery', entry.password), true);
   assert.equal(await checkPassword('correct horse batter', entry.password), false);
@@ -42,7 +49,12 @@ test('passwd refuses a short password with exit 2 and one line', async () => {
 
 /** The passwd output pasted under access.users, as a person would. */
 function pasted(outputs: string[], more = ''): string {
-  const entries = outputs.flatMap((o) => o.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => `    ${l}`));
+  const entries = outputs.flatMap((o) =>
+    o
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => `    ${l}`),
+  );
   return `access:\n  networks: []\n  users:\n${entries.join('\n')}\n${more}`;
 }
 
@@ -72,7 +84,9 @@ test("README's passwd example works exactly as printed, through dkim-relay on PA
 test('passwd --json prints the entry as an object', async () => {
   const run = await passwd('exchange', 'correct horse battery');
   const json = await new Promise<string>((resolve, reject) => {
-    const child = execFile(NODE, [BIN, 'passwd', '--json', 'exchange'], { cwd: tempDir(), encoding: 'utf8', timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    const child = execFile(NODE, [BIN, 'passwd', '--json', 'exchange'], { cwd: tempDir(), encoding: 'utf8', timeout: 30_000 }, (err, stdout) =>
+      err ? reject(err) : resolve(stdout),
+    );
     child.stdin!.end('correct horse battery');
   });
   const entry = JSON.parse(json) as { name: string; password: string };
@@ -81,7 +95,7 @@ test('passwd --json prints the entry as an object', async () => {
   assert.equal(await checkPassword('correct horse battery', entry.password), true);
 });
 
-const NAMES = ['scan: printer', '#x', 'yes', "o'brien \"q\"", '- dash', '&anchor', 'tab\there', ' ünïcödé '];
+const NAMES = ['scan: printer', '#x', 'yes', 'o\'brien "q"', '- dash', '&anchor', 'tab\there', ' ünïcödé '];
 
 test('passwd output pasted into YAML reads back whatever the name, and logs in over SMTP', async () => {
   const dir = tempDir();
@@ -90,19 +104,42 @@ test('passwd output pasted into YAML reads back whatever the name, and logs in o
   const outputs = runs.map((r) => r.stdout);
   const tls = selfSignedCert(dir);
   const config = join(dir, 'relay.yaml');
-  writeFileSync(config, pasted(outputs, `listen: {port: 0, tls: {key: ${tls.key}, cert: ${tls.cert}}}\nmetrics: {listen: "127.0.0.1:0"}\nkeys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\nrotation: {check: "off"}\n`));
+  writeFileSync(
+    config,
+    pasted(
+      outputs,
+      `listen: {port: 0, tls: {key: ${tls.key}, cert: ${tls.cert}}}\nmetrics: {listen: "127.0.0.1:0"}\nkeys: {dir: ${join(dir, 'keys')}}\ndelivery: {upstream: {type: file, dir: ${join(dir, 'outbox')}}}\nrotation: {check: "off"}\n`,
+    ),
+  );
   const check = await dkimRelay(['config', 'check', '--json', '--config', config], dir);
   assert.equal(check.code, 0, check.stderr);
-  assert.deepEqual((JSON.parse(check.stdout) as { access: { users: { name: string }[] } }).access.users.map((u) => u.name), NAMES);
+  assert.deepEqual(
+    (JSON.parse(check.stdout) as { access: { users: { name: string }[] } }).access.users.map((u) => u.name),
+    NAMES,
+  );
 
   const relay = await serve(['--config', config], dir);
   try {
     const message = 'From: a@example.com\r\nTo: b@example.net\r\nSubject: scan\r\n\r\nscanned\r\n';
     for (const name of ['scan: printer', '#x']) {
-      const ok = await send({ port: relay.port(), from: 'a@example.com', to: ['b@example.net'], raw: message, tls: true, auth: { user: name, pass: `password of ${name}` } });
+      const ok = await send({
+        port: relay.port(),
+        from: 'a@example.com',
+        to: ['b@example.net'],
+        raw: message,
+        tls: true,
+        auth: { user: name, pass: `password of ${name}` },
+      });
       assert.equal(ok.ok, true, ok.response);
     }
-    const wrong = await send({ port: relay.port(), from: 'a@example.com', to: ['b@example.net'], raw: message, tls: true, auth: { user: 'scan: printer', pass: 'password of #x' } });
+    const wrong = await send({
+      port: relay.port(),
+      from: 'a@example.com',
+      to: ['b@example.net'],
+      raw: message,
+      tls: true,
+      auth: { user: 'scan: printer', pass: 'password of #x' },
+    });
     assert.deepEqual([wrong.ok, wrong.ok ? 0 : wrong.code], [false, 535]);
   } finally {
     relay.kill();
@@ -113,10 +150,15 @@ test('passwd output pasted into YAML reads back whatever the name, and logs in o
 function passwdOnTerminal(user: string, script: [string, string][]): Promise<{ output: string; code: number; timedOut: boolean }> {
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
   return new Promise((resolve, reject) => {
-    execFile('python3', [join(ROOT, 'test', 'helpers', 'pty_run.py'), JSON.stringify(script), NODE, BIN, 'passwd', user], { cwd: tempDir(), env, encoding: 'utf8', timeout: 45_000 }, (err, stdout) => {
-      if (err) return reject(err);
-      resolve(JSON.parse(stdout) as { output: string; code: number; timedOut: boolean });
-    });
+    execFile(
+      'python3',
+      [join(ROOT, 'test', 'helpers', 'pty_run.py'), JSON.stringify(script), NODE, BIN, 'passwd', user],
+      { cwd: tempDir(), env, encoding: 'utf8', timeout: 45_000 },
+      (err, stdout) => {
+        if (err) return reject(err);
+        resolve(JSON.parse(stdout) as { output: string; code: number; timedOut: boolean });
+      },
+    );
   });
 }
 

@@ -95,9 +95,19 @@ async function setUp(): Promise<Queue> {
     { seq: 1, result: 'deferred', reply: { code: 452, enhanced: '4.2.2', text: 'Mailbox full' }, nextAttemptAt: now + 10 * MINUTE },
   ]);
 
-  const held = await acceptMessage({ spool, index }, bufferOctets(message('held')), { ...base, sender: 'printer@example.com', receivedAt: now - 10 * MINUTE, recipients: [{ address: 'e@example.net' }] });
+  const held = await acceptMessage({ spool, index }, bufferOctets(message('held')), {
+    ...base,
+    sender: 'printer@example.com',
+    receivedAt: now - 10 * MINUTE,
+    recipients: [{ address: 'e@example.net' }],
+  });
   index.hold(held.id);
-  const queued = await acceptMessage({ spool, index }, bufferOctets(message('queued')), { ...base, sender: 'erp@example.com', receivedAt: now - 5 * MINUTE, recipients: [{ address: 'f@example.net' }] });
+  const queued = await acceptMessage({ spool, index }, bufferOctets(message('queued')), {
+    ...base,
+    sender: 'erp@example.com',
+    receivedAt: now - 5 * MINUTE,
+    recipients: [{ address: 'f@example.net' }],
+  });
   index.close();
 
   return {
@@ -130,8 +140,14 @@ test('queue list: one line per message with its recipients, states, next attempt
   const line = (id: string) => lines.find((l) => l.startsWith(id)) ?? assert.fail(`no line for ${id}:\n${run.stdout}`);
 
   // Oldest first: ids sort by time of arrival.
-  assert.deepEqual(lines.slice(1, 5).map((l) => l.split(' ')[0]), [q.ids.deferred, q.ids.partly, q.ids.held, q.ids.queued]);
-  assert.match(line(q.ids.deferred), /\s2h\s.*a@example\.com\s+b@example\.net deferred\s+1\s+in (29|30)m\s+451 4\.4\.1 Upstream unavailable: connect ECONNREFUSED/);
+  assert.deepEqual(
+    lines.slice(1, 5).map((l) => l.split(' ')[0]),
+    [q.ids.deferred, q.ids.partly, q.ids.held, q.ids.queued],
+  );
+  assert.match(
+    line(q.ids.deferred),
+    /\s2h\s.*a@example\.com\s+b@example\.net deferred\s+1\s+in (29|30)m\s+451 4\.4\.1 Upstream unavailable: connect ECONNREFUSED/,
+  );
   assert.ok(line(q.ids.deferred).endsWith('…'), 'a long reply is shortened');
   assert.ok(!line(q.ids.deferred).includes('after 3 tries'));
   assert.match(line(q.ids.partly), /\s<>\s+c@example\.net delivered, d@example\.net deferred\s+1\s+in (9|10)m\s+452 4\.2\.2 Mailbox full$/);
@@ -143,7 +159,10 @@ test('queue list: one line per message with its recipients, states, next attempt
 test('queue list --json: every message with its recipients, and the summary', async () => {
   const q = await fixture;
   const out = json(await q.cli('list', '--json'));
-  assert.deepEqual(out.messages.map((m: any) => m.id), [q.ids.deferred, q.ids.partly, q.ids.held, q.ids.queued]);
+  assert.deepEqual(
+    out.messages.map((m: any) => m.id),
+    [q.ids.deferred, q.ids.partly, q.ids.held, q.ids.queued],
+  );
   const [deferred, partly, held] = out.messages;
   assert.equal(deferred.sender, 'a@example.com');
   assert.equal(deferred.size, message('deferred').length);
@@ -151,10 +170,13 @@ test('queue list --json: every message with its recipients, and the summary', as
   assert.deepEqual(deferred.recipients[0].lastReply, { code: 451, enhanced: '4.4.1', text: LONG_REPLY });
   assert.equal(deferred.recipients[0].attempts, 1);
   assert.ok(Date.parse(deferred.nextAttemptAt) > Date.now());
-  assert.deepEqual(partly.recipients.map((r: any) => [r.address, r.state, r.nextAttemptAt === null]), [
-    ['c@example.net', 'delivered', true],
-    ['d@example.net', 'deferred', false],
-  ]);
+  assert.deepEqual(
+    partly.recipients.map((r: any) => [r.address, r.state, r.nextAttemptAt === null]),
+    [
+      ['c@example.net', 'delivered', true],
+      ['d@example.net', 'deferred', false],
+    ],
+  );
   assert.equal(held.hold, 'held by administrator');
   assert.equal(out.summary.messages, 4);
   assert.equal(out.summary.pending, 4);
@@ -178,7 +200,7 @@ test('queue list on an empty queue says so and exits 0, whether or not queue.db 
   assert.deepEqual(out, { messages: [], summary: { messages: 0, pending: 0, oldestReceivedAt: null } });
 });
 
-test('queue show: envelope, DSN parameters, signatures and each recipient\'s whole last reply; --json; --message prints the file', async () => {
+test("queue show: envelope, DSN parameters, signatures and each recipient's whole last reply; --json; --message prints the file", async () => {
   const q = await fixture;
   const run = await q.cli('show', q.ids.deferred);
   assert.equal(run.code, 0, shown(run));
@@ -212,13 +234,23 @@ test('queue show: envelope, DSN parameters, signatures and each recipient\'s who
 test('an unknown id is one line and exit 1, for every command that takes one', async () => {
   const q = await fixture;
   const unknown = '20200101T000000000-0000-000000000000';
-  for (const args of [['show', unknown], ['hold', unknown], ['release', unknown], ['retry', unknown], ['delete', unknown, '--yes'], ['hold', q.ids.queued, unknown]]) {
+  for (const args of [
+    ['show', unknown],
+    ['hold', unknown],
+    ['release', unknown],
+    ['retry', unknown],
+    ['delete', unknown, '--yes'],
+    ['hold', q.ids.queued, unknown],
+  ]) {
     const run = await q.cli(...args);
     assert.equal(run.code, 1, `${args.join(' ')}: ${shown(run)}`);
     oneLine(run, new RegExp(`^dkim-relay: no message ${unknown} in the queue — see dkim-relay queue list\\n$`));
   }
   // All or nothing: the known id named beside the unknown one was not held.
-  assert.equal(q.read((i) => i.show(q.ids.queued)!.hold), null);
+  assert.equal(
+    q.read((i) => i.show(q.ids.queued)!.hold),
+    null,
+  );
 });
 
 test('hold keeps a message from being claimed; release lets it go again', async () => {
@@ -226,14 +258,26 @@ test('hold keeps a message from being claimed; release lets it go again', async 
   const hold = await q.cli('hold', q.ids.queued);
   assert.equal(hold.code, 0, shown(hold));
   assert.match(hold.stdout, new RegExp(`^${q.ids.queued}: held; nothing more is attempted until dkim-relay queue release ${q.ids.queued}$`, 'm'));
-  assert.equal(q.read((i) => i.show(q.ids.queued)!.hold), 'held by administrator');
+  assert.equal(
+    q.read((i) => i.show(q.ids.queued)!.hold),
+    'held by administrator',
+  );
   // The queue manager's own query passes it by.
-  assert.deepEqual(q.read((i) => i.claimDue({ limit: 10, leaseMs: MINUTE }).map((c) => c.message.id)), []);
+  assert.deepEqual(
+    q.read((i) => i.claimDue({ limit: 10, leaseMs: MINUTE }).map((c) => c.message.id)),
+    [],
+  );
   assert.match((await q.cli('hold', q.ids.queued)).stdout, /was already held/);
 
   const release = json(await q.cli('release', q.ids.queued, '--json'));
-  assert.deepEqual(release.messages.map((m: any) => [m.id, m.changed, m.held, m.next]), [[q.ids.queued, true, false, 'now']]);
-  assert.equal(q.read((i) => i.show(q.ids.queued)!.hold), null);
+  assert.deepEqual(
+    release.messages.map((m: any) => [m.id, m.changed, m.held, m.next]),
+    [[q.ids.queued, true, false, 'now']],
+  );
+  assert.equal(
+    q.read((i) => i.show(q.ids.queued)!.hold),
+    null,
+  );
   assert.match((await q.cli('release', q.ids.queued)).stdout, /was not held; nothing to do/);
 });
 
@@ -249,12 +293,18 @@ test('hold --all and release --all act on every message; release leaves a messag
   oneLine(show, new RegExp(`${q.ids.partly}: its file .* is missing — restore it, or delete the message`));
   const one = await q.cli('release', q.ids.partly);
   assert.equal(one.code, 1, shown(one));
-  oneLine(one, new RegExp(`${q.ids.partly} not released: its file .* is missing — restore the file, or delete the message: dkim-relay queue delete ${q.ids.partly} --yes`));
+  oneLine(
+    one,
+    new RegExp(`${q.ids.partly} not released: its file .* is missing — restore the file, or delete the message: dkim-relay queue delete ${q.ids.partly} --yes`),
+  );
 
   const all = await q.cli('release', '--all');
   assert.equal(all.code, 0, shown(all));
   assert.match(all.stdout, new RegExp(`^${q.ids.partly}: not released: its file .* is missing`, 'm'));
-  assert.deepEqual(q.read((i) => i.list({ held: true }).map((m) => m.id)), [q.ids.partly]);
+  assert.deepEqual(
+    q.read((i) => i.list({ held: true }).map((m) => m.id)),
+    [q.ids.partly],
+  );
 });
 
 test('retry makes a deferred message due now and says it will be tried now; a held one is named as held', async () => {
@@ -265,7 +315,15 @@ test('retry makes a deferred message due now and says it will be tried now; a he
   assert.equal(run.stdout, `${q.ids.deferred}: will be tried now (1 recipient(s))\n`);
   const next = q.read((i) => i.show(q.ids.deferred)!.recipients[0]!.nextAttemptAt);
   assert.ok(next >= before && next <= Date.now(), `next attempt ${next} is not now`);
-  assert.deepEqual(q.read((i) => i.claimDue({ limit: 10, leaseMs: MINUTE }).map((c) => c.message.id).sort()), [q.ids.deferred, q.ids.queued]);
+  assert.deepEqual(
+    q.read((i) =>
+      i
+        .claimDue({ limit: 10, leaseMs: MINUTE })
+        .map((c) => c.message.id)
+        .sort(),
+    ),
+    [q.ids.deferred, q.ids.queued],
+  );
 
   const held = await q.cli('retry', q.ids.held);
   assert.match(held.stdout, new RegExp(`but the message is held — release it to deliver: dkim-relay queue release ${q.ids.held}`));
@@ -277,7 +335,12 @@ test('flush and retry --all make every waiting recipient due; held messages stay
   assert.equal(run.code, 0, shown(run));
   // deferred (1), partly (1 of 2 waiting), queued (1); held (1) stays
   assert.equal(run.stdout, '3 message(s) will be tried now (3 recipient(s)); 1 held message(s) stay held (dkim-relay queue release --all)\n');
-  const due = q.read((i) => i.claimDue({ limit: 10, leaseMs: MINUTE }).map((c) => c.message.id).sort());
+  const due = q.read((i) =>
+    i
+      .claimDue({ limit: 10, leaseMs: MINUTE })
+      .map((c) => c.message.id)
+      .sort(),
+  );
   assert.deepEqual(due, [q.ids.deferred, q.ids.partly, q.ids.queued]);
 
   const again = json(await q.cli('retry', '--all', '--json'));
@@ -290,16 +353,27 @@ test('delete without --yes says what it would delete and exits 2; with --yes row
   const refused = await q.cli('delete', q.ids.deferred);
   assert.equal(refused.code, 2, shown(refused));
   assert.equal(refused.stdout, '');
-  oneLine(refused, new RegExp(`would delete message ${q.ids.deferred} from <a@example\\.com> to 1 recipient\\(s\\), 1 undelivered, without delivery or bounce — add --yes to delete: dkim-relay queue delete ${q.ids.deferred} --yes`));
+  oneLine(
+    refused,
+    new RegExp(
+      `would delete message ${q.ids.deferred} from <a@example\\.com> to 1 recipient\\(s\\), 1 undelivered, without delivery or bounce — add --yes to delete: dkim-relay queue delete ${q.ids.deferred} --yes`,
+    ),
+  );
   assert.ok(q.read((i) => i.show(q.ids.deferred)) !== undefined);
   assert.ok(existsSync(file));
 
   const run = await q.cli('delete', q.ids.deferred, '--yes');
   assert.equal(run.code, 0, shown(run));
   assert.equal(run.stdout, `${q.ids.deferred}: deleted (1 recipient(s) undelivered, no bounce sent)\n`);
-  assert.equal(q.read((i) => i.show(q.ids.deferred)), undefined);
+  assert.equal(
+    q.read((i) => i.show(q.ids.deferred)),
+    undefined,
+  );
   assert.ok(!existsSync(file));
-  assert.equal(q.read((i) => i.depth().messages), 3);
+  assert.equal(
+    q.read((i) => i.depth().messages),
+    3,
+  );
 });
 
 test('delete --held --yes removes every held message and nothing else', async () => {
@@ -307,11 +381,20 @@ test('delete --held --yes removes every held message and nothing else', async ()
   await q.cli('hold', q.ids.partly);
   const refused = await q.cli('delete', '--held');
   assert.equal(refused.code, 2, shown(refused));
-  oneLine(refused, /would delete 2 held messages \(2 recipient\(s\) undelivered\), without delivery or bounce — add --yes to delete: dkim-relay queue delete --held --yes/);
+  oneLine(
+    refused,
+    /would delete 2 held messages \(2 recipient\(s\) undelivered\), without delivery or bounce — add --yes to delete: dkim-relay queue delete --held --yes/,
+  );
 
   const out = json(await q.cli('delete', '--held', '--yes', '--json'));
-  assert.deepEqual(out.deleted.map((d: any) => d.id), [q.ids.partly, q.ids.held]);
-  assert.deepEqual(q.read((i) => i.list().map((m) => m.id)), [q.ids.deferred, q.ids.queued]);
+  assert.deepEqual(
+    out.deleted.map((d: any) => d.id),
+    [q.ids.partly, q.ids.held],
+  );
+  assert.deepEqual(
+    q.read((i) => i.list().map((m) => m.id)),
+    [q.ids.deferred, q.ids.queued],
+  );
   assert.deepEqual(readdirSync(join(q.spoolDir, 'msg')).sort(), [`${q.ids.deferred}.eml`, `${q.ids.queued}.eml`]);
   assert.equal((await q.cli('delete', '--held', '--yes')).stdout, 'no held messages: nothing to delete\n');
 });
@@ -346,7 +429,10 @@ test('a change while another connection holds the write lock waits for it, then 
   assert.equal(run.code, 0, shown(run));
   // It saw the other writer's hold: it waited for that commit rather than reading around it.
   assert.match(run.stdout, new RegExp(`^${q.ids.queued}: released; will be tried now`));
-  assert.equal(q.read((i) => i.show(q.ids.queued)!.hold), null);
+  assert.equal(
+    q.read((i) => i.show(q.ids.queued)!.hold),
+    null,
+  );
 });
 
 test('a lock held past the busy timeout is one line, exit 2, and nothing changed', async () => {
@@ -356,15 +442,21 @@ test('a lock held past the busy timeout is one line, exit 2, and nothing changed
   try {
     const run = await q.cli('hold', q.ids.queued);
     assert.equal(run.code, 2, shown(run));
-    oneLine(run, /^dkim-relay: queue database .*queue\.db is locked by another process — wait a moment and retry; if it stays locked, look for a stuck dkim-relay process\n$/);
+    oneLine(
+      run,
+      /^dkim-relay: queue database .*queue\.db is locked by another process — wait a moment and retry; if it stays locked, look for a stuck dkim-relay process\n$/,
+    );
   } finally {
     holder.exec('ROLLBACK');
     holder.close();
   }
-  assert.equal(q.read((i) => i.show(q.ids.queued)!.hold), null);
+  assert.equal(
+    q.read((i) => i.show(q.ids.queued)!.hold),
+    null,
+  );
 });
 
-test('run by another user than the spool\'s owner (root, say), it refuses rather than leave root-owned files', async (t) => {
+test("run by another user than the spool's owner (root, say), it refuses rather than leave root-owned files", async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to give the spool to another user');
   const q = await setUp();
   chownSync(q.spoolDir, 65534, 65534);

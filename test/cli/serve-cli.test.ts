@@ -19,7 +19,10 @@ function setup(yaml = ''): { dir: string; config: string; write(yaml: string): v
   const dir = tempDir();
   const config = join(dir, 'relay.yaml');
   const write = (more: string) =>
-    writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${ROTATION_OFF}${more}`);
+    writeFileSync(
+      config,
+      `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n${ROTATION_OFF}${more}`,
+    );
   write(yaml);
   return { dir, config, write };
 }
@@ -80,8 +83,12 @@ test('a TSIG secret file others can read stops the start with one line, exit 2',
 test('serve runs in the process of bin/dkim-relay.js with the memory settings, and values an operator gives win', async () => {
   const { dir, config } = setup('listen: {port: 0, hostname: relay.test}\n');
   const settings = (pid: number) => ({
-    argv: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('--max-')),
-    arenas: readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((v) => v.startsWith('MALLOC_ARENA_MAX=')),
+    argv: readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a.startsWith('--max-')),
+    arenas: readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .find((v) => v.startsWith('MALLOC_ARENA_MAX=')),
   });
   const relay = await serve(['--config', config], dir);
   try {
@@ -98,12 +105,15 @@ test('serve runs in the process of bin/dkim-relay.js with the memory settings, a
   }
 });
 
-test('the stripped TypeScript is kept in systemd\'s CacheDirectory (or node_modules/.cache), never in a shared folder', async () => {
+test("the stripped TypeScript is kept in systemd's CacheDirectory (or node_modules/.cache), never in a shared folder", async () => {
   const cache = tempDir('dkim-relay-cachedir-');
   const run = (env: NodeJS.ProcessEnv) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(NODE, [BIN, '--version'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+      execFile(
+        NODE,
+        [BIN, '--version'],
+        { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 30_000 },
+        (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
       );
     });
   const first = await run({ CACHE_DIRECTORY: cache });
@@ -202,7 +212,10 @@ describe('SIGHUP', () => {
       assert.deepEqual(queuedFiles(oldSpool).sort(), [`${before}.eml`, `${after}.eml`].sort());
       await queueOne(port, 'now@example.net');
       for (let i = 0; i < 200 && !sink.received.some((r) => r.to.includes('now@example.net')); i++) await new Promise((r) => setTimeout(r, 50));
-      assert.ok(sink.received.some((r) => r.to.includes('now@example.net')), 'delivered after the reload');
+      assert.ok(
+        sink.received.some((r) => r.to.includes('now@example.net')),
+        'delivered after the reload',
+      );
 
       behaviour.rcpt = {};
       for (let i = 0; i < 300 && queuedFiles(oldSpool).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
@@ -299,9 +312,17 @@ describe('SIGHUP', () => {
       relay.child.kill('SIGHUP');
       const { code } = await stopped(relay);
       assert.equal(code, 2, relay.output());
-      const stderrLines = relay.output().split('\n').filter((l) => l.startsWith('dkim-relay: '));
+      const stderrLines = relay
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('dkim-relay: '));
       assert.equal(stderrLines.length, 1, relay.output());
-      assert.match(stderrLines[0]!, new RegExp(`reload failed \\(127\\.0\\.0\\.1:${busy} is already in use\\) and the previous configuration could not start again \\(listen\\.tls\\.cert: .*tls\\.crt does not exist\\) — `));
+      assert.match(
+        stderrLines[0]!,
+        new RegExp(
+          `reload failed \\(127\\.0\\.0\\.1:${busy} is already in use\\) and the previous configuration could not start again \\(listen\\.tls\\.cert: .*tls\\.crt does not exist\\) — `,
+        ),
+      );
       assert.match(relay.output(), /"level":"fatal",.*reload failed and the previous configuration could not start again/);
       assert.doesNotMatch(relay.output(), /^\s+at |Unhandled|unexpected error/m);
     } finally {
@@ -351,29 +372,37 @@ describe('SIGTERM and SIGINT while a session is in flight', () => {
   });
 
   // The system's node, not the project's Node 24 that `npm test` puts first on PATH.
-  const systemNode = (process.env.PATH ?? '').split(':').filter((d) => d && !d.includes('node_modules')).map((d) => join(d, 'node')).find((p) => existsSync(p));
+  const systemNode = (process.env.PATH ?? '')
+    .split(':')
+    .filter((d) => d && !d.includes('node_modules'))
+    .map((d) => join(d, 'node'))
+    .find((p) => existsSync(p));
   const version = systemNode ? execFileSync(systemNode, ['--version'], { encoding: 'utf8' }).trim() : 'none';
-  test(`Ctrl-C through bin/dkim-relay.js on the system's node ${version}: SIGINT to it and to the wrapper, which passes its copy on`, { skip: !(Number(version.slice(1).split('.')[0]) < 24) && 'no older node on PATH: bin/dkim-relay.js runs no child' }, async () => {
-    const { dir, config } = setup('listen: {port: 0}\n');
-    const relay = await serve(['--config', config], dir, { node: systemNode!, detached: true });
-    try {
-      const session = await midData(relay.port());
-      // As a terminal does, the relay and the wrapper each get one, and the wrapper passes its copy on. Sent one
-      // after the other rather than to the group at once, so the kernel cannot merge the two copies: the relay
-      // takes exactly two, and after its "already stopping" line no copy is still on its way.
-      const wrapper = relay.child.pid!;
-      const relayPid = Number(readFileSync(`/proc/${wrapper}/task/${wrapper}/children`, 'utf8').trim().split(/\s+/)[0]);
-      process.kill(relayPid, 'SIGINT');
-      await relay.waitFor('signal received');
-      process.kill(wrapper, 'SIGINT');
-      await relay.waitFor('already stopping');
-      session.write(MESSAGE);
-      assert.match((await session.reply(6)) ?? '(none)', /^250 2\.0\.0 Ok: written to/);
-      session.write('QUIT\r\n');
-      assert.equal((await stopped(relay)).code, 0, relay.output());
-      assert.equal(outboxCount(dir), 1);
-    } finally {
-      relay.kill();
-    }
-  });
+  test(
+    `Ctrl-C through bin/dkim-relay.js on the system's node ${version}: SIGINT to it and to the wrapper, which passes its copy on`,
+    { skip: !(Number(version.slice(1).split('.')[0]) < 24) && 'no older node on PATH: bin/dkim-relay.js runs no child' },
+    async () => {
+      const { dir, config } = setup('listen: {port: 0}\n');
+      const relay = await serve(['--config', config], dir, { node: systemNode!, detached: true });
+      try {
+        const session = await midData(relay.port());
+        // As a terminal does, the relay and the wrapper each get one, and the wrapper passes its copy on. Sent one
+        // after the other rather than to the group at once, so the kernel cannot merge the two copies: the relay
+        // takes exactly two, and after its "already stopping" line no copy is still on its way.
+        const wrapper = relay.child.pid!;
+        const relayPid = Number(readFileSync(`/proc/${wrapper}/task/${wrapper}/children`, 'utf8').trim().split(/\s+/)[0]);
+        process.kill(relayPid, 'SIGINT');
+        await relay.waitFor('signal received');
+        process.kill(wrapper, 'SIGINT');
+        await relay.waitFor('already stopping');
+        session.write(MESSAGE);
+        assert.match((await session.reply(6)) ?? '(none)', /^250 2\.0\.0 Ok: written to/);
+        session.write('QUIT\r\n');
+        assert.equal((await stopped(relay)).code, 0, relay.output());
+        assert.equal(outboxCount(dir), 1);
+      } finally {
+        relay.kill();
+      }
+    },
+  );
 });

@@ -53,7 +53,13 @@ describe('sign and verify from the command line', () => {
     assert.equal(run.code, 0, run.stderr);
     const result = JSON.parse(run.stdout.toString()) as { fromDomains: string[]; signatures: { result: string; domain: string; aligned: boolean }[] };
     assert.deepEqual(result.fromDomains, ['example.com']);
-    assert.deepEqual(result.signatures.map((s) => [s.result, s.domain, s.aligned]), [['pass', 'example.com', true], ['pass', 'example.com', true]]);
+    assert.deepEqual(
+      result.signatures.map((s) => [s.result, s.domain, s.aligned]),
+      [
+        ['pass', 'example.com', true],
+        ['pass', 'example.com', true],
+      ],
+    );
   });
 
   test('sign --json is refused with one usage line, the message untouched', async () => {
@@ -82,7 +88,7 @@ describe('sign and verify from the command line', () => {
     assert.match(run.stdout.toString(), /^From: Payroll <x@other\.test>/);
   });
 
-  test('sign: no From: exits 1 with the relay\'s reply', async () => {
+  test("sign: no From: exits 1 with the relay's reply", async () => {
     const run = await withStdin(['sign'], dir, 'To: a@example.net\r\n\r\nx\r\n');
     assert.equal(run.code, 1);
     assert.match(run.stderr, /not signed: 550 5\.6\.0 Cannot sign: the message has no From: header/);

@@ -105,7 +105,7 @@ async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void
       return false;
     }
   };
-  for (const end = Date.now() + ms; !holds(); ) {
+  for (const end = Date.now() + ms; !holds();) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -183,11 +183,14 @@ test('after SIGKILL of the relay that held the spool, a new one starts at once',
   }
 });
 
-test('sync mode too: a second serve leaves the first one\'s intake file alone, and its client gets 250', async () => {
+test("sync mode too: a second serve leaves the first one's intake file alone, and its client gets 250", async () => {
   const dir = tempDir();
   const config = join(dir, 'relay.yaml');
   const spool = join(dir, 'spool');
-  writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {enabled: false}\nrotation: {check: "off"}\nlisten: {port: 0}\nqueue: {dir: ${spool}}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n`);
+  writeFileSync(
+    config,
+    `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {enabled: false}\nrotation: {check: "off"}\nlisten: {port: 0}\nqueue: {dir: ${spool}}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n`,
+  );
   const first = await serve(['--config', config], dir);
   try {
     const session = await openSession(first.port(), 'big@example.net');

@@ -92,13 +92,29 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
   let dns: DnsServer;
   const includes = Array.from({ length: 20 }, (_, i) => `i${i}.slow.test`);
   before(async () => {
-    dns = await startDnsServer(new Map([
-      ['slow.test', [[`v=spf1 ${includes.slice(0, 10).map((d) => `include:${d}`).join(' ')} `, `${includes.slice(10).map((d) => `include:${d}`).join(' ')} -all`]]],
-      ...includes.map((d): [string, string[][]] => [d, [['v=spf1 -all']]]),
-      ['a.test', [['v=spf1 ip4:192.0.2.0/24 -all']]],
-      ['_dmarc.a.test', [['v=DMARC1; p=reject; rua=mailto:dmarc@a.test']]],
-      ['b.test', [['v=spf1 -all'], ['v=spf1 +all']]],
-    ]));
+    dns = await startDnsServer(
+      new Map([
+        [
+          'slow.test',
+          [
+            [
+              `v=spf1 ${includes
+                .slice(0, 10)
+                .map((d) => `include:${d}`)
+                .join(' ')} `,
+              `${includes
+                .slice(10)
+                .map((d) => `include:${d}`)
+                .join(' ')} -all`,
+            ],
+          ],
+        ],
+        ...includes.map((d): [string, string[][]] => [d, [['v=spf1 -all']]]),
+        ['a.test', [['v=spf1 ip4:192.0.2.0/24 -all']]],
+        ['_dmarc.a.test', [['v=DMARC1; p=reject; rua=mailto:dmarc@a.test']]],
+        ['b.test', [['v=spf1 -all'], ['v=spf1 +all']]],
+      ]),
+    );
   });
   after(() => dns.close());
 
@@ -130,7 +146,9 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
     withDatabase(keysDir, (db) => {
       // c.test's key was generated nine days ago and DNS never served it: stuck (stuckAfter 7d).
       db.prepare(`UPDATE keys SET created_at = ? WHERE id = ?`).run(iso(9 * DAY), ids.get('wait.c.test'));
-      const insert = db.prepare(`INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)`);
+      const insert = db.prepare(
+        `INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+      );
       insert.run(ids.get('cur.a.test'), dns.address, iso(3 * DAY), iso(HOUR), 'match', '');
       insert.run(ids.get('next.a.test'), dns.address, iso(DAY), iso(HOUR), 'match', '');
       insert.run(ids.get('old.a.test'), dns.address, null, iso(HOUR), 'missing', 'NXDOMAIN');
@@ -144,8 +162,14 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
     const block = (domain: string) => text.split('\n\n').find((b) => b.startsWith(`${domain}\n`)) ?? assert.fail(`no block for ${domain}:\n${text}`);
     const a = block('a.test');
     assert.match(a, /^ {2}active {4}cur {3}ed25519 {2}since \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d+m\)\n {12}DNS: {2}127\.0\.0\.1:\d+ match; last checked /m);
-    assert.match(a, /^ {2}pending {3}next {2}ed25519 {2}since .*\n {12}next: activates \d{4}-\d\d-\d\d \d\d:\d\d UTC if DNS keeps serving it\n {12}DNS: {2}127\.0\.0\.1:\d+ match; last checked /m);
-    assert.match(a, /^ {2}retiring {2}old {3}ed25519 {2}since .*\n {12}next: revoked .* UTC\n {12}DNS: {2}127\.0\.0\.1:\d+ missing \(NXDOMAIN\); last checked /m);
+    assert.match(
+      a,
+      /^ {2}pending {3}next {2}ed25519 {2}since .*\n {12}next: activates \d{4}-\d\d-\d\d \d\d:\d\d UTC if DNS keeps serving it\n {12}DNS: {2}127\.0\.0\.1:\d+ match; last checked /m,
+    );
+    assert.match(
+      a,
+      /^ {2}retiring {2}old {3}ed25519 {2}since .*\n {12}next: revoked .* UTC\n {12}DNS: {2}127\.0\.0\.1:\d+ missing \(NXDOMAIN\); last checked /m,
+    );
     assert.match(a, /^ {2}revoked {3}dead {2}ed25519 {2}since .*\n {12}next: removed .* UTC\n {12}DNS: {2}never checked$/m);
     assert.match(a, /^ {2}DMARC {2}not checked \(--no-dns\)$/m);
     assert.match(a, /^ {2}! old\._domainkey\.a\.test \(retiring\) is no longer served by 127\.0\.0\.1:\d+ \(missing: NXDOMAIN\); publish it again$/m);
@@ -157,24 +181,45 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
 
     const report = json(await dkimRelay(['status', '--config', config, '--no-dns', '--json'], dir));
     assert.equal(report.ok, false);
-    assert.deepEqual(report.domains.map((d) => d.domain), ['a.test', 'c.test']);
+    assert.deepEqual(
+      report.domains.map((d) => d.domain),
+      ['a.test', 'c.test'],
+    );
     const [ja, jc] = report.domains;
-    assert.deepEqual(ja!.keys.map((k) => [k.selector, k.state, k.algorithm, k.bits]), [
-      ['cur', 'active', 'ed25519', 256], ['next', 'pending', 'ed25519', 256], ['old', 'retiring', 'ed25519', 256], ['dead', 'revoked', 'ed25519', 256],
-    ]);
+    assert.deepEqual(
+      ja!.keys.map((k) => [k.selector, k.state, k.algorithm, k.bits]),
+      [
+        ['cur', 'active', 'ed25519', 256],
+        ['next', 'pending', 'ed25519', 256],
+        ['old', 'retiring', 'ed25519', 256],
+        ['dead', 'revoked', 'ed25519', 256],
+      ],
+    );
     const cur = ja!.keys[0]!;
     assert.equal(cur.next, null, 'a newer pending key is on its way: no rotation of its own');
-    assert.deepEqual(cur.dns.servers.map((s) => [s.server, s.state]), [[dns.address, 'match']]);
+    assert.deepEqual(
+      cur.dns.servers.map((s) => [s.server, s.state]),
+      [[dns.address, 'match']],
+    );
     const next = ja!.keys[1]!;
     assert.equal(next.next!.step, 'activate');
     assert.equal(next.next!.due, false);
-    assert.ok(Math.abs(Date.parse(next.next!.at!) - (Date.now() + DAY)) < 10 * 60_000, `activates a day from now (publishFor 48h, served for a day): ${next.next!.at}`);
+    assert.ok(
+      Math.abs(Date.parse(next.next!.at!) - (Date.now() + DAY)) < 10 * 60_000,
+      `activates a day from now (publishFor 48h, served for a day): ${next.next!.at}`,
+    );
     assert.equal(ja!.keys[2]!.next!.step, 'revoke');
     assert.equal(ja!.keys[3]!.next!.step, 'remove');
     assert.deepEqual(ja!.keys[3]!.dns, { lastChecked: null, servers: [] });
     assert.deepEqual(ja!.readiness, { status: 'not-checked' });
-    assert.deepEqual(ja!.attention.map((x) => [x.code, x.selector]), [['record-lost', 'old']]);
-    assert.deepEqual(jc!.attention.map((x) => [x.code, x.selector]), [['stuck-pending', 'wait']]);
+    assert.deepEqual(
+      ja!.attention.map((x) => [x.code, x.selector]),
+      [['record-lost', 'old']],
+    );
+    assert.deepEqual(
+      jc!.attention.map((x) => [x.code, x.selector]),
+      [['stuck-pending', 'wait']],
+    );
     assert.equal(jc!.keys[0]!.ageSeconds >= 9 * 86_400, true);
   });
 
@@ -187,7 +232,10 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
     const run = await dkimRelay(['status', '--config', config], dir);
     assert.equal(run.code, 0, shown(run));
     assert.equal(run.stderr, '');
-    assert.match(run.stdout, new RegExp(`^ {2}DMARC {2}p=reject: receivers refuse mail that fails DMARC {2}\\(as ${dns.address.replace(/\./g, '\\.')} sees it\\)$`, 'm'));
+    assert.match(
+      run.stdout,
+      new RegExp(`^ {2}DMARC {2}p=reject: receivers refuse mail that fails DMARC {2}\\(as ${dns.address.replace(/\./g, '\\.')} sees it\\)$`, 'm'),
+    );
     assert.match(run.stdout, /^nothing needs attention$/m);
     const report = json(await dkimRelay(['status', '--config', config, '--json'], dir));
     assert.equal(report.ok, true);
@@ -204,7 +252,11 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
       assert.equal(down.stderr, '', shown(down));
       assert.match(down.stdout, /^ {2}DMARC {2}DNS lookup failed: SERVFAIL from 127\.0\.0\.1:\d+ for a\.test TXT$/m);
       const downJson = json(await dkimRelay(['status', '--config', config, '--nameserver', failing.address, '--json'], dir));
-      assert.deepEqual(downJson.domains[0]!.readiness, { status: 'failed', server: failing.address, reason: `SERVFAIL from ${failing.address} for a.test TXT` });
+      assert.deepEqual(downJson.domains[0]!.readiness, {
+        status: 'failed',
+        server: failing.address,
+        reason: `SERVFAIL from ${failing.address} for a.test TXT`,
+      });
     } finally {
       await failing.close();
     }
@@ -248,7 +300,10 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
     assert.equal(run.stderr, 'dkim-relay: 1 thing(s) need a person: b.test (see above)\n');
     const report = json(await dkimRelay(['status', '--config', config, '--json'], dir));
     assert.equal(report.ok, false);
-    assert.deepEqual(report.domains[0]!.attention.map((a) => [a.code, a.selector]), [['key-unusable', 's1']]);
+    assert.deepEqual(
+      report.domains[0]!.attention.map((a) => [a.code, a.selector]),
+      [['key-unusable', 's1']],
+    );
   });
 
   test('a --nameserver that is no address is a usage error in one line', async () => {

@@ -15,7 +15,10 @@ async function usageError(args: string[], expected: string): Promise<void> {
 }
 
 test('a value that is not one of the choices', () =>
-  usageError(['keys', 'dns', '--format', 'bind'], 'Invalid values: Argument: format, Given: "bind", Choices: "zone", "json", "value", "cname" — see dkim-relay keys --help'));
+  usageError(
+    ['keys', 'dns', '--format', 'bind'],
+    'Invalid values: Argument: format, Given: "bind", Choices: "zone", "json", "value", "cname" — see dkim-relay keys --help',
+  ));
 
 test('missing required options', () => usageError(['keys', 'activate'], 'Missing required arguments: domain, selector — see dkim-relay keys --help'));
 

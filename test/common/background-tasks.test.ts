@@ -19,7 +19,11 @@ function replay(events: ([at: number, cause: string] | [at: number, 'ok'])[]): {
 }
 
 test('the same cause again and again is logged once and counted every time', () => {
-  const { logged, health } = replay([[0, 'disk I/O error'], [60_000, 'disk I/O error'], [120_000, 'disk I/O error']]);
+  const { logged, health } = replay([
+    [0, 'disk I/O error'],
+    [60_000, 'disk I/O error'],
+    [120_000, 'disk I/O error'],
+  ]);
   assert.deepEqual(logged, ['failed', undefined, undefined]);
   assert.equal(health!.repeats, 3);
   assert.equal(health!.total, 3);
@@ -29,7 +33,11 @@ test('the same cause again and again is logged once and counted every time', () 
 });
 
 test('a new cause is logged at once, and starts its own count', () => {
-  const { logged, health } = replay([[0, 'disk I/O error'], [1000, 'disk I/O error'], [2000, 'database is locked']]);
+  const { logged, health } = replay([
+    [0, 'disk I/O error'],
+    [1000, 'disk I/O error'],
+    [2000, 'database is locked'],
+  ]);
   assert.deepEqual(logged, ['failed', undefined, 'failed']);
   assert.equal(health!.cause, 'database is locked');
   assert.equal(health!.repeats, 1);
@@ -37,7 +45,12 @@ test('a new cause is logged at once, and starts its own count', () => {
 });
 
 test('a run that works is logged once as a recovery; the same cause after it is news again', () => {
-  const { logged, health } = replay([[0, 'refused'], [1000, 'ok'], [2000, 'ok'], [3000, 'refused']]);
+  const { logged, health } = replay([
+    [0, 'refused'],
+    [1000, 'ok'],
+    [2000, 'ok'],
+    [3000, 'refused'],
+  ]);
   assert.deepEqual(logged, ['failed', 'recovered', undefined, 'failed']);
   assert.equal(health!.state, 'failing');
   assert.equal(health!.recoveredAt, null);

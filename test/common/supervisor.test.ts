@@ -25,7 +25,7 @@ import { get, parseExposition, value } from '../observability/support.ts';
 type Line = Record<string, unknown>;
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  for (const end = Date.now() + ms; !(await ok()); ) {
+  for (const end = Date.now() + ms; !(await ok());) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -41,7 +41,12 @@ async function greets(port: number): Promise<boolean> {
 
 test('failing background tasks: the relay carries on, logs each cause once, counts, shows them, and runs them again', async () => {
   const dir = tempDir();
-  const dns = await startDnsServer(new Map([['_dmarc.example.com', [['v=DMARC1; p=reject']]], ['example.com', [['v=spf1 -all']]]]));
+  const dns = await startDnsServer(
+    new Map([
+      ['_dmarc.example.com', [['v=DMARC1; p=reject']]],
+      ['example.com', [['v=spf1 -all']]],
+    ]),
+  );
   const file = join(dir, 'relay.yaml');
   const queueDir = join(dir, 'spool');
   writeFileSync(
@@ -56,7 +61,15 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
   seed.close();
 
   const lines: Line[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(JSON.parse(String(chunk)) as Line); done(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, done) {
+        lines.push(JSON.parse(String(chunk)) as Line);
+        done();
+      },
+    }),
+  );
   let dnsBroken = false;
   const observer = (): DnsObserver => ({
     servers: async () => {
@@ -70,7 +83,8 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
   const metricsPort = relay.ports.metrics!;
   const failed = (task: string) => lines.filter((l) => l.task === task && l.level === 50);
   const repeats = (task: string) => supervisor.health().find((t) => t.task === task)?.repeats ?? 0;
-  const counted = async (task: string) => value(await parseExposition((await get(metricsPort, '/metrics')).body), 'dkim_relay_background_failures_total', { task });
+  const counted = async (task: string) =>
+    value(await parseExposition((await get(metricsPort, '/metrics')).body), 'dkim_relay_background_failures_total', { task });
   try {
     // DNS observation fails at every pass; the pass itself goes on.
     dnsBroken = true;
@@ -79,7 +93,10 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
     assert.equal(failed('dns-observation')[0]!.err, 'example.com: resolver exploded');
     assert.equal(failed('rotation').length, 0, 'the pass carried on');
     const page = (await get(metricsPort, '/')).body;
-    assert.match(page, /<li data-task="dns-observation" data-state="failing" class="attention">dns-observation failing since [^<]*, \d+ times: example\.com: resolver exploded<\/li>/);
+    assert.match(
+      page,
+      /<li data-task="dns-observation" data-state="failing" class="attention">dns-observation failing since [^<]*, \d+ times: example\.com: resolver exploded<\/li>/,
+    );
     assert.ok((await counted('dns-observation'))! >= 3);
 
     // The key store fails: the rotation pass, the readiness lookup and the metrics collection with it.
@@ -107,9 +124,15 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
     assert.match(status.stdout, /^! rotation failing since .*, \d+ times: disk I\/O error$/m);
     assert.match(status.stdout, /^! dns-observation failing since .*: example\.com: resolver exploded$/m);
     assert.match(status.stderr, /need a person: .*background task rotation/);
-    const json = JSON.parse((await dkimRelay(['status', '--no-dns', '--json', '--config', file], dir)).stdout) as { ok: boolean; background: { task: string; state: string }[] };
+    const json = JSON.parse((await dkimRelay(['status', '--no-dns', '--json', '--config', file], dir)).stdout) as {
+      ok: boolean;
+      background: { task: string; state: string }[];
+    };
     assert.equal(json.ok, false);
-    assert.deepEqual(json.background.map((t) => t.task), ['rotation', 'dns-observation', 'dmarc-readiness', 'metrics']);
+    assert.deepEqual(
+      json.background.map((t) => t.task),
+      ['rotation', 'dns-observation', 'dmarc-readiness', 'metrics'],
+    );
 
     // Mended: each task's next run works, and says so once.
     relay.store.list = list;
@@ -147,15 +170,27 @@ test('queue maintenance and the extension probe fail without stopping the relay,
       `delivery: {mode: queue, upstream: {type: smtp, host: 127.0.0.1, port: ${deadPort}, timeoutSeconds: 2}}\n`,
   );
   const lines: Line[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(JSON.parse(String(chunk)) as Line); done(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, done) {
+        lines.push(JSON.parse(String(chunk)) as Line);
+        done();
+      },
+    }),
+  );
   const supervisor = new Supervisor({ logger, metrics });
   const relay = await startRelay(loadConfig(file), logger, { supervisor });
-  const counted = async (task: string) => value(await parseExposition((await get(relay.ports.metrics!, '/metrics')).body), 'dkim_relay_background_failures_total', { task });
+  const counted = async (task: string) =>
+    value(await parseExposition((await get(relay.ports.metrics!, '/metrics')).body), 'dkim_relay_background_failures_total', { task });
   try {
     await until('the probe failed', () => supervisor.health().some((t) => t.task === 'extension-probe'));
     const probe = lines.filter((l) => l.task === 'extension-probe');
     assert.equal(probe.length, 1, JSON.stringify(probe));
-    assert.match(String(probe[0]!.err), new RegExp(`^could not learn the extensions of smtp 127\\.0\\.0\\.1:${deadPort} \\(.*\\); assuming 7-bit and no SMTPUTF8 until it answers$`));
+    assert.match(
+      String(probe[0]!.err),
+      new RegExp(`^could not learn the extensions of smtp 127\\.0\\.0\\.1:${deadPort} \\(.*\\); assuming 7-bit and no SMTPUTF8 until it answers$`),
+    );
     assert.ok((await counted('extension-probe'))! >= 1);
 
     // The queue's database fails under the manager's loop: it looks again shortly, and says so once.
@@ -188,10 +223,19 @@ test('an exception no task caught ends serve: one fatal line, exit 70', async ()
   const dir = tempDir();
   // Loaded before the CLI: on SIGUSR2, a throw outside every task (or a rejection nobody handles).
   const hook = join(dir, 'bug.mjs');
-  writeFileSync(hook, `process.on('SIGUSR2', () => { if (process.env.BUG === 'rejection') Promise.reject(new Error('a promise nobody awaited')); else throw new TypeError('a bug outside every task'); });\n`);
+  writeFileSync(
+    hook,
+    `process.on('SIGUSR2', () => { if (process.env.BUG === 'rejection') Promise.reject(new Error('a promise nobody awaited')); else throw new TypeError('a bug outside every task'); });\n`,
+  );
   const config = join(dir, 'relay.yaml');
-  writeFileSync(config, `keys: {dir: ${join(dir, 'keys')}}\nqueue: {dir: ${join(dir, 'spool')}}\nmetrics: {enabled: false}\nrotation: {check: "off"}\nlisten: {port: 0}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n`);
-  for (const [bug, what, message] of [['exception', 'exception', 'a bug outside every task'], ['rejection', 'rejection', 'a promise nobody awaited']] as const) {
+  writeFileSync(
+    config,
+    `keys: {dir: ${join(dir, 'keys')}}\nqueue: {dir: ${join(dir, 'spool')}}\nmetrics: {enabled: false}\nrotation: {check: "off"}\nlisten: {port: 0}\ndelivery: {mode: sync, upstream: {type: file, dir: ${join(dir, 'outbox')}}}\n`,
+  );
+  for (const [bug, what, message] of [
+    ['exception', 'exception', 'a bug outside every task'],
+    ['rejection', 'rejection', 'a promise nobody awaited'],
+  ] as const) {
     const relay = await serve(['--config', config], dir, { env: { NODE_OPTIONS: `--import ${hook}`, BUG: bug } });
     try {
       const mark = relay.output().length;

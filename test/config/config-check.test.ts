@@ -64,7 +64,12 @@ describe('TLS files', () => {
     refused(`listen: {tls: {key: ${tls.key}, cert: ${other.cert}}}\n`, 'listen.tls.cert', /does not match the key/));
 
   test('serve refuses the swapped files the same way, without a stack trace (exit 2, not 70)', () =>
-    refused(`listen: {port: 0, tls: {key: ${tls.key}, cert: ${tls.key}}, tlsPort: 0}\nkeys: {dir: ${join(dir, 'keys')}}\n`, 'listen.tls.cert', /holds a private key/, ['serve']));
+    refused(
+      `listen: {port: 0, tls: {key: ${tls.key}, cert: ${tls.key}}, tlsPort: 0}\nkeys: {dir: ${join(dir, 'keys')}}\n`,
+      'listen.tls.cert',
+      /holds a private key/,
+      ['serve'],
+    ));
 
   test('a key and its certificate with tlsPort are valid', async () => {
     const run = await check(`listen: {tls: {key: ${tls.key}, cert: ${tls.cert}}, tlsPort: 0}\n`);
@@ -74,17 +79,25 @@ describe('TLS files', () => {
 });
 
 describe('networks and domain names', () => {
-  test('access.networks: not an address', () => refused('access: {networks: [192.0.2.300]}\n', 'access.networks.0', /"192\.0\.2\.300" is not an IP address or CIDR range/));
+  test('access.networks: not an address', () =>
+    refused('access: {networks: [192.0.2.300]}\n', 'access.networks.0', /"192\.0\.2\.300" is not an IP address or CIDR range/));
   test('access.networks: a prefix too long', () => refused('access: {networks: [127.0.0.0/8, "10.0.0.0/33"]}\n', 'access.networks.1', /"10\.0\.0\.0\/33"/));
-  test('access.networks: a shortened IPv4 address that would admit another network', () => refused('access: {networks: [10.1/16]}\n', 'access.networks.0', /"10\.1\/16"/));
-  test('clients[].networks', () => refused('clients: [{networks: [printers], domains: [example.com]}]\n', 'clients.0.networks.0', /"printers" is not an IP address/));
-  test('clients[].domains', () => refused('clients: [{user: scan, domains: [example.com, "exa mple.com"]}]\n', 'clients.0.domains.1', /"exa mple\.com" is not a valid domain name/));
-  test('signing.domains keys', () => refused('signing: {domains: {"example": {canonicalization: relaxed}}}\n', 'signing.domains.example', /is not a valid domain name/));
-  test('signing.domains keys in upper case never match the d= domain', () => refused('signing: {domains: {Example.ORG: {}}}\n', 'signing.domains.Example.ORG', /never matches/));
+  test('access.networks: a shortened IPv4 address that would admit another network', () =>
+    refused('access: {networks: [10.1/16]}\n', 'access.networks.0', /"10\.1\/16"/));
+  test('clients[].networks', () =>
+    refused('clients: [{networks: [printers], domains: [example.com]}]\n', 'clients.0.networks.0', /"printers" is not an IP address/));
+  test('clients[].domains', () =>
+    refused('clients: [{user: scan, domains: [example.com, "exa mple.com"]}]\n', 'clients.0.domains.1', /"exa mple\.com" is not a valid domain name/));
+  test('signing.domains keys', () =>
+    refused('signing: {domains: {"example": {canonicalization: relaxed}}}\n', 'signing.domains.example', /is not a valid domain name/));
+  test('signing.domains keys in upper case never match the d= domain', () =>
+    refused('signing: {domains: {Example.ORG: {}}}\n', 'signing.domains.Example.ORG', /never matches/));
   test('demo.domain', () => refused('demo: {domain: "example..com"}\n', 'demo.domain', /is not a valid domain name/));
 
   test('valid addresses, ranges and domains pass', async () => {
-    const run = await check('access: {networks: [192.0.2.10, 10.1.0.0/16, "2001:db8::/32", "::1"]}\nclients: [{networks: [10.20.0.0/24], domains: [scan.example.com, bücher.example]}]\nsigning: {domains: {example.org: {canonicalization: relaxed/simple}}}\ndemo: {domain: example.com}\n');
+    const run = await check(
+      'access: {networks: [192.0.2.10, 10.1.0.0/16, "2001:db8::/32", "::1"]}\nclients: [{networks: [10.20.0.0/24], domains: [scan.example.com, bücher.example]}]\nsigning: {domains: {example.org: {canonicalization: relaxed/simple}}}\ndemo: {domain: example.com}\n',
+    );
     assert.equal(run.code, 0, run.stderr);
   });
 });
@@ -97,10 +110,18 @@ describe('access.users password hashes', () => {
   });
 
   test('a truncated hash is refused', () =>
-    refused('access: {users: [{name: a, password: "scrypt$N=16384,r=8,p=1$omDzGRnLm1VjseJestGqzQ==$Ing03femZvdnqTpF7iiNrZQ"}]}\n', 'access.users.0.password', /not a complete hash/));
+    refused(
+      'access: {users: [{name: a, password: "scrypt$N=16384,r=8,p=1$omDzGRnLm1VjseJestGqzQ==$Ing03femZvdnqTpF7iiNrZQ"}]}\n',
+      'access.users.0.password',
+      /not a complete hash/,
+    ));
 
   test('a cost that is not a power of two is refused', () =>
-    refused('access: {users: [{name: a, password: "scrypt$N=1000,r=8,p=1$omDzGRnLm1VjseJestGqzQ==$Ing03femZvdnqTpF7iiNrZQ+SV4neJ7/fkHx34G/c74="}]}\n', 'access.users.0.password', /not a complete hash/));
+    refused(
+      'access: {users: [{name: a, password: "scrypt$N=1000,r=8,p=1$omDzGRnLm1VjseJestGqzQ==$Ing03femZvdnqTpF7iiNrZQ+SV4neJ7/fkHx34G/c74="}]}\n',
+      'access.users.0.password',
+      /not a complete hash/,
+    ));
 
   test('the example configuration, with its example user, is valid', async () => {
     const example = readFileSync(join(ROOT, 'config', 'dkim-relay.example.yaml'), 'utf8');
@@ -113,7 +134,8 @@ describe('access.users password hashes', () => {
 });
 
 describe('smart-host AUTH', () => {
-  const upstream = 'delivery:\n  upstream:\n    type: smtp\n    host: smtp.provider.example\n    port: 587\n    auth: {user: relay@example.com, pass: secret}\n';
+  const upstream =
+    'delivery:\n  upstream:\n    type: smtp\n    host: smtp.provider.example\n    port: 587\n    auth: {user: relay@example.com, pass: secret}\n';
 
   test('is refused without secure or requireTLS', () => refused(upstream, 'delivery.upstream.auth', /password would go out without TLS/));
 
@@ -135,7 +157,10 @@ test('the example configuration as shipped is valid', async () => {
 test('settings that work but probably not as meant: config check notes them on stderr and exits 0', async () => {
   const run = await check('rotation: {check: "0 3 * * *", publishFor: 1h}\n');
   assert.equal(run.code, 0, run.stderr);
-  assert.match(run.stderr, /^dkim-relay: note: rotation\.publishFor \(1h\) is shorter than the time between two checks of rotation\.check "0 3 \* \* \*" \(86400s\): new keys will wait for the next check$/m);
+  assert.match(
+    run.stderr,
+    /^dkim-relay: note: rotation\.publishFor \(1h\) is shorter than the time between two checks of rotation\.check "0 3 \* \* \*" \(86400s\): new keys will wait for the next check$/m,
+  );
   assert.match(run.stdout, /: valid\n/, 'the configuration is printed as before');
   const quiet = await check('rotation: {check: "*/5 * * * *", publishFor: 1h}\n');
   assert.equal(quiet.stderr, '', 'nothing to note');

@@ -19,7 +19,10 @@ function shown(run: Run): string {
 /** Exit 2, one line on stderr matching `line`, saying how to mend it; on stdout nothing but serve's log lines. */
 function oneLine(run: Run, line: RegExp): void {
   assert.equal(run.code, 2, shown(run));
-  assert.ok(run.stdout.split('\n').every((l) => l === '' || l.startsWith('{"level":')), shown(run));
+  assert.ok(
+    run.stdout.split('\n').every((l) => l === '' || l.startsWith('{"level":')),
+    shown(run),
+  );
   assert.match(run.stderr, /^dkim-relay: [^\n]+\n$/, shown(run));
   assert.match(run.stderr, line, shown(run));
   assert.match(run.stderr, / — \S/, 'says how to mend it');
@@ -54,12 +57,19 @@ describe('a value that fails its format and a rule between fields: the key named
     writeFileSync(file, good);
     const relay = await serve(['--config', file], dir);
     try {
-      for (const [bad, key] of [['queue: {retryAfter: 5 minutes}', 'queue.retryAfter'], ['signing: {expireAfter: soon}', 'signing.expireAfter']] as const) {
+      for (const [bad, key] of [
+        ['queue: {retryAfter: 5 minutes}', 'queue.retryAfter'],
+        ['signing: {expireAfter: soon}', 'signing.expireAfter'],
+      ] as const) {
         const since = relay.output().length;
         writeFileSync(file, `${good}${bad}\n`);
         relay.child.kill('SIGHUP');
         await relay.waitFor('"reload refused', 20_000, since);
-        const line = relay.output().slice(since).split('\n').find((l) => l.includes('reload refused'))!;
+        const line = relay
+          .output()
+          .slice(since)
+          .split('\n')
+          .find((l) => l.includes('reload refused'))!;
         assert.match((JSON.parse(line) as { err: string }).err, new RegExp(`^${file}: ${key.replace('.', '\\.')}: ${DURATION.source}`), line);
       }
       assert.equal(relay.child.exitCode, null, relay.output());
@@ -77,7 +87,10 @@ describe('--config naming something that is no readable file: one line, exit 2',
 
   test('a directory', async () => {
     for (const command of COMMANDS) {
-      oneLine(await dkimRelay([...command, '--config', join(dir, 'etc')], dir), new RegExp(`configuration file ${join(dir, 'etc')} is a directory — .*name the file itself`));
+      oneLine(
+        await dkimRelay([...command, '--config', join(dir, 'etc')], dir),
+        new RegExp(`configuration file ${join(dir, 'etc')} is a directory — .*name the file itself`),
+      );
     }
   });
 
@@ -86,7 +99,10 @@ describe('--config naming something that is no readable file: one line, exit 2',
     const wrapper = join(dir, 'node-with-config');
     writeFileSync(wrapper, `#!/bin/sh\nDKIM_RELAY_CONFIG=${join(dir, 'etc')} exec ${JSON.stringify(NODE)} "$@"\n`);
     chmodSync(wrapper, 0o755);
-    oneLine(await dkimRelay(['keys', 'list'], dir, { node: wrapper }), /configuration file \S+etc is a directory — check the --config path or DKIM_RELAY_CONFIG/);
+    oneLine(
+      await dkimRelay(['keys', 'list'], dir, { node: wrapper }),
+      /configuration file \S+etc is a directory — check the --config path or DKIM_RELAY_CONFIG/,
+    );
   });
 
   test('a file that does not exist, and a path through a file', async () => {
@@ -104,7 +120,10 @@ describe('--config naming something that is no readable file: one line, exit 2',
     const wrapper = join(open, 'node-as-nobody');
     writeFileSync(wrapper, `#!/bin/sh\nexec setpriv --reuid=nobody --regid=nogroup --clear-groups ${JSON.stringify(NODE)} "$@"\n`);
     chmodSync(wrapper, 0o755);
-    oneLine(await dkimRelay(['config', 'check', '--config', file], open, { node: wrapper }), new RegExp(`configuration file ${file} cannot be read: permission denied — `));
+    oneLine(
+      await dkimRelay(['config', 'check', '--config', file], open, { node: wrapper }),
+      new RegExp(`configuration file ${file} cannot be read: permission denied — `),
+    );
   });
 
   test('YAML that does not parse, and YAML that holds no mapping', async () => {
@@ -121,9 +140,15 @@ test('config check refuses a TSIG secret file that serve would refuse', async ()
   const dir = tempDir('dkim-relay-config-tsig-');
   const secret = join(dir, 'tsig.key');
   const file = join(dir, 'relay.yaml');
-  writeFileSync(file, `keys: {dir: ${join(dir, 'keys')}}\ndns: {publish: [{zone: example.com, method: rfc2136, server: 127.0.0.1, tsig: {name: dkim-relay, secretFile: ${secret}}}]}\n`);
+  writeFileSync(
+    file,
+    `keys: {dir: ${join(dir, 'keys')}}\ndns: {publish: [{zone: example.com, method: rfc2136, server: 127.0.0.1, tsig: {name: dkim-relay, secretFile: ${secret}}}]}\n`,
+  );
   for (const command of [['config', 'check'], ['serve']]) {
-    oneLine(await dkimRelay([...command, '--config', file], dir), new RegExp(`TSIG secret file ${secret} of key dkim-relay is missing — create it with: keymgr`));
+    oneLine(
+      await dkimRelay([...command, '--config', file], dir),
+      new RegExp(`TSIG secret file ${secret} of key dkim-relay is missing — create it with: keymgr`),
+    );
   }
   writeFileSync(secret, `${Buffer.alloc(32, 7).toString('base64')}\n`, { mode: 0o644 });
   chmodSync(secret, 0o644);

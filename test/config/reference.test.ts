@@ -18,7 +18,10 @@ test('every key and every section of the schema has a description', () => {
   const undescribed = rows.filter((r) => r.description.trim() === '').map((r) => r.path);
   assert.deepEqual(undescribed, []);
   // A section that is one key (clients) is described in its row; the others above their table.
-  assert.deepEqual(sections.filter((s) => s.rows[0]?.path !== s.key && s.description === '').map((s) => s.key), []);
+  assert.deepEqual(
+    sections.filter((s) => s.rows[0]?.path !== s.key && s.description === '').map((s) => s.key),
+    [],
+  );
 });
 
 test('types and defaults come from the schema, including defaults under a refinement', () => {

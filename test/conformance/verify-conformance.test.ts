@@ -18,18 +18,79 @@ import { DKIMPY, HERE, MAIL_DKIM, readCase, suiteRecords, type Expected } from '
 import { skipWithout } from '../helpers/tools.ts';
 
 // Where this verifier knowingly differs from an older suite, and why. Each reason once.
-const PRE_STANDARD = 'RFC 6376 §3.5: v=1 is required and anything else is PERMFAIL (incompatible version); these signatures follow pre-standard drafts (no v=, or v=0.5)';
-const RSA_SHA1 = 'RFC 8301 §3.1: rsa-sha1 MUST NOT be used for verifying (the suite predates it), and that is reported before the problem the message was made to show';
+const PRE_STANDARD =
+  'RFC 6376 §3.5: v=1 is required and anything else is PERMFAIL (incompatible version); these signatures follow pre-standard drafts (no v=, or v=0.5)';
+const RSA_SHA1 =
+  'RFC 8301 §3.1: rsa-sha1 MUST NOT be used for verifying (the suite predates it), and that is reported before the problem the message was made to show';
 const DOMAINKEYS = 'RFC 4870 DomainKeys is historic (RFC 6376 obsoletes it): a DomainKey-Signature is not a DKIM signature, so the message is unsigned';
-const CHECK_ORDER = 'the suite altered the body of these key-error messages; this verifier compares the body hash before it looks up the key (both are PERMFAIL under RFC 6376 §6.1) and reports the altered body';
+const CHECK_ORDER =
+  'the suite altered the body of these key-error messages; this verifier compares the body hash before it looks up the key (both are PERMFAIL under RFC 6376 §6.1) and reports the altered body';
 
 const DIFFERENCES: Record<string, { ours: Expected; why: string }> = {};
 const differ = (why: string, ours: Expected, ...files: string[]) => {
   for (const file of files) DIFFERENCES[file] = { ours, why };
 };
-differ(PRE_STANDARD, 'invalid', 'mine_ietf01_1.txt', 'mine_ietf01_2.txt', 'mine_ietf01_3.txt', 'mine_ietf01_4.txt', 'mine_ietf05_1.txt', 'good_ietf01_1.txt', 'good_ietf01_2.txt', 'multiple_1.txt', 'bad_ietf01_1.txt', 'bad_ietf01_2.txt', 'bad_ietf01_3.txt', 'bad_1.txt', 'no_body_1.txt', 'no_body_2.txt', 'no_body_3.txt');
-differ(RSA_SHA1, 'fail', 'good_rfc4871_3.txt', 'good_rfc4871_4.txt', 'good_1878523.txt', 'good_83176.txt', 'multiple_2.txt', 'good_qp_1.txt', 'good_qp_2.txt', 'good_qp_3.txt', 'goodkey_1.txt', 'goodkey_2.txt', 'goodkey_3.txt', 'goodkey_4.txt', 'ignore_7.txt', 'badkey_8.txt', 'badkey_9.txt', 'badkey_10.txt', 'badkey_12.txt', 'badkey_13.txt');
-differ(DOMAINKEYS, 'none', 'good_dk_gmail.txt', 'good_dk_yahoo.txt', 'good_dk_1.txt', 'good_dk_2.txt', 'good_dk_3.txt', 'good_dk_4.txt', 'good_dk_5.txt', 'good_dk_6.txt', 'good_dk_7.txt', 'dk_headers_1.txt', 'dk_headers_2.txt', 'bad_dk_1.txt', 'bad_dk_2.txt', 'bad_dk_4.txt', 'bad_dk_5.txt', 'dk_multiple_1.txt');
+differ(
+  PRE_STANDARD,
+  'invalid',
+  'mine_ietf01_1.txt',
+  'mine_ietf01_2.txt',
+  'mine_ietf01_3.txt',
+  'mine_ietf01_4.txt',
+  'mine_ietf05_1.txt',
+  'good_ietf01_1.txt',
+  'good_ietf01_2.txt',
+  'multiple_1.txt',
+  'bad_ietf01_1.txt',
+  'bad_ietf01_2.txt',
+  'bad_ietf01_3.txt',
+  'bad_1.txt',
+  'no_body_1.txt',
+  'no_body_2.txt',
+  'no_body_3.txt',
+);
+differ(
+  RSA_SHA1,
+  'fail',
+  'good_rfc4871_3.txt',
+  'good_rfc4871_4.txt',
+  'good_1878523.txt',
+  'good_83176.txt',
+  'multiple_2.txt',
+  'good_qp_1.txt',
+  'good_qp_2.txt',
+  'good_qp_3.txt',
+  'goodkey_1.txt',
+  'goodkey_2.txt',
+  'goodkey_3.txt',
+  'goodkey_4.txt',
+  'ignore_7.txt',
+  'badkey_8.txt',
+  'badkey_9.txt',
+  'badkey_10.txt',
+  'badkey_12.txt',
+  'badkey_13.txt',
+);
+differ(
+  DOMAINKEYS,
+  'none',
+  'good_dk_gmail.txt',
+  'good_dk_yahoo.txt',
+  'good_dk_1.txt',
+  'good_dk_2.txt',
+  'good_dk_3.txt',
+  'good_dk_4.txt',
+  'good_dk_5.txt',
+  'good_dk_6.txt',
+  'good_dk_7.txt',
+  'dk_headers_1.txt',
+  'dk_headers_2.txt',
+  'bad_dk_1.txt',
+  'bad_dk_2.txt',
+  'bad_dk_4.txt',
+  'bad_dk_5.txt',
+  'dk_multiple_1.txt',
+);
 differ(CHECK_ORDER, 'fail', 'badkey_14.txt', 'badkey_15.txt', 'badkey1_ed25519.txt', 'badkey4_ed25519.txt', 'badkey5_ed25519.txt');
 
 /** A receiver's reading of a message: the best of its signatures (RFC 6376 §6.1: any valid signature will do). */
@@ -52,7 +113,14 @@ function zones(): Record<string, string> {
   }
   const out: Record<string, string> = {};
   for (const [zone, records] of byZone) {
-    out[zone] = [`$ORIGIN ${zone}.`, `@ 60 IN SOA ns.${zone}. hostmaster.${zone}. 1 3600 600 86400 60`, `@ 60 IN NS ns.${zone}.`, 'ns 60 IN A 127.0.0.1', ...records, ''].join('\n');
+    out[zone] = [
+      `$ORIGIN ${zone}.`,
+      `@ 60 IN SOA ns.${zone}. hostmaster.${zone}. 1 3600 600 86400 60`,
+      `@ 60 IN NS ns.${zone}.`,
+      'ns 60 IN A 127.0.0.1',
+      ...records,
+      '',
+    ].join('\n');
   }
   // The suite's "query timed out" and "SERVFAIL" names: zones that do not load, which Knot answers with SERVFAIL.
   for (const name of failing) out[name.slice(name.indexOf('._domainkey.') + '._domainkey.'.length)] = 'this is not a zone file\n';
@@ -68,7 +136,7 @@ describe('verify against published suites, keys served by Knot', { skip: skipWit
     await knot?.stop();
   });
 
-  test('every message of Mail::DKIM t/corpus and dkimpy gets its suite\'s verdict or a listed difference', async () => {
+  test("every message of Mail::DKIM t/corpus and dkimpy gets its suite's verdict or a listed difference", async () => {
     const resolver = mailauthResolver(knot.address);
     const wrong: string[] = [];
     const cases = [...MAIL_DKIM.map((c) => ({ ...c, suite: 'mail-dkim' as const })), ...DKIMPY.map((c) => ({ ...c, suite: 'dkimpy' as const }))];
@@ -76,7 +144,10 @@ describe('verify against published suites, keys served by Knot', { skip: skipWit
       const verification = await verifyMessage(readCase(c.suite, c.file), resolver);
       const ours = bestVerdict(verification);
       const want = DIFFERENCES[c.file]?.ours ?? c.expected;
-      if (ours !== want) wrong.push(`${c.file} (${c.about || c.expected}): ${ours}, want ${want}: ${verification.signatures.map((s) => `${s.result}/${s.reason}: ${s.comment}`).join(' | ')}`);
+      if (ours !== want)
+        wrong.push(
+          `${c.file} (${c.about || c.expected}): ${ours}, want ${want}: ${verification.signatures.map((s) => `${s.result}/${s.reason}: ${s.comment}`).join(' | ')}`,
+        );
       // Reasons are sentences, never a library's raw error string.
       for (const s of verification.signatures) assert.doesNotMatch(s.comment, /routines|error:[0-9a-f]{8}|DECODER|ERR_/i, `${c.file}: ${s.comment}`);
     }
@@ -121,7 +192,18 @@ describe('strictness cases signed by dkimpy, keys served by Knot', { skip: skipW
   const zone = 'strict.example';
   const record = (value: string) => `( ${(value.match(/.{1,255}/g) ?? []).map((s) => `"${s}"`).join(' ')} )`;
   let knot: Knot;
-  const message = Buffer.from(['From: Payroll <payroll@strict.example>', 'To: a@example.net', 'Subject: Pay slip', 'Date: Mon, 07 Dec 2026 09:00:00 +0000', 'Message-ID: <1@strict.example>', '', 'Your pay slip is attached.', ''].join('\r\n'));
+  const message = Buffer.from(
+    [
+      'From: Payroll <payroll@strict.example>',
+      'To: a@example.net',
+      'Subject: Pay slip',
+      'Date: Mon, 07 Dec 2026 09:00:00 +0000',
+      'Message-ID: <1@strict.example>',
+      '',
+      'Your pay slip is attached.',
+      '',
+    ].join('\r\n'),
+  );
 
   before(async () => {
     knot = await startKnot({
@@ -148,15 +230,22 @@ describe('strictness cases signed by dkimpy, keys served by Knot', { skip: skipW
   async function signed(selector: string, options: { algorithm?: string; identity?: string } = {}): Promise<Buffer> {
     const script = join(HERE, 'dkimpy_sign.py');
     return new Promise((resolve, reject) => {
-      const child = execFile('/usr/bin/python3', [script, rsaKey, zone, selector, options.algorithm ?? 'rsa-sha256', options.identity ?? ''], { encoding: 'buffer' }, (err, stdout, stderr) =>
-        err ? reject(new Error(`dkimpy could not sign: ${stderr.toString()}`)) : resolve(Buffer.concat([stdout, message])));
+      const child = execFile(
+        '/usr/bin/python3',
+        [script, rsaKey, zone, selector, options.algorithm ?? 'rsa-sha256', options.identity ?? ''],
+        { encoding: 'buffer' },
+        (err, stdout, stderr) => (err ? reject(new Error(`dkimpy could not sign: ${stderr.toString()}`)) : resolve(Buffer.concat([stdout, message]))),
+      );
       child.stdin!.end(message);
     });
   }
   const verify = async (m: Buffer) => verifyMessage(m, mailauthResolver(knot.address));
 
   test('control: a dkimpy rsa-sha256 signature passes', async () => {
-    assert.deepEqual((await verify(await signed('rsa'))).signatures.map((s) => s.result), ['pass']);
+    assert.deepEqual(
+      (await verify(await signed('rsa'))).signatures.map((s) => s.result),
+      ['pass'],
+    );
   });
 
   test('rsa-sha1 fails with RFC 8301 named', async () => {
@@ -167,7 +256,10 @@ describe('strictness cases signed by dkimpy, keys served by Knot', { skip: skipW
 
   test('no v= tag, and v=0.5: permerror', async () => {
     const good = (await signed('rsa')).toString('latin1');
-    for (const [text, want] of [[good.replace('v=1; ', ''), /no v= tag/], [good.replace('v=1; ', 'v=0.5; '), /v=0\.5: the only DKIM version is v=1/]] as const) {
+    for (const [text, want] of [
+      [good.replace('v=1; ', ''), /no v= tag/],
+      [good.replace('v=1; ', 'v=0.5; '), /v=0\.5: the only DKIM version is v=1/],
+    ] as const) {
       const [s] = (await verify(Buffer.from(text, 'latin1'))).signatures;
       assert.equal(s!.result, 'permerror');
       assert.match(s!.comment, want);
@@ -191,18 +283,26 @@ describe('strictness cases signed by dkimpy, keys served by Knot', { skip: skipW
     const { signatures } = await dkimSign(message, {
       signTime: options.signTime ?? new Date(),
       expires: options.expires,
-      signatureData: [{ signingDomain: options.domain ?? zone, selector: options.selector, privateKey: options.key ?? rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }],
+      signatureData: [
+        {
+          signingDomain: options.domain ?? zone,
+          selector: options.selector,
+          privateKey: options.key ?? rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        },
+      ],
     } as unknown as Parameters<typeof dkimSign>[1]);
     return Buffer.concat([Buffer.from(signatures), message]);
   }
 
   test('x= in the past: fail, expired', async () => {
-    const [s] = (await verify(await mailauthSigned({ selector: 'rsa', signTime: new Date(Date.now() - 2 * 86400e3), expires: new Date(Date.now() - 86400e3) }))).signatures;
+    const [s] = (await verify(await mailauthSigned({ selector: 'rsa', signTime: new Date(Date.now() - 2 * 86400e3), expires: new Date(Date.now() - 86400e3) })))
+      .signatures;
     assert.deepEqual([s!.result, s!.reason], ['fail', 'expired']);
   });
 
   test('a 768-bit key: fail, RFC 8301 named', async () => {
-    const [s] = (await verify(await mailauthSigned({ selector: 'short', key: short.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }))).signatures;
+    const [s] = (await verify(await mailauthSigned({ selector: 'short', key: short.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() })))
+      .signatures;
     assert.deepEqual([s!.result, s!.reason], ['fail', 'weak-key']);
     assert.match(s!.comment, /1024 bits.*RFC 8301/);
   });
@@ -244,7 +344,10 @@ describe('strictness cases signed by dkimpy, keys served by Knot', { skip: skipW
       signatures: { result: string; reason: string; domain: string; selector: string; algorithm: string; signedHeaders: string[]; fromCovered: boolean[] }[];
     };
     assert.equal(json.verdict, 'fail');
-    assert.deepEqual(json.signatures.map((s) => [s.result, s.domain, s.selector, s.algorithm, s.signedHeaders.includes('from'), s.fromCovered]), [['pass', zone, 'rsa', 'rsa-sha256', true, [false, true]]]);
+    assert.deepEqual(
+      json.signatures.map((s) => [s.result, s.domain, s.selector, s.algorithm, s.signedHeaders.includes('from'), s.fromCovered]),
+      [['pass', zone, 'rsa', 'rsa-sha256', true, [false, true]]],
+    );
   });
 
   test('a message whose only signature is malformed is reported, not called unsigned', async () => {
@@ -259,10 +362,15 @@ describe('strictness cases signed by dkimpy, keys served by Knot', { skip: skipW
 
 function dkimRelayWithStdin(args: string[], cwd: string, input: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile(NODE, [BIN, ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(err);
-      resolve({ code: child.exitCode, stdout, stderr });
-    });
+    const child = execFile(
+      NODE,
+      [BIN, ...args],
+      { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME }, encoding: 'utf8', timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(err);
+        resolve({ code: child.exitCode, stdout, stderr });
+      },
+    );
     child.stdin!.end(input);
   });
 }

@@ -89,7 +89,9 @@ describe('dkim-relay serve on the embedded default (on a free port)', () => {
 
   test('a message from swaks lands signed in outbox/ and passes verify and dkimpy', async (t) => {
     if (!requireTool(t, 'swaks', 'dkimpy')) return;
-    const swaks = await run('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.net', '--h-Subject', 'hello from swaks'], { timeout: 20_000 });
+    const swaks = await run('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.net', '--h-Subject', 'hello from swaks'], {
+      timeout: 20_000,
+    });
     // Queue mode, the default: 250 once it is in spool/, then delivered into outbox/ at once.
     assert.match(swaks.stdout, /<[-~]\s+250 2\.0\.0 Ok: queued as \S+/);
     const outbox = join(dir.path, 'outbox');
@@ -99,7 +101,10 @@ describe('dkim-relay serve on the embedded default (on a free port)', () => {
     assert.equal(files.length, 1);
     const file = join(dir.path, 'outbox', files[0]!);
     const message = readFileSync(file);
-    assert.match(message.toString('latin1'), /^Return-Path: <a@example\.com>\r\nDelivered-To: <b@example\.net>\r\nReceived: from .*\r\n(?:\t.*\r\n)*DKIM-Signature: v=1; a=rsa-sha256;/);
+    assert.match(
+      message.toString('latin1'),
+      /^Return-Path: <a@example\.com>\r\nDelivered-To: <b@example\.net>\r\nReceived: from .*\r\n(?:\t.*\r\n)*DKIM-Signature: v=1; a=rsa-sha256;/,
+    );
 
     const piped = await run('sh', ['-c', `"${NODE}" "${CLI}" verify < "${file}"`], { cwd: dir.path, timeout: 20_000 });
     assert.match(piped.stdout, /^pass d=example\.com s=s\d{6}a a=rsa-sha256 aligned/);
@@ -111,7 +116,10 @@ describe('dkim-relay serve on the embedded default (on a free port)', () => {
 
   test('one JSON log line per message: client, envelope, From domain, d=, s=, self-check, reply, duration', (t) => {
     if (!requireTool(t, 'swaks', 'dkimpy')) return; // the message is the swaks test's
-    const lines = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const messages = lines.filter((l) => l.msg === 'message queued');
     assert.equal(messages.length, 1);
     const m = messages[0]!;
@@ -124,7 +132,10 @@ describe('dkim-relay serve on the embedded default (on a free port)', () => {
     assert.match(String(m.reply), /^250 2\.0\.0 Ok: queued as \S+$/);
     assert.equal(typeof m.ms, 'number');
     const id = String(m.id);
-    assert.ok(lines.some((l) => l.msg === 'recipient delivered' && l.id === id && /^250 2\.0\.0 Ok: written to/.test(String(l.reply))), 'the delivery is logged under the same id');
+    assert.ok(
+      lines.some((l) => l.msg === 'recipient delivered' && l.id === id && /^250 2\.0\.0 Ok: written to/.test(String(l.reply))),
+      'the delivery is logged under the same id',
+    );
     const pem = readdirSync(join(dir.path, 'keys')).find((f) => f.endsWith('.pem'))!;
     const secret = readFileSync(join(dir.path, 'keys', pem), 'utf8').split('\n')[3]!; // a line from inside the key
     assert.ok(secret.length > 40);
@@ -187,13 +198,20 @@ describe('SIGHUP', () => {
     const dir = tempDir();
     const config = join(dir.path, 'relay.yaml');
     const write = (unknownDomain: string) =>
-      writeFileSync(config, `listen: {port: 0}\nmetrics: {listen: "127.0.0.1:0"}\ndelivery: {upstream: {type: file, dir: ${join(dir.path, 'out')}}}\nsigning: {unknownDomain: ${unknownDomain}}\nrotation: {check: "off"}\n`);
+      writeFileSync(
+        config,
+        `listen: {port: 0}\nmetrics: {listen: "127.0.0.1:0"}\ndelivery: {upstream: {type: file, dir: ${join(dir.path, 'out')}}}\nsigning: {unknownDomain: ${unknownDomain}}\nrotation: {check: "off"}\n`,
+      );
     write('forward');
     const daemon = spawn(NODE, [CLI, 'serve', '--config', config], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     daemon.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     // A reload opens new listeners: on port 0 each gets a new free port, read from the log.
-    const swaks = (from: string) => run('swaks', ['--server', `127.0.0.1:${listeningPort(output)}`, '--from', from, '--to', 'b@example.net', '--h-From', from], { timeout: 20_000 }).then((r) => r.stdout, (e: { stdout: string }) => e.stdout);
+    const swaks = (from: string) =>
+      run('swaks', ['--server', `127.0.0.1:${listeningPort(output)}`, '--from', from, '--to', 'b@example.net', '--h-From', from], { timeout: 20_000 }).then(
+        (r) => r.stdout,
+        (e: { stdout: string }) => e.stdout,
+      );
     try {
       await waitFor(daemon, '"relay listening"', 20_000);
       assert.match(await swaks('a@unknown.test'), /<-\s+250 /);

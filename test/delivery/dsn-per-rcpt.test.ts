@@ -26,8 +26,16 @@ test('200 recipients with their own NOTIFY and ORCPT: one upstream transaction, 
     { closeTimeoutMs: 2000 },
   );
   try {
-    const body = `${'x'.repeat(76)}\r\n`.repeat(Math.ceil(1024 * 1024 / 78));
-    const message = ['From: Payroll <payroll@example.com>', 'To: undisclosed-recipients:;', 'Subject: many', 'Date: Sun, 22 Nov 2026 10:00:00 +0000', 'Message-ID: <many@example.com>', '', body].join('\r\n');
+    const body = `${'x'.repeat(76)}\r\n`.repeat(Math.ceil((1024 * 1024) / 78));
+    const message = [
+      'From: Payroll <payroll@example.com>',
+      'To: undisclosed-recipients:;',
+      'Subject: many',
+      'Date: Sun, 22 Nov 2026 10:00:00 +0000',
+      'Message-ID: <many@example.com>',
+      '',
+      body,
+    ].join('\r\n');
     const session = await rawSession(relay.port);
     let replies = 1;
     const say = async (line: string, expect: RegExp) => {
@@ -46,9 +54,15 @@ test('200 recipients with their own NOTIFY and ORCPT: one upstream transaction, 
     const octets = sink.received.reduce((sum, r) => sum + r.raw.length, 0);
     assert.equal(sink.received.length, 1, `transactions at the upstream: ${sink.received.length}, ${octets} octets`);
     const [got] = sink.received;
-    assert.deepEqual(got!.to, Array.from({ length: RECIPIENTS }, (_, i) => `r${i}@example.net`));
+    assert.deepEqual(
+      got!.to,
+      Array.from({ length: RECIPIENTS }, (_, i) => `r${i}@example.net`),
+    );
     assert.deepEqual([got!.mailArgs!.RET, got!.mailArgs!.ENVID], ['HDRS', 'many-1']);
-    assert.deepEqual(got!.rcptArgs, Array.from({ length: RECIPIENTS }, (_, i) => params(i)));
+    assert.deepEqual(
+      got!.rcptArgs,
+      Array.from({ length: RECIPIENTS }, (_, i) => params(i)),
+    );
     assert.ok(octets < 1.1 * 1024 * 1024, `${octets} octets went upstream for a 1 MiB message`);
   } finally {
     await relay.close();

@@ -23,7 +23,7 @@ test('through the relay: a UTF-8 address round-trips and cannot inject a header 
     assert.equal(header.split('\r\n').filter((l) => /^x-injected/i.test(l)).length, 0, 'no line of its own may appear');
     const envelopeLines = `Return-Path: <jörg@example.com>\r\nDelivered-To: <${INJECTING}>\r\nDelivered-To: <zoë@example.net>\r\n`;
     assert.equal(header.slice(0, envelopeLines.length), envelopeLines);
-    assert.match(header.slice(envelopeLines.length), /^Received: /, 'the relay\'s own trace field follows the envelope lines');
+    assert.match(header.slice(envelopeLines.length), /^Received: /, "the relay's own trace field follows the envelope lines");
   } finally {
     await relay.close();
     dir.remove();
@@ -37,7 +37,10 @@ test('an address with a control character is refused, and no file is written', a
     const answer = await upstream.deliver({ from: 'a@example.com', to: ['x\r\nBcc: v@example.org'] }, bufferOctets(Buffer.from(MESSAGE)));
     assert.equal(answer.code, 553);
     assert.equal(answer.enhanced, '5.1.3');
-    assert.deepEqual(answer.recipients.map((r) => r.reply.code), [553]);
+    assert.deepEqual(
+      answer.recipients.map((r) => r.reply.code),
+      [553],
+    );
     assert.deepEqual(readdirSync(dir.path), []);
   } finally {
     dir.remove();

@@ -23,14 +23,21 @@ test('8-bit content to a hop without 8BITMIME, or 8-bit header text to one witho
   assert.deepEqual(formForHop(facts({ eightBit: true }), SEVEN_BIT, HOST), { action: 'reencode', hop: SEVEN_BIT });
   assert.deepEqual(formForHop(facts({ eightBit: true, headerEightBit: true }), NO_UTF8, HOST), { action: 'reencode', hop: NO_UTF8 });
   // RFC 6531 §3.1: SMTPUTF8 without 8BITMIME counts for nothing.
-  assert.deepEqual(formForHop(facts({ eightBit: true, headerEightBit: true }), { eightBitMime: false, smtpUtf8: true }, HOST), { action: 'reencode', hop: SEVEN_BIT });
+  assert.deepEqual(formForHop(facts({ eightBit: true, headerEightBit: true }), { eightBitMime: false, smtpUtf8: true }, HOST), {
+    action: 'reencode',
+    hop: SEVEN_BIT,
+  });
 });
 
 test('an 8-bit envelope address to a hop without SMTPUTF8 is deferred with 4.6.7, whatever else the message holds', () => {
   for (const hop of [SEVEN_BIT, NO_UTF8, { eightBitMime: false, smtpUtf8: true }]) {
     const form = formForHop(facts({ internationalAddress: 'jörg@example.net' }), hop, HOST);
     assert.equal(form.action, 'defer');
-    assert.deepEqual(form.action === 'defer' && [form.reply.code, form.reply.enhanced, form.reply.text], [451, '4.6.7', 'Upstream relay.example.net does not announce SMTPUTF8, which <jörg@example.net> needs (RFC 6531)']);
+    assert.deepEqual(form.action === 'defer' && [form.reply.code, form.reply.enhanced, form.reply.text], [
+      451,
+      '4.6.7',
+      'Upstream relay.example.net does not announce SMTPUTF8, which <jörg@example.net> needs (RFC 6531)',
+    ]);
   }
   assert.deepEqual(formForHop(facts({ internationalAddress: 'jörg@example.net', eightBit: true }), ALL, HOST), { action: 'send', eightBit: true });
 });
@@ -42,11 +49,17 @@ const FOREIGN = 'DKIM-Signature: v=1; a=rsa-sha256; d=foreign.example; s=s1; bh=
 const RECEIVED = 'Received: from client (client [192.0.2.1])\r\n\tby relay.test with ESMTP id 1; Sun, 6 Dec 2026 01:00:00 +0000';
 
 test("the relay's own fields on top: its Received: (kept), its check field and its signatures (taken off); foreign signatures stay", () => {
-  const signedBy = [{ domain: 'example.com', selector: 's1' }, { domain: 'example.com', selector: 'e1' }];
+  const signedBy = [
+    { domain: 'example.com', selector: 's1' },
+    { domain: 'example.com', selector: 'e1' },
+  ];
   const header = fields(RECEIVED, 'X-DKIM-Relay-Check: relay.test; pass; d=example.com s=s1 pass', OURS, OURS_ED, FOREIGN, 'From: a@example.com');
   const own = ownFields(header, signedBy);
   assert.equal(own.signatures, 2);
-  assert.equal(own.length, [RECEIVED, 'X-DKIM-Relay-Check: relay.test; pass; d=example.com s=s1 pass', OURS, OURS_ED].reduce((n, f) => n + f.length + 2, 0));
+  assert.equal(
+    own.length,
+    [RECEIVED, 'X-DKIM-Relay-Check: relay.test; pass; d=example.com s=s1 pass', OURS, OURS_ED].reduce((n, f) => n + f.length + 2, 0),
+  );
   assert.equal(own.trace.toString('latin1'), `${RECEIVED}\r\n`);
 });
 

@@ -17,12 +17,21 @@ const has8bit = (raw: Buffer): boolean => raw.some((b) => b >= 0x80);
 
 async function verified(relay: TestRelay, raw: Buffer): Promise<void> {
   assert.deepEqual(await verifyWithDkimpy(raw, relay.records()), [true]);
-  assert.deepEqual((await verifyMessage(raw, storeResolver(relay.store))).signatures.map((s) => s.result), ['pass']);
+  assert.deepEqual(
+    (await verifyMessage(raw, storeResolver(relay.store))).signatures.map((s) => s.result),
+    ['pass'],
+  );
 }
 
 async function withRelay(options: Partial<SMTPServerOptions>, run: (up: TestUpstream, relay: TestRelay, mails: string[]) => Promise<void>): Promise<void> {
   const mails: string[] = [];
-  const up = await startUpstream({ ...options, onMailFrom: (address, _s, cb) => { mails.push(address.address); cb(); } });
+  const up = await startUpstream({
+    ...options,
+    onMailFrom: (address, _s, cb) => {
+      mails.push(address.address);
+      cb();
+    },
+  });
   const relay = await startTestRelay({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: up.port } } }, withKey);
   try {
     await run(up, relay, mails);
@@ -54,7 +63,10 @@ describe('eightBitMime: auto (the default)', () => {
   test('an 8-bit envelope address to an upstream without SMTPUTF8: 451 4.6.7 before anything is sent upstream (sync mode: the client retries)', () =>
     withRelay({ hideSMTPUTF8: true }, async (up, relay, mails) => {
       const result = await send({ port: relay.port, from: FROM, to: ['jörg@example.net'], raw: MESSAGE });
-      assert.deepEqual(result.ok ? null : [result.code, result.response], [451, '451 4.6.7 Upstream 127.0.0.1 does not announce SMTPUTF8, which <j?rg@example.net> needs (RFC 6531)']);
+      assert.deepEqual(result.ok ? null : [result.code, result.response], [
+        451,
+        '451 4.6.7 Upstream 127.0.0.1 does not announce SMTPUTF8, which <j?rg@example.net> needs (RFC 6531)',
+      ]);
       assert.deepEqual([mails, up.received.length], [[], 0]);
     }));
 

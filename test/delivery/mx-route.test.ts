@@ -14,7 +14,9 @@ const rec = (priority: number, exchange: string) => ({ priority, exchange });
 describe('orderExchanges', () => {
   test('lower preference first; names lower-cased, trailing dot dropped, duplicates once', () => {
     assert.deepEqual(orderExchanges([rec(30, 'C.example.'), rec(10, 'a.example'), rec(20, 'b.example'), rec(40, 'a.example')], []), {
-      kind: 'hosts', hosts: ['a.example', 'b.example', 'c.example'], skipped: [],
+      kind: 'hosts',
+      hosts: ['a.example', 'b.example', 'c.example'],
+      skipped: [],
     });
   });
 
@@ -66,14 +68,22 @@ describe('destination', () => {
   });
 
   test('recipients grouped by domain, case aside, in order of appearance', () => {
-    assert.deepEqual([...groupByDomain(['a@x.example', 'b@y.example', 'c@X.Example'])], [['x.example', ['a@x.example', 'c@X.Example']], ['y.example', ['b@y.example']]]);
+    assert.deepEqual(
+      [...groupByDomain(['a@x.example', 'b@y.example', 'c@X.Example'])],
+      [
+        ['x.example', ['a@x.example', 'c@X.Example']],
+        ['y.example', ['b@y.example']],
+      ],
+    );
   });
 });
 
 describe('dnsFailure', () => {
   test('NXDOMAIN and NODATA are answers; SERVFAIL, timeouts and refusals are temporary', () => {
-    assert.deepEqual(['ENOTFOUND', 'ENODATA', 'ESERVFAIL', 'ETIMEOUT', 'EREFUSED', 'ECONNREFUSED', 'EBADRESP'].map((code) => dnsFailure(code).outcome),
-      ['nxdomain', 'nodata', 'temporary', 'temporary', 'temporary', 'temporary', 'temporary']);
+    assert.deepEqual(
+      ['ENOTFOUND', 'ENODATA', 'ESERVFAIL', 'ETIMEOUT', 'EREFUSED', 'ECONNREFUSED', 'EBADRESP'].map((code) => dnsFailure(code).outcome),
+      ['nxdomain', 'nodata', 'temporary', 'temporary', 'temporary', 'temporary', 'temporary'],
+    );
   });
 });
 
@@ -116,7 +126,7 @@ describe('DestinationLimits', () => {
 });
 
 describe('replies', () => {
-  test('parseReply keeps the host\'s enhanced code when its class agrees, else none', () => {
+  test("parseReply keeps the host's enhanced code when its class agrees, else none", () => {
     assert.deepEqual(parseReply('550-5.1.1 No such\r\n550 5.1.1 user'), { code: 550, enhanced: '5.1.1', text: 'No such user' });
     assert.deepEqual(parseReply('451 Greylisted'), { code: 451, text: 'Greylisted' });
     assert.deepEqual(parseReply('550 4.1.1 contradiction'), { code: 550, text: '4.1.1 contradiction' });
@@ -135,19 +145,27 @@ describe('replies', () => {
     assert.deepEqual(hostReply('550 4.1.1 contradiction', hop, 'RCPT TO'), { code: 550, enhanced: '5.0.0', text: '4.1.1 contradiction', ...from });
   });
   test('connection trouble is a temporary 451 with the reason', () => {
-    assert.deepEqual(sessionFailure({ code: 'ESOCKET', command: 'CONN', originalCode: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, hop, false),
-      { reply: { code: 451, enhanced: '4.4.1', text: 'mx.a.example [192.0.2.1]:25 refused the connection' }, tlsFailed: false });
-    assert.deepEqual(sessionFailure({ code: 'EPROTOCOL', command: 'CONN', responseCode: 554, response: '554 go away' }, hop, false).reply,
-      { code: 451, enhanced: '4.4.1', text: 'mx.a.example [192.0.2.1]:25 refused the session: "554 go away"' });
+    assert.deepEqual(sessionFailure({ code: 'ESOCKET', command: 'CONN', originalCode: 'ECONNREFUSED', message: 'connect ECONNREFUSED' }, hop, false), {
+      reply: { code: 451, enhanced: '4.4.1', text: 'mx.a.example [192.0.2.1]:25 refused the connection' },
+      tlsFailed: false,
+    });
+    assert.deepEqual(sessionFailure({ code: 'EPROTOCOL', command: 'CONN', responseCode: 554, response: '554 go away' }, hop, false).reply, {
+      code: 451,
+      enhanced: '4.4.1',
+      text: 'mx.a.example [192.0.2.1]:25 refused the session: "554 go away"',
+    });
     assert.equal(sessionFailure({ code: 'ETLS', command: 'STARTTLS', message: 'Error initiating TLS - wrong version number' }, hop, false).tlsFailed, true);
   });
 
-  const r = (address: string, _status: 'accepted' | 'refused', code: number, enhanced: string, text: string): RecipientReply => ({ address, reply: { code, enhanced, text } });
+  const r = (address: string, _status: 'accepted' | 'refused', code: number, enhanced: string, text: string): RecipientReply => ({
+    address,
+    reply: { code, enhanced, text },
+  });
   test('combinedReply: 250 when all were accepted; else the first temporary refusal, naming who was accepted', () => {
     const whole = (reply: { code: number; enhanced?: string; text: string }) => ({ code: reply.code, enhanced: reply.enhanced, text: reply.text });
     assert.deepEqual(whole(combinedReply([r('a@x', 'accepted', 250, '2.0.0', 'Ok')])), { code: 250, enhanced: '2.0.0', text: 'Ok' });
     const recipients = [r('a@x', 'accepted', 250, '2.0.0', 'Ok'), r('b@y', 'refused', 550, '5.1.1', 'No'), r('c@z', 'refused', 451, '4.4.1', 'Down')];
     const mixed = combinedReply(recipients);
     assert.deepEqual(whole(mixed), { code: 451, enhanced: '4.4.1', text: 'Down (for <c@z>) (already accepted for a@x)' });
-      });
+  });
 });

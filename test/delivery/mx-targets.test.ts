@@ -15,9 +15,28 @@ const verdict = (address: string, allowed = none, port = 25) => {
 describe('targetVerdict', () => {
   test('inward addresses are refused, each with its reason', () => {
     assert.deepEqual(
-      ['10.9.9.9', '172.16.0.1', '192.168.1.1', '169.254.169.254', '127.0.0.5', '0.0.0.0', '224.0.0.1', '255.255.255.255',
-        '::1', '::', 'fe80::1', 'fc00::1', 'fd12::1', 'ff02::1', '::ffff:10.9.9.9', '::ffff:169.254.169.254', '::ffff:127.0.0.1',
-        '198.51.100.7', '2001:db8::7', 'not-an-address'].map((a) => verdict(a)),
+      [
+        '10.9.9.9',
+        '172.16.0.1',
+        '192.168.1.1',
+        '169.254.169.254',
+        '127.0.0.5',
+        '0.0.0.0',
+        '224.0.0.1',
+        '255.255.255.255',
+        '::1',
+        '::',
+        'fe80::1',
+        'fc00::1',
+        'fd12::1',
+        'ff02::1',
+        '::ffff:10.9.9.9',
+        '::ffff:169.254.169.254',
+        '::ffff:127.0.0.1',
+        '198.51.100.7',
+        '2001:db8::7',
+        'not-an-address',
+      ].map((a) => verdict(a)),
       [
         'inward: 10.9.9.9 is a private address (RFC 1918)',
         'inward: 172.16.0.1 is a private address (RFC 1918)',
@@ -47,14 +66,17 @@ describe('targetVerdict', () => {
     assert.equal(verdict('192.0.2.99'), 'ok');
     assert.equal(verdict('2001:db8::99'), 'ok');
     const allowed = new NetworkList(['10.0.0.0/8', '127.0.0.5', 'fd00::/8', '198.51.100.7']);
-    assert.deepEqual(['10.9.9.9', '::ffff:10.9.9.9', '127.0.0.5', 'fd12::1', '198.51.100.7'].map((a) => verdict(a, allowed)), ['ok', 'ok', 'ok', 'ok', 'ok']);
+    assert.deepEqual(
+      ['10.9.9.9', '::ffff:10.9.9.9', '127.0.0.5', 'fd12::1', '198.51.100.7'].map((a) => verdict(a, allowed)),
+      ['ok', 'ok', 'ok', 'ok', 'ok'],
+    );
     assert.equal(verdict('127.0.0.6', allowed), 'inward: 127.0.0.6 is a loopback address');
   });
 
   test('a listener of the relay itself is a loop, allowed or not', () => {
     const all = new NetworkList(['0.0.0.0/0', '::/0']);
-    assert.equal(verdict('192.0.2.10', all), 'loop: 192.0.2.10 port 25 is this relay\'s own listener');
-    assert.equal(verdict('::ffff:192.0.2.10', all), 'loop: 192.0.2.10 port 25 is this relay\'s own listener');
+    assert.equal(verdict('192.0.2.10', all), "loop: 192.0.2.10 port 25 is this relay's own listener");
+    assert.equal(verdict('::ffff:192.0.2.10', all), "loop: 192.0.2.10 port 25 is this relay's own listener");
     // Another port of the same address is another service.
     assert.equal(verdict('192.0.2.10', all, 587), 'ok');
   });

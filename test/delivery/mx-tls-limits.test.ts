@@ -24,7 +24,10 @@ describe('STARTTLS', () => {
     withMxWorld(ROUTES, [{ address: '127.0.0.2', options: tls }], async ({ upstream, sinks, lines }) => {
       const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.equal(report.code, 250, report.text);
-      assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [true]);
+      assert.deepEqual(
+        sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure),
+        [true],
+      );
       const line = lines.find((l) => l.msg === 'mx delivery')!;
       assert.match(String(line.tls), /^TLSv1\.[23]$/);
       assert.match(String(line.certificate), /^not verified \(.+\)$/);
@@ -33,23 +36,39 @@ describe('STARTTLS', () => {
   test('not offered: plaintext, recorded as tls "none"', () =>
     withMxWorld(ROUTES, [{ address: '127.0.0.2' }], async ({ upstream, sinks, lines }) => {
       assert.equal((await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))).code, 250);
-      assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [false]);
+      assert.deepEqual(
+        sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure),
+        [false],
+      );
       assert.equal(lines.find((l) => l.msg === 'mx delivery')!.tls, 'none');
     }));
 
   test('requireTLS and a host without STARTTLS: 451 4.7.10, nothing sent in the clear', () =>
-    withMxWorld(ROUTES, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
-      assert.equal(report.code, 451);
-      assert.match(replyText(report), /^4\.7\.10 mx1\.a\.test \[127\.0\.0\.2\]:\d+ refused STARTTLS: "500 .*", and delivery\.upstream\.requireTLS is set$/);
-      assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
-    }, { requireTLS: true }));
+    withMxWorld(
+      ROUTES,
+      [{ address: '127.0.0.2' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.equal(report.code, 451);
+        assert.match(replyText(report), /^4\.7\.10 mx1\.a\.test \[127\.0\.0\.2\]:\d+ refused STARTTLS: "500 .*", and delivery\.upstream\.requireTLS is set$/);
+        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
+      },
+      { requireTLS: true },
+    ));
 
   test('requireTLS and a host with STARTTLS: delivered encrypted', () =>
-    withMxWorld(ROUTES, [{ address: '127.0.0.2', options: tls }], async ({ upstream, sinks }) => {
-      assert.equal((await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))).code, 250);
-      assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [true]);
-    }, { requireTLS: true }));
+    withMxWorld(
+      ROUTES,
+      [{ address: '127.0.0.2', options: tls }],
+      async ({ upstream, sinks }) => {
+        assert.equal((await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))).code, 250);
+        assert.deepEqual(
+          sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure),
+          [true],
+        );
+      },
+      { requireTLS: true },
+    ));
 
   test('a TLS handshake that fails: the same host again in plaintext (RFC 7435 §3)', () =>
     withMxWorld(
@@ -59,8 +78,14 @@ describe('STARTTLS', () => {
       async ({ upstream, sinks, lines }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.equal(report.code, 250, report.text);
-        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure), [false]);
-        assert.ok(lines.some((l) => l.msg === 'mx session failed' && /^451 4\.4\.2 TLS with mx1\.a\.test/.test(String(l.reason))), JSON.stringify(lines));
+        assert.deepEqual(
+          sinks.sinks.get('127.0.0.2')!.received.map((r) => r.secure),
+          [false],
+        );
+        assert.ok(
+          lines.some((l) => l.msg === 'mx session failed' && /^451 4\.4\.2 TLS with mx1\.a\.test/.test(String(l.reason))),
+          JSON.stringify(lines),
+        );
       },
     ));
 });
@@ -74,7 +99,10 @@ describe('connection limits', () => {
         const reports = await Promise.all(
           Array.from({ length: 10 }, (_, i) => upstream.deliver({ from: FROM, to: [`user${i}@a.test`, `user${i}@b.test`] }, bufferOctets(PLAIN_MESSAGE))),
         );
-        assert.deepEqual(reports.map((r) => r.code), Array(10).fill(250));
+        assert.deepEqual(
+          reports.map((r) => r.code),
+          Array(10).fill(250),
+        );
         for (const address of ['127.0.0.2', '127.0.0.3']) {
           const sink = sinks.sinks.get(address)!;
           assert.equal(sink.received.length, 10);
@@ -92,7 +120,10 @@ describe('connection limits', () => {
         const reports = await Promise.all(
           Array.from({ length: 6 }, (_, i) => upstream.deliver({ from: FROM, to: [`user${i}@a.test`, `user${i}@b.test`] }, bufferOctets(PLAIN_MESSAGE))),
         );
-        assert.deepEqual(reports.map((r) => r.code), Array(6).fill(250));
+        assert.deepEqual(
+          reports.map((r) => r.code),
+          Array(6).fill(250),
+        );
         const sink = sinks.sinks.get('127.0.0.2')!;
         assert.equal(sink.received.length, 12);
         assert.ok(sink.peakConnections <= 3, `${sink.peakConnections} connections at once`);

@@ -21,7 +21,10 @@ describe('routing by MX', () => {
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
         assert.equal(report.code, 250);
         assert.match(replyText(report), /^2\.0\.0 Delivered to mx1\.a\.test \[127\.0\.0\.2\]: Ok: queued at 127\.0\.0\.2/);
-        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test']]);
+        assert.deepEqual(
+          sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to),
+          [['alice@a.test']],
+        );
         assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
         assert.ok(sinks.sinks.get('127.0.0.2')!.received[0]!.raw.equals(PLAIN_MESSAGE), 'the bytes arrive unchanged');
       },
@@ -36,7 +39,10 @@ describe('routing by MX', () => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
         assert.equal(sinks.sinks.get('127.0.0.3')!.received.length, 1);
-        assert.ok(lines.some((l) => l.msg === 'mx session failed' && l.host === 'mx1.a.test' && /refused the connection/.test(String(l.reason))), JSON.stringify(lines));
+        assert.ok(
+          lines.some((l) => l.msg === 'mx session failed' && l.host === 'mx1.a.test' && /refused the connection/.test(String(l.reason))),
+          JSON.stringify(lines),
+        );
       },
     ));
 
@@ -67,17 +73,26 @@ describe('routing by MX', () => {
     const sinks = [{ address: '127.0.0.2' }, { address: '127.0.0.3' }];
     const firstOf = async (values: number[]): Promise<string> => {
       let got = '';
-      await withMxWorld(records, sinks, async ({ upstream, sinks: started }) => {
-        await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
-        got = [...started.sinks.values()].filter((s) => s.received.length > 0).map((s) => s.address).join();
-      }, {}, { random: () => values.shift() ?? 0.5 });
+      await withMxWorld(
+        records,
+        sinks,
+        async ({ upstream, sinks: started }) => {
+          await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+          got = [...started.sinks.values()]
+            .filter((s) => s.received.length > 0)
+            .map((s) => s.address)
+            .join();
+        },
+        {},
+        { random: () => values.shift() ?? 0.5 },
+      );
       return got;
     };
     assert.equal(await firstOf([0.1, 0.9]), '127.0.0.2');
     assert.equal(await firstOf([0.9, 0.1]), '127.0.0.3');
   });
 
-  test('no MX record: the domain\'s own address is the implicit MX', () =>
+  test("no MX record: the domain's own address is the implicit MX", () =>
     withMxWorld({ 'a.test': [a('127.0.0.4')] }, [{ address: '127.0.0.4' }], async ({ upstream, sinks }) => {
       const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
@@ -89,7 +104,9 @@ describe('routing by MX', () => {
       { 'a.test': [mx(10, 'alias.a.test')], 'alias.a.test': [{ type: 'CNAME', data: 'real.a.test' }], 'real.a.test': [a('127.0.0.2')] },
       [{ address: '127.0.0.2' }],
       async ({ upstream, sinks }) => {
-        assert.deepEqual(replies(await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))), ['alice@a.test accepted 250 2.0.0']);
+        assert.deepEqual(replies(await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE))), [
+          'alice@a.test accepted 250 2.0.0',
+        ]);
         assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
       },
     ));
@@ -121,14 +138,20 @@ describe('routing by MX', () => {
       async ({ upstream, sinks }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test', 'carol@A.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@b.test accepted 250 2.0.0', 'carol@A.test accepted 250 2.0.0']);
-        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test', 'carol@A.test']]);
-        assert.deepEqual(sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to), [['bob@b.test']]);
+        assert.deepEqual(
+          sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to),
+          [['alice@a.test', 'carol@A.test']],
+        );
+        assert.deepEqual(
+          sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to),
+          [['bob@b.test']],
+        );
       },
     ));
 });
 
 describe('DSN parameters', () => {
-  test('one transaction per domain; RET and ENVID on MAIL FROM, each recipient\'s own NOTIFY and ORCPT on its RCPT TO', () =>
+  test("one transaction per domain; RET and ENVID on MAIL FROM, each recipient's own NOTIFY and ORCPT on its RCPT TO", () =>
     withMxWorld(
       { 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')], 'b.test': [mx(10, 'mx.b.test')], 'mx.b.test': [a('127.0.0.3')] },
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
@@ -219,8 +242,14 @@ describe('replies of the receiving host', () => {
       async ({ upstream, sinks }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@a.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'bob@a.test accepted 250 2.0.0']);
-        assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to), [['alice@a.test']]);
-        assert.deepEqual(sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to), [['bob@a.test']]);
+        assert.deepEqual(
+          sinks.sinks.get('127.0.0.2')!.received.map((r) => r.to),
+          [['alice@a.test']],
+        );
+        assert.deepEqual(
+          sinks.sinks.get('127.0.0.3')!.received.map((r) => r.to),
+          [['bob@a.test']],
+        );
       },
     ));
 
@@ -240,7 +269,10 @@ describe('replies of the receiving host', () => {
     withMxWorld({ 'a.test': [mx(10, 'mx1.a.test')], 'mx1.a.test': [a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
       const report = await upstream.deliver({ from: FROM, to: ['jörg@a.test'] }, bufferOctets(PLAIN_MESSAGE));
       assert.deepEqual(replies(report), ['jörg@a.test accepted 250 2.0.0']);
-      assert.deepEqual(sinks.sinks.get('127.0.0.2')!.received.map((r) => [r.to, r.smtpUtf8]), [[['jörg@a.test'], true]]);
+      assert.deepEqual(
+        sinks.sinks.get('127.0.0.2')!.received.map((r) => [r.to, r.smtpUtf8]),
+        [[['jörg@a.test'], true]],
+      );
     }));
 });
 
@@ -263,7 +295,9 @@ describe('loops back to this relay', () => {
       {
         'a.test': [mx(10, 'relay.test'), mx(20, 'mx2.a.test')],
         'b.test': [mx(10, 'mx2.a.test'), mx(20, 'relay.test'), mx(30, 'mx3.a.test')],
-        'relay.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.9')], 'mx3.a.test': [a('127.0.0.3')],
+        'relay.test': [a('127.0.0.2')],
+        'mx2.a.test': [a('127.0.0.9')],
+        'mx3.a.test': [a('127.0.0.3')],
       },
       [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
       async ({ upstream, sinks }) => {
@@ -276,72 +310,124 @@ describe('loops back to this relay', () => {
 
 describe('targets inside the network', () => {
   test('address literals pointing inward: 550 5.7.1 saying why, no connection; allowNetworks lets them through', () =>
-    withMxWorld({}, [{ address: '127.0.0.5' }], async ({ upstream, sinks }) => {
-      const to = ['a@[10.9.9.9]', 'b@[169.254.169.254]', 'c@[127.0.0.5]', 'd@[IPv6:::ffff:127.0.0.5]', 'e@[IPv6:fe80::1]'];
-      const report = await upstream.deliver({ from: FROM, to }, bufferOctets(PLAIN_MESSAGE));
-      assert.deepEqual(replies(report), to.map((r) => `${r} refused 550 5.7.1`));
-      assert.deepEqual(report.recipients.map((r) => r.reply.text), [
-        'Not delivering to [10.9.9.9]: 10.9.9.9 is a private address (RFC 1918); delivery.upstream.allowNetworks can permit it',
-        'Not delivering to [169.254.169.254]: 169.254.169.254 is a link-local address; delivery.upstream.allowNetworks can permit it',
-        'Not delivering to [127.0.0.5]: 127.0.0.5 is a loopback address; delivery.upstream.allowNetworks can permit it',
-        'Not delivering to [ipv6:::ffff:127.0.0.5]: 127.0.0.5 is a loopback address; delivery.upstream.allowNetworks can permit it',
-        'Not delivering to [ipv6:fe80::1]: fe80::1 is a link-local address; delivery.upstream.allowNetworks can permit it',
-      ]);
-      assert.equal(sinks.sinks.get('127.0.0.5')!.connections, 0);
-    }, { allowNetworks: [] }).then(() =>
-      withMxWorld({}, [{ address: '127.0.0.5' }], async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['c@[127.0.0.5]'] }, bufferOctets(PLAIN_MESSAGE));
-        assert.deepEqual(replies(report), ['c@[127.0.0.5] accepted 250 2.0.0']);
-        assert.equal(sinks.sinks.get('127.0.0.5')!.received.length, 1);
-      }, { allowNetworks: ['127.0.0.5/32'] })));
+    withMxWorld(
+      {},
+      [{ address: '127.0.0.5' }],
+      async ({ upstream, sinks }) => {
+        const to = ['a@[10.9.9.9]', 'b@[169.254.169.254]', 'c@[127.0.0.5]', 'd@[IPv6:::ffff:127.0.0.5]', 'e@[IPv6:fe80::1]'];
+        const report = await upstream.deliver({ from: FROM, to }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(
+          replies(report),
+          to.map((r) => `${r} refused 550 5.7.1`),
+        );
+        assert.deepEqual(
+          report.recipients.map((r) => r.reply.text),
+          [
+            'Not delivering to [10.9.9.9]: 10.9.9.9 is a private address (RFC 1918); delivery.upstream.allowNetworks can permit it',
+            'Not delivering to [169.254.169.254]: 169.254.169.254 is a link-local address; delivery.upstream.allowNetworks can permit it',
+            'Not delivering to [127.0.0.5]: 127.0.0.5 is a loopback address; delivery.upstream.allowNetworks can permit it',
+            'Not delivering to [ipv6:::ffff:127.0.0.5]: 127.0.0.5 is a loopback address; delivery.upstream.allowNetworks can permit it',
+            'Not delivering to [ipv6:fe80::1]: fe80::1 is a link-local address; delivery.upstream.allowNetworks can permit it',
+          ],
+        );
+        assert.equal(sinks.sinks.get('127.0.0.5')!.connections, 0);
+      },
+      { allowNetworks: [] },
+    ).then(() =>
+      withMxWorld(
+        {},
+        [{ address: '127.0.0.5' }],
+        async ({ upstream, sinks }) => {
+          const report = await upstream.deliver({ from: FROM, to: ['c@[127.0.0.5]'] }, bufferOctets(PLAIN_MESSAGE));
+          assert.deepEqual(replies(report), ['c@[127.0.0.5] accepted 250 2.0.0']);
+          assert.equal(sinks.sinks.get('127.0.0.5')!.received.length, 1);
+        },
+        { allowNetworks: ['127.0.0.5/32'] },
+      ),
+    ));
 
   test('MX and A answers pointing inward: 550 5.4.4 saying why, no connection; allowNetworks lets them through', () => {
     const records = {
-      'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.2')],
-      'b.test': [mx(10, 'mx.b.test')], 'mx.b.test': [a('10.9.9.9'), a('169.254.169.254')],
+      'a.test': [mx(10, 'mx.a.test')],
+      'mx.a.test': [a('127.0.0.2')],
+      'b.test': [mx(10, 'mx.b.test')],
+      'mx.b.test': [a('10.9.9.9'), a('169.254.169.254')],
       'c.test': [a('127.0.0.2')], // no MX: the implicit MX, its own address
     };
-    return withMxWorld(records, [{ address: '127.0.0.2' }], async ({ upstream, sinks, lines }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test', 'carol@c.test'] }, bufferOctets(PLAIN_MESSAGE));
-      assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.4', 'bob@b.test refused 550 5.4.4', 'carol@c.test refused 550 5.4.4']);
-      assert.deepEqual(report.recipients.map((r) => r.reply.text), [
-        'Not delivering to a.test: its host mx.a.test leads only inward (127.0.0.2 is a loopback address); delivery.upstream.allowNetworks can permit it',
-        'Not delivering to b.test: its host mx.b.test leads only inward (10.9.9.9 is a private address (RFC 1918); 169.254.169.254 is a link-local address); delivery.upstream.allowNetworks can permit it',
-        'Not delivering to c.test: its host c.test leads only inward (127.0.0.2 is a loopback address); delivery.upstream.allowNetworks can permit it',
-      ]);
-      assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
-      assert.ok(lines.some((l) => l.msg === 'mx host skipped: it leads inward' && l.host === 'mx.b.test'));
-    }, { allowNetworks: [] }).then(() =>
-      withMxWorld(records, [{ address: '127.0.0.2' }], async ({ upstream, sinks }) => {
-        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'carol@c.test'] }, bufferOctets(PLAIN_MESSAGE));
-        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'carol@c.test accepted 250 2.0.0']);
-        assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 2);
-      }, { allowNetworks: ['127.0.0.2'] }));
+    return withMxWorld(
+      records,
+      [{ address: '127.0.0.2' }],
+      async ({ upstream, sinks, lines }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test', 'carol@c.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.4', 'bob@b.test refused 550 5.4.4', 'carol@c.test refused 550 5.4.4']);
+        assert.deepEqual(
+          report.recipients.map((r) => r.reply.text),
+          [
+            'Not delivering to a.test: its host mx.a.test leads only inward (127.0.0.2 is a loopback address); delivery.upstream.allowNetworks can permit it',
+            'Not delivering to b.test: its host mx.b.test leads only inward (10.9.9.9 is a private address (RFC 1918); 169.254.169.254 is a link-local address); delivery.upstream.allowNetworks can permit it',
+            'Not delivering to c.test: its host c.test leads only inward (127.0.0.2 is a loopback address); delivery.upstream.allowNetworks can permit it',
+          ],
+        );
+        assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
+        assert.ok(lines.some((l) => l.msg === 'mx host skipped: it leads inward' && l.host === 'mx.b.test'));
+      },
+      { allowNetworks: [] },
+    ).then(() =>
+      withMxWorld(
+        records,
+        [{ address: '127.0.0.2' }],
+        async ({ upstream, sinks }) => {
+          const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'carol@c.test'] }, bufferOctets(PLAIN_MESSAGE));
+          assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0', 'carol@c.test accepted 250 2.0.0']);
+          assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 2);
+        },
+        { allowNetworks: ['127.0.0.2'] },
+      ),
+    );
   });
 
   test('a host with inward and allowed addresses: only the allowed are tried', () =>
-    withMxWorld({ 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.9'), a('127.0.0.2')] }, [{ address: '127.0.0.2' }], async ({ upstream, sinks, lines }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
-      assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
-      assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
-      assert.deepEqual(lines.find((l) => l.msg === 'mx host addresses skipped: they lead inward')?.refused, ['127.0.0.9 is a loopback address']);
-    }, { allowNetworks: ['127.0.0.2/32'] }));
+    withMxWorld(
+      { 'a.test': [mx(10, 'mx.a.test')], 'mx.a.test': [a('127.0.0.9'), a('127.0.0.2')] },
+      [{ address: '127.0.0.2' }],
+      async ({ upstream, sinks, lines }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test accepted 250 2.0.0']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.received.length, 1);
+        assert.deepEqual(lines.find((l) => l.msg === 'mx host addresses skipped: they lead inward')?.refused, ['127.0.0.9 is a loopback address']);
+      },
+      { allowNetworks: ['127.0.0.2/32'] },
+    ));
 });
 
 describe('an MX that is this relay', () => {
   const records = { 'a.test': [mx(10, 'mx.a.test'), mx(20, 'mx2.a.test')], 'mx.a.test': [a('127.0.0.2')], 'mx2.a.test': [a('127.0.0.3')] };
 
-  test('an MX address that is the relay\'s own listener (address and port): 550 5.4.6, nothing sent, no other host tried', () =>
-    withMxWorld(records, [{ address: '127.0.0.2' }, { address: '127.0.0.3' }], async ({ upstream, sinks }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
-      assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6']);
-      assert.match(report.recipients[0]!.reply.text, /^Mail for a\.test loops back to this relay: mx\.a\.test \[127\.0\.0\.2\]: 127\.0\.0\.2 port \d+ is this relay's own listener$/);
-      assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.3')!.connections, 0);
-    }, {}, (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '127.0.0.2', port: sinks.port }] }) })));
-
-  test('the relay as a less preferred MX (by address): it and those after it are dropped, the better host\'s reply stands', () =>
+  test("an MX address that is the relay's own listener (address and port): 550 5.4.6, nothing sent, no other host tried", () =>
     withMxWorld(
-      { 'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test'), mx(30, 'mx3.a.test')], 'mx1.a.test': [a('127.0.0.3')], 'mx2.a.test': [a('127.0.0.2')], 'mx3.a.test': [a('127.0.0.4')] },
+      records,
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6']);
+        assert.match(
+          report.recipients[0]!.reply.text,
+          /^Mail for a\.test loops back to this relay: mx\.a\.test \[127\.0\.0\.2\]: 127\.0\.0\.2 port \d+ is this relay's own listener$/,
+        );
+        assert.equal(sinks.sinks.get('127.0.0.2')!.connections + sinks.sinks.get('127.0.0.3')!.connections, 0);
+      },
+      {},
+      (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '127.0.0.2', port: sinks.port }] }) }),
+    ));
+
+  test("the relay as a less preferred MX (by address): it and those after it are dropped, the better host's reply stands", () =>
+    withMxWorld(
+      {
+        'a.test': [mx(10, 'mx1.a.test'), mx(20, 'mx2.a.test'), mx(30, 'mx3.a.test')],
+        'mx1.a.test': [a('127.0.0.3')],
+        'mx2.a.test': [a('127.0.0.2')],
+        'mx3.a.test': [a('127.0.0.4')],
+      },
       [{ address: '127.0.0.2' }, { address: '127.0.0.4' }],
       async ({ upstream, sinks }) => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
@@ -353,11 +439,17 @@ describe('an MX that is this relay', () => {
     ));
 
   test('a relay listening on 0.0.0.0: any address of this host on its port is a loop', () =>
-    withMxWorld(records, [{ address: '127.0.0.2' }, { address: '127.0.0.3' }], async ({ upstream, sinks }) => {
-      const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
-      assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6']);
-      assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
-    }, {}, (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '0.0.0.0', port: sinks.port }] }) })));
+    withMxWorld(
+      records,
+      [{ address: '127.0.0.2' }, { address: '127.0.0.3' }],
+      async ({ upstream, sinks }) => {
+        const report = await upstream.deliver({ from: FROM, to: ['alice@a.test'] }, bufferOctets(PLAIN_MESSAGE));
+        assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6']);
+        assert.equal(sinks.sinks.get('127.0.0.2')!.connections, 0);
+      },
+      {},
+      (sinks) => ({ relay: () => ({ names: [], listeners: [{ host: '0.0.0.0', port: sinks.port }] }) }),
+    ));
 
   test('listen.hostname, not heloName, as the MX or in the greeting: 550 5.4.6', () =>
     withMxWorld(
@@ -367,7 +459,7 @@ describe('an MX that is this relay', () => {
         const report = await upstream.deliver({ from: FROM, to: ['alice@a.test', 'bob@b.test'] }, bufferOctets(PLAIN_MESSAGE));
         assert.deepEqual(replies(report), ['alice@a.test refused 550 5.4.6', 'bob@b.test refused 550 5.4.6']);
         assert.match(report.recipients[0]!.reply.text, /mx\.a\.test \[127\.0\.0\.2\]:\d+ greets as in\.relay\.test, this relay's own name/);
-        assert.equal(report.recipients[1]!.reply.text, 'Mail for b.test loops back to this relay: its best MX in.relay.test is one of this relay\'s names');
+        assert.equal(report.recipients[1]!.reply.text, "Mail for b.test loops back to this relay: its best MX in.relay.test is one of this relay's names");
         assert.deepEqual(sinks.sinks.get('127.0.0.2')!.offered, []);
         assert.equal(sinks.sinks.get('127.0.0.3')!.connections, 0);
       },

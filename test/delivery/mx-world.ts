@@ -22,7 +22,8 @@ export const MX_HELO = 'relay.test';
 export const LOOPBACK_ALLOWED = ['127.0.0.0/8'];
 
 export function mxConfig(overrides: Record<string, unknown>): MxConfig {
-  return configSchema.parse({ delivery: { upstream: { type: 'mx', heloName: MX_HELO, timeoutSeconds: 5, allowNetworks: LOOPBACK_ALLOWED, ...overrides } } }).delivery.upstream as MxConfig;
+  return configSchema.parse({ delivery: { upstream: { type: 'mx', heloName: MX_HELO, timeoutSeconds: 5, allowNetworks: LOOPBACK_ALLOWED, ...overrides } } })
+    .delivery.upstream as MxConfig;
 }
 
 export async function withMxWorld(
@@ -36,8 +37,20 @@ export async function withMxWorld(
   const dns = await startMxDnsServer(records);
   const started = await startMxSinks(sinks);
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }));
-  const upstream = new MxUpstream(mxConfig({ port: started.port, resolver: [dns.address], ...settings }), logger, typeof options === 'function' ? options(started) : options);
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, cb) {
+        lines.push(JSON.parse(String(chunk)));
+        cb();
+      },
+    }),
+  );
+  const upstream = new MxUpstream(
+    mxConfig({ port: started.port, resolver: [dns.address], ...settings }),
+    logger,
+    typeof options === 'function' ? options(started) : options,
+  );
   try {
     await run({ dns, sinks: started, upstream, lines });
   } finally {
@@ -50,13 +63,15 @@ export async function withMxWorld(
 export const mx = (preference: number, exchange: string): RoutingRecord => ({ type: 'MX', preference, exchange });
 export const a = (address: string): RoutingRecord => ({ type: 'A', data: address });
 
-export const PLAIN_MESSAGE = Buffer.from([
-  'From: Payroll <payroll@example.com>',
-  'To: Alice <alice@a.test>',
-  'Subject: Your payslip',
-  'Date: Sun, 22 Nov 2026 10:00:00 +0000',
-  'Message-ID: <p1@example.com>',
-  '',
-  'Hello',
-  '',
-].join('\r\n'));
+export const PLAIN_MESSAGE = Buffer.from(
+  [
+    'From: Payroll <payroll@example.com>',
+    'To: Alice <alice@a.test>',
+    'Subject: Your payslip',
+    'Date: Sun, 22 Nov 2026 10:00:00 +0000',
+    'Message-ID: <p1@example.com>',
+    '',
+    'Hello',
+    '',
+  ].join('\r\n'),
+);

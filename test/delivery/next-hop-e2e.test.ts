@@ -79,13 +79,20 @@ async function waitFor(what: string, done: () => boolean, ms = 20_000): Promise<
   assert.fail(`timed out waiting for ${what}`);
 }
 
-async function withQueue(options: Partial<SMTPServerOptions>, queue: Record<string, unknown>, run: (host: Host, relay: TestRelay, queued: (id: string) => void) => Promise<void>): Promise<void> {
+async function withQueue(
+  options: Partial<SMTPServerOptions>,
+  queue: Record<string, unknown>,
+  run: (host: Host, relay: TestRelay, queued: (id: string) => void) => Promise<void>,
+): Promise<void> {
   let id: string | null = null;
   let relay: TestRelay | undefined;
   const host = await startHost(options, () => (id && relay ? relay.relay.queue!.spool.path(id) : null));
   try {
     relay = await startTestRelay(
-      { delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: host.up.port } }, queue: { retryAfter: '1s', maxRetryInterval: '1s', ...queue } },
+      {
+        delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: host.up.port } },
+        queue: { retryAfter: '1s', maxRetryInterval: '1s', ...queue },
+      },
       withKey,
       { closeTimeoutMs: 2000 },
     );
@@ -110,7 +117,8 @@ function recipient(relay: TestRelay, id: string) {
 
 /** The decoded text of a single-part message, by Python's email package. */
 function decodedText(raw: Buffer): string {
-  const script = 'import email,sys; m=email.message_from_bytes(sys.stdin.buffer.read()); sys.stdout.write(m.get_payload(decode=True).decode(m.get_content_charset()))';
+  const script =
+    'import email,sys; m=email.message_from_bytes(sys.stdin.buffer.read()); sys.stdout.write(m.get_payload(decode=True).decode(m.get_content_charset()))';
   return execFileSync('/usr/bin/python3', ['-c', script], { input: raw }).toString('utf8');
 }
 
@@ -133,7 +141,7 @@ describe('the form a queued message is sent in follows the connection that carri
       assert.ok(got.spool?.equals(spooled), 'the spool copy is the one signed at intake while it is delivered');
       assert.match(got.raw.toString('latin1'), /^Received: from /, 'our Received: stays on top');
       const signatures = dkimFields(got.raw).map((f) => /\bd=([^;\s]+)/.exec(f)?.[1]);
-      assert.deepEqual(signatures, ['example.com', 'foreign.example'], "our old signature replaced by a new one; the foreign one kept");
+      assert.deepEqual(signatures, ['example.com', 'foreign.example'], 'our old signature replaced by a new one; the foreign one kept');
       assert.deepEqual(await verifyWithDkimpy(got.raw, relay.records()), [true, false], 'dkimpy: ours passes (the foreign key is not published)');
       const ours = (await verifyMessage(got.raw, storeResolver(relay.store))).signatures.find((s) => s.domain === 'example.com');
       assert.equal(ours?.result, 'pass');
@@ -143,13 +151,21 @@ describe('the form a queued message is sent in follows the connection that carri
   test('an 8-bit envelope address to a host without SMTPUTF8: deferred (4.6.7), returned with 5.6.7 at queue.maxAge', () =>
     withQueue({ hideSMTPUTF8: true }, { maxAge: '4s' }, async (host, relay) => {
       host.refusing = false;
-      const id = await submit(relay, ['jörg@example.net'], MESSAGE.replace('Content-Transfer-Encoding: 8bit', 'Content-Transfer-Encoding: 8bit\r\nX-Note: utf8 recipient'));
+      const id = await submit(
+        relay,
+        ['jörg@example.net'],
+        MESSAGE.replace('Content-Transfer-Encoding: 8bit', 'Content-Transfer-Encoding: 8bit\r\nX-Note: utf8 recipient'),
+      );
       await waitFor('the first attempt', () => (recipient(relay, id)?.attempts ?? 0) >= 1);
       const first = recipient(relay, id)!;
       assert.equal(first.state, 'deferred', JSON.stringify(first));
       assert.match(JSON.stringify(first), /4\.6\.7/);
       await waitFor('the notice', () => host.deliveries.some((d) => d.from === ''), 20_000);
-      assert.deepEqual(host.deliveries.filter((d) => d.from !== ''), [], 'the message itself never went out');
+      assert.deepEqual(
+        host.deliveries.filter((d) => d.from !== ''),
+        [],
+        'the message itself never went out',
+      );
       const notice = host.deliveries.find((d) => d.from === '')!;
       const block = (await parseWithPython(notice.raw)).parts[1]!.blocks![1]!;
       assert.equal(only(block, 'Action'), 'failed');
@@ -170,7 +186,11 @@ describe('the form a queued message is sent in follows the connection that carri
       assert.equal(second.state, 'deferred');
       assert.match(JSON.stringify(second), /no active DKIM key for example\.com any more/);
       await waitFor('the notice', () => host.deliveries.some((d) => d.from === ''), 20_000);
-      assert.deepEqual(host.deliveries.filter((d) => d.from !== ''), [], 'nothing sent, signed or not');
+      assert.deepEqual(
+        host.deliveries.filter((d) => d.from !== ''),
+        [],
+        'nothing sent, signed or not',
+      );
       const block = (await parseWithPython(host.deliveries.find((d) => d.from === '')!.raw)).parts[1]!.blocks![1]!;
       assert.equal(only(block, 'Action'), 'failed');
     }));

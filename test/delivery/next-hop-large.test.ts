@@ -18,7 +18,9 @@ const MiB = 1024 * 1024;
 const has8bit = (raw: Buffer): boolean => !raw.every((b) => b < 0x80);
 
 function peakRss(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmHWM:'))!;
   return Number(/(\d+)/.exec(line)![1]) * 1024;
 }
 
@@ -32,7 +34,10 @@ function message(subject: string, size: number): Buffer {
 /** RFC 2045 §6.7, enough for what the relay writes: "=XX" escapes and soft line breaks. */
 function decodeQuotedPrintable(body: Buffer): Buffer {
   const text = body.toString('latin1').replace(/=\r\n/g, '');
-  return Buffer.from(text.replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  return Buffer.from(
+    text.replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    'latin1',
+  );
 }
 
 const bodyOf = (raw: Buffer): Buffer => raw.subarray(raw.indexOf('\r\n\r\n') + 4);

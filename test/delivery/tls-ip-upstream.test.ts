@@ -14,15 +14,22 @@ test('serve delivers over TLS to 127.0.0.1 and stderr has no DeprecationWarning'
   const { key, cert } = selfSignedCert(dir.path);
   const up = await startUpstream({ secure: true, key: readFileSync(key), cert: readFileSync(cert) });
   const config = join(dir.path, 'relay.yaml');
-  writeFileSync(config, [
-    `keys: {dir: ${join(dir.path, 'keys')}}`,
-    'listen: {port: 0, hostname: relay.test}',
-    'metrics: {listen: "127.0.0.1:0"}',
-    `delivery: {mode: sync, upstream: {type: smtp, host: 127.0.0.1, port: ${up.port}, secure: true, rejectUnauthorized: false, timeoutSeconds: 5}}`,
-    'rotation: {check: "off"}',
-    '',
-  ].join('\n'));
-  const child = spawn(NODE, [BIN, 'serve', '--config', config], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  writeFileSync(
+    config,
+    [
+      `keys: {dir: ${join(dir.path, 'keys')}}`,
+      'listen: {port: 0, hostname: relay.test}',
+      'metrics: {listen: "127.0.0.1:0"}',
+      `delivery: {mode: sync, upstream: {type: smtp, host: 127.0.0.1, port: ${up.port}, secure: true, rejectUnauthorized: false, timeoutSeconds: 5}}`,
+      'rotation: {check: "off"}',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(NODE, [BIN, 'serve', '--config', config], {
+    cwd: dir.path,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));

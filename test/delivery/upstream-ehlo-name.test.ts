@@ -32,7 +32,10 @@ async function firstEhlo(yaml: string): Promise<string> {
   const relay = await serve(['--config', config], dir);
   try {
     let timer: NodeJS.Timeout | undefined;
-    const line = await Promise.race([ehlo, new Promise<string>((_, reject) => (timer = setTimeout(() => reject(new Error(`no EHLO within 15 s:\n${relay.output()}`)), 15_000)))]);
+    const line = await Promise.race([
+      ehlo,
+      new Promise<string>((_, reject) => (timer = setTimeout(() => reject(new Error(`no EHLO within 15 s:\n${relay.output()}`)), 15_000))),
+    ]);
     clearTimeout(timer);
     return line;
   } finally {

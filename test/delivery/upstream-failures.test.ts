@@ -28,7 +28,7 @@ async function relayTo(upstream: Record<string, unknown>): Promise<{ code: numbe
 
 const authFailure = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
 
-describe('upstream failures on the relay\'s side are temporary and name the setting', () => {
+describe("upstream failures on the relay's side are temporary and name the setting", () => {
   test('requireTLS against a host without STARTTLS: 451 4.7.10, not "500 command not recognized"', async () => {
     const up = await startUpstream();
     try {
@@ -42,7 +42,11 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
   });
 
   test('a wrong delivery.upstream.auth password: 451 4.7.8 naming the user, not 535', async () => {
-    const up = await startUpstream({ disabledCommands: ['STARTTLS'], allowInsecureAuth: true, onAuth: (_a, _s, cb) => cb(authFailure(535, '5.7.8 bad creds')) });
+    const up = await startUpstream({
+      disabledCommands: ['STARTTLS'],
+      allowInsecureAuth: true,
+      onAuth: (_a, _s, cb) => cb(authFailure(535, '5.7.8 bad creds')),
+    });
     try {
       const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'wrong' }, allowInsecureAuth: true });
       assert.equal(got.code, 451, got.response);
@@ -54,7 +58,11 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
   });
 
   test('AUTH answered 454: 451 4.7.0', async () => {
-    const up = await startUpstream({ disabledCommands: ['STARTTLS'], allowInsecureAuth: true, onAuth: (_a, _s, cb) => cb(authFailure(454, '4.7.0 Temporary authentication failure')) });
+    const up = await startUpstream({
+      disabledCommands: ['STARTTLS'],
+      allowInsecureAuth: true,
+      onAuth: (_a, _s, cb) => cb(authFailure(454, '4.7.0 Temporary authentication failure')),
+    });
     try {
       const got = await relayTo({ port: up.port, auth: { user: 'relay-user', pass: 'x' }, allowInsecureAuth: true });
       assert.match(got.response, /^451 4\.7\.0 upstream 127\.0\.0\.1 could not check delivery\.upstream\.auth for user relay-user now: 454/);
@@ -81,7 +89,10 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
     const port = (closed.address() as { port: number }).port;
     await new Promise((resolve) => closed.close(resolve));
     const got = await relayTo({ port });
-    assert.match(got.response, new RegExp(`^451 4\\.4\\.1 Upstream unavailable: connection refused \\(delivery\\.upstream\\.host 127\\.0\\.0\\.1, port ${port}\\)`));
+    assert.match(
+      got.response,
+      new RegExp(`^451 4\\.4\\.1 Upstream unavailable: connection refused \\(delivery\\.upstream\\.host 127\\.0\\.0\\.1, port ${port}\\)`),
+    );
   });
 
   test('a self-signed certificate with rejectUnauthorized: 451 4.7.5 naming the setting', async () => {
@@ -92,7 +103,10 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
     try {
       const got = await relayTo({ port: up.port, secure: true });
       assert.equal(got.code, 451, got.response);
-      assert.match(got.response, /^451 4\.7\.5 the TLS certificate of upstream 127\.0\.0\.1 was not accepted \(self[- ]signed certificate[^)]*\): .*delivery\.upstream\.rejectUnauthorized: false/);
+      assert.match(
+        got.response,
+        /^451 4\.7\.5 the TLS certificate of upstream 127\.0\.0\.1 was not accepted \(self[- ]signed certificate[^)]*\): .*delivery\.upstream\.rejectUnauthorized: false/,
+      );
     } finally {
       await up.close();
       dir.remove();
@@ -128,7 +142,10 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
     try {
       const got = await relayTo({ port: up.port, name: 'dkim.test' });
       assert.equal(got.code, 451, got.response);
-      assert.match(got.response, /^451 4\.5\.0 upstream 127\.0\.0\.1 did not accept HELO dkim\.test \(it answered "550 5\.7\.1 Go away"\): check delivery\.upstream\.name/);
+      assert.match(
+        got.response,
+        /^451 4\.5\.0 upstream 127\.0\.0\.1 did not accept HELO dkim\.test \(it answered "550 5\.7\.1 Go away"\): check delivery\.upstream\.name/,
+      );
     } finally {
       await up.close();
     }
@@ -161,7 +178,12 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
   });
 
   test('RCPT TO answered "554 Relay access denied": 451 4.7.1; a real recipient refusal stays the upstream\'s', async () => {
-    const sink = await startSink({ rcpt: { 'alice@example.net': { code: 554, text: '5.7.1 <alice@example.net>: Relay access denied' }, 'nobody@example.net': { code: 550, text: '5.1.1 no such user' } } });
+    const sink = await startSink({
+      rcpt: {
+        'alice@example.net': { code: 554, text: '5.7.1 <alice@example.net>: Relay access denied' },
+        'nobody@example.net': { code: 550, text: '5.1.1 no such user' },
+      },
+    });
     try {
       const denied = await relayTo({ port: sink.port });
       assert.match(denied.response, /^451 4\.7\.1 upstream 127\.0\.0\.1 refused to relay for us .*Relay access denied.*: set delivery\.upstream\.auth/);
@@ -180,8 +202,17 @@ describe('upstream failures on the relay\'s side are temporary and name the sett
   test('a relay-side failure is logged at error level, with the reason', async () => {
     const up = await startUpstream();
     const lines: { level: number; msg: string; reply?: string }[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }));
-    const config = configSchema.parse({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: up.port, requireTLS: true, timeoutSeconds: 5 } } }).delivery.upstream;
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _e, cb) {
+          lines.push(JSON.parse(String(chunk)));
+          cb();
+        },
+      }),
+    );
+    const config = configSchema.parse({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: up.port, requireTLS: true, timeoutSeconds: 5 } } })
+      .delivery.upstream;
     assert.equal(config.type, 'smtp');
     const upstream = new SmtpUpstream(config as Extract<typeof config, { type: 'smtp' }>, logger);
     try {

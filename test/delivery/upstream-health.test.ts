@@ -11,7 +11,13 @@ const envelope = { from: 'a@example.com', to: ['b@example.net', 'c@example.net']
 const unreachable = forAll(envelope, smtpReply(451, '4.4.1 Upstream unavailable: connection refused'));
 const accepted = forAll(envelope, smtpReply(250, '2.0.0 Ok'));
 const refusedForGood = forAll(envelope, smtpReply(554, '5.7.1 Relay access denied'));
-const oneMailboxFull: UpstreamReply = { ...smtpReply(250, '2.0.0 Ok'), recipients: [{ address: 'b@example.net', reply: smtpReply(452, '4.2.2 Mailbox full') }, { address: 'c@example.net', reply: smtpReply(250, '2.0.0 Ok') }] };
+const oneMailboxFull: UpstreamReply = {
+  ...smtpReply(250, '2.0.0 Ok'),
+  recipients: [
+    { address: 'b@example.net', reply: smtpReply(452, '4.2.2 Mailbox full') },
+    { address: 'c@example.net', reply: smtpReply(250, '2.0.0 Ok') },
+  ],
+};
 
 test('failing from the first attempt that fails as a whole with 4xx, told once longer than the threshold, cleared by an accepted transaction', () => {
   let now = 1_000_000;
@@ -26,7 +32,10 @@ test('failing from the first attempt that fails as a whole with 4xx, told once l
   assert.equal(failingFor(health.state()), 61);
   const ready = readyAnswer('ready', health.state());
   assert.equal(ready.status, 200, 'the relay still accepts');
-  assert.equal(ready.body, 'ready\nupstream smtp mail.example.net:587 failing for 61s (longer than queue.retryAfter; mail is queued meanwhile): 451 4.4.1 Upstream unavailable: connection refused\n');
+  assert.equal(
+    ready.body,
+    'ready\nupstream smtp mail.example.net:587 failing for 61s (longer than queue.retryAfter; mail is queued meanwhile): 451 4.4.1 Upstream unavailable: connection refused\n',
+  );
 
   health.answered(oneMailboxFull);
   assert.equal(health.state().failingSince, null, 'a transaction the host took ends it');
@@ -36,6 +45,12 @@ test('failing from the first attempt that fails as a whole with 4xx, told once l
 test('a refusal for good, or of one recipient, says the host answers: not failing', () => {
   const health = new UpstreamHealth('smtp mail.example.net:587', 0, () => 5);
   health.answered(refusedForGood);
-  health.answered({ ...smtpReply(452, '4.2.2 Mailbox full'), recipients: [{ address: 'b@example.net', reply: smtpReply(452, '4.2.2 Mailbox full') }, { address: 'c@example.net', reply: smtpReply(250, '2.0.0 Ok') }] });
+  health.answered({
+    ...smtpReply(452, '4.2.2 Mailbox full'),
+    recipients: [
+      { address: 'b@example.net', reply: smtpReply(452, '4.2.2 Mailbox full') },
+      { address: 'c@example.net', reply: smtpReply(250, '2.0.0 Ok') },
+    ],
+  });
   assert.equal(health.state().failingSince, null);
 });

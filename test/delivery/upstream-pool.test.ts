@@ -10,18 +10,21 @@ import { SmtpUpstream } from '../../src/delivery/smtp-upstream.ts';
 import { bufferOctets } from '../../src/message/octets.ts';
 import { MESSAGE, startUpstream } from './upstreams.ts';
 
-test('pooled connections carry far more than nodemailer\'s default 100 messages each', async () => {
+test("pooled connections carry far more than nodemailer's default 100 messages each", async () => {
   const up = await startUpstream();
   let connections = 0;
   up.server.server.on('connection', (_socket: Socket) => connections++);
-  const config = configSchema.parse({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: up.port, maxConnections: 2, timeoutSeconds: 5 } } }).delivery.upstream;
+  const config = configSchema.parse({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: up.port, maxConnections: 2, timeoutSeconds: 5 } } })
+    .delivery.upstream;
   const upstream = new SmtpUpstream(config as Extract<typeof config, { type: 'smtp' }>, pino({ level: 'silent' }));
   try {
     await upstream.ready();
     const before = connections; // the extension probe's own connection
     const message = bufferOctets(Buffer.from(MESSAGE.replace('Grüße', 'Hello')));
     for (let round = 0; round < 15; round++) {
-      const answers = await Promise.all(Array.from({ length: 20 }, () => upstream.deliver({ from: 'payroll@example.com', to: ['alice@example.net'] }, message)));
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => upstream.deliver({ from: 'payroll@example.com', to: ['alice@example.net'] }, message)),
+      );
       assert.deepEqual(new Set(answers.map((a) => a.code)), new Set([250]));
     }
     assert.equal(up.received.length, 300);

@@ -54,7 +54,10 @@ export async function startUpstream(options: Partial<SMTPServerOptions> = {}): P
  * A raw SMTP server: `greeting` first, then `answer(line)` for each command
  * line (null: the default "250 ok"). QUIT always gets 221 and a close.
  */
-export async function startScriptedUpstream(greeting: string, answer: (line: string) => string | null = () => null): Promise<{ port: number; lines: string[]; close(): Promise<void> }> {
+export async function startScriptedUpstream(
+  greeting: string,
+  answer: (line: string) => string | null = () => null,
+): Promise<{ port: number; lines: string[]; close(): Promise<void> }> {
   const lines: string[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {

@@ -5,10 +5,13 @@ import { parseNameserver, formatNameserver } from '../../src/dns/nameserver.ts';
 import { UserError } from '../../src/common/errors.ts';
 
 test('servers that serve the same records agree, whatever the order', () => {
-  assert.equal(disagreement([
-    { server: 'a', status: 'match', values: ['x', 'y'] },
-    { server: 'b', status: 'match', values: ['y', 'x'] },
-  ]), null);
+  assert.equal(
+    disagreement([
+      { server: 'a', status: 'match', values: ['x', 'y'] },
+      { server: 'b', status: 'match', values: ['y', 'x'] },
+    ]),
+    null,
+  );
 });
 
 test('a different p=, no record, or no answer is a disagreement naming each server', () => {
@@ -18,7 +21,10 @@ test('a different p=, no record, or no answer is a disagreement naming each serv
     { server: '192.0.2.3:53', status: 'missing', values: [] },
     { server: '192.0.2.4:53', status: 'temperror', values: null },
   ])!;
-  assert.match(line, /^servers disagree: 192\.0\.2\.1:53 match \(p=\.\.\.AAAOLDKEY111\), 192\.0\.2\.2:53 mismatch \(p=\.\.\.BBBNEWKEY222\), 192\.0\.2\.3:53 missing \(no record\), 192\.0\.2\.4:53 temperror/);
+  assert.match(
+    line,
+    /^servers disagree: 192\.0\.2\.1:53 match \(p=\.\.\.AAAOLDKEY111\), 192\.0\.2\.2:53 mismatch \(p=\.\.\.BBBNEWKEY222\), 192\.0\.2\.3:53 missing \(no record\), 192\.0\.2\.4:53 temperror/,
+  );
   assert.doesNotMatch(line, /\n/);
 });
 

@@ -40,7 +40,10 @@ describe('DMARC readiness', () => {
   });
 
   test('adkim=s while subdomains are signed by the parent', () => {
-    assert.match(find(input('v=spf1 -all', 'v=DMARC1; p=reject; adkim=s; rua=mailto:d@example.com'), 'dmarc-adkim-strict')!.message, /mail\.example\.com.*d=example\.com/);
+    assert.match(
+      find(input('v=spf1 -all', 'v=DMARC1; p=reject; adkim=s; rua=mailto:d@example.com'), 'dmarc-adkim-strict')!.message,
+      /mail\.example\.com.*d=example\.com/,
+    );
     assert.equal(find(input('v=spf1 -all', 'v=DMARC1; p=reject; adkim=r; rua=mailto:d@example.com'), 'dmarc-adkim-strict'), undefined);
   });
 
@@ -50,7 +53,9 @@ describe('DMARC readiness', () => {
   });
 
   test('two DMARC records, or one without a valid p=', () => {
-    assert.deepEqual(codes({ ...input('v=spf1 -all', null), dmarc: { name: '_dmarc.example.com', txt: ['v=DMARC1; p=none', 'v=DMARC1; p=reject'] } }), ['dmarc-multiple']);
+    assert.deepEqual(codes({ ...input('v=spf1 -all', null), dmarc: { name: '_dmarc.example.com', txt: ['v=DMARC1; p=none', 'v=DMARC1; p=reject'] } }), [
+      'dmarc-multiple',
+    ]);
     assert.deepEqual(codes(input('v=spf1 -all', 'v=DMARC1; p=maybe')), ['dmarc-policy']);
   });
 
@@ -79,6 +84,11 @@ describe('DMARC readiness', () => {
   });
 
   test('spfTerms reads qualifiers and modifiers', () => {
-    assert.deepEqual(spfTerms('v=spf1 ip4:192.0.2.0/24 include:_spf.example.net redirect=x.example.org -all'), { all: '-', includes: ['_spf.example.net'], redirect: 'x.example.org', lookups: 2 });
+    assert.deepEqual(spfTerms('v=spf1 ip4:192.0.2.0/24 include:_spf.example.net redirect=x.example.org -all'), {
+      all: '-',
+      includes: ['_spf.example.net'],
+      redirect: 'x.example.org',
+      lookups: 2,
+    });
   });
 });

@@ -20,7 +20,20 @@ interface JsonReport {
   domains: {
     domain: string;
     servers: string[];
-    keys: { selector: string; state: string; status: string; disagreement: string | null; servers: { server: string; status: string; transport?: string; ttl?: number; chain?: string[]; findings: { level: string; code: string; message: string; fix?: string }[] }[] }[];
+    keys: {
+      selector: string;
+      state: string;
+      status: string;
+      disagreement: string | null;
+      servers: {
+        server: string;
+        status: string;
+        transport?: string;
+        ttl?: number;
+        chain?: string[];
+        findings: { level: string; code: string; message: string; fix?: string }[];
+      }[];
+    }[];
     readiness: { server: string; spf?: string | null; dmarc?: string | null; findings?: { code: string; message: string; fix?: string }[]; temperror?: string };
   }[];
 }
@@ -72,37 +85,43 @@ describe('dkim-relay dns check against knotd', { skip: skipWithout('knotd', 'kno
 
     const spaced = splitValue(txtValue(space));
     spaced[1] = `${spaced[1]} `; // a panel that adds a space at its 255 split
-    const zoneA = (goodValue: string) => soa('a.test') + [
-      'ns1 A 127.0.0.1',
-      `good._domainkey TXT ${quoted(splitValue(goodValue))}`,
-      `other._domainkey TXT ${quoted([txtValue({ ...keys.get('other.a.test')!, publicData: generateKey('ed25519').publicData })])}`,
-      `cut._domainkey TXT ${quoted([txtValue(cut).slice(0, 255)])}`,
-      `space._domainkey TXT ${quoted(spaced)}`,
-      `testing._domainkey TXT ${quoted([record('testing').replace('p=', 't=y; p=')])}`,
-      `sha1._domainkey TXT ${quoted([record('sha1').replace('p=', 'h=sha1; p=')])}`,
-      `small._domainkey TXT ${quoted(splitValue(txtValue(small)))}`,
-      `twice._domainkey TXT ${quoted([txtValue(twice)])}`,
-      `twice._domainkey TXT "some-site-verification=123"`,
-      `big._domainkey TXT ${quoted(splitValue(txtValue(big)))}`,
-      `old._domainkey TXT ${quoted([record('old')])}`,
-      'alias._domainkey CNAME alias.keys.relay.test.',
-      '@ TXT "v=spf1 mx -all"',
-      '_dmarc TXT "v=DMARC1; p=none; rua=mailto:dmarc@a.test"',
-      '',
-    ].join('\n');
+    const zoneA = (goodValue: string) =>
+      soa('a.test') +
+      [
+        'ns1 A 127.0.0.1',
+        `good._domainkey TXT ${quoted(splitValue(goodValue))}`,
+        `other._domainkey TXT ${quoted([txtValue({ ...keys.get('other.a.test')!, publicData: generateKey('ed25519').publicData })])}`,
+        `cut._domainkey TXT ${quoted([txtValue(cut).slice(0, 255)])}`,
+        `space._domainkey TXT ${quoted(spaced)}`,
+        `testing._domainkey TXT ${quoted([record('testing').replace('p=', 't=y; p=')])}`,
+        `sha1._domainkey TXT ${quoted([record('sha1').replace('p=', 'h=sha1; p=')])}`,
+        `small._domainkey TXT ${quoted(splitValue(txtValue(small)))}`,
+        `twice._domainkey TXT ${quoted([txtValue(twice)])}`,
+        `twice._domainkey TXT "some-site-verification=123"`,
+        `big._domainkey TXT ${quoted(splitValue(txtValue(big)))}`,
+        `old._domainkey TXT ${quoted([record('old')])}`,
+        'alias._domainkey CNAME alias.keys.relay.test.',
+        '@ TXT "v=spf1 mx -all"',
+        '_dmarc TXT "v=DMARC1; p=none; rua=mailto:dmarc@a.test"',
+        '',
+      ].join('\n');
     const zones = {
       'a.test': zoneA(txtValue(good)),
       'relay.test': soa('relay.test') + `alias.keys 172800 TXT ${quoted([txtValue(alias)])}\n`,
       'b.test': soa('b.test') + `s1._domainkey TXT ${quoted([record('s1', 'b.test')])}\n@ TXT "v=spf1 +all"\n`,
-      'c.test': soa('c.test') + [
-        `s1._domainkey TXT ${quoted([record('s1', 'c.test')])}`,
-        '@ TXT "v=spf1 a mx include:spf1.c.test include:spf2.c.test ~all"',
-        'spf1 TXT "v=spf1 a mx ptr exists:x.c.test include:spf2.c.test -all"',
-        'spf2 TXT "v=spf1 a mx ptr exists:y.c.test -all"',
-        '_dmarc TXT "v=DMARC1; p=quarantine; pct=50"',
-        '',
-      ].join('\n'),
-      'd.test': soa('d.test') + `s1._domainkey TXT ${quoted([record('s1', 'd.test')])}\n@ TXT "v=spf1 mx"\n_dmarc TXT "v=DMARC1; p=reject; adkim=s; rua=mailto:dmarc@d.test"\n`,
+      'c.test':
+        soa('c.test') +
+        [
+          `s1._domainkey TXT ${quoted([record('s1', 'c.test')])}`,
+          '@ TXT "v=spf1 a mx include:spf1.c.test include:spf2.c.test ~all"',
+          'spf1 TXT "v=spf1 a mx ptr exists:x.c.test include:spf2.c.test -all"',
+          'spf2 TXT "v=spf1 a mx ptr exists:y.c.test -all"',
+          '_dmarc TXT "v=DMARC1; p=quarantine; pct=50"',
+          '',
+        ].join('\n'),
+      'd.test':
+        soa('d.test') +
+        `s1._domainkey TXT ${quoted([record('s1', 'd.test')])}\n@ TXT "v=spf1 mx"\n_dmarc TXT "v=DMARC1; p=reject; adkim=s; rua=mailto:dmarc@d.test"\n`,
     };
     knot = await startKnot(zones);
     knot2 = await startKnot({ 'a.test': zoneA(txtValue({ ...good, publicData: generateKey('rsa', 2048).publicData })) });
@@ -155,7 +174,10 @@ describe('dkim-relay dns check against knotd', { skip: skipWithout('knotd', 'kno
     assert.equal(by('alias').servers[0]!.ttl, 172800);
     assert.ok(by('cut').servers[0]!.findings[0]!.fix!.includes('several strings'));
     // the exit-1 line names what is not published
-    assert.match(run.stderr, /^dkim-relay: 4 record\(s\) not published as they must be: gone\._domainkey\.a\.test missing, other\._domainkey\.a\.test mismatch, cut\._domainkey\.a\.test malformed, sha1\._domainkey\.a\.test mismatch\n$/);
+    assert.match(
+      run.stderr,
+      /^dkim-relay: 4 record\(s\) not published as they must be: gone\._domainkey\.a\.test missing, other\._domainkey\.a\.test mismatch, cut\._domainkey\.a\.test malformed, sha1\._domainkey\.a\.test mismatch\n$/,
+    );
 
     const readiness = (domain: string) => report.domains.find((d) => d.domain === domain)!.readiness;
     const rcodes = (domain: string) => readiness(domain).findings!.map((f) => f.code);
@@ -175,10 +197,16 @@ describe('dkim-relay dns check against knotd', { skip: skipWithout('knotd', 'kno
     assert.match(out, new RegExp(`^a\\.test  \\(asked ${knot.address.replace(/\./g, '\\.')}\\)$`, 'm'));
     assert.match(out, /^ {2}good\._domainkey\.a\.test {2}active {2}match {2}\[udp, ttl 3600\]$/m);
     assert.match(out, /^ {2}big\._domainkey\.a\.test {2}pending {2}match {2}\[tcp, ttl 3600\]\n {4}warn {4}tcp-only: .* — use a 2048-bit RSA key/m);
-    assert.match(out, /^ {2}cut\._domainkey\.a\.test {2}pending {2}malformed .*\n {4}fail {4}p-truncated: p= is cut off after 237 of 392 characters .* — publish the whole value/m);
+    assert.match(
+      out,
+      /^ {2}cut\._domainkey\.a\.test {2}pending {2}malformed .*\n {4}fail {4}p-truncated: p= is cut off after 237 of 392 characters .* — publish the whole value/m,
+    );
     assert.match(out, /^ {2}alias\._domainkey\.a\.test {2}pending {2}match {2}\[udp, ttl 172800, via CNAME alias\.keys\.relay\.test\]$/m);
     assert.match(out, /^ {4}warn {4}dmarc-missing: no DMARC record: receivers apply no policy — publish p=none with rua= to start collecting reports/m);
-    assert.match(out, /^ {4}info {4}dmarc-none: p=none: reports only, receivers do not act on failing mail — move to p=quarantine when the reports show all your mail passing$/m);
+    assert.match(
+      out,
+      /^ {4}info {4}dmarc-none: p=none: reports only, receivers do not act on failing mail — move to p=quarantine when the reports show all your mail passing$/m,
+    );
     assert.match(out, /^ {4}SPF {5}v=spf1 \+all$/m);
     for (const line of out.split('\n')) assert.ok(line.length < 400, `a finding spans one short line: ${line}`);
   });
@@ -194,14 +222,29 @@ describe('dkim-relay dns check against knotd', { skip: skipWithout('knotd', 'kno
     const run = await check('--domain', 'a.test', '--nameserver', knot.address, '--nameserver', knot2.address, '--json');
     assert.equal(run.code, 1, shown(run));
     const good = (JSON.parse(run.stdout) as JsonReport).domains[0]!.keys.find((k) => k.selector === 'good')!;
-    assert.deepEqual(good.servers.map((s) => [s.server, s.status]), [[knot.address, 'match'], [knot2.address, 'mismatch']]);
+    assert.deepEqual(
+      good.servers.map((s) => [s.server, s.status]),
+      [
+        [knot.address, 'match'],
+        [knot2.address, 'mismatch'],
+      ],
+    );
     assert.equal(good.status, 'mismatch');
-    assert.match(good.disagreement!, new RegExp(`^servers disagree: ${knot.address} match \\(p=\\.\\.\\.\\S+\\), ${knot2.address} mismatch \\(p=\\.\\.\\.\\S+\\)`));
+    assert.match(
+      good.disagreement!,
+      new RegExp(`^servers disagree: ${knot.address} match \\(p=\\.\\.\\.\\S+\\), ${knot2.address} mismatch \\(p=\\.\\.\\.\\S+\\)`),
+    );
     const gone = (JSON.parse(run.stdout) as JsonReport).domains[0]!.keys.find((k) => k.selector === 'gone')!;
     assert.equal(gone.disagreement, null);
 
     const human = await check('--domain', 'a.test', '--nameserver', knot.address, '--nameserver', knot2.address);
-    assert.match(human.stdout, new RegExp(`^ {2}good\\._domainkey\\.a\\.test {2}active {2}mismatch\\n {4}${knot.address} {2}match .*\\n {4}${knot2.address} {2}mismatch .*\\n {6}fail {4}p-differs: .*\\n {4}warn {4}disagree: servers disagree`, 'm'));
+    assert.match(
+      human.stdout,
+      new RegExp(
+        `^ {2}good\\._domainkey\\.a\\.test {2}active {2}mismatch\\n {4}${knot.address} {2}match .*\\n {4}${knot2.address} {2}mismatch .*\\n {6}fail {4}p-differs: .*\\n {4}warn {4}disagree: servers disagree`,
+        'm',
+      ),
+    );
   });
 
   test('a server that does not answer: temperror, exit 1, one line', async () => {
@@ -222,6 +265,9 @@ describe('dkim-relay dns check against knotd', { skip: skipWithout('knotd', 'kno
     const run = await check('--nameserver', 'ns1.example.com');
     assert.equal(run.code, 2, shown(run));
     assert.equal(run.stdout, '');
-    assert.equal(run.stderr, 'dkim-relay: "ns1.example.com" is not a name server address — give an IP address with an optional port, e.g. 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53\n');
+    assert.equal(
+      run.stderr,
+      'dkim-relay: "ns1.example.com" is not a name server address — give an IP address with an optional port, e.g. 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53\n',
+    );
   });
 });

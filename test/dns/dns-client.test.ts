@@ -58,7 +58,10 @@ describe('DnsClient against knotd', { skip: skipWithout('knotd', 'knotc') }, () 
     const answer = await new DnsClient().query('small.client.test', 'TXT', knot);
     assert.ok(answer.ok);
     assert.equal(answer.transport, 'udp');
-    assert.deepEqual(answer.records.map((r) => [r.strings, r.ttl]), [[['v=DKIM1; ', 'p=abc'], 3600]]);
+    assert.deepEqual(
+      answer.records.map((r) => [r.strings, r.ttl]),
+      [[['v=DKIM1; ', 'p=abc'], 3600]],
+    );
   });
 
   test('over 512 octets: truncated over UDP without EDNS, so asked again over TCP', async () => {
@@ -73,7 +76,10 @@ describe('DnsClient against knotd', { skip: skipWithout('knotd', 'knotc') }, () 
 
   test('CNAMEs are followed, within the zone and to another zone', async () => {
     const client = new DnsClient();
-    for (const [name, chain] of [['alias', ['alias.client.test', 'small.client.test']], ['hop1', ['hop1.client.test', 'hop2.client.test', 'small.client.test']]] as const) {
+    for (const [name, chain] of [
+      ['alias', ['alias.client.test', 'small.client.test']],
+      ['hop1', ['hop1.client.test', 'hop2.client.test', 'small.client.test']],
+    ] as const) {
       const answer = await client.query(`${name}.client.test`, 'TXT', knot);
       assert.ok(answer.ok);
       assert.deepEqual(answer.chain, chain);
@@ -82,7 +88,10 @@ describe('DnsClient against knotd', { skip: skipWithout('knotd', 'knotc') }, () 
     const out = await client.query('out.client.test', 'TXT', knot);
     assert.ok(out.ok);
     assert.deepEqual(out.chain, ['out.client.test', 'target.other.test']);
-    assert.deepEqual(out.records.map((r) => [r.strings, r.ttl]), [[['from the other zone'], 600]]);
+    assert.deepEqual(
+      out.records.map((r) => [r.strings, r.ttl]),
+      [[['from the other zone'], 600]],
+    );
   });
 
   test('a CNAME loop, and too many CNAMEs, are one-line failures', async () => {
@@ -121,7 +130,11 @@ describe('DnsClient against knotd', { skip: skipWithout('knotd', 'knotc') }, () 
     await new Promise<void>((resolve) => failing.bind(0, '127.0.0.1', resolve));
     try {
       const answer = await new DnsClient().query('small.client.test', 'TXT', { host: '127.0.0.1', port: failing.address().port });
-      assert.deepEqual(answer, { ok: false, server: `127.0.0.1:${failing.address().port}`, reason: `SERVFAIL from 127.0.0.1:${failing.address().port} for small.client.test TXT` });
+      assert.deepEqual(answer, {
+        ok: false,
+        server: `127.0.0.1:${failing.address().port}`,
+        reason: `SERVFAIL from 127.0.0.1:${failing.address().port} for small.client.test TXT`,
+      });
     } finally {
       failing.close();
     }
@@ -142,7 +155,14 @@ describe('DnsClient against knotd', { skip: skipWithout('knotd', 'knotc') }, () 
 
   test('the authoritative servers of a zone, from its SOA and NS records', async () => {
     const found = await authoritativeServers('small.client.test', knot, new DnsClient(), knot.port);
-    assert.deepEqual(found, { ok: true, zone: 'client.test', servers: [{ host: '127.0.0.1', port: knot.port }, { host: '127.0.0.2', port: knot.port }] });
+    assert.deepEqual(found, {
+      ok: true,
+      zone: 'client.test',
+      servers: [
+        { host: '127.0.0.1', port: knot.port },
+        { host: '127.0.0.2', port: knot.port },
+      ],
+    });
     const other = await authoritativeServers('other.test', knot, new DnsClient(), 53);
     assert.deepEqual(other, { ok: true, zone: 'other.test', servers: [{ host: '127.0.0.1', port: 53 }] });
     const none = await authoritativeServers('example.org', knot, new DnsClient());
@@ -202,7 +222,10 @@ describe('DnsClient: every socket fault is a failure naming the server', () => {
 
   test('a truncated answer whose TCP retry is refused', async () => {
     await withServer('truncated', async (server) => {
-      assert.equal(await failure(new DnsClient({ timeoutMs: 2000 }), server.host, server.port), `answer truncated over UDP and TCP refused at ${server.address}`);
+      assert.equal(
+        await failure(new DnsClient({ timeoutMs: 2000 }), server.host, server.port),
+        `answer truncated over UDP and TCP refused at ${server.address}`,
+      );
     });
   });
 

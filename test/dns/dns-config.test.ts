@@ -20,6 +20,9 @@ test('the example configuration documents the dns section with its defaults', ()
 
 test('dns.resolvers takes IP[:PORT] and refuses host names', () => {
   assert.deepEqual(parseConfig('dns:\n  resolvers: ["192.0.2.53", "[2001:db8::53]:5353"]\n', 'test').dns.resolvers, ['192.0.2.53', '[2001:db8::53]:5353']);
-  assert.throws(() => parseConfig('dns:\n  resolvers: [ns1.example.com]\n', 'test'), (err: unknown) => err instanceof UserError && /dns\.resolvers/.test(err.toLine()));
+  assert.throws(
+    () => parseConfig('dns:\n  resolvers: [ns1.example.com]\n', 'test'),
+    (err: unknown) => err instanceof UserError && /dns\.resolvers/.test(err.toLine()),
+  );
   assert.throws(() => parseConfig('dns:\n  timeoutSeconds: 0\n', 'test'), UserError);
 });

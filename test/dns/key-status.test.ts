@@ -14,12 +14,22 @@ const ed = generateKey('ed25519');
 const other = generateKey('rsa', 2048);
 const rsa512 = generateKeyPairSync('rsa', { modulusLength: 512 }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
 
-const key = (material: { algorithm: 'rsa' | 'ed25519'; publicData: string }, state: ExpectedKey['state'] = 'active'): ExpectedKey => ({ algorithm: material.algorithm, publicData: material.publicData, state });
+const key = (material: { algorithm: 'rsa' | 'ed25519'; publicData: string }, state: ExpectedKey['state'] = 'active'): ExpectedKey => ({
+  algorithm: material.algorithm,
+  publicData: material.publicData,
+  state,
+});
 const value = (k: ExpectedKey) => txtValue({ domain: 'example.com', selector: 's1', ...k });
 
 function answer(records: string[][], extra: { transport?: 'udp' | 'tcp'; ttl?: number } = {}): DnsAnswer {
   return {
-    ok: true, server: '192.0.2.53:53', chain: ['s1._domainkey.example.com'], rcode: records.length ? 'NOERROR' : 'NXDOMAIN', transport: extra.transport ?? 'udp', authorities: [], additionals: [],
+    ok: true,
+    server: '192.0.2.53:53',
+    chain: ['s1._domainkey.example.com'],
+    rcode: records.length ? 'NOERROR' : 'NXDOMAIN',
+    transport: extra.transport ?? 'udp',
+    authorities: [],
+    additionals: [],
     records: records.map((strings) => ({ type: 'TXT', name: 's1._domainkey.example.com', ttl: extra.ttl ?? 3600, strings })),
   };
 }

@@ -70,9 +70,14 @@ describe('no route to any DNS server', { skip: NEEDS_ROOT }, () => {
       const run = await dkimRelay(['dns', 'check', '--config', config, ...args], dir, { node });
       assert.doesNotMatch(run.stdout + run.stderr, CRASH, shown(run));
       assert.equal(run.code, 1, shown(run));
-      assert.match(run.stdout, /sel1\._domainkey\.example\.com {2}pending {2}temperror\n {4}fail {4}temperror: cannot reach \S+ over UDP: (no route to its network \(ENETUNREACH\)|connection refused)/, shown(run));
+      assert.match(
+        run.stdout,
+        /sel1\._domainkey\.example\.com {2}pending {2}temperror\n {4}fail {4}temperror: cannot reach \S+ over UDP: (no route to its network \(ENETUNREACH\)|connection refused)/,
+        shown(run),
+      );
       assert.match(run.stdout, /DMARC readiness .*\n {4}fail {4}temperror: cannot reach/, shown(run));
-      if (args.length > 0) assert.match(run.stdout, /temperror: cannot reach \[2001:db8::53\]:53 over UDP: no route to its network \(ENETUNREACH\)/, shown(run));
+      if (args.length > 0)
+        assert.match(run.stdout, /temperror: cannot reach \[2001:db8::53\]:53 over UDP: no route to its network \(ENETUNREACH\)/, shown(run));
       assert.match(run.stderr, /^dkim-relay: 1 record\(s\) not published as they must be: sel1\._domainkey\.example\.com temperror\n$/, shown(run));
     }
   });
@@ -87,7 +92,10 @@ describe('no route to any DNS server', { skip: NEEDS_ROOT }, () => {
     assert.match(run.stdout, /DMARC {2}DNS lookup failed: cannot reach \[2001:db8::53\]:53 over UDP: no route to its network \(ENETUNREACH\)/, shown(run));
   });
 
-  for (const [what, resolvers] of [['the system resolver', []], [`dns.resolvers ${UNROUTED}`, [UNROUTED]]] as const) {
+  for (const [what, resolvers] of [
+    ['the system resolver', []],
+    [`dns.resolvers ${UNROUTED}`, [UNROUTED]],
+  ] as const) {
     test(`serve with ${what}: readiness lookups and rotation passes fail, the relay runs on and delivers`, async () => {
       const { dir, config } = setup([...resolvers], ['log: {level: debug}', 'rotation: {check: "* * * * * *"}']);
       const relay = await serve(['--config', config], dir, { node });

@@ -60,7 +60,12 @@ describe('keys activate', () => {
   const dir = tempDir();
   let dns: DnsServer;
   const cli = (...args: string[]) =>
-    run(join(ROOT, 'node_modules', '.bin', 'node'), [join(ROOT, 'bin', 'dkim-relay.js'), ...args], { cwd: dir.path, timeout: 20_000, encoding: 'utf8', env: { ...process.env, DKIM_RELAY_CONFIG: '' } });
+    run(join(ROOT, 'node_modules', '.bin', 'node'), [join(ROOT, 'bin', 'dkim-relay.js'), ...args], {
+      cwd: dir.path,
+      timeout: 20_000,
+      encoding: 'utf8',
+      env: { ...process.env, DKIM_RELAY_CONFIG: '' },
+    });
 
   before(async () => {
     dns = await startDnsServer();
@@ -71,10 +76,17 @@ describe('keys activate', () => {
   });
 
   test('refuses while DNS does not serve the record, activates once it does', async () => {
-    const generated = JSON.parse((await cli('keys', 'generate', '--domain', 'example.org', '--selector', 'sel1', '--json')).stdout) as { record: { name: string; strings: string[] } };
-    const refused = await cli('keys', 'activate', '--domain', 'example.org', '--selector', 'sel1', '--nameserver', dns.address).catch((e: { code: number; stderr: string }) => e);
+    const generated = JSON.parse((await cli('keys', 'generate', '--domain', 'example.org', '--selector', 'sel1', '--json')).stdout) as {
+      record: { name: string; strings: string[] };
+    };
+    const refused = await cli('keys', 'activate', '--domain', 'example.org', '--selector', 'sel1', '--nameserver', dns.address).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     assert.equal((refused as { code: number }).code, 2);
-    assert.match((refused as { stderr: string }).stderr, /^dkim-relay: not activated: DNS serves no DKIM record at sel1\._domainkey\.example\.org — publish the record/);
+    assert.match(
+      (refused as { stderr: string }).stderr,
+      /^dkim-relay: not activated: DNS serves no DKIM record at sel1\._domainkey\.example\.org — publish the record/,
+    );
 
     dns.records.set(generated.record.name, [generated.record.strings]);
     const done = await cli('keys', 'activate', '--domain', 'example.org', '--selector', 'sel1', '--nameserver', dns.address);

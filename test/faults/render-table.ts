@@ -20,4 +20,6 @@ if ((missing.length > 0 || failing.length > 0) && !process.argv.includes('--allo
 }
 const file = join(ROOT, TABLE_FILE);
 writeFileSync(file, replaceTable(readFileSync(file, 'utf8'), renderTable(CASES, rows)));
-console.log(`${TABLE_FILE}: ${CASES.length} fault cases (${CASES.length - missing.length - failing.length} passed${failing.length > 0 ? `, ${failing.length} failing` : ''}${missing.length > 0 ? `, ${missing.length} not run` : ''})`);
+console.log(
+  `${TABLE_FILE}: ${CASES.length} fault cases (${CASES.length - missing.length - failing.length} passed${failing.length > 0 ? `, ${failing.length} failing` : ''}${missing.length > 0 ? `, ${missing.length} not run` : ''})`,
+);

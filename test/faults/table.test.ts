@@ -12,7 +12,10 @@ import { END, renderTable, replaceTable, START, TABLE_FILE, tableFaults } from '
 
 test('the documented table has exactly one row per fault case, in order', () => {
   const document = readFileSync(join(ROOT, TABLE_FILE), 'utf8');
-  assert.deepEqual(tableFaults(document), CASES.map((c) => c.fault));
+  assert.deepEqual(
+    tableFaults(document),
+    CASES.map((c) => c.fault),
+  );
 });
 
 test('every case id and fault is unique', () => {
@@ -27,10 +30,25 @@ test('rendering: measured rows, failures and cases never run; a stale row is rep
     { id: 'c', fault: 'Fault C' },
   ];
   const row = (id: string, passed: boolean): FaultRow => ({
-    id, fault: '', does: 'defers', sees: '250 ×50', accepted: 50, lost: 0, duplicates: passed ? 2 : 0, passed,
-    ...(passed ? {} : { error: 'the relay exited (1)' }), seconds: 1, recordedAt: '',
+    id,
+    fault: '',
+    does: 'defers',
+    sees: '250 ×50',
+    accepted: 50,
+    lost: 0,
+    duplicates: passed ? 2 : 0,
+    passed,
+    ...(passed ? {} : { error: 'the relay exited (1)' }),
+    seconds: 1,
+    recordedAt: '',
   });
-  const table = renderTable(cases, new Map([['a', row('a', true)], ['b', row('b', false)]]));
+  const table = renderTable(
+    cases,
+    new Map([
+      ['a', row('a', true)],
+      ['b', row('b', false)],
+    ]),
+  );
   assert.deepEqual(table.split('\n').slice(2), [
     '| Fault \\| A | defers | 250 ×50 | 0 of 50 (2 delivered twice) |',
     '| Fault B | **fails:** the relay exited (1); defers | 250 ×50 | 0 of 50 |',

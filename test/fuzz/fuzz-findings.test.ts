@@ -47,10 +47,14 @@ describe('what the SMTP fuzzer found', { timeout: 120_000 }, () => {
     // continuation is saved and then wiped, and the session reads nothing more until the idle timeout.
     const client = await session(target);
     try {
-      const txn = (n: number) => `MAIL FROM:<app@example.com>\r\nRCPT TO:<fz800000000t${n}q0@example.net>\r\nDATA\r\nFrom: <app@example.com>\r\nSubject: pipelined ${n}\r\n\r\nbody\r\n.\r\n`;
+      const txn = (n: number) =>
+        `MAIL FROM:<app@example.com>\r\nRCPT TO:<fz800000000t${n}q0@example.net>\r\nDATA\r\nFrom: <app@example.com>\r\nSubject: pipelined ${n}\r\n\r\nbody\r\n.\r\n`;
       await client.write(txn(1) + txn(2));
       const replies = await client.readReplies(8, 10_000);
-      assert.deepEqual(replies.map((r) => r.code), [250, 250, 354, 250, 250, 250, 354, 250]);
+      assert.deepEqual(
+        replies.map((r) => r.code),
+        [250, 250, 354, 250, 250, 250, 354, 250],
+      );
       const noop = await client.command('NOOP', 2000);
       assert.equal(noop?.code, 250, `NOOP after two pipelined transactions got ${noop ? noop.raw : 'no reply within 2 s'}`);
     } finally {

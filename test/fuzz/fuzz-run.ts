@@ -24,7 +24,16 @@ import { FUZZ_USER, probeSession, runCase } from './sessions.ts';
 export function fuzzConfig(sinkPort: number, tls: { key: string; cert: string }, passwordHash: string): Record<string, unknown> {
   return {
     // No budget of failed logins for all addresses together: it would answer most of 127.0.0.3's logins 454.
-    listen: { maxMessageSize: 256 * 1024, maxRecipients: 20, socketTimeoutSeconds: 5, maxClients: 100, tls, maxAuthFailures: 3, authPenaltySeconds: 1, maxAuthFailuresPerMinute: 1_000_000 },
+    listen: {
+      maxMessageSize: 256 * 1024,
+      maxRecipients: 20,
+      socketTimeoutSeconds: 5,
+      maxClients: 100,
+      tls,
+      maxAuthFailures: 3,
+      authPenaltySeconds: 1,
+      maxAuthFailuresPerMinute: 1_000_000,
+    },
     access: { networks: ['127.0.0.1/32', '127.0.0.2/32'], users: [{ name: FUZZ_USER.name, password: passwordHash }] }, // 127.0.0.3 must log in
     clients: [{ networks: ['127.0.0.1/32'], domains: ['example.com', 'example.org'] }], // 127.0.0.2 is unrestricted
     delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sinkPort, maxConnections: 2, timeoutSeconds: 15 } },
@@ -248,7 +257,12 @@ export async function runFuzz(target: Target, options: RunOptions): Promise<Summ
 
     // The end: one more valid session, through an independent client (nodemailer).
     await probe(5);
-    const last = await send({ port: target.port, from: 'app@example.com', to: [`fz${PROBE_BASE - 1}t0q0@example.net`], raw: 'From: <app@example.com>\r\nSubject: last\r\n\r\nstill alive\r\n' });
+    const last = await send({
+      port: target.port,
+      from: 'app@example.com',
+      to: [`fz${PROBE_BASE - 1}t0q0@example.net`],
+      raw: 'From: <app@example.com>\r\nSubject: last\r\n\r\nstill alive\r\n',
+    });
     if (!last.ok) ledger.fail({ invariant: INVARIANT.alive, detail: `final nodemailer send: ${last.code} ${last.response}` });
     await sinkSettled(target.sink, 200, 5000);
     ledger.ingestSink(target.sink.received);
@@ -263,16 +277,26 @@ export async function runFuzz(target: Target, options: RunOptions): Promise<Summ
     // inotify/signal fds of a late watcher, a worker's pipe) that are process-wide, not per session.
     const fdAfter = await settledCensus(target.port, target.sink.port, 6000);
     if (fdAfter.relaySessions > 0) {
-      ledger.fail({ invariant: INVARIANT.descriptors, detail: `${fdAfter.relaySessions} relay session socket(s) still open after every client left: ${fdAfter.relaySessionStates.join(', ')}` });
+      ledger.fail({
+        invariant: INVARIANT.descriptors,
+        detail: `${fdAfter.relaySessions} relay session socket(s) still open after every client left: ${fdAfter.relaySessionStates.join(', ')}`,
+      });
     }
-    if (fdAfter.fuzzClients > 0) ledger.fail({ invariant: INVARIANT.descriptors, detail: `${fdAfter.fuzzClients} fuzz client socket(s) still open (a fuzzer bug)` });
+    if (fdAfter.fuzzClients > 0)
+      ledger.fail({ invariant: INVARIANT.descriptors, detail: `${fdAfter.fuzzClients} fuzz client socket(s) still open (a fuzzer bug)` });
     const poolGrowth = Math.max(0, fdAfter.upstreamPool - fdBefore.upstreamPool);
     if (fdAfter.upstreamPool > 2 * target.upstreamConnections) {
-      ledger.fail({ invariant: INVARIANT.descriptors, detail: `${fdAfter.upstreamPool} upstream pool socket ends open; the pool holds at most ${target.upstreamConnections} connections (${2 * target.upstreamConnections} ends)` });
+      ledger.fail({
+        invariant: INVARIANT.descriptors,
+        detail: `${fdAfter.upstreamPool} upstream pool socket ends open; the pool holds at most ${target.upstreamConnections} connections (${2 * target.upstreamConnections} ends)`,
+      });
     }
     const growth = fdAfter.total - fdBefore.total - poolGrowth;
     if (growth > FD_SLACK) {
-      ledger.fail({ invariant: INVARIANT.descriptors, detail: `${growth} more descriptors than after warm-up (upstream pool growth ${poolGrowth} already allowed, slack ${FD_SLACK}): before ${JSON.stringify(fdBefore)}, after ${JSON.stringify(fdAfter)}` });
+      ledger.fail({
+        invariant: INVARIANT.descriptors,
+        detail: `${growth} more descriptors than after warm-up (upstream pool growth ${poolGrowth} already allowed, slack ${FD_SLACK}): before ${JSON.stringify(fdBefore)}, after ${JSON.stringify(fdAfter)}`,
+      });
     }
 
     // Heap: after GC, the end is compared with the first batch (the first batch warms caches and JIT).
@@ -282,12 +306,18 @@ export async function runFuzz(target: Target, options: RunOptions): Promise<Summ
     const perThousand = heapTrendPerThousandCases(heapSamples.slice(1, -1), batchSize);
     const trendLimit = options.heapTrendBytesPerThousandCases ?? 256 * 1024;
     if (perThousand !== null && perThousand > trendLimit) {
-      ledger.fail({ invariant: INVARIANT.memory, detail: `heapUsed after GC keeps growing by ${(perThousand / 1048576).toFixed(2)} MiB per 1000 cases over the second half of the run (allowed ${(trendLimit / 1048576).toFixed(2)}); samples MiB: ${heapSamples.map((h) => (h / 1048576).toFixed(1)).join(' ')}` });
+      ledger.fail({
+        invariant: INVARIANT.memory,
+        detail: `heapUsed after GC keeps growing by ${(perThousand / 1048576).toFixed(2)} MiB per 1000 cases over the second half of the run (allowed ${(trendLimit / 1048576).toFixed(2)}); samples MiB: ${heapSamples.map((h) => (h / 1048576).toFixed(1)).join(' ')}`,
+      });
     }
     const reference = heapSamples[1] ?? heapSamples[0];
     const slack = options.heapSlackBytes ?? 32 * 1048576;
     if (heapEnd !== null && reference !== undefined && heapEnd - reference > slack) {
-      ledger.fail({ invariant: INVARIANT.memory, detail: `heapUsed after GC grew ${((heapEnd - reference) / 1048576).toFixed(1)} MiB over the run (allowed ${(slack / 1048576).toFixed(0)} MiB); samples MiB: ${heapSamples.map((h) => (h / 1048576).toFixed(1)).join(' ')}` });
+      ledger.fail({
+        invariant: INVARIANT.memory,
+        detail: `heapUsed after GC grew ${((heapEnd - reference) / 1048576).toFixed(1)} MiB over the run (allowed ${(slack / 1048576).toFixed(0)} MiB); samples MiB: ${heapSamples.map((h) => (h / 1048576).toFixed(1)).join(' ')}`,
+      });
     }
 
     // One message's processing must not freeze the daemon: every other session waits meanwhile.
@@ -296,7 +326,10 @@ export async function runFuzz(target: Target, options: RunOptions): Promise<Summ
     stalls.stop();
     for (const stall of stalls.stalls.filter((st) => st.ms > maxStall)) {
       const suspects = ledger.suspectsOf(stall.start, stall.end);
-      ledger.fail({ invariant: INVARIANT.loopStall, detail: `the event loop was blocked for ${stall.ms} ms (allowed ${maxStall} ms); DATA transactions under way across it, largest first (the cause may also be a pipelined one the client could not time): ${suspects.length ? suspects.join(' | ') : 'none of ours (a probe or the run itself?)'}` });
+      ledger.fail({
+        invariant: INVARIANT.loopStall,
+        detail: `the event loop was blocked for ${stall.ms} ms (allowed ${maxStall} ms); DATA transactions under way across it, largest first (the cause may also be a pipelined one the client could not time): ${suspects.length ? suspects.join(' | ') : 'none of ours (a probe or the run itself?)'}`,
+      });
     }
 
     return {
@@ -326,8 +359,12 @@ export async function runFuzz(target: Target, options: RunOptions): Promise<Summ
 export function formatSummary(summary: Summary, examplesPerInvariant = 3): string {
   const out: string[] = [];
   const s = summary.stats;
-  out.push(`fuzz seed ${summary.seed}: ${summary.casesRun}/${summary.casesPlanned} cases in ${(summary.ms / 1000).toFixed(1)} s; ${s.sessions} sessions, ${s.replies} replies, ${s.accepted250} × 250 after DATA, ${s.sinkMessages} messages at the sink`);
-  out.push(`descriptors: ${summary.fdBefore.total} after warm-up, ${summary.fdAfter.total} at the end (upstream pool ends ${summary.fdBefore.upstreamPool} → ${summary.fdAfter.upstreamPool})`);
+  out.push(
+    `fuzz seed ${summary.seed}: ${summary.casesRun}/${summary.casesPlanned} cases in ${(summary.ms / 1000).toFixed(1)} s; ${s.sessions} sessions, ${s.replies} replies, ${s.accepted250} × 250 after DATA, ${s.sinkMessages} messages at the sink`,
+  );
+  out.push(
+    `descriptors: ${summary.fdBefore.total} after warm-up, ${summary.fdAfter.total} at the end (upstream pool ends ${summary.fdBefore.upstreamPool} → ${summary.fdAfter.upstreamPool})`,
+  );
   if (summary.heapSamples.length) out.push(`heap after GC (MiB): ${summary.heapSamples.map((h) => (h / 1048576).toFixed(1)).join(' ')}`);
   else out.push('heap check skipped: no gc() available');
   out.push(`event-loop delay: p99 ${summary.loopDelay.p99} ms, max ${summary.loopDelay.max} ms`);
@@ -364,7 +401,14 @@ async function startNormalizationThread(): Promise<void> {
   try {
     writeFileSync(join(dir, 'in.eml'), 'From: a@example.com\r\n\r\nhi\r\n');
     await normalizeFileInThread(join(dir, 'in.eml'), join(dir, 'out.eml'), {
-      addDate: false, addMessageId: false, longLines: 'reencode', nul: 'reencode', refoldHeaders: true, mergeDuplicates: true, eightBitMime: true, messageIdDomain: 'example.com',
+      addDate: false,
+      addMessageId: false,
+      longLines: 'reencode',
+      nul: 'reencode',
+      refoldHeaders: true,
+      mergeDuplicates: true,
+      eightBitMime: true,
+      messageIdDomain: 'example.com',
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -131,7 +131,10 @@ export class Ledger {
       this.stats.sinkMessages++;
       const tags = message.to.map(tagOf).filter((t) => t !== null);
       if (tags.length === 0) {
-        this.fail({ invariant: INVARIANT.attributed, detail: `the sink got a message for ${JSON.stringify(message.to)} from ${JSON.stringify(message.from)} that no session tagged` });
+        this.fail({
+          invariant: INVARIANT.attributed,
+          detail: `the sink got a message for ${JSON.stringify(message.to)} from ${JSON.stringify(message.from)} that no session tagged`,
+        });
         continue;
       }
       // A client that ignores a 503 to its MAIL adds its RCPTs to the transaction still open,
@@ -143,7 +146,11 @@ export class Ledger {
         this.fail({ invariant: INVARIANT.attributed, index, detail: `one message carries recipients of several sessions: ${JSON.stringify(message.to)}` });
       }
       if (index <= this.#closedBelow || this.#closed.has(index)) {
-        this.fail({ invariant: INVARIANT.refusedNotDelivered, index, detail: `a message for t${txn} reached the sink long after its session ended and was accounted for (two batches later)` });
+        this.fail({
+          invariant: INVARIANT.refusedNotDelivered,
+          index,
+          detail: `a message for t${txn} reached the sink long after its session ended and was accounted for (two batches later)`,
+        });
         continue;
       }
       let byTxn = this.#delivered.get(index);
@@ -162,11 +169,17 @@ export class Ledger {
     const accept250 = record.replies.filter(isAcceptAfterData).length;
     this.stats.accepted250 += accept250;
     for (const line of record.malformed) this.fail({ invariant: INVARIANT.wellFormed, index: record.index, detail: line, log });
-    for (const problem of record.problems) this.fail({ invariant: record.kind === 'probe' ? INVARIANT.alive : INVARIANT.answersInTime, index: record.index, detail: problem, log });
+    for (const problem of record.problems)
+      this.fail({ invariant: record.kind === 'probe' ? INVARIANT.alive : INVARIANT.answersInTime, index: record.index, detail: problem, log });
     for (const reply of record.replies) {
       const last = reply.raw.split('\n').at(-1) ?? '';
       if (reply.code === 421 && /timeout/i.test(last) && !record.idleExpected) {
-        this.fail({ invariant: INVARIANT.answersInTime, index: record.index, detail: `the relay hit its idle timeout (${last}) while the client was waiting for a reply: it stopped reading or answering commands`, log });
+        this.fail({
+          invariant: INVARIANT.answersInTime,
+          index: record.index,
+          detail: `the relay hit its idle timeout (${last}) while the client was waiting for a reply: it stopped reading or answering commands`,
+          log,
+        });
       }
       if (/Local error while processing/.test(last)) {
         this.fail({ invariant: INVARIANT.internalError, index: record.index, detail: last, log }, this.findings);
@@ -179,12 +192,22 @@ export class Ledger {
       const txn = tagOf(t.tag)!.txn;
       const final = t.final ? { code: t.final.code, text: t.final.raw.split('\n').at(-1) ?? '' } : t.final;
       if (t.tracked && final) {
-        const key = `${final.code} ${final.text.slice(4).replace(/\[[0-9a-f]{12}\]$/, '[id]').replace(/\d+ octets/, 'N octets').replace(/(Malformed header|Cannot sign|not send as|DKIM key for|Header too large|Too many header fields).*/, '$1 …').slice(0, 90)}`;
+        const key = `${final.code} ${final.text
+          .slice(4)
+          .replace(/\[[0-9a-f]{12}\]$/, '[id]')
+          .replace(/\d+ octets/, 'N octets')
+          .replace(/(Malformed header|Cannot sign|not send as|DKIM key for|Header too large|Too many header fields).*/, '$1 …')
+          .slice(0, 90)}`;
         const bucket = this.stats.finals.has(key) || this.stats.finals.size < 200 ? key : '(other replies)';
         this.stats.finals.set(bucket, (this.stats.finals.get(bucket) ?? 0) + 1);
         const ms = t.ms ?? 0;
         if (ms >= 300 && t.endedAt !== undefined) {
-          this.#slowWindows.push({ start: t.endedAt - ms, end: t.endedAt, size: t.message?.length ?? 0, what: `case ${record.index} t${txn}: ${t.steps?.join('+')} (${t.message?.length ?? '?'} bytes) → ${final.text.slice(0, 60)}` });
+          this.#slowWindows.push({
+            start: t.endedAt - ms,
+            end: t.endedAt,
+            size: t.message?.length ?? 0,
+            what: `case ${record.index} t${txn}: ${t.steps?.join('+')} (${t.message?.length ?? '?'} bytes) → ${final.text.slice(0, 60)}`,
+          });
           if (this.#slowWindows.length > 2000) this.#slowWindows.splice(0, 1000);
         }
         const slowest = this.stats.slowest;
@@ -197,14 +220,27 @@ export class Ledger {
           this.fail({ invariant: INVARIANT.acceptText, index: record.index, detail: `unexpected 2xx after DATA: ${final.text}`, log });
         }
       }
-      return { txn, tracked: t.tracked, final, accepted: t.accepted, steps: t.steps, head: t.message ? JSON.stringify(t.message.subarray(0, 160).toString('latin1')) : undefined };
+      return {
+        txn,
+        tracked: t.tracked,
+        final,
+        accepted: t.accepted,
+        steps: t.steps,
+        head: t.message ? JSON.stringify(t.message.subarray(0, 160).toString('latin1')) : undefined,
+      };
     });
     const summary: CaseSummary = { index: record.index, kind: record.kind, accept250, complete: record.complete, aborted: record.aborted, txns };
     this.#summaries.set(record.index, summary);
     this.#logs.set(record.index, log);
     if (record.kind === 'probe') {
       const ok = txns.length === 1 && txns[0]!.final && isAcceptAfterData({ code: txns[0]!.final.code, lines: [], raw: txns[0]!.final.text });
-      if (!ok) this.fail({ invariant: INVARIANT.alive, index: record.index, detail: `probe got ${txns[0]?.final ? txns[0].final.text : 'no final reply'}${record.connectError ? ` (connect: ${record.connectError})` : ''}`, log });
+      if (!ok)
+        this.fail({
+          invariant: INVARIANT.alive,
+          index: record.index,
+          detail: `probe got ${txns[0]?.final ? txns[0].final.text : 'no final reply'}${record.connectError ? ` (connect: ${record.connectError})` : ''}`,
+          log,
+        });
     }
   }
 
@@ -224,13 +260,20 @@ export class Ledger {
         this.fail({ invariant: INVARIANT.accepted250, index, detail: `${summary.accept250} × 250 after DATA, but ${delivered} message(s) at the sink`, log });
       }
       if (summary.complete && delivered > summary.accept250) {
-        this.fail({ invariant: INVARIANT.refusedNotDelivered, index, detail: `every reply was read and there were ${summary.accept250} × 250 after DATA, but ${delivered} message(s) at the sink`, log });
+        this.fail({
+          invariant: INVARIANT.refusedNotDelivered,
+          index,
+          detail: `every reply was read and there were ${summary.accept250} × 250 after DATA, but ${delivered} message(s) at the sink`,
+          log,
+        });
       }
       // A transaction whose own MAIL and RCPTs were refused can still have its DATA
       // accepted, for the transaction an earlier step left open (a MAIL, then RCPTs
       // sent as steps of their own): that message carries only earlier tags, and
       // belongs to this DATA.
-      const acceptedTxns = new Set(summary.txns.filter((t) => t.tracked && t.final && isAcceptAfterData({ code: t.final.code, lines: [], raw: t.final.text })).map((t) => t.txn));
+      const acceptedTxns = new Set(
+        summary.txns.filter((t) => t.tracked && t.final && isAcceptAfterData({ code: t.final.code, lines: [], raw: t.final.text })).map((t) => t.txn),
+      );
       // Only tags of no transaction of their own (RCPTs sent as steps): a refused transaction's message stays a failure.
       const ownTxns = new Set(summary.txns.map((t) => t.txn));
       const borrowed = new Set<number>();
@@ -252,7 +295,12 @@ export class Ledger {
             const own = got[0]!.filter((address) => (tagOf(address)?.txn ?? t.txn) >= t.txn);
             const have = [...new Set(own.map(normalizeAddress))].sort();
             if (want.join(',') !== have.join(',')) {
-              this.fail({ invariant: INVARIANT.recipients, index, detail: `${what}: RCPT accepted ${JSON.stringify(want)}, the sink got ${JSON.stringify(have)}`, log });
+              this.fail({
+                invariant: INVARIANT.recipients,
+                index,
+                detail: `${what}: RCPT accepted ${JSON.stringify(want)}, the sink got ${JSON.stringify(have)}`,
+                log,
+              });
             }
           }
         } else if (got.length > 0) {

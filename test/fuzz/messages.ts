@@ -39,7 +39,23 @@ export function seedMessage(rng: Rng, name: SeedName, from = `app${rng.int(10)}@
     case 'minimal':
       return Buffer.from(lines(`From: ${from}`, '', 'x'), 'latin1');
     case 'plain':
-      return Buffer.from(lines(...commonHeaders(rng, from), 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=us-ascii', '', 'Hello,', '', 'this is a plain message.', '.leading dot', '..two dots', '', '-- ', 'sig'), 'latin1');
+      return Buffer.from(
+        lines(
+          ...commonHeaders(rng, from),
+          'MIME-Version: 1.0',
+          'Content-Type: text/plain; charset=us-ascii',
+          '',
+          'Hello,',
+          '',
+          'this is a plain message.',
+          '.leading dot',
+          '..two dots',
+          '',
+          '-- ',
+          'sig',
+        ),
+        'latin1',
+      );
     case 'multipart': {
       const b = `b1_${rng.alnum(12)}`;
       const alt = `alt_${rng.alnum(6)}`;
@@ -141,7 +157,11 @@ function headerEnd(msg: Buffer): number {
 }
 
 function headerLines(msg: Buffer): string[] {
-  return msg.subarray(0, headerEnd(msg)).toString('latin1').split(CRLF).filter((l) => l !== '');
+  return msg
+    .subarray(0, headerEnd(msg))
+    .toString('latin1')
+    .split(CRLF)
+    .filter((l) => l !== '');
 }
 
 function withHeader(msg: Buffer, header: string): Buffer {
@@ -276,7 +296,11 @@ export const MUTATORS: Record<string, Mutator> = {
     const mode = rng.pick(['lf', 'cr', 'mixed', 'insert']);
     if (mode === 'lf') return Buffer.from(text.replace(/\r\n/g, '\n'), 'latin1');
     if (mode === 'cr') return Buffer.from(text.replace(/\r\n/g, '\r'), 'latin1');
-    if (mode === 'mixed') return Buffer.from(text.replace(/\r\n/g, () => rng.pick(['\r\n', '\n', '\r', '\n\r'])), 'latin1');
+    if (mode === 'mixed')
+      return Buffer.from(
+        text.replace(/\r\n/g, () => rng.pick(['\r\n', '\n', '\r', '\n\r'])),
+        'latin1',
+      );
     const at = rng.int(text.length + 1);
     return Buffer.from(text.slice(0, at) + rng.pick(['\r', '\n', '\r\r\n', '\n\n']) + text.slice(at), 'latin1');
   },
@@ -295,14 +319,21 @@ export const MUTATORS: Record<string, Mutator> = {
     return withHeader(msg, extra);
   },
   manyFoldedLines(rng, msg) {
-    const n = rng.weighted([[3, rng.range(100, 2000)], [2, rng.range(2000, 20_000)], [1, rng.range(20_000, 30_000)]]);
+    const n = rng.weighted([
+      [3, rng.range(100, 2000)],
+      [2, rng.range(2000, 20_000)],
+      [1, rng.range(20_000, 30_000)],
+    ]);
     return withHeader(msg, 'X-Folded: start' + `${CRLF} x`.repeat(n) + CRLF);
   },
   deepMultipart(rng, msg) {
     const depth = rng.pick([2, 10, 100, rng.range(100, 2000)]);
     const boundaries = rng.chance(0.5) ? [rng.pick(ODD_BOUNDARIES)] : Array.from({ length: rng.range(1, 5) }, () => rng.pick(ODD_BOUNDARIES));
     const end = headerEnd(msg);
-    const header = msg.subarray(0, end).toString('latin1').replace(/^Content-Type:.*(\r\n[ \t].*)*\r\n/gim, '');
+    const header = msg
+      .subarray(0, end)
+      .toString('latin1')
+      .replace(/^Content-Type:.*(\r\n[ \t].*)*\r\n/gim, '');
     const body = multipartBody(rng, depth, boundaries);
     // multipartBody starts with its own Content-Type line: the top one goes into the header.
     const firstBreak = body.indexOf(CRLF);
@@ -379,10 +410,23 @@ const MUTATOR_NAMES = Object.keys(MUTATORS);
 
 /** A seed with 0–4 mutations (0 now and then, so valid mail keeps flowing). */
 export function mutatedMessage(rng: Rng): Mutated {
-  const seed = rng.weighted<SeedName>([[4, 'plain'], [3, 'multipart'], [2, 'eightbit'], [2, 'folded'], [1, 'minimal'], [0.5, 'large']]);
+  const seed = rng.weighted<SeedName>([
+    [4, 'plain'],
+    [3, 'multipart'],
+    [2, 'eightbit'],
+    [2, 'folded'],
+    [1, 'minimal'],
+    [0.5, 'large'],
+  ]);
   let data = seedMessage(rng, seed);
   const steps = [`seed:${seed}`];
-  const n = rng.weighted([[2, 0], [5, 1], [3, 2], [1, 3], [1, 4]]);
+  const n = rng.weighted([
+    [2, 0],
+    [5, 1],
+    [3, 2],
+    [1, 3],
+    [1, 4],
+  ]);
   for (let i = 0; i < n; i++) {
     const name = rng.pick(MUTATOR_NAMES);
     data = MUTATORS[name]!(rng, data);

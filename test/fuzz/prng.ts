@@ -129,6 +129,10 @@ export function settingsFromEnv(defaultCases: number, env: NodeJS.ProcessEnv = p
   const seed = env.FUZZ_SEED ? parseSeed(env.FUZZ_SEED) : (Math.random() * 4294967296) >>> 0;
   const cases = env.FUZZ_CASES ? Number.parseInt(env.FUZZ_CASES, 10) : defaultCases;
   if (!Number.isSafeInteger(cases) || cases < 0) throw new Error(`FUZZ_CASES must be a whole number, got ${env.FUZZ_CASES}`);
-  const only = env.FUZZ_ONLY ? env.FUZZ_ONLY.split(',').map((s) => Number.parseInt(s.trim(), 10)).filter((n) => Number.isSafeInteger(n) && n >= 0) : undefined;
+  const only = env.FUZZ_ONLY
+    ? env.FUZZ_ONLY.split(',')
+        .map((s) => Number.parseInt(s.trim(), 10))
+        .filter((n) => Number.isSafeInteger(n) && n >= 0)
+    : undefined;
   return { seed, cases, only: only && only.length > 0 ? only : undefined };
 }

@@ -108,7 +108,20 @@ class Session {
   constructor(ctx: SessionContext, kind: SessionRecord['kind'], localAddress: string) {
     this.ctx = ctx;
     this.rng = ctx.rng;
-    this.record = { index: ctx.index, kind, localAddress, log: [], txns: [], replies: [], malformed: [], complete: false, aborted: false, idleExpected: false, problems: [], ms: 0 };
+    this.record = {
+      index: ctx.index,
+      kind,
+      localAddress,
+      log: [],
+      txns: [],
+      replies: [],
+      malformed: [],
+      complete: false,
+      aborted: false,
+      idleExpected: false,
+      problems: [],
+      ms: 0,
+    };
   }
 
   log(what: string): void {
@@ -153,7 +166,8 @@ class Session {
     const reply = await this.client.command(line, this.ctx.replyTimeoutMs);
     if (!reply) {
       this.aligned = false; // a late reply would answer the wrong command from now on
-      if (!this.client.closed && !this.client.serverEnded) this.record.problems.push(`no reply within ${this.ctx.replyTimeoutMs} ms to ${String(line).slice(0, 80)}`);
+      if (!this.client.closed && !this.client.serverEnded)
+        this.record.problems.push(`no reply within ${this.ctx.replyTimeoutMs} ms to ${String(line).slice(0, 80)}`);
     }
     this.log(`<- ${reply ? oneLine(reply) : '(none)'}`);
     return reply;
@@ -189,9 +203,29 @@ class Session {
   /** AUTH PLAIN or LOGIN with the right, a wrong or a malformed credential. */
   async auth(right = false): Promise<void> {
     const rng = this.rng;
-    const user = right ? FUZZ_USER.name : rng.weighted<string>([[4, FUZZ_USER.name], [1, 'nobody'], [1, utf8('bücher')], [1, '']]);
-    const pass = right ? FUZZ_USER.password : rng.weighted<string>([[3, FUZZ_USER.password], [3, 'wrong'], [1, ''], [1, 'x'.repeat(rng.range(100, 600))]]);
-    const form = right ? 'plain' : rng.weighted<string>([[5, 'plain'], [3, 'login'], [2, 'odd']]);
+    const user = right
+      ? FUZZ_USER.name
+      : rng.weighted<string>([
+          [4, FUZZ_USER.name],
+          [1, 'nobody'],
+          [1, utf8('bücher')],
+          [1, ''],
+        ]);
+    const pass = right
+      ? FUZZ_USER.password
+      : rng.weighted<string>([
+          [3, FUZZ_USER.password],
+          [3, 'wrong'],
+          [1, ''],
+          [1, 'x'.repeat(rng.range(100, 600))],
+        ]);
+    const form = right
+      ? 'plain'
+      : rng.weighted<string>([
+          [5, 'plain'],
+          [3, 'login'],
+          [2, 'odd'],
+        ]);
     if (form === 'plain') {
       await this.cmd(`AUTH PLAIN ${base64(`\0${user}\0${pass}`)}`);
     } else if (form === 'login') {
@@ -199,7 +233,15 @@ class Session {
       if ((await this.cmd(base64(user)))?.code !== 334) return;
       await this.cmd(base64(pass));
     } else {
-      const line = rng.pick(['AUTH PLAIN', 'AUTH PLAIN =', 'AUTH PLAIN !!!', `AUTH LOGIN ${base64(user)}`, 'AUTH XOAUTH2 abc', 'AUTH CRAM-MD5', `AUTH PLAIN ${base64(`${user}\0${pass}`)}`]);
+      const line = rng.pick([
+        'AUTH PLAIN',
+        'AUTH PLAIN =',
+        'AUTH PLAIN !!!',
+        `AUTH LOGIN ${base64(user)}`,
+        'AUTH XOAUTH2 abc',
+        'AUTH CRAM-MD5',
+        `AUTH PLAIN ${base64(`${user}\0${pass}`)}`,
+      ]);
       const reply = await this.cmd(line);
       if (reply?.code === 334) await this.cmd(rng.pick(['*', '', '!!!', base64(`\0${user}\0${pass}`)]));
     }
@@ -229,12 +271,50 @@ class Session {
   mailLine(odd: boolean): string {
     const rng = this.rng;
     const sender = odd
-      ? rng.pick(['<>', '<app@example.com>', 'app@example.com', '< app@example.com >', '<@relay.example:app@example.com>', '<"quoted local"@example.com>', `<${utf8('bücher@bücher.example')}>`, '<b\xfccher@example.com>', `<${'l'.repeat(300)}@example.com>`, '<app@[127.0.0.1]>', '<app>', '<app@>', '<', ''])
+      ? rng.pick([
+          '<>',
+          '<app@example.com>',
+          'app@example.com',
+          '< app@example.com >',
+          '<@relay.example:app@example.com>',
+          '<"quoted local"@example.com>',
+          `<${utf8('bücher@bücher.example')}>`,
+          '<b\xfccher@example.com>',
+          `<${'l'.repeat(300)}@example.com>`,
+          '<app@[127.0.0.1]>',
+          '<app>',
+          '<app@>',
+          '<',
+          '',
+        ])
       : rng.pick(['<app@example.com>', '<bounce@example.org>', '<>', '<App@Sub.Example.Com>']);
     const params = odd
-      ? rng.pick(['', ' SIZE=abc', ' SIZE=99999999999999999999', ' SIZE=-1', ` SIZE=${256 * 1024 + 1}`, ' SIZE=', ' SIZE', ' BODY=BINARYMIME', ' BODY=8BITMIME', ' BODY=7BIT', ' BODY=nonsense', ' FOO=bar', ' SMTPUTF8', ' SMTPUTF8=yes', ' RET=HDRS ENVID=abc', ' AUTH=<>', ' SIZE=10 SIZE=20', ' =', ' x'.repeat(200), ' REQUIRETLS'])
+      ? rng.pick([
+          '',
+          ' SIZE=abc',
+          ' SIZE=99999999999999999999',
+          ' SIZE=-1',
+          ` SIZE=${256 * 1024 + 1}`,
+          ' SIZE=',
+          ' SIZE',
+          ' BODY=BINARYMIME',
+          ' BODY=8BITMIME',
+          ' BODY=7BIT',
+          ' BODY=nonsense',
+          ' FOO=bar',
+          ' SMTPUTF8',
+          ' SMTPUTF8=yes',
+          ' RET=HDRS ENVID=abc',
+          ' AUTH=<>',
+          ' SIZE=10 SIZE=20',
+          ' =',
+          ' x'.repeat(200),
+          ' REQUIRETLS',
+        ])
       : rng.pick(['', ' SIZE=1000', ' BODY=8BITMIME', ' SMTPUTF8']);
-    const verb = odd ? rng.pick(['MAIL FROM:', 'mail from:', 'MAIL FROM: ', 'MAIL  FROM:', 'Mail From:', 'MAIL FROM :', 'MAIL TO:']) : rng.pick(['MAIL FROM:', 'mail from:', 'Mail From:']);
+    const verb = odd
+      ? rng.pick(['MAIL FROM:', 'mail from:', 'MAIL FROM: ', 'MAIL  FROM:', 'Mail From:', 'MAIL FROM :', 'MAIL TO:'])
+      : rng.pick(['MAIL FROM:', 'mail from:', 'Mail From:']);
     return `${verb}${sender}${params}`;
   }
 
@@ -269,13 +349,26 @@ class Session {
   }
 
   /** MAIL, RCPT×n, DATA and a message: the final reply is tracked while aligned. */
-  async transaction(options: { odd: boolean; message?: { data: Buffer; steps: string[] }; recipients?: number; slow?: boolean; stuffing?: 'ok' | 'none' }): Promise<Txn> {
+  async transaction(options: {
+    odd: boolean;
+    message?: { data: Buffer; steps: string[] };
+    recipients?: number;
+    slow?: boolean;
+    stuffing?: 'ok' | 'none';
+  }): Promise<Txn> {
     const rng = this.rng;
     const txn: Txn = { tag: this.newTag(), accepted: [], tracked: false, terminatorSent: false };
     this.record.txns.push(txn);
     const mail = await this.cmd(this.mailLine(options.odd));
     const mailOk = !!mail && mail.code < 300;
-    const count = options.recipients ?? rng.weighted([[8, 1], [3, 2], [1, rng.range(3, 20)], [0.5, rng.range(21, 30)]]);
+    const count =
+      options.recipients ??
+      rng.weighted([
+        [8, 1],
+        [3, 2],
+        [1, rng.range(3, 20)],
+        [0.5, rng.range(21, 30)],
+      ]);
     for (let i = 0; i < count; i++) {
       const { line, address } = this.rcptLine(txn.tag, i, options.odd && rng.chance(0.3));
       const reply = await this.cmd(line);
@@ -364,7 +457,11 @@ class Session {
 
 function pickLocal(rng: Rng): string {
   const [restricted, free, outside] = LOCAL_ADDRESSES;
-  return rng.weighted<string>([[6, restricted], [3, free], [1, outside]]);
+  return rng.weighted<string>([
+    [6, restricted],
+    [3, free],
+    [1, outside],
+  ]);
 }
 
 // ---- (b) mutated messages through a valid session ---------------------------
@@ -379,7 +476,11 @@ async function messageSession(ctx: SessionContext): Promise<SessionRecord> {
       await s.cmd('EHLO client.example');
       await s.auth(true);
     }
-    const count = ctx.rng.weighted([[6, 1], [3, 2], [1, 4]]);
+    const count = ctx.rng.weighted([
+      [6, 1],
+      [3, 2],
+      [1, 4],
+    ]);
     for (let i = 0; i < count && s.aligned; i++) {
       await s.transaction({ odd: false, slow: ctx.rng.chance(0.03) });
       if (ctx.rng.chance(0.2)) await s.cmd(ctx.rng.pick(['RSET', 'NOOP']));
@@ -391,7 +492,35 @@ async function messageSession(ctx: SessionContext): Promise<SessionRecord> {
 
 // ---- (a) random and mutated SMTP sessions ----------------------------------
 
-const MISC_COMMANDS = ['RSET', 'NOOP', 'NOOP with an argument', 'HELP', 'HELP MAIL', 'VRFY postmaster', 'VRFY', 'EXPN staff', 'ETRN example.com', 'TURN', 'STARTTLS', 'AUTH PLAIN AHVzZXIAcGFzcw==', 'AUTH LOGIN', 'AUTH CRAM-MD5', 'AUTH', 'BDAT 10 LAST', 'XCLIENT ADDR=1.2.3.4', 'XFORWARD NAME=x', 'SEND FROM:<a@b>', 'SAML FROM:<a@b>', 'SOML FROM:<a@b>', 'MAIL FROM:<second@example.com>', 'DATA', 'QUIT now', 'EHLO again.example', 'HELO', ''];
+const MISC_COMMANDS = [
+  'RSET',
+  'NOOP',
+  'NOOP with an argument',
+  'HELP',
+  'HELP MAIL',
+  'VRFY postmaster',
+  'VRFY',
+  'EXPN staff',
+  'ETRN example.com',
+  'TURN',
+  'STARTTLS',
+  'AUTH PLAIN AHVzZXIAcGFzcw==',
+  'AUTH LOGIN',
+  'AUTH CRAM-MD5',
+  'AUTH',
+  'BDAT 10 LAST',
+  'XCLIENT ADDR=1.2.3.4',
+  'XFORWARD NAME=x',
+  'SEND FROM:<a@b>',
+  'SAML FROM:<a@b>',
+  'SOML FROM:<a@b>',
+  'MAIL FROM:<second@example.com>',
+  'DATA',
+  'QUIT now',
+  'EHLO again.example',
+  'HELO',
+  '',
+];
 
 function garbageLine(rng: Rng): Buffer {
   return rng.weighted<() => Buffer>([
@@ -410,151 +539,218 @@ type Action = (s: Session) => Promise<void>;
 const ACTIONS: [number, string, Action][] = [
   [6, 'transaction', (s) => s.transaction({ odd: s.rng.chance(0.5) }).then(() => undefined)],
   [2, 'transaction-slow', (s) => s.transaction({ odd: false, slow: true }).then(() => undefined)],
-  [2, 'transaction-unstuffed', (s) => s.transaction({ odd: false, stuffing: 'none', message: { data: seedMessage(s.rng, 'plain'), steps: ['seed:plain'] } }).then(() => undefined)],
+  [
+    2,
+    'transaction-unstuffed',
+    (s) => s.transaction({ odd: false, stuffing: 'none', message: { data: seedMessage(s.rng, 'plain'), steps: ['seed:plain'] } }).then(() => undefined),
+  ],
   [1, 'too-many-recipients', (s) => s.transaction({ odd: false, recipients: s.rng.range(21, 30) }).then(() => undefined)],
   [3, 'ehlo', (s) => s.ehlo()],
   [3, 'mail', (s) => s.cmd(s.mailLine(true)).then(() => undefined)],
   [3, 'rcpt', (s) => s.cmd(s.rcptLine(s.newTag(), 0, true).line).then(() => undefined)],
-  [4, 'misc', (s) => {
-    const command = s.rng.pick(MISC_COMMANDS);
-    // A 220 to STARTTLS starts a TLS handshake (RFC 3207): only an aligned session can tell it came, and shake hands.
-    return command === 'STARTTLS' ? s.starttls() : s.cmd(command).then(() => undefined);
-  }],
+  [
+    4,
+    'misc',
+    (s) => {
+      const command = s.rng.pick(MISC_COMMANDS);
+      // A 220 to STARTTLS starts a TLS handshake (RFC 3207): only an aligned session can tell it came, and shake hands.
+      return command === 'STARTTLS' ? s.starttls() : s.cmd(command).then(() => undefined);
+    },
+  ],
   [4, 'garbage', (s) => s.cmd(garbageLine(s.rng)).then(() => undefined)],
-  [1, 'data-without-rcpt', async (s) => {
-    await s.cmd('RSET');
-    await s.cmd('MAIL FROM:<app@example.com>');
-    await s.cmd('DATA');
-  }],
-  [1, 'data-blind', async (s) => {
-    // DATA and the message in one write, without waiting for 354: if DATA is refused, the message lines become commands.
-    await s.cmd('RSET');
-    const msg = seedMessage(s.rng, 'plain');
-    await s.raw(Buffer.concat([Buffer.from('DATA\r\n'), dotStuff(msg), terminatorFor(msg)]), 'DATA and message blind');
-    await s.drain(8000);
-  }],
-  [2, 'long-line', async (s) => {
-    const n = s.rng.pick([2049, s.rng.range(2049, 4000), 16 * 1024, 16 * 1024 + 1, s.rng.range(16 * 1024 + 1, 70_000)]);
-    const body = s.rng.pick(['MAIL FROM:<', 'NOOP ', 'X', 'RCPT TO:<']) + 'a'.repeat(n);
-    const withEnd = s.rng.chance(0.8);
-    await s.raw(Buffer.from(body + (withEnd ? '\r\n' : ''), 'latin1'), `line of ${n} bytes${withEnd ? '' : ' without CRLF'}`);
-    await s.drain(6000);
-  }],
-  [2, 'bad-line-end', async (s) => {
-    const end = s.rng.pick(['\n', '\r', '\n\r', '\r\r\n', '']);
-    await s.raw(Buffer.from(`${s.rng.pick(['NOOP', 'RSET', 'EHLO x.example', 'MAIL FROM:<a@example.com>'])}${end}`, 'latin1'), `command ending ${JSON.stringify(end)}`);
-    await s.drain(3000);
-  }],
-  [2, 'burst', async (s) => {
-    const lines: string[] = [];
-    for (let i = s.rng.range(2, 40); i > 0; i--) lines.push(s.rng.pick(['NOOP', 'RSET', 'HELP', 'VRFY x', s.mailLine(s.rng.chance(0.5)), s.rcptLine(s.newTag(), 0, false).line, 'DATA', 'EHLO burst.example']));
-    await s.raw(Buffer.from(lines.join('\r\n') + '\r\n', 'latin1'), `burst of ${lines.length} commands`);
-    await s.drain(8000);
-  }],
-  [2, 'pipelined-transaction', async (s) => {
-    // A whole transaction in one write, as a PIPELINING client sends it (RFC 2920), message included.
-    const txn: Txn = { tag: s.newTag(), accepted: [], tracked: false, terminatorSent: true };
-    s.record.txns.push(txn);
-    const msg = mutatedMessage(s.rng);
-    txn.message = msg.data;
-    txn.steps = msg.steps;
-    const head = ['RSET', s.mailLine(false), ...Array.from({ length: s.rng.range(1, 3) }, (_, i) => s.rcptLine(txn.tag, i, false).line), 'DATA'].join('\r\n') + '\r\n';
-    const stuffed = dotStuff(msg.data);
-    await s.raw(Buffer.concat([Buffer.from(head, 'latin1'), stuffed, terminatorFor(stuffed)]), `pipelined transaction ${msg.steps.join('+')}`);
-    await s.drain(20_000);
-  }],
-  [1, 'binary-burst', async (s) => {
-    await s.raw(s.rng.bytes(s.rng.range(1, 5000)), 'random bytes');
-    await s.drain(4000);
-  }],
+  [
+    1,
+    'data-without-rcpt',
+    async (s) => {
+      await s.cmd('RSET');
+      await s.cmd('MAIL FROM:<app@example.com>');
+      await s.cmd('DATA');
+    },
+  ],
+  [
+    1,
+    'data-blind',
+    async (s) => {
+      // DATA and the message in one write, without waiting for 354: if DATA is refused, the message lines become commands.
+      await s.cmd('RSET');
+      const msg = seedMessage(s.rng, 'plain');
+      await s.raw(Buffer.concat([Buffer.from('DATA\r\n'), dotStuff(msg), terminatorFor(msg)]), 'DATA and message blind');
+      await s.drain(8000);
+    },
+  ],
+  [
+    2,
+    'long-line',
+    async (s) => {
+      const n = s.rng.pick([2049, s.rng.range(2049, 4000), 16 * 1024, 16 * 1024 + 1, s.rng.range(16 * 1024 + 1, 70_000)]);
+      const body = s.rng.pick(['MAIL FROM:<', 'NOOP ', 'X', 'RCPT TO:<']) + 'a'.repeat(n);
+      const withEnd = s.rng.chance(0.8);
+      await s.raw(Buffer.from(body + (withEnd ? '\r\n' : ''), 'latin1'), `line of ${n} bytes${withEnd ? '' : ' without CRLF'}`);
+      await s.drain(6000);
+    },
+  ],
+  [
+    2,
+    'bad-line-end',
+    async (s) => {
+      const end = s.rng.pick(['\n', '\r', '\n\r', '\r\r\n', '']);
+      await s.raw(
+        Buffer.from(`${s.rng.pick(['NOOP', 'RSET', 'EHLO x.example', 'MAIL FROM:<a@example.com>'])}${end}`, 'latin1'),
+        `command ending ${JSON.stringify(end)}`,
+      );
+      await s.drain(3000);
+    },
+  ],
+  [
+    2,
+    'burst',
+    async (s) => {
+      const lines: string[] = [];
+      for (let i = s.rng.range(2, 40); i > 0; i--)
+        lines.push(
+          s.rng.pick(['NOOP', 'RSET', 'HELP', 'VRFY x', s.mailLine(s.rng.chance(0.5)), s.rcptLine(s.newTag(), 0, false).line, 'DATA', 'EHLO burst.example']),
+        );
+      await s.raw(Buffer.from(lines.join('\r\n') + '\r\n', 'latin1'), `burst of ${lines.length} commands`);
+      await s.drain(8000);
+    },
+  ],
+  [
+    2,
+    'pipelined-transaction',
+    async (s) => {
+      // A whole transaction in one write, as a PIPELINING client sends it (RFC 2920), message included.
+      const txn: Txn = { tag: s.newTag(), accepted: [], tracked: false, terminatorSent: true };
+      s.record.txns.push(txn);
+      const msg = mutatedMessage(s.rng);
+      txn.message = msg.data;
+      txn.steps = msg.steps;
+      const head =
+        ['RSET', s.mailLine(false), ...Array.from({ length: s.rng.range(1, 3) }, (_, i) => s.rcptLine(txn.tag, i, false).line), 'DATA'].join('\r\n') + '\r\n';
+      const stuffed = dotStuff(msg.data);
+      await s.raw(Buffer.concat([Buffer.from(head, 'latin1'), stuffed, terminatorFor(stuffed)]), `pipelined transaction ${msg.steps.join('+')}`);
+      await s.drain(20_000);
+    },
+  ],
+  [
+    1,
+    'binary-burst',
+    async (s) => {
+      await s.raw(s.rng.bytes(s.rng.range(1, 5000)), 'random bytes');
+      await s.drain(4000);
+    },
+  ],
   [1, 'sleep', (s) => s.sleep(s.rng.range(5, 150))],
   [2, 'starttls', (s) => s.starttls()],
   [2, 'auth', (s) => s.auth()],
-  [1, 'starttls-auth', async (s) => {
-    await s.starttls();
-    await s.ehlo();
-    await s.auth(s.rng.chance(0.5));
-  }],
-  [1, 'oversized-data', async (s) => {
-    const txn: Txn = { tag: s.newTag(), accepted: [], tracked: false, terminatorSent: false };
-    s.record.txns.push(txn);
-    await s.cmd('RSET');
-    await s.cmd('MAIL FROM:<app@example.com>');
-    const r = await s.cmd(`RCPT TO:<${txn.tag}0@example.net>`);
-    if (r && r.code < 300) txn.accepted.push(`${txn.tag}0@example.net`);
-    const d = await s.cmd('DATA');
-    if (s.aligned && d?.code !== 354) return;
-    const size = s.rng.range(257, 2048) * 1024;
-    const line = 'o'.repeat(76) + '\r\n';
-    const msg = Buffer.from('From: <app@example.com>\r\nSubject: big\r\n\r\n' + line.repeat(Math.ceil(size / line.length)), 'latin1');
-    txn.message = msg.subarray(0, 200);
-    txn.steps = [`oversized ${size} bytes`];
-    const wasAligned = s.aligned;
-    await s.raw(Buffer.concat([msg, Buffer.from('.\r\n')]), `oversized message of ${msg.length} bytes`, true);
-    txn.terminatorSent = true;
-    if (wasAligned) {
-      txn.final = await s.client.readReply(20_000);
-      txn.tracked = true;
-      s.log(`<- ${txn.final ? oneLine(txn.final) : '(none)'}`);
-      if (!txn.final) s.aligned = false;
-      else if (txn.final.code !== 552) s.record.problems.push(`a ${msg.length}-byte message (limit 256 KiB) was answered ${txn.final.raw}, not 552`);
-    }
-  }],
+  [
+    1,
+    'starttls-auth',
+    async (s) => {
+      await s.starttls();
+      await s.ehlo();
+      await s.auth(s.rng.chance(0.5));
+    },
+  ],
+  [
+    1,
+    'oversized-data',
+    async (s) => {
+      const txn: Txn = { tag: s.newTag(), accepted: [], tracked: false, terminatorSent: false };
+      s.record.txns.push(txn);
+      await s.cmd('RSET');
+      await s.cmd('MAIL FROM:<app@example.com>');
+      const r = await s.cmd(`RCPT TO:<${txn.tag}0@example.net>`);
+      if (r && r.code < 300) txn.accepted.push(`${txn.tag}0@example.net`);
+      const d = await s.cmd('DATA');
+      if (s.aligned && d?.code !== 354) return;
+      const size = s.rng.range(257, 2048) * 1024;
+      const line = 'o'.repeat(76) + '\r\n';
+      const msg = Buffer.from('From: <app@example.com>\r\nSubject: big\r\n\r\n' + line.repeat(Math.ceil(size / line.length)), 'latin1');
+      txn.message = msg.subarray(0, 200);
+      txn.steps = [`oversized ${size} bytes`];
+      const wasAligned = s.aligned;
+      await s.raw(Buffer.concat([msg, Buffer.from('.\r\n')]), `oversized message of ${msg.length} bytes`, true);
+      txn.terminatorSent = true;
+      if (wasAligned) {
+        txn.final = await s.client.readReply(20_000);
+        txn.tracked = true;
+        s.log(`<- ${txn.final ? oneLine(txn.final) : '(none)'}`);
+        if (!txn.final) s.aligned = false;
+        else if (txn.final.code !== 552) s.record.problems.push(`a ${msg.length}-byte message (limit 256 KiB) was answered ${txn.final.raw}, not 552`);
+      }
+    },
+  ],
 ];
 
 type Ending = (s: Session) => Promise<void>;
 
 const ENDINGS: [number, string, Ending][] = [
   [10, 'quit', (s) => s.quit()],
-  [2, 'destroy', async (s) => {
-    s.log('.. destroy');
-    s.record.aborted = true;
-    await s.client.destroy();
-  }],
-  [0.5, 'half-close', async (s) => {
-    s.log('.. half-close');
-    s.record.aborted = true;
-    s.record.idleExpected = true;
-    s.client.halfClose();
-    await s.drainToClose(7000);
-  }],
-  [3, 'abort-mid-data', async (s) => {
-    await s.cmd('RSET');
-    const tag = s.newTag();
-    await s.cmd('MAIL FROM:<app@example.com>');
-    await s.cmd(`RCPT TO:<${tag}0@example.net>`);
-    const d = await s.cmd('DATA');
-    const msg = dotStuff(mutatedMessage(s.rng).data);
-    const cut = msg.subarray(0, s.rng.int(msg.length + 1));
-    await s.raw(cut, `first ${cut.length} of ${msg.length} message bytes (DATA said ${d?.code ?? '?'})`);
-    s.record.aborted = true;
-    if (s.rng.chance(0.8)) {
-      s.log('.. destroy mid-DATA');
+  [
+    2,
+    'destroy',
+    async (s) => {
+      s.log('.. destroy');
+      s.record.aborted = true;
       await s.client.destroy();
-    } else {
-      s.log('.. half-close mid-DATA');
+    },
+  ],
+  [
+    0.5,
+    'half-close',
+    async (s) => {
+      s.log('.. half-close');
+      s.record.aborted = true;
       s.record.idleExpected = true;
       s.client.halfClose();
       await s.drainToClose(7000);
-    }
-  }],
-  [1, 'terminator-then-destroy', async (s) => {
-    // The whole message and its "." go out, and the client leaves before the reply: delivered or not, never twice.
-    const txn: Txn = { tag: s.newTag(), accepted: [], tracked: false, terminatorSent: false };
-    s.record.txns.push(txn);
-    await s.cmd('RSET');
-    await s.cmd('MAIL FROM:<app@example.com>');
-    await s.cmd(`RCPT TO:<${txn.tag}0@example.net>`);
-    const d = await s.cmd('DATA');
-    if (s.aligned && d?.code !== 354) return s.quit();
-    const msg = seedMessage(s.rng, 'plain');
-    await s.raw(Buffer.concat([dotStuff(msg), terminatorFor(msg)]), 'message and terminator');
-    txn.terminatorSent = true;
-    s.record.aborted = true;
-    if (s.rng.chance(0.5)) await s.sleep(s.rng.range(0, 30));
-    s.log('.. destroy before the reply');
-    await s.client.destroy();
-  }],
+    },
+  ],
+  [
+    3,
+    'abort-mid-data',
+    async (s) => {
+      await s.cmd('RSET');
+      const tag = s.newTag();
+      await s.cmd('MAIL FROM:<app@example.com>');
+      await s.cmd(`RCPT TO:<${tag}0@example.net>`);
+      const d = await s.cmd('DATA');
+      const msg = dotStuff(mutatedMessage(s.rng).data);
+      const cut = msg.subarray(0, s.rng.int(msg.length + 1));
+      await s.raw(cut, `first ${cut.length} of ${msg.length} message bytes (DATA said ${d?.code ?? '?'})`);
+      s.record.aborted = true;
+      if (s.rng.chance(0.8)) {
+        s.log('.. destroy mid-DATA');
+        await s.client.destroy();
+      } else {
+        s.log('.. half-close mid-DATA');
+        s.record.idleExpected = true;
+        s.client.halfClose();
+        await s.drainToClose(7000);
+      }
+    },
+  ],
+  [
+    1,
+    'terminator-then-destroy',
+    async (s) => {
+      // The whole message and its "." go out, and the client leaves before the reply: delivered or not, never twice.
+      const txn: Txn = { tag: s.newTag(), accepted: [], tracked: false, terminatorSent: false };
+      s.record.txns.push(txn);
+      await s.cmd('RSET');
+      await s.cmd('MAIL FROM:<app@example.com>');
+      await s.cmd(`RCPT TO:<${txn.tag}0@example.net>`);
+      const d = await s.cmd('DATA');
+      if (s.aligned && d?.code !== 354) return s.quit();
+      const msg = seedMessage(s.rng, 'plain');
+      await s.raw(Buffer.concat([dotStuff(msg), terminatorFor(msg)]), 'message and terminator');
+      txn.terminatorSent = true;
+      s.record.aborted = true;
+      if (s.rng.chance(0.5)) await s.sleep(s.rng.range(0, 30));
+      s.log('.. destroy before the reply');
+      await s.client.destroy();
+    },
+  ],
 ];
 
 async function chaosSession(ctx: SessionContext): Promise<SessionRecord> {

@@ -241,7 +241,8 @@ export class RawSmtpClient {
   }
 
   #line(line: string, octets: number): void {
-    if (octets > MAX_REPLY_LINE) this.malformed.push(`reply line of ${octets} octets (RFC 5321 limit ${MAX_REPLY_LINE}): ${JSON.stringify(line.slice(0, 200))}…`);
+    if (octets > MAX_REPLY_LINE)
+      this.malformed.push(`reply line of ${octets} octets (RFC 5321 limit ${MAX_REPLY_LINE}): ${JSON.stringify(line.slice(0, 200))}…`);
     let match = REPLY_LINE.exec(line);
     if (!match) {
       this.malformed.push(`not "NNN text" with printable ASCII text: ${JSON.stringify(line.slice(0, 300))}`);

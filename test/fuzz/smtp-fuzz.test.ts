@@ -18,7 +18,12 @@ const TIME_BUDGET_MS = 70_000;
 
 function report(summary: Summary, failures: Failure[]): string {
   const total = [...new Set(failures.map((f) => f.invariant))].reduce((n, invariant) => n + (summary.counts.get(invariant) ?? 0), 0);
-  const lines = failures.slice(0, 5).map((f) => `- [${f.invariant}] ${f.index !== undefined ? `case ${f.index} (${summary.replay} FUZZ_ONLY=${f.index}): ` : ''}${f.detail}${f.log ? '\n    ' + f.log.slice(0, 40).join('\n    ') : ''}`);
+  const lines = failures
+    .slice(0, 5)
+    .map(
+      (f) =>
+        `- [${f.invariant}] ${f.index !== undefined ? `case ${f.index} (${summary.replay} FUZZ_ONLY=${f.index}): ` : ''}${f.detail}${f.log ? '\n    ' + f.log.slice(0, 40).join('\n    ') : ''}`,
+    );
   if (total > lines.length) lines.push(`… and ${total - lines.length} more`);
   return `${total} failure(s) with ${summary.replay}:\n${lines.join('\n')}`;
 }
@@ -61,9 +66,19 @@ describe('SMTP fuzz: the relay never crashes, never leaks, never lies', { timeou
   });
 
   test('never lies: a 250 after DATA is exactly one delivered message, to the accepted recipients; a refusal is none', () => {
-    const found = failing(INVARIANT.accepted250, INVARIANT.refusedNotDelivered, INVARIANT.once, INVARIANT.recipients, INVARIANT.attributed, INVARIANT.acceptText);
+    const found = failing(
+      INVARIANT.accepted250,
+      INVARIANT.refusedNotDelivered,
+      INVARIANT.once,
+      INVARIANT.recipients,
+      INVARIANT.attributed,
+      INVARIANT.acceptText,
+    );
     assert.equal(found.length, 0, report(summary, found));
-    assert.ok(summary.stats.sinkMessages >= summary.stats.accepted250, `${summary.stats.accepted250} × 250 after DATA but ${summary.stats.sinkMessages} messages at the sink`);
+    assert.ok(
+      summary.stats.sinkMessages >= summary.stats.accepted250,
+      `${summary.stats.accepted250} × 250 after DATA but ${summary.stats.sinkMessages} messages at the sink`,
+    );
   });
 
   test('every reply is a well-formed SMTP reply line', () => {

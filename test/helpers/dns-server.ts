@@ -23,7 +23,13 @@ export async function startDnsServer(records: TxtTable = new Map()): Promise<Dns
   const socket = createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   const port = socket.address().port;
-  const server: DnsServer = { address: `127.0.0.1:${port}`, port, records, mode: 'answer', close: () => new Promise((resolve) => socket.close(() => resolve())) };
+  const server: DnsServer = {
+    address: `127.0.0.1:${port}`,
+    port,
+    records,
+    mode: 'answer',
+    close: () => new Promise((resolve) => socket.close(() => resolve())),
+  };
   socket.on('message', (query, peer) => {
     if (server.mode === 'silent') return;
     const answer = server.mode === 'answer' ? respond(query, records) : failure(query, server.mode === 'refuse' ? 5 : 2);

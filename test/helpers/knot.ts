@@ -51,28 +51,31 @@ export async function startKnot(zones: Record<string, string>, where: { host?: s
   mkdirSync(join(dir, 'db'));
   for (const [origin, text] of Object.entries(zones)) writeFileSync(join(dir, `${origin}.zone`), text);
   const host = where.host ?? '127.0.0.1';
-  const port = where.port ?? await freeDnsPort(host);
-  writeFileSync(join(dir, 'knot.conf'), [
-    'server:',
-    `    rundir: "${dir}"`,
-    `    listen: ${host}@${port}`,
-    'control:',
-    `    listen: "${join(dir, 'knot.sock')}"`,
-    'log:',
-    '  - target: stderr',
-    '    any: error',
-    'database:',
-    `    storage: "${join(dir, 'db')}"`,
-    'template:',
-    '  - id: default',
-    `    storage: "${dir}"`,
-    '    file: "%s.zone"',
-    '    journal-content: none',
-    '    zonefile-sync: -1',
-    'zone:',
-    ...Object.keys(zones).map((origin) => `  - domain: ${origin}`),
-    '',
-  ].join('\n'));
+  const port = where.port ?? (await freeDnsPort(host));
+  writeFileSync(
+    join(dir, 'knot.conf'),
+    [
+      'server:',
+      `    rundir: "${dir}"`,
+      `    listen: ${host}@${port}`,
+      'control:',
+      `    listen: "${join(dir, 'knot.sock')}"`,
+      'log:',
+      '  - target: stderr',
+      '    any: error',
+      'database:',
+      `    storage: "${join(dir, 'db')}"`,
+      'template:',
+      '  - id: default',
+      `    storage: "${dir}"`,
+      '    file: "%s.zone"',
+      '    journal-content: none',
+      '    zonefile-sync: -1',
+      'zone:',
+      ...Object.keys(zones).map((origin) => `  - domain: ${origin}`),
+      '',
+    ].join('\n'),
+  );
 
   const child: ChildProcess = spawn(KNOTD, ['-c', join(dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -93,7 +96,9 @@ export async function startKnot(zones: Record<string, string>, where: { host?: s
     // -b: wait until knotd has loaded them.
     await new Promise<void>((resolve, reject) =>
       execFile(KNOTC, ['-c', join(dir, 'knot.conf'), '-b', 'zone-reload', ...Object.keys(next)], { timeout: 10_000 }, (err, _out, errText) =>
-        err ? reject(new Error(`knotc zone-reload failed: ${errText || err.message}`)) : resolve()));
+        err ? reject(new Error(`knotc zone-reload failed: ${errText || err.message}`)) : resolve(),
+      ),
+    );
   };
 
   const first = Object.keys(zones)[0]!;

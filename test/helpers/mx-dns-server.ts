@@ -53,7 +53,7 @@ function answer(server: MxDnsServer, raw: Buffer): Buffer | null {
   server.queries.push(`${name} ${question.type}`);
   const failure = server.failures.get(name);
   if (failure === 'silent') return null;
-  const flags = packet.AUTHORITATIVE_ANSWER | (query.flags ?? 0) & packet.RECURSION_DESIRED;
+  const flags = packet.AUTHORITATIVE_ANSWER | ((query.flags ?? 0) & packet.RECURSION_DESIRED);
   const reply = (rcode: number, answers: Answer[]): Buffer =>
     packet.encode({ type: 'response', id: query.id, flags: flags | rcode, questions: [question as Question], answers });
   if (failure === 'servfail') return reply(2, []);

@@ -70,10 +70,15 @@ export async function startMxSinks(specs: SinkSpec[]): Promise<MxSinks> {
         sinks.set(spec.address, sink);
       }
       const close = async (): Promise<void> => {
-        await Promise.all(started.map(({ server, sockets }) => new Promise<void>((resolve) => {
-          sockets.forEach((s) => s.destroy());
-          server.close(() => resolve());
-        })));
+        await Promise.all(
+          started.map(
+            ({ server, sockets }) =>
+              new Promise<void>((resolve) => {
+                sockets.forEach((s) => s.destroy());
+                server.close(() => resolve());
+              }),
+          ),
+        );
       };
       return { port, sinks, close };
     } catch (err) {

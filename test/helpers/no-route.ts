@@ -8,7 +8,8 @@ import { NODE } from '../cli/support.ts';
 import { tempDir } from './tmp.ts';
 import { skipWithout } from './tools.ts';
 
-export const NEEDS_ROOT: string | false = process.getuid?.() === 0 ? skipWithout('unshare', 'nsenter', 'ip', 'python3') : 'unshare -n (a network namespace with no route) needs root';
+export const NEEDS_ROOT: string | false =
+  process.getuid?.() === 0 ? skipWithout('unshare', 'nsenter', 'ip', 'python3') : 'unshare -n (a network namespace with no route) needs root';
 
 let wrapper: string | undefined;
 

@@ -18,7 +18,12 @@ export async function rawSession(port: number): Promise<RawSession> {
   let pending = '';
   let lines: string[] = [];
   let isClosed = false;
-  const closed = new Promise<void>((resolve) => socket.once('close', () => { isClosed = true; resolve(); }));
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      isClosed = true;
+      resolve();
+    }),
+  );
   socket.on('error', () => {});
   socket.on('data', (chunk) => {
     pending += chunk.toString('latin1');

@@ -177,7 +177,9 @@ export async function send(options: SendOptions): Promise<SendResult> {
 export function selfSignedCert(dir: string): { key: string; cert: string } {
   const key = join(dir, 'tls.key');
   const cert = join(dir, 'tls.crt');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=relay.test'], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=relay.test'], {
+    stdio: 'ignore',
+  });
   readFileSync(cert); // throws if openssl made nothing
   return { key, cert };
 }

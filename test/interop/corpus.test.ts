@@ -76,7 +76,12 @@ function headerOf(raw: Buffer): string {
 
 function tagsOf(field: string): Map<string, string> {
   const value = field.slice(field.indexOf(':') + 1).replace(/\s+/g, '');
-  return new Map(value.split(';').filter(Boolean).map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]));
+  return new Map(
+    value
+      .split(';')
+      .filter(Boolean)
+      .map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]),
+  );
 }
 
 /** Line-level shape of what went upstream: CRLF only, no line over 998 octets. */
@@ -181,7 +186,10 @@ describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over
       assert.match(records[0]!.join(''), new RegExp(`^v=DKIM1; k=${key.algorithm}; p=[A-Za-z0-9+/=]+$`));
     }
     assert.equal(relay.store.list().length, Object.values(KEY_SETS).flat().length);
-    assert.ok([...dns.records.values()].some((r) => r[0]!.length > 2), 'an RSA-2048 record spans several strings');
+    assert.ok(
+      [...dns.records.values()].some((r) => r[0]!.length > 2),
+      'an RSA-2048 record spans several strings',
+    );
   });
 
   test('harness: the raw transport delivers the bytes as written (only the CRLF that ends SMTP data is added)', async () => {
@@ -207,7 +215,10 @@ describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over
       for (const verify of [verifyWithDkimpyDns, verifyWithMailDkimDns]) {
         const verdicts = await verify(got.raw, empty.address);
         assert.equal(verdicts.length, 2);
-        assert.ok(verdicts.every((v) => v.result !== 'pass'), JSON.stringify(verdicts));
+        assert.ok(
+          verdicts.every((v) => v.result !== 'pass'),
+          JSON.stringify(verdicts),
+        );
       }
     } finally {
       await empty.close();
@@ -245,11 +256,23 @@ describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over
     });
   }
 
-  async function checkSigned(t: TestContext, c: CorpusCase, signer: KeySetName, raw: Buffer, fields: string[], foreign: number, sevenBitUpstream = false): Promise<void> {
+  async function checkSigned(
+    t: TestContext,
+    c: CorpusCase,
+    signer: KeySetName,
+    raw: Buffer,
+    fields: string[],
+    foreign: number,
+    sevenBitUpstream = false,
+  ): Promise<void> {
     const wanted = algorithmsOf(signer);
     assert.equal(fields.length, wanted.length + foreign, 'our signatures plus those already there');
     const ours = fields.slice(0, wanted.length).map(tagsOf);
-    assert.deepEqual(ours.map((tags) => [tags.get('d'), tags.get('a')]), wanted.map((a) => [signer, a]), 'ours on top: d= and a=');
+    assert.deepEqual(
+      ours.map((tags) => [tags.get('d'), tags.get('a')]),
+      wanted.map((a) => [signer, a]),
+      'ours on top: d= and a=',
+    );
     const header = headerOf(raw);
     assert.match(header, /^Received: from .*\r\n(?:\t.*\r\n)*DKIM-Signature:/i, 'our Received: first, then the signatures');
     const original = loadCase(c);
@@ -262,16 +285,26 @@ describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over
       if (check === 'date-added') {
         assert.doesNotMatch(headerOf(original), /^date:/im);
         assert.match(header, /^Date:/im, 'Date: added');
-        assert.ok(ours.every((tags) => /(^|:)date(:|$)/i.test(tags.get('h') ?? '')), 'the added Date: is signed');
+        assert.ok(
+          ours.every((tags) => /(^|:)date(:|$)/i.test(tags.get('h') ?? '')),
+          'the added Date: is signed',
+        );
       } else if (check === 'message-id-added') {
         assert.doesNotMatch(headerOf(original), /^message-id:/im);
         assert.match(header, /^Message-ID:[ \t]*<[^>]+@[^>]+>/im, 'Message-ID: added');
-        assert.ok(ours.every((tags) => /(^|:)message-id(:|$)/i.test(tags.get('h') ?? '')), 'the added Message-ID: is signed');
+        assert.ok(
+          ours.every((tags) => /(^|:)message-id(:|$)/i.test(tags.get('h') ?? '')),
+          'the added Message-ID: is signed',
+        );
       } else if (check === 'foreign-signature-kept') {
         const before = dkimFields(original);
         assert.deepEqual(fields.slice(wanted.length), before, 'the earlier DKIM-Signature arrives byte for byte');
       } else if (check === '8bit-kept') {
-        if (!sevenBitUpstream) assert.ok(raw.subarray(header.length).some((b) => b >= 0x80), 'the 8-bit body reaches an 8BITMIME upstream as it is');
+        if (!sevenBitUpstream)
+          assert.ok(
+            raw.subarray(header.length).some((b) => b >= 0x80),
+            'the 8-bit body reaches an 8BITMIME upstream as it is',
+          );
       } else if (check === 'long-line-reencoded') {
         assert.match(header, /^Content-Transfer-Encoding:[ \t]*(quoted-printable|base64)/im, 're-encoded as QP or base64');
       }
@@ -290,7 +323,16 @@ describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over
       const kept = after.fields.slice(ADDED_TRACE_FIELDS);
       assert.deepEqual(kept.map(relaxedField), before.fields.map(relaxedField), `${c.name}: header fields`);
       assert.equal(relaxedBody(after.body), relaxedBody(before.body), `${c.name}: body`);
-      const folds = (f: string) => f.split('\r\n').map((l) => l.trim().replace(/[ \t]+/g, ' ').toLowerCase()).join('|');
+      const folds = (f: string) =>
+        f
+          .split('\r\n')
+          .map((l) =>
+            l
+              .trim()
+              .replace(/[ \t]+/g, ' ')
+              .toLowerCase(),
+          )
+          .join('|');
       refolded += kept.filter((f, i) => folds(f) !== folds(before.fields[i]!)).length;
       recased += kept.filter((f, i) => f.slice(0, f.indexOf(':')) !== before.fields[i]!.slice(0, before.fields[i]!.indexOf(':'))).length;
     }
@@ -337,11 +379,15 @@ describe('interop corpus: relay → sink, verified by dkimpy and Mail::DKIM over
 test('summary', (t) => {
   for (const [name, line] of tallies) {
     const failedKnown = line.total - line.pass - line.failed.length;
-    const extra = [failedKnown ? `${failedKnown} known verifier limitation(s) in ${[...line.known].join(', ')}` : '', line.failed.length ? `FAILED: ${line.failed.join(', ')}` : '']
+    const extra = [
+      failedKnown ? `${failedKnown} known verifier limitation(s) in ${[...line.known].join(', ')}` : '',
+      line.failed.length ? `FAILED: ${line.failed.join(', ')}` : '',
+    ]
       .filter(Boolean)
       .join('; ');
     t.diagnostic(`${name}: ${line.pass}/${line.total} pass (signatures, ${line.cases.size} cases)${extra ? ` — ${extra}` : ''}`);
   }
-  for (const [stage, n] of ed25519Unjudged) t.diagnostic(`${stage}Mail::DKIM: ${n} Ed25519 signatures not judged (unsupported in Debian 12's Mail::DKIM); dkimpy alone decided them`);
+  for (const [stage, n] of ed25519Unjudged)
+    t.diagnostic(`${stage}Mail::DKIM: ${n} Ed25519 signatures not judged (unsupported in Debian 12's Mail::DKIM); dkimpy alone decided them`);
   t.diagnostic(`corpus: ${CORPUS.length} cases; whole file ${((performance.now() - started) / 1000).toFixed(1)} s`);
 });

@@ -23,7 +23,7 @@ function chooser(seed: number): (n: number) => number {
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n);
+    return ((t ^ (t >>> 14)) >>> 0) % n;
   };
 }
 
@@ -146,7 +146,10 @@ export function hostileIntermediary(message: Buffer, options: IntermediaryOption
  */
 export function relaxedField(field: string): string {
   const colon = field.indexOf(':');
-  const name = field.slice(0, colon).replace(/[ \t]+$/, '').toLowerCase();
+  const name = field
+    .slice(0, colon)
+    .replace(/[ \t]+$/, '')
+    .toLowerCase();
   const value = field
     .slice(colon + 1)
     .replace(/\r\n(?=[ \t])/g, '')

@@ -18,7 +18,11 @@ function split(entity: string): { header: string; body: string } {
 function field(header: string, name: string): string | undefined {
   for (const f of header.split(/\r\n(?![ \t])/)) {
     const colon = f.indexOf(':');
-    if (colon > 0 && f.slice(0, colon).trim().toLowerCase() === name) return f.slice(colon + 1).replace(/\r\n/g, '').trim();
+    if (colon > 0 && f.slice(0, colon).trim().toLowerCase() === name)
+      return f
+        .slice(colon + 1)
+        .replace(/\r\n/g, '')
+        .trim();
   }
   return undefined;
 }

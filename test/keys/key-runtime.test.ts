@@ -78,7 +78,11 @@ for (const breakage of BREAKAGES) {
     assert.equal(err.problem, breakage.problem);
     assert.ok(err.message.includes(file('bad.example')), `the error does not name the file: ${err.message}`);
     assert.equal(store.signingDomainFor('mail.bad.example'), 'bad.example', 'a broken key must not hand its mail to another domain');
-    assert.deepEqual(store.activeKeys('good.example').map((k) => k.domain), ['good.example'], 'another domain stopped signing');
+    assert.deepEqual(
+      store.activeKeys('good.example').map((k) => k.domain),
+      ['good.example'],
+      'another domain stopped signing',
+    );
 
     // Many messages and another reload later, still told once.
     for (let i = 0; i < 5; i++) assert.throws(() => store.activeKeys('bad.example'), KeyFileError);
@@ -103,7 +107,10 @@ test('a key mended and broken again is told again; a mended key signs at the nex
   chmodSync(file('example.com'), 0o604);
   touchDatabase(dir, 'n3');
   assert.throws(() => store.activeKeys('example.com'), KeyFileError);
-  assert.deepEqual(problems.map((p) => p.problem), ['readable by others', 'readable by others']);
+  assert.deepEqual(
+    problems.map((p) => p.problem),
+    ['readable by others', 'readable by others'],
+  );
   store.close();
 });
 
@@ -148,8 +155,14 @@ test('start-up (checkActiveKeys): a key others can read stops it; a missing key 
 
   const missing = storeWith(['example.com', 'example.org']);
   rmSync(missing.file('example.org'));
-  assert.deepEqual(missing.store.checkActiveKeys().map((k) => k.domain), ['example.com']);
-  assert.deepEqual(missing.problems.map((p) => [p.domain, p.problem]), [['example.org', 'missing']]);
+  assert.deepEqual(
+    missing.store.checkActiveKeys().map((k) => k.domain),
+    ['example.com'],
+  );
+  assert.deepEqual(
+    missing.problems.map((p) => [p.domain, p.problem]),
+    [['example.org', 'missing']],
+  );
   assert.equal(missing.store.activeKeys('example.com').length, 1);
   assert.equal(missing.problems.length, 1, 'the problem found at start-up was told again at the first message');
   missing.store.close();

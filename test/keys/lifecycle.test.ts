@@ -8,8 +8,17 @@ const CLI = { at: AT, by: 'cli' as const, why: 'keys command' };
 
 function key(id: number, state: KeyState, over: Partial<LifecycleKey> = {}): LifecycleKey {
   return {
-    id, domain: 'example.com', selector: `s${id}`, algorithm: 'rsa', state,
-    createdAt: '2026-01-01T00:00:00.000Z', activatedAt: null, retiredAt: null, revokedAt: null, removedAt: null, ...over,
+    id,
+    domain: 'example.com',
+    selector: `s${id}`,
+    algorithm: 'rsa',
+    state,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    activatedAt: null,
+    retiredAt: null,
+    revokedAt: null,
+    removedAt: null,
+    ...over,
   };
 }
 
@@ -20,12 +29,20 @@ test('the forward path: pending → active → retiring → revoked → removed,
     const at = new Date(AT.getTime() + i * 86_400_000);
     const d = decide(keys, 1, to, { at, by: 'scheduler', why: `step ${i}` });
     assert.ok(d.ok, `refused ${to}: ${d.ok ? '' : d.reason}`);
-    assert.deepEqual(d.transitions, [{ keyId: 1, domain: 'example.com', selector: 's1', from: keys[0]!.state, to, at: at.toISOString(), by: 'scheduler', why: `step ${i}` }]);
+    assert.deepEqual(d.transitions, [
+      { keyId: 1, domain: 'example.com', selector: 's1', from: keys[0]!.state, to, at: at.toISOString(), by: 'scheduler', why: `step ${i}` },
+    ]);
     keys = applyTransitions(keys, d.transitions);
   }
   assert.deepEqual(
     { ...keys[0]! },
-    { ...key(1, 'removed'), activatedAt: '2026-11-28T03:15:00.000Z', retiredAt: '2026-11-29T03:15:00.000Z', revokedAt: '2026-11-30T03:15:00.000Z', removedAt: '2026-12-01T03:15:00.000Z' },
+    {
+      ...key(1, 'removed'),
+      activatedAt: '2026-11-28T03:15:00.000Z',
+      retiredAt: '2026-11-29T03:15:00.000Z',
+      revokedAt: '2026-11-30T03:15:00.000Z',
+      removedAt: '2026-12-01T03:15:00.000Z',
+    },
   );
 });
 
@@ -38,9 +55,18 @@ test('activating a key retires the active key of its algorithm in the same decis
   ];
   const d = decide(keys, 4, 'active', CLI);
   assert.ok(d.ok);
-  assert.deepEqual(d.transitions.map((t) => [t.keyId, t.from, t.to, t.why]), [[1, 'active', 'retiring', 'replaced by s4'], [4, 'pending', 'active', 'keys command']]);
+  assert.deepEqual(
+    d.transitions.map((t) => [t.keyId, t.from, t.to, t.why]),
+    [
+      [1, 'active', 'retiring', 'replaced by s4'],
+      [4, 'pending', 'active', 'keys command'],
+    ],
+  );
   const after = applyTransitions(keys, d.transitions);
-  assert.deepEqual(after.map((k) => k.state), ['retiring', 'active', 'active', 'active']);
+  assert.deepEqual(
+    after.map((k) => k.state),
+    ['retiring', 'active', 'active', 'active'],
+  );
   assert.equal(after.filter((k) => k.domain === 'example.com' && k.algorithm === 'rsa' && k.state === 'active').length, 1);
 });
 
@@ -49,7 +75,13 @@ test('a retiring key can be taken back; it retires anew later', () => {
   const d = decide(keys, 1, 'active', CLI);
   assert.ok(d.ok);
   const after = applyTransitions(keys, d.transitions);
-  assert.deepEqual(after.map((k) => [k.state, k.retiredAt]), [['active', null], ['retiring', AT.toISOString()]]);
+  assert.deepEqual(
+    after.map((k) => [k.state, k.retiredAt]),
+    [
+      ['active', null],
+      ['retiring', AT.toISOString()],
+    ],
+  );
 });
 
 test('a step to the state the key is in is accepted with nothing to do', () => {
@@ -80,9 +112,16 @@ test('refused steps come back as a reason and a hint, never an exception', () =>
   assert.deepEqual(missing, { ok: false, reason: 'no key with id 9', hint: 'see `dkim-relay keys list`' });
 });
 
-test('a key\'s creation is its first event, from no state', () => {
+test("a key's creation is its first event, from no state", () => {
   assert.deepEqual(creation(key(5, 'pending'), { at: AT, by: 'scheduler', why: 'rotation: s1 is 90 days old' }), {
-    keyId: 5, domain: 'example.com', selector: 's5', from: null, to: 'pending', at: AT.toISOString(), by: 'scheduler', why: 'rotation: s1 is 90 days old',
+    keyId: 5,
+    domain: 'example.com',
+    selector: 's5',
+    from: null,
+    to: 'pending',
+    at: AT.toISOString(),
+    by: 'scheduler',
+    why: 'rotation: s1 is 90 days old',
   });
 });
 

@@ -32,10 +32,66 @@ CREATE INDEX IF NOT EXISTS keys_by_domain ON keys (domain, state);
 `;
 
 const ROWS = [
-  [3, 'example.com', 's202601a', 'rsa', 2048, 'revoked', 'MIIBrsa1', 'SHA256:a', 's202601a._domainkey.example.com.pem', '2026-01-03T10:00:00.000Z', '2026-01-05T10:00:00.000Z', '2026-03-01T10:00:00.000Z', '2026-03-08T10:00:00.000Z'],
-  [7, 'example.com', 's202603a', 'rsa', 2048, 'active', 'MIIBrsa2', 'SHA256:b', 's202603a._domainkey.example.com.pem', '2026-02-27T10:00:00.000Z', '2026-03-01T10:00:00.000Z', null, null],
-  [8, 'example.com', 's202603b', 'ed25519', 256, 'pending', 'ed25519pub', 'SHA256:c', 's202603b._domainkey.example.com.pem', '2026-03-02T10:00:00.000Z', null, null, null],
-  [9, 'example.org', 's202603a', 'rsa', 1024, 'retiring', 'MIGfrsa3', 'SHA256:d', 's202603a._domainkey.example.org.pem', '2026-03-02T11:00:00.000Z', '2026-03-02T11:00:00.000Z', '2026-03-09T11:00:00.000Z', null],
+  [
+    3,
+    'example.com',
+    's202601a',
+    'rsa',
+    2048,
+    'revoked',
+    'MIIBrsa1',
+    'SHA256:a',
+    's202601a._domainkey.example.com.pem',
+    '2026-01-03T10:00:00.000Z',
+    '2026-01-05T10:00:00.000Z',
+    '2026-03-01T10:00:00.000Z',
+    '2026-03-08T10:00:00.000Z',
+  ],
+  [
+    7,
+    'example.com',
+    's202603a',
+    'rsa',
+    2048,
+    'active',
+    'MIIBrsa2',
+    'SHA256:b',
+    's202603a._domainkey.example.com.pem',
+    '2026-02-27T10:00:00.000Z',
+    '2026-03-01T10:00:00.000Z',
+    null,
+    null,
+  ],
+  [
+    8,
+    'example.com',
+    's202603b',
+    'ed25519',
+    256,
+    'pending',
+    'ed25519pub',
+    'SHA256:c',
+    's202603b._domainkey.example.com.pem',
+    '2026-03-02T10:00:00.000Z',
+    null,
+    null,
+    null,
+  ],
+  [
+    9,
+    'example.org',
+    's202603a',
+    'rsa',
+    1024,
+    'retiring',
+    'MIGfrsa3',
+    'SHA256:d',
+    's202603a._domainkey.example.org.pem',
+    '2026-03-02T11:00:00.000Z',
+    '2026-03-02T11:00:00.000Z',
+    '2026-03-09T11:00:00.000Z',
+    null,
+  ],
 ] as const;
 
 const COLUMNS = 'id, domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at, retired_at, revoked_at';
@@ -44,7 +100,11 @@ function v0Store(): Database.Database {
   const db = new Database(join(tempDir(), 'keys.db'));
   db.pragma('journal_mode = WAL');
   db.exec(V0_SCHEMA);
-  const insert = db.prepare(`INSERT INTO keys (${COLUMNS}) VALUES (${COLUMNS.split(',').map(() => '?').join(', ')})`);
+  const insert = db.prepare(
+    `INSERT INTO keys (${COLUMNS}) VALUES (${COLUMNS.split(',')
+      .map(() => '?')
+      .join(', ')})`,
+  );
   for (const row of ROWS) insert.run(...row);
   return db;
 }
@@ -62,7 +122,10 @@ test('a store made by the first releases (user_version 0) is migrated to the lat
   assert.equal(schemaVersion(db), 3);
 
   const rows = db.prepare(`SELECT ${COLUMNS}, removed_at FROM keys ORDER BY id`).raw().all();
-  assert.deepEqual(rows, ROWS.map((r) => [...r, null]));
+  assert.deepEqual(
+    rows,
+    ROWS.map((r) => [...r, null]),
+  );
   assert.deepEqual(tables(db), ['dns_observations', 'dns_unpublished', 'events', 'keys', 'leases', 'notifications']);
   assert.deepEqual(db.pragma('integrity_check', { simple: true }), 'ok');
   db.close();
@@ -72,18 +135,39 @@ test('version 2 accepts the removed state, and a removed key frees its selector 
   const db = v0Store();
   migrate(db);
   db.prepare(`UPDATE keys SET state = 'removed', removed_at = ? WHERE id = 3`).run('2026-04-07T10:00:00.000Z');
-  db.prepare(`INSERT INTO keys (${COLUMNS}) VALUES (20, 'example.com', 's202601a', 'rsa', 2048, 'pending', 'MIIBnew', 'SHA256:e', 'f.pem', '2026-04-08T00:00:00.000Z', null, null, null)`).run();
+  db.prepare(
+    `INSERT INTO keys (${COLUMNS}) VALUES (20, 'example.com', 's202601a', 'rsa', 2048, 'pending', 'MIIBnew', 'SHA256:e', 'f.pem', '2026-04-08T00:00:00.000Z', null, null, null)`,
+  ).run();
   // Two live keys with one selector stay impossible.
   assert.throws(
-    () => db.prepare(`INSERT INTO keys (${COLUMNS}) VALUES (21, 'example.com', 's202601a', 'rsa', 2048, 'pending', 'x', 'y', 'g.pem', '2026-04-08T00:00:00.000Z', null, null, null)`).run(),
+    () =>
+      db
+        .prepare(
+          `INSERT INTO keys (${COLUMNS}) VALUES (21, 'example.com', 's202601a', 'rsa', 2048, 'pending', 'x', 'y', 'g.pem', '2026-04-08T00:00:00.000Z', null, null, null)`,
+        )
+        .run(),
     /UNIQUE constraint failed/,
   );
   assert.throws(() => db.prepare(`UPDATE keys SET state = 'gone' WHERE id = 7`).run(), /CHECK constraint failed/);
 
-  db.prepare(`INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (3, 'example.com', 's202601a', 'revoked', 'removed', '2026-04-07T10:00:00.000Z', 'scheduler', 'revoked 30 days ago')`).run();
-  db.prepare(`INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (20, 'example.com', 's202601a', NULL, 'pending', '2026-04-08T00:00:00.000Z', 'scheduler', 'rotation')`).run();
-  assert.throws(() => db.prepare(`INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (3, 'example.com', 's', 'revoked', 'removed', 'now', 'cron', 'x')`).run(), /CHECK constraint failed/);
-  db.prepare(`INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state) VALUES (20, '192.0.2.53', NULL, '2026-04-08T00:15:00.000Z', 'missing')`).run();
+  db.prepare(
+    `INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (3, 'example.com', 's202601a', 'revoked', 'removed', '2026-04-07T10:00:00.000Z', 'scheduler', 'revoked 30 days ago')`,
+  ).run();
+  db.prepare(
+    `INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (20, 'example.com', 's202601a', NULL, 'pending', '2026-04-08T00:00:00.000Z', 'scheduler', 'rotation')`,
+  ).run();
+  assert.throws(
+    () =>
+      db
+        .prepare(
+          `INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (3, 'example.com', 's', 'revoked', 'removed', 'now', 'cron', 'x')`,
+        )
+        .run(),
+    /CHECK constraint failed/,
+  );
+  db.prepare(
+    `INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state) VALUES (20, '192.0.2.53', NULL, '2026-04-08T00:15:00.000Z', 'missing')`,
+  ).run();
   db.prepare(`INSERT INTO leases (name, holder, expires_at) VALUES ('rotation', 'host:123', '2026-04-08T00:20:00.000Z')`).run();
   assert.throws(() => db.prepare(`INSERT INTO leases (name, holder, expires_at) VALUES ('rotation', 'host:456', 'x')`).run(), /UNIQUE constraint failed/);
   db.close();
@@ -92,7 +176,9 @@ test('version 2 accepts the removed state, and a removed key frees its selector 
 test('migrate is idempotent: a second run changes nothing', () => {
   const db = v0Store();
   migrate(db);
-  db.prepare(`INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (7, 'example.com', 's202603a', 'pending', 'active', '2026-03-01T10:00:00.000Z', 'cli', 'keys activate')`).run();
+  db.prepare(
+    `INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (7, 'example.com', 's202603a', 'pending', 'active', '2026-03-01T10:00:00.000Z', 'cli', 'keys activate')`,
+  ).run();
   const before = db.prepare(`SELECT sql FROM sqlite_schema ORDER BY name`).raw().all();
   const keys = db.prepare(`SELECT * FROM keys ORDER BY id`).raw().all();
 
@@ -127,7 +213,9 @@ test('a store at the latest version is left untouched, file and all', () => {
   const file = join(tempDir(), 'keys.db');
   const db = new Database(file);
   migrate(db);
-  db.prepare(`INSERT INTO keys (${COLUMNS}, removed_at) VALUES (1, 'example.com', 'sel1', 'rsa', 2048, 'removed', 'p', 'f', 'sel1.pem', 'c', 'a', 'r', 'v', 'x')`).run();
+  db.prepare(
+    `INSERT INTO keys (${COLUMNS}, removed_at) VALUES (1, 'example.com', 'sel1', 'rsa', 2048, 'removed', 'p', 'f', 'sel1.pem', 'c', 'a', 'r', 'v', 'x')`,
+  ).run();
   db.close();
   const bytes = readFileSync(file);
   const reopened = new Database(file);
@@ -155,11 +243,29 @@ test('a store made by the first releases (version 0, real key files) opens at th
   const db = new Database(join(dir, 'keys.db'));
   db.pragma('journal_mode = WAL');
   db.exec(V0_SCHEMA);
-  const insert = db.prepare(`INSERT INTO keys (${COLUMNS}) VALUES (${COLUMNS.split(',').map(() => '?').join(', ')})`);
+  const insert = db.prepare(
+    `INSERT INTO keys (${COLUMNS}) VALUES (${COLUMNS.split(',')
+      .map(() => '?')
+      .join(', ')})`,
+  );
   const material = generateKey('ed25519');
   const file = 's202601a._domainkey.example.com.pem';
   writeFileSync(join(dir, file), material.privatePem, { mode: 0o600 });
-  insert.run(1, 'example.com', 's202601a', 'ed25519', 256, 'active', material.publicData, fingerprint(material.publicData), file, '2026-01-03T10:00:00.000Z', '2026-01-03T10:00:00.000Z', null, null);
+  insert.run(
+    1,
+    'example.com',
+    's202601a',
+    'ed25519',
+    256,
+    'active',
+    material.publicData,
+    fingerprint(material.publicData),
+    file,
+    '2026-01-03T10:00:00.000Z',
+    '2026-01-03T10:00:00.000Z',
+    null,
+    null,
+  );
   db.close();
 
   const store = SqliteKeyStore.open(dir);
@@ -176,7 +282,13 @@ test('a store made by the first releases (version 0, real key files) opens at th
     assert.equal(removed.state, 'removed');
     assert.ok(removed.removedAt);
     assert.ok(!existsSync(join(dir, file)), 'the removed key file is deleted');
-    assert.deepEqual(store.list('example.com').map((k) => [k.selector, k.state]), [['s202601a', 'removed'], [next.selector, 'active']]);
+    assert.deepEqual(
+      store.list('example.com').map((k) => [k.selector, k.state]),
+      [
+        ['s202601a', 'removed'],
+        [next.selector, 'active'],
+      ],
+    );
     assert.deepEqual(
       store.history('example.com').map((e) => [e.selector, e.from, e.to, e.by, e.why]),
       [

@@ -16,7 +16,10 @@ test('keys.db as a link: refused, the target untouched', () => {
   mkdirSync(dir, { mode: 0o700 });
   const target = victim();
   symlinkSync(target.path, join(dir, 'keys.db'));
-  assert.throws(() => SqliteKeyStore.open(dir), (err: Error) => err instanceof LinkRefusedError && /keys\.db is a symbolic link/.test(err.message));
+  assert.throws(
+    () => SqliteKeyStore.open(dir),
+    (err: Error) => err instanceof LinkRefusedError && /keys\.db is a symbolic link/.test(err.message),
+  );
   target.unchanged();
 });
 
@@ -27,7 +30,10 @@ test('a link at the temporary name of a new key file: refused, the target untouc
     const target = victim();
     const file = join(dir, `${recordName('s1', 'example.com')}.pem`);
     symlinkSync(target.path, `${file}.tmp-${process.pid}`);
-    assert.throws(() => store.generate({ domain: 'example.com', selector: 's1', algorithm: 'ed25519' }), /is a symbolic link, which dkim-relay does not write through/);
+    assert.throws(
+      () => store.generate({ domain: 'example.com', selector: 's1', algorithm: 'ed25519' }),
+      /is a symbolic link, which dkim-relay does not write through/,
+    );
     target.unchanged();
     assert.equal(store.list().length, 0);
   } finally {

@@ -87,10 +87,7 @@ test('txtValue: v=DKIM1; k=<algorithm>; p=<key>, with an empty p= once revoked',
     { name: 's2._domainkey.example.com', type: 'TXT', ttl: DEFAULT_TTL, state: 'active', strings: ['v=DKIM1; k=ed25519; ', `p=${ed.publicData}`] },
   );
   assert.equal(txtRecord(source(ed, 's2'), 300).ttl, 300);
-  assert.equal(
-    zoneLines(record),
-    `s2._domainkey.example.com. ${DEFAULT_TTL} IN TXT ( "v=DKIM1; k=ed25519; "\n\t"p=${ed.publicData}" )`,
-  );
+  assert.equal(zoneLines(record), `s2._domainkey.example.com. ${DEFAULT_TTL} IN TXT ( "v=DKIM1; k=ed25519; "\n\t"p=${ed.publicData}" )`);
 });
 
 test('splitValue: strings of at most 255 octets that join into the value, at every length around the limit', () => {

@@ -23,7 +23,10 @@ function checkout(): { cwd: string; keys: string; config: string } {
   chmodSync(keys, 0o755);
   writeFileSync(join(keys, '.gitignore'), '*\n!.gitignore\n');
   const config = join(cwd, 'relay.yaml');
-  writeFileSync(config, `listen:\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\ndelivery:\n  upstream:\n    type: file\n    dir: ${join(cwd, 'outbox')}\ndemo:\n  domain: example.com\nrotation:\n  check: "off"\n`);
+  writeFileSync(
+    config,
+    `listen:\n  port: 0\nmetrics:\n  listen: 127.0.0.1:0\ndelivery:\n  upstream:\n    type: file\n    dir: ${join(cwd, 'outbox')}\ndemo:\n  domain: example.com\nrotation:\n  check: "off"\n`,
+  );
   return { cwd, keys, config };
 }
 
@@ -93,7 +96,12 @@ test('keys.dir a symbolic link to a directory others can read: serve and keys re
     assert.equal(run.code, 2, run.stderr);
     const lines = run.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, run.stderr);
-    assert.match(lines[0]!, new RegExp(`^dkim-relay: the key store directory ${link} is a symbolic link to ${shared}, which others can read \\(mode 1777\\), and is left as it is — if ${shared} is the key store's own directory, run: chmod 700 ${shared}; otherwise set keys.dir`));
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `^dkim-relay: the key store directory ${link} is a symbolic link to ${shared}, which others can read \\(mode 1777\\), and is left as it is — if ${shared} is the key store's own directory, run: chmod 700 ${shared}; otherwise set keys.dir`,
+      ),
+    );
   }
   assert.equal(mode(shared), '1777', 'the link target was chmodded');
 });

@@ -61,7 +61,9 @@ function signsFor(privateKey: KeyObject, key: StoredKey): boolean {
 }
 
 function pemFiles(dir: string): string[] {
-  return readdirSync(dir).filter((f) => !f.startsWith('keys.db')).sort();
+  return readdirSync(dir)
+    .filter((f) => !f.startsWith('keys.db'))
+    .sort();
 }
 
 test('generates RSA 1024, RSA 2048 and Ed25519 keys: PKCS#8 files whose public half is the stored p=', () => {
@@ -98,7 +100,10 @@ test('generates RSA 1024, RSA 2048 and Ed25519 keys: PKCS#8 files whose public h
     assert.equal(key.fingerprint, `SHA256:${digest}`);
     assert.ok(signsFor(privateKey, key), 'a signature by the key file does not verify with the published key');
   }
-  assert.deepEqual(store.list().map((k) => `${k.selector}/${k.algorithm}/${k.bits}`), ['r1024/rsa/1024', 'r2048/rsa/2048', 'ed/ed25519/256']);
+  assert.deepEqual(
+    store.list().map((k) => `${k.selector}/${k.algorithm}/${k.bits}`),
+    ['r1024/rsa/1024', 'r2048/rsa/2048', 'ed/ed25519/256'],
+  );
 
   // The database holds metadata only: no key material, in the main file or the WAL.
   const dbBytes = readdirSync(store.dir)
@@ -137,11 +142,19 @@ test('invalid domains, selectors and key sizes are refused with a UserError sayi
     assert.ok(err.message.includes(`"${domain}"`), `the message does not name the bad domain: ${err.message}`);
   }
   for (const selector of ['bad selector', 'sel_1', '-x', 'x-', 'a..b', `${'s'.repeat(64)}`]) {
-    const err = expectUserError(() => store.generate({ domain: 'example.com', selector, algorithm: 'ed25519' }), /is not a valid selector/, /letters, digits and hyphens/);
+    const err = expectUserError(
+      () => store.generate({ domain: 'example.com', selector, algorithm: 'ed25519' }),
+      /is not a valid selector/,
+      /letters, digits and hyphens/,
+    );
     assert.ok(err.message.includes(`"${selector}"`), `the message does not name the bad selector: ${err.message}`);
   }
   for (const bits of [512, 1000, 8192]) {
-    expectUserError(() => store.generate({ domain: 'example.com', algorithm: 'rsa', bits }), new RegExp(`RSA keys of ${bits} bits are not offered`), /--bits 1024, 2048, 3072, 4096/);
+    expectUserError(
+      () => store.generate({ domain: 'example.com', algorithm: 'rsa', bits }),
+      new RegExp(`RSA keys of ${bits} bits are not offered`),
+      /--bits 1024, 2048, 3072, 4096/,
+    );
   }
   assert.deepEqual(store.list(), [], 'a refused key left a row behind');
   assert.deepEqual(pemFiles(store.dir), [], 'a refused key left a file behind');
@@ -150,11 +163,19 @@ test('invalid domains, selectors and key sizes are refused with a UserError sayi
 test('import refuses short RSA keys, unsupported key types and unreadable PEM without echoing the key', () => {
   const store = openStore();
   const short = generateKeyPairSync('rsa', { modulusLength: 512 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-  expectUserError(() => store.import({ domain: 'example.com', selector: 'short', pem: short, source: 'short.pem' }), /short\.pem holds a 512-bit RSA key/, /1024/);
+  expectUserError(
+    () => store.import({ domain: 'example.com', selector: 'short', pem: short, source: 'short.pem' }),
+    /short\.pem holds a 512-bit RSA key/,
+    /1024/,
+  );
   const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   expectUserError(() => store.import({ domain: 'example.com', selector: 'ec', pem: ec, source: 'ec.pem' }), /unsupported key type ec/, /RSA|Ed25519/);
   const broken = `-----BEGIN ${PRIVATE_ARMOUR}-----\nTm90IGEga2V5\n-----END ${PRIVATE_ARMOUR}-----\n`;
-  expectUserError(() => store.import({ domain: 'example.com', selector: 'broken', pem: broken, source: 'broken.pem' }), /broken\.pem is not a readable PEM private key/, /unencrypted RSA or Ed25519/);
+  expectUserError(
+    () => store.import({ domain: 'example.com', selector: 'broken', pem: broken, source: 'broken.pem' }),
+    /broken\.pem is not a readable PEM private key/,
+    /unencrypted RSA or Ed25519/,
+  );
   assert.deepEqual(store.list(), []);
   assert.deepEqual(pemFiles(store.dir), []);
 });
@@ -174,7 +195,13 @@ test('--activate is refused while the domain has an active key of that algorithm
   assert.equal(store.generate({ domain: 'example.com', selector: 'e1', algorithm: 'ed25519', activate: true }).state, 'active');
   assert.equal(store.generate({ domain: 'example.org', selector: 'r1', algorithm: 'rsa', bits: 1024, activate: true }).state, 'active');
   assert.equal(store.generate({ domain: 'example.com', selector: 'r2', algorithm: 'rsa', bits: 1024 }).state, 'pending');
-  assert.deepEqual(store.activeKeys('example.com').map((k) => k.selector).sort(), ['e1', 'r1']);
+  assert.deepEqual(
+    store
+      .activeKeys('example.com')
+      .map((k) => k.selector)
+      .sort(),
+    ['e1', 'r1'],
+  );
 });
 
 test('activate retires the previous active key of the same algorithm, and only that one', () => {
@@ -191,7 +218,7 @@ test('activate retires the previous active key of the same algorithm, and only t
   assert.equal(r1.state, 'retiring', 'the previous active RSA key did not retire');
   assert.ok(r1.retiredAt, 'retiredAt is not set');
   assert.equal(store.get('example.com', 'e1').state, 'active', 'the Ed25519 key retired with the RSA one');
-  assert.equal(store.get('example.org', 'r1').state, 'active', 'another domain\'s key retired');
+  assert.equal(store.get('example.org', 'r1').state, 'active', "another domain's key retired");
   const signing = store.activeKeys('example.com');
   assert.deepEqual(signing.map((k) => k.selector).sort(), ['e1', 'r2']);
   for (const active of signing) assert.ok(signsFor(active.privateKey, store.get('example.com', active.selector)));
@@ -200,13 +227,23 @@ test('activate retires the previous active key of the same algorithm, and only t
   assert.equal(store.activate('example.com', 'r1').retiredAt, null);
   assert.equal(store.get('example.com', 'r2').state, 'retiring');
   assert.deepEqual(store.activate('example.com', 'r1'), store.get('example.com', 'r1'));
-  assert.deepEqual(store.activeKeys('example.com').map((k) => k.selector).sort(), ['e1', 'r1']);
+  assert.deepEqual(
+    store
+      .activeKeys('example.com')
+      .map((k) => k.selector)
+      .sort(),
+    ['e1', 'r1'],
+  );
 });
 
 test('revoke refuses an active key; a revoked key publishes an empty p= and cannot come back', () => {
   const store = openStore();
   store.generate({ domain: 'example.com', selector: 'r1', algorithm: 'rsa', bits: 1024, activate: true });
-  expectUserError(() => store.revoke('example.com', 'r1'), /key r1 for example\.com is still signing/, /retire it first: dkim-relay keys retire --domain example\.com --selector r1/);
+  expectUserError(
+    () => store.revoke('example.com', 'r1'),
+    /key r1 for example\.com is still signing/,
+    /retire it first: dkim-relay keys retire --domain example\.com --selector r1/,
+  );
   assert.equal(store.get('example.com', 'r1').state, 'active');
 
   assert.equal(store.retire('example.com', 'r1').state, 'retiring');
@@ -238,7 +275,11 @@ test('the store directory is 0700 (a 0755 one is tightened) and key files are 06
     const key = store.generate({ domain: 'example.com', algorithm, bits: 1024 });
     assert.equal(octal(modeOf(join(dir, key.file))), '0600', `${key.file} mode`);
   }
-  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'temporary key files were left behind');
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.includes('.tmp-')),
+    [],
+    'temporary key files were left behind',
+  );
 
   const wide = join(base, 'checkout-keys');
   mkdirSync(wide);
@@ -269,7 +310,10 @@ test('an active key file that others can read stops checkActiveKeys with a UserE
   }
   chmodSync(file, 0o600);
   const fixed = openStore(dir);
-  assert.deepEqual(fixed.checkActiveKeys().map((k) => k.selector), ['open']);
+  assert.deepEqual(
+    fixed.checkActiveKeys().map((k) => k.selector),
+    ['open'],
+  );
   assert.equal(fixed.activeKeys('example.com').length, 1);
 });
 
@@ -311,8 +355,11 @@ test('signingDomainFor falls back to the parent domain, but never to a bare TLD'
   chmodSync(join(store.dir, 'tld._domainkey.com.pem'), 0o600);
   const raw = new Database(store.dbFile);
   try {
-    raw.prepare(`INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
-                 VALUES ('com', 'tld', 'ed25519', 256, 'active', ?, ?, 'tld._domainkey.com.pem', ?, ?)`)
+    raw
+      .prepare(
+        `INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
+                 VALUES ('com', 'tld', 'ed25519', 256, 'active', ?, ?, 'tld._domainkey.com.pem', ?, ?)`,
+      )
       .run(key.publicData, key.fingerprint, key.createdAt, key.createdAt);
   } finally {
     raw.close();
@@ -323,7 +370,7 @@ test('signingDomainFor falls back to the parent domain, but never to a bare TLD'
   assert.equal(store.signingDomainFor('mail.example.com'), 'example.com');
 });
 
-test('a second store on the same directory sees the first one\'s changes (the daemon picks up the CLI\'s)', () => {
+test("a second store on the same directory sees the first one's changes (the daemon picks up the CLI's)", () => {
   const dir = join(tempDir(), 'keys');
   const cli = openStore(dir);
   const daemon = openStore(dir);
@@ -331,14 +378,26 @@ test('a second store on the same directory sees the first one\'s changes (the da
   assert.equal(daemon.signingDomainFor('mail.example.com'), null);
 
   cli.generate({ domain: 'example.com', selector: 'one', algorithm: 'ed25519', activate: true });
-  assert.deepEqual(daemon.activeKeys('example.com').map((k) => k.selector), ['one'], 'a key activated elsewhere was not seen');
+  assert.deepEqual(
+    daemon.activeKeys('example.com').map((k) => k.selector),
+    ['one'],
+    'a key activated elsewhere was not seen',
+  );
   assert.equal(daemon.signingDomainFor('mail.example.com'), 'example.com');
 
   cli.generate({ domain: 'example.com', selector: 'two', algorithm: 'ed25519' });
-  assert.deepEqual(daemon.activeKeys('example.com').map((k) => k.selector), ['one'], 'a pending key signs');
+  assert.deepEqual(
+    daemon.activeKeys('example.com').map((k) => k.selector),
+    ['one'],
+    'a pending key signs',
+  );
   cli.activate('example.com', 'two');
   const now = daemon.activeKeys('example.com');
-  assert.deepEqual(now.map((k) => k.selector), ['two'], 'the rotation was not seen');
+  assert.deepEqual(
+    now.map((k) => k.selector),
+    ['two'],
+    'the rotation was not seen',
+  );
   assert.ok(signsFor(now[0]!.privateKey, cli.get('example.com', 'two')), 'the daemon signs with a key that does not match the published one');
 
   cli.retire('example.com', 'two');
@@ -347,7 +406,10 @@ test('a second store on the same directory sees the first one\'s changes (the da
 
   // And the other way round.
   daemon.activate('example.com', 'one');
-  assert.deepEqual(cli.activeKeys('example.com').map((k) => k.selector), ['one']);
+  assert.deepEqual(
+    cli.activeKeys('example.com').map((k) => k.selector),
+    ['one'],
+  );
 });
 
 test('a locked database gives a UserError saying so after the timeout, and leaves no key file behind', () => {
@@ -372,10 +434,13 @@ test('a locked database gives a UserError saying so after the timeout, and leave
   }
   const store = openStore(dir, { timeoutMs: 200 });
   assert.equal(store.generate({ domain: 'example.com', selector: 'during', algorithm: 'ed25519' }).state, 'pending');
-  assert.deepEqual(store.list().map((k) => k.selector), ['before', 'during']);
+  assert.deepEqual(
+    store.list().map((k) => k.selector),
+    ['before', 'during'],
+  );
 });
 
-test('two writers racing for the same default selector must not delete each other\'s key file', () => {
+test("two writers racing for the same default selector must not delete each other's key file", () => {
   // Process A and process B both read the selector list before either inserts
   // (the window between list() and INSERT in add()). B's stale read is simulated
   // by hiding A's row from B's list().
@@ -387,8 +452,8 @@ test('two writers racing for the same default selector must not delete each othe
   const before = readFileSync(file);
   Object.assign(b, { list: () => [] });
   assert.throws(() => b.generate({ domain: 'example.com', selector: 'same', algorithm: 'ed25519' }));
-  assert.ok(existsSync(file), 'the losing writer deleted the winner\'s key file');
-  assert.ok(readFileSync(file).equals(before), 'the losing writer replaced the winner\'s key file');
+  assert.ok(existsSync(file), "the losing writer deleted the winner's key file");
+  assert.ok(readFileSync(file).equals(before), "the losing writer replaced the winner's key file");
 });
 
 test('planned transitions apply all or nothing: a key no longer in the state they leave rolls the whole step back', async () => {
@@ -414,7 +479,15 @@ test('planned transitions apply all or nothing: a key no longer in the state the
   assert.equal(store.applyTransitions(again.transitions), true);
   assert.equal(store.applyTransitions(again.transitions), false);
   const events = store.history('example.com');
-  assert.deepEqual(events.at(-1), { ...events.at(-1)!, selector: next.selector, from: 'pending', to: 'active', by: 'scheduler', why: 'DNS served it', at: at.toISOString() });
+  assert.deepEqual(events.at(-1), {
+    ...events.at(-1)!,
+    selector: next.selector,
+    from: 'pending',
+    to: 'active',
+    by: 'scheduler',
+    why: 'DNS served it',
+    at: at.toISOString(),
+  });
   assert.equal(events.filter((e) => e.to === 'active' && e.selector === next.selector).length, 1);
   assert.equal(store.get('example.com', next.selector).activatedAt, at.toISOString());
 });

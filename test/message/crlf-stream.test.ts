@@ -15,7 +15,7 @@ test('CRLF made chunk by chunk equals toCrlf of the whole, wherever the chunks a
     for (let i = 0; i < input.length; i++) input[i] = [0x0d, 0x0a, 0x41, 0x42][Math.floor(rnd() * 4)]!;
     const stream = new CrlfStream();
     const out: Buffer[] = [];
-    for (let at = 0; at < input.length; ) {
+    for (let at = 0; at < input.length;) {
       const size = 1 + Math.floor(rnd() * 5);
       out.push(stream.push(input.subarray(at, at + size)));
       at += size;

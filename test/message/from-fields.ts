@@ -8,12 +8,36 @@ export type FieldKind = 'ordinary' | 'hostile' | 'mutated';
 
 const DOMAINS = ['example.com', 'scan.example.com', 'EXAMPLE.com', 'mail.example.org', 'bücher.example', 'xn--bcher-kva.example', 'a-b.example.net'];
 const ATOMS = ['Anna', 'Schmidt', 'Scanner', "O'Brien", 'a+b', 'x=y', 'Jörg', 'Zoë', '山田', 'Ωμέγα', 'ceo', 'IT', '2nd', 'floor#3', '{ERP}', 'a|b'];
-const QUOTED_PIECES = ['Scanner', ', ', '2nd floor', ' ', '<', '>', '(', ')', ':', ';', '.', '\\"', '\\\\', 'Müller', '\\x', '\t', '@', 'example.com', '=?utf-8?q?x?='];
+const QUOTED_PIECES = [
+  'Scanner',
+  ', ',
+  '2nd floor',
+  ' ',
+  '<',
+  '>',
+  '(',
+  ')',
+  ':',
+  ';',
+  '.',
+  '\\"',
+  '\\\\',
+  'Müller',
+  '\\x',
+  '\t',
+  '@',
+  'example.com',
+  '=?utf-8?q?x?=',
+];
 const COMMENT_PIECES = ['note', ' ', 'a (nested) one', '\\)', '\\(', 'Zoë', 'x.y', ',', '<', '>', '"'];
 const LOCALS = ['p', 'anna.schmidt', 'first.last+tag', "o'hara", 'jörg', 'a_b-c', '"john doe"', '"a\\"b"', '"a,b"', '"x y.z"', 'UPPER'];
 
 export function generateField(rng: Rng): { value: string; kind: FieldKind } {
-  const kind = rng.weighted<FieldKind>([[5, 'ordinary'], [2, 'hostile'], [3, 'mutated']]);
+  const kind = rng.weighted<FieldKind>([
+    [5, 'ordinary'],
+    [2, 'hostile'],
+    [3, 'mutated'],
+  ]);
   if (kind === 'ordinary') return { value: ordinary(rng), kind };
   if (kind === 'hostile') return { value: hostile(rng), kind };
   return { value: mutate(rng, rng.chance(0.5) ? ordinary(rng) : hostile(rng)), kind };
@@ -21,7 +45,11 @@ export function generateField(rng: Rng): { value: string; kind: FieldKind } {
 
 function ordinary(rng: Rng): string {
   const domain = rng.pick(DOMAINS);
-  const count = rng.weighted([[8, 1], [2, 2], [1, 3]]);
+  const count = rng.weighted([
+    [8, 1],
+    [2, 2],
+    [1, 3],
+  ]);
   const list: string[] = [];
   for (let i = 0; i < count; i++) list.push(mailbox(rng, rng.chance(0.9) ? domain : rng.pick(DOMAINS)));
   return list.join(rng.pick([', ', ',', ' , ', ',\t']));
@@ -68,7 +96,9 @@ function comment(rng: Rng): string {
 function encodedWord(rng: Rng, text: string): string {
   const bytes = Buffer.from(text, 'utf8');
   if (rng.chance(0.5)) return `=?utf-8?b?${bytes.toString('base64')}?=`;
-  const q = [...bytes].map((b) => (b === 0x20 ? '_' : /[A-Za-z0-9]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+  const q = [...bytes]
+    .map((b) => (b === 0x20 ? '_' : /[A-Za-z0-9]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`))
+    .join('');
   return `=?${rng.pick(['utf-8', 'UTF-8'])}?${rng.pick(['q', 'Q'])}?${q}?=`;
 }
 

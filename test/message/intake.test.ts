@@ -137,13 +137,22 @@ test('a client that drops the connection mid-DATA leaves no intake file and no o
       await session.reply(4);
       session.write(HEADER + 'x\r\n'.repeat(SPILL_AT));
       // Until the relay has written past SPILL_AT, the intake file exists.
-      for (let n = 0; n < 100 && !(existsSync(intake) && readdirSync(intake).some((f) => f.startsWith('intake-'))); n++) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(readdirSync(intake).some((f) => f.startsWith('intake-')), 'the message went to disk');
+      for (let n = 0; n < 100 && !(existsSync(intake) && readdirSync(intake).some((f) => f.startsWith('intake-'))); n++)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.ok(
+        readdirSync(intake).some((f) => f.startsWith('intake-')),
+        'the message went to disk',
+      );
       session.socket.destroy();
       await session.closed;
     }
-    for (let n = 0; n < 100 && (readdirSync(intake).some((f) => f.startsWith('intake-')) || openIntakeFiles().length > 0); n++) await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(readdirSync(intake).filter((f) => f.startsWith('intake-')), [], 'intake files removed');
+    for (let n = 0; n < 100 && (readdirSync(intake).some((f) => f.startsWith('intake-')) || openIntakeFiles().length > 0); n++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(
+      readdirSync(intake).filter((f) => f.startsWith('intake-')),
+      [],
+      'intake files removed',
+    );
     assert.deepEqual(openIntakeFiles(), [], 'no descriptor left open on them');
   } finally {
     await relay.close();

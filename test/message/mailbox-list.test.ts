@@ -14,16 +14,25 @@ const author = (header: string, options?: AuthorOptions) => findAuthor(parseHead
 describe('parseMailboxList accepts', () => {
   const cases: [string, { displayName: string; localPart: string; domain: string; address: string }[]][] = [
     ['p@scan.example.com', [{ displayName: '', localPart: 'p', domain: 'scan.example.com', address: 'p@scan.example.com' }]],
-    ['"Scanner, 2nd floor" <p@scan.example.com>', [{ displayName: 'Scanner, 2nd floor', localPart: 'p', domain: 'scan.example.com', address: 'p@scan.example.com' }]],
+    [
+      '"Scanner, 2nd floor" <p@scan.example.com>',
+      [{ displayName: 'Scanner, 2nd floor', localPart: 'p', domain: 'scan.example.com', address: 'p@scan.example.com' }],
+    ],
     ['John Q. Public <jqp@example.com>', [{ displayName: 'John Q. Public', localPart: 'jqp', domain: 'example.com', address: 'jqp@example.com' }]],
-    ['"a \\"quoted\\" \\\\ name" (a (nested) comment) < x.y+z@example.com >', [{ displayName: 'a "quoted" \\ name', localPart: 'x.y+z', domain: 'example.com', address: 'x.y+z@example.com' }]],
+    [
+      '"a \\"quoted\\" \\\\ name" (a (nested) comment) < x.y+z@example.com >',
+      [{ displayName: 'a "quoted" \\ name', localPart: 'x.y+z', domain: 'example.com', address: 'x.y+z@example.com' }],
+    ],
     ['"john doe"@example.com (John)', [{ displayName: '', localPart: 'john doe', domain: 'example.com', address: '"john doe"@example.com' }]],
     ['Jörg Müller <jörg@bücher.example>', [{ displayName: 'Jörg Müller', localPart: 'jörg', domain: 'bücher.example', address: 'jörg@bücher.example' }]],
     ['=?utf-8?q?J=C3=B6rg?= <j@example.com>', [{ displayName: '=?utf-8?q?J=C3=B6rg?=', localPart: 'j', domain: 'example.com', address: 'j@example.com' }]],
-    ['a@example.com, B <b@example.com>', [
-      { displayName: '', localPart: 'a', domain: 'example.com', address: 'a@example.com' },
-      { displayName: 'B', localPart: 'b', domain: 'example.com', address: 'b@example.com' },
-    ]],
+    [
+      'a@example.com, B <b@example.com>',
+      [
+        { displayName: '', localPart: 'a', domain: 'example.com', address: 'a@example.com' },
+        { displayName: 'B', localPart: 'b', domain: 'example.com', address: 'b@example.com' },
+      ],
+    ],
   ];
   for (const [value, mailboxes] of cases) {
     test(value, () => {
@@ -84,7 +93,10 @@ describe('parseMailboxList refuses, saying why', () => {
 
 describe('display names and comments', () => {
   test('encoded-words decode (B and Q, other charsets), and an unknown charset is an error', () => {
-    assert.deepEqual(decodeEncodedWords('=?utf-8?q?ceo=40example.com?= and =?UTF-8?B?SsO2cmc=?= =?gb2312?B?1cXI/Q==?='), { ok: true, text: 'ceo@example.com and Jörg 张三' });
+    assert.deepEqual(decodeEncodedWords('=?utf-8?q?ceo=40example.com?= and =?UTF-8?B?SsO2cmc=?= =?gb2312?B?1cXI/Q==?='), {
+      ok: true,
+      text: 'ceo@example.com and Jörg 张三',
+    });
     assert.equal(decodeEncodedWords('=?x-unheard-of?q?a?=').ok, false);
   });
 
@@ -120,15 +132,24 @@ describe('findAuthor', () => {
       'p@scan.example.com (ceo@example.com)',
     ]) {
       const found = author(`From: ${from}`);
-      assert.deepEqual(found, {
-        ok: false,
-        problem: 'the From: header shows an address at example.com in its display name or a comment, but the mailbox is at scan.example.com (headers.displayNameAddress)',
-      }, from);
+      assert.deepEqual(
+        found,
+        {
+          ok: false,
+          problem:
+            'the From: header shows an address at example.com in its display name or a comment, but the mailbox is at scan.example.com (headers.displayNameAddress)',
+        },
+        from,
+      );
     }
   });
 
   test('headers.displayNameAddress: allow lets such a display name through; the grammar still holds', () => {
-    assert.deepEqual(author('From: "ceo@example.com" <p@scan.example.com>', { displayNameAddress: 'allow' }), { ok: true, domain: 'scan.example.com', address: 'p@scan.example.com' });
+    assert.deepEqual(author('From: "ceo@example.com" <p@scan.example.com>', { displayNameAddress: 'allow' }), {
+      ok: true,
+      domain: 'scan.example.com',
+      address: 'p@scan.example.com',
+    });
     assert.equal(author('From: ceo@example.com <p@scan.example.com>', { displayNameAddress: 'allow' }).ok, false);
   });
 
@@ -139,7 +160,11 @@ describe('findAuthor', () => {
   test('ordinary names, its own address in the name, comments, folding and several mailboxes of one domain are accepted', () => {
     assert.deepEqual(author('From: "Scanner, 2nd floor" <p@scan.example.com>'), { ok: true, domain: 'scan.example.com', address: 'p@scan.example.com' });
     assert.deepEqual(author('From: "p@scan.example.com" <p@scan.example.com>'), { ok: true, domain: 'scan.example.com', address: 'p@scan.example.com' });
-    assert.deepEqual(author('From: "Schmidt, Anna (Accounts)"\r\n\t<anna@example.com> (Accounts)'), { ok: true, domain: 'example.com', address: 'anna@example.com' });
+    assert.deepEqual(author('From: "Schmidt, Anna (Accounts)"\r\n\t<anna@example.com> (Accounts)'), {
+      ok: true,
+      domain: 'example.com',
+      address: 'anna@example.com',
+    });
     assert.deepEqual(author('From: Jörg <jörg@bücher.example>'), { ok: true, domain: 'xn--bcher-kva.example', address: 'jörg@bücher.example' });
     assert.deepEqual(author('From: a@example.com, B <b@example.com>'), { ok: true, domain: 'example.com', address: 'a@example.com' });
   });

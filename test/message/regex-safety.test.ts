@@ -46,12 +46,12 @@ describe('regular expressions in src/', () => {
     const { found, unresolved } = regexesIn(
       [
         '#!/usr/bin/env node',
-        'const A = \'[a-z]\';',
+        "const A = '[a-z]';",
         'const x: number = 4 / 2 / 1; // /not a regex/',
-        "const s = '/not/' + \"/either/\" + `/${x / 2}/`; /* /nor this/ */",
+        'const s = \'/not/\' + "/either/" + `/${x / 2}/`; /* /nor this/ */',
         'const r = /a[/\\]]b/gi.test(s) ? x : (y) / 2;',
         'function f() { if (x) return /^c$/.exec(s); }',
-        'const t = new RegExp(`^${A}+$`, \'u\');',
+        "const t = new RegExp(`^${A}+$`, 'u');",
         'const u = RegExp(variable);',
         'const v = [1].map((n) => n / 2)[0]! / 3;',
       ].join('\n'),

@@ -142,12 +142,21 @@ function entity(r: Random, depth: number): { head: string[]; body: Buffer } {
     }
     out.push(Buffer.from(`--${boundary}--\r\n`));
     if (r.int(3) === 0) out.push(Buffer.from('epilogue\r\n'));
-    return { head: [`Content-Type: multipart/${r.pick(['mixed', 'alternative', 'digest'])}; boundary="${boundary}"`, ...(r.int(3) === 0 ? ['Content-Transfer-Encoding: 8bit'] : [])], body: Buffer.concat(out) };
+    return {
+      head: [
+        `Content-Type: multipart/${r.pick(['mixed', 'alternative', 'digest'])}; boundary="${boundary}"`,
+        ...(r.int(3) === 0 ? ['Content-Transfer-Encoding: 8bit'] : []),
+      ],
+      body: Buffer.concat(out),
+    };
   }
   if (roll === 3) {
     const inner = entity(r, depth + 1);
     const head = ['From: inner@example.com', ...inner.head];
-    return { head: ['Content-Type: message/rfc822', ...(r.int(2) ? ['Content-Transfer-Encoding: 8bit'] : [])], body: Buffer.concat([Buffer.from(head.map((h) => h + '\r\n').join('') + '\r\n'), inner.body]) };
+    return {
+      head: ['Content-Type: message/rfc822', ...(r.int(2) ? ['Content-Transfer-Encoding: 8bit'] : [])],
+      body: Buffer.concat([Buffer.from(head.map((h) => h + '\r\n').join('') + '\r\n'), inner.body]),
+    };
   }
   return leaf(r);
 }
@@ -155,7 +164,13 @@ function entity(r: Random, depth: number): { head: string[]; body: Buffer } {
 export function randomMessage(seed: number): Buffer {
   const r = new Random(seed);
   const top = entity(r, 0);
-  const head = ['From: a@example.com', 'To: b@example.org', ...(r.int(3) === 0 ? ['Subject: Gr\u00fc\u00dfe'] : []), ...(r.int(2) ? ['MIME-Version: 1.0'] : []), ...top.head];
+  const head = [
+    'From: a@example.com',
+    'To: b@example.org',
+    ...(r.int(3) === 0 ? ['Subject: Gr\u00fc\u00dfe'] : []),
+    ...(r.int(2) ? ['MIME-Version: 1.0'] : []),
+    ...top.head,
+  ];
   return Buffer.concat([Buffer.from(head.map((h) => h + '\r\n').join('') + '\r\n', 'utf8'), top.body]);
 }
 

@@ -17,9 +17,22 @@ test('with 8BITMIME upstream an 8-bit message is left alone (the same Buffer)', 
 test('an 8bit text part becomes quoted-printable; a binary part becomes base64', () => {
   const bin = Buffer.from([0x00, 0xff, 0x80, 0x41, 0x0d, 0x0a, 0xc3]);
   const msg = Buffer.concat([
-    crlf(['From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=b', '', 'preamble',
-      '--b', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', 'Grüße aus Köln',
-      '--b', 'Content-Type: application/octet-stream', 'Content-Transfer-Encoding: binary', '']),
+    crlf([
+      'From: a@example.com',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary=b',
+      '',
+      'preamble',
+      '--b',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: 8bit',
+      '',
+      'Grüße aus Köln',
+      '--b',
+      'Content-Type: application/octet-stream',
+      'Content-Transfer-Encoding: binary',
+      '',
+    ]),
     bin,
     crlf(['', '--b', 'Content-Type: text/plain', '', 'plain ascii part', '--b--', 'epilogue']),
   ]);
@@ -39,14 +52,36 @@ test('an 8bit text part becomes quoted-printable; a binary part becomes base64',
 });
 
 test('nested multipart inside message/rfc822: re-encoded inside, and the enclosing part declares 7bit', () => {
-  const inner = ['From: "Zoë" <z@example.org>', 'Subject: Ünïcode', 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="in"', '',
-    '--in', 'Content-Type: text/plain; charset=utf-8', '', 'Ça va?',
-    '--in', 'Content-Type: text/html; charset=utf-8', '', '<p>Ça va?</p>',
-    '--in--'];
+  const inner = [
+    'From: "Zoë" <z@example.org>',
+    'Subject: Ünïcode',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/alternative; boundary="in"',
+    '',
+    '--in',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'Ça va?',
+    '--in',
+    'Content-Type: text/html; charset=utf-8',
+    '',
+    '<p>Ça va?</p>',
+    '--in--',
+  ];
   const msg = crlf([
-    'From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="out"', '',
-    '--out', 'Content-Type: text/plain', '', 'forwarded:',
-    '--out', 'Content-Type: message/rfc822', 'Content-Transfer-Encoding: 8bit', '', ...inner,
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="out"',
+    '',
+    '--out',
+    'Content-Type: text/plain',
+    '',
+    'forwarded:',
+    '--out',
+    'Content-Type: message/rfc822',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    ...inner,
     '--out--',
   ]);
   const { message, changes } = ok(normalize(msg, SEVEN));
@@ -108,9 +143,16 @@ test('an 8-bit address cannot be made 7-bit: 554 5.6.7 asks for SMTPUTF8', () =>
 
 test('an 8-bit attachment filename becomes an RFC 2231 value', () => {
   const msg = crlf([
-    'From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=b', '',
-    '--b', 'Content-Type: application/pdf; name="Übersicht März.pdf"', 'Content-Disposition: attachment; filename="Übersicht März.pdf"; size=3',
-    'Content-Transfer-Encoding: base64', '', 'QUJD',
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary=b',
+    '',
+    '--b',
+    'Content-Type: application/pdf; name="Übersicht März.pdf"',
+    'Content-Disposition: attachment; filename="Übersicht März.pdf"; size=3',
+    'Content-Transfer-Encoding: base64',
+    '',
+    'QUJD',
     '--b--',
   ]);
   const { message, changes } = ok(normalize(msg, SEVEN));
@@ -124,7 +166,17 @@ test('an 8-bit attachment filename becomes an RFC 2231 value', () => {
 });
 
 test('8-bit text in the preamble cannot be kept byte-exact and 7-bit: refused with the reason', () => {
-  const msg = crlf(['From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=b', '', 'Dies ist eine mehrteilige Nachricht — MIME.', '--b', '', 'x', '--b--']);
+  const msg = crlf([
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary=b',
+    '',
+    'Dies ist eine mehrteilige Nachricht — MIME.',
+    '--b',
+    '',
+    'x',
+    '--b--',
+  ]);
   const { code, text } = refused(normalize(msg, SEVEN));
   assert.equal(code, 554);
   assert.match(text, /^5\.6\.3 The multipart\/mixed part needs re-encoding \(8-bit data\) but its preamble or epilogue would need changing$/);
@@ -132,7 +184,9 @@ test('8-bit text in the preamble cannot be kept byte-exact and 7-bit: refused wi
 
 test('a quoted-printable part with raw 8-bit octets is re-encoded cleanly', () => {
   const msg = Buffer.concat([
-    Buffer.from('From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr'),
+    Buffer.from(
+      'From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr',
+    ),
     Buffer.from([0xfc, 0xdf]),
     Buffer.from('e =3D ok\r\n'),
   ]);

@@ -66,7 +66,10 @@ test('8-bit text in lines of 1 MB: memory does not grow from 4 MB to 30 MB, and 
     assert.ok(measured.growth < BOUND, `${size} MB: memory grew by ${(measured.growth / MB).toFixed(1)} MB`);
   }
   const [small, large] = runs as [(typeof runs)[0], (typeof runs)[0]];
-  assert.ok(large.measured.growth - small.measured.growth < 6 * MB, `memory grew by ${(small.measured.growth / MB).toFixed(1)} MB at 4 MB, ${(large.measured.growth / MB).toFixed(1)} MB at 30 MB`);
+  assert.ok(
+    large.measured.growth - small.measured.growth < 6 * MB,
+    `memory grew by ${(small.measured.growth / MB).toFixed(1)} MB at 4 MB, ${(large.measured.growth / MB).toFixed(1)} MB at 30 MB`,
+  );
 
   const input = readFileSync(large.inPath);
   const output = readFileSync(large.outPath);
@@ -98,7 +101,10 @@ test('a multipart with a 30 MB 8-bit attachment: the attachment becomes base64 i
     assert.ok(measured.growth < BOUND, `${size} MB: memory grew by ${(measured.growth / MB).toFixed(1)} MB`);
   }
   const [small, large] = runs as [(typeof runs)[0], (typeof runs)[0]];
-  assert.ok(large.measured.growth - small.measured.growth < 6 * MB, `memory grew by ${(small.measured.growth / MB).toFixed(1)} MB at 4 MB, ${(large.measured.growth / MB).toFixed(1)} MB at 30 MB`);
+  assert.ok(
+    large.measured.growth - small.measured.growth < 6 * MB,
+    `memory grew by ${(small.measured.growth / MB).toFixed(1)} MB at 4 MB, ${(large.measured.growth / MB).toFixed(1)} MB at 30 MB`,
+  );
 
   const output = readFileSync(large.outPath).toString('latin1');
   const input = readFileSync(large.inPath);
@@ -106,7 +112,10 @@ test('a multipart with a 30 MB 8-bit attachment: the attachment becomes base64 i
   const end = output.lastIndexOf('\r\n--=_b--');
   const base64 = output.slice(start, end);
   const lines = base64.split('\r\n');
-  assert.ok(lines.every((line, i) => (i === lines.length - 1 ? line.length <= 76 : line.length === 76) && /^[A-Za-z0-9+/=]*$/.test(line)), 'lines of 76');
+  assert.ok(
+    lines.every((line, i) => (i === lines.length - 1 ? line.length <= 76 : line.length === 76) && /^[A-Za-z0-9+/=]*$/.test(line)),
+    'lines of 76',
+  );
   assert.ok(Buffer.from(base64, 'base64').equals(input.subarray(large.bodyAt, input.length - '\r\n--=_b--\r\n'.length)));
 });
 
@@ -114,7 +123,7 @@ test('a multipart with a 30 MB 8-bit attachment: the attachment becomes base64 i
 function decodeQuotedPrintable(encoded: Buffer): Buffer {
   const out = Buffer.allocUnsafe(encoded.length);
   let o = 0;
-  for (let start = 0; start < encoded.length; ) {
+  for (let start = 0; start < encoded.length;) {
     let end = encoded.indexOf('\r\n', start);
     const next = end < 0 ? encoded.length : end + 2;
     if (end < 0) end = encoded.length;

@@ -47,9 +47,18 @@ test('with refoldHeaders off a long header line is refused the same way', () => 
 test('a long header inside a MIME part is refolded too, and says where', () => {
   const name = Array.from({ length: 300 }, (_, i) => `n${i}`).join(' ');
   const msg = crlf([
-    'From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=b', '',
-    '--b', 'Content-Type: text/plain', '', 'one',
-    '--b', `Content-Disposition: attachment; filename="${name}"`, '', 'two',
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary=b',
+    '',
+    '--b',
+    'Content-Type: text/plain',
+    '',
+    'one',
+    '--b',
+    `Content-Disposition: attachment; filename="${name}"`,
+    '',
+    'two',
     '--b--',
   ]);
   const { message, changes } = ok(normalize(msg, options()));

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { normalize } from '../../src/pipeline/normalize/index.ts';
 import { assertTransitSafe, decodeQP, ok, options, split } from './support.ts';
 
-const HEAD = 'From: a@example.com\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\nMessage-ID: <p@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n';
+const HEAD =
+  'From: a@example.com\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\nMessage-ID: <p@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n';
 
 test('a 25 MB message that needs nothing comes back as the same Buffer', () => {
   const msg = Buffer.from(HEAD + 'An ordinary line of text, well within the limits: äöü.\r\n'.repeat(25e6 / 58));
@@ -25,7 +26,7 @@ test('a 25 MB body of long 8-bit lines is line-wrapped (quoted-printable) and de
   // decode the first ten original lines' worth (they all are the same line)
   const encoded = split(message).body;
   let at = 0;
-  for (let hard = 0; hard < 10; ) {
+  for (let hard = 0; hard < 10;) {
     const end = encoded.indexOf('\r\n', at);
     if (encoded[end - 1] !== '=') hard++;
     at = end + 2;

@@ -37,7 +37,10 @@ test('text that is not UTF-8 is labelled unknown-8bit', () => {
 
 test('a declared non-text part with a long line becomes base64 and decodes to the same octets', () => {
   const data = Buffer.concat([Buffer.from('x'.repeat(3000)), Buffer.from('\r\nmore\r\n')]);
-  const msg = Buffer.concat([Buffer.from('From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: application/json\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'), data]);
+  const msg = Buffer.concat([
+    Buffer.from('From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: application/json\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'),
+    data,
+  ]);
   const { message, changes } = ok(normalize(msg, options()));
   assert.deepEqual(changes, ['re-encoded application/json part as base64 (line of 3000 octets)']);
   const { header: block, body } = split(message);
@@ -50,9 +53,19 @@ test('a declared non-text part with a long line becomes base64 and decodes to th
 test('a base64 part written as one long line is re-wrapped at 76', () => {
   const data = randomBytes(5000);
   const msg = crlf([
-    'From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="=_b"', '',
-    '--=_b', 'Content-Type: text/plain', '', 'see attachment',
-    '--=_b', 'Content-Type: image/png', 'Content-Transfer-Encoding: base64', '', data.toString('base64'),
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="=_b"',
+    '',
+    '--=_b',
+    'Content-Type: text/plain',
+    '',
+    'see attachment',
+    '--=_b',
+    'Content-Type: image/png',
+    'Content-Transfer-Encoding: base64',
+    '',
+    data.toString('base64'),
     '--=_b--',
   ]);
   const { message, changes } = ok(normalize(msg, options()));
@@ -66,8 +79,14 @@ test('a base64 part written as one long line is re-wrapped at 76', () => {
 test('a quoted-printable part with long lines is decoded and re-encoded', () => {
   const original = Buffer.from(`caf\u00e9 = ${LONG}tail \r\nnext\r\n`);
   // a sloppy encoder: =XX escapes but no soft breaks
-  const sloppy = original.toString('latin1').replace(/[=\x80-\xff]/g, (c) => '=' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')).replace(/ \r\n/g, '=20\r\n');
-  const msg = Buffer.from(`From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${sloppy}`, 'latin1');
+  const sloppy = original
+    .toString('latin1')
+    .replace(/[=\x80-\xff]/g, (c) => '=' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
+    .replace(/ \r\n/g, '=20\r\n');
+  const msg = Buffer.from(
+    `From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${sloppy}`,
+    'latin1',
+  );
   const { message, changes } = ok(normalize(msg, options()));
   assert.match(changes[0]!, /^re-encoded quoted-printable text\/plain part \(line of \d+ octets\)$/);
   assert.deepEqual(decodeQP(split(message).body), original);
@@ -87,13 +106,28 @@ test("longLines: 'reject' refuses 554 5.6.0 with the line length", () => {
 });
 
 test('a 2 MB base64 attachment beside a long-line text part stays byte for byte', () => {
-  const attachment = randomBytes(2 * 1024 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n').replace(/\r\n$/, '');
+  const attachment = randomBytes(2 * 1024 * 1024)
+    .toString('base64')
+    .replace(/.{76}/g, '$&\r\n')
+    .replace(/\r\n$/, '');
   const msg = crlf([
-    'From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=XYZ', '',
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary=XYZ',
+    '',
     'This is a multi-part message in MIME format.',
-    '--XYZ', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', `<p>${LONG}</p>`,
-    '--XYZ', 'Content-Type: application/pdf; name="r.pdf"', 'Content-Transfer-Encoding: base64', '', attachment,
-    '--XYZ--', 'epilogue',
+    '--XYZ',
+    'Content-Type: text/html; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    `<p>${LONG}</p>`,
+    '--XYZ',
+    'Content-Type: application/pdf; name="r.pdf"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    attachment,
+    '--XYZ--',
+    'epilogue',
   ]);
   const { message, changes } = ok(normalize(msg, options()));
   assert.deepEqual(changes, ['re-encoded text/html part 1 as quoted-printable (line of 1211 octets)']);

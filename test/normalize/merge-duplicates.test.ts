@@ -85,11 +85,14 @@ test('a copy that is no address list is refused 550; mergeDuplicates off changes
 test('the address-list reader keeps each mailbox as written and keys it by addr-spec', () => {
   const items = parseAddressList(' "Doe, J." <J.Doe@Example.COM>, =?utf-8?Q?J=C3=B6rg?= <jorg@example.org> (work),\r\n\tplain@example.net');
   assert.ok(Array.isArray(items));
-  assert.deepEqual(items.map((i) => i.kind === 'mailbox' && [i.text, i.key]), [
-    ['"Doe, J." <J.Doe@Example.COM>', 'j.doe@example.com'],
-    ['=?utf-8?Q?J=C3=B6rg?= <jorg@example.org> (work)', 'jorg@example.org'],
-    ['plain@example.net', 'plain@example.net'],
-  ]);
+  assert.deepEqual(
+    items.map((i) => i.kind === 'mailbox' && [i.text, i.key]),
+    [
+      ['"Doe, J." <J.Doe@Example.COM>', 'j.doe@example.com'],
+      ['=?utf-8?Q?J=C3=B6rg?= <jorg@example.org> (work)', 'jorg@example.org'],
+      ['plain@example.net', 'plain@example.net'],
+    ],
+  );
   assert.equal(parseAddressList('a: b: c@x;;'), 'a group inside a group');
   assert.equal(parseAddressList('a@x; b@y'), 'a ";" outside a group');
 });

@@ -56,26 +56,85 @@ test('nesting deeper than 20 levels is left alone when nothing inside needs chan
 test('malformed MIME that needs no change is left as is; when it needs change the refusal says why', () => {
   const noBoundary = crlf(['From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed', '', 'Grüße']);
   assert.equal(ok(normalize(noBoundary, options())).message, noBoundary);
-  assert.match(refused(normalize(noBoundary, options({ eightBitMime: false }))).text, /^5\.6\.3 The multipart\/mixed part needs re-encoding \(8-bit data\) but it has no boundary parameter$/);
+  assert.match(
+    refused(normalize(noBoundary, options({ eightBitMime: false }))).text,
+    /^5\.6\.3 The multipart\/mixed part needs re-encoding \(8-bit data\) but it has no boundary parameter$/,
+  );
   const unknownCte = crlf(['From: a@example.com', 'MIME-Version: 1.0', 'Content-Transfer-Encoding: x-uuencode', '', 'y'.repeat(1000)]);
   assert.match(refused(normalize(unknownCte, options())).text, /^5\.6\.0 .*Content-Transfer-Encoding "x-uuencode" is unknown$/);
-  const badPartHeader = crlf(['From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=b', '', '--b', 'no colon here', '', 'Grüße', '--b--']);
+  const badPartHeader = crlf([
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary=b',
+    '',
+    '--b',
+    'no colon here',
+    '',
+    'Grüße',
+    '--b--',
+  ]);
   assert.match(refused(normalize(badPartHeader, options({ eightBitMime: false }))).text, /the header of its part 1 is malformed/);
 });
 
 test('a random mutation fuzz never throws, and every accepted result is transit-safe and stable', () => {
   const seed = crlf([
-    'From: "Jörg" <j@example.com>', 'To: a@example.org, G: x@example.org, "Ä" <q@example.org>;', 'Subject: Grüße =?utf-8?q?x?= Köln',
-    'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b1"', '', 'pre',
-    '--b1', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', 'Hällo ' + 'x'.repeat(1200),
-    '--b1', 'Content-Type: message/rfc822', '', 'From: ü <a@example.com>', 'Content-Type: multipart/alternative; boundary=b2', '',
-    '--b2', 'Content-Type: text/html', '', '<p>ä</p>',
-    '--b2', 'Content-Type: application/octet-stream; name="ä.bin"', 'Content-Transfer-Encoding: quoted-printable', '', 'abc=3D=', 'de ' + 'y'.repeat(1100),
+    'From: "Jörg" <j@example.com>',
+    'To: a@example.org, G: x@example.org, "Ä" <q@example.org>;',
+    'Subject: Grüße =?utf-8?q?x?= Köln',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b1"',
+    '',
+    'pre',
+    '--b1',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    'Hällo ' + 'x'.repeat(1200),
+    '--b1',
+    'Content-Type: message/rfc822',
+    '',
+    'From: ü <a@example.com>',
+    'Content-Type: multipart/alternative; boundary=b2',
+    '',
+    '--b2',
+    'Content-Type: text/html',
+    '',
+    '<p>ä</p>',
+    '--b2',
+    'Content-Type: application/octet-stream; name="ä.bin"',
+    'Content-Transfer-Encoding: quoted-printable',
+    '',
+    'abc=3D=',
+    'de ' + 'y'.repeat(1100),
     '--b2--',
-    '--b1', 'Content-Type: application/pdf', 'Content-Transfer-Encoding: base64', '', 'QUJD'.repeat(400),
-    '--b1--', 'epi',
+    '--b1',
+    'Content-Type: application/pdf',
+    'Content-Transfer-Encoding: base64',
+    '',
+    'QUJD'.repeat(400),
+    '--b1--',
+    'epi',
   ]).toString('latin1');
-  const pieces = ['\r\n', '--b1', '--b2', '--b1--', '\r\n\r\n', 'Content-Type: multipart/mixed; boundary=b1\r\n', ':', '"', '(', '<', '=', '\xff', ' ', 'x'.repeat(1000), 'Content-Transfer-Encoding: base64\r\n', 'message/rfc822', '=?', ';'];
+  const pieces = [
+    '\r\n',
+    '--b1',
+    '--b2',
+    '--b1--',
+    '\r\n\r\n',
+    'Content-Type: multipart/mixed; boundary=b1\r\n',
+    ':',
+    '"',
+    '(',
+    '<',
+    '=',
+    '\xff',
+    ' ',
+    'x'.repeat(1000),
+    'Content-Transfer-Encoding: base64\r\n',
+    'message/rfc822',
+    '=?',
+    ';',
+  ];
   let random = 12345;
   const next = (n: number): number => {
     random = (random * 1103515245 + 12345) % 2147483648;

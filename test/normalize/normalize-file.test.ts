@@ -72,12 +72,16 @@ test('every message the normalization tests use comes out of a file the same', (
   const here = fileURLToPath(new URL('.', import.meta.url));
   // their timing tests ("linear") are left out: they measure, they do not normalize
   const files = ['eight-bit', 'header-fold', 'long-lines', 'merge-duplicates', 'missing-fields', 'multipart', 'nul'].map((f) => join(here, `${f}.test.ts`));
-  const run = spawnSync(process.execPath, ['--import', join(here, 'cross-check-hook.ts'), '--test', '--test-concurrency=1', '--test-skip-pattern=linear', ...files], {
-    // a run of its own, not a child reporting to this test runner
-    env: { ...withoutTestContext(process.env), NORMALIZE_CROSS_CHECK_LOG: log },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const run = spawnSync(
+    process.execPath,
+    ['--import', join(here, 'cross-check-hook.ts'), '--test', '--test-concurrency=1', '--test-skip-pattern=linear', ...files],
+    {
+      // a run of its own, not a child reporting to this test runner
+      env: { ...withoutTestContext(process.env), NORMALIZE_CROSS_CHECK_LOG: log },
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
   assert.equal(run.status, 0, run.stdout.slice(-3000) + run.stderr.slice(-2000));
   const checked = readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
   assert.ok(checked >= 60, `only ${checked} messages were checked`);
@@ -114,7 +118,8 @@ test('lines of 998 and 999 octets, and CRLFs, on window borders', () => {
       const at = message.indexOf(ending === '\n' ? '\nnext' : ending === '\r' ? '\rnext' : '\r\nnext');
       for (let shift = -2; shift <= 3; shift++) {
         const shifted = shiftToBorder(message, at, shift);
-        for (const over of [{}, { eightBitMime: false }, { longLines: 'reject' as const }]) compare(`line ${length}${JSON.stringify(ending)}-${shift}`, shifted, over);
+        for (const over of [{}, { eightBitMime: false }, { longLines: 'reject' as const }])
+          compare(`line ${length}${JSON.stringify(ending)}-${shift}`, shifted, over);
       }
     }
   }
@@ -123,13 +128,31 @@ test('lines of 998 and 999 octets, and CRLFs, on window borders', () => {
 test('a delimiter, a part header end and escapes split across a window border', () => {
   const r = new Random(7);
   const text = textBody(r, 25, { eightBit: true, nul: false, long: true, loneBreaks: true });
-  const message = crlf([
-    HEAD.trimEnd(), 'Content-Type: multipart/mixed; boundary="=_b"', '', 'preamble',
-    '--=_b', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', sloppyQp(r, text).toString('latin1'),
-    '--=_b', 'Content-Type: application/pdf', 'Content-Transfer-Encoding: base64', '', base64Body(r, 50_000, 0).toString('latin1'),
-    '--=_b', 'Content-Type: text/plain', '', text.toString('latin1'),
-    '--=_b--', 'epilogue',
-  ], 'latin1');
+  const message = crlf(
+    [
+      HEAD.trimEnd(),
+      'Content-Type: multipart/mixed; boundary="=_b"',
+      '',
+      'preamble',
+      '--=_b',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      sloppyQp(r, text).toString('latin1'),
+      '--=_b',
+      'Content-Type: application/pdf',
+      'Content-Transfer-Encoding: base64',
+      '',
+      base64Body(r, 50_000, 0).toString('latin1'),
+      '--=_b',
+      'Content-Type: text/plain',
+      '',
+      text.toString('latin1'),
+      '--=_b--',
+      'epilogue',
+    ],
+    'latin1',
+  );
   const points = [
     ...occurrences(message, '\r\n--=_b'),
     ...occurrences(message, '\r\n\r\n').slice(0, 4),

@@ -23,9 +23,20 @@ test('a text body with a NUL becomes base64 and decodes to the very same octets'
 
 test('a NUL in one child of a multipart re-encodes that child alone', () => {
   const msg = crlf([
-    'From: a@example.com', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b1"', '',
-    '--b1', 'Content-Type: text/plain', '', 'clean text',
-    '--b1', 'Content-Type: text/csv', 'Content-Transfer-Encoding: 8bit', '', 'id;name\0;x', '1;Gr\u00fc\u00dfe',
+    'From: a@example.com',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b1"',
+    '',
+    '--b1',
+    'Content-Type: text/plain',
+    '',
+    'clean text',
+    '--b1',
+    'Content-Type: text/csv',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    'id;name\0;x',
+    '1;Gr\u00fc\u00dfe',
     '--b1--',
   ]);
   const { message, changes } = ok(normalize(msg, options()));

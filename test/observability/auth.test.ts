@@ -55,10 +55,13 @@ describe('metrics configuration', () => {
   });
 
   test('a listener other machines can reach needs metrics.auth', () => {
-    assert.throws(() => parseConfig('metrics: {listen: "0.0.0.0:9125"}\n', 'relay.yaml'), (err: UserError) => {
-      assert.match(err.toLine(), /^relay\.yaml: metrics\.auth: is needed to listen on 0\.0\.0\.0:9125, which is not a loopback address — set metrics\.auth/);
-      return true;
-    });
+    assert.throws(
+      () => parseConfig('metrics: {listen: "0.0.0.0:9125"}\n', 'relay.yaml'),
+      (err: UserError) => {
+        assert.match(err.toLine(), /^relay\.yaml: metrics\.auth: is needed to listen on 0\.0\.0\.0:9125, which is not a loopback address — set metrics\.auth/);
+        return true;
+      },
+    );
     assert.doesNotThrow(() => parseConfig('metrics: {listen: "[::1]:9125"}\n', 'relay.yaml'));
     assert.doesNotThrow(() => parseConfig('metrics: {listen: "0.0.0.0:9125", enabled: false}\n', 'relay.yaml'));
   });

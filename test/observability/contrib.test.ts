@@ -12,11 +12,35 @@ const ROOT = join(import.meta.dirname, '..', '..');
 /** Series Prometheus itself adds, not the relay. */
 const PROMETHEUS_OWN = new Set(['up']);
 /** PromQL words that look like names. */
-const PROMQL = new Set(['sum', 'max', 'min', 'avg', 'count', 'rate', 'increase', 'irate', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'histogram_quantile', 'bool', 'offset']);
+const PROMQL = new Set([
+  'sum',
+  'max',
+  'min',
+  'avg',
+  'count',
+  'rate',
+  'increase',
+  'irate',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'histogram_quantile',
+  'bool',
+  'offset',
+]);
 
 /** Metric names in a PromQL expression: identifiers outside {…} label matchers and […] ranges, and not followed by "(". */
 function metricNames(expr: string): string[] {
-  const bare = expr.replace(/\{[^}]*\}/g, ' ').replace(/\[[^\]]*\]/g, ' ').replace(/"[^"]*"/g, ' ');
+  const bare = expr
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/"[^"]*"/g, ' ');
   const names: string[] = [];
   for (const match of bare.matchAll(/([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?/g)) {
     const [, name, call] = match;
@@ -40,15 +64,16 @@ function registered(): Set<string> {
 }
 
 test('the expression reader finds metric names and skips functions, labels and keywords', () => {
-  assert.deepEqual(
-    metricNames('histogram_quantile(0.95, sum by (le) (rate(dkim_relay_delivery_seconds_bucket{instance=~"$instance"}[$__rate_interval])))'),
-    ['dkim_relay_delivery_seconds_bucket'],
-  );
+  assert.deepEqual(metricNames('histogram_quantile(0.95, sum by (le) (rate(dkim_relay_delivery_seconds_bucket{instance=~"$instance"}[$__rate_interval])))'), [
+    'dkim_relay_delivery_seconds_bucket',
+  ]);
   assert.deepEqual(metricNames('max by (domain, selector) (a_metric{state=~"x|y"} == 1) and on (domain) b_metric > 3600'), ['a_metric', 'b_metric']);
 });
 
 test('every metric the Grafana dashboard queries is registered, and each relay metric family is on it', () => {
-  const dashboard = JSON.parse(readFileSync(join(ROOT, 'contrib', 'grafana', 'dkim-relay.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
+  const dashboard = JSON.parse(readFileSync(join(ROOT, 'contrib', 'grafana', 'dkim-relay.json'), 'utf8')) as {
+    panels: { title: string; targets?: { expr: string }[] }[];
+  };
   const known = registered();
   const used = new Set<string>();
   for (const panel of dashboard.panels) {
@@ -61,17 +86,41 @@ test('every metric the Grafana dashboard queries is registered, and each relay m
       }
     }
   }
-  const shown = ['dkim_relay_messages_received_total', 'dkim_relay_messages_signed_total', 'dkim_relay_self_check_failures_total', 'dkim_relay_messages_refused_total',
-    'dkim_relay_messages_delivered_total', 'dkim_relay_messages_deferred_total', 'dkim_relay_messages_bounced_total', 'dkim_relay_queue_messages',
-    'dkim_relay_queue_oldest_message_age_seconds', 'dkim_relay_key_state', 'dkim_relay_key_next_step_seconds', 'dkim_relay_dns_state', 'dkim_relay_dmarc_state'];
+  const shown = [
+    'dkim_relay_messages_received_total',
+    'dkim_relay_messages_signed_total',
+    'dkim_relay_self_check_failures_total',
+    'dkim_relay_messages_refused_total',
+    'dkim_relay_messages_delivered_total',
+    'dkim_relay_messages_deferred_total',
+    'dkim_relay_messages_bounced_total',
+    'dkim_relay_queue_messages',
+    'dkim_relay_queue_oldest_message_age_seconds',
+    'dkim_relay_key_state',
+    'dkim_relay_key_next_step_seconds',
+    'dkim_relay_dns_state',
+    'dkim_relay_dmarc_state',
+  ];
   for (const name of shown) assert.ok(used.has(name), `the dashboard shows ${name}`);
 });
 
 test('every metric the alert rules use is registered, and each rule says what to do', () => {
-  const rules = parse(readFileSync(join(ROOT, 'contrib', 'prometheus', 'alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[] };
+  const rules = parse(readFileSync(join(ROOT, 'contrib', 'prometheus', 'alerts.yml'), 'utf8')) as {
+    groups: { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[];
+  };
   const known = registered();
   const alerts = rules.groups.flatMap((g) => g.rules);
-  assert.deepEqual(alerts.map((r) => r.alert).sort(), ['DkimRelayBackgroundTaskFailing', 'DkimRelayDnsMismatch', 'DkimRelayDown', 'DkimRelayKeyStuckPending', 'DkimRelayKeyUnusable', 'DkimRelayQueueOld', 'DkimRelayRotationOverdue', 'DkimRelaySelfCheckFailures', 'DkimRelayUpstreamFailing']);
+  assert.deepEqual(alerts.map((r) => r.alert).sort(), [
+    'DkimRelayBackgroundTaskFailing',
+    'DkimRelayDnsMismatch',
+    'DkimRelayDown',
+    'DkimRelayKeyStuckPending',
+    'DkimRelayKeyUnusable',
+    'DkimRelayQueueOld',
+    'DkimRelayRotationOverdue',
+    'DkimRelaySelfCheckFailures',
+    'DkimRelayUpstreamFailing',
+  ]);
   for (const rule of alerts) {
     const names = metricNames(rule.expr);
     assert.ok(names.length > 0, `${rule.alert} uses no metric`);

@@ -19,9 +19,26 @@ test('each failing check is named, with its reason', () => {
   const cases: [Partial<HealthFacts>, string, RegExp][] = [
     [{ listening: false }, 'listener', /not accepting/],
     [{ spool: { exists: true, writable: false, code: 'EROFS', error: 'spool /var/spool/dkim-relay is not writable (EROFS)' } }, 'spool', /EROFS/],
-    [{ spool: { exists: true, writable: true, freeBytes: 512 * 1024, neededBytes: 1048576 } }, 'spool', /disk is full: 0\.5 MiB free, less than one message of listen\.maxMessageSize \(1\.0 MiB\)/],
-    [{ domains: [{ domain: 'example.com', usableKeys: 0, problem: 'key file k.pem for s1._domainkey.example.com is missing' }] }, 'signing-keys', /k\.pem .* is missing/],
-    [{ domains: [{ domain: 'example.com', usableKeys: 1 }, { domain: 'example.org', usableKeys: 0 }] }, 'signing-keys', /example\.org has no active key/],
+    [
+      { spool: { exists: true, writable: true, freeBytes: 512 * 1024, neededBytes: 1048576 } },
+      'spool',
+      /disk is full: 0\.5 MiB free, less than one message of listen\.maxMessageSize \(1\.0 MiB\)/,
+    ],
+    [
+      { domains: [{ domain: 'example.com', usableKeys: 0, problem: 'key file k.pem for s1._domainkey.example.com is missing' }] },
+      'signing-keys',
+      /k\.pem .* is missing/,
+    ],
+    [
+      {
+        domains: [
+          { domain: 'example.com', usableKeys: 1 },
+          { domain: 'example.org', usableKeys: 0 },
+        ],
+      },
+      'signing-keys',
+      /example\.org has no active key/,
+    ],
   ];
   for (const [facts, name, detail] of cases) {
     const health = decideHealth({ ...HEALTHY, ...facts });
@@ -54,12 +71,20 @@ test('the public view gives each check its short reason, never a path, domain or
     ...HEALTHY,
     spool: { exists: true, writable: false, code: 'EACCES', error: 'spool /srv/relay/spool is not writable (EACCES)' },
     keyStore: { ok: true },
-    domains: [{ domain: 'example.com', usableKeys: 0, problem: 'key file /srv/relay/keys/k.pem for s2026._domainkey.example.com is missing' }, { domain: 'example.org', usableKeys: 1 }],
+    domains: [
+      { domain: 'example.com', usableKeys: 0, problem: 'key file /srv/relay/keys/k.pem for s2026._domainkey.example.com is missing' },
+      { domain: 'example.org', usableKeys: 1 },
+    ],
   });
   const shown = JSON.stringify(publicHealth(health));
   assert.deepEqual(publicHealth(health).failed, ['spool', 'signing-keys']);
-  assert.deepEqual(publicHealth(health).checks.map((c) => c.reason), ['accepting SMTP connections', 'not writable (EACCES)', 'opens', '1 signing domain of 2 cannot sign']);
+  assert.deepEqual(
+    publicHealth(health).checks.map((c) => c.reason),
+    ['accepting SMTP connections', 'not writable (EACCES)', 'opens', '1 signing domain of 2 cannot sign'],
+  );
   for (const secret of ['/srv', 'k.pem', 's2026', 'example.com', 'example.org', '_domainkey']) assert.ok(!shown.includes(secret), `${secret} in ${shown}`);
-  const noStore = publicHealth(decideHealth({ ...HEALTHY, keyStore: { ok: false, error: 'key store /srv/relay/keys/keys.db does not open: SQLITE_CANTOPEN' } }));
+  const noStore = publicHealth(
+    decideHealth({ ...HEALTHY, keyStore: { ok: false, error: 'key store /srv/relay/keys/keys.db does not open: SQLITE_CANTOPEN' } }),
+  );
   assert.ok(!JSON.stringify(noStore).includes('/srv'));
 });

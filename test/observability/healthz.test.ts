@@ -85,7 +85,10 @@ describe('/healthz', () => {
 
       const withPassword = await get(port, '/healthz', { auth: 'prometheus:scrape pw' });
       assert.equal(withPassword.status, 503);
-      assert.match((JSON.parse(withPassword.body) as HealthBody).checks.find((c) => c.name === 'signing-keys')!.detail!, new RegExp(`${key.selector}\\._domainkey\\.secret-domain\\.example`));
+      assert.match(
+        (JSON.parse(withPassword.body) as HealthBody).checks.find((c) => c.name === 'signing-keys')!.detail!,
+        new RegExp(`${key.selector}\\._domainkey\\.secret-domain\\.example`),
+      );
       assert.equal((await get(port, '/healthz', { auth: 'prometheus:wrong' })).status, 401, 'a wrong password is told so');
     } finally {
       await relay.close();

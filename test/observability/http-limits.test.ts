@@ -16,7 +16,15 @@ const PASSWORD = 'correct horse battery';
 function getAs(port: number, localAddress: string, auth: string, path = '/metrics'): Promise<number> {
   return new Promise((resolve) => {
     const req = request(
-      { host: '127.0.0.1', port, path, localAddress, agent: false, timeout: 30_000, headers: { Authorization: `Basic ${Buffer.from(auth).toString('base64')}` } },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        localAddress,
+        agent: false,
+        timeout: 30_000,
+        headers: { Authorization: `Basic ${Buffer.from(auth).toString('base64')}` },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
@@ -63,7 +71,9 @@ describe('metrics listener limits', () => {
     const scrypt = countScrypt();
     let statuses: number[];
     try {
-      statuses = await Promise.all(Array.from({ length: 200 }, (_, i) => getAs(port, '127.0.0.2', i === 150 ? `prometheus:${PASSWORD}` : `prometheus:guess ${i}`)));
+      statuses = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => getAs(port, '127.0.0.2', i === 150 ? `prometheus:${PASSWORD}` : `prometheus:guess ${i}`)),
+      );
     } finally {
       scrypt.stop();
     }

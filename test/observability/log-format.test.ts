@@ -16,7 +16,10 @@ const ENV = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };
 function config(upstream = 'type: file'): { dir: string; file: string } {
   const dir = tempDir('dkim-relay-log-');
   const file = join(dir, 'relay.yaml');
-  writeFileSync(file, `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\nrotation: {check: "off"}\nlisten: {port: 0, hostname: relay.example.test}\ndelivery: {mode: sync, upstream: {${upstream}, ${upstream === 'type: file' ? `dir: ${join(dir, 'outbox')}` : 'timeoutSeconds: 5'}}}\n`);
+  writeFileSync(
+    file,
+    `keys: {dir: ${join(dir, 'keys')}}\nmetrics: {listen: "127.0.0.1:0"}\nrotation: {check: "off"}\nlisten: {port: 0, hostname: relay.example.test}\ndelivery: {mode: sync, upstream: {${upstream}, ${upstream === 'type: file' ? `dir: ${join(dir, 'outbox')}` : 'timeoutSeconds: 5'}}}\n`,
+  );
   return { dir, file };
 }
 
@@ -49,10 +52,22 @@ test('serve to a pipe: JSON lines with named levels', async () => {
   const { file } = config();
   const { stdout, stderr } = await runUntil([NODE, BIN, 'serve', '--config', file], /"relay listening"/);
   assert.equal(stderr, '');
-  const lines = stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { level: unknown; msg: string });
-  assert.ok(lines.some((l) => l.msg === 'relay listening' && l.level === 'info'), stdout);
-  assert.ok(lines.some((l) => l.level === 'warn'), 'the no-active-keys warning');
-  assert.ok(lines.every((l) => typeof l.level === 'string'), stdout);
+  const lines = stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { level: unknown; msg: string });
+  assert.ok(
+    lines.some((l) => l.msg === 'relay listening' && l.level === 'info'),
+    stdout,
+  );
+  assert.ok(
+    lines.some((l) => l.level === 'warn'),
+    'the no-active-keys warning',
+  );
+  assert.ok(
+    lines.every((l) => typeof l.level === 'string'),
+    stdout,
+  );
 });
 
 test('log.format: text gives one human line per event', async () => {
@@ -60,7 +75,10 @@ test('log.format: text gives one human line per event', async () => {
   writeFileSync(file, `${readFileSync(file, 'utf8')}log: {format: text}\n`);
   const { stdout } = await runUntil([NODE, BIN, 'serve', '--config', file], /relay listening/);
   const listening = stdout.split('\n').find((l) => l.includes('relay listening')) ?? assert.fail(stdout);
-  assert.match(listening, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}relay listening host=127\.0\.0\.1 plain=\d+ metrics=\d+ upstream="file .*" mode=sync$/);
+  assert.match(
+    listening,
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}relay listening host=127\.0\.0\.1 plain=\d+ metrics=\d+ upstream="file .*" mode=sync$/,
+  );
   assert.match(stdout, /^\S+Z WARN {2}no active keys: every message follows signing\.unknownDomain$/m);
   assert.doesNotMatch(stdout, /^\{/m, 'no JSON line');
 });
@@ -70,8 +88,11 @@ test('serve at a terminal writes text by default', async (t) => {
   const { file } = config();
   const run = await new Promise<{ output: string; code: number; timedOut: boolean }>((resolve, reject) => {
     // Ctrl-C once it listens: the terminal sends SIGINT, and serve stops.
-    execFile('python3', [join(ROOT, 'test', 'helpers', 'pty_run.py'), JSON.stringify([['relay listening', '\x03']]), NODE, BIN, 'serve', '--config', file], { env: ENV, encoding: 'utf8', timeout: 45_000 }, (err, stdout) =>
-      err ? reject(err) : resolve(JSON.parse(stdout) as { output: string; code: number; timedOut: boolean }),
+    execFile(
+      'python3',
+      [join(ROOT, 'test', 'helpers', 'pty_run.py'), JSON.stringify([['relay listening', '\x03']]), NODE, BIN, 'serve', '--config', file],
+      { env: ENV, encoding: 'utf8', timeout: 45_000 },
+      (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as { output: string; code: number; timedOut: boolean })),
     );
   });
   assert.equal(run.timedOut, false, run.output);
@@ -89,13 +110,16 @@ test("nodemailer's console warning is a JSON log line, not a stray line", async 
     /Failed to resolve IPv4 addresses with current network/,
   );
   assert.equal(stderr, '');
-  const lines = stdout.trimEnd().split('\n').map((l) => {
-    try {
-      return JSON.parse(l) as { level: string; msg: string; source?: string };
-    } catch {
-      return assert.fail(`not a log line: ${l}`);
-    }
-  });
+  const lines = stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as { level: string; msg: string; source?: string };
+      } catch {
+        return assert.fail(`not a log line: ${l}`);
+      }
+    });
   const warning = lines.find((l) => l.msg.includes('Failed to resolve IPv4'));
   assert.deepEqual({ level: warning?.level, source: warning?.source }, { level: 'warn', source: 'console' });
 });

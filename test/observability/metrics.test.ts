@@ -22,10 +22,25 @@ async function samples(m: RelayMetrics) {
 
 test('handled(): received, signatures by domain and selector, self-check failures, refusals by reason', async () => {
   const m = new RelayMetrics({ now: () => NOW });
-  const signatures = [{ domain: 'example.com', selector: 's1' }, { domain: 'example.com', selector: 's2' }];
+  const signatures = [
+    { domain: 'example.com', selector: 's1' },
+    { domain: 'example.com', selector: 's2' },
+  ];
   m.handled({ action: 'deliver', signatures, selfCheck: 'pass', fromDomain: 'example.com' });
-  m.handled({ action: 'refuse', reply: smtpReply(451, '4.7.5 DKIM self-check failed (body hash), try again later'), signatures, selfCheck: 'fail', fromDomain: 'example.com' });
-  m.handled({ action: 'refuse', reply: smtpReply(550, '5.7.1 no active DKIM key for spam.example'), signatures: [], selfCheck: 'unsigned', fromDomain: 'spam.example' });
+  m.handled({
+    action: 'refuse',
+    reply: smtpReply(451, '4.7.5 DKIM self-check failed (body hash), try again later'),
+    signatures,
+    selfCheck: 'fail',
+    fromDomain: 'example.com',
+  });
+  m.handled({
+    action: 'refuse',
+    reply: smtpReply(550, '5.7.1 no active DKIM key for spam.example'),
+    signatures: [],
+    selfCheck: 'unsigned',
+    fromDomain: 'spam.example',
+  });
   const s = await samples(m);
   assert.equal(value(s, 'dkim_relay_messages_received_total'), 3);
   assert.equal(value(s, 'dkim_relay_messages_signed_total', { domain: 'example.com', selector: 's1' }), 2);
@@ -35,7 +50,13 @@ test('handled(): received, signatures by domain and selector, self-check failure
   assert.equal(value(s, 'dkim_relay_messages_refused_total', { reason: 'no-key' }), 1);
   assert.equal(value(s, 'dkim_relay_messages_refused_total', { reason: 'other' }), 0);
   assert.ok(!s.some((x) => Object.values(x.labels).includes('spam.example')), 'the From: domain of a refused message is never a label');
-  assert.deepEqual(m.recentRefusals().map((r) => [r.reason, r.fromDomain]), [['no-key', 'spam.example'], ['self-check', 'example.com']]);
+  assert.deepEqual(
+    m.recentRefusals().map((r) => [r.reason, r.fromDomain]),
+    [
+      ['no-key', 'spam.example'],
+      ['self-check', 'example.com'],
+    ],
+  );
   const hour = m.recent.totals(60);
   assert.deepEqual([hour.received, hour.signed, hour.selfCheckPassed, hour.selfCheckFailed, hour.refused], [3, 2, 1, 1, 2]);
 });
@@ -94,21 +115,31 @@ test('watchKeys(): key states, ages, next steps, DNS states and attention from t
   const m = new RelayMetrics({ now: () => clock });
   const iso = (ms: number) => new Date(ms).toISOString();
   const key = (id: number, selector: string, state: PlanKey['state'], times: Partial<PlanKey>): PlanKey => ({
-    id, domain: 'example.com', selector, algorithm: 'rsa', bits: 2048, state, publicData: `pub${id}`,
-    createdAt: iso(NOW - 100 * DAY), activatedAt: null, retiredAt: null, revokedAt: null, removedAt: null, ...times,
+    id,
+    domain: 'example.com',
+    selector,
+    algorithm: 'rsa',
+    bits: 2048,
+    state,
+    publicData: `pub${id}`,
+    createdAt: iso(NOW - 100 * DAY),
+    activatedAt: null,
+    retiredAt: null,
+    revokedAt: null,
+    removedAt: null,
+    ...times,
   });
-  const keys = [
-    key(1, 'old', 'active', { activatedAt: iso(NOW - 89 * DAY) }),
-    key(2, 'new', 'pending', { createdAt: iso(NOW - 8 * DAY) }),
+  const keys = [key(1, 'old', 'active', { activatedAt: iso(NOW - 89 * DAY) }), key(2, 'new', 'pending', { createdAt: iso(NOW - 8 * DAY) })];
+  const observations = [
+    { keyId: 2, server: '192.0.2.53:53', firstSeenMatching: null, lastChecked: iso(NOW - HOUR), lastState: 'missing' as const, detail: 'no record' },
   ];
-  const observations = [{ keyId: 2, server: '192.0.2.53:53', firstSeenMatching: null, lastChecked: iso(NOW - HOUR), lastState: 'missing' as const, detail: 'no record' }];
   const policy = { interval: 90 * DAY, publishFor: 48 * HOUR, retireAfter: 7 * DAY, removeAfter: 30 * DAY, stuckAfter: 7 * DAY };
   m.watchKeys(() => statusReport({ now: new Date(clock), keys, observations, policy: () => policy, servers: () => ['192.0.2.53:53'], readiness: new Map() }));
   const s = await samples(m);
   assert.equal(value(s, 'dkim_relay_key_state', { selector: 'old', state: 'active' }), 1);
   assert.equal(value(s, 'dkim_relay_key_state', { selector: 'old', state: 'retiring' }), 0);
   assert.equal(value(s, 'dkim_relay_key_state', { selector: 'new', state: 'pending' }), 1);
-  assert.equal(value(s, 'dkim_relay_key_age_seconds', { selector: 'old', state: 'active' }), 89 * DAY / 1000);
+  assert.equal(value(s, 'dkim_relay_key_age_seconds', { selector: 'old', state: 'active' }), (89 * DAY) / 1000);
   // A pending key newer than the active one holds the rotation back; it waits for DNS, so it has no time.
   assert.equal(value(s, 'dkim_relay_key_next_step_seconds', { selector: 'new' }), undefined);
   assert.equal(value(s, 'dkim_relay_dns_state', { selector: 'new', server: '192.0.2.53:53', state: 'missing' }), 1);
@@ -130,11 +161,13 @@ test('watchKeys(): key states, ages, next steps, DNS states and attention from t
 test('readinessChecked(): the DMARC state of the last lookup, with its time; no lookup, no series', async () => {
   const m = new RelayMetrics({ now: () => NOW });
   assert.equal((await samples(m)).filter((x) => x.name === 'dkim_relay_dmarc_state').length, 0);
-  m.readinessChecked(new Map([
-    ['example.com', { status: 'checked', server: 'ns', spf: null, dmarc: 'v=DMARC1; p=reject', findings: [finding('info', 'dmarc-enforced', 'p=reject')] }],
-    ['example.org', { status: 'checked', server: 'ns', spf: null, dmarc: null, findings: [finding('warn', 'dmarc-missing', 'none')] }],
-    ['example.net', { status: 'failed', server: 'ns', reason: 'timed out' }],
-  ]));
+  m.readinessChecked(
+    new Map([
+      ['example.com', { status: 'checked', server: 'ns', spf: null, dmarc: 'v=DMARC1; p=reject', findings: [finding('info', 'dmarc-enforced', 'p=reject')] }],
+      ['example.org', { status: 'checked', server: 'ns', spf: null, dmarc: null, findings: [finding('warn', 'dmarc-missing', 'none')] }],
+      ['example.net', { status: 'failed', server: 'ns', reason: 'timed out' }],
+    ]),
+  );
   const s = await samples(m);
   assert.equal(value(s, 'dkim_relay_dmarc_state', { domain: 'example.com', state: 'enforced' }), 1);
   assert.equal(value(s, 'dkim_relay_dmarc_state', { domain: 'example.com', state: 'none' }), 0);
@@ -144,7 +177,9 @@ test('readinessChecked(): the DMARC state of the last lookup, with its time; no 
   assert.equal(m.lastReadiness().get('example.org')?.status, 'checked');
 
   // The next round no longer has example.org (its keys were removed): its series go, not stay as they were.
-  m.readinessChecked(new Map([['example.com', { status: 'checked', server: 'ns', spf: null, dmarc: 'v=DMARC1; p=none', findings: [finding('info', 'dmarc-none', 'p=none')] }]]));
+  m.readinessChecked(
+    new Map([['example.com', { status: 'checked', server: 'ns', spf: null, dmarc: 'v=DMARC1; p=none', findings: [finding('info', 'dmarc-none', 'p=none')] }]]),
+  );
   const next = await samples(m);
   assert.equal(value(next, 'dkim_relay_dmarc_state', { domain: 'example.com', state: 'none' }), 1);
   assert.deepEqual([...new Set(next.filter((x) => x.name.startsWith('dkim_relay_dmarc')).map((x) => x.labels.domain))], ['example.com']);

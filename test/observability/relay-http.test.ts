@@ -17,7 +17,8 @@ import { send, startSink, startTestRelay, type Sink, type TestRelay } from '../h
 import { get, parseExposition, value } from './support.ts';
 import { requireTool } from '../helpers/tools.ts';
 
-const message = (from: string) => `From: ${from}\r\nTo: b@example.net\r\nSubject: watching\r\nDate: Sat, 28 Nov 2026 03:15:00 +0000\r\nMessage-ID: <w1@example.com>\r\n\r\nHello.\r\n`;
+const message = (from: string) =>
+  `From: ${from}\r\nTo: b@example.net\r\nSubject: watching\r\nDate: Sat, 28 Nov 2026 03:15:00 +0000\r\nMessage-ID: <w1@example.com>\r\n\r\nHello.\r\n`;
 const HOSTILE = 'a@<script>alert(1)</script>.example';
 
 describe('a running relay, watched', () => {
@@ -30,7 +31,11 @@ describe('a running relay, watched', () => {
   before(async () => {
     sink = await startSink();
     relay = await startTestRelay(
-      { signing: { unknownDomain: 'reject' }, dns: { resolvers: ['192.0.2.53:53'] }, delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } },
+      {
+        signing: { unknownDomain: 'reject' },
+        dns: { resolvers: ['192.0.2.53:53'] },
+        delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+      },
       (store) => {
         store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true });
         store.generate({ domain: 'example.com', algorithm: 'ed25519' });
@@ -65,11 +70,18 @@ describe('a running relay, watched', () => {
     assert.equal(grew('dkim_relay_messages_delivered_total', { domain: 'example.com' }), 1);
     assert.equal(grew('dkim_relay_self_check_failures_total', { domain: 'example.com' }), 0);
     assert.equal(grew('dkim_relay_delivery_seconds_count'), 1);
-    assert.equal(value(samples, 'dkim_relay_messages_refused_total', { reason: 'self-check' }) !== undefined, true, 'every refusal reason is exposed, at 0 until it happens');
+    assert.equal(
+      value(samples, 'dkim_relay_messages_refused_total', { reason: 'self-check' }) !== undefined,
+      true,
+      'every refusal reason is exposed, at 0 until it happens',
+    );
     // The key store, read at scrape time.
     assert.equal(value(samples, 'dkim_relay_key_state', { domain: 'example.com', selector, state: 'active' }), 1);
     assert.equal(value(samples, 'dkim_relay_key_state', { domain: 'example.com', selector, state: 'pending' }), 0);
-    assert.ok(samples.some((s) => s.name === 'process_cpu_user_seconds_total'), "prom-client's process metrics are there");
+    assert.ok(
+      samples.some((s) => s.name === 'process_cpu_user_seconds_total'),
+      "prom-client's process metrics are there",
+    );
     // No label carries a sender or recipient.
     assert.ok(!answer.body.includes('other.example') && !answer.body.includes('example.net'), 'no From: domain or recipient appears as a label');
   });
@@ -79,7 +91,15 @@ describe('a running relay, watched', () => {
     assert.equal(answer.status, 200, answer.body);
     const body = JSON.parse(answer.body) as { status: string; checks: { name: string; ok: boolean }[] };
     assert.equal(body.status, 'ok');
-    assert.deepEqual(body.checks.map((c) => [c.name, c.ok]), [['listener', true], ['spool', true], ['key-store', true], ['signing-keys', true]]);
+    assert.deepEqual(
+      body.checks.map((c) => [c.name, c.ok]),
+      [
+        ['listener', true],
+        ['spool', true],
+        ['key-store', true],
+        ['signing-keys', true],
+      ],
+    );
   });
 
   test('the status page in Chromium: the domain, its keys on a timeline, DNS, DMARC readiness, counts, and a hostile From: as text', async (t) => {
@@ -89,9 +109,29 @@ describe('a running relay, watched', () => {
     const db = new Database(relay.store.dbFile);
     migrate(db); // the version of the store that has dns_observations
     const now = new Date().toISOString();
-    db.prepare('INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)').run(pending.id, '192.0.2.53:53', now, now, 'match', 'serves this key');
+    db.prepare('INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (?, ?, ?, ?, ?, ?)').run(
+      pending.id,
+      '192.0.2.53:53',
+      now,
+      now,
+      'match',
+      'serves this key',
+    );
     db.close();
-    metrics.readinessChecked(new Map([['example.com', { status: 'checked', server: '192.0.2.53:53', spf: 'v=spf1 mx -all', dmarc: 'v=DMARC1; p=none; rua=mailto:d@example.com', findings: [finding('info', 'dmarc-none', 'p=none: reports only, receivers do not act on failing mail')] }]]));
+    metrics.readinessChecked(
+      new Map([
+        [
+          'example.com',
+          {
+            status: 'checked',
+            server: '192.0.2.53:53',
+            spf: 'v=spf1 mx -all',
+            dmarc: 'v=DMARC1; p=none; rua=mailto:d@example.com',
+            findings: [finding('info', 'dmarc-none', 'p=none: reports only, receivers do not act on failing mail')],
+          },
+        ],
+      ]),
+    );
     const hostile = await send({ port: relay.port, from: 'a@example.com', to: ['b@example.net'], raw: message(HOSTILE) });
     assert.equal(hostile.ok, false);
 
@@ -145,7 +185,10 @@ describe('a running relay, watched', () => {
     const body = JSON.parse(answer.body) as { status: string; failed: string[]; checks: { name: string; ok: boolean; detail: string }[] };
     assert.equal(body.status, 'fail');
     assert.deepEqual(body.failed, ['signing-keys']);
-    assert.match(body.checks.find((c) => c.name === 'signing-keys')!.detail, new RegExp(`key file .*${key.file} for ${key.selector}\\._domainkey\\.example\\.com is not a regular file`));
+    assert.match(
+      body.checks.find((c) => c.name === 'signing-keys')!.detail,
+      new RegExp(`key file .*${key.file} for ${key.selector}\\._domainkey\\.example\\.com is not a regular file`),
+    );
   });
 
   test('/readyz is 200, then 503 while the relay drains a session in flight', async () => {
@@ -170,14 +213,19 @@ describe('a running relay, watched', () => {
     const upstreamPort = down.port;
     await down.close(); // the upstream is down until it is started again on this port
     const queued = await startTestRelay(
-      { delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: upstreamPort, timeoutSeconds: 2 } }, queue: { retryAfter: '1s', maxRetryInterval: '1s' } },
+      {
+        delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: upstreamPort, timeoutSeconds: 2 } },
+        queue: { retryAfter: '1s', maxRetryInterval: '1s' },
+      },
       (store) => void store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true }),
     );
     let upstream: Sink | undefined;
     try {
       const metricsPort = queued.relay.ports.metrics!;
       const before = await parseExposition((await get(metricsPort, '/metrics')).body);
-      const grew = async (name: string) => (value(await parseExposition((await get(metricsPort, '/metrics')).body), name, { domain: 'example.com' }) ?? 0) - (value(before, name, { domain: 'example.com' }) ?? 0);
+      const grew = async (name: string) =>
+        (value(await parseExposition((await get(metricsPort, '/metrics')).body), name, { domain: 'example.com' }) ?? 0) -
+        (value(before, name, { domain: 'example.com' }) ?? 0);
       const sent = await send({ port: queued.port, from: 'a@example.com', to: ['b@example.net'], raw: message('a@example.com') });
       assert.ok(sent.ok && /queued as/.test(sent.response), JSON.stringify(sent));
       for (let i = 0; i < 100 && (await grew('dkim_relay_messages_deferred_total')) === 0; i++) await new Promise((r) => setTimeout(r, 50));

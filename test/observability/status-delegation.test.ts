@@ -29,7 +29,13 @@ before(async () => {
 });
 after(() => relay.close());
 
-const unescape = (html: string) => html.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+const unescape = (html: string) =>
+  html
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&');
 
 test('the status page and `status --json` show the same next steps for a domain with delegated selectors', async () => {
   const config = join(relay.dir, 'relay.yaml');

@@ -19,15 +19,38 @@ const POLICY: RotationPolicy = { interval: 90 * DAY, publishFor: 48 * HOUR, reti
 const ago = (ms: number) => new Date(NOW.getTime() - ms).toISOString();
 
 let lastId = 0;
-function key(domain: string, selector: string, state: PlanKey['state'], times: Partial<Pick<PlanKey, 'createdAt' | 'activatedAt' | 'retiredAt' | 'revokedAt'>>, algorithm: 'rsa' | 'ed25519' = 'rsa'): PlanKey {
+function key(
+  domain: string,
+  selector: string,
+  state: PlanKey['state'],
+  times: Partial<Pick<PlanKey, 'createdAt' | 'activatedAt' | 'retiredAt' | 'revokedAt'>>,
+  algorithm: 'rsa' | 'ed25519' = 'rsa',
+): PlanKey {
   const id = ++lastId;
   return {
-    id, domain, selector, algorithm, bits: algorithm === 'rsa' ? 2048 : 256, state, publicData: `pub${id}`,
-    createdAt: times.createdAt ?? ago(100 * DAY), activatedAt: times.activatedAt ?? null, retiredAt: times.retiredAt ?? null, revokedAt: times.revokedAt ?? null, removedAt: null,
+    id,
+    domain,
+    selector,
+    algorithm,
+    bits: algorithm === 'rsa' ? 2048 : 256,
+    state,
+    publicData: `pub${id}`,
+    createdAt: times.createdAt ?? ago(100 * DAY),
+    activatedAt: times.activatedAt ?? null,
+    retiredAt: times.retiredAt ?? null,
+    revokedAt: times.revokedAt ?? null,
+    removedAt: null,
   };
 }
 
-function observation(k: PlanKey, server: string, state: DnsObservation['lastState'], firstSeenMatching: string | null, lastChecked: string, detail = ''): DnsObservation {
+function observation(
+  k: PlanKey,
+  server: string,
+  state: DnsObservation['lastState'],
+  firstSeenMatching: string | null,
+  lastChecked: string,
+  detail = '',
+): DnsObservation {
   return { keyId: k.id, server, firstSeenMatching, lastChecked, lastState: state, detail };
 }
 
@@ -48,20 +71,31 @@ test('keys in every state: shown in lifecycle order with their age and next step
   assert.equal(report.ok, true);
   assert.equal(report.domains.length, 1);
   const [domain] = report.domains;
-  assert.deepEqual(domain!.keys.map((k) => [k.state, k.selector]), [['active', 'act'], ['pending', 'pen'], ['retiring', 'ret'], ['revoked', 'rev']]);
+  assert.deepEqual(
+    domain!.keys.map((k) => [k.state, k.selector]),
+    [
+      ['active', 'act'],
+      ['pending', 'pen'],
+      ['retiring', 'ret'],
+      ['revoked', 'rev'],
+    ],
+  );
   const byName = new Map(domain!.keys.map((k) => [k.selector, k]));
 
   const a = byName.get('act')!;
   assert.equal(a.since, active.activatedAt, 'an active key counts its age from its activation');
-  assert.equal(a.ageSeconds, 30 * DAY / 1000);
+  assert.equal(a.ageSeconds, (30 * DAY) / 1000);
   assert.deepEqual(a.next, { step: 'rotate', at: ago(-60 * DAY), due: false, text: 'rotates 2027-01-27 03:15 UTC' });
 
   const p = byName.get('pen')!;
   assert.equal(p.since, pending.createdAt);
-  assert.equal(p.ageSeconds, 2 * DAY / 1000);
+  assert.equal(p.ageSeconds, (2 * DAY) / 1000);
   // Served since a day ago: publishFor (48h) runs out a day from now.
   assert.deepEqual(p.next, { step: 'activate', at: ago(-DAY), due: false, text: 'activates 2026-11-29 03:15 UTC if DNS keeps serving it' });
-  assert.deepEqual(p.dns, { lastChecked: ago(HOUR), servers: [{ server: 'ns1', state: 'match', detail: '', lastChecked: ago(HOUR), firstSeenMatching: ago(DAY) }] });
+  assert.deepEqual(p.dns, {
+    lastChecked: ago(HOUR),
+    servers: [{ server: 'ns1', state: 'match', detail: '', lastChecked: ago(HOUR), firstSeenMatching: ago(DAY) }],
+  });
 
   const r = byName.get('ret')!;
   assert.equal(r.since, retiring.retiredAt);
@@ -89,8 +123,18 @@ test('steps due now are shown as due, with the reason the scheduler will give', 
   const observations = [observation(ready, 'ns1', 'match', ago(3 * DAY), ago(MINUTE))];
   const report = statusReport(input([old, ready, retiring], { observations }));
   const next = new Map(report.domains.flatMap((d) => d.keys).map((k) => [k.selector, k.next]));
-  assert.deepEqual(next.get('new'), { step: 'activate', at: NOW.toISOString(), due: true, text: 'activate due: every DNS server asked (1) has served its record for 2d' });
-  assert.deepEqual(next.get('ret'), { step: 'revoke', at: NOW.toISOString(), due: true, text: 'revoke due: retired 2026-11-20 03:15 UTC, 1w ago, and no queued mail is signed with it' });
+  assert.deepEqual(next.get('new'), {
+    step: 'activate',
+    at: NOW.toISOString(),
+    due: true,
+    text: 'activate due: every DNS server asked (1) has served its record for 2d',
+  });
+  assert.deepEqual(next.get('ret'), {
+    step: 'revoke',
+    at: NOW.toISOString(),
+    due: true,
+    text: 'revoke due: retired 2026-11-20 03:15 UTC, 1w ago, and no queued mail is signed with it',
+  });
   // The old key's rotation is not due: a newer key is about to replace it.
   assert.equal(next.get('old'), null);
   assert.equal(report.ok, true);
@@ -113,9 +157,18 @@ test('a key stuck in pending and a record DNS no longer serves need a person', (
   const report = statusReport(input([active, stuck, fresh], { observations }));
   assert.equal(report.ok, false);
   const [com, org] = report.domains;
-  assert.deepEqual(com!.attention.map((a) => [a.code, a.selector]), [['record-lost', 'act'], ['stuck-pending', 'stuck']]);
+  assert.deepEqual(
+    com!.attention.map((a) => [a.code, a.selector]),
+    [
+      ['record-lost', 'act'],
+      ['stuck-pending', 'stuck'],
+    ],
+  );
   assert.match(com!.attention[0]!.message, /^act\._domainkey\.example\.com \(active\) is no longer served by ns1 \(missing: NXDOMAIN\); publish it again$/);
-  assert.match(com!.attention[1]!.message, /^stuck\._domainkey\.example\.com has waited for DNS since 2026-11-20 03:15 UTC: waits for DNS: served by 0 of 1 servers \(ns1: mismatch\)$/);
+  assert.match(
+    com!.attention[1]!.message,
+    /^stuck\._domainkey\.example\.com has waited for DNS since 2026-11-20 03:15 UTC: waits for DNS: served by 0 of 1 servers \(ns1: mismatch\)$/,
+  );
   assert.deepEqual(org!.attention, [], 'six days pending is not stuck yet (stuckAfter 7d)');
   assert.match(com!.keys.find((k) => k.selector === 'stuck')!.next!.text, /served by 0 of 1 servers/);
 
@@ -128,23 +181,45 @@ test('a key stuck in pending and a record DNS no longer serves need a person', (
 
 test('an active key whose file cannot be used needs a person', () => {
   const active = key('example.com', 'act', 'active', { activatedAt: ago(DAY) });
-  const report = statusReport(input([active], { keyProblems: [{ domain: 'example.com', selector: 'act', line: 'key file keys/x.pem is missing — restore it' }] }));
+  const report = statusReport(
+    input([active], { keyProblems: [{ domain: 'example.com', selector: 'act', line: 'key file keys/x.pem is missing — restore it' }] }),
+  );
   assert.equal(report.ok, false);
-  assert.deepEqual(report.domains[0]!.attention, [{ code: 'key-unusable', domain: 'example.com', selector: 'act', message: 'key file keys/x.pem is missing — restore it' }]);
+  assert.deepEqual(report.domains[0]!.attention, [
+    { code: 'key-unusable', domain: 'example.com', selector: 'act', message: 'key file keys/x.pem is missing — restore it' },
+  ]);
 });
 
 test('DMARC readiness: not checked, a failed lookup, and findings shown as advice that needs no person, as in dns check', () => {
   const k = (d: string) => key(d, 's1', 'active', { activatedAt: ago(DAY) });
   const readiness = new Map<string, ReadinessResult>([
     ['b.test', { status: 'failed', server: '127.0.0.1:53', reason: 'SERVFAIL from 127.0.0.1:53 for b.test TXT' }],
-    ['c.test', { status: 'checked', server: '127.0.0.1:53', spf: 'v=spf1 -all', dmarc: 'v=DMARC1; p=reject', findings: [
-      finding('info', 'dmarc-enforced', 'p=reject: receivers refuse mail that fails DMARC'),
-      finding('warn', 'dmarc-no-rua', 'no rua= at _dmarc.c.test: you receive no aggregate reports, so you cannot see what fails', 'add rua='),
-    ] }],
-    ['d.test', { status: 'checked', server: '127.0.0.1:53', spf: null, dmarc: null, findings: [
-      finding('fail', 'spf-multiple', 'd.test has 2 SPF records', 'merge them into one record'),
-      finding('warn', 'dmarc-missing', 'no DMARC record: receivers apply no policy', 'publish p=none'),
-    ] }],
+    [
+      'c.test',
+      {
+        status: 'checked',
+        server: '127.0.0.1:53',
+        spf: 'v=spf1 -all',
+        dmarc: 'v=DMARC1; p=reject',
+        findings: [
+          finding('info', 'dmarc-enforced', 'p=reject: receivers refuse mail that fails DMARC'),
+          finding('warn', 'dmarc-no-rua', 'no rua= at _dmarc.c.test: you receive no aggregate reports, so you cannot see what fails', 'add rua='),
+        ],
+      },
+    ],
+    [
+      'd.test',
+      {
+        status: 'checked',
+        server: '127.0.0.1:53',
+        spf: null,
+        dmarc: null,
+        findings: [
+          finding('fail', 'spf-multiple', 'd.test has 2 SPF records', 'merge them into one record'),
+          finding('warn', 'dmarc-missing', 'no DMARC record: receivers apply no policy', 'publish p=none'),
+        ],
+      },
+    ],
   ]);
   const report = statusReport(input([k('a.test'), k('b.test'), k('c.test'), k('d.test')], { readiness }));
   const byDomain = new Map(report.domains.map((d) => [d.domain, d]));
@@ -157,8 +232,14 @@ test('DMARC readiness: not checked, a failed lookup, and findings shown as advic
   const text = renderStatus(report);
   assert.match(text, /^a\.test\n(.*\n)*  DMARC  not checked \(--no-dns\)$/m);
   assert.match(text, /^  DMARC  DNS lookup failed: SERVFAIL from 127\.0\.0\.1:53 for b\.test TXT$/m);
-  assert.match(text, /^  DMARC  p=reject: receivers refuse mail that fails DMARC  \(as 127\.0\.0\.1:53 sees it\)\n {9}warn dmarc-no-rua: no rua= at _dmarc\.c\.test/m);
-  assert.match(text, /^  DMARC  no DMARC record: receivers apply no policy  \(as 127\.0\.0\.1:53 sees it\)\n {9}fail spf-multiple: d\.test has 2 SPF records$/m);
+  assert.match(
+    text,
+    /^  DMARC  p=reject: receivers refuse mail that fails DMARC  \(as 127\.0\.0\.1:53 sees it\)\n {9}warn dmarc-no-rua: no rua= at _dmarc\.c\.test/m,
+  );
+  assert.match(
+    text,
+    /^  DMARC  no DMARC record: receivers apply no policy  \(as 127\.0\.0\.1:53 sees it\)\n {9}fail spf-multiple: d\.test has 2 SPF records$/m,
+  );
   assert.match(text, /^nothing needs attention$/m);
 });
 
@@ -168,25 +249,28 @@ test('the human output: one aligned block per domain', () => {
   const lone = key('example.net', 's1', 'pending', { createdAt: ago(2 * HOUR) });
   const observations = [observation(active, 'ns1', 'match', ago(30 * DAY), ago(15 * MINUTE))];
   const text = renderStatus(statusReport(input([active, pending, lone], { observations })));
-  assert.equal(text, [
-    'example.com',
-    '  active   s202608a  rsa 2048  since 2026-10-28 22:15 UTC (30d 5h)',
-    '           next: rotates 2027-01-26 22:15 UTC',
-    '           DNS:  ns1 match; last checked 2026-11-28 03:00 UTC',
-    '  pending  p1        ed25519   since 2026-11-28 01:45 UTC (1h 30m)',
-    '           next: waits for DNS: served by 0 of 1 servers (ns1: not asked yet)',
-    '           DNS:  never checked',
-    '  DMARC  not checked (--no-dns)',
-    '',
-    'example.net',
-    '  no active key: nothing signs for this domain yet',
-    '  pending  s1  rsa 2048  since 2026-11-28 01:15 UTC (2h)',
-    '           next: waits for DNS: served by 0 of 1 servers (ns1: not asked yet)',
-    '           DNS:  never checked',
-    '  DMARC  not checked (--no-dns)',
-    '',
-    'nothing needs attention',
-  ].join('\n'));
+  assert.equal(
+    text,
+    [
+      'example.com',
+      '  active   s202608a  rsa 2048  since 2026-10-28 22:15 UTC (30d 5h)',
+      '           next: rotates 2027-01-26 22:15 UTC',
+      '           DNS:  ns1 match; last checked 2026-11-28 03:00 UTC',
+      '  pending  p1        ed25519   since 2026-11-28 01:45 UTC (1h 30m)',
+      '           next: waits for DNS: served by 0 of 1 servers (ns1: not asked yet)',
+      '           DNS:  never checked',
+      '  DMARC  not checked (--no-dns)',
+      '',
+      'example.net',
+      '  no active key: nothing signs for this domain yet',
+      '  pending  s1  rsa 2048  since 2026-11-28 01:15 UTC (2h)',
+      '           next: waits for DNS: served by 0 of 1 servers (ns1: not asked yet)',
+      '           DNS:  never checked',
+      '  DMARC  not checked (--no-dns)',
+      '',
+      'nothing needs attention',
+    ].join('\n'),
+  );
 });
 
 test('an empty store says how to begin', () => {

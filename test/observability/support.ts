@@ -37,10 +37,15 @@ export interface Sample {
 /** The samples of an exposition text as python3-prometheus-client parses it; rejects when it does not parse. */
 export function parseExposition(text: string): Promise<Sample[]> {
   return new Promise((resolve, reject) => {
-    const child = execFile('/usr/bin/python3', [join(import.meta.dirname, 'parse_exposition.py')], { timeout: 20_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`the exposition text does not parse: ${stderr || err.message}`));
-      else resolve(JSON.parse(stdout) as Sample[]);
-    });
+    const child = execFile(
+      '/usr/bin/python3',
+      [join(import.meta.dirname, 'parse_exposition.py')],
+      { timeout: 20_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`the exposition text does not parse: ${stderr || err.message}`));
+        else resolve(JSON.parse(stdout) as Sample[]);
+      },
+    );
     child.stdin!.end(text);
   });
 }

@@ -33,7 +33,11 @@ test('an unreachable smart host is named by /readyz (still 200) and the status p
   const spool = new Spool(spoolDir);
   const index = QueueIndex.open(join(spoolDir, 'queue.db'));
   await acceptMessage({ spool, index }, bufferOctets(Buffer.from('From: a@example.com\r\nTo: b@example.net\r\nSubject: waits\r\n\r\nHello.\r\n')), {
-    client: '192.0.2.10', sender: 'a@example.com', signatures: [], receivedAt: Date.now(), recipients: [{ address: 'b@example.net' }],
+    client: '192.0.2.10',
+    sender: 'a@example.com',
+    signatures: [],
+    receivedAt: Date.now(),
+    recipients: [{ address: 'b@example.net' }],
   });
   index.close();
   const port = await closedPort();
@@ -45,7 +49,14 @@ test('an unreachable smart host is named by /readyz (still 200) and the status p
   );
   const relay = await serve(['--config', config], dir);
   try {
-    const metricsPort = (JSON.parse(relay.output().split('\n').find((l) => l.includes('"relay listening"'))!) as { metrics: number }).metrics;
+    const metricsPort = (
+      JSON.parse(
+        relay
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"relay listening"'))!,
+      ) as { metrics: number }
+    ).metrics;
     // Bounded: the first attempt fails at once, and 1 s later it is past queue.retryAfter.
     let ready = await get(metricsPort, '/readyz');
     for (let i = 0; i < 60 && !ready.body.includes('failing'); i++) {
@@ -53,7 +64,12 @@ test('an unreachable smart host is named by /readyz (still 200) and the status p
       ready = await get(metricsPort, '/readyz');
     }
     assert.equal(ready.status, 200, 'the relay still accepts mail');
-    assert.match(ready.body, new RegExp(`^ready\\nupstream smtp 127\\.0\\.0\\.1:${port} failing for \\d+s \\(longer than queue\\.retryAfter; mail is queued meanwhile\\): 451 4\\.4\\.1 Upstream unavailable: .*\\n$`));
+    assert.match(
+      ready.body,
+      new RegExp(
+        `^ready\\nupstream smtp 127\\.0\\.0\\.1:${port} failing for \\d+s \\(longer than queue\\.retryAfter; mail is queued meanwhile\\): 451 4\\.4\\.1 Upstream unavailable: .*\\n$`,
+      ),
+    );
 
     const page = await get(metricsPort, '/');
     assert.match(page.body, /<p id="upstream">Upstream: <span class="badge bad">failing<\/span> upstream smtp 127\.0\.0\.1:\d+ failing for \d+s/);

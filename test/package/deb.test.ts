@@ -26,10 +26,15 @@ interface Run {
 function run(file: string, args: string[], options: { cwd?: string; timeout?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8', ...options.env };
-    const child = execFile(file, args, { cwd: options.cwd, env, encoding: 'utf8', timeout: options.timeout ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(new Error(`${file} ${args.join(' ')}: ${err.message}\n${stderr}`));
-      resolve({ code: child.exitCode, stdout, stderr });
-    });
+    const child = execFile(
+      file,
+      args,
+      { cwd: options.cwd, env, encoding: 'utf8', timeout: options.timeout ?? 60_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(new Error(`${file} ${args.join(' ')}: ${err.message}\n${stderr}`));
+        resolve({ code: child.exitCode, stdout, stderr });
+      },
+    );
     child.stdin?.end();
   });
 }
@@ -127,7 +132,11 @@ test('the Debian package installs, runs as dkim-relay, signs, passes lintian and
     assert.ok(!existsSync('/etc/systemd/system/multi-user.target.wants/dkim-relay.service'));
     const user = (await ok('getent', ['passwd', 'dkim-relay'])).split(':');
     const [uid, gid] = [Number(user[2]), Number(user[3])];
-    for (const [dir, owner] of [['/var/lib/dkim-relay/keys', uid], ['/var/spool/dkim-relay', uid], ['/etc/dkim-relay', 0]] as const) {
+    for (const [dir, owner] of [
+      ['/var/lib/dkim-relay/keys', uid],
+      ['/var/spool/dkim-relay', uid],
+      ['/etc/dkim-relay', 0],
+    ] as const) {
       const st = statSync(dir);
       assert.equal(st.uid, owner, dir);
       assert.equal(st.mode & 0o777, owner === 0 ? 0o750 : 0o700, dir);
@@ -138,7 +147,10 @@ test('the Debian package installs, runs as dkim-relay, signs, passes lintian and
     // root generates the key; the store stays the relay's.
     await ok('dkim-relay', ['keys', 'generate', '--domain', 'example.com', '--activate']);
     const keyFiles = readdirSync('/var/lib/dkim-relay/keys');
-    assert.ok(keyFiles.some((f) => f.endsWith('.pem')), keyFiles.join(' '));
+    assert.ok(
+      keyFiles.some((f) => f.endsWith('.pem')),
+      keyFiles.join(' '),
+    );
     for (const f of keyFiles) assert.equal(statSync(join('/var/lib/dkim-relay/keys', f)).uid, uid, `${f} is not owned by dkim-relay`);
     const records = JSON.parse(await ok('dkim-relay', ['keys', 'dns', '--json'])) as { name: string; value: string }[];
 
@@ -167,7 +179,9 @@ test('the Debian package installs, runs as dkim-relay, signs, passes lintian and
       assert.equal(readlinkSync(`/proc/${pid}/exe`), '/usr/lib/dkim-relay/bin/node');
       assert.match(readFileSync(`/proc/${pid}/cmdline`).toString(), /--max-old-space-size=1024/);
       assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${uid}\\s`, 'm'));
-      await ok('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.net', '--header', 'Subject: packaged'], { timeout: 60_000 });
+      await ok('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.net', '--header', 'Subject: packaged'], {
+        timeout: 60_000,
+      });
       const message = readFileSync(await oneFile(outbox));
       assert.deepEqual(await verifyWithDkimpy(message, Object.fromEntries(records.map((r) => [r.name, r.value]))), [true]);
     } finally {
@@ -181,7 +195,8 @@ test('the Debian package installs, runs as dkim-relay, signs, passes lintian and
 
     // purge: the program, its configuration and cache go; keys and spool stay, with their owner.
     await ok('apt-get', ['purge', '-y', '-q', 'dkim-relay'], { timeout: 300_000 });
-    for (const gone of ['/usr/bin/dkim-relay', '/usr/lib/dkim-relay', '/etc/dkim-relay', '/var/cache/dkim-relay']) assert.ok(!existsSync(gone), `${gone} is left`);
+    for (const gone of ['/usr/bin/dkim-relay', '/usr/lib/dkim-relay', '/etc/dkim-relay', '/var/cache/dkim-relay'])
+      assert.ok(!existsSync(gone), `${gone} is left`);
     assert.ok(readdirSync('/var/lib/dkim-relay/keys').some((f) => f.endsWith('.pem')));
     assert.ok(existsSync('/var/spool/dkim-relay/queue.db'));
     assert.ok(await userExists());

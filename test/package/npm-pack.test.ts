@@ -18,10 +18,15 @@ interface Run {
 
 function run(file: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') return reject(new Error(`${file} ${args.join(' ')}: ${err.message}\n${stderr}`));
-      resolve({ code: child.exitCode, stdout, stderr });
-    });
+    const child = execFile(
+      file,
+      args,
+      { cwd: options.cwd ?? ROOT, env: options.env ?? process.env, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(new Error(`${file} ${args.join(' ')}: ${err.message}\n${stderr}`));
+        resolve({ code: child.exitCode, stdout, stderr });
+      },
+    );
     child.stdin?.end(options.input ?? '');
   });
 }
@@ -41,7 +46,16 @@ test('npm pack ships the program, its man page and examples, and no tests', asyn
   const r = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']);
   assert.equal(r.code, 0, r.stderr);
   const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-  for (const path of ['bin/dkim-relay.js', 'bin/strip-types.js', 'src/cli/main.ts', 'src/signing/crypto-worker.ts', 'man/dkim-relay.1', 'config/dkim-relay.example.yaml', 'systemd/dkim-relay.service', 'README.md']) {
+  for (const path of [
+    'bin/dkim-relay.js',
+    'bin/strip-types.js',
+    'src/cli/main.ts',
+    'src/signing/crypto-worker.ts',
+    'man/dkim-relay.1',
+    'config/dkim-relay.example.yaml',
+    'systemd/dkim-relay.service',
+    'README.md',
+  ]) {
     assert.ok(files.includes(path), `${path} is not in the tarball`);
   }
   const stray = files.filter((f) => /^(test|bench|packaging|node_modules)\//.test(f) || f === 'package-lock.json');
@@ -61,7 +75,8 @@ test('the CLI installed under node_modules runs its TypeScript, worker threads i
   symlinkSync(join(ROOT, 'node_modules'), join(installed, 'node_modules'));
 
   const env = { PATH: process.env.PATH, HOME: dir, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: join(dir, 'cache') };
-  const cli = (args: string[], input?: string) => run(NODE, [join(installed, 'bin', 'dkim-relay.js'), '--config', '/dev/null', ...args], { cwd: dir, env, input });
+  const cli = (args: string[], input?: string) =>
+    run(NODE, [join(installed, 'bin', 'dkim-relay.js'), '--config', '/dev/null', ...args], { cwd: dir, env, input });
 
   const version = await cli(['--version']);
   assert.equal(version.code, 0, version.stderr);

@@ -15,7 +15,10 @@ import { tempDir } from '../helpers/relay-harness.ts';
 
 function message(field: string, body = 'body\r\n'): Buffer {
   const from = field.startsWith('From:') ? '' : 'From: a@example.com\r\n';
-  return Buffer.from(`${from}${field}\r\nTo: b@example.net\r\nDate: Mon, 23 Nov 2026 09:28:00 +0100\r\nMessage-ID: <linear@example.com>\r\n\r\n${body}`, 'latin1');
+  return Buffer.from(
+    `${from}${field}\r\nTo: b@example.net\r\nDate: Mon, 23 Nov 2026 09:28:00 +0100\r\nMessage-ID: <linear@example.com>\r\n\r\n${body}`,
+    'latin1',
+  );
 }
 
 describe('header bounds, before any parser', () => {
@@ -40,14 +43,20 @@ describe('header bounds, before any parser', () => {
     const defaults = { ...ctx, config: configSchema.parse({ keys: { dir: join(dir.path, 'keys') } }) };
     const long = await processMessage(message(`X-Attack${' '.repeat(1_040_000)}: v`), defaults);
     assert.equal(long.action, 'refuse');
-    assert.match(long.action === 'refuse' ? `${replyLine(long.reply)}` : '', /^552 5\.3\.4 Header field too large: "X-Attack {52}" is 1040011 octets, at most 65536$/);
+    assert.match(
+      long.action === 'refuse' ? `${replyLine(long.reply)}` : '',
+      /^552 5\.3\.4 Header field too large: "X-Attack {52}" is 1040011 octets, at most 65536$/,
+    );
     // Folded lines count together: the bound is on the field, what a parser unfolds.
     const folded = await processMessage(message(`Subject: ${`${'word '.repeat(180)}\r\n `.repeat(80)}end`), defaults);
     assert.match(folded.action === 'refuse' ? `${replyLine(folded.reply)}` : '', /^552 5\.3\.4 Header field too large: "Subject" is \d+ octets/);
     // Under the bound, a line over 998 octets is refolded at its spaces (RFC 5322 §2.1.1) and signed.
     const refolded = await processMessage(message(`Subject: ${'word '.repeat(12_000)}`), defaults);
     assert.equal(refolded.action, 'deliver', refolded.detail);
-    assert.ok(refolded.changes.some((c) => /refolded/.test(c)), refolded.changes.join('; '));
+    assert.ok(
+      refolded.changes.some((c) => /refolded/.test(c)),
+      refolded.changes.join('; '),
+    );
   });
 
   test('a header that refolding takes past headers.maxLines is refused, not handed to the verifier', async () => {
@@ -55,6 +64,9 @@ describe('header bounds, before any parser', () => {
     // self-check's verifier (mailauth) joins folded lines in quadratic time.
     const fields = Array.from({ length: 16 }, (_, i) => `X-Words-${i}: ${'w '.repeat(30_000)}`).join('\r\n');
     const outcome = await processMessage(message(fields), { ...ctx, config: configSchema.parse({ keys: { dir: join(dir.path, 'keys') } }) });
-    assert.match(outcome.action === 'refuse' ? `${replyLine(outcome.reply)}` : outcome.action, /^552 5\.3\.4 Header too long once refolded or encoded for the upstream: \d{5} lines, at most 5000$/);
+    assert.match(
+      outcome.action === 'refuse' ? `${replyLine(outcome.reply)}` : outcome.action,
+      /^552 5\.3\.4 Header too long once refolded or encoded for the upstream: \d{5} lines, at most 5000$/,
+    );
   });
 });

@@ -22,8 +22,14 @@ const MESSAGE = [
 
 /** Unfolded values of every field of this name. */
 function values(raw: Buffer, name: string): string[] {
-  const header = raw.toString('latin1').split('\r\n\r\n')[0]!.replace(/\r\n(?=[ \t])/g, '');
-  return header.split('\r\n').filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`)).map((l) => l.slice(name.length + 1).trim());
+  const header = raw
+    .toString('latin1')
+    .split('\r\n\r\n')[0]!
+    .replace(/\r\n(?=[ \t])/g, '');
+  return header
+    .split('\r\n')
+    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
+    .map((l) => l.slice(name.length + 1).trim());
 }
 
 describe('duplicate address fields over SMTP', () => {

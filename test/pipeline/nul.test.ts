@@ -7,12 +7,36 @@ import { verifyWithDkimpy, verifyWithMailDkim } from '../helpers/independent-ver
 import { send, startSink, type Sink } from '../helpers/relay-harness.ts';
 import { replyId, startLoggedRelay, type LoggedRelay } from './support.ts';
 
-const HEAD = ['From: Scanner <scan@example.com>', 'To: b@example.net', 'Subject: scan', 'Date: Mon, 23 Nov 2026 09:28:00 +0100', 'Message-ID: <nul-1@example.com>', 'MIME-Version: 1.0'];
+const HEAD = [
+  'From: Scanner <scan@example.com>',
+  'To: b@example.net',
+  'Subject: scan',
+  'Date: Mon, 23 Nov 2026 09:28:00 +0100',
+  'Message-ID: <nul-1@example.com>',
+  'MIME-Version: 1.0',
+];
 const TEXT_BODY = Buffer.from('Before the NUL\0after the NUL\r\nNext line.\r\n', 'latin1');
-const TEXT = Buffer.concat([Buffer.from([...HEAD, 'Content-Type: text/plain; charset=us-ascii', 'Content-Transfer-Encoding: 7bit', '', ''].join('\r\n')), TEXT_BODY]);
+const TEXT = Buffer.concat([
+  Buffer.from([...HEAD, 'Content-Type: text/plain; charset=us-ascii', 'Content-Transfer-Encoding: 7bit', '', ''].join('\r\n')),
+  TEXT_BODY,
+]);
 const CHILD = Buffer.from('id;name\0;x\r\n1;two', 'latin1');
 const MULTIPART = Buffer.concat([
-  Buffer.from([...HEAD, 'Content-Type: multipart/mixed; boundary="b1"', '', '--b1', 'Content-Type: text/plain', '', 'see the file', '--b1', 'Content-Type: text/csv', '', ''].join('\r\n')),
+  Buffer.from(
+    [
+      ...HEAD,
+      'Content-Type: multipart/mixed; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain',
+      '',
+      'see the file',
+      '--b1',
+      'Content-Type: text/csv',
+      '',
+      '',
+    ].join('\r\n'),
+  ),
   CHILD,
   Buffer.from('\r\n--b1--\r\n'),
 ]);
@@ -68,7 +92,7 @@ describe('NUL octets in a relayed message', () => {
     assert.deepEqual(relay.messageLog(id)?.changes, ['re-encoded text/csv part 2 as base64 (NUL octets)']);
   });
 
-  test("normalize.nul: reject refuses 554 and nothing goes upstream", async () => {
+  test('normalize.nul: reject refuses 554 and nothing goes upstream', async () => {
     const before = sink.received.length;
     const result = await send({ port: strict.port, from: 'scan@example.com', to: ['b@example.net'], raw: MULTIPART });
     assert.equal(!result.ok && result.code, 554, JSON.stringify(result));

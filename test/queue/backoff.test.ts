@@ -11,14 +11,29 @@ const never = () => 0;
 
 test('waits double from one minute and stop growing at one hour', () => {
   const waits = [1, 2, 3, 4, 5, 6, 7, 8, 20, 2000].map((n) => retryDelay(n, noJitter, never));
-  assert.deepEqual(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60].map((m) => m * MIN));
+  assert.deepEqual(
+    waits,
+    [1, 2, 4, 8, 16, 32, 60, 60, 60, 60].map((m) => m * MIN),
+  );
 });
 
 test('jitter only shortens a wait, by at most its share, and follows the random source', () => {
-  assert.equal(retryDelay(1, DEFAULT_RETRY_POLICY, () => 0), MIN);
-  assert.equal(retryDelay(1, DEFAULT_RETRY_POLICY, () => 0.5), 0.9 * MIN);
-  assert.equal(retryDelay(1, DEFAULT_RETRY_POLICY, () => 0.999999), Math.round(MIN * (1 - 0.2 * 0.999999)));
-  assert.equal(retryDelay(30, DEFAULT_RETRY_POLICY, () => 0.25), 0.95 * HOUR);
+  assert.equal(
+    retryDelay(1, DEFAULT_RETRY_POLICY, () => 0),
+    MIN,
+  );
+  assert.equal(
+    retryDelay(1, DEFAULT_RETRY_POLICY, () => 0.5),
+    0.9 * MIN,
+  );
+  assert.equal(
+    retryDelay(1, DEFAULT_RETRY_POLICY, () => 0.999999),
+    Math.round(MIN * (1 - 0.2 * 0.999999)),
+  );
+  assert.equal(
+    retryDelay(30, DEFAULT_RETRY_POLICY, () => 0.25),
+    0.95 * HOUR,
+  );
   // Recipients deferred together come back spread out.
   const spread = new Set([0, 0.1, 0.2, 0.3].map((r) => retryDelay(3, DEFAULT_RETRY_POLICY, () => r)));
   assert.equal(spread.size, 4);
@@ -26,8 +41,14 @@ test('jitter only shortens a wait, by at most its share, and follows the random 
 
 test('a temporary failure before maxAge is retried; one at or after it bounces', () => {
   const receivedAt = Date.UTC(2026, 10, 22, 10);
-  assert.deepEqual(afterTemporaryFailure({ receivedAt, attempts: 1, now: receivedAt + 5_000 }, noJitter, never), { action: 'retry', at: receivedAt + 5_000 + MIN });
-  assert.deepEqual(afterTemporaryFailure({ receivedAt, attempts: 40, now: receivedAt + DAY }, noJitter, never), { action: 'retry', at: receivedAt + DAY + HOUR });
+  assert.deepEqual(afterTemporaryFailure({ receivedAt, attempts: 1, now: receivedAt + 5_000 }, noJitter, never), {
+    action: 'retry',
+    at: receivedAt + 5_000 + MIN,
+  });
+  assert.deepEqual(afterTemporaryFailure({ receivedAt, attempts: 40, now: receivedAt + DAY }, noJitter, never), {
+    action: 'retry',
+    at: receivedAt + DAY + HOUR,
+  });
   assert.deepEqual(afterTemporaryFailure({ receivedAt, attempts: 120, now: receivedAt + 5 * DAY }, noJitter, never), { action: 'bounce', reason: 'expired' });
   assert.deepEqual(afterTemporaryFailure({ receivedAt, attempts: 121, now: receivedAt + 6 * DAY }, noJitter, never), { action: 'bounce', reason: 'expired' });
 });

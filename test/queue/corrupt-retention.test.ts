@@ -42,13 +42,27 @@ test('the queue manager removes files past queue.corruptRetention from corrupt/,
   const stored = await spool.write(Buffer.from('Subject: lost\r\n\r\nx\r\n'));
   await spool.moveToCorrupt(`${stored.id}.eml`);
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, cb) {
+        lines.push(JSON.parse(String(chunk)));
+        cb();
+      },
+    }),
+  );
 
   async function runAt(offsetMs: number): Promise<void> {
     const manager = new QueueManager({
       spool,
       index,
-      upstream: { name: 'none', traits: { dualSign: false, eightBitMime: true, smtpUtf8: true, provisional: false }, ready: async () => {}, close: async () => {}, deliver: async () => assert.fail('nothing is due') },
+      upstream: {
+        name: 'none',
+        traits: { dualSign: false, eightBitMime: true, smtpUtf8: true, provisional: false },
+        ready: async () => {},
+        close: async () => {},
+        deliver: async () => assert.fail('nothing is due'),
+      },
       logger,
       policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
       notices: {} as ManagerOptions['notices'],
@@ -59,7 +73,10 @@ test('the queue manager removes files past queue.corruptRetention from corrupt/,
     spool.expectLook();
     manager.start();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([spool.looked, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the manager never looked at corrupt/')), 10_000)))]);
+    await Promise.race([
+      spool.looked,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the manager never looked at corrupt/')), 10_000))),
+    ]);
     clearTimeout(timer);
     await manager.stop(1000);
   }

@@ -112,7 +112,7 @@ function queuedCount(file: string): () => number {
 
 /** Polls `done` every 100 ms, at most `ms`; returns either way (the caller compares what arrived). */
 async function until(done: () => boolean, ms: number): Promise<void> {
-  for (const end = Date.now() + ms; !done() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+  for (const end = Date.now() + ms; !done() && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
 }
 
 const subjectOf = (r: Received) => /^Subject: (.*)$/m.exec(r.raw.toString('latin1'))?.[1] ?? '';
@@ -129,15 +129,18 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
   store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true });
   store.close();
   const configFile = join(dir, 'config.json');
-  writeFileSync(configFile, JSON.stringify({
-    keys: { dir: keysDir },
-    listen: { host: '127.0.0.1', port: 0, hostname: 'relay.test' },
-    // A port of its own: the default 9125 may be taken by a relay already running on this host.
-    metrics: { listen: '127.0.0.1:0' },
-    delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port, maxConnections: 2 } },
-    queue: { dir: join(dir, 'spool'), retryAfter: '1s', maxRetryInterval: '2s' },
-    log: { level: 'silent' },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      keys: { dir: keysDir },
+      listen: { host: '127.0.0.1', port: 0, hostname: 'relay.test' },
+      // A port of its own: the default 9125 may be taken by a relay already running on this host.
+      metrics: { listen: '127.0.0.1:0' },
+      delivery: { mode: 'queue', upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port, maxConnections: 2 } },
+      queue: { dir: join(dir, 'spool'), retryAfter: '1s', maxRetryInterval: '2s' },
+      log: { level: 'silent' },
+    }),
+  );
 
   const acknowledged = new Set<string>();
   let counter = 0;
@@ -152,7 +155,16 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
   try {
     for (let round = 1; round <= options.rounds; round++) {
       const { child, port } = await startChild(configFile);
-      const transport = nodemailer.createTransport({ host: '127.0.0.1', port, pool: true, maxConnections: clients, ignoreTLS: true, logger: false, connectionTimeout: 2000, socketTimeout: 5000 });
+      const transport = nodemailer.createTransport({
+        host: '127.0.0.1',
+        port,
+        pool: true,
+        maxConnections: clients,
+        ignoreTLS: true,
+        logger: false,
+        connectionTimeout: 2000,
+        socketTimeout: 5000,
+      });
       let flooding = true;
       const flood = async () => {
         while (flooding) {
@@ -185,7 +197,12 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
       // Everything out and no row left to retry; then a later message delivered shows the relay has passed any attempt of the earlier ones.
       await until(() => [...acknowledged].every((s) => deliveredSubjects().has(s)) && queued() === 0, settleMs);
       const transport = nodemailer.createTransport({ host: '127.0.0.1', port, ignoreTLS: true, logger: false, connectionTimeout: 2000, socketTimeout: 5000 });
-      await transport.sendMail({ envelope: { from: 'a@example.com', to: ['b@example.net'] }, raw: `From: a@example.com\r\nTo: b@example.net\r\nSubject: ${LATER}\r\n\r\nafter the last kill\r\n` }).finally(() => transport.close());
+      await transport
+        .sendMail({
+          envelope: { from: 'a@example.com', to: ['b@example.net'] },
+          raw: `From: a@example.com\r\nTo: b@example.net\r\nSubject: ${LATER}\r\n\r\nafter the last kill\r\n`,
+        })
+        .finally(() => transport.close());
       await until(() => deliveredSubjects().has(LATER) && queued() === 0, settleMs);
     } finally {
       await kill(child);
@@ -199,7 +216,11 @@ export async function runCrashRounds(options: CrashOptions): Promise<CrashResult
       counts.set(subject, (counts.get(subject) ?? 0) + 1);
       const first = firstCopy.get(subject);
       if (first === undefined) firstCopy.set(subject, i);
-      else duplicateCopies.push({ leadMs: nearest(killedAt, arrivedAt[first]!) - arrivedAt[first]!, sameQueueId: queueIdOf(r) === queueIdOf(sink.received[first]!) });
+      else
+        duplicateCopies.push({
+          leadMs: nearest(killedAt, arrivedAt[first]!) - arrivedAt[first]!,
+          sameQueueId: queueIdOf(r) === queueIdOf(sink.received[first]!),
+        });
     });
     return {
       rounds: options.rounds,

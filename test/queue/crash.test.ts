@@ -37,7 +37,13 @@ function runAndKill(dir: string, killAfterMs: number): Promise<string[]> {
       clearTimeout(guard);
       if (signal !== 'SIGKILL') reject(new Error(`child ended by itself (${code}): ${err}`));
       // Only whole lines: a line cut by the kill was never a resolved acceptance.
-      else resolve(out.split('\n').slice(0, -1).filter((l) => l !== 'ready'));
+      else
+        resolve(
+          out
+            .split('\n')
+            .slice(0, -1)
+            .filter((l) => l !== 'ready'),
+        );
     });
   });
 }
@@ -76,8 +82,17 @@ test(`killed ${ROUNDS} times at random while accepting, no acknowledged message 
       assert.ok(shown, `round ${round}: acknowledged ${id} is not in the index`);
       assert.equal(shown.size, size);
       assert.equal(shown.hold, null);
-      assert.deepEqual(shown.recipients.map((r) => r.state), ['queued', 'queued']);
-      assert.equal(createHash('sha256').update(readFileSync(spool.path(id))).digest('hex'), sha, `round ${round}: ${id} differs`);
+      assert.deepEqual(
+        shown.recipients.map((r) => r.state),
+        ['queued', 'queued'],
+      );
+      assert.equal(
+        createHash('sha256')
+          .update(readFileSync(spool.path(id)))
+          .digest('hex'),
+        sha,
+        `round ${round}: ${id} differs`,
+      );
     }
     index.close();
   }

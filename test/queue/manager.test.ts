@@ -47,22 +47,28 @@ test('recipients whose NOTIFY and ORCPT differ share one transaction, each with 
   const spool = new Spool(dir);
   const index = QueueIndex.open(join(dir, 'queue.db'));
   const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
-  await index.enqueue(envelope(stored.id, stored.size, [], {
-    ret: 'HDRS',
-    recipients: [
-      { address: 'one@example.net', notify: ['FAILURE'], orcpt: 'rfc822;first@example.org' },
-      { address: 'two@example.net', notify: ['NEVER'] },
-      { address: 'three@example.net' },
-    ],
-  }));
+  await index.enqueue(
+    envelope(stored.id, stored.size, [], {
+      ret: 'HDRS',
+      recipients: [
+        { address: 'one@example.net', notify: ['FAILURE'], orcpt: 'rfc822;first@example.org' },
+        { address: 'two@example.net', notify: ['NEVER'] },
+        { address: 'three@example.net' },
+      ],
+    }),
+  );
 
   const seen: Envelope[] = [];
   let delivered!: () => void;
   const done = new Promise<void>((resolve) => (delivered = resolve));
-  const manager = startManager(spool, index, acceptingUpstream((env) => {
-    seen.push(env);
-    setImmediate(delivered);
-  }));
+  const manager = startManager(
+    spool,
+    index,
+    acceptingUpstream((env) => {
+      seen.push(env);
+      setImmediate(delivered);
+    }),
+  );
   await done;
   for (let i = 0; i < 100 && index.show(stored.id); i++) await new Promise((r) => setTimeout(r, 10));
   await manager.stop(5000);
@@ -70,10 +76,13 @@ test('recipients whose NOTIFY and ORCPT differ share one transaction, each with 
   assert.equal(seen.length, 1, 'one transaction');
   assert.deepEqual(seen[0]!.to, ['one@example.net', 'two@example.net', 'three@example.net']);
   assert.equal(seen[0]!.dsn?.ret, 'HDRS');
-  assert.deepEqual([...seen[0]!.dsn!.recipients!], [
-    ['one@example.net', { notify: ['FAILURE'], orcpt: 'rfc822;first@example.org' }],
-    ['two@example.net', { notify: ['NEVER'], orcpt: undefined }],
-  ]);
+  assert.deepEqual(
+    [...seen[0]!.dsn!.recipients!],
+    [
+      ['one@example.net', { notify: ['FAILURE'], orcpt: 'rfc822;first@example.org' }],
+      ['two@example.net', { notify: ['NEVER'], orcpt: undefined }],
+    ],
+  );
   assert.equal(index.show(stored.id), undefined, 'all three delivered, the message removed');
   index.close();
 });
@@ -93,12 +102,16 @@ test('an attempt that finishes its message removes it at once; one a stopped pro
 
   let delivered!: () => void;
   const done = new Promise<void>((resolve) => (delivered = resolve));
-  const manager = startManager(spool, index, acceptingUpstream(() => setImmediate(delivered)));
+  const manager = startManager(
+    spool,
+    index,
+    acceptingUpstream(() => setImmediate(delivered)),
+  );
   await done;
   for (let i = 0; i < 100 && (index.show(fresh.id) || (await spool.size(fresh.id)) !== undefined); i++) await new Promise((r) => setTimeout(r, 10));
   await manager.stop(5000);
 
-  assert.equal(index.show(fresh.id), undefined, 'the delivered message\'s rows are gone');
+  assert.equal(index.show(fresh.id), undefined, "the delivered message's rows are gone");
   assert.equal(await spool.size(fresh.id), undefined, 'and its file');
   assert.equal(index.show(left.id), undefined, 'the one left behind was removed by the first look at the queue');
   assert.equal(await spool.size(left.id), undefined);
@@ -118,7 +131,11 @@ test('an attempt whose result cannot be recorded (a full disk) hands its recipie
     setImmediate(failed);
     throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
   };
-  const manager = startManager(spool, index, acceptingUpstream(() => {}));
+  const manager = startManager(
+    spool,
+    index,
+    acceptingUpstream(() => {}),
+  );
   await recordFailed;
   const start = Date.now();
   let recipient = index.show(stored.id)!.recipients[0]!;

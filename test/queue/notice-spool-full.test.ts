@@ -11,7 +11,16 @@ import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { startTestRelay } from '../helpers/relay-harness.ts';
 import { until } from '../helpers/until.ts';
 
-const RAW = ['From: Payroll <payroll@example.com>', 'To: <gone@example.net>', 'Subject: refused', 'Date: Sun, 22 Nov 2026 10:00:00 +0000', 'Message-ID: <refused@example.com>', '', 'Body', ''].join('\r\n');
+const RAW = [
+  'From: Payroll <payroll@example.com>',
+  'To: <gone@example.net>',
+  'Subject: refused',
+  'Date: Sun, 22 Nov 2026 10:00:00 +0000',
+  'Message-ID: <refused@example.com>',
+  '',
+  'Body',
+  '',
+].join('\r\n');
 const RETRY_MS = 1000;
 
 /** An upstream that refuses gone@example.net with 550 and takes everything else; `onRefusal` runs before the 550 goes out. */
@@ -84,7 +93,10 @@ test('a bounce the full spool cannot take: one upstream session, then the back-o
     // (no later than the row's updatedAt) and so no sooner than the refusal.
     const sinceRefusal = waiting.nextAttemptAt - sink.refusals[0]!;
     const sinceRecord = waiting.nextAttemptAt - waiting.updatedAt;
-    assert.ok(sinceRefusal >= RETRY_MS * (1 - DEFAULT_RETRY_POLICY.jitter) && sinceRecord <= RETRY_MS, `next attempt ${sinceRefusal} ms after the refusal, ${sinceRecord} ms after the record`);
+    assert.ok(
+      sinceRefusal >= RETRY_MS * (1 - DEFAULT_RETRY_POLICY.jitter) && sinceRecord <= RETRY_MS,
+      `next attempt ${sinceRefusal} ms after the refusal, ${sinceRecord} ms after the record`,
+    );
 
     // Space returns: the next attempt, not before its time, is refused again and the bounce goes out.
     spoolFull = false;

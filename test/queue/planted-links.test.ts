@@ -18,11 +18,14 @@ test('queue.db, or its -wal, as a link: refused, the target untouched', () => {
     const dir = tempDir();
     const target = victim();
     symlinkSync(target.path, join(dir, name));
-    assert.throws(() => QueueIndex.open(join(dir, 'queue.db')), (err: Error) => {
-      assert.ok(err instanceof LinkRefusedError, String(err));
-      assert.match(err.message, new RegExp(`${name} is a symbolic link, which dkim-relay does not write through`));
-      return true;
-    });
+    assert.throws(
+      () => QueueIndex.open(join(dir, 'queue.db')),
+      (err: Error) => {
+        assert.ok(err instanceof LinkRefusedError, String(err));
+        assert.match(err.message, new RegExp(`${name} is a symbolic link, which dkim-relay does not write through`));
+        return true;
+      },
+    );
     target.unchanged();
   }
 });
@@ -75,7 +78,14 @@ test('the normalized copy of a large message being received is not written throu
   writeFileSync(input, `From: a@example.com\r\nSubject: x\r\n\r\n${'x'.repeat(2000)}\r\n`);
   symlinkSync(target.path, `${input}.normalized`);
   const result = normalizeFile(input, `${input}.normalized`, {
-    addDate: false, addMessageId: false, longLines: 'reencode', nul: 'reencode', refoldHeaders: false, mergeDuplicates: false, eightBitMime: true, messageIdDomain: 'example.com',
+    addDate: false,
+    addMessageId: false,
+    longLines: 'reencode',
+    nul: 'reencode',
+    refoldHeaders: false,
+    mergeDuplicates: false,
+    eightBitMime: true,
+    messageIdDomain: 'example.com',
   });
   assert.equal(result.ok, false);
   assert.match(!result.ok ? replyText(result.reply) : '', /intake-0123456789abcdef\.eml\.normalized is a symbolic link/);

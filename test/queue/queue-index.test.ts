@@ -50,7 +50,10 @@ test('an index written by a newer release is refused with a one-line reason', ()
   const db = new Database(join(dir, 'queue.db'));
   db.pragma(`user_version = ${QUEUE_SCHEMA_VERSION + 1}`);
   db.close();
-  assert.throws(() => openIndex(dir), (err: unknown) => err instanceof UserError && /newer than this dkim-relay knows/.test(err.toLine()));
+  assert.throws(
+    () => openIndex(dir),
+    (err: unknown) => err instanceof UserError && /newer than this dkim-relay knows/.test(err.toLine()),
+  );
 });
 
 test('messages enqueued together share one transaction, and each resolves only after it committed', async () => {
@@ -62,9 +65,13 @@ test('messages enqueued together share one transaction, and each resolves only a
 
   const ids = Array.from({ length: 5 }, () => newSpoolId());
   const seenAtResolve: number[] = [];
-  await Promise.all(ids.map((id) => index.enqueue(envelope(id, 100, ['x@example.net', 'y@example.net'])).then(() => {
-    seenAtResolve.push(visible(id)); // read through another connection: committed, not merely written
-  })));
+  await Promise.all(
+    ids.map((id) =>
+      index.enqueue(envelope(id, 100, ['x@example.net', 'y@example.net'])).then(() => {
+        seenAtResolve.push(visible(id)); // read through another connection: committed, not merely written
+      }),
+    ),
+  );
 
   assert.deepEqual(commits, [ids]);
   assert.deepEqual(seenAtResolve, [2, 2, 2, 2, 2]);
@@ -86,7 +93,11 @@ test('an intake group is answered only once one fsync of the WAL, in the thread 
   const ids = [newSpoolId(), newSpoolId(), newSpoolId()];
   const all = Promise.all(ids.map((id) => index.enqueue(envelope(id, 1)).then(() => answered.push(id))));
   for (let i = 0; i < 100 && fsyncs.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
-  assert.deepEqual(fsyncs.map((f) => f.path), [join(dir, 'queue.db-wal')], 'one fsync for the group');
+  assert.deepEqual(
+    fsyncs.map((f) => f.path),
+    [join(dir, 'queue.db-wal')],
+    'one fsync for the group',
+  );
   assert.equal(reader.prepare('SELECT COUNT(*) FROM messages').pluck().get(), 3, 'committed');
   // The group is committed and its fsync asked for: what could answer it now has run once the event loop has gone round.
   for (let turn = 0; turn < 3; turn++) await new Promise(setImmediate);
@@ -119,8 +130,14 @@ test('one bad message in a group fails alone; the others are committed', async (
     index.enqueue(envelope(newSpoolId(), 1, [])),
     index.enqueue(envelope(good[1]!, 1)),
   ]);
-  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
-  assert.deepEqual(index.allMessages().map((m) => m.id), good);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  assert.deepEqual(
+    index.allMessages().map((m) => m.id),
+    good,
+  );
   index.close();
 });
 
@@ -136,7 +153,10 @@ test('due recipients are claimed with a lease, results recorded per recipient, r
   assert.equal(claim!.message.ret, 'HDRS');
   assert.equal(claim!.message.envid, 'QQ314159');
   assert.equal(claim!.leaseUntil, T0 + LEASE);
-  assert.deepEqual(claim!.recipients.map((r) => r.address), ['a@x.example', 'b@x.example', 'c@x.example']);
+  assert.deepEqual(
+    claim!.recipients.map((r) => r.address),
+    ['a@x.example', 'b@x.example', 'c@x.example'],
+  );
   assert.deepEqual(states(index, id), ['delivering', 'delivering', 'delivering']);
   assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), [], 'a claimed recipient is not claimed twice');
 
@@ -148,18 +168,24 @@ test('due recipients are claimed with a lease, results recorded per recipient, r
   ]);
   assert.equal(changed, 3);
   const shown = index.show(id)!;
-  assert.deepEqual(shown.recipients.map((r) => [r.state, r.attempts, r.lastReply?.code, r.lastReply?.enhanced]), [
-    ['delivered', 1, 250, '2.0.0'],
-    ['deferred', 1, 451, '4.3.0'],
-    ['bounced', 1, 550, '5.1.1'],
-  ]);
+  assert.deepEqual(
+    shown.recipients.map((r) => [r.state, r.attempts, r.lastReply?.code, r.lastReply?.enhanced]),
+    [
+      ['delivered', 1, 250, '2.0.0'],
+      ['deferred', 1, 451, '4.3.0'],
+      ['bounced', 1, 550, '5.1.1'],
+    ],
+  );
   assert.equal(shown.recipients[1]!.nextAttemptAt, T0 + 62_000);
 
   c.tick(30_000);
   assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), [], 'not due before its next attempt');
   c.tick(30_000);
   const [retry] = index.claimDue({ limit: 10, leaseMs: LEASE });
-  assert.deepEqual(retry!.recipients.map((r) => [r.seq, r.attempts]), [[1, 1]]);
+  assert.deepEqual(
+    retry!.recipients.map((r) => [r.seq, r.attempts]),
+    [[1, 1]],
+  );
   index.close();
 });
 
@@ -194,8 +220,14 @@ test('claims take the oldest due messages first, at most `limit` of them', () =>
     c.tick(1000);
   }
   const claims = index.claimDue({ limit: 2, leaseMs: LEASE });
-  assert.deepEqual(claims.map((cl) => cl.message.id), ids.slice(0, 2));
-  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }).map((cl) => cl.message.id), ids.slice(2));
+  assert.deepEqual(
+    claims.map((cl) => cl.message.id),
+    ids.slice(0, 2),
+  );
+  assert.deepEqual(
+    index.claimDue({ limit: 10, leaseMs: LEASE }).map((cl) => cl.message.id),
+    ids.slice(2),
+  );
   index.close();
 });
 
@@ -213,14 +245,23 @@ test('a message with several due recipients is one claim; held messages due earl
   c.tick(1000);
   index.enqueueMany([envelope(narrow, 1)]);
   const claims = index.claimDue({ limit: 2, leaseMs: LEASE });
-  assert.deepEqual(claims.map((cl) => [cl.message.id, cl.recipients.length, cl.signingDomain]), [[wide, 3, 'example.com'], [narrow, 1, 'example.com']]);
+  assert.deepEqual(
+    claims.map((cl) => [cl.message.id, cl.recipients.length, cl.signingDomain]),
+    [
+      [wide, 3, 'example.com'],
+      [narrow, 1, 'example.com'],
+    ],
+  );
   index.close();
 });
 
 test('the due search reads the due recipients in order from their index, never the whole queue', () => {
   const index = openIndex();
   const plan = (index.db.prepare(`EXPLAIN QUERY PLAN ${DUE_RECIPIENTS}`).all(T0) as { detail: string }[]).map((row) => row.detail);
-  assert.ok(plan.some((d) => d.includes('USING INDEX recipients_due')), plan.join('; '));
+  assert.ok(
+    plan.some((d) => d.includes('USING INDEX recipients_due')),
+    plan.join('; '),
+  );
   assert.ok(!plan.some((d) => /TEMP B-TREE|^SCAN/.test(d)), plan.join('; '));
   index.close();
 });
@@ -232,7 +273,10 @@ test('held messages are never claimed until released; retry makes waiting recipi
   index.enqueueMany([envelope(id, 1)]);
   assert.equal(index.hold(id), true);
   assert.equal(index.show(id)!.hold, 'held by administrator');
-  assert.deepEqual(index.list({ held: true }).map((m) => m.id), [id]);
+  assert.deepEqual(
+    index.list({ held: true }).map((m) => m.id),
+    [id],
+  );
   assert.deepEqual(index.list({ held: false }), []);
   assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }), []);
 
@@ -257,7 +301,10 @@ test('a claim given back, or left by a crashed process, is due again at once wit
   assert.deepEqual(states(index, b), ['delivering']);
   assert.equal(index.resetDelivering(), 1);
   assert.deepEqual(states(index, b), ['queued']);
-  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: LEASE }).map((cl) => cl.recipients[0]!.attempts), [0, 0]);
+  assert.deepEqual(
+    index.claimDue({ limit: 10, leaseMs: LEASE }).map((cl) => cl.recipients[0]!.attempts),
+    [0, 0],
+  );
   index.close();
 });
 
@@ -288,15 +335,31 @@ test('depth, oldest age, list counts and "is a key still needed" answer from the
   const index = openIndex(tempDir(), () => c.now);
   assert.deepEqual(index.depth(), { messages: 0, pending: 0, oldestReceivedAt: null });
   const [a, b] = [newSpoolId(), newSpoolId()];
-  index.enqueueMany([envelope(a, 10, ['x@y.example', 'z@y.example'], { signatures: [{ domain: 'Example.COM', selector: 's1' }, { domain: 'example.com', selector: 'ed1' }] })]);
+  index.enqueueMany([
+    envelope(a, 10, ['x@y.example', 'z@y.example'], {
+      signatures: [
+        { domain: 'Example.COM', selector: 's1' },
+        { domain: 'example.com', selector: 'ed1' },
+      ],
+    }),
+  ]);
   c.tick(5000);
   index.enqueueMany([envelope(b, 20, ['x@y.example'], { signatures: [{ domain: 'example.org', selector: 's9' }] })]);
   const [claim] = index.claimDue({ limit: 1, leaseMs: LEASE });
   index.record(claim!, [{ seq: 0, result: 'delivered', reply: { code: 250, text: 'Ok' } }]);
 
   assert.deepEqual(index.depth(), { messages: 2, pending: 2, oldestReceivedAt: T0 });
-  assert.deepEqual(index.list().map((m) => [m.id, m.recipients, m.pending, m.size]), [[a, 2, 1, 10], [b, 1, 1, 20]]);
-  assert.deepEqual(index.list({ limit: 1, offset: 1 }).map((m) => m.id), [b]);
+  assert.deepEqual(
+    index.list().map((m) => [m.id, m.recipients, m.pending, m.size]),
+    [
+      [a, 2, 1, 10],
+      [b, 1, 1, 20],
+    ],
+  );
+  assert.deepEqual(
+    index.list({ limit: 1, offset: 1 }).map((m) => m.id),
+    [b],
+  );
   assert.equal(index.isSignedWith('example.com', 's1'), true);
   assert.equal(index.isSignedWith('EXAMPLE.com', 'ed1'), true);
   assert.equal(index.isSignedWith('example.com', 's2'), false);
@@ -314,13 +377,24 @@ test('acceptMessage: file and rows together, or neither when the rows cannot be 
   const dir = tempDir();
   const spool = new Spool(dir);
   const index = openIndex(dir);
-  const stored = await acceptMessage({ spool, index }, bufferOctets(Buffer.from('Subject: x\r\n\r\nhi\r\n')), { sender: '', client: '192.0.2.1', signatures: [], recipients: [{ address: 'a@b.example', notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;a@b.example' }] });
+  const stored = await acceptMessage({ spool, index }, bufferOctets(Buffer.from('Subject: x\r\n\r\nhi\r\n')), {
+    sender: '',
+    client: '192.0.2.1',
+    signatures: [],
+    recipients: [{ address: 'a@b.example', notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;a@b.example' }],
+  });
   const shown = index.show(stored.id)!;
   assert.equal(shown.size, 18);
-  assert.deepEqual(shown.recipients.map((r) => [r.notify, r.orcpt]), [[['FAILURE', 'DELAY'], 'rfc822;a@b.example']]);
+  assert.deepEqual(
+    shown.recipients.map((r) => [r.notify, r.orcpt]),
+    [[['FAILURE', 'DELAY'], 'rfc822;a@b.example']],
+  );
   assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`]);
 
-  await assert.rejects(acceptMessage({ spool, index }, bufferOctets(Buffer.from('x')), { sender: '', client: 'c', signatures: [], recipients: [] }), /no recipients/);
+  await assert.rejects(
+    acceptMessage({ spool, index }, bufferOctets(Buffer.from('x')), { sender: '', client: 'c', signatures: [], recipients: [] }),
+    /no recipients/,
+  );
   assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`], 'the file of the refused message is gone');
   index.close();
 });
@@ -343,7 +417,10 @@ test('a disk too full for the index commit is SpoolUnavailableError(full), and n
     closeSync(filler);
   }
   const many = Array.from({ length: 400 }, (_, i) => `recipient-number-${i}-with-a-long-local-part@example.net`);
-  const err = await index.enqueue(envelope(stored.id, stored.size, many)).then(() => undefined, (e: unknown) => e);
+  const err = await index.enqueue(envelope(stored.id, stored.size, many)).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof SpoolUnavailableError, `got ${String(err)}`);
   assert.equal(err.reason, 'full');
   assert.match(err.code, /^SQLITE_FULL/);

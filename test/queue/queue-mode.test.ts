@@ -60,7 +60,12 @@ const notices = (sink: Sink) => sink.received.filter((r) => r.from === '');
 /** The relay's decisions to send no notice for a recipient (one log line each). */
 const noNotice = (relay: TestRelay) => relay.logs.filter((l) => l.msg === 'no delivery status notification');
 
-async function withRelay(behaviour: SinkBehaviour, queue: Record<string, unknown>, body: (sink: Sink, relay: TestRelay) => Promise<void>, more: Record<string, unknown> = {}) {
+async function withRelay(
+  behaviour: SinkBehaviour,
+  queue: Record<string, unknown>,
+  body: (sink: Sink, relay: TestRelay) => Promise<void>,
+  more: Record<string, unknown> = {},
+) {
   const sink = await startSink(behaviour);
   const relay = await queueRelay(sink.port, queue, more);
   try {
@@ -94,16 +99,29 @@ describe('queue mode', () => {
     const relay = await queueRelay(port);
     let sink: Sink | undefined;
     try {
-      const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => submit(relay.port, 'payroll@example.com', [`r${i}@example.net`], message(`down ${i}`))));
-      assert.ok(replies.every((r) => r.ok && r.response.includes('queued as')), JSON.stringify(replies));
-      await until('attempts that fail', () => relay.relay.queue!.index.list().every((m) => m.recipients === 1) && relay.relay.queue!.index.show(relay.relay.queue!.index.list()[0]!.id)!.recipients[0]!.attempts >= 1);
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => submit(relay.port, 'payroll@example.com', [`r${i}@example.net`], message(`down ${i}`))),
+      );
+      assert.ok(
+        replies.every((r) => r.ok && r.response.includes('queued as')),
+        JSON.stringify(replies),
+      );
+      await until(
+        'attempts that fail',
+        () =>
+          relay.relay.queue!.index.list().every((m) => m.recipients === 1) &&
+          relay.relay.queue!.index.show(relay.relay.queue!.index.list()[0]!.id)!.recipients[0]!.attempts >= 1,
+      );
       assert.equal(relay.relay.queue!.index.depth().messages, 8);
       sink = await startSink({}, port);
       await until('all eight delivered', () => sink!.received.length >= 8 && relay.relay.queue!.index.depth().messages === 0);
       // No row is left to retry; a later message delivered and removed shows the manager has passed any attempt of the eight.
       assert.ok((await submit(relay.port, 'payroll@example.com', ['later@example.net'], message('later'))).ok);
       await until('the later message delivered', () => sink!.received.some((r) => subjectOf(r) === 'later') && relay.relay.queue!.index.depth().messages === 0);
-      const subjects = sink.received.map(subjectOf).filter((s) => s !== 'later').sort();
+      const subjects = sink.received
+        .map(subjectOf)
+        .filter((s) => s !== 'later')
+        .sort();
       assert.deepEqual(subjects, Array.from({ length: 8 }, (_, i) => `down ${i}`).sort());
       assert.equal(notices(sink).length, 0);
     } finally {
@@ -235,8 +253,16 @@ describe('queue mode', () => {
       // A control that does get one, so the wait below ends on a fact, not on time.
       assert.ok((await submit(relay.port, 'payroll@example.com', ['gone@example.net'], message('control'))).ok);
       // Each refusal's notice is decided once, in the line that says none goes: after both, and the control's delivered, no other can come.
-      await until('both decided and the control notice delivered', () => noNotice(relay).length >= 2 && relay.relay.queue!.index.depth().messages === 0 && notices(sink).length >= 1);
-      assert.deepEqual(noNotice(relay).map((l) => l.reason).sort(), ['auto-submitted', 'null-sender']);
+      await until(
+        'both decided and the control notice delivered',
+        () => noNotice(relay).length >= 2 && relay.relay.queue!.index.depth().messages === 0 && notices(sink).length >= 1,
+      );
+      assert.deepEqual(
+        noNotice(relay)
+          .map((l) => l.reason)
+          .sort(),
+        ['auto-submitted', 'null-sender'],
+      );
       assert.equal(notices(sink).length, 1);
       const parsed = await parseWithPython(notices(sink)[0]!.raw);
       assert.match(JSON.stringify(parsed.parts[2]), /Subject: control|"Subject","control"/);
@@ -244,19 +270,34 @@ describe('queue mode', () => {
   });
 
   test('RET, ENVID, NOTIFY and ORCPT: stored, passed to an upstream that announces DSN, and honoured in notices', async () => {
-    const refused: SinkBehaviour = { rcpt: { 'gone@example.net': { code: 550, text: '5.1.1 no such user' }, 'quiet@example.net': { code: 550, text: '5.1.1 no such user' } } };
+    const refused: SinkBehaviour = {
+      rcpt: { 'gone@example.net': { code: 550, text: '5.1.1 no such user' }, 'quiet@example.net': { code: 550, text: '5.1.1 no such user' } },
+    };
     await withRelay(refused, {}, async (sink, relay) => {
-      const a = await submit(relay.port, 'payroll@example.com', ['ok@example.net'], message('dsn pass'), { ret: 'HDRS', envid: 'ENV-1', notify: ['FAILURE'], orcpt: 'rfc822;orig@example.org' });
+      const a = await submit(relay.port, 'payroll@example.com', ['ok@example.net'], message('dsn pass'), {
+        ret: 'HDRS',
+        envid: 'ENV-1',
+        notify: ['FAILURE'],
+        orcpt: 'rfc822;orig@example.org',
+      });
       assert.ok(a.ok, a.response);
       await until('delivery', () => sink.received.length === 1);
       assert.deepEqual([sink.received[0]!.mailArgs!.RET, sink.received[0]!.mailArgs!.ENVID], ['HDRS', 'ENV-1']);
       assert.deepEqual(sink.received[0]!.rcptArgs, [{ NOTIFY: 'FAILURE', ORCPT: 'rfc822;orig@example.org' }]);
 
-      const b = await submit(relay.port, 'payroll@example.com', ['gone@example.net'], message('dsn hdrs', ['X-Secret-Body: no']), { ret: 'HDRS', envid: 'ENV-2', notify: ['FAILURE'], orcpt: 'rfc822;first@example.org' });
+      const b = await submit(relay.port, 'payroll@example.com', ['gone@example.net'], message('dsn hdrs', ['X-Secret-Body: no']), {
+        ret: 'HDRS',
+        envid: 'ENV-2',
+        notify: ['FAILURE'],
+        orcpt: 'rfc822;first@example.org',
+      });
       assert.ok(b.ok, b.response);
       const c = await submit(relay.port, 'payroll@example.com', ['quiet@example.net'], message('dsn never'), { notify: ['NEVER'] });
       assert.ok(c.ok, c.response);
-      await until('settled', () => noNotice(relay).some((l) => l.to === 'quiet@example.net') && relay.relay.queue!.index.depth().messages === 0 && notices(sink).length >= 1);
+      await until(
+        'settled',
+        () => noNotice(relay).some((l) => l.to === 'quiet@example.net') && relay.relay.queue!.index.depth().messages === 0 && notices(sink).length >= 1,
+      );
       assert.equal(notices(sink).length, 1, 'NOTIFY=NEVER silenced the other');
       const parsed = await parseWithPython(notices(sink)[0]!.raw);
       const [perMessage, recipient] = parsed.parts[1]!.blocks!;
@@ -300,7 +341,8 @@ describe('queue mode', () => {
   test('sync mode stays: no spool, the upstream answers the client', async () => {
     const sink = await startSink({ rcpt: { 'gone@example.net': { code: 550, text: '5.1.1 no such user' } } });
     const relay = await startTestRelay({ delivery: { mode: 'sync', upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } }, (store) =>
-      store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true }));
+      store.generate({ domain: 'example.com', algorithm: 'rsa', bits: 2048, activate: true }),
+    );
     try {
       assert.equal(relay.relay.queue, undefined);
       const r = await submit(relay.port, 'payroll@example.com', ['gone@example.net'], message('sync'));

@@ -19,7 +19,12 @@ function queueAt(dir = tempDir()) {
   const spool = new Spool(dir);
   const index = QueueIndex.open(join(dir, 'queue.db'));
   const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done(); } });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
   return { dir, spool, index, lines, logger: pino({ level: 'info' }, sink) };
 }
 
@@ -47,7 +52,10 @@ test('a crash after each step of intake leaves a state recovery settles: only co
   assert.deepEqual(files(q.dir, 'tmp'), []);
   assert.deepEqual(files(q.dir, 'msg'), [`${committed.id}.eml`]);
   assert.deepEqual(files(q.dir, 'corrupt'), [`${uncommitted.id}.eml`]);
-  assert.deepEqual(after.index.claimDue({ limit: 10, leaseMs: LEASE }).map((c) => c.message.id), [committed.id]);
+  assert.deepEqual(
+    after.index.claimDue({ limit: 10, leaseMs: LEASE }).map((c) => c.message.id),
+    [committed.id],
+  );
   after.index.close();
   await writing.abort(); // the dead process's descriptor, closed so the test leaves none open
 });
@@ -63,9 +71,16 @@ test('recipients a crashed process was delivering are due again; delivered ones 
   const after = queueAt(q.dir);
   const report = await recoverQueue(after.spool, after.index, after.logger);
   assert.equal(report.reclaimed, 1);
-  assert.deepEqual(after.index.show(stored.id)!.recipients.map((r) => r.state), ['delivered', 'queued']);
+  assert.deepEqual(
+    after.index.show(stored.id)!.recipients.map((r) => r.state),
+    ['delivered', 'queued'],
+  );
   const [again] = after.index.claimDue({ limit: 10, leaseMs: LEASE });
-  assert.deepEqual(again!.recipients.map((r) => r.address), ['b@x.example'], 'the lease of the dead process is not waited for');
+  assert.deepEqual(
+    again!.recipients.map((r) => r.address),
+    ['b@x.example'],
+    'the lease of the dead process is not waited for',
+  );
   after.index.close();
 });
 
@@ -133,7 +148,7 @@ test('a message whose file has the wrong size is held, not sent cut short', asyn
   q.index.close();
 });
 
-test('an administrator\'s hold survives recovery', async () => {
+test("an administrator's hold survives recovery", async () => {
   const q = queueAt();
   const stored = await q.spool.write(BODY);
   await q.index.enqueue(envelope(stored.id, stored.size));
@@ -166,9 +181,21 @@ test('a clean spool gives one info line with the counts and the depth', async ()
     await q.index.enqueue(envelope(stored.id, stored.size, ['a@x.example', 'b@x.example']));
   }
   const report = await recoverQueue(q.spool, q.index, q.logger);
-  assert.deepEqual({ ...report, heldIds: undefined }, {
-    tempRemoved: 0, finishedRemoved: 0, movedToCorrupt: 0, heldMissing: 0, heldWrongSize: 0, released: 0, reclaimed: 0, heldIds: undefined, messages: 3, pending: 6,
-  });
+  assert.deepEqual(
+    { ...report, heldIds: undefined },
+    {
+      tempRemoved: 0,
+      finishedRemoved: 0,
+      movedToCorrupt: 0,
+      heldMissing: 0,
+      heldWrongSize: 0,
+      released: 0,
+      reclaimed: 0,
+      heldIds: undefined,
+      messages: 3,
+      pending: 6,
+    },
+  );
   assert.equal(q.lines.length, 1);
   assert.equal(q.lines[0]!.level, 30);
   assert.equal(q.lines[0]!.event, 'queue-recovery');

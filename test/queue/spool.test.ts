@@ -157,7 +157,10 @@ test('a full disk is SpoolUnavailableError(full), and no partial file is left be
   if (!disk) return;
   const spool = new Spool(join(disk, 'spool'));
 
-  const err = await spool.write(chunks(48, 64 * 1024)).then(() => undefined, (e: unknown) => e);
+  const err = await spool.write(chunks(48, 64 * 1024)).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof SpoolUnavailableError, `got ${String(err)}`);
   assert.equal(err.reason, 'full');
   assert.equal(err.code, 'ENOSPC');
@@ -175,7 +178,10 @@ test('a read-only spool is SpoolUnavailableError(unwritable)', async (t) => {
   const spool = new Spool(join(disk, 'spool'));
   makeReadOnly(disk);
 
-  const err = await spool.write(MESSAGE).then(() => undefined, (e: unknown) => e);
+  const err = await spool.write(MESSAGE).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof SpoolUnavailableError, `got ${String(err)}`);
   assert.equal(err.reason, 'unwritable');
   assert.equal(err.code, 'EROFS');

@@ -28,7 +28,10 @@ describe('admission', () => {
   });
 
   test('a client outside access.networks, with no AUTH configured, is refused 554 5.7.1 on connecting', async () => {
-    const relay = await startTestRelay({ access: { networks: ['192.0.2.0/24'] }, delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } }, withKey);
+    const relay = await startTestRelay(
+      { access: { networks: ['192.0.2.0/24'] }, delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } },
+      withKey,
+    );
     try {
       const before = sink.received.length;
       const result = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE });
@@ -43,11 +46,14 @@ describe('admission', () => {
   describe('with AUTH accounts and STARTTLS', () => {
     let relay: Awaited<ReturnType<typeof startTestRelay>>;
     before(async () => {
-      relay = await startTestRelay({
-        listen: { tls: cert },
-        access: { networks: [], users: [{ name: 'exchange', password: await hashPassword('correct horse') }] },
-        delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
-      }, withKey);
+      relay = await startTestRelay(
+        {
+          listen: { tls: cert },
+          access: { networks: [], users: [{ name: 'exchange', password: await hashPassword('correct horse') }] },
+          delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+        },
+        withKey,
+      );
     });
     after(() => relay.close());
 
@@ -58,19 +64,39 @@ describe('admission', () => {
 
     test('AUTH is not offered before STARTTLS, so the password is never sent in clear, and nothing is relayed', async () => {
       const before = sink.received.length;
-      const result = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE, auth: { user: 'exchange', pass: 'correct horse' } });
+      const result = await send({
+        port: relay.port,
+        from: 'app@example.com',
+        to: ['b@example.net'],
+        raw: MESSAGE,
+        auth: { user: 'exchange', pass: 'correct horse' },
+      });
       assert.equal(!result.ok && result.code, 530);
       assert.equal(sink.received.length, before);
     });
 
     test('a wrong password is refused 535 5.7.8', async () => {
-      const result = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE, tls: true, auth: { user: 'exchange', pass: 'wrong' } });
+      const result = await send({
+        port: relay.port,
+        from: 'app@example.com',
+        to: ['b@example.net'],
+        raw: MESSAGE,
+        tls: true,
+        auth: { user: 'exchange', pass: 'wrong' },
+      });
       assert.equal(!result.ok && result.code, 535);
       assert.match(result.response, /5\.7\.8/);
     });
 
     test('the right password over STARTTLS relays, signed', async () => {
-      const result = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE, tls: true, auth: { user: 'exchange', pass: 'correct horse' } });
+      const result = await send({
+        port: relay.port,
+        from: 'app@example.com',
+        to: ['b@example.net'],
+        raw: MESSAGE,
+        tls: true,
+        auth: { user: 'exchange', pass: 'correct horse' },
+      });
       assert.equal(result.ok, true, JSON.stringify(result));
       assert.match(sink.received.at(-1)!.raw.toString('latin1'), /^Received: from .*\r\n(?:\t.*\r\n)*DKIM-Signature: v=1; a=rsa-sha256/);
     });
@@ -96,11 +122,19 @@ describe('mail the relay will not sign', () => {
     }
   });
 
-  for (const [policy, code] of [['reject', 550], ['tempfail', 451]] as const) {
+  for (const [policy, code] of [
+    ['reject', 550],
+    ['tempfail', 451],
+  ] as const) {
     test(`signing.unknownDomain: ${policy} answers ${code}`, async () => {
       const relay = await startTestRelay({ signing: { unknownDomain: policy }, delivery: { upstream: upstream() } }, withKey);
       try {
-        const result = await send({ port: relay.port, from: 'x@unknown.test', to: ['b@example.net'], raw: MESSAGE.replace('app@example.com', 'x@unknown.test') });
+        const result = await send({
+          port: relay.port,
+          from: 'x@unknown.test',
+          to: ['b@example.net'],
+          raw: MESSAGE.replace('app@example.com', 'x@unknown.test'),
+        });
         assert.equal(!result.ok && result.code, code);
         assert.match(result.response, /no active DKIM key for unknown\.test/);
       } finally {
@@ -113,7 +147,12 @@ describe('mail the relay will not sign', () => {
     const relay = await startTestRelay({ selfCheck: { alignment: 'strict' }, delivery: { upstream: upstream() } }, withKey);
     try {
       const before = sink.received.length;
-      const result = await send({ port: relay.port, from: 'x@sub.example.com', to: ['b@example.net'], raw: MESSAGE.replace('app@example.com', 'x@sub.example.com') });
+      const result = await send({
+        port: relay.port,
+        from: 'x@sub.example.com',
+        to: ['b@example.net'],
+        raw: MESSAGE.replace('app@example.com', 'x@sub.example.com'),
+      });
       assert.equal(!result.ok && result.code, 451);
       assert.match(result.response, /4\.7\.5 DKIM self-check failed.*not aligned/);
       assert.equal(sink.received.length, before);
@@ -125,7 +164,12 @@ describe('mail the relay will not sign', () => {
   test('selfCheck.onFailure: reject answers 554 5.7.5', async () => {
     const relay = await startTestRelay({ selfCheck: { alignment: 'strict', onFailure: 'reject' }, delivery: { upstream: upstream() } }, withKey);
     try {
-      const result = await send({ port: relay.port, from: 'x@sub.example.com', to: ['b@example.net'], raw: MESSAGE.replace('app@example.com', 'x@sub.example.com') });
+      const result = await send({
+        port: relay.port,
+        from: 'x@sub.example.com',
+        to: ['b@example.net'],
+        raw: MESSAGE.replace('app@example.com', 'x@sub.example.com'),
+      });
       assert.equal(!result.ok && result.code, 554);
     } finally {
       await relay.close();
@@ -145,7 +189,8 @@ describe('start-up refuses an unsafe or broken key store', () => {
           const pem = readdirSync(store.dir).find((f) => f.endsWith('.pem'))!;
           chmodSync(join(store.dir, pem), 0o644);
         }),
-        (err: unknown) => err instanceof UserError && /readable by others/.test(err.message) && /chmod 600/.test(err.toLine()) && !/PRIVATE KEY/.test(err.toLine()),
+        (err: unknown) =>
+          err instanceof UserError && /readable by others/.test(err.message) && /chmod 600/.test(err.toLine()) && !/PRIVATE KEY/.test(err.toLine()),
       );
       assert.ok(keysDir);
     } finally {
@@ -157,18 +202,26 @@ describe('start-up refuses an unsafe or broken key store', () => {
 describe('sender authorization (clients[].domains)', () => {
   test('a network limited to example.com may send as it and its subdomains, not as another domain', async () => {
     const sink = await startSink();
-    const relay = await startTestRelay({
-      clients: [{ networks: ['127.0.0.0/8'], domains: ['example.com'] }],
-      delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
-    }, (store) => {
-      withKey(store);
-      store.generate({ domain: 'other.example', algorithm: 'rsa', activate: true });
-    });
+    const relay = await startTestRelay(
+      {
+        clients: [{ networks: ['127.0.0.0/8'], domains: ['example.com'] }],
+        delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+      },
+      (store) => {
+        withKey(store);
+        store.generate({ domain: 'other.example', algorithm: 'rsa', activate: true });
+      },
+    );
     try {
       assert.equal((await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE })).ok, true);
       const sub = MESSAGE.replace('app@example.com', 'scan@hq.example.com');
       assert.equal((await send({ port: relay.port, from: 'scan@hq.example.com', to: ['b@example.net'], raw: sub })).ok, true);
-      const forged = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE.replace('app@example.com', 'ceo@other.example') });
+      const forged = await send({
+        port: relay.port,
+        from: 'app@example.com',
+        to: ['b@example.net'],
+        raw: MESSAGE.replace('app@example.com', 'ceo@other.example'),
+      });
       assert.equal(!forged.ok && forged.code, 550);
       assert.match(forged.response, /5\.7\.1 client 127\.0\.0\.1 may not send as other\.example \(allowed: example\.com\)/);
       assert.equal(sink.received.length, 2);

@@ -45,7 +45,10 @@ describe('AUTH in parallel', () => {
 
   test('20 connections from one address guessing at once, round after round: maxAuthFailures passwords checked, the rest 454 or 421 unchecked', async () => {
     const relay = await start({ maxAuthFailures: 3, authPenaltySeconds: 300 });
-    const clients = await sessions(relay.port, Array.from({ length: 20 }, () => '127.0.0.2'));
+    const clients = await sessions(
+      relay.port,
+      Array.from({ length: 20 }, () => '127.0.0.2'),
+    );
     const scrypt = countScrypt();
     const codes: number[] = [];
     try {

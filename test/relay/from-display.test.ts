@@ -81,10 +81,17 @@ describe('a client limited to scan.example.com (clients[].domains)', () => {
   test('a raw Shift_JIS display name (8-bit, not UTF-8) is refused 550 5.6.0', async () => {
     const delivered = sink.received.length;
     // 山田 in Shift_JIS: a reader guessing another charset shows other text than the one signed
-    const raw = Buffer.concat([Buffer.from('From: '), Buffer.from([0x8e, 0x52, 0x93, 0x63]), Buffer.from(' <p@scan.example.com>\r\nTo: <b@example.net>\r\nSubject: scan\r\n\r\nscanned page\r\n')]);
+    const raw = Buffer.concat([
+      Buffer.from('From: '),
+      Buffer.from([0x8e, 0x52, 0x93, 0x63]),
+      Buffer.from(' <p@scan.example.com>\r\nTo: <b@example.net>\r\nSubject: scan\r\n\r\nscanned page\r\n'),
+    ]);
     const result = await send({ port: relay.port, from: 'p@scan.example.com', to: ['b@example.net'], raw });
     assert.equal(!result.ok && result.code, 550, JSON.stringify(result));
-    assert.match(result.response, /5\.6\.0 Cannot sign: the From: header holds 8-bit octets that are not UTF-8 \(RFC 6532\); send the display name as an RFC 2047 encoded-word/);
+    assert.match(
+      result.response,
+      /5\.6\.0 Cannot sign: the From: header holds 8-bit octets that are not UTF-8 \(RFC 6532\); send the display name as an RFC 2047 encoded-word/,
+    );
     assert.equal(sink.received.length, delivered);
     // The same name in UTF-8 is signed and delivered.
     const utf8 = await send({ port: relay.port, from: 'p@scan.example.com', to: ['b@example.net'], raw: message('山田 <p@scan.example.com>') });
@@ -92,7 +99,12 @@ describe('a client limited to scan.example.com (clients[].domains)', () => {
   });
 
   test('"Scanner, 2nd floor" <p@scan.example.com> is still signed d=example.com and delivered', async () => {
-    const result = await send({ port: relay.port, from: 'p@scan.example.com', to: ['b@example.net'], raw: message('"Scanner, 2nd floor" <p@scan.example.com>') });
+    const result = await send({
+      port: relay.port,
+      from: 'p@scan.example.com',
+      to: ['b@example.net'],
+      raw: message('"Scanner, 2nd floor" <p@scan.example.com>'),
+    });
     assert.equal(result.ok, true, JSON.stringify(result));
     const raw = sink.received.at(-1)!.raw;
     assert.match(raw.toString('latin1'), /\r\nFrom: "Scanner, 2nd floor" <p@scan\.example\.com>\r\n/);
@@ -103,7 +115,12 @@ describe('a client limited to scan.example.com (clients[].domains)', () => {
   test('headers.displayNameAddress: allow delivers such a display name, but still refuses the ambiguous shapes', async () => {
     const lenient = await startTestRelay(config({ displayNameAddress: 'allow' }), withKey);
     try {
-      const named = await send({ port: lenient.port, from: 'p@scan.example.com', to: ['b@example.net'], raw: message('"ceo@example.com" <p@scan.example.com>') });
+      const named = await send({
+        port: lenient.port,
+        from: 'p@scan.example.com',
+        to: ['b@example.net'],
+        raw: message('"ceo@example.com" <p@scan.example.com>'),
+      });
       assert.equal(named.ok, true, JSON.stringify(named));
       const delivered = sink.received.length;
       const ambiguous = await send({ port: lenient.port, from: 'p@scan.example.com', to: ['b@example.net'], raw: message(ATTACKS[0]!) });

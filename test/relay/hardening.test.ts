@@ -152,7 +152,10 @@ describe('hardening against strangers', () => {
   });
 
   test('the message itself is bound by dataTimeoutSeconds, not by commandTimeoutSeconds', async () => {
-    const relay = await start({ listen: { commandTimeoutSeconds: 1, dataTimeoutSeconds: 10 }, delivery: { upstream: { type: 'file', dir: join(dir.path, 'out') } } });
+    const relay = await start({
+      listen: { commandTimeoutSeconds: 1, dataTimeoutSeconds: 10 },
+      delivery: { upstream: { type: 'file', dir: join(dir.path, 'out') } },
+    });
     const s = await client(relay.port, '127.0.0.1');
     await s.readReply(3000);
     await s.command('EHLO t', 3000);
@@ -183,7 +186,9 @@ describe('hardening against strangers', () => {
     const started = Date.now();
     try {
       // The relay has judged all twelve once it has turned eight away: four hold their slots.
-      await until('eight of the silent connections turned away', () => relay.logs.filter((l) => l.client === '127.0.0.2' && l.level === 40).length >= 8, { timeoutMs: 3000 });
+      await until('eight of the silent connections turned away', () => relay.logs.filter((l) => l.client === '127.0.0.2' && l.level === 40).length >= 8, {
+        timeoutMs: 3000,
+      });
       // An admitted TLS client still gets in while the stranger's handshakes are pending.
       const ok = await client(tlsPort, '127.0.0.1', {});
       assert.equal((await ok.readReply(3000))?.code, 220);
@@ -227,7 +232,10 @@ describe('hardening against strangers', () => {
       const r = await c.command(plainAuth('exchange', `guess ${i}`), 10_000);
       timed.push({ code: r?.code ?? 0, ms: Date.now() - t0 });
     }
-    assert.deepEqual(timed.map((t) => t.code), [535, 535, 421]);
+    assert.deepEqual(
+      timed.map((t) => t.code),
+      [535, 535, 421],
+    );
     assert.ok(timed[0]!.ms >= 900 && timed[1]!.ms >= 1900, `the delay grows: ${JSON.stringify(timed)}`);
     assert.match(c.replies.at(-1)!.raw, /^421 4\.7\.0 Too many failed logins from 127\.0\.0\.2/);
     assert.ok(await c.waitClosed(3000), 'closed after listen.maxAuthFailures');
@@ -252,7 +260,13 @@ describe('hardening against strangers', () => {
       },
     });
     const keys = tempDir();
-    const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 5 }), keys: { dir: join(keys.path, 'keys') }, metrics: { listen: '127.0.0.1:0' }, rotation: { check: 'off' }, delivery: { mode: 'sync' } });
+    const config = configSchema.parse({
+      ...withAuth({ port: 0, maxAuthFailures: 5 }),
+      keys: { dir: join(keys.path, 'keys') },
+      metrics: { listen: '127.0.0.1:0' },
+      rotation: { check: 'off' },
+      delivery: { mode: 'sync' },
+    });
     const running = await startRelay({ config, path: 'test' }, pino({ level: 'debug' }, sink));
     try {
       for (let round = 0; round < 2; round++) {
@@ -279,7 +293,13 @@ describe('hardening against strangers', () => {
       },
     });
     const keys = tempDir();
-    const config = configSchema.parse({ ...withAuth({ port: 0, maxAuthFailures: 2, authPenaltySeconds: 60 }), keys: { dir: join(keys.path, 'keys') }, metrics: { listen: '127.0.0.1:0' }, rotation: { check: 'off' }, delivery: { mode: 'sync' } });
+    const config = configSchema.parse({
+      ...withAuth({ port: 0, maxAuthFailures: 2, authPenaltySeconds: 60 }),
+      keys: { dir: join(keys.path, 'keys') },
+      metrics: { listen: '127.0.0.1:0' },
+      rotation: { check: 'off' },
+      delivery: { mode: 'sync' },
+    });
     const running = await startRelay({ config, path: 'test' }, pino({ level: 'debug' }, sink));
     try {
       // Four sessions guess at once, round after round: one password is checked at a time (the
@@ -344,7 +364,11 @@ describe('TLS policy', () => {
   });
 
   test('ECDHE-RSA-AES128-GCM-SHA256 on TLS 1.2 and TLS 1.3 are accepted', async () => {
-    assert.deepEqual(await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' }), { ok: true, protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES128-GCM-SHA256' });
+    assert.deepEqual(await handshake({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' }), {
+      ok: true,
+      protocol: 'TLSv1.2',
+      cipher: 'ECDHE-RSA-AES128-GCM-SHA256',
+    });
     const r = await handshake({});
     assert.ok(r.ok && r.protocol === 'TLSv1.3', JSON.stringify(r));
   });

@@ -15,7 +15,9 @@ const MiB = 1024 * 1024;
 
 /** Peak resident set of a process so far, in octets (Linux /proc). */
 function peakRss(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmHWM:'))!;
   return Number(/(\d+)/.exec(line)![1]) * 1024;
 }
 
@@ -26,7 +28,10 @@ function message(subject: string, size: number, line: string): Buffer {
   return Buffer.concat([Buffer.from(header), Buffer.alloc(Math.ceil(size / unit.length) * unit.length, unit)]);
 }
 
-const bodyHash = (raw: Buffer): string => createHash('sha256').update(raw.subarray(raw.indexOf('\r\n\r\n') + 4)).digest('hex');
+const bodyHash = (raw: Buffer): string =>
+  createHash('sha256')
+    .update(raw.subarray(raw.indexOf('\r\n\r\n') + 4))
+    .digest('hex');
 
 async function delivered(outbox: string, subject: string, relay: Served): Promise<Buffer> {
   for (let i = 0; i < 600; i++) {
@@ -107,7 +112,13 @@ describe('large messages through serve', () => {
     const header = out.subarray(0, out.indexOf('\r\n\r\n')).toString('latin1');
     assert.match(header, /^Content-Transfer-Encoding: quoted-printable$/im);
     const body = out.subarray(out.indexOf('\r\n\r\n') + 4);
-    assert.ok(body.toString('latin1').split('\r\n').every((l) => l.length <= 76), 'every line is 76 octets at most');
+    assert.ok(
+      body
+        .toString('latin1')
+        .split('\r\n')
+        .every((l) => l.length <= 76),
+      'every line is 76 octets at most',
+    );
     assert.deepEqual(decodeQuotedPrintable(body), raw.subarray(raw.indexOf('\r\n\r\n') + 4), 'the text decodes to what was sent');
     assert.deepEqual(await verifyWithDkimpy(out, records), [true], 'dkimpy verifies the signature');
     // No bound on the peak here: this path makes more short-lived chunks than the one above (the
@@ -121,5 +132,8 @@ describe('large messages through serve', () => {
 /** RFC 2045 §6.7, enough for what the relay writes: "=XX" escapes and soft line breaks. */
 function decodeQuotedPrintable(body: Buffer): Buffer {
   const text = body.toString('latin1').replace(/=\r\n/g, '');
-  return Buffer.from(text.replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  return Buffer.from(
+    text.replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+    'latin1',
+  );
 }

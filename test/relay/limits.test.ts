@@ -12,13 +12,16 @@ describe('listener limits', () => {
 
   before(async () => {
     sink = await startSink();
-    relay = await startTestRelay({
-      listen: { maxClientsPerIp: 3, maxRecipients: 2, maxCommandLength: 600, dataTimeoutSeconds: 1, socketTimeoutSeconds: 2 },
-      headers: { maxCount: 50, maxHops: 12 },
-      delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
-    }, (store) => {
-      store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
-    });
+    relay = await startTestRelay(
+      {
+        listen: { maxClientsPerIp: 3, maxRecipients: 2, maxCommandLength: 600, dataTimeoutSeconds: 1, socketTimeoutSeconds: 2 },
+        headers: { maxCount: 50, maxHops: 12 },
+        delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+      },
+      (store) => {
+        store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
+      },
+    );
   });
   after(async () => {
     await relay.close();
@@ -92,7 +95,10 @@ describe('listener limits', () => {
   });
 
   test('a message that has passed more mail systems than headers.maxHops is a loop: 554 5.4.6, and nothing goes on', async () => {
-    const received = (n: number) => Array.from({ length: n }, (_, i) => `Received: from hop${i}.example.net by hop${i + 1}.example.net; Thu, 26 Nov 2026 10:00:0${i % 10} +0000\r\n`).join('');
+    const received = (n: number) =>
+      Array.from({ length: n }, (_, i) => `Received: from hop${i}.example.net by hop${i + 1}.example.net; Thu, 26 Nov 2026 10:00:0${i % 10} +0000\r\n`).join(
+        '',
+      );
     const message = (n: number, subject: string) => `${received(n)}From: a@example.com\r\nTo: b@example.net\r\nSubject: ${subject}\r\n\r\nbody\r\n`;
     const before = sink.received.length;
     const looping = await send({ port: relay.port, from: 'a@example.com', to: ['b@example.net'], raw: message(13, 'looping') });

@@ -23,7 +23,10 @@ const MESSAGE = [
 
 /** The header block's fields, unfolded, top to bottom. */
 function fields(raw: Buffer): string[] {
-  return raw.toString('latin1').split('\r\n\r\n')[0]!.split(/\r\n(?![ \t])/);
+  return raw
+    .toString('latin1')
+    .split('\r\n\r\n')[0]!
+    .split(/\r\n(?![ \t])/);
 }
 
 /** The first field, unfolded, and its date checked to be now (RFC 5322 date-time after the last ";"). */
@@ -79,11 +82,14 @@ describe('the Received: trace field', () => {
     const upstream = { delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } };
     // Received listed to be signed: it must not be, or the field we add on top would break the signature.
     relay = await startTestRelay({ ...upstream, signing: { headers: ['From', 'To', 'Subject', 'Date', 'Received'] } }, withKey);
-    tlsRelay = await startTestRelay({
-      ...upstream,
-      listen: { tls: selfSignedCert(dir.path) },
-      access: { networks: [], users: [{ name: 'exchange', password: await hashPassword('correct horse') }] },
-    }, withKey);
+    tlsRelay = await startTestRelay(
+      {
+        ...upstream,
+        listen: { tls: selfSignedCert(dir.path) },
+        access: { networks: [], users: [{ name: 'exchange', password: await hashPassword('correct horse') }] },
+      },
+      withKey,
+    );
     quiet = await startTestRelay({ ...upstream, listen: { addReceived: false } }, withKey);
   });
   after(async () => {
@@ -107,11 +113,21 @@ describe('the Received: trace field', () => {
   });
 
   test('AUTH after STARTTLS: with ESMTPSA', async () => {
-    const result = await send({ port: tlsRelay.port, from: 'payroll@example.com', to: ['alice@example.net'], raw: MESSAGE, tls: true, auth: { user: 'exchange', pass: 'correct horse' } });
+    const result = await send({
+      port: tlsRelay.port,
+      from: 'payroll@example.com',
+      to: ['alice@example.net'],
+      raw: MESSAGE,
+      tls: true,
+      auth: { user: 'exchange', pass: 'correct horse' },
+    });
     assert.equal(result.ok, true, JSON.stringify(result));
     const got = sink.received.at(-1)!.raw;
     const id = replyId(result.ok ? result.response : '');
-    assert.match(received(got), new RegExp(`^Received: from [^\\s()]+ \\(\\[127\\.0\\.0\\.1\\]\\) by relay\\.test \\(dkim-relay\\) with ESMTPSA id ${id} for <alice@example\\.net>; `));
+    assert.match(
+      received(got),
+      new RegExp(`^Received: from [^\\s()]+ \\(\\[127\\.0\\.0\\.1\\]\\) by relay\\.test \\(dkim-relay\\) with ESMTPSA id ${id} for <alice@example\\.net>; `),
+    );
     assert.deepEqual(await verifyWithDkimpy(got, tlsRelay.records()), [true]);
     assert.deepEqual(await verifyWithMailDkim(got, tlsRelay.records()), ['pass']);
   });
@@ -122,7 +138,10 @@ describe('the Received: trace field', () => {
     const got = sink.received.at(-1)!.raw;
     assert.deepEqual(sink.received.at(-1)!.to, ['alice@example.net', 'bob@example.org']);
     const field = received(got);
-    assert.match(field, new RegExp(`^Received: from \\[127\\.0\\.0\\.1\\] \\(\\[127\\.0\\.0\\.1\\]\\) by relay\\.test \\(dkim-relay\\) with ESMTP id ${replyId(reply)}; `));
+    assert.match(
+      field,
+      new RegExp(`^Received: from \\[127\\.0\\.0\\.1\\] \\(\\[127\\.0\\.0\\.1\\]\\) by relay\\.test \\(dkim-relay\\) with ESMTP id ${replyId(reply)}; `),
+    );
     assert.doesNotMatch(field, / for /);
     assert.deepEqual(await verifyWithDkimpy(got, relay.records()), [true]);
   });
@@ -150,10 +169,15 @@ test('the sign command adds no Received: (it relays nothing)', async () => {
   try {
     assert.equal((await dkimRelay(['keys', 'generate', '--domain', 'example.com', '--activate'], dir.path)).code, 0);
     const out = await new Promise<Buffer>((resolve, reject) => {
-      const child = execFile(NODE, [BIN, 'sign'], { cwd: dir.path, env: { PATH: process.env.PATH, HOME: process.env.HOME }, encoding: 'buffer', timeout: 30_000 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`sign failed: ${stderr.toString()}`));
-        else resolve(stdout);
-      });
+      const child = execFile(
+        NODE,
+        [BIN, 'sign'],
+        { cwd: dir.path, env: { PATH: process.env.PATH, HOME: process.env.HOME }, encoding: 'buffer', timeout: 30_000 },
+        (err, stdout, stderr) => {
+          if (err) reject(new Error(`sign failed: ${stderr.toString()}`));
+          else resolve(stdout);
+        },
+      );
       child.stdin!.end(MESSAGE);
     });
     assert.match(fields(out)[0]!, /^DKIM-Signature: /);

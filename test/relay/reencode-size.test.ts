@@ -48,7 +48,12 @@ describe('re-encoding for a 7-bit upstream stays within listen.maxMessageSize', 
 
   test('Latin text with a few accents stays quoted-printable', async () => {
     const line = 'Grüße aus Köln, das ist ein ganz normaler deutscher Satz mit Umlauten.\r\n';
-    const result = await send({ port: relay.port, from: 'a@example.com', to: ['b@example.net'], raw: message('text/plain; charset=utf-8', Buffer.from(line.repeat(100))) });
+    const result = await send({
+      port: relay.port,
+      from: 'a@example.com',
+      to: ['b@example.net'],
+      raw: message('text/plain; charset=utf-8', Buffer.from(line.repeat(100))),
+    });
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.match(sink.received.at(-1)!.raw.toString('latin1'), /\r\nContent-Transfer-Encoding: quoted-printable\r\n/);
   });

@@ -59,7 +59,13 @@ describe('relay: sign, self-check and forward', () => {
     assert.deepEqual(await verifyWithDkimpy(got.raw, relay.records()), [true, true]);
     assert.equal((await verifyWithMailDkim(got.raw, relay.records()))[0], 'pass');
     const ours = await verifyMessage(got.raw, storeResolver(relay.store));
-    assert.deepEqual(ours.signatures.map((s) => [s.result, s.aligned]), [['pass', true], ['pass', true]]);
+    assert.deepEqual(
+      ours.signatures.map((s) => [s.result, s.aligned]),
+      [
+        ['pass', true],
+        ['pass', true],
+      ],
+    );
   });
 
   test('RSA-1024 domain', async () => {
@@ -121,7 +127,12 @@ describe('relay: sync mode passes the upstream reply through', () => {
   let relay: TestRelay;
 
   before(async () => {
-    sink = await startSink({ rcpt: { 'gone@example.net': { code: 550, text: '5.1.1 <gone@example.net>: Recipient address rejected' }, 'busy@example.net': { code: 451, text: '4.2.1 Mailbox busy, try later' } } });
+    sink = await startSink({
+      rcpt: {
+        'gone@example.net': { code: 550, text: '5.1.1 <gone@example.net>: Recipient address rejected' },
+        'busy@example.net': { code: 451, text: '4.2.1 Mailbox busy, try later' },
+      },
+    });
     relay = await startTestRelay({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } }, (store) => {
       store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
     });
@@ -201,9 +212,12 @@ describe('relay: per-upstream dual signing and the implicit-TLS port', () => {
     const nodemailer = (await import('nodemailer')).default;
     const dir = tempDir();
     const sink = await startSink();
-    const relay = await startTestRelay({ listen: { tls: selfSignedCert(dir.path), tlsPort: 0 }, delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } }, (store) => {
-      store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
-    });
+    const relay = await startTestRelay(
+      { listen: { tls: selfSignedCert(dir.path), tlsPort: 0 }, delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } } },
+      (store) => {
+        store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
+      },
+    );
     const client = nodemailer.createTransport({ host: '127.0.0.1', port: relay.relay.ports.tls!, secure: true, tls: { rejectUnauthorized: false } });
     try {
       assert.ok(relay.relay.ports.tls && relay.relay.ports.tls !== relay.port);

@@ -15,19 +15,22 @@ describe('clients[].domains restricts MAIL FROM and Sender:', () => {
   let relay: TestRelay;
   before(async () => {
     sink = await startSink();
-    relay = await startTestRelay({
-      listen: { maxAuthFailures: 10 },
-      access: { networks: ['127.0.0.1/32', '127.0.0.3/32'], users: [{ name: 'alice', password: await hashPassword('alice pw') }], allowInsecureAuth: true },
-      clients: [
-        { networks: ['127.0.0.1/32'], domains: ['example.com'] },
-        { user: 'alice', domains: ['example.org'] },
-      ],
-      delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
-    }, (store) => {
-      store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
-      store.generate({ domain: 'example.org', algorithm: 'ed25519', activate: true });
-      store.generate({ domain: 'other.example', algorithm: 'ed25519', activate: true });
-    });
+    relay = await startTestRelay(
+      {
+        listen: { maxAuthFailures: 10 },
+        access: { networks: ['127.0.0.1/32', '127.0.0.3/32'], users: [{ name: 'alice', password: await hashPassword('alice pw') }], allowInsecureAuth: true },
+        clients: [
+          { networks: ['127.0.0.1/32'], domains: ['example.com'] },
+          { user: 'alice', domains: ['example.org'] },
+        ],
+        delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
+      },
+      (store) => {
+        store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
+        store.generate({ domain: 'example.org', algorithm: 'ed25519', activate: true });
+        store.generate({ domain: 'other.example', algorithm: 'ed25519', activate: true });
+      },
+    );
   });
   after(async () => {
     await relay.close();
@@ -53,7 +56,10 @@ describe('clients[].domains restricts MAIL FROM and Sender:', () => {
       assert.match(await mailFrom(c, ''), /^250 /);
       assert.match(await mailFrom(c, 'app@example.com'), /^250 /);
       assert.match(await mailFrom(c, 'scan@HQ.Example.com'), /^250 /, 'subdomains, in any case');
-      assert.match(await mailFrom(c, 'ceo@other.example'), /^550 5\.7\.1 client 127\.0\.0\.1 may not use the envelope sender <ceo@other\.example> \(allowed: <> or an address at example\.com\)/);
+      assert.match(
+        await mailFrom(c, 'ceo@other.example'),
+        /^550 5\.7\.1 client 127\.0\.0\.1 may not use the envelope sender <ceo@other\.example> \(allowed: <> or an address at example\.com\)/,
+      );
       assert.match(await mailFrom(c, 'victim@notexample.com'), /^550 5\.7\.1 /, 'a domain that merely ends in the same letters');
       assert.match(await mailFrom(c, 'postmaster'), /^5\d\d /, 'no domain at all');
     } finally {
@@ -65,7 +71,10 @@ describe('clients[].domains restricts MAIL FROM and Sender:', () => {
     const alice = await session('127.0.0.2', ['alice', 'alice pw']);
     try {
       assert.match(await mailFrom(alice, 'alice@example.org'), /^250 /);
-      assert.match(await mailFrom(alice, 'alice@example.com'), /^550 5\.7\.1 user alice may not use the envelope sender <alice@example\.com> \(allowed: <> or an address at example\.org\)/);
+      assert.match(
+        await mailFrom(alice, 'alice@example.com'),
+        /^550 5\.7\.1 user alice may not use the envelope sender <alice@example\.com> \(allowed: <> or an address at example\.org\)/,
+      );
     } finally {
       await alice.destroy();
     }
@@ -79,11 +88,21 @@ describe('clients[].domains restricts MAIL FROM and Sender:', () => {
 
   test('Sender: of another domain from a restricted client is refused 550 5.7.1, and nothing is relayed', async () => {
     const before = sink.received.length;
-    const forged = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: message('From: <app@example.com>\r\nSender: <ceo@other.example>\r\n') });
+    const forged = await send({
+      port: relay.port,
+      from: 'app@example.com',
+      to: ['b@example.net'],
+      raw: message('From: <app@example.com>\r\nSender: <ceo@other.example>\r\n'),
+    });
     assert.equal(!forged.ok && forged.code, 550, forged.response);
     assert.match(forged.response, /5\.7\.1 client 127\.0\.0\.1 may not send as other\.example in Sender: \(allowed: example\.com\)/);
     assert.equal(sink.received.length, before);
-    const own = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: message('From: <app@example.com>\r\nSender: <secretary@hq.example.com>\r\n') });
+    const own = await send({
+      port: relay.port,
+      from: 'app@example.com',
+      to: ['b@example.net'],
+      raw: message('From: <app@example.com>\r\nSender: <secretary@hq.example.com>\r\n'),
+    });
     assert.equal(own.ok, true, own.response);
     assert.equal(sink.received.length, before + 1);
   });

@@ -65,13 +65,17 @@ function client(port: number): Client {
     socket,
     closed: once(socket, 'close'),
     async line(pattern) {
-      return within((async () => {
-        for (;;) {
-          const line = lines.shift();
-          if (line !== undefined && pattern.test(line)) return line;
-          if (line === undefined) await new Promise<void>((wake) => waiting.push(wake));
-        }
-      })(), WAIT_MS, `a reply matching ${pattern}`);
+      return within(
+        (async () => {
+          for (;;) {
+            const line = lines.shift();
+            if (line !== undefined && pattern.test(line)) return line;
+            if (line === undefined) await new Promise<void>((wake) => waiting.push(wake));
+          }
+        })(),
+        WAIT_MS,
+        `a reply matching ${pattern}`,
+      );
     },
     read(next) {
       pending = '';
@@ -195,7 +199,7 @@ describe('what the listener relies on in smtp-server', () => {
     assert.equal(seen.length, 1, 'called once, for the upgrade');
     assert.ok(seen[0]!.socket instanceof TLSSocket);
     assert.equal(seen[0]!.securedYet, false, 'called before the handshake completed');
-    assert.equal(seen[0]!.socket, secured.get(id), 'the socket that becomes the session\'s');
+    assert.equal(seen[0]!.socket, secured.get(id), "the socket that becomes the session's");
     assert.equal(seen[0]!.timeout, SOCKET_TIMEOUT_MS, 'smtp-server armed its idle timer on it first');
     secure.destroy();
   });

@@ -97,7 +97,9 @@ describe('the STARTTLS handshake deadline', () => {
   test('a handshake that completes is not cut off: the session goes on past the deadline', async () => {
     // A second relay in this process, with the same deadline: its cutting off a client that stalls
     // after ours has shaken hands shows that our deadline, armed earlier on the same timers, is past.
-    const witness = await startTestRelay({ listen: { tls: selfSignedCert(dir.path), tlsHandshakeTimeoutSeconds: HANDSHAKE_SECONDS, socketTimeoutSeconds: SOCKET_TIMEOUT_SECONDS } });
+    const witness = await startTestRelay({
+      listen: { tls: selfSignedCert(dir.path), tlsHandshakeTimeoutSeconds: HANDSHAKE_SECONDS, socketTimeoutSeconds: SOCKET_TIMEOUT_SECONDS },
+    });
     let c = await RawSmtpClient.connect({ port: relay.port });
     // Until the relay has seen the previous test's client leave the only slot.
     for (let i = 0; i < 20 && (await c.readReply(5000))?.code !== 220; i++) {

@@ -11,7 +11,13 @@ const DAY = 86_400_000;
 test('rotation is off by default, with the documented waiting times', () => {
   const { rotation } = parseConfig('', 'empty.yaml');
   assert.deepEqual(rotation, { domains: {}, check: '*/15 * * * *', publishFor: '48h', retireAfter: '7d', removeAfter: '30d', stuckAfter: '7d' });
-  assert.deepEqual(policyFor(rotation, 'example.com'), { interval: null, publishFor: 2 * DAY, retireAfter: 7 * DAY, removeAfter: 30 * DAY, stuckAfter: 7 * DAY });
+  assert.deepEqual(policyFor(rotation, 'example.com'), {
+    interval: null,
+    publishFor: 2 * DAY,
+    retireAfter: 7 * DAY,
+    removeAfter: 30 * DAY,
+    stuckAfter: 7 * DAY,
+  });
 });
 
 test('the example configuration documents every rotation key at its default', () => {
@@ -24,10 +30,23 @@ test('the example configuration documents every rotation key at its default', ()
 
 test('a domain overrides the interval and waiting times; "off" turns its rotation off', () => {
   const { rotation } = parseConfig(
-    ['rotation:', '  interval: 90d', '  publishFor: 90s', '  domains:', '    example.org: { interval: 2w, retireAfter: 10d }', '    example.net: { interval: "off" }'].join('\n'),
+    [
+      'rotation:',
+      '  interval: 90d',
+      '  publishFor: 90s',
+      '  domains:',
+      '    example.org: { interval: 2w, retireAfter: 10d }',
+      '    example.net: { interval: "off" }',
+    ].join('\n'),
     'test.yaml',
   );
-  assert.deepEqual(policyFor(rotation, 'example.com'), { interval: 90 * DAY, publishFor: 90_000, retireAfter: 7 * DAY, removeAfter: 30 * DAY, stuckAfter: 7 * DAY });
+  assert.deepEqual(policyFor(rotation, 'example.com'), {
+    interval: 90 * DAY,
+    publishFor: 90_000,
+    retireAfter: 7 * DAY,
+    removeAfter: 30 * DAY,
+    stuckAfter: 7 * DAY,
+  });
   assert.equal(policyFor(rotation, 'example.org').interval, 14 * DAY);
   assert.equal(policyFor(rotation, 'example.org').retireAfter, 10 * DAY);
   assert.equal(policyFor(rotation, 'example.net').interval, null);
@@ -47,7 +66,10 @@ test('wrong rotation settings are refused with one line saying which key and why
     ['rotation: { domains: { example.org: { check: "* * * * *" } } }', /unknown key rotation\.domains\.example\.org\.check/],
     ['signing: { expireAfter: 7d }', /rotation\.retireAfter: must be longer than signing\.expireAfter \(7d\)/],
     ['signing: { expireAfter: 3d }\nrotation: { retireAfter: 72h }', /rotation\.retireAfter: must be longer than signing\.expireAfter \(3d\)/],
-    ['signing: { expireAfter: 3d }\nrotation: { domains: { example.org: { retireAfter: 2d } } }', /rotation\.domains\.example\.org\.retireAfter: must be longer than signing\.expireAfter/],
+    [
+      'signing: { expireAfter: 3d }\nrotation: { domains: { example.org: { retireAfter: 2d } } }',
+      /rotation\.domains\.example\.org\.retireAfter: must be longer than signing\.expireAfter/,
+    ],
   ];
   for (const [yaml, what] of cases) expectUserError(() => parseConfig(yaml, 'test.yaml'), what, /dkim-relay\.example\.yaml/);
   // Longer than x= is fine.
@@ -56,7 +78,10 @@ test('wrong rotation settings are refused with one line saying which key and why
 });
 
 test('a publishFor shorter than the time between two checks is advice, not an error', () => {
-  const short = parseConfig('rotation: { publishFor: 90s, domains: { example.org: { publishFor: 20m }, example.net: { publishFor: 30m } }, check: "*/30 * * * *" }', 'test.yaml').rotation;
+  const short = parseConfig(
+    'rotation: { publishFor: 90s, domains: { example.org: { publishFor: 20m }, example.net: { publishFor: 30m } }, check: "*/30 * * * *" }',
+    'test.yaml',
+  ).rotation;
   assert.deepEqual(rotationAdvice(short), [
     'rotation.publishFor (90s) is shorter than the time between two checks of rotation.check "*/30 * * * *" (1800s): new keys will wait for the next check',
     'rotation.domains.example.org.publishFor (20m) is shorter than the time between two checks of rotation.check "*/30 * * * *" (1800s): new keys will wait for the next check',
@@ -71,5 +96,8 @@ test('rotation.check: off turns the scheduler off; an interval then is advice th
   assert.deepEqual(rotationAdvice(parseConfig('rotation: { check: "off", interval: 90d }', 'off.yaml').rotation), [
     'rotation.interval (90d) is set but rotation.check is "off": this relay starts no rotation; another relay sharing the key store must run the scheduler',
   ]);
-  expectUserError(() => parseConfig('rotation: { check: never }', 'bad.yaml'), /rotation\.check: must be a cron expression such as "\*\/15 \* \* \* \*", or "off"/);
+  expectUserError(
+    () => parseConfig('rotation: { check: never }', 'bad.yaml'),
+    /rotation\.check: must be a cron expression such as "\*\/15 \* \* \* \*", or "off"/,
+  );
 });

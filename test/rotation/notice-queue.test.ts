@@ -12,10 +12,12 @@ const DAY = 86_400_000;
 const NOTIFY = 'postmaster@example.com';
 
 /** DNS that serves every record as it must, or misses every one. */
-const dns = (state: 'match' | 'missing'): (() => DnsObserver) => () => ({
-  servers: async () => ['192.0.2.53:53'],
-  check: async () => ({ state, detail: state === 'match' ? 'served' : 'not served' }),
-});
+const dns =
+  (state: 'match' | 'missing'): (() => DnsObserver) =>
+  () => ({
+    servers: async () => ['192.0.2.53:53'],
+    check: async () => ({ state, detail: state === 'match' ? 'served' : 'not served' }),
+  });
 
 async function waitFor(what: string, done: () => boolean, ms = 20_000): Promise<void> {
   for (let i = 0; i < ms / 50; i++) {
@@ -48,10 +50,18 @@ test('queue mode, upstream down during a pass: the step completes, the notice is
   let sink: Sink | undefined;
   try {
     const pass = await relay.relay.rotation.runOnce();
-    assert.deepEqual(pass.applied.map((a) => a.kind), ['create'], 'the rotation step is taken');
+    assert.deepEqual(
+      pass.applied.map((a) => a.kind),
+      ['create'],
+      'the rotation step is taken',
+    );
     const index = relay.relay.queue!.index;
     const queued = index.list().map((m) => index.show(m.id)!);
-    assert.deepEqual(queued.map((m) => [m.sender, m.recipients.map((r) => r.address)]), [['', [NOTIFY]]], 'the notice waits in the queue');
+    assert.deepEqual(
+      queued.map((m) => [m.sender, m.recipients.map((r) => r.address)]),
+      [['', [NOTIFY]]],
+      'the notice waits in the queue',
+    );
 
     sink = await startSink({}, port);
     await waitFor('the notice to arrive', () => toNotify(sink!).length === 1 && index.depth().messages === 0);
@@ -72,7 +82,10 @@ test('queue mode, upstream down: a "needs attention" notice does not fail the pa
   const relay = await relayWith('queue', port, dns('missing'), clock);
   let sink: Sink | undefined;
   try {
-    assert.deepEqual((await relay.relay.rotation.runOnce()).applied.map((a) => a.kind), ['notify']);
+    assert.deepEqual(
+      (await relay.relay.rotation.runOnce()).applied.map((a) => a.kind),
+      ['notify'],
+    );
     assert.deepEqual((await relay.relay.rotation.runOnce()).applied, [], 'recorded: not planned again');
     sink = await startSink({}, port);
     await waitFor('the notice to arrive', () => toNotify(sink!).length === 1 && relay.relay.queue!.index.depth().messages === 0);
@@ -95,7 +108,10 @@ test('sync mode, upstream refusing: the pass completes, the notice is tried agai
     assert.equal(toNotify(sink).length, 0);
     behaviour.rcpt = {};
     clock.now += 3_600_000;
-    assert.deepEqual((await relay.relay.rotation.runOnce()).applied.map((a) => a.kind), ['notify']);
+    assert.deepEqual(
+      (await relay.relay.rotation.runOnce()).applied.map((a) => a.kind),
+      ['notify'],
+    );
     assert.equal(toNotify(sink).length, 1);
     assert.deepEqual((await relay.relay.rotation.runOnce()).applied, [], 'sent once');
   } finally {

@@ -16,14 +16,21 @@ test('a whole rotation: create, wait for DNS everywhere, activate, hold revocati
 
   // Not due yet: the next step is shown with its time.
   assert.deepEqual(sim.step(), []);
-  assert.deepEqual(sim.plan().next, [{ keyId: old.id, domain: 'example.com', selector: 's202605a', step: 'rotate', at: '2026-08-02T03:15:00.000Z', text: 'rotates 2026-08-02 03:15 UTC' }]);
+  assert.deepEqual(sim.plan().next, [
+    { keyId: old.id, domain: 'example.com', selector: 's202605a', step: 'rotate', at: '2026-08-02T03:15:00.000Z', text: 'rotates 2026-08-02 03:15 UTC' },
+  ]);
 
   // Due: a pending key of the same algorithm and size, with a fresh selector.
   sim.advance(DAY);
   const [create] = sim.plan().actions;
   assert.deepEqual(create, {
-    kind: 'create', domain: 'example.com', algorithm: 'rsa', bits: 2048, selector: nextSelector(new Set(['s202605a']), sim.now),
-    replaces: old.id, why: 's202605a has signed since 2026-05-04 03:15 UTC, longer than 90d',
+    kind: 'create',
+    domain: 'example.com',
+    algorithm: 'rsa',
+    bits: 2048,
+    selector: nextSelector(new Set(['s202605a']), sim.now),
+    replaces: old.id,
+    why: 's202605a has signed since 2026-05-04 03:15 UTC, longer than 90d',
   });
   assert.deepEqual(summary(sim.step()), ['create:s202608a']);
   const fresh = sim.key('s202608a');
@@ -68,7 +75,13 @@ test('a whole rotation: create, wait for DNS everywhere, activate, hold revocati
   assert.deepEqual(summary(activation.actions), ['activate:s202608a']);
   const act = activation.actions[0]!;
   assert.ok(act.kind === 'activate');
-  assert.deepEqual(act.transitions.map((t) => [t.selector, t.from, t.to, t.by]), [['s202605a', 'active', 'retiring', 'scheduler'], ['s202608a', 'pending', 'active', 'scheduler']]);
+  assert.deepEqual(
+    act.transitions.map((t) => [t.selector, t.from, t.to, t.by]),
+    [
+      ['s202605a', 'active', 'retiring', 'scheduler'],
+      ['s202608a', 'pending', 'active', 'scheduler'],
+    ],
+  );
   assert.match(act.why, /every DNS server asked \(3\) has served its record for 2d/);
   sim.step();
   assert.deepEqual([sim.key('s202605a').state, sim.key('s202608a').state], ['retiring', 'active']);
@@ -100,11 +113,15 @@ test('a whole rotation: create, wait for DNS everywhere, activate, hold revocati
   assert.deepEqual(sim.step(), []);
 
   // The audit trail holds every step, each with its time and actor.
-  assert.deepEqual(sim.events.map((e) => `${e.selector} ${e.from ?? 'new'}→${e.to}`), [
-    's202608a new→pending', 's202605a active→retiring', 's202608a pending→active', 's202605a retiring→revoked', 's202605a revoked→removed',
-  ]);
+  assert.deepEqual(
+    sim.events.map((e) => `${e.selector} ${e.from ?? 'new'}→${e.to}`),
+    ['s202608a new→pending', 's202605a active→retiring', 's202608a pending→active', 's202605a retiring→revoked', 's202605a revoked→removed'],
+  );
   // And the new key's own rotation is next.
-  assert.deepEqual(sim.plan().next.map((n) => [n.selector, n.step, n.at]), [['s202608a', 'rotate', new Date(retiredAt + 90 * DAY).toISOString()]]);
+  assert.deepEqual(
+    sim.plan().next.map((n) => [n.selector, n.step, n.at]),
+    [['s202608a', 'rotate', new Date(retiredAt + 90 * DAY).toISOString()]],
+  );
 });
 
 test('a server that stops serving the record starts its clock again', () => {
@@ -152,7 +169,11 @@ test('a record DNS served long ago counts only up to its last check', () => {
 });
 
 test('a pending key is never activated without DNS servers to ask, nor when older than the active key', () => {
-  const sim = new Simulation(START, () => POLICY, () => []);
+  const sim = new Simulation(
+    START,
+    () => POLICY,
+    () => [],
+  );
   const key = sim.addKey('example.com', 'rsa', 'pending', 30 * DAY, 'lonely');
   assert.deepEqual(summary(sim.step()), ['notify:stuck:lonely']);
   assert.match(sim.plan().next[0]!.text, /no DNS server is known to ask/);
@@ -160,7 +181,10 @@ test('a pending key is never activated without DNS servers to ask, nor when olde
   const dns = new Simulation(START);
   const stale = dns.addKey('example.com', 'rsa', 'pending', 20 * DAY, 'stale');
   dns.addKey('example.com', 'rsa', 'active', 10 * DAY, 'current');
-  dns.dnsEverywhere(stale, 'match').advance(3 * DAY).dnsEverywhere(stale, 'match');
+  dns
+    .dnsEverywhere(stale, 'match')
+    .advance(3 * DAY)
+    .dnsEverywhere(stale, 'match');
   assert.deepEqual(summary(dns.step()), ['notify:stuck:stale']);
   assert.match(dns.plan().next.find((n) => n.selector === 'stale')!.text, /older than the active key current/);
   assert.equal(key.state, 'pending');
@@ -170,7 +194,12 @@ test('when several pending keys qualify, the newest activates and the others sta
   const sim = new Simulation(START);
   const a = sim.addKey('example.com', 'rsa', 'pending', 2 * HOUR, 'a');
   const b = sim.addKey('example.com', 'rsa', 'pending', HOUR, 'b');
-  sim.dnsEverywhere(a, 'match').dnsEverywhere(b, 'match').advance(2 * DAY).dnsEverywhere(a, 'match').dnsEverywhere(b, 'match');
+  sim
+    .dnsEverywhere(a, 'match')
+    .dnsEverywhere(b, 'match')
+    .advance(2 * DAY)
+    .dnsEverywhere(a, 'match')
+    .dnsEverywhere(b, 'match');
   assert.deepEqual(summary(sim.step()), ['activate:b']);
   sim.advance(HOUR).dnsEverywhere(a, 'match');
   assert.deepEqual(sim.step(), [], 'the older one does not displace it');
@@ -207,15 +236,28 @@ test('two domains rotate on their own intervals', () => {
   sim.addKey('example.com', 'rsa', 'active', 0, 'com');
   sim.addKey('example.org', 'rsa', 'active', 0, 'org');
   sim.addKey('example.net', 'rsa', 'active', 0, 'net');
-  assert.deepEqual(sim.plan().next.map((n) => `${n.selector} ${n.at}`), ['com 2026-10-30T03:15:00.000Z', 'org 2026-08-31T03:15:00.000Z']);
+  assert.deepEqual(
+    sim.plan().next.map((n) => `${n.selector} ${n.at}`),
+    ['com 2026-10-30T03:15:00.000Z', 'org 2026-08-31T03:15:00.000Z'],
+  );
   sim.advance(30 * DAY);
-  assert.deepEqual(sim.step().map((a) => a.domain), ['example.org']);
+  assert.deepEqual(
+    sim.step().map((a) => a.domain),
+    ['example.org'],
+  );
   sim.advance(59 * DAY);
   assert.deepEqual(summary(sim.step()), ['notify:stuck:s202608a'], 'example.org is in progress (and stuck); example.com not due');
   sim.advance(DAY);
-  assert.deepEqual(sim.step().map((a) => `${a.kind} ${a.domain}`), ['create example.com']);
+  assert.deepEqual(
+    sim.step().map((a) => `${a.kind} ${a.domain}`),
+    ['create example.com'],
+  );
   sim.advance(365 * DAY);
-  assert.deepEqual(sim.step().filter((a) => a.kind === 'create'), [], 'example.net never rotates; the others wait for DNS');
+  assert.deepEqual(
+    sim.step().filter((a) => a.kind === 'create'),
+    [],
+    'example.net never rotates; the others wait for DNS',
+  );
 });
 
 test('a dual RSA and Ed25519 domain rotates each algorithm on its own', () => {
@@ -223,21 +265,37 @@ test('a dual RSA and Ed25519 domain rotates each algorithm on its own', () => {
   const rsa = sim.addKey('example.com', 'rsa', 'active', 91 * DAY, 'rsa1');
   const ed = sim.addKey('example.com', 'ed25519', 'active', 30 * DAY, 'ed1');
   const first = sim.step();
-  assert.deepEqual(first.map((a) => a.kind === 'create' && [a.algorithm, a.bits, a.replaces]), [['rsa', 2048, rsa.id]]);
+  assert.deepEqual(
+    first.map((a) => a.kind === 'create' && [a.algorithm, a.bits, a.replaces]),
+    [['rsa', 2048, rsa.id]],
+  );
 
   const rsa2 = sim.keys.at(-1)!;
-  sim.dnsEverywhere(rsa2, 'match').advance(2 * DAY).dnsEverywhere(rsa2, 'match');
+  sim
+    .dnsEverywhere(rsa2, 'match')
+    .advance(2 * DAY)
+    .dnsEverywhere(rsa2, 'match');
   const activation = sim.step();
   assert.ok(activation[0]!.kind === 'activate');
-  assert.deepEqual(activation[0]!.transitions.map((t) => t.keyId), [rsa.id, rsa2.id], 'the Ed25519 key keeps signing');
+  assert.deepEqual(
+    activation[0]!.transitions.map((t) => t.keyId),
+    [rsa.id, rsa2.id],
+    'the Ed25519 key keeps signing',
+  );
   assert.equal(sim.key('ed1').state, 'active');
 
   sim.advance(60 * DAY); // ed1 has signed 92 days, rsa2 only 60
   const created = sim.step().filter((a) => a.kind === 'create');
-  assert.deepEqual(created.map((a) => a.kind === 'create' && [a.algorithm, a.bits, a.replaces]), [['ed25519', 256, ed.id]]);
+  assert.deepEqual(
+    created.map((a) => a.kind === 'create' && [a.algorithm, a.bits, a.replaces]),
+    [['ed25519', 256, ed.id]],
+  );
   sim.advance(30 * DAY); // rsa2 is due; the Ed25519 rotation is still in progress
   const later = sim.step().filter((a) => a.kind === 'create');
-  assert.deepEqual(later.map((a) => a.kind === 'create' && a.algorithm), ['rsa']);
+  assert.deepEqual(
+    later.map((a) => a.kind === 'create' && a.algorithm),
+    ['rsa'],
+  );
   const selectors = sim.keys.map((k) => k.selector);
   assert.equal(new Set(selectors).size, selectors.length, 'every created key has a selector of its own');
 });
@@ -256,7 +314,10 @@ test('delegated selectors alternate, and a selector is reused only once its key 
   const live = () => sim.keys.filter((k) => k.state !== 'removed').map((k) => `${k.selector}:${k.state}`);
   const serve = () => {
     const pending = sim.keys.find((k) => k.state === 'pending')!;
-    sim.dnsEverywhere(pending, 'match').advance(2 * DAY).dnsEverywhere(pending, 'match');
+    sim
+      .dnsEverywhere(pending, 'match')
+      .advance(2 * DAY)
+      .dnsEverywhere(pending, 'match');
   };
 
   assert.deepEqual(summary(sim.step()), ['create:sel2']);
@@ -305,13 +366,14 @@ test('delegatedName gives distinct domains distinct names, each label a valid on
   // Every domain built from these labels, two to four deep, and long ones that need the digest.
   const labels = ['a', 'b', 'a-b', 'a--b', 'b-a', 'xn--bcher-kva', 'ab', 'a-b-c'];
   const domains = new Set<string>();
-  for (const x of labels) for (const y of labels) {
-    domains.add(`${x}.${y}`);
-    for (const z of ['com', 'co-uk', 'c']) {
-      domains.add(`${x}.${y}.${z}`);
-      domains.add(`${x}.${y}.b.${z}`);
+  for (const x of labels)
+    for (const y of labels) {
+      domains.add(`${x}.${y}`);
+      for (const z of ['com', 'co-uk', 'c']) {
+        domains.add(`${x}.${y}.${z}`);
+        domains.add(`${x}.${y}.b.${z}`);
+      }
     }
-  }
   const long = 'k'.repeat(55);
   for (const tail of ['example.com', 'example-com', 'example.org', 'exa.mple.com']) {
     domains.add(`${long}.${tail}`);

@@ -32,7 +32,17 @@ function zone(serial: number, keys: StoredKey[]): Record<string, string> {
     const r = txtRecord(k);
     return `${r.name}. 300 IN TXT ${r.strings.map((s) => `"${s}"`).join(' ')}`;
   });
-  return { [ZONE]: [`$ORIGIN ${ZONE}.`, '$TTL 300', `@ SOA ns1.${ZONE}. hostmaster.${ZONE}. ${serial} 3600 600 86400 300`, `@ NS ns1.${ZONE}.`, 'ns1 A 127.0.0.2', ...records, ''].join('\n') };
+  return {
+    [ZONE]: [
+      `$ORIGIN ${ZONE}.`,
+      '$TTL 300',
+      `@ SOA ns1.${ZONE}. hostmaster.${ZONE}. ${serial} 3600 600 86400 300`,
+      `@ NS ns1.${ZONE}.`,
+      'ns1 A 127.0.0.2',
+      ...records,
+      '',
+    ].join('\n'),
+  };
 }
 
 const MESSAGE = (subject: string) => `From: Alice <alice@${ZONE}>\r\nTo: bob@example.net\r\nSubject: ${subject}\r\n\r\nHello through the rotation.\r\n`;
@@ -60,8 +70,14 @@ describe('key rotation, unattended, against knotd', { skip: skipWithout('knotd',
       delivery: { mode: 'sync', upstream: { type: 'smtp', host: '127.0.0.1', port: sink.port } },
       dns: { resolvers: [resolver.address], timeoutSeconds: 1 },
       rotation: {
-        interval: '90d', publishFor: '48h', retireAfter: '7d', removeAfter: '30d', stuckAfter: '3d',
-        check: '0 0 1 1 *', notify: `postmaster@${ZONE}`, revealPrivateKeys: reveal,
+        interval: '90d',
+        publishFor: '48h',
+        retireAfter: '7d',
+        removeAfter: '30d',
+        stuckAfter: '3d',
+        check: '0 0 1 1 *',
+        notify: `postmaster@${ZONE}`,
+        revealPrivateKeys: reveal,
       },
     });
     const { SqliteKeyStore } = await import('../../src/keys/store.ts');
@@ -69,7 +85,12 @@ describe('key rotation, unattended, against knotd', { skip: skipWithout('knotd',
     const first = store.generate({ domain: ZONE, selector: 'first', algorithm: 'rsa', bits: 2048, activate: true });
     store.close();
     await publish([first]);
-    const lines = new Writable({ write(chunk, _enc, done) { logs.push(JSON.parse(String(chunk))); done(); } });
+    const lines = new Writable({
+      write(chunk, _enc, done) {
+        logs.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
     relay = await startRelay({ config, path: 'test' }, pino({ level: 'info' }, lines), {
       rotation: {
         now: () => now,
@@ -208,14 +229,17 @@ describe('key rotation, unattended, against knotd', { skip: skipWithout('knotd',
     assert.deepEqual(await pass(), []);
 
     // Every step is in the audit trail, by the scheduler, with its reason.
-    assert.deepEqual(relay.store.history(ZONE).map((e) => [e.selector === 'first' ? 'first' : 'second', e.from, e.to, e.by]), [
-      ['first', null, 'active', 'cli'],
-      ['second', null, 'pending', 'scheduler'],
-      ['first', 'active', 'retiring', 'scheduler'],
-      ['second', 'pending', 'active', 'scheduler'],
-      ['first', 'retiring', 'revoked', 'scheduler'],
-      ['first', 'revoked', 'removed', 'scheduler'],
-    ]);
+    assert.deepEqual(
+      relay.store.history(ZONE).map((e) => [e.selector === 'first' ? 'first' : 'second', e.from, e.to, e.by]),
+      [
+        ['first', null, 'active', 'cli'],
+        ['second', null, 'pending', 'scheduler'],
+        ['first', 'active', 'retiring', 'scheduler'],
+        ['second', 'pending', 'active', 'scheduler'],
+        ['first', 'retiring', 'revoked', 'scheduler'],
+        ['first', 'revoked', 'removed', 'scheduler'],
+      ],
+    );
     // One JSON log line per step.
     const steps = logs.filter((l) => typeof l.rotation === 'string' && /^rotation step: /.test(String(l.msg))).map((l) => l.rotation);
     assert.deepEqual(steps, ['create', 'notify', 'activate', 'revoke', 'remove']);

@@ -38,7 +38,13 @@ interface Setup {
 }
 
 /** A relay whose zones in `publish` are updated by RFC 2136 at `knot`, asking `knot` as its only DNS server. */
-async function setUp(knot: KnotPrimary, domain: string, publish: string[], extra: Record<string, unknown>, seed: (store: SqliteKeyStore) => void): Promise<Setup> {
+async function setUp(
+  knot: KnotPrimary,
+  domain: string,
+  publish: string[],
+  extra: Record<string, unknown>,
+  seed: (store: SqliteKeyStore) => void,
+): Promise<Setup> {
   const dir = tempDir('dkim-relay-publish-');
   const secretFile = join(dir, 'tsig.key');
   writeFileSync(secretFile, knot.tsig.secret, { mode: 0o600 });
@@ -60,14 +66,25 @@ async function setUp(knot: KnotPrimary, domain: string, publish: string[], extra
   seed(store);
   store.close();
   const logs: Record<string, unknown>[] = [];
-  const lines = new Writable({ write(chunk, _enc, done) { logs.push(JSON.parse(String(chunk))); done(); } });
+  const lines = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
   const clock = { now: Date.now() };
   // No publisher is injected: the relay builds it from dns.publish, as `serve` does.
   const relay = await startRelay({ config, path: 'test' }, pino({ level: 'info' }, lines), {
     rotation: {
       now: () => clock.now,
       // Real DNS: the zones' authoritative server (ns.<zone> is 127.0.0.1) is asked on knotd's port instead of 53.
-      observer: () => new LiveDnsObserver({ resolvers: [knot.address], timeoutMs: 1000, authoritativePort: knot.port, delegation: (d) => delegationFor(config.dns.delegation, d) }),
+      observer: () =>
+        new LiveDnsObserver({
+          resolvers: [knot.address],
+          timeoutMs: 1000,
+          authoritativePort: knot.port,
+          delegation: (d) => delegationFor(config.dns.delegation, d),
+        }),
     },
   });
   return { knot, sink, relay, config, secretFile, logs, clock };
@@ -82,7 +99,12 @@ async function pass(relay: RunningRelay): Promise<string[]> {
 /** Sends one message through the relay; the selector that signed it, and whether dkimpy verifies it over DNS. */
 async function relayed(s: Setup, domain: string): Promise<{ selector: string; result: string }> {
   const before = s.sink.received.length;
-  const reply = await send({ port: s.relay.ports.plain, from: `alice@${domain}`, to: ['bob@example.net'], raw: `From: Alice <alice@${domain}>\r\nTo: bob@example.net\r\nSubject: rotation\r\n\r\nHello.\r\n` });
+  const reply = await send({
+    port: s.relay.ports.plain,
+    from: `alice@${domain}`,
+    to: ['bob@example.net'],
+    raw: `From: Alice <alice@${domain}>\r\nTo: bob@example.net\r\nSubject: rotation\r\n\r\nHello.\r\n`,
+  });
   assert.ok(reply.ok, `relay refused: ${reply.response}`);
   const raw = s.sink.received[before]!.raw;
   const [field] = dkimFields(raw);

@@ -50,8 +50,15 @@ function setUp() {
     const store = SqliteKeyStore.open(config.keys.dir);
     stores.push(store);
     return new RotationScheduler({
-      config, store, mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)), hostname: 'relay.test', logger,
-      now: () => clock.now, observer, leaseMs: LEASE_MS, queue,
+      config,
+      store,
+      mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)),
+      hostname: 'relay.test',
+      logger,
+      now: () => clock.now,
+      observer,
+      leaseMs: LEASE_MS,
+      queue,
     });
   };
   const events = () => {
@@ -75,7 +82,10 @@ test('two schedulers sharing one store never both act: the lease holder does, th
   const passB = await b.runOnce();
   assert.deepEqual(passB, { ran: false, applied: [] }, 'b skips while a holds the lease');
   release();
-  assert.deepEqual((await passA).applied.map((x) => x.kind), ['create']);
+  assert.deepEqual(
+    (await passA).applied.map((x) => x.kind),
+    ['create'],
+  );
   assert.deepEqual(events(), ['first -→active', 'next -→pending']);
 
   // a is gone without releasing (a crash): b waits for the lease to expire, then acts.
@@ -95,7 +105,10 @@ test('a holder whose lease passed to another relay mid-pass stops before its nex
   const b = scheduler();
   const passA = a.runOnce();
   clock.now += LEASE_MS + 1; // a is stuck in DNS longer than its lease
-  assert.deepEqual((await b.runOnce()).applied.map((x) => x.kind), ['create']);
+  assert.deepEqual(
+    (await b.runOnce()).applied.map((x) => x.kind),
+    ['create'],
+  );
   release();
   await assert.rejects(passA, LeaseLost);
   assert.deepEqual(events(), ['first -→active', 'next -→pending'], 'the rotation was started once');
@@ -106,7 +119,10 @@ test('a holder whose lease passed to another relay mid-pass stops before its nex
 test('a restart in the middle of a step neither loses nor repeats it', async () => {
   const { clock, scheduler, events, config } = setUp();
   const first = scheduler();
-  assert.deepEqual((await first.runOnce()).applied.map((x) => x.kind), ['create']);
+  assert.deepEqual(
+    (await first.runOnce()).applied.map((x) => x.kind),
+    ['create'],
+  );
   clock.now += 3_600_000;
   assert.deepEqual((await first.runOnce()).applied, [], 'DNS serves the new key from now on');
   await first.stop();
@@ -123,13 +139,19 @@ test('a restart in the middle of a step neither loses nor repeats it', async () 
   // Restarted (the dead one's lease expires): activation happens once.
   clock.now += LEASE_MS + 1;
   const restarted = scheduler();
-  assert.deepEqual((await restarted.runOnce()).applied.map((x) => x.kind), ['activate']);
+  assert.deepEqual(
+    (await restarted.runOnce()).applied.map((x) => x.kind),
+    ['activate'],
+  );
   await restarted.stop();
 
   // Crash while removing, after the commit and before the file is deleted: the next pass deletes it, no step twice.
   clock.now += 8 * DAY; // first is revoked
   const revoking = scheduler();
-  assert.deepEqual((await revoking.runOnce()).applied.map((x) => x.kind), ['revoke']);
+  assert.deepEqual(
+    (await revoking.runOnce()).applied.map((x) => x.kind),
+    ['revoke'],
+  );
   await revoking.stop();
   clock.now += 31 * DAY;
   const removing = scheduler();
@@ -146,25 +168,41 @@ test('a restart in the middle of a step neither loses nor repeats it', async () 
   const again = scheduler();
   assert.deepEqual((await again.runOnce()).applied, [], 'the removal is not repeated');
   assert.ok(!existsSync(file), 'the file is deleted by the next pass');
-  assert.deepEqual(events(), ['first -→active', 'next -→pending', 'first active→retiring', 'next pending→active', 'first retiring→revoked', 'first revoked→removed']);
+  assert.deepEqual(events(), [
+    'first -→active',
+    'next -→pending',
+    'first active→retiring',
+    'next pending→active',
+    'first retiring→revoked',
+    'first revoked→removed',
+  ]);
   await again.stop();
 });
 
-test('a retiring key is not revoked while this relay\'s queue holds mail it signed', async () => {
+test("a retiring key is not revoked while this relay's queue holds mail it signed", async () => {
   const { clock, scheduler, events } = setUp();
   let queued: number | null = null;
   const queue = { oldestSignedWith: (domain: string, selector: string) => (domain === 'example.com' && selector === 'first' ? queued : null) };
   const relay = scheduler(servingDns(), silentLogger(), queue);
-  assert.deepEqual((await relay.runOnce()).applied.map((x) => x.kind), ['create']);
+  assert.deepEqual(
+    (await relay.runOnce()).applied.map((x) => x.kind),
+    ['create'],
+  );
   clock.now += 3_600_000;
   assert.deepEqual((await relay.runOnce()).applied, [], 'DNS serves the new key from now on');
   clock.now += 3 * DAY;
-  assert.deepEqual((await relay.runOnce()).applied.map((x) => x.kind), ['activate']);
+  assert.deepEqual(
+    (await relay.runOnce()).applied.map((x) => x.kind),
+    ['activate'],
+  );
   queued = clock.now; // a message signed by the old key is still waiting for its upstream
   clock.now += 8 * DAY; // past retireAfter (7d)
   assert.deepEqual((await relay.runOnce()).applied, [], 'held while the queued mail waits');
   queued = null; // delivered
-  assert.deepEqual((await relay.runOnce()).applied.map((x) => x.kind), ['revoke']);
+  assert.deepEqual(
+    (await relay.runOnce()).applied.map((x) => x.kind),
+    ['revoke'],
+  );
   assert.deepEqual(events(), ['first -→active', 'next -→pending', 'first active→retiring', 'next pending→active', 'first retiring→revoked']);
   await relay.stop();
 });
@@ -172,7 +210,15 @@ test('a retiring key is not revoked while this relay\'s queue holds mail it sign
 test('a failing pass is logged once per cause under the task rotation, and the next tick runs it again', async () => {
   const { scheduler, stores } = setUp();
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(JSON.parse(String(chunk))); done(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
   const s = scheduler(servingDns(), logger);
   const store = stores.at(-1)!;
   const list = store.list.bind(store);
@@ -186,7 +232,10 @@ test('a failing pass is logged once per cause under the task rotation, and the n
   assert.equal(failures[0]!.err, 'disk I/O error');
   store.list = list;
   const result = await s.tick();
-  assert.deepEqual(result?.applied.map((a) => a.kind), ['create']);
+  assert.deepEqual(
+    result?.applied.map((a) => a.kind),
+    ['create'],
+  );
   assert.ok(lines.some((l) => l.task === 'rotation' && l.msg === 'background task rotation works again'));
   await s.stop();
 });
@@ -194,17 +243,31 @@ test('a failing pass is logged once per cause under the task rotation, and the n
 test('DNS that cannot be observed holds the keys that wait for it; the rest of the pass goes on', async () => {
   const { clock, scheduler, events } = setUp();
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _e, done) { lines.push(JSON.parse(String(chunk))); done(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
   let broken = true;
-  const s = scheduler(() => ({
-    servers: async () => {
-      if (broken) throw new Error('resolver exploded');
-      return ['192.0.2.53:53'];
-    },
-    check: async () => ({ state: 'match', detail: 'served' }),
-  }), logger);
+  const s = scheduler(
+    () => ({
+      servers: async () => {
+        if (broken) throw new Error('resolver exploded');
+        return ['192.0.2.53:53'];
+      },
+      check: async () => ({ state: 'match', detail: 'served' }),
+    }),
+    logger,
+  );
   // The rotation is due by time alone: the new key is made, and waits for DNS.
-  assert.deepEqual((await s.tick())?.applied.map((a) => a.kind), ['create']);
+  assert.deepEqual(
+    (await s.tick())?.applied.map((a) => a.kind),
+    ['create'],
+  );
   const failure = lines.find((l) => l.task === 'dns-observation');
   assert.ok(failure, JSON.stringify(lines));
   assert.equal(failure.err, 'example.com: resolver exploded');
@@ -213,21 +276,50 @@ test('DNS that cannot be observed holds the keys that wait for it; the rest of t
   broken = false;
   await s.tick();
   clock.now += 3 * DAY;
-  assert.deepEqual((await s.tick())?.applied.map((a) => a.kind), ['activate'], 'activated once DNS served it for publishFor');
+  assert.deepEqual(
+    (await s.tick())?.applied.map((a) => a.kind),
+    ['activate'],
+    'activated once DNS served it for publishFor',
+  );
   assert.deepEqual(events(), ['first -→active', 'next -→pending', 'first active→retiring', 'next pending→active']);
   await s.stop();
 });
 
 test('rotation.check: off: start() schedules nothing, so no pass ever runs by itself', async () => {
   const dir = tempDir('dkim-relay-scheduler-off-');
-  const config = configSchema.parse({ keys: { dir: join(dir, 'keys') }, delivery: { upstream: { type: 'file', dir: join(dir, 'outbox') } }, rotation: { check: 'off', interval: '1s' } });
+  const config = configSchema.parse({
+    keys: { dir: join(dir, 'keys') },
+    delivery: { upstream: { type: 'file', dir: join(dir, 'outbox') } },
+    rotation: { check: 'off', interval: '1s' },
+  });
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done(); } }));
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
   const store = SqliteKeyStore.open(config.keys.dir);
   let asked = 0;
-  const observer = (): DnsObserver => ({ servers: async () => { asked++; return []; }, check: async () => ({ state: 'match', detail: '' }) });
+  const observer = (): DnsObserver => ({
+    servers: async () => {
+      asked++;
+      return [];
+    },
+    check: async () => ({ state: 'match', detail: '' }),
+  });
   const before = getTasks().size;
-  const scheduler = new RotationScheduler({ config, store, mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)), hostname: 'relay.test', logger, observer });
+  const scheduler = new RotationScheduler({
+    config,
+    store,
+    mail: directOwnMail({ config, store, hostname: 'relay.test' }, createUpstream(config.delivery.upstream, logger)),
+    hostname: 'relay.test',
+    logger,
+    observer,
+  });
   scheduler.start();
   try {
     assert.equal(getTasks().size, before, 'no cron task');

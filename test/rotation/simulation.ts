@@ -47,8 +47,18 @@ export class Simulation {
     const at = new Date(this.now.getTime() - ageMs).toISOString();
     const id = this.nextId++;
     const key: PlanKey = {
-      id, domain, selector: selector ?? `k${id}`, algorithm, bits: algorithm === 'rsa' ? 2048 : 256, state, publicData: `pub${id}`,
-      createdAt: at, activatedAt: state === 'active' ? at : null, retiredAt: null, revokedAt: null, removedAt: null,
+      id,
+      domain,
+      selector: selector ?? `k${id}`,
+      algorithm,
+      bits: algorithm === 'rsa' ? 2048 : 256,
+      state,
+      publicData: `pub${id}`,
+      createdAt: at,
+      activatedAt: state === 'active' ? at : null,
+      retiredAt: null,
+      revokedAt: null,
+      removedAt: null,
     };
     this.keys.push(key);
     return key;
@@ -64,20 +74,28 @@ export class Simulation {
   /** One DNS check of `key` at `server`, as the checker records it. */
   dns(key: PlanKey, server: string, state: ObservedState): this {
     const id = `${key.id}@${server}`;
-    this.observations.set(id, observe(this.observations.get(id), { keyId: key.id, server, state, detail: state === 'match' ? 'serves this key' : `record ${state}` }, this.now));
+    this.observations.set(
+      id,
+      observe(this.observations.get(id), { keyId: key.id, server, state, detail: state === 'match' ? 'serves this key' : `record ${state}` }, this.now),
+    );
     return this;
   }
 
   /** Every server of the key's domain gives `state`, or the states given per server. */
   dnsEverywhere(key: PlanKey, state: ObservedState | Record<string, ObservedState>): this {
-    for (const server of this.servers(key.domain)) this.dns(key, server, typeof state === 'string' ? state : state[server] ?? 'missing');
+    for (const server of this.servers(key.domain)) this.dns(key, server, typeof state === 'string' ? state : (state[server] ?? 'missing'));
     return this;
   }
 
   plan(): Plan {
     return plan({
-      now: this.now, keys: this.keys, policy: this.policy, servers: this.servers,
-      observations: [...this.observations.values()], oldestQueued: (id) => this.queued.get(id), notified: this.notified,
+      now: this.now,
+      keys: this.keys,
+      policy: this.policy,
+      servers: this.servers,
+      observations: [...this.observations.values()],
+      oldestQueued: (id) => this.queued.get(id),
+      notified: this.notified,
     });
   }
 
@@ -97,8 +115,18 @@ export class Simulation {
     if (action.kind === 'create') {
       const id = this.nextId++;
       const key: PlanKey = {
-        id, domain: action.domain, selector: action.selector, algorithm: action.algorithm, bits: action.bits, state: 'pending',
-        publicData: `pub${id}`, createdAt: this.now.toISOString(), activatedAt: null, retiredAt: null, revokedAt: null, removedAt: null,
+        id,
+        domain: action.domain,
+        selector: action.selector,
+        algorithm: action.algorithm,
+        bits: action.bits,
+        state: 'pending',
+        publicData: `pub${id}`,
+        createdAt: this.now.toISOString(),
+        activatedAt: null,
+        retiredAt: null,
+        revokedAt: null,
+        removedAt: null,
       };
       this.keys.push(key);
       this.events.push(creation(key, { at: this.now, by: 'scheduler', why: action.why }));

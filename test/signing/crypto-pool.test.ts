@@ -33,7 +33,10 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 describe('crypto pool', () => {
   test('by default one thread fewer than the cores, at least one and at most two', () => {
-    assert.deepEqual([1, 2, 3, 4, 64].map((cores) => defaultPoolSize(cores)), [1, 1, 2, 2, 2]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 64].map((cores) => defaultPoolSize(cores)),
+      [1, 1, 2, 2, 2],
+    );
   });
 
   test('messages signed through the pool verify with python3-dkim and mailauth, RSA and Ed25519', async () => {
@@ -49,7 +52,10 @@ describe('crypto pool', () => {
       for (const m of signed) {
         assert.deepEqual(await verifyWithDkimpy(m, RECORDS), [true, true]);
         const { results } = await dkimVerify(m, { resolver: resolverFor(RECORDS) });
-        assert.deepEqual(results.map((r) => r.status.result), ['pass', 'pass']);
+        assert.deepEqual(
+          results.map((r) => r.status.result),
+          ['pass', 'pass'],
+        );
       }
     } finally {
       await pool.close();
@@ -133,7 +139,12 @@ describe('crypto pool', () => {
 
   test('close() ends the threads with jobs in flight, without hanging; later jobs fail as temporary', async () => {
     const pool = new CryptoPool({ size: 2 });
-    const jobs = digests(200).map((d) => pool.sign('rsa', d, rsa.key.privateKey).then(() => 'signed', (err: unknown) => err));
+    const jobs = digests(200).map((d) =>
+      pool.sign('rsa', d, rsa.key.privateKey).then(
+        () => 'signed',
+        (err: unknown) => err,
+      ),
+    );
     await within(pool.close(), 10_000, 'close()');
     const outcomes = await within(Promise.all(jobs), 10_000, 'jobs after close()');
     assert.ok(outcomes.every((o) => o === 'signed' || o instanceof CryptoUnavailable));
@@ -144,7 +155,12 @@ describe('crypto pool', () => {
   test('a full queue refuses more work as temporary', async () => {
     const pool = new CryptoPool({ size: 1, maxQueue: 4 });
     try {
-      const jobs = digests(5).map((d) => pool.sign('rsa', d, rsa.key.privateKey).then(() => 'signed', (err: unknown) => err));
+      const jobs = digests(5).map((d) =>
+        pool.sign('rsa', d, rsa.key.privateKey).then(
+          () => 'signed',
+          (err: unknown) => err,
+        ),
+      );
       const outcomes = await within(Promise.all(jobs), 30_000, 'a full queue');
       assert.deepEqual(outcomes.slice(0, 4), ['signed', 'signed', 'signed', 'signed']);
       assert.ok(outcomes[4] instanceof CryptoUnavailable);

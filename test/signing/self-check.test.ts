@@ -14,7 +14,12 @@ import { CryptoPool, inThreadCrypto } from '../../src/signing/crypto-pool.ts';
 import { signHashed, signMessageAsync, type SignOptions } from '../../src/signing/signer.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 
-const OPTIONS: SignOptions = { headerCanonicalization: 'relaxed', bodyCanonicalization: 'relaxed', headers: ['From', 'To', 'Subject', 'Date'], oversign: ['From'] };
+const OPTIONS: SignOptions = {
+  headerCanonicalization: 'relaxed',
+  bodyCanonicalization: 'relaxed',
+  headers: ['From', 'To', 'Subject', 'Date'],
+  oversign: ['From'],
+};
 const MESSAGE = Buffer.from(
   'From: Payroll <payroll@example.com>\r\nTo: alice@example.net\r\nSubject:  Payslip   for\r\n\tMarch\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\n' +
     'Dear Alice,  \r\n\r\nyour payslip\t is attached.\r\n\r\n\r\n',

@@ -52,7 +52,11 @@ function options(header: Canonicalization, body: Canonicalization, extra: Partia
 }
 
 function sign(message: Buffer, keys: TestKey[], opts: SignOptions): Buffer {
-  const fields = signMessage(message, keys.map((k) => k.key), opts);
+  const fields = signMessage(
+    message,
+    keys.map((k) => k.key),
+    opts,
+  );
   return Buffer.concat([Buffer.from(fields, 'latin1'), message]);
 }
 
@@ -91,13 +95,17 @@ for (const [name, keys] of KEYSETS) {
         for (const line of linesOf(f)) assert.ok(line.length <= FOLD_AT, `line of ${line.length} octets`);
       });
 
-      const [dkimpy, mailauth, perl] = await Promise.all([
-        verifyWithDkimpy(signed, RECORDS),
-        mailauthResults(signed),
-        verifyWithMailDkim(signed, RECORDS),
-      ]);
-      assert.deepEqual(dkimpy, keys.map(() => true), 'dkimpy');
-      assert.deepEqual(mailauth, keys.map(() => 'pass'), 'mailauth');
+      const [dkimpy, mailauth, perl] = await Promise.all([verifyWithDkimpy(signed, RECORDS), mailauthResults(signed), verifyWithMailDkim(signed, RECORDS)]);
+      assert.deepEqual(
+        dkimpy,
+        keys.map(() => true),
+        'dkimpy',
+      );
+      assert.deepEqual(
+        mailauth,
+        keys.map(() => 'pass'),
+        'mailauth',
+      );
       // Debian 12's Mail::DKIM has no Ed25519: only RSA results are meaningful.
       keys.forEach((k, i) => {
         if (k.key.algorithm === 'rsa') assert.equal(perl[i], 'pass', 'Mail::DKIM');
@@ -114,14 +122,21 @@ test('Mail::DKIM on Debian 12 does not verify Ed25519 (documented limitation, no
 
 test('dual signing: one t=, one bh=, one h= for both keys', () => {
   const fields = signatureFields(sign(MESSAGE, [rsa2048, ed], options('relaxed', 'relaxed')));
-  const tag = (f: string, t: string) => f.replace(/\r\n /g, '').match(new RegExp(`[; ]${t}=([^;]*)`))?.[1]?.replace(/ /g, '');
+  const tag = (f: string, t: string) =>
+    f
+      .replace(/\r\n /g, '')
+      .match(new RegExp(`[; ]${t}=([^;]*)`))?.[1]
+      ?.replace(/ /g, '');
   for (const t of ['t', 'bh', 'h']) assert.equal(tag(fields[0]!, t), tag(fields[1]!, t), t);
   assert.ok(tag(fields[0]!, 'h')!.startsWith('From:From:To:To:'));
 });
 
 test('oversigning: h= lists From twice for one From, and absent Reply-To once', () => {
   const field = signatureFields(sign(MESSAGE, [rsa2048], options('relaxed', 'relaxed')))[0]!;
-  const h = field.replace(/\r\n /g, '').replace(/ /g, '').match(/;h=([^;]*)/)![1];
+  const h = field
+    .replace(/\r\n /g, '')
+    .replace(/ /g, '')
+    .match(/;h=([^;]*)/)![1];
   assert.equal(h, 'From:From:To:To:Subject:Subject:Date:Message-ID:MIME-Version:Content-Type:Content-Transfer-Encoding:Reply-To');
 });
 

@@ -35,14 +35,22 @@ test('each re-exported helper still does what we rely on', () => {
   assert.equal(parsed.value, 'text/plain');
   assert.equal(parsed.params.charset, 'utf-8');
   assert.equal(typeof internals.SMTPConnection, 'function');
-  assert.deepEqual(internals.announcedExtensions(Object.assign(Object.create(internals.SMTPConnection.prototype), { _supportedExtensions: ['8BITMIME'] })), ['8BITMIME']);
+  assert.deepEqual(internals.announcedExtensions(Object.assign(Object.create(internals.SMTPConnection.prototype), { _supportedExtensions: ['8BITMIME'] })), [
+    '8BITMIME',
+  ]);
 });
 
-test('RCPT TO gets each recipient\'s own NOTIFY and ORCPT, and only from a host that announces DSN', () => {
-  const own = new Map([['a@example.net', { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;o+x@example.org' }], ['b@example.net', { notify: ['NEVER'] }]]);
-  const connection = (to: string, extensions: string[]) => Object.assign(Object.create(internals.SMTPConnection.prototype), {
-    _envelope: { [internals.RCPT_DSN]: own }, _recipientQueue: ['earlier@example.net', to], _supportedExtensions: extensions,
-  }) as { _getDsnRcptToArgs(): string };
+test("RCPT TO gets each recipient's own NOTIFY and ORCPT, and only from a host that announces DSN", () => {
+  const own = new Map([
+    ['a@example.net', { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;o+x@example.org' }],
+    ['b@example.net', { notify: ['NEVER'] }],
+  ]);
+  const connection = (to: string, extensions: string[]) =>
+    Object.assign(Object.create(internals.SMTPConnection.prototype), {
+      _envelope: { [internals.RCPT_DSN]: own },
+      _recipientQueue: ['earlier@example.net', to],
+      _supportedExtensions: extensions,
+    }) as { _getDsnRcptToArgs(): string };
   assert.equal(connection('a@example.net', ['DSN'])._getDsnRcptToArgs(), ' NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;o+2Bx@example.org');
   assert.equal(connection('b@example.net', ['DSN'])._getDsnRcptToArgs(), ' NOTIFY=NEVER');
   assert.equal(connection('c@example.net', ['DSN'])._getDsnRcptToArgs(), '');
@@ -98,7 +106,10 @@ test('choosePerConnection: the message is chosen on the pooled connection after 
     assert.match(commands[0]!, new RegExp(`"SIZE":"${message.length}"`));
 
     const refusal = new Error('not for this connection');
-    await assert.rejects(transport.sendMail({ envelope: { from: 'c@example.com', to: ['d@example.net'] }, raw: 'x\r\n', forConnection: async () => refusal } as never), (err) => err === refusal);
+    await assert.rejects(
+      transport.sendMail({ envelope: { from: 'c@example.com', to: ['d@example.net'] }, raw: 'x\r\n', forConnection: async () => refusal } as never),
+      (err) => err === refusal,
+    );
     assert.equal(commands.length, 1, 'no MAIL FROM for the refused message');
 
     await transport.sendMail({ envelope: { from: 'e@example.com', to: ['f@example.net'] }, raw: 'x\r\n', forConnection } as never);

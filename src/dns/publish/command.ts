@@ -22,7 +22,10 @@ export function commandPublisher(options: CommandOptions): Publisher {
   return {
     method: 'command',
     publish(zone: string, changes: readonly RecordChange[]): Promise<PublishResult> {
-      const input = JSON.stringify({ zone, changes: changes.map(({ action, name, type, ttl, value, strings }) => ({ action, name, type, ttl, value, strings })) });
+      const input = JSON.stringify({
+        zone,
+        changes: changes.map(({ action, name, type, ttl, value, strings }) => ({ action, name, type, ttl, value, strings })),
+      });
       const fail = (why: string): PublishResult => ({ status: 'failed', reason: `${program} for zone ${zone} failed: ${why}` });
       if (!program) return Promise.resolve(fail('no program given — set dns.publish[].command'));
       return new Promise((resolve) => {
@@ -64,6 +67,9 @@ export function commandPublisher(options: CommandOptions): Publisher {
 }
 
 function lastLine(text: string): string {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   return (lines.at(-1) ?? '').slice(0, 300);
 }

@@ -62,7 +62,12 @@ function publisherOf(config: PublishSetting, now: (() => number) | undefined): P
       // Read once now so a missing or too open secret file stops the start with one line;
       // the publisher reads it again on every update, so a new secret needs no restart.
       readTsigKey(config.tsig);
-      return rfc2136Publisher({ server: parseHostPort(config.server, DNS_SERVER_ADDRESS)!, tsig: config.tsig, timeoutMs: config.timeoutSeconds * 1000, ...(now ? { now } : {}) });
+      return rfc2136Publisher({
+        server: parseHostPort(config.server, DNS_SERVER_ADDRESS)!,
+        tsig: config.tsig,
+        timeoutMs: config.timeoutSeconds * 1000,
+        ...(now ? { now } : {}),
+      });
     case 'command':
       return commandPublisher({ argv: config.command, timeoutMs: config.timeoutSeconds * 1000 });
   }

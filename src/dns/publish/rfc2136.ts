@@ -24,7 +24,8 @@ export interface Rfc2136Options {
   now?: () => number;
 }
 
-const TSIG_REFUSED = 'TSIG key refused by the server: check dns.publish[].tsig (the server must know a key of this name, algorithm and secret, and let it update the zone)';
+const TSIG_REFUSED =
+  'TSIG key refused by the server: check dns.publish[].tsig (the server must know a key of this name, algorithm and secret, and let it update the zone)';
 
 /** RFC 2136 §2.2 and RFC 8945 §3: what each RCODE of an answer to an update means for us. */
 const RCODES: Record<number, string> = {
@@ -52,7 +53,8 @@ export function rfc2136Publisher(options: Rfc2136Options): Publisher {
         const id = randomInt(0x10000);
         const { signed, mac } = signRequest(updateMessage(id, zone, changes), key, now());
         const answer = await exchangeTcp(options.server, signed, options.timeoutMs);
-        if (answer.length < 12 || answer.readUInt16BE(0) !== id || !(answer.readUInt16BE(2) & 0x8000)) return fail('the server sent something that is not the answer to our update');
+        if (answer.length < 12 || answer.readUInt16BE(0) !== id || !(answer.readUInt16BE(2) & 0x8000))
+          return fail('the server sent something that is not the answer to our update');
         const rcode = answer.readUInt16BE(2) & 0xf;
         const check = checkResponse(answer, key, mac, now());
         if (rcode !== 0 || (check.ok === false && check.tsigError !== undefined)) {

@@ -36,8 +36,15 @@ export function readTsigKey(config: { name: string; algorithm: TsigAlgorithm; se
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${where} is missing`, `create it with: keymgr -t ${config.name} ${config.algorithm} > ${file} && chmod 600 ${file}, and give the server the same key`);
-    throw new UserError(`${where} cannot be read (${code ?? 'error'})`, `make it readable by the user dkim-relay runs as, and by no one else (chmod 600 ${file})`);
+    if (code === 'ENOENT')
+      throw new UserError(
+        `${where} is missing`,
+        `create it with: keymgr -t ${config.name} ${config.algorithm} > ${file} && chmod 600 ${file}, and give the server the same key`,
+      );
+    throw new UserError(
+      `${where} cannot be read (${code ?? 'error'})`,
+      `make it readable by the user dkim-relay runs as, and by no one else (chmod 600 ${file})`,
+    );
   }
   if (mode & 0o077) {
     throw new UserError(
@@ -55,7 +62,10 @@ export function readTsigKey(config: { name: string; algorithm: TsigAlgorithm; se
   const bare = lines.filter((l) => l && !l.startsWith('#'));
   const encoded = quoted ?? (bare.length === 1 ? bare[0] : undefined);
   if (encoded === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
-    throw new UserError(`${where} holds no base64 secret`, `write the key as keymgr -t ${config.name} ${config.algorithm} prints it, or the base64 secret alone`);
+    throw new UserError(
+      `${where} holds no base64 secret`,
+      `write the key as keymgr -t ${config.name} ${config.algorithm} prints it, or the base64 secret alone`,
+    );
   }
   return { name: config.name.replace(/\.$/, '').toLowerCase(), algorithm: config.algorithm, secret: Buffer.from(encoded, 'base64') };
 }
@@ -185,8 +195,14 @@ function parseTsig(keyName: string, rdata: Buffer): TsigFields {
   const otherLength = rdata.readUInt16BE(at + 4);
   if (at + 6 + otherLength > rdata.length) throw new Error('TSIG RDATA runs past its length');
   return {
-    keyName, algorithm: algorithm.name, timeSigned, fudge, mac,
-    originalId: rdata.readUInt16BE(at), error: rdata.readUInt16BE(at + 2), other: rdata.subarray(at + 6, at + 6 + otherLength),
+    keyName,
+    algorithm: algorithm.name,
+    timeSigned,
+    fudge,
+    mac,
+    originalId: rdata.readUInt16BE(at),
+    error: rdata.readUInt16BE(at + 2),
+    other: rdata.subarray(at + 6, at + 6 + otherLength),
   };
 }
 

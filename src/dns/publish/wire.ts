@@ -4,7 +4,11 @@
 
 /** A domain name as labels, lower case and uncompressed: the canonical form TSIG signs (RFC 4034 §6.2). */
 export function encodeName(name: string): Buffer {
-  const labels = name.replace(/\.$/, '').toLowerCase().split('.').filter((l) => l.length > 0);
+  const labels = name
+    .replace(/\.$/, '')
+    .toLowerCase()
+    .split('.')
+    .filter((l) => l.length > 0);
   const parts: Buffer[] = [];
   for (const label of labels) {
     const bytes = Buffer.from(label, 'latin1');

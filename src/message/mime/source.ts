@@ -36,7 +36,7 @@ export function fileSource(fd: number, length: number): ByteSource {
   let window = Buffer.alloc(0);
   let windowAt = 0;
   const fill = (into: Buffer, position: number): void => {
-    for (let got = 0; got < into.length; ) {
+    for (let got = 0; got < into.length;) {
       const n = readSync(fd, into, got, Math.min(WINDOW, into.length - got), position + got);
       if (n === 0) throw new Error('the message file is shorter than when it was opened');
       got += n;
@@ -64,7 +64,7 @@ export function fileSource(fd: number, length: number): ByteSource {
 
 /** Each stretch of [start, end) in order, as views of at most 64 KiB. */
 export function* chunks(src: ByteSource, start: number, end: number): Generator<Buffer> {
-  for (let at = start; at < end; ) {
+  for (let at = start; at < end;) {
     const c = src.chunk(at, Math.min(WINDOW, end - at));
     yield c;
     at += c.length;
@@ -74,7 +74,7 @@ export function* chunks(src: ByteSource, start: number, end: number): Generator<
 /** The first occurrence of `needle` in [from, end), or -1. Searched a window at a time, overlapping by the needle. */
 export function indexOf(src: ByteSource, needle: Buffer, from: number, end: number): number {
   const n = needle.length;
-  for (let at = from; end - at >= n; ) {
+  for (let at = from; end - at >= n;) {
     let view = src.chunk(at, end - at);
     if (view.length < n) view = src.read(at, Math.min(end, at + n + WINDOW));
     const i = view.indexOf(needle);
@@ -87,7 +87,7 @@ export function indexOf(src: ByteSource, needle: Buffer, from: number, end: numb
 
 /** The first octet in [from, end) that is not `skip`-ed, or end. */
 export function skipWhile(src: ByteSource, from: number, end: number, skip: (c: number) => boolean): number {
-  for (let at = from; at < end; ) {
+  for (let at = from; at < end;) {
     const view = src.chunk(at, end - at);
     for (let i = 0; i < view.length; i++) if (!skip(view[i]!)) return at + i;
     at += view.length;

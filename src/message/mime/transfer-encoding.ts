@@ -283,7 +283,7 @@ const LF_NEEDLE = Buffer.from([LF]);
  */
 export function decodeQuotedPrintable(src: ByteSource, span: Span, out: Output): void {
   const collect = new Collector(out);
-  for (let start = span.start; start < span.end; ) {
+  for (let start = span.start; start < span.end;) {
     const lf = indexOf(src, LF_NEEDLE, start, span.end);
     const lineEnd = lf < 0 ? span.end : lf > start && octetAt(src, lf - 1) === CR ? lf - 1 : lf;
     const next = lf < 0 ? span.end : lf + 1;
@@ -311,7 +311,7 @@ function trimWhitespace(src: ByteSource, start: number, end: number): number {
 }
 
 function decodeStretch(src: ByteSource, start: number, end: number, collect: Collector): void {
-  for (let at = start; at < end; ) {
+  for (let at = start; at < end;) {
     const viewEnd = Math.min(end, at + WINDOW);
     const view = src.read(at, viewEnd);
     // an escape needs its two digits in this view, unless the stretch ends here

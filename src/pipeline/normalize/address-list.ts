@@ -72,6 +72,9 @@ function toMailbox(value: string, tokens: Token[]): WrittenMailbox {
   // addr-spec: the tokens themselves, without comments and whitespace.
   const spec = angle
     ? value.slice(angle.start + 1, angle.end - 1).replace(/^[^"]*:/, '')
-    : tokens.filter((t) => t.kind !== 'comment').map((t) => value.slice(t.start, t.end)).join('');
+    : tokens
+        .filter((t) => t.kind !== 'comment')
+        .map((t) => value.slice(t.start, t.end))
+        .join('');
   return { kind: 'mailbox', text, key: spec.replace(/[\r\n \t]/g, '').toLowerCase() };
 }

@@ -35,9 +35,7 @@ export function normalizeEntity(entity: Entity, path: string, kind: 'message' | 
   if (!isIdentityEncoding(info.encoding)) throw cannot(`its Content-Transfer-Encoding "${info.encoding}" is unknown`);
   if (info.type.startsWith('multipart/') || info.type === 'message/rfc822') {
     if (depth >= MAX_DEPTH) throw cannot(`it is nested deeper than ${MAX_DEPTH} levels`);
-    const pieces = info.type === 'message/rfc822'
-      ? enclosedMessage(entity, path, depth, walk, cannot)
-      : multipart(entity, info, path, depth, walk, cannot);
+    const pieces = info.type === 'message/rfc822' ? enclosedMessage(entity, path, depth, walk, cannot) : multipart(entity, info, path, depth, walk, cannot);
     settleCompositeEncoding(entity, info, pieces, trouble.label, walk);
     return pieces;
   }

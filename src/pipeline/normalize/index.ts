@@ -101,8 +101,7 @@ function plan(source: ByteSource, options: NormalizeOptions): Plan {
   const spaced = fields.filter((f) => SPACE_BEFORE_COLON.test(f.raw));
   const duplicated = options.mergeDuplicates ? duplicatedAddressFields(top.header) : [];
   const unsafe =
-    spanUnsafe(source, { start: 0, end: source.length }, options.eightBitMime) ||
-    (!(options.smtpUtf8 ?? options.eightBitMime) && has8bit(top.header.original));
+    spanUnsafe(source, { start: 0, end: source.length }, options.eightBitMime) || (!(options.smtpUtf8 ?? options.eightBitMime) && has8bit(top.header.original));
   if (!unsafe && !needDate && !needId && spaced.length === 0 && duplicated.length === 0) return { changed: false, changes };
   for (const field of spaced) {
     replaceRaw(top.header, field, field.raw.replace(SPACE_BEFORE_COLON, '$1:'));
@@ -171,5 +170,5 @@ class FileWriter {
 }
 
 function writeAll(fd: number, octets: Buffer): void {
-  for (let at = 0; at < octets.length; ) at += writeSync(fd, octets, at, octets.length - at);
+  for (let at = 0; at < octets.length;) at += writeSync(fd, octets, at, octets.length - at);
 }

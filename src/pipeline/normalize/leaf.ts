@@ -43,8 +43,7 @@ function refuseWhenAsked(trouble: Trouble, walk: Walk): void {
   if (trouble.nul && walk.options.nul === 'reject') {
     throw new Refusal(
       554,
-      `5.6.0 The ${trouble.label} holds NUL octets, which RFC 2045 forbids in 7bit and 8bit data; ` +
-        'the sending application must send it base64',
+      `5.6.0 The ${trouble.label} holds NUL octets, which RFC 2045 forbids in 7bit and 8bit data; ` + 'the sending application must send it base64',
     );
   }
 }

@@ -103,6 +103,7 @@ function fold(name: string, items: AddressItem[]): string {
   let raw = lines.join('\r\n');
   // One long display name may still need folding within itself.
   if (longestFieldLine(raw) > FOLD_AT) raw = foldField(raw, FOLD_AT).raw;
-  if (longestFieldLine(raw) > MAX_LINE_OCTETS) throw new Refusal(554, `5.6.0 The merged ${fieldLabel(name)}: header has a line over 998 octets and no whitespace to fold it at`);
+  if (longestFieldLine(raw) > MAX_LINE_OCTETS)
+    throw new Refusal(554, `5.6.0 The merged ${fieldLabel(name)}: header has a line over 998 octets and no whitespace to fold it at`);
   return raw;
 }

@@ -8,17 +8,57 @@ import { has8bitText, tokenize, wordText, type Token } from './header-tokens.ts'
 import { fieldLabel, Refusal } from './refusal.ts';
 
 const ADDRESS_FIELDS = new Set([
-  'from', 'sender', 'reply-to', 'to', 'cc', 'bcc', 'resent-from', 'resent-sender', 'resent-to', 'resent-cc', 'resent-bcc',
-  'disposition-notification-to', 'return-receipt-to', 'errors-to', 'mail-followup-to', 'mail-reply-to', 'list-id',
+  'from',
+  'sender',
+  'reply-to',
+  'to',
+  'cc',
+  'bcc',
+  'resent-from',
+  'resent-sender',
+  'resent-to',
+  'resent-cc',
+  'resent-bcc',
+  'disposition-notification-to',
+  'return-receipt-to',
+  'errors-to',
+  'mail-followup-to',
+  'mail-reply-to',
+  'list-id',
 ]);
 const PARAMETER_FIELDS = new Set(['content-type', 'content-disposition']);
 /** Structured fields with no place for an encoded-word. Anything unknown is unstructured (RFC 5322 §3.6.8). */
 const OPAQUE_FIELDS = new Set([
-  'date', 'message-id', 'in-reply-to', 'references', 'resent-date', 'resent-message-id', 'received', 'return-path',
-  'mime-version', 'content-transfer-encoding', 'content-id', 'content-md5', 'content-language', 'content-location', 'content-base',
-  'dkim-signature', 'domainkey-signature', 'arc-seal', 'arc-message-signature', 'arc-authentication-results',
-  'authentication-results', 'received-spf', 'list-unsubscribe', 'list-unsubscribe-post', 'list-post', 'list-help',
-  'list-subscribe', 'list-archive', 'list-owner', 'original-message-id',
+  'date',
+  'message-id',
+  'in-reply-to',
+  'references',
+  'resent-date',
+  'resent-message-id',
+  'received',
+  'return-path',
+  'mime-version',
+  'content-transfer-encoding',
+  'content-id',
+  'content-md5',
+  'content-language',
+  'content-location',
+  'content-base',
+  'dkim-signature',
+  'domainkey-signature',
+  'arc-seal',
+  'arc-message-signature',
+  'arc-authentication-results',
+  'authentication-results',
+  'received-spf',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'list-post',
+  'list-help',
+  'list-subscribe',
+  'list-archive',
+  'list-owner',
+  'original-message-id',
 ]);
 
 interface Edit {
@@ -186,7 +226,13 @@ function parameterEdits(value: string, refuse: (why: string) => Refusal): Edit[]
     const text = param.map((t) => value.slice(t.start, t.end)).join('');
     if (!has8bitText(text)) continue;
     const eq = param.findIndex((t) => isSpecial(value, t, '='));
-    const name = eq > 0 ? param.slice(0, eq).map((t) => value.slice(t.start, t.end)).join('') : '';
+    const name =
+      eq > 0
+        ? param
+            .slice(0, eq)
+            .map((t) => value.slice(t.start, t.end))
+            .join('')
+        : '';
     if (!/^[A-Za-z0-9!#$&+\-.^_`{|}~]+$/.test(name) || name.includes('*')) throw refuse('A parameter');
     if (name.toLowerCase() === 'boundary') throw refuse('The boundary parameter');
     const val = joinWords(value, param.slice(eq + 1));

@@ -25,12 +25,16 @@ describe('command publisher', () => {
 
   test('gives the program {zone, changes} as JSON on stdin, with its arguments and no shell', async () => {
     const out = join(dir, 'stdin.json');
-    const recorder = script(dir, 'record.mjs', `
+    const recorder = script(
+      dir,
+      'record.mjs',
+      `
       import { writeFileSync } from 'node:fs';
       let input = '';
       process.stdin.on('data', (c) => (input += c));
       process.stdin.on('end', () => writeFileSync(process.argv[2], JSON.stringify({ argv: process.argv.slice(3), stdin: JSON.parse(input) })));
-    `);
+    `,
+    );
     const publisher = commandPublisher({ argv: [NODE, recorder, out, '--zone=$ZONE', 'a b; rm -rf /'], timeoutMs: 5000 });
     assert.deepEqual(await publisher.publish('example.com', changes), { status: 'published' });
     const seen = JSON.parse(readFileSync(out, 'utf8'));
@@ -39,7 +43,11 @@ describe('command publisher', () => {
   });
 
   test('a non-zero exit fails with the last line of its stderr', async () => {
-    const failing = script(dir, 'fail.sh', '#!/bin/sh\ncat >/dev/null\necho "connecting to api.example" >&2\necho "403 Forbidden: token lacks dns:edit" >&2\nexit 3\n');
+    const failing = script(
+      dir,
+      'fail.sh',
+      '#!/bin/sh\ncat >/dev/null\necho "connecting to api.example" >&2\necho "403 Forbidden: token lacks dns:edit" >&2\nexit 3\n',
+    );
     const result = await commandPublisher({ argv: [failing], timeoutMs: 5000 }).publish('example.com', changes);
     assert.deepEqual(result, { status: 'failed', reason: `${failing} for zone example.com failed: exit status 3: 403 Forbidden: token lacks dns:edit` });
   });

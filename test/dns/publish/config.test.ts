@@ -21,7 +21,21 @@ describe('dns configuration', () => {
   test('the example configuration documents every key, at its default', () => {
     const text = readFileSync(new URL('../../../config/dkim-relay.example.yaml', import.meta.url), 'utf8');
     assert.deepEqual(parseConfig(text, 'example').dns, parseConfig('', 'empty').dns);
-    for (const key of ['publish', 'zone', 'method', 'server', 'tsig', 'name', 'algorithm', 'secretFile', 'timeoutSeconds', 'command', 'delegation', 'selectors', 'domains']) {
+    for (const key of [
+      'publish',
+      'zone',
+      'method',
+      'server',
+      'tsig',
+      'name',
+      'algorithm',
+      'secretFile',
+      'timeoutSeconds',
+      'command',
+      'delegation',
+      'selectors',
+      'domains',
+    ]) {
       assert.match(text, new RegExp(`^ *#? *-? ?${key}:`, 'm'), `${key} is not in the example`);
     }
   });
@@ -39,7 +53,13 @@ describe('dns configuration', () => {
       'test.yaml',
     );
     assert.deepEqual(dns.publish, [
-      { zone: 'example.com', method: 'rfc2136', server: '192.0.2.53:5353', tsig: { name: 'dkim-relay', algorithm: 'hmac-sha256', secretFile: '/etc/dkim-relay/tsig.key' }, timeoutSeconds: 10 },
+      {
+        zone: 'example.com',
+        method: 'rfc2136',
+        server: '192.0.2.53:5353',
+        tsig: { name: 'dkim-relay', algorithm: 'hmac-sha256', secretFile: '/etc/dkim-relay/tsig.key' },
+        timeoutSeconds: 10,
+      },
       { zone: 'example.org', method: 'command', command: ['/usr/local/bin/publish', '--zone'], timeoutSeconds: 60 },
       { zone: 'old.example.com', method: 'manual' },
     ]);
@@ -49,10 +69,22 @@ describe('dns configuration', () => {
   test('wrong settings are refused with one line naming the key', () => {
     const cases: [string, RegExp][] = [
       ['dns: { publish: [{ zone: example.com, method: nsupdate }] }', /^bad\.yaml: dns\.publish\.0\.method: /],
-      ['dns: { publish: [{ zone: example.com, method: rfc2136, server: ns1.example.com, tsig: { name: k, secretFile: f } }] }', /dns\.publish\.0\.server: must be the primary server as IP or IP:PORT/],
-      ['dns: { publish: [{ zone: example.com, method: rfc2136, server: "192.0.2.1:99999", tsig: { name: k, secretFile: f } }] }', /dns\.publish\.0\.server: must be/],
-      ['dns: { publish: [{ zone: example.com, method: rfc2136, server: 192.0.2.1, tsig: { name: k, algorithm: hmac-md5, secretFile: f } }] }', /dns\.publish\.0\.tsig\.algorithm: /],
-      ['dns: { publish: [{ zone: example.com, method: rfc2136, server: 192.0.2.1, tsig: { name: k, secretFile: f, secret: abc } }] }', /unknown key dns\.publish\.0\.tsig\.secret/],
+      [
+        'dns: { publish: [{ zone: example.com, method: rfc2136, server: ns1.example.com, tsig: { name: k, secretFile: f } }] }',
+        /dns\.publish\.0\.server: must be the primary server as IP or IP:PORT/,
+      ],
+      [
+        'dns: { publish: [{ zone: example.com, method: rfc2136, server: "192.0.2.1:99999", tsig: { name: k, secretFile: f } }] }',
+        /dns\.publish\.0\.server: must be/,
+      ],
+      [
+        'dns: { publish: [{ zone: example.com, method: rfc2136, server: 192.0.2.1, tsig: { name: k, algorithm: hmac-md5, secretFile: f } }] }',
+        /dns\.publish\.0\.tsig\.algorithm: /,
+      ],
+      [
+        'dns: { publish: [{ zone: example.com, method: rfc2136, server: 192.0.2.1, tsig: { name: k, secretFile: f, secret: abc } }] }',
+        /unknown key dns\.publish\.0\.tsig\.secret/,
+      ],
       ['dns: { publish: [{ zone: example.com, method: command, command: [] }] }', /dns\.publish\.0\.command: /],
       ['dns: { publish: [{ zone: example.com, method: manual }, { zone: EXAMPLE.com., method: manual }] }', /dns\.publish: lists a zone twice/],
       ['dns: { publish: [{ zone: "not a zone", method: manual }] }', /dns\.publish\.0\.zone: must be a domain name/],
@@ -91,12 +123,9 @@ describe('zones and publishers', () => {
     writeFileSync(recorder, `#!/bin/sh\n{ cat; echo; } >> ${out}\n`);
     chmodSync(recorder, 0o700);
     const { dns } = parseConfig(
-      [
-        'dns:',
-        '  publish:',
-        `    - { zone: example.com, method: command, command: [${recorder}] }`,
-        '    - { zone: legacy.example.com, method: manual }',
-      ].join('\n'),
+      ['dns:', '  publish:', `    - { zone: example.com, method: command, command: [${recorder}] }`, '    - { zone: legacy.example.com, method: manual }'].join(
+        '\n',
+      ),
       't.yaml',
     );
     const publishers = createPublishers(dns.publish);
@@ -109,7 +138,10 @@ describe('zones and publishers', () => {
       { zone: 'legacy.example.com', changes: [changes[1]], result: { status: 'manual' } },
       { zone: undefined, changes: [changes[2]], result: { status: 'manual' } },
     ]);
-    const calls = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const calls = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(calls, [{ zone: 'example.com', changes: [changes[0], changes[3]] }]);
   });
 
@@ -118,7 +150,10 @@ describe('zones and publishers', () => {
     const file = join(dir, 'tsig.key');
     writeFileSync(file, Buffer.alloc(32, 1).toString('base64'));
     chmodSync(file, 0o644);
-    const { dns } = parseConfig(`dns: { publish: [{ zone: example.com, method: rfc2136, server: 127.0.0.1, tsig: { name: k, secretFile: ${file} } }] }`, 't.yaml');
+    const { dns } = parseConfig(
+      `dns: { publish: [{ zone: example.com, method: rfc2136, server: 127.0.0.1, tsig: { name: k, secretFile: ${file} } }] }`,
+      't.yaml',
+    );
     expectUserError(() => createPublishers(dns.publish), /TSIG secret file .* is readable by others \(mode 0644\)/, /chmod 600/);
     chmodSync(file, 0o600);
     assert.equal(createPublishers(dns.publish).forName('x.example.com').publisher.method, 'rfc2136');

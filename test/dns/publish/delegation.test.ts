@@ -38,8 +38,17 @@ describe('delegated selectors', () => {
 
   test("a delegated key's TXT record sits where the rotation planner says", () => {
     const key: PlanKey = {
-      id: 1, domain: 'example.com', selector: 'sel1', algorithm: 'rsa', state: 'pending', bits: 2048, publicData: 'MIIB',
-      createdAt: '2026-01-01T00:00:00.000Z', activatedAt: null, retiredAt: null, revokedAt: null,
+      id: 1,
+      domain: 'example.com',
+      selector: 'sel1',
+      algorithm: 'rsa',
+      state: 'pending',
+      bits: 2048,
+      publicData: 'MIIB',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      activatedAt: null,
+      retiredAt: null,
+      revokedAt: null,
     };
     const policy = { ...policyFor(parseConfig('', 'e').rotation, 'example.com', DELEGATION), stuckAfter: 1000 };
     const { actions } = plan({ now: new Date('2026-02-01T00:00:00Z'), keys: [key], policy: () => policy, servers: () => ['ns1'], observations: [] });

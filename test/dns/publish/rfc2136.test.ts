@@ -102,7 +102,9 @@ describe('rfc2136 publisher against Knot DNS', { skip: skipWithout('knotd', 'kno
 
   test('a zone the key may not update is refused and unchanged', async () => {
     const serial = await knot.serial('example.org');
-    const result = await publisher.publish('example.org', [{ action: 'add', name: 's._domainkey.example.org', type: 'TXT', ttl: 300, value: 'v=DKIM1; p=', strings: ['v=DKIM1; p='] }]);
+    const result = await publisher.publish('example.org', [
+      { action: 'add', name: 's._domainkey.example.org', type: 'TXT', ttl: 300, value: 'v=DKIM1; p=', strings: ['v=DKIM1; p='] },
+    ]);
     assert.ok(result.status === 'failed');
     assert.match(result.reason, /^update of zone example\.org at 127\.0\.0\.1:\d+ failed: TSIG key refused/);
     assert.equal(await knot.serial('example.org'), serial);
@@ -137,8 +139,15 @@ describe('rfc2136 publisher against Knot DNS', { skip: skipWithout('knotd', 'kno
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    const nobody = rfc2136Publisher({ server: { host: '127.0.0.1', port }, tsig: { name: knot.tsig.name, algorithm: 'hmac-sha256', secretFile: join(dir, 'tsig.key') }, timeoutMs: 2000 });
-    assert.deepEqual(await nobody.publish(ZONE, [addRecord({ ...pending, type: 'TXT' })]), { status: 'failed', reason: `update of zone ${ZONE} at 127.0.0.1:${port} failed: connection refused` });
+    const nobody = rfc2136Publisher({
+      server: { host: '127.0.0.1', port },
+      tsig: { name: knot.tsig.name, algorithm: 'hmac-sha256', secretFile: join(dir, 'tsig.key') },
+      timeoutMs: 2000,
+    });
+    assert.deepEqual(await nobody.publish(ZONE, [addRecord({ ...pending, type: 'TXT' })]), {
+      status: 'failed',
+      reason: `update of zone ${ZONE} at 127.0.0.1:${port} failed: connection refused`,
+    });
   });
 });
 
@@ -197,7 +206,11 @@ describe('rfc2136 answers that Knot does not give here', () => {
     test(`RCODE ${rcode} unsigned: ${expected.source}`, async () => {
       const { port, server } = await fakeServer((q) => unsignedReply(q, rcode));
       try {
-        const publisher = rfc2136Publisher({ server: { host: '127.0.0.1', port }, tsig: { name: 'k', algorithm: 'hmac-sha256', secretFile: secret }, timeoutMs: 2000 });
+        const publisher = rfc2136Publisher({
+          server: { host: '127.0.0.1', port },
+          tsig: { name: 'k', algorithm: 'hmac-sha256', secretFile: secret },
+          timeoutMs: 2000,
+        });
         const result = await publisher.publish(ZONE, [change]);
         assert.ok(result.status === 'failed', 'an unsigned answer is never a success');
         assert.match(result.reason, expected);
@@ -213,8 +226,15 @@ describe('rfc2136 answers that Knot does not give here', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const port = (server.address() as { port: number }).port;
-      const publisher = rfc2136Publisher({ server: { host: '127.0.0.1', port }, tsig: { name: 'k', algorithm: 'hmac-sha256', secretFile: secret }, timeoutMs: 300 });
-      assert.deepEqual(await publisher.publish(ZONE, [change]), { status: 'failed', reason: `update of zone ${ZONE} at 127.0.0.1:${port} failed: no answer within 0.3s` });
+      const publisher = rfc2136Publisher({
+        server: { host: '127.0.0.1', port },
+        tsig: { name: 'k', algorithm: 'hmac-sha256', secretFile: secret },
+        timeoutMs: 300,
+      });
+      assert.deepEqual(await publisher.publish(ZONE, [change]), {
+        status: 'failed',
+        reason: `update of zone ${ZONE} at 127.0.0.1:${port} failed: no answer within 0.3s`,
+      });
     } finally {
       for (const socket of sockets) socket.destroy();
       server.close();
@@ -232,7 +252,12 @@ describe('readTsigKey', () => {
     writeFileSync(file, text, { mode: 0o600 });
     const key = readTsigKey({ name: 'relay-key', algorithm: 'hmac-sha512', secretFile: file });
     assert.equal(key.secret.toString('base64'), secret);
-    assert.throws(() => readTsigKey({ name: 'relay-key', algorithm: 'hmac-sha256', secretFile: file }), (err: unknown) => err instanceof UserError && /is a hmac-sha512 key, the configuration says hmac-sha256 — set dns\.publish\[\]\.tsig\.algorithm: hmac-sha512/.test(err.toLine()));
+    assert.throws(
+      () => readTsigKey({ name: 'relay-key', algorithm: 'hmac-sha256', secretFile: file }),
+      (err: unknown) =>
+        err instanceof UserError &&
+        /is a hmac-sha512 key, the configuration says hmac-sha256 — set dns\.publish\[\]\.tsig\.algorithm: hmac-sha512/.test(err.toLine()),
+    );
   });
 
   test('reads a BIND key clause as tsig-keygen writes it, and a bare secret', () => {

@@ -57,7 +57,11 @@ export async function fullAtIntake(ctx: CaseContext): Promise<void> {
 
   rmSync(filler);
   const after = await runLoad({ port: relay.port(), tag: 'after', ...LOAD });
-  assert.deepEqual(after.filter((o) => !o.reply.startsWith('250')), [], 'every message is taken once there is space');
+  assert.deepEqual(
+    after.filter((o) => !o.reply.startsWith('250')),
+    [],
+    'every message is taken once there is space',
+  );
   await everyAcceptedDelivered(ctx, host, [...full, ...after]);
   stillUp(relay);
   ctx.row.does = `\`452\` while full and the log says why (\`/healthz\` spool check: ${spoolCheck?.ok ? 'passes' : 'fails'}); takes mail again as soon as there is space`;
@@ -87,7 +91,11 @@ export async function fullAtDelivery(ctx: CaseContext): Promise<void> {
   // Until the relay has met the full disk: a log line naming it.
   await relay.waitFor('disk is full', 20_000, mark);
   stillUp(relay);
-  const complaints = relay.output().slice(mark).split('\n').filter((l) => /SQLITE_FULL|ENOSPC|disk is full/i.test(l)).length;
+  const complaints = relay
+    .output()
+    .slice(mark)
+    .split('\n')
+    .filter((l) => /SQLITE_FULL|ENOSPC|disk is full/i.test(l)).length;
 
   rmSync(filler);
   // Delivered, or still in the queue to be tried again: never neither. An attempt whose
@@ -100,7 +108,11 @@ export async function fullAtDelivery(ctx: CaseContext): Promise<void> {
   ctx.row.duplicates = tally.duplicates;
   assert.deepEqual(lost, [], `answered 250, never delivered and no longer queued`);
   const after = await runLoad({ port: relay.port(), tag: 'after', ...LOAD });
-  assert.deepEqual(after.filter((o) => !o.reply.startsWith('250')), [], 'every message is taken once there is space');
+  assert.deepEqual(
+    after.filter((o) => !o.reply.startsWith('250')),
+    [],
+    'every message is taken once there is space',
+  );
   await host.until(() => accepted(after).every((id) => host.received.some((m) => m.messageId === id)), 30_000, 'the mail taken after the disk had space again');
   stillUp(relay);
   const waiting = tally.lost.length;

@@ -20,9 +20,12 @@ async function underLoad(ctx: CaseContext, extra: Record<string, string>, server
   const { relay, host } = await relayAndHost(ctx, { rotation: EVERY_SECOND, ...extra });
   const load = runLoad({ port: relay.port(), tag: 'dns', ...LOAD });
   // Each pass observes the demo key at every resolver; a failed lookup is "unreachable" for that server.
-  await eventually(`dkim_relay_dns_state for ${server} unreachable`, 30_000, async () =>
-    metricLines(await metricsText(relay), 'dkim_relay_dns_state', `server="${server}"`, 'state="unreachable"').some((l) => l.endsWith(' 1')),
-  relay);
+  await eventually(
+    `dkim_relay_dns_state for ${server} unreachable`,
+    30_000,
+    async () => metricLines(await metricsText(relay), 'dkim_relay_dns_state', `server="${server}"`, 'state="unreachable"').some((l) => l.endsWith(' 1')),
+    relay,
+  );
   const outcomes = await load;
   stillUp(relay);
   await everyAcceptedDelivered(ctx, host, outcomes);
@@ -40,7 +43,11 @@ async function statusDetail(relay: Served, server: string): Promise<string | und
   const at = page.indexOf(`${server} unreachable`);
   if (at < 0) return undefined;
   const end = page.indexOf('</span>', page.indexOf('muted', at));
-  return page.slice(at, end).replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim();
+  return page
+    .slice(at, end)
+    .replace(/<[^>]+>/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 export async function noRoute(ctx: CaseContext): Promise<void> {
@@ -72,7 +79,9 @@ async function udpServer(ctx: CaseContext, answer: (query: Buffer) => Buffer): P
 
 export async function garbage(ctx: CaseContext): Promise<void> {
   // The query's id, then bytes that are no DNS message.
-  const server = await udpServer(ctx, (query) => Buffer.concat([query.subarray(0, 2), Buffer.from([0x81, 0x80, 0xff, 0xff, 0, 9]), Buffer.from('garbage, not a DNS answer')]));
+  const server = await udpServer(ctx, (query) =>
+    Buffer.concat([query.subarray(0, 2), Buffer.from([0x81, 0x80, 0xff, 0xff, 0, 9]), Buffer.from('garbage, not a DNS answer')]),
+  );
   const { detail } = await underLoad(ctx, { dns: `{timeoutSeconds: 1, resolvers: ["${server}"]}` }, server);
   ctx.row.does = `keeps running; the resolver is ${detail}`;
 }

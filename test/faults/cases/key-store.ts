@@ -29,18 +29,30 @@ export async function unreadable(ctx: CaseContext): Promise<void> {
 
   chmodSync(keys, 0o000);
   const during = await runLoad({ port: relay.port(), tag: 'unreadable', ...LOAD });
-  assert.ok(during.every((o) => !/^5/.test(o.reply)), `a key store the relay cannot read is never a permanent refusal: ${describeReplies(during)}`);
-  const health = await eventually('/healthz to name the key store', 20_000, async () => {
-    const h = await healthz(relay);
-    return h.status === 503 && h.body.failed?.some((f) => f === 'key-store' || f === 'signing-keys') ? h : undefined;
-  }, relay);
+  assert.ok(
+    during.every((o) => !/^5/.test(o.reply)),
+    `a key store the relay cannot read is never a permanent refusal: ${describeReplies(during)}`,
+  );
+  const health = await eventually(
+    '/healthz to name the key store',
+    20_000,
+    async () => {
+      const h = await healthz(relay);
+      return h.status === 503 && h.body.failed?.some((f) => f === 'key-store' || f === 'signing-keys') ? h : undefined;
+    },
+    relay,
+  );
   const failed = health.body.checks!.filter((c) => !c.ok);
   stillUp(relay);
 
   chmodSync(keys, 0o700);
   await eventually('/healthz to pass again', 20_000, async () => (await healthz(relay)).status === 200, relay);
   const after = await runLoad({ port: relay.port(), tag: 'readable', ...LOAD });
-  assert.deepEqual(after.filter((o) => !o.reply.startsWith('250')), [], 'every message is taken once the store is readable');
+  assert.deepEqual(
+    after.filter((o) => !o.reply.startsWith('250')),
+    [],
+    'every message is taken once the store is readable',
+  );
   await everyAcceptedDelivered(ctx, host, [...during, ...after]);
   assert.deepEqual(unsigned(host), [], 'every message delivered is signed');
   stillUp(relay);

@@ -48,11 +48,17 @@ export async function queueDbLocked(ctx: CaseContext): Promise<void> {
   const outcomes = await runLoad({ port: relay.port(), tag: 'qlock', ...LOAD });
   const loadSeconds = Math.round((Date.now() - started) / 1000);
   stillUp(relay);
-  assert.ok(outcomes.every((o) => !/^5/.test(o.reply)), `never a permanent refusal: ${describeReplies(outcomes)}`);
+  assert.ok(
+    outcomes.every((o) => !/^5/.test(o.reply)),
+    `never a permanent refusal: ${describeReplies(outcomes)}`,
+  );
   await lock.released;
   await everyAcceptedDelivered(ctx, host, outcomes);
   stillUp(relay);
-  const named = relay.output().split('\n').filter((l) => /is locked|SQLITE_BUSY/i.test(l)).length;
+  const named = relay
+    .output()
+    .split('\n')
+    .filter((l) => /is locked|SQLITE_BUSY/i.test(l)).length;
   if (outcomes.some((o) => !o.reply.startsWith('250'))) assert.ok(named > 0, 'a message refused for the lock: the log says why');
   ctx.row.does = `waits for the lock (the load took ${loadSeconds} s)${named > 0 ? `; the log names the locked database (${named} line${named === 1 ? '' : 's'})` : ''}; delivers everything after`;
   ctx.row.sees = describeReplies(outcomes);
@@ -71,9 +77,12 @@ export async function keysDbLocked(ctx: CaseContext): Promise<void> {
   await relay.waitFor('is locked', 20_000, mark);
   stillUp(relay);
   // A background task that failed is counted under its name.
-  const failures = await eventually('dkim_relay_background_failures_total', 10_000, async () =>
-    metricLines(await metricsText(relay), 'dkim_relay_background_failures_total').find((l) => !l.endsWith(' 0')),
-  relay);
+  const failures = await eventually(
+    'dkim_relay_background_failures_total',
+    10_000,
+    async () => metricLines(await metricsText(relay), 'dkim_relay_background_failures_total').find((l) => !l.endsWith(' 0')),
+    relay,
+  );
   await lock.released;
   await everyAcceptedDelivered(ctx, host, outcomes);
   assert.deepEqual(unsigned(host), [], 'every message delivered is signed');

@@ -34,7 +34,11 @@ function greets(port: number): Promise<boolean> {
 /** `serve` that should not start: its exit code, standard output and error, or 'listening' (then it is killed). */
 function serveThatShouldNotStart(config: string, dir: string): Promise<{ code: number | null; stdout: string; stderr: string } | 'listening'> {
   return new Promise((resolve) => {
-    const child = spawn(NODE, [BIN, 'serve', '--config', config], { cwd: dir, env: { PATH: process.env.PATH, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: COMPILE_CACHE }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [BIN, 'serve', '--config', config], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: COMPILE_CACHE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -65,7 +69,11 @@ export async function secondServe(ctx: CaseContext): Promise<void> {
   assert.equal(lines.length, 1, `one line on standard error:\n${second.stderr}`);
   assert.match(lines[0]!, new RegExp(`queue\\.dir .*spool is in use by pid ${relay.child.pid}`));
   stillUp(relay);
-  assert.deepEqual(during.filter((o) => !o.reply.startsWith('250')), [], `the running relay takes every message meanwhile: ${describeReplies(during)}`);
+  assert.deepEqual(
+    during.filter((o) => !o.reply.startsWith('250')),
+    [],
+    `the running relay takes every message meanwhile: ${describeReplies(during)}`,
+  );
   host.behaviour = 'accept';
   host.dropAll();
   await everyAcceptedDelivered(ctx, host, [...queued, ...during]);
@@ -88,7 +96,10 @@ export async function killDuringReload(ctx: CaseContext): Promise<void> {
       // The new configuration's relay is starting while the old one drains: kill it there.
       void relay
         .waitFor('"configuration loaded"', 20_000, mark)
-        .then(() => (killed = true), () => undefined)
+        .then(
+          () => (killed = true),
+          () => undefined,
+        )
         .finally(() => relay.kill());
     },
   });
@@ -102,7 +113,9 @@ export async function killDuringReload(ctx: CaseContext): Promise<void> {
   // The start after the kill says what it found in the spool.
   const recovery = logLines(again, '"queue-recovery"')[0];
   assert.ok(recovery, 'the start-up recovery is logged');
-  const found = Object.entries(recovery).filter(([k, v]) => typeof v === 'number' && v > 0 && !['level', 'time', 'pid'].includes(k)).map(([k, v]) => `${k} ${String(v)}`);
+  const found = Object.entries(recovery)
+    .filter(([k, v]) => typeof v === 'number' && v > 0 && !['level', 'time', 'pid'].includes(k))
+    .map(([k, v]) => `${k} ${String(v)}`);
   const after = await runLoad({ port: again.port(), tag: 'restarted', ...LOAD });
   await everyAcceptedDelivered(ctx, host, [...before, ...after]);
   stillUp(again);

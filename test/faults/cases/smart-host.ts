@@ -16,9 +16,11 @@ const DEFERRED = 'dkim_relay_messages_deferred_total{domain="example.com"}';
 /** The reply of the first deferral the relay logged, e.g. "451 4.4.1 Upstream unavailable: read ECONNRESET (…)". */
 async function deferralNamed(relay: Served, pattern: RegExp): Promise<string> {
   const replies = () => logLines(relay, '"recipient deferred"').map((l) => String(l.reply));
-  const reply = await eventually(`a deferral whose reply matches ${pattern}`, 30_000, () => replies().find((r) => pattern.test(r)), relay).catch((err: Error) => {
-    throw new Error(`${err.message}; deferrals: ${replies().slice(0, 3).join(' | ')}`);
-  });
+  const reply = await eventually(`a deferral whose reply matches ${pattern}`, 30_000, () => replies().find((r) => pattern.test(r)), relay).catch(
+    (err: Error) => {
+      throw new Error(`${err.message}; deferrals: ${replies().slice(0, 3).join(' | ')}`);
+    },
+  );
   assert.ok(metricValue(await metricsText(relay), DEFERRED) > 0, 'the deferrals are counted in dkim_relay_messages_deferred_total');
   return reply.replace(/ \(delivery\.upstream[^)]*\)/, '');
 }
@@ -70,7 +72,10 @@ export async function drops8BitMime(ctx: CaseContext): Promise<void> {
   const outcomes: Outcome[] = await runLoad({ port: relay.port(), tag: '8bit', eightBit: true, ...LOAD });
   await host.until(() => host.counts.connections >= 2, 30_000, 'a delivery attempt');
   const spooled = readdirSync(join(ctx.dir, 'spool', 'msg')).filter((f) => f.endsWith('.eml'));
-  assert.ok(spooled.length > 0 && spooled.every((f) => hasEightBit(readFileSync(join(ctx.dir, 'spool', 'msg', f)))), 'the queue holds the mail 8-bit, as signed for a host with 8BITMIME');
+  assert.ok(
+    spooled.length > 0 && spooled.every((f) => hasEightBit(readFileSync(join(ctx.dir, 'spool', 'msg', f)))),
+    'the queue holds the mail 8-bit, as signed for a host with 8BITMIME',
+  );
   // … then comes back without it.
   host.eightBitMime = false;
   host.behaviour = 'accept';
@@ -78,10 +83,15 @@ export async function drops8BitMime(ctx: CaseContext): Promise<void> {
   await everyAcceptedDelivered(ctx, host, outcomes);
   stillUp(relay);
   const eightBit = host.received.filter((m) => hasEightBit(m.raw) || m.body === '8BITMIME');
-  assert.equal(eightBit.length, 0, `${eightBit.length} of ${host.received.length} messages were sent 8-bit to a host that did not announce 8BITMIME (RFC 6152)`);
+  assert.equal(
+    eightBit.length,
+    0,
+    `${eightBit.length} of ${host.received.length} messages were sent 8-bit to a host that did not announce 8BITMIME (RFC 6152)`,
+  );
   const dns = await cli(['keys', 'dns', '--format', 'json'], config, ctx.dir);
   const records = Object.fromEntries((JSON.parse(dns.stdout) as { name: string; value: string }[]).map((r) => [r.name.replace(/\.$/, ''), r.value]));
-  for (const m of host.received.slice(0, 5)) assert.ok((await verifyWithDkimpy(m.raw, records)).every(Boolean), `dkimpy verifies the re-encoded ${m.messageId}`);
+  for (const m of host.received.slice(0, 5))
+    assert.ok((await verifyWithDkimpy(m.raw, records)).every(Boolean), `dkimpy verifies the re-encoded ${m.messageId}`);
   ctx.row.does = 'mail queued 8-bit (the host announced 8BITMIME at intake) is re-encoded to 7-bit and signed again at delivery; dkimpy verifies what arrives';
   ctx.row.sees = describeReplies(outcomes);
 }

@@ -43,7 +43,10 @@ console.log(JSON.stringify({ case: entry.id, ...ctx.row, seconds: (Date.now() - 
 if (error) {
   // What the relays said beyond info and routine deferrals, then the failure itself, last, where a reader of the tail finds it.
   for (const relay of ctx.relays) {
-    const notable = relay.output().split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{"level":"info"') && !l.includes('"recipient deferred"'));
+    const notable = relay
+      .output()
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.startsWith('{"level":"info"') && !l.includes('"recipient deferred"'));
     console.error(`--- relay pid ${relay.child.pid}, last ${Math.min(40, notable.length)} lines beyond info:\n${notable.slice(-40).join('\n')}`);
   }
   console.error(error.stack ?? error.message);

@@ -23,7 +23,11 @@ export function newContext(): CaseContext {
 }
 
 /** A smart host and the relay in front of it, both stopped at the end of the case. */
-export async function relayAndHost(ctx: CaseContext, extra: RelaySetup['extra'] = {}, behaviour: HostBehaviour = 'accept'): Promise<{ relay: Served; host: SmartHost; config: string }> {
+export async function relayAndHost(
+  ctx: CaseContext,
+  extra: RelaySetup['extra'] = {},
+  behaviour: HostBehaviour = 'accept',
+): Promise<{ relay: Served; host: SmartHost; config: string }> {
   const host = await startSmartHost('127.0.0.1', behaviour);
   ctx.cleanup.push(() => host.close());
   const config = join(ctx.dir, 'relay.yaml');
@@ -43,7 +47,10 @@ export function describeReplies(outcomes: Outcome[]): string {
 
 /** The first full reply text with this code, e.g. "452 4.3.1 Insufficient system storage, try again later". */
 export function replyText(outcomes: Outcome[], code: string): string | undefined {
-  return outcomes.find((o) => o.reply.startsWith(code))?.reply.split('\n').at(-1);
+  return outcomes
+    .find((o) => o.reply.startsWith(code))
+    ?.reply.split('\n')
+    .at(-1);
 }
 
 /**

@@ -30,7 +30,12 @@ export function writeConfig(file: string, setup: RelaySetup): void {
     dns: '{timeoutSeconds: 1}',
     ...setup.extra,
   };
-  writeFileSync(file, Object.entries(sections).map(([k, v]) => `${k}: ${v}\n`).join(''));
+  writeFileSync(
+    file,
+    Object.entries(sections)
+      .map(([k, v]) => `${k}: ${v}\n`)
+      .join(''),
+  );
 }
 
 /** One compile cache for every `serve` of the suite: each case runs in a process of its own, and a cold start costs seconds. */
@@ -41,7 +46,11 @@ export async function startRelay(config: string, dir: string, options: { node?: 
 }
 
 export function ports(relay: Served): { plain: number; metrics: number } {
-  const line = relay.output().split('\n').filter((l) => l.includes('"relay listening"')).at(-1)!;
+  const line = relay
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"relay listening"'))
+    .at(-1)!;
   return JSON.parse(line) as { plain: number; metrics: number };
 }
 
@@ -61,7 +70,9 @@ export function metricLines(text: string, name: string, ...fragments: string[]):
   return text.split('\n').filter((l) => l.startsWith(name + '{') && fragments.every((f) => l.includes(f)));
 }
 
-export async function healthz(relay: Served): Promise<{ status: number; body: { failed?: string[]; checks?: { name: string; ok: boolean; detail: string }[] } }> {
+export async function healthz(
+  relay: Served,
+): Promise<{ status: number; body: { failed?: string[]; checks?: { name: string; ok: boolean; detail: string }[] } }> {
   const res = await fetch(`http://127.0.0.1:${ports(relay).metrics}/healthz`);
   return { status: res.status, body: (await res.json()) as never };
 }
@@ -109,10 +120,16 @@ export async function settle(host: SmartHost, outcomes: Outcome[], ms: number): 
     for (const m of host.received) counts.set(m.messageId, (counts.get(m.messageId) ?? 0) + 1);
     return counts;
   };
-  await host.until(() => {
-    const counts = copies();
-    return ids.every((id) => counts.has(id));
-  }, ms, `${ids.length} accepted messages at the smart host`).catch(() => undefined);
+  await host
+    .until(
+      () => {
+        const counts = copies();
+        return ids.every((id) => counts.has(id));
+      },
+      ms,
+      `${ids.length} accepted messages at the smart host`,
+    )
+    .catch(() => undefined);
   const counts = copies();
   let duplicates = 0;
   for (const o of outcomes) duplicates += Math.max(0, (counts.get(o.id) ?? 0) - 1);

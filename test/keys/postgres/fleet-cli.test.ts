@@ -73,7 +73,9 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
 
     // What the rotation scheduler recorded beside the keys: what a DNS server served, a notice sent.
     const db = new Database(join(keysDir, 'keys.db'));
-    db.prepare(`INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (2, '192.0.2.53', ?, ?, 'matching', '')`).run(new Date().toISOString(), new Date().toISOString());
+    db.prepare(
+      `INSERT INTO dns_observations (key_id, server, first_seen_matching, last_checked, last_state, detail) VALUES (2, '192.0.2.53', ?, ?, 'matching', '')`,
+    ).run(new Date().toISOString(), new Date().toISOString());
     db.prepare(`INSERT INTO notifications (key, key_id, sent_at) VALUES ('stuck:2', 2, ?)`).run(new Date().toISOString());
     db.close();
 
@@ -117,10 +119,18 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
     for (const relay of relays) {
       for (const from of ['a@example.com', 'b@example.org']) {
         const before = sink.received.length;
-        const result = await send({ port: relay.port(), from, to: ['x@example.net'], raw: `From: ${from}\r\nTo: x@example.net\r\nSubject: fleet\r\n\r\nsigned from PostgreSQL\r\n` });
+        const result = await send({
+          port: relay.port(),
+          from,
+          to: ['x@example.net'],
+          raw: `From: ${from}\r\nTo: x@example.net\r\nSubject: fleet\r\n\r\nsigned from PostgreSQL\r\n`,
+        });
         assert.ok(result.ok, result.response);
         const message = sink.received[before]!.raw;
-        assert.match(message.toString(), from.endsWith('example.com') ? /^DKIM-Signature: .*\sd=example\.com;\s+s=new;/m : /^DKIM-Signature: .*\sd=example\.org;\s+s=s\d+a;/m);
+        assert.match(
+          message.toString(),
+          from.endsWith('example.com') ? /^DKIM-Signature: .*\sd=example\.com;\s+s=new;/m : /^DKIM-Signature: .*\sd=example\.org;\s+s=s\d+a;/m,
+        );
         assert.deepEqual(await verifyWithDkimpy(message, records), [true], `dkimpy verdict for ${from}`);
       }
     }
@@ -145,12 +155,20 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
     const relay = await serve(['--config', node.config], node.dir);
     relays.push(relay);
     const before2 = sink.received.length;
-    const result = await send({ port: relay.port(), from: 'c@example.com', to: ['x@example.net'], raw: 'From: c@example.com\r\nTo: x@example.net\r\nSubject: after rewrap\r\n\r\nstill signed\r\n' });
+    const result = await send({
+      port: relay.port(),
+      from: 'c@example.com',
+      to: ['x@example.net'],
+      raw: 'From: c@example.com\r\nTo: x@example.net\r\nSubject: after rewrap\r\n\r\nstill signed\r\n',
+    });
     assert.ok(result.ok, result.response);
     assert.deepEqual(await verifyWithDkimpy(sink.received[before2]!.raw, records), [true]);
     // Its history came along: the revocation of old, as the SQLite store recorded it.
     const history = ok(await cli(node.dir, node.config, ['keys', 'history', '--domain', 'example.com', '--json'])).stdout;
-    assert.deepEqual((JSON.parse(history) as { selector: string; to: string }[]).filter((e) => e.selector === 'old').map((e) => e.to), ['active', 'retiring', 'revoked']);
+    assert.deepEqual(
+      (JSON.parse(history) as { selector: string; to: string }[]).filter((e) => e.selector === 'old').map((e) => e.to),
+      ['active', 'retiring', 'revoked'],
+    );
   });
 
   test('two relays migrating one fresh database at once: both start, the schema is made once', async () => {
@@ -180,7 +198,10 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
       return run;
     };
     const withPassword = url.replace('dkim@', `dkim:${secret}@`);
-    refused(await check(`{database: "${withPassword}", encryptionKeyFile: ${kek}}`, ['config', 'check']), /keys\.database.*must not hold a password.*keys\.passwordFile/s);
+    refused(
+      await check(`{database: "${withPassword}", encryptionKeyFile: ${kek}}`, ['config', 'check']),
+      /keys\.database.*must not hold a password.*keys\.passwordFile/s,
+    );
     refused(await check(`{database: "${url}"}`, ['config', 'check']), /keys\.encryptionKeyFile.*is required with keys\.database/s);
     refused(await check(`{encryptionKeyFile: ${kek}}`, ['config', 'check']), /keys\.encryptionKeyFile.*applies only with keys\.database/s);
     refused(await check(`{database: "${url}", encryptionKeyFile: ${kek}}`, ['config', 'check'], '*/15 * * * *'), /rotation\.check.*must be "off"/s);
@@ -188,9 +209,15 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
     const passwordFile = join(base, 'password');
     writeFileSync(passwordFile, `${secret}\n`, { mode: 0o600 });
     const missing = url.replace('/settings?', '/nosuchdb?');
-    refused(await check(`{database: "${missing}", passwordFile: ${passwordFile}, encryptionKeyFile: ${kek}}`), /the key store postgresql:\/\/dkim@localhost\/nosuchdb.* does not exist/);
+    refused(
+      await check(`{database: "${missing}", passwordFile: ${passwordFile}, encryptionKeyFile: ${kek}}`),
+      /the key store postgresql:\/\/dkim@localhost\/nosuchdb.* does not exist/,
+    );
     chmodSync(passwordFile, 0o644);
-    refused(await check(`{database: "${url}", passwordFile: ${passwordFile}, encryptionKeyFile: ${kek}}`), /keys\.passwordFile .* is readable by others \(mode 0644\).*chmod 600/);
+    refused(
+      await check(`{database: "${url}", passwordFile: ${passwordFile}, encryptionKeyFile: ${kek}}`),
+      /keys\.passwordFile .* is readable by others \(mode 0644\).*chmod 600/,
+    );
     chmodSync(kek, 0o640);
     refused(await check(`{database: "${url}", encryptionKeyFile: ${kek}}`), /keys\.encryptionKeyFile .* is readable by others \(mode 0640\)/);
     const short = join(base, 'short');

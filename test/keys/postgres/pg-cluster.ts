@@ -14,7 +14,9 @@ const run = promisify(execFile);
 export function postgresBin(): string | undefined {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return undefined;
-  const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(a) - Number(b));
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(a) - Number(b));
   const newest = versions.at(-1);
   return newest === undefined ? undefined : join(root, newest, 'bin');
 }
@@ -66,7 +68,18 @@ export async function startPgCluster(): Promise<PgCluster> {
   const data = join(dir, 'data');
   await asUser(bin, 'initdb', ['-D', data, '-A', 'trust', '-U', 'dkim', '--no-sync']);
   // -t bounds the wait for the server to accept connections.
-  await asUser(bin, 'pg_ctl', ['-D', data, '-w', '-t', String(START_TIMEOUT_S), '-l', join(dir, 'log'), '-o', `-k ${socketDir} -c listen_addresses='' -c fsync=off`, 'start']);
+  await asUser(bin, 'pg_ctl', [
+    '-D',
+    data,
+    '-w',
+    '-t',
+    String(START_TIMEOUT_S),
+    '-l',
+    join(dir, 'log'),
+    '-o',
+    `-k ${socketDir} -c listen_addresses='' -c fsync=off`,
+    'start',
+  ]);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;

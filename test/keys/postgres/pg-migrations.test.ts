@@ -45,6 +45,9 @@ describe('PostgreSQL key store schema', { skip: pgSkip.skip }, () => {
     const kek = encryptionKey();
     await (await PgKeyStore.open(options(url, kek))).close();
     await cluster.psql('newer', `UPDATE schema_versions SET version = 99 WHERE name = 'keys'`);
-    await assert.rejects(PgKeyStore.open(options(url, kek)), (err: unknown) => err instanceof UserError && /has schema version 99, but this dkim-relay knows versions up to 1/.test(err.message));
+    await assert.rejects(
+      PgKeyStore.open(options(url, kek)),
+      (err: unknown) => err instanceof UserError && /has schema version 99, but this dkim-relay knows versions up to 1/.test(err.message),
+    );
   });
 });

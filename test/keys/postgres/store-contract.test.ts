@@ -67,7 +67,10 @@ function signsAndVerifies(store: KeyStore, domain: string): void {
 
 /** `write` fails with a UserError, thrown (SQLite) or rejected (PostgreSQL). */
 async function rejectsWithUserError(write: () => unknown, what: RegExp): Promise<void> {
-  await assert.rejects(async () => write(), (err: unknown) => err instanceof UserError && what.test(err.message));
+  await assert.rejects(
+    async () => write(),
+    (err: unknown) => err instanceof UserError && what.test(err.message),
+  );
 }
 
 for (const engine of engines) {
@@ -95,14 +98,26 @@ for (const engine of engines) {
       assert.equal(store.signingDomainFor('mail.example.com'), 'example.com');
       signsAndVerifies(store, 'example.com');
       assert.match(store.publishedValue(`${key.selector}._domainkey.example.com`)!, /^v=DKIM1; k=ed25519; p=/);
-      assert.deepEqual(store.history('example.com').map((e) => [e.from, e.to, e.by]), [[null, 'pending', 'cli'], ['pending', 'active', 'cli']]);
-      assert.deepEqual(store.checkActiveKeys().map((k) => k.selector), [key.selector]);
+      assert.deepEqual(
+        store.history('example.com').map((e) => [e.from, e.to, e.by]),
+        [
+          [null, 'pending', 'cli'],
+          ['pending', 'active', 'cli'],
+        ],
+      );
+      assert.deepEqual(
+        store.checkActiveKeys().map((k) => k.selector),
+        [key.selector],
+      );
     });
 
     test('refusals: a taken selector, a second active key of one algorithm, an unknown key', async () => {
       const store = await openStore(await engine.fresh());
       const first = await store.generate({ domain: 'example.org', algorithm: 'ed25519', selector: 'one', activate: true });
-      await rejectsWithUserError(() => store.generate({ domain: 'example.org', algorithm: 'rsa', bits: 1024, selector: 'one' }), /already has a key with selector one/);
+      await rejectsWithUserError(
+        () => store.generate({ domain: 'example.org', algorithm: 'rsa', bits: 1024, selector: 'one' }),
+        /already has a key with selector one/,
+      );
       await rejectsWithUserError(() => store.generate({ domain: 'example.org', algorithm: 'ed25519', activate: true }), /already has an active ed25519 key/);
       assert.throws(() => store.get('example.org', 'none'), /no key none for example.org/);
       assert.equal(store.list('example.org').length, 1);
@@ -115,7 +130,10 @@ for (const engine of engines) {
       const next = await store.generate({ domain: 'example.net', algorithm: 'rsa', bits: 1024, selector: 'new' });
       await store.activate('example.net', next.selector);
       assert.equal(store.get('example.net', 'old').state, 'retiring');
-      assert.deepEqual(store.activeKeys('example.net').map((k) => k.selector), ['new']);
+      assert.deepEqual(
+        store.activeKeys('example.net').map((k) => k.selector),
+        ['new'],
+      );
       await store.revoke('example.net', 'old');
       assert.match(store.publishedValue('old._domainkey.example.net')!, /p=$/);
       const removed = await store.remove('example.net', 'old');
@@ -123,7 +141,10 @@ for (const engine of engines) {
       assert.equal(store.publishedValue('old._domainkey.example.net'), undefined);
       assert.throws(() => store.privatePem(removed));
       assert.deepEqual(
-        store.history('example.net').filter((e) => e.keyId === old.id).map((e) => e.to),
+        store
+          .history('example.net')
+          .filter((e) => e.keyId === old.id)
+          .map((e) => e.to),
         ['active', 'retiring', 'revoked', 'removed'],
       );
       const reused = await store.generate({ domain: 'example.net', algorithm: 'ed25519', selector: 'old' });
@@ -135,7 +156,18 @@ for (const engine of engines) {
       const a = await openStore(settings);
       const key = await a.generate({ domain: 'race.example', algorithm: 'ed25519', selector: 'k1', activate: true });
       const b = await openStore(settings);
-      const transitions = [{ keyId: key.id, domain: key.domain, selector: key.selector, from: 'active' as const, to: 'retiring' as const, at: new Date().toISOString(), by: 'scheduler' as const, why: 'test' }];
+      const transitions = [
+        {
+          keyId: key.id,
+          domain: key.domain,
+          selector: key.selector,
+          from: 'active' as const,
+          to: 'retiring' as const,
+          at: new Date().toISOString(),
+          by: 'scheduler' as const,
+          why: 'test',
+        },
+      ];
       const results = await Promise.all([a.applyTransitions(transitions), b.applyTransitions(transitions)]);
       assert.deepEqual(results.toSorted(), [false, true]);
       await engine.sync(a);
@@ -169,7 +201,10 @@ describe('PostgreSQL engine only', { skip: pgSkip.skip }, () => {
     const problems: string[] = [];
     const store = await openKeyStore(other, { refreshMs: 0, onKeyProblem: (p) => problems.push(p.line) });
     try {
-      assert.throws(() => store.activeKeys('a.example'), (err: unknown) => err instanceof KeyFileError && /does not open with this key-encryption key/.test(err.message));
+      assert.throws(
+        () => store.activeKeys('a.example'),
+        (err: unknown) => err instanceof KeyFileError && /does not open with this key-encryption key/.test(err.message),
+      );
       assert.equal(problems.length, 1);
       await store.generate({ domain: 'b.example', algorithm: 'ed25519', activate: true });
       signsAndVerifies(store, 'b.example');
