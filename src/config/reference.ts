@@ -184,7 +184,13 @@ export function referenceSections(): Section[] {
   });
 }
 
-const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+// Line by line, not /\s*\n\s*/: that pattern backtracks quadratically on long runs of blanks.
+const cell = (text: string) =>
+  text
+    .replace(/\|/g, '\\|')
+    .split('\n')
+    .map((line, i, lines) => (i === 0 ? line.trimEnd() : i === lines.length - 1 ? line.trimStart() : line.trim()))
+    .join(' ');
 
 /** The generated part of docs/configuration.md. */
 export function renderReference(sections: Section[] = referenceSections()): string {
