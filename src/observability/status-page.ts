@@ -79,49 +79,34 @@ code { font-size: .92em; }`;
 export function statusPage(input: PageInput): string {
   const { report, health } = input;
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta http-equiv="refresh" content="60" />
-        <title>dkim-relay status</title>
-        <style>
-          ${new Safe(STYLE)}
-        </style>
-      </head>
-      <body>
-        <h1>dkim-relay status</h1>
-        <p class="muted">as of ${when(report.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/healthz">healthz</a></p>
-        ${healthSection(health)} ${backgroundSection(input.background ?? [])}
-        <h2>Mail</h2>
-        ${countsTable(input.lastHour, input.lastDay)} ${queueLine(input.queue)} ${upstreamLine(input.upstream)}
-        ${
-          report.domains.length === 0
-            ? html`<h2>Keys</h2>
-                <p>No keys yet: <code>dkim-relay keys generate --domain example.com</code></p>`
-            : report.domains.map((d) => domainSection(d, input.keys))
-        }
-        ${refusalsSection(input.refusals)}
-      </body>
-    </html> `.text;
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="60"><title>dkim-relay status</title><style>${new Safe(STYLE)}</style></head>
+<body>
+<h1>dkim-relay status</h1>
+<p class="muted">as of ${when(report.generatedAt)} · <a href="/metrics">metrics</a> · <a href="/healthz">healthz</a></p>
+${healthSection(health)}
+${backgroundSection(input.background ?? [])}
+<h2>Mail</h2>
+${countsTable(input.lastHour, input.lastDay)}
+${queueLine(input.queue)}
+${upstreamLine(input.upstream)}
+${report.domains.length === 0 ? html`<h2>Keys</h2><p>No keys yet: <code>dkim-relay keys generate --domain example.com</code></p>` : report.domains.map((d) => domainSection(d, input.keys))}
+${refusalsSection(input.refusals)}
+</body></html>
+`.text;
 }
 
 function healthSection(health: Health): Safe {
   const failed = health.checks.filter((c) => !c.ok);
   if (failed.length === 0)
     return html`<p><span class="badge ok">healthy</span> <span class="muted">${health.checks.map((c) => `${c.name}: ${c.detail}`).join(' · ')}</span></p>`;
-  return html`<p><span class="badge bad">unhealthy</span></p>
-    <ul>
-      ${failed.map((c) => html`<li class="attention">${c.name}: ${c.detail}</li>`)}
-    </ul>`;
+  return html`<p><span class="badge bad">unhealthy</span></p><ul>${failed.map((c) => html`<li class="attention">${c.name}: ${c.detail}</li>`)}</ul>`;
 }
 
 function backgroundSection(tasks: readonly TaskHealth[]): Safe {
   if (tasks.length === 0) return html`<p id="background" class="muted">Background tasks: none failed since the relay started.</p>`;
   return html`<h2>Background tasks</h2>
-    <ul id="background">
-      ${tasks.map((t) => html`<li data-task="${t.task}" data-state="${t.state}" ${t.state === 'failing' ? html` class="attention"` : ''}>${taskLine(t)}</li>`)}
-    </ul>`;
+<ul id="background">${tasks.map((t) => html`<li data-task="${t.task}" data-state="${t.state}"${t.state === 'failing' ? html` class="attention"` : ''}>${taskLine(t)}</li>`)}</ul>`;
 }
 
 function countsTable(hour: RecentTotals, day: RecentTotals): Safe {
@@ -135,26 +120,12 @@ function countsTable(hour: RecentTotals, day: RecentTotals): Safe {
     ['deferred', 'deferred'],
     ['bounced', 'bounced'],
   ];
-  return html`<table id="counts">
-      <thead>
-        <tr>
-          <th>messages</th>
-          <th>last hour</th>
-          <th>last day</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${rows.map(
-          ([label, key]) =>
-            html`<tr data-count="${key}">
-              <td>${label}</td>
-              <td class="n">${hour[key]}</td>
-              <td class="n">${day[key]}</td>
-            </tr> `,
-        )}
-      </tbody>
-    </table>
-    <p class="muted">Counted since the relay started, at most the last day.</p>`;
+  return html`<table id="counts"><thead><tr><th>messages</th><th>last hour</th><th>last day</th></tr></thead><tbody>
+${rows.map(
+  ([label, key]) => html`<tr data-count="${key}"><td>${label}</td><td class="n">${hour[key]}</td><td class="n">${day[key]}</td></tr>
+`,
+)}</tbody></table>
+<p class="muted">Counted since the relay started, at most the last day.</p>`;
 }
 
 function upstreamLine(upstream: UpstreamState | undefined): Safe | string {
@@ -168,28 +139,25 @@ function queueLine(queue: QueueDepthSample | undefined): Safe {
   if (!queue)
     return html`<p id="queue">Queue: <span class="badge idle">none</span> <span class="muted">messages are delivered while the client waits</span></p>`;
   const badge = queue.messages === 0 ? 'ok' : 'warn';
-  return html`<p id="queue">
-    Queue:
-    <span class="badge ${badge}">${queue.messages} message${queue.messages === 1 ? '' : 's'}</span
-    >${queue.messages > 0 ? html` <span class="muted">oldest waiting ${age(Math.round(queue.oldestAgeSeconds))}</span>` : ''}
-  </p>`;
+  return html`<p id="queue">Queue: <span class="badge ${badge}">${queue.messages} message${queue.messages === 1 ? '' : 's'}</span>${queue.messages > 0 ? html` <span class="muted">oldest waiting ${age(Math.round(queue.oldestAgeSeconds))}</span>` : ''}</p>`;
 }
 
 function domainSection(domain: DomainStatus, keys: readonly StoredKey[]): Safe {
   const rows = keys.filter((k) => k.domain === domain.domain);
   return html`<section class="domain" data-domain="${domain.domain}">
-    <h2>${domain.domain}</h2>
-    ${domain.keys.some((k) => k.state === 'active') ? '' : html`<p class="attention">No active key: nothing signs for this domain yet.</p>`}
-    ${domain.attention.map((a) => html`<p class="attention">! ${a.message}</p>`)}
-    ${domain.keys.map((k) =>
-      keyBlock(
-        k,
-        rows.find((r) => r.selector === k.selector),
-      ),
-    )}
-    <h3>DMARC readiness</h3>
-    ${readinessBlock(domain.readiness)}
-  </section> `;
+<h2>${domain.domain}</h2>
+${domain.keys.some((k) => k.state === 'active') ? '' : html`<p class="attention">No active key: nothing signs for this domain yet.</p>`}
+${domain.attention.map((a) => html`<p class="attention">! ${a.message}</p>`)}
+${domain.keys.map((k) =>
+  keyBlock(
+    k,
+    rows.find((r) => r.selector === k.selector),
+  ),
+)}
+<h3>DMARC readiness</h3>
+${readinessBlock(domain.readiness)}
+</section>
+`;
 }
 
 function keyBlock(key: KeyStatus, row: StoredKey | undefined): Safe {
@@ -202,67 +170,42 @@ function keyBlock(key: KeyStatus, row: StoredKey | undefined): Safe {
   const current = STAGES.indexOf(key.state);
   const plannedStage = key.next ? STEP_TO[key.next.step] : undefined;
   const stages = STAGES.map((stage, i) => {
-    if (i === current) return html`<div class="stage current"><b>${stage}</b>since ${when(key.since)}<br />${age(key.ageSeconds)}</div>`;
+    if (i === current) return html`<div class="stage current"><b>${stage}</b>since ${when(key.since)}<br>${age(key.ageSeconds)}</div>`;
     const at = dates[stage];
     if (i < current || (at && i > current)) return html`<div class="stage done"><b>${stage}</b>${at ? when(at) : 'skipped'}</div>`;
     if (stage === plannedStage) return html`<div class="stage planned"><b>${stage}</b>${key.next!.at ? when(key.next!.at) : 'when DNS allows'}</div>`;
     return html`<div class="stage"><b>${stage}</b>&nbsp;</div>`;
   });
   return html`<div class="key" data-selector="${key.selector}" data-state="${key.state}">
-    <span class="name">${key.selector}</span> <span class="muted">${key.algorithm}${key.algorithm === 'rsa' ? ` ${key.bits}` : ''}</span>
-    <span class="badge ${key.state === 'active' ? 'ok' : 'idle'}">${key.state}</span>
-    <div class="timeline">${stages}</div>
-    ${key.next ? html`<div>next: ${key.next.text}${key.next.due ? html` <span class="badge warn">due</span>` : ''}</div>` : ''}
-    <div>DNS: ${dnsLine(key)}</div>
-  </div> `;
+<span class="name">${key.selector}</span> <span class="muted">${key.algorithm}${key.algorithm === 'rsa' ? ` ${key.bits}` : ''}</span> <span class="badge ${key.state === 'active' ? 'ok' : 'idle'}">${key.state}</span>
+<div class="timeline">${stages}</div>
+${key.next ? html`<div>next: ${key.next.text}${key.next.due ? html` <span class="badge warn">due</span>` : ''}</div>` : ''}
+<div>DNS: ${dnsLine(key)}</div>
+</div>
+`;
 }
 
 function dnsLine(key: KeyStatus): Safe {
   if (key.dns.lastChecked === null) return html`<span class="badge idle">never checked</span>`;
-  return html`${key.dns.servers.map((s) => html`<span class="badge ${s.state === 'match' ? 'ok' : s.state === 'unreachable' ? 'warn' : 'bad'}">${s.server} ${s.state}</span>${s.detail ? html` <span class="muted">${s.detail}</span>` : ''} `)}<span
-      class="muted"
-      >last checked ${when(key.dns.lastChecked)}</span
-    >`;
+  return html`${key.dns.servers.map((s) => html`<span class="badge ${s.state === 'match' ? 'ok' : s.state === 'unreachable' ? 'warn' : 'bad'}">${s.server} ${s.state}</span>${s.detail ? html` <span class="muted">${s.detail}</span>` : ''} `)}<span class="muted">last checked ${when(key.dns.lastChecked)}</span>`;
 }
 
 function readinessBlock(result: ReadinessResult): Safe {
   if (result.status === 'not-checked')
-    return html`<p>
-      <span class="badge idle">not looked up yet</span> <span class="muted">see <code>dkim-relay status</code></span>
-    </p>`;
+    return html`<p><span class="badge idle">not looked up yet</span> <span class="muted">see <code>dkim-relay status</code></span></p>`;
   if (result.status === 'failed') return html`<p><span class="badge warn">lookup failed</span> ${result.reason}</p>`;
   const state = dmarcState(result)!;
   const badge = state === 'enforced' ? 'ok' : state === 'partial' || state === 'none' ? 'warn' : 'bad';
   return html`<p><span class="badge ${badge}">DMARC ${state}</span> <span class="muted">as ${result.server} sees it</span></p>
-    <ul>
-      ${result.findings.map((f) => html`<li>${f.level} ${f.code}: ${f.message}</li>`)}
-    </ul>`;
+<ul>${result.findings.map((f) => html`<li>${f.level} ${f.code}: ${f.message}</li>`)}</ul>`;
 }
 
 function refusalsSection(refusals: readonly RecentRefusal[]): Safe {
-  if (refusals.length === 0)
-    return html`<h2>Recent refusals</h2>
-      <p class="muted">None since the relay started.</p>`;
+  if (refusals.length === 0) return html`<h2>Recent refusals</h2><p class="muted">None since the relay started.</p>`;
   return html`<h2>Recent refusals</h2>
-    <table id="refusals">
-      <thead>
-        <tr>
-          <th>when</th>
-          <th>From: domain</th>
-          <th>reason</th>
-          <th>reply</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${refusals.map(
-          (r) =>
-            html`<tr>
-              <td>${when(r.at)}</td>
-              <td>${r.fromDomain ?? '(none)'}</td>
-              <td>${r.reason}</td>
-              <td><code>${r.reply}</code></td>
-            </tr> `,
-        )}
-      </tbody>
-    </table>`;
+<table id="refusals"><thead><tr><th>when</th><th>From: domain</th><th>reason</th><th>reply</th></tr></thead><tbody>
+${refusals.map(
+  (r) => html`<tr><td>${when(r.at)}</td><td>${r.fromDomain ?? '(none)'}</td><td>${r.reason}</td><td><code>${r.reply}</code></td></tr>
+`,
+)}</tbody></table>`;
 }

@@ -138,6 +138,13 @@ test('failing background tasks: the relay carries on, logs each cause once, coun
     relay.store.list = list;
     dnsBroken = false;
     // Generous: on a loaded machine the one-second passes run late; the health in the error says which task did not recover.
+    await until(
+      'the timed tasks work again',
+      () => ['rotation', 'dns-observation', 'dmarc-readiness'].every((task) => supervisor.health().find((t) => t.task === task)?.state === 'recovered'),
+      90_000,
+    );
+    // The metrics collection runs at a scrape, and only then.
+    assert.equal((await get(metricsPort, '/metrics')).status, 200);
     await until(`every task works again`, () => supervisor.health().every((t) => t.state === 'recovered'), 90_000).catch((err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(supervisor.health())}`);
     });
