@@ -2,8 +2,9 @@
 // works whether or not the relay runs), plans each key's next step, shows
 // what DNS served at the last check, looks up each domain's SPF and DMARC
 // live unless --no-dns, and shows the relay's background tasks that failed
-// since it started, as it recorded them in queue.dir. Exit 1 when something
-// needs a person.
+// since it started, as it recorded them in queue.dir, and what receivers'
+// DMARC aggregate reports of the last reports.windowDays days say about
+// moving each domain to p=quarantine. Exit 1 when something needs a person.
 import type { Argv } from 'yargs';
 import type { LoadedConfig } from '../config/load.ts';
 import { configuredNameservers, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
@@ -12,6 +13,7 @@ import { openKeyStore } from '../keys/open-store.ts';
 import { renderStatus, type StatusReport } from '../observability/status-report.ts';
 import { gatherStatus, reportedDomains } from '../observability/status-sources.ts';
 import { readTaskHealth } from '../common/task-health-file.ts';
+import { readEvidence } from '../reports/evidence.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
@@ -19,7 +21,7 @@ type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
 export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return yargs.command<Args>(
     'status',
-    'each domain: its keys and their next step, the last DNS check, DMARC readiness, and what needs a person (exit 1)',
+    "each domain: its keys and their next step, the last DNS check, DMARC readiness with the receivers' reports as evidence, and what needs a person (exit 1)",
     (y) =>
       y
         .option('dns', { type: 'boolean', default: true, describe: 'look up SPF and DMARC live (--no-dns: only what the key store knows)' })
@@ -54,7 +56,10 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
     const readiness = dns
       ? await lookUpReadiness(domains, named.length > 0 ? named : configuredNameservers(config.dns.resolvers), config.dns.timeoutSeconds)
       : new Map();
-    return gatherStatus({ config, store, now: new Date(), readiness, background: readTaskHealth(config.queue.dir)?.tasks ?? [] }).report;
+    const now = new Date();
+    const days = config.reports.windowDays;
+    const receivers = { days, evidence: readEvidence(store, days, now.getTime()) };
+    return gatherStatus({ config, store, now, readiness, background: readTaskHealth(config.queue.dir)?.tasks ?? [], receivers }).report;
   } finally {
     await store.close();
   }

@@ -736,6 +736,14 @@ export const configSchema = z
           .min(1)
           .default(180)
           .describe('days a report is kept after the end of the period it covers; older ones are removed at each import'),
+        windowDays: z
+          .number()
+          .int()
+          .min(1)
+          .default(14)
+          .describe(
+            'days of reports the status page, `dkim-relay status` and the dkim_relay_dmarc_reported_* gauges sum up (reports whose period ended in them)',
+          ),
         maxBytes: z
           .number()
           .int()

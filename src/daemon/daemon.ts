@@ -93,7 +93,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     }
     // `serve` checked the TSIG secret files with the configuration (config/file-check.ts); read again here, before anything listens, as they may have changed since.
     const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
-    const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor }); // so is an IMAP password file
+    const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor, onImported: () => metrics.receiversChanged() }); // so is an IMAP password file
     if (config.demo && store.list().length === 0) await createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
@@ -176,6 +176,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     listeners.splice(0, listeners.length, ...[ports.plain, ports.tls].filter((p) => p !== undefined).map((port) => ({ host: config.listen.host, port })));
     const unsupervise = metrics.superviseCollection((work) => supervisor.runSync('metrics', work));
     const unwatchKeys = metrics.watchKeys(() => view.snapshot().report);
+    const unwatchReceivers = metrics.watchReceivers(() => view.readReceivers());
     const unwatchQueue = queue
       ? metrics.watchQueue(() => {
           const depth = queue.index.depth();
@@ -232,6 +233,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         await deps.upstream.close();
         await crypto.release();
         unwatchKeys();
+        unwatchReceivers();
         unwatchQueue();
         unsupervise();
         unwatchUpstream();

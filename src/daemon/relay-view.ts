@@ -14,6 +14,8 @@ import { decideHealth, signingDomains, type Health, type HealthFacts, type Readi
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { RelayMetrics } from '../observability/metrics.ts';
 import { gatherStatus, type GatheredStatus } from '../observability/status-sources.ts';
+import type { ReceiversInput } from '../observability/status-report.ts';
+import { readEvidence } from '../reports/evidence.ts';
 
 export interface ViewDeps {
   config: Config;
@@ -76,10 +78,25 @@ export class RelayView {
     return decideHealth({ listening: this.deps.listening(), spool: spoolWritable(config.queue.dir, config.listen.maxMessageSize), keyStore, domains });
   }
 
-  /** The status report, as `dkim-relay status --no-dns` builds it, with the DMARC readiness last looked up. */
+  /** The status report, as `dkim-relay status --no-dns` builds it, with the DMARC readiness last looked up and the reports as last read. */
   snapshot(): GatheredStatus {
     const { config, store } = this.deps;
-    return gatherStatus({ config, store, now: this.deps.now?.() ?? new Date(), readiness: this.metrics.lastReadiness(), background: this.background() });
+    const receivers = this.metrics.receivers();
+    return gatherStatus({
+      config,
+      store,
+      now: this.deps.now?.() ?? new Date(),
+      readiness: this.metrics.lastReadiness(),
+      background: this.background(),
+      ...(receivers ? { receivers } : {}),
+    });
+  }
+
+  /** Receivers' aggregate reports over reports.windowDays, read from the key store's database. */
+  readReceivers(): ReceiversInput {
+    const { config, store } = this.deps;
+    const days = config.reports.windowDays;
+    return { days, evidence: readEvidence(store, days, (this.deps.now?.() ?? new Date()).getTime()) };
   }
 }
 

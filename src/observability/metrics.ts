@@ -17,6 +17,8 @@
 //   metrics.readinessChecked(results)         readiness-watch.ts, after each round of SPF/DMARC lookups
 //   metrics.backgroundFailed(task)            the supervisor (src/common/supervisor.ts), per failed run of a task
 //   metrics.superviseCollection(run)          the supervisor runs the collection of each scrape's queue and key gauges
+//   metrics.watchReceivers(() => evidence)    receivers' DMARC aggregate reports over reports.windowDays
+//   metrics.receiversChanged()                after reports were imported: the next scrape reads them again
 // where `domain` is the d= of the message's signature, or null for mail sent unsigned.
 import type { UpstreamState } from '../delivery/upstream-health.ts';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -26,7 +28,7 @@ import { BACKGROUND_TASKS, type BackgroundTask } from '../common/background-task
 import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
-import type { StatusReport } from './status-report.ts';
+import type { ReceiversInput, StatusReport } from './status-report.ts';
 import { replyLine, replyText, type SmtpReply } from '../smtp/reply.ts';
 
 export interface QueueDepthSample {
@@ -64,6 +66,8 @@ const OTHER = '(other)';
 const RECENT_REFUSALS = 20;
 /** One status report serves every key gauge of a scrape. */
 const REPORT_CACHE_MS = 1000;
+/** Reports arrive a few times a day: read again after an import, or once a minute as the window moves. */
+const RECEIVERS_CACHE_MS = 60_000;
 
 export interface MetricsOptions {
   now?: () => number;
@@ -83,6 +87,8 @@ export class RelayMetrics {
   private upstreamSource: (() => UpstreamState) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
+  private receiverSource: (() => ReceiversInput) | undefined;
+  private cachedReceivers: { at: number; value: ReceiversInput | undefined } | undefined;
   /** Runs a scrape's reading of the queue and the key store; a failure leaves those gauges empty, never the whole scrape. */
   private collecting: <T>(work: () => T) => T | undefined = (work) => work();
 
@@ -297,7 +303,59 @@ export class RelayMetrics {
       },
     });
 
+    this.registerReceiverGauges();
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** What receivers' aggregate reports say per domain over reports.windowDays, as `dkim-relay reports --json --days N` counts it. */
+  private registerReceiverGauges(): void {
+    const self = this;
+    new Gauge({
+      name: 'dkim_relay_dmarc_reported_messages',
+      help: "Messages receivers' DMARC aggregate reports counted over the last reports.windowDays days, by From: domain and DMARC result (pass, fail).",
+      labelNames: ['domain', 'result'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const e of self.receivers()?.evidence.values() ?? []) {
+          this.set({ domain: e.domain, result: 'pass' }, e.dmarcPass);
+          this.set({ domain: e.domain, result: 'fail' }, e.messages - e.dmarcPass);
+        }
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_dmarc_relay_signed_dkim_fail_messages',
+      help: "Messages signed with the relay's keys whose DKIM signature receivers reported failing (altered in transit), over the last reports.windowDays days.",
+      labelNames: ['domain'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const e of self.receivers()?.evidence.values() ?? []) this.set({ domain: e.domain }, e.relaySignedFailing.messages);
+      },
+    });
+  }
+
+  /** Receivers' reports per domain, read at most once a minute, or again after receiversChanged(); the returned function stops asking. */
+  watchReceivers(source: () => ReceiversInput): () => void {
+    this.receiverSource = source;
+    this.cachedReceivers = undefined;
+    return () => {
+      if (this.receiverSource === source) this.receiverSource = undefined;
+    };
+  }
+
+  receiversChanged(): void {
+    this.cachedReceivers = undefined;
+  }
+
+  /** The last reading of the reports (for the status page and report too, so all show the same numbers). */
+  receivers(): ReceiversInput | undefined {
+    const now = this.now();
+    const source = this.receiverSource;
+    if (!this.cachedReceivers || now - this.cachedReceivers.at >= RECEIVERS_CACHE_MS) {
+      this.cachedReceivers = { at: now, value: source && this.collecting(source) };
+    }
+    return this.cachedReceivers.value;
   }
 
   /** One message through the pipeline: received, its signatures, its self-check, and why it was refused. */

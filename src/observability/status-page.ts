@@ -13,7 +13,8 @@ import { dmarcState, type QueueDepthSample, type RecentRefusal } from './metrics
 import type { RecentTotals } from './recent-counts.ts';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
-import { age, taskLine, type DomainStatus, type KeyStatus, type StatusReport } from './status-report.ts';
+import { age, taskLine, type DomainStatus, type KeyStatus, type ReceiversStatus, type StatusReport } from './status-report.ts';
+import { count, percent, type ReceiverEvidence } from './receiver-evidence.ts';
 
 export interface PageInput {
   report: StatusReport;
@@ -156,6 +157,7 @@ ${domain.keys.map((k) =>
 )}
 <h3>DMARC readiness</h3>
 ${readinessBlock(domain.readiness)}
+${domain.receivers ? receiversSection(domain.receivers) : ''}
 </section>
 `;
 }
@@ -198,6 +200,99 @@ function readinessBlock(result: ReadinessResult): Safe {
   const badge = state === 'enforced' ? 'ok' : state === 'partial' || state === 'none' ? 'warn' : 'bad';
   return html`<p><span class="badge ${badge}">DMARC ${state}</span> <span class="muted">as ${result.server} sees it</span></p>
 <ul>${result.findings.map((f) => html`<li>${f.level} ${f.code}: ${f.message}</li>`)}</ul>`;
+}
+
+/** Sources listed per table; `dkim-relay reports` has them all. */
+const SOURCES_SHOWN = 20;
+
+/** What receivers' aggregate reports say over the window, with the verdict `dkim-relay status` gives. */
+function receiversSection(r: ReceiversStatus): Safe {
+  const badge = r.verdict.state === 'ready' ? 'ok' : r.verdict.state === 'not-yet' ? 'warn' : 'idle';
+  const label = r.verdict.state === 'ready' ? 'ready for p=quarantine' : r.verdict.state === 'not-yet' ? 'not yet' : 'no reports';
+  const head = html`<h3>What receivers report</h3>
+    <p class="receivers-verdict" data-state="${r.verdict.state}"><span class="badge ${badge}">${label}</span> ${r.verdict.line}</p>`;
+  if (!r.evidence) return html`<div class="receivers">${head}</div>`;
+  return html`<div class="receivers">${head} ${evidenceTables(r.evidence)}</div>`;
+}
+
+function evidenceTables(e: ReceiverEvidence): Safe {
+  return html`<table class="receivers-totals">
+      <tbody>
+        <tr data-figure="messages">
+          <td>messages reported (last ${e.days} days, ${e.reports} report${e.reports === 1 ? '' : 's'})</td>
+          <td class="n">${count(e.messages)}</td>
+        </tr>
+        <tr data-figure="dmarcPass">
+          <td>passed DMARC</td>
+          <td class="n">${count(e.dmarcPass)} (${percent(e.passShare)})</td>
+        </tr>
+        <tr data-figure="relaySignedFailing">
+          <td>signed by this relay, failing DKIM at a receiver (broken in transit)</td>
+          <td class="n">${count(e.relaySignedFailing.messages)}</td>
+        </tr>
+        <tr data-figure="notRelaySigned">
+          <td>not signed by this relay (sources still to bring in)</td>
+          <td class="n">${count(e.notRelaySigned.messages)}</td>
+        </tr>
+      </tbody>
+    </table>
+    ${
+      e.failingSources.length === 0
+        ? ''
+        : html`<table class="failing-sources">
+            <thead>
+              <tr>
+                <th>failing source</th>
+                <th>messages</th>
+                <th>why</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${e.failingSources.slice(0, SOURCES_SHOWN).map(
+                (s) =>
+                  html`<tr data-source="${s.sourceIp}">
+                    <td><code>${s.sourceIp}</code></td>
+                    <td class="n">${count(s.messages)}</td>
+                    <td>${s.why.join(', ')}</td>
+                  </tr> `,
+              )}
+            </tbody>
+          </table>`
+    }
+    ${e.failingSources.length > SOURCES_SHOWN ? html`<p class="muted">… and ${e.failingSources.length - SOURCES_SHOWN} more: <code>dkim-relay reports</code></p>` : ''}
+    ${
+      e.notRelaySigned.sources.length === 0
+        ? ''
+        : html`<p class="unsigned-sources">
+            Not signed by this relay:
+            ${e.notRelaySigned.sources
+              .slice(0, SOURCES_SHOWN)
+              .map((s, i) => html`${i > 0 ? ', ' : ''}<code data-source="${s.sourceIp}">${s.sourceIp}</code> ×${count(s.messages)}`)}
+          </p>`
+    }
+    ${
+      e.relaySignedFailing.breakages.length === 0
+        ? ''
+        : html`<table class="breakages">
+            <thead>
+              <tr>
+                <th>selector</th>
+                <th>receiver</th>
+                <th>failing DKIM</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${e.relaySignedFailing.breakages.map(
+                (b) =>
+                  html`<tr data-selector="${b.selector}" data-receiver="${b.receiver}">
+                    <td>${b.selector}</td>
+                    <td>${b.receiver}</td>
+                    <td class="n">${count(b.messages)}</td>
+                  </tr> `,
+              )}
+            </tbody>
+          </table>`
+    }`;
 }
 
 function refusalsSection(refusals: readonly RecentRefusal[]): Safe {

@@ -13,6 +13,7 @@ import type { KeyState } from '../keys/lifecycle.ts';
 import type { DnsObservation } from '../rotation/observation.ts';
 import { plan, when, type Action, type PlanKey, type StepName } from '../rotation/plan.ts';
 import type { RotationPolicy } from '../rotation/policy.ts';
+import { dmarcVerdict, type DmarcVerdict, type ReceiverEvidence } from './receiver-evidence.ts';
 
 /** An active key whose private key file cannot be used (its domain's mail waits). */
 export interface KeyFileProblem {
@@ -34,6 +35,21 @@ export interface StatusInput {
   keyProblems?: readonly KeyFileProblem[];
   /** The running relay's background tasks that failed since it started; a failing one needs a person. */
   background?: readonly TaskHealth[];
+  /** What receivers' aggregate reports say, per domain, over the window; absent: not read. */
+  receivers?: ReceiversInput;
+}
+
+export interface ReceiversInput {
+  days: number;
+  evidence: ReadonlyMap<string, ReceiverEvidence>;
+}
+
+/** A domain's aggregate reports over the window, and whether they support p=quarantine. */
+export interface ReceiversStatus {
+  days: number;
+  /** null: no report in the window. */
+  evidence: ReceiverEvidence | null;
+  verdict: DmarcVerdict;
 }
 
 export interface ServerObservation {
@@ -73,6 +89,7 @@ export interface DomainStatus {
   keys: KeyStatus[];
   readiness: ReadinessResult;
   attention: Attention[];
+  receivers?: ReceiversStatus;
 }
 
 export interface StatusReport {
@@ -109,11 +126,17 @@ export function statusReport(input: StatusInput): StatusReport {
       };
     });
     const readiness = input.readiness.get(domain) ?? { status: 'not-checked' };
-    return { domain, keys, readiness, attention: attentionFor(domain, actions, input.keyProblems ?? []) };
+    const receivers = input.receivers && receiversOf(domain, input.receivers);
+    return { domain, keys, readiness, attention: attentionFor(domain, actions, input.keyProblems ?? []), ...(receivers ? { receivers } : {}) };
   });
   const background = input.background ? [...input.background] : undefined;
   const ok = report.every((d) => d.attention.length === 0) && !background?.some((t) => t.state === 'failing');
   return { generatedAt: input.now.toISOString(), ok, domains: report, ...(background ? { background } : {}) };
+}
+
+function receiversOf(domain: string, input: ReceiversInput): ReceiversStatus {
+  const evidence = input.evidence.get(domain);
+  return { days: input.days, evidence: evidence ?? null, verdict: dmarcVerdict(domain, input.days, evidence) };
 }
 
 function sinceOf(key: PlanKey): string {
@@ -195,6 +218,7 @@ function renderDomain(domain: DomainStatus): string {
     lines.push(`${indent}DNS:  ${dnsLine(key.dns)}`);
   });
   lines.push(`  DMARC  ${readinessLines(domain.readiness).join(`\n         `)}`);
+  if (domain.receivers) lines.push(`         reports: ${domain.receivers.verdict.line}`);
   for (const a of domain.attention) lines.push(`  ! ${a.message}`);
   return lines.join('\n');
 }

@@ -19,7 +19,7 @@ import type { KeyStore } from '../keys/key-store.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { policyFor, type RotationPolicy } from '../rotation/policy.ts';
 import { readObservations } from '../rotation/rotation-tables.ts';
-import { statusReport, type KeyFileProblem, type StatusReport } from './status-report.ts';
+import { statusReport, type KeyFileProblem, type ReceiversInput, type StatusReport } from './status-report.ts';
 
 export interface StatusSources {
   config: Pick<Config, 'rotation' | 'dns'>;
@@ -28,6 +28,8 @@ export interface StatusSources {
   /** Per domain; a domain not in the map was not checked. */
   readiness: ReadonlyMap<string, ReadinessResult>;
   background?: readonly TaskHealth[];
+  /** Receivers' aggregate reports over the window (read by the caller: the reports folder is below this one). */
+  receivers?: ReceiversInput;
 }
 
 export interface GatheredStatus {
@@ -36,7 +38,7 @@ export interface GatheredStatus {
   keys: StoredKey[];
 }
 
-export function gatherStatus({ config, store, now, readiness, background }: StatusSources): GatheredStatus {
+export function gatherStatus({ config, store, now, readiness, background, receivers }: StatusSources): GatheredStatus {
   const keys = store.list();
   const observations = readObservations(store.dbFile);
   const resolvers = configuredNameservers(config.dns.resolvers).map(formatNameserver);
@@ -53,6 +55,7 @@ export function gatherStatus({ config, store, now, readiness, background }: Stat
     readiness,
     keyProblems: keyProblems(store, keys),
     ...(background ? { background } : {}),
+    ...(receivers ? { receivers } : {}),
   });
   return { report, keys };
 }

@@ -16,6 +16,8 @@ export interface ReportPollerOptions {
   logger: Logger;
   supervisor: Supervisor;
   now?: () => number;
+  /** After each look that imported a report: what sums them up reads them again. */
+  onImported?: () => void;
 }
 
 export class ReportPoller {
@@ -77,6 +79,7 @@ export class ReportPoller {
         if (result.status === 'refused') logger.warn({ uid, reason: result.reason }, `DMARC report ${line}`);
         else logger.info({ uid, status: result.status }, `DMARC report ${line}`);
       }
+      if (counts.imported > 0) this.#o.onImported?.();
       if (polled.length > 0) logger.info(counts, 'DMARC report mailbox polled');
       else logger.debug(counts, 'DMARC report mailbox polled');
     } finally {

@@ -12,6 +12,7 @@ import type { DomainSummary } from '../../src/reports/summary.ts';
 import { dkimRelay, serve, type Run } from '../cli/support.ts';
 import { dovecotMissing, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { get, parseExposition, value } from '../observability/support.ts';
 import { BIS, EXPECTED, FOREIGN, GOOGLE, gzip, MICROSOFT, receiverMessages, reportMessage, reportXml, YAHOO, zipFile } from './support.ts';
 
 const missing = dovecotMissing();
@@ -19,16 +20,13 @@ if (missing && process.env.CI) throw new Error(`IMAP tests need dovecot: ${missi
 if (missing) console.log(`skipping the relay's IMAP test: ${missing}`);
 
 /** A relay directory whose key store holds example.com's key with selector relay1. */
-function relayDir(extra = ''): { dir: string; config: string } {
+function relayDir(extra = '', metrics = 'metrics:\n  enabled: false\n'): { dir: string; config: string } {
   const dir = tempDir('dkim-relay-reports-');
   const store = SqliteKeyStore.open(join(dir, 'keys'));
   store.generate({ domain: 'example.com', selector: 'relay1', algorithm: 'ed25519', activate: true });
   store.close();
   const config = join(dir, 'dkim-relay.yaml');
-  writeFileSync(
-    config,
-    `keys:\n  dir: ${join(dir, 'keys')}\nlisten:\n  host: 127.0.0.1\n  port: 0\nmetrics:\n  enabled: false\nlog:\n  format: json\n${extra}`,
-  );
+  writeFileSync(config, `keys:\n  dir: ${join(dir, 'keys')}\nlisten:\n  host: 127.0.0.1\n  port: 0\n${metrics}log:\n  format: json\n${extra}`);
   return { dir, config };
 }
 
@@ -101,6 +99,7 @@ describe('serve reads the report mailbox', { skip: missing }, () => {
     writeFileSync(password, `${dovecot.password}\n`, { mode: 0o600 });
     const { dir, config } = relayDir(
       `reports:\n  imap:\n    host: 127.0.0.1\n    port: ${dovecot.port}\n    tls: none\n    user: ${dovecot.user}\n    passwordFile: ${password}\n    doneFolder: Processed\n    intervalSeconds: 1\n`,
+      'metrics:\n  listen: 127.0.0.1:0\n',
     );
     const relay = await serve(['--config', config], dir);
     try {
@@ -138,6 +137,28 @@ describe('serve reads the report mailbox', { skip: missing }, () => {
         /broken in transit\): 5 messages\n {4}192\.0\.2\.10 {2}5 messages, 0 passed DMARC, 0 DKIM aligned; d=example\.com s=relay1 fail ×5$/m,
       );
       assert.match(text.stdout, /sources still to bring in\): 32 messages\n {4}198\.51\.100\.7 {2}25 messages, 20 passed DMARC/m);
+
+      // The gauges, read once now, are read again as soon as the poller imports a new report (not a minute later).
+      const metricsPort = (
+        JSON.parse(
+          relay
+            .output()
+            .split('\n')
+            .find((l) => l.includes('"relay listening"'))!,
+        ) as { metrics: number }
+      ).metrics;
+      const reported = async (result: string) =>
+        value(await parseExposition((await get(metricsPort, '/metrics')).body), 'dkim_relay_dmarc_reported_messages', { domain: 'example.com', result });
+      assert.equal(await reported('pass'), EXPECTED.dmarcPass);
+      const later = relay.output().length;
+      const next = { ...YAHOO, reportId: 'yahoo-next' };
+      await c.append(
+        'INBOX',
+        await reportMessage(YAHOO.email, 'Report Domain: example.com', { filename: 'next.xml', content: reportXml(next), contentType: 'text/xml' }),
+      );
+      await relay.waitFor('"imported":1', 20_000, later);
+      assert.equal(await reported('pass'), EXPECTED.dmarcPass + 30);
+      assert.equal(await reported('fail'), EXPECTED.messages - EXPECTED.dmarcPass + 2);
     } finally {
       await c.logout();
       relay.child.kill('SIGTERM');
