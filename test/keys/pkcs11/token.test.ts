@@ -226,6 +226,16 @@ describe('signing keys in a PKCS#11 token', { skip: skipWithout('softhsm2-util',
     for (const file of storeFiles(s)) assert.ok(!file.includes('PRIVATE KEY'));
   });
 
+  test('config check refuses a PIN file others can read, naming the setting and never the PIN', async () => {
+    const s = setup();
+    writeFileSync(s.pinFile, `${PIN}\n`);
+    execFileSync('chmod', ['644', s.pinFile]);
+    const run = await cli(s, ['config', 'check']);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, /keys\.pkcs11\.pinFile: the PIN file .* is readable by others \(mode 0644\) — run: chmod 600/);
+    assert.ok(!(run.stdout + run.stderr).includes(PIN), 'the PIN was printed');
+  });
+
   test('keys remove destroys the key objects in the token', async () => {
     const s = setup();
     await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'gone', '--in-token']);
