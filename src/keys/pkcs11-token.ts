@@ -70,6 +70,8 @@ export class Token {
   #pkcs11: typeof Pkcs11Module | null = null;
   #slot: Handle | null = null;
   #idle: Handle[] = [];
+  /** Signatures waiting for a session while all MAX_SESSIONS are busy. */
+  #waiting: { resolve(session: Handle): void; reject(err: Error): void }[] = [];
   #sessions = 0;
   #inFlight = 0;
   #handles = new Map<string, Handle>();
@@ -257,7 +259,8 @@ export class Token {
     } catch (err) {
       throw tokenError(`the PKCS#11 module ${module} cannot be loaded (${describe(err)})`, 'install the module or correct keys.pkcs11.module');
     }
-    lib.C_Initialize();
+    // Signatures run on several libuv threads at once: the module must lock (PKCS#11 v2.40 §5.4, CKF_OS_LOCKING_OK).
+    lib.C_Initialize({ flags: p.CKF_OS_LOCKING_OK });
     this.#lib = lib;
     const slot = lib.C_GetSlotList(true).find((s) => trimLabel(lib.C_GetTokenInfo(s).label) === token);
     if (!slot) {
@@ -304,6 +307,7 @@ export class Token {
     this.#idle = [];
     this.#sessions = 0;
     this.#handles.clear();
+    this.#dropWaiting(tokenError(`token ${this.settings.token} was closed`, 'try again'));
     if (!lib) return;
     try {
       lib.C_Finalize();
@@ -365,15 +369,16 @@ export class Token {
     const lib = this.#lib!;
     const p = this.#pkcs11!;
     const data = algorithm === 'rsa' ? Buffer.concat([SHA256_DIGEST_INFO, digest]) : Buffer.from(digest);
-    const session = this.#idle.pop() ?? (this.#sessions < MAX_SESSIONS ? this.#openSessionOrFail(what) : null);
-    if (!session) return this.#queueBehind(handle, algorithm, digest, what);
+    const session =
+      this.#idle.pop() ??
+      (this.#sessions < MAX_SESSIONS ? this.#openSessionOrFail(what) : await new Promise<Handle>((resolve, reject) => this.#waiting.push({ resolve, reject })));
     this.#inFlight++;
     try {
       lib.C_SignInit(session, { mechanism: algorithm === 'rsa' ? p.CKM_RSA_PKCS : CKM_EDDSA, parameter: undefined }, handle);
       const signature = await new Promise<Buffer>((resolve, reject) =>
         lib.C_Sign(session, data, Buffer.alloc(512), (err, out) => (err ? reject(err) : resolve(Buffer.from(out)))),
       );
-      if (this.#lib === lib) this.#idle.push(session);
+      if (this.#lib === lib) this.#release(session);
       return signature;
     } catch (err) {
       throw this.#lib === lib ? this.#fail(err, what) : (this.#down?.error ?? this.#fail(err, what));
@@ -390,10 +395,18 @@ export class Token {
     }
   }
 
-  /** Every session busy: wait for the next one to come back (signatures take about a millisecond). */
-  async #queueBehind(handle: Handle, algorithm: Algorithm, digest: Uint8Array, what: string): Promise<Buffer> {
-    await new Promise((resolve) => setImmediate(resolve));
-    return this.#sign(handle, algorithm, digest, what);
+  /** A session back from signing goes to the first signature waiting for one, else to the pool. */
+  #release(session: Handle): void {
+    const next = this.#waiting.shift();
+    if (next) next.resolve(session);
+    else this.#idle.push(session);
+  }
+
+  /** The sessions are gone: signatures waiting for one fail with the token's error. */
+  #dropWaiting(error: Error): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const w of waiting) w.reject(error);
   }
 
   /** The token stopped working: down until the next retry, the sessions dropped. */
@@ -409,6 +422,7 @@ export class Token {
     this.#down = { error, at: this.#now() };
     this.#idle = [];
     this.#handles.clear();
+    this.#dropWaiting(error);
     return error;
   }
 }

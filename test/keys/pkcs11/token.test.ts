@@ -236,6 +236,20 @@ describe('signing keys in a PKCS#11 token', { skip: skipWithout('softhsm2-util',
     assert.ok(!(run.stdout + run.stderr).includes(PIN), 'the PIN was printed');
   });
 
+  test('with keys.pkcs11.newKeys, keys generate and keys rotate make the key in the token without --in-token', async () => {
+    const s = setup();
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('pinFile: ', 'newKeys: true, pinFile: '));
+    await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'first', '--activate']);
+    await ok(s, ['keys', 'rotate', '--domain', 'example.com']);
+    const list = await ok(s, ['keys', 'list']);
+    assert.match(list, /first\s+rsa\s+2048\s+active\s+pkcs11/);
+    assert.equal(list.split('\n').filter((l) => /\spkcs11\s/.test(l)).length, 2, list);
+    assert.deepEqual(
+      readdirSync(join(s.dir, 'keys')).filter((f) => f.endsWith('.pem')),
+      [],
+    );
+  });
+
   test('keys remove destroys the key objects in the token', async () => {
     const s = setup();
     await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'gone', '--in-token']);
