@@ -12,7 +12,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../common/errors.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
-import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
+import { checkRsaSize, fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
 import { chooseSelector, STAMP_COLUMN, StepRaced, VERB } from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
@@ -151,7 +151,7 @@ export class SqliteKeyStore implements KeyStoreApi {
       const token = this.requireToken();
       let made: ReturnType<Token['generate']> | undefined;
       const bits = options.bits ?? 2048;
-      if (options.algorithm === 'rsa') generateKey('rsa', bits === 2048 ? 1024 : bits); // the same refusal of sizes not offered, cheaply
+      if (options.algorithm === 'rsa') checkRsaSize(bits);
       return this.add(
         options,
         { algorithm: options.algorithm, publicData: '' },

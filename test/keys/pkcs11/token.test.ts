@@ -250,6 +250,19 @@ describe('signing keys in a PKCS#11 token', { skip: skipWithout('softhsm2-util',
     );
   });
 
+  test('RSA-3072 in the token; sizes not offered and exporting a token key are refused in one line (exit 2)', async () => {
+    const s = setup();
+    await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'big', '--bits', '3072', '--in-token']);
+    assert.match(await ok(s, ['keys', 'list']), /big\s+rsa\s+3072\s+pending\s+pkcs11/);
+    const odd = await cli(s, ['keys', 'generate', '--domain', 'example.com', '--bits', '1000', '--in-token']);
+    assert.equal(odd.code, 2, odd.stderr);
+    assert.match(odd.stderr, /RSA keys of 1000 bits are not offered/);
+    const exported = await cli(s, ['keys', 'export', '--domain', 'example.com', '--selector', 'big', '--private']);
+    assert.equal(exported.code, 2, exported.stderr);
+    assert.match(exported.stderr, /is in a PKCS#11 token and cannot leave it/);
+    assert.equal(exported.stdout, '');
+  });
+
   test('keys remove destroys the key objects in the token', async () => {
     const s = setup();
     await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'gone', '--in-token']);
