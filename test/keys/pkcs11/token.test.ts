@@ -153,7 +153,7 @@ describe('signing keys in a PKCS#11 token', { skip: skipWithout('softhsm2-util',
     }
   });
 
-  test('a wrong PIN defers the mail (451) with one log line, never sends it unsigned', async () => {
+  test('a wrong PIN defers the mail (451) with one log line, never sends it unsigned; once the PIN file is mended, signing resumes without a restart', async () => {
     const s = setup();
     await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'hsm', '--in-token', '--activate']);
     writeFileSync(s.pinFile, '999999\n', { mode: 0o600 });
@@ -171,10 +171,22 @@ describe('signing keys in a PKCS#11 token', { skip: skipWithout('softhsm2-util',
         .filter((l) => l.includes('refused the PIN'));
       assert.equal(lines.length, 1, running.output());
       assert.ok(!running.output().includes('999999'), 'the PIN is in the log');
+      assert.equal(outbox(s).length, 0, 'a message left unsigned');
+
+      // The PIN file mended: the relay logs in again by itself.
+      writeFileSync(s.pinFile, `${PIN}\n`, { mode: 0o600 });
+      let back = false;
+      for (let i = 0; i < 40 && !back; i++) {
+        const reply = await relay(running.port());
+        back = reply.ok;
+        if (!back) await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(back, `signing did not resume with the right PIN:\n${running.output()}`);
     } finally {
       await stop(running);
     }
-    assert.equal(outbox(s).length, 0, 'a message left unsigned');
+    assert.equal(outbox(s).length, 1);
+    assert.deepEqual(await verifyWithDkimpy(outbox(s)[0]!, await records(s)), [true]);
   });
 
   test('a token that disappears defers mail (451); when it returns, signing resumes without a restart', async () => {
