@@ -34,6 +34,9 @@ type Args = GlobalArgs & {
   out?: string;
   force?: boolean;
   nameserver?: string;
+  inToken?: boolean;
+  toToken?: boolean;
+  removeFile?: boolean;
 };
 
 const DOMAIN = { type: 'string', describe: 'the signing domain (d=), e.g. example.com' } as const;
@@ -51,6 +54,10 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           .option('algorithm', { choices: ['rsa', 'ed25519'] as const, default: 'rsa' as const })
           .option('bits', { type: 'number', describe: `RSA modulus size: ${RSA_SIZES.join(', ')} (default 2048)` })
           .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once (only while the domain has no active key of this algorithm)' })
+          .option('in-token', {
+            type: 'boolean',
+            describe: 'generate it inside the PKCS#11 token of keys.pkcs11, which it never leaves (default: keys.pkcs11.newKeys)',
+          })
           .example('$0 keys generate --domain example.com', 'RSA-2048, pending until activated')
           .example('$0 keys generate --domain example.com --algorithm ed25519 --activate', 'dual signing: add an Ed25519 key'),
       (args) =>
@@ -66,6 +73,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
               algorithm: args.algorithm!,
               bits: args.bits ?? 2048,
               activate: args.activate,
+              inToken: args.inToken,
             });
             announce(key, args);
           },
@@ -84,13 +92,14 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (keys.length === 0) return print('no keys yet: dkim-relay keys generate --domain example.com');
           print(
             table(
-              ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT'],
+              ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'WHERE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT'],
               keys.map((k) => [
                 k.domain,
                 k.selector,
                 k.algorithm,
                 String(k.bits),
                 k.state,
+                k.material,
                 day(k.createdAt),
                 day(k.activatedAt),
                 day(k.retiredAt),
@@ -134,24 +143,51 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<Args>(
       'import',
-      'bring an existing private key (PEM, PKCS#1 or PKCS#8) into the store',
+      'bring an existing private key (PEM, PKCS#1 or PKCS#8) into the store, or with --to-token into the PKCS#11 token',
       (y) =>
         y
           .option('domain', { ...DOMAIN, demandOption: true })
           .option('selector', { ...SELECTOR, demandOption: true })
-          .option('file', { type: 'string', demandOption: true, describe: 'PEM file holding the private key' })
-          .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once' }),
+          .option('file', { type: 'string', describe: 'PEM file holding the private key (required unless --to-token moves a key of the store)' })
+          .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once' })
+          .option('to-token', {
+            type: 'boolean',
+            default: false,
+            describe:
+              "into the PKCS#11 token of keys.pkcs11, non-extractable; without --file: the store's key of that selector moves there, its DNS record unchanged",
+          })
+          .option('remove-file', {
+            type: 'boolean',
+            default: false,
+            describe: "with --to-token and no --file: delete the key's PEM file once the token holds it",
+          })
+          .example('$0 keys import --domain example.com --selector s1 --to-token --remove-file', 'move an existing key into the HSM'),
       (args) =>
         withStore(
           args,
           async (store) => {
+            if (args.removeFile && (!args.toToken || args.file !== undefined)) {
+              throw new UserError('--remove-file applies when --to-token moves a key of the store', 'leave out --file, or --remove-file');
+            }
+            if (args.file === undefined && !args.toToken) throw new UserError('keys import needs --file', 'give the PEM file: --file key.pem');
+            if (args.file === undefined) {
+              if (!store.moveToToken) throw new UserError('this key store cannot hold keys in a token', 'use the SQLite key store (leave out keys.database)');
+              const moved = await store.moveToToken(args.domain!, args.selector!, { removeFile: args.removeFile ?? false });
+              if (args.json) return printJson(withoutFile(moved));
+              print(`${moved.domain} ${moved.selector}: its private key is now in the PKCS#11 token; its DNS record is unchanged`);
+              if (!args.removeFile) print('The PEM file is still in keys.dir: delete it once the token is backed up (or run again with --remove-file)');
+              return;
+            }
             let pem: string;
             try {
               pem = readFileSync(args.file!, 'utf8');
             } catch {
               throw new UserError(`cannot read ${args.file}`, 'check the --file path');
             }
-            announce(await store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate }), args);
+            announce(
+              await store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate, inToken: args.toToken }),
+              args,
+            );
           },
           { create: true },
         ),
@@ -321,11 +357,12 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           const withdraw = txtRecord(key); // as DNS serves it now (revoked: the record with an empty p=)
           const removed = await store.remove(key.domain, key.selector);
           if (args.json) return printJson({ ...withoutFile(removed), withdraw });
+          const gone = removed.material === 'pkcs11' ? 'its key objects in the token are destroyed' : 'its private key file is deleted';
           if (key.state === 'pending') {
-            print(`${removed.domain} ${removed.selector}: removed (it never signed); its private key file is deleted`);
+            print(`${removed.domain} ${removed.selector}: removed (it never signed); ${gone}`);
             print(`If you published its record, withdraw it:\n${zoneLines(withdraw)}`);
           } else {
-            print(`${removed.domain} ${removed.selector}: removed; its private key file is deleted`);
+            print(`${removed.domain} ${removed.selector}: removed; ${gone}`);
             print(`Withdraw this record:\n${zoneLines(withdraw)}`);
           }
         }),

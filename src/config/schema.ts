@@ -319,8 +319,25 @@ export const configSchema = z
           .describe(
             'file holding the key-encryption key of the private keys in the database: 32 random bytes in base64 (`openssl rand -base64 32`), mode 0600, the same on every relay; required with `keys.database`',
           ),
+        pkcs11: z
+          .strictObject({
+            module: z.string().min(1).describe('the PKCS#11 module (shared library) of the HSM, e.g. `/usr/lib/softhsm/libsofthsm2.so`'),
+            token: z.string().min(1).describe('the label of the token holding the keys'),
+            pinFile: z.string().min(1).describe('file holding the user PIN, mode 0600 (refused otherwise); the PIN is never logged or printed'),
+            newKeys: z
+              .boolean()
+              .default(false)
+              .describe('generate every new key in the token (`keys generate`, `keys rotate`, the rotation scheduler); `false`: only with `--in-token`'),
+          })
+          .optional()
+          .describe('signing keys held in a PKCS#11 token (an HSM): generated there, they never leave it; unset: no token'),
       })
       .superRefine(sharedStoreSettings)
+      .superRefine((keys, ctx) => {
+        if (keys.pkcs11 && keys.database !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['pkcs11'], message: 'works with the SQLite key store only in this release: leave out keys.database' });
+        }
+      })
       .prefault({})
       .describe('the key store'),
 

@@ -7,7 +7,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs
 import { userInfo } from 'node:os';
 import { UserError } from '../common/errors.ts';
 
-export type KeyFileProblemKind = 'missing' | 'unreadable' | 'symlink' | 'not a file' | 'readable by others' | 'damaged';
+export type KeyFileProblemKind = 'missing' | 'unreadable' | 'symlink' | 'not a file' | 'readable by others' | 'damaged' | 'token unavailable';
 
 /** A key file that cannot be used; the message names the file, the hint says how to mend it. */
 export class KeyFileError extends UserError {

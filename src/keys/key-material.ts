@@ -17,13 +17,18 @@ export interface KeyMaterial {
 
 export function generateKey(algorithm: Algorithm, bits = 2048): KeyMaterial {
   if (algorithm === 'ed25519') return describeKey(generateKeyPairSync('ed25519').privateKey);
+  checkRsaSize(bits);
+  return describeKey(generateKeyPairSync('rsa', { modulusLength: bits }).privateKey);
+}
+
+/** The RSA sizes the store makes, wherever the key is generated. */
+export function checkRsaSize(bits: number): void {
   if (!(RSA_SIZES as readonly number[]).includes(bits)) {
     throw new UserError(
       `RSA keys of ${bits} bits are not offered`,
       `use --bits ${RSA_SIZES.join(', ')} (receivers ignore keys under 1024 bits, RFC 8301; 2048 is the usual choice)`,
     );
   }
-  return describeKey(generateKeyPairSync('rsa', { modulusLength: bits }).privateKey);
 }
 
 /** Reads a PEM private key (PKCS#1 or PKCS#8, RSA or Ed25519). */

@@ -11,6 +11,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Algorithm } from './key-material.ts';
 import type { KeyFileProblemKind } from './key-file.ts';
 import type { Actor, KeyState, Transition } from './lifecycle.ts';
+import type { TokenKey } from './pkcs11-token.ts';
 
 export type { KeyState };
 
@@ -18,9 +19,10 @@ export type Awaitable<T> = T | Promise<T>;
 
 /**
  * Where a key's private half lives: a PKCS#8 PEM file in keys.dir, or sealed
- * (AES-256-GCM under the key-encryption key) in the database row.
+ * (AES-256-GCM under the key-encryption key) in the database row, or in a
+ * PKCS#11 token it never leaves.
  */
-export type MaterialPlace = 'file' | 'sealed';
+export type MaterialPlace = 'file' | 'sealed' | 'pkcs11';
 
 export interface StoredKey {
   id: number;
@@ -32,7 +34,7 @@ export interface StoredKey {
   publicData: string;
   fingerprint: string;
   material: MaterialPlace;
-  /** The PEM file's name in keys.dir (material 'file'); for sealed keys, the name it would have. */
+  /** The PEM file's name in keys.dir (material 'file'); for sealed keys, the name it would have; for token keys, their RFC 7512 URI. */
   file: string;
   createdAt: string;
   activatedAt: string | null;
@@ -58,7 +60,7 @@ export interface ActiveKey {
   domain: string;
   selector: string;
   algorithm: Algorithm;
-  privateKey: KeyObject;
+  privateKey: KeyObject | TokenKey;
 }
 
 /** An active key that cannot be used: its domain waits (4xx), the others sign on. */
@@ -75,6 +77,8 @@ export interface NewKeyOptions {
   selector?: string;
   /** Activate at once; allowed while the domain has no active key of this algorithm. */
   activate?: boolean;
+  /** Generate or import into the PKCS#11 token (keys.pkcs11); default: keys.pkcs11.newKeys for generated keys. */
+  inToken?: boolean;
   step?: Step;
 }
 
@@ -116,5 +120,7 @@ export interface KeyStore {
   remove(domain: string, selector: string, step?: Step): Awaitable<StoredKey>;
   /** Transitions decided earlier, all or none: false when one no longer applies (someone else took it). */
   applyTransitions(transitions: readonly Transition[]): Awaitable<boolean>;
+  /** Moves a key's private half from its PEM file into the PKCS#11 token; the file is deleted only with removeFile (engines without a token leave this out). */
+  moveToToken?(domain: string, selector: string, options: { removeFile: boolean; step?: Step }): Awaitable<StoredKey>;
   close(): Awaitable<void>;
 }

@@ -12,7 +12,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../common/errors.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
-import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
+import { checkRsaSize, fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
 import { chooseSelector, STAMP_COLUMN, StepRaced, VERB } from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
@@ -20,6 +20,8 @@ import { creation, decide, type KeyState, type Transition } from './lifecycle.ts
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';
 import { txtValue } from './record.ts';
+import { isTokenUri, parseTokenUri, tokenUri } from './pkcs11-objects.ts';
+import { tokenLabel, type Token, type TokenKey } from './pkcs11-token.ts';
 
 export type { ActiveKey, KeyEvent, KeyProblem, KeyState, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 
@@ -38,6 +40,14 @@ export interface StoreOptions {
    * looked for, and nothing is created.
    */
   create?: boolean;
+  /** The PKCS#11 token of keys.pkcs11; closed with the store. */
+  token?: Token | undefined;
+}
+
+/** Where a new key's private half goes: put() writes it and names it in the row's file column, undo() takes it back. */
+interface Placement {
+  put(selector: string, domain: string): string;
+  undo(file: string): void;
 }
 
 /** How often the active key files are checked again when nothing in the database changed. */
@@ -49,7 +59,8 @@ interface DomainKeys {
   problems: KeyFileError[];
 }
 
-const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint, 'file' AS material, file,
+const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint,
+  CASE WHEN file LIKE 'pkcs11:%' THEN 'pkcs11' ELSE 'file' END AS material, file,
   created_at AS createdAt, activated_at AS activatedAt, retired_at AS retiredAt, revoked_at AS revokedAt, removed_at AS removedAt`;
 
 /** A removed key keeps its row for history; its selector may be taken again by a new key. */
@@ -70,6 +81,8 @@ export class SqliteKeyStore implements KeyStoreApi {
   private readonly onKeyProblem: (problem: KeyProblem) => void;
   private readonly recheckMs: number;
   private readonly now: () => number;
+  private readonly token: Token | undefined;
+  private tokenGeneration = 0;
   private dataVersion = -1;
   /** Every active key by domain; null until needed again after a change. */
   private activeByDomain: Map<string, DomainKeys> | null = null;
@@ -93,6 +106,7 @@ export class SqliteKeyStore implements KeyStoreApi {
     this.onKeyProblem = options.onKeyProblem ?? (() => {});
     this.recheckMs = options.recheckMs ?? KEY_RECHECK_MS;
     this.now = options.now ?? Date.now;
+    this.token = options.token;
     // A new database made by root is made the owner's first: SQLite then gives its -wal and -shm files the same owner.
     if (this.owner && !existsSync(this.dbFile)) closeSync(createOwnedFile(this.dbFile, this.owner));
     this.db = openDatabase(this.dbFile, options.timeoutMs ?? 5000);
@@ -104,6 +118,7 @@ export class SqliteKeyStore implements KeyStoreApi {
 
   close(): void {
     this.db.close();
+    this.token?.close();
   }
 
   list(domain?: string): StoredKey[] {
@@ -132,11 +147,76 @@ export class SqliteKeyStore implements KeyStoreApi {
   }
 
   generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): StoredKey {
+    if (options.inToken ?? this.token?.settings.newKeys ?? false) {
+      const token = this.requireToken();
+      let made: ReturnType<Token['generate']> | undefined;
+      const bits = options.bits ?? 2048;
+      if (options.algorithm === 'rsa') checkRsaSize(bits);
+      return this.add(
+        options,
+        { algorithm: options.algorithm, publicData: '' },
+        {
+          put: (selector, domain) => {
+            made = token.generate(options.algorithm, bits, tokenLabel(recordName(selector, domain)));
+            return tokenUri(made.ref);
+          },
+          undo: (file) => token.destroy(parseTokenUri(file)),
+        },
+        () => made!,
+      );
+    }
     return this.add(options, generateKey(options.algorithm, options.bits));
   }
 
   import(options: NewKeyOptions & { pem: string; source: string }): StoredKey {
-    return this.add(options, importKey(options.pem, options.source));
+    const material = importKey(options.pem, options.source);
+    if (!options.inToken) return this.add(options, material);
+    const token = this.requireToken();
+    return this.add(options, material, {
+      put: (selector, domain) => tokenUri(token.importPem(material.privatePem, tokenLabel(recordName(selector, domain)))),
+      undo: (file) => token.destroy(parseTokenUri(file)),
+    });
+  }
+
+  /**
+   * Puts the key's PEM into the token and points its row there: the
+   * selector, the public key and so the DNS record stay as they are. The file
+   * is deleted only when asked (it is the only copy outside the token).
+   */
+  moveToToken(domain: string, selector: string, options: { removeFile: boolean; step?: Step }): StoredKey {
+    const key = this.get(domain, selector);
+    if (key.material !== 'file') throw new UserError(`key ${selector} for ${key.domain} is in a token already`, 'see `dkim-relay keys list`');
+    if (key.state === 'removed') throw new UserError(`key ${selector} for ${key.domain} is removed`, 'generate a new key in the token instead');
+    const token = this.requireToken();
+    const pem = this.privatePem(key);
+    const uri = tokenUri(token.importPem(pem, tokenLabel(recordName(key.selector, key.domain))));
+    const at = (options.step?.at ?? new Date()).toISOString();
+    try {
+      this.write(() => {
+        const { changes } = this.statement(`UPDATE keys SET file = ? WHERE id = ? AND file = ?`).run(uri, key.id, key.file);
+        if (changes === 0) throw new StepRaced(`key ${key.id} changed meanwhile`);
+        this.insertEvent({
+          keyId: key.id,
+          domain: key.domain,
+          selector: key.selector,
+          from: key.state,
+          to: key.state,
+          at,
+          by: options.step?.by ?? 'cli',
+          why: options.step?.why ?? `private key moved into token ${token.settings.token}`,
+        });
+      });
+    } catch (err) {
+      token.destroy(parseTokenUri(uri));
+      throw err;
+    }
+    if (options.removeFile) rmSync(join(this.dir, key.file), { force: true });
+    return this.byId(key.id);
+  }
+
+  private requireToken(): Token {
+    if (!this.token) throw new UserError('no PKCS#11 token is configured', 'set keys.pkcs11 (module, token, pinFile) in the configuration');
+    return this.token;
   }
 
   /** pending/retiring → active; the domain's other active key of the same algorithm retires. */
@@ -183,13 +263,17 @@ export class SqliteKeyStore implements KeyStoreApi {
     return true;
   }
 
-  /** Deletes the key files of removed keys that are still there; returns the files deleted. */
+  /** Deletes the key files (and token objects) of removed keys that are still there; returns what was deleted. */
   deleteRemovedFiles(): string[] {
     const rows = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'removed'`).all()) as StoredKey[];
     const live = new Set((this.query(() => this.statement(`SELECT file FROM keys WHERE ${LIVE}`).all()) as { file: string }[]).map((r) => r.file));
     const deleted: string[] = [];
     for (const row of rows) {
       if (live.has(row.file)) continue; // a new key reusing the selector owns that file now
+      if (isTokenUri(row.file)) {
+        if (this.destroyTokenObject(row.file)) deleted.push(row.file);
+        continue;
+      }
       const file = join(this.dir, row.file);
       if (!existsSync(file)) continue;
       rmSync(file, { force: true });
@@ -210,6 +294,12 @@ export class SqliteKeyStore implements KeyStoreApi {
 
   /** The PKCS#8 PEM of a key, after the permission check. Only `keys export --private` calls this. */
   privatePem(key: StoredKey): string {
+    if (key.material === 'pkcs11') {
+      throw new UserError(
+        `the private key of ${key.selector} for ${key.domain} is in a PKCS#11 token and cannot leave it`,
+        'export the public key: leave out --private',
+      );
+    }
     return readKeyFile(join(this.dir, key.file), recordName(key.selector, key.domain)).text!;
   }
 
@@ -269,7 +359,12 @@ export class SqliteKeyStore implements KeyStoreApi {
    * two writers (the CLI and the daemon) cannot pick the same one; the file is
    * linked into place only if no file of that name exists.
    */
-  private add(options: NewKeyOptions, material: KeyMaterial): StoredKey {
+  private add(
+    options: NewKeyOptions,
+    material: Pick<KeyMaterial, 'algorithm' | 'publicData'> & Partial<KeyMaterial>,
+    placement: Placement = this.filePlacement(material.privatePem!),
+    made?: () => Pick<KeyMaterial, 'bits' | 'publicData'>,
+  ): StoredKey {
     const domain = normalizeDomain(options.domain);
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
     const at = options.step?.at ?? new Date();
@@ -281,8 +376,8 @@ export class SqliteKeyStore implements KeyStoreApi {
             'selector' | 'algorithm' | 'state'
           >[];
           const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
-          const file = `${recordName(chosen, domain)}.pem`;
-          writePrivateFile(join(this.dir, file), material.privatePem, this.owner);
+          const file = placement.put(chosen, domain);
+          const { bits, publicData } = made ? made() : { bits: material.bits!, publicData: material.publicData };
           const now = at.toISOString();
           const state = options.activate ? 'active' : 'pending';
           try {
@@ -291,22 +386,11 @@ export class SqliteKeyStore implements KeyStoreApi {
                 `INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
               )
-              .run(
-                domain,
-                chosen,
-                material.algorithm,
-                material.bits,
-                state,
-                material.publicData,
-                fingerprint(material.publicData),
-                file,
-                now,
-                options.activate ? now : null,
-              );
+              .run(domain, chosen, material.algorithm, bits, state, publicData, fingerprint(publicData), file, now, options.activate ? now : null);
             const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
             this.insertEvent(creation({ id: Number(lastInsertRowid), domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
           } catch (err) {
-            rmSync(join(this.dir, file), { force: true }); // ours: writePrivateFile refused to replace any other
+            placement.undo(file);
             throw err;
           }
           return chosen;
@@ -315,6 +399,27 @@ export class SqliteKeyStore implements KeyStoreApi {
     );
     this.activeByDomain = null;
     return this.get(domain, selector);
+  }
+
+  private filePlacement(pem: string): Placement {
+    return {
+      put: (selector, domain) => {
+        const file = `${recordName(selector, domain)}.pem`;
+        writePrivateFile(join(this.dir, file), pem, this.owner);
+        return file;
+      },
+      undo: (file) => rmSync(join(this.dir, file), { force: true }), // ours: writePrivateFile refused to replace any other
+    };
+  }
+
+  /** A removed key's objects destroyed in the token; false while no token is at hand (tried again next time). */
+  private destroyTokenObject(uri: string): boolean {
+    if (!this.token) return false;
+    try {
+      return this.token.destroy(parseTokenUri(uri)) > 0;
+    } catch {
+      return false;
+    }
   }
 
   /** One lifecycle step of `key`, decided on the domain's keys as they are inside the transaction. */
@@ -367,7 +472,8 @@ export class SqliteKeyStore implements KeyStoreApi {
    * The parsed key, checked through its file every time (mode, owner, link,
    * type); the file is read and parsed again only when it changed.
    */
-  private loadPrivate(key: StoredKey): KeyObject {
+  private loadPrivate(key: StoredKey): KeyObject | TokenKey {
+    if (key.material === 'pkcs11') return this.tokenKey(key);
     const file = join(this.dir, key.file);
     const what = recordName(key.selector, key.domain);
     const cached = this.parsed.get(key.id);
@@ -387,6 +493,19 @@ export class SqliteKeyStore implements KeyStoreApi {
     return parsed;
   }
 
+  private tokenKey(key: StoredKey): TokenKey {
+    const ref = parseTokenUri(key.file);
+    const what = recordName(key.selector, key.domain);
+    if (!this.token || this.token.settings.token !== ref.token) {
+      throw new KeyFileError(
+        'token unavailable',
+        `the private key of ${what} is in PKCS#11 token "${ref.token}", which is not configured`,
+        'set keys.pkcs11 to that token',
+      );
+    }
+    return this.token.signingKey(ref, key.algorithm, key.bits, what);
+  }
+
   /**
    * All active keys, loaded in one query and kept until the database changes
    * (our own writes, or another process's, seen through data_version) or
@@ -396,7 +515,10 @@ export class SqliteKeyStore implements KeyStoreApi {
    */
   private activeMap(): Map<string, DomainKeys> {
     const version = this.query(() => this.statement('PRAGMA data_version').pluck().get()) as number;
-    if (version !== this.dataVersion || this.now() - this.loadedAt >= this.recheckMs) {
+    // A token that went down or came back, or is due another try, changes which keys sign.
+    const tokenChanged = this.token !== undefined && (this.token.generation !== this.tokenGeneration || this.token.retryDue());
+    if (version !== this.dataVersion || this.now() - this.loadedAt >= this.recheckMs || tokenChanged) {
+      this.tokenGeneration = this.token?.generation ?? 0;
       this.dataVersion = version;
       this.activeByDomain = null;
     }

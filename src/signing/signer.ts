@@ -13,6 +13,8 @@ import { selectHeaders } from './header-selection.ts';
 import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
 import { signDigest } from './digest-signature.ts';
 import { completeSignatureField, signatureFieldPrefix } from './signature-header.ts';
+import { signWith } from './token-signature.ts';
+import type { TokenKey } from '../keys/pkcs11-token.ts';
 
 export type { Canonicalization } from './canonicalization/types.ts';
 
@@ -20,8 +22,8 @@ export interface SigningKey {
   domain: string;
   selector: string;
   algorithm: 'rsa' | 'ed25519';
-  /** Parsed once by the caller and reused for every message. */
-  privateKey: KeyObject;
+  /** Parsed once by the caller and reused for every message; or a key held in a PKCS#11 token. */
+  privateKey: KeyObject | TokenKey;
 }
 
 export interface SignOptions {
@@ -55,7 +57,7 @@ export function signMessage(message: Buffer, keys: SigningKey[], options: SignOp
   const hasher = new BodyHasher(options.bodyCanonicalization);
   hasher.update(body);
   const plans = planSignatures({ fields: parseHeader(header), bodyHash: hasher.digest(), bodyLength: hasher.canonicalLength }, keys, options);
-  return plans.map((p) => completeField(p, signDigest(p.key.algorithm, p.digest, p.key.privateKey))).join('');
+  return plans.map((p) => completeField(p, signDigest(p.key.algorithm, p.digest, fileKey(p.key)))).join('');
 }
 
 export interface SignAsyncOptions {
@@ -99,7 +101,7 @@ export interface HashedMessage {
 /** Signs a message given as its fields and body hash (the body hashed already, once). */
 export async function signHashed(message: HashedMessage, keys: SigningKey[], options: SignOptions, crypto: DigestCrypto = sharedCrypto()): Promise<string> {
   const plans = planSignatures(message, keys, options);
-  const signatures = await Promise.all(plans.map((p) => crypto.sign(p.key.algorithm, p.digest, p.key.privateKey)));
+  const signatures = await Promise.all(plans.map((p) => signWith(crypto, p.key.algorithm, p.digest, p.key.privateKey)));
   return plans.map((p, i) => completeField(p, signatures[i]!)).join('');
 }
 
@@ -154,8 +156,20 @@ function completeField(plan: Plan, signature: Buffer): string {
   return completeSignatureField(plan.prefix, signature.toString('base64')) + '\r\n';
 }
 
+/** The in-memory key of a synchronous signing; a token signs only asynchronously. */
+function fileKey(key: SigningKey): KeyObject {
+  if ('kind' in key.privateKey) throw new Error(`key ${key.selector}._domainkey.${key.domain} is in a PKCS#11 token: sign with signMessageAsync`);
+  return key.privateKey;
+}
+
 function checkKey(key: SigningKey): void {
   const what = `key ${key.selector}._domainkey.${key.domain}`;
+  if ('kind' in key.privateKey) {
+    const token = key.privateKey;
+    if (token.algorithm !== key.algorithm) throw new Error(`${what} is declared ${key.algorithm} but is ${token.algorithm}`);
+    if (token.algorithm === 'rsa' && token.bits < MIN_RSA_BITS) throw new Error(`${what} has ${token.bits} bits; RSA keys need at least ${MIN_RSA_BITS}`);
+    return;
+  }
   if (key.privateKey.type !== 'private') throw new Error(`${what} is not a private key`);
   const type = key.privateKey.asymmetricKeyType;
   if (type !== key.algorithm) throw new Error(`${what} is declared ${key.algorithm} but is ${type ?? 'unknown'}`);

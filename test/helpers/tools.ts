@@ -31,6 +31,7 @@ const TOOLS = {
   'dpkg-deb': { pkg: 'dpkg', probe: { command: 'dpkg-deb' } },
   'dpkg-shlibdeps': { pkg: 'dpkg-dev', probe: { command: 'dpkg-shlibdeps' } },
   man: { pkg: 'man-db', probe: { command: 'man' } },
+  'softhsm2-util': { pkg: 'softhsm2', probe: { command: 'softhsm2-util' } },
 } as const satisfies Record<string, { pkg: string; probe: Probe }>;
 
 export type Tool = keyof typeof TOOLS;

@@ -4,6 +4,7 @@
 // that is safe.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { KeyObject } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyFileError } from '../../src/keys/key-file.ts';
@@ -142,7 +143,7 @@ test('a key file replaced by another key while the relay runs is read again at t
   writeFileSync(file('example.com'), replacement);
   now += 60_000;
   const after = store.activeKeys('example.com')[0]!.privateKey;
-  assert.ok(!after.equals(before), 'the old key is still cached');
+  assert.ok(!(after as KeyObject).equals(before as KeyObject), 'the old key is still cached');
   assert.ok(dir);
   store.close();
 });

@@ -221,7 +221,7 @@ test('activate retires the previous active key of the same algorithm, and only t
   assert.equal(store.get('example.org', 'r1').state, 'active', "another domain's key retired");
   const signing = store.activeKeys('example.com');
   assert.deepEqual(signing.map((k) => k.selector).sort(), ['e1', 'r2']);
-  for (const active of signing) assert.ok(signsFor(active.privateKey, store.get('example.com', active.selector)));
+  for (const active of signing) assert.ok(signsFor(active.privateKey as KeyObject, store.get('example.com', active.selector)));
 
   // Back again: a retiring key can be re-activated; activating an active key changes nothing.
   assert.equal(store.activate('example.com', 'r1').retiredAt, null);
@@ -398,7 +398,7 @@ test("a second store on the same directory sees the first one's changes (the dae
     ['two'],
     'the rotation was not seen',
   );
-  assert.ok(signsFor(now[0]!.privateKey, cli.get('example.com', 'two')), 'the daemon signs with a key that does not match the published one');
+  assert.ok(signsFor(now[0]!.privateKey as KeyObject, cli.get('example.com', 'two')), 'the daemon signs with a key that does not match the published one');
 
   cli.retire('example.com', 'two');
   assert.deepEqual(daemon.activeKeys('example.com'), [], 'a retired key still signs');

@@ -6,7 +6,7 @@ import type { SigningKey } from '../../src/signing/signer.ts';
 export const DOMAIN = 'example.com';
 
 export interface TestKey {
-  key: SigningKey;
+  key: SigningKey & { privateKey: KeyObject };
   /** "selector._domainkey.domain" */
   dnsName: string;
   /** The TXT value publishing the public key. */

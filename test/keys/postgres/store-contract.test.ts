@@ -2,7 +2,7 @@
 // keys.dir and PostgreSQL (a private cluster). What lifecycle, CLI, scheduler
 // and signing rely on must hold whichever engine keeps the keys.
 import assert from 'node:assert/strict';
-import { createPublicKey, sign, verify } from 'node:crypto';
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -61,7 +61,7 @@ function signsAndVerifies(store: KeyStore, domain: string): void {
   const stored = store.get(domain, key.selector);
   const digest = key.algorithm === 'rsa' ? 'sha256' : null;
   const message = Buffer.from('a test message');
-  const signature = sign(digest, message, key.privateKey);
+  const signature = sign(digest, message, key.privateKey as KeyObject);
   assert.ok(verify(digest, message, createPublicKey(publicPem(stored.algorithm, stored.publicData)), signature));
 }
 
