@@ -7,7 +7,8 @@ import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:cryp
 import { configSchema } from '../src/config/schema.ts';
 import { signOptionsFor } from '../src/pipeline/signing-policy.ts';
 import { BodyHasher } from '../src/signing/body-hash.ts';
-import { signMessage, type SigningKey } from '../src/signing/signer.ts';
+import { signMessage } from '../src/signing/signer.ts';
+import type { ActiveKey } from '../src/keys/key-store.ts';
 import { benchMessage } from './message.ts';
 import { median } from './stats.ts';
 
@@ -52,7 +53,7 @@ const fmt = (n: number, unit: string) => `${n.toFixed(n < 100 ? 1 : 0)} ${unit}`
 export function signerRows(rounds: number, seconds: number, say: (row: SignerRow) => void): SignerRow[] {
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   const ed = generateKeyPairSync('ed25519').privateKey;
-  const key = (algorithm: 'rsa' | 'ed25519', privateKey: KeyObject): SigningKey => ({ domain: 'example.com', selector: 's1', algorithm, privateKey });
+  const key = (algorithm: 'rsa' | 'ed25519', privateKey: KeyObject): ActiveKey => ({ domain: 'example.com', selector: 's1', algorithm, privateKey });
   const options = signOptionsFor(configSchema.parse({}).signing, 'example.com');
   const small = benchMessage(4000);
   const big = benchMessage(10 * 1024 * 1024);

@@ -1,6 +1,7 @@
 // DKIM signing (RFC 6376 §5) with rsa-sha256 and ed25519-sha256 (RFC 8463).
 // rsa-sha1 is deliberately absent (RFC 8301).
 
+import type { ActiveKey } from '../keys/key-store.ts';
 import { createHash, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { parseHeader, splitMessage, type HeaderField } from '../message/header.ts';
@@ -17,14 +18,6 @@ import { signWith } from './token-signature.ts';
 import type { TokenKey } from '../keys/pkcs11-token.ts';
 
 export type { Canonicalization } from './canonicalization/types.ts';
-
-export interface SigningKey {
-  domain: string;
-  selector: string;
-  algorithm: 'rsa' | 'ed25519';
-  /** Parsed once by the caller and reused for every message; or a key held in a PKCS#11 token. */
-  privateKey: KeyObject | TokenKey;
-}
 
 export interface SignOptions {
   headerCanonicalization: Canonicalization;
@@ -52,7 +45,7 @@ const MIN_RSA_BITS = 1024;
  * prepended to the message unchanged. All keys share t=, h= and bh=, so both
  * are computed once.
  */
-export function signMessage(message: Buffer, keys: SigningKey[], options: SignOptions): string {
+export function signMessage(message: Buffer, keys: ActiveKey[], options: SignOptions): string {
   const { header, body } = splitMessage(message);
   const hasher = new BodyHasher(options.bodyCanonicalization);
   hasher.update(body);
@@ -72,7 +65,7 @@ export interface SignAsyncOptions {
  * slices between which other work runs, and the key operations go to the
  * crypto pool. Throws CryptoUnavailable when crypto cannot be done just now.
  */
-export async function signMessageAsync(message: Buffer, keys: SigningKey[], options: SignOptions, more: SignAsyncOptions = {}): Promise<string> {
+export async function signMessageAsync(message: Buffer, keys: ActiveKey[], options: SignOptions, more: SignAsyncOptions = {}): Promise<string> {
   const { header, body } = splitMessage(message);
   const fields = more.fields ?? parseHeader(header);
   return signHashed({ fields, ...(await hashOctets(bufferOctets(body), options.bodyCanonicalization)) }, keys, options, more.crypto);
@@ -99,21 +92,21 @@ export interface HashedMessage {
 }
 
 /** Signs a message given as its fields and body hash (the body hashed already, once). */
-export async function signHashed(message: HashedMessage, keys: SigningKey[], options: SignOptions, crypto: DigestCrypto = sharedCrypto()): Promise<string> {
+export async function signHashed(message: HashedMessage, keys: ActiveKey[], options: SignOptions, crypto: DigestCrypto = sharedCrypto()): Promise<string> {
   const plans = planSignatures(message, keys, options);
   const signatures = await Promise.all(plans.map((p) => signWith(crypto, p.key.algorithm, p.digest, p.key.privateKey)));
   return plans.map((p, i) => completeField(p, signatures[i]!)).join('');
 }
 
 interface Plan {
-  key: SigningKey;
+  key: ActiveKey;
   /** The field up to "b=". */
   prefix: string;
   /** SHA-256 of the signed header data (RFC 6376 §3.7). */
   digest: Buffer;
 }
 
-function planSignatures(message: HashedMessage, keys: SigningKey[], options: SignOptions): Plan[] {
+function planSignatures(message: HashedMessage, keys: ActiveKey[], options: SignOptions): Plan[] {
   if (keys.length === 0) throw new Error('DKIM signing needs at least one key');
   keys.forEach(checkKey);
   const { fields, bodyHash } = message;
@@ -157,12 +150,12 @@ function completeField(plan: Plan, signature: Buffer): string {
 }
 
 /** The in-memory key of a synchronous signing; a token signs only asynchronously. */
-function fileKey(key: SigningKey): KeyObject {
+function fileKey(key: ActiveKey): KeyObject {
   if ('kind' in key.privateKey) throw new Error(`key ${key.selector}._domainkey.${key.domain} is in a PKCS#11 token: sign with signMessageAsync`);
   return key.privateKey;
 }
 
-function checkKey(key: SigningKey): void {
+function checkKey(key: ActiveKey): void {
   const what = `key ${key.selector}._domainkey.${key.domain}`;
   if ('kind' in key.privateKey) {
     const token = key.privateKey;

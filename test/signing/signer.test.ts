@@ -3,7 +3,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { dkimVerify } from 'mailauth';
 import { toCrlf } from '../../src/message/lines.ts';
-import { signMessage, type Canonicalization, type SignOptions, type SigningKey } from '../../src/signing/signer.ts';
+import { signMessage, type Canonicalization, type SignOptions } from '../../src/signing/signer.ts';
+import type { ActiveKey } from '../../src/keys/key-store.ts';
 import { FOLD_AT } from '../../src/message/mime/fold.ts';
 import { verifyWithDkimpy, verifyWithMailDkim } from '../helpers/independent-verify.ts';
 import { ed25519Key, linesOf, recordsOf, resolverFor, rsaKey, type TestKey } from './support.ts';
@@ -219,7 +220,7 @@ test('clear errors: no From, no keys, mismatched or weak key', () => {
   const opts = options('relaxed', 'relaxed');
   assert.throws(() => signMessage(Buffer.from('Subject: x\r\n\r\nbody\r\n'), [rsa2048.key], opts), /without a From header/);
   assert.throws(() => signMessage(MESSAGE, [], opts), /at least one key/);
-  const wrong: SigningKey = { ...ed.key, algorithm: 'rsa' };
+  const wrong: ActiveKey = { ...ed.key, algorithm: 'rsa' };
   assert.throws(() => signMessage(MESSAGE, [wrong], opts), /declared rsa but is ed25519/);
   const weak = generateKeyPairSync('rsa', { modulusLength: 512 });
   assert.throws(() => signMessage(MESSAGE, [{ ...rsa2048.key, privateKey: weak.privateKey }], opts), /512 bits/);

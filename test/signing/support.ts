@@ -1,12 +1,12 @@
 // Shared fixtures for the signing tests: real keys and their DNS records.
 
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import type { SigningKey } from '../../src/signing/signer.ts';
+import type { ActiveKey } from '../../src/keys/key-store.ts';
 
 export const DOMAIN = 'example.com';
 
 export interface TestKey {
-  key: SigningKey & { privateKey: KeyObject };
+  key: ActiveKey & { privateKey: KeyObject };
   /** "selector._domainkey.domain" */
   dnsName: string;
   /** The TXT value publishing the public key. */
