@@ -75,15 +75,18 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
   // The same notes `config check` prints: settings that work, but probably not as meant.
   for (const advice of rotationAdvice(config.rotation)) logger.warn({ advice }, 'configuration note');
+  const supervisor = options.supervisor ?? new Supervisor({ logger, metrics });
   const store = await openKeyStore(config.keys, {
     onKeyProblem: ({ domain, selector, problem, line }) =>
       logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
-    // The relay signs on with the keys it holds; the next look tries again.
-    onRefreshError: (err) => logger.warn({ keyStore: store.location }, `key store not reachable, signing with the keys loaded before: ${err.message}`),
+    // A shared store that does not answer: the relay signs on with the keys it holds (none yet: 451) and the next look tries again.
+    onRefreshError: (err) => supervisor.failed('key-store', err),
+    onRefreshed: () => supervisor.succeeded('key-store'),
+    startUnreachable: true,
+    listen: true,
   });
   // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
-  const supervisor = options.supervisor ?? new Supervisor({ logger, metrics });
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;
   try {

@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { KeyStore } from '../keys/key-store.ts';
+import type { PgKeyStore, StoreConnection } from '../keys/pg-store.ts';
 import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from '../observability/health.ts';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { RelayMetrics } from '../observability/metrics.ts';
@@ -54,7 +55,7 @@ export class RelayView {
 
   health(): Health {
     const { config, store } = this.deps;
-    const keyStore = storeOpens(store.dbFile);
+    const keyStore = store.engine === 'postgres' ? sharedStoreAnswers((store as PgKeyStore).connection()) : storeOpens(store.dbFile);
     let domains: HealthFacts['domains'] = [];
     if (keyStore.ok) {
       // A fresh look at every active key file, not the copy cached for signing.
@@ -81,6 +82,13 @@ export class RelayView {
     const { config, store } = this.deps;
     return gatherStatus({ config, store, now: this.deps.now?.() ?? new Date(), readiness: this.metrics.lastReadiness(), background: this.background() });
   }
+}
+
+/** A shared store away does not stop signing with the keys held; with none loaded yet, mail waits (451). */
+function sharedStoreAnswers(c: StoreConnection): HealthFacts['keyStore'] {
+  if (c.unreachableSince === null) return { ok: true, note: `answers; key generation ${c.generation} loaded at ${c.loadedAt}` };
+  if (c.loadedAt === null) return { ok: false, error: `unreachable since ${c.unreachableSince}; no keys loaded yet: mail is deferred (451)` };
+  return { ok: true, note: `unreachable since ${c.unreachableSince}; signing with key generation ${c.generation} loaded at ${c.loadedAt}` };
 }
 
 /** The key store's database opens, as a new connection would open it, and can be read. */

@@ -22,7 +22,8 @@ export interface HealthFacts {
     | { exists: false }
     | { exists: true; writable: true; freeBytes: number; neededBytes: number }
     | { exists: true; writable: false; code: string; error: string };
-  keyStore: { ok: true } | { ok: false; error: string };
+  /** A shared store that does not answer but whose keys this relay holds is ok, with a note saying since when. */
+  keyStore: { ok: true; note?: string } | { ok: false; error: string };
   /** Each signing domain: its active keys that load, and the problem of one that does not. */
   domains: readonly { domain: string; usableKeys: number; problem?: string }[];
 }
@@ -49,7 +50,7 @@ export function decideHealth(facts: HealthFacts): Health {
     { name: 'listener', ok: facts.listening, reason: listening, detail: listening },
     spoolCheck(facts.spool),
     facts.keyStore.ok
-      ? { name: 'key-store', ok: true, reason: 'opens', detail: 'opens' }
+      ? { name: 'key-store', ok: true, reason: facts.keyStore.note ?? 'opens', detail: facts.keyStore.note ?? 'opens' }
       : { name: 'key-store', ok: false, reason: 'does not open', detail: facts.keyStore.error },
     keysCheck(facts),
   ];
