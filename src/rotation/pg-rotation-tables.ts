@@ -36,6 +36,16 @@ export class PgRotationTables implements RotationState {
     return rows[0] === undefined ? null : Number(rows[0].epoch);
   }
 
+  async renewLease(name: string, holder: string, epoch: number, until: Date): Promise<boolean> {
+    const { rowCount } = await this.pool.query(`UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND epoch = $4`, [
+      until.toISOString(),
+      name,
+      holder,
+      epoch,
+    ]);
+    return rowCount === 1;
+  }
+
   /** Expires the lease rather than deleting it: the epoch must never go back. */
   async releaseLease(name: string, holder: string): Promise<void> {
     await this.pool.query(`UPDATE leases SET expires_at = '' WHERE name = $1 AND holder = $2`, [name, holder]);

@@ -27,6 +27,8 @@ export interface RotationState {
    * epoch grows at every change of holder, never at a renewal.
    */
   takeLease(name: string, holder: string, now: Date, until: Date): Awaitable<number | null>;
+  /** Extends the lease `holder` holds at `epoch` until `until`; false when it no longer holds it so. */
+  renewLease(name: string, holder: string, epoch: number, until: Date): Awaitable<boolean>;
   /** Gives the lease back, if `holder` still has it, so another relay need not wait for it to expire. */
   releaseLease(name: string, holder: string): Awaitable<void>;
   leaseHolder(name: string): Awaitable<LeaseRow | undefined>;

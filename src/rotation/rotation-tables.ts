@@ -40,6 +40,12 @@ export class SqliteRotationTables implements RotationState {
     });
   }
 
+  renewLease(name: string, holder: string, _epoch: number, until: Date): boolean {
+    return this.run(
+      () => this.db.prepare(`UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?`).run(until.toISOString(), name, holder).changes === 1,
+    );
+  }
+
   releaseLease(name: string, holder: string): void {
     this.run(() => this.db.prepare(`DELETE FROM leases WHERE name = ? AND holder = ?`).run(name, holder));
   }

@@ -17,9 +17,9 @@
 //                the pass
 //
 // Leadership: a lease row (rotation-state.ts) names the relay that runs the
-// passes, and lasts one and a half times the longest gap between two checks,
-// renewed before every step; so a relay that dies is replaced within two
-// checks. Its epoch grows at every takeover and every write of a pass
+// passes. It lasts the longest gap between two checks and its holder renews
+// it every third of that (and before every step), also through a long pass;
+// so a relay that dies is replaced within two checks. Its epoch grows at every takeover and every write of a pass
 // carries it (src/keys/fence.ts): a leader paused past its lease that wakes
 // up finds its writes refused, and its pass ends there.
 //
@@ -97,7 +97,7 @@ export interface SchedulerOptions {
   publisher?: RecordPublisher;
   /** This relay's queue: a key is not revoked while mail it signed still waits there. */
   queue?: { oldestSignedWith(domain: string, selector: string): number | null };
-  /** How long the lease lasts unless renewed; it is renewed before every step. Default: 1.5 times the longest gap between two checks. */
+  /** How long the lease lasts unless renewed; it is renewed before every step. Default: the longest gap between two checks. */
   leaseMs?: number;
   /** Who this scheduler is, in the leases table. */
   holder?: string;
@@ -125,6 +125,9 @@ export class RotationScheduler {
   /** The lease held by the pass in progress. */
   private fence: Fence = { lease: LEASE, epoch: -1 };
   private task: ScheduledTask | undefined;
+  private keeper: NodeJS.Timeout | undefined;
+  /** Whether the lease is still this relay's at this.fence's epoch, as far as it knows. */
+  private keeping = false;
   private running: Promise<unknown> = Promise.resolve();
   private stopped = false;
 
@@ -132,7 +135,7 @@ export class RotationScheduler {
     this.options = options;
     this.clock = options.now ?? Date.now;
     const check = options.config.rotation.check;
-    this.leaseMs = options.leaseMs ?? (check === 'off' ? 5 * 60_000 : Math.ceil(1.5 * longestGap(check)));
+    this.leaseMs = options.leaseMs ?? (check === 'off' ? 5 * 60_000 : longestGap(check));
     this.publisher = options.publisher ?? manualRecordPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
     this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
@@ -159,6 +162,9 @@ export class RotationScheduler {
     };
     this.task = createTask(config.rotation.check, () => this.tick(), { name: 'rotation', noOverlap: true, logger: log });
     void this.task.start();
+    // On the real clock, between passes and through a long one: a relay that stops (dies, SIGSTOP) stops renewing.
+    this.keeper = setInterval(() => void this.keepLease(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    this.keeper.unref();
     logger.info({ check: config.rotation.check, holder: this.holder }, 'rotation scheduler started');
   }
 
@@ -177,6 +183,7 @@ export class RotationScheduler {
   /** Stops the timer, waits for a pass in flight, gives the lease back. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.keeper);
     if (this.task) await this.task.destroy();
     await this.running;
     const tables = this.tables;
@@ -187,6 +194,18 @@ export class RotationScheduler {
       // The store is away: the lease expires by itself.
     } finally {
       await tables.close();
+    }
+  }
+
+  /** Extends the lease while this relay holds it at the epoch its writes carry; never takes it over (a pass does). */
+  private async keepLease(): Promise<void> {
+    const tables = this.tables;
+    if (!tables || !this.keeping) return;
+    const now = this.now();
+    try {
+      if (!(await tables.renewLease(LEASE, this.holder, this.fence.epoch, new Date(now.getTime() + this.leaseMs)))) this.keeping = false;
+    } catch {
+      // The store is away: the lease runs out, and whoever holds it when the store is back acts.
     }
   }
 
@@ -222,12 +241,14 @@ export class RotationScheduler {
     const started = this.now();
     const epoch = await tables.takeLease(LEASE, this.holder, started, new Date(started.getTime() + this.leaseMs));
     if (epoch === null) {
+      this.keeping = false;
       const lease = await tables.leaseHolder(LEASE);
       logger.debug({ rotation: 'pass', lease }, 'rotation pass skipped: another relay holds the lease');
       return { ran: false, applied: [] };
     }
     if (epoch !== this.fence.epoch) logger.info({ rotation: 'lease', holder: this.holder, epoch }, 'this relay runs the rotation now');
     this.fence = { lease: LEASE, epoch };
+    this.keeping = true;
     await this.retryUnpublished();
     const keys = store.list();
     const servers = await this.observeDns(keys, started);
