@@ -126,18 +126,23 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     ok(await cli(['keys', 'generate', '--domain', 'example.com', '--selector', 's2', '--bits', '1024']));
     const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
     for (const n of nodes) await until('every relay on the pending key', async () => (await healthNote(n.relay)).includes(`generation ${generation} `));
-    const started = performance.now();
-    const activating = cli(['keys', 'activate', '--domain', 'example.com', '--selector', 's2', '--force']);
+    // Activated from here, as `keys activate` does, so the time is measured from the write itself.
+    const store = await openKeyStore({ dir: join(tempDir(), 'keys'), database: url, encryptionKeyFile: kek }, { refreshMs: 0 });
+    let started: number;
+    try {
+      started = performance.now();
+      await store.activate('example.com', 's2');
+    } finally {
+      await store.close();
+    }
     const seen = await Promise.all(
       nodes.map((n) =>
         until('the activation', async () => (await healthNote(n.relay)).includes(`generation ${generation + 1} `)).then(() => performance.now() - started),
       ),
     );
-    ok(await activating);
-    // Measured from the start of the CLI process, so the spread between relays is the figure that matters.
     const spread = Math.max(...seen) - Math.min(...seen);
-    console.log(`# activation seen after ${seen.map((s) => s.toFixed(0)).join(', ')} ms (CLI start included); spread ${spread.toFixed(0)} ms`);
-    assert.ok(spread < 1000, `spread ${spread} ms`);
+    console.log(`# activation seen by the three relays after ${seen.map((s) => s.toFixed(0)).join(', ')} ms; spread ${spread.toFixed(0)} ms`);
+    for (const ms of seen) assert.ok(ms < 1000, `seen after ${ms} ms`);
   });
 
   test('(c) SIGSTOP the leader mid-pass past its lease, SIGCONT: its late write is refused by the epoch', async () => {
@@ -172,11 +177,23 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.ok(leader, `no relay holds ${before.holder}`);
     leader.relay.child.kill('SIGKILL');
     await leader.relay.exited;
+    // A step falls due with no leader: s1 (retiring since s2 was activated) retired long ago, so it is to be revoked.
+    await cluster.psql(
+      'fleet',
+      `UPDATE keys SET retired_at = '2000-01-01T00:00:00.000Z' WHERE selector = 's1' AND state = 'retiring';
+       UPDATE store_generation SET generation = generation + 1; SELECT pg_notify('dkim_relay_keys', 'test')`,
+    );
     const took = await until('a takeover', async () => (await lease()).epoch > before.epoch, 10 * CHECK_MS);
     console.log(`# takeover ${took.toFixed(0)} ms after SIGKILL (two checks: ${2 * CHECK_MS} ms)`);
     assert.ok(took <= 2 * CHECK_MS + 1000, `took ${took} ms`);
     const after = await lease();
     assert.notEqual(after.holder, before.holder);
+    const revoked = () => cluster.psql('fleet', `SELECT "by" FROM events WHERE selector = 's1' AND to_state = 'revoked'`);
+    await until('the revocation', async () => (await revoked()).trim() !== '', 10 * CHECK_MS);
+    // Two more passes of the leader (each asks DNS for the zone first; the others never get that far) do not repeat it.
+    await dns.nextZoneQuery();
+    await dns.nextZoneQuery();
+    assert.equal((await revoked()).trim(), 'scheduler', 'one history row: the step was taken once');
     nodes.splice(nodes.indexOf(leader), 1, await start({ dir: leader.dir, config: leader.config }));
   });
 
