@@ -229,8 +229,26 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     for (const m of received) assert.ok(dkimFields(m.raw).length > 0, 'a message left unsigned');
     // dkimpy over every 20th message, against the records the store publishes (no DNS server here).
     for (const m of received.filter((_, i) => i % 20 === 0)) assert.ok((await verifyWithDkimpy(m.raw, records)).every(Boolean), 'dkimpy: signature fails');
+    // A relay started while the store is away has no keys: it starts all the same and defers mail, never sends it unsigned.
+    const dir = tempDir();
+    const late = await start({ dir, config: config(dir) });
+    nodes.push(late);
+    const mail = (i: number) => ({
+      port: late.relay.port(),
+      from: 'a@example.com',
+      to: ['x@example.net'],
+      raw: `From: a@example.com\r\nTo: x@example.net\r\nSubject: late ${i}\r\n\r\nno keys yet\r\n`,
+    });
+    const deferred = await send(mail(0));
+    assert.equal(deferred.ok, false);
+    assert.match(deferred.response, /^451 4\.3\.0 /);
+    assert.match(await healthNote(late.relay), /unreachable since .*no keys loaded yet/);
+
     await cluster.resume();
     for (const n of nodes) await until('the store seen back', async () => (await healthNote(n.relay)).startsWith('answers'), 30_000);
+    const signed = await send(mail(1));
+    assert.ok(signed.ok, signed.response);
+    assert.ok(dkimFields(sink.received.at(-1)!.raw).length > 0, 'the late relay signs once the store answers');
   });
 
   async function publishedRecords(): Promise<Record<string, string>> {
