@@ -1,6 +1,7 @@
 // `serve`: opens the key store, checks every active key can be read, opens
 // and recovers the queue (queue mode) before the listeners accept, starts
 // the queue manager and the listeners, and stops them in order on request.
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
@@ -13,6 +14,8 @@ import { UserError } from '../common/errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { openKeyStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
+import type { PgKeyStore } from '../keys/pg-store.ts';
+import { fleetStatus } from '../observability/fleet-status.ts';
 import { startHttp, type HttpListener } from './http.ts';
 import type { Logger } from '../common/logger.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
@@ -36,6 +39,9 @@ import { SenderAuthorization } from '../access/sender-authorization.ts';
 import { SessionsPerIp } from '../access/sessions-per-ip.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { ReportPoller } from '../reports/poller.ts';
+
+/** This dkim-relay's version, for the fleet's heartbeats. */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -189,6 +195,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         })
       : () => {};
     const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
+    const unwatchFleet =
+      store.engine === 'postgres' ? watchFleet(store as PgKeyStore, { name: hostname, address: `${config.listen.host}:${ports.plain}` }) : () => {};
     view.started();
     queue?.manager.start();
     logger.info(
@@ -238,6 +246,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         unwatchQueue();
         unsupervise();
         unwatchUpstream();
+        unwatchFleet();
         await http?.close();
         queue?.index.close();
         await store.close();
@@ -251,6 +260,20 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     await store.close();
     throw err;
   }
+}
+
+/** Announces this relay in the fleet's heartbeats and reports the fleet in the metrics. */
+function watchFleet(store: PgKeyStore, self: { name: string; address: string }): () => void {
+  store.announce({ ...self, version: VERSION });
+  return metrics.watchFleet(() => {
+    const connection = store.connection();
+    const since = connection.unreachableSince;
+    return {
+      fleet: fleetStatus({ nodes: store.fleet(), ...connection, now: new Date() }),
+      generation: connection.generation,
+      unreachableSeconds: since === null ? 0 : Math.max(0, (Date.now() - Date.parse(since)) / 1000),
+    };
+  });
 }
 
 async function createDemoKey(store: KeyStore, domain: string, logger: Logger): Promise<void> {

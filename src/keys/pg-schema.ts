@@ -93,12 +93,13 @@ const V2 = `
 ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
 
 CREATE TABLE fleet_nodes (
-  name         TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
   version      TEXT NOT NULL,
   address      TEXT NOT NULL,
   generation   BIGINT NOT NULL,
   loaded_at    TEXT NOT NULL,
-  last_contact TEXT NOT NULL
+  last_contact TEXT NOT NULL,
+  PRIMARY KEY (name, address)
 );
 `;
 

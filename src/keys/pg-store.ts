@@ -51,6 +51,28 @@ export interface PgStoreOptions extends PgTarget {
 /** The channel every write notifies, so the fleet reloads within a second rather than at the next poll. */
 export const KEYS_CHANNEL = 'dkim_relay_keys';
 
+/** A relay of the fleet as its last heartbeat (fleet_nodes) told it. */
+export interface FleetNode {
+  name: string;
+  version: string;
+  /** Its SMTP listener, host:port. */
+  address: string;
+  /** The store_generation of the key set it signs with. */
+  generation: number;
+  loadedAt: string;
+  lastContact: string;
+}
+
+/** What dns_observations holds, read for `status` (the scheduler reads and writes it through its own tables). */
+export interface ObservationRow {
+  keyId: number;
+  server: string;
+  firstSeenMatching: string | null;
+  lastChecked: string;
+  lastState: string;
+  detail: string;
+}
+
 /** Whether the database answers, and the key set this relay signs with. */
 export interface StoreConnection {
   /** Since when the database has not answered; null while it does. */
@@ -100,6 +122,9 @@ export class PgKeyStore implements KeyStore {
   private listener: pg.Client | undefined;
   private subscribing: Promise<void> | undefined;
   private closed = false;
+  private self: Pick<FleetNode, 'name' | 'version' | 'address'> | undefined;
+  private fleetRows: FleetNode[] = [];
+  private observationRows: ObservationRow[] = [];
 
   private constructor(options: PgStoreOptions) {
     this.target = options;
@@ -156,6 +181,39 @@ export class PgKeyStore implements KeyStore {
     }
     const { rows } = await this.pool.query<{ generation: string }>(`SELECT generation FROM store_generation`);
     if (Number(rows[0]!.generation) !== this.generation) await this.reload();
+    if (this.self && this.loadedAt) {
+      const now = new Date().toISOString();
+      await this.pool.query(
+        `INSERT INTO fleet_nodes (name, version, address, generation, loaded_at, last_contact) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (name, address) DO UPDATE SET version = excluded.version, generation = excluded.generation, loaded_at = excluded.loaded_at, last_contact = excluded.last_contact`,
+        [this.self.name, this.self.version, this.self.address, this.generation, this.loadedAt.toISOString(), now],
+      );
+    }
+    const fleet = await this.pool.query<FleetNode & { generation: string }>(
+      `SELECT name, version, address, generation, loaded_at AS "loadedAt", last_contact AS "lastContact" FROM fleet_nodes ORDER BY name, address`,
+    );
+    this.fleetRows = fleet.rows.map((r) => ({ ...r, generation: Number(r.generation) }));
+    const observations = await this.pool.query<ObservationRow>(
+      `SELECT key_id AS "keyId", server, first_seen_matching AS "firstSeenMatching", last_checked AS "lastChecked", last_state AS "lastState", detail
+       FROM dns_observations ORDER BY key_id, server`,
+    );
+    this.observationRows = observations.rows;
+  }
+
+  /** `serve`: this relay's heartbeat, written at every look at the store (fleet_nodes), for `status` on any relay. */
+  announce(self: Pick<FleetNode, 'name' | 'version' | 'address'>): void {
+    this.self = self;
+    void this.poll();
+  }
+
+  /** Every relay's last heartbeat, as of the last look at the store. */
+  fleet(): FleetNode[] {
+    return this.fleetRows;
+  }
+
+  /** What the rotation's DNS observation last recorded, as of the last look at the store. */
+  observations(): ObservationRow[] {
+    return this.observationRows;
   }
 
   /** Whether the database answers, and which key set this relay holds. */

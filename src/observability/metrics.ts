@@ -27,6 +27,7 @@ import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import type { StatusReport } from './status-report.ts';
+import type { FleetStatus } from './fleet-status.ts';
 import { replyLine, replyText, type SmtpReply } from '../smtp/reply.ts';
 
 export interface QueueDepthSample {
@@ -81,6 +82,7 @@ export class RelayMetrics {
   private readonly readiness = new Map<string, { result: ReadinessResult; at: number }>();
   private queueSource: (() => QueueDepthSample) | undefined;
   private upstreamSource: (() => UpstreamState) | undefined;
+  private fleetSource: (() => { fleet: FleetStatus; generation: number | null; unreachableSeconds: number }) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
   /** Runs a scrape's reading of the queue and the key store; a failure leaves those gauges empty, never the whole scrape. */
@@ -165,6 +167,36 @@ export class RelayMetrics {
       registers,
       collect() {
         this.set(self.collecting(() => self.queueDepth())?.messages ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_key_generation',
+      help: 'With a shared PostgreSQL store: the store generation of the key set this relay signs with (absent before the first load).',
+      registers,
+      collect() {
+        this.reset();
+        const generation = self.fleetSource?.().generation;
+        if (generation != null) this.set(generation);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_fleet_nodes',
+      help: 'With a shared PostgreSQL store: the relays of the fleet by state (current, outdated: an older key set, silent: not heard from).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const fleet = self.fleetSource?.().fleet;
+        if (!fleet) return;
+        for (const state of ['current', 'outdated', 'silent'] as const) this.set({ state }, fleet.nodes.filter((n) => n.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_key_store_unreachable_seconds',
+      help: 'With a shared PostgreSQL store: how long it has not answered (signing goes on with the keys held; rotation waits); 0 while it answers.',
+      registers,
+      collect() {
+        this.set(self.fleetSource?.().unreachableSeconds ?? 0);
       },
     });
     new Gauge({
@@ -357,6 +389,14 @@ export class RelayMetrics {
     this.upstreamSource = source;
     return () => {
       if (this.upstreamSource === source) this.upstreamSource = undefined;
+    };
+  }
+
+  /** The fleet sharing the PostgreSQL store, and this relay's place in it. */
+  watchFleet(source: () => { fleet: FleetStatus; generation: number | null; unreachableSeconds: number }): () => void {
+    this.fleetSource = source;
+    return () => {
+      if (this.fleetSource === source) this.fleetSource = undefined;
     };
   }
 

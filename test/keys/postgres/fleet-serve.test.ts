@@ -251,6 +251,41 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.ok(dkimFields(sink.received.at(-1)!.raw).length > 0, 'the late relay signs once the store answers');
   });
 
+  test('(e) status lists the fleet: each relay current, the one killed in (b) not heard from; the metrics count them', async () => {
+    const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
+    const live = nodes.map((n) => `127.0.0.1:${n.relay.port()}`);
+    type Fleet = { generation: number; nodes: { address: string; state: string; generation: number }[] };
+    const status = async () => JSON.parse(ok(await cli(['status', '--no-dns', '--json'])).stdout.replace(/^[^{]*/, '')) as { ok: boolean; fleet: Fleet };
+    // The relay SIGKILLed in (b) wrote its last heartbeat then; it is "silent" once three are missed.
+    const report = await (async () => {
+      let last: Awaited<ReturnType<typeof status>> | undefined;
+      await until(
+        'the killed relay reported silent',
+        async () => {
+          last = await status();
+          return last.fleet.nodes.some((n) => n.state === 'silent');
+        },
+        30_000,
+      );
+      return last!;
+    })();
+    assert.equal(report.fleet.generation, generation);
+    for (const address of live) assert.equal(report.fleet.nodes.find((n) => n.address === address)?.state, 'current', address);
+    assert.equal(report.ok, false, 'a relay not heard from needs a person');
+    const text = (await cli(['status', '--no-dns'])).stdout;
+    assert.match(text, /^! \S+  127\.0\.0\.1:\d+  \S+  not heard from since /m);
+
+    const line = nodes[0]!.relay
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"relay listening"'))
+      .at(-1)!;
+    const metrics = await (await fetch(`http://127.0.0.1:${(JSON.parse(line) as { metrics: number }).metrics}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^dkim_relay_key_generation ${generation}$`, 'm'));
+    assert.match(metrics, new RegExp(`^dkim_relay_fleet_nodes\\{state="current"\\} ${live.length}$`, 'm'));
+    assert.match(metrics, /^dkim_relay_key_store_unreachable_seconds 0$/m);
+  });
+
   async function publishedRecords(): Promise<Record<string, string>> {
     const store = await openKeyStore({ dir: join(nodes[0]!.dir, 'keys'), database: url, encryptionKeyFile: kek }, { refreshMs: 0 });
     try {
