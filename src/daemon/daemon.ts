@@ -3,6 +3,8 @@
 // the queue manager and the listeners, and stops them in order on request.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
 import { durationSeconds } from '../config/duration.ts';
@@ -41,7 +43,7 @@ import { Supervisor } from '../common/supervisor.ts';
 import { ReportPoller } from '../reports/poller.ts';
 
 /** This dkim-relay's version, for the fleet's heartbeats. */
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
