@@ -400,6 +400,12 @@ export class RelayMetrics {
     };
   }
 
+  /** A shared key store's reach, for /readyz; undefined with a relay's own store. */
+  keyStoreReach(): { unreachableSeconds: number; loaded: boolean } | undefined {
+    const source = this.fleetSource?.();
+    return source && { unreachableSeconds: source.unreachableSeconds, loaded: source.generation !== null };
+  }
+
   upstreamState(): UpstreamState | undefined {
     return this.upstreamSource?.();
   }

@@ -54,6 +54,20 @@ async function blackHoleDns(): Promise<{ port: number; socket: Socket; nextZoneQ
   return { port: socket.address().port, socket, nextZoneQuery: () => new Promise((resolve) => waiting.add(resolve)) };
 }
 
+function metricsPort(relay: Served): number {
+  const line = relay
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"relay listening"'))
+    .at(-1)!;
+  return (JSON.parse(line) as { metrics: number }).metrics;
+}
+
+async function readyz(relay: Served): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort(relay)}/readyz`, { signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: await res.text() };
+}
+
 async function healthNote(relay: Served): Promise<string> {
   const line = relay
     .output()
@@ -221,6 +235,9 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     };
     await cluster.pause();
     for (const n of nodes) await until('the store seen away', async () => (await healthNote(n.relay)).includes('unreachable since'));
+    const ready = await readyz(nodes[0]!.relay);
+    assert.equal(ready.status, 200);
+    assert.match(ready.body, /^ready\nkey store unreachable for \d+s \(signing with the keys held; rotation paused\)\n$/);
     const results = await sendAll(0, 200);
     const refused = results.filter((r) => !r.ok);
     assert.deepEqual(refused, [], 'every message taken');
@@ -243,6 +260,9 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.equal(deferred.ok, false);
     assert.match(deferred.response, /^451 4\.3\.0 /);
     assert.match(await healthNote(late.relay), /unreachable since .*no keys loaded yet/);
+    const notReady = await readyz(late.relay);
+    assert.equal(notReady.status, 503);
+    assert.match(notReady.body, /^no keys loaded yet: key store unreachable for \d+s; mail is deferred \(451\)\n$/);
 
     await cluster.resume();
     for (const n of nodes) await until('the store seen back', async () => (await healthNote(n.relay)).startsWith('answers'), 30_000);
