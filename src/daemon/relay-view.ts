@@ -86,7 +86,10 @@ export class RelayView {
 
 /** A shared store away does not stop signing with the keys held; with none loaded yet, mail waits (451). */
 function sharedStoreAnswers(c: StoreConnection): HealthFacts['keyStore'] {
-  if (c.unreachableSince === null) return { ok: true, note: `answers; key generation ${c.generation} loaded at ${c.loadedAt}` };
+  if (c.unreachableSince === null) {
+    const changes = c.listening ? 'changes pushed' : 'changes polled (not subscribed yet)';
+    return { ok: true, note: `answers; key generation ${c.generation} loaded at ${c.loadedAt}; ${changes}` };
+  }
   if (c.loadedAt === null) return { ok: false, error: `unreachable since ${c.unreachableSince}; no keys loaded yet: mail is deferred (451)` };
   return { ok: true, note: `unreachable since ${c.unreachableSince}; signing with key generation ${c.generation} loaded at ${c.loadedAt}` };
 }

@@ -7,6 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { KeyStore } from '../../../src/keys/key-store.ts';
 import { openKeyStore } from '../../../src/keys/open-store.ts';
 import { verifyWithDkimpy } from '../../helpers/independent-verify.ts';
 import { dkimFields, send, startSink, type Sink } from '../../helpers/relay-harness.ts';
@@ -141,19 +142,7 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
     for (const n of nodes) await until('every relay on the pending key', async () => (await healthNote(n.relay)).includes(`generation ${generation} `));
     // Activated from here, as `keys activate` does, so the time is measured from the write itself.
-    const store = await openKeyStore({ dir: join(tempDir(), 'keys'), database: url, encryptionKeyFile: kek }, { refreshMs: 0 });
-    let started: number;
-    try {
-      started = performance.now();
-      await store.activate('example.com', 's2');
-    } finally {
-      await store.close();
-    }
-    const seen = await Promise.all(
-      nodes.map((n) =>
-        until('the activation', async () => (await healthNote(n.relay)).includes(`generation ${generation + 1} `)).then(() => performance.now() - started),
-      ),
-    );
+    const seen = await changeSeenAfter((store) => store.activate('example.com', 's2'));
     const spread = Math.max(...seen) - Math.min(...seen);
     console.log(`# activation seen by the three relays after ${seen.map((s) => s.toFixed(0)).join(', ')} ms; spread ${spread.toFixed(0)} ms`);
     for (const ms of seen) assert.ok(ms < 1000, `seen after ${ms} ms`);
@@ -265,10 +254,14 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.match(notReady.body, /^no keys loaded yet: key store unreachable for \d+s; mail is deferred \(451\)\n$/);
 
     await cluster.resume();
-    for (const n of nodes) await until('the store seen back', async () => (await healthNote(n.relay)).startsWith('answers'), 30_000);
+    for (const n of nodes) await until('the store seen back, subscribed again', async () => (await healthNote(n.relay)).endsWith('changes pushed'), 30_000);
     const signed = await send(mail(1));
     assert.ok(signed.ok, signed.response);
     assert.ok(dkimFields(sink.received.at(-1)!.raw).length > 0, 'the late relay signs once the store answers');
+    // Subscribed again: a change reaches every relay within a second, not at the next 5-second poll.
+    const seen = await changeSeenAfter((store) => store.generate({ domain: 'example.com', selector: 's3', algorithm: 'ed25519' }));
+    console.log(`# after the restart, a change seen by the relays after ${seen.map((s) => s.toFixed(0)).join(', ')} ms`);
+    for (const ms of seen) assert.ok(ms < 1000, `seen after ${ms} ms`);
   });
 
   test('(e) status lists the fleet: each relay current, the one killed in (b) not heard from; the metrics count them', async () => {
@@ -305,6 +298,24 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.match(metrics, new RegExp(`^dkim_relay_fleet_nodes\\{state="current"\\} ${live.length}$`, 'm'));
     assert.match(metrics, /^dkim_relay_key_store_unreachable_seconds 0$/m);
   });
+
+  /** How long after `write` began each relay held the key set it made (ms), as its /healthz says. */
+  async function changeSeenAfter(write: (store: KeyStore) => unknown): Promise<number[]> {
+    const store = await openKeyStore({ dir: join(tempDir(), 'keys'), database: url, encryptionKeyFile: kek }, { refreshMs: 0 });
+    let started: number;
+    try {
+      started = performance.now();
+      await write(store);
+    } finally {
+      await store.close();
+    }
+    const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
+    return Promise.all(
+      nodes.map((n) =>
+        until('the change', async () => (await healthNote(n.relay)).includes(`generation ${generation} `)).then(() => performance.now() - started),
+      ),
+    );
+  }
 
   async function publishedRecords(): Promise<Record<string, string>> {
     const store = await openKeyStore({ dir: join(nodes[0]!.dir, 'keys'), database: url, encryptionKeyFile: kek }, { refreshMs: 0 });
