@@ -4,9 +4,10 @@
 // when a notification on KEYS_CHANNEL arrives, or the periodic look at
 // store_generation sees it moved), and every read is answered from that copy.
 // When the database cannot be reached the relay signs on with the copy it
-// holds; one that never loaded a key set defers mail (451) and keeps trying. Writes are transactions that serialise per
-// domain with an advisory lock and, like the SQLite engine's, name the state
-// each UPDATE leaves, so a step another relay took first rolls back.
+// holds; one that never loaded a key set defers mail (451) and keeps trying.
+// Writes are transactions that serialise per domain with an advisory lock
+// and, like the SQLite engine's, name the state each UPDATE leaves, so a step
+// another relay took first rolls back; each also NOTIFYs KEYS_CHANNEL.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import pg from 'pg';
 import { UserError } from '../common/errors.ts';

@@ -237,6 +237,9 @@ export class RotationScheduler {
 
   private async pass(): Promise<PassResult> {
     const { store, config, logger } = this.options;
+    // Planned from an empty key set, a pass would forget every notice sent: it waits for the first load.
+    if (store.engine === 'postgres' && (store as PgKeyStore).connection().generation === null)
+      throw new Error('the key store has not answered yet; rotation waits for it');
     const tables = this.tables ?? (await this.state());
     const started = this.now();
     const epoch = await tables.takeLease(LEASE, this.holder, started, new Date(started.getTime() + this.leaseMs));
