@@ -16,6 +16,7 @@ export const BACKGROUND_TASKS = [
   'queue-maintenance',
   'metrics',
   'dmarc-reports',
+  'key-store',
 ] as const;
 export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];
 

@@ -128,17 +128,6 @@ function sharedStoreSettings(
   }
 }
 
-/** Until one relay of a fleet is chosen to rotate (with fencing), rotation runs only on a single relay's own store. */
-function rotationOffWithSharedStore(config: { keys: { database?: string | undefined }; rotation: { check: string } }, ctx: z.core.$RefinementCtx): void {
-  if (config.keys.database !== undefined && config.rotation.check !== 'off') {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['rotation', 'check'],
-      message: 'must be "off" with keys.database in this release: rotate with `dkim-relay keys rotate` and `keys activate`',
-    });
-  }
-}
-
 const smtpUpstream = z.strictObject({
   type: z.literal('smtp').describe('a smart host'),
   host: z.string().min(1).describe('the smart host'),
@@ -806,8 +795,7 @@ export const configSchema = z
       .describe('demo mode; the embedded default, used when there is no configuration file, sets `demo.domain: example.com`'),
   })
   .superRefine(retirementOutlastsSignatures)
-  .superRefine(signaturesOutlastQueue)
-  .superRefine(rotationOffWithSharedStore);
+  .superRefine(signaturesOutlastQueue);
 
 export type Config = z.infer<typeof configSchema>;
 export type UpstreamConfig = Config['delivery']['upstream'];

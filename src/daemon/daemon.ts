@@ -1,7 +1,10 @@
 // `serve`: opens the key store, checks every active key can be read, opens
 // and recovers the queue (queue mode) before the listeners accept, starts
 // the queue manager and the listeners, and stops them in order on request.
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
 import { durationSeconds } from '../config/duration.ts';
@@ -13,6 +16,8 @@ import { UserError } from '../common/errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { openKeyStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
+import type { PgKeyStore } from '../keys/pg-store.ts';
+import { fleetStatus } from '../observability/fleet-status.ts';
 import { startHttp, type HttpListener } from './http.ts';
 import type { Logger } from '../common/logger.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
@@ -36,6 +41,9 @@ import { SenderAuthorization } from '../access/sender-authorization.ts';
 import { SessionsPerIp } from '../access/sessions-per-ip.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { ReportPoller } from '../reports/poller.ts';
+
+/** This dkim-relay's version, for the fleet's heartbeats. */
+const VERSION = (JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 export interface RunningRelay {
   /** Where the listeners ended up (port 0 in config means "any free port"). */
@@ -75,15 +83,18 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
   // The same notes `config check` prints: settings that work, but probably not as meant.
   for (const advice of rotationAdvice(config.rotation)) logger.warn({ advice }, 'configuration note');
+  const supervisor = options.supervisor ?? new Supervisor({ logger, metrics });
   const store = await openKeyStore(config.keys, {
     onKeyProblem: ({ domain, selector, problem, line }) =>
       logger.error({ domain, selector, problem }, `signing key unusable, mail from ${domain} is deferred (451): ${line}`),
-    // The relay signs on with the keys it holds; the next look tries again.
-    onRefreshError: (err) => logger.warn({ keyStore: store.location }, `key store not reachable, signing with the keys loaded before: ${err.message}`),
+    // A shared store that does not answer: the relay signs on with the keys it holds (none yet: 451) and the next look tries again.
+    onRefreshError: (err) => supervisor.failed('key-store', err),
+    onRefreshed: () => supervisor.succeeded('key-store'),
+    startUnreachable: true,
+    listen: true,
   });
   // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
-  const supervisor = options.supervisor ?? new Supervisor({ logger, metrics });
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;
   try {
@@ -187,6 +198,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         })
       : () => {};
     const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
+    const unwatchFleet =
+      store.engine === 'postgres' ? watchFleet(store as PgKeyStore, { name: hostname, address: `${config.listen.host}:${ports.plain}` }) : () => {};
     view.started();
     queue?.manager.start();
     logger.info(
@@ -237,6 +250,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         unwatchQueue();
         unsupervise();
         unwatchUpstream();
+        unwatchFleet();
         await http?.close();
         queue?.index.close();
         await store.close();
@@ -250,6 +264,20 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     await store.close();
     throw err;
   }
+}
+
+/** Announces this relay in the fleet's heartbeats and reports the fleet in the metrics. */
+function watchFleet(store: PgKeyStore, self: { name: string; address: string }): () => void {
+  store.announce({ ...self, version: VERSION });
+  return metrics.watchFleet(() => {
+    const connection = store.connection();
+    const since = connection.unreachableSince;
+    return {
+      fleet: fleetStatus({ nodes: store.fleet(), ...connection, now: new Date() }),
+      generation: connection.generation,
+      unreachableSeconds: since === null ? 0 : Math.max(0, (Date.now() - Date.parse(since)) / 1000),
+    };
+  });
 }
 
 async function createDemoKey(store: KeyStore, domain: string, logger: Logger): Promise<void> {

@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { KeyStore } from '../keys/key-store.ts';
+import type { PgKeyStore, StoreConnection } from '../keys/pg-store.ts';
 import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from '../observability/health.ts';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { RelayMetrics } from '../observability/metrics.ts';
@@ -56,7 +57,7 @@ export class RelayView {
 
   health(): Health {
     const { config, store } = this.deps;
-    const keyStore = storeOpens(store.dbFile);
+    const keyStore = store.engine === 'postgres' ? sharedStoreAnswers((store as PgKeyStore).connection()) : storeOpens(store.dbFile);
     let domains: HealthFacts['domains'] = [];
     if (keyStore.ok) {
       // A fresh look at every active key file, not the copy cached for signing.
@@ -98,6 +99,16 @@ export class RelayView {
     const days = config.reports.windowDays;
     return { days, evidence: readEvidence(store, days, (this.deps.now?.() ?? new Date()).getTime()) };
   }
+}
+
+/** A shared store away does not stop signing with the keys held; with none loaded yet, mail waits (451). */
+function sharedStoreAnswers(c: StoreConnection): HealthFacts['keyStore'] {
+  if (c.unreachableSince === null) {
+    const changes = c.listening ? 'changes pushed' : 'changes polled (not subscribed yet)';
+    return { ok: true, note: `answers; key generation ${c.generation} loaded at ${c.loadedAt}; ${changes}` };
+  }
+  if (c.loadedAt === null) return { ok: false, error: `unreachable since ${c.unreachableSince}; no keys loaded yet: mail is deferred (451)` };
+  return { ok: true, note: `unreachable since ${c.unreachableSince}; signing with key generation ${c.generation} loaded at ${c.loadedAt}` };
 }
 
 /** The key store's database opens, as a new connection would open it, and can be read. */

@@ -10,6 +10,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Algorithm } from './key-material.ts';
 import type { KeyFileProblemKind } from './key-file.ts';
+import type { Fence } from './fence.ts';
 import type { Actor, KeyState, Transition } from './lifecycle.ts';
 import type { TokenKey } from './pkcs11-token.ts';
 
@@ -48,6 +49,8 @@ export interface Step {
   by?: Actor;
   why?: string;
   at?: Date;
+  /** The rotation lease this step is taken under: refused (Fenced) when a newer leader holds it. */
+  fence?: Fence;
 }
 
 /** One row of the events table: a transition as it was applied. */
@@ -119,7 +122,7 @@ export interface KeyStore {
   revoke(domain: string, selector: string, step?: Step): Awaitable<StoredKey>;
   remove(domain: string, selector: string, step?: Step): Awaitable<StoredKey>;
   /** Transitions decided earlier, all or none: false when one no longer applies (someone else took it). */
-  applyTransitions(transitions: readonly Transition[]): Awaitable<boolean>;
+  applyTransitions(transitions: readonly Transition[], fence?: Fence): Awaitable<boolean>;
   /** Moves a key's private half from its PEM file into the PKCS#11 token; the file is deleted only with removeFile (engines without a token leave this out). */
   moveToToken?(domain: string, selector: string, options: { removeFile: boolean; step?: Step }): Awaitable<StoredKey>;
   close(): Awaitable<void>;

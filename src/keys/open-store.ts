@@ -15,7 +15,7 @@ export interface KeysSettings {
   pkcs11?: TokenSettings | undefined;
 }
 
-export type OpenOptions = StoreOptions & Pick<PgStoreOptions, 'onRefreshError' | 'refreshMs'>;
+export type OpenOptions = StoreOptions & Pick<PgStoreOptions, 'onRefreshError' | 'onRefreshed' | 'refreshMs' | 'startUnreachable' | 'listen'>;
 
 export async function openKeyStore(keys: KeysSettings, options: OpenOptions = {}): Promise<KeyStore> {
   if (keys.database === undefined) {
@@ -47,6 +47,9 @@ export async function openPgStore(keys: KeysSettings, url: string, options: Open
     dir: keys.dir,
     onKeyProblem: options.onKeyProblem,
     onRefreshError: options.onRefreshError,
+    onRefreshed: options.onRefreshed,
     refreshMs: options.refreshMs,
+    startUnreachable: options.startUnreachable,
+    listen: options.listen,
   });
 }

@@ -5,12 +5,14 @@
 // each relay reloads its in-memory key set only when something changed.
 //
 //   1  keys, events, dns_observations, leases, notifications, dns_unpublished, store_generation
+//   2  leases.epoch (fencing: grows at every takeover, src/keys/fence.ts),
+//      fleet_nodes (each relay's heartbeat: the key generation it signs with)
 //
 // Times are ISO 8601 text, as in keys.db, so rows copy across unchanged.
 import { UserError } from '../common/errors.ts';
 import type { Schema } from '../common/schema-migrations.ts';
 
-export const PG_LATEST_VERSION = 1;
+export const PG_LATEST_VERSION = 2;
 
 const STATES = `('pending', 'active', 'retiring', 'revoked', 'removed')`;
 
@@ -87,11 +89,25 @@ CREATE TABLE store_generation (
 INSERT INTO store_generation (singleton, generation) VALUES (true, 0);
 `;
 
+const V2 = `
+ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE fleet_nodes (
+  name         TEXT NOT NULL,
+  version      TEXT NOT NULL,
+  address      TEXT NOT NULL,
+  generation   BIGINT NOT NULL,
+  loaded_at    TEXT NOT NULL,
+  last_contact TEXT NOT NULL,
+  PRIMARY KEY (name, address)
+);
+`;
+
 export function pgKeySchema(location: string): Schema<string> {
   return {
     name: 'keys',
     latest: PG_LATEST_VERSION,
-    steps: { 1: V1 },
+    steps: { 1: V1, 2: V2 },
     tooNew: (version) =>
       new UserError(
         `key store ${location} has schema version ${version}, but this dkim-relay knows versions up to ${PG_LATEST_VERSION}`,

@@ -1,18 +1,22 @@
 // The key store in PostgreSQL, shared by a fleet of relays. Signing never
 // waits on the database: every key row is held in memory, loaded at start and
 // again after each change (this relay's own writes at once; other relays'
-// when the periodic look at store_generation sees it moved), and every read
-// is answered from that copy. Writes are transactions that serialise per
-// domain with an advisory lock and, like the SQLite engine's, name the state
-// each UPDATE leaves, so a step another relay took first rolls back.
+// when a notification on KEYS_CHANNEL arrives, or the periodic look at
+// store_generation sees it moved), and every read is answered from that copy.
+// When the database cannot be reached the relay signs on with the copy it
+// holds; one that never loaded a key set defers mail (451) and keeps trying.
+// Writes are transactions that serialise per domain with an advisory lock
+// and, like the SQLite engine's, name the state each UPDATE leaves, so a step
+// another relay took first rolls back; each also NOTIFYs KEYS_CHANNEL.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import type pg from 'pg';
+import pg from 'pg';
 import { UserError } from '../common/errors.ts';
 import { migratePostgres } from '../common/schema-migrations.ts';
 import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { KeyFileError } from './key-file.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore, NewKeyOptions, Step, StoredKey } from './key-store.ts';
+import { Fenced, type Fence } from './fence.ts';
 import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
 import { ensurePrivateDir } from './permissions.ts';
 import { createPool, explainPgError, type PgTarget } from './pg-connection.ts';
@@ -25,14 +29,61 @@ import { chooseSelector, STAMP_COLUMN, StepRaced, VERB } from './store-rules.ts'
 export interface PgStoreOptions extends PgTarget {
   /** The key-encryption key (keys.encryptionKeyFile). */
   encryptionKey: Buffer;
-  /** keys.dir: local files (the rotation scheduler's tables in this release). */
+  /** keys.dir: this relay's local files. */
   dir: string;
   /** Told once per key and problem, when an active key cannot be unsealed. */
   onKeyProblem?: (problem: KeyProblem) => void;
   /** Told when a background look at the store fails; the relay signs on with the keys it holds. */
   onRefreshError?: (err: Error) => void;
+  /** Told when the store answers again after a failure (or for the first time, when it opened unreachable). */
+  onRefreshed?: () => void;
   /** How often other relays' changes are looked for (ms); 0: never (commands that run once). */
   refreshMs?: number;
+  /**
+   * `serve`: open even when the database cannot be reached, with no keys
+   * (mail is deferred, 451) and keep trying at every refresh. Commands that
+   * run once fail at once instead.
+   */
+  startUnreachable?: boolean;
+  /** Be told of other relays' changes at once (LISTEN on KEYS_CHANNEL); polling remains the fallback. */
+  listen?: boolean;
+}
+
+/** The channel every write notifies, so the fleet reloads within a second rather than at the next poll. */
+export const KEYS_CHANNEL = 'dkim_relay_keys';
+
+/** A relay of the fleet as its last heartbeat (fleet_nodes) told it. */
+export interface FleetNode {
+  name: string;
+  version: string;
+  /** Its SMTP listener, host:port. */
+  address: string;
+  /** The store_generation of the key set it signs with. */
+  generation: number;
+  loadedAt: string;
+  lastContact: string;
+}
+
+/** What dns_observations holds, read for `status` (the scheduler reads and writes it through its own tables). */
+export interface ObservationRow {
+  keyId: number;
+  server: string;
+  firstSeenMatching: string | null;
+  lastChecked: string;
+  lastState: string;
+  detail: string;
+}
+
+/** Whether the database answers, and the key set this relay signs with. */
+export interface StoreConnection {
+  /** Since when the database has not answered; null while it does. */
+  unreachableSince: string | null;
+  /** The store_generation of the key set held in memory; null before the first load. */
+  generation: number | null;
+  /** When that key set was loaded. */
+  loadedAt: string | null;
+  /** Whether changes are pushed (LISTEN) or only polled for. */
+  listening: boolean;
 }
 
 /** How often a relay looks whether another one changed the shared key set. */
@@ -65,8 +116,19 @@ export class PgKeyStore implements KeyStore {
   private reported = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
+  private readonly target: PgStoreOptions;
+  private migrated = false;
+  private loadedAt: Date | null = null;
+  private unreachableSince: Date | null = null;
+  private listener: pg.Client | undefined;
+  private subscribing: Promise<void> | undefined;
+  private closed = false;
+  private self: Pick<FleetNode, 'name' | 'version' | 'address'> | undefined;
+  private fleetRows: FleetNode[] = [];
+  private observationRows: ObservationRow[] = [];
 
   private constructor(options: PgStoreOptions) {
+    this.target = options;
     this.location = redactUrl(options.url);
     this.dir = options.dir;
     this.dbFile = `${options.dir}/keys.db`;
@@ -77,36 +139,146 @@ export class PgKeyStore implements KeyStore {
     ensurePrivateDir(options.dir);
   }
 
-  /** Connects, migrates the schema (once, whoever starts first) and loads the key set. */
+  /**
+   * Connects, migrates the schema (once, whoever starts first) and loads the
+   * key set. With startUnreachable, a database that does not answer yet
+   * leaves the store open and empty, trying again at every refresh.
+   */
   static async open(options: PgStoreOptions): Promise<PgKeyStore> {
     const store = new PgKeyStore(options);
     try {
-      await store.withClient((client) => migratePostgres(client, pgKeySchema(store.location)));
-      await store.reload();
+      await store.refresh();
     } catch (err) {
-      await store.pool.end().catch(() => {});
-      throw store.explain(err);
+      if (!options.startUnreachable) {
+        await store.pool.end().catch(() => {});
+        throw store.explain(err);
+      }
+      store.unreachableSince = new Date();
+      options.onRefreshError?.(store.explain(err));
     }
     const every = options.refreshMs ?? PG_REFRESH_MS;
     if (every > 0) {
-      store.timer = setInterval(() => {
-        store.refresh().catch((err: unknown) => options.onRefreshError?.(store.explain(err)));
-      }, every);
+      store.timer = setInterval(() => void store.poll(), every);
       store.timer.unref();
     }
+    if (options.listen) await store.subscribe();
     return store;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
+    await this.subscribing?.catch(() => {});
+    await this.listener?.end().catch(() => {});
     await this.loading?.catch(() => {});
     await this.pool.end();
   }
 
-  /** Loads the key set again if another relay changed it since the last load. */
+  /** Loads the key set again if another relay changed it since the last load (first: migrates the schema). */
   async refresh(): Promise<void> {
+    if (!this.migrated) {
+      await this.withClient((client) => migratePostgres(client, pgKeySchema(this.location)));
+      this.migrated = true;
+    }
     const { rows } = await this.pool.query<{ generation: string }>(`SELECT generation FROM store_generation`);
     if (Number(rows[0]!.generation) !== this.generation) await this.reload();
+    if (this.self && this.loadedAt) {
+      const now = new Date().toISOString();
+      await this.pool.query(
+        `INSERT INTO fleet_nodes (name, version, address, generation, loaded_at, last_contact) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (name, address) DO UPDATE SET version = excluded.version, generation = excluded.generation, loaded_at = excluded.loaded_at, last_contact = excluded.last_contact`,
+        [this.self.name, this.self.version, this.self.address, this.generation, this.loadedAt.toISOString(), now],
+      );
+    }
+    const fleet = await this.pool.query<FleetNode & { generation: string }>(
+      `SELECT name, version, address, generation, loaded_at AS "loadedAt", last_contact AS "lastContact" FROM fleet_nodes ORDER BY name, address`,
+    );
+    this.fleetRows = fleet.rows.map((r) => ({ ...r, generation: Number(r.generation) }));
+    const observations = await this.pool.query<ObservationRow>(
+      `SELECT key_id AS "keyId", server, first_seen_matching AS "firstSeenMatching", last_checked AS "lastChecked", last_state AS "lastState", detail
+       FROM dns_observations ORDER BY key_id, server`,
+    );
+    this.observationRows = observations.rows;
+  }
+
+  /** `serve`: this relay's heartbeat, written at every look at the store (fleet_nodes), for `status` on any relay. */
+  announce(self: Pick<FleetNode, 'name' | 'version' | 'address'>): void {
+    this.self = self;
+    void this.poll();
+  }
+
+  /** Every relay's last heartbeat, as of the last look at the store. */
+  fleet(): FleetNode[] {
+    return this.fleetRows;
+  }
+
+  /** What the rotation's DNS observation last recorded, as of the last look at the store. */
+  observations(): ObservationRow[] {
+    return this.observationRows;
+  }
+
+  /** Whether the database answers, and which key set this relay holds. */
+  connection(): StoreConnection {
+    return {
+      unreachableSince: this.unreachableSince?.toISOString() ?? null,
+      generation: this.generation < 0 ? null : this.generation,
+      loadedAt: this.loadedAt?.toISOString() ?? null,
+      listening: this.listener !== undefined,
+    };
+  }
+
+  /** A pool of its own on the same database, for the rotation scheduler's tables. */
+  openPool(): pg.Pool {
+    return createPool(this.target, 2);
+  }
+
+  /** One periodic look: reload if needed, resubscribe if the notification connection dropped; never throws. */
+  private async poll(): Promise<void> {
+    try {
+      await this.refresh();
+      if (this.unreachableSince) {
+        this.unreachableSince = null;
+        this.target.onRefreshed?.();
+      }
+      if (this.target.listen && !this.listener) await this.subscribe();
+    } catch (err) {
+      this.unreachableSince ??= new Date();
+      this.target.onRefreshError?.(this.explain(err));
+    }
+  }
+
+  /**
+   * LISTEN on KEYS_CHANNEL on a connection of its own: each write's NOTIFY
+   * makes every relay reload at once. A connection that drops is dropped
+   * here too; the poll goes on and subscribes again.
+   */
+  private subscribe(): Promise<void> {
+    if (this.subscribing || this.listener || this.closed) return this.subscribing ?? Promise.resolve();
+    const url = new URL(this.target.url);
+    if (this.target.password !== undefined) url.password = encodeURIComponent(this.target.password);
+    const client = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 5_000 });
+    const drop = () => {
+      if (this.listener === client) this.listener = undefined;
+      client.end().catch(() => {});
+    };
+    client.on('error', drop);
+    client.on('end', drop);
+    client.on('notification', () => void this.poll());
+    this.subscribing = (async () => {
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${KEYS_CHANNEL}`);
+        if (this.closed) return drop();
+        this.listener = client;
+        // A change made while no one listened is picked up now, not at the next poll.
+        await this.poll();
+      } catch {
+        drop();
+      } finally {
+        this.subscribing = undefined;
+      }
+    })();
+    return this.subscribing;
   }
 
   list(domain?: string): StoredKey[] {
@@ -141,6 +313,8 @@ export class PgKeyStore implements KeyStore {
   }
 
   signingDomainFor(fromDomain: string): string | null {
+    // No key set loaded yet: the domain waits (activeKeys says why) rather than leaving unsigned.
+    if (this.generation < 0) return fromDomain.toLowerCase().replace(/\.$/, '');
     let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
     for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
       if (this.active.has(candidate)) return candidate;
@@ -150,6 +324,13 @@ export class PgKeyStore implements KeyStore {
   }
 
   activeKeys(domain: string): ActiveKey[] {
+    if (this.generation < 0) {
+      throw new KeyFileError(
+        'unreadable',
+        `the key store ${this.location} has not answered since this relay started: no keys are loaded yet`,
+        'check that PostgreSQL runs; the relay keeps trying and signs as soon as it answers',
+      );
+    }
     const entry = this.active.get(domain);
     if (entry?.problems[0]) throw entry.problems[0];
     return entry?.keys ?? [];
@@ -201,9 +382,10 @@ export class PgKeyStore implements KeyStore {
     return this.change(this.get(domain, selector), 'removed', step);
   }
 
-  async applyTransitions(transitions: readonly Transition[]): Promise<boolean> {
+  async applyTransitions(transitions: readonly Transition[], fence?: Fence): Promise<boolean> {
     try {
       await this.write(async (client) => {
+        if (fence) await checkFence(client, fence);
         for (const t of transitions) await writeTransition(client, t);
       });
       return true;
@@ -256,6 +438,7 @@ export class PgKeyStore implements KeyStore {
     const at = options.step?.at ?? new Date();
     let id = 0;
     await this.write(async (client) => {
+      if (options.step?.fence) await checkFence(client, options.step.fence);
       await lockDomain(client, domain);
       const { rows: existing } = await client.query<Pick<StoredKey, 'selector' | 'algorithm' | 'state'>>(
         `SELECT selector, algorithm, state FROM keys WHERE domain = $1`,
@@ -294,6 +477,7 @@ export class PgKeyStore implements KeyStore {
   private async change(key: StoredKey, to: KeyState, step: Step): Promise<StoredKey> {
     const context = { at: step.at ?? new Date(), by: step.by ?? ('cli' as const), why: step.why ?? `keys ${VERB[to]}` };
     await this.write(async (client) => {
+      if (step.fence) await checkFence(client, step.fence);
       await lockDomain(client, key.domain);
       const { rows } = await client.query<KeyRow>(`SELECT ${COLUMNS} FROM keys WHERE domain = $1`, [key.domain]);
       const decision = decide(rows, key.id, to, context);
@@ -310,7 +494,9 @@ export class PgKeyStore implements KeyStore {
         await client.query('BEGIN');
         try {
           await work(client);
-          await client.query(`UPDATE store_generation SET generation = generation + 1`);
+          const { rows } = await client.query<{ generation: string }>(`UPDATE store_generation SET generation = generation + 1 RETURNING generation`);
+          // Sent at COMMIT, to every relay listening.
+          await client.query(`SELECT pg_notify($1, $2)`, [KEYS_CHANNEL, rows[0]!.generation]);
           await client.query('COMMIT');
         } catch (err) {
           await client.query('ROLLBACK').catch(() => {});
@@ -318,7 +504,7 @@ export class PgKeyStore implements KeyStore {
         }
       });
     } catch (err) {
-      if (err instanceof StepRaced || err instanceof UserError) throw err;
+      if (err instanceof StepRaced || err instanceof UserError || err instanceof Fenced) throw err;
       throw this.explain(err);
     }
     await this.reload();
@@ -349,8 +535,9 @@ export class PgKeyStore implements KeyStore {
       });
       this.rows = snapshot.keys;
       this.events = snapshot.events;
-      this.generation = snapshot.generation;
       this.active = this.activeMap();
+      this.generation = snapshot.generation;
+      this.loadedAt = new Date();
     })();
     this.loading = load;
     return load;
@@ -428,6 +615,16 @@ export class PgKeyStore implements KeyStore {
 
 function publicRow({ sealed: _sealed, ...key }: KeyRow): StoredKey {
   return key;
+}
+
+/**
+ * Refuses the transaction unless the lease is still at the writer's epoch.
+ * FOR SHARE holds the row: a takeover waits for this transaction to end.
+ */
+export async function checkFence(client: pg.ClientBase, fence: Fence): Promise<void> {
+  const { rows } = await client.query<{ epoch: string }>(`SELECT epoch FROM leases WHERE name = $1 FOR SHARE`, [fence.lease]);
+  const current = rows[0] === undefined ? null : Number(rows[0].epoch);
+  if (current !== fence.epoch) throw new Fenced(fence, current);
 }
 
 /** Serialises the writers of one domain (selector choice, lifecycle decisions) across every relay. */

@@ -22,7 +22,8 @@ export interface HealthFacts {
     | { exists: false }
     | { exists: true; writable: true; freeBytes: number; neededBytes: number }
     | { exists: true; writable: false; code: string; error: string };
-  keyStore: { ok: true } | { ok: false; error: string };
+  /** A shared store that does not answer but whose keys this relay holds is ok, with a note saying since when. */
+  keyStore: { ok: true; note?: string } | { ok: false; error: string };
   /** Each signing domain: its active keys that load, and the problem of one that does not. */
   domains: readonly { domain: string; usableKeys: number; problem?: string }[];
 }
@@ -49,7 +50,7 @@ export function decideHealth(facts: HealthFacts): Health {
     { name: 'listener', ok: facts.listening, reason: listening, detail: listening },
     spoolCheck(facts.spool),
     facts.keyStore.ok
-      ? { name: 'key-store', ok: true, reason: 'opens', detail: 'opens' }
+      ? { name: 'key-store', ok: true, reason: facts.keyStore.note ?? 'opens', detail: facts.keyStore.note ?? 'opens' }
       : { name: 'key-store', ok: false, reason: 'does not open', detail: facts.keyStore.error },
     keysCheck(facts),
   ];
@@ -104,15 +105,25 @@ export function signingDomains(configured: Iterable<string>, keys: readonly { do
 
 export type Readiness = 'starting' | 'ready' | 'draining';
 
+/** A shared key store: how long it has not answered (0 while it does), and whether this relay holds a key set. */
+export interface KeyStoreReach {
+  unreachableSeconds: number;
+  loaded: boolean;
+}
+
 /**
- * Ready or not; a smart host failing for longer than queue.retryAfter is
- * named on a second line, still with 200: the relay accepts and queues, but
- * the operator must know.
+ * Ready or not; a smart host failing for longer than queue.retryAfter, or a
+ * shared key store away, is named on a further line, still with 200: the
+ * relay accepts, signs with the keys it holds and queues, but the operator
+ * must know. A relay that never loaded a key set defers all mail (451): 503,
+ * so a load balancer sends it none.
  */
-export function readyAnswer(state: Readiness, upstream?: UpstreamState): { status: 200 | 503; body: string } {
+export function readyAnswer(state: Readiness, upstream?: UpstreamState, store?: KeyStoreReach): { status: 200 | 503; body: string } {
   if (state !== 'ready') return { status: 503, body: `${state}\n` };
-  const problem = upstream && upstreamProblem(upstream);
-  return { status: 200, body: problem ? `ready\n${problem}\n` : 'ready\n' };
+  const away = store && store.unreachableSeconds > 0 ? `key store unreachable for ${duration(Math.floor(store.unreachableSeconds))}` : null;
+  if (store && !store.loaded) return { status: 503, body: `no keys loaded yet${away ? `: ${away}` : ''}; mail is deferred (451)\n` };
+  const problems = [upstream && upstreamProblem(upstream), away && `${away} (signing with the keys held; rotation paused)`].filter((p) => p);
+  return { status: 200, body: ['ready', ...problems].map((l) => `${l}\n`).join('') };
 }
 
 /** "upstream smtp host:587 failing for 12m: 451 4.4.1 …", or null while it answers (or not for long). */

@@ -29,6 +29,7 @@ import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import type { ReceiversInput, StatusReport } from './status-report.ts';
+import type { FleetStatus } from './fleet-status.ts';
 import { replyLine, replyText, type SmtpReply } from '../smtp/reply.ts';
 
 export interface QueueDepthSample {
@@ -85,6 +86,7 @@ export class RelayMetrics {
   private readonly readiness = new Map<string, { result: ReadinessResult; at: number }>();
   private queueSource: (() => QueueDepthSample) | undefined;
   private upstreamSource: (() => UpstreamState) | undefined;
+  private fleetSource: (() => { fleet: FleetStatus; generation: number | null; unreachableSeconds: number }) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
   private receiverSource: (() => ReceiversInput) | undefined;
@@ -171,6 +173,36 @@ export class RelayMetrics {
       registers,
       collect() {
         this.set(self.collecting(() => self.queueDepth())?.messages ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_key_generation',
+      help: 'With a shared PostgreSQL store: the store generation of the key set this relay signs with (absent before the first load).',
+      registers,
+      collect() {
+        this.reset();
+        const generation = self.fleetSource?.().generation;
+        if (generation != null) this.set(generation);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_fleet_nodes',
+      help: 'With a shared PostgreSQL store: the relays of the fleet by state (current, outdated: an older key set, silent: not heard from).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const fleet = self.fleetSource?.().fleet;
+        if (!fleet) return;
+        for (const state of ['current', 'outdated', 'silent'] as const) this.set({ state }, fleet.nodes.filter((n) => n.state === state).length);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_key_store_unreachable_seconds',
+      help: 'With a shared PostgreSQL store: how long it has not answered (signing goes on with the keys held; rotation waits); 0 while it answers.',
+      registers,
+      collect() {
+        this.set(self.fleetSource?.().unreachableSeconds ?? 0);
       },
     });
     new Gauge({
@@ -416,6 +448,20 @@ export class RelayMetrics {
     return () => {
       if (this.upstreamSource === source) this.upstreamSource = undefined;
     };
+  }
+
+  /** The fleet sharing the PostgreSQL store, and this relay's place in it. */
+  watchFleet(source: () => { fleet: FleetStatus; generation: number | null; unreachableSeconds: number }): () => void {
+    this.fleetSource = source;
+    return () => {
+      if (this.fleetSource === source) this.fleetSource = undefined;
+    };
+  }
+
+  /** A shared key store's reach, for /readyz; undefined with a relay's own store. */
+  keyStoreReach(): { unreachableSeconds: number; loaded: boolean } | undefined {
+    const source = this.fleetSource?.();
+    return source && { unreachableSeconds: source.unreachableSeconds, loaded: source.generation !== null };
   }
 
   upstreamState(): UpstreamState | undefined {

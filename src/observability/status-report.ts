@@ -14,6 +14,7 @@ import type { DnsObservation } from '../rotation/observation.ts';
 import { plan, when, type Action, type PlanKey, type StepName } from '../rotation/plan.ts';
 import type { RotationPolicy } from '../rotation/policy.ts';
 import { dmarcVerdict, type DmarcVerdict, type ReceiverEvidence } from './receiver-evidence.ts';
+import { fleetAttention, renderFleet, type FleetStatus } from './fleet-status.ts';
 
 /** An active key whose private key file cannot be used (its domain's mail waits). */
 export interface KeyFileProblem {
@@ -35,6 +36,8 @@ export interface StatusInput {
   keyProblems?: readonly KeyFileProblem[];
   /** The running relay's background tasks that failed since it started; a failing one needs a person. */
   background?: readonly TaskHealth[];
+  /** With a shared PostgreSQL store: the relays of the fleet. */
+  fleet?: FleetStatus;
   /** What receivers' aggregate reports say, per domain, over the window; absent: not read. */
   receivers?: ReceiversInput;
 }
@@ -99,6 +102,8 @@ export interface StatusReport {
   domains: DomainStatus[];
   /** Given by `status` and the status page: each background task that failed since the relay started. */
   background?: TaskHealth[];
+  /** With a shared PostgreSQL store: the relays of the fleet; an outdated or silent one, or the store away, needs a person. */
+  fleet?: FleetStatus;
 }
 
 const SHOWN_ORDER: Record<string, number> = { active: 0, pending: 1, retiring: 2, revoked: 3 };
@@ -130,8 +135,9 @@ export function statusReport(input: StatusInput): StatusReport {
     return { domain, keys, readiness, attention: attentionFor(domain, actions, input.keyProblems ?? []), ...(receivers ? { receivers } : {}) };
   });
   const background = input.background ? [...input.background] : undefined;
-  const ok = report.every((d) => d.attention.length === 0) && !background?.some((t) => t.state === 'failing');
-  return { generatedAt: input.now.toISOString(), ok, domains: report, ...(background ? { background } : {}) };
+  const fleet = input.fleet;
+  const ok = report.every((d) => d.attention.length === 0) && !background?.some((t) => t.state === 'failing') && (!fleet || fleetAttention(fleet) === 0);
+  return { generatedAt: input.now.toISOString(), ok, domains: report, ...(background ? { background } : {}), ...(fleet ? { fleet } : {}) };
 }
 
 function receiversOf(domain: string, input: ReceiversInput): ReceiversStatus {
@@ -192,10 +198,10 @@ function attentionFor(domain: string, actions: readonly Action[], problems: read
 
 export function renderStatus(report: StatusReport): string {
   const failing = (report.background ?? []).filter((t) => t.state === 'failing').length;
-  const tasks = report.background?.length ? [renderBackground(report.background)] : [];
+  const tasks = [...(report.background?.length ? [renderBackground(report.background)] : []), ...(report.fleet ? [renderFleet(report.fleet)] : [])];
   if (report.domains.length === 0) return ['no keys yet: dkim-relay keys generate --domain example.com', ...tasks].join('\n\n');
   const blocks = [...report.domains.map(renderDomain), ...tasks];
-  const count = report.domains.reduce((n, d) => n + d.attention.length, 0) + failing;
+  const count = report.domains.reduce((n, d) => n + d.attention.length, 0) + failing + (report.fleet ? fleetAttention(report.fleet) : 0);
   blocks.push(count === 0 ? 'nothing needs attention' : `${count} thing${count === 1 ? '' : 's'} need${count === 1 ? 's' : ''} attention (marked !)`);
   return blocks.join('\n\n');
 }

@@ -16,9 +16,12 @@ import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import { KeyFileError } from '../keys/key-file.ts';
 import type { StoredKey } from '../keys/store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
+import type { PgKeyStore } from '../keys/pg-store.ts';
+import type { DnsObservation } from '../rotation/observation.ts';
 import type { PlanKey } from '../rotation/plan.ts';
 import { policyFor, type RotationPolicy } from '../rotation/policy.ts';
 import { readObservations } from '../rotation/rotation-tables.ts';
+import { fleetStatus } from './fleet-status.ts';
 import { statusReport, type KeyFileProblem, type ReceiversInput, type StatusReport } from './status-report.ts';
 
 export interface StatusSources {
@@ -40,7 +43,9 @@ export interface GatheredStatus {
 
 export function gatherStatus({ config, store, now, readiness, background, receivers }: StatusSources): GatheredStatus {
   const keys = store.list();
-  const observations = readObservations(store.dbFile);
+  // A shared store keeps them in its database (read at its last look); a relay's own, in keys.db.
+  const shared = store.engine === 'postgres' ? (store as PgKeyStore) : undefined;
+  const observations = shared ? (shared.observations() as DnsObservation[]) : readObservations(store.dbFile);
   const resolvers = configuredNameservers(config.dns.resolvers).map(formatNameserver);
   const servers = (domain: string) => {
     const ids = new Set(keys.filter((k) => k.domain === domain).map((k) => k.id));
@@ -56,6 +61,7 @@ export function gatherStatus({ config, store, now, readiness, background, receiv
     keyProblems: keyProblems(store, keys),
     ...(background ? { background } : {}),
     ...(receivers ? { receivers } : {}),
+    ...(shared ? { fleet: fleetStatus({ nodes: shared.fleet(), ...shared.connection(), now }) } : {}),
   });
   return { report, keys };
 }

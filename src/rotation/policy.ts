@@ -71,7 +71,7 @@ export function rotationAdvice(rotation: RotationConfig): string[] {
 }
 
 /** The longest time between two runs of a cron expression, over its next runs. */
-function longestGap(expression: string): number {
+export function longestGap(expression: string): number {
   const task = createTask(expression, () => {});
   try {
     const runs = task.getNextRuns(64).map((d) => d.getTime());

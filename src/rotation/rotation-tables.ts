@@ -1,7 +1,6 @@
-// What the rotation scheduler keeps beside the keys in keys.db: who holds the
-// lease (so when several relays share one store, one acts at a time), what
-// each DNS server served for each key, which notices were sent, and which
-// keys' DNS changes the publisher has still to apply.
+// The rotation scheduler's tables in keys.db, beside a SQLite key store (see
+// rotation-state.ts). One relay owns keys.dir, so a lease held is held at
+// epoch 0 and the fences are not checked.
 // Its own connection to the database: none of this shares a transaction
 // with a key's change of state.
 import Database from 'better-sqlite3';
@@ -9,11 +8,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { explainDatabaseError, openDatabase, type Db } from '../keys/database.ts';
 import type { DnsObservation, ObservedState } from './observation.ts';
+import type { LeaseRow, RotationState, UnpublishedRow } from './rotation-state.ts';
 
 const OBSERVATIONS = `SELECT key_id AS keyId, server, first_seen_matching AS firstSeenMatching, last_checked AS lastChecked, last_state AS lastState, detail
                       FROM dns_observations ORDER BY key_id, server`;
 
-export class RotationTables {
+export class SqliteRotationTables implements RotationState {
   private readonly db: Db;
   private readonly file: string;
 
@@ -26,12 +26,8 @@ export class RotationTables {
     this.db.close();
   }
 
-  /**
-   * Takes or renews the lease `name` for `holder` until `until`; true when it
-   * holds it now. Another holder's lease is taken over only once it expired,
-   * so a relay that died frees the work after at most one lease time.
-   */
-  takeLease(name: string, holder: string, now: Date, until: Date): boolean {
+  /** Another holder's lease is taken over only once it expired. */
+  takeLease(name: string, holder: string, now: Date, until: Date): number | null {
     return this.run(() => {
       const { changes } = this.db
         .prepare(
@@ -40,18 +36,22 @@ export class RotationTables {
                   WHERE leases.holder = excluded.holder OR leases.expires_at < ?`,
         )
         .run(name, holder, until.toISOString(), now.toISOString());
-      return changes === 1;
+      return changes === 1 ? 0 : null;
     });
   }
 
-  /** Gives the lease back, if `holder` still has it, so another relay need not wait for it to expire. */
+  renewLease(name: string, holder: string, _epoch: number, until: Date): boolean {
+    return this.run(
+      () => this.db.prepare(`UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?`).run(until.toISOString(), name, holder).changes === 1,
+    );
+  }
+
   releaseLease(name: string, holder: string): void {
     this.run(() => this.db.prepare(`DELETE FROM leases WHERE name = ? AND holder = ?`).run(name, holder));
   }
 
-  leaseHolder(name: string): { holder: string; expiresAt: string } | undefined {
-    return this.run(() => this.db.prepare(`SELECT holder, expires_at AS expiresAt FROM leases WHERE name = ?`).get(name)) as
-      { holder: string; expiresAt: string } | undefined;
+  leaseHolder(name: string): LeaseRow | undefined {
+    return this.run(() => this.db.prepare(`SELECT holder, expires_at AS expiresAt, 0 AS epoch FROM leases WHERE name = ?`).get(name)) as LeaseRow | undefined;
   }
 
   observations(): DnsObservation[] {
@@ -71,19 +71,16 @@ export class RotationTables {
     );
   }
 
-  /** The notices already sent (their condition still holds). */
   notified(): Set<string> {
     return new Set(this.run(() => this.db.prepare(`SELECT key FROM notifications`).pluck().all()) as string[]);
   }
 
-  /** Remembers a notice as sent; false when it already was (another pass sent it). */
   recordNotification(notice: string, keyId: number, at: Date): boolean {
     return this.run(
       () => this.db.prepare(`INSERT OR IGNORE INTO notifications (key, key_id, sent_at) VALUES (?, ?, ?)`).run(notice, keyId, at.toISOString()).changes === 1,
     );
   }
 
-  /** Forgets notices whose condition is over, so a new occurrence is told again. */
   forgetNotifications(notices: readonly string[]): void {
     const drop = this.db.prepare(`DELETE FROM notifications WHERE key = ?`);
     this.run(() =>
@@ -95,16 +92,10 @@ export class RotationTables {
     );
   }
 
-  /** Keys whose DNS change is still to be applied, oldest first. */
-  unpublished(): { keyId: number; since: string; reason: string }[] {
-    return this.run(() => this.db.prepare(`SELECT key_id AS keyId, since, reason FROM dns_unpublished ORDER BY since, key_id`).all()) as {
-      keyId: number;
-      since: string;
-      reason: string;
-    }[];
+  unpublished(): UnpublishedRow[] {
+    return this.run(() => this.db.prepare(`SELECT key_id AS keyId, since, reason FROM dns_unpublished ORDER BY since, key_id`).all()) as UnpublishedRow[];
   }
 
-  /** Remembers that a key's DNS change is to be applied (again); `since` stays that of the first try. */
   markUnpublished(keyId: number, at: Date, reason: string): void {
     this.run(() =>
       this.db

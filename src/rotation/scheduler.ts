@@ -16,6 +16,13 @@
 //                cannot be handed over is logged and never fails the step or
 //                the pass
 //
+// Leadership: a lease row (rotation-state.ts) names the relay that runs the
+// passes. It lasts the longest gap between two checks and its holder renews
+// it every third of that (and before every step), also through a long pass;
+// so a relay that dies is replaced within two checks. Its epoch grows at every takeover and every write of a pass
+// carries it (src/keys/fence.ts): a leader paused past its lease that wakes
+// up finds its writes refused, and its pass ends there.
+//
 // A pass that fails is reported to the supervisor (logged once per cause,
 // counted) and the next tick tries again; the daemon never stops for it. So
 // are the DNS observation (a domain whose servers could not be asked has none
@@ -42,11 +49,14 @@ import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
 import { noticeMessage, type RotationNotice } from './notice.ts';
 import { observe, type DnsObservation } from './observation.ts';
 import { duration, plan, type Action } from './plan.ts';
-import { policyFor, type RotationPolicy } from './policy.ts';
+import { longestGap, policyFor, type RotationPolicy } from './policy.ts';
 import type { Delegation } from '../dns/delegation.ts';
 import { changesFor, keyRecord } from './publication.ts';
 import { revealPrivateKey } from './reveal.ts';
-import { RotationTables } from './rotation-tables.ts';
+import { Fenced, type Fence } from '../keys/fence.ts';
+import type { PgKeyStore } from '../keys/pg-store.ts';
+import { SqliteRotationTables } from './rotation-tables.ts';
+import type { RotationState } from './rotation-state.ts';
 
 export const LEASE = 'rotation';
 
@@ -87,7 +97,7 @@ export interface SchedulerOptions {
   publisher?: RecordPublisher;
   /** This relay's queue: a key is not revoked while mail it signed still waits there. */
   queue?: { oldestSignedWith(domain: string, selector: string): number | null };
-  /** How long the lease lasts unless renewed; it is renewed before every step. */
+  /** How long the lease lasts unless renewed; it is renewed before every step. Default: the longest gap between two checks. */
   leaseMs?: number;
   /** Who this scheduler is, in the leases table. */
   holder?: string;
@@ -110,20 +120,27 @@ export class RotationScheduler {
   private readonly clock: () => number;
   private readonly leaseMs: number;
   private readonly publisher: RecordPublisher;
-  private readonly tables: RotationTables;
+  private tables: RotationState | undefined;
   private readonly supervisor: Supervisor;
+  /** The lease held by the pass in progress. */
+  private fence: Fence = { lease: LEASE, epoch: -1 };
   private task: ScheduledTask | undefined;
+  private keeper: NodeJS.Timeout | undefined;
+  /** Whether the lease is still this relay's at this.fence's epoch, as far as it knows. */
+  private keeping = false;
   private running: Promise<unknown> = Promise.resolve();
   private stopped = false;
 
   constructor(options: SchedulerOptions) {
     this.options = options;
     this.clock = options.now ?? Date.now;
-    this.leaseMs = options.leaseMs ?? 5 * 60_000;
+    const check = options.config.rotation.check;
+    this.leaseMs = options.leaseMs ?? (check === 'off' ? 5 * 60_000 : longestGap(check));
     this.publisher = options.publisher ?? manualRecordPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
-    this.tables = new RotationTables(options.store.dir);
     this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
+    // keys.db is at hand; the PostgreSQL tables are opened at the first pass, loading the client only then.
+    if (options.store.engine !== 'postgres') this.tables = new SqliteRotationTables(options.store.dir);
   }
 
   /**
@@ -145,6 +162,9 @@ export class RotationScheduler {
     };
     this.task = createTask(config.rotation.check, () => this.tick(), { name: 'rotation', noOverlap: true, logger: log });
     void this.task.start();
+    // On the real clock, between passes and through a long one: a relay that stops (dies, SIGSTOP) stops renewing.
+    this.keeper = setInterval(() => void this.keepLease(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    this.keeper.unref();
     logger.info({ check: config.rotation.check, holder: this.holder }, 'rotation scheduler started');
   }
 
@@ -163,13 +183,39 @@ export class RotationScheduler {
   /** Stops the timer, waits for a pass in flight, gives the lease back. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.keeper);
     if (this.task) await this.task.destroy();
     await this.running;
+    const tables = this.tables;
+    if (!tables) return;
     try {
-      this.tables.releaseLease(LEASE, this.holder);
+      await tables.releaseLease(LEASE, this.holder);
+    } catch {
+      // The store is away: the lease expires by itself.
     } finally {
-      this.tables.close();
+      await tables.close();
     }
+  }
+
+  /** Extends the lease while this relay holds it at the epoch its writes carry; never takes it over (a pass does). */
+  private async keepLease(): Promise<void> {
+    const tables = this.tables;
+    if (!tables || !this.keeping) return;
+    const now = this.now();
+    try {
+      if (!(await tables.renewLease(LEASE, this.holder, this.fence.epoch, new Date(now.getTime() + this.leaseMs)))) this.keeping = false;
+    } catch {
+      // The store is away: the lease runs out, and whoever holds it when the store is back acts.
+    }
+  }
+
+  /** The tables beside the store: in its PostgreSQL database (loaded only then), else in keys.db. */
+  private async state(): Promise<RotationState> {
+    if (this.tables) return this.tables;
+    const { store } = this.options;
+    const { PgRotationTables } = await import('./pg-rotation-tables.ts');
+    this.tables ??= new PgRotationTables((store as PgKeyStore).openPool());
+    return this.tables;
   }
 
   private now(): Date {
@@ -177,25 +223,47 @@ export class RotationScheduler {
   }
 
   async runOnce(): Promise<PassResult> {
+    try {
+      return await this.pass();
+    } catch (err) {
+      if (!(err instanceof Fenced)) throw err;
+      this.options.logger.warn(
+        { rotation: 'fenced', holder: this.holder, epoch: err.fence.epoch, current: err.current },
+        'rotation write refused: a newer leader took the lease over; this pass ends',
+      );
+      return { ran: true, applied: [] };
+    }
+  }
+
+  private async pass(): Promise<PassResult> {
     const { store, config, logger } = this.options;
+    // Planned from an empty key set, a pass would forget every notice sent: it waits for the first load.
+    if (store.engine === 'postgres' && (store as PgKeyStore).connection().generation === null)
+      throw new Error('the key store has not answered yet; rotation waits for it');
+    const tables = this.tables ?? (await this.state());
     const started = this.now();
-    if (!this.renew(started)) {
-      const lease = this.tables.leaseHolder(LEASE);
+    const epoch = await tables.takeLease(LEASE, this.holder, started, new Date(started.getTime() + this.leaseMs));
+    if (epoch === null) {
+      this.keeping = false;
+      const lease = await tables.leaseHolder(LEASE);
       logger.debug({ rotation: 'pass', lease }, 'rotation pass skipped: another relay holds the lease');
       return { ran: false, applied: [] };
     }
+    if (epoch !== this.fence.epoch) logger.info({ rotation: 'lease', holder: this.holder, epoch }, 'this relay runs the rotation now');
+    this.fence = { lease: LEASE, epoch };
+    this.keeping = true;
     await this.retryUnpublished();
     const keys = store.list();
     const servers = await this.observeDns(keys, started);
     const now = this.now();
-    this.mustRenew(now);
+    await this.mustRenew(now);
     const planned = plan({
       now,
       keys,
       policy: (domain) => this.policy(domain),
       servers: (domain) => servers.get(domain) ?? [],
-      observations: this.tables.observations(),
-      notified: this.tables.notified(),
+      observations: await tables.observations(),
+      notified: await tables.notified(),
       oldestQueued: (keyId) => {
         const key = keys.find((k) => k.id === keyId);
         const oldest = key && this.options.queue?.oldestSignedWith(key.domain, key.selector);
@@ -205,10 +273,10 @@ export class RotationScheduler {
     const applied: Action[] = [];
     for (const action of planned.actions) {
       if (this.stopped) break;
-      this.mustRenew(this.now());
+      await this.mustRenew(this.now());
       if (await this.apply(action, now)) applied.push(action);
     }
-    this.tables.forgetNotifications(planned.resolved);
+    await tables.forgetNotifications(planned.resolved, this.fence);
     this.sweep();
     return { ran: true, applied };
   }
@@ -221,12 +289,10 @@ export class RotationScheduler {
     return policyFor(this.options.config.rotation, domain, this.delegation(domain));
   }
 
-  private renew(now: Date): boolean {
-    return this.tables.takeLease(LEASE, this.holder, now, new Date(now.getTime() + this.leaseMs));
-  }
-
-  private mustRenew(now: Date): void {
-    if (!this.renew(now)) throw new LeaseLost('the rotation lease passed to another relay during the pass; it carries on');
+  /** Renews the lease at the pass's epoch; another epoch means another relay held it in between. */
+  private async mustRenew(now: Date): Promise<void> {
+    const epoch = await this.tables!.takeLease(LEASE, this.holder, now, new Date(now.getTime() + this.leaseMs));
+    if (epoch !== this.fence.epoch) throw new LeaseLost('the rotation lease passed to another relay during the pass; it carries on');
   }
 
   /** Asks every server of each domain about each key that must be published; returns the servers by domain. */
@@ -239,7 +305,7 @@ export class RotationScheduler {
         delegation: (domain) => this.delegation(domain),
       });
     const published = keys.filter((k) => PUBLISHED_STATES.includes(k.state));
-    const previous = new Map(this.tables.observations().map((o) => [`${o.keyId} ${o.server}`, o]));
+    const previous = new Map((await this.tables!.observations()).map((o) => [`${o.keyId} ${o.server}`, o]));
     const byDomain = new Map<string, string[]>();
     const rows: DnsObservation[] = [];
     const failures: string[] = [];
@@ -258,7 +324,7 @@ export class RotationScheduler {
         failures.push(`${domain}: ${causeOf(err)}`);
       }
     }
-    this.tables.saveObservations(rows);
+    await this.tables!.saveObservations(rows, this.fence);
     if (failures.length > 0) this.supervisor.failed('dns-observation', new Error(failures.join('; ')));
     else this.supervisor.succeeded('dns-observation');
     return byDomain;
@@ -275,7 +341,13 @@ export class RotationScheduler {
         const replaced = current.find((k) => k.id === action.replaces);
         const underway = current.some((k) => k.state === 'pending' && k.algorithm === action.algorithm && replaced && k.createdAt >= replaced.createdAt);
         if (!replaced || replaced.state !== 'active' || underway) return this.skipped(line);
-        const key = await store.generate({ domain: action.domain, selector: action.selector, algorithm: action.algorithm, bits: action.bits, step });
+        const key = await store.generate({
+          domain: action.domain,
+          selector: action.selector,
+          algorithm: action.algorithm,
+          bits: action.bits,
+          step: { ...step, fence: this.fence },
+        });
         logger.info({ ...line, algorithm: key.algorithm, bits: key.bits }, 'rotation step: new key created, pending until DNS serves it');
         await this.publish(
           key,
@@ -286,7 +358,7 @@ export class RotationScheduler {
       case 'activate':
       case 'revoke':
       case 'remove': {
-        if (!(await store.applyTransitions(action.transitions))) return this.skipped(line);
+        if (!(await store.applyTransitions(action.transitions, this.fence))) return this.skipped(line);
         const retired = action.transitions.filter((t) => t.keyId !== action.keyId).map((t) => t.selector);
         logger.info(
           { ...line, ...(retired.length > 0 ? { retired } : {}) },
@@ -321,7 +393,7 @@ export class RotationScheduler {
         } else {
           logger.warn({ ...line, records: action.records.map((r) => r.name) }, 'rotation needs a person (set rotation.notify to be told by mail)');
         }
-        this.tables.recordNotification(action.notice, action.keyId, now);
+        await this.tables!.recordNotification(action.notice, action.keyId, now, this.fence);
         logger.info(line, 'rotation step: notice sent');
         return true;
       }
@@ -366,30 +438,32 @@ export class RotationScheduler {
    * change: the next pass applies it again (the changes are safe to repeat).
    */
   private async change(key: StoredKey, at: Date): Promise<'published' | 'manual' | 'failed'> {
-    this.tables.markUnpublished(key.id, at, 'not applied yet');
+    const tables = this.tables!;
+    await tables.markUnpublished(key.id, at, 'not applied yet', this.fence);
+    let outcome: 'published' | 'manual';
     try {
-      const outcome = await this.publisher.apply(changesFor(key, this.delegation(key.domain)));
-      this.tables.clearUnpublished(key.id);
-      return outcome;
+      outcome = await this.publisher.apply(changesFor(key, this.delegation(key.domain)));
     } catch (err) {
       const reason = String((err as Error).message ?? err).split('\n')[0]!;
-      this.tables.markUnpublished(key.id, at, reason);
+      await tables.markUnpublished(key.id, at, reason, this.fence);
       this.options.logger.error(
         { rotation: 'publish', domain: key.domain, selector: key.selector, state: key.state, err: reason },
         'could not change DNS; tried again at the next check',
       );
       return 'failed';
     }
+    await tables.clearUnpublished(key.id, this.fence);
+    return outcome;
   }
 
   /** The changes a former pass could not apply, tried again as the keys' states now say. */
   private async retryUnpublished(): Promise<void> {
     const keys = new Map(this.options.store.list().map((k) => [k.id, k]));
-    for (const row of this.tables.unpublished()) {
+    for (const row of await this.tables!.unpublished()) {
       if (this.stopped) return;
       const key = keys.get(row.keyId);
       if (!key) {
-        this.tables.clearUnpublished(row.keyId);
+        await this.tables!.clearUnpublished(row.keyId, this.fence);
         continue;
       }
       if ((await this.change(key, new Date(row.since))) === 'published') {

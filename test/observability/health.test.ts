@@ -66,6 +66,18 @@ test('ready only once started and until the relay stops', () => {
   assert.deepEqual(readyAnswer('draining'), { status: 503, body: 'draining\n' });
 });
 
+test('a shared key store away: ready, saying for how long, while keys are held; not ready before any were loaded', () => {
+  assert.deepEqual(readyAnswer('ready', undefined, { unreachableSeconds: 0, loaded: true }), { status: 200, body: 'ready\n' });
+  assert.deepEqual(readyAnswer('ready', undefined, { unreachableSeconds: 95, loaded: true }), {
+    status: 200,
+    body: 'ready\nkey store unreachable for 95s (signing with the keys held; rotation paused)\n',
+  });
+  assert.deepEqual(readyAnswer('ready', undefined, { unreachableSeconds: 600, loaded: false }), {
+    status: 503,
+    body: 'no keys loaded yet: key store unreachable for 10m; mail is deferred (451)\n',
+  });
+});
+
 test('the public view gives each check its short reason, never a path, domain or selector', () => {
   const health = decideHealth({
     ...HEALTHY,

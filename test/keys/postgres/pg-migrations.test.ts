@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UserError } from '../../../src/common/errors.ts';
 import { PgKeyStore } from '../../../src/keys/pg-store.ts';
+import { PG_LATEST_VERSION } from '../../../src/keys/pg-schema.ts';
 import { readEncryptionKey } from '../../../src/keys/sealing.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { postgresOrSkip, startPgCluster, type PgCluster } from './pg-cluster.ts';
@@ -31,7 +32,7 @@ describe('PostgreSQL key store schema', { skip: pgSkip.skip }, () => {
     const kek = encryptionKey();
     const stores = await Promise.all(Array.from({ length: 8 }, () => PgKeyStore.open(options(url, kek))));
     try {
-      assert.equal((await cluster.psql('eight', `SELECT name, version FROM schema_versions`)).trim(), 'keys|1');
+      assert.equal((await cluster.psql('eight', `SELECT name, version FROM schema_versions`)).trim(), `keys|${PG_LATEST_VERSION}`);
       await stores[0]!.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
       await stores[7]!.refresh();
       assert.equal(stores[7]!.activeKeys('example.com').length, 1);
@@ -47,7 +48,7 @@ describe('PostgreSQL key store schema', { skip: pgSkip.skip }, () => {
     await cluster.psql('newer', `UPDATE schema_versions SET version = 99 WHERE name = 'keys'`);
     await assert.rejects(
       PgKeyStore.open(options(url, kek)),
-      (err: unknown) => err instanceof UserError && /has schema version 99, but this dkim-relay knows versions up to 1/.test(err.message),
+      (err: unknown) => err instanceof UserError && /has schema version 99, but this dkim-relay knows versions up to 2/.test(err.message),
     );
   });
 });

@@ -1,0 +1,49 @@
+// The fleet sharing one PostgreSQL key store, as `status` and the metrics see
+// it: each relay's last heartbeat, flagged when it signs with an older key
+// set than the newest any relay holds, or has not been heard from. Pure: the
+// heartbeats are read by the key store, the clock is passed in.
+import type { FleetNode } from '../keys/pg-store.ts';
+import { when } from '../rotation/plan.ts';
+
+/** A relay writes its heartbeat at every look at the store (5 s); three missed in a row and it is "not heard from". */
+export const SILENT_AFTER_MS = 15_000;
+
+export type FleetNodeState = 'current' | 'outdated' | 'silent';
+
+export interface FleetStatus {
+  /** The newest key generation the store or any relay holds. */
+  generation: number | null;
+  /** Since when this relay has not reached the store; null while it does. */
+  unreachableSince: string | null;
+  nodes: (FleetNode & { state: FleetNodeState })[];
+}
+
+export function fleetStatus(input: { nodes: readonly FleetNode[]; generation: number | null; unreachableSince: string | null; now: Date }): FleetStatus {
+  const newest = Math.max(input.generation ?? -1, ...input.nodes.map((n) => n.generation));
+  const nodes = input.nodes.map((n) => {
+    const silent = input.now.getTime() - Date.parse(n.lastContact) > SILENT_AFTER_MS;
+    const state: FleetNodeState = silent ? 'silent' : n.generation < newest ? 'outdated' : 'current';
+    return { ...n, state };
+  });
+  return { generation: newest < 0 ? null : newest, unreachableSince: input.unreachableSince, nodes };
+}
+
+/** How many things in the fleet need a person: the store away, relays outdated or silent. */
+export function fleetAttention(fleet: FleetStatus): number {
+  return (fleet.unreachableSince ? 1 : 0) + fleet.nodes.filter((n) => n.state !== 'current').length;
+}
+
+export function renderFleet(fleet: FleetStatus): string {
+  const lines = [`fleet (key generation ${fleet.generation ?? 'unknown'})`];
+  if (fleet.unreachableSince) lines.push(`! the key store has not answered since ${when(fleet.unreachableSince)}: signing with the keys held, rotation paused`);
+  for (const n of fleet.nodes) {
+    const what =
+      n.state === 'silent'
+        ? `not heard from since ${when(n.lastContact)}`
+        : n.state === 'outdated'
+          ? `signs with key generation ${n.generation} (outdated) loaded ${when(n.loadedAt)}`
+          : `key generation ${n.generation} loaded ${when(n.loadedAt)}, last contact ${when(n.lastContact)}`;
+    lines.push(`${n.state === 'current' ? '  ' : '! '}${n.name}  ${n.address}  ${n.version}  ${what}`);
+  }
+  return lines.join('\n');
+}

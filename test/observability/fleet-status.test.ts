@@ -1,0 +1,44 @@
+// The fleet as `status` shows it, decided with the clock passed in.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fleetAttention, fleetStatus, renderFleet, SILENT_AFTER_MS } from '../../src/observability/fleet-status.ts';
+
+const now = new Date('2026-12-06T05:00:00.000Z');
+const node = (name: string, generation: number, lastContactMsAgo: number) => ({
+  name,
+  version: '1.0.0',
+  address: `192.0.2.1:25`,
+  generation,
+  loadedAt: '2026-12-06T04:00:00.000Z',
+  lastContact: new Date(now.getTime() - lastContactMsAgo).toISOString(),
+});
+
+test('a relay on an older key generation is outdated, one not heard from for three heartbeats is silent', () => {
+  const fleet = fleetStatus({
+    nodes: [node('a', 7, 1000), node('b', 6, 1000), node('c', 7, SILENT_AFTER_MS + 1)],
+    generation: 7,
+    unreachableSince: null,
+    now,
+  });
+  assert.deepEqual(
+    fleet.nodes.map((n) => [n.name, n.state]),
+    [
+      ['a', 'current'],
+      ['b', 'outdated'],
+      ['c', 'silent'],
+    ],
+  );
+  assert.equal(fleetAttention(fleet), 2);
+  const text = renderFleet(fleet);
+  assert.match(text, /^fleet \(key generation 7\)$/m);
+  assert.match(text, /^ {2}a {2}192\.0\.2\.1:25 {2}1\.0\.0 {2}key generation 7 loaded /m);
+  assert.match(text, /^! b .*key generation 6 \(outdated\)/m);
+  assert.match(text, /^! c .*not heard from since /m);
+});
+
+test('the newest generation is the highest any relay holds, even above the reporting relay’s; the store away needs a person', () => {
+  const fleet = fleetStatus({ nodes: [node('a', 8, 0)], generation: 7, unreachableSince: '2026-12-06T04:59:00.000Z', now });
+  assert.equal(fleet.generation, 8);
+  assert.equal(fleetAttention(fleet), 1);
+  assert.match(renderFleet(fleet), /^! the key store has not answered since .*signing with the keys held, rotation paused$/m);
+});
