@@ -8,7 +8,14 @@ import { when } from '../rotation/plan.ts';
 /** A relay writes its heartbeat at every look at the store (5 s); three missed in a row and it is "not heard from". */
 export const SILENT_AFTER_MS = 15_000;
 
-export type FleetNodeState = 'current' | 'outdated' | 'silent';
+/**
+ * Silent this long, a relay is taken for decommissioned: still listed, but no
+ * longer a failure of `status` (its heartbeat row stays in the store, where an
+ * operator may delete it). A relay down for maintenance is flagged all week.
+ */
+export const GONE_AFTER_MS = 7 * 24 * 3600_000;
+
+export type FleetNodeState = 'current' | 'outdated' | 'silent' | 'gone';
 
 export interface FleetStatus {
   /** The newest key generation the store or any relay holds. */
@@ -21,8 +28,8 @@ export interface FleetStatus {
 export function fleetStatus(input: { nodes: readonly FleetNode[]; generation: number | null; unreachableSince: string | null; now: Date }): FleetStatus {
   const newest = Math.max(input.generation ?? -1, ...input.nodes.map((n) => n.generation));
   const nodes = input.nodes.map((n) => {
-    const silent = input.now.getTime() - Date.parse(n.lastContact) > SILENT_AFTER_MS;
-    const state: FleetNodeState = silent ? 'silent' : n.generation < newest ? 'outdated' : 'current';
+    const quiet = input.now.getTime() - Date.parse(n.lastContact);
+    const state: FleetNodeState = quiet > GONE_AFTER_MS ? 'gone' : quiet > SILENT_AFTER_MS ? 'silent' : n.generation < newest ? 'outdated' : 'current';
     return { ...n, state };
   });
   return { generation: newest < 0 ? null : newest, unreachableSince: input.unreachableSince, nodes };
@@ -30,7 +37,7 @@ export function fleetStatus(input: { nodes: readonly FleetNode[]; generation: nu
 
 /** How many things in the fleet need a person: the store away, relays outdated or silent. */
 export function fleetAttention(fleet: FleetStatus): number {
-  return (fleet.unreachableSince ? 1 : 0) + fleet.nodes.filter((n) => n.state !== 'current').length;
+  return (fleet.unreachableSince ? 1 : 0) + fleet.nodes.filter((n) => n.state === 'outdated' || n.state === 'silent').length;
 }
 
 export function renderFleet(fleet: FleetStatus): string {
@@ -38,12 +45,14 @@ export function renderFleet(fleet: FleetStatus): string {
   if (fleet.unreachableSince) lines.push(`! the key store has not answered since ${when(fleet.unreachableSince)}: signing with the keys held, rotation paused`);
   for (const n of fleet.nodes) {
     const what =
-      n.state === 'silent'
-        ? `not heard from since ${when(n.lastContact)}`
-        : n.state === 'outdated'
-          ? `signs with key generation ${n.generation} (outdated) loaded ${when(n.loadedAt)}`
-          : `key generation ${n.generation} loaded ${when(n.loadedAt)}, last contact ${when(n.lastContact)}`;
-    lines.push(`${n.state === 'current' ? '  ' : '! '}${n.name}  ${n.address}  ${n.version}  ${what}`);
+      n.state === 'gone'
+        ? `not heard from since ${when(n.lastContact)}: taken for decommissioned (delete its fleet_nodes row to drop it)`
+        : n.state === 'silent'
+          ? `not heard from since ${when(n.lastContact)}`
+          : n.state === 'outdated'
+            ? `signs with key generation ${n.generation} (outdated) loaded ${when(n.loadedAt)}`
+            : `key generation ${n.generation} loaded ${when(n.loadedAt)}, last contact ${when(n.lastContact)}`;
+    lines.push(`${n.state === 'current' || n.state === 'gone' ? '  ' : '! '}${n.name}  ${n.address}  ${n.version}  ${what}`);
   }
   return lines.join('\n');
 }

@@ -194,7 +194,7 @@ export class RelayMetrics {
         this.reset();
         const fleet = self.fleetSource?.().fleet;
         if (!fleet) return;
-        for (const state of ['current', 'outdated', 'silent'] as const) this.set({ state }, fleet.nodes.filter((n) => n.state === state).length);
+        for (const state of ['current', 'outdated', 'silent', 'gone'] as const) this.set({ state }, fleet.nodes.filter((n) => n.state === state).length);
       },
     });
     new Gauge({

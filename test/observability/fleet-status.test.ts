@@ -1,7 +1,7 @@
 // The fleet as `status` shows it, decided with the clock passed in.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fleetAttention, fleetStatus, renderFleet, SILENT_AFTER_MS } from '../../src/observability/fleet-status.ts';
+import { fleetAttention, fleetStatus, GONE_AFTER_MS, renderFleet, SILENT_AFTER_MS } from '../../src/observability/fleet-status.ts';
 
 const now = new Date('2026-12-06T05:00:00.000Z');
 const node = (name: string, generation: number, lastContactMsAgo: number) => ({
@@ -41,4 +41,23 @@ test('the newest generation is the highest any relay holds, even above the repor
   assert.equal(fleet.generation, 8);
   assert.equal(fleetAttention(fleet), 1);
   assert.match(renderFleet(fleet), /^! the key store has not answered since .*signing with the keys held, rotation paused$/m);
+});
+
+test('a relay silent for a week is taken for decommissioned: listed, no longer a failure', () => {
+  const fleet = fleetStatus({
+    nodes: [node('a', 7, 1000), node('old', 5, GONE_AFTER_MS + 1), node('down', 7, GONE_AFTER_MS - 1)],
+    generation: 7,
+    unreachableSince: null,
+    now,
+  });
+  assert.deepEqual(
+    fleet.nodes.map((n) => [n.name, n.state]),
+    [
+      ['a', 'current'],
+      ['old', 'gone'],
+      ['down', 'silent'],
+    ],
+  );
+  assert.equal(fleetAttention(fleet), 1, 'only the relay down for less than a week needs a person');
+  assert.match(renderFleet(fleet), /^ {2}old .*taken for decommissioned \(delete its fleet_nodes row to drop it\)$/m);
 });
