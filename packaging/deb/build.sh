@@ -57,6 +57,11 @@ sqlite="$lib/node_modules/better-sqlite3"
 find "$sqlite/prebuilds" -type f ! -name linux-x64.node -delete
 rm -rf "$sqlite/deps" "$sqlite/src" "$sqlite/build" "$sqlite/binding.gyp"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$sqlite/prebuilds/linux-x64.node"
+# pkcs11js is built here by node-gyp (npm ci): keep the addon it loads, stripped, and drop its sources and build tree.
+p11="$lib/node_modules/pkcs11js"
+find "$p11/build" -mindepth 1 ! -path "$p11/build/Release" ! -path "$p11/build/Release/pkcs11.node" -delete
+rm -rf "$p11/src" "$p11/includes" "$p11/binding.gyp"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$p11/build/Release/pkcs11.node"
 # Headers for compiling addons, not used at run time.
 rm -rf "$lib/node_modules/node-addon-api"
 # Files only npm, a repository, its developers or a web page need (pino's
@@ -108,7 +113,7 @@ echo /etc/dkim-relay/dkim-relay.yaml >"$root/DEBIAN/conffiles"
 # The shared libraries the runtime and the SQLite addon link against, as Debian computes them.
 mkdir -p "$work/debian"
 printf 'Source: dkim-relay\n\nPackage: dkim-relay\nArchitecture: amd64\n' >"$work/debian/control"
-shlibs=$(cd "$work" && dpkg-shlibdeps -O "$lib/bin/node" "$sqlite/prebuilds/linux-x64.node" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+shlibs=$(cd "$work" && dpkg-shlibdeps -O "$lib/bin/node" "$sqlite/prebuilds/linux-x64.node" "$p11/build/Release/pkcs11.node" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$shlibs" ] || die "dpkg-shlibdeps found no libraries"
 rm -rf "$work/debian"
 

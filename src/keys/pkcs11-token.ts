@@ -14,6 +14,7 @@
 // used again without a restart.
 import { createRequire } from 'node:module';
 import { UserError } from '../common/errors.ts';
+import { trimEndOf } from '../message/trim.ts';
 import { KeyFileError } from './key-file.ts';
 import type { Algorithm } from './key-material.ts';
 import {
@@ -454,8 +455,9 @@ function attribute(lib: Pkcs11, session: Handle, object: Handle, type: number): 
   return value!.value as Buffer;
 }
 
+/** PKCS#11 labels are fixed-width, padded with blanks (some modules use NULs). */
 function trimLabel(label: string): string {
-  return label.replace(/[\s\0]+$/, '');
+  return trimEndOf(label, ' \t\0');
 }
 
 function tokenError(message: string, hint: string): KeyFileError {

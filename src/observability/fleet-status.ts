@@ -25,11 +25,22 @@ export interface FleetStatus {
   nodes: (FleetNode & { state: FleetNodeState })[];
 }
 
+/**
+ * A relay takes a new key set up within one look at the store (5 s) even when
+ * no notification reaches it. Until then an older generation is catching up,
+ * not outdated: heartbeats read a moment after a change would flag every
+ * relay that had not yet written its own.
+ */
+export const CATCH_UP_MS = 6_000;
+
 export function fleetStatus(input: { nodes: readonly FleetNode[]; generation: number | null; unreachableSince: string | null; now: Date }): FleetStatus {
   const newest = Math.max(input.generation ?? -1, ...input.nodes.map((n) => n.generation));
+  // When the newest set appeared, as the first relay to load it says; unknown: as good as now.
+  const appeared = Math.min(input.now.getTime(), ...input.nodes.filter((n) => n.generation === newest).map((n) => Date.parse(n.loadedAt)));
   const nodes = input.nodes.map((n) => {
     const quiet = input.now.getTime() - Date.parse(n.lastContact);
-    const state: FleetNodeState = quiet > GONE_AFTER_MS ? 'gone' : quiet > SILENT_AFTER_MS ? 'silent' : n.generation < newest ? 'outdated' : 'current';
+    const behind = n.generation < newest && Date.parse(n.lastContact) - appeared > CATCH_UP_MS;
+    const state: FleetNodeState = quiet > GONE_AFTER_MS ? 'gone' : quiet > SILENT_AFTER_MS ? 'silent' : behind ? 'outdated' : 'current';
     return { ...n, state };
   });
   return { generation: newest < 0 ? null : newest, unreachableSince: input.unreachableSince, nodes };

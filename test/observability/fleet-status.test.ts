@@ -1,7 +1,7 @@
 // The fleet as `status` shows it, decided with the clock passed in.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fleetAttention, fleetStatus, GONE_AFTER_MS, renderFleet, SILENT_AFTER_MS } from '../../src/observability/fleet-status.ts';
+import { CATCH_UP_MS, fleetAttention, fleetStatus, GONE_AFTER_MS, renderFleet, SILENT_AFTER_MS } from '../../src/observability/fleet-status.ts';
 
 const now = new Date('2026-12-06T05:00:00.000Z');
 const node = (name: string, generation: number, lastContactMsAgo: number) => ({
@@ -60,4 +60,20 @@ test('a relay silent for a week is taken for decommissioned: listed, no longer a
   );
   assert.equal(fleetAttention(fleet), 1, 'only the relay down for less than a week needs a person');
   assert.match(renderFleet(fleet), /^ {2}old .*taken for decommissioned \(delete its fleet_nodes row to drop it\)$/m);
+});
+
+test('a relay heard from just after a new key set appeared is catching up, not outdated', () => {
+  const fresh = { ...node('a', 8, 0), loadedAt: new Date(now.getTime() - 2_000).toISOString() };
+  const fleet = fleetStatus({ nodes: [fresh, node('b', 7, 1_000), node('c', 7, 0)], generation: 8, unreachableSince: null, now });
+  // b last wrote 1 s after generation 8 appeared: it had no time to load it. c wrote now, 2 s after: still within one look.
+  assert.deepEqual(
+    fleet.nodes.map((n) => n.state),
+    ['current', 'current', 'current'],
+  );
+  const later = new Date(now.getTime() + CATCH_UP_MS);
+  const behind = fleetStatus({ nodes: [fresh, { ...node('c', 7, 0), lastContact: later.toISOString() }], generation: 8, unreachableSince: null, now: later });
+  assert.deepEqual(
+    behind.nodes.map((n) => n.state),
+    ['current', 'outdated'],
+  );
 });

@@ -293,7 +293,25 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
       .split('\n')
       .filter((l) => l.includes('"relay listening"'))
       .at(-1)!;
-    const metrics = await (await fetch(`http://127.0.0.1:${(JSON.parse(line) as { metrics: number }).metrics}/metrics`)).text();
+    // A relay's metrics show the fleet as of its last look at the store (every 5 s): wait for the look after the last change.
+    const url = `http://127.0.0.1:${(JSON.parse(line) as { metrics: number }).metrics}/metrics`;
+    const currentLine = new RegExp(`^dkim_relay_fleet_nodes\\{state="current"\\} ${live.length}$`, 'm');
+    let metrics = '';
+    await until(
+      'the relay has seen every live relay current',
+      async () => {
+        metrics = await (await fetch(url)).text();
+        return currentLine.test(metrics);
+      },
+      30_000,
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}: ${metrics
+          .split('\n')
+          .filter((l) => l.startsWith('dkim_relay_fleet_nodes'))
+          .join('; ')}`,
+      );
+    });
     assert.match(metrics, new RegExp(`^dkim_relay_key_generation ${generation}$`, 'm'));
     assert.match(metrics, new RegExp(`^dkim_relay_fleet_nodes\\{state="current"\\} ${live.length}$`, 'm'));
     assert.match(metrics, /^dkim_relay_key_store_unreachable_seconds 0$/m);
