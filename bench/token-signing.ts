@@ -5,11 +5,11 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { signDigest } from '../src/signing/digest-signature.ts';
-import { Token } from '../src/keys/pkcs11-token.ts';
+import { Pkcs11Token } from '../src/keys/pkcs11-token.ts';
 
 const [pinFile, label = 'dkim'] = process.argv.slice(2);
 if (!pinFile) throw new Error('usage: node bench/token-signing.ts PINFILE [TOKEN]');
-const token = Token.connectLater({ module: '/usr/lib/softhsm/libsofthsm2.so', token: label, pinFile, newKeys: false });
+const token = Pkcs11Token.connectLater({ module: '/usr/lib/softhsm/libsofthsm2.so', token: label, pinFile, newKeys: false });
 const digest = createHash('sha256').update('bench').digest();
 const N = Number(process.env.N ?? 500);
 

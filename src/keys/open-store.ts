@@ -4,7 +4,7 @@ import type { KeyStore } from './key-store.ts';
 import type { PgKeyStore, PgStoreOptions } from './pg-store.ts';
 import { readEncryptionKey, readSecretFile } from './sealing.ts';
 import { SqliteKeyStore, type StoreOptions } from './store.ts';
-import { Token, type TokenSettings } from './pkcs11-token.ts';
+import { Pkcs11Token, type TokenSettings } from './pkcs11-token.ts';
 
 /** The keys: section of the configuration. */
 export interface KeysSettings {
@@ -20,7 +20,7 @@ export type OpenOptions = StoreOptions & Pick<PgStoreOptions, 'onRefreshError' |
 export async function openKeyStore(keys: KeysSettings, options: OpenOptions = {}): Promise<KeyStore> {
   if (keys.database === undefined) {
     // Connected at first use: a token that is absent at start holds back only the keys it holds.
-    const token = keys.pkcs11 && Token.connectLater(keys.pkcs11);
+    const token = keys.pkcs11 && Pkcs11Token.connectLater(keys.pkcs11);
     try {
       return SqliteKeyStore.open(keys.dir, { ...options, token });
     } catch (err) {

@@ -10,7 +10,7 @@
 //
 // A token that fails (absent, PIN refused, session lost) marks itself down:
 // the domains it signs for wait (4xx) with one line in the log, and the next
-// look after RETRY_MS opens the module afresh, so a token that comes back is
+// look after TOKEN_RETRY_MS opens the module afresh, so a token that comes back is
 // used again without a restart.
 import { createRequire } from 'node:module';
 import { UserError } from '../common/errors.ts';
@@ -58,13 +58,13 @@ export interface GeneratedInToken {
 }
 
 /** How long a token that failed is left alone before the module is opened again. */
-export const RETRY_MS = 2000;
+export const TOKEN_RETRY_MS = 2000;
 const MAX_SESSIONS = 4;
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
 const require = createRequire(import.meta.url);
 
-export class Token {
+export class Pkcs11Token {
   readonly settings: TokenSettings;
   readonly #now: () => number;
   #lib: Pkcs11 | null = null;
@@ -89,8 +89,8 @@ export class Token {
   }
 
   /** The token, connected at its first use: a token absent now holds back only its own keys. */
-  static connectLater(settings: TokenSettings, now?: () => number): Token {
-    const token = new Token(settings, now);
+  static connectLater(settings: TokenSettings, now?: () => number): Pkcs11Token {
+    const token = new Pkcs11Token(settings, now);
     token.#down = { error: tokenError(`token ${settings.token} is not connected yet`, 'see the log line before this one'), at: -Infinity };
     return token;
   }
@@ -101,7 +101,7 @@ export class Token {
 
   /** Whether a down token is due another try. */
   retryDue(): boolean {
-    return this.#down !== null && this.#now() - this.#down.at >= RETRY_MS;
+    return this.#down !== null && this.#now() - this.#down.at >= TOKEN_RETRY_MS;
   }
 
   /** The key `ref` names, to sign with; KeyFileError (problem 'token unavailable') when the token or the key cannot be used. */
@@ -232,7 +232,7 @@ export class Token {
     this.#disconnect();
   }
 
-  /** Connected, or the KeyFileError saying why not (a down token is tried again once RETRY_MS has passed). */
+  /** Connected, or the KeyFileError saying why not (a down token is tried again once TOKEN_RETRY_MS has passed). */
   #ready(): void {
     if (this.#down && this.retryDue()) this.#reconnect();
     if (this.#down) throw this.#down.error;

@@ -21,7 +21,7 @@ import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOp
 import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';
 import { txtValue } from './record.ts';
 import { isTokenUri, parseTokenUri, tokenUri } from './pkcs11-objects.ts';
-import { tokenLabel, type Token, type TokenKey } from './pkcs11-token.ts';
+import { tokenLabel, type Pkcs11Token, type TokenKey } from './pkcs11-token.ts';
 
 export type { ActiveKey, KeyEvent, KeyProblem, KeyState, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 
@@ -41,7 +41,7 @@ export interface StoreOptions {
    */
   create?: boolean;
   /** The PKCS#11 token of keys.pkcs11; closed with the store. */
-  token?: Token | undefined;
+  token?: Pkcs11Token | undefined;
 }
 
 /** Where a new key's private half goes: put() writes it and names it in the row's file column, undo() takes it back. */
@@ -81,7 +81,7 @@ export class SqliteKeyStore implements KeyStoreApi {
   private readonly onKeyProblem: (problem: KeyProblem) => void;
   private readonly recheckMs: number;
   private readonly now: () => number;
-  private readonly token: Token | undefined;
+  private readonly token: Pkcs11Token | undefined;
   private tokenGeneration = 0;
   private dataVersion = -1;
   /** Every active key by domain; null until needed again after a change. */
@@ -149,7 +149,7 @@ export class SqliteKeyStore implements KeyStoreApi {
   generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): StoredKey {
     if (options.inToken ?? this.token?.settings.newKeys ?? false) {
       const token = this.requireToken();
-      let made: ReturnType<Token['generate']> | undefined;
+      let made: ReturnType<Pkcs11Token['generate']> | undefined;
       const bits = options.bits ?? 2048;
       if (options.algorithm === 'rsa') checkRsaSize(bits);
       return this.add(
@@ -214,7 +214,7 @@ export class SqliteKeyStore implements KeyStoreApi {
     return this.byId(key.id);
   }
 
-  private requireToken(): Token {
+  private requireToken(): Pkcs11Token {
     if (!this.token) throw new UserError('no PKCS#11 token is configured', 'set keys.pkcs11 (module, token, pinFile) in the configuration');
     return this.token;
   }

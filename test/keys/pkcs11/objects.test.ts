@@ -27,10 +27,10 @@ test('the p= value of a token key equals the one of the same key in memory: RSA 
   assert.throws(() => publicDataOf('ed25519', { point: raw.subarray(1) }), /31 octets/);
 });
 
-test('a token that cannot be opened is tried again only once RETRY_MS has passed (injected clock), its error saying how to mend it', async () => {
-  const { Token, RETRY_MS } = await import('../../../src/keys/pkcs11-token.ts');
+test('a token that cannot be opened is tried again only once TOKEN_RETRY_MS has passed (injected clock), its error saying how to mend it', async () => {
+  const { Pkcs11Token, TOKEN_RETRY_MS } = await import('../../../src/keys/pkcs11-token.ts');
   let now = 1_000_000;
-  const token = Token.connectLater({ module: '/nonexistent/libpkcs11.so', token: 'dkim', pinFile: '/nonexistent/pin', newKeys: false }, () => now);
+  const token = Pkcs11Token.connectLater({ module: '/nonexistent/libpkcs11.so', token: 'dkim', pinFile: '/nonexistent/pin', newKeys: false }, () => now);
   const ref = { token: 'dkim', id: '01' };
   assert.ok(token.retryDue(), 'a token never opened is due at once');
   assert.throws(
@@ -38,7 +38,7 @@ test('a token that cannot be opened is tried again only once RETRY_MS has passed
     (err: Error & { toLine(): string }) => /module \/nonexistent\/libpkcs11\.so cannot be loaded .* — .*keys\.pkcs11\.module/.test(err.toLine()),
   );
   assert.equal(token.retryDue(), false);
-  now += RETRY_MS - 1;
+  now += TOKEN_RETRY_MS - 1;
   assert.equal(token.retryDue(), false, 'tried again too soon');
   now += 1;
   assert.equal(token.retryDue(), true);

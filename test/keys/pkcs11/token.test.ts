@@ -133,11 +133,11 @@ describe('signing keys in a PKCS#11 token', { skip: skipWithout('softhsm2-util',
       [],
     );
     // The token refuses to give the private halves out.
-    const { Token } = await import('../../../src/keys/pkcs11-token.ts');
+    const { Pkcs11Token } = await import('../../../src/keys/pkcs11-token.ts');
     const { parseTokenUri } = await import('../../../src/keys/pkcs11-objects.ts');
     const { SqliteKeyStore } = await import('../../../src/keys/store.ts');
     process.env.SOFTHSM2_CONF = s.env.SOFTHSM2_CONF;
-    const token = Token.connectLater({ module: MODULE, token: 'dkim', pinFile: s.pinFile, newKeys: false });
+    const token = Pkcs11Token.connectLater({ module: MODULE, token: 'dkim', pinFile: s.pinFile, newKeys: false });
     const store = SqliteKeyStore.open(join(s.dir, 'keys'), { create: false });
     try {
       const rsa = store.get('example.com', 'hsmrsa');
