@@ -17,9 +17,11 @@
 //                the pass
 //
 // Leadership: a lease row (rotation-state.ts) names the relay that runs the
-// passes. It lasts the longest gap between two checks and its holder renews
-// it every third of that (and before every step), also through a long pass;
-// so a relay that dies is replaced within two checks. Its epoch grows at every takeover and every write of a pass
+// passes. With a shared store it lasts the longest gap between two checks and
+// its holder renews it every third of that (and before every step), also
+// through a long pass, so a relay that dies is replaced within two checks; in
+// keys.db it lasts five minutes and is renewed before every step. Its epoch
+// grows at every takeover and every write of a pass
 // carries it (src/keys/fence.ts): a leader paused past its lease that wakes
 // up finds its writes refused, and its pass ends there.
 //
@@ -119,6 +121,7 @@ export class RotationScheduler {
   private readonly options: SchedulerOptions;
   private readonly clock: () => number;
   private readonly leaseMs: number;
+  private readonly shared: boolean;
   private readonly publisher: RecordPublisher;
   private tables: RotationState | undefined;
   private readonly supervisor: Supervisor;
@@ -135,7 +138,11 @@ export class RotationScheduler {
     this.options = options;
     this.clock = options.now ?? Date.now;
     const check = options.config.rotation.check;
-    this.leaseMs = options.leaseMs ?? (check === 'off' ? 5 * 60_000 : longestGap(check));
+    // Shared (PostgreSQL): the lease lasts one gap between checks, kept alive on the real clock, so a dead leader is replaced
+    // within two checks. keys.db on this machine: a renewal is a synchronous SQLite write that a locked keys.db would hold for
+    // its busy timeout, blocking the event loop every few hundred milliseconds; so the lease is long and renewed before each step.
+    this.shared = options.store.engine === 'postgres';
+    this.leaseMs = options.leaseMs ?? (this.shared && check !== 'off' ? longestGap(check) : 5 * 60_000);
     this.publisher = options.publisher ?? manualRecordPublisher;
     this.holder = options.holder ?? `${options.hostname}/${process.pid}/${randomBytes(4).toString('hex')}`;
     this.supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
@@ -163,8 +170,10 @@ export class RotationScheduler {
     this.task = createTask(config.rotation.check, () => this.tick(), { name: 'rotation', noOverlap: true, logger: log });
     void this.task.start();
     // On the real clock, between passes and through a long one: a relay that stops (dies, SIGSTOP) stops renewing.
-    this.keeper = setInterval(() => void this.keepLease(), Math.max(100, Math.floor(this.leaseMs / 3)));
-    this.keeper.unref();
+    if (this.shared) {
+      this.keeper = setInterval(() => void this.keepLease(), Math.max(100, Math.floor(this.leaseMs / 3)));
+      this.keeper.unref();
+    }
     logger.info({ check: config.rotation.check, holder: this.holder }, 'rotation scheduler started');
   }
 
