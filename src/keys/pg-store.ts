@@ -24,7 +24,7 @@ import { redactUrl } from './pg-url.ts';
 import { pgKeySchema } from './pg-schema.ts';
 import { txtValue } from './record.ts';
 import { SealError, seal, unseal } from './sealing.ts';
-import { chooseSelector, STAMP_COLUMN, StepRaced, VERB } from './store-rules.ts';
+import { chooseSelector, groupActiveKeys, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
 
 export interface PgStoreOptions extends PgTarget {
   /** The key-encryption key (keys.encryptionKeyFile). */
@@ -543,24 +543,10 @@ export class PgKeyStore implements KeyStore {
     return load;
   }
 
-  private activeMap(): Map<string, { keys: ActiveKey[]; problems: KeyFileError[] }> {
+  private activeMap(): Map<string, DomainKeys> {
     const rows = this.rows.filter((r) => r.state === 'active').sort((a, b) => (b.activatedAt ?? '').localeCompare(a.activatedAt ?? '') || b.id - a.id);
-    const map = new Map<string, { keys: ActiveKey[]; problems: KeyFileError[] }>();
-    const problems = new Set<string>();
-    for (const row of rows) {
-      let entry = map.get(row.domain);
-      if (!entry) map.set(row.domain, (entry = { keys: [], problems: [] }));
-      try {
-        entry.keys.push({ domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.parsedKey(row) });
-      } catch (err) {
-        if (!(err instanceof KeyFileError)) throw err;
-        entry.problems.push(err);
-        const id = `${row.id}:${err.problem}`;
-        problems.add(id);
-        if (!this.reported.has(id)) this.onKeyProblem({ domain: row.domain, selector: row.selector, problem: err.problem, line: err.toLine() });
-      }
-    }
-    this.reported = problems;
+    const { byDomain: map, reported } = groupActiveKeys(rows, (row) => this.parsedKey(row), this.reported, this.onKeyProblem);
+    this.reported = reported;
     const active = new Set(rows.map((r) => r.id));
     for (const id of this.parsed.keys()) if (!active.has(id)) this.parsed.delete(id);
     return map;

@@ -3,6 +3,8 @@
 import { UserError } from '../common/errors.ts';
 import { nextSelector } from '../common/names.ts';
 import type { Algorithm } from './key-material.ts';
+import { KeyFileError } from './key-file.ts';
+import type { ActiveKey, KeyProblem, StoredKey } from './key-store.ts';
 import type { KeyState } from './lifecycle.ts';
 
 /** The column set when a key enters a state (bookkeeping: when it happened). */
@@ -42,4 +44,40 @@ export function chooseSelector(
     );
   }
   return chosen;
+}
+
+/** A domain's keys that sign, and the active keys that cannot (its mail waits). */
+export interface DomainKeys {
+  keys: ActiveKey[];
+  problems: KeyFileError[];
+}
+
+/**
+ * The active keys by domain, each private key loaded by `load`. A key that
+ * cannot be loaded is told to `onKeyProblem` once, and again only after it
+ * was mended and broke anew: `reported` is what was told last time, and the
+ * set returned is what to pass next time.
+ */
+export function groupActiveKeys<Row extends StoredKey>(
+  rows: readonly Row[],
+  load: (row: Row) => ActiveKey['privateKey'],
+  reported: ReadonlySet<string>,
+  onKeyProblem: (problem: KeyProblem) => void,
+): { byDomain: Map<string, DomainKeys>; reported: Set<string> } {
+  const byDomain = new Map<string, DomainKeys>();
+  const problems = new Set<string>();
+  for (const row of rows) {
+    let entry = byDomain.get(row.domain);
+    if (!entry) byDomain.set(row.domain, (entry = { keys: [], problems: [] }));
+    try {
+      entry.keys.push({ domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: load(row) });
+    } catch (err) {
+      if (!(err instanceof KeyFileError)) throw err;
+      entry.problems.push(err);
+      const id = `${row.id}:${err.problem}`;
+      problems.add(id);
+      if (!reported.has(id)) onKeyProblem({ domain: row.domain, selector: row.selector, problem: err.problem, line: err.toLine() });
+    }
+  }
+  return { byDomain, reported: problems };
 }

@@ -14,7 +14,7 @@ import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { checkRsaSize, fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
-import { chooseSelector, STAMP_COLUMN, StepRaced, VERB } from './store-rules.ts';
+import { chooseSelector, groupActiveKeys, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
 import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOptions, Step, StoredKey } from './key-store.ts';
@@ -52,12 +52,6 @@ interface Placement {
 
 /** How often the active key files are checked again when nothing in the database changed. */
 export const KEY_RECHECK_MS = 30_000;
-
-/** A domain's active keys as last loaded: those that can sign, and why others cannot. */
-interface DomainKeys {
-  keys: ActiveKey[];
-  problems: KeyFileError[];
-}
 
 const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint,
   CASE WHEN file LIKE 'pkcs11:%' THEN 'pkcs11' ELSE 'file' END AS material, file,
@@ -526,23 +520,9 @@ export class SqliteKeyStore implements KeyStoreApi {
       const rows = this.query(() =>
         this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all(),
       ) as StoredKey[];
-      const map = new Map<string, DomainKeys>();
-      const problems = new Set<string>();
-      for (const row of rows) {
-        let entry = map.get(row.domain);
-        if (!entry) map.set(row.domain, (entry = { keys: [], problems: [] }));
-        try {
-          entry.keys.push({ domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: this.loadPrivate(row) });
-        } catch (err) {
-          if (!(err instanceof KeyFileError)) throw err;
-          entry.problems.push(err);
-          const id = `${row.id}:${err.problem}`;
-          problems.add(id);
-          if (!this.reported.has(id)) this.onKeyProblem({ domain: row.domain, selector: row.selector, problem: err.problem, line: err.toLine() });
-        }
-      }
+      const { byDomain: map, reported } = groupActiveKeys(rows, (row) => this.loadPrivate(row), this.reported, this.onKeyProblem);
       // A key mended and broken again is told again; keys no longer active are forgotten.
-      this.reported = problems;
+      this.reported = reported;
       const active = new Set(rows.map((r) => r.id));
       for (const id of this.parsed.keys()) if (!active.has(id)) this.parsed.delete(id);
       this.activeByDomain = map;
