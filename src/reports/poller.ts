@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import { MailboxSession, readPasswordFile } from './imap-source.ts';
 import { importContext, importReport, resultLine } from './import.ts';
-import { ReportStore } from './report-store.ts';
+import { openReportStore } from './open-report-store.ts';
 
 /** The first reconnection after a failure; each further one waits twice as long, up to the poll interval. */
 export const RETRY_FIRST_MS = 5_000;
@@ -127,7 +127,7 @@ export class ReportPoller {
   async #look(session: MailboxSession): Promise<void> {
     const { config, store, logger } = this.#o;
     const imap = config.imap!;
-    const reports = ReportStore.open(store.dbFile);
+    const reports = await openReportStore(store);
     try {
       const ctx = importContext(reports, store, config, this.#o.now);
       const polled = await session.look(config.maxBytes, (data) => importReport(data, ctx));
@@ -143,7 +143,7 @@ export class ReportPoller {
       if (polled.length > 0) logger.info(counts, 'DMARC report mailbox polled');
       else logger.debug(counts, 'DMARC report mailbox polled');
     } finally {
-      reports.close();
+      await reports.close();
     }
   }
 }

@@ -16,7 +16,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { SqliteKeyStore } from '../../src/keys/store.ts';
 import type { ImapSettings } from '../../src/reports/imap-source.ts';
 import { reconnectDelayMs, ReportPoller } from '../../src/reports/poller.ts';
-import { ReportStore } from '../../src/reports/report-store.ts';
+import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import { dovecotMissing, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
@@ -60,7 +60,7 @@ async function watcher(imap: Partial<ImapSettings> & Pick<ImapSettings, 'port' |
   const poller = new ReportPoller({ config: { ...REPORTS, imap: settings }, store, logger, supervisor, retryFirstMs: 200 });
   const logged = (pattern: RegExp) => lines.filter((l) => pattern.test(l)).length;
   const storedIds = () => {
-    const reports = ReportStore.open(store.dbFile);
+    const reports = SqliteReportStore.open(store.dbFile);
     try {
       return [...new Set(reports.records(0).map((r) => r.reportId))];
     } finally {

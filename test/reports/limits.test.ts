@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { constants, deflateRawSync, gzipSync } from 'node:zlib';
 import { unpackReport } from '../../src/reports/unpack.ts';
 import { importFile, type ImportContext } from '../../src/reports/import.ts';
-import { ReportStore } from '../../src/reports/report-store.ts';
+import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { GOOGLE, gzip, reportMessage, reportXml, zipFile } from './support.ts';
 
@@ -88,7 +88,7 @@ test('a 100 MB XML file is refused by its size before it is read', async () => {
   writeSync(fd, '<?xml version="1.0"?><feedback>');
   ftruncateSync(fd, 100 * 1000 * 1000);
   closeSync(fd);
-  const reports = ReportStore.open(join(dir, 'keys.db'));
+  const reports = SqliteReportStore.open(join(dir, 'keys.db'));
   const ctx: ImportContext = { reports, maxBytes: LIMIT, keepDays: 180, signingDomains: () => new Set(['example.com']) };
   const { result, grewBy } = await measured(() => importFile(file, ctx));
   reports.close();
