@@ -3,7 +3,7 @@
 // running relay adds the reports of reports.imap by itself.
 import type { Argv } from 'yargs';
 import { importContext, importFile, resultLine } from '../reports/import.ts';
-import { ReportStore } from '../reports/report-store.ts';
+import { openReportStore } from '../reports/open-report-store.ts';
 import { keyName, summarise } from '../reports/summary.ts';
 import { renderSummary } from '../reports/summary-text.ts';
 import { CheckFailed, print, printJson, withStore, type GlobalArgs } from './context.ts';
@@ -22,7 +22,7 @@ export function reportsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .example('$0 reports import google.com!example.com!1700000000!1700086400.xml.gz', 'one report'),
         (args) =>
           withStore(args, async (store, { config }) => {
-            const reports = ReportStore.open(store.dbFile);
+            const reports = await openReportStore(store);
             try {
               const ctx = importContext(reports, store, config.reports);
               const results = [];
@@ -32,7 +32,7 @@ export function reportsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
               const refused = results.filter((r) => r.status === 'refused').length;
               if (refused > 0) throw new CheckFailed(`${refused} of ${results.length} file(s) refused (see above)`);
             } finally {
-              reports.close();
+              await reports.close();
             }
           }),
       )
@@ -46,17 +46,17 @@ export function reportsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             .check((a) => (Number.isInteger(a.days) && a.days > 0 ? true : '--days must be a whole number above 0'))
             .example('$0 reports --domain example.com', 'evidence for p=reject'),
         (args) =>
-          withStore(args, (store) => {
-            const reports = ReportStore.open(store.dbFile);
+          withStore(args, async (store) => {
+            const reports = await openReportStore(store, 'read-only');
             try {
               const since = Math.floor(Date.now() / 1000) - args.days * 86_400;
               const domain = args.domain?.trim().replace(/\.$/, '').toLowerCase();
               const relayKeys = new Set(store.list().map((k) => keyName(k.domain, k.selector)));
-              const summary = summarise(reports.records(since, domain), reports.reportCounts(since, domain), relayKeys);
+              const summary = summarise(await reports.records(since, domain), await reports.reportCounts(since, domain), relayKeys);
               if (args.json) printJson({ days: args.days, domains: summary });
               else print(renderSummary(summary, args.days));
             } finally {
-              reports.close();
+              await reports.close();
             }
           }),
       ),

@@ -14,6 +14,7 @@ import { renderStatus, type StatusReport } from '../observability/status-report.
 import { gatherStatus, reportedDomains } from '../observability/status-sources.ts';
 import { readTaskHealth } from '../common/task-health-file.ts';
 import { readEvidence } from '../reports/evidence.ts';
+import { openReportStore } from '../reports/open-report-store.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
@@ -58,7 +59,8 @@ async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): 
       : new Map();
     const now = new Date();
     const days = config.reports.windowDays;
-    const receivers = { days, evidence: readEvidence(store, days, now.getTime()) };
+    const reports = await openReportStore(store, 'read-only');
+    const receivers = { days, evidence: await readEvidence(reports, store, days, now.getTime()).finally(() => reports.close()) };
     return gatherStatus({ config, store, now, readiness, background: readTaskHealth(config.queue.dir)?.tasks ?? [], receivers }).report;
   } finally {
     await store.close();

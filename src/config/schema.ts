@@ -768,7 +768,14 @@ export const configSchema = z
             passwordFile: z.string().min(1).describe('file holding the IMAP password (one line), mode 0600 or stricter'),
             folder: z.string().min(1).default('INBOX').describe('folder the reports arrive in'),
             doneFolder: z.string().min(1).optional().describe('folder processed messages are moved to; unset: they are flagged \\Seen and stay'),
-            intervalSeconds: z.number().int().min(1).default(300).describe('seconds between two looks at the folder'),
+            intervalSeconds: z
+              .number()
+              .int()
+              .min(1)
+              .default(300)
+              .describe(
+                'seconds between two looks at the folder when the server offers no IDLE (with IDLE reports are read as they arrive); after a failure the relay connects again sooner, from 5 s doubling up to this',
+              ),
           })
           .superRefine((imap, ctx) => {
             // A password in clear text is only ever sent to this machine.

@@ -125,6 +125,7 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
   if (path !== '/' && path !== '/metrics') return send(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /metrics, /healthz or /readyz\n');
 
   if (current.auth && !(await authorized(req, res, current.auth, remembered, limiter))) return;
+  await view.metrics.refreshReceivers();
   if (path === '/metrics') return send(res, 200, view.metrics.registry.contentType, await view.metrics.text());
   const { report, keys } = view.snapshot();
   const page = statusPage({

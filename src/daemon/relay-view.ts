@@ -17,6 +17,7 @@ import type { RelayMetrics } from '../observability/metrics.ts';
 import { gatherStatus, type GatheredStatus } from '../observability/status-sources.ts';
 import type { ReceiversInput } from '../observability/status-report.ts';
 import { readEvidence } from '../reports/evidence.ts';
+import { openReportStore } from '../reports/open-report-store.ts';
 
 export interface ViewDeps {
   config: Config;
@@ -93,11 +94,16 @@ export class RelayView {
     });
   }
 
-  /** Receivers' aggregate reports over reports.windowDays, read from the key store's database. */
-  readReceivers(): ReceiversInput {
+  /** Receivers' aggregate reports over reports.windowDays, read (read-only) from the key store's database, whichever its engine. */
+  async readReceivers(): Promise<ReceiversInput> {
     const { config, store } = this.deps;
     const days = config.reports.windowDays;
-    return { days, evidence: readEvidence(store, days, (this.deps.now?.() ?? new Date()).getTime()) };
+    const reports = await openReportStore(store, 'read-only');
+    try {
+      return { days, evidence: await readEvidence(reports, store, days, (this.deps.now?.() ?? new Date()).getTime()) };
+    } finally {
+      await reports.close();
+    }
   }
 }
 

@@ -89,8 +89,9 @@ export class RelayMetrics {
   private fleetSource: (() => { fleet: FleetStatus; generation: number | null; unreachableSeconds: number }) | undefined;
   private keySource: (() => StatusReport) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
-  private receiverSource: (() => ReceiversInput) | undefined;
+  private receiverSource: (() => Promise<ReceiversInput>) | undefined;
   private cachedReceivers: { at: number; value: ReceiversInput | undefined } | undefined;
+  private readingReceivers: Promise<void> | undefined;
   /** Runs a scrape's reading of the queue and the key store; a failure leaves those gauges empty, never the whole scrape. */
   private collecting: <T>(work: () => T) => T | undefined = (work) => work();
 
@@ -367,8 +368,12 @@ export class RelayMetrics {
     });
   }
 
-  /** Receivers' reports per domain, read at most once a minute, or again after receiversChanged(); the returned function stops asking. */
-  watchReceivers(source: () => ReceiversInput): () => void {
+  /**
+   * Receivers' reports per domain, read (in the key store's engine, so
+   * asynchronously) at most once a minute, or again after receiversChanged();
+   * the returned function stops asking.
+   */
+  watchReceivers(source: () => Promise<ReceiversInput>): () => void {
     this.receiverSource = source;
     this.cachedReceivers = undefined;
     return () => {
@@ -376,18 +381,33 @@ export class RelayMetrics {
     };
   }
 
+  /** The reading is stale: the next refreshReceivers() reads again; until then the last one is shown. */
   receiversChanged(): void {
-    this.cachedReceivers = undefined;
+    if (this.cachedReceivers) this.cachedReceivers.at = -Infinity;
+  }
+
+  /** Reads the reports again when the last reading is stale; resolves when read. Called before each scrape and status page. */
+  async refreshReceivers(): Promise<void> {
+    const now = this.now();
+    const source = this.receiverSource;
+    if (!source || (this.cachedReceivers && now - this.cachedReceivers.at < RECEIVERS_CACHE_MS)) return;
+    this.readingReceivers ??= source()
+      .then(
+        (value) => void (this.cachedReceivers = { at: now, value }),
+        // Reported as a failed collection (one supervised path); the last reading stays shown.
+        (err: unknown) =>
+          void this.collecting(() => {
+            this.cachedReceivers = { at: now, value: this.cachedReceivers?.value };
+            throw err;
+          }),
+      )
+      .finally(() => (this.readingReceivers = undefined));
+    await this.readingReceivers;
   }
 
   /** The last reading of the reports (for the status page and report too, so all show the same numbers). */
   receivers(): ReceiversInput | undefined {
-    const now = this.now();
-    const source = this.receiverSource;
-    if (!this.cachedReceivers || now - this.cachedReceivers.at >= RECEIVERS_CACHE_MS) {
-      this.cachedReceivers = { at: now, value: source && this.collecting(source) };
-    }
-    return this.cachedReceivers.value;
+    return this.cachedReceivers?.value;
   }
 
   /** One message through the pipeline: received, its signatures, its self-check, and why it was refused. */

@@ -3,21 +3,16 @@
 import type { KeyStore } from '../keys/key-store.ts';
 import type { Breakage, FailingSource, ReceiverEvidence } from '../observability/receiver-evidence.ts';
 import { dmarcPassed } from './report-model.ts';
-import { ReportStore, type StoredRecord } from './report-store.ts';
+import type { ReportStore, StoredRecord } from './report-store.ts';
 import { keyName, summarise, type RelayKeys } from './summary.ts';
 
 const DAY_SECONDS = 86_400;
 
 /** Per domain, the reports whose period ended in the last `days` days before nowMs. */
-export function readEvidence(store: Pick<KeyStore, 'dbFile' | 'list'>, days: number, nowMs: number): Map<string, ReceiverEvidence> {
-  const reports = ReportStore.open(store.dbFile);
-  try {
-    const since = Math.floor(nowMs / 1000) - days * DAY_SECONDS;
-    const relayKeys = new Set(store.list().map((k) => keyName(k.domain, k.selector)));
-    return receiverEvidence(reports.records(since), reports.reportCounts(since), relayKeys, days);
-  } finally {
-    reports.close();
-  }
+export async function readEvidence(reports: ReportStore, store: Pick<KeyStore, 'list'>, days: number, nowMs: number): Promise<Map<string, ReceiverEvidence>> {
+  const since = Math.floor(nowMs / 1000) - days * DAY_SECONDS;
+  const relayKeys = new Set(store.list().map((k) => keyName(k.domain, k.selector)));
+  return receiverEvidence(await reports.records(since), await reports.reportCounts(since), relayKeys, days);
 }
 
 export function receiverEvidence(

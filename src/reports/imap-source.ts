@@ -59,51 +59,148 @@ export function imapClient(settings: ImapSettings, password: string): ImapFlow {
   });
 }
 
+/** Why a wait for news ended: the server told of new mail, or the time ran out. */
+export type News = 'news' | 'timeout';
+
 /**
- * One look at the folder: every message not yet processed is fetched (those
- * larger than `maxBytes` are refused by their size, unread), imported, and
- * marked processed.
+ * A connection to the report folder: looks at it, and between looks waits in
+ * IDLE (RFC 2177) where the server offers it, so a report is imported as it
+ * arrives. The connection dropping rejects what waits on it, with one line.
  */
+export class MailboxSession {
+  readonly #client: ImapFlow;
+  readonly #settings: ImapSettings;
+  /** New mail announced (EXISTS grew) since the last look began. */
+  #news = false;
+  #lost: Error | undefined;
+  #closed = false;
+  readonly #ended: Promise<never>;
+
+  private constructor(client: ImapFlow, settings: ImapSettings) {
+    this.#client = client;
+    this.#settings = settings;
+    // A dropped connection is also an 'error' event; unhandled, it would end the process.
+    client.on('error', (err: Error) => (this.#lost = err));
+    client.on('exists', ({ count, prevCount }: { count: number; prevCount: number }) => {
+      if (count > prevCount) this.#news = true;
+    });
+    this.#ended = new Promise<never>((_, reject) => {
+      client.once('close', () => {
+        this.#closed = true;
+        reject(imapProblem(settings, this.#lost ?? new Error('the server closed the connection')));
+      });
+    });
+    this.#ended.catch(() => {}); // observed by whoever waits; a session nobody waits on may end quietly
+  }
+
+  /** Connects, logs in and selects the folder; `signal` closes the connection (a stalled server does not hold a stop up). */
+  static async open(settings: ImapSettings, signal?: AbortSignal): Promise<MailboxSession> {
+    const session = new MailboxSession(imapClient(settings, readPasswordFile(settings.passwordFile)), settings);
+    const client = session.#client;
+    if (signal?.aborted) throw imapProblem(settings, new Error('stopped'));
+    const abort = () => client.close();
+    signal?.addEventListener('abort', abort, { once: true });
+    client.once('close', () => signal?.removeEventListener('abort', abort));
+    try {
+      await client.connect();
+      if (settings.doneFolder) await ensureFolder(client, settings.doneFolder);
+      await client.mailboxOpen(settings.folder);
+    } catch (err) {
+      client.close();
+      throw imapProblem(settings, session.#lost ?? err);
+    }
+    return session;
+  }
+
+  /** Whether the server offers IDLE (RFC 2177 §3); without it the folder is polled. */
+  get idles(): boolean {
+    return this.#client.capabilities.has('IDLE');
+  }
+
+  /**
+   * Every message not yet processed is fetched (those larger than `maxBytes`
+   * are refused by their size, unread), imported, and marked processed.
+   */
+  async look(maxBytes: number, importMessage: (data: Buffer) => Promise<ImportResult>): Promise<Polled[]> {
+    const { doneFolder, folder } = this.#settings;
+    const client = this.#client;
+    const polled: Polled[] = [];
+    this.#news = false;
+    try {
+      const lock = await client.getMailboxLock(folder);
+      try {
+        const uids = (await client.search(doneFolder ? { all: true } : { seen: false }, { uid: true })) || [];
+        for (const uid of uids) {
+          const result = await fetchAndImport(client, uid, maxBytes, importMessage);
+          polled.push({ uid, result });
+          if (doneFolder) await client.messageMove(String(uid), doneFolder, { uid: true });
+          else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+        }
+      } finally {
+        lock.release();
+      }
+    } catch (err) {
+      client.close();
+      if (err instanceof StoreFailed) throw err.reason;
+      throw imapProblem(this.#settings, this.#lost ?? err);
+    }
+    return polled;
+  }
+
+  /** Waits in IDLE until the server announces new mail or `ms` pass; rejects when the connection ends. */
+  async waitForNews(ms: number): Promise<News> {
+    if (this.#closed) return this.#ended;
+    if (this.#news) return 'news';
+    const client = this.#client;
+    let waiting = true;
+    let timer: NodeJS.Timeout | undefined;
+    let onExists: (() => void) | undefined;
+    // IDLE ends when a command breaks it: the next look's, or the client's own NOOP probing a quiet
+    // connection (socketTimeout); while this wait lasts, it is entered again.
+    const idle = (): void => {
+      if (waiting && !this.#closed) void client.idle().then(idle, () => {});
+    };
+    try {
+      idle();
+      return await Promise.race([
+        this.#ended,
+        new Promise<News>((resolve) => {
+          onExists = () => this.#news && resolve('news');
+          client.on('exists', onExists);
+          timer = setTimeout(() => resolve('timeout'), ms);
+        }),
+      ]);
+    } finally {
+      waiting = false;
+      clearTimeout(timer);
+      if (onExists) client.off('exists', onExists);
+    }
+  }
+
+  async logout(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#client.logout();
+    } catch {
+      this.#client.close(); // the look's work is done; a logout the server does not answer changes nothing
+    }
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}
+
+/** One look at the folder on a connection of its own: connect, look, log out. */
 export async function pollMailbox(
   settings: ImapSettings,
   maxBytes: number,
   importMessage: (data: Buffer) => Promise<ImportResult>,
   signal?: AbortSignal,
 ): Promise<Polled[]> {
-  const client = imapClient(settings, readPasswordFile(settings.passwordFile));
-  // A dropped connection is also an 'error' event; unhandled, it would end the process.
-  let lost: Error | undefined;
-  client.on('error', (err: Error) => {
-    lost = err;
-  });
-  const polled: Polled[] = [];
-  // Stopping the relay closes the connection: a server that stalls does not hold the stop up.
-  const abort = () => client.close();
-  if (signal?.aborted) return polled;
-  signal?.addEventListener('abort', abort, { once: true });
-  try {
-    await client.connect();
-    if (settings.doneFolder) await ensureFolder(client, settings.doneFolder);
-    const lock = await client.getMailboxLock(settings.folder);
-    try {
-      const uids = (await client.search(settings.doneFolder ? { all: true } : { seen: false }, { uid: true })) || [];
-      for (const uid of uids) {
-        const result = await fetchAndImport(client, uid, maxBytes, importMessage);
-        polled.push({ uid, result });
-        if (settings.doneFolder) await client.messageMove(String(uid), settings.doneFolder, { uid: true });
-        else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
-      }
-    } finally {
-      lock.release();
-    }
-    await client.logout();
-  } catch (err) {
-    client.close();
-    if (err instanceof StoreFailed) throw err.reason;
-    throw imapProblem(settings, lost ?? err);
-  } finally {
-    signal?.removeEventListener('abort', abort);
-  }
+  const session = await MailboxSession.open(settings, signal);
+  const polled = await session.look(maxBytes, importMessage);
+  await session.logout();
   return polled;
 }
 

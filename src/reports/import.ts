@@ -65,8 +65,8 @@ export async function importReport(data: Buffer, ctx: ImportContext, declaredTyp
   const { domain } = report.policy;
   const ids = { domain, orgName: report.orgName, reportId: report.reportId };
   if (!covers(ctx.signingDomains(), domain)) return { status: 'ignored', ...ids, reason: `the relay holds no key for ${domain}` };
-  const status = ctx.reports.add(report, now);
-  ctx.reports.prune(now, ctx.keepDays);
+  const status = await ctx.reports.add(report, now);
+  await ctx.reports.prune(now, ctx.keepDays);
   return { status, ...ids, records: report.records.length, messages: report.records.reduce((n, r) => n + r.count, 0) };
 }
 

@@ -39,7 +39,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startDovecot(): Promise<Dovecot> {
+/** Capabilities of a server without IDLE (RFC 2177): what dovecot offers after login, IDLE left out. */
+const WITHOUT_IDLE = 'IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ NAMESPACE UIDPLUS UNSELECT CHILDREN MOVE';
+
+/** `idle: false`: a server that does not offer IDLE, as some hosted mailboxes. */
+export async function startDovecot(options: { idle?: boolean } = {}): Promise<Dovecot> {
   const dir = tempDir('dkim-relay-dovecot-');
   // The login and auth processes run as dovenull and dovecot: they need to reach base_dir.
   chmodSync(dir, 0o755);
@@ -62,7 +66,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
-namespace inbox {
+${options.idle === false ? `imap_capability = ${WITHOUT_IDLE}\n` : ''}namespace inbox {
   inbox = yes
   separator = /
 }

@@ -16,7 +16,7 @@ import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { pollMailbox, readPasswordFile, type ImapSettings } from '../../src/reports/imap-source.ts';
 import { importReport } from '../../src/reports/import.ts';
 import { ReportPoller } from '../../src/reports/poller.ts';
-import { ReportStore } from '../../src/reports/report-store.ts';
+import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import { dovecotMissing, freePort, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { FOREIGN, receiverMessages, reportMessage, reportXml } from './support.ts';
@@ -93,7 +93,7 @@ describe('IMAP report mailbox', { skip: missing }, () => {
     await c.append(box, 'From: someone@example.net\r\nSubject: hello\r\n\r\nNot a report.\r\n');
     await c.logout();
 
-    const reports = ReportStore.open(join(tempDir(), 'keys.db'));
+    const reports = SqliteReportStore.open(join(tempDir(), 'keys.db'));
     const ctx = { reports, maxBytes: REPORTS.maxBytes, keepDays: 180, signingDomains: () => new Set(['example.com']) };
     const first = await pollMailbox(settings({ folder: box }), REPORTS.maxBytes, (data) => importReport(data, ctx));
     assert.deepEqual(
@@ -117,7 +117,7 @@ describe('IMAP report mailbox', { skip: missing }, () => {
     await c.append(box, google!.message);
     await c.append(box, Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), Buffer.alloc(4096, 'x')]));
     await c.logout();
-    const reports = ReportStore.open(join(tempDir(), 'keys.db'));
+    const reports = SqliteReportStore.open(join(tempDir(), 'keys.db'));
     const ctx = { reports, maxBytes: 4000, keepDays: 180, signingDomains: () => new Set(['example.com']) };
     const polled = await pollMailbox(settings({ folder: box, doneFolder: 'Moving/Done' }), 4000, (data) => importReport(data, ctx));
     assert.equal(polled[0]!.result.status, 'imported');
@@ -131,7 +131,7 @@ describe('IMAP report mailbox', { skip: missing }, () => {
   });
 
   test('a wrong password is one line naming the server and the user, never the password', async () => {
-    const reports = ReportStore.open(join(tempDir(), 'keys.db'));
+    const reports = SqliteReportStore.open(join(tempDir(), 'keys.db'));
     const ctx = { reports, maxBytes: REPORTS.maxBytes, keepDays: 180, signingDomains: () => new Set(['example.com']) };
     await assert.rejects(
       pollMailbox(settings({ passwordFile: passwordFile('wrong-secret') }), REPORTS.maxBytes, (data) => importReport(data, ctx)),

@@ -4,18 +4,24 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { importReport, type ImportContext } from '../../src/reports/import.ts';
-import { ReportStore } from '../../src/reports/report-store.ts';
+import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import { keyName, summarise } from '../../src/reports/summary.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { EXPECTED, FOREIGN, GOOGLE, gzip, receiverMessages, reportXml } from './support.ts';
 
 const RELAY_KEYS = new Set([keyName('example.com', 'relay1')]);
 
-function context(file: string, now?: () => number, keepDays = 180): ImportContext & { reports: ReportStore } {
-  return { reports: ReportStore.open(file), maxBytes: 20 * 1024 * 1024, keepDays, signingDomains: () => new Set(['example.com']), ...(now ? { now } : {}) };
+function context(file: string, now?: () => number, keepDays = 180): Omit<ImportContext, 'reports'> & { reports: SqliteReportStore } {
+  return {
+    reports: SqliteReportStore.open(file),
+    maxBytes: 20 * 1024 * 1024,
+    keepDays,
+    signingDomains: () => new Set(['example.com']),
+    ...(now ? { now } : {}),
+  };
 }
 
-function summary(reports: ReportStore) {
+function summary(reports: SqliteReportStore) {
   return summarise(reports.records(0), reports.reportCounts(0), RELAY_KEYS);
 }
 

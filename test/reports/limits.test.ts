@@ -6,32 +6,14 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, ftruncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { constants, deflateRawSync, gzipSync } from 'node:zlib';
 import { unpackReport } from '../../src/reports/unpack.ts';
 import { importFile, type ImportContext } from '../../src/reports/import.ts';
-import { ReportStore } from '../../src/reports/report-store.ts';
+import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { GOOGLE, gzip, reportMessage, reportXml, zipFile } from './support.ts';
+import { deflateBomb, GiB, GOOGLE, gzip, gzipBomb, reportMessage, reportXml, zipFile } from './support.ts';
 
 const MiB = 1024 * 1024;
 const LIMIT = 20 * MiB;
-const GiB = 1024 * MiB;
-
-/** 1 GiB of "<" and spaces as gzip members of 16 MiB each: a few hundred kilobytes that inflate to a gigabyte. */
-function gzipBomb(): Buffer {
-  const piece = Buffer.alloc(16 * MiB, 0x20);
-  piece[0] = 0x3c;
-  const member = gzipSync(piece, { level: 9 });
-  return Buffer.concat(Array.from({ length: GiB / piece.length }, () => member));
-}
-
-/** One raw deflate stream of 1 GiB: non-final blocks of 16 MiB, byte-aligned by a full flush, then an empty final block. */
-function deflateBomb(): Buffer {
-  const piece = Buffer.alloc(16 * MiB, 0x20);
-  piece[0] = 0x3c;
-  const block = deflateRawSync(piece, { level: 9, finishFlush: constants.Z_FULL_FLUSH });
-  return Buffer.concat([...Array.from({ length: GiB / piece.length }, () => block), deflateRawSync(Buffer.alloc(0))]);
-}
 
 /** RSS before, and the most it rose to while `work` ran (sampled as chunks arrive, and at the peak counter). */
 async function measured<T>(work: () => Promise<T>): Promise<{ result: T; grewBy: number }> {
@@ -88,7 +70,7 @@ test('a 100 MB XML file is refused by its size before it is read', async () => {
   writeSync(fd, '<?xml version="1.0"?><feedback>');
   ftruncateSync(fd, 100 * 1000 * 1000);
   closeSync(fd);
-  const reports = ReportStore.open(join(dir, 'keys.db'));
+  const reports = SqliteReportStore.open(join(dir, 'keys.db'));
   const ctx: ImportContext = { reports, maxBytes: LIMIT, keepDays: 180, signingDomains: () => new Set(['example.com']) };
   const { result, grewBy } = await measured(() => importFile(file, ctx));
   reports.close();

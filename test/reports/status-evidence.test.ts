@@ -6,12 +6,13 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { metrics } from '../../src/observability/metrics.ts';
 import type { StatusReport } from '../../src/observability/status-report.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { importContext, importReport } from '../../src/reports/import.ts';
-import { ReportStore } from '../../src/reports/report-store.ts';
+import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import type { DomainSummary } from '../../src/reports/summary.ts';
 import { dkimRelay, type Run } from '../cli/support.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay-harness.ts';
@@ -93,6 +94,25 @@ test('status --json and its text give the same numbers as reports --json --days 
   );
 });
 
+test('status and reports only read the report tables: a key store without them is left without them', async () => {
+  const dir = tempDir('dkim-relay-evidence-');
+  const store = SqliteKeyStore.open(join(dir, 'keys'));
+  store.generate({ domain: 'example.com', selector: 'relay1', algorithm: 'ed25519', activate: true });
+  const dbFile = store.dbFile;
+  store.close();
+  const config = join(dir, 'dkim-relay.yaml');
+  writeFileSync(config, `keys:\n  dir: ${join(dir, 'keys')}\nqueue:\n  dir: ${join(dir, 'spool')}\nmetrics:\n  enabled: false\n`);
+  const status = json<StatusReport>(await dkimRelay(['status', '--json', '--no-dns', '--config', config], dir), [0, 1]);
+  assert.equal(status.domains.find((d) => d.domain === 'example.com')!.receivers!.evidence, null);
+  assert.deepEqual(json<{ domains: DomainSummary[] }>(await dkimRelay(['reports', '--json', '--config', config], dir)).domains, []);
+  const db = new Database(dbFile, { readonly: true });
+  try {
+    assert.deepEqual(db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'dmarc%' OR name = 'report_schema'`).all(), []);
+  } finally {
+    db.close();
+  }
+});
+
 describe('a running relay shows the reports on its page and in /metrics', () => {
   let relay: TestRelay;
   let port = 0;
@@ -117,7 +137,7 @@ describe('a running relay shows the reports on its page and in /metrics', () => 
   });
 
   test('after an import: the page and the gauges show what reports --json --days 14 shows', async () => {
-    const reports = ReportStore.open(relay.store.dbFile);
+    const reports = SqliteReportStore.open(relay.store.dbFile);
     try {
       const ctx = importContext(reports, relay.store, configSchema.parse({}).reports);
       for (const r of REPORTS) assert.equal((await importReport(Buffer.from(reportXml(r)), ctx)).status, 'imported');

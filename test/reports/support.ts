@@ -1,7 +1,7 @@
 // Aggregate reports as the large receivers send them, written here: the XML
 // (RFC 7489 appendix C, or DMARCbis with its namespace), gzip or zip around
 // it, and the mail message that carries it.
-import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
+import { constants, crc32, deflateRawSync, gzipSync } from 'node:zlib';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 
 export interface RowSpec {
@@ -274,4 +274,23 @@ export async function receiverMessages(): Promise<{ name: string; message: Buffe
       }),
     },
   ];
+}
+
+const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;
+
+/** 1 GiB of "<" and spaces as gzip members of 16 MiB each: a few hundred kilobytes that inflate to a gigabyte. */
+export function gzipBomb(): Buffer {
+  const piece = Buffer.alloc(16 * MiB, 0x20);
+  piece[0] = 0x3c;
+  const member = gzipSync(piece, { level: 9 });
+  return Buffer.concat(Array.from({ length: GiB / piece.length }, () => member));
+}
+
+/** One raw deflate stream of 1 GiB: non-final blocks of 16 MiB, byte-aligned by a full flush, then an empty final block. */
+export function deflateBomb(): Buffer {
+  const piece = Buffer.alloc(16 * MiB, 0x20);
+  piece[0] = 0x3c;
+  const block = deflateRawSync(piece, { level: 9, finishFlush: constants.Z_FULL_FLUSH });
+  return Buffer.concat([...Array.from({ length: GiB / piece.length }, () => block), deflateRawSync(Buffer.alloc(0))]);
 }
