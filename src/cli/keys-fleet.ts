@@ -8,6 +8,7 @@ import type { PgKeyStore } from '../keys/pg-store.ts';
 import { readEncryptionKey } from '../keys/sealing.ts';
 import { COPIED_TABLES, copySqliteStore } from '../keys/store-copy.ts';
 import { SqliteKeyStore } from '../keys/store.ts';
+import { copyReports } from '../reports/report-copy.ts';
 import { configFrom, print, printJson, withStore, type GlobalArgs } from './context.ts';
 
 type MigrateArgs = GlobalArgs & { to: string; 'encryption-key-file'?: string; 'password-file'?: string };
@@ -23,7 +24,8 @@ const TABLE_NAMES: Record<(typeof COPIED_TABLES)[number], string> = {
 
 export const migrateCommand: CommandModule<GlobalArgs, MigrateArgs> = {
   command: 'migrate',
-  describe: 'copy the SQLite key store of keys.dir, with its history, into a PostgreSQL key store (run again: nothing is copied twice)',
+  describe:
+    'copy the SQLite key store of keys.dir, with its history and stored DMARC reports, into a PostgreSQL key store (run again: nothing is copied twice)',
   builder: (y: Argv<GlobalArgs>) =>
     y
       .option('to', { type: 'string', demandOption: true, describe: 'the PostgreSQL store: postgres://user@host/db (the password in --password-file)' })
@@ -56,12 +58,14 @@ export const migrateCommand: CommandModule<GlobalArgs, MigrateArgs> = {
       });
       try {
         const result = await copySqliteStore(source, target);
-        if (args.json) return printJson({ from: source.location, to: target.location, ...result });
+        const reports = await target.transaction((client) => copyReports(source.dbFile, client));
+        if (args.json) return printJson({ from: source.location, to: target.location, ...result, reports });
         print(`copied ${source.location} into ${target.location}:`);
         for (const table of COPIED_TABLES) {
           const { rows, added } = result.tables[table];
           print(`  ${TABLE_NAMES[table]}: ${rows} (${added} new, ${rows - added} already there)`);
         }
+        print(`  DMARC aggregate reports: ${reports.rows} (${reports.added} new, ${reports.rows - reports.added} already there)`);
         print(`verified ${result.verified} keys: each signed a test message that its public key verified`);
         print(`next: set keys.database: ${redactUrl(args.to)} and keys.encryptionKeyFile: ${encryptionKeyFile} on every relay, and restart them`);
       } finally {

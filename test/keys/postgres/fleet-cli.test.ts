@@ -16,6 +16,7 @@ import { send, startSink, type Sink } from '../../helpers/relay-harness.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { dkimRelay, serve, type Run, type Served } from '../../cli/support.ts';
 import { PRIVATE_ARMOUR } from '../support.ts';
+import { GOOGLE, YAHOO, gzip, reportXml } from '../../reports/support.ts';
 import { postgresOrSkip, startPgCluster, type PgCluster } from './pg-cluster.ts';
 import { kekFile } from './support.ts';
 
@@ -79,6 +80,13 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
     ).run(new Date().toISOString(), new Date().toISOString());
     db.prepare(`INSERT INTO notifications (key, key_id, sent_at) VALUES ('stuck:2', 2, ?)`).run(new Date().toISOString());
     db.close();
+    // Reports receivers sent back, read into keys.db: they move with the store.
+    const reportFiles = [GOOGLE, YAHOO].map((spec, i) => {
+      const file = join(single.dir, `report${i}.xml.gz`);
+      writeFileSync(file, gzip(reportXml(spec)));
+      return file;
+    });
+    ok(await cli(single.dir, single.config, ['reports', 'import', ...reportFiles]));
 
     const url = await cluster.createDatabase('fleet');
     const kek = kekFile(single.dir);
@@ -88,10 +96,19 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
     assert.match(first, /events \(history\): 6 \(6 new, 0 already there\)/);
     assert.match(first, /DNS observations: 1 \(1 new, 0 already there\)/);
     assert.match(first, /notifications: 1 \(1 new, 0 already there\)/);
+    assert.match(first, /DMARC aggregate reports: 2 \(2 new, 0 already there\)/);
     assert.match(first, /verified 3 keys/);
     const again = ok(await migrate()).stdout;
     assert.match(again, /keys: 3 \(0 new, 3 already there\)/);
     assert.match(again, /events \(history\): 6 \(0 new, 6 already there\)/);
+    assert.match(again, /DMARC aggregate reports: 2 \(0 new, 2 already there\)/);
+    const recordCount = GOOGLE.rows.length + YAHOO.rows.length;
+    assert.equal((await cluster.psql('fleet', 'SELECT count(*) FROM dmarc_reports')).trim(), '2');
+    assert.equal((await cluster.psql('fleet', 'SELECT count(*) FROM dmarc_records')).trim(), String(recordCount));
+    assert.equal(
+      (await cluster.psql('fleet', `SELECT sum(count) FROM dmarc_records c JOIN dmarc_reports r ON r.id = c.report WHERE r.org_name = 'Yahoo'`)).trim(),
+      String(YAHOO.rows.reduce((n, r) => n + r.count, 0)),
+    );
     assert.equal((await cluster.psql('fleet', 'SELECT count(*) FROM keys')).trim(), '3');
     assert.equal((await cluster.psql('fleet', 'SELECT count(*) FROM events')).trim(), '6');
     assert.equal((await cluster.psql('fleet', 'SELECT server, last_state FROM dns_observations')).trim(), '192.0.2.53|matching');
