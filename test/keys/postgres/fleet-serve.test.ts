@@ -137,14 +137,14 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     await cluster?.stop();
   });
 
-  test('(a) a key activated reaches every relay within a second', async () => {
+  test('(a) a key activated reaches every relay within a second', async (t) => {
     ok(await cli(['keys', 'generate', '--domain', 'example.com', '--selector', 's2', '--bits', '1024']));
     const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
     for (const n of nodes) await until('every relay on the pending key', async () => (await healthNote(n.relay)).includes(`generation ${generation} `));
     // Activated from here, as `keys activate` does, so the time is measured from the write itself.
     const seen = await changeSeenAfter((store) => store.activate('example.com', 's2'));
     const spread = Math.max(...seen) - Math.min(...seen);
-    console.log(`# activation seen by the three relays after ${seen.map((s) => s.toFixed(0)).join(', ')} ms; spread ${spread.toFixed(0)} ms`);
+    t.diagnostic(`activation seen by the three relays after ${seen.map((s) => s.toFixed(0)).join(', ')} ms; spread ${spread.toFixed(0)} ms`);
     for (const ms of seen) assert.ok(ms < 1000, `seen after ${ms} ms`);
   });
 
@@ -315,6 +315,34 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.match(metrics, new RegExp(`^dkim_relay_key_generation ${generation}$`, 'm'));
     assert.match(metrics, new RegExp(`^dkim_relay_fleet_nodes\\{state="current"\\} ${live.length}$`, 'm'));
     assert.match(metrics, /^dkim_relay_key_store_unreachable_seconds 0$/m);
+
+    // The status page of a relay lists the same fleet: a row per relay, the silent one flagged.
+    const pageUrl = url.replace(/\/metrics$/, '/');
+    let page = '';
+    const row = (address: string) =>
+      new RegExp(`<tr data-relay="[^"]+" data-address="${address.replace(/\./g, '\\.')}" data-state="([a-z-]+)"[^>]*>(.*?)</tr>`).exec(page);
+    await until(
+      'the page lists every live relay current and the killed one silent',
+      async () => {
+        page = await (await fetch(pageUrl, { signal: AbortSignal.timeout(5000) })).text();
+        return live.every((a) => row(a)?.[1] === 'current') && /data-state="silent" class="attention"/.test(page);
+      },
+      30_000,
+    );
+    assert.match(page, new RegExp(`<h2>Fleet</h2>\n<p id="fleet-store">Key generation ${generation}</p>`));
+    for (const address of live) {
+      const cells = row(address)![2]!;
+      assert.match(
+        cells,
+        new RegExp(
+          `^<td>[^<!]+</td><td>\\d+\\.\\d+\\.\\d+[^<]*</td><td><code>${address.replace(/\./g, '\\.')}</code></td><td class="n">${generation}</td><td>\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC</td>`,
+        ),
+      );
+      assert.match(cells, /<span class="badge ok">current<\/span>/);
+    }
+    const silent = /<tr [^>]*data-state="silent" class="attention">(.*?)<\/tr>/.exec(page)![1]!;
+    assert.match(silent, /^<td>! [^<]+<\/td>/);
+    assert.match(silent, /<span class="badge bad">silent<\/span> <span class="muted">not heard from since /);
   });
 
   /** How long after `write` began each relay held the key set it made (ms), as its /healthz says. */
