@@ -14,7 +14,7 @@ import { dkimFields, send, startSink, type Sink } from '../../helpers/relay-harn
 import { tempDir } from '../../helpers/tmp.ts';
 import { dkimRelay, serve, type Run, type Served } from '../../cli/support.ts';
 import { postgresOrSkip, startPgCluster, type PgCluster } from './pg-cluster.ts';
-import { kekFile } from './support.ts';
+import { healthNote, kekFile, metricsPort } from './support.ts';
 
 /** Every two seconds: the lease lasts two, renewed every 0.67 s, so a dead leader is replaced within four. */
 const CHECK = '*/2 * * * * *';
@@ -55,30 +55,9 @@ async function blackHoleDns(): Promise<{ port: number; socket: Socket; nextZoneQ
   return { port: socket.address().port, socket, nextZoneQuery: () => new Promise((resolve) => waiting.add(resolve)) };
 }
 
-function metricsPort(relay: Served): number {
-  const line = relay
-    .output()
-    .split('\n')
-    .filter((l) => l.includes('"relay listening"'))
-    .at(-1)!;
-  return (JSON.parse(line) as { metrics: number }).metrics;
-}
-
 async function readyz(relay: Served): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${metricsPort(relay)}/readyz`, { signal: AbortSignal.timeout(5000) });
   return { status: res.status, body: await res.text() };
-}
-
-async function healthNote(relay: Served): Promise<string> {
-  const line = relay
-    .output()
-    .split('\n')
-    .filter((l) => l.includes('"relay listening"'))
-    .at(-1)!;
-  const { metrics } = JSON.parse(line) as { metrics: number };
-  const res = await fetch(`http://127.0.0.1:${metrics}/healthz`, { signal: AbortSignal.timeout(5000) });
-  const body = (await res.json()) as { checks: { name: string; detail: string }[] };
-  return body.checks.find((c) => c.name === 'key-store')!.detail;
 }
 
 /** Polls `probe` every 10 ms until it holds; the time it took (ms). */
