@@ -247,7 +247,10 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
     const live = nodes.map((n) => `127.0.0.1:${n.relay.port()}`);
     type Fleet = { generation: number; nodes: { address: string; state: string; generation: number }[] };
-    const status = async () => JSON.parse(ok(await cli(['status', '--no-dns', '--json'])).stdout.replace(/^[^{]*/, '')) as { ok: boolean; fleet: Fleet };
+    const status = async () => {
+      const run = await cli(['status', '--no-dns', '--json']);
+      return { code: run.code, ...(JSON.parse(run.stdout.replace(/^[^{]*/, '')) as { ok: boolean; fleet: Fleet }) };
+    };
     // The relay SIGKILLed in (b) wrote its last heartbeat then; it is "silent" once three are missed.
     const report = await (async () => {
       let last: Awaited<ReturnType<typeof status>> | undefined;
@@ -264,8 +267,11 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.equal(report.fleet.generation, generation);
     for (const address of live) assert.equal(report.fleet.nodes.find((n) => n.address === address)?.state, 'current', address);
     assert.equal(report.ok, false, 'a relay not heard from needs a person');
-    const text = (await cli(['status', '--no-dns'])).stdout;
-    assert.match(text, /^! \S+  127\.0\.0\.1:\d+  \S+  not heard from since /m);
+    assert.equal(report.code, 1, 'and status says so by its exit');
+    const text = await cli(['status', '--no-dns']);
+    assert.match(text.stdout, /^! \S+  127\.0\.0\.1:\d+  \S+  not heard from since /m);
+    assert.equal(text.code, 1);
+    assert.match(text.stderr, /need a person: .*the fleet \(see above\)/);
 
     const line = nodes[0]!.relay
       .output()
