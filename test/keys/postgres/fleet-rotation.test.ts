@@ -178,8 +178,13 @@ describe('scheduled rotation across a fleet of three relays, over DNS served by 
     await everyRelayCurrent();
     await mailSignedWith(next, 's1 removed');
 
-    // One history row per step, though three relays planned each of them.
-    const rows = (await history()).filter((r) => r.startsWith('s1 ') || r.startsWith(`${next} `));
+    // One history row per step, though three relays planned each of them: one new key until it signed, no other.
+    const all = await history();
+    assert.deepEqual(
+      all.slice(0, all.indexOf(`${next} active scheduler`)).filter((r) => r.endsWith(' pending scheduler')),
+      [`${next} pending scheduler`],
+    );
+    const rows = all.filter((r) => r.startsWith('s1 ') || r.startsWith(`${next} `));
     assert.deepEqual(rows.slice(1), [
       `${next} pending scheduler`,
       's1 retiring scheduler',
