@@ -272,7 +272,11 @@ const FORGET_EVERY_MS = 3600_000;
 /** Announces this relay in the fleet's heartbeats, reports the fleet in the metrics, and forgets relays long gone. */
 function watchFleet(store: PgKeyStore, self: { name: string; address: string }, supervisor: Supervisor): () => void {
   store.announce({ ...self, version: VERSION });
-  const forget = () => void supervisor.run('key-store', () => store.forgetNodes(forgottenNodes(store.fleet(), new Date())));
+  // Run only when there is something to forget: an empty run would report the key store well while it may not answer.
+  const forget = () => {
+    const stale = forgottenNodes(store.fleet(), new Date());
+    if (stale.length > 0) void supervisor.run('key-store', () => store.forgetNodes(stale));
+  };
   forget();
   const timer = setInterval(forget, FORGET_EVERY_MS);
   timer.unref();

@@ -86,9 +86,13 @@ export function nodeStateText(n: FleetStatus['nodes'][number], newest: number | 
   }
 }
 
+export function storeAwayText(since: string): string {
+  return `the key store has not answered since ${when(since)}: signing with the keys held, rotation paused`;
+}
+
 export function renderFleet(fleet: FleetStatus): string {
   const lines = [`fleet (key generation ${fleet.generation ?? 'unknown'})`];
-  if (fleet.unreachableSince) lines.push(`! the key store has not answered since ${when(fleet.unreachableSince)}: signing with the keys held, rotation paused`);
+  if (fleet.unreachableSince) lines.push(`! ${storeAwayText(fleet.unreachableSince)}`);
   for (const n of fleet.nodes)
     lines.push(`${needsAttention(n.state) ? '! ' : '  '}${n.name}  ${n.address}  ${n.version}  ${nodeStateText(n, fleet.generation)}`);
   return lines.join('\n');

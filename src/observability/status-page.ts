@@ -15,7 +15,7 @@ import type { TaskHealth } from '../common/background-tasks.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import { age, taskLine, type DomainStatus, type KeyStatus, type ReceiversStatus, type StatusReport } from './status-report.ts';
 import { count, percent, type ReceiverEvidence } from './receiver-evidence.ts';
-import { needsAttention, nodeStateText, type FleetStatus } from './fleet-status.ts';
+import { needsAttention, nodeStateText, storeAwayText, type FleetNodeState, type FleetStatus } from './fleet-status.ts';
 
 export interface PageInput {
   report: StatusReport;
@@ -297,7 +297,7 @@ function evidenceTables(e: ReceiverEvidence): Safe {
     }`;
 }
 
-const FLEET_BADGE: Record<FleetStatus['nodes'][number]['state'], string> = {
+const FLEET_BADGE: Record<FleetNodeState, string> = {
   current: 'ok',
   'catching-up': 'idle',
   outdated: 'bad',
@@ -308,7 +308,7 @@ const FLEET_BADGE: Record<FleetStatus['nodes'][number]['state'], string> = {
 /** The relays sharing the PostgreSQL key store, as their last heartbeats tell. */
 function fleetSection(fleet: FleetStatus): Safe {
   return html`<h2>Fleet</h2>
-<p id="fleet-store">Key generation ${fleet.generation ?? 'unknown'}${fleet.unreachableSince ? html` · <span class="attention">! the key store has not answered since ${when(fleet.unreachableSince)}: signing with the keys held, rotation paused</span>` : ''}</p>
+<p id="fleet-store">Key generation ${fleet.generation ?? 'unknown'}${fleet.unreachableSince ? html` · <span class="attention">! ${storeAwayText(fleet.unreachableSince)}</span>` : ''}</p>
 <table id="fleet"><thead><tr><th>relay</th><th>version</th><th>address</th><th>key generation</th><th>loaded</th><th>last contact</th><th>state</th></tr></thead><tbody>
 ${fleet.nodes.map(
   (

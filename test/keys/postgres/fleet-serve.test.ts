@@ -206,6 +206,11 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     const ready = await readyz(nodes[0]!.relay);
     assert.equal(ready.status, 200);
     assert.match(ready.body, /^ready\nkey store unreachable for \d+s \(signing with the keys held; rotation paused\)\n$/);
+    const page = await (await fetch(`http://127.0.0.1:${metricsPort(nodes[0]!.relay)}/`, { signal: AbortSignal.timeout(5000) })).text();
+    assert.match(
+      page,
+      /<p id="fleet-store">Key generation \d+ · <span class="attention">! the key store has not answered since [^<]*: signing with the keys held, rotation paused<\/span><\/p>/,
+    );
     const results = await sendAll(0, 200);
     const refused = results.filter((r) => !r.ok);
     assert.deepEqual(refused, [], 'every message taken');
