@@ -1,10 +1,14 @@
-// `keys migrate` and `keys rewrap`: moving a relay's key store into the
-// PostgreSQL store a fleet shares, and changing the key-encryption key of it.
+// `keys migrate`, `keys rewrap` and `keys fleet forget`: moving a relay's key
+// store into the PostgreSQL store a fleet shares, changing the key-encryption
+// key of it, and dropping a decommissioned relay from the fleet's listing.
 import type { Argv, CommandModule } from 'yargs';
 import { UserError } from '../common/errors.ts';
 import { openPgStore } from '../keys/open-store.ts';
 import { isPostgresUrl, redactUrl } from '../keys/pg-url.ts';
 import type { PgKeyStore } from '../keys/pg-store.ts';
+import type { KeyStore } from '../keys/key-store.ts';
+import { fleetStatus } from '../observability/fleet-status.ts';
+import { when } from '../rotation/plan.ts';
 import { readEncryptionKey } from '../keys/sealing.ts';
 import { COPIED_TABLES, copySqliteStore } from '../keys/store-copy.ts';
 import { SqliteKeyStore } from '../keys/store.ts';
@@ -13,6 +17,7 @@ import { configFrom, print, printJson, withStore, type GlobalArgs } from './cont
 
 type MigrateArgs = GlobalArgs & { to: string; 'encryption-key-file'?: string; 'password-file'?: string };
 type RewrapArgs = GlobalArgs & { 'new-key-file': string };
+type ForgetArgs = GlobalArgs & { name: string; address?: string };
 
 const TABLE_NAMES: Record<(typeof COPIED_TABLES)[number], string> = {
   keys: 'keys',
@@ -89,16 +94,56 @@ export const rewrapCommand: CommandModule<GlobalArgs, RewrapArgs> = {
       ) as Argv<RewrapArgs>,
   handler: (args) =>
     withStore(args, async (store) => {
-      if (store.engine !== 'postgres') {
-        throw new UserError(
-          'keys rewrap applies to a PostgreSQL key store (keys.database)',
-          'the SQLite store keeps private keys in files of mode 0600, which are not sealed',
-        );
-      }
+      const shared = sharedStore(store, 'keys rewrap', 'the SQLite store keeps private keys in files of mode 0600, which are not sealed');
       const newKey = readEncryptionKey(args['new-key-file'], '--new-key-file');
-      const count = await (store as PgKeyStore).rewrap(newKey);
+      const count = await shared.rewrap(newKey);
       if (args.json) return printJson({ store: store.location, resealed: count });
       print(`${count} private keys in ${store.location} are now sealed under ${args['new-key-file']}`);
       print(`next: make keys.encryptionKeyFile that file on every relay and restart them (running relays sign on with the keys they hold)`);
     }),
 };
+
+const forgetCommand: CommandModule<GlobalArgs, ForgetArgs> = {
+  command: 'forget <name>',
+  describe: "delete a decommissioned relay's heartbeat, so that status no longer lists it (a relay silent for two weeks is forgotten by itself)",
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .positional('name', { type: 'string', demandOption: true, describe: 'the relay as status lists it (its host name)' })
+      .option('address', { type: 'string', describe: 'only its heartbeat from this SMTP address (host:port), when one name has several' })
+      .example('$0 keys fleet forget relay3.example.com', '') as Argv<ForgetArgs>,
+  handler: (args) =>
+    withStore(args, async (store) => {
+      const shared = sharedStore(store, 'keys fleet forget', 'a relay on its own SQLite store has no fleet');
+      const fleet = fleetStatus({ nodes: shared.fleet(), ...shared.connection(), now: new Date() });
+      const named = fleet.nodes.filter((n) => n.name === args.name && (args.address === undefined || n.address === args.address));
+      if (named.length === 0) {
+        const known = fleet.nodes.map((n) => `${n.name} (${n.address})`).join(', ') || 'none';
+        throw new UserError(`no relay ${args.name}${args.address ? ` at ${args.address}` : ''} in the fleet`, `the fleet lists: ${known}`);
+      }
+      const running = named.find((n) => n.state !== 'silent' && n.state !== 'gone');
+      if (running) {
+        throw new UserError(
+          `relay ${running.name} (${running.address}) was heard from ${when(running.lastContact)}: it is running, and would write its heartbeat again`,
+          'stop it for good first, then forget it once status shows it not heard from',
+        );
+      }
+      const count = await shared.forgetNodes(named);
+      if (args.json)
+        return printJson({ store: shared.location, forgotten: named.map((n) => ({ name: n.name, address: n.address, lastContact: n.lastContact })) });
+      for (const n of named) print(`forgot ${n.name} (${n.address}), last heard from ${when(n.lastContact)}`);
+      if (count < named.length) print(`${named.length - count} of them wrote a heartbeat meanwhile and stays listed`);
+    }),
+};
+
+export const fleetCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'fleet',
+  describe: 'the relays sharing a PostgreSQL key store: forget a decommissioned one (status lists them)',
+  builder: (y: Argv<GlobalArgs>) => y.command(forgetCommand).demandCommand(1, 'name a keys fleet command: forget'),
+  handler: () => {},
+};
+
+/** The store as a PostgreSQL store, or a usage error naming the command. */
+function sharedStore(store: KeyStore, command: string, why: string): PgKeyStore {
+  if (store.engine !== 'postgres') throw new UserError(`${command} applies to a PostgreSQL key store (keys.database)`, why);
+  return store as PgKeyStore;
+}

@@ -15,7 +15,7 @@ import type { KeyStore } from '../keys/key-store.ts';
 import { duration, when } from '../rotation/plan.ts';
 import { policyFor } from '../rotation/policy.ts';
 import { keyRecord } from '../rotation/publication.ts';
-import { migrateCommand, rewrapCommand } from './keys-fleet.ts';
+import { fleetCommand, migrateCommand, rewrapCommand } from './keys-fleet.ts';
 import { CheckFailed, print, printJson, table, withStore, type GlobalArgs } from './context.ts';
 
 type Args = GlobalArgs & {
@@ -386,7 +386,8 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command(migrateCommand)
     .command(rewrapCommand)
-    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire, revoke, rotate, remove, history, migrate or rewrap');
+    .command(fleetCommand)
+    .demandCommand(1, 'name a keys command: generate, list, dns, import, export, activate, retire, revoke, rotate, remove, history, migrate, rewrap or fleet');
 }
 
 /**

@@ -16,6 +16,7 @@ import { readTaskHealth } from '../common/task-health-file.ts';
 import { readEvidence } from '../reports/evidence.ts';
 import { openReportStore } from '../reports/open-report-store.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
+import { fleetAttention } from '../observability/fleet-status.ts';
 
 type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
 
@@ -41,9 +42,10 @@ export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       else print(renderStatus(report));
       const attention = report.domains.flatMap((d) => d.attention);
       const failing = (report.background ?? []).filter((t) => t.state === 'failing').map((t) => t.task);
-      if (attention.length + failing.length > 0) {
-        const what = [...new Set(attention.map((a) => a.domain)), ...failing.map((task) => `background task ${task}`)];
-        throw new CheckFailed(`${attention.length + failing.length} thing(s) need a person: ${what.join(', ')} (see above)`);
+      const fleet = report.fleet ? fleetAttention(report.fleet) : 0;
+      if (attention.length + failing.length + fleet > 0) {
+        const what = [...new Set(attention.map((a) => a.domain)), ...failing.map((task) => `background task ${task}`), ...(fleet > 0 ? ['the fleet'] : [])];
+        throw new CheckFailed(`${attention.length + failing.length + fleet} thing(s) need a person: ${what.join(', ')} (see above)`);
       }
     },
   );

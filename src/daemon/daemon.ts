@@ -17,7 +17,7 @@ import { txtRecord, zoneLines } from '../keys/record.ts';
 import { openKeyStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import type { PgKeyStore } from '../keys/pg-store.ts';
-import { fleetStatus } from '../observability/fleet-status.ts';
+import { fleetStatus, forgottenNodes } from '../observability/fleet-status.ts';
 import { startHttp, type HttpListener } from './http.ts';
 import type { Logger } from '../common/logger.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
@@ -199,7 +199,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       : () => {};
     const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
     const unwatchFleet =
-      store.engine === 'postgres' ? watchFleet(store as PgKeyStore, { name: hostname, address: `${config.listen.host}:${ports.plain}` }) : () => {};
+      store.engine === 'postgres' ? watchFleet(store as PgKeyStore, { name: hostname, address: `${config.listen.host}:${ports.plain}` }, supervisor) : () => {};
     view.started();
     queue?.manager.start();
     logger.info(
@@ -266,10 +266,21 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   }
 }
 
-/** Announces this relay in the fleet's heartbeats and reports the fleet in the metrics. */
-function watchFleet(store: PgKeyStore, self: { name: string; address: string }): () => void {
+/** How often a relay deletes the heartbeats of relays long gone (and once at start). */
+const FORGET_EVERY_MS = 3600_000;
+
+/** Announces this relay in the fleet's heartbeats, reports the fleet in the metrics, and forgets relays long gone. */
+function watchFleet(store: PgKeyStore, self: { name: string; address: string }, supervisor: Supervisor): () => void {
   store.announce({ ...self, version: VERSION });
-  return metrics.watchFleet(() => {
+  // Run only when there is something to forget: an empty run would report the key store well while it may not answer.
+  const forget = () => {
+    const stale = forgottenNodes(store.fleet(), new Date());
+    if (stale.length > 0) void supervisor.run('key-store', () => store.forgetNodes(stale));
+  };
+  forget();
+  const timer = setInterval(forget, FORGET_EVERY_MS);
+  timer.unref();
+  const unwatch = metrics.watchFleet(() => {
     const connection = store.connection();
     const since = connection.unreachableSince;
     return {
@@ -278,6 +289,10 @@ function watchFleet(store: PgKeyStore, self: { name: string; address: string }):
       unreachableSeconds: since === null ? 0 : Math.max(0, (Date.now() - Date.parse(since)) / 1000),
     };
   });
+  return () => {
+    clearInterval(timer);
+    unwatch();
+  };
 }
 
 async function createDemoKey(store: KeyStore, domain: string, logger: Logger): Promise<void> {

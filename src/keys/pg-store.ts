@@ -212,6 +212,22 @@ export class PgKeyStore implements KeyStore {
     return this.fleetRows;
   }
 
+  /**
+   * Deletes these relays' heartbeats (fleet_nodes), each only if its last
+   * contact is still the one given: a relay heard from again in the meantime
+   * stays. The number deleted.
+   */
+  async forgetNodes(nodes: readonly Pick<FleetNode, 'name' | 'address' | 'lastContact'>[]): Promise<number> {
+    if (nodes.length === 0) return 0;
+    const { rowCount } = await this.pool.query(
+      `DELETE FROM fleet_nodes WHERE (name, address, last_contact) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`,
+      [nodes.map((n) => n.name), nodes.map((n) => n.address), nodes.map((n) => n.lastContact)],
+    );
+    const gone = (r: FleetNode) => nodes.some((n) => n.name === r.name && n.address === r.address && n.lastContact === r.lastContact);
+    this.fleetRows = this.fleetRows.filter((r) => !gone(r));
+    return rowCount ?? 0;
+  }
+
   /** What the rotation's DNS observation last recorded, as of the last look at the store. */
   observations(): ObservationRow[] {
     return this.observationRows;

@@ -1,7 +1,8 @@
-// The fleet sharing one PostgreSQL key store, as `status` and the metrics see
-// it: each relay's last heartbeat, flagged when it signs with an older key
-// set than the newest any relay holds, or has not been heard from. Pure: the
-// heartbeats are read by the key store, the clock is passed in.
+// The fleet sharing one PostgreSQL key store, as `status`, the status page and
+// the metrics see it: each relay's last heartbeat, flagged when it signs with
+// an older key set than the newest any relay holds, or has not been heard
+// from; and which heartbeats are old enough to forget. Pure: the heartbeats
+// are read by the key store, the clock is passed in.
 import type { FleetNode } from '../keys/pg-store.ts';
 import { when } from '../rotation/plan.ts';
 
@@ -10,12 +11,19 @@ export const SILENT_AFTER_MS = 15_000;
 
 /**
  * Silent this long, a relay is taken for decommissioned: still listed, but no
- * longer a failure of `status` (its heartbeat row stays in the store, where an
- * operator may delete it). A relay down for maintenance is flagged all week.
+ * longer a failure of `status`. A relay down for maintenance is flagged all week.
  */
 export const GONE_AFTER_MS = 7 * 24 * 3600_000;
 
-export type FleetNodeState = 'current' | 'outdated' | 'silent' | 'gone';
+/**
+ * Gone this long again, its heartbeat row is deleted: the fleet's listing
+ * shows a relay that dropped away for a week, then forgets it
+ * (`keys fleet forget` does so at once).
+ */
+export const FORGET_AFTER_MS = 2 * GONE_AFTER_MS;
+
+export const FLEET_NODE_STATES = ['current', 'catching-up', 'outdated', 'silent', 'gone'] as const;
+export type FleetNodeState = (typeof FLEET_NODE_STATES)[number];
 
 export interface FleetStatus {
   /** The newest key generation the store or any relay holds. */
@@ -40,30 +48,52 @@ export function fleetStatus(input: { nodes: readonly FleetNode[]; generation: nu
   const nodes = input.nodes.map((n) => {
     const quiet = input.now.getTime() - Date.parse(n.lastContact);
     const behind = n.generation < newest && Date.parse(n.lastContact) - appeared > CATCH_UP_MS;
-    const state: FleetNodeState = quiet > GONE_AFTER_MS ? 'gone' : quiet > SILENT_AFTER_MS ? 'silent' : behind ? 'outdated' : 'current';
+    const older = n.generation < newest ? (behind ? 'outdated' : 'catching-up') : 'current';
+    const state: FleetNodeState = quiet > GONE_AFTER_MS ? 'gone' : quiet > SILENT_AFTER_MS ? 'silent' : older;
     return { ...n, state };
   });
   return { generation: newest < 0 ? null : newest, unreachableSince: input.unreachableSince, nodes };
 }
 
+/** An outdated or silent relay needs a person; one catching up or gone does not. */
+export function needsAttention(state: FleetNodeState): boolean {
+  return state === 'outdated' || state === 'silent';
+}
+
 /** How many things in the fleet need a person: the store away, relays outdated or silent. */
 export function fleetAttention(fleet: FleetStatus): number {
-  return (fleet.unreachableSince ? 1 : 0) + fleet.nodes.filter((n) => n.state === 'outdated' || n.state === 'silent').length;
+  return (fleet.unreachableSince ? 1 : 0) + fleet.nodes.filter((n) => needsAttention(n.state)).length;
+}
+
+/** The heartbeats to delete: relays not heard from for FORGET_AFTER_MS. */
+export function forgottenNodes(nodes: readonly FleetNode[], now: Date): FleetNode[] {
+  return nodes.filter((n) => now.getTime() - Date.parse(n.lastContact) > FORGET_AFTER_MS);
+}
+
+/** What a relay's state says in words, as `status` and the status page show it. */
+export function nodeStateText(n: FleetStatus['nodes'][number], newest: number | null): string {
+  switch (n.state) {
+    case 'gone':
+      return `not heard from since ${when(n.lastContact)}: taken for decommissioned (forgotten ${when(Date.parse(n.lastContact) + FORGET_AFTER_MS)}, or at once by keys fleet forget ${n.name})`;
+    case 'silent':
+      return `not heard from since ${when(n.lastContact)}`;
+    case 'outdated':
+      return `signs with key generation ${n.generation} (outdated) loaded ${when(n.loadedAt)}`;
+    case 'catching-up':
+      return `key generation ${n.generation} loaded ${when(n.loadedAt)}, catching up with generation ${newest ?? 'unknown'}`;
+    case 'current':
+      return `key generation ${n.generation} loaded ${when(n.loadedAt)}, last contact ${when(n.lastContact)}`;
+  }
+}
+
+export function storeAwayText(since: string): string {
+  return `the key store has not answered since ${when(since)}: signing with the keys held, rotation paused`;
 }
 
 export function renderFleet(fleet: FleetStatus): string {
   const lines = [`fleet (key generation ${fleet.generation ?? 'unknown'})`];
-  if (fleet.unreachableSince) lines.push(`! the key store has not answered since ${when(fleet.unreachableSince)}: signing with the keys held, rotation paused`);
-  for (const n of fleet.nodes) {
-    const what =
-      n.state === 'gone'
-        ? `not heard from since ${when(n.lastContact)}: taken for decommissioned (delete its fleet_nodes row to drop it)`
-        : n.state === 'silent'
-          ? `not heard from since ${when(n.lastContact)}`
-          : n.state === 'outdated'
-            ? `signs with key generation ${n.generation} (outdated) loaded ${when(n.loadedAt)}`
-            : `key generation ${n.generation} loaded ${when(n.loadedAt)}, last contact ${when(n.lastContact)}`;
-    lines.push(`${n.state === 'current' || n.state === 'gone' ? '  ' : '! '}${n.name}  ${n.address}  ${n.version}  ${what}`);
-  }
+  if (fleet.unreachableSince) lines.push(`! ${storeAwayText(fleet.unreachableSince)}`);
+  for (const n of fleet.nodes)
+    lines.push(`${needsAttention(n.state) ? '! ' : '  '}${n.name}  ${n.address}  ${n.version}  ${nodeStateText(n, fleet.generation)}`);
   return lines.join('\n');
 }

@@ -29,7 +29,7 @@ import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import type { ReceiversInput, StatusReport } from './status-report.ts';
-import type { FleetStatus } from './fleet-status.ts';
+import { FLEET_NODE_STATES, type FleetStatus } from './fleet-status.ts';
 import { replyLine, replyText, type SmtpReply } from '../smtp/reply.ts';
 
 export interface QueueDepthSample {
@@ -188,14 +188,14 @@ export class RelayMetrics {
     });
     new Gauge({
       name: 'dkim_relay_fleet_nodes',
-      help: 'With a shared PostgreSQL store: the relays of the fleet by state (current, outdated: an older key set, silent: not heard from).',
+      help: 'With a shared PostgreSQL store: the relays of the fleet by state (current; catching-up: loading a newer key set; outdated: an older key set; silent: not heard from; gone: silent for a week).',
       labelNames: ['state'],
       registers,
       collect() {
         this.reset();
         const fleet = self.fleetSource?.().fleet;
         if (!fleet) return;
-        for (const state of ['current', 'outdated', 'silent', 'gone'] as const) this.set({ state }, fleet.nodes.filter((n) => n.state === state).length);
+        for (const state of FLEET_NODE_STATES) this.set({ state }, fleet.nodes.filter((n) => n.state === state).length);
       },
     });
     new Gauge({

@@ -15,6 +15,7 @@ import type { TaskHealth } from '../common/background-tasks.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import { age, taskLine, type DomainStatus, type KeyStatus, type ReceiversStatus, type StatusReport } from './status-report.ts';
 import { count, percent, type ReceiverEvidence } from './receiver-evidence.ts';
+import { needsAttention, nodeStateText, storeAwayText, type FleetNodeState, type FleetStatus } from './fleet-status.ts';
 
 export interface PageInput {
   report: StatusReport;
@@ -92,6 +93,7 @@ ${countsTable(input.lastHour, input.lastDay)}
 ${queueLine(input.queue)}
 ${upstreamLine(input.upstream)}
 ${report.domains.length === 0 ? html`<h2>Keys</h2><p>No keys yet: <code>dkim-relay keys generate --domain example.com</code></p>` : report.domains.map((d) => domainSection(d, input.keys))}
+${report.fleet ? fleetSection(report.fleet) : ''}
 ${refusalsSection(input.refusals)}
 </body></html>
 `.text;
@@ -293,6 +295,27 @@ function evidenceTables(e: ReceiverEvidence): Safe {
             </tbody>
           </table>`
     }`;
+}
+
+const FLEET_BADGE: Record<FleetNodeState, string> = {
+  current: 'ok',
+  'catching-up': 'idle',
+  outdated: 'bad',
+  silent: 'bad',
+  gone: 'idle',
+};
+
+/** The relays sharing the PostgreSQL key store, as their last heartbeats tell. */
+function fleetSection(fleet: FleetStatus): Safe {
+  return html`<h2>Fleet</h2>
+<p id="fleet-store">Key generation ${fleet.generation ?? 'unknown'}${fleet.unreachableSince ? html` · <span class="attention">! ${storeAwayText(fleet.unreachableSince)}</span>` : ''}</p>
+<table id="fleet"><thead><tr><th>relay</th><th>version</th><th>address</th><th>key generation</th><th>loaded</th><th>last contact</th><th>state</th></tr></thead><tbody>
+${fleet.nodes.map(
+  (
+    n,
+  ) => html`<tr data-relay="${n.name}" data-address="${n.address}" data-state="${n.state}"${needsAttention(n.state) ? html` class="attention"` : ''}><td>${needsAttention(n.state) ? '! ' : ''}${n.name}</td><td>${n.version}</td><td><code>${n.address}</code></td><td class="n">${n.generation}</td><td>${when(n.loadedAt)}</td><td>${when(n.lastContact)}</td><td><span class="badge ${FLEET_BADGE[n.state]}">${n.state.replace('-', ' ')}</span> <span class="muted">${nodeStateText(n, fleet.generation)}</span></td></tr>
+`,
+)}</tbody></table>`;
 }
 
 function refusalsSection(refusals: readonly RecentRefusal[]): Safe {

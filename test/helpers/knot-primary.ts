@@ -35,6 +35,12 @@ export interface KnotOptions {
   algorithm?: 'hmac-sha256' | 'hmac-sha512';
   /** Zones the key may read (transfer) but not update. */
   readOnly?: string[];
+  /**
+   * Where it listens (default: 127.0.0.1 on a free port). Port 53 makes it
+   * the zones' authoritative server as a relay finds it: through the NS
+   * record, whose ns.<zone> has this address.
+   */
+  listen?: { host: string; port: number };
 }
 
 /** `zones`: zone name → extra zone-file lines (relative to the zone). */
@@ -43,18 +49,25 @@ export async function startKnotPrimary(zones: Record<string, string[]>, options:
   const dir = mkdtempSync(join(tmpdir(), 'dkim-knot-'));
   const tsig = { name: 'dkim-relay-test', algorithm, secret: randomBytes(32).toString('base64') };
   for (const [zone, lines] of Object.entries(zones)) {
-    const head = [`$ORIGIN ${zone}.`, '$TTL 300', `@ SOA ns.${zone}. hostmaster.${zone}. 1 3600 900 604800 300`, `@ NS ns.${zone}.`, 'ns A 127.0.0.1'];
+    const head = [
+      `$ORIGIN ${zone}.`,
+      '$TTL 300',
+      `@ SOA ns.${zone}. hostmaster.${zone}. 1 3600 900 604800 300`,
+      `@ NS ns.${zone}.`,
+      `ns A ${options.listen?.host ?? '127.0.0.1'}`,
+    ];
     writeFileSync(join(dir, `${zone}.zone`), [...head, ...lines, ''].join('\n'));
   }
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
-    writeFileSync(join(dir, 'knot.conf'), config(dir, port, tsig, Object.keys(zones), options.readOnly ?? []));
+    const host = options.listen?.host ?? '127.0.0.1';
+    const port = options.listen?.port ?? (await freePort());
+    writeFileSync(join(dir, 'knot.conf'), config(dir, host, port, tsig, Object.keys(zones), options.readOnly ?? []));
     const child = spawn(KNOTD, ['-c', join(dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr!.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
     const resolver = new Resolver({ timeout: 500, tries: 1 });
-    resolver.setServers([`127.0.0.1:${port}`]);
+    resolver.setServers([`${host}:${port}`]);
     try {
       await waitUntilServing(resolver, Object.keys(zones), child);
     } catch (err) {
@@ -64,7 +77,7 @@ export async function startKnotPrimary(zones: Record<string, string[]>, options:
     }
     return {
       port,
-      address: `127.0.0.1:${port}`,
+      address: `${host}:${port}`,
       dir,
       tsig,
       txt: async (name) => {
@@ -94,9 +107,9 @@ export async function startKnotPrimary(zones: Record<string, string[]>, options:
   throw lastError!;
 }
 
-function config(dir: string, port: number, tsig: KnotPrimary['tsig'], zones: string[], readOnly: string[]): string {
+function config(dir: string, host: string, port: number, tsig: KnotPrimary['tsig'], zones: string[], readOnly: string[]): string {
   return `server:
-  listen: 127.0.0.1@${port}
+  listen: ${host}@${port}
   rundir: "${dir}"
 log:
   - target: stderr

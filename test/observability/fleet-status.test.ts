@@ -1,7 +1,16 @@
 // The fleet as `status` shows it, decided with the clock passed in.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CATCH_UP_MS, fleetAttention, fleetStatus, GONE_AFTER_MS, renderFleet, SILENT_AFTER_MS } from '../../src/observability/fleet-status.ts';
+import {
+  CATCH_UP_MS,
+  FORGET_AFTER_MS,
+  fleetAttention,
+  fleetStatus,
+  forgottenNodes,
+  GONE_AFTER_MS,
+  renderFleet,
+  SILENT_AFTER_MS,
+} from '../../src/observability/fleet-status.ts';
 
 const now = new Date('2026-12-06T05:00:00.000Z');
 const node = (name: string, generation: number, lastContactMsAgo: number) => ({
@@ -59,7 +68,7 @@ test('a relay silent for a week is taken for decommissioned: listed, no longer a
     ],
   );
   assert.equal(fleetAttention(fleet), 1, 'only the relay down for less than a week needs a person');
-  assert.match(renderFleet(fleet), /^ {2}old .*taken for decommissioned \(delete its fleet_nodes row to drop it\)$/m);
+  assert.match(renderFleet(fleet), /^ {2}old .*taken for decommissioned \(forgotten 2026-12-13 04:59 UTC, or at once by keys fleet forget old\)$/m);
 });
 
 test('a relay heard from just after a new key set appeared is catching up, not outdated', () => {
@@ -68,12 +77,28 @@ test('a relay heard from just after a new key set appeared is catching up, not o
   // b last wrote 1 s after generation 8 appeared: it had no time to load it. c wrote now, 2 s after: still within one look.
   assert.deepEqual(
     fleet.nodes.map((n) => n.state),
-    ['current', 'current', 'current'],
+    ['current', 'catching-up', 'catching-up'],
   );
+  assert.equal(fleetAttention(fleet), 0, 'catching up needs nobody');
+  assert.match(renderFleet(fleet), /^ {2}b .*key generation 7 loaded .*, catching up with generation 8$/m);
   const later = new Date(now.getTime() + CATCH_UP_MS);
   const behind = fleetStatus({ nodes: [fresh, { ...node('c', 7, 0), lastContact: later.toISOString() }], generation: 8, unreachableSince: null, now: later });
   assert.deepEqual(
     behind.nodes.map((n) => n.state),
     ['current', 'outdated'],
   );
+});
+
+test('a heartbeat silent for two weeks is forgotten: a week flagged, a week listed as gone', () => {
+  const nodes = [node('a', 7, 1000), node('gone', 7, GONE_AFTER_MS + 1), node('old', 5, FORGET_AFTER_MS + 1)];
+  assert.deepEqual(
+    forgottenNodes(nodes, now).map((n) => n.name),
+    ['old'],
+  );
+  const later = new Date(now.getTime() + GONE_AFTER_MS);
+  assert.deepEqual(
+    forgottenNodes(nodes, later).map((n) => n.name),
+    ['gone', 'old'],
+  );
+  assert.deepEqual(forgottenNodes(nodes, new Date(now.getTime() - 1000)), [], 'nothing forgotten early');
 });

@@ -14,6 +14,7 @@ import { PG_LATEST_VERSION } from '../../../src/keys/pg-schema.ts';
 import { verifyWithDkimpy } from '../../helpers/independent-verify.ts';
 import { send, startSink, type Sink } from '../../helpers/relay-harness.ts';
 import { tempDir } from '../../helpers/tmp.ts';
+import { until } from '../../helpers/until.ts';
 import { dkimRelay, serve, type Run, type Served } from '../../cli/support.ts';
 import { PRIVATE_ARMOUR } from '../support.ts';
 import { GOOGLE, YAHOO, gzip, reportXml } from '../../reports/support.ts';
@@ -202,6 +203,57 @@ describe('a fleet sharing one PostgreSQL key store', { skip: pgSkip.skip }, () =
     assert.match(status, /example\.com/);
     assert.equal((await cluster.psql('together', `SELECT name, version FROM schema_versions`)).trim(), `keys|${PG_LATEST_VERSION}`);
     assert.equal((await cluster.psql('together', `SELECT generation FROM store_generation`)).trim(), '1');
+  });
+
+  test('a decommissioned relay is forgotten: by `keys fleet forget`, and by itself two weeks after its last heartbeat', async () => {
+    const url = await cluster.createDatabase('forget');
+    const kek = kekFile(tempDir());
+    const node = relayDir(`{dir: KEYS, database: "${url}", encryptionKeyFile: ${kek}}`);
+    writeFileSync(node.config, readFileSync(node.config, 'utf8').replace('KEYS', join(node.dir, 'keys')));
+    const cli = (args: string[]) => dkimRelay(['--config', node.config, ...args], node.dir);
+    ok(await cli(['keys', 'list']));
+    const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+    const DAY = 24 * 3600_000;
+    const heartbeat = (name: string, address: string, ms: number) => `('${name}', '1.0.0', '${address}', 0, '${ago(ms)}', '${ago(ms)}')`;
+    await cluster.psql(
+      'forget',
+      `INSERT INTO fleet_nodes (name, version, address, generation, loaded_at, last_contact) VALUES
+       ${heartbeat('long-gone', '192.0.2.1:25', 15 * DAY)}, ${heartbeat('gone', '192.0.2.2:25', 8 * DAY)},
+       ${heartbeat('quiet', '192.0.2.3:25', 60_000)}, ${heartbeat('quiet', '192.0.2.4:25', 60_000)}, ${heartbeat('live', '192.0.2.5:25', 0)}`,
+    );
+    const names = async () => (await cluster.psql('forget', `SELECT name || ' ' || address FROM fleet_nodes ORDER BY name, address`)).trim().split('\n');
+
+    // A relay running on the store forgets, as it starts, the heartbeat silent for more than two weeks; the one gone for a week stays listed.
+    const relay = await serve(['--config', node.config], node.dir);
+    relays.push(relay);
+    await until('the two-week-old heartbeat forgotten', async () => !(await names()).includes('long-gone 192.0.2.1:25'), { timeoutMs: 10_000 });
+    assert.ok((await names()).includes('gone 192.0.2.2:25'));
+
+    refused(
+      await cli(['keys', 'fleet', 'forget', 'live']),
+      /^dkim-relay: relay live \(192\.0\.2\.5:25\) was heard from .*: it is running.* — stop it for good first/,
+    );
+    refused(await cli(['keys', 'fleet', 'forget', 'nosuch']), /^dkim-relay: no relay nosuch in the fleet — the fleet lists: .*quiet \(192\.0\.2\.3:25\)/);
+    const one = ok(await cli(['keys', 'fleet', 'forget', 'quiet', '--address', '192.0.2.4:25'])).stdout;
+    assert.match(one, /^forgot quiet \(192\.0\.2\.4:25\), last heard from /m);
+    const all = JSON.parse(ok(await cli(['keys', 'fleet', 'forget', 'gone', '--json'])).stdout) as { forgotten: { name: string; address: string }[] };
+    assert.deepEqual(
+      all.forgotten.map((n) => `${n.name} ${n.address}`),
+      ['gone 192.0.2.2:25'],
+    );
+    const left = await names();
+    assert.deepEqual(
+      left.filter((n) => !n.startsWith('live ') && !n.includes('127.0.0.1')),
+      ['quiet 192.0.2.3:25'],
+    );
+
+    // A relay on its own SQLite store has no fleet.
+    const single = relayDir(`{dir: ${join(tempDir(), 'keys')}}`);
+    ok(await dkimRelay(['--config', single.config, 'keys', 'generate', '--domain', 'example.com', '--algorithm', 'ed25519'], single.dir));
+    refused(
+      await dkimRelay(['--config', single.config, 'keys', 'fleet', 'forget', 'x'], single.dir),
+      /^dkim-relay: keys fleet forget applies to a PostgreSQL key store/,
+    );
   });
 
   test('settings refused in one line, never showing a password', async () => {

@@ -14,7 +14,7 @@ import { dkimFields, send, startSink, type Sink } from '../../helpers/relay-harn
 import { tempDir } from '../../helpers/tmp.ts';
 import { dkimRelay, serve, type Run, type Served } from '../../cli/support.ts';
 import { postgresOrSkip, startPgCluster, type PgCluster } from './pg-cluster.ts';
-import { kekFile } from './support.ts';
+import { healthNote, kekFile, metricsPort } from './support.ts';
 
 /** Every two seconds: the lease lasts two, renewed every 0.67 s, so a dead leader is replaced within four. */
 const CHECK = '*/2 * * * * *';
@@ -55,30 +55,9 @@ async function blackHoleDns(): Promise<{ port: number; socket: Socket; nextZoneQ
   return { port: socket.address().port, socket, nextZoneQuery: () => new Promise((resolve) => waiting.add(resolve)) };
 }
 
-function metricsPort(relay: Served): number {
-  const line = relay
-    .output()
-    .split('\n')
-    .filter((l) => l.includes('"relay listening"'))
-    .at(-1)!;
-  return (JSON.parse(line) as { metrics: number }).metrics;
-}
-
 async function readyz(relay: Served): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${metricsPort(relay)}/readyz`, { signal: AbortSignal.timeout(5000) });
   return { status: res.status, body: await res.text() };
-}
-
-async function healthNote(relay: Served): Promise<string> {
-  const line = relay
-    .output()
-    .split('\n')
-    .filter((l) => l.includes('"relay listening"'))
-    .at(-1)!;
-  const { metrics } = JSON.parse(line) as { metrics: number };
-  const res = await fetch(`http://127.0.0.1:${metrics}/healthz`, { signal: AbortSignal.timeout(5000) });
-  const body = (await res.json()) as { checks: { name: string; detail: string }[] };
-  return body.checks.find((c) => c.name === 'key-store')!.detail;
 }
 
 /** Polls `probe` every 10 ms until it holds; the time it took (ms). */
@@ -137,14 +116,14 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     await cluster?.stop();
   });
 
-  test('(a) a key activated reaches every relay within a second', async () => {
+  test('(a) a key activated reaches every relay within a second', async (t) => {
     ok(await cli(['keys', 'generate', '--domain', 'example.com', '--selector', 's2', '--bits', '1024']));
     const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
     for (const n of nodes) await until('every relay on the pending key', async () => (await healthNote(n.relay)).includes(`generation ${generation} `));
     // Activated from here, as `keys activate` does, so the time is measured from the write itself.
     const seen = await changeSeenAfter((store) => store.activate('example.com', 's2'));
     const spread = Math.max(...seen) - Math.min(...seen);
-    console.log(`# activation seen by the three relays after ${seen.map((s) => s.toFixed(0)).join(', ')} ms; spread ${spread.toFixed(0)} ms`);
+    t.diagnostic(`activation seen by the three relays after ${seen.map((s) => s.toFixed(0)).join(', ')} ms; spread ${spread.toFixed(0)} ms`);
     for (const ms of seen) assert.ok(ms < 1000, `seen after ${ms} ms`);
   });
 
@@ -227,6 +206,11 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     const ready = await readyz(nodes[0]!.relay);
     assert.equal(ready.status, 200);
     assert.match(ready.body, /^ready\nkey store unreachable for \d+s \(signing with the keys held; rotation paused\)\n$/);
+    const page = await (await fetch(`http://127.0.0.1:${metricsPort(nodes[0]!.relay)}/`, { signal: AbortSignal.timeout(5000) })).text();
+    assert.match(
+      page,
+      /<p id="fleet-store">Key generation \d+ · <span class="attention">! the key store has not answered since [^<]*: signing with the keys held, rotation paused<\/span><\/p>/,
+    );
     const results = await sendAll(0, 200);
     const refused = results.filter((r) => !r.ok);
     assert.deepEqual(refused, [], 'every message taken');
@@ -268,7 +252,10 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     const generation = Number((await cluster.psql('fleet', 'SELECT generation FROM store_generation')).trim());
     const live = nodes.map((n) => `127.0.0.1:${n.relay.port()}`);
     type Fleet = { generation: number; nodes: { address: string; state: string; generation: number }[] };
-    const status = async () => JSON.parse(ok(await cli(['status', '--no-dns', '--json'])).stdout.replace(/^[^{]*/, '')) as { ok: boolean; fleet: Fleet };
+    const status = async () => {
+      const run = await cli(['status', '--no-dns', '--json']);
+      return { code: run.code, ...(JSON.parse(run.stdout.replace(/^[^{]*/, '')) as { ok: boolean; fleet: Fleet }) };
+    };
     // The relay SIGKILLed in (b) wrote its last heartbeat then; it is "silent" once three are missed.
     const report = await (async () => {
       let last: Awaited<ReturnType<typeof status>> | undefined;
@@ -285,8 +272,11 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.equal(report.fleet.generation, generation);
     for (const address of live) assert.equal(report.fleet.nodes.find((n) => n.address === address)?.state, 'current', address);
     assert.equal(report.ok, false, 'a relay not heard from needs a person');
-    const text = (await cli(['status', '--no-dns'])).stdout;
-    assert.match(text, /^! \S+  127\.0\.0\.1:\d+  \S+  not heard from since /m);
+    assert.equal(report.code, 1, 'and status says so by its exit');
+    const text = await cli(['status', '--no-dns']);
+    assert.match(text.stdout, /^! \S+  127\.0\.0\.1:\d+  \S+  not heard from since /m);
+    assert.equal(text.code, 1);
+    assert.match(text.stderr, /need a person: .*the fleet \(see above\)/);
 
     const line = nodes[0]!.relay
       .output()
@@ -315,6 +305,34 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.match(metrics, new RegExp(`^dkim_relay_key_generation ${generation}$`, 'm'));
     assert.match(metrics, new RegExp(`^dkim_relay_fleet_nodes\\{state="current"\\} ${live.length}$`, 'm'));
     assert.match(metrics, /^dkim_relay_key_store_unreachable_seconds 0$/m);
+
+    // The status page of a relay lists the same fleet: a row per relay, the silent one flagged.
+    const pageUrl = url.replace(/\/metrics$/, '/');
+    let page = '';
+    const row = (address: string) =>
+      new RegExp(`<tr data-relay="[^"]+" data-address="${address.replace(/\./g, '\\.')}" data-state="([a-z-]+)"[^>]*>(.*?)</tr>`).exec(page);
+    await until(
+      'the page lists every live relay current and the killed one silent',
+      async () => {
+        page = await (await fetch(pageUrl, { signal: AbortSignal.timeout(5000) })).text();
+        return live.every((a) => row(a)?.[1] === 'current') && /data-state="silent" class="attention"/.test(page);
+      },
+      30_000,
+    );
+    assert.match(page, new RegExp(`<h2>Fleet</h2>\n<p id="fleet-store">Key generation ${generation}</p>`));
+    for (const address of live) {
+      const cells = row(address)![2]!;
+      assert.match(
+        cells,
+        new RegExp(
+          `^<td>[^<!]+</td><td>\\d+\\.\\d+\\.\\d+[^<]*</td><td><code>${address.replace(/\./g, '\\.')}</code></td><td class="n">${generation}</td><td>\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC</td>`,
+        ),
+      );
+      assert.match(cells, /<span class="badge ok">current<\/span>/);
+    }
+    const silent = /<tr [^>]*data-state="silent" class="attention">(.*?)<\/tr>/.exec(page)![1]!;
+    assert.match(silent, /^<td>! [^<]+<\/td>/);
+    assert.match(silent, /<span class="badge bad">silent<\/span> <span class="muted">not heard from since /);
   });
 
   /** How long after `write` began each relay held the key set it made (ms), as its /healthz says. */
