@@ -19,7 +19,7 @@ for (const algorithm of ['rsa', 'ed25519'] as const) {
   for (let i = 0; i < N; i++) signDigest(algorithm, digest, file);
   const fileRate = N / ((performance.now() - start) / 1000);
 
-  const made = token.generate(algorithm, 2048, `bench ${algorithm}`);
+  const made = await token.generate(algorithm, 2048, `bench ${algorithm}`);
   const key = token.signingKey(made.ref, algorithm, made.bits, 'bench');
   for (const parallel of [1, 4]) {
     const delay = monitorEventLoopDelay({ resolution: 1 });
