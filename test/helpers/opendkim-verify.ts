@@ -20,9 +20,14 @@ export async function verifyWithOpenDkimDns(message: Buffer, nameserver: string,
     const unbound = join(dir, 'unbound.conf');
     await writeFile(
       unbound,
-      ['server:', '    do-not-query-localhost: no', ...domains.flatMap((d) => ['stub-zone:', `    name: "${d}"`, `    stub-addr: ${host}@${port}`]), ''].join(
-        '\n',
-      ),
+      [
+        'server:',
+        '    do-not-query-localhost: no',
+        // Unbound answers special-use names (RFC 6761: .test, .example, …) itself unless told otherwise.
+        ...domains.map((d) => `    local-zone: "${d}." transparent`),
+        ...domains.flatMap((d) => ['stub-zone:', `    name: "${d}"`, `    stub-addr: ${host}@${port}`]),
+        '',
+      ].join('\n'),
     );
     const conf = join(dir, 'opendkim.conf');
     await writeFile(conf, `Mode v\nSyslog no\nResolverConfiguration ${unbound}\n`);
