@@ -44,7 +44,10 @@ export async function openPgStore(keys: KeysSettings, url: string, options: Open
   const encryptionKey = readEncryptionKey(keys.encryptionKeyFile);
   // Loaded only here: a relay on its own SQLite store never loads the PostgreSQL client.
   const { PgKeyStore } = await import('./pg-store.ts');
+  // PostgreSQL holds the records and public keys; the token, the private keys.
+  const token = keys.pkcs11 && Pkcs11Token.connectLater(keys.pkcs11, { onChange: options.onTokenChange });
   return PgKeyStore.open({
+    token,
     url,
     password,
     encryptionKey,
