@@ -302,9 +302,12 @@ export class Pkcs11Token {
         this.#onChange(null);
       }
     } catch (err) {
-      const error = err instanceof KeyFileError ? err : this.#fail(err, this.settings.token);
-      this.#down = { error, at: this.#now() };
-      this.#failedAt(error);
+      if (!(err instanceof KeyFileError)) {
+        this.#fail(err, this.settings.token);
+        return;
+      }
+      this.#down = { error: err, at: this.#now() };
+      this.#failedAt(err);
     }
   }
 
