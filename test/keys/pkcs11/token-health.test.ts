@@ -76,6 +76,7 @@ describe('a PKCS#11 token as status, /readyz and the metrics show it', { skip: s
       assert.equal(tokenUp((await get(running, '/metrics')).body), '0');
       const page = (await get(running, '/')).body;
       assert.match(page, /data-task="key-token" data-state="failing"/);
+      assert.match(page, /data-home="pkcs11">key: PKCS#11 token dkim \(pkcs11:token=dkim;id=(%[0-9a-f]{2}){16}\)</, 'the status page says where the key lives');
       const failing = (await statusJson(s)).background?.find((t) => t.task === 'key-token');
       assert.equal(failing?.state, 'failing', JSON.stringify(failing));
       assert.ok(Date.parse(failing.since) <= Date.now(), failing.since);
