@@ -171,7 +171,11 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             }
             if (args.file === undefined && !args.toToken) throw new UserError('keys import needs --file', 'give the PEM file: --file key.pem');
             if (args.file === undefined) {
-              if (!store.moveToToken) throw new UserError('this key store cannot hold keys in a token', 'use the SQLite key store (leave out keys.database)');
+              if (!store.moveToToken)
+                throw new UserError(
+                  'a key of the shared key store cannot be moved into the token',
+                  'generate its successor there instead: set keys.pkcs11.newKeys: true, then run keys rotate',
+                );
               const moved = await store.moveToToken(args.domain!, args.selector!, { removeFile: args.removeFile ?? false });
               if (args.json) return printJson(withoutFile(moved));
               print(`${moved.domain} ${moved.selector}: its private key is now in the PKCS#11 token; its DNS record is unchanged`);

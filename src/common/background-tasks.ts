@@ -17,6 +17,7 @@ export const BACKGROUND_TASKS = [
   'metrics',
   'dmarc-reports',
   'key-store',
+  'key-token',
 ] as const;
 export type BackgroundTask = (typeof BACKGROUND_TASKS)[number];
 

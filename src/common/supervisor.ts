@@ -65,9 +65,11 @@ export class Supervisor {
     }
   }
 
-  failed(task: BackgroundTask, err: unknown): void {
+  /** `logged`: the failure's owner has logged it with more context; it is recorded and counted, not logged twice. */
+  failed(task: BackgroundTask, err: unknown, options: { logged?: boolean } = {}): void {
     this.#metrics?.backgroundFailed(task);
-    this.#apply(afterFailure(this.#health.get(task), task, causeOf(err), this.#now()));
+    const decision = afterFailure(this.#health.get(task), task, causeOf(err), this.#now());
+    this.#apply(options.logged && decision.log === 'failed' ? { ...decision, log: undefined } : decision);
   }
 
   succeeded(task: BackgroundTask): void {

@@ -322,11 +322,6 @@ export const configSchema = z
           .describe('signing keys held in a PKCS#11 token (an HSM): generated there, they never leave it; unset: no token'),
       })
       .superRefine(sharedStoreSettings)
-      .superRefine((keys, ctx) => {
-        if (keys.pkcs11 && keys.database !== undefined) {
-          ctx.addIssue({ code: 'custom', path: ['pkcs11'], message: 'works with the SQLite key store only in this release: leave out keys.database' });
-        }
-      })
       .prefault({})
       .describe('the key store'),
 

@@ -90,6 +90,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     // A shared store that does not answer: the relay signs on with the keys it holds (none yet: 451) and the next look tries again.
     onRefreshError: (err) => supervisor.failed('key-store', err),
     onRefreshed: () => supervisor.succeeded('key-store'),
+    // The keys' own problem line says which domains wait and how to mend the token; kept here for `status`, since when.
+    onTokenChange: (problem) => (problem ? supervisor.failed('key-token', problem, { logged: true }) : supervisor.succeeded('key-token')),
     startUnreachable: true,
     listen: true,
   });
@@ -198,6 +200,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         })
       : () => {};
     const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
+    const unwatchToken = metrics.watchToken(() => store.tokenHealth?.());
     const unwatchFleet =
       store.engine === 'postgres' ? watchFleet(store as PgKeyStore, { name: hostname, address: `${config.listen.host}:${ports.plain}` }, supervisor) : () => {};
     view.started();
@@ -251,6 +254,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         unsupervise();
         unwatchUpstream();
         unwatchFleet();
+        unwatchToken();
         await http?.close();
         queue?.index.close();
         await store.close();

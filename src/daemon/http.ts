@@ -110,7 +110,8 @@ async function respond(req: IncomingMessage, res: ServerResponse, current: Curre
   const path = new URL(req.url ?? '/', 'http://relay').pathname;
   const { view } = current;
   if (path === '/readyz') {
-    const { status, body } = readyAnswer(view.readiness(), view.metrics.upstreamState(), view.metrics.keyStoreReach());
+    const token = view.metrics.tokenHealth();
+    const { status, body } = readyAnswer(view.readiness(), view.metrics.upstreamState(), view.metrics.keyStoreReach(), token && { ...token, now: Date.now() });
     return send(res, status, 'text/plain; charset=utf-8', body);
   }
   if (path === '/healthz') {

@@ -12,7 +12,7 @@ import type { Algorithm } from './key-material.ts';
 import type { KeyFileProblemKind } from './key-file.ts';
 import type { Fence } from './fence.ts';
 import type { Actor, KeyState, Transition } from './lifecycle.ts';
-import type { TokenKey } from './pkcs11-token.ts';
+import type { TokenHealth, TokenKey } from './pkcs11-token.ts';
 
 export type { KeyState };
 
@@ -124,6 +124,8 @@ export interface KeyStore {
   /** Transitions decided earlier, all or none: false when one no longer applies (someone else took it). */
   applyTransitions(transitions: readonly Transition[], fence?: Fence): Awaitable<boolean>;
   /** Moves a key's private half from its PEM file into the PKCS#11 token; the file is deleted only with removeFile (engines without a token leave this out). */
+  /** The PKCS#11 token of keys.pkcs11, when one is configured. */
+  tokenHealth?(): TokenHealth | undefined;
   moveToToken?(domain: string, selector: string, options: { removeFile: boolean; step?: Step }): Awaitable<StoredKey>;
   close(): Awaitable<void>;
 }

@@ -4,7 +4,7 @@ import type { KeyStore } from './key-store.ts';
 import type { PgKeyStore, PgStoreOptions } from './pg-store.ts';
 import { readEncryptionKey, readSecretFile } from './sealing.ts';
 import { SqliteKeyStore, type StoreOptions } from './store.ts';
-import { Pkcs11Token, type TokenSettings } from './pkcs11-token.ts';
+import { Pkcs11Token, type TokenOptions, type TokenSettings } from './pkcs11-token.ts';
 
 /** The keys: section of the configuration. */
 export interface KeysSettings {
@@ -15,12 +15,16 @@ export interface KeysSettings {
   pkcs11?: TokenSettings | undefined;
 }
 
-export type OpenOptions = StoreOptions & Pick<PgStoreOptions, 'onRefreshError' | 'onRefreshed' | 'refreshMs' | 'startUnreachable' | 'listen'>;
+export type OpenOptions = StoreOptions &
+  Pick<PgStoreOptions, 'onRefreshError' | 'onRefreshed' | 'refreshMs' | 'startUnreachable' | 'listen'> & {
+    /** Told when the PKCS#11 token fails and when it works again. */
+    onTokenChange?: TokenOptions['onChange'];
+  };
 
 export async function openKeyStore(keys: KeysSettings, options: OpenOptions = {}): Promise<KeyStore> {
   if (keys.database === undefined) {
     // Connected at first use: a token that is absent at start holds back only the keys it holds.
-    const token = keys.pkcs11 && Pkcs11Token.connectLater(keys.pkcs11);
+    const token = keys.pkcs11 && Pkcs11Token.connectLater(keys.pkcs11, { onChange: options.onTokenChange });
     try {
       return SqliteKeyStore.open(keys.dir, { ...options, token });
     } catch (err) {
@@ -40,7 +44,10 @@ export async function openPgStore(keys: KeysSettings, url: string, options: Open
   const encryptionKey = readEncryptionKey(keys.encryptionKeyFile);
   // Loaded only here: a relay on its own SQLite store never loads the PostgreSQL client.
   const { PgKeyStore } = await import('./pg-store.ts');
+  // PostgreSQL holds the records and public keys; the token, the private keys.
+  const token = keys.pkcs11 && Pkcs11Token.connectLater(keys.pkcs11, { onChange: options.onTokenChange });
   return PgKeyStore.open({
+    token,
     url,
     password,
     encryptionKey,

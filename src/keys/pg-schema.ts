@@ -9,12 +9,14 @@
 //      fleet_nodes (each relay's heartbeat: the key generation it signs with)
 //   3  dmarc_reports, dmarc_records: receivers' aggregate reports, as in keys.db
 //      (src/reports/report-tables.ts), one row per (org_name, report_id) for the whole fleet
+//   4  material 'pkcs11': a key in a PKCS#11 token, named by its RFC 7512 URI
+//      in file, with no private half in the row at all
 //
 // Times are ISO 8601 text, as in keys.db, so rows copy across unchanged.
 import { UserError } from '../common/errors.ts';
 import type { Schema } from '../common/schema-migrations.ts';
 
-export const PG_LATEST_VERSION = 3;
+export const PG_LATEST_VERSION = 4;
 
 const STATES = `('pending', 'active', 'retiring', 'revoked', 'removed')`;
 
@@ -139,11 +141,22 @@ CREATE TABLE dmarc_records (
 CREATE INDEX dmarc_records_report ON dmarc_records (report);
 `;
 
+// keys_material_check and keys_check: the names PostgreSQL gave V1's unnamed constraints.
+const V4 = `
+ALTER TABLE keys DROP CONSTRAINT keys_material_check;
+ALTER TABLE keys ADD CONSTRAINT keys_material_check CHECK (material IN ('sealed', 'pkcs11'));
+ALTER TABLE keys DROP CONSTRAINT keys_check;
+-- A sealed key has its private half until it is removed; a token key never has one here.
+ALTER TABLE keys ADD CONSTRAINT keys_private_half CHECK (
+  CASE material WHEN 'sealed' THEN (state = 'removed') = (sealed IS NULL) ELSE sealed IS NULL END
+);
+`;
+
 export function pgKeySchema(location: string): Schema<string> {
   return {
     name: 'keys',
     latest: PG_LATEST_VERSION,
-    steps: { 1: V1, 2: V2, 3: V3 },
+    steps: { 1: V1, 2: V2, 3: V3, 4: V4 },
     tooNew: (version) =>
       new UserError(
         `key store ${location} has schema version ${version}, but this dkim-relay knows versions up to ${PG_LATEST_VERSION}`,

@@ -25,6 +25,9 @@ import { pgKeySchema } from './pg-schema.ts';
 import { txtValue } from './record.ts';
 import { SealError, seal, unseal } from './sealing.ts';
 import { chooseSelector, groupActiveKeys, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
+import { checkRsaSize } from './key-material.ts';
+import { parseTokenUri, tokenUri } from './pkcs11-objects.ts';
+import { tokenLabel, type Pkcs11Token, type TokenHealth, type TokenKey } from './pkcs11-token.ts';
 
 export interface PgStoreOptions extends PgTarget {
   /** The key-encryption key (keys.encryptionKeyFile). */
@@ -47,6 +50,8 @@ export interface PgStoreOptions extends PgTarget {
   startUnreachable?: boolean;
   /** Be told of other relays' changes at once (LISTEN on KEYS_CHANNEL); polling remains the fallback. */
   listen?: boolean;
+  /** The PKCS#11 token of keys.pkcs11 (the same token, or a replica of it, on every relay); closed with the store. */
+  token?: Pkcs11Token | undefined;
 }
 
 /** The channel every write notifies, so the fleet reloads within a second rather than at the next poll. */
@@ -107,6 +112,8 @@ export class PgKeyStore implements KeyStore {
   private readonly kek: Buffer;
   private readonly password: string | undefined;
   private readonly onKeyProblem: (problem: KeyProblem) => void;
+  private readonly token: Pkcs11Token | undefined;
+  private tokenGeneration = 0;
   private rows: KeyRow[] = [];
   private events: KeyEvent[] = [];
   private generation = -1;
@@ -135,6 +142,7 @@ export class PgKeyStore implements KeyStore {
     this.kek = options.encryptionKey;
     this.password = options.password;
     this.onKeyProblem = options.onKeyProblem ?? (() => {});
+    this.token = options.token;
     this.pool = createPool(options);
     ensurePrivateDir(options.dir);
   }
@@ -151,6 +159,7 @@ export class PgKeyStore implements KeyStore {
     } catch (err) {
       if (!options.startUnreachable) {
         await store.pool.end().catch(() => {});
+        store.token?.close();
         throw store.explain(err);
       }
       store.unreachableSince = new Date();
@@ -172,6 +181,11 @@ export class PgKeyStore implements KeyStore {
     await this.listener?.end().catch(() => {});
     await this.loading?.catch(() => {});
     await this.pool.end();
+    this.token?.close();
+  }
+
+  tokenHealth(): TokenHealth | undefined {
+    return this.token?.health();
   }
 
   /** Loads the key set again if another relay changed it since the last load (first: migrates the schema). */
@@ -323,6 +337,12 @@ export class PgKeyStore implements KeyStore {
   }
 
   privatePem(key: StoredKey): string {
+    if (key.material === 'pkcs11') {
+      throw new UserError(
+        `the private key of ${key.selector} for ${key.domain} is in a PKCS#11 token and cannot leave it`,
+        'export the public key: leave out --private',
+      );
+    }
     const row = this.rows.find((r) => r.id === key.id);
     if (!row?.sealed) throw new UserError(`key ${key.selector} for ${key.domain} has no private key any more (removed)`, 'see `dkim-relay keys history`');
     return this.unsealRow(row);
@@ -331,6 +351,7 @@ export class PgKeyStore implements KeyStore {
   signingDomainFor(fromDomain: string): string | null {
     // No key set loaded yet: the domain waits (activeKeys says why) rather than leaving unsigned.
     if (this.generation < 0) return fromDomain.toLowerCase().replace(/\.$/, '');
+    this.followToken();
     let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
     for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
       if (this.active.has(candidate)) return candidate;
@@ -347,12 +368,22 @@ export class PgKeyStore implements KeyStore {
         'check that PostgreSQL runs; the relay keeps trying and signs as soon as it answers',
       );
     }
+    this.followToken();
     const entry = this.active.get(domain);
     if (entry?.problems[0]) throw entry.problems[0];
     return entry?.keys ?? [];
   }
 
+  /** A token that went down or came back, or is due another try, changes which keys sign: the active keys are grouped again. */
+  private followToken(): void {
+    if (!this.token || this.generation < 0) return;
+    if (this.token.generation === this.tokenGeneration && !this.token.retryDue()) return;
+    this.tokenGeneration = this.token.generation;
+    this.active = this.activeMap();
+  }
+
   checkActiveKeys(): StoredKey[] {
+    this.followToken();
     const usable = new Set([...this.active.values()].flatMap((d) => d.keys).map((k) => `${k.selector}._domainkey.${k.domain}`));
     return this.list().filter((k) => k.state === 'active' && usable.has(`${k.selector}._domainkey.${k.domain}`));
   }
@@ -367,22 +398,71 @@ export class PgKeyStore implements KeyStore {
     return key ? txtValue(key) : undefined;
   }
 
-  /** A removed key's sealed half is cleared in the transaction that removes it: nothing is left to delete. */
+  /**
+   * A removed key's sealed half is cleared in the transaction that removes it;
+   * a removed token key's objects are destroyed here (by whichever relay
+   * sweeps first; false while its token is away, tried again next time).
+   */
   deleteRemovedFiles(): string[] {
-    return [];
+    if (!this.token) return [];
+    const destroyed: string[] = [];
+    for (const row of this.rows) {
+      if (row.state !== 'removed' || row.material !== 'pkcs11') continue;
+      try {
+        if (this.token.destroy(parseTokenUri(row.file)) > 0) destroyed.push(row.file);
+      } catch {
+        // the token is away: its objects are destroyed at a later sweep
+      }
+    }
+    return destroyed;
   }
 
-  generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): Promise<StoredKey> {
-    return this.add(options, generateKey(options.algorithm, options.bits));
+  async generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): Promise<StoredKey> {
+    if (!(options.inToken ?? this.token?.settings.newKeys ?? false)) return this.add(options, generateKey(options.algorithm, options.bits));
+    const token = this.requireToken();
+    const bits = options.bits ?? 2048;
+    if (options.algorithm === 'rsa') checkRsaSize(bits);
+    // Made before the transaction (off the event loop), named once the selector is chosen; destroyed if the store does not take it.
+    const made = await token.generate(options.algorithm, bits, tokenLabel(`new key for ${normalizeDomain(options.domain)}`));
+    try {
+      return await this.add(options, { algorithm: options.algorithm, bits: made.bits, publicData: made.publicData }, (selector, domain) => {
+        token.relabel(made.ref, tokenLabel(recordName(selector, domain)));
+        return tokenUri(made.ref);
+      });
+    } catch (err) {
+      token.destroy(made.ref);
+      throw err;
+    }
   }
 
-  import(options: NewKeyOptions & { pem: string; source: string }): Promise<StoredKey> {
-    return this.add(options, importKey(options.pem, options.source));
+  async import(options: NewKeyOptions & { pem: string; source: string }): Promise<StoredKey> {
+    const material = importKey(options.pem, options.source);
+    if (!options.inToken) return this.add(options, material);
+    const token = this.requireToken();
+    let ref: ReturnType<Pkcs11Token['importPem']> | undefined;
+    try {
+      return await this.add(options, material, (selector, domain) => {
+        ref = token.importPem(material.privatePem, tokenLabel(recordName(selector, domain)));
+        return tokenUri(ref);
+      });
+    } catch (err) {
+      if (ref) token.destroy(ref);
+      throw err;
+    }
+  }
+
+  private requireToken(): Pkcs11Token {
+    if (!this.token) throw new UserError('no PKCS#11 token is configured', 'set keys.pkcs11 (module, token, pinFile) in the configuration');
+    return this.token;
   }
 
   async activate(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
     const key = this.get(domain, selector);
-    if (key.state !== 'active' && key.state !== 'revoked' && key.state !== 'removed') this.privatePem(key); // it must open before it signs
+    // It must open (or be found in the token) before it signs.
+    if (key.state !== 'active' && key.state !== 'revoked' && key.state !== 'removed') {
+      if (key.material === 'pkcs11') this.tokenKey(key);
+      else this.privatePem(key);
+    }
     return this.change(key, 'active', step);
   }
 
@@ -394,8 +474,10 @@ export class PgKeyStore implements KeyStore {
     return this.change(this.get(domain, selector), 'revoked', step);
   }
 
-  remove(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
-    return this.change(this.get(domain, selector), 'removed', step);
+  async remove(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
+    const key = await this.change(this.get(domain, selector), 'removed', step);
+    this.deleteRemovedFiles();
+    return key;
   }
 
   async applyTransitions(transitions: readonly Transition[], fence?: Fence): Promise<boolean> {
@@ -404,6 +486,7 @@ export class PgKeyStore implements KeyStore {
         if (fence) await checkFence(client, fence);
         for (const t of transitions) await writeTransition(client, t);
       });
+      if (transitions.some((t) => t.to === 'removed')) this.deleteRemovedFiles();
       return true;
     } catch (err) {
       if (err instanceof StepRaced) return false;
@@ -448,7 +531,16 @@ export class PgKeyStore implements KeyStore {
     return result;
   }
 
-  private async add(options: NewKeyOptions, material: KeyMaterial): Promise<StoredKey> {
+  /**
+   * Inserts the row in a transaction that chose its selector. `inToken`, for
+   * a key in the token: names its objects after the chosen selector and
+   * returns its URI; the row then holds no private half.
+   */
+  private async add(
+    options: NewKeyOptions,
+    material: Pick<KeyMaterial, 'algorithm' | 'bits' | 'publicData'> & Partial<KeyMaterial>,
+    inToken?: (selector: string, domain: string) => string,
+  ): Promise<StoredKey> {
     const domain = normalizeDomain(options.domain);
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
     const at = options.step?.at ?? new Date();
@@ -466,9 +558,10 @@ export class PgKeyStore implements KeyStore {
       id = Number(next.rows[0]!.id);
       const now = at.toISOString();
       const state: KeyState = options.activate ? 'active' : 'pending';
+      const uri = inToken?.(chosen, domain);
       await client.query(
         `INSERT INTO keys (id, domain, selector, algorithm, bits, state, public_data, fingerprint, material, sealed, file, created_at, activated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sealed', $9, $10, $11, $12)`,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12)`,
         [
           id,
           domain,
@@ -478,10 +571,11 @@ export class PgKeyStore implements KeyStore {
           state,
           material.publicData,
           fingerprint(material.publicData),
-          seal(this.kek, id, material.privatePem),
-          `${recordName(chosen, domain)}.pem`,
+          uri === undefined ? seal(this.kek, id, material.privatePem!) : null,
+          uri ?? `${recordName(chosen, domain)}.pem`,
           now,
           options.activate ? now : null,
+          uri === undefined ? 'sealed' : 'pkcs11',
         ],
       );
       const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
@@ -573,7 +667,8 @@ export class PgKeyStore implements KeyStore {
    * but no longer open here keep the key parsed before: it is the same key,
    * and this relay's keys.encryptionKeyFile is replaced after the rewrap.
    */
-  private parsedKey(row: KeyRow): KeyObject {
+  private parsedKey(row: KeyRow): KeyObject | TokenKey {
+    if (row.material === 'pkcs11') return this.tokenKey(row);
     const cached = this.parsed.get(row.id);
     if (cached && row.sealed && cached.sealed.equals(row.sealed)) return cached.key;
     let pem: string;
@@ -595,6 +690,19 @@ export class PgKeyStore implements KeyStore {
     }
     this.parsed.set(row.id, { sealed: row.sealed!, key });
     return key;
+  }
+
+  private tokenKey(key: StoredKey): TokenKey {
+    const ref = parseTokenUri(key.file);
+    const what = recordName(key.selector, key.domain);
+    if (!this.token || this.token.settings.token !== ref.token) {
+      throw new KeyFileError(
+        'token unavailable',
+        `the private key of ${what} is in PKCS#11 token "${ref.token}", which this relay has not configured`,
+        'set keys.pkcs11 to that token (every relay of the fleet needs it)',
+      );
+    }
+    return this.token.signingKey(ref, key.algorithm, key.bits, what);
   }
 
   private unsealRow(row: KeyRow): string {

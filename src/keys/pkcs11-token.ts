@@ -57,6 +57,24 @@ export interface GeneratedInToken {
   publicData: string;
 }
 
+/** How the token is doing, for /readyz, the metrics and the status page. */
+export interface TokenHealth {
+  /** The token's label. */
+  token: string;
+  /** unknown: not used yet (connected at the first use of one of its keys). */
+  state: 'unknown' | 'up' | 'down';
+  /** While down: since when (ms), the first failure of this spell. */
+  downSince: number | null;
+  /** While down: what is wrong and how to mend it, one line. */
+  problem: string | null;
+}
+
+export interface TokenOptions {
+  now?: () => number;
+  /** Told each time the token fails (its error) and when it works again (null). */
+  onChange?: (problem: KeyFileError | null) => void;
+}
+
 /** How long a token that failed is left alone before the module is opened again. */
 export const TOKEN_RETRY_MS = 2000;
 const MAX_SESSIONS = 4;
@@ -67,6 +85,7 @@ const require = createRequire(import.meta.url);
 export class Pkcs11Token {
   readonly settings: TokenSettings;
   readonly #now: () => number;
+  readonly #onChange: (problem: KeyFileError | null) => void;
   #lib: Pkcs11 | null = null;
   #pkcs11: typeof Pkcs11Module | null = null;
   #slot: Handle | null = null;
@@ -78,25 +97,34 @@ export class Pkcs11Token {
   #handles = new Map<string, Handle>();
   /** Why the token cannot be used, and when that was found; null while it works. */
   #down: { error: KeyFileError; at: number } | null = null;
+  /** The first failure since the token last worked; null while it works or before its first use. */
+  #downSince: number | null = null;
   /** A PIN the token refused: not offered again (tokens lock after a few wrong ones) until the file changes. */
   #refusedPin: string | null = null;
   /** Changes whenever the token goes down or comes back: the store reloads its keys then. */
   generation = 0;
 
-  constructor(settings: TokenSettings, now: () => number = Date.now) {
+  constructor(settings: TokenSettings, options: TokenOptions = {}) {
     this.settings = settings;
-    this.#now = now;
+    this.#now = options.now ?? Date.now;
+    this.#onChange = options.onChange ?? (() => {});
   }
 
   /** The token, connected at its first use: a token absent now holds back only its own keys. */
-  static connectLater(settings: TokenSettings, now?: () => number): Pkcs11Token {
-    const token = new Pkcs11Token(settings, now);
+  static connectLater(settings: TokenSettings, options?: TokenOptions): Pkcs11Token {
+    const token = new Pkcs11Token(settings, options);
     token.#down = { error: tokenError(`token ${settings.token} is not connected yet`, 'see the log line before this one'), at: -Infinity };
     return token;
   }
 
   get down(): boolean {
     return this.#down !== null;
+  }
+
+  health(): TokenHealth {
+    const { token } = this.settings;
+    if (this.#downSince !== null) return { token, state: 'down', downSince: this.#downSince, problem: this.#down?.error.toLine() ?? null };
+    return { token, state: this.#lib ? 'up' : 'unknown', downSince: null, problem: null };
   }
 
   /** Whether a down token is due another try. */
@@ -116,7 +144,13 @@ export class Pkcs11Token {
     };
   }
 
-  generate(algorithm: Algorithm, bits: number, label: string): GeneratedInToken {
+  /**
+   * Generates the pair inside the token. C_GenerateKeyPair runs on the libuv
+   * thread pool: an RSA key takes a token hundreds of milliseconds (SoftHSM:
+   * 100–250 ms for 2048 bits), which would stall every SMTP session of the
+   * daemon when the rotation scheduler makes the next key.
+   */
+  async generate(algorithm: Algorithm, bits: number, label: string): Promise<GeneratedInToken> {
     this.#ready();
     const lib = this.#lib!;
     const p = this.#pkcs11!;
@@ -137,10 +171,14 @@ export class Pkcs11Token {
           ]
         : [...common, { type: p.CKA_VERIFY, value: true }, { type: p.CKA_EC_PARAMS, value: ED25519_PARAMS }];
     const mechanism = algorithm === 'rsa' ? p.CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_EDWARDS_KEY_PAIR_GEN;
-    const pair = this.#withSession((session) => {
+    const session = await this.#takeSession(label);
+    this.#inFlight++;
+    try {
+      let pair: Pkcs11Module.KeyPair;
       try {
-        return lib.C_GenerateKeyPair(session, { mechanism, parameter: undefined }, pub, priv);
+        pair = await lib.C_GenerateKeyPairAsync(session, { mechanism, parameter: undefined }, pub, priv);
       } catch (err) {
+        if (this.#lib === lib) this.#release(session);
         throw new UserError(
           `token ${this.settings.token} cannot generate ${algorithm === 'rsa' ? `RSA-${bits}` : 'Ed25519'} keys (${describe(err)})`,
           algorithm === 'ed25519'
@@ -148,15 +186,30 @@ export class Pkcs11Token {
             : 'check the token with: pkcs11-tool --module MODULE -M',
         );
       }
+      const publicData =
+        algorithm === 'ed25519'
+          ? publicDataOf('ed25519', { point: attribute(lib, session, pair.publicKey, p.CKA_EC_POINT) })
+          : publicDataOf('rsa', {
+              modulus: attribute(lib, session, pair.publicKey, p.CKA_MODULUS),
+              exponent: attribute(lib, session, pair.publicKey, p.CKA_PUBLIC_EXPONENT),
+            });
+      if (this.#lib === lib) this.#release(session);
+      return { ref: { token: this.settings.token, id }, algorithm, bits: algorithm === 'rsa' ? bits : 256, publicData };
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /** Names the key's objects anew (a key is generated before the store has chosen its selector). */
+  relabel(ref: TokenObjectRef, label: string): void {
+    this.#ready();
+    const lib = this.#lib!;
+    const p = this.#pkcs11!;
+    this.#withSession((session) => {
+      for (const object of findAll(lib, session, [{ type: p.CKA_ID, value: Buffer.from(ref.id, 'hex') }])) {
+        lib.C_SetAttributeValue(session, object, [{ type: p.CKA_LABEL, value: label }]);
+      }
     });
-    const publicData = this.#withSession((session) => {
-      if (algorithm === 'ed25519') return publicDataOf('ed25519', { point: attribute(lib, session, pair.publicKey, p.CKA_EC_POINT) });
-      return publicDataOf('rsa', {
-        modulus: attribute(lib, session, pair.publicKey, p.CKA_MODULUS),
-        exponent: attribute(lib, session, pair.publicKey, p.CKA_PUBLIC_EXPONENT),
-      });
-    });
-    return { ref: { token: this.settings.token, id }, algorithm, bits: algorithm === 'rsa' ? bits : 256, publicData };
   }
 
   /** Puts a PEM private key into the token as a non-extractable object; the caller keeps its public half. */
@@ -244,8 +297,17 @@ export class Pkcs11Token {
       this.#connect();
       this.#down = null;
       this.generation++;
+      if (this.#downSince !== null) {
+        this.#downSince = null;
+        this.#onChange(null);
+      }
     } catch (err) {
-      this.#down = { error: err instanceof KeyFileError ? err : this.#fail(err, this.settings.token), at: this.#now() };
+      if (!(err instanceof KeyFileError)) {
+        this.#fail(err, this.settings.token);
+        return;
+      }
+      this.#down = { error: err, at: this.#now() };
+      this.#failedAt(err);
     }
   }
 
@@ -370,9 +432,7 @@ export class Pkcs11Token {
     const lib = this.#lib!;
     const p = this.#pkcs11!;
     const data = algorithm === 'rsa' ? Buffer.concat([SHA256_DIGEST_INFO, digest]) : Buffer.from(digest);
-    const session =
-      this.#idle.pop() ??
-      (this.#sessions < MAX_SESSIONS ? this.#openSessionOrFail(what) : await new Promise<Handle>((resolve, reject) => this.#waiting.push({ resolve, reject })));
+    const session = await this.#takeSession(what);
     this.#inFlight++;
     try {
       lib.C_SignInit(session, { mechanism: algorithm === 'rsa' ? p.CKM_RSA_PKCS : CKM_EDDSA, parameter: undefined }, handle);
@@ -386,6 +446,14 @@ export class Pkcs11Token {
     } finally {
       this.#inFlight--;
     }
+  }
+
+  /** An idle session, a new one while fewer than MAX_SESSIONS are open, else the next one given back. */
+  async #takeSession(what: string): Promise<Handle> {
+    return (
+      this.#idle.pop() ??
+      (this.#sessions < MAX_SESSIONS ? this.#openSessionOrFail(what) : await new Promise<Handle>((resolve, reject) => this.#waiting.push({ resolve, reject })))
+    );
   }
 
   #openSessionOrFail(what: string): Handle {
@@ -424,7 +492,13 @@ export class Pkcs11Token {
     this.#idle = [];
     this.#handles.clear();
     this.#dropWaiting(error);
+    this.#failedAt(error);
     return error;
+  }
+
+  #failedAt(error: KeyFileError): void {
+    this.#downSince ??= this.#now();
+    this.#onChange(error);
   }
 }
 

@@ -54,7 +54,8 @@ export async function copySqliteStore(source: SqliteKeyStore, target: PgKeyStore
   const rows = readTables(source.dbFile);
   // Read (and permission-checked) before the transaction: a key file that cannot be used stops the copy before anything is written.
   const pems = new Map<number, string>();
-  for (const key of source.list()) if (key.state !== 'removed') pems.set(key.id, source.privatePem(key));
+  // A key in a PKCS#11 token stays there: its row (URI and public key) is copied, with no private half.
+  for (const key of source.list()) if (key.state !== 'removed' && key.material !== 'pkcs11') pems.set(key.id, source.privatePem(key));
   const tables = await target.transaction(async (client, kek) => {
     const counts = {} as TableCounts;
     counts.keys = { rows: rows.keys.length, added: 0 };
@@ -63,7 +64,8 @@ export async function copySqliteStore(source: SqliteKeyStore, target: PgKeyStore
       const pem = pems.get(id);
       const values = [...KEY_COLUMNS.map((c) => row[c]), pem === undefined ? null : seal(kek, id, pem)];
       const inserted = await client.query(
-        `INSERT INTO keys (${KEY_COLUMNS.join(', ')}, material, sealed) VALUES (${KEY_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}, 'sealed', $${KEY_COLUMNS.length + 1})
+        `INSERT INTO keys (${KEY_COLUMNS.join(', ')}, material, sealed) VALUES (${KEY_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')},
+           CASE WHEN $${KEY_COLUMNS.indexOf('file') + 1} LIKE 'pkcs11:%' THEN 'pkcs11' ELSE 'sealed' END, $${KEY_COLUMNS.length + 1})
          ON CONFLICT (id) DO NOTHING`,
         values,
       );
@@ -92,12 +94,12 @@ export async function copySqliteStore(source: SqliteKeyStore, target: PgKeyStore
   return { tables, verified: verifyKeys(target) };
 }
 
-/** Signs a test message with every key that has its private half, and verifies it with the published public key. */
+/** Signs a test message with every key that has its private half here, and verifies it with the published public key (a token key is checked as it signs). */
 export function verifyKeys(store: KeyStore): number {
   let verified = 0;
   const message = Buffer.from(`dkim-relay key check ${new Date().toISOString()}`);
   for (const key of store.list()) {
-    if (key.state === 'removed') continue;
+    if (key.state === 'removed' || key.material === 'pkcs11') continue;
     const digest = key.algorithm === 'rsa' ? 'sha256' : null;
     const signature = sign(digest, message, store.privatePem(key));
     if (!verify(digest, message, createPublicKey(publicPem(key.algorithm, key.publicData)), signature)) {

@@ -21,7 +21,7 @@ import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOp
 import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';
 import { txtValue } from './record.ts';
 import { isTokenUri, parseTokenUri, tokenUri } from './pkcs11-objects.ts';
-import { tokenLabel, type Pkcs11Token, type TokenKey } from './pkcs11-token.ts';
+import { tokenLabel, type Pkcs11Token, type TokenHealth, type TokenKey } from './pkcs11-token.ts';
 
 export type { ActiveKey, KeyEvent, KeyProblem, KeyState, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 
@@ -60,7 +60,11 @@ const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS pu
 /** A removed key keeps its row for history; its selector may be taken again by a new key. */
 const LIVE = `state <> 'removed'`;
 
-export class SqliteKeyStore implements KeyStoreApi {
+/**
+ * A store opened without a token makes every key at once; with one, a key
+ * generated in the token comes later (a promise).
+ */
+export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = StoredKey> implements KeyStoreApi {
   readonly engine = 'sqlite' as const;
   readonly dir: string;
   readonly location: string;
@@ -106,7 +110,9 @@ export class SqliteKeyStore implements KeyStoreApi {
     this.db = openDatabase(this.dbFile, options.timeoutMs ?? 5000);
   }
 
-  static open(dir: string, options: StoreOptions = {}): SqliteKeyStore {
+  static open(dir: string, options?: StoreOptions & { token?: undefined }): SqliteKeyStore;
+  static open(dir: string, options: StoreOptions): SqliteKeyStore<StoredKey | Promise<StoredKey>>;
+  static open(dir: string, options: StoreOptions = {}): SqliteKeyStore<StoredKey | Promise<StoredKey>> {
     return new SqliteKeyStore(dir, options);
   }
 
@@ -140,26 +146,40 @@ export class SqliteKeyStore implements KeyStoreApi {
     return key;
   }
 
-  generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): StoredKey {
-    if (options.inToken ?? this.token?.settings.newKeys ?? false) {
-      const token = this.requireToken();
-      let made: ReturnType<Pkcs11Token['generate']> | undefined;
-      const bits = options.bits ?? 2048;
-      if (options.algorithm === 'rsa') checkRsaSize(bits);
+  /** A new key: a file key at once; a key in the token once the token has made it (off the event loop). */
+  generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): Generated {
+    if (options.inToken ?? this.token?.settings.newKeys ?? false) return this.generateInToken(options) as Generated;
+    return this.add(options, generateKey(options.algorithm, options.bits)) as Generated;
+  }
+
+  /**
+   * The pair is made first, under a provisional label, then named after the
+   * selector chosen inside the transaction; objects of a key the store did
+   * not take are destroyed.
+   */
+  private async generateInToken(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): Promise<StoredKey> {
+    const token = this.requireToken();
+    const bits = options.bits ?? 2048;
+    if (options.algorithm === 'rsa') checkRsaSize(bits);
+    const made = await token.generate(options.algorithm, bits, tokenLabel(`new key for ${normalizeDomain(options.domain)}`));
+    let placed = false;
+    try {
       return this.add(
         options,
-        { algorithm: options.algorithm, publicData: '' },
+        { algorithm: options.algorithm, bits: made.bits, publicData: made.publicData },
         {
           put: (selector, domain) => {
-            made = token.generate(options.algorithm, bits, tokenLabel(recordName(selector, domain)));
+            token.relabel(made.ref, tokenLabel(recordName(selector, domain)));
+            placed = true;
             return tokenUri(made.ref);
           },
           undo: (file) => token.destroy(parseTokenUri(file)),
         },
-        () => made!,
       );
+    } catch (err) {
+      if (!placed) token.destroy(made.ref);
+      throw err;
     }
-    return this.add(options, generateKey(options.algorithm, options.bits));
   }
 
   import(options: NewKeyOptions & { pem: string; source: string }): StoredKey {
@@ -206,6 +226,10 @@ export class SqliteKeyStore implements KeyStoreApi {
     }
     if (options.removeFile) rmSync(join(this.dir, key.file), { force: true });
     return this.byId(key.id);
+  }
+
+  tokenHealth(): TokenHealth | undefined {
+    return this.token?.health();
   }
 
   private requireToken(): Pkcs11Token {
@@ -355,9 +379,8 @@ export class SqliteKeyStore implements KeyStoreApi {
    */
   private add(
     options: NewKeyOptions,
-    material: Pick<KeyMaterial, 'algorithm' | 'publicData'> & Partial<KeyMaterial>,
+    material: Pick<KeyMaterial, 'algorithm' | 'bits' | 'publicData'> & Partial<KeyMaterial>,
     placement: Placement = this.filePlacement(material.privatePem!),
-    made?: () => Pick<KeyMaterial, 'bits' | 'publicData'>,
   ): StoredKey {
     const domain = normalizeDomain(options.domain);
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
@@ -371,7 +394,7 @@ export class SqliteKeyStore implements KeyStoreApi {
           >[];
           const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
           const file = placement.put(chosen, domain);
-          const { bits, publicData } = made ? made() : { bits: material.bits!, publicData: material.publicData };
+          const { bits, publicData } = material;
           const now = at.toISOString();
           const state = options.activate ? 'active' : 'pending';
           try {

@@ -7,6 +7,7 @@
 // balancer may send it new connections: started, and not stopping.
 
 import { failingFor, type UpstreamState } from '../delivery/upstream-health.ts';
+import type { TokenHealth } from '../keys/pkcs11-token.ts';
 
 export type CheckName = 'listener' | 'spool' | 'key-store' | 'signing-keys';
 
@@ -112,17 +113,26 @@ export interface KeyStoreReach {
 }
 
 /**
- * Ready or not; a smart host failing for longer than queue.retryAfter, or a
- * shared key store away, is named on a further line, still with 200: the
- * relay accepts, signs with the keys it holds and queues, but the operator
- * must know. A relay that never loaded a key set defers all mail (451): 503,
- * so a load balancer sends it none.
+ * Ready or not; a smart host failing for longer than queue.retryAfter, a
+ * shared key store away, or a PKCS#11 token failing, is named on a further
+ * line, still with 200: the relay accepts, signs with the keys it can use and
+ * queues, but the operator must know. A relay that never loaded a key set
+ * defers all mail (451): 503, so a load balancer sends it none.
  */
-export function readyAnswer(state: Readiness, upstream?: UpstreamState, store?: KeyStoreReach): { status: 200 | 503; body: string } {
+export function readyAnswer(
+  state: Readiness,
+  upstream?: UpstreamState,
+  store?: KeyStoreReach,
+  token?: TokenHealth & { now: number },
+): { status: 200 | 503; body: string } {
   if (state !== 'ready') return { status: 503, body: `${state}\n` };
   const away = store && store.unreachableSeconds > 0 ? `key store unreachable for ${duration(Math.floor(store.unreachableSeconds))}` : null;
   if (store && !store.loaded) return { status: 503, body: `no keys loaded yet${away ? `: ${away}` : ''}; mail is deferred (451)\n` };
-  const problems = [upstream && upstreamProblem(upstream), away && `${away} (signing with the keys held; rotation paused)`].filter((p) => p);
+  const problems = [
+    upstream && upstreamProblem(upstream),
+    away && `${away} (signing with the keys held; rotation paused)`,
+    token && tokenProblem(token),
+  ].filter((p) => p);
   return { status: 200, body: ['ready', ...problems].map((l) => `${l}\n`).join('') };
 }
 
@@ -131,6 +141,13 @@ export function upstreamProblem(upstream: UpstreamState): string | null {
   const seconds = failingFor(upstream);
   if (seconds === null) return null;
   return `upstream ${upstream.name} failing for ${duration(seconds)} (longer than queue.retryAfter; mail is queued meanwhile): ${upstream.lastReply ?? 'no reply'}`;
+}
+
+/** "PKCS#11 token dkim failing for 12s: …", or null while it works. */
+export function tokenProblem(token: TokenHealth & { now: number }): string | null {
+  if (token.state !== 'down' || token.downSince === null) return null;
+  const seconds = Math.max(0, Math.floor((token.now - token.downSince) / 1000));
+  return `PKCS#11 token ${token.token} failing for ${duration(seconds)} (mail of the domains whose keys it holds is deferred, 451): ${token.problem ?? 'no detail'}`;
 }
 
 function duration(seconds: number): string {

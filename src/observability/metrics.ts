@@ -25,6 +25,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ObservedState } from '../rotation/observation.ts';
 import type { StepName } from '../rotation/plan.ts';
 import { BACKGROUND_TASKS, type BackgroundTask } from '../common/background-tasks.ts';
+import type { TokenHealth } from '../keys/pkcs11-token.ts';
 import { RecentCounts } from './recent-counts.ts';
 import { REFUSAL_REASONS, refusalReason, type RefusalReason } from './refusal-reason.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
@@ -88,6 +89,7 @@ export class RelayMetrics {
   private upstreamSource: (() => UpstreamState) | undefined;
   private fleetSource: (() => { fleet: FleetStatus; generation: number | null; unreachableSeconds: number }) | undefined;
   private keySource: (() => StatusReport) | undefined;
+  private tokenSource: (() => TokenHealth | undefined) | undefined;
   private cachedReport: { at: number; report: StatusReport | undefined } | undefined;
   private receiverSource: (() => Promise<ReceiversInput>) | undefined;
   private cachedReceivers: { at: number; value: ReceiversInput | undefined } | undefined;
@@ -204,6 +206,17 @@ export class RelayMetrics {
       registers,
       collect() {
         this.set(self.fleetSource?.().unreachableSeconds ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_key_token_up',
+      help: 'With keys.pkcs11: 1 while the PKCS#11 token signs, 0 while it fails (mail of the domains whose keys it holds is deferred); absent before its first use.',
+      labelNames: ['token'],
+      registers,
+      collect() {
+        this.reset();
+        const health = self.tokenSource?.();
+        if (health && health.state !== 'unknown') this.set({ token: health.token }, health.state === 'up' ? 1 : 0);
       },
     });
     new Gauge({
@@ -476,6 +489,18 @@ export class RelayMetrics {
     return () => {
       if (this.fleetSource === source) this.fleetSource = undefined;
     };
+  }
+
+  /** The PKCS#11 token of keys.pkcs11, asked at each scrape and at /readyz. */
+  watchToken(source: () => TokenHealth | undefined): () => void {
+    this.tokenSource = source;
+    return () => {
+      if (this.tokenSource === source) this.tokenSource = undefined;
+    };
+  }
+
+  tokenHealth(): TokenHealth | undefined {
+    return this.tokenSource?.();
   }
 
   /** A shared key store's reach, for /readyz; undefined with a relay's own store. */

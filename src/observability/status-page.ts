@@ -13,7 +13,7 @@ import { dmarcState, type QueueDepthSample, type RecentRefusal } from './metrics
 import type { RecentTotals } from './recent-counts.ts';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
-import { age, taskLine, type DomainStatus, type KeyStatus, type ReceiversStatus, type StatusReport } from './status-report.ts';
+import { age, homeLine, taskLine, type DomainStatus, type KeyStatus, type ReceiversStatus, type StatusReport } from './status-report.ts';
 import { count, percent, type ReceiverEvidence } from './receiver-evidence.ts';
 import { needsAttention, nodeStateText, storeAwayText, type FleetNodeState, type FleetStatus } from './fleet-status.ts';
 
@@ -185,6 +185,7 @@ function keyBlock(key: KeyStatus, row: StoredKey | undefined): Safe {
 <div class="timeline">${stages}</div>
 ${key.next ? html`<div>next: ${key.next.text}${key.next.due ? html` <span class="badge warn">due</span>` : ''}</div>` : ''}
 <div>DNS: ${dnsLine(key)}</div>
+${key.home ? html`<div class="home" data-home="${key.home.kind}">key: ${homeLine(key.home)}</div>` : ''}
 </div>
 `;
 }

@@ -23,8 +23,13 @@ export interface KeyFileProblem {
   line: string;
 }
 
+/** Where a key's private half lives; a token key by its RFC 7512 URI (label and CKA_ID, never the PIN). */
+export type KeyHome = { kind: 'file'; path: string } | { kind: 'sealed' } | { kind: 'pkcs11'; token: string; uri: string };
+
 export interface StatusInput {
   now: Date;
+  /** Where each key lives, by key id; a key not in the map is shown without it. */
+  homes?: ReadonlyMap<number, KeyHome>;
   /** Every key of the store, removed ones included (the planner needs them; they are not shown). */
   keys: readonly PlanKey[];
   observations: readonly DnsObservation[];
@@ -75,6 +80,8 @@ export interface KeyStatus {
   /** null: nothing is planned (e.g. an active key without rotation.interval). */
   next: { step: StepName; at: string | null; due: boolean; text: string } | null;
   dns: { lastChecked: string | null; servers: ServerObservation[] };
+  /** Where its private half lives. */
+  home?: KeyHome;
 }
 
 export type AttentionCode = 'stuck-pending' | 'record-lost' | 'key-unusable';
@@ -128,6 +135,7 @@ export function statusReport(input: StatusInput): StatusReport {
         ageSeconds: Math.max(0, Math.floor((now - Date.parse(since)) / 1000)),
         next: nextStep(key.id, actions, next, input.now),
         dns: dnsOf(key.id, input.observations),
+        ...(input.homes?.has(key.id) ? { home: input.homes.get(key.id)! } : {}),
       };
     });
     const readiness = input.readiness.get(domain) ?? { status: 'not-checked' };
@@ -222,6 +230,7 @@ function renderDomain(domain: DomainStatus): string {
     lines.push(`  ${pad(rows[i]!)}`);
     if (key.next) lines.push(`${indent}next: ${key.next.text}`);
     lines.push(`${indent}DNS:  ${dnsLine(key.dns)}`);
+    if (key.home) lines.push(`${indent}key:  ${homeLine(key.home)}`);
   });
   lines.push(`  DMARC  ${readinessLines(domain.readiness).join(`\n         `)}`);
   if (domain.receivers) lines.push(`         reports: ${domain.receivers.verdict.line}`);
@@ -240,6 +249,13 @@ export function taskLine(t: TaskHealth): string {
   const times = `${t.repeats} time${t.repeats === 1 ? '' : 's'}`;
   if (t.state === 'failing') return `${t.task} failing since ${when(t.since)}, ${times}: ${t.cause}`;
   return `${t.task} works again since ${when(t.recoveredAt!)}; it had failed ${times}: ${t.cause}`;
+}
+
+/** "file /var/lib/…pem", "PKCS#11 token dkim (pkcs11:token=dkim;id=%…)", "sealed in the database": the status page shows the same words. */
+export function homeLine(home: KeyHome): string {
+  if (home.kind === 'file') return `file ${home.path}`;
+  if (home.kind === 'pkcs11') return `PKCS#11 token ${home.token} (${home.uri})`;
+  return 'sealed in the database';
 }
 
 function dnsLine(dns: KeyStatus['dns']): string {

@@ -7,6 +7,7 @@
 // the relay cannot sign with. Only what differs between the two is passed in:
 // DMARC readiness (looked up live, or as last looked up) and the background
 // tasks' health (recorded in queue.dir, or the running supervisor's).
+import { join } from 'node:path';
 import type { TaskHealth } from '../common/background-tasks.ts';
 import { recordName } from '../common/names.ts';
 import type { Config } from '../config/schema.ts';
@@ -14,6 +15,7 @@ import { delegationFor } from '../dns/delegation.ts';
 import { configuredNameservers, formatNameserver } from '../dns/nameserver.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import { KeyFileError } from '../keys/key-file.ts';
+import { parseTokenUri } from '../keys/pkcs11-objects.ts';
 import type { StoredKey } from '../keys/store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import type { PgKeyStore } from '../keys/pg-store.ts';
@@ -22,7 +24,7 @@ import type { PlanKey } from '../rotation/plan.ts';
 import { policyFor, type RotationPolicy } from '../rotation/policy.ts';
 import { readObservations } from '../rotation/rotation-tables.ts';
 import { fleetStatus } from './fleet-status.ts';
-import { statusReport, type KeyFileProblem, type ReceiversInput, type StatusReport } from './status-report.ts';
+import { statusReport, type KeyFileProblem, type KeyHome, type ReceiversInput, type StatusReport } from './status-report.ts';
 
 export interface StatusSources {
   config: Pick<Config, 'rotation' | 'dns'>;
@@ -59,11 +61,18 @@ export function gatherStatus({ config, store, now, readiness, background, receiv
     servers,
     readiness,
     keyProblems: keyProblems(store, keys),
+    homes: new Map(keys.map((k) => [k.id, homeOf(store, k)])),
     ...(background ? { background } : {}),
     ...(receivers ? { receivers } : {}),
     ...(shared ? { fleet: fleetStatus({ nodes: shared.fleet(), ...shared.connection(), now }) } : {}),
   });
   return { report, keys };
+}
+
+function homeOf(store: KeyStore, key: StoredKey): KeyHome {
+  if (key.material === 'pkcs11') return { kind: 'pkcs11', token: parseTokenUri(key.file).token, uri: key.file };
+  if (key.material === 'sealed') return { kind: 'sealed' };
+  return { kind: 'file', path: join(store.dir, key.file) };
 }
 
 /** The domains the report shows: those with a key not yet removed. */

@@ -506,7 +506,8 @@ export class RotationScheduler {
 
   private reveal(key: StoredKey): void {
     const dir = this.options.config.rotation.revealPrivateKeys;
-    if (!dir || key.state !== 'revoked') return;
+    // A key in a PKCS#11 token cannot leave it: there is nothing to publish (its objects are destroyed at removal).
+    if (!dir || key.state !== 'revoked' || key.material === 'pkcs11') return;
     try {
       const file = revealPrivateKey(dir, key, () => this.options.store.privatePem(key));
       if (file) this.options.logger.info({ rotation: 'reveal', domain: key.domain, selector: key.selector, file }, 'private key of a revoked key published');

@@ -32,6 +32,7 @@ const TOOLS = {
   'dpkg-shlibdeps': { pkg: 'dpkg-dev', probe: { command: 'dpkg-shlibdeps' } },
   man: { pkg: 'man-db', probe: { command: 'man' } },
   'softhsm2-util': { pkg: 'softhsm2', probe: { command: 'softhsm2-util' } },
+  opendkim: { pkg: 'opendkim', probe: { command: 'opendkim' } },
 } as const satisfies Record<string, { pkg: string; probe: Probe }>;
 
 export type Tool = keyof typeof TOOLS;

@@ -100,3 +100,21 @@ test('the public view gives each check its short reason, never a path, domain or
   );
   assert.ok(!JSON.stringify(noStore).includes('/srv'));
 });
+
+test('/readyz names a failing PKCS#11 token and for how long, still 200; a token up or not used yet adds nothing', () => {
+  const now = Date.parse('2026-12-06T08:00:00Z');
+  const down = { token: 'dkim', state: 'down' as const, downSince: now - 125_000, problem: 'token dkim refused the PIN in /etc/pin — write the user PIN', now };
+  assert.deepEqual(readyAnswer('ready', undefined, undefined, down), {
+    status: 200,
+    body: 'ready\nPKCS#11 token dkim failing for 2m (mail of the domains whose keys it holds is deferred, 451): token dkim refused the PIN in /etc/pin — write the user PIN\n',
+  });
+  assert.deepEqual(readyAnswer('ready', undefined, undefined, { token: 'dkim', state: 'up', downSince: null, problem: null, now }), {
+    status: 200,
+    body: 'ready\n',
+  });
+  assert.deepEqual(readyAnswer('ready', undefined, undefined, { token: 'dkim', state: 'unknown', downSince: null, problem: null, now }), {
+    status: 200,
+    body: 'ready\n',
+  });
+  assert.equal(readyAnswer('draining', undefined, undefined, down).status, 503);
+});

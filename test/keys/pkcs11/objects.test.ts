@@ -30,9 +30,14 @@ test('the p= value of a token key equals the one of the same key in memory: RSA 
 test('a token that cannot be opened is tried again only once TOKEN_RETRY_MS has passed (injected clock), its error saying how to mend it', async () => {
   const { Pkcs11Token, TOKEN_RETRY_MS } = await import('../../../src/keys/pkcs11-token.ts');
   let now = 1_000_000;
-  const token = Pkcs11Token.connectLater({ module: '/nonexistent/libpkcs11.so', token: 'dkim', pinFile: '/nonexistent/pin', newKeys: false }, () => now);
+  const token = Pkcs11Token.connectLater(
+    { module: '/nonexistent/libpkcs11.so', token: 'dkim', pinFile: '/nonexistent/pin', newKeys: false },
+    { now: () => now, onChange: (p) => told.push(p?.message ?? null) },
+  );
+  const told: (string | null)[] = [];
   const ref = { token: 'dkim', id: '01' };
   assert.ok(token.retryDue(), 'a token never opened is due at once');
+  assert.deepEqual(token.health(), { token: 'dkim', state: 'unknown', downSince: null, problem: null }, 'not used yet is not a failure');
   assert.throws(
     () => token.signingKey(ref, 'rsa', 2048, 's1._domainkey.example.com'),
     (err: Error & { toLine(): string }) => /module \/nonexistent\/libpkcs11\.so cannot be loaded .* — .*keys\.pkcs11\.module/.test(err.toLine()),
@@ -42,5 +47,12 @@ test('a token that cannot be opened is tried again only once TOKEN_RETRY_MS has 
   assert.equal(token.retryDue(), false, 'tried again too soon');
   now += 1;
   assert.equal(token.retryDue(), true);
+  const first = 1_000_000;
+  assert.equal(token.health().state, 'down');
+  assert.equal(token.health().downSince, first);
+  assert.match(token.health().problem!, /cannot be loaded .* — /);
+  assert.throws(() => token.signingKey(ref, 'rsa', 2048, 's1._domainkey.example.com'));
+  assert.equal(token.health().downSince, first, 'down since the first failure of the spell, not the last');
+  assert.equal(told.length, 2, 'each failure is told');
   token.close();
 });

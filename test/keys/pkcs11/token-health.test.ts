@@ -1,0 +1,94 @@
+// Where each key lives, and a token that fails, as `status`, the status page,
+// /readyz and the metrics show them, with the real `serve` and a SoftHSM token.
+import assert from 'node:assert/strict';
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { serve, type Served } from '../../cli/support.ts';
+import { until } from '../../helpers/until.ts';
+import { skipWithout } from '../../helpers/tools.ts';
+import { cli, ok, PIN, relay, setup, stop, type Setup } from './support.ts';
+
+interface JsonKey {
+  selector: string;
+  home?: { kind: string; path?: string; token?: string; uri?: string };
+}
+interface JsonReport {
+  domains: { domain: string; keys: JsonKey[]; attention: { code: string; message: string }[] }[];
+  background?: { task: string; state: string; since: string; cause: string }[];
+}
+
+async function statusJson(s: Setup): Promise<JsonReport> {
+  const run = await cli(s, ['status', '--no-dns', '--json']);
+  return JSON.parse(run.stdout) as JsonReport;
+}
+
+function metricsPort(running: Served): number {
+  const line = running
+    .output()
+    .split('\n')
+    .find((l) => l.includes('"metrics listening"'))!;
+  return Number((JSON.parse(line) as { listen: string }).listen.split(':').at(-1));
+}
+
+async function get(running: Served, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort(running)}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+function tokenUp(metrics: string): string | undefined {
+  return /^dkim_relay_key_token_up\{token="dkim"\} (\d)$/m.exec(metrics)?.[1];
+}
+
+describe('a PKCS#11 token as status, /readyz and the metrics show it', { skip: skipWithout('softhsm2-util') }, () => {
+  test('status and status --json say where each key lives: its file, or the token label and key URI (never the PIN)', async () => {
+    const s = setup();
+    await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'infile', '--algorithm', 'ed25519', '--activate']);
+    await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'intoken', '--in-token', '--activate']);
+    const report = await statusJson(s);
+    const keys = new Map(report.domains[0]!.keys.map((k) => [k.selector, k.home]));
+    assert.deepEqual(keys.get('infile'), { kind: 'file', path: join(s.dir, 'keys', 'infile._domainkey.example.com.pem') });
+    const token = keys.get('intoken')!;
+    assert.equal(token.kind, 'pkcs11');
+    assert.equal(token.token, 'dkim');
+    assert.match(token.uri!, /^pkcs11:token=dkim;id=(%[0-9a-f]{2}){16}$/);
+    const human = await ok(s, ['status', '--no-dns']);
+    assert.ok(human.includes(`key:  file ${join(s.dir, 'keys', 'infile._domainkey.example.com.pem')}`), human);
+    assert.ok(human.includes(`key:  PKCS#11 token dkim (${token.uri})`), human);
+    assert.ok(!human.includes(PIN) && !JSON.stringify(report).includes(PIN), 'the PIN is shown');
+  });
+
+  test('a token that goes away: /readyz names it and since when, the metric is 0, status shows it failing; back, all of it clears', async () => {
+    const s = setup();
+    await ok(s, ['keys', 'generate', '--domain', 'example.com', '--selector', 'hsm', '--in-token', '--activate']);
+    const running = await serve(['--config', s.config], s.dir, { env: s.env });
+    try {
+      assert.ok((await relay(running.port())).ok);
+      assert.equal(tokenUp((await get(running, '/metrics')).body), '1');
+      assert.equal((await get(running, '/readyz')).body, 'ready\n');
+
+      renameSync(s.tokens, `${s.tokens}.away`);
+      const refused = await relay(running.port());
+      assert.equal((refused as { code?: number }).code, 451, refused.response);
+      const ready = await get(running, '/readyz');
+      assert.equal(ready.status, 200, 'a failing token defers its domains only: the relay stays ready');
+      assert.match(ready.body, /^ready\nPKCS#11 token dkim failing for \d+s \(mail of the domains whose keys it holds is deferred, 451\): token dkim .* — /);
+      assert.equal(tokenUp((await get(running, '/metrics')).body), '0');
+      const page = (await get(running, '/')).body;
+      assert.match(page, /data-task="key-token" data-state="failing"/);
+      assert.match(page, /data-home="pkcs11">key: PKCS#11 token dkim \(pkcs11:token=dkim;id=(%[0-9a-f]{2}){16}\)</, 'the status page says where the key lives');
+      const failing = (await statusJson(s)).background?.find((t) => t.task === 'key-token');
+      assert.equal(failing?.state, 'failing', JSON.stringify(failing));
+      assert.ok(Date.parse(failing.since) <= Date.now(), failing.since);
+
+      renameSync(`${s.tokens}.away`, s.tokens);
+      // The token is looked at again TOKEN_RETRY_MS after it failed; each try is a real message.
+      await until('signing through the token again', async () => (await relay(running.port())).ok, { timeoutMs: 20_000, everyMs: 250 });
+      assert.equal((await get(running, '/readyz')).body, 'ready\n');
+      assert.equal(tokenUp((await get(running, '/metrics')).body), '1');
+      assert.equal((await statusJson(s)).background?.find((t) => t.task === 'key-token')?.state, 'recovered');
+    } finally {
+      await stop(running);
+    }
+  });
+});
