@@ -1,5 +1,5 @@
 // The key store's schema in PostgreSQL, a fleet's shared store. The same
-// tables as keys.db (src/keys/migrations.ts, version 3) with two changes:
+// tables as keys.db (src/keys/migrations.ts, version 4) with two changes:
 // a key's private half is a column (material 'sealed': AES-256-GCM, see
 // src/keys/sealing.ts), and store_generation counts committed changes, so
 // each relay reloads its in-memory key set only when something changed.
@@ -7,12 +7,13 @@
 //   1  keys, events, dns_observations, leases, notifications, dns_unpublished, store_generation
 //   2  leases.epoch (fencing: grows at every takeover, src/keys/fence.ts),
 //      fleet_nodes (each relay's heartbeat: the key generation it signs with)
+//   3  keys.client: the chain a key is in (keys.db version 4)
 //
 // Times are ISO 8601 text, as in keys.db, so rows copy across unchanged.
 import { UserError } from '../common/errors.ts';
 import type { Schema } from '../common/schema-migrations.ts';
 
-export const PG_LATEST_VERSION = 2;
+export const PG_LATEST_VERSION = 3;
 
 const STATES = `('pending', 'active', 'retiring', 'revoked', 'removed')`;
 
@@ -103,11 +104,15 @@ CREATE TABLE fleet_nodes (
 );
 `;
 
+const V3 = `
+ALTER TABLE keys ADD COLUMN client TEXT;
+`;
+
 export function pgKeySchema(location: string): Schema<string> {
   return {
     name: 'keys',
     latest: PG_LATEST_VERSION,
-    steps: { 1: V1, 2: V2 },
+    steps: { 1: V1, 2: V2, 3: V3 },
     tooNew: (version) =>
       new UserError(
         `key store ${location} has schema version ${version}, but this dkim-relay knows versions up to ${PG_LATEST_VERSION}`,

@@ -13,8 +13,8 @@ import { UserError } from '../common/errors.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { checkRsaSize, fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
-import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
-import { chooseSelector, groupActiveKeys, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
+import { normalizeClientName, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
+import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
 import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOptions, Step, StoredKey } from './key-store.ts';
@@ -53,7 +53,7 @@ interface Placement {
 /** How often the active key files are checked again when nothing in the database changed. */
 export const KEY_RECHECK_MS = 30_000;
 
-const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint,
+const COLUMNS = `id, domain, selector, client, algorithm, bits, state, public_data AS publicData, fingerprint,
   CASE WHEN file LIKE 'pkcs11:%' THEN 'pkcs11' ELSE 'file' END AS material, file,
   created_at AS createdAt, activated_at AS activatedAt, retired_at AS retiredAt, revoked_at AS revokedAt, removed_at AS removedAt`;
 
@@ -298,25 +298,19 @@ export class SqliteKeyStore implements KeyStoreApi {
   }
 
   /**
-   * The domain that signs mail from `fromDomain`: the domain itself if it has an
+   * The domain that signs mail from `fromDomain` (in `client`'s chain): the domain itself if it has an
    * active key, else its nearest parent that has one (mail.example.com → example.com).
    */
-  signingDomainFor(fromDomain: string): string | null {
-    const active = this.activeMap();
-    let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
-    for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
-      if (active.has(candidate)) return candidate;
-      candidate = candidate.slice(dot + 1);
-    }
-    return null;
+  signingDomainFor(fromDomain: string, client?: string): string | null {
+    return nearestSigningDomain(this.activeMap(), fromDomain, client);
   }
 
   /**
-   * The domain's active keys, newest first. Throws the KeyFileError of a key
-   * that cannot be loaded: that domain's mail waits, every other domain signs.
+   * The active keys of the domain's chain (or `client`'s), newest first. Throws the KeyFileError of a key
+   * that cannot be loaded: that chain's mail waits, every other chain signs.
    */
-  activeKeys(domain: string): ActiveKey[] {
-    const entry = this.activeMap().get(domain);
+  activeKeys(domain: string, client?: string): ActiveKey[] {
+    const entry = this.activeMap().get(chainKey(domain, client));
     if (entry?.problems[0]) throw entry.problems[0];
     return entry?.keys ?? [];
   }
@@ -361,15 +355,16 @@ export class SqliteKeyStore implements KeyStoreApi {
   ): StoredKey {
     const domain = normalizeDomain(options.domain);
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
+    const client = options.client === undefined ? undefined : normalizeClientName(options.client);
     const at = options.step?.at ?? new Date();
     const selector = this.query(() =>
       this.db
         .transaction(() => {
-          const existing = this.statement(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<
+          const existing = this.statement(`SELECT selector, algorithm, state, client FROM keys WHERE domain = ?`).all(domain) as Pick<
             StoredKey,
-            'selector' | 'algorithm' | 'state'
+            'selector' | 'algorithm' | 'state' | 'client'
           >[];
-          const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
+          const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at, client });
           const file = placement.put(chosen, domain);
           const { bits, publicData } = made ? made() : { bits: material.bits!, publicData: material.publicData };
           const now = at.toISOString();
@@ -377,10 +372,22 @@ export class SqliteKeyStore implements KeyStoreApi {
           try {
             const { lastInsertRowid } = this.db
               .prepare(
-                `INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                `INSERT INTO keys (domain, selector, client, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
               )
-              .run(domain, chosen, material.algorithm, bits, state, publicData, fingerprint(publicData), file, now, options.activate ? now : null);
+              .run(
+                domain,
+                chosen,
+                client ?? null,
+                material.algorithm,
+                bits,
+                state,
+                publicData,
+                fingerprint(publicData),
+                file,
+                now,
+                options.activate ? now : null,
+              );
             const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
             this.insertEvent(creation({ id: Number(lastInsertRowid), domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
           } catch (err) {
@@ -520,7 +527,7 @@ export class SqliteKeyStore implements KeyStoreApi {
       const rows = this.query(() =>
         this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all(),
       ) as StoredKey[];
-      const { byDomain: map, reported } = groupActiveKeys(rows, (row) => this.loadPrivate(row), this.reported, this.onKeyProblem);
+      const { byChain: map, reported } = groupActiveKeys(rows, (row) => this.loadPrivate(row), this.reported, this.onKeyProblem);
       // A key mended and broken again is told again; keys no longer active are forgotten.
       this.reported = reported;
       const active = new Set(rows.map((r) => r.id));

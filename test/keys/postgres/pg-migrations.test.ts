@@ -48,7 +48,7 @@ describe('PostgreSQL key store schema', { skip: pgSkip.skip }, () => {
     await cluster.psql('newer', `UPDATE schema_versions SET version = 99 WHERE name = 'keys'`);
     await assert.rejects(
       PgKeyStore.open(options(url, kek)),
-      (err: unknown) => err instanceof UserError && /has schema version 99, but this dkim-relay knows versions up to 2/.test(err.message),
+      (err: unknown) => err instanceof UserError && /has schema version 99, but this dkim-relay knows versions up to 3/.test(err.message),
     );
   });
 });
