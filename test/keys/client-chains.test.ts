@@ -133,6 +133,29 @@ describe('a key chain per sending client, through a real relay and real DNS', { 
     assert.doesNotMatch(list, /scanner|\ss\d{6}a/);
   });
 
+  test("status, status --client and the status page show each key's chain", async () => {
+    const text = await cli('status', '--no-dns');
+    assert.match(text, /scanner-\d{6}a \(client scanner\)/);
+    assert.match(text, /crm-\d{6}a \(client crm\)/);
+    const own = JSON.parse(await cli('status', '--no-dns', '--json', '--client', 'scanner')) as {
+      domains: { keys: { selector: string; client: string | null }[] }[];
+    };
+    assert.deepEqual(
+      own.domains.flatMap((d) => d.keys.map((k) => k.client)),
+      ['scanner'],
+    );
+    const line = relay
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"metrics listening"'));
+    assert.ok(line, 'the relay logs where its status page listens');
+    const page = await (await fetch(`http://${(JSON.parse(line) as { listen: string }).listen}/`)).text();
+    assert.match(
+      page,
+      /data-selector="scanner-\d{6}a"[^>]*>\s*<span class="name">scanner-\d{6}a<\/span> <span class="badge idle" data-client="scanner">client scanner<\/span>/,
+    );
+  });
+
   test("a client's chain revoked: its mail gets unknownDomain's rule (550), every other source still signs and verifies", async () => {
     const out = await cli('keys', 'revoke', '--domain', DOMAIN, '--client', 'crm');
     assert.match(out, /chains\.test \(client crm\) crm-\d{6}a: rsa 1024 bits, revoked/);
