@@ -285,7 +285,7 @@ function evidenceTables(e: ReceiverEvidence): Safe {
               ${e.relaySignedFailing.breakages.map(
                 (b) =>
                   html`<tr data-selector="${b.selector}" data-receiver="${b.receiver}">
-                    <td>${b.selector}</td>
+                    <td>${b.selector}${b.client ? html` <span class="muted" data-client="${b.client}">client ${b.client}</span>` : ''}</td>
                     <td>${b.receiver}</td>
                     <td class="n">${count(b.messages)}</td>
                   </tr> `,

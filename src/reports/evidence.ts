@@ -4,7 +4,7 @@ import type { KeyStore } from '../keys/key-store.ts';
 import type { Breakage, FailingSource, ReceiverEvidence } from '../observability/receiver-evidence.ts';
 import { dmarcPassed } from './report-model.ts';
 import { ReportStore, type StoredRecord } from './report-store.ts';
-import { keyName, summarise, type RelayKeys } from './summary.ts';
+import { keyName, relayKeysOf, summarise, type RelayKeys } from './summary.ts';
 
 const DAY_SECONDS = 86_400;
 
@@ -13,7 +13,7 @@ export function readEvidence(store: Pick<KeyStore, 'dbFile' | 'list'>, days: num
   const reports = ReportStore.open(store.dbFile);
   try {
     const since = Math.floor(nowMs / 1000) - days * DAY_SECONDS;
-    const relayKeys = new Set(store.list().map((k) => keyName(k.domain, k.selector)));
+    const relayKeys = relayKeysOf(store.list());
     return receiverEvidence(reports.records(since), reports.reportCounts(since), relayKeys, days);
   } finally {
     reports.close();
@@ -63,7 +63,7 @@ function failingSources(records: readonly StoredRecord[]): FailingSource[] {
     .sort((a, b) => b.messages - a.messages || a.sourceIp.localeCompare(b.sourceIp));
 }
 
-/** The relay's signatures receivers saw fail, by selector and receiver; a message with one passing relay signature is not broken. */
+/** The relay's signatures receivers saw fail, by selector (and so chain) and receiver; a message with one passing relay signature is not broken. */
 function breakages(records: readonly StoredRecord[], relayKeys: RelayKeys): Breakage[] {
   const found = new Map<string, Breakage>();
   for (const r of records) {
@@ -71,7 +71,8 @@ function breakages(records: readonly StoredRecord[], relayKeys: RelayKeys): Brea
     if (relay.length === 0 || relay.some((d) => d.result === 'pass')) continue;
     for (const selector of new Set(relay.map((d) => d.selector!))) {
       const key = `${selector}\0${r.orgName}`;
-      const b = found.get(key) ?? { selector, receiver: r.orgName, messages: 0 };
+      const client = relay.filter((d) => d.selector === selector).map((d) => relayKeys.get(keyName(d.domain, selector)))[0];
+      const b = found.get(key) ?? { selector, ...(client ? { client } : {}), receiver: r.orgName, messages: 0 };
       b.messages += r.count;
       found.set(key, b);
     }
