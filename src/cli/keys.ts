@@ -88,7 +88,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<Args>(
       'list',
-      "every key: domain, chain (the domain's, or a client's), selector, algorithm, bits, state, dates, fingerprint",
+      "every key: domain, selector, algorithm, bits, state, dates, fingerprint, chain (the domain's, or a client's)",
       (y) => y.option('domain', DOMAIN).option('client', { ...CLIENT, describe: "only this client's chain" }),
       (args) =>
         withStore(args, (store) => {
@@ -98,10 +98,10 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (keys.length === 0) return print('no keys yet: dkim-relay keys generate --domain example.com');
           print(
             table(
-              ['DOMAIN', 'CHAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'WHERE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT'],
+              // The chain comes last: scripts reading the earlier columns by position read them as before.
+              ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'WHERE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT', 'CHAIN'],
               keys.map((k) => [
                 k.domain,
-                chainLabel(k.client),
                 k.selector,
                 k.algorithm,
                 String(k.bits),
@@ -111,6 +111,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
                 day(k.activatedAt),
                 day(k.retiredAt),
                 k.fingerprint,
+                chainLabel(k.client),
               ]),
             ),
           );

@@ -128,8 +128,8 @@ describe('a key chain per sending client, through a real relay and real DNS', { 
     await signedWith('crm', /^crm-\d{6}a$/);
     await signedWith('office', /^s\d{6}a$/);
     const list = await cli('keys', 'list', '--domain', DOMAIN, '--client', 'crm');
-    assert.match(list, /^DOMAIN\s+CHAIN\s+SELECTOR/);
-    assert.match(list, /\nchains\.test\s+client crm\s+crm-\d{6}a\s+rsa/);
+    assert.match(list, /^DOMAIN\s+SELECTOR\s.*\sFINGERPRINT\s+CHAIN\n/);
+    assert.match(list, /\nchains\.test\s+crm-\d{6}a\s+rsa\s.*\sSHA256:\S+\s+client crm\n/);
     assert.doesNotMatch(list, /scanner|\ss\d{6}a/);
   });
 
