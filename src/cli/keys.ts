@@ -74,7 +74,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             }
             const key = await store.generate({
               domain: args.domain!,
-              client: ownChainClient(config, args.client),
+              client: ownChainClient(config, args.client, args.domain!),
               selector: args.selector,
               algorithm: args.algorithm!,
               bits: args.bits ?? 2048,
@@ -156,6 +156,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         y
           .option('domain', { ...DOMAIN, demandOption: true })
           .option('selector', { ...SELECTOR, demandOption: true })
+          .option('client', CLIENT)
           .option('file', { type: 'string', describe: 'PEM file holding the private key (required unless --to-token moves a key of the store)' })
           .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once' })
           .option('to-token', {
@@ -173,7 +174,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (args) =>
         withStore(
           args,
-          async (store) => {
+          async (store, { config }) => {
             if (args.removeFile && (!args.toToken || args.file !== undefined)) {
               throw new UserError('--remove-file applies when --to-token moves a key of the store', 'leave out --file, or --remove-file');
             }
@@ -193,7 +194,15 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
               throw new UserError(`cannot read ${args.file}`, 'check the --file path');
             }
             announce(
-              await store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate, inToken: args.toToken }),
+              await store.import({
+                domain: args.domain!,
+                client: ownChainClient(config, args.client, args.domain!),
+                selector: args.selector,
+                pem,
+                source: args.file!,
+                activate: args.activate,
+                inToken: args.toToken,
+              }),
               args,
             );
           },
@@ -507,9 +516,16 @@ function printCnames(store: KeyStore, config: Config, args: Args): void {
  * The client named by --client, checked against the configuration: a key
  * made for a name no clients[] entry signs with would never sign.
  */
-function ownChainClient(config: Config, client: string | undefined): string | undefined {
+function ownChainClient(config: Config, client: string | undefined, domain: string): string | undefined {
   if (client === undefined) return undefined;
   const name = normalizeClientName(client);
+  // Delegated selectors are the CNAMEs the domain's owner published once: a client's selectors have none.
+  if (delegationFor(config.dns.delegation, normalizeDomain(domain))) {
+    throw new UserError(
+      `${normalizeDomain(domain)} uses delegated selectors, which serve the domain's own keys only`,
+      'leave out --client, or take the domain out of dns.delegation.domains',
+    );
+  }
   if (!config.clients.some((c) => c.name === name && c.keys === 'own')) {
     throw new UserError(
       `no client named ${name} signs with keys of its own`,

@@ -192,7 +192,8 @@ export function plan(input: PlanInput): Plan {
         if (due > now) {
           next.push({ ...ref(active), step: 'rotate', at: iso(due), text: `rotates ${when(due)}` });
         } else {
-          // Delegated selectors are a fixed set of CNAMEs the domain's owner published: the domain's own chain uses them.
+          // Delegated selectors are a fixed set of CNAMEs the domain's owner published, for the domain's own chain
+          // (`keys generate --client` refuses such a domain).
           const selector =
             policy.delegation && client === null ? policy.delegation.selectors.find((s) => !held.has(s)) : nextSelector(taken, input.now, client ?? undefined);
           if (selector === undefined) {

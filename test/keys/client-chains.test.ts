@@ -133,6 +133,18 @@ describe('a key chain per sending client, through a real relay and real DNS', { 
     assert.doesNotMatch(list, /scanner|\ss\d{6}a/);
   });
 
+  test('a key for a client without keys: own, or in a domain with delegated selectors, is refused in one line (exit 2)', async () => {
+    const unknown = await dkimRelay(['--config', config, 'keys', 'generate', '--domain', DOMAIN, '--client', 'office'], base);
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /^dkim-relay: no client named office signs with keys of its own — add name: office and keys: own to its clients\[\] entry/);
+    const delegated = join(base, 'delegated.yaml');
+    writeFileSync(delegated, `${readFileSync(config, 'utf8')}dns: {delegation: {zone: keys.relay.test, domains: [other.test]}}\n`);
+    const refused = await dkimRelay(['--config', delegated, 'keys', 'generate', '--domain', 'other.test', '--client', 'scanner'], base);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /^dkim-relay: other\.test uses delegated selectors, which serve the domain's own keys only — /);
+    assert.equal(refused.stderr.split('\n').length, 2, refused.stderr);
+  });
+
   test("status, status --client and the status page show each key's chain", async () => {
     const text = await cli('status', '--no-dns');
     assert.match(text, /scanner-\d{6}a \(client scanner\)/);
