@@ -24,7 +24,7 @@ import { redactUrl } from './pg-url.ts';
 import { pgKeySchema } from './pg-schema.ts';
 import { txtValue } from './record.ts';
 import { SealError, seal, unseal } from './sealing.ts';
-import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
+import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type ChainKeys } from './store-rules.ts';
 
 export interface PgStoreOptions extends PgTarget {
   /** The key-encryption key (keys.encryptionKeyFile). */
@@ -540,7 +540,7 @@ export class PgKeyStore implements KeyStore {
     return load;
   }
 
-  private activeMap(): Map<string, DomainKeys> {
+  private activeMap(): Map<string, ChainKeys> {
     const rows = this.rows.filter((r) => r.state === 'active').sort((a, b) => (b.activatedAt ?? '').localeCompare(a.activatedAt ?? '') || b.id - a.id);
     const { byChain: map, reported } = groupActiveKeys(rows, (row) => this.parsedKey(row), this.reported, this.onKeyProblem);
     this.reported = reported;

@@ -59,7 +59,7 @@ export function chainKey(domain: string, client?: string | null): string {
 }
 
 /** A chain's keys that sign, and the active keys that cannot (its mail waits). */
-export interface DomainKeys {
+export interface ChainKeys {
   keys: ActiveKey[];
   problems: KeyFileError[];
 }
@@ -75,8 +75,8 @@ export function groupActiveKeys<Row extends StoredKey>(
   load: (row: Row) => ActiveKey['privateKey'],
   reported: ReadonlySet<string>,
   onKeyProblem: (problem: KeyProblem) => void,
-): { byChain: Map<string, DomainKeys>; reported: Set<string> } {
-  const byChain = new Map<string, DomainKeys>();
+): { byChain: Map<string, ChainKeys>; reported: Set<string> } {
+  const byChain = new Map<string, ChainKeys>();
   const problems = new Set<string>();
   for (const row of rows) {
     const chain = chainKey(row.domain, row.client);
@@ -100,7 +100,7 @@ export function groupActiveKeys<Row extends StoredKey>(
  * if that chain has an active key there, else its nearest parent that has
  * one (mail.example.com → example.com). `client` unset: the domains' own chains.
  */
-export function nearestSigningDomain(active: ReadonlyMap<string, DomainKeys>, fromDomain: string, client?: string): string | null {
+export function nearestSigningDomain(active: ReadonlyMap<string, ChainKeys>, fromDomain: string, client?: string): string | null {
   let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
   for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
     if (active.has(chainKey(candidate, client))) return candidate;

@@ -14,7 +14,7 @@ import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { checkRsaSize, fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { normalizeClientName, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
-import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
+import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type ChainKeys } from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
 import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOptions, Step, StoredKey } from './key-store.ts';
@@ -78,8 +78,8 @@ export class SqliteKeyStore implements KeyStoreApi {
   private readonly token: Pkcs11Token | undefined;
   private tokenGeneration = 0;
   private dataVersion = -1;
-  /** Every active key by domain; null until needed again after a change. */
-  private activeByDomain: Map<string, DomainKeys> | null = null;
+  /** Every active key by chain; null until needed again after a change. */
+  private activeByChain: Map<string, ChainKeys> | null = null;
   private loadedAt = 0;
   /** "key id:problem" already told to onKeyProblem, so a broken key is logged once, not per message. */
   private reported = new Set<string>();
@@ -322,7 +322,7 @@ export class SqliteKeyStore implements KeyStoreApi {
    * that can sign.
    */
   checkActiveKeys(): StoredKey[] {
-    this.activeByDomain = null;
+    this.activeByChain = null;
     const map = this.activeMap();
     const open = [...map.values()].flatMap((d) => d.problems).find((p) => p.problem === 'readable by others');
     if (open) throw open;
@@ -398,7 +398,7 @@ export class SqliteKeyStore implements KeyStoreApi {
         })
         .immediate(),
     );
-    this.activeByDomain = null;
+    this.activeByChain = null;
     return this.get(domain, selector);
   }
 
@@ -514,16 +514,16 @@ export class SqliteKeyStore implements KeyStoreApi {
    * domains arrive, and a key file chmodded, chowned or replaced while the
    * relay runs is seen at the next load.
    */
-  private activeMap(): Map<string, DomainKeys> {
+  private activeMap(): Map<string, ChainKeys> {
     const version = this.query(() => this.statement('PRAGMA data_version').pluck().get()) as number;
     // A token that went down or came back, or is due another try, changes which keys sign.
     const tokenChanged = this.token !== undefined && (this.token.generation !== this.tokenGeneration || this.token.retryDue());
     if (version !== this.dataVersion || this.now() - this.loadedAt >= this.recheckMs || tokenChanged) {
       this.tokenGeneration = this.token?.generation ?? 0;
       this.dataVersion = version;
-      this.activeByDomain = null;
+      this.activeByChain = null;
     }
-    if (!this.activeByDomain) {
+    if (!this.activeByChain) {
       const rows = this.query(() =>
         this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all(),
       ) as StoredKey[];
@@ -532,15 +532,15 @@ export class SqliteKeyStore implements KeyStoreApi {
       this.reported = reported;
       const active = new Set(rows.map((r) => r.id));
       for (const id of this.parsed.keys()) if (!active.has(id)) this.parsed.delete(id);
-      this.activeByDomain = map;
+      this.activeByChain = map;
       this.loadedAt = this.now();
     }
-    return this.activeByDomain;
+    return this.activeByChain;
   }
 
   private write(change: () => unknown): void {
     this.query(() => this.db.transaction(change).immediate());
-    this.activeByDomain = null;
+    this.activeByChain = null;
   }
 
   /** Prepared once per SQL text: preparing costs more than most of our queries. */
