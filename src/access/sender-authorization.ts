@@ -1,6 +1,8 @@
 // Which domains a client may send as (config `clients`), in From:, Sender:
 // and MAIL FROM. A client that matches no entry is unrestricted; one that
 // matches is held to the union of its entries' domains (subdomains included).
+// It also says which key chain signs a client's mail: the first matching
+// entry with keys of its own names it; otherwise the domain's keys sign.
 import { domainToASCII } from 'node:url';
 import type { Config } from '../config/schema.ts';
 import { UserError } from '../common/errors.ts';
@@ -12,8 +14,14 @@ export interface Client {
   user?: string;
 }
 
+/** A client signing with a chain of its own (clients[].keys: own), and what it does when that chain has no active key. */
+export interface ClientChain {
+  client: string;
+  whenNoKey: 'domain' | 'unknownDomain';
+}
+
 export class SenderAuthorization {
-  private readonly rules: { user?: string; networks?: NetworkList; domains: string[] }[];
+  private readonly rules: { user?: string; networks?: NetworkList; domains: string[]; chain?: ClientChain }[];
 
   constructor(clients: Config['clients']) {
     this.rules = clients.map((c, i) => ({
@@ -26,6 +34,7 @@ export class SenderAuthorization {
           throw new UserError(`clients.${i}.domains: ${(err as UserError).message}`, 'give domains such as example.com');
         }
       }),
+      chain: c.keys === 'own' && c.name !== undefined ? { client: c.name, whenNoKey: c.whenNoKey ?? 'unknownDomain' } : undefined,
     }));
   }
 
@@ -52,8 +61,17 @@ export class SenderAuthorization {
 
   /** The domains the client is held to, or null when no entry matches it (any domain). */
   allowedDomains(client: Client): string[] | null {
-    const matching = this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
+    const matching = this.matching(client);
     return matching.length === 0 ? null : [...new Set(matching.flatMap((r) => r.domains))];
+  }
+
+  /** The chain of keys that signs this client's mail: the first matching entry's with keys of its own; null: the domain's. */
+  chainFor(client: Client): ClientChain | null {
+    return this.matching(client).find((r) => r.chain)?.chain ?? null;
+  }
+
+  private matching(client: Client) {
+    return this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
   }
 }
 

@@ -7,8 +7,9 @@ import { checkPublished } from '../dns/published-key.ts';
 import { DnsLookupFailed, parseNameserverOption } from '../dns/resolver.ts';
 import { UserError } from '../common/errors.ts';
 import { publicPem, RSA_SIZES, type Algorithm } from '../keys/key-material.ts';
-import { published } from '../keys/lifecycle.ts';
-import { normalizeDomain, recordName } from '../common/names.ts';
+import { published, sameChain } from '../keys/lifecycle.ts';
+import { normalizeClientName, normalizeDomain, recordName } from '../common/names.ts';
+import { chainKey, chainName } from '../keys/store-rules.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import type { StoredKey } from '../keys/store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
@@ -20,6 +21,7 @@ import { CheckFailed, print, printJson, table, withStore, type GlobalArgs } from
 
 type Args = GlobalArgs & {
   domain?: string;
+  client?: string;
   /** `keys rotate` takes several. */
   domains?: string[];
   all?: boolean;
@@ -41,6 +43,7 @@ type Args = GlobalArgs & {
 
 const DOMAIN = { type: 'string', describe: 'the signing domain (d=), e.g. example.com' } as const;
 const SELECTOR = { type: 'string', describe: 'the selector (s=)' } as const;
+const CLIENT = { type: 'string', describe: "a client's own key chain (clients[].name with keys: own) instead of the domain's" } as const;
 
 export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return yargs
@@ -50,25 +53,28 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) =>
         y
           .option('domain', { ...DOMAIN, demandOption: true })
-          .option('selector', { ...SELECTOR, describe: 'default: s<year><month><letter>, unique per domain' })
+          .option('client', CLIENT)
+          .option('selector', { ...SELECTOR, describe: 'default: s<year><month><letter> (with --client: NAME-<year><month><letter>), unique per domain' })
           .option('algorithm', { choices: ['rsa', 'ed25519'] as const, default: 'rsa' as const })
           .option('bits', { type: 'number', describe: `RSA modulus size: ${RSA_SIZES.join(', ')} (default 2048)` })
-          .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once (only while the domain has no active key of this algorithm)' })
+          .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once (only while its chain has no active key of this algorithm)' })
           .option('in-token', {
             type: 'boolean',
             describe: 'generate it inside the PKCS#11 token of keys.pkcs11, which it never leaves (default: keys.pkcs11.newKeys)',
           })
           .example('$0 keys generate --domain example.com', 'RSA-2048, pending until activated')
-          .example('$0 keys generate --domain example.com --algorithm ed25519 --activate', 'dual signing: add an Ed25519 key'),
+          .example('$0 keys generate --domain example.com --algorithm ed25519 --activate', 'dual signing: add an Ed25519 key')
+          .example('$0 keys generate --domain example.com --client scanner', "a key of the scanner's own chain, selector scanner-<year><month><letter>"),
       (args) =>
         withStore(
           args,
-          async (store) => {
+          async (store, { config }) => {
             if (args.algorithm === 'ed25519' && args.bits !== undefined) {
               throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
             }
             const key = await store.generate({
               domain: args.domain!,
+              client: ownChainClient(config, args.client, args.domain!),
               selector: args.selector,
               algorithm: args.algorithm!,
               bits: args.bits ?? 2048,
@@ -82,17 +88,18 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<Args>(
       'list',
-      'every key: domain, selector, algorithm, bits, state, dates, fingerprint',
-      (y) => y.option('domain', DOMAIN),
+      "every key: domain, selector, algorithm, bits, state, dates, fingerprint, chain (the domain's, or a client's)",
+      (y) => y.option('domain', DOMAIN).option('client', { ...CLIENT, describe: "only this client's chain" }),
       (args) =>
         withStore(args, (store) => {
-          const keys = store.list(args.domain);
+          const keys = inChain(store.list(args.domain), args.client);
           if (args.json) return printJson(keys.map(({ file: _file, ...k }) => k));
-          if (keys.length === 0 && args.domain !== undefined) return print(noKeysFor(args.domain));
+          if (keys.length === 0 && (args.domain !== undefined || args.client !== undefined)) return print(noKeysFor(args.domain, args.client));
           if (keys.length === 0) return print('no keys yet: dkim-relay keys generate --domain example.com');
           print(
             table(
-              ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'WHERE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT'],
+              // The chain comes last: scripts reading the earlier columns by position read them as before.
+              ['DOMAIN', 'SELECTOR', 'ALGORITHM', 'BITS', 'STATE', 'WHERE', 'CREATED', 'ACTIVATED', 'RETIRED', 'FINGERPRINT', 'CHAIN'],
               keys.map((k) => [
                 k.domain,
                 k.selector,
@@ -104,6 +111,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
                 day(k.activatedAt),
                 day(k.retiredAt),
                 k.fingerprint,
+                chainLabel(k.client),
               ]),
             ),
           );
@@ -115,6 +123,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) =>
         y
           .option('domain', DOMAIN)
+          .option('client', { ...CLIENT, describe: "only the records of this client's chain" })
           .option('format', {
             choices: ['zone', 'json', 'value', 'cname'] as const,
             default: 'zone' as const,
@@ -129,12 +138,11 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (args.format === 'cname') return printCnames(store, config, args);
           if (args.as !== undefined) throw new UserError('--as applies to --format cname only', 'leave out --as, or add --format cname');
           // In delegated mode a record lives at the CNAME's target, in the relay's zone.
-          const records = store
-            .list(args.domain)
+          const records = inChain(store.list(args.domain), args.client)
             .filter((k) => published(k.state))
             .map((k) => keyRecord(k, delegationFor(config.dns.delegation, k.domain)));
           // Nothing to publish for a domain named on purpose is most likely a typo: a failed check.
-          if (records.length === 0 && args.domain !== undefined) throw new CheckFailed(noKeysFor(args.domain));
+          if (records.length === 0 && (args.domain !== undefined || args.client !== undefined)) throw new CheckFailed(noKeysFor(args.domain, args.client));
           if (args.json || args.format === 'json') return printJson(records);
           if (records.length === 0) return print('; no keys yet: dkim-relay keys generate --domain example.com');
           if (args.format === 'value') return print(records.map((r) => `${r.name}\t${r.value}`).join('\n'));
@@ -148,6 +156,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         y
           .option('domain', { ...DOMAIN, demandOption: true })
           .option('selector', { ...SELECTOR, demandOption: true })
+          .option('client', CLIENT)
           .option('file', { type: 'string', describe: 'PEM file holding the private key (required unless --to-token moves a key of the store)' })
           .option('activate', { type: 'boolean', default: false, describe: 'sign with it at once' })
           .option('to-token', {
@@ -165,7 +174,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (args) =>
         withStore(
           args,
-          async (store) => {
+          async (store, { config }) => {
             if (args.removeFile && (!args.toToken || args.file !== undefined)) {
               throw new UserError('--remove-file applies when --to-token moves a key of the store', 'leave out --file, or --remove-file');
             }
@@ -189,7 +198,15 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
               throw new UserError(`cannot read ${args.file}`, 'check the --file path');
             }
             announce(
-              await store.import({ domain: args.domain!, selector: args.selector, pem, source: args.file!, activate: args.activate, inToken: args.toToken }),
+              await store.import({
+                domain: args.domain!,
+                client: ownChainClient(config, args.client, args.domain!),
+                selector: args.selector,
+                pem,
+                source: args.file!,
+                activate: args.activate,
+                inToken: args.toToken,
+              }),
               args,
             );
           },
@@ -236,7 +253,7 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         withStore(args, async (store) => {
           if (args.nameserver !== undefined) parseNameserverOption(args.nameserver);
           const key = store.get(args.domain!, args.selector!);
-          const replaced = store.list(key.domain).filter((k) => k.state === 'active' && k.algorithm === key.algorithm && k.id !== key.id);
+          const replaced = store.list(key.domain).filter((k) => k.state === 'active' && k.algorithm === key.algorithm && k.id !== key.id && sameChain(k, key));
           // An active key needs no check, and a revoked one is refused by the store below.
           const needsCheck = key.state === 'pending' || key.state === 'retiring';
           let dnsCheck: 'match' | 'skipped' | 'not needed' = 'not needed';
@@ -272,14 +289,38 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         withStore(args, async (store, { config }) => {
           const key = await store.retire(args.domain!, args.selector!);
           announce(key, args);
-          warnAboutWhatSignsNow(store, key.domain, config);
+          if (key.client) warnAboutClientChain(store, key.domain, key.client, config);
+          else warnAboutWhatSignsNow(store, key.domain, config);
         }),
     )
     .command<Args>(
       'revoke',
-      'revoke a key that no longer signs: its record is then published with an empty p=',
-      (y) => y.option('domain', { ...DOMAIN, demandOption: true }).option('selector', { ...SELECTOR, demandOption: true }),
-      (args) => withStore(args, async (store) => announce(await store.revoke(args.domain!, args.selector!), args)),
+      "revoke a key that no longer signs: its record is then published with an empty p=; with --client and no --selector, every key of that client's chain (its active key retires first)",
+      (y) =>
+        y
+          .option('domain', { ...DOMAIN, demandOption: true })
+          .option('selector', { ...SELECTOR, describe: 'the selector (s=); required unless --client names a whole chain' })
+          .option('client', { ...CLIENT, describe: "revoke every key of this client's chain: it signs no more, every other source signs on" })
+          .example('$0 keys revoke --domain example.com --client scanner', "a compromised scanner: its chain's keys revoked at once"),
+      (args) =>
+        withStore(args, async (store, { config }) => {
+          if (args.selector !== undefined) {
+            const key = store.get(args.domain!, args.selector);
+            if (args.client !== undefined && key.client !== normalizeClientName(args.client)) {
+              throw new UserError(
+                `key ${key.selector} for ${key.domain} is in ${chainLabel(key.client)}'s chain, not client ${args.client}'s`,
+                'check --selector and --client',
+              );
+            }
+            return announce(await store.revoke(key.domain, key.selector), args);
+          }
+          if (args.client === undefined)
+            throw new UserError('keys revoke needs --selector, or --client for a whole chain', 'give --selector S (see `dkim-relay keys list`)');
+          const revoked = await revokeChain(store, normalizeDomain(args.domain!), normalizeClientName(args.client));
+          if (args.json) return printJson(revoked.map((k) => ({ ...withoutFile(k), record: txtRecord(k) })));
+          for (const key of revoked) announce(key, args);
+          warnAboutClientChain(store, normalizeDomain(args.domain!), normalizeClientName(args.client), config);
+        }),
     )
     .command<Args>(
       'rotate',
@@ -287,14 +328,16 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) =>
         y
           .option('domain', { ...DOMAIN, type: 'string', array: true, describe: 'the signing domain (d=); repeat for several' })
-          .option('all', { type: 'boolean', default: false, describe: 'every domain that has an active key' })
+          .option('all', { type: 'boolean', default: false, describe: "every domain that has an active key, and every client's chain that has one" })
+          .option('client', { ...CLIENT, describe: "rotate this client's chain (with --all: its chain in every domain)" })
           .option('algorithm', {
             choices: ['rsa', 'ed25519'] as const,
             describe: 'rotate only this algorithm, or switch to it (default: each active key, same algorithm)',
           })
           .option('bits', { type: 'number', describe: `RSA modulus size: ${RSA_SIZES.join(', ')} (default: as the active key)` })
           .example('$0 keys rotate --domain example.com', 'the next key, same algorithm and size as the active one')
-          .example('$0 keys rotate --all', 'every signing domain'),
+          .example('$0 keys rotate --all', 'every signing domain and client chain')
+          .example('$0 keys rotate --domain example.com --client scanner', "the scanner's next key, scanner-<year><month><letter>"),
       (args) =>
         withStore(args, async (store, { config }) => {
           const named = (args.domain as unknown as string[] | undefined) ?? [];
@@ -307,22 +350,22 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           if (args.algorithm === 'ed25519' && args.bits !== undefined) {
             throw new UserError('--bits applies to RSA keys only', 'Ed25519 keys are always 256 bits: leave out --bits');
           }
-          const domains = args.all
+          const client = args.client === undefined ? undefined : normalizeClientName(args.client);
+          const chains = args.all
             ? [
-                ...new Set(
-                  store
-                    .list()
+                ...new Map(
+                  inChain(store.list(), client)
                     .filter((k) => k.state === 'active')
-                    .map((k) => k.domain),
-                ),
+                    .map((k) => [chainKey(k.domain, k.client), { domain: k.domain, client: k.client ?? undefined }]),
+                ).values(),
               ]
-            : named.map(normalizeDomain);
-          if (domains.length === 0)
+            : named.map((d) => ({ domain: normalizeDomain(d), client }));
+          if (chains.length === 0)
             throw new UserError('no domain has an active key to rotate', 'generate and activate a key first: dkim-relay keys generate --domain example.com');
           const made: { key: StoredKey; replaces: StoredKey }[] = [];
-          for (const domain of domains) {
-            for (const { replaces, algorithm, bits } of rotationsFor(store, domain, args, !args.all)) {
-              const key = await store.generate({ domain, algorithm, bits, step: { by: 'cli', why: `keys rotate: replaces ${replaces.selector}` } });
+          for (const chain of chains) {
+            for (const { replaces, algorithm, bits } of rotationsFor(store, chain, args, !args.all)) {
+              const key = await store.generate({ ...chain, algorithm, bits, step: { by: 'cli', why: `keys rotate: replaces ${replaces.selector}` } });
               made.push({ key, replaces });
             }
           }
@@ -400,11 +443,18 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
  * already under way (a pending key newer than the active one) is refused
  * for a domain named on purpose, and skipped with a note under --all.
  */
-function rotationsFor(store: KeyStore, domain: string, args: Args, strict: boolean): { replaces: StoredKey; algorithm: Algorithm; bits: number }[] {
-  const keys = store.list(domain);
+function rotationsFor(
+  store: KeyStore,
+  { domain, client }: { domain: string; client: string | undefined },
+  args: Args,
+  strict: boolean,
+): { replaces: StoredKey; algorithm: Algorithm; bits: number }[] {
+  const keys = store.list(domain).filter((k) => (k.client ?? undefined) === client);
   const active = keys.filter((k) => k.state === 'active');
+  const name = chainName(domain, client);
   if (active.length === 0) {
-    throw new UserError(`${domain} has no active key to rotate`, `generate one and activate it first: dkim-relay keys generate --domain ${domain}`);
+    const generate = `dkim-relay keys generate --domain ${domain}${client ? ` --client ${client}` : ''}`;
+    throw new UserError(`${name} has no active key to rotate`, `generate one and activate it first: ${generate}`);
   }
   const wanted = args.algorithm ? [active.find((k) => k.algorithm === args.algorithm) ?? active[0]!] : active;
   const out: { replaces: StoredKey; algorithm: Algorithm; bits: number }[] = [];
@@ -412,7 +462,7 @@ function rotationsFor(store: KeyStore, domain: string, args: Args, strict: boole
     const algorithm = args.algorithm ?? old.algorithm;
     const underway = keys.find((k) => k.state === 'pending' && k.algorithm === algorithm && k.createdAt >= old.createdAt && k.id !== old.id);
     if (underway) {
-      const line = `${domain}: a rotation is already under way: ${underway.selector} (${algorithm}) is pending`;
+      const line = `${name}: a rotation is already under way: ${underway.selector} (${algorithm}) is pending`;
       if (strict)
         throw new UserError(
           line,
@@ -467,6 +517,72 @@ function printCnames(store: KeyStore, config: Config, args: Args): void {
   print(formatCnames(records, format));
 }
 
+/**
+ * The client named by --client, checked against the configuration: a key
+ * made for a name no clients[] entry signs with would never sign.
+ */
+function ownChainClient(config: Config, client: string | undefined, domain: string): string | undefined {
+  if (client === undefined) return undefined;
+  const name = normalizeClientName(client);
+  // Delegated selectors are the CNAMEs the domain's owner published once: a client's selectors have none.
+  if (delegationFor(config.dns.delegation, normalizeDomain(domain))) {
+    throw new UserError(
+      `${normalizeDomain(domain)} uses delegated selectors, which serve the domain's own keys only`,
+      'leave out --client, or take the domain out of dns.delegation.domains',
+    );
+  }
+  if (!config.clients.some((c) => c.name === name && c.keys === 'own')) {
+    throw new UserError(
+      `no client named ${name} signs with keys of its own`,
+      `add name: ${name} and keys: own to its clients[] entry in the configuration, or leave out --client for the domain's keys`,
+    );
+  }
+  return name;
+}
+
+/** The keys of one chain when --client names it; all otherwise. */
+function inChain(keys: StoredKey[], client: string | undefined): StoredKey[] {
+  if (client === undefined) return keys;
+  const name = normalizeClientName(client);
+  return keys.filter((k) => k.client === name);
+}
+
+/** How `keys list` shows a key's chain: "domain", or the client's name. */
+function chainLabel(client: string | null): string {
+  return client ? `client ${client}` : 'domain';
+}
+
+/**
+ * Every key of a client's chain in `domain` that is not revoked yet, revoked:
+ * an active key retires first (the lifecycle never revokes a signing key in
+ * one step). Returns the keys as they are afterwards.
+ */
+async function revokeChain(store: KeyStore, domain: string, client: string): Promise<StoredKey[]> {
+  const keys = store.list(domain).filter((k) => k.client === client && (k.state === 'pending' || k.state === 'active' || k.state === 'retiring'));
+  if (keys.length === 0) throw new UserError(`${chainName(domain, client)} has no key left to revoke`, `see \`dkim-relay keys list --client ${client}\``);
+  const revoked: StoredKey[] = [];
+  for (const key of keys) {
+    const why = `keys revoke --client ${client}`;
+    if (key.state === 'active') await store.retire(domain, key.selector, { why });
+    revoked.push(await store.revoke(domain, key.selector, { why }));
+  }
+  return revoked;
+}
+
+/** After a client's chain lost its keys: what its mail gets now. */
+function warnAboutClientChain(store: KeyStore, domain: string, client: string, config: Config): void {
+  if (store.activeKeys(domain, client).length > 0) return;
+  const entry = config.clients.find((c) => c.name === client && c.keys === 'own');
+  if (!entry) return;
+  const outcome =
+    entry.whenNoKey === 'domain'
+      ? `its mail from ${domain} is now signed with the domain's keys (whenNoKey: domain)`
+      : `its mail from ${domain} now gets signing.unknownDomain's rule (${config.signing.unknownDomain})`;
+  warn(
+    `client ${client} has no active key left for ${domain}: ${outcome}; generate a new key for it: dkim-relay keys generate --domain ${domain} --client ${client}`,
+  );
+}
+
 /** After a change: the key's state and the record to publish (or that DNS serves it, when just checked). */
 function announce(key: StoredKey, args: GlobalArgs, served = false): void {
   const record = txtRecord(key);
@@ -474,7 +590,7 @@ function announce(key: StoredKey, args: GlobalArgs, served = false): void {
     warn('records of keys over 2048 bits may not fit a UDP DNS answer; some receivers then fail to fetch them');
   }
   if (args.json) return printJson({ ...withoutFile(key), record });
-  print(`${key.domain} ${key.selector}: ${key.algorithm} ${key.bits} bits, ${key.state}, ${key.fingerprint}`);
+  print(`${chainName(key.domain, key.client)} ${key.selector}: ${key.algorithm} ${key.bits} bits, ${key.state}, ${key.fingerprint}`);
   print(served ? `DNS serves its record ${record.name}` : `Publish this record:\n${zoneLines(record)}`);
 }
 
@@ -483,9 +599,11 @@ function warn(text: string): void {
   process.stderr.write(`warning: ${text}\n`);
 }
 
-function noKeysFor(domain: string): string {
-  const ascii = normalizeDomain(domain);
-  return `no keys for ${ascii} — generate one: dkim-relay keys generate --domain ${ascii}`;
+function noKeysFor(domain: string | undefined, client?: string): string {
+  const ascii = domain === undefined ? 'example.com' : normalizeDomain(domain);
+  const chain = client === undefined ? '' : ` --client ${normalizeClientName(client)}`;
+  const what = domain === undefined ? `client ${normalizeClientName(client!)}` : chainName(ascii, client && normalizeClientName(client));
+  return `no keys for ${what} — generate one: dkim-relay keys generate --domain ${ascii}${chain}`;
 }
 
 /** Refuses unless DNS serves exactly this key; DNS that does not answer is a failed check (exit 1). */
@@ -506,7 +624,7 @@ async function requirePublished(key: StoredKey, nameserver: string | undefined):
 
 /** After a retirement: a domain left without an active key, or with Ed25519 alone, no longer signs as before. */
 function warnAboutWhatSignsNow(store: KeyStore, domain: string, config: Config): void {
-  const active = store.list(domain).filter((k) => k.state === 'active');
+  const active = store.list(domain).filter((k) => k.state === 'active' && k.client === null);
   if (active.length > 0) {
     if (active.every((k) => k.algorithm === 'ed25519')) {
       warn(`${domain} now signs with Ed25519 only; receivers that do not know Ed25519 see its mail as unsigned — activate an RSA key`);
@@ -514,7 +632,7 @@ function warnAboutWhatSignsNow(store: KeyStore, domain: string, config: Config):
     return;
   }
   for (let parent = domain.slice(domain.indexOf('.') + 1); parent.includes('.'); parent = parent.slice(parent.indexOf('.') + 1)) {
-    if (store.list(parent).some((k) => k.state === 'active')) {
+    if (store.list(parent).some((k) => k.state === 'active' && k.client === null)) {
       return warn(`${domain} has no active key left: its mail is now signed by ${parent}`);
     }
   }

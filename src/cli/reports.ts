@@ -4,7 +4,7 @@
 import type { Argv } from 'yargs';
 import { importContext, importFile, resultLine } from '../reports/import.ts';
 import { openReportStore } from '../reports/open-report-store.ts';
-import { keyName, summarise } from '../reports/summary.ts';
+import { relayKeysOf, summarise } from '../reports/summary.ts';
 import { renderSummary } from '../reports/summary-text.ts';
 import { CheckFailed, print, printJson, withStore, type GlobalArgs } from './context.ts';
 
@@ -51,7 +51,7 @@ export function reportsCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
             try {
               const since = Math.floor(Date.now() / 1000) - args.days * 86_400;
               const domain = args.domain?.trim().replace(/\.$/, '').toLowerCase();
-              const relayKeys = new Set(store.list().map((k) => keyName(k.domain, k.selector)));
+              const relayKeys = relayKeysOf(store.list());
               const summary = summarise(await reports.records(since, domain), await reports.reportCounts(since, domain), relayKeys);
               if (args.json) printJson({ days: args.days, domains: summary });
               else print(renderSummary(summary, args.days));

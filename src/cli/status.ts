@@ -10,15 +10,17 @@ import type { LoadedConfig } from '../config/load.ts';
 import { configuredNameservers, parseNameserver, type Nameserver } from '../dns/nameserver.ts';
 import { lookUpReadiness } from '../dns/readiness-lookup.ts';
 import { openKeyStore } from '../keys/open-store.ts';
+import { fleetAttention } from '../observability/fleet-status.ts';
 import { renderStatus, type StatusReport } from '../observability/status-report.ts';
 import { gatherStatus, reportedDomains } from '../observability/status-sources.ts';
 import { readTaskHealth } from '../common/task-health-file.ts';
 import { readEvidence } from '../reports/evidence.ts';
 import { openReportStore } from '../reports/open-report-store.ts';
 import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
-import { fleetAttention } from '../observability/fleet-status.ts';
+import { UserError } from '../common/errors.ts';
+import { normalizeClientName } from '../common/names.ts';
 
-type Args = GlobalArgs & { dns: boolean; nameserver?: string[] };
+type Args = GlobalArgs & { dns: boolean; nameserver?: string[]; client?: string };
 
 export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return yargs.command<Args>(
@@ -32,12 +34,15 @@ export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
           array: true,
           describe: 'ask this server for SPF and DMARC, IP[:PORT] (default: dns.resolvers, else the system resolver)',
         })
+        .option('client', { type: 'string', describe: "only the keys of this client's own chain (clients[].name), in every domain" })
         .example('$0 status', 'the morning look')
+        .example('$0 status --client scanner', "the scanner's keys and what needs doing about them")
         .example('$0 status --json --no-dns', 'for monitoring, without touching DNS'),
     async (args) => {
       const named = (args.nameserver ?? []).map(parseNameserver); // a bogus address is a usage error before anything else
       const loaded = configFrom(args);
-      const report = await gather(loaded, args.dns, named);
+      const full = await gather(loaded, args.dns, named);
+      const report = args.client === undefined ? full : onlyChain(full, normalizeClientName(args.client));
       if (args.json) printJson(report);
       else print(renderStatus(report));
       const attention = report.domains.flatMap((d) => d.attention);
@@ -49,6 +54,21 @@ export function statusCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       }
     },
   );
+}
+
+/** The report cut to one client's chain: its keys, and what needs a person about them. */
+function onlyChain(report: StatusReport, client: string): StatusReport {
+  const domains = report.domains
+    .map((d) => {
+      const keys = d.keys.filter((k) => k.client === client);
+      const selectors = new Set(keys.map((k) => k.selector));
+      return { ...d, keys, attention: d.attention.filter((a) => a.selector !== null && selectors.has(a.selector)) };
+    })
+    .filter((d) => d.keys.length > 0);
+  if (domains.length === 0)
+    throw new UserError(`no keys for client ${client}`, `generate one: dkim-relay keys generate --domain example.com --client ${client}`);
+  const othersOk = !(report.background ?? []).some((t) => t.state === 'failing') && (!report.fleet || fleetAttention(report.fleet) === 0);
+  return { ...report, domains, ok: othersOk && domains.every((d) => d.attention.length === 0) };
 }
 
 async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): Promise<StatusReport> {

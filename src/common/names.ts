@@ -26,14 +26,35 @@ export function normalizeSelector(input: string): string {
   return selector;
 }
 
+/** A client's name starts its selectors: one DNS label, short enough to leave room for the date and letters. */
+const CLIENT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+
+export function isValidClientName(name: string): boolean {
+  return CLIENT_NAME.test(name);
+}
+
+export function normalizeClientName(input: string): string {
+  const name = input.trim().toLowerCase();
+  if (!isValidClientName(name)) {
+    throw new UserError(
+      `"${input}" is not a valid client name`,
+      'use up to 32 letters, digits and inner hyphens, e.g. scanner (it starts the selectors of its keys)',
+    );
+  }
+  return name;
+}
+
 /** The DNS name a selector's record lives at. */
 export function recordName(selector: string, domain: string): string {
   return `${selector}._domainkey.${domain}`;
 }
 
-/** s + year + month + a letter, the first one not taken: s202611a, s202611b, … */
-export function nextSelector(taken: Set<string>, now = new Date()): string {
-  const stem = `s${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+/**
+ * s + year + month + a letter, the first one not taken: s202611a, s202611b, …
+ * A client's chain puts its name first: scanner-202611a.
+ */
+export function nextSelector(taken: Set<string>, now = new Date(), client?: string): string {
+  const stem = `${client === undefined ? 's' : `${client}-`}${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
   for (let n = 0; ; n++) {
     const candidate = stem + suffix(n);
     if (!taken.has(candidate)) return candidate;

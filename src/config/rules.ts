@@ -3,7 +3,7 @@
 // configuration names are checked apart (file-check.ts).
 import ipaddr from 'ipaddr.js';
 import type { z } from 'zod';
-import { normalizeDomain } from '../common/names.ts';
+import { isValidClientName, normalizeDomain } from '../common/names.ts';
 import { parseNetwork } from '../common/networks.ts';
 import { parseHash } from '../common/password-hash.ts';
 import type { TlsFiles } from './tls-files.ts';
@@ -77,4 +77,43 @@ export function upstreamAuthNeedsTls(
     'set requireTLS: true (STARTTLS) or secure: true (port 465), or allowInsecureAuth: true on this upstream',
     ['auth'],
   );
+}
+
+export function clientName(value: string, ctx: Ctx): void {
+  if (isValidClientName(value)) return;
+  problem(ctx, `"${value}" is not a usable client name`, 'use up to 32 lower-case letters, digits and inner hyphens, e.g. scanner (it starts DNS selectors)');
+}
+
+/** A client's own keys are found by its name (`keys generate --client NAME`); whenNoKey says what its own chain does when empty. */
+export function ownKeysNeedName(client: { name?: string; keys: string; whenNoKey?: string }, ctx: Ctx): void {
+  if (client.keys === 'own' && client.name === undefined) {
+    problem(ctx, 'keys: own needs a name for this client', 'add name: (e.g. name: scanner); its keys are made with `dkim-relay keys generate --client NAME`', [
+      'name',
+    ]);
+  }
+  if (client.keys !== 'own' && client.whenNoKey !== undefined) {
+    problem(ctx, 'whenNoKey applies to a client with keys: own only', 'add keys: own, or remove whenNoKey', ['whenNoKey']);
+  }
+}
+
+/**
+ * Names pick a chain of keys: two clients of one name would share it. An AUTH
+ * user in two entries with keys of their own would have two chains to sign with.
+ */
+export function uniqueClientNames(clients: readonly { name?: string; user?: string; keys: string }[], ctx: Ctx): void {
+  const names = new Map<string, number>();
+  const ownUsers = new Map<string, number>();
+  for (const [i, c] of clients.entries()) {
+    if (c.name !== undefined) {
+      const first = names.get(c.name);
+      if (first !== undefined) problem(ctx, `the name ${c.name} is taken by clients.${first}`, 'give each client a name of its own', [i, 'name']);
+      else names.set(c.name, i);
+    }
+    if (c.keys === 'own' && c.user !== undefined) {
+      const first = ownUsers.get(c.user);
+      if (first !== undefined)
+        problem(ctx, `user ${c.user} already has keys of its own in clients.${first}`, 'keep one entry with keys: own per user', [i, 'user']);
+      else ownUsers.set(c.user, i);
+    }
+  }
 }

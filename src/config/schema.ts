@@ -229,8 +229,28 @@ const client = z
       .array(z.string().superRefine(rules.domainName))
       .nonempty()
       .describe('domains (subdomains included) this client may use in `From:`, `Sender:` and `MAIL FROM` (which may also be `<>`)'),
+    name: z
+      .string()
+      .superRefine(rules.clientName)
+      .optional()
+      .describe(
+        'a short name for this client, unique among clients (letters, digits, hyphens); it starts the selectors of its own keys, e.g. `scanner-202612a`',
+      ),
+    keys: z
+      .enum(['domain', 'own'])
+      .default('domain')
+      .describe(
+        "`domain`: sign this client's mail with the domain's keys; `own`: with a key chain of its own (`keys generate --client NAME`), revoked and rotated apart",
+      ),
+    whenNoKey: z
+      .enum(['unknownDomain', 'domain'])
+      .optional()
+      .describe(
+        "with `keys: own`, when the client's chain has no active key for the domain (none yet, or revoked): `unknownDomain` (default) applies `signing.unknownDomain`, `domain` signs with the domain's keys",
+      ),
   })
-  .refine((c) => c.user !== undefined || c.networks !== undefined, 'name a user or networks');
+  .refine((c) => c.user !== undefined || c.networks !== undefined, 'name a user or networks')
+  .superRefine(rules.ownKeysNeedName);
 
 /** A DNS zone or domain: lower case, without the final dot. */
 const dnsName = z
@@ -515,6 +535,7 @@ export const configSchema = z
     clients: z
       .array(client)
       .default([])
+      .superRefine(rules.uniqueClientNames)
       .describe(
         'which domains a user or network may use in `From:`, `Sender:` and `MAIL FROM`; each entry names a user, networks or both; clients matching no entry may use any domain',
       ),

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { KeyFileError } from '../keys/key-file.ts';
+import { chainKey, chainName } from '../keys/store-rules.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import type { PgKeyStore, StoreConnection } from '../keys/pg-store.ts';
 import { decideHealth, signingDomains, type Health, type HealthFacts, type Readiness } from '../observability/health.ts';
@@ -68,12 +69,24 @@ export class RelayView {
         if (!(err instanceof KeyFileError)) throw err; // a key file open to others: told per domain below
       }
       const configured = [...Object.keys(config.signing.domains), ...Object.keys(config.rotation.domains), ...(config.demo ? [config.demo.domain] : [])];
-      domains = signingDomains(configured, store.list()).map((domain) => {
+      const keys = store.list();
+      // The domains' own chains must sign; a client's chain is checked while it has an active key (revoked on purpose, it has none).
+      const chains = [
+        ...signingDomains(
+          configured,
+          keys.filter((k) => k.client === null),
+        ).map((domain) => ({ domain, client: undefined as string | undefined })),
+        ...new Map(
+          keys.filter((k) => k.client !== null && k.state === 'active').map((k) => [chainKey(k.domain, k.client), { domain: k.domain, client: k.client! }]),
+        ).values(),
+      ];
+      domains = chains.map(({ domain, client }) => {
+        const name = chainName(domain, client);
         try {
-          return { domain, usableKeys: store.activeKeys(domain).length };
+          return { domain: name, usableKeys: store.activeKeys(domain, client).length };
         } catch (err) {
           if (!(err instanceof KeyFileError)) throw err;
-          return { domain, usableKeys: 0, problem: err.toLine() };
+          return { domain: name, usableKeys: 0, problem: err.toLine() };
         }
       });
     }

@@ -29,6 +29,8 @@ export interface StoredKey {
   id: number;
   domain: string;
   selector: string;
+  /** The client of the relay whose chain the key is in (clients[].name); null: the domain's own chain. */
+  client: string | null;
   algorithm: Algorithm;
   bits: number;
   state: KeyState;
@@ -77,8 +79,10 @@ export interface KeyProblem {
 
 export interface NewKeyOptions {
   domain: string;
+  /** A key of this client's chain (clients[].name): its own selectors, signing only that client's mail. */
+  client?: string;
   selector?: string;
-  /** Activate at once; allowed while the domain has no active key of this algorithm. */
+  /** Activate at once; allowed while the chain has no active key of this algorithm. */
   activate?: boolean;
   /** Generate or import into the PKCS#11 token (keys.pkcs11); default: keys.pkcs11.newKeys for generated keys. */
   inToken?: boolean;
@@ -104,10 +108,10 @@ export interface KeyStore {
   history(domain?: string): KeyEvent[];
   /** The PKCS#8 PEM of a key. Only `keys export --private`, `keys migrate` and revealing call this. */
   privatePem(key: StoredKey): string;
-  /** The domain that signs mail from `fromDomain`: itself, or its nearest parent with an active key. */
-  signingDomainFor(fromDomain: string): string | null;
-  /** The domain's active keys, newest first; throws the KeyFileError of one that cannot be used. */
-  activeKeys(domain: string): ActiveKey[];
+  /** The domain that signs mail from `fromDomain`: itself, or its nearest parent with an active key (in `client`'s chain, when given). */
+  signingDomainFor(fromDomain: string, client?: string): string | null;
+  /** The active keys of the domain's own chain (or `client`'s), newest first; throws the KeyFileError of one that cannot be used. */
+  activeKeys(domain: string, client?: string): ActiveKey[];
   /** Loads every active key afresh; returns those that can sign. */
   checkActiveKeys(): StoredKey[];
   /** The TXT value the store publishes at a DNS name. */

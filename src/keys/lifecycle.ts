@@ -3,7 +3,8 @@
 //   pending → active → retiring → revoked → removed
 //
 // pending   generated; its record is to be published; it does not sign
-// active    signs; at most one per domain and algorithm
+// active    signs; at most one per chain and algorithm (a chain: the domain's
+//           own keys, or those of one client of the relay, see `client`)
 // retiring  no longer signs; its record stays so mail in flight still verifies
 // revoked   its record is published with an empty p= (RFC 6376 §3.6.1)
 // removed   record withdrawn, private key file deleted; final
@@ -24,7 +25,7 @@
 //   //     WHERE id = t.keyId AND state = t.from     -- 0 rows changed: someone was faster, roll back
 //   //   INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why) VALUES (t.…)
 //
-// Activating a key moves the domain's active key of the same algorithm to
+// Activating a key moves its chain's active key of the same algorithm to
 // retiring in the same decision (it comes first in `transitions`), so the
 // store never holds two active keys of one algorithm, not even between two
 // statements. `applyTransitions` gives the keys as they are afterwards, for
@@ -44,6 +45,8 @@ export interface LifecycleKey {
   selector: string;
   algorithm: Algorithm;
   state: KeyState;
+  /** The client whose chain the key is in; null or absent: the domain's own chain. */
+  client?: string | null;
   createdAt: string;
   activatedAt: string | null;
   retiredAt: string | null;
@@ -109,8 +112,8 @@ export function decide(keys: readonly LifecycleKey[], keyId: number, to: KeyStat
   const own: Transition = { keyId: key.id, domain: key.domain, selector: key.selector, from: key.state, to, at, by: step.by, why: step.why };
   if (to !== 'active') return { ok: true, transitions: [own] };
 
-  // At most one active key per domain and algorithm: the one it replaces retires first.
-  const replaced = keys.filter((k) => k.id !== key.id && k.domain === key.domain && k.algorithm === key.algorithm && k.state === 'active');
+  // At most one active key per chain and algorithm: the one it replaces retires first.
+  const replaced = keys.filter((k) => k.id !== key.id && sameChain(k, key) && k.algorithm === key.algorithm && k.state === 'active');
   const retiring: Transition[] = replaced.map((old) => ({
     keyId: old.id,
     domain: old.domain,
@@ -142,6 +145,11 @@ export function applyTransitions<K extends LifecycleKey>(keys: readonly K[], tra
     }
     return next;
   });
+}
+
+/** Both keys are in one chain: the same domain, and the same client (or none). */
+export function sameChain(a: Pick<LifecycleKey, 'domain' | 'client'>, b: Pick<LifecycleKey, 'domain' | 'client'>): boolean {
+  return a.domain === b.domain && (a.client ?? null) === (b.client ?? null);
 }
 
 /** Does a key in this state sign mail? */

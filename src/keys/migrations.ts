@@ -9,6 +9,10 @@
 //      scheduler acts at a time) and notifications (each notice sent once)
 //   3  dns_unpublished: keys whose record the configured DNS publisher has not
 //      yet made DNS serve as their state says (the scheduler retries them)
+//   4  keys.client: the chain a key is in, a client of the relay
+//      (clients[].name) or NULL for the domain's own keys; code that knows
+//      only version 3 would sign a client's mail with any chain's key, so a
+//      store with client keys needs this version or later
 //
 // `migrate(db)` brings a database to KEY_STORE_SCHEMA_VERSION, each step in its own
 // IMMEDIATE transaction that first reads the version again, so two processes
@@ -33,7 +37,7 @@ import { migrateSqlite, sqliteVersion, type Migrated, type Schema, type SqliteSt
 
 type Db = Database.Database;
 
-export const KEY_STORE_SCHEMA_VERSION = 3;
+export const KEY_STORE_SCHEMA_VERSION = 4;
 
 /** The keys table as the first releases created it; version 1 is exactly this. */
 const V1 = `
@@ -134,6 +138,11 @@ CREATE TABLE dns_unpublished (
 );
 `;
 
+/** A key's chain: NULL for the domain's own keys (every key made before chains existed). */
+const V4 = `
+ALTER TABLE keys ADD COLUMN client TEXT;
+`;
+
 /** Step n brings a database from version n - 1 to n. */
 const STEPS: Record<number, SqliteStep> = {
   1: V1,
@@ -143,6 +152,7 @@ const STEPS: Record<number, SqliteStep> = {
     if (broken.length > 0) throw new Error(`keys.db: ${broken.length} rows refer to keys that do not exist after the rebuild`);
   },
   3: V3,
+  4: V4,
 };
 
 export function schemaVersion(db: Db): number {

@@ -1,5 +1,5 @@
 // The key store's schema in PostgreSQL, a fleet's shared store. The same
-// tables as keys.db (src/keys/migrations.ts, version 3) with two changes:
+// tables as keys.db (src/keys/migrations.ts, version 4) with two changes:
 // a key's private half is a column (material 'sealed': AES-256-GCM, see
 // src/keys/sealing.ts), and store_generation counts committed changes, so
 // each relay reloads its in-memory key set only when something changed.
@@ -11,12 +11,13 @@
 //      (src/reports/report-tables.ts), one row per (org_name, report_id) for the whole fleet
 //   4  material 'pkcs11': a key in a PKCS#11 token, named by its RFC 7512 URI
 //      in file, with no private half in the row at all
+//   5  keys.client: the chain a key is in (keys.db version 4)
 //
 // Times are ISO 8601 text, as in keys.db, so rows copy across unchanged.
 import { UserError } from '../common/errors.ts';
 import type { Schema } from '../common/schema-migrations.ts';
 
-export const PG_LATEST_VERSION = 4;
+export const PG_LATEST_VERSION = 5;
 
 const STATES = `('pending', 'active', 'retiring', 'revoked', 'removed')`;
 
@@ -152,11 +153,15 @@ ALTER TABLE keys ADD CONSTRAINT keys_private_half CHECK (
 );
 `;
 
+const V5 = `
+ALTER TABLE keys ADD COLUMN client TEXT;
+`;
+
 export function pgKeySchema(location: string): Schema<string> {
   return {
     name: 'keys',
     latest: PG_LATEST_VERSION,
-    steps: { 1: V1, 2: V2, 3: V3, 4: V4 },
+    steps: { 1: V1, 2: V2, 3: V3, 4: V4, 5: V5 },
     tooNew: (version) =>
       new UserError(
         `key store ${location} has schema version ${version}, but this dkim-relay knows versions up to ${PG_LATEST_VERSION}`,

@@ -12,7 +12,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import pg from 'pg';
 import { UserError } from '../common/errors.ts';
 import { migratePostgres } from '../common/schema-migrations.ts';
-import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
+import { normalizeClientName, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
 import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { KeyFileError } from './key-file.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore, NewKeyOptions, Step, StoredKey } from './key-store.ts';
@@ -24,7 +24,7 @@ import { redactUrl } from './pg-url.ts';
 import { pgKeySchema } from './pg-schema.ts';
 import { txtValue } from './record.ts';
 import { SealError, seal, unseal } from './sealing.ts';
-import { chooseSelector, groupActiveKeys, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
+import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type ChainKeys } from './store-rules.ts';
 import { checkRsaSize } from './key-material.ts';
 import { parseTokenUri, tokenUri } from './pkcs11-objects.ts';
 import { tokenLabel, type Pkcs11Token, type TokenHealth, type TokenKey } from './pkcs11-token.ts';
@@ -98,7 +98,7 @@ interface KeyRow extends StoredKey {
   sealed: Buffer | null;
 }
 
-const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS "publicData", fingerprint, material, sealed, file,
+const COLUMNS = `id, domain, selector, client, algorithm, bits, state, public_data AS "publicData", fingerprint, material, sealed, file,
   created_at AS "createdAt", activated_at AS "activatedAt", retired_at AS "retiredAt", revoked_at AS "revokedAt", removed_at AS "removedAt"`;
 const EVENT_COLUMNS = `id, key_id AS "keyId", domain, selector, from_state AS "from", to_state AS "to", "at", "by", why`;
 
@@ -348,19 +348,14 @@ export class PgKeyStore implements KeyStore {
     return this.unsealRow(row);
   }
 
-  signingDomainFor(fromDomain: string): string | null {
+  signingDomainFor(fromDomain: string, client?: string): string | null {
     // No key set loaded yet: the domain waits (activeKeys says why) rather than leaving unsigned.
     if (this.generation < 0) return fromDomain.toLowerCase().replace(/\.$/, '');
     this.followToken();
-    let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
-    for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
-      if (this.active.has(candidate)) return candidate;
-      candidate = candidate.slice(dot + 1);
-    }
-    return null;
+    return nearestSigningDomain(this.active, fromDomain, client);
   }
 
-  activeKeys(domain: string): ActiveKey[] {
+  activeKeys(domain: string, client?: string): ActiveKey[] {
     if (this.generation < 0) {
       throw new KeyFileError(
         'unreadable',
@@ -369,7 +364,7 @@ export class PgKeyStore implements KeyStore {
       );
     }
     this.followToken();
-    const entry = this.active.get(domain);
+    const entry = this.active.get(chainKey(domain, client));
     if (entry?.problems[0]) throw entry.problems[0];
     return entry?.keys ?? [];
   }
@@ -543,29 +538,31 @@ export class PgKeyStore implements KeyStore {
   ): Promise<StoredKey> {
     const domain = normalizeDomain(options.domain);
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
+    const client = options.client === undefined ? undefined : normalizeClientName(options.client);
     const at = options.step?.at ?? new Date();
     let id = 0;
-    await this.write(async (client) => {
-      if (options.step?.fence) await checkFence(client, options.step.fence);
-      await lockDomain(client, domain);
-      const { rows: existing } = await client.query<Pick<StoredKey, 'selector' | 'algorithm' | 'state'>>(
-        `SELECT selector, algorithm, state FROM keys WHERE domain = $1`,
+    await this.write(async (db) => {
+      if (options.step?.fence) await checkFence(db, options.step.fence);
+      await lockDomain(db, domain);
+      const { rows: existing } = await db.query<Pick<StoredKey, 'selector' | 'algorithm' | 'state' | 'client'>>(
+        `SELECT selector, algorithm, state, client FROM keys WHERE domain = $1`,
         [domain],
       );
-      const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
+      const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at, client });
       // The id is known before the row is written: it is the sealed key's associated data.
-      const next = await client.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('keys', 'id')) AS id`);
+      const next = await db.query<{ id: string }>(`SELECT nextval(pg_get_serial_sequence('keys', 'id')) AS id`);
       id = Number(next.rows[0]!.id);
       const now = at.toISOString();
       const state: KeyState = options.activate ? 'active' : 'pending';
       const uri = inToken?.(chosen, domain);
-      await client.query(
-        `INSERT INTO keys (id, domain, selector, algorithm, bits, state, public_data, fingerprint, material, sealed, file, created_at, activated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12)`,
+      await db.query(
+        `INSERT INTO keys (id, domain, selector, client, algorithm, bits, state, public_data, fingerprint, material, sealed, file, created_at, activated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $14, $10, $11, $12, $13)`,
         [
           id,
           domain,
           chosen,
+          client ?? null,
           material.algorithm,
           material.bits,
           state,
@@ -579,7 +576,7 @@ export class PgKeyStore implements KeyStore {
         ],
       );
       const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
-      await insertEvent(client, creation({ id, domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
+      await insertEvent(db, creation({ id, domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
     });
     return publicRow(this.rows.find((r) => r.id === id)!);
   }
@@ -653,9 +650,9 @@ export class PgKeyStore implements KeyStore {
     return load;
   }
 
-  private activeMap(): Map<string, DomainKeys> {
+  private activeMap(): Map<string, ChainKeys> {
     const rows = this.rows.filter((r) => r.state === 'active').sort((a, b) => (b.activatedAt ?? '').localeCompare(a.activatedAt ?? '') || b.id - a.id);
-    const { byDomain: map, reported } = groupActiveKeys(rows, (row) => this.parsedKey(row), this.reported, this.onKeyProblem);
+    const { byChain: map, reported } = groupActiveKeys(rows, (row) => this.parsedKey(row), this.reported, this.onKeyProblem);
     this.reported = reported;
     const active = new Set(rows.map((r) => r.id));
     for (const id of this.parsed.keys()) if (!active.has(id)) this.parsed.delete(id);

@@ -37,6 +37,7 @@ const KEY_COLUMNS = [
   'id',
   'domain',
   'selector',
+  'client',
   'algorithm',
   'bits',
   'state',

@@ -25,35 +25,47 @@ export class StepRaced extends Error {}
  * The selector of a new key of `domain`, given the keys it has (read inside
  * the transaction that inserts it). A fresh selector is never one used before
  * (caches may still hold its old record); a selector named on purpose may be
- * one whose key was removed (delegated selectors).
+ * one whose key was removed (delegated selectors). Selectors are unique in
+ * the domain across its chains: they are one DNS name each.
  */
 export function chooseSelector(
   domain: string,
-  existing: readonly { selector: string; algorithm: Algorithm; state: KeyState }[],
-  wanted: { selector: string | undefined; algorithm: Algorithm; activate: boolean; at: Date },
+  existing: readonly { selector: string; algorithm: Algorithm; state: KeyState; client?: string | null }[],
+  wanted: { selector: string | undefined; algorithm: Algorithm; activate: boolean; at: Date; client?: string | undefined },
 ): string {
   const held = new Set(existing.filter((k) => k.state !== 'removed').map((k) => k.selector));
-  const chosen = wanted.selector ?? nextSelector(new Set(existing.map((k) => k.selector)), wanted.at);
+  const chosen = wanted.selector ?? nextSelector(new Set(existing.map((k) => k.selector)), wanted.at, wanted.client);
   if (held.has(chosen)) {
     throw new UserError(`${domain} already has a key with selector ${chosen}`, 'choose another --selector, or leave it out for a fresh one');
   }
-  if (wanted.activate && existing.some((k) => k.state === 'active' && k.algorithm === wanted.algorithm)) {
+  const chain = wanted.client ?? null;
+  if (wanted.activate && existing.some((k) => k.state === 'active' && k.algorithm === wanted.algorithm && (k.client ?? null) === chain)) {
     throw new UserError(
-      `${domain} already has an active ${wanted.algorithm} key`,
+      `${chainName(domain, chain)} already has an active ${wanted.algorithm} key`,
       'generate without --activate, publish the record, then run `dkim-relay keys activate`',
     );
   }
   return chosen;
 }
 
-/** A domain's keys that sign, and the active keys that cannot (its mail waits). */
-export interface DomainKeys {
+/** How people read a chain: "example.com", or "example.com (client scanner)". */
+export function chainName(domain: string, client: string | null | undefined): string {
+  return client ? `${domain} (client ${client})` : domain;
+}
+
+/** The key of a chain in the map of active keys: the domain's own chain is keyed by the domain alone. */
+export function chainKey(domain: string, client?: string | null): string {
+  return client ? `${domain} ${client}` : domain;
+}
+
+/** A chain's keys that sign, and the active keys that cannot (its mail waits). */
+export interface ChainKeys {
   keys: ActiveKey[];
   problems: KeyFileError[];
 }
 
 /**
- * The active keys by domain, each private key loaded by `load`. A key that
+ * The active keys by chain (chainKey), each private key loaded by `load`. A key that
  * cannot be loaded is told to `onKeyProblem` once, and again only after it
  * was mended and broke anew: `reported` is what was told last time, and the
  * set returned is what to pass next time.
@@ -63,12 +75,13 @@ export function groupActiveKeys<Row extends StoredKey>(
   load: (row: Row) => ActiveKey['privateKey'],
   reported: ReadonlySet<string>,
   onKeyProblem: (problem: KeyProblem) => void,
-): { byDomain: Map<string, DomainKeys>; reported: Set<string> } {
-  const byDomain = new Map<string, DomainKeys>();
+): { byChain: Map<string, ChainKeys>; reported: Set<string> } {
+  const byChain = new Map<string, ChainKeys>();
   const problems = new Set<string>();
   for (const row of rows) {
-    let entry = byDomain.get(row.domain);
-    if (!entry) byDomain.set(row.domain, (entry = { keys: [], problems: [] }));
+    const chain = chainKey(row.domain, row.client);
+    let entry = byChain.get(chain);
+    if (!entry) byChain.set(chain, (entry = { keys: [], problems: [] }));
     try {
       entry.keys.push({ domain: row.domain, selector: row.selector, algorithm: row.algorithm, privateKey: load(row) });
     } catch (err) {
@@ -79,5 +92,19 @@ export function groupActiveKeys<Row extends StoredKey>(
       if (!reported.has(id)) onKeyProblem({ domain: row.domain, selector: row.selector, problem: err.problem, line: err.toLine() });
     }
   }
-  return { byDomain, reported: problems };
+  return { byChain, reported: problems };
+}
+
+/**
+ * The domain that signs mail from `fromDomain` in a chain: the domain itself
+ * if that chain has an active key there, else its nearest parent that has
+ * one (mail.example.com → example.com). `client` unset: the domains' own chains.
+ */
+export function nearestSigningDomain(active: ReadonlyMap<string, ChainKeys>, fromDomain: string, client?: string): string | null {
+  let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
+  for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
+    if (active.has(chainKey(candidate, client))) return candidate;
+    candidate = candidate.slice(dot + 1);
+  }
+  return null;
 }

@@ -13,8 +13,8 @@ import { UserError } from '../common/errors.ts';
 import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { checkRsaSize, fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
-import { normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
-import { chooseSelector, groupActiveKeys, STAMP_COLUMN, StepRaced, VERB, type DomainKeys } from './store-rules.ts';
+import { normalizeClientName, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
+import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type ChainKeys } from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
 import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOptions, Step, StoredKey } from './key-store.ts';
@@ -53,7 +53,7 @@ interface Placement {
 /** How often the active key files are checked again when nothing in the database changed. */
 export const KEY_RECHECK_MS = 30_000;
 
-const COLUMNS = `id, domain, selector, algorithm, bits, state, public_data AS publicData, fingerprint,
+const COLUMNS = `id, domain, selector, client, algorithm, bits, state, public_data AS publicData, fingerprint,
   CASE WHEN file LIKE 'pkcs11:%' THEN 'pkcs11' ELSE 'file' END AS material, file,
   created_at AS createdAt, activated_at AS activatedAt, retired_at AS retiredAt, revoked_at AS revokedAt, removed_at AS removedAt`;
 
@@ -82,8 +82,8 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
   private readonly token: Pkcs11Token | undefined;
   private tokenGeneration = 0;
   private dataVersion = -1;
-  /** Every active key by domain; null until needed again after a change. */
-  private activeByDomain: Map<string, DomainKeys> | null = null;
+  /** Every active key by chain; null until needed again after a change. */
+  private activeByChain: Map<string, ChainKeys> | null = null;
   private loadedAt = 0;
   /** "key id:problem" already told to onKeyProblem, so a broken key is logged once, not per message. */
   private reported = new Set<string>();
@@ -322,25 +322,19 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
   }
 
   /**
-   * The domain that signs mail from `fromDomain`: the domain itself if it has an
+   * The domain that signs mail from `fromDomain` (in `client`'s chain): the domain itself if it has an
    * active key, else its nearest parent that has one (mail.example.com → example.com).
    */
-  signingDomainFor(fromDomain: string): string | null {
-    const active = this.activeMap();
-    let candidate = fromDomain.toLowerCase().replace(/\.$/, '');
-    for (let dot = candidate.indexOf('.'); dot > 0; dot = candidate.indexOf('.')) {
-      if (active.has(candidate)) return candidate;
-      candidate = candidate.slice(dot + 1);
-    }
-    return null;
+  signingDomainFor(fromDomain: string, client?: string): string | null {
+    return nearestSigningDomain(this.activeMap(), fromDomain, client);
   }
 
   /**
-   * The domain's active keys, newest first. Throws the KeyFileError of a key
-   * that cannot be loaded: that domain's mail waits, every other domain signs.
+   * The active keys of the domain's chain (or `client`'s), newest first. Throws the KeyFileError of a key
+   * that cannot be loaded: that chain's mail waits, every other chain signs.
    */
-  activeKeys(domain: string): ActiveKey[] {
-    const entry = this.activeMap().get(domain);
+  activeKeys(domain: string, client?: string): ActiveKey[] {
+    const entry = this.activeMap().get(chainKey(domain, client));
     if (entry?.problems[0]) throw entry.problems[0];
     return entry?.keys ?? [];
   }
@@ -352,7 +346,7 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
    * that can sign.
    */
   checkActiveKeys(): StoredKey[] {
-    this.activeByDomain = null;
+    this.activeByChain = null;
     const map = this.activeMap();
     const open = [...map.values()].flatMap((d) => d.problems).find((p) => p.problem === 'readable by others');
     if (open) throw open;
@@ -384,15 +378,16 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
   ): StoredKey {
     const domain = normalizeDomain(options.domain);
     const wanted = options.selector === undefined ? undefined : normalizeSelector(options.selector);
+    const client = options.client === undefined ? undefined : normalizeClientName(options.client);
     const at = options.step?.at ?? new Date();
     const selector = this.query(() =>
       this.db
         .transaction(() => {
-          const existing = this.statement(`SELECT selector, algorithm, state FROM keys WHERE domain = ?`).all(domain) as Pick<
+          const existing = this.statement(`SELECT selector, algorithm, state, client FROM keys WHERE domain = ?`).all(domain) as Pick<
             StoredKey,
-            'selector' | 'algorithm' | 'state'
+            'selector' | 'algorithm' | 'state' | 'client'
           >[];
-          const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at });
+          const chosen = chooseSelector(domain, existing, { selector: wanted, algorithm: material.algorithm, activate: options.activate ?? false, at, client });
           const file = placement.put(chosen, domain);
           const { bits, publicData } = material;
           const now = at.toISOString();
@@ -400,10 +395,22 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
           try {
             const { lastInsertRowid } = this.db
               .prepare(
-                `INSERT INTO keys (domain, selector, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
-                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                `INSERT INTO keys (domain, selector, client, algorithm, bits, state, public_data, fingerprint, file, created_at, activated_at)
+                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
               )
-              .run(domain, chosen, material.algorithm, bits, state, publicData, fingerprint(publicData), file, now, options.activate ? now : null);
+              .run(
+                domain,
+                chosen,
+                client ?? null,
+                material.algorithm,
+                bits,
+                state,
+                publicData,
+                fingerprint(publicData),
+                file,
+                now,
+                options.activate ? now : null,
+              );
             const why = options.step?.why ?? (options.activate ? 'created and activated' : 'created');
             this.insertEvent(creation({ id: Number(lastInsertRowid), domain, selector: chosen, state }, { at, by: options.step?.by ?? 'cli', why }));
           } catch (err) {
@@ -414,7 +421,7 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
         })
         .immediate(),
     );
-    this.activeByDomain = null;
+    this.activeByChain = null;
     return this.get(domain, selector);
   }
 
@@ -530,33 +537,33 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
    * domains arrive, and a key file chmodded, chowned or replaced while the
    * relay runs is seen at the next load.
    */
-  private activeMap(): Map<string, DomainKeys> {
+  private activeMap(): Map<string, ChainKeys> {
     const version = this.query(() => this.statement('PRAGMA data_version').pluck().get()) as number;
     // A token that went down or came back, or is due another try, changes which keys sign.
     const tokenChanged = this.token !== undefined && (this.token.generation !== this.tokenGeneration || this.token.retryDue());
     if (version !== this.dataVersion || this.now() - this.loadedAt >= this.recheckMs || tokenChanged) {
       this.tokenGeneration = this.token?.generation ?? 0;
       this.dataVersion = version;
-      this.activeByDomain = null;
+      this.activeByChain = null;
     }
-    if (!this.activeByDomain) {
+    if (!this.activeByChain) {
       const rows = this.query(() =>
         this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'active' ORDER BY activated_at DESC, id DESC`).all(),
       ) as StoredKey[];
-      const { byDomain: map, reported } = groupActiveKeys(rows, (row) => this.loadPrivate(row), this.reported, this.onKeyProblem);
+      const { byChain: map, reported } = groupActiveKeys(rows, (row) => this.loadPrivate(row), this.reported, this.onKeyProblem);
       // A key mended and broken again is told again; keys no longer active are forgotten.
       this.reported = reported;
       const active = new Set(rows.map((r) => r.id));
       for (const id of this.parsed.keys()) if (!active.has(id)) this.parsed.delete(id);
-      this.activeByDomain = map;
+      this.activeByChain = map;
       this.loadedAt = this.now();
     }
-    return this.activeByDomain;
+    return this.activeByChain;
   }
 
   private write(change: () => unknown): void {
     this.query(() => this.db.transaction(change).immediate());
-    this.activeByDomain = null;
+    this.activeByChain = null;
   }
 
   /** Prepared once per SQL text: preparing costs more than most of our queries. */

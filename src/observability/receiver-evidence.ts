@@ -14,6 +14,8 @@ export interface FailingSource {
 /** Mail signed with one of the relay's keys that a receiver saw fail DKIM: altered in transit. */
 export interface Breakage {
   selector: string;
+  /** The client whose own key chain the selector is in (clients[].name); absent: the domain's keys. */
+  client?: string;
   /** The receiver's org_name, as its reports name it. */
   receiver: string;
   messages: number;
@@ -65,7 +67,9 @@ export function dmarcVerdict(domain: string, days: number, evidence: ReceiverEvi
   let reason: string | undefined;
   if (evidence.messages < MIN_MESSAGES) reason = `only ${count(evidence.messages)} messages reported, too few to judge (at least ${MIN_MESSAGES})`;
   else if (evidence.relaySignedFailing.messages > 0) {
-    const where = evidence.relaySignedFailing.breakages.map((b) => `s=${b.selector} at ${b.receiver} ×${count(b.messages)}`).join(', ');
+    const where = evidence.relaySignedFailing.breakages
+      .map((b) => `${b.client ? `client ${b.client}'s ` : ''}s=${b.selector} at ${b.receiver} ×${count(b.messages)}`)
+      .join(', ');
     reason = `${count(evidence.relaySignedFailing.messages)} messages signed by this relay failed DKIM at a receiver (${where}): something alters them in transit`;
   } else if (evidence.passShare < PASS_SHARE) reason = `${percent(evidence.passShare)} passed, below ${percent(PASS_SHARE)}: bring in the failing sources`;
   else if (major.length > 0) {

@@ -181,7 +181,7 @@ function keyBlock(key: KeyStatus, row: StoredKey | undefined): Safe {
     return html`<div class="stage"><b>${stage}</b>&nbsp;</div>`;
   });
   return html`<div class="key" data-selector="${key.selector}" data-state="${key.state}">
-<span class="name">${key.selector}</span> <span class="muted">${key.algorithm}${key.algorithm === 'rsa' ? ` ${key.bits}` : ''}</span> <span class="badge ${key.state === 'active' ? 'ok' : 'idle'}">${key.state}</span>
+<span class="name">${key.selector}</span>${key.client ? html` <span class="badge idle" data-client="${key.client}">client ${key.client}</span>` : ''} <span class="muted">${key.algorithm}${key.algorithm === 'rsa' ? ` ${key.bits}` : ''}</span> <span class="badge ${key.state === 'active' ? 'ok' : 'idle'}">${key.state}</span>
 <div class="timeline">${stages}</div>
 ${key.next ? html`<div>next: ${key.next.text}${key.next.due ? html` <span class="badge warn">due</span>` : ''}</div>` : ''}
 <div>DNS: ${dnsLine(key)}</div>
@@ -288,7 +288,7 @@ function evidenceTables(e: ReceiverEvidence): Safe {
               ${e.relaySignedFailing.breakages.map(
                 (b) =>
                   html`<tr data-selector="${b.selector}" data-receiver="${b.receiver}">
-                    <td>${b.selector}</td>
+                    <td>${b.selector}${b.client ? html` <span class="muted" data-client="${b.client}">client ${b.client}</span>` : ''}</td>
                     <td>${b.receiver}</td>
                     <td class="n">${count(b.messages)}</td>
                   </tr> `,

@@ -70,6 +70,8 @@ export interface ServerObservation {
 
 export interface KeyStatus {
   selector: string;
+  /** The client whose own chain the key is in (clients[].name); null: the domain's chain. */
+  client: string | null;
   algorithm: string;
   bits: number;
   state: Exclude<KeyState, 'removed'>;
@@ -128,6 +130,7 @@ export function statusReport(input: StatusInput): StatusReport {
       const since = sinceOf(key);
       return {
         selector: key.selector,
+        client: key.client ?? null,
         algorithm: key.algorithm,
         bits: key.bits,
         state: key.state as KeyStatus['state'],
@@ -217,7 +220,7 @@ export function renderStatus(report: StatusReport): string {
 function renderDomain(domain: DomainStatus): string {
   const rows = domain.keys.map((k) => [
     k.state,
-    k.selector,
+    k.client ? `${k.selector} (client ${k.client})` : k.selector,
     `${k.algorithm}${k.algorithm === 'rsa' ? ` ${k.bits}` : ''}`,
     `since ${when(k.since)} (${age(k.ageSeconds)})`,
   ]);

@@ -86,15 +86,16 @@ function rotationPolicy(config: Pick<Config, 'rotation' | 'dns'>, domain: string
 }
 
 /**
- * The active keys the relay cannot sign with, as loading each domain's keys
- * finds them (the first of each domain: its mail waits until it is mended).
+ * The active keys the relay cannot sign with, as loading each chain's keys
+ * finds them (the first of each chain: its mail waits until it is mended).
  * The error names the key file's key by its record name.
  */
 function keyProblems(store: KeyStore, keys: readonly StoredKey[]): KeyFileProblem[] {
   const problems: KeyFileProblem[] = [];
-  for (const domain of reportedDomains(keys)) {
+  const chains = new Map(keys.filter((k) => k.state === 'active').map((k) => [`${k.domain} ${k.client ?? ''}`, k]));
+  for (const { domain, client } of chains.values()) {
     try {
-      store.activeKeys(domain);
+      store.activeKeys(domain, client ?? undefined);
     } catch (err) {
       if (!(err instanceof KeyFileError)) throw err;
       const key = keys.find((k) => k.domain === domain && k.state === 'active' && err.message.includes(recordName(k.selector, k.domain)));

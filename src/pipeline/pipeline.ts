@@ -12,6 +12,7 @@ import { headerFields, messageFromBuffer, type IncomingMessage } from '../messag
 import { bufferOctets, joinOctets, type Octets } from '../message/octets.ts';
 import { CryptoUnavailable } from '../signing/crypto-pool.ts';
 import { hashOctets, signHashed } from '../signing/signer.ts';
+import type { ClientChain } from '../access/sender-authorization.ts';
 import { findAuthor } from './author.ts';
 import { normalizeIncoming } from './normalize-incoming.ts';
 import { MERGEABLE_FIELDS } from './normalize/merge-duplicates.ts';
@@ -41,6 +42,8 @@ export interface PipelineContext {
   maxMessageSize?: number;
   /** Whether this client may send as this From: (or, with `field`, Sender:) domain: null when it may, else why not. */
   senderRefusal?: (domain: string, field?: 'Sender:') => string | null;
+  /** The client signs with a chain of keys of its own (clients[].keys: own); unset: the domain's keys. */
+  chain?: ClientChain;
 }
 
 export interface Report {
@@ -111,17 +114,11 @@ export async function processMessage(input: Buffer | IncomingMessage, ctx: Pipel
 
   // Each step below may read up to headers.maxSize of header text: other sessions get their turn between them.
   await yieldToEventLoop();
-  const domain = ctx.domain ?? ctx.store.signingDomainFor(author.domain);
-  let active: ActiveKey[];
-  try {
-    active = domain ? ctx.store.activeKeys(domain) : [];
-  } catch (err) {
-    // The store has logged which file and how to mend it; the client only learns to retry.
-    if (err instanceof KeyFileError) return refuse(451, `4.3.0 The DKIM key of ${domain} is unavailable, try again later`);
-    throw err;
-  }
-  const keys = chooseKeys(active, ctx.upstream);
-  const why = `no active DKIM key for ${ctx.domain ?? author.domain}`;
+  const found = findKeys(ctx, author.domain);
+  // The store has logged which file and how to mend it; the client only learns to retry.
+  if ('unavailable' in found) return refuse(451, `4.3.0 The DKIM key of ${found.unavailable} is unavailable, try again later`);
+  const keys = chooseKeys(found.active, ctx.upstream);
+  const why = `no active DKIM key ${found.client ? `of client ${found.client} ` : ''}for ${ctx.domain ?? author.domain}`;
   if (keys.length === 0 && ctx.config.signing.unknownDomain === 'reject') return refuse(550, `5.7.1 ${why}`);
   if (keys.length === 0 && ctx.config.signing.unknownDomain === 'tempfail') return refuse(451, `4.7.1 ${why}, try again later`);
 
@@ -199,6 +196,41 @@ function findDuplicate(fields: HeaderField[], singleInstance: string[]): { name:
     if (count > 1) return { name, count };
   }
   return null;
+}
+
+interface FoundKeys {
+  active: ActiveKey[];
+  /** The client whose chain they are; unset: the domain's own chain. */
+  client?: string;
+}
+
+/**
+ * The active keys that sign mail from `fromDomain`: a client with a chain of
+ * its own signs with it; when that chain has no active key (none yet, or
+ * revoked) the domain's keys sign only if the client's whenNoKey says so,
+ * else signing.unknownDomain applies. A key that cannot be loaded makes its
+ * chain's mail wait: `unavailable` names the domain.
+ */
+function findKeys(ctx: PipelineContext, fromDomain: string): FoundKeys | { unavailable: string } {
+  const { chain } = ctx;
+  if (chain) {
+    const domain = ctx.domain ?? ctx.store.signingDomainFor(fromDomain, chain.client);
+    const active = domain ? loadActive(ctx.store, domain, chain.client) : [];
+    if (!Array.isArray(active)) return active;
+    if (active.length > 0 || chain.whenNoKey === 'unknownDomain') return { active, client: chain.client };
+  }
+  const domain = ctx.domain ?? ctx.store.signingDomainFor(fromDomain);
+  const active = domain ? loadActive(ctx.store, domain) : [];
+  return Array.isArray(active) ? { active } : active;
+}
+
+function loadActive(store: KeyStore, domain: string, client?: string): ActiveKey[] | { unavailable: string } {
+  try {
+    return store.activeKeys(domain, client);
+  } catch (err) {
+    if (err instanceof KeyFileError) return { unavailable: domain };
+    throw err;
+  }
 }
 
 /** Newest active key per algorithm; RSA alone when the upstream takes only one signature. */

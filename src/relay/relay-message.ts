@@ -66,13 +66,15 @@ export async function relayMessage(
   const started = performance.now();
   // Only the messages that arrive before the upstream's first EHLO answer wait here.
   await deps.upstream.ready();
+  const client = { address: session.remoteAddress, user: session.user as string | undefined };
   const outcome = await processMessage(incoming, {
     store: deps.store,
     config: deps.config,
     upstream: deps.upstream.traits,
     hostname: deps.hostname,
     maxMessageSize: deps.config.listen.maxMessageSize,
-    senderRefusal: (domain, field) => deps.senders.refusal({ address: session.remoteAddress, user: session.user as string | undefined }, domain, field),
+    senderRefusal: (domain, field) => deps.senders.refusal(client, domain, field),
+    chain: deps.senders.chainFor(client) ?? undefined,
   });
   let id = deps.queue ? undefined : randomBytes(6).toString('hex');
   let answer: SmtpReply;

@@ -4,14 +4,14 @@ import type { KeyStore } from '../keys/key-store.ts';
 import type { Breakage, FailingSource, ReceiverEvidence } from '../observability/receiver-evidence.ts';
 import { dmarcPassed } from './report-model.ts';
 import type { ReportStore, StoredRecord } from './report-store.ts';
-import { keyName, summarise, type RelayKeys } from './summary.ts';
+import { keyName, relayKeysOf, summarise, type RelayKeys } from './summary.ts';
 
 const DAY_SECONDS = 86_400;
 
 /** Per domain, the reports whose period ended in the last `days` days before nowMs. */
 export async function readEvidence(reports: ReportStore, store: Pick<KeyStore, 'list'>, days: number, nowMs: number): Promise<Map<string, ReceiverEvidence>> {
   const since = Math.floor(nowMs / 1000) - days * DAY_SECONDS;
-  const relayKeys = new Set(store.list().map((k) => keyName(k.domain, k.selector)));
+  const relayKeys = relayKeysOf(store.list());
   return receiverEvidence(await reports.records(since), await reports.reportCounts(since), relayKeys, days);
 }
 
@@ -58,7 +58,7 @@ function failingSources(records: readonly StoredRecord[]): FailingSource[] {
     .sort((a, b) => b.messages - a.messages || a.sourceIp.localeCompare(b.sourceIp));
 }
 
-/** The relay's signatures receivers saw fail, by selector and receiver; a message with one passing relay signature is not broken. */
+/** The relay's signatures receivers saw fail, by selector (and so chain) and receiver; a message with one passing relay signature is not broken. */
 function breakages(records: readonly StoredRecord[], relayKeys: RelayKeys): Breakage[] {
   const found = new Map<string, Breakage>();
   for (const r of records) {
@@ -66,7 +66,8 @@ function breakages(records: readonly StoredRecord[], relayKeys: RelayKeys): Brea
     if (relay.length === 0 || relay.some((d) => d.result === 'pass')) continue;
     for (const selector of new Set(relay.map((d) => d.selector!))) {
       const key = `${selector}\0${r.orgName}`;
-      const b = found.get(key) ?? { selector, receiver: r.orgName, messages: 0 };
+      const client = relay.filter((d) => d.selector === selector).map((d) => relayKeys.get(keyName(d.domain, selector)))[0];
+      const b = found.get(key) ?? { selector, ...(client ? { client } : {}), receiver: r.orgName, messages: 0 };
       b.messages += r.count;
       found.set(key, b);
     }

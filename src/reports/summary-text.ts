@@ -25,7 +25,9 @@ function renderDomain(d: DomainSummary, days: number): string {
 
 function sourceLines(sources: readonly SourceSummary[]): string[] {
   const shown = sources.slice(0, SHOWN).map((s) => {
-    const signatures = s.signatures.map((g) => `d=${g.domain} s=${g.selector ?? '-'} ${g.result} ×${g.messages}`).join(', ') || 'no DKIM signature';
+    const signatures =
+      s.signatures.map((g) => `d=${g.domain} s=${g.selector ?? '-'}${g.client ? ` (client ${g.client})` : ''} ${g.result} ×${g.messages}`).join(', ') ||
+      'no DKIM signature';
     return `    ${s.sourceIp}  ${s.messages} messages, ${s.dmarcPass} passed DMARC, ${s.dkimAligned} DKIM aligned; ${signatures}`;
   });
   if (sources.length > SHOWN) shown.push(`    … and ${sources.length - SHOWN} more sources (see --json)`);

@@ -1,8 +1,9 @@
 // What the stored reports say about each domain, for moving its DMARC policy
 // from p=none to p=reject: how much mail receivers saw and how much passed;
 // which sources send it and whether their DKIM aligned; mail the relay signed
-// that arrived with a failing signature (broken in transit); and mail the
-// relay never signed (sources still to bring in). Pure.
+// that arrived with a failing signature (broken in transit), each relay
+// signature named with the chain whose key made it (a client's own keys, or
+// the domain's); and mail the relay never signed (sources still to bring in). Pure.
 import { dmarcPassed } from './report-model.ts';
 import type { StoredRecord } from './report-store.ts';
 
@@ -11,6 +12,8 @@ export interface Signature {
   selector: string | null;
   result: string;
   messages: number;
+  /** Made with a key of a client's own chain (clients[].name); absent: the domain's keys, or not the relay's. */
+  client?: string;
 }
 
 export interface SourceSummary {
@@ -37,10 +40,14 @@ export interface DomainSummary {
   notRelaySigned: { messages: number; sources: SourceSummary[] };
 }
 
-/** `domain/selector` of every key the relay holds. */
-export type RelayKeys = ReadonlySet<string>;
+/** `domain/selector` (keyName) of every key the relay holds, to the client whose chain it is in (null: the domain's). */
+export type RelayKeys = ReadonlyMap<string, string | null>;
 
 export const keyName = (domain: string, selector: string): string => `${domain.toLowerCase()}/${selector.toLowerCase()}`;
+
+export function relayKeysOf(keys: readonly { domain: string; selector: string; client: string | null }[]): RelayKeys {
+  return new Map(keys.map((k) => [keyName(k.domain, k.selector), k.client]));
+}
 
 export function summarise(records: readonly StoredRecord[], reportCounts: ReadonlyMap<string, number>, relayKeys: RelayKeys): DomainSummary[] {
   const byDomain = new Map<string, StoredRecord[]>();
@@ -60,9 +67,9 @@ export function summarise(records: readonly StoredRecord[], reportCounts: Readon
       messages,
       dmarcPass: pass,
       passShare: messages === 0 ? 0 : pass / messages,
-      sources: bySource(mine),
-      relaySignedFailing: { messages: total(failing), sources: bySource(failing) },
-      notRelaySigned: { messages: total(unsigned), sources: bySource(unsigned) },
+      sources: bySource(mine, relayKeys),
+      relaySignedFailing: { messages: total(failing), sources: bySource(failing, relayKeys) },
+      notRelaySigned: { messages: total(unsigned), sources: bySource(unsigned, relayKeys) },
     };
   });
 }
@@ -70,7 +77,7 @@ export function summarise(records: readonly StoredRecord[], reportCounts: Readon
 const total = (records: readonly StoredRecord[]): number => records.reduce((n, r) => n + r.count, 0);
 
 /** Sources by messages, most first; ties by address. */
-function bySource(records: readonly StoredRecord[]): SourceSummary[] {
+function bySource(records: readonly StoredRecord[], relayKeys: RelayKeys): SourceSummary[] {
   const sources = new Map<string, { summary: SourceSummary; signatures: Map<string, Signature> }>();
   for (const r of records) {
     let s = sources.get(r.sourceIp);
@@ -83,7 +90,14 @@ function bySource(records: readonly StoredRecord[]): SourceSummary[] {
     if (r.dkimAligned === 'pass') s.summary.dkimAligned += r.count;
     for (const d of r.dkim) {
       const key = `${d.domain}/${d.selector ?? ''}/${d.result}`;
-      const sig = s.signatures.get(key) ?? { domain: d.domain, selector: d.selector ?? null, result: d.result, messages: 0 };
+      const chain = d.selector === undefined ? undefined : relayKeys.get(keyName(d.domain, d.selector));
+      const sig = s.signatures.get(key) ?? {
+        domain: d.domain,
+        selector: d.selector ?? null,
+        result: d.result,
+        messages: 0,
+        ...(chain ? { client: chain } : {}),
+      };
       sig.messages += r.count;
       s.signatures.set(key, sig);
     }

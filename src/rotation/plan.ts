@@ -26,12 +26,13 @@
 // so planning again after applying it, or after a restart, neither repeats
 // nor loses a step.
 //
-// Rules:
+// Rules (each chain apart: a domain's own keys, and each client's keys of its
+// own in that domain, which share only the domain's policy and DNS servers):
 // - a rotation starts when the active key has signed for `interval` and no
 //   newer pending key of its algorithm exists; the new key has the same
 //   algorithm and size, and a fresh selector (delegated mode: the first
 //   selector of the domain's fixed set that no key holds; a key holds its
-//   selector until it is removed);
+//   selector until it is removed; a client's chain: its name first);
 // - a pending key newer than the active key of its algorithm activates once
 //   every server that must be asked has served its record, matching, without
 //   a break for `publishFor` (up to its last check); when several qualify, the
@@ -76,7 +77,7 @@ interface KeyRef {
 }
 
 export type Action =
-  | { kind: 'create'; domain: string; algorithm: Algorithm; bits: number; selector: string; replaces: number; why: string }
+  | { kind: 'create'; domain: string; client?: string; algorithm: Algorithm; bits: number; selector: string; replaces: number; why: string }
   | (KeyRef & { kind: 'activate' | 'revoke'; transitions: Transition[]; why: string })
   /** `record`: the record to withdraw. */
   | (KeyRef & { kind: 'remove'; transitions: Transition[]; record: TxtRecord; why: string })
@@ -154,8 +155,8 @@ export function plan(input: PlanInput): Plan {
       }
     }
 
-    for (const algorithm of ['rsa', 'ed25519'] as const) {
-      const mine = keys.filter((k) => k.algorithm === algorithm);
+    for (const [algorithm, client] of chainsOf(keys)) {
+      const mine = keys.filter((k) => k.algorithm === algorithm && (k.client ?? null) === client);
       const active = mine.find((k) => k.state === 'active');
       const candidates = mine.filter((k) => k.state === 'pending' && (!active || newer(k, active)));
 
@@ -191,7 +192,10 @@ export function plan(input: PlanInput): Plan {
         if (due > now) {
           next.push({ ...ref(active), step: 'rotate', at: iso(due), text: `rotates ${when(due)}` });
         } else {
-          const selector = policy.delegation ? policy.delegation.selectors.find((s) => !held.has(s)) : nextSelector(taken, input.now);
+          // Delegated selectors are a fixed set of CNAMEs the domain's owner published, for the domain's own chain
+          // (`keys generate --client` refuses such a domain).
+          const selector =
+            policy.delegation && client === null ? policy.delegation.selectors.find((s) => !held.has(s)) : nextSelector(taken, input.now, client ?? undefined);
           if (selector === undefined) {
             const holders = keys.filter((k) => policy.delegation!.selectors.includes(k.selector) && k.state !== 'removed' && held.has(k.selector));
             next.push({
@@ -204,7 +208,7 @@ export function plan(input: PlanInput): Plan {
             taken.add(selector);
             held.add(selector);
             const why = `${active.selector} has signed since ${when(active.activatedAt ?? active.createdAt)}, longer than ${duration(policy.interval)}`;
-            actions.push({ kind: 'create', domain, algorithm, bits: active.bits, selector, replaces: active.id, why });
+            actions.push({ kind: 'create', domain, ...(client ? { client } : {}), algorithm, bits: active.bits, selector, replaces: active.id, why });
           }
         }
       }
@@ -239,6 +243,12 @@ function gate(key: PlanKey, servers: readonly string[], observations: readonly D
   // Served long enough, but the last checks are older than that: only a new check can tell.
   const text = !ready && at <= now ? 'activates at the next DNS check if every server still serves it' : `activates ${when(at)} if DNS keeps serving it`;
   return { ready, at, text };
+}
+
+/** Each algorithm of the domain's own chain, then of each client's chain the domain's keys hold (by name). */
+function chainsOf(keys: readonly PlanKey[]): [Algorithm, string | null][] {
+  const clients = [...new Set(keys.map((k) => k.client ?? null).filter((c): c is string => c !== null))].sort();
+  return [null, ...clients].flatMap((client) => (['rsa', 'ed25519'] as const).map((algorithm): [Algorithm, string | null] => [algorithm, client]));
 }
 
 function byDomain(keys: readonly PlanKey[]): Map<string, PlanKey[]> {

@@ -43,6 +43,7 @@ import type { RecordChange } from '../dns/publish/change.ts';
 import type { Publishers } from '../dns/publish/factory.ts';
 import type { StoredKey } from '../keys/store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
+import { sameChain } from '../keys/lifecycle.ts';
 import { causeOf } from '../common/background-tasks.ts';
 import type { Logger } from '../common/logger.ts';
 import type { OwnMail } from '../pipeline/own-mail.ts';
@@ -348,10 +349,13 @@ export class RotationScheduler {
       case 'create': {
         const current = store.list(action.domain);
         const replaced = current.find((k) => k.id === action.replaces);
-        const underway = current.some((k) => k.state === 'pending' && k.algorithm === action.algorithm && replaced && k.createdAt >= replaced.createdAt);
+        const underway = current.some(
+          (k) => k.state === 'pending' && k.algorithm === action.algorithm && replaced && sameChain(k, replaced) && k.createdAt >= replaced.createdAt,
+        );
         if (!replaced || replaced.state !== 'active' || underway) return this.skipped(line);
         const key = await store.generate({
           domain: action.domain,
+          ...(action.client ? { client: action.client } : {}),
           selector: action.selector,
           algorithm: action.algorithm,
           bits: action.bits,

@@ -78,6 +78,32 @@ describe('TLS files', () => {
   });
 });
 
+describe('clients with keys of their own', () => {
+  test('keys: own without a name', () => refused('clients: [{user: scan, domains: [example.com], keys: own}]\n', 'clients.0.name', /keys: own needs a name/));
+  test('a name that cannot start a selector', () =>
+    refused('clients: [{user: scan, domains: [example.com], name: Scanner_1, keys: own}]\n', 'clients.0.name', /"Scanner_1" is not a usable client name/));
+  test('two clients of one name', () =>
+    refused(
+      'clients: [{user: a, domains: [example.com], name: scanner, keys: own}, {user: b, domains: [example.com], name: scanner}]\n',
+      'clients.1.name',
+      /the name scanner is taken by clients\.0/,
+    ));
+  test('one user with two chains', () =>
+    refused(
+      'clients: [{user: a, domains: [example.com], name: one, keys: own}, {user: a, domains: [example.org], name: two, keys: own}]\n',
+      'clients.1.user',
+      /user a already has keys of its own in clients\.0/,
+    ));
+  test('whenNoKey without keys: own', () =>
+    refused('clients: [{user: a, domains: [example.com], whenNoKey: domain}]\n', 'clients.0.whenNoKey', /applies to a client with keys: own only/));
+  test('two clients with chains of their own are valid', async () => {
+    const run = await check(
+      'clients: [{user: scan, domains: [example.com], name: scanner, keys: own}, {networks: [10.1.0.0/16], domains: [example.com], name: crm, keys: own, whenNoKey: domain}]\n',
+    );
+    assert.equal(run.code, 0, run.stderr);
+  });
+});
+
 describe('networks and domain names', () => {
   test('access.networks: not an address', () =>
     refused('access: {networks: [192.0.2.300]}\n', 'access.networks.0', /"192\.0\.2\.300" is not an IP address or CIDR range/));

@@ -130,3 +130,31 @@ test('applying a transition to a key in another state is a programming error, ca
   assert.ok(d.ok);
   assert.throws(() => applyTransitions([key(1, 'revoked')], d.transitions), /pending → active of key 1 applied to a revoked key/);
 });
+
+test("activating a client's key retires the active key of its own chain only, not the domain's or another client's", () => {
+  const keys = [
+    key(1, 'active'),
+    key(2, 'active', { client: 'scanner' }),
+    key(3, 'active', { client: 'crm' }),
+    key(4, 'pending', { client: 'scanner' }),
+    key(5, 'pending'),
+  ];
+  const scanner = decide(keys, 4, 'active', CLI);
+  assert.ok(scanner.ok);
+  assert.deepEqual(
+    scanner.transitions.map((t) => [t.keyId, t.to]),
+    [
+      [2, 'retiring'],
+      [4, 'active'],
+    ],
+  );
+  const own = decide(keys, 5, 'active', CLI);
+  assert.ok(own.ok);
+  assert.deepEqual(
+    own.transitions.map((t) => [t.keyId, t.to]),
+    [
+      [1, 'retiring'],
+      [5, 'active'],
+    ],
+  );
+});

@@ -117,9 +117,9 @@ test('a store made by the first releases (user_version 0) is migrated to the lat
   const db = v0Store();
   assert.equal(schemaVersion(db), 0);
 
-  assert.deepEqual(migrate(db), { from: 0, to: 3 });
-  assert.equal(KEY_STORE_SCHEMA_VERSION, 3);
-  assert.equal(schemaVersion(db), 3);
+  assert.deepEqual(migrate(db), { from: 0, to: 4 });
+  assert.equal(KEY_STORE_SCHEMA_VERSION, 4);
+  assert.equal(schemaVersion(db), 4);
 
   const rows = db.prepare(`SELECT ${COLUMNS}, removed_at FROM keys ORDER BY id`).raw().all();
   assert.deepEqual(
@@ -182,7 +182,7 @@ test('migrate is idempotent: a second run changes nothing', () => {
   const before = db.prepare(`SELECT sql FROM sqlite_schema ORDER BY name`).raw().all();
   const keys = db.prepare(`SELECT * FROM keys ORDER BY id`).raw().all();
 
-  assert.deepEqual(migrate(db), { from: 3, to: 3 });
+  assert.deepEqual(migrate(db), { from: 4, to: 4 });
   assert.deepEqual(db.prepare(`SELECT sql FROM sqlite_schema ORDER BY name`).raw().all(), before);
   assert.deepEqual(db.prepare(`SELECT * FROM keys ORDER BY id`).raw().all(), keys);
   assert.equal(db.prepare(`SELECT count(*) FROM events`).pluck().get(), 1);
@@ -191,7 +191,7 @@ test('migrate is idempotent: a second run changes nothing', () => {
 
 test('an empty database is created at the latest version', () => {
   const db = new Database(join(tempDir(), 'keys.db'));
-  assert.deepEqual(migrate(db), { from: 0, to: 3 });
+  assert.deepEqual(migrate(db), { from: 0, to: 4 });
   assert.deepEqual(tables(db), ['dns_observations', 'dns_unpublished', 'events', 'keys', 'leases', 'notifications']);
   db.close();
 });
@@ -203,8 +203,8 @@ test('a store migrated by one process is not migrated again by another that open
   const second = new Database(file);
   assert.equal(schemaVersion(second), 0);
   migrate(first);
-  assert.deepEqual(migrate(second), { from: 3, to: 3 });
-  assert.equal(schemaVersion(second), 3);
+  assert.deepEqual(migrate(second), { from: 4, to: 4 });
+  assert.equal(schemaVersion(second), 4);
   first.close();
   second.close();
 });
@@ -219,7 +219,7 @@ test('a store at the latest version is left untouched, file and all', () => {
   db.close();
   const bytes = readFileSync(file);
   const reopened = new Database(file);
-  assert.deepEqual(migrate(reopened), { from: 3, to: 3 });
+  assert.deepEqual(migrate(reopened), { from: 4, to: 4 });
   assert.equal(reopened.prepare('SELECT total_changes()').pluck().get(), 0);
   reopened.close();
   assert.ok(readFileSync(file).equals(bytes), 'the database file changed');
@@ -230,9 +230,9 @@ test('a store at the latest version is left untouched, file and all', () => {
 
 test('a store newer than this dkim-relay knows is refused with a clear message, and left as it is', () => {
   const db = v0Store();
-  db.pragma('user_version = 4');
-  expectUserError(() => migrate(db), /schema version 4, but this dkim-relay knows versions up to 3/, /newer dkim-relay|backup/);
-  assert.equal(schemaVersion(db), 4);
+  db.pragma('user_version = 5');
+  expectUserError(() => migrate(db), /schema version 5, but this dkim-relay knows versions up to 4/, /newer dkim-relay|backup/);
+  assert.equal(schemaVersion(db), 5);
   assert.equal(db.prepare(`SELECT count(*) FROM keys`).pluck().get(), ROWS.length);
   db.close();
 });

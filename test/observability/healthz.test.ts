@@ -94,4 +94,24 @@ describe('/healthz', () => {
       await relay.close();
     }
   });
+
+  test("a client's own chain counts apart: a domain signed only by a client's keys is healthy, and that chain's broken key is named", async () => {
+    const relay = await startTestRelay({ clients: [{ user: 'scan', domains: ['chains.example'], name: 'scanner', keys: 'own' }] }, (store) => {
+      store.generate({ domain: 'chains.example', client: 'scanner', algorithm: 'ed25519', activate: true });
+    });
+    try {
+      const port = relay.relay.ports.metrics!;
+      const healthy = await get(port, '/healthz');
+      assert.equal(healthy.status, 200, healthy.body);
+      const key = relay.store.list('chains.example')[0]!;
+      const file = join(relay.store.dir, key.file);
+      renameSync(file, `${file}.away`);
+      mkdirSync(file);
+      const broken = await get(port, '/healthz', {});
+      assert.equal(broken.status, 503, broken.body);
+      assert.equal((JSON.parse(broken.body) as HealthBody).checks.find((c) => c.name === 'signing-keys')!.reason, '1 signing domain of 1 cannot sign');
+    } finally {
+      await relay.close();
+    }
+  });
 });

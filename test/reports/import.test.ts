@@ -5,11 +5,13 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { importReport, type ImportContext } from '../../src/reports/import.ts';
 import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
-import { keyName, summarise } from '../../src/reports/summary.ts';
+import { receiverEvidence } from '../../src/reports/evidence.ts';
+import { relayKeysOf, summarise } from '../../src/reports/summary.ts';
+import { dmarcVerdict } from '../../src/observability/receiver-evidence.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { EXPECTED, FOREIGN, GOOGLE, gzip, receiverMessages, reportXml } from './support.ts';
+import { EXPECTED, FOREIGN, GOOGLE, gzip, receiverMessages, reportMessage, reportXml } from './support.ts';
 
-const RELAY_KEYS = new Set([keyName('example.com', 'relay1')]);
+const RELAY_KEYS = relayKeysOf([{ domain: 'example.com', selector: 'relay1', client: null }]);
 
 function context(file: string, now?: () => number, keepDays = 180): Omit<ImportContext, 'reports'> & { reports: SqliteReportStore } {
   return {
@@ -122,5 +124,44 @@ test('refused input never throws out of the import', async () => {
     const r = await importReport(data, ctx);
     assert.equal(r.status, 'refused', JSON.stringify(r));
   }
+  ctx.reports.close();
+});
+
+test("a relay signature failing at a receiver is attributed to the chain whose selector it was: a client's own, or the domain's", async () => {
+  const ctx = context(join(tempDir(), 'keys.db'));
+  const xml = reportXml({
+    ...GOOGLE,
+    reportId: 'chains-1',
+    rows: [
+      { ip: '192.0.2.20', count: 4, dkim: 'fail', spf: 'fail', signatures: [{ d: 'example.com', s: 'scanner-202612a', result: 'fail' }] },
+      { ip: '192.0.2.20', count: 96, dkim: 'pass', spf: 'pass', signatures: [{ d: 'example.com', s: 'scanner-202612a', result: 'pass' }] },
+      { ip: '192.0.2.10', count: 2, dkim: 'fail', spf: 'fail', signatures: [{ d: 'example.com', s: 'relay1', result: 'fail' }] },
+    ],
+  });
+  const message = await reportMessage(GOOGLE.email, 'Report domain: example.com', {
+    filename: 'google.xml.gz',
+    content: gzip(xml),
+    contentType: 'application/gzip',
+  });
+  assert.equal((await importReport(message, ctx)).status, 'imported');
+  const keys = relayKeysOf([
+    { domain: 'example.com', selector: 'relay1', client: null },
+    { domain: 'example.com', selector: 'scanner-202612a', client: 'scanner' },
+  ]);
+  const [domain] = summarise(ctx.reports.records(0), ctx.reports.reportCounts(0), keys);
+  assert.deepEqual(
+    domain!.relaySignedFailing.sources.flatMap((s) => s.signatures.filter((g) => g.result === 'fail').map((g) => [g.selector, g.client ?? null])),
+    [
+      ['scanner-202612a', 'scanner'],
+      ['relay1', null],
+    ],
+  );
+  const evidence = receiverEvidence(ctx.reports.records(0), ctx.reports.reportCounts(0), keys, 14).get('example.com')!;
+  assert.deepEqual(evidence.relaySignedFailing.breakages, [
+    { selector: 'scanner-202612a', client: 'scanner', receiver: 'google.com', messages: 4 },
+    { selector: 'relay1', receiver: 'google.com', messages: 2 },
+  ]);
+  const verdict = dmarcVerdict('example.com', 14, evidence);
+  assert.match(verdict.line, /\(client scanner's s=scanner-202612a at google\.com ×4, s=relay1 at google\.com ×2\)/);
   ctx.reports.close();
 });

@@ -13,7 +13,7 @@ import type { StatusReport } from '../../src/observability/status-report.ts';
 import { readEvidence } from '../../src/reports/evidence.ts';
 import { importContext, importReport } from '../../src/reports/import.ts';
 import { openReportStore } from '../../src/reports/open-report-store.ts';
-import { keyName, summarise, type DomainSummary } from '../../src/reports/summary.ts';
+import { relayKeysOf, summarise, type DomainSummary } from '../../src/reports/summary.ts';
 import { dkimRelay } from '../cli/support.ts';
 import { postgresOrSkip, startPgCluster, type PgCluster } from '../keys/postgres/pg-cluster.ts';
 import { kekFile } from '../keys/postgres/support.ts';
@@ -55,7 +55,7 @@ describe('DMARC reports in a shared PostgreSQL key store', { skip: pgSkip.skip }
         assert.deepEqual([count('imported'), count('duplicate')], [4, 4], statuses.join(' '));
         assert.equal(count('ignored'), 2);
 
-        const relayKeys = new Set([keyName('example.com', 'relay1')]);
+        const relayKeys = relayKeysOf([{ domain: 'example.com', selector: 'relay1', client: null }]);
         for (const reports of stores) {
           const [d] = summarise(await reports.records(0), await reports.reportCounts(0), relayKeys);
           assert.deepEqual(

@@ -393,3 +393,36 @@ test('delegatedName gives distinct domains distinct names, each label a valid on
   const hashed = delegatedName('sel1', `${long}.example.com`, zone).split('.')[1]!;
   assert.match(hashed, /^k+---[0-9a-f]{32}$/, 'a long domain keeps a readable prefix and a digest');
 });
+
+test("each chain rotates on its own: a client's chain gets its own fresh selector and DNS gate, the domain's chain and other clients' are untouched", () => {
+  const sim = new Simulation(START);
+  const own = sim.addKey('example.com', 'rsa', 'active', 10 * DAY, 's202607a');
+  const scanner = sim.addKey('example.com', 'rsa', 'active', 90 * DAY, 'scanner-202605a', 'scanner');
+  sim.addKey('example.com', 'rsa', 'active', 30 * DAY, 'crm-202607a', 'crm');
+
+  // Only the scanner's key has signed for the interval: only its chain rotates, with a selector of its own.
+  const [create, ...rest] = sim.plan().actions;
+  assert.deepEqual(rest, []);
+  assert.deepEqual(create, {
+    kind: 'create',
+    domain: 'example.com',
+    client: 'scanner',
+    algorithm: 'rsa',
+    bits: 2048,
+    selector: 'scanner-202608a',
+    replaces: scanner.id,
+    why: 'scanner-202605a has signed since 2026-05-03 03:15 UTC, longer than 90d',
+  });
+  assert.deepEqual(summary(sim.step()), ['create:scanner-202608a']);
+  const fresh = sim.key('scanner-202608a');
+  assert.equal(fresh.client, 'scanner');
+
+  // DNS-gated like any other key; activating it retires the scanner's old key only.
+  sim.dnsEverywhere(fresh, 'match');
+  for (let checks = 0; checks < 48; checks++) sim.advance(HOUR).dnsEverywhere(fresh, 'match');
+  assert.deepEqual(summary(sim.step()), ['activate:scanner-202608a']);
+  assert.equal(sim.key('scanner-202605a').state, 'retiring');
+  assert.equal(sim.key('s202607a').state, 'active');
+  assert.equal(sim.key('crm-202607a').state, 'active');
+  assert.equal(own.state, 'active');
+});

@@ -330,3 +330,38 @@ test('rotation.check: off: start() schedules nothing, so no pass ever runs by it
     store.close();
   }
 });
+
+test("a client's chain is rotated on its own by the real scheduler: its new key is in its chain, named for it, and replaces only its key once DNS served it", async () => {
+  const { config, clock, scheduler } = setUp();
+  const seed = SqliteKeyStore.open(config.keys.dir);
+  const own = seed.generate({ domain: 'example.com', client: 'scanner', algorithm: 'ed25519', activate: true, step: { at: new Date(clock.now - 91 * DAY) } });
+  seed.close();
+  const s = scheduler();
+  // Both chains' keys have signed for the interval: each gets a successor of its own.
+  assert.deepEqual(
+    (await s.runOnce()).applied.map((a) => a.kind),
+    ['create', 'create'],
+  );
+  const store = SqliteKeyStore.open(config.keys.dir);
+  try {
+    const pending = store.list('example.com').filter((k) => k.state === 'pending');
+    assert.deepEqual(pending.map((k) => [k.client, k.selector.replace(/\d{6}/, 'YYYYMM')]).sort(), [
+      [null, 'sYYYYMMa'],
+      ['scanner', 'scanner-YYYYMMa'],
+    ]);
+    // DNS serves every record; after publishFor both activate, each retiring the old key of its own chain.
+    await s.runOnce();
+    clock.now += 49 * 3_600_000;
+    await s.runOnce();
+    const after = store.list('example.com');
+    assert.equal(after.find((k) => k.id === own.id)!.state, 'retiring');
+    assert.equal(after.find((k) => k.selector === 'first')!.state, 'retiring');
+    assert.deepEqual(
+      store.activeKeys('example.com', 'scanner').map((k) => k.selector),
+      pending.filter((k) => k.client === 'scanner').map((k) => k.selector),
+    );
+  } finally {
+    store.close();
+    await s.stop();
+  }
+});

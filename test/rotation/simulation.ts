@@ -43,13 +43,14 @@ export class Simulation {
   }
 
   /** A key as the CLI would have made it, `ageMs` ago (active ones activated then). */
-  addKey(domain: string, algorithm: Algorithm, state: PlanKey['state'], ageMs: number, selector?: string): PlanKey {
+  addKey(domain: string, algorithm: Algorithm, state: PlanKey['state'], ageMs: number, selector?: string, client?: string): PlanKey {
     const at = new Date(this.now.getTime() - ageMs).toISOString();
     const id = this.nextId++;
     const key: PlanKey = {
       id,
       domain,
       selector: selector ?? `k${id}`,
+      client: client ?? null,
       algorithm,
       bits: algorithm === 'rsa' ? 2048 : 256,
       state,
@@ -118,6 +119,7 @@ export class Simulation {
         id,
         domain: action.domain,
         selector: action.selector,
+        client: action.client ?? null,
         algorithm: action.algorithm,
         bits: action.bits,
         state: 'pending',

@@ -179,6 +179,70 @@ for (const engine of engines) {
       }
     });
 
+    test("chains: a client's keys carry its name in their selectors, activate and rotate apart from the domain's, and a revoked client key leaves the others signing", async () => {
+      const settings = await engine.fresh();
+      const store = await openStore(settings);
+      const at = new Date('2026-12-06T10:00:00Z');
+      const domainKey = await store.generate({ domain: 'chains.example', algorithm: 'ed25519', activate: true, step: { at } });
+      const scanner = await store.generate({ domain: 'chains.example', client: 'Scanner', algorithm: 'ed25519', activate: true, step: { at } });
+      const crm = await store.generate({ domain: 'chains.example', client: 'crm', algorithm: 'ed25519', activate: true, step: { at } });
+      assert.deepEqual(
+        [domainKey, scanner, crm].map((k) => [k.selector, k.client]),
+        [
+          ['s202612a', null],
+          ['scanner-202612a', 'scanner'],
+          ['crm-202612a', 'crm'],
+        ],
+      );
+      // One active key per chain and algorithm, not per domain.
+      await rejectsWithUserError(
+        () => store.generate({ domain: 'chains.example', client: 'scanner', algorithm: 'ed25519', activate: true }),
+        /chains\.example \(client scanner\) already has an active ed25519 key/,
+      );
+      assert.deepEqual(
+        store.activeKeys('chains.example').map((k) => k.selector),
+        ['s202612a'],
+      );
+      assert.deepEqual(
+        store.activeKeys('chains.example', 'scanner').map((k) => k.selector),
+        ['scanner-202612a'],
+      );
+      assert.equal(store.signingDomainFor('mail.chains.example', 'crm'), 'chains.example');
+      assert.equal(store.signingDomainFor('mail.chains.example', 'nobody'), null);
+
+      // A rotation in the scanner's chain retires the scanner's old key only.
+      const next = await store.generate({ domain: 'chains.example', client: 'scanner', algorithm: 'ed25519', step: { at } });
+      assert.equal(next.selector, 'scanner-202612b');
+      await store.activate('chains.example', next.selector);
+      assert.equal(store.get('chains.example', scanner.selector).state, 'retiring');
+      assert.equal(store.get('chains.example', domainKey.selector).state, 'active');
+      assert.equal(store.get('chains.example', crm.selector).state, 'active');
+
+      // The crm's key is compromised: retired and revoked, its chain signs no more; the others sign on.
+      await store.retire('chains.example', crm.selector);
+      await store.revoke('chains.example', crm.selector);
+      assert.deepEqual(store.activeKeys('chains.example', 'crm'), []);
+      assert.equal(store.signingDomainFor('chains.example', 'crm'), null);
+      assert.deepEqual(
+        store.activeKeys('chains.example', 'scanner').map((k) => k.selector),
+        ['scanner-202612b'],
+      );
+      signsAndVerifies(store, 'chains.example');
+
+      // Another opener (the daemon beside the CLI) sees the chains as they are.
+      const other = await openStore(settings);
+      await engine.sync(other);
+      assert.deepEqual(
+        other.list('chains.example').map((k) => [k.selector, k.client, k.state]),
+        [
+          ['s202612a', null, 'active'],
+          ['scanner-202612a', 'scanner', 'retiring'],
+          ['crm-202612a', 'crm', 'revoked'],
+          ['scanner-202612b', 'scanner', 'active'],
+        ],
+      );
+    });
+
     test('a key made by another opener signs here once this one has looked again', async () => {
       const settings = await engine.fresh();
       const signer = await openStore(settings);
