@@ -3,12 +3,13 @@
 // is checked and the result recorded, but not required), one transaction,
 // QUIT. Nothing here decides which host comes next: it reports what happened.
 import { isIP } from 'node:net';
-import { octetStream, type Octets } from '../message/octets.ts';
-import { announcedExtensions, connectionSocket, RCPT_DSN, SMTPConnection, tlsSocket } from '../smtp/nodemailer-internals.ts';
+import type { Octets } from '../message/octets.ts';
+import { announcedExtensions, connectionSocket, SMTPConnection, tlsSocket } from '../smtp/nodemailer-internals.ts';
 import { failureReply, plainReply, type SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
 import { hostReply, status, type Hop } from './mx-reply.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
+import { sendTransaction } from './transaction.ts';
 import type { Envelope } from './upstream.ts';
 
 /** The message, and whether it holds 8-bit octets (looked at once, not per host). */
@@ -124,31 +125,27 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
         for (const recipient of sendable) replies.set(recipient, own);
         return finish({ kind: 'answered', tls, replies }, true);
       }
-      const params = dsn ? { dsn: { ret: dsn.ret, envid: dsn.envid }, [RCPT_DSN]: dsn.recipients } : {};
-      connection.send(
-        { from, to: sendable, size: message.octets.size, use8BitMime: eightBit, ...params } as never,
-        octetStream(message.octets),
-        (sendErr, info) => {
-          if (sendErr) {
-            const err = sendErr as SendError;
-            for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
-            const all = transactionFailure(err, target);
-            for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, all);
-          } else {
-            for (const rejected of (info.rejectedErrors ?? []) as SendError[]) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
-            const accepted = hostReply(info.response, target, 'DATA') ?? {
-              ...status(250, '2.0.0', 'Ok'),
-              remote: { host: target.host, address: target.address },
-              command: 'DATA',
-            };
-            const text = `Delivered to ${target.host} [${target.address}]: ${accepted.text}`.trim();
-            for (const recipient of info.accepted as string[]) replies.set(recipient, { ...accepted, text });
-            for (const recipient of sendable)
-              if (!replies.has(recipient)) replies.set(recipient, transactionFailure({ message: 'no reply for this recipient' }, target));
-          }
-          finish({ kind: 'answered', tls, replies }, true);
-        },
-      );
+      void sendTransaction(connection, { from, to: sendable, dsn }, message).then((outcome) => {
+        if (!outcome.ok) {
+          const { err } = outcome;
+          for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
+          const all = transactionFailure(err, target);
+          for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, all);
+        } else {
+          const { info } = outcome;
+          for (const rejected of info.rejectedErrors) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
+          const accepted = hostReply(info.response, target, info.command) ?? {
+            ...status(250, '2.0.0', 'Ok'),
+            remote: { host: target.host, address: target.address },
+            command: info.command,
+          };
+          const text = `Delivered to ${target.host} [${target.address}]: ${accepted.text}`.trim();
+          for (const recipient of info.accepted) replies.set(recipient, { ...accepted, text });
+          for (const recipient of sendable)
+            if (!replies.has(recipient)) replies.set(recipient, transactionFailure({ message: 'no reply for this recipient' }, target));
+        }
+        finish({ kind: 'answered', tls, replies }, true);
+      });
     });
   });
 }
