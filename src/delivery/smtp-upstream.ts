@@ -10,7 +10,6 @@
 // connection that carries it, before MAIL FROM: the signed octets as they
 // are when that connection takes them, else re-encoded and signed again for
 // it, else deferred (see hop-form.ts).
-import { isAscii } from 'node:buffer';
 import { isIP } from 'node:net';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Octets } from '../message/octets.ts';
@@ -35,6 +34,7 @@ export const REFRESH_MS = 5 * 60_000;
 export const RETRY_MS = 30_000;
 /** Messages arriving before the first answer wait for it at most this long. */
 const FIRST_ANSWER_WAIT_MS = 10_000;
+const NON_ASCII = /[^\x00-\x7f]/;
 
 export class SmtpUpstream implements Upstream {
   readonly name;
@@ -304,7 +304,7 @@ export class SmtpUpstream implements Upstream {
  * local part goes as its A-labels, as it always has to the smart host.
  */
 function sentAddress(address: string): string {
-  return isAscii(Buffer.from(address)) ? address : envelopeAddress(address);
+  return NON_ASCII.test(address) ? envelopeAddress(address) : address;
 }
 
 /** Each recipient's NOTIFY and ORCPT, by the address its RCPT TO will name. */

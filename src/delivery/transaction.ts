@@ -85,6 +85,7 @@ async function writeDotStuffed(socket: Socket, octets: Octets): Promise<void> {
 function written(socket: Socket, parts: readonly Buffer[]): Promise<void> {
   return new Promise((resolve, reject) => {
     if (socket.destroyed) return reject(new Error('the connection closed while the message was sent'));
+    if (parts.length === 0) return resolve();
     parts.forEach((part, at) => {
       socket.write(part, at < parts.length - 1 ? undefined : (err) => (err ? reject(err) : resolve()));
     });

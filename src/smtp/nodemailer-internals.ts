@@ -175,6 +175,12 @@ export function sendPipelined(
     const err = c._formatError(`Message size larger than allowed ${c._maxAllowedSize}`, 'EMESSAGE', false, 'MAIL FROM');
     return void setImmediate(() => callback(err));
   }
+  let dsn: unknown;
+  try {
+    dsn = envelope.dsn && c._setDsnEnvelope(envelope.dsn);
+  } catch (err) {
+    return callback(c._formatError(`Invalid DSN ${(err as Error).message}`, 'EENVELOPE', false, 'API'));
+  }
   const announced = c._supportedExtensions;
   // The connection's own failures (lost, timed out, 421) end the transaction through this.
   c._pendingSend = pending;
@@ -187,7 +193,7 @@ export function sendPipelined(
     accepted: [],
     pipelined: true,
     [RCPT_DSN]: envelope[RCPT_DSN],
-    ...(envelope.dsn ? { dsn: c._setDsnEnvelope(envelope.dsn) } : {}),
+    ...(dsn ? { dsn } : {}),
   };
   const args: string[] = [];
   c._usingSmtpUtf8 = announced.includes('SMTPUTF8') && [envelope.from, ...envelope.to].some((a) => /[\x80-\uFFFF]/.test(a));
