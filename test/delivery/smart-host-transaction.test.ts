@@ -11,8 +11,12 @@ import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { SmtpUpstream } from '../../src/delivery/smtp-upstream.ts';
 import { DotStuffing } from '../../src/delivery/transaction.ts';
+import { storeResolver } from '../../src/keys/resolver.ts';
 import { bufferOctets } from '../../src/message/octets.ts';
-import { MESSAGE, startChunkingUpstream, startUpstream } from './upstreams.ts';
+import { verifyMessage } from '../../src/signing/verify.ts';
+import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
+import { send, startTestRelay } from '../helpers/relay-harness.ts';
+import { MESSAGE, startChunkingUpstream, startUpstream, withKey } from './upstreams.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -114,6 +118,27 @@ test('DATA: dot-stuffed and ended exactly as nodemailer writes it, whatever the 
     assert.ok(up.received[0]!.raw.equals(DOTTED), 'smtp-server undoes the stuffing: the octets as given');
   } finally {
     await upstream.close();
+    await up.close();
+  }
+});
+
+test('the relay signs, then sends by BDAT: the signature verifies (dkimpy and our own) on what the host got, lines with dots and all', async () => {
+  const up = await startChunkingUpstream();
+  const relay = await startTestRelay({ delivery: { upstream: { type: 'smtp', host: '127.0.0.1', port: up.port } } }, withKey);
+  try {
+    const result = await send({ port: relay.port, from: 'payroll@example.com', to: ['alice@example.net'], raw: DOTTED.toString() });
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(up.received.length, 1);
+    assert.ok(up.commands.some((c) => /^BDAT \d+ LAST$/.test(c.line)));
+    const got = up.received[0]!.raw;
+    assert.match(got.toString('latin1'), /\r\n\.\.two dots\r\n/, 'a line starting with dots arrives as it was written');
+    assert.deepEqual(await verifyWithDkimpy(got, relay.records()), [true]);
+    assert.deepEqual(
+      (await verifyMessage(got, storeResolver(relay.store))).signatures.map((s) => s.result),
+      ['pass'],
+    );
+  } finally {
+    await relay.close();
     await up.close();
   }
 });
