@@ -7,15 +7,21 @@
 
 export type Release = () => void;
 
-interface Waiter {
-  domain: string;
-  grant: (release: Release) => void;
+/** A slot; `handed`: what the connection that held it handed over with it (handOver). */
+export interface Slot<H> {
+  release: Release;
+  handed?: H | undefined;
 }
 
-export class DestinationLimits {
+interface Waiter<H> {
+  domain: string;
+  grant: (slot: Slot<H>) => void;
+}
+
+export class DestinationLimits<H = never> {
   private readonly perDomain = new Map<string, number>();
   private total = 0;
-  private readonly waiting: Waiter[] = [];
+  private readonly waiting: Waiter<H>[] = [];
   private readonly maxTotal: number;
   private readonly maxPerDomain: number;
 
@@ -27,6 +33,23 @@ export class DestinationLimits {
   /** Connections open now: to `domain`, or in all. */
   open(domain?: string): number {
     return domain === undefined ? this.total : (this.perDomain.get(domain) ?? 0);
+  }
+
+  /** Whether a connection is waiting for a slot. */
+  get contended(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  /**
+   * Gives the slot `release` frees, with `handed`, to the first connection
+   * waiting for `domain`, as it is: nothing is freed. False when none waits.
+   */
+  handOver(domain: string, release: Release, handed: H): boolean {
+    const at = this.waiting.findIndex((w) => w.domain === domain);
+    if (at < 0) return false;
+    const [waiter] = this.waiting.splice(at, 1);
+    waiter!.grant({ release, handed });
+    return true;
   }
 
   /** Takes a slot at once when both limits allow it; null otherwise. */
@@ -47,15 +70,15 @@ export class DestinationLimits {
   }
 
   /** Waits for a slot at most `waitMs`; null when none came free in time. */
-  acquire(domain: string, waitMs: number): Promise<Release | null> {
+  acquire(domain: string, waitMs: number): Promise<Slot<H> | null> {
     const now = this.waiting.some((w) => w.domain === domain) ? null : this.tryAcquire(domain);
-    if (now) return Promise.resolve(now);
+    if (now) return Promise.resolve({ release: now });
     return new Promise((resolve) => {
-      const waiter: Waiter = {
+      const waiter: Waiter<H> = {
         domain,
-        grant: (release) => {
+        grant: (slot) => {
           clearTimeout(timer);
-          resolve(release);
+          resolve(slot);
         },
       };
       const timer = setTimeout(() => {
@@ -75,7 +98,7 @@ export class DestinationLimits {
         continue;
       }
       this.waiting.splice(i, 1);
-      waiter.grant(release);
+      waiter.grant({ release });
     }
   }
 }

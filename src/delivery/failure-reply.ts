@@ -61,7 +61,7 @@ export function oneLine(response: string | undefined): string {
     .replace(/\s+/g, ' ');
 }
 
-const MESSAGE_PHASES = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
+const MESSAGE_PHASES = new Set(['MAIL FROM', 'RCPT TO', 'DATA', 'BDAT']);
 
 /** What went wrong, read from a nodemailer error once for every client. */
 type Cause =

@@ -1,14 +1,17 @@
 // One SMTP session with one address of a receiving host: connect, EHLO,
 // STARTTLS when offered (RFC 7435 opportunistic security: the certificate
-// is checked and the result recorded, but not required), one transaction,
-// QUIT. Nothing here decides which host comes next: it reports what happened.
+// is checked and the result recorded, but not required), a transaction,
+// then QUIT, or the session handed back open for the next message to the
+// same destination (session-cache.ts). Nothing here decides which host comes
+// next: it reports what happened.
 import { isIP } from 'node:net';
-import { octetStream, type Octets } from '../message/octets.ts';
-import { announcedExtensions, connectionSocket, RCPT_DSN, SMTPConnection, tlsSocket } from '../smtp/nodemailer-internals.ts';
+import type { Octets } from '../message/octets.ts';
+import { announcedExtensions, connectionSocket, SMTPConnection, tlsSocket } from '../smtp/nodemailer-internals.ts';
 import { failureReply, plainReply, type SendError } from './failure-reply.ts';
 import { hostName } from './mx-route.ts';
 import { hostReply, status, type Hop } from './mx-reply.ts';
 import type { SmtpReply } from '../smtp/reply.ts';
+import { sendTransaction } from './transaction.ts';
 import type { Envelope } from './upstream.ts';
 
 /** The message, and whether it holds 8-bit octets (looked at once, not per host). */
@@ -43,13 +46,42 @@ export type SessionResult =
   /** The host answered for each recipient given. */
   | { kind: 'answered'; tls: TlsState; replies: Map<string, SmtpReply> };
 
+/** A session that delivered, open and ready for the next transaction: kept under backlog (session-cache.ts). */
+export interface OpenSession {
+  connection: SMTPConnection;
+  tls: TlsState;
+  extensions: Set<string>;
+}
+
 const NON_ASCII = /[^\x00-\x7f]/;
 /** How long a host may take to close the connection after QUIT before we cut it. */
 const CLOSE_WAIT_MS = 5000;
 
-/** `envelope.to`: the recipients for this host; their DSN parameters go to a host announcing DSN (RFC 3461 §4). */
-export function runSession(target: SessionTarget, envelope: Envelope, message: SessionMessage): Promise<SessionResult> {
-  const { from, to: recipients, dsn } = envelope;
+/**
+ * `envelope.to`: the recipients for this host; their DSN parameters go to a
+ * host announcing DSN (RFC 3461 §4). `kept`: a session opened earlier for the
+ * same target, tried first; should the host have closed it before answering
+ * anything, a new one is opened. `keep`: a session that delivered is handed
+ * back open in `session` rather than ended with QUIT.
+ */
+export async function runSession(
+  target: SessionTarget,
+  envelope: Envelope,
+  message: SessionMessage,
+  reuse: { kept?: OpenSession | undefined; keep: boolean } = { keep: false },
+): Promise<SessionResult & { session?: OpenSession }> {
+  if (reuse.kept) {
+    const again = await transact(reuse.kept, target, envelope, message, true);
+    if (again) return finish(reuse.kept, again, reuse.keep);
+    await end(reuse.kept.connection, false);
+  }
+  const opened = await openSession(target);
+  if ('kind' in opened) return opened;
+  return finish(opened, (await transact(opened, target, envelope, message, false))!, reuse.keep);
+}
+
+/** Connect, EHLO, STARTTLS when offered, and the check that the host is not this relay; a failure closes it. */
+function openSession(target: SessionTarget): Promise<OpenSession | Extract<SessionResult, { kind: 'failed' }>> {
   return new Promise((resolve) => {
     const connection = new SMTPConnection({
       host: target.address,
@@ -67,30 +99,19 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
       logger: false,
     });
     let settled = false;
-    // Resolved once the socket is closed, so a connection slot is free only when the connection is gone.
-    const finish = (result: SessionResult, quit: boolean): void => {
+    const failed = (result: Extract<SessionResult, { kind: 'failed' }>, quit: boolean): void => {
       if (settled) return;
       settled = true;
-      const socket = connectionSocket(connection);
-      if (quit) connection.quit();
-      else connection.close();
-      if (!socket || socket.destroyed) return resolve(result);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        resolve(result);
-      }, CLOSE_WAIT_MS);
-      socket.once('close', () => {
-        clearTimeout(timer);
-        resolve(result);
-      });
+      void end(connection, quit).then(() => resolve(result));
     };
-    const failed = (err: SendError): void => {
-      const failure = failureReply(err, { kind: 'mx', hop: target, requireTLS: target.requireTLS, transaction: false });
-      finish({ kind: 'failed', reply: plainReply(failure), tlsFailed: failure.tlsFailed, loop: false }, false);
+    const failure = (err: SendError): void => {
+      const reply = failureReply(err, { kind: 'mx', hop: target, requireTLS: target.requireTLS, transaction: false });
+      failed({ kind: 'failed', reply: plainReply(reply), tlsFailed: reply.tlsFailed, loop: false }, false);
     };
-    connection.on('error', (err: SendError) => failed(err));
+    // Until it is open; a transaction's own failures reach it through sendTransaction.
+    connection.on('error', (err: SendError) => failure(err));
     connection.connect((err) => {
-      if (err) return failed(err as SendError);
+      if (err) return failure(err as SendError);
       if (settled) return;
       // RFC 5321 §4.1.1.1: the EHLO reply starts with the server's name; ours means the mail came back to us.
       const greeting = /^\d{3}[ -](\S+)/.exec(String(connection.lastServerResponse || ''))?.[1];
@@ -100,55 +121,103 @@ export function runSession(target: SessionTarget, envelope: Envelope, message: S
           '5.4.6',
           `Mail for ${target.domain} loops back to this relay: ${target.host} [${target.address}]:${target.port} greets as ${greeting}, this relay's own name`,
         );
-        return finish({ kind: 'failed', reply, tlsFailed: false, loop: true }, true);
+        return failed({ kind: 'failed', reply, tlsFailed: false, loop: true }, true);
       }
-      const tls = tlsState(connection);
-      const extensions = new Set(announcedExtensions(connection).map((e) => e.toUpperCase()));
-      const replies = new Map<string, SmtpReply>();
-      // RFC 6531 §3.4: without SMTPUTF8 an 8-bit address cannot be given to the host at all.
-      const refuseUtf8 = (address: string): SmtpReply =>
-        status(553, '5.6.7', `${target.host} does not announce SMTPUTF8, so <${address}> cannot be delivered to it`);
-      if (!extensions.has('SMTPUTF8') && NON_ASCII.test(from)) {
-        for (const recipient of recipients) replies.set(recipient, refuseUtf8(from));
-        return finish({ kind: 'answered', tls, replies }, true);
-      }
-      const sendable = recipients.filter((recipient) => {
-        if (extensions.has('SMTPUTF8') || !NON_ASCII.test(recipient)) return true;
-        replies.set(recipient, refuseUtf8(recipient));
-        return false;
-      });
-      const { eightBit } = message;
-      if (sendable.length === 0 || (eightBit && !extensions.has('8BITMIME'))) {
-        // The message is made 7-bit before signing; an 8-bit one here is our mistake, not the host's (RFC 6152 §3).
-        const own = status(451, '4.6.3', `the message has 8-bit content but ${target.host} does not announce 8BITMIME`);
-        for (const recipient of sendable) replies.set(recipient, own);
-        return finish({ kind: 'answered', tls, replies }, true);
-      }
-      const params = dsn ? { dsn: { ret: dsn.ret, envid: dsn.envid }, [RCPT_DSN]: dsn.recipients } : {};
-      connection.send(
-        { from, to: sendable, size: message.octets.size, use8BitMime: eightBit, ...params } as never,
-        octetStream(message.octets),
-        (sendErr, info) => {
-          if (sendErr) {
-            const err = sendErr as SendError;
-            for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
-            const all = transactionFailure(err, target);
-            for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, all);
-          } else {
-            for (const rejected of (info.rejectedErrors ?? []) as SendError[]) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
-            const accepted = hostReply(info.response, target, 'DATA') ?? {
-              ...status(250, '2.0.0', 'Ok'),
-              remote: { host: target.host, address: target.address },
-              command: 'DATA',
-            };
-            const text = `Delivered to ${target.host} [${target.address}]: ${accepted.text}`.trim();
-            for (const recipient of info.accepted as string[]) replies.set(recipient, { ...accepted, text });
-            for (const recipient of sendable)
-              if (!replies.has(recipient)) replies.set(recipient, transactionFailure({ message: 'no reply for this recipient' }, target));
-          }
-          finish({ kind: 'answered', tls, replies }, true);
-        },
-      );
+      settled = true;
+      resolve({ connection, tls: tlsState(connection), extensions: new Set(announcedExtensions(connection).map((e) => e.toUpperCase())) });
+    });
+  });
+}
+
+/**
+ * One transaction on an open session. With `kept`, null when the connection
+ * failed before the host answered anything of it (the host closed it meanwhile).
+ */
+async function transact(
+  session: OpenSession,
+  target: SessionTarget,
+  envelope: Envelope,
+  message: SessionMessage,
+  kept: boolean,
+): Promise<(SessionResult & { clean: boolean }) | null> {
+  const { from, to: recipients, dsn } = envelope;
+  const { tls, extensions } = session;
+  const replies = new Map<string, SmtpReply>();
+  // RFC 6531 §3.4: without SMTPUTF8 an 8-bit address cannot be given to the host at all.
+  const refuseUtf8 = (address: string): SmtpReply =>
+    status(553, '5.6.7', `${target.host} does not announce SMTPUTF8, so <${address}> cannot be delivered to it`);
+  if (!extensions.has('SMTPUTF8') && NON_ASCII.test(from)) {
+    for (const recipient of recipients) replies.set(recipient, refuseUtf8(from));
+    return { kind: 'answered', tls, replies, clean: true };
+  }
+  const sendable = recipients.filter((recipient) => {
+    if (extensions.has('SMTPUTF8') || !NON_ASCII.test(recipient)) return true;
+    replies.set(recipient, refuseUtf8(recipient));
+    return false;
+  });
+  const { eightBit } = message;
+  if (sendable.length === 0 || (eightBit && !extensions.has('8BITMIME'))) {
+    // The message is made 7-bit before signing; an 8-bit one here is our mistake, not the host's (RFC 6152 §3).
+    const own = status(451, '4.6.3', `the message has 8-bit content but ${target.host} does not announce 8BITMIME`);
+    for (const recipient of sendable) replies.set(recipient, own);
+    return { kind: 'answered', tls, replies, clean: true };
+  }
+  // The connection itself failing (lost, timed out) fails the session, as it would before MAIL FROM: the next address is tried.
+  let lost: SendError | null = null;
+  const onError = (err: SendError): void => void (lost ??= err);
+  session.connection.on('error', onError);
+  const outcome = await sendTransaction(session.connection, { from, to: sendable, dsn }, message);
+  session.connection.off('error', onError);
+  if (!outcome.ok) {
+    const { err } = outcome;
+    if (kept && outcome.unanswered && lost) return null;
+    if (lost) {
+      const failure = failureReply(lost, { kind: 'mx', hop: target, requireTLS: target.requireTLS, transaction: false });
+      return { kind: 'failed', reply: plainReply(failure), tlsFailed: failure.tlsFailed, loop: false, clean: false };
+    }
+    for (const rejected of err.rejectedErrors ?? []) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
+    const all = transactionFailure(err, target);
+    for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, all);
+    return { kind: 'answered', tls, replies, clean: false };
+  }
+  const { info } = outcome;
+  for (const rejected of info.rejectedErrors) replies.set(rejectedRecipient(rejected), recipientReply(rejected, target));
+  const accepted = hostReply(info.response, target, info.command) ?? {
+    ...status(250, '2.0.0', 'Ok'),
+    remote: { host: target.host, address: target.address },
+    command: info.command,
+  };
+  const text = `Delivered to ${target.host} [${target.address}]: ${accepted.text}`.trim();
+  for (const recipient of info.accepted) replies.set(recipient, { ...accepted, text });
+  for (const recipient of sendable) if (!replies.has(recipient)) replies.set(recipient, transactionFailure({ message: 'no reply for this recipient' }, target));
+  return { kind: 'answered', tls, replies, clean: true };
+}
+
+/** The session handed back when asked for and fit for another transaction; else ended. */
+async function finish(
+  session: OpenSession,
+  { clean, ...result }: SessionResult & { clean?: boolean },
+  keep: boolean,
+): Promise<SessionResult & { session?: OpenSession }> {
+  if (keep && clean && result.kind === 'answered' && !session.connection.destroyed) return { ...result, session };
+  await end(session.connection, result.kind === 'answered');
+  return result;
+}
+
+/** QUIT (or just close); resolves once the socket is closed, so a connection slot is free only when the connection is gone. */
+export function end(connection: SMTPConnection, quit: boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connectionSocket(connection);
+    if (quit && !connection.destroyed) connection.quit();
+    else connection.close();
+    if (!socket || socket.destroyed) return resolve();
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, CLOSE_WAIT_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
     });
   });
 }

@@ -20,7 +20,8 @@ import { MxLookup } from './mx-lookup.ts';
 import { status } from './mx-reply.ts';
 import { combinedReply, replyLine, type RecipientReply, type SmtpReply } from '../smtp/reply.ts';
 import { destination, groupByDomain, orderExchanges } from './mx-route.ts';
-import { runSession, type SessionMessage, type SessionTarget } from './mx-session.ts';
+import { end, runSession, type OpenSession, type SessionMessage, type SessionResult, type SessionTarget } from './mx-session.ts';
+import { sameKey, SessionCache, type Kept, type SessionKey } from './session-cache.ts';
 import { targetVerdict, type RelaySelf } from './mx-targets.ts';
 import type { Envelope, EnvelopeDsn, Upstream, UpstreamReply } from './upstream.ts';
 
@@ -39,6 +40,14 @@ export interface MxOptions {
   relay?: () => { names: string[]; listeners: RelaySelf['listeners'] };
   /** This host's interface addresses; the machine's by default. */
   localAddresses?: () => string[];
+  /** The clock of the session cache's reuse limits. */
+  now?: () => number;
+}
+
+/** A session handed, with its slot, to a connection waiting for the same domain. */
+interface Handed {
+  key: SessionKey;
+  kept: Kept<OpenSession>;
 }
 
 /** The addresses of this machine's network interfaces, without an IPv6 zone ("fe80::1%eth0"). */
@@ -55,7 +64,9 @@ export class MxUpstream implements Upstream {
   private readonly config: MxConfig;
   private readonly logger: Logger;
   private readonly lookup: MxLookup;
-  private readonly limits: DestinationLimits;
+  private readonly limits: DestinationLimits<Handed>;
+  private readonly sessions: SessionCache<OpenSession>;
+  private readonly now: () => number;
   private readonly heloName: string;
   private readonly random: () => number;
   private readonly allowed: NetworkList;
@@ -73,6 +84,8 @@ export class MxUpstream implements Upstream {
     this.localAddresses = options.localAddresses ?? interfaceAddresses;
     this.lookup = new MxLookup(config.resolver);
     this.limits = new DestinationLimits(config.maxConnections, config.maxConnectionsPerDomain);
+    this.now = options.now ?? Date.now;
+    this.sessions = new SessionCache((session) => end(session.connection, true), this.now);
     this.name = `mx port ${config.port}`;
     this.traits = { dualSign: config.dualSign, eightBitMime: false, smtpUtf8: false };
   }
@@ -94,6 +107,43 @@ export class MxUpstream implements Upstream {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.sessions.close();
+  }
+
+  /**
+   * A session kept for `key`, or a connection slot for `domain`: free now,
+   * freed by ending an idle session, handed over (with its session, used when
+   * it was made for the same key) or the first to come free in time.
+   */
+  private async slot(key: SessionKey): Promise<{ release: () => void; kept?: Kept<OpenSession> } | null> {
+    const { domain } = key;
+    const kept = this.sessions.take(key);
+    if (kept) return { release: kept.release, kept };
+    const now = this.limits.tryAcquire(domain);
+    if (now) return { release: now };
+    this.sessions.freeSlotFor(domain, this.limits.open(domain) >= this.config.maxConnectionsPerDomain);
+    const granted = await this.limits.acquire(domain, this.config.timeoutSeconds * 1000);
+    if (!granted) return null;
+    const { release, handed } = granted;
+    if (handed && sameKey(handed.key, key)) return { release, kept: { ...handed.kept, release } };
+    // Made for another host or TLS policy of the same domain: ended, and its slot is ours.
+    if (handed) await end(handed.kept.session.connection, true);
+    return { release };
+  }
+
+  /** After a session: handed to a connection waiting for its domain, kept for the next message, or ended and its slot freed. */
+  private afterSession(
+    key: SessionKey,
+    session: OpenSession | undefined,
+    { release, kept }: { release: () => void; kept?: Kept<OpenSession> | undefined },
+  ): void {
+    if (!session) return release();
+    const next = kept && session === kept.session ? { ...kept, uses: kept.uses + 1 } : { session, release, openedAt: this.now(), uses: 1 };
+    if (this.closed || !this.sessions.reusable(next)) return void end(session.connection, true).finally(release);
+    if (this.limits.handOver(key.domain, release, { key, kept: next })) return;
+    // Connections wait for other domains: the slot is theirs.
+    if (this.limits.contended) return void end(session.connection, true).finally(release);
+    this.sessions.park(key, next);
   }
 
   /** Every name this relay goes by: an MX or a greeting with one of them is the relay itself. */
@@ -178,8 +228,9 @@ export class MxUpstream implements Upstream {
             plaintext,
             timeoutMs: this.config.timeoutSeconds * 1000,
           };
-          const release = await this.limits.acquire(domain, this.config.timeoutSeconds * 1000);
-          if (!release) {
+          const key: SessionKey = { domain, host: host.name, address, port: target.port, requireTLS: target.requireTLS, plaintext };
+          const slot = await this.slot(key);
+          if (!slot) {
             last = status(
               451,
               '4.4.5',
@@ -187,7 +238,14 @@ export class MxUpstream implements Upstream {
             );
             break hosts;
           }
-          const result = await runSession(target, { from, to: pending, dsn }, message).finally(release);
+          let result: SessionResult & { session?: OpenSession };
+          try {
+            result = await runSession(target, { from, to: pending, dsn }, message, { kept: slot.kept?.session, keep: !this.closed });
+          } catch (err) {
+            slot.release();
+            throw err;
+          }
+          this.afterSession(key, result.session, slot);
           if (result.kind === 'failed') {
             this.logger.warn(
               { upstream: 'mx', domain, host: host.name, address, port: this.config.port, reason: replyLine(result.reply) },

@@ -1,6 +1,6 @@
-// The `smtp` upstream: a smart host reached through a pooled nodemailer
-// transport (smtp-server holds each new connection's greeting 100 ms, so
-// pooling is what makes throughput).
+// The `smtp` upstream: a smart host, over connections kept and reused
+// (connection-pool.ts), each transaction written in one go with the message's
+// octets as they are (transaction.ts).
 //
 // What the host takes (8BITMIME, SMTPUTF8) is learned from its EHLO: a probe
 // at start-up, again when the answer is older than REFRESH_MS (started by a
@@ -11,30 +11,20 @@
 // are when that connection takes them, else re-encoded and signed again for
 // it, else deferred (see hop-form.ts).
 import { isIP } from 'node:net';
-import nodemailer, { type Transporter } from 'nodemailer';
 import type { UpstreamConfig } from '../config/schema.ts';
-import { Readable } from 'node:stream';
-import { octetStream, type Octets } from '../message/octets.ts';
+import type { Octets } from '../message/octets.ts';
 import type { Logger } from '../common/logger.ts';
 import type { UpstreamTraits } from '../pipeline/pipeline.ts';
+import { ConnectionPool } from './connection-pool.ts';
 import { probeExtensions, type ProbeTarget } from './extension-probe.ts';
 import type { HopExtensions } from './hop-form.ts';
-import { MessageForms, type PreparationDeps } from './hop-preparation.ts';
+import { MessageForms, type Prepared, type PreparationDeps } from './hop-preparation.ts';
 import { failureReply, plainReply, type FailureReply, type SendError, type UpstreamSide } from './failure-reply.ts';
 import { extensionsOf, LearnedExtensions, type Extensions } from './learned-extensions.ts';
-import {
-  announcedExtensions,
-  choosePerConnection,
-  connectionSocket,
-  envelopeAddress,
-  pooledConnections,
-  RCPT_DSN,
-  type ConnectionMessage,
-  type RcptDsn,
-  type SMTPConnection,
-} from '../smtp/nodemailer-internals.ts';
+import { announcedExtensions, connectionSocket, envelopeAddress, SMTPConnection } from '../smtp/nodemailer-internals.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { combinedReply, parseReply, replyLine, replyText, type RemoteHost, type SmtpReply } from '../smtp/reply.ts';
+import { sendTransaction } from './transaction.ts';
 import { forAll, type Envelope, type OwnSignature, type Upstream, type UpstreamReply } from './upstream.ts';
 
 type SmtpConfig = Extract<UpstreamConfig, { type: 'smtp' }>;
@@ -44,23 +34,15 @@ export const REFRESH_MS = 5 * 60_000;
 export const RETRY_MS = 30_000;
 /** Messages arriving before the first answer wait for it at most this long. */
 const FIRST_ANSWER_WAIT_MS = 10_000;
-
-/** Why a send failed before anything of it reached the host: the message does not fit this connection now. */
-class NotForThisConnection extends Error {
-  readonly reply: SmtpReply;
-  constructor(reply: SmtpReply) {
-    super(reply.text);
-    this.reply = reply;
-  }
-}
+const NON_ASCII = /[^\x00-\x7f]/;
 
 export class SmtpUpstream implements Upstream {
   readonly name;
-  private readonly transport: Transporter;
+  private readonly pool: ConnectionPool;
+  private readonly connectionOptions: ConstructorParameters<typeof SMTPConnection>[0];
   private readonly side: UpstreamSide;
   private readonly probeTarget: ProbeTarget;
   private readonly learned: LearnedExtensions;
-  private readonly seen = new WeakSet<SMTPConnection>();
   private probing: Promise<void> | null = null;
   private readonly firstAnswer: Promise<void>;
   private closed = false;
@@ -105,30 +87,20 @@ export class SmtpUpstream implements Upstream {
       tls,
       timeoutMs: timeout,
     };
-    this.transport = nodemailer.createTransport({
+    this.connectionOptions = {
       host: config.host,
       port: config.port,
       secure: config.secure,
       requireTLS: config.requireTLS,
-      auth: config.auth,
-      // Without it nodemailer skips a login the host does not offer and sends unauthenticated.
-      forceAuth: config.auth !== undefined,
       name: config.name,
-      pool: true,
-      maxConnections: config.maxConnections,
-      // nodemailer closes a pooled connection after 100 messages by default; the message that
-      // meets the new one waits for its greeting (smtp-server holds it 100 ms, Postfix's
-      // postscreen longer). Connections are kept instead, as Postfix's smtp reuses its own;
-      // one the host closes is opened again when needed.
-      maxMessages: Infinity,
       tls,
       connectionTimeout: timeout,
       greetingTimeout: timeout,
+      // Also how long a kept connection may stay idle before it is closed.
       socketTimeout: timeout,
       logger: false,
-    });
-    choosePerConnection(this.transport);
-    this.transport.on('error', (err) => logger.warn({ err: err.message, upstream: this.name }, 'upstream pool error'));
+    };
+    this.pool = new ConnectionPool(() => this.open(), config.maxConnections);
     this.learned = new LearnedExtensions(REFRESH_MS, RETRY_MS);
     const first = this.probe();
     this.firstAnswer = Promise.race([first, new Promise<void>((resolve) => setTimeout(resolve, FIRST_ANSWER_WAIT_MS).unref())]);
@@ -146,41 +118,87 @@ export class SmtpUpstream implements Upstream {
   async deliver(envelope: Envelope, message: Octets, signedBy?: readonly OwnSignature[]): Promise<UpstreamReply> {
     this.probeIfDue();
     const forms = new MessageForms(this.preparation, { envelope, octets: message, signedBy, dualSign: this.config.dualSign });
-    /** The host as the connection that carries the message reached it: where its replies come from. */
-    let remote: RemoteHost | undefined;
+    // The addresses as RCPT TO names them, which refusals name too.
+    const to = envelope.to.map(sentAddress);
+    const sent: Envelope = { ...envelope, from: sentAddress(envelope.from), to, ...sentDsn(envelope) };
     try {
-      const info = await this.transport.sendMail({
-        envelope: { from: envelope.from, to: envelope.to, ...rcptDsn(envelope) },
-        raw: UNPREPARED(),
-        forConnection: (connection: SMTPConnection) => {
-          const address = connectionSocket(connection)?.remoteAddress;
-          remote = address ? { host: this.config.host, address } : undefined;
-          return this.forConnection(connection, forms);
-        },
-        // nodemailer sends these only when the host announces DSN (RFC 3461 §4).
-        ...(envelope.dsn ? { dsn: { ret: envelope.dsn.ret, envid: envelope.dsn.envid } } : {}),
-      } as never);
-      this.learnFromConnections();
-      const ok = parseReply(info.response, { remote, command: 'DATA' }) ?? { code: 250, enhanced: '2.0.0', text: 'Ok' };
-      const rejected = (info.rejectedErrors ?? []) as SendError[];
-      if (rejected.length === 0) return { ...ok, recipients: envelope.to.map((address) => ({ address, reply: ok })) };
-      return this.refused(envelope, rejected, ok, remote);
-    } catch (caught) {
-      this.learnFromConnections();
-      if (caught instanceof NotForThisConnection) return forAll(envelope, caught.reply);
-      const err = caught as SendError;
-      if (err.rejectedErrors?.length) return this.refused(envelope, err.rejectedErrors, null, remote);
-      return forAll(envelope, this.failed([failureReply(err, { kind: 'smart-host', side: this.side, remote })], err));
+      // A kept connection the host closed before it took anything of the message: another one takes it.
+      for (let attempt = 1; ; attempt++) {
+        let lease;
+        try {
+          lease = await this.pool.acquire();
+        } catch (caught) {
+          const err = caught as SendError;
+          return forAll(envelope, this.failed([failureReply(err, { kind: 'smart-host', side: this.side })], err));
+        }
+        const { connection, reused } = lease;
+        const address = connectionSocket(connection)?.remoteAddress;
+        /** The host as the connection that carries the message reached it: where its replies come from. */
+        const remote: RemoteHost | undefined = address ? { host: this.config.host, address } : undefined;
+        const prepared = await this.forConnection(connection, forms);
+        if (!prepared.ok) {
+          this.pool.release(connection, true);
+          return forAll(envelope, prepared.reply);
+        }
+        const outcome = await sendTransaction(connection, sent, { octets: prepared.octets, eightBit: prepared.eightBit });
+        if (outcome.ok) {
+          this.pool.release(connection, true);
+          const { info } = outcome;
+          const ok = parseReply(info.response, { remote, command: info.command }) ?? { code: 250, enhanced: '2.0.0', text: 'Ok' };
+          if (info.rejectedErrors.length === 0) return { ...ok, recipients: envelope.to.map((address) => ({ address, reply: ok })) };
+          return this.refused(envelope, to, info.rejectedErrors, ok, remote);
+        }
+        const { err } = outcome;
+        this.releaseAfter(connection, err);
+        if (reused && outcome.unanswered && attempt === 1 && closedByHost(err)) continue;
+        if (err.rejectedErrors?.length) return this.refused(envelope, to, err.rejectedErrors, null, remote);
+        return forAll(envelope, this.failed([failureReply(err, { kind: 'smart-host', side: this.side, remote })], err));
+      }
     } finally {
       await forms.release();
     }
+  }
+
+  /** A connection ready for MAIL FROM: greeted, TLS as configured, logged in; its EHLO answer learned. */
+  private open(): Promise<SMTPConnection> {
+    return new Promise((resolve, reject) => {
+      const connection = new SMTPConnection(this.connectionOptions);
+      let settled = false;
+      const settle = (err: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        if (!err) {
+          this.record(announcedExtensions(connection), 'delivery connection');
+          return resolve(connection);
+        }
+        connection.close();
+        reject(err);
+      };
+      // Once it is open, a failure goes to the transaction under way, if any; an idle one is dropped from the pool.
+      connection.on('error', (err: Error) => settle(err));
+      connection.once('end', () => settle(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION', command: 'CONN' })));
+      connection.connect((err) => {
+        if (err) return settle(err);
+        const auth = this.config.auth;
+        // Always, when configured: a host that does not offer AUTH is not sent to unauthenticated.
+        if (!auth) return settle(null);
+        connection.login({ user: auth.user, credentials: { user: auth.user, pass: auth.pass } } as never, (loginErr) => settle(loginErr ?? null));
+      });
+    });
+  }
+
+  /** After a failed transaction: a refusal leaves the session usable once reset; anything else ends it. */
+  private releaseAfter(connection: SMTPConnection, err: SendError): void {
+    const refused = (err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== 421 && !connection.destroyed;
+    if (!refused) return this.pool.release(connection, false);
+    connection.reset((resetErr) => this.pool.release(connection, !resetErr));
   }
 
   /**
    * Some recipients refused at RCPT TO (all of them when `accepted` is null):
    * each keeps its own refusal, the others what the transaction got.
    */
-  private refused(envelope: Envelope, rejected: SendError[], accepted: SmtpReply | null, remote: RemoteHost | undefined): UpstreamReply {
+  private refused(envelope: Envelope, to: string[], rejected: SendError[], accepted: SmtpReply | null, remote: RemoteHost | undefined): UpstreamReply {
     const refusals = new Map<string, FailureReply>();
     for (const r of rejected) {
       const via = { kind: 'smart-host' as const, side: this.side, remote };
@@ -195,13 +213,12 @@ export class SmtpUpstream implements Upstream {
       return reply && plainReply(reply);
     };
     const fallback = accepted ?? combinedReply([...refusals].map(([address, reply]) => ({ address, reply: plainReply(reply) })));
-    const recipients = envelope.to.map((address) => ({ address, reply: own(address) ?? fallback }));
+    const recipients = envelope.to.map((address, at) => ({ address, reply: own(to[at]!) ?? fallback }));
     return { ...combinedReply(recipients), recipients };
   }
 
   /** What goes out on this connection, decided from its own EHLO answer, before MAIL FROM. */
-  private async forConnection(connection: SMTPConnection, forms: MessageForms): Promise<ConnectionMessage | Error> {
-    this.learnFrom(connection);
+  private async forConnection(connection: SMTPConnection, forms: MessageForms): Promise<Prepared> {
     const hop = this.withOverride(extensionsOf(announcedExtensions(connection)));
     const prepared = await forms.form(hop, `Upstream ${this.config.host}`);
     if (!prepared.ok) {
@@ -209,15 +226,13 @@ export class SmtpUpstream implements Upstream {
         { upstream: this.name, ...hop, reply: replyLine(prepared.reply) },
         'message deferred: it does not fit what this upstream connection announced',
       );
-      return new NotForThisConnection(prepared.reply);
-    }
-    if (prepared.reencoded) {
+    } else if (prepared.reencoded) {
       this.logger.info(
         { upstream: this.name, ...hop, signatures: prepared.signatures, changes: prepared.changes },
         're-encoded and signed again for this upstream connection',
       );
     }
-    return { raw: octetStream(prepared.octets), size: prepared.octets.size, use8BitMime: prepared.eightBit };
+    return prepared;
   }
 
   /** What the host takes: as announced, with delivery.upstream.eightBitMime's override. */
@@ -230,7 +245,7 @@ export class SmtpUpstream implements Upstream {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.transport.close();
+    this.pool.close();
   }
 
   /** Learns the extensions again when a refusal asks for it; logs a failure on the relay's side once. */
@@ -271,17 +286,6 @@ export class SmtpUpstream implements Upstream {
     return this.probing;
   }
 
-  /** A delivery connection opened since we last looked has a fresh EHLO answer. */
-  private learnFromConnections(): void {
-    for (const connection of pooledConnections(this.transport)) this.learnFrom(connection);
-  }
-
-  private learnFrom(connection: SMTPConnection): void {
-    if (this.seen.has(connection)) return;
-    this.seen.add(connection);
-    this.record(announcedExtensions(connection), 'delivery connection');
-  }
-
   private record(extensions: string[], source: string): void {
     const first = !this.learned.known;
     const changed = this.learned.answer(extensions, this.now());
@@ -295,17 +299,22 @@ export class SmtpUpstream implements Upstream {
   }
 }
 
-/** Each recipient's NOTIFY and ORCPT, by the address its RCPT TO will name. */
-function rcptDsn(envelope: Envelope): { [RCPT_DSN]?: Map<string, RcptDsn> } {
-  const own = envelope.dsn?.recipients;
-  if (!own) return {};
-  return { [RCPT_DSN]: new Map([...own].map(([address, dsn]) => [envelopeAddress(address), dsn])) };
+/**
+ * The address as RCPT TO names it: an internationalized domain after an ASCII
+ * local part goes as its A-labels, as it always has to the smart host.
+ */
+function sentAddress(address: string): string {
+  return NON_ASCII.test(address) ? envelopeAddress(address) : address;
 }
 
-/** What nodemailer is given to send until the connection's own form replaces it: read without that, it fails the send. */
-const UNPREPARED = (): Readable =>
-  new Readable({
-    read() {
-      this.destroy(new Error('the message was not prepared for the upstream connection'));
-    },
-  });
+/** Each recipient's NOTIFY and ORCPT, by the address its RCPT TO will name. */
+function sentDsn(envelope: Envelope): Pick<Envelope, 'dsn'> {
+  const { dsn } = envelope;
+  if (!dsn?.recipients) return {};
+  return { dsn: { ...dsn, recipients: new Map([...dsn.recipients].map(([address, own]) => [sentAddress(address), own])) } };
+}
+
+/** The host closed the connection (or said it would, 421) before answering for the message. */
+function closedByHost(err: SendError): boolean {
+  return err.responseCode === 421 || (!err.responseCode && (err.code === 'ECONNECTION' || err.code === 'ESOCKET'));
+}

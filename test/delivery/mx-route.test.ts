@@ -110,7 +110,7 @@ describe('DestinationLimits', () => {
     const a2 = limits.acquire('a.example', 5000).then((r) => (served.push('a2'), r));
     const c1 = limits.acquire('c.example', 5000).then((r) => (served.push('c1'), r));
     b1();
-    (await c1)!();
+    (await c1)!.release();
     assert.deepEqual(served, ['c1'], 'c.example got the free slot; a.example is still at its limit');
     a1();
     assert.ok(await a2);

@@ -110,3 +110,98 @@ export const MESSAGE = [
   'Grüße aus der Lohnbuchhaltung',
   '',
 ].join('\r\n');
+
+/**
+ * A host that announces PIPELINING and CHUNKING (RFC 3030) and takes messages
+ * only by BDAT; DATA is refused, so a message that arrives came by BDAT. A
+ * recipient whose local part starts with "nobody" is refused (550). Records
+ * each command with the number of the connection it came on, and each
+ * message's octets exactly as the chunks carried them.
+ */
+export async function startChunkingUpstream(): Promise<{
+  port: number;
+  commands: { connection: number; line: string }[];
+  received: Received[];
+  dropConnections(): void;
+  close(): Promise<void>;
+}> {
+  const commands: { connection: number; line: string }[] = [];
+  const received: Received[] = [];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((socket) => {
+    const connection = ++connections;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.write('220 chunky.test ESMTP\r\n');
+    let pending = Buffer.alloc(0);
+    let from = '';
+    let to: string[] = [];
+    let chunks: Buffer[] = [];
+    /** Octets of a BDAT chunk still to come, and whether it is the last. */
+    let chunk: { left: number; last: boolean } | null = null;
+    const reset = (): void => {
+      from = '';
+      to = [];
+      chunks = [];
+    };
+    socket.on('data', (data: Buffer) => {
+      pending = Buffer.concat([pending, data]);
+      for (;;) {
+        if (chunk) {
+          const take = Math.min(chunk.left, pending.length);
+          chunks.push(pending.subarray(0, take));
+          pending = pending.subarray(take);
+          chunk.left -= take;
+          if (chunk.left > 0) return;
+          const { last } = chunk;
+          chunk = null;
+          if (to.length === 0) socket.write('554 5.5.1 No valid recipients\r\n');
+          else if (!last) socket.write('250 2.0.0 chunk taken\r\n');
+          else {
+            received.push({ from, to, raw: Buffer.concat(chunks) });
+            socket.write(`250 2.0.0 Ok: ${received.length}\r\n`);
+          }
+          if (last) reset();
+          continue;
+        }
+        const end = pending.indexOf('\r\n');
+        if (end < 0) return;
+        const line = pending.subarray(0, end).toString('latin1');
+        pending = pending.subarray(end + 2);
+        commands.push({ connection, line });
+        const bdat = /^BDAT (\d+)( LAST)?$/i.exec(line);
+        if (/^EHLO/i.test(line)) socket.write('250-chunky.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n');
+        else if (/^MAIL FROM:<([^>]*)>/i.test(line)) {
+          from = /^MAIL FROM:<([^>]*)>/i.exec(line)![1]!;
+          socket.write('250 2.1.0 Ok\r\n');
+        } else if (/^RCPT TO:<([^>]*)>/i.test(line)) {
+          const address = /^RCPT TO:<([^>]*)>/i.exec(line)![1]!;
+          if (address.startsWith('nobody')) socket.write('550 5.1.1 No such user\r\n');
+          else {
+            to.push(address);
+            socket.write('250 2.1.5 Ok\r\n');
+          }
+        } else if (bdat) chunk = { left: Number(bdat[1]), last: bdat[2] !== undefined };
+        else if (/^RSET/i.test(line)) {
+          reset();
+          socket.write('250 2.0.0 Ok\r\n');
+        } else if (/^QUIT/i.test(line)) return void socket.end('221 bye\r\n');
+        else socket.write('502 5.5.2 Only BDAT here\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    commands,
+    received,
+    dropConnections: () => sockets.forEach((s) => s.destroy()),
+    close: () =>
+      new Promise((resolve) => {
+        sockets.forEach((s) => s.destroy());
+        server.close(() => resolve());
+      }),
+  };
+}

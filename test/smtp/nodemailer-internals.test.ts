@@ -59,25 +59,29 @@ test("RCPT TO gets each recipient's own NOTIFY and ORCPT, and only from a host t
   assert.equal(internals.envelopeAddress('plain@example.net'), 'plain@example.net');
 });
 
-test('choosePerConnection: the message is chosen on the pooled connection after its EHLO, before MAIL FROM; an Error sends nothing and frees the connection', async () => {
+test('CHUNKING, which nodemailer does not read, is read from the EHLO answer', () => {
+  const connection = Object.assign(Object.create(internals.SMTPConnection.prototype), { _supportedExtensions: [], _supportedAuth: [] }) as {
+    _parseEhloExtensions(reply: string): void;
+  };
+  connection._parseEhloExtensions('250-mx.example.net\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME');
+  assert.deepEqual(internals.announcedExtensions(connection as never).sort(), ['8BITMIME', 'CHUNKING', 'PIPELINING']);
+});
+
+test('sendPipelined: one transaction after another on the same connection, replies read as send() reads them', async () => {
   const { SMTPServer } = await import('smtp-server');
-  const nodemailer = (await import('nodemailer')).default;
-  const { Readable } = await import('node:stream');
   const commands: string[] = [];
   const bodies: string[] = [];
-  let connections = 0;
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
     logger: false,
-    size: 1_000_000, // announces SIZE, so MAIL FROM carries the chosen message's size
-    onConnect(_session, callback) {
-      connections++;
-      callback();
-    },
+    size: 1_000_000, // announces SIZE, so MAIL FROM carries the message's size
     onMailFrom(address, _session, callback) {
       commands.push(`MAIL ${address.address} ${JSON.stringify(address.args)}`);
       callback();
+    },
+    onRcptTo(address, _session, callback) {
+      callback(address.address.startsWith('no') ? Object.assign(new Error('No such user'), { responseCode: 550 }) : undefined);
     },
     onData(stream, _session, callback) {
       const chunks: Buffer[] = [];
@@ -90,32 +94,40 @@ test('choosePerConnection: the message is chosen on the pooled connection after 
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.server.address() as { port: number }).port;
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, pool: true, maxConnections: 1, logger: false });
-  internals.choosePerConnection(transport);
+  const connection = new internals.SMTPConnection({ host: '127.0.0.1', port, logger: false });
   try {
-    const seen: string[][] = [];
-    const message = 'Subject: chosen\r\n\r\nbody\r\n';
-    const forConnection: internals.ForConnection = async (connection) => {
-      seen.push(internals.announcedExtensions(connection));
-      return { raw: Readable.from([Buffer.from(message)]), size: message.length, use8BitMime: true };
-    };
-    await transport.sendMail({ envelope: { from: 'a@example.com', to: ['b@example.net'] }, raw: 'never sent\r\n', forConnection } as never);
-    assert.ok(seen[0]!.includes('8BITMIME'), 'the connection had answered EHLO');
-    assert.deepEqual(bodies, [message]);
-    assert.match(commands[0]!, /"BODY":"8BITMIME"/);
-    assert.match(commands[0]!, new RegExp(`"SIZE":"${message.length}"`));
-
-    const refusal = new Error('not for this connection');
-    await assert.rejects(
-      transport.sendMail({ envelope: { from: 'c@example.com', to: ['d@example.net'] }, raw: 'x\r\n', forConnection: async () => refusal } as never),
-      (err) => err === refusal,
+    await new Promise<void>((resolve, reject) => connection.connect((err) => (err ? reject(err) : resolve())));
+    assert.ok(internals.announcedExtensions(connection).includes('PIPELINING'));
+    const body = 'Subject: x\r\n\r\nbody\r\n';
+    const send = (to: string[]) =>
+      new Promise<{ err: Error | null; info?: internals.PipelinedInfo }>((resolve) =>
+        internals.sendPipelined(
+          connection,
+          { from: 'a@example.com', to, size: body.length, use8BitMime: true },
+          false,
+          async (socket) => void socket.write(`${body}.\r\n`),
+          (err, info) => resolve({ err, info }),
+        ),
+      );
+    const first = await send(['b@example.net', 'nobody@example.net']);
+    assert.equal(first.err, null);
+    assert.deepEqual(first.info!.accepted, ['b@example.net']);
+    assert.match(first.info!.response, /^250 /);
+    assert.deepEqual(
+      first.info!.rejectedErrors!.map((e) => [(e as { recipient?: string }).recipient, (e as { command?: string }).command]),
+      [['nobody@example.net', 'RCPT TO']],
     );
-    assert.equal(commands.length, 1, 'no MAIL FROM for the refused message');
-
-    await transport.sendMail({ envelope: { from: 'e@example.com', to: ['f@example.net'] }, raw: 'x\r\n', forConnection } as never);
-    assert.deepEqual([bodies.length, connections], [2, 1], 'the same connection carries the next message');
+    assert.match(commands[0]!, /"BODY":"8BITMIME"/);
+    assert.match(commands[0]!, new RegExp(`"SIZE":"${body.length}"`));
+    const refused = await send(['nobody@example.net']);
+    assert.equal((refused.err as { code?: string }).code, 'EENVELOPE');
+    assert.equal((refused.err as { rejectedErrors?: unknown[] }).rejectedErrors?.length, 1);
+    await new Promise<void>((resolve, reject) => connection.reset((err) => (err ? reject(err) : resolve())));
+    const third = await send(['c@example.net']);
+    assert.equal(third.err, null);
+    assert.deepEqual(bodies, [body, body], 'the refused transaction sent no message');
   } finally {
-    transport.close();
+    connection.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
