@@ -2,7 +2,8 @@
 // and direct delivery: the message's octets go out as they are, read chunk
 // by chunk, never composed again. A host announcing PIPELINING (RFC 2920)
 // gets the envelope and DATA in one write, or BDAT (RFC 3030) when it
-// announces CHUNKING, which needs no dot-stuffing at all; any other host
+// announces CHUNKING, which needs no dot-stuffing at all (up to a size where
+// a refused envelope would waste the transfer); any other host
 // gets nodemailer's one command at a time.
 import type { Socket } from 'node:net';
 import { octetStream, type Octets } from '../message/octets.ts';
@@ -34,6 +35,13 @@ export type TransactionOutcome =
    */
   | { ok: false; err: SendError; unanswered: boolean };
 
+/**
+ * BDAT goes out behind MAIL and RCPT without waiting for their replies (RFC
+ * 3030 §4.2), so a refused envelope wastes the whole body: a larger message
+ * goes by DATA, whose text waits for the 354 that follows accepted recipients.
+ */
+export const PIPELINED_BDAT_MAX = 1024 * 1024;
+
 /** `envelope.to`: the addresses as RCPT TO names them. Never rejects. */
 export function sendTransaction(connection: SMTPConnection, envelope: Envelope, message: TransactionMessage): Promise<TransactionOutcome> {
   const announced = announcedExtensions(connection);
@@ -58,7 +66,7 @@ export function sendTransaction(connection: SMTPConnection, envelope: Envelope, 
       connection.send(sent as never, octetStream(message.octets), reported as never);
       return;
     }
-    const chunked = announced.includes('CHUNKING');
+    const chunked = announced.includes('CHUNKING') && message.octets.size <= PIPELINED_BDAT_MAX;
     const write = (socket: Socket): Promise<void> => (chunked ? writeOctets(socket, message.octets) : writeDotStuffed(socket, message.octets));
     sendPipelined(connection, sent, chunked, write, done(chunked ? 'BDAT' : 'DATA'));
   });

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { pino } from 'pino';
 import { configSchema } from '../../src/config/schema.ts';
 import { SmtpUpstream } from '../../src/delivery/smtp-upstream.ts';
-import { DotStuffing } from '../../src/delivery/transaction.ts';
+import { DotStuffing, PIPELINED_BDAT_MAX } from '../../src/delivery/transaction.ts';
 import { storeResolver } from '../../src/keys/resolver.ts';
 import { bufferOctets } from '../../src/message/octets.ts';
 import { verifyMessage } from '../../src/signing/verify.ts';
@@ -68,6 +68,29 @@ test('a smart host announcing CHUNKING gets each message by BDAT, octets as they
     const after = await upstream.deliver({ from: 'payroll@example.com', to: ['carol@example.net'] }, message);
     assert.equal(after.code, 250, after.text);
     assert.equal(up.received.length, 3);
+  } finally {
+    await upstream.close();
+    await up.close();
+  }
+});
+
+test('a message larger than a pipelined BDAT should carry goes by DATA to a CHUNKING host: a refused envelope costs no body', async () => {
+  const up = await startChunkingUpstream(true);
+  const upstream = smartHost(up.port);
+  try {
+    await upstream.ready();
+    const probe = up.commands.at(-1)!.connection;
+    const line = 'x'.repeat(76) + '\r\n';
+    const big = Buffer.from(MESSAGE + line.repeat(Math.ceil(PIPELINED_BDAT_MAX / line.length) + 1));
+    const refused = await upstream.deliver({ from: 'payroll@example.com', to: ['nobody@example.net'] }, bufferOctets(big));
+    assert.deepEqual([refused.code, refused.enhanced], [550, '5.1.1']);
+    const taken = await upstream.deliver({ from: 'payroll@example.com', to: ['alice@example.net'] }, bufferOctets(big));
+    assert.equal(taken.code, 250, taken.text);
+    assert.equal(taken.command, 'DATA');
+    assert.equal(up.received.length, 1);
+    assert.ok(up.received[0]!.raw.equals(big), 'the octets arrive exactly as given');
+    const verbs = up.commands.filter((c) => c.connection !== probe).map((c) => c.line.split(' ')[0]!.toUpperCase());
+    assert.ok(!verbs.includes('BDAT'), verbs.join(' '));
   } finally {
     await upstream.close();
     await up.close();

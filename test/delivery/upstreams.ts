@@ -113,12 +113,13 @@ export const MESSAGE = [
 
 /**
  * A host that announces PIPELINING and CHUNKING (RFC 3030) and takes messages
- * only by BDAT; DATA is refused, so a message that arrives came by BDAT. A
+ * by BDAT, and by DATA only when `acceptData` (refused otherwise, so a message
+ * that arrives came by BDAT). A
  * recipient whose local part starts with "nobody" is refused (550). Records
  * each command with the number of the connection it came on, and each
  * message's octets exactly as the chunks carried them.
  */
-export async function startChunkingUpstream(): Promise<{
+export async function startChunkingUpstream(acceptData = false): Promise<{
   port: number;
   commands: { connection: number; line: string }[];
   received: Received[];
@@ -141,6 +142,8 @@ export async function startChunkingUpstream(): Promise<{
     let chunks: Buffer[] = [];
     /** Octets of a BDAT chunk still to come, and whether it is the last. */
     let chunk: { left: number; last: boolean } | null = null;
+    /** In DATA's text, until the line with one dot. */
+    let inData = false;
     const reset = (): void => {
       from = '';
       to = [];
@@ -168,6 +171,17 @@ export async function startChunkingUpstream(): Promise<{
         }
         const end = pending.indexOf('\r\n');
         if (end < 0) return;
+        if (inData) {
+          const text = pending.subarray(0, end + 2);
+          pending = pending.subarray(end + 2);
+          if (text.length === 3 && text[0] === 0x2e) {
+            inData = false;
+            received.push({ from, to, raw: Buffer.concat(chunks) });
+            socket.write(`250 2.0.0 Ok: ${received.length}\r\n`);
+            reset();
+          } else chunks.push(text[0] === 0x2e ? text.subarray(1) : text);
+          continue;
+        }
         const line = pending.subarray(0, end).toString('latin1');
         pending = pending.subarray(end + 2);
         commands.push({ connection, line });
@@ -188,7 +202,13 @@ export async function startChunkingUpstream(): Promise<{
           reset();
           socket.write('250 2.0.0 Ok\r\n');
         } else if (/^QUIT/i.test(line)) return void socket.end('221 bye\r\n');
-        else socket.write('502 5.5.2 Only BDAT here\r\n');
+        else if (acceptData && /^DATA$/i.test(line)) {
+          if (to.length === 0) socket.write('554 5.5.1 No valid recipients\r\n');
+          else {
+            inData = true;
+            socket.write('354 go ahead\r\n');
+          }
+        } else socket.write('502 5.5.2 Only BDAT here\r\n');
       }
     });
   });
