@@ -99,6 +99,22 @@ export interface Claim {
   leaseUntil: number;
   /** The d= of the message's first signature, or null when it went unsigned: for the metrics. */
   signingDomain: string | null;
+  /** The d= and s= of every signature the message carries, by domain then selector. */
+  signatures: { domain: string; selector: string }[];
+}
+
+/**
+ * Who takes fresh messages as claims in the transaction that records them
+ * (the queue manager): a message committed while there is room is never read
+ * back to be claimed, and its rows, marked delivering under the claim's
+ * lease, stay the record, so a crash leaves it due again as any claim does.
+ */
+export interface IntakeClaims {
+  leaseMs: number;
+  /** How many fresh messages may be claimed now. */
+  room: () => number;
+  /** The claims, once their transaction has committed. */
+  take: (claims: Claim[]) => void;
 }
 
 export type AttemptOutcome =
@@ -174,6 +190,7 @@ export class QueueIndex {
   /** The connection's `synchronous` setting, switched only when a write needs the other one. */
   #synchronous: 'FULL' | 'NORMAL' = 'FULL';
   #dataVersion: number | undefined;
+  #intakeClaims: IntakeClaims | undefined;
 
   private constructor(file: string, db: Database.Database, options: QueueIndexOptions) {
     this.file = file;
@@ -240,32 +257,45 @@ export class QueueIndex {
     this.#insert(messages, 'FULL');
   }
 
+  /** Fresh messages are claimed for `taker` as they are recorded (see IntakeClaims); undefined stops it. */
+  claimOnIntake(taker: IntakeClaims | undefined): void {
+    this.#intakeClaims = taker;
+  }
+
   #insert(messages: NewMessage[], synchronous: 'FULL' | 'NORMAL'): void {
     const now = this.#now();
+    const taker = synchronous === 'NORMAL' ? this.#intakeClaims : undefined;
+    const room = Math.min(messages.length, Math.max(0, taker?.room() ?? 0));
+    const leaseUntil = now + (taker?.leaseMs ?? 0);
     const insertMessage = this.#stmt(
       `INSERT INTO messages (id, received_at, sender, size, client, ret, envid, sender_domains) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertSignature = this.#stmt(`INSERT OR IGNORE INTO message_signatures (message_id, domain, selector) VALUES (?, ?, ?)`);
     const insertRecipient = this.#stmt(
-      `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
+      `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, claim, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const claims: Claim[] = [];
     try {
       this.#setSynchronous(synchronous);
       this.db
         .transaction(() => {
-          for (const m of messages) {
+          messages.forEach((m, i) => {
             if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
             const receivedAt = m.receivedAt ?? now;
             insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
             for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
-            m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
-          }
+            const token = i < room ? randomBytes(8).toString('hex') : null;
+            const [state, next] = token ? (['delivering', leaseUntil] as const) : (['queued', now] as const);
+            m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, state, token, next, now));
+            if (token) claims.push(freshClaim(m, token, receivedAt, now, leaseUntil));
+          });
         })
         .immediate();
     } catch (err) {
       throw spoolError(err);
     }
     this.#onCommit?.(messages.map((m) => m.id));
+    if (claims.length > 0) taker!.take(claims);
   }
 
   /**
@@ -298,7 +328,7 @@ export class QueueIndex {
             const row = message.get(id) as MessageRow & { signing_domain: string | null };
             const token = randomBytes(8).toString('hex');
             const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
-            return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain };
+            return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain, signatures: this.signaturesOf(id) };
           });
         })
         .immediate(),
@@ -367,6 +397,24 @@ export class QueueIndex {
             changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
           }
           return changed;
+        })
+        .immediate(),
+    );
+  }
+
+  /**
+   * record() for the last results of an attempt, and in the same
+   * transaction the message's rows when it leaves no recipient waiting: the
+   * caller then removes its file. Returns how many were delivered and bounced
+   * when the message was removed, else null.
+   */
+  recordFinal(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
+    return this.#withoutFsync(() =>
+      this.db
+        .transaction(() => {
+          this.record(claim, outcomes);
+          const finished = this.finishedCounts(claim.message.id);
+          return finished && this.remove(claim.message.id) ? finished : null;
         })
         .immediate(),
     );
@@ -561,4 +609,41 @@ function toRecipient(row: RecipientRow): QueuedRecipient {
     delayWarnedAt: row.delay_warned_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** The claim of a message taken in the transaction that recorded it: what claimDue would have read back. */
+function freshClaim(m: NewMessage, token: string, receivedAt: number, now: number, leaseUntil: number): Claim {
+  const signatures = m.signatures
+    .map((s) => ({ domain: s.domain.toLowerCase(), selector: s.selector }))
+    .filter((s, i, all) => all.findIndex((o) => o.domain === s.domain && o.selector === s.selector) === i)
+    .sort((a, b) => (a.domain === b.domain ? compare(a.selector, b.selector) : compare(a.domain, b.domain)));
+  const message: QueuedMessage = {
+    id: m.id,
+    receivedAt,
+    sender: m.sender,
+    size: m.size,
+    client: m.client,
+    ret: m.ret ?? null,
+    envid: m.envid ?? null,
+    hold: null,
+    senderDomains: m.senderDomains ? m.senderDomains.join(' ').split(' ').filter(Boolean) : null,
+  };
+  const recipients = m.recipients.map((r, seq): QueuedRecipient => ({
+    seq,
+    address: r.address,
+    orcpt: r.orcpt ?? null,
+    notify: r.notify?.join(',').split(',') ?? null,
+    state: 'delivering',
+    attempts: 0,
+    nextAttemptAt: leaseUntil,
+    lastReply: null,
+    delayWarnedAt: null,
+    updatedAt: now,
+  }));
+  return { token, message, recipients, leaseUntil, signingDomain: signatures[0]?.domain ?? null, signatures };
+}
+
+/** SQLite's default (BINARY) collation: by code unit for these ASCII names. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
