@@ -191,6 +191,12 @@ export class QueueIndex {
   #synchronous: 'FULL' | 'NORMAL' = 'FULL';
   #dataVersion: number | undefined;
   #intakeClaims: IntakeClaims | undefined;
+  /**
+   * One transaction wrapper for every write, made once: better-sqlite3's
+   * db.transaction() builds four wrapper functions each time it is called,
+   * which cost more than some of the transactions themselves.
+   */
+  readonly #transaction: Database.Transaction<(body: () => unknown) => unknown>;
 
   private constructor(file: string, db: Database.Database, options: QueueIndexOptions) {
     this.file = file;
@@ -204,6 +210,12 @@ export class QueueIndex {
       });
     }, options.groupCommit);
     this.#walSync = new FileSync(`${file}-wal`, options.fsync ?? fsyncWal);
+    this.#transaction = db.transaction((body: () => unknown) => body());
+  }
+
+  /** Runs `body` in one BEGIN IMMEDIATE transaction (a savepoint inside another). */
+  #immediate<T>(body: () => T): T {
+    return this.#transaction.immediate(body) as T;
   }
 
   /** Opens (creating, mode 0600) the index file and brings its schema up to date. */
@@ -277,20 +289,18 @@ export class QueueIndex {
     const claims: Claim[] = [];
     try {
       this.#setSynchronous(synchronous);
-      this.db
-        .transaction(() => {
-          messages.forEach((m, i) => {
-            if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
-            const receivedAt = m.receivedAt ?? now;
-            insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
-            for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
-            const token = i < room ? randomBytes(8).toString('hex') : null;
-            const [state, next] = token ? (['delivering', leaseUntil] as const) : (['queued', now] as const);
-            m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, state, token, next, now));
-            if (token) claims.push(freshClaim(m, token, receivedAt, now, leaseUntil));
-          });
-        })
-        .immediate();
+      this.#immediate(() => {
+        messages.forEach((m, i) => {
+          if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
+          const receivedAt = m.receivedAt ?? now;
+          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
+          for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
+          const token = i < room ? randomBytes(8).toString('hex') : null;
+          const [state, next] = token ? (['delivering', leaseUntil] as const) : (['queued', now] as const);
+          m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, state, token, next, now));
+          if (token) claims.push(freshClaim(m, token, receivedAt, now, leaseUntil));
+        });
+      });
     } catch (err) {
       throw spoolError(err);
     }
@@ -317,21 +327,19 @@ export class QueueIndex {
     );
     // A claim need not survive a crash: start-up makes every `delivering` recipient due again.
     return this.#withoutFsync(() =>
-      this.db
-        .transaction(() => {
-          const ids = new Set<string>();
-          for (const id of dueRecipients.iterate(now) as IterableIterator<string>) {
-            ids.add(id);
-            if (ids.size >= options.limit) break;
-          }
-          return [...ids].map((id) => {
-            const row = message.get(id) as MessageRow & { signing_domain: string | null };
-            const token = randomBytes(8).toString('hex');
-            const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
-            return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain, signatures: this.signaturesOf(id) };
-          });
-        })
-        .immediate(),
+      this.#immediate(() => {
+        const ids = new Set<string>();
+        for (const id of dueRecipients.iterate(now) as IterableIterator<string>) {
+          ids.add(id);
+          if (ids.size >= options.limit) break;
+        }
+        return [...ids].map((id) => {
+          const row = message.get(id) as MessageRow & { signing_domain: string | null };
+          const token = randomBytes(8).toString('hex');
+          const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
+          return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain, signatures: this.signaturesOf(id) };
+        });
+      }),
     );
   }
 
@@ -389,16 +397,14 @@ export class QueueIndex {
        WHERE message_id = ? AND seq = ? AND claim = ? AND state = 'delivering'`,
     );
     return this.#withoutFsync(() =>
-      this.db
-        .transaction(() => {
-          let changed = 0;
-          for (const o of outcomes) {
-            const next = o.result === 'deferred' ? o.nextAttemptAt : now;
-            changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
-          }
-          return changed;
-        })
-        .immediate(),
+      this.#immediate(() => {
+        let changed = 0;
+        for (const o of outcomes) {
+          const next = o.result === 'deferred' ? o.nextAttemptAt : now;
+          changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
+        }
+        return changed;
+      }),
     );
   }
 
@@ -410,13 +416,11 @@ export class QueueIndex {
    */
   recordFinal(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
     return this.#withoutFsync(() =>
-      this.db
-        .transaction(() => {
-          this.record(claim, outcomes);
-          const finished = this.finishedCounts(claim.message.id);
-          return finished && this.remove(claim.message.id) ? finished : null;
-        })
-        .immediate(),
+      this.#immediate(() => {
+        this.record(claim, outcomes);
+        const finished = this.finishedCounts(claim.message.id);
+        return finished && this.remove(claim.message.id) ? finished : null;
+      }),
     );
   }
 
@@ -442,11 +446,9 @@ export class QueueIndex {
   markDelayWarned(messageId: string, seqs: number[]): void {
     const now = this.#now();
     const update = this.#stmt(`UPDATE recipients SET delay_warned_at = ?, updated_at = ? WHERE message_id = ? AND seq = ?`);
-    this.db
-      .transaction(() => {
-        for (const seq of seqs) update.run(now, now, messageId, seq);
-      })
-      .immediate();
+    this.#immediate(() => {
+      for (const seq of seqs) update.run(now, now, messageId, seq);
+    });
   }
 
   /** Ids of messages whose every recipient is delivered or bounced, oldest first. */
