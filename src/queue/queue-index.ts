@@ -204,7 +204,7 @@ export class QueueIndex {
     this.#now = options.now ?? Date.now;
     this.#onCommit = options.onCommit;
     this.#batcher = new GroupCommit((messages) => {
-      this.#insert(messages, 'NORMAL');
+      this.#insert(messages, 'NORMAL', this.#intakeClaims);
       return this.#walSync.sync().catch((err: unknown) => {
         throw spoolError(err);
       });
@@ -274,9 +274,9 @@ export class QueueIndex {
     this.#intakeClaims = taker;
   }
 
-  #insert(messages: NewMessage[], synchronous: 'FULL' | 'NORMAL'): void {
+  /** `taker`: who is handed claims on these messages as they are recorded (intake only). */
+  #insert(messages: NewMessage[], synchronous: 'FULL' | 'NORMAL', taker?: IntakeClaims): void {
     const now = this.#now();
-    const taker = synchronous === 'NORMAL' ? this.#intakeClaims : undefined;
     const room = Math.min(messages.length, Math.max(0, taker?.room() ?? 0));
     const leaseUntil = now + (taker?.leaseMs ?? 0);
     const insertMessage = this.#stmt(
