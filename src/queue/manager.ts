@@ -180,8 +180,9 @@ export class QueueManager {
   }
 
   /**
-   * Up to `limit` claims made at intake. One whose lease is (nearly) over is
-   * dropped: its recipients are due again in the index, which hands them out.
+   * Up to `limit` claims made at intake. One that waited past half its lease
+   * is not attempted: it might still run when the lease ends and the index
+   * hands its recipients out again.
    */
   #takeFresh(limit: number): Claim[] {
     const taken = this.#fresh.splice(0, limit);
