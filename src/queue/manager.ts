@@ -181,12 +181,14 @@ export class QueueManager {
 
   /**
    * Up to `limit` claims made at intake. One that waited past half its lease
-   * is not attempted: it might still run when the lease ends and the index
-   * hands its recipients out again.
+   * is handed back to the index rather than attempted: it might still run
+   * when the lease ends and the index hands its recipients out again.
    */
   #takeFresh(limit: number): Claim[] {
     const taken = this.#fresh.splice(0, limit);
-    return taken.filter((claim) => claim.leaseUntil - this.#now() > LEASE_MS / 2);
+    const stale = taken.filter((claim) => claim.leaseUntil - this.#now() <= LEASE_MS / 2);
+    for (const claim of stale) this.#o.index.releaseClaim(claim);
+    return stale.length === 0 ? taken : taken.filter((claim) => !stale.includes(claim));
   }
 
   /** Claims made at intake and not attempted, given back at stop: due at once at the next start, or to another process. */
