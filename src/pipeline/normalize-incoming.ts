@@ -16,6 +16,8 @@ export type NormalizedMessage = { ok: true; header: Buffer; body: Octets; change
 export async function normalizeIncoming(message: IncomingMessage, options: NormalizeOptions): Promise<NormalizedMessage> {
   const facts = message.bodyFacts;
   const bodySafe = facts.longest <= MAX_LINE_OCTETS && !facts.nul && (options.eightBitMime || !facts.eightBit);
+  // Its body was scanned as it arrived: the normalizer scans the header block alone.
+  const known = message.headerCut ? options : { ...options, bodyFacts: { start: message.header.length, findings: facts } };
   if (bodySafe) {
     // The header block alone is a message with an empty body: what normalize() does to it is all it would do to the whole.
     const result = normalize(message.header, options);
@@ -26,7 +28,7 @@ export async function normalizeIncoming(message: IncomingMessage, options: Norma
     const out = `${message.file}.normalized`;
     let result;
     try {
-      result = await normalizeFileInThread(message.file, out, options);
+      result = await normalizeFileInThread(message.file, out, known);
     } catch (err) {
       return { ok: false, reply: smtpReply(451, `4.3.0 Could not prepare the message for signing (${(err as Error).message}), try again later`) };
     }
@@ -37,7 +39,7 @@ export async function normalizeIncoming(message: IncomingMessage, options: Norma
     return { ok: true, header, body: fileOctets(out, header.length, result.size - header.length), changes: result.changes };
   }
   const whole = Buffer.concat([message.header, await readOctets(message.body)]);
-  const result = normalize(whole, options);
+  const result = normalize(whole, known);
   if (!result.ok) return result;
   if (result.message === whole) return { ok: true, header: message.header, body: message.body, changes: result.changes };
   const split = headerBlockLength(result.message);

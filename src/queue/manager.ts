@@ -74,6 +74,8 @@ export class QueueManager {
   /** An attempt failed unexpectedly since the loop last looked: a look that works is not yet a recovery. */
   #attemptFailed = false;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Fresh messages claimed as intake recorded them, not yet attempted: at most the free workers' worth. */
+  #fresh: Claim[] = [];
   /** Notices per address, over every attempt of this process (made at the first notice). */
   #noticeRate: NoticeRate | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -93,6 +95,14 @@ export class QueueManager {
 
   start(): void {
     this.#running = true;
+    this.#o.index.claimOnIntake({
+      leaseMs: LEASE_MS,
+      room: () => (this.#running ? this.#o.workers - this.#inFlight.size - this.#fresh.length : 0),
+      take: (claims) => {
+        this.#fresh.push(...claims);
+        this.wake();
+      },
+    });
     this.#o.index.changedElsewhere();
     this.#watch = setInterval(() => this.#wakeOnOtherWriters(), WATCH_MS);
     this.#watch.unref();
@@ -132,6 +142,8 @@ export class QueueManager {
     this.#running = false;
     clearTimeout(this.#timer);
     clearInterval(this.#watch);
+    this.#o.index.claimOnIntake(undefined);
+    this.#releaseFresh();
     if (this.#inFlight.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
@@ -146,7 +158,11 @@ export class QueueManager {
       const free = this.#o.workers - this.#inFlight.size;
       this.#releaseFailedClaims();
       if (this.#running && free > 0) {
-        for (const claim of this.#o.index.claimDue({ limit: free, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim), claim);
+        const fresh = this.#takeFresh(free);
+        for (const claim of fresh) this.#track(this.#attempt(claim), claim);
+        if (free > fresh.length) {
+          for (const claim of this.#o.index.claimDue({ limit: free - fresh.length, leaseMs: LEASE_MS })) this.#track(this.#attempt(claim), claim);
+        }
       }
       if (this.#now() - this.#sweptAt >= SWEEP_MS) this.#sweep();
       if (this.#now() - this.#corruptSweptAt >= CORRUPT_SWEEP_MS) this.#sweepCorrupt();
@@ -160,6 +176,30 @@ export class QueueManager {
     } finally {
       this.#pumping = false;
       if (this.#again) this.wake();
+    }
+  }
+
+  /**
+   * Up to `limit` claims made at intake. One that waited past half its lease
+   * is handed back to the index rather than attempted: it might still run
+   * when the lease ends and the index hands its recipients out again.
+   */
+  #takeFresh(limit: number): Claim[] {
+    const taken = this.#fresh.splice(0, limit);
+    const stale = taken.filter((claim) => claim.leaseUntil - this.#now() <= LEASE_MS / 2);
+    for (const claim of stale) this.#o.index.releaseClaim(claim);
+    return stale.length === 0 ? taken : taken.filter((claim) => !stale.includes(claim));
+  }
+
+  /** Claims made at intake and not attempted, given back at stop: due at once at the next start, or to another process. */
+  #releaseFresh(): void {
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    try {
+      for (const claim of fresh) this.#o.index.releaseClaim(claim);
+    } catch (err) {
+      // Start-up recovery makes every `delivering` recipient due again.
+      this.#o.logger.warn({ err: (err as Error).message, claims: fresh.length }, 'stopping: claims not handed back; they are due again at the next start');
     }
   }
 
@@ -221,7 +261,7 @@ export class QueueManager {
     }
     const recipients = claim.recipients;
     // What the upstream replaces should a connection need the message signed again.
-    const signedBy = index.signaturesOf(message.id);
+    const signedBy = claim.signatures;
     const envelope: Envelope = { from: message.sender, to: recipients.map((r) => r.address), dsn: dsnOf(message, recipients) };
     let answer: Awaited<ReturnType<Upstream['deliver']>>;
     try {
@@ -237,10 +277,9 @@ export class QueueManager {
     // at once: sharing the intake's group commit tripled the duplicates of bench/crash.ts (0.10 % →
     // 0.25-0.29 %) for no throughput that could be told from noise.
     const delivered = results.filter((r) => r.outcome.result === 'delivered');
-    if (delivered.length > 0) this.#record(claim, delivered);
     const pending = results.filter((r) => r.outcome.result !== 'delivered');
+    if (delivered.length > 0) this.#record(claim, delivered, pending.length === 0);
     if (pending.length > 0) await this.#recordPending(claim, original, pending);
-    this.#removeIfFinished(message.id);
   }
 
   /** Notices first (bounces, delay warnings), then the results of the recipients not delivered. */
@@ -278,7 +317,7 @@ export class QueueManager {
         return;
       }
     }
-    this.#record(claim, pending);
+    this.#record(claim, pending, true);
     const warned = pending.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
     if (warned.length > 0) index.markDelayWarned(message.id, warned);
   }
@@ -288,14 +327,16 @@ export class QueueManager {
     return (this.#noticeRate ??= new NoticeRate({ max: maxPerAddress, windowMs: durationSeconds(addressWindow) * 1000 }));
   }
 
-  /** Commits these recipients' results (one transaction, at once), then counts and logs them. */
-  #record(claim: Claim, results: RecipientResult[]): void {
+  /**
+   * Commits these recipients' results (one transaction, at once), then counts
+   * and logs them. The last results of an attempt remove the message in that
+   * transaction when it leaves no recipient waiting, and then its file.
+   */
+  #record(claim: Claim, results: RecipientResult[], last: boolean): void {
     const { index, upstream, logger } = this.#o;
     const { message } = claim;
-    index.record(
-      claim,
-      results.map((r) => r.outcome),
-    );
+    const outcomes = results.map((r) => r.outcome);
+    const finished = last ? index.recordFinal(claim, outcomes) : (index.record(claim, outcomes), null);
     const domain = claim.signingDomain;
     for (const { outcome } of results) {
       if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);
@@ -317,13 +358,20 @@ export class QueueManager {
         `recipient ${o.result}`,
       );
     }
+    if (finished) this.#removed(message.id, finished);
   }
 
   /** Rows removed, then the file, once every recipient is delivered or bounced. */
   #removeIfFinished(id: string): void {
-    const { index, spool, logger } = this.#o;
+    const { index } = this.#o;
     const finished = index.finishedCounts(id);
     if (!finished || !index.removeFinished(id)) return;
+    this.#removed(id, finished);
+  }
+
+  /** The file of a message whose rows are gone. */
+  #removed(id: string, finished: { delivered: number; bounced: number }): void {
+    const { spool, logger } = this.#o;
     spool.delete(id).catch((err: Error) => logger.warn({ id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
     logger.info({ id, ...finished }, 'message removed from the queue');
   }

@@ -99,6 +99,22 @@ export interface Claim {
   leaseUntil: number;
   /** The d= of the message's first signature, or null when it went unsigned: for the metrics. */
   signingDomain: string | null;
+  /** The d= and s= of every signature the message carries, by domain then selector. */
+  signatures: { domain: string; selector: string }[];
+}
+
+/**
+ * Who takes fresh messages as claims in the transaction that records them
+ * (the queue manager): a message committed while there is room is never read
+ * back to be claimed, and its rows, marked delivering under the claim's
+ * lease, stay the record, so a crash leaves it due again as any claim does.
+ */
+export interface IntakeClaims {
+  leaseMs: number;
+  /** How many fresh messages may be claimed now. */
+  room: () => number;
+  /** The claims, once their transaction has committed. */
+  take: (claims: Claim[]) => void;
 }
 
 export type AttemptOutcome =
@@ -174,6 +190,13 @@ export class QueueIndex {
   /** The connection's `synchronous` setting, switched only when a write needs the other one. */
   #synchronous: 'FULL' | 'NORMAL' = 'FULL';
   #dataVersion: number | undefined;
+  #intakeClaims: IntakeClaims | undefined;
+  /**
+   * One transaction wrapper for every write, made once: better-sqlite3's
+   * db.transaction() builds four wrapper functions each time it is called,
+   * which cost more than some of the transactions themselves.
+   */
+  readonly #transaction: Database.Transaction<(body: () => unknown) => unknown>;
 
   private constructor(file: string, db: Database.Database, options: QueueIndexOptions) {
     this.file = file;
@@ -181,12 +204,18 @@ export class QueueIndex {
     this.#now = options.now ?? Date.now;
     this.#onCommit = options.onCommit;
     this.#batcher = new GroupCommit((messages) => {
-      this.#insert(messages, 'NORMAL');
+      this.#insert(messages, 'NORMAL', this.#intakeClaims);
       return this.#walSync.sync().catch((err: unknown) => {
         throw spoolError(err);
       });
     }, options.groupCommit);
     this.#walSync = new FileSync(`${file}-wal`, options.fsync ?? fsyncWal);
+    this.#transaction = db.transaction((body: () => unknown) => body());
+  }
+
+  /** Runs `body` in one BEGIN IMMEDIATE transaction (a savepoint inside another). */
+  #immediate<T>(body: () => T): T {
+    return this.#transaction.immediate(body) as T;
   }
 
   /** Opens (creating, mode 0600) the index file and brings its schema up to date. */
@@ -240,32 +269,43 @@ export class QueueIndex {
     this.#insert(messages, 'FULL');
   }
 
-  #insert(messages: NewMessage[], synchronous: 'FULL' | 'NORMAL'): void {
+  /** Fresh messages are claimed for `taker` as they are recorded (see IntakeClaims); undefined stops it. */
+  claimOnIntake(taker: IntakeClaims | undefined): void {
+    this.#intakeClaims = taker;
+  }
+
+  /** `taker`: who is handed claims on these messages as they are recorded (intake only). */
+  #insert(messages: NewMessage[], synchronous: 'FULL' | 'NORMAL', taker?: IntakeClaims): void {
     const now = this.#now();
+    const room = Math.min(messages.length, Math.max(0, taker?.room() ?? 0));
+    const leaseUntil = now + (taker?.leaseMs ?? 0);
     const insertMessage = this.#stmt(
       `INSERT INTO messages (id, received_at, sender, size, client, ret, envid, sender_domains) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertSignature = this.#stmt(`INSERT OR IGNORE INTO message_signatures (message_id, domain, selector) VALUES (?, ?, ?)`);
     const insertRecipient = this.#stmt(
-      `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`,
+      `INSERT INTO recipients (message_id, seq, address, orcpt, notify, state, claim, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const claims: Claim[] = [];
     try {
       this.#setSynchronous(synchronous);
-      this.db
-        .transaction(() => {
-          for (const m of messages) {
-            if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
-            const receivedAt = m.receivedAt ?? now;
-            insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
-            for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
-            m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, now, now));
-          }
-        })
-        .immediate();
+      this.#immediate(() => {
+        messages.forEach((m, i) => {
+          if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
+          const receivedAt = m.receivedAt ?? now;
+          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
+          for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
+          const token = i < room ? randomBytes(8).toString('hex') : null;
+          const [state, next] = token ? (['delivering', leaseUntil] as const) : (['queued', now] as const);
+          m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, state, token, next, now));
+          if (token) claims.push(freshClaim(m, token, receivedAt, now, leaseUntil));
+        });
+      });
     } catch (err) {
       throw spoolError(err);
     }
     this.#onCommit?.(messages.map((m) => m.id));
+    if (claims.length > 0) taker!.take(claims);
   }
 
   /**
@@ -287,21 +327,19 @@ export class QueueIndex {
     );
     // A claim need not survive a crash: start-up makes every `delivering` recipient due again.
     return this.#withoutFsync(() =>
-      this.db
-        .transaction(() => {
-          const ids = new Set<string>();
-          for (const id of dueRecipients.iterate(now) as IterableIterator<string>) {
-            ids.add(id);
-            if (ids.size >= options.limit) break;
-          }
-          return [...ids].map((id) => {
-            const row = message.get(id) as MessageRow & { signing_domain: string | null };
-            const token = randomBytes(8).toString('hex');
-            const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
-            return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain };
-          });
-        })
-        .immediate(),
+      this.#immediate(() => {
+        const ids = new Set<string>();
+        for (const id of dueRecipients.iterate(now) as IterableIterator<string>) {
+          ids.add(id);
+          if (ids.size >= options.limit) break;
+        }
+        return [...ids].map((id) => {
+          const row = message.get(id) as MessageRow & { signing_domain: string | null };
+          const token = randomBytes(8).toString('hex');
+          const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
+          return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain, signatures: this.signaturesOf(id) };
+        });
+      }),
     );
   }
 
@@ -359,16 +397,30 @@ export class QueueIndex {
        WHERE message_id = ? AND seq = ? AND claim = ? AND state = 'delivering'`,
     );
     return this.#withoutFsync(() =>
-      this.db
-        .transaction(() => {
-          let changed = 0;
-          for (const o of outcomes) {
-            const next = o.result === 'deferred' ? o.nextAttemptAt : now;
-            changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
-          }
-          return changed;
-        })
-        .immediate(),
+      this.#immediate(() => {
+        let changed = 0;
+        for (const o of outcomes) {
+          const next = o.result === 'deferred' ? o.nextAttemptAt : now;
+          changed += update.run(o.result, next, o.reply.code, o.reply.enhanced ?? null, o.reply.text, now, claim.message.id, o.seq, claim.token).changes;
+        }
+        return changed;
+      }),
+    );
+  }
+
+  /**
+   * record() for the last results of an attempt, and in the same
+   * transaction the message's rows when it leaves no recipient waiting: the
+   * caller then removes its file. Returns how many were delivered and bounced
+   * when the message was removed, else null.
+   */
+  recordFinal(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
+    return this.#withoutFsync(() =>
+      this.#immediate(() => {
+        this.record(claim, outcomes);
+        const finished = this.finishedCounts(claim.message.id);
+        return finished && this.remove(claim.message.id) ? finished : null;
+      }),
     );
   }
 
@@ -394,11 +446,9 @@ export class QueueIndex {
   markDelayWarned(messageId: string, seqs: number[]): void {
     const now = this.#now();
     const update = this.#stmt(`UPDATE recipients SET delay_warned_at = ?, updated_at = ? WHERE message_id = ? AND seq = ?`);
-    this.db
-      .transaction(() => {
-        for (const seq of seqs) update.run(now, now, messageId, seq);
-      })
-      .immediate();
+    this.#immediate(() => {
+      for (const seq of seqs) update.run(now, now, messageId, seq);
+    });
   }
 
   /** Ids of messages whose every recipient is delivered or bounced, oldest first. */
@@ -561,4 +611,41 @@ function toRecipient(row: RecipientRow): QueuedRecipient {
     delayWarnedAt: row.delay_warned_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** The claim of a message taken in the transaction that recorded it: what claimDue would have read back. */
+function freshClaim(m: NewMessage, token: string, receivedAt: number, now: number, leaseUntil: number): Claim {
+  const signatures = m.signatures
+    .map((s) => ({ domain: s.domain.toLowerCase(), selector: s.selector }))
+    .filter((s, i, all) => all.findIndex((o) => o.domain === s.domain && o.selector === s.selector) === i)
+    .sort((a, b) => (a.domain === b.domain ? compare(a.selector, b.selector) : compare(a.domain, b.domain)));
+  const message: QueuedMessage = {
+    id: m.id,
+    receivedAt,
+    sender: m.sender,
+    size: m.size,
+    client: m.client,
+    ret: m.ret ?? null,
+    envid: m.envid ?? null,
+    hold: null,
+    senderDomains: m.senderDomains ? m.senderDomains.join(' ').split(' ').filter(Boolean) : null,
+  };
+  const recipients = m.recipients.map((r, seq): QueuedRecipient => ({
+    seq,
+    address: r.address,
+    orcpt: r.orcpt ?? null,
+    notify: r.notify?.join(',').split(',') ?? null,
+    state: 'delivering',
+    attempts: 0,
+    nextAttemptAt: leaseUntil,
+    lastReply: null,
+    delayWarnedAt: null,
+    updatedAt: now,
+  }));
+  return { token, message, recipients, leaseUntil, signingDomain: signatures[0]?.domain ?? null, signatures };
+}
+
+/** SQLite's default (BINARY) collation: by code unit for these ASCII names. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

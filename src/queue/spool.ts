@@ -15,7 +15,7 @@
 // written through.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
-import { lstat, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createFile, refuseLinkedDirectory } from '../common/file-create.ts';
 import { spoolError } from '../common/spool-error.ts';
@@ -212,7 +212,12 @@ export class Spool {
    * crash, recovery finds a file without index rows and moves it aside.
    */
   async delete(id: string): Promise<void> {
-    await rm(this.path(id), { force: true });
+    // unlink(2) in the thread pool: rm() first runs lstat on the event loop, several times the cost.
+    try {
+      await unlink(this.path(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 
   /** Ids of the complete message files, oldest first; other names in msg/ are returned in `other`. */

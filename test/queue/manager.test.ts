@@ -2,12 +2,13 @@
 // anything else: a crash after a 250 then repeats only that one transaction.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Envelope, Upstream, UpstreamReply } from '../../src/delivery/upstream.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { retryPolicy } from '../../src/queue/backoff.ts';
 import { QueueManager, type ManagerOptions } from '../../src/queue/manager.ts';
-import { QueueIndex } from '../../src/queue/queue-index.ts';
+import { QueueIndex, type Claim, type QueuedRecipient } from '../../src/queue/queue-index.ts';
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { envelope } from './support.ts';
@@ -149,4 +150,84 @@ test('an attempt whose result cannot be recorded (a full disk) hands its recipie
   // retryAfter is 1m (with jitter below it); the claim's lease would have been a quarter of an hour.
   assert.ok(recipient.nextAttemptAt - start <= 60_000 && recipient.nextAttemptAt - start > 30_000, `next attempt in ${recipient.nextAttemptAt - start} ms`);
   index.close();
+});
+
+/**
+ * Write transactions committed to a WAL file so far: the frames that end a
+ * commit carry the database size after it (a non-zero field), and frames of
+ * an earlier generation of the file carry other salts (SQLite's WAL format).
+ */
+function walCommits(file: string): number {
+  const wal = readFileSync(file);
+  const pageSize = wal.readUInt32BE(8);
+  let commits = 0;
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    if (wal.readUInt32BE(at + 8) !== wal.readUInt32BE(16) || wal.readUInt32BE(at + 12) !== wal.readUInt32BE(20)) break;
+    if (wal.readUInt32BE(at + 4) !== 0) commits++;
+  }
+  return commits;
+}
+
+test('a fresh message delivered at once costs two commits: its intake group, then its result and removal together', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  // As the daemon does: a commit wakes the manager.
+  let manager: QueueManager | undefined;
+  const index = QueueIndex.open(join(dir, 'queue.db'), { onCommit: () => manager?.wake() });
+  index.db.pragma('wal_autocheckpoint = 0'); // the WAL keeps every commit of the test
+  let delivered = 0;
+  manager = startManager(
+    spool,
+    index,
+    acceptingUpstream(() => delivered++),
+  );
+  const before = walCommits(join(dir, 'queue.db-wal'));
+  const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
+  await index.enqueue(envelope(stored.id, stored.size));
+  for (let i = 0; i < 200 && (await spool.size(stored.id)) !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  const commits = walCommits(join(dir, 'queue.db-wal')) - before;
+  await manager.stop(5000);
+
+  assert.equal(delivered, 1);
+  assert.equal(index.show(stored.id), undefined, 'delivered and removed');
+  assert.equal(await spool.size(stored.id), undefined);
+  // Claimed in its intake transaction (no claim read back), its result and its removal in one transaction.
+  assert.equal(commits, 2, `${commits} commits for one message`);
+  index.close();
+});
+
+test('a message claimed at intake and never attempted (a crash) is due again after start-up, with the same content as a claim read back', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = QueueIndex.open(join(dir, 'queue.db'));
+  const taken: Claim[] = [];
+  index.claimOnIntake({ leaseMs: 60_000, room: () => 1, take: (claims) => taken.push(...claims) });
+  const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
+  await index.enqueue(
+    envelope(stored.id, stored.size, [], {
+      ret: 'HDRS',
+      envid: 'E1',
+      senderDomains: ['example.com'],
+      signatures: [
+        { domain: 'Example.COM', selector: 's2' },
+        { domain: 'example.com', selector: 's1' },
+        { domain: 'a.example', selector: 'k' },
+      ],
+      recipients: [{ address: 'one@example.net', notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;one@example.org' }, { address: 'two@example.net' }],
+    }),
+  );
+  assert.equal(taken.length, 1, 'claimed as it was recorded');
+  assert.deepEqual(index.claimDue({ limit: 10, leaseMs: 60_000 }), [], 'and held by that claim in the index');
+  index.close();
+
+  const after = QueueIndex.open(join(dir, 'queue.db'));
+  assert.equal(after.resetDelivering(), 2, 'start-up hands its recipients back');
+  const [again] = after.claimDue({ limit: 10, leaseMs: 60_000 });
+  const fresh = taken[0]!;
+  assert.deepEqual({ ...fresh.message }, { ...again!.message });
+  assert.deepEqual(fresh.signatures, again!.signatures);
+  assert.equal(fresh.signingDomain, again!.signingDomain);
+  const comparable = (r: QueuedRecipient) => ({ ...r, nextAttemptAt: 0, updatedAt: 0, state: r.state });
+  assert.deepEqual(fresh.recipients.map(comparable), again!.recipients.map(comparable));
+  after.close();
 });

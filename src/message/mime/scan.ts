@@ -133,7 +133,11 @@ export function scanSpan(src: ByteSource, span: Span): Findings {
 
 /** Whether this stretch would be changed by a hop with line limits or without 8BITMIME, or read differently (NUL). */
 export function spanUnsafe(src: ByteSource, span: Span, eightBitMime: boolean): boolean {
-  const found = scanSpan(src, span);
+  return findingsUnsafe(scanSpan(src, span), eightBitMime);
+}
+
+/** Whether octets with these findings would be changed by such a hop, or read differently. */
+export function findingsUnsafe(found: Findings, eightBitMime: boolean): boolean {
   return found.longest > 0 || (!eightBitMime && found.eightBit) || found.nul;
 }
 

@@ -8,7 +8,7 @@ import { describeTrouble, reencodeLeaf, reworkEncodedLeaf, type Trouble } from '
 import { findParts } from './multipart.ts';
 import { pieceHas8bit, type Piece } from './pieces.ts';
 import { Refusal } from './refusal.ts';
-import { scanSpan, spanUnsafe } from '../../message/mime/scan.ts';
+import { scanSpan, spanUnsafe, type Findings } from '../../message/mime/scan.ts';
 import type { Walk } from './walk.ts';
 
 /** Deeper nesting than any mailer produces; past it we refuse rather than recurse. */
@@ -16,12 +16,21 @@ export const MAX_DEPTH = 20;
 
 /**
  * Normalizes the entity's header in place and returns its new body as pieces,
- * or null when the body stays as it is.
+ * or null when the body stays as it is. `bodyFound`: the body's findings, when
+ * already known.
  */
-export function normalizeEntity(entity: Entity, path: string, kind: 'message' | 'part', defaultType: string, depth: number, walk: Walk): Piece[] | null {
+export function normalizeEntity(
+  entity: Entity,
+  path: string,
+  kind: 'message' | 'part',
+  defaultType: string,
+  depth: number,
+  walk: Walk,
+  bodyFound?: Findings,
+): Piece[] | null {
   normalizeHeader(entity.header, path, walk);
   const { eightBitMime } = walk.options;
-  const found = scanSpan(walk.source, entity.body);
+  const found = bodyFound ?? scanSpan(walk.source, entity.body);
   const longest = found.longest;
   const eightBit = !eightBitMime && found.eightBit;
   const nul = found.nul;

@@ -22,7 +22,7 @@ import { OutputCheck } from './output-check.ts';
 import { writePieces, type Piece } from './pieces.ts';
 import { Refusal } from './refusal.ts';
 import type { SmtpReply } from '../../smtp/reply.ts';
-import { has8bit, spanUnsafe } from '../../message/mime/scan.ts';
+import { findingsUnsafe, has8bit, scanSpan, spanUnsafe } from '../../message/mime/scan.ts';
 import { bufferSource, fileSource, WINDOW, type ByteSource } from '../../message/mime/source.ts';
 import type { Output } from '../../message/mime/transfer-encoding.ts';
 import type { Normalized, NormalizedFile, NormalizeOptions } from './options.ts';
@@ -100,8 +100,14 @@ function plan(source: ByteSource, options: NormalizeOptions): Plan {
   // refuse to parse at all; relaxed canonicalization reads both forms alike.
   const spaced = fields.filter((f) => SPACE_BEFORE_COLON.test(f.raw));
   const duplicated = options.mergeDuplicates ? duplicatedAddressFields(top.header) : [];
+  // The header block and the body apart (no line spans the empty line between them): the body's
+  // findings serve again for its own walk below, and the intake's, when given, spare scanning it at all.
+  const known = options.bodyFacts;
+  const bodyFound = known && known.start === top.body.start && top.body.end === source.length ? known.findings : scanSpan(source, top.body);
   const unsafe =
-    spanUnsafe(source, { start: 0, end: source.length }, options.eightBitMime) || (!(options.smtpUtf8 ?? options.eightBitMime) && has8bit(top.header.original));
+    spanUnsafe(source, { start: 0, end: top.body.start }, options.eightBitMime) ||
+    findingsUnsafe(bodyFound, options.eightBitMime) ||
+    (!(options.smtpUtf8 ?? options.eightBitMime) && has8bit(top.header.original));
   if (!unsafe && !needDate && !needId && spaced.length === 0 && duplicated.length === 0) return { changed: false, changes };
   for (const field of spaced) {
     replaceRaw(top.header, field, field.raw.replace(SPACE_BEFORE_COLON, '$1:'));
@@ -110,7 +116,7 @@ function plan(source: ByteSource, options: NormalizeOptions): Plan {
 
   const walk: Walk = { options, changes, source };
   for (const name of duplicated) mergeDuplicates(top.header, name, walk);
-  const body = unsafe ? normalizeEntity(top, '', 'message', 'text/plain', 0, walk) : null;
+  const body = unsafe ? normalizeEntity(top, '', 'message', 'text/plain', 0, walk, bodyFound) : null;
   // Appended after the last field, not prepended: the top of the header is
   // where trace fields (Received:, and our DKIM-Signature:) go, newest first
   // (RFC 5321 §4.4), and an originator field above them would read as trace.

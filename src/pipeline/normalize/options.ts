@@ -1,4 +1,5 @@
 // What normalize() is asked to do, and what it answers.
+import type { Findings } from '../../message/mime/scan.ts';
 import type { SmtpReply } from '../../smtp/reply.ts';
 
 export interface NormalizeOptions {
@@ -17,6 +18,11 @@ export interface NormalizeOptions {
   /** Domain for a new Message-ID (the signing domain, else the From: domain). */
   messageIdDomain: string;
   now?: Date;
+  /**
+   * What the scan made as the message arrived found in its body, the octets
+   * from `start` to the end: trusted instead of scanning them again.
+   */
+  bodyFacts?: { start: number; findings: Findings } | undefined;
 }
 
 export type Normalized = { ok: true; message: Buffer; changes: string[] } | { ok: false; reply: SmtpReply };
