@@ -278,6 +278,8 @@ export class RotationScheduler {
         const oldest = key && this.options.queue?.oldestSignedWith(key.domain, key.selector);
         return oldest ? new Date(oldest) : undefined;
       },
+      // With a shared store, the others' queues too: a key is not revoked while mail it signed waits on any relay.
+      ...(store.engine === 'postgres' ? { peers: (store as PgKeyStore).peers() } : {}),
     });
     const applied: Action[] = [];
     for (const action of planned.actions) {
