@@ -263,7 +263,10 @@ function queuedWith(keyId: number, input: PlanInput, now: number): Held {
   if (mute) return { kind: 'unknown', why: `relay ${mute.name} (${mute.address}) does not report what it holds queued; upgrade it` };
   const times = [
     { at: input.oldestQueued?.(keyId)?.getTime(), on: '' },
-    ...peers.map((p) => ({ at: p.oldestQueued![keyId] === undefined ? undefined : Date.parse(p.oldestQueued![keyId]!), on: ` on relay ${p.name}` })),
+    ...peers.map((p) => ({
+      at: p.oldestQueued![keyId] === undefined ? undefined : Date.parse(p.oldestQueued![keyId]!),
+      on: ` on relay ${p.name} (${p.address})`,
+    })),
   ].filter((t): t is { at: number; on: string } => t.at !== undefined);
   if (times.length === 0) return { kind: 'none' };
   const oldest = times.reduce((a, b) => (b.at < a.at ? b : a));

@@ -421,7 +421,7 @@ test('a fleet: a retiring key is not revoked while another relay holds mail it s
   assert.deepEqual(summary(queued.actions), []);
   assert.equal(
     queued.next.find((n) => n.selector === 'old')!.text,
-    `revoked once the queued mail it signed (oldest ${when(signedAt)} on relay b) is delivered`,
+    `revoked once the queued mail it signed (oldest ${when(signedAt)} on relay b (b:25)) is delivered`,
   );
   // This relay's own queue counts as before, the older of the two shown.
   const both = plan({ ...input, oldestQueued: () => new Date(signedAt - HOUR), peers: [relay('b', 2000, { [old.id]: new Date(signedAt).toISOString() })] });
