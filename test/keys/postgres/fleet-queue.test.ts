@@ -5,7 +5,9 @@
 // in its spool. B's heartbeat says so; A holds the revocation and says why
 // (its log, `status`), pass after pass. Once B's upstream accepts, B delivers
 // (dkimpy verifies the signature with the old key, still published), its
-// heartbeat no longer names the key, and A's next pass revokes it.
+// heartbeat no longer names the key, and A's next pass revokes it. Then B
+// dies: silent, its spool is unknown, and A holds the next revocation until
+// B is forgotten.
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
@@ -68,6 +70,42 @@ describe('a fleet: the rotation leader does not revoke a key while another relay
     return file;
   };
   const psql = (sql: string) => cluster.psql('queue', sql);
+  const keyId = async (selector: string) => (await psql(`SELECT id FROM keys WHERE selector = '${selector}'`)).trim();
+  const revoked = async (selector: string) => (await psql(`SELECT "at" FROM events WHERE selector = '${selector}' AND to_state = 'revoked'`)).trim();
+  /** Activates a new key `selector` (the active one retires), as `keys activate` does; the public record of `retiring`. */
+  const activate = async (selector: string, retiring: string) => {
+    const store = await openKeyStore({ dir: join(tempDir(), 'keys'), database: url, encryptionKeyFile: kek }, { refreshMs: 0 });
+    try {
+      await store.generate({ domain: 'example.com', selector, algorithm: 'rsa', bits: 1024 });
+      await store.activate('example.com', selector);
+      return { [`${retiring}._domainkey.example.com`]: store.publishedValue(`${retiring}._domainkey.example.com`)! };
+    } finally {
+      await store.close();
+    }
+  };
+  /** A's log line saying why it holds a revocation, with `text` in it. */
+  const heldLine = (text: string) =>
+    a
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"rotation":"held"') && l.includes(text));
+  /** The next step `status --json` (on A's configuration) gives a key. */
+  const statusNext = async (selector: string) => {
+    const status = await dkimRelay(['--config', join(dirA, 'relay.yaml'), 'status', '--json'], dirA);
+    const report = JSON.parse(status.stdout) as { domains: { keys: { selector: string; state: string; next: { text: string } | null }[] }[] };
+    const key = report.domains[0]!.keys.find((k) => k.selector === selector)!;
+    assert.equal(key.state, 'retiring');
+    return key.next!.text;
+  };
+  const sendThroughB = async (subject: string) => {
+    const reply = await send({
+      port: b.port(),
+      from: 'alice@example.com',
+      to: ['bob@example.net'],
+      raw: `From: Alice <alice@example.com>\r\nTo: bob@example.net\r\nSubject: ${subject}\r\n\r\nSigned with the key about to retire.\r\n`,
+    });
+    assert.ok(reply.ok, reply.response);
+  };
 
   before(async () => {
     cluster = await startPgCluster();
@@ -99,53 +137,30 @@ describe('a fleet: the rotation leader does not revoke a key while another relay
   });
 
   test('B holds mail signed with s1: A holds the revocation and says why; B delivers it; A revokes s1', async (t) => {
-    const s1 = (await psql(`SELECT id FROM keys WHERE selector = 's1'`)).trim();
+    const s1 = await keyId('s1');
     const addressB = `127.0.0.1:${b.port()}`;
     const queuedOnB = async () => (await psql(`SELECT oldest_queued ->> '${s1}' FROM fleet_nodes WHERE address = '${addressB}'`)).trim();
-    const revoked = async () => (await psql(`SELECT "at" FROM events WHERE selector = 's1' AND to_state = 'revoked'`)).trim();
 
     // Mail through B, signed with s1 (the only key), accepted into B's spool; its upstream defers it.
-    const reply = await send({
-      port: b.port(),
-      from: 'alice@example.com',
-      to: ['bob@example.net'],
-      raw: 'From: Alice <alice@example.com>\r\nTo: bob@example.net\r\nSubject: held on relay B\r\n\r\nSigned with the key about to retire.\r\n',
-    });
-    assert.ok(reply.ok, reply.response);
+    await sendThroughB('held on relay B');
     await until('B deferred it at least once', () => b.output().includes('4.3.2 try again later'), { timeoutMs: 20_000 });
     await until("B's heartbeat names s1", async () => (await queuedOnB()) !== '', { timeoutMs: 20_000, everyMs: 200 });
 
     // s2 is activated: s1 retires, and is due for revocation 3 s later.
-    const store = await openKeyStore({ dir: join(tempDir(), 'keys'), database: url, encryptionKeyFile: kek }, { refreshMs: 0 });
-    let records: Record<string, string>;
-    try {
-      await store.generate({ domain: 'example.com', selector: 's2', algorithm: 'rsa', bits: 1024 });
-      await store.activate('example.com', 's2');
-      records = { 's1._domainkey.example.com': store.publishedValue('s1._domainkey.example.com')! };
-    } finally {
-      await store.close();
-    }
+    const records = await activate('s2', 's1');
 
     // A's passes past retireAfter: it holds the revocation, and its log says why, naming B.
-    const heldLine = () =>
-      a
-        .output()
-        .split('\n')
-        .find((l) => l.includes('"rotation":"held"') && l.includes(`on relay `) && l.includes(`(${addressB})`));
-    await until('A holds the revocation for the mail on B', () => heldLine() !== undefined, { timeoutMs: 30_000, everyMs: 100 });
-    t.diagnostic(`A's log: ${JSON.parse(heldLine()!).msg}`);
+    await until('A holds the revocation for the mail on B', () => heldLine(`on relay `) !== undefined, { timeoutMs: 30_000, everyMs: 100 });
+    assert.ok(heldLine(`(${addressB})) is delivered`), 'the line names B');
+    t.diagnostic(`A's log: ${JSON.parse(heldLine('on relay ')!).msg}`);
     const passes = dnsA.passes();
     await until('two more passes of A', () => dnsA.passes() >= passes + 2, { timeoutMs: 20_000, everyMs: 100 });
-    assert.equal(await revoked(), '', 's1 is not revoked while B holds mail it signed');
+    assert.equal(await revoked('s1'), '', 's1 is not revoked while B holds mail it signed');
     assert.equal(sinkB.received.length, 0);
 
     // `status` (on A's configuration) says the same.
-    const status = await dkimRelay(['--config', join(dirA, 'relay.yaml'), 'status', '--json'], dirA);
-    const report = JSON.parse(status.stdout) as { domains: { keys: { selector: string; state: string; next: { text: string } | null }[] }[] };
-    const old = report.domains[0]!.keys.find((k) => k.selector === 's1')!;
-    assert.equal(old.state, 'retiring');
     assert.match(
-      old.next!.text,
+      await statusNext('s1'),
       new RegExp(`^revoked once the queued mail it signed \\(oldest .* UTC on relay \\S+ \\(${addressB.replaceAll('.', '\\.')}\\)\\) is delivered$`),
     );
 
@@ -157,9 +172,46 @@ describe('a fleet: the rotation leader does not revoke a key while another relay
 
     // B's heartbeat no longer names s1; A's next pass revokes it.
     await until("B's heartbeat no longer names s1", async () => (await queuedOnB()) === '', { timeoutMs: 20_000, everyMs: 200 });
-    await until('s1 revoked', async () => (await revoked()) !== '', { timeoutMs: 30_000, everyMs: 200 });
-    const revokedAt = Date.parse(await revoked());
+    await until('s1 revoked', async () => (await revoked('s1')) !== '', { timeoutMs: 30_000, everyMs: 200 });
+    const revokedAt = Date.parse(await revoked('s1'));
     assert.ok(revokedAt > deliveredAt - 1000, `revoked at ${new Date(revokedAt).toISOString()}, delivered about ${new Date(deliveredAt).toISOString()}`);
     t.diagnostic(`s1 revoked ${revokedAt - deliveredAt} ms after B's delivery was seen`);
+  });
+
+  test('B silent: its spool is unknown, so A holds the revocation of s2 and says why, until B is forgotten', async () => {
+    const addressB = `127.0.0.1:${b.port()}`;
+    // B's last heartbeat says its queue holds nothing; but a relay may take mail between two heartbeats
+    // (or while the database is away from it) and die before telling: only its silence is known.
+    assert.equal((await psql(`SELECT oldest_queued FROM fleet_nodes WHERE address = '${addressB}'`)).trim(), '{}');
+    b.child.kill('SIGKILL');
+    await b.exited;
+    // Until it is silent, its last heartbeat stands; then s2 retires.
+    const stateOfB = async () => {
+      const status = await dkimRelay(['--config', join(dirA, 'relay.yaml'), 'status', '--json'], dirA);
+      return (JSON.parse(status.stdout) as { fleet: { nodes: { address: string; state: string }[] } }).fleet.nodes.find((n) => n.address === addressB)?.state;
+    };
+    await until('B silent', async () => (await stateOfB()) === 'silent', { timeoutMs: 40_000, everyMs: 1000 });
+    await activate('s3', 's2');
+
+    // B is not heard from: s2 stays published past retireAfter.
+    await until('A holds the revocation for silent B', () => heldLine(`(${addressB}) has not been heard from since`) !== undefined, {
+      timeoutMs: 40_000,
+      everyMs: 100,
+    });
+    assert.match(
+      await statusNext('s2'),
+      new RegExp(
+        `^revocation held: relay \\S+ \\(${addressB.replaceAll('.', '\\.')}\\) has not been heard from since .* UTC; its queue may hold mail signed with this key`,
+      ),
+    );
+    const passes = dnsA.passes();
+    await until('two more passes of A', () => dnsA.passes() >= passes + 2, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(await revoked('s2'), '', 's2 is not revoked while B is silent');
+
+    // Forgotten (its spool dealt with by a person): the next pass revokes s2.
+    const name = (await psql(`SELECT name FROM fleet_nodes WHERE address = '${addressB}'`)).trim();
+    const forgot = await dkimRelay(['--config', join(dirA, 'relay.yaml'), 'keys', 'fleet', 'forget', name, '--address', addressB], dirA);
+    assert.equal(forgot.code, 0, forgot.stderr);
+    await until('s2 revoked', async () => (await revoked('s2')) !== '', { timeoutMs: 30_000, everyMs: 200 });
   });
 });
