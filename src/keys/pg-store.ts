@@ -68,7 +68,7 @@ export interface FleetNode {
   generation: number;
   loadedAt: string;
   lastContact: string;
-  /** What it holds queued, by signing key; null when it does not say (a relay older than this field). */
+  /** What it holds queued, by signing key; null when it does not say (an older version, or its queue could not be read). */
   oldestQueued: QueuedBySigner | null;
 }
 
@@ -207,11 +207,12 @@ export class PgKeyStore implements KeyStore {
     if (Number(rows[0]!.generation) !== this.generation) await this.reload();
     if (this.self && this.loadedAt) {
       const now = new Date().toISOString();
+      const queued = this.queuedBySigner();
       await this.pool.query(
         `INSERT INTO fleet_nodes (name, version, address, generation, loaded_at, last_contact, oldest_queued) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (name, address) DO UPDATE SET version = excluded.version, generation = excluded.generation, loaded_at = excluded.loaded_at,
            last_contact = excluded.last_contact, oldest_queued = excluded.oldest_queued`,
-        [this.self.name, this.self.version, this.self.address, this.generation, this.loadedAt.toISOString(), now, JSON.stringify(this.queuedBySigner())],
+        [this.self.name, this.self.version, this.self.address, this.generation, this.loadedAt.toISOString(), now, queued && JSON.stringify(queued)],
       );
     }
     const fleet = await this.pool.query<FleetNode & { generation: string }>(
@@ -242,11 +243,21 @@ export class PgKeyStore implements KeyStore {
     return this.fleetRows.filter((n) => !(n.name === this.self?.name && n.address === this.self.address));
   }
 
-  /** This relay's queue by signing key, as the heartbeat carries it; a key removed since has no entry (its record is gone). */
-  private queuedBySigner(): Record<string, string> {
+  /**
+   * This relay's queue by signing key, as the heartbeat carries it; a key
+   * removed since has no entry (its record is gone). null when the queue
+   * could not be read: "nothing queued" would let the fleet revoke a key.
+   */
+  private queuedBySigner(): Record<string, string> | null {
+    let queued: readonly { domain: string; selector: string; oldest: number }[];
+    try {
+      queued = this.self?.queued?.() ?? [];
+    } catch {
+      return null;
+    }
     const ids = new Map(this.rows.filter((k) => k.state !== 'removed').map((k) => [`${k.domain} ${k.selector}`, k.id]));
     const out: Record<string, string> = {};
-    for (const { domain, selector, oldest } of this.self?.queued?.() ?? []) {
+    for (const { domain, selector, oldest } of queued) {
       const id = ids.get(`${domain} ${selector}`);
       if (id !== undefined) out[id] = new Date(oldest).toISOString();
     }

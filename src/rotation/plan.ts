@@ -79,7 +79,7 @@ export interface PeerQueue {
   name: string;
   address: string;
   lastContact: string;
-  /** null: the relay does not say (an older version). */
+  /** null: the relay does not say (an older version, or its queue could not be read). */
   oldestQueued: QueuedBySigner | null;
 }
 
@@ -260,7 +260,11 @@ function queuedWith(keyId: number, input: PlanInput, now: number): Held {
     };
   }
   const mute = peers.find((p) => p.oldestQueued === null);
-  if (mute) return { kind: 'unknown', why: `relay ${mute.name} (${mute.address}) does not report what it holds queued; upgrade it` };
+  if (mute)
+    return {
+      kind: 'unknown',
+      why: `relay ${mute.name} (${mute.address}) does not report what it holds queued (an older version, or its queue could not be read)`,
+    };
   const times = [
     { at: input.oldestQueued?.(keyId)?.getTime(), on: '' },
     ...peers.map((p) => ({

@@ -441,7 +441,7 @@ test('a fleet: a retiring key is not revoked while another relay holds mail it s
   // Gone (silent past GONE_AFTER_MS): taken for decommissioned, it holds nothing back; forgotten, it is not listed at all.
   assert.deepEqual(summary(revoke([relay('a', 1000, {}), relay('c', GONE_AFTER_MS + 1, { [old.id]: heard(GONE_AFTER_MS + DAY) })]).actions), ['revoke:old']);
   assert.deepEqual(summary(revoke([relay('a', 1000, {})]).actions), ['revoke:old']);
-  // A relay that does not report its queue (an older version) holds it too.
+  // A relay that does not report its queue (an older version, or its queue unreadable) holds it too.
   assert.match(held([relay('d', 1000, null)]).text, /^revocation held: relay d \(d:25\) does not report what it holds queued/);
 
   // Not due yet: the time is shown, with the condition when mail waits somewhere.
