@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openKeyStore } from '../../../src/keys/open-store.ts';
+import type { PgKeyStore } from '../../../src/keys/pg-store.ts';
 import { verifyWithDkimpy } from '../../helpers/independent-verify.ts';
 import { send, startSink, type Sink, type SinkBehaviour } from '../../helpers/relay-harness.ts';
 import { tempDir } from '../../helpers/tmp.ts';
@@ -213,5 +214,42 @@ describe('a fleet: the rotation leader does not revoke a key while another relay
     const forgot = await dkimRelay(['--config', join(dirA, 'relay.yaml'), 'keys', 'fleet', 'forget', name, '--address', addressB], dirA);
     assert.equal(forgot.code, 0, forgot.stderr);
     await until('s2 revoked', async () => (await revoked('s2')) !== '', { timeoutMs: 30_000, everyMs: 200 });
+  });
+});
+
+describe("a relay's heartbeat: what its queue holds, by key id", postgresOrSkip(), () => {
+  let cluster: PgCluster;
+  before(async () => {
+    cluster = await startPgCluster();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test('each signing key of the store by its id; a signer the store does not hold is left out; an unreadable queue is NULL, never empty', async () => {
+    const url = await cluster.createDatabase('heartbeat');
+    const store = (await openKeyStore({ dir: join(tempDir(), 'keys'), database: url, encryptionKeyFile: kekFile(tempDir()) }, { refreshMs: 0 })) as PgKeyStore;
+    try {
+      const key = await store.generate({ domain: 'example.com', selector: 's1', algorithm: 'ed25519', activate: true });
+      let queue: () => { domain: string; selector: string; oldest: number }[] = () => [
+        { domain: 'example.com', selector: 's1', oldest: Date.UTC(2026, 11, 1) },
+        { domain: 'example.org', selector: 'elsewhere', oldest: Date.UTC(2026, 10, 1) },
+      ];
+      store.announce({ name: 'relay1', version: 'test', address: '192.0.2.1:25', queued: () => queue() });
+      const column = () => cluster.psql('heartbeat', `SELECT coalesce(oldest_queued::text, 'NULL') FROM fleet_nodes WHERE name = 'relay1'`);
+      await until('the heartbeat', async () => (await column()).trim() !== '', { everyMs: 50 });
+      assert.deepEqual(JSON.parse(await column()), { [key.id]: '2026-12-01T00:00:00.000Z' });
+      assert.deepEqual(store.fleet()[0]!.oldestQueued, { [key.id]: '2026-12-01T00:00:00.000Z' });
+
+      queue = () => {
+        throw new Error('the queue index cannot be read');
+      };
+      await store.refresh();
+      assert.equal((await column()).trim(), 'NULL');
+      assert.equal(store.fleet()[0]!.oldestQueued, null);
+      assert.deepEqual(store.peers(), [], 'this relay is not its own peer');
+    } finally {
+      await store.close();
+    }
   });
 });
