@@ -69,7 +69,7 @@ export interface PlanInput {
   observations: readonly DnsObservation[];
   /** When the oldest queued message signed by the key was signed; undefined when none awaits delivery. */
   oldestQueued?: (keyId: number) => Date | undefined;
-  /** The other relays sharing the key store, as their last heartbeats tell what each holds queued. */
+  /** Relays sharing the key store, as their last heartbeats tell what each holds queued (the scheduler: the others; `status`: all). */
   peers?: readonly PeerQueue[];
   /** Notices already sent (the notifications table). */
   notified?: ReadonlySet<string>;
