@@ -16,7 +16,7 @@ import { UserError } from '../common/errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { openKeyStore } from '../keys/open-store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
-import type { PgKeyStore } from '../keys/pg-store.ts';
+import type { FleetSelf, PgKeyStore } from '../keys/pg-store.ts';
 import { fleetStatus, forgottenNodes } from '../observability/fleet-status.ts';
 import { startHttp, type HttpListener } from './http.ts';
 import type { Logger } from '../common/logger.ts';
@@ -202,7 +202,13 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
     const unwatchToken = metrics.watchToken(() => store.tokenHealth?.());
     const unwatchFleet =
-      store.engine === 'postgres' ? watchFleet(store as PgKeyStore, { name: hostname, address: `${config.listen.host}:${ports.plain}` }, supervisor) : () => {};
+      store.engine === 'postgres'
+        ? watchFleet(
+            store as PgKeyStore,
+            { name: hostname, address: `${config.listen.host}:${ports.plain}`, queued: () => queue?.index.oldestBySigner() ?? [] },
+            supervisor,
+          )
+        : () => {};
     view.started();
     queue?.manager.start();
     logger.info(
@@ -274,7 +280,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
 const FORGET_EVERY_MS = 3600_000;
 
 /** Announces this relay in the fleet's heartbeats, reports the fleet in the metrics, and forgets relays long gone. */
-function watchFleet(store: PgKeyStore, self: { name: string; address: string }, supervisor: Supervisor): () => void {
+function watchFleet(store: PgKeyStore, self: Omit<FleetSelf, 'version'>, supervisor: Supervisor): () => void {
   store.announce({ ...self, version: VERSION });
   // Run only when there is something to forget: an empty run would report the key store well while it may not answer.
   const forget = () => {

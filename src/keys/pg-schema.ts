@@ -12,12 +12,14 @@
 //   4  material 'pkcs11': a key in a PKCS#11 token, named by its RFC 7512 URI
 //      in file, with no private half in the row at all
 //   5  keys.client: the chain a key is in (keys.db version 4)
+//   6  fleet_nodes.oldest_queued: what each relay holds queued, key id → when
+//      the oldest message signed with it came in; NULL: the relay does not say
 //
 // Times are ISO 8601 text, as in keys.db, so rows copy across unchanged.
 import { UserError } from '../common/errors.ts';
 import type { Schema } from '../common/schema-migrations.ts';
 
-export const PG_LATEST_VERSION = 5;
+export const PG_LATEST_VERSION = 6;
 
 const STATES = `('pending', 'active', 'retiring', 'revoked', 'removed')`;
 
@@ -157,11 +159,15 @@ const V5 = `
 ALTER TABLE keys ADD COLUMN client TEXT;
 `;
 
+// A JSON object { "<key id>": "<ISO 8601>" }, written with each heartbeat: the rotation
+// leader does not revoke a key while any relay still holds mail it signed.
+const V6 = `ALTER TABLE fleet_nodes ADD COLUMN oldest_queued JSONB;`;
+
 export function pgKeySchema(location: string): Schema<string> {
   return {
     name: 'keys',
     latest: PG_LATEST_VERSION,
-    steps: { 1: V1, 2: V2, 3: V3, 4: V4, 5: V5 },
+    steps: { 1: V1, 2: V2, 3: V3, 4: V4, 5: V5, 6: V6 },
     tooNew: (version) =>
       new UserError(
         `key store ${location} has schema version ${version}, but this dkim-relay knows versions up to ${PG_LATEST_VERSION}`,

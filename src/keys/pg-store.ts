@@ -17,6 +17,7 @@ import { fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial }
 import { KeyFileError } from './key-file.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 import { Fenced, type Fence } from './fence.ts';
+import type { QueuedBySigner } from './heartbeat.ts';
 import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
 import { ensurePrivateDir } from './permissions.ts';
 import { createPool, explainPgError, type PgTarget } from './pg-connection.ts';
@@ -67,6 +68,14 @@ export interface FleetNode {
   generation: number;
   loadedAt: string;
   lastContact: string;
+  /** What it holds queued, by signing key; null when it does not say (an older version, or its queue could not be read). */
+  oldestQueued: QueuedBySigner | null;
+}
+
+/** The heartbeat's content: who this relay is, and what its queue holds (read at each heartbeat). */
+export interface FleetSelf extends Pick<FleetNode, 'name' | 'version' | 'address'> {
+  /** When the oldest queued message signed d=domain s=selector came in (ms), for each such pair. */
+  queued?: () => readonly { domain: string; selector: string; oldest: number }[];
 }
 
 /** What dns_observations holds, read for `status` (the scheduler reads and writes it through its own tables). */
@@ -130,7 +139,7 @@ export class PgKeyStore implements KeyStore {
   private listener: pg.Client | undefined;
   private subscribing: Promise<void> | undefined;
   private closed = false;
-  private self: Pick<FleetNode, 'name' | 'version' | 'address'> | undefined;
+  private self: FleetSelf | undefined;
   private fleetRows: FleetNode[] = [];
   private observationRows: ObservationRow[] = [];
 
@@ -198,14 +207,17 @@ export class PgKeyStore implements KeyStore {
     if (Number(rows[0]!.generation) !== this.generation) await this.reload();
     if (this.self && this.loadedAt) {
       const now = new Date().toISOString();
+      const queued = this.queuedBySigner();
       await this.pool.query(
-        `INSERT INTO fleet_nodes (name, version, address, generation, loaded_at, last_contact) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (name, address) DO UPDATE SET version = excluded.version, generation = excluded.generation, loaded_at = excluded.loaded_at, last_contact = excluded.last_contact`,
-        [this.self.name, this.self.version, this.self.address, this.generation, this.loadedAt.toISOString(), now],
+        `INSERT INTO fleet_nodes (name, version, address, generation, loaded_at, last_contact, oldest_queued) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (name, address) DO UPDATE SET version = excluded.version, generation = excluded.generation, loaded_at = excluded.loaded_at,
+           last_contact = excluded.last_contact, oldest_queued = excluded.oldest_queued`,
+        [this.self.name, this.self.version, this.self.address, this.generation, this.loadedAt.toISOString(), now, queued && JSON.stringify(queued)],
       );
     }
     const fleet = await this.pool.query<FleetNode & { generation: string }>(
-      `SELECT name, version, address, generation, loaded_at AS "loadedAt", last_contact AS "lastContact" FROM fleet_nodes ORDER BY name, address`,
+      `SELECT name, version, address, generation, loaded_at AS "loadedAt", last_contact AS "lastContact", oldest_queued AS "oldestQueued"
+       FROM fleet_nodes ORDER BY name, address`,
     );
     this.fleetRows = fleet.rows.map((r) => ({ ...r, generation: Number(r.generation) }));
     const observations = await this.pool.query<ObservationRow>(
@@ -216,7 +228,7 @@ export class PgKeyStore implements KeyStore {
   }
 
   /** `serve`: this relay's heartbeat, written at every look at the store (fleet_nodes), for `status` on any relay. */
-  announce(self: Pick<FleetNode, 'name' | 'version' | 'address'>): void {
+  announce(self: FleetSelf): void {
     this.self = self;
     void this.poll();
   }
@@ -224,6 +236,32 @@ export class PgKeyStore implements KeyStore {
   /** Every relay's last heartbeat, as of the last look at the store. */
   fleet(): FleetNode[] {
     return this.fleetRows;
+  }
+
+  /** The other relays' last heartbeats: this relay's own queue is read where it is, not from its last heartbeat. */
+  peers(): FleetNode[] {
+    return this.fleetRows.filter((n) => !(n.name === this.self?.name && n.address === this.self.address));
+  }
+
+  /**
+   * This relay's queue by signing key, as the heartbeat carries it; a key
+   * removed since has no entry (its record is gone). null when the queue
+   * could not be read: "nothing queued" would let the fleet revoke a key.
+   */
+  private queuedBySigner(): Record<string, string> | null {
+    let queued: readonly { domain: string; selector: string; oldest: number }[];
+    try {
+      queued = this.self?.queued?.() ?? [];
+    } catch {
+      return null;
+    }
+    const ids = new Map(this.rows.filter((k) => k.state !== 'removed').map((k) => [`${k.domain} ${k.selector}`, k.id]));
+    const out: Record<string, string> = {};
+    for (const { domain, selector, oldest } of queued) {
+      const id = ids.get(`${domain} ${selector}`);
+      if (id !== undefined) out[id] = new Date(oldest).toISOString();
+    }
+    return out;
   }
 
   /**

@@ -4,16 +4,10 @@
 // from; and which heartbeats are old enough to forget. Pure: the heartbeats
 // are read by the key store, the clock is passed in.
 import type { FleetNode } from '../keys/pg-store.ts';
+import { GONE_AFTER_MS, SILENT_AFTER_MS } from '../keys/heartbeat.ts';
 import { when } from '../rotation/plan.ts';
 
-/** A relay writes its heartbeat at every look at the store (5 s); three missed in a row and it is "not heard from". */
-export const SILENT_AFTER_MS = 15_000;
-
-/**
- * Silent this long, a relay is taken for decommissioned: still listed, but no
- * longer a failure of `status`. A relay down for maintenance is flagged all week.
- */
-export const GONE_AFTER_MS = 7 * 24 * 3600_000;
+export { GONE_AFTER_MS, SILENT_AFTER_MS };
 
 /**
  * Gone this long again, its heartbeat row is deleted: the fleet's listing

@@ -119,7 +119,16 @@ const SHOWN_ORDER: Record<string, number> = { active: 0, pending: 1, retiring: 2
 
 export function statusReport(input: StatusInput): StatusReport {
   const now = input.now.getTime();
-  const { actions, next } = plan({ now: input.now, keys: input.keys, policy: input.policy, servers: input.servers, observations: input.observations });
+  // Every relay's queue as its heartbeat tells it (this relay's own included): what holds a revocation back.
+  const peers = input.fleet?.nodes;
+  const { actions, next } = plan({
+    now: input.now,
+    keys: input.keys,
+    policy: input.policy,
+    servers: input.servers,
+    observations: input.observations,
+    ...(peers ? { peers } : {}),
+  });
   const domains = [...new Set(input.keys.filter((k) => k.state !== 'removed').map((k) => k.domain))].sort();
 
   const report = domains.map((domain): DomainStatus => {

@@ -575,6 +575,13 @@ export class QueueIndex {
     return this.#stmt(`SELECT 1 FROM message_signatures WHERE domain = ? AND selector = ? LIMIT 1`).get(domain.toLowerCase(), selector) !== undefined;
   }
 
+  /** For every key that signed a queued message, when the oldest such message came in (ms): the fleet's heartbeat carries it. */
+  oldestBySigner(): { domain: string; selector: string; oldest: number }[] {
+    return this.#stmt(
+      `SELECT s.domain, s.selector, MIN(m.received_at) AS oldest FROM message_signatures s JOIN messages m ON m.id = s.message_id GROUP BY s.domain, s.selector`,
+    ).all() as { domain: string; selector: string; oldest: number }[];
+  }
+
   /** When the oldest queued message signed d=domain s=selector came in (ms), or null: a key is not revoked while such mail waits. */
   oldestSignedWith(domain: string, selector: string): number | null {
     const row = this.#stmt(

@@ -38,7 +38,10 @@
 //   a break for `publishFor` (up to its last check); when several qualify, the
 //   newest; an older pending key is never activated automatically;
 // - a retiring key is revoked `retireAfter` after it retired, and not while a
-//   message it signed is still queued;
+//   message it signed is still queued: on this relay, or on another relay of
+//   the fleet (as its last heartbeat says), nor while a relay of the fleet is
+//   silent (its queue is unknown) until it is heard from again or taken for
+//   gone;
 // - a revoked key is removed `removeAfter` after its revocation;
 // - a pending key older than `stuckAfter`, and an active or retiring key
 //   whose record a server no longer serves, are notified.
@@ -49,6 +52,7 @@ import { txtRecord, type TxtRecord } from '../keys/record.ts';
 import type { DnsObservation } from './observation.ts';
 import type { RotationPolicy } from './policy.ts';
 import { delegatedName, type Delegation } from '../dns/delegation.ts';
+import { GONE_AFTER_MS, SILENT_AFTER_MS, type QueuedBySigner } from '../keys/heartbeat.ts';
 
 export interface PlanKey extends LifecycleKey {
   bits: number;
@@ -66,8 +70,18 @@ export interface PlanInput {
   observations: readonly DnsObservation[];
   /** When the oldest queued message signed by the key was signed; undefined when none awaits delivery. */
   oldestQueued?: (keyId: number) => Date | undefined;
+  /** Relays sharing the key store, as their last heartbeats tell what each holds queued (the scheduler: the others; `status`: all). */
+  peers?: readonly PeerQueue[];
   /** Notices already sent (the notifications table). */
   notified?: ReadonlySet<string>;
+}
+
+export interface PeerQueue {
+  name: string;
+  address: string;
+  lastContact: string;
+  /** null: the relay does not say (an older version, or its queue could not be read). */
+  oldestQueued: QueuedBySigner | null;
 }
 
 interface KeyRef {
@@ -133,14 +147,26 @@ export function plan(input: PlanInput): Plan {
       }
       if (key.state === 'retiring') {
         const due = Date.parse(key.retiredAt ?? key.createdAt) + policy.retireAfter;
-        const queued = input.oldestQueued?.(key.id);
-        if (due <= now && queued === undefined) {
+        const held = queuedWith(key.id, input, now);
+        if (due <= now && held.kind === 'none') {
           const why = `retired ${when(key.retiredAt ?? key.createdAt)}, ${duration(policy.retireAfter)} ago, and no queued mail is signed with it`;
           actions.push({ kind: 'revoke', ...ref(key), transitions: transition(key, 'revoked', why), why });
-        } else if (due <= now) {
-          next.push({ ...ref(key), step: 'revoke', at: null, text: `revoked once the queued mail it signed (oldest ${when(queued!.getTime())}) is delivered` });
+        } else if (due <= now && held.kind === 'queued') {
+          next.push({
+            ...ref(key),
+            step: 'revoke',
+            at: null,
+            text: `revoked once the queued mail it signed (oldest ${when(held.oldest)}${held.on}) is delivered`,
+          });
+        } else if (due <= now && held.kind === 'unknown') {
+          next.push({ ...ref(key), step: 'revoke', at: null, text: `revocation held: ${held.why}` });
         } else {
-          next.push({ ...ref(key), step: 'revoke', at: iso(due), text: `revoked ${when(due)}${queued ? ' if no mail it signed is still queued' : ''}` });
+          next.push({
+            ...ref(key),
+            step: 'revoke',
+            at: iso(due),
+            text: `revoked ${when(due)}${held.kind !== 'none' ? ' if no mail it signed is still queued' : ''}`,
+          });
         }
       }
       if (key.state === 'revoked') {
@@ -216,6 +242,43 @@ export function plan(input: PlanInput): Plan {
   }
   const resolved = [...(input.notified ?? [])].filter((n) => !notices.has(n)).sort();
   return { actions, next, resolved };
+}
+
+type Held = { kind: 'none' } | { kind: 'queued'; oldest: number; on: string } | { kind: 'unknown'; why: string };
+
+/**
+ * Whether mail signed with the key may still wait for delivery: in this
+ * relay's queue, or in another relay's as its last heartbeat says. A relay
+ * silent longer than SILENT_AFTER_MS may hold such mail without telling (it
+ * signs on with the keys it holds while the store is away from it); one
+ * silent longer than GONE_AFTER_MS is taken for decommissioned.
+ */
+function queuedWith(keyId: number, input: PlanInput, now: number): Held {
+  const peers = (input.peers ?? []).filter((p) => now - Date.parse(p.lastContact) <= GONE_AFTER_MS);
+  const silent = peers.find((p) => now - Date.parse(p.lastContact) > SILENT_AFTER_MS);
+  if (silent) {
+    const forget = `back, taken for gone ${when(Date.parse(silent.lastContact) + GONE_AFTER_MS)}, or forgotten (keys fleet forget ${silent.name})`;
+    return {
+      kind: 'unknown',
+      why: `relay ${silent.name} (${silent.address}) has not been heard from since ${when(silent.lastContact)}; its queue may hold mail signed with this key (until it is ${forget})`,
+    };
+  }
+  const mute = peers.find((p) => p.oldestQueued === null);
+  if (mute)
+    return {
+      kind: 'unknown',
+      why: `relay ${mute.name} (${mute.address}) does not report what it holds queued (an older version, or its queue could not be read)`,
+    };
+  const times = [
+    { at: input.oldestQueued?.(keyId)?.getTime(), on: '' },
+    ...peers.map((p) => ({
+      at: p.oldestQueued![keyId] === undefined ? undefined : Date.parse(p.oldestQueued![keyId]!),
+      on: ` on relay ${p.name} (${p.address})`,
+    })),
+  ].filter((t): t is { at: number; on: string } => t.at !== undefined);
+  if (times.length === 0) return { kind: 'none' };
+  const oldest = times.reduce((a, b) => (b.at < a.at ? b : a));
+  return { kind: 'queued', oldest: oldest.at, on: oldest.on };
 }
 
 /** States of a check that mean a server does not serve the record (unreachable does not say). */

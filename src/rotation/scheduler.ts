@@ -51,7 +51,7 @@ import { Supervisor } from '../common/supervisor.ts';
 import { LiveDnsObserver, type DnsObserver } from './dns-observer.ts';
 import { noticeMessage, type RotationNotice } from './notice.ts';
 import { observe, type DnsObservation } from './observation.ts';
-import { duration, plan, type Action } from './plan.ts';
+import { duration, plan, type Action, type NextStep } from './plan.ts';
 import { longestGap, policyFor, type RotationPolicy } from './policy.ts';
 import type { Delegation } from '../dns/delegation.ts';
 import { changesFor, keyRecord } from './publication.ts';
@@ -129,6 +129,8 @@ export class RotationScheduler {
   /** The lease held by the pass in progress. */
   private fence: Fence = { lease: LEASE, epoch: -1 };
   private task: ScheduledTask | undefined;
+  /** The text of each held revocation last logged, by key id. */
+  private held = new Map<number, string>();
   private keeper: NodeJS.Timeout | undefined;
   /** Whether the lease is still this relay's at this.fence's epoch, as far as it knows. */
   private keeping = false;
@@ -279,7 +281,10 @@ export class RotationScheduler {
         const oldest = key && this.options.queue?.oldestSignedWith(key.domain, key.selector);
         return oldest ? new Date(oldest) : undefined;
       },
+      // With a shared store, the others' queues too: a key is not revoked while mail it signed waits on any relay.
+      ...(store.engine === 'postgres' ? { peers: (store as PgKeyStore).peers() } : {}),
     });
+    this.tellHeld(planned.next);
     const applied: Action[] = [];
     for (const action of planned.actions) {
       if (this.stopped) break;
@@ -289,6 +294,14 @@ export class RotationScheduler {
     await tables.forgetNotifications(planned.resolved, this.fence);
     this.sweep();
     return { ran: true, applied };
+  }
+
+  /** Logs what holds a due revocation back (mail still queued, a silent relay) when it changes, not at every pass. */
+  private tellHeld(next: readonly NextStep[]): void {
+    const held = new Map(next.filter((n) => n.step === 'revoke' && n.at === null).map((n) => [n.keyId, n]));
+    for (const [keyId, n] of held)
+      if (this.held.get(keyId) !== n.text) this.options.logger.info({ rotation: 'held', domain: n.domain, selector: n.selector }, n.text);
+    this.held = new Map([...held].map(([keyId, n]) => [keyId, n.text]));
   }
 
   private delegation(domain: string): Delegation | undefined {

@@ -20,6 +20,7 @@ const node = (name: string, generation: number, lastContactMsAgo: number) => ({
   generation,
   loadedAt: '2026-12-06T04:00:00.000Z',
   lastContact: new Date(now.getTime() - lastContactMsAgo).toISOString(),
+  oldestQueued: {},
 });
 
 test('a relay on an older key generation is outdated, one not heard from for three heartbeats is silent', () => {

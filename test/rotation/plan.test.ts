@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { configSchema } from '../../src/config/schema.ts';
 import { nextSelector } from '../../src/common/names.ts';
 import { delegatedName } from '../../src/dns/delegation.ts';
-import { plan } from '../../src/rotation/plan.ts';
+import { GONE_AFTER_MS, SILENT_AFTER_MS } from '../../src/keys/heartbeat.ts';
+import { plan, when } from '../../src/rotation/plan.ts';
 import { policyFor } from '../../src/rotation/policy.ts';
 import { DAY, HOUR, MINUTE, POLICY, Simulation, summary } from './simulation.ts';
 
@@ -425,4 +426,60 @@ test("each chain rotates on its own: a client's chain gets its own fresh selecto
   assert.equal(sim.key('s202607a').state, 'active');
   assert.equal(sim.key('crm-202607a').state, 'active');
   assert.equal(own.state, 'active');
+});
+
+test('a fleet: a retiring key is not revoked while another relay holds mail it signed, or while a relay is silent', () => {
+  const sim = new Simulation(START);
+  const old = sim.addKey('example.com', 'rsa', 'retiring', 8 * DAY, 'old');
+  old.retiredAt = new Date(Date.parse(START) - 8 * DAY).toISOString();
+  sim.addKey('example.com', 'rsa', 'active', DAY, 'new');
+  const now = sim.now.getTime();
+  const input = { now: sim.now, keys: sim.keys, policy: () => POLICY, servers: () => ['ns1'], observations: [] };
+  const heard = (msAgo: number) => new Date(now - msAgo).toISOString();
+  const relay = (name: string, msAgo: number, oldestQueued: Record<string, string> | null) => ({
+    name,
+    address: `${name}:25`,
+    lastContact: heard(msAgo),
+    oldestQueued,
+  });
+  const revoke = (peers: ReturnType<typeof relay>[]) => plan({ ...input, peers });
+  const held = (peers: ReturnType<typeof relay>[]) => revoke(peers).next.find((n) => n.selector === 'old')!;
+
+  // Every relay heard from, none holding its mail: revoked, as with one relay.
+  assert.deepEqual(summary(revoke([relay('a', 1000, {}), relay('b', 2000, { 999: heard(DAY) })]).actions), ['revoke:old']);
+
+  // Relay b still holds mail it signed: held, and the plan names the oldest and where it waits.
+  const signedAt = now - 3 * DAY;
+  const queued = revoke([relay('a', 1000, {}), relay('b', 2000, { [old.id]: new Date(signedAt).toISOString() })]);
+  assert.deepEqual(summary(queued.actions), []);
+  assert.equal(
+    queued.next.find((n) => n.selector === 'old')!.text,
+    `revoked once the queued mail it signed (oldest ${when(signedAt)} on relay b (b:25)) is delivered`,
+  );
+  // This relay's own queue counts as before, the older of the two shown.
+  const both = plan({ ...input, oldestQueued: () => new Date(signedAt - HOUR), peers: [relay('b', 2000, { [old.id]: new Date(signedAt).toISOString() })] });
+  assert.equal(both.next.find((n) => n.selector === 'old')!.text, `revoked once the queued mail it signed (oldest ${when(signedAt - HOUR)}) is delivered`);
+
+  // A relay silent past SILENT_AFTER_MS: its queue is unknown, the revocation is held and says why.
+  const silent = held([relay('a', 1000, {}), relay('c', SILENT_AFTER_MS + 1, {})]);
+  assert.equal(silent.at, null);
+  assert.equal(
+    silent.text,
+    `revocation held: relay c (c:25) has not been heard from since ${when(now - SILENT_AFTER_MS - 1)}; its queue may hold mail signed with this key ` +
+      `(until it is back, taken for gone ${when(now - SILENT_AFTER_MS - 1 + GONE_AFTER_MS)}, or forgotten (keys fleet forget c))`,
+  );
+  assert.deepEqual(summary(revoke([relay('c', SILENT_AFTER_MS + 1, {})]).actions), []);
+  // Heard from within the silent period: it counts as what it says.
+  assert.deepEqual(summary(revoke([relay('c', SILENT_AFTER_MS, {})]).actions), ['revoke:old']);
+  // Gone (silent past GONE_AFTER_MS): taken for decommissioned, it holds nothing back; forgotten, it is not listed at all.
+  assert.deepEqual(summary(revoke([relay('a', 1000, {}), relay('c', GONE_AFTER_MS + 1, { [old.id]: heard(GONE_AFTER_MS + DAY) })]).actions), ['revoke:old']);
+  assert.deepEqual(summary(revoke([relay('a', 1000, {})]).actions), ['revoke:old']);
+  // A relay that does not report its queue (an older version, or its queue unreadable) holds it too.
+  assert.match(held([relay('d', 1000, null)]).text, /^revocation held: relay d \(d:25\) does not report what it holds queued/);
+
+  // Not due yet: the time is shown, with the condition when mail waits somewhere.
+  old.retiredAt = new Date(now - 6 * DAY).toISOString();
+  const early = held([relay('b', 2000, { [old.id]: heard(DAY) })]);
+  assert.equal(early.at, new Date(now + DAY).toISOString());
+  assert.equal(early.text, `revoked ${when(now + DAY)} if no mail it signed is still queued`);
 });
