@@ -19,9 +19,9 @@ import { dkimFields, send, startSink, type Sink } from '../../helpers/relay-harn
 import { tempDir } from '../../helpers/tmp.ts';
 import { skipWithout } from '../../helpers/tools.ts';
 import { until } from '../../helpers/until.ts';
-import { serve, type Served } from '../../cli/support.ts';
+import { dkimRelay, serve, type Served } from '../../cli/support.ts';
 import { postgresOrSkip, startPgCluster, type PgCluster } from './pg-cluster.ts';
-import { healthNote, kekFile } from './support.ts';
+import { forgetOnceSilent, healthNote, kekFile } from './support.ts';
 
 const ZONE = 'fleet.test';
 /** Every two seconds, as in fleet-serve.test.ts: a lease of two seconds, renewed every 0.67 s. */
@@ -66,7 +66,7 @@ describe('scheduled rotation across a fleet of three relays, over DNS served by 
     const secretFile = join(base, 'tsig.key');
     writeFileSync(secretFile, knot.tsig.secret, { mode: 0o600 });
     const dirs = [0, 1, 2].map(() => tempDir());
-    const configs = dirs.map((dir) => {
+    configs = dirs.map((dir) => {
       const file = join(dir, 'relay.yaml');
       writeFileSync(
         file,
@@ -78,6 +78,7 @@ describe('scheduled rotation across a fleet of three relays, over DNS served by 
       return file;
     });
     relays.push(...(await Promise.all(dirs.map((dir, i) => serve(['--config', configs[i]!], dir)))));
+    configDirs = dirs;
   });
 
   after(async () => {
@@ -88,6 +89,8 @@ describe('scheduled rotation across a fleet of three relays, over DNS served by 
   });
 
   const psql = (sql: string) => cluster.psql('rotation', sql);
+  let configs: string[] = [];
+  let configDirs: string[] = [];
   /** The history rows of the steps: "selector to_state by", oldest first. */
   const history = async () => (await psql(`SELECT selector || ' ' || to_state || ' ' || "by" FROM events ORDER BY id`)).trim().split('\n');
   const timedHistory = async () => (await psql(`SELECT selector || ' ' || to_state || ' ' || "at" FROM events ORDER BY id`)).trim().split('\n');
@@ -167,7 +170,15 @@ describe('scheduled rotation across a fleet of three relays, over DNS served by 
     relays.splice(relays.indexOf(leader), 1);
 
     // retireAfter later, s1 is revoked: its record is served with an empty p=.
-    await step('s1 revoked', /^s1 revoked scheduler$/);
+    const revoked = step('s1 revoked', /^s1 revoked scheduler$/);
+    const forgetting = forgetOnceSilent(
+      psql,
+      `127.0.0.1:${leader.port()}`,
+      (name, address) => dkimRelay(['--config', configs[0]!, 'keys', 'fleet', 'forget', name, '--address', address], configDirs[0]!),
+      revoked,
+    );
+    await revoked;
+    await forgetting;
     await until('s1 served revoked', async () => (await served('s1')).some((v) => /(^|;)\s*p=\s*(;|$)/.test(v)), { timeoutMs: STEP_MS, everyMs: 500 });
     await everyRelayCurrent();
     await mailSignedWith(next, 's1 revoked');
