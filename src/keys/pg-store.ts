@@ -436,12 +436,12 @@ export class PgKeyStore implements KeyStore {
           [t.keyId, t.domain, t.selector, t.from, t.to, t.at, t.by, t.why],
         );
       }
-    }).then(
-      () => {
+    })
+      // Not written: the next sweep asks the token once more (it finds nothing) and writes the events then.
+      .catch(() => {})
+      .finally(() => {
         for (const { key } of gone) this.goneUnrecorded.delete(key.id);
-      },
-      () => {}, // written at a later sweep; until then this relay remembers
-    );
+      });
     this.recording = Promise.all([this.recording, recording]).then(() => {});
     return gone.filter((g) => g.destroyed > 0).map((g) => g.key.file);
   }
