@@ -308,7 +308,8 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
     const live = new Set((this.query(() => this.statement(`SELECT file FROM keys WHERE ${LIVE}`).all()) as { file: string }[]).map((r) => r.file));
     const deleted: string[] = [];
     for (const row of rows) {
-      if (live.has(row.file) || isTokenUri(row.file)) continue; // a new key reusing the selector owns that file now
+      if (isTokenUri(row.file)) continue; // its objects are destroyed below
+      if (live.has(row.file)) continue; // a new key reusing the selector owns that file now
       const file = join(this.dir, row.file);
       if (!existsSync(file)) continue;
       rmSync(file, { force: true });
