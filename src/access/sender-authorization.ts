@@ -34,7 +34,7 @@ export class SenderAuthorization {
           throw new UserError(`clients.${i}.domains: ${(err as UserError).message}`, 'give domains such as example.com');
         }
       }),
-      chain: c.keys === 'own' && c.name !== undefined ? { client: c.name, whenNoKey: c.whenNoKey ?? 'unknownDomain' } : undefined,
+      chain: ownChain(c),
     }));
   }
 
@@ -73,6 +73,20 @@ export class SenderAuthorization {
   private matching(client: Client) {
     return this.rules.filter((r) => (r.user !== undefined && r.user === client.user) || r.networks?.includes(client.address));
   }
+}
+
+/** The chain an entry signs with when it has keys of its own. */
+function ownChain(entry: Config['clients'][number]): ClientChain | undefined {
+  return entry.keys === 'own' && entry.name !== undefined ? { client: entry.name, whenNoKey: entry.whenNoKey ?? 'unknownDomain' } : undefined;
+}
+
+/** The chain of the clients[] entry named `name` with keys of its own (name already normalized); null when none is. */
+export function chainNamed(clients: Config['clients'], name: string): ClientChain | null {
+  for (const entry of clients) {
+    const chain = ownChain(entry);
+    if (chain?.client === name) return chain;
+  }
+  return null;
 }
 
 const who = (client: Client) => (client.user ? `user ${client.user}` : `client ${client.address}`);

@@ -416,17 +416,26 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
     )
     .command<Args>(
       'history',
-      'every change of state of every key: when, from, to, by whom (cli, scheduler, dns) and why',
-      (y) => y.option('domain', DOMAIN),
+      "every change of state of every key: when, from, to, by whom (cli, scheduler, dns), why, and the key's chain",
+      (y) => y.option('domain', DOMAIN).option('client', { ...CLIENT, describe: "only the events of this client's chain" }),
       (args) =>
         withStore(args, (store) => {
-          const events = store.history(args.domain);
+          // Events name their key; the key's row says which chain it is in.
+          const chainOf = new Map(store.list(args.domain).map((k) => [k.id, k.client ?? null]));
+          const client = args.client === undefined ? undefined : normalizeClientName(args.client);
+          const events = store
+            .history(args.domain)
+            .map((e) => ({ ...e, client: chainOf.get(e.keyId) ?? null }))
+            .filter((e) => client === undefined || e.client === client);
           if (args.json) return printJson(events);
+          if (events.length === 0 && client !== undefined)
+            return print(`no key events for ${args.domain === undefined ? `client ${client}` : chainName(normalizeDomain(args.domain), client)}`);
           if (events.length === 0) return print(args.domain ? `no key events for ${normalizeDomain(args.domain)}` : 'no key events yet');
           print(
             table(
-              ['AT', 'DOMAIN', 'SELECTOR', 'FROM', 'TO', 'BY', 'WHY'],
-              events.map((e) => [e.at.slice(0, 19).replace('T', ' '), e.domain, e.selector, e.from ?? '-', e.to, e.by, e.why]),
+              // The chain comes last, as in `keys list`: scripts reading the earlier columns by position read them as before.
+              ['AT', 'DOMAIN', 'SELECTOR', 'FROM', 'TO', 'BY', 'WHY', 'CHAIN'],
+              events.map((e) => [e.at.slice(0, 19).replace('T', ' '), e.domain, e.selector, e.from ?? '-', e.to, e.by, e.why, chainLabel(e.client)]),
             ),
           );
         }),

@@ -7,7 +7,9 @@ import { hostname, tmpdir } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { mailauthResolver } from '../dns/resolver.ts';
 import { storeResolver } from '../keys/resolver.ts';
-import { normalizeDomain } from '../common/names.ts';
+import { normalizeClientName, normalizeDomain } from '../common/names.ts';
+import { UserError } from '../common/errors.ts';
+import { chainNamed, type ClientChain } from '../access/sender-authorization.ts';
 import { octetStream } from '../message/octets.ts';
 import { processMessage, type Report } from '../pipeline/pipeline.ts';
 import { receiveMessage } from '../message/intake.ts';
@@ -15,15 +17,22 @@ import { messageProblem, verifyMessage } from '../signing/verify.ts';
 import { CheckFailed, configFrom, print, printJson, readStdin, withStore, type GlobalArgs } from './context.ts';
 
 export function signCommand(yargs: Argv<GlobalArgs>) {
-  return yargs.command<GlobalArgs & { domain?: string }>(
+  return yargs.command<GlobalArgs & { domain?: string; client?: string }>(
     'sign',
     'sign one message from stdin exactly as the relay would (self-check included) and write it to stdout',
     (y) =>
       y
         .option('domain', { type: 'string', describe: 'sign as this domain instead of the From: domain' })
-        .example('$0 sign < in.eml > out.eml', 'sign by the From: domain'),
+        .option('client', {
+          type: 'string',
+          describe:
+            "sign as the relay signs this client's mail: with its own key chain (clients[].name with keys: own), and its whenNoKey when that has no active key",
+        })
+        .example('$0 sign < in.eml > out.eml', 'sign by the From: domain')
+        .example('$0 sign --client scanner < in.eml > out.eml', "sign with the scanner's own chain"),
     (args) =>
       withStore(args, async (store, { config }) => {
+        const chain = args.client === undefined ? undefined : ownChainNamed(config, args.client);
         // Read as the relay reads DATA: a large message goes to a temporary file, not into memory.
         const received = await receiveMessage(process.stdin, { maxSize: config.listen.maxMessageSize, maxHeader: config.headers.maxSize, dir: tmpdir() });
         if (!received.ok) throw new CheckFailed(`not signed: the message exceeds listen.maxMessageSize (${config.listen.maxMessageSize} octets)`);
@@ -34,6 +43,7 @@ export function signCommand(yargs: Argv<GlobalArgs>) {
             upstream: config.delivery.upstream,
             hostname: config.listen.hostname ?? hostname(),
             domain: args.domain === undefined ? undefined : normalizeDomain(args.domain),
+            chain,
           });
           if (outcome.action === 'refuse') throw new CheckFailed(`not signed: ${replyLine(outcome.reply)}`);
           // The message goes out as the relay would send it; the exit status says whether it is signed and proven good.
@@ -44,6 +54,19 @@ export function signCommand(yargs: Argv<GlobalArgs>) {
         }
       }),
   );
+}
+
+/** The chain `--client` names, or a UserError: a name no clients[] entry signs with would silently sign with the domain's keys. */
+function ownChainNamed(config: Config, client: string): ClientChain {
+  const name = normalizeClientName(client);
+  const chain = chainNamed(config.clients, name);
+  if (!chain) {
+    throw new UserError(
+      `no client named ${name} signs with keys of its own`,
+      `give --client the name of a clients[] entry with keys: own, or leave out --client for the domain's keys`,
+    );
+  }
+  return chain;
 }
 
 /** The exit status says whether the message is signed and proven good. */

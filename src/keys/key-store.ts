@@ -116,8 +116,8 @@ export interface KeyStore {
   checkActiveKeys(): StoredKey[];
   /** The TXT value the store publishes at a DNS name. */
   publishedValue(name: string): string | undefined;
-  /** Deletes the private material of removed keys still present; returns what was deleted. */
-  deleteRemovedFiles(): string[];
+  /** Deletes the private material of removed keys still present (`by`: who, for the events it writes); returns what was deleted. */
+  deleteRemovedFiles(by?: Actor): string[];
 
   generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): Awaitable<StoredKey>;
   import(options: NewKeyOptions & { pem: string; source: string }): Awaitable<StoredKey>;

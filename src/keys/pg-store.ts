@@ -18,14 +18,26 @@ import { KeyFileError } from './key-file.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 import { Fenced, type Fence } from './fence.ts';
 import type { QueuedBySigner } from './heartbeat.ts';
-import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
+import { creation, decide, type Actor, type KeyState, type Transition } from './lifecycle.ts';
 import { ensurePrivateDir } from './permissions.ts';
 import { createPool, explainPgError, type PgTarget } from './pg-connection.ts';
 import { redactUrl } from './pg-url.ts';
 import { pgKeySchema } from './pg-schema.ts';
 import { txtValue } from './record.ts';
 import { SealError, seal, unseal } from './sealing.ts';
-import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type ChainKeys } from './store-rules.ts';
+import {
+  chainKey,
+  chooseSelector,
+  destroyRemovedTokenObjects,
+  groupActiveKeys,
+  nearestSigningDomain,
+  STAMP_COLUMN,
+  StepRaced,
+  TOKEN_OBJECTS_GONE,
+  tokenObjectsGone,
+  VERB,
+  type ChainKeys,
+} from './store-rules.ts';
 import { checkRsaSize } from './key-material.ts';
 import { parseTokenUri, tokenUri } from './pkcs11-objects.ts';
 import { tokenLabel, type Pkcs11Token, type TokenHealth, type TokenKey } from './pkcs11-token.ts';
@@ -125,6 +137,10 @@ export class PgKeyStore implements KeyStore {
   private tokenGeneration = 0;
   private rows: KeyRow[] = [];
   private events: KeyEvent[] = [];
+  /** Removed token keys whose objects are gone, until their TOKEN_OBJECTS_GONE event is in the store. */
+  private readonly goneUnrecorded = new Set<number>();
+  /** The TOKEN_OBJECTS_GONE events being written; never rejects. */
+  private recording: Promise<void> = Promise.resolve();
   private generation = -1;
   private active = new Map<string, { keys: ActiveKey[]; problems: KeyFileError[] }>();
   /** Parsed private keys by id, with the sealed bytes they came from: a reload parses only what changed. */
@@ -189,6 +205,7 @@ export class PgKeyStore implements KeyStore {
     await this.subscribing?.catch(() => {});
     await this.listener?.end().catch(() => {});
     await this.loading?.catch(() => {});
+    await this.recording;
     await this.pool.end();
     this.token?.close();
   }
@@ -434,20 +451,37 @@ export class PgKeyStore implements KeyStore {
   /**
    * A removed key's sealed half is cleared in the transaction that removes it;
    * a removed token key's objects are destroyed here (by whichever relay
-   * sweeps first; false while its token is away, tried again next time).
+   * sweeps first; while its token is away, tried again next time), and its
+   * TOKEN_OBJECTS_GONE event, written in the background, keeps every relay from
+   * asking the token about it again.
    */
-  deleteRemovedFiles(): string[] {
+  deleteRemovedFiles(by: Actor = 'scheduler'): string[] {
     if (!this.token) return [];
-    const destroyed: string[] = [];
-    for (const row of this.rows) {
-      if (row.state !== 'removed' || row.material !== 'pkcs11') continue;
-      try {
-        if (this.token.destroy(parseTokenUri(row.file)) > 0) destroyed.push(row.file);
-      } catch {
-        // the token is away: its objects are destroyed at a later sweep
+    const recorded = new Set(this.events.filter((e) => e.why === TOKEN_OBJECTS_GONE).map((e) => e.keyId));
+    const removed = this.rows.filter((r) => r.state === 'removed' && !recorded.has(r.id) && !this.goneUnrecorded.has(r.id));
+    const gone = destroyRemovedTokenObjects(removed, this.token);
+    if (gone.length === 0) return [];
+    for (const { key } of gone) this.goneUnrecorded.add(key.id);
+    const at = new Date();
+    const recording = this.write(async (client) => {
+      // Locked in one order, so two relays recording at once cannot deadlock.
+      for (const { key } of [...gone].sort((a, b) => a.key.domain.localeCompare(b.key.domain))) {
+        await lockDomain(client, key.domain);
+        const t = tokenObjectsGone(key, at, by);
+        await client.query(
+          `INSERT INTO events (key_id, domain, selector, from_state, to_state, "at", "by", why)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (SELECT 1 FROM events WHERE key_id = $1 AND why = $8)`,
+          [t.keyId, t.domain, t.selector, t.from, t.to, t.at, t.by, t.why],
+        );
       }
-    }
-    return destroyed;
+    })
+      // Not written: the next sweep asks the token once more (it finds nothing) and writes the events then.
+      .catch(() => {})
+      .finally(() => {
+        for (const { key } of gone) this.goneUnrecorded.delete(key.id);
+      });
+    this.recording = Promise.all([this.recording, recording]).then(() => {});
+    return gone.filter((g) => g.destroyed > 0).map((g) => g.key.file);
   }
 
   async generate(options: NewKeyOptions & { algorithm: Algorithm; bits?: number }): Promise<StoredKey> {
@@ -509,7 +543,8 @@ export class PgKeyStore implements KeyStore {
 
   async remove(domain: string, selector: string, step: Step = {}): Promise<StoredKey> {
     const key = await this.change(this.get(domain, selector), 'removed', step);
-    this.deleteRemovedFiles();
+    this.deleteRemovedFiles(step.by ?? 'cli');
+    await this.recording;
     return key;
   }
 
@@ -519,7 +554,11 @@ export class PgKeyStore implements KeyStore {
         if (fence) await checkFence(client, fence);
         for (const t of transitions) await writeTransition(client, t);
       });
-      if (transitions.some((t) => t.to === 'removed')) this.deleteRemovedFiles();
+      const removal = transitions.find((t) => t.to === 'removed');
+      if (removal) {
+        this.deleteRemovedFiles(removal.by);
+        await this.recording;
+      }
       return true;
     } catch (err) {
       if (err instanceof StepRaced) return false;

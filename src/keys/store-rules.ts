@@ -5,7 +5,9 @@ import { nextSelector } from '../common/names.ts';
 import type { Algorithm } from './key-material.ts';
 import { KeyFileError } from './key-file.ts';
 import type { ActiveKey, KeyProblem, StoredKey } from './key-store.ts';
-import type { KeyState } from './lifecycle.ts';
+import type { Actor, KeyState, Transition } from './lifecycle.ts';
+import { parseTokenUri } from './pkcs11-objects.ts';
+import type { Pkcs11Token } from './pkcs11-token.ts';
 
 /** The column set when a key enters a state (bookkeeping: when it happened). */
 export const STAMP_COLUMN: Record<Exclude<KeyState, 'pending'>, string> = {
@@ -107,4 +109,37 @@ export function nearestSigningDomain(active: ReadonlyMap<string, ChainKeys>, fro
     candidate = candidate.slice(dot + 1);
   }
   return null;
+}
+
+/**
+ * The event written once a removed key's objects are gone from its token
+ * (destroyed, or found missing): sweeps skip keys that have it, so the token
+ * is never asked about that key again.
+ */
+export const TOKEN_OBJECTS_GONE = 'its private key objects are gone from the PKCS#11 token';
+
+/**
+ * Destroys the objects of removed token keys whose TOKEN_OBJECTS_GONE event is
+ * not written yet; returns the keys whose objects are gone now, with how many
+ * objects were destroyed here (0: someone else destroyed them). A key of another
+ * token, or a token that does not answer, is left for a later sweep.
+ */
+export function destroyRemovedTokenObjects(removed: readonly StoredKey[], token: Pkcs11Token): { key: StoredKey; destroyed: number }[] {
+  const gone: { key: StoredKey; destroyed: number }[] = [];
+  for (const key of removed) {
+    if (key.state !== 'removed' || key.material !== 'pkcs11') continue;
+    const ref = parseTokenUri(key.file);
+    if (ref.token !== token.settings.token) continue;
+    try {
+      gone.push({ key, destroyed: token.destroy(ref) });
+    } catch {
+      // the token is away: its objects are destroyed at a later sweep
+    }
+  }
+  return gone;
+}
+
+/** The TOKEN_OBJECTS_GONE event of a removed key. */
+export function tokenObjectsGone(key: Pick<StoredKey, 'id' | 'domain' | 'selector'>, at: Date, by: Actor): Transition {
+  return { keyId: key.id, domain: key.domain, selector: key.selector, from: 'removed', to: 'removed', at: at.toISOString(), by, why: TOKEN_OBJECTS_GONE };
 }

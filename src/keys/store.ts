@@ -14,9 +14,21 @@ import { createFileSync } from '../common/file-create.ts';
 import { explainDatabaseError, openDatabase, type Db, type Statement } from './database.ts';
 import { checkRsaSize, fingerprint, generateKey, importKey, type Algorithm, type KeyMaterial } from './key-material.ts';
 import { normalizeClientName, normalizeDomain, normalizeSelector, recordName } from '../common/names.ts';
-import { chainKey, chooseSelector, groupActiveKeys, nearestSigningDomain, STAMP_COLUMN, StepRaced, VERB, type ChainKeys } from './store-rules.ts';
+import {
+  chainKey,
+  chooseSelector,
+  destroyRemovedTokenObjects,
+  groupActiveKeys,
+  nearestSigningDomain,
+  STAMP_COLUMN,
+  StepRaced,
+  TOKEN_OBJECTS_GONE,
+  tokenObjectsGone,
+  VERB,
+  type ChainKeys,
+} from './store-rules.ts';
 import { KeyFileError, readKeyFile, type KeyFileProblemKind } from './key-file.ts';
-import { creation, decide, type KeyState, type Transition } from './lifecycle.ts';
+import { creation, decide, type Actor, type KeyState, type Transition } from './lifecycle.ts';
 import type { ActiveKey, KeyEvent, KeyProblem, KeyStore as KeyStoreApi, NewKeyOptions, Step, StoredKey } from './key-store.ts';
 import { ensurePrivateDir, ownerToKeep, type Owner } from './permissions.ts';
 import { txtValue } from './record.ts';
@@ -261,7 +273,7 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
    */
   remove(domain: string, selector: string, step: Step = {}): StoredKey {
     const key = this.change(this.get(domain, selector), 'removed', step);
-    this.deleteRemovedFiles();
+    this.deleteRemovedFiles(step.by ?? 'cli');
     return key;
   }
 
@@ -277,27 +289,48 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
       if (err instanceof StepRaced) return false;
       throw err;
     }
-    if (transitions.some((t) => t.to === 'removed')) this.deleteRemovedFiles();
+    const removal = transitions.find((t) => t.to === 'removed');
+    if (removal) this.deleteRemovedFiles(removal.by);
     return true;
   }
 
-  /** Deletes the key files (and token objects) of removed keys that are still there; returns what was deleted. */
-  deleteRemovedFiles(): string[] {
-    const rows = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'removed'`).all()) as StoredKey[];
+  /**
+   * Deletes the key files of removed keys that are still there, and destroys the
+   * token objects of removed token keys not yet known to be gone (each such key
+   * is asked about once: its TOKEN_OBJECTS_GONE event ends that); returns what was deleted.
+   */
+  deleteRemovedFiles(by: Actor = 'scheduler'): string[] {
+    const rows = this.query(() =>
+      this.statement(`SELECT ${COLUMNS} FROM keys WHERE state = 'removed' AND NOT EXISTS (SELECT 1 FROM events WHERE key_id = keys.id AND why = ?)`).all(
+        TOKEN_OBJECTS_GONE,
+      ),
+    ) as StoredKey[];
     const live = new Set((this.query(() => this.statement(`SELECT file FROM keys WHERE ${LIVE}`).all()) as { file: string }[]).map((r) => r.file));
     const deleted: string[] = [];
     for (const row of rows) {
+      if (isTokenUri(row.file)) continue; // its objects are destroyed below
       if (live.has(row.file)) continue; // a new key reusing the selector owns that file now
-      if (isTokenUri(row.file)) {
-        if (this.destroyTokenObject(row.file)) deleted.push(row.file);
-        continue;
-      }
       const file = join(this.dir, row.file);
       if (!existsSync(file)) continue;
       rmSync(file, { force: true });
       deleted.push(file);
     }
-    return deleted;
+    if (!this.token) return deleted;
+    const gone = destroyRemovedTokenObjects(rows, this.token);
+    if (gone.length > 0) {
+      const at = new Date(this.now());
+      this.write(() => {
+        const record = this.statement(
+          `INSERT INTO events (key_id, domain, selector, from_state, to_state, at, by, why)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE key_id = ? AND why = ?)`,
+        );
+        for (const { key } of gone) {
+          const t = tokenObjectsGone(key, at, by);
+          record.run(t.keyId, t.domain, t.selector, t.from, t.to, t.at, t.by, t.why, t.keyId, t.why);
+        }
+      });
+    }
+    return [...deleted, ...gone.filter((g) => g.destroyed > 0).map((g) => g.key.file)];
   }
 
   /** The audit trail, oldest first. */
@@ -434,16 +467,6 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
       },
       undo: (file) => rmSync(join(this.dir, file), { force: true }), // ours: writePrivateFile refused to replace any other
     };
-  }
-
-  /** A removed key's objects destroyed in the token; false while no token is at hand (tried again next time). */
-  private destroyTokenObject(uri: string): boolean {
-    if (!this.token) return false;
-    try {
-      return this.token.destroy(parseTokenUri(uri)) > 0;
-    } catch {
-      return false;
-    }
   }
 
   /** One lifecycle step of `key`, decided on the domain's keys as they are inside the transaction. */

@@ -195,9 +195,9 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
     const table = ok(await run('keys', 'history', '--domain', 'a.test'))
       .stdout.trimEnd()
       .split('\n');
-    assert.match(table[0]!, /^AT\s+DOMAIN\s+SELECTOR\s+FROM\s+TO\s+BY\s+WHY$/);
-    assert.match(table[1]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+a\.test\s+old\s+-\s+active\s+cli\s+created and activated$/);
-    assert.match(table[2]!, /^\S+ \S+\s+a\.test\s+s\d{6}a\s+-\s+pending\s+cli\s+keys rotate: replaces old$/);
+    assert.match(table[0]!, /^AT\s+DOMAIN\s+SELECTOR\s+FROM\s+TO\s+BY\s+WHY\s+CHAIN$/);
+    assert.match(table[1]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+a\.test\s+old\s+-\s+active\s+cli\s+created and activated\s+domain$/);
+    assert.match(table[2]!, /^\S+ \S+\s+a\.test\s+s\d{6}a\s+-\s+pending\s+cli\s+keys rotate: replaces old\s+domain$/);
     assert.equal(table.length, 3);
     const events = JSON.parse(ok(await run('keys', 'history', '--json')).stdout) as { domain: string; to: string; by: string }[];
     assert.deepEqual(events.map((e) => e.domain).sort(), ['a.test', 'a.test', 'b.test', 'b.test']);

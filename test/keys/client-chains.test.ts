@@ -88,6 +88,26 @@ describe('a key chain per sending client, through a real relay and real DNS', { 
     return s;
   }
 
+  /** `dkim-relay sign` of a message from `user`, with `extra` options. */
+  function sign(user: string, ...extra: string[]) {
+    const raw = `From: <${user}@${DOMAIN}>\r\nTo: <someone@example.net>\r\nSubject: signed by the CLI\r\n\r\nhello from ${user}\r\n`;
+    return dkimRelay(['--config', config, 'sign', ...extra], base, { input: raw });
+  }
+
+  /** The selector of the one signature `sign` made; dkimpy verifies it over DNS. */
+  async function signedByCli(run: { code: number | null; stdout: string; stderr: string }): Promise<string> {
+    assert.equal(run.code, 0, run.stderr);
+    const message = Buffer.from(run.stdout);
+    const fields = dkimFields(message);
+    assert.equal(fields.length, 1, 'one signature expected');
+    const verdicts = await verifyWithDkimpyDns(message, knot.address);
+    assert.deepEqual(
+      verdicts.map((v) => v.result),
+      ['pass'],
+    );
+    return /\bs=([^;\s]+)/.exec(fields[0]!)![1]!;
+  }
+
   before(async () => {
     knot = await startKnot(zone(serial, []));
     const tls = selfSignedCert(base);
@@ -131,6 +151,22 @@ describe('a key chain per sending client, through a real relay and real DNS', { 
     assert.match(list, /^DOMAIN\s+SELECTOR\s.*\sFINGERPRINT\s+CHAIN\n/);
     assert.match(list, /\nchains\.test\s+crm-\d{6}a\s+rsa\s.*\sSHA256:\S+\s+client crm\n/);
     assert.doesNotMatch(list, /scanner|\ss\d{6}a/);
+  });
+
+  test("sign --client signs with that client's chain, as the relay signs its mail; a name without keys: own is refused in one line (exit 2)", async () => {
+    assert.match(await signedByCli(await sign('crm', '--client', 'crm')), /^crm-\d{6}a$/);
+    assert.match(await signedByCli(await sign('scanner', '--client', 'Scanner')), /^scanner-\d{6}a$/);
+    assert.match(await signedByCli(await sign('crm')), /^s\d{6}a$/, "without --client: the domain's keys");
+    for (const name of ['office', 'nobody']) {
+      const refused = await sign('office', '--client', name);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.equal(refused.stdout, '', 'nothing is signed');
+      assert.match(
+        refused.stderr,
+        new RegExp(`^dkim-relay: no client named ${name} signs with keys of its own — give --client the name of a clients\\[\\] entry with keys: own`),
+      );
+      assert.equal(refused.stderr.split('\n').length, 2, refused.stderr);
+    }
   });
 
   test('a key for a client without keys: own, or in a domain with delegated selectors, is refused in one line (exit 2)', async () => {
@@ -185,6 +221,29 @@ describe('a key chain per sending client, through a real relay and real DNS', { 
     await publish();
     await signedWith('scanner', /^s\d{6}a$/);
     await signedWith('office', /^s\d{6}a$/);
+  });
+
+  test("sign --client follows the chain's whenNoKey once it has no active key: the domain's keys, or signing.unknownDomain's refusal", async () => {
+    assert.match(await signedByCli(await sign('scanner', '--client', 'scanner')), /^s\d{6}a$/);
+    const refused = await sign('crm', '--client', 'crm');
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /not signed: 550 .*no active DKIM key of client crm for chains\.test/);
+  });
+
+  test("keys history --client lists only that chain's events; every event names its chain", async () => {
+    const crm = (await cli('keys', 'history', '--client', 'crm')).trimEnd().split('\n');
+    assert.match(crm[0]!, /^AT\s+DOMAIN\s+SELECTOR\s+FROM\s+TO\s+BY\s+WHY\s+CHAIN$/);
+    assert.deepEqual(
+      crm.slice(1).map((l) => /\s(crm-\d{6}a)\s+(\S+)\s+(\S+)\s+cli\s.*\sclient crm$/.exec(l)?.slice(2)),
+      [
+        ['-', 'active'],
+        ['active', 'retiring'],
+        ['retiring', 'revoked'],
+      ],
+    );
+    const all = JSON.parse(await cli('keys', 'history', '--domain', DOMAIN, '--json')) as { selector: string; client: string | null }[];
+    assert.deepEqual([...new Set(all.map((e) => `${e.selector.replace(/\d{6}a$/, '')} ${e.client}`))].sort(), ['crm- crm', 's null', 'scanner- scanner']);
+    assert.equal((await cli('keys', 'history', '--client', 'nobody')).trim(), 'no key events for client nobody');
   });
 
   test('a revoked client key never signs again: activating it is refused', async () => {
