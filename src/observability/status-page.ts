@@ -15,6 +15,7 @@ import type { TaskHealth } from '../common/background-tasks.ts';
 import type { ReadinessResult } from '../dns/readiness-lookup.ts';
 import { age, homeLine, taskLine, type DomainStatus, type KeyStatus, type ReceiversStatus, type StatusReport } from './status-report.ts';
 import { count, percent, type ReceiverEvidence } from './receiver-evidence.ts';
+import type { QueuedBySigner } from '../keys/heartbeat.ts';
 import { needsAttention, nodeStateText, storeAwayText, type FleetNodeState, type FleetStatus } from './fleet-status.ts';
 
 export interface PageInput {
@@ -307,16 +308,25 @@ const FLEET_BADGE: Record<FleetNodeState, string> = {
 };
 
 /** The relays sharing the PostgreSQL key store, as their last heartbeats tell. */
-function fleetSection(fleet: FleetStatus): Safe {
+export function fleetSection(fleet: FleetStatus): Safe {
   return html`<h2>Fleet</h2>
 <p id="fleet-store">Key generation ${fleet.generation ?? 'unknown'}${fleet.unreachableSince ? html` · <span class="attention">! ${storeAwayText(fleet.unreachableSince)}</span>` : ''}</p>
-<table id="fleet"><thead><tr><th>relay</th><th>version</th><th>address</th><th>key generation</th><th>loaded</th><th>last contact</th><th>state</th></tr></thead><tbody>
+<table id="fleet"><thead><tr><th>relay</th><th>version</th><th>address</th><th>key generation</th><th>loaded</th><th>last contact</th><th>queued mail</th><th>state</th></tr></thead><tbody>
 ${fleet.nodes.map(
   (
     n,
-  ) => html`<tr data-relay="${n.name}" data-address="${n.address}" data-state="${n.state}"${needsAttention(n.state) ? html` class="attention"` : ''}><td>${needsAttention(n.state) ? '! ' : ''}${n.name}</td><td>${n.version}</td><td><code>${n.address}</code></td><td class="n">${n.generation}</td><td>${when(n.loadedAt)}</td><td>${when(n.lastContact)}</td><td><span class="badge ${FLEET_BADGE[n.state]}">${n.state.replace('-', ' ')}</span> <span class="muted">${nodeStateText(n, fleet.generation)}</span></td></tr>
+  ) => html`<tr data-relay="${n.name}" data-address="${n.address}" data-state="${n.state}"${needsAttention(n.state) ? html` class="attention"` : ''}><td>${needsAttention(n.state) ? '! ' : ''}${n.name}</td><td>${n.version}</td><td><code>${n.address}</code></td><td class="n">${n.generation}</td><td>${when(n.loadedAt)}</td><td>${when(n.lastContact)}</td><td>${queuedCell(n.oldestQueued)}</td><td><span class="badge ${FLEET_BADGE[n.state]}">${n.state.replace('-', ' ')}</span> <span class="muted">${nodeStateText(n, fleet.generation)}</span></td></tr>
 `,
 )}</tbody></table>`;
+}
+
+/** What a relay's queue holds by signing key: a key is revoked only once no relay holds mail it signed. */
+function queuedCell(queued: QueuedBySigner | null): Safe {
+  if (queued === null) return html`<span class="muted">not told</span>`;
+  const times = Object.values(queued);
+  if (times.length === 0) return html`none`;
+  const oldest = times.reduce((a, b) => (Date.parse(a) <= Date.parse(b) ? a : b));
+  return html`since ${when(oldest)} <span class="muted">(signed with ${times.length} key${times.length === 1 ? '' : 's'})</span>`;
 }
 
 function refusalsSection(refusals: readonly RecentRefusal[]): Safe {

@@ -11,6 +11,7 @@ import {
   renderFleet,
   SILENT_AFTER_MS,
 } from '../../src/observability/fleet-status.ts';
+import { fleetSection } from '../../src/observability/status-page.ts';
 
 const now = new Date('2026-12-06T05:00:00.000Z');
 const node = (name: string, generation: number, lastContactMsAgo: number) => ({
@@ -102,4 +103,23 @@ test('a heartbeat silent for two weeks is forgotten: a week flagged, a week list
     ['gone', 'old'],
   );
   assert.deepEqual(forgottenNodes(nodes, new Date(now.getTime() - 1000)), [], 'nothing forgotten early');
+});
+
+test("the status page's fleet table says what each relay holds queued: the oldest mail and how many keys signed it, none, or not told", () => {
+  const fleet = fleetStatus({
+    nodes: [
+      { ...node('a', 7, 1000), address: '192.0.2.1:25', oldestQueued: { 3: '2026-12-06T01:00:00.000Z', 4: '2026-12-05T23:30:00.000Z' } },
+      { ...node('b', 7, 1000), address: '192.0.2.2:25', oldestQueued: {} },
+      { ...node('c', 7, 1000), address: '192.0.2.3:25', oldestQueued: null },
+    ],
+    generation: 7,
+    unreachableSince: null,
+    now,
+  });
+  const page = fleetSection(fleet).text;
+  const row = (address: string) => new RegExp(`<tr data-relay="[^"]+" data-address="${address.replace(/\./g, '\\.')}"[^>]*>(.*?)</tr>`).exec(page)?.[1] ?? '';
+  assert.match(page, /<th>queued mail<\/th>/);
+  assert.match(row('192.0.2.1:25'), /<td>since 2026-12-05 23:30 UTC <span class="muted">\(signed with 2 keys\)<\/span><\/td>/);
+  assert.match(row('192.0.2.2:25'), /<td>none<\/td>/);
+  assert.match(row('192.0.2.3:25'), /<td><span class="muted">not told<\/span><\/td>/);
 });
