@@ -214,6 +214,10 @@ export class PgKeyStore implements KeyStore {
     return this.token?.health();
   }
 
+  probeToken(): void {
+    this.token?.probe();
+  }
+
   /** Loads the key set again if another relay changed it since the last load (first: migrates the schema). */
   async refresh(): Promise<void> {
     if (!this.migrated) {

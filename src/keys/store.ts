@@ -244,6 +244,10 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
     return this.token?.health();
   }
 
+  probeToken(): void {
+    this.token?.probe();
+  }
+
   private requireToken(): Pkcs11Token {
     if (!this.token) throw new UserError('no PKCS#11 token is configured', 'set keys.pkcs11 (module, token, pinFile) in the configuration');
     return this.token;
