@@ -5,10 +5,10 @@ import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { serve, type Served } from '../../cli/support.ts';
-import { probeDue, TOKEN_PROBE_MS, TOKEN_RETRY_MS } from '../../../src/keys/pkcs11-token.ts';
+import { Pkcs11Token, probeDue, TOKEN_PROBE_MS, TOKEN_RETRY_MS } from '../../../src/keys/pkcs11-token.ts';
 import { until } from '../../helpers/until.ts';
 import { skipWithout } from '../../helpers/tools.ts';
-import { cli, ok, outbox, PIN, relay, setup, stop, type Setup } from './support.ts';
+import { cli, MODULE, ok, outbox, PIN, relay, setup, stop, type Setup } from './support.ts';
 
 interface JsonKey {
   selector: string;
@@ -113,6 +113,45 @@ describe('when the running relay looks at its token', () => {
 });
 
 describe('a PKCS#11 token noticed while no mail flows', { skip: skipWithout('softhsm2-util') }, () => {
+  test('probe() on its own clock: a look once nothing has shown the token working for TOKEN_PROBE_MS, the retry TOKEN_RETRY_MS after a failure', async () => {
+    const s = setup();
+    process.env.SOFTHSM2_CONF = s.env.SOFTHSM2_CONF;
+    let now = 1_000_000;
+    const changes: (string | null)[] = [];
+    const token = Pkcs11Token.connectLater(
+      { module: MODULE, token: 'dkim', pinFile: s.pinFile, newKeys: true },
+      { now: () => now, onChange: (problem) => changes.push(problem && problem.toLine()) },
+    );
+    try {
+      token.probe();
+      assert.equal(token.health().state, 'unknown', 'a token not used yet is left alone');
+      const { ref } = await token.generate('ed25519', 256, 'probe');
+      now += TOKEN_PROBE_MS - 1;
+      await token.signingKey(ref, 'ed25519', 256, 'probe').sign(Buffer.alloc(32));
+      renameSync(s.tokens, `${s.tokens}.away`);
+      now += TOKEN_PROBE_MS - 1;
+      token.probe();
+      assert.equal(token.health().state, 'up', 'the signature showed it working less than TOKEN_PROBE_MS ago');
+      now += 1;
+      token.probe();
+      assert.equal(token.health().state, 'down');
+      assert.equal(token.health().downSince, now);
+      assert.match(changes.at(-1) ?? '', /^token dkim cannot sign for its keys \(CKR_/);
+
+      renameSync(`${s.tokens}.away`, s.tokens);
+      now += TOKEN_RETRY_MS - 1;
+      token.probe();
+      assert.equal(token.health().state, 'down', 'tried again only TOKEN_RETRY_MS after the failure');
+      now += 1;
+      token.probe();
+      assert.equal(token.health().state, 'up');
+      assert.equal(changes.at(-1), null);
+      assert.equal((await token.signingKey(ref, 'ed25519', 256, 'probe').sign(Buffer.alloc(32))).length, 64);
+    } finally {
+      token.close();
+    }
+  });
+
   const failing = /^ready\nPKCS#11 token dkim failing for \d+s \(mail of the domains whose keys it holds is deferred, 451\): token dkim .* — /;
   // Only /readyz is asked while waiting: it reads the token's state and never uses its keys, so only the relay's own look can change it.
   const readyz = async (running: Served) => (await get(running, '/readyz')).body;
