@@ -216,6 +216,8 @@ export class PgKeyStore implements KeyStore {
 
   probeToken(): void {
     this.token?.probe();
+    // Regrouped at once so that a token lost or back is told in the log (onKeyProblem) without waiting for mail.
+    this.followToken();
   }
 
   /** Loads the key set again if another relay changed it since the last load (first: migrates the schema). */

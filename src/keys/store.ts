@@ -245,7 +245,10 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
   }
 
   probeToken(): void {
+    const generation = this.token?.generation;
     this.token?.probe();
+    // Regrouped at once so that a token lost or back is told in the log (onKeyProblem) without waiting for mail.
+    if (this.token?.generation !== generation) this.activeMap();
   }
 
   private requireToken(): Pkcs11Token {

@@ -166,6 +166,7 @@ describe('a PKCS#11 token noticed while no mail flows', { skip: skipWithout('sof
 
       renameSync(s.tokens, `${s.tokens}.away`);
       await until('/readyz naming the failing token', async () => failing.test(await readyz(running)), { timeoutMs: 30_000, everyMs: 250 });
+      await until('one log line saying so', () => running.output().includes('mail from example.com is deferred (451): token dkim'), { timeoutMs: 5000 });
       assert.equal(tokenUp((await get(running, '/metrics')).body), '0');
       assert.equal((await statusJson(s)).background?.find((t) => t.task === 'key-token')?.state, 'failing');
 
