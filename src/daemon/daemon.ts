@@ -15,6 +15,7 @@ import { createPublishers } from '../dns/publish/factory.ts';
 import { UserError } from '../common/errors.ts';
 import { txtRecord, zoneLines } from '../keys/record.ts';
 import { openKeyStore } from '../keys/open-store.ts';
+import { TOKEN_PROBE_TICK_MS } from '../keys/pkcs11-token.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import type { FleetSelf, PgKeyStore } from '../keys/pg-store.ts';
 import { fleetStatus, forgottenNodes } from '../observability/fleet-status.ts';
@@ -201,6 +202,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       : () => {};
     const unwatchUpstream = upstreamHealth ? metrics.watchUpstream(() => upstreamHealth.state()) : () => {};
     const unwatchToken = metrics.watchToken(() => store.tokenHealth?.());
+    // A token lost or back while no mail is signed is noticed all the same; what a look finds reaches the supervisor through onTokenChange.
+    const tokenProbe = store.tokenHealth?.() && setInterval(() => superviseProbe(store, supervisor), TOKEN_PROBE_TICK_MS).unref();
     const unwatchFleet =
       store.engine === 'postgres'
         ? watchFleet(
@@ -261,6 +264,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         unwatchUpstream();
         unwatchFleet();
         unwatchToken();
+        clearInterval(tokenProbe);
         await http?.close();
         queue?.index.close();
         await store.close();
@@ -273,6 +277,15 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     index?.close();
     await store.close();
     throw err;
+  }
+}
+
+/** A look at the token; should it throw (a bug, or a module misbehaving), the failure is the key-token task's, never the process's end. */
+function superviseProbe(store: KeyStore, supervisor: Supervisor): void {
+  try {
+    store.probeToken?.();
+  } catch (err) {
+    supervisor.failed('key-token', err);
   }
 }
 

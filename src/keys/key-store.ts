@@ -130,6 +130,8 @@ export interface KeyStore {
   /** Moves a key's private half from its PEM file into the PKCS#11 token; the file is deleted only with removeFile (engines without a token leave this out). */
   /** The PKCS#11 token of keys.pkcs11, when one is configured. */
   tokenHealth?(): TokenHealth | undefined;
+  /** Looks at the PKCS#11 token when a look is due (Pkcs11Token.probe), so that a token lost or back while no mail flows is noticed. */
+  probeToken?(): void;
   moveToToken?(domain: string, selector: string, options: { removeFile: boolean; step?: Step }): Awaitable<StoredKey>;
   close(): Awaitable<void>;
 }

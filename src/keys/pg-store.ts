@@ -214,6 +214,12 @@ export class PgKeyStore implements KeyStore {
     return this.token?.health();
   }
 
+  probeToken(): void {
+    this.token?.probe();
+    // Regrouped at once so that a token lost or back is told in the log (onKeyProblem) without waiting for mail.
+    this.followToken();
+  }
+
   /** Loads the key set again if another relay changed it since the last load (first: migrates the schema). */
   async refresh(): Promise<void> {
     if (!this.migrated) {

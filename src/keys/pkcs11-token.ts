@@ -11,7 +11,9 @@
 // A token that fails (absent, PIN refused, session lost) marks itself down:
 // the domains it signs for wait (4xx) with one line in the log, and the next
 // look after TOKEN_RETRY_MS opens the module afresh, so a token that comes back is
-// used again without a restart.
+// used again without a restart. While the relay runs, probe() looks at a token
+// in use that no signature has shown working for TOKEN_PROBE_MS, and tries a
+// down one again: a token lost or back while no mail flows is noticed all the same.
 import { createRequire } from 'node:module';
 import { UserError } from '../common/errors.ts';
 import { trimEndOf } from '../message/trim.ts';
@@ -77,6 +79,10 @@ export interface TokenOptions {
 
 /** How long a token that failed is left alone before the module is opened again. */
 export const TOKEN_RETRY_MS = 2000;
+/** How long a token in use may go without a signature or a look before probe() looks at it. */
+export const TOKEN_PROBE_MS = 5000;
+/** How often the relay asks probe() whether a look is due. */
+export const TOKEN_PROBE_TICK_MS = 1000;
 const MAX_SESSIONS = 4;
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
@@ -101,6 +107,9 @@ export class Pkcs11Token {
   #downSince: number | null = null;
   /** A PIN the token refused: not offered again (tokens lock after a few wrong ones) until the file changes. */
   #refusedPin: string | null = null;
+  /** When the token last proved working: connected, a signature made, or a probe answered. */
+  #workedAt = -Infinity;
+  #closed = false;
   /** Changes whenever the token goes down or comes back: the store reloads its keys then. */
   generation = 0;
 
@@ -281,7 +290,29 @@ export class Pkcs11Token {
     return this.#withSession((session) => attribute(this.#lib!, session, handle, type));
   }
 
+  /**
+   * One look at the token when probeDue says so: a token in use is asked
+   * for its slot's token information (a cheap call that reaches the token),
+   * a down one is connected again. What it finds goes to onChange as a
+   * failing signature's would. Synchronous: the call does not sign.
+   */
+  probe(): void {
+    const { state } = this.health();
+    if (this.#closed || !probeDue({ state, inFlight: this.#inFlight, workedAt: this.#workedAt, downAt: this.#down?.at ?? -Infinity }, this.#now())) return;
+    if (this.#down) {
+      this.#reconnect();
+      return;
+    }
+    try {
+      this.#lib!.C_GetTokenInfo(this.#slot!);
+      this.#workedAt = this.#now();
+    } catch (err) {
+      this.#fail(err, 'its keys');
+    }
+  }
+
   close(): void {
+    this.#closed = true;
     this.#disconnect();
   }
 
@@ -296,6 +327,7 @@ export class Pkcs11Token {
     try {
       this.#connect();
       this.#down = null;
+      this.#workedAt = this.#now();
       this.generation++;
       if (this.#downSince !== null) {
         this.#downSince = null;
@@ -440,6 +472,7 @@ export class Pkcs11Token {
         lib.C_Sign(session, data, Buffer.alloc(512), (err, out) => (err ? reject(err) : resolve(Buffer.from(out)))),
       );
       if (this.#lib === lib) this.#release(session);
+      this.#workedAt = this.#now();
       return signature;
     } catch (err) {
       throw this.#lib === lib ? this.#fail(err, what) : (this.#down?.error ?? this.#fail(err, what));
@@ -500,6 +533,27 @@ export class Pkcs11Token {
     this.#downSince ??= this.#now();
     this.#onChange(error);
   }
+}
+
+/** What probeDue looks at: the token's state, and when it last worked or failed (ms). */
+export interface ProbeView {
+  state: TokenHealth['state'];
+  /** Signatures and key generations under way: they show whether the token works, a probe would only get in their way. */
+  inFlight: number;
+  workedAt: number;
+  downAt: number;
+}
+
+/**
+ * Whether the token is due a look: a down one once TOKEN_RETRY_MS has passed
+ * since it last failed (the look is the retry), one in use once nothing has
+ * shown it working for TOKEN_PROBE_MS. A token not used yet is left alone: it
+ * is connected at the first use of one of its keys.
+ */
+export function probeDue(view: ProbeView, now: number): boolean {
+  if (view.inFlight > 0 || view.state === 'unknown') return false;
+  if (view.state === 'down') return now - view.downAt >= TOKEN_RETRY_MS;
+  return now - view.workedAt >= TOKEN_PROBE_MS;
 }
 
 /** A token key's label, found again with pkcs11-tool -O: the DNS name of its record. */

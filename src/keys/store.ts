@@ -244,6 +244,13 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
     return this.token?.health();
   }
 
+  probeToken(): void {
+    const generation = this.token?.generation;
+    this.token?.probe();
+    // Regrouped at once so that a token lost or back is told in the log (onKeyProblem) without waiting for mail.
+    if (this.token?.generation !== generation) this.activeMap();
+  }
+
   private requireToken(): Pkcs11Token {
     if (!this.token) throw new UserError('no PKCS#11 token is configured', 'set keys.pkcs11 (module, token, pinFile) in the configuration');
     return this.token;
