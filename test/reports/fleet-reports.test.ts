@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import type { StatusReport } from '../../src/observability/status-report.ts';
+import { MailboxSession, type ImapSettings } from '../../src/reports/imap-source.ts';
+import type { ImportResult } from '../../src/reports/import.ts';
 import { dkimRelay, serve, type Served } from '../cli/support.ts';
 import { dovecotMissing, freePort, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { startSink, type Sink } from '../helpers/relay-harness.ts';
@@ -149,5 +151,63 @@ describe('two relays on one PostgreSQL store and one report mailbox', { skip: mi
     for (const r of relays) r.child.kill('SIGTERM');
     await Promise.all(relays.map((r) => r.exited));
     await until('every report backend gone', async () => (await cluster.psql('fleet', REPORT_BACKENDS)).trim() === '', { timeoutMs: 10_000 });
+  });
+});
+
+describe('one mailbox, two readers', { skip: missing }, () => {
+  let dovecot: Dovecot;
+  before(async () => {
+    dovecot = await startDovecot();
+  });
+  after(async () => {
+    await dovecot?.stop();
+  });
+
+  test('a message the other reader moved away while this one looked is skipped, not refused', async () => {
+    const dir = tempDir('dkim-relay-two-readers-');
+    const passwordFile = join(dir, 'imap-password');
+    writeFileSync(passwordFile, `${dovecot.password}\n`, { mode: 0o600 });
+    const settings: ImapSettings = {
+      host: '127.0.0.1',
+      port: dovecot.port,
+      tls: 'none',
+      user: dovecot.user,
+      passwordFile,
+      folder: 'INBOX',
+      doneFolder: 'Processed',
+      intervalSeconds: 3600,
+    };
+    const c = new ImapFlow({
+      host: '127.0.0.1',
+      port: dovecot.port,
+      secure: false,
+      doSTARTTLS: false,
+      auth: { user: dovecot.user, pass: dovecot.password },
+      logger: false,
+    });
+    await c.connect();
+    for (const m of (await receiverMessages()).slice(0, 2)) await c.append('INBOX', m.message);
+    await c.logout();
+    const stored = (): ImportResult => ({ status: 'duplicate', domain: 'example.com', orgName: 'o', reportId: 'r', records: 1, messages: 1 });
+    const [first, second] = await Promise.all([MailboxSession.open(settings), MailboxSession.open(settings)]);
+    try {
+      let otherLooked = false;
+      // While the first reader holds its first message, the second takes every message and moves it away.
+      const polled = await first.look(1 << 20, async () => {
+        if (!otherLooked) {
+          otherLooked = true;
+          assert.equal((await second.look(1 << 20, async () => stored())).length, 2);
+        }
+        return stored();
+      });
+      assert.deepEqual(
+        polled.map((p) => p.result.status),
+        ['duplicate'],
+        'the message moved away under the first reader is not reported as refused',
+      );
+    } finally {
+      first.close();
+      second.close();
+    }
   });
 });
