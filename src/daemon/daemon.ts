@@ -41,6 +41,7 @@ import type { RelayDeps } from '../relay/relay-deps.ts';
 import { SenderAuthorization } from '../access/sender-authorization.ts';
 import { SessionsPerIp } from '../access/sessions-per-ip.ts';
 import { Supervisor } from '../common/supervisor.ts';
+import { KeptReportStores } from '../reports/kept-report-stores.ts';
 import { ReportPoller } from '../reports/poller.ts';
 
 /** This dkim-relay's version, for the fleet's heartbeats. */
@@ -98,6 +99,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   });
   // Signing and self-check crypto on worker threads, off the event loop.
   const crypto = acquireCryptoPool({ onProblem: (line) => logger.warn(line) });
+  // One pool to the report tables for the life of the relay, closed when it stops.
+  const reports = new KeptReportStores(store);
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;
   try {
@@ -107,7 +110,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     }
     // `serve` checked the TSIG secret files with the configuration (config/file-check.ts); read again here, before anything listens, as they may have changed since.
     const publisher = options.rotation?.publisher ?? publisherFrom(createPublishers(config.dns.publish));
-    const reportPoller = new ReportPoller({ config: config.reports, store, logger, supervisor, onImported: () => metrics.receiversChanged() }); // so is an IMAP password file
+    const reportPoller = new ReportPoller({ config: config.reports, store, reports, logger, supervisor, onImported: () => metrics.receiversChanged() }); // so is an IMAP password file
     if (config.demo && store.list().length === 0) await createDemoKey(store, config.demo.domain, logger);
     const active = store.checkActiveKeys();
     if (active.length === 0 && !store.list().some((k) => k.state === 'active')) logger.warn('no active keys: every message follows signing.unknownDomain');
@@ -176,7 +179,14 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
     const servers: Listener[] = [];
-    const view = new RelayView({ config, store, metrics, listening: () => servers.every((s) => s.server.listening), background: () => supervisor.health() });
+    const view = new RelayView({
+      config,
+      store,
+      reports,
+      metrics,
+      listening: () => servers.every((s) => s.server.listening),
+      background: () => supervisor.health(),
+    });
     if (config.metrics.enabled) http = await startHttp(config.metrics, view, logger);
     const plain = createListener(deps, false);
     servers.push(plain);
@@ -266,6 +276,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         unwatchToken();
         clearInterval(tokenProbe);
         await http?.close();
+        await reports.close();
         queue?.index.close();
         await store.close();
         logger.info('stopped');
@@ -274,6 +285,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   } catch (err) {
     await crypto.release();
     await http?.close();
+    await reports.close();
     index?.close();
     await store.close();
     throw err;

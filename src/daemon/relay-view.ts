@@ -18,11 +18,13 @@ import type { RelayMetrics } from '../observability/metrics.ts';
 import { gatherStatus, type GatheredStatus } from '../observability/status-sources.ts';
 import type { ReceiversInput } from '../observability/status-report.ts';
 import { readEvidence } from '../reports/evidence.ts';
-import { openReportStore } from '../reports/open-report-store.ts';
+import type { KeptReportStores } from '../reports/kept-report-stores.ts';
 
 export interface ViewDeps {
   config: Config;
   store: KeyStore;
+  /** The relay's report store, kept open for its life. */
+  reports: KeptReportStores;
   metrics: RelayMetrics;
   /** Whether every SMTP listener accepts connections. */
   listening: () => boolean;
@@ -111,12 +113,10 @@ export class RelayView {
   async readReceivers(): Promise<ReceiversInput> {
     const { config, store } = this.deps;
     const days = config.reports.windowDays;
-    const reports = await openReportStore(store, 'read-only');
-    try {
-      return { days, evidence: await readEvidence(reports, store, days, (this.deps.now?.() ?? new Date()).getTime()) };
-    } finally {
-      await reports.close();
-    }
+    return this.deps.reports.use('read-only', async (reports) => ({
+      days,
+      evidence: await readEvidence(reports, store, days, (this.deps.now?.() ?? new Date()).getTime()),
+    }));
   }
 }
 

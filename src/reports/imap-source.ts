@@ -134,6 +134,7 @@ export class MailboxSession {
         const uids = (await client.search(doneFolder ? { all: true } : { seen: false }, { uid: true })) || [];
         for (const uid of uids) {
           const result = await fetchAndImport(client, uid, maxBytes, importMessage);
+          if (result === 'gone') continue; // taken by another relay reading this mailbox since the search: its work, not a refusal
           polled.push({ uid, result });
           if (doneFolder) await client.messageMove(String(uid), doneFolder, { uid: true });
           else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
@@ -206,12 +207,20 @@ export async function pollMailbox(
   return polled;
 }
 
-async function fetchAndImport(client: ImapFlow, uid: number, maxBytes: number, importMessage: (data: Buffer) => Promise<ImportResult>): Promise<ImportResult> {
+/** 'gone': the message is no longer in the folder (RFC 9051 §6.4.9: a UID that no longer exists is ignored, so the FETCH answers nothing). */
+async function fetchAndImport(
+  client: ImapFlow,
+  uid: number,
+  maxBytes: number,
+  importMessage: (data: Buffer) => Promise<ImportResult>,
+): Promise<ImportResult | 'gone'> {
   const head = await client.fetchOne(String(uid), { size: true }, { uid: true });
-  const size = head ? (head.size ?? 0) : 0;
+  if (!head) return 'gone';
+  const size = head.size ?? 0;
   if (size > maxBytes) return { status: 'refused', reason: `message of ${size} octets, more than ${maxBytes} (reports.maxBytes); not fetched` };
   const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
-  if (!message || !message.source) return { status: 'refused', reason: 'the server sent no message text' };
+  if (!message) return 'gone';
+  if (!message.source) return { status: 'refused', reason: 'the server sent no message text' };
   try {
     return await importMessage(message.source);
   } catch (err) {

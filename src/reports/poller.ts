@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import { MailboxSession, readPasswordFile } from './imap-source.ts';
 import { importContext, importReport, resultLine } from './import.ts';
-import { openReportStore } from './open-report-store.ts';
+import type { KeptReportStores } from './kept-report-stores.ts';
 
 /** The first reconnection after a failure; each further one waits twice as long, up to the poll interval. */
 export const RETRY_FIRST_MS = 5_000;
@@ -28,6 +28,8 @@ export function reconnectDelayMs(failuresInARow: number, intervalSeconds: number
 export interface ReportPollerOptions {
   config: Config['reports'];
   store: KeyStore;
+  /** Where the reports are stored: the relay's, kept open for its life. */
+  reports: KeptReportStores;
   logger: Logger;
   supervisor: Supervisor;
   now?: () => number;
@@ -127,8 +129,7 @@ export class ReportPoller {
   async #look(session: MailboxSession): Promise<void> {
     const { config, store, logger } = this.#o;
     const imap = config.imap!;
-    const reports = await openReportStore(store);
-    try {
+    await this.#o.reports.use('read-write', async (reports) => {
       const ctx = importContext(reports, store, config, this.#o.now);
       const polled = await session.look(config.maxBytes, (data) => importReport(data, ctx));
       this.#failures = 0;
@@ -142,8 +143,6 @@ export class ReportPoller {
       if (counts.imported > 0) this.#o.onImported?.();
       if (polled.length > 0) logger.info(counts, 'DMARC report mailbox polled');
       else logger.debug(counts, 'DMARC report mailbox polled');
-    } finally {
-      await reports.close();
-    }
+    });
   }
 }

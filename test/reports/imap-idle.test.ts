@@ -15,6 +15,7 @@ import { Supervisor } from '../../src/common/supervisor.ts';
 import { configSchema } from '../../src/config/schema.ts';
 import { SqliteKeyStore } from '../../src/keys/store.ts';
 import type { ImapSettings } from '../../src/reports/imap-source.ts';
+import { KeptReportStores } from '../../src/reports/kept-report-stores.ts';
 import { reconnectDelayMs, ReportPoller } from '../../src/reports/poller.ts';
 import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import { dovecotMissing, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
@@ -57,7 +58,14 @@ async function watcher(imap: Partial<ImapSettings> & Pick<ImapSettings, 'port' |
   const counted: BackgroundTask[] = [];
   const supervisor = new Supervisor({ logger, metrics: { backgroundFailed: (task) => counted.push(task) } });
   const settings: ImapSettings = { host: '127.0.0.1', tls: 'none', user: d.user, passwordFile, folder: 'INBOX', ...imap };
-  const poller = new ReportPoller({ config: { ...REPORTS, imap: settings }, store, logger, supervisor, retryFirstMs: 200 });
+  const poller = new ReportPoller({
+    config: { ...REPORTS, imap: settings },
+    store,
+    reports: new KeptReportStores(store),
+    logger,
+    supervisor,
+    retryFirstMs: 200,
+  });
   const logged = (pattern: RegExp) => lines.filter((l) => pattern.test(l)).length;
   const storedIds = () => {
     const reports = SqliteReportStore.open(store.dbFile);

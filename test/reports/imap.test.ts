@@ -15,6 +15,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { pollMailbox, readPasswordFile, type ImapSettings } from '../../src/reports/imap-source.ts';
 import { importReport } from '../../src/reports/import.ts';
+import { KeptReportStores } from '../../src/reports/kept-report-stores.ts';
 import { ReportPoller } from '../../src/reports/poller.ts';
 import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
 import { dovecotMissing, freePort, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
@@ -162,7 +163,7 @@ test('an IMAP server that cannot be reached is a logged, counted failure of dmar
   );
   const supervisor = new Supervisor({ logger, metrics: { backgroundFailed: (task) => counted.push(task) } });
   const imap: ImapSettings = { host: '127.0.0.1', port, tls: 'none', user: 'u', passwordFile: passwordFile('p'), folder: 'INBOX', intervalSeconds: 300 };
-  const poller = new ReportPoller({ config: { ...REPORTS, imap }, store, logger, supervisor });
+  const poller = new ReportPoller({ config: { ...REPORTS, imap }, store, reports: new KeptReportStores(store), logger, supervisor });
   await poller.pollNow();
   await poller.pollNow();
   await poller.stop();
@@ -190,7 +191,7 @@ test('stopping the relay ends a look at a server that stalls, at once and withou
   const counted: BackgroundTask[] = [];
   const supervisor = new Supervisor({ logger: pino({ level: 'silent' }), metrics: { backgroundFailed: (task) => counted.push(task) } });
   const imap: ImapSettings = { host: '127.0.0.1', port, tls: 'none', user: 'u', passwordFile: passwordFile('p'), folder: 'INBOX', intervalSeconds: 300 };
-  const poller = new ReportPoller({ config: { ...REPORTS, imap }, store, logger: pino({ level: 'silent' }), supervisor });
+  const poller = new ReportPoller({ config: { ...REPORTS, imap }, store, reports: new KeptReportStores(store), logger: pino({ level: 'silent' }), supervisor });
   poller.start();
   await connected;
   const started = Date.now();
