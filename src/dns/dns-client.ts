@@ -148,9 +148,13 @@ export class DnsClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        socket.close();
         if (result instanceof Error) reject(result);
         else resolve(result);
+        try {
+          socket.close();
+        } catch {
+          // Already closed by a failed connect: nothing is left open, and the query is settled above either way.
+        }
       };
       const failed = (err: Error | null) => {
         if (err) finish(socketFailure(err, where, 'UDP'));

@@ -50,8 +50,8 @@ describe('DnsClient against knotd', { skip: skipWithout('knotd', 'knotc') }, () 
     silentPort = silent.address().port;
   });
   after(async () => {
-    await knot?.stop();
     silent?.close();
+    await knot?.stop();
   });
 
   test('a small TXT answer over UDP, strings kept apart, with its TTL', async () => {
