@@ -8,7 +8,9 @@
 //
 // Settings: BENCH_ROUNDS (3), BENCH_SESSIONS (20), BENCH_SMALL_MESSAGES (600),
 // BENCH_LARGE_MESSAGES (80), BENCH_LOAD_SECONDS (40), BENCH_CPU_PROF=<dir>
-// (each relay writes a V8 CPU profile there when it stops).
+// (each relay writes a V8 CPU profile there when it stops), BENCH_THIS_ARGS and
+// BENCH_OTHER_ARGS (Node.js options for each build), BENCH_WARMUP=0 (no
+// unmeasured round first).
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,10 +35,12 @@ say(`compare-builds, ${new Date().toISOString()}: ${host.cores} × ${host.cpu}, 
 const scratch = mkdtempSync(join(tmpdir(), 'dkim-relay-compare-'));
 const stops: (() => Promise<void>)[] = [];
 const profiles = process.env.BENCH_CPU_PROF;
-const nodeArgs = (name: string) => {
-  if (!profiles) return [];
+// Node.js options for each build (BENCH_THIS_ARGS, BENCH_OTHER_ARGS), e.g. the same tree twice with another heap setting.
+const extraArgs = [process.env.BENCH_THIS_ARGS, process.env.BENCH_OTHER_ARGS].map((args) => (args ?? '').split(/\s+/).filter(Boolean));
+const nodeArgs = (name: string, i: number) => {
+  if (!profiles) return extraArgs[i]!;
   mkdirSync(join(profiles, name), { recursive: true });
-  return ['--cpu-prof', `--cpu-prof-dir=${resolve(profiles, name)}`];
+  return [...extraArgs[i]!, '--cpu-prof', `--cpu-prof-dir=${resolve(profiles, name)}`];
 };
 try {
   const sink = await CountingSink.start();
@@ -48,7 +52,7 @@ try {
   const systems: SystemUnderTest[] = [];
   for (const [i, build] of builds.entries()) {
     const dir = mkdtempSync(join(scratch, `build${i}-`));
-    const relay = await build.start({ dir, mode: 'queue', algorithm: 'rsa', sinkPort: sink.port, nodeArgs: nodeArgs(`build${i}`) });
+    const relay = await build.start({ dir, mode: 'queue', algorithm: 'rsa', sinkPort: sink.port, nodeArgs: nodeArgs(`build${i}`, i) });
     stops.push(() => relay.stop());
     systems.push({ name: build.name, port: relay.port, pids: () => [relay.pid], records: relay.records });
     say(`  ${build.name}: PID ${relay.pid}, port ${relay.port}`);
@@ -65,6 +69,7 @@ try {
       seconds: env('BENCH_LOAD_SECONDS', 40),
       latencySeconds: 0,
       probeRate: 0,
+      warmup: process.env.BENCH_WARMUP !== '0',
       tool: defaultTool(),
     },
     say,
@@ -78,7 +83,7 @@ try {
     for (const system of systems) {
       const runs = e2e.runs.filter((r) => r.system === system.name && r.size === size);
       say(
-        `  ${system.name.padEnd(40)} ${String(size / 1024).padStart(4)} KiB: ${median(runs.map((r) => r.rate)).toFixed(0)} msg/s, ${median(runs.map((r) => r.cpu.system)).toFixed(0)} µs CPU/msg`,
+        `  ${system.name.padEnd(40)} ${String(size / 1024).padStart(4)} KiB: ${median(runs.map((r) => r.rate)).toFixed(0)} msg/s, ${median(runs.map((r) => r.cpu.system)).toFixed(0)} µs CPU/msg (main thread ${median(runs.map((r) => r.cpu.threads.main)).toFixed(0)})`,
       );
     }
   }

@@ -2,7 +2,7 @@
 // kernel's work for them included) and by a family of processes. With `n`
 // cores a machine can spend at most n seconds of CPU a second, so CPU time
 // per message bounds the rate any run on it can reach.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { family } from './memory.ts';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
@@ -28,4 +28,59 @@ export function familyCpuMs(roots: number[]): number {
     }
   }
   return ticks * TICK_MS;
+}
+
+/** Where a process's CPU went, by kind of thread (/proc/PID/task/TID/stat), in milliseconds. */
+export interface ThreadCpu {
+  /** The event loop of the main thread. */
+  main: number;
+  /** JavaScript worker threads (node:worker_threads: crypto, normalization, delivery). */
+  workers: number;
+  /** libuv's pool: file system calls (fsync included), DNS lookups, zlib. */
+  pool: number;
+  /** V8's own: garbage collection and compilation helpers. */
+  v8: number;
+  /** Threads that ended (an idle thread stopped), and what the kernel did not assign to a live one. */
+  other: number;
+}
+
+const POOL = 'libuv-worker';
+const WORKER = 'WorkerThread';
+
+/** The threads of every process in `roots`' family, summed by kind: read before and after, the difference is a run's. */
+export function threadCpuMs(roots: number[]): ThreadCpu {
+  const sum: ThreadCpu = { main: 0, workers: 0, pool: 0, v8: 0, other: 0 };
+  for (const pid of family(roots)) {
+    try {
+      const total = ticksOf(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      let seen = 0;
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+        const ticks = ticksOf(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        seen += ticks;
+        const kind: keyof ThreadCpu = tid === String(pid) ? 'main' : comm === WORKER ? 'workers' : comm === POOL ? 'pool' : 'v8';
+        sum[kind] += ticks * TICK_MS;
+      }
+      sum.other += Math.max(0, total - seen) * TICK_MS;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sum;
+}
+
+/** utime + stime of a stat line (a process's or a thread's). */
+function ticksOf(stat: string): number {
+  const after = stat.split(') ').at(-1)!.split(' ');
+  return Number(after[11]) + Number(after[12]);
+}
+
+export function threadCpuDelta(before: ThreadCpu, after: ThreadCpu): ThreadCpu {
+  return {
+    main: after.main - before.main,
+    workers: after.workers - before.workers,
+    pool: after.pool - before.pool,
+    v8: after.v8 - before.v8,
+    other: Math.max(0, after.other - before.other),
+  };
 }

@@ -8,7 +8,7 @@ import { verifyWithDkimpy } from '../test/helpers/independent-verify.ts';
 import { runLoad, type LoadTool } from './load.ts';
 import { benchMessage, RECIPIENT, SENDER } from './message.ts';
 import { samplePeak } from './memory.ts';
-import { familyCpuMs, machineCpuMs } from './cpu.ts';
+import { familyCpuMs, machineCpuMs, threadCpuDelta, threadCpuMs, type ThreadCpu } from './cpu.ts';
 import { diskProbe } from './disk-probe.ts';
 import { latencies, probe } from './probe.ts';
 import { rawRsaAllCores, rawRsaOneCore } from './raw-rsa.ts';
@@ -36,10 +36,11 @@ export interface Run {
   peakPss: number;
   /**
    * CPU time per message received, in µs: the system's processes (exact for
-   * one process; for Postfix, whose processes come and go, approximate) and
-   * the whole machine (load generator and sink included).
+   * one process; for Postfix, whose processes come and go, approximate), the
+   * whole machine (load generator and sink included), and the system's
+   * threads by kind.
    */
-  cpu: { system: number; machine: number };
+  cpu: { system: number; machine: number; threads: ThreadCpu };
   /** Independent verification of the sampled messages: passed / checked. */
   verified?: { passed: number; checked: number };
   note?: string;
@@ -72,6 +73,8 @@ export interface Settings {
   latencySeconds: number;
   /** Probes a second during the latency runs. */
   probeRate: number;
+  /** An unmeasured round before the first (default true). */
+  warmup?: boolean;
   tool?: LoadTool;
 }
 
@@ -102,6 +105,9 @@ export class EndToEnd {
 
   /** Rounds of the same load against every system in turn, for one message size. */
   async throughput(systems: SystemUnderTest[], size: number): Promise<void> {
+    // A relay runs for weeks: its code is compiled by the time it matters. An unmeasured round
+    // first, so that the rounds compare warm systems, not the JIT's first seconds.
+    if (this.settings.warmup !== false) for (const system of systems) await this.once(system, size, 0);
     for (let round = 1; round <= this.settings.rounds; round++) {
       await this.measureRaw();
       for (const system of systems) this.runs.push(await this.once(system, size, round));
@@ -114,7 +120,7 @@ export class EndToEnd {
     await this.sink.drain();
     this.sink.reset(round === 1 ? Math.max(1, Math.floor(count / 3)) : 0, 2);
     const memory = samplePeak(system.pids);
-    const cpuBefore = { system: familyCpuMs(system.pids()), machine: machineCpuMs() };
+    const cpuBefore = { system: familyCpuMs(system.pids()), machine: machineCpuMs(), threads: threadCpuMs(system.pids()) };
     const load = await runLoad({
       port: system.port,
       sessions: this.settings.sessions,
@@ -133,7 +139,9 @@ export class EndToEnd {
     }
     const peakPss = memory.stop();
     const perMessage = (ms: number) => (ms * 1000) / Math.max(1, this.sink.count);
-    const cpu = { system: perMessage(familyCpuMs(system.pids()) - cpuBefore.system), machine: perMessage(machineCpuMs() - cpuBefore.machine) };
+    const spent = threadCpuDelta(cpuBefore.threads, threadCpuMs(system.pids()));
+    const threads = Object.fromEntries(Object.entries(spent).map(([kind, ms]) => [kind, perMessage(ms)])) as unknown as ThreadCpu;
+    const cpu = { system: perMessage(familyCpuMs(system.pids()) - cpuBefore.system), machine: perMessage(machineCpuMs() - cpuBefore.machine), threads };
     const seconds = (this.sink.lastAt - load.startedAt) / 1000;
     const run: Run = { system: system.name, size, round, sent: count, received: this.sink.count, seconds, rate: this.sink.count / seconds, peakPss, cpu };
     const notes = [];
@@ -143,8 +151,8 @@ export class EndToEnd {
     if (notes.length > 0) run.note = notes.join('; ');
     if (this.sink.samples.length > 0) run.verified = await this.verify(this.sink.samples, system.records);
     this.say(
-      `  ${system.name.padEnd(34)} ${String(size / 1024).padStart(4)} KiB  round ${round}: ${run.received}/${count} in ${seconds.toFixed(1)} s = ${run.rate.toFixed(0)} msg/s, ` +
-        `peak PSS ${(peakPss / 1048576).toFixed(0)} MiB, CPU ${cpu.system.toFixed(0)} µs/msg (machine ${cpu.machine.toFixed(0)})${run.verified ? `, dkimpy ${run.verified.passed}/${run.verified.checked} pass` : ''}${run.note ? ` (${run.note})` : ''}`,
+      `  ${system.name.padEnd(34)} ${String(size / 1024).padStart(4)} KiB  ${round === 0 ? 'warm-up' : `round ${round}`}: ${run.received}/${count} in ${seconds.toFixed(1)} s = ${run.rate.toFixed(0)} msg/s, ` +
+        `peak PSS ${(peakPss / 1048576).toFixed(0)} MiB, CPU ${cpu.system.toFixed(0)} µs/msg (${threadLine(cpu.threads)}; machine ${cpu.machine.toFixed(0)})${run.verified ? `, dkimpy ${run.verified.passed}/${run.verified.checked} pass` : ''}${run.note ? ` (${run.note})` : ''}`,
     );
     return run;
   }
@@ -271,4 +279,18 @@ export class EndToEnd {
   close(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** "main 2900, workers 1300, pool 400, v8 200": where a system's CPU per message went. */
+export function threadLine(t: ThreadCpu): string {
+  return [
+    ['main', t.main],
+    ['workers', t.workers],
+    ['pool', t.pool],
+    ['v8', t.v8],
+    ['ended', t.other],
+  ]
+    .filter(([, us]) => (us as number) >= 1)
+    .map(([kind, us]) => `${kind} ${(us as number).toFixed(0)}`)
+    .join(', ');
 }

@@ -81,9 +81,9 @@ export async function startRelayProcess(setup: RelaySetup): Promise<RunningRelay
     env: { ...process.env, ...setup.env },
   });
   let log = '';
-  // BENCH_RELAY_LOG=<file>: the relay's whole log, for tracing where a slow message waited.
+  // BENCH_RELAY_LOG=<file>: the relay's whole log in <file>.<pid>, for tracing where a slow message waited.
   if (process.env.BENCH_RELAY_LOG) {
-    const file = createWriteStream(process.env.BENCH_RELAY_LOG);
+    const file = createWriteStream(`${process.env.BENCH_RELAY_LOG}.${child.pid}`);
     child.stdout!.pipe(file);
   }
   const ports = await new Promise<{ plain: number; metrics: number }>((resolve, reject) => {

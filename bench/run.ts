@@ -15,7 +15,8 @@
 // (smtp-source or node), BENCH_SIGNER_ROUNDS (5) and BENCH_SECONDS (0.5) for
 // the in-process signer, BENCH_PEERS=0 to leave the peers out, BENCH_BIG=0 to
 // leave the 25 MB messages out, BENCH_GROWTH=0 to leave out how CPU time grows
-// with hostile input (bench/growth.ts, also `npm run bench:growth` alone).
+// with hostile input (bench/growth.ts, also `npm run bench:growth` alone),
+// BENCH_WARMUP=0 to leave out the unmeasured round each system gets first.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,7 +143,16 @@ try {
 
   const e2e = new EndToEnd(
     sink,
-    { sessions: SESSIONS, rounds: ROUNDS, count: COUNT, seconds: LOAD_SECONDS, latencySeconds: LATENCY_SECONDS, probeRate: PROBE_RATE, tool },
+    {
+      sessions: SESSIONS,
+      rounds: ROUNDS,
+      count: COUNT,
+      seconds: LOAD_SECONDS,
+      latencySeconds: LATENCY_SECONDS,
+      probeRate: PROBE_RATE,
+      tool,
+      warmup: process.env.BENCH_WARMUP !== '0',
+    },
     say,
   );
   stops.push(async () => e2e.close());
