@@ -222,6 +222,11 @@ try {
         p99: (s, size) => e2e.latencies.find((l) => l.system === s && l.size === size)?.p99,
         bigPss: big.find((b) => b.system === relayForTargets)?.peakPss,
         signCheck: signCheck[0]?.ratio,
+        cpu: (s, size) => {
+          const runs = e2e.runs.filter((x) => x.system === s && x.size === size);
+          return runs.length === 0 ? undefined : median(runs.map((x) => x.cpu.system));
+        },
+        rsaSignUs: e2e.raw.length === 0 ? undefined : 1e6 / median(e2e.raw.map((x) => x.oneCore)),
       },
       { queue: queueRsa, sync: syncRsa, queueMissing: queueMissing || 'queue mode did not run' },
     ),
