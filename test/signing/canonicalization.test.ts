@@ -131,6 +131,34 @@ test('random bodies in random chunks match a whole-body reference', () => {
   }
 });
 
+test('long bodies mixing clean runs and dense whitespace, in chunks of every size, match the reference', () => {
+  // Long enough for the canonicalizer to pass clean runs on whole and to switch to its byte loop
+  // and back where places to change come on every line (trailing spaces, indentation, blank lines).
+  let x = 2026;
+  const rand = (n: number): number => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x % n;
+  };
+  const pieces = [
+    'The quick brown fox jumps over the lazy dog, again and again.\r\n',
+    'flowed text with a trailing space \r\n',
+    '    indented  line\twith  runs\r\n',
+    '\r\n\r\n',
+    ' \t \r\n',
+    'x'.repeat(300) + '\r\n',
+    'bare\rcr and a tab\t\r\n',
+  ];
+  for (let i = 0; i < 24; i++) {
+    let body = '';
+    for (let n = 100 + rand(1000); n > 0; n--) {
+      const piece = pieces[rand(pieces.length)]!;
+      body += piece.repeat(1 + rand(i % 2 === 0 ? 3 : 60));
+    }
+    const size = [1 + rand(7), 63 + rand(4), 1000 + rand(9000), 64 * 1024][i % 4]!;
+    assert.equal(canon('relaxed', body, size), reference('relaxed', body), `body ${i}, chunks of ${size}`);
+  }
+});
+
 test('random bodies match dkimpy canonicalization', () => {
   const bodies = randomBodies(300, 7);
   const script = [

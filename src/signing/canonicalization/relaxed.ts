@@ -25,6 +25,9 @@ const OUT_SIZE = 64 * 1024;
 
 /** Shorter runs are not worth leaving the byte loop for. */
 const MIN_RUN = 64;
+/** The byte loop's stretch after a short run: from a few lines to a quarter of a chunk. */
+const MIN_STRETCH = 256;
+const MAX_STRETCH = 16 * 1024;
 
 /** Where relaxed canonicalization may change the body: TAB, WSP runs, WSP before CR, empty lines. */
 const TRIGGERS = [Buffer.from('\t'), Buffer.from('  '), Buffer.from(' \r'), Buffer.from('\r\n\r\n')];
@@ -113,13 +116,20 @@ export class RelaxedBody implements BodyCanonicalizer {
     let wsp = this.#wsp;
     let hasContent = false;
     const runs = new VerbatimRuns(chunk);
+    // Runs are not looked for again before here. After a run too short to pass on, the byte loop
+    // goes on for a stretch that doubles with each short run: in text with a place to change on
+    // every line (trailing spaces of format=flowed, indentation), a search and a hash call per
+    // line cost several times the byte loop, while clean text is passed on in whole runs.
+    let runsFrom = 0;
+    let stretch = 0;
     for (; i < n; i++) {
       // After content, with nothing held: skip to the next place where
       // relaxed canonicalization could change anything, hashing what lies
       // between straight from the input.
-      if (held === 0 && !wsp && n - i > MIN_RUN) {
+      if (held === 0 && !wsp && i >= runsFrom && n - i > MIN_RUN) {
         const end = runs.end(i);
         if (end - i >= MIN_RUN) {
+          stretch = 0;
           this.#o = o;
           this.#flush();
           o = 0;
@@ -128,6 +138,8 @@ export class RelaxedBody implements BodyCanonicalizer {
           i = end - 1;
           continue;
         }
+        stretch = Math.min(Math.max(2 * stretch, MIN_STRETCH), MAX_STRETCH);
+        runsFrom = end + stretch;
       }
       const c = chunk[i]!;
       if (c === SP || c === HTAB) {
