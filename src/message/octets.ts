@@ -3,7 +3,7 @@
 // being held whole. Small things (a DSN, a notice, the `sign` command's
 // input) live in memory; a received message lives in its file.
 import { isAscii } from 'node:buffer';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
@@ -67,8 +67,24 @@ export function fileOctets(path: string, start: number, size: number): Octets {
  */
 const SMALL_FILE = CHUNK;
 
+/**
+ * The first read after a write would update the file's atime under relatime,
+ * a journal entry that may wait for a commit under way: not on the event
+ * loop. O_NOATIME is allowed on the process's own files (open(2)).
+ */
+const NO_ATIME = constants.O_RDONLY | (constants.O_NOATIME ?? 0);
+
+function openForReading(path: string): number {
+  try {
+    return openSync(path, NO_ATIME);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    return openSync(path, constants.O_RDONLY);
+  }
+}
+
 function readSmall(path: string, start: number, size: number): Buffer {
-  const fd = openSync(path, 'r');
+  const fd = openForReading(path);
   try {
     const buffer = Buffer.allocUnsafe(size);
     for (let at = 0; at < size;) {
