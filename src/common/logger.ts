@@ -11,7 +11,7 @@ export type { Logger };
 export type LogFormat = 'json' | 'text';
 
 /** Fields that could ever hold secrets: redacted whatever the caller logs, at the top or one level down (and `auth.pass` below that). */
-const SECRET_FIELDS = ['privateKey', 'password', 'pass'] as const;
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['privateKey', 'password', 'pass']);
 const CENSOR = '[redacted]';
 
 /**
@@ -25,7 +25,7 @@ export function withoutSecrets(fields: Record<string, unknown>): Record<string, 
   let out = fields;
   for (const key in fields) {
     const value = fields[key];
-    if (isSecretField(key)) out = replaced(out, fields, key, CENSOR);
+    if (SECRET_FIELDS.has(key)) out = replaced(out, fields, key, CENSOR);
     else if (isObject(value)) {
       const inner = secretsOneLevel(value);
       if (inner !== value) out = replaced(out, fields, key, inner);
@@ -40,10 +40,6 @@ function secretsOneLevel(value: object): object {
   const auth = (value as Record<string, unknown>).auth;
   if (isObject(auth) && Object.hasOwn(auth, 'pass')) out = replaced(out, value, 'auth', replaced(auth, auth, 'pass', CENSOR));
   return out;
-}
-
-function isSecretField(key: string): boolean {
-  return key === 'privateKey' || key === 'password' || key === 'pass';
 }
 
 function isObject(value: unknown): value is object {
