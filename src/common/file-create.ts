@@ -55,7 +55,8 @@ export async function createFile(path: string, mode: number): Promise<FileHandle
     throw explained(err, path);
   }
   try {
-    await handle.chmod(mode);
+    // On the event loop: fchmod(2) changes the inode in memory, far cheaper than a trip through the thread pool.
+    fchmodSync(handle.fd, mode);
   } catch (err) {
     await handle.close().catch(() => undefined);
     throw err;

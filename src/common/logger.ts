@@ -10,8 +10,53 @@ export type { Logger };
 
 export type LogFormat = 'json' | 'text';
 
-/** Paths that could ever hold secrets: redacted whatever the caller logs. */
-const REDACT = ['privateKey', '*.privateKey', 'password', '*.password', 'pass', '*.pass', 'auth.pass', '*.auth.pass'];
+/** Fields that could ever hold secrets: redacted whatever the caller logs, at the top or one level down (and `auth.pass` below that). */
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['privateKey', 'password', 'pass']);
+const CENSOR = '[redacted]';
+
+/**
+ * The fields of a log line with every secret field replaced by CENSOR, the
+ * caller's objects left as they are. A line without one is returned as it
+ * is: pino's own `redact` copies and serializes every object-valued field of
+ * every line to look for them, a cost paid on each message for lines that
+ * never carry a secret.
+ */
+export function withoutSecrets(fields: Record<string, unknown>): Record<string, unknown> {
+  let out = fields;
+  for (const key in fields) {
+    const value = fields[key];
+    if (SECRET_FIELDS.has(key)) out = replaced(out, fields, key, CENSOR);
+    else if (isObject(value)) {
+      const inner = secretsOneLevel(value);
+      if (inner !== value) out = replaced(out, fields, key, inner);
+    }
+  }
+  return out;
+}
+
+function secretsOneLevel(value: object): object {
+  let out = value;
+  for (const key of SECRET_FIELDS) if (Object.hasOwn(value, key)) out = replaced(out, value, key, CENSOR);
+  const auth = (value as Record<string, unknown>).auth;
+  if (isObject(auth) && Object.hasOwn(auth, 'pass')) out = replaced(out, value, 'auth', replaced(auth, auth, 'pass', CENSOR));
+  return out;
+}
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null;
+}
+
+/** `current` with `key` set to `value`: a copy of `original` made the first time (an Error keeps its message and stack). */
+function replaced<T extends object>(current: T, original: T, key: string, value: unknown): T {
+  let copy = current;
+  if (current === original) {
+    copy = Object.create(Object.getPrototypeOf(original), Object.getOwnPropertyDescriptors(original)) as T;
+    // V8's `stack` reads the error it belongs to: a copy keeps the text.
+    if (original instanceof Error) Object.defineProperty(copy, 'stack', { value: original.stack, enumerable: false, writable: true, configurable: true });
+  }
+  Object.defineProperty(copy, key, { value, enumerable: true, writable: true, configurable: true });
+  return copy;
+}
 
 /** Unset: text for a person at a terminal, JSON for anything else (journald, a file, a pipe). */
 export function defaultLogFormat(fd: 1 | 2): LogFormat {
@@ -25,9 +70,8 @@ export function createLogger(level: string, fd: 1 | 2 = 2, logFormat: LogFormat 
     {
       level,
       base: { service: 'dkim-relay' },
-      redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: withoutSecrets },
     },
     logFormat === 'text' ? asText(destination) : destination,
   );

@@ -33,7 +33,9 @@ export async function acceptMessage(
 async function writeNamed(spool: Spool, content: (id: string) => Octets): Promise<StoredMessage> {
   const writer = await spool.begin();
   try {
-    for await (const chunk of content(writer.id).chunks()) await writer.write(chunk);
+    const octets = content(writer.id);
+    writer.expect(octets.size);
+    for await (const chunk of octets.chunks()) await writer.write(chunk);
   } catch (err) {
     await writer.abort();
     throw spoolError(err);

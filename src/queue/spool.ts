@@ -13,7 +13,7 @@
 // Files are created without following a link, folders must not be links
 // (src/common/file-create.ts): a link planted in the spool is refused, never
 // written through.
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { createReadStream, mkdirSync, type ReadStream } from 'node:fs';
 import { lstat, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -24,8 +24,25 @@ import { FileSync } from './file-sync.ts';
 /** One write to disk; smaller chunks are gathered into a buffer of this size first. */
 const BUFFER_SIZE = 64 * 1024;
 
+let lastMs = NaN;
 let lastStamp = '';
 let sequence = 0;
+
+/** Random bits for ids, drawn 4 KiB at a time: one call into the CSPRNG per 512 ids rather than one each. */
+const randomPool = Buffer.allocUnsafe(4096);
+let randomAt = randomPool.length;
+
+/** 60 random bits as 12 base-32 digits: two 30-bit halves of 6 digits each. */
+function randomDigits(): string {
+  if (randomAt + 8 > randomPool.length) {
+    randomFillSync(randomPool);
+    randomAt = 0;
+  }
+  const high = randomPool.readUInt32BE(randomAt) >>> 2;
+  const low = randomPool.readUInt32BE(randomAt + 4) >>> 2;
+  randomAt += 8;
+  return high.toString(32).padStart(6, '0') + low.toString(32).padStart(6, '0');
+}
 
 /**
  * A new message id such as `20261122T101530123-0003-k3j9x2m4q8ab`: the UTC
@@ -34,11 +51,14 @@ let sequence = 0;
  * processes never pick the same id.
  */
 export function newSpoolId(now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', '');
-  sequence = stamp === lastStamp ? sequence + 1 : 0;
-  lastStamp = stamp;
-  const random = randomBytes(8).readBigUInt64BE() >> 4n;
-  return `${stamp}-${sequence.toString(36).padStart(4, '0')}-${random.toString(32).padStart(12, '0')}`;
+  const ms = now.getTime();
+  if (ms === lastMs) sequence++;
+  else {
+    lastMs = ms;
+    lastStamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', '');
+    sequence = 0;
+  }
+  return `${lastStamp}-${sequence.toString(36).padStart(4, '0')}-${randomDigits()}`;
 }
 
 const ID = /^\d{8}T\d{9}-[0-9a-z]{4}-[0-9a-v]{12}$/;
@@ -58,7 +78,9 @@ export class SpoolWriter {
   readonly id: string;
   readonly #spool: Spool;
   readonly #file: FileHandle;
-  readonly #buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  /** Allocated by the first write, sized by `expect`: a 4 KiB message does not cost a 64 KiB allocation. */
+  #buffer: Buffer | null = null;
+  #expected = BUFFER_SIZE;
   #filled = 0;
   #size = 0;
   #done = false;
@@ -69,6 +91,11 @@ export class SpoolWriter {
     this.#file = file;
   }
 
+  /** The message will be about `size` octets: called before the first write, it spares memory. */
+  expect(size: number): void {
+    this.#expected = Math.max(1, Math.min(BUFFER_SIZE, size));
+  }
+
   get size(): number {
     return this.#size;
   }
@@ -77,13 +104,14 @@ export class SpoolWriter {
   async write(chunk: Uint8Array): Promise<void> {
     if (this.#done) throw new Error(`message ${this.id} is already committed or aborted`);
     try {
-      if (this.#filled + chunk.length <= BUFFER_SIZE) {
-        this.#buffer.set(chunk, this.#filled);
+      const buffer = (this.#buffer ??= Buffer.allocUnsafe(this.#expected));
+      if (this.#filled + chunk.length <= buffer.length) {
+        buffer.set(chunk, this.#filled);
         this.#filled += chunk.length;
       } else {
         await this.#flush();
-        if (chunk.length < BUFFER_SIZE) {
-          this.#buffer.set(chunk, 0);
+        if (chunk.length < buffer.length) {
+          buffer.set(chunk, 0);
           this.#filled = chunk.length;
         } else {
           await writeAll(this.#file, chunk);
@@ -124,7 +152,7 @@ export class SpoolWriter {
   }
 
   async #flush(): Promise<void> {
-    if (this.#filled === 0) return;
+    if (this.#filled === 0 || !this.#buffer) return;
     await writeAll(this.#file, this.#buffer.subarray(0, this.#filled));
     this.#filled = 0;
   }
@@ -183,8 +211,10 @@ export class Spool {
   async write(source: Uint8Array | AsyncIterable<Uint8Array>, now?: Date): Promise<StoredMessage> {
     const writer = await this.begin(now);
     try {
-      if (source instanceof Uint8Array) await writer.write(source);
-      else for await (const chunk of source) await writer.write(chunk);
+      if (source instanceof Uint8Array) {
+        writer.expect(source.length);
+        await writer.write(source);
+      } else for await (const chunk of source) await writer.write(chunk);
     } catch (err) {
       await writer.abort();
       throw spoolError(err);

@@ -70,6 +70,19 @@ test('spool and intake files: a name taken by a link is refused, the target unto
   }
 });
 
+test('a spool file is 0600 under a umask that would narrow it (the mode given to open(2) alone would not do)', async () => {
+  const dir = tempDir();
+  const spool = new Spool(join(dir, 'spool'));
+  const old = process.umask(0o277);
+  let stored;
+  try {
+    stored = await spool.write(Buffer.from('Subject: x\r\n\r\nx\r\n'));
+  } finally {
+    process.umask(old);
+  }
+  assert.equal(statSync(spool.path(stored.id)).mode & 0o777, 0o600);
+});
+
 test('the normalized copy of a large message being received is not written through a link', () => {
   const dir = tempDir();
   const target = victim();

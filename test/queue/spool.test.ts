@@ -57,6 +57,26 @@ test('a message being written is only in tmp/; it appears in msg/ whole, at comm
   assert.deepEqual(readFileSync(spool.path(stored.id)), MESSAGE);
 });
 
+test('a writer told to expect a small message still writes a larger one whole, in order', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const writer = await spool.begin();
+  writer.expect(100);
+  const message = Buffer.from(Array.from({ length: 200_000 }, (_, i) => 65 + (i % 26)));
+  // Pieces smaller than, equal to and larger than the 100-octet buffer, then a large one.
+  for (const [from, to] of [
+    [0, 60],
+    [60, 160],
+    [160, 400],
+    [400, 130_000],
+    [130_000, 200_000],
+  ] as const)
+    await writer.write(message.subarray(from, to));
+  const stored = await writer.commit();
+  assert.equal(stored.size, message.length);
+  assert.deepEqual(readFileSync(spool.path(stored.id)), message);
+});
+
 test('ids sort in time order, also within one millisecond, and never repeat', () => {
   const at = new Date(Date.UTC(2026, 10, 22, 10, 15, 30, 123));
   const first = newSpoolId(at);
