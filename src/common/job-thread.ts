@@ -3,7 +3,7 @@
 // Busy, it keeps the process alive; idle, it does not. What happens to the
 // jobs of a thread that dies is the owner's decision (retry elsewhere, or
 // fail them), so errors and the exit are passed on as they come.
-import { Worker, type Transferable, type WorkerOptions } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 export type JobReply = { id: number; ok: true } | { id: number; ok: false; error: string };
 
@@ -42,10 +42,9 @@ export class JobThread<Reply extends JobReply, Job extends ThreadJob<Extract<Rep
     this.worker.on('exit', (code) => events.exit(code));
   }
 
-  /** `transfer`: buffers moved to the thread rather than copied (unusable here afterwards). */
-  post(id: number, job: Job, message: unknown, transfer: Transferable[] = []): void {
+  post(id: number, job: Job, message: unknown): void {
     if (this.jobs.size === 0) this.worker.ref();
     this.jobs.set(id, job);
-    this.worker.postMessage(message, transfer);
+    this.worker.postMessage(message);
   }
 }

@@ -14,11 +14,7 @@ export interface Octets {
    * is read into one reused buffer): copy it to keep it longer.
    */
   chunks(): AsyncIterable<Buffer>;
-  /** Where the octets are, for a reader in another thread: a file's range, or the bytes in memory. */
-  readonly source?: OctetsSource;
 }
-
-export type OctetsSource = { file: string; start: number } | { bytes: Buffer };
 
 /** Large enough that a read costs little per octet, small enough that many sessions fit in memory. */
 export const CHUNK = 64 * 1024;
@@ -26,7 +22,6 @@ export const CHUNK = 64 * 1024;
 export function bufferOctets(data: Buffer): Octets {
   return {
     size: data.length,
-    source: { bytes: data },
     async *chunks() {
       for (let at = 0; at < data.length; at += CHUNK) yield data.subarray(at, at + CHUNK);
     },
@@ -41,7 +36,6 @@ export function bufferOctets(data: Buffer): Octets {
 export function fileOctets(path: string, start: number, size: number): Octets {
   return {
     size,
-    source: { file: path, start },
     async *chunks() {
       if (size === 0) return;
       const file = await open(path, 'r');

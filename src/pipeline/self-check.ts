@@ -1,16 +1,15 @@
 // The self-check: before a signed message leaves, verify every signature we
 // added against the store's public key (no network) and check that d= aligns
 // with the From: domain. Nothing we cannot prove good goes out unnoticed.
-// The verifier shares no code with the signer (see verify-bounded.ts); it
-// runs in a crypto thread when the process has them, with the records of the
-// keys we signed with, read here from the store.
+// The verifier shares no code with the signer (see verify-bounded.ts).
 import type { ActiveKey } from '../keys/store.ts';
 import type { KeyStore } from '../keys/key-store.ts';
 import { messageFromBuffer } from '../message/incoming.ts';
 import type { Octets } from '../message/octets.ts';
+import { storeResolver } from '../keys/resolver.ts';
 import type { AlignmentMode } from '../signing/alignment.ts';
-import { sharedCrypto, type DigestCrypto } from '../signing/crypto-pool.ts';
-import { recordKey, type PublishedRecords } from '../signing/published-records.ts';
+import type { DigestCrypto } from '../signing/crypto-pool.ts';
+import { verifyBounded } from '../signing/verify-bounded.ts';
 
 /** A signed message: its header block and its body. */
 export interface SignedMessage {
@@ -24,16 +23,16 @@ export interface SelfCheck {
   detail: string;
 }
 
-/** Throws CryptoUnavailable when the verification cannot be done just now. */
+/** Throws CryptoUnavailable when the key operation cannot be done just now. */
 export async function selfCheck(
   signed: Buffer | SignedMessage,
   added: ActiveKey[],
   store: KeyStore,
   alignment: AlignmentMode,
-  crypto: DigestCrypto = sharedCrypto(),
+  crypto?: DigestCrypto,
 ): Promise<SelfCheck> {
   const { header, body } = Buffer.isBuffer(signed) ? messageFromBuffer(signed) : signed;
-  const verification = await crypto.verifyMessage(header, body, publishedRecords(added, store), alignment);
+  const verification = await verifyBounded(header, body, storeResolver(store), alignment, crypto);
   if (verification.fromFields !== 1) {
     return { pass: false, detail: `${verification.fromFields} From: headers` };
   }
@@ -47,19 +46,4 @@ export async function selfCheck(
   }
   if (problems.length) return { pass: false, detail: problems.join('; ') };
   return { pass: true, detail: added.map((k) => `d=${k.domain} s=${k.selector} pass`).join('; ') };
-}
-
-/**
- * What the store publishes for the keys we signed with: the only records the
- * check needs, since only those signatures are judged (any other signature
- * in the message finds no key).
- */
-function publishedRecords(added: ActiveKey[], store: KeyStore): PublishedRecords {
-  const records: Record<string, string> = {};
-  for (const key of added) {
-    const name = recordKey(`${key.selector}._domainkey.${key.domain}`);
-    const value = store.publishedValue(name);
-    if (value !== undefined) records[name] = value;
-  }
-  return records;
 }

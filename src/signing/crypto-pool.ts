@@ -1,9 +1,7 @@
 // Signing and verification off the event loop: worker threads do the
 // RSA/Ed25519 key operations on SHA-256 digests, so SMTP sessions never wait
-// on crypto. For signing only the 32-octet digest (and a key, once per key
-// and thread) crosses to a thread. The self-check's verification of a whole
-// message runs there too: the header block and a body in memory are moved
-// to the thread in one buffer; a body in a file is read by the thread.
+// on crypto. Only the 32-octet digest (and a key, once per key and thread)
+// crosses to a thread, never a message.
 //
 // A thread that dies takes no job with it: its jobs go to another thread,
 // once; a job that loses its thread twice fails with CryptoUnavailable (the
@@ -13,19 +11,13 @@ import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { JobThread } from '../common/job-thread.ts';
-import type { Octets } from '../message/octets.ts';
-import type { AlignmentMode } from './alignment.ts';
-import type { BodyAt, MessageJob, WorkerReply, WorkerRequest } from './crypto-protocol.ts';
+import type { WorkerReply, WorkerRequest } from './crypto-protocol.ts';
 import { signDigest, verifyDigest, type KeyAlgorithm } from './digest-signature.ts';
-import type { Verification } from './verify.ts';
-import type { PublishedRecords } from './published-records.ts';
 
-/** The key operations, and the self-check's verification of a signed message, wherever they run. */
+/** The key operations, wherever they run. */
 export interface DigestCrypto {
   sign(algorithm: KeyAlgorithm, digest: Uint8Array, privateKey: KeyObject): Promise<Buffer>;
   verify(algorithm: KeyAlgorithm, digest: Uint8Array, publicKey: KeyObject, signature: Uint8Array): Promise<boolean>;
-  /** Every signature of the message checked against `records` (see verify-bounded.ts). */
-  verifyMessage(header: Buffer, body: Octets, records: PublishedRecords, alignment: AlignmentMode): Promise<Verification>;
 }
 
 /** Crypto could not be done just now (threads dying, queue full, pool closed): a temporary problem. */
@@ -35,14 +27,7 @@ export class CryptoUnavailable extends Error {}
 export const inThreadCrypto: DigestCrypto = {
   sign: async (algorithm, digest, key) => signDigest(algorithm, digest, key),
   verify: async (algorithm, digest, key, signature) => verifyDigest(algorithm, digest, key, signature),
-  verifyMessage: verifyHere,
 };
-
-/** Loaded when first needed: mailauth's modules cost some 16 MiB, which a process using the threads need not carry. */
-async function verifyHere(header: Buffer, body: Octets, records: PublishedRecords, alignment: AlignmentMode): Promise<Verification> {
-  const { verifyBounded } = await import('./verify-bounded.ts');
-  return verifyBounded(header, body, records, alignment);
-}
 
 export interface PoolOptions {
   /** Threads; default defaultPoolSize(). */
@@ -55,18 +40,11 @@ export interface PoolOptions {
   onProblem?: (line: string) => void;
 }
 
-type KeyRequest = Extract<WorkerRequest, { type: 'sign' | 'verify' }>;
+type Request = Extract<WorkerRequest, { type: 'sign' | 'verify' }>;
 type JobAnswer = Exclude<WorkerReply, { ready: true }>;
-/** A message to verify, kept here: each thread it is given to gets the octets afresh (a moved buffer is gone). */
-interface MessageToVerify {
-  id: number;
-  header: Buffer;
-  body: Octets;
-  records: PublishedRecords;
-  alignment: AlignmentMode;
-}
 interface Pending {
-  work: { request: KeyRequest; key: KeyObject } | { message: MessageToVerify };
+  request: Request;
+  key: KeyObject;
   attempts: number;
   resolve(reply: Extract<WorkerReply, { ok: true }>): void;
   reject(err: Error): void;
@@ -152,14 +130,6 @@ export class CryptoPool implements DigestCrypto {
     return reply.valid;
   }
 
-  async verifyMessage(header: Buffer, body: Octets, records: PublishedRecords, alignment: AlignmentMode): Promise<Verification> {
-    // A body that is neither in memory nor in a file could only reach a thread whole: it is read here, in slices.
-    if (!body.source) return verifyHere(header, body, records, alignment);
-    const reply = await this.#enqueue((id) => ({ message: { id, header, body, records, alignment } }));
-    if (!('verification' in reply)) throw new Error('crypto thread answered a message verification without its result');
-    return reply.verification;
-  }
-
   /** Stops every thread; jobs still running fail with CryptoUnavailable. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -174,18 +144,15 @@ export class CryptoPool implements DigestCrypto {
     await Promise.all(threads.map((t) => t.worker.terminate()));
   }
 
-  #submit(request: KeyRequest, key: KeyObject): Promise<Extract<WorkerReply, { ok: true }>> {
-    return this.#enqueue((id) => ({ request: { ...request, id }, key }));
-  }
-
-  #enqueue(work: (id: number) => Pending['work']): Promise<Extract<WorkerReply, { ok: true }>> {
+  #submit(request: Request, key: KeyObject): Promise<Extract<WorkerReply, { ok: true }>> {
     if (this.#closed) return Promise.reject(new CryptoUnavailable('the signing threads are shut down'));
     if (this.#queued >= this.#maxQueue) return Promise.reject(new CryptoUnavailable(`${this.#queued} signing jobs are waiting already`));
     return new Promise((resolve, reject) => {
       this.#queued++;
       const done = () => this.#queued--;
       const job: Pending = {
-        work: work(this.#nextJob++),
+        request: { ...request, id: this.#nextJob++ },
+        key,
         attempts: 0,
         resolve: (reply) => (done(), resolve(reply)),
         reject: (err) => (done(), reject(err)),
@@ -198,13 +165,7 @@ export class CryptoPool implements DigestCrypto {
     if (this.#inThread) return this.#runHere(job);
     const thread = this.#threads.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
     job.attempts++;
-    if ('message' in job.work) {
-      const { request, transfer } = messageRequest(job.work.message);
-      thread.jobThread.post(request.id, job, request, transfer);
-      return;
-    }
-    const { request, key } = job.work;
-    const id = request.keyId;
+    const id = job.request.keyId;
     if (!thread.keys.has(id)) {
       thread.keys.add(id);
       if (thread.keys.size > KEYS_PER_THREAD) {
@@ -212,20 +173,14 @@ export class CryptoPool implements DigestCrypto {
         thread.keys.delete(oldest);
         thread.worker.postMessage({ type: 'forget', keyId: oldest } satisfies WorkerRequest);
       }
-      thread.jobThread.post(request.id, job, { ...request, key } satisfies WorkerRequest);
+      thread.jobThread.post(job.request.id, job, { ...job.request, key: job.key } satisfies WorkerRequest);
     } else {
-      thread.jobThread.post(request.id, job, request satisfies WorkerRequest);
+      thread.jobThread.post(job.request.id, job, job.request satisfies WorkerRequest);
     }
   }
 
   #runHere(job: Pending): void {
-    const fail = (err: unknown) => job.reject(err instanceof Error ? err : new Error(String(err)));
-    if ('message' in job.work) {
-      const { id, header, body, records, alignment } = job.work.message;
-      verifyHere(header, body, records, alignment).then((verification) => job.resolve({ id, ok: true, verification }), fail);
-      return;
-    }
-    const { request, key } = job.work;
+    const { request, key } = job;
     try {
       job.resolve(
         request.type === 'sign'
@@ -233,7 +188,7 @@ export class CryptoPool implements DigestCrypto {
           : { id: request.id, ok: true, valid: verifyDigest(request.algorithm, request.digest, key, request.signature) },
       );
     } catch (err) {
-      fail(err);
+      job.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -288,23 +243,6 @@ export class CryptoPool implements DigestCrypto {
     this.#threads = [];
     for (const job of stranded) this.#runHere(job);
   }
-}
-
-/**
- * The job for a thread: the header block, and a body in memory, copied once
- * into one new buffer that is then moved, not copied again; a body in a file
- * goes as its file and range.
- */
-function messageRequest(m: MessageToVerify): { request: MessageJob; transfer: ArrayBuffer[] } {
-  const source = m.body.source!;
-  const inMemory = 'bytes' in source ? source.bytes : Buffer.alloc(0);
-  const buffer = new ArrayBuffer(m.header.length + inMemory.length);
-  const header = new Uint8Array(buffer, 0, m.header.length);
-  header.set(m.header);
-  const bytes = new Uint8Array(buffer, m.header.length);
-  bytes.set(inMemory);
-  const body: BodyAt = 'file' in source ? { file: source.file, start: source.start, size: m.body.size } : { bytes };
-  return { request: { type: 'verify-message', id: m.id, header, body, records: m.records, alignment: m.alignment }, transfer: [buffer] };
 }
 
 // The daemon's pool, shared by every listener in the process; without one

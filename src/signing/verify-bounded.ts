@@ -3,24 +3,27 @@
 // parses, the h= fields it selects and canonicalizes), and the body is
 // hashed by mailauth's own body canonicalizer, in slices. Nothing here uses
 // our signer's canonicalization or body hash, so a bug there cannot vouch
-// for itself. The public keys are mailauth's reading of the records the key
-// store publishes, given by name: the whole check needs no store and no
-// network, so it can run in a crypto thread (see crypto-pool.ts).
+// for itself. The public key is mailauth's reading of the record the key
+// store publishes; the key operation runs in the crypto pool.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { DKIMResult, DNSResolver } from 'mailauth';
 import { CHUNK, type Octets } from '../message/octets.ts';
 import type { AlignmentMode } from './alignment.ts';
-import { verifyDigest } from './digest-signature.ts';
-import { recordsResolver, type PublishedRecords } from './published-records.ts';
+import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
 import { mailauthBodyHash, mailauthPublicKey, mailauthVerifyHeader } from './mailauth-internals.ts';
 import { describeVerification, MIN_BITS, type Verification } from './verify.ts';
 
 const BODY_HASH_MISMATCH = 'body hash did not verify';
 
 /** `header` is the header block (fields, then the empty line); the body is read only to hash it. */
-export async function verifyBounded(header: Buffer, body: Octets, records: PublishedRecords, alignment: AlignmentMode): Promise<Verification> {
-  const resolver = recordsResolver(records);
+export async function verifyBounded(
+  header: Buffer,
+  body: Octets,
+  resolver: DNSResolver,
+  alignment: AlignmentMode,
+  crypto: DigestCrypto = sharedCrypto(),
+): Promise<Verification> {
   // The header block and an empty body: mailauth checks everything but the body hash,
   // and reports a body hash mismatch unless the body is empty too.
   const outcome = await mailauthVerifyHeader(header, resolver, MIN_BITS);
@@ -31,7 +34,7 @@ export async function verifyBounded(header: Buffer, body: Octets, records: Publi
     const limit = r.canonBodyLengthLimited ? r.canonBodyLengthLimit : undefined;
     const key = `${canonicalization}:${limit ?? ''}`;
     if (!bodyHashes.has(key)) bodyHashes.set(key, hashBody(body, canonicalization, limit));
-    if ((await bodyHashes.get(key)) === r.bodyHashExpecting) Object.assign(r.status, await checkHeaderSignature(r, resolver));
+    if ((await bodyHashes.get(key)) === r.bodyHashExpecting) Object.assign(r.status, await checkHeaderSignature(r, resolver, crypto));
   }
   return describeVerification(header, outcome, alignment);
 }
@@ -56,7 +59,7 @@ type Status = { result: string; comment: string; policy?: Record<string, string 
  * published key; the status is worded as mailauth's own, so the same
  * judgement reads both.
  */
-async function checkHeaderSignature(r: MailauthResult, resolver: DNSResolver): Promise<Status> {
+async function checkHeaderSignature(r: MailauthResult, resolver: DNSResolver, crypto: DigestCrypto): Promise<Status> {
   if (r.algo === 'rsa-sha1') return { result: 'policy', comment: 'weak algorithm', policy: { 'dkim-rules': 'weak-algorithm' } };
   const algorithm = r.algo === 'rsa-sha256' ? 'rsa' : r.algo === 'ed25519-sha256' ? 'ed25519' : null;
   if (!algorithm) return { result: 'neutral', comment: 'unknown algorithm' };
@@ -74,7 +77,7 @@ async function checkHeaderSignature(r: MailauthResult, resolver: DNSResolver): P
   if (key.asymmetricKeyType !== algorithm) return { result: 'neutral', comment: 'inappropriate key algorithm' };
   // rsa-sha256 and ed25519-sha256 both sign the SHA-256 of the header data (RFC 6376 §3.7, RFC 8463 §3).
   const digest = createHash('sha256').update(Buffer.from(canonical, 'base64')).digest();
-  const valid = verifyDigest(algorithm, digest, key, Buffer.from(String(r.signature), 'base64'));
+  const valid = await crypto.verify(algorithm, digest, key, Buffer.from(String(r.signature), 'base64'));
   return valid ? { result: 'pass', comment: '' } : { result: 'fail', comment: 'bad signature' };
 }
 

@@ -5,8 +5,6 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { execFile } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { parseHeader, splitMessage } from '../../src/message/header.ts';
 import { selfCheck } from '../../src/pipeline/self-check.ts';
@@ -45,7 +43,6 @@ function withStore(fn: (store: KeyStore, keys: ActiveKey[]) => Promise<void>): (
   };
 }
 
-const run = promisify(execFile);
 const prepend = (fields: string, message: Buffer) => Buffer.concat([Buffer.from(fields, 'latin1'), message]);
 
 function hashed(message: Buffer) {
@@ -70,9 +67,9 @@ describe('self-check', () => {
     }),
   );
 
-  // Each failure is caught wherever the check runs: in this thread (the CLI, a pool that
-  // fell back) and in a crypto thread (the daemon), where the body arrives moved or as a file.
-  for (const where of ['in this thread', 'in a crypto thread'] as const) {
+  // Each failure is caught with the key operation in this thread (the CLI, a pool that
+  // fell back) and in the crypto pool's thread (the daemon).
+  for (const where of ['in this thread', 'with the crypto pool'] as const) {
     describe(where, () => {
       let pool: CryptoPool | undefined;
       const crypto = (): DigestCrypto => (where === 'in this thread' ? inThreadCrypto : (pool ??= new CryptoPool({ size: 1 })));
@@ -105,13 +102,11 @@ describe('self-check', () => {
       );
 
       test(
-        'a body changed after signing fails, however large (hashed in slices); the caller keeps its octets',
+        'a body changed after signing fails, however large (hashed in slices)',
         withStore(async (store, keys) => {
           const big = Buffer.concat([MESSAGE, Buffer.alloc(3 * 1024 * 1024, 'y\r\n')]);
           const signed = prepend(await signMessageAsync(big, keys, OPTIONS, { crypto: inThreadCrypto }), big);
-          const copy = Buffer.from(signed);
           assert.equal((await selfCheck(signed, keys, store, 'relaxed', crypto())).pass, true);
-          assert.deepEqual(signed, copy, 'the message checked is still whole where it was');
           signed[signed.length - 100] = 0x7a;
           const check = await selfCheck(signed, keys, store, 'relaxed', crypto());
           assert.equal(check.pass, false);
@@ -187,38 +182,6 @@ describe('self-check', () => {
       );
     });
   }
-
-  test('with a crypto pool, the whole verification runs in its thread: mailauth never loads in the calling thread', async () => {
-    const dir = tempDir();
-    const src = (path: string) => JSON.stringify(new URL(`../../src/${path}`, import.meta.url).href);
-    // A process of its own: this one has loaded mailauth for other tests.
-    const script = `
-      import { createRequire } from 'node:module';
-      const { SqliteKeyStore } = await import(${src('keys/store.ts')});
-      const { selfCheck } = await import(${src('pipeline/self-check.ts')});
-      const { CryptoPool } = await import(${src('signing/crypto-pool.ts')});
-      const { signMessageAsync } = await import(${src('signing/signer.ts')});
-      const store = SqliteKeyStore.open(${JSON.stringify(dir.path)});
-      store.generate({ domain: 'example.com', algorithm: 'rsa', activate: true });
-      const keys = store.activeKeys('example.com');
-      const pool = new CryptoPool({ size: 1 });
-      const message = Buffer.from(${JSON.stringify(MESSAGE.toString('latin1'))}, 'latin1');
-      const signed = Buffer.concat([Buffer.from(await signMessageAsync(message, keys, ${JSON.stringify(OPTIONS)}, { crypto: pool }), 'latin1'), message]);
-      const check = await selfCheck(signed, keys, store, 'relaxed', pool);
-      const mailauth = Object.keys(createRequire(import.meta.url).cache).filter((m) => m.includes('/node_modules/mailauth/'));
-      console.log(JSON.stringify({ threads: !pool.inThread, pass: check.pass, mailauth: mailauth.length }));
-      await pool.close();
-      store.close();`;
-    try {
-      // A file, not --eval: the pool's threads would inherit --input-type and fail to start.
-      const file = join(dir.path, 'check.mjs');
-      writeFileSync(file, script);
-      const { stdout } = await run(process.execPath, [file], { timeout: 60_000 });
-      assert.deepEqual(JSON.parse(stdout), { threads: true, pass: true, mailauth: 0 });
-    } finally {
-      dir.remove();
-    }
-  });
 
   test('the verifier shares no code with the signer', () => {
     const source = readFileSync(new URL('../../src/signing/verify-bounded.ts', import.meta.url), 'utf8');
