@@ -414,12 +414,12 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
       this.published.clear();
       this.publishedVersion = version;
     }
-    const cached = `${selector}._domainkey.${domain}`;
-    if (this.published.has(cached)) return this.published.get(cached);
+    const cacheKey = `${selector}._domainkey.${domain}`;
+    if (this.published.has(cacheKey)) return this.published.get(cacheKey);
     const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ? AND ${LIVE}`).get(selector, domain)) as
       StoredKey | undefined;
     const value = key ? txtValue(key) : undefined;
-    this.published.set(cached, value);
+    this.published.set(cacheKey, value);
     return value;
   }
 
