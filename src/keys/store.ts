@@ -69,6 +69,9 @@ const COLUMNS = `id, domain, selector, client, algorithm, bits, state, public_da
   CASE WHEN file LIKE 'pkcs11:%' THEN 'pkcs11' ELSE 'file' END AS material, file,
   created_at AS createdAt, activated_at AS activatedAt, retired_at AS retiredAt, revoked_at AS revokedAt, removed_at AS removedAt`;
 
+/** Records publishedValue keeps at most; any name may be asked for (`message verify`), so the cache is bounded. */
+const PUBLISHED_CACHE_SIZE = 256;
+
 /** A removed key keeps its row for history; its selector may be taken again by a new key. */
 const LIVE = `state <> 'removed'`;
 
@@ -100,6 +103,9 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
   /** "key id:problem" already told to onKeyProblem, so a broken key is logged once, not per message. */
   private reported = new Set<string>();
   private readonly parsed = new Map<number, { stamp: string; key: KeyObject }>();
+  /** publishedValue's answers (undefined: nothing published) while data_version stays publishedVersion. */
+  private readonly published = new Map<string, string | undefined>();
+  private publishedVersion = -1;
   private readonly statements = new Map<string, Statement>();
 
   private constructor(dir: string, options: StoreOptions) {
@@ -401,9 +407,20 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
     const selector = lower.slice(0, at);
     const domain = lower.slice(at + '._domainkey.'.length).replace(/\.$/, '');
     if (at <= 0 || domain === '') return undefined;
+    // Asked once per signature checked: kept until any connection writes (data_version for
+    // another's commit, write() for our own), so a revocation is seen at the next check.
+    const version = this.query(() => this.statement('PRAGMA data_version').pluck().get()) as number;
+    if (version !== this.publishedVersion || this.published.size >= PUBLISHED_CACHE_SIZE) {
+      this.published.clear();
+      this.publishedVersion = version;
+    }
+    const cacheKey = `${selector}._domainkey.${domain}`;
+    if (this.published.has(cacheKey)) return this.published.get(cacheKey);
     const key = this.query(() => this.statement(`SELECT ${COLUMNS} FROM keys WHERE selector = ? AND domain = ? AND ${LIVE}`).get(selector, domain)) as
       StoredKey | undefined;
-    return key ? txtValue(key) : undefined;
+    const value = key ? txtValue(key) : undefined;
+    this.published.set(cacheKey, value);
+    return value;
   }
 
   /**
@@ -462,6 +479,7 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
         .immediate(),
     );
     this.activeByChain = null;
+    this.published.clear();
     return this.get(domain, selector);
   }
 
@@ -594,6 +612,7 @@ export class SqliteKeyStore<Generated extends StoredKey | Promise<StoredKey> = S
   private write(change: () => unknown): void {
     this.query(() => this.db.transaction(change).immediate());
     this.activeByChain = null;
+    this.published.clear();
   }
 
   /** Prepared once per SQL text: preparing costs more than most of our queries. */

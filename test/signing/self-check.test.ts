@@ -3,14 +3,17 @@
 // self-check to refuse them. It must not share code with the signer, or one
 // bug could vouch for itself.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { describe, test } from 'node:test';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
 import { parseHeader, splitMessage } from '../../src/message/header.ts';
 import { selfCheck } from '../../src/pipeline/self-check.ts';
 import { SqliteKeyStore, type ActiveKey } from '../../src/keys/store.ts';
 import type { KeyStore } from '../../src/keys/key-store.ts';
 import { BodyHasher } from '../../src/signing/body-hash.ts';
-import { CryptoPool, inThreadCrypto } from '../../src/signing/crypto-pool.ts';
+import { headerBlockLength } from '../../src/message/incoming.ts';
+import { fileOctets } from '../../src/message/octets.ts';
+import { CryptoPool, inThreadCrypto, type DigestCrypto } from '../../src/signing/crypto-pool.ts';
 import { signHashed, signMessageAsync, type SignOptions } from '../../src/signing/signer.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 
@@ -64,44 +67,121 @@ describe('self-check', () => {
     }),
   );
 
-  test(
-    'a signer that hashes the wrong header bytes: the self-check fails with a bad signature',
-    withStore(async (store, keys) => {
-      // The header the signer hashed differs from the one sent (as a wrong header
-      // canonicalization makes it): here, the Subject as the signer saw it.
-      const seen = hashed(Buffer.from(MESSAGE.toString('latin1').replace('Payslip   for', 'Payslip for you'), 'latin1'));
-      const signed = prepend(await signHashed({ ...seen, bodyHash: hashed(MESSAGE).bodyHash }, keys, OPTIONS, inThreadCrypto), MESSAGE);
-      const check = await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto);
-      assert.equal(check.pass, false);
-      assert.match(check.detail, /s=\w+: fail \(the signature does not verify[^)]*\).*s=\w+: fail \(the signature does not verify/);
-    }),
-  );
+  // Each failure is caught with the key operation in this thread (the CLI, a pool that
+  // fell back) and in the crypto pool's thread (the daemon).
+  for (const where of ['in this thread', 'with the crypto pool'] as const) {
+    describe(where, () => {
+      let pool: CryptoPool | undefined;
+      const crypto = (): DigestCrypto => (where === 'in this thread' ? inThreadCrypto : (pool ??= new CryptoPool({ size: 1 })));
+      after(() => pool?.close());
 
-  test(
-    'a signer with a wrong body hash: the self-check fails on the body hash',
-    withStore(async (store, keys) => {
-      // bh= of the body with "simple" canonicalization while c= says relaxed: a body-hash bug.
-      const wrong = new BodyHasher('simple').update(splitMessage(MESSAGE).body).digest();
-      assert.notEqual(wrong, hashed(MESSAGE).bodyHash);
-      const signed = prepend(await signHashed({ ...hashed(MESSAGE), bodyHash: wrong }, keys, OPTIONS, inThreadCrypto), MESSAGE);
-      const check = await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto);
-      assert.equal(check.pass, false);
-      assert.match(check.detail, /fail \(the body hash does not match/);
-    }),
-  );
+      test(
+        'a signer that hashes the wrong header bytes: the self-check fails with a bad signature',
+        withStore(async (store, keys) => {
+          // The header the signer hashed differs from the one sent (as a wrong header
+          // canonicalization makes it): here, the Subject as the signer saw it.
+          const seen = hashed(Buffer.from(MESSAGE.toString('latin1').replace('Payslip   for', 'Payslip for you'), 'latin1'));
+          const signed = prepend(await signHashed({ ...seen, bodyHash: hashed(MESSAGE).bodyHash }, keys, OPTIONS, inThreadCrypto), MESSAGE);
+          const check = await selfCheck(signed, keys, store, 'relaxed', crypto());
+          assert.equal(check.pass, false);
+          assert.match(check.detail, /s=\w+: fail \(the signature does not verify[^)]*\).*s=\w+: fail \(the signature does not verify/);
+        }),
+      );
 
-  test(
-    'a body changed after signing fails, however large (hashed in slices)',
-    withStore(async (store, keys) => {
-      const big = Buffer.concat([MESSAGE, Buffer.alloc(3 * 1024 * 1024, 'y\r\n')]);
-      const signed = prepend(await signMessageAsync(big, keys, OPTIONS, { crypto: inThreadCrypto }), big);
-      assert.equal((await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto)).pass, true);
-      signed[signed.length - 100] = 0x7a;
-      const check = await selfCheck(signed, keys, store, 'relaxed', inThreadCrypto);
-      assert.equal(check.pass, false);
-      assert.match(check.detail, /the body hash does not match/);
-    }),
-  );
+      test(
+        'a signer with a wrong body hash: the self-check fails on the body hash',
+        withStore(async (store, keys) => {
+          // bh= of the body with "simple" canonicalization while c= says relaxed: a body-hash bug.
+          const wrong = new BodyHasher('simple').update(splitMessage(MESSAGE).body).digest();
+          assert.notEqual(wrong, hashed(MESSAGE).bodyHash);
+          const signed = prepend(await signHashed({ ...hashed(MESSAGE), bodyHash: wrong }, keys, OPTIONS, inThreadCrypto), MESSAGE);
+          const check = await selfCheck(signed, keys, store, 'relaxed', crypto());
+          assert.equal(check.pass, false);
+          assert.match(check.detail, /fail \(the body hash does not match/);
+        }),
+      );
+
+      test(
+        'a body changed after signing fails, however large (hashed in slices)',
+        withStore(async (store, keys) => {
+          const big = Buffer.concat([MESSAGE, Buffer.alloc(3 * 1024 * 1024, 'y\r\n')]);
+          const signed = prepend(await signMessageAsync(big, keys, OPTIONS, { crypto: inThreadCrypto }), big);
+          assert.equal((await selfCheck(signed, keys, store, 'relaxed', crypto())).pass, true);
+          signed[signed.length - 100] = 0x7a;
+          const check = await selfCheck(signed, keys, store, 'relaxed', crypto());
+          assert.equal(check.pass, false);
+          assert.match(check.detail, /the body hash does not match/);
+        }),
+      );
+
+      test(
+        'a body in a file passes, and fails once the file is changed',
+        withStore(async (store, keys) => {
+          const big = Buffer.concat([MESSAGE, Buffer.alloc(200 * 1024, 'z\r\n')]);
+          const fields = Buffer.from(await signMessageAsync(big, keys, OPTIONS, { crypto: inThreadCrypto }), 'latin1');
+          const headerLength = headerBlockLength(big);
+          const dir = tempDir();
+          try {
+            // The body somewhere inside a larger file, as a spooled message's is.
+            const file = join(dir.path, 'message');
+            writeFileSync(file, Buffer.concat([Buffer.from('preamble\r\n'), big, Buffer.from('trailer')]));
+            const signed = {
+              header: Buffer.concat([fields, big.subarray(0, headerLength)]),
+              body: fileOctets(file, 10 + headerLength, big.length - headerLength),
+            };
+            assert.equal((await selfCheck(signed, keys, store, 'relaxed', crypto())).pass, true);
+            const fd = openSync(file, 'r+');
+            writeSync(fd, 'Z', 10 + big.length - 50);
+            closeSync(fd);
+            const check = await selfCheck(signed, keys, store, 'relaxed', crypto());
+            assert.equal(check.pass, false);
+            assert.match(check.detail, /the body hash does not match/);
+          } finally {
+            dir.remove();
+          }
+        }),
+      );
+
+      test(
+        'a d= that does not align with From: under strict alignment fails',
+        withStore(async (store, keys) => {
+          const sub = Buffer.from(MESSAGE.toString('latin1').replace('payroll@example.com', 'payroll@mail.example.com'), 'latin1');
+          const signed = prepend(await signMessageAsync(sub, keys, OPTIONS, { crypto: inThreadCrypto }), sub);
+          assert.equal((await selfCheck(signed, keys, store, 'relaxed', crypto())).pass, true);
+          const check = await selfCheck(signed, keys, store, 'strict', crypto());
+          assert.equal(check.pass, false);
+          assert.match(check.detail, /not aligned with From: mail\.example\.com \(strict\)/);
+        }),
+      );
+
+      test(
+        'a key revoked or removed, by the relay or by another process, is seen by the next check',
+        withStore(async (store, keys) => {
+          const signed = prepend(await signMessageAsync(MESSAGE, keys, OPTIONS, { crypto: inThreadCrypto }), MESSAGE);
+          const [rsa, ed] = keys as [ActiveKey, ActiveKey];
+          assert.equal((await selfCheck(signed, keys, store, 'relaxed', crypto())).pass, true);
+          // Another connection (the CLI): seen through SQLite's data_version.
+          const cli = SqliteKeyStore.open(store.location);
+          try {
+            cli.retire(rsa.domain, rsa.selector);
+            cli.revoke(rsa.domain, rsa.selector);
+          } finally {
+            cli.close();
+          }
+          const revoked = await selfCheck(signed, keys, store, 'relaxed', crypto());
+          assert.equal(revoked.pass, false);
+          assert.match(revoked.detail, new RegExp(`s=${rsa.selector}: `));
+          assert.doesNotMatch(revoked.detail, new RegExp(`s=${ed.selector}: `));
+          // This connection's own change.
+          store.retire(ed.domain, ed.selector);
+          store.revoke(ed.domain, ed.selector);
+          store.remove(ed.domain, ed.selector);
+          const removed = await selfCheck(signed, keys, store, 'relaxed', crypto());
+          assert.match(removed.detail, new RegExp(`s=${ed.selector}: permerror \\(no key record`));
+        }),
+      );
+    });
+  }
 
   test('the verifier shares no code with the signer', () => {
     const source = readFileSync(new URL('../../src/signing/verify-bounded.ts', import.meta.url), 'utf8');
