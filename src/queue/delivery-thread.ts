@@ -36,6 +36,8 @@ export class DeliveryThread {
   #sent = 0;
   #received = 0;
   #stopped: Promise<void> | undefined;
+  #wakeDue = false;
+  #claimsPosted = false;
 
   constructor(options: DeliveryThreadOptions) {
     this.#o = options;
@@ -53,13 +55,25 @@ export class DeliveryThread {
       room: () => this.#room - (this.#sent - this.#received),
       take: (claims) => {
         this.#sent += claims.length;
+        this.#claimsPosted = true;
         this.#post({ type: 'claims', claims });
       },
     });
   }
 
+  /**
+   * Told after each intake commit, before its claims are taken: claims wake
+   * the thread themselves, so a wake goes only for a commit that brought none
+   * (one message each between two threads is a cost the intake pays).
+   */
   wake(): void {
-    this.#post({ type: 'wake' });
+    if (this.#wakeDue) return;
+    this.#wakeDue = true;
+    this.#claimsPosted = false;
+    queueMicrotask(() => {
+      this.#wakeDue = false;
+      if (!this.#claimsPosted) this.#post({ type: 'wake' });
+    });
   }
 
   /** As QueueManager.stop: attempts in flight get `timeoutMs`, claims not attempted are handed back. */
