@@ -26,7 +26,6 @@ const { Spool } = await from<typeof import('../src/queue/spool.ts')>('src/queue/
 const { acceptMessage } = await from<typeof import('../src/queue/accept.ts')>('src/queue/accept.ts');
 const { bufferOctets } = await from<typeof import('../src/message/octets.ts')>('src/message/octets.ts');
 import type { ManagerOptions } from '../src/queue/manager.ts';
-import { metrics } from '../src/observability/metrics.ts';
 
 /** Commits in a WAL: frames that end a commit carry the database size after it; older frames carry other salts. */
 function walCommits(file: string): number {
@@ -59,7 +58,6 @@ try {
   const index = QueueIndex.open(join(dir, 'queue.db'), { onCommit: () => manager?.wake() });
   index.db.pragma('wal_autocheckpoint = 0');
   manager = new QueueManager({
-    counter: metrics,
     spool,
     index,
     upstream,

@@ -21,27 +21,16 @@ export function defaultLogFormat(fd: 1 | 2): LogFormat {
 /** Logs go to stderr unless told otherwise, so `sign` can write the message to stdout. */
 export function createLogger(level: string, fd: 1 | 2 = 2, logFormat: LogFormat = defaultLogFormat(fd)): Logger {
   const destination = pino.destination({ fd, sync: fd === 2 });
-  return pino(options(level), logFormat === 'text' ? asText(destination) : destination);
-}
-
-/** The same lines as JSON, each handed to `write` (another thread's logger writes them to its destination). */
-export function createLineLogger(level: string, write: (line: string) => void): Logger {
-  return pino(options(level), { write } as DestinationStream);
-}
-
-function options(level: string): pino.LoggerOptions {
-  return {
-    level,
-    base: { service: 'dkim-relay' },
-    redact: { paths: REDACT, censor: '[redacted]' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  };
-}
-
-/** Writes a line another logger made to `logger`'s destination, as it is. */
-export function writeLine(logger: Logger, line: string): void {
-  ((logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] as DestinationStream).write(line);
+  return pino(
+    {
+      level,
+      base: { service: 'dkim-relay' },
+      redact: { paths: REDACT, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    logFormat === 'text' ? asText(destination) : destination,
+  );
 }
 
 /** Each JSON line pino makes, written as one human line instead. */

@@ -29,7 +29,6 @@ import { ReadinessWatch } from '../observability/readiness-watch.ts';
 import { ownMailOf } from './own-mail.ts';
 import { RelayView } from './relay-view.ts';
 import { retryPolicy } from '../queue/backoff.ts';
-import { DeliveryThread } from '../queue/delivery-thread.ts';
 import { QueueManager } from '../queue/manager.ts';
 import { QueueIndex } from '../queue/queue-index.ts';
 import { recoverQueue } from '../queue/recovery.ts';
@@ -56,7 +55,7 @@ export interface RunningRelay {
   /** Each signing domain's SPF and DMARC, looked up at start and at every rotation.check, for the DMARC gauge and the status page. */
   readiness: ReadinessWatch;
   /** Queue mode: the spool, its index and the manager. */
-  queue?: { spool: Spool; index: QueueIndex; manager: Pick<QueueManager, 'start' | 'wake' | 'stop'> };
+  queue?: { spool: Spool; index: QueueIndex; manager: QueueManager };
   /** Where every background task reports its failures. */
   supervisor: Supervisor;
   /** Stops accepting, lets sessions in flight finish, then closes everything. */
@@ -136,29 +135,18 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       // onCommit: fresh mail is delivered at once, not at the next timer.
       index = QueueIndex.open(`${config.queue.dir}/queue.db`, { onCommit: () => queue?.manager.wake() });
       if (options.recover !== false) await recoverQueue(spool, index, logger);
-      const workers = config.delivery.upstream.type === 'file' ? 2 : config.delivery.upstream.maxConnections;
-      // A PKCS#11 token is initialised once per process: with keys there, delivery's re-signing stays on this thread.
-      const manager = config.keys.pkcs11
-        ? new QueueManager({
-            spool,
-            index,
-            upstream,
-            logger,
-            policy: retryPolicy(config.queue),
-            workers,
-            corruptRetentionMs: durationSeconds(config.queue.corruptRetention) * 1000,
-            notices: { config, store, traits: () => upstream.traits, hostname },
-            supervisor,
-            counter: metrics,
-          })
-        : new DeliveryThread({
-            setup: { config, hostname, listeners, workers, logLevel: logger.level },
-            index,
-            logger,
-            supervisor,
-            counter: metrics,
-            onReply: (reply) => upstreamHealth?.answered({ ...reply, recipients: [] }),
-          });
+      const policy = retryPolicy(config.queue);
+      const manager = new QueueManager({
+        spool,
+        index,
+        upstream,
+        logger,
+        policy,
+        workers: config.delivery.upstream.type === 'file' ? 2 : config.delivery.upstream.maxConnections,
+        corruptRetentionMs: durationSeconds(config.queue.corruptRetention) * 1000,
+        notices: { config, store, traits: () => upstream.traits, hostname },
+        supervisor,
+      });
       queue = { spool, index, manager };
     } else {
       // Sync mode has no recovery; what a crash left behind while receiving goes here. (Queue mode's recovery empties tmp/.)

@@ -17,6 +17,7 @@ import type { KeyStore } from '../keys/key-store.ts';
 import { fieldValue, HeaderSyntaxError, parseHeader, type HeaderField } from '../message/header.ts';
 import { headerFields, readHeaderBlock, type IncomingMessage } from '../message/incoming.ts';
 import { bufferOctets, hasEightBit, joinOctets, type Octets } from '../message/octets.ts';
+import { processMessage } from '../pipeline/pipeline.ts';
 import { intakeDir, receiveMessage } from '../message/intake.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { cannotPrepare, formForHop, needsSmtpUtf8, type HopExtensions, type MessageFacts } from './hop-form.ts';
@@ -130,8 +131,6 @@ export class MessageForms {
     });
     if (!received.ok) return fail('it could not be read');
     this.#files.push(received.message);
-    // Loaded here, not with this module: on the delivery thread the pipeline (a third of its memory) is seldom needed.
-    const { processMessage } = await import('../pipeline/pipeline.ts');
     const outcome = await processMessage(received.message, {
       store: deps.store,
       config: deps.config,

@@ -15,11 +15,11 @@ import type { Envelope, Upstream } from '../delivery/upstream.ts';
 import { fileOctets, type Octets } from '../message/octets.ts';
 import type { RcptDsn } from '../smtp/nodemailer-internals.ts';
 import type { Logger } from '../common/logger.ts';
-import type { metrics } from '../observability/metrics.ts';
+import { metrics } from '../observability/metrics.ts';
 import { Supervisor } from '../common/supervisor.ts';
 import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { retryDelay, type RetryPolicy } from './backoff.ts';
-import type { NoticeDeps, NoticeItem } from './notices.ts';
+import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
 import { decideOutcomes, postponedForNotices, type RecipientResult } from './outcomes.ts';
 import type { Claim, QueueIndex } from './queue-index.ts';
 import { HOLD_FILE_MISSING } from './recovery.ts';
@@ -40,17 +40,7 @@ export interface ManagerOptions {
   random?: () => number;
   /** Where the loop's own failures (queue-maintenance) and notices that could not be queued (notice-mail) are reported. */
   supervisor?: Supervisor;
-  /** Where delivered, deferred and bounced recipients are counted: the metrics, or on the delivery thread, the main thread's. */
-  counter: DeliveryCounter;
-  /**
-   * Intake runs on another thread: its claims arrive through take(), and
-   * onRoom tells it, after each look, how many more the manager would take.
-   */
-  postedClaims?: { onRoom: (room: number) => void };
 }
-
-/** The delivery counters of the metrics (dkim_relay_delivered_total and its kin). */
-export type DeliveryCounter = Pick<typeof metrics, 'delivered' | 'deferred' | 'bounced'>;
 
 /** How long a claim holds its recipients: far beyond one attempt; a crashed process's claims are also freed at start-up. */
 const LEASE_MS = 15 * 60_000;
@@ -105,22 +95,18 @@ export class QueueManager {
 
   start(): void {
     this.#running = true;
-    if (!this.#o.postedClaims) this.#o.index.claimOnIntake({ leaseMs: LEASE_MS, room: () => this.#room(), take: (claims) => this.take(claims) });
+    this.#o.index.claimOnIntake({
+      leaseMs: LEASE_MS,
+      room: () => (this.#running ? this.#o.workers - this.#inFlight.size - this.#fresh.length : 0),
+      take: (claims) => {
+        this.#fresh.push(...claims);
+        this.wake();
+      },
+    });
     this.#o.index.changedElsewhere();
     this.#watch = setInterval(() => this.#wakeOnOtherWriters(), WATCH_MS);
     this.#watch.unref();
     this.wake();
-  }
-
-  #room(): number {
-    return this.#running ? this.#o.workers - this.#inFlight.size - this.#fresh.length : 0;
-  }
-
-  /** Claims made as intake recorded their messages; after stop, handed back at once. */
-  take(claims: Claim[]): void {
-    this.#fresh.push(...claims);
-    if (this.#running) this.wake();
-    else this.#releaseFresh();
   }
 
   #wakeOnOtherWriters(): void {
@@ -190,7 +176,6 @@ export class QueueManager {
     } finally {
       this.#pumping = false;
       if (this.#again) this.wake();
-      else this.#o.postedClaims?.onRoom(this.#room());
     }
   }
 
@@ -309,8 +294,6 @@ export class QueueManager {
     }
     if (items.length > 0) {
       try {
-        // Loaded at the first notice: on the delivery thread the pipeline it signs with is a third of its memory.
-        const { sendNotices } = await import('./notices.ts');
         // Before the results are recorded: a crash in between sends a notice twice, never not at all.
         await sendNotices(
           { ...this.#o.notices, queue: { spool, index }, logger, now: this.#now, maxAgeMs: this.#o.policy.maxAgeMs, rate: this.#rate() },
@@ -355,10 +338,9 @@ export class QueueManager {
     const outcomes = results.map((r) => r.outcome);
     const finished = last ? index.recordFinal(claim, outcomes) : (index.record(claim, outcomes), null);
     const domain = claim.signingDomain;
-    const { counter } = this.#o;
     for (const { outcome } of results) {
-      if (outcome.result === 'delivered') counter.delivered(domain, (this.#now() - message.receivedAt) / 1000);
-      else counter[outcome.result](domain);
+      if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);
+      else metrics[outcome.result](domain);
     }
     for (const r of results) {
       const o = r.outcome;

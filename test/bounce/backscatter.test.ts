@@ -25,7 +25,6 @@ import { startSink, startTestRelay } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { envelope } from '../queue/support.ts';
 import { parseWithPython } from './support.ts';
-import { metrics } from '../../src/observability/metrics.ts';
 
 const ORIGINAL = Buffer.from('From: a@example.com\r\nTo: b@example.net\r\nSubject: hello\r\n\r\nhello\r\n');
 
@@ -184,7 +183,6 @@ test('the queue sends no notice to a sender the client could not use, and at mos
     await index.enqueue(envelope(stored.id, stored.size, [`b${i}@example.net`], { sender: 'flooded@example.org' }));
   }
   const manager = new QueueManager({
-    counter: metrics,
     spool,
     index,
     upstream,

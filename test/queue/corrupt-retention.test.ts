@@ -12,7 +12,6 @@ import { QueueManager, type ManagerOptions } from '../../src/queue/manager.ts';
 import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { corruptExpired, Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { metrics } from '../../src/observability/metrics.ts';
 
 const DAY = 86_400_000;
 
@@ -55,7 +54,6 @@ test('the queue manager removes files past queue.corruptRetention from corrupt/,
 
   async function runAt(offsetMs: number): Promise<void> {
     const manager = new QueueManager({
-      counter: metrics,
       spool,
       index,
       upstream: {

@@ -12,7 +12,6 @@ import { QueueIndex, type Claim, type QueuedRecipient } from '../../src/queue/qu
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { envelope } from './support.ts';
-import { metrics } from '../../src/observability/metrics.ts';
 
 const OK = { code: 250, enhanced: '2.0.0', text: 'Ok' };
 
@@ -32,7 +31,6 @@ function acceptingUpstream(onDeliver: (env: Envelope) => void): Upstream {
 
 function startManager(spool: Spool, index: QueueIndex, upstream: Upstream): QueueManager {
   const manager = new QueueManager({
-    counter: metrics,
     spool,
     index,
     upstream,
