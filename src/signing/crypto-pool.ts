@@ -1,8 +1,7 @@
 // Signing and verification off the event loop: worker threads do the
-// costly RSA/Ed25519 key operations on SHA-256 digests, so SMTP sessions
-// never wait on crypto; the cheap ones are done here (see cheaperHere). Only
-// the 32-octet digest (and a key, once per key and thread) crosses to a
-// thread, never a message.
+// RSA/Ed25519 key operations on SHA-256 digests, so SMTP sessions never wait
+// on crypto. Only the 32-octet digest (and a key, once per key and thread)
+// crosses to a thread, never a message.
 //
 // A thread that dies takes no job with it: its jobs go to another thread,
 // once; a job that loses its thread twice fails with CryptoUnavailable (the
@@ -79,18 +78,6 @@ export function defaultPoolSize(cores = availableParallelism()): number {
   return Math.min(2, Math.max(1, cores - 1));
 }
 
-/**
- * A job handed to a thread costs the event loop about 60 µs (posting it,
- * taking the answer) and the thread as much again: an RSA verification
- * (public exponent 65537, about 45 µs) and an Ed25519 signature (about 65 µs)
- * cost less done here. RSA signatures (about 1.2 ms) and Ed25519
- * verifications (about 180 µs) go to the threads. Measured with one core's
- * raw rates and a round trip to a thread on the same machine.
- */
-function cheaperHere(job: 'sign' | 'verify', algorithm: KeyAlgorithm): boolean {
-  return job === 'sign' ? algorithm === 'ed25519' : algorithm === 'rsa';
-}
-
 const keyIds = new WeakMap<KeyObject, number>();
 let nextKeyId = 1;
 function keyId(key: KeyObject): number {
@@ -132,14 +119,12 @@ export class CryptoPool implements DigestCrypto {
   }
 
   async sign(algorithm: KeyAlgorithm, digest: Uint8Array, privateKey: KeyObject): Promise<Buffer> {
-    if (cheaperHere('sign', algorithm)) return signDigest(algorithm, digest, privateKey);
     const reply = await this.#submit({ type: 'sign', id: 0, algorithm, digest: compact(digest), keyId: keyId(privateKey) }, privateKey);
     if (!('signature' in reply)) throw new Error('crypto thread answered a signing job without a signature');
     return Buffer.from(reply.signature);
   }
 
   async verify(algorithm: KeyAlgorithm, digest: Uint8Array, publicKey: KeyObject, signature: Uint8Array): Promise<boolean> {
-    if (cheaperHere('verify', algorithm)) return verifyDigest(algorithm, digest, publicKey, signature);
     const reply = await this.#submit(
       { type: 'verify', id: 0, algorithm, digest: compact(digest), signature: compact(signature), keyId: keyId(publicKey) },
       publicKey,
