@@ -13,7 +13,7 @@ import type { KeyStore } from '../../src/keys/key-store.ts';
 import { BodyHasher } from '../../src/signing/body-hash.ts';
 import { headerBlockLength } from '../../src/message/incoming.ts';
 import { fileOctets } from '../../src/message/octets.ts';
-import { acquireCryptoPool, CryptoPool, inThreadCrypto, type DigestCrypto } from '../../src/signing/crypto-pool.ts';
+import { CryptoPool, inThreadCrypto, type DigestCrypto } from '../../src/signing/crypto-pool.ts';
 import { signHashed, signMessageAsync, type SignOptions } from '../../src/signing/signer.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 
@@ -192,19 +192,3 @@ describe('self-check', () => {
     }
   });
 });
-
-test(
-  "the verification runs in the calling thread unless a pool is passed: the daemon's crypto thread is not needed for it",
-  withStore(async (store, keys) => {
-    const signed = prepend(await signMessageAsync(MESSAGE, keys, OPTIONS, { crypto: inThreadCrypto }), MESSAGE);
-    // The process's pool, running but unable to take a job: any key operation sent to it fails.
-    const shared = acquireCryptoPool({ size: 1 });
-    await shared.pool.close();
-    try {
-      const check = await selfCheck(signed, keys, store, 'relaxed');
-      assert.equal(check.pass, true, check.detail);
-    } finally {
-      await shared.release();
-    }
-  }),
-);
