@@ -4,17 +4,13 @@
 // hashed by mailauth's own body canonicalizer, in slices. Nothing here uses
 // our signer's canonicalization or body hash, so a bug there cannot vouch
 // for itself. The public key is mailauth's reading of the record the key
-// store publishes. The key operation runs in this thread unless a caller
-// passes the crypto pool: checking our own signature takes about 50 µs for
-// RSA-2048 and 170 µs for Ed25519, less than the trip to a crypto thread and
-// back, which under load waits behind the signatures queued there and for
-// the thread to be scheduled.
+// store publishes; the key operation runs in the crypto pool.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { DKIMResult, DNSResolver } from 'mailauth';
 import { CHUNK, type Octets } from '../message/octets.ts';
 import type { AlignmentMode } from './alignment.ts';
-import { inThreadCrypto, type DigestCrypto } from './crypto-pool.ts';
+import { sharedCrypto, type DigestCrypto } from './crypto-pool.ts';
 import { mailauthBodyHash, mailauthPublicKey, mailauthVerifyHeader } from './mailauth-internals.ts';
 import { describeVerification, MIN_BITS, type Verification } from './verify.ts';
 
@@ -26,7 +22,7 @@ export async function verifyBounded(
   body: Octets,
   resolver: DNSResolver,
   alignment: AlignmentMode,
-  crypto: DigestCrypto = inThreadCrypto,
+  crypto: DigestCrypto = sharedCrypto(),
 ): Promise<Verification> {
   // The header block and an empty body: mailauth checks everything but the body hash,
   // and reports a body hash mismatch unless the body is empty too.
