@@ -9,6 +9,8 @@ export interface Sent {
   lastByteAt: number;
   /** The reply code to the content: 250 when accepted. */
   code: number;
+  /** When that reply was read, on the same clock. */
+  repliedAt: number;
 }
 
 export class SmtpSession {
@@ -49,14 +51,14 @@ export class SmtpSession {
     if (codes[2] !== 354) {
       this.socket.write('RSET\r\n');
       await this.expect(1, []);
-      return { lastByteAt: now(), code: codes.find((c) => c >= 400) ?? codes[2]! };
+      return { lastByteAt: now(), code: codes.find((c) => c >= 400) ?? codes[2]!, repliedAt: now() };
     }
     this.socket.write(content);
     // The callback runs once the final "." has left for the kernel: a large message may queue in user space first.
     let lastByteAt = NaN;
     this.socket.write('.\r\n', () => (lastByteAt = now()));
     const [code] = await this.expect(1, []);
-    return { lastByteAt, code: code! };
+    return { lastByteAt, code: code!, repliedAt: now() };
   }
 
   async close(): Promise<void> {

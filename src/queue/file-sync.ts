@@ -1,7 +1,8 @@
 // fsync of one file, run in libuv's thread pool and shared by every caller
 // that asks while one is under way: a caller is answered by the first fsync
 // that starts after it asked, so whatever it wrote before asking is on disk.
-import { open } from 'node:fs/promises';
+import { closeSync, fsync, openSync } from 'node:fs';
+import { promisify } from 'node:util';
 
 export class FileSync {
   readonly path: string;
@@ -37,15 +38,20 @@ export class FileSync {
 /**
  * Opened afresh each time, so the file now at `path` is the one synced
  * (fsync acts on the file, whichever descriptor is used); a directory too.
+ * Only the fsync goes to the thread pool: opening an existing name read-only
+ * and closing it take microseconds on the event loop, where each trip through
+ * the pool waits for a thread and then for the loop's next turn.
  */
 export async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+  const fd = openSync(path, 'r');
   try {
-    await handle.sync();
+    await fsyncAsync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
+
+const fsyncAsync = promisify(fsync);
 
 /**
  * fsyncPath for SQLite's WAL file: one that is gone has nothing left to

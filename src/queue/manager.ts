@@ -8,7 +8,7 @@
 // another process changed the queue (`queue flush`, `release`: at once, as
 // postqueue -f) and on a timer for the next retry. What to do with each reply is decided apart,
 // in outcomes.ts.
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { NoticeRate } from '../bounce/notice-rate.ts';
 import { durationSeconds } from '../config/duration.ts';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
@@ -251,8 +251,10 @@ export class QueueManager {
     const { message } = claim;
     let original: Octets;
     try {
-      // Read afresh, chunk by chunk, by each transaction: a large message is never held whole.
-      original = fileOctets(spool.path(message.id), 0, (await stat(spool.path(message.id))).size);
+      // Read afresh, chunk by chunk, by each transaction: a large message is never held whole. Its
+      // size from stat(2) on the event loop (an inode just written and cached, microseconds): through
+      // the thread pool the attempt would first wait for a thread and for the loop's next turn.
+      original = fileOctets(spool.path(message.id), 0, statSync(spool.path(message.id)).size);
     } catch (err) {
       index.releaseClaim(claim);
       index.hold(message.id, HOLD_FILE_MISSING);
