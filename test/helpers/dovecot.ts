@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { ImapFlow } from 'imapflow';
 import { tempDir } from './tmp.ts';
 
 export const DOVECOT = '/usr/sbin/dovecot';
@@ -25,6 +26,13 @@ export function dovecotMissing(): string | undefined {
   if (!existsSync(DOVECOT)) return `${DOVECOT} is not installed (Debian package dovecot-imapd)`;
   if (process.getuid?.() !== 0) return 'a private dovecot needs root here (it switches to the dovecot and dovenull users)';
   return undefined;
+}
+
+/** An IMAP client logged in to the test user's mailbox: the test logs it out. */
+export async function imapClient(d: Dovecot): Promise<ImapFlow> {
+  const c = new ImapFlow({ host: '127.0.0.1', port: d.port, secure: false, doSTARTTLS: false, auth: { user: d.user, pass: d.password }, logger: false });
+  await c.connect();
+  return c;
 }
 
 /** A port nothing listens on at this moment: bound to port 0, then released. */

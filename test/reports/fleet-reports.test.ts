@@ -8,12 +8,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ImapFlow } from 'imapflow';
 import type { StatusReport } from '../../src/observability/status-report.ts';
 import { MailboxSession, type ImapSettings } from '../../src/reports/imap-source.ts';
 import type { ImportResult } from '../../src/reports/import.ts';
 import { dkimRelay, serve, type Served } from '../cli/support.ts';
-import { dovecotMissing, freePort, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
+import { dovecotMissing, imapClient, freePort, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { startSink, type Sink } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
@@ -83,15 +82,7 @@ describe('two relays on one PostgreSQL store and one report mailbox', { skip: mi
 
   test('each report stored once; both relays show the same numbers; one report pool each, closed at stop', async (t) => {
     const messages = await receiverMessages();
-    const c = new ImapFlow({
-      host: '127.0.0.1',
-      port: dovecot.port,
-      secure: false,
-      doSTARTTLS: false,
-      auth: { user: dovecot.user, pass: dovecot.password },
-      logger: false,
-    });
-    await c.connect();
+    const c = await imapClient(dovecot);
     try {
       for (const m of messages) await c.append('INBOX', m.message);
       await until('the four reports imported, by one relay or the other', () => imported(relays).size === 4, { timeoutMs: 60_000 });
@@ -127,15 +118,7 @@ describe('two relays on one PostgreSQL store and one report mailbox', { skip: mi
     const pools = (await cluster.psql('fleet', REPORT_BACKENDS)).trim().split('\n').filter(Boolean);
     t.diagnostic(`report backends at rest: ${pools.length}`);
     assert.ok(pools.length >= 1 && pools.length <= 8, `report backends: ${pools.join(' ')}`); // two pools of at most two, per relay
-    const again = new ImapFlow({
-      host: '127.0.0.1',
-      port: dovecot.port,
-      secure: false,
-      doSTARTTLS: false,
-      auth: { user: dovecot.user, pass: dovecot.password },
-      logger: false,
-    });
-    await again.connect();
+    const again = await imapClient(dovecot);
     try {
       await again.append('INBOX', messages[0]!.message);
     } finally {
@@ -177,15 +160,7 @@ describe('one mailbox, two readers', { skip: missing }, () => {
       doneFolder: 'Processed',
       intervalSeconds: 3600,
     };
-    const c = new ImapFlow({
-      host: '127.0.0.1',
-      port: dovecot.port,
-      secure: false,
-      doSTARTTLS: false,
-      auth: { user: dovecot.user, pass: dovecot.password },
-      logger: false,
-    });
-    await c.connect();
+    const c = await imapClient(dovecot);
     for (const m of (await receiverMessages()).slice(0, 2)) await c.append('INBOX', m.message);
     await c.logout();
     const stored = (): ImportResult => ({ status: 'duplicate', domain: 'example.com', orgName: 'o', reportId: 'r', records: 1, messages: 1 });

@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ImapFlow } from 'imapflow';
 import { SqliteKeyStore } from '../../src/keys/store.ts';
 import { serve, type Served } from '../cli/support.ts';
-import { dovecotMissing, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
+import { dovecotMissing, imapClient, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
 import { send, startSink, type Sink } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -127,15 +126,7 @@ describe('hostile reports in the mailbox of a running relay', { skip: missing },
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
     const rssBefore = proc(pid, 'VmRSS');
     const since = relay.output().length;
-    const c = new ImapFlow({
-      host: '127.0.0.1',
-      port: dovecot.port,
-      secure: false,
-      doSTARTTLS: false,
-      auth: { user: dovecot.user, pass: dovecot.password },
-      logger: false,
-    });
-    await c.connect();
+    const c = await imapClient(dovecot);
     const appended = (async () => {
       for (const h of hostile) await c.append('INBOX', h.message);
       await c.logout();

@@ -8,7 +8,6 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { ImapFlow } from 'imapflow';
 import pino from 'pino';
 import type { BackgroundTask } from '../../src/common/background-tasks.ts';
 import { Supervisor } from '../../src/common/supervisor.ts';
@@ -18,7 +17,7 @@ import type { ImapSettings } from '../../src/reports/imap-source.ts';
 import { KeptReportStores } from '../../src/reports/kept-report-stores.ts';
 import { reconnectDelayMs, ReportPoller } from '../../src/reports/poller.ts';
 import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
-import { dovecotMissing, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
+import { dovecotMissing, imapClient, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
 import { GOOGLE, gzip, reportMessage, reportXml, YAHOO } from './support.ts';
@@ -89,8 +88,7 @@ async function watcher(imap: Partial<ImapSettings> & Pick<ImapSettings, 'port' |
 }
 
 async function deliver(d: Dovecot, spec = GOOGLE): Promise<void> {
-  const c = new ImapFlow({ host: '127.0.0.1', port: d.port, secure: false, doSTARTTLS: false, auth: { user: d.user, pass: d.password }, logger: false });
-  await c.connect();
+  const c = await imapClient(d);
   await c.append(
     'INBOX',
     await reportMessage(spec.email, `Report domain: ${spec.domain} Report-ID: ${spec.reportId}`, {

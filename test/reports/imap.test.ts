@@ -7,7 +7,6 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Writable } from 'node:stream';
-import { ImapFlow } from 'imapflow';
 import pino from 'pino';
 import type { BackgroundTask } from '../../src/common/background-tasks.ts';
 import { Supervisor } from '../../src/common/supervisor.ts';
@@ -18,7 +17,7 @@ import { importReport } from '../../src/reports/import.ts';
 import { KeptReportStores } from '../../src/reports/kept-report-stores.ts';
 import { ReportPoller } from '../../src/reports/poller.ts';
 import { SqliteReportStore } from '../../src/reports/sqlite-report-store.ts';
-import { dovecotMissing, freePort, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
+import { dovecotMissing, imapClient, freePort, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { FOREIGN, receiverMessages, reportMessage, reportXml } from './support.ts';
 
@@ -34,15 +33,9 @@ function passwordFile(password: string, mode = 0o600): string {
   return file;
 }
 
-async function client(d: Dovecot): Promise<ImapFlow> {
-  const c = new ImapFlow({ host: '127.0.0.1', port: d.port, secure: false, doSTARTTLS: false, auth: { user: d.user, pass: d.password }, logger: false });
-  await c.connect();
-  return c;
-}
-
 /** Flags of every message in a folder, by subject. */
 async function folder(d: Dovecot, path: string): Promise<{ subject: string; seen: boolean }[]> {
-  const c = await client(d);
+  const c = await imapClient(d);
   try {
     const lock = await c.getMailboxLock(path);
     try {
@@ -80,7 +73,7 @@ describe('IMAP report mailbox', { skip: missing }, () => {
 
   test('without doneFolder: every unseen message is imported and flagged \\Seen; the next poll reads nothing', async () => {
     const box = 'Flagged';
-    const c = await client(dovecot);
+    const c = await imapClient(dovecot);
     await c.mailboxCreate(box);
     for (const { message } of await receiverMessages()) await c.append(box, message);
     await c.append(
@@ -112,7 +105,7 @@ describe('IMAP report mailbox', { skip: missing }, () => {
 
   test('with doneFolder: processed messages are moved there, created if missing; a message over maxBytes is refused unread', async () => {
     const box = 'Moving';
-    const c = await client(dovecot);
+    const c = await imapClient(dovecot);
     await c.mailboxCreate(box);
     const [google] = await receiverMessages();
     await c.append(box, google!.message);

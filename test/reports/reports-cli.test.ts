@@ -6,11 +6,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ImapFlow } from 'imapflow';
 import { SqliteKeyStore } from '../../src/keys/store.ts';
 import type { DomainSummary } from '../../src/reports/summary.ts';
 import { dkimRelay, serve, type Run } from '../cli/support.ts';
-import { dovecotMissing, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
+import { dovecotMissing, imapClient, startDovecot, type Dovecot } from '../helpers/dovecot.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { get, parseExposition, value } from '../observability/support.ts';
 import { BIS, EXPECTED, FOREIGN, GOOGLE, gzip, MICROSOFT, receiverMessages, reportMessage, reportXml, YAHOO, zipFile } from './support.ts';
@@ -53,8 +52,7 @@ function assertExpected(domains: DomainSummary[]): void {
 
 /** The subjects in a folder. */
 async function subjects(d: Dovecot, path: string): Promise<string[]> {
-  const c = new ImapFlow({ host: '127.0.0.1', port: d.port, secure: false, doSTARTTLS: false, auth: { user: d.user, pass: d.password }, logger: false });
-  await c.connect();
+  const c = await imapClient(d);
   try {
     const lock = await c.getMailboxLock(path);
     try {
@@ -83,15 +81,7 @@ describe('serve reads the report mailbox', { skip: missing }, () => {
       content: gzip(reportXml(FOREIGN)),
       contentType: 'application/gzip',
     });
-    const c = new ImapFlow({
-      host: '127.0.0.1',
-      port: dovecot.port,
-      secure: false,
-      doSTARTTLS: false,
-      auth: { user: dovecot.user, pass: dovecot.password },
-      logger: false,
-    });
-    await c.connect();
+    const c = await imapClient(dovecot);
     for (const { message } of messages) await c.append('INBOX', message);
     await c.append('INBOX', foreign);
 
