@@ -20,8 +20,7 @@ export function familyCpuMs(roots: number[]): number {
   let ticks = 0;
   for (const pid of family(roots)) {
     try {
-      // The fields after the command name, which may itself hold spaces and parentheses.
-      const after = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.split(' ');
+      const after = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
       ticks += Number(after[11]) + Number(after[12]) + Number(after[13]) + Number(after[14]);
     } catch {
       // gone meanwhile
@@ -71,8 +70,13 @@ export function threadCpuMs(roots: number[]): ThreadCpu {
 
 /** utime + stime of a stat line (a process's or a thread's). */
 function ticksOf(stat: string): number {
-  const after = stat.split(') ').at(-1)!.split(' ');
+  const after = statFields(stat);
   return Number(after[11]) + Number(after[12]);
+}
+
+/** The fields of a /proc stat line after the command name, which may itself hold spaces and parentheses. */
+function statFields(stat: string): string[] {
+  return stat.split(') ').at(-1)!.split(' ');
 }
 
 export function threadCpuDelta(before: ThreadCpu, after: ThreadCpu): ThreadCpu {
