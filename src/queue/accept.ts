@@ -31,13 +31,13 @@ export async function acceptMessage(
 }
 
 async function writeNamed(spool: Spool, content: (id: string) => Octets): Promise<StoredMessage> {
-  const writer = await spool.begin();
+  const writer = spool.begin();
   try {
     const octets = content(writer.id);
     writer.expect(octets.size);
     for await (const chunk of octets.chunks()) await writer.write(chunk);
   } catch (err) {
-    await writer.abort();
+    writer.abort();
     throw spoolError(err);
   }
   return writer.commit();

@@ -14,15 +14,19 @@
 // (src/common/file-create.ts): a link planted in the spool is refused, never
 // written through.
 import { randomFillSync } from 'node:crypto';
-import { createReadStream, mkdirSync, writeSync, type ReadStream } from 'node:fs';
-import { lstat, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { closeSync, createReadStream, fsync, mkdirSync, rmSync, write, writeSync, type ReadStream } from 'node:fs';
+import { lstat, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createFile, refuseLinkedDirectory } from '../common/file-create.ts';
+import { promisify } from 'node:util';
+import { createFileSync, refuseLinkedDirectory } from '../common/file-create.ts';
 import { spoolError } from '../common/spool-error.ts';
 import { FileSync } from './file-sync.ts';
 
 /** One write to disk; smaller chunks are gathered into a buffer of this size first. */
 const BUFFER_SIZE = 64 * 1024;
+
+const writeAsync = promisify(write);
+const fsyncAsync = promisify(fsync);
 
 let lastMs = NaN;
 let lastStamp = '';
@@ -77,7 +81,8 @@ export interface StoredMessage {
 export class SpoolWriter {
   readonly id: string;
   readonly #spool: Spool;
-  readonly #file: FileHandle;
+  /** The open temporary file. */
+  readonly #fd: number;
   /** Allocated by the first write, sized by `expect`: a 4 KiB message does not cost a 64 KiB allocation. */
   #buffer: Buffer | null = null;
   #expected = BUFFER_SIZE;
@@ -85,10 +90,10 @@ export class SpoolWriter {
   #size = 0;
   #done = false;
 
-  constructor(spool: Spool, id: string, file: FileHandle) {
+  constructor(spool: Spool, id: string, fd: number) {
     this.#spool = spool;
     this.id = id;
-    this.#file = file;
+    this.#fd = fd;
   }
 
   /** The message will be about `size` octets: called before the first write, it spares memory. */
@@ -114,12 +119,12 @@ export class SpoolWriter {
           buffer.set(chunk, 0);
           this.#filled = chunk.length;
         } else {
-          await writeAll(this.#file, chunk);
+          await writeAll(this.#fd, chunk);
         }
       }
       this.#size += chunk.length;
     } catch (err) {
-      await this.abort();
+      this.abort();
       throw spoolError(err);
     }
   }
@@ -127,56 +132,60 @@ export class SpoolWriter {
   /**
    * Syncs the data, renames it into msg/ and syncs msg/: only then may a client be told 250.
    *
-   * Each step through libuv's thread pool costs a wait for the event loop's next turn besides
-   * the call, and a busy loop makes that the larger part: the last write (at most 64 KiB, into
-   * the page cache) is made on the event loop, and the file is closed after its fsync without
-   * waiting (its data is on disk then; close(2) adds nothing to that).
+   * Each trip through libuv's thread pool costs a wait for the event loop's next turn besides
+   * the call, and a busy loop makes that the larger part: the file is created (in begin), its
+   * last write made (at most 64 KiB, into the page cache) and closed after its fsync on the
+   * event loop, microseconds each on a local disk. The rename stays in the pool: it waits for
+   * the journal while msg/ is being synced, which would hold every session (measured). A spool
+   * on a network file system that can hang would stall the loop; it belongs on a local disk.
    */
   async commit(): Promise<StoredMessage> {
     if (this.#done) throw new Error(`message ${this.id} is already committed or aborted`);
     try {
       this.#flushSync();
-      await this.#file.sync();
+      await fsyncAsync(this.#fd);
       this.#done = true;
-      void this.#file.close().catch(() => undefined);
+      closeSync(this.#fd);
       await rename(this.#spool.tempPath(this.id), this.#spool.path(this.id));
       await this.#spool.syncDirectory('msg');
       return { id: this.id, size: this.#size };
     } catch (err) {
-      await this.abort();
-      await rm(this.#spool.path(this.id), { force: true }).catch(() => undefined);
+      this.abort();
+      rmSync(this.#spool.path(this.id), { force: true });
       throw spoolError(err);
     }
   }
 
   /** Closes and removes the temporary file. Safe to call more than once. */
-  async abort(): Promise<void> {
+  abort(): void {
     if (!this.#done) {
       this.#done = true;
-      await this.#file.close().catch(() => undefined);
+      try {
+        closeSync(this.#fd);
+      } catch {
+        // Already closed or never usable: the file is removed below all the same.
+      }
     }
-    await rm(this.#spool.tempPath(this.id), { force: true }).catch(() => undefined);
+    rmSync(this.#spool.tempPath(this.id), { force: true });
   }
 
   async #flush(): Promise<void> {
     if (this.#filled === 0 || !this.#buffer) return;
-    await writeAll(this.#file, this.#buffer.subarray(0, this.#filled));
+    await writeAll(this.#fd, this.#buffer.subarray(0, this.#filled));
     this.#filled = 0;
   }
 
   #flushSync(): void {
     if (this.#filled === 0 || !this.#buffer) return;
-    for (let offset = 0; offset < this.#filled;) offset += writeSync(this.#file.fd, this.#buffer, offset, this.#filled - offset);
+    for (let offset = 0; offset < this.#filled;) offset += writeSync(this.#fd, this.#buffer, offset, this.#filled - offset);
     this.#filled = 0;
   }
 }
 
-async function writeAll(file: FileHandle, data: Uint8Array): Promise<void> {
+/** A chunk written through the thread pool: a large message's 64 KiB writes may wait for the disk. */
+async function writeAll(fd: number, data: Uint8Array): Promise<void> {
   let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await file.write(data, offset, data.length - offset);
-    offset += bytesWritten;
-  }
+  while (offset < data.length) offset += (await writeAsync(fd, data, offset, data.length - offset)).bytesWritten;
 }
 
 export class Spool {
@@ -205,12 +214,12 @@ export class Spool {
     return join(this.dir, 'tmp', `${id}.tmp`);
   }
 
-  /** Starts a new message under a fresh id, in tmp/. */
-  async begin(now?: Date): Promise<SpoolWriter> {
+  /** Starts a new message under a fresh id, in tmp/ (created on the event loop: see commit). */
+  begin(now?: Date): SpoolWriter {
     const id = newSpoolId(now);
     try {
       // A new file or an error, never someone else's file reused.
-      return new SpoolWriter(this, id, await createFile(this.tempPath(id), 0o600));
+      return new SpoolWriter(this, id, createFileSync(this.tempPath(id), 0o600));
     } catch (err) {
       throw spoolError(err);
     }
@@ -222,14 +231,14 @@ export class Spool {
    * nothing is left in tmp/ or msg/.
    */
   async write(source: Uint8Array | AsyncIterable<Uint8Array>, now?: Date): Promise<StoredMessage> {
-    const writer = await this.begin(now);
+    const writer = this.begin(now);
     try {
       if (source instanceof Uint8Array) {
         writer.expect(source.length);
         await writer.write(source);
       } else for await (const chunk of source) await writer.write(chunk);
     } catch (err) {
-      await writer.abort();
+      writer.abort();
       throw spoolError(err);
     }
     return writer.commit();
@@ -255,7 +264,7 @@ export class Spool {
    * crash, recovery finds a file without index rows and moves it aside.
    */
   async delete(id: string): Promise<void> {
-    // unlink(2) in the thread pool: rm() first runs lstat on the event loop, several times the cost.
+    // unlink(2) in the thread pool, as rename (see commit); rm() first runs lstat on the event loop.
     try {
       await unlink(this.path(id));
     } catch (err) {

@@ -71,7 +71,7 @@ test('a bounce the full spool cannot take: one upstream session, then the back-o
   const queue = relay.relay.queue!;
   // The spool fills the moment the upstream refuses: the message itself is in, its bounce cannot be written.
   const begin = queue.spool.begin.bind(queue.spool);
-  queue.spool.begin = async (now?: Date) => {
+  queue.spool.begin = (now?: Date) => {
     if (spoolFull) throw new SpoolUnavailableError('full', 'ENOSPC', 'no space left on device (injected)');
     return begin(now);
   };

@@ -35,7 +35,7 @@ function files(dir: string, sub: string): string[] {
 test('a crash after each step of intake leaves a state recovery settles: only committed messages are queued', async () => {
   const q = queueAt();
   // Crash while the data was being written (no fsync, no rename yet).
-  const writing = await q.spool.begin();
+  const writing = q.spool.begin();
   await writing.write(BODY);
   // Crash after the file was synced and renamed into msg/, before the rows were committed.
   const uncommitted = await q.spool.write(BODY);
@@ -57,7 +57,7 @@ test('a crash after each step of intake leaves a state recovery settles: only co
     [committed.id],
   );
   after.index.close();
-  await writing.abort(); // the dead process's descriptor, closed so the test leaves none open
+  writing.abort(); // the dead process's descriptor, closed so the test leaves none open
 });
 
 test('recipients a crashed process was delivering are due again; delivered ones stay delivered', async () => {

@@ -1,4 +1,5 @@
 // Message files on a real disk: layout, ids, streaming, memory, full and read-only disks.
+import { createHook } from 'node:async_hooks';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -43,10 +44,29 @@ test('a message is written to msg/<id>.eml, mode 0600, in a spool of mode 0700, 
   assert.equal(await spool.size(stored.id), undefined);
 });
 
+test('a small message reaches msg/ with three trips through the thread pool: its fsync, the rename, the fsync of msg/', async () => {
+  const spool = new Spool(tempDir());
+  const kinds: string[] = [];
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'FSREQPROMISE' || type === 'FSREQCALLBACK' || type === 'FILEHANDLE') kinds.push(type);
+    },
+  }).enable();
+  let stored;
+  try {
+    stored = await spool.write(MESSAGE);
+  } finally {
+    hook.disable();
+  }
+  // Creating the file, its one write and its close are made on the event loop (microseconds each on a local disk).
+  assert.equal(kinds.length, 3, kinds.join(', '));
+  assert.deepEqual(readFileSync(spool.path(stored.id)), MESSAGE);
+});
+
 test('a message being written is only in tmp/; it appears in msg/ whole, at commit', async () => {
   const dir = tempDir();
   const spool = new Spool(dir);
-  const writer = await spool.begin();
+  const writer = spool.begin();
   await writer.write(MESSAGE.subarray(0, 10));
   await writer.write(MESSAGE.subarray(10));
   assert.deepEqual(names(dir, 'msg'), []);
@@ -60,7 +80,7 @@ test('a message being written is only in tmp/; it appears in msg/ whole, at comm
 test('a writer told to expect a small message still writes a larger one whole, in order', async () => {
   const dir = tempDir();
   const spool = new Spool(dir);
-  const writer = await spool.begin();
+  const writer = spool.begin();
   writer.expect(100);
   const message = Buffer.from(Array.from({ length: 200_000 }, (_, i) => 65 + (i % 26)));
   // Pieces smaller than, equal to and larger than the 100-octet buffer, then a large one.
