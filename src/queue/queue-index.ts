@@ -417,11 +417,46 @@ export class QueueIndex {
   recordFinal(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
     return this.#withoutFsync(() =>
       this.#immediate(() => {
+        const id = claim.message.id;
+        const finished = this.#finishesMessage(claim, outcomes);
+        if (finished) return this.remove(id) ? finished : null;
         this.record(claim, outcomes);
-        const finished = this.finishedCounts(claim.message.id);
-        return finished && this.remove(claim.message.id) ? finished : null;
+        const counts = this.finishedCounts(id);
+        return counts && this.remove(id) ? counts : null;
       }),
     );
+  }
+
+  /**
+   * The counts of a message these outcomes finish, when they are final and
+   * are the results of every recipient still waiting (all held by this
+   * claim): its rows are then removed without first being updated, which
+   * would rewrite each index entry only to delete it. Otherwise null.
+   */
+  #finishesMessage(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
+    let delivered = 0;
+    let bounced = 0;
+    const seqs = new Set<number>();
+    for (const o of outcomes) {
+      if (o.result === 'delivered') delivered++;
+      else if (o.result === 'bounced') bounced++;
+      else return null;
+      seqs.add(o.seq);
+    }
+    if (seqs.size !== outcomes.length) return null;
+    const rows = this.#stmt(`SELECT seq, state, claim IS ? AS mine FROM recipients WHERE message_id = ?`).all(claim.token, claim.message.id) as {
+      seq: number;
+      state: RecipientRow['state'];
+      mine: number;
+    }[];
+    let held = 0;
+    for (const row of rows) {
+      if (row.mine && row.state === 'delivering' && seqs.has(row.seq)) held++;
+      else if (row.state === 'delivered') delivered++;
+      else if (row.state === 'bounced') bounced++;
+      else return null;
+    }
+    return held === seqs.size ? { delivered, bounced } : null;
   }
 
   /** Gives back recipients claimed and not finished (shutdown, an attempt that failed on the relay's side): due again at `nextAttemptAt`, at once by default; no attempt counted. */

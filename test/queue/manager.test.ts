@@ -11,6 +11,7 @@ import { QueueManager, type ManagerOptions } from '../../src/queue/manager.ts';
 import { QueueIndex, type Claim, type QueuedRecipient } from '../../src/queue/queue-index.ts';
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 import { envelope } from './support.ts';
 
 const OK = { code: 250, enhanced: '2.0.0', text: 'Ok' };
@@ -125,11 +126,11 @@ test('an attempt whose result cannot be recorded (a full disk) hands its recipie
   const index = QueueIndex.open(join(dir, 'queue.db'));
   const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
   await index.enqueue(envelope(stored.id, stored.size));
-  const record = index.record.bind(index);
-  let failed!: () => void;
-  const recordFailed = new Promise<void>((resolve) => (failed = resolve));
-  index.record = () => {
-    setImmediate(failed);
+  const [record, recordFinal] = [index.record, index.recordFinal];
+  let failed = false;
+  // Both ways a result is committed fail, as they would on a full disk.
+  index.record = index.recordFinal = () => {
+    failed = true;
     throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
   };
   const manager = startManager(
@@ -137,7 +138,7 @@ test('an attempt whose result cannot be recorded (a full disk) hands its recipie
     index,
     acceptingUpstream(() => {}),
   );
-  await recordFailed;
+  await until('the attempt to try recording its result', () => failed);
   const start = Date.now();
   let recipient = index.show(stored.id)!.recipients[0]!;
   for (let i = 0; i < 200 && recipient.state === 'delivering'; i++) {
@@ -145,7 +146,7 @@ test('an attempt whose result cannot be recorded (a full disk) hands its recipie
     recipient = index.show(stored.id)!.recipients[0]!;
   }
   await manager.stop(5000);
-  index.record = record;
+  [index.record, index.recordFinal] = [record, recordFinal];
   assert.equal(recipient.state, 'queued', 'given back, not left claimed');
   // retryAfter is 1m (with jitter below it); the claim's lease would have been a quarter of an hour.
   assert.ok(recipient.nextAttemptAt - start <= 60_000 && recipient.nextAttemptAt - start > 30_000, `next attempt in ${recipient.nextAttemptAt - start} ms`);

@@ -330,6 +330,63 @@ test('finished messages (every recipient delivered or bounced) are listed, then 
   index.close();
 });
 
+test('the last results of an attempt remove a finished message in their transaction, counting earlier results; anything else is only recorded', () => {
+  const c = clock();
+  const index = openIndex(tempDir(), () => c.now);
+  const ok = (seq: number) => ({ seq, result: 'delivered', reply: { code: 250, text: 'Ok' } }) as const;
+  const refused = (seq: number) => ({ seq, result: 'bounced', reply: { code: 550, text: 'unknown' } }) as const;
+  const later = (seq: number) => ({ seq, result: 'deferred', reply: { code: 451, text: 'later' }, nextAttemptAt: c.now + 60_000 }) as const;
+  const rows = (id: string) => index.db.prepare('SELECT COUNT(*) FROM recipients WHERE message_id = ?').pluck().get(id);
+  const claimOf = (id: string) => index.claimDue({ limit: 10, leaseMs: LEASE }).find((cl) => cl.message.id === id)!;
+  // Row updates counted by a trigger: a message that leaves is deleted, its rows not rewritten first.
+  index.db.exec(`CREATE TEMP TABLE updates (n INTEGER); INSERT INTO updates VALUES (0);
+    CREATE TEMP TRIGGER count_updates AFTER UPDATE ON main.recipients BEGIN UPDATE updates SET n = n + 1; END;`);
+  const updates = () => index.db.prepare('SELECT n FROM updates').pluck().get() as number;
+
+  // Every recipient in this claim, all final: removed with all its rows.
+  const whole = newSpoolId();
+  index.enqueueMany([envelope(whole, 1, ['a@x.example', 'b@x.example'])]);
+  const wholeClaim = claimOf(whole);
+  const before = updates();
+  assert.deepEqual(index.recordFinal(wholeClaim, [ok(0), refused(1)]), { delivered: 1, bounced: 1 });
+  assert.equal(updates(), before, 'rows updated before their deletion');
+  assert.equal(index.show(whole), undefined);
+  assert.equal(rows(whole), 0);
+  assert.equal(index.db.prepare('SELECT COUNT(*) FROM message_signatures WHERE message_id = ?').pluck().get(whole), 0);
+
+  // Results of an earlier attempt count in the totals.
+  const retried = newSpoolId();
+  index.enqueueMany([envelope(retried, 1, ['a@x.example', 'b@x.example', 'c@x.example'])]);
+  index.record(claimOf(retried), [ok(0), later(1), refused(2)]);
+  c.tick(60_000);
+  assert.deepEqual(index.recordFinal(claimOf(retried), [ok(1)]), { delivered: 2, bounced: 1 });
+  assert.equal(index.show(retried), undefined);
+
+  // A deferred result: recorded, the message stays.
+  const waiting = newSpoolId();
+  index.enqueueMany([envelope(waiting, 1, ['a@x.example', 'b@x.example'])]);
+  assert.equal(index.recordFinal(claimOf(waiting), [ok(0), later(1)]), null);
+  assert.deepEqual(states(index, waiting), ['delivered', 'deferred']);
+
+  // A recipient the claim holds without a result here: recorded, the message stays.
+  const partial = newSpoolId();
+  index.enqueueMany([envelope(partial, 1, ['a@x.example', 'b@x.example'])]);
+  assert.equal(index.recordFinal(claimOf(partial), [ok(0)]), null);
+  assert.deepEqual(states(index, partial), ['delivered', 'delivering']);
+
+  // A stale claim (its lease ran out and another attempt holds the recipient): nothing changes.
+  const stale = newSpoolId();
+  index.enqueueMany([envelope(stale, 1)]);
+  const first = claimOf(stale);
+  c.tick(LEASE);
+  const second = claimOf(stale);
+  assert.equal(index.recordFinal(first, [ok(0)]), null);
+  assert.deepEqual(states(index, stale), ['delivering']);
+  assert.deepEqual(index.recordFinal(second, [ok(0)]), { delivered: 1, bounced: 0 });
+  assert.equal(index.show(stale), undefined);
+  index.close();
+});
+
 test('depth, oldest age, list counts and "is a key still needed" answer from the rows', () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
