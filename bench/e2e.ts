@@ -16,6 +16,9 @@ import type { CountingSink } from './sink.ts';
 import { SmtpSession } from './smtp-client.ts';
 import { median, now, percentile, sleep } from './stats.ts';
 
+/** The most the latency runs wait for their load to be running before the probe starts. */
+const SETTLE_SECONDS = 3;
+
 export interface SystemUnderTest {
   name: string;
   port: number;
@@ -186,19 +189,20 @@ export class EndToEnd {
     const loadRate = Math.max(1, half - probeRate);
     await this.sink.drain();
     this.sink.reset();
-    const [, run, disk] = await Promise.all([
-      runLoad({
-        port: system.port,
-        sessions: this.settings.sessions,
-        count: Math.ceil(loadRate * latencySeconds),
-        message: benchMessage(size),
-        dir: this.dir,
-        seconds: latencySeconds + 10,
-        rate: loadRate,
-      }),
-      probe(system.port, size, 1000 / probeRate, latencySeconds),
-      diskProbe(this.dir, 1000 / probeRate, latencySeconds),
-    ]);
+    const load = runLoad({
+      port: system.port,
+      sessions: this.settings.sessions,
+      count: Math.ceil(loadRate * (latencySeconds + SETTLE_SECONDS)),
+      message: benchMessage(size),
+      dir: this.dir,
+      seconds: latencySeconds + SETTLE_SECONDS + 10,
+      rate: loadRate,
+    });
+    // Probes start once a second's worth of the load has arrived: the generator's own start (a Node.js
+    // process booting, 20 sessions opening) is not the steady half rate this figure is about.
+    await this.sink.counted(Math.ceil(loadRate), SETTLE_SECONDS * 1000);
+    const [run, disk] = await Promise.all([probe(system.port, size, 1000 / probeRate, latencySeconds), diskProbe(this.dir, 1000 / probeRate, latencySeconds)]);
+    await load;
     const added = await latencies(run, this.sink.probes);
     const result: Latency = {
       system: system.name,

@@ -7,7 +7,11 @@
 // measurement runs against a second build, in turns, at the same rate.
 //
 //   node bench/latency.ts --mode queue [--rate 120] [--seconds 15] [--rounds 3] [--other /tmp/base] [--log DIR]
-//     [--this-env NAME=VALUE ...] [--other-env NAME=VALUE ...]
+//     [--this-env NAME=VALUE ...] [--other-env NAME=VALUE ...] [--no-settle]
+//
+// The probe starts once a second's worth of the paced load has reached the
+// sink (--no-settle: with the load, as before): the load generator's own
+// start is not the steady half rate the figure is about.
 //
 // Without --rate, the rate is half of what this tree's relay takes unpaced
 // (one round of 1200 messages after a warm-up of 600). With --log, each
@@ -17,6 +21,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { familyCpuMs } from './cpu.ts';
 import { diskProbe } from './disk-probe.ts';
@@ -37,6 +42,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     other: { type: 'string' },
     log: { type: 'string' },
+    'no-settle': { type: 'boolean', default: false },
     size: { type: 'string', default: '4096' },
     'this-env': { type: 'string', multiple: true },
     'other-env': { type: 'string', multiple: true },
@@ -47,6 +53,8 @@ const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);
 const size = Number(args.size);
 const PROBE_INTERVAL_MS = 50;
+/** The most a round waits for its load to be running before the probe starts. */
+const SETTLE_SECONDS = 3;
 const SESSIONS = 20;
 const say = (line: string) => console.log(line);
 if (args.log) {
@@ -167,11 +175,23 @@ try {
       const before = load1();
       const startedAt = Date.now();
       const cpuBefore = familyCpuMs([relay.pid]);
-      const [, sent, disk] = await Promise.all([
-        runLoad({ port: relay.port, sessions: SESSIONS, count: Math.ceil(loadRate * seconds), message, dir: scratch, seconds: seconds + 10, rate: loadRate }),
-        probe(relay.port),
-        diskProbe(scratch, PROBE_INTERVAL_MS, seconds),
-      ]);
+      // This process times both ends (the probe's dot, the sink's arrival): its own stalls are in every figure.
+      const harness = monitorEventLoopDelay({ resolution: 1 });
+      harness.enable();
+      const load = runLoad({
+        port: relay.port,
+        sessions: SESSIONS,
+        count: Math.ceil(loadRate * (seconds + SETTLE_SECONDS)),
+        message,
+        dir: scratch,
+        seconds: seconds + SETTLE_SECONDS + 10,
+        rate: loadRate,
+      });
+      // As npm run bench: the probe starts once a second's worth of the load has arrived.
+      if (!args['no-settle']) await sink.counted(Math.ceil(loadRate), SETTLE_SECONDS * 1000);
+      const [sent, disk] = await Promise.all([probe(relay.port), diskProbe(scratch, PROBE_INTERVAL_MS, seconds)]);
+      await load;
+      harness.disable();
       for (const until = now() + 5000; sink.probes.size < sent.size && now() < until;) await sleep(50);
       const cpu = familyCpuMs([relay.pid]) - cpuBefore;
       const times: ProbeTimes[] = [...sent]
@@ -182,7 +202,8 @@ try {
         `  round ${round}, ${builds[i]!.name}: ${times.length} probes, load ${before.toFixed(1)}→${load1().toFixed(1)}, relay CPU ${cpu.toFixed(0)} ms\n` +
           `    added  ${stat(added)} ms\n    reply  ${stat(times.map((t) => t.reply))} ms\n` +
           (mode === 'queue' ? `    after  ${stat(times.map((t) => t.added - t.reply))} ms (reply read → at the sink)\n` : '') +
-          `    disk   p50 ${percentile(disk, 50).toFixed(1)}, p99 ${percentile(disk, 99).toFixed(1)} ms`,
+          `    disk   p50 ${percentile(disk, 50).toFixed(1)}, p99 ${percentile(disk, 99).toFixed(1)} ms\n` +
+          `    this process's own event-loop delay (probe, sink, disk probe): p99 ${(harness.percentile(99) / 1e6).toFixed(1)}, max ${(harness.max / 1e6).toFixed(1)} ms`,
       );
       const logged = probeLogLines(relay.pid, startedAt);
       const loop = loopLines(relay.pid, startedAt, Date.now());

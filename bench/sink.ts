@@ -67,6 +67,12 @@ export class CountingSink {
     while (now() - this.lastAnyAt < quietMs && now() < until) await sleep(100);
   }
 
+  /** Resolves once `n` messages (probes aside) have been counted since the reset, or after `maxMs`. */
+  async counted(n: number, maxMs: number): Promise<void> {
+    const until = now() + maxMs;
+    while (this.count < n && now() < until) await sleep(10);
+  }
+
   /** Starts a new count; keeps every `every`-th message, at most `atMost` of them, for the spot-check. */
   reset(every = 0, atMost = 0): void {
     this.count = 0;
