@@ -12,12 +12,9 @@ import { familyCpuMs, machineCpuMs, threadCpuDelta, threadCpuMs, type ThreadCpu 
 import { diskProbe } from './disk-probe.ts';
 import { latencies, probe } from './probe.ts';
 import { rawRsaAllCores, rawRsaOneCore } from './raw-rsa.ts';
-import type { CountingSink } from './sink.ts';
+import { SETTLE_SECONDS, type CountingSink } from './sink.ts';
 import { SmtpSession } from './smtp-client.ts';
 import { median, now, percentile, sleep } from './stats.ts';
-
-/** The most the latency runs wait for their load to be running before the probe starts. */
-const SETTLE_SECONDS = 3;
 
 export interface SystemUnderTest {
   name: string;
@@ -198,9 +195,7 @@ export class EndToEnd {
       seconds: latencySeconds + SETTLE_SECONDS + 10,
       rate: loadRate,
     });
-    // Probes start once a second's worth of the load has arrived: the generator's own start (a Node.js
-    // process booting, 20 sessions opening) is not the steady half rate this figure is about.
-    await this.sink.counted(Math.ceil(loadRate), SETTLE_SECONDS * 1000);
+    await this.sink.settled(loadRate);
     const [run, disk] = await Promise.all([probe(system.port, size, 1000 / probeRate, latencySeconds), diskProbe(this.dir, 1000 / probeRate, latencySeconds)]);
     await load;
     const added = await latencies(run, this.sink.probes);

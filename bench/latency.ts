@@ -30,7 +30,7 @@ import { load1, machine } from './machine.ts';
 import { benchMessage, RECIPIENT } from './message.ts';
 import { PROBE_HEADER, PROBE_SENDER } from './probe.ts';
 import { startRelayProcess, type DeliveryMode, type RelaySetup, type RunningRelayProcess } from './relay.ts';
-import { CountingSink } from './sink.ts';
+import { CountingSink, SETTLE_SECONDS } from './sink.ts';
 import { SmtpSession } from './smtp-client.ts';
 import { now, percentile, sleep } from './stats.ts';
 
@@ -53,8 +53,6 @@ const seconds = Number(args.seconds);
 const rounds = Number(args.rounds);
 const size = Number(args.size);
 const PROBE_INTERVAL_MS = 50;
-/** The most a round waits for its load to be running before the probe starts. */
-const SETTLE_SECONDS = 3;
 const SESSIONS = 20;
 const say = (line: string) => console.log(line);
 if (args.log) {
@@ -187,8 +185,7 @@ try {
         seconds: seconds + SETTLE_SECONDS + 10,
         rate: loadRate,
       });
-      // As npm run bench: the probe starts once a second's worth of the load has arrived.
-      if (!args['no-settle']) await sink.counted(Math.ceil(loadRate), SETTLE_SECONDS * 1000);
+      if (!args['no-settle']) await sink.settled(loadRate);
       const [sent, disk] = await Promise.all([probe(relay.port), diskProbe(scratch, PROBE_INTERVAL_MS, seconds)]);
       await load;
       harness.disable();

@@ -6,6 +6,9 @@ import { SMTPServer } from 'smtp-server';
 import { PROBE_HEADER, PROBE_SENDER } from './probe.ts';
 import { now, sleep } from './stats.ts';
 
+/** The most a latency run waits for its paced load to be running; the load is made that much longer. */
+export const SETTLE_SECONDS = 3;
+
 export class CountingSink {
   count = 0;
   lastAt = NaN;
@@ -67,10 +70,14 @@ export class CountingSink {
     while (now() - this.lastAnyAt < quietMs && now() < until) await sleep(100);
   }
 
-  /** Resolves once `n` messages (probes aside) have been counted since the reset, or after `maxMs`. */
-  async counted(n: number, maxMs: number): Promise<void> {
-    const until = now() + maxMs;
-    while (this.count < n && now() < until) await sleep(10);
+  /**
+   * Resolves once a second's worth of a paced load of `rate` msg/s (probes aside) has been counted
+   * since the reset, or after SETTLE_SECONDS: latency is probed at the load's steady rate, not while
+   * its generator starts (a Node.js process booting, its sessions opening).
+   */
+  async settled(rate: number): Promise<void> {
+    const until = now() + SETTLE_SECONDS * 1000;
+    while (this.count < Math.ceil(rate) && now() < until) await sleep(10);
   }
 
   /** Starts a new count; keeps every `every`-th message, at most `atMost` of them, for the spot-check. */

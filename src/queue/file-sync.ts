@@ -51,7 +51,8 @@ export async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-const fsyncAsync = promisify(fsync);
+/** fsync(2) of an open descriptor, in the thread pool. */
+export const fsyncAsync = promisify(fsync);
 
 /**
  * fsyncPath for SQLite's WAL file: one that is gone has nothing left to

@@ -418,11 +418,8 @@ export class QueueIndex {
     return this.#withoutFsync(() =>
       this.#immediate(() => {
         const id = claim.message.id;
-        const finished = this.#finishesMessage(claim, outcomes);
-        if (finished) return this.remove(id) ? finished : null;
-        this.record(claim, outcomes);
-        const counts = this.finishedCounts(id);
-        return counts && this.remove(id) ? counts : null;
+        const finished = this.#finishesMessage(claim, outcomes) ?? (this.record(claim, outcomes), this.finishedCounts(id));
+        return finished && this.remove(id) ? finished : null;
       }),
     );
   }

@@ -14,19 +14,18 @@
 // (src/common/file-create.ts): a link planted in the spool is refused, never
 // written through.
 import { randomFillSync } from 'node:crypto';
-import { closeSync, createReadStream, fsync, mkdirSync, rmSync, write, writeSync, type ReadStream } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, rmSync, write, writeSync, type ReadStream } from 'node:fs';
 import { lstat, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createFileSync, refuseLinkedDirectory } from '../common/file-create.ts';
 import { spoolError } from '../common/spool-error.ts';
-import { FileSync } from './file-sync.ts';
+import { FileSync, fsyncAsync } from './file-sync.ts';
 
 /** One write to disk; smaller chunks are gathered into a buffer of this size first. */
 const BUFFER_SIZE = 64 * 1024;
 
 const writeAsync = promisify(write);
-const fsyncAsync = promisify(fsync);
 
 let lastMs = NaN;
 let lastStamp = '';
@@ -151,7 +150,7 @@ export class SpoolWriter {
       return { id: this.id, size: this.#size };
     } catch (err) {
       this.abort();
-      rmSync(this.#spool.path(this.id), { force: true });
+      removeQuietly(this.#spool.path(this.id));
       throw spoolError(err);
     }
   }
@@ -166,7 +165,7 @@ export class SpoolWriter {
         // Already closed or never usable: the file is removed below all the same.
       }
     }
-    rmSync(this.#spool.tempPath(this.id), { force: true });
+    removeQuietly(this.#spool.tempPath(this.id));
   }
 
   async #flush(): Promise<void> {
@@ -179,6 +178,15 @@ export class SpoolWriter {
     if (this.#filled === 0 || !this.#buffer) return;
     for (let offset = 0; offset < this.#filled;) offset += writeSync(this.#fd, this.#buffer, offset, this.#filled - offset);
     this.#filled = 0;
+  }
+}
+
+/** Removes a file of a message that failed, whatever stands in the way: the failure is what the caller reports. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // Start-up recovery clears tmp/ and moves a file of msg/ without index rows aside.
   }
 }
 

@@ -1,10 +1,10 @@
 // A message file's octets, read as often as asked: a small one at once without the thread pool, a large one chunk by chunk.
 import assert from 'node:assert/strict';
-import { createHook } from 'node:async_hooks';
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CHUNK, fileOctets, readOctets } from '../../src/message/octets.ts';
+import { poolRequests } from '../helpers/pool-requests.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 function fileOf(size: number): { path: string; data: Buffer } {
@@ -14,27 +14,11 @@ function fileOf(size: number): { path: string; data: Buffer } {
   return { path, data };
 }
 
-/** The file system requests `run` made through libuv's thread pool (each a wake of a pool thread and a callback). */
-async function poolRequests(run: () => Promise<unknown>): Promise<number> {
-  let count = 0;
-  const hook = createHook({
-    init(_id, type) {
-      if (type === 'FSREQPROMISE' || type === 'FSREQCALLBACK' || type === 'FILEHANDLE') count++;
-    },
-  }).enable();
-  try {
-    await run();
-  } finally {
-    hook.disable();
-  }
-  return count;
-}
-
 test('a small file is read whole from its offset, as often as asked, without a trip through the thread pool', async () => {
   const { path, data } = fileOf(4096);
   const octets = fileOctets(path, 100, 3000);
   assert.equal(octets.size, 3000);
-  assert.equal(await poolRequests(() => readOctets(octets)), 0);
+  assert.equal((await poolRequests(() => readOctets(octets))).length, 0);
   assert.deepEqual(await readOctets(octets), data.subarray(100, 3100));
   assert.deepEqual(await readOctets(octets), data.subarray(100, 3100));
 });

@@ -1,5 +1,4 @@
 // Message files on a real disk: layout, ids, streaming, memory, full and read-only disks.
-import { createHook } from 'node:async_hooks';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -9,6 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { isMessageId, newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
+import { poolRequests } from '../helpers/pool-requests.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { chunks, makeReadOnly, smallDisk } from './support.ts';
 
@@ -46,21 +46,11 @@ test('a message is written to msg/<id>.eml, mode 0600, in a spool of mode 0700, 
 
 test('a small message reaches msg/ with three trips through the thread pool: its fsync, the rename, the fsync of msg/', async () => {
   const spool = new Spool(tempDir());
-  const kinds: string[] = [];
-  const hook = createHook({
-    init(_id, type) {
-      if (type === 'FSREQPROMISE' || type === 'FSREQCALLBACK' || type === 'FILEHANDLE') kinds.push(type);
-    },
-  }).enable();
-  let stored;
-  try {
-    stored = await spool.write(MESSAGE);
-  } finally {
-    hook.disable();
-  }
+  let id = '';
+  const kinds = await poolRequests(async () => (id = (await spool.write(MESSAGE)).id));
   // Creating the file, its one write and its close are made on the event loop (microseconds each on a local disk).
   assert.equal(kinds.length, 3, kinds.join(', '));
-  assert.deepEqual(readFileSync(spool.path(stored.id)), MESSAGE);
+  assert.deepEqual(readFileSync(spool.path(id)), MESSAGE);
 });
 
 test('a message being written is only in tmp/; it appears in msg/ whole, at commit', async () => {
