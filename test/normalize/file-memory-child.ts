@@ -1,15 +1,14 @@
-// Run by file-memory.test.ts in a process of its own (node --expose-gc):
+// Run by file-memory.test.ts in a process of its own:
 // normalizeFile on the message in argv[2], with the live memory (heap and
 // Buffers, after a collection) sampled at every 24th read of the input. Prints
 // the peak growth over the memory before the call, and the result.
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
+import { collectGarbage } from '../helpers/collect.ts';
 
 const [inPath, outPath, optionsJson] = process.argv.slice(2) as [string, string, string];
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error('run with --expose-gc');
 const live = (): number => {
-  gc();
+  collectGarbage();
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
 };

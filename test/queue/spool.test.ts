@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { runInNewContext } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
 import { isMessageId, newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
+import { collectGarbage } from '../helpers/collect.ts';
 import { poolRequests } from '../helpers/pool-requests.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { chunks, makeReadOnly, smallDisk } from './support.ts';
@@ -132,13 +131,11 @@ test('a source that fails half-way leaves nothing in tmp/ or msg/', async () => 
 });
 
 test('a 30 MB message written from chunks grows memory by a few MB, not by its size', async (t) => {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
   const spool = new Spool(tempDir());
   const CHUNK = 64 * 1024;
   const COUNT = (30 * 1024 * 1024) / CHUNK;
 
-  gc();
+  collectGarbage();
   const before = process.memoryUsage();
   let peakRss = before.rss;
   let peakBuffers = before.arrayBuffers;
@@ -165,7 +162,7 @@ test('a 30 MB message written from chunks grows memory by a few MB, not by its s
   // Reading it back for delivery streams too. Each chunk read is a new
   // buffer, garbage at once: memory is sampled after a collection, so what
   // is measured is what the stream holds on to.
-  gc();
+  collectGarbage();
   const beforeRead = process.memoryUsage();
   let peakReadBuffers = beforeRead.arrayBuffers;
   const readHash = createHash('sha256');
@@ -173,7 +170,7 @@ test('a 30 MB message written from chunks grows memory by a few MB, not by its s
   for await (const part of spool.read(stored.id)) {
     readHash.update(part as Buffer);
     if (++parts % 32 === 0) {
-      gc();
+      collectGarbage();
       peakReadBuffers = Math.max(peakReadBuffers, process.memoryUsage().arrayBuffers);
     }
   }
