@@ -14,9 +14,13 @@
 //   STARTTLS starts where smtp-server arms its idle timer on the new TLS
 //   socket, and no event or option tells it otherwise (see
 //   starttls-deadline.ts why that handshake needs its own deadline).
+// - SMTPStream's _feedDataStream (private): the same DATA reader, finding
+//   the dots at line starts with a native search instead of a JavaScript
+//   loop over every octet (see searchDotsNatively).
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { SMTPServer } from 'smtp-server';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 
 /** smtp-server's connection object (its SMTPConnection). */
 export type SmtpConnection = SMTPServer['connections'] extends Set<infer C> ? C : never;
@@ -61,4 +65,82 @@ export function onStartTlsHandshake(connection: SmtpConnection, begins: (socket:
     if (!(socket instanceof TLSSocket) || socket === connection._socket || connection.secure) return;
     begins(socket);
   };
+}
+
+/** smtp-server's own DATA reader, as it ships. */
+export const smtpServerFeedDataStream = SMTPStream.prototype._feedDataStream;
+
+const END_OF_DATA = Buffer.from('\r\n.\r\n');
+const LONE_DOT_LINE = Buffer.from('.\r\n');
+const DOT_AFTER_LF = Buffer.from('\n.');
+const DOT = 0x2e;
+
+/**
+ * smtp-server's _feedDataStream, step for step, but for how it finds a dot
+ * at the start of a line: it tests every octet in JavaScript, some 4 ns an
+ * octet here (0.4 ms of the event loop for a 100 KiB message), where
+ * Buffer.indexOf searches natively and stops only at line ends. What is a
+ * dot at a line start, what ends DATA (only CRLF "." CRLF: RFC 5321 §4.1.1.4,
+ * never a bare LF, which is what SMTP smuggling relies on), what is
+ * unstuffed (RFC 5321 §4.5.2), the octets held back for the next chunk and
+ * the byte counts are the library's; a test compares the two on the same
+ * inputs, cut into chunks in every way.
+ */
+export function feedDataStream(this: SMTPStream, input: Buffer, done: (err?: Error | null) => void): void {
+  const dataStream = this._dataStream!;
+  let chunk = input;
+  if (this._lastBytes && this._lastBytes.length) {
+    chunk = Buffer.concat([this._lastBytes, chunk], this._lastBytes.length + chunk.length);
+    this._lastBytes = false;
+  }
+  // Only before any payload can a leading "." end DATA or be an escape.
+  if (this._atDataStart && chunk.length >= 3 && chunk.subarray(0, 3).equals(LONE_DOT_LINE)) {
+    this._endDataMode(false, chunk.subarray(3), done);
+    return;
+  }
+  if (this._atDataStart && chunk.length >= 2 && chunk[0] === DOT && chunk[1] === DOT) {
+    chunk = chunk.subarray(1);
+    this._atDataStart = false;
+  }
+  const len = chunk.length;
+  // A dot at i (2 <= i < len - 2) after a LF: the LF is at i - 1.
+  for (let lf = chunk.indexOf(DOT_AFTER_LF, 1); lf >= 0 && lf < len - 3; lf = chunk.indexOf(DOT_AFTER_LF, lf + 1)) {
+    const i = lf + 1;
+    if (chunk.subarray(i - 2, i + 3).equals(END_OF_DATA)) {
+      // The CRLF before the dot ends the last line: it is content.
+      const content = chunk.subarray(0, i);
+      this._countDataBytes(content.length);
+      this._endDataMode(content, chunk.subarray(i + 3), done);
+      return;
+    }
+    if (chunk[i + 1] === DOT) {
+      const content = chunk.subarray(0, i);
+      this._lastBytes = false;
+      this._countDataBytes(content.length);
+      if (dataStream.writable) dataStream.write(content);
+      const rest = chunk.subarray(i + 1);
+      setImmediate(() => this._feedDataStream(rest, done));
+      return;
+    }
+  }
+  // The last 4 octets wait: with the next chunk they may be the start of CRLF "." CRLF.
+  this._lastBytes = chunk.length < 4 ? chunk : chunk.subarray(chunk.length - 4);
+  if (this._lastBytes.length >= chunk.length) return done();
+  const content = chunk.subarray(0, chunk.length - this._lastBytes.length);
+  this._countDataBytes(content.length);
+  if (!dataStream.writable) return done();
+  if (dataStream.write(content) || dataStream.destroyed) return done();
+  // A stream that is destroyed never drains; it closes.
+  const onDrain = () => {
+    dataStream.removeListener('drain', onDrain);
+    dataStream.removeListener('close', onDrain);
+    done();
+  };
+  dataStream.once('drain', onDrain);
+  dataStream.once('close', onDrain);
+}
+
+/** Every SMTP session from now on reads DATA with feedDataStream. */
+export function searchDotsNatively(): void {
+  SMTPStream.prototype._feedDataStream = feedDataStream;
 }

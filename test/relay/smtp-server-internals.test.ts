@@ -2,6 +2,7 @@
 // so a smtp-server upgrade that changes them breaks that module and this
 // test: each use is checked against a real SMTPServer over loopback.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -9,6 +10,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { SMTPServer } from 'smtp-server';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import * as internals from '../../src/relay/smtp-server-internals.ts';
 import { selfSignedCert, tempDir } from '../helpers/relay-harness.ts';
 
@@ -18,6 +20,8 @@ const QUARANTINE = join('src', 'relay', 'smtp-server-internals.ts');
 const SOCKET_TIMEOUT_MS = 123_456;
 /** The longest any step below may take. */
 const WAIT_MS = 10_000;
+/** The first 16 hex digits of the SHA-256 of smtp-server 3.21.6's _feedDataStream source. */
+const SHIPPED_READER = '9d8b903f9a3a6354';
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -202,5 +206,114 @@ describe('what the listener relies on in smtp-server', () => {
     assert.equal(seen[0]!.socket, secured.get(id), "the socket that becomes the session's");
     assert.equal(seen[0]!.timeout, SOCKET_TIMEOUT_MS, 'smtp-server armed its idle timer on it first');
     secure.destroy();
+  });
+});
+
+describe('feedDataStream reads DATA exactly as smtp-server does', () => {
+  const shipped = internals.smtpServerFeedDataStream;
+
+  test('smtp-server still ships the DATA reader that feedDataStream was written from', () => {
+    // A new smtp-server release that changes its reader (a fix to how DATA ends, say) must be read
+    // and carried over to feedDataStream before this hash is updated.
+    const source = shipped.toString();
+    assert.equal(createHash('sha256').update(source).digest('hex').slice(0, 16), SHIPPED_READER, source);
+  });
+
+  /** What a reader made of `input` cut at `cuts`: the octets it passed on, where DATA ended, what it held. */
+  async function read(reader: typeof shipped, input: Buffer, cuts: number[]): Promise<string> {
+    const stream = new SMTPStream();
+    stream._feedDataStream = reader; // its own property: the escape path calls this._feedDataStream again
+    const data = stream.startDataMode();
+    const passed: Buffer[] = [];
+    data.on('data', (b: Buffer) => passed.push(b));
+    let ended: { content: Buffer | false; rest: Buffer } | undefined;
+    stream._endDataMode = (content, rest, callback) => {
+      ended = { content, rest: Buffer.from(rest) };
+      callback();
+    };
+    const points = [0, ...cuts, input.length];
+    for (let k = 0; k + 1 < points.length && !ended; k++) {
+      const piece = Buffer.from(input.subarray(points[k], points[k + 1]));
+      await new Promise<void>((resolve, reject) => stream._feedDataStream(piece, (err) => (err ? reject(err) : resolve())));
+    }
+    await new Promise((resolve) => setImmediate(resolve)); // the stream's 'data' events
+    return JSON.stringify({
+      passed: Buffer.concat(passed).toString('latin1'),
+      final: ended ? (ended.content === false ? false : ended.content.toString('latin1')) : null,
+      rest: ended?.rest.toString('latin1') ?? null,
+      counted: stream.dataBytes,
+      atStart: stream._atDataStart,
+      held: stream._lastBytes === false ? false : stream._lastBytes.toString('latin1'),
+    });
+  }
+
+  async function same(input: Buffer, cuts: number[]): Promise<void> {
+    const theirs = await read(shipped, input, cuts);
+    const ours = await read(internals.feedDataStream, input, cuts);
+    assert.equal(ours, theirs, `input ${JSON.stringify(input.toString('latin1'))} cut at ${cuts.join(',')}`);
+  }
+
+  test('hand-picked inputs, cut at every octet, at no octet and at each single place', async () => {
+    const inputs = [
+      '.\r\n',
+      '..\r\n.\r\n',
+      'a\r\n.\r\n',
+      '\r\n.\r\n',
+      'a\r\n..b\r\n.\r\nMAIL FROM:<x>\r\n',
+      'a\n.\nb\r\n.\r\n', // a dot after a bare LF ends nothing (SMTP smuggling)
+      'a\r\n.\nb\r\n.\r\n',
+      'a\n.\r\nb\r\n.\r\n',
+      'a\r\n.\rb\r\n.\r\n',
+      '.a\r\n.\r\n',
+      '\n..a\r\n.\r\n', // a bare LF first: no line start before it
+      '\n.\r\nb\r\n.\r\n',
+      '..\r\n..\r\n...\r\n.\r\n',
+      'no end yet\r\n',
+      'x\r\n.',
+      'x\r\n.\r',
+      '.',
+      '',
+    ];
+    for (const text of inputs) {
+      const input = Buffer.from(text, 'latin1');
+      await same(input, []);
+      await same(
+        input,
+        Array.from({ length: Math.max(0, input.length - 1) }, (_, i) => i + 1),
+      );
+      for (let at = 1; at < input.length; at++) await same(input, [at]);
+    }
+  });
+
+  test('2,000 random inputs of CR, LF, dots and text, cut at random places', async () => {
+    let seed = 20261206;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const alphabet = ['\r', '\n', '.', '\r\n', '\r\n.', '\r\n.\r\n', '\r\n..', 'a', ' ', 'text'];
+    for (let n = 0; n < 2000; n++) {
+      const parts: string[] = [];
+      const count = random(60);
+      for (let p = 0; p < count; p++) parts.push(alphabet[random(alphabet.length)]!);
+      if (random(2)) parts.push('\r\n.\r\n', 'QUIT\r\n');
+      const input = Buffer.from(parts.join(''), 'latin1');
+      const cuts = [...new Set(Array.from({ length: random(6) }, () => 1 + random(Math.max(1, input.length - 1))))]
+        .filter((c) => c < input.length)
+        .sort((a, b) => a - b);
+      await same(input, cuts);
+    }
+  });
+
+  test('a 500 KB message in 64 KiB chunks, with stuffed dots and the end straddling a chunk', async () => {
+    const line = Buffer.from('The quick brown fox jumps over the lazy dog.\r\n..stuffed\r\n');
+    const body = Buffer.concat([Buffer.alloc(0), ...Array.from({ length: Math.ceil(5e5 / line.length) }, () => line)]);
+    const input = Buffer.concat([body, Buffer.from('\r\n.\r\nRSET\r\n')]);
+    const straddle = body.length + 2; // between the CRLF and the dot
+    await same(input, [65536, 131072, straddle]);
+    await same(
+      input,
+      Array.from({ length: Math.floor(input.length / 65536) }, (_, k) => (k + 1) * 65536),
+    );
   });
 });
