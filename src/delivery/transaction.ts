@@ -6,6 +6,7 @@
 // a refused envelope would waste the transfer); any other host
 // gets nodemailer's one command at a time.
 import type { Socket } from 'node:net';
+import { hasBareLineEnd } from '../message/lines.ts';
 import { octetStream, type Octets } from '../message/octets.ts';
 import { announcedExtensions, RCPT_DSN, sendPipelined, type PipelinedEnvelope, type SMTPConnection } from '../smtp/nodemailer-internals.ts';
 import type { SendError } from './failure-reply.ts';
@@ -106,6 +107,7 @@ const DOT = 0x2e;
 const INSERT_CR = Buffer.from('\r');
 const INSERT_LF = Buffer.from('\n');
 const INSERT_DOT = Buffer.from('.');
+const DOT_AFTER_LF = Buffer.from('\n.');
 
 /**
  * The text of DATA, chunk by chunk: every line end made CRLF (a bare CR or
@@ -122,6 +124,8 @@ export class DotStuffing {
   push(chunk: Buffer): Buffer[] {
     const length = chunk.length;
     if (length === 0) return [];
+    // What the spool holds: CRLF throughout. Then only the dots need finding, natively.
+    if (this.#last !== CR && !hasBareLineEnd(chunk)) return this.#stuffDots(chunk);
     const out: Buffer[] = [];
     let from = 0;
     const insert = (at: number, what: Buffer): void => {
@@ -168,6 +172,20 @@ export class DotStuffing {
     }
     out.push(from === 0 ? chunk : chunk.subarray(from));
     this.#last = chunk[length - 1]!;
+    return out;
+  }
+
+  /** push() for a chunk whose line ends are all CRLF, the one before it complete. */
+  #stuffDots(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    if (this.#last === LF && chunk[0] === DOT) out.push(INSERT_DOT);
+    let from = 0;
+    for (let lf = chunk.indexOf(DOT_AFTER_LF); lf >= 0; lf = chunk.indexOf(DOT_AFTER_LF, lf + 2)) {
+      out.push(chunk.subarray(from, lf + 1), INSERT_DOT);
+      from = lf + 1;
+    }
+    out.push(from === 0 ? chunk : chunk.subarray(from));
+    this.#last = chunk[chunk.length - 1]!;
     return out;
   }
 

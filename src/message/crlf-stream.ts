@@ -1,7 +1,7 @@
 // CRLF line ends, chunk by chunk: the streaming form of toCrlf (lines.ts),
 // for a message that is never held whole. A CR at the end of a chunk waits
 // for the next one, which tells whether it was half of a CRLF.
-import { rewriteLineEnds } from './lines.ts';
+import { hasBareLineEnd, rewriteLineEnds } from './lines.ts';
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -66,13 +66,7 @@ export class CrlfStream {
   }
 }
 
-/** Every LF has its CR and every CR its LF (a CR held from the chunk before counts). Two native scans, no per-octet loop. */
-function clean(body: Buffer, heldCr: boolean): boolean {
-  for (let at = body.indexOf(LF); at >= 0; at = body.indexOf(LF, at + 1)) {
-    if (at === 0 ? !heldCr : body[at - 1] !== CR) return false;
-  }
-  for (let at = body.indexOf(CR); at >= 0; at = body.indexOf(CR, at + 1)) {
-    if (body[at + 1] !== LF) return false;
-  }
-  return true;
+/** Every LF has its CR and every CR its LF (a CR held from the chunk before counts, `paired`). */
+function clean(body: Buffer, paired: boolean): boolean {
+  return !hasBareLineEnd(body, paired ? 1 : 0);
 }
