@@ -40,7 +40,8 @@ export function fileOctets(path: string, start: number, size: number): Octets {
     async *chunks() {
       if (size === 0) return;
       if (size <= SMALL_FILE) {
-        yield readSmall(path, start, size);
+        const whole = readSmall(path, start, size);
+        for (let at = 0; at < size; at += CHUNK) yield whole.subarray(at, at + CHUNK);
         return;
       }
       const file = await open(path, 'r');
@@ -62,10 +63,11 @@ export function fileOctets(path: string, start: number, size: number): Octets {
 /**
  * Up to this size a file is read at once, on the event loop: a message the
  * relay has just written is in the page cache, and one read(2) of it costs
- * less than the three trips through the thread pool (open, read, close) that
- * the asynchronous calls take, each waking a thread.
+ * less than the trips through the thread pool (open, a read a chunk, close)
+ * that the asynchronous calls take, each waking a thread. Intake holds
+ * messages of this size in memory whole too (SPILL_AT).
  */
-const SMALL_FILE = CHUNK;
+const SMALL_FILE = 2 * CHUNK;
 
 /**
  * The first read after a write would update the file's atime under relatime,

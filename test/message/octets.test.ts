@@ -23,6 +23,18 @@ test('a small file is read whole from its offset, as often as asked, without a t
   assert.deepEqual(await readOctets(octets), data.subarray(100, 3100));
 });
 
+test('a file of two chunks is read at once, without the thread pool, and still comes in chunks of CHUNK octets', async () => {
+  const { path, data } = fileOf(2 * CHUNK);
+  const octets = fileOctets(path, 1, 2 * CHUNK - 1);
+  const sizes: number[] = [];
+  const requests = await poolRequests(async () => {
+    for await (const chunk of octets.chunks()) sizes.push(chunk.length);
+  });
+  assert.equal(requests.length, 0);
+  assert.deepEqual(sizes, [CHUNK, CHUNK - 1]);
+  assert.deepEqual(await readOctets(octets), data.subarray(1));
+});
+
 test('a large file comes in chunks of CHUNK octets at most, whole', async () => {
   const { path, data } = fileOf(3 * CHUNK + 17);
   const octets = fileOctets(path, 5, data.length - 5);
