@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CrlfStream } from '../../src/message/crlf-stream.ts';
-import { toCrlf } from '../../src/message/lines.ts';
+import { BARE_LINE_END_SLICE, hasBareLineEnd, isCrlfClean, toCrlf } from '../../src/message/lines.ts';
 
 /** Deterministic, so a failure can be replayed. */
 function random(seed: number): () => number {
@@ -33,4 +33,23 @@ test('a clean chunk passes through as the same Buffer', () => {
   assert.equal(stream.push(chunk), chunk);
   assert.equal(stream.end().length, 0);
   assert.equal(stream.changed, false);
+});
+
+test('hasBareLineEnd looks at a large message in slices without a false finding at their edges, and misses none there', () => {
+  const at = BARE_LINE_END_SLICE;
+  const text = (length: number) => Buffer.alloc(length, 'a');
+  // CRLF astride the first slice's end, with the CR as its last octet: clean.
+  const straddling = Buffer.concat([text(at - 1), Buffer.from('\r\n'), text(at), Buffer.from('\r\n')]);
+  assert.equal(straddling[at - 1], 0x0d);
+  assert.equal(hasBareLineEnd(straddling), false);
+  assert.equal(isCrlfClean(straddling), true);
+  // A bare CR, a bare LF and an LF whose CR is two octets back, each where a slice ends or begins.
+  for (const [what, bare] of [
+    ['a bare CR ending the slice', Buffer.concat([text(at - 1), Buffer.from('\ra\r\n')])],
+    ['a bare LF starting the next slice', Buffer.concat([text(at), Buffer.from('\na\r\n')])],
+    ['a CR, then a new slice starting with "a\\n"', Buffer.concat([text(at - 1), Buffer.from('\ra\n')])],
+  ] as const) {
+    assert.equal(hasBareLineEnd(bare), true, what);
+    assert.equal(isCrlfClean(bare), false, what);
+  }
 });
