@@ -1,8 +1,7 @@
 // What the process holds: file descriptors (by kind, sockets by which port
 // they belong to) and heap after a full GC. Linux only (/proc).
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectGarbage, gcFunction } from '../helpers/collect.ts';
 
 interface TcpEntry {
   localPort: number;
@@ -106,29 +105,12 @@ export async function settledCensus(relayPort: number, sinkPort: number, maxMs: 
   return fdCensus(relayPort, sinkPort);
 }
 
-let gcFunction: (() => void) | null | undefined;
-
-/** global.gc, from --expose-gc or enabled at run time; null when neither works. */
-export function gc(): (() => void) | null {
-  if (gcFunction !== undefined) return gcFunction;
-  const existing = (globalThis as { gc?: () => void }).gc;
-  if (typeof existing === 'function') return (gcFunction = existing);
-  try {
-    setFlagsFromString('--expose-gc');
-    const fn = runInNewContext('gc') as unknown;
-    gcFunction = typeof fn === 'function' ? (fn as () => void) : null;
-  } catch {
-    gcFunction = null;
-  }
-  return gcFunction;
-}
+export { gcFunction as gc } from '../helpers/collect.ts';
 
 /** heapUsed after two full collections, or null without gc. */
 export function heapAfterGc(): number | null {
-  const collect = gc();
-  if (!collect) return null;
-  collect();
-  collect();
+  if (!gcFunction()) return null;
+  collectGarbage();
   return process.memoryUsage().heapUsed;
 }
 
