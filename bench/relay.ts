@@ -93,11 +93,15 @@ export async function startRelayProcess(setup: RelaySetup): Promise<RunningRelay
       child.kill('SIGKILL');
       reject(new Error(`dkim-relay ${setup.mode} ${setup.algorithm}: ${err.message}; its output: ${log.slice(-1500)}`));
     };
+    let listening = false;
     const onData = (chunk: Buffer) => {
-      // Only the start is kept; the rest is drained, so a busy log costs no memory here.
-      if (log.length < 20_000) log += chunk.toString();
+      if (listening) return;
+      // Only the latest output is kept (for the error), so a busy log costs no memory here, and a
+      // start-up that prints much first (node --trace-gc) is still read to its "relay listening".
+      log = (log + chunk.toString()).slice(-20_000);
       const line = log.split('\n').find((l) => l.includes('"relay listening"'));
       if (line) {
+        listening = true;
         clearTimeout(timer);
         resolve(JSON.parse(line) as { plain: number; metrics: number });
       }
