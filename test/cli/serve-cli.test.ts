@@ -92,14 +92,14 @@ test('serve runs in the process of bin/dkim-relay.js with the memory settings, a
   });
   const relay = await serve(['--config', config], dir);
   try {
-    assert.deepEqual(settings(relay.child.pid!), { argv: ['--max-semi-space-size=8', '--max-old-space-size=1024'], arenas: 'MALLOC_ARENA_MAX=2' });
+    assert.deepEqual(settings(relay.child.pid!), { argv: ['--max-semi-space-size=4', '--max-old-space-size=1536'], arenas: 'MALLOC_ARENA_MAX=2' });
   } finally {
     relay.kill();
     await relay.exited; // its lock on the spool goes with the process
   }
   const own = await serve(['--config', config], dir, { env: { NODE_OPTIONS: '--max-old-space-size=2048', MALLOC_ARENA_MAX: '4' } });
   try {
-    assert.deepEqual(settings(own.child.pid!), { argv: ['--max-semi-space-size=8'], arenas: 'MALLOC_ARENA_MAX=4' });
+    assert.deepEqual(settings(own.child.pid!), { argv: ['--max-semi-space-size=4'], arenas: 'MALLOC_ARENA_MAX=4' });
   } finally {
     own.kill();
   }

@@ -177,7 +177,7 @@ test('the Debian package installs, runs as dkim-relay, signs, passes lintian and
       const pid = relay.child.pid!;
       // The package's own runtime is the process itself, as the service user, with serve's memory settings.
       assert.equal(readlinkSync(`/proc/${pid}/exe`), '/usr/lib/dkim-relay/bin/node');
-      assert.match(readFileSync(`/proc/${pid}/cmdline`).toString(), /--max-old-space-size=1024/);
+      assert.match(readFileSync(`/proc/${pid}/cmdline`).toString(), /--max-old-space-size=1536/);
       assert.match(readFileSync(`/proc/${pid}/status`, 'utf8'), new RegExp(`^Uid:\\s+${uid}\\s`, 'm'));
       await ok('swaks', ['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.net', '--header', 'Subject: packaged'], {
         timeout: 60_000,
