@@ -16,9 +16,8 @@
 //   size before a full collection, below that less (about 1.8 times at
 //   1.5 GiB, 1.6 at 1 GiB). The relay's JavaScript heap stays near 40 MiB even
 //   with eight 25 MB messages at once (message bytes are Buffers, outside that
-//   limit), so the limit leaves it room many times over; its value is the
-//   room between full collections: at 1 GiB, marking under load began every
-//   0.3-0.5 s.
+//   limit), so the limit is no cap on it: what it sets is the room between
+//   full collections (at 1 GiB, V8 began marking every 0.3-0.5 s under load).
 // - MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool,
 //   the signing threads, V8's GC helpers) an arena of its own, each keeping
 //   freed memory apart.
