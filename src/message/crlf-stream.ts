@@ -26,7 +26,8 @@ export class CrlfStream {
     const paired = this.#heldCr && body[0] === LF;
     const prefix = !this.#heldCr ? null : paired ? CR_ONLY : CRLF;
     if (prefix === CRLF) this.changed = true;
-    let out = clean(body, paired) ? body : this.#slow(body, paired);
+    // Every LF with its CR and every CR with its LF (a leading LF pairs with the held CR): passed as it is.
+    let out = hasBareLineEnd(body, paired ? 1 : 0) ? this.#slow(body, paired) : body;
     if (prefix) out = Buffer.concat([prefix, out]);
     this.#heldCr = holdLast;
     this.#note(out);
@@ -64,9 +65,4 @@ export class CrlfStream {
     if (paired) out[0] = LF;
     return out.subarray(0, rewriteLineEnds(body, start, out, start));
   }
-}
-
-/** Every LF has its CR and every CR its LF (a CR held from the chunk before counts, `paired`). */
-function clean(body: Buffer, paired: boolean): boolean {
-  return !hasBareLineEnd(body, paired ? 1 : 0);
 }
