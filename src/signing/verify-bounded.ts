@@ -44,8 +44,8 @@ type MailauthResult = DKIMResult;
 async function hashBody(body: Octets, canonicalization: 'relaxed' | 'simple', limit: number | undefined): Promise<string> {
   const hash = mailauthBodyHash(canonicalization, limit);
   for await (const chunk of body.chunks()) {
-    // A copy: mailauth keeps the tail of a chunk until the next one, and the chunk's buffer is reused.
-    hash.update(Buffer.from(chunk));
+    // The chunk's buffer is reused by the next read: the hasher keeps a copy of what it holds over.
+    hash.update(chunk);
     // Between chunks of a body in memory too, other sessions get their turn.
     if (chunk.length === CHUNK) await yieldToEventLoop();
   }
