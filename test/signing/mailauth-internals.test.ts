@@ -10,7 +10,12 @@ import { describe, test } from 'node:test';
 import { mailauthBodyHash, shippedBodyHashers } from '../../src/signing/mailauth-internals.ts';
 
 /** The first 16 hex digits of the SHA-256 of the methods' sources in mailauth 7.1.0. */
-const SHIPPED = { relaxedUpdate: '5952279a8edd0d8e', simpleHoldBack: '6130a25789c0bc09' };
+const SHIPPED = {
+  update: '5952279a8edd0d8e',
+  fixLineBuffer: '970822d2be92317c',
+  _pushBodyHash: 'a80bcd403891254a',
+  simpleHoldBack: '6130a25789c0bc09',
+} as const;
 
 type Hasher = { update(chunk: Buffer): void; digest(encoding: 'base64'): string };
 type Counts = { byteLength: number; canonicalizedLength: number; bodyHashedBytes: number };
@@ -54,11 +59,15 @@ const latin1 = (text: string) => Buffer.from(text, 'latin1');
 describe("the self-check's body hashers against mailauth's own", () => {
   test('the mailauth methods they follow are the ones they were written from', () => {
     const hash = (source: string) => createHash('sha256').update(source).digest('hex').slice(0, 16);
-    assert.equal(
-      hash(shippedBodyHashers.RelaxedHash.prototype.update.toString()),
-      SHIPPED.relaxedUpdate,
-      "mailauth's RelaxedHash.update changed: carry the change over to SearchingRelaxedHash, then update the hash here",
-    );
+    // update() is carried over step for step, fixLineBuffer's rule is rewriteLine's, and rewritten lines are
+    // hashed in runs on the strength of _pushBodyHash holding back the CRLFs at a run's end.
+    for (const method of ['update', 'fixLineBuffer', '_pushBodyHash'] as const) {
+      assert.equal(
+        hash(shippedBodyHashers.RelaxedHash.prototype[method].toString()),
+        SHIPPED[method],
+        `mailauth's RelaxedHash.${method} changed: carry the change over to SearchingRelaxedHash, then update the hash here`,
+      );
+    }
     assert.equal(
       hash(shippedBodyHashers.SimpleHash.prototype._holdBack.toString()),
       SHIPPED.simpleHoldBack,
@@ -130,5 +139,41 @@ describe("the self-check's body hashers against mailauth's own", () => {
     compare(input, every(64 * 1024), undefined, '64 KiB chunks');
     compare(input, every(9973), undefined, '9973-octet chunks');
     compare(input, every(64 * 1024), 123_457, '64 KiB chunks, l=123457');
+  });
+
+  test('long runs of lines left as they are between rewritten ones, and a rewritten line longer than 64 KiB', () => {
+    const clean = 'a line relaxed canonicalization leaves alone\r\n';
+    const input = latin1(
+      [
+        clean.repeat(3),
+        'two  spaces\r\n',
+        clean.repeat(40),
+        'trailing \r\n',
+        clean,
+        '\tTAB\r\n',
+        `${'x  '.repeat(25_000)}\r\n`,
+        clean.repeat(30),
+        'end \r\n',
+      ].join(''),
+    );
+    compare(input, [], undefined, 'one chunk');
+    compare(input, [1000, 40_000, 64 * 1024, 100_000], undefined, 'cut in four places');
+  });
+
+  test('two bodies hashed in turns, chunk by chunk, as concurrent self-checks do', () => {
+    const a = latin1('first  body \r\nwith\ttabs\r\n\r\n'.repeat(2000));
+    const b = latin1('second body, plain\r\nand flowed \r\n'.repeat(2500));
+    const [ha, hb] = [mailauthBodyHash('relaxed'), mailauthBodyHash('relaxed')];
+    for (let at = 0; at < Math.max(a.length, b.length); at += 4096) {
+      if (at < a.length) ha.update(a.subarray(at, at + 4096));
+      if (at < b.length) hb.update(b.subarray(at, at + 4096));
+    }
+    const shipped = (body: Buffer) => {
+      const h = new shippedBodyHashers.RelaxedHash('sha256');
+      h.update(Buffer.from(body));
+      return h.digest('base64');
+    };
+    assert.equal(ha.digest('base64'), shipped(a));
+    assert.equal(hb.digest('base64'), shipped(b));
   });
 });
