@@ -7,7 +7,7 @@
 // only then may the client be told 250. The database runs in WAL mode with
 // synchronous=FULL, so a commit has reached the disk when it returns; several
 // messages arriving together share one commit (GroupCommit).
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { prepareKeptFile, SQLITE_SIBLINGS } from '../common/file-create.ts';
 import { FileSync, fsyncWal } from './file-sync.ts';
@@ -295,7 +295,8 @@ export class QueueIndex {
           const receivedAt = m.receivedAt ?? now;
           insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
           for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
-          const token = i < room ? randomBytes(8).toString('hex') : null;
+          // A claim token only has to differ from every other: randomUUID draws from a cached batch of entropy, randomBytes makes a system call each.
+          const token = i < room ? randomUUID() : null;
           const [state, next] = token ? (['delivering', leaseUntil] as const) : (['queued', now] as const);
           m.recipients.forEach((r, seq) => insertRecipient.run(m.id, seq, r.address, r.orcpt ?? null, r.notify?.join(',') ?? null, state, token, next, now));
           if (token) claims.push(freshClaim(m, token, receivedAt, now, leaseUntil));
@@ -335,7 +336,7 @@ export class QueueIndex {
         }
         return [...ids].map((id) => {
           const row = message.get(id) as MessageRow & { signing_domain: string | null };
-          const token = randomBytes(8).toString('hex');
+          const token = randomUUID();
           const recipients = (take.all(token, leaseUntil, now, id, now) as RecipientRow[]).map(toRecipient).sort((a, b) => a.seq - b.seq);
           return { token, message: toMessage(row), recipients, leaseUntil, signingDomain: row.signing_domain, signatures: this.signaturesOf(id) };
         });
