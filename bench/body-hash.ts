@@ -1,4 +1,4 @@
-// The relaxed body hash of a 100 KB body, three kinds of text, 64 KiB chunks:
+// The relaxed body hash of a 100 KB body, four kinds of text, 64 KiB chunks:
 // ours (the signer's), mailauth's as the self-check runs it (kept independent
 // of ours on purpose; its lines found by native searches) and as it ships,
 // and raw SHA-256 over the same octets, the floor. Alternating
@@ -18,6 +18,7 @@ const fill = (text: string) => Buffer.from(text.repeat(Math.ceil(TARGET / text.l
 const BODIES: Record<string, Buffer> = {
   'plain text (no trailing spaces)': fill('The quick brown fox jumps over the lazy dog, again and again and again.\r\n'),
   'format=flowed (a trailing space a line, blank lines)': fill('The quick brown fox jumps over the lazy dog, again and \r\nagain.  Again\r\n\r\n'),
+  'indented HTML (runs of spaces on every line)': fill('    <td class="amount">  1,234.50  </td>\r\n'),
   'base64 attachment': Buffer.from(
     Buffer.alloc((TARGET / 4) * 3, 7)
       .toString('base64')

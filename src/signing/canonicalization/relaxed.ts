@@ -182,6 +182,8 @@ export class RelaxedBody implements BodyCanonicalizer {
         held = 0;
         wsp = false;
       }
+      // The rest of the word: every octet above SP is content, copied as it is.
+      while (i + 1 < n && chunk[i + 1]! > SP && o < OUT_SIZE) out[o++] = chunk[++i]!;
     }
     this.#o = o;
     this.#heldCrlfs = held;
