@@ -90,6 +90,8 @@ interface LogLine {
   time: string;
   /** An instrumented build's stage marks: ms since DATA began, by stage. */
   marks?: Record<string, number>;
+  /** Where the relay says DATA→reply went (signing, spool, commit; or signing, upstream). */
+  delays?: Record<string, number>;
 }
 
 /** The relay's own log lines for the probes, in the order the probe sent them (one connection: one at a time). */
@@ -206,6 +208,24 @@ try {
       const loop = loopLines(relay.pid, startedAt, Date.now());
       if (loop) say(`    ${loop}`);
       const ids = [...sent.keys()];
+      const withDelays = logged.filter((l) => l.delays);
+      if (withDelays.length > 0) {
+        const names = Object.keys(withDelays[0]!.delays!);
+        say(
+          `    the relay's delays over ${withDelays.length} probes (ms, p50/p99): ${names
+            .map(
+              (n) =>
+                `${n} ${percentile(
+                  withDelays.map((l) => l.delays![n] ?? 0),
+                  50,
+                ).toFixed(1)}/${percentile(
+                  withDelays.map((l) => l.delays![n] ?? 0),
+                  99,
+                ).toFixed(1)}`,
+            )
+            .join(', ')}`,
+        );
+      }
       const marked = logged.filter((l) => l.marks).map((l) => stages(l.marks!));
       if (marked.length > 0) {
         const names = [...new Set(marked.flatMap((m) => m.map(([name]) => name)))];
@@ -219,6 +239,11 @@ try {
         const line = logged[ids.indexOf(t.id)];
         say(
           `    slow probe ${t.id}: added ${t.added.toFixed(1)}, reply ${t.reply.toFixed(1)}${line ? `, relay's own DATA→reply ${line.ms} ms` : ''}` +
+            (line?.delays
+              ? ` (${Object.entries(line.delays)
+                  .map(([n, d]) => `${n} ${d}`)
+                  .join(', ')})`
+              : '') +
             (line?.marks
               ? `: ${stages(line.marks)
                   .map(([n, d]) => `${n} +${d.toFixed(1)}`)

@@ -10,6 +10,14 @@ import { spoolError } from '../common/spool-error.ts';
 
 export type QueueEnvelope = Omit<NewMessage, 'id' | 'size'>;
 
+/** A message taken in, and how long each durable step took (milliseconds, for its log line). */
+export interface AcceptedMessage extends StoredMessage {
+  /** Writing the file, its fsync, the rename into msg/ and msg/'s fsync. */
+  spoolMs: number;
+  /** Waiting for its group, the index commit and the fsync of its WAL (shared by the group). */
+  commitMs: number;
+}
+
 /**
  * `source` may be a function of the new message's id, for content that names
  * it (the Received: field's "id" clause, RFC 5321 §4.4).
@@ -18,8 +26,10 @@ export async function acceptMessage(
   queue: { spool: Spool; index: QueueIndex },
   source: Octets | ((id: string) => Octets),
   envelope: QueueEnvelope,
-): Promise<StoredMessage> {
+): Promise<AcceptedMessage> {
+  const started = performance.now();
   const stored = await writeNamed(queue.spool, typeof source === 'function' ? source : () => source);
+  const spooled = performance.now();
   try {
     await queue.index.enqueue({ ...envelope, id: stored.id, size: stored.size });
   } catch (err) {
@@ -27,7 +37,7 @@ export async function acceptMessage(
     await queue.spool.delete(stored.id).catch(() => undefined);
     throw err;
   }
-  return stored;
+  return { ...stored, spoolMs: spooled - started, commitMs: performance.now() - spooled };
 }
 
 async function writeNamed(spool: Spool, content: (id: string) => Octets): Promise<StoredMessage> {

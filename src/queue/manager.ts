@@ -42,6 +42,14 @@ export interface ManagerOptions {
   supervisor?: Supervisor;
 }
 
+/** Where a delivered (or deferred, or bounced) recipient's time went, in milliseconds, for its log line. */
+interface AttemptDelays {
+  /** From the 250 that took the message in to the start of this attempt: earlier attempts and back-off included. */
+  queue: number;
+  /** This attempt: reaching the next hop (a connection kept open, or a new one) and the transaction, to its last reply. */
+  attempt: number;
+}
+
 /** How long a claim holds its recipients: far beyond one attempt; a crashed process's claims are also freed at start-up. */
 const LEASE_MS = 15 * 60_000;
 /** Longest sleep between looks at the queue. */
@@ -249,6 +257,7 @@ export class QueueManager {
   async #attempt(claim: Claim): Promise<void> {
     const { index, spool, upstream, logger } = this.#o;
     const { message } = claim;
+    const startedAt = this.#now();
     let original: Octets;
     try {
       // Read afresh, chunk by chunk, by each transaction: a large message is never held whole. Its
@@ -272,6 +281,7 @@ export class QueueManager {
       logger.error({ id: message.id, err: (err as Error).message }, 'upstream delivery threw; the recipients are deferred');
       answer = { code: 451, enhanced: '4.3.0', text: 'Local error while delivering', recipients: [] };
     }
+    const delays: AttemptDelays = { queue: startedAt - message.receivedAt, attempt: this.#now() - startedAt };
     const replies = new Map<number, SmtpReply>(recipients.map((r, i) => [r.seq, answer.recipients[i]?.reply ?? answer]));
     const results = decideOutcomes({ receivedAt: message.receivedAt, now: this.#now(), recipients, replies }, this.#o.policy, this.#random);
     // Delivered recipients are recorded as soon as the 250 is in, before any notice is built: until
@@ -280,12 +290,12 @@ export class QueueManager {
     // 0.25-0.29 %) for no throughput that could be told from noise.
     const delivered = results.filter((r) => r.outcome.result === 'delivered');
     const pending = results.filter((r) => r.outcome.result !== 'delivered');
-    if (delivered.length > 0) this.#record(claim, delivered, pending.length === 0);
-    if (pending.length > 0) await this.#recordPending(claim, original, pending);
+    if (delivered.length > 0) this.#record(claim, delivered, pending.length === 0, delays);
+    if (pending.length > 0) await this.#recordPending(claim, original, pending, delays);
   }
 
   /** Notices first (bounces, delay warnings), then the results of the recipients not delivered. */
-  async #recordPending(claim: Claim, original: Octets, pending: RecipientResult[]): Promise<void> {
+  async #recordPending(claim: Claim, original: Octets, pending: RecipientResult[], delays: AttemptDelays): Promise<void> {
     const { index, spool, logger } = this.#o;
     const { message } = claim;
 
@@ -319,7 +329,7 @@ export class QueueManager {
         return;
       }
     }
-    this.#record(claim, pending, true);
+    this.#record(claim, pending, true, delays);
     const warned = pending.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
     if (warned.length > 0) index.markDelayWarned(message.id, warned);
   }
@@ -334,7 +344,7 @@ export class QueueManager {
    * and logs them. The last results of an attempt remove the message in that
    * transaction when it leaves no recipient waiting, and then its file.
    */
-  #record(claim: Claim, results: RecipientResult[], last: boolean): void {
+  #record(claim: Claim, results: RecipientResult[], last: boolean, delays: AttemptDelays): void {
     const { index, upstream, logger } = this.#o;
     const { message } = claim;
     const outcomes = results.map((r) => r.outcome);
@@ -356,6 +366,7 @@ export class QueueManager {
           next: o.result === 'deferred' ? new Date(o.nextAttemptAt).toISOString() : undefined,
           expired: r.expired || undefined,
           upstream: upstream.name,
+          delays,
         },
         `recipient ${o.result}`,
       );

@@ -10,7 +10,7 @@ import { bufferOctets, joinOctets, type Octets } from '../message/octets.ts';
 import { receivedField } from '../message/received.ts';
 import { metrics } from '../observability/metrics.ts';
 import { processMessage } from '../pipeline/pipeline.ts';
-import { acceptMessage } from '../queue/accept.ts';
+import { acceptMessage, type AcceptedMessage } from '../queue/accept.ts';
 import type { NewRecipient } from '../queue/queue-index.ts';
 import { SpoolUnavailableError } from '../common/spool-error.ts';
 import { smtpReply, replyLine, type SmtpReply } from '../smtp/reply.ts';
@@ -76,14 +76,22 @@ export async function relayMessage(
     senderRefusal: (domain, field) => deps.senders.refusal(client, domain, field),
     chain: deps.senders.chainFor(client) ?? undefined,
   });
+  // Where the time from DATA's end to the reply went, in milliseconds (as Postfix's delays=).
+  const delays: Record<string, number> = { signing: tenths(performance.now() - started) };
   let id = deps.queue ? undefined : randomBytes(6).toString('hex');
   let answer: SmtpReply;
   if (outcome.action === 'refuse') {
     answer = outcome.reply;
   } else if (deps.queue) {
-    answer = await enqueue(deps, session, envelope, outcome.message, outcome.signatures, (queued) => (id = queued));
+    answer = await enqueue(deps, session, envelope, outcome.message, outcome.signatures, (stored) => {
+      id = stored.id;
+      delays.spool = tenths(stored.spoolMs);
+      delays.commit = tenths(stored.commitMs);
+    });
   } else {
+    const handedOver = performance.now();
     answer = await deps.upstream.deliver(envelope, withTrace(deps, session, envelope, id!, outcome.message), outcome.signatures);
+    delays.upstream = tenths(performance.now() - handedOver);
   }
   const accepted = answer.code < 400;
   metrics.handled(outcome);
@@ -106,6 +114,7 @@ export async function relayMessage(
       upstream: outcome.action === 'deliver' && !deps.queue ? deps.upstream.name : undefined,
       reply: replyLine(answer),
       ms: Math.round(performance.now() - started),
+      delays,
     },
     deps.queue && accepted ? 'message queued' : 'message',
   );
@@ -125,7 +134,7 @@ async function enqueue(
   envelope: IntakeEnvelope,
   message: Octets,
   signatures: { domain: string; selector: string }[],
-  named: (id: string) => void,
+  accepted: (stored: AcceptedMessage) => void,
 ): Promise<SmtpReply> {
   const queue = deps.queue!;
   try {
@@ -139,7 +148,7 @@ async function enqueue(
       senderDomains: deps.senders.allowedDomains({ address: session.remoteAddress, user: session.user as string | undefined }),
       recipients: envelope.recipients,
     });
-    named(stored.id);
+    accepted(stored);
     return { code: 250, enhanced: '2.0.0', text: `Ok: queued as ${stored.id}` };
   } catch (err) {
     if (err instanceof SpoolUnavailableError) {
@@ -171,4 +180,9 @@ function withTrace(deps: RelayDeps, session: SMTPServerSession, envelope: Envelo
     date: new Date(),
   });
   return joinOctets(bufferOctets(Buffer.from(field, 'latin1')), message);
+}
+
+/** Milliseconds to a tenth: finer is noise, coarser hides a fast step. */
+function tenths(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }

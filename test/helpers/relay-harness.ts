@@ -39,6 +39,8 @@ export interface Sink {
 export interface SinkBehaviour {
   rcpt?: Record<string, { code: number; text: string }>;
   data?: { code: number; text: string };
+  /** The answer to the end of DATA comes this much later: a slow next hop. */
+  dataReplyDelayMs?: number;
 }
 
 const failure = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
@@ -67,7 +69,8 @@ export async function startSink(behaviour: SinkBehaviour = {}, port = 0): Promis
       stream.on('end', () => {
         if (behaviour.data) return callback(failure(behaviour.data.code, behaviour.data.text));
         received.push({ from, to, raw: Buffer.concat(chunks), mailArgs, rcptArgs });
-        callback(null, 'Ok: queued as SINK1');
+        if (behaviour.dataReplyDelayMs) setTimeout(() => callback(null, 'Ok: queued as SINK1'), behaviour.dataReplyDelayMs);
+        else callback(null, 'Ok: queued as SINK1');
       });
     },
   });

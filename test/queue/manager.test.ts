@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import type { Envelope, Upstream, UpstreamReply } from '../../src/delivery/upstream.ts';
 import { silentLogger } from '../../src/common/logger.ts';
 import { retryPolicy } from '../../src/queue/backoff.ts';
@@ -231,4 +233,41 @@ test('a message claimed at intake and never attempted (a crash) is due again aft
   const comparable = (r: QueuedRecipient) => ({ ...r, nextAttemptAt: 0, updatedAt: 0, state: r.state });
   assert.deepEqual(fresh.recipients.map(comparable), again!.recipients.map(comparable));
   after.close();
+});
+
+test("a recipient's log line says how long it waited in the queue and how long its attempt took", async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = QueueIndex.open(join(dir, 'queue.db'));
+  const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
+  const receivedAt = 1_800_000_000_000;
+  let clock = receivedAt + 5_000; // the first attempt starts five seconds after the 250
+  index.enqueueMany([envelope(stored.id, stored.size, ['b@example.net'], { receivedAt })]);
+
+  const lines: Record<string, unknown>[] = [];
+  const logged = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const upstream = acceptingUpstream(() => (clock += 1_234)); // the next hop takes 1.234 s to answer
+  const manager = new QueueManager({
+    spool,
+    index,
+    upstream,
+    logger: pino({ level: 'info' }, logged),
+    policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
+    notices: {} as ManagerOptions['notices'],
+    workers: 1,
+    now: () => clock,
+  });
+  manager.start();
+  await until('the delivery line', () => lines.some((l) => l.msg === 'recipient delivered'));
+  await manager.stop(5000);
+  index.close();
+
+  const line = lines.find((l) => l.msg === 'recipient delivered')!;
+  assert.equal(line.id, stored.id);
+  assert.deepEqual(line.delays, { queue: 5_000, attempt: 1_234 });
 });
