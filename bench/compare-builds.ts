@@ -57,15 +57,16 @@ try {
     systems.push({ name: build.name, port: relay.port, pids: () => [relay.pid], records: relay.records });
     say(`  ${build.name}: PID ${relay.pid}, port ${relay.port}`);
   }
+  const count = new Map([
+    [SMALL, env('BENCH_SMALL_MESSAGES', 600)],
+    [LARGE, env('BENCH_LARGE_MESSAGES', 80)],
+  ]);
   const e2e = new EndToEnd(
     sink,
     {
       sessions: env('BENCH_SESSIONS', 20),
       rounds: env('BENCH_ROUNDS', 3),
-      count: new Map([
-        [SMALL, env('BENCH_SMALL_MESSAGES', 600)],
-        [LARGE, env('BENCH_LARGE_MESSAGES', 80)],
-      ]),
+      count,
       seconds: env('BENCH_LOAD_SECONDS', 40),
       latencySeconds: 0,
       probeRate: 0,
@@ -74,12 +75,14 @@ try {
     },
     say,
   );
-  for (const size of [SMALL, LARGE]) {
+  // A size given no messages (BENCH_LARGE_MESSAGES=0, say) is left out, not reported as NaN msg/s.
+  const sizes = [SMALL, LARGE].filter((size) => count.get(size)! > 0);
+  for (const size of sizes) {
     say(`\n${size / 1024} KiB, queue mode, RSA-2048:`);
     await e2e.throughput(systems, size);
   }
   say('\nMedians:');
-  for (const size of [SMALL, LARGE]) {
+  for (const size of sizes) {
     for (const system of systems) {
       const runs = e2e.runs.filter((r) => r.system === system.name && r.size === size);
       say(
