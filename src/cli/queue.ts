@@ -2,7 +2,7 @@
 // mailq, postqueue -f and postsuper do. The CLI opens the same queue.db as
 // the daemon (SQLite in WAL mode: it reads beside the daemon, and a change
 // waits up to the busy timeout for the daemon's write to finish) and the
-// same msg/ files. It never delivers: it changes rows, and the running
+// same msg/ files (a small message is kept in queue.db itself). It never delivers: it changes rows, and the running
 // relay, which watches queue.db for other writers, acts on them at once.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,12 +54,17 @@ export function queueCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
         (c) =>
           c
             .positional('id', { type: 'string', describe: 'message id, as `queue list` shows it' })
-            .option('message', { type: 'boolean', default: false, describe: 'print the message file itself (the signed message as it will leave)' })
+            .option('message', { type: 'boolean', default: false, describe: 'print the message itself (the signed message as it will leave)' })
             .check((a) => (a.message && a.json ? '--message prints the message itself, not JSON: leave out one of them' : true)),
         (args) =>
           withQueue(args, async (queue) => {
             const message = find(queue, args.id!);
-            const file = queue!.spool.path(message.id);
+            // A small message is kept in queue.db itself, with its rows: it has no file.
+            const file = message.storedIn === 'file' ? queue!.spool.path(message.id) : null;
+            if (args.message && file === null) {
+              process.stdout.write(queue!.index.octets(message.id) ?? Buffer.alloc(0));
+              return;
+            }
             if (args.message) {
               if ((await queue!.spool.size(message.id)) === undefined)
                 throw new CheckFailed(
@@ -68,7 +73,7 @@ export function queueCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
               return pipeline(queue!.spool.read(message.id), process.stdout, { end: false });
             }
             if (args.json) return printJson({ ...messageJson(message, Date.now()), file });
-            print(renderShow(message, file, Date.now()));
+            print(renderShow(message, file ?? `none: kept in ${queue!.index.file}`, Date.now()));
           }),
       )
       .command<Args>(
@@ -252,6 +257,7 @@ interface Broken {
 async function brokenFiles(queue: OpenQueue, messages: MessageDetail[]): Promise<Broken[]> {
   const broken: Broken[] = [];
   for (const m of messages) {
+    if (m.storedIn === 'index') continue; // committed with its rows: nothing to lose apart from them
     const size = await queue.spool.size(m.id);
     if (size === m.size) continue;
     const what = size === undefined ? 'is missing' : `has ${size} octets, not the ${m.size} accepted`;

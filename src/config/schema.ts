@@ -578,7 +578,9 @@ export const configSchema = z
           .string()
           .min(1)
           .default('spool')
-          .describe('spool directory: `msg/` (one file per message), `queue.db` (the index), `tmp/`, `corrupt/`; needs a restart to change'),
+          .describe(
+            'spool directory: `queue.db` (the index, and messages of up to 64 KiB), `msg/` (a file per larger message), `tmp/`, `corrupt/`; needs a restart to change',
+          ),
         retryAfter: duration.default('1m').describe('first retry after a temporary failure; each later wait doubles, up to `maxRetryInterval`'),
         maxRetryInterval: duration.default('1h').describe('longest wait between attempts (at least `retryAfter`)'),
         maxAge: duration.default('5d').describe('a recipient still undelivered this long after the message came in is bounced'),

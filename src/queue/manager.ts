@@ -12,7 +12,7 @@ import { statSync } from 'node:fs';
 import { NoticeRate } from '../bounce/notice-rate.ts';
 import { durationSeconds } from '../config/duration.ts';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
-import { fileOctets, type Octets } from '../message/octets.ts';
+import { bufferOctets, fileOctets, type Octets } from '../message/octets.ts';
 import type { RcptDsn } from '../smtp/nodemailer-internals.ts';
 import type { Logger } from '../common/logger.ts';
 import { metrics } from '../observability/metrics.ts';
@@ -21,7 +21,7 @@ import { replyLine, type SmtpReply } from '../smtp/reply.ts';
 import { retryDelay, type RetryPolicy } from './backoff.ts';
 import { sendNotices, type NoticeDeps, type NoticeItem } from './notices.ts';
 import { decideOutcomes, postponedForNotices, type RecipientResult } from './outcomes.ts';
-import type { Claim, QueueIndex } from './queue-index.ts';
+import type { Claim, QueuedMessage, QueueIndex } from './queue-index.ts';
 import { HOLD_FILE_MISSING } from './recovery.ts';
 import type { Spool } from './spool.ts';
 
@@ -260,10 +260,13 @@ export class QueueManager {
     const startedAt = this.#now();
     let original: Octets;
     try {
-      // Read afresh, chunk by chunk, by each transaction: a large message is never held whole. Its
-      // size from stat(2) on the event loop (an inode just written and cached, microseconds): through
-      // the thread pool the attempt would first wait for a thread and for the loop's next turn.
-      original = fileOctets(spool.path(message.id), 0, statSync(spool.path(message.id)).size);
+      // A small message is in the index; a file is read afresh, chunk by chunk, by each transaction:
+      // a large message is never held whole. Its size from stat(2) on the event loop (an inode just
+      // written and cached, microseconds): through the thread pool the attempt would first wait for
+      // a thread and for the loop's next turn.
+      const inIndex = message.storedIn === 'index' ? index.octets(message.id) : undefined;
+      if (message.storedIn === 'index' && !inIndex) throw new Error('its octets are gone from the index');
+      original = inIndex ? bufferOctets(inIndex) : fileOctets(spool.path(message.id), 0, statSync(spool.path(message.id)).size);
     } catch (err) {
       index.releaseClaim(claim);
       index.hold(message.id, HOLD_FILE_MISSING);
@@ -371,21 +374,26 @@ export class QueueManager {
         `recipient ${o.result}`,
       );
     }
-    if (finished) this.#removed(message.id, finished);
+    if (finished) this.#removed(message, finished);
   }
 
   /** Rows removed, then the file, once every recipient is delivered or bounced. */
   #removeIfFinished(id: string): void {
     const { index } = this.#o;
     const finished = index.finishedCounts(id);
-    if (!finished || !index.removeFinished(id)) return;
-    this.#removed(id, finished);
+    const message = index.show(id);
+    if (!finished || !message || !index.removeFinished(id)) return;
+    this.#removed(message, finished);
   }
 
-  /** The file of a message whose rows are gone. */
-  #removed(id: string, finished: { delivered: number; bounced: number }): void {
+  /** A message whose rows are gone: its file too, when it has one (the index's octets went with the rows). */
+  #removed(message: QueuedMessage, finished: { delivered: number; bounced: number }): void {
     const { spool, logger } = this.#o;
-    spool.delete(id).catch((err: Error) => logger.warn({ id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
+    const { id } = message;
+    if (message.storedIn === 'file')
+      spool
+        .delete(id)
+        .catch((err: Error) => logger.warn({ id, err: err.message }, 'finished message file not removed; start-up recovery moves it to corrupt/'));
     logger.info({ id, ...finished }, 'message removed from the queue');
   }
 

@@ -2,9 +2,10 @@
 // message and one per recipient, the way ZoneMTA keeps one delivery record
 // per recipient beside a body stored once.
 //
-// Durability order on intake: the message file is fsynced and renamed into
-// msg/, msg/ is fsynced (Spool.write), then the rows are committed here, and
-// only then may the client be told 250. The database runs in WAL mode with
+// Durability order on intake: a small message's octets are committed here
+// with its rows; a larger one's file is first fsynced and renamed into msg/,
+// and msg/ fsynced (Spool.write), then its rows are committed here; only then
+// may the client be told 250. The database runs in WAL mode with
 // synchronous=FULL, so a commit has reached the disk when it returns; several
 // messages arriving together share one commit (GroupCommit).
 import { randomUUID } from 'node:crypto';
@@ -48,6 +49,8 @@ export interface NewMessage {
    */
   senderDomains?: readonly string[] | null | undefined;
   recipients: NewRecipient[];
+  /** The message itself, kept in the index (see INLINE_MAX_SIZE); undefined: it is the spool file. */
+  octets?: Buffer;
 }
 
 export interface QueuedMessage {
@@ -62,6 +65,8 @@ export interface QueuedMessage {
   hold: string | null;
   /** The domains a notice may go to (see NewMessage.senderDomains); null: any. */
   senderDomains: string[] | null;
+  /** Where the octets are: in the index (octets()), or in the spool file msg/<id>.eml. */
+  storedIn: 'index' | 'file';
 }
 
 export interface QueuedRecipient {
@@ -151,7 +156,15 @@ interface MessageRow {
   envid: string | null;
   hold: string | null;
   sender_domains: string | null;
+  /** length(octets): NULL when the message is a file. */
+  inline_size: number | null;
 }
+
+/**
+ * A message's columns without its octets, which are read only to deliver
+ * it: length() of a blob reads no more than the row's header.
+ */
+const MESSAGE_COLUMNS = `m.id, m.received_at, m.sender, m.size, m.client, m.ret, m.envid, m.hold, m.sender_domains, length(m.octets) AS inline_size`;
 
 interface RecipientRow {
   seq: number;
@@ -280,7 +293,7 @@ export class QueueIndex {
     const room = Math.min(messages.length, Math.max(0, taker?.room() ?? 0));
     const leaseUntil = now + (taker?.leaseMs ?? 0);
     const insertMessage = this.#stmt(
-      `INSERT INTO messages (id, received_at, sender, size, client, ret, envid, sender_domains) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO messages (id, received_at, sender, size, client, ret, envid, sender_domains, octets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const insertSignature = this.#stmt(`INSERT OR IGNORE INTO message_signatures (message_id, domain, selector) VALUES (?, ?, ?)`);
     const insertRecipient = this.#stmt(
@@ -293,7 +306,17 @@ export class QueueIndex {
         messages.forEach((m, i) => {
           if (m.recipients.length === 0) throw new Error(`message ${m.id} has no recipients`);
           const receivedAt = m.receivedAt ?? now;
-          insertMessage.run(m.id, receivedAt, m.sender, m.size, m.client, m.ret ?? null, m.envid ?? null, m.senderDomains ? m.senderDomains.join(' ') : null);
+          insertMessage.run(
+            m.id,
+            receivedAt,
+            m.sender,
+            m.size,
+            m.client,
+            m.ret ?? null,
+            m.envid ?? null,
+            m.senderDomains ? m.senderDomains.join(' ') : null,
+            m.octets ?? null,
+          );
           for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
           // A claim token only has to differ from every other: randomUUID draws from a cached batch of entropy, randomBytes makes a system call each.
           const token = i < room ? randomUUID() : null;
@@ -319,7 +342,7 @@ export class QueueIndex {
     const leaseUntil = now + options.leaseMs;
     const dueRecipients = this.#stmt(DUE_RECIPIENTS).pluck();
     const message = this.#stmt(
-      `SELECT m.*, (SELECT domain FROM message_signatures WHERE message_id = m.id ORDER BY domain LIMIT 1) AS signing_domain
+      `SELECT ${MESSAGE_COLUMNS}, (SELECT domain FROM message_signatures WHERE message_id = m.id ORDER BY domain LIMIT 1) AS signing_domain
        FROM messages m WHERE m.id = ?`,
     );
     const take = this.#stmt(
@@ -532,7 +555,7 @@ export class QueueIndex {
   }
 
   show(id: string): MessageDetail | undefined {
-    const row = this.#stmt(`SELECT * FROM messages WHERE id = ?`).get(id) as MessageRow | undefined;
+    const row = this.#stmt(`SELECT ${MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?`).get(id) as MessageRow | undefined;
     if (!row) return undefined;
     const signatures = this.signaturesOf(id);
     const recipients = (this.#stmt(`SELECT * FROM recipients WHERE message_id = ? ORDER BY seq`).all(id) as RecipientRow[]).map(toRecipient);
@@ -543,7 +566,7 @@ export class QueueIndex {
   list(options: { limit?: number; offset?: number; held?: boolean } = {}): MessageSummary[] {
     const where = options.held === undefined ? '' : options.held ? 'WHERE m.hold IS NOT NULL' : 'WHERE m.hold IS NULL';
     const rows = this.#stmt(
-      `SELECT m.*, COUNT(r.seq) AS recipients,
+      `SELECT ${MESSAGE_COLUMNS}, COUNT(r.seq) AS recipients,
            SUM(r.${PENDING}) AS pending,
            MIN(CASE WHEN r.${PENDING} THEN r.next_attempt_at END) AS next_attempt_at
          FROM messages m JOIN recipients r ON r.message_id = m.id ${where}
@@ -552,9 +575,20 @@ export class QueueIndex {
     return rows.map((r) => ({ ...toMessage(r), recipients: r.recipients, pending: r.pending, nextAttemptAt: r.next_attempt_at }));
   }
 
-  /** Every message id with its size and hold, for recovery to compare with the files. */
-  allMessages(): Pick<QueuedMessage, 'id' | 'size' | 'hold'>[] {
-    return this.#stmt(`SELECT id, size, hold FROM messages ORDER BY id`).all() as Pick<QueuedMessage, 'id' | 'size' | 'hold'>[];
+  /**
+   * Every message id with its size and hold, for recovery to compare with
+   * the files; `inlineSize` is the length of the octets the index holds
+   * (null: the message is a file).
+   */
+  allMessages(): (Pick<QueuedMessage, 'id' | 'size' | 'hold'> & { inlineSize: number | null })[] {
+    return this.#stmt(`SELECT id, size, hold, length(octets) AS inlineSize FROM messages ORDER BY id`).all() as (Pick<QueuedMessage, 'id' | 'size' | 'hold'> & {
+      inlineSize: number | null;
+    })[];
+  }
+
+  /** The octets of a message kept in the index; undefined for a message that is a file (or gone). */
+  octets(id: string): Buffer | undefined {
+    return (this.#stmt(`SELECT octets FROM messages WHERE id = ?`).pluck().get(id) as Buffer | null | undefined) ?? undefined;
   }
 
   /** Keeps a message from being attempted until released. */
@@ -635,6 +669,7 @@ function toMessage(row: MessageRow): QueuedMessage {
     envid: row.envid,
     hold: row.hold,
     senderDomains: row.sender_domains === null ? null : row.sender_domains.split(' ').filter(Boolean),
+    storedIn: row.inline_size === null ? 'file' : 'index',
   };
 }
 
@@ -669,6 +704,7 @@ function freshClaim(m: NewMessage, token: string, receivedAt: number, now: numbe
     envid: m.envid ?? null,
     hold: null,
     senderDomains: m.senderDomains ? m.senderDomains.join(' ').split(' ').filter(Boolean) : null,
+    storedIn: m.octets ? 'index' : 'file',
   };
   const recipients = m.recipients.map((r, seq): QueuedRecipient => ({
     seq,

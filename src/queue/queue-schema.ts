@@ -6,6 +6,9 @@
 //   2  messages.sender_domains: the domains the submitting client was held
 //      to (clients[].domains) when the message came in; a notice goes only
 //      to an envelope sender in them. NULL: any sender (the rows of 1 too).
+//   3  messages.octets: the message itself when it is small (up to
+//      INLINE_MAX_SIZE), committed with its rows in one fsync of the WAL;
+//      NULL: in msg/<id>.eml (larger messages, and the rows of 1 and 2).
 //
 // Times are milliseconds since the epoch (INTEGER), so "due" is one
 // comparison. A recipient in `delivering` has next_attempt_at set to the end
@@ -14,7 +17,7 @@ import type Database from 'better-sqlite3';
 import { UserError } from '../common/errors.ts';
 import { migrateSqlite } from '../common/schema-migrations.ts';
 
-export const QUEUE_SCHEMA_VERSION = 2;
+export const QUEUE_SCHEMA_VERSION = 3;
 
 const V1 = `
 CREATE TABLE messages (
@@ -60,7 +63,10 @@ CREATE INDEX recipients_by_state ON recipients (message_id, state);
 // Space-separated domain names, lower case.
 const V2 = `ALTER TABLE messages ADD COLUMN sender_domains TEXT;`;
 
-const STEPS: Record<number, string> = { 1: V1, 2: V2 };
+// Last in the row, so reading the other columns never loads its overflow pages.
+const V3 = `ALTER TABLE messages ADD COLUMN octets BLOB;`;
+
+const STEPS: Record<number, string> = { 1: V1, 2: V2, 3: V3 };
 
 /** Brings the database to QUEUE_SCHEMA_VERSION, each step in its own IMMEDIATE transaction. */
 export function migrateQueue(db: Database.Database, file: string): void {

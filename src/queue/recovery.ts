@@ -5,6 +5,8 @@
 //
 // - tmp/ files: writes a crash interrupted. No client was told 250 for
 //   them (that needs the file renamed into msg/): removed.
+// - A message kept in the index (small ones) has no file: its octets were
+//   committed with its rows, and go with them.
 // - msg/ files without index rows: the crash came between the file's fsync
 //   and the rows' commit, so the client got no 250 and will send again; or
 //   a finished message's rows were removed and its unlink was lost. Nobody
@@ -85,11 +87,11 @@ export async function recoverQueue(spool: Spool, index: QueueIndex, logger: Logg
     if (index.finishedCounts(row.id)) {
       // Every recipient was delivered or bounced; only its removal was lost (the process stopped first, or a power cut undid it).
       index.remove(row.id);
-      await spool.delete(row.id);
+      if (row.inlineSize === null) await spool.delete(row.id);
       report.finishedRemoved++;
       continue;
     }
-    const size = await spool.size(row.id);
+    const size = row.inlineSize ?? (await spool.size(row.id));
     const problem = size === undefined ? HOLD_FILE_MISSING : size !== row.size ? HOLD_FILE_SIZE : undefined;
     if (problem !== undefined) {
       if (row.hold !== problem) index.hold(row.id, problem);

@@ -222,9 +222,8 @@ export class Spool {
     return join(this.dir, 'tmp', `${id}.tmp`);
   }
 
-  /** Starts a new message under a fresh id, in tmp/ (created on the event loop: see commit). */
-  begin(now?: Date): SpoolWriter {
-    const id = newSpoolId(now);
+  /** Starts a new message, under a fresh id unless given one, in tmp/ (created on the event loop: see commit). */
+  begin(id: string = newSpoolId()): SpoolWriter {
     try {
       // A new file or an error, never someone else's file reused.
       return new SpoolWriter(this, id, createFileSync(this.tempPath(id), 0o600));
@@ -239,7 +238,7 @@ export class Spool {
    * nothing is left in tmp/ or msg/.
    */
   async write(source: Uint8Array | AsyncIterable<Uint8Array>, now?: Date): Promise<StoredMessage> {
-    const writer = this.begin(now);
+    const writer = this.begin(newSpoolId(now));
     try {
       if (source instanceof Uint8Array) {
         writer.expect(source.length);

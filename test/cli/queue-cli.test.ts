@@ -41,10 +41,12 @@ function oneLine(run: Run, pattern: RegExp): void {
   assert.doesNotMatch(run.stderr, /\n\s+at /, 'a stack trace');
 }
 
-function message(subject: string): Buffer {
+/** Over 64 KiB with `large`: a spool file in msg/; else kept in queue.db. */
+function message(subject: string, large = subject !== 'queued'): Buffer {
   return Buffer.from(
     `DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1; h=from:to:subject; bh=x; b=y\r\n` +
-      `From: a@example.com\r\nTo: b@example.net\r\nSubject: ${subject}\r\n\r\nHello.\r\n`,
+      `From: a@example.com\r\nTo: b@example.net\r\nSubject: ${subject}\r\n\r\nHello.\r\n` +
+      (large ? `${'x'.repeat(998)}\r\n`.repeat(70) : ''),
   );
 }
 
@@ -52,7 +54,7 @@ interface Queue {
   dir: string;
   config: string;
   spoolDir: string;
-  /** Messages: queued, deferred (with a reply), held, partly delivered. */
+  /** Messages: queued (small: in queue.db), deferred (with a reply), held, partly delivered (files in msg/). */
   ids: { queued: string; deferred: string; held: string; partly: string };
   cli(...args: string[]): Promise<Run>;
   /** A fresh connection to read back what the CLI did. */
@@ -227,6 +229,12 @@ test("queue show: envelope, DSN parameters, signatures and each recipient's whol
   const raw = await q.cli('show', q.ids.queued, '--message');
   assert.equal(raw.code, 0, shown(raw));
   assert.equal(raw.stdout, message('queued').toString());
+  const filed = await q.cli('show', q.ids.deferred, '--message');
+  assert.equal(filed.code, 0, shown(filed));
+  assert.equal(filed.stdout, message('deferred').toString());
+  // A small message has no file: it is kept in queue.db.
+  assert.equal(json(await q.cli('show', q.ids.queued, '--json')).file, null);
+  assert.match((await q.cli('show', q.ids.queued)).stdout, /^file:\s+none: kept in .*queue\.db$/m);
 
   oneLine(await q.cli('show', q.ids.queued, '--message', '--json'), /--message prints the message itself, not JSON/);
 });
@@ -395,7 +403,7 @@ test('delete --held --yes removes every held message and nothing else', async ()
     q.read((i) => i.list().map((m) => m.id)),
     [q.ids.deferred, q.ids.queued],
   );
-  assert.deepEqual(readdirSync(join(q.spoolDir, 'msg')).sort(), [`${q.ids.deferred}.eml`, `${q.ids.queued}.eml`]);
+  assert.deepEqual(readdirSync(join(q.spoolDir, 'msg')).sort(), [`${q.ids.deferred}.eml`]);
   assert.equal((await q.cli('delete', '--held', '--yes')).stdout, 'no held messages: nothing to delete\n');
 });
 

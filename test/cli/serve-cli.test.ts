@@ -7,6 +7,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { rawSession, type RawSession } from '../helpers/raw-smtp.ts';
+import { queuedIds } from '../helpers/queued.ts';
 import { selfSignedCert, startSink, type SinkBehaviour } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { BIN, dkimRelay, NODE, serve, type Served } from './support.ts';
@@ -176,7 +177,7 @@ describe('SIGHUP', () => {
       );
     write(0, oldSpool);
     const relay = await serve(['--config', config], dir);
-    const queuedFiles = (spool: string) => readdirSync(join(spool, 'msg')).filter((f) => f.endsWith('.eml'));
+    const queued = (spool: string) => queuedIds(spool);
     const queueOne = async (port: number, to: string): Promise<string> => {
       const session = await rawSession(port);
       assert.match((await session.reply(1)) ?? '', /^220 /);
@@ -193,7 +194,7 @@ describe('SIGHUP', () => {
     try {
       const port = relay.port();
       const before = await queueOne(port, 'wait@example.net');
-      assert.deepEqual(queuedFiles(oldSpool), [`${before}.eml`]);
+      assert.deepEqual(queued(oldSpool), [before]);
 
       write(port, newSpool);
       const mark = relay.output().length;
@@ -209,7 +210,7 @@ describe('SIGHUP', () => {
 
       // After the reload: queued in the old spool, next to the message from before it.
       const after = await queueOne(port, 'wait@example.net');
-      assert.deepEqual(queuedFiles(oldSpool).sort(), [`${before}.eml`, `${after}.eml`].sort());
+      assert.deepEqual(queued(oldSpool), [before, after].sort());
       await queueOne(port, 'now@example.net');
       for (let i = 0; i < 200 && !sink.received.some((r) => r.to.includes('now@example.net')); i++) await new Promise((r) => setTimeout(r, 50));
       assert.ok(
@@ -218,8 +219,8 @@ describe('SIGHUP', () => {
       );
 
       behaviour.rcpt = {};
-      for (let i = 0; i < 300 && queuedFiles(oldSpool).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(queuedFiles(oldSpool), [], 'both held messages delivered from the old spool');
+      for (let i = 0; i < 300 && queued(oldSpool).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(queued(oldSpool), [], 'both held messages delivered from the old spool');
       assert.equal(sink.received.filter((r) => r.to.includes('wait@example.net')).length, 2);
       assert.equal(existsSync(newSpool), false, 'the new spool directory was never made');
 
@@ -280,7 +281,7 @@ describe('SIGHUP', () => {
       await session.closed;
       const id = /^250 2\.0\.0 Ok: queued as (\S+)$/.exec(reply)?.[1];
       assert.ok(id, reply);
-      assert.ok(existsSync(join(spool, 'msg', `${id}.eml`)), `queued in ${spool}`);
+      assert.deepEqual(queuedIds(spool), [id], `queued in ${spool}`);
       assert.equal(existsSync(spool2), false, 'spool2 was never created');
       const listed = await dkimRelay(['queue', 'list', '--config', config], dir);
       assert.equal(listed.code, 0, listed.stderr);

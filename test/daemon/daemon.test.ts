@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
+import { queuedIds } from '../helpers/queued.ts';
 import { tempDir } from '../helpers/relay-harness.ts';
 import { requireTool } from '../helpers/tools.ts';
 
@@ -183,7 +184,7 @@ describe('SIGTERM during a session', () => {
       socket.end('QUIT\r\n');
       assert.equal(await exited, 0);
       const delivered = existsSync(join(dir.path, 'outbox')) ? readdirSync(join(dir.path, 'outbox')).filter((f) => f.endsWith('.eml')).length : 0;
-      const spooled = readdirSync(join(dir.path, 'spool', 'msg')).filter((f) => f === `${queued[1]}.eml`).length;
+      const spooled = queuedIds(join(dir.path, 'spool')).filter((id) => id === queued[1]).length;
       assert.equal(delivered + spooled, 1, 'delivered, or kept in the spool: never lost');
     } finally {
       if (daemon.exitCode === null) daemon.kill('SIGKILL');

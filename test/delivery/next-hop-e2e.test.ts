@@ -23,7 +23,7 @@ interface Delivery {
   to: string[];
   raw: Buffer;
   bodyType: string;
-  /** The message's spool file as it was while this delivery was made. */
+  /** The message as the queue held it (queue.db, or its spool file) while this delivery was made. */
   spool: Buffer | null;
 }
 
@@ -36,7 +36,7 @@ interface Host {
   options: SMTPServerOptions;
 }
 
-async function startHost(options: Partial<SMTPServerOptions>, spoolOf: () => string | null): Promise<Host> {
+async function startHost(options: Partial<SMTPServerOptions>, spoolOf: () => Buffer | null): Promise<Host> {
   const host = { deliveries: [], refusals: 0, refusing: true } as unknown as Host;
   host.up = await startUpstream({
     ...options,
@@ -48,13 +48,12 @@ async function startHost(options: Partial<SMTPServerOptions>, spoolOf: () => str
           host.refusals++;
           return callback(Object.assign(new Error('4.3.0 Try again later'), { responseCode: 451 }));
         }
-        const path = spoolOf();
         host.deliveries.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address),
           raw: Buffer.concat(chunks),
           bodyType: session.envelope.bodyType ?? '',
-          spool: path && existsSync(path) ? readFileSync(path) : null,
+          spool: spoolOf(),
         });
         callback(null, 'Ok: queued');
       });
@@ -86,7 +85,7 @@ async function withQueue(
 ): Promise<void> {
   let id: string | null = null;
   let relay: TestRelay | undefined;
-  const host = await startHost(options, () => (id && relay ? relay.relay.queue!.spool.path(id) : null));
+  const host = await startHost(options, () => (id && relay ? queuedCopy(relay, id) : null));
   try {
     relay = await startTestRelay(
       {
@@ -111,6 +110,13 @@ async function submit(relay: TestRelay, to: string[], raw: string): Promise<stri
   return id;
 }
 
+/** The message as queued: in queue.db when small, else its file in msg/; null when gone. */
+function queuedCopy(relay: TestRelay, id: string): Buffer | null {
+  const queue = relay.relay.queue!;
+  const path = queue.spool.path(id);
+  return queue.index.octets(id) ?? (existsSync(path) ? readFileSync(path) : null);
+}
+
 function recipient(relay: TestRelay, id: string) {
   return relay.relay.queue!.index.show(id)?.recipients[0];
 }
@@ -129,7 +135,7 @@ describe('the form a queued message is sent in follows the connection that carri
       const id = await submit(relay, ['alice@example.net'], raw);
       queued(id);
       await waitFor('the first attempt', () => host.refusals >= 1 && (recipient(relay, id)?.attempts ?? 0) >= 1);
-      const spooled = readFileSync(relay.relay.queue!.spool.path(id));
+      const spooled = queuedCopy(relay, id)!;
       assert.equal(has8bit(spooled), true, 'signed for a host that announced 8BITMIME: stored 8-bit');
 
       changeHost(host, { hide8BITMIME: true });

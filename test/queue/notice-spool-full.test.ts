@@ -69,12 +69,11 @@ test('a bounce the full spool cannot take: one upstream session, then the back-o
     { closeTimeoutMs: 2000 },
   );
   const queue = relay.relay.queue!;
-  // The spool fills the moment the upstream refuses: the message itself is in, its bounce cannot be written.
-  const begin = queue.spool.begin.bind(queue.spool);
-  queue.spool.begin = (now?: Date) => {
-    if (spoolFull) throw new SpoolUnavailableError('full', 'ENOSPC', 'no space left on device (injected)');
-    return begin(now);
-  };
+  // The spool fills the moment the upstream refuses: the message itself is in, its bounce cannot be
+  // written (a notice is small: it would go into queue.db with its rows).
+  const enqueue = queue.index.enqueue.bind(queue.index);
+  queue.index.enqueue = (message) =>
+    spoolFull ? Promise.reject(new SpoolUnavailableError('full', 'SQLITE_FULL', 'database or disk is full (injected)')) : enqueue(message);
   const client = nodemailer.createTransport({ host: '127.0.0.1', port: relay.port, secure: false, ignoreTLS: true, logger: false });
   try {
     const info = await client.sendMail({ envelope: { from: 'payroll@example.com', to: ['gone@example.net'] }, raw: RAW });
@@ -88,7 +87,7 @@ test('a bounce the full spool cannot take: one upstream session, then the back-o
     const waiting = row()!;
     assert.equal(waiting.state, 'deferred');
     assert.deepEqual([waiting.lastReply?.code, waiting.lastReply?.enhanced], [451, '4.3.1']);
-    assert.match(waiting.lastReply!.text, /could not be queued \(spool disk is full \(ENOSPC\).*last reply: 550 5\.1\.1 no such user/);
+    assert.match(waiting.lastReply!.text, /could not be queued \(spool disk is full \(SQLITE_FULL\).*last reply: 550 5\.1\.1 no such user/);
     // The first retry's wait, retryAfter less up to the jitter, counted from the moment the attempt is recorded
     // (no later than the row's updatedAt) and so no sooner than the refusal.
     const sinceRefusal = waiting.nextAttemptAt - sink.refusals[0]!;

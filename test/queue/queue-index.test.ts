@@ -3,11 +3,11 @@
 import { bufferOctets } from '../../src/message/octets.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSync, readdirSync, statSync, writeSync, closeSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../../src/common/errors.ts';
-import { acceptMessage } from '../../src/queue/accept.ts';
+import { acceptMessage, INLINE_MAX_SIZE } from '../../src/queue/accept.ts';
 import { DUE_RECIPIENTS, QueueIndex } from '../../src/queue/queue-index.ts';
 import { QUEUE_SCHEMA_VERSION } from '../../src/queue/queue-schema.ts';
 import { newSpoolId, Spool } from '../../src/queue/spool.ts';
@@ -430,11 +430,12 @@ test('depth, oldest age, list counts and "is a key still needed" answer from the
   index.close();
 });
 
-test('acceptMessage: file and rows together, or neither when the rows cannot be committed', async () => {
+test('acceptMessage: a small message goes into the index with its rows, a larger one is a file; either with its rows or not at all', async () => {
   const dir = tempDir();
   const spool = new Spool(dir);
   const index = openIndex(dir);
-  const stored = await acceptMessage({ spool, index }, bufferOctets(Buffer.from('Subject: x\r\n\r\nhi\r\n')), {
+  const small = Buffer.from('Subject: x\r\n\r\nhi\r\n');
+  const stored = await acceptMessage({ spool, index }, bufferOctets(small), {
     sender: '',
     client: '192.0.2.1',
     signatures: [],
@@ -442,17 +443,48 @@ test('acceptMessage: file and rows together, or neither when the rows cannot be 
   });
   const shown = index.show(stored.id)!;
   assert.equal(shown.size, 18);
+  assert.equal(shown.storedIn, 'index');
+  assert.deepEqual(index.octets(stored.id), small);
   assert.deepEqual(
     shown.recipients.map((r) => [r.notify, r.orcpt]),
     [[['FAILURE', 'DELAY'], 'rfc822;a@b.example']],
   );
-  assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`]);
+  assert.deepEqual(readdirSync(join(dir, 'msg')), [], 'no file for a small message');
 
-  await assert.rejects(
-    acceptMessage({ spool, index }, bufferOctets(Buffer.from('x')), { sender: '', client: 'c', signatures: [], recipients: [] }),
-    /no recipients/,
+  // One octet over the limit: a file, and nothing in the row.
+  const head = (subject: string) => Buffer.from(`Subject: ${subject}\r\n\r\n`);
+  const large = Buffer.concat([head('y'), Buffer.alloc(INLINE_MAX_SIZE + 1 - head('y').length, 'a')]);
+  assert.equal(large.length, INLINE_MAX_SIZE + 1);
+  const filed = await acceptMessage({ spool, index }, bufferOctets(large), {
+    sender: '',
+    client: 'c',
+    signatures: [],
+    recipients: [{ address: 'a@b.example' }],
+  });
+  assert.equal(index.show(filed.id)!.storedIn, 'file');
+  assert.equal(index.octets(filed.id), undefined);
+  assert.deepEqual(readdirSync(join(dir, 'msg')), [`${filed.id}.eml`]);
+  assert.deepEqual(readFileSync(join(dir, 'msg', `${filed.id}.eml`)), large);
+  // At the limit: still in the index.
+  const atLimit = Buffer.concat([head('z'), Buffer.alloc(INLINE_MAX_SIZE - head('z').length, 'b')]);
+  assert.equal(atLimit.length, INLINE_MAX_SIZE);
+  const kept = await acceptMessage({ spool, index }, bufferOctets(atLimit), {
+    sender: '',
+    client: 'c',
+    signatures: [],
+    recipients: [{ address: 'a@b.example' }],
+  });
+  assert.deepEqual(index.octets(kept.id), atLimit);
+
+  for (const octets of [Buffer.from('x'), large]) {
+    await assert.rejects(acceptMessage({ spool, index }, bufferOctets(octets), { sender: '', client: 'c', signatures: [], recipients: [] }), /no recipients/);
+  }
+  assert.deepEqual(readdirSync(join(dir, 'msg')), [`${filed.id}.eml`], 'the file of the refused large message is gone');
+  assert.deepEqual(
+    index.allMessages().map((m) => m.id),
+    [stored.id, filed.id, kept.id].sort(),
+    'no rows of the refused messages',
   );
-  assert.deepEqual(readdirSync(join(dir, 'msg')), [`${stored.id}.eml`], 'the file of the refused message is gone');
   index.close();
 });
 

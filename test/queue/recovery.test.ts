@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { HOLD_FILE_MISSING, HOLD_FILE_SIZE, recoverQueue } from '../../src/queue/recovery.ts';
-import { Spool } from '../../src/queue/spool.ts';
+import { newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { envelope } from './support.ts';
 
@@ -201,4 +201,37 @@ test('a clean spool gives one info line with the counts and the depth', async ()
   assert.equal(q.lines[0]!.event, 'queue-recovery');
   assert.equal(q.lines[0]!.messages, 3);
   q.index.close();
+});
+
+test('a small message kept in queue.db has no file: recovery leaves it queued, and removes it when finished', async () => {
+  const q = queueAt();
+  const kept = newSpoolId();
+  const finished = newSpoolId();
+  q.index.enqueueMany([
+    { ...envelope(kept, BODY.length), octets: BODY },
+    { ...envelope(finished, BODY.length), octets: BODY },
+  ]);
+  const claims = q.index.claimDue({ limit: 10, leaseMs: LEASE });
+  q.index.record(
+    claims.find((c) => c.message.id === finished)!,
+    [{ seq: 0, result: 'delivered', reply: { code: 250, text: 'Ok' } }],
+  );
+  q.index.record(
+    claims.find((c) => c.message.id === kept)!,
+    [{ seq: 0, result: 'deferred', reply: { code: 451, text: 'later' }, nextAttemptAt: Date.now() }],
+  );
+
+  q.index.close();
+  const after = queueAt(q.dir);
+  const report = await recoverQueue(after.spool, after.index, after.logger);
+  assert.deepEqual(report.heldIds, [], 'no file is missing: its octets are in the index');
+  assert.equal(report.finishedRemoved, 1);
+  assert.equal(after.index.show(finished), undefined);
+  assert.equal(after.index.show(kept)!.hold, null);
+  assert.deepEqual(after.index.octets(kept), BODY);
+  assert.deepEqual(
+    after.index.claimDue({ limit: 10, leaseMs: LEASE }).map((c) => c.message.id),
+    [kept],
+  );
+  after.index.close();
 });

@@ -3,11 +3,12 @@
 // space comes back and so does the relay.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { accepted, runLoad, type Outcome } from '../support/load.ts';
 import { describeReplies, everyAcceptedDelivered, logLines, relayAndHost, replyText, stillUp, type CaseContext } from '../support/kit.ts';
 import { cli, healthz, settle } from '../support/relay.ts';
+import { queuedMessages } from '../../helpers/queued.ts';
 
 const LOAD = { count: 50, sessions: 5 };
 
@@ -68,12 +69,13 @@ export async function fullAtIntake(ctx: CaseContext): Promise<void> {
   ctx.row.sees = `full: ${describeReplies(full)} (\`${refused}\`); then: ${describeReplies(after)}`;
 }
 
-/** The Message-IDs of the messages `queue list` shows, read from their spool files. */
+/** The Message-IDs of the messages `queue list` shows, read from queue.db or their spool files. */
 async function queuedMessageIds(config: string, dir: string, spool: string): Promise<string[]> {
   const run = await cli(['queue', 'list', '--json'], config, dir);
   assert.equal(run.code, 0, run.stderr);
   const { messages } = JSON.parse(run.stdout) as { messages: { id: string }[] };
-  return messages.map((m) => /^Message-ID:\s*<([^>]+)>/im.exec(readFileSync(join(spool, 'msg', `${m.id}.eml`), 'latin1'))?.[1] ?? m.id);
+  const octets = new Map(queuedMessages(spool).map((m) => [m.id, m.octets]));
+  return messages.map((m) => /^Message-ID:\s*<([^>]+)>/im.exec(octets.get(m.id)?.toString('latin1') ?? '')?.[1] ?? m.id);
 }
 
 export async function fullAtDelivery(ctx: CaseContext): Promise<void> {

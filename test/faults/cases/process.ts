@@ -3,7 +3,7 @@
 // relay to settings it never applied.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { BIN, NODE } from '../../cli/support.ts';
@@ -11,6 +11,7 @@ import { runLoad, type Outcome } from '../support/load.ts';
 import { describeReplies, everyAcceptedDelivered, logLines, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
 import { cli, COMPILE_CACHE, eventually, ports, startRelay, writeConfig } from '../support/relay.ts';
 import { connect } from 'node:net';
+import { queuedIds } from '../../helpers/queued.ts';
 
 const LOAD = { count: 50, sessions: 5 };
 
@@ -156,7 +157,7 @@ export async function reloadSequence(ctx: CaseContext): Promise<void> {
   stillUp(relay);
 
   const outcomes: Outcome[] = await runLoad({ port: ports(relay).plain, tag: 'reloaded', ...LOAD });
-  const inOriginal = readdirSync(join(spool, 'msg')).filter((f) => f.endsWith('.eml')).length;
+  const inOriginal = queuedIds(spool).length;
   const listed = JSON.parse((await cli(['queue', 'list', '--json'], config, ctx.dir)).stdout) as { messages: unknown[] };
   assert.equal(existsSync(spool2), false, `${spool2} was created: the fallback started the relay on a spool it never applied`);
   assert.equal(inOriginal, 50, 'the accepted mail is in the original spool');

@@ -2,13 +2,13 @@
 // takes the load (queue mode), defers what the host did not take, and
 // delivers it once the host behaves.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyWithDkimpy } from '../../helpers/independent-verify.ts';
 import { runLoad, type Outcome } from '../support/load.ts';
 import { describeReplies, everyAcceptedDelivered, logLines, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
 import { cli, eventually, metricsText, metricValue } from '../support/relay.ts';
 import type { Served } from '../../cli/support.ts';
+import { queuedMessages } from '../../helpers/queued.ts';
 
 const LOAD = { count: 50, sessions: 5 };
 const DEFERRED = 'dkim_relay_messages_deferred_total{domain="example.com"}';
@@ -71,11 +71,8 @@ export async function drops8BitMime(ctx: CaseContext): Promise<void> {
   host.eightBitMime = true;
   const outcomes: Outcome[] = await runLoad({ port: relay.port(), tag: '8bit', eightBit: true, ...LOAD });
   await host.until(() => host.counts.connections >= 2, 30_000, 'a delivery attempt');
-  const spooled = readdirSync(join(ctx.dir, 'spool', 'msg')).filter((f) => f.endsWith('.eml'));
-  assert.ok(
-    spooled.length > 0 && spooled.every((f) => hasEightBit(readFileSync(join(ctx.dir, 'spool', 'msg', f)))),
-    'the queue holds the mail 8-bit, as signed for a host with 8BITMIME',
-  );
+  const spooled = queuedMessages(join(ctx.dir, 'spool'));
+  assert.ok(spooled.length > 0 && spooled.every((m) => hasEightBit(m.octets)), 'the queue holds the mail 8-bit, as signed for a host with 8BITMIME');
   // … then comes back without it.
   host.eightBitMime = false;
   host.behaviour = 'accept';
