@@ -1,4 +1,5 @@
-// Message files of the queue, one per accepted message, laid out so an
+// Message files of the queue, one per accepted message over 64 KiB (smaller
+// ones are kept in queue.db with their rows: see accept.ts), laid out so an
 // administrator can read them:
 //
 //   <spool>/tmp/<id>.tmp     being written; never acknowledged to a client
