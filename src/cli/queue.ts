@@ -2,8 +2,9 @@
 // mailq, postqueue -f and postsuper do. The CLI opens the same queue.db as
 // the daemon (SQLite in WAL mode: it reads beside the daemon, and a change
 // waits up to the busy timeout for the daemon's write to finish) and the
-// same msg/ files (a small message is kept in queue.db itself). It never delivers: it changes rows, and the running
-// relay, which watches queue.db for other writers, acts on them at once.
+// same msg/ files (a small message is kept in queue.db itself). It never
+// delivers: it changes rows, and the running relay, which watches queue.db
+// for other writers, acts on them at once.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
