@@ -211,19 +211,9 @@ try {
       const withDelays = logged.filter((l) => l.delays);
       if (withDelays.length > 0) {
         const names = Object.keys(withDelays[0]!.delays!);
+        const of = (name: string) => withDelays.map((l) => l.delays![name] ?? 0);
         say(
-          `    the relay's delays over ${withDelays.length} probes (ms, p50/p99): ${names
-            .map(
-              (n) =>
-                `${n} ${percentile(
-                  withDelays.map((l) => l.delays![n] ?? 0),
-                  50,
-                ).toFixed(1)}/${percentile(
-                  withDelays.map((l) => l.delays![n] ?? 0),
-                  99,
-                ).toFixed(1)}`,
-            )
-            .join(', ')}`,
+          `    the relay's delays over ${withDelays.length} probes (ms, p50/p99): ${names.map((n) => `${n} ${percentile(of(n), 50).toFixed(1)}/${percentile(of(n), 99).toFixed(1)}`).join(', ')}`,
         );
       }
       const marked = logged.filter((l) => l.marks).map((l) => stages(l.marks!));

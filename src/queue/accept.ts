@@ -6,7 +6,7 @@
 // told 250; reject means it must be told 4xx (452 4.3.1 for
 // SpoolUnavailableError), and nothing is left behind that could be delivered.
 import type { NewMessage, QueueIndex } from './queue-index.ts';
-import type { Octets } from '../message/octets.ts';
+import { readOctets, type Octets } from '../message/octets.ts';
 import { newSpoolId, type Spool, type StoredMessage } from './spool.ts';
 import { spoolError } from '../common/spool-error.ts';
 
@@ -46,7 +46,7 @@ export async function acceptMessage(
   if (octets.size <= INLINE_MAX_SIZE) {
     let whole: Buffer;
     try {
-      whole = await copiedWhole(octets);
+      whole = await readOctets(octets);
     } catch (err) {
       throw spoolError(err);
     }
@@ -64,17 +64,6 @@ export async function acceptMessage(
     throw err;
   }
   return { ...stored, spoolMs: spooled - started, commitMs: performance.now() - spooled };
-}
-
-/** Every octet the chunks give, copied (a chunk's buffer may be reused by the next read). */
-async function copiedWhole(octets: Octets): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of octets.chunks()) {
-    parts.push(Buffer.from(chunk));
-    size += chunk.length;
-  }
-  return Buffer.concat(parts, size);
 }
 
 async function writeNamed(spool: Spool, id: string, octets: Octets): Promise<StoredMessage> {
