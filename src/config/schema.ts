@@ -579,7 +579,7 @@ export const configSchema = z
           .min(1)
           .default('spool')
           .describe(
-            'spool directory: `queue.db` (the index, and messages of up to 64 KiB), `msg/` (a file per larger message), `tmp/`, `corrupt/`; needs a restart to change',
+            'spool directory: `queue.db` (the index, and messages of up to 128 KiB), `msg/` (a file per larger message), `tmp/`, `corrupt/`; needs a restart to change',
           ),
         retryAfter: duration.default('1m').describe('first retry after a temporary failure; each later wait doubles, up to `maxRetryInterval`'),
         maxRetryInterval: duration.default('1h').describe('longest wait between attempts (at least `retryAfter`)'),

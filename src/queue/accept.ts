@@ -16,11 +16,13 @@ export type QueueEnvelope = Omit<NewMessage, 'id' | 'size' | 'octets'>;
  * The largest message kept in queue.db rather than in a file of its own. A
  * file costs the event loop a create, a write, two fsyncs and a rename in
  * the thread pool before the index commit, and an unlink once delivered; in
- * the index the octets ride in the WAL with the rows (17 pages at most for
- * 64 KiB) and are written once more into the database by a checkpoint. Above
- * this, that second write and the WAL's growth cost more than the file.
+ * the index the octets ride in the WAL with the rows (33 pages at most) and
+ * are written once more into the database by a checkpoint. At 100 KiB that
+ * still costs less than the file (BENCHMARKS.md); the limit is the size
+ * the intake keeps in memory (SPILL_AT), so a message received into a file
+ * is spooled as one.
  */
-export const INLINE_MAX_SIZE = 64 * 1024;
+export const INLINE_MAX_SIZE = 128 * 1024;
 
 /** A message taken in, and how long each durable step took (milliseconds, for its log line). */
 export interface AcceptedMessage extends StoredMessage {

@@ -1,4 +1,4 @@
-// Message files of the queue, one per accepted message over 64 KiB (smaller
+// Message files of the queue, one per accepted message over 128 KiB (smaller
 // ones are kept in queue.db with their rows: see accept.ts), laid out so an
 // administrator can read them:
 //

@@ -41,12 +41,12 @@ function oneLine(run: Run, pattern: RegExp): void {
   assert.doesNotMatch(run.stderr, /\n\s+at /, 'a stack trace');
 }
 
-/** Over 64 KiB with `large`: a spool file in msg/; else kept in queue.db. */
+/** Over 128 KiB with `large`: a spool file in msg/; else kept in queue.db. */
 function message(subject: string, large = subject !== 'queued'): Buffer {
   return Buffer.from(
     `DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1; h=from:to:subject; bh=x; b=y\r\n` +
       `From: a@example.com\r\nTo: b@example.net\r\nSubject: ${subject}\r\n\r\nHello.\r\n` +
-      (large ? `${'x'.repeat(998)}\r\n`.repeat(70) : ''),
+      (large ? `${'x'.repeat(998)}\r\n`.repeat(140) : ''),
   );
 }
 
