@@ -14,6 +14,7 @@ export const BACKGROUND_TASKS = [
   'extension-probe',
   'notice-mail',
   'queue-maintenance',
+  'queue-space',
   'metrics',
   'dmarc-reports',
   'key-store',

@@ -32,6 +32,7 @@ import { retryPolicy } from '../queue/backoff.ts';
 import { QueueManager } from '../queue/manager.ts';
 import { QueueIndex } from '../queue/queue-index.ts';
 import { recoverQueue } from '../queue/recovery.ts';
+import { makeReclaimable } from '../queue/space-reclaim.ts';
 import { Spool } from '../queue/spool.ts';
 import { intakeDir, removeStaleIntakeFiles } from '../message/intake.ts';
 import { AuthLimiter } from '../access/auth-limiter.ts';
@@ -134,7 +135,10 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       const spool = new Spool(config.queue.dir);
       // onCommit: fresh mail is delivered at once, not at the next timer.
       index = QueueIndex.open(`${config.queue.dir}/queue.db`, { onCommit: () => queue?.manager.wake() });
-      if (options.recover !== false) await recoverQueue(spool, index, logger);
+      if (options.recover !== false) {
+        await recoverQueue(spool, index, logger);
+        makeReclaimable(index, logger);
+      }
       const policy = retryPolicy(config.queue);
       const manager = new QueueManager({
         spool,

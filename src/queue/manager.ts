@@ -24,6 +24,7 @@ import { decideOutcomes, postponedForNotices, type RecipientResult } from './out
 import type { Claim, QueuedMessage, QueueIndex } from './queue-index.ts';
 import { HOLD_FILE_MISSING } from './recovery.ts';
 import type { Spool } from './spool.ts';
+import { SpaceReclaimer } from './space-reclaim.ts';
 
 export interface ManagerOptions {
   spool: Spool;
@@ -91,6 +92,7 @@ export class QueueManager {
   #running = false;
   #pumping = false;
   #again = false;
+  readonly #space: SpaceReclaimer;
   #sweptAt = -Infinity;
   #corruptSweptAt = -Infinity;
 
@@ -99,6 +101,12 @@ export class QueueManager {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#supervisor = options.supervisor ?? new Supervisor({ logger: options.logger });
+    this.#space = new SpaceReclaimer({
+      index: options.index,
+      logger: options.logger,
+      failed: (err) => this.#supervisor.failed('queue-space', err),
+      succeeded: () => this.#supervisor.succeeded('queue-space'),
+    });
   }
 
   start(): void {
@@ -114,6 +122,7 @@ export class QueueManager {
     this.#o.index.changedElsewhere();
     this.#watch = setInterval(() => this.#wakeOnOtherWriters(), WATCH_MS);
     this.#watch.unref();
+    this.#space.start();
     this.wake();
   }
 
@@ -150,6 +159,7 @@ export class QueueManager {
     this.#running = false;
     clearTimeout(this.#timer);
     clearInterval(this.#watch);
+    this.#space.stop();
     this.#o.index.claimOnIntake(undefined);
     this.#releaseFresh();
     if (this.#inFlight.size === 0) return;

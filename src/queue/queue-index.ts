@@ -192,6 +192,19 @@ const PENDING = `state IN ('queued', 'deferred', 'delivering')`;
 export const DUE_RECIPIENTS = `SELECT r.message_id FROM recipients r JOIN messages m ON m.id = r.message_id
   WHERE r.${PENDING} AND r.next_attempt_at <= ? AND m.hold IS NULL ORDER BY r.next_attempt_at`;
 
+/** queue.db's pages (see QueueIndex.space). */
+export interface DatabaseSpace {
+  pageSize: number;
+  pages: number;
+  /** On SQLite's free list. */
+  free: number;
+  /** auto_vacuum = INCREMENTAL: free pages can be given back with reclaim(). */
+  reclaimable: boolean;
+}
+
+/** The WAL is cut back to this size (octets) whenever a checkpoint empties it. */
+const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
 export class QueueIndex {
   readonly file: string;
   readonly db: Database.Database;
@@ -238,7 +251,11 @@ export class QueueIndex {
       // Created 0600 before SQLite opens it (-wal and -shm take its mode); none of them may be a link.
       prepareKeptFile(file, 0o600, SQLITE_SIBLINGS);
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 5000 });
+      // Only a new, empty file takes it (an older one: makeReclaimable): free pages can then be given back (space-reclaim.ts).
+      db.pragma('auto_vacuum = INCREMENTAL');
       db.pragma('journal_mode = WAL');
+      // A WAL a backlog made large is cut back to this when a checkpoint empties it.
+      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
       // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a commit here stands for a 250 given.
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -270,6 +287,48 @@ export class QueueIndex {
    */
   enqueue(message: NewMessage): Promise<void> {
     return this.#batcher.add(message);
+  }
+
+  /**
+   * queue.db's pages: all of them, and those on SQLite's free list (a
+   * delivered message's pages go there and are reused by the next messages;
+   * they go back to the file system only when given back, see reclaim).
+   */
+  space(): DatabaseSpace {
+    const number = (pragma: string) => this.db.pragma(pragma, { simple: true }) as number;
+    return { pageSize: number('page_size'), pages: number('page_count'), free: number('freelist_count'), reclaimable: number('auto_vacuum') === 2 };
+  }
+
+  /**
+   * Gives up to `pages` free pages back to the file system (PRAGMA
+   * incremental_vacuum: pages in use near the end of the file are moved into
+   * free ones first, then the file is cut); the file shrinks at the next
+   * checkpoint. Returns how many pages the database has fewer. Its loss in a
+   * power cut would cost nothing but the step: written without an fsync.
+   */
+  reclaim(pages: number): number {
+    if (!Number.isSafeInteger(pages) || pages <= 0) throw new Error(`reclaim: a positive page count, got ${pages}`);
+    const before = this.db.pragma('page_count', { simple: true }) as number;
+    this.#withoutFsync(() => this.db.pragma(`incremental_vacuum(${pages})`));
+    return before - (this.db.pragma('page_count', { simple: true }) as number);
+  }
+
+  /** Copies the WAL into the database now, so that a reclaim's cut reaches the file. */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
+  /**
+   * Rewrites a queue.db made without incremental auto-vacuum (before this
+   * release) so that its free pages can be given back; returns false when it
+   * could already. VACUUM copies every page in use: run it at start-up, with
+   * the spool's lock held, never beside a running relay.
+   */
+  makeReclaimable(): boolean {
+    if (this.space().reclaimable) return false;
+    this.db.pragma('auto_vacuum = INCREMENTAL');
+    this.db.exec('VACUUM');
+    return true;
   }
 
   /** Commits every commit waiting in the group now (before closing, in tests). */

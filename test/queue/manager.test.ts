@@ -2,7 +2,7 @@
 // anything else: a crash after a 250 then repeats only that one transaction.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -270,4 +270,44 @@ test("a recipient's log line says how long it waited in the queue and how long i
   const line = lines.find((l) => l.msg === 'recipient delivered')!;
   assert.equal(line.id, stored.id);
   assert.deepEqual(line.delays, { queue: 5_000, attempt: 1_234 });
+});
+
+test('once it has delivered a backlog, the manager gives its space in queue.db back to the file system', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = QueueIndex.open(join(dir, 'queue.db'));
+  const size = 100 * 1024;
+  const ids = Array.from({ length: 60 }, (_, i) => `20261207T000000000-0000-backlog${String(i).padStart(4, '0')}`);
+  index.enqueueMany(ids.map((id) => envelope(id, size, ['b@example.net'], { octets: Buffer.alloc(size, id) })));
+  index.checkpoint();
+  const before = statSync(index.file).size;
+
+  const lines: Record<string, unknown>[] = [];
+  const logged = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  let delivered = 0;
+  const manager = new QueueManager({
+    spool,
+    index,
+    upstream: acceptingUpstream(() => delivered++),
+    logger: pino({ level: 'info' }, logged),
+    policy: retryPolicy({ retryAfter: '1m', maxRetryInterval: '1h', maxAge: '5d' }),
+    notices: {} as ManagerOptions['notices'],
+    workers: 4,
+  });
+  manager.start();
+  try {
+    await until('the space given back', () => lines.some((l) => l.msg === 'queue.db gave the space of a delivered backlog back to the file system'));
+  } finally {
+    await manager.stop(5000);
+  }
+  assert.equal(delivered, ids.length);
+  assert.equal(index.depth().messages, 0);
+  const after = statSync(index.file).size;
+  assert.ok(after < before / 2, `queue.db: ${before} octets with the backlog, ${after} after`);
+  index.close();
 });
