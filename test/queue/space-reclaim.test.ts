@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { silentLogger, type Logger } from '../../src/common/logger.ts';
 import { QueueIndex, type DatabaseSpace } from '../../src/queue/queue-index.ts';
-import { KEEP_FREE_OCTETS, makeReclaimable, pagesToReclaim, SpaceReclaimer, STEP_OCTETS } from '../../src/queue/space-reclaim.ts';
+import { KEEP_FREE_OCTETS, makeReclaimable, pagesToReclaim, REWRITE_MAX_OCTETS, SpaceReclaimer, STEP_OCTETS } from '../../src/queue/space-reclaim.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { envelope } from './support.ts';
 
@@ -165,11 +165,29 @@ test('a rewrite that fails leaves the relay running on the file as it was, with 
     makeReclaimable: () => {
       throw new Error('database or disk is full');
     },
-    space: () => assert.fail('not asked'),
+    space: () => ({ pageSize: PAGE, pages: 100, free: 0, reclaimable: false }),
   };
   makeReclaimable(index, logger);
   assert.equal(lines.length, 1);
   assert.equal(lines[0]!.level, 40);
   assert.match(String(lines[0]!.msg), /could not be rewritten .* tried again at the next start/);
   assert.equal(lines[0]!.err, 'database or disk is full');
+});
+
+test('a queue.db holding more queued mail than a start-up rewrite copies is left for a later start', () => {
+  const { logger, lines } = logged();
+  let rewritten = 0;
+  const pages = REWRITE_MAX_OCTETS / PAGE + 1;
+  const index = {
+    file: '/var/spool/dkim-relay/queue.db',
+    makeReclaimable: () => (rewritten++, true),
+    space: () => ({ pageSize: PAGE, pages: pages + 1000, free: 1000, reclaimable: false }),
+  };
+  makeReclaimable(index, logger);
+  assert.equal(rewritten, 0);
+  assert.equal(lines.length, 1);
+  assert.match(String(lines[0]!.msg), /too much queued mail to be rewritten .* until a start with a smaller queue rewrites it/);
+  // One page less is rewritten.
+  makeReclaimable({ ...index, space: () => ({ pageSize: PAGE, pages: pages - 1 + 1000, free: 1000, reclaimable: false }) }, logger);
+  assert.equal(rewritten, 1);
 });
