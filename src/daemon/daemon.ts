@@ -208,9 +208,11 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     const unwatchQueue = queue
       ? metrics.watchQueue(() => {
           const depth = queue.index.depth();
+          const space = queue.index.space();
           return {
             messages: depth.messages,
             oldestAgeSeconds: depth.oldestReceivedAt === null ? 0 : Math.max(0, (Date.now() - depth.oldestReceivedAt) / 1000),
+            database: { usedBytes: (space.pages - space.free) * space.pageSize, freeBytes: space.free * space.pageSize },
           };
         })
       : () => {};

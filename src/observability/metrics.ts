@@ -36,6 +36,8 @@ import { replyLine, replyText, type SmtpReply } from '../smtp/reply.ts';
 export interface QueueDepthSample {
   messages: number;
   oldestAgeSeconds: number;
+  /** queue.db's pages in octets: in use, and free (kept for the next messages until given back). */
+  database?: { usedBytes: number; freeBytes: number };
 }
 
 /** What processMessage decided for one message (its Outcome fits). */
@@ -226,6 +228,19 @@ export class RelayMetrics {
       collect() {
         const state = self.upstreamSource?.();
         this.set(state?.failingSince == null ? 0 : Math.max(0, (state.now - state.failingSince) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'dkim_relay_queue_db_bytes',
+      help: "queue.db's size by its pages: used (queued mail and its rows) and free (reused by the next messages, and given back to the file system once more than a quarter of the file is free). Absent without a queue.",
+      labelNames: ['pages'],
+      registers,
+      collect() {
+        this.reset();
+        const database = self.collecting(() => self.queueDepth())?.database;
+        if (!database) return;
+        this.set({ pages: 'used' }, database.usedBytes);
+        this.set({ pages: 'free' }, database.freeBytes);
       },
     });
     new Gauge({

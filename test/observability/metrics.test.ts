@@ -110,6 +110,17 @@ test('watchQueue(): depth and oldest age asked at each scrape; 0 without a queue
   assert.equal(value(await samples(m), 'dkim_relay_queue_messages'), 0);
 });
 
+test("watchQueue(): queue.db's used and free octets, absent without a queue", async () => {
+  const m = new RelayMetrics({ now: () => NOW });
+  assert.equal((await samples(m)).filter((x) => x.name === 'dkim_relay_queue_db_bytes').length, 0);
+  const unwatch = m.watchQueue(() => ({ messages: 2, oldestAgeSeconds: 1, database: { usedBytes: 409_600, freeBytes: 8_192 } }));
+  const s = await samples(m);
+  assert.equal(value(s, 'dkim_relay_queue_db_bytes', { pages: 'used' }), 409_600);
+  assert.equal(value(s, 'dkim_relay_queue_db_bytes', { pages: 'free' }), 8_192);
+  unwatch();
+  assert.equal((await samples(m)).filter((x) => x.name === 'dkim_relay_queue_db_bytes').length, 0);
+});
+
 test('watchKeys(): key states, ages, next steps, DNS states and attention from the status report', async () => {
   let clock = NOW;
   const m = new RelayMetrics({ now: () => clock });

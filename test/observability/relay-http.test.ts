@@ -231,6 +231,9 @@ describe('a running relay, watched', () => {
       for (let i = 0; i < 100 && (await grew('dkim_relay_messages_deferred_total')) === 0; i++) await new Promise((r) => setTimeout(r, 50));
       assert.ok((await grew('dkim_relay_messages_deferred_total')) >= 1, 'a failed attempt counts as deferred');
       assert.equal(await grew('dkim_relay_messages_delivered_total'), 0, 'a 250 to the client is not a delivery');
+      const waiting = await parseExposition((await get(metricsPort, '/metrics')).body);
+      assert.ok((value(waiting, 'dkim_relay_queue_db_bytes', { pages: 'used' }) ?? 0) > 0, "queue.db's pages in use are reported");
+      assert.notEqual(value(waiting, 'dkim_relay_queue_db_bytes', { pages: 'free' }), undefined, 'and its free ones');
       upstream = await startSink({}, upstreamPort);
       for (let i = 0; i < 100 && upstream.received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(upstream.received.length, 1, 'the queue delivered it once the upstream was back');
