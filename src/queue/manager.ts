@@ -270,11 +270,11 @@ export class QueueManager {
     const startedAt = this.#now();
     let original: Octets;
     try {
-      // A small message is in the index; a file is read afresh, chunk by chunk, by each transaction:
-      // a large message is never held whole. Its size from stat(2) on the event loop (an inode just
-      // written and cached, microseconds): through the thread pool the attempt would first wait for
-      // a thread and for the loop's next turn.
-      const inIndex = message.storedIn === 'index' ? index.octets(message.id) : undefined;
+      // A small message is in the index (a claim made at intake has it already); a file is read
+      // afresh, chunk by chunk, by each transaction: a large message is never held whole. Its size
+      // from stat(2) on the event loop (an inode just written and cached, microseconds): through the
+      // thread pool the attempt would first wait for a thread and for the loop's next turn.
+      const inIndex = message.storedIn === 'index' ? (claim.octets ?? index.octets(message.id)) : undefined;
       if (message.storedIn === 'index' && !inIndex) throw new Error('its octets are gone from the index');
       original = inIndex ? bufferOctets(inIndex) : fileOctets(spool.path(message.id), 0, statSync(spool.path(message.id)).size);
     } catch (err) {

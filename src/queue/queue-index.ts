@@ -106,6 +106,8 @@ export interface Claim {
   signingDomain: string | null;
   /** The d= and s= of every signature the message carries, by domain then selector. */
   signatures: { domain: string; selector: string }[];
+  /** A claim made at intake of a message kept in the index: its octets, as committed, not read back. */
+  octets?: Buffer;
 }
 
 /**
@@ -777,7 +779,7 @@ function freshClaim(m: NewMessage, token: string, receivedAt: number, now: numbe
     delayWarnedAt: null,
     updatedAt: now,
   }));
-  return { token, message, recipients, leaseUntil, signingDomain: signatures[0]?.domain ?? null, signatures };
+  return { token, message, recipients, leaseUntil, signingDomain: signatures[0]?.domain ?? null, signatures, octets: m.octets };
 }
 
 /** SQLite's default (BINARY) collation: by code unit for these ASCII names. */

@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Envelope, Upstream, UpstreamReply } from '../../src/delivery/upstream.ts';
 import { silentLogger } from '../../src/common/logger.ts';
+import { readOctets } from '../../src/message/octets.ts';
 import { retryPolicy } from '../../src/queue/backoff.ts';
 import { QueueManager, type ManagerOptions } from '../../src/queue/manager.ts';
 import { QueueIndex, type Claim, type QueuedRecipient } from '../../src/queue/queue-index.ts';
@@ -196,6 +197,35 @@ test('a fresh message delivered at once costs two commits: its intake group, the
   assert.equal(await spool.size(stored.id), undefined);
   // Claimed in its intake transaction (no claim read back), its result and its removal in one transaction.
   assert.equal(commits, 2, `${commits} commits for one message`);
+  index.close();
+});
+
+test('a small message claimed at intake is delivered from the octets it was committed with, not read back from queue.db; one claimed later is read', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  let manager: QueueManager | undefined;
+  const index = QueueIndex.open(join(dir, 'queue.db'), { onCommit: () => manager?.wake() });
+  const reads: string[] = [];
+  const octetsOf = index.octets.bind(index);
+  index.octets = (id: string) => (reads.push(id), octetsOf(id));
+  const raw = (subject: string) => Buffer.from(`From: a@example.com\r\nSubject: ${subject}\r\n\r\nhello\r\n`);
+  // Queued while no manager runs: claimed later by claimDue, from the index.
+  await index.enqueue(envelope('20261207T000000000-0000-earlier00000', raw('earlier').length, ['b@example.net'], { octets: raw('earlier') }));
+  const sent: string[] = [];
+  const upstream = acceptingUpstream(() => {});
+  const deliver = upstream.deliver.bind(upstream);
+  upstream.deliver = async (env, octets, signedBy) => {
+    sent.push((await readOctets(octets)).toString());
+    return deliver(env, octets, signedBy);
+  };
+  manager = startManager(spool, index, upstream);
+  await until('the earlier message delivered', () => sent.length === 1);
+  assert.deepEqual(reads, ['20261207T000000000-0000-earlier00000']);
+  await index.enqueue(envelope('20261207T000000000-0000-fresh000000', raw('fresh').length, ['b@example.net'], { octets: raw('fresh') }));
+  await until('the fresh message delivered', () => sent.length === 2);
+  await manager.stop(5000);
+  assert.deepEqual(sent, [raw('earlier').toString(), raw('fresh').toString()]);
+  assert.deepEqual(reads, ['20261207T000000000-0000-earlier00000'], 'the fresh one was not read back');
   index.close();
 });
 
