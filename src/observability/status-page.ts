@@ -143,8 +143,14 @@ function queueLine(queue: QueueDepthSample | undefined): Safe {
   if (!queue)
     return html`<p id="queue">Queue: <span class="badge idle">none</span> <span class="muted">messages are delivered while the client waits</span></p>`;
   const badge = queue.messages === 0 ? 'ok' : 'warn';
-  return html`<p id="queue">Queue: <span class="badge ${badge}">${queue.messages} message${queue.messages === 1 ? '' : 's'}</span>${queue.messages > 0 ? html` <span class="muted">oldest waiting ${age(Math.round(queue.oldestAgeSeconds))}</span>` : ''}</p>`;
+  const { database } = queue;
+  const size = database
+    ? html` <span class="muted">queue.db ${mib(database.usedBytes + database.freeBytes)} MiB, ${mib(database.freeBytes)} MiB of it free</span>`
+    : '';
+  return html`<p id="queue">Queue: <span class="badge ${badge}">${queue.messages} message${queue.messages === 1 ? '' : 's'}</span>${queue.messages > 0 ? html` <span class="muted">oldest waiting ${age(Math.round(queue.oldestAgeSeconds))}</span>` : ''}${size}</p>`;
 }
+
+const mib = (octets: number) => (octets / 1_048_576).toFixed(1);
 
 function domainSection(domain: DomainStatus, keys: readonly StoredKey[]): Safe {
   const rows = keys.filter((k) => k.domain === domain.domain);

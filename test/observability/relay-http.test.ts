@@ -234,6 +234,8 @@ describe('a running relay, watched', () => {
       const waiting = await parseExposition((await get(metricsPort, '/metrics')).body);
       assert.ok((value(waiting, 'dkim_relay_queue_db_bytes', { pages: 'used' }) ?? 0) > 0, "queue.db's pages in use are reported");
       assert.notEqual(value(waiting, 'dkim_relay_queue_db_bytes', { pages: 'free' }), undefined, 'and its free ones');
+      // The status page says the same in its queue line.
+      assert.match((await get(metricsPort, '/')).body, /<p id="queue">Queue: .*1 message.*queue\.db \d+\.\d MiB, \d+\.\d MiB of it free/);
       upstream = await startSink({}, upstreamPort);
       for (let i = 0; i < 100 && upstream.received.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(upstream.received.length, 1, 'the queue delivered it once the upstream was back');
