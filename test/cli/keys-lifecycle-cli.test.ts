@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { PRIVATE_ARMOUR, redact } from '../keys/support.ts';
-import { BIN, dkimRelay, NODE, type Run } from './support.ts';
+import { BIN, CLI_TIMEOUT_MS, dkimRelay, NODE, type Run } from './support.ts';
 
 function shown(run: Run): string {
   return `exit ${run.code}\n--- stdout\n${redact(run.stdout).slice(0, 3000)}\n--- stderr\n${redact(run.stderr).slice(0, 3000)}`;
@@ -58,7 +58,7 @@ function withInput(args: string[], cwd: string, input: string | Buffer): Promise
     const child = execFile(
       NODE,
       [BIN, ...args],
-      { cwd, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' }, encoding: 'utf8', timeout: 30_000 },
+      { cwd, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' }, encoding: 'utf8', timeout: CLI_TIMEOUT_MS },
       (err, stdout, stderr) => {
         if (err && typeof err.code !== 'number') return reject(err);
         resolve({ code: child.exitCode, stdout, stderr });

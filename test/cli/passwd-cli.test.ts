@@ -10,11 +10,11 @@ import { parseConfig } from '../../src/config/load.ts';
 import { checkPassword } from '../../src/access/passwords.ts';
 import { selfSignedCert, send } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { BIN, dkimRelay, NODE, ROOT, serve } from './support.ts';
+import { BIN, CLI_TIMEOUT_MS, dkimRelay, NODE, ROOT, serve } from './support.ts';
 
 function passwd(user: string, input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile(NODE, [BIN, 'passwd', '--', user], { cwd: tempDir(), encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(NODE, [BIN, 'passwd', '--', user], { cwd: tempDir(), encoding: 'utf8', timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: child.exitCode, stdout, stderr });
     });
@@ -68,7 +68,7 @@ test("README's passwd example works exactly as printed, through dkim-relay on PA
   symlinkSync(BIN, join(dir, 'bin', 'dkim-relay'));
   const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const env = { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, HOME: process.env.HOME, LANG: 'C.UTF-8' };
-    const child = execFile('sh', ['-c', line], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile('sh', ['-c', line], { cwd: dir, env, encoding: 'utf8', timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: child.exitCode, stdout, stderr });
     });
@@ -84,7 +84,7 @@ test("README's passwd example works exactly as printed, through dkim-relay on PA
 test('passwd --json prints the entry as an object', async () => {
   const run = await passwd('exchange', 'correct horse battery');
   const json = await new Promise<string>((resolve, reject) => {
-    const child = execFile(NODE, [BIN, 'passwd', '--json', 'exchange'], { cwd: tempDir(), encoding: 'utf8', timeout: 30_000 }, (err, stdout) =>
+    const child = execFile(NODE, [BIN, 'passwd', '--json', 'exchange'], { cwd: tempDir(), encoding: 'utf8', timeout: CLI_TIMEOUT_MS }, (err, stdout) =>
       err ? reject(err) : resolve(stdout),
     );
     child.stdin!.end('correct horse battery');
@@ -153,7 +153,7 @@ function passwdOnTerminal(user: string, script: [string, string][]): Promise<{ o
     execFile(
       'python3',
       [join(ROOT, 'test', 'helpers', 'pty_run.py'), JSON.stringify(script), NODE, BIN, 'passwd', user],
-      { cwd: tempDir(), env, encoding: 'utf8', timeout: 45_000 },
+      { cwd: tempDir(), env, encoding: 'utf8', timeout: CLI_TIMEOUT_MS },
       (err, stdout) => {
         if (err) return reject(err);
         resolve(JSON.parse(stdout) as { output: string; code: number; timedOut: boolean });

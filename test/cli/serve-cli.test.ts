@@ -10,7 +10,7 @@ import { rawSession, type RawSession } from '../helpers/raw-smtp.ts';
 import { queuedIds } from '../helpers/queued.ts';
 import { selfSignedCert, startSink, type SinkBehaviour } from '../helpers/relay-harness.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { BIN, dkimRelay, NODE, serve, type Served } from './support.ts';
+import { BIN, CLI_TIMEOUT_MS, dkimRelay, NODE, serve, type Served } from './support.ts';
 
 /** None of these tests is about the rotation scheduler: it stays off, so no pass ever asks DNS. */
 const ROTATION_OFF = 'rotation: {check: "off"}\n';
@@ -113,7 +113,7 @@ test("the stripped TypeScript is kept in systemd's CacheDirectory (or node_modul
       execFile(
         NODE,
         [BIN, '--version'],
-        { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: 30_000 },
+        { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, encoding: 'utf8', timeout: CLI_TIMEOUT_MS },
         (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
       );
     });

@@ -5,12 +5,12 @@ import { execFile } from 'node:child_process';
 import { before, describe, test } from 'node:test';
 import { tempDir } from '../helpers/tmp.ts';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
-import { BIN, dkimRelay, NODE } from './support.ts';
+import { BIN, CLI_TIMEOUT_MS, dkimRelay, NODE } from './support.ts';
 
 function withStdin(args: string[], cwd: string, input: string | Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const env = { PATH: process.env.PATH, HOME: process.env.HOME };
-    const child = execFile(NODE, [BIN, ...args], { cwd, env, encoding: 'buffer', timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(NODE, [BIN, ...args], { cwd, env, encoding: 'buffer', timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: child.exitCode, stdout, stderr: stderr.toString() });
     });

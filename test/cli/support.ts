@@ -7,6 +7,11 @@ import { tempDir } from '../helpers/tmp.ts';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 export const BIN = join(ROOT, 'bin', 'dkim-relay.js');
+/**
+ * How long one CLI run may take before it is killed: a start-up takes under a
+ * second, but a throttled CI host has been seen to stretch it past 30 s.
+ */
+export const CLI_TIMEOUT_MS = 120_000;
 
 // V8's code cache only makes the many start-ups quicker; behaviour is unchanged.
 const compileCache = tempDir('dkim-relay-ncc-');
@@ -24,7 +29,7 @@ export interface Run {
 export function dkimRelay(args: string[], cwd: string, options: { node?: string; input?: string } = {}): Promise<Run> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8', NODE_COMPILE_CACHE: compileCache };
   return new Promise((resolve, reject) => {
-    const child = execFile(options.node ?? NODE, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(options.node ?? NODE, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: CLI_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') return reject(err);
       resolve({ code: child.exitCode, stdout, stderr });
     });
