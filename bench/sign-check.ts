@@ -1,6 +1,6 @@
-// Signing + self-check as the relay does them (the crypto pool's threads sign
-// and verify, the event loop hashes, builds the header and runs mailauth's
-// verifier), many messages in flight, beside the raw node:crypto RSA-2048
+// Signing + self-check as the relay does them (the crypto pool's threads sign,
+// the event loop hashes, builds the header, runs mailauth's verifier and
+// checks an RSA signature itself), many messages in flight, beside the raw node:crypto RSA-2048
 // rate of every core: the physical limit of what the machine can sign. Each
 // figure and its limit are measured in alternation, round after round, and
 // the medians reported, so both saw the same neighbours.

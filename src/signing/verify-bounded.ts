@@ -4,7 +4,7 @@
 // hashed by mailauth's own body canonicalizer, in slices. Nothing here uses
 // our signer's canonicalization or body hash, so a bug there cannot vouch
 // for itself. The public key is mailauth's reading of the record the key
-// store publishes; the key operation runs in the crypto pool.
+// store publishes; the key operation is the crypto pool's.
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { DKIMResult, DNSResolver } from 'mailauth';

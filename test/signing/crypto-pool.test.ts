@@ -62,7 +62,7 @@ describe('crypto pool', () => {
     }
   });
 
-  test('verifies in the threads: a good signature passes, a wrong digest or signature fails', async () => {
+  test('verifies (Ed25519 in the threads, RSA in this one): a good signature passes, a wrong digest or signature fails', async () => {
     const pool = new CryptoPool({ size: 2 });
     try {
       for (const k of [rsa, ed]) {
@@ -93,6 +93,22 @@ describe('crypto pool', () => {
       assert.ok(pool.retried > 0, 'some jobs were in flight on the killed thread');
       assert.equal(pool.threads.length, 2, 'the thread was replaced');
       assert.match(problems.join('\n'), /a signing thread stopped/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('an RSA verification never waits for a thread; an Ed25519 one does', async () => {
+    // Threads that die on every job: only work done in this thread can succeed.
+    const pool = new CryptoPool({ size: 1, workerUrl: fixture('dying-crypto-worker.ts') });
+    try {
+      const digest = digests(1)[0]!;
+      const crypto = await import('node:crypto');
+      const rsaSignature = signDigest('rsa', digest, rsa.key.privateKey);
+      assert.equal(await within(pool.verify('rsa', digest, crypto.createPublicKey(rsa.key.privateKey), rsaSignature), 30_000, 'RSA'), true);
+      const edSignature = signDigest('ed25519', digest, ed.key.privateKey);
+      const edPublic = crypto.createPublicKey(ed.key.privateKey);
+      await assert.rejects(within(pool.verify('ed25519', digest, edPublic, edSignature), 30_000, 'Ed25519'), CryptoUnavailable);
     } finally {
       await pool.close();
     }
