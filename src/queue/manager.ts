@@ -298,12 +298,12 @@ export class QueueManager {
     const replies = new Map<number, SmtpReply>(recipients.map((r, i) => [r.seq, answer.recipients[i]?.reply ?? answer]));
     const results = decideOutcomes({ receivedAt: message.receivedAt, now: this.#now(), recipients, replies }, this.#o.policy, this.#random);
     // Delivered recipients are recorded as soon as the 250 is in, before any notice is built: until
-    // that commit, a crash sends them again (RFC 5321 §6.1), so that time is kept to one commit, made
-    // at once: sharing the intake's group commit tripled the duplicates of bench/crash.ts (0.10 % →
-    // 0.25-0.29 %) for no throughput that could be told from noise.
+    // that commit, a crash sends them again (RFC 5321 §6.1), so that time is kept to the rest of this
+    // turn of the event loop (recordFinalSoon): sharing the intake's group commit, which waits for a
+    // disk, tripled the duplicates of bench/crash.ts (0.10 % → 0.25-0.29 %).
     const delivered = results.filter((r) => r.outcome.result === 'delivered');
     const pending = results.filter((r) => r.outcome.result !== 'delivered');
-    if (delivered.length > 0) this.#record(claim, delivered, pending.length === 0, delays);
+    if (delivered.length > 0) await this.#record(claim, delivered, pending.length === 0, delays);
     if (pending.length > 0) await this.#recordPending(claim, original, pending, delays);
   }
 
@@ -342,7 +342,7 @@ export class QueueManager {
         return;
       }
     }
-    this.#record(claim, pending, true, delays);
+    await this.#record(claim, pending, true, delays);
     const warned = pending.filter((r) => r.warnDelay).map((r) => r.recipient.seq);
     if (warned.length > 0) index.markDelayWarned(message.id, warned);
   }
@@ -353,15 +353,16 @@ export class QueueManager {
   }
 
   /**
-   * Commits these recipients' results (one transaction, at once), then counts
-   * and logs them. The last results of an attempt remove the message in that
-   * transaction when it leaves no recipient waiting, and then its file.
+   * Commits these recipients' results, then counts and logs them. The last
+   * results of an attempt are committed at the end of this turn of the event
+   * loop, with those of other attempts ending in it, and remove the message
+   * in that transaction when it leaves no recipient waiting, and then its file.
    */
-  #record(claim: Claim, results: RecipientResult[], last: boolean, delays: AttemptDelays): void {
+  async #record(claim: Claim, results: RecipientResult[], last: boolean, delays: AttemptDelays): Promise<void> {
     const { index, upstream, logger } = this.#o;
     const { message } = claim;
     const outcomes = results.map((r) => r.outcome);
-    const finished = last ? index.recordFinal(claim, outcomes) : (index.record(claim, outcomes), null);
+    const finished = last ? await index.recordFinalSoon(claim, outcomes) : (index.record(claim, outcomes), null);
     const domain = claim.signingDomain;
     for (const { outcome } of results) {
       if (outcome.result === 'delivered') metrics.delivered(domain, (this.#now() - message.receivedAt) / 1000);

@@ -204,6 +204,14 @@ export interface DatabaseSpace {
   reclaimable: boolean;
 }
 
+/** The last results of an attempt, waiting for the transaction that records them (recordFinalSoon). */
+interface FinalRecord {
+  claim: Pick<Claim, 'token' | 'message'>;
+  outcomes: AttemptOutcome[];
+  /** Set by that transaction: what recordFinal returns. */
+  finished: { delivered: number; bounced: number } | null;
+}
+
 /** The WAL is cut back to this size (octets) whenever a checkpoint empties it. */
 const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
@@ -212,6 +220,7 @@ export class QueueIndex {
   readonly db: Database.Database;
   readonly #now: () => number;
   readonly #batcher: GroupCommit<NewMessage>;
+  readonly #finals: GroupCommit<FinalRecord>;
   readonly #onCommit: ((ids: string[]) => void) | undefined;
   readonly #walSync: FileSync;
   readonly #statements = new Map<string, Database.Statement>();
@@ -239,6 +248,13 @@ export class QueueIndex {
     }, options.groupCommit);
     this.#walSync = new FileSync(`${file}-wal`, options.fsync ?? fsyncWal);
     this.#transaction = db.transaction((body: () => unknown) => body());
+    this.#finals = new GroupCommit((records) =>
+      this.#withoutFsync(() =>
+        this.#immediate(() => {
+          for (const r of records) r.finished = this.#recordFinal(r.claim, r.outcomes);
+        }),
+      ),
+    );
   }
 
   /** Runs `body` in one BEGIN IMMEDIATE transaction (a savepoint inside another). */
@@ -271,6 +287,7 @@ export class QueueIndex {
 
   close(): void {
     this.#batcher.flush();
+    this.#finals.flush();
     this.db.close();
   }
 
@@ -336,6 +353,7 @@ export class QueueIndex {
   /** Commits every commit waiting in the group now (before closing, in tests). */
   flush(): void {
     this.#batcher.flush();
+    this.#finals.flush();
   }
 
   /** Records several messages in one transaction, synchronously and durably (synchronous=FULL). */
@@ -500,13 +518,26 @@ export class QueueIndex {
    * when the message was removed, else null.
    */
   recordFinal(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
-    return this.#withoutFsync(() =>
-      this.#immediate(() => {
-        const id = claim.message.id;
-        const finished = this.#finishesMessage(claim, outcomes) ?? (this.record(claim, outcomes), this.finishedCounts(id));
-        return finished && this.remove(id) ? finished : null;
-      }),
-    );
+    return this.#withoutFsync(() => this.#immediate(() => this.#recordFinal(claim, outcomes)));
+  }
+
+  /**
+   * recordFinal() in one transaction with the final results of other
+   * attempts that end in this turn of the event loop: a commit writes the
+   * pages it changed to the WAL, and deliveries that end together change
+   * mostly the same pages (145 against 70 µs a message in groups of five).
+   * Waiting for the end of the turn, not for a disk, keeps the time in which
+   * a crash sends a delivered message again short.
+   */
+  recordFinalSoon(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): Promise<{ delivered: number; bounced: number } | null> {
+    const record: FinalRecord = { claim, outcomes, finished: null };
+    return this.#finals.add(record).then(() => record.finished);
+  }
+
+  #recordFinal(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
+    const id = claim.message.id;
+    const finished = this.#finishesMessage(claim, outcomes) ?? (this.record(claim, outcomes), this.finishedCounts(id));
+    return finished && this.remove(id) ? finished : null;
   }
 
   /**

@@ -2,7 +2,7 @@
 // anything else: a crash after a 250 then repeats only that one transaction.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -15,7 +15,7 @@ import { QueueIndex, type Claim, type QueuedRecipient } from '../../src/queue/qu
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
-import { envelope } from './support.ts';
+import { envelope, walCommits } from './support.ts';
 
 const OK = { code: 250, enhanced: '2.0.0', text: 'Ok' };
 
@@ -129,13 +129,17 @@ test('an attempt whose result cannot be recorded (a full disk) hands its recipie
   const index = QueueIndex.open(join(dir, 'queue.db'));
   const stored = await spool.write(Buffer.from('From: a@example.com\r\nSubject: x\r\n\r\nhello\r\n'));
   await index.enqueue(envelope(stored.id, stored.size));
-  const [record, recordFinal] = [index.record, index.recordFinal];
+  const [record, recordFinalSoon] = [index.record, index.recordFinalSoon];
   let failed = false;
   // Both ways a result is committed fail, as they would on a full disk.
-  index.record = index.recordFinal = () => {
+  const full = () => {
     failed = true;
-    throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    return Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
   };
+  index.record = () => {
+    throw full();
+  };
+  index.recordFinalSoon = () => Promise.reject(full());
   const manager = startManager(
     spool,
     index,
@@ -149,28 +153,12 @@ test('an attempt whose result cannot be recorded (a full disk) hands its recipie
     recipient = index.show(stored.id)!.recipients[0]!;
   }
   await manager.stop(5000);
-  [index.record, index.recordFinal] = [record, recordFinal];
+  [index.record, index.recordFinalSoon] = [record, recordFinalSoon];
   assert.equal(recipient.state, 'queued', 'given back, not left claimed');
   // retryAfter is 1m (with jitter below it); the claim's lease would have been a quarter of an hour.
   assert.ok(recipient.nextAttemptAt - start <= 60_000 && recipient.nextAttemptAt - start > 30_000, `next attempt in ${recipient.nextAttemptAt - start} ms`);
   index.close();
 });
-
-/**
- * Write transactions committed to a WAL file so far: the frames that end a
- * commit carry the database size after it (a non-zero field), and frames of
- * an earlier generation of the file carry other salts (SQLite's WAL format).
- */
-function walCommits(file: string): number {
-  const wal = readFileSync(file);
-  const pageSize = wal.readUInt32BE(8);
-  let commits = 0;
-  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
-    if (wal.readUInt32BE(at + 8) !== wal.readUInt32BE(16) || wal.readUInt32BE(at + 12) !== wal.readUInt32BE(20)) break;
-    if (wal.readUInt32BE(at + 4) !== 0) commits++;
-  }
-  return commits;
-}
 
 test('a fresh message delivered at once costs two commits: its intake group, then its result and removal together', async () => {
   const dir = tempDir();

@@ -13,7 +13,7 @@ import { QUEUE_SCHEMA_VERSION } from '../../src/queue/queue-schema.ts';
 import { newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { envelope, smallDisk } from './support.ts';
+import { envelope, smallDisk, walCommits } from './support.ts';
 
 const T0 = Date.UTC(2026, 10, 22, 10, 0, 0);
 const LEASE = 10 * 60_000;
@@ -384,6 +384,40 @@ test('the last results of an attempt remove a finished message in their transact
   assert.deepEqual(states(index, stale), ['delivering']);
   assert.deepEqual(index.recordFinal(second, [ok(0)]), { delivered: 1, bounced: 0 });
   assert.equal(index.show(stale), undefined);
+  index.close();
+});
+
+test('the last results of attempts ending in one turn are committed in one transaction, each with its own answer', async () => {
+  const dir = tempDir();
+  const c = clock();
+  const index = openIndex(dir, () => c.now);
+  index.db.pragma('wal_autocheckpoint = 0'); // the WAL keeps every commit of the test
+  const ok = (seq: number) => ({ seq, result: 'delivered', reply: { code: 250, text: 'Ok' } }) as const;
+  const later = (seq: number) => ({ seq, result: 'deferred', reply: { code: 451, text: 'later' }, nextAttemptAt: c.now + 60_000 }) as const;
+  const stale = newSpoolId();
+  index.enqueueMany([envelope(stale, 1)]);
+  const [first] = index.claimDue({ limit: 10, leaseMs: LEASE });
+  c.tick(LEASE); // its lease runs out: the next claim takes it over
+  const ids = Array.from({ length: 4 }, () => newSpoolId());
+  index.enqueueMany(ids.map((id) => envelope(id, 1, ['a@x.example', 'b@x.example'])));
+  const claims = index.claimDue({ limit: 10, leaseMs: LEASE });
+  const claimOf = (id: string) => claims.find((cl) => cl.message.id === id)!;
+  const before = walCommits(join(dir, 'queue.db-wal'));
+
+  const results = await Promise.all([
+    index.recordFinalSoon(claimOf(ids[0]!), [ok(0), ok(1)]),
+    index.recordFinalSoon(claimOf(ids[1]!), [ok(0), later(1)]),
+    index.recordFinalSoon(claimOf(ids[2]!), [ok(0), ok(1)]),
+    index.recordFinalSoon(first!, [ok(0)]),
+  ]);
+
+  assert.equal(walCommits(join(dir, 'queue.db-wal')) - before, 1, 'one transaction for the four');
+  assert.deepEqual(results, [{ delivered: 2, bounced: 0 }, null, { delivered: 2, bounced: 0 }, null]);
+  assert.equal(index.show(ids[0]!), undefined, 'finished: removed');
+  assert.deepEqual(states(index, ids[1]!), ['delivered', 'deferred'], 'a deferred recipient: recorded, kept');
+  assert.deepEqual(states(index, ids[3]!), ['delivering', 'delivering'], 'no result given: untouched');
+  assert.deepEqual(states(index, stale), ['delivering'], 'a lease run out: the newer claim holds it');
+  assert.deepEqual(await index.recordFinalSoon(claimOf(stale), [ok(0)]), { delivered: 1, bounced: 0 });
   index.close();
 });
 

@@ -1,6 +1,7 @@
 // Shared pieces of the queue tests: a size-limited tmpfs for a real full disk,
-// and envelopes to enqueue.
+// envelopes to enqueue, and the commits a WAL file holds.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import type { NewMessage } from '../../src/queue/queue-index.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -45,4 +46,20 @@ export async function* chunks(count: number, chunkSize: number): AsyncGenerator<
     chunk.fill(i % 251);
     yield chunk;
   }
+}
+
+/**
+ * Write transactions committed to a WAL file so far: the frames that end a
+ * commit carry the database size after it (a non-zero field), and frames of
+ * an earlier generation of the file carry other salts (SQLite's WAL format).
+ */
+export function walCommits(file: string): number {
+  const wal = readFileSync(file);
+  const pageSize = wal.readUInt32BE(8);
+  let commits = 0;
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    if (wal.readUInt32BE(at + 8) !== wal.readUInt32BE(16) || wal.readUInt32BE(at + 12) !== wal.readUInt32BE(20)) break;
+    if (wal.readUInt32BE(at + 4) !== 0) commits++;
+  }
+  return commits;
 }
