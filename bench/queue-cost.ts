@@ -9,7 +9,7 @@
 //   strace -f -c -e trace=fsync,fdatasync,unlink,rename node bench/queue-cost.ts   (the fsyncs)
 //
 // `tree`: another checkout to measure the same way (its src/ is imported).
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -26,18 +26,7 @@ const { Spool } = await from<typeof import('../src/queue/spool.ts')>('src/queue/
 const { acceptMessage } = await from<typeof import('../src/queue/accept.ts')>('src/queue/accept.ts');
 const { bufferOctets } = await from<typeof import('../src/message/octets.ts')>('src/message/octets.ts');
 import type { ManagerOptions } from '../src/queue/manager.ts';
-
-/** Commits in a WAL: frames that end a commit carry the database size after it; older frames carry other salts. */
-function walCommits(file: string): number {
-  const wal = readFileSync(file);
-  const pageSize = wal.readUInt32BE(8);
-  let commits = 0;
-  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
-    if (wal.readUInt32BE(at + 8) !== wal.readUInt32BE(16) || wal.readUInt32BE(at + 12) !== wal.readUInt32BE(20)) break;
-    if (wal.readUInt32BE(at + 4) !== 0) commits++;
-  }
-  return commits;
-}
+import { walCommits } from '../test/queue/support.ts';
 
 const OK = { code: 250, enhanced: '2.0.0', text: 'Ok' };
 const upstream: Upstream = {
