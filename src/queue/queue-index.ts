@@ -208,7 +208,7 @@ export interface DatabaseSpace {
 interface FinalRecord {
   claim: Pick<Claim, 'token' | 'message'>;
   outcomes: AttemptOutcome[];
-  /** Set by that transaction: what recordFinal returns. */
+  /** Set by that transaction: what recordFinalSoon resolves to. */
   finished: { delivered: number; bounced: number } | null;
 }
 
@@ -514,20 +514,15 @@ export class QueueIndex {
   /**
    * record() for the last results of an attempt, and in the same
    * transaction the message's rows when it leaves no recipient waiting: the
-   * caller then removes its file. Returns how many were delivered and bounced
-   * when the message was removed, else null.
-   */
-  recordFinal(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): { delivered: number; bounced: number } | null {
-    return this.#withoutFsync(() => this.#immediate(() => this.#recordFinal(claim, outcomes)));
-  }
-
-  /**
-   * recordFinal() in one transaction with the final results of other
-   * attempts that end in this turn of the event loop: a commit writes the
-   * pages it changed to the WAL, and deliveries that end together change
-   * mostly the same pages (145 against 70 µs a message in groups of five).
-   * Waiting for the end of the turn, not for a disk, keeps the time in which
-   * a crash sends a delivered message again short.
+   * caller then removes its file. Resolves to how many were delivered and
+   * bounced when the message was removed, else null.
+   *
+   * The transaction holds the final results of every attempt that ends in
+   * this turn of the event loop: a commit writes the pages it changed to the
+   * WAL, and deliveries that end together change mostly the same pages (145
+   * against 70 µs a message in groups of five). Waiting for the end of the
+   * turn, not for a disk, keeps the time in which a crash sends a delivered
+   * message again short.
    */
   recordFinalSoon(claim: Pick<Claim, 'token' | 'message'>, outcomes: AttemptOutcome[]): Promise<{ delivered: number; bounced: number } | null> {
     const record: FinalRecord = { claim, outcomes, finished: null };

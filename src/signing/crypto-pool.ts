@@ -1,7 +1,8 @@
 // Signing and verification off the event loop: worker threads do the
 // RSA/Ed25519 key operations on SHA-256 digests, so SMTP sessions never wait
-// on crypto (but for an RSA verification, cheaper than the trip). Only the 32-octet digest (and a key, once per key and thread)
-// crosses to a thread, never a message.
+// on crypto (but for an RSA verification, cheaper than the trip). Only the
+// 32-octet digest (and a key, once per key and thread) crosses to a thread,
+// never a message.
 //
 // A thread that dies takes no job with it: its jobs go to another thread,
 // once; a job that loses its thread twice fails with CryptoUnavailable (the

@@ -330,7 +330,7 @@ test('finished messages (every recipient delivered or bounced) are listed, then 
   index.close();
 });
 
-test('the last results of an attempt remove a finished message in their transaction, counting earlier results; anything else is only recorded', () => {
+test('the last results of an attempt remove a finished message in their transaction, counting earlier results; anything else is only recorded', async () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
   const ok = (seq: number) => ({ seq, result: 'delivered', reply: { code: 250, text: 'Ok' } }) as const;
@@ -348,7 +348,7 @@ test('the last results of an attempt remove a finished message in their transact
   index.enqueueMany([envelope(whole, 1, ['a@x.example', 'b@x.example'])]);
   const wholeClaim = claimOf(whole);
   const before = updates();
-  assert.deepEqual(index.recordFinal(wholeClaim, [ok(0), refused(1)]), { delivered: 1, bounced: 1 });
+  assert.deepEqual(await index.recordFinalSoon(wholeClaim, [ok(0), refused(1)]), { delivered: 1, bounced: 1 });
   assert.equal(updates(), before, 'rows updated before their deletion');
   assert.equal(index.show(whole), undefined);
   assert.equal(rows(whole), 0);
@@ -359,19 +359,19 @@ test('the last results of an attempt remove a finished message in their transact
   index.enqueueMany([envelope(retried, 1, ['a@x.example', 'b@x.example', 'c@x.example'])]);
   index.record(claimOf(retried), [ok(0), later(1), refused(2)]);
   c.tick(60_000);
-  assert.deepEqual(index.recordFinal(claimOf(retried), [ok(1)]), { delivered: 2, bounced: 1 });
+  assert.deepEqual(await index.recordFinalSoon(claimOf(retried), [ok(1)]), { delivered: 2, bounced: 1 });
   assert.equal(index.show(retried), undefined);
 
   // A deferred result: recorded, the message stays.
   const waiting = newSpoolId();
   index.enqueueMany([envelope(waiting, 1, ['a@x.example', 'b@x.example'])]);
-  assert.equal(index.recordFinal(claimOf(waiting), [ok(0), later(1)]), null);
+  assert.equal(await index.recordFinalSoon(claimOf(waiting), [ok(0), later(1)]), null);
   assert.deepEqual(states(index, waiting), ['delivered', 'deferred']);
 
   // A recipient the claim holds without a result here: recorded, the message stays.
   const partial = newSpoolId();
   index.enqueueMany([envelope(partial, 1, ['a@x.example', 'b@x.example'])]);
-  assert.equal(index.recordFinal(claimOf(partial), [ok(0)]), null);
+  assert.equal(await index.recordFinalSoon(claimOf(partial), [ok(0)]), null);
   assert.deepEqual(states(index, partial), ['delivered', 'delivering']);
 
   // A stale claim (its lease ran out and another attempt holds the recipient): nothing changes.
@@ -380,9 +380,9 @@ test('the last results of an attempt remove a finished message in their transact
   const first = claimOf(stale);
   c.tick(LEASE);
   const second = claimOf(stale);
-  assert.equal(index.recordFinal(first, [ok(0)]), null);
+  assert.equal(await index.recordFinalSoon(first, [ok(0)]), null);
   assert.deepEqual(states(index, stale), ['delivering']);
-  assert.deepEqual(index.recordFinal(second, [ok(0)]), { delivered: 1, bounced: 0 });
+  assert.deepEqual(await index.recordFinalSoon(second, [ok(0)]), { delivered: 1, bounced: 0 });
   assert.equal(index.show(stale), undefined);
   index.close();
 });

@@ -335,7 +335,6 @@ describe('a fleet of three relays on one PostgreSQL store', postgresOrSkip(), ()
     assert.match(silent, /<span class="badge bad">silent<\/span> <span class="muted">not heard from since /);
   });
 
-  /** How long after `write` began each relay held the key set it made (ms), as its /healthz says. */
   /**
    * How long after `write` began each relay loaded the change, by the relay's
    * own "loaded at" time: how quickly the test's probes get to look (a
