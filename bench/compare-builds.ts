@@ -1,4 +1,4 @@
-// Two builds of the relay side by side, queue mode, RSA-2048: this tree and
+// Two builds of the relay side by side (queue mode unless BENCH_MODE=sync), RSA-2048: this tree and
 // another checkout (BENCH_OTHER=/path/to/checkout, with its node_modules), in
 // alternating rounds under the same load, so a change is judged on this
 // shared machine by CPU per message of each relay's process tree and msg/s
@@ -6,7 +6,7 @@
 //
 //   BENCH_OTHER=/tmp/base BENCH_ROUNDS=3 node bench/compare-builds.ts
 //
-// Settings: BENCH_ROUNDS (3), BENCH_SESSIONS (20), BENCH_SMALL_MESSAGES (600),
+// Settings: BENCH_MODE (queue, or sync), BENCH_ROUNDS (3), BENCH_SESSIONS (20), BENCH_SMALL_MESSAGES (600),
 // BENCH_LARGE_MESSAGES (80), BENCH_LOAD_SECONDS (40), BENCH_CPU_PROF=<dir>
 // (each relay writes a V8 CPU profile there when it stops), BENCH_THIS_ARGS and
 // BENCH_OTHER_ARGS (Node.js options for each build), BENCH_WARMUP=0 (no
@@ -28,6 +28,7 @@ if (!other) {
   console.error('compare-builds: set BENCH_OTHER to the checkout to compare with (its node_modules installed)');
   process.exit(2);
 }
+const mode = process.env.BENCH_MODE === 'sync' ? 'sync' : 'queue';
 const say = (line: string) => console.log(line);
 const host = machine();
 say(`compare-builds, ${new Date().toISOString()}: ${host.cores} × ${host.cpu}, Node ${host.node}; load average ${load1().toFixed(2)}`);
@@ -52,7 +53,7 @@ try {
   const systems: SystemUnderTest[] = [];
   for (const [i, build] of builds.entries()) {
     const dir = mkdtempSync(join(scratch, `build${i}-`));
-    const relay = await build.start({ dir, mode: 'queue', algorithm: 'rsa', sinkPort: sink.port, nodeArgs: nodeArgs(`build${i}`, i) });
+    const relay = await build.start({ dir, mode, algorithm: 'rsa', sinkPort: sink.port, nodeArgs: nodeArgs(`build${i}`, i) });
     stops.push(() => relay.stop());
     systems.push({ name: build.name, port: relay.port, pids: () => [relay.pid], records: relay.records });
     say(`  ${build.name}: PID ${relay.pid}, port ${relay.port}`);
@@ -78,7 +79,7 @@ try {
   // A size given no messages (BENCH_LARGE_MESSAGES=0, say) is left out, not reported as NaN msg/s.
   const sizes = [SMALL, LARGE].filter((size) => count.get(size)! > 0);
   for (const size of sizes) {
-    say(`\n${size / 1024} KiB, queue mode, RSA-2048:`);
+    say(`\n${size / 1024} KiB, ${mode} mode, RSA-2048:`);
     await e2e.throughput(systems, size);
   }
   say('\nMedians:');
