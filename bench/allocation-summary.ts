@@ -30,8 +30,8 @@ const stack: SamplingNode['callFrame'][] = [];
 const walk = (node: SamplingNode) => {
   stack.push(node.callFrame);
   if (node.selfSize > 0) {
-    const owner = stack.findLast(isScript) ?? node.callFrame;
-    charged.set(name(owner), (charged.get(name(owner)) ?? 0) + node.selfSize);
+    const owner = name(stack.findLast(isScript) ?? node.callFrame);
+    charged.set(owner, (charged.get(owner) ?? 0) + node.selfSize);
     total += node.selfSize;
   }
   for (const child of node.children) walk(child);
