@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { parseHeader, splitMessage } from '../../src/message/header.ts';
 import { BodyHasher } from '../../src/signing/body-hash.ts';
-import { RelaxedBody, relaxedHeader } from '../../src/signing/canonicalization/relaxed.ts';
+import { RelaxedBody, relaxedHeader, spaceBeforeSpaceOrCr } from '../../src/signing/canonicalization/relaxed.ts';
 import { SimpleBody, simpleHeader } from '../../src/signing/canonicalization/simple.ts';
 import type { Canonicalization } from '../../src/signing/canonicalization/types.ts';
 
@@ -95,6 +95,26 @@ test('chunk boundaries do not matter: one byte at a time equals one piece', () =
       assert.equal(bytes.digest(), one);
     }
   }
+});
+
+test('the search for a SP before SP or CR finds the first one from every position, at either parity', () => {
+  const naive = (b: Buffer, from: number): number => {
+    for (let i = from; i + 1 < b.length; i++) if (b[i] === 0x20 && (b[i + 1] === 0x20 || b[i + 1] === 0x0d)) return i;
+    return -1;
+  };
+  let x = 7;
+  const rand = (n: number): number => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x % n;
+  };
+  for (let n = 0; n < 3000; n++) {
+    const length = rand(24);
+    const b = Buffer.from(Array.from({ length }, () => ' \ra\n\t'.charCodeAt(rand(5))));
+    for (let from = 0; from <= length; from++) assert.equal(spaceBeforeSpaceOrCr(b, from), naive(b, from), `${JSON.stringify(b.toString())} from ${from}`);
+  }
+  assert.equal(spaceBeforeSpaceOrCr(Buffer.from('ab \r'), 0), 2);
+  assert.equal(spaceBeforeSpaceOrCr(Buffer.from('abc  '), 0), 3);
+  assert.equal(spaceBeforeSpaceOrCr(Buffer.from('a b c '), 0), -1, 'a space at the end has nothing after it here');
 });
 
 /** Straightforward whole-body reference versions of RFC 6376 §3.4.3 and §3.4.4 (CRLF input). */
