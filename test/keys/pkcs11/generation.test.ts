@@ -31,8 +31,10 @@ test('generating RSA-2048 pairs in the token never stalls the event loop for lon
     longestGap = Math.max(longestGap, end - last); // a stall that lasted to the end
     const took = end - start;
     t.diagnostic(`3 RSA-2048 pairs in ${took.toFixed(0)} ms; longest event-loop stall ${longestGap.toFixed(1)} ms`);
-    // Made on the event loop, each generation (100–250 ms on SoftHSM) is one gap as long as itself.
-    assert.ok(longestGap < took / 6, `the event loop stalled ${longestGap.toFixed(0)} ms while 3 keys took ${took.toFixed(0)} ms`);
+    // Made on the event loop, each generation (80–250 ms on SoftHSM) is one gap as long as itself: the
+    // longest at least a third of the whole. A quarter leaves room for a busy machine's own stalls
+    // (41 ms of 240 once, with other tests running on both cores).
+    assert.ok(longestGap < took / 4, `the event loop stalled ${longestGap.toFixed(0)} ms while 3 keys took ${took.toFixed(0)} ms`);
   } finally {
     token.close();
   }
