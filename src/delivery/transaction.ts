@@ -73,31 +73,39 @@ export function sendTransaction(connection: SMTPConnection, envelope: Envelope, 
   });
 }
 
-/** BDAT's chunk: the octets as they are. */
+/**
+ * BDAT's chunk: the octets as they are. Octets held in memory (a message of
+ * up to 128 KiB) go in one write, whatever the parts they are made of.
+ */
 async function writeOctets(socket: Socket, octets: Octets): Promise<void> {
+  if (octets.held) return written(socket, octets.held);
   for await (const chunk of octets.chunks()) await written(socket, [chunk]);
 }
 
-/** DATA's text: dot-stuffed and ended (RFC 5321 §4.5.2). */
+/** DATA's text: dot-stuffed and ended (RFC 5321 §4.5.2); in one write when held in memory. */
 async function writeDotStuffed(socket: Socket, octets: Octets): Promise<void> {
   const stuffing = new DotStuffing();
+  if (octets.held) return written(socket, [...octets.held.flatMap((part) => stuffing.push(part)), stuffing.end()]);
   for await (const chunk of octets.chunks()) await written(socket, stuffing.push(chunk));
   await written(socket, [stuffing.end()]);
 }
 
 /**
- * Resolves once the socket has taken `parts`: a chunk of the octets is only
- * valid until the next is read (a file is read into one buffer), so the next
- * is not read before this one is gone. Waiting also keeps the socket's buffer
- * small, whatever the size of the message.
+ * Resolves once the socket has taken `parts`, written together (one system
+ * call while the socket takes them): a chunk of the octets is only valid
+ * until the next is read (a file is read into one buffer), so the next is not
+ * read before this one is gone. Waiting also keeps the socket's buffer small,
+ * whatever the size of the message.
  */
 function written(socket: Socket, parts: readonly Buffer[]): Promise<void> {
   return new Promise((resolve, reject) => {
     if (socket.destroyed) return reject(new Error('the connection closed while the message was sent'));
     if (parts.length === 0) return resolve();
+    socket.cork();
     parts.forEach((part, at) => {
       socket.write(part, at < parts.length - 1 ? undefined : (err) => (err ? reject(err) : resolve()));
     });
+    socket.uncork();
   });
 }
 

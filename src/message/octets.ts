@@ -15,17 +15,25 @@ export interface Octets {
    * is read into one reused buffer): copy it to keep it longer.
    */
   chunks(): AsyncIterable<Buffer>;
+  /**
+   * The octets as Buffers held in memory, in order, when they are: Buffers
+   * that are never written to again, which a reader may keep. Undefined for
+   * octets read from a file.
+   */
+  readonly held?: readonly Buffer[] | undefined;
 }
 
 /** Large enough that a read costs little per octet, small enough that many sessions fit in memory. */
 export const CHUNK = 64 * 1024;
 
+/** `data` is never written to again (see Octets.held). */
 export function bufferOctets(data: Buffer): Octets {
   return {
     size: data.length,
     async *chunks() {
       for (let at = 0; at < data.length; at += CHUNK) yield data.subarray(at, at + CHUNK);
     },
+    held: [data],
   };
 }
 
@@ -111,7 +119,13 @@ export function joinOctets(...parts: Octets[]): Octets {
     async *chunks() {
       for (const part of parts) yield* part.chunks();
     },
+    held: parts.every((p) => p.held) ? parts.flatMap((p) => p.held!) : undefined,
   };
+}
+
+/** Buffers held in memory (never written to again), in order, as one message's octets. */
+export function heldOctets(parts: Buffer | readonly Buffer[]): Octets {
+  return Buffer.isBuffer(parts) ? bufferOctets(parts) : joinOctets(...parts.map(bufferOctets));
 }
 
 /** A fresh stream of the octets, for APIs that take one (nodemailer's `raw`); a stream holds its chunks, so they are copies. */

@@ -26,7 +26,7 @@ export const INLINE_MAX_SIZE = 128 * 1024;
 
 /** A message taken in, and how long each durable step took (milliseconds, for its log line). */
 export interface AcceptedMessage extends StoredMessage {
-  /** A file: writing it, its fsync, the rename into msg/ and msg/'s fsync. In the index: gathering its octets. */
+  /** A file: writing it, its fsync, the rename into msg/ and msg/'s fsync. In the index: gathering its octets (none to gather when they are in memory). */
   spoolMs: number;
   /** Waiting for its group, the index commit and the fsync of its WAL (shared by the group). */
   commitMs: number;
@@ -46,15 +46,17 @@ export async function acceptMessage(
   const id = newSpoolId();
   const octets = content(id);
   if (octets.size <= INLINE_MAX_SIZE) {
-    let whole: Buffer;
+    // Octets in memory go as they are: the index puts them together as it writes them.
+    let parts: readonly Buffer[];
     try {
-      whole = await readOctets(octets);
+      parts = octets.held ?? [await readOctets(octets)];
     } catch (err) {
       throw spoolError(err);
     }
+    const size = parts.reduce((sum, part) => sum + part.length, 0);
     const gathered = performance.now();
-    await queue.index.enqueue({ ...envelope, id, size: whole.length, octets: whole });
-    return { id, size: whole.length, spoolMs: gathered - started, commitMs: performance.now() - gathered };
+    await queue.index.enqueue({ ...envelope, id, size, octets: parts });
+    return { id, size, spoolMs: gathered - started, commitMs: performance.now() - gathered };
   }
   const stored = await writeNamed(queue.spool, id, octets);
   const spooled = performance.now();

@@ -12,7 +12,7 @@ import { statSync } from 'node:fs';
 import { NoticeRate } from '../bounce/notice-rate.ts';
 import { durationSeconds } from '../config/duration.ts';
 import type { Envelope, Upstream } from '../delivery/upstream.ts';
-import { bufferOctets, fileOctets, type Octets } from '../message/octets.ts';
+import { fileOctets, heldOctets, type Octets } from '../message/octets.ts';
 import type { RcptDsn } from '../smtp/nodemailer-internals.ts';
 import type { Logger } from '../common/logger.ts';
 import { metrics } from '../observability/metrics.ts';
@@ -276,7 +276,7 @@ export class QueueManager {
       // thread pool the attempt would first wait for a thread and for the loop's next turn.
       const inIndex = message.storedIn === 'index' ? (claim.octets ?? index.octets(message.id)) : undefined;
       if (message.storedIn === 'index' && !inIndex) throw new Error('its octets are gone from the index');
-      original = inIndex ? bufferOctets(inIndex) : fileOctets(spool.path(message.id), 0, statSync(spool.path(message.id)).size);
+      original = inIndex ? heldOctets(inIndex) : fileOctets(spool.path(message.id), 0, statSync(spool.path(message.id)).size);
     } catch (err) {
       index.releaseClaim(claim);
       index.hold(message.id, HOLD_FILE_MISSING);

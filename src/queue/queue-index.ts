@@ -49,8 +49,12 @@ export interface NewMessage {
    */
   senderDomains?: readonly string[] | null | undefined;
   recipients: NewRecipient[];
-  /** The message itself, kept in the index (see INLINE_MAX_SIZE); undefined: it is the spool file. */
-  octets?: Buffer;
+  /**
+   * The message itself, kept in the index (see INLINE_MAX_SIZE): one Buffer,
+   * or its parts in order, Buffers never written to again; undefined: it is
+   * the spool file.
+   */
+  octets?: Buffer | readonly Buffer[];
 }
 
 export interface QueuedMessage {
@@ -107,7 +111,7 @@ export interface Claim {
   /** The d= and s= of every signature the message carries, by domain then selector. */
   signatures: { domain: string; selector: string }[];
   /** A claim made at intake of a message kept in the index: its octets, as committed, not read back. */
-  octets?: Buffer;
+  octets?: Buffer | readonly Buffer[];
 }
 
 /**
@@ -394,7 +398,7 @@ export class QueueIndex {
             m.ret ?? null,
             m.envid ?? null,
             m.senderDomains ? m.senderDomains.join(' ') : null,
-            m.octets ?? null,
+            m.octets === undefined ? null : oneBlob(m.octets),
           );
           for (const s of m.signatures) insertSignature.run(m.id, s.domain.toLowerCase(), s.selector);
           // A claim token only has to differ from every other: randomUUID draws from a cached batch of entropy, randomBytes makes a system call each.
@@ -773,6 +777,25 @@ function toRecipient(row: RecipientRow): QueuedRecipient {
     delayWarnedAt: row.delay_warned_at,
     updatedAt: row.updated_at,
   };
+}
+
+/**
+ * Where a message given in parts (up to accept.ts's INLINE_MAX_SIZE) is put together for its INSERT, which
+ * copies it into the database: one Buffer made for each message would be
+ * memory outside V8's heap that lives from intake to delivery (the claim
+ * holds the parts), and such memory brings V8's full collections nearer;
+ * at 100 KiB a message, a quarter of them came from this copy.
+ */
+const GATHERED = Buffer.allocUnsafeSlow(128 * 1024);
+
+/** The parts as one Buffer, valid until the next call. */
+function oneBlob(octets: Buffer | readonly Buffer[]): Buffer {
+  if (Buffer.isBuffer(octets)) return octets;
+  const size = octets.reduce((sum, part) => sum + part.length, 0);
+  if (size > GATHERED.length) return Buffer.concat(octets, size);
+  let at = 0;
+  for (const part of octets) at += part.copy(GATHERED, at);
+  return GATHERED.subarray(0, at);
 }
 
 /** The claim of a message taken in the transaction that recorded it: what claimDue would have read back. */

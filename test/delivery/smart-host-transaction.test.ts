@@ -12,7 +12,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { SmtpUpstream } from '../../src/delivery/smtp-upstream.ts';
 import { DotStuffing, PIPELINED_BDAT_MAX } from '../../src/delivery/transaction.ts';
 import { storeResolver } from '../../src/keys/resolver.ts';
-import { bufferOctets } from '../../src/message/octets.ts';
+import { bufferOctets, joinOctets } from '../../src/message/octets.ts';
 import { verifyMessage } from '../../src/signing/verify.ts';
 import { verifyWithDkimpy } from '../helpers/independent-verify.ts';
 import { send, startTestRelay } from '../helpers/relay-harness.ts';
@@ -142,6 +142,29 @@ test('DATA: dot-stuffed and ended exactly as nodemailer writes it, whatever the 
   } finally {
     await upstream.close();
     await up.close();
+  }
+});
+
+test('a message held in memory in parts goes out whole, by DATA and by BDAT, wherever the parts are cut (a CRLF split, a dot starting a part)', async () => {
+  // Cut points: inside a CRLF, just before a line's dot, at the very ends.
+  const cuts = [0, 1, DOTTED.indexOf('\r\n.') + 1, DOTTED.indexOf('\r\n.') + 2, DOTTED.indexOf('..'), DOTTED.length - 1, DOTTED.length];
+  const inParts = (a: number, b: number) => joinOctets(...[DOTTED.subarray(0, a), DOTTED.subarray(a, b), DOTTED.subarray(b)].map(bufferOctets));
+  for (const start of [startUpstream, startChunkingUpstream]) {
+    const up = await start();
+    const upstream = smartHost(up.port);
+    try {
+      await upstream.ready();
+      for (const a of cuts) {
+        for (const b of cuts.filter((c) => c >= a)) {
+          const reply = await upstream.deliver({ from: 'payroll@example.com', to: ['alice@example.net'] }, inParts(a, b));
+          assert.equal(reply.code, 250, reply.text);
+          assert.ok(up.received.at(-1)!.raw.equals(DOTTED), `${reply.command}, parts cut at ${a} and ${b}`);
+        }
+      }
+    } finally {
+      await upstream.close();
+      await up.close();
+    }
   }
 });
 

@@ -1,14 +1,14 @@
 // The queue index on real SQLite files: schema, group commit, claims and
 // leases, results, administration, and a full disk.
-import { bufferOctets } from '../../src/message/octets.ts';
+import { bufferOctets, fileOctets, heldOctets, joinOctets, readOctets } from '../../src/message/octets.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSync, readdirSync, readFileSync, statSync, writeSync, closeSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../../src/common/errors.ts';
 import { acceptMessage, INLINE_MAX_SIZE } from '../../src/queue/accept.ts';
-import { DUE_RECIPIENTS, QueueIndex } from '../../src/queue/queue-index.ts';
+import { DUE_RECIPIENTS, QueueIndex, type Claim } from '../../src/queue/queue-index.ts';
 import { QUEUE_SCHEMA_VERSION } from '../../src/queue/queue-schema.ts';
 import { newSpoolId, Spool } from '../../src/queue/spool.ts';
 import { SpoolUnavailableError } from '../../src/common/spool-error.ts';
@@ -520,6 +520,49 @@ test('acceptMessage: a small message goes into the index with its rows, a larger
     'no rows of the refused messages',
   );
   index.close();
+});
+
+test('acceptMessage: messages held in memory in parts, committed together, are each stored whole, and a claim made at intake keeps their parts', async () => {
+  const dir = tempDir();
+  const spool = new Spool(dir);
+  const index = openIndex(dir);
+  const claims: Claim[] = [];
+  index.claimOnIntake({ leaseMs: 60_000, room: () => 20, take: (taken) => claims.push(...taken) });
+  // Parts of different sizes, each message's own: the index puts each together in one buffer in turn.
+  const parts = (n: number) => [Buffer.from(`Received: from c${n}\r\n`), Buffer.from(`Subject: ${n}\r\n\r\n`), Buffer.alloc(1000 * n + 1, String(n % 10))];
+  const messages = Array.from({ length: 20 }, (_, n) => parts(n));
+  const stored = await Promise.all(
+    messages.map((p) =>
+      acceptMessage({ spool, index }, joinOctets(...p.map(bufferOctets)), {
+        sender: '',
+        client: 'c',
+        signatures: [],
+        recipients: [{ address: 'a@b.example' }],
+      }),
+    ),
+  );
+  assert.ok(walCommits(join(dir, 'queue.db-wal')) < 20, 'committed together');
+  stored.forEach((s, n) => {
+    assert.deepEqual(index.octets(s.id), Buffer.concat(messages[n]!), `message ${n}`);
+    assert.equal(s.size, Buffer.concat(messages[n]!).length);
+  });
+  assert.equal(claims.length, 20);
+  for (const claim of claims) {
+    const n = stored.findIndex((s) => s.id === claim.message.id);
+    assert.deepEqual(await readOctets(heldOctets(claim.octets!)), Buffer.concat(messages[n]!), `claim of message ${n}`);
+  }
+  index.close();
+});
+
+test('octets held in memory say so, joined or not; octets read from a file do not', () => {
+  const a = Buffer.from('one');
+  const b = Buffer.from('two');
+  assert.deepEqual(bufferOctets(a).held, [a]);
+  assert.deepEqual(joinOctets(bufferOctets(a), bufferOctets(b)).held, [a, b]);
+  const dir = tempDir();
+  writeFileSync(join(dir, 'f'), 'three');
+  assert.equal(fileOctets(join(dir, 'f'), 0, 5).held, undefined);
+  assert.equal(joinOctets(bufferOctets(a), fileOctets(join(dir, 'f'), 0, 5)).held, undefined);
 });
 
 test('a disk too full for the index commit is SpoolUnavailableError(full), and nothing is recorded', async (t) => {

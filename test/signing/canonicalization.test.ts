@@ -97,6 +97,17 @@ test('chunk boundaries do not matter: one byte at a time equals one piece', () =
   }
 });
 
+test('bodies canonicalized in turns, chunk by chunk, come out as each alone (the relaxed output buffer is shared)', () => {
+  const bodies = randomBodies(200, 2026).map((b) => Buffer.from(b.repeat(40), 'latin1'));
+  const outs = bodies.map(() => [] as Buffer[]);
+  const canons = bodies.map((_, k) => new RelaxedBody((b) => void outs[k]!.push(Buffer.from(b))));
+  for (let at = 0; bodies.some((b) => at < b.length); at += 97) {
+    for (const [k, body] of bodies.entries()) if (at < body.length) canons[k]!.update(body.subarray(at, at + 97));
+  }
+  canons.forEach((c) => c.end());
+  bodies.forEach((body, k) => assert.equal(Buffer.concat(outs[k]!).toString('latin1'), canon('relaxed', body), `body ${k}`));
+});
+
 test('the search for a SP before SP or CR finds the first one from every position, at either parity', () => {
   const naive = (b: Buffer, from: number): number => {
     for (let i = from; i + 1 < b.length; i++) if (b[i] === 0x20 && (b[i + 1] === 0x20 || b[i + 1] === 0x0d)) return i;

@@ -22,6 +22,13 @@ export function relaxedHeader(raw: string): string {
 }
 
 const OUT_SIZE = 64 * 1024;
+/**
+ * The output of every RelaxedBody: each update() hands what it wrote to its
+ * sink before it returns, so the buffer holds nothing between calls. One
+ * per body would be 64 KiB more a message for the collector (memory outside
+ * V8's heap, which brings its full collections nearer until one runs).
+ */
+const OUT = Buffer.allocUnsafe(OUT_SIZE);
 
 /** Shorter runs are not worth leaving the byte loop for. */
 const MIN_RUN = 64;
@@ -102,7 +109,8 @@ class VerbatimRuns {
 /**
  * Streams a CRLF body byte by byte (whitespace handling must look at every
  * byte anyway) into a fixed 64 KiB output buffer handed to the sink when
- * full, so memory stays bounded whatever the body size.
+ * full and at the end of each update(), so memory stays bounded whatever
+ * the body size.
  *
  * Deferred state: a WSP run becomes one SP only when content follows on the
  * same line; line breaks after the last content are held as a count and
@@ -111,7 +119,6 @@ class VerbatimRuns {
  */
 export class RelaxedBody implements BodyCanonicalizer {
   #sink: BodySink;
-  #out = Buffer.allocUnsafe(OUT_SIZE);
   #o = 0;
   #heldCrlfs = 0;
   #wsp = false;
@@ -139,7 +146,7 @@ export class RelaxedBody implements BodyCanonicalizer {
     // State lives in locals in the loop: private field access per byte costs
     // several times the work itself. Common cases are written inline; the
     // rest goes through #put() with the fields synced around it.
-    const out = this.#out;
+    const out = OUT;
     let o = this.#o;
     let held = this.#heldCrlfs;
     let wsp = this.#wsp;
@@ -218,6 +225,7 @@ export class RelaxedBody implements BodyCanonicalizer {
     this.#heldCrlfs = held;
     this.#wsp = wsp;
     if (hasContent) this.#hasContent = true;
+    this.#flush();
   }
 
   end(): void {
@@ -253,12 +261,12 @@ export class RelaxedBody implements BodyCanonicalizer {
 
   #byte(c: number): void {
     if (this.#o === OUT_SIZE) this.#flush();
-    this.#out[this.#o++] = c;
+    OUT[this.#o++] = c;
   }
 
   #flush(): void {
     if (this.#o === 0) return;
-    this.#sink(this.#out.subarray(0, this.#o));
+    this.#sink(OUT.subarray(0, this.#o));
     this.#o = 0;
   }
 }
