@@ -11,7 +11,7 @@ import { createFile } from '../common/file-create.ts';
 import { FindingsScanner } from './mime/scan.ts';
 import { CrlfStream } from './crlf-stream.ts';
 import type { IncomingMessage } from './incoming.ts';
-import { bufferOctets, fileOctets } from './octets.ts';
+import { fileOctets, heldOctets } from './octets.ts';
 import { spoolError } from '../common/spool-error.ts';
 
 /**
@@ -93,8 +93,7 @@ export async function receiveMessage(source: AsyncIterable<Buffer>, limits: Inta
 
   const opened = file as { path: string; handle: FileHandle } | null;
   if (opened) await opened.handle.close();
-  const whole = opened ? null : Buffer.concat(memory);
-  const headerBlock = header.block(whole);
+  const headerBlock = header.block();
   const bodyStart = headerBlock.length;
   const bodySize = header.cut ? 0 : kept - bodyStart;
   const path = opened?.path;
@@ -104,7 +103,9 @@ export async function receiveMessage(source: AsyncIterable<Buffer>, limits: Inta
     message: {
       header: headerBlock,
       headerCut: header.cut,
-      body: path ? fileOctets(path, bodyStart, bodySize) : bufferOctets(whole!.subarray(bodyStart, bodyStart + bodySize)),
+      // In memory, the body is the chunks as they came, never copied into one: a message's Buffers live until
+      // it is delivered, and each one V8 counts against its next full collection.
+      body: path ? fileOctets(path, bodyStart, bodySize) : heldOctets(bodySize ? partsFrom(memory, bodyStart) : []),
       bodyFacts: scanner.end(),
       file: path,
       crlfFixed: crlf.changed,
@@ -154,10 +155,22 @@ class HeaderCut {
     return end >= 0 ? chunk.subarray(end - before) : null;
   }
 
-  /** The header block; without an empty line, the whole message is header. */
-  block(whole: Buffer | null): Buffer {
-    return this.#done ? this.#seen : (whole ?? this.#seen);
+  /** The header block; without an empty line, the whole message (up to the limit) is header. */
+  block(): Buffer {
+    return this.#seen;
   }
+}
+
+/** The octets of `parts` laid end to end from `start` on, as views of them. */
+function partsFrom(parts: readonly Buffer[], start: number): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const part of parts) {
+    const end = at + part.length;
+    if (end > start) out.push(at >= start ? part : part.subarray(start - at));
+    at = end;
+  }
+  return out;
 }
 
 function endOfHeader(data: Buffer, from: number): number {

@@ -31,6 +31,24 @@ test('a small message stays in memory; header block and body come apart where th
   assert.deepEqual(readdirSync(dir), []);
 });
 
+test('a message kept in memory is held as the chunks it came in, never copied into one Buffer', async () => {
+  const dir = tempDir();
+  const data = Buffer.from(`${HEADER}${'a line of the body\r\n'.repeat(500)}`);
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < data.length; at += 1000) chunks.push(Buffer.from(data.subarray(at, at + 1000)));
+  const got = await receiveMessage(
+    (async function* () {
+      yield* chunks;
+    })(),
+    { ...LIMITS, dir },
+  );
+  assert.ok(got.ok);
+  const held = got.message.body.held!;
+  assert.equal(held.length, chunks.length, 'one part a chunk');
+  held.forEach((part, i) => assert.equal(part.buffer, chunks[i]!.buffer, `part ${i} is a view of its chunk`));
+  assert.deepEqual(Buffer.concat([got.message.header, ...held]), data);
+});
+
 test('a body line over 998 octets is measured whole, however the body is cut into chunks', async () => {
   const dir = tempDir();
   const long = 'x'.repeat(1200);
