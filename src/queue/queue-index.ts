@@ -780,11 +780,12 @@ function toRecipient(row: RecipientRow): QueuedRecipient {
 }
 
 /**
- * Where a message given in parts (up to accept.ts's INLINE_MAX_SIZE) is put together for its INSERT, which
- * copies it into the database: one Buffer made for each message would be
- * memory outside V8's heap that lives from intake to delivery (the claim
- * holds the parts), and such memory brings V8's full collections nearer;
- * at 100 KiB a message, a quarter of them came from this copy.
+ * Where a message given in parts (up to accept.ts's INLINE_MAX_SIZE) is put
+ * together for its INSERT, which copies it into the database: one Buffer
+ * made for each message would be memory outside V8's heap that lives from
+ * intake to delivery (the claim holds the parts), and such memory brings
+ * V8's full collections nearer; at 100 KiB a message, a quarter of them came
+ * from this copy.
  */
 const GATHERED = Buffer.allocUnsafeSlow(128 * 1024);
 

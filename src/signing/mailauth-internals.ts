@@ -2,9 +2,10 @@
 // DKIM verifier driven with a header block alone (without the byte-by-byte
 // stream parser of dkimVerify, which costs as much as the rest), its body
 // canonicalization and hashing (the relaxed one finding the lines to rewrite
-// without a JavaScript test of every octet, and rewriting them into one buffer, see
-// SearchingRelaxedHash; neither keeping a view of a caller's buffer), and its DKIM key-record parser, which the self-check uses
-// to stay independent of our signer. mailauth has no "exports" map, so these
+// without a JavaScript test of every octet, and rewriting them into one
+// buffer, see SearchingRelaxedHash; neither keeping a view of a caller's
+// buffer), and its DKIM key-record parser, which the self-check uses to stay
+// independent of our signer. mailauth has no "exports" map, so these
 // modules load, but a release may change them without notice; going through
 // this module, such an upgrade breaks here (and in its tests), in one place.
 import { createRequire } from 'node:module';

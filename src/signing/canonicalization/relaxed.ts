@@ -40,12 +40,12 @@ const MAX_STRETCH = 16 * 1024;
  * Where relaxed canonicalization may change the body: a TAB, an empty line
  * (natively searched for), and a SP before SP or CR (see spaceBeforeSpaceOrCr).
  */
+const EMPTY_LINE = Buffer.from('\r\n\r\n');
 const TRIGGERS: ((chunk: Buffer, from: number) => number)[] = [
   (chunk, from) => chunk.indexOf(HTAB, from),
   (chunk, from) => chunk.indexOf(EMPTY_LINE, from),
   spaceBeforeSpaceOrCr,
 ];
-const EMPTY_LINE = Buffer.from('\r\n\r\n');
 
 /**
  * The first position at or after `from` of a SP followed by SP or CR, or -1.
