@@ -432,6 +432,9 @@ export class QueueIndex {
       `UPDATE recipients SET state = 'delivering', claim = ?, next_attempt_at = ?, updated_at = ?
        WHERE message_id = ? AND ${PENDING} AND next_attempt_at <= ? RETURNING *`,
     );
+    // Under steady load every message is claimed at intake and none is due: a read says so
+    // without the write lock and the commit that a transaction costs (two thirds of the call).
+    if (dueRecipients.get(now) === undefined) return [];
     // A claim need not survive a crash: start-up makes every `delivering` recipient due again.
     return this.#withoutFsync(() =>
       this.#immediate(() => {

@@ -266,6 +266,26 @@ test('the due search reads the due recipients in order from their index, never t
   index.close();
 });
 
+test('a look that finds nothing due takes no write lock: another writer holding it does not stop it', () => {
+  const c = clock();
+  const dir = tempDir();
+  const index = openIndex(dir, () => c.now, { busyTimeoutMs: 20 });
+  const other = new Database(join(dir, 'queue.db'));
+  try {
+    index.enqueueMany([envelope('m1', 10)]);
+    assert.equal(index.claimDue({ limit: 5, leaseMs: LEASE }).length, 1);
+    other.exec('BEGIN IMMEDIATE'); // as `dkim-relay queue delete` holds the write lock for a moment
+    assert.deepEqual(index.claimDue({ limit: 5, leaseMs: LEASE }), [], 'the claimed message is not due');
+    c.tick(LEASE + 1);
+    assert.throws(() => index.claimDue({ limit: 5, leaseMs: LEASE }), /locked|busy/i, 'a lease run out is due, and claiming it needs the lock');
+    other.exec('ROLLBACK');
+    assert.equal(index.claimDue({ limit: 5, leaseMs: LEASE }).length, 1);
+  } finally {
+    other.close();
+    index.close();
+  }
+});
+
 test('held messages are never claimed until released; retry makes waiting recipients due now', () => {
   const c = clock();
   const index = openIndex(tempDir(), () => c.now);
