@@ -1,15 +1,20 @@
 // How CPU time grows with the input: the same work on an input eight times
 // larger may take about eight times as long (quadratic work would take
 // sixty-four), a gap wide enough for a busy machine's noise. Time is the CPU
-// time of this thread, not the clock on the wall, so other processes on a
-// busy machine do not count. A ratio of times belongs here, in `npm run
+// time of this process (all its threads: V8's collector and the crypto
+// thread do work the input causes), not the clock on the wall, so other
+// processes on a busy machine do not count. Not one thread's time: Linux
+// counts a thread's CPU time (getrusage's RUSAGE_THREAD, /proc's schedstat)
+// in whole scheduler ticks, 4 ms here, so a run of a few milliseconds read
+// 0 or 4 ms; the process's total (RUSAGE_SELF) brings the running thread's
+// own time up to date first. A ratio of times belongs here, in `npm run
 // bench`, not in `npm test`: what a test checks is counted, not timed.
 
-/** CPU milliseconds this thread spent in `run`. */
+/** CPU milliseconds this process spent while `run` ran. */
 function cpuMs(run: () => void): number {
-  const before = process.threadCpuUsage();
+  const before = process.cpuUsage();
   run();
-  const after = process.threadCpuUsage(before);
+  const after = process.cpuUsage(before);
   return (after.user + after.system) / 1000;
 }
 
@@ -47,16 +52,16 @@ export function growth<T>(make: (scale: number) => T, run: (input: T) => void, f
   return lowest;
 }
 
-/** CPU milliseconds this thread spent in `run`, awaited: the work of other threads and processes does not count. */
+/** CPU milliseconds this process spent while `run` ran, awaited: the work of other processes does not count. */
 async function cpuMsAsync(run: () => Promise<void>): Promise<number> {
-  const before = process.threadCpuUsage();
+  const before = process.cpuUsage();
   await run();
-  const after = process.threadCpuUsage(before);
+  const after = process.cpuUsage(before);
   return (after.user + after.system) / 1000;
 }
 
 /**
- * growth() for asynchronous work: the CPU time of this thread between start
+ * growth() for asynchronous work: the CPU time of this process between start
  * and end, best of three. `floorMs`: the least time the small input is taken
  * to need, so that work too quick to time (a refusal at the first line) does
  * not turn a garbage collection of the large input into a large ratio.

@@ -147,7 +147,7 @@ export function render(r: Results): string {
   for (const row of r.signer) line(`| ${row.what} | ${row.result} | ${row.limit} | ${(row.ratio * 100).toFixed(0)} % |`);
   if (r.growth && r.growth.length > 0) {
     line();
-    line(`### Work at 8× the input (CPU time of one thread; linear stays under ${LINEAR_AT_8X}×, quadratic takes 64×)`);
+    line(`### Work at 8× the input (CPU time of the process; linear stays under ${LINEAR_AT_8X}×, quadratic takes 64×)`);
     line();
     line('| input | 8× over 1× | |');
     line('|---|---|---|');

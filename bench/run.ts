@@ -85,7 +85,7 @@ try {
   if (process.env.BENCH_GROWTH === '0') {
     skipped.push('how CPU time grows with hostile input: left out (BENCH_GROWTH=0)');
   } else {
-    say(`\nWork at 8× the input, CPU time of this thread (linear: under ${LINEAR_AT_8X}×; quadratic: 64×):`);
+    say(`\nWork at 8× the input, CPU time of this process (linear: under ${LINEAR_AT_8X}×; quadratic: 64×):`);
     growth = await growthRows((row) => say(formatRow(row)));
     loads.push(load1());
   }
