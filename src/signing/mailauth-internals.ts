@@ -83,7 +83,9 @@ function nextTab(chunk: Buffer, from: number): number {
  * The next two spaces at or after `from`, or Infinity. A native search for
  * "  " stops at every space of the text and costs about 1 ns an octet. Two
  * spaces in a row after the first space cover an octet at an odd distance
- * from it, so reading every other octet from there finds them.
+ * from it, so reading every other octet from there finds them. The signer's
+ * spaceBeforeSpaceOrCr does the same search; the self-check keeps its own,
+ * so that a fault in one cannot vouch for itself.
  */
 function nextTwoSpaces(chunk: Buffer, from: number): number {
   const space = chunk.indexOf(SPACE, from);
