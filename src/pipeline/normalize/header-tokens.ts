@@ -1,7 +1,9 @@
 // A lexer for structured header values (RFC 5322 §3.2): enough to tell a
 // display name from an address and a comment from a parameter. It works on the
 // raw, still folded value and reports positions, so an edit can replace one
-// token and leave every other octet as it was. Each octet is visited once.
+// token and leave every other octet as it was. Each octet is visited once,
+// and the tokens come one at a time: a caller keeps only what it needs, so
+// a hostile field of a million tokens does not become an array of them.
 
 export type TokenKind = 'atom' | 'quoted' | 'comment' | 'angle' | 'literal' | 'special';
 
@@ -16,8 +18,7 @@ const SPECIALS = ',;:@.<>=/?';
 const isSpace = (c: string): boolean => c === ' ' || c === '\t' || c === '\r' || c === '\n';
 const ATOM_STOP = new Set([...SPECIALS, '(', ')', '"', '[', ']', '\\', ' ', '\t', '\r', '\n']);
 
-export function tokenize(value: string): Token[] {
-  const tokens: Token[] = [];
+export function* tokenize(value: string): Generator<Token> {
   const n = value.length;
   let i = 0;
   while (i < n) {
@@ -36,12 +37,12 @@ export function tokenize(value: string): Token[] {
         else if (d === ')' && --depth === 0) break;
       }
       i = Math.min(i + 1, n);
-      tokens.push({ kind: 'comment', start, end: i });
+      yield { kind: 'comment', start, end: i };
     } else if (c === '"' || c === '[') {
       const close = c === '"' ? '"' : ']';
       for (i++; i < n && value[i] !== close; i++) if (value[i] === '\\') i++;
       i = Math.min(i + 1, n);
-      tokens.push({ kind: c === '"' ? 'quoted' : 'literal', start, end: i });
+      yield { kind: c === '"' ? 'quoted' : 'literal', start, end: i };
     } else if (c === '<') {
       // an angle-addr may hold a quoted local part with ">" in it
       let quoted = false;
@@ -52,16 +53,15 @@ export function tokenize(value: string): Token[] {
         else if (d === '>' && !quoted) break;
       }
       i = Math.min(i + 1, n);
-      tokens.push({ kind: 'angle', start, end: i });
+      yield { kind: 'angle', start, end: i };
     } else if (SPECIALS.includes(c) || c === ')' || c === ']' || c === '\\') {
       i++;
-      tokens.push({ kind: 'special', start, end: i });
+      yield { kind: 'special', start, end: i };
     } else {
       while (i < n && !ATOM_STOP.has(value[i]!)) i++;
-      tokens.push({ kind: 'atom', start, end: i });
+      yield { kind: 'atom', start, end: i };
     }
   }
-  return tokens;
 }
 
 /** The text a word stands for: a quoted-string without its quotes and escapes. */

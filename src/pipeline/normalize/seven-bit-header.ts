@@ -147,7 +147,6 @@ function textEdit(value: string): Edit {
  * mode (Keywords:) every comma-separated item is a phrase.
  */
 function phraseEdits(value: string, mode: 'addresses' | 'phrases', refuse: () => Refusal): Edit[] {
-  const tokens = tokenize(value);
   const edits: Edit[] = [];
   const commentEdits: Edit[] = [];
   let segment: Token[] = [];
@@ -167,7 +166,7 @@ function phraseEdits(value: string, mode: 'addresses' | 'phrases', refuse: () =>
     if (phrase.some((t) => has8bitText(value.slice(t.start, t.end)))) edits.push(phraseEdit(value, phrase, segment));
     segment = [];
   };
-  for (const t of tokens) {
+  for (const t of tokenize(value)) {
     const separator = isSeparator(t);
     if (separator) {
       finish(separator);
@@ -212,7 +211,7 @@ function commentEdit(value: string, t: Token): Edit {
  * boundary (which must match the delimiter lines in the body) cannot change.
  */
 function parameterEdits(value: string, refuse: (why: string) => Refusal): Edit[] {
-  const tokens = tokenize(value);
+  const tokens = [...tokenize(value)];
   const edits: Edit[] = [];
   let i = 0;
   // the type, up to the first ";"
