@@ -165,6 +165,24 @@ test('an 8-bit attachment filename becomes an RFC 2231 value', () => {
   assert.ok(part!.endsWith('\r\n\r\nQUJD'));
 });
 
+test('Content-Type parameters are read one by one: only an 8-bit one changes; the type, a name or the boundary cannot', () => {
+  const single = (contentType: string) => crlf(['From: a@example.com', 'MIME-Version: 1.0', `Content-Type: ${contentType}`, '', 'x']);
+  const { message } = ok(normalize(single('text/plain; a=b (c); name="Grüße.txt" (x); charset=us-ascii; d=e'), SEVEN));
+  assert.equal(header(split(message).header, 'Content-Type'), "text/plain; a=b (c); name*=utf-8''Gr%C3%BC%C3%9Fe.txt (x); charset=us-ascii; d=e");
+  assertTransitSafe(message, true);
+  for (const [contentType, what] of [
+    ['text/plän; charset=us-ascii', 'The media type'],
+    ['text/plain (ü); charset=us-ascii', 'The media type'],
+    ['text/plain; a=b; nä=c', 'A parameter'],
+    ['text/plain; a=b; name*=ü', 'A parameter'],
+    ['multipart/mixed; a=b; boundary="ä"', 'The boundary parameter'],
+  ]) {
+    const reply = refused(normalize(single(contentType!), SEVEN));
+    assert.equal(reply.code, 554, contentType);
+    assert.match(reply.text, new RegExp(`^5\\.6\\.7 ${what} in the Content-Type: header holds 8-bit octets`), contentType);
+  }
+});
+
 test('8-bit text in the preamble cannot be kept byte-exact and 7-bit: refused with the reason', () => {
   const msg = crlf([
     'From: a@example.com',

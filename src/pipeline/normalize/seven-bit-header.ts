@@ -211,19 +211,10 @@ function commentEdit(value: string, t: Token): Edit {
  * boundary (which must match the delimiter lines in the body) cannot change.
  */
 function parameterEdits(value: string, refuse: (why: string) => Refusal): Edit[] {
-  const tokens = [...tokenize(value)];
   const edits: Edit[] = [];
-  let i = 0;
-  // the type, up to the first ";"
-  for (; i < tokens.length && !isSpecial(value, tokens[i]!, ';'); i++) {
-    if (has8bitText(value.slice(tokens[i]!.start, tokens[i]!.end))) throw refuse('The media type');
-  }
-  while (i < tokens.length) {
-    i++; // the ";"
-    const param: Token[] = [];
-    for (; i < tokens.length && !isSpecial(value, tokens[i]!, ';'); i++) if (tokens[i]!.kind !== 'comment') param.push(tokens[i]!);
+  const parameterEdit = (param: Token[]): void => {
     const text = param.map((t) => value.slice(t.start, t.end)).join('');
-    if (!has8bitText(text)) continue;
+    if (!has8bitText(text)) return;
     const eq = param.findIndex((t) => isSpecial(value, t, '='));
     const name =
       eq > 0
@@ -236,7 +227,20 @@ function parameterEdits(value: string, refuse: (why: string) => Refusal): Edit[]
     if (name.toLowerCase() === 'boundary') throw refuse('The boundary parameter');
     const val = joinWords(value, param.slice(eq + 1));
     edits.push({ start: param[0]!.start, end: param[param.length - 1]!.end, text: extendedParameter(name, octets(val)) });
+  };
+  // The words of the parameter being read, comments left out; null in the type, before the first ";".
+  let param: Token[] | null = null;
+  for (const t of tokenize(value)) {
+    if (isSpecial(value, t, ';')) {
+      if (param) parameterEdit(param);
+      param = [];
+    } else if (!param) {
+      if (has8bitText(value.slice(t.start, t.end))) throw refuse('The media type');
+    } else if (t.kind !== 'comment') {
+      param.push(t);
+    }
   }
+  if (param) parameterEdit(param);
   return edits;
 }
 
