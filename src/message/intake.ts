@@ -129,11 +129,20 @@ export function removeStaleIntakeFiles(dir: string): number {
   return removed;
 }
 
-/** Collects the header block from CRLF chunks; hands back the part of each chunk past it. */
+/**
+ * Collects the header block from CRLF chunks; hands back the part of each
+ * chunk past it. Each chunk is searched once, with the three octets before it
+ * (where an empty line may begin), and copied once: a header trickled in small
+ * pieces costs what it would in one.
+ */
 class HeaderCut {
   cut = false;
-  /** The header seen so far (a copy: a chunk may be a slice of a larger buffer that would stay alive with it). */
-  #seen = Buffer.alloc(0);
+  /** The header seen so far, as copies: a chunk may be a slice of a larger buffer that would stay alive with it. */
+  #parts: Buffer[] = [];
+  #length = 0;
+  /** The last octets seen (at most three), to find an empty line across two chunks. */
+  #tail = Buffer.alloc(0);
+  #block: Buffer | undefined;
   #done = false;
   #limit: number;
 
@@ -145,19 +154,27 @@ class HeaderCut {
   /** The part of `chunk` that is body, or null while the header goes on. */
   push(chunk: Buffer): Buffer | null {
     if (this.#done) return chunk;
-    const before = this.#seen.length;
-    let joined = before ? Buffer.concat([this.#seen, chunk]) : chunk;
-    if (joined.length > this.#limit) joined = joined.subarray(0, this.#limit + 1);
-    const end = joined[0] === 0x0d && joined[1] === 0x0a ? 2 : endOfHeader(joined, before);
-    this.#done = end >= 0 || joined.length > this.#limit;
+    const before = this.#length;
+    const room = this.#limit + 1 - before;
+    const piece = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    const window = this.#tail.length ? Buffer.concat([this.#tail, piece]) : piece;
+    // A message that starts with its empty line has no header at all.
+    const empty = before < 2 && window[0] === 0x0d && window[1] === 0x0a;
+    const found = empty ? -1 : window.indexOf('\r\n\r\n');
+    const end = empty ? 2 : found < 0 ? -1 : before - this.#tail.length + found + 4;
+    this.#done = end >= 0 || before + piece.length > this.#limit;
     this.cut = end < 0 && this.#done;
-    this.#seen = Buffer.from(end >= 0 ? joined.subarray(0, end) : joined);
+    const kept = end >= 0 ? piece.subarray(0, end - before) : piece;
+    this.#parts.push(Buffer.from(kept));
+    this.#length += kept.length;
+    if (!this.#done) this.#tail = Buffer.from(window.subarray(Math.max(0, window.length - 3)));
     return end >= 0 ? chunk.subarray(end - before) : null;
   }
 
   /** The header block; without an empty line, the whole message (up to the limit) is header. */
   block(): Buffer {
-    return this.#seen;
+    this.#block ??= this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#length);
+    return this.#block;
   }
 }
 
@@ -171,11 +188,6 @@ function partsFrom(parts: readonly Buffer[], start: number): Buffer[] {
     at = end;
   }
   return out;
-}
-
-function endOfHeader(data: Buffer, from: number): number {
-  const at = data.indexOf('\r\n\r\n', Math.max(0, from - 3));
-  return at < 0 ? -1 : at + 4;
 }
 
 async function openIntakeFile(dir: string): Promise<{ path: string; handle: FileHandle }> {

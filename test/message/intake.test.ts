@@ -99,6 +99,50 @@ test('a header block longer than the limit is cut and flagged; a message without
   assert.equal(noBody.message.body.size, 0);
 });
 
+test('however the message is cut into chunks, the header block, its end and the cut flag are the same', async () => {
+  const dir = tempDir();
+  const limit = { ...LIMITS, maxHeader: 1024 };
+  const field = 'X-Filler: 0123456789012345678901234567890123456789\r\n';
+  const messages = [
+    '\r\nno header at all\r\n',
+    'From: a@example.com\r\n\r\n\r\nan empty first body line\r\n',
+    // The largest header block found whole, and one octet more: cut.
+    `${field.repeat(19)}${'x'.repeat(1029 - 19 * field.length - 4)}\r\n\r\nbody\r\n`,
+    `${field.repeat(19)}${'x'.repeat(1030 - 19 * field.length - 4)}\r\n\r\nbody\r\n`,
+    `${field.repeat(30)}\r\nbody\r\n`,
+  ];
+  const cutFlags = [false, false, false, true, true];
+  for (const [at, text] of messages.entries()) {
+    const seen = new Set<string>();
+    for (const size of [1, 2, 3, 4, 5, 7, 64, 1000, 4096]) {
+      const got = await receiveMessage(cut(Buffer.from(text), size), { ...limit, dir });
+      assert.ok(got.ok);
+      assert.equal(got.message.headerCut, cutFlags[at], `message ${at} in chunks of ${size}`);
+      const body = got.message.headerCut ? '' : (await readOctets(got.message.body)).toString();
+      seen.add(JSON.stringify([got.message.header.toString(), got.message.headerCut, body]));
+    }
+    assert.equal(seen.size, 1, `${JSON.stringify(text.slice(0, 20))}: ${[...seen].join(' | ')}`);
+  }
+  const none = await receiveMessage(cut(Buffer.from(messages[0]!), 1), { ...limit, dir });
+  assert.ok(none.ok);
+  assert.equal(none.message.header.toString(), '\r\n');
+  assert.equal((await readOctets(none.message.body)).toString(), 'no header at all\r\n');
+});
+
+test('a header trickled in small pieces is copied about once, not once for every piece that follows it', async (t) => {
+  const dir = tempDir();
+  const header = `From: a@example.com\r\n${'X-Filler: 0123456789012345678901234567890123456789\r\n'.repeat(5000)}\r\n`;
+  const concat = t.mock.method(Buffer, 'concat');
+  const got = await receiveMessage(cut(Buffer.from(`${header}body\r\n`), 1024), { ...LIMITS, dir });
+  const copied = concat.mock.calls.reduce((sum, call) => sum + (call.result as Buffer).length, 0);
+  concat.mock.restore();
+  assert.ok(got.ok);
+  assert.equal(got.message.header.toString(), header);
+  // Joining the header so far with each 1 KiB piece copied 33 MB for this 260 KB header.
+  assert.ok(copied < 3 * header.length, `${copied} octets joined for a header of ${header.length}`);
+  await got.message.discard();
+});
+
 test('past maxSize the rest is read and dropped, nothing is left on disk', async () => {
   const dir = tempDir();
   const raw = Buffer.concat([Buffer.from(HEADER), Buffer.alloc(1024 * 1024, 'x\r\n')]);
