@@ -16,7 +16,7 @@ import { openFrontDoor } from './front-door.ts';
 import { reply } from './handler-reply.ts';
 import type { RelayDeps } from './relay-deps.ts';
 import { receiveAndRelay } from './relay-message.ts';
-import { closeAllSessions, closeSession, connectionOf, searchDotsNatively, serveSocket, sendReply } from './smtp-server-internals.ts';
+import { batchPipelinedReplies, closeAllSessions, closeSession, connectionOf, searchDotsNatively, serveSocket, sendReply } from './smtp-server-internals.ts';
 import { limitStartTlsHandshake } from './starttls-deadline.ts';
 import { replyError, replyText } from '../smtp/reply.ts';
 import { DEFAULT_CIPHERS, DEFAULT_MIN_VERSION } from './tls-policy.ts';
@@ -142,6 +142,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     },
   };
   searchDotsNatively();
+  batchPipelinedReplies();
   const server = new SMTPServer(options);
   server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
 

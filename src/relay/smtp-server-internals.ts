@@ -17,9 +17,13 @@
 // - SMTPStream's _feedDataStream (private): the same DATA reader, finding
 //   the dots at line starts with a native search instead of a JavaScript
 //   loop over every octet (see searchDotsNatively).
+// - a connection's _createParser() and SMTPStream's _write (private): the
+//   replies to a group of pipelined commands are written together (see
+//   batchPipelinedReplies).
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 
 /** smtp-server's connection object (its SMTPConnection). */
@@ -143,4 +147,41 @@ export function feedDataStream(this: SMTPStream, input: Buffer, done: (err?: Err
 /** Every SMTP session from now on reads DATA with feedDataStream. */
 export function searchDotsNatively(): void {
   SMTPStream.prototype._feedDataStream = feedDataStream;
+}
+
+/** The connection each command parser reads for. */
+const parserOwners = new WeakMap<SMTPStream, SMTPConnection>();
+let batching = false;
+
+/**
+ * Every SMTP session from now on answers a group of pipelined commands in
+ * one write: the replies are held while the parser works through the input
+ * it has and sent together once it has used it all (RFC 2920 §3.1), so
+ * MAIL, RCPT and DATA cost one system call and wake the client once, not
+ * three times. A reply is never held waiting for the client, only while
+ * input already received is read. STARTTLS retires the parser, which
+ * smtp-server drains on the next turn: its 220 goes out then, before the
+ * client can begin the handshake. A reply from outside the handlers (a 421)
+ * goes out when the parser is done, or at once with the connection's end.
+ */
+export function batchPipelinedReplies(): void {
+  if (batching) return;
+  batching = true;
+  const createParser = SMTPConnection.prototype._createParser;
+  SMTPConnection.prototype._createParser = function (this: SMTPConnection): SMTPStream {
+    const parser = createParser.call(this);
+    parserOwners.set(parser, this);
+    return parser;
+  };
+  const write = SMTPStream.prototype._write;
+  SMTPStream.prototype._write = function (this: SMTPStream, chunk: Buffer, encoding: BufferEncoding | 'buffer', next: (err?: Error | null) => void): void {
+    // The socket replies go to now; after STARTTLS it is the TLS socket.
+    const socket = parserOwners.get(this)?._socket;
+    if (!socket) return write.call(this, chunk, encoding, next);
+    socket.cork();
+    write.call(this, chunk, encoding, (err?: Error | null) => {
+      socket.uncork();
+      next(err);
+    });
+  };
 }

@@ -110,6 +110,22 @@ describe('what the listener relies on in smtp-server', () => {
   const connected: string[] = [];
   const secured = new Map<string, TLSSocket>();
   const closed = new Map<string, () => void>();
+  /** What each session's server-side socket handed to the kernel, one entry a write. */
+  const written = new Map<string, string[]>();
+
+  /** Records each write `socket` makes (a corked socket's writes go out together through _writev). */
+  function recordWrites(socket: Socket, writes: string[]): void {
+    const write = socket._write.bind(socket);
+    socket._write = (chunk: Buffer, encoding, callback) => {
+      writes.push(chunk.toString('latin1'));
+      write(chunk, encoding, callback);
+    };
+    const writev = socket._writev!.bind(socket);
+    socket._writev = (chunks, callback) => {
+      writes.push(chunks.map((c) => Buffer.from(c.chunk).toString('latin1')).join(''));
+      writev(chunks, callback);
+    };
+  }
 
   /** A session run by serveSocket under an id of ours; resolves once its 220 greeting arrived. */
   async function session(): Promise<{ id: string; client: Client; closedOnServer: Promise<void> }> {
@@ -121,6 +137,7 @@ describe('what the listener relies on in smtp-server', () => {
   }
 
   before(async () => {
+    internals.batchPipelinedReplies(); // as the listener does: the STARTTLS test below runs with it
     const cert = selfSignedCert(dir.path);
     smtp = new SMTPServer({
       key: readFileSync(cert.key),
@@ -141,7 +158,12 @@ describe('what the listener relies on in smtp-server', () => {
         closed.get(s.id)?.();
       },
     });
-    door = createServer((socket) => internals.serveSocket(smtp, socket, `test-session-${next}`));
+    door = createServer((socket) => {
+      const id = `test-session-${next}`;
+      written.set(id, []);
+      recordWrites(socket, written.get(id)!);
+      internals.serveSocket(smtp, socket, id);
+    });
     door.listen(0, '127.0.0.1');
     await once(door, 'listening');
     port = (door.address() as AddressInfo).port;
@@ -205,6 +227,41 @@ describe('what the listener relies on in smtp-server', () => {
     assert.equal(seen[0]!.securedYet, false, 'called before the handshake completed');
     assert.equal(seen[0]!.socket, secured.get(id), "the socket that becomes the session's");
     assert.equal(seen[0]!.timeout, SOCKET_TIMEOUT_MS, 'smtp-server armed its idle timer on it first');
+    secure.destroy();
+  });
+
+  test('batchPipelinedReplies: a pipelined group is answered in one write, once its last command is answered; a lone command at once', async () => {
+    const { id, client: c } = await session();
+    const writes = written.get(id)!;
+    c.socket.write('EHLO client.test\r\n');
+    await c.line(/^250 /);
+    writes.length = 0;
+    // smtp-server's own handlers answer MAIL and RCPT on a later turn of the event loop, as the relay's do.
+    c.socket.write('MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n');
+    await c.line(/^354 /);
+    assert.equal(writes.length, 1, `the replies went out in ${writes.length} writes: ${JSON.stringify(writes)}`);
+    assert.match(writes[0]!, /^250 [^\r]*\r\n250 [^\r]*\r\n250 [^\r]*\r\n354 [^\r]*\r\n$/);
+    c.socket.write('Subject: x\r\n\r\nbody\r\n.\r\n');
+    await c.line(/^250 /);
+    writes.length = 0;
+    c.socket.write('NOOP\r\n');
+    await c.line(/^250 /);
+    assert.deepEqual(writes, ['250 OK\r\n']);
+    c.socket.destroy();
+  });
+
+  test('batchPipelinedReplies: STARTTLS with a command pipelined behind it still gets its 220 before the handshake, and the command is dropped', async () => {
+    const { client: c } = await session();
+    c.socket.write('EHLO client.test\r\n');
+    await c.line(/^250 /);
+    c.socket.write('STARTTLS\r\nNOOP\r\n');
+    await c.line(/^220 /);
+    const secure = tlsConnect({ socket: c.socket, rejectUnauthorized: false });
+    secure.on('error', () => {});
+    await within(once(secure, 'secureConnect'), WAIT_MS, 'the TLS handshake');
+    c.read(secure);
+    secure.write('EHLO client.test\r\n');
+    assert.match(await c.line(/^250[ -]/), /^250[ -]/, 'the TLS session answers, and the plaintext NOOP was not run in it');
     secure.destroy();
   });
 });
