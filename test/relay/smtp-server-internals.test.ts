@@ -50,6 +50,17 @@ interface Client {
   read(socket: Socket): void;
 }
 
+/** Sends `commands` (STARTTLS, maybe more), waits for the 220, and makes the TLS handshake on the client's socket. */
+async function startTls(c: Client, commands: string): Promise<TLSSocket> {
+  c.socket.write(commands);
+  await c.line(/^220 /);
+  const secure = tlsConnect({ socket: c.socket, rejectUnauthorized: false });
+  secure.on('error', () => {});
+  await within(once(secure, 'secureConnect'), WAIT_MS, 'the TLS handshake');
+  c.read(secure);
+  return secure;
+}
+
 function client(port: number): Client {
   const socket = connect(port, '127.0.0.1');
   socket.on('error', () => {});
@@ -212,12 +223,7 @@ describe('what the listener relies on in smtp-server', () => {
     c.socket.write('NOOP\r\n'); // re-arms the idle timer of the plain socket: not a handshake
     await c.line(/^250 /);
     assert.equal(seen.length, 0, 'nothing before STARTTLS');
-    c.socket.write('STARTTLS\r\n');
-    await c.line(/^220 /);
-    const secure = tlsConnect({ socket: c.socket, rejectUnauthorized: false });
-    secure.on('error', () => {});
-    await within(once(secure, 'secureConnect'), WAIT_MS, 'the TLS handshake');
-    c.read(secure);
+    const secure = await startTls(c, 'STARTTLS\r\n');
     secure.write('EHLO client.test\r\n');
     await c.line(/^250 /);
     secure.write('NOOP\r\n'); // re-arms the idle timer of the TLS socket, now the session's
@@ -254,14 +260,10 @@ describe('what the listener relies on in smtp-server', () => {
     const { client: c } = await session();
     c.socket.write('EHLO client.test\r\n');
     await c.line(/^250 /);
-    c.socket.write('STARTTLS\r\nNOOP\r\n');
-    await c.line(/^220 /);
-    const secure = tlsConnect({ socket: c.socket, rejectUnauthorized: false });
-    secure.on('error', () => {});
-    await within(once(secure, 'secureConnect'), WAIT_MS, 'the TLS handshake');
-    c.read(secure);
+    const secure = await startTls(c, 'STARTTLS\r\nNOOP\r\n');
     secure.write('EHLO client.test\r\n');
-    assert.match(await c.line(/^250[ -]/), /^250[ -]/, 'the TLS session answers, and the plaintext NOOP was not run in it');
+    // The first line in TLS is the EHLO's: a NOOP carried over would have answered "250 OK" first.
+    assert.match(await c.line(/./), /^250-/);
     secure.destroy();
   });
 });
