@@ -19,12 +19,6 @@ import { spoolError } from '../common/spool-error.ts';
  * default) at once then hold 25 MiB at most; larger ones are written out.
  */
 export const SPILL_AT = 128 * 1024;
-/**
- * Octets gathered before a write to the intake file: a client's small
- * pieces cost one system call (and one trip to libuv's pool) for this many
- * octets, not one each.
- */
-const WRITE_AT = 64 * 1024;
 /** Intake files in <queue.dir>/tmp/: removed when done, and at start-up after a crash. */
 const PREFIX = 'intake-';
 
@@ -54,25 +48,11 @@ export async function receiveMessage(source: AsyncIterable<Buffer>, limits: Inta
   const crlf = new CrlfStream();
   const header = new HeaderCut(limits.maxHeader);
   const scanner = new FindingsScanner();
-  // The message while it fits in memory; once it is written out, what is not written yet.
   const memory: Buffer[] = [];
-  let held = 0;
   let kept = 0;
   let received = 0;
   let file: { path: string; handle: FileHandle } | null = null;
   let failed: Error | null = null;
-
-  /** Writes out what memory holds once it is WRITE_AT octets, or whatever it holds when `all`. */
-  const write = async (all: boolean): Promise<void> => {
-    if (failed || !file || held === 0 || (!all && held < WRITE_AT)) return;
-    try {
-      await writeAll(file.handle, memory.splice(0));
-      held = 0;
-    } catch (err) {
-      failed = err as Error;
-      memory.length = 0;
-    }
-  };
 
   const take = async (out: Buffer): Promise<void> => {
     if (out.length === 0) return;
@@ -80,18 +60,17 @@ export async function receiveMessage(source: AsyncIterable<Buffer>, limits: Inta
     if (body) scanner.push(body);
     kept += out.length;
     if (failed) return;
-    memory.push(out);
-    held += out.length;
-    if (!file && kept > SPILL_AT) {
-      try {
+    try {
+      if (!file && kept > SPILL_AT) {
         file = await openIntakeFile(limits.dir);
-      } catch (err) {
-        failed = err as Error;
-        memory.length = 0;
-        return;
+        for (const part of memory.splice(0)) await writeAll(file.handle, part);
       }
+      if (file) await writeAll(file.handle, out);
+      else memory.push(out);
+    } catch (err) {
+      failed = err as Error;
+      memory.length = 0;
     }
-    await write(false);
   };
 
   try {
@@ -106,7 +85,6 @@ export async function receiveMessage(source: AsyncIterable<Buffer>, limits: Inta
       return { ok: false, size: received };
     }
     await take(crlf.end());
-    await write(true);
     if (failed) throw spoolError(failed);
   } catch (err) {
     await discardFile(file);
@@ -219,14 +197,8 @@ async function openIntakeFile(dir: string): Promise<{ path: string; handle: File
   return { path, handle: await createFile(path, 0o600) };
 }
 
-/** Writes `parts` end to end, in one system call unless the kernel takes less. */
-async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
-  let rest = parts;
-  while (rest.length > 0) {
-    let written = (await file.writev(rest)).bytesWritten;
-    while (rest.length > 0 && written >= rest[0]!.length) written -= rest.shift()!.length;
-    if (written > 0) rest[0] = rest[0]!.subarray(written);
-  }
+async function writeAll(file: FileHandle, data: Buffer): Promise<void> {
+  for (let at = 0; at < data.length;) at += (await file.write(data, at, data.length - at)).bytesWritten;
 }
 
 async function discardFile(file: { path: string; handle: FileHandle } | null): Promise<void> {

@@ -1,8 +1,7 @@
 // Receiving DATA: header block kept apart, body scanned, large messages
 // written to disk as they arrive, a full disk reported as such.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readOctets } from '../../src/message/octets.ts';
@@ -141,47 +140,6 @@ test('a header trickled in small pieces is copied about once, not once for every
   assert.equal(got.message.header.toString(), header);
   // Joining the header so far with each 1 KiB piece copied 33 MB for this 260 KB header.
   assert.ok(copied < 3 * header.length, `${copied} octets joined for a header of ${header.length}`);
-  await got.message.discard();
-});
-
-/** FileHandle's prototype, whose write methods the tests below watch. */
-async function fileHandlePrototype(dir: string): Promise<FileHandle> {
-  const handle = await open(join(dir, 'probe'), 'w');
-  await handle.close();
-  return Object.getPrototypeOf(handle) as FileHandle;
-}
-
-test('a message trickled in small pieces is written out in 64 KiB writes, not one write a piece', async (t) => {
-  const dir = tempDir();
-  const proto = await fileHandlePrototype(dir);
-  const writev = t.mock.method(proto, 'writev');
-  const write = t.mock.method(proto, 'write');
-  const body = Buffer.alloc(15 * 70_000, 'trickled line\r\n');
-  const got = await receiveMessage(cut(Buffer.concat([Buffer.from(HEADER), body]), 512), { ...LIMITS, dir: join(dir, 'tmp') });
-  assert.ok(got.ok);
-  const written = readFileSync(got.message.file!);
-  // Not deepEqual: its diff of two 1 MB Buffers takes minutes to print.
-  assert.ok(written.equals(Buffer.concat([Buffer.from(HEADER), body])), `the file holds ${written.length} octets, not the message`);
-  // 2,049 pieces; one write for each before, now one for each 64 KiB and the rest at the end.
-  assert.equal(write.mock.callCount(), 0);
-  assert.ok(writev.mock.callCount() <= Math.ceil((HEADER.length + body.length) / (64 * 1024)) + 1, `${writev.mock.callCount()} writes`);
-  await got.message.discard();
-});
-
-test('a write the kernel takes only in part is carried on where it stopped', async (t) => {
-  const dir = tempDir();
-  const proto = await fileHandlePrototype(dir);
-  const original = proto.writev;
-  // Each call writes half of its first buffer alone, at most 1,000 octets.
-  t.mock.method(proto, 'writev', function (this: FileHandle, buffers: Buffer[]) {
-    const first = buffers[0]!;
-    return original.call(this, [first.subarray(0, Math.min(1000, Math.ceil(first.length / 2)))]);
-  });
-  const raw = Buffer.concat([Buffer.from(HEADER), Buffer.alloc(12 * 15_100, '0123456789\r\n')]);
-  const got = await receiveMessage(cut(raw, 7_000), { ...LIMITS, dir: join(dir, 'tmp') });
-  assert.ok(got.ok);
-  const written = readFileSync(got.message.file!);
-  assert.ok(written.equals(raw), `the file holds ${written.length} of the message's ${raw.length} octets, or others`);
   await got.message.discard();
 });
 
