@@ -1,7 +1,8 @@
 // Receiving DATA: header block kept apart, body scanned, large messages
 // written to disk as they arrive, a full disk reported as such.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readOctets } from '../../src/message/octets.ts';
@@ -140,6 +141,80 @@ test('a header trickled in small pieces is copied about once, not once for every
   assert.equal(got.message.header.toString(), header);
   // Joining the header so far with each 1 KiB piece copied 33 MB for this 260 KB header.
   assert.ok(copied < 3 * header.length, `${copied} octets joined for a header of ${header.length}`);
+  await got.message.discard();
+});
+
+/** FileHandle's prototype, whose write methods the tests below watch. */
+async function fileHandlePrototype(dir: string): Promise<FileHandle> {
+  const handle = await open(join(dir, 'probe'), 'w');
+  await handle.close();
+  return Object.getPrototypeOf(handle) as FileHandle;
+}
+
+test('a message trickled in small pieces is written out 32 KiB at a time, not one write a piece', async (t) => {
+  const dir = tempDir();
+  const proto = await fileHandlePrototype(dir);
+  const writev = t.mock.method(proto, 'writev');
+  const write = t.mock.method(proto, 'write');
+  const raw = Buffer.concat([Buffer.from(HEADER), Buffer.alloc(15 * 70_000, 'trickled line\r\n')]);
+  const got = await receiveMessage(cut(raw, 512), { ...LIMITS, dir: join(dir, 'tmp') });
+  assert.ok(got.ok);
+  const written = readFileSync(got.message.file!);
+  // Not deepEqual: its diff of two 1 MB Buffers takes minutes to print.
+  assert.ok(written.equals(raw), `the file holds ${written.length} octets, not the message`);
+  // 2,051 pieces: one write for each before, now one for each 32 KiB and the rest at the end.
+  assert.equal(write.mock.callCount(), 0);
+  assert.ok(writev.mock.callCount() <= Math.ceil(raw.length / (32 * 1024)) + 1, `${writev.mock.callCount()} writes`);
+  await got.message.discard();
+});
+
+test('a write the kernel takes only in part is carried on where it stopped', async (t) => {
+  const dir = tempDir();
+  const proto = await fileHandlePrototype(dir);
+  const original = proto.writev;
+  // Each call writes half of its first buffer alone, at most 1,000 octets.
+  t.mock.method(proto, 'writev', function (this: FileHandle, buffers: Buffer[]) {
+    const first = buffers[0]!;
+    return original.call(this, [first.subarray(0, Math.min(1000, Math.ceil(first.length / 2)))]);
+  });
+  const raw = Buffer.concat([Buffer.from(HEADER), Buffer.alloc(12 * 15_100, '0123456789\r\n')]);
+  const got = await receiveMessage(cut(raw, 7_000), { ...LIMITS, dir: join(dir, 'tmp') });
+  assert.ok(got.ok);
+  const written = readFileSync(got.message.file!);
+  assert.ok(written.equals(raw), `the file holds ${written.length} of the message's ${raw.length} octets, or others`);
+  await got.message.discard();
+});
+
+test('a client that pauses mid-DATA finds what it sent on disk, though less than a write is waiting', async () => {
+  const dir = tempDir();
+  const tmp = join(dir, 'tmp');
+  // Past SPILL_AT, and then a piece too small to be written by its size alone.
+  const first = Buffer.concat([Buffer.from(HEADER), Buffer.alloc(SPILL_AT + 5_000, 'sent before the pause\r\n')]);
+  const second = Buffer.from('x'.repeat(998) + '\r\n');
+  let resume!: () => void;
+  const paused = new Promise<void>((r) => (resume = r));
+  const receiving = receiveMessage(
+    (async function* () {
+      yield first;
+      yield second;
+      await paused;
+      yield Buffer.from('after the pause\r\n');
+    })(),
+    { ...LIMITS, dir: tmp },
+  );
+  const size = () => (existsSync(tmp) ? readdirSync(tmp) : []).reduce((sum, name) => sum + statSync(join(tmp, name)).size, 0);
+  try {
+    for (const end = Date.now() + 10_000; size() < first.length + second.length;) {
+      assert.ok(Date.now() < end, `after 10 s the intake file holds ${size()} of the ${first.length + second.length} octets sent`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(size(), first.length + second.length);
+  } finally {
+    resume();
+  }
+  const got = await receiving;
+  assert.ok(got.ok);
+  assert.ok(readFileSync(got.message.file!).equals(Buffer.concat([first, second, Buffer.from('after the pause\r\n')])));
   await got.message.discard();
 });
 
