@@ -27,6 +27,8 @@ export interface Results {
   peer?: string;
   sizes: number[];
   runs: Run[];
+  /** The 4 KiB throughput again with a pipelining load, when the main load does not pipeline. */
+  pipelined?: Run[];
   latencies: Latency[];
   raw: RawRsa[];
   big: { system: string; seconds: number; peakPss: number; received: number; verified?: { passed: number; checked: number } }[];
@@ -89,6 +91,7 @@ export function render(r: Results): string {
     }
   }
   line();
+  if (r.pipelined && r.pipelined.length > 0) pipelinedTable(r.pipelined, line);
   const one = median(r.raw.map((x) => x.oneCore));
   const all = median(r.raw.map((x) => x.allCores));
   const cores = r.raw[0]?.cores ?? r.machine.cores;
@@ -154,6 +157,29 @@ export function render(r: Results): string {
     for (const row of r.growth) line(`| ${row.what} | ${row.ratio.toFixed(1)}× | ${row.ratio < LINEAR_AT_8X ? 'linear' : '**not linear**'} |`);
   }
   return out.join('\n');
+}
+
+/** The same 4 KiB load from clients that pipeline, as the relay's real clients do; × peer by round, as above. */
+function pipelinedTable(runs: Run[], line: (text?: string) => void): void {
+  const peer = runs.find((x) => !x.system.startsWith('dkim-relay'))?.system;
+  line(
+    `The 4 KiB load again from clients that pipeline MAIL, RCPT and DATA (RFC 2920), as Exchange, Postfix and nodemailer do: bench/load-node.ts, ${Math.max(...runs.map((x) => x.round))} rounds, no warm-up round of its own (the systems are warm from the rows above). The generator is Node.js and costs more CPU than smtp-source, in the machine column.`,
+  );
+  line();
+  line('| system, pipelining load | size | msg/s | × peer | CPU per message: system / machine | peak PSS |');
+  line('|---|---|---|---|---|---|');
+  for (const system of [...new Set(runs.map((x) => x.system))]) {
+    const mine = runs.filter((x) => x.system === system);
+    const rates = mine.map((x) => x.rate);
+    const ratios = peer && system !== peer ? mine.flatMap((x) => runs.filter((p) => p.system === peer && p.round === x.round).map((p) => x.rate / p.rate)) : [];
+    const lost = mine.reduce((s, x) => s + (x.sent - x.received), 0);
+    line(
+      `| ${system} | ${kib(mine[0]!.size)} | ${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${lost > 0 ? `, ${lost} missing` : ''} | ` +
+        `${ratios.length > 0 ? `${median(ratios).toFixed(2)}×` : ''} | ${median(mine.map((x) => x.cpu.system)).toFixed(0)}${system.startsWith('dkim-relay') ? ` (main thread ${median(mine.map((x) => x.cpu.threads.main)).toFixed(0)})` : ''} / ${median(mine.map((x) => x.cpu.machine)).toFixed(0)} µs | ` +
+        `${(Math.max(...mine.map((x) => x.peakPss)) / MiB).toFixed(0)} MiB |`,
+    );
+  }
+  line();
 }
 
 /** Puts `section` between the markers of `path`, or after its first paragraph block when it has none yet. */

@@ -16,7 +16,7 @@
 // the in-process signer, BENCH_PEERS=0 to leave the peers out, BENCH_BIG=0 to
 // leave the 25 MB messages out, BENCH_GROWTH=0 to leave out how CPU time grows
 // with hostile input (bench/growth.ts, also `npm run bench:growth` alone),
-// BENCH_WARMUP=0 to leave out the unmeasured round each system gets first.
+// BENCH_PIPELINED=0 to leave out the 4 KiB rows with a pipelining load, BENCH_WARMUP=0 to leave out the unmeasured round each system gets first.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +161,22 @@ try {
     await e2e.throughput(systems, size);
     loads.push(load1());
   }
+  // The clients the relay serves (Exchange, Postfix, nodemailer) pipeline MAIL, RCPT and DATA (RFC 2920);
+  // smtp-source does not. The same 4 KiB load from the pipelining generator, relay in queue mode beside the peer.
+  const pipelined = new EndToEnd(
+    sink,
+    { sessions: SESSIONS, rounds: ROUNDS, count: COUNT, seconds: LOAD_SECONDS, latencySeconds: 0, probeRate: 0, tool: 'node', warmup: false },
+    say,
+  );
+  stops.push(async () => pipelined.close());
+  const pipelinedSystems = systems.filter((s) => s.peer || s.name === name('queue', 'rsa'));
+  if (tool !== 'node' && process.env.BENCH_PIPELINED !== '0' && pipelinedSystems.length > 0) {
+    say(
+      `\nThroughput, ${SMALL / 1024} KiB messages, ${SESSIONS} pipelining sessions (bench/load-node.ts), ${COUNT.get(SMALL)} messages a run, ${ROUNDS} rounds:`,
+    );
+    await pipelined.throughput(pipelinedSystems, SMALL);
+    loads.push(load1());
+  }
   say(`\nAdded latency at half the maximum rate (probe: ${PROBE_RATE} messages/s on its own connection, ${LATENCY_SECONDS} s):`);
   for (const size of [SMALL, LARGE]) for (const system of systems) await e2e.latency(system, size);
   loads.push(load1());
@@ -208,6 +224,7 @@ try {
     peer: peerName,
     sizes: [SMALL, LARGE],
     runs: e2e.runs,
+    pipelined: pipelined.runs,
     latencies: e2e.latencies,
     raw: e2e.raw,
     big,
