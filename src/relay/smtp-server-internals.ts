@@ -88,7 +88,8 @@ const DOT = 0x2e;
  * never a bare LF, which is what SMTP smuggling relies on), what is
  * unstuffed (RFC 5321 §4.5.2), the octets held back for the next chunk and
  * the byte counts are the library's; a test compares the two on the same
- * inputs, cut into chunks in every way.
+ * inputs, cut into chunks in every way. It also reads on past an escape dot
+ * in the same call, where the library waits a turn of the event loop.
  */
 export function feedDataStream(this: SMTPStream, input: Buffer, done: (err?: Error | null) => void): void {
   const dataStream = this._dataStream!;
@@ -106,26 +107,31 @@ export function feedDataStream(this: SMTPStream, input: Buffer, done: (err?: Err
     chunk = chunk.subarray(1);
     this._atDataStart = false;
   }
-  const len = chunk.length;
-  // A dot at i (2 <= i < len - 2) after a LF: the LF is at i - 1.
-  for (let lf = chunk.indexOf(DOT_AFTER_LF, 1); lf >= 0 && lf < len - 3; lf = chunk.indexOf(DOT_AFTER_LF, lf + 1)) {
-    const i = lf + 1;
-    if (chunk.subarray(i - 2, i + 3).equals(END_OF_DATA)) {
-      // The CRLF before the dot ends the last line: it is content.
-      const content = chunk.subarray(0, i);
-      this._countDataBytes(content.length);
-      this._endDataMode(content, chunk.subarray(i + 3), done);
-      return;
+  // An escape dot cuts the chunk: what is before it is passed on, and the search goes on after it.
+  // smtp-server waits a turn of the event loop at each (calling itself again on the rest); here the
+  // rest is read in the same call, so a body of dot-stuffed lines costs no more turns than another.
+  search: for (;;) {
+    const len = chunk.length;
+    // A dot at i (2 <= i < len - 2) after a LF: the LF is at i - 1.
+    for (let lf = chunk.indexOf(DOT_AFTER_LF, 1); lf >= 0 && lf < len - 3; lf = chunk.indexOf(DOT_AFTER_LF, lf + 1)) {
+      const i = lf + 1;
+      if (chunk.subarray(i - 2, i + 3).equals(END_OF_DATA)) {
+        // The CRLF before the dot ends the last line: it is content.
+        const content = chunk.subarray(0, i);
+        this._countDataBytes(content.length);
+        this._endDataMode(content, chunk.subarray(i + 3), done);
+        return;
+      }
+      if (chunk[i + 1] === DOT) {
+        const content = chunk.subarray(0, i);
+        this._lastBytes = false;
+        this._countDataBytes(content.length);
+        if (dataStream.writable) dataStream.write(content);
+        chunk = chunk.subarray(i + 1);
+        continue search;
+      }
     }
-    if (chunk[i + 1] === DOT) {
-      const content = chunk.subarray(0, i);
-      this._lastBytes = false;
-      this._countDataBytes(content.length);
-      if (dataStream.writable) dataStream.write(content);
-      const rest = chunk.subarray(i + 1);
-      setImmediate(() => this._feedDataStream(rest, done));
-      return;
-    }
+    break;
   }
   // The last 4 octets wait: with the next chunk they may be the start of CRLF "." CRLF.
   this._lastBytes = chunk.length < 4 ? chunk : chunk.subarray(chunk.length - 4);

@@ -364,6 +364,20 @@ describe('feedDataStream reads DATA exactly as smtp-server does', () => {
     }
   });
 
+  test('a chunk of dot-stuffed lines is read in the one call, not a turn of the event loop a line', () => {
+    const stream = new SMTPStream();
+    stream._feedDataStream = internals.feedDataStream;
+    const data = stream.startDataMode();
+    const passed: Buffer[] = [];
+    data.on('data', (b: Buffer) => passed.push(b));
+    const input = Buffer.from('first\r\n' + '..stuffed\r\n'.repeat(100) + 'last\r\n');
+    let done = false;
+    stream._feedDataStream(input, () => (done = true));
+    // Called back before this function returns: smtp-server's own reader would still have 100 turns to wait.
+    assert.equal(done, true);
+    assert.equal(stream.dataBytes, input.length - 100 - 4);
+  });
+
   test('a 500 KB message in 64 KiB chunks, with stuffed dots and the end straddling a chunk', async () => {
     const line = Buffer.from('The quick brown fox jumps over the lazy dog.\r\n..stuffed\r\n');
     const body = Buffer.concat([Buffer.alloc(0), ...Array.from({ length: Math.ceil(5e5 / line.length) }, () => line)]);
