@@ -163,7 +163,7 @@ export function render(r: Results): string {
 function pipelinedTable(runs: Run[], line: (text?: string) => void): void {
   const peer = runs.find((x) => !x.system.startsWith('dkim-relay'))?.system;
   line(
-    `The 4 KiB load again from clients that pipeline MAIL, RCPT and DATA (RFC 2920), as Exchange, Postfix and nodemailer do: bench/load-node.ts, ${Math.max(...runs.map((x) => x.round))} rounds, no warm-up round of its own (the systems are warm from the rows above). The generator is Node.js and costs more CPU than smtp-source, in the machine column.`,
+    `The 4 KiB load again from clients that pipeline MAIL, RCPT and DATA (RFC 2920), as Exchange, Postfix and nodemailer do: bench/load-node.ts, ${Math.max(...runs.map((x) => x.round))} rounds, run after the rows above, so without a warm-up round of its own; its peak PSS is that of a process that has just taken the 100 KiB load, not the figure of the 4 KiB memory target.`,
   );
   line();
   line('| system, pipelining load | size | msg/s | × peer | CPU per message: system / machine | peak PSS |');
