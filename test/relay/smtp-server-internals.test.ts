@@ -364,7 +364,7 @@ describe('feedDataStream reads DATA exactly as smtp-server does', () => {
     }
   });
 
-  test('a chunk of dot-stuffed lines is read in the one call, not a turn of the event loop a line', () => {
+  test('a chunk of dot-stuffed lines is read in the one call and handed on in one piece, not a turn and a piece a line', async () => {
     const stream = new SMTPStream();
     stream._feedDataStream = internals.feedDataStream;
     const data = stream.startDataMode();
@@ -376,6 +376,12 @@ describe('feedDataStream reads DATA exactly as smtp-server does', () => {
     // Called back before this function returns: smtp-server's own reader would still have 100 turns to wait.
     assert.equal(done, true);
     assert.equal(stream.dataBytes, input.length - 100 - 4);
+    await new Promise((resolve) => setImmediate(resolve)); // the stream's 'data' events
+    // The last 4 octets wait for the next chunk (they may begin the end of DATA).
+    assert.deepEqual(
+      passed.map((b) => b.toString()),
+      ['first\r\n' + '.stuffed\r\n'.repeat(100) + 'la'],
+    );
   });
 
   test('a 500 KB message in 64 KiB chunks, with stuffed dots and the end straddling a chunk', async () => {
