@@ -10,12 +10,14 @@
 // (header parsing, the From: grammar, encoded-words, normalization, signing,
 // self-check) in this thread, with the per-field bound (headers.maxFieldSize)
 // raised to the whole header's: it is a second line of defence, and the
-// parsers must hold without it.
+// parsers must hold without it. And DATA of dot-stuffed lines through
+// smtp-server's parser, the relay's DATA reader and the intake.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { configSchema } from '../src/config/schema.ts';
 import { SqliteKeyStore } from '../src/keys/store.ts';
 import { receiveMessage } from '../src/message/intake.ts';
@@ -23,6 +25,7 @@ import { MAX_ENTITY_HEADER } from '../src/pipeline/normalize/header-block.ts';
 import { normalize } from '../src/pipeline/normalize/index.ts';
 import { splitMultipart } from '../src/pipeline/normalize/multipart.ts';
 import { processMessage, type PipelineOutcome, type PipelineContext } from '../src/pipeline/pipeline.ts';
+import { feedDataStream } from '../src/relay/smtp-server-internals.ts';
 import { assertTransitSafe, ok, options } from '../test/normalize/support.ts';
 import { growth, growthAsync, LINEAR_AT_8X } from './cpu-growth.ts';
 
@@ -183,11 +186,46 @@ async function headerRows(): Promise<GrowthRow[]> {
   }
 }
 
+/**
+ * DATA whose every line is "..": an escape dot each 4 octets (RFC 5321
+ * §4.5.2), fed to smtp-server's parser in data mode in 64 KiB chunks as a
+ * socket hands them on, read by the relay's reader and the intake (256 KiB
+ * and 2 MiB, both written to a file as they arrive).
+ */
+async function dataRows(): Promise<GrowthRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'dkim-relay-bench-growth-'));
+  try {
+    const make = (scale: number) => Buffer.from(`From: a@example.com\r\n\r\n${'..\r\n'.repeat(65_536 * scale)}.\r\n`, 'latin1');
+    const receive = async (input: Buffer): Promise<void> => {
+      const stream = new SMTPStream();
+      stream._feedDataStream = feedDataStream;
+      const data = stream.startDataMode();
+      stream._endDataMode = (content, _rest, callback) => {
+        if (content) data.write(content);
+        data.end();
+        callback();
+      };
+      const receiving = receiveMessage(data, { maxSize: 35 * MIB, maxHeader: MIB, dir });
+      for (let at = 0; at < input.length; at += 65_536) {
+        const chunk = input.subarray(at, at + 65_536);
+        await new Promise<void>((resolve, reject) => stream._feedDataStream(chunk, (err) => (err ? reject(err) : resolve())));
+      }
+      const received = await receiving;
+      assert.ok(received.ok);
+      await received.message.discard();
+    };
+    return [{ what: 'DATA of ".." lines, 64 KiB chunks through the reader and the intake', ratio: await growthAsync(make, receive, FLOOR_MS) }];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Every case, in this thread; `say` gets each row as it is measured. */
 export async function growthRows(say: (row: GrowthRow) => void = () => {}): Promise<GrowthRow[]> {
   const rows: GrowthRow[] = [];
   for (const row of normalizeRows()) (rows.push(row), say(row));
   for (const row of await headerRows()) (rows.push(row), say(row));
+  for (const row of await dataRows()) (rows.push(row), say(row));
   return rows;
 }
 
