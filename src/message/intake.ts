@@ -5,8 +5,7 @@
 // block plus SPILL_AT octets at most, whatever the message size.
 //
 // A file's pieces are gathered and written WRITE_AT octets at a time: a
-// client sending small pieces (a slow link, a hostile sender, a body of
-// dot-stuffed lines, which smtp-server hands on a line at a time) would
+// client sending small pieces (a slow link, a hostile sender) would
 // otherwise cost a system call and a trip to libuv's pool for each.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
