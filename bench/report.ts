@@ -76,22 +76,19 @@ export function render(r: Results): string {
     for (const system of r.systems) {
       const runs = r.runs.filter((x) => x.system === system && x.size === size);
       if (runs.length === 0) continue;
-      const rates = runs.map((x) => x.rate);
-      const vs = r.vsPeer(system, size);
       const lat = r.latencies.find((x) => x.system === system && x.size === size);
       const checked = runs.flatMap((x) => (x.verified ? [x.verified] : []));
       const passed = checked.reduce((s, v) => s + v.passed, 0);
       const total = checked.reduce((s, v) => s + v.checked, 0);
-      const lost = runs.reduce((s, x) => s + (x.sent - x.received), 0);
       line(
-        `| ${system} | ${kib(size)} | ${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${lost > 0 ? `, ${lost} missing` : ''} | ` +
-          `${vs === undefined ? '' : `${vs.toFixed(2)}×`} | ${median(runs.map((x) => x.cpu.system)).toFixed(0)}${system.startsWith('dkim-relay') ? ` (main thread ${median(runs.map((x) => x.cpu.threads.main)).toFixed(0)})` : ''} / ${median(runs.map((x) => x.cpu.machine)).toFixed(0)} µs | ${lat ? `${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} ms at ${lat.rate.toFixed(0)} msg/s (disk ${lat.disk.p50.toFixed(1)} / ${lat.disk.p99.toFixed(1)})` : ''} | ` +
-          `${(Math.max(...runs.map((x) => x.peakPss)) / MiB).toFixed(0)} MiB | ${total > 0 ? `${passed}/${total} pass` : ''} |`,
+        `| ${system} | ${kib(size)} | ${rateCell(runs)} | ${ratioCell(r.vsPeer(system, size))} | ${cpuCell(system, runs)} | ` +
+          `${lat ? `${lat.p50.toFixed(1)} / ${lat.p99.toFixed(1)} ms at ${lat.rate.toFixed(0)} msg/s (disk ${lat.disk.p50.toFixed(1)} / ${lat.disk.p99.toFixed(1)})` : ''} | ` +
+          `${pssCell(runs)} | ${total > 0 ? `${passed}/${total} pass` : ''} |`,
       );
     }
   }
   line();
-  if (r.pipelined && r.pipelined.length > 0) pipelinedTable(r.pipelined, line);
+  if (r.pipelined && r.pipelined.length > 0) pipelinedTable(r.pipelined, r.peer, line);
   const one = median(r.raw.map((x) => x.oneCore));
   const all = median(r.raw.map((x) => x.allCores));
   const cores = r.raw[0]?.cores ?? r.machine.cores;
@@ -160,8 +157,7 @@ export function render(r: Results): string {
 }
 
 /** The same 4 KiB load from clients that pipeline, as the relay's real clients do; × peer by round, as above. */
-function pipelinedTable(runs: Run[], line: (text?: string) => void): void {
-  const peer = runs.find((x) => !x.system.startsWith('dkim-relay'))?.system;
+function pipelinedTable(runs: Run[], peer: string | undefined, line: (text?: string) => void): void {
   line(
     `The 4 KiB load again from clients that pipeline MAIL, RCPT and DATA (RFC 2920), as Exchange, Postfix and nodemailer do: bench/load-node.ts, ${Math.max(...runs.map((x) => x.round))} rounds, run after the rows above, so without a warm-up round of its own; its peak PSS is that of a process that has just taken the 100 KiB load, not the figure of the 4 KiB memory target.`,
   );
@@ -170,17 +166,39 @@ function pipelinedTable(runs: Run[], line: (text?: string) => void): void {
   line('|---|---|---|---|---|---|');
   for (const system of [...new Set(runs.map((x) => x.system))]) {
     const mine = runs.filter((x) => x.system === system);
-    const rates = mine.map((x) => x.rate);
-    const ratios = peer && system !== peer ? mine.flatMap((x) => runs.filter((p) => p.system === peer && p.round === x.round).map((p) => x.rate / p.rate)) : [];
-    const lost = mine.reduce((s, x) => s + (x.sent - x.received), 0);
+    const size = mine[0]!.size;
     line(
-      `| ${system} | ${kib(mine[0]!.size)} | ${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${lost > 0 ? `, ${lost} missing` : ''} | ` +
-        `${ratios.length > 0 ? `${median(ratios).toFixed(2)}×` : ''} | ${median(mine.map((x) => x.cpu.system)).toFixed(0)}${system.startsWith('dkim-relay') ? ` (main thread ${median(mine.map((x) => x.cpu.threads.main)).toFixed(0)})` : ''} / ${median(mine.map((x) => x.cpu.machine)).toFixed(0)} µs | ` +
-        `${(Math.max(...mine.map((x) => x.peakPss)) / MiB).toFixed(0)} MiB |`,
+      `| ${system} | ${kib(size)} | ${rateCell(mine)} | ${ratioCell(ratioToPeer(runs, system, peer, size))} | ${cpuCell(system, mine)} | ${pssCell(mine)} |`,
     );
   }
   line();
 }
+
+/** The median over the rounds of `system`'s rate over the peer's in the same round; undefined for the peer itself. */
+export function ratioToPeer(runs: Run[], system: string, peer: string | undefined, size: number): number | undefined {
+  if (!peer || system === peer) return undefined;
+  const ratios = runs
+    .filter((r) => r.system === system && r.size === size)
+    .flatMap((r) => runs.filter((p) => p.system === peer && p.size === size && p.round === r.round).map((p) => r.rate / p.rate));
+  return ratios.length > 0 ? median(ratios) : undefined;
+}
+
+/** msg/s of one system's runs: median (lowest–highest), and what never reached the sink. */
+function rateCell(runs: Run[]): string {
+  const rates = runs.map((x) => x.rate);
+  const lost = runs.reduce((s, x) => s + (x.sent - x.received), 0);
+  return `${median(rates).toFixed(0)} (${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})${lost > 0 ? `, ${lost} missing` : ''}`;
+}
+
+const ratioCell = (vs: number | undefined) => (vs === undefined ? '' : `${vs.toFixed(2)}×`);
+
+/** CPU per message, system (with the relay's main thread) / machine, medians over the runs. */
+function cpuCell(system: string, runs: Run[]): string {
+  const main = system.startsWith('dkim-relay') ? ` (main thread ${median(runs.map((x) => x.cpu.threads.main)).toFixed(0)})` : '';
+  return `${median(runs.map((x) => x.cpu.system)).toFixed(0)}${main} / ${median(runs.map((x) => x.cpu.machine)).toFixed(0)} µs`;
+}
+
+const pssCell = (runs: Run[]) => `${(Math.max(...runs.map((x) => x.peakPss)) / MiB).toFixed(0)} MiB`;
 
 /** Puts `section` between the markers of `path`, or after its first paragraph block when it has none yet. */
 export function writeSection(path: string, section: string): void {

@@ -28,7 +28,7 @@ import { family } from './memory.ts';
 import { ensurePackages } from './peers/install.ts';
 import { startPostfixOpenDkim, type RunningPeer } from './peers/postfix-opendkim.ts';
 import { modeSupported, startRelayProcess, warmCompileCache, type Algorithm, type DeliveryMode, type RunningRelayProcess } from './relay.ts';
-import { render, writeSection, type Results } from './report.ts';
+import { ratioToPeer, render, writeSection, type Results } from './report.ts';
 import { signCheckRows } from './sign-check.ts';
 import { signerRows } from './signer.ts';
 import { CountingSink } from './sink.ts';
@@ -193,13 +193,7 @@ try {
   loads.push(load1());
 
   const peerName = systems.find((s) => s.peer)?.name;
-  const vsPeer = (system: string, size: number): number | undefined => {
-    if (!peerName || system === peerName) return undefined;
-    const ratios = e2e.runs
-      .filter((r) => r.system === system && r.size === size)
-      .flatMap((r) => e2e.runs.filter((p) => p.system === peerName && p.size === size && p.round === r.round).map((p) => r.rate / p.rate));
-    return ratios.length > 0 ? median(ratios) : undefined;
-  };
+  const vsPeer = (system: string, size: number): number | undefined => ratioToPeer(e2e.runs, system, peerName, size);
   const queueRsa = systems.find((s) => s.name === name('queue', 'rsa'))?.name;
   const syncRsa = name('sync', 'rsa');
   const peakPss = (system: string, size: number) => {

@@ -74,7 +74,6 @@ export function onStartTlsHandshake(connection: SmtpConnection, begins: (socket:
 /** smtp-server's own DATA reader, as it ships. */
 export const smtpServerFeedDataStream = SMTPStream.prototype._feedDataStream;
 
-const END_OF_DATA = Buffer.from('\r\n.\r\n');
 const LONE_DOT_LINE = Buffer.from('.\r\n');
 const DOT_AFTER_LF = Buffer.from('\n.');
 const DOT = 0x2e;
@@ -121,7 +120,7 @@ export function feedDataStream(this: SMTPStream, input: Buffer, done: (err?: Err
   /** Their octets, counted once with the rest (the escape dots are not content). */
   let counted = 0;
   // A dot at i (from + 2 <= i < len - 2) after a LF: the LF is at i - 1.
-  for (let lf = chunk.indexOf(DOT_AFTER_LF, from + 1); lf >= 0 && lf < len - 3; lf = chunk.indexOf(DOT_AFTER_LF, lf + 1)) {
+  for (let lf = chunk.indexOf(DOT_AFTER_LF, 1); lf >= 0 && lf < len - 3; lf = chunk.indexOf(DOT_AFTER_LF, lf + 1)) {
     const i = lf + 1;
     if (chunk[i - 2] === CR && chunk[i + 1] === CR && chunk[i + 2] === LF) {
       // CRLF "." CRLF. The CRLF before the dot ends the last line: it is content.
