@@ -139,9 +139,11 @@ export async function reloadSequence(ctx: CaseContext): Promise<void> {
     return relay.output().slice(mark);
   };
 
-  // 1. queue.dir changed: kept until a restart.
+  // 1. queue.dir changed: kept until a restart. The warning comes before the listeners are swapped:
+  // waiting for it alone, the old listener could answer the greeting and then free the port (which
+  // the busy server below could then be given).
   write({ queue: `{dir: ${spool2}, retryAfter: 1s, maxRetryInterval: 2s}` });
-  const kept = await reload('take effect only at a restart');
+  const kept = await reload('configuration reloaded');
   const warning = kept.split('\n').find((l) => l.includes('take effect only at a restart'))!;
   assert.ok(warning.includes(`queue.dir (${spool})`), `the warning names the running spool: ${warning}`);
   // 2. and a port in use: the reload fails and falls back.
