@@ -59,9 +59,14 @@ export function passwordHash(value: string, ctx: Ctx): void {
   );
 }
 
-export function tlsPortNeedsTls(listen: { tlsPort?: number; tls?: TlsFiles }, ctx: Ctx): void {
+export function tlsPort(listen: { port: number; tlsPort?: number; tls?: TlsFiles }, ctx: Ctx): void {
   if (listen.tlsPort !== undefined && !listen.tls) {
     problem(ctx, 'needs listen.tls (key and cert)', 'add listen.tls.key and listen.tls.cert, or remove listen.tlsPort', ['tlsPort']);
+  }
+  if (listen.tlsPort !== undefined && listen.tlsPort !== 0 && listen.tlsPort === listen.port) {
+    problem(ctx, `is listen.port too: one port cannot take both plain SMTP and implicit TLS`, 'give listen.tlsPort a port of its own (465 is usual)', [
+      'tlsPort',
+    ]);
   }
 }
 

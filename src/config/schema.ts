@@ -434,7 +434,7 @@ export const configSchema = z
           .default(30)
           .describe('failed logins per minute from all addresses together; past it AUTH is answered `454` (nothing checked) until the budget refills'),
       })
-      .superRefine(rules.tlsPortNeedsTls)
+      .superRefine(rules.tlsPort)
       .prefault({})
       .describe('the SMTP listener: address, TLS, limits and timeouts'),
 

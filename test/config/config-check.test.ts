@@ -42,6 +42,9 @@ async function refused(yaml: string, key: string, what: RegExp, command?: string
 describe('TLS files', () => {
   test('listen.tlsPort without listen.tls', () => refused('listen: {tlsPort: 0}\n', 'listen.tlsPort', /needs listen\.tls/));
 
+  test('listen.tlsPort the same as listen.port', () =>
+    refused(`listen: {port: 2525, tlsPort: 2525, tls: {key: ${tls.key}, cert: ${tls.cert}}}\n`, 'listen.tlsPort', /one port cannot take both/));
+
   test('a certificate file that does not exist', () =>
     refused(`listen: {tls: {key: ${tls.key}, cert: ${join(dir, 'missing.crt')}}}\n`, 'listen.tls.cert', /missing\.crt does not exist/));
 
