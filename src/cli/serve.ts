@@ -26,6 +26,8 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
       const supervisor = new Supervisor({ logger, dir: running.config.queue.dir, metrics });
       let relay = await startRelay(running, logger, { supervisor });
       let reloading = Promise.resolve();
+      // Relays a reload replaced, while their sessions finish.
+      const retiring = new Set<Promise<void>>();
 
       await new Promise<void>((resolve, reject) => {
         let stopping = false;
@@ -38,6 +40,8 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
             .then((next) => {
               running = next.running;
               relay = next.relay;
+              retiring.add(next.retired);
+              void next.retired.then(() => retiring.delete(next.retired));
             })
             .catch((err: Error) => {
               // Nothing listens any more: exit, so that the service manager sees it and an administrator is told.
@@ -58,7 +62,7 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
             stopping = true;
             logger.info({ signal }, 'signal received');
             reloading
-              .then(() => relay.stop())
+              .then(() => Promise.all([relay.stop(), ...retiring]))
               .then(
                 () => {
                   lock.release();
@@ -86,9 +90,12 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
 
 /**
  * A new configuration that does not validate, or names a file the relay
- * could not use, is refused and the relay runs on unchanged. Otherwise the old listeners stop accepting (their sessions in
- * flight finish) and new ones start; if they cannot, what was running starts
- * again, and if that cannot start either, the reload fails.
+ * could not use, is refused and the relay runs on unchanged. Otherwise a new
+ * relay starts and takes over the listening sockets from the old one, which
+ * accepts until then (the ports are never free), then retires: its sessions
+ * go on until their clients quit (`retired` settles when they have). If the
+ * new one cannot start, what was running starts again, and if that cannot
+ * start either, the reload fails.
  */
 async function reload(
   args: GlobalArgs,
@@ -96,35 +103,40 @@ async function reload(
   relay: RunningRelay,
   logger: Logger,
   supervisor: Supervisor,
-): Promise<{ running: LoadedConfig; relay: RunningRelay }> {
+): Promise<{ running: LoadedConfig; relay: RunningRelay; retired: Promise<void> }> {
   let loaded: LoadedConfig;
   try {
     loaded = checkedConfig(args);
   } catch (err) {
     logger.error({ err: err instanceof UserError ? err.toLine() : describe(err) }, 'reload refused: configuration kept as it was');
-    return { running, relay };
+    return { running, relay, retired: Promise.resolve() };
   }
   const next = keepRestartOnly(running, loaded, logger);
-  const draining = relay.stop();
+  let handOver!: () => void;
+  const retired = relay.stop(new Promise<void>((resolve) => (handOver = resolve))).catch((err: unknown) => {
+    logger.error({ err: describe(err) }, 'error while stopping the relay a reload replaced');
+  });
   logger.level = next.config.log.level;
   try {
     // The queue is the same one: its messages and attempts in flight are no crash's leftovers.
     const started = await startRelay(next, logger, { recover: false, supervisor });
     logger.info('configuration reloaded');
-    await draining;
-    return { running: next, relay: started };
+    return { running: next, relay: started, retired };
   } catch (err) {
     logger.level = running.config.log.level;
     logger.error({ err: describe(err) }, 'reload failed: restarting with the previous configuration');
-    await draining;
     try {
-      return { running, relay: await startRelay(running, logger, { recover: false, supervisor }) };
+      return { running, relay: await startRelay(running, logger, { recover: false, supervisor }), retired };
     } catch (again) {
+      handOver();
+      await retired;
       throw new UserError(
         `reload failed (${describe(err)}) and the previous configuration could not start again (${describe(again)})`,
         'the relay has stopped: mend the configuration (dkim-relay config check) and start it again',
       );
     }
+  } finally {
+    handOver();
   }
 }
 

@@ -2,7 +2,6 @@
 // and recovers the queue (queue mode) before the listeners accept, starts
 // the queue manager and the listeners, and stops them in order on request.
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostname as osHostname } from 'node:os';
@@ -20,6 +19,7 @@ import type { KeyStore } from '../keys/key-store.ts';
 import type { FleetSelf, PgKeyStore } from '../keys/pg-store.ts';
 import { fleetStatus, forgottenNodes } from '../observability/fleet-status.ts';
 import { startHttp, type HttpListener } from './http.ts';
+import { holdSocket, type HeldSocket } from './listening-sockets.ts';
 import type { Logger } from '../common/logger.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
 import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
@@ -59,8 +59,13 @@ export interface RunningRelay {
   queue?: { spool: Spool; index: QueueIndex; manager: QueueManager };
   /** Where every background task reports its failures. */
   supervisor: Supervisor;
-  /** Stops accepting, lets sessions in flight finish, then closes everything. */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting, lets sessions in flight finish, then closes everything.
+   * A reload passes `handover`: the listeners take connections on until it
+   * settles (the next relay holds their sockets by then, or failed to start),
+   * and their sessions go on until their clients quit.
+   */
+  stop(handover?: Promise<unknown>): Promise<void>;
 }
 
 export interface StartOptions {
@@ -104,6 +109,9 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   const reports = new KeptReportStores(store);
   let http: HttpListener | undefined;
   let index: QueueIndex | undefined;
+  // What serves each listening port, and the sockets it holds.
+  const servers: Listener[] = [];
+  const sockets: HeldSocket[] = [];
   try {
     // A fresh checkout's keys/ is 0755 but empty: tightening it is no news.
     if (store.exposedKeyFiles > 0) {
@@ -182,24 +190,24 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
     if (config.access.users.length > 0 && !deps.tls && !config.access.allowInsecureAuth) {
       logger.warn('access.users are configured but TLS is not: AUTH is unavailable until listen.tls is set');
     }
-    const servers: Listener[] = [];
     const view = new RelayView({
       config,
       store,
       reports,
       metrics,
-      listening: () => servers.every((s) => s.server.listening),
+      listening: () => sockets.every((s) => s.listening()),
       background: () => supervisor.health(),
     });
     if (config.metrics.enabled) http = await startHttp(config.metrics, view, logger);
-    const plain = createListener(deps, false);
-    servers.push(plain);
-    const ports: RunningRelay['ports'] = { plain: await listen(plain, config.listen.host, config.listen.port) };
-    if (config.listen.tlsPort !== undefined) {
-      const secure = createListener(deps, true);
-      servers.push(secure);
-      ports.tls = await listen(secure, config.listen.host, config.listen.tlsPort);
-    }
+    const serve = async (implicitTls: boolean, port: number): Promise<number> => {
+      const listener = createListener(deps, implicitTls);
+      servers.push(listener);
+      const socket = await listen(listener, config.listen.host, port, logger);
+      sockets.push(socket);
+      return socket.port;
+    };
+    const ports: RunningRelay['ports'] = { plain: await serve(false, config.listen.port) };
+    if (config.listen.tlsPort !== undefined) ports.tls = await serve(true, config.listen.tlsPort);
     if (http) ports.metrics = http.port;
     listeners.splice(0, listeners.length, ...[ports.plain, ports.tls].filter((p) => p !== undefined).map((port) => ({ host: config.listen.host, port })));
     const unsupervise = metrics.superviseCollection((work) => supervisor.runSync('metrics', work));
@@ -260,17 +268,20 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       readiness,
       queue,
       supervisor,
-      async stop() {
-        logger.info('stopping: no new connections, finishing sessions and delivery attempts in flight');
+      async stop(handover) {
+        logger.info(
+          handover
+            ? 'retiring: the new relay takes the listening sockets over; sessions and delivery attempts in flight finish here'
+            : 'stopping: no new connections, finishing sessions and delivery attempts in flight',
+        );
         view.draining();
+        const closeListeners = async () => {
+          await handover?.catch(() => {});
+          for (const socket of sockets) socket.release();
+          await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve(), handover !== undefined))));
+        };
         // Both within closeTimeout; what has not been delivered by then stays in the spool.
-        await Promise.all([
-          rotation.stop(),
-          readiness.stop(),
-          reportPoller.stop(),
-          ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
-          queue?.manager.stop(closeTimeoutMs),
-        ]);
+        await Promise.all([rotation.stop(), readiness.stop(), reportPoller.stop(), closeListeners(), queue?.manager.stop(closeTimeoutMs)]);
         await deps.upstream.close();
         await crypto.release();
         unwatchKeys();
@@ -289,6 +300,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       },
     };
   } catch (err) {
+    for (const socket of sockets) socket.release();
+    for (const server of servers) server.close(() => {}); // a session taken meanwhile is told 421
     await crypto.release();
     await http?.close();
     await reports.close();
@@ -352,18 +365,29 @@ function readTls(files: { key: string; cert: string }): { key: Buffer; cert: Buf
   }
 }
 
-function listen({ server }: Listener, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new UserError(`${host}:${port} is already in use`, 'stop the other process, or set listen.port'));
-      else if (err.code === 'EACCES')
-        reject(new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)'));
-      else reject(err);
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
+/** How often a listener that cannot accept says so: a flood of connections is not a flood of log lines. */
+const ACCEPT_FAILURE_LOG_MS = 10_000;
+
+/** Holds the listening socket on host:port for `listener`, taking it over from the relay before on a reload. */
+async function listen(listener: Listener, host: string, port: number, logger: Logger): Promise<HeldSocket> {
+  let loggedAt = -Infinity;
+  let failures = 0;
+  const failed = (err: NodeJS.ErrnoException) => {
+    failures++;
+    if (performance.now() - loggedAt < ACCEPT_FAILURE_LOG_MS) return;
+    const hint =
+      err.code === 'EMFILE' || err.code === 'ENFILE' ? 'out of file descriptors: raise LimitNOFILE (ulimit -n) or lower listen.maxClients' : undefined;
+    logger.error({ err: err.message, listen: `${host}:${port}`, failures, hint }, 'could not accept connections; the listener goes on');
+    loggedAt = performance.now();
+    failures = 0;
+  };
+  try {
+    return await holdSocket(host, port, { take: (socket) => listener.take(socket), failed });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new UserError(`${host}:${port} is already in use`, 'stop the other process, or set listen.port');
+    if (code === 'EACCES')
+      throw new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)');
+    throw err;
+  }
 }

@@ -1,4 +1,6 @@
-// The listening socket in front of smtp-server. It decides, before any SMTP
+// What stands in front of smtp-server for each connection the listening
+// socket accepts (the socket itself is held by the daemon, so that a reload
+// can pass it on without closing it). It decides, before any SMTP
 // or TLS work is done, whether a connection may go on, and hands it over:
 // - an address at its listen.maxClientsPerIp limit is turned away;
 // - a client outside access.networks that cannot authenticate is refused
@@ -12,7 +14,7 @@
 // once a session starts (after the TLS handshake), sockets still in the
 // handshake are capped only by that global maxClients, and its handshake
 // deadline is socketTimeout, the idle timeout of whole sessions.
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../common/logger.ts';
 import type { ConnectionPools, Pool, Slot } from './connection-pools.ts';
@@ -32,11 +34,20 @@ export interface FrontDoorOptions {
   handOver(socket: Socket, pool: Pool, slot: Slot): void;
 }
 
+export interface FrontDoor {
+  /** A connection the listening socket accepted. */
+  take(socket: Socket): void;
+  /** Calls back once no connection it took is left in it: each has closed or was handed over. */
+  drained(callback: () => void): void;
+}
+
 /** How long a refused client gets to read the reply before the socket is destroyed. */
 const LINGER_MS = 1000;
 
-export function openFrontDoor(options: FrontDoorOptions): Server {
+export function openFrontDoor(options: FrontDoorOptions): FrontDoor {
   const { logger } = options;
+  let inside = 0;
+  let whenDrained: (() => void) | undefined;
 
   const turnAway = (socket: Socket, line: string) => {
     if (options.tls) return socket.destroy(); // nothing can be said before the handshake
@@ -44,7 +55,17 @@ export function openFrontDoor(options: FrontDoorOptions): Server {
     setTimeout(() => socket.destroy(), LINGER_MS).unref();
   };
 
-  return createServer((socket) => {
+  const take = (socket: Socket) => {
+    // Counted until it closes or is handed over (whose sessions the listener counts: smtp-server takes the socket's listeners away at STARTTLS).
+    inside++;
+    let counted = true;
+    const leave = () => {
+      if (!counted) return;
+      counted = false;
+      inside--;
+      if (inside === 0) whenDrained?.();
+    };
+    socket.once('close', leave);
     socket.on('error', () => {}); // a reset by the client is no concern of the listener
     const address = socket.remoteAddress ?? '';
     const pool = options.classify(address);
@@ -75,7 +96,10 @@ export function openFrontDoor(options: FrontDoorOptions): Server {
       promote: () => taken.slot.promote(),
     };
     socket.once('close', () => slot.release());
-    if (!options.tls) return options.handOver(socket, pool, slot);
+    if (!options.tls) {
+      leave();
+      return options.handOver(socket, pool, slot);
+    }
 
     const secure = new TLSSocket(socket, { isServer: true, secureContext: options.tls.context });
     secure.on('error', () => secure.destroy());
@@ -88,7 +112,19 @@ export function openFrontDoor(options: FrontDoorOptions): Server {
     secure.once('secure', () => {
       secure.setTimeout(0);
       secure.removeAllListeners('timeout');
+      leave();
       options.handOver(secure, pool, slot);
     });
-  });
+  };
+
+  return {
+    take,
+    drained(callback) {
+      if (inside === 0) return callback();
+      whenDrained = () => {
+        whenDrained = undefined;
+        callback();
+      };
+    },
+  };
 }

@@ -3,7 +3,7 @@
 // policy (envelope-policy.ts), the command watch and the DATA deadline, and
 // a DATA handler that hands each message on (relay-message.ts).
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:net';
+import type { Socket } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { NetworkList } from '../common/networks.ts';
@@ -21,11 +21,18 @@ import { limitStartTlsHandshake } from './starttls-deadline.ts';
 import { replyError, replyText } from '../smtp/reply.ts';
 import { DEFAULT_CIPHERS, DEFAULT_MIN_VERSION } from './tls-policy.ts';
 
-/** One listening port: the front door and the smtp-server behind it. */
+/** What serves one listening port: the front door and the smtp-server behind it. */
 export interface Listener {
-  server: Server;
-  /** Stops accepting; sessions in flight get closeTimeout to finish, then 421. */
-  close(callback: () => void): void;
+  /** A connection the port accepted. */
+  take(socket: Socket): void;
+  /**
+   * Ends the sessions, and calls back once all have closed. At a stop, each
+   * command from now on is answered 421 (the transaction in flight finishes);
+   * at a reload (`letFinish`) a session goes on until its client quits, as
+   * Postfix's smtpd does: a client that sends several messages is not deferred
+   * by a reload. Either way, what is still open after closeTimeout is told 421.
+   */
+  close(callback: () => void, letFinish?: boolean): void;
 }
 
 /** What the listener keeps per session, by session id. */
@@ -38,6 +45,8 @@ interface SessionState {
 }
 
 export const CLOSE_TIMEOUT_MS = 30_000;
+/** How long after the 421s a stop waits for the sessions' ends before it goes on. */
+const GIVE_UP_MS = 5000;
 
 /** A session id as smtp-server makes them (16 base-32 characters). */
 function sessionId(): string {
@@ -66,6 +75,8 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     honorCipherOrder: true,
   };
   const sessions = new Map<string, SessionState>();
+  /** Set while closing: the last session has ended. */
+  let lastSessionEnded: (() => void) | undefined;
 
   const options: SMTPServerOptions = {
     name: deps.hostname,
@@ -105,6 +116,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
     onClose(session) {
       const state = sessions.get(session.id);
       sessions.delete(session.id);
+      if (sessions.size === 0) lastSessionEnded?.();
       state?.watch.stop();
       clearTimeout(state?.deadline);
       state?.slot.release();
@@ -193,15 +205,34 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
   });
 
   return {
-    server: door,
-    close(callback) {
-      door.close(() => {
+    take: door.take,
+    close(callback, letFinish) {
+      if (!letFinish) server.close(); // its own server never listened: returns at once
+      let doorEmpty = false;
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        lastSessionEnded = undefined;
         clearTimeout(force);
+        clearTimeout(giveUp);
         callback();
-      });
-      server.close(); // commands from now on are answered 421 (its own server never listened: returns at once)
-      const force = setTimeout(() => closeAllSessions(server, 421, 'Server shutting down'), CLOSE_TIMEOUT_MS);
+      };
+      const closed = () => {
+        if (doorEmpty && sessions.size === 0) finish();
+      };
+      // What is still open after closeTimeout is told 421; should a session's end then go unreported, the stop goes on regardless.
+      let giveUp: NodeJS.Timeout | undefined;
+      const force = setTimeout(() => {
+        closeAllSessions(server, 421, 'Server shutting down');
+        giveUp = setTimeout(finish, GIVE_UP_MS);
+      }, CLOSE_TIMEOUT_MS);
       force.unref();
+      lastSessionEnded = closed;
+      door.drained(() => {
+        doorEmpty = true;
+        closed();
+      });
     },
   };
 }

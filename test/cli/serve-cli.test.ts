@@ -160,6 +160,41 @@ describe('SIGHUP', () => {
     }
   });
 
+  test('a session open across a reload goes on under the old configuration; a new one gets the new', async () => {
+    const { dir, config, write } = setup('listen: {port: 0, hostname: old.test}\n');
+    const relay = await serve(['--config', config], dir);
+    try {
+      const port = relay.port();
+      const session = await midData(port);
+      session.write(MESSAGE);
+      assert.match((await session.reply(6)) ?? '', /^250 /);
+
+      write(`listen: {port: ${port}, hostname: new.test}\n`);
+      const mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor('configuration reloaded', 20_000, mark);
+      const fresh = await rawSession(port);
+      assert.match((await fresh.reply(1)) ?? '', /^220 new\.test /, 'a new connection is greeted by the new configuration');
+      fresh.write('QUIT\r\n');
+      await fresh.closed;
+
+      // The client of the old session sends another message, as Exchange does on a cached connection: not told 421.
+      session.write('MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n');
+      assert.match((await session.reply(9)) ?? '', /^354 /, session.replies.join('\n'));
+      session.write(MESSAGE);
+      assert.match((await session.reply(10)) ?? '', /^250 /, session.replies.join('\n'));
+      session.write('QUIT\r\n');
+      await session.closed;
+      assert.equal(outboxCount(dir), 2);
+      await relay.waitFor('"stopped"', 20_000, mark); // the replaced relay, once its last session ended
+
+      relay.child.kill('SIGTERM');
+      assert.equal((await stopped(relay)).code, 0);
+    } finally {
+      relay.kill();
+    }
+  });
+
   test('queue.dir cannot change live: the reload says a restart is needed, and mail is queued and delivered from the old spool', async () => {
     const dir = tempDir();
     const config = join(dir, 'relay.yaml');

@@ -47,5 +47,17 @@ export const CASES: FaultCase[] = [
     fault: 'Reloads: `queue.dir` changed, then a port in use (fallback), then the file restored',
     load: from('process', 'reloadSequence'),
   },
+  {
+    id: 'reloads-under-load',
+    group: 'process',
+    fault: 'Five reloads under load, while clients connect and another process tries to bind the port',
+    load: from('process', 'reloadsUnderLoad'),
+  },
+  {
+    id: 'out-of-descriptors',
+    group: 'process',
+    fault: 'The process out of file descriptors (`ulimit -n 96`, connections held open past it)',
+    load: from('process', 'outOfDescriptors'),
+  },
   { id: 'key-store-unreadable', group: 'key-store', fault: "The key store's directory made unreadable at run time", load: from('key-store', 'unreadable') },
 ];

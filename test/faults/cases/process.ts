@@ -1,16 +1,18 @@
 // Faults of the process itself: a second `serve` on the same spool, SIGKILL
-// in the middle of a reload, and a reload whose fallback must not move the
-// relay to settings it never applied.
+// in the middle of a reload, a reload whose fallback must not move the
+// relay to settings it never applied, reloads that must never leave the
+// port free, and a process out of file descriptors.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { BIN, NODE } from '../../cli/support.ts';
 import { runLoad, type Outcome } from '../support/load.ts';
 import { describeReplies, everyAcceptedDelivered, logLines, relayAndHost, stillUp, type CaseContext } from '../support/kit.ts';
 import { cli, COMPILE_CACHE, eventually, ports, startRelay, writeConfig } from '../support/relay.ts';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { startSmartHost } from '../support/smart-host.ts';
 import { queuedIds } from '../../helpers/queued.ts';
 
 const LOAD = { count: 50, sessions: 5 };
@@ -170,4 +172,123 @@ export async function reloadSequence(ctx: CaseContext): Promise<void> {
   stillUp(relay);
   ctx.row.does = 'keeps `queue.dir` at its running value through the failed reload and its fallback; mail stays in the original spool';
   ctx.row.sees = describeReplies(outcomes);
+}
+
+/** Binds `port` on 127.0.0.1 again and again (at most `limit` times) until `done()`: how often it was free. */
+async function tryToTake(port: number, done: () => boolean, limit: number): Promise<{ tries: number; taken: number }> {
+  let tries = 0;
+  let taken = 0;
+  for (; tries < limit && !done(); tries++) {
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) {
+      taken++;
+      await new Promise((resolve) => server.close(resolve));
+    }
+    // A refused listen() reports on the next tick: without a turn of the event loop, nothing else in this process would run.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { tries, taken };
+}
+
+export async function reloadsUnderLoad(ctx: CaseContext): Promise<void> {
+  const { relay, host, config } = await relayAndHost(ctx);
+  const { plain } = ports(relay);
+  writeConfig(config, { dir: ctx.dir, upstreamPort: host.port, extra: { listen: `{host: 127.0.0.1, port: ${plain}, hostname: relay.test}` } });
+  const RELOADS = 5;
+  let reloaded = 0;
+  const done = () => reloaded === RELOADS;
+  // Meanwhile: clients that connect one after another, another process after the port, and mail.
+  const greetings = (async () => {
+    const seen = { greeted: 0, refused: 0 };
+    for (let i = 0; i < 5000 && !done(); i++) (await greets(plain)) ? seen.greeted++ : seen.refused++;
+    return seen;
+  })();
+  const thief = tryToTake(plain, done, 200_000);
+  let replies = 0;
+  let onReply = () => {};
+  const load = runLoad({ port: plain, tag: 'reloads', ...LOAD, count: 100, onReply: (n) => ((replies = n), onReply()) });
+  const repliesReach = (n: number) => new Promise<void>((resolve) => (onReply = () => replies >= n && resolve())).then(() => (onReply = () => {}));
+  for (let i = 0; i < RELOADS; i++) {
+    // A reload every ten messages: sessions the old relay had are told 421 at their next command, and come back.
+    await Promise.race([repliesReach(replies + 10), load]);
+    const mark = relay.output().length;
+    relay.child.kill('SIGHUP');
+    await relay.waitFor('configuration reloaded', 20_000, mark);
+    reloaded++;
+  }
+  const [seen, taken, outcomes] = await Promise.all([greetings, thief, load]);
+  stillUp(relay);
+  assert.equal(seen.refused, 0, `${seen.refused} of ${seen.greeted + seen.refused} connections during the reloads were not greeted`);
+  assert.ok(seen.greeted > 0, 'connections were made during the reloads');
+  assert.ok(taken.tries > 0, 'another process tried the port during the reloads');
+  assert.equal(taken.taken, 0, `another process bound port ${plain} ${taken.taken} times during the reloads`);
+  assert.deepEqual(
+    outcomes.filter((o) => !/^(250|421) /.test(o.reply)),
+    [],
+    `every message is accepted, or deferred with 421 by a relay that is stopping: ${describeReplies(outcomes)}`,
+  );
+  await everyAcceptedDelivered(ctx, host, outcomes);
+  ctx.row.does = `the sockets pass from each relay to the next: all ${seen.greeted} connections made meanwhile greeted, none refused; the other process never got the port (${taken.tries} tries)`;
+  ctx.row.sees = describeReplies(outcomes);
+}
+
+export async function outOfDescriptors(ctx: CaseContext): Promise<void> {
+  // The relay's process may hold this many files and sockets; it needs about 40 at rest.
+  const LIMIT = 96;
+  const node = join(ctx.dir, 'node-limited');
+  writeFileSync(node, `#!/bin/sh\nulimit -n ${LIMIT}\nexec ${JSON.stringify(NODE)} "$@"\n`, { mode: 0o755 });
+  const host = await startSmartHost('127.0.0.1', 'accept');
+  ctx.cleanup.push(() => host.close());
+  const config = join(ctx.dir, 'relay.yaml');
+  // The connection limits above the descriptor limit, so that the descriptors run out first.
+  writeConfig(config, {
+    dir: ctx.dir,
+    upstreamPort: host.port,
+    extra: { listen: '{host: 127.0.0.1, port: 0, hostname: relay.test, maxClients: 1000, maxClientsPerIp: 1000}' },
+  });
+  const relay = await startRelay(config, ctx.dir, { node });
+  ctx.relays.push(relay);
+  ctx.cleanup.push(() => relay.kill());
+  const port = relay.port();
+
+  // Connections held open until the relay can take no more (it closes what it cannot accept).
+  const held: Socket[] = [];
+  ctx.cleanup.push(() => held.forEach((s) => s.destroy()));
+  let ungreeted = 0;
+  for (let i = 0; i < LIMIT * 2 && ungreeted < 3; i++) {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    const greeted = await new Promise<boolean>((resolve) => {
+      socket.once('data', () => resolve(true));
+      socket.once('close', () => resolve(false));
+      socket.setTimeout(5000, () => resolve(false));
+    });
+    socket.setTimeout(0);
+    if (greeted) held.push(socket);
+    else {
+      ungreeted++;
+      socket.destroy();
+    }
+  }
+  assert.ok(ungreeted > 0 && held.length < LIMIT, `the relay greeted ${held.length} connections and turned ${ungreeted} away`);
+  stillUp(relay);
+  // libuv accepts and closes what it has no descriptor for, and says nothing; should even that fail, the listener logs.
+  const line = logLines(relay, 'could not accept connections')[0];
+  const greetedCount = held.length;
+  for (const socket of held.splice(0)) socket.destroy();
+
+  const outcomes = await runLoad({ port, tag: 'after', ...LOAD });
+  assert.deepEqual(
+    outcomes.filter((o) => !o.reply.startsWith('250')),
+    [],
+    describeReplies(outcomes),
+  );
+  await everyAcceptedDelivered(ctx, host, outcomes);
+  stillUp(relay);
+  ctx.row.does = `runs on, closing ungreeted the connections it has no descriptor for${line ? ` (logs \`${String(line.msg)}\`)` : ''}; once descriptors are free, takes mail again`;
+  ctx.row.sees = `${greetedCount} connections greeted, then ${ungreeted} closed ungreeted; after: ${describeReplies(outcomes)}`;
 }

@@ -1,7 +1,8 @@
 // A bounded load: `count` messages over `sessions` SMTP sessions at once, each
 // message with its own Message-ID, and the final reply each one got. A session
-// the relay drops is opened again (a bounded number of times), as a sending
-// MTA would; a message without a final reply counts as not accepted.
+// the relay drops is opened again (a bounded number of times without a final
+// reply in between), as a sending MTA would; a message without a final reply
+// counts as not accepted.
 import { connect, type Socket } from 'node:net';
 
 export interface Outcome {
@@ -74,6 +75,7 @@ export async function runLoad(options: LoadOptions): Promise<Outcome[]> {
               const reply = await client.transaction(id, options.eightBit ?? false);
               outcomes.set(id, reply);
               options.onReply?.(outcomes.size);
+              reconnects = 0; // a relay that answers is not one to give up on
               if (reply === '' || reply.startsWith('421')) break;
               id = take();
             }
