@@ -11,8 +11,11 @@
 // short reason only; with it (or when metrics.auth is not set) the details.
 //
 // A configuration reload starts a new relay while the old one drains: a new
-// listener on the same fixed address takes the open socket over (binding it
-// twice would fail), and the old relay's close() then leaves it alone.
+// listener on the same address takes the open server over and answers for
+// the new relay, one that closes hands it back to the relay before (a reload
+// that failed), and the server closes with the last, as the SMTP ports'
+// sockets do (listening-sockets.ts). One http.Server is kept rather than a
+// socket, since Node's request timeouts only watch a server that listens.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -29,23 +32,23 @@ import { statusPage } from '../observability/status-page.ts';
 
 export interface HttpListener {
   port: number;
-  /** Closes the socket, unless a newer relay took it over. */
+  /** Lets go: the relay before answers again, or the server closes with the last. */
   close(): Promise<void>;
 }
 
 interface Current {
   view: RelayView;
   auth: Config['metrics']['auth'];
-  owner: object;
 }
 
 interface Open {
   server: Server;
-  current: Current;
+  /** The relays that hold it; the last one answers. */
+  owners: Current[];
   address: string;
 }
 
-/** Listeners on a fixed address, by "host:port", so that a reload can take them over. */
+/** Listeners by "host:port" (the port bound, for a port 0), so that a reload can take them over. */
 const byAddress = new Map<string, Open>();
 
 /** Credentials that passed scrypt once, by SHA-256 of the header: a scrape every few seconds should not cost 50 ms each. */
@@ -58,13 +61,11 @@ const REALM = 'Basic realm="dkim-relay", charset="UTF-8"';
 
 export async function startHttp(settings: Config['metrics'], view: RelayView, logger: Logger): Promise<HttpListener> {
   const { host, port } = parseHostPort(settings.listen, LISTEN_ADDRESS)!;
-  const owner = {};
-  const current: Current = { view, auth: settings.auth, owner };
-  const address = `${host}:${port}`;
-  const taken = port !== 0 ? byAddress.get(address) : undefined;
+  const current: Current = { view, auth: settings.auth };
+  const taken = port !== 0 ? byAddress.get(`${host}:${port}`) : undefined;
   if (taken) {
-    taken.current = current;
-    return { port, close: () => closeIfOwner(taken, owner) };
+    taken.owners.push(current);
+    return { port, close: () => letGo(taken, current) };
   }
 
   const timeoutMs = settings.requestTimeoutSeconds * 1000;
@@ -77,24 +78,30 @@ export async function startHttp(settings: Config['metrics'], view: RelayView, lo
     keepAliveTimeout: Math.min(5000, timeoutMs),
   });
   capConnections(server, settings, logger);
-  const open: Open = { server, current, address };
+  const open: Open = { server, owners: [current], address: '' };
   const remembered = new Set<string>();
   const limiter = new AuthLimiter({ maxFailures: MAX_AUTH_FAILURES, penaltyMs: AUTH_PENALTY_MS, maxFailuresPerMinute: MAX_AUTH_FAILURES_PER_MINUTE });
   open.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    respond(req, res, open.current, remembered, limiter).catch((err: Error) => {
+    const owner = open.owners.at(-1);
+    if (!owner) return send(res, 503, 'text/plain; charset=utf-8', 'stopping\n');
+    respond(req, res, owner, remembered, limiter).catch((err: Error) => {
       logger.error({ err: err.message, path: req.url }, 'metrics listener: request failed');
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
       else res.destroy();
     });
   });
   const bound = await listen(open.server, host, port);
-  if (port !== 0) byAddress.set(address, open);
+  open.address = `${host}:${bound}`;
+  byAddress.set(open.address, open);
   logger.info({ listen: `${host.includes(':') ? `[${host}]` : host}:${bound}`, auth: settings.auth !== undefined }, 'metrics listening');
-  return { port: bound, close: () => closeIfOwner(open, owner) };
+  return { port: bound, close: () => letGo(open, current) };
 }
 
-async function closeIfOwner(open: Open, owner: object): Promise<void> {
-  if (open.current.owner !== owner) return;
+async function letGo(open: Open, owner: Current): Promise<void> {
+  const at = open.owners.indexOf(owner);
+  if (at < 0) return;
+  open.owners.splice(at, 1);
+  if (open.owners.length > 0) return;
   if (byAddress.get(open.address) === open) byAddress.delete(open.address);
   await new Promise<void>((resolve) => {
     open.server.close(() => resolve());

@@ -96,4 +96,26 @@ describe('a reload on a fixed metrics.listen', () => {
     }
     await assert.rejects(get(port, '/readyz'), 'closed with the relay that owned it last');
   });
+
+  test('a new relay that stops first (a reload that failed) hands the listener back to the old one, never closing it', async () => {
+    const old = await startTestRelay({ metrics: { listen: '127.0.0.1:0' } }, (store) =>
+      store.generate({ domain: 'old.example', algorithm: 'ed25519', activate: true }),
+    );
+    // A reload names the port the old relay was given.
+    const port = old.relay.ports.metrics!;
+    try {
+      const fresh = await startTestRelay({ metrics: { listen: `127.0.0.1:${port}` } }, (store) =>
+        store.generate({ domain: 'new.example', algorithm: 'ed25519', activate: true }),
+      );
+      assert.equal(fresh.relay.ports.metrics, port);
+      assert.match((await get(port, '/')).body, /new\.example/);
+      await fresh.close();
+      const page = await get(port, '/');
+      assert.equal(page.status, 200);
+      assert.match(page.body, /old\.example/);
+    } finally {
+      await old.close();
+    }
+    await assert.rejects(get(port, '/readyz'), 'closed with the last relay');
+  });
 });
