@@ -27,7 +27,7 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
       let relay = await startRelay(running, logger, { supervisor });
       let reloading = Promise.resolve();
       // Relays a reload replaced, while their sessions finish.
-      const retiring = new Set<Promise<void>>();
+      const retiring = new Set<Retiring>();
 
       await new Promise<void>((resolve, reject) => {
         let stopping = false;
@@ -40,8 +40,11 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
             .then((next) => {
               running = next.running;
               relay = next.relay;
-              retiring.add(next.retired);
-              void next.retired.then(() => retiring.delete(next.retired));
+              const { retired } = next;
+              if (retired) {
+                retiring.add(retired);
+                void retired.done.then(() => retiring.delete(retired));
+              }
             })
             .catch((err: Error) => {
               // Nothing listens any more: exit, so that the service manager sees it and an administrator is told.
@@ -62,7 +65,11 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
             stopping = true;
             logger.info({ signal }, 'signal received');
             reloading
-              .then(() => Promise.all([relay.stop(), ...retiring]))
+              .then(() => {
+                // The sessions a reload let finish are now told 421 at their next command, as the others are.
+                for (const { relay: old } of retiring) old.hurry();
+                return Promise.all([relay.stop(), ...[...retiring].map((r) => r.done)]);
+              })
               .then(
                 () => {
                   lock.release();
@@ -88,12 +95,18 @@ export function serveCommand(yargs: Argv<GlobalArgs>) {
   );
 }
 
+/** A relay a reload replaced, while its sessions finish. */
+interface Retiring {
+  relay: RunningRelay;
+  done: Promise<void>;
+}
+
 /**
  * A new configuration that does not validate, or names a file the relay
  * could not use, is refused and the relay runs on unchanged. Otherwise a new
  * relay starts and takes over the listening sockets from the old one, which
  * accepts until then (the ports are never free), then retires: its sessions
- * go on until their clients quit (`retired` settles when they have). If the
+ * go on until their clients quit (`retired.done` settles when they have). If the
  * new one cannot start, what was running starts again, and if that cannot
  * start either, the reload fails.
  */
@@ -103,19 +116,20 @@ async function reload(
   relay: RunningRelay,
   logger: Logger,
   supervisor: Supervisor,
-): Promise<{ running: LoadedConfig; relay: RunningRelay; retired: Promise<void> }> {
+): Promise<{ running: LoadedConfig; relay: RunningRelay; retired?: Retiring }> {
   let loaded: LoadedConfig;
   try {
     loaded = checkedConfig(args);
   } catch (err) {
     logger.error({ err: err instanceof UserError ? err.toLine() : describe(err) }, 'reload refused: configuration kept as it was');
-    return { running, relay, retired: Promise.resolve() };
+    return { running, relay };
   }
   const next = keepRestartOnly(running, loaded, logger);
   let handOver!: () => void;
-  const retired = relay.stop(new Promise<void>((resolve) => (handOver = resolve))).catch((err: unknown) => {
+  const done = relay.stop(new Promise<void>((resolve) => (handOver = resolve))).catch((err: unknown) => {
     logger.error({ err: describe(err) }, 'error while stopping the relay a reload replaced');
   });
+  const retired: Retiring = { relay, done };
   logger.level = next.config.log.level;
   try {
     // The queue is the same one: its messages and attempts in flight are no crash's leftovers.
@@ -129,7 +143,7 @@ async function reload(
       return { running, relay: await startRelay(running, logger, { recover: false, supervisor }), retired };
     } catch (again) {
       handOver();
-      await retired;
+      await done;
       throw new UserError(
         `reload failed (${describe(err)}) and the previous configuration could not start again (${describe(again)})`,
         'the relay has stopped: mend the configuration (dkim-relay config check) and start it again',

@@ -66,6 +66,8 @@ export interface RunningRelay {
    * and their sessions go on until their clients quit.
    */
   stop(handover?: Promise<unknown>): Promise<void>;
+  /** After a reload's stop: the sessions still open are told 421 at their next command, as at a stop. */
+  hurry(): void;
 }
 
 export interface StartOptions {
@@ -268,6 +270,9 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       readiness,
       queue,
       supervisor,
+      hurry() {
+        for (const server of servers) server.hurry();
+      },
       async stop(handover) {
         logger.info(
           handover

@@ -33,6 +33,8 @@ export interface Listener {
    * by a reload. Either way, what is still open after closeTimeout is told 421.
    */
   close(callback: () => void, letFinish?: boolean): void;
+  /** Sessions a close let finish are told 421 at their next command from now on. */
+  hurry(): void;
 }
 
 /** What the listener keeps per session, by session id. */
@@ -206,6 +208,7 @@ export function createListener(deps: RelayDeps, implicitTls: boolean): Listener 
 
   return {
     take: door.take,
+    hurry: () => server.close(),
     close(callback, letFinish) {
       if (!letFinish) server.close(); // its own server never listened: returns at once
       let doorEmpty = false;

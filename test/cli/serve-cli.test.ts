@@ -195,6 +195,31 @@ describe('SIGHUP', () => {
     }
   });
 
+  test('a stop after a reload tells the sessions the old relay let finish 421 at their next command, and exits', async () => {
+    const { dir, config, write } = setup('listen: {port: 0}\n');
+    const relay = await serve(['--config', config], dir);
+    try {
+      const port = relay.port();
+      const session = await rawSession(port);
+      assert.match((await session.reply(1)) ?? '', /^220 /);
+      session.write('EHLO client.test\r\n');
+      assert.match((await session.reply(2)) ?? '', /^250[ -]/);
+
+      write(`listen: {port: ${port}}\n`);
+      const mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor('configuration reloaded', 20_000, mark);
+      relay.child.kill('SIGTERM');
+      await relay.waitFor('"stopped"', 20_000, mark); // the new relay, which had no session
+      session.write('NOOP\r\n');
+      assert.match((await session.reply(3)) ?? '', /^421 /, session.replies.join('\n'));
+      await session.closed;
+      assert.equal((await stopped(relay)).code, 0, relay.output());
+    } finally {
+      relay.kill();
+    }
+  });
+
   test('queue.dir cannot change live: the reload says a restart is needed, and mail is queued and delivered from the old spool', async () => {
     const dir = tempDir();
     const config = join(dir, 'relay.yaml');
