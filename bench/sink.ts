@@ -2,7 +2,9 @@
 // counts it with its arrival time, keeps a few messages for the signature
 // spot-check, and notes when each latency probe arrived. Message content is
 // drained, not kept, so the sink stays cheap beside the signers it measures.
+// It answers a pipelined command group in one write, as Postfix's smtpd does.
 import { SMTPServer } from 'smtp-server';
+import { batchPipelinedReplies } from '../src/relay/smtp-server-internals.ts';
 import { PROBE_HEADER, PROBE_SENDER } from './probe.ts';
 import { now, sleep } from './stats.ts';
 
@@ -30,6 +32,9 @@ export class CountingSink {
   }
 
   static async start(): Promise<CountingSink> {
+    // As Postfix's smtpd does (and the relay's listener): the replies to a pipelined MAIL, RCPT and DATA leave in
+    // one write, so each signer's smart-host client reads them at once, as it would from a production upstream.
+    batchPipelinedReplies();
     let sink!: CountingSink;
     const server = new SMTPServer({
       authOptional: true,
