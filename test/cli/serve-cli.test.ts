@@ -356,6 +356,46 @@ describe('SIGHUP', () => {
     }
   });
 
+  test('a reload that took the SMTP port over and then failed (its TLS port in use) hands the port back, and what ran starts again', async () => {
+    const { dir, config, write } = setup();
+    mkdirSync(join(dir, 'tls'));
+    const tls = selfSignedCert(join(dir, 'tls'));
+    write(`listen: {port: 0, hostname: old.test, tls: {key: ${tls.key}, cert: ${tls.cert}}}\n`);
+    const relay = await serve(['--config', config], dir);
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = relay.port();
+      const busy = (taken.address() as AddressInfo).port;
+      // What runs names its port (the fallback restarts what runs, and a port 0 would be a new one).
+      write(`listen: {port: ${port}, hostname: old.test, tls: {key: ${tls.key}, cert: ${tls.cert}}}\n`);
+      let mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor('configuration reloaded', 20_000, mark);
+      const session = await rawSession(port); // open across the reload, on the old relay
+      assert.match((await session.reply(1)) ?? '', /^220 old\.test /);
+      write(`listen: {port: ${port}, hostname: new.test, tlsPort: ${busy}, tls: {key: ${tls.key}, cert: ${tls.cert}}}\n`);
+      mark = relay.output().length;
+      relay.child.kill('SIGHUP');
+      await relay.waitFor('reload failed: restarting with the previous configuration', 20_000, mark);
+      await relay.waitFor('"relay listening"', 20_000, mark);
+      assert.match(relay.output().slice(mark), new RegExp(`127\\.0\\.0\\.1:${busy} is already in use`));
+      const fresh = await rawSession(port);
+      assert.match((await fresh.reply(1)) ?? '', /^220 old\.test /, 'the previous configuration answers on the same port');
+      fresh.write('QUIT\r\n');
+      await fresh.closed;
+      session.write('EHLO client.test\r\n');
+      assert.match((await session.reply(2)) ?? '', /^250[ -]/, 'the session open across the failed reload goes on');
+      session.write('QUIT\r\n');
+      await session.closed;
+      relay.child.kill('SIGTERM');
+      assert.equal((await stopped(relay)).code, 0, relay.output());
+    } finally {
+      relay.kill();
+      taken.close();
+    }
+  });
+
   test('a reload whose fallback fails too exits 2 with one line, no unhandled rejection', async () => {
     const { dir, config, write } = setup();
     mkdirSync(join(dir, 'tls'));
