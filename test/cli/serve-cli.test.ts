@@ -50,6 +50,14 @@ async function relayOne(port: number): Promise<string> {
 
 const outboxCount = (dir: string) => readdirSync(join(dir, 'outbox')).filter((f) => f.endsWith('.eml')).length;
 
+/** SIGHUP, and waits for `expect` on the output after it; returns where that output began. */
+async function sighup(relay: Served, expect = 'configuration reloaded'): Promise<number> {
+  const mark = relay.output().length;
+  relay.child.kill('SIGHUP');
+  await relay.waitFor(expect, 20_000, mark);
+  return mark;
+}
+
 async function stopped(relay: Served): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit:\n${relay.output()}`)), 40_000).unref());
   return Promise.race([relay.exited, timeout]);
@@ -136,18 +144,14 @@ describe('SIGHUP', () => {
     try {
       const port = relay.port();
       write(`listen: {port: ${port}}\nlog: {level: debug}\n`);
-      let mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor('configuration reloaded', 20_000, mark);
+      let mark = await sighup(relay);
       mark = relay.output().length;
       assert.match(await relayOne(port), /^250 /);
       await relay.waitFor('"msg":"message"', 10_000, mark);
       assert.match(relay.output().slice(mark), /"level":"debug",.*"msg":"connect"/, 'debug lines after the reload to debug');
 
       write(`listen: {port: ${port}}\nlog: {level: info}\n`);
-      mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor('configuration reloaded', 20_000, mark);
+      mark = await sighup(relay);
       mark = relay.output().length;
       assert.match(await relayOne(port), /^250 /);
       await relay.waitFor('"msg":"message"', 10_000, mark);
@@ -170,9 +174,7 @@ describe('SIGHUP', () => {
       assert.match((await session.reply(6)) ?? '', /^250 /);
 
       write(`listen: {port: ${port}, hostname: new.test}\n`);
-      const mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor('configuration reloaded', 20_000, mark);
+      const mark = await sighup(relay);
       const fresh = await rawSession(port);
       assert.match((await fresh.reply(1)) ?? '', /^220 new\.test /, 'a new connection is greeted by the new configuration');
       fresh.write('QUIT\r\n');
@@ -206,9 +208,7 @@ describe('SIGHUP', () => {
       assert.match((await session.reply(2)) ?? '', /^250[ -]/);
 
       write(`listen: {port: ${port}}\n`);
-      const mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor('configuration reloaded', 20_000, mark);
+      const mark = await sighup(relay);
       relay.child.kill('SIGTERM');
       await relay.waitFor('"stopped"', 20_000, mark); // the new relay, which had no session
       session.write('NOOP\r\n');
@@ -257,9 +257,7 @@ describe('SIGHUP', () => {
       assert.deepEqual(queued(oldSpool), [before]);
 
       write(port, newSpool);
-      const mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor('configuration reloaded', 20_000, mark);
+      const mark = await sighup(relay);
       const warning = relay
         .output()
         .slice(mark)
@@ -311,9 +309,7 @@ describe('SIGHUP', () => {
     write(0, spool);
     const relay = await serve(['--config', config], dir);
     const reload = async (expect: string): Promise<string> => {
-      const mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor(expect, 20_000, mark);
+      const mark = await sighup(relay, expect);
       await relay.waitFor('"relay listening"', 20_000, mark);
       return relay.output().slice(mark);
     };
@@ -369,15 +365,11 @@ describe('SIGHUP', () => {
       const busy = (taken.address() as AddressInfo).port;
       // What runs names its port (the fallback restarts what runs, and a port 0 would be a new one).
       write(`listen: {port: ${port}, hostname: old.test, tls: {key: ${tls.key}, cert: ${tls.cert}}}\n`);
-      let mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor('configuration reloaded', 20_000, mark);
+      let mark = await sighup(relay);
       const session = await rawSession(port); // open across the reload, on the old relay
       assert.match((await session.reply(1)) ?? '', /^220 old\.test /);
       write(`listen: {port: ${port}, hostname: new.test, tlsPort: ${busy}, tls: {key: ${tls.key}, cert: ${tls.cert}}}\n`);
-      mark = relay.output().length;
-      relay.child.kill('SIGHUP');
-      await relay.waitFor('reload failed: restarting with the previous configuration', 20_000, mark);
+      mark = await sighup(relay, 'reload failed: restarting with the previous configuration');
       await relay.waitFor('"relay listening"', 20_000, mark);
       assert.match(relay.output().slice(mark), new RegExp(`127\\.0\\.0\\.1:${busy} is already in use`));
       const fresh = await rawSession(port);
