@@ -19,7 +19,7 @@ import type { KeyStore } from '../keys/key-store.ts';
 import type { FleetSelf, PgKeyStore } from '../keys/pg-store.ts';
 import { fleetStatus, forgottenNodes } from '../observability/fleet-status.ts';
 import { startHttp, type HttpListener } from './http.ts';
-import { holdSocket, type HeldSocket } from './listening-sockets.ts';
+import { holdSocket, type HeldServer } from './listening-sockets.ts';
 import type { Logger } from '../common/logger.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
 import { publisherFrom, RotationScheduler, type SchedulerOptions } from '../rotation/scheduler.ts';
@@ -113,7 +113,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
   let index: QueueIndex | undefined;
   // What serves each listening port, and the sockets it holds.
   const servers: Listener[] = [];
-  const sockets: HeldSocket[] = [];
+  const sockets: HeldServer[] = [];
   try {
     // A fresh checkout's keys/ is 0755 but empty: tightening it is no news.
     if (store.exposedKeyFiles > 0) {
@@ -282,7 +282,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         view.draining();
         const closeListeners = async () => {
           await handover?.catch(() => {});
-          for (const socket of sockets) socket.release();
+          for (const socket of sockets) void socket.release();
           await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve(), handover !== undefined))));
         };
         // Both within closeTimeout; what has not been delivered by then stays in the spool.
@@ -305,7 +305,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       },
     };
   } catch (err) {
-    for (const socket of sockets) socket.release();
+    for (const socket of sockets) void socket.release();
     for (const server of servers) server.close(() => {}); // a session taken meanwhile is told 421
     await crypto.release();
     await http?.close();
@@ -374,7 +374,7 @@ function readTls(files: { key: string; cert: string }): { key: Buffer; cert: Buf
 const ACCEPT_FAILURE_LOG_MS = 10_000;
 
 /** Holds the listening socket on host:port for `listener`, taking it over from the relay before on a reload. */
-async function listen(listener: Listener, host: string, port: number, logger: Logger): Promise<HeldSocket> {
+async function listen(listener: Listener, host: string, port: number, logger: Logger): Promise<HeldServer> {
   let loggedAt = -Infinity;
   let failures = 0;
   const failed = (err: NodeJS.ErrnoException) => {

@@ -10,15 +10,15 @@
 // managers probe them without one. Without it, /healthz gives each check's
 // short reason only; with it (or when metrics.auth is not set) the details.
 //
-// A configuration reload starts a new relay while the old one drains: a new
-// listener on the same address takes the open server over and answers for
-// the new relay, one that closes hands it back to the relay before (a reload
-// that failed), and the server closes with the last, as the SMTP ports'
-// sockets do (listening-sockets.ts). One http.Server is kept rather than a
-// socket, since Node's request timeouts only watch a server that listens.
+// A configuration reload starts a new relay while the old one drains: the
+// new relay takes the open server over and answers for itself, one that
+// closes hands it back to the relay before (a reload that failed), and the
+// server closes with the last (listening-sockets.ts, as for the SMTP ports).
+// The HTTP server itself is held rather than a socket under it, since Node's
+// request timeouts only watch a server that listens.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.ts';
 import { UserError } from '../common/errors.ts';
 import { AuthLimiter } from '../access/auth-limiter.ts';
@@ -29,6 +29,7 @@ import { LISTEN_ADDRESS, parseHostPort } from '../common/host-port.ts';
 import type { Logger } from '../common/logger.ts';
 import type { RelayView } from './relay-view.ts';
 import { statusPage } from '../observability/status-page.ts';
+import { HeldServers, type Bindable, type HeldServer } from './listening-sockets.ts';
 
 export interface HttpListener {
   port: number;
@@ -41,15 +42,8 @@ interface Current {
   auth: Config['metrics']['auth'];
 }
 
-interface Open {
-  server: Server;
-  /** The relays that hold it; the last one answers. */
-  owners: Current[];
-  address: string;
-}
-
-/** Listeners by "host:port" (the port bound, for a port 0), so that a reload can take them over. */
-const byAddress = new Map<string, Open>();
+/** Listeners by address, so that a reload can take them over. */
+const servers = new HeldServers<Current>();
 
 /** Credentials that passed scrypt once, by SHA-256 of the header: a scrape every few seconds should not cost 50 ms each. */
 const MAX_REMEMBERED = 8;
@@ -61,13 +55,21 @@ const REALM = 'Basic realm="dkim-relay", charset="UTF-8"';
 
 export async function startHttp(settings: Config['metrics'], view: RelayView, logger: Logger): Promise<HttpListener> {
   const { host, port } = parseHostPort(settings.listen, LISTEN_ADDRESS)!;
-  const current: Current = { view, auth: settings.auth };
-  const taken = port !== 0 ? byAddress.get(`${host}:${port}`) : undefined;
-  if (taken) {
-    taken.owners.push(current);
-    return { port, close: () => letGo(taken, current) };
+  let created = false;
+  let held: HeldServer;
+  try {
+    held = await servers.hold(host, port, { view, auth: settings.auth }, (current) => {
+      created = true;
+      return createHttpServer(settings, logger, current);
+    });
+  } catch (err) {
+    throw listenProblem(err as NodeJS.ErrnoException, host, port);
   }
+  if (created) logger.info({ listen: `${host.includes(':') ? `[${host}]` : host}:${held.port}`, auth: settings.auth !== undefined }, 'metrics listening');
+  return { port: held.port, close: () => held.release() };
+}
 
+function createHttpServer(settings: Config['metrics'], logger: Logger, current: () => Current | undefined): Bindable {
   const timeoutMs = settings.requestTimeoutSeconds * 1000;
   const server = createServer({
     // Slow clients are cut off: the whole request (headers included) within the timeout, checked every second
@@ -78,11 +80,10 @@ export async function startHttp(settings: Config['metrics'], view: RelayView, lo
     keepAliveTimeout: Math.min(5000, timeoutMs),
   });
   capConnections(server, settings, logger);
-  const open: Open = { server, owners: [current], address: '' };
   const remembered = new Set<string>();
   const limiter = new AuthLimiter({ maxFailures: MAX_AUTH_FAILURES, penaltyMs: AUTH_PENALTY_MS, maxFailuresPerMinute: MAX_AUTH_FAILURES_PER_MINUTE });
-  open.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const owner = open.owners.at(-1);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const owner = current();
     if (!owner) return send(res, 503, 'text/plain; charset=utf-8', 'stopping\n');
     respond(req, res, owner, remembered, limiter).catch((err: Error) => {
       logger.error({ err: err.message, path: req.url }, 'metrics listener: request failed');
@@ -90,23 +91,14 @@ export async function startHttp(settings: Config['metrics'], view: RelayView, lo
       else res.destroy();
     });
   });
-  const bound = await listen(open.server, host, port);
-  open.address = `${host}:${bound}`;
-  byAddress.set(open.address, open);
-  logger.info({ listen: `${host.includes(':') ? `[${host}]` : host}:${bound}`, auth: settings.auth !== undefined }, 'metrics listening');
-  return { port: bound, close: () => letGo(open, current) };
-}
-
-async function letGo(open: Open, owner: Current): Promise<void> {
-  const at = open.owners.indexOf(owner);
-  if (at < 0) return;
-  open.owners.splice(at, 1);
-  if (open.owners.length > 0) return;
-  if (byAddress.get(open.address) === open) byAddress.delete(open.address);
-  await new Promise<void>((resolve) => {
-    open.server.close(() => resolve());
-    open.server.closeAllConnections();
-  });
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 async function respond(req: IncomingMessage, res: ServerResponse, current: Current, remembered: Set<string>, limiter: AuthLimiter): Promise<void> {
@@ -245,20 +237,12 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
-function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE')
-        reject(new UserError(`metrics.listen ${host}:${port} is already in use`, 'stop the other process, or set metrics.listen (or metrics.enabled: false)'));
-      else if (err.code === 'EACCES') reject(new UserError(`no permission to listen on ${host}:${port} (metrics.listen)`, 'choose a port above 1024'));
-      else if (err.code === 'EADDRNOTAVAIL')
-        reject(new UserError(`metrics.listen ${host}:${port}: no such address on this machine`, 'listen on 127.0.0.1, or an address of this machine'));
-      else reject(err);
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
+/** A listen() error in the words of metrics.listen. */
+function listenProblem(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  if (err.code === 'EADDRINUSE')
+    return new UserError(`metrics.listen ${host}:${port} is already in use`, 'stop the other process, or set metrics.listen (or metrics.enabled: false)');
+  if (err.code === 'EACCES') return new UserError(`no permission to listen on ${host}:${port} (metrics.listen)`, 'choose a port above 1024');
+  if (err.code === 'EADDRNOTAVAIL')
+    return new UserError(`metrics.listen ${host}:${port}: no such address on this machine`, 'listen on 127.0.0.1, or an address of this machine');
+  return err;
 }
