@@ -2,7 +2,7 @@
 // and recovers the queue (queue mode) before the listeners accept, starts
 // the queue manager and the listeners, and stops them in order on request.
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostname as osHostname } from 'node:os';
 import type { LoadedConfig } from '../config/load.ts';
@@ -79,6 +79,8 @@ export interface StartOptions {
   recover?: boolean;
   /** How long sessions and delivery attempts in flight may take to finish on stop, in ms. */
   closeTimeoutMs?: number;
+  /** Tests: how often the queue manager looks at queue.db for other writers' commits (default 250 ms). */
+  queueWatchMs?: number;
   /** Tests give the rotation scheduler their own clock and DNS. */
   rotation?: Pick<SchedulerOptions, 'now' | 'observer' | 'publisher'>;
   /**
@@ -141,10 +143,11 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
       config.delivery.upstream.type === 'smtp' ? new UpstreamHealth(direct.name, durationSeconds(config.queue.retryAfter) * 1000) : undefined;
     const upstream = upstreamHealth ? watchedUpstream(direct, upstreamHealth) : direct;
     let queue: RunningRelay['queue'];
+    const queueDir = resolve(config.queue.dir);
     if (config.delivery.mode === 'queue') {
       const spool = new Spool(config.queue.dir);
-      // onCommit: fresh mail is delivered at once, not at the next timer.
-      index = QueueIndex.open(`${config.queue.dir}/queue.db`, { onCommit: () => queue?.manager.wake() });
+      // onCommit: fresh mail is delivered at once by the newest relay's manager, also when a session a reload let finish took it in.
+      index = QueueIndex.open(`${config.queue.dir}/queue.db`, { onCommit: () => delivering.get(queueDir)?.wake() });
       if (options.recover !== false) {
         await recoverQueue(spool, index, logger);
         makeReclaimable(index, logger);
@@ -160,6 +163,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         corruptRetentionMs: durationSeconds(config.queue.corruptRetention) * 1000,
         notices: { config, store, traits: () => upstream.traits, hostname },
         supervisor,
+        ...(options.queueWatchMs !== undefined && { watchMs: options.queueWatchMs }),
       });
       queue = { spool, index, manager };
     } else {
@@ -239,7 +243,10 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
           )
         : () => {};
     view.started();
-    queue?.manager.start();
+    if (queue) {
+      queue.manager.start();
+      delivering.set(queueDir, queue.manager);
+    }
     logger.info(
       { host: config.listen.host, ...ports, upstream: deps.upstream.name, mode: config.delivery.mode, spool: queue ? config.queue.dir : undefined },
       'relay listening',
@@ -280,6 +287,7 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
             : 'stopping: no new connections, finishing sessions and delivery attempts in flight',
         );
         view.draining();
+        if (queue && delivering.get(queueDir) === queue.manager) delivering.delete(queueDir);
         const closeListeners = async () => {
           await handover?.catch(() => {});
           for (const socket of sockets) void socket.release();
@@ -324,6 +332,13 @@ function superviseProbe(store: KeyStore, supervisor: Supervisor): void {
     supervisor.failed('key-token', err);
   }
 }
+
+/**
+ * The queue manager that delivers from each queue folder: the newest relay's.
+ * A reload's new relay takes it over while the old one's sessions finish, and
+ * what those sessions commit (through the old relay's index) wakes it at once.
+ */
+const delivering = new Map<string, QueueManager>();
 
 /** How often a relay deletes the heartbeats of relays long gone (and once at start). */
 const FORGET_EVERY_MS = 3600_000;

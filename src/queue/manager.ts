@@ -39,6 +39,8 @@ export interface ManagerOptions {
   corruptRetentionMs?: number;
   now?: () => number;
   random?: () => number;
+  /** How often queue.db is asked whether another writer committed (default WATCH_MS); tests stretch it to prove a wake. */
+  watchMs?: number;
   /** Where the loop's own failures (queue-maintenance) and notices that could not be queued (notice-mail) are reported. */
   supervisor?: Supervisor;
 }
@@ -120,7 +122,7 @@ export class QueueManager {
       },
     });
     this.#o.index.changedElsewhere();
-    this.#watch = setInterval(() => this.#wakeOnOtherWriters(), WATCH_MS);
+    this.#watch = setInterval(() => this.#wakeOnOtherWriters(), this.#o.watchMs ?? WATCH_MS);
     this.#watch.unref();
     this.#space.start();
     this.wake();
