@@ -87,7 +87,7 @@ try {
     for (const system of systems) {
       const runs = e2e.runs.filter((r) => r.system === system.name && r.size === size);
       say(
-        `  ${system.name.padEnd(40)} ${String(size / 1024).padStart(4)} KiB: ${median(runs.map((r) => r.rate)).toFixed(0)} msg/s, ${median(runs.map((r) => r.cpu.system)).toFixed(0)} µs CPU/msg (main thread ${median(runs.map((r) => r.cpu.threads.main)).toFixed(0)})`,
+        `  ${system.name.padEnd(40)} ${String(size / 1024).padStart(4)} KiB: ${median(runs.map((r) => r.rate)).toFixed(0)} msg/s, ${median(runs.map((r) => r.cpu.system)).toFixed(0)} µs CPU/msg (main thread ${median(runs.map((r) => r.cpu.threads.main)).toFixed(0)}, kernel ${median(runs.map((r) => r.cpu.threads.kernel)).toFixed(0)})`,
       );
     }
   }

@@ -41,6 +41,12 @@ export interface ThreadCpu {
   v8: number;
   /** Threads that ended (an idle thread stopped), and what the kernel did not assign to a live one. */
   other: number;
+  /**
+   * Of the live threads' time, what the kernel spent on their behalf (stime):
+   * system calls, and on loopback the receiving side's TCP work as well,
+   * which runs in the sender's system call. The machine's part, not the code's.
+   */
+  kernel: number;
 }
 
 const POOL = 'libuv-worker';
@@ -48,15 +54,17 @@ const WORKER = 'WorkerThread';
 
 /** The threads of every process in `roots`' family, summed by kind: read before and after, the difference is a run's. */
 export function threadCpuMs(roots: number[]): ThreadCpu {
-  const sum: ThreadCpu = { main: 0, workers: 0, pool: 0, v8: 0, other: 0 };
+  const sum: ThreadCpu = { main: 0, workers: 0, pool: 0, v8: 0, other: 0, kernel: 0 };
   for (const pid of family(roots)) {
     try {
       const total = ticksOf(readFileSync(`/proc/${pid}/stat`, 'utf8'));
       let seen = 0;
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-        const ticks = ticksOf(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const ticks = ticksOf(stat);
         seen += ticks;
+        sum.kernel += Number(statFields(stat)[12]) * TICK_MS;
         const kind: keyof ThreadCpu = tid === String(pid) ? 'main' : comm === WORKER ? 'workers' : comm === POOL ? 'pool' : 'v8';
         sum[kind] += ticks * TICK_MS;
       }
@@ -86,5 +94,6 @@ export function threadCpuDelta(before: ThreadCpu, after: ThreadCpu): ThreadCpu {
     pool: after.pool - before.pool,
     v8: after.v8 - before.v8,
     other: Math.max(0, after.other - before.other),
+    kernel: after.kernel - before.kernel,
   };
 }

@@ -280,7 +280,7 @@ export class EndToEnd {
   }
 }
 
-/** "main 2900, workers 1300, pool 400, v8 200": where a system's CPU per message went. */
+/** "main 2900, workers 1300, pool 400, v8 200; kernel 700": where a system's CPU per message went, and how much of it was the kernel's. */
 export function threadLine(t: ThreadCpu): string {
   return [
     ['main', t.main],
@@ -291,5 +291,6 @@ export function threadLine(t: ThreadCpu): string {
   ]
     .filter(([, us]) => (us as number) >= 1)
     .map(([kind, us]) => `${kind} ${(us as number).toFixed(0)}`)
-    .join(', ');
+    .join(', ')
+    .concat(t.kernel >= 1 ? `; kernel ${t.kernel.toFixed(0)}` : '');
 }
