@@ -12,7 +12,7 @@
 // Settings (environment): BENCH_ROUNDS (3), BENCH_SESSIONS (20),
 // BENCH_SMALL_MESSAGES (1200), BENCH_LARGE_MESSAGES (300), BENCH_LOAD_SECONDS
 // (40, the most one load may run), BENCH_LATENCY_SECONDS (15: 300 probes, so the p99 is not one slow message), BENCH_LOAD
-// (smtp-source or node), BENCH_SIGNER_ROUNDS (5) and BENCH_SECONDS (0.5) for
+// (smtp-source or node), BENCH_SIGNER_ROUNDS (5), BENCH_SECONDS (0.5) and BENCH_SIGNER_WARMUP (6 s) for
 // the in-process signer, BENCH_PEERS=0 to leave the peers out, BENCH_BIG=0 to
 // leave the 25 MB messages out, BENCH_GROWTH=0 to leave out how CPU time grows
 // with hostile input (bench/growth.ts, also `npm run bench:growth` alone),

@@ -3,7 +3,12 @@
 // checks an RSA signature itself), many messages in flight, beside the raw node:crypto RSA-2048
 // rate of every core: the physical limit of what the machine can sign. Each
 // figure and its limit are measured in alternation, round after round, and
-// the medians reported, so both saw the same neighbours.
+// the medians reported, so both saw the same neighbours. Each figure first
+// runs unmeasured for a few seconds (BENCH_SIGNER_WARMUP, 6): as the relays of
+// the end-to-end rounds get a round of their own, since a relay runs for
+// weeks. Fresh, this path takes some 6 s at full load to reach its steady
+// rate (its main-thread CPU a message falls from about 490 to 240 µs while V8
+// compiles it), and half-second rounds would measure mostly that.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +25,7 @@ import type { SignerRow } from './signer.ts';
 import { median } from './stats.ts';
 
 const IN_FLIGHT = 32;
+const WARM_UP_SECONDS = Number(process.env.BENCH_SIGNER_WARMUP ?? 6);
 
 /** Completed calls a second of `fn`, with IN_FLIGHT calls always pending. */
 async function concurrentRate(fn: () => Promise<unknown>, seconds: number): Promise<number> {
@@ -46,6 +52,7 @@ async function againstAllCores(
   const limits: number[] = [];
   const ratios: number[] = [];
   let cores = 0;
+  if (WARM_UP_SECONDS > 0) await concurrentRate(fn, WARM_UP_SECONDS);
   for (let round = 0; round < rounds; round++) {
     const raw = await rawRsaAllCores(seconds);
     const rate = await concurrentRate(fn, seconds);
