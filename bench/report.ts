@@ -67,7 +67,7 @@ export function render(r: Results): string {
   line('### End to end: 20 sessions → signer → sink');
   line();
   line(
-    `Median of ${Math.max(...r.runs.map((x) => x.round))} rounds (lowest–highest in brackets); the systems took turns within each round. "× peer" is the median over the rounds of the ratio to ${r.peer ?? 'the peer'} in the same round. Latency: a probe connection sending one message at a time while the load runs at half the system's median rate; from the probe's final "." to the sink having the message. "disk": in the same seconds, a 4 KiB file written, fsynced, renamed and its folder fsynced every 50 ms beside the spools (bench/disk-probe.ts), p50 / p99 in ms: what making one message durable costs at that moment, the floor under queue mode's latency. "CPU per message": CPU time over the messages received, of the system's processes and of the whole machine (load generator, sink and kernel included), medians over the rounds; with ${r.machine.cores} cores the machine spends at most ${r.machine.cores} s of CPU a second, so ${r.machine.cores} × 10⁶ / (machine µs) is the highest rate any system with that cost could reach here. "main thread": the relay's event loop alone (/proc/PID/task); 10⁶ / (main thread µs) is the rate at which that one loop is saturated. "kernel": of the system's CPU, what the kernel spent in its threads (system calls; on loopback the receiving side's TCP work too, done in the sender's system call): the machine's share, not the code's.`,
+    `Median of ${Math.max(...r.runs.map((x) => x.round))} rounds (lowest–highest in brackets); the systems took turns within each round. "× peer" is the median over the rounds of the ratio to ${r.peer ?? 'the peer'} in the same round. Latency: a probe connection sending one message at a time while the load runs at half the system's median rate; from the probe's final "." to the sink having the message. "disk": in the same seconds, a 4 KiB file written, fsynced, renamed and its folder fsynced every 50 ms beside the spools (bench/disk-probe.ts), p50 / p99 in ms: what making one message durable costs at that moment, the floor under queue mode's latency. "CPU per message": CPU time over the messages received, of the system's processes and of the whole machine (load generator, sink and kernel included), medians over the rounds; with ${r.machine.cores} cores the machine spends at most ${r.machine.cores} s of CPU a second, so ${r.machine.cores} × 10⁶ / (machine µs) is the highest rate any system with that cost could reach here. "main thread": the relay's event loop alone (/proc/PID/task); 10⁶ / (main thread µs) is the rate at which that one loop is saturated. "kernel": of the relay's CPU, what the kernel spent in its threads (system calls; on loopback the receiving side's TCP work too, done in the sender's system call): the machine's share, not the code's.`,
   );
   line();
   line('| system | size | msg/s | × peer | CPU per message: system / machine | added latency p50 / p99 | peak PSS | dkimpy spot-check |');
@@ -192,11 +192,15 @@ function rateCell(runs: Run[]): string {
 
 const ratioCell = (vs: number | undefined) => (vs === undefined ? '' : `${vs.toFixed(2)}×`);
 
-/** CPU per message, system (with the relay's main thread, and the kernel's part) / machine, medians over the runs. */
+/**
+ * CPU per message, system (with the relay's main thread and the kernel's part) / machine, medians over
+ * the runs. The kernel's part is read from live threads: the peer's processes that end during a run
+ * (Postfix's smtpd and cleanup) take theirs with them, so only the relay's is shown.
+ */
 function cpuCell(system: string, runs: Run[]): string {
-  const kernel = `kernel ${median(runs.map((x) => x.cpu.threads.kernel)).toFixed(0)}`;
-  const parts = system.startsWith('dkim-relay') ? `main thread ${median(runs.map((x) => x.cpu.threads.main)).toFixed(0)}; ${kernel}` : kernel;
-  return `${median(runs.map((x) => x.cpu.system)).toFixed(0)} (${parts}) / ${median(runs.map((x) => x.cpu.machine)).toFixed(0)} µs`;
+  const m = (pick: (r: Run) => number) => median(runs.map(pick)).toFixed(0);
+  const parts = system.startsWith('dkim-relay') ? ` (main thread ${m((x) => x.cpu.threads.main)}; kernel ${m((x) => x.cpu.threads.kernel)})` : '';
+  return `${m((x) => x.cpu.system)}${parts} / ${m((x) => x.cpu.machine)} µs`;
 }
 
 const pssCell = (runs: Run[]) => `${(Math.max(...runs.map((x) => x.peakPss)) / MiB).toFixed(0)} MiB`;
