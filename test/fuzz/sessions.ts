@@ -157,7 +157,13 @@ class Session {
   }
 
   /** One command, one reply (aligned), or just sent (unaligned). */
-  async cmd(line: string | Buffer): Promise<Reply | null> {
+  /**
+   * One command and its reply. A 354 that the caller does not handle (`opensData`) answers a DATA
+   * sent as a step of its own, for a transaction an earlier step left open: the client is then
+   * inside a message and sends one, as a real client would; otherwise the relay, rightly, waits
+   * for the rest of the message until its idle timeout.
+   */
+  async cmd(line: string | Buffer, opensData = false): Promise<Reply | null> {
     this.log(`-> ${typeof line === 'string' ? line : JSON.stringify(line.toString('latin1'))}`);
     if (!this.aligned) {
       await this.client.write(Buffer.concat([typeof line === 'string' ? Buffer.from(line, 'latin1') : line, Buffer.from('\r\n')]));
@@ -170,6 +176,11 @@ class Session {
         this.record.problems.push(`no reply within ${this.ctx.replyTimeoutMs} ms to ${String(line).slice(0, 80)}`);
     }
     this.log(`<- ${reply ? oneLine(reply) : '(none)'}`);
+    if (reply?.code === 354 && !opensData) {
+      const txn: Txn = { tag: this.newTag(), accepted: [], tracked: false, terminatorSent: false };
+      this.record.txns.push(txn);
+      await this.sendMessage(txn, { data: seedMessage(this.rng, 'plain'), steps: ['seed:plain after a stray DATA'] }, {});
+    }
     return reply;
   }
 
@@ -374,12 +385,18 @@ class Session {
       const reply = await this.cmd(line);
       if (reply && reply.code < 300) txn.accepted.push(address);
     }
-    const data = await this.cmd('DATA');
+    const data = await this.cmd('DATA', true);
     if (this.aligned && data && data.code !== 354) {
       // DATA refused (no MAIL/RCPT, or relaying denied): the client must not send the message.
       return txn;
     }
-    const message = options.message ?? mutatedMessage(rng);
+    await this.sendMessage(txn, options.message ?? mutatedMessage(rng), options);
+    return txn;
+  }
+
+  /** The message after a 354, and its final reply while aligned. */
+  async sendMessage(txn: Txn, message: { data: Buffer; steps: string[] }, options: { slow?: boolean; stuffing?: 'ok' | 'none' }): Promise<void> {
+    const rng = this.rng;
     txn.message = message.data;
     txn.steps = message.steps;
     const stuffed = options.stuffing === 'none' ? message.data : dotStuff(message.data);
@@ -411,7 +428,6 @@ class Session {
         if (!this.client.closed && !this.client.serverEnded) this.record.problems.push(`no reply to the end of DATA within 20 s (${message.steps.join('+')})`);
       }
     }
-    return txn;
   }
 
   async quit(): Promise<void> {
@@ -661,7 +677,7 @@ const ACTIONS: [number, string, Action][] = [
       await s.cmd('MAIL FROM:<app@example.com>');
       const r = await s.cmd(`RCPT TO:<${txn.tag}0@example.net>`);
       if (r && r.code < 300) txn.accepted.push(`${txn.tag}0@example.net`);
-      const d = await s.cmd('DATA');
+      const d = await s.cmd('DATA', true);
       if (s.aligned && d?.code !== 354) return;
       const size = s.rng.range(257, 2048) * 1024;
       const line = 'o'.repeat(76) + '\r\n';
@@ -714,7 +730,7 @@ const ENDINGS: [number, string, Ending][] = [
       const tag = s.newTag();
       await s.cmd('MAIL FROM:<app@example.com>');
       await s.cmd(`RCPT TO:<${tag}0@example.net>`);
-      const d = await s.cmd('DATA');
+      const d = await s.cmd('DATA', true);
       const msg = dotStuff(mutatedMessage(s.rng).data);
       const cut = msg.subarray(0, s.rng.int(msg.length + 1));
       await s.raw(cut, `first ${cut.length} of ${msg.length} message bytes (DATA said ${d?.code ?? '?'})`);
@@ -740,7 +756,7 @@ const ENDINGS: [number, string, Ending][] = [
       await s.cmd('RSET');
       await s.cmd('MAIL FROM:<app@example.com>');
       await s.cmd(`RCPT TO:<${txn.tag}0@example.net>`);
-      const d = await s.cmd('DATA');
+      const d = await s.cmd('DATA', true);
       if (s.aligned && d?.code !== 354) return s.quit();
       const msg = seedMessage(s.rng, 'plain');
       await s.raw(Buffer.concat([dotStuff(msg), terminatorFor(msg)]), 'message and terminator');
