@@ -1,7 +1,9 @@
 // Every file the configuration names, checked as the relay will read it: the
 // listener's TLS key and certificate (listen.tls) and the TSIG secret of each
 // zone published by RFC 2136 (dns.publish[].tsig.secretFile), the PKCS#11
-// module and PIN file of keys.pkcs11 (the PIN itself is never shown). One step, run
+// module and PIN file of keys.pkcs11, a PostgreSQL key store's password and
+// encryption key files, and the report mailbox's IMAP password file (no secret
+// is ever shown). One step, run
 // by `serve` before it starts, by a SIGHUP reload before it replaces anything
 // (a failure keeps the running configuration), and by `config check`, so the
 // three refuse the same files with the same line. Commands that never listen
@@ -10,7 +12,8 @@
 import { UserError } from '../common/errors.ts';
 import { accessSync, constants } from 'node:fs';
 import { readTsigKey } from '../dns/publish/tsig.ts';
-import { readSecretFile } from '../keys/sealing.ts';
+import { readEncryptionKey, readSecretFile } from '../keys/sealing.ts';
+import { readPasswordFile } from './imap-password-file.ts';
 import type { LoadedConfig } from './load.ts';
 import type { Config } from './schema.ts';
 import { loadTls, TlsFileProblem } from './tls-files.ts';
@@ -24,8 +27,22 @@ export interface FileProblem {
   hint: string | undefined;
 }
 
-export function checkFiles(config: Pick<Config, 'listen' | 'dns'> & { keys?: Pick<Config['keys'], 'pkcs11'> }): FileProblem[] {
+export function checkFiles(
+  config: Pick<Config, 'listen' | 'dns'> & {
+    keys?: Pick<Config['keys'], 'pkcs11' | 'passwordFile' | 'encryptionKeyFile'>;
+    reports?: Pick<Config['reports'], 'imap'>;
+  },
+): FileProblem[] {
   const problems: FileProblem[] = [];
+  // Each reader throws a UserError naming the file, what is wrong and how to mend it.
+  const check = (setting: string, read: () => unknown) => {
+    try {
+      read();
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      problems.push({ setting, message: err.message, hint: err.hint });
+    }
+  };
   const tls = config.listen.tls;
   if (tls) {
     try {
@@ -36,15 +53,11 @@ export function checkFiles(config: Pick<Config, 'listen' | 'dns'> & { keys?: Pic
     }
   }
   config.dns.publish.forEach((zone, i) => {
-    if (zone.method !== 'rfc2136') return;
-    try {
-      readTsigKey(zone.tsig);
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      problems.push({ setting: `dns.publish.${i}.tsig.secretFile`, message: err.message, hint: err.hint });
-    }
+    if (zone.method === 'rfc2136') check(`dns.publish.${i}.tsig.secretFile`, () => readTsigKey(zone.tsig));
   });
-  const token = config.keys?.pkcs11;
+  const { passwordFile, encryptionKeyFile, pkcs11: token } = config.keys ?? {};
+  if (passwordFile !== undefined) check('keys.passwordFile', () => readSecretFile(passwordFile, 'the database password file'));
+  if (encryptionKeyFile !== undefined) check('keys.encryptionKeyFile', () => readEncryptionKey(encryptionKeyFile, 'the encryption key file'));
   if (token) {
     try {
       accessSync(token.module, constants.R_OK);
@@ -55,13 +68,10 @@ export function checkFiles(config: Pick<Config, 'listen' | 'dns'> & { keys?: Pic
         hint: "install the HSM vendor's PKCS#11 library or correct the path",
       });
     }
-    try {
-      readSecretFile(token.pinFile, 'the PIN file');
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      problems.push({ setting: 'keys.pkcs11.pinFile', message: err.message, hint: err.hint });
-    }
+    check('keys.pkcs11.pinFile', () => readSecretFile(token.pinFile, 'the PIN file'));
   }
+  const imap = config.reports?.imap;
+  if (imap) check('reports.imap.passwordFile', () => readPasswordFile(imap.passwordFile, 'the IMAP password file'));
   return problems;
 }
 

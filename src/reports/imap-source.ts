@@ -4,9 +4,8 @@
 // message is marked only after its import ended, refused or not, so a relay
 // that stops half-way reads it again and the (org, report id) key makes that
 // harmless; a database failure leaves it unmarked for the next poll.
-import { statSync, readFileSync } from 'node:fs';
 import type { ImapFlow } from 'imapflow';
-import { UserError } from '../common/errors.ts';
+import { readPasswordFile } from '../config/imap-password-file.ts';
 import type { Config } from '../config/schema.ts';
 import type { ImportResult } from './import.ts';
 
@@ -18,30 +17,6 @@ const TIMEOUTS = { connectionTimeout: 15_000, greetingTimeout: 15_000, socketTim
 export interface Polled {
   uid: number;
   result: ImportResult;
-}
-
-/** The password from reports.imap.passwordFile, which no one but its owner may read. */
-export function readPasswordFile(file: string): string {
-  const where = `reports.imap.passwordFile ${file}`;
-  let mode: number;
-  let text: string;
-  try {
-    mode = statSync(file).mode & 0o777;
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UserError(
-      `${where} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      `write the IMAP password into it and run: chmod 600 ${file}`,
-    );
-  }
-  if (mode & 0o077)
-    throw new UserError(
-      `${where} is readable by others (mode ${mode.toString(8).padStart(4, '0')})`,
-      `run: chmod 600 ${file} — and change the IMAP password if others could read it`,
-    );
-  const password = text.split('\n')[0]!.replace(/\r$/, '');
-  if (password === '') throw new UserError(`${where} is empty`, 'write the IMAP password on its first line');
-  return password;
 }
 
 export async function imapClient(settings: ImapSettings, password: string): Promise<ImapFlow> {

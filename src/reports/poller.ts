@@ -8,7 +8,8 @@ import type { Logger } from '../common/logger.ts';
 import type { Supervisor } from '../common/supervisor.ts';
 import type { Config } from '../config/schema.ts';
 import type { KeyStore } from '../keys/key-store.ts';
-import { MailboxSession, readPasswordFile } from './imap-source.ts';
+import { readPasswordFile } from '../config/imap-password-file.ts';
+import { MailboxSession } from './imap-source.ts';
 import { importContext, importReport, resultLine } from './import.ts';
 import type { KeptReportStores } from './kept-report-stores.ts';
 

@@ -1,4 +1,5 @@
-// The files a configuration names (TSIG secrets, the listener's TLS files) are
+// The files a configuration names (TSIG secrets, the listener's TLS files, the
+// report mailbox's password) are
 // checked by one step: `config check` and `serve` refuse a bad one with the
 // same line and exit 2, and a SIGHUP reload that meets it keeps the running
 // configuration, its listener untouched. Through the real CLI and real signals.
@@ -20,7 +21,7 @@ interface Case {
 }
 
 const tsig = (dir: string) =>
-  `dns: {publish: [{zone: example.com, method: rfc2136, server: "127.0.0.1:53", tsig: {name: dkim-relay, secretFile: ${join(dir, 'tsig.key')}}}]}\n`;
+  `listen: {port: 0}\ndns: {publish: [{zone: example.com, method: rfc2136, server: "127.0.0.1:53", tsig: {name: dkim-relay, secretFile: ${join(dir, 'tsig.key')}}}]}\n`;
 const writeSecret = (dir: string) => {
   const file = join(dir, 'tsig.key');
   writeFileSync(file, `${Buffer.alloc(32, 7).toString('base64')}\n`);
@@ -42,6 +43,20 @@ const CASES: Case[] = [
     breakIt: (dir) => {
       chmodSync(join(dir, 'tsig.key'), 0o644);
       return /: dns\.publish\.0\.tsig\.secretFile: TSIG secret file \S+tsig\.key of key dkim-relay is readable by others \(mode 0644\) — run: chmod 600/;
+    },
+  },
+  {
+    name: 'an IMAP password file others can read',
+    // The poller's connections to a closed loopback port fail and are retried: the relay runs on.
+    good: (dir) => {
+      const file = join(dir, 'imap.pass');
+      writeFileSync(file, 'secret\n');
+      chmodSync(file, 0o600);
+      return `listen: {port: 0}\nreports: {imap: {host: 127.0.0.1, port: 1, tls: none, user: dmarc, passwordFile: ${file}}}\n`;
+    },
+    breakIt: (dir) => {
+      chmodSync(join(dir, 'imap.pass'), 0o644);
+      return /: reports\.imap\.passwordFile: the IMAP password file \S+imap\.pass is readable by others \(mode 0644\) — run: chmod 600/;
     },
   },
   {

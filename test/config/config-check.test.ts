@@ -1,7 +1,7 @@
 // `config check` refuses every file that `serve` refuses, one line each
 // naming the key at fault, through the real CLI with real files and certificates.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { dkimRelay, ROOT } from '../cli/support.ts';
@@ -159,6 +159,46 @@ describe('access.users password hashes', () => {
     const run = await check(withUser.replace('dir: keys', `dir: ${join(dir, 'keys')}`));
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /name: exchange\n\s+password: "?\[hashed\]/);
+  });
+});
+
+describe("a shared key store's secret files, read before the database is asked", () => {
+  const store = (files: string) => `keys: {dir: ${join(dir, 'keys')}, database: "postgresql://relay@127.0.0.1:1/dkim", ${files}}\n`;
+  const secret = (name: string, text: string, mode = 0o600) => {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    chmodSync(file, mode);
+    return file;
+  };
+  let kek: string;
+  before(() => {
+    kek = secret('kek', `${Buffer.alloc(32, 9).toString('base64')}\n`);
+  });
+
+  for (const command of [['config', 'check'], ['serve']]) {
+    test(`${command.join(' ')}: a database password file that does not exist`, () =>
+      refused(
+        store(`passwordFile: ${join(dir, 'no-such.pass')}, encryptionKeyFile: ${kek}`),
+        'keys.passwordFile',
+        /the database password file \S+no-such\.pass does not exist/,
+        command,
+      ));
+    test(`${command.join(' ')}: an encryption key file others can read`, () =>
+      refused(
+        store(`encryptionKeyFile: ${secret('kek-open', `${Buffer.alloc(32, 9).toString('base64')}\n`, 0o644)}`),
+        'keys.encryptionKeyFile',
+        /the encryption key file \S+kek-open is readable by others \(mode 0644\)/,
+        command,
+      ));
+  }
+
+  test('an encryption key file that does not hold 32 bytes', () =>
+    refused(store(`encryptionKeyFile: ${secret('kek-short', 'c2hvcnQ=\n')}`), 'keys.encryptionKeyFile', /does not hold 32 bytes in base64/));
+
+  test('usable files pass (the database itself is not asked)', async () => {
+    const run = await check(store(`passwordFile: ${secret('db.pass', 'pw\n')}, encryptionKeyFile: ${kek}`));
+    assert.equal(run.code, 0, run.stderr);
+    assert.doesNotMatch(run.stdout, /CQkJ/, 'the encryption key is not printed');
   });
 });
 

@@ -204,7 +204,7 @@ test('serve refuses to start while the IMAP password file is readable by others,
   assert.equal(run.code, 2, run.stdout + run.stderr);
   assert.equal(
     run.stderr.trim().split('\n').at(-1),
-    `dkim-relay: reports.imap.passwordFile ${password} is readable by others (mode 0644) — run: chmod 600 ${password} — and change the IMAP password if others could read it`,
+    `dkim-relay: ${config}: reports.imap.passwordFile: the IMAP password file ${password} is readable by others (mode 0644) — run: chmod 600 ${password} — and change the IMAP password if others could read it`,
   );
   assert.doesNotMatch(run.stdout + run.stderr, /secret-imap-password/);
   assert.doesNotMatch(run.stdout, /relay listening/);
