@@ -404,10 +404,28 @@ async function listen(listener: Listener, host: string, port: number, logger: Lo
   try {
     return await holdSocket(host, port, { take: (socket) => listener.take(socket), failed });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new UserError(`${host}:${port} is already in use`, 'stop the other process, or set listen.port');
-    if (code === 'EACCES')
-      throw new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)');
-    throw err;
+    throw listenProblem(err as NodeJS.ErrnoException, host, port);
+  }
+}
+
+/** A listen() error on listen.host in the administrator's words; anything else as it is. */
+export function listenProblem(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new UserError(`${host}:${port} is already in use`, 'stop the other process, or set listen.port');
+    case 'EACCES':
+      return new UserError(`no permission to listen on ${host}:${port}`, 'ports below 1024 need CAP_NET_BIND_SERVICE (see systemd/dkim-relay.service)');
+    case 'EADDRNOTAVAIL':
+      return new UserError(
+        `listen.host ${host}: no such address on this machine`,
+        'set one of its addresses (ip -brief address lists them), 0.0.0.0 or :: for all, or 127.0.0.1',
+      );
+    // A name that getaddrinfo() could not resolve (RFC 3493 §6.1): no such name, or no answer.
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+      return new UserError(`listen.host ${host} does not resolve to an address`, 'set an IP address of this machine, or a name /etc/hosts holds');
+    default:
+      return err;
   }
 }

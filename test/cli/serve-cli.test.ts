@@ -89,6 +89,17 @@ test('a TSIG secret file others can read stops the start with one line, exit 2',
   assert.doesNotMatch(run.stdout, /relay listening/, 'nothing listened');
 });
 
+test('a listen.host that is no address of this machine stops the start with one line, exit 2 (not a stack trace)', async () => {
+  const { dir, config, write } = setup();
+  write('listen: {host: 192.0.2.1, port: 0}\n'); // TEST-NET-1 (RFC 5737): on no interface here
+  const run = await dkimRelay(['serve', '--config', config], dir);
+  assert.equal(run.code, 2, run.stderr);
+  const lines = run.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, run.stderr);
+  assert.match(lines[0]!, /^dkim-relay: listen\.host 192\.0\.2\.1: no such address on this machine — set one of its addresses/);
+  assert.doesNotMatch(run.stdout, /relay listening/, 'nothing listened');
+});
+
 test('serve runs in the process of bin/dkim-relay.js with the memory settings, and values an operator gives win', async () => {
   const { dir, config } = setup('listen: {port: 0, hostname: relay.test}\n');
   const settings = (pid: number) => ({
