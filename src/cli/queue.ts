@@ -5,7 +5,7 @@
 // same msg/ files (a small message is kept in queue.db itself). It never
 // delivers: it changes rows, and the running relay, which watches queue.db
 // for other writers, acts on them at once.
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Argv } from 'yargs';
@@ -147,7 +147,7 @@ function oneSelection(args: { ids?: string[]; all?: boolean; held?: boolean }, f
 async function withQueue<T>(args: GlobalArgs, use: (queue: OpenQueue | undefined, dir: string) => T | Promise<T>): Promise<T> {
   const dir = configFrom(args).config.queue.dir;
   const file = join(dir, 'queue.db');
-  if (!existsSync(file)) return use(undefined, dir);
+  if (!queueExists(dir, file)) return use(undefined, dir);
   refuseOtherOwner(dir);
   let index: QueueIndex | undefined;
   try {
@@ -157,6 +157,20 @@ async function withQueue<T>(args: GlobalArgs, use: (queue: OpenQueue | undefined
     throw explainQueueError(err, file);
   } finally {
     index?.close();
+  }
+}
+
+/**
+ * Whether queue.db is there. A spool this user may not look into is not an
+ * empty queue: existsSync() would say "no" to both.
+ */
+function queueExists(dir: string, file: string): boolean {
+  try {
+    return statSync(file, { throwIfNoEntry: false }) !== undefined;
+  } catch (err) {
+    refuseOtherOwner(dir);
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new UserError(`cannot look into ${dir} (${code})`, 'run dkim-relay queue as the user the relay runs as (see docs/install-and-systemd.md)');
   }
 }
 

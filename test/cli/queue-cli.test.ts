@@ -6,7 +6,7 @@
 // connection holds the write lock.
 import { bufferOctets } from '../../src/message/octets.ts';
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -15,7 +15,7 @@ import { QueueIndex } from '../../src/queue/queue-index.ts';
 import { Spool } from '../../src/queue/spool.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
-import { dkimRelay, type Run } from './support.ts';
+import { dkimRelay, NODE, type Run } from './support.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -471,6 +471,22 @@ test("run by another user than the spool's owner (root, say), it refuses rather 
   const run = await q.cli('list');
   assert.equal(run.code, 2, shown(run));
   oneLine(run, /belongs to uid 65534, and this is uid 0 — run dkim-relay queue as the user the relay runs as/);
+});
+
+test('a spool this user may not look into is not called empty: it names the owner', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to give the spool to another user');
+  const q = await setUp();
+  chownSync(q.spoolDir, 65534, 65534);
+  chmodSync(q.spoolDir, 0o700);
+  // root without the capabilities that pass over file modes: as any other user, it cannot look inside.
+  const node = join(tempDir(), 'node-without-dac-override');
+  writeFileSync(node, `#!/bin/sh\nexec setpriv --bounding-set=-dac_override,-dac_read_search -- ${NODE} "$@"\n`, { mode: 0o755 });
+  for (const args of [['list'], ['flush'], ['show', q.ids.queued]]) {
+    const run = await dkimRelay(['queue', ...args, '--config', q.config], q.dir, { node });
+    assert.equal(run.code, 2, shown(run));
+    oneLine(run, /belongs to uid 65534, and this is uid 0 — run dkim-relay queue as the user the relay runs as/);
+    assert.doesNotMatch(run.stdout, /empty|nothing is waiting/);
+  }
 });
 
 /**
