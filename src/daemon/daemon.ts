@@ -309,7 +309,8 @@ export async function startRelay({ config, path }: LoadedConfig, logger: Logger,
         await reports.close();
         queue?.index.close();
         await store.close();
-        logger.info('stopped');
+        // The process goes on after a reload: a plain "stopped" here would read as the relay's end.
+        logger.info(handover ? 'retired: the sessions the reload let finish have ended; the new relay serves' : 'stopped');
       },
     };
   } catch (err) {

@@ -199,7 +199,8 @@ describe('SIGHUP', () => {
       session.write('QUIT\r\n');
       await session.closed;
       assert.equal(outboxCount(dir), 2);
-      await relay.waitFor('"stopped"', 20_000, mark); // the replaced relay, once its last session ended
+      await relay.waitFor('"retired: ', 20_000, mark); // the replaced relay, once its last session ended
+      assert.doesNotMatch(relay.output().slice(mark), /"msg":"stopped"/, 'the process runs on: nothing says it stopped');
 
       relay.child.kill('SIGTERM');
       assert.equal((await stopped(relay)).code, 0);
