@@ -57,6 +57,18 @@ export function usageLine(message: string, argv: string[]): string {
   return `${line} — see dkim-relay ${command ? `${command} ` : ''}--help`;
 }
 
+/**
+ * An option given without its value (`keys list --domain $EMPTY`) reaches a
+ * command as "": refused here, or it would mean "every domain".
+ */
+function emptyOption(args: Record<string, unknown>): string | undefined {
+  for (const [key, value] of Object.entries(args)) {
+    if (key === '_' || key === '$0' || /[A-Z]/.test(key)) continue; // yargs' camelCase copy of a --kebab-case option
+    if (value === '' || (Array.isArray(value) && value.includes(''))) return `--${key} needs a value`;
+  }
+  return undefined;
+}
+
 export async function main(argv: string[]): Promise<void> {
   let cli = yargs(argv)
     .scriptName('dkim-relay')
@@ -65,7 +77,8 @@ export async function main(argv: string[]): Promise<void> {
     .option('json', { type: 'boolean', describe: 'machine-readable output (every command that lists or reports; not serve or sign)', global: true })
     .check((args) => {
       const command = String(args._[0]);
-      return args.json && WITHOUT_JSON.has(command) ? `${command} has no --json output` : true;
+      if (args.json && WITHOUT_JSON.has(command)) return `${command} has no --json output`;
+      return emptyOption(args) ?? true;
     }) as unknown as Argv<GlobalArgs>;
   cli = serveCommand(cli);
   cli = cli.command('keys', 'manage signing keys and their DNS records', keysCommand);

@@ -26,6 +26,14 @@ test('a missing argument', () => usageError(['passwd'], 'name one user — dkim-
 
 test('an unknown option', () => usageError(['serve', '--port', '25'], 'Unknown argument: port — see dkim-relay serve --help'));
 
+// `keys list --domain "$D"` with D empty would otherwise list every domain's keys.
+test('an option given without its value', async () => {
+  await usageError(['keys', 'list', '--domain'], '--domain needs a value — see dkim-relay keys --help');
+  await usageError(['keys', 'dns', '--domain', ''], '--domain needs a value — see dkim-relay keys --help');
+  await usageError(['keys', 'history', '--client='], '--client needs a value — see dkim-relay keys --help');
+  await usageError(['keys', 'rewrap', '--new-key-file', ''], '--new-key-file needs a value — see dkim-relay keys --help');
+});
+
 test('an unknown command', () => usageError(['frobnicate'], 'unknown command frobnicate — see dkim-relay --help'));
 
 test('a misspelt command', () => usageError(['serv'], 'unknown command serv; did you mean serve? — see dkim-relay --help'));
