@@ -62,7 +62,7 @@ function onlyChain(report: StatusReport, client: string): StatusReport {
     .map((d) => {
       const keys = d.keys.filter((k) => k.client === client);
       const selectors = new Set(keys.map((k) => k.selector));
-      return { ...d, keys, attention: d.attention.filter((a) => a.selector !== null && selectors.has(a.selector)) };
+      return { ...d, keys, client, attention: d.attention.filter((a) => a.selector !== null && selectors.has(a.selector)) };
     })
     .filter((d) => d.keys.length > 0);
   if (domains.length === 0)

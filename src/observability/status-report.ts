@@ -102,6 +102,8 @@ export interface DomainStatus {
   readiness: ReadinessResult;
   attention: Attention[];
   receivers?: ReceiversStatus;
+  /** Set when the keys are one client's chain only (`status --client`). */
+  client?: string;
 }
 
 export interface StatusReport {
@@ -237,7 +239,12 @@ function renderDomain(domain: DomainStatus): string {
   const pad = (r: string[]) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ');
   const indent = ' '.repeat(2 + widths[0]! + 2);
   const lines = [domain.domain];
-  if (!domain.keys.some((k) => k.state === 'active')) lines.push('  no active key: nothing signs for this domain yet');
+  if (!domain.keys.some((k) => k.state === 'active'))
+    lines.push(
+      domain.client === undefined
+        ? '  no active key: nothing signs for this domain yet'
+        : `  no active key of client ${domain.client}: its mail follows its whenNoKey (the domain's keys, or signing.unknownDomain)`,
+    );
   domain.keys.forEach((key, i) => {
     lines.push(`  ${pad(rows[i]!)}`);
     if (key.next) lines.push(`${indent}next: ${key.next.text}`);

@@ -212,6 +212,10 @@ describe('a key chain per sending client, through a real relay and real DNS', { 
     assert.ok(!refused.ok, `crm's mail was accepted after its chain was revoked: ${refused.response}`);
     assert.equal(refused.code, 550, refused.response);
     assert.match(refused.response, /no active DKIM key of client crm for chains\.test/);
+    // status --client speaks of the client's chain, not of the domain, whose own keys still sign.
+    const status = await dkimRelay(['--config', config, 'status', '--no-dns', '--client', 'crm'], base);
+    assert.match(status.stdout, /no active key of client crm: its mail follows its whenNoKey/, status.stdout + status.stderr);
+    assert.doesNotMatch(status.stdout, /nothing signs for this domain/);
     await signedWith('scanner', /^scanner-\d{6}a$/);
     await signedWith('office', /^s\d{6}a$/);
   });
