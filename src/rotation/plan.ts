@@ -141,7 +141,7 @@ export function plan(input: PlanInput): Plan {
       if (key.state === 'active' || key.state === 'retiring') {
         const lost = input.observations.filter((o) => o.keyId === key.id && servers.includes(o.server) && LOST.has(o.lastState));
         if (lost.length > 0) {
-          const why = `${key.selector}._domainkey.${domain} (${key.state}) is no longer served by ${lost.map((o) => `${o.server} (${o.lastState}: ${o.detail})`).join(', ')}; publish it again`;
+          const why = `${key.selector}._domainkey.${domain} (${key.state}) is not served by ${lost.map((o) => `${o.server} (${o.lastState}: ${o.detail})`).join(', ')}; receivers cannot verify what it signs: publish it`;
           notify(key, `lost:${key.id}`, why, [record(key, policy.delegation)]);
         }
       }

@@ -417,10 +417,11 @@ export class RotationScheduler {
           )
             return false;
         } else {
+          // Said once, in the log: recorded as told like a notice mailed, so the next pass does not repeat it.
           logger.warn({ ...line, records: action.records.map((r) => r.name) }, 'rotation needs a person (set rotation.notify to be told by mail)');
         }
         await this.tables!.recordNotification(action.notice, action.keyId, now, this.fence);
-        logger.info(line, 'rotation step: notice sent');
+        if (this.options.config.rotation.notify) logger.info(line, 'rotation step: notice sent');
         return true;
       }
     }

@@ -164,7 +164,7 @@ test('a key stuck in pending and a record DNS no longer serves need a person', (
       ['stuck-pending', 'stuck'],
     ],
   );
-  assert.match(com!.attention[0]!.message, /^act\._domainkey\.example\.com \(active\) is no longer served by ns1 \(missing: NXDOMAIN\); publish it again$/);
+  assert.match(com!.attention[0]!.message, /^act\._domainkey\.example\.com \(active\) is not served by ns1 \(missing: NXDOMAIN\); receivers cannot verify what it signs: publish it$/);
   assert.match(
     com!.attention[1]!.message,
     /^stuck\._domainkey\.example\.com has waited for DNS since 2026-11-20 03:15 UTC: waits for DNS: served by 0 of 1 servers \(ns1: mismatch\)$/,
@@ -173,7 +173,7 @@ test('a key stuck in pending and a record DNS no longer serves need a person', (
   assert.match(com!.keys.find((k) => k.selector === 'stuck')!.next!.text, /served by 0 of 1 servers/);
 
   const text = renderStatus(report);
-  assert.match(text, /^  ! act\._domainkey\.example\.com \(active\) is no longer served/m);
+  assert.match(text, /^  ! act\._domainkey\.example\.com \(active\) is not served/m);
   assert.match(text, /^  ! stuck\._domainkey\.example\.com has waited for DNS/m);
   assert.match(text, /^2 things need attention \(marked !\)$/m);
   assert.match(text, /^\s+DNS:  ns1 missing \(NXDOMAIN\); last checked 2026-11-28 02:15 UTC$/m);

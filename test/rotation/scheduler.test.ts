@@ -285,6 +285,30 @@ test('DNS that cannot be observed holds the keys that wait for it; the rest of t
   await s.stop();
 });
 
+test('without rotation.notify, what needs a person is logged once, and never said to be sent', async () => {
+  const { scheduler } = setUp();
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
+  // The active key's record is not served: receivers cannot verify it, a person must publish it.
+  const s = scheduler(() => ({ servers: async () => ['192.0.2.53:53'], check: async () => ({ state: 'missing', detail: 'NXDOMAIN' }) }), logger);
+  const kinds: string[] = [];
+  for (let i = 0; i < 3; i++) kinds.push(...((await s.tick())?.applied.map((a) => a.kind) ?? []));
+  assert.equal(kinds.filter((k) => k === 'notify').length, 1, `one notice in three passes: ${kinds.join(', ')}`);
+  const asked = lines.filter((l) => l.msg === 'rotation needs a person (set rotation.notify to be told by mail)');
+  assert.equal(asked.length, 1, JSON.stringify(lines));
+  assert.deepEqual(asked[0]!.records, ['first._domainkey.example.com']);
+  assert.ok(!lines.some((l) => l.msg === 'rotation step: notice sent'), 'nothing was sent');
+  await s.stop();
+});
+
 test('rotation.check: off: start() schedules nothing, so no pass ever runs by itself', async () => {
   const dir = tempDir('dkim-relay-scheduler-off-');
   const config = configSchema.parse({
