@@ -5,6 +5,7 @@ import { chmodSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UserError } from '../../src/common/errors.ts';
+import { rawSession } from '../helpers/raw-smtp.ts';
 import { hashPassword } from '../../src/access/passwords.ts';
 import { send, selfSignedCert, startSink, startTestRelay, tempDir, type Sink } from '../helpers/relay-harness.ts';
 
@@ -117,6 +118,24 @@ describe('mail the relay will not sign', () => {
     try {
       const result = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE + 'x'.repeat(70).concat('\r\n').repeat(100) });
       assert.equal(!result.ok && result.code, 552);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  test('a MAIL FROM announcing a SIZE= over listen.maxMessageSize is refused 552 before any octet is sent (RFC 1870)', async () => {
+    const relay = await startTestRelay({ listen: { maxMessageSize: 2048 }, delivery: { upstream: upstream() } }, withKey);
+    try {
+      const session = await rawSession(relay.port);
+      assert.match((await session.reply(1)) ?? '', /^220 /);
+      session.write('EHLO client.test\r\n');
+      assert.match((await session.reply(2)) ?? '', /^250 SIZE 2048$/m, 'the EHLO reply gives the limit');
+      session.write('MAIL FROM:<app@example.com> SIZE=2049\r\n');
+      assert.match((await session.reply(3)) ?? '', /^552 .*maximum message size 2048$/);
+      session.write('MAIL FROM:<app@example.com> SIZE=2048\r\n');
+      assert.match((await session.reply(4)) ?? '', /^250 /, 'at the limit is allowed');
+      session.write('QUIT\r\n');
+      await session.closed;
     } finally {
       await relay.close();
     }
