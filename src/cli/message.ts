@@ -84,21 +84,26 @@ export function verifyCommand(yargs: Argv<GlobalArgs>) {
     'verify every DKIM signature of a message from stdin and report alignment with From:',
     (y) =>
       y
-        .option('dns', { type: 'boolean', default: false, describe: 'fetch keys from DNS instead of the key store' })
+        // No default: with one, yargs would count --nameserver's implied --dns as given.
+        .option('dns', { type: 'boolean', describe: 'fetch keys from DNS instead of the key store' })
         .option('nameserver', { type: 'string', implies: 'dns', describe: 'with --dns: ask this resolver (IP or IP:PORT) instead of the system one' })
         .example('$0 verify < signed.eml', 'keys from the store')
         .example('$0 verify --dns < received.eml', 'keys from DNS, as a receiver would'),
     async (args) => {
       // With --dns the key store is not needed: a host without one verifies too.
       if (args.dns) return verifyWith(args, args.nameserver !== undefined ? mailauthResolver(args.nameserver) : undefined, configFrom(args).config);
-      await withStore(args, (store, { config }) => verifyWith(args, storeResolver(store), config));
+      await withStore(args, (store, { config }) => verifyWith(args, storeResolver(store), config, true));
     },
   );
 }
 
 /** Verifies the signatures of the message on stdin with keys from `resolver` (DNS, through mailauth, when undefined); exit 1 unless all pass and the message has one From:. */
-async function verifyWith(args: GlobalArgs, resolver: DNSResolver | undefined, config: Config): Promise<void> {
+async function verifyWith(args: GlobalArgs, resolver: DNSResolver | undefined, config: Config, fromStore = false): Promise<void> {
   const result = await verifyMessage(await readStdin(), resolver, config.selfCheck.alignment);
+  // The key store is no DNS: a key it lacks says nothing about the sender's records.
+  if (fromStore)
+    for (const s of result.signatures)
+      if (s.reason === 'no-key') s.comment = `no key ${s.selector} of ${s.domain} in the key store (--dns looks it up in DNS, as a receiver would)`;
   const problem = messageProblem(result);
   const failed = problem !== undefined || result.signatures.length === 0 || result.signatures.some((s) => s.result !== 'pass');
   if (args.json) printJson({ verdict: failed ? 'fail' : 'pass', problem: problem ?? null, ...result });

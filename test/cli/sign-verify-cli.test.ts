@@ -75,6 +75,22 @@ describe('sign and verify from the command line', () => {
     assert.match(run.stdout.toString(), /^fail d=example\.com/m);
   });
 
+  test('verify: a selector the key store lacks is said to be missing from the store, not from DNS', async () => {
+    const other = Buffer.from(signed.toString('latin1').replace(/\bs=(\w+); /, 's=elsewhere; '), 'latin1');
+    const run = await withStdin(['verify'], dir, other);
+    assert.equal(run.code, 1);
+    assert.match(
+      run.stdout.toString(),
+      /^permerror d=example\.com s=elsewhere .*: no key elsewhere of example\.com in the key store \(--dns looks it up in DNS/m,
+    );
+  });
+
+  test('verify --nameserver without --dns is a usage error, not silently the key store', async () => {
+    const run = await withStdin(['verify', '--nameserver', '127.0.0.1'], dir, signed);
+    assert.equal(run.code, 2, run.stdout.toString());
+    assert.match(run.stderr, /nameserver -> dns — see dkim-relay verify --help/);
+  });
+
   test('verify: an unsigned message exits 1', async () => {
     const run = await withStdin(['verify'], dir, MESSAGE);
     assert.equal(run.code, 1);
