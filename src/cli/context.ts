@@ -34,11 +34,23 @@ export async function withStore<T>(
   const loaded = configFrom(args);
   // A command runs once: it never needs to look for other relays' changes.
   const store = await openKeyStore(loaded.config.keys, { create: options.create ?? false, refreshMs: 0 });
+  warnIfWasExposed(store, loaded.config.keys.dir);
   try {
     return await use(store, loaded);
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Opening the store made its directory 0700: said on stderr, as serve logs it,
+ * when key files were there to read (a fresh, empty keys/ is no news).
+ */
+export function warnIfWasExposed(store: KeyStore, dir: string): void {
+  if (store.exposedKeyFiles > 0)
+    process.stderr.write(
+      `dkim-relay: warning: key store directory ${dir} was readable by others while it held ${store.exposedKeyFiles} key file(s); now 0700 — if others could log in here, rotate those keys\n`,
+    );
 }
 
 /** A check failed (verification, self-check): exit 1, as the exit-status table in docs/operations-and-monitoring.md says. */

@@ -16,7 +16,7 @@ import { gatherStatus, reportedDomains } from '../observability/status-sources.t
 import { readTaskHealth } from '../common/task-health-file.ts';
 import { readEvidence } from '../reports/evidence.ts';
 import { openReportStore } from '../reports/open-report-store.ts';
-import { CheckFailed, configFrom, print, printJson, type GlobalArgs } from './context.ts';
+import { CheckFailed, configFrom, print, printJson, warnIfWasExposed, type GlobalArgs } from './context.ts';
 import { UserError } from '../common/errors.ts';
 import { normalizeClientName } from '../common/names.ts';
 
@@ -74,6 +74,7 @@ function onlyChain(report: StatusReport, client: string): StatusReport {
 async function gather(loaded: LoadedConfig, dns: boolean, named: Nameserver[]): Promise<StatusReport> {
   const { config } = loaded;
   const store = await openKeyStore(config.keys, { create: false, refreshMs: 0 });
+  warnIfWasExposed(store, config.keys.dir);
   try {
     const domains = reportedDomains(store.list());
     const readiness = dns

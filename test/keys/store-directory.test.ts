@@ -83,6 +83,27 @@ test('serve on a keys/ open to others that holds keys: tightened, with a warning
   assert.match(output, /"level":"warn"[^\n]*"keyFiles":1[^\n]*readable by others while it held keys; now 0700/);
 });
 
+test('keys list and status on a keys/ open to others that holds keys: tightened, with a warning on stderr', async () => {
+  const { cwd, keys, config } = checkout();
+  const store = SqliteKeyStore.open(keys);
+  store.generate({ domain: 'example.com', algorithm: 'ed25519', activate: true });
+  store.close();
+  for (const command of [
+    ['keys', 'list'],
+    ['status', '--no-dns'],
+  ]) {
+    chmodSync(keys, 0o755);
+    const run = await dkimRelay(['--config', config, ...command], cwd);
+    assert.equal(mode(keys), '0700', command.join(' '));
+    assert.match(
+      run.stderr,
+      /^dkim-relay: warning: key store directory \S+ was readable by others while it held 1 key file\(s\); now 0700 — /m,
+      command.join(' '),
+    );
+    assert.match(run.stdout, /example\.com/, command.join(' '));
+  }
+});
+
 test('keys.dir a symbolic link to a directory others can read: serve and keys refuse it in one line, and leave it as it is', async () => {
   const { cwd, config } = checkout();
   const shared = join(tempDir(), 'shared');
