@@ -1,6 +1,7 @@
 // `config check`: validate the configuration and print the effective one.
 import type { Argv } from 'yargs';
 import { stringify } from 'yaml';
+import { wideNetworkAdvice } from '../access/wide-networks.ts';
 import { rotationAdvice } from '../rotation/policy.ts';
 import { checkedConfig, print, printJson, type GlobalArgs } from './context.ts';
 
@@ -15,7 +16,8 @@ export function configCommand(yargs: Argv<GlobalArgs>) {
           // The files it names too, as `serve` and a reload check them.
           const { config, path } = checkedConfig(args);
           // Valid but probably not meant: said on standard error, so the printed configuration stays clean.
-          for (const advice of rotationAdvice(config.rotation)) process.stderr.write(`dkim-relay: note: ${advice}\n`);
+          for (const advice of [...rotationAdvice(config.rotation), ...wideNetworkAdvice(config.access.networks)])
+            process.stderr.write(`dkim-relay: note: ${advice}\n`);
           const upstream = config.delivery.upstream;
           const shown = {
             ...config,

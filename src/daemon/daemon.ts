@@ -36,6 +36,7 @@ import { makeReclaimable } from '../queue/space-reclaim.ts';
 import { Spool } from '../queue/spool.ts';
 import { intakeDir, removeStaleIntakeFiles } from '../message/intake.ts';
 import { AuthLimiter } from '../access/auth-limiter.ts';
+import { wideNetworkAdvice } from '../access/wide-networks.ts';
 import { ConnectionPools } from '../relay/connection-pools.ts';
 import { CLOSE_TIMEOUT_MS, createListener, type Listener } from '../relay/listener.ts';
 import type { RelayDeps } from '../relay/relay-deps.ts';
@@ -94,7 +95,7 @@ export interface StartOptions {
 export async function startRelay({ config, path }: LoadedConfig, logger: Logger, options: StartOptions = {}): Promise<RunningRelay> {
   logger.info({ config: path ?? 'embedded default' }, path ? 'configuration loaded' : 'no configuration file: running the embedded demo default');
   // The same notes `config check` prints: settings that work, but probably not as meant.
-  for (const advice of rotationAdvice(config.rotation)) logger.warn({ advice }, 'configuration note');
+  for (const advice of [...rotationAdvice(config.rotation), ...wideNetworkAdvice(config.access.networks)]) logger.warn({ advice }, 'configuration note');
   const supervisor = options.supervisor ?? new Supervisor({ logger, metrics });
   const store = await openKeyStore(config.keys, {
     onKeyProblem: ({ domain, selector, problem, line }) =>

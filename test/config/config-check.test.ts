@@ -234,3 +234,20 @@ test('settings that work but probably not as meant: config check notes them on s
   const quiet = await check('rotation: {check: "*/5 * * * *", publishFor: 1h}\n');
   assert.equal(quiet.stderr, '', 'nothing to note');
 });
+
+test('access.networks wider than any organisation: config check notes an open relay, and exits 0', async () => {
+  const run = await check('access: {networks: [127.0.0.1, 0.0.0.0/0, "::/0", 10.0.0.0/8, 64.0.0.0/2, "fc00::/7"]}\n');
+  assert.equal(run.code, 0, run.stderr);
+  const notes = run.stderr.trimEnd().split('\n');
+  assert.deepEqual(
+    notes.map((n) => /^dkim-relay: note: access\.networks holds (\S+), (.*?): whoever reaches the listener relays without a login/.exec(n)?.slice(1)),
+    [
+      ['0.0.0.0/0', 'every IPv4 address'],
+      ['::/0', 'every IPv6 address'],
+      ['64.0.0.0/2', '1/4 of all IPv4 addresses'],
+    ],
+  );
+  assert.match(notes[0]!, /\(an open relay\); list your own networks, and let other clients log in \(access\.users\)$/);
+  const quiet = await check('access: {networks: [10.0.0.0/8, 192.168.0.0/16, "fc00::/7", "2001:db8::/32"]}\n');
+  assert.equal(quiet.stderr, '', 'private and organisation-sized ranges are no news');
+});
