@@ -69,17 +69,53 @@ export function parseConfig(text: string, source: string): Config {
 function validate(raw: unknown, source: string): Config {
   const result = configSchema.safeParse(raw);
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
+  const [issue, ...others] = result.error.issues;
   // Rules in rules.ts carry their own way to mend the value.
-  const hint = issue.code === 'custom' && typeof issue.params?.hint === 'string' ? issue.params.hint : 'see config/dkim-relay.example.yaml for every key';
-  throw new UserError(`${source}: ${describeIssue(issue)}`, hint);
+  const hint = issue!.code === 'custom' && typeof issue!.params?.hint === 'string' ? issue!.params.hint : 'see config/dkim-relay.example.yaml for every key';
+  const more = others.length > 0 ? ` (and ${others.length} more problem${others.length === 1 ? '' : 's'} after it)` : '';
+  throw new UserError(`${source}: ${describeIssue(issue!, raw)}${more}`, hint);
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+const TYPE_NAMES: Partial<Record<string, string>> = { number: 'a number', string: 'text', boolean: 'true or false', array: 'a list', object: 'a map of keys' };
+
+/** The value at `path` in the file as written. */
+function valueAt(raw: unknown, path: PropertyKey[]): unknown {
+  return path.reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), raw);
+}
+
+/** A value as YAML showed it, for "not …": the text itself, shortened. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'empty';
+  if (typeof value === 'object') return 'a map of keys';
+  return String(value);
+}
+
+/** One schema issue in an administrator's words: the key, what it must be, and what the file says. */
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   const key = issue.path.length ? issue.path.join('.') : '(top level)';
-  if (issue.code === 'unrecognized_keys') {
-    const prefix = issue.path.length ? `${key}.` : '';
-    return `unknown key ${issue.keys.map((k) => prefix + k).join(', ')}`;
+  const value = valueAt(raw, issue.path);
+  // A rule's own message already says what to write; only the schema library's generic ones are reworded.
+  if (issue.code !== 'unrecognized_keys' && !/^(Invalid input|Invalid option|Too big|Too small)\b/.test(issue.message)) return `${key}: ${issue.message}`;
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const prefix = issue.path.length ? `${key}.` : '';
+      return `unknown key ${issue.keys.map((k) => prefix + k).join(', ')}`;
+    }
+    case 'invalid_type': {
+      const wanted = TYPE_NAMES[issue.expected] ?? issue.expected;
+      return value === undefined ? `${key} is missing: it must be ${wanted}` : `${key}: must be ${wanted}, not ${shown(value)}`;
+    }
+    case 'invalid_value':
+      return `${key}: ${shown(value)} is not one of ${issue.values.map(String).join(', ')}`;
+    case 'too_big':
+    case 'too_small': {
+      if (issue.origin !== 'number') break;
+      const bound = issue.code === 'too_big' ? issue.maximum : issue.minimum;
+      const word = issue.code === 'too_big' ? (issue.inclusive ? 'at most' : 'below') : issue.inclusive ? 'at least' : 'above';
+      return `${key}: must be ${word} ${String(bound)}, not ${shown(value)}`;
+    }
   }
   return `${key}: ${issue.message}`;
 }

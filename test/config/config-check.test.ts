@@ -39,6 +39,23 @@ async function refused(yaml: string, key: string, what: RegExp, command?: string
   assert.doesNotMatch(run.stderr, /PRIVATE KEY-----\n|^\s+at /m);
 }
 
+describe('values of the wrong kind, said with the key, what it must be and what the file holds', () => {
+  test('text where a number goes', () => refused('listen: {port: twenty-five}\n', 'listen.port', /^must be a number, not "twenty-five" — /));
+  test('a number out of range', () => refused('listen: {port: 99999}\n', 'listen.port', /^must be at most 65535, not 99999 — /));
+  test('a word that is not one of the choices', () =>
+    refused('log: {level: loud}\n', 'log.level', /^"loud" is not one of fatal, error, warn, info, debug, trace, silent — /));
+  test('a required key left out', () => refused('delivery: {upstream: {type: smtp}}\n', 'delivery.upstream.host is missing', /^it must be text — /));
+  test('a single value where a list goes', () => refused('access: {networks: 10.0.0.0/8}\n', 'access.networks', /^must be a list, not "10\.0\.0\.0\/8" — /));
+  test('more than one problem: the first, and how many follow', async () => {
+    const run = await check('listen: {prot: 25}\nlog: {level: loud}\n');
+    assert.equal(run.code, 2);
+    assert.equal(
+      run.stderr,
+      `dkim-relay: ${run.file}: unknown key listen.prot (and 1 more problem after it) — see config/dkim-relay.example.yaml for every key\n`,
+    );
+  });
+});
+
 describe('TLS files', () => {
   test('listen.tlsPort without listen.tls', () => refused('listen: {tlsPort: 0}\n', 'listen.tlsPort', /needs listen\.tls/));
 
