@@ -600,7 +600,13 @@ function announce(key: StoredKey, args: GlobalArgs, served = false): void {
   }
   if (args.json) return printJson({ ...withoutFile(key), record });
   print(`${chainName(key.domain, key.client)} ${key.selector}: ${key.algorithm} ${key.bits} bits, ${key.state}, ${key.fingerprint}`);
-  print(served ? `DNS serves its record ${record.name}` : `Publish this record:\n${zoneLines(record)}`);
+  const heading =
+    key.state === 'retiring'
+      ? 'Keep this record published (mail the key signed is still being verified):'
+      : key.state === 'revoked'
+        ? 'Publish this record in place of the old one (its empty p= says the key is revoked):'
+        : 'Publish this record:';
+  print(served ? `DNS serves its record ${record.name}` : `${heading}\n${zoneLines(record)}`);
 }
 
 /** Warnings go to stderr, so stdout stays the result (and valid JSON under --json). */

@@ -151,7 +151,8 @@ describe('keys rotate, remove and history', { concurrency: 3 }, () => {
       /key old for a\.test is retiring, not revoked — revoke it first: dkim-relay keys revoke --domain a\.test --selector old/,
     );
     assertOneLine(await run('keys', 'remove', '--domain', 'a.test', '--selector', 'new'), 2, /key new for a\.test is still signing/);
-    ok(await run('keys', 'revoke', '--domain', 'a.test', '--selector', 'old'));
+    const revoked = ok(await run('keys', 'revoke', '--domain', 'a.test', '--selector', 'old'));
+    assert.match(revoked.stdout, /^Publish this record in place of the old one \(its empty p= says the key is revoked\):\nold\._domainkey\.a\.test\. .*"p="/ms);
     assertOneLine(
       await run('keys', 'remove', '--domain', 'a.test', '--selector', 'old'),
       2,
