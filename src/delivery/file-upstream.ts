@@ -4,7 +4,7 @@
 // messages are the organisation's mail. Files are created without following
 // a link (src/common/file-create.ts).
 import { randomBytes } from 'node:crypto';
-import { rename } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { createFile, makeDirectory } from '../common/file-create.ts';
 import { join } from 'node:path';
 import type { UpstreamConfig } from '../config/schema.ts';
@@ -34,22 +34,31 @@ export class FileUpstream implements Upstream {
     // A line break in an address would start a header line of its own in the file.
     const broken = [envelope.from, ...envelope.to].find((address) => CONTROL.test(address));
     if (broken !== undefined) return forAll(envelope, smtpReply(553, `5.1.3 The address ${JSON.stringify(broken)} contains control characters`));
-    makeDirectory(this.dir, 0o700);
     const id = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(6).toString('hex')}`;
     const tmp = join(this.dir, `.${id}.tmp`);
-    // The envelope is kept as Return-Path and Delivered-To lines, as a mail
-    // store would add them: above the signature, which they do not touch.
-    const envelopeLines = `Return-Path: <${envelope.from}>\r\n` + envelope.to.map((to) => `Delivered-To: <${to}>\r\n`).join('');
-    const file = await createFile(tmp, 0o600);
     try {
-      // SMTPUTF8 addresses are UTF-8 (RFC 6531 §3.3); latin1 would cut U+010D to a bare CR.
-      await file.write(Buffer.from(envelopeLines, 'utf8'));
-      for await (const chunk of message.chunks()) await file.write(chunk);
-      await file.sync();
-    } finally {
-      await file.close();
+      makeDirectory(this.dir, 0o700);
+      // The envelope is kept as Return-Path and Delivered-To lines, as a mail
+      // store would add them: above the signature, which they do not touch.
+      const envelopeLines = `Return-Path: <${envelope.from}>\r\n` + envelope.to.map((to) => `Delivered-To: <${to}>\r\n`).join('');
+      const file = await createFile(tmp, 0o600);
+      try {
+        // SMTPUTF8 addresses are UTF-8 (RFC 6531 §3.3); latin1 would cut U+010D to a bare CR.
+        await file.write(Buffer.from(envelopeLines, 'utf8'));
+        for await (const chunk of message.chunks()) await file.write(chunk);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(tmp, join(this.dir, `${id}.eml`));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code !== 'string' || !code.startsWith('E')) throw err; // not the file system's: a bug
+      await rm(tmp, { force: true }).catch(() => {});
+      // The folder is this upstream's mailbox: why it cannot take the message is its reply, for queue show and the log.
+      const full = code === 'ENOSPC' || code === 'EDQUOT';
+      return forAll(envelope, smtpReply(451, `${full ? '4.3.1' : '4.3.0'} Cannot write the message into ${this.dir}: ${code}, try again later`));
     }
-    await rename(tmp, join(this.dir, `${id}.eml`));
     return forAll(envelope, smtpReply(250, `2.0.0 Ok: written to ${join(this.dir, `${id}.eml`)}`));
   }
 

@@ -2,7 +2,7 @@
 // an address holding U+010D U+010A must not become CR LF and a header line.
 import { bufferOctets } from '../../src/message/octets.ts';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FileUpstream } from '../../src/delivery/file-upstream.ts';
@@ -61,6 +61,29 @@ test('outbox/ is made 0700 and each message 0600, whatever the umask', async () 
     assert.equal(statSync(join(outbox, files[0]!)).mode & 0o777, 0o600);
   } finally {
     process.umask(old);
+    dir.remove();
+  }
+});
+
+test('a folder that cannot be written: a 451 naming the folder and the cause, and no temporary file left', async () => {
+  const dir = tempDir();
+  const notAFolder = join(dir.path, 'outbox');
+  writeFileSync(notAFolder, 'a file where the folder should be');
+  const upstream = new FileUpstream({ type: 'file', dir: notAFolder, dualSign: true, eightBitMime: true });
+  const answer = await upstream.deliver({ from: 'a@example.com', to: ['b@example.net'] }, bufferOctets(Buffer.from(MESSAGE)));
+  assert.equal(answer.code, 451);
+  assert.equal(answer.enhanced, '4.3.0');
+  assert.match(answer.text, /^Cannot write the message into \S+outbox: E(EXIST|NOTDIR), try again later$/);
+  assert.deepEqual(readdirSync(dir.path), ['outbox']);
+
+  // Sync mode hands that reply to the client as it is: it says why, and the client keeps the message.
+  const relay = await startTestRelay({ delivery: { upstream: { type: 'file', dir: notAFolder } } }, withKey);
+  try {
+    const result = await send({ port: relay.port, from: 'app@example.com', to: ['b@example.net'], raw: MESSAGE });
+    assert.equal(!result.ok && result.code, 451, JSON.stringify(result));
+    assert.match(result.response, /4\.3\.0 Cannot write the message into \S+outbox: E(EXIST|NOTDIR)/);
+  } finally {
+    await relay.close();
     dir.remove();
   }
 });
