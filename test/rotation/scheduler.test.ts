@@ -34,6 +34,21 @@ function servingDns(gate?: Promise<void>): () => DnsObserver {
   });
 }
 
+/** A logger at info whose lines, parsed, are kept in `lines`. */
+function capturedLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _e, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
+  return { lines, logger };
+}
+
 function setUp() {
   const dir = tempDir('dkim-relay-scheduler-');
   const config = configSchema.parse({
@@ -209,16 +224,7 @@ test("a retiring key is not revoked while this relay's queue holds mail it signe
 
 test('a failing pass is logged once per cause under the task rotation, and the next tick runs it again', async () => {
   const { scheduler, stores } = setUp();
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _e, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    }),
-  );
+  const { lines, logger } = capturedLogger();
   const s = scheduler(servingDns(), logger);
   const store = stores.at(-1)!;
   const list = store.list.bind(store);
@@ -242,16 +248,7 @@ test('a failing pass is logged once per cause under the task rotation, and the n
 
 test('DNS that cannot be observed holds the keys that wait for it; the rest of the pass goes on', async () => {
   const { clock, scheduler, events } = setUp();
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _e, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    }),
-  );
+  const { lines, logger } = capturedLogger();
   let broken = true;
   const s = scheduler(
     () => ({
@@ -287,16 +284,7 @@ test('DNS that cannot be observed holds the keys that wait for it; the rest of t
 
 test('without rotation.notify, what needs a person is logged once, and never said to be sent', async () => {
   const { scheduler } = setUp();
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _e, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    }),
-  );
+  const { lines, logger } = capturedLogger();
   // The active key's record is not served: receivers cannot verify it, a person must publish it.
   const s = scheduler(() => ({ servers: async () => ['192.0.2.53:53'], check: async () => ({ state: 'missing', detail: 'NXDOMAIN' }) }), logger);
   const kinds: string[] = [];
@@ -316,16 +304,7 @@ test('rotation.check: off: start() schedules nothing, so no pass ever runs by it
     delivery: { upstream: { type: 'file', dir: join(dir, 'outbox') } },
     rotation: { check: 'off', interval: '1s' },
   });
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    }),
-  );
+  const { lines, logger } = capturedLogger();
   const store = SqliteKeyStore.open(config.keys.dir);
   let asked = 0;
   const observer = (): DnsObserver => ({
