@@ -172,7 +172,10 @@ describe('dkim-relay status', { concurrency: 2 }, () => {
     );
     assert.match(a, /^ {2}revoked {3}dead {2}ed25519 {2}since .*\n {12}next: removed .* UTC\n {12}DNS: {2}never checked$/m);
     assert.match(a, /^ {2}DMARC {2}not checked \(--no-dns\)$/m);
-    assert.match(a, /^ {2}! old\._domainkey\.a\.test \(retiring\) is not served by 127\.0\.0\.1:\d+ \(missing: NXDOMAIN\); receivers cannot verify what it signs: publish it$/m);
+    assert.match(
+      a,
+      /^ {2}! old\._domainkey\.a\.test \(retiring\) is not served by 127\.0\.0\.1:\d+ \(missing: NXDOMAIN\); receivers cannot verify what it signs: publish it$/m,
+    );
     const c = block('c.test');
     assert.match(c, /^ {2}no active key: nothing signs for this domain yet$/m);
     assert.match(c, /^ {2}pending {2}wait {2}ed25519 {2}since .* \(9d\)$/m);

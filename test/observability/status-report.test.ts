@@ -164,7 +164,10 @@ test('a key stuck in pending and a record DNS no longer serves need a person', (
       ['stuck-pending', 'stuck'],
     ],
   );
-  assert.match(com!.attention[0]!.message, /^act\._domainkey\.example\.com \(active\) is not served by ns1 \(missing: NXDOMAIN\); receivers cannot verify what it signs: publish it$/);
+  assert.match(
+    com!.attention[0]!.message,
+    /^act\._domainkey\.example\.com \(active\) is not served by ns1 \(missing: NXDOMAIN\); receivers cannot verify what it signs: publish it$/,
+  );
   assert.match(
     com!.attention[1]!.message,
     /^stuck\._domainkey\.example\.com has waited for DNS since 2026-11-20 03:15 UTC: waits for DNS: served by 0 of 1 servers \(ns1: mismatch\)$/,
