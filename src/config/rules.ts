@@ -23,6 +23,15 @@ export function domainName(value: string, ctx: Ctx): void {
   }
 }
 
+/** A name this relay gives itself (greeting, EHLO, Received:): a fully-qualified host name (RFC 5321 §4.1.1.1, §2.3.5). */
+export function hostName(value: string, ctx: Ctx): void {
+  try {
+    normalizeDomain(value);
+  } catch {
+    problem(ctx, `"${value}" is not a fully-qualified host name`, 'write the name this host is known by, such as relay.example.com');
+  }
+}
+
 /** signing.domains is looked up by the d= domain, which is always lower-case ASCII. */
 export function signingDomainKeys(domains: Record<string, unknown>, ctx: Ctx): void {
   for (const key of Object.keys(domains)) {

@@ -154,7 +154,7 @@ const smtpUpstream = z.strictObject({
     .union([z.literal('auto'), z.boolean()])
     .default('auto')
     .describe('the smart host takes 8-bit data (8BITMIME): `auto` learns it from its EHLO reply; `true` or `false` override what it announces'),
-  name: z.string().optional().describe('name given in EHLO to the smart host; unset: `listen.hostname`, else the host name'),
+  name: z.string().superRefine(rules.hostName).optional().describe('name given in EHLO to the smart host; unset: `listen.hostname`, else the host name'),
   timeoutSeconds: z.number().int().min(1).max(3600).default(60).describe('connect, greeting and socket timeout, in seconds'),
 });
 
@@ -350,7 +350,11 @@ export const configSchema = z
         host: z.string().min(1).default('127.0.0.1').describe('address to listen on (`0.0.0.0` or `::` for all)'),
         port: z.number().int().min(0).max(65535).default(2525).describe('plain SMTP port, with STARTTLS when `listen.tls` is set; `0`: any free port'),
         tlsPort: z.number().int().min(0).max(65535).optional().describe('implicit-TLS port (e.g. 465); needs `listen.tls`'),
-        hostname: z.string().optional().describe('name in the greeting, the EHLO reply and the `Received:` field; unset: the host name'),
+        hostname: z
+          .string()
+          .superRefine(rules.hostName)
+          .optional()
+          .describe('name in the greeting, the EHLO reply and the `Received:` field; unset: the host name'),
         addReceived: z
           .boolean()
           .default(true)

@@ -139,6 +139,14 @@ describe('networks and domain names', () => {
   test('signing.domains keys in upper case never match the d= domain', () =>
     refused('signing: {domains: {Example.ORG: {}}}\n', 'signing.domains.Example.ORG', /never matches/));
   test('demo.domain', () => refused('demo: {domain: "example..com"}\n', 'demo.domain', /is not a valid domain name/));
+  test('listen.hostname and the smart host EHLO name: fully-qualified host names', async () => {
+    await refused('listen: {hostname: "bad host name!"}\n', 'listen.hostname', /^"bad host name!" is not a fully-qualified host name — write the name/);
+    await refused(
+      'delivery: {upstream: {type: smtp, host: smtp.example.com, name: relay}}\n',
+      'delivery.upstream.name',
+      /^"relay" is not a fully-qualified host name/,
+    );
+  });
 
   test('valid addresses, ranges and domains pass', async () => {
     const run = await check(
