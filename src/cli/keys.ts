@@ -287,7 +287,9 @@ export function keysCommand(yargs: Argv<GlobalArgs>): Argv<GlobalArgs> {
       (y) => y.option('domain', { ...DOMAIN, demandOption: true }).option('selector', { ...SELECTOR, demandOption: true }),
       (args) =>
         withStore(args, async (store, { config }) => {
+          const wasRetiring = store.get(args.domain!, args.selector!).state === 'retiring';
           const key = await store.retire(args.domain!, args.selector!);
+          if (wasRetiring) warn(`${key.selector} of ${key.domain} was already retiring (since ${key.retiredAt ?? '?'}): nothing changed`);
           announce(key, args);
           if (key.client) warnAboutClientChain(store, key.domain, key.client, config);
           else warnAboutWhatSignsNow(store, key.domain, config);

@@ -254,6 +254,13 @@ describe('keys commands meeting DNS and each other', { concurrency: 4 }, () => {
     assertOk(rsaGone);
     // A retiring key's record stays where it is: nothing new to publish.
     assert.match(rsaGone.stdout, /^Keep this record published \(mail the key signed is still being verified\):\nr1\._domainkey\.example\.com\. /m);
+    const again = await dkimRelay(['keys', 'retire', '--domain', 'example.com', '--selector', 'r1'], cwd);
+    assertOk(again);
+    assert.match(
+      again.stderr,
+      /^warning: r1 of example\.com was already retiring \(since 20\d\d-.*\): nothing changed$/m,
+      'a second retire changes nothing, and says so',
+    );
     assertWarnings(
       rsaGone,
       /^warning: example\.com now signs with Ed25519 only; receivers that do not know Ed25519 see its mail as unsigned — activate an RSA key$/,
