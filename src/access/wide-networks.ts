@@ -12,7 +12,8 @@ export function wideNetworkAdvice(networks: string[]): string[] {
     const [ip, bits] = parseNetwork(text, 'access.networks');
     const kind = ip.kind();
     if (bits >= NARROWEST_WIDE[kind]) return [];
-    const share = bits === 0 ? `every ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} address` : `1/${2 ** bits} of all ${kind === 'ipv4' ? 'IPv4' : 'IPv6'} addresses`;
+    const family = kind === 'ipv4' ? 'IPv4' : 'IPv6';
+    const share = bits === 0 ? `every ${family} address` : `1/${2 ** bits} of all ${family} addresses`;
     return [
       `access.networks holds ${text}, ${share}: whoever reaches the listener relays without a login, and gets mail signed for your domains (an open relay); list your own networks, and let other clients log in (access.users)`,
     ];

@@ -69,11 +69,12 @@ export function parseConfig(text: string, source: string): Config {
 function validate(raw: unknown, source: string): Config {
   const result = configSchema.safeParse(raw);
   if (result.success) return result.data;
-  const [issue, ...others] = result.error.issues;
+  const issue = result.error.issues[0]!;
+  const others = result.error.issues.length - 1;
   // Rules in rules.ts carry their own way to mend the value.
-  const hint = issue!.code === 'custom' && typeof issue!.params?.hint === 'string' ? issue!.params.hint : 'see config/dkim-relay.example.yaml for every key';
-  const more = others.length > 0 ? ` (and ${others.length} more problem${others.length === 1 ? '' : 's'} after it)` : '';
-  throw new UserError(`${source}: ${describeIssue(issue!, raw)}${more}`, hint);
+  const hint = issue.code === 'custom' && typeof issue.params?.hint === 'string' ? issue.params.hint : 'see config/dkim-relay.example.yaml for every key';
+  const more = others > 0 ? ` (and ${others} more problem${others === 1 ? '' : 's'} after it)` : '';
+  throw new UserError(`${source}: ${describeIssue(issue, raw)}${more}`, hint);
 }
 
 const TYPE_NAMES: Partial<Record<string, string>> = { number: 'a number', string: 'text', boolean: 'true or false', array: 'a list', object: 'a map of keys' };

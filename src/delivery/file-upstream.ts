@@ -52,8 +52,9 @@ export class FileUpstream implements Upstream {
       }
       await rename(tmp, join(this.dir, `${id}.eml`));
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (typeof code !== 'string' || !code.startsWith('E')) throw err; // not the file system's: a bug
+      const { code, syscall } = err as NodeJS.ErrnoException;
+      // Only a system call's failure is the folder's; anything else (Node.js's own ERR_… codes included) is a bug.
+      if (syscall === undefined || code === undefined) throw err;
       await rm(tmp, { force: true }).catch(() => {});
       // The folder is this upstream's mailbox: why it cannot take the message is its reply, for queue show and the log.
       const full = code === 'ENOSPC' || code === 'EDQUOT';
